@@ -1,0 +1,256 @@
+// Route-match benchmark (`npm run bench:match`, `--json` for machine-readable output).
+//
+// Over the generated corpus (test/helpers/corpus.ts), in ns per lookup (median round):
+//   a. the gate: canonicalize('/api/v4' + path) then router.match, on the whole corpus;
+//   b. raw find-my-way on the catalog routes it can hold as-is (no globs, optional groups or
+//      literal suffixes), on the paths generated from those routes' plain variants, and the
+//      gate on exactly those paths;
+//   c. a linear scan of one anchored RegExp per route variant, first match wins (no
+//      canonicalization: the path is already canonical);
+//   d. scale: the catalog repeated under ten prefixes (/t0 ... /t9), gate and linear scan.
+
+import FindMyWay from 'find-my-way'
+import { loadCatalog } from '../src/catalog/load.ts'
+import type { CatalogRoute } from '../src/catalog/types.ts'
+import { canonicalize } from '../src/routing/canonical.ts'
+import { Router } from '../src/routing/router.ts'
+import { generateCorpus, type CorpusEntry } from '../test/helpers/corpus.ts'
+import { oracleVariants } from '../test/helpers/oracle.ts'
+
+const JSON_OUTPUT = process.argv.includes('--json')
+const WARMUP_ROUNDS = 2
+const ROUNDS = 9
+
+interface Lookup { method: string, path: string, target: string }
+
+const toLookups = (entries: ReadonlyArray<{ method: string, path: string }>): Lookup[] =>
+  entries.map(e => ({ method: e.method, path: e.path, target: '/api/v4' + e.path }))
+
+// Results are folded into a sink so no lookup can be optimized away.
+let sink = 0
+
+// ---------------------------------------------------------------------------------------------
+// Matchers
+
+function gateRunner (router: Router, lookups: readonly Lookup[]): () => void {
+  return () => {
+    let hits = 0
+    for (let i = 0; i < lookups.length; i++) {
+      const l = lookups[i]!
+      const c = canonicalize(l.method, l.target)
+      if (c.kind === 'api' && router.match(c.method, c.apiPath) !== null) hits++
+    }
+    sink += hits
+  }
+}
+
+function routerOnlyRunner (router: Router, lookups: readonly Lookup[]): () => void {
+  return () => {
+    let hits = 0
+    for (let i = 0; i < lookups.length; i++) {
+      const l = lookups[i]!
+      if (router.match(l.method, l.path) !== null) hits++
+    }
+    sink += hits
+  }
+}
+
+const ROUTER_OPTIONS = { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1 << 20 }
+
+/** Patterns find-my-way can register as written: no glob, optional group or literal after a parameter. */
+function fmwCompatible (route: CatalogRoute): boolean {
+  return !/[*()]/.test(route.pattern) && !/:[a-z0-9_]+\./.test(route.pattern)
+}
+
+function rawFindMyWay (routes: readonly CatalogRoute[]): { fmw: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, renamed: number } {
+  const fmw = FindMyWay(ROUTER_OPTIONS)
+  const noop = (): void => {}
+  let renamed = 0
+  for (const route of routes) {
+    const method = route.method as FindMyWay.HTTPMethod
+    try {
+      fmw.on(method, route.pattern, noop)
+    } catch {
+      // Different parameter names at the same position: name them by position instead.
+      let slot = 0
+      fmw.on(method, route.pattern.replace(/:[a-z0-9_]+/g, () => `:p${slot++}`), noop)
+      renamed++
+    }
+  }
+  return { fmw, renamed }
+}
+
+function fmwRunner (fmw: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, lookups: readonly Lookup[]): () => void {
+  return () => {
+    let hits = 0
+    for (let i = 0; i < lookups.length; i++) {
+      const l = lookups[i]!
+      if (fmw.find(l.method as FindMyWay.HTTPMethod, l.path) !== null) hits++
+    }
+    sink += hits
+  }
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** One anchored RegExp per route variant, grouped by method, in catalog and variant order. */
+function linearTable (routes: readonly CatalogRoute[]): Map<string, RegExp[]> {
+  const table = new Map<string, RegExp[]>()
+  for (const route of routes) {
+    for (const variant of oracleVariants(route.pattern)) {
+      const body = variant.tokens.map(t =>
+        t.kind === 'static'
+          ? escapeRegExp(t.text)
+          : t.kind === 'param'
+            ? (t.dots ? '([^/]+)' : '([^/.]+)') + escapeRegExp(t.suffix)
+            : escapeRegExp(t.prefix) + '(.+?)').join('/')
+      if (!table.has(route.method)) table.set(route.method, [])
+      table.get(route.method)!.push(new RegExp(`^/${body}$`))
+    }
+  }
+  return table
+}
+
+function linearRunner (table: Map<string, RegExp[]>, lookups: readonly Lookup[]): () => void {
+  const none: RegExp[] = []
+  return () => {
+    let hits = 0
+    for (let i = 0; i < lookups.length; i++) {
+      const l = lookups[i]!
+      const list = table.get(l.method) ?? none
+      for (let j = 0; j < list.length; j++) {
+        if (list[j]!.exec(l.path) !== null) { hits++; break }
+      }
+    }
+    sink += hits
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing: rounds of all benchmarks are interleaved, so drift (thermal, GC, other load) hits
+// each one alike; the median round is reported.
+
+interface Bench { name: string, lookups: number, run: () => void, samples: number[] }
+
+function measureAll (benches: Bench[]): void {
+  for (let r = 0; r < WARMUP_ROUNDS; r++) for (const b of benches) b.run()
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const b of benches) {
+      const start = process.hrtime.bigint()
+      b.run()
+      const elapsed = Number(process.hrtime.bigint() - start)
+      b.samples.push(elapsed / b.lookups)
+    }
+  }
+}
+
+function median (values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const started = process.hrtime.bigint()
+const routes = loadCatalog().routes
+const corpus: CorpusEntry[] = generateCorpus(routes)
+const router = Router.compile(routes)
+const all = toLookups(corpus)
+
+// b. find-my-way subset.
+const subsetRoutes = routes.filter(fmwCompatible)
+const subsetIds = new Set(subsetRoutes.map(r => r.id))
+const subset = toLookups(corpus.filter(e => e.kind === 'instance' && !e.format && subsetIds.has(e.routeId)))
+const { fmw, renamed } = rawFindMyWay(subsetRoutes)
+
+// c. linear scan.
+const linear = linearTable(routes)
+const variantCount = [...linear.values()].reduce((n, list) => n + list.length, 0)
+
+// d. scale: ten copies of the catalog under /t0 ... /t9, with distinct ids.
+const COPIES = 10
+const large: CatalogRoute[] = []
+for (let k = 0; k < COPIES; k++) {
+  for (const route of routes) large.push({ ...route, id: `t${k}_${route.id}`, pattern: `/t${k}${route.pattern}` })
+}
+const compileStart = process.hrtime.bigint()
+const largeRouter = Router.compile(large)
+const largeCompileMs = Number(process.hrtime.bigint() - compileStart) / 1e6
+const largeLinear = linearTable(large)
+// Every corpus path under every prefix (the gate) ...
+const largeAll = toLookups(corpus.flatMap(e => Array.from({ length: COPIES }, (_, k) => ({ method: e.method, path: `/t${k}${e.path}` }))))
+// ... and each corpus path once, under prefix t(i mod 10): same paths, same count and order as the
+// real corpus, so large/real compares like with like (the x10 corpus looks every path up ten
+// times in a row, which flatters caches).
+const prefixed = toLookups(corpus.map((e, i) => ({ method: e.method, path: `/t${i % COPIES}${e.path}` })))
+// The linear scan of the x10 catalog costs ~0.1 ms per lookup: it runs on every third path only,
+// and so does the linear baseline it is compared with.
+const linearSample = toLookups(corpus.filter((_, i) => i % 3 === 0))
+const linearSampleLarge = toLookups(corpus.filter((_, i) => i % 3 === 0).map((e, j) => ({ method: e.method, path: `/t${j % COPIES}${e.path}` })))
+
+const benches: Bench[] = []
+const bench = (name: string, lookups: readonly Lookup[], run: () => void): Bench => {
+  const b = { name, lookups: lookups.length, run, samples: [] }
+  benches.push(b)
+  return b
+}
+const gate = bench('gate: canonicalize + match, corpus', all, gateRunner(router, all))
+bench('  router.match only, corpus', all, routerOnlyRunner(router, all))
+const gateSubset = bench('gate: canonicalize + match, fmw subset', subset, gateRunner(router, subset))
+bench('  router.match only, fmw subset', subset, routerOnlyRunner(router, subset))
+const raw = bench('raw find-my-way, fmw subset', subset, fmwRunner(fmw, subset))
+const lin = bench('linear RegExp scan, corpus', all, linearRunner(linear, all))
+const linSample = bench('linear RegExp scan, 1/3 corpus', linearSample, linearRunner(linear, linearSample))
+const gateLarge = bench('gate, x10 catalog, x10 corpus', largeAll, gateRunner(largeRouter, largeAll))
+const gatePrefixed = bench('gate, x10 catalog, prefixed corpus', prefixed, gateRunner(largeRouter, prefixed))
+const linLarge = bench('linear, x10 catalog, prefixed 1/3 corpus', linearSampleLarge, linearRunner(largeLinear, linearSampleLarge))
+
+measureAll(benches)
+
+const ns = (b: Bench): number => median(b.samples)
+const ratios = {
+  gateOverRawFmwSubset: { value: ns(gateSubset) / ns(raw), target: '<= 1.5' },
+  gateOverLinear: { value: ns(gate) / ns(lin), target: '< 1' },
+  gateLargeOverReal: { value: ns(gatePrefixed) / ns(gate), target: '<= 1.5' },
+  gateLargeX10CorpusOverReal: { value: ns(gateLarge) / ns(gate), target: '(info)' },
+  linearLargeOverReal: { value: ns(linLarge) / ns(linSample), target: '>= 10 (expected)' }
+}
+const totalSeconds = Number(process.hrtime.bigint() - started) / 1e9
+
+const result = {
+  node: process.version,
+  rounds: ROUNDS,
+  warmupRounds: WARMUP_ROUNDS,
+  catalog: { routes: routes.length, variants: variantCount, fmwSubsetRoutes: subsetRoutes.length, fmwRenamed: renamed, largeRoutes: large.length, largeCompileMs },
+  corpus: { entries: corpus.length, fmwSubset: subset.length, x10: largeAll.length, prefixed: prefixed.length, linearSample: linearSample.length },
+  results: benches.map(b => ({ name: b.name.trim(), lookups: b.lookups, nsPerLookup: ns(b), minNs: Math.min(...b.samples), maxNs: Math.max(...b.samples) })),
+  ratios: Object.fromEntries(Object.entries(ratios).map(([k, r]) => [k, { value: Number(r.value.toFixed(3)), target: r.target }])),
+  totalSeconds: Number(totalSeconds.toFixed(1)),
+  sink
+}
+
+if (JSON_OUTPUT) {
+  console.log(JSON.stringify(result, null, 2))
+} else {
+  const pad = (s: string, n: number): string => s.padEnd(n)
+  const num = (x: number): string => x.toFixed(1).padStart(10)
+  console.log(`node ${process.version}; ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up, median round reported`)
+  console.log(`catalog: ${routes.length} routes, ${variantCount} variants; find-my-way subset ${subsetRoutes.length} routes` +
+    ` (${renamed} renamed positionally); x10 catalog ${large.length} routes (compiled in ${largeCompileMs.toFixed(0)} ms)`)
+  console.log(`corpus: ${corpus.length} paths; fmw subset ${subset.length}; x10 corpus ${largeAll.length}; prefixed corpus ${prefixed.length}; linear sample ${linearSample.length}`)
+  console.log('')
+  console.log(`${pad('benchmark', 44)} ${'lookups'.padStart(8)} ${'ns/lookup'.padStart(10)}`)
+  for (const b of benches) console.log(`${pad(b.name, 44)} ${String(b.lookups).padStart(8)} ${num(ns(b))}`)
+  console.log('')
+  console.log(`${pad('ratio', 44)} ${'value'.padStart(8)}  target`)
+  const row = (name: string, r: { value: number, target: string }): void =>
+    console.log(`${pad(name, 44)} ${r.value.toFixed(2).padStart(8)}  ${r.target}`)
+  row('gate / raw find-my-way (fmw subset)', ratios.gateOverRawFmwSubset)
+  row('gate / linear scan (real catalog)', ratios.gateOverLinear)
+  row('gate x10 / real (prefixed corpus)', ratios.gateLargeOverReal)
+  row('gate x10 / real (x10 corpus)', ratios.gateLargeX10CorpusOverReal)
+  row('linear x10 / real (prefixed 1/3 corpus)', ratios.linearLargeOverReal)
+  console.log('')
+  console.log(`total ${totalSeconds.toFixed(1)} s (checksum ${sink})`)
+}

@@ -1,0 +1,53 @@
+// The endpoint catalog: every GitLab API route that accepts CI/CD job tokens, with the
+// fine-grained policies it needs. Data lives in catalog/*.json; this is its shape.
+
+export const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+export type Method = typeof METHODS[number]
+
+/**
+ * Where the accessed project (the one whose allowlist decides) comes from:
+ * - `project`: the `:id` of a `/projects/:id/...` route (numeric id or URL-encoded full path);
+ * - `group`: a `/groups/:id/-/...` or `/group/:id/-/...` route: the project is found from the
+ *   resource after routing, not from the URL;
+ * - `job`: `/jobs/:id/...`: the project that owns job `:id`;
+ * - `token_job`: `/job...`: the token's own job, always self access;
+ * - `instance`: instance-wide routes (`/packages/...`): found from the resource after routing.
+ */
+export type AccessedProjectSource = 'project' | 'group' | 'job' | 'token_job' | 'instance'
+
+export interface CatalogRoute {
+  /** Stable identifier, derived from method and pattern; used in logs, metrics and lint output. */
+  readonly id: string
+  readonly method: Method
+  /** The GitLab pattern exactly as the docs write it. */
+  readonly pattern: string
+  /** Lower-case policy names; all are required. Empty when `skipPolicies`. */
+  readonly policies: readonly string[]
+  /** The docs' "Unavailable endpoints": accepts job tokens, cannot be assigned policies. */
+  readonly skipPolicies: boolean
+  readonly resource: string
+  readonly title: string
+  readonly accessedProject: AccessedProjectSource
+}
+
+export interface PolicyDef {
+  readonly name: string
+  readonly resource: string
+  readonly access: 'read' | 'admin'
+  /** For admin policies: the read policy it implies (GitLab expands admin_X with read_X). */
+  readonly implies?: string
+}
+
+export interface PolicyList {
+  readonly policies: readonly PolicyDef[]
+  /** Names GitLab no longer accepts; the catalog and configuration refuse them. */
+  readonly deprecated: readonly string[]
+}
+
+export interface Catalog {
+  /** Content hash of the routes, to tell catalogs apart in metrics and logs. */
+  readonly version: string
+  readonly sources: readonly string[]
+  readonly routes: readonly CatalogRoute[]
+  readonly policies: PolicyList
+}

@@ -1,0 +1,58 @@
+// One table of every deny or failure the gate can answer with: a stable code (the log field,
+// the metric label and the response `code`), an HTTP status and a public message.
+// Messages never carry a token or an internal cause.
+
+export interface ErrorDef {
+  readonly status: number
+  readonly message: string
+}
+
+export const errors = {
+  // Job token scope decision and grants (src/policy/decide.ts, src/grants/). The 403 messages
+  // are built per request by decide() with GitLab's wording; these are the fallbacks.
+  NOT_ALLOWLISTED: { status: 403, message: 'Authentication by CI/CD job token not allowed to this project.' },
+  UNKNOWN_PROJECT: { status: 403, message: 'Authentication by CI/CD job token not allowed to this project.' },
+  NO_POLICIES_FOR_ENDPOINT: { status: 403, message: 'This action is unauthorized for CI/CD job tokens.' },
+  MISSING_POLICIES: { status: 403, message: '403 Forbidden - Insufficient permissions to access this resource.' },
+  GRANTS_STORE_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - job token scopes cannot be checked right now; try again later' },
+  GRANTS_INVALID: { status: 400, message: '400 Bad request - invalid job token scope settings' },
+  GRANTS_VERSION_CONFLICT: { status: 409, message: '409 Conflict - job token scope settings were changed by someone else; reload and retry' },
+  // Canonical path (src/routing/canonical.ts)
+  PATH_DOT_SEGMENT: { status: 400, message: '400 Bad request - path contains a dot segment' },
+  PATH_CONTROL_CHAR: { status: 400, message: '400 Bad request - path contains a control character' },
+  PATH_BACKSLASH: { status: 400, message: '400 Bad request - path contains a backslash' },
+  PATH_BAD_ENCODING: { status: 400, message: '400 Bad request - path has invalid percent-encoding' },
+  PATH_BAD_CHAR: { status: 400, message: '400 Bad request - path contains a character not allowed in a URI' },
+  PATH_TOO_LONG: { status: 400, message: '400 Bad request - path is too long' },
+  SEGMENT_TOO_LONG: { status: 400, message: '400 Bad request - path segment is too long' },
+  PATH_NOT_ABSOLUTE: { status: 400, message: '400 Bad request - request target must be an absolute path' },
+  // Credentials and job identity (src/identity/). Token failures answer GitLab's own
+  // "401 Unauthorized"; the code names the reason. Never echo the token.
+  CREDENTIAL_AMBIGUOUS: { status: 401, message: '401 Unauthorized - more than one credential in the request; send exactly one' },
+  TOKEN_UNKNOWN: { status: 401, message: '401 Unauthorized' },
+  TOKEN_MALFORMED: { status: 401, message: '401 Unauthorized' },
+  TOKEN_TOO_LONG: { status: 401, message: '401 Unauthorized' },
+  TOKEN_EXPIRED: { status: 401, message: '401 Unauthorized' },
+  TOKEN_NOT_YET_VALID: { status: 401, message: '401 Unauthorized' },
+  TOKEN_ALG_NOT_ALLOWED: { status: 401, message: '401 Unauthorized' },
+  TOKEN_BAD_SIGNATURE: { status: 401, message: '401 Unauthorized' },
+  TOKEN_WRONG_ISSUER: { status: 401, message: '401 Unauthorized' },
+  TOKEN_WRONG_AUDIENCE: { status: 401, message: '401 Unauthorized' },
+  TOKEN_CLAIMS_INVALID: { status: 401, message: '401 Unauthorized' },
+  TOKEN_JOB_NOT_RUNNING: { status: 401, message: '401 Unauthorized' },
+  IDENTITY_UPSTREAM_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the job token cannot be verified right now; try again later' },
+  IDENTITY_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the job token could not be verified' },
+  BODY_TOO_LARGE_TO_INSPECT: { status: 413, message: '413 Request Entity Too Large - the request body is too large to inspect for credentials' },
+  BODY_NOT_PARSEABLE: { status: 400, message: '400 Bad request - the request body could not be parsed to inspect it for credentials' },
+  BODY_ENCODING_NOT_INSPECTABLE: { status: 415, message: '415 Unsupported Media Type - an encoded (compressed) request body cannot be inspected for credentials' },
+  MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
+  MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
+  MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send the job token in the JOB-TOKEN header' }
+} as const satisfies Record<string, ErrorDef>
+
+export type ErrorCode = keyof typeof errors
+
+/** The JSON body GitLab's API answers with, plus the gate's stable code. */
+export function errorBody (code: ErrorCode, message: string = errors[code].message): { message: string, code: ErrorCode } {
+  return { message, code }
+}

@@ -1,0 +1,46 @@
+// Which project a matched request touches, as far as the URL tells (gitlab-semantics.md §3).
+
+import type { RouteMatch } from './router.ts'
+
+export type AccessedProject =
+  /** `/projects/:id/...` with a numeric id (`0042` is 42, as Grape reads `/^-?\d+$/`). */
+  | { readonly kind: 'project_id', readonly id: number }
+  /** `/projects/:id/...` with a URL-encoded full path, matched case-insensitively by GitLab. */
+  | { readonly kind: 'project_path', readonly path: string }
+  /** `/jobs/:id/...`: the project that owns the job. */
+  | { readonly kind: 'job', readonly jobId: number }
+  /** The token's own job (`/job`): always self access. */
+  | { readonly kind: 'token_job' }
+  /** Group and instance routes: the project is only known from the resource, after routing. */
+  | { readonly kind: 'unknown', readonly scope: 'group' | 'instance', readonly group?: string }
+
+const INTEGER = /^-?\d+$/
+
+export function accessedProject (match: RouteMatch): AccessedProject {
+  const id = match.params.id ?? ''
+  switch (match.route.accessedProject) {
+    case 'project':
+      return INTEGER.test(id) ? { kind: 'project_id', id: Number(id) } : { kind: 'project_path', path: id }
+    case 'job':
+      // The router only matches digits here (`:id` of /jobs takes no '.'), but a non-number is never a job.
+      return INTEGER.test(id) ? { kind: 'job', jobId: Number(id) } : { kind: 'unknown', scope: 'instance' }
+    case 'token_job':
+      return { kind: 'token_job' }
+    case 'group':
+      return { kind: 'unknown', scope: 'group', group: id }
+    case 'instance':
+      return { kind: 'unknown', scope: 'instance' }
+  }
+}
+
+export function describeAccessedProject (accessed: AccessedProject): string {
+  switch (accessed.kind) {
+    case 'project_id': return `project #${accessed.id}, from the :id path parameter`
+    case 'project_path': return `project "${accessed.path}", from the :id path parameter (a full path, resolved to an id)`
+    case 'job': return `the project of job #${accessed.jobId}, from the :id path parameter`
+    case 'token_job': return "the token's own job (self access)"
+    case 'unknown': return accessed.scope === 'group'
+      ? `not in the URL: a package of group "${accessed.group ?? ''}", found by GitLab after routing`
+      : 'not in the URL: an instance-level route, found by GitLab from the resource after routing'
+  }
+}

@@ -1,0 +1,263 @@
+// The compiled route trie: method + canonical API path → catalog entry, parameters, policies.
+//
+// find-my-way holds every route as far as it can express it: whole static segments and
+// whole-segment parameters. Where a GitLab pattern goes on with something it cannot express
+// (a glob in the middle, a literal after a parameter, a glob glued to a literal), the route is
+// registered as that prefix plus a find-my-way wildcard, and a small matcher over the
+// remaining segments finishes the job. Lookup cost is one trie walk plus the few leaf
+// matchers registered under the node it reaches, whatever the catalog's size.
+//
+// Precedence (see pattern.ts): static before parameter before glob, segment by segment. That
+// is find-my-way's own order, so its first answer is right except where (a) its answer's leaf
+// matchers all fail (it cannot backtrack into them), or (b) a route whose leaf starts with a
+// `:param.suffix` competes with a plain parameter at the same segment. Both are settled at
+// compile time: each trie node keeps the few other routes that can match paths reaching it.
+
+import FindMyWay from 'find-my-way'
+import type { CatalogRoute } from '../catalog/types.ts'
+import { decodeParam } from './canonical.ts'
+import { commonPath } from './overlap.ts'
+import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from './pattern.ts'
+
+export interface RouteMatch {
+  readonly route: CatalogRoute
+  /** Parameters decoded exactly once (`group%2Fapp` → `group/app`); a null-prototype object. */
+  readonly params: Readonly<Record<string, string>>
+  /** The request named the `.json` format, which Grape strips before the last parameter. */
+  readonly format: boolean
+}
+
+interface CompiledVariant {
+  readonly route: CatalogRoute
+  readonly tokens: readonly Token[]
+  readonly format: boolean
+  /** Position in catalog order: the tie-break between equal precedence keys. */
+  readonly order: number
+  /** Tokens find-my-way matches (static and plain whole-segment parameters). */
+  readonly trieLength: number
+  /** find-my-way's path shape, parameters unnamed: variants with equal shapes share a node. */
+  readonly trieKey: string
+  /** find-my-way's registered path, with this variant's parameter names. */
+  readonly triePath: string
+  /** Names of the trie parameters that must not contain '.' (Grape integer ids). */
+  readonly noDots: readonly string[]
+  /** The variant is fully expressed by find-my-way. */
+  readonly exact: boolean
+  /** Smallest number of segments tokens[i..] can match. */
+  readonly minSegments: readonly number[]
+}
+
+interface TrieNode {
+  readonly own: CompiledVariant[]
+  /** `own` and the other variants that may beat it on the same path (case b above). */
+  readonly contenders: CompiledVariant[]
+  /** Every other variant that can match a path reaching this node (case a above). */
+  readonly fallback: CompiledVariant[]
+  /** Fast path: one exact variant and no competitor. */
+  single: CompiledVariant | null
+}
+
+function isTrieToken (token: Token): boolean {
+  return token.kind === 'static' || (token.kind === 'param' && token.suffix === '')
+}
+
+function compileVariant (route: CatalogRoute, variant: Variant, order: number): CompiledVariant {
+  const { tokens } = variant
+  let trieLength = 0
+  while (trieLength < tokens.length && isTrieToken(tokens[trieLength]!)) trieLength++
+  const exact = trieLength === tokens.length
+  const trieTokens = tokens.slice(0, trieLength)
+  const join = (parts: string[]): string => '/' + parts.join('/') + (exact ? '' : (parts.length > 0 ? '/*' : '*'))
+  const trieKey = join(trieTokens.map(t => t.kind === 'static' ? t.value : ':'))
+  const triePath = join(trieTokens.map(t => t.kind === 'static' ? t.value : `:${t.name}`))
+  const noDots = trieTokens.flatMap(t => t.kind === 'param' && !t.dots ? [t.name] : [])
+  const minSegments = new Array<number>(tokens.length + 1).fill(0)
+  for (let i = tokens.length - 1; i >= 0; i--) minSegments[i] = minSegments[i + 1]! + 1
+  return { route, tokens, format: variant.format, order, trieLength, trieKey, triePath, noDots, exact, minSegments }
+}
+
+/** The paths find-my-way sends to a node, as tokens: its key with any segment for parameters and wildcard. */
+function trieSpace (variant: CompiledVariant): Token[] {
+  const space: Token[] = variant.tokens.slice(0, variant.trieLength).map(t =>
+    t.kind === 'static' ? t : { kind: 'param', name: 'p', dots: true, suffix: '' })
+  if (!variant.exact) space.push({ kind: 'glob', name: 'rest', prefix: '' })
+  return space
+}
+
+/**
+ * Whether find-my-way's choice of `node` over `other` on a path both match is certain to agree
+ * with the precedence key. The first segment where their trie keys differ decides: there
+ * find-my-way tried static, then parameter, then wildcard, the key's own order, except where
+ * `node` has a parameter and `other` a wildcard whose route goes on with a parameter
+ * (`:v.mod`): the key ranks those equal and later segments decide.
+ */
+function trieOrderDecides (node: CompiledVariant, other: CompiledVariant): boolean {
+  for (let i = 0; ; i++) {
+    const a = i < node.trieLength ? node.tokens[i]! : null
+    const b = i < other.trieLength ? other.tokens[i]! : null
+    // One key ends here. If it is exact, the two cannot match the same path; if `node` goes
+    // on with a wildcard while `other` has a segment token, find-my-way would have answered
+    // `other`; if `other` goes on with a wildcard, `node`'s segment token was tried first.
+    if (a === null || b === null) {
+      if (b === null && a !== null && !other.exact) return a.kind === 'static' || other.tokens[i]!.kind === 'glob'
+      return true
+    }
+    if (a.kind === b.kind && (a.kind !== 'static' || a.value === (b as typeof a).value)) continue
+    // Two statics cannot both match; a static against a parameter was tried first by
+    // find-my-way and ranks first in the key, whichever side it is on.
+    return true
+  }
+}
+
+export class Router {
+  private readonly trie: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
+  readonly routes: readonly CatalogRoute[]
+
+  private constructor (routes: readonly CatalogRoute[]) {
+    this.routes = routes
+    this.trie = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1 << 20 })
+    const variants: CompiledVariant[] = []
+    routes.forEach(route => {
+      for (const variant of parsePattern(route.pattern)) variants.push(compileVariant(route, variant, variants.length))
+    })
+    const nodes = new Map<string, TrieNode>()
+    for (const variant of variants) {
+      const key = `${variant.route.method} ${variant.trieKey}`
+      let node = nodes.get(key)
+      if (node === undefined) {
+        node = { own: [], contenders: [], fallback: [], single: null }
+        nodes.set(key, node)
+        this.trie.on(variant.route.method, variant.triePath, noop, node)
+      }
+      node.own.push(variant)
+    }
+    for (const node of nodes.values()) {
+      const head = node.own[0]!
+      const space = trieSpace(head)
+      for (const other of variants) {
+        if (other.route.method !== head.route.method || node.own.includes(other)) continue
+        if (commonPath(space, other.tokens) === null) continue
+        node.fallback.push(other)
+        if (!trieOrderDecides(head, other) && node.own.some(own => commonPath(own.tokens, other.tokens) !== null)) node.contenders.push(other)
+      }
+      const competitors = node.contenders.splice(0)
+      node.contenders.push(...(competitors.length === 0 ? [] : node.own), ...competitors)
+      node.single = node.own.length === 1 && head.exact && competitors.length === 0 ? head : null
+    }
+  }
+
+  static compile (routes: readonly CatalogRoute[]): Router {
+    return new Router(routes)
+  }
+
+  /**
+   * Hot path: runs on every API request. `method` is the routing method (HEAD already GET)
+   * and `apiPath` the canonical path after `/api/v4`. The common case is one find-my-way walk
+   * and, for an exact node, a check that integer parameters hold no '.'; no path split.
+   */
+  match (method: string, apiPath: string): RouteMatch | null {
+    const found = this.trie.find(method as FindMyWay.HTTPMethod, apiPath)
+    if (found === null) return null
+    const node = found.store as TrieNode
+    const single = node.single
+    if (single !== null) {
+      // The node was registered with this variant's names, so find-my-way's params (decoded
+      // once, a fresh object per call) are the answer as they are.
+      const params = found.params as Record<string, string>
+      const noDots = single.noDots
+      for (let i = 0; i < noDots.length; i++) {
+        if (params[noDots[i]!]!.includes('.')) return this.best(node.fallback, splitSegments(apiPath))
+      }
+      return { route: single.route, params, format: single.format }
+    }
+    const segments = splitSegments(apiPath)
+    const own = this.best(node.own, segments)
+    if (own === null) return this.best(node.fallback, segments)
+    return node.contenders.length === 0 ? own : this.best(node.contenders, segments)
+  }
+
+  /** Of several candidates, the match with the smallest precedence key; catalog order breaks ties. */
+  private best (candidates: readonly CompiledVariant[], segments: readonly string[]): RouteMatch | null {
+    let bestVariant: CompiledVariant | null = null
+    let bestEnds: Int32Array | null = null
+    let bestKey = ''
+    for (const variant of candidates) {
+      const ends = matchSegments(variant, segments)
+      if (ends === null) continue
+      if (candidates.length === 1) return toMatch(variant, segments, ends)
+      const key = precedenceKey(variant, ends)
+      if (bestVariant === null || key < bestKey || (key === bestKey && variant.order < bestVariant.order)) {
+        bestVariant = variant
+        bestEnds = ends
+        bestKey = key
+      }
+    }
+    return bestVariant === null ? null : toMatch(bestVariant, segments, bestEnds!)
+  }
+}
+
+function noop (): void {}
+
+function splitSegments (apiPath: string): string[] {
+  return apiPath.length <= 1 ? [] : apiPath.slice(1).split('/')
+}
+
+/**
+ * Matches a variant against all segments; returns, per token, the index after its last
+ * segment, or null. Globs try the fewest segments first (Mustermann's lazy `.*?`).
+ */
+function matchSegments (variant: CompiledVariant, segments: readonly string[]): Int32Array | null {
+  if (segments.length < variant.minSegments[0]!) return null
+  const ends = new Int32Array(variant.tokens.length)
+  return step(variant, segments, 0, 0, ends) ? ends : null
+}
+
+function step (variant: CompiledVariant, segments: readonly string[], ti: number, si: number, ends: Int32Array): boolean {
+  const { tokens } = variant
+  if (ti === tokens.length) return si === segments.length
+  if (si >= segments.length) return false
+  const token = tokens[ti]!
+  const segment = segments[si]!
+  if (token.kind === 'static') {
+    if (segment !== token.value) return false
+  } else if (token.kind === 'param') {
+    if (!paramAccepts(token, segment)) return false
+  } else {
+    if (!globOpens(token, segment)) return false
+    const last = segments.length - variant.minSegments[ti + 1]!
+    for (let end = si + 1; end <= last; end++) {
+      ends[ti] = end
+      if (step(variant, segments, ti + 1, end, ends)) return true
+    }
+    return false
+  }
+  ends[ti] = si + 1
+  return step(variant, segments, ti + 1, si + 1, ends)
+}
+
+function precedenceKey (variant: CompiledVariant, ends: Int32Array): string {
+  let key = ''
+  let start = 0
+  variant.tokens.forEach((token, i) => {
+    key += String(RANK[token.kind]).repeat(ends[i]! - start)
+    start = ends[i]!
+  })
+  return key
+}
+
+function toMatch (variant: CompiledVariant, segments: readonly string[], ends: Int32Array): RouteMatch {
+  // Null prototype, like find-my-way's params on the fast path.
+  const params: Record<string, string> = Object.create(null) as Record<string, string>
+  let start = 0
+  variant.tokens.forEach((token, i) => {
+    const end = ends[i]!
+    if (token.kind === 'param') {
+      const segment = segments[start]!
+      params[token.name] = decodeParam(segment.slice(0, segment.length - token.suffix.length))
+    } else if (token.kind === 'glob') {
+      params[token.name] = decodeParam(segments.slice(start, end).join('/').slice(token.prefix.length))
+    }
+    start = end
+  })
+  return { route: variant.route, params, format: variant.format }
+}

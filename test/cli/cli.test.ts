@@ -1,0 +1,84 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from '../../src/cli/main.ts'
+import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
+
+async function cli (...argv: string[]): Promise<{ code: number, out: string, err: string }> {
+  let out = ''
+  let err = ''
+  const code = await runCli(argv, { out: t => { out += t }, err: t => { err += t } })
+  return { code, out, err }
+}
+
+test('explain prints canonical path, route, parameters, policies and the accessed project', async () => {
+  const { code, out } = await cli('explain', 'GET', '/api/v4/projects/my-group%2Fapp/packages/npm/@acme%2fcli/-/@acme/cli-1.0.0.tgz')
+  assert.equal(code, 0)
+  assert.match(out, /^canonical path +\/api\/v4\/projects\/my-group%2Fapp\/packages\/npm\/@acme%2fcli\/-\/@acme\/cli-1\.0\.0\.tgz$/m)
+  assert.match(out, /^route +get_projects_id_packages_npm_package_name_file_name$/m)
+  assert.match(out, /^pattern +GET \/projects\/:id\/packages\/npm\/\*package_name\/-\/\*file_name$/m)
+  assert.match(out, /^params +id="my-group\/app" package_name="@acme\/cli" file_name="@acme\/cli-1\.0\.0\.tgz"$/m)
+  assert.match(out, /^policies +read_packages$/m)
+  assert.match(out, /^accessed project +project "my-group\/app"/m)
+})
+
+test('explain --json', async () => {
+  const { code, out } = await cli('explain', '--json', 'HEAD', '/api/v4/projects/0042/deployments.json')
+  assert.equal(code, 0)
+  const json = JSON.parse(out)
+  assert.equal(json.result, 'matched')
+  assert.equal(json.method, 'GET')
+  assert.equal(json.routeId, 'get_projects_id_deployments')
+  assert.equal(json.format, true)
+  assert.deepEqual(json.policies, ['read_deployments'])
+  assert.deepEqual(json.accessedProject, { kind: 'project_id', id: 42 })
+})
+
+test('explain says why a path is rejected, not an API path, or has no route', async () => {
+  const rejected = await cli('explain', 'GET', '/api/v4/projects/1/%2e%2e/secrets')
+  assert.equal(rejected.code, 1)
+  assert.match(rejected.out, /^rejected \(PATH_DOT_SEGMENT\): /)
+  const other = await cli('explain', 'GET', '/group/project.git/info/refs')
+  assert.equal(other.code, 1)
+  assert.match(other.out, /not an API path/)
+  const none = await cli('explain', '--json', 'GET', '/api/v4/projects/1/variables')
+  assert.equal(none.code, 1)
+  assert.equal(JSON.parse(none.out).result, 'no_route')
+  const root = await cli('explain', '--relative-url-root', '/gitlab', 'GET', '/gitlab/api/v4/job')
+  assert.equal(root.code, 0)
+  assert.match(root.out, /^route +get_job$/m)
+})
+
+test('catalog import writes what is committed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'import-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const output = join(dir, 'routes.json')
+  const pages = ['en', 'ja'].map(l => join(DEFAULT_CATALOG_DIR, 'sources', `fine-grained-permissions.${l}.md`))
+  const { code } = await cli('catalog', 'import', '-o', output, ...pages)
+  assert.equal(code, 0)
+  assert.equal(readFileSync(output, 'utf8'), readFileSync(join(DEFAULT_CATALOG_DIR, 'routes.json'), 'utf8'))
+  const missing = await cli('catalog', 'import', join(dir, 'nope.md'))
+  assert.equal(missing.code, 2)
+  assert.match(missing.err, /ENOENT/)
+})
+
+test('a broken catalog directory stops the command with a message naming the file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'catalog-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const { code, err } = await cli('--catalog', dir, 'catalog', 'lint')
+  assert.equal(code, 2)
+  assert.match(err, /cannot read .*routes\.json/)
+})
+
+test('the installed bin runs: job-token-gate --help lists the subcommands', () => {
+  const bin = join(DEFAULT_CATALOG_DIR, '..', 'bin', 'job-token-gate.mjs')
+  const out = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' })
+  assert.match(out, /explain/)
+  assert.match(out, /catalog/)
+  const bad = spawnSync(process.execPath, [bin, 'explain', 'GET'], { encoding: 'utf8' })
+  assert.equal(bad.status, 1)
+  assert.match(bad.stderr, /missing required argument 'path'/)
+})
