@@ -1,0 +1,228 @@
+// The per-replica cache in front of the grants store: what every job-token request reads.
+//
+// - Fresh entries (younger than ttlMs) are answered from memory; unknown projects are cached
+//   too (negative entries), so a flood of requests for an unconfigured project is not a flood
+//   of store reads.
+// - Concurrent misses for one key share one store call (single flight).
+// - Every store write publishes an invalidation; the entry (and any path it names) is dropped
+//   when it arrives, and an in-flight read started before it is not cached. A `reset` (the
+//   subscription was lost and is back) flushes everything.
+// - Store down: an entry is served for at most staleWindowMs after it stopped being fresh; past
+//   that the read fails with GrantsStoreUnavailableError (503). Never an allow by default.
+
+import { LRUCache } from 'lru-cache'
+import { isFullPath, pathKey, type StoredGrants } from './model.ts'
+import { GrantsStoreUnavailableError } from './errors.ts'
+import type { GrantStore, InvalidationEvent } from './store.ts'
+
+export interface GrantCacheOptions {
+  readonly store: GrantStore
+  /** How long an answer is trusted without asking the store. Default 10 000. */
+  readonly ttlMs?: number
+  /** The same for "unknown project" and "unknown path". Default ttlMs. */
+  readonly negativeTtlMs?: number
+  /** How long past its TTL an entry may be served while the store fails. Default 30 000. */
+  readonly staleWindowMs?: number
+  /** A store read taking longer counts as a failure. Default 2000. */
+  readonly loadTimeoutMs?: number
+  /** Entries kept per kind (projects, paths). Default 10 000. */
+  readonly maxEntries?: number
+  /** Called for each invalidation with its lag (receiver's wall clock − writer's), for a histogram. */
+  readonly onInvalidation?: (lagMs: number) => void
+  /** Monotonic clock for ages (tests). Default performance.now. */
+  readonly now?: () => number
+  /** Wall clock for invalidation lag. Default Date.now. */
+  readonly wallClock?: () => number
+}
+
+export interface GrantCacheStats {
+  readonly hits: number
+  readonly negativeHits: number
+  readonly misses: number
+  readonly staleServed: number
+  readonly singleFlightWaits: number
+  readonly storeErrors: number
+  readonly failClosed: number
+  readonly invalidationsReceived: number
+  readonly resets: number
+  /** Lag of the last invalidation received, ms; -1 before the first. */
+  readonly lastInvalidationLagMs: number
+  readonly projectEntries: number
+  readonly pathEntries: number
+}
+
+export interface GrantCache {
+  /** The accessed project's grants, null when the store knows nothing of it. */
+  get (projectId: number): Promise<StoredGrants | null>
+  /** Full path → id (case-insensitive), null when unknown. */
+  resolvePath (path: string): Promise<number | null>
+  /** Drops one project (after a local write, for read-your-writes without waiting for the message). */
+  invalidate (projectId: number): void
+  flush (): void
+  stats (): GrantCacheStats
+  /** Stops listening to the store; does not close the store. */
+  close (): void
+}
+
+interface Entry<V> {
+  readonly value: V
+  readonly fetchedAt: number
+  readonly ttl: number
+}
+
+type Counters = { -readonly [K in keyof GrantCacheStats]: number }
+
+/** One keyed layer: freshness, single flight, stale-on-failure. Projects and paths each have one. */
+function createLayer<K extends number | string, V> (options: {
+  max: number
+  ttl: number
+  negativeTtl: number
+  staleWindow: number
+  loadTimeout: number
+  now: () => number
+  counters: Counters
+  isNegative: (value: V) => boolean
+  load: (key: K) => Promise<V>
+  describe: (key: K) => string
+}) {
+  const { counters, now } = options
+  const entries = new LRUCache<K, Entry<V>>({ max: options.max })
+  const inflight = new Map<K, Promise<V>>()
+
+  function fetch (key: K): Promise<V> {
+    const startedAt = now()
+    const flight: Promise<V> = withTimeout(options.load(key), options.loadTimeout).then(value => {
+      // Only the flight still registered may fill the cache: an invalidation during the read
+      // removed it, and its answer may predate the write.
+      if (inflight.get(key) === flight) {
+        inflight.delete(key)
+        entries.set(key, { value, fetchedAt: startedAt, ttl: options.isNegative(value) ? options.negativeTtl : options.ttl })
+      }
+      return value
+    }, (err: unknown) => {
+      if (inflight.get(key) === flight) inflight.delete(key)
+      throw err
+    })
+    inflight.set(key, flight)
+    return flight
+  }
+
+  return {
+    entries,
+    /** Hot path: one LRU lookup and a clock read when the entry is fresh. */
+    async get (key: K): Promise<V> {
+      const entry = entries.get(key)
+      if (entry !== undefined && now() - entry.fetchedAt < entry.ttl) {
+        counters.hits++
+        if (options.isNegative(entry.value)) counters.negativeHits++
+        return entry.value
+      }
+      counters.misses++
+      let flight = inflight.get(key)
+      if (flight !== undefined) counters.singleFlightWaits++
+      else flight = fetch(key)
+      try {
+        return await flight
+      } catch (err) {
+        counters.storeErrors++
+        // Read the entry again: an invalidation that arrived meanwhile removed it, and a
+        // revoked entry must not come back as "stale but acceptable".
+        const stale = entries.peek(key)
+        if (stale !== undefined && now() - stale.fetchedAt <= stale.ttl + options.staleWindow) {
+          counters.staleServed++
+          return stale.value
+        }
+        if (stale !== undefined) entries.delete(key)
+        counters.failClosed++
+        throw err instanceof GrantsStoreUnavailableError
+          ? err
+          : new GrantsStoreUnavailableError(`reading ${options.describe(key)}: ${(err as Error).message}`, { cause: err })
+      }
+    },
+    drop (key: K): void {
+      entries.delete(key)
+      inflight.delete(key)
+    },
+    clear (): void {
+      entries.clear()
+      inflight.clear()
+    }
+  }
+}
+
+function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new GrantsStoreUnavailableError(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+export function createGrantCache (options: GrantCacheOptions): GrantCache {
+  const { store } = options
+  const ttl = options.ttlMs ?? 10_000
+  const negativeTtl = options.negativeTtlMs ?? ttl
+  const staleWindow = options.staleWindowMs ?? 30_000
+  const loadTimeout = options.loadTimeoutMs ?? 2000
+  const max = options.maxEntries ?? 10_000
+  const now = options.now ?? (() => performance.now())
+  const wallClock = options.wallClock ?? Date.now
+  for (const [name, value] of Object.entries({ ttlMs: ttl, negativeTtlMs: negativeTtl, staleWindowMs: staleWindow, loadTimeoutMs: loadTimeout })) {
+    if (!Number.isFinite(value) || value < 0) throw new TypeError(`grant cache: ${name} must be a non-negative number`)
+  }
+  if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('grant cache: maxEntries must be a positive integer')
+
+  const counters: Counters = {
+    hits: 0, negativeHits: 0, misses: 0, staleServed: 0, singleFlightWaits: 0, storeErrors: 0, failClosed: 0,
+    invalidationsReceived: 0, resets: 0, lastInvalidationLagMs: -1, projectEntries: 0, pathEntries: 0
+  }
+  const common = { max, ttl, negativeTtl, staleWindow, loadTimeout, now, counters }
+  const projects = createLayer<number, StoredGrants | null>({
+    ...common,
+    isNegative: value => value === null,
+    load: id => store.get(id),
+    describe: id => `project ${id}`
+  })
+  const paths = createLayer<string, number | null>({
+    ...common,
+    isNegative: value => value === null,
+    load: key => store.resolvePath(key),
+    describe: key => `path ${key}`
+  })
+
+  function flush (): void {
+    projects.clear()
+    paths.clear()
+  }
+
+  function onEvent (event: InvalidationEvent): void {
+    if (event.kind === 'reset') {
+      counters.resets++
+      flush()
+      return
+    }
+    counters.invalidationsReceived++
+    // Always drop, whatever the versions say: after a Redis data loss they start again at 1.
+    projects.drop(event.projectId)
+    for (const path of event.paths) paths.drop(path)
+    const lag = Math.max(0, wallClock() - event.publishedAt)
+    counters.lastInvalidationLagMs = lag
+    options.onInvalidation?.(lag)
+  }
+  const unsubscribe = store.subscribe(onEvent)
+
+  return {
+    get: projectId => projects.get(projectId),
+    async resolvePath (path) {
+      if (!isFullPath(path)) return null
+      return await paths.get(pathKey(path))
+    },
+    invalidate: projectId => projects.drop(projectId),
+    flush,
+    stats: () => ({ ...counters, projectEntries: projects.entries.size, pathEntries: paths.entries.size }),
+    close () {
+      unsubscribe()
+      flush()
+    }
+  }
+}

@@ -1,0 +1,222 @@
+// The embedded store, used when no Redis is configured: one process, grants in Maps, optionally
+// kept in a JSON file so a single-instance gate keeps its settings across restarts.
+//
+// Durability: a write first saves the whole state to `<file>.<pid>.<n>.tmp`, fsyncs it, renames
+// it over the file and fsyncs the directory, and only then changes memory and invalidates. A
+// crash at any point leaves either the old file or the new one, never a mix; a write whose save
+// fails changes nothing. Writes are serialized; reads never wait for them.
+
+import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { checkStoredGrants, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
+import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
+import { createListeners, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+
+export interface MemoryStoreOptions {
+  /** JSON file to load at start and save after every write; volatile when absent. */
+  readonly file?: string
+  /** Wall clock for invalidation timestamps (tests). */
+  readonly now?: () => number
+}
+
+const FORMAT = 'job-token-gate/grants'
+const FORMAT_VERSION = 1
+
+interface FileDocument {
+  format: typeof FORMAT
+  formatVersion: number
+  projects: Array<{ version: number, grants: ProjectGrants }>
+}
+
+interface StoredRecord { grants: ProjectGrants, version: number, stored: StoredGrants }
+
+export async function createMemoryStore (options: MemoryStoreOptions = {}): Promise<GrantStore> {
+  const now = options.now ?? Date.now
+  const file = options.file
+  const records = new Map<number, StoredRecord>()
+  const paths = new Map<string, number>()
+  // Versions outlive deletes so a re-created project never reuses a version a cache has seen.
+  const versions = new Map<number, number>()
+  const listeners = createListeners()
+  let writes: Promise<unknown> = Promise.resolve()
+  let closed = false
+  let tmpCounter = 0
+  let lastSaveError: string | undefined
+
+  if (file !== undefined) {
+    await removeLeftoverTempFiles(file)
+    for (const { grants, version } of await loadFile(file)) commit(grants.projectId, grants, version)
+  }
+
+  function commit (projectId: number, grants: ProjectGrants | null, version: number): void {
+    const old = records.get(projectId)
+    if (old !== undefined && paths.get(pathKey(old.grants.projectPath)) === projectId) paths.delete(pathKey(old.grants.projectPath))
+    versions.set(projectId, version)
+    if (grants === null) {
+      records.delete(projectId)
+      return
+    }
+    records.set(projectId, { grants, version, stored: Object.freeze({ ...grants, version }) })
+    paths.set(pathKey(grants.projectPath), projectId)
+  }
+
+  function serialize (projectId: number, grants: ProjectGrants | null, version: number): string {
+    const projects: FileDocument['projects'] = []
+    for (const [id, record] of records) if (id !== projectId) projects.push({ version: record.version, grants: record.grants })
+    if (grants !== null) projects.push({ version, grants })
+    projects.sort((a, b) => a.grants.projectId - b.grants.projectId)
+    const doc: FileDocument = { format: FORMAT, formatVersion: FORMAT_VERSION, projects }
+    return JSON.stringify(doc, null, 2) + '\n'
+  }
+
+  async function save (text: string): Promise<void> {
+    const target = file!
+    const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`
+    try {
+      const handle = await open(tmp, 'w', 0o600)
+      try {
+        await handle.writeFile(text, 'utf8')
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(tmp, target)
+      await syncDirectory(dirname(target))
+      lastSaveError = undefined
+    } catch (err) {
+      lastSaveError = (err as Error).message
+      await unlink(tmp).catch(() => {})
+      throw new GrantsStoreUnavailableError(`cannot save ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** Runs writes one after another; a failed write does not block the next. */
+  function serial<T> (write: () => Promise<T>): Promise<T> {
+    const run = writes.then(write, write)
+    writes = run.catch(() => {})
+    return run
+  }
+
+  async function write (projectId: number, grants: ProjectGrants | null, paths: string[], expectedVersion?: number): Promise<number> {
+    const current = versions.get(projectId) ?? 0
+    const exists = records.has(projectId)
+    if (expectedVersion !== undefined && expectedVersion !== (exists ? current : 0)) {
+      throw new GrantsVersionConflictError(projectId, expectedVersion, exists ? current : 0)
+    }
+    const version = current + 1
+    if (file !== undefined) await save(serialize(projectId, grants, version))
+    commit(projectId, grants, version)
+    listeners.emit({ kind: 'project', projectId, version, paths, publishedAt: now() })
+    return version
+  }
+
+  function ensureOpen (): void {
+    if (closed) throw new GrantsStoreUnavailableError('store is closed')
+  }
+
+  return {
+    kind: 'memory',
+    async get (projectId) {
+      ensureOpen()
+      return records.get(projectId)?.stored ?? null
+    },
+    async resolvePath (path) {
+      ensureOpen()
+      return paths.get(pathKey(path)) ?? null
+    },
+    async put (input: ProjectGrants, putOptions: PutOptions = {}) {
+      ensureOpen()
+      const grants = checkStoredGrants(input)
+      return await serial(async () => {
+        const old = records.get(grants.projectId)
+        const changed = [pathKey(grants.projectPath)]
+        if (old !== undefined && pathKey(old.grants.projectPath) !== changed[0]) changed.push(pathKey(old.grants.projectPath))
+        return await write(grants.projectId, grants, changed, putOptions.expectedVersion)
+      })
+    },
+    async delete (projectId) {
+      ensureOpen()
+      return await serial(async () => {
+        const old = records.get(projectId)
+        if (old === undefined) return false
+        await write(projectId, null, [pathKey(old.grants.projectPath)])
+        return true
+      })
+    },
+    async version (projectId) {
+      ensureOpen()
+      return versions.get(projectId) ?? 0
+    },
+    subscribe: listener => listeners.add(listener),
+    async health (): Promise<StoreHealth> {
+      return {
+        ok: !closed && lastSaveError === undefined,
+        kind: 'memory',
+        mode: file === undefined ? 'volatile' : 'file',
+        subscribed: !closed,
+        ...(closed ? { detail: 'closed' } : lastSaveError !== undefined ? { detail: `last save failed: ${lastSaveError}` } : {})
+      }
+    },
+    async close () {
+      if (closed) return
+      closed = true
+      await writes
+      listeners.clear()
+    }
+  }
+}
+
+async function loadFile (file: string): Promise<Array<{ grants: ProjectGrants, version: number }>> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  // A file that does not parse stops the start: silently starting empty would drop every grant.
+  let doc: Partial<FileDocument>
+  try {
+    doc = JSON.parse(text) as Partial<FileDocument>
+  } catch (err) {
+    throw new GrantsError('GRANTS_INVALID', `${file} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (doc?.format !== FORMAT || doc.formatVersion !== FORMAT_VERSION || !Array.isArray(doc.projects)) {
+    throw new GrantsError('GRANTS_INVALID', `${file} is not a ${FORMAT} file of format version ${FORMAT_VERSION}`)
+  }
+  return doc.projects.map((item, i) => {
+    try {
+      if (!Number.isSafeInteger(item.version) || item.version < 1) throw new Error('version must be a positive integer')
+      return { grants: checkStoredGrants(item.grants), version: item.version }
+    } catch (err) {
+      throw new GrantsError('GRANTS_INVALID', `${file}: projects[${i}]: ${(err as Error).message}`)
+    }
+  })
+}
+
+/** A crash between writing and renaming leaves a temp file behind; it is never read. */
+async function removeLeftoverTempFiles (file: string): Promise<void> {
+  const dir = dirname(file)
+  const prefix = basename(file) + '.'
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return
+  }
+  await Promise.all(names
+    .filter(name => name.startsWith(prefix) && name.endsWith('.tmp'))
+    .map(name => unlink(join(dir, name)).catch(() => {})))
+}
+
+async function syncDirectory (dir: string): Promise<void> {
+  // Makes the rename itself durable; not every platform lets a directory be fsynced.
+  try {
+    const handle = await open(dir, 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch {}
+}

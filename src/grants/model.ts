@@ -1,0 +1,249 @@
+// What the gate knows about one accessed project's inbound job token scope, the instance-wide
+// settings around it, and the validation every write goes through. Field meanings follow
+// GitLab's `Ci::JobToken::ProjectScopeLink` / `GroupScopeLink` (gitlab-semantics.md §1, §7).
+
+import { GrantsValidationError, type ValidationIssue } from './errors.ts'
+import type { PolicyIndex } from '../policy/policy-index.ts'
+
+export type EntryTargetType = 'project' | 'group'
+
+export interface AddedBy {
+  readonly id: number
+  readonly username?: string
+}
+
+/** One inbound allowlist entry: "jobs of <target> may use their token on this project". */
+export interface AllowlistEntry {
+  readonly targetType: EntryTargetType
+  /** The project id, or the group id, whose jobs are allowed. */
+  readonly targetId: number
+  /** Informational full path of the target; decisions only use `targetId`. */
+  readonly targetPath?: string
+  /** GitLab's default for a new entry: true (the job gets its user's role, no policy check). */
+  readonly defaultPermissions: boolean
+  /** Lower-case policy names; only read when `defaultPermissions` is false. */
+  readonly jobTokenPolicies: readonly string[]
+  readonly addedBy: AddedBy | null
+  /** ISO 8601 time the entry was created. */
+  readonly createdAt: string
+}
+
+/**
+ * Per package format read/write/delete rules ("maintainer" / "job_token_and_maintainer"...).
+ * The configuration-API issue defines their shape; until then the model only keeps the slot,
+ * stores it as given and never reads it in decisions.
+ */
+export type PackageRules = Readonly<Record<string, unknown>>
+
+/** Everything the gate stores about one accessed project. */
+export interface ProjectGrants {
+  readonly projectId: number
+  /** Full path (`group/sub/project`); looked up case-insensitively, as GitLab does. */
+  readonly projectPath: string
+  /** GitLab's `inbound_job_token_scope_enabled` for this project. */
+  readonly inboundEnabled: boolean
+  readonly entries: readonly AllowlistEntry[]
+  readonly packageRules?: PackageRules
+}
+
+/** A document as a store returns it: with the per-project version its last write produced. */
+export interface StoredGrants extends ProjectGrants {
+  readonly version: number
+}
+
+/**
+ * What to do for an accessed project the store knows nothing about:
+ * - `empty_allowlist` (default): as GitLab would with enforcement on and no entries — only
+ *   self access passes;
+ * - `allow`: the gate does not check the scope of unknown projects and leaves it to GitLab
+ *   (for a gradual roll-out where not every project is configured in the gate yet).
+ */
+export type UnknownProjectMode = 'empty_allowlist' | 'allow'
+
+export interface InstanceSettings {
+  /** GitLab's `enforce_ci_inbound_job_token_scope_enabled` (true by default since 18.0). */
+  readonly enforceInboundScope: boolean
+  readonly maxProjectEntries: number
+  readonly maxGroupEntries: number
+  readonly unknownProject: UnknownProjectMode
+}
+
+export const DEFAULT_INSTANCE_SETTINGS: InstanceSettings = Object.freeze({
+  enforceInboundScope: true,
+  maxProjectEntries: 200,
+  maxGroupEntries: 200,
+  unknownProject: 'empty_allowlist'
+})
+
+/** Fills defaults, checks values and freezes; throws naming the bad key. */
+export function createInstanceSettings (options: Partial<InstanceSettings> = {}): InstanceSettings {
+  const settings = { ...DEFAULT_INSTANCE_SETTINGS, ...options }
+  if (typeof settings.enforceInboundScope !== 'boolean') throw new TypeError('enforceInboundScope must be a boolean')
+  for (const key of ['maxProjectEntries', 'maxGroupEntries'] as const) {
+    if (!Number.isSafeInteger(settings[key]) || settings[key] < 0) throw new TypeError(`${key} must be a non-negative integer`)
+  }
+  if (settings.unknownProject !== 'empty_allowlist' && settings.unknownProject !== 'allow') {
+    throw new TypeError(`unknownProject must be "empty_allowlist" or "allow", not ${JSON.stringify(settings.unknownProject)}`)
+  }
+  return Object.freeze(settings)
+}
+
+/** The key a full path is indexed under: GitLab matches paths case-insensitively. */
+export function pathKey (path: string): string {
+  return path.toLowerCase()
+}
+
+// GitLab namespace and project paths: letters, digits, '_', '-', '.'; segments joined by '/'.
+// Braces never occur, which keeps them safe inside Redis Cluster hash tags.
+const FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/
+const MAX_PATH_LENGTH = 2048
+
+/** Whether `path` can be a GitLab full project path (anything else resolves to nothing). */
+export function isFullPath (path: string): boolean {
+  return path.length <= MAX_PATH_LENGTH && FULL_PATH.test(path)
+}
+
+const GRANT_KEYS = new Set(['projectId', 'projectPath', 'inboundEnabled', 'entries', 'packageRules'])
+const ENTRY_KEYS = new Set(['targetType', 'targetId', 'targetPath', 'defaultPermissions', 'jobTokenPolicies', 'addedBy', 'createdAt'])
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function isId (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0
+}
+
+export interface ValidateOptions {
+  readonly settings: InstanceSettings
+  /** When given, policy names are checked against the catalog (every write must pass one). */
+  readonly policies?: PolicyIndex
+}
+
+/**
+ * Checks a ProjectGrants document and returns a normalized, frozen copy. Every problem is
+ * collected, so a configuration tool can show them all at once. Stores accept what this
+ * returns; documents read back from a store go through it without `policies`, so a policy
+ * later removed from the catalog does not make a stored project unreadable (it just never
+ * matches an endpoint).
+ */
+export function validateProjectGrants (doc: unknown, options: ValidateOptions): ProjectGrants {
+  const issues: ValidationIssue[] = []
+  const fail = (path: string, message: string): void => { issues.push({ path, message }) }
+  if (!isRecord(doc)) throw new GrantsValidationError([{ path: '', message: 'must be an object' }])
+
+  for (const key of Object.keys(doc)) if (!GRANT_KEYS.has(key)) fail(key, 'is not a known field')
+  if (!isId(doc.projectId)) fail('projectId', 'must be a positive integer')
+  if (typeof doc.projectPath !== 'string' || !isFullPath(doc.projectPath)) {
+    fail('projectPath', 'must be a full project path such as "group/project"')
+  }
+  if (typeof doc.inboundEnabled !== 'boolean') fail('inboundEnabled', 'must be a boolean')
+  if (doc.packageRules !== undefined && !isRecord(doc.packageRules)) fail('packageRules', 'must be an object when present')
+
+  const entries: AllowlistEntry[] = []
+  if (!Array.isArray(doc.entries)) {
+    fail('entries', 'must be an array')
+  } else {
+    const seen = new Set<string>()
+    let projects = 0
+    let groups = 0
+    doc.entries.forEach((raw: unknown, i: number) => {
+      const at = `entries[${i}]`
+      const entry = validateEntry(raw, at, issues, options.policies)
+      if (entry === null) return
+      const key = `${entry.targetType}:${entry.targetId}`
+      if (seen.has(key)) fail(at, `names ${entry.targetType} ${entry.targetId} again; each target has one entry`)
+      seen.add(key)
+      if (entry.targetType === 'project') {
+        projects++
+        if (entry.targetId === doc.projectId) fail(at, 'names the project itself; self access needs no entry')
+      } else {
+        groups++
+      }
+      entries.push(entry)
+    })
+    if (projects > options.settings.maxProjectEntries) fail('entries', `has ${projects} project entries; the limit is ${options.settings.maxProjectEntries}`)
+    if (groups > options.settings.maxGroupEntries) fail('entries', `has ${groups} group entries; the limit is ${options.settings.maxGroupEntries}`)
+  }
+
+  if (issues.length > 0) throw new GrantsValidationError(issues)
+  const grants: ProjectGrants = {
+    projectId: doc.projectId as number,
+    projectPath: doc.projectPath as string,
+    inboundEnabled: doc.inboundEnabled as boolean,
+    entries: Object.freeze(entries),
+    ...(doc.packageRules !== undefined ? { packageRules: deepFreeze(structuredClone(doc.packageRules as PackageRules)) } : {})
+  }
+  return Object.freeze(grants)
+}
+
+// Documents read back from a store were validated on write; limits and policy names may have
+// changed since, so only the shape is checked again.
+const STORED_SHAPE: ValidateOptions = {
+  settings: { ...DEFAULT_INSTANCE_SETTINGS, maxProjectEntries: Number.MAX_SAFE_INTEGER, maxGroupEntries: Number.MAX_SAFE_INTEGER }
+}
+
+/** Shape check for a document read from (or handed to) a store. */
+export function checkStoredGrants (doc: unknown): ProjectGrants {
+  return validateProjectGrants(doc, STORED_SHAPE)
+}
+
+function validateEntry (raw: unknown, at: string, issues: ValidationIssue[], policies: PolicyIndex | undefined): AllowlistEntry | null {
+  const fail = (path: string, message: string): void => { issues.push({ path, message }) }
+  if (!isRecord(raw)) {
+    fail(at, 'must be an object')
+    return null
+  }
+  const before = issues.length
+  for (const key of Object.keys(raw)) if (!ENTRY_KEYS.has(key)) fail(`${at}.${key}`, 'is not a known field')
+  if (raw.targetType !== 'project' && raw.targetType !== 'group') fail(`${at}.targetType`, 'must be "project" or "group"')
+  if (!isId(raw.targetId)) fail(`${at}.targetId`, 'must be a positive integer')
+  if (raw.targetPath !== undefined && (typeof raw.targetPath !== 'string' || raw.targetPath.length === 0 || raw.targetPath.length > MAX_PATH_LENGTH)) {
+    fail(`${at}.targetPath`, 'must be a non-empty string when present')
+  }
+  if (typeof raw.defaultPermissions !== 'boolean') fail(`${at}.defaultPermissions`, 'must be a boolean')
+  const names: string[] = []
+  if (!Array.isArray(raw.jobTokenPolicies)) {
+    fail(`${at}.jobTokenPolicies`, 'must be an array of policy names')
+  } else {
+    raw.jobTokenPolicies.forEach((name: unknown, j: number) => {
+      const where = `${at}.jobTokenPolicies[${j}]`
+      if (typeof name !== 'string') return fail(where, 'must be a string')
+      if (names.includes(name)) return fail(where, `lists "${name}" twice`)
+      names.push(name)
+      if (policies === undefined) return
+      if (policies.isDeprecated(name)) return fail(where, `"${name}" is deprecated and no longer accepted`)
+      if (!policies.isKnown(name)) {
+        const lower = name.toLowerCase()
+        return fail(where, policies.isKnown(lower) ? `"${name}" must be written lower-case: "${lower}"` : `"${name}" is not a known job token policy`)
+      }
+    })
+  }
+  let addedBy: AddedBy | null = null
+  if (raw.addedBy !== undefined && raw.addedBy !== null) {
+    if (!isRecord(raw.addedBy) || !isId(raw.addedBy.id) || (raw.addedBy.username !== undefined && typeof raw.addedBy.username !== 'string')) {
+      fail(`${at}.addedBy`, 'must be null or { id: positive integer, username?: string }')
+    } else {
+      addedBy = Object.freeze(raw.addedBy.username === undefined ? { id: raw.addedBy.id } : { id: raw.addedBy.id, username: raw.addedBy.username })
+    }
+  }
+  if (typeof raw.createdAt !== 'string' || Number.isNaN(Date.parse(raw.createdAt))) fail(`${at}.createdAt`, 'must be an ISO 8601 date-time')
+  if (issues.length !== before) return null
+  return Object.freeze({
+    targetType: raw.targetType as EntryTargetType,
+    targetId: raw.targetId as number,
+    ...(typeof raw.targetPath === 'string' ? { targetPath: raw.targetPath } : {}),
+    defaultPermissions: raw.defaultPermissions as boolean,
+    jobTokenPolicies: Object.freeze(names),
+    addedBy,
+    createdAt: raw.createdAt as string
+  })
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
+}

@@ -1,0 +1,372 @@
+// Grants in Redis (single node, Sentinel or Cluster) through ioredis, shared by every gate replica.
+//
+// Key schema (docs/grants.md). `<prefix>` is `jtg` by default; the `{...}` part is the Redis
+// Cluster hash tag, so all keys of one project live in one slot and one script can write them:
+//   <prefix>:{p:<id>}:grants      hash: doc (ProjectGrants JSON), path (lower-cased full path),
+//                                  version (integer, bumped by every write and delete, kept
+//                                  after a delete so versions never repeat)
+//   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
+//   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}
+// A project's write and its invalidation message are one Lua script (atomic, one slot). The
+// path index lives in another slot, so it is only a hint: resolvePath checks it against the
+// project's own `path` field, and a stale hint resolves to nothing.
+//
+// Failure behaviour: commands never queue while Redis is away (enableOfflineQueue: false,
+// maxRetriesPerRequest: 0), so a read fails within commandTimeoutMs and the cache can decide to
+// serve a recent entry or fail closed. A separate subscriber connection receives invalidations;
+// every time it subscribes again after losing the connection it reports a reset, because
+// messages published meanwhile are lost.
+
+import { Redis, Cluster, type RedisOptions, type ClusterNode } from 'ioredis'
+import { checkStoredGrants, isFullPath, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
+import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
+import { createListeners, decodeInvalidation, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+
+export interface RedisNode { readonly host: string, readonly port: number }
+
+export interface RedisStoreOptions {
+  /** Single node: `redis://[user:password@]host:port[/db]` or `rediss://...` (GATE_REDIS_URL). */
+  readonly url?: string
+  /** Sentinel: the sentinels to ask, and the name of the master group. */
+  readonly sentinels?: readonly RedisNode[]
+  readonly sentinelName?: string
+  readonly sentinelPassword?: string
+  /** Cluster: seed nodes. */
+  readonly cluster?: readonly RedisNode[]
+  /** Credentials for Sentinel and Cluster data nodes (a URL carries its own). */
+  readonly username?: string
+  readonly password?: string
+  readonly tls?: boolean
+  /** Key and channel prefix; default `jtg`. */
+  readonly keyPrefix?: string
+  /** How long start-up waits for Redis, and each connection attempt's timeout. Default 5000. */
+  readonly connectTimeoutMs?: number
+  /** A command that takes longer fails (the cache then serves stale or fails closed). Default 1000. */
+  readonly commandTimeoutMs?: number
+  /** Wall clock for invalidation timestamps (tests). */
+  readonly now?: () => number
+}
+
+export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
+
+export interface RedisKeys {
+  grants (projectId: number): string
+  path (lowerPath: string): string
+  readonly channel: string
+}
+
+export function redisKeys (prefix = 'jtg'): RedisKeys {
+  return {
+    grants: id => `${prefix}:{p:${id}}:grants`,
+    path: lowerPath => `${prefix}:{path:${lowerPath}}:id`,
+    channel: `${prefix}:invalidate`
+  }
+}
+
+export interface RedisGrantStore extends GrantStore {
+  readonly kind: 'redis'
+  readonly mode: RedisMode
+  readonly keys: RedisKeys
+}
+
+// KEYS[1] grants hash. ARGV: doc, lower path, expected version ('' = any), channel, id, now.
+// Returns {1, version, oldPath} or {0, currentVersion, currentPath} on a version conflict.
+const PUT_SCRIPT = `
+local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
+if ARGV[3] ~= '' then
+  local seen = 0
+  if exists then seen = current end
+  if tonumber(ARGV[3]) ~= seen then return {0, seen, oldPath} end
+end
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'path', ARGV[2])
+local paths = {ARGV[2]}
+if oldPath ~= '' and oldPath ~= ARGV[2] then paths[2] = oldPath end
+redis.call('PUBLISH', ARGV[4], '{"p":' .. ARGV[5] .. ',"v":' .. version .. ',"t":' .. ARGV[6] .. ',"paths":' .. cjson.encode(paths) .. '}')
+return {1, version, oldPath}
+`
+
+// KEYS[1] grants hash. ARGV: channel, id, now. Returns {1, version, oldPath} or {0, version, ''}.
+const DELETE_SCRIPT = `
+if redis.call('HEXISTS', KEYS[1], 'doc') == 0 then
+  return {0, tonumber(redis.call('HGET', KEYS[1], 'version') or '0'), ''}
+end
+local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
+redis.call('HDEL', KEYS[1], 'doc', 'path')
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('PUBLISH', ARGV[1], '{"p":' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
+return {1, version, oldPath}
+`
+
+// KEYS[1] path index key. ARGV[1] id. Removes the hint only if it still names that project.
+const UNINDEX_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+type Client = Redis | Cluster
+interface Scripts {
+  jtgPut (key: string, ...args: string[]): Promise<[number, number, string]>
+  jtgDelete (key: string, ...args: string[]): Promise<[number, number, string]>
+  jtgUnindex (key: string, id: string): Promise<number>
+}
+
+function modeOf (options: RedisStoreOptions): RedisMode {
+  const given = [options.url !== undefined, (options.sentinels?.length ?? 0) > 0, (options.cluster?.length ?? 0) > 0].filter(Boolean).length
+  if (given !== 1) throw new TypeError('redis store: give exactly one of url, sentinels or cluster')
+  if ((options.sentinels?.length ?? 0) > 0) {
+    if (options.sentinelName === undefined || options.sentinelName === '') throw new TypeError('redis store: sentinels need sentinelName (the master group name)')
+    return 'sentinel'
+  }
+  return (options.cluster?.length ?? 0) > 0 ? 'cluster' : 'standalone'
+}
+
+/** Connects, waits until Redis answers (or connectTimeoutMs passes) and returns the store. */
+export async function createRedisStore (options: RedisStoreOptions): Promise<RedisGrantStore> {
+  const mode = modeOf(options)
+  const keys = redisKeys(options.keyPrefix)
+  const now = options.now ?? Date.now
+  const connectTimeout = options.connectTimeoutMs ?? 5000
+  const commandTimeout = options.commandTimeoutMs ?? 1000
+  const listeners = createListeners()
+  let lastError: string | undefined
+  let closing = false
+
+  const common: RedisOptions = {
+    connectTimeout,
+    commandTimeout,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(options.tls === true ? { tls: {} } : {}),
+    // Reconnect quickly: while Redis is away every uncached decision fails closed.
+    retryStrategy: (times: number) => Math.min(times * 50, 500)
+  }
+  const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
+
+  function connectNode (extra: RedisOptions): Redis {
+    if (mode === 'sentinel') {
+      return new Redis({
+        ...common,
+        ...extra,
+        sentinels: options.sentinels!.map(n => ({ host: n.host, port: n.port })),
+        name: options.sentinelName!,
+        ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {})
+      })
+    }
+    return new Redis(options.url!, { ...common, ...extra })
+  }
+
+  const client: Client = mode === 'cluster'
+    ? new Cluster(options.cluster!.map(n => ({ host: n.host, port: n.port })), {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times: number) => Math.min(times * 50, 500),
+      redisOptions: { ...common, ...failFast }
+    })
+    : connectNode(failFast)
+  client.on('error', (err: Error) => { lastError = err.message })
+  client.defineCommand('jtgPut', { numberOfKeys: 1, lua: PUT_SCRIPT })
+  client.defineCommand('jtgDelete', { numberOfKeys: 1, lua: DELETE_SCRIPT })
+  client.defineCommand('jtgUnindex', { numberOfKeys: 1, lua: UNINDEX_SCRIPT })
+  const scripts = client as unknown as Scripts
+
+  const subscriber = createSubscriber({
+    channel: keys.channel,
+    // Cluster: PUBLISH reaches every node, so any one node will do; rotate when one is lost.
+    connect: mode === 'cluster'
+      ? attempt => {
+        const nodes = clusterNodes(client as Cluster, options.cluster!)
+        const node = nodes[attempt % nodes.length]!
+        return new Redis({ ...common, host: node.host, port: node.port, autoResubscribe: false, retryStrategy: times => (times > 3 ? null : times * 50) })
+      }
+      : () => connectNode({ autoResubscribe: false }),
+    onMessage: text => listeners.emit(decodeInvalidation(text)),
+    onResubscribed: () => listeners.emit({ kind: 'reset', reason: 'invalidation subscription re-established' }),
+    onError: message => { lastError = message },
+    isClosing: () => closing
+  })
+
+  try {
+    await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout)])
+  } catch (err) {
+    closing = true
+    subscriber.close()
+    client.disconnect()
+    throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${(err as Error).message}`, { cause: err })
+  }
+
+  // Turns an ioredis failure into the error the cache knows to treat as "store down".
+  async function call<T> (what: string, run: () => Promise<T>): Promise<T> {
+    if (closing) throw new GrantsStoreUnavailableError('store is closed')
+    try {
+      return await run()
+    } catch (err) {
+      if (err instanceof GrantsError) throw err
+      lastError = (err as Error).message
+      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async function unindex (lowerPath: string, projectId: number): Promise<void> {
+    await scripts.jtgUnindex(keys.path(lowerPath), String(projectId))
+  }
+
+  return {
+    kind: 'redis',
+    mode,
+    keys,
+    get: projectId => call('get', async () => {
+      const [doc, version] = await client.hmget(keys.grants(projectId), 'doc', 'version')
+      if (doc === null || doc === undefined) return null
+      let grants: ProjectGrants
+      try {
+        grants = checkStoredGrants(JSON.parse(doc))
+      } catch (err) {
+        // Never guess from a document the gate cannot read: fail closed.
+        throw new GrantsStoreUnavailableError(`project ${projectId} holds an unreadable document: ${(err as Error).message}`)
+      }
+      if (grants.projectId !== projectId) throw new GrantsStoreUnavailableError(`key of project ${projectId} holds project ${grants.projectId}`)
+      return Object.freeze({ ...grants, version: Number(version) })
+    }),
+    resolvePath: path => call('resolvePath', async () => {
+      if (!isFullPath(path)) return null
+      const lower = pathKey(path)
+      const id = await client.get(keys.path(lower))
+      if (id === null) return null
+      const projectId = Number(id)
+      // The index is a hint in another slot: the project's own record has the last word.
+      const stored = await client.hget(keys.grants(projectId), 'path')
+      return stored === lower ? projectId : null
+    }),
+    put: (input, putOptions: PutOptions = {}) => call('put', async () => {
+      const grants = checkStoredGrants(input)
+      const id = String(grants.projectId)
+      const lower = pathKey(grants.projectPath)
+      // Index first: a reader that finds the hint before the record changes gets null, never
+      // another project.
+      await client.set(keys.path(lower), id)
+      const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, id, String(now()))
+      if (ok !== 1) {
+        if (oldPath !== lower) await unindex(lower, grants.projectId)
+        throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
+      }
+      if (oldPath !== '' && oldPath !== lower) await unindex(oldPath, grants.projectId)
+      return Number(version)
+    }),
+    delete: projectId => call('delete', async () => {
+      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.channel, String(projectId), String(now()))
+      if (ok !== 1) return false
+      if (oldPath !== '') await unindex(oldPath, projectId)
+      return true
+    }),
+    version: projectId => call('version', async () => Number(await client.hget(keys.grants(projectId), 'version') ?? 0)),
+    subscribe: listener => listeners.add(listener),
+    async health (): Promise<StoreHealth> {
+      const started = performance.now()
+      try {
+        await call('ping', () => client.ping())
+        return { ok: true, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), latencyMs: performance.now() - started }
+      } catch (err) {
+        return { ok: false, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), detail: (err as Error).message }
+      }
+    },
+    async close () {
+      if (closing) return
+      closing = true
+      listeners.clear()
+      subscriber.close()
+      await client.quit().catch(() => client.disconnect())
+    }
+  }
+}
+
+function clusterNodes (cluster: Cluster, seeds: readonly RedisNode[]): RedisNode[] {
+  const known = cluster.nodes('master').map(n => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }))
+  const all = [...known, ...seeds]
+  return all.filter((n, i) => all.findIndex(m => m.host === n.host && m.port === n.port) === i)
+}
+
+function waitReady (client: Client, timeoutMs: number, lastError: () => string | undefined): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady)
+      reject(new Error(`not ready after ${timeoutMs} ms${lastError() !== undefined ? ` (${lastError()!})` : ''}`))
+    }, timeoutMs)
+    function onReady (): void {
+      clearTimeout(timer)
+      resolve()
+    }
+    client.once('ready', onReady)
+  })
+}
+
+interface SubscriberOptions {
+  readonly channel: string
+  /** A new connection; `attempt` counts connections made so far (cluster rotates nodes with it). */
+  readonly connect: (attempt: number) => Redis
+  readonly onMessage: (text: string) => void
+  readonly onResubscribed: () => void
+  readonly onError: (message: string) => void
+  readonly isClosing: () => boolean
+}
+
+/**
+ * The invalidation subscription. It subscribes on every `ready` itself (autoResubscribe off) so
+ * it knows when the subscription is really back, and reports a reset each time after the first.
+ * A connection that gives up (cluster nodes retry a few times only) is replaced by a new one.
+ */
+function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: number) => Promise<void>, subscribed: () => boolean, address: () => string, close: () => void } {
+  let attempt = 0
+  let subscribedNow = false
+  let everSubscribed = false
+  let connection: Redis
+  const waiters = new Set<() => void>()
+
+  function start (): void {
+    const conn = options.connect(attempt++)
+    connection = conn
+    conn.on('error', (err: Error) => options.onError(`subscriber: ${err.message}`))
+    conn.on('message', (channel: string, text: string) => {
+      if (channel === options.channel) options.onMessage(text)
+    })
+    conn.on('ready', () => {
+      conn.subscribe(options.channel).then(() => {
+        if (conn !== connection) return
+        subscribedNow = true
+        if (everSubscribed) options.onResubscribed()
+        everSubscribed = true
+        for (const wake of waiters) wake()
+        waiters.clear()
+      }, (err: Error) => options.onError(`subscribe: ${err.message}`))
+    })
+    conn.on('close', () => { if (conn === connection) subscribedNow = false })
+    conn.on('end', () => {
+      if (conn !== connection || options.isClosing()) return
+      subscribedNow = false
+      setTimeout(() => { if (!options.isClosing()) start() }, 50).unref()
+    })
+  }
+  start()
+
+  return {
+    ready: timeoutMs => everSubscribed
+      ? Promise.resolve()
+      : new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(wake)
+          reject(new Error(`invalidation subscription not ready after ${timeoutMs} ms`))
+        }, timeoutMs)
+        const wake = (): void => { clearTimeout(timer); resolve() }
+        waiters.add(wake)
+      }),
+    subscribed: () => subscribedNow,
+    address: () => `${connection.options.host ?? ''}:${connection.options.port ?? ''}`,
+    close () {
+      subscribedNow = false
+      connection.disconnect()
+    }
+  }
+}

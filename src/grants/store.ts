@@ -1,0 +1,103 @@
+// The one interface every grants store implements (memory-store.ts, redis-store.ts), and the
+// invalidation message they publish. The cache (cache.ts) is the only reader on the request
+// path; the configuration API writes through `put` / `delete`.
+
+import type { ProjectGrants, StoredGrants } from './model.ts'
+
+export type InvalidationEvent =
+  /** Project `projectId` was written or deleted; its version is now `version`. */
+  | {
+    readonly kind: 'project'
+    readonly projectId: number
+    readonly version: number
+    /** Lower-cased full paths whose resolution may have changed (new and old path). */
+    readonly paths: readonly string[]
+    /** Writer's wall clock (ms since epoch) when it published: the lag metric's start. */
+    readonly publishedAt: number
+  }
+  /** Messages may have been missed (the subscription was lost and is back): drop everything. */
+  | { readonly kind: 'reset', readonly reason: string }
+
+export type InvalidationListener = (event: InvalidationEvent) => void
+
+export interface PutOptions {
+  /** Write only if the project is at this version (0: does not exist yet). */
+  readonly expectedVersion?: number
+}
+
+export interface StoreHealth {
+  readonly ok: boolean
+  readonly kind: 'memory' | 'redis'
+  /** Redis: 'standalone' | 'sentinel' | 'cluster'; memory: 'file' | 'volatile'. */
+  readonly mode: string
+  /** Whether invalidations are being received right now. */
+  readonly subscribed: boolean
+  /** Redis: the `host:port` the invalidation subscription is connected to. */
+  readonly subscribedTo?: string
+  readonly latencyMs?: number
+  readonly detail?: string
+}
+
+export interface GrantStore {
+  readonly kind: 'memory' | 'redis'
+  /** The project's grants with their version, or null when the store knows nothing of it. */
+  get (projectId: number): Promise<StoredGrants | null>
+  /** Full path → id, case-insensitive; null when no stored project has that path. */
+  resolvePath (path: string): Promise<number | null>
+  /**
+   * Replaces the project's grants atomically, bumps its version and publishes an invalidation.
+   * The document must come from validateProjectGrants(). Resolves with the new version.
+   */
+  put (grants: ProjectGrants, options?: PutOptions): Promise<number>
+  /** Removes the project (bumping the version, publishing); false if it was not stored. */
+  delete (projectId: number): Promise<boolean>
+  /** Current version; 0 for a project never written. */
+  version (projectId: number): Promise<number>
+  /** Registers a listener for invalidations (its own writes included); returns the unsubscribe. */
+  subscribe (listener: InvalidationListener): () => void
+  health (): Promise<StoreHealth>
+  close (): Promise<void>
+}
+
+/** Wire format of an invalidation message, short because every replica parses every write. */
+interface WireMessage { p: number, v: number, t: number, paths?: string[] }
+
+export function encodeInvalidation (projectId: number, version: number, paths: readonly string[], publishedAt: number): string {
+  const message: WireMessage = { p: projectId, v: version, t: publishedAt }
+  if (paths.length > 0) message.paths = [...paths]
+  return JSON.stringify(message)
+}
+
+/** Parses a wire message; a malformed one becomes a reset, because dropping everything is safe. */
+export function decodeInvalidation (text: string): InvalidationEvent {
+  try {
+    const m = JSON.parse(text) as Partial<WireMessage>
+    if (Number.isSafeInteger(m.p) && Number.isSafeInteger(m.v) && typeof m.t === 'number') {
+      const paths = Array.isArray(m.paths) ? m.paths.filter((p): p is string => typeof p === 'string') : []
+      return { kind: 'project', projectId: m.p!, version: m.v!, paths, publishedAt: m.t }
+    }
+  } catch {}
+  return { kind: 'reset', reason: 'malformed invalidation message' }
+}
+
+/** A small listener set that isolates listeners from each other's exceptions. */
+export function createListeners (): { add: (l: InvalidationListener) => () => void, emit: (e: InvalidationEvent) => void, clear: () => void } {
+  const listeners = new Set<InvalidationListener>()
+  return {
+    add (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    emit (event) {
+      for (const listener of listeners) {
+        try {
+          listener(event)
+        } catch (err) {
+          // A listener bug must not stop the others from invalidating.
+          process.emitWarning(`grants invalidation listener failed: ${(err as Error).message}`)
+        }
+      }
+    },
+    clear () { listeners.clear() }
+  }
+}

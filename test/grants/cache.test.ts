@@ -1,0 +1,268 @@
+// The cache against a scripted store and a hand-driven clock: every timing rule is checked
+// exactly, without sleeping. The real-Redis behaviour is in replicas.test.ts and outage.test.ts.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createGrantCache, type GrantCacheOptions } from '../../src/grants/cache.ts'
+import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { createListeners, type GrantStore, type InvalidationEvent } from '../../src/grants/store.ts'
+import type { StoredGrants } from '../../src/grants/model.ts'
+import { grantsFor } from './store-contract.ts'
+
+interface FakeStore extends GrantStore {
+  data: Map<number, StoredGrants>
+  paths: Map<string, number>
+  calls: { get: number, resolvePath: number }
+  /** When set, reads reject with it. */
+  failure: Error | null
+  /** When set, reads wait for release() before answering. */
+  hold: boolean
+  release (): void
+  emit (event: InvalidationEvent): void
+  listenerCount (): number
+}
+
+function fakeStore (): FakeStore {
+  const listeners = createListeners()
+  let count = 0
+  let waiting: Array<() => void> = []
+  const store: FakeStore = {
+    kind: 'memory',
+    data: new Map(),
+    paths: new Map(),
+    calls: { get: 0, resolvePath: 0 },
+    failure: null,
+    hold: false,
+    release () { const w = waiting; waiting = []; for (const wake of w) wake() },
+    emit: event => listeners.emit(event),
+    listenerCount: () => count,
+    async get (id) {
+      store.calls.get++
+      // The answer is what the store held when asked, however late it arrives.
+      const value = store.data.get(id) ?? null
+      if (store.hold) await new Promise<void>(resolve => waiting.push(resolve))
+      if (store.failure !== null) throw store.failure
+      return value
+    },
+    async resolvePath (path) {
+      store.calls.resolvePath++
+      if (store.failure !== null) throw store.failure
+      return store.paths.get(path) ?? null
+    },
+    async put () { throw new Error('not used') },
+    async delete () { throw new Error('not used') },
+    async version () { return 0 },
+    subscribe (listener) {
+      count++
+      const off = listeners.add(listener)
+      return () => { count--; off() }
+    },
+    async health () { return { ok: true, kind: 'memory', mode: 'fake', subscribed: true } },
+    async close () {}
+  }
+  return store
+}
+
+function setup (options: Partial<GrantCacheOptions> = {}): { store: FakeStore, clock: { t: number }, cache: ReturnType<typeof createGrantCache> } {
+  const store = fakeStore()
+  const clock = { t: 1000 }
+  const cache = createGrantCache({ store, ttlMs: 10_000, staleWindowMs: 30_000, now: () => clock.t, wallClock: () => 5_000_000, ...options })
+  return { store, clock, cache }
+}
+
+const stored = (id: number, version = 1, path = `acme/p${id}`): StoredGrants => ({ ...grantsFor(id, path), version })
+const invalidation = (projectId: number, version: number, paths: string[] = [], publishedAt = 4_999_990): InvalidationEvent =>
+  ({ kind: 'project', projectId, version, paths, publishedAt })
+
+test('cache: a fresh entry is served without asking the store, an expired one is refetched', async () => {
+  const { store, clock, cache } = setup()
+  store.data.set(1, stored(1))
+  assert.equal((await cache.get(1))?.version, 1)
+  clock.t += 9_999
+  assert.equal((await cache.get(1))?.version, 1)
+  assert.equal(store.calls.get, 1)
+  store.data.set(1, stored(1, 2))
+  clock.t += 1
+  assert.equal((await cache.get(1))?.version, 2, 'at exactly ttlMs the entry is no longer fresh')
+  assert.equal(store.calls.get, 2)
+  const stats = cache.stats()
+  assert.equal(stats.hits, 1)
+  assert.equal(stats.misses, 2)
+})
+
+test('cache: unknown projects are cached as negative entries with their own TTL', async () => {
+  const { store, clock, cache } = setup({ negativeTtlMs: 2_000 })
+  assert.equal(await cache.get(9), null)
+  assert.equal(await cache.get(9), null)
+  assert.equal(store.calls.get, 1)
+  assert.equal(cache.stats().negativeHits, 1)
+  clock.t += 2_000
+  store.data.set(9, stored(9))
+  assert.equal((await cache.get(9))?.projectId, 9)
+  assert.equal(store.calls.get, 2)
+})
+
+test('cache: concurrent misses for one project make one store call', async () => {
+  const { store, cache } = setup()
+  store.data.set(1, stored(1))
+  store.hold = true
+  const all = Promise.all(Array.from({ length: 50 }, () => cache.get(1)))
+  await new Promise(resolve => setImmediate(resolve))
+  store.release()
+  const results = await all
+  assert.equal(store.calls.get, 1)
+  assert.ok(results.every(r => r?.version === 1))
+  assert.equal(cache.stats().singleFlightWaits, 49)
+  // Different projects do not wait for each other.
+  store.hold = false
+  await Promise.all([cache.get(2), cache.get(3)])
+  assert.equal(store.calls.get, 3)
+})
+
+test('cache: an invalidation drops the project and the paths it names', async () => {
+  const { store, cache } = setup()
+  store.data.set(1, stored(1))
+  store.paths.set('acme/p1', 1)
+  await cache.get(1)
+  assert.equal(await cache.resolvePath('Acme/P1'), 1)
+  store.data.set(1, stored(1, 2, 'acme/renamed'))
+  store.paths.delete('acme/p1')
+  store.paths.set('acme/renamed', 1)
+  store.emit(invalidation(1, 2, ['acme/renamed', 'acme/p1']))
+  assert.equal((await cache.get(1))?.version, 2)
+  assert.equal(await cache.resolvePath('acme/p1'), null)
+  assert.equal(await cache.resolvePath('acme/renamed'), 1)
+  assert.equal(store.calls.get, 2)
+  assert.equal(cache.stats().invalidationsReceived, 1)
+  assert.equal(cache.stats().lastInvalidationLagMs, 10)
+})
+
+test('cache: a read in flight when an invalidation arrives is not cached', async () => {
+  const { store, cache } = setup()
+  store.data.set(1, stored(1))
+  store.hold = true
+  const before = cache.get(1)
+  await new Promise(resolve => setImmediate(resolve))
+  // The write lands and its message arrives while the old read is still on the wire.
+  store.data.set(1, stored(1, 2))
+  store.emit(invalidation(1, 2))
+  const after = cache.get(1)
+  await new Promise(resolve => setImmediate(resolve))
+  store.release()
+  store.hold = false
+  assert.equal((await before)?.version, 1, 'the request that asked before the write may see the old grants')
+  assert.equal((await after)?.version, 2, 'a request after the invalidation does not join the old read')
+  assert.equal((await cache.get(1))?.version, 2, 'and the old answer was not cached')
+})
+
+test('cache: a reset flushes every project and path', async () => {
+  const { store, cache } = setup()
+  store.data.set(1, stored(1))
+  store.data.set(2, stored(2))
+  store.paths.set('acme/p1', 1)
+  await cache.get(1)
+  await cache.get(2)
+  await cache.resolvePath('acme/p1')
+  assert.equal(cache.stats().projectEntries, 2)
+  store.emit({ kind: 'reset', reason: 'test' })
+  assert.equal(cache.stats().projectEntries, 0)
+  assert.equal(cache.stats().pathEntries, 0)
+  assert.equal(cache.stats().resets, 1)
+  await cache.get(1)
+  assert.equal(store.calls.get, 3)
+})
+
+test('cache: store down — stale entries for staleWindowMs past their TTL, then fail closed, then recovery', async () => {
+  const { store, clock, cache } = setup()
+  store.data.set(1, stored(1))
+  await cache.get(1)
+  store.failure = new GrantsStoreUnavailableError('connection refused')
+  clock.t += 5_000
+  assert.equal((await cache.get(1))?.version, 1, 'fresh entries need no store')
+  clock.t += 5_000
+  assert.equal((await cache.get(1))?.version, 1, 'expired: the store fails, the stale entry is served')
+  clock.t += 30_000
+  assert.equal((await cache.get(1))?.version, 1, 'still inside ttl + staleWindow')
+  assert.equal(cache.stats().staleServed, 2)
+  clock.t += 1
+  await assert.rejects(cache.get(1), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
+  await assert.rejects(cache.get(2), GrantsStoreUnavailableError, 'a project never cached fails closed at once')
+  assert.equal(cache.stats().failClosed, 2)
+  store.failure = null
+  store.data.set(1, stored(1, 3))
+  assert.equal((await cache.get(1))?.version, 3, 'recovers by itself once the store answers')
+})
+
+test('cache: an invalidated entry is never served as stale', async () => {
+  const { store, clock, cache } = setup()
+  store.data.set(1, stored(1))
+  await cache.get(1)
+  store.emit(invalidation(1, 2))
+  store.failure = new Error('ECONNREFUSED')
+  clock.t += 1
+  await assert.rejects(cache.get(1), GrantsStoreUnavailableError)
+  assert.equal(cache.stats().staleServed, 0)
+})
+
+test('cache: negative entries are served stale too, so an outage does not turn unknown into 503 at once', async () => {
+  const { store, clock, cache } = setup()
+  assert.equal(await cache.get(5), null)
+  store.failure = new Error('down')
+  clock.t += 20_000
+  assert.equal(await cache.get(5), null)
+  assert.equal(cache.stats().staleServed, 1)
+})
+
+test('cache: a store that does not answer counts as down after loadTimeoutMs', async () => {
+  const { store, cache } = setup({ loadTimeoutMs: 30 })
+  store.hold = true
+  const started = Date.now()
+  await assert.rejects(cache.get(1), /no answer within 30 ms/)
+  assert.ok(Date.now() - started < 1000)
+  store.release()
+})
+
+test('cache: paths are looked up once, case-insensitively, and a non-path never reaches the store', async () => {
+  const { store, cache } = setup()
+  store.paths.set('acme/app', 4)
+  assert.equal(await cache.resolvePath('Acme/App'), 4)
+  assert.equal(await cache.resolvePath('ACME/APP'), 4)
+  assert.equal(await cache.resolvePath('acme/none'), null)
+  assert.equal(await cache.resolvePath('acme/none'), null)
+  assert.equal(store.calls.resolvePath, 2)
+  assert.equal(await cache.resolvePath('../etc'), null)
+  assert.equal(await cache.resolvePath('a{b}/c'), null)
+  assert.equal(store.calls.resolvePath, 2)
+})
+
+test('cache: size is bounded by maxEntries (least recently used goes first)', async () => {
+  const { store, cache } = setup({ maxEntries: 3 })
+  for (let id = 1; id <= 4; id++) store.data.set(id, stored(id))
+  await cache.get(1); await cache.get(2); await cache.get(3)
+  await cache.get(1)
+  await cache.get(4)
+  assert.equal(cache.stats().projectEntries, 3)
+  const calls = store.calls.get
+  await cache.get(1)
+  assert.equal(store.calls.get, calls, '1 was used recently and stayed')
+  await cache.get(2)
+  assert.equal(store.calls.get, calls + 1, '2 was evicted')
+})
+
+test('cache: reports the lag of each invalidation and stops listening when closed', async () => {
+  const lags: number[] = []
+  const { store, cache } = setup({ onInvalidation: lag => lags.push(lag) })
+  store.emit(invalidation(1, 1, [], 4_999_950))
+  store.emit(invalidation(1, 2, [], 5_000_100))
+  assert.deepEqual(lags, [50, 0], 'a writer clock ahead of ours counts as no lag')
+  assert.equal(store.listenerCount(), 1)
+  cache.close()
+  assert.equal(store.listenerCount(), 0)
+})
+
+test('cache: refuses nonsensical options', () => {
+  const store = fakeStore()
+  assert.throws(() => createGrantCache({ store, ttlMs: -1 }), /ttlMs/)
+  assert.throws(() => createGrantCache({ store, maxEntries: 0 }), /maxEntries/)
+  assert.throws(() => createGrantCache({ store, staleWindowMs: Number.NaN }), /staleWindowMs/)
+})

@@ -1,0 +1,129 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
+import { GrantsError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { grantsFor, storeContract } from './store-contract.ts'
+
+function tempDir (t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jtg-grants-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+storeContract('memory', async () => {
+  const store = await createMemoryStore()
+  return { writer: store, reader: store }
+})
+
+let files = 0
+const filesDir = mkdtempSync(join(tmpdir(), 'jtg-grants-contract-'))
+process.on('exit', () => rmSync(filesDir, { recursive: true, force: true }))
+storeContract('memory with file', async () => {
+  const store = await createMemoryStore({ file: join(filesDir, `grants-${++files}.json`) })
+  return { writer: store, reader: store }
+})
+
+test('file store: grants, versions and paths survive a restart', async t => {
+  const file = join(tempDir(t), 'grants.json')
+  const first = await createMemoryStore({ file })
+  await first.put(grantsFor(1, 'Acme/One'))
+  await first.put(grantsFor(1, 'Acme/One', { inboundEnabled: false }))
+  await first.put(grantsFor(2, 'acme/two', { packageRules: { maven: { write: 'maintainer' } } }))
+  await first.put(grantsFor(3, 'acme/three'))
+  await first.delete(3)
+  await first.close()
+
+  const second = await createMemoryStore({ file })
+  t.after(() => second.close())
+  const one = await second.get(1)
+  assert.equal(one?.version, 2)
+  assert.equal(one?.inboundEnabled, false)
+  assert.deepEqual((await second.get(2))?.packageRules, { maven: { write: 'maintainer' } })
+  assert.equal(await second.get(3), null)
+  assert.equal(await second.resolvePath('ACME/ONE'), 1)
+  assert.equal(await second.put(grantsFor(1, 'Acme/One')), 3, 'versions continue after the restart')
+})
+
+test('file store: a write whose save fails changes nothing', async t => {
+  const dir = tempDir(t)
+  const file = join(dir, 'grants.json')
+  const store = await createMemoryStore({ file })
+  t.after(() => store.close())
+  await store.put(grantsFor(1, 'acme/one'))
+  rmSync(dir, { recursive: true, force: true })
+  await assert.rejects(store.put(grantsFor(1, 'acme/renamed', { inboundEnabled: false })), GrantsStoreUnavailableError)
+  await assert.rejects(store.put(grantsFor(2, 'acme/two')), GrantsStoreUnavailableError)
+  assert.equal((await store.get(1))?.projectPath, 'acme/one')
+  assert.equal(await store.get(2), null)
+  assert.equal(await store.version(1), 1)
+  assert.equal((await store.health()).ok, false)
+})
+
+test('file store: an unreadable file stops the start instead of starting empty', async t => {
+  const dir = tempDir(t)
+  const file = join(dir, 'grants.json')
+  writeFileSync(file, '{"format":"job-token-gate/grants","formatVersion":1,"projects":[')
+  await assert.rejects(createMemoryStore({ file }), (err: unknown) => err instanceof GrantsError && err.code === 'GRANTS_INVALID' && /not valid JSON/.test(err.message))
+  writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: [{ version: 1, grants: { projectId: 'x' } }] }))
+  await assert.rejects(createMemoryStore({ file }), /projects\[0\]/)
+  writeFileSync(file, JSON.stringify({ something: 'else' }))
+  await assert.rejects(createMemoryStore({ file }), /is not a job-token-gate\/grants file/)
+})
+
+test('file store: a missing file starts empty and leftover temp files are removed', async t => {
+  const dir = tempDir(t)
+  const file = join(dir, 'grants.json')
+  writeFileSync(`${file}.123.4.tmp`, '{"half":')
+  const store = await createMemoryStore({ file })
+  t.after(() => store.close())
+  assert.equal(await store.get(1), null)
+  assert.deepEqual(readdirSync(dir), [])
+  await store.put(grantsFor(1, 'acme/one'))
+  assert.deepEqual(readdirSync(dir), ['grants.json'])
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).projects[0].grants.projectPath, 'acme/one')
+})
+
+test('file store: killing the process mid-save never leaves a broken file', async t => {
+  const dir = tempDir(t)
+  const file = join(dir, 'grants.json')
+  const child = fileURLToPath(new URL('./file-writer.child.ts', import.meta.url))
+  let lastCount = 0
+  let midSave = 0
+  const rounds = 5
+  for (let round = 0; round < rounds; round++) {
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.after(() => { proc.kill('SIGKILL') })
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      proc.stdout!.on('data', d => { out += String(d); if (out.includes('written')) resolve() })
+      proc.once('exit', code => reject(new Error(`writer exited early with ${code}`)))
+    })
+    // Kill it the moment a save is under way (its temp file exists), to crash inside a save.
+    const deadline = Date.now() + 5000
+    while (!readdirSync(dir).some(name => name.endsWith('.tmp')) && Date.now() < deadline) {
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    proc.kill('SIGKILL')
+    await new Promise(resolve => proc.once('exit', resolve))
+
+    if (readdirSync(dir).some(name => name.endsWith('.tmp'))) midSave++
+    const text = readFileSync(file, 'utf8')
+    const doc = JSON.parse(text) as { projects: Array<{ version: number }> }
+    assert.ok(doc.projects.length >= lastCount, 'a later save never loses projects')
+    assert.ok(doc.projects.length >= 1)
+    lastCount = doc.projects.length
+    // The file loads as a store, and its versions keep increasing across the restarts.
+    const store = await createMemoryStore({ file })
+    assert.equal((await store.get(1))?.entries.length, 200)
+    await store.close()
+  }
+  assert.ok(!readdirSync(dir).some(name => name.endsWith('.tmp')), 'temp files are cleaned up on start')
+  // The kill must really have landed inside a save at least once, or this test proves nothing.
+  assert.ok(midSave >= 2, `only ${midSave}/${rounds} kills landed mid-save`)
+  t.diagnostic(`kills that landed mid-save: ${midSave}/${rounds}`)
+})

@@ -1,0 +1,75 @@
+// Redis killed and restarted under a running replica: cached answers for the stale window, then
+// GRANTS_STORE_UNAVAILABLE (never an allow), then recovery with the same store and cache objects.
+// The private Redis has no persistence, so a restart also loses every grant: the flush on
+// re-subscription is what keeps a replica from trusting what it cached before.
+
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startRedis } from '../helpers/redis.ts'
+import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { allowing, createReplica } from './replica.ts'
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+const job = { jobProjectId: 31, ancestorGroupIds: [] }
+
+test('outage: stale window, then fail closed, then recovery without recreating anything', async () => {
+  const redis = await startRedis({ after })
+  const ttlMs = 300
+  const staleWindowMs = 1500
+  const replica = await createReplica({ url: redis.url, commandTimeoutMs: 300 }, { ttlMs, staleWindowMs })
+  after(() => replica.close())
+  await replica.store.put(allowing(30, [31]))
+  await sleep(50) // let the write's own invalidation pass
+  const fetchedAt = performance.now()
+  assert.equal((await replica.decide(job, 30)).allow, true)
+
+  await redis.kill()
+  assert.equal((await replica.decide(job, 30)).allow, true, 'fresh entry, no store needed')
+  await sleep(ttlMs + 50)
+  assert.equal((await replica.decide(job, 30)).allow, true, 'past the TTL the stale entry is served')
+  assert.ok(replica.cache.stats().staleServed >= 1)
+  const uncached = performance.now()
+  await assert.rejects(replica.decide(job, 33), GrantsStoreUnavailableError, 'an uncached project fails closed at once')
+  assert.ok(performance.now() - uncached < 1000, 'without waiting for a reconnect')
+
+  await sleep(Math.max(0, fetchedAt + ttlMs + staleWindowMs + 50 - performance.now()))
+  await assert.rejects(replica.decide(job, 30), (err: unknown) =>
+    err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
+  assert.equal((await replica.store.health()).ok, false)
+
+  const resets = replica.cache.stats().resets
+  await redis.restart()
+  await until('the subscription to come back', () => replica.cache.stats().resets > resets)
+  await until('the store to answer', async () => (await replica.store.health()).ok)
+  // The restarted Redis is empty: the project is now unknown, an answer rather than an error.
+  assert.equal((await replica.decide(job, 30)).reason, 'UNKNOWN_PROJECT')
+  await replica.store.put(allowing(30, [31]))
+  await until('the new grant to be enforced', async () => (await replica.decide(job, 30)).allow)
+})
+
+test('outage: a replica flushes its cache when its subscription comes back', async () => {
+  const redis = await startRedis({ after })
+  const replica = await createReplica({ url: redis.url }, { ttlMs: 60_000 })
+  after(() => replica.close())
+  await replica.store.put(allowing(40, [31]))
+  await sleep(50)
+  assert.equal((await replica.decide(job, 40)).allow, true)
+  assert.equal(replica.cache.stats().projectEntries, 1)
+
+  // Writes made while the replica cannot hear them are lost messages; here the restart also
+  // lost the data. Without the flush the replica would allow for another minute.
+  await redis.kill()
+  await redis.restart()
+  await until('the re-subscription reset', () => replica.cache.stats().resets >= 1)
+  assert.equal((await replica.decide(job, 40)).reason, 'UNKNOWN_PROJECT')
+  assert.equal((await replica.store.health()).subscribed, true)
+})

@@ -1,0 +1,65 @@
+// Two gate replicas (each its own store connections and cache) sharing one private Redis.
+// Their caches hold entries for a minute, so only the invalidation can explain a replica
+// noticing a write within milliseconds.
+
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startRedis } from '../helpers/redis.ts'
+import { nextEvent } from './store-contract.ts'
+import { allowing, createReplica, measureRevocations, untilDecision, type Replica } from './replica.ts'
+
+const redis = await startRedis({ after })
+let prefixes = 0
+
+async function pair (): Promise<[Replica, Replica]> {
+  const keyPrefix = `r${++prefixes}`
+  const a = await createReplica({ url: redis.url, keyPrefix }, { ttlMs: 60_000 })
+  const b = await createReplica({ url: redis.url, keyPrefix }, { ttlMs: 60_000 })
+  after(() => Promise.all([a.close(), b.close()]))
+  return [a, b]
+}
+
+test('replicas: a revocation written through one replica is enforced by the other', async () => {
+  const [a, b] = await pair()
+  const job = { jobProjectId: 11, ancestorGroupIds: [] }
+  const delivered = nextEvent(b.store, e => e.kind === 'project' && e.projectId === 10)
+  await a.store.put(allowing(10, [11]))
+  await delivered
+  assert.equal((await b.decide(job, 10)).allow, true)
+  assert.equal((await b.decide(job, 10)).allow, true)
+  assert.equal(b.cache.stats().hits, 1, 'b answers from its cache')
+
+  const started = performance.now()
+  await a.store.put(allowing(10, [12]))
+  const lag = await untilDecision(b, job, 10, false, started, 2000)
+  const denied = await b.decide(job, 10)
+  assert.equal(denied.allow, false)
+  assert.equal(denied.allow === false && denied.reason, 'NOT_ALLOWLISTED')
+  assert.ok(b.cache.stats().invalidationsReceived >= 1)
+  assert.ok(lag < 1000, `enforced after ${lag.toFixed(1)} ms, long before the 60 s TTL`)
+})
+
+test('replicas: a grant and a rename reach the other replica, negative entries included', async () => {
+  const [a, b] = await pair()
+  const job = { jobProjectId: 21, ancestorGroupIds: [] }
+  assert.equal((await b.decide(job, 20)).reason, 'UNKNOWN_PROJECT', 'b caches "unknown project"')
+  assert.equal(await b.cache.resolvePath('acme/target-20'), null, 'and "unknown path"')
+  await a.store.put(allowing(20, [21]))
+  await untilDecision(b, job, 20, true, performance.now(), 2000)
+  assert.equal(await b.cache.resolvePath('ACME/target-20'), 20)
+  await a.store.put({ ...allowing(20, [21]), projectPath: 'acme/renamed' })
+  const deadline = Date.now() + 2000
+  while (await b.cache.resolvePath('acme/target-20') !== null && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 1))
+  assert.equal(await b.cache.resolvePath('acme/target-20'), null)
+  assert.equal(await b.cache.resolvePath('acme/renamed'), 20)
+})
+
+test('replicas: 100 revocations are enforced by the other replica with p99 under 100 ms', async t => {
+  const [a, b] = await pair()
+  const result = await measureRevocations(a, b, 100)
+  t.diagnostic(`revocation lag over ${result.samples.length}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(2)} ms`)
+  assert.equal(result.samples.length, 100)
+  assert.ok(result.p99 < 100, `p99 ${result.p99.toFixed(2)} ms`)
+  assert.equal(b.cache.stats().failClosed, 0)
+  assert.ok(b.cache.stats().invalidationsReceived >= 200)
+})

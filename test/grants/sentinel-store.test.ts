@@ -1,0 +1,59 @@
+// The Redis store through Sentinel: the contract, then a failover to the replica that the
+// store follows by itself, with the cache flushed when the subscription moves.
+
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-store.ts'
+import { createGrantCache } from '../../src/grants/cache.ts'
+import { startRedis } from '../helpers/redis.ts'
+import { grantsFor, storeContract } from './store-contract.ts'
+
+const master = await startRedis({ after })
+const replica = await startRedis({ after }, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
+const sentinel = await startRedis({ after }, { sentinel: { masterName: 'grants', masterPort: master.port } })
+const sentinels = [{ host: sentinel.host, port: sentinel.port }]
+let prefixes = 0
+
+async function openStore (prefix: string): Promise<RedisGrantStore> {
+  const store = await createRedisStore({ sentinels, sentinelName: 'grants', keyPrefix: prefix, commandTimeoutMs: 500 })
+  after(() => store.close())
+  return store
+}
+
+storeContract('redis sentinel', async () => {
+  const prefix = `s${++prefixes}`
+  return { writer: await openStore(prefix), reader: await openStore(prefix) }
+})
+
+test('redis sentinel: after a failover the store writes to the new master and the cache flushes', async () => {
+  const store = await openStore('failover')
+  assert.equal(store.mode, 'sentinel')
+  const cache = createGrantCache({ store, ttlMs: 60_000 })
+  after(() => cache.close())
+  await store.put(grantsFor(1, 'acme/one'))
+  // The replica must have the write before the master goes, or the failover loses it.
+  const deadline = Date.now() + 5000
+  while (replica.cli('hget', 'failover:{p:1}:grants', 'version').trim() !== '1') {
+    if (Date.now() > deadline) throw new Error('replica did not catch up')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  assert.equal((await cache.get(1))?.version, 1)
+
+  await master.kill()
+  const failoverDeadline = Date.now() + 20_000
+  for (;;) {
+    if (Date.now() > failoverDeadline) throw new Error('no failover within 20 s')
+    try {
+      await store.put(grantsFor(1, 'acme/one', { inboundEnabled: false }))
+      break
+    } catch {
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+  assert.match(replica.cli('role'), /^master/)
+  while (cache.stats().resets < 1 && Date.now() < failoverDeadline) await new Promise(resolve => setTimeout(resolve, 20))
+  assert.ok(cache.stats().resets >= 1, 'the subscription moved to the new master and reported it')
+  const got = await cache.get(1)
+  assert.equal(got?.inboundEnabled, false)
+  assert.ok((got?.version ?? 0) >= 2)
+})

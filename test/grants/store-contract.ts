@@ -1,0 +1,186 @@
+// The behaviour every GrantStore must have, run against each implementation (memory, file,
+// Redis single node, Redis Cluster). `open()` gives two handles on the same data: a writer and a
+// reader (one object for the memory store, two connections for Redis), so "another replica
+// sees it" is part of the contract.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { GrantStore, InvalidationEvent } from '../../src/grants/store.ts'
+import type { ProjectGrants } from '../../src/grants/model.ts'
+import { GrantsStoreUnavailableError, GrantsValidationError, GrantsVersionConflictError } from '../../src/grants/errors.ts'
+
+export interface StoreHandles {
+  readonly writer: GrantStore
+  readonly reader: GrantStore
+}
+
+export function grantsFor (projectId: number, projectPath: string, extra: Partial<ProjectGrants> = {}): ProjectGrants {
+  return {
+    projectId,
+    projectPath,
+    inboundEnabled: true,
+    entries: [
+      { targetType: 'project', targetId: projectId + 1000, defaultPermissions: true, jobTokenPolicies: [], addedBy: { id: 7, username: 'root' }, createdAt: '2025-01-02T03:04:05Z' },
+      { targetType: 'group', targetId: 55, targetPath: 'acme', defaultPermissions: false, jobTokenPolicies: ['read_packages', 'admin_jobs'], addedBy: null, createdAt: '2025-01-02T03:04:05.123Z' }
+    ],
+    ...extra
+  }
+}
+
+/** Resolves with the first event on `store` that matches, or rejects after `ms`. */
+export function nextEvent (store: GrantStore, match: (e: InvalidationEvent) => boolean, ms = 3000): Promise<InvalidationEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { off(); reject(new Error(`no matching invalidation within ${ms} ms`)) }, ms)
+    const off = store.subscribe(event => {
+      if (!match(event)) return
+      clearTimeout(timer)
+      off()
+      resolve(event)
+    })
+  })
+}
+
+/** Collects every event on `store` until stopped. */
+export function recordEvents (store: GrantStore): { events: InvalidationEvent[], stop: () => void } {
+  const events: InvalidationEvent[] = []
+  return { events, stop: store.subscribe(e => events.push(e)) }
+}
+
+const settle = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+export function storeContract (name: string, open: () => Promise<StoreHandles>): void {
+  test(`${name}: an unknown project is null, version 0, its path unresolved`, async () => {
+    const { reader } = await open()
+    assert.equal(await reader.get(4242), null)
+    assert.equal(await reader.version(4242), 0)
+    assert.equal(await reader.resolvePath('nobody/here'), null)
+  })
+
+  test(`${name}: put then get round-trips the document with version 1`, async () => {
+    const { writer, reader } = await open()
+    const doc = grantsFor(1, 'Acme/App', { packageRules: { npm: { read: 'job_token_and_maintainer' } } })
+    assert.equal(await writer.put(doc), 1)
+    const got = await reader.get(1)
+    assert.ok(got !== null)
+    assert.equal(got.version, 1)
+    const { version, ...rest } = got
+    assert.deepEqual(rest, doc)
+    assert.equal(await reader.version(1), 1)
+  })
+
+  test(`${name}: paths resolve case-insensitively`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(2, 'Acme/Sub/Tool'))
+    for (const path of ['Acme/Sub/Tool', 'acme/sub/tool', 'ACME/SUB/TOOL']) assert.equal(await reader.resolvePath(path), 2, path)
+    assert.equal(await reader.resolvePath('acme/sub'), null)
+    assert.equal(await reader.resolvePath('not a path'), null)
+  })
+
+  test(`${name}: every write bumps the version and publishes it with the paths it touched`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(3, 'acme/one'))
+    const seen = nextEvent(reader, e => e.kind === 'project' && e.projectId === 3 && e.version === 2)
+    const before = Date.now()
+    assert.equal(await writer.put(grantsFor(3, 'acme/one', { inboundEnabled: false })), 2)
+    const event = await seen
+    assert.ok(event.kind === 'project')
+    assert.deepEqual(event.paths, ['acme/one'])
+    assert.ok(event.publishedAt >= before - 1000 && event.publishedAt <= Date.now() + 1000, 'publishedAt is the writer clock')
+    assert.equal((await reader.get(3))?.inboundEnabled, false)
+  })
+
+  test(`${name}: a rename moves the path and names both paths in the invalidation`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(4, 'acme/old-name'))
+    const seen = nextEvent(reader, e => e.kind === 'project' && e.projectId === 4 && e.version === 2)
+    await writer.put(grantsFor(4, 'acme/New-Name'))
+    const event = await seen
+    assert.ok(event.kind === 'project')
+    assert.deepEqual([...event.paths].sort(), ['acme/new-name', 'acme/old-name'])
+    assert.equal(await reader.resolvePath('acme/old-name'), null)
+    assert.equal(await reader.resolvePath('acme/new-name'), 4)
+  })
+
+  test(`${name}: a conditional write on a stale version is refused and changes nothing`, async () => {
+    const { writer, reader } = await open()
+    await assert.rejects(writer.put(grantsFor(5, 'acme/five'), { expectedVersion: 3 }), GrantsVersionConflictError)
+    assert.equal(await reader.get(5), null)
+    assert.equal(await reader.resolvePath('acme/five'), null, 'a refused write leaves no path behind')
+    const first = nextEvent(reader, e => e.kind === 'project' && e.projectId === 5 && e.version === 1)
+    assert.equal(await writer.put(grantsFor(5, 'acme/five'), { expectedVersion: 0 }), 1)
+    await first
+    const events = recordEvents(reader)
+    await assert.rejects(writer.put(grantsFor(5, 'acme/renamed'), { expectedVersion: 0 }), (err: unknown) =>
+      err instanceof GrantsVersionConflictError && err.actual === 1 && err.expected === 0)
+    assert.equal(await reader.resolvePath('acme/renamed'), null)
+    assert.equal(await writer.put(grantsFor(5, 'acme/five', { inboundEnabled: false }), { expectedVersion: 1 }), 2)
+    await settle(100)
+    events.stop()
+    assert.deepEqual(events.events.map(e => e.kind === 'project' ? e.version : -1), [2], 'only the accepted write is published')
+    assert.equal((await reader.get(5))?.version, 2)
+  })
+
+  test(`${name}: delete removes grants and path, bumps the version, and versions never repeat`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(6, 'acme/six'))
+    await writer.put(grantsFor(6, 'acme/six'))
+    const seen = nextEvent(reader, e => e.kind === 'project' && e.projectId === 6 && e.version === 3)
+    assert.equal(await writer.delete(6), true)
+    const event = await seen
+    assert.ok(event.kind === 'project')
+    assert.deepEqual(event.paths, ['acme/six'])
+    assert.equal(await reader.get(6), null)
+    assert.equal(await reader.resolvePath('acme/six'), null)
+    assert.equal(await reader.version(6), 3)
+    assert.equal(await writer.delete(6), false)
+    assert.equal(await writer.put(grantsFor(6, 'acme/six')), 4, 're-created project continues the version sequence')
+  })
+
+  test(`${name}: an invalid document is refused before anything is stored`, async () => {
+    const { writer, reader } = await open()
+    const bad = { ...grantsFor(7, 'acme/seven'), entries: [{ targetType: 'user', targetId: -1 }] } as unknown as ProjectGrants
+    await assert.rejects(writer.put(bad), GrantsValidationError)
+    assert.equal(await reader.get(7), null)
+    assert.equal(await reader.version(7), 0)
+  })
+
+  test(`${name}: concurrent writes to one project get distinct, consecutive versions`, async () => {
+    const { writer, reader } = await open()
+    const versions = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      writer.put(grantsFor(8, 'acme/eight', { inboundEnabled: i % 2 === 0 }))))
+    assert.deepEqual([...versions].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1))
+    assert.equal((await reader.get(8))?.version, 20)
+  })
+
+  test(`${name}: the last project written with a path owns it`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(9, 'acme/shared'))
+    await writer.put(grantsFor(10, 'acme/shared'))
+    assert.equal(await reader.resolvePath('acme/shared'), 10)
+    assert.equal((await reader.get(9))?.projectPath, 'acme/shared', 'the older project keeps its document')
+  })
+
+  test(`${name}: unsubscribed listeners hear nothing more`, async () => {
+    const { writer, reader } = await open()
+    const events = recordEvents(reader)
+    const first = nextEvent(reader, e => e.kind === 'project' && e.projectId === 11)
+    await writer.put(grantsFor(11, 'acme/eleven'))
+    await first
+    events.stop()
+    const count = events.events.length
+    const second = nextEvent(reader, e => e.kind === 'project' && e.projectId === 11 && e.version === 2)
+    await writer.put(grantsFor(11, 'acme/eleven'))
+    await second
+    assert.equal(events.events.length, count)
+    assert.ok(count >= 1)
+  })
+
+  test(`${name}: health is ok and a closed store refuses to answer`, async () => {
+    const { writer } = await open()
+    const health = await writer.health()
+    assert.equal(health.ok, true)
+    assert.equal(health.subscribed, true)
+    await writer.close()
+    await assert.rejects(writer.get(1), GrantsStoreUnavailableError)
+  })
+}

@@ -1,0 +1,188 @@
+// Private redis-server processes for tests: one per test file on a free port, with no
+// persistence and a temp dir, never the shared Redis on 6379. Every process is stopped by the
+// test's `after` hook and, should the test runner die first, by a process 'exit' handler.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, createConnection } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface Cleanup {
+  after (fn: () => unknown): void
+}
+
+export interface RedisServer {
+  readonly host: string
+  readonly port: number
+  readonly url: string
+  readonly dir: string
+  /** Graceful stop (SIGTERM, waits for exit). */
+  stop (): Promise<void>
+  /** Crash (SIGKILL, waits for exit). */
+  kill (): Promise<void>
+  /** Starts again on the same port (stopping first if running); data is gone (no persistence). */
+  restart (): Promise<void>
+  running (): boolean
+  /** Runs redis-cli against this server and returns its stdout. */
+  cli (...args: string[]): string
+}
+
+export interface RedisServerOptions {
+  /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
+  readonly args?: readonly string[]
+  /** Run as a Sentinel monitoring this master (quorum 1, fast failure detection). */
+  readonly sentinel?: { readonly masterName: string, readonly masterPort: number }
+}
+
+const live = new Set<ChildProcess>()
+const dirs = new Set<string>()
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL')
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitExit (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  await new Promise<void>(resolve => child.once('exit', () => resolve()))
+}
+
+/** Resolves once the server answers PING on the port. */
+async function waitPing (port: number, timeoutMs: number, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited: ${log()}`)
+    const ok = await new Promise<boolean>(resolve => {
+      const socket = createConnection({ host: '127.0.0.1', port })
+      socket.setTimeout(500)
+      socket.once('connect', () => socket.write('PING\r\n'))
+      socket.once('data', data => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+      socket.once('error', () => { socket.destroy(); resolve(false) })
+      socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${timeoutMs} ms: ${log()}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions = {}): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'jtg-redis-'))
+  dirs.add(dir)
+  let port = await freePort()
+  let child: ChildProcess | null = null
+
+  async function launch (): Promise<void> {
+    let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...(options.args ?? [])]
+    if (options.sentinel !== undefined) {
+      // Sentinel needs a config file it can rewrite.
+      const conf = join(dir, 'sentinel.conf')
+      const { masterName, masterPort } = options.sentinel
+      writeFileSync(conf, [
+        `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 1`,
+        `sentinel down-after-milliseconds ${masterName} 1000`,
+        `sentinel failover-timeout ${masterName} 5000`,
+        ''
+      ].join('\n'))
+      args = [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning']
+    }
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    proc.stdout!.on('data', d => { output += String(d) })
+    proc.stderr!.on('data', d => { output += String(d) })
+    live.add(proc)
+    proc.once('exit', () => live.delete(proc))
+    child = proc
+    await waitPing(port, 10_000, proc, () => output.slice(-2000))
+  }
+
+  // The free port may be taken between probing and binding: try a few.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await launch()
+      break
+    } catch (err) {
+      if (child !== null) { (child as ChildProcess).kill('SIGKILL'); await waitExit(child) }
+      if (attempt >= 3) throw err
+      port = await freePort()
+    }
+  }
+
+  async function halt (signal: NodeJS.Signals): Promise<void> {
+    const proc = child
+    if (proc === null) return
+    child = null
+    proc.kill(signal)
+    await waitExit(proc)
+  }
+
+  const server: RedisServer = {
+    host: '127.0.0.1',
+    get port () { return port },
+    get url () { return `redis://127.0.0.1:${port}` },
+    dir,
+    stop: () => halt('SIGTERM'),
+    kill: () => halt('SIGKILL'),
+    async restart () {
+      await halt('SIGKILL')
+      await launch()
+    },
+    running: () => child !== null && child.exitCode === null,
+    cli (...args) {
+      const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' })
+      if (result.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${result.stderr}`)
+      return result.stdout
+    }
+  }
+  cleanup?.after(async () => {
+    await server.kill()
+    rmSync(dir, { recursive: true, force: true })
+    dirs.delete(dir)
+  })
+  return server
+}
+
+export interface RedisCluster {
+  readonly nodes: readonly RedisServer[]
+  readonly seeds: ReadonlyArray<{ host: string, port: number }>
+  stop (): Promise<void>
+}
+
+/** A cluster of `masters` primaries and no replicas, created with `redis-cli --cluster create`. */
+export async function startRedisCluster (cleanup?: Cleanup, masters = 3): Promise<RedisCluster> {
+  const nodes: RedisServer[] = []
+  for (let i = 0; i < masters; i++) {
+    nodes.push(await startRedis(cleanup, {
+      args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '2000']
+    }))
+  }
+  const addresses = nodes.map(n => `127.0.0.1:${n.port}`)
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}\n${created.stderr}`)
+  // Every node must agree the cluster is up before a client connects.
+  const deadline = Date.now() + 15_000
+  for (const node of nodes) {
+    while (!/cluster_state:ok/.test(node.cli('cluster', 'info'))) {
+      if (Date.now() > deadline) throw new Error(`cluster on ${addresses.join(', ')} did not reach cluster_state:ok`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+  return {
+    nodes,
+    seeds: nodes.map(n => ({ host: n.host, port: n.port })),
+    async stop () { await Promise.all(nodes.map(n => n.kill())) }
+  }
+}
