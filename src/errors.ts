@@ -17,6 +17,16 @@ export const errors = {
   GRANTS_STORE_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - job token scopes cannot be checked right now; try again later' },
   GRANTS_INVALID: { status: 400, message: '400 Bad request - invalid job token scope settings' },
   GRANTS_VERSION_CONFLICT: { status: 409, message: '409 Conflict - job token scope settings were changed by someone else; reload and retry' },
+  // The gate's request path (src/gate/) and forwarding (src/proxy/)
+  ROUTE_NOT_FOR_JOB_TOKENS: { status: 403, message: '403 Forbidden - this endpoint does not accept CI/CD job tokens' },
+  NON_API_JOB_TOKEN: { status: 403, message: '403 Forbidden - CI/CD job tokens are not accepted outside the API here' },
+  PROJECT_NOT_IN_URL: { status: 403, message: '403 Forbidden - the project this request touches cannot be told from its URL, and job tokens are not deferred to GitLab here' },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
+  UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },
+  FORWARD_AUTH_UNTRUSTED: { status: 403, message: '403 Forbidden - X-Original-*/X-Forwarded-* request headers are only accepted from trusted proxies' },
+  BODY_NOT_VISIBLE: { status: 403, message: '403 Forbidden - this request has a form, JSON or multipart body the gate cannot see, and a job token there would go unchecked; send such requests through the gate proxy, or have the front proxy pass bodies to the gate' },
+  GATE_SHUTTING_DOWN: { status: 503, message: '503 Service Unavailable - the gate is shutting down; retry' },
+  GATE_INTERNAL_ERROR: { status: 500, message: '500 Internal Server Error' },
   // Canonical path (src/routing/canonical.ts)
   PATH_DOT_SEGMENT: { status: 400, message: '400 Bad request - path contains a dot segment' },
   PATH_CONTROL_CHAR: { status: 400, message: '400 Bad request - path contains a control character' },

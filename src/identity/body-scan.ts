@@ -1,0 +1,280 @@
+// Credentials in request bodies (gitlab-semantics.md §4: `job_token=`/`token=` are also read from
+// form, multipart and JSON bodies).
+//
+// What GitLab reads parameters from, and so what is inspected here:
+// - `application/x-www-form-urlencoded`, and a POST body with no Content-Type at all (Rack's
+//   form_data? parses a type-less POST, and only a POST, as a form): buffered and parsed;
+// - JSON (`application/json`, `text/x-json`, `application/jsonrequest`, `*/*+json`): buffered,
+//   parsed, top-level members read (Grape merges those into params), repeated keys included;
+// - `multipart/*` (Rack parses every multipart subtype): buffered and parsed when its declared
+//   length is within the limit, so a `curl --form token=$CI_JOB_TOKEN` trigger call is enforced
+//   like a header; otherwise streamed through createMultipartGuard (multipart.ts).
+// Every other type is forwarded uninspected: GitLab reads no parameters from it.
+//
+// Form and JSON bodies over the limit are refused (413) rather than forwarded unread, and so are
+// encoded (gzip...) ones, which would need inflating to inspect. The bytes forwarded are the
+// bytes received: inspection works on the buffer and never rewrites it.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable, Transform } from 'node:stream'
+import type { ErrorCode } from '../errors.ts'
+import { paramCredential, queryPairs, type Credential } from './credentials.ts'
+import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, multipartCredentials } from './multipart.ts'
+import { IdentityError } from './types.ts'
+
+export const DEFAULT_MAX_INSPECTED_BODY_BYTES = 64 * 1024
+
+export interface BodyScanOptions {
+  /** Largest body buffered for inspection (form, JSON, multipart of declared length). Default 64 KiB. */
+  readonly maxBytes?: number
+  /** Longest multipart part header block inspected. Default 16 KiB. */
+  readonly maxPartHeaderBytes?: number
+}
+
+export type BodyType = 'form' | 'json' | 'multipart'
+
+export type BodyPlan =
+  /** No body, or a type GitLab reads no parameters from: forward the request stream as is. */
+  | { readonly kind: 'pass' }
+  /** Read the whole body (at most maxBytes) and inspect it. */
+  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string }
+  /** Multipart of unknown or large length: pipe it through guard(boundary, token). */
+  | { readonly kind: 'stream', readonly boundary: string }
+  | { readonly kind: 'rejected', readonly code: ErrorCode }
+
+export type BodyInspection =
+  | { readonly kind: 'buffered', readonly bytes: Buffer, readonly credentials: Credential[] }
+  | { readonly kind: 'rejected', readonly code: ErrorCode }
+
+export interface BodyScanner {
+  /**
+   * Decides from the method and headers alone how the body is handled. A body without a
+   * Content-Type is form data only for POST (Rack's form_data?), so `curl --upload-file` PUTs
+   * stream through untouched.
+   */
+  plan (headers: IncomingHttpHeaders, method?: string): BodyPlan
+  /**
+   * Reads and inspects a body planned as 'buffer'. On 'rejected' for size the stream is left
+   * paused and partly read: answer and close the connection.
+   */
+  read (plan: Extract<BodyPlan, { kind: 'buffer' }>, body: Readable): Promise<BodyInspection>
+  /** The streaming multipart guard (multipart.ts) for a body planned as 'stream'. */
+  guard (boundary: string, allowedToken?: string): Transform
+}
+
+export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
+  const maxBytes = positive('maxBytes', options.maxBytes, DEFAULT_MAX_INSPECTED_BODY_BYTES)
+  const maxPartHeaderBytes = positive('maxPartHeaderBytes', options.maxPartHeaderBytes, DEFAULT_MAX_PART_HEADER_BYTES)
+
+  return {
+    plan (headers, method = 'POST') {
+      return planBody(headers, method, maxBytes)
+    },
+
+    async read (plan, body) {
+      const bytes = await readCapped(body, maxBytes)
+      if (bytes === null) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
+      try {
+        return { kind: 'buffered', bytes, credentials: bodyCredentials(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
+      } catch (err) {
+        if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
+        return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
+      }
+    },
+
+    guard (boundary, allowedToken) {
+      return createMultipartGuard({ boundary, allowedToken, maxHeaderBytes: maxPartHeaderBytes })
+    }
+  }
+}
+
+/** The credentials of a whole body of a known type. Throws on a body that does not parse. */
+export function bodyCredentials (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
+  switch (type) {
+    case 'form': return formCredentials(bytes)
+    case 'json': return jsonCredentials(bytes)
+    case 'multipart': return multipartCredentials(bytes, boundary, maxPartHeaderBytes)
+  }
+}
+
+export function formCredentials (bytes: Buffer): Credential[] {
+  const found: Credential[] = []
+  for (const [key, value] of queryPairs(bytes.toString('utf8'))) {
+    const c = paramCredential(key, value, 'body')
+    if (c !== null) found.push(c)
+  }
+  return found
+}
+
+/** Top-level members of a JSON object body; throws SyntaxError when it is not JSON. */
+export function jsonCredentials (bytes: Buffer): Credential[] {
+  const text = bytes.toString('utf8')
+  if (text.trim() === '') return []
+  const parsed: unknown = JSON.parse(text)
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return []
+  const found: Credential[] = []
+  // JSON.parse keeps the last of repeated keys; another parser may keep the first: read them all.
+  for (const [key, raw] of topLevelMembers(text)) {
+    const value = credentialText(JSON.parse(raw))
+    if (value === null) continue
+    const c = paramCredential(key, value, 'body')
+    if (c !== null) found.push(c)
+  }
+  return found
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const JSON_TYPES = new Set(['application/json', 'text/x-json', 'application/jsonrequest'])
+/** RFC 2046 bchars without space and ',' (which parsers split on), 1 to 70 of them. */
+const BOUNDARY_CHARS = /^[A-Za-z0-9'()+_\-./:=?]{1,70}$/
+
+function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: number): BodyPlan {
+  const length = headers['content-length']
+  const declared = length === undefined ? null : Number(length)
+  if (headers['transfer-encoding'] === undefined && (declared === null || declared === 0)) return { kind: 'pass' }
+
+  const contentType = headers['content-type'] ?? ''
+  // Rack's media type: before the first ';' or ',' (Rack::MediaType.type).
+  const media = contentType.split(/[;,]/, 1)[0]!.trim().toLowerCase()
+  let type: BodyType
+  if ((media === '' && method.toUpperCase() === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
+  else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
+  else if (media.startsWith('multipart/')) type = 'multipart'
+  else return { kind: 'pass' }
+
+  const encoding = headers['content-encoding']
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
+
+  if (type !== 'multipart') {
+    if (declared !== null && declared > maxBytes) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
+    return { kind: 'buffer', type }
+  }
+  const boundary = parseMultipartBoundary(contentType)
+  if (boundary === null) return { kind: 'rejected', code: 'MULTIPART_BAD_BOUNDARY' }
+  if (declared !== null && headers['transfer-encoding'] === undefined && declared <= maxBytes) return { kind: 'buffer', type, boundary }
+  return { kind: 'stream', boundary }
+}
+
+/**
+ * The boundary of a multipart Content-Type, or null when parsers could read it differently:
+ * Rack finds it with a greedy `/\Amultipart\/.*boundary=\"?([^\";,]+)\"?/ni` (the LAST
+ * `boundary=`, even inside `xboundary=`), Go with a strict parameter parser. So exactly one
+ * `boundary=` is allowed, as a real parameter, with characters both read the same way.
+ */
+export function parseMultipartBoundary (contentType: string): string | null {
+  if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) return null
+  const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^\s;,"]*))\s*(?:;.*)?$/is.exec(contentType)
+  if (m === null) return null
+  const value = m[1] ?? m[2] ?? ''
+  return BOUNDARY_CHARS.test(value) ? value : null
+}
+
+function positive (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`${name} must be a positive integer, got ${String(value)}`)
+  return value
+}
+
+/** The whole body, or null as soon as it is longer than max (the stream is then left paused). */
+function readCapped (body: Readable, max: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let total = 0
+    const cleanup = (): void => {
+      body.off('data', onData)
+      body.off('end', onEnd)
+      body.off('error', onError)
+      body.off('close', onClose)
+    }
+    const onData = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      total += b.length
+      if (total > max) {
+        cleanup()
+        body.pause()
+        resolve(null)
+        return
+      }
+      chunks.push(b)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(Buffer.concat(chunks, total))
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      reject(err)
+    }
+    const onClose = (): void => {
+      cleanup()
+      reject(new Error('request body closed before its end'))
+    }
+    body.on('data', onData)
+    body.on('end', onEnd)
+    body.on('error', onError)
+    body.on('close', onClose)
+  })
+}
+
+/** How GitLab would see a JSON credential value: absent when blank (`.presence`), text otherwise. */
+function credentialText (value: unknown): string | null {
+  if (value === null || value === false || value === '') return null
+  if (typeof value === 'string') return value
+  if (typeof value === 'object' && Object.keys(value as object).length === 0) return null
+  return typeof value === 'object' ? JSON.stringify(value) : String(value)
+}
+
+/** [key, raw value text] of each member of a top-level JSON object, repeats included. Input is valid JSON. */
+function topLevelMembers (text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  let i = skipWs(text, 0)
+  if (text[i] !== '{') return out
+  i = skipWs(text, i + 1)
+  while (text[i] === '"') {
+    const keyEnd = stringEnd(text, i)
+    const key = JSON.parse(text.slice(i, keyEnd)) as string
+    i = skipWs(text, skipWs(text, keyEnd) + 1) // past ':'
+    const valueEnd = jsonValueEnd(text, i)
+    out.push([key, text.slice(i, valueEnd)])
+    i = skipWs(text, valueEnd)
+    if (text[i] !== ',') break
+    i = skipWs(text, i + 1)
+  }
+  return out
+}
+
+function skipWs (t: string, i: number): number {
+  while (i < t.length && (t[i] === ' ' || t[i] === '\t' || t[i] === '\n' || t[i] === '\r')) i++
+  return i
+}
+
+/** Index after the closing quote of the string starting at i. */
+function stringEnd (t: string, i: number): number {
+  let j = i + 1
+  while (j < t.length && t[j] !== '"') j += t[j] === '\\' ? 2 : 1
+  return j + 1
+}
+
+function jsonValueEnd (t: string, i: number): number {
+  const c = t[i]
+  if (c === '"') return stringEnd(t, i)
+  if (c === '{' || c === '[') {
+    let depth = 0
+    let j = i
+    while (j < t.length) {
+      const d = t[j]
+      if (d === '"') { j = stringEnd(t, j); continue }
+      if (d === '{' || d === '[') depth++
+      else if (d === '}' || d === ']') {
+        depth--
+        if (depth === 0) return j + 1
+      }
+      j++
+    }
+    return j
+  }
+  let j = i
+  while (j < t.length && t[j] !== ',' && t[j] !== '}' && t[j] !== ']' && t[j] !== ' ' && t[j] !== '\n' && t[j] !== '\r' && t[j] !== '\t') j++
+  return j
+}

@@ -1,0 +1,245 @@
+// Finding the credential of a request the way GitLab would (gitlab-semantics.md §4;
+// lib/gitlab/auth/auth_finders.rb, lib/api/api_guard.rb).
+//
+// The rule that shapes this module: recognizing a job token where GitLab would not is safe (the
+// gate only enforces more), missing one that GitLab would accept is a bypass. So:
+// - every place GitLab reads a job token from is read here, on every route;
+// - a secret starting with `glcbt-` is a job token wherever it appears, including places GitLab
+//   ignores (a PRIVATE-TOKEN header, a Basic password under another user name, any parameter);
+// - every other credential (a PAT in PRIVATE-TOKEN, an OAuth Bearer, a deploy token) is collected
+//   too: GitLab's precedence (deploy token, bearer, job token, session) could pick it over the job
+//   token we authorize, so a job token next to a different credential is refused as ambiguous.
+//
+// Bodies are read by body-scan.ts; its credentials join these in decideCredential().
+
+import type { IncomingHttpHeaders } from 'node:http'
+import type { CatalogRoute } from '../catalog/types.ts'
+import { JOB_TOKEN_PREFIX } from './types.ts'
+
+export type CredentialSource = 'header' | 'query' | 'basic' | 'bearer' | 'nuget' | 'body'
+
+export interface Credential {
+  readonly secret: string
+  /** True when GitLab would (or might) read it as a CI/CD job token. */
+  readonly jobToken: boolean
+  readonly source: CredentialSource
+  /** Where it was found, e.g. `header:job-token`, `query:token`: for logs and answers, never the secret. */
+  readonly where: string
+}
+
+export type CredentialResult =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'job_token', readonly token: string, readonly source: CredentialSource, readonly basicAuth: boolean }
+  | { readonly kind: 'ambiguous', readonly sources: string[] }
+
+export interface CredentialRequest {
+  /** The canonical request (canonicalize()); only the raw query is read: GitLab reads credentials alike for every method. */
+  readonly canonical: { readonly method: string, readonly path: string, readonly query: string }
+  /** Node's parsed headers: lower-case keys, repeated custom headers joined with ', '. */
+  readonly headers: IncomingHttpHeaders
+  /**
+   * Node's rawHeaders, when at hand. Node keeps only the first of a repeated Authorization
+   * header; the raw list has them all, and a proxy forwarding raw headers must check them all.
+   */
+  readonly rawHeaders?: readonly string[]
+  /** The matched catalog route, or null. Conan routes accept any Basic user name. */
+  readonly route: CatalogRoute | null
+}
+
+/** The user name GitLab expects with a job token in HTTP Basic. */
+const CI_USER = 'gitlab-ci-token'
+
+/**
+ * Parameters GitLab reads credentials from: `job_token` is always a job token; the others are
+ * `token` (a job token for RUNNER_JOB_TOKEN_PARAM, or a trigger/runner token), OAuth
+ * `access_token`/`bearer_token`, and `private_token` (a PAT): a job token when `glcbt-`.
+ */
+const PARAM_FIELDS = new Map<string, 'job' | 'maybe'>([
+  ['job_token', 'job'],
+  ['token', 'maybe'],
+  ['access_token', 'maybe'],
+  ['bearer_token', 'maybe'],
+  ['private_token', 'maybe']
+])
+
+/** Headers that carry a bare token (names normalized: lower case, '_' read as '-', as Rack does). */
+const TOKEN_HEADERS = new Map<string, { kind: 'job' | 'maybe', source: CredentialSource }>([
+  ['job-token', { kind: 'job', source: 'header' }],
+  ['private-token', { kind: 'maybe', source: 'header' }],
+  ['deploy-token', { kind: 'maybe', source: 'header' }],
+  ['x-nuget-apikey', { kind: 'maybe', source: 'nuget' }]
+])
+
+/** Every credential in the headers and the query string, in the order found. */
+export function collectCredentials (request: CredentialRequest): Credential[] {
+  const found: Credential[] = []
+  const conan = isConanRoute(request.route)
+  for (const [rawName, value] of headerPairs(request)) {
+    const name = rawName.toLowerCase().replaceAll('_', '-')
+    if (name === 'authorization') {
+      found.push(...authorizationCredentials(value, conan))
+      continue
+    }
+    const def = TOKEN_HEADERS.get(name)
+    if (def === undefined) continue
+    // Node joins a repeated custom header with ', '; tokens never contain a comma.
+    for (const part of value.split(',')) {
+      const secret = part.trim()
+      if (secret === '') continue // GitLab uses `.presence`: empty is absent
+      found.push({ secret, jobToken: def.kind === 'job' || secret.startsWith(JOB_TOKEN_PREFIX), source: def.source, where: `header:${name}` })
+    }
+  }
+  for (const [key, value] of queryPairs(request.canonical.query)) {
+    const c = paramCredential(key, value, 'query')
+    if (c !== null) found.push(c)
+  }
+  return found
+}
+
+/**
+ * One parameter (query, form, JSON or multipart field) as a credential, or null. Names are read
+ * as Rack does (`[job_token]`, `job_token[]` are `job_token`); any value starting `glcbt-` counts.
+ */
+export function paramCredential (rawName: string, value: string, source: 'query' | 'body'): Credential | null {
+  if (value === '') return null
+  const name = normalizeParamName(rawName)
+  const kind = PARAM_FIELDS.get(name)
+  const job = kind === 'job' || value.startsWith(JOB_TOKEN_PREFIX)
+  if (!job && kind === undefined) return null
+  return { secret: value, jobToken: job, source, where: `${source}:${kind === undefined ? '*' : name}` }
+}
+
+/** True when `name` is (after Rack's reading) a parameter GitLab takes credentials from. */
+export function isCredentialParam (rawName: string): boolean {
+  return PARAM_FIELDS.has(normalizeParamName(rawName))
+}
+
+/** Combines every credential of a request into the one answer the next stages need. */
+export function decideCredential (credentials: readonly Credential[]): CredentialResult {
+  let job: Credential | undefined
+  const secrets = new Set<string>()
+  for (const c of credentials) {
+    secrets.add(c.secret)
+    if (c.jobToken && job === undefined) job = c
+  }
+  if (job === undefined) return { kind: 'none' }
+  if (secrets.size > 1) return { kind: 'ambiguous', sources: [...new Set(credentials.map(c => c.where))] }
+  return { kind: 'job_token', token: job.secret, source: job.source, basicAuth: credentials.some(c => c.source === 'basic') }
+}
+
+/** collectCredentials + decideCredential, with credentials found in the body (body-scan.ts). */
+export function findCredential (request: CredentialRequest, bodyCredentials: readonly Credential[] = []): CredentialResult {
+  return decideCredential([...collectCredentials(request), ...bodyCredentials])
+}
+
+export function isConanRoute (route: CatalogRoute | null): boolean {
+  return route !== null && route.pattern.includes('/conan/')
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function * headerPairs (request: CredentialRequest): Iterable<[string, string]> {
+  const raw = request.rawHeaders
+  if (raw !== undefined) {
+    for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, raw[i + 1]!]
+    return
+  }
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined) continue
+    if (Array.isArray(value)) for (const v of value) yield [name, v]
+    else yield [name, value]
+  }
+}
+
+function authorizationCredentials (header: string, conan: boolean): Credential[] {
+  const value = header.trim()
+  const space = value.search(/\s/)
+  const scheme = space === -1 ? '' : value.slice(0, space).toLowerCase()
+  const rest = space === -1 ? value : value.slice(space + 1).trim()
+  if (rest === '') return []
+
+  if (scheme === 'basic') {
+    // Rails decodes leniently (Base64.decode64) and splits on the first ':'; so does this.
+    const decoded = Buffer.from(rest, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    const user = colon === -1 ? decoded : decoded.slice(0, colon)
+    const password = colon === -1 ? '' : decoded.slice(colon + 1)
+    const found: Credential[] = []
+    // A token pasted as the user name (`https://glcbt-...@host`): GitLab ignores it, we do not.
+    if (user.startsWith(JOB_TOKEN_PREFIX)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
+    if (password !== '') {
+      // Conan accepts a job token under any user name (lib/api/concerns/packages/conan_endpoints.rb).
+      const job = user === CI_USER || conan || password.startsWith(JOB_TOKEN_PREFIX)
+      found.push({ secret: password, jobToken: job, source: 'basic', where: 'basic' })
+    }
+    return found
+  }
+
+  if (scheme === 'bearer') {
+    if (rest.startsWith(JOB_TOKEN_PREFIX)) return [{ secret: rest, jobToken: true, source: 'bearer', where: 'bearer' }]
+    // The Conan client trades Basic credentials for a JWT whose `access_token` claim is the job
+    // token itself (lib/gitlab/conan_token.rb, from_job): that Bearer is the job token.
+    const inner = conan ? conanJobToken(rest) : null
+    if (inner !== null) return [{ secret: inner, jobToken: true, source: 'bearer', where: 'bearer:conan' }]
+    return [{ secret: rest, jobToken: false, source: 'bearer', where: 'bearer' }]
+  }
+
+  // No scheme, or one GitLab does not read: still a job token if it looks like one.
+  return [{ secret: rest, jobToken: rest.startsWith(JOB_TOKEN_PREFIX), source: 'bearer', where: 'header:authorization' }]
+}
+
+function conanJobToken (jwt: string): string | null {
+  const parts = jwt.split('.')
+  if (parts.length !== 3) return null
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
+    const token = (payload as { access_token?: unknown } | null)?.access_token
+    return typeof token === 'string' && token.startsWith(JOB_TOKEN_PREFIX) ? token : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * `key=value` pairs of a query string or form body, decoded once ('+' is a space). Rails splits
+ * the query on '&' and ';' (and Rack skips spaces after a separator), so both split here: a
+ * value containing ';' then reads as two pairs, which can only add credentials, never hide one.
+ */
+export function * queryPairs (query: string): Iterable<[string, string]> {
+  if (query === '') return
+  for (const piece of query.split(/[&;]/)) {
+    if (piece === '') continue
+    const eq = piece.indexOf('=')
+    const key = eq === -1 ? piece : piece.slice(0, eq)
+    yield [decodeFormComponent(key), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))]
+  }
+}
+
+/** Rack's reading of a parameter name: leading spaces and brackets skipped, cut at the first bracket. */
+function normalizeParamName (name: string): string {
+  const m = /^[\s[\]]*([^[\]]*)/.exec(name)
+  return m === null ? name : m[1]!
+}
+
+/** application/x-www-form-urlencoded decoding, once; an invalid escape is kept as sent. */
+export function decodeFormComponent (s: string): string {
+  if (s.indexOf('%') === -1) return s.indexOf('+') === -1 ? s : s.replaceAll('+', ' ')
+  const bytes: number[] = []
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 0x25 && i + 2 < s.length) {
+      const hex = s.slice(i + 1, i + 3)
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(Number.parseInt(hex, 16))
+        i += 2
+        continue
+      }
+    }
+    if (c === 0x2b) { bytes.push(0x20); continue }
+    if (c < 0x80) { bytes.push(c); continue }
+    const cp = s.codePointAt(i)!
+    if (cp > 0xffff) i++
+    for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) bytes.push(b)
+  }
+  return Buffer.from(bytes).toString('utf8')
+}

@@ -1,0 +1,324 @@
+// Turning a job token into the identity of its job (gitlab-semantics.md §5). Two resolvers
+// behind one interface, chosen by configuration:
+// - introspection (default): GitLab itself says whether the token belongs to a running job
+//   (`GET /api/v4/job`), and the job project's namespace chain comes from the projects and groups
+//   APIs with a service token. Exact, at the cost of upstream calls, which the caches absorb.
+// - local JWT: tokens that carry the project in signed claims (GitLab CI ID tokens) verified
+//   against a key or JWKS, with no upstream call. Only as good as the token's lifetime: a
+//   finished job's token stays valid until it expires.
+// Both fail closed: every doubt is an IdentityError, an unreachable upstream a 503.
+
+import { Pool } from 'undici'
+import type { JWTPayload } from 'jose'
+import { createLoaderCache, createTokenCache } from './cache.ts'
+import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
+import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
+import { IdentityError, isTransient, JOB_TOKEN_PREFIX, type ClosableJobResolver, type JobIdentity } from './types.ts'
+
+export interface IdentityCacheOptions {
+  /** Longest time a resolved token is trusted without asking again. Default 30 s. */
+  readonly tokenTtlMs?: number
+  readonly maxTokens?: number
+  /** How long a rejected token is remembered. Default 10 s; 0 disables. */
+  readonly negativeTtlMs?: number
+  /** Projects and groups (paths, parents): these rarely change. Default 10 min. */
+  readonly namespaceTtlMs?: number
+  readonly maxNamespaces?: number
+}
+
+export interface IntrospectionResolverOptions {
+  /** GitLab's base URL, with its relative URL root if any (`https://gitlab.example.com`). */
+  readonly upstream: string
+  /** GATE_SERVICE_TOKEN: a token that can read the job projects and their groups (sent as PRIVATE-TOKEN). */
+  readonly serviceToken: string
+  /** Bound on each upstream call. Default 5 s. */
+  readonly timeoutMs?: number
+  readonly connections?: number
+  /**
+   * Local checks of JWT job tokens before any call. `key`: GitLab's job token signing key
+   * (ci_job_token_signing_key, public part) as PEM, or a JWKS file or URL; without it only
+   * shape, algorithm, time and audience are checked. Default audience: `gitlab-authz-token`.
+   */
+  readonly jwt?: JwtCheckOptions & { readonly key?: KeySource }
+  readonly cache?: IdentityCacheOptions
+  readonly onWarning?: (message: string) => void
+}
+
+/** Claim names, per identity field. Defaults fit GitLab CI ID tokens. */
+export interface ClaimMap {
+  readonly jobId: string
+  readonly projectId: string
+  readonly projectPath: string
+  readonly namespaceId: string
+  readonly userId: string
+  /** A claim with the ancestor group ids, nearest first (array, or comma-separated); unset: just the namespace id. */
+  readonly ancestors?: string
+}
+
+export const DEFAULT_CLAIMS: ClaimMap = {
+  jobId: 'job_id',
+  projectId: 'project_id',
+  projectPath: 'project_path',
+  namespaceId: 'namespace_id',
+  userId: 'user_id'
+}
+
+export interface LocalJwtResolverOptions {
+  readonly key: KeySource
+  readonly issuer: string
+  readonly audience: string | readonly string[]
+  readonly algorithms?: readonly string[]
+  readonly clockToleranceSec?: number
+  readonly claims?: Partial<ClaimMap>
+  readonly cache?: IdentityCacheOptions
+  readonly onWarning?: (message: string) => void
+}
+
+export type JobResolverOptions =
+  | ({ readonly kind?: 'introspection' } & IntrospectionResolverOptions)
+  | ({ readonly kind: 'jwt' } & LocalJwtResolverOptions)
+
+export function createJobResolver (options: JobResolverOptions): ClosableJobResolver {
+  return options.kind === 'jwt' ? createLocalJwtResolver(options) : createIntrospectionResolver(options)
+}
+
+const GITLAB_JOB_TOKEN_AUDIENCE = 'gitlab-authz-token'
+/** Deeper than GitLab's limit of 20 nested groups means a loop in the answers. */
+const MAX_GROUP_DEPTH = 21
+const MAX_RESPONSE_BYTES = 1 << 20
+
+// ---------------------------------------------------------------------------------------------
+// GitLab introspection
+
+interface ProjectInfo {
+  readonly path: string
+  readonly ancestors: readonly number[]
+}
+
+/** Resolved tokens by hash; failures that say something about the token are remembered briefly. */
+function identityTokenCache (c: IdentityCacheOptions): ReturnType<typeof createTokenCache<JobIdentity>> {
+  return createTokenCache<JobIdentity>({
+    max: c.maxTokens ?? 10_000,
+    ttlMs: c.tokenTtlMs ?? 30_000,
+    negativeTtlMs: c.negativeTtlMs ?? 10_000,
+    cacheableError: err => err instanceof IdentityError && !isTransient(err.code),
+    lifetimeOf: identity => identity.expiresAt === undefined ? undefined : identity.expiresAt - Date.now()
+  })
+}
+
+export function createIntrospectionResolver (options: IntrospectionResolverOptions): ClosableJobResolver {
+  let base: URL
+  try {
+    base = new URL(options.upstream)
+  } catch {
+    throw new TypeError(`upstream is not a URL: ${options.upstream}`)
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`upstream must be http(s), got ${base.protocol}`)
+  if (typeof options.serviceToken !== 'string' || options.serviceToken === '') {
+    throw new TypeError('serviceToken (GATE_SERVICE_TOKEN) is required to read job projects and groups')
+  }
+  const basePath = base.pathname.replace(/\/+$/, '')
+  const timeoutMs = options.timeoutMs ?? 5_000
+  const jwtOptions: JwtCheckOptions = {
+    algorithms: options.jwt?.algorithms ?? ['RS256'],
+    issuer: options.jwt?.issuer,
+    audience: options.jwt?.audience === undefined ? GITLAB_JOB_TOKEN_AUDIENCE : options.jwt.audience,
+    clockToleranceSec: options.jwt?.clockToleranceSec
+  }
+  const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, options)
+  const pool = new Pool(base.origin, {
+    connections: options.connections ?? 16,
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs
+  })
+  const c = options.cache ?? {}
+  const tokens = identityTokenCache(c)
+  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 600_000 }
+  const projects = createLoaderCache<ProjectInfo>(namespaceCache)
+  const groupParents = createLoaderCache<number | null>(namespaceCache)
+
+  /** One GET; the token or service token only ever travels in a header. */
+  const getJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
+    let status: number
+    let text: string
+    try {
+      const res = await pool.request({
+        method: 'GET',
+        path: basePath + path,
+        headers: { accept: 'application/json', ...headers },
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+      status = res.statusCode
+      if (status !== 200) {
+        await res.body.dump()
+      } else {
+        text = await readLimited(res.body)
+      }
+    } catch (err) {
+      throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} failed: ${describe(err)}`, { cause: err })
+    }
+    if (status === 429 || status >= 500) throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} answered ${status}`)
+    if (what === 'job' && (status === 401 || status === 403)) throw new IdentityError('TOKEN_UNKNOWN', `GET ${path} answered ${status}`)
+    if (status !== 200) throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered ${status}`)
+    try {
+      const body: unknown = JSON.parse(text!)
+      if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
+    } catch {}
+    throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered something other than a JSON object`)
+  }
+
+  const service = { 'private-token': options.serviceToken }
+
+  const groupParent = (id: number): Promise<number | null> => groupParents.get(String(id), async () => {
+    const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, service, 'namespace')
+    return optionalId(group.parent_id, `group ${id} parent_id`)
+  })
+
+  const project = (id: number): Promise<ProjectInfo> => projects.get(String(id), async () => {
+    const p = await getJson(`/api/v4/projects/${id}`, service, 'namespace')
+    const path = p.path_with_namespace
+    const ns = p.namespace as Record<string, unknown> | null | undefined
+    if (typeof path !== 'string' || ns === null || typeof ns !== 'object') throw lookupFailed(`project ${id} has no path or namespace`)
+    if (ns.kind !== 'group') return { path, ancestors: [] } // a user namespace: no groups above
+    const ancestors = [requiredId(ns.id, `project ${id} namespace.id`)]
+    let parent = 'parent_id' in ns ? optionalId(ns.parent_id, `project ${id} namespace.parent_id`) : await groupParent(ancestors[0]!)
+    while (parent !== null) {
+      if (ancestors.includes(parent) || ancestors.length >= MAX_GROUP_DEPTH) throw lookupFailed(`group parents of project ${id} loop or nest too deep`)
+      ancestors.push(parent)
+      parent = await groupParent(parent)
+    }
+    return { path, ancestors }
+  })
+
+  const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
+    let expiresAt: number | undefined
+    if (jwt !== null) {
+      const payload = await checkJwt(jwt, key, jwtOptions)
+      expiresAt = (payload.exp as number) * 1000
+    }
+    const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
+    // GitLab only accepts a token while its job runs (app/finders/ci/auth_job_finder.rb).
+    if (job.status !== 'running') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${typeof job.status === 'string' ? job.status.slice(0, 32) : 'in no known state'}`)
+    const jobId = requiredId(job.id, 'job id')
+    const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
+    const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
+    const info = await project(projectId)
+    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, userId, ...(expiresAt === undefined ? {} : { expiresAt }) }
+  }
+
+  return {
+    async resolve (token) {
+      checkTokenShape(token)
+      const jwt = jobTokenJwt(token)
+      return await tokens.get(token, () => failClosed(introspect(token, jwt)))
+    },
+    async close () {
+      await pool.close()
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local JWT
+
+export function createLocalJwtResolver (options: LocalJwtResolverOptions): ClosableJobResolver {
+  if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('issuer is required for the local JWT resolver')
+  if (options.audience === undefined || options.audience.length === 0) throw new TypeError('audience is required for the local JWT resolver')
+  const key = createVerificationKey(options.key, options)
+  const claims: ClaimMap = { ...DEFAULT_CLAIMS, ...options.claims }
+  const jwtOptions: JwtCheckOptions = {
+    algorithms: options.algorithms ?? ['RS256'],
+    issuer: options.issuer,
+    audience: options.audience,
+    clockToleranceSec: options.clockToleranceSec
+  }
+  const c = options.cache ?? {}
+  const tokens = identityTokenCache(c)
+
+  return {
+    async resolve (token) {
+      checkTokenShape(token)
+      // A `glcbt-` prefix is not part of the JWT.
+      const jwt = token.startsWith(JOB_TOKEN_PREFIX) ? token.slice(JOB_TOKEN_PREFIX.length) : token
+      return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
+    },
+    async close () {}
+  }
+}
+
+function identityFromClaims (payload: JWTPayload, claims: ClaimMap): JobIdentity {
+  const bad = (field: string): IdentityError => new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim for ${field} is missing or invalid`)
+  const id = (name: string): number => {
+    const n = toId(payload[name])
+    if (n === null) throw bad(name)
+    return n
+  }
+  const path = payload[claims.projectPath]
+  if (typeof path !== 'string' || path === '') throw bad(claims.projectPath)
+  const namespaceId = id(claims.namespaceId)
+  let ancestors: number[] = [namespaceId]
+  if (claims.ancestors !== undefined) {
+    const raw = payload[claims.ancestors]
+    const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map(s => s.trim()) : null
+    const ids = list?.map(toId) ?? null
+    if (ids === null || ids.length === 0 || ids.some(v => v === null)) throw bad(claims.ancestors)
+    ancestors = ids as number[]
+  }
+  return {
+    jobId: id(claims.jobId),
+    jobProjectId: id(claims.projectId),
+    jobProjectPath: path,
+    ancestorGroupIds: ancestors,
+    userId: id(claims.userId),
+    expiresAt: (payload.exp as number) * 1000
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Any failure that is not already a verdict becomes a transient one: never an allow, never cached. */
+async function failClosed<T> (work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (err instanceof IdentityError) throw err
+    throw joseFailure(err)
+  }
+}
+
+function toId (value: unknown): number | null {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null
+  if (typeof value === 'string' && /^[1-9]\d{0,15}$/.test(value)) return Number(value)
+  return null
+}
+
+function requiredId (value: unknown, what: string): number {
+  const id = toId(value)
+  if (id === null) throw lookupFailed(`${what} is missing or not an id`)
+  return id
+}
+
+function optionalId (value: unknown, what: string): number | null {
+  return value === null || value === undefined ? null : requiredId(value, what)
+}
+
+function lookupFailed (message: string): IdentityError {
+  return new IdentityError('IDENTITY_LOOKUP_FAILED', message)
+}
+
+function describe (err: unknown): string {
+  const e = err as { code?: unknown, name?: unknown } | null
+  return String(e?.code ?? e?.name ?? 'error')
+}
+
+async function readLimited (body: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of body) {
+    total += chunk.length
+    if (total > MAX_RESPONSE_BYTES) throw new Error('response too large')
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, total).toString('utf8')
+}

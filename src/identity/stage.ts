@@ -1,0 +1,106 @@
+// The identity stages of the request path, as one call: find the credential (headers, query,
+// body) → resolve the job behind a job token. Returns "continue" with what to forward, or a deny
+// with its answer. Requests without a job token continue untouched: not this stage's business.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable, Transform } from 'node:stream'
+import type { CatalogRoute } from '../catalog/types.ts'
+import type { ErrorCode } from '../errors.ts'
+import { identityAnswer, type Answer } from './answers.ts'
+import { createBodyScanner, type BodyScanOptions } from './body-scan.ts'
+import { collectCredentials, decideCredential, type Credential, type CredentialSource } from './credentials.ts'
+import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
+
+export interface IdentityStageOptions {
+  readonly resolver: JobResolver
+  readonly body?: BodyScanOptions
+}
+
+export interface IdentityInput {
+  readonly canonical: { readonly method: string, readonly path: string, readonly query: string }
+  readonly route: CatalogRoute | null
+  readonly headers: IncomingHttpHeaders
+  readonly rawHeaders?: readonly string[]
+  /** The request body stream (the IncomingMessage itself). */
+  readonly body: Readable
+}
+
+export type ForwardBody =
+  /**
+   * Forward this stream. For a large multipart body it is the guard the request is piped
+   * through: if it errors (an IdentityError), abort the upstream request and answer its code.
+   */
+  | { readonly kind: 'stream', readonly stream: Readable, readonly guarded: boolean }
+  /** The body was read for inspection: forward exactly these bytes. */
+  | { readonly kind: 'buffered', readonly bytes: Buffer }
+
+export type IdentityOutcome =
+  | { readonly kind: 'none', readonly body: ForwardBody }
+  | {
+    readonly kind: 'job'
+    readonly identity: JobIdentity
+    readonly token: string
+    readonly source: CredentialSource
+    readonly basicAuth: boolean
+    readonly body: ForwardBody
+  }
+  /** `reason` is for logs: it never holds a token. */
+  | { readonly kind: 'deny', readonly code: ErrorCode, readonly reason: string, readonly answer: Answer }
+
+export interface IdentityStage {
+  run (input: IdentityInput): Promise<IdentityOutcome>
+}
+
+export function createIdentityStage (options: IdentityStageOptions): IdentityStage {
+  const { resolver } = options
+  const scanner = createBodyScanner(options.body)
+
+  const deny = (code: ErrorCode, reason: string, route: CatalogRoute | null): IdentityOutcome =>
+    ({ kind: 'deny', code, reason, answer: identityAnswer(code, route) })
+
+  return {
+    async run (input) {
+      const { route } = input
+      const plan = scanner.plan(input.headers, input.canonical.method)
+      if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', route)
+
+      const credentials: Credential[] = collectCredentials(input)
+      let buffered: Buffer | null = null
+      if (plan.kind === 'buffer') {
+        const inspected = await scanner.read(plan, input.body)
+        if (inspected.kind === 'rejected') return deny(inspected.code, 'request body cannot be inspected', route)
+        buffered = inspected.bytes
+        credentials.push(...inspected.credentials)
+      }
+
+      const credential = decideCredential(credentials)
+      if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route)
+
+      const token = credential.kind === 'job_token' ? credential.token : undefined
+      let body: ForwardBody
+      let guard: Transform | null = null
+      if (buffered !== null) {
+        body = { kind: 'buffered', bytes: buffered }
+      } else if (plan.kind === 'stream') {
+        const g = guard = scanner.guard(plan.boundary, token)
+        input.body.on('error', err => g.destroy(err))
+        input.body.pipe(g)
+        body = { kind: 'stream', stream: g, guarded: true }
+      } else {
+        body = { kind: 'stream', stream: input.body, guarded: false }
+      }
+      if (credential.kind === 'none') return { kind: 'none', body }
+
+      let identity: JobIdentity
+      try {
+        identity = await resolver.resolve(credential.token)
+      } catch (err) {
+        // A guard already piped must not keep reading a request that is refused.
+        if (guard !== null) input.body.unpipe(guard)
+        const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
+        return deny(failure.code, failure.message, route)
+      }
+      return { kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body }
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// The shapes shared by the identity stage: what a job token resolves to, the resolver
+// interface both resolvers implement, and the one error type they throw.
+
+import type { ErrorCode } from '../errors.ts'
+
+/** Every CI/CD job token starts with this (gitlab-semantics.md §5). */
+export const JOB_TOKEN_PREFIX = 'glcbt-'
+
+/** GitLab refuses longer tokens (app/finders/ci/auth_job_finder.rb); so do we, before any work. */
+export const MAX_TOKEN_BYTES = 8192
+
+export interface JobIdentity {
+  readonly jobId: number
+  /** The job project: the project whose pipeline runs the job (GitLab's token "source"). */
+  readonly jobProjectId: number
+  readonly jobProjectPath: string
+  /** The job project's ancestor groups, nearest first (subgroup, its parent, ..., root). */
+  readonly ancestorGroupIds: readonly number[]
+  /** The user the job runs as. */
+  readonly userId: number
+  /** Epoch milliseconds after which the token is no longer valid, when the token says so. */
+  readonly expiresAt?: number
+}
+
+export interface JobResolver {
+  /** Resolves a job token to its job's identity; rejects with IdentityError, never allows on doubt. */
+  resolve (token: string): Promise<JobIdentity>
+}
+
+/** A resolver that holds connections or timers; close() releases them. */
+export interface ClosableJobResolver extends JobResolver {
+  close (): Promise<void>
+}
+
+/**
+ * The failure of a stage in this module. `code` is a key of the errors table; the message is
+ * for logs and never contains the token.
+ */
+export class IdentityError extends Error {
+  readonly code: ErrorCode
+
+  constructor (code: ErrorCode, message: string = code, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'IdentityError'
+    this.code = code
+  }
+}
+
+/** Failures that say nothing about the token: never remembered as a verdict on it. */
+export function isTransient (code: ErrorCode): boolean {
+  return code === 'IDENTITY_UPSTREAM_UNAVAILABLE' || code === 'IDENTITY_LOOKUP_FAILED'
+}

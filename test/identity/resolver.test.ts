@@ -1,0 +1,259 @@
+// The GitLab introspection resolver against a fake GitLab on port 0: identities and ancestors,
+// caching and single flight, local JWT checks before any call, and failing closed.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createIntrospectionResolver, type IntrospectionResolverOptions } from '../../src/identity/resolver.ts'
+import { identityAnswer } from '../../src/identity/answers.ts'
+import { IdentityError, type ClosableJobResolver } from '../../src/identity/types.ts'
+import { groupChain, startFakeGitlab, type FakeGitlab } from '../helpers/fake-gitlab.ts'
+import { createTestKeys, GITLAB_ISSUER, hs256WithPublicKey, legacyJobToken, plausibleClaims, signJobToken, unsignedJobToken } from '../helpers/tokens.ts'
+
+const RUNNING = legacyJobToken()
+const RUNNING_2 = legacyJobToken()
+const FINISHED = legacyJobToken()
+const IN_USER_NAMESPACE = legacyJobToken()
+const UNKNOWN = legacyJobToken()
+
+async function fakeGitlab (): Promise<FakeGitlab> {
+  return await startFakeGitlab({
+    groups: groupChain([1, 'acme'], [2, 'platform'], [3, 'ci']),
+    projects: [
+      { id: 10, pathWithNamespace: 'acme/platform/ci/app', namespace: { id: 3, kind: 'group', fullPath: 'acme/platform/ci', parentId: 2 } },
+      { id: 20, pathWithNamespace: 'alice/tool', namespace: { id: 50, kind: 'user', fullPath: 'alice', parentId: null } }
+    ],
+    jobs: {
+      [RUNNING]: { id: 1001, status: 'running', projectId: 10, userId: 7 },
+      [RUNNING_2]: { id: 1002, status: 'running', projectId: 10, userId: 8 },
+      [FINISHED]: { id: 1003, status: 'success', projectId: 10, userId: 7 },
+      [IN_USER_NAMESPACE]: { id: 1004, status: 'running', projectId: 20, userId: 9 }
+    }
+  })
+}
+
+function resolverFor (fake: FakeGitlab, extra: Partial<IntrospectionResolverOptions> = {}): ClosableJobResolver {
+  return createIntrospectionResolver({ upstream: fake.url, serviceToken: fake.serviceToken, timeoutMs: 1000, ...extra })
+}
+
+/** Asserts the promise fails with `code`, and that no token shows in the error. */
+async function rejectsWith (work: Promise<unknown>, code: string, token?: string): Promise<IdentityError> {
+  try {
+    await work
+  } catch (err) {
+    assert.ok(err instanceof IdentityError, `expected an IdentityError, got ${String(err)}`)
+    assert.equal(err.code, code, err.message)
+    if (token !== undefined) assert.ok(!err.message.includes(token) && !String(err.stack).includes(token), 'the error never carries the token')
+    return err
+  }
+  assert.fail(`expected ${code}, but it resolved`)
+}
+
+test('introspection: identity, ancestors nearest first, namespace cache', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const identity = await resolver.resolve(RUNNING)
+  assert.deepEqual(identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7 })
+  assert.deepEqual(fake.calls, { job: 1, project: 1, group: 2, jwks: 0 })
+
+  // Another job of the same project: one /job call, no project or group call.
+  const second = await resolver.resolve(RUNNING_2)
+  assert.equal(second.jobId, 1002)
+  assert.deepEqual(second.ancestorGroupIds, [3, 2, 1])
+  assert.deepEqual(fake.calls, { job: 2, project: 1, group: 2, jwks: 0 })
+
+  // The same token again: cached.
+  assert.deepEqual(await resolver.resolve(RUNNING), identity)
+  assert.equal(fake.calls.job, 2)
+
+  const user = await resolver.resolve(IN_USER_NAMESPACE)
+  assert.deepEqual(user.ancestorGroupIds, [], 'a project in a user namespace has no groups')
+
+  // Tokens travel in the JOB-TOKEN header only; the service token in PRIVATE-TOKEN.
+  for (const target of fake.targets) {
+    for (const token of [RUNNING, RUNNING_2, IN_USER_NAMESPACE, fake.serviceToken]) assert.ok(!target.includes(token))
+  }
+})
+
+test('introspection: finished and unknown jobs are 401 with a reason', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const finished = await rejectsWith(resolver.resolve(FINISHED), 'TOKEN_JOB_NOT_RUNNING', FINISHED)
+  const answer = identityAnswer(finished.code, null)
+  assert.equal(answer.status, 401)
+  assert.deepEqual(answer.body, { message: '401 Unauthorized', code: 'TOKEN_JOB_NOT_RUNNING' })
+  assert.equal(fake.calls.project, 0, 'a finished job costs no namespace lookup')
+
+  await rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN', UNKNOWN)
+})
+
+test('single flight: 100 concurrent requests with one uncached token make one introspection', async (t) => {
+  const fake = await fakeGitlab()
+  fake.delayMs = 50
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const results = await Promise.all(Array.from({ length: 100 }, () => resolver.resolve(RUNNING)))
+  assert.equal(fake.calls.job, 1)
+  assert.equal(fake.calls.project, 1)
+  assert.equal(fake.calls.group, 2)
+  for (const r of results) assert.deepEqual(r, results[0])
+})
+
+test('negative cache: a flood of one bad token reaches GitLab once per negative TTL', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake, { cache: { negativeTtlMs: 300 } })
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  await Promise.all(Array.from({ length: 50 }, () => rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN')))
+  for (let i = 0; i < 20; i++) await rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN')
+  await rejectsWith(resolver.resolve(FINISHED), 'TOKEN_JOB_NOT_RUNNING')
+  await rejectsWith(resolver.resolve(FINISHED), 'TOKEN_JOB_NOT_RUNNING')
+  assert.equal(fake.calls.job, 2, 'one call for the unknown token, one for the finished job')
+
+  await new Promise(resolve => setTimeout(resolve, 350))
+  await rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN')
+  assert.equal(fake.calls.job, 3, 'asked again once the negative entry expired')
+})
+
+test('upstream down: connection refused is a 503, never an allow', async (t) => {
+  const closed = createServer()
+  await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
+  const port = (closed.address() as AddressInfo).port
+  await new Promise<void>(resolve => closed.close(() => { resolve() }))
+  const resolver = createIntrospectionResolver({ upstream: `http://127.0.0.1:${port}`, serviceToken: 'svc', timeoutMs: 500 })
+  t.after(() => resolver.close())
+
+  const err = await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_UPSTREAM_UNAVAILABLE', RUNNING)
+  const answer = identityAnswer(err.code, null)
+  assert.equal(answer.status, 503)
+  assert.equal(answer.body.code, 'IDENTITY_UPSTREAM_UNAVAILABLE')
+})
+
+test('upstream slow: bounded timeout, 503, and not remembered as a bad token', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake, { timeoutMs: 100, cache: { negativeTtlMs: 60_000 } })
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  fake.delayMs = 2000
+  const started = Date.now()
+  await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_UPSTREAM_UNAVAILABLE')
+  assert.ok(Date.now() - started < 1000, `gave up after ${Date.now() - started} ms`)
+
+  fake.delayMs = 0
+  const identity = await resolver.resolve(RUNNING)
+  assert.equal(identity.jobId, 1001)
+  assert.equal(fake.calls.job, 2, 'the timeout was not cached as a verdict')
+})
+
+test('upstream errors: 5xx is a 503, a misconfigured lookup a 502, neither cached', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake, { cache: { negativeTtlMs: 60_000 } })
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  fake.failWith.job = 502
+  await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_UPSTREAM_UNAVAILABLE')
+  delete fake.failWith.job
+  fake.failWith.group = 500
+  await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_UPSTREAM_UNAVAILABLE')
+  fake.failWith.group = 404
+  await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_LOOKUP_FAILED')
+  delete fake.failWith.group
+  assert.equal((await resolver.resolve(RUNNING)).jobId, 1001)
+
+  const wrongService = createIntrospectionResolver({ upstream: fake.url, serviceToken: 'glpat-wrong', timeoutMs: 1000 })
+  t.after(() => wrongService.close())
+  await rejectsWith(wrongService.resolve(RUNNING_2), 'IDENTITY_LOOKUP_FAILED')
+})
+
+test('JWT job tokens are checked locally before any upstream call', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys('gitlab-job-token-key')
+  const otherKeys = await createTestKeys('gitlab-job-token-key') // same kid, different key
+  const resolver = resolverFor(fake, { jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER } })
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const valid = await signJobToken(keys, 1001)
+  fake.jobs.set(valid, { id: 1001, status: 'running', projectId: 10, userId: 7 })
+  const identity = await resolver.resolve(valid)
+  assert.equal(identity.jobId, 1001)
+  const exp = JSON.parse(Buffer.from(valid.split('.')[1]!, 'base64url').toString()) as { exp: number }
+  assert.equal(identity.expiresAt, exp.exp * 1000)
+  assert.equal(fake.calls.job, 1)
+
+  const forged: Array<[string, string]> = [
+    ['alg none', unsignedJobToken(plausibleClaims(1001))],
+    ['HS256 signed with the public key as secret', await hs256WithPublicKey(keys, plausibleClaims(1001))],
+    ['wrong audience', await signJobToken(keys, 1001, { audience: 'some-other-service' })],
+    ['wrong issuer', await signJobToken(keys, 1001, { issuer: 'https://evil.example.com' })],
+    ['expired', await signJobToken(keys, 1001, { expiresIn: -60 })],
+    ['not yet valid', await signJobToken(keys, 1001, { notBefore: 600 })],
+    ['bad signature', await signJobToken(otherKeys, 1001)],
+    ['oversized', 'glcbt-' + 'a'.repeat(9000)],
+    ['malformed JWT', 'glcbt-abc.def.ghi'],
+    ['malformed characters', 'glcbt-abc\u00e9def'],
+    ['token with a space', 'glcbt-64_abc def']
+  ]
+  const expected: Record<string, string> = {
+    'alg none': 'TOKEN_ALG_NOT_ALLOWED',
+    'HS256 signed with the public key as secret': 'TOKEN_ALG_NOT_ALLOWED',
+    'wrong audience': 'TOKEN_WRONG_AUDIENCE',
+    'wrong issuer': 'TOKEN_WRONG_ISSUER',
+    expired: 'TOKEN_EXPIRED',
+    'not yet valid': 'TOKEN_NOT_YET_VALID',
+    'bad signature': 'TOKEN_BAD_SIGNATURE',
+    oversized: 'TOKEN_TOO_LONG',
+    'malformed JWT': 'TOKEN_MALFORMED',
+    'malformed characters': 'TOKEN_MALFORMED',
+    'token with a space': 'TOKEN_MALFORMED'
+  }
+  for (const [name, token] of forged) {
+    // Make each one known upstream: only the local check can stop it.
+    fake.jobs.set(token, { id: 1001, status: 'running', projectId: 10, userId: 7 })
+    await t.test(name, async () => {
+      const err = await rejectsWith(resolver.resolve(token), expected[name]!, token)
+      assert.equal(identityAnswer(err.code, null).status, 401)
+    })
+  }
+  assert.equal(fake.calls.job, 1, 'no forged token reached GitLab')
+})
+
+test('without a key, stale JWTs are still refused locally; signatures are left to GitLab', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys()
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  await rejectsWith(resolver.resolve(await signJobToken(keys, 1, { expiresIn: -1 })), 'TOKEN_EXPIRED')
+  await rejectsWith(resolver.resolve(await signJobToken(keys, 1, { audience: 'elsewhere' })), 'TOKEN_WRONG_AUDIENCE')
+  await rejectsWith(resolver.resolve(unsignedJobToken(plausibleClaims(1))), 'TOKEN_ALG_NOT_ALLOWED')
+  assert.equal(fake.calls.job, 0)
+  await rejectsWith(resolver.resolve(await signJobToken(await createTestKeys(), 1)), 'TOKEN_UNKNOWN')
+  assert.equal(fake.calls.job, 1, 'an unverifiable signature is GitLab\'s to refuse')
+})
+
+test('a cached identity does not outlive its token', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys()
+  const resolver = resolverFor(fake, { jwt: { key: { pem: keys.publicPem } }, cache: { tokenTtlMs: 60_000 } })
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const token = await signJobToken(keys, 1001, { expiresIn: 2 })
+  fake.jobs.set(token, { id: 1001, status: 'running', projectId: 10, userId: 7 })
+  const identity = await resolver.resolve(token)
+  assert.ok(identity.expiresAt !== undefined)
+  await new Promise(resolve => setTimeout(resolve, Math.max(0, identity.expiresAt! - Date.now() + 50)))
+  await rejectsWith(resolver.resolve(token), 'TOKEN_EXPIRED')
+  assert.equal(fake.calls.job, 1)
+})
+
+test('options are checked at creation', () => {
+  assert.throws(() => createIntrospectionResolver({ upstream: 'not a url', serviceToken: 'x' }), /upstream/)
+  assert.throws(() => createIntrospectionResolver({ upstream: 'http://gitlab', serviceToken: '' }), /serviceToken/)
+  assert.throws(() => createIntrospectionResolver({ upstream: 'http://gitlab', serviceToken: 'x', jwt: { key: { pem: 'nope' } } }), /PEM/)
+})
