@@ -9,6 +9,8 @@ import { createCanonicalizer } from '../routing/canonical.ts'
 import { explain, formatExplanation } from '../routing/explain.ts'
 import { findOverlaps, formatOverlaps } from '../routing/lint.ts'
 import { Router } from '../routing/router.ts'
+import { ConfigError, describeSettings } from '../config.ts'
+import { serve } from '../main.ts'
 
 export interface CliIo {
   out: (text: string) => void
@@ -46,6 +48,15 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
       if (result.result !== 'matched') setExit(1)
     })
 
+  program.command('serve')
+    .description('run the gate: proxy API traffic, enforcing job token scopes (settings come from the environment)')
+    .option('--config <file>', 'JSON file with settings (environment variables override it)')
+    .addHelpText('after', '\n' + describeSettings())
+    .action(async (opts: { config?: string }) => {
+      // The listeners keep the process alive; SIGTERM ends it (src/main.ts).
+      await serve(opts.config === undefined ? {} : { configFile: opts.config })
+    })
+
   const catalog = program.command('catalog').description('build and check the endpoint catalog')
   catalog.command('import')
     .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens"); several pages are merged')
@@ -73,7 +84,7 @@ export async function runCli (argv: readonly string[], io: CliIo = defaultIo): P
     await program.parseAsync([...argv], { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode
-    if (err instanceof CatalogError || err instanceof ImportError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (err instanceof CatalogError || err instanceof ImportError || err instanceof ConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`job-token-gate: ${(err as Error).message}\n`)
       return 2
     }

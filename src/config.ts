@@ -1,0 +1,184 @@
+// One configuration schema: every setting once, with its environment variable, default and
+// check. Environment variable names are a public contract (users' manifests depend on them).
+// `loadConfig` validates everything at start-up and returns a frozen object; a bad value stops
+// the start with a message naming the variable. Only main.ts reads process.env.
+
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface ListenAddress { readonly host: string, readonly port: number }
+
+type Kind = 'string' | 'url' | 'listen' | 'int' | 'bool' | 'list' | 'enum'
+
+interface Setting<K extends Kind = Kind> {
+  readonly env: string
+  readonly kind: K
+  readonly description: string
+  readonly default?: string
+  readonly values?: readonly string[]
+  readonly min?: number
+  readonly secret?: boolean
+}
+
+// The table. Keys are the config object's property names; `default` is written as the
+// environment would write it, so `serve --help` shows what to type.
+export const SETTINGS = {
+  upstreamUrl: { env: 'GATE_UPSTREAM_URL', kind: 'url', description: 'GitLab API server the gate forwards to, e.g. http://gitlab-webservice:8181' },
+  listen: { env: 'GATE_LISTEN', kind: 'listen', default: '0.0.0.0:8181', description: 'host:port the gate serves API traffic on' },
+  healthListen: { env: 'GATE_HEALTH_LISTEN', kind: 'listen', default: '0.0.0.0:8182', description: 'host:port for /-/liveness, /-/readiness and /metrics' },
+  authListen: { env: 'GATE_AUTH_LISTEN', kind: 'listen', description: 'host:port for the forward-auth decision endpoint (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz); off when unset' },
+  mode: { env: 'GATE_MODE', kind: 'enum', values: ['enforce', 'shadow'], default: 'enforce', description: 'shadow: log and count denies as would_deny, forward anyway' },
+  shadowResources: { env: 'GATE_SHADOW_RESOURCES', kind: 'list', default: '', description: 'catalog resources in shadow mode while the rest enforce (e.g. packages,releases)' },
+  relativeUrlRoot: { env: 'GATE_RELATIVE_URL_ROOT', kind: 'string', default: '', description: "GitLab's relative URL root, e.g. /gitlab" },
+  nonApiJobTokens: { env: 'GATE_NON_API_JOB_TOKENS', kind: 'enum', values: ['forward', 'deny'], default: 'forward', description: 'job tokens on paths outside /api/v4 (git over HTTP, UI): forward or deny' },
+  unresolvedProject: { env: 'GATE_UNRESOLVED_PROJECT', kind: 'enum', values: ['defer', 'deny'], default: 'defer', description: 'group and instance routes, whose project the URL does not tell: defer to upstream or deny job tokens' },
+  enforceInboundScope: { env: 'GATE_ENFORCE_INBOUND_SCOPE', kind: 'bool', default: 'true', description: "GitLab's instance setting enforce_ci_inbound_job_token_scope_enabled (true since 18.0)" },
+  unknownProject: { env: 'GATE_UNKNOWN_PROJECT', kind: 'enum', values: ['empty_allowlist', 'allow'], default: 'empty_allowlist', description: 'accessed projects the store knows nothing of: only self access passes, or leave them to GitLab' },
+  trustedProxies: { env: 'GATE_TRUSTED_PROXIES', kind: 'list', default: '127.0.0.1,::1', description: 'peer addresses whose X-Forwarded-* and X-Original-* headers are trusted' },
+  redisUrl: { env: 'GATE_REDIS_URL', kind: 'string', description: 'redis://host:port/db for a single node; absent: the embedded memory store' },
+  redisClusterNodes: { env: 'GATE_REDIS_CLUSTER_NODES', kind: 'list', default: '', description: 'host:port list: use Redis Cluster' },
+  redisSentinels: { env: 'GATE_REDIS_SENTINELS', kind: 'list', default: '', description: 'host:port list: use Redis Sentinel' },
+  redisSentinelName: { env: 'GATE_REDIS_SENTINEL_NAME', kind: 'string', default: 'mymaster', description: 'Sentinel master name' },
+  stateFile: { env: 'GATE_STATE_FILE', kind: 'string', description: 'memory store only: JSON file the grants are loaded from and saved to' },
+  grantCacheTtlMs: { env: 'GATE_GRANT_CACHE_TTL_MS', kind: 'int', min: 0, default: '10000', description: 'how long a project\'s grants are trusted without asking the store' },
+  grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
+  serviceToken: { env: 'GATE_SERVICE_TOKEN', kind: 'string', secret: true, description: 'token (sent as PRIVATE-TOKEN) to read projects and groups from GitLab' },
+  adminToken: { env: 'GATE_ADMIN_TOKEN', kind: 'string', secret: true, description: 'operator token allowed to change any project\'s job token permissions' },
+  identityResolver: { env: 'GATE_IDENTITY_RESOLVER', kind: 'enum', values: ['introspection', 'jwt'], default: 'introspection', description: 'how a job token becomes a job: ask GitLab, or verify a JWT locally' },
+  jwtKey: { env: 'GATE_JWT_KEY', kind: 'string', description: 'PEM file, JWKS file or JWKS URL verifying job token JWTs' },
+  jwtIssuer: { env: 'GATE_JWT_ISSUER', kind: 'string', description: 'expected iss of job token JWTs' },
+  jwtAudience: { env: 'GATE_JWT_AUDIENCE', kind: 'string', description: 'expected aud of job token JWTs (local JWT resolver)' },
+  identityCacheTtlMs: { env: 'GATE_IDENTITY_CACHE_TTL_MS', kind: 'int', min: 0, default: '30000', description: "longest time a resolved job token is trusted (a finished job's token passes for at most this long)" },
+  identityTimeoutMs: { env: 'GATE_IDENTITY_TIMEOUT_MS', kind: 'int', min: 1, default: '5000', description: 'timeout of one introspection call' },
+  maxInspectedBodyBytes: { env: 'GATE_MAX_INSPECTED_BODY_BYTES', kind: 'int', min: 1, default: '65536', description: 'largest form/JSON body read to look for a job token; larger ones are refused (413)' },
+  upstreamConnections: { env: 'GATE_UPSTREAM_CONNECTIONS', kind: 'int', min: 1, default: '128', description: 'connections in the upstream pool' },
+  upstreamHeadersTimeoutMs: { env: 'GATE_UPSTREAM_HEADERS_TIMEOUT_MS', kind: 'int', min: 1, default: '60000', description: 'wait for the upstream response headers (504 after)' },
+  upstreamBodyTimeoutMs: { env: 'GATE_UPSTREAM_BODY_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause inside the upstream response body' },
+  clientTimeoutMs: { env: 'GATE_CLIENT_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause while reading a client request' },
+  drainTimeoutMs: { env: 'GATE_DRAIN_TIMEOUT_MS', kind: 'int', min: 0, default: '30000', description: 'on SIGTERM, how long in-flight requests may finish' },
+  catalogDir: { env: 'GATE_CATALOG_DIR', kind: 'string', description: 'catalog directory (default: the shipped catalog/)' }
+} as const satisfies Record<string, Setting>
+
+type Settings = typeof SETTINGS
+type ValueOf<S extends Setting> =
+  S['kind'] extends 'int' ? number
+    : S['kind'] extends 'bool' ? boolean
+      : S['kind'] extends 'list' ? readonly string[]
+        : S['kind'] extends 'listen' ? ListenAddress
+          : S['kind'] extends 'enum' ? (S extends { values: readonly string[] } ? S['values'][number] : string)
+            : string
+
+export type Config = { readonly [K in keyof Settings]: Settings[K] extends { default: string } ? ValueOf<Settings[K]> : ValueOf<Settings[K]> | undefined }
+
+function parseListen (env: string, raw: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)|([0-9a-fA-F:]*:[0-9a-fA-F:]*)):(\d{1,5})$/.exec(raw)
+  const host = m?.[1] ?? m?.[2] ?? m?.[3]
+  const port = Number(m?.[4])
+  if (m === null || host === undefined || port > 65535) throw new ConfigError(`${env} must be host:port (e.g. 0.0.0.0:8181), got ${JSON.stringify(raw)}`)
+  return { host, port }
+}
+
+function parse (key: string, setting: Setting, raw: string): unknown {
+  const { env } = setting
+  switch (setting.kind) {
+    case 'string': return raw
+    case 'url': {
+      let url: URL
+      try {
+        url = new URL(raw)
+      } catch {
+        throw new ConfigError(`${env} must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${env} must be an http or https URL, got ${JSON.stringify(raw)}`)
+      if (url.search !== '' || url.hash !== '') throw new ConfigError(`${env} must not have a query or fragment`)
+      return url.origin + url.pathname.replace(/\/+$/, '')
+    }
+    case 'listen': return parseListen(env, raw)
+    case 'int': {
+      if (!/^\d+$/.test(raw)) throw new ConfigError(`${env} must be a whole number, got ${JSON.stringify(raw)}`)
+      const n = Number(raw)
+      if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) throw new ConfigError(`${env} must be at least ${setting.min ?? 0}, got ${raw}`)
+      return n
+    }
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true
+      if (raw === 'false' || raw === '0') return false
+      throw new ConfigError(`${env} must be true or false, got ${JSON.stringify(raw)}`)
+    case 'list': return Object.freeze(raw.split(',').map(s => s.trim()).filter(s => s !== ''))
+    case 'enum':
+      if (!setting.values!.includes(raw)) throw new ConfigError(`${env} must be one of ${setting.values!.join(', ')}, got ${JSON.stringify(raw)}`)
+      return raw
+  }
+  throw new ConfigError(`unknown setting kind for ${key}`)
+}
+
+/**
+ * Reads settings from a config file's object (keys as in SETTINGS, or their variable names)
+ * overlaid by the environment; validates; freezes. `required` lists keys that must be set.
+ */
+export function loadConfig (env: Readonly<Record<string, string | undefined>>, options: { file?: Record<string, unknown>, required?: ReadonlyArray<keyof Settings> } = {}): Config {
+  const out: Record<string, unknown> = {}
+  const file = options.file ?? {}
+  for (const name of Object.keys(file)) {
+    const known = Object.entries(SETTINGS).some(([key, s]) => key === name || s.env === name)
+    if (!known) throw new ConfigError(`config file: unknown setting ${JSON.stringify(name)}`)
+  }
+  for (const [key, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
+    const fromFile = file[key] ?? file[setting.env]
+    const raw = env[setting.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? setting.default
+    out[key] = raw === undefined ? undefined : parse(key, setting, raw)
+  }
+  for (const key of options.required ?? []) {
+    if (out[key] === undefined || out[key] === '') {
+      throw new ConfigError(`${SETTINGS[key].env} is required: ${SETTINGS[key].description}`)
+    }
+  }
+  const config = out as Config
+  if (config.redisUrl !== undefined && config.stateFile !== undefined) {
+    throw new ConfigError('GATE_STATE_FILE is for the memory store; it cannot be used with GATE_REDIS_URL')
+  }
+  if ((config.redisClusterNodes.length > 0 ? 1 : 0) + (config.redisSentinels.length > 0 ? 1 : 0) + (config.redisUrl !== undefined ? 1 : 0) > 1) {
+    throw new ConfigError('set only one of GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS')
+  }
+  for (const peer of config.trustedProxies) {
+    if (isIP(peer) === 0) throw new ConfigError(`GATE_TRUSTED_PROXIES must list IP addresses, got ${JSON.stringify(peer)}`)
+  }
+  if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
+    throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')
+  }
+  return Object.freeze(config)
+}
+
+/** Reads a JSON config file for `--config`. */
+export function readConfigFile (path: string): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  try {
+    const value = JSON.parse(text) as unknown
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object')
+    return value as Record<string, unknown>
+  } catch (err) {
+    throw new ConfigError(`config file ${path} must be a JSON object: ${(err as Error).message}`)
+  }
+}
+
+/** The settings as `serve --help` lists them. */
+export function describeSettings (): string {
+  const rows = Object.values(SETTINGS).map((s: Setting) => {
+    const extra = s.values !== undefined ? ` (${s.values.join('|')})` : ''
+    const def = 'default' in s && s.default !== undefined ? ` [default: ${s.default === '' ? '""' : s.default}]` : ''
+    return `  ${s.env.padEnd(34)}${s.description}${extra}${def}`
+  })
+  return `Settings (environment variables; a --config JSON file may set the same keys):\n${rows.join('\n')}\n`
+}

@@ -1,0 +1,342 @@
+// createGate(config, deps): the running product. One HTTP listener proxies API traffic through
+// the stages of pipeline.ts; a second one answers health checks. No globals: tests start gates
+// on port 0 and stop them; main.ts is the only place that reads the environment or signals.
+
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Readable } from 'node:stream'
+import { pino, type Logger } from 'pino'
+import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
+import type { Config } from '../config.ts'
+import { errorBody, errors, type ErrorCode } from '../errors.ts'
+import { createGrantCache, type GrantCache } from '../grants/cache.ts'
+import { createInstanceSettings } from '../grants/model.ts'
+import type { GrantStore } from '../grants/store.ts'
+import { createBodyScanner } from '../identity/body-scan.ts'
+import { collectCredentials } from '../identity/credentials.ts'
+import { createIdentityStage } from '../identity/stage.ts'
+import { IdentityError, type ClosableJobResolver } from '../identity/types.ts'
+import { createPolicyIndex } from '../policy/policy-index.ts'
+import { forward, createUpstream, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
+import { createCanonicalizer } from '../routing/canonical.ts'
+import { Router } from '../routing/router.ts'
+import { newExchange, runStages, type Deny, type Engine, type Exchange } from './pipeline.ts'
+
+export interface GateDeps {
+  readonly store: GrantStore
+  readonly resolver: ClosableJobResolver
+  readonly logger?: Logger
+}
+
+export interface Gate {
+  /** Starts both listeners; resolves when they accept connections. */
+  listen (): Promise<void>
+  readonly address: () => AddressInfo
+  readonly healthAddress: () => AddressInfo
+  /** The forward-auth listener, when GATE_AUTH_LISTEN is set. */
+  readonly authAddress: () => AddressInfo | null
+  /** Reloads the catalog atomically; a bad catalog keeps the last good one. */
+  reloadCatalog (): { ok: true, version: string } | { ok: false, error: string }
+  /** Stops accepting, lets in-flight requests finish up to drainMs, then closes everything. */
+  close (drainMs?: number): Promise<void>
+  readonly grants: GrantCache
+  readonly inFlight: () => number
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function createGate (config: Config, deps: GateDeps): Gate {
+  if (config.upstreamUrl === undefined) throw new TypeError('createGate: config.upstreamUrl is required')
+  const logger = deps.logger ?? pino({ name: 'job-token-gate' })
+  const catalogDir = config.catalogDir ?? DEFAULT_CATALOG_DIR
+  const trusted = new Set(config.trustedProxies)
+  const upstream: Upstream = createUpstream({
+    url: config.upstreamUrl,
+    connections: config.upstreamConnections,
+    headersTimeoutMs: config.upstreamHeadersTimeoutMs,
+    bodyTimeoutMs: config.upstreamBodyTimeoutMs
+  })
+  const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs })
+  const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject })
+  const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
+  const bodyScanner = createBodyScanner({ maxBytes: config.maxInspectedBodyBytes })
+  const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
+
+  const buildEngine = (): Engine => {
+    const catalog = loadCatalog(catalogDir)
+    return Object.freeze({
+      router: Router.compile(catalog.routes),
+      canonicalize,
+      policies: createPolicyIndex(catalog.policies),
+      settings,
+      grants,
+      bodyScanner,
+      identity,
+      catalogVersion: catalog.version,
+      options: {
+        mode: config.mode,
+        shadowResources: config.shadowResources,
+        nonApiJobTokens: config.nonApiJobTokens,
+        unresolvedProject: config.unresolvedProject
+      }
+    })
+  }
+  // An invalid catalog stops the start: the constructor throws CatalogError naming the entry.
+  let engine: Engine & { catalogVersion?: string } = buildEngine()
+  let inFlight = 0
+  let draining = false
+  const idle: Array<() => void> = []
+
+  function answer (res: ServerResponse, requestId: string, deny: Deny, closeConnection: boolean): void {
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const body = JSON.stringify({ ...errorBody(deny.code, deny.message), request_id: requestId })
+    res.writeHead(deny.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+      ...(closeConnection ? { connection: 'close' } : {}),
+      ...deny.headers
+    })
+    res.end(body)
+  }
+
+  function hasBody (req: IncomingMessage): boolean {
+    const length = req.headers['content-length']
+    return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  }
+
+  function logDecision (x: Exchange, requestId: string, started: number, status: number): void {
+    const level = x.verdict === 'allow' || x.verdict === 'no_job_token' ? 'debug' : x.verdict === 'error' ? 'warn' : 'info'
+    logger[level]({
+      request_id: requestId,
+      method: x.method,
+      route_id: x.match?.route.id,
+      route_pattern: x.match?.route.pattern,
+      decision: x.verdict,
+      reason: x.reason,
+      missing_policies: x.missingPolicies.length > 0 ? x.missingPolicies : undefined,
+      job_id: x.identity?.jobId,
+      job_project_id: x.identity?.jobProjectId,
+      accessed_project_id: x.accessedProjectId ?? undefined,
+      status,
+      duration_ms: Math.round((performance.now() - started) * 1000) / 1000
+    }, 'decision')
+  }
+
+  async function handle (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
+    const started = performance.now()
+    const peer = req.socket.remoteAddress ?? ''
+    const peerTrusted = trusted.has(peer)
+    const incomingId = req.headers['x-request-id']
+    const requestId = peerTrusted && typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID()
+    let continued = false
+    const sendContinue = (): void => {
+      if (expectContinue && !continued) {
+        continued = true
+        res.writeContinue()
+      }
+    }
+    const x = newExchange(req.method ?? 'GET', req.url ?? '/', req.headers, req.rawHeaders, hasBody(req) ? req : null, sendContinue)
+    if (draining) {
+      answer(res, requestId, deny('GATE_SHUTTING_DOWN'), true)
+      return
+    }
+    const outcome = await runStages(x, engine)
+    if (outcome.kind === 'deny') {
+      // A body we did not read is not drained: the connection closes after the answer.
+      answer(res, requestId, outcome.deny, x.body !== null && !req.complete)
+      logDecision(x, requestId, started, outcome.deny.status)
+      return
+    }
+    const forwardBody = x.forwardBody
+    const body: Buffer | Readable | null = forwardBody === null ? null : forwardBody.kind === 'buffered' ? forwardBody.bytes : forwardBody.stream
+    if (forwardBody?.kind === 'stream') sendContinue()
+    const headers = upstreamHeaders(req.headers, { peer, trusted: peerTrusted, tls: false }, requestId)
+    if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length)
+    const canonical = x.canonical!
+    const path = canonical.path + (canonical.query === '' ? '' : '?' + canonical.query)
+    const result = await forward(upstream, req, res, { method: req.method ?? 'GET', path, headers, body })
+    let status = 0
+    switch (result.kind) {
+      case 'done':
+        status = result.status
+        break
+      case 'failed':
+        x.verdict = 'error'
+        x.reason = result.code
+        status = deny(result.code).status
+        answer(res, requestId, deny(result.code), !req.complete)
+        break
+      case 'body_failed': {
+        // The multipart guard found a credential it may not let through: the upstream request
+        // was aborted before its last byte.
+        const code: ErrorCode = result.error instanceof IdentityError ? result.error.code : 'BODY_NOT_PARSEABLE'
+        x.verdict = 'deny'
+        x.reason = code
+        status = deny(code).status
+        answer(res, requestId, deny(code), true)
+        break
+      }
+      case 'aborted':
+        x.reason = 'CLIENT_ABORTED'
+        break
+    }
+    logDecision(x, requestId, started, status)
+  }
+
+  // Forward-auth: the same stages as a decision endpoint for nginx auth_request, Traefik
+  // ForwardAuth and Envoy ext_authz. The original method and URI come from X-Original-* or
+  // X-Forwarded-Method/-Uri (trusted peers only), else from the request itself (Envoy sends
+  // the original method and path). Nothing is proxied.
+  async function authorize (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const peerTrusted = trusted.has(req.socket.remoteAddress ?? '')
+    const requestId = randomUUID()
+    const header = (name: string): string | undefined => {
+      const value = req.headers[name]
+      return typeof value === 'string' && value !== '' ? value : undefined
+    }
+    const originalMethod = header('x-original-method') ?? header('x-forwarded-method')
+    const originalUri = header('x-original-uri') ?? header('x-forwarded-uri')
+    const x = newExchange(originalMethod ?? req.method ?? 'GET', originalUri ?? req.url ?? '/', req.headers, req.rawHeaders, hasBody(req) ? req : null)
+    if ((originalMethod !== undefined || originalUri !== undefined) && !peerTrusted) {
+      x.verdict = 'deny'
+      x.reason = 'FORWARD_AUTH_UNTRUSTED'
+      answer(res, requestId, deny('FORWARD_AUTH_UNTRUSTED'), false)
+      logDecision(x, requestId, started, 403)
+      return
+    }
+    const outcome = await runStages(x, engine)
+    let refusal = outcome.kind === 'deny' ? outcome.deny : null
+    if (refusal === null && hiddenBodyMayHoldToken(x, req)) {
+      x.verdict = 'deny'
+      x.reason = 'BODY_NOT_VISIBLE'
+      refusal = deny('BODY_NOT_VISIBLE')
+    }
+    if (refusal !== null) {
+      answer(res, requestId, refusal, x.body !== null && !req.complete)
+      logDecision(x, requestId, started, refusal.status)
+      return
+    }
+    const body = JSON.stringify({ message: '200 OK', decision: x.verdict, reason: x.reason, request_id: requestId })
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, 'x-job-token-gate-decision': x.verdict })
+    res.end(body)
+    logDecision(x, requestId, started, 200)
+  }
+
+  /**
+   * nginx's auth_request never sends the body. If the original request declares a body GitLab
+   * reads parameters from (form, JSON, multipart; X-Original-Content-Length or
+   * X-Original-Transfer-Encoding), a job token in it would go unchecked, and GitLab prefers a
+   * job_token parameter to the JOB-TOKEN header. Such a request to a route that accepts job
+   * tokens passes only with a visible credential GitLab ranks before job tokens (a PAT or OAuth
+   * token).
+   */
+  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage): boolean {
+    if (x.body !== null || x.match === null) return false
+    const length = Number(req.headers['x-original-content-length'] ?? '0')
+    const chunked = req.headers['x-original-transfer-encoding'] !== undefined
+    if (!(length > 0) && !chunked) return false
+    const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
+    if (engine.bodyScanner.plan(declared, x.method).kind === 'pass') return false
+    const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
+    return !visible.some(c => !c.jobToken)
+  }
+
+  function deny (code: ErrorCode): Deny {
+    return { code, status: errors[code].status, message: errors[code].message }
+  }
+
+  /** Counts the request in flight (for draining) and turns an unexpected failure into a 500. */
+  function track (req: IncomingMessage, res: ServerResponse, work: Promise<void>): void {
+    inFlight++
+    work.catch((err: unknown) => {
+      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
+      answer(res, 'unknown', deny('GATE_INTERNAL_ERROR'), true)
+    }).finally(() => {
+      inFlight--
+      if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
+    })
+  }
+
+  const server: Server = createServer({ requestTimeout: config.clientTimeoutMs, headersTimeout: Math.min(60_000, config.clientTimeoutMs) })
+  server.on('request', (req, res) => track(req, res, handle(req, res, false)))
+  // Answer `Expect: 100-continue` only once the request is authorized (or its body must be read).
+  server.on('checkContinue', (req, res) => track(req, res, handle(req, res, true)))
+
+  const auth: Server | null = config.authListen === undefined
+    ? null
+    : createServer({ requestTimeout: config.clientTimeoutMs }, (req, res) => track(req, res, authorize(req, res)))
+
+  const health: Server = createServer((req, res) => {
+    void healthAnswer(req.url ?? '/').then(({ status, body }) => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    })
+  })
+
+  async function healthAnswer (url: string): Promise<{ status: number, body: unknown }> {
+    if (url === '/-/liveness') return { status: 200, body: { status: 'ok' } }
+    if (url === '/-/readiness') {
+      const store = await deps.store.health().catch((err: unknown) => ({ ok: false, detail: (err as Error).message }))
+      const checks = {
+        catalog: { ok: true, version: engine.catalogVersion, routes: engine.router.routes.length },
+        store,
+        upstream: { ok: upstream.usable() },
+        draining
+      }
+      const ok = store.ok && upstream.usable() && !draining
+      return { status: ok ? 200 : 503, body: { status: ok ? 'ok' : 'failed', checks } }
+    }
+    return { status: 404, body: { message: '404 Not Found' } }
+  }
+
+  const listenOn = (s: Server, host: string, port: number): Promise<void> => new Promise((resolve, reject) => {
+    s.once('error', reject)
+    s.listen(port, host, () => { s.off('error', reject); resolve() })
+  })
+
+  return {
+    async listen () {
+      await listenOn(server, config.listen.host, config.listen.port)
+      await listenOn(health, config.healthListen.host, config.healthListen.port)
+      if (auth !== null) await listenOn(auth, config.authListen!.host, config.authListen!.port)
+    },
+    address: () => server.address() as AddressInfo,
+    healthAddress: () => health.address() as AddressInfo,
+    authAddress: () => auth === null ? null : auth.address() as AddressInfo,
+    reloadCatalog () {
+      try {
+        engine = buildEngine()
+        return { ok: true, version: engine.catalogVersion ?? '' }
+      } catch (err) {
+        return { ok: false, error: (err as Error).message }
+      }
+    },
+    async close (drainMs = config.drainTimeoutMs) {
+      draining = true
+      server.close()
+      server.closeIdleConnections()
+      auth?.close()
+      auth?.closeIdleConnections()
+      if (inFlight > 0) {
+        await Promise.race([
+          new Promise<void>(resolve => idle.push(resolve)),
+          new Promise<void>(resolve => setTimeout(resolve, drainMs).unref())
+        ])
+      }
+      server.closeAllConnections()
+      auth?.closeAllConnections()
+      health.close()
+      health.closeAllConnections()
+      grants.close()
+      await Promise.allSettled([upstream.close(), deps.resolver.close(), deps.store.close()])
+    },
+    grants,
+    inFlight: () => inFlight
+  }
+}

@@ -1,0 +1,174 @@
+// Forwarding to the upstream with undici: one Pool per upstream, bodies streamed both ways
+// with backpressure (never buffered whole), no retries (undici's Pool does not retry, and
+// non-idempotent requests must never be replayed), and failures turned into GitLab-shaped
+// 502/504 answers. The path sent is exactly the canonical path that was authorized.
+
+import type { IncomingMessage, ServerResponse, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { Pool, errors as undiciErrors } from 'undici'
+import type { ErrorCode } from '../errors.ts'
+
+export interface UpstreamOptions {
+  readonly url: string
+  readonly connections: number
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  readonly connectTimeoutMs?: number
+}
+
+export interface Upstream {
+  readonly pool: Pool
+  /** Path prefix of the upstream URL ('' for none), prepended to every forwarded path. */
+  readonly basePath: string
+  close (): Promise<void>
+  /** Whether the pool can take requests (for readiness). */
+  usable (): boolean
+}
+
+export function createUpstream (options: UpstreamOptions): Upstream {
+  const url = new URL(options.url)
+  const pool = new Pool(url.origin, {
+    connections: options.connections,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    keepAliveTimeout: 30_000
+  })
+  let closed = false
+  return {
+    pool,
+    basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+    async close () {
+      closed = true
+      await pool.close()
+    },
+    usable: () => !closed && !pool.closed && !pool.destroyed
+  }
+}
+
+// RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own concerns.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host'])
+
+function connectionTokens (value: string | string[] | undefined): Set<string> {
+  const tokens = new Set<string>()
+  for (const part of ([] as string[]).concat(value ?? [])) {
+    for (const token of part.split(',')) {
+      const t = token.trim().toLowerCase()
+      if (t !== '') tokens.add(t)
+    }
+  }
+  return tokens
+}
+
+export interface ForwardedFor {
+  /** The direct peer's address. */
+  readonly peer: string
+  /** Whether the peer is a configured trusted proxy, whose X-Forwarded-* are kept. */
+  readonly trusted: boolean
+  readonly tls: boolean
+}
+
+/** The headers sent upstream: end-to-end headers only, X-Forwarded-* set, the request id added. */
+export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string): Record<string, string | string[]> {
+  const drop = connectionTokens(incoming.connection)
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
+    out[name] = value
+  }
+  const prior = from.trusted ? incoming['x-forwarded-for'] : undefined
+  out['x-forwarded-for'] = prior === undefined ? from.peer : `${([] as string[]).concat(prior).join(', ')}, ${from.peer}`
+  const proto = from.trusted ? firstValue(incoming['x-forwarded-proto']) : undefined
+  out['x-forwarded-proto'] = proto ?? (from.tls ? 'https' : 'http')
+  const host = (from.trusted ? firstValue(incoming['x-forwarded-host']) : undefined) ?? incoming.host
+  if (host !== undefined) {
+    out['x-forwarded-host'] = host
+    // GitLab builds absolute URLs from its external_url, not Host; keep the client's Host anyway,
+    // as Workhorse does, so logs and redirects upstream see the name the client used.
+    out.host = incoming.host ?? host
+  }
+  out['x-request-id'] = requestId
+  return out
+}
+
+function firstValue (value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  return v === undefined || v === '' ? undefined : v
+}
+
+export type ForwardOutcome =
+  | { readonly kind: 'done', readonly status: number, readonly upstreamHeadersMs: number }
+  /** The upstream failed before the response started: the caller answers with this code. */
+  | { readonly kind: 'failed', readonly code: ErrorCode, readonly detail: string }
+  /** The client went away; the upstream request was cancelled. */
+  | { readonly kind: 'aborted' }
+  /** The request body stream failed (e.g. a credential found in a multipart body): nothing was answered yet. */
+  | { readonly kind: 'body_failed', readonly error: Error }
+
+export interface ForwardRequest {
+  readonly method: string
+  /** Canonical path plus `?query`, as authorized. */
+  readonly path: string
+  readonly headers: Record<string, string | string[]>
+  /** null: no body; a Buffer: an inspected body; a stream: piped as it arrives. */
+  readonly body: Buffer | Readable | null
+}
+
+function failureCode (err: unknown): { code: ErrorCode, detail: string } {
+  const e = err as { code?: string, message?: string }
+  const detail = `${e.code ?? 'error'}: ${e.message ?? String(err)}`
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+    return { code: 'UPSTREAM_TIMEOUT', detail }
+  }
+  return { code: 'UPSTREAM_UNAVAILABLE', detail }
+}
+
+/**
+ * Sends the request upstream and streams the answer to `res`. Resolves when the exchange is
+ * over; never throws. A client disconnect (req or res closing early) aborts the upstream call.
+ */
+export async function forward (upstream: Upstream, req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardOutcome> {
+  const controller = new AbortController()
+  const onClose = (): void => { if (!res.writableFinished) controller.abort() }
+  res.once('close', onClose)
+  const started = performance.now()
+  let bodyError: Error | null = null
+  const body = request.body
+  if (body !== null && !Buffer.isBuffer(body)) body.once('error', (err: Error) => { bodyError = err })
+  try {
+    const response = await upstream.pool.request({
+      method: request.method as 'GET',
+      path: upstream.basePath + request.path,
+      headers: request.headers,
+      body,
+      signal: controller.signal
+    })
+    const upstreamHeadersMs = performance.now() - started
+    if (controller.signal.aborted) {
+      response.body.destroy()
+      return { kind: 'aborted' }
+    }
+    const headers: OutgoingHttpHeaders = {}
+    const drop = connectionTokens(response.headers.connection as string | string[] | undefined)
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'host') || name === 'host' || drop.has(name)) continue
+      headers[name] = value
+    }
+    res.writeHead(response.statusCode, headers)
+    try {
+      await pipeline(response.body, res)
+    } catch {
+      // Mid-body failure: the status line is gone, so the only honest signal is a cut connection.
+      if (!res.destroyed) res.destroy()
+      return controller.signal.aborted ? { kind: 'aborted' } : { kind: 'done', status: response.statusCode, upstreamHeadersMs }
+    }
+    return { kind: 'done', status: response.statusCode, upstreamHeadersMs }
+  } catch (err) {
+    if (controller.signal.aborted) return { kind: 'aborted' }
+    if (bodyError !== null) return { kind: 'body_failed', error: bodyError }
+    return { kind: 'failed', ...failureCode(err) }
+  } finally {
+    res.off('close', onClose)
+  }
+}

@@ -1,0 +1,136 @@
+// Forward-auth mode: the decision endpoint on its own, then behind a real nginx with the
+// shipped deploy/nginx/job-token-gate.conf.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+const job = { 'job-token': TOKENS.app }
+
+async function authGate (t: Parameters<typeof startTestGate>[0], env: Record<string, string> = {}): Promise<{ auth: string } & Awaited<ReturnType<typeof startTestGate>>> {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', ...env })
+  return { ...g, auth: `http://127.0.0.1:${g.gate.authAddress()!.port}` }
+}
+
+test('forward-auth answers 200 or the same 401/403 bodies, and never proxies', async (t) => {
+  const g = await authGate(t)
+  const ask = (method: string, uri: string, headers: Record<string, string> = {}): ReturnType<typeof send> =>
+    send(g.auth, 'GET', '/', { 'x-original-method': method, 'x-original-uri': uri, ...headers })
+  const allowed = await ask('GET', '/api/v4/projects/200/packages', job)
+  assert.equal(allowed.status, 200)
+  assert.equal(allowed.headers['x-job-token-gate-decision'], 'allow')
+  const missing = await ask('PUT', '/api/v4/projects/200/packages/npm/foo', job)
+  assert.equal(missing.status, 403)
+  assert.equal(missing.json().message, '403 Forbidden - Insufficient permissions to access this resource in project #200. The following token permission is required: admin_packages.')
+  const finished = await ask('GET', '/api/v4/projects/200/packages/maven/a/b/1/b.jar', { 'job-token': TOKENS.appFinished })
+  assert.equal(finished.status, 401)
+  assert.equal(finished.headers['www-authenticate'], 'Basic realm="GitLab Packages Registry"')
+  const query = await ask('PUT', '/api/v4/projects/200/packages/npm/foo?job_token=' + TOKENS.app)
+  assert.equal(query.status, 403, 'a job token in the original query string is found')
+  // Traefik's spelling.
+  const traefik = await send(g.auth, 'GET', '/', { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/api/v4/projects/200/deployments', ...job })
+  assert.equal(traefik.status, 403)
+  // Envoy sends the original method and path as its own.
+  const envoy = await send(g.auth, 'PUT', '/api/v4/projects/200/packages/npm/foo', job)
+  assert.equal(envoy.status, 403)
+  assert.equal((await send(g.auth, 'GET', '/api/v4/projects/200/packages', job)).status, 200)
+  assert.equal(g.seen.length, 0, 'nothing was proxied')
+})
+
+test('forward-auth: original-request headers only from trusted peers; hidden bodies', async (t) => {
+  const untrusted = await authGate(t, { GATE_TRUSTED_PROXIES: '192.0.2.1' })
+  const res = await send(untrusted.auth, 'GET', '/', { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages', ...job })
+  assert.equal(res.status, 403)
+  assert.equal(res.json().code, 'FORWARD_AUTH_UNTRUSTED')
+
+  const g = await authGate(t)
+  const form = { 'x-original-method': 'POST', 'x-original-uri': '/api/v4/projects/100/deployments', 'content-type': 'application/x-www-form-urlencoded', 'x-original-content-length': '40' }
+  const hidden = await send(g.auth, 'GET', '/', { ...form, ...job })
+  assert.equal(hidden.status, 403, 'a job token may hide in the body nginx does not send')
+  assert.equal(hidden.json().code, 'BODY_NOT_VISIBLE')
+  assert.equal((await send(g.auth, 'GET', '/', form)).status, 403, 'no visible credential: the body may hold one')
+  assert.equal((await send(g.auth, 'GET', '/', { ...form, 'private-token': 'glpat-user' })).status, 200, 'GitLab ranks a PAT before any job token')
+  const upload = await send(g.auth, 'GET', '/', { 'x-original-method': 'PUT', 'x-original-uri': '/api/v4/projects/100/packages/generic/t/1/t.bin', 'content-type': 'application/octet-stream', 'x-original-content-length': '4096', ...job })
+  assert.equal(upload.status, 200, 'binary uploads carry no parameters')
+  // Envoy with_request_body / Traefik forwardBody: a body that is sent is inspected.
+  const sent = await send(g.auth, 'POST', '/api/v4/projects/200/deployments', { 'content-type': 'application/x-www-form-urlencoded' }, `job_token=${TOKENS.app}`)
+  assert.equal(sent.status, 403)
+  assert.equal(sent.json().code, 'MISSING_POLICIES')
+})
+
+function nginxBinary (): string | null {
+  for (const candidate of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
+    if (spawnSync(candidate, ['-v']).status === 0) return candidate
+  }
+  return null
+}
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+const nginx = nginxBinary()
+
+test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx === null && process.env.CI !== 'true' ? 'nginx is not installed (.ci/run installs nginx-light)' : false }, async (t) => {
+  assert.ok(nginx !== null, 'nginx must be installed in CI')
+  const g = await authGate(t)
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(join(dir, 'logs'))
+  const shipped = readFileSync(fileURLToPath(new URL('../../deploy/nginx/job-token-gate.conf', import.meta.url)), 'utf8')
+  const site = shipped
+    .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
+    .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${g.gate.authAddress()!.port};`)
+    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
+  assert.notEqual(site, shipped)
+  writeFileSync(join(dir, 'site.conf'), site)
+  writeFileSync(join(dir, 'nginx.conf'), [
+    'worker_processes 1;',
+    `pid ${join(dir, 'nginx.pid')};`,
+    `error_log ${join(dir, 'logs', 'error.log')} warn;`,
+    'events { worker_connections 64; }',
+    'http {',
+    `  access_log off; client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
+    `  include ${join(dir, 'site.conf')};`,
+    '}',
+    ''
+  ].join('\n'))
+  const child = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  t.after(() => { child.kill('SIGTERM') })
+  const base = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    try {
+      await send(base, 'GET', '/')
+      break
+    } catch (err) {
+      if (i > 50 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`, { cause: err })
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+  const allowed = await send(base, 'GET', '/api/v4/projects/200/packages', job)
+  assert.equal(allowed.status, 200)
+  assert.equal(allowed.json().upstream, true)
+  const denied = await send(base, 'PUT', '/api/v4/projects/200/packages/npm/foo', job)
+  assert.equal(denied.status, 403)
+  const unknown = await send(base, 'GET', '/api/v4/projects/200/packages/maven/a/b/1/b.jar', { 'job-token': TOKENS.appFinished })
+  assert.equal(unknown.status, 401)
+  assert.equal(unknown.headers['www-authenticate'], 'Basic realm="GitLab Packages Registry"')
+  const hidden = await send(base, 'POST', '/api/v4/projects/100/deployments', { 'content-type': 'application/x-www-form-urlencoded' }, `job_token=${TOKENS.tools}`)
+  assert.equal(hidden.status, 403, 'a job token in a body nginx does not pass on is not waved through')
+  assert.deepEqual(g.seen.map(s => `${s.method} ${s.url}`), ['GET /', 'GET /api/v4/projects/200/packages'])
+})

@@ -1,0 +1,211 @@
+// Forwarding: streaming both ways, Expect: 100-continue, client aborts, upstream failures,
+// draining, catalog reload and health.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+const job = { 'job-token': TOKENS.app }
+
+/** Deterministic bytes: `size` bytes in 64 KiB chunks of a repeated random block. */
+function generated (size: number): { stream: () => Readable, sha256: string } {
+  const block = randomBytes(64 * 1024)
+  const hash = createHash('sha256')
+  for (let sent = 0; sent < size; sent += block.length) hash.update(block.subarray(0, Math.min(block.length, size - sent)))
+  const sha256 = hash.digest('hex')
+  return {
+    sha256,
+    stream: () => Readable.from((function * () {
+      for (let sent = 0; sent < size; sent += block.length) yield block.subarray(0, Math.min(block.length, size - sent))
+    })())
+  }
+}
+
+function upload (base: string, path: string, headers: Record<string, string>, body: Readable, size: number): Promise<{ status: number, text: string }> {
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path, headers: { ...headers, 'content-length': String(size) } }, res => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+    })
+    req.on('error', reject)
+    body.pipe(req)
+  })
+}
+
+test('an upload streams through byte for byte, and a 1 GiB one leaves memory flat', async (t) => {
+  const g = await startTestGate(t)
+  const small = generated(5 * 1024 * 1024 + 17)
+  const path = '/api/v4/projects/100/packages/generic/tool/1.0/tool.bin'
+  const res = await upload(g.url, path, job, small.stream(), 5 * 1024 * 1024 + 17)
+  assert.equal(res.status, 200)
+  assert.equal(g.seen.at(-1)!.sha256, small.sha256)
+  assert.equal(g.seen.at(-1)!.bytes, 5 * 1024 * 1024 + 17)
+
+  const size = 1024 * 1024 * 1024
+  const big = generated(size)
+  global.gc?.()
+  const before = process.memoryUsage().rss
+  let peak = before
+  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 50)
+  const started = performance.now()
+  const answer = await upload(g.url, path, job, big.stream(), size)
+  clearInterval(sampler)
+  const seconds = (performance.now() - started) / 1000
+  assert.equal(answer.status, 200)
+  assert.equal(g.seen.at(-1)!.bytes, size)
+  assert.equal(g.seen.at(-1)!.sha256, big.sha256)
+  const grownMiB = (peak - before) / (1024 * 1024)
+  t.diagnostic(`1 GiB upload in ${seconds.toFixed(1)} s; RSS grew by at most ${grownMiB.toFixed(1)} MiB (client, gate and upstream share this process)`)
+  assert.ok(grownMiB < 128, `RSS grew by ${grownMiB.toFixed(1)} MiB: the body was buffered`)
+})
+
+test('a download streams back byte for byte', async (t) => {
+  const g = await startTestGate(t)
+  const body = generated(8 * 1024 * 1024 + 3)
+  g.respond = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', connection: 'keep-alive', 'x-custom': 'kept' })
+    body.stream().pipe(res)
+  }
+  const url = new URL(g.url)
+  const result = await new Promise<{ sha: string, headers: Record<string, unknown> }>((resolve, reject) => {
+    request({ host: url.hostname, port: url.port, path: '/api/v4/projects/200/packages/5/package_files/6/download', headers: job }, res => {
+      const hash = createHash('sha256')
+      res.on('data', (c: Buffer) => hash.update(c))
+      res.on('end', () => resolve({ sha: hash.digest('hex'), headers: res.headers }))
+    }).on('error', reject).end()
+  })
+  assert.equal(result.sha, body.sha256)
+  assert.equal(result.headers['x-custom'], 'kept')
+})
+
+test('Expect: 100-continue is answered once the request is authorized', async (t) => {
+  const g = await startTestGate(t)
+  const url = new URL(g.url)
+  const exchange = (headers: Record<string, string>): Promise<{ continued: boolean, status: number }> => new Promise((resolve, reject) => {
+    let continued = false
+    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/api/v4/projects/100/packages/generic/tool/1.0/a.txt', headers: { ...headers, expect: '100-continue', 'content-length': '5' } }, res => {
+      res.resume()
+      res.on('end', () => resolve({ continued, status: res.statusCode ?? 0 }))
+    })
+    req.on('continue', () => { continued = true; req.end('hello') })
+    req.on('error', reject)
+    req.flushHeaders()
+  })
+  const ok = await exchange(job)
+  assert.deepEqual(ok, { continued: true, status: 200 })
+  assert.equal(g.seen.at(-1)!.bytes, 5)
+  assert.equal(g.seen.at(-1)!.headers.expect, undefined, 'Expect is not forwarded')
+  const denied = await exchange({ 'job-token': TOKENS.tools, 'content-type': 'application/octet-stream' })
+  assert.deepEqual(denied, { continued: false, status: 403 }, 'a denied upload never gets its 100 Continue')
+})
+
+test('hop-by-hop headers are not forwarded; X-Forwarded-* are set', async (t) => {
+  const g = await startTestGate(t)
+  await send(g.url, 'GET', '/api/v4/projects/200/packages', { ...job, connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', te: 'trailers', 'x-keep': 'yes', host: 'gitlab.example.com' })
+  const seen = g.seen.at(-1)!.headers
+  assert.equal(seen['x-drop-me'], undefined)
+  assert.equal(seen.te, undefined)
+  assert.equal(seen['x-keep'], 'yes')
+  assert.equal(seen['x-forwarded-for'], '127.0.0.1')
+  assert.equal(seen['x-forwarded-proto'], 'http')
+  assert.equal(seen['x-forwarded-host'], 'gitlab.example.com')
+})
+
+test('upstream refused → 502, slow → 504, both GitLab-shaped', async (t) => {
+  const slow = await startTestGate(t, { GATE_UPSTREAM_HEADERS_TIMEOUT_MS: '300' })
+  slow.respond = (_req, res) => { setTimeout(() => { if (!res.destroyed) res.end('{}') }, 2000) }
+  const timedOut = await send(slow.url, 'GET', '/api/v4/projects/200/packages', job)
+  assert.equal(timedOut.status, 504)
+  assert.equal(timedOut.json().code, 'UPSTREAM_TIMEOUT')
+  assert.match(timedOut.json().message, /^504 Gateway Timeout/)
+
+  const down = await startTestGate(t)
+  down.respond = (req) => { req.socket.destroy() }
+  const reset = await send(down.url, 'GET', '/api/v4/projects/200/packages', { 'private-token': 'glpat-x' })
+  assert.equal(reset.status, 502)
+  assert.equal(reset.json().code, 'UPSTREAM_UNAVAILABLE')
+})
+
+test('a client that disconnects cancels the upstream request', async (t) => {
+  const g = await startTestGate(t)
+  let upstreamClosed: () => void = () => {}
+  const closed = new Promise<void>(resolve => { upstreamClosed = resolve })
+  g.respond = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    const timer = setInterval(() => res.write(Buffer.alloc(1024)), 10)
+    res.on('close', () => { clearInterval(timer); upstreamClosed() })
+  }
+  const url = new URL(g.url)
+  await new Promise<void>((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: '/api/v4/projects/200/packages/1/package_files/2/download', headers: job }, res => {
+      res.once('data', () => { req.destroy(); resolve() })
+    })
+    req.on('error', () => {})
+    req.on('close', () => resolve())
+    setTimeout(() => reject(new Error('no data')), 5000).unref()
+    req.end()
+  })
+  await Promise.race([closed, new Promise((_r, reject) => setTimeout(() => reject(new Error('the upstream response was not cancelled')), 5000).unref())])
+})
+
+test('close() drains in-flight requests and refuses new ones', async (t) => {
+  const g = await startTestGate(t)
+  g.respond = (_req, res) => { setTimeout(() => res.end('{"slow":true}'), 300) }
+  const inFlight = send(g.url, 'GET', '/api/v4/projects/200/packages', job)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  assert.equal(g.gate.inFlight(), 1)
+  const closing = g.gate.close(5000)
+  const res = await inFlight
+  assert.equal(res.status, 200, 'the in-flight request finished')
+  assert.equal(res.text, '{"slow":true}')
+  await closing
+  await assert.rejects(send(g.url, 'GET', '/api/v4/projects/200/packages', job), /ECONNREFUSED|socket hang up|ECONNRESET/)
+})
+
+test('catalog reload: atomic, and a bad catalog keeps the last good one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'catalog-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  for (const file of ['routes.json', 'policies.json', 'routes.schema.json', 'policies.schema.json']) cpSync(join(DEFAULT_CATALOG_DIR, file), join(dir, file))
+  const g = await startTestGate(t, { GATE_CATALOG_DIR: dir })
+  const path = '/api/v4/projects/200/packages'
+  assert.equal((await send(g.url, 'GET', path, job)).status, 200)
+
+  // Make "List packages" need admin_packages, which the entry lacks.
+  const original = readFileSync(join(dir, 'routes.json'), 'utf8')
+  const changed = original.replace('"pattern":"/projects/:id/packages","policies":["read_packages"]', '"pattern":"/projects/:id/packages","policies":["admin_packages"]')
+  assert.notEqual(changed, original)
+  writeFileSync(join(dir, 'routes.json'), changed)
+  const reloaded = g.gate.reloadCatalog()
+  assert.equal(reloaded.ok, true)
+  assert.equal((await send(g.url, 'GET', path, job)).status, 403)
+
+  writeFileSync(join(dir, 'routes.json'), '{"routes": [}')
+  const bad = g.gate.reloadCatalog()
+  assert.equal(bad.ok, false)
+  assert.match(bad.ok ? '' : bad.error, /routes\.json is not valid JSON/)
+  assert.equal((await send(g.url, 'GET', path, job)).status, 403, 'the last good catalog is still in use')
+})
+
+test('health: liveness, readiness with its checks, 404 elsewhere', async (t) => {
+  const g = await startTestGate(t)
+  const live = await send(g.healthUrl, 'GET', '/-/liveness')
+  assert.equal(live.status, 200)
+  const ready = await send(g.healthUrl, 'GET', '/-/readiness')
+  assert.equal(ready.status, 200)
+  const checks = ready.json().checks
+  assert.equal(checks.catalog.routes, 186)
+  assert.equal(checks.store.ok, true)
+  assert.equal(checks.upstream.ok, true)
+  assert.equal((await send(g.healthUrl, 'GET', '/nope')).status, 404)
+  await g.gate.close(0)
+})

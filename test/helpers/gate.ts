@@ -1,0 +1,135 @@
+// A gate on port 0 in front of a fake GitLab (test/helpers/fake-gitlab.ts) that answers the
+// identity calls and records every forwarded request, with a memory store seeded from a small
+// world: groups acme (10) > acme/platform (11); projects acme/platform/app (100, the job
+// project), acme/lib (200), other/tools (300), acme/open (500, inbound scope off).
+
+import { createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TestContext } from 'node:test'
+import { pino } from 'pino'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import { loadConfig, type Config } from '../../src/config.ts'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
+import { createInstanceSettings, validateProjectGrants, type AllowlistEntry } from '../../src/grants/model.ts'
+import type { GrantStore } from '../../src/grants/store.ts'
+import { createJobResolver } from '../../src/identity/resolver.ts'
+import { createPolicyIndex } from '../../src/policy/policy-index.ts'
+import { createGate, type Gate } from '../../src/gate/server.ts'
+import { groupChain, startFakeGitlab, type FakeGitlab } from './fake-gitlab.ts'
+
+export const TOKENS = {
+  app: 'glcbt-64_appjobrunning0000000000',
+  appFinished: 'glcbt-64_appjobfinished000000000',
+  tools: 'glcbt-64_toolsjobrunning00000000',
+  lib: 'glcbt-64_libjobrunning0000000000'
+} as const
+
+export interface SeenRequest {
+  readonly method: string
+  readonly url: string
+  readonly headers: IncomingMessage['headers']
+  readonly bytes: number
+  readonly sha256: string
+}
+
+export interface TestGate {
+  readonly url: string
+  readonly healthUrl: string
+  readonly gate: Gate
+  readonly gitlab: FakeGitlab
+  readonly store: GrantStore
+  /** Forwarded requests the upstream received (identity calls excluded). */
+  readonly seen: SeenRequest[]
+  readonly logs: Array<Record<string, unknown>>
+  /** Replaces the upstream's answer to forwarded requests. */
+  respond: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void
+}
+
+const entry = (targetType: 'project' | 'group', targetId: number, policies: string[] | null): AllowlistEntry => ({
+  targetType, targetId, defaultPermissions: policies === null, jobTokenPolicies: policies ?? [], addedBy: { id: 1 }, createdAt: '2026-01-01T00:00:00Z'
+})
+
+export const WORLD_GRANTS = [
+  // acme/lib lets acme/platform/app read packages only, and every acme job use default permissions.
+  { projectId: 200, projectPath: 'acme/lib', inboundEnabled: true, entries: [entry('project', 100, ['read_packages']), entry('group', 10, null)] },
+  // other/tools lists nobody.
+  { projectId: 300, projectPath: 'other/tools', inboundEnabled: true, entries: [] },
+  // acme/open turned its inbound scope off (still enforced while the instance enforces it).
+  { projectId: 500, projectPath: 'acme/open', inboundEnabled: false, entries: [] }
+]
+
+function defaultRespond (req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  const text = JSON.stringify({ upstream: true, method: req.method, url: req.url, bytes: body.length })
+  res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'fake' })
+  res.end(text)
+}
+
+export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: { seed?: boolean } = {}): Promise<TestGate> {
+  const seen: SeenRequest[] = []
+  const holder: { respond: TestGate['respond'] } = { respond: defaultRespond }
+  const gitlab = await startFakeGitlab({
+    jobs: {
+      [TOKENS.app]: { id: 1, status: 'running', projectId: 100, userId: 7 },
+      [TOKENS.appFinished]: { id: 2, status: 'success', projectId: 100, userId: 7 },
+      [TOKENS.tools]: { id: 3, status: 'running', projectId: 300, userId: 8 },
+      [TOKENS.lib]: { id: 4, status: 'running', projectId: 200, userId: 9 }
+    },
+    groups: [...groupChain([10, 'acme'], [11, 'platform']), { id: 20, fullPath: 'other', parentId: null }],
+    projects: [
+      { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
+      { id: 200, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } },
+      { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }
+    ],
+    fallback: (req, res) => {
+      // Streams the body through a hash, so a 1 GiB upload is never held in the test either.
+      const hash = createHash('sha256')
+      let bytes = 0
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk)
+        bytes += chunk.length
+        if (bytes <= 1 << 20) chunks.push(chunk)
+      })
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bytes, sha256: hash.digest('hex') })
+        holder.respond(req, res, Buffer.concat(chunks))
+      })
+      req.on('error', () => { /* the gate aborted the upload */ })
+    }
+  })
+  t.after(() => gitlab.close())
+
+  const config: Config = loadConfig({
+    GATE_UPSTREAM_URL: gitlab.url,
+    GATE_LISTEN: '127.0.0.1:0',
+    GATE_HEALTH_LISTEN: '127.0.0.1:0',
+    GATE_SERVICE_TOKEN: gitlab.serviceToken,
+    GATE_DRAIN_TIMEOUT_MS: '2000',
+    ...env
+  })
+  const store = await createMemoryStore()
+  if (options.seed !== false) {
+    const settings = createInstanceSettings()
+    const policies = createPolicyIndex(loadCatalog().policies)
+    for (const doc of WORLD_GRANTS) await store.put(validateProjectGrants(doc, { settings, policies }))
+  }
+  const logs: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
+  const resolver = createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken })
+  const gate = createGate(config, { store, resolver, logger })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  const api = gate.address()
+  const health = gate.healthAddress()
+  return {
+    url: `http://127.0.0.1:${api.port}`,
+    healthUrl: `http://127.0.0.1:${health.port}`,
+    gate,
+    gitlab,
+    store,
+    seen,
+    logs,
+    set respond (fn: TestGate['respond']) { holder.respond = fn },
+    get respond () { return holder.respond }
+  }
+}
