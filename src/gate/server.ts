@@ -99,6 +99,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       'content-length': Buffer.byteLength(body),
       'x-request-id': requestId,
       ...(closeConnection ? { connection: 'close' } : {}),
+      ...(deny.status === 503 ? { 'retry-after': '5' } : {}),
       ...deny.headers
     })
     res.end(body)

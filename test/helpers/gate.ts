@@ -15,6 +15,7 @@ import type { GrantStore } from '../../src/grants/store.ts'
 import { createJobResolver } from '../../src/identity/resolver.ts'
 import { createPolicyIndex } from '../../src/policy/policy-index.ts'
 import { createGate, type Gate } from '../../src/gate/server.ts'
+import { createStoreFromConfig } from '../../src/gate/deps.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab } from './fake-gitlab.ts'
 
 export const TOKENS = {
@@ -107,7 +108,8 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     GATE_DRAIN_TIMEOUT_MS: '2000',
     ...env
   })
-  const store = await createMemoryStore()
+  // GATE_REDIS_URL in env: the Redis store, as serve builds it; else the memory store.
+  const store = config.redisUrl !== undefined ? await createStoreFromConfig(config) : await createMemoryStore()
   if (options.seed !== false) {
     const settings = createInstanceSettings()
     const policies = createPolicyIndex(loadCatalog().policies)

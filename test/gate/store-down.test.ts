@@ -1,0 +1,50 @@
+// Redis down: cached grants serve for the stale window, then 503 (never an allow), and the
+// gate recovers when Redis is back, without a restart.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startRedis } from '../helpers/redis.ts'
+import { startTestGate, TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
+
+const job = { 'job-token': TOKENS.app }
+
+test('a store outage fails closed after the stale window and recovers', async (t) => {
+  const redis = await startRedis(t)
+  const g = await startTestGate(t, { GATE_REDIS_URL: redis.url, GATE_GRANT_CACHE_TTL_MS: '100', GATE_GRANT_STALE_WINDOW_MS: '600' })
+  const path = '/api/v4/projects/200/packages'
+  assert.equal((await send(g.url, 'GET', path, job)).status, 200)
+
+  await redis.kill()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  assert.equal((await send(g.url, 'GET', path, job)).status, 200, 'a cached answer inside the stale window')
+  await new Promise(resolve => setTimeout(resolve, 800))
+  const down = await send(g.url, 'GET', path, job)
+  assert.equal(down.status, 503)
+  assert.equal(down.json().code, 'GRANTS_STORE_UNAVAILABLE')
+  assert.equal(down.headers['retry-after'], '5')
+  const self = await send(g.url, 'POST', '/api/v4/projects/100/deployments', job)
+  assert.equal(self.status, 200, 'self access needs no grants')
+  const ready = await send(g.healthUrl, 'GET', '/-/readiness')
+  assert.equal(ready.status, 503)
+  assert.equal(ready.json().checks.store.ok, false)
+
+  await redis.restart()
+  // Redis keeps nothing on disk here: write the grants again, as an operator would.
+  for (let i = 0; ; i++) {
+    try {
+      for (const doc of WORLD_GRANTS) await g.store.put(validateProjectGrants(doc, { settings: createInstanceSettings() }))
+      break
+    } catch (err) {
+      if (i > 50) throw err
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+  let status = 0
+  for (let i = 0; i < 50 && status !== 200; i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    status = (await send(g.url, 'GET', path, job)).status
+  }
+  assert.equal(status, 200, 'recovered without restarting the gate')
+})
