@@ -67,8 +67,11 @@ CLASS[0x5c] = C_BACKSLASH
 // UTF-8 escapes are left to the scan, which validates them.
 const NOT_DOT = String.raw`(?!\.\.?(?:[/?]|%2[Ff]|$))`
 const KEPT_ESCAPE = String.raw`%(?:2[0-9A-Ca-c]|3[A-Fa-f]|5[BDEbde]|60|7[B-Db-d])`
-const PLAIN_TARGET = new RegExp(
-  String.raw`^(?:\/${NOT_DOT}(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|${KEPT_ESCAPE}|%2[Ff]${NOT_DOT})+)+(?:\?[^\x00-\x20\x7f#]*)?$`)
+// Written so that every character has exactly one way to match (runs of plain characters
+// split only at '%' and '/'): linear time, and irregexp consumes whole runs at once.
+const PLAIN_RUN = String.raw`[A-Za-z0-9\-._~!$&'()*+,;=:@]*`
+const PLAIN_SEGMENT = String.raw`\/(?![/?]|$)${NOT_DOT}${PLAIN_RUN}(?:(?:${KEPT_ESCAPE}|%2[Ff]${NOT_DOT})${PLAIN_RUN})*`
+const PLAIN_TARGET = new RegExp(String.raw`^(?:${PLAIN_SEGMENT})+(?:\?[^\x00-\x20\x7f#]*)?$`)
 
 /** Escapes of these bytes are decoded: unreserved characters and '@'. */
 const DECODE = new Uint8Array(128)
