@@ -5,6 +5,7 @@
 
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { oracleVariants, type OracleToken, type OracleVariant } from './oracle.ts'
+import { prng } from './prng.ts'
 
 export type CorpusKind = 'instance' | 'json-appended' | 'drop-segment' | 'extra-segment' | 'case-change' | 'other-method'
 
@@ -28,17 +29,6 @@ export interface CorpusOptions {
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const
 
-/** mulberry32: small, deterministic, good enough for test data. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Rnd = () => number
 const pick = <T>(rnd: Rnd, list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!

@@ -12,6 +12,7 @@ import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { decide, type Decision, type JobIdentity } from '../../src/policy/decide.ts'
 import { createPolicyIndex } from '../../src/policy/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
+import { prng } from '../helpers/prng.ts'
 
 const SEED = 0x5eed_2025
 const CASES = 5000
@@ -21,17 +22,6 @@ const policies = createPolicyIndex(catalog.policies)
 const NAMES = [...catalog.policies.policies.map(p => p.name), ...catalog.policies.deprecated]
 const ROUTES: CatalogRoute[] = [...catalog.routes, { ...catalog.routes[0]!, id: 'synthetic_no_policies', policies: [], skipPolicies: false }]
 
-/** mulberry32: small, fast, good enough to spread cases. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Case {
   route: CatalogRoute

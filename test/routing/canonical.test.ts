@@ -8,6 +8,7 @@ import {
   type CanonicalRequest
 } from '../../src/routing/canonical.ts'
 import type { ErrorCode } from '../../src/errors.ts'
+import { prng as mulberry32 } from '../helpers/prng.ts'
 
 type Expected =
   | CanonicalRequest
@@ -316,16 +317,6 @@ test('createCanonicalizer binds options', () => {
 // ---------------------------------------------------------------------------------------------
 // Property test: random targets from a hostile alphabet.
 
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const ALPHABET = ['%', '/', '.', '2', 'e', 'F', 'a', 'f', '5', 'C', '0', 'E', '@', '?', '%2F', '%2e', '..', '%25']
 
