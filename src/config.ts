@@ -15,7 +15,7 @@ export class ConfigError extends Error {
 
 export interface ListenAddress { readonly host: string, readonly port: number }
 
-type Kind = 'string' | 'url' | 'listen' | 'int' | 'bool' | 'list' | 'enum'
+type Kind = 'string' | 'url' | 'listen' | 'int' | 'ratio' | 'bool' | 'list' | 'enum'
 
 interface Setting<K extends Kind = Kind> {
   readonly env: string
@@ -26,6 +26,8 @@ interface Setting<K extends Kind = Kind> {
   readonly min?: number
   readonly secret?: boolean
 }
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
 // The table. Keys are the config object's property names; `default` is written as the
 // environment would write it, so `serve --help` shows what to type.
@@ -63,12 +65,21 @@ export const SETTINGS = {
   upstreamBodyTimeoutMs: { env: 'GATE_UPSTREAM_BODY_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause inside the upstream response body' },
   clientTimeoutMs: { env: 'GATE_CLIENT_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause while reading a client request' },
   drainTimeoutMs: { env: 'GATE_DRAIN_TIMEOUT_MS', kind: 'int', min: 0, default: '30000', description: 'on SIGTERM, how long in-flight requests may finish' },
-  catalogDir: { env: 'GATE_CATALOG_DIR', kind: 'string', description: 'catalog directory (default: the shipped catalog/)' }
+  catalogDir: { env: 'GATE_CATALOG_DIR', kind: 'string', description: 'catalog directory (default: the shipped catalog/)' },
+  // Observability (docs/observability.md)
+  logLevel: { env: 'GATE_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'lowest level written to the log' },
+  decisionLogLevel: { env: 'GATE_DECISION_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'level of the one-line-per-decision log (errors are at least warn)' },
+  decisionLogSampleRate: { env: 'GATE_DECISION_LOG_SAMPLE_RATE', kind: 'ratio', default: '1', description: 'share of allowed and no-job-token decisions logged, 0 to 1; denies, would_deny, deferred and errors are always logged' },
+  logRawPath: { env: 'GATE_LOG_RAW_PATH', kind: 'bool', default: 'false', description: 'also log the canonical request path (never the query); by default only the route pattern' },
+  usageRecording: { env: 'GATE_USAGE_RECORDING', kind: 'bool', default: 'true', description: 'record the policies allowed job-token requests use, for the least-privilege report' },
+  usageFlushIntervalMs: { env: 'GATE_USAGE_FLUSH_INTERVAL_MS', kind: 'int', min: 10, default: '5000', description: 'how often recorded usage is written to the store' },
+  usageMaxJobProjects: { env: 'GATE_USAGE_MAX_JOB_PROJECTS', kind: 'int', min: 1, default: '500', description: 'job projects recorded per accessed project and day; more are counted as dropped' },
+  usageRetentionDays: { env: 'GATE_USAGE_RETENTION_DAYS', kind: 'int', min: 1, default: '90', description: 'days of usage kept' }
 } as const satisfies Record<string, Setting>
 
 type Settings = typeof SETTINGS
 type ValueOf<S extends Setting> =
-  S['kind'] extends 'int' ? number
+  S['kind'] extends 'int' | 'ratio' ? number
     : S['kind'] extends 'bool' ? boolean
       : S['kind'] extends 'list' ? readonly string[]
         : S['kind'] extends 'listen' ? ListenAddress
@@ -105,6 +116,11 @@ function parse (key: string, setting: Setting, raw: string): unknown {
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${env} must be a whole number, got ${JSON.stringify(raw)}`)
       const n = Number(raw)
       if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) throw new ConfigError(`${env} must be at least ${setting.min ?? 0}, got ${raw}`)
+      return n
+    }
+    case 'ratio': {
+      const n = Number(raw)
+      if (!/^\d+(\.\d+)?$/.test(raw) || !(n >= 0 && n <= 1)) throw new ConfigError(`${env} must be a number from 0 to 1, got ${JSON.stringify(raw)}`)
       return n
     }
     case 'bool':

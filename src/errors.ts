@@ -57,7 +57,24 @@ export const errors = {
   BODY_ENCODING_NOT_INSPECTABLE: { status: 415, message: '415 Unsupported Media Type - an encoded (compressed) request body cannot be inspected for credentials' },
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
-  MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send the job token in the JOB-TOKEN header' }
+  MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send the job token in the JOB-TOKEN header' },
+  // Configuration API (src/admin/) and per package format rules (src/policy/package-rules.ts).
+  // The package-rule 403 messages are built per request, naming the format and the setting.
+  PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },
+  PACKAGE_MAINTAINER_ONLY: { status: 403, message: '403 Forbidden - only users with the Maintainer role or higher may change this package format in this project' },
+  ADMIN_UNAUTHENTICATED: { status: 401, message: '401 Unauthorized' },
+  ADMIN_FORBIDDEN: { status: 403, message: '403 Forbidden - changing job token permissions needs the Maintainer role or higher' },
+  ADMIN_JOB_TOKEN_REFUSED: { status: 403, message: '403 Forbidden - CI/CD job tokens cannot read or change job token permissions' },
+  ADMIN_PROJECT_NOT_FOUND: { status: 404, message: '404 Project Not Found' },
+  ADMIN_NOT_FOUND: { status: 404, message: '404 Not Found' },
+  ADMIN_METHOD_NOT_ALLOWED: { status: 405, message: '405 Method Not Allowed' },
+  ADMIN_BAD_REQUEST: { status: 400, message: '400 Bad request - the request body must be a JSON object' },
+  ADMIN_VALIDATION_FAILED: { status: 400, message: '400 Bad request - invalid job token permissions; see errors' },
+  ADMIN_ENTRY_EXISTS: { status: 400, message: '400 Bad request - the target is already in the job token scope allowlist' },
+  ADMIN_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - the request body is too large' },
+  ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
+  ROLE_CHECK_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the caller\'s role cannot be checked with GitLab right now; try again later' },
+  GRAPHQL_MIXED_OPERATION: { status: 400, message: '400 Bad request - this GraphQL request mixes the gate\'s fields (jobTokenPermissions, updateJobTokenPermissions) with GitLab fields; send them as separate requests' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors

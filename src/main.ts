@@ -10,7 +10,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
     ...(options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) }),
     required: ['upstreamUrl']
   })
-  const logger = pino({ name: 'job-token-gate' })
+  const logger = pino({ name: 'job-token-gate', level: config.logLevel })
   const resolver = createResolverFromConfig(config)
   const store = await createStoreFromConfig(config)
   const gate = createGate(config, { store, resolver, logger })
@@ -23,8 +23,6 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   }
   const api = gate.address()
   const health = gate.healthAddress()
-  logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
-
   let stopping = false
   process.on('SIGTERM', () => {
     if (stopping) return
@@ -41,5 +39,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
     if (result.ok) logger.info({ catalog_version: result.version }, 'catalog reloaded')
     else logger.error({ error: result.error }, 'catalog reload failed; keeping the last good catalog')
   })
+  // Announced once the signal handlers are in place, so a supervisor may signal right away.
+  logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
   return gate
 }

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
-import { METHODS, type AccessedProjectSource, type CatalogRoute, type Method } from './types.ts'
+import { ANY_PACKAGE_FORMAT, METHODS, type AccessedProjectSource, type CatalogRoute, type Method, type PackageOperation } from './types.ts'
 
 export class ImportError extends Error {
   constructor (message: string) {
@@ -80,6 +80,32 @@ export function accessedProjectOf (pattern: string): AccessedProjectSource {
   return 'instance'
 }
 
+// The package formats GitLab's registry serves, by their URL segment (lib/api/*_packages.rb).
+// Only those the docs pages list end up in the catalog.
+const PACKAGE_FORMAT_SEGMENTS: Readonly<Record<string, string>> = {
+  maven: 'maven', npm: 'npm', pypi: 'pypi', conan: 'conan', composer: 'composer', go: 'go', generic: 'generic',
+  nuget: 'nuget', terraform: 'terraform_module', helm: 'helm', rubygems: 'rubygems', debian: 'debian', rpm: 'rpm'
+}
+const FORMAT_ROUTE = /^(?:\/projects\/:id|\/groups?\/:id\/-)?\/packages\/([a-z]+)(?:\/|$)/
+const FORMAT_AGNOSTIC_ROUTE = /^\/projects\/:id\/packages(?:\/:package_id(?:\/.*)?)?$/
+// npm's audit endpoints POST a lockfile to look up advisories: a query, not an upload.
+const POSTED_READ = /\/-\/npm\/v1\/security\//
+
+/** The package format a route serves, `any` for the format-agnostic package API, else undefined. */
+export function packageFormatOf (pattern: string): string | undefined {
+  const m = FORMAT_ROUTE.exec(pattern)
+  if (m !== null && PACKAGE_FORMAT_SEGMENTS[m[1]!] !== undefined) return PACKAGE_FORMAT_SEGMENTS[m[1]!]
+  if (FORMAT_AGNOSTIC_ROUTE.test(pattern)) return ANY_PACKAGE_FORMAT
+  return undefined
+}
+
+/** read (GET, npm audits), delete (DELETE) or write (PUT, POST: uploads and their authorize calls). */
+export function packageOperationOf (method: Method, pattern: string): PackageOperation {
+  if (method === 'GET') return 'read'
+  if (method === 'DELETE') return 'delete'
+  return POSTED_READ.test(pattern) ? 'read' : 'write'
+}
+
 /** Resource of an "Unavailable endpoints" row, which the docs do not group. */
 function resourceOfUnlisted (pattern: string): string {
   if (pattern.includes('/registry/')) return 'container_registry'
@@ -109,6 +135,7 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
         }
         continue
       }
+      const packageFormat = packageFormatOf(row.pattern)
       byKey.set(key, {
         id: routeId(row.method, row.pattern),
         method: row.method,
@@ -118,6 +145,7 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
         resource: row.skipPolicies ? resourceOfUnlisted(row.pattern) : row.section,
         title: row.title,
         accessedProject: accessedProjectOf(row.pattern),
+        ...(packageFormat === undefined ? {} : { packageFormat, packageOperation: packageOperationOf(row.method, row.pattern) }),
         source
       })
     }

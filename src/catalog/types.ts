@@ -28,7 +28,20 @@ export interface CatalogRoute {
   readonly resource: string
   readonly title: string
   readonly accessedProject: AccessedProjectSource
+  /**
+   * Package registry routes only: the format whose per-project rules apply (ProjectGrants
+   * packageRules), or `any` for the format-agnostic package API (`/projects/:id/packages[/:package_id...]`),
+   * where the format is in the package, not the URL. Derived by the importer from the pattern.
+   */
+  readonly packageFormat?: string
+  /** Package registry routes only: what the route does to packages, from method and pattern. */
+  readonly packageOperation?: PackageOperation
 }
+
+export type PackageOperation = 'read' | 'write' | 'delete'
+
+/** The format-agnostic package API: rules of every format apply, strictest first. */
+export const ANY_PACKAGE_FORMAT = 'any'
 
 export interface PolicyDef {
   readonly name: string

@@ -11,8 +11,10 @@ import { GrantsError } from '../grants/errors.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { BodyScanner } from '../identity/body-scan.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
+import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide } from '../policy/decide.ts'
+import { checkPackageRules } from '../policy/package-rules.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
@@ -27,6 +29,8 @@ export interface Engine {
   readonly grants: GrantCache
   readonly bodyScanner: BodyScanner
   readonly identity: IdentityStage
+  /** Per package format rules for requests without a job token (src/admin/roles.ts). */
+  readonly userRoles?: UserRoleCheck
   readonly options: {
     readonly mode: 'enforce' | 'shadow'
     readonly shadowResources: readonly string[]
@@ -56,6 +60,8 @@ export interface Exchange {
   /** The request body: null for forward-auth (no body) or once consumed. */
   body: Readable | null
   canonical: Extract<CanonicalRequest, { kind: 'api' | 'other' }> | null
+  /** The canonical form when the caller already computed it (the admin hook does), so it is not done twice. */
+  precomputed: CanonicalRequest | null
   match: RouteMatch | null
   /** What to forward: the inspected bytes, the guarded multipart stream or the request itself. */
   forwardBody: ForwardBody | null
@@ -70,7 +76,7 @@ export interface Exchange {
 
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, beforeBodyRead?: () => void): Exchange {
   return {
-    method, target, headers, rawHeaders, body, canonical: null, match: null, forwardBody: null, identity: null, accessedProjectId: null,
+    method, target, headers, rawHeaders, body, canonical: null, precomputed: null, match: null, forwardBody: null, identity: null, accessedProjectId: null,
     verdict: 'allow', reason: 'ALLOWED', missingPolicies: [], ...(beforeBodyRead === undefined ? {} : { beforeBodyRead })
   }
 }
@@ -86,7 +92,7 @@ function denyOf (code: ErrorCode, extra: Partial<Deny> = {}): Deny {
 }
 
 const canonicalizeStage: Stage = (x, engine) => {
-  const canonical = engine.canonicalize(x.method, x.target)
+  const canonical = x.precomputed ?? engine.canonicalize(x.method, x.target)
   if (canonical.kind === 'rejected') return denyOf(canonical.code, { always: true })
   x.canonical = canonical
   return 'continue'
@@ -112,6 +118,11 @@ const identifyStage: Stage = async (x, engine) => {
   if (outcome.kind === 'none') {
     x.verdict = 'no_job_token'
     x.reason = 'NO_JOB_TOKEN'
+    // A project's package rules also limit users' writes to Maintainers (src/admin/roles.ts).
+    if (route?.packageFormat !== undefined && engine.userRoles !== undefined) {
+      const refusal = await engine.userRoles.check({ match: x.match!, headers: x.headers, rawHeaders: x.rawHeaders, canonical: x.canonical! })
+      if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
+    }
     return 'forward'
   }
   x.identity = outcome.identity
@@ -186,13 +197,24 @@ const decideStage: Stage = async (x, engine) => {
   return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 }
 
+// Per package format rules (configuration API): after GitLab's decision, for every job token,
+// self access included. Only package routes (catalog `packageFormat`) read the grants again.
+const packageRulesStage: Stage = async (x, engine) => {
+  const route = x.match!.route
+  if (route.packageFormat === undefined) return 'continue'
+  const projectId = x.accessedProjectId!
+  const verdict = checkPackageRules(route, await engine.grants.get(projectId), projectId)
+  return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
+}
+
 /** The stages, in order. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['canonicalize', canonicalizeStage],
   ['match_route', matchRouteStage],
   ['identify', identifyStage],
   ['resolve_grants', resolveGrantsStage],
-  ['decide', decideStage]
+  ['decide', decideStage],
+  ['package_rules', packageRulesStage]
 ]
 
 export type Outcome =

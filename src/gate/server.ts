@@ -22,11 +22,17 @@ import { forward, createUpstream, upstreamHeaders, type Upstream } from '../prox
 import { createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
 import { newExchange, runStages, type Deny, type Engine, type Exchange } from './pipeline.ts'
+import { createAdmin } from '../admin/handler.ts'
+import { createMetrics, type GateMetrics } from '../metrics.ts'
+import { createUsageRecorder, type UsageRecorder } from '../usage/recorder.ts'
+import { createDecisionLog } from './decision-log.ts'
 
 export interface GateDeps {
   readonly store: GrantStore
   readonly resolver: ClosableJobResolver
   readonly logger?: Logger
+  /** Default: a new registry per gate. */
+  readonly metrics?: GateMetrics
 }
 
 export interface Gate {
@@ -42,13 +48,19 @@ export interface Gate {
   close (drainMs?: number): Promise<void>
   readonly grants: GrantCache
   readonly inFlight: () => number
+  readonly metrics: GateMetrics
+  /** Least-privilege usage recording (flush() for tests). */
+  readonly usage: UsageRecorder
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** Allow reasons that went through an allowlist entry: what the least-privilege report counts. */
+const USAGE_REASONS: ReadonlySet<string> = new Set(['DEFAULT_PERMISSIONS', 'POLICIES_GRANTED', 'SKIP_POLICIES'])
 
 export function createGate (config: Config, deps: GateDeps): Gate {
   if (config.upstreamUrl === undefined) throw new TypeError('createGate: config.upstreamUrl is required')
   const logger = deps.logger ?? pino({ name: 'job-token-gate' })
+  const metrics = deps.metrics ?? createMetrics()
   const catalogDir = config.catalogDir ?? DEFAULT_CATALOG_DIR
   const trusted = new Set(config.trustedProxies)
   const upstream: Upstream = createUpstream({
@@ -57,11 +69,16 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     headersTimeoutMs: config.upstreamHeadersTimeoutMs,
     bodyTimeoutMs: config.upstreamBodyTimeoutMs
   })
-  const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs })
+  const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, onInvalidation: lag => { metrics.observeInvalidation(lag) } })
   const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject })
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
   const bodyScanner = createBodyScanner({ maxBytes: config.maxInspectedBodyBytes })
   const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
+  // The configuration API (src/admin/, docs/admin.md), answered before the job-token stages.
+  const admin = createAdmin({
+    upstreamUrl: config.upstreamUrl, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken, serviceToken: config.serviceToken,
+    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes
+  })
 
   const buildEngine = (): Engine => {
     const catalog = loadCatalog(catalogDir)
@@ -73,6 +90,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       grants,
       bodyScanner,
       identity,
+      userRoles: admin.roles,
       catalogVersion: catalog.version,
       options: {
         mode: config.mode,
@@ -84,6 +102,30 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   }
   // An invalid catalog stops the start: the constructor throws CatalogError naming the entry.
   let engine: Engine & { catalogVersion?: string } = buildEngine()
+  metrics.catalogReloaded(true)
+  let resources: ReadonlySet<string> = new Set(engine.router.routes.map(r => r.resource))
+  metrics.attach({
+    inFlight: () => inFlight,
+    grants: () => grants.stats(),
+    store: () => deps.store.health(),
+    upstreamPool: () => upstream.pool.stats,
+    identity: () => deps.resolver.stats?.(),
+    catalog: () => ({ version: engine.catalogVersion ?? '', routes: engine.router.routes.length }),
+    resources: () => resources
+  })
+  const writeDecisionLog = createDecisionLog(logger, { level: config.decisionLogLevel, sampleRate: config.decisionLogSampleRate, rawPath: config.logRawPath })
+  const usage = createUsageRecorder({
+    store: config.usageRecording ? deps.store : { ...deps.store, recordUsage: undefined },
+    limits: { maxJobProjects: config.usageMaxJobProjects, retentionDays: config.usageRetentionDays },
+    flushIntervalMs: config.usageFlushIntervalMs,
+    onRecorded: n => { metrics.usage.recorded(n) },
+    onDropped: n => { metrics.usage.dropped(n) },
+    onWriteFailed: err => {
+      metrics.usage.writeFailed()
+      logger.warn({ err: { message: (err as Error).message } }, 'usage write failed')
+    },
+    onFlushed: () => { metrics.usage.flushed() }
+  })
   let inFlight = 0
   let draining = false
   const idle: Array<() => void> = []
@@ -110,22 +152,28 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
   }
 
-  function logDecision (x: Exchange, requestId: string, started: number, status: number): void {
-    const level = x.verdict === 'allow' || x.verdict === 'no_job_token' ? 'debug' : x.verdict === 'error' ? 'warn' : 'info'
-    logger[level]({
-      request_id: requestId,
-      method: x.method,
-      route_id: x.match?.route.id,
-      route_pattern: x.match?.route.pattern,
+  /**
+   * Everything that happens once per decided request: metrics, the decision log line, and the
+   * usage record of an allowed job-token request. Off the answer's path: the response is sent.
+   */
+  function logDecision (x: Exchange, requestId: string, started: number, status: number, decidedAt?: number, upstreamHeadersMs?: number): void {
+    const now = performance.now()
+    const decisionMs = (decidedAt ?? now) - started
+    const totalMs = now - started
+    metrics.observeRequest({
       decision: x.verdict,
       reason: x.reason,
-      missing_policies: x.missingPolicies.length > 0 ? x.missingPolicies : undefined,
-      job_id: x.identity?.jobId,
-      job_project_id: x.identity?.jobProjectId,
-      accessed_project_id: x.accessedProjectId ?? undefined,
-      status,
-      duration_ms: Math.round((performance.now() - started) * 1000) / 1000
-    }, 'decision')
+      resource: x.match?.route.resource,
+      method: x.method,
+      decisionSeconds: decisionMs / 1000,
+      totalSeconds: totalMs / 1000,
+      ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersSeconds: upstreamHeadersMs / 1000, upstreamStatus: status })
+    })
+    writeDecisionLog(x, requestId, status, { decisionMs, totalMs, ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersMs }) })
+    const identity = x.identity
+    if (x.verdict === 'allow' && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
+      usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
+    }
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
@@ -141,16 +189,21 @@ export function createGate (config: Config, deps: GateDeps): Gate {
         res.writeContinue()
       }
     }
-    const x = newExchange(req.method ?? 'GET', req.url ?? '/', req.headers, req.rawHeaders, hasBody(req) ? req : null, sendContinue)
+    const canonical = canonicalize(req.method ?? 'GET', req.url ?? '/')
+    const adminAnswer = draining ? null : await admin.handle(req, res, canonical, requestId, sendContinue)
+    if (adminAnswer?.kind === 'answered') return
+    const x = newExchange(req.method ?? 'GET', req.url ?? '/', req.headers, req.rawHeaders, adminAnswer?.body ?? (hasBody(req) ? req : null), sendContinue)
+    x.precomputed = canonical
     if (draining) {
       answer(res, requestId, deny('GATE_SHUTTING_DOWN'), true)
       return
     }
     const outcome = await runStages(x, engine)
+    const decidedAt = performance.now()
     if (outcome.kind === 'deny') {
       // A body we did not read is not drained: the connection closes after the answer.
       answer(res, requestId, outcome.deny, x.body !== null && !req.complete)
-      logDecision(x, requestId, started, outcome.deny.status)
+      logDecision(x, requestId, started, outcome.deny.status, decidedAt)
       return
     }
     const forwardBody = x.forwardBody
@@ -158,8 +211,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     if (forwardBody?.kind === 'stream') sendContinue()
     const headers = upstreamHeaders(req.headers, { peer, trusted: peerTrusted, tls: false }, requestId)
     if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length)
-    const canonical = x.canonical!
-    const path = canonical.path + (canonical.query === '' ? '' : '?' + canonical.query)
+    const authorized = x.canonical!
+    const path = authorized.path + (authorized.query === '' ? '' : '?' + authorized.query)
     const result = await forward(upstream, req, res, { method: req.method ?? 'GET', path, headers, body })
     let status = 0
     switch (result.kind) {
@@ -186,7 +239,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
         x.reason = 'CLIENT_ABORTED'
         break
     }
-    logDecision(x, requestId, started, status)
+    logDecision(x, requestId, started, status, decidedAt, result.kind === 'done' ? result.upstreamHeadersMs : undefined)
   }
 
   // Forward-auth: the same stages as a decision endpoint for nginx auth_request, Traefik
@@ -212,6 +265,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       return
     }
     const outcome = await runStages(x, engine)
+    const decidedAt = performance.now()
     let refusal = outcome.kind === 'deny' ? outcome.deny : null
     if (refusal === null && hiddenBodyMayHoldToken(x, req)) {
       x.verdict = 'deny'
@@ -220,13 +274,13 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     }
     if (refusal !== null) {
       answer(res, requestId, refusal, x.body !== null && !req.complete)
-      logDecision(x, requestId, started, refusal.status)
+      logDecision(x, requestId, started, refusal.status, decidedAt)
       return
     }
     const body = JSON.stringify({ message: '200 OK', decision: x.verdict, reason: x.reason, request_id: requestId })
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, 'x-job-token-gate-decision': x.verdict })
     res.end(body)
-    logDecision(x, requestId, started, 200)
+    logDecision(x, requestId, started, 200, decidedAt)
   }
 
   /**
@@ -257,6 +311,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     inFlight++
     work.catch((err: unknown) => {
       logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
+      metrics.observeRequest({ decision: 'error', reason: 'GATE_INTERNAL_ERROR', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
       answer(res, 'unknown', deny('GATE_INTERNAL_ERROR'), true)
     }).finally(() => {
       inFlight--
@@ -274,6 +329,17 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     : createServer({ requestTimeout: config.clientTimeoutMs }, (req, res) => track(req, res, authorize(req, res)))
 
   const health: Server = createServer((req, res) => {
+    if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      metrics.scrape().then(text => {
+        res.writeHead(200, { 'content-type': metrics.contentType })
+        res.end(text)
+      }, (err: unknown) => {
+        logger.error({ err: { message: (err as Error).message } }, 'metrics scrape failed')
+        res.writeHead(500, { 'content-type': 'text/plain' })
+        res.end('metrics scrape failed\n')
+      })
+      return
+    }
     void healthAnswer(req.url ?? '/').then(({ status, body }) => {
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(body))
@@ -313,8 +379,11 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     reloadCatalog () {
       try {
         engine = buildEngine()
+        resources = new Set(engine.router.routes.map(r => r.resource))
+        metrics.catalogReloaded(true)
         return { ok: true, version: engine.catalogVersion ?? '' }
       } catch (err) {
+        metrics.catalogReloaded(false)
         return { ok: false, error: (err as Error).message }
       }
     },
@@ -335,9 +404,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       health.close()
       health.closeAllConnections()
       grants.close()
+      await usage.close()
       await Promise.allSettled([upstream.close(), deps.resolver.close(), deps.store.close()])
     },
     grants,
-    inFlight: () => inFlight
+    inFlight: () => inFlight,
+    metrics,
+    usage
   }
 }

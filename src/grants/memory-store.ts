@@ -10,7 +10,8 @@ import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
-import { createListeners, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+import { createMemoryUsage } from '../usage/memory.ts'
+import { createListeners, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** JSON file to load at start and save after every write; volatile when absent. */
@@ -38,6 +39,9 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   // Versions outlive deletes so a re-created project never reuses a version a cache has seen.
   const versions = new Map<number, number>()
   const listeners = createListeners()
+  const usage = createMemoryUsage()
+  // Audit events per project, oldest first; volatile (not in the state file), like the process.
+  const audit = new Map<number, AuditEvent[]>()
   let writes: Promise<unknown> = Promise.resolve()
   let closed = false
   let tmpCounter = 0
@@ -147,7 +151,21 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       ensureOpen()
       return versions.get(projectId) ?? 0
     },
+    async appendAudit (event) {
+      ensureOpen()
+      const list = audit.get(event.projectId) ?? []
+      list.push(structuredClone(event))
+      audit.set(event.projectId, list)
+    },
+    async readAudit (projectId, { offset, limit }) {
+      ensureOpen()
+      const list = audit.get(projectId) ?? []
+      const newestFirst = list.slice().reverse().slice(offset, offset + limit)
+      return { total: list.length, events: newestFirst.map(e => structuredClone(e)) }
+    },
     subscribe: listener => listeners.add(listener),
+    recordUsage: usage.recordUsage,
+    readUsage: usage.readUsage,
     async health (): Promise<StoreHealth> {
       return {
         ok: !closed && lastSaveError === undefined,

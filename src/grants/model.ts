@@ -4,6 +4,7 @@
 
 import { GrantsValidationError, type ValidationIssue } from './errors.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
+import { validatePackageRules, type PackageRules } from './package-rules.ts'
 
 export type EntryTargetType = 'project' | 'group'
 
@@ -28,12 +29,8 @@ export interface AllowlistEntry {
   readonly createdAt: string
 }
 
-/**
- * Per package format read/write/delete rules ("maintainer" / "job_token_and_maintainer"...).
- * The configuration-API issue defines their shape; until then the model only keeps the slot,
- * stores it as given and never reads it in decisions.
- */
-export type PackageRules = Readonly<Record<string, unknown>>
+// Per package format read/write/delete rules: src/grants/package-rules.ts.
+export type { PackageRules } from './package-rules.ts'
 
 /** Everything the gate stores about one accessed project. */
 export interface ProjectGrants {
@@ -118,6 +115,8 @@ export interface ValidateOptions {
   readonly settings: InstanceSettings
   /** When given, policy names are checked against the catalog (every write must pass one). */
   readonly policies?: PolicyIndex
+  /** When given, package rule formats are checked against the catalog's formats. */
+  readonly packageFormats?: readonly string[]
 }
 
 /**
@@ -138,7 +137,7 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
     fail('projectPath', 'must be a full project path such as "group/project"')
   }
   if (typeof doc.inboundEnabled !== 'boolean') fail('inboundEnabled', 'must be a boolean')
-  if (doc.packageRules !== undefined && !isRecord(doc.packageRules)) fail('packageRules', 'must be an object when present')
+  const packageRules = doc.packageRules === undefined ? undefined : validatePackageRules(doc.packageRules, 'packageRules', issues, options.packageFormats)
 
   const entries: AllowlistEntry[] = []
   if (!Array.isArray(doc.entries)) {
@@ -172,7 +171,7 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
     projectPath: doc.projectPath as string,
     inboundEnabled: doc.inboundEnabled as boolean,
     entries: Object.freeze(entries),
-    ...(doc.packageRules !== undefined ? { packageRules: deepFreeze(structuredClone(doc.packageRules as PackageRules)) } : {})
+    ...(packageRules !== undefined && packageRules !== null ? { packageRules: deepFreeze(packageRules as PackageRules) } : {})
   }
   return Object.freeze(grants)
 }

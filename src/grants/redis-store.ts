@@ -6,6 +6,8 @@
 //                                  version (integer, bumped by every write and delete, kept
 //                                  after a delete so versions never repeat)
 //   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
+//   <prefix>:{p:<id>}:audit       stream: audit events of the configuration API, field `e` (JSON)
+//   <prefix>:{p:<id>}:usage:<day> hash: least-privilege usage, expiring (src/usage/redis.ts)
 //   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}
 // A project's write and its invalidation message are one Lua script (atomic, one slot). The
 // path index lives in another slot, so it is only a hint: resolvePath checks it against the
@@ -20,7 +22,8 @@
 import { Redis, Cluster, type RedisOptions, type ClusterNode } from 'ioredis'
 import { checkStoredGrants, isFullPath, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
-import { createListeners, decodeInvalidation, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+import { createRedisUsage } from '../usage/redis.ts'
+import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
 
@@ -52,6 +55,8 @@ export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
 export interface RedisKeys {
   grants (projectId: number): string
   path (lowerPath: string): string
+  /** Stream of the project's audit events (configuration API), append-only. */
+  audit (projectId: number): string
   readonly channel: string
 }
 
@@ -59,6 +64,7 @@ export function redisKeys (prefix = 'jtg'): RedisKeys {
   return {
     grants: id => `${prefix}:{p:${id}}:grants`,
     path: lowerPath => `${prefix}:{path:${lowerPath}}:id`,
+    audit: id => `${prefix}:{p:${id}}:audit`,
     channel: `${prefix}:invalidate`
   }
 }
@@ -170,6 +176,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   client.defineCommand('jtgDelete', { numberOfKeys: 1, lua: DELETE_SCRIPT })
   client.defineCommand('jtgUnindex', { numberOfKeys: 1, lua: UNINDEX_SCRIPT })
   const scripts = client as unknown as Scripts
+  const usage = createRedisUsage(client, keys.grants)
 
   const subscriber = createSubscriber({
     channel: keys.channel,
@@ -262,7 +269,24 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return true
     }),
     version: projectId => call('version', async () => Number(await client.hget(keys.grants(projectId), 'version') ?? 0)),
+    appendAudit: event => call('appendAudit', async () => {
+      await client.xadd(keys.audit(event.projectId), '*', 'e', JSON.stringify(event))
+    }),
+    readAudit: (projectId, { offset, limit }) => call('readAudit', async () => {
+      const key = keys.audit(projectId)
+      const total = await client.xlen(key)
+      if (limit <= 0 || offset >= total) return { total, events: [] }
+      // Newest first; a page is read from the top, so deep pages read more (pages are small).
+      const items = await client.xrevrange(key, '+', '-', 'COUNT', offset + limit)
+      const events = items.slice(offset).map(([, fields]) => {
+        const i = fields.indexOf('e')
+        return JSON.parse(i === -1 ? 'null' : fields[i + 1]!) as AuditEvent
+      }).filter(e => e !== null)
+      return { total, events }
+    }),
     subscribe: listener => listeners.add(listener),
+    recordUsage: (batch, limits) => call('recordUsage', () => usage.recordUsage(batch, limits)),
+    readUsage: (projectId, days) => call('readUsage', () => usage.readUsage(projectId, days)),
     async health (): Promise<StoreHealth> {
       const started = performance.now()
       try {

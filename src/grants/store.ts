@@ -3,6 +3,7 @@
 // path; the configuration API writes through `put` / `delete`.
 
 import type { ProjectGrants, StoredGrants } from './model.ts'
+import type { UsageBackend } from '../usage/types.ts'
 
 export type InvalidationEvent =
   /** Project `projectId` was written or deleted; its version is now `version`. */
@@ -38,6 +39,30 @@ export interface StoreHealth {
   readonly detail?: string
 }
 
+/**
+ * One change made through the configuration API (src/admin/): who, which project, the
+ * settings before and after, when, and the request it came with. Stored append-only.
+ */
+export interface AuditEvent {
+  readonly projectId: number
+  /** A GitLab user proven Maintainer, or the operator token (GATE_ADMIN_TOKEN). */
+  readonly actor: { readonly kind: 'user', readonly id: number, readonly username?: string } | { readonly kind: 'operator' }
+  /** What was done, e.g. `update_job_token_permissions`, `add_project_to_allowlist`. */
+  readonly action: string
+  readonly before: unknown
+  readonly after: unknown
+  /** ISO 8601. */
+  readonly time: string
+  readonly requestId: string
+}
+
+export interface AuditPage {
+  /** Events of the project in all. */
+  readonly total: number
+  /** Newest first. */
+  readonly events: readonly AuditEvent[]
+}
+
 export interface GrantStore {
   readonly kind: 'memory' | 'redis'
   /** The project's grants with their version, or null when the store knows nothing of it. */
@@ -53,8 +78,15 @@ export interface GrantStore {
   delete (projectId: number): Promise<boolean>
   /** Current version; 0 for a project never written. */
   version (projectId: number): Promise<number>
+  /** Appends an audit event to the project's append-only log. */
+  appendAudit (event: AuditEvent): Promise<void>
+  /** Reads the project's audit events, newest first, skipping `offset` and returning at most `limit`. */
+  readAudit (projectId: number, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage>
   /** Registers a listener for invalidations (its own writes included); returns the unsubscribe. */
   subscribe (listener: InvalidationListener): () => void
+  /** Least-privilege usage (src/usage/): optional, both shipped stores keep it. */
+  recordUsage?: UsageBackend['recordUsage']
+  readUsage?: UsageBackend['readUsage']
   health (): Promise<StoreHealth>
   close (): Promise<void>
 }

@@ -25,7 +25,11 @@ export interface LoaderCache<V> {
   /** The keys held (for a token cache: hashes), most recently used first. */
   keys (): string[]
   clear (): void
+  /** Lookup counters, for metrics. */
+  stats (): LoaderCacheStats
 }
+
+export interface LoaderCacheStats { hits: number, negativeHits: number, misses: number, singleFlightWaits: number }
 
 type Entry<V> = { readonly ok: true, readonly value: V } | { readonly ok: false, readonly error: unknown }
 
@@ -39,6 +43,7 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
 
   const entries = new LRUCache<string, Entry<V>>({ max, ttl: ttlMs })
   const inflight = new Map<string, Promise<V>>()
+  const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
 
   const load = async (key: string, loader: () => Promise<V>): Promise<V> => {
     try {
@@ -58,8 +63,14 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   return {
     get (key, loader) {
       const hit = entries.get(key)
-      if (hit !== undefined) return hit.ok ? Promise.resolve(hit.value) : Promise.reject(hit.error)
+      if (hit !== undefined) {
+        if (hit.ok) counters.hits++
+        else counters.negativeHits++
+        return hit.ok ? Promise.resolve(hit.value) : Promise.reject(hit.error)
+      }
+      counters.misses++
       let pending = inflight.get(key)
+      if (pending !== undefined) counters.singleFlightWaits++
       if (pending === undefined) {
         pending = load(key, loader)
         inflight.set(key, pending)
@@ -74,7 +85,8 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
     },
     clear () {
       entries.clear()
-    }
+    },
+    stats: () => ({ ...counters })
   }
 }
 
@@ -90,6 +102,7 @@ export function createTokenCache<V> (options: LoaderCacheOptions<V>): LoaderCach
     get: (token, load) => cache.get(tokenKey(token), load),
     get size () { return cache.size },
     keys: () => cache.keys(),
-    clear: () => { cache.clear() }
+    clear: () => { cache.clear() },
+    stats: () => cache.stats()
   }
 }

@@ -32,6 +32,8 @@ export class KeysUnavailableError extends Error {
 export interface KeyOptions {
   /** Told when a key set refresh fails (never given a token). */
   readonly onWarning?: (message: string) => void
+  /** Told after each JWKS fetch attempt: true when a new key set arrived, false when it failed (metrics). */
+  readonly onRefresh?: (ok: boolean) => void
 }
 
 /** Builds the key once; a bad PEM or JWKS file stops the start with a TypeError. */
@@ -89,6 +91,7 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
     const fetched = cache as Partial<ExportedJWKSCache>
     if (fetched.uat !== undefined && fetched.jwks !== undefined && fetched.uat !== lastGood?.uat) {
       lastGood = { uat: fetched.uat, keys: createLocalJWKSet(fetched.jwks) }
+      options.onRefresh?.(true)
     }
   }
 
@@ -114,6 +117,7 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
         throw err
       }
       failedAt = Date.now()
+      options.onRefresh?.(false)
       options.onWarning?.(`JWKS refresh from ${url.origin}${url.pathname} failed (${(err as Error).message}); ${lastGood === undefined ? 'no keys to fall back on' : 'using the last good keys'}`)
       if (lastGood === undefined) throw new KeysUnavailableError('the key set cannot be fetched', { cause: err })
       return await fromLastGood(lastGood.keys, header, token)

@@ -13,7 +13,7 @@ import type { JWTPayload } from 'jose'
 import { createLoaderCache, createTokenCache } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
-import { IdentityError, isTransient, JOB_TOKEN_PREFIX, type ClosableJobResolver, type JobIdentity } from './types.ts'
+import { IdentityError, isTransient, JOB_TOKEN_PREFIX, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
 
 export interface IdentityCacheOptions {
   /** Longest time a resolved token is trusted without asking again. Default 30 s. */
@@ -125,7 +125,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     audience: options.jwt?.audience === undefined ? GITLAB_JOB_TOKEN_AUDIENCE : options.jwt.audience,
     clockToleranceSec: options.jwt?.clockToleranceSec
   }
-  const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, options)
+  const counters = identityCounters()
+  const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh })
   const pool = new Pool(base.origin, {
     connections: options.connections ?? 16,
     connectTimeout: timeoutMs,
@@ -139,7 +140,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const groupParents = createLoaderCache<number | null>(namespaceCache)
 
   /** One GET; the token or service token only ever travels in a header. */
-  const getJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
+  const fetchJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
     let status: number
     let text: string
     try {
@@ -166,6 +167,18 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
     } catch {}
     throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered something other than a JSON object`)
+  }
+  /** fetchJson, counted per endpoint and outcome for metrics. */
+  const getJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
+    const endpoint = what === 'job' ? 'job' : path.startsWith('/api/v4/groups/') ? 'group' : 'project'
+    try {
+      const body = await fetchJson(path, headers, what)
+      counters.call(endpoint, 'ok')
+      return body
+    } catch (err) {
+      counters.call(endpoint, err instanceof IdentityError && err.code === 'TOKEN_UNKNOWN' ? 'rejected' : err instanceof IdentityError && err.code === 'IDENTITY_UPSTREAM_UNAVAILABLE' ? 'unavailable' : 'failed')
+      throw err
+    }
   }
 
   const service = { 'private-token': options.serviceToken }
@@ -215,7 +228,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     },
     async close () {
       await pool.close()
-    }
+    },
+    stats: () => counters.stats(tokens)
   }
 }
 
@@ -225,7 +239,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
 export function createLocalJwtResolver (options: LocalJwtResolverOptions): ClosableJobResolver {
   if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('issuer is required for the local JWT resolver')
   if (options.audience === undefined || options.audience.length === 0) throw new TypeError('audience is required for the local JWT resolver')
-  const key = createVerificationKey(options.key, options)
+  const counters = identityCounters()
+  const key = createVerificationKey(options.key, { ...options, onRefresh: counters.onRefresh })
   const claims: ClaimMap = { ...DEFAULT_CLAIMS, ...options.claims }
   const jwtOptions: JwtCheckOptions = {
     algorithms: options.algorithms ?? ['RS256'],
@@ -243,7 +258,8 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
       const jwt = token.startsWith(JOB_TOKEN_PREFIX) ? token.slice(JOB_TOKEN_PREFIX.length) : token
       return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
     },
-    async close () {}
+    async close () {},
+    stats: () => counters.stats(tokens)
   }
 }
 
@@ -276,6 +292,21 @@ function identityFromClaims (payload: JWTPayload, claims: ClaimMap): JobIdentity
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** Counters behind a resolver's stats() (metrics read them at scrape time). */
+function identityCounters (): { call: (endpoint: string, outcome: string) => void, onRefresh: (ok: boolean) => void, stats: (tokens: { stats: () => IdentityStats['tokenCache'] }) => IdentityStats } {
+  const introspection: Record<string, number> = {}
+  let jwksRefreshes = 0
+  let jwksFailures = 0
+  return {
+    call (endpoint, outcome) {
+      const k = `${endpoint}:${outcome}`
+      introspection[k] = (introspection[k] ?? 0) + 1
+    },
+    onRefresh: ok => { if (ok) jwksRefreshes++; else jwksFailures++ },
+    stats: tokens => ({ tokenCache: tokens.stats(), introspection: { ...introspection }, jwksRefreshes, jwksFailures })
+  }
+}
 
 /** Any failure that is not already a verdict becomes a transient one: never an allow, never cached. */
 async function failClosed<T> (work: Promise<T>): Promise<T> {

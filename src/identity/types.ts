@@ -30,6 +30,16 @@ export interface JobResolver {
 /** A resolver that holds connections or timers; close() releases them. */
 export interface ClosableJobResolver extends JobResolver {
   close (): Promise<void>
+  /** Counters for metrics (src/metrics.ts), read at scrape time. */
+  stats? (): IdentityStats
+}
+
+export interface IdentityStats {
+  readonly tokenCache: { readonly hits: number, readonly negativeHits: number, readonly misses: number, readonly singleFlightWaits: number }
+  /** Introspection calls keyed `endpoint:outcome` (endpoint job|project|group; outcome ok|rejected|failed|unavailable). */
+  readonly introspection: Readonly<Record<string, number>>
+  readonly jwksRefreshes: number
+  readonly jwksFailures: number
 }
 
 /**

@@ -59,7 +59,7 @@ test('SIGHUP reloads the catalog (keeping the last good one), SIGTERM drains the
       if (child.exitCode !== null) throw new Error(`serve exited before "${msg}"`)
       await new Promise<void>((resolve, reject) => {
         waiters.push(resolve)
-        setTimeout(() => reject(new Error(`no "${msg}" log line`)), 20_000).unref()
+        setTimeout(() => reject(new Error(`no "${msg}" log line`)), 60_000).unref()
       })
     }
   }

@@ -52,6 +52,8 @@ function fakeStore (): FakeStore {
     async put () { throw new Error('not used') },
     async delete () { throw new Error('not used') },
     async version () { return 0 },
+    async appendAudit () { throw new Error('not used') },
+    async readAudit () { throw new Error('not used') },
     subscribe (listener) {
       count++
       const off = listeners.add(listener)

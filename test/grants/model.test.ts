@@ -39,15 +39,15 @@ test('model: the instance defaults are GitLab 18 defaults', () => {
 })
 
 test('model: a valid document comes back normalized and frozen', () => {
-  const input = doc({ entries: [entry(), entry({ targetType: 'group', targetId: 1, defaultPermissions: true, jobTokenPolicies: [], addedBy: undefined, targetPath: 'acme' })], packageRules: { npm: { read: 'maintainer' } } })
+  const input = doc({ entries: [entry(), entry({ targetType: 'group', targetId: 1, defaultPermissions: true, jobTokenPolicies: [], addedBy: undefined, targetPath: 'acme' })], packageRules: { npm: { write: 'maintainer' } } })
   const out = validate(input)
   assert.equal(out.projectId, 1)
   assert.equal(out.entries.length, 2)
   assert.equal(out.entries[1]!.addedBy, null, 'a missing addedBy is null')
   assert.equal(out.entries[1]!.targetPath, 'acme')
   assert.ok(Object.isFrozen(out) && Object.isFrozen(out.entries) && Object.isFrozen(out.entries[0]) && Object.isFrozen(out.packageRules))
-  ;(input.packageRules as { npm: { read: string } }).npm.read = 'changed'
-  assert.deepEqual(out.packageRules, { npm: { read: 'maintainer' } }, 'the copy does not share the caller\'s objects')
+  ;(input.packageRules as { npm: { write: string } }).npm.write = 'changed'
+  assert.deepEqual(out.packageRules, { npm: { write: 'maintainer' } }, 'the copy does not share the caller\'s objects')
   assert.equal(validate(doc({ entries: [] })).entries.length, 0)
 })
 
@@ -63,7 +63,11 @@ const invalid: Array<[string, unknown, string]> = [
   ['path with braces (would break hash tags)', doc({ projectPath: 'acme/{app}' }), 'projectPath must be a full project path such as "group/project"'],
   ['inbound flag not boolean', doc({ inboundEnabled: 'true' }), 'inboundEnabled must be a boolean'],
   ['entries not an array', doc({ entries: {} }), 'entries must be an array'],
-  ['packageRules not an object', doc({ packageRules: [] }), 'packageRules must be an object when present'],
+  ['packageRules not an object', doc({ packageRules: [] }), 'packageRules must be an object mapping package formats to rules'],
+  ['packageRules unknown action', doc({ packageRules: { maven: { push: true } } }), 'packageRules.maven.push "push" is not a known action (known: read, write, delete)'],
+  ['packageRules bad level', doc({ packageRules: { maven: { write: 'developer' } } }), 'packageRules.maven.write must be one of "maintainer", "job_token_and_maintainer"'],
+  ['packageRules read false, job tokens write', doc({ packageRules: { maven: { read: false, delete: 'maintainer' } } }), 'packageRules.maven.write lets job tokens write packages they may not read (read is false); set it to "maintainer"'],
+  ['packageRules job tokens delete what they may not write', doc({ packageRules: { maven: { write: 'maintainer', delete: 'job_token_and_maintainer' } } }), 'packageRules.maven.delete lets job tokens delete packages they may not write (write is "maintainer"); set it to "maintainer"'],
   ['entry not an object', doc({ entries: [7] }), 'entries[0] must be an object'],
   ['unknown entry field', doc({ entries: [entry({ defaultPermission: true })] }), 'entries[0].defaultPermission is not a known field'],
   ['bad target type', doc({ entries: [entry({ targetType: 'user' })] }), 'entries[0].targetType must be "project" or "group"'],

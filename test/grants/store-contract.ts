@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { GrantStore, InvalidationEvent } from '../../src/grants/store.ts'
+import type { AuditEvent, GrantStore, InvalidationEvent } from '../../src/grants/store.ts'
 import type { ProjectGrants } from '../../src/grants/model.ts'
 import { GrantsStoreUnavailableError, GrantsValidationError, GrantsVersionConflictError } from '../../src/grants/errors.ts'
 
@@ -58,7 +58,7 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
 
   test(`${name}: put then get round-trips the document with version 1`, async () => {
     const { writer, reader } = await open()
-    const doc = grantsFor(1, 'Acme/App', { packageRules: { npm: { read: 'job_token_and_maintainer' } } })
+    const doc = grantsFor(1, 'Acme/App', { packageRules: { npm: { read: true, write: 'maintainer' } } })
     assert.equal(await writer.put(doc), 1)
     const got = await reader.get(1)
     assert.ok(got !== null)
@@ -173,6 +173,24 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
     await second
     assert.equal(events.events.length, count)
     assert.ok(count >= 1)
+  })
+
+  test(`${name}: audit events are appended per project and read newest first, paged`, async () => {
+    const { writer, reader } = await open()
+    const event = (n: number, projectId = 31): AuditEvent => ({
+      projectId, actor: n % 2 === 0 ? { kind: 'operator' } : { kind: 'user', id: n, username: `u${n}` }, action: 'update_job_token_permissions',
+      before: { n: n - 1 }, after: { n, nested: { list: [n] } }, time: `2026-01-01T00:00:0${n}Z`, requestId: `req-${n}`
+    })
+    for (const n of [1, 2, 3, 4, 5]) await writer.appendAudit(event(n))
+    await writer.appendAudit(event(9, 32))
+    const first = await reader.readAudit(31, { offset: 0, limit: 2 })
+    assert.equal(first.total, 5)
+    assert.deepEqual(first.events, [event(5), event(4)])
+    const last = await reader.readAudit(31, { offset: 4, limit: 2 })
+    assert.deepEqual(last.events, [event(1)])
+    assert.deepEqual(await reader.readAudit(31, { offset: 5, limit: 2 }), { total: 5, events: [] })
+    assert.deepEqual(await reader.readAudit(33, { offset: 0, limit: 20 }), { total: 0, events: [] })
+    assert.equal((await reader.readAudit(32, { offset: 0, limit: 20 })).total, 1)
   })
 
   test(`${name}: health is ok and a closed store refuses to answer`, async () => {

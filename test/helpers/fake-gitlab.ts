@@ -29,12 +29,25 @@ export interface FakeGroup {
   readonly parentId: number | null
 }
 
+export interface FakeUser {
+  readonly id: number
+  readonly username: string
+  readonly access?: Readonly<Record<number, number>>
+  readonly groupAccess?: Readonly<Record<number, number>>
+}
+
 export interface FakeGitlabOptions {
   readonly serviceToken?: string
   readonly jobs?: Record<string, FakeJob>
   readonly projects?: readonly FakeProject[]
   readonly groups?: readonly FakeGroup[]
   readonly jwks?: JSONWebKeySet
+  /**
+   * User tokens (PRIVATE-TOKEN or Authorization: Bearer): `GET /api/v4/user` and `GET /api/v4/projects/:id`
+   * (id or URL-encoded path) answer as that user, with `permissions` from `access` (project id →
+   * project_access level) and `groupAccess` (project id → group_access level).
+   */
+  readonly users?: Record<string, FakeUser>
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
@@ -94,6 +107,11 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     res.end(text)
   }
   const unauthorized = { message: '401 Unauthorized' }
+  const userOf = (req: IncomingMessage): FakeUser | undefined => {
+    const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+    const token = req.headers['private-token'] ?? bearer
+    return typeof token === 'string' ? options.users?.[token] : undefined
+  }
 
   /** The endpoint a request is for, and the id in its path. */
   const classify = (req: IncomingMessage): { endpoint: Endpoint | null, id: number } => {
@@ -101,6 +119,14 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     let m: RegExpExecArray | null
     if (req.method !== 'GET') return { endpoint: null, id: 0 }
     if (path === '/api/v4/job') return { endpoint: 'job', id: 0 }
+    if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken) {
+      if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
+      if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) {
+        const key = decodeURIComponent(m[1]!)
+        const byPath = [...fake.projects.values()].find(p => p.pathWithNamespace.toLowerCase() === key.toLowerCase())
+        return { endpoint: 'project', id: /^\d+$/.test(key) ? Number(key) : byPath?.id ?? -1 }
+      }
+    }
     if ((m = /^\/api\/v4\/projects\/(\d+)$/.exec(path)) !== null) return { endpoint: 'project', id: Number(m[1]) }
     if ((m = /^\/api\/v4\/groups\/(\d+)$/.exec(path)) !== null) return { endpoint: 'group', id: Number(m[1]) }
     if (path === '/oauth/discovery/keys') return { endpoint: 'jwks', id: 0 }
@@ -134,6 +160,20 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       }
       case 'project':
       case 'group': {
+        const user = userOf(req)
+        if (endpoint === 'project' && user !== undefined) {
+          if (id === -2) { send(res, 200, { id: user.id, username: user.username }); return }
+          const p = fake.projects.get(id)
+          const level = user.access?.[id]
+          const groupLevel = user.groupAccess?.[id]
+          if (p === undefined || (level === undefined && groupLevel === undefined)) { send(res, 404, { message: '404 Project Not Found' }); return }
+          send(res, 200, {
+            id: p.id,
+            path_with_namespace: p.pathWithNamespace,
+            permissions: { project_access: level === undefined ? null : { access_level: level }, group_access: groupLevel === undefined ? null : { access_level: groupLevel } }
+          })
+          return
+        }
         if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
         if (endpoint === 'project') {
           const p = fake.projects.get(id)

@@ -16,7 +16,7 @@ import { createJobResolver } from '../../src/identity/resolver.ts'
 import { createPolicyIndex } from '../../src/policy/policy-index.ts'
 import { createGate, type Gate } from '../../src/gate/server.ts'
 import { createStoreFromConfig } from '../../src/gate/deps.ts'
-import { groupChain, startFakeGitlab, type FakeGitlab } from './fake-gitlab.ts'
+import { groupChain, startFakeGitlab, type FakeGitlab, type FakeGitlabOptions } from './fake-gitlab.ts'
 
 export const TOKENS = {
   app: 'glcbt-64_appjobrunning0000000000',
@@ -65,7 +65,13 @@ function defaultRespond (req: IncomingMessage, res: ServerResponse, body: Buffer
   res.end(text)
 }
 
-export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: { seed?: boolean } = {}): Promise<TestGate> {
+export interface TestGateOptions {
+  readonly seed?: boolean
+  /** User tokens the fake GitLab knows (configuration API tests). */
+  readonly users?: FakeGitlabOptions['users']
+}
+
+export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: TestGateOptions = {}): Promise<TestGate> {
   const seen: SeenRequest[] = []
   const holder: { respond: TestGate['respond'] } = { respond: defaultRespond }
   const gitlab = await startFakeGitlab({
@@ -81,6 +87,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
       { id: 200, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } },
       { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }
     ],
+    ...(options.users === undefined ? {} : { users: options.users }),
     fallback: (req, res) => {
       // Streams the body through a hash, so a 1 GiB upload is never held in the test either.
       const hash = createHash('sha256')

@@ -1,0 +1,139 @@
+// Who may call the configuration API (issue 6):
+// - the operator token (GATE_ADMIN_TOKEN, as PRIVATE-TOKEN or Authorization: Bearer), compared
+//   in constant time, may change any project;
+// - a GitLab user token (PAT or OAuth, same headers) whose holder has the Maintainer role or
+//   higher on the project: the gate asks GitLab `GET /api/v4/projects/:id` with that token and
+//   reads `permissions.project_access` / `permissions.group_access` (lib/api/entities/project.rb;
+//   access level 40 = Maintainer), cached briefly by the token's SHA-256;
+// - a CI/CD job token never: 403, whatever its job's role;
+// - no credential: 401.
+
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { LRUCache } from 'lru-cache'
+import { JOB_TOKEN_PREFIX } from '../identity/types.ts'
+
+export const MAINTAINER_ACCESS = 40
+
+export type Caller =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'job_token' }
+  | { readonly kind: 'ambiguous' }
+  | { readonly kind: 'operator' }
+  /** `header` is what to send GitLab to act as the user; `hash` keys the caches. */
+  | { readonly kind: 'user', readonly header: Readonly<Record<string, string>>, readonly hash: string }
+
+function first (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+function sameSecret (a: string, b: string): boolean {
+  // Hash both so the comparison is constant-time whatever the lengths.
+  const ha = createHash('sha256').update(a).digest()
+  const hb = createHash('sha256').update(b).digest()
+  return timingSafeEqual(ha, hb)
+}
+
+/** Finds the caller's credential in the headers (and a `job_token`/`private_token` query parameter). */
+export function findCaller (headers: IncomingHttpHeaders, query: string, adminToken: string | undefined): Caller {
+  const params = new URLSearchParams(query)
+  if (first(headers['job-token']) !== undefined || params.has('job_token')) return { kind: 'job_token' }
+  const tokens: Array<{ token: string, header: Record<string, string> }> = []
+  const privateToken = first(headers['private-token']) ?? params.get('private_token') ?? undefined
+  if (privateToken !== undefined && privateToken !== '') tokens.push({ token: privateToken, header: { 'private-token': privateToken } })
+  const authorization = first(headers.authorization)
+  if (authorization !== undefined) {
+    const m = /^(Bearer|Basic)\s+(\S+)\s*$/i.exec(authorization)
+    if (m !== null && m[1]!.toLowerCase() === 'bearer') tokens.push({ token: m[2]!, header: { authorization: `Bearer ${m[2]!}` } })
+    else if (m !== null) {
+      // Basic is how job tokens reach the package registries (gitlab-ci-token:<token>).
+      const decoded = Buffer.from(m[2]!, 'base64').toString('utf8')
+      if (decoded.startsWith('gitlab-ci-token:') || decoded.includes(`:${JOB_TOKEN_PREFIX}`)) return { kind: 'job_token' }
+    }
+  }
+  if (tokens.some(t => t.token.startsWith(JOB_TOKEN_PREFIX))) return { kind: 'job_token' }
+  if (tokens.length === 0) return { kind: 'none' }
+  if (tokens.length > 1 && tokens[0]!.token !== tokens[1]!.token) return { kind: 'ambiguous' }
+  const { token, header } = tokens[0]!
+  if (adminToken !== undefined && adminToken !== '' && sameSecret(token, adminToken)) return { kind: 'operator' }
+  return { kind: 'user', header, hash: createHash('sha256').update(token).digest('hex') }
+}
+
+/** What GitLab says about a project, as seen by one credential. */
+export type ProjectLookup =
+  | { readonly kind: 'found', readonly id: number, readonly path: string, readonly accessLevel: number }
+  | { readonly kind: 'unauthenticated' }
+  | { readonly kind: 'not_found' }
+  | { readonly kind: 'unavailable', readonly detail: string }
+
+export interface UserLookup { readonly id: number, readonly username?: string }
+
+export interface GitlabClient {
+  /** `GET /api/v4/projects/:id` as `header`'s holder; `idSegment` is the URL-encoded id or path. */
+  project (idSegment: string, header: Readonly<Record<string, string>>, cacheKey: string | null): Promise<ProjectLookup>
+  /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
+  user (header: Readonly<Record<string, string>>, cacheKey: string): Promise<UserLookup | null>
+}
+
+export interface GitlabClientOptions {
+  readonly upstreamUrl: string
+  readonly relativeUrlRoot: string
+  /** How long a positive answer is reused. Default 30 s: a revoked role stops working within it. */
+  readonly ttlMs?: number
+  readonly timeoutMs?: number
+}
+
+export function createGitlabClient (options: GitlabClientOptions): GitlabClient {
+  const ttl = options.ttlMs ?? 30_000
+  const timeoutMs = options.timeoutMs ?? 5000
+  const projects = new LRUCache<string, ProjectLookup & { kind: 'found' }>({ max: 10_000, ttl })
+  const users = new LRUCache<string, UserLookup>({ max: 10_000, ttl })
+  const base = new URL(options.relativeUrlRoot + '/api/v4/', options.upstreamUrl)
+
+  async function getJson (path: string, header: Readonly<Record<string, string>>): Promise<{ status: number, body: unknown }> {
+    const response = await fetch(new URL(path, base), { headers: { accept: 'application/json', ...header }, signal: AbortSignal.timeout(timeoutMs) })
+    const text = await response.text()
+    let body: unknown = null
+    try { body = JSON.parse(text) } catch {}
+    return { status: response.status, body }
+  }
+
+  return {
+    async project (idSegment, header, cacheKey) {
+      const key = cacheKey === null ? null : `${cacheKey}:${idSegment.toLowerCase()}`
+      const cached = key === null ? undefined : projects.get(key)
+      if (cached !== undefined) return cached
+      let answer: { status: number, body: unknown }
+      try {
+        answer = await getJson(`projects/${idSegment}`, header)
+      } catch (err) {
+        return { kind: 'unavailable', detail: (err as Error).message }
+      }
+      if (answer.status === 401) return { kind: 'unauthenticated' }
+      // GitLab answers 404 for a project the caller may not see.
+      if (answer.status === 403 || answer.status === 404) return { kind: 'not_found' }
+      if (answer.status !== 200) return { kind: 'unavailable', detail: `GitLab answered ${answer.status}` }
+      const body = answer.body as { id?: unknown, path_with_namespace?: unknown, permissions?: { project_access?: { access_level?: unknown } | null, group_access?: { access_level?: unknown } | null } } | null
+      if (typeof body?.id !== 'number' || typeof body.path_with_namespace !== 'string') return { kind: 'unavailable', detail: 'GitLab answered a project without id or path' }
+      const level = (v: unknown): number => typeof v === 'number' ? v : 0
+      const accessLevel = Math.max(level(body.permissions?.project_access?.access_level), level(body.permissions?.group_access?.access_level))
+      const found = { kind: 'found' as const, id: body.id, path: body.path_with_namespace, accessLevel }
+      if (key !== null) projects.set(key, found)
+      return found
+    },
+    async user (header, cacheKey) {
+      const cached = users.get(cacheKey)
+      if (cached !== undefined) return cached
+      try {
+        const answer = await getJson('user', header)
+        const body = answer.body as { id?: unknown, username?: unknown } | null
+        if (answer.status !== 200 || typeof body?.id !== 'number') return null
+        const user = typeof body.username === 'string' ? { id: body.id, username: body.username } : { id: body.id }
+        users.set(cacheKey, user)
+        return user
+      } catch {
+        return null
+      }
+    }
+  }
+}

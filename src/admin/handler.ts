@@ -1,0 +1,239 @@
+// The configuration API's entry point on the API listener (docs/admin.md). server.ts asks it
+// first, after canonicalization: requests for the gate's own endpoints are answered here and
+// never reach GitLab (GitLab's own job_token_scope REST endpoints included: the gate serves
+// them with policy support); everything else continues through the job-token stages. For
+// `POST /api/graphql` the body is read (up to a limit) to tell whose request it is; a GitLab
+// request continues with exactly the bytes that were read.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
+import { errors } from '../errors.ts'
+import type { GrantCache } from '../grants/cache.ts'
+import { GrantsError } from '../grants/errors.ts'
+import type { InstanceSettings } from '../grants/model.ts'
+import type { GrantStore } from '../grants/store.ts'
+import type { PolicyIndex } from '../policy/policy-index.ts'
+import type { CanonicalRequest } from '../routing/canonical.ts'
+import { createGitlabClient, findCaller } from './auth.ts'
+import { classifyGraphql, executeGraphql } from './graphql.ts'
+import { ADMIN_PATH, handleRest } from './rest.ts'
+import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
+import { AdminError, createAdminService } from './service.ts'
+
+/** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
+export const MAX_ADMIN_BODY_BYTES = 1 << 20
+
+export interface AdminOptions {
+  readonly upstreamUrl: string
+  readonly relativeUrlRoot: string
+  readonly adminToken?: string
+  readonly serviceToken?: string
+  readonly store: GrantStore
+  readonly grants: GrantCache
+  readonly logger: Logger
+  readonly settings: InstanceSettings
+  /** The current catalog's policies and routes (they change on reload). */
+  readonly policies: () => PolicyIndex
+  readonly routes: () => readonly CatalogRoute[]
+  /** How long a user's Maintainer check is reused. Default 30 s. */
+  readonly roleCacheTtlMs?: number
+}
+
+export type AdminOutcome =
+  | { readonly kind: 'answered' }
+  /** Not the gate's: continue. `body` replaces the request body when it was read to find out (the same bytes). */
+  | { readonly kind: 'pass', readonly body: Readable | null }
+
+export interface Admin {
+  /** The Maintainer check of per package format rules for requests without a job token (roles.ts). */
+  readonly roles: UserRoleCheck
+  handle (req: IncomingMessage, res: ServerResponse, canonical: CanonicalRequest, requestId: string, beforeBodyRead?: () => void): Promise<AdminOutcome>
+}
+
+const PASS: AdminOutcome = Object.freeze({ kind: 'pass', body: null })
+const ANSWERED: AdminOutcome = Object.freeze({ kind: 'answered' })
+
+/** The package formats the catalog knows, for validation and the GET answer. */
+export function packageFormats (routes: readonly CatalogRoute[]): string[] {
+  const formats = new Set<string>()
+  for (const route of routes) if (route.packageFormat !== undefined && route.packageFormat !== ANY_PACKAGE_FORMAT) formats.add(route.packageFormat)
+  return [...formats].sort()
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? '0')
+  if (declared > limit) throw new BodyTooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new BodyTooLarge()
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+function parseParams (body: Buffer, contentType: string, query: URLSearchParams): Record<string, unknown> {
+  const params: Record<string, unknown> = {}
+  const addForm = (form: URLSearchParams): void => {
+    for (const [key, value] of form) {
+      if (key.endsWith('[]')) {
+        const name = key.slice(0, -2)
+        params[name] = [...(Array.isArray(params[name]) ? params[name] as unknown[] : []), value]
+      } else {
+        params[key] = value
+      }
+    }
+  }
+  addForm(query)
+  const text = body.toString('utf8')
+  if (text.trim() === '') return params
+  if (/^application\/x-www-form-urlencoded/i.test(contentType)) {
+    addForm(new URLSearchParams(text))
+    return params
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new AdminError('ADMIN_BAD_REQUEST', '400 Bad request - the request body is not valid JSON')
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new AdminError('ADMIN_BAD_REQUEST')
+  return { ...params, ...json as Record<string, unknown> }
+}
+
+export function createAdmin (options: AdminOptions): Admin {
+  const gitlab = createGitlabClient({ upstreamUrl: options.upstreamUrl, relativeUrlRoot: options.relativeUrlRoot, ...(options.roleCacheTtlMs === undefined ? {} : { ttlMs: options.roleCacheTtlMs }) })
+  let formatsFor: readonly CatalogRoute[] | null = null
+  let formats: string[] = []
+  const service = createAdminService({
+    store: options.store,
+    grants: options.grants,
+    gitlab,
+    logger: options.logger,
+    settings: options.settings,
+    policies: options.policies,
+    packageFormats: () => {
+      const routes = options.routes()
+      if (routes !== formatsFor) {
+        formatsFor = routes
+        formats = packageFormats(routes)
+      }
+      return formats
+    },
+    ...(options.serviceToken === undefined ? {} : { serviceToken: options.serviceToken })
+  })
+  const graphqlPath = options.relativeUrlRoot + '/api/graphql'
+
+  function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
+    const text = body === undefined ? '' : JSON.stringify(body)
+    res.writeHead(status, {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      'content-length': Buffer.byteLength(text),
+      'x-request-id': requestId,
+      ...headers
+    })
+    res.end(text)
+  }
+
+  function refuse (res: ServerResponse, requestId: string, err: unknown, method: string, path: string, closeConnection = false): void {
+    let code: keyof typeof errors
+    let message: string
+    let issues: ReadonlyArray<{ path: string, message: string }> = []
+    if (err instanceof AdminError) {
+      code = err.code
+      message = err.message
+      issues = err.issues
+    } else if (err instanceof GrantsError) {
+      code = err.code
+      message = errors[err.code].message
+    } else {
+      options.logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'configuration API failed')
+      code = 'GATE_INTERNAL_ERROR'
+      message = errors.GATE_INTERNAL_ERROR.message
+    }
+    options.logger.info({ request_id: requestId, method, path, admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
+    send(res, requestId, errors[code].status, {
+      message,
+      code,
+      ...(issues.length > 0 ? { errors: issues.map(i => ({ field: i.path, message: i.message })) } : {}),
+      request_id: requestId
+    }, closeConnection ? { connection: 'close' } : {})
+  }
+
+  return {
+    roles: createUserRoleCheck(gitlab, options.grants),
+    async handle (req, res, canonical, requestId, beforeBodyRead) {
+      if (canonical.kind === 'rejected') return PASS
+      if (canonical.kind === 'other') {
+        if (canonical.method !== 'POST' || canonical.path !== graphqlPath) return PASS
+        // A compressed body cannot be read here: it is GitLab's to decode.
+        if (req.headers['content-encoding'] !== undefined) return PASS
+        beforeBodyRead?.()
+        let body: Buffer
+        try {
+          body = await readBody(req, MAX_ADMIN_BODY_BYTES)
+        } catch (err) {
+          if (err instanceof BodyTooLarge) {
+            refuse(res, requestId, new AdminError('ADMIN_BODY_TOO_LARGE', `413 Request Entity Too Large - GraphQL requests through the gate are limited to ${MAX_ADMIN_BODY_BYTES} bytes`), 'POST', canonical.path, true)
+            return ANSWERED
+          }
+          throw err
+        }
+        const classified = classifyGraphql(body)
+        if (classified.kind === 'gitlab') return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
+        if (classified.kind === 'mixed') {
+          refuse(res, requestId, new AdminError('GRAPHQL_MIXED_OPERATION', `400 Bad request - ${classified.message}`), 'POST', canonical.path)
+          return ANSWERED
+        }
+        const caller = findCaller(req.headers, canonical.query, options.adminToken)
+        if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
+          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), 'POST', canonical.path)
+          return ANSWERED
+        }
+        try {
+          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId))
+        } catch (err) {
+          refuse(res, requestId, err, 'POST', canonical.path)
+        }
+        return ANSWERED
+      }
+
+      const m = ADMIN_PATH.exec(canonical.apiPath)
+      if (m === null) return PASS
+      const query = new URLSearchParams(canonical.query)
+      const caller = findCaller(req.headers, canonical.query, options.adminToken)
+      let bodyRead = false
+      try {
+        const answer = await handleRest(service, {
+          method: canonical.method,
+          idSegment: m[1]!,
+          rest: m[2]! + (m[3] ?? ''),
+          query,
+          caller,
+          requestId,
+          params: async () => {
+            beforeBodyRead?.()
+            bodyRead = true
+            const body = await readBody(req, MAX_ADMIN_BODY_BYTES).catch((err: unknown) => {
+              if (err instanceof BodyTooLarge) throw new AdminError('ADMIN_BODY_TOO_LARGE')
+              throw err
+            })
+            return parseParams(body, String(req.headers['content-type'] ?? ''), query)
+          }
+        })
+        send(res, requestId, answer.status, answer.body, answer.headers)
+        options.logger.debug({ request_id: requestId, method: canonical.method, path: canonical.apiPath, admin: true, status: answer.status }, 'configuration API')
+      } catch (err) {
+        // A body left unread is not drained: close the connection after the answer.
+        const unread = !bodyRead && (req.headers['content-length'] ?? '0') !== '0' && !req.complete
+        refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && err.code === 'ADMIN_BODY_TOO_LARGE'))
+      }
+      return ANSWERED
+    }
+  }
+}

@@ -1,0 +1,84 @@
+// Records, per (accessed project, day, job project), the policies allowed job-token requests
+// used. Off the request path: record() only adds to an in-memory batch (bounded); a timer
+// writes the batch to the store; a failed write is counted and dropped, never thrown.
+
+import type { GrantStore } from '../grants/store.ts'
+import { dayOf, type UsageIncrement, type UsageLimits } from './types.ts'
+
+export interface UsageRecorderOptions {
+  readonly store: GrantStore
+  readonly limits: UsageLimits
+  readonly flushIntervalMs: number
+  /** Distinct keys held between flushes; more are dropped. Default 10 000. */
+  readonly maxPending?: number
+  readonly now?: () => number
+  readonly onRecorded?: (n: number) => void
+  readonly onDropped?: (n: number) => void
+  readonly onWriteFailed?: (err: unknown) => void
+  readonly onFlushed?: () => void
+}
+
+export interface UsageRecorder {
+  /** Hot path: a map update, no I/O. */
+  record (accessedProjectId: number, job: { jobProjectId: number, jobProjectPath: string, ancestorGroupIds: readonly number[] }, policies: readonly string[]): void
+  /** Writes what is pending now; resolves when the write ended (it never rejects). */
+  flush (): Promise<void>
+  close (): Promise<void>
+}
+
+type Pending = { -readonly [K in keyof UsageIncrement]: UsageIncrement[K] }
+
+export function createUsageRecorder (options: UsageRecorderOptions): UsageRecorder {
+  const { store } = options
+  const now = options.now ?? Date.now
+  const maxPending = options.maxPending ?? 10_000
+  let pending = new Map<string, Pending & { policies: Record<string, number> }>()
+  let writing: Promise<void> = Promise.resolve()
+  const supported = store.recordUsage !== undefined
+
+  async function write (batch: UsageIncrement[]): Promise<void> {
+    try {
+      const { dropped } = await store.recordUsage!(batch, options.limits)
+      if (dropped > 0) options.onDropped?.(dropped)
+      options.onFlushed?.()
+    } catch (err) {
+      options.onWriteFailed?.(err)
+    }
+  }
+
+  function flush (): Promise<void> {
+    if (pending.size === 0 || !supported) return writing
+    const batch = [...pending.values()]
+    pending = new Map()
+    writing = writing.then(() => write(batch))
+    return writing
+  }
+
+  const timer = setInterval(() => { void flush() }, options.flushIntervalMs)
+  timer.unref()
+
+  return {
+    record (accessedProjectId, job, policies) {
+      if (!supported) return
+      const day = dayOf(now())
+      const key = `${accessedProjectId}|${day}|${job.jobProjectId}`
+      let p = pending.get(key)
+      if (p === undefined) {
+        if (pending.size >= maxPending) {
+          options.onDropped?.(1)
+          return
+        }
+        p = { accessedProjectId, day, jobProjectId: job.jobProjectId, jobProjectPath: job.jobProjectPath, ancestorGroupIds: job.ancestorGroupIds, requests: 0, policies: {} }
+        pending.set(key, p)
+      }
+      p.requests++
+      for (const policy of policies) p.policies[policy] = (p.policies[policy] ?? 0) + 1
+      options.onRecorded?.(1)
+    },
+    flush,
+    async close () {
+      clearInterval(timer)
+      await flush()
+    }
+  }
+}

@@ -1,0 +1,23 @@
+// A test gate with the configuration API on: an operator token and three GitLab users of
+// acme/lib (200): a Maintainer, a group Owner (group_access) and a Developer.
+
+import type { TestContext } from 'node:test'
+import { startTestGate, type TestGate } from '../helpers/gate.ts'
+
+export const ADMIN = 'gate-operator-secret-token'
+export const USERS = {
+  maintainer: 'glpat-maintainer-of-lib',
+  owner: 'glpat-group-owner-of-lib',
+  developer: 'glpat-developer-of-lib'
+} as const
+
+export async function adminGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
+  return await startTestGate(t, { GATE_ADMIN_TOKEN: ADMIN, ...env }, {
+    users: {
+      [USERS.maintainer]: { id: 41, username: 'mia', access: { 200: 40 } },
+      [USERS.owner]: { id: 42, username: 'olga', groupAccess: { 200: 50 }, access: { 200: 10 } },
+      [USERS.developer]: { id: 43, username: 'dev', access: { 200: 30, 100: 30 } }
+    }
+  })
+}
+

@@ -1,0 +1,98 @@
+// The configuration API over GraphQL: gate-only operations answered by the gate, GitLab's
+// passed through byte for byte, mixes refused with 400.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+import { classifyGraphql } from '../../src/admin/graphql.ts'
+import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+
+const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
+const json = { 'content-type': 'application/json' }
+
+const READ = 'query { project(fullPath: "acme/lib") { jobTokenPermissions { packageRegistry { format read write delete configured } } } }'
+const UPDATE = `mutation($input: UpdateJobTokenPermissionsInput!) {
+  updateJobTokenPermissions(input: $input) { errors clientMutationId jobTokenPermissions { packageRegistry { format write delete } } }
+}`
+
+test('graphql: classification', () => {
+  const cls = (body: string): string => classifyGraphql(Buffer.from(body)).kind
+  assert.equal(cls(gql('{ currentUser { id } }')), 'gitlab')
+  assert.equal(cls('not json'), 'gitlab')
+  assert.equal(cls(gql('{ broken')), 'gitlab')
+  assert.equal(cls(gql(READ)), 'gate')
+  assert.equal(cls(gql('{ project(fullPath: "a/b") { name jobTokenPermissions { packageRegistry { format } } } }')), 'mixed')
+  assert.equal(cls(gql('{ currentUser { id } project(fullPath: "a/b") { jobTokenPermissions { packageRegistry { format } } } }')), 'mixed')
+  assert.equal(cls(JSON.stringify([{ query: READ }])), 'mixed')
+  assert.equal(cls(JSON.stringify([{ query: '{ currentUser { id } }' }])), 'gitlab')
+})
+
+test('graphql: the gate answers jobTokenPermissions and updateJobTokenPermissions; nothing reaches GitLab', async t => {
+  const g = await adminGate(t)
+  const read = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': USERS.maintainer }, gql(READ))
+  assert.equal(read.status, 200, read.text)
+  const registry = read.json().data.project.jobTokenPermissions.packageRegistry
+  assert.deepEqual(registry.find((f: { format: string }) => f.format === 'maven'), { format: 'maven', read: true, write: 'JOB_TOKEN_AND_MAINTAINER', delete: 'JOB_TOKEN_AND_MAINTAINER', configured: false })
+
+  const update = await send(g.url, 'POST', '/api/graphql', { ...json, authorization: `Bearer ${ADMIN}` },
+    gql(UPDATE, { input: { projectPath: 'acme/lib', clientMutationId: 'm1', packageRegistry: [{ format: 'maven', write: 'MAINTAINER' }] } }))
+  assert.equal(update.status, 200, update.text)
+  const payload = update.json().data.updateJobTokenPermissions
+  assert.deepEqual(payload.errors, [])
+  assert.equal(payload.clientMutationId, 'm1')
+  assert.deepEqual(payload.jobTokenPermissions.packageRegistry.find((f: { format: string }) => f.format === 'maven'), { format: 'maven', write: 'MAINTAINER', delete: 'MAINTAINER' })
+  assert.deepEqual((await g.store.get(200))?.packageRules, { maven: { write: 'maintainer' } })
+  assert.equal((await g.store.readAudit(200, { offset: 0, limit: 5 })).total, 1)
+
+  const invalid = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN },
+    gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [{ format: 'maven', delete: 'JOB_TOKEN_AND_MAINTAINER' }, { format: 'nuget', read: true }] } }))
+  const errors = invalid.json().data.updateJobTokenPermissions.errors as string[]
+  assert.equal(errors.length, 2, invalid.text)
+  assert.ok(errors.some(e => e.startsWith('packageRegistry.nuget') && e.includes('not a known package format')))
+  assert.ok(errors.some(e => e.startsWith('packageRegistry.maven.delete') && e.includes('may not write')))
+  assert.deepEqual((await g.store.get(200))?.packageRules, { maven: { write: 'maintainer' } }, 'a refused mutation changes nothing')
+
+  const dev = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': USERS.developer },
+    gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [{ format: 'npm', write: 'MAINTAINER' }] } }))
+  assert.equal(dev.json().errors[0].extensions.code, 'ADMIN_FORBIDDEN')
+  assert.equal(dev.json().data.updateJobTokenPermissions, null)
+  const job = await send(g.url, 'POST', '/api/graphql', { ...json, 'job-token': TOKENS.lib }, gql(READ))
+  assert.equal(job.status, 403)
+  assert.equal(job.json().code, 'ADMIN_JOB_TOKEN_REFUSED')
+  const badType = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN }, gql('{ project(fullPath: 5) { jobTokenPermissions { packageRegistry { format } } } }'.replace('5', '["x"]')))
+  assert.equal(badType.status, 200)
+  assert.ok(badType.json().errors.length > 0, 'validation errors in GraphQL\'s shape')
+  assert.equal(g.seen.length, 0)
+})
+
+test('graphql: other requests pass through untouched, byte for byte', async t => {
+  const g = await adminGate(t)
+  const body = gql('query { currentUser { id username } }') + '\n  '
+  const res = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': USERS.maintainer }, body)
+  assert.equal(res.status, 200)
+  assert.equal(res.json().upstream, true)
+  assert.equal(g.seen.length, 1)
+  assert.equal(g.seen[0]!.url, '/api/graphql')
+  assert.equal(g.seen[0]!.sha256, createHash('sha256').update(body).digest('hex'))
+  assert.equal(g.seen[0]!.headers['content-length'], String(Buffer.byteLength(body)))
+})
+
+test('graphql: a request mixing the gate\'s fields with GitLab\'s is 400 and explains why', async t => {
+  const g = await adminGate(t)
+  const res = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN },
+    gql('{ currentUser { id } project(fullPath: "acme/lib") { jobTokenPermissions { packageRegistry { format } } } }'))
+  assert.equal(res.status, 400)
+  assert.equal(res.json().code, 'GRAPHQL_MIXED_OPERATION')
+  assert.match(res.json().message, /mixes the gate's fields .* with GitLab fields; send them as separate requests/)
+  assert.match(res.json().message, /currentUser/)
+  assert.equal(g.seen.length, 0)
+})
+
+test('graphql: a body over the limit is 413', async t => {
+  const g = await adminGate(t)
+  const res = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN }, Buffer.alloc((1 << 20) + 1, 0x20))
+  assert.equal(res.status, 413)
+  assert.equal(res.json().code, 'ADMIN_BODY_TOO_LARGE')
+})
