@@ -319,14 +319,19 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     })
   }
 
-  const server: Server = createServer({ requestTimeout: config.clientTimeoutMs, headersTimeout: Math.min(60_000, config.clientTimeoutMs) })
+  // Client timeouts are about pauses, not totals: a 10 GiB upload on a slow link must not be cut
+  // at a fixed time. The socket's inactivity timeout (both directions) ends a stalled client;
+  // its request headers must arrive within a minute.
+  const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs) }
+  const server: Server = createServer(clientTimeouts)
+  server.setTimeout(config.clientTimeoutMs)
   server.on('request', (req, res) => track(req, res, handle(req, res, false)))
   // Answer `Expect: 100-continue` only once the request is authorized (or its body must be read).
   server.on('checkContinue', (req, res) => track(req, res, handle(req, res, true)))
 
   const auth: Server | null = config.authListen === undefined
     ? null
-    : createServer({ requestTimeout: config.clientTimeoutMs }, (req, res) => track(req, res, authorize(req, res)))
+    : createServer(clientTimeouts, (req, res) => track(req, res, authorize(req, res))).setTimeout(config.clientTimeoutMs)
 
   const health: Server = createServer((req, res) => {
     if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {

@@ -209,3 +209,27 @@ test('health: liveness, readiness with its checks, 404 elsewhere', async (t) => 
   assert.equal((await send(g.healthUrl, 'GET', '/nope')).status, 404)
   await g.gate.close(0)
 })
+
+test('a client that stalls mid-upload is cut after GATE_CLIENT_TIMEOUT_MS of silence, and the upstream request with it', async (t) => {
+  const g = await startTestGate(t, { GATE_CLIENT_TIMEOUT_MS: '400' })
+  let upstreamGone: () => void = () => {}
+  const gone = new Promise<void>(resolve => { upstreamGone = resolve })
+  g.respond = () => {}
+  g.gitlab.targets.length = 0
+  const url = new URL(g.url)
+  const started = performance.now()
+  const closed = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/api/v4/projects/100/packages/generic/tool/1.0/t.bin', headers: { ...job, 'content-type': 'application/octet-stream', 'content-length': '10' } })
+    req.on('error', () => resolve(performance.now() - started))
+    req.on('response', res => { res.resume(); res.on('close', () => resolve(performance.now() - started)) })
+    req.write('12345')
+    setTimeout(() => reject(new Error('the stalled client was never cut off')), 5000).unref()
+  })
+  t.diagnostic(`stalled client cut after ${closed.toFixed(0)} ms`)
+  assert.ok(closed >= 350, `cut too early (${closed.toFixed(0)} ms)`)
+  // The upstream saw the request start and then lose its client.
+  const check = setInterval(() => { if (g.gitlab.targets.some(target => target.startsWith('/api/v4/projects/100/packages/generic'))) upstreamGone() }, 20)
+  await Promise.race([gone, new Promise((_r, reject) => setTimeout(() => reject(new Error('upstream never saw the request')), 3000).unref())])
+  clearInterval(check)
+  assert.equal(g.seen.length, 0, 'the upstream never received a complete body')
+})
