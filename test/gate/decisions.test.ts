@@ -48,6 +48,10 @@ const cases: Case[] = [
     code: 'MISSING_POLICIES',
     message: '403 Forbidden - Insufficient permissions to access this resource in project #200. The following token permissions are required: admin_deployments and admin_environments.'
   },
+  { name: 'nearest entry: a group entry with default permissions (no policy check)', method: 'PUT', path: '/api/v4/projects/200/packages/npm/foo', headers: job(TOKENS.web), status: 200, forwarded: '/api/v4/projects/200/packages/npm/foo', reason: 'DEFAULT_PERMISSIONS' },
+  { name: 'admin policy implies its read twin', method: 'GET', path: '/api/v4/projects/700/packages', headers: job(TOKENS.tools), status: 200, forwarded: '/api/v4/projects/700/packages', reason: 'POLICIES_GRANTED' },
+  { name: 'admin policy granted through a group entry', method: 'PUT', path: '/api/v4/projects/700/packages/npm/foo', headers: job(TOKENS.tools), status: 200, forwarded: '/api/v4/projects/700/packages/npm/foo', reason: 'POLICIES_GRANTED' },
+  { name: 'a group entry grants only its policies', method: 'POST', path: '/api/v4/projects/700/deployments', headers: job(TOKENS.tools), status: 403, code: 'MISSING_POLICIES' },
   { name: 'skip-policies endpoint passes a fine-grained entry', method: 'GET', path: '/api/v4/projects/200/registry/repositories', headers: job(TOKENS.app), status: 200, forwarded: '/api/v4/projects/200/registry/repositories', reason: 'SKIP_POLICIES' },
   {
     name: 'not on the allowlist',

@@ -1,7 +1,8 @@
 // A gate on port 0 in front of a fake GitLab (test/helpers/fake-gitlab.ts) that answers the
 // identity calls and records every forwarded request, with a memory store seeded from a small
-// world: groups acme (10) > acme/platform (11); projects acme/platform/app (100, the job
-// project), acme/lib (200), other/tools (300), acme/open (500, inbound scope off).
+// world: groups acme (10) > acme/platform (11), other (20); projects acme/platform/app (100, a job
+// project), acme/platform/web (600, a job project), acme/lib (200), other/tools (300),
+// acme/open (500, inbound scope off), acme/registry (700).
 
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -22,7 +23,8 @@ export const TOKENS = {
   app: 'glcbt-64_appjobrunning0000000000',
   appFinished: 'glcbt-64_appjobfinished000000000',
   tools: 'glcbt-64_toolsjobrunning00000000',
-  lib: 'glcbt-64_libjobrunning0000000000'
+  lib: 'glcbt-64_libjobrunning0000000000',
+  web: 'glcbt-64_webjobrunning0000000000'
 } as const
 
 export interface SeenRequest {
@@ -56,7 +58,9 @@ export const WORLD_GRANTS = [
   // other/tools lists nobody.
   { projectId: 300, projectPath: 'other/tools', inboundEnabled: true, entries: [] },
   // acme/open turned its inbound scope off (still enforced while the instance enforces it).
-  { projectId: 500, projectPath: 'acme/open', inboundEnabled: false, entries: [] }
+  { projectId: 500, projectPath: 'acme/open', inboundEnabled: false, entries: [] },
+  // acme/registry lets every job of the other group publish packages (admin_packages, which implies read).
+  { projectId: 700, projectPath: 'acme/registry', inboundEnabled: true, entries: [entry('group', 20, ['admin_packages'])] }
 ]
 
 function defaultRespond (req: IncomingMessage, res: ServerResponse, body: Buffer): void {
@@ -79,13 +83,15 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
       [TOKENS.app]: { id: 1, status: 'running', projectId: 100, userId: 7 },
       [TOKENS.appFinished]: { id: 2, status: 'success', projectId: 100, userId: 7 },
       [TOKENS.tools]: { id: 3, status: 'running', projectId: 300, userId: 8 },
-      [TOKENS.lib]: { id: 4, status: 'running', projectId: 200, userId: 9 }
+      [TOKENS.lib]: { id: 4, status: 'running', projectId: 200, userId: 9 },
+      [TOKENS.web]: { id: 5, status: 'running', projectId: 600, userId: 7 }
     },
     groups: [...groupChain([10, 'acme'], [11, 'platform']), { id: 20, fullPath: 'other', parentId: null }],
     projects: [
       { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
       { id: 200, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } },
-      { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }
+      { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } },
+      { id: 600, pathWithNamespace: 'acme/platform/web', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }
     ],
     ...(options.users === undefined ? {} : { users: options.users }),
     fallback: (req, res) => {
