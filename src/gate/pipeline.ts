@@ -8,8 +8,7 @@ import { Readable } from 'node:stream'
 import { errors, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
-import type { InstanceSettings } from '../grants/model.ts'
-import type { BodyScanner } from '../identity/body-scan.ts'
+import type { InstanceSettings, StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
@@ -27,7 +26,6 @@ export interface Engine {
   readonly policies: PolicyIndex
   readonly settings: InstanceSettings
   readonly grants: GrantCache
-  readonly bodyScanner: BodyScanner
   readonly identity: IdentityStage
   /** Per package format rules for requests without a job token (src/admin/roles.ts). */
   readonly userRoles?: UserRoleCheck
@@ -67,6 +65,8 @@ export interface Exchange {
   forwardBody: ForwardBody | null
   identity: JobIdentity | null
   accessedProjectId: number | null
+  /** The accessed project's grants, read once by decide for decide and the package rules. */
+  grants: StoredGrants | null
   verdict: Verdict
   reason: string
   missingPolicies: readonly string[]
@@ -76,7 +76,7 @@ export interface Exchange {
 
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, beforeBodyRead?: () => void): Exchange {
   return {
-    method, target, headers, rawHeaders, body, canonical: null, precomputed: null, match: null, forwardBody: null, identity: null, accessedProjectId: null,
+    method, target, headers, rawHeaders, body, canonical: null, precomputed: null, match: null, forwardBody: null, identity: null, accessedProjectId: null, grants: null,
     verdict: 'allow', reason: 'ALLOWED', missingPolicies: [], ...(beforeBodyRead === undefined ? {} : { beforeBodyRead })
   }
 }
@@ -108,8 +108,10 @@ const matchRouteStage: Stage = (x, engine) => {
 // src/identity/stage.ts does both, and hands back the body to forward.
 const identifyStage: Stage = async (x, engine) => {
   const route = x.match?.route ?? null
-  if (x.body !== null && engine.bodyScanner.plan(x.headers, x.method).kind === 'buffer') x.beforeBodyRead?.()
-  const outcome = await engine.identity.run({ canonical: x.canonical!, route, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody() })
+  const outcome = await engine.identity.run({
+    canonical: x.canonical!, route, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody(),
+    ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead })
+  })
   if (outcome.kind === 'deny') {
     const { answer } = outcome
     return { code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
@@ -188,8 +190,10 @@ function unresolved (x: Exchange, engine: Engine): StageResult {
 const decideStage: Stage = async (x, engine) => {
   const projectId = x.accessedProjectId!
   const identity = x.identity!
-  const grants = projectId === identity.jobProjectId ? null : await engine.grants.get(projectId)
-  const decision = decide(x.match!.route, identity, projectId, grants, engine.settings, engine.policies)
+  const route = x.match!.route
+  // Self access needs no allowlist, but the package rules stage still needs the project's rules.
+  if (projectId !== identity.jobProjectId || route.packageFormat !== undefined) x.grants = await engine.grants.get(projectId)
+  const decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
   if (decision.allow) {
     x.reason = decision.reason
     return 'continue'
@@ -199,11 +203,11 @@ const decideStage: Stage = async (x, engine) => {
 
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
 // self access included. Only package routes (catalog `packageFormat`) read the grants again.
-const packageRulesStage: Stage = async (x, engine) => {
+const packageRulesStage: Stage = (x) => {
   const route = x.match!.route
   if (route.packageFormat === undefined) return 'continue'
   const projectId = x.accessedProjectId!
-  const verdict = checkPackageRules(route, await engine.grants.get(projectId), projectId)
+  const verdict = checkPackageRules(route, x.grants, projectId)
   return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
 }
 

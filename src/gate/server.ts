@@ -88,7 +88,6 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       policies: createPolicyIndex(catalog.policies),
       settings,
       grants,
-      bodyScanner,
       identity,
       userRoles: admin.roles,
       catalogVersion: catalog.version,
@@ -297,7 +296,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     const chunked = req.headers['x-original-transfer-encoding'] !== undefined
     if (!(length > 0) && !chunked) return false
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
-    if (engine.bodyScanner.plan(declared, x.method).kind === 'pass') return false
+    if (bodyScanner.plan(declared, x.method).kind === 'pass') return false
     const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
     return !visible.some(c => !c.jobToken)
   }

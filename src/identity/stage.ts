@@ -23,6 +23,8 @@ export interface IdentityInput {
   readonly rawHeaders?: readonly string[]
   /** The request body stream (the IncomingMessage itself). */
   readonly body: Readable
+  /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
+  readonly beforeBodyRead?: () => void
 }
 
 export type ForwardBody =
@@ -67,6 +69,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       const credentials: Credential[] = collectCredentials(input)
       let buffered: Buffer | null = null
       if (plan.kind === 'buffer') {
+        input.beforeBodyRead?.()
         const inspected = await scanner.read(plan, input.body)
         if (inspected.kind === 'rejected') return deny(inspected.code, 'request body cannot be inspected', route)
         buffered = inspected.bytes

@@ -107,6 +107,10 @@ test('Expect: 100-continue is answered once the request is authorized', async (t
   assert.equal(g.seen.at(-1)!.headers.expect, undefined, 'Expect is not forwarded')
   const denied = await exchange({ 'job-token': TOKENS.tools, 'content-type': 'application/octet-stream' })
   assert.deepEqual(denied, { continued: false, status: 403 }, 'a denied upload never gets its 100 Continue')
+  // A form body must be read to look for a job token in it: 100 Continue comes first.
+  const form = await exchange({ 'content-type': 'application/x-www-form-urlencoded' })
+  assert.deepEqual(form, { continued: true, status: 200 })
+  assert.equal(g.seen.at(-1)!.bytes, 5)
 })
 
 test('hop-by-hop headers are not forwarded; X-Forwarded-* are set', async (t) => {
