@@ -100,38 +100,17 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
     return health.value
   }
 
-  const requests = new Counter({
-    name: name('requests_total'),
-    help: 'Requests by decision, reason code, catalog resource (none: no route matched) and method',
-    labelNames: ['decision', 'reason', 'resource', 'method'] as const,
-    registers: [registry]
-  })
-  const decisionDuration = new Histogram({
-    name: name('decision_duration_seconds'),
-    help: 'Time in the gate before forwarding or answering (canonicalize to decide), by decision',
-    labelNames: ['decision'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
-  const upstreamHeaders = new Histogram({
-    name: name('upstream_headers_duration_seconds'),
-    help: 'Time from sending a request upstream to its response headers',
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
-  const requestDuration = new Histogram({
-    name: name('request_duration_seconds'),
-    help: 'Whole request duration, bodies included, by decision',
-    labelNames: ['decision'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
-  const upstreamResponses = new Counter({
-    name: name('upstream_responses_total'),
-    help: 'Responses of the upstream by status class',
-    labelNames: ['status_class'] as const,
-    registers: [registry]
-  })
+  // The per-request series are hot: see HotCounter/HotHistogram below.
+  const requests = hot(registry, new HotCounter(name('requests_total'),
+    'Requests by decision, reason code, catalog resource (none: no route matched) and method', ['decision', 'reason', 'resource', 'method']))
+  const decisionDuration = hot(registry, new HotHistogram(name('decision_duration_seconds'),
+    'Time in the gate before forwarding or answering (canonicalize to decide), by decision', 'decision', DURATION_BUCKETS))
+  const upstreamHeaders = hot(registry, new HotHistogram(name('upstream_headers_duration_seconds'),
+    'Time from sending a request upstream to its response headers', null, DURATION_BUCKETS))
+  const requestDuration = hot(registry, new HotHistogram(name('request_duration_seconds'),
+    'Whole request duration, bodies included, by decision', 'decision', DURATION_BUCKETS))
+  const upstreamResponses = hot(registry, new HotCounter(name('upstream_responses_total'),
+    'Responses of the upstream by status class', ['status_class']))
   new Gauge({
     name: name('in_flight_requests'),
     help: 'Requests being handled (API and forward-auth listeners)',
@@ -326,8 +305,8 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       sources = s
       // Known series exist from the start, so dashboards and alerts find them at zero.
       for (const decision of DECISIONS) {
-        decisionDuration.zero({ decision })
-        requestDuration.zero({ decision })
+        decisionDuration.zero(decision)
+        requestDuration.zero(decision)
       }
     },
     // Hot path: runs once per request, after the answer.
@@ -335,13 +314,13 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       const decision = DECISION_SET.has(o.decision) ? o.decision : 'other'
       const reason = REASONS.has(o.reason) ? o.reason : 'other'
       const resource = o.resource === undefined ? 'none' : resourceSet().has(o.resource) ? o.resource : 'other'
-      requests.inc({ decision, reason, resource, method: normalizeMethod(o.method) })
-      decisionDuration.observe({ decision }, o.decisionSeconds)
-      requestDuration.observe({ decision }, o.totalSeconds)
+      requests.inc(decision, reason, resource, normalizeMethod(o.method))
+      decisionDuration.observe(o.decisionSeconds, decision)
+      requestDuration.observe(o.totalSeconds, decision)
       if (o.upstreamHeadersSeconds !== undefined) upstreamHeaders.observe(o.upstreamHeadersSeconds)
       if (o.upstreamStatus !== undefined) {
         const cls = o.upstreamStatus >= 100 && o.upstreamStatus < 600 ? `${Math.floor(o.upstreamStatus / 100)}xx` : 'other'
-        upstreamResponses.inc({ status_class: cls })
+        upstreamResponses.inc(cls)
       }
     },
     observeInvalidation (lagMs) {
@@ -369,4 +348,88 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       return await registry.metrics()
     }
   }
+}
+
+// Hot-path series. prom-client validates and hashes a label object on every inc/observe
+// (measured here: about 0.8 µs each, 3.3 µs for one request's observations); these keep plain
+// numbers keyed by the label values and hand the registry whole series at scrape time.
+
+type Series = Array<{ labels: Record<string, string | number>, value: number, metricName?: string }>
+
+function hot<T extends HotCounter | HotHistogram> (registry: Registry, metric: T): T {
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
+  return metric
+}
+
+class HotCounter {
+  readonly type = 'counter'
+  readonly aggregator = 'sum'
+  private readonly series = new Map<string, { labels: Record<string, string>, value: number }>()
+
+  constructor (readonly name: string, readonly help: string, private readonly labelNames: readonly string[]) {}
+
+  inc (...values: string[]): void {
+    let key = values[0]!
+    for (let i = 1; i < values.length; i++) key += '\u0000' + values[i]!
+    let entry = this.series.get(key)
+    if (entry === undefined) {
+      const labels: Record<string, string> = {}
+      this.labelNames.forEach((label, i) => { labels[label] = values[i]! })
+      entry = { labels, value: 0 }
+      this.series.set(key, entry)
+    }
+    entry.value++
+  }
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: Series } {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(e => ({ labels: e.labels, value: e.value })) }
+  }
+
+  reset (): void { this.series.clear() }
+}
+
+class HotHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  private readonly series = new Map<string, { counts: Float64Array, sum: number, count: number }>()
+
+  /** `labelName` null: one unlabelled series. Buckets are upper bounds, ascending. */
+  constructor (readonly name: string, readonly help: string, private readonly labelName: string | null, private readonly buckets: readonly number[]) {}
+
+  /** Creates the series at zero, so it is exported before its first observation. */
+  zero (labelValue = ''): void {
+    if (!this.series.has(labelValue)) this.series.set(labelValue, { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 })
+  }
+
+  observe (value: number, labelValue = ''): void {
+    let entry = this.series.get(labelValue)
+    if (entry === undefined) {
+      this.zero(labelValue)
+      entry = this.series.get(labelValue)!
+    }
+    const buckets = this.buckets
+    let i = 0
+    while (i < buckets.length && value > buckets[i]!) i++
+    if (i < buckets.length) entry.counts[i]!++
+    entry.sum += value
+    entry.count++
+  }
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: Series } {
+    const values: Series = []
+    for (const [labelValue, entry] of this.series) {
+      const own: Record<string, string> = this.labelName === null ? {} : { [this.labelName]: labelValue }
+      let cumulative = 0
+      this.buckets.forEach((bound, i) => {
+        cumulative += entry.counts[i]!
+        values.push({ labels: { le: bound, ...own }, value: cumulative, metricName: `${this.name}_bucket` })
+      })
+      values.push({ labels: { le: '+Inf', ...own }, value: entry.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: own, value: entry.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: own, value: entry.count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void { this.series.clear() }
 }
