@@ -12,7 +12,7 @@ import type { InstanceSettings, StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { decide } from '../policy/decide.ts'
+import { decide, notAllowlistedMessage } from '../policy/decide.ts'
 import { checkPackageRules } from '../policy/package-rules.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -163,7 +163,7 @@ const resolveGrantsStage: Stage = async (x, engine) => {
         x.reason = 'UNKNOWN_PROJECT_ALLOWED'
         return 'forward'
       }
-      return denyOf('UNKNOWN_PROJECT', { message: `Authentication by CI/CD job token not allowed from ${identity.jobProjectPath} to project ${accessed.path}.` })
+      return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(identity, accessed.path) })
     }
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.

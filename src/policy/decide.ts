@@ -119,9 +119,10 @@ function deny (reason: DenyReason, missingPolicies: string[], message: string): 
 // Wording of gitlab-semantics.md §1. GitLab itself (lib/api/helpers.rb) names projects by
 // their short `path` and prefixes "403 Forbidden - " through `forbidden!`; the spec names the
 // accessed project by id because a path-less request may only carry the id.
-export function notAllowlistedMessage (identity: JobIdentity, accessedProjectId: number): string {
+/** `accessed`: the project's id, or its full path where the id is unknown (a path in the URL the store does not know). */
+export function notAllowlistedMessage (identity: JobIdentity, accessed: number | string): string {
   const from = identity.jobProjectPath ?? `project #${identity.jobProjectId}`
-  return `Authentication by CI/CD job token not allowed from ${from} to project #${accessedProjectId}.`
+  return `Authentication by CI/CD job token not allowed from ${from} to project ${typeof accessed === 'number' ? `#${accessed}` : accessed}.`
 }
 
 /** Names every policy the endpoint requires, as GitLab does, not only the missing ones. */
