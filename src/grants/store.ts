@@ -91,14 +91,11 @@ export interface GrantStore {
   close (): Promise<void>
 }
 
-/** Wire format of an invalidation message, short because every replica parses every write. */
+/**
+ * Wire format of an invalidation message, short because every replica parses every write.
+ * The Redis store's Lua scripts write it (in the same step as the write), this reads it.
+ */
 interface WireMessage { p: number, v: number, t: number, paths?: string[] }
-
-export function encodeInvalidation (projectId: number, version: number, paths: readonly string[], publishedAt: number): string {
-  const message: WireMessage = { p: projectId, v: version, t: publishedAt }
-  if (paths.length > 0) message.paths = [...paths]
-  return JSON.stringify(message)
-}
 
 /** Parses a wire message; a malformed one becomes a reset, because dropping everything is safe. */
 export function decodeInvalidation (text: string): InvalidationEvent {

@@ -141,17 +141,6 @@ export function parsePattern (pattern: string): Variant[] {
   return variants
 }
 
-/** The names of a pattern's parameters and globs, in order of appearance. */
-export function parameterNames (pattern: string): string[] {
-  const names: string[] = []
-  for (const variant of parsePattern(pattern)) {
-    for (const token of variant.tokens) {
-      if (token.kind !== 'static' && !names.includes(token.name)) names.push(token.name)
-    }
-  }
-  return names
-}
-
 /** Whether one segment is accepted by a param token (Grape's `[^/]+` or `[^/.]+`, then the literal suffix). */
 export function paramAccepts (token: Extract<Token, { kind: 'param' }>, segment: string): boolean {
   const valueLength = segment.length - token.suffix.length
