@@ -11,6 +11,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
+import { decodeBasic } from '../identity/credentials.ts'
 import { JOB_TOKEN_PREFIX } from '../identity/types.ts'
 
 export const MAINTAINER_ACCESS = 40
@@ -47,8 +48,8 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
     if (m !== null && m[1]!.toLowerCase() === 'bearer') tokens.push({ token: m[2]!, header: { authorization: `Bearer ${m[2]!}` } })
     else if (m !== null) {
       // Basic is how job tokens reach the package registries (gitlab-ci-token:<token>).
-      const decoded = Buffer.from(m[2]!, 'base64').toString('utf8')
-      if (decoded.startsWith('gitlab-ci-token:') || decoded.includes(`:${JOB_TOKEN_PREFIX}`)) return { kind: 'job_token' }
+      const { user, password } = decodeBasic(m[2]!)
+      if (user === 'gitlab-ci-token' || user.startsWith(JOB_TOKEN_PREFIX) || password.startsWith(JOB_TOKEN_PREFIX)) return { kind: 'job_token' }
     }
   }
   if (tokens.some(t => t.token.startsWith(JOB_TOKEN_PREFIX))) return { kind: 'job_token' }

@@ -153,17 +153,15 @@ function * headerPairs (request: CredentialRequest): Iterable<[string, string]> 
 
 function authorizationCredentials (header: string, conan: boolean): Credential[] {
   const value = header.trim()
+  // Rails splits scheme from credentials with Ruby's `split(" ", 2)`: at the first run of ASCII
+  // white space. \s also splits at other white space: more requests read as Basic, never fewer.
   const space = value.search(/\s/)
   const scheme = space === -1 ? '' : value.slice(0, space).toLowerCase()
   const rest = space === -1 ? value : value.slice(space + 1).trim()
   if (rest === '') return []
 
   if (scheme === 'basic') {
-    // Rails decodes leniently (Base64.decode64) and splits on the first ':'; so does this.
-    const decoded = Buffer.from(rest, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    const user = colon === -1 ? decoded : decoded.slice(0, colon)
-    const password = colon === -1 ? '' : decoded.slice(colon + 1)
+    const { user, password } = decodeBasic(rest)
     const found: Credential[] = []
     // A token pasted as the user name (`https://glcbt-...@host`): GitLab ignores it, we do not.
     if (user.startsWith(JOB_TOKEN_PREFIX)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
@@ -186,6 +184,68 @@ function authorizationCredentials (header: string, conan: boolean): Credential[]
 
   // No scheme, or one GitLab does not read: still a job token if it looks like one.
   return [{ secret: rest, jobToken: rest.startsWith(JOB_TOKEN_PREFIX), source: 'bearer', where: 'header:authorization' }]
+}
+
+/**
+ * The user and password of HTTP Basic credentials, decoded as Rails does
+ * (ActionController::HttpAuthentication::Basic: `Base64.decode64(param).split(":", 2)`).
+ * Ruby's decode64 is not Node's base64: it skips every byte outside the standard alphabet
+ * (`-`, `_`, spaces, anything) and stops at a `=` inside a group, where Node's decoder reads
+ * `-`/`_` as base64url and garbles the rest. Reading it any other way than Ruby is a bypass.
+ */
+export function decodeBasic (param: string): { user: string, password: string } {
+  const decoded = rubyDecode64(param).toString('latin1')
+  const colon = decoded.indexOf(':')
+  return colon === -1 ? { user: decoded, password: '' } : { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+const B64_VALUE = (() => {
+  const table = new Int8Array(256).fill(-1)
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i
+  return table
+})()
+
+/**
+ * Ruby's `String#unpack1("m")` (pack.c, the lenient branch), step for step: the first two
+ * symbols of a group skip anything that is not in the alphabet, `=` included; the last two skip
+ * likewise but stop at `=`. A partial group at the end yields the bytes it completes.
+ */
+export function rubyDecode64 (input: string): Buffer {
+  const n = input.length
+  const out = Buffer.allocUnsafe(Math.floor(n * 3 / 4) + 3)
+  let o = 0
+  let s = 0
+  // Characters above 0xff are not bytes of the header; they count as outside the alphabet.
+  const at = (i: number): number => { const c = input.charCodeAt(i); return c < 256 ? B64_VALUE[c]! : -1 }
+  let a = -1
+  let b = -1
+  let c = -1
+  while (s < n) {
+    a = b = c = -1
+    let d = -1
+    while (s < n && (a = at(s)) === -1) s++
+    if (s >= n) { a = -1; break }
+    s++
+    while (s < n && (b = at(s)) === -1) s++
+    if (s >= n) { b = -1; break }
+    s++
+    while (s < n && (c = at(s)) === -1 && input[s] !== '=') s++
+    if (s >= n || input[s] === '=') { c = -1; break }
+    s++
+    while (s < n && (d = at(s)) === -1 && input[s] !== '=') s++
+    if (s >= n || input[s] === '=') break
+    s++
+    out[o++] = (a << 2 | b >> 4) & 0xff
+    out[o++] = (b << 4 | c >> 2) & 0xff
+    out[o++] = (c << 6 | d) & 0xff
+    a = -1
+  }
+  if (a !== -1 && b !== -1) {
+    out[o++] = (a << 2 | b >> 4) & 0xff
+    if (c !== -1) out[o++] = (b << 4 | c >> 2) & 0xff
+  }
+  return out.subarray(0, o)
 }
 
 function conanJobToken (jwt: string): string | null {

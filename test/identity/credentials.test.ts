@@ -55,6 +55,10 @@ const cases: Case[] = [
   { name: 'Basic, other user, job token password', target: MAVEN, headers: [`Authorization: ${basic('someone', A)}`], expect: { token: A, source: 'basic', basicAuth: true } },
   { name: 'Basic, job token as the user name', target: MAVEN, headers: [`Authorization: ${basic(A, '')}`], expect: { token: A, source: 'basic', basicAuth: true } },
   { name: 'Basic, other user, PAT on Maven', target: MAVEN, headers: [`Authorization: ${basic('someone', PAT)}`], expect: 'none' },
+  // Rails decodes Basic with Ruby's Base64.decode64, which skips bytes outside the alphabet and stops at '=' inside a group.
+  { name: 'Basic with a - before the base64 (decode64 skips it)', target: MAVEN, headers: [`Authorization: Basic -${Buffer.from(`gitlab-ci-token:${A}`).toString('base64')}`], expect: { token: A, source: 'basic', basicAuth: true } },
+  { name: 'Basic with _ and spaces inside the base64', target: MAVEN, headers: [`Authorization: Basic ${Buffer.from(`gitlab-ci-token:${A}`).toString('base64').replace(/(.{8})/, '$1_ ')}`], expect: { token: A, source: 'basic', basicAuth: true } },
+  { name: 'Basic with a = between whole groups (decode64 reads on)', target: MAVEN, headers: [`Authorization: Basic ${Buffer.from('gitlab-ci-to').toString('base64')}=${Buffer.from(`ken:${A}`).toString('base64')}`], expect: { token: A, source: 'basic', basicAuth: true } },
   { name: 'Basic, any user, on Conan: a job token', target: CONAN, headers: [`Authorization: ${basic('anything', 'opaque-secret')}`], expect: { token: 'opaque-secret', source: 'basic', basicAuth: true } },
   { name: 'Conan Bearer JWT carrying the job token', target: CONAN, headers: [`Authorization: Bearer ${conanJwt(A)}`], expect: { token: A, source: 'bearer' } },
   { name: 'Conan Bearer JWT carrying a PAT id', target: CONAN, headers: [`Authorization: Bearer ${conanJwt('12')}`], expect: 'none' },
