@@ -207,6 +207,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     }
     const forwardBody = x.forwardBody
     const body: Buffer | Readable | null = forwardBody === null ? null : forwardBody.kind === 'buffered' ? forwardBody.bytes : forwardBody.stream
+    // The multipart guard may have refused the body while the stages ran: nothing is sent then.
+    const early = body === null || Buffer.isBuffer(body) ? null : body.errored
+    if (early !== null) {
+      logDecision(x, requestId, started, refuseBody(x, res, requestId, early), decidedAt)
+      return
+    }
     if (forwardBody?.kind === 'stream') sendContinue()
     const headers = upstreamHeaders(req.headers, { peer, trusted: peerTrusted, tls: false }, requestId)
     if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length)
@@ -224,21 +230,25 @@ export function createGate (config: Config, deps: GateDeps): Gate {
         status = deny(result.code).status
         answer(res, requestId, deny(result.code), !req.complete)
         break
-      case 'body_failed': {
+      case 'body_failed':
         // The multipart guard found a credential it may not let through: the upstream request
         // was aborted before its last byte.
-        const code: ErrorCode = result.error instanceof IdentityError ? result.error.code : 'BODY_NOT_PARSEABLE'
-        x.verdict = 'deny'
-        x.reason = code
-        status = deny(code).status
-        answer(res, requestId, deny(code), true)
+        status = refuseBody(x, res, requestId, result.error)
         break
-      }
       case 'aborted':
         x.reason = 'CLIENT_ABORTED'
         break
     }
     logDecision(x, requestId, started, status, decidedAt, result.kind === 'done' ? result.upstreamHeadersMs : undefined)
+  }
+
+  /** Answers a request whose body stream failed; returns the status sent. */
+  function refuseBody (x: Exchange, res: ServerResponse, requestId: string, err: Error): number {
+    const code: ErrorCode = err instanceof IdentityError ? err.code : 'BODY_NOT_PARSEABLE'
+    x.verdict = 'deny'
+    x.reason = code
+    answer(res, requestId, deny(code), true)
+    return deny(code).status
   }
 
   // Forward-auth: the same stages as a decision endpoint for nginx auth_request, Traefik

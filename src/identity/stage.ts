@@ -86,6 +86,11 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         body = { kind: 'buffered', bytes: buffered }
       } else if (plan.kind === 'stream') {
         const g = guard = scanner.guard(plan.boundary, token)
+        // The guard may fail at any moment from here on (while the job is resolved, while the
+        // grants are read), before anyone else listens: without a listener of its own, its error
+        // would be an uncaught exception that ends the process. Its failure is kept on the stream
+        // (`errored`) and answered by whoever forwards the body.
+        g.on('error', () => {})
         input.body.on('error', err => g.destroy(err))
         input.body.pipe(g)
         body = { kind: 'stream', stream: g, guarded: true }
@@ -99,7 +104,10 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         identity = await resolver.resolve(credential.token)
       } catch (err) {
         // A guard already piped must not keep reading a request that is refused.
-        if (guard !== null) input.body.unpipe(guard)
+        if (guard !== null) {
+          input.body.unpipe(guard)
+          guard.destroy()
+        }
         const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
         return deny(failure.code, failure.message, route)
       }

@@ -133,9 +133,7 @@ export async function forward (upstream: Upstream, req: IncomingMessage, res: Se
   const onClose = (): void => { if (!res.writableFinished) controller.abort() }
   res.once('close', onClose)
   const started = performance.now()
-  let bodyError: Error | null = null
   const body = request.body
-  if (body !== null && !Buffer.isBuffer(body)) body.once('error', (err: Error) => { bodyError = err })
   try {
     const response = await upstream.pool.request({
       method: request.method as 'GET',
@@ -166,6 +164,8 @@ export async function forward (upstream: Upstream, req: IncomingMessage, res: Se
     return { kind: 'done', status: response.statusCode, upstreamHeadersMs }
   } catch (err) {
     if (controller.signal.aborted) return { kind: 'aborted' }
+    // A body stream that failed (the multipart guard refusing a credential) keeps its error.
+    const bodyError = body === null || Buffer.isBuffer(body) ? null : body.errored
     if (bodyError !== null) return { kind: 'body_failed', error: bodyError }
     return { kind: 'failed', ...failureCode(err) }
   } finally {
