@@ -25,6 +25,7 @@ export const errors = {
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },
   FORWARD_AUTH_UNTRUSTED: { status: 403, message: '403 Forbidden - X-Original-*/X-Forwarded-* request headers are only accepted from trusted proxies' },
   BODY_NOT_VISIBLE: { status: 403, message: '403 Forbidden - this request has a form, JSON or multipart body the gate cannot see, and a job token there would go unchecked; send such requests through the gate proxy, or have the front proxy pass bodies to the gate' },
+  CONNECTION_DROPS_DECISION_HEADER: { status: 400, message: '400 Bad request - the Connection header names a header the authorization decision depends on (a credential, or the body\'s type, length or encoding); it would be dropped before GitLab reads the request' },
   GATE_SHUTTING_DOWN: { status: 503, message: '503 Service Unavailable - the gate is shutting down; retry' },
   GATE_INTERNAL_ERROR: { status: 500, message: '500 Internal Server Error' },
   // Canonical path (src/routing/canonical.ts)

@@ -13,7 +13,9 @@ import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, notAllowlistedMessage } from '../policy/decide.ts'
+import { CREDENTIAL_HEADERS } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-rules.ts'
+import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
@@ -96,6 +98,14 @@ const canonicalizeStage: Stage = (x, engine) => {
   if (canonical.kind === 'rejected') return denyOf(canonical.code, { always: true })
   x.canonical = canonical
   return 'continue'
+}
+
+// A header the decision reads must reach GitLab as read: `Connection` may not name one, since
+// hop-by-hop headers are dropped on the way upstream.
+const checkHeadersStage: Stage = (x) => {
+  const dropped = connectionDropsDecisionHeader(x.headers.connection, CREDENTIAL_HEADERS)
+  if (dropped === null) return 'continue'
+  return denyOf('CONNECTION_DROPS_DECISION_HEADER', { always: true, message: `${errors.CONNECTION_DROPS_DECISION_HEADER.message} (${dropped})` })
 }
 
 const matchRouteStage: Stage = (x, engine) => {
@@ -214,6 +224,7 @@ const packageRulesStage: Stage = (x) => {
 /** The stages, in order. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['canonicalize', canonicalizeStage],
+  ['check_headers', checkHeadersStage],
   ['match_route', matchRouteStage],
   ['identify', identifyStage],
   ['resolve_grants', resolveGrantsStage],

@@ -70,6 +70,9 @@ const TOKEN_HEADERS = new Map<string, { kind: 'job' | 'maybe', source: Credentia
   ['x-nuget-apikey', { kind: 'maybe', source: 'nuget' }]
 ])
 
+/** Every header a credential is read from (lower case, '-' spelling). */
+export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', ...TOKEN_HEADERS.keys()])
+
 /** Every credential in the headers and the query string, in the order found. */
 export function collectCredentials (request: CredentialRequest): Credential[] {
   const found: Credential[] = []

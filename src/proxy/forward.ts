@@ -61,6 +61,27 @@ function connectionTokens (value: string | string[] | undefined): Set<string> {
   return tokens
 }
 
+/**
+ * Headers the gate's decision reads besides the credentials: how the body is framed, typed and
+ * encoded (which decides whether and how it is inspected), and the method override Rack applies.
+ */
+const BODY_AND_METHOD_HEADERS = ['content-type', 'content-length', 'transfer-encoding', 'content-encoding', 'x-http-method-override']
+
+/**
+ * The first header named by `Connection` that the decision depended on, or null. Such a header
+ * would be dropped on the way upstream (hop-by-hop), so GitLab would read a different request
+ * than the one decided on: a POST whose Content-Type was dropped is parsed by Rack as a form,
+ * with any `job_token=` in it. Names are compared as Rack reads them ('_' as '-').
+ */
+export function connectionDropsDecisionHeader (connection: string | string[] | undefined, decisionHeaders: ReadonlySet<string>): string | null {
+  if (connection === undefined) return null
+  for (const token of connectionTokens(connection)) {
+    const name = token.replaceAll('_', '-')
+    if (decisionHeaders.has(name) || BODY_AND_METHOD_HEADERS.includes(name)) return token
+  }
+  return null
+}
+
 export interface ForwardedFor {
   /** The direct peer's address. */
   readonly peer: string
