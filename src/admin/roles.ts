@@ -1,16 +1,18 @@
 // Per package format rules bind users too: where a project set `write`/`delete` for a format,
-// only users with the Maintainer role or higher may do it (issue 6: both "maintainer" and
+// only users with the Maintainer role or higher may do it (both "maintainer" and
 // "job_token_and_maintainer" name Maintainers). For a request without a job token on such a
 // route, the gate asks GitLab for the caller's role with the caller's own credential (cached
-// 30 s by token hash, as for the configuration API). Credentials that are not a user's (deploy
-// tokens) cannot prove a role and are refused; a request with no credential at all is left to
-// GitLab, which refuses anonymous writes.
+// 30 s by token hash, as for the configuration API). Every credential GitLab could take the
+// request from counts, wherever it was sent (headers, query, an inspected form/JSON/multipart
+// body: GitLab reads `private_token` and `access_token` from the body before the headers), and
+// each must belong to a Maintainer. Credentials that are not a user's (deploy tokens) cannot
+// prove a role and are refused; a request with no credential at all is left to GitLab, which
+// refuses anonymous writes.
 
 import { createHash } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { collectCredentials } from '../identity/credentials.ts'
+import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-rules.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { RouteMatch } from '../routing/router.ts'
@@ -21,12 +23,12 @@ export interface UserRoleCheck {
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. Only for
    * requests without a job token to a project package route.
    */
-  check (input: { match: RouteMatch, headers: IncomingHttpHeaders, rawHeaders: readonly string[], canonical: { method: string, path: string, query: string } }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[] }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache): UserRoleCheck {
   return {
-    async check ({ match, headers, rawHeaders, canonical }) {
+    async check ({ match, credentials }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
@@ -35,7 +37,6 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache): 
       else if (accessed.kind === 'project_path') projectId = await grants.resolvePath(accessed.path)
       else return null
       if (projectId === null || !maintainerRequired(route, await grants.get(projectId))) return null
-      const credentials = collectCredentials({ canonical, headers, rawHeaders, route })
       if (credentials.length === 0) return null
       const refusal = {
         code: 'PACKAGE_MAINTAINER_ONLY' as const,

@@ -132,7 +132,7 @@ const identifyStage: Stage = async (x, engine) => {
     x.reason = 'NO_JOB_TOKEN'
     // A project's package rules also limit users' writes to Maintainers (src/admin/roles.ts).
     if (route?.packageFormat !== undefined && engine.userRoles !== undefined) {
-      const refusal = await engine.userRoles.check({ match: x.match!, headers: x.headers, rawHeaders: x.rawHeaders, canonical: x.canonical! })
+      const refusal = await engine.userRoles.check({ match: x.match!, credentials: outcome.credentials })
       if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
     }
     return 'forward'

@@ -37,7 +37,11 @@ export type ForwardBody =
   | { readonly kind: 'buffered', readonly bytes: Buffer }
 
 export type IdentityOutcome =
-  | { readonly kind: 'none', readonly body: ForwardBody }
+  /**
+   * No job token. `credentials` are the other credentials found (headers, query, an inspected
+   * body): the users' package rules check the role of whoever GitLab would take the request from.
+   */
+  | { readonly kind: 'none', readonly body: ForwardBody, readonly credentials: readonly Credential[] }
   | {
     readonly kind: 'job'
     readonly identity: JobIdentity
@@ -97,7 +101,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       } else {
         body = { kind: 'stream', stream: input.body, guarded: false }
       }
-      if (credential.kind === 'none') return { kind: 'none', body }
+      if (credential.kind === 'none') return { kind: 'none', body, credentials }
 
       let identity: JobIdentity
       try {
