@@ -44,7 +44,8 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
   if (privateToken !== undefined && privateToken !== '') tokens.push({ token: privateToken, header: { 'private-token': privateToken } })
   const authorization = first(headers.authorization)
   if (authorization !== undefined) {
-    const m = /^(Bearer|Basic)\s+(\S+)\s*$/i.exec(authorization)
+    // Rails splits the scheme off at the first white space and decodes the rest (spaces included).
+    const m = /^\s*(Bearer|Basic)\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
     if (m !== null && m[1]!.toLowerCase() === 'bearer') tokens.push({ token: m[2]!, header: { authorization: `Bearer ${m[2]!}` } })
     else if (m !== null) {
       // Basic is how job tokens reach the package registries (gitlab-ci-token:<token>).
