@@ -58,7 +58,7 @@ export const errors = {
   BODY_ENCODING_NOT_INSPECTABLE: { status: 415, message: '415 Unsupported Media Type - an encoded (compressed) request body cannot be inspected for credentials' },
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
-  MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send the job token in the JOB-TOKEN header' },
+  MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
   // Configuration API (src/admin/) and per package format rules (src/policy/package-rules.ts).
   // The package-rule 403 messages are built per request, naming the format and the setting.
   PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },

@@ -59,7 +59,7 @@ export interface BodyScanner {
    */
   read (plan: Extract<BodyPlan, { kind: 'buffer' }>, body: Readable): Promise<BodyInspection>
   /** The streaming multipart guard (multipart.ts) for a body planned as 'stream'. */
-  guard (boundary: string, allowedToken?: string): Transform
+  guard (boundary: string, allowedToken?: string, refuseAnyCredential?: boolean): Transform
 }
 
 export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
@@ -82,8 +82,8 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
       }
     },
 
-    guard (boundary, allowedToken) {
-      return createMultipartGuard({ boundary, allowedToken, maxHeaderBytes: maxPartHeaderBytes })
+    guard (boundary, allowedToken, refuseAnyCredential = false) {
+      return createMultipartGuard({ boundary, allowedToken, refuseAnyCredential, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
 }

@@ -33,6 +33,11 @@ export interface MultipartGuardOptions {
    * Without it, a job token in a field errors and other credentials pass (not the gate's business).
    */
   readonly allowedToken?: string
+  /**
+   * Without allowedToken: refuse every credential, not only job tokens. For package writes, whose
+   * Maintainer-only rules must know the caller before the body is forwarded.
+   */
+  readonly refuseAnyCredential?: boolean
   /** Longest part header block inspected. Default 16 KiB. */
   readonly maxHeaderBytes?: number
 }
@@ -46,8 +51,8 @@ export function createMultipartGuard (options: MultipartGuardOptions): Transform
   const scanner = new MultipartScanner(options.boundary, options.maxHeaderBytes ?? DEFAULT_MAX_PART_HEADER_BYTES, (c) => {
     if (allowed !== undefined) {
       if (c.secret !== allowed) throw new IdentityError('CREDENTIAL_AMBIGUOUS', `multipart field ${c.where} holds a credential other than the request's job token`)
-    } else if (c.jobToken) {
-      throw new IdentityError('MULTIPART_CREDENTIAL_NOT_ALLOWED', `multipart field ${c.where} holds a job token`)
+    } else if (c.jobToken || options.refuseAnyCredential === true) {
+      throw new IdentityError('MULTIPART_CREDENTIAL_NOT_ALLOWED', `multipart field ${c.where} holds a ${c.jobToken ? 'job token' : 'credential'}`)
     }
   })
   return new Transform({

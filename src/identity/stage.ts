@@ -89,7 +89,10 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       if (buffered !== null) {
         body = { kind: 'buffered', bytes: buffered }
       } else if (plan.kind === 'stream') {
-        const g = guard = scanner.guard(plan.boundary, token)
+        // A package write must know its caller before the body goes upstream (the users' package
+        // rules check the caller's role), so no credential may hide in a streamed body there.
+        const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
+        const g = guard = scanner.guard(plan.boundary, token, packageWrite)
         // The guard may fail at any moment from here on (while the job is resolved, while the
         // grants are read), before anyone else listens: without a listener of its own, its error
         // would be an uncaught exception that ends the process. Its failure is kept on the stream

@@ -26,3 +26,22 @@ export function send (base: string, method: string, path: string, headers: Recor
     req.end(body)
   })
 }
+
+/**
+ * A chunked POST written in pieces, so the gate streams the body rather than reading it whole.
+ * The gate may answer and close before the whole body is written: that answer is kept.
+ */
+export function sendChunked (base: string, path: string, headers: Record<string, string>, pieces: ReadonlyArray<string | Buffer>): Promise<{ status: number, body: string }> {
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers: { ...headers, 'transfer-encoding': 'chunked' } }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
+    for (const p of pieces) req.write(p)
+    req.end()
+  })
+}

@@ -5,26 +5,8 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
-
-/** A chunked POST whose body is written in pieces, so the gate streams it through the guard. */
-function chunkedPost (base: string, path: string, headers: Record<string, string>, pieces: Buffer[]): Promise<{ status: number, body: string }> {
-  const url = new URL(base)
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers: { ...headers, 'transfer-encoding': 'chunked' } }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
-      res.on('error', reject)
-    })
-    // The gate may answer and close before the whole body is written.
-    req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
-    for (const p of pieces) req.write(p)
-    req.end()
-  })
-}
+import { send, sendChunked } from '../helpers/http.ts'
 
 const boundary = 'crash-boundary'
 const body = (token: string): Buffer[] => [
@@ -41,7 +23,7 @@ for (const [name, header, field] of [
 ] as const) {
   test(`${name}: refused, the process keeps serving, nothing reaches the upstream`, async (t) => {
     const g = await startTestGate(t)
-    const answers = await Promise.all([1, 2, 3].map(() => chunkedPost(g.url, '/api/v4/projects/100/packages/pypi', {
+    const answers = await Promise.all([1, 2, 3].map(() => sendChunked(g.url, '/api/v4/projects/100/packages/pypi', {
       'job-token': header, 'content-type': `multipart/form-data; boundary=${boundary}`
     }, body(field))))
     for (const a of answers) {

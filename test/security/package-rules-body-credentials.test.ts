@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { adminGate, ADMIN, USERS } from '../admin/admin-gate.ts'
-import { send } from '../helpers/http.ts'
+import { send, sendChunked } from '../helpers/http.ts'
 
 const MAVEN_PUT = '/api/v4/projects/200/packages/maven/com/acme/lib/1.0/lib-1.0.jar'
 const PYPI_UPLOAD = '/api/v4/projects/200/packages/pypi'
@@ -45,3 +45,18 @@ test('a Developer\'s token in a form, JSON or multipart body is refused by a Mai
   assert.equal(allowed.status, 200, 'a Maintainer\'s token in the body passes')
   assert.equal(g.seen.length, before + 1)
 })
+
+test('a credential in a streamed (chunked) multipart package upload is refused before the upload completes', async t => {
+  const g = await adminGate(t)
+  await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { ...json, 'private-token': ADMIN }, JSON.stringify({ package_registry: { pypi: { write: 'maintainer' } } }))
+  const before = g.seen.length
+  const upload = multipart({ name: 'pkg', private_token: USERS.developer, version: '1.0' })
+  const answer = await sendChunked(g.url, PYPI_UPLOAD, upload.headers, upload.body.match(/[^]{1,16}/g)!)
+  assert.equal(answer.status, 401, answer.body)
+  assert.equal(JSON.parse(answer.body).code, 'MULTIPART_CREDENTIAL_NOT_ALLOWED')
+  assert.equal(g.seen.length, before, 'the upload never completed upstream')
+  const clean = multipart({ name: 'pkg', version: '1.0' })
+  const passed = await sendChunked(g.url, PYPI_UPLOAD, { ...clean.headers, 'private-token': USERS.maintainer }, [clean.body])
+  assert.equal(passed.status, 200, 'a Maintainer with the token in a header passes')
+})
+
