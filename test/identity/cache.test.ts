@@ -20,13 +20,13 @@ test('concurrent misses share one load', async () => {
 })
 
 test('failures are remembered for the negative TTL only, and only when cacheable', async () => {
-  const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000, negativeTtlMs: 100, cacheableError: err => (err as Error).message === 'bad token' })
+  const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000, negativeTtlMs: 1000, cacheableError: err => (err as Error).message === 'bad token' })
   let loads = 0
   const bad = async (): Promise<number> => { loads++; throw new Error('bad token') }
   await assert.rejects(cache.get('bad', bad), /bad token/)
   await assert.rejects(cache.get('bad', bad), /bad token/)
   assert.equal(loads, 1)
-  await sleep(130)
+  await sleep(1100)
   await assert.rejects(cache.get('bad', bad), /bad token/)
   assert.equal(loads, 2)
 
@@ -40,11 +40,11 @@ test('failures are remembered for the negative TTL only, and only when cacheable
 test('a value lives no longer than its own lifetime', async () => {
   const cache = createLoaderCache<{ until: number }>({ max: 10, ttlMs: 60_000, lifetimeOf: v => v.until - Date.now() })
   let loads = 0
-  const load = async (): Promise<{ until: number }> => { loads++; return { until: Date.now() + 80 } }
+  const load = async (): Promise<{ until: number }> => { loads++; return { until: Date.now() + 1000 } }
   await cache.get('k', load)
   await cache.get('k', load)
   assert.equal(loads, 1)
-  await sleep(120)
+  await sleep(1100)
   await cache.get('k', load)
   assert.equal(loads, 2)
 })
