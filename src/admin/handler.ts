@@ -18,7 +18,7 @@ import type { PolicyIndex } from '../policy/policy-index.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyGraphql, executeGraphql } from './graphql.ts'
-import { ADMIN_PATH, handleRest } from './rest.ts'
+import { handleRest, matchAdminPath } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
 
@@ -162,7 +162,7 @@ export function createAdmin (options: AdminOptions): Admin {
       code,
       ...(issues.length > 0 ? { errors: issues.map(i => ({ field: i.path, message: i.message })) } : {}),
       request_id: requestId
-    }, closeConnection ? { connection: 'close' } : {})
+    }, { ...(err instanceof AdminError ? err.headers : {}), ...(closeConnection ? { connection: 'close' } : {}) })
   }
 
   return {
@@ -203,16 +203,25 @@ export function createAdmin (options: AdminOptions): Admin {
         return ANSWERED
       }
 
-      const m = ADMIN_PATH.exec(canonical.apiPath)
+      const m = matchAdminPath(canonical.method, canonical.apiPath)
       if (m === null) return PASS
+      if (m.kind === 'options') {
+        // As Grape answers OPTIONS: the path's methods, no body, no credential needed.
+        send(res, requestId, 204, undefined, { allow: m.allow })
+        return ANSWERED
+      }
       const query = new URLSearchParams(canonical.query)
       const caller = findCaller(req.headers, canonical.query, options.adminToken)
       let bodyRead = false
       try {
+        // Shape first, so an unknown path or method answers without asking GitLab.
+        if (m.kind === 'not_found') throw new AdminError('ADMIN_NOT_FOUND')
+        if (m.kind === 'method_not_allowed') throw new AdminError('ADMIN_METHOD_NOT_ALLOWED', undefined, [], { allow: m.allow })
         const answer = await handleRest(service, {
           method: canonical.method,
-          idSegment: m[1]!,
-          rest: m[2]! + (m[3] ?? ''),
+          endpoint: m.endpoint,
+          idSegment: m.idSegment,
+          ...(m.target === undefined ? {} : { target: m.target }),
           query,
           caller,
           requestId,

@@ -7,8 +7,10 @@
 //   GET        /projects/:id/job_token_permissions/audit_events
 // Each answer is `{status, body, headers}`; refusals throw AdminError.
 
+import type { CatalogRoute, Method } from '../catalog/types.ts'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
+import { Router } from '../routing/router.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { auditView, countIssue, entrySettings, entryView, linkView, mergePackageRules, parseId, permissionsView, targetIdIssue } from './views.ts'
@@ -20,11 +22,16 @@ export interface RestAnswer {
   readonly headers?: Readonly<Record<string, string>>
 }
 
+/** What an endpoint does; `list` and `entry` exist for projects and for groups. */
+export type AdminEndpoint = 'scope' | 'usage' | 'project_list' | 'project_entry' | 'group_list' | 'group_entry' | 'permissions' | 'audit_events'
+
 export interface RestRequest {
   readonly method: string
+  readonly endpoint: AdminEndpoint
+  /** The project's `:id` as GitLab receives it: a numeric id or the URL-encoded full path. */
   readonly idSegment: string
-  /** The part after `/projects/:id`, e.g. `/job_token_scope/allowlist/5`. */
-  readonly rest: string
+  /** `:target_project_id` / `:target_group_id` of the entry endpoints, decoded. */
+  readonly target?: string
   readonly query: URLSearchParams
   readonly caller: Caller
   readonly requestId: string
@@ -32,8 +39,79 @@ export interface RestRequest {
   readonly params: () => Promise<Record<string, unknown>>
 }
 
-/** Whether the path after `/api/v4` is one of the configuration API's. */
-export const ADMIN_PATH = /^\/projects\/([^/]+)(\/job_token_scope|\/job_token_permissions)(\/[^?]*)?$/
+// The endpoints as Grape routes: matched by the catalog's own router (src/routing/router.ts), so
+// every form GitLab would route to them is the gate's too: the `.json` format on the last static
+// segment or integer id (`job_token_scope.json`, `allowlist/5.json`), `:id` with dots or encoded
+// slashes. The path given is canonical (src/routing/canonical.ts: `//` collapsed, trailing `/`
+// dropped, `%5F` decoded, relative URL root removed).
+const ENDPOINTS: ReadonlyArray<readonly [Method, string, AdminEndpoint]> = [
+  ['GET', '/projects/:id/job_token_scope', 'scope'],
+  ['PATCH', '/projects/:id/job_token_scope', 'scope'],
+  ['GET', '/projects/:id/job_token_scope/usage', 'usage'],
+  ['GET', '/projects/:id/job_token_scope/allowlist', 'project_list'],
+  ['POST', '/projects/:id/job_token_scope/allowlist', 'project_list'],
+  ['PATCH', '/projects/:id/job_token_scope/allowlist/:target_project_id', 'project_entry'],
+  ['DELETE', '/projects/:id/job_token_scope/allowlist/:target_project_id', 'project_entry'],
+  ['GET', '/projects/:id/job_token_scope/groups_allowlist', 'group_list'],
+  ['POST', '/projects/:id/job_token_scope/groups_allowlist', 'group_list'],
+  ['PATCH', '/projects/:id/job_token_scope/groups_allowlist/:target_group_id', 'group_entry'],
+  ['DELETE', '/projects/:id/job_token_scope/groups_allowlist/:target_group_id', 'group_entry'],
+  ['GET', '/projects/:id/job_token_permissions', 'permissions'],
+  ['PATCH', '/projects/:id/job_token_permissions', 'permissions'],
+  ['GET', '/projects/:id/job_token_permissions/audit_events', 'audit_events']
+]
+const METHODS: readonly Method[] = ['GET', 'POST', 'PATCH', 'DELETE']
+
+const ROUTES: readonly CatalogRoute[] = ENDPOINTS.map(([method, pattern, endpoint]) => ({
+  id: `admin_${method.toLowerCase()}_${endpoint}`,
+  method,
+  pattern,
+  policies: [],
+  skipPolicies: true,
+  resource: 'job_token_scope',
+  title: `configuration API: ${endpoint}`,
+  accessedProject: 'project'
+}))
+const ENDPOINT_OF = new Map(ROUTES.map((route, i) => [route.id, ENDPOINTS[i]![2]]))
+let router: Router | null = null
+
+/**
+ * Everything GitLab could route to its `job_token_scope` endpoints (and the gate's own
+ * `job_token_permissions`) starts so: the third segment is one of the two names, alone, with a
+ * format (`.json`) or followed by an escape. All of it is answered by the gate, a 404 where no
+ * endpoint matches, so no form of these paths is ever forwarded.
+ */
+const ADMIN_PREFIX = /^\/projects\/[^/]+\/job_token_(?:scope|permissions)(?:$|[/.%])/
+
+export type AdminPathMatch =
+  | { readonly kind: 'endpoint', readonly endpoint: AdminEndpoint, readonly idSegment: string, readonly target?: string }
+  /** OPTIONS: Grape answers 204 with the methods the path has. */
+  | { readonly kind: 'options', readonly allow: string }
+  | { readonly kind: 'method_not_allowed', readonly allow: string }
+  | { readonly kind: 'not_found' }
+
+/**
+ * The configuration API's reading of a canonical API path (after `/api/v4`), or null when the
+ * path is not the gate's. `method` is the routing method (HEAD is already GET).
+ */
+export function matchAdminPath (method: string, apiPath: string): AdminPathMatch | null {
+  if (!ADMIN_PREFIX.test(apiPath)) return null
+  router ??= Router.compile(ROUTES)
+  const found = METHODS.filter(m => router!.match(m, apiPath) !== null)
+  if (found.length === 0) return { kind: 'not_found' }
+  const allow = ['OPTIONS', ...found.flatMap(m => m === 'GET' ? ['GET', 'HEAD'] : [m])].join(', ')
+  if (method === 'OPTIONS') return { kind: 'options', allow }
+  const match = (found as readonly string[]).includes(method) ? router.match(method, apiPath) : null
+  if (match === null) return { kind: 'method_not_allowed', allow }
+  const target = match.params.target_project_id ?? match.params.target_group_id
+  return {
+    kind: 'endpoint',
+    endpoint: ENDPOINT_OF.get(match.route.id)!,
+    // Parameters come decoded once; GitLab (and the store) take the id or the encoded path.
+    idSegment: encodeURIComponent(match.params.id!),
+    ...(target === undefined ? {} : { target })
+  }
+}
 
 const MAX_PER_PAGE = 100
 
@@ -65,35 +143,19 @@ function paginate<T> (items: readonly T[] | null, total: number, query: URLSearc
 }
 
 export async function handleRest (service: AdminService, request: RestRequest): Promise<RestAnswer> {
-  const { method, rest } = request
-  const parts = rest.split('/').filter(Boolean)
-  const [area, list, target, ...extra] = parts
-  const allowed = (methods: string[]): void => {
-    if (!methods.includes(method)) throw new AdminError('ADMIN_METHOD_NOT_ALLOWED', undefined)
-  }
-  // Shape checks first, so an unknown path answers 404 without asking GitLab.
-  if (extra.length > 0) throw new AdminError('ADMIN_NOT_FOUND')
-  if (area === 'job_token_permissions') {
-    if (list === undefined) allowed(['GET', 'PATCH'])
-    else if (list === 'audit_events' && target === undefined) allowed(['GET'])
-    else throw new AdminError('ADMIN_NOT_FOUND')
-  } else {
-    if (list === undefined) allowed(['GET', 'PATCH'])
-    else if (list === 'usage' && target === undefined) allowed(['GET'])
-    else if (list !== 'allowlist' && list !== 'groups_allowlist') throw new AdminError('ADMIN_NOT_FOUND')
-    else if (target === undefined) allowed(['GET', 'POST'])
-    else allowed(['PATCH', 'DELETE'])
-  }
-
   const access = await service.access(request.caller, request.idSegment)
-  if (area === 'job_token_permissions') {
-    return list === undefined ? await permissions(service, access, request) : await auditEvents(service, access, request)
+  switch (request.endpoint) {
+    case 'permissions': return await permissions(service, access, request)
+    case 'audit_events': return await auditEvents(service, access, request)
+    case 'scope': return await scope(service, access, request)
+    case 'usage': return await usage(service, access, request)
+    case 'project_list': case 'group_list': {
+      const type: EntryTargetType = request.endpoint === 'project_list' ? 'project' : 'group'
+      return request.method === 'GET' ? await listEntries(service, access, request, type) : await addEntry(service, access, request, type)
+    }
+    case 'project_entry': case 'group_entry':
+      return await changeEntry(service, access, request, request.endpoint === 'project_entry' ? 'project' : 'group', request.target ?? '')
   }
-  if (list === undefined) return await scope(service, access, request)
-  if (list === 'usage') return await usage(service, access, request)
-  const type: EntryTargetType = list === 'allowlist' ? 'project' : 'group'
-  if (target === undefined) return method === 'GET' ? await listEntries(service, access, request, type) : await addEntry(service, access, request, type)
-  return await changeEntry(service, access, request, type, target)
 }
 
 async function permissions (service: AdminService, access: ProjectAccess, request: RestRequest): Promise<RestAnswer> {

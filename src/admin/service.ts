@@ -16,13 +16,16 @@ export class AdminError extends Error {
   readonly code: keyof typeof errors
   readonly status: number
   readonly issues: readonly ValidationIssue[]
+  /** Extra response headers (`Allow` of a 405). */
+  readonly headers: Readonly<Record<string, string>>
 
-  constructor (code: keyof typeof errors, message: string = errors[code].message, issues: readonly ValidationIssue[] = []) {
+  constructor (code: keyof typeof errors, message: string = errors[code].message, issues: readonly ValidationIssue[] = [], headers: Readonly<Record<string, string>> = {}) {
     super(message)
     this.name = 'AdminError'
     this.code = code
     this.status = errors[code].status
     this.issues = issues
+    this.headers = headers
   }
 }
 
