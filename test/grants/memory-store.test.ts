@@ -1,10 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { GrantsError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { grantsFor, storeContract } from './store-contract.ts'
@@ -86,44 +84,4 @@ test('file store: a missing file starts empty and leftover temp files are remove
   await store.put(grantsFor(1, 'acme/one'))
   assert.deepEqual(readdirSync(dir), ['grants.json'])
   assert.equal(JSON.parse(readFileSync(file, 'utf8')).projects[0].grants.projectPath, 'acme/one')
-})
-
-test('file store: killing the process mid-save never leaves a broken file', async t => {
-  const dir = tempDir(t)
-  const file = join(dir, 'grants.json')
-  const child = fileURLToPath(new URL('./file-writer.child.ts', import.meta.url))
-  let lastCount = 0
-  let midSave = 0
-  const rounds = 5
-  for (let round = 0; round < rounds; round++) {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, file], { stdio: ['ignore', 'pipe', 'inherit'] })
-    t.after(() => { proc.kill('SIGKILL') })
-    await new Promise<void>((resolve, reject) => {
-      let out = ''
-      proc.stdout!.on('data', d => { out += String(d); if (out.includes('written')) resolve() })
-      proc.once('exit', code => reject(new Error(`writer exited early with ${code}`)))
-    })
-    // Kill it the moment a save is under way (its temp file exists), to crash inside a save.
-    const deadline = Date.now() + 5000
-    while (!readdirSync(dir).some(name => name.endsWith('.tmp')) && Date.now() < deadline) {
-      await new Promise(resolve => setImmediate(resolve))
-    }
-    proc.kill('SIGKILL')
-    await new Promise(resolve => proc.once('exit', resolve))
-
-    if (readdirSync(dir).some(name => name.endsWith('.tmp'))) midSave++
-    const text = readFileSync(file, 'utf8')
-    const doc = JSON.parse(text) as { projects: Array<{ version: number }> }
-    assert.ok(doc.projects.length >= lastCount, 'a later save never loses projects')
-    assert.ok(doc.projects.length >= 1)
-    lastCount = doc.projects.length
-    // The file loads as a store, and its versions keep increasing across the restarts.
-    const store = await createMemoryStore({ file })
-    assert.equal((await store.get(1))?.entries.length, 200)
-    await store.close()
-  }
-  assert.ok(!readdirSync(dir).some(name => name.endsWith('.tmp')), 'temp files are cleaned up on start')
-  // The kill must really have landed inside a save at least once, or this test proves nothing.
-  assert.ok(midSave >= 2, `only ${midSave}/${rounds} kills landed mid-save`)
-  t.diagnostic(`kills that landed mid-save: ${midSave}/${rounds}`)
 })
