@@ -76,6 +76,10 @@ export const errors = {
   ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
   ROLE_CHECK_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the caller\'s role cannot be checked with GitLab right now; try again later' },
   GRAPHQL_MIXED_OPERATION: { status: 400, message: '400 Bad request - this GraphQL request mixes the gate\'s fields (jobTokenPermissions, updateJobTokenPermissions) with GitLab fields; send them as separate requests' },
+  GRAPHQL_ALLOWLIST_MANAGED_BY_GATE: { status: 400, message: '400 Bad request - this GraphQL mutation would change GitLab\'s job token allowlist or scope, which the gate manages; use the gate\'s REST endpoints under /api/v4/projects/:id/job_token_scope' },
+  GRAPHQL_GATE_FIELDS_OVER_GET: { status: 400, message: '400 Bad request - job token allowlist mutations and the gate\'s GraphQL fields are accepted only in POST requests' },
+  GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
+  GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors

@@ -1,18 +1,49 @@
-// The configuration API over GraphQL (`POST /api/graphql`), with the `graphql` package.
-// A request is the gate's when its document names the gate's fields (`jobTokenPermissions` on
-// a project, the `updateJobTokenPermissions` mutation); it is then validated against the small
-// schema below and answered here. A document without them is GitLab's and passes through
-// untouched. A document with both cannot be split safely (one answer, one set of errors,
-// GitLab's own field resolution): it is refused with 400, naming the fields.
+// The configuration API over GraphQL (`/api/graphql`), with the `graphql` package.
+//
+// The gate owns the job token allowlist, so every GraphQL request that could change GitLab's
+// allowlist or scope, or that names the gate's own fields, is decided here and never forwarded:
+// - the gate's fields (`jobTokenPermissions` on a project, `updateJobTokenPermissions`) and
+//   GitLab's allowlist mutations (`ciJobTokenScopeAddProject`, `...AddGroupOrProject`,
+//   `...UpdatePolicies`, `...RemoveProject`, `...RemoveGroup`) are answered from the gate's store
+//   with the same service calls as the REST endpoints (validation, Maintainer check, audit);
+// - any other `ciJobTokenScope*` mutation (autopopulation, ...) and `projectCiCdSettingsUpdate`
+//   setting `inboundJobTokenScopeEnabled` are refused, naming the gate's REST endpoint;
+// - a request mixing either with GitLab fields cannot be split safely: refused, naming them;
+// - over GET (GitLab reads `?query=`), any of them is refused: mutations are POST-only.
+// Everything else is GitLab's and passes through byte for byte.
+//
+// What GitLab executes is read as Rails and GitLab's GraphqlController read it: parameters from
+// the URL query string override those of the body (`request_parameters.merge(query_parameters)`);
+// bodies are JSON (an array is a batch, `_json`), form-encoded or multipart (Rack's nested
+// names, `_json[][query]=` included; Apollo's `operations` field), `variables` may be a JSON
+// string; documents go through graphql-ruby's `escape_single_quoted_newlines`. Where a request
+// can be read in more than one way (Rack 2 splits the query string on `;` too, a body whose type
+// GitLab may not parse), every reading is checked; readings that disagree about gate fields are
+// refused. Mutations are found at the mutation root through aliases, inline fragments and
+// fragment spreads. A document or body that names these fields but cannot be parsed is refused.
 
-import { buildSchema, execute, GraphQLError, parse, validate, visit, type DocumentNode, type GraphQLSchema } from 'graphql'
+import { buildSchema, execute, GraphQLError, Kind, parse, validate, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { ValidationIssue } from '../grants/errors.ts'
-import type { ProjectGrants } from '../grants/model.ts'
+import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
+import { decodeFormComponent } from '../identity/credentials.ts'
+import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import type { Caller } from './auth.ts'
-import { AdminError, type AdminService } from './service.ts'
+import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { mergePackageRules, permissionsView } from './views.ts'
 
+/** The gate's own fields: wherever they appear, the request is the gate's. */
 export const GATE_FIELDS = ['jobTokenPermissions', 'updateJobTokenPermissions'] as const
+
+/** GitLab's allowlist mutations the gate answers from its own store. */
+export const ALLOWLIST_MUTATIONS = ['ciJobTokenScopeAddProject', 'ciJobTokenScopeAddGroupOrProject', 'ciJobTokenScopeUpdatePolicies', 'ciJobTokenScopeRemoveProject', 'ciJobTokenScopeRemoveGroup'] as const
+
+/** Every mutation whose name starts so changes GitLab's job token allowlist. */
+const ALLOWLIST_MUTATION_PREFIX = 'ciJobTokenScope'
+/** Mutations that change the scope setting when given these input fields. */
+const SCOPE_SETTING_MUTATIONS: ReadonlySet<string> = new Set(['projectCiCdSettingsUpdate', 'ciCdSettingsUpdate'])
+const SCOPE_SETTING_FIELDS: readonly string[] = ['inboundJobTokenScopeEnabled', 'jobTokenScopeEnabled']
+/** A document can only be relevant if its text names one of these (names are never escaped). */
+const RELEVANT_TEXT = /ciJobTokenScope[A-Z]|jobTokenPermissions|updateJobTokenPermissions|[cC]iCdSettingsUpdate/
 
 const SDL = `
   "Who may write or delete a format's packages: Maintainers only, or CI/CD job tokens too (within their allowlist policies)."
@@ -29,7 +60,7 @@ const SDL = `
 
   type JobTokenPermissions { packageRegistry: [PackageFormatPermissions!]! }
 
-  type Project { jobTokenPermissions: JobTokenPermissions }
+  type Project { id: ID! fullPath: ID! jobTokenPermissions: JobTokenPermissions }
 
   type Query { project(fullPath: ID!): Project }
 
@@ -53,7 +84,76 @@ const SDL = `
     clientMutationId: String
   }
 
-  type Mutation { updateJobTokenPermissions(input: UpdateJobTokenPermissionsInput!): UpdateJobTokenPermissionsPayload }
+  "GitLab's CiJobTokenScopePolicies enum values (READ_PACKAGES, ...); checked against the catalog's policies."
+  scalar CiJobTokenScopePolicies
+  scalar Time
+  enum CiJobTokenScopeDirection { INBOUND OUTBOUND }
+
+  type UserCore { id: ID! username: String }
+  type CiJobTokenAccessibleProject { id: ID! fullPath: ID path: String }
+  type CiJobTokenAccessibleGroup { id: ID! fullPath: ID path: String }
+  union CiJobTokenScopeTarget = CiJobTokenAccessibleProject | CiJobTokenAccessibleGroup
+  type PageInfo { hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String endCursor: String }
+  type CiJobTokenAccessibleProjectEdge { cursor: String! node: CiJobTokenAccessibleProject }
+  type CiJobTokenAccessibleProjectConnection { count: Int! nodes: [CiJobTokenAccessibleProject] edges: [CiJobTokenAccessibleProjectEdge] pageInfo: PageInfo! }
+  type CiJobTokenAccessibleGroupEdge { cursor: String! node: CiJobTokenAccessibleGroup }
+  type CiJobTokenAccessibleGroupConnection { count: Int! nodes: [CiJobTokenAccessibleGroup] edges: [CiJobTokenAccessibleGroupEdge] pageInfo: PageInfo! }
+
+  type CiJobTokenScopeType {
+    inboundAllowlist: CiJobTokenAccessibleProjectConnection!
+    groupsAllowlist: CiJobTokenAccessibleGroupConnection!
+    inboundAllowlistCount: Int!
+    groupsAllowlistCount: Int!
+    inboundAllowlistAutopopulatedIds: [ID!]!
+    groupAllowlistAutopopulatedIds: [ID!]!
+  }
+
+  type CiJobTokenScopeAllowlistEntry {
+    sourceProject: Project!
+    target: CiJobTokenScopeTarget
+    direction: String
+    defaultPermissions: Boolean
+    jobTokenPolicies: [CiJobTokenScopePolicies!]
+    addedBy: UserCore
+    createdAt: Time!
+    autopopulated: Boolean
+  }
+
+  input CiJobTokenScopeAddProjectInput { projectPath: ID! targetProjectPath: ID! direction: CiJobTokenScopeDirection clientMutationId: String }
+  type CiJobTokenScopeAddProjectPayload { ciJobTokenScope: CiJobTokenScopeType errors: [String!]! clientMutationId: String }
+
+  input CiJobTokenScopeAddGroupOrProjectInput {
+    projectPath: ID!
+    targetPath: ID!
+    defaultPermissions: Boolean = true
+    jobTokenPolicies: [CiJobTokenScopePolicies!] = []
+    clientMutationId: String
+  }
+  type CiJobTokenScopeAddGroupOrProjectPayload { ciJobTokenScope: CiJobTokenScopeType ciJobTokenScopeAllowlistEntry: CiJobTokenScopeAllowlistEntry errors: [String!]! clientMutationId: String }
+
+  input CiJobTokenScopeUpdatePoliciesInput {
+    projectPath: ID!
+    targetPath: ID!
+    defaultPermissions: Boolean!
+    jobTokenPolicies: [CiJobTokenScopePolicies!]!
+    clientMutationId: String
+  }
+  type CiJobTokenScopeUpdatePoliciesPayload { ciJobTokenScopeAllowlistEntry: CiJobTokenScopeAllowlistEntry errors: [String!]! clientMutationId: String }
+
+  input CiJobTokenScopeRemoveProjectInput { projectPath: ID! targetProjectPath: ID! direction: CiJobTokenScopeDirection clientMutationId: String }
+  type CiJobTokenScopeRemoveProjectPayload { ciJobTokenScope: CiJobTokenScopeType errors: [String!]! clientMutationId: String }
+
+  input CiJobTokenScopeRemoveGroupInput { projectPath: ID! targetGroupPath: ID! clientMutationId: String }
+  type CiJobTokenScopeRemoveGroupPayload { ciJobTokenScope: CiJobTokenScopeType errors: [String!]! clientMutationId: String }
+
+  type Mutation {
+    updateJobTokenPermissions(input: UpdateJobTokenPermissionsInput!): UpdateJobTokenPermissionsPayload
+    ciJobTokenScopeAddProject(input: CiJobTokenScopeAddProjectInput!): CiJobTokenScopeAddProjectPayload
+    ciJobTokenScopeAddGroupOrProject(input: CiJobTokenScopeAddGroupOrProjectInput!): CiJobTokenScopeAddGroupOrProjectPayload
+    ciJobTokenScopeUpdatePolicies(input: CiJobTokenScopeUpdatePoliciesInput!): CiJobTokenScopeUpdatePoliciesPayload
+    ciJobTokenScopeRemoveProject(input: CiJobTokenScopeRemoveProjectInput!): CiJobTokenScopeRemoveProjectPayload
+    ciJobTokenScopeRemoveGroup(input: CiJobTokenScopeRemoveGroupInput!): CiJobTokenScopeRemoveGroupPayload
+  }
 `
 
 let schema: GraphQLSchema | null = null
@@ -62,56 +162,455 @@ function gateSchema (): GraphQLSchema {
   return schema
 }
 
-export type Classification =
-  | { readonly kind: 'gitlab' }
-  | { readonly kind: 'gate', readonly document: DocumentNode, readonly variables: Record<string, unknown> | undefined, readonly operationName: string | undefined, readonly problems: readonly GraphQLError[] }
-  | { readonly kind: 'mixed', readonly message: string }
+// ---------------------------------------------------------------------------------------------
+// Reading the request as GitLab would
 
-/** Decides whose request a GraphQL body is. Anything the gate cannot read is GitLab's. */
-export function classifyGraphql (body: Buffer): Classification {
-  let payload: unknown
-  try {
-    payload = JSON.parse(body.toString('utf8'))
-  } catch {
-    return { kind: 'gitlab' }
-  }
-  if (Array.isArray(payload)) {
-    // GitLab's multiplexed queries: each is one query; the gate answers none of them.
-    const gate = payload.some(item => mentionsGateFields(documentOf(item)))
-    return gate ? { kind: 'mixed', message: 'a batched (multiplexed) GraphQL request cannot contain the gate\'s fields; send them in a request of their own' } : { kind: 'gitlab' }
-  }
-  const document = documentOf(payload)
-  if (document === null || !mentionsGateFields(document)) return { kind: 'gitlab' }
-  const problems = validate(gateSchema(), document)
-  const foreign = problems.filter(p => /^Cannot query field|^Unknown argument|^Unknown type/.test(p.message))
-  if (foreign.length > 0) {
-    return { kind: 'mixed', message: `this GraphQL request mixes the gate's fields (${GATE_FIELDS.join(', ')}) with GitLab fields; send them as separate requests (${foreign.map(p => p.message).join(' ')})` }
-  }
-  const p = payload as { variables?: unknown, operationName?: unknown }
-  const variables = p.variables !== null && typeof p.variables === 'object' && !Array.isArray(p.variables) ? p.variables as Record<string, unknown> : undefined
-  return { kind: 'gate', document, variables, operationName: typeof p.operationName === 'string' ? p.operationName : undefined, problems }
+/** The parts of an HTTP request to `/api/graphql` that GitLab reads parameters from. */
+export interface GraphqlHttpRequest {
+  /** The routing method: POST, or GET (HEAD included). */
+  readonly method: string
+  /** The raw URL query string (without '?'). */
+  readonly query: string
+  readonly contentType: string
+  /** False when the body was not read (compressed: GitLab cannot parse it either). */
+  readonly bodyReadable: boolean
 }
 
-function documentOf (payload: unknown): DocumentNode | null {
-  const query = (payload as { query?: unknown } | null)?.query
-  if (typeof query !== 'string') return null
-  try {
-    return parse(query)
-  } catch {
-    return null
-  }
+type Params = Record<string, unknown>
+
+/** One GraphQL operation as GitLab's controller takes it from the parameters. */
+interface Operation {
+  readonly query: string
+  readonly variables: unknown
+  readonly operationName: unknown
 }
 
-function mentionsGateFields (document: DocumentNode | null): boolean {
-  if (document === null) return false
-  let found = false
-  visit(document, {
-    Field (node) {
-      if ((GATE_FIELDS as readonly string[]).includes(node.name.value)) found = true
+/** What GitLab would execute: one query, or a batch (`_json`). */
+interface Effective {
+  readonly batch: boolean
+  readonly operations: readonly Operation[]
+}
+
+class RackError extends Error {}
+
+function newParams (): Params {
+  return Object.create(null) as Params
+}
+
+function isHash (value: unknown): value is Params {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** Rack's `params_hash_has_key?`. */
+function hashHasKey (hash: Params, key: string): boolean {
+  if (key.includes('[]')) return false
+  let h: unknown = hash
+  for (const part of key.split(/[[\]]+/)) {
+    if (part === '') continue
+    if (!isHash(h) || !Object.hasOwn(h, part)) return false
+    h = h[part]
+  }
+  return true
+}
+
+/** Rack's `normalize_params`: `a[b][]=v` into nested hashes and arrays; RackError where Rack raises. */
+function normalizeParams (params: Params, name: string, value: unknown, depth: number): Params {
+  if (depth <= 0) throw new RackError('too deep')
+  const m = /^[[\]]*([^[\]]+)\]*/.exec(name)
+  const key = m?.[1] ?? ''
+  const after = m === null ? '' : name.slice(m[0].length)
+  if (key === '') return params
+  if (after === '') {
+    params[key] = value
+  } else if (after === '[') {
+    params[name] = value
+  } else if (after === '[]') {
+    const list = params[key] ?? (params[key] = [])
+    if (!Array.isArray(list)) throw new RackError('expected an array')
+    list.push(value)
+  } else {
+    const md = /^\[\]\[([^[\]]+)\]$/.exec(after) ?? /^\[\](.+)$/.exec(after)
+    if (md !== null) {
+      const child = md[1]!
+      const list = params[key] ?? (params[key] = [])
+      if (!Array.isArray(list)) throw new RackError('expected an array')
+      const last: unknown = list[list.length - 1]
+      if (isHash(last) && !hashHasKey(last, child)) normalizeParams(last, child, value, depth - 1)
+      else list.push(normalizeParams(newParams(), child, value, depth - 1))
+    } else {
+      const hash = params[key] ?? (params[key] = newParams())
+      if (!isHash(hash)) throw new RackError('expected a hash')
+      params[key] = normalizeParams(hash, after, value, depth - 1)
     }
-  })
+  }
+  return params
+}
+
+function nestedParams (pairs: Iterable<readonly [string, unknown]>): Params | null {
+  const params = newParams()
+  try {
+    for (const [name, value] of pairs) normalizeParams(params, name.replace(/^ +/, ''), value, 100)
+  } catch (err) {
+    if (err instanceof RackError) return null
+    throw err
+  }
+  return params
+}
+
+function * formPairs (text: string, separator: RegExp): Iterable<[string, string]> {
+  for (const piece of text.split(separator)) {
+    if (piece === '') continue
+    const eq = piece.indexOf('=')
+    yield [decodeFormComponent(eq === -1 ? piece : piece.slice(0, eq)), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))]
+  }
+}
+
+/**
+ * A query string or form body read as Rack reads it: Rack 3 splits on '&', Rack 2 on '&' and ';'.
+ * Both readings are returned when they differ; `broken` holds the decoded text where Rack raises.
+ */
+function formReadings (text: string, broken: string[]): Params[] {
+  const readings: Params[] = []
+  for (const separator of [/& */, /[&;] */]) {
+    const params = nestedParams(formPairs(text, separator))
+    if (params === null) broken.push(decodeFormComponent(text))
+    else readings.push(params)
+    if (!text.includes(';')) break
+  }
+  return readings
+}
+
+/**
+ * The fields of a multipart body (files left out), leniently: every `--boundary` is a delimiter,
+ * LF-only lines are accepted, and a part with several `name` parameters counts under each.
+ */
+function multipartPairs (body: Buffer, boundary: string): Array<[string, string]> | null {
+  const text = body.toString('latin1')
+  const marker = '--' + boundary
+  const pieces = text.split(marker)
+  if (pieces.length < 2) return null
+  const pairs: Array<[string, string]> = []
+  for (const piece of pieces.slice(1)) {
+    if (piece.startsWith('--')) continue
+    const start = piece.startsWith('\r\n') ? 2 : piece.startsWith('\n') ? 1 : 0
+    const crlf = piece.indexOf('\r\n\r\n', start)
+    const lf = piece.indexOf('\n\n', start)
+    const split = crlf !== -1 && (lf === -1 || crlf < lf) ? { at: crlf, len: 4 } : lf !== -1 ? { at: lf, len: 2 } : null
+    if (split === null) continue
+    const head = piece.slice(start, split.at)
+    let value = piece.slice(split.at + split.len)
+    value = value.endsWith('\r\n') ? value.slice(0, -2) : value.endsWith('\n') ? value.slice(0, -1) : value
+    const file = /(?:^|[;\s])filename\*?\s*=\s*(?:"[^"]+"|[^\s;"]+)/i.test(head)
+    if (file) continue
+    const names = new Set<string>()
+    for (const n of head.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^\s;"]+))/gi)) {
+      const raw = n[1] ?? n[2] ?? ''
+      names.add(Buffer.from(raw.replace(/^utf-8''/i, ''), 'latin1').toString('utf8'))
+    }
+    const decoded = Buffer.from(value, 'latin1').toString('utf8')
+    for (const name of names) pairs.push([name, decoded])
+  }
+  return pairs
+}
+
+function tryJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** JSON text with `\uXXXX` escapes decoded, for the lexical check of a body JSON.parse refused. */
+function unescapeJsonish (text: string): string {
+  return text.replace(/\\u([0-9a-fA-F]{4})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}
+
+const JSON_TYPE = /^\s*(?:application\/(?:json|jsonrequest|[\w.+-]*\+json)|text\/x-json)\s*(?:;|$)/i
+const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i
+const MULTIPART_TYPE = /^\s*multipart\//i
+const GRAPHQL_TYPE = /^\s*application\/graphql\s*(?:;|$)/i
+
+/**
+ * The body's parameters under every reading GitLab might apply to it. Rails parses JSON types
+ * itself and leaves the rest to Rack: form bodies (also a POST without a Content-Type), and
+ * multipart of any subtype; other types give no parameters.
+ */
+function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[]): Params[] {
+  if (!request.bodyReadable) return [newParams()]
+  const text = body.toString('utf8')
+  if (text.trim() === '') return [newParams()]
+  const contentType = request.contentType.trim()
+  const readings: Params[] = []
+  let parsedAsDeclared = false
+  const json = tryJson(text)
+  // Rails: a JSON body that is not an object is `_json` (an array is a batch).
+  if (isHash(json)) readings.push(Object.assign(newParams(), json))
+  else if (json !== undefined) readings.push(Object.assign(newParams(), { _json: json }))
+  if (JSON_TYPE.test(contentType)) {
+    parsedAsDeclared = true
+    // Ruby's JSON parsers accept what JSON.parse may not (comments, ...).
+    if (json === undefined) broken.push(unescapeJsonish(text))
+  }
+  if (FORM_TYPE.test(contentType) || (contentType === '' && request.method === 'POST')) {
+    parsedAsDeclared = true
+    readings.push(...formReadings(text, broken))
+  }
+  if (MULTIPART_TYPE.test(contentType)) {
+    parsedAsDeclared = true
+    // Multipart parsers disagree at the edges (delimiters without CRLF, filename forms): the
+    // raw text is also checked for the names when no reading finds them.
+    broken.push(body.toString('latin1'))
+    const boundary = parseMultipartBoundary(contentType)
+    const pairs = boundary === null ? null : multipartPairs(body, boundary)
+    const fields = pairs === null ? null : nestedParams(pairs)
+    if (fields !== null) {
+      readings.push(fields)
+      // Apollo's upload middleware: `operations` replaces the parameters (an array is a batch).
+      const operations = typeof fields.operations === 'string' ? tryJson(fields.operations) : undefined
+      if (Array.isArray(operations)) readings.push(Object.assign(newParams(), fields, { _json: operations }))
+      else if (isHash(operations)) readings.push(Object.assign(newParams(), fields, operations))
+    }
+  }
+  // A bare document (application/graphql, or a body GitLab would not parse at all).
+  if (GRAPHQL_TYPE.test(contentType) || (!parsedAsDeclared && json === undefined)) readings.push(Object.assign(newParams(), { query: text }))
+  // A body of a type Rails does not parse, or one it fails on, leaves only the URL's parameters.
+  if (!parsedAsDeclared || readings.length === 0) readings.push(newParams())
+  return readings
+}
+
+/** Rails' `permit` of a scalar: strings and numbers are kept (`to_s`), anything else is dropped. */
+function scalar (value: unknown): string | null {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return null
+}
+
+function operationOf (params: Params): Operation {
+  return { query: scalar(params.query) ?? '', variables: params.variables, operationName: scalar(params.operationName) }
+}
+
+function effectiveOf (params: Params): Effective {
+  const batch = params._json
+  if (Array.isArray(batch)) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
+  return { batch: false, operations: [operationOf(params)] }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading documents
+
+/** graphql-ruby's `GraphQL::Language.escape_single_quoted_newlines`, which GitLab applies first. */
+export function escapeSingleQuotedNewlines (query: string): string {
+  let out = ''
+  let inside = false
+  for (let i = 0; i < query.length;) {
+    const c = query[i]!
+    if (c === '\\' && query[i + 1] === '"') {
+      out += '\\"'
+      i += 2
+    } else if (c === '"') {
+      if (query.startsWith('"""', i)) {
+        out += '"""'
+        i += 3
+      } else {
+        inside = !inside
+        out += c
+        i++
+      }
+    } else if (c === '\n' || c === '\r') {
+      out += inside ? (c === '\n' ? '\\n' : '\\r') : c
+      i++
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
+}
+
+/** GitLab's `Gitlab::Graphql::Variables`: a JSON string (again and again) or a hash; null if invalid. */
+function normalizeVariables (raw: unknown): Params | null {
+  if (raw === undefined || raw === null) return newParams()
+  if (typeof raw === 'string') {
+    if (raw.trim() === '') return newParams()
+    const parsed = tryJson(raw)
+    return parsed === undefined ? null : normalizeVariables(parsed)
+  }
+  return isHash(raw) ? raw : null
+}
+
+interface DocumentFacts {
+  /** The gate's own fields found anywhere. */
+  readonly gateFields: readonly string[]
+  /** Allowlist mutations the gate answers, at the mutation root. */
+  readonly allowlist: readonly string[]
+  /** Mutations that change GitLab's allowlist or scope and that the gate does not answer. */
+  readonly refused: readonly string[]
+}
+
+/** The fields selected at the mutation root, through inline fragments and fragment spreads. */
+function mutationRootFields (document: DocumentNode): FieldNode[] {
+  const fragments = new Map<string, FragmentDefinitionNode>()
+  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
+  const fields: FieldNode[] = []
+  const followed = new Set<string>()
+  const walk = (set: SelectionSetNode): void => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) fields.push(selection)
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet)
+      else if (!followed.has(selection.name.value)) {
+        followed.add(selection.name.value)
+        const fragment = fragments.get(selection.name.value)
+        if (fragment !== undefined) walk(fragment.selectionSet)
+      }
+    }
+  }
+  for (const def of document.definitions) {
+    if (def.kind === Kind.OPERATION_DEFINITION && def.operation === 'mutation') walk(def.selectionSet)
+    // A fragment on Mutation counts even where no mutation spreads it.
+    if (def.kind === Kind.FRAGMENT_DEFINITION && def.typeCondition.name.value === 'Mutation' && !followed.has(def.name.value)) {
+      followed.add(def.name.value)
+      walk(def.selectionSet)
+    }
+  }
+  return fields
+}
+
+/** Whether a `projectCiCdSettingsUpdate` input sets the scope (a variable's value, or its default). */
+function setsScope (field: FieldNode, document: DocumentNode, variables: Params | null): boolean {
+  const input = field.arguments?.find(a => a.name.value === 'input')?.value
+  if (input === undefined) return false
+  const keysOf = (value: unknown): boolean => isHash(value) && SCOPE_SETTING_FIELDS.some(k => Object.hasOwn(value, k))
+  if (input.kind === Kind.OBJECT) return input.fields.some(f => SCOPE_SETTING_FIELDS.includes(f.name.value))
+  if (input.kind !== Kind.VARIABLE) return false
+  const name = input.name.value
+  // Unreadable variables: GitLab refuses them too, but the gate cannot tell; count it.
+  if (variables === null) return true
+  if (Object.hasOwn(variables, name)) return keysOf(variables[name])
+  let found = false
+  for (const def of document.definitions) {
+    if (def.kind !== Kind.OPERATION_DEFINITION) continue
+    for (const v of def.variableDefinitions ?? []) {
+      if (v.variable.name.value === name && v.defaultValue !== undefined) found ||= keysOf(valueFromASTUntyped(v.defaultValue as ValueNode))
+    }
+  }
   return found
 }
+
+function documentFacts (document: DocumentNode, variables: Params | null): DocumentFacts {
+  const gateFields = new Set<string>()
+  const walkAll = (set: SelectionSetNode | undefined): void => {
+    for (const selection of set?.selections ?? []) {
+      if (selection.kind === Kind.FIELD && (GATE_FIELDS as readonly string[]).includes(selection.name.value)) gateFields.add(selection.name.value)
+      if (selection.kind !== Kind.FRAGMENT_SPREAD) walkAll(selection.selectionSet)
+    }
+  }
+  for (const def of document.definitions) if (def.kind === Kind.OPERATION_DEFINITION || def.kind === Kind.FRAGMENT_DEFINITION) walkAll(def.selectionSet)
+  const allowlist = new Set<string>()
+  const refused = new Set<string>()
+  for (const field of mutationRootFields(document)) {
+    const name = field.name.value
+    if ((ALLOWLIST_MUTATIONS as readonly string[]).includes(name)) allowlist.add(name)
+    else if (name.startsWith(ALLOWLIST_MUTATION_PREFIX)) refused.add(name)
+    else if (SCOPE_SETTING_MUTATIONS.has(name) && setsScope(field, document, variables)) refused.add(`${name} (${SCOPE_SETTING_FIELDS.join(', ')})`)
+  }
+  return { gateFields: [...gateFields], allowlist: [...allowlist], refused: [...refused] }
+}
+
+interface OperationReading {
+  readonly relevant: boolean
+  readonly document?: DocumentNode
+  readonly facts?: DocumentFacts
+  /** The document names gate fields but does not parse. */
+  readonly unparseable?: boolean
+}
+
+function readOperation (operation: Operation): OperationReading {
+  if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
+  let document: DocumentNode
+  try {
+    document = parse(escapeSingleQuotedNewlines(operation.query))
+  } catch {
+    return { relevant: true, unparseable: true }
+  }
+  const facts = documentFacts(document, normalizeVariables(operation.variables))
+  return { relevant: facts.gateFields.length > 0 || facts.allowlist.length > 0 || facts.refused.length > 0, document, facts }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification
+
+export type RefusalCode = 'GRAPHQL_MIXED_OPERATION' | 'GRAPHQL_ALLOWLIST_MANAGED_BY_GATE' | 'GRAPHQL_GATE_FIELDS_OVER_GET' | 'GRAPHQL_AMBIGUOUS_REQUEST' | 'GRAPHQL_NOT_INSPECTABLE'
+
+export type Classification =
+  | { readonly kind: 'gitlab' }
+  | { readonly kind: 'gate', readonly document: DocumentNode, readonly variables: Record<string, unknown> | null, readonly operationName: string | undefined, readonly problems: readonly GraphQLError[] }
+  | { readonly kind: 'refused', readonly code: RefusalCode, readonly message: string }
+
+const REST_HINT = 'the gate keeps the CI/CD job token allowlist and GitLab\'s own is not used: manage it with the gate\'s REST endpoints ' +
+  '(POST /api/v4/projects/:id/job_token_scope/allowlist or groups_allowlist, PATCH or DELETE .../allowlist/:target_project_id or .../groups_allowlist/:target_group_id, ' +
+  'PATCH /api/v4/projects/:id/job_token_scope with enabled for the scope setting, GET /api/v4/projects/:id/job_token_scope/usage for what jobs used)'
+
+function refused (code: RefusalCode, message: string): Classification {
+  return { kind: 'refused', code, message }
+}
+
+const DEFAULT_REQUEST: GraphqlHttpRequest = { method: 'POST', query: '', contentType: 'application/json', bodyReadable: true }
+
+/**
+ * Decides whose request a GraphQL request is: GitLab's (forward it), the gate's (answer it), or
+ * refused. Every reading GitLab might make of the request is checked.
+ */
+export function classifyGraphql (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): Classification {
+  const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
+  const broken: string[] = []
+  const urlReadings = req.query === '' ? [newParams()] : formReadings(req.query, broken)
+  const readings = bodyReadings(body, req, broken)
+  const relevant = new Map<string, { effective: Effective, reads: OperationReading[] }>()
+  for (const fromBody of readings) {
+    for (const fromUrl of urlReadings) {
+      // Rails: the URL's parameters override the body's.
+      const effective = effectiveOf(Object.assign(newParams(), fromBody, fromUrl))
+      const reads = effective.operations.map(readOperation)
+      if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
+    }
+  }
+  if (relevant.size === 0) {
+    if (broken.some(text => RELEVANT_TEXT.test(text))) {
+      return refused('GRAPHQL_NOT_INSPECTABLE', 'the gate cannot read this GraphQL request the way GitLab would (its parameters or body do not parse), and it names job token allowlist fields; send a JSON body')
+    }
+    return { kind: 'gitlab' }
+  }
+  if (req.method !== 'POST') {
+    return refused('GRAPHQL_GATE_FIELDS_OVER_GET', `this ${req.method} request names job token allowlist mutations or the gate's fields; they are accepted only in POST requests with a JSON body`)
+  }
+  if (relevant.size > 1) {
+    return refused('GRAPHQL_AMBIGUOUS_REQUEST', 'this GraphQL request can be read in more than one way (URL parameters over body parameters, or a body GitLab may parse differently) and one of them names job token allowlist fields; send query, variables and operationName once, in a JSON body')
+  }
+  const [{ effective, reads }] = [...relevant.values()] as [{ effective: Effective, reads: OperationReading[] }]
+  const names = [...new Set(reads.flatMap(r => r.facts?.refused ?? []))]
+  if (names.length > 0) return refused('GRAPHQL_ALLOWLIST_MANAGED_BY_GATE', `${names.join(', ')} would change GitLab's job token allowlist or scope; ${REST_HINT}`)
+  if (reads.some(r => r.unparseable === true)) {
+    return refused('GRAPHQL_NOT_INSPECTABLE', 'this GraphQL document names job token allowlist fields but the gate cannot parse it; send a valid document')
+  }
+  if (effective.batch) {
+    return refused('GRAPHQL_MIXED_OPERATION', 'a batched (multiplexed) GraphQL request cannot contain job token allowlist mutations or the gate\'s fields; send them in a request of their own')
+  }
+  const operation = effective.operations[0]!
+  const document = reads[0]!.document!
+  const problems = validate(gateSchema(), document)
+  // A root field the gate does not have, or one on the project: GitLab's field next to the gate's.
+  const foreign = problems.filter(p => /^Cannot query field "[^"]*" on type "(?:Query|Mutation|Project)"|^Unknown argument "[^"]*" on field "(?:Query|Mutation|Project)\.|^Unknown type/.test(p.message))
+  if (foreign.length > 0) {
+    const ours = [...reads[0]!.facts!.gateFields, ...reads[0]!.facts!.allowlist]
+    return refused('GRAPHQL_MIXED_OPERATION', `this GraphQL request mixes the gate's fields (${ours.join(', ')}) with GitLab fields; send them as separate requests (${foreign.map(p => p.message).join(' ')})`)
+  }
+  const variables = normalizeVariables(operation.variables)
+  return { kind: 'gate', document, variables, operationName: typeof operation.operationName === 'string' ? operation.operationName : undefined, problems }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
 
 const LEVEL_IN: Record<string, string> = { MAINTAINER: 'maintainer', JOB_TOKEN_AND_MAINTAINER: 'job_token_and_maintainer' }
 const LEVEL_OUT: Record<string, string> = { maintainer: 'MAINTAINER', job_token_and_maintainer: 'JOB_TOKEN_AND_MAINTAINER' }
@@ -128,32 +627,136 @@ function asGraphqlError (err: unknown): GraphQLError {
   return new GraphQLError('internal error', { extensions: { code: 'GATE_INTERNAL_ERROR' } })
 }
 
+const gid = (type: 'Project' | 'Group' | 'User', id: number): string => `gid://gitlab/${type}/${id}`
+
+function connection (nodes: unknown[]): Record<string, unknown> {
+  return {
+    count: nodes.length,
+    nodes,
+    edges: nodes.map((node, i) => ({ cursor: Buffer.from(String(i)).toString('base64'), node })),
+    pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null }
+  }
+}
+
+function targetView (type: EntryTargetType, id: number, path: string | undefined): Record<string, unknown> {
+  return {
+    __typename: type === 'project' ? 'CiJobTokenAccessibleProject' : 'CiJobTokenAccessibleGroup',
+    id: gid(type === 'project' ? 'Project' : 'Group', id),
+    fullPath: path ?? null,
+    path: path === undefined ? null : path.slice(path.lastIndexOf('/') + 1)
+  }
+}
+
+/** GitLab's CiJobTokenScopeType for the gate's document: the project itself first, as GitLab lists it. */
+function scopeView (doc: ProjectGrants): Record<string, unknown> {
+  const projects = [targetView('project', doc.projectId, doc.projectPath), ...doc.entries.filter(e => e.targetType === 'project').map(e => targetView('project', e.targetId, e.targetPath))]
+  const groups = doc.entries.filter(e => e.targetType === 'group').map(e => targetView('group', e.targetId, e.targetPath))
+  return {
+    inboundAllowlist: connection(projects),
+    groupsAllowlist: connection(groups),
+    inboundAllowlistCount: projects.length,
+    groupsAllowlistCount: groups.length,
+    inboundAllowlistAutopopulatedIds: [],
+    groupAllowlistAutopopulatedIds: []
+  }
+}
+
+function entryGraphView (doc: ProjectGrants, entry: AllowlistEntry, formats: readonly string[], service: AdminService): Record<string, unknown> {
+  return {
+    sourceProject: projectView(doc.projectId, doc.projectPath, service, formats),
+    target: targetView(entry.targetType, entry.targetId, entry.targetPath),
+    direction: 'inbound',
+    defaultPermissions: entry.defaultPermissions,
+    jobTokenPolicies: entry.jobTokenPolicies.map(p => p.toUpperCase()),
+    addedBy: entry.addedBy === null ? null : { id: gid('User', entry.addedBy.id), username: entry.addedBy.username ?? null },
+    createdAt: entry.createdAt,
+    autopopulated: false
+  }
+}
+
+function projectView (projectId: number, projectPath: string, service: AdminService, formats: readonly string[]): Record<string, unknown> {
+  return {
+    id: gid('Project', projectId),
+    fullPath: projectPath,
+    async jobTokenPermissions () {
+      const { doc } = await service.read(projectId, projectPath)
+      return graphView(doc, formats)
+    }
+  }
+}
+
+/** The REST field names of allowlist validation issues, in the mutation's words. */
+function issueText (issue: ValidationIssue, targetField: string): string {
+  const words = (text: string): string => text
+    .replace(/^target_(?:project|group)_id/, targetField)
+    .replace(/default_permissions/g, 'defaultPermissions')
+    .replace(/job_token_policies/g, 'jobTokenPolicies')
+  return `${words(issue.path)} ${words(issue.message)}`
+}
+
+/** GitLab's enum values (READ_PACKAGES) as the catalog's policy names. */
+function policyNames (values: unknown): unknown {
+  return Array.isArray(values) ? values.map(v => typeof v === 'string' && /^[A-Z_]+$/.test(v) ? v.toLowerCase() : v) : values
+}
+
+type MutationResult = Record<string, unknown>
+
 /** Runs a gate-only operation; the answer is GraphQL's `{data, errors}` (HTTP 200). */
 export async function executeGraphql (service: AdminService, request: Extract<Classification, { kind: 'gate' }>, caller: Caller, requestId: string): Promise<unknown> {
   if (request.problems.length > 0) return { errors: request.problems.map(p => p.toJSON()) }
+  if (request.variables === null) return { errors: [{ message: 'variables must be a JSON object (or a string holding one)', extensions: { code: 'GRAPHQL_VARIABLES_INVALID' } }] }
   const formats = service.packageFormats()
+
+  const projectAccess = async (projectPath: string): Promise<ProjectAccess> => {
+    try {
+      return await service.access(caller, encodeURIComponent(projectPath))
+    } catch (err) {
+      throw asGraphqlError(err)
+    }
+  }
+
+  /**
+   * One allowlist mutation: the Maintainer check (a refusal is a GraphQL error), then `run`;
+   * what the caller can fix (validation, a missing or existing entry, an unknown target) is in
+   * the payload's `errors`, as GitLab's mutations report it.
+   */
+  const allowlistMutation = async (input: Record<string, unknown>, targetField: string, run: (access: ProjectAccess) => Promise<MutationResult>, empty: MutationResult): Promise<MutationResult> => {
+    const clientMutationId = input.clientMutationId ?? null
+    const access = await projectAccess(String(input.projectPath))
+    try {
+      return { ...await run(access), errors: [], clientMutationId }
+    } catch (err) {
+      if (err instanceof PayloadError) return { ...empty, errors: [err.message], clientMutationId }
+      if (err instanceof AdminError && err.code === 'ADMIN_VALIDATION_FAILED') return { ...empty, errors: err.issues.map(i => issueText(i, targetField)), clientMutationId }
+      if (err instanceof AdminError && (err.code === 'ADMIN_ENTRY_EXISTS' || err.code === 'ADMIN_NOT_FOUND')) return { ...empty, errors: [err.message.replace(/^\d{3} [A-Za-z ]+ - /, '')], clientMutationId }
+      throw asGraphqlError(err)
+    }
+  }
+
+  /** The entry of the project's document whose target is `path` (stored), else GitLab's answer. */
+  const target = async (access: ProjectAccess, path: string, types: readonly EntryTargetType[], field: string): Promise<{ type: EntryTargetType, id: number, path: string }> => {
+    const { doc } = await service.read(access.projectId, access.projectPath)
+    for (const type of types) {
+      const stored = doc.entries.find(e => e.targetType === type && e.targetPath !== undefined && e.targetPath.toLowerCase() === path.toLowerCase())
+      if (stored !== undefined) return { type, id: stored.targetId, path: stored.targetPath! }
+    }
+    const found = await service.findTarget(access, path, types)
+    if (found === null) throw new PayloadError(`${field} "${path}" is not a ${types.join(' or ')} the caller can see`)
+    return found
+  }
+
+  const inboundOnly = (direction: unknown): void => {
+    if (direction === 'OUTBOUND') throw new PayloadError('direction OUTBOUND: the outbound job token scope no longer exists; the gate keeps the inbound allowlist only')
+  }
+
   const rootValue = {
     async project ({ fullPath }: { fullPath: string }) {
-      try {
-        const access = await service.access(caller, encodeURIComponent(fullPath))
-        return {
-          async jobTokenPermissions () {
-            const { doc } = await service.read(access.projectId, access.projectPath)
-            return graphView(doc, formats)
-          }
-        }
-      } catch (err) {
-        throw asGraphqlError(err)
-      }
+      const access = await projectAccess(fullPath)
+      return projectView(access.projectId, access.projectPath, service, formats)
     },
     async updateJobTokenPermissions ({ input }: { input: { projectPath: string, packageRegistry: Array<Record<string, unknown>>, clientMutationId?: string } }) {
       const clientMutationId = input.clientMutationId ?? null
-      let access
-      try {
-        access = await service.access(caller, encodeURIComponent(input.projectPath))
-      } catch (err) {
-        throw asGraphqlError(err)
-      }
+      const access = await projectAccess(input.projectPath)
       // The REST body, from the list of formats.
       const registry: Record<string, Record<string, unknown>> = {}
       const issues: ValidationIssue[] = []
@@ -189,6 +792,49 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
         }
         throw asGraphqlError(err)
       }
+    },
+    async ciJobTokenScopeAddProject ({ input }: { input: Record<string, unknown> }) {
+      return await allowlistMutation(input, 'targetProjectPath', async access => {
+        inboundOnly(input.direction)
+        const found = await target(access, String(input.targetProjectPath), ['project'], 'targetProjectPath')
+        const { doc } = await service.addEntry(access, 'project', { target_project_id: found.id }, requestId, found.path)
+        return { ciJobTokenScope: scopeView(doc) }
+      }, { ciJobTokenScope: null })
+    },
+    async ciJobTokenScopeAddGroupOrProject ({ input }: { input: Record<string, unknown> }) {
+      return await allowlistMutation(input, 'targetPath', async access => {
+        const found = await target(access, String(input.targetPath), ['group', 'project'], 'targetPath')
+        const body = {
+          [found.type === 'project' ? 'target_project_id' : 'target_group_id']: found.id,
+          default_permissions: input.defaultPermissions ?? true,
+          job_token_policies: policyNames(input.jobTokenPolicies ?? [])
+        }
+        const { doc, entry } = await service.addEntry(access, found.type, body, requestId, found.path)
+        return { ciJobTokenScope: scopeView(doc), ciJobTokenScopeAllowlistEntry: entryGraphView(doc, entry, formats, service) }
+      }, { ciJobTokenScope: null, ciJobTokenScopeAllowlistEntry: null })
+    },
+    async ciJobTokenScopeUpdatePolicies ({ input }: { input: Record<string, unknown> }) {
+      return await allowlistMutation(input, 'targetPath', async access => {
+        const found = await target(access, String(input.targetPath), ['group', 'project'], 'targetPath')
+        const body = { default_permissions: input.defaultPermissions, job_token_policies: policyNames(input.jobTokenPolicies) }
+        const { doc, entry } = await service.changeEntry(access, found.type, found.id, body, requestId)
+        return { ciJobTokenScopeAllowlistEntry: entryGraphView(doc, entry, formats, service) }
+      }, { ciJobTokenScopeAllowlistEntry: null })
+    },
+    async ciJobTokenScopeRemoveProject ({ input }: { input: Record<string, unknown> }) {
+      return await allowlistMutation(input, 'targetProjectPath', async access => {
+        inboundOnly(input.direction)
+        const found = await target(access, String(input.targetProjectPath), ['project'], 'targetProjectPath')
+        const { doc } = await service.removeEntry(access, 'project', found.id, requestId)
+        return { ciJobTokenScope: scopeView(doc) }
+      }, { ciJobTokenScope: null })
+    },
+    async ciJobTokenScopeRemoveGroup ({ input }: { input: Record<string, unknown> }) {
+      return await allowlistMutation(input, 'targetGroupPath', async access => {
+        const found = await target(access, String(input.targetGroupPath), ['group'], 'targetGroupPath')
+        const { doc } = await service.removeEntry(access, 'group', found.id, requestId)
+        return { ciJobTokenScope: scopeView(doc) }
+      }, { ciJobTokenScope: null })
     }
   }
   return await execute({
@@ -199,3 +845,6 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
     operationName: request.operationName
   })
 }
+
+/** A problem the caller can fix, reported in the mutation payload's `errors`. */
+class PayloadError extends Error {}

@@ -1,9 +1,10 @@
 // The configuration API's entry point on the API listener (docs/admin.md). server.ts asks it
 // first, after canonicalization: requests for the gate's own endpoints are answered here and
-// never reach GitLab (GitLab's own job_token_scope REST endpoints included: the gate serves
-// them with policy support); everything else continues through the job-token stages. For
-// `POST /api/graphql` the body is read (up to a limit) to tell whose request it is; a GitLab
-// request continues with exactly the bytes that were read.
+// never reach GitLab (GitLab's own job_token_scope REST endpoints included, in every form Grape
+// routes: rest.ts's matchAdminPath); everything else continues through the job-token stages.
+// For GraphQL (`GET`/`POST /api/graphql`, with Rails' optional format) the body is read (up to
+// a limit) to tell whose request it is (graphql.ts); a GitLab request continues with exactly
+// the bytes that were read.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
@@ -125,9 +126,11 @@ export function createAdmin (options: AdminOptions): Admin {
       }
       return formats
     },
-    ...(options.serviceToken === undefined ? {} : { serviceToken: options.serviceToken })
+    ...(options.serviceToken === undefined ? {} : { serviceToken: options.serviceToken }),
+    upstreamUrl: options.upstreamUrl,
+    relativeUrlRoot: options.relativeUrlRoot
   })
-  const graphqlPath = options.relativeUrlRoot + '/api/graphql'
+  const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/graphql(?:\\.[^/.]+)?$')
 
   function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
     const text = body === undefined ? '' : JSON.stringify(body)
@@ -170,35 +173,40 @@ export function createAdmin (options: AdminOptions): Admin {
     async handle (req, res, canonical, requestId, beforeBodyRead) {
       if (canonical.kind === 'rejected') return PASS
       if (canonical.kind === 'other') {
-        if (canonical.method !== 'POST' || canonical.path !== graphqlPath) return PASS
-        // A compressed body cannot be read here: it is GitLab's to decode.
-        if (req.headers['content-encoding'] !== undefined) return PASS
-        beforeBodyRead?.()
-        let body: Buffer
-        try {
-          body = await readBody(req, MAX_ADMIN_BODY_BYTES)
-        } catch (err) {
-          if (err instanceof BodyTooLarge) {
-            refuse(res, requestId, new AdminError('ADMIN_BODY_TOO_LARGE', `413 Request Entity Too Large - GraphQL requests through the gate are limited to ${MAX_ADMIN_BODY_BYTES} bytes`), 'POST', canonical.path, true)
-            return ANSWERED
+        // Rails routes GET and POST /api/graphql with an optional format (`/api/graphql.json`).
+        if ((canonical.method !== 'POST' && canonical.method !== 'GET') || !graphqlPath.test(canonical.path)) return PASS
+        // A compressed body is not read: GitLab does not decode it either, so only the URL's
+        // parameters can reach its GraphQL; they are still checked.
+        const encoding = req.headers['content-encoding']
+        const bodyReadable = encoding === undefined || encoding.trim().toLowerCase() === 'identity'
+        let body: Buffer = Buffer.alloc(0)
+        if (bodyReadable) {
+          beforeBodyRead?.()
+          try {
+            body = await readBody(req, MAX_ADMIN_BODY_BYTES)
+          } catch (err) {
+            if (err instanceof BodyTooLarge) {
+              refuse(res, requestId, new AdminError('ADMIN_BODY_TOO_LARGE', `413 Request Entity Too Large - GraphQL requests through the gate are limited to ${MAX_ADMIN_BODY_BYTES} bytes`), canonical.method, canonical.path, true)
+              return ANSWERED
+            }
+            throw err
           }
-          throw err
         }
-        const classified = classifyGraphql(body)
+        const classified = classifyGraphql(body, { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable })
         if (classified.kind === 'gitlab') return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
-        if (classified.kind === 'mixed') {
-          refuse(res, requestId, new AdminError('GRAPHQL_MIXED_OPERATION', `400 Bad request - ${classified.message}`), 'POST', canonical.path)
+        if (classified.kind === 'refused') {
+          refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, !bodyReadable && !req.complete)
           return ANSWERED
         }
         const caller = findCaller(req.headers, canonical.query, options.adminToken)
         if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
-          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), 'POST', canonical.path)
+          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, !bodyReadable && !req.complete)
           return ANSWERED
         }
         try {
-          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId))
+          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId), !bodyReadable && !req.complete ? { connection: 'close' } : {})
         } catch (err) {
-          refuse(res, requestId, err, 'POST', canonical.path)
+          refuse(res, requestId, err, canonical.method, canonical.path, !bodyReadable && !req.complete)
         }
         return ANSWERED
       }

@@ -9,11 +9,11 @@
 
 import type { CatalogRoute, Method } from '../catalog/types.ts'
 import type { ValidationIssue } from '../grants/errors.ts'
-import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
+import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { Router } from '../routing/router.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
-import { auditView, countIssue, entrySettings, entryView, linkView, mergePackageRules, parseId, permissionsView, targetIdIssue } from './views.ts'
+import { auditView, entryView, linkView, mergePackageRules, parseId, permissionsView } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
 
 export interface RestAnswer {
@@ -215,54 +215,18 @@ async function listEntries (service: AdminService, access: ProjectAccess, reques
   return { status: 200, body: slice, headers: headers(views.length) }
 }
 
-function actorAddedBy (access: ProjectAccess): AllowlistEntry['addedBy'] {
-  return access.actor.kind === 'user' && access.actor.id > 0 ? { id: access.actor.id, ...(access.actor.username === undefined ? {} : { username: access.actor.username }) } : null
-}
-
 async function addEntry (service: AdminService, access: ProjectAccess, request: RestRequest, type: EntryTargetType): Promise<RestAnswer> {
-  const body = await request.params()
-  const field = type === 'project' ? 'target_project_id' : 'target_group_id'
-  let added: AllowlistEntry | null = null
-  await service.update(access, type === 'project' ? 'add_project_to_allowlist' : 'add_group_to_allowlist', request.requestId, current => {
-    const issues: ValidationIssue[] = []
-    for (const key of Object.keys(body)) {
-      if (![field, 'default_permissions', 'job_token_policies', 'id'].includes(key)) issues.push({ path: key, message: 'is not a known field' })
-    }
-    const targetId = targetIdIssue(body[field], field, type, access.projectId, issues)
-    const settings = entrySettings(body, service.policies(), issues)
-    countIssue(current, type, type === 'project' ? service.settings.maxProjectEntries : service.settings.maxGroupEntries, issues)
-    if (issues.length > 0) invalid(issues)
-    if (current.entries.some(e => e.targetType === type && e.targetId === targetId)) throw new AdminError('ADMIN_ENTRY_EXISTS')
-    added = { targetType: type, targetId: targetId!, ...settings, addedBy: actorAddedBy(access), createdAt: new Date().toISOString() }
-    return { doc: { ...current, entries: [...current.entries, added] }, before: null, after: entryView(added) }
-  })
-  return { status: 201, body: linkView(access.projectId, added!) }
+  const { entry } = await service.addEntry(access, type, await request.params(), request.requestId)
+  return { status: 201, body: linkView(access.projectId, entry) }
 }
 
 async function changeEntry (service: AdminService, access: ProjectAccess, request: RestRequest, type: EntryTargetType, target: string): Promise<RestAnswer> {
-  const field = type === 'project' ? 'target_project_id' : 'target_group_id'
   const targetId = parseId(target)
-  if (targetId === null) invalid([{ path: field, message: 'must be a positive integer id' }])
-  const body = request.method === 'PATCH' ? await request.params() : {}
-  let changed: AllowlistEntry | null = null
-  await service.update(access, `${request.method === 'PATCH' ? 'update' : 'remove'}_${type}_allowlist_entry`, request.requestId, current => {
-    const index = current.entries.findIndex(e => e.targetType === type && e.targetId === targetId)
-    if (index === -1) throw new AdminError('ADMIN_NOT_FOUND', `404 Not Found - ${type} ${targetId} is not in the job token scope allowlist`)
-    const old = current.entries[index]!
-    if (request.method === 'DELETE') {
-      return { doc: { ...current, entries: current.entries.filter((_, i) => i !== index) }, before: entryView(old), after: null }
-    }
-    const issues: ValidationIssue[] = []
-    for (const key of Object.keys(body)) {
-      if (!['default_permissions', 'job_token_policies', 'id', field].includes(key)) issues.push({ path: key, message: 'is not a known field' })
-    }
-    const settings = entrySettings(body, service.policies(), issues, old)
-    if (issues.length > 0) invalid(issues)
-    changed = { ...old, ...settings }
-    const entries = current.entries.slice()
-    entries[index] = changed
-    return { doc: { ...current, entries }, before: entryView(old), after: entryView(changed) }
-  })
-  if (request.method === 'DELETE') return { status: 204 }
-  return { status: 200, body: linkView(access.projectId, changed!) }
+  if (targetId === null) invalid([{ path: type === 'project' ? 'target_project_id' : 'target_group_id', message: 'must be a positive integer id' }])
+  if (request.method === 'DELETE') {
+    await service.removeEntry(access, type, targetId, request.requestId)
+    return { status: 204 }
+  }
+  const { entry } = await service.changeEntry(access, type, targetId, await request.params(), request.requestId)
+  return { status: 200, body: linkView(access.projectId, entry) }
 }

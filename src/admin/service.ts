@@ -1,15 +1,18 @@
 // The configuration API's core, shared by REST and GraphQL: find the project and prove the
 // caller may configure it, then change its grants document with a conditional write (no lost
-// updates), local cache invalidation (read-your-writes) and an audit event (log + store).
+// updates), local cache invalidation (read-your-writes) and an audit event (log + store). The
+// allowlist operations (add, change, remove an entry) live here too, so REST and GraphQL run the
+// same validation, Maintainer check and audit.
 
 import type { Logger } from 'pino'
 import { errors } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
-import { isFullPath, validateProjectGrants, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
+import { isFullPath, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
 import type { AuditEvent, GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
 import { MAINTAINER_ACCESS, type Caller, type GitlabClient } from './auth.ts'
+import { countIssue, entrySettings, entryView, targetIdIssue } from './views.ts'
 
 /** A refusal of the configuration API: one of the ADMIN_* codes of src/errors.ts. */
 export class AdminError extends Error {
@@ -48,6 +51,22 @@ export interface AdminServiceOptions {
   readonly packageFormats: () => readonly string[]
   /** Used for the operator token on a project the store does not know yet (id ↔ path). */
   readonly serviceToken?: string
+  /** Where GitLab's API is, for group lookups by full path (GraphQL names targets by path). */
+  readonly upstreamUrl?: string
+  readonly relativeUrlRoot?: string
+}
+
+/** A group or project found by full path, as an allowlist target. */
+export interface AllowlistTarget {
+  readonly type: EntryTargetType
+  readonly id: number
+  readonly path: string
+}
+
+/** An allowlist change: the entry (before removal, after addition or change) and the new document. */
+export interface EntryChange {
+  readonly entry: AllowlistEntry
+  readonly doc: ProjectGrants
 }
 
 export interface AdminService {
@@ -61,6 +80,21 @@ export interface AdminService {
    */
   update (access: ProjectAccess, action: string, requestId: string,
     change: (doc: ProjectGrants) => { doc: ProjectGrants, before: unknown, after: unknown }): Promise<ProjectGrants>
+  /**
+   * Adds an allowlist entry. `body` speaks the REST fields (`target_project_id` or
+   * `target_group_id`, `default_permissions`, `job_token_policies`); validation issues name them.
+   * `targetPath` is kept with the entry when the caller named the target by path.
+   */
+  addEntry (access: ProjectAccess, type: EntryTargetType, body: Readonly<Record<string, unknown>>, requestId: string, targetPath?: string): Promise<EntryChange>
+  /** Changes `default_permissions` / `job_token_policies` of an entry (unset fields keep their value). */
+  changeEntry (access: ProjectAccess, type: EntryTargetType, targetId: number, body: Readonly<Record<string, unknown>>, requestId: string): Promise<EntryChange>
+  /** Removes an entry; 404 ADMIN_NOT_FOUND when it is not there. */
+  removeEntry (access: ProjectAccess, type: EntryTargetType, targetId: number, requestId: string): Promise<EntryChange>
+  /**
+   * Finds a group or project by full path in GitLab, as the caller sees it (its own token; the
+   * service token for the operator), trying `types` in order; null when none is visible.
+   */
+  findTarget (access: ProjectAccess, path: string, types: readonly EntryTargetType[]): Promise<AllowlistTarget | null>
   readonly settings: InstanceSettings
   readonly policies: () => PolicyIndex
   readonly packageFormats: () => readonly string[]
@@ -68,6 +102,24 @@ export interface AdminService {
 }
 
 const RETRIES = 10
+const LOOKUP_TIMEOUT_MS = 5000
+/** A group's (one segment or more) or project's full path, as GitLab spells them. */
+const TARGET_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/
+
+function validationFailed (issues: readonly ValidationIssue[]): never {
+  throw new AdminError('ADMIN_VALIDATION_FAILED', undefined, issues)
+}
+
+function actorAddedBy (access: ProjectAccess): AllowlistEntry['addedBy'] {
+  return access.actor.kind === 'user' && access.actor.id > 0 ? { id: access.actor.id, ...(access.actor.username === undefined ? {} : { username: access.actor.username }) } : null
+}
+
+/** The credential to look things up in GitLab as the caller: its own, or the service token for the operator. */
+function lookupHeader (access: ProjectAccess, serviceToken: string | undefined): Readonly<Record<string, string>> | null {
+  if (access.caller.kind === 'user') return access.caller.header
+  if (access.caller.kind === 'operator' && serviceToken !== undefined) return { 'private-token': serviceToken }
+  return null
+}
 
 export function createAdminService (options: AdminServiceOptions): AdminService {
   const { store, grants, gitlab, logger } = options
@@ -92,6 +144,27 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     if (found.kind === 'found') return { id: found.id, path: found.path }
     if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
     throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+  }
+
+  /** `GET /api/v4/groups/:path` as the header's holder; null when GitLab does not show it. */
+  async function findGroup (path: string, header: Readonly<Record<string, string>>): Promise<AllowlistTarget | null> {
+    if (options.upstreamUrl === undefined) return null
+    const url = new URL(`${options.relativeUrlRoot ?? ''}/api/v4/groups/${encodeURIComponent(path)}?with_projects=false`, options.upstreamUrl)
+    let status: number
+    let text: string
+    try {
+      const response = await fetch(url, { headers: { accept: 'application/json', ...header }, signal: AbortSignal.timeout(LOOKUP_TIMEOUT_MS) })
+      status = response.status
+      text = await response.text()
+    } catch {
+      throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+    }
+    if (status === 401 || status === 403 || status === 404) return null
+    let body: { id?: unknown, full_path?: unknown } | null = null
+    try { body = JSON.parse(text) as { id?: unknown, full_path?: unknown } | null } catch {}
+    const id = body?.id
+    if (status !== 200 || typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+    return { type: 'group', id, path: typeof body?.full_path === 'string' ? body.full_path : path }
   }
 
   return {
@@ -119,6 +192,83 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
           return { projectId: found.id, projectPath: found.path, actor, caller }
         }
       }
+    },
+    async addEntry (access, type, body, requestId, targetPath) {
+      const field = type === 'project' ? 'target_project_id' : 'target_group_id'
+      let added: AllowlistEntry | null = null
+      const doc = await this.update(access, type === 'project' ? 'add_project_to_allowlist' : 'add_group_to_allowlist', requestId, current => {
+        const issues: ValidationIssue[] = []
+        for (const key of Object.keys(body)) {
+          if (![field, 'default_permissions', 'job_token_policies', 'id'].includes(key)) issues.push({ path: key, message: 'is not a known field' })
+        }
+        const targetId = targetIdIssue(body[field], field, type, access.projectId, issues)
+        const settings = entrySettings(body, options.policies(), issues)
+        countIssue(current, type, type === 'project' ? options.settings.maxProjectEntries : options.settings.maxGroupEntries, issues)
+        if (issues.length > 0) validationFailed(issues)
+        if (current.entries.some(e => e.targetType === type && e.targetId === targetId)) throw new AdminError('ADMIN_ENTRY_EXISTS')
+        added = {
+          targetType: type,
+          targetId: targetId!,
+          ...(targetPath === undefined ? {} : { targetPath }),
+          ...settings,
+          addedBy: actorAddedBy(access),
+          createdAt: new Date().toISOString()
+        }
+        return { doc: { ...current, entries: [...current.entries, added] }, before: null, after: entryView(added) }
+      })
+      return { entry: added!, doc }
+    },
+    async changeEntry (access, type, targetId, body, requestId) {
+      const field = type === 'project' ? 'target_project_id' : 'target_group_id'
+      let changed: AllowlistEntry | null = null
+      const doc = await this.update(access, `update_${type}_allowlist_entry`, requestId, current => {
+        const index = current.entries.findIndex(e => e.targetType === type && e.targetId === targetId)
+        if (index === -1) throw new AdminError('ADMIN_NOT_FOUND', `404 Not Found - ${type} ${targetId} is not in the job token scope allowlist`)
+        const old = current.entries[index]!
+        const issues: ValidationIssue[] = []
+        for (const key of Object.keys(body)) {
+          if (!['default_permissions', 'job_token_policies', 'id', field].includes(key)) issues.push({ path: key, message: 'is not a known field' })
+        }
+        const settings = entrySettings(body, options.policies(), issues, old)
+        if (issues.length > 0) validationFailed(issues)
+        changed = { ...old, ...settings }
+        const entries = current.entries.slice()
+        entries[index] = changed
+        return { doc: { ...current, entries }, before: entryView(old), after: entryView(changed) }
+      })
+      return { entry: changed!, doc }
+    },
+    async removeEntry (access, type, targetId, requestId) {
+      let removed: AllowlistEntry | null = null
+      const doc = await this.update(access, `remove_${type}_allowlist_entry`, requestId, current => {
+        const index = current.entries.findIndex(e => e.targetType === type && e.targetId === targetId)
+        if (index === -1) throw new AdminError('ADMIN_NOT_FOUND', `404 Not Found - ${type} ${targetId} is not in the job token scope allowlist`)
+        removed = current.entries[index]!
+        return { doc: { ...current, entries: current.entries.filter((_, i) => i !== index) }, before: entryView(removed), after: null }
+      })
+      return { entry: removed!, doc }
+    },
+    async findTarget (access, path, types) {
+      if (!TARGET_PATH.test(path) || path.length > 2048) return null
+      const header = lookupHeader(access, options.serviceToken)
+      for (const type of types) {
+        if (type === 'project') {
+          if (!isFullPath(path)) continue
+          if (header === null) {
+            // The operator without a service token: only projects the store knows.
+            const id = await store.resolvePath(path)
+            if (id !== null) return { type, id, path: (await store.get(id))?.projectPath ?? path }
+            continue
+          }
+          const found = await gitlab.project(encodeURIComponent(path), header, access.caller.kind === 'user' ? access.caller.hash : null)
+          if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+          if (found.kind === 'found') return { type, id: found.id, path: found.path }
+        } else if (header !== null) {
+          const group = await findGroup(path, header)
+          if (group !== null) return group
+        }
+      }
+      return null
     },
     async read (projectId, projectPath) {
       const stored = await store.get(projectId)

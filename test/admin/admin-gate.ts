@@ -1,5 +1,6 @@
-// A test gate with the configuration API on: an operator token and three GitLab users of
-// acme/lib (200): a Maintainer, a group Owner (group_access) and a Developer.
+// A test gate with the configuration API on: an operator token and four GitLab users of
+// acme/lib (200): a Maintainer, a group Owner (group_access), a Developer, and a Maintainer who
+// also sees acme/platform/app (100) and acme/platform/web (600) as a Reporter.
 
 import type { TestContext } from 'node:test'
 import { startTestGate, type TestGate } from '../helpers/gate.ts'
@@ -8,7 +9,8 @@ export const ADMIN = 'gate-operator-secret-token'
 export const USERS = {
   maintainer: 'glpat-maintainer-of-lib',
   owner: 'glpat-group-owner-of-lib',
-  developer: 'glpat-developer-of-lib'
+  developer: 'glpat-developer-of-lib',
+  lead: 'glpat-maintainer-of-lib-sees-platform'
 } as const
 
 export async function adminGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
@@ -16,7 +18,8 @@ export async function adminGate (t: TestContext, env: Record<string, string> = {
     users: {
       [USERS.maintainer]: { id: 41, username: 'mia', access: { 200: 40 } },
       [USERS.owner]: { id: 42, username: 'olga', groupAccess: { 200: 50 }, access: { 200: 10 } },
-      [USERS.developer]: { id: 43, username: 'dev', access: { 200: 30, 100: 30 } }
+      [USERS.developer]: { id: 43, username: 'dev', access: { 200: 30, 100: 30 } },
+      [USERS.lead]: { id: 44, username: 'lea', access: { 200: 40, 100: 20, 600: 20 } }
     }
   })
 }
