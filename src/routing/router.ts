@@ -45,6 +45,8 @@ interface CompiledVariant {
   readonly exact: boolean
   /** Smallest number of segments tokens[i..] can match. */
   readonly minSegments: readonly number[]
+  /** Index of the last glob token, -1 without one: every token after it takes exactly one segment. */
+  readonly lastGlob: number
 }
 
 interface TrieNode {
@@ -73,7 +75,8 @@ function compileVariant (route: CatalogRoute, variant: Variant, order: number): 
   const noDots = trieTokens.flatMap(t => t.kind === 'param' && !t.dots ? [t.name] : [])
   const minSegments = new Array<number>(tokens.length + 1).fill(0)
   for (let i = tokens.length - 1; i >= 0; i--) minSegments[i] = minSegments[i + 1]! + 1
-  return { route, tokens, format: variant.format, order, trieLength, trieKey, triePath, noDots, exact, minSegments }
+  const lastGlob = tokens.findLastIndex(t => t.kind === 'glob')
+  return { route, tokens, format: variant.format, order, trieLength, trieKey, triePath, noDots, exact, minSegments, lastGlob }
 }
 
 /** The paths find-my-way sends to a node, as tokens: its key with any segment for parameters and wildcard. */
@@ -225,7 +228,10 @@ function step (variant: CompiledVariant, segments: readonly string[], ti: number
   } else {
     if (!globOpens(token, segment)) return false
     const last = segments.length - variant.minSegments[ti + 1]!
-    for (let end = si + 1; end <= last; end++) {
+    // After the last glob every token takes one segment, so only `last` can end it: trying every
+    // end made a route with two globs quadratic in the number of segments (a PUT to
+    // /projects/1/packages/generic/p/ plus 4,000 segments took 0.7 s to match).
+    for (let end = ti === variant.lastGlob ? Math.max(si + 1, last) : si + 1; end <= last; end++) {
       ends[ti] = end
       if (step(variant, segments, ti + 1, end, ends)) return true
     }
