@@ -322,6 +322,7 @@ function part (tokens: fc.Arbitrary<string>): fc.Arbitrary<{ pre: string, after:
     w(6, tokens),
     w(2, fc.string({ maxLength: 20 })),
     w(1, A('', '\r\n', '\n', '--', '\r\n--', 'glcbt', 'glcbt-\r\n')),
+    w(1, fc.tuple(A('glcbt-', 'x', ''), fc.integer({ min: 100, max: 3000 })).map(([p, n]) => p + 'a'.repeat(n))),
     w(1, fc.tuple(A('glcbt-', 'x', ''), aroundLimit(8192 + 3), A('a', '\r\n')).map(([p, n, c]) => p + c.repeat(n)))
   )
   return fc.record({
@@ -381,7 +382,7 @@ export function chunking (): fc.Arbitrary<Chunking> {
 }
 
 /** Splits a body by a chunking; 'bytes' splits bodies up to maxByteChunks bytes into single bytes (longer ones into 64). */
-export function splitBody (body: Buffer, c: Chunking, maxByteChunks = 2048): Buffer[] {
+export function splitBody (body: Buffer, c: Chunking, maxByteChunks = 4096): Buffer[] {
   if (body.length === 0) return []
   if (c.mode === 'whole') return [body]
   let points: number[]

@@ -8,9 +8,9 @@
 // An input over the limit is run again up to `retimes` times, each retiming counting the smaller
 // of its wall-clock and its process CPU time (CPU time leaves out the time the process waited for
 // a core, which on a machine busy with other work can be most of it), and fails only when every
-// run is over: a GC pause or a descheduled process does not read as a hang. The figure reported
-// is the smallest of those runs for the slowest input ("confirmed"), beside the largest single
-// wall-clock measurement ("raw").
+// run is over, with a growing pause before each retiming: a GC pause or a descheduled process
+// does not read as a hang. The figure reported is the smallest of those runs for the slowest
+// input ("confirmed"), beside the largest single wall-clock measurement ("raw").
 //
 // A hard hang (an input that never returns) cannot be timed from the same thread; a watchdog
 // worker sees the input counter stop, writes the target, seed and replay path to stderr and
@@ -291,7 +291,10 @@ export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: 
       const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
       let { ms, result } = timeSync(prepared)
       maxRawMs = Math.max(maxRawMs, ms)
-      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) ms = Math.min(ms, timeSync(prepared, true).ms)
+      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
+        pause(k)
+        ms = Math.min(ms, timeSync(prepared, true).ms)
+      }
       settle(input, ms)
       void target.check?.(prepared, result, input)
     } catch (error) {
@@ -305,7 +308,10 @@ export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: 
       const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
       let { ms, result } = await timeAsync(prepared)
       maxRawMs = Math.max(maxRawMs, ms)
-      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) ms = Math.min(ms, (await timeAsync(prepared, true)).ms)
+      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
+        pause(k)
+        ms = Math.min(ms, (await timeAsync(prepared, true)).ms)
+      }
       settle(input, ms)
       await target.check?.(prepared, result, input)
     } catch (error) {
@@ -354,6 +360,16 @@ export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: 
     interrupted: details.interrupted,
     failure
   }
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * Sleeps 5, 10, 20... ms before retiming k: a collection or another process that made one run
+ * slow has then usually finished, so several runs in a row are not caught by the same burst.
+ */
+function pause (k: number): void {
+  Atomics.wait(SLEEPER, 0, 0, 5 * 2 ** k)
 }
 
 /** Process CPU time (user and system, all threads) since `from`, in milliseconds. */
