@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { classifyGraphql } from '../../src/admin/graphql.ts'
+import { classifyGraphql, escapeSingleQuotedNewlines } from '../../src/admin/graphql.ts'
 import { ADMIN, USERS, adminGate } from './admin-gate.ts'
 
 const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
@@ -30,6 +30,33 @@ test('graphql: classification', () => {
   assert.equal(cls(gql('{ currentUser { id } project(fullPath: "a/b") { jobTokenPermissions { packageRegistry { format } } } }')), 'mixed')
   assert.equal(cls(JSON.stringify([{ query: READ }])), 'mixed')
   assert.equal(cls(JSON.stringify([{ query: '{ currentUser { id } }' }])), 'gitlab')
+})
+
+test('graphql: documents go through graphql-ruby\'s escape_single_quoted_newlines, quirks included', () => {
+  assert.equal(escapeSingleQuotedNewlines('{ a(s: "x\ny") }\n'), '{ a(s: "x\\ny") }\n', 'inside a string: escaped; outside: kept')
+  assert.equal(escapeSingleQuotedNewlines('{ a(s: """x\ny""") }'), '{ a(s: """x\ny""") }', 'block strings are left alone')
+  assert.equal(escapeSingleQuotedNewlines('{ a(s: "q\\"\n") }'), '{ a(s: "q\\"\\n") }', 'a backslash before a quote is read as an escaped quote, as Ruby\'s scanner does')
+  assert.equal(escapeSingleQuotedNewlines('"a\r\nb"'), '"a\\r\\nb"')
+})
+
+test('graphql: requests are read as Rails reads them (URL over body, Rack\'s nested names, batches)', () => {
+  const REMOVE = 'mutation { ciJobTokenScopeRemoveGroup(input: {projectPath: "a/b", targetGroupPath: "c"}) { errors } }'
+  const cls = (body: string, request: Parameters<typeof classifyGraphql>[1]): string => {
+    const c = classifyGraphql(Buffer.from(body), request)
+    return c.kind === 'refused' ? c.code : c.kind
+  }
+  const form = { contentType: 'application/x-www-form-urlencoded' }
+  assert.equal(cls(`query=${encodeURIComponent(REMOVE)}`, form), 'gate')
+  assert.equal(cls(`query[]=${encodeURIComponent(REMOVE)}`, form), 'gitlab', 'an array is no query for GitLab (permit drops it)')
+  assert.equal(cls(`_json[][query]=${encodeURIComponent(REMOVE)}&_json[][variables]=x`, form), 'GRAPHQL_MIXED_OPERATION', 'a batch')
+  assert.equal(cls(`query=${encodeURIComponent(REMOVE)}&query=${encodeURIComponent('{ currentUser { id } }')}`, form), 'gitlab', 'the last value wins, as in Rack')
+  assert.equal(cls(`query=x&query[a]=${encodeURIComponent(REMOVE)}`, form), 'GRAPHQL_NOT_INSPECTABLE', 'Rack refuses the type conflict; the gate does not guess')
+  assert.equal(cls(gql('{ currentUser { id } }'), { query: `operationName=A&query=${encodeURIComponent(REMOVE)}` }), 'gate', 'the URL\'s query overrides the body\'s')
+  assert.equal(cls(gql(REMOVE), { query: `query=${encodeURIComponent('{ currentUser { id } }')}` }), 'gitlab', 'the URL\'s harmless query is what GitLab runs')
+  assert.equal(cls(gql(REMOVE), { method: 'GET' }), 'GRAPHQL_GATE_FIELDS_OVER_GET')
+  assert.equal(cls('', { method: 'GET', query: `query=${encodeURIComponent('{ currentUser { id } }')}` }), 'gitlab')
+  assert.equal(cls(JSON.stringify({ _json: [{ query: REMOVE }] }), {}), 'GRAPHQL_MIXED_OPERATION', '`_json` inside a JSON object is a batch too')
+  assert.equal(cls(gql(REMOVE), { bodyReadable: false }), 'gitlab', 'an unread (compressed) body is not GitLab\'s to run either')
 })
 
 test('graphql: the gate answers jobTokenPermissions and updateJobTokenPermissions; nothing reaches GitLab', async t => {
