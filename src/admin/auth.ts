@@ -1,4 +1,4 @@
-// Who may call the configuration API (issue 6):
+// Who may call the configuration API:
 // - the operator token (GATE_ADMIN_TOKEN, as PRIVATE-TOKEN or Authorization: Bearer), compared
 //   in constant time, may change any project;
 // - a GitLab user token (PAT or OAuth, same headers) whose holder has the Maintainer role or

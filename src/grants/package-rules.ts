@@ -1,4 +1,4 @@
-// Per package format rules of one project (the configuration API, issue 6): whether job tokens
+// Per package format rules of one project (set through the configuration API): whether job tokens
 // may read a format's packages, and who may write or delete them. Formats not set keep GitLab's
 // behaviour. The shape check and the "no misconfiguration" rules live here so that the model
 // (every store write) and the admin API (with its own field names) apply the same ones.
