@@ -19,6 +19,7 @@ import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../policy/policy-index.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
+import type { CatalogRoute } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
 /** What the stages need from the process: built once by createGate, replaced whole on reload. */
@@ -117,11 +118,13 @@ const matchRouteStage: Stage = (x, engine) => {
 // Find the credential (headers, query, body) and resolve the job behind a job token:
 // src/identity/stage.ts does both, and hands back the body to forward.
 const identifyStage: Stage = async (x, engine) => {
-  const route = x.match?.route ?? null
+  const canonical = x.canonical!
   const outcome = await engine.identity.run({
-    canonical: x.canonical!, route, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody(),
-    ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead })
+    canonical, route: x.match?.route ?? null, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody(),
+    ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead }),
+    ...(canonical.kind === 'api' ? { methodOverride: (method: string) => routeAs(x, engine, canonical, method) } : {})
   })
+  const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
     return { code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
@@ -148,6 +151,19 @@ const identifyStage: Stage = async (x, engine) => {
   // route that does.
   if (route === null) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
   return 'continue'
+}
+
+/**
+ * Rack::MethodOverride routes a POST as its `_method` or X-HTTP-Method-Override (found by the
+ * identity stage): from here on the canonical method and the route, which every later stage and
+ * the decision log read, are the ones GitLab routes. The request is forwarded as sent (x.method).
+ */
+function routeAs (x: Exchange, engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'api' }>, method: string): CatalogRoute | null {
+  // HEAD is served by the GET route, as canonicalize() reads it.
+  const routed = method === 'HEAD' ? 'GET' : method
+  x.canonical = { ...canonical, method: routed }
+  x.match = engine.router.match(routed, canonical.apiPath)
+  return x.match?.route ?? null
 }
 
 const resolveGrantsStage: Stage = async (x, engine) => {

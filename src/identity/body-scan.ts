@@ -18,8 +18,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable, Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
-import { paramCredential, queryPairs, type Credential } from './credentials.ts'
-import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, multipartCredentials } from './multipart.ts'
+import { isMethodOverrideParam, paramCredential, queryPairs, type Credential, type MethodParam } from './credentials.ts'
+import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
 
 export const DEFAULT_MAX_INSPECTED_BODY_BYTES = 64 * 1024
@@ -43,7 +43,8 @@ export type BodyPlan =
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export type BodyInspection =
-  | { readonly kind: 'buffered', readonly bytes: Buffer, readonly credentials: Credential[] }
+  /** `methodParam`: the body's `_method` as Rack reads it, for a form or multipart body (Rack::MethodOverride). */
+  | { readonly kind: 'buffered', readonly bytes: Buffer, readonly credentials: Credential[], readonly methodParam: MethodParam }
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export interface BodyScanner {
@@ -58,8 +59,11 @@ export interface BodyScanner {
    * paused and partly read: answer and close the connection.
    */
   read (plan: Extract<BodyPlan, { kind: 'buffer' }>, body: Readable): Promise<BodyInspection>
-  /** The streaming multipart guard (multipart.ts) for a body planned as 'stream'. */
-  guard (boundary: string, allowedToken?: string, refuseAnyCredential?: boolean): Transform
+  /**
+   * The streaming multipart guard (multipart.ts) for a body planned as 'stream'. With
+   * refuseMethodOverride it also fails at a part Rack could read as `_method`.
+   */
+  guard (boundary: string, allowedToken?: string, refuseAnyCredential?: boolean, refuseMethodOverride?: boolean): Transform
 }
 
 export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
@@ -75,35 +79,77 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
       const bytes = await readCapped(body, maxBytes)
       if (bytes === null) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
       try {
-        return { kind: 'buffered', bytes, credentials: bodyCredentials(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
+        return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
       } catch (err) {
         if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
         return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
       }
     },
 
-    guard (boundary, allowedToken, refuseAnyCredential = false) {
-      return createMultipartGuard({ boundary, allowedToken, refuseAnyCredential, maxHeaderBytes: maxPartHeaderBytes })
+    guard (boundary, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
+      return createMultipartGuard({ boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
 }
 
 /** The credentials of a whole body of a known type. Throws on a body that does not parse. */
 export function bodyCredentials (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
+  return inspectBody(type, bytes, boundary, maxPartHeaderBytes).credentials
+}
+
+/** The credentials and the `_method` of a whole body of a known type. Throws on a body that does not parse. */
+export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): { credentials: Credential[], methodParam: MethodParam } {
   switch (type) {
-    case 'form': return formCredentials(bytes)
-    case 'json': return jsonCredentials(bytes)
-    case 'multipart': return multipartCredentials(bytes, boundary, maxPartHeaderBytes)
+    case 'form': return { credentials: formCredentials(bytes), methodParam: formMethodParam(bytes) }
+    case 'json': return { credentials: jsonCredentials(bytes), methodParam: { kind: 'absent' } }
+    case 'multipart': return scanMultipart(bytes, boundary, maxPartHeaderBytes)
   }
 }
 
 export function formCredentials (bytes: Buffer): Credential[] {
   const found: Credential[] = []
-  for (const [key, value] of queryPairs(bytes.toString('utf8'))) {
+  for (const [key, value] of queryPairs(withoutTrailingNul(bytes).toString('utf8'))) {
     const c = paramCredential(key, value, 'body')
     if (c !== null) found.push(c)
   }
   return found
+}
+
+/**
+ * True when Rack::Request#POST parses this body, so that Rack::MethodOverride can find `_method`
+ * in it: form_data? (a form, multipart/form-data, or no type at all on a POST) or
+ * parseable_data? (multipart/related, multipart/mixed). Media type as Rack::MediaType.type.
+ */
+export function rackReadsPostBody (contentType: string | undefined, method: string): boolean {
+  const media = (contentType ?? '').split(/[;,]/, 1)[0]!.trimEnd().toLowerCase()
+  if (media === '') return method === 'POST'
+  return RACK_POST_TYPES.has(media)
+}
+
+/**
+ * `_method` as Rack::Request#POST reads it from a form body (`parse_nested_query(body, '&')`).
+ * Where Rack raises (a bad escape, too many parameters) MethodOverride falls back to the header:
+ * absent. A body whose names Rack nests could raise on a conflict, or be read otherwise by Rack 3:
+ * uncertain. Without any reading of a `_method` name (split on ';' too, decoded or not): absent.
+ */
+export function formMethodParam (bytes: Buffer): MethodParam {
+  const text = withoutTrailingNul(bytes).toString('latin1')
+  const named = text.split(/[&;]/).some(piece => {
+    const eq = piece.indexOf('=')
+    const key = eq === -1 ? piece : piece.slice(0, eq)
+    return isMethodOverrideParam(key) || isMethodOverrideParam(formBytes(key).toString('latin1'))
+  })
+  if (!named) return { kind: 'absent' }
+  if (/%(?![0-9a-fA-F]{2})/.test(text) || text.split('&').length > RACK_PARAMS_LIMIT) return { kind: 'absent' }
+  let value: string | null = null
+  for (const piece of text.split(/& */)) {
+    const eq = piece.indexOf('=')
+    const key = formBytes(eq === -1 ? piece : piece.slice(0, eq)).toString('latin1')
+    if (/[[\]]/.test(key)) return { kind: 'uncertain' }
+    // Rack keeps the last; a name without '=' is nil, which MethodOverride passes over.
+    if (key === '_method') value = eq === -1 ? null : formBytes(piece.slice(eq + 1)).toString('utf8')
+  }
+  return value === null ? { kind: 'absent' } : { kind: 'present', value }
 }
 
 /** Top-level members of a JSON object body; throws SyntaxError when it is not JSON. */
@@ -115,10 +161,10 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
   const found: Credential[] = []
   // JSON.parse keeps the last of repeated keys; another parser may keep the first: read them all.
   for (const [key, raw] of topLevelMembers(text)) {
-    const value = credentialText(JSON.parse(raw))
-    if (value === null) continue
-    const c = paramCredential(key, value, 'body')
-    if (c !== null) found.push(c)
+    for (const value of credentialTexts(JSON.parse(raw))) {
+      const c = paramCredential(key, value, 'body')
+      if (c !== null) found.push(c)
+    }
   }
   return found
 }
@@ -126,6 +172,10 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
 // ---------------------------------------------------------------------------------------------
 
 const JSON_TYPES = new Set(['application/json', 'text/x-json', 'application/jsonrequest'])
+/** Rack::Request's FORM_DATA_MEDIA_TYPES and PARSEABLE_DATA_MEDIA_TYPES. */
+const RACK_POST_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data', 'multipart/related', 'multipart/mixed'])
+/** Rack's QueryParser params limit (rack/query_parser.rb, PARAMS_LIMIT): more raises. */
+const RACK_PARAMS_LIMIT = 4096
 /** RFC 2046 bchars without space and ',' (which parsers split on), 1 to 70 of them. */
 const BOUNDARY_CHARS = /^[A-Za-z0-9'()+_\-./:=?]{1,70}$/
 
@@ -168,6 +218,28 @@ export function parseMultipartBoundary (contentType: string): string | null {
   if (m === null) return null
   const value = m[1] ?? m[2] ?? ''
   return BOUNDARY_CHARS.test(value) ? value : null
+}
+
+/** Rack drops one trailing NUL from a form body (rack/request.rb, "Safari Ajax postings"). */
+function withoutTrailingNul (bytes: Buffer): Buffer {
+  return bytes.length > 0 && bytes[bytes.length - 1] === 0 ? bytes.subarray(0, -1) : bytes
+}
+
+/** A form component's bytes, decoded once as Rack does ('+' is a space); `text` is latin1. */
+function formBytes (text: string): Buffer {
+  const bytes = Buffer.from(text.replaceAll('+', ' '), 'latin1')
+  if (!bytes.includes(0x25)) return bytes
+  const out: number[] = []
+  for (let i = 0; i < bytes.length; i++) {
+    const hex = bytes[i] === 0x25 && i + 2 < bytes.length ? String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!) : ''
+    if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+      out.push(Number.parseInt(hex, 16))
+      i += 2
+    } else {
+      out.push(bytes[i]!)
+    }
+  }
+  return Buffer.from(out)
 }
 
 function positive (name: string, value: number | undefined, fallback: number): number {
@@ -217,12 +289,16 @@ function readCapped (body: Readable, max: number): Promise<Buffer | null> {
   })
 }
 
-/** How GitLab would see a JSON credential value: absent when blank (`.presence`), text otherwise. */
-function credentialText (value: unknown): string | null {
-  if (value === null || value === false || value === '') return null
-  if (typeof value === 'string') return value
-  if (typeof value === 'object' && Object.keys(value as object).length === 0) return null
-  return typeof value === 'object' ? JSON.stringify(value) : String(value)
+/**
+ * The texts a JSON credential value holds: none when blank (`.presence`), the value itself, or
+ * every leaf of an array or object (`{"job_token": ["glcbt-..."]}`, as `job_token[]=` in a form).
+ */
+function credentialTexts (value: unknown, out: string[] = []): string[] {
+  if (value === null || value === false || value === '') return out
+  if (Array.isArray(value)) for (const v of value) credentialTexts(v, out)
+  else if (typeof value === 'object') for (const v of Object.values(value)) credentialTexts(v, out)
+  else out.push(String(value))
+  return out
 }
 
 /** [key, raw value text] of each member of a top-level JSON object, repeats included. Input is valid JSON. */

@@ -77,10 +77,12 @@ export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization',
 export function collectCredentials (request: CredentialRequest): Credential[] {
   const found: Credential[] = []
   const conan = isConanRoute(request.route)
+  const authorization: string[] = []
   for (const [rawName, value] of headerPairs(request)) {
     const name = rawName.toLowerCase().replaceAll('_', '-')
     if (name === 'authorization') {
       found.push(...authorizationCredentials(value, conan))
+      authorization.push(value)
       continue
     }
     const def = TOKEN_HEADERS.get(name)
@@ -92,6 +94,9 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
       found.push({ secret, jobToken: def.kind === 'job' || secret.startsWith(JOB_TOKEN_PREFIX), source: def.source, where: `header:${name}` })
     }
   }
+  // Puma joins repeated header lines with ", " into the one value Rails reads, and decode64
+  // reads Basic credentials through the ", ": a credential split over two lines is one there.
+  if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan))
   for (const [key, value] of queryPairs(request.canonical.query)) {
     const c = paramCredential(key, value, 'query')
     if (c !== null) found.push(c)
@@ -115,6 +120,62 @@ export function paramCredential (rawName: string, value: string, source: 'query'
 /** True when `name` is (after Rack's reading) a parameter GitLab takes credentials from. */
 export function isCredentialParam (rawName: string): boolean {
   return PARAM_FIELDS.has(normalizeParamName(rawName))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rack::MethodOverride (rack/method_override.rb), in GitLab's Rails middleware: a POST is routed
+// as the method in its `_method` body parameter (`req.POST`: form and multipart, never the query)
+// or, without one, in its X-HTTP-Method-Override header; upcased, and only one of HTTP_METHODS.
+
+/** `_method` in a body as Rack::MethodOverride reads it. */
+export type MethodParam =
+  /** Not there, or the body does not parse for Rack: the header decides. */
+  | { readonly kind: 'absent' }
+  /** There: it decides, even when it names no method (then the request stays a POST). */
+  | { readonly kind: 'present', readonly value: string }
+  /** Parsers could read it differently: the request is refused. */
+  | { readonly kind: 'uncertain' }
+
+export type MethodOverride =
+  | { readonly kind: 'none' }
+  /** The method Rails routes (`HEAD` stays `HEAD`: the router reads it as GET). */
+  | { readonly kind: 'method', readonly method: string }
+  | { readonly kind: 'ambiguous', readonly reason: string }
+
+const OVERRIDE_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH', 'LINK', 'UNLINK'])
+
+/** True when Rack's reading of `name` is the `_method` parameter (or could be: `[_method]`, `_method[]`). */
+export function isMethodOverrideParam (rawName: string): boolean {
+  return normalizeParamName(rawName) === '_method'
+}
+
+/**
+ * The X-HTTP-Method-Override header of a POST as Rack reads it (`HTTP_X_HTTP_METHOD_OVERRIDE`).
+ * Header strings are binary in Rack, so only ASCII letters are upcased. Repeated lines are
+ * ambiguous: Puma joins them into a value that names no method, another server keeps one line.
+ */
+export function headerMethodOverride (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): MethodOverride {
+  const values: string[] = []
+  for (const [name, value] of headerPairs(request)) {
+    if (name.toLowerCase().replaceAll('_', '-') === 'x-http-method-override') values.push(value)
+  }
+  if (values.length === 0) return { kind: 'none' }
+  // Node's headers object joins repeated lines with ', ': without rawHeaders a comma may be one.
+  if (values.length > 1 || (request.rawHeaders === undefined && values[0]!.includes(','))) return { kind: 'ambiguous', reason: 'repeated X-HTTP-Method-Override header' }
+  const method = values[0]!.replace(/[a-z]+/g, s => s.toUpperCase())
+  return OVERRIDE_METHODS.has(method) ? { kind: 'method', method } : { kind: 'none' }
+}
+
+/**
+ * The method Rails routes a request as: Rack::MethodOverride applies to a POST only; the body's
+ * `_method` wins over the header, and is upcased as Ruby upcases UTF-8 (`poſt` is POST).
+ */
+export function methodOverride (method: string, header: MethodOverride, body: MethodParam): MethodOverride {
+  if (method !== 'POST') return { kind: 'none' }
+  if (body.kind === 'uncertain') return { kind: 'ambiguous', reason: '_method in a body parsers read differently' }
+  if (body.kind === 'absent') return header
+  const upper = body.value.toUpperCase()
+  return OVERRIDE_METHODS.has(upper) ? { kind: 'method', method: upper } : { kind: 'none' }
 }
 
 /** Combines every credential of a request into the one answer the next stages need. */
@@ -141,7 +202,7 @@ export function isConanRoute (route: CatalogRoute | null): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
-function * headerPairs (request: CredentialRequest): Iterable<[string, string]> {
+function * headerPairs (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): Iterable<[string, string]> {
   const raw = request.rawHeaders
   if (raw !== undefined) {
     for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, raw[i + 1]!]

@@ -8,19 +8,26 @@
 // and Rack parse streaming) act on the body, therefore never passes a credential the gate would
 // refuse; the guard errors instead, and the proxy aborts the upstream request before its last byte.
 //
-// Parsers disagree at the edges (Rack 2 accepts a delimiter without the CRLF before it, Rack 3
-// wants it, Go accepts LF-only lines), so this scanner is more lenient than all of them:
-// - every occurrence of `--boundary` anywhere is a delimiter, even inside what another parser
-//   calls content, and scanning goes on after a closing delimiter (a parser that did not see that
-//   one as a delimiter keeps reading);
-// - every `name=` / `name*=` parameter in a part's whole header block counts, quoted or not,
-//   escaped or percent-encoded, read as Rack reads parameter names (`job_token[]` is `job_token`);
+// Rails reads the body with Rack (2.2 or 3); on upload routes Workhorse first parses it with Go's
+// mime/multipart and hands Rails its own re-serialization. They disagree at the edges, so every
+// part is read every way one of them could read it, and a credential found in any reading counts:
+// - every occurrence of `--boundary` is a delimiter, even without the CRLF before it (Rack 2
+//   accepts that, Rack 3 does not), and scanning goes on after a closing delimiter (Rack 2 opens
+//   a part after a leading `--boundary--`);
+// - Rack's header block ends at the first CRLF CRLF after the delimiter line, and without one it
+//   runs on across the next delimiter (rack/multipart/parser.rb, `@head_regex`); Go's ends at the
+//   first empty line, LF-only lines included;
+// - a part is named by every `name=` / `name*=` in its header block, by `Content-ID` and by its
+//   `Content-Type` (Rack names a part without a name `"#{content_type}[]"`), read as Rack 2,
+//   Rack 3 and Go read them (multipartHeaderNames);
+// - a part is a file, whose content is no parameter, only when Rack 2 and Rack 3 both find a
+//   filename in its Content-Disposition (isFilePart): a `filename=` elsewhere changes nothing;
 // - a non-file part whose value starts with `glcbt-` is a job token, whatever its name.
 // Being more lenient can only refuse a request GitLab would have read differently, never pass one.
 
 import { Transform, type TransformCallback } from 'node:stream'
-import { isCredentialParam, paramCredential, type Credential } from './credentials.ts'
-import { IdentityError, JOB_TOKEN_PREFIX, MAX_TOKEN_BYTES } from './types.ts'
+import { isCredentialParam, isMethodOverrideParam, paramCredential, type Credential, type MethodParam } from './credentials.ts'
+import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 export const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024
 
@@ -38,6 +45,11 @@ export interface MultipartGuardOptions {
    * Maintainer-only rules must know the caller before the body is forwarded.
    */
   readonly refuseAnyCredential?: boolean
+  /**
+   * Refuse a part that Rack could read as `_method` (METHOD_OVERRIDE_NOT_INSPECTABLE): on API
+   * paths the route was decided before the body streams, so a Rack::MethodOverride in it cannot be.
+   */
+  readonly refuseMethodOverride?: boolean
   /** Longest part header block inspected. Default 16 KiB. */
   readonly maxHeaderBytes?: number
 }
@@ -54,7 +66,9 @@ export function createMultipartGuard (options: MultipartGuardOptions): Transform
     } else if (c.jobToken || options.refuseAnyCredential === true) {
       throw new IdentityError('MULTIPART_CREDENTIAL_NOT_ALLOWED', `multipart field ${c.where} holds a ${c.jobToken ? 'job token' : 'credential'}`)
     }
-  })
+  }, options.refuseMethodOverride === true
+    ? () => { throw new IdentityError('METHOD_OVERRIDE_NOT_INSPECTABLE', 'a multipart part could be read as _method') }
+    : undefined)
   return new Transform({
     transform (chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
       let out: Buffer
@@ -79,58 +93,80 @@ export function createMultipartGuard (options: MultipartGuardOptions): Transform
   })
 }
 
-/** Every credential in a whole (buffered) multipart body. Throws IdentityError for an oversized part header. */
-export function multipartCredentials (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
-  const found: Credential[] = []
-  const scanner = new MultipartScanner(boundary, maxHeaderBytes, c => { found.push(c) })
+export interface MultipartScan {
+  readonly credentials: Credential[]
+  /** `_method` as Rack::MethodOverride reads it from this body (`req.POST["_method"]`). */
+  readonly methodParam: MethodParam
+}
+
+/** Every credential in a whole (buffered) multipart body, and its `_method`. Throws IdentityError for an oversized part header. */
+export function scanMultipart (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): MultipartScan {
+  const credentials: Credential[] = []
+  const scanner = new MultipartScanner(boundary, maxHeaderBytes, c => { credentials.push(c) })
   scanner.write(body)
   scanner.end()
-  return found
+  return { credentials, methodParam: scanner.methodParam() }
+}
+
+/** Every credential in a whole (buffered) multipart body. Throws IdentityError for an oversized part header. */
+export function multipartCredentials (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
+  return scanMultipart(body, boundary, maxHeaderBytes).credentials
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const EMPTY = Buffer.alloc(0)
+const CRLF = Buffer.from('\r\n')
 const CRLFCRLF = Buffer.from('\r\n\r\n')
-const PREFIX = Buffer.from(JOB_TOKEN_PREFIX)
 /** Bytes of a part value kept for comparison: a maximal token, the CRLF before the delimiter, and one to tell "too long". */
 const CAPTURE_LIMIT = MAX_TOKEN_BYTES + 3
 
-/** `name=` or `name*=` not preceded by a name character (so not `filename=`); quoted (escapes allowed, end quote optional) or bare. */
-const NAME_PARAM = /(?<![A-Za-z0-9_-])name(\*?)\s*=\s*(?:"((?:[^"\\]|\\.)*)"?|([^\s;,"]*))/gi
-const FILENAME_PARAM = /(?<![A-Za-z0-9_-])filename\*?\s*=/i
-
-type State = 'preamble' | 'marker' | 'headers' | 'body' | 'epilogue'
-
-interface Part {
-  /** Credential parameter names found in the header block (normalized later by paramCredential). */
-  readonly credentialNames: readonly string[]
-  readonly file: boolean
-  /** A verdict was reached; the rest of the value is not looked at. */
-  decided: boolean
+/** One way a parser reads a part: its header block and where its value starts. */
+interface Reading {
+  readonly head: string
+  readonly valueStart: number
+  /** Rack's reading of a well-framed part, for `_method` (see MultipartScanner.methodParam). */
+  readonly exact: boolean
+  /** A header block run on across delimiters: read as a field whatever it says (the safe side). */
+  readonly merged: boolean
 }
 
 /**
  * Push parser: write() returns the bytes that may be forwarded now, end() the rest. Throws
  * whatever onCredential throws. Bytes held back: the last (marker length - 1) bytes, which might
- * start a delimiter, and a delimiter until the part before it is decided.
+ * start a delimiter, and a delimiter until the part before it is decided. Of each part only the
+ * first bytes are kept (a delimiter line, a header block and a token's worth of value), so memory
+ * stays flat whatever the size of a file part; what is decided does not depend on the chunking.
  */
 class MultipartScanner {
   private readonly marker: Buffer
   private readonly maxHeaderBytes: number
+  private readonly keep: number
   private readonly onCredential: (c: Credential) => void
+  private readonly onMethodPart: (() => void) | undefined
   private tail: Buffer = EMPTY
-  private state: State = 'preamble'
-  private peek: Buffer = EMPTY
-  private header: Buffer = EMPTY
-  private part: Part | null = null
+  /** A delimiter was seen; before it is the preamble. */
+  private started = false
   private capture: Buffer[] = []
   private captured = 0
+  private length = 0
+  /** The last two bytes of the part: the CRLF before the next delimiter, or not. */
+  private last: Buffer = EMPTY
+  /** Rack's header block of an earlier part that met no CRLF CRLF: it runs on into the next part. */
+  private pendingHead: string | null = null
+  // For `_method`: whether Rack 2, Rack 3 and Go frame this body alike, and what was read.
+  private regular = true
+  private closed = false
+  private methodValues: string[] = []
+  private methodUncertain = false
 
-  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void) {
+  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void, onMethodPart?: () => void) {
     this.marker = Buffer.from('--' + boundary, 'latin1')
     this.maxHeaderBytes = maxHeaderBytes
+    // A delimiter line and a header block of at most maxHeaderBytes each, then a value.
+    this.keep = 2 * maxHeaderBytes + CAPTURE_LIMIT + 8
     this.onCredential = onCredential
+    this.onMethodPart = onMethodPart
   }
 
   write (chunk: Buffer): Buffer {
@@ -147,9 +183,8 @@ class MultipartScanner {
         break
       }
       this.feed(buf.subarray(pos, idx))
-      this.endPart() // may throw: the delimiter at idx is then never forwarded
+      this.endPart(false) // may throw: the delimiter at idx is then never forwarded
       pos = idx + m
-      this.state = 'marker'
     }
     // Copy the few held bytes so a large chunk is not kept alive by them.
     this.tail = Buffer.from(buf.subarray(pos))
@@ -160,168 +195,385 @@ class MultipartScanner {
     const rest = this.tail
     this.tail = EMPTY
     this.feed(rest)
-    this.endPart()
+    this.endPart(true)
     return rest
   }
 
+  methodParam (): MethodParam {
+    if (this.methodValues.length === 0 && !this.methodUncertain) return { kind: 'absent' }
+    if (this.methodUncertain || !this.regular || !this.closed || new Set(this.methodValues).size > 1) return { kind: 'uncertain' }
+    return { kind: 'present', value: this.methodValues[0]! }
+  }
+
   private feed (bytes: Buffer): void {
-    let b = bytes
-    while (b.length > 0) {
-      switch (this.state) {
-        case 'preamble':
-        case 'epilogue':
-          return
-        case 'marker': {
-          // Two bytes after the delimiter tell a closing one (`--`) from a part.
-          const need = 2 - this.peek.length
-          this.peek = Buffer.concat([this.peek, b.subarray(0, need)])
-          b = b.subarray(need)
-          if (this.peek.length < 2) return
-          if (this.peek[0] === 0x2d && this.peek[1] === 0x2d) {
-            this.state = 'epilogue'
-            return
-          }
-          this.header = this.peek
-          this.peek = EMPTY
-          this.state = 'headers'
-          b = this.feedHeader(b)
-          continue
-        }
-        case 'headers':
-          b = this.feedHeader(b)
-          continue
-        case 'body':
-          this.feedBody(b)
-          return
-      }
-    }
-  }
-
-  /** Adds to the header block; returns the bytes after its end (the start of the value), or nothing while it is open. */
-  private feedHeader (more: Buffer): Buffer {
-    const searchFrom = Math.max(0, this.header.length - 3)
-    const all = Buffer.concat([this.header, more])
-    const at = all.indexOf(CRLFCRLF, searchFrom)
-    if (at !== -1 && at <= this.maxHeaderBytes) {
-      this.startBody(all.subarray(0, at))
-      return all.subarray(at + 4)
-    }
-    if (all.length <= this.maxHeaderBytes) {
-      this.header = all
-      return EMPTY
-    }
-    // No CRLF CRLF within the limit. Go (Workhorse) also ends a header block at an LF-only blank
-    // line; accept that only when the block already names the part, so the name is known.
-    const region = all.subarray(0, this.maxHeaderBytes)
-    const lf = lfBlankLine(region)
-    if (lf !== null && NAME_PARAM_TEST.test(region.toString('latin1'))) {
-      this.startBody(region.subarray(0, lf.start))
-      return all.subarray(lf.end)
-    }
-    throw new IdentityError('MULTIPART_HEADER_TOO_LARGE', `multipart part header is over ${this.maxHeaderBytes} bytes`)
-  }
-
-  private startBody (block: Buffer): void {
-    this.header = EMPTY
-    this.state = 'body'
-    this.part = readPartHeader(block)
-  }
-
-  private feedBody (b: Buffer): void {
-    const part = this.part
-    if (part === null || part.decided) return
-    const room = CAPTURE_LIMIT - this.captured
-    if (room > 0) {
-      // Copied: a view would keep the whole (possibly large) chunk alive until the part ends.
-      const take = Buffer.from(b.subarray(0, room))
-      this.capture.push(take)
-      this.captured += take.length
-    }
-    if (this.captured >= CAPTURE_LIMIT) {
-      // Longer than any token: decide now on what was kept (it can only be refused or ignored).
-      this.decide(Buffer.concat(this.capture, this.captured))
+    if (bytes.length === 0) return
+    if (!this.started) {
+      this.regular = false // a preamble: Rack looks for the first delimiter line, Go too, the gate for any delimiter
       return
     }
-    if (part.credentialNames.length === 0 && !part.file && this.captured >= PREFIX.length) {
-      const head = Buffer.concat(this.capture, this.captured)
-      if (!head.subarray(0, PREFIX.length).equals(PREFIX)) {
-        part.decided = true // an ordinary field
-        this.capture = []
-        this.captured = 0
-      }
+    this.length += bytes.length
+    this.last = bytes.length >= 2 ? Buffer.from(bytes.subarray(bytes.length - 2)) : Buffer.concat([this.last, bytes]).subarray(-2)
+    const room = this.keep - this.captured
+    if (room > 0) {
+      // Copied: a view would keep the whole (possibly large) chunk alive until the part ends.
+      const take = Buffer.from(bytes.subarray(0, room))
+      this.capture.push(take)
+      this.captured += take.length
     }
   }
 
   /** The part before a delimiter (or the end of the body) is complete: decide on it now. */
-  private endPart (): void {
-    if (this.state === 'headers') {
-      // The block never met CRLF CRLF. Go also ends it at an LF-only blank line.
-      const block = this.header
-      const lf = lfBlankLine(block)
-      if (lf !== null) {
-        this.startBody(block.subarray(0, lf.start))
-        this.feedBody(block.subarray(lf.end))
-      } else {
-        this.startBody(block)
-        // No end at all: Rack would read on past this delimiter and take a value we cannot
-        // know here; a credential name is then decided on a value no token can equal.
-        if (this.part!.credentialNames.length > 0) this.decide(block)
-      }
+  private endPart (final: boolean): void {
+    if (!this.started) {
+      this.started = true
+      return
     }
-    const part = this.part
-    if (this.state === 'body' && part !== null && !part.decided) {
-      let value = Buffer.concat(this.capture, this.captured)
-      // The CRLF before a delimiter belongs to the delimiter.
-      if (value.length > 0 && value[value.length - 1] === 0x0a) value = value.subarray(0, value.length - (value[value.length - 2] === 0x0d ? 2 : 1))
-      this.decide(value)
-    }
-    this.part = null
+    const text = Buffer.concat(this.capture, this.captured).toString('latin1')
+    const truncated = this.length > this.captured
+    const endsWithCrlf = this.last.equals(CRLF)
     this.capture = []
     this.captured = 0
-    this.header = EMPTY
-    this.peek = EMPTY
+    this.length = 0
+    this.last = EMPTY
+    this.decidePart(text, truncated, endsWithCrlf, final)
   }
 
-  private decide (value: Buffer): void {
-    const part = this.part!
-    part.decided = true
-    const text = value.toString('utf8')
-    const names = part.credentialNames.length > 0 ? part.credentialNames : part.file ? [] : ['']
-    for (const name of names) {
-      const c = paramCredential(name, text, 'body')
+  private decidePart (text: string, truncated: boolean, endsWithCrlf: boolean, final: boolean): void {
+    const max = this.maxHeaderBytes
+    const closing = text.startsWith('--')
+    if (this.closed || (!closing && (!text.startsWith('\r\n') || (!final && !endsWithCrlf))) || (closing && final && text.length > 2 && !text.startsWith('--\r\n'))) this.regular = false
+    if (closing) this.closed = true
+    else if (final) this.regular = false // the body ends without a closing delimiter: Rack raises
+
+    const lf = text.indexOf('\n')
+    const lineEnd = lf === -1 ? text.length : lf + 1
+    const readings: Reading[] = []
+    let rackUnreadable = false
+
+    // Rack: the header block runs from the delimiter line to the first CRLF CRLF. Without one
+    // before the next delimiter it runs on across it (that delimiter is no delimiter to Rack),
+    // and whether this delimiter is one depends on the lines before it (Rack 2 skips a preamble
+    // line by line): both the block carried over and the one starting here are read.
+    if (this.pendingHead !== null) {
+      const at = text.indexOf('\r\n\r\n')
+      const head = this.pendingHead + this.marker.toString('latin1') + text.slice(0, at === -1 ? text.length : at + 2)
+      this.pendingHead = null
+      if (head.length > max) rackUnreadable = !final
+      else if (at !== -1) readings.push({ head, valueStart: at + 4, exact: false, merged: true })
+      else if (!truncated) this.pendingHead = head
+      else rackUnreadable = !final
+    }
+    const at = lf === -1 ? -1 : text.indexOf('\r\n\r\n', lineEnd)
+    if (at !== -1 && at + 2 - lineEnd <= max) {
+      readings.push({ head: text.slice(lineEnd, at + 2), valueStart: at + 4, exact: !closing && text.startsWith('\r\n'), merged: false })
+    } else if (at === -1 && !truncated && text.length - lineEnd <= max) {
+      // A later part holds the value. A block carried over already holds this one.
+      this.pendingHead ??= text.slice(lineEnd)
+      if (!closing) this.regular = false
+    } else {
+      rackUnreadable ||= !final
+    }
+
+    // Go (Workhorse): the header block ends at the first empty line, LF-only lines included.
+    // Rails then reads Workhorse's re-serialization of it (goHead).
+    const goEnd = lf === -1 ? null : goHeaderEnd(text, lineEnd)
+    const go = goEnd !== null && goEnd.start - lineEnd <= max ? goEnd : null
+    if (go !== null) {
+      const head = goHead(text.slice(lineEnd, go.start))
+      const rack = readings[0]
+      if (rack === undefined || rack.valueStart !== go.end || rack.head !== head) {
+        readings.push({ head, valueStart: go.end, exact: false, merged: false })
+        if (!closing) this.regular = false
+      }
+    } else if (!closing) {
+      this.regular = false
+    }
+
+    if (rackUnreadable) {
+      // A header block longer than inspected. Large uploads with LF-only lines are Go's to read:
+      // accepted when the block names the part as Rack would (its name is then known); a
+      // credential name there has a value no token can equal, and is decided as one.
+      const name = go === null ? null : rack2DispositionName(text.slice(lineEnd, lineEnd + max))
+      if (name === null) throw new IdentityError('MULTIPART_HEADER_TOO_LARGE', `multipart part header is over ${max} bytes`)
+      if (isMethodOverrideParam(name)) this.methodPart()
+      if (isCredentialParam(name)) this.onCredential({ ...paramCredential(name, text.slice(-CAPTURE_LIMIT) + '\u0000', 'body')!, jobToken: true })
+    }
+
+    for (const reading of readings) this.decideReading(text, reading, truncated)
+  }
+
+  private decideReading (text: string, reading: Reading, truncated: boolean): void {
+    const names = multipartHeaderNames(reading.head)
+    const method = names.some(isMethodOverrideParam)
+    if (method) this.methodPart()
+    const file = !reading.merged && isFilePart(reading.head)
+    if (method) {
+      if (reading.exact && !file && STRICT_METHOD_HEAD.test(reading.head) && !truncated) this.methodValues.push(Buffer.from(partValue(text, reading.valueStart, truncated), 'latin1').toString('utf8'))
+      else this.methodUncertain = true
+    }
+    const credentialNames = [...new Set(names.filter(isCredentialParam))]
+    // A file's content is no parameter; under a credential name it is read all the same (the
+    // safe side: such a request is refused, or held to the job's scope).
+    if (file && credentialNames.length === 0) return
+    const value = Buffer.from(partValue(text, reading.valueStart, truncated), 'latin1').toString('utf8')
+    for (const name of credentialNames.length > 0 ? credentialNames : ['']) {
+      const c = paramCredential(name, value, 'body')
       if (c !== null) this.onCredential(c)
     }
   }
-}
 
-const NAME_PARAM_TEST = new RegExp(NAME_PARAM.source, 'i')
-
-function readPartHeader (block: Buffer): Part {
-  const text = block.toString('latin1')
-  const credentialNames: string[] = []
-  for (const m of text.matchAll(NAME_PARAM)) {
-    for (const name of nameVariants(m[1] === '*', m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3] ?? '')) {
-      if (isCredentialParam(name)) credentialNames.push(name)
-    }
+  private methodPart (): void {
+    this.onMethodPart?.()
   }
-  return { credentialNames, file: FILENAME_PARAM.test(text), decided: false }
 }
 
-/** The readings of a parameter name a parser might make: as sent, and percent-decoded (RFC 5987 for `name*`). */
-function nameVariants (extended: boolean, raw: string): string[] {
-  const value = extended ? raw.replace(/^[^']*'[^']*'/, '') : raw
-  const variants = [value]
-  if (value.includes('%')) {
-    variants.push(value.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))))
+/** A part's value from `start`: without the line end before the next delimiter, at most a token's length and one. */
+function partValue (text: string, start: number, truncated: boolean): string {
+  let value = text.slice(start, start + CAPTURE_LIMIT)
+  if (!truncated && start + CAPTURE_LIMIT >= text.length) {
+    if (value.endsWith('\r\n')) value = value.slice(0, -2)
+    else if (value.endsWith('\n')) value = value.slice(0, -1)
   }
-  return variants
+  return value
 }
 
-/** The first LF-only blank line (`\n\n` or `\n\r\n`) in a header block. */
-function lfBlankLine (region: Buffer): { start: number, end: number } | null {
-  for (let i = region.indexOf(0x0a); i !== -1 && i + 1 < region.length; i = region.indexOf(0x0a, i + 1)) {
-    if (region[i + 1] === 0x0a) return { start: i, end: i + 2 }
-    if (region[i + 1] === 0x0d && region[i + 2] === 0x0a) return { start: i, end: i + 3 }
+/** Go's textproto header end: the first empty line at or after `from` ({start: where the block ends, end: where the value starts}). */
+function goHeaderEnd (text: string, from: number): { start: number, end: number } | null {
+  if (text.startsWith('\r\n', from)) return { start: from, end: from + 2 }
+  if (text.startsWith('\n', from)) return { start: from, end: from + 1 }
+  for (let i = text.indexOf('\n', from); i !== -1 && i + 1 < text.length; i = text.indexOf('\n', i + 1)) {
+    if (text[i + 1] === '\n') return { start: i + 1, end: i + 2 }
+    if (text[i + 1] === '\r' && text[i + 2] === '\n') return { start: i + 1, end: i + 3 }
   }
   return null
+}
+
+/**
+ * A header block as Workhorse writes it again for Rails: Go's textproto unfolds continuation
+ * lines with a space and trims values; each header is then written `Name: value\r\n`.
+ */
+function goHead (block: string): string {
+  const lines: string[] = []
+  for (const raw of block.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (line === '') continue
+    if ((line[0] === ' ' || line[0] === '\t') && lines.length > 0) lines[lines.length - 1] += ' ' + line.trim()
+    else lines.push(line)
+  }
+  return lines.map(l => {
+    const colon = l.indexOf(':')
+    return colon === -1 ? `${l}\r\n` : `${l.slice(0, colon)}: ${l.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')}\r\n`
+  }).join('')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a part's header block as Rack 2.2, Rack 3 and Go do. Rack's regular expressions are
+// ported as written (rack/multipart.rb, rack/multipart/parser.rb), with Ruby's semantics spelled
+// out: `\s` is [ \t\n\v\f\r], `.` is anything but \n, `^`/`$` are line anchors, and a regexp
+// embedded in another keeps its own flags (DISPPARM is case-sensitive inside the /i RFC2183).
+
+const WS = '[ \\t\\n\\v\\f\\r]'
+const BOL = '(?:^|(?<=\\n))'
+const EOL_ = '(?=\\n|$)'
+/** An ASCII word matched case-insensitively, alone. */
+const ci = (word: string): string => word.replace(/[a-z]/gi, c => `[${c.toLowerCase()}${c.toUpperCase()}]`)
+const TOKEN = '[^ \\t\\n\\v\\f\\r()<>,;:\\\\"\\/\\[\\]?=]+'
+const VALUE = `(?:"(?:\\\\"|[^"])*"|${TOKEN})`
+const CONDISP = `${ci('Content-Disposition')}:${WS}*${TOKEN}${WS}*`
+const ATTRIBUTE_CHAR = '[^ \\x00-\\x1f\\x7f)(><@,;:\\\\"/\\[\\]?=\'*%]'
+const EXTENDED_OTHER_VALUE = `(?:%[0-9a-fA-F]{2}|${ATTRIBUTE_CHAR})`
+const REGULAR_PARAMETER = `(${ATTRIBUTE_CHAR}+(?:\\*[0-9]+)?)=(${VALUE})`
+const EXTENDED_PARAMETER = `(?:(${ATTRIBUTE_CHAR}+(?:\\*0)?\\*)=([a-zA-Z0-9\\-]*'[a-zA-Z0-9\\-]*'${EXTENDED_OTHER_VALUE}*)|(${ATTRIBUTE_CHAR}+\\*[1-9][0-9]*\\*)=(${EXTENDED_OTHER_VALUE}*))`
+const DISPPARM = `;${WS}*(?:${REGULAR_PARAMETER}|${EXTENDED_PARAMETER})${WS}*`
+const RACK2_RFC2183 = new RegExp(`${BOL}${CONDISP}(?:${DISPPARM})+${EOL_}`)
+const RACK2_DISPPARM = new RegExp(DISPPARM, 'g')
+const RACK2_BROKEN = new RegExp(`${BOL}${CONDISP}[^\\n]*;${WS}*${ci('filename')}=(${VALUE})`)
+const RACK2_NAME = new RegExp(`${ci('Content-Disposition')}:[^:]*;${WS}*${ci('name')}=(${VALUE})`)
+const RACK2_CONTENT_ID = /Content-ID:[ \t\n\v\f\r]*([^\r\n]*)/gi
+const RACK2_CONTENT_TYPE = /Content-Type: ([^\n]*)\r\n/gi
+// Rack 3.0 and 3.1 take the first Content-Disposition line not folded; later 3.x the first
+// header line, folded lines included.
+const RACK3_DISPOSITION = new RegExp(`${ci('Content-Disposition')}:([^\\n]*)(?=\\r\\n(?:[^ \\t\\n\\v\\f\\r]|$))`)
+const FWS_VALUE = '(?:[ \\t]+(?:\\r\\n[ \\t]+)?)?((?:[^\\r\\n]|\\r\\n[ \\t])*)'
+const RACK3_FOLDED_DISPOSITION = new RegExp(`${BOL}${ci('Content-Disposition')}:${FWS_VALUE}`)
+const RACK3_FOLDED_CONTENT_ID = new RegExp(`${BOL}${ci('Content-ID')}:${FWS_VALUE}`, 'g')
+const RACK3_FOLDED_CONTENT_TYPE = new RegExp(`${BOL}${ci('Content-Type')}:${FWS_VALUE}`, 'g')
+const RACK3_DISPOSITION_MAX_BYTES = 1536
+/** Longer than any parameter name a credential is read from. */
+const NAME_WINDOW = 64
+const NAME_JUNK = /[\s[\]]/
+/** Every `name=`/`name*=` not inside a longer parameter name (so not `filename=`). */
+const ANY_NAME_PARAM = /(?<![A-Za-z0-9_*-])name(\*?)[ \t\n\v\f\r]*=[ \t\n\v\f\r]*/gi
+/** RFC 2231 continuations (`name*0=`, `name*1*=`), which Go's mime package joins. */
+const NAME_SECTION = /(?<![A-Za-z0-9_*-])name\*([0-9]+)(\*?)[ \t]*=[ \t]*("(?:[^"\\]|\\[\s\S])*"|[^\s;"]*)/gi
+/** The one header block a `_method` part may have to be read alike by every parser. */
+const STRICT_METHOD_HEAD = new RegExp(`^${ci('Content-Disposition')}:[ \\t]*form-data[ \\t]*;[ \\t]*name=(?:"_method"|_method)[ \\t]*\\r\\n$`)
+
+/**
+ * Every name a parser could give a part from its header block: each `name=`/`name*=` parameter
+ * anywhere (quoted with escapes, bare as Rack 2, Rack 3 and Go end it, RFC 5987 and RFC 2231),
+ * Rack 2's and Rack 3's own readings, `Content-ID`, and `Content-Type` (Rack's name for a part
+ * without one). Raw: callers read them as Rack reads parameter names.
+ */
+export function multipartHeaderNames (head: string): string[] {
+  const names: string[] = []
+  for (const m of head.matchAll(ANY_NAME_PARAM)) {
+    const start = m.index + m[0].length
+    for (const v of paramValues(head, start)) {
+      if (m[1] === '*') names.push(...extendedValues(v))
+      else names.push(v)
+    }
+  }
+  const sections = new Map<number, string>()
+  for (const m of head.matchAll(NAME_SECTION)) {
+    const raw = m[3]!.startsWith('"') ? unescapeQuoted(m[3]!.slice(1, -1)) : m[3]!
+    sections.set(Number(m[1]), m[2] === '*' ? percentDecode(raw.replace(/^[^']*'[^']*'/, '')) : raw)
+  }
+  if (sections.size > 0) names.push([...sections.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]).join(''))
+  const rack2 = rack2DispositionName(head)
+  if (rack2 !== null) names.push(rack2)
+  for (const variant of ['old', 'folded'] as const) {
+    const name = rack3Disposition(head, variant)?.name
+    if (name !== undefined) names.push(name)
+  }
+  for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
+  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
+  for (const m of head.matchAll(RACK2_CONTENT_TYPE)) names.push(m[1]!)
+  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
+  return names
+}
+
+/**
+ * The ways a parameter value starting at `start` is read: quoted with escapes, or bare up to
+ * Rack 2's, Go's or Rack 3's end. Only what decides a name is read (Rack's reading skips leading
+ * brackets and ends a name at the first bracket): leading white space and brackets, then
+ * NAME_WINDOW characters, so that many `name=` in one block cost linear time.
+ */
+function paramValues (head: string, start: number): string[] {
+  if (head[start] === '"') {
+    let value = ''
+    let kept = 0
+    for (let i = start + 1; i < head.length && head[i] !== '"' && kept <= NAME_WINDOW; i++) {
+      if (head[i] === '\\' && i + 1 < head.length) i++
+      const c = head[i]!
+      if (kept > 0 || !NAME_JUNK.test(c)) kept++
+      value += c
+    }
+    return [value]
+  }
+  let end = start
+  while (end < head.length && head[end] !== '\n' && NAME_JUNK.test(head[end]!)) end++
+  const stop = Math.min(head.length, end + NAME_WINDOW)
+  while (end < stop && head[end] !== '\n') end++
+  const rest = head.slice(start, end)
+  const rack2 = /^[^ \t\n\v\f\r()<>,;:\\"/[\]?=]*/.exec(rest)![0]
+  const go = /^[^\s;,"]*/.exec(rest)![0]
+  const semicolon = rest.indexOf(';')
+  const rack3 = rubyStrip(semicolon === -1 ? rest : rest.slice(0, semicolon))
+  return [...new Set([rack2, go, rack3])]
+}
+
+/** An RFC 5987 value (`utf-8''job%5Ftoken`), as sent and decoded. */
+function extendedValues (raw: string): string[] {
+  const value = raw.replace(/^[^']*'[^']*'/, '')
+  return value.includes('%') ? [value, percentDecode(value)] : [value]
+}
+
+function percentDecode (s: string): string {
+  return s.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}
+
+function unescapeQuoted (s: string): string {
+  return s.replace(/\\([\s\S])/g, '$1')
+}
+
+/** Ruby's String#strip: ASCII white space and NUL. */
+function rubyStrip (s: string): string {
+  return s.replace(/^[\0 \t\n\v\f\r]+|[\0 \t\n\v\f\r]+$/g, '')
+}
+
+/** Rack 2's part name from Content-Disposition (`MULTIPART_CONTENT_DISPOSITION`, then `dequote`), or null. */
+function rack2DispositionName (head: string): string | null {
+  const m = RACK2_NAME.exec(head)
+  if (m === null) return null
+  const quoted = /^"([^\n]*)"$/.exec(m[1]!)
+  return (quoted === null ? m[1]! : quoted[1]!).replace(/\\([^\n])/g, '$1')
+}
+
+/** Rack 2's `get_filename`: the filename, or null for a part that is no file. */
+function rack2Filename (head: string): string | null {
+  if (RACK2_RFC2183.test(head)) {
+    const params = new Map<string, string>()
+    for (const m of head.matchAll(RACK2_DISPPARM)) {
+      const pair = m.slice(1).filter((g): g is string => g !== undefined)
+      params.set(pair[0]!, pair[1]!)
+    }
+    const filename = params.get('filename')
+    if (filename !== undefined) return filename
+    const extended = params.get('filename*')
+    if (extended === undefined) return null
+    // Ruby's split("'", 3): without two quotes there is no third field.
+    const fields = extended.split("'")
+    return fields.length >= 3 ? fields.slice(2).join("'") : null
+  }
+  const broken = RACK2_BROKEN.exec(head)
+  return broken === null ? null : broken[1]!
+}
+
+/**
+ * Rack 3's reading of the part's Content-Disposition (parser.rb, handle_mime_head): the first
+ * such header, its parameters after the first ';' parsed one by one. Null without one, or when it
+ * is over Rack 3's limit (Rack then names the part from Content-ID).
+ */
+function rack3Disposition (head: string, variant: 'old' | 'folded'): { name?: string, filename?: string } | null {
+  const m = (variant === 'old' ? RACK3_DISPOSITION : RACK3_FOLDED_DISPOSITION).exec(head)
+  if (m === null || m[1]!.length > RACK3_DISPOSITION_MAX_BYTES) return null
+  let d = m[1]!
+  const out: { name?: string, filename?: string } = {}
+  let i = d.indexOf(';')
+  if (i === -1) return out
+  d = d.slice(i + 1)
+  for (let count = 1; (i = d.indexOf('=')) !== -1 && count <= 16; count++) {
+    const param = d.slice(0, i).replace(/^[\0 \t\n\v\f\r]+/, '')
+    d = d.slice(i + 1)
+    let value = ''
+    if (d[0] === '"') {
+      d = d.slice(1)
+      let j: number
+      while ((j = d.search(/["\\]/)) !== -1) {
+        const c = d[j]!
+        value += d.slice(0, j)
+        d = d.slice(j + 1)
+        if (c === '"') break
+        const escaped = d.slice(0, 1)
+        d = d.slice(1)
+        value += param === 'filename' && escaped !== '"' ? c + escaped : escaped
+      }
+    } else {
+      const semicolon = d.indexOf(';')
+      if (semicolon !== -1) {
+        value = d.slice(0, semicolon)
+        d = d.slice(semicolon)
+      } else {
+        value = rubyStrip(d)
+        d = ''
+      }
+    }
+    if (param === 'name') out.name = value
+    else if (param === 'filename' || param === 'filename*') out.filename = value
+    const next = d.indexOf(';')
+    if (next !== -1) d = d.slice(next + 1)
+  }
+  return out
+}
+
+/**
+ * True when the part is a file (or a file input left empty) for Rack 2 and Rack 3 alike: its
+ * content is then no parameter value. Only Content-Disposition's filename decides; a part without
+ * one is a field whatever its Content-Type (Rack's Collector#on_mime_head).
+ */
+export function isFilePart (head: string): boolean {
+  return rack2Filename(head) !== null &&
+    rack3Disposition(head, 'old')?.filename !== undefined &&
+    rack3Disposition(head, 'folded')?.filename !== undefined
 }

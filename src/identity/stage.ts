@@ -7,8 +7,8 @@ import type { Readable, Transform } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
-import { createBodyScanner, type BodyScanOptions } from './body-scan.ts'
-import { collectCredentials, decideCredential, type Credential, type CredentialSource } from './credentials.ts'
+import { createBodyScanner, rackReadsPostBody, type BodyScanOptions } from './body-scan.ts'
+import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
 export interface IdentityStageOptions {
@@ -25,6 +25,13 @@ export interface IdentityInput {
   readonly body: Readable
   /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
   readonly beforeBodyRead?: () => void
+  /**
+   * On API paths: Rack::MethodOverride routes a POST as its `_method` body parameter or its
+   * X-HTTP-Method-Override header (credentials.ts). Called with that method when there is one,
+   * before any credential is decided; returns the route matched for it, which this stage then
+   * uses. A method override that cannot be known for sure is refused.
+   */
+  readonly methodOverride?: (method: string) => CatalogRoute | null
 }
 
 export type ForwardBody =
@@ -66,19 +73,31 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
 
   return {
     async run (input) {
-      const { route } = input
-      const plan = scanner.plan(input.headers, input.canonical.method)
+      let { route } = input
+      const method = input.canonical.method
+      const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
+      if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, route)
+      const plan = scanner.plan(input.headers, method)
       if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', route)
 
-      const credentials: Credential[] = collectCredentials(input)
+      const bodyCredentials: Credential[] = []
+      let methodParam: MethodParam = { kind: 'absent' }
       let buffered: Buffer | null = null
       if (plan.kind === 'buffer') {
         input.beforeBodyRead?.()
         const inspected = await scanner.read(plan, input.body)
         if (inspected.kind === 'rejected') return deny(inspected.code, 'request body cannot be inspected', route)
         buffered = inspected.bytes
-        credentials.push(...inspected.credentials)
+        bodyCredentials.push(...inspected.credentials)
+        if (rackReadsPostBody(input.headers['content-type'], method)) methodParam = inspected.methodParam
       }
+      if (header !== null && input.methodOverride !== undefined) {
+        const routed = methodOverride(method, header, methodParam)
+        if (routed.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', routed.reason, route)
+        if (routed.kind === 'method' && routed.method !== method) route = input.methodOverride(routed.method)
+      }
+      // Conan routes read Basic credentials differently: collected once the route is known.
+      const credentials: Credential[] = [...collectCredentials({ ...input, route }), ...bodyCredentials]
 
       const credential = decideCredential(credentials)
       if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route)
@@ -92,7 +111,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         // A package write must know its caller before the body goes upstream (the users' package
         // rules check the caller's role), so no credential may hide in a streamed body there.
         const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
-        const g = guard = scanner.guard(plan.boundary, token, packageWrite)
+        // A `_method` in a streamed body would change the route after it was decided: refused there.
+        const g = guard = scanner.guard(plan.boundary, token, packageWrite, header !== null && method === 'POST')
         // The guard may fail at any moment from here on (while the job is resolved, while the
         // grants are read), before anyone else listens: without a listener of its own, its error
         // would be an uncaught exception that ends the process. Its failure is kept on the stream

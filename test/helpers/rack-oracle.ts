@@ -1,0 +1,83 @@
+// The Rack oracle (rack-oracle.rb) as a child process: one Ruby process answers every request,
+// one JSON line each way. `rackAvailable()` says whether Ruby and Rack are installed; a test that
+// needs them fails under CI=true and says loudly why it is skipped elsewhere.
+
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+const SCRIPT = fileURLToPath(new URL('./rack-oracle.rb', import.meta.url))
+
+export interface OracleRequest {
+  readonly method: string
+  /** Path and query, latin1 (one character per byte). */
+  readonly target: string
+  /** Header lines in order, as GitLab would receive them; values latin1. */
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  readonly body: Buffer
+}
+
+export interface OracleAnswer {
+  /** The method Rails routes after Rack::MethodOverride. */
+  readonly method: string
+  /** [where, value]: `query:job_token`, `body:token`, `json:private_token`, `header:job-token`, `basic:<user>`, `basic-user`, `bearer`. */
+  readonly creds: ReadonlyArray<readonly [string, string]>
+  /** Parsers that raised (Rack::Request#GET, #POST, JSON), for the failure report. */
+  readonly errors: readonly string[]
+}
+
+/** Null when `ruby -e 'require "rack"'` works, else what is missing. */
+export function rackUnavailable (): string | null {
+  const probe = spawnSync('ruby', ['-e', 'require "rack"; print Rack.release'], { encoding: 'utf8' })
+  if (probe.error !== undefined) return `ruby is not installed (${probe.error.message}); install the Debian packages ruby and ruby-rack`
+  if (probe.status !== 0) return `ruby cannot load rack (${probe.stderr.trim().split('\n')[0] ?? ''}); install the Debian package ruby-rack`
+  return null
+}
+
+export interface RackOracle {
+  ask (request: OracleRequest): Promise<OracleAnswer>
+  /** The Rack version answering. */
+  readonly release: string
+  close (): Promise<void>
+}
+
+export function startRackOracle (): RackOracle {
+  const release = spawnSync('ruby', ['-e', 'require "rack"; print Rack.release'], { encoding: 'utf8' }).stdout
+  const child: ChildProcessWithoutNullStreams = spawn('ruby', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const waiting: Array<{ resolve: (a: OracleAnswer) => void, reject: (e: Error) => void }> = []
+  let stderr = ''
+  let failed: Error | null = null
+  const fail = (err: Error): void => {
+    failed ??= err
+    for (const w of waiting.splice(0)) w.reject(failed)
+  }
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk: string) => { stderr += chunk })
+  child.on('error', fail)
+  child.on('exit', (code, signal) => { fail(new Error(`rack oracle exited (${code ?? signal ?? '?'}): ${stderr.trim()}`)) })
+  createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+    const w = waiting.shift()
+    if (w === undefined) return
+    const parsed = JSON.parse(line) as OracleAnswer | { error: string }
+    if ('error' in parsed) w.reject(new Error(`rack oracle failed on a request: ${parsed.error}`))
+    else w.resolve(parsed)
+  })
+
+  return {
+    release,
+    ask (request) {
+      if (failed !== null) return Promise.reject(failed)
+      return new Promise((resolve, reject) => {
+        waiting.push({ resolve, reject })
+        child.stdin.write(JSON.stringify({ m: request.method, t: request.target, h: request.headers, b: request.body.toString('base64') }) + '\n')
+      })
+    },
+    async close () {
+      if (child.exitCode !== null) return
+      const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
+      failed ??= new Error('rack oracle closed')
+      child.stdin.end()
+      await exited
+    }
+  }
+}
