@@ -1,5 +1,5 @@
-// Credentials in request bodies (gitlab-semantics.md §4: `job_token=`/`token=` are also read from
-// form, multipart and JSON bodies).
+// Credentials in request bodies: GitLab reads `job_token=`/`token=` as Rails params, so from form,
+// multipart and JSON bodies too (lib/gitlab/auth/auth_finders.rb, find_user_from_job_token).
 //
 // What GitLab reads parameters from, and so what is inspected here:
 // - `application/x-www-form-urlencoded`, and a POST body with no Content-Type at all (Rack's

@@ -1,5 +1,5 @@
-// Finding the credential of a request the way GitLab would (gitlab-semantics.md §4;
-// lib/gitlab/auth/auth_finders.rb, lib/api/api_guard.rb).
+// Finding the credential of a request the way GitLab would (lib/gitlab/auth/auth_finders.rb,
+// lib/api/api_guard.rb), in the request as Rack hands it to Rails.
 //
 // The rule that shapes this module: recognizing a job token where GitLab would not is safe (the
 // gate only enforces more), missing one that GitLab would accept is a bypass. So:
