@@ -450,7 +450,7 @@ export async function runDifferential (oracle: RackOracle, runs: number, seed: n
 
 /** RACK_SEED or a fresh seed; RACK_RUNS or the default count; RACK_LANES or 4. */
 export function differentialSettings (defaultRuns: number): { runs: number, seed: number, lanes: number } {
-  const seed = process.env.RACK_SEED === undefined ? (Date.now() ^ (process.pid << 16)) | 0 : Number(process.env.RACK_SEED)
+  const seed = process.env.RACK_SEED === undefined ? (Date.now() ^ (process.pid << 16)) & 0x3fffffff : Number(process.env.RACK_SEED)
   const runs = process.env.RACK_RUNS === undefined ? defaultRuns : Number(process.env.RACK_RUNS)
   const lanes = process.env.RACK_LANES === undefined ? 4 : Number(process.env.RACK_LANES)
   if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(runs) || runs <= 0 || !Number.isSafeInteger(lanes) || lanes <= 0) {
