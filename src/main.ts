@@ -4,13 +4,19 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig, readConfigFile, type Config } from './config.ts'
 import { createResolverFromConfig, createStoreFromConfig } from './gate/deps.ts'
 import { createGate, type Gate } from './gate/server.ts'
+import { routeStreamThrough, stdioOutput } from './logging.ts'
 
 export async function serve (options: { configFile?: string, env?: NodeJS.ProcessEnv } = {}): Promise<Gate> {
   const config: Config = loadConfig(options.env ?? process.env, {
     ...(options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) }),
     required: ['upstreamUrl']
   })
-  const logger = pino({ name: 'job-token-gate', level: config.logLevel })
+  // Every write to stdout and stderr, the log's and anyone else's, goes through src/logging.ts:
+  // a reader that goes away or stalls costs dropped, counted lines, never a crash or a hang.
+  const stdout = stdioOutput('stdout')
+  routeStreamThrough(process.stdout, stdout)
+  routeStreamThrough(process.stderr, stdioOutput('stderr'))
+  const logger = pino({ name: 'job-token-gate', level: config.logLevel }, stdout)
   const resolver = createResolverFromConfig(config)
   const store = await createStoreFromConfig(config)
   const gate = createGate(config, { store, resolver, logger })

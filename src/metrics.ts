@@ -10,6 +10,7 @@ import { errors } from './errors.ts'
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
+import { DROP_REASONS, LOG_STREAMS, logLinesDropped } from './logging.ts'
 import type { AllowReason } from './policy/decide.ts'
 
 export const PREFIX = 'job_token_gate_'
@@ -296,6 +297,19 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
   const usageDropped = new Counter({ name: name('usage_dropped_total'), help: 'Usage records dropped (pending buffer full or per-project cap reached)', registers: [registry] })
   const usageWriteErrors = new Counter({ name: name('usage_write_errors_total'), help: 'Usage batches the store failed to write', registers: [registry] })
   const usageFlushes = new Counter({ name: name('usage_flushes_total'), help: 'Usage batches written to the store', registers: [registry] })
+
+  // Log lines lost on stdout/stderr (src/logging.ts): process-wide, read at scrape time.
+  new Counter({
+    name: name('log_lines_dropped_total'),
+    help: 'Log lines not written, by stream (stdout, stderr) and reason (write_error: the write failed, e.g. the reader went away; backlog: the reader is not keeping up)',
+    labelNames: ['stream', 'reason'] as const,
+    registers: [registry],
+    collect () {
+      const dropped = logLinesDropped()
+      this.reset()
+      for (const stream of LOG_STREAMS) for (const reason of DROP_REASONS) this.inc({ stream, reason }, dropped[stream][reason])
+    }
+  })
 
   let processMetrics = false
   return {

@@ -26,6 +26,7 @@ import { createAdmin } from '../admin/handler.ts'
 import { createMetrics, type GateMetrics } from '../metrics.ts'
 import { createUsageRecorder, type UsageRecorder } from '../usage/recorder.ts'
 import { createDecisionLog } from './decision-log.ts'
+import { stdioOutput } from '../logging.ts'
 
 export interface GateDeps {
   readonly store: GrantStore
@@ -59,7 +60,8 @@ const USAGE_REASONS: ReadonlySet<string> = new Set(['DEFAULT_PERMISSIONS', 'POLI
 
 export function createGate (config: Config, deps: GateDeps): Gate {
   if (config.upstreamUrl === undefined) throw new TypeError('createGate: config.upstreamUrl is required')
-  const logger = deps.logger ?? pino({ name: 'job-token-gate' })
+  // Default: stdout through src/logging.ts (a lost reader drops lines, never blocks or throws).
+  const logger = deps.logger ?? pino({ name: 'job-token-gate' }, stdioOutput('stdout'))
   const metrics = deps.metrics ?? createMetrics()
   const catalogDir = config.catalogDir ?? DEFAULT_CATALOG_DIR
   const trusted = new Set(config.trustedProxies)

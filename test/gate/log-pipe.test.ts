@@ -1,0 +1,125 @@
+// The `serve` process when the reader of its stdout and stderr goes away (a log shipper restarts,
+// the process that started it exits): log lines are dropped and counted, requests are still
+// answered, and SIGTERM still ends it.
+
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { once } from 'node:events'
+import type { Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { send } from '../helpers/http.ts'
+import { scrape, total } from '../helpers/metrics.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/job-token-gate.mjs', import.meta.url))
+
+interface Served {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>
+  readonly api: string
+  readonly health: string
+  /** Lines read so far (until the reader is closed). */
+  readonly lines: Array<Record<string, unknown>>
+  /** Closes the test's ends of stdout and stderr, as a log shipper going away does. */
+  closeReaders (): Promise<void>
+  /** Sends SIGTERM; resolves with the exit, or rejects if the process is still there after hangMs. */
+  terminate (hangMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [BIN, 'serve'], {
+    env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const lines: Array<Record<string, unknown>> = []
+  let buffered = ''
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      let nl
+      while ((nl = buffered.indexOf('\n')) !== -1) {
+        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>
+        buffered = buffered.slice(nl + 1)
+        lines.push(line)
+        if (line.msg === 'job-token-gate ready') resolve(line)
+      }
+    })
+    void exited.then(([code]) => { reject(new Error(`serve exited (${String(code)}) before it was ready: ${stderr}`)) })
+  })
+  return {
+    child,
+    api: `http://${String(ready.listen)}`,
+    health: `http://${String(ready.health)}`,
+    lines,
+    async closeReaders () {
+      const closed = [once(child.stdout, 'close'), once(child.stderr, 'close')]
+      child.stdout.destroy()
+      child.stderr.destroy()
+      await Promise.all(closed)
+    },
+    async terminate (hangMs) {
+      const started = performance.now()
+      child.kill('SIGTERM')
+      let timer: NodeJS.Timeout | undefined
+      const hung = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new Error(`serve still running ${hangMs} ms after SIGTERM`)) }, hangMs)
+      })
+      try {
+        const [code, signal] = await Promise.race([exited, hung])
+        t.diagnostic(`exited ${String(code ?? signal)} ${Math.round(performance.now() - started)} ms after SIGTERM`)
+        return { code, signal }
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+}
+
+const waitUntil = async (condition: () => boolean): Promise<void> => {
+  while (!condition()) await new Promise(resolve => setTimeout(resolve, 20))
+}
+
+test('SIGTERM ends serve after the readers of its stdout and stderr went away', async (t) => {
+  const drainMs = 2000
+  const gate = await startServe(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_DRAIN_TIMEOUT_MS: String(drainMs) })
+  await gate.closeReaders()
+  // The first line written after this ("SIGTERM: draining") meets the closed pipe.
+  const exit = await gate.terminate(10 * (drainMs + 1000))
+  assert.deepEqual(exit, { code: 0, signal: null }, 'a clean drain exits 0')
+})
+
+test('with both readers gone, requests are answered, lost lines are counted, and SIGTERM drains in-flight requests', async (t) => {
+  let arrived = 0
+  const gitlab = await startFakeGitlab({
+    fallback: (req, res) => {
+      arrived++
+      req.resume()
+      setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"slow":true}') }, 600)
+    }
+  })
+  t.after(() => gitlab.close())
+  // NODE_DEBUG makes Node write to stderr on every connection, straight to process.stderr.
+  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_DRAIN_TIMEOUT_MS: '10000', NODE_DEBUG: 'net' })
+  await gate.closeReaders()
+
+  assert.equal((await send(gate.health, 'GET', '/-/liveness')).status, 200)
+  const answered = await send(gate.api, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
+  assert.equal(answered.status, 200, 'answered while every log line fails')
+  const { samples } = await scrape(gate.health)
+  const dropped = (stream: string, reason: string): number => total(samples, 'job_token_gate_log_lines_dropped_total', { stream, reason })
+  assert.ok(dropped('stdout', 'write_error') >= 1, 'the decision line, dropped and counted')
+  assert.ok(dropped('stderr', 'write_error') >= 1, "NODE_DEBUG's lines, dropped and counted")
+  assert.equal(dropped('stdout', 'backlog') + dropped('stderr', 'backlog'), 0)
+
+  const inFlight = send(gate.api, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
+  await waitUntil(() => arrived === 2)
+  const exited = gate.terminate(10 * (10_000 + 1000))
+  const res = await inFlight
+  assert.equal(res.status, 200, 'the in-flight request finished during the drain')
+  assert.equal(res.text, '{"slow":true}')
+  assert.deepEqual(await exited, { code: 0, signal: null })
+})
