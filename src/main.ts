@@ -1,10 +1,20 @@
 // `job-token-gate serve`: the only place that reads the environment and handles signals.
 
-import { pino } from 'pino'
+import { Worker } from 'node:worker_threads'
+import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, readConfigFile, type Config } from './config.ts'
 import { createResolverFromConfig, createStoreFromConfig } from './gate/deps.ts'
 import { createGate, type Gate } from './gate/server.ts'
-import { routeStreamThrough, stdioOutput } from './logging.ts'
+import { flushStdio, routeStreamThrough, stdioOutput } from './logging.ts'
+
+/** After SIGTERM the process is gone by the drain timeout plus this, whatever hangs. */
+export const SHUTDOWN_MARGIN_MS = 1_000
+/** What is left of the margin for the last log lines once everything is closed. */
+const FINAL_FLUSH_MS = 500
+/** Exit code when the deadline had to end the process (or closing failed); 0 when everything closed in time. */
+export const EXIT_FORCED = 1
+/** If even the deadline's exit cannot run (the event loop is stuck), a thread kills the process this much later. */
+export const WATCHDOG_GRACE_MS = 1_000
 
 export async function serve (options: { configFile?: string, env?: NodeJS.ProcessEnv } = {}): Promise<Gate> {
   const config: Config = loadConfig(options.env ?? process.env, {
@@ -33,11 +43,21 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   process.on('SIGTERM', () => {
     if (stopping) return
     stopping = true
+    const deadline = performance.now() + config.drainTimeoutMs + SHUTDOWN_MARGIN_MS
+    enforceDeadline(config.drainTimeoutMs + SHUTDOWN_MARGIN_MS, logger)
     logger.info({ drain_ms: config.drainTimeoutMs, in_flight: gate.inFlight() }, 'SIGTERM: draining')
-    void gate.close().then(() => {
-      logger.info('stopped')
-      process.exit(0)
-    })
+    void (async () => {
+      try {
+        await gate.close()
+        logger.info('stopped')
+      } catch (err) {
+        logger.error({ err: { message: (err as Error).message } }, 'closing failed')
+        process.exitCode = EXIT_FORCED
+      }
+      // The last lines, for a reader that is still there; a gone or stalled one is not waited for.
+      await flushStdio(Math.max(0, Math.min(FINAL_FLUSH_MS, deadline - performance.now())))
+      process.exit()
+    })()
   })
   process.on('SIGINT', () => process.kill(process.pid, 'SIGTERM'))
   process.on('SIGHUP', () => {
@@ -48,4 +68,27 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   // Announced once the signal handlers are in place, so a supervisor may signal right away.
   logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
   return gate
+}
+
+/**
+ * The shutdown deadline. Nothing keeps a reference to either timer, so nothing can cancel them:
+ * the event loop's timer exits with EXIT_FORCED whatever close() is still waiting for; a
+ * worker thread's timer kills the process (SIGKILL) if the event loop itself is stuck (a
+ * synchronous write, a handler that never returns) and that exit cannot run.
+ */
+function enforceDeadline (ms: number, logger: Logger): void {
+  setTimeout(() => {
+    logger.warn({ deadline_ms: ms }, 'shutdown deadline passed: exiting')
+    process.exit(EXIT_FORCED)
+  }, ms)
+  try {
+    const watchdog = new Worker(
+      "const { workerData } = require('node:worker_threads'); setTimeout(() => { process.kill(workerData.pid, 'SIGKILL') }, workerData.ms)",
+      { eval: true, workerData: { pid: process.pid, ms: ms + WATCHDOG_GRACE_MS } }
+    )
+    watchdog.on('error', () => {})
+    watchdog.unref()
+  } catch {
+    // No thread to spare: the event loop's timer still holds.
+  }
 }

@@ -414,6 +414,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
           new Promise<void>(resolve => idle.push(resolve)),
           new Promise<void>(resolve => setTimeout(resolve, drainMs).unref())
         ])
+        if (inFlight > 0) logger.warn({ drain_ms: drainMs, in_flight: inFlight }, 'drain timeout: closing the connections of requests still in flight')
       }
       server.closeAllConnections()
       auth?.closeAllConnections()

@@ -1,14 +1,22 @@
 // The `serve` process when the reader of its stdout and stderr goes away (a log shipper restarts,
 // the process that started it exits): log lines are dropped and counted, requests are still
-// answered, and SIGTERM still ends it.
+// answered, and SIGTERM still ends it — drained, or by the deadline when something hangs.
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer, request } from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
 import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
+import { finished } from 'node:stream/promises'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { EXIT_FORCED, SHUTDOWN_MARGIN_MS, WATCHDOG_GRACE_MS } from '../../src/main.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 
@@ -79,6 +87,15 @@ async function startServe (t: TestContext, env: Record<string, string>): Promise
   }
 }
 
+/** An upstream that takes requests and never answers them; closed with the test. */
+async function silentUpstream (t: TestContext): Promise<{ url: string, requests: () => number }> {
+  let requests = 0
+  const server = createServer(req => { requests++; req.resume() })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests }
+}
+
 const waitUntil = async (condition: () => boolean): Promise<void> => {
   while (!condition()) await new Promise(resolve => setTimeout(resolve, 20))
 }
@@ -88,7 +105,7 @@ test('SIGTERM ends serve after the readers of its stdout and stderr went away', 
   const gate = await startServe(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_DRAIN_TIMEOUT_MS: String(drainMs) })
   await gate.closeReaders()
   // The first line written after this ("SIGTERM: draining") meets the closed pipe.
-  const exit = await gate.terminate(10 * (drainMs + 1000))
+  const exit = await gate.terminate(10 * (drainMs + SHUTDOWN_MARGIN_MS))
   assert.deepEqual(exit, { code: 0, signal: null }, 'a clean drain exits 0')
 })
 
@@ -117,9 +134,61 @@ test('with both readers gone, requests are answered, lost lines are counted, and
 
   const inFlight = send(gate.api, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
   await waitUntil(() => arrived === 2)
-  const exited = gate.terminate(10 * (10_000 + 1000))
+  const exited = gate.terminate(10 * (10_000 + SHUTDOWN_MARGIN_MS))
   const res = await inFlight
   assert.equal(res.status, 200, 'the in-flight request finished during the drain')
   assert.equal(res.text, '{"slow":true}')
   assert.deepEqual(await exited, { code: 0, signal: null })
+})
+
+for (const readers of ['closed', 'open'] as const) {
+  test(`the shutdown deadline ends serve when closing hangs (readers ${readers})`, async (t) => {
+    // The job token's introspection call (GET /api/v4/job) never gets an answer: the request is
+    // cut at the drain timeout, and closing the introspection pool waits for that call.
+    const gitlab = await silentUpstream(t)
+    const drainMs = 300
+    const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_DRAIN_TIMEOUT_MS: String(drainMs), GATE_IDENTITY_TIMEOUT_MS: '600000' })
+    const cut = new Promise<string>(resolve => {
+      const { hostname, port } = new URL(gate.api)
+      request({ host: hostname, port, path: '/api/v4/projects/64/packages', headers: { 'job-token': TOKENS.app } })
+        .on('response', res => { resolve(`answered ${String(res.statusCode)}`) })
+        .on('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? err.message) })
+        .end()
+    })
+    await waitUntil(() => gitlab.requests() > 0)
+    if (readers === 'closed') await gate.closeReaders()
+
+    const exit = await gate.terminate(10 * (drainMs + SHUTDOWN_MARGIN_MS))
+    assert.deepEqual(exit, { code: EXIT_FORCED, signal: null }, 'forced by the deadline')
+    assert.equal(await cut, 'ECONNRESET', 'the in-flight request was cut at the drain timeout')
+    if (readers === 'open') {
+      await finished(gate.child.stdout)
+      const messages = gate.lines.map(l => l.msg)
+      assert.ok(messages.includes('drain timeout: closing the connections of requests still in flight'), messages.join(' | '))
+      assert.ok(messages.includes('shutdown deadline passed: exiting'), messages.join(' | '))
+    }
+  })
+}
+
+test('a stuck event loop cannot hold serve either: a thread kills it past the deadline', async (t) => {
+  // A module preloaded into serve blocks its main thread for good shortly after SIGTERM, as a
+  // synchronous write or a handler that never returns would; a request keeps the drain going.
+  const dir = mkdtempSync(join(tmpdir(), 'stuck-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const preload = join(dir, 'stuck.mjs')
+  writeFileSync(preload, [
+    "import { isMainThread } from 'node:worker_threads'",
+    'if (isMainThread) process.on(\'SIGTERM\', () => { setTimeout(() => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0) }, 100) })'
+  ].join('\n'))
+  const upstream = await silentUpstream(t)
+  const drainMs = 300
+  const gate = await startServe(t, {
+    GATE_UPSTREAM_URL: upstream.url,
+    GATE_DRAIN_TIMEOUT_MS: String(drainMs),
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim()
+  })
+  send(gate.api, 'GET', '/api/v4/projects/1/packages').catch(() => {})
+  await waitUntil(() => upstream.requests() > 0)
+  const exit = await gate.terminate(10 * (drainMs + SHUTDOWN_MARGIN_MS + WATCHDOG_GRACE_MS))
+  assert.deepEqual(exit, { code: null, signal: 'SIGKILL' })
 })
