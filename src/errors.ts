@@ -24,6 +24,7 @@ export const errors = {
   UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },
   FORWARD_AUTH_UNTRUSTED: { status: 403, message: '403 Forbidden - X-Original-*/X-Forwarded-* request headers are only accepted from trusted proxies' },
+  FORWARD_AUTH_GATE_ENDPOINT: { status: 403, message: '403 Forbidden - job token scope settings (the gate\'s configuration API, and GraphQL at /api/graphql) are answered by the gate itself: route these requests to the gate\'s API listener, not through forward-auth' },
   BODY_NOT_VISIBLE: { status: 403, message: '403 Forbidden - this request has a form, JSON or multipart body the gate cannot see, and a job token there would go unchecked; send such requests through the gate proxy, or have the front proxy pass bodies to the gate' },
   CONNECTION_DROPS_DECISION_HEADER: { status: 400, message: '400 Bad request - the Connection header names a header the authorization decision depends on (a credential, or the body\'s type, length or encoding); it would be dropped before GitLab reads the request' },
   GATE_SHUTTING_DOWN: { status: 503, message: '503 Service Unavailable - the gate is shutting down; retry' },
@@ -59,9 +60,9 @@ export const errors = {
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
   MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
-  // Configuration API (src/admin/) and per package format rules (src/policy/package-rules.ts).
   METHOD_OVERRIDE_AMBIGUOUS: { status: 400, message: '400 Bad request - the method this request is routed as (X-HTTP-Method-Override, _method) is repeated or could be read differently; send it once, or as the request method' },
   METHOD_OVERRIDE_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - a _method parameter in a large multipart body cannot be checked before the request is forwarded; send the request with its real method' },
+  // Configuration API (src/admin/) and per package format rules (src/policy/package-rules.ts).
   // The package-rule 403 messages are built per request, naming the format and the setting.
   PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },
   PACKAGE_MAINTAINER_ONLY: { status: 403, message: '403 Forbidden - only users with the Maintainer role or higher may change this package format in this project' },

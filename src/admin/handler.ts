@@ -50,6 +50,12 @@ export type AdminOutcome =
 export interface Admin {
   /** The Maintainer check of per package format rules for requests without a job token (roles.ts). */
   readonly roles: UserRoleCheck
+  /**
+   * Whether the gate must answer this request itself: a path of the configuration API (any
+   * method, any spelling Grape routes) or GitLab's GraphQL endpoint, where allowlist mutations
+   * are the gate's. The forward-auth endpoint, which cannot answer them, refuses these.
+   */
+  owns (canonical: CanonicalRequest): boolean
   handle (req: IncomingMessage, res: ServerResponse, canonical: CanonicalRequest, requestId: string, beforeBodyRead?: () => void): Promise<AdminOutcome>
 }
 
@@ -170,6 +176,10 @@ export function createAdmin (options: AdminOptions): Admin {
 
   return {
     roles: createUserRoleCheck(gitlab, options.grants),
+    owns (canonical) {
+      if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null
+      return canonical.kind === 'other' && graphqlPath.test(canonical.path)
+    },
     async handle (req, res, canonical, requestId, beforeBodyRead) {
       if (canonical.kind === 'rejected') return PASS
       if (canonical.kind === 'other') {

@@ -275,6 +275,15 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       logDecision(x, requestId, started, 403)
       return
     }
+    // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,
+    // on the API listener: allowing them here would let them reach GitLab's own allowlist.
+    if (admin.owns(canonicalize(x.method, x.target))) {
+      x.verdict = 'deny'
+      x.reason = 'FORWARD_AUTH_GATE_ENDPOINT'
+      answer(res, requestId, deny('FORWARD_AUTH_GATE_ENDPOINT'), false)
+      logDecision(x, requestId, started, 403)
+      return
+    }
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
     let refusal = outcome.kind === 'deny' ? outcome.deny : null

@@ -44,6 +44,27 @@ test('forward-auth answers 200 or the same 401/403 bodies, and never proxies', a
   assert.equal(g.seen.length, 0, 'nothing was proxied')
 })
 
+test('forward-auth refuses what the gate must answer itself: its configuration API and GraphQL', async (t) => {
+  const g = await authGate(t)
+  const ask = (method: string, uri: string): ReturnType<typeof send> =>
+    send(g.auth, 'GET', '/', { 'x-original-method': method, 'x-original-uri': uri, 'private-token': 'glpat-maintainer' })
+  for (const [method, uri] of [
+    ['PATCH', '/api/v4/projects/200/job_token_scope'],
+    ['PATCH', '/api/v4/projects/200/job_token_scope.json'],
+    ['POST', '/api/v4/projects/acme%2Flib/job%5Ftoken%5Fscope/allowlist'],
+    ['DELETE', '/api/v4//projects/200/job_token_scope/groups_allowlist/10'],
+    ['GET', '/api/v4/projects/200/job_token_permissions'],
+    ['POST', '/api/graphql'],
+    ['GET', '/api/graphql?query=mutation%7B%7D'],
+    ['POST', '/api/graphql.json']
+  ] as const) {
+    const answer = await ask(method, uri)
+    assert.equal(answer.status, 403, `${method} ${uri}: ${answer.text}`)
+    assert.equal(answer.json().code, 'FORWARD_AUTH_GATE_ENDPOINT')
+  }
+  assert.equal((await ask('GET', '/api/v4/projects/200/job_token_scopes')).status, 200, 'a path that only looks alike is not the gate\'s')
+})
+
 test('forward-auth: original-request headers only from trusted peers; hidden bodies', async (t) => {
   const untrusted = await authGate(t, { GATE_TRUSTED_PROXIES: '192.0.2.1' })
   const res = await send(untrusted.auth, 'GET', '/', { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages', ...job })
@@ -86,6 +107,7 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   const site = shipped
     .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
     .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${g.gate.authAddress()!.port};`)
+    .replace('server 127.0.0.1:8181;', `server 127.0.0.1:${g.gate.address().port};`)
     .replace('listen 8080;', `listen 127.0.0.1:${port};`)
   assert.notEqual(site, shipped)
   writeFileSync(join(dir, 'site.conf'), site)
@@ -124,5 +146,19 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   assert.equal(unknown.headers['www-authenticate'], 'Basic realm="GitLab Packages Registry"')
   const hidden = await send(base, 'POST', '/api/v4/projects/100/deployments', { 'content-type': 'application/x-www-form-urlencoded' }, `job_token=${TOKENS.tools}`)
   assert.equal(hidden.status, 403, 'a job token in a body nginx does not pass on is not waved through')
-  assert.deepEqual(g.seen.map(s => `${s.method} ${s.url}`), ['GET /', 'GET /api/v4/projects/200/packages'])
+  // The gate's own endpoints are routed to its API listener and answered there, never by GitLab.
+  for (const [method, path] of [['PATCH', '/api/v4/projects/200/job_token_scope'], ['PATCH', '/api/v4/projects/acme%2Flib/job_token_scope.json'], ['POST', '/api//v4/projects/200/job%5Ftoken%5Fscope/allowlist']] as const) {
+    const scope = await send(base, method, path, { 'content-type': 'application/json' }, '{"enabled":false}')
+    assert.equal(scope.status, 401, `${path}: ${scope.text}`)
+    assert.equal(scope.json().code, 'ADMIN_UNAUTHENTICATED')
+  }
+  const mutation = await send(base, 'POST', '/api/graphql', { 'content-type': 'application/json', 'private-token': 'glpat-someone' }, JSON.stringify({ query: 'mutation { ciJobTokenScopeRemoveProject(input: { projectPath: "acme/lib", targetProjectPath: "acme/platform/app" }) { errors } }' }))
+  assert.equal(mutation.json().data.ciJobTokenScopeRemoveProject, null, 'answered by the gate (the caller is no Maintainer it knows)')
+  assert.ok(mutation.json().errors.length > 0)
+  const query = await send(base, 'POST', '/api/graphql', { 'content-type': 'application/json' }, JSON.stringify({ query: '{ currentUser { id } }' }))
+  assert.equal(query.status, 200, 'other GraphQL passes through the gate to GitLab')
+  const forwarded = g.seen.map(s => `${s.method} ${s.url}`)
+  assert.deepEqual(forwarded.slice(0, 2), ['GET /', 'GET /api/v4/projects/200/packages'])
+  assert.ok(!forwarded.some(r => /job_token|job%5Ftoken/i.test(r)), `no scope request reached GitLab: ${forwarded.join(', ')}`)
+  assert.equal(forwarded.filter(r => r === 'POST /api/graphql').length, 1, 'only the ordinary query reached GitLab\'s GraphQL')
 })
