@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { classifyGraphql, escapeSingleQuotedNewlines } from '../../src/admin/graphql.ts'
-import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
 const json = { 'content-type': 'application/json' }

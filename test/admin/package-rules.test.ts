@@ -13,7 +13,7 @@ import { checkPackageRules, maintainerRequired } from '../../src/policy/package-
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { startRedis } from '../helpers/redis.ts'
-import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const derivation: Array<[string, string, string | undefined, string | undefined]> = [
   ['PUT', '/projects/:id/packages/maven/*path/:file_name', 'maven', 'write'],

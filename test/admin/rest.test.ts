@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
-import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const op = { 'private-token': ADMIN }
 const json = { 'content-type': 'application/json' }

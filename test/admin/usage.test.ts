@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { ADMIN, adminGate } from './admin-gate.ts'
+import { ADMIN, adminGate } from '../helpers/admin-gate.ts'
 
 test('the usage report lists, per allowlist entry, the policies used and a minimal set', async (t) => {
   const g = await adminGate(t)

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { adminGate } from '../admin/admin-gate.ts'
+import { adminGate } from '../helpers/admin-gate.ts'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
 /** Shapes of the same credentials that Ruby decodes alike and Node's base64 does not. */

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { adminGate, ADMIN, USERS } from '../admin/admin-gate.ts'
+import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
 import { send, sendChunked } from '../helpers/http.ts'
 
 const MAVEN_PUT = '/api/v4/projects/200/packages/maven/com/acme/lib/1.0/lib-1.0.jar'

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { gzipSync } from 'node:zlib'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send, type RawResponse } from '../helpers/http.ts'
-import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const json = { 'content-type': 'application/json' }
 const op = { ...json, 'private-token': ADMIN }

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send, type RawResponse } from '../helpers/http.ts'
-import { ADMIN, USERS, adminGate } from './admin-gate.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const op = { 'private-token': ADMIN }
 const json = { 'content-type': 'application/json' }

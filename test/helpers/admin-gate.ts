@@ -3,7 +3,7 @@
 // also sees acme/platform/app (100) and acme/platform/web (600) as a Reporter.
 
 import type { TestContext } from 'node:test'
-import { startTestGate, type TestGate } from '../helpers/gate.ts'
+import { startTestGate, type TestGate } from './gate.ts'
 
 export const ADMIN = 'gate-operator-secret-token'
 export const USERS = {
