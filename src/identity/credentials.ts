@@ -216,6 +216,18 @@ function * headerPairs (request: Pick<CredentialRequest, 'headers' | 'rawHeaders
 }
 
 function authorizationCredentials (header: string, conan: boolean): Credential[] {
+  const found = schemeCredentials(header, conan)
+  // Routes that authenticate with `http_bearer_token` (Cargo, the Terraform module registry)
+  // take the last word of Authorization whatever the scheme
+  // (lib/gitlab/api_authentication/token_locator.rb: `split(' ').last`): any word that looks
+  // like a job token is one.
+  for (const word of header.split(/\s+/)) {
+    if (word.startsWith(JOB_TOKEN_PREFIX) && !found.some(c => c.secret === word)) found.push({ secret: word, jobToken: true, source: 'bearer', where: 'header:authorization' })
+  }
+  return found
+}
+
+function schemeCredentials (header: string, conan: boolean): Credential[] {
   const value = header.trim()
   // Rails splits scheme from credentials with Ruby's `split(" ", 2)`: at the first run of ASCII
   // white space. \s also splits at other white space: more requests read as Basic, never fewer.
@@ -246,7 +258,9 @@ function authorizationCredentials (header: string, conan: boolean): Credential[]
     return [{ secret: rest, jobToken: false, source: 'bearer', where: 'bearer' }]
   }
 
-  // No scheme, or one GitLab does not read: still a job token if it looks like one.
+  // No scheme, or one GitLab does not read: still a job token if it looks like one. Where a word
+  // of it does, that word is the credential (added by authorizationCredentials).
+  if (/\s/.test(rest) && rest.split(/\s+/).some(word => word.startsWith(JOB_TOKEN_PREFIX))) return []
   return [{ secret: rest, jobToken: rest.startsWith(JOB_TOKEN_PREFIX), source: 'bearer', where: 'header:authorization' }]
 }
 
@@ -348,6 +362,35 @@ function normalizeParamName (name: string): string {
 /** application/x-www-form-urlencoded decoding, once; an invalid escape is kept as sent. */
 export function decodeFormComponent (s: string): string {
   if (s.indexOf('%') === -1) return s.indexOf('+') === -1 ? s : s.replaceAll('+', ' ')
+  // Hot for every form body: while everything is ASCII the text is built directly; UTF-8
+  // sequences (escaped or not) take the byte path below.
+  let ascii = ''
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i)
+    if (c === 0x25 && i + 2 < s.length) {
+      const hi = hexDigit(s.charCodeAt(i + 1))
+      const lo = hexDigit(s.charCodeAt(i + 2))
+      if (hi >= 0 && lo >= 0) {
+        c = hi * 16 + lo
+        i += 2
+      }
+    } else if (c === 0x2b) {
+      c = 0x20
+    }
+    if (c >= 0x80) return decodeFormBytes(s)
+    ascii += String.fromCharCode(c)
+  }
+  return ascii
+}
+
+function hexDigit (c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  if (c >= 0x41 && c <= 0x46) return c - 0x37
+  if (c >= 0x61 && c <= 0x66) return c - 0x57
+  return -1
+}
+
+function decodeFormBytes (s: string): string {
   const bytes: number[] = []
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)

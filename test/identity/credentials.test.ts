@@ -49,6 +49,10 @@ const cases: Case[] = [
   { name: 'bearer scheme in lower case', target: PACKAGES, headers: [`Authorization: bearer ${A}`], expect: { token: A, source: 'bearer' } },
   { name: 'Bearer OAuth token alone', target: PACKAGES, headers: ['Authorization: Bearer oauth-access-token'], expect: 'none' },
   { name: 'Authorization without a scheme, job token', target: PACKAGES, headers: [`Authorization: ${A}`], expect: { token: A, source: 'bearer' } },
+  // `http_bearer_token` routes take the last word of Authorization, whatever the scheme.
+  { name: 'a job token as the last word after an unknown scheme', target: PACKAGES, headers: [`Authorization: Foo Bar ${A}`], expect: { token: A, source: 'bearer' } },
+  { name: 'a job token as the last word after Token', target: PACKAGES, headers: [`Authorization: Token ${A}`], expect: { token: A, source: 'bearer' } },
+  { name: 'a job token after an OAuth Bearer value is ambiguous', target: PACKAGES, headers: [`Authorization: Bearer oauth-access-token ${A}`], expect: 'ambiguous' },
   { name: 'Basic gitlab-ci-token on Maven', target: MAVEN, headers: [`Authorization: ${basic('gitlab-ci-token', A)}`], expect: { token: A, source: 'basic', basicAuth: true } },
   { name: 'Basic gitlab-ci-token with any secret', target: MAVEN, headers: [`Authorization: ${basic('gitlab-ci-token', 'legacy-unprefixed')}`], expect: { token: 'legacy-unprefixed', source: 'basic', basicAuth: true } },
   { name: 'BASIC scheme in upper case', target: MAVEN, headers: [`Authorization: BASIC ${Buffer.from(`gitlab-ci-token:${A}`).toString('base64')}`], expect: { token: A, source: 'basic', basicAuth: true } },
