@@ -134,10 +134,12 @@ export function rackReadsPostBody (contentType: string | undefined, method: stri
  */
 export function formMethodParam (bytes: Buffer): MethodParam {
   const text = withoutTrailingNul(bytes).toString('latin1')
+  // Hot for every form body: a name that reads as `_method` holds `method` or an escape.
+  if (!/method|%/.test(text)) return { kind: 'absent' }
   const named = text.split(/[&;]/).some(piece => {
     const eq = piece.indexOf('=')
     const key = eq === -1 ? piece : piece.slice(0, eq)
-    return isMethodOverrideParam(key) || isMethodOverrideParam(formBytes(key).toString('latin1'))
+    return isMethodOverrideParam(key) || (/[%+]/.test(key) && isMethodOverrideParam(formLatin1(key)))
   })
   if (!named) return { kind: 'absent' }
   if (/%(?![0-9a-fA-F]{2})/.test(text) || text.split('&').length > RACK_PARAMS_LIMIT) return { kind: 'absent' }
@@ -227,19 +229,54 @@ function withoutTrailingNul (bytes: Buffer): Buffer {
 
 /** A form component's bytes, decoded once as Rack does ('+' is a space); `text` is latin1. */
 function formBytes (text: string): Buffer {
-  const bytes = Buffer.from(text.replaceAll('+', ' '), 'latin1')
-  if (!bytes.includes(0x25)) return bytes
-  const out: number[] = []
+  // In place, without a regular expression per byte: a 64 KiB form of escapes is read in well under a millisecond.
+  const bytes = Buffer.from(text, 'latin1')
+  let w = 0
   for (let i = 0; i < bytes.length; i++) {
-    const hex = bytes[i] === 0x25 && i + 2 < bytes.length ? String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!) : ''
-    if (/^[0-9a-fA-F]{2}$/.test(hex)) {
-      out.push(Number.parseInt(hex, 16))
-      i += 2
-    } else {
-      out.push(bytes[i]!)
+    let b = bytes[i]!
+    if (b === 0x2b) {
+      b = 0x20
+    } else if (b === 0x25 && i + 2 < bytes.length) {
+      const hi = hexValue(bytes[i + 1]!)
+      const lo = hexValue(bytes[i + 2]!)
+      if (hi >= 0 && lo >= 0) {
+        b = hi * 16 + lo
+        i += 2
+      }
     }
+    bytes[w++] = b
   }
-  return Buffer.from(out)
+  return bytes.subarray(0, w)
+}
+
+/** formBytes as a latin1 string, without a Buffer: cheap for the many short names of a form. */
+function formLatin1 (text: string): string {
+  let out = ''
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x2b) {
+      out += ' '
+      continue
+    }
+    if (c === 0x25 && i + 2 < text.length) {
+      const hi = hexValue(text.charCodeAt(i + 1))
+      const lo = hexValue(text.charCodeAt(i + 2))
+      if (hi >= 0 && lo >= 0) {
+        out += String.fromCharCode(hi * 16 + lo)
+        i += 2
+        continue
+      }
+    }
+    out += text[i]
+  }
+  return out
+}
+
+function hexValue (c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  if (c >= 0x41 && c <= 0x46) return c - 0x37
+  if (c >= 0x61 && c <= 0x66) return c - 0x57
+  return -1
 }
 
 function positive (name: string, value: number | undefined, fallback: number): number {
@@ -293,11 +330,20 @@ function readCapped (body: Readable, max: number): Promise<Buffer | null> {
  * The texts a JSON credential value holds: none when blank (`.presence`), the value itself, or
  * every leaf of an array or object (`{"job_token": ["glcbt-..."]}`, as `job_token[]=` in a form).
  */
-function credentialTexts (value: unknown, out: string[] = []): string[] {
-  if (value === null || value === false || value === '') return out
-  if (Array.isArray(value)) for (const v of value) credentialTexts(v, out)
-  else if (typeof value === 'object') for (const v of Object.values(value)) credentialTexts(v, out)
-  else out.push(String(value))
+function credentialTexts (value: unknown): string[] {
+  // Iterative: a body nested thousands of levels deep must not overflow the stack.
+  const out: string[] = []
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const v = pending.pop()
+    if (v === null || v === false || v === '') continue
+    if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) pending.push(v[i])
+    else if (typeof v === 'object') {
+      const values = Object.values(v as object)
+      for (let i = values.length - 1; i >= 0; i--) pending.push(values[i])
+    }
+    else out.push(String(v))
+  }
   return out
 }
 

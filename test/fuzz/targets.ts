@@ -240,23 +240,6 @@ function directCredentials (input: BodyRequest): Credential[] | Error {
   }
 }
 
-/** Deepest '[' / '{' nesting of a JSON-ish text, strings skipped. */
-export function nestingDepth (bytes: Buffer): number {
-  let depth = 0
-  let max = 0
-  let inString = false
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i]
-    if (inString) {
-      if (c === 0x5c) i++
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) inString = true
-    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth)
-    else if (c === 0x5d || c === 0x7d) depth--
-  }
-  return max
-}
-
 const PLAN_KINDS = new Set(['pass', 'buffer', 'stream', 'rejected'])
 
 export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = {
@@ -288,12 +271,6 @@ export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = 
     const direct = out.direct ?? directCredentials(input)
     if (Array.isArray(direct)) checkCredentials(direct, decideCredential(direct))
   },
-  // Deeply nested JSON: JSON.stringify in credentialText recurses per level (RangeError past a
-  // few thousand levels, so valid JSON is refused as BODY_NOT_PARSEABLE) and is slow before that.
-  known: (input, error) => input.type === 'json' && nestingDepth(input.body) >= 1000 &&
-    ((error instanceof RangeError && /call stack/i.test(error.message)) || error instanceof TimeLimitExceeded)
-    ? 'json-deep-nesting'
-    : null,
   show: input => `${input.type} ${input.method} headers ${JSON.stringify(input.headers).slice(0, 300)} small ${input.small} chunks ${JSON.stringify(input.chunks).slice(0, 120)} body ${clipBytes(input.body)}`
 }
 

@@ -141,3 +141,8 @@ test('JSON members are read as sent, repeats included', () => {
   assert.deepEqual(found.map(c => [c.where, c.secret, c.jobToken]), [['body:token', '7', false], ['body:job_token', A, true]])
   assert.deepEqual(jsonCredentials(Buffer.from(`[{"job_token": "${A}"}]`)), [], 'a top-level array gives no parameters')
 })
+
+test('JSON nested thousands of levels deep is read without overflowing the stack (found by fuzzing)', () => {
+  const deep = `{"a":${'['.repeat(8000)}"glcbt-deep"${']'.repeat(8000)},"job_token":{"x":["glcbt-leaf"]}}`
+  assert.deepEqual(jsonCredentials(Buffer.from(deep)).map(c => [c.secret, c.where]), [['glcbt-deep', 'body:*'], ['glcbt-leaf', 'body:job_token']])
+})
