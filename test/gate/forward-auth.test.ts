@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { freePort } from '../helpers/redis.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const job = { 'job-token': TOKENS.app }
 
@@ -127,15 +128,10 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
   t.after(() => { child.kill('SIGTERM') })
   const base = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    try {
-      await send(base, 'GET', '/')
-      break
-    } catch (err) {
-      if (i > 50 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`, { cause: err })
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
+    return await send(base, 'GET', '/')
+  }, { message: 'nginx answering' })
   const allowed = await send(base, 'GET', '/api/v4/projects/200/packages', job)
   assert.equal(allowed.status, 200)
   assert.equal(allowed.json().upstream, true)

@@ -7,6 +7,7 @@ import { startRedis } from '../helpers/redis.ts'
 import { startTestGate, TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const job = { 'job-token': TOKENS.app }
 
@@ -33,19 +34,9 @@ test('a store outage fails closed after the stale window and recovers', async (t
 
   await redis.restart()
   // Redis keeps nothing on disk here: write the grants again, as an operator would.
-  for (let i = 0; ; i++) {
-    try {
-      for (const doc of WORLD_GRANTS) await g.store.put(validateProjectGrants(doc, { settings: createInstanceSettings() }))
-      break
-    } catch (err) {
-      if (i > 50) throw err
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
-  let status = 0
-  for (let i = 0; i < 50 && status !== 200; i++) {
-    await new Promise(resolve => setTimeout(resolve, 100))
-    status = (await send(g.url, 'GET', path, job)).status
-  }
-  assert.equal(status, 200, 'recovered without restarting the gate')
+  await eventually(async () => {
+    for (const doc of WORLD_GRANTS) await g.store.put(validateProjectGrants(doc, { settings: createInstanceSettings() }))
+    return true
+  }, { intervalMs: 100, message: 'the store accepting writes again' })
+  await eventually(async () => (await send(g.url, 'GET', path, job)).status === 200, { intervalMs: 100, message: 'recovered without restarting the gate' })
 })

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { startRedis } from '../helpers/redis.ts'
 import { nextEvent } from './store-contract.ts'
 import { allowing, createReplica, measureRevocations, untilDecision, type Replica } from './replica.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const redis = await startRedis({ after })
 let prefixes = 0
@@ -49,9 +50,7 @@ test('replicas: a grant and a rename reach the other replica, negative entries i
   await untilDecision(b, job, 20, true, performance.now(), 2000)
   assert.equal(await b.cache.resolvePath('ACME/target-20'), 20)
   await a.store.put({ ...allowing(20, [21]), projectPath: 'acme/renamed' })
-  const deadline = Date.now() + 2000
-  while (await b.cache.resolvePath('acme/target-20') !== null && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 1))
-  assert.equal(await b.cache.resolvePath('acme/target-20'), null)
+  await eventually(async () => await b.cache.resolvePath('acme/target-20') === null, { intervalMs: 1, message: 'the old path forgotten by the other replica' })
   assert.equal(await b.cache.resolvePath('acme/renamed'), 20)
 })
 

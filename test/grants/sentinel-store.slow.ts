@@ -7,6 +7,7 @@ import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-s
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { grantsFor, storeContract } from './store-contract.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const master = await startRedis({ after })
 const replica = await startRedis({ after }, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
@@ -32,27 +33,13 @@ test('redis sentinel: after a failover the store writes to the new master and th
   after(() => cache.close())
   await store.put(grantsFor(1, 'acme/one'))
   // The replica must have the write before the master goes, or the failover loses it.
-  const deadline = Date.now() + 5000
-  while (replica.cli('hget', 'failover:{p:1}:grants', 'version').trim() !== '1') {
-    if (Date.now() > deadline) throw new Error('replica did not catch up')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
+  await eventually(() => replica.cli('hget', 'failover:{p:1}:grants', 'version').trim() === '1', { message: 'the replica catching up' })
   assert.equal((await cache.get(1))?.version, 1)
 
   await master.kill()
-  const failoverDeadline = Date.now() + 20_000
-  for (;;) {
-    if (Date.now() > failoverDeadline) throw new Error('no failover within 20 s')
-    try {
-      await store.put(grantsFor(1, 'acme/one', { inboundEnabled: false }))
-      break
-    } catch {
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
+  await eventually(async () => { await store.put(grantsFor(1, 'acme/one', { inboundEnabled: false })); return true }, { timeoutMs: 30_000, intervalMs: 100, message: 'a write after the failover' })
   assert.match(replica.cli('role'), /^master/)
-  while (cache.stats().resets < 1 && Date.now() < failoverDeadline) await new Promise(resolve => setTimeout(resolve, 20))
-  assert.ok(cache.stats().resets >= 1, 'the subscription moved to the new master and reported it')
+  await eventually(() => cache.stats().resets >= 1, { message: 'the subscription moved to the new master and reported it' })
   const got = await cache.get(1)
   assert.equal(got?.inboundEnabled, false)
   assert.ok((got?.version ?? 0) >= 2)

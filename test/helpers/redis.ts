@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { eventually } from './eventually.ts'
 
 export interface Cleanup {
   after (fn: () => unknown): void
@@ -61,10 +62,9 @@ async function waitExit (child: ChildProcess): Promise<void> {
 
 /** Resolves once the server answers PING on the port. */
 async function waitPing (port: number, timeoutMs: number, child: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
+  await eventually(async () => {
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited: ${log()}`)
-    const ok = await new Promise<boolean>(resolve => {
+    return await new Promise<boolean>(resolve => {
       const socket = createConnection({ host: '127.0.0.1', port })
       socket.setTimeout(500)
       socket.once('connect', () => socket.write('PING\r\n'))
@@ -72,10 +72,9 @@ async function waitPing (port: number, timeoutMs: number, child: ChildProcess, l
       socket.once('error', () => { socket.destroy(); resolve(false) })
       socket.once('timeout', () => { socket.destroy(); resolve(false) })
     })
-    if (ok) return
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${timeoutMs} ms: ${log()}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
+  }, { timeoutMs, message: `redis-server on port ${port} answering PING` }).catch((err: Error) => {
+    throw new Error(`${err.message}: ${log()}`, { cause: err })
+  })
 }
 
 export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions = {}): Promise<RedisServer> {
@@ -173,12 +172,8 @@ export async function startRedisCluster (cleanup?: Cleanup, masters = 3): Promis
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}\n${created.stderr}`)
   // Every node must agree the cluster is up before a client connects.
-  const deadline = Date.now() + 15_000
   for (const node of nodes) {
-    while (!/cluster_state:ok/.test(node.cli('cluster', 'info'))) {
-      if (Date.now() > deadline) throw new Error(`cluster on ${addresses.join(', ')} did not reach cluster_state:ok`)
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
+    await eventually(() => /cluster_state:ok/.test(node.cli('cluster', 'info')), { timeoutMs: 15_000, intervalMs: 50, message: `cluster on ${addresses.join(', ')} reaching cluster_state:ok` })
   }
   return {
     nodes,

@@ -12,6 +12,7 @@ import { request } from 'undici'
 import { createMultipartGuard, multipartCredentials, type MultipartGuardOptions } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 import { identityFor, rawRequest, startStageServer, stubResolver, type StageReport } from './harness.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const A = 'glcbt-64_AAAAaaaa1111aaaa'
 const B = 'glcbt-64_BBBBbbbb2222bbbb'
@@ -228,7 +229,7 @@ test('the upstream request is aborted before its last byte', async (t) => {
     }
   }
   const waitClosed = async (i: number): Promise<void> => {
-    for (let n = 0; n < 100 && (seen[i] === undefined || seen[i]!.bytes.length === 0); n++) await new Promise(resolve => setTimeout(resolve, 20))
+    await eventually(() => seen[i] !== undefined && seen[i]!.bytes.length > 0, { message: `upstream request ${i} received` })
   }
 
   const bad = Buffer.concat([filePart('content', 'app.whl', noise(2 * MiB, 11)), field('token', A), closing()])

@@ -19,6 +19,7 @@ import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/job-token-gate.mjs', import.meta.url))
 
@@ -96,9 +97,7 @@ async function silentUpstream (t: TestContext): Promise<{ url: string, requests:
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests }
 }
 
-const waitUntil = async (condition: () => boolean): Promise<void> => {
-  while (!condition()) await new Promise(resolve => setTimeout(resolve, 20))
-}
+const waitUntil = async (condition: () => boolean): Promise<void> => { await eventually(condition, { timeoutMs: 60_000 }) }
 
 test('SIGTERM ends serve after the readers of its stdout and stderr went away', async (t) => {
   const drainMs = 2000
