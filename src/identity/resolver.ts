@@ -1,4 +1,5 @@
-// Turning a job token into the identity of its job (gitlab-semantics.md §5). Two resolvers
+// Turning a job token into the identity of its job (docs/gitlab-rules.md, "Token format and
+// validity"; app/finders/ci/auth_job_finder.rb). Two resolvers
 // behind one interface, chosen by configuration:
 // - introspection (default): GitLab itself says whether the token belongs to a running job
 //   (`GET /api/v4/job`), and the job project's namespace chain comes from the projects and groups

@@ -1,4 +1,5 @@
-// Which project a matched request touches, as far as the URL tells (gitlab-semantics.md §3).
+// Which project a matched request touches, as far as the URL tells (docs/gitlab-rules.md,
+// "Which project a request accesses").
 
 import type { RouteMatch } from './router.ts'
 

@@ -1,5 +1,6 @@
 // Canonical request paths: the one form of a request target that the gate both authorizes and
-// forwards, so the route it decides on is the route GitLab will run (gitlab-semantics.md §6).
+// forwards, so the route it decides on is the route GitLab will run (docs/gitlab-rules.md,
+// "Paths as Rails and Grape read them").
 //
 // What GitLab's stack does, and what this module does about it:
 // - Grape collapses `//` and ignores a trailing `/`           -> we collapse and drop them.

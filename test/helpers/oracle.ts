@@ -2,7 +2,7 @@
 // without src/routing/pattern.ts or router.ts so the differential test compares two
 // independent implementations. Speed does not matter here; obviousness does.
 //
-// Semantics (see the task brief / gitlab-semantics.md §6):
+// Semantics (README.md "Routing"; docs/gitlab-rules.md, "Paths as Rails and Grape read them"):
 // - `:name` one non-empty segment, optionally with a literal suffix (`:v.mod`);
 //   `*name` one or more whole segments, optionally with a literal glued in front (`latest*p`);
 //   `( ... )` optional groups, expanded WITH the group first, then without.

@@ -1,5 +1,5 @@
 // Every way GitLab accepts a job token, and the ambiguity rule, on real HTTP requests through
-// canonicalize → route → identity stage (gitlab-semantics.md §4).
+// canonicalize → route → identity stage (docs/gitlab-rules.md, "Where GitLab reads credentials").
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
