@@ -5,7 +5,8 @@
 // gate only enforces more), missing one that GitLab would accept is a bypass. So:
 // - every place GitLab reads a job token from is read here, on every route;
 // - a secret starting with `glcbt-` is a job token wherever it appears, including places GitLab
-//   ignores (a PRIVATE-TOKEN header, a Basic password under another user name, any parameter);
+//   does not take one from (a PRIVATE-TOKEN header, where GitLab answers 401; a Basic password
+//   under another user name, outside Conan, Helm and Debian; any parameter);
 // - every other credential (a PAT in PRIVATE-TOKEN, an OAuth Bearer, a deploy token) is collected
 //   too: GitLab's precedence (deploy token, bearer, job token, session) could pick it over the job
 //   token we authorize, so a job token next to a different credential is refused as ambiguous.
