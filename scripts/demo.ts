@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config.ts'
 import { createMemoryStore } from '../src/grants/memory-store.ts'
 import { createInstanceSettings, validateProjectGrants } from '../src/grants/model.ts'
 import { createJobResolver } from '../src/identity/resolver.ts'
-import { createPolicyIndex } from '../src/policy/policy-index.ts'
+import { createPolicyIndex } from '../src/catalog/policy-index.ts'
 import { createGate, type Gate } from '../src/gate/server.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab } from '../test/helpers/fake-gitlab.ts'
 

@@ -10,7 +10,7 @@ import type { GrantCache } from '../grants/cache.ts'
 import { GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
 import type { AuditEvent, GrantStore } from '../grants/store.ts'
-import type { PolicyIndex } from '../policy/policy-index.ts'
+import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { MAINTAINER_ACCESS, type Caller, type GitlabClient } from './auth.ts'
 import { countIssue, entrySettings, entryView, targetIdIssue } from './views.ts'
 

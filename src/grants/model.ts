@@ -1,9 +1,10 @@
 // What the gate knows about one accessed project's inbound job token scope, the instance-wide
 // settings around it, and the validation every write goes through. Field meanings follow
-// GitLab's `Ci::JobToken::ProjectScopeLink` / `GroupScopeLink` (gitlab-semantics.md §1, §7).
+// GitLab's `Ci::JobToken::ProjectScopeLink` / `GroupScopeLink` (docs/gitlab-rules.md, "The decision"
+// and "Configuring scopes in GitLab").
 
 import { GrantsValidationError, type ValidationIssue } from './errors.ts'
-import type { PolicyIndex } from '../policy/policy-index.ts'
+import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { validatePackageRules, type PackageRules } from './package-rules.ts'
 
 export type EntryTargetType = 'project' | 'group'

@@ -1,11 +1,11 @@
-// The job token scope decision, in GitLab's order (gitlab-semantics.md §1;
+// The job token scope decision, in GitLab's order (docs/gitlab-rules.md, "The decision";
 // app/models/ci/job_token/scope.rb, lib/api/helpers.rb). A pure function of the endpoint, the
 // job's identity and the accessed project's grants: no I/O, no clock, no state, so it is tested
 // by tables and properties and gives the same answer on every replica for the same inputs.
 
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
-import type { PolicyIndex } from './policy-index.ts'
+import type { PolicyIndex } from '../catalog/policy-index.ts'
 
 export interface JobIdentity {
   readonly jobProjectId: number
@@ -116,9 +116,9 @@ function deny (reason: DenyReason, missingPolicies: string[], message: string): 
   return { allow: false, reason, missingPolicies, message }
 }
 
-// Wording of gitlab-semantics.md §1. GitLab itself (lib/api/helpers.rb) names projects by
-// their short `path` and prefixes "403 Forbidden - " through `forbidden!`; the spec names the
-// accessed project by id because a path-less request may only carry the id.
+// GitLab's wording (lib/api/helpers.rb; docs/gitlab-rules.md, "The 403 messages"). GitLab names
+// projects by their short `path` and prefixes "403 Forbidden - " through `forbidden!`; the gate
+// names the accessed project by id because a path-less request may only carry the id.
 /** `accessed`: the project's id, or its full path where the id is unknown (a path in the URL the store does not know). */
 export function notAllowlistedMessage (identity: JobIdentity, accessed: number | string): string {
   const from = identity.jobProjectPath ?? `project #${identity.jobProjectId}`
@@ -133,7 +133,7 @@ export function missingPoliciesMessage (required: readonly string[], accessedPro
   return `403 Forbidden - Insufficient permissions to access this resource in project #${accessedProjectId}. ${which}`
 }
 
-/** "a", "a and b", "a, b and c" (gitlab-semantics.md §1). */
+/** "a", "a and b", "a, b and c" (Rails' `to_sentence` writes "a, b, and c": docs/gitlab-rules.md, "The 403 messages"). */
 export function toSentence (words: readonly string[]): string {
   if (words.length <= 1) return words.join('')
   return `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]!}`

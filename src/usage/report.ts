@@ -6,7 +6,7 @@ import { loadCatalog } from '../catalog/load.ts'
 import type { AllowlistEntry } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import { nearestEntry } from '../policy/decide.ts'
-import { createPolicyIndex, type PolicyIndex } from '../policy/policy-index.ts'
+import { createPolicyIndex, type PolicyIndex } from '../catalog/policy-index.ts'
 import { daysBetween, type UsageRow } from './types.ts'
 
 export interface EntryUsage {

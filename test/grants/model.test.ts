@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import { createPolicyIndex } from '../../src/policy/policy-index.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { checkStoredGrants, createInstanceSettings, DEFAULT_INSTANCE_SETTINGS, isFullPath, validateProjectGrants, type InstanceSettings } from '../../src/grants/model.ts'
 import { GrantsValidationError } from '../../src/grants/errors.ts'
 

@@ -5,7 +5,7 @@
 import { createRedisStore, type RedisGrantStore, type RedisStoreOptions } from '../../src/grants/redis-store.ts'
 import { createGrantCache, type GrantCache, type GrantCacheOptions } from '../../src/grants/cache.ts'
 import { DEFAULT_INSTANCE_SETTINGS, type ProjectGrants } from '../../src/grants/model.ts'
-import { createPolicyIndex } from '../../src/policy/policy-index.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { decide, type Decision, type JobIdentity } from '../../src/policy/decide.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'

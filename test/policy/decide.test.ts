@@ -1,11 +1,11 @@
-// Every rule of gitlab-semantics.md §1 and their combinations, as a table.
+// Every rule of docs/gitlab-rules.md, "The decision", and their combinations, as a table.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { decide, missingPoliciesMessage, nearestEntry, toSentence, type Decision, type JobIdentity, type ReasonCode } from '../../src/policy/decide.ts'
-import { createPolicyIndex } from '../../src/policy/policy-index.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { errors } from '../../src/errors.ts'
 

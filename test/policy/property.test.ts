@@ -1,6 +1,6 @@
 // Properties of decide() over thousands of random cases from a seeded PRNG (same cases on every
 // run; a failure prints the seed and case index to replay it):
-// - it agrees with a plain reference written from gitlab-semantics.md §1 without decide.ts;
+// - it agrees with a plain reference written from docs/gitlab-rules.md ("The decision") without decide.ts;
 // - granting more policies to any entry never turns an allow into a deny;
 // - turning a fine-grained entry into a default-permissions one never does either;
 // - deny details are consistent (missing ⊆ required, messages present).
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { decide, type Decision, type JobIdentity } from '../../src/policy/decide.ts'
-import { createPolicyIndex } from '../../src/policy/policy-index.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { prng } from '../helpers/prng.ts'
 
