@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { rawRequest } from '../identity/harness.ts'
+import { rawRequest } from '../helpers/http.ts'
 
 // other/tools (300) is not on acme/lib's (200) allowlist.
 const PATH = '/api/v4/projects/200/packages/generic/pkg/1.0/file.txt'

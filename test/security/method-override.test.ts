@@ -5,8 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
-import { rawRequest } from '../identity/harness.ts'
+import { rawRequest, send } from '../helpers/http.ts'
 
 const PACKAGE = '/api/v4/projects/200/packages/5'
 const FORM = 'application/x-www-form-urlencoded'
