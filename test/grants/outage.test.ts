@@ -5,26 +5,22 @@
 
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { eventually } from '../helpers/eventually.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { allowing, createReplica } from './replica.ts'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
-async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const until = async (what: string, check: () => boolean | Promise<boolean>): Promise<void> => { await eventually(check, { message: what }) }
 
 const job = { jobProjectId: 31, ancestorGroupIds: [] }
 
 test('outage: stale window, then fail closed, then recovery without recreating anything', async () => {
   const redis = await startRedis({ after })
   const ttlMs = 300
-  const staleWindowMs = 1500
+  // Wide enough that a busy machine cannot overrun the stale-serving check below.
+  const staleWindowMs = 3000
   const replica = await createReplica({ url: redis.url, commandTimeoutMs: 300 }, { ttlMs, staleWindowMs })
   after(() => replica.close())
   await replica.store.put(allowing(30, [31]))
@@ -39,7 +35,8 @@ test('outage: stale window, then fail closed, then recovery without recreating a
   assert.ok(replica.cache.stats().staleServed >= 1)
   const uncached = performance.now()
   await assert.rejects(replica.decide(job, 33), GrantsStoreUnavailableError, 'an uncached project fails closed at once')
-  assert.ok(performance.now() - uncached < 1000, 'without waiting for a reconnect')
+  // A hang detector (10x the 300 ms command timeout), not a latency target.
+  assert.ok(performance.now() - uncached < 3000, 'without waiting for a reconnect')
 
   await sleep(Math.max(0, fetchedAt + ttlMs + staleWindowMs + 50 - performance.now()))
   await assert.rejects(replica.decide(job, 30), (err: unknown) =>
