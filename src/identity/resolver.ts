@@ -9,8 +9,8 @@
 //   finished job's token stays valid until it expires.
 // Both fail closed: every doubt is an IdentityError, an unreachable upstream a 503.
 
-import { Pool } from 'undici'
 import type { JWTPayload } from 'jose'
+import { createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, createTokenCache } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
@@ -35,6 +35,8 @@ export interface IntrospectionResolverOptions {
   /** Bound on each upstream call. Default 5 s. */
   readonly timeoutMs?: number
   readonly connections?: number
+  /** A GitLab client shared with other callers (src/gitlab/client.ts); without it the resolver makes its own from the options above. */
+  readonly gitlab?: GitlabClient
   /**
    * Local checks of JWT job tokens before any call. `key`: GitLab's job token signing key
    * (ci_job_token_signing_key, public part) as PEM, or a JWKS file or URL; without it only
@@ -86,7 +88,6 @@ export function createJobResolver (options: JobResolverOptions): ClosableJobReso
 const GITLAB_JOB_TOKEN_AUDIENCE = 'gitlab-authz-token'
 /** Deeper than GitLab's limit of 20 nested groups means a loop in the answers. */
 const MAX_GROUP_DEPTH = 21
-const MAX_RESPONSE_BYTES = 1 << 20
 
 // ---------------------------------------------------------------------------------------------
 // GitLab introspection
@@ -115,10 +116,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     throw new TypeError(`upstream is not a URL: ${options.upstream}`)
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`upstream must be http(s), got ${base.protocol}`)
-  if (typeof options.serviceToken !== 'string' || options.serviceToken === '') {
+  if (typeof options.serviceToken !== 'string' || options.serviceToken === '' || options.gitlab?.hasServiceToken === false) {
     throw new TypeError('serviceToken (GATE_SERVICE_TOKEN) is required to read job projects and groups')
   }
-  const basePath = base.pathname.replace(/\/+$/, '')
   const timeoutMs = options.timeoutMs ?? 5_000
   const jwtOptions: JwtCheckOptions = {
     algorithms: options.jwt?.algorithms ?? ['RS256'],
@@ -128,69 +128,37 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   }
   const counters = identityCounters()
   const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh })
-  const pool = new Pool(base.origin, {
-    connections: options.connections ?? 16,
-    connectTimeout: timeoutMs,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs
-  })
+  const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, connections: options.connections ?? 16 })
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)
   const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 600_000 }
   const projects = createLoaderCache<ProjectInfo>(namespaceCache)
   const groupParents = createLoaderCache<number | null>(namespaceCache)
 
-  /** One GET; the token or service token only ever travels in a header. */
-  const fetchJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
-    let status: number
-    let text: string
+  /** One GET, its answer mapped to identity's errors. */
+  const getJson = async (path: string, as: GitlabCall['as'], endpoint: IntrospectionEndpoint): Promise<Readonly<Record<string, unknown>>> => {
+    let answer: GitlabAnswer
     try {
-      const res = await pool.request({
-        method: 'GET',
-        path: basePath + path,
-        headers: { accept: 'application/json', ...headers },
-        signal: AbortSignal.timeout(timeoutMs)
-      })
-      status = res.statusCode
-      if (status !== 200) {
-        await res.body.dump()
-      } else {
-        text = await readLimited(res.body)
-      }
+      answer = await gitlab.get(path, { endpoint, as })
     } catch (err) {
-      throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} failed: ${describe(err)}`, { cause: err })
+      if (!(err instanceof GitlabUnavailable)) throw err
+      throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, { cause: err })
     }
+    const { status } = answer
     if (status === 429 || status >= 500) throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} answered ${status}`)
-    if (what === 'job' && (status === 401 || status === 403)) throw new IdentityError('TOKEN_UNKNOWN', `GET ${path} answered ${status}`)
+    if (endpoint === 'job' && (status === 401 || status === 403)) throw new IdentityError('TOKEN_UNKNOWN', `GET ${path} answered ${status}`)
     if (status !== 200) throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered ${status}`)
-    try {
-      const body: unknown = JSON.parse(text!)
-      if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
-    } catch {}
-    throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered something other than a JSON object`)
+    if (answer.body === undefined) throw new IdentityError('IDENTITY_LOOKUP_FAILED', `GET ${path} answered something other than a JSON object`)
+    return answer.body
   }
-  /** fetchJson, counted per endpoint and outcome for metrics. */
-  const getJson = async (path: string, headers: Record<string, string>, what: 'job' | 'namespace'): Promise<Record<string, unknown>> => {
-    const endpoint = what === 'job' ? 'job' : path.startsWith('/api/v4/groups/') ? 'group' : 'project'
-    try {
-      const body = await fetchJson(path, headers, what)
-      counters.call(endpoint, 'ok')
-      return body
-    } catch (err) {
-      counters.call(endpoint, err instanceof IdentityError && err.code === 'TOKEN_UNKNOWN' ? 'rejected' : err instanceof IdentityError && err.code === 'IDENTITY_UPSTREAM_UNAVAILABLE' ? 'unavailable' : 'failed')
-      throw err
-    }
-  }
-
-  const service = { 'private-token': options.serviceToken }
 
   const groupParent = (id: number): Promise<number | null> => groupParents.get(String(id), async () => {
-    const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, service, 'namespace')
+    const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, 'service', 'group')
     return optionalId(group.parent_id, `group ${id} parent_id`)
   })
 
   const project = (id: number): Promise<ProjectInfo> => projects.get(String(id), async () => {
-    const p = await getJson(`/api/v4/projects/${id}`, service, 'namespace')
+    const p = await getJson(`/api/v4/projects/${id}`, 'service', 'project')
     const path = p.path_with_namespace
     const ns = p.namespace as Record<string, unknown> | null | undefined
     if (typeof path !== 'string' || ns === null || typeof ns !== 'object') throw lookupFailed(`project ${id} has no path or namespace`)
@@ -228,9 +196,10 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       return await tokens.get(token, () => failClosed(introspect(token, jwt)))
     },
     async close () {
-      await pool.close()
+      // A client handed in is its owner's to close.
+      if (options.gitlab === undefined) await gitlab.close()
     },
-    stats: () => counters.stats(tokens)
+    stats: () => counters.stats(tokens, gitlab)
   }
 }
 
@@ -260,7 +229,7 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
       return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
     },
     async close () {},
-    stats: () => counters.stats(tokens)
+    stats: () => counters.stats(tokens, null)
   }
 }
 
@@ -294,18 +263,24 @@ function identityFromClaims (payload: JWTPayload, claims: ClaimMap): JobIdentity
 
 // ---------------------------------------------------------------------------------------------
 
-/** Counters behind a resolver's stats() (metrics read them at scrape time). */
-function identityCounters (): { call: (endpoint: string, outcome: string) => void, onRefresh: (ok: boolean) => void, stats: (tokens: { stats: () => IdentityStats['tokenCache'] }) => IdentityStats } {
-  const introspection: Record<string, number> = {}
+type IntrospectionEndpoint = 'job' | 'project' | 'group'
+const INTROSPECTION_ENDPOINTS: ReadonlySet<string> = new Set<IntrospectionEndpoint>(['job', 'project', 'group'])
+
+/**
+ * Counters behind a resolver's stats() (metrics read them at scrape time). Introspection calls
+ * are the GitLab client's counts for identity's endpoints; a client shared with the
+ * configuration API also counts that API's calls, under other endpoint names.
+ */
+function identityCounters (): { onRefresh: (ok: boolean) => void, stats: (tokens: { stats: () => IdentityStats['tokenCache'] }, gitlab: GitlabClient | null) => IdentityStats } {
   let jwksRefreshes = 0
   let jwksFailures = 0
   return {
-    call (endpoint, outcome) {
-      const k = `${endpoint}:${outcome}`
-      introspection[k] = (introspection[k] ?? 0) + 1
-    },
     onRefresh: ok => { if (ok) jwksRefreshes++; else jwksFailures++ },
-    stats: tokens => ({ tokenCache: tokens.stats(), introspection: { ...introspection }, jwksRefreshes, jwksFailures })
+    stats: (tokens, gitlab) => {
+      const calls = gitlab?.stats() ?? {}
+      const introspection = Object.fromEntries(Object.entries(calls).filter(([k]) => INTROSPECTION_ENDPOINTS.has(k.slice(0, k.indexOf(':')))))
+      return { tokenCache: tokens.stats(), introspection, jwksRefreshes, jwksFailures }
+    }
   }
 }
 
@@ -337,20 +312,4 @@ function optionalId (value: unknown, what: string): number | null {
 
 function lookupFailed (message: string): IdentityError {
   return new IdentityError('IDENTITY_LOOKUP_FAILED', message)
-}
-
-function describe (err: unknown): string {
-  const e = err as { code?: unknown, name?: unknown } | null
-  return String(e?.code ?? e?.name ?? 'error')
-}
-
-async function readLimited (body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of body) {
-    total += chunk.length
-    if (total > MAX_RESPONSE_BYTES) throw new Error('response too large')
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, total).toString('utf8')
 }
