@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { deepFreeze } from '../plain-data.ts'
 import { parsePattern } from '../routing/pattern.ts'
 import { accessedProjectOf } from './import.ts'
 import type { Catalog, CatalogRoute, PolicyList } from './types.ts'
@@ -119,12 +120,4 @@ function readJson (path: string): unknown {
 /** Loads `routes.json` and `policies.json` from a catalog directory (default: the shipped one). */
 export function loadCatalog (dir: string = DEFAULT_CATALOG_DIR): Catalog {
   return validateCatalog(readJson(join(dir, 'routes.json')), readJson(join(dir, 'policies.json')))
-}
-
-function deepFreeze<T> (value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const child of Object.values(value)) deepFreeze(child)
-  }
-  return value
 }

@@ -4,6 +4,7 @@
 // and "Configuring scopes in GitLab").
 
 import { GrantsValidationError, type ValidationIssue } from './errors.ts'
+import { deepFreeze, isRecord } from '../plain-data.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { validatePackageRules, type PackageRules } from './package-rules.ts'
 
@@ -103,10 +104,6 @@ export function isFullPath (path: string): boolean {
 
 const GRANT_KEYS = new Set(['projectId', 'projectPath', 'inboundEnabled', 'entries', 'packageRules'])
 const ENTRY_KEYS = new Set(['targetType', 'targetId', 'targetPath', 'defaultPermissions', 'jobTokenPolicies', 'addedBy', 'createdAt'])
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
 
 function isId (value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0
@@ -238,12 +235,4 @@ function validateEntry (raw: unknown, at: string, issues: ValidationIssue[], pol
     addedBy,
     createdAt: raw.createdAt as string
   })
-}
-
-function deepFreeze<T> (value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const child of Object.values(value)) deepFreeze(child)
-  }
-  return value
 }

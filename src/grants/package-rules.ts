@@ -3,6 +3,7 @@
 // behaviour. The shape check and the "no misconfiguration" rules live here so that the model
 // (every store write) and the admin API (with its own field names) apply the same ones.
 
+import { isRecord } from '../plain-data.ts'
 import type { ValidationIssue } from './errors.ts'
 
 /** `maintainer`: job tokens may not; `job_token_and_maintainer`: job tokens may, within their policies. */
@@ -36,10 +37,6 @@ export function effectiveRule (rule: PackageFormatRule | undefined): EffectivePa
   if (rule === undefined) return GITLAB_DEFAULT_RULE
   const write = rule.write ?? GITLAB_DEFAULT_RULE.write
   return { read: rule.read ?? GITLAB_DEFAULT_RULE.read, write, delete: rule.delete ?? write, configured: true }
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
 /**
