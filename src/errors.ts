@@ -62,7 +62,7 @@ export const errors = {
   MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
   METHOD_OVERRIDE_AMBIGUOUS: { status: 400, message: '400 Bad request - the method this request is routed as (X-HTTP-Method-Override, _method) is repeated or could be read differently; send it once, or as the request method' },
   METHOD_OVERRIDE_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - a _method parameter in a large multipart body cannot be checked before the request is forwarded; send the request with its real method' },
-  // Configuration API (src/admin/) and per package format rules (src/policy/package-rules.ts).
+  // Configuration API (src/admin/) and per package format rules (src/policy/package-check.ts).
   // The package-rule 403 messages are built per request, naming the format and the setting.
   PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },
   PACKAGE_MAINTAINER_ONLY: { status: 403, message: '403 Forbidden - only users with the Maintainer role or higher may change this package format in this project' },

@@ -1,5 +1,5 @@
 // Two helpers for plain JSON-shaped data, shared by the catalog loader (src/catalog/load.ts)
-// and the grants model (src/grants/model.ts, src/grants/package-rules.ts).
+// and the grants model (src/grants/model.ts, src/grants/package-rules-model.ts).
 
 /** A plain object: not null, not an array. */
 export function isRecord (value: unknown): value is Record<string, unknown> {

@@ -3,7 +3,7 @@
 
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
-import { effectiveRule, validatePackageRules, type PackageFormatRule, type PackageRules } from '../grants/package-rules.ts'
+import { effectiveRule, validatePackageRules, type PackageFormatRule, type PackageRules } from '../grants/package-rules-model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Actor } from './service.ts'
 

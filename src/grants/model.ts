@@ -6,7 +6,7 @@
 import { GrantsValidationError, type ValidationIssue } from './errors.ts'
 import { deepFreeze, isRecord } from '../plain-data.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import { validatePackageRules, type PackageRules } from './package-rules.ts'
+import { validatePackageRules, type PackageRules } from './package-rules-model.ts'
 
 export type EntryTargetType = 'project' | 'group'
 
@@ -31,8 +31,8 @@ export interface AllowlistEntry {
   readonly createdAt: string
 }
 
-// Per package format read/write/delete rules: src/grants/package-rules.ts.
-export type { PackageRules } from './package-rules.ts'
+// Per package format read/write/delete rules: src/grants/package-rules-model.ts.
+export type { PackageRules } from './package-rules-model.ts'
 
 /** Everything the gate stores about one accessed project. */
 export interface ProjectGrants {

@@ -5,7 +5,7 @@
 // route which format and operation it is; nothing here looks at the request path.
 
 import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
-import { effectiveRule } from '../grants/package-rules.ts'
+import { effectiveRule } from '../grants/package-rules-model.ts'
 import type { ProjectGrants } from '../grants/model.ts'
 
 export type PackageRuleDenyReason = 'PACKAGE_READ_DISABLED' | 'PACKAGE_MAINTAINER_ONLY'
