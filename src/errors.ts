@@ -2,6 +2,8 @@
 // the metric label and the response `code`), an HTTP status and a public message.
 // Messages never carry a token or an internal cause.
 
+import type { AllowReason } from './policy/decide.ts'
+
 export interface ErrorDef {
   readonly status: number
   readonly message: string
@@ -86,6 +88,31 @@ export const errors = {
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors
+
+/** Reasons the gate's request path gives itself, beside the errors table and decide()'s allow reasons. */
+export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED'] as const
+export type GateReason = typeof GATE_REASONS[number]
+
+/**
+ * Every reason a decided request can carry: the decision log's `reason`, the metrics' `reason`
+ * label and, for denies, the response `code`. A reason outside this union does not compile.
+ */
+export type Reason = ErrorCode | AllowReason | GateReason
+
+/**
+ * A failure the gate answers with a code of the table: its status and public message come from
+ * there unless the message is given. Throw it where a deny cannot be returned.
+ */
+export class GateError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  constructor (code: ErrorCode, message: string = errors[code].message, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'GateError'
+    this.code = code
+    this.status = errors[code].status
+  }
+}
 
 /** The JSON body GitLab's API answers with, plus the gate's stable code. */
 export function errorBody (code: ErrorCode, message: string = errors[code].message): { message: string, code: ErrorCode } {

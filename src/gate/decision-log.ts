@@ -5,7 +5,7 @@
 // path is written. Nothing here ever sees a credential.
 
 import type { Level, Logger } from 'pino'
-import type { Exchange } from './pipeline.ts'
+import type { Exchange, Verdict } from './pipeline.ts'
 
 export interface DecisionLogOptions {
   readonly level: string
@@ -23,10 +23,13 @@ export interface DecisionTiming {
   readonly upstreamHeadersMs?: number
 }
 
-const SAMPLED = new Set(['allow', 'no_job_token'])
+const SAMPLED: ReadonlySet<Verdict> = new Set<Verdict>(['allow', 'no_job_token'])
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
-export function createDecisionLog (logger: Logger, options: DecisionLogOptions): (x: Exchange, requestId: string, status: number, timing: DecisionTiming) => void {
+/** Writes (or samples away) the decision line of `x`. */
+export type DecisionLog = (x: Exchange, requestId: string, status: number, timing: DecisionTiming) => void
+
+export function createDecisionLog (logger: Logger, options: DecisionLogOptions): DecisionLog {
   const random = options.random ?? Math.random
   const level = options.level as Level
   const values = logger.levels.values
@@ -42,6 +45,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
       ...(options.rawPath && x.canonical !== null ? { path: x.canonical.path } : {}),
       decision: x.verdict,
       reason: x.reason,
+      stage: x.stage ?? undefined,
       missing_policies: x.missingPolicies.length > 0 ? x.missingPolicies : undefined,
       job_id: x.identity?.jobId,
       job_project_id: x.identity?.jobProjectId,

@@ -1,18 +1,20 @@
-// The request path as a list of named stages (canonicalize → match route → find credential →
-// resolve identity → resolve grants → decide), each returning "continue", "forward now" or a
-// deny with a reason code. The same stages serve the proxy and the forward-auth endpoint;
-// only what happens after them differs.
+// The request path as a list of named stages (canonicalize → check headers → match route →
+// identify → user roles → resolve grants → decide → package rules), each returning "continue",
+// "forward now" with its verdict and reason, or a deny with a reason code. Stages never write
+// the verdict: runStages records what the deciding stage returned, with that stage's name. The
+// same stages serve the proxy and the forward-auth endpoint; only what happens after them differs.
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
-import { errors, type ErrorCode } from '../errors.ts'
+import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import type { InstanceSettings, StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
+import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { decide, notAllowlistedMessage } from '../policy/decide.ts'
+import { decide, notAllowlistedMessage, type AllowReason } from '../policy/decide.ts'
 import { CREDENTIAL_HEADERS } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
@@ -32,6 +34,8 @@ export interface Engine {
   readonly identity: IdentityStage
   /** Per package format rules for requests without a job token (src/admin/roles.ts). */
   readonly userRoles?: UserRoleCheck
+  /** The loaded catalog's version (readiness, metrics, reload answers). */
+  readonly catalogVersion: string
   readonly options: {
     readonly mode: 'enforce' | 'shadow'
     readonly shadowResources: readonly string[]
@@ -43,7 +47,18 @@ export interface Engine {
 /** How the request ended up, for logs and metrics; `reason` is a stable code. */
 export type Verdict = 'allow' | 'deny' | 'would_deny' | 'deferred' | 'no_job_token' | 'error'
 
+/**
+ * Who decided, as the decision log's `stage` names it: a stage of STAGES, or a step of the
+ * listeners around them (`forward_auth`: the decision endpoint's own checks; `forward`: the
+ * upstream or the request body failed, or the client went away, while forwarding).
+ */
+export type StageName = PipelineStage | 'forward_auth' | 'forward'
+
+/** The stages of STAGES, in order. */
+export type PipelineStage = 'canonicalize' | 'check_headers' | 'match_route' | 'identify' | 'user_roles' | 'resolve_grants' | 'decide' | 'package_rules'
+
 export interface Deny {
+  readonly kind: 'deny'
   readonly code: ErrorCode
   readonly status: number
   readonly message: string
@@ -60,42 +75,81 @@ export interface Exchange {
   readonly rawHeaders: readonly string[]
   /** The request body: null for forward-auth (no body) or once consumed. */
   body: Readable | null
+  /**
+   * The request's canonical form, computed once by the listener (the configuration API and the
+   * forward-auth checks read it first); the canonicalize stage refuses it or accepts it.
+   */
+  readonly requested: CanonicalRequest
   canonical: Extract<CanonicalRequest, { kind: 'api' | 'other' }> | null
-  /** The canonical form when the caller already computed it (the admin hook does), so it is not done twice. */
-  precomputed: CanonicalRequest | null
   match: RouteMatch | null
   /** What to forward: the inspected bytes, the guarded multipart stream or the request itself. */
   forwardBody: ForwardBody | null
   identity: JobIdentity | null
+  /** The credentials of a request without a job token, for the user roles stage. */
+  userCredentials: readonly Credential[] | null
   accessedProjectId: number | null
   /** The accessed project's grants, read once by decide for decide and the package rules. */
   grants: StoredGrants | null
+  /** The decision, written by runStages (and by the listener after forwarding), never by a stage. */
   verdict: Verdict
-  reason: string
+  reason: Reason
+  /** The stage that decided; null before any did. */
+  stage: StageName | null
   missingPolicies: readonly string[]
   /** Called before the body is read, for `Expect: 100-continue`. */
   readonly beforeBodyRead?: () => void
 }
 
-export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, beforeBodyRead?: () => void): Exchange {
+const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
+
+/** `requested` is the canonical form of (method, target), as the listener computed it. */
+export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void): Exchange {
   return {
-    method, target, headers, rawHeaders, body, canonical: null, precomputed: null, match: null, forwardBody: null, identity: null, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', missingPolicies: [], ...(beforeBodyRead === undefined ? {} : { beforeBodyRead })
+    method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, accessedProjectId: null, grants: null,
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, ...(beforeBodyRead === undefined ? {} : { beforeBodyRead })
   }
 }
 
-type StageResult = 'continue' | 'forward' | Deny
+/** Forward now, without the later stages: GitLab decides the rest. */
+export interface Forward {
+  readonly kind: 'forward'
+  readonly verdict: 'allow' | 'deferred' | 'no_job_token'
+  readonly reason: Reason
+}
+
+/** Continue, and allow with this reason unless a later stage denies. */
+export interface Allowed {
+  readonly kind: 'allowed'
+  readonly reason: AllowReason
+}
+
+export type StageResult = 'continue' | Allowed | Forward | Deny
+type Stage = (x: Exchange, engine: Engine) => StageResult | Promise<StageResult>
+
+// Results without per-request data are shared constants: the hot path allocates none.
+const forwardWith = (verdict: Forward['verdict'], reason: Reason): Forward => Object.freeze({ kind: 'forward', verdict, reason })
+const NO_JOB_TOKEN = forwardWith('no_job_token', 'NO_JOB_TOKEN')
+const NON_API_PATH = forwardWith('deferred', 'NON_API_PATH')
+const PROJECT_NOT_IN_URL = forwardWith('deferred', 'PROJECT_NOT_IN_URL')
+const SELF_ACCESS = forwardWith('allow', 'SELF_ACCESS')
+const UNKNOWN_PROJECT_ALLOWED = forwardWith('allow', 'UNKNOWN_PROJECT_ALLOWED')
+const allowedBy = new Map<AllowReason, Allowed>()
+function allowed (reason: AllowReason): Allowed {
+  let result = allowedBy.get(reason)
+  if (result === undefined) allowedBy.set(reason, result = Object.freeze({ kind: 'allowed', reason }))
+  return result
+}
 
 // Forward-auth requests carry no body.
 const emptyBody = (): Readable => Readable.from([])
-type Stage = (x: Exchange, engine: Engine) => StageResult | Promise<StageResult>
 
-function denyOf (code: ErrorCode, extra: Partial<Deny> = {}): Deny {
-  return { code, status: errors[code].status, message: errors[code].message, ...extra }
+/** A deny with the table's status and message; `extra` overrides them. */
+export function denyOf (code: ErrorCode, extra: Partial<Omit<Deny, 'kind' | 'code'>> = {}): Deny {
+  return { kind: 'deny', code, status: errors[code].status, message: errors[code].message, ...extra }
 }
 
-const canonicalizeStage: Stage = (x, engine) => {
-  const canonical = x.precomputed ?? engine.canonicalize(x.method, x.target)
+const canonicalizeStage: Stage = (x) => {
+  const canonical = x.requested
   if (canonical.kind === 'rejected') return denyOf(canonical.code, { always: true })
   x.canonical = canonical
   return 'continue'
@@ -127,25 +181,18 @@ const identifyStage: Stage = async (x, engine) => {
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
-    return { code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
+    return { kind: 'deny', code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
   }
   x.forwardBody = x.body === null ? null : outcome.body
   if (outcome.kind === 'none') {
-    x.verdict = 'no_job_token'
-    x.reason = 'NO_JOB_TOKEN'
-    // A project's package rules also limit users' writes to Maintainers (src/admin/roles.ts).
-    if (route?.packageFormat !== undefined && engine.userRoles !== undefined) {
-      const refusal = await engine.userRoles.check({ match: x.match!, credentials: outcome.credentials })
-      if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
-    }
-    return 'forward'
+    // No job token: the user roles stage has the last word, then GitLab.
+    x.userCredentials = outcome.credentials
+    return 'continue'
   }
   x.identity = outcome.identity
   if (x.canonical!.kind === 'other') {
     if (engine.options.nonApiJobTokens === 'deny') return denyOf('NON_API_JOB_TOKEN')
-    x.verdict = 'deferred'
-    x.reason = 'NON_API_PATH'
-    return 'forward'
+    return NON_API_PATH
   }
   // GitLab refuses a job token on a route that does not accept one; the catalog lists every
   // route that does.
@@ -164,6 +211,19 @@ function routeAs (x: Exchange, engine: Engine, canonical: Extract<CanonicalReque
   x.canonical = { ...canonical, method: routed }
   x.match = engine.router.match(routed, canonical.apiPath)
   return x.match?.route ?? null
+}
+
+// Requests without a job token go to GitLab, which checks the user's own credential; a
+// project's package rules also limit users' writes to its format to Maintainers
+// (src/admin/roles.ts asks GitLab for the caller's role). Job-token requests pass through.
+const userRolesStage: Stage = async (x, engine) => {
+  const credentials = x.userCredentials
+  if (credentials === null) return 'continue'
+  if (x.match?.route.packageFormat !== undefined && engine.userRoles !== undefined) {
+    const refusal = await engine.userRoles.check({ match: x.match, credentials })
+    if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
+  }
+  return NO_JOB_TOKEN
 }
 
 const resolveGrantsStage: Stage = async (x, engine) => {
@@ -185,32 +245,23 @@ const resolveGrantsStage: Stage = async (x, engine) => {
         return 'continue'
       }
       // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
-      if (engine.settings.unknownProject === 'allow') {
-        x.reason = 'UNKNOWN_PROJECT_ALLOWED'
-        return 'forward'
-      }
+      if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
       return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(identity, accessed.path) })
     }
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.
-      if (accessed.jobId === identity.jobId) {
-        x.reason = 'SELF_ACCESS'
-        return 'forward'
-      }
-      return unresolved(x, engine)
+      if (accessed.jobId === identity.jobId) return SELF_ACCESS
+      return unresolved(engine)
     case 'token_job':
-      x.reason = 'SELF_ACCESS'
-      return 'forward'
+      return SELF_ACCESS
     case 'unknown':
-      return unresolved(x, engine)
+      return unresolved(engine)
   }
 }
 
-function unresolved (x: Exchange, engine: Engine): StageResult {
+function unresolved (engine: Engine): StageResult {
   if (engine.options.unresolvedProject === 'deny') return denyOf('PROJECT_NOT_IN_URL')
-  x.verdict = 'deferred'
-  x.reason = 'PROJECT_NOT_IN_URL'
-  return 'forward'
+  return PROJECT_NOT_IN_URL
 }
 
 const decideStage: Stage = async (x, engine) => {
@@ -220,10 +271,7 @@ const decideStage: Stage = async (x, engine) => {
   // Self access needs no allowlist, but the package rules stage still needs the project's rules.
   if (projectId !== identity.jobProjectId || route.packageFormat !== undefined) x.grants = await engine.grants.get(projectId)
   const decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
-  if (decision.allow) {
-    x.reason = decision.reason
-    return 'continue'
-  }
+  if (decision.allow) return allowed(decision.reason)
   return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 }
 
@@ -237,12 +285,13 @@ const packageRulesStage: Stage = (x) => {
   return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
 }
 
-/** The stages, in order. */
-export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
+/** The stages, in order; the name is the decision log's `stage`. */
+export const STAGES: ReadonlyArray<readonly [PipelineStage, Stage]> = [
   ['canonicalize', canonicalizeStage],
   ['check_headers', checkHeadersStage],
   ['match_route', matchRouteStage],
   ['identify', identifyStage],
+  ['user_roles', userRolesStage],
   ['resolve_grants', resolveGrantsStage],
   ['decide', decideStage],
   ['package_rules', packageRulesStage]
@@ -252,38 +301,62 @@ export type Outcome =
   | { readonly kind: 'forward' }
   | { readonly kind: 'deny', readonly deny: Deny }
 
+const FORWARD: Outcome = Object.freeze({ kind: 'forward' })
+
+/** Records a decision on the exchange: runStages does, and the listeners after forwarding. */
+export function settle (x: Exchange, verdict: Verdict, reason: Reason, stage: StageName): void {
+  x.verdict = verdict
+  x.reason = reason
+  x.stage = stage
+}
+
 function shadowed (x: Exchange, engine: Engine): boolean {
   if (engine.options.mode === 'shadow') return true
   const resource = x.match?.route.resource
   return resource !== undefined && engine.options.shadowResources.includes(resource)
 }
 
-/** Runs the stages; fills the exchange's verdict and reason. */
+/**
+ * Hot path: runs the stages of every request in order, and records on the exchange the verdict,
+ * reason and name of the stage that decided. A plain indexed loop, and only stages that return
+ * a promise are awaited: a synchronous stage costs no microtask.
+ */
 export async function runStages (x: Exchange, engine: Engine): Promise<Outcome> {
   let deny: Deny | null = null
+  let i = 0
   try {
-    for (const [, stage] of STAGES) {
-      const result = await stage(x, engine)
+    for (; i < STAGES.length; i++) {
+      const [name, stage] = STAGES[i]!
+      let result = stage(x, engine)
+      if (result instanceof Promise) result = await result
       if (result === 'continue') continue
-      if (result === 'forward') return { kind: 'forward' }
+      if (result.kind === 'allowed') {
+        settle(x, 'allow', result.reason, name)
+        continue
+      }
+      if (result.kind === 'forward') {
+        settle(x, result.verdict, result.reason, name)
+        return FORWARD
+      }
       deny = result
       break
     }
   } catch (err) {
     // A store that cannot answer is a 503, never an allow.
     if (err instanceof GrantsError) deny = denyOf(err.code as ErrorCode)
+    else if (err instanceof GateError) deny = denyOf(err.code, { message: err.message })
     else throw err
   }
   if (deny === null) {
     x.verdict = 'allow'
-    return { kind: 'forward' }
+    return FORWARD
   }
-  x.reason = deny.code
-  x.missingPolicies = deny.missingPolicies ?? []
+  const stage = STAGES[i]![0]
+  x.missingPolicies = deny.missingPolicies ?? NO_MISSING_POLICIES
   if (deny.always !== true && shadowed(x, engine)) {
-    x.verdict = 'would_deny'
-    return { kind: 'forward' }
+    settle(x, 'would_deny', deny.code, stage)
+    return FORWARD
   }
-  x.verdict = deny.status >= 500 ? 'error' : 'deny'
+  settle(x, deny.status >= 500 ? 'error' : 'deny', deny.code, stage)
   return { kind: 'deny', deny }
 }

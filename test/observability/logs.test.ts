@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { createDecisionLog } from '../../src/gate/decision-log.ts'
 import { newExchange, type Exchange } from '../../src/gate/pipeline.ts'
+import { createCanonicalizer } from '../../src/routing/canonical.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
@@ -135,7 +136,8 @@ test('createDecisionLog: the sample rate applies to allows, never to denies', ()
   const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
   const draws = [0.1, 0.9, 0.3, 0.7, 0.99, 0.99]
   const log = createDecisionLog(logger, { level: 'info', sampleRate: 0.5, rawPath: false, random: () => draws.shift() ?? 0 })
-  const exchange = (verdict: Exchange['verdict']): Exchange => ({ ...newExchange('GET', '/api/v4/projects/1/packages', {}, [], null), verdict })
+  const requested = createCanonicalizer()('GET', '/api/v4/projects/1/packages')
+  const exchange = (verdict: Exchange['verdict']): Exchange => ({ ...newExchange('GET', '/api/v4/projects/1/packages', {}, [], null, requested), verdict })
   for (let i = 0; i < 4; i++) log(exchange('allow'), `allow-${i}`, 200, { decisionMs: 1, totalMs: 2 })
   log(exchange('deny'), 'deny-0', 403, { decisionMs: 1, totalMs: 1 })
   log(exchange('would_deny'), 'would-0', 200, { decisionMs: 1, totalMs: 1 })

@@ -1,0 +1,99 @@
+// Forward-auth: the same stages as a decision endpoint for nginx auth_request, Traefik
+// ForwardAuth and Envoy ext_authz. The original method and URI come from X-Original-* or
+// X-Forwarded-Method/-Uri (trusted peers only), else from the request itself (Envoy sends the
+// original method and path). Nothing is proxied: the answer is 200 or the deny.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Admin } from '../admin/handler.ts'
+import { createBodyScanner } from '../identity/body-scan.ts'
+import { collectCredentials } from '../identity/credentials.ts'
+import { hasBody } from './request.ts'
+import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
+import type { RecordDecision } from './record.ts'
+import { respond } from './respond.ts'
+
+export interface ForwardAuthOptions {
+  readonly engine: () => Engine
+  readonly admin: Pick<Admin, 'owns'>
+  readonly trusted: ReadonlySet<string>
+  readonly maxInspectedBodyBytes: number
+  readonly record: RecordDecision
+}
+
+export type ForwardAuthHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => Promise<void>
+
+export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
+  const { trusted, record } = options
+  const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes })
+
+  /**
+   * nginx's auth_request never sends the body. If the original request declares a body GitLab
+   * reads parameters from (form, JSON, multipart; X-Original-Content-Length or
+   * X-Original-Transfer-Encoding), a job token in it would go unchecked, and GitLab prefers a
+   * job_token parameter to the JOB-TOKEN header. Such a request to a route that accepts job
+   * tokens passes only with a visible credential GitLab ranks before job tokens (a PAT or OAuth
+   * token).
+   */
+  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage): boolean {
+    if (x.body !== null || x.match === null) return false
+    const length = Number(req.headers['x-original-content-length'] ?? '0')
+    const chunked = req.headers['x-original-transfer-encoding'] !== undefined
+    if (!(length > 0) && !chunked) return false
+    const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
+    if (bodyScanner.plan(declared, x.method).kind === 'pass') return false
+    const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
+    return !visible.some(c => !c.jobToken)
+  }
+
+  /** The decision endpoint's own refusals, before and after the stages. */
+  function refuse (x: Exchange, res: ServerResponse, requestId: string, deny: Deny, started: number, decidedAt?: number): void {
+    settle(x, 'deny', deny.code, 'forward_auth')
+    respond(res, requestId, deny, false)
+    record(x, requestId, started, deny.status, decidedAt)
+  }
+
+  return async (req, res, requestId) => {
+    const started = performance.now()
+    const peerTrusted = trusted.has(req.socket.remoteAddress ?? '')
+    const header = (name: string): string | undefined => {
+      const value = req.headers[name]
+      return typeof value === 'string' && value !== '' ? value : undefined
+    }
+    const originalMethod = header('x-original-method') ?? header('x-forwarded-method')
+    const originalUri = header('x-original-uri') ?? header('x-forwarded-uri')
+    const engine = options.engine()
+    const method = originalMethod ?? req.method ?? 'GET'
+    const target = originalUri ?? req.url ?? '/'
+    // Computed once: the gate-endpoint check and the canonicalize stage read the same form.
+    const canonical = engine.canonicalize(method, target)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical)
+    if ((originalMethod !== undefined || originalUri !== undefined) && !peerTrusted) {
+      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
+      return
+    }
+    // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,
+    // on the API listener: allowing them here would let them reach GitLab's own allowlist.
+    if (options.admin.owns(canonical)) {
+      refuse(x, res, requestId, denyOf('FORWARD_AUTH_GATE_ENDPOINT'), started)
+      return
+    }
+    const outcome = await runStages(x, engine)
+    const decidedAt = performance.now()
+    if (outcome.kind === 'deny') {
+      respond(res, requestId, outcome.deny, x.body !== null && !req.complete)
+      record(x, requestId, started, outcome.deny.status, decidedAt)
+      return
+    }
+    if (hiddenBodyMayHoldToken(x, req)) {
+      refuse(x, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
+      return
+    }
+    respond(res, requestId, {
+      kind: 'json',
+      status: 200,
+      body: { message: '200 OK', decision: x.verdict, reason: x.reason, request_id: requestId },
+      headers: { 'x-job-token-gate-decision': x.verdict }
+    })
+    record(x, requestId, started, 200, decidedAt)
+  }
+}

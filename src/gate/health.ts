@@ -1,0 +1,59 @@
+// The health listener: liveness, readiness (catalog, store, upstream, draining) and the
+// Prometheus `/metrics` scrape. Kept off the API listener so probes and scrapes never queue
+// behind API traffic, and never reach GitLab.
+
+import { createServer, type Server } from 'node:http'
+import type { Logger } from 'pino'
+import type { StoreHealth } from '../grants/store.ts'
+import type { GateMetrics } from '../metrics.ts'
+import { respond, type JsonAnswer } from './respond.ts'
+
+export interface HealthSources {
+  readonly metrics: GateMetrics
+  readonly logger: Logger
+  readonly store: () => Promise<StoreHealth>
+  readonly catalog: () => { readonly version: string, readonly routes: number }
+  readonly upstreamUsable: () => boolean
+  readonly draining: () => boolean
+}
+
+const json = (status: number, body: unknown): JsonAnswer => ({ kind: 'json', status, body })
+const LIVE = json(200, { status: 'ok' })
+const NOT_FOUND = json(404, { message: '404 Not Found' })
+
+export function createHealthServer (sources: HealthSources): Server {
+  const { metrics, logger } = sources
+
+  async function readiness (): Promise<JsonAnswer> {
+    const store = await sources.store().catch((err: unknown) => ({ ok: false, detail: (err as Error).message }))
+    const draining = sources.draining()
+    const upstream = sources.upstreamUsable()
+    const checks = { catalog: { ok: true, ...sources.catalog() }, store, upstream: { ok: upstream }, draining }
+    const ok = store.ok && upstream && !draining
+    return json(ok ? 200 : 503, { status: ok ? 'ok' : 'failed', checks })
+  }
+
+  return createServer((req, res) => {
+    if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      // Prometheus' text format, not JSON: written here.
+      metrics.scrape().then(text => {
+        res.writeHead(200, { 'content-type': metrics.contentType })
+        res.end(text)
+      }, (err: unknown) => {
+        logger.error({ err: { message: (err as Error).message } }, 'metrics scrape failed')
+        res.writeHead(500, { 'content-type': 'text/plain' })
+        res.end('metrics scrape failed\n')
+      })
+      return
+    }
+    if (req.url === '/-/liveness') {
+      respond(res, null, LIVE)
+      return
+    }
+    if (req.url === '/-/readiness') {
+      void readiness().then(answer => { respond(res, null, answer) })
+      return
+    }
+    respond(res, null, NOT_FOUND)
+  })
+}

@@ -1,0 +1,49 @@
+// In-flight counting, draining and the turn of an unexpected failure into a 500. Every request
+// of the proxy and forward-auth listeners is tracked, so close() can let them finish (up to the
+// drain timeout) before the connections are cut.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import type { GateMetrics } from '../metrics.ts'
+import { respond } from './respond.ts'
+
+export interface Lifecycle {
+  /** True once close() has begun: new requests are refused with GATE_SHUTTING_DOWN. */
+  readonly draining: () => boolean
+  readonly inFlight: () => number
+  /** Counts the request in flight until `work` settles; a rejection is answered with a 500 carrying `requestId`. */
+  track (req: IncomingMessage, res: ServerResponse, requestId: string, work: Promise<void>): void
+  /** Starts draining; resolves when nothing is in flight or after drainMs, whichever comes first. */
+  drain (drainMs: number): Promise<void>
+}
+
+export function createLifecycle (logger: Logger, metrics: GateMetrics): Lifecycle {
+  let inFlight = 0
+  let draining = false
+  const idle: Array<() => void> = []
+  const done = (): void => {
+    inFlight--
+    if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
+  }
+  return {
+    draining: () => draining,
+    inFlight: () => inFlight,
+    track (req, res, requestId, work) {
+      inFlight++
+      work.catch((err: unknown) => {
+        logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
+        metrics.observeRequest({ decision: 'error', reason: 'GATE_INTERNAL_ERROR', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
+        respond(res, requestId, 'GATE_INTERNAL_ERROR', true)
+      }).finally(done)
+    },
+    async drain (drainMs) {
+      draining = true
+      if (inFlight === 0) return
+      await Promise.race([
+        new Promise<void>(resolve => idle.push(resolve)),
+        new Promise<void>(resolve => setTimeout(resolve, drainMs).unref())
+      ])
+      if (inFlight > 0) logger.warn({ drain_ms: drainMs, in_flight: inFlight }, 'drain timeout: closing the connections of requests still in flight')
+    }
+  }
+}

@@ -1,0 +1,116 @@
+// The API listener's request handler: the configuration API first, then the job-token stages of
+// pipeline.ts, then forwarding to GitLab (src/proxy/forward.ts) or the deny.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Admin } from '../admin/handler.ts'
+import type { ErrorCode } from '../errors.ts'
+import { IdentityError } from '../identity/types.ts'
+import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
+import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
+import type { RecordDecision } from './record.ts'
+import { hasBody } from './request.ts'
+import { respond } from './respond.ts'
+
+export interface ProxyOptions {
+  readonly engine: () => Engine
+  readonly admin: Pick<Admin, 'handle'>
+  readonly upstream: Upstream
+  readonly draining: () => boolean
+  readonly record: RecordDecision
+}
+
+/** `peerTrusted`: the peer is a trusted proxy (X-Forwarded-* and X-Request-Id are kept). */
+export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, requestId: string, peerTrusted: boolean, expectContinue: boolean) => Promise<void>
+
+export function createProxyHandler (options: ProxyOptions): ProxyHandler {
+  const { upstream, record, admin, draining } = options
+
+  /** Answers a request whose body stream failed; returns the status sent. */
+  function refuseBody (x: Exchange, res: ServerResponse, requestId: string, err: Error): number {
+    const code: ErrorCode = err instanceof IdentityError ? err.code : 'BODY_NOT_PARSEABLE'
+    settle(x, 'deny', code, 'forward')
+    const deny = denyOf(code)
+    respond(res, requestId, deny, true)
+    return deny.status
+  }
+
+  // Hot path: once per API request. One canonical form, one exchange, one await per step that
+  // does I/O; everything else is synchronous.
+  return async (req, res, requestId, peerTrusted, expectContinue) => {
+    const started = performance.now()
+    const method = req.method ?? 'GET'
+    const target = req.url ?? '/'
+    let continued = false
+    const sendContinue = (): void => {
+      if (expectContinue && !continued) {
+        continued = true
+        res.writeContinue()
+      }
+    }
+    const canonical = options.engine().canonicalize(method, target)
+
+    // Step 1, the configuration API (src/admin/, docs/admin.md): its paths and GraphQL's
+    // allowlist mutations are answered by the gate itself. A GraphQL body it read to find out
+    // is handed on as the body to inspect and forward.
+    let body: Readable | null = hasBody(req) ? req : null
+    if (draining()) {
+      respond(res, requestId, 'GATE_SHUTTING_DOWN', true)
+      return
+    }
+    const configuration = await admin.handle(req, res, canonical, requestId, sendContinue)
+    if (configuration.kind === 'answered') return
+    if (configuration.body !== null) body = configuration.body
+
+    // Step 2, the job-token stages (pipeline.ts).
+    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue)
+    const outcome = await runStages(x, options.engine())
+    const decidedAt = performance.now()
+    if (outcome.kind === 'deny') {
+      // A body we did not read is not drained: the connection closes after the answer.
+      respond(res, requestId, outcome.deny, x.body !== null && !req.complete)
+      record(x, requestId, started, outcome.deny.status, decidedAt)
+      return
+    }
+
+    // Step 3, forward.
+    const forwardBody = x.forwardBody
+    const sent: Buffer | Readable | null = forwardBody === null ? null : forwardBody.kind === 'buffered' ? forwardBody.bytes : forwardBody.stream
+    // The multipart guard may have refused the body while the stages ran: nothing is sent then.
+    const early = sent === null || Buffer.isBuffer(sent) ? null : sent.errored
+    if (early !== null) {
+      record(x, requestId, started, refuseBody(x, res, requestId, early), decidedAt)
+      return
+    }
+    if (forwardBody?.kind === 'stream') sendContinue()
+    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId)
+    if (Buffer.isBuffer(sent)) headers['content-length'] = String(sent.length)
+    const authorized = x.canonical!
+    const path = authorized.query === '' ? authorized.path : authorized.path + '?' + authorized.query
+    const result = await forward(upstream, req, res, { method, path, headers, body: sent })
+    let status = 0
+    switch (result.kind) {
+      case 'done':
+        status = result.status
+        break
+      case 'failed': {
+        const deny = denyOf(result.code)
+        settle(x, 'error', result.code, 'forward')
+        status = deny.status
+        respond(res, requestId, deny, !req.complete)
+        break
+      }
+      case 'body_failed':
+        // The multipart guard found a credential it may not let through: the upstream request
+        // was aborted before its last byte.
+        status = refuseBody(x, res, requestId, result.error)
+        break
+      case 'aborted':
+        // The verdict stands (the request was decided); only the reason says it did not finish.
+        x.reason = 'CLIENT_ABORTED'
+        x.stage = 'forward'
+        break
+    }
+    record(x, requestId, started, status, decidedAt, result.kind === 'done' ? result.upstreamHeadersMs : undefined)
+  }
+}

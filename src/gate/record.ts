@@ -1,0 +1,40 @@
+// What happens once per decided request, after its answer: the metrics, the decision log line
+// and the usage record of an allowed job-token request. Shared by the proxy and forward-auth.
+
+import type { GateMetrics } from '../metrics.ts'
+import type { Reason } from '../errors.ts'
+import type { UsageRecorder } from '../usage/recorder.ts'
+import type { DecisionLog } from './decision-log.ts'
+import type { Exchange } from './pipeline.ts'
+
+/** Allow reasons that went through an allowlist entry: what the least-privilege report counts. */
+const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'POLICIES_GRANTED', 'SKIP_POLICIES'])
+
+/**
+ * Records the decision of `x` (its verdict, reason and stage): `started` and `decidedAt` are
+ * performance.now() readings; `upstreamHeadersMs` only when the upstream answered.
+ */
+export type RecordDecision = (x: Exchange, requestId: string, started: number, status: number, decidedAt?: number, upstreamHeadersMs?: number) => void
+
+export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, usage: UsageRecorder): RecordDecision {
+  // Hot path: once per request, off the answer's path; no object is built for what is not sent.
+  return (x, requestId, started, status, decidedAt, upstreamHeadersMs) => {
+    const now = performance.now()
+    const decisionMs = (decidedAt ?? now) - started
+    const totalMs = now - started
+    metrics.observeRequest({
+      decision: x.verdict,
+      reason: x.reason,
+      resource: x.match?.route.resource,
+      method: x.method,
+      decisionSeconds: decisionMs / 1000,
+      totalSeconds: totalMs / 1000,
+      ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersSeconds: upstreamHeadersMs / 1000, upstreamStatus: status })
+    })
+    log(x, requestId, status, { decisionMs, totalMs, ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersMs }) })
+    const identity = x.identity
+    if (x.verdict === 'allow' && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
+      usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
+    }
+  }
+}
