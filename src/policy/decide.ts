@@ -7,7 +7,11 @@ import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 
-export interface JobIdentity {
+/**
+ * What the decision knows of the job: its project and that project's groups. Not the resolved
+ * identity of src/identity/types.ts (JobIdentity), which adds the job, its user and the expiry.
+ */
+export interface DecisionSubject {
   readonly jobProjectId: number
   /** Used in the not-allowlisted message; `project #<id>` when unknown. */
   readonly jobProjectPath?: string
@@ -54,7 +58,7 @@ const ALLOW = {
  */
 export function decide (
   route: CatalogRoute,
-  identity: JobIdentity,
+  identity: DecisionSubject,
   accessedProjectId: number,
   grants: ProjectGrants | null,
   settings: InstanceSettings,
@@ -94,7 +98,7 @@ export function decide (
  * The project entry naming the job project, else the entry of its nearest ancestor group.
  * One pass over at most 400 entries (the limits), without building an index per request.
  */
-export function nearestEntry (entries: readonly AllowlistEntry[], identity: JobIdentity): AllowlistEntry | null {
+export function nearestEntry (entries: readonly AllowlistEntry[], identity: DecisionSubject): AllowlistEntry | null {
   const ancestors = identity.ancestorGroupIds
   let best: AllowlistEntry | null = null
   let bestRank = ancestors.length
@@ -120,7 +124,7 @@ function deny (reason: DenyReason, missingPolicies: string[], message: string): 
 // projects by their short `path` and prefixes "403 Forbidden - " through `forbidden!`; the gate
 // names the accessed project by id because a path-less request may only carry the id.
 /** `accessed`: the project's id, or its full path where the id is unknown (a path in the URL the store does not know). */
-export function notAllowlistedMessage (identity: JobIdentity, accessed: number | string): string {
+export function notAllowlistedMessage (identity: DecisionSubject, accessed: number | string): string {
   const from = identity.jobProjectPath ?? `project #${identity.jobProjectId}`
   return `Authentication by CI/CD job token not allowed from ${from} to project ${typeof accessed === 'number' ? `#${accessed}` : accessed}.`
 }

@@ -6,7 +6,7 @@ import { createRedisStore, type RedisGrantStore, type RedisStoreOptions } from '
 import { createGrantCache, type GrantCache, type GrantCacheOptions } from '../../src/grants/cache.ts'
 import { DEFAULT_INSTANCE_SETTINGS, type ProjectGrants } from '../../src/grants/model.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
-import { decide, type Decision, type JobIdentity } from '../../src/policy/decide.ts'
+import { decide, type Decision, type DecisionSubject } from '../../src/policy/decide.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'
 
@@ -18,7 +18,7 @@ export interface Replica {
   readonly store: RedisGrantStore
   readonly cache: GrantCache
   /** The decision this replica takes for `identity` on `projectId`, through its cache. */
-  decide (identity: JobIdentity, projectId: number, route?: CatalogRoute): Promise<Decision>
+  decide (identity: DecisionSubject, projectId: number, route?: CatalogRoute): Promise<Decision>
   close (): Promise<void>
 }
 
@@ -49,7 +49,7 @@ export function allowing (projectId: number, jobProjectIds: readonly number[]): 
 }
 
 /** Polls `replica` (yielding to I/O between tries) until its decision matches; returns the elapsed ms. */
-export async function untilDecision (replica: Replica, identity: JobIdentity, projectId: number, allow: boolean, started: number, timeoutMs = 5000): Promise<number> {
+export async function untilDecision (replica: Replica, identity: DecisionSubject, projectId: number, allow: boolean, started: number, timeoutMs = 5000): Promise<number> {
   for (;;) {
     const decision = await replica.decide(identity, projectId)
     const elapsed = performance.now() - started
@@ -70,7 +70,7 @@ export interface LagResult { readonly samples: number[], readonly p50: number, r
  * revocations the grant is restored and the reader is waited for (not timed).
  */
 export async function measureRevocations (writer: Replica, reader: Replica, n: number, projectId = 900): Promise<LagResult> {
-  const job: JobIdentity = { jobProjectId: 901, ancestorGroupIds: [] }
+  const job: DecisionSubject = { jobProjectId: 901, ancestorGroupIds: [] }
   const samples: number[] = []
   for (let i = 0; i < n; i++) {
     await writer.store.put(allowing(projectId, [901]))

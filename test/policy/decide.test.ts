@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
-import { decide, missingPoliciesMessage, nearestEntry, toSentence, type Decision, type JobIdentity, type ReasonCode } from '../../src/policy/decide.ts'
+import { decide, missingPoliciesMessage, nearestEntry, toSentence, type Decision, type DecisionSubject, type ReasonCode } from '../../src/policy/decide.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { errors } from '../../src/errors.ts'
@@ -24,7 +24,7 @@ const SKIP = route('delete_projects_id_registry_repositories_repository_id')
 const NO_POLICIES: CatalogRoute = { ...READ_PACKAGES, id: 'synthetic_no_policies', policies: [], skipPolicies: false }
 
 // Job project 100 (acme/sub/job) lives in subgroup 20, in group 10, in root group 1.
-const JOB: JobIdentity = { jobProjectId: 100, jobProjectPath: 'acme/sub/job', ancestorGroupIds: [20, 10, 1] }
+const JOB: DecisionSubject = { jobProjectId: 100, jobProjectPath: 'acme/sub/job', ancestorGroupIds: [20, 10, 1] }
 const ACCESSED = 500
 
 const ON = createInstanceSettings()
@@ -47,7 +47,7 @@ function grants (entries: AllowlistEntry[], inboundEnabled = true): ProjectGrant
 interface Case {
   name: string
   route?: CatalogRoute
-  identity?: JobIdentity
+  identity?: DecisionSubject
   accessed?: number
   grants: ProjectGrants | null
   settings?: InstanceSettings

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
-import { decide, type Decision, type JobIdentity } from '../../src/policy/decide.ts'
+import { decide, type Decision, type DecisionSubject } from '../../src/policy/decide.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { prng } from '../helpers/prng.ts'
@@ -25,7 +25,7 @@ const ROUTES: CatalogRoute[] = [...catalog.routes, { ...catalog.routes[0]!, id: 
 
 interface Case {
   route: CatalogRoute
-  identity: JobIdentity
+  identity: DecisionSubject
   accessed: number
   grants: ProjectGrants | null
   settings: InstanceSettings
@@ -38,7 +38,7 @@ function generate (random: () => number): Case {
   // Small id spaces so that entries, ancestors and the job project collide often.
   const groups = [1, 2, 3, 4, 5, 6]
   const ancestors = some(groups, 0.5).sort(() => random() - 0.5)
-  const identity: JobIdentity = { jobProjectId: 1 + int(6), ancestorGroupIds: ancestors }
+  const identity: DecisionSubject = { jobProjectId: 1 + int(6), ancestorGroupIds: ancestors }
   const accessed = 1 + int(6)
   const entries: AllowlistEntry[] = []
   const seen = new Set<string>()
