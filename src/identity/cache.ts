@@ -1,9 +1,16 @@
-// Bounded caches for resolved identities and namespace lookups, with single flight (concurrent
-// misses on one key share one load) and a short negative cache (a flood of one bad token costs
-// one upstream call per negative TTL, not one per request).
+// Bounded caches for resolved identities and namespace lookups, on lru-cache's fetch(): single
+// flight (concurrent misses on one key share one load), a TTL per entry, and a short negative
+// cache (a flood of one bad token costs one upstream call per negative TTL, not one per request).
+// Measured against the hand-written single flight this replaced (1,000 keys, Node 20, 2 busy
+// vCPUs): a hit costs 0.5-0.65 µs instead of 0.2-0.37 µs, a miss 12 µs instead of 1.2-2.4 µs
+// (lru-cache makes an AbortController per load). A miss is followed by a GitLab call of
+// milliseconds, and a hit stays under a microsecond, so the library's version is kept.
 
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+
+/** A clock in milliseconds: `performance` by default; tests pass one they move by hand. */
+export interface Clock { now (): number }
 
 export interface LoaderCacheOptions<V> {
   /** Most entries kept; the least recently used go first. */
@@ -14,13 +21,15 @@ export interface LoaderCacheOptions<V> {
   readonly negativeTtlMs?: number
   /** Whether a failure may be remembered: a failure that says nothing about the key must not be. */
   readonly cacheableError?: (err: unknown) => boolean
-  /** A value's own lifetime in ms (e.g. until its token expires); the TTL is the smaller one. */
+  /** A value's own lifetime in ms (e.g. until its token expires); the TTL is the smaller one. Below 1 ms: not kept. */
   readonly lifetimeOf?: (value: V) => number | undefined
+  readonly clock?: Clock
 }
 
 export interface LoaderCache<V> {
   /** The cached value or failure for key, or the result of load(), shared by concurrent callers. */
   get (key: string, load: () => Promise<V>): Promise<V>
+  /** Entries held, loads in flight included. */
   readonly size: number
   /** The keys held (for a token cache: hashes), most recently used first. */
   keys (): string[]
@@ -33,6 +42,9 @@ export interface LoaderCacheStats { hits: number, negativeHits: number, misses: 
 
 type Entry<V> = { readonly ok: true, readonly value: V } | { readonly ok: false, readonly error: unknown }
 
+/** A load's outcome that must not be kept (a value past its lifetime, a failure not remembered), passed to every waiter. */
+class NotKept { constructor (readonly entry: Entry<unknown>) {} }
+
 export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCache<V> {
   const { max, ttlMs } = options
   const negativeTtlMs = options.negativeTtlMs ?? 0
@@ -41,41 +53,60 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   if (!Number.isSafeInteger(max) || max <= 0) throw new TypeError(`cache max must be a positive integer, got ${String(max)}`)
   if (!(ttlMs > 0)) throw new TypeError(`cache ttlMs must be positive, got ${String(ttlMs)}`)
 
-  const entries = new LRUCache<string, Entry<V>>({ max, ttl: ttlMs })
-  const inflight = new Map<string, Promise<V>>()
+  const entries = new LRUCache<string, Entry<V>, () => Promise<V>>({
+    max,
+    ttl: ttlMs,
+    // An injected clock is read on every lookup: lru-cache otherwise reuses one reading for
+    // ttlResolution ms, refreshed by a real timer that a test's clock does not move.
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+    // A load outlives the eviction or deletion of its entry: its waiters still get its result,
+    // which is then not stored (lru-cache would otherwise reject them with the abort reason).
+    ignoreFetchAbort: true,
+    async fetchMethod (_key, _stale, { options: entryOptions, context: load }) {
+      let value: V
+      try {
+        value = await load()
+      } catch (error) {
+        if (negativeTtlMs > 0 && cacheableError(error)) {
+          entryOptions.ttl = negativeTtlMs
+          return { ok: false, error }
+        }
+        throw new NotKept({ ok: false, error })
+      }
+      const ttl = Math.floor(Math.min(ttlMs, lifetimeOf(value) ?? Infinity))
+      // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
+      if (!(ttl >= 1)) throw new NotKept({ ok: true, value })
+      entryOptions.ttl = ttl
+      return { ok: true, value }
+    }
+  })
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
 
-  const load = async (key: string, loader: () => Promise<V>): Promise<V> => {
-    try {
-      const value = await loader()
-      const ttl = Math.min(ttlMs, lifetimeOf(value) ?? Infinity)
-      if (ttl >= 1) entries.set(key, { ok: true, value }, { ttl: Math.floor(ttl) })
-      return value
-    } catch (error) {
-      if (negativeTtlMs > 0 && cacheableError(error)) entries.set(key, { ok: false, error }, { ttl: negativeTtlMs })
-      throw error
-    } finally {
-      // After the set above: a caller arriving now finds the entry, not a settled promise.
-      inflight.delete(key)
-    }
+  const unwrap = (entry: Entry<V>): V => {
+    if (entry.ok) return entry.value
+    throw entry.error
   }
 
   return {
-    get (key, loader) {
-      const hit = entries.get(key)
-      if (hit !== undefined) {
-        if (hit.ok) counters.hits++
+    async get (key, load) {
+      const status: LRUCache.Status<string, Entry<V>, () => Promise<V>> = {}
+      let entry: Entry<V> | undefined
+      const pending = entries.fetch(key, { context: load, status })
+      if (status.fetch === 'hit') {
+        entry = await pending
+        if (entry!.ok) counters.hits++
         else counters.negativeHits++
-        return hit.ok ? Promise.resolve(hit.value) : Promise.reject(hit.error)
+        return unwrap(entry!)
       }
       counters.misses++
-      let pending = inflight.get(key)
-      if (pending !== undefined) counters.singleFlightWaits++
-      if (pending === undefined) {
-        pending = load(key, loader)
-        inflight.set(key, pending)
+      if (status.fetch === 'inflight') counters.singleFlightWaits++
+      try {
+        entry = await pending
+      } catch (err) {
+        if (err instanceof NotKept) return unwrap(err.entry as Entry<V>)
+        throw err
       }
-      return pending
+      return unwrap(entry!)
     },
     get size () {
       return entries.size

@@ -11,7 +11,7 @@
 
 import type { JWTPayload } from 'jose'
 import { createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
-import { createLoaderCache, createTokenCache } from './cache.ts'
+import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
 import { IdentityError, isTransient, JOB_TOKEN_PREFIX, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
@@ -25,6 +25,8 @@ export interface IdentityCacheOptions {
   /** Projects and groups (paths, parents): these rarely change. Default 10 min. */
   readonly namespaceTtlMs?: number
   readonly maxNamespaces?: number
+  /** Epoch milliseconds for the TTLs and token expiry; tests pass one they move by hand. Default Date. */
+  readonly clock?: Clock
 }
 
 export interface IntrospectionResolverOptions {
@@ -104,7 +106,8 @@ function identityTokenCache (c: IdentityCacheOptions): ReturnType<typeof createT
     ttlMs: c.tokenTtlMs ?? 30_000,
     negativeTtlMs: c.negativeTtlMs ?? 10_000,
     cacheableError: err => err instanceof IdentityError && !isTransient(err.code),
-    lifetimeOf: identity => identity.expiresAt === undefined ? undefined : identity.expiresAt - Date.now()
+    lifetimeOf: identity => identity.expiresAt === undefined ? undefined : identity.expiresAt - (c.clock ?? Date).now(),
+    ...(c.clock === undefined ? {} : { clock: c.clock })
   })
 }
 
@@ -131,7 +134,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, connections: options.connections ?? 16 })
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)
-  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 600_000 }
+  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 600_000, ...(c.clock === undefined ? {} : { clock: c.clock }) }
   const projects = createLoaderCache<ProjectInfo>(namespaceCache)
   const groupParents = createLoaderCache<number | null>(namespaceCache)
 

@@ -1,58 +1,119 @@
 // The loader cache under the resolvers: single flight, negative entries, TTL bounds, size bound,
-// and keys that are token hashes.
+// and keys that are token hashes. Time is a clock the tests move; nothing sleeps.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createLoaderCache, createTokenCache, tokenKey } from '../../src/identity/cache.ts'
 
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+function manualClock (): { now: () => number, advance: (ms: number) => void } {
+  let t = 1_000_000
+  return { now: () => t, advance: ms => { t += ms } }
+}
+
+function deferred<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (err: unknown) => void } {
+  let resolve!: (v: T) => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
+}
 
 test('concurrent misses share one load', async () => {
   const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000 })
   let loads = 0
-  const load = async (): Promise<number> => { loads++; await sleep(20); return 42 }
-  const values = await Promise.all(Array.from({ length: 100 }, () => cache.get('k', load)))
+  const gate = deferred<number>()
+  const load = async (): Promise<number> => { loads++; return await gate.promise }
+  const pending = Array.from({ length: 100 }, () => cache.get('k', load))
+  gate.resolve(42)
+  const values = await Promise.all(pending)
   assert.equal(loads, 1)
   assert.ok(values.every(v => v === 42))
   assert.equal(await cache.get('k', load), 42)
   assert.equal(loads, 1, 'then served from the cache')
+  assert.deepEqual(cache.stats(), { hits: 1, negativeHits: 0, misses: 100, singleFlightWaits: 99 })
+})
+
+test('a shared load that fails fails every waiter, and is not kept when transient', async () => {
+  const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000, negativeTtlMs: 1000, cacheableError: () => false })
+  const gate = deferred<number>()
+  let loads = 0
+  const pending = Array.from({ length: 5 }, () => cache.get('k', async () => { loads++; return await gate.promise }))
+  gate.reject(new Error('upstream down'))
+  for (const p of pending) await assert.rejects(p, /upstream down/)
+  assert.equal(loads, 1)
+  assert.equal(cache.size, 0)
+  assert.equal(await cache.get('k', async () => 7), 7)
 })
 
 test('failures are remembered for the negative TTL only, and only when cacheable', async () => {
-  const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000, negativeTtlMs: 1000, cacheableError: err => (err as Error).message === 'bad token' })
+  const clock = manualClock()
+  const cache = createLoaderCache<number>({ max: 10, ttlMs: 10_000, negativeTtlMs: 1000, cacheableError: err => (err as Error).message === 'bad token', clock })
   let loads = 0
   const bad = async (): Promise<number> => { loads++; throw new Error('bad token') }
   await assert.rejects(cache.get('bad', bad), /bad token/)
+  clock.advance(1000)
   await assert.rejects(cache.get('bad', bad), /bad token/)
-  assert.equal(loads, 1)
-  await sleep(1100)
+  assert.equal(loads, 1, 'remembered for the whole negative TTL')
+  assert.equal(cache.stats().negativeHits, 1)
+  clock.advance(1)
   await assert.rejects(cache.get('bad', bad), /bad token/)
-  assert.equal(loads, 2)
+  assert.equal(loads, 2, 'and asked again after it')
 
   let transient = 0
   const down = async (): Promise<number> => { transient++; throw new Error('upstream down') }
   await assert.rejects(cache.get('t', down))
   await assert.rejects(cache.get('t', down))
   assert.equal(transient, 2, 'a transient failure is never remembered')
+
+  const none = createLoaderCache<number>({ max: 10, ttlMs: 10_000, clock })
+  await assert.rejects(none.get('bad', bad))
+  await assert.rejects(none.get('bad', bad))
+  assert.equal(loads, 4, 'without a negative TTL no failure is remembered')
+})
+
+test('values live for the TTL', async () => {
+  const clock = manualClock()
+  const cache = createLoaderCache<number>({ max: 10, ttlMs: 30_000, clock })
+  let loads = 0
+  const load = async (): Promise<number> => ++loads
+  assert.equal(await cache.get('k', load), 1)
+  clock.advance(30_000)
+  assert.equal(await cache.get('k', load), 1)
+  clock.advance(1)
+  assert.equal(await cache.get('k', load), 2)
 })
 
 test('a value lives no longer than its own lifetime', async () => {
-  const cache = createLoaderCache<{ until: number }>({ max: 10, ttlMs: 60_000, lifetimeOf: v => v.until - Date.now() })
+  const clock = manualClock()
+  const cache = createLoaderCache<{ until: number }>({ max: 10, ttlMs: 60_000, lifetimeOf: v => v.until - clock.now(), clock })
   let loads = 0
-  const load = async (): Promise<{ until: number }> => { loads++; return { until: Date.now() + 1000 } }
+  const load = async (): Promise<{ until: number }> => { loads++; return { until: clock.now() + 1000 } }
   await cache.get('k', load)
   await cache.get('k', load)
   assert.equal(loads, 1)
-  await sleep(1100)
+  clock.advance(1001)
   await cache.get('k', load)
   assert.equal(loads, 2)
+
+  // Less than 1 ms to live: handed to the caller, not kept (lru-cache reads a TTL of 0 as forever).
+  const spent = async (): Promise<{ until: number }> => { loads++; return { until: clock.now() } }
+  assert.deepEqual(await cache.get('spent', spent), { until: clock.now() })
+  assert.deepEqual(await cache.get('spent', spent), { until: clock.now() })
+  assert.equal(loads, 4)
+  assert.ok(!cache.keys().includes('spent'))
 })
 
-test('size is bounded', async () => {
+test('size is bounded, and a load whose entry is evicted still answers its callers', async () => {
   const cache = createLoaderCache<number>({ max: 5, ttlMs: 60_000 })
   for (let i = 0; i < 50; i++) await cache.get(String(i), async () => i)
   assert.equal(cache.size, 5)
+
+  const slow = deferred<number>()
+  const pending = cache.get('slow', async () => await slow.promise)
+  for (let i = 100; i < 110; i++) await cache.get(String(i), async () => i)
+  slow.resolve(1)
+  assert.equal(await pending, 1)
+  assert.ok(!cache.keys().includes('slow'), 'evicted while it loaded: not stored afterwards')
 })
 
 test('token caches are keyed by the SHA-256 of the token', async () => {

@@ -107,7 +107,8 @@ test('single flight: 100 concurrent requests with one uncached token make one in
 
 test('negative cache: a flood of one bad token reaches GitLab once per negative TTL', async (t) => {
   const fake = await fakeGitlab()
-  const resolver = resolverFor(fake, { cache: { negativeTtlMs: 300 } })
+  let now = Date.now()
+  const resolver = resolverFor(fake, { cache: { negativeTtlMs: 300, clock: { now: () => now } } })
   t.after(async () => { await resolver.close(); await fake.close() })
 
   await Promise.all(Array.from({ length: 50 }, () => rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN')))
@@ -116,7 +117,7 @@ test('negative cache: a flood of one bad token reaches GitLab once per negative 
   await rejectsWith(resolver.resolve(FINISHED), 'TOKEN_JOB_NOT_RUNNING')
   assert.equal(fake.calls.job, 2, 'one call for the unknown token, one for the finished job')
 
-  await new Promise(resolve => setTimeout(resolve, 350))
+  now += 301
   await rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN')
   assert.equal(fake.calls.job, 3, 'asked again once the negative entry expired')
 })
