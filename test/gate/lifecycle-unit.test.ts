@@ -1,0 +1,55 @@
+// lifecycle.ts: an unexpected failure is a 500 that carries the request's id (in the answer and
+// in the error log line), and is counted; drain waits for requests in flight, up to its timeout.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pino } from 'pino'
+import { createLifecycle } from '../../src/gate/lifecycle.ts'
+import { createMetrics } from '../../src/metrics.ts'
+import { send } from '../helpers/http.ts'
+
+test('an unexpected failure: 500 with the request id, logged with it, counted as GATE_INTERNAL_ERROR', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+  const metrics = createMetrics()
+  const lifecycle = createLifecycle(logger, metrics)
+  const server = createServer((req, res) => { lifecycle.track(req, res, 'req-boom-1', Promise.reject(new Error('boom'))) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+
+  const res = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'GET', '/')
+  assert.equal(res.status, 500)
+  assert.deepEqual(res.json(), { message: '500 Internal Server Error', code: 'GATE_INTERNAL_ERROR', request_id: 'req-boom-1' })
+  assert.equal(res.headers['x-request-id'], 'req-boom-1')
+  const logged = lines.find(l => l.msg === 'unexpected error')
+  assert.equal(logged?.request_id, 'req-boom-1')
+  assert.match(await metrics.scrape(), /job_token_gate_requests_total\{[^}]*reason="GATE_INTERNAL_ERROR"[^}]*\} 1/)
+  assert.equal(lifecycle.inFlight(), 0)
+})
+
+test('drain: refuses new work at once, resolves when the last request settles or at the timeout', async () => {
+  const lifecycle = createLifecycle(pino({ level: 'silent' }), createMetrics())
+  const fake = { method: 'GET' } as Parameters<typeof lifecycle.track>[0]
+  let finish = (): void => {}
+  lifecycle.track(fake, {} as Parameters<typeof lifecycle.track>[1], 'r1', new Promise<void>(resolve => { finish = resolve }))
+  assert.equal(lifecycle.inFlight(), 1)
+  let drained = false
+  const drain = lifecycle.drain(60_000).then(() => { drained = true })
+  assert.equal(lifecycle.draining(), true)
+  await new Promise(resolve => setImmediate(resolve))
+  assert.equal(drained, false, 'still in flight')
+  finish()
+  await drain
+  assert.equal(lifecycle.inFlight(), 0)
+
+  lifecycle.track(fake, {} as Parameters<typeof lifecycle.track>[1], 'r2', new Promise<void>(() => {}))
+  const started = performance.now()
+  // The drain timer is unref'd (it never holds the process open): this one keeps the test alive.
+  const alive = setTimeout(() => {}, 10_000)
+  await lifecycle.drain(50)
+  clearTimeout(alive)
+  assert.ok(performance.now() - started >= 45, 'waited for the timeout')
+  assert.equal(lifecycle.inFlight(), 1, 'a hung request is left to close()')
+})
