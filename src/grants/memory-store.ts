@@ -10,7 +10,7 @@ import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
-import { createMemoryUsage } from '../usage/memory.ts'
+import { createMemoryUsage } from './usage-memory.ts'
 import { createListeners, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {

@@ -7,7 +7,7 @@
 //                                  after a delete so versions never repeat)
 //   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
 //   <prefix>:{p:<id>}:audit       stream: audit events of the configuration API, field `e` (JSON)
-//   <prefix>:{p:<id>}:usage:<day> hash: least-privilege usage, expiring (src/usage/redis.ts)
+//   <prefix>:{p:<id>}:usage:<day> hash: least-privilege usage, expiring (usage-redis.ts)
 //   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}
 // A project's write and its invalidation message are one Lua script (atomic, one slot). The
 // path index lives in another slot, so it is only a hint: resolvePath checks it against the
@@ -22,7 +22,7 @@
 import { Redis, Cluster, type RedisOptions, type ClusterNode } from 'ioredis'
 import { checkStoredGrants, isFullPath, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
-import { createRedisUsage } from '../usage/redis.ts'
+import { createRedisUsage } from './usage-redis.ts'
 import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }

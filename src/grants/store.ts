@@ -3,7 +3,7 @@
 // path; the configuration API writes through `put` / `delete`.
 
 import type { ProjectGrants, StoredGrants } from './model.ts'
-import type { UsageBackend } from '../usage/types.ts'
+import type { UsageStore } from './usage-store.ts'
 
 export type InvalidationEvent =
   /** Project `projectId` was written or deleted; its version is now `version`. */
@@ -84,9 +84,9 @@ export interface GrantStore {
   readAudit (projectId: number, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage>
   /** Registers a listener for invalidations (its own writes included); returns the unsubscribe. */
   subscribe (listener: InvalidationListener): () => void
-  /** Least-privilege usage (src/usage/): optional, both shipped stores keep it. */
-  recordUsage?: UsageBackend['recordUsage']
-  readUsage?: UsageBackend['readUsage']
+  /** Least-privilege usage (UsageStore, usage-store.ts): optional, both shipped stores keep it. */
+  recordUsage?: UsageStore['recordUsage']
+  readUsage?: UsageStore['readUsage']
   health (): Promise<StoreHealth>
   close (): Promise<void>
 }

@@ -2,11 +2,11 @@
 // used. Off the request path: record() only adds to an in-memory batch (bounded); a timer
 // writes the batch to the store; a failed write is counted and dropped, never thrown.
 
-import type { GrantStore } from '../grants/store.ts'
-import { dayOf, type UsageIncrement, type UsageLimits } from './types.ts'
+import { dayOf, type UsageIncrement, type UsageLimits, type UsageStore } from './types.ts'
 
 export interface UsageRecorderOptions {
-  readonly store: GrantStore
+  /** Where batches go; without `recordUsage` (a store that keeps no usage, or recording off) nothing is recorded. */
+  readonly store: Partial<Pick<UsageStore, 'recordUsage'>>
   readonly limits: UsageLimits
   readonly flushIntervalMs: number
   /** Distinct keys held between flushes; more are dropped. Default 10 000. */

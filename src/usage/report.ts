@@ -2,11 +2,10 @@
 // actually used in a time window and the smallest job_token_policies that would have allowed
 // all of it. `suggestPolicies` and `buildUsageReport` are pure; `usageReport` reads the store.
 
-import { loadCatalog } from '../catalog/load.ts'
+import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { AllowlistEntry } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import { nearestEntry } from '../policy/decide.ts'
-import { createPolicyIndex, type PolicyIndex } from '../catalog/policy-index.ts'
 import { daysBetween, type UsageRow } from './types.ts'
 
 export interface EntryUsage {
@@ -99,16 +98,15 @@ export function buildUsageReport (
   }
 }
 
-let shippedPolicies: PolicyIndex | undefined
-
 /**
  * The report for one accessed project over [sinceMs, now]. Days are UTC buckets, so the window
- * starts at the beginning of sinceMs's day. Throws when the store keeps no usage.
+ * starts at the beginning of sinceMs's day. `policies`: the loaded catalog's, which says which
+ * policy implies which. Throws when the store keeps no usage.
  */
-export async function usageReport (store: GrantStore, projectId: number, options: { sinceMs: number, nowMs?: number, policies?: PolicyIndex, maxDays?: number }): Promise<UsageReport> {
+export async function usageReport (store: Pick<GrantStore, 'kind' | 'get' | 'readUsage'>, projectId: number, options: { sinceMs: number, nowMs?: number, policies: PolicyIndex, maxDays?: number }): Promise<UsageReport> {
   if (store.readUsage === undefined) throw new TypeError(`the ${store.kind} store does not keep usage`)
   const nowMs = options.nowMs ?? Date.now()
-  const policies = options.policies ?? (shippedPolicies ??= createPolicyIndex(loadCatalog().policies))
+  const { policies } = options
   const [grants, rows] = await Promise.all([
     store.get(projectId),
     store.readUsage(projectId, daysBetween(options.sinceMs, nowMs, options.maxDays ?? 366))

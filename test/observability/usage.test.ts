@@ -136,18 +136,18 @@ test('through the gate: allowed job-token requests are recorded, denies and self
   await g.gate.usage.flush()
 
   const since = Date.now() - 3_600_000
-  const lib = await usageReport(g.store, 200, { sinceMs: since })
+  const lib = await usageReport(g.store, 200, { sinceMs: since, policies })
   const appEntry = lib.entries.find(e => e.target_type === 'project' && e.target_id === 100)!
   assert.equal(appEntry.requests, 3, 'two package reads and one skip-policies request; the deny is not counted')
   assert.deepEqual(appEntry.used_policies, { read_packages: 2 })
   assert.deepEqual(appEntry.suggested_job_token_policies, ['read_packages'])
   assert.deepEqual(appEntry.job_projects, [{ id: 100, path: 'acme/platform/app', requests: 3 }])
 
-  const tools = await usageReport(g.store, 300, { sinceMs: since })
+  const tools = await usageReport(g.store, 300, { sinceMs: since, policies })
   assert.equal(tools.entries.length, 1)
   assert.deepEqual(tools.entries[0]!.used_policies, { admin_deployments: 1, admin_environments: 1, read_deployments: 1 })
   assert.deepEqual(tools.entries[0]!.suggested_job_token_policies, ['admin_deployments', 'admin_environments'])
-  assert.deepEqual((await usageReport(g.store, 100, { sinceMs: since })).entries, [], 'self access is not recorded')
+  assert.deepEqual((await usageReport(g.store, 100, { sinceMs: since, policies })).entries, [], 'self access is not recorded')
 
   const { samples } = await scrape(g.healthUrl)
   assert.equal(total(samples, 'job_token_gate_usage_records_total'), 5)
@@ -159,7 +159,7 @@ test('GATE_USAGE_RECORDING=false records nothing', async (t) => {
   const g = await startTestGate(t, { GATE_USAGE_RECORDING: 'false' })
   assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app })).status, 200)
   await g.gate.usage.flush()
-  const report = await usageReport(g.store, 200, { sinceMs: Date.now() - 60_000 })
+  const report = await usageReport(g.store, 200, { sinceMs: Date.now() - 60_000, policies })
   assert.ok(report.entries.every(e => e.requests === 0))
 })
 

@@ -8,7 +8,7 @@
 // the cap.
 
 import type { Cluster, Redis } from 'ioredis'
-import type { UsageBackend, UsageRow } from './types.ts'
+import type { UsageRow, UsageStore } from './usage-store.ts'
 
 // KEYS[1] usage hash. ARGV: cap, ttl seconds, job project id, meta JSON, requests, then policy/count pairs.
 const RECORD_SCRIPT = `
@@ -30,7 +30,7 @@ return 1
 interface UsageScripts { jtgUsage (key: string, ...args: string[]): Promise<number> }
 
 /** `grantsKey(id)` is the project's grants key; the usage key shares its hash tag. */
-export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId: number) => string): UsageBackend {
+export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId: number) => string): UsageStore {
   client.defineCommand('jtgUsage', { numberOfKeys: 1, lua: RECORD_SCRIPT })
   const scripts = client as unknown as UsageScripts
   const key = (projectId: number, day: string): string => grantsKey(projectId).replace(/:grants$/, `:usage:${day}`)

@@ -1,10 +1,10 @@
 // Usage kept in process memory, for the memory grants store (volatile: not in its state file).
 
-import type { UsageBackend, UsageIncrement, UsageRow } from './types.ts'
+import type { UsageIncrement, UsageRow, UsageStore } from './usage-store.ts'
 
 interface Cell { jobProjectPath: string, ancestorGroupIds: readonly number[], requests: number, policies: Map<string, number> }
 
-export function createMemoryUsage (): UsageBackend {
+export function createMemoryUsage (): UsageStore {
   // accessed project → day → job project → cell
   const data = new Map<number, Map<string, Map<number, Cell>>>()
 
