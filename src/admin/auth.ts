@@ -10,7 +10,8 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { LRUCache } from 'lru-cache'
+import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
+import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic } from '../identity/credentials.ts'
 import { JOB_TOKEN_PREFIX } from '../identity/types.ts'
 
@@ -58,7 +59,7 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
   if (tokens.length > 1 && tokens[0]!.token !== tokens[1]!.token) return { kind: 'ambiguous' }
   const { token, header } = tokens[0]!
   if (adminToken !== undefined && adminToken !== '' && sameSecret(token, adminToken)) return { kind: 'operator' }
-  return { kind: 'user', header, hash: createHash('sha256').update(token).digest('hex') }
+  return { kind: 'user', header, hash: tokenKey(token) }
 }
 
 /** What GitLab says about a project, as seen by one credential. */
@@ -83,59 +84,71 @@ export interface GitlabClientOptions {
   /** How long a positive answer is reused. Default 30 s: a revoked role stops working within it. */
   readonly ttlMs?: number
   readonly timeoutMs?: number
+  /**
+   * The gate's GitLab client (src/gitlab/client.ts), shared with the identity stage; its URL
+   * must include the relative URL root. Without it, one is made from the options above.
+   */
+  readonly client?: GitlabApi
+  readonly clock?: Clock
 }
 
-export function createGitlabClient (options: GitlabClientOptions): GitlabClient {
-  const ttl = options.ttlMs ?? 30_000
-  const timeoutMs = options.timeoutMs ?? 5000
-  const projects = new LRUCache<string, ProjectLookup & { kind: 'found' }>({ max: 10_000, ttl })
-  const users = new LRUCache<string, UserLookup>({ max: 10_000, ttl })
-  const base = new URL(options.relativeUrlRoot + '/api/v4/', options.upstreamUrl)
+/** Endpoint names for the client's counters, apart from the identity stage's (job, project, group). */
+const PROJECT_ENDPOINT = 'project_access'
+const USER_ENDPOINT = 'user'
 
-  async function getJson (path: string, header: Readonly<Record<string, string>>): Promise<{ status: number, body: unknown }> {
-    const response = await fetch(new URL(path, base), { headers: { accept: 'application/json', ...header }, signal: AbortSignal.timeout(timeoutMs) })
-    const text = await response.text()
-    let body: unknown = null
-    try { body = JSON.parse(text) } catch {}
-    return { status: response.status, body }
+export function createGitlabClient (options: GitlabClientOptions): GitlabClient {
+  const ttlMs = options.ttlMs ?? 30_000
+  const clock = options.clock === undefined ? {} : { clock: options.clock }
+  const api = options.client ?? createGitlabApi({
+    url: new URL(options.relativeUrlRoot + '/', options.upstreamUrl).href,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs })
+  })
+  // Only answers that grant something are kept, by token hash: a refusal or an outage is asked again.
+  const projects = createLoaderCache<ProjectLookup>({ max: 10_000, ttlMs, lifetimeOf: p => p.kind === 'found' ? undefined : 0, ...clock })
+  const users = createLoaderCache<UserLookup | null>({ max: 10_000, ttlMs, lifetimeOf: u => u === null ? 0 : undefined, ...clock })
+
+  /** `GET /api/v4/<path>`, dot segments resolved as a URL would. */
+  const get = async (path: string, header: Readonly<Record<string, string>>, endpoint: string): Promise<GitlabAnswer> => {
+    const url = new URL(path, 'http://gitlab/api/v4/')
+    return await api.get(url.pathname + url.search, { endpoint, as: header })
+  }
+
+  const lookupProject = async (idSegment: string, header: Readonly<Record<string, string>>): Promise<ProjectLookup> => {
+    let answer: GitlabAnswer
+    try {
+      answer = await get(`projects/${idSegment}`, header, PROJECT_ENDPOINT)
+    } catch (err) {
+      return { kind: 'unavailable', detail: (err as Error).message }
+    }
+    if (answer.status === 401) return { kind: 'unauthenticated' }
+    // GitLab answers 404 for a project the caller may not see.
+    if (answer.status === 403 || answer.status === 404) return { kind: 'not_found' }
+    if (answer.status !== 200) return { kind: 'unavailable', detail: `GitLab answered ${answer.status}` }
+    const body = answer.body as { id?: unknown, path_with_namespace?: unknown, permissions?: { project_access?: { access_level?: unknown } | null, group_access?: { access_level?: unknown } | null } } | undefined
+    if (typeof body?.id !== 'number' || typeof body.path_with_namespace !== 'string') return { kind: 'unavailable', detail: 'GitLab answered a project without id or path' }
+    const level = (v: unknown): number => typeof v === 'number' ? v : 0
+    const accessLevel = Math.max(level(body.permissions?.project_access?.access_level), level(body.permissions?.group_access?.access_level))
+    return { kind: 'found', id: body.id, path: body.path_with_namespace, accessLevel }
+  }
+
+  const lookupUser = async (header: Readonly<Record<string, string>>): Promise<UserLookup | null> => {
+    try {
+      const answer = await get('user', header, USER_ENDPOINT)
+      const body = answer.body as { id?: unknown, username?: unknown } | undefined
+      if (answer.status !== 200 || typeof body?.id !== 'number') return null
+      return typeof body.username === 'string' ? { id: body.id, username: body.username } : { id: body.id }
+    } catch {
+      return null
+    }
   }
 
   return {
     async project (idSegment, header, cacheKey) {
-      const key = cacheKey === null ? null : `${cacheKey}:${idSegment.toLowerCase()}`
-      const cached = key === null ? undefined : projects.get(key)
-      if (cached !== undefined) return cached
-      let answer: { status: number, body: unknown }
-      try {
-        answer = await getJson(`projects/${idSegment}`, header)
-      } catch (err) {
-        return { kind: 'unavailable', detail: (err as Error).message }
-      }
-      if (answer.status === 401) return { kind: 'unauthenticated' }
-      // GitLab answers 404 for a project the caller may not see.
-      if (answer.status === 403 || answer.status === 404) return { kind: 'not_found' }
-      if (answer.status !== 200) return { kind: 'unavailable', detail: `GitLab answered ${answer.status}` }
-      const body = answer.body as { id?: unknown, path_with_namespace?: unknown, permissions?: { project_access?: { access_level?: unknown } | null, group_access?: { access_level?: unknown } | null } } | null
-      if (typeof body?.id !== 'number' || typeof body.path_with_namespace !== 'string') return { kind: 'unavailable', detail: 'GitLab answered a project without id or path' }
-      const level = (v: unknown): number => typeof v === 'number' ? v : 0
-      const accessLevel = Math.max(level(body.permissions?.project_access?.access_level), level(body.permissions?.group_access?.access_level))
-      const found = { kind: 'found' as const, id: body.id, path: body.path_with_namespace, accessLevel }
-      if (key !== null) projects.set(key, found)
-      return found
+      if (cacheKey === null) return await lookupProject(idSegment, header)
+      return await projects.get(`${cacheKey}:${idSegment.toLowerCase()}`, async () => await lookupProject(idSegment, header))
     },
     async user (header, cacheKey) {
-      const cached = users.get(cacheKey)
-      if (cached !== undefined) return cached
-      try {
-        const answer = await getJson('user', header)
-        const body = answer.body as { id?: unknown, username?: unknown } | null
-        if (answer.status !== 200 || typeof body?.id !== 'number') return null
-        const user = typeof body.username === 'string' ? { id: body.id, username: body.username } : { id: body.id }
-        users.set(cacheKey, user)
-        return user
-      } catch {
-        return null
-      }
+      return await users.get(cacheKey, async () => await lookupUser(header))
     }
   }
 }

@@ -9,9 +9,9 @@
 // prove a role and are refused; a request with no credential at all is left to GitLab, which
 // refuses anonymous writes.
 
-import { createHash } from 'node:crypto'
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
+import { tokenKey } from '../identity/cache.ts'
 import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-check.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -47,8 +47,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache): 
         const header: Record<string, string> = credential.source === 'bearer' || /access_token|bearer_token/.test(credential.where)
           ? { authorization: `Bearer ${credential.secret}` }
           : { 'private-token': credential.secret }
-        const hash = createHash('sha256').update(credential.secret).digest('hex')
-        const found = await gitlab.project(String(projectId), header, hash)
+        const found = await gitlab.project(String(projectId), header, tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind !== 'found' || found.accessLevel < MAINTAINER_ACCESS) return refusal
       }

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 
-/** A clock in milliseconds: `performance` by default; tests pass one they move by hand. */
+/** A clock in milliseconds, never 0 (lru-cache reads a start of 0 as no TTL): `performance` by default; tests pass one they move by hand. */
 export interface Clock { now (): number }
 
 export interface LoaderCacheOptions<V> {
