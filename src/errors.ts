@@ -2,8 +2,6 @@
 // the metric label and the response `code`), an HTTP status and a public message.
 // Messages never carry a token or an internal cause.
 
-import type { AllowReason } from './policy/decide.ts'
-
 export interface ErrorDef {
   readonly status: number
   readonly message: string
@@ -88,6 +86,16 @@ export const errors = {
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors
+
+/** Why src/policy/decide.ts allows: its verdicts, listed here with every other reason. */
+export type AllowReason =
+  | 'SELF_ACCESS'
+  | 'INBOUND_DISABLED'
+  /** Unknown accessed project with `unknownProject: 'allow'`: GitLab decides. */
+  | 'UNKNOWN_PROJECT_ALLOWED'
+  | 'DEFAULT_PERMISSIONS'
+  | 'SKIP_POLICIES'
+  | 'POLICIES_GRANTED'
 
 /** Reasons the gate's request path gives itself, beside the errors table and decide()'s allow reasons. */
 export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED'] as const

@@ -6,6 +6,7 @@
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
+import type { AllowReason } from '../errors.ts'
 
 /**
  * What the decision knows of the job: its project and that project's groups. Not the resolved
@@ -19,14 +20,8 @@ export interface DecisionSubject {
   readonly ancestorGroupIds: readonly number[]
 }
 
-export type AllowReason =
-  | 'SELF_ACCESS'
-  | 'INBOUND_DISABLED'
-  /** Unknown accessed project with `unknownProject: 'allow'`: GitLab decides. */
-  | 'UNKNOWN_PROJECT_ALLOWED'
-  | 'DEFAULT_PERMISSIONS'
-  | 'SKIP_POLICIES'
-  | 'POLICIES_GRANTED'
+/** Allow reasons are listed in src/errors.ts with every other reason. */
+export type { AllowReason }
 
 /** Deny reasons are codes of src/errors.ts: the log field, metric label and response `code`. */
 export type DenyReason =
