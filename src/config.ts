@@ -137,9 +137,10 @@ function parse (key: string, setting: Setting, raw: string): unknown {
 
 /**
  * Reads settings from a config file's object (keys as in SETTINGS, or their variable names)
- * overlaid by the environment; validates; freezes. `required` lists keys that must be set.
+ * overlaid by the environment, then by `overrides` (command-line flags); validates; freezes.
+ * `required` lists keys that must be set.
  */
-export function loadConfig (env: Readonly<Record<string, string | undefined>>, options: { file?: Record<string, unknown>, required?: ReadonlyArray<keyof Settings> } = {}): Config {
+export function loadConfig (env: Readonly<Record<string, string | undefined>>, options: { file?: Record<string, unknown>, overrides?: Readonly<Partial<Record<keyof Settings, string>>>, required?: ReadonlyArray<keyof Settings> } = {}): Config {
   const out: Record<string, unknown> = {}
   const file = options.file ?? {}
   for (const name of Object.keys(file)) {
@@ -148,7 +149,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   }
   for (const [key, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
     const fromFile = file[key] ?? file[setting.env]
-    const raw = env[setting.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? setting.default
+    const raw = options.overrides?.[key as keyof Settings] ?? env[setting.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? setting.default
     out[key] = raw === undefined ? undefined : parse(key, setting, raw)
   }
   for (const key of options.required ?? []) {

@@ -16,9 +16,11 @@ export const EXIT_FORCED = 1
 /** If even the deadline's exit cannot run (the event loop is stuck), a thread kills the process this much later. */
 export const WATCHDOG_GRACE_MS = 1_000
 
-export async function serve (options: { configFile?: string, env?: NodeJS.ProcessEnv } = {}): Promise<Gate> {
+/** `catalogDir`: the `--catalog` flag, over GATE_CATALOG_DIR and the config file. */
+export async function serve (options: { configFile?: string, env?: NodeJS.ProcessEnv, catalogDir?: string } = {}): Promise<Gate> {
   const config: Config = loadConfig(options.env ?? process.env, {
     ...(options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) }),
+    ...(options.catalogDir === undefined ? {} : { overrides: { catalogDir: options.catalogDir } }),
     required: ['upstreamUrl']
   })
   // Every write to stdout and stderr, the log's and anyone else's, goes through src/logging.ts:

@@ -51,10 +51,15 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
   program.command('serve')
     .description('run the gate: proxy API traffic, enforcing job token scopes (settings come from the environment)')
     .option('--config <file>', 'JSON file with settings (environment variables override it)')
-    .addHelpText('after', '\n' + describeSettings())
+    .addHelpText('after', '\n' + describeSettings() + '--catalog, when given, overrides GATE_CATALOG_DIR.\n')
     .action(async (opts: { config?: string }) => {
+      // Only a --catalog actually given counts: its default would hide GATE_CATALOG_DIR.
+      const catalogDir = program.getOptionValueSource('catalog') === 'cli' ? program.opts<{ catalog: string }>().catalog : undefined
       // The listeners keep the process alive; SIGTERM ends it (src/main.ts).
-      await serve(opts.config === undefined ? {} : { configFile: opts.config })
+      await serve({
+        ...(opts.config === undefined ? {} : { configFile: opts.config }),
+        ...(catalogDir === undefined ? {} : { catalogDir })
+      })
     })
 
   const catalog = program.command('catalog').description('build and check the endpoint catalog')

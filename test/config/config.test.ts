@@ -69,3 +69,10 @@ test('serve --help lists every setting with its variable', () => {
   for (const setting of Object.values(SETTINGS)) assert.ok(help.includes(setting.env), `${setting.env} is listed`)
   assert.match(help, /GATE_LISTEN +host:port the gate serves API traffic on \[default: 0\.0\.0\.0:8181\]/)
 })
+
+test('overrides (command-line flags) win over the environment and the config file', () => {
+  const env = { GATE_UPSTREAM_URL: 'http://gitlab:8181', GATE_CATALOG_DIR: '/from/env' }
+  assert.equal(loadConfig(env).catalogDir, '/from/env')
+  assert.equal(loadConfig(env, { file: { catalogDir: '/from/file' }, overrides: { catalogDir: '/from/flag' } }).catalogDir, '/from/flag')
+  assert.equal(loadConfig({ GATE_UPSTREAM_URL: 'http://gitlab:8181' }, { file: { catalogDir: '/from/file' }, overrides: {} }).catalogDir, '/from/file')
+})
