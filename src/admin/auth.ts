@@ -76,6 +76,10 @@ export interface GitlabClient {
   project (idSegment: string, header: Readonly<Record<string, string>>, cacheKey: string | null): Promise<ProjectLookup>
   /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
   user (header: Readonly<Record<string, string>>, cacheKey: string): Promise<UserLookup | null>
+  /** Calls keyed `endpoint:outcome` (src/gitlab/client.ts), for metrics: a shared client's, other callers' included. */
+  stats (): Readonly<Record<string, number>>
+  /** Closes the client's Pool when it made its own; a shared one is its owner's to close. */
+  close (): Promise<void>
 }
 
 export interface GitlabClientOptions {
@@ -149,6 +153,10 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     },
     async user (header, cacheKey) {
       return await users.get(cacheKey, async () => await lookupUser(header))
+    },
+    stats: () => api.stats(),
+    async close () {
+      if (options.client === undefined) await api.close()
     }
   }
 }

@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs'
 import { ConfigError, type Config } from '../config.ts'
+import type { GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
 import { createRedisStore, type RedisNode } from '../grants/redis-store.ts'
 import type { GrantStore } from '../grants/store.ts'
@@ -36,7 +37,8 @@ function keySource (value: string): KeySource {
   }
 }
 
-export function createResolverFromConfig (config: Config): ClosableJobResolver {
+/** `gitlab`: the gate's GitLab client, to share its Pool and counters; without it the resolver makes its own. */
+export function createResolverFromConfig (config: Config, gitlab?: GitlabClient): ClosableJobResolver {
   const cache = { tokenTtlMs: config.identityCacheTtlMs }
   if (config.identityResolver === 'jwt') {
     if (config.jwtIssuer === undefined || config.jwtAudience === undefined) {
@@ -51,6 +53,7 @@ export function createResolverFromConfig (config: Config): ClosableJobResolver {
     upstream: config.upstreamUrl!,
     serviceToken: config.serviceToken,
     timeoutMs: config.identityTimeoutMs,
+    ...(gitlab === undefined ? {} : { gitlab }),
     cache,
     ...(config.jwtKey === undefined ? {} : { jwt: { key: keySource(config.jwtKey) } })
   })

@@ -40,11 +40,14 @@ test('a found project is reused for the TTL by token hash; concurrent lookups sh
   await gitlab.project('200', header, null)
   assert.equal(fake.calls.project, 4, 'no cache key, no cache')
   assert.deepEqual(api.stats(), { 'project_access:ok': 4 }, 'counted by the shared client under the lookup\'s own endpoint name')
+  await gitlab.close()
+  assert.ok((await api.get('/api/v4/projects/200', { endpoint: 'project', as: { 'private-token': MIA } })).status === 200, 'a shared client stays open')
 })
 
 test('refusals and outages are never remembered; the user lookup likewise', async t => {
   const { fake, clock } = await fixture(t)
   const gitlab = createGitlabClient({ upstreamUrl: fake.url, relativeUrlRoot: '', clock })
+  t.after(() => gitlab.close())
   const stranger = { 'private-token': 'glpat-nobody' }
   assert.deepEqual(await gitlab.project('200', stranger, tokenKey('glpat-nobody')), { kind: 'unauthenticated' })
   assert.deepEqual(await gitlab.project('200', stranger, tokenKey('glpat-nobody')), { kind: 'unauthenticated' })
@@ -60,10 +63,12 @@ test('refusals and outages are never remembered; the user lookup likewise', asyn
   assert.ok(fake.targets.every(target => !target.includes('glpat')), 'tokens travel in headers only')
 })
 
-test('GitLab unreachable is unavailable, with a detail that names no token', async () => {
+test('GitLab unreachable is unavailable, with a detail that names no token', async t => {
   const gitlab = createGitlabClient({ upstreamUrl: 'http://127.0.0.1:1', relativeUrlRoot: '/gitlab', timeoutMs: 500 })
+  t.after(() => gitlab.close())
   const found = await gitlab.project('200', { 'private-token': MIA }, tokenKey(MIA))
   assert.equal(found.kind, 'unavailable')
   assert.ok(found.kind === 'unavailable' && !found.detail.includes(MIA))
   assert.equal(await gitlab.user({ 'private-token': MIA }, tokenKey(MIA)), null)
+  assert.deepEqual(gitlab.stats(), { 'project_access:unavailable': 1, 'user:unavailable': 1 })
 })

@@ -4,6 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createIntrospectionResolver, createLocalJwtResolver } from '../../src/identity/resolver.ts'
+import { createGitlabClient } from '../../src/gitlab/client.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { createTestKeys, GITLAB_ISSUER, signIdToken } from '../helpers/tokens.ts'
 
@@ -52,4 +53,21 @@ test('introspection resolver: calls counted by endpoint and outcome', async (t) 
   fake.failWith.job = 404
   await assert.rejects(resolver.resolve('glcbt-64_third00000000000000000'))
   assert.deepEqual(resolver.stats!().introspection, { 'job:ok': 1, 'project:ok': 1, 'job:rejected': 1, 'job:unavailable': 1, 'job:failed': 1 })
+})
+
+test('introspection resolver on a shared GitLab client: only identity\'s endpoints count as introspection; the client stays open', async (t) => {
+  const fake = await startFakeGitlab({
+    jobs: { 'glcbt-64_running000000000000000': { id: 1, status: 'running', projectId: 100, userId: 7 } },
+    projects: [{ id: 100, pathWithNamespace: 'acme/app', namespace: { id: 10, kind: 'user', fullPath: 'acme', parentId: null } }]
+  })
+  t.after(() => fake.close())
+  const gitlab = createGitlabClient({ url: fake.url, serviceToken: fake.serviceToken })
+  t.after(() => gitlab.close())
+  const resolver = createIntrospectionResolver({ upstream: fake.url, serviceToken: fake.serviceToken, gitlab })
+  await resolver.resolve('glcbt-64_running000000000000000')
+  await gitlab.get('/api/v4/projects/100', { endpoint: 'project_access', as: 'service' })
+  await resolver.close()
+  assert.deepEqual(resolver.stats!().introspection, { 'job:ok': 1, 'project:ok': 1 })
+  assert.deepEqual(gitlab.stats(), { 'job:ok': 1, 'project:ok': 1, 'project_access:ok': 1 })
+  assert.equal((await gitlab.get('/api/v4/projects/100', { endpoint: 'project_access', as: 'service' })).status, 200, 'closing the resolver left the shared client open')
 })
