@@ -12,6 +12,7 @@ import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
 import { DROP_REASONS, LOG_STREAMS, logLinesDropped } from './logging.ts'
 import type { AllowReason } from './policy/decide.ts'
+import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
 export const PREFIX = 'job_token_gate_'
 
@@ -360,88 +361,4 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       return await registry.metrics()
     }
   }
-}
-
-// Hot-path series. prom-client validates and hashes a label object on every inc/observe
-// (measured here: about 0.8 µs each, 3.3 µs for one request's observations); these keep plain
-// numbers keyed by the label values and hand the registry whole series at scrape time.
-
-type Series = Array<{ labels: Record<string, string | number>, value: number, metricName?: string }>
-
-function hot<T extends HotCounter | HotHistogram> (registry: Registry, metric: T): T {
-  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
-  return metric
-}
-
-class HotCounter {
-  readonly type = 'counter'
-  readonly aggregator = 'sum'
-  private readonly series = new Map<string, { labels: Record<string, string>, value: number }>()
-
-  constructor (readonly name: string, readonly help: string, private readonly labelNames: readonly string[]) {}
-
-  inc (...values: string[]): void {
-    let key = values[0]!
-    for (let i = 1; i < values.length; i++) key += '\u0000' + values[i]!
-    let entry = this.series.get(key)
-    if (entry === undefined) {
-      const labels: Record<string, string> = {}
-      this.labelNames.forEach((label, i) => { labels[label] = values[i]! })
-      entry = { labels, value: 0 }
-      this.series.set(key, entry)
-    }
-    entry.value++
-  }
-
-  get (): { name: string, help: string, type: string, aggregator: string, values: Series } {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(e => ({ labels: e.labels, value: e.value })) }
-  }
-
-  reset (): void { this.series.clear() }
-}
-
-class HotHistogram {
-  readonly type = 'histogram'
-  readonly aggregator = 'sum'
-  private readonly series = new Map<string, { counts: Float64Array, sum: number, count: number }>()
-
-  /** `labelName` null: one unlabelled series. Buckets are upper bounds, ascending. */
-  constructor (readonly name: string, readonly help: string, private readonly labelName: string | null, private readonly buckets: readonly number[]) {}
-
-  /** Creates the series at zero, so it is exported before its first observation. */
-  zero (labelValue = ''): void {
-    if (!this.series.has(labelValue)) this.series.set(labelValue, { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 })
-  }
-
-  observe (value: number, labelValue = ''): void {
-    let entry = this.series.get(labelValue)
-    if (entry === undefined) {
-      this.zero(labelValue)
-      entry = this.series.get(labelValue)!
-    }
-    const buckets = this.buckets
-    let i = 0
-    while (i < buckets.length && value > buckets[i]!) i++
-    if (i < buckets.length) entry.counts[i]!++
-    entry.sum += value
-    entry.count++
-  }
-
-  get (): { name: string, help: string, type: string, aggregator: string, values: Series } {
-    const values: Series = []
-    for (const [labelValue, entry] of this.series) {
-      const own: Record<string, string> = this.labelName === null ? {} : { [this.labelName]: labelValue }
-      let cumulative = 0
-      this.buckets.forEach((bound, i) => {
-        cumulative += entry.counts[i]!
-        values.push({ labels: { le: bound, ...own }, value: cumulative, metricName: `${this.name}_bucket` })
-      })
-      values.push({ labels: { le: '+Inf', ...own }, value: entry.count, metricName: `${this.name}_bucket` })
-      values.push({ labels: own, value: entry.sum, metricName: `${this.name}_sum` })
-      values.push({ labels: own, value: entry.count, metricName: `${this.name}_count` })
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
-  }
-
-  reset (): void { this.series.clear() }
 }

@@ -1,4 +1,4 @@
-// The per-request histograms are kept outside prom-client (src/metrics.ts, HotHistogram):
+// The per-request histograms are kept outside prom-client (src/metrics/hot.ts, HotHistogram):
 // check their exposition is a valid Prometheus histogram with the right counts.
 
 import { test } from 'node:test'
