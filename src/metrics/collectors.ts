@@ -1,0 +1,223 @@
+// The scrape-time collectors of src/metrics.ts, one function per source: the grants cache and
+// store, identity, the upstream pool, the catalog, usage recording, logging. Each reads numbers
+// its source already keeps, when Prometheus scrapes, so the request path pays nothing for them.
+// A reader returns undefined while the gate is not attached yet: the series keep their values.
+
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { GrantCacheStats } from '../grants/cache.ts'
+import type { StoreHealth } from '../grants/store.ts'
+import type { IdentityStats } from '../identity/types.ts'
+import { DROP_REASONS, LOG_STREAMS, logLinesDropped } from '../logging.ts'
+
+/** Where a group of collectors registers, and a metric's full name (with the gate's prefix). */
+export interface Scope {
+  readonly registry: Registry
+  readonly name: (metric: string) => string
+}
+
+type Rows = Iterable<readonly [Record<string, string>, number]>
+
+/** A counter set at scrape time to what `read` returns (all its series replaced). */
+function scrapedCounter (scope: Scope, metric: string, help: string, labelNames: readonly string[], read: () => Rows | undefined): void {
+  new Counter({
+    name: scope.name(metric),
+    help,
+    labelNames,
+    registers: [scope.registry],
+    collect () {
+      const rows = read()
+      if (rows === undefined) return
+      this.reset()
+      for (const [labels, n] of rows) this.inc(labels, n)
+    }
+  })
+}
+
+/** Grants cache (counters kept by src/grants/cache.ts, per replica) and store health. */
+export function grantMetrics (scope: Scope, read: { stats: () => GrantCacheStats | undefined, health: () => Promise<StoreHealth> | undefined }): { invalidationLag: Histogram } {
+  const { registry, name } = scope
+  const stat = (metric: string, key: keyof GrantCacheStats, help: string): void => {
+    scrapedCounter(scope, metric, help, [], () => {
+      const s = read.stats()
+      return s === undefined ? undefined : [[{}, Math.max(0, s[key])]]
+    })
+  }
+  stat('grant_cache_hits_total', 'hits', 'Grant cache lookups answered from memory (negative entries included)')
+  stat('grant_cache_negative_hits_total', 'negativeHits', 'Grant cache hits on "unknown project/path" entries')
+  stat('grant_cache_misses_total', 'misses', 'Grant cache lookups that went to the store or joined a load')
+  stat('grant_cache_stale_served_total', 'staleServed', 'Entries served past their TTL because the store failed')
+  stat('grant_cache_single_flight_waits_total', 'singleFlightWaits', 'Misses that joined a store read already in flight')
+  stat('grant_cache_fail_closed_total', 'failClosed', 'Lookups refused (503) because the store failed and no usable entry was cached')
+  stat('grant_store_errors_total', 'storeErrors', 'Store reads that failed or timed out')
+  stat('grant_store_resets_total', 'resets', 'Invalidation subscription re-established (cache flushed: messages may have been missed)')
+  stat('grant_invalidations_total', 'invalidationsReceived', 'Invalidation messages received')
+  new Gauge({
+    name: name('grant_cache_entries'),
+    help: 'Entries in the grant cache by kind',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect () {
+      const s = read.stats()
+      if (s === undefined) return
+      this.set({ kind: 'project' }, s.projectEntries)
+      this.set({ kind: 'path' }, s.pathEntries)
+    }
+  })
+  const invalidationLag = new Histogram({
+    name: name('grant_invalidation_lag_seconds'),
+    help: "Lag from a grants write to its invalidation arriving here (receiver's wall clock minus writer's)",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry]
+  })
+  new Gauge({
+    name: name('grant_store_up'),
+    help: 'Whether the grants store answers (1) or not (0), by store kind',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect () {
+      const health = read.health()
+      if (health === undefined) return
+      const h = await health
+      this.reset()
+      this.set({ kind: h.kind }, h.ok ? 1 : 0)
+    }
+  })
+  new Gauge({
+    name: name('grant_store_subscribed'),
+    help: 'Whether invalidations are being received right now (1) or not (0)',
+    registers: [registry],
+    async collect () {
+      const health = read.health()
+      if (health === undefined) return
+      const h = await health
+      this.set(h.subscribed ? 1 : 0)
+    }
+  })
+  return { invalidationLag }
+}
+
+/** Identity: kept by the resolver (src/identity/resolver.ts). */
+export function identityMetrics (scope: Scope, stats: () => IdentityStats | undefined): void {
+  scrapedCounter(scope, 'identity_cache_lookups_total', 'Job token cache lookups by result (hit, negative_hit: a remembered rejection, miss, single_flight_wait)', ['result'], () => {
+    const c = stats()?.tokenCache
+    return c === undefined
+      ? undefined
+      : [[{ result: 'hit' }, c.hits], [{ result: 'negative_hit' }, c.negativeHits], [{ result: 'miss' }, c.misses], [{ result: 'single_flight_wait' }, c.singleFlightWaits]]
+  })
+  scrapedCounter(scope, 'introspection_calls_total', 'Calls to GitLab resolving job tokens (endpoint: job, project, group) by outcome (ok, rejected, failed, unavailable)', ['endpoint', 'outcome'], () => {
+    const s = stats()
+    if (s === undefined) return undefined
+    return Object.entries(s.introspection).map(([key, n]) => {
+      const [endpoint, outcome] = key.split(':') as [string, string]
+      return [{ endpoint, outcome }, n] as const
+    })
+  })
+  scrapedCounter(scope, 'jwks_refreshes_total', 'JWKS fetches by result (success: a new key set, failure: kept the last good keys or none)', ['result'], () => {
+    const s = stats()
+    return s === undefined ? undefined : [[{ result: 'success' }, s.jwksRefreshes], [{ result: 'failure' }, s.jwksFailures]]
+  })
+}
+
+export interface PoolStats { connected: number, free: number, pending: number, queued: number, running: number, size: number }
+
+/** The upstream pool (undici Pool.stats). */
+export function upstreamPoolMetrics (scope: Scope, stats: () => PoolStats | undefined): void {
+  const { registry, name } = scope
+  new Gauge({
+    name: name('upstream_pool_connections'),
+    help: 'Upstream pool connections by state (connected, free) and the pool size',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const s = stats()
+      if (s === undefined) return
+      this.set({ state: 'connected' }, s.connected)
+      this.set({ state: 'free' }, s.free)
+      this.set({ state: 'size' }, s.size)
+    }
+  })
+  new Gauge({
+    name: name('upstream_pool_requests'),
+    help: 'Upstream pool requests by state (running, pending, queued)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const s = stats()
+      if (s === undefined) return
+      this.set({ state: 'running' }, s.running)
+      this.set({ state: 'pending' }, s.pending)
+      this.set({ state: 'queued' }, s.queued)
+    }
+  })
+}
+
+/** The loaded catalog, and the outcome of loads and SIGHUP reloads. */
+export function catalogMetrics (scope: Scope, catalog: () => { version: string, routes: number } | undefined): { reloaded (ok: boolean): void } {
+  const { registry, name } = scope
+  new Gauge({
+    name: name('catalog_info'),
+    help: 'The loaded catalog: always 1, labelled with its version',
+    labelNames: ['version'] as const,
+    registers: [registry],
+    collect () {
+      const c = catalog()
+      if (c === undefined) return
+      this.reset()
+      this.set({ version: c.version }, 1)
+    }
+  })
+  new Gauge({
+    name: name('catalog_routes'),
+    help: 'Routes in the loaded catalog',
+    registers: [registry],
+    collect () { this.set(catalog()?.routes ?? 0) }
+  })
+  const lastReloadSuccess = new Gauge({
+    name: name('catalog_last_reload_success'),
+    help: 'Whether the last catalog load or reload succeeded (1) or kept the previous catalog (0)',
+    registers: [registry]
+  })
+  const lastReloadSuccessTime = new Gauge({
+    name: name('catalog_last_reload_success_timestamp_seconds'),
+    help: 'Unix time of the last successful catalog load or reload',
+    registers: [registry]
+  })
+  const reloads = new Counter({
+    name: name('catalog_reloads_total'),
+    help: 'Catalog reloads by result',
+    labelNames: ['result'] as const,
+    registers: [registry]
+  })
+  reloads.inc({ result: 'success' }, 0)
+  reloads.inc({ result: 'failure' }, 0)
+  return {
+    reloaded (ok) {
+      reloads.inc({ result: ok ? 'success' : 'failure' })
+      lastReloadSuccess.set(ok ? 1 : 0)
+      if (ok) lastReloadSuccessTime.set(Date.now() / 1000)
+    }
+  }
+}
+
+/** Least-privilege usage recording (src/usage/recorder.ts calls these). */
+export function usageMetrics (scope: Scope): { recorded (n: number): void, dropped (n: number): void, writeFailed (): void, flushed (): void } {
+  const { registry, name } = scope
+  const usageRecorded = new Counter({ name: name('usage_records_total'), help: 'Allowed job-token requests recorded for the least-privilege report', registers: [registry] })
+  const usageDropped = new Counter({ name: name('usage_dropped_total'), help: 'Usage records dropped (pending buffer full or per-project cap reached)', registers: [registry] })
+  const usageWriteErrors = new Counter({ name: name('usage_write_errors_total'), help: 'Usage batches the store failed to write', registers: [registry] })
+  const usageFlushes = new Counter({ name: name('usage_flushes_total'), help: 'Usage batches written to the store', registers: [registry] })
+  return {
+    recorded: n => usageRecorded.inc(n),
+    dropped: n => usageDropped.inc(n),
+    writeFailed: () => usageWriteErrors.inc(),
+    flushed: () => usageFlushes.inc()
+  }
+}
+
+/** Log lines lost on stdout/stderr (src/logging.ts): process-wide. */
+export function loggingMetrics (scope: Scope): void {
+  scrapedCounter(scope, 'log_lines_dropped_total', 'Log lines not written, by stream (stdout, stderr) and reason (write_error: the write failed, e.g. the reader went away; backlog: the reader is not keeping up)', ['stream', 'reason'], () => {
+    const dropped = logLinesDropped()
+    return LOG_STREAMS.flatMap(stream => DROP_REASONS.map(reason => [{ stream, reason }, dropped[stream][reason]] as const))
+  })
+}
