@@ -6,11 +6,10 @@
 // (src/metrics/collectors.ts), so the request path pays nothing for them.
 
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import { errors, GATE_REASONS, type Reason } from './errors.ts'
+import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts'
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import type { AllowReason } from './policy/decide.ts'
 import { catalogMetrics, grantMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type PoolStats } from './metrics/collectors.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
@@ -20,7 +19,7 @@ export const PREFIX = 'job_token_gate_'
 export const DECISIONS = ['allow', 'deny', 'would_deny', 'deferred', 'no_job_token', 'error'] as const
 
 const ALLOW_REASONS = ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT_ALLOWED', 'DEFAULT_PERMISSIONS', 'SKIP_POLICIES', 'POLICIES_GRANTED'] as const
-// Fails to compile when decide.ts gains an allow reason this list lacks.
+// Fails to compile when AllowReason (src/errors.ts) gains a reason this list lacks.
 const allowReasonsComplete: Exclude<AllowReason, typeof ALLOW_REASONS[number]> extends never ? true : never = true
 void allowReasonsComplete
 
