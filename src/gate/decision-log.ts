@@ -1,6 +1,7 @@
 // The decision log: one JSON line per decided request, at a configurable level and sample rate.
 // Allowed and no-job-token requests may be sampled; denies, would_deny, deferred and errors are
-// always written. The line names the route pattern, never the raw target: a query string can
+// always written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
+// forward and forward_auth steps) and the route pattern, never the raw target: a query string can
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
 // path is written. Nothing here ever sees a credential.
 
