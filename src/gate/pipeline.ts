@@ -124,7 +124,9 @@ export interface Allowed {
 }
 
 export type StageResult = 'continue' | Allowed | Forward | Deny
-type Stage = (x: Exchange, engine: Engine) => StageResult | Promise<StageResult>
+/** What a stage sees: the exchange without its decision, which only runStages writes. */
+export type StageView = Omit<Exchange, 'verdict' | 'reason' | 'stage' | 'missingPolicies'>
+type Stage = (x: StageView, engine: Engine) => StageResult | Promise<StageResult>
 
 // Results without per-request data are shared constants: the hot path allocates none.
 const forwardWith = (verdict: Forward['verdict'], reason: Reason): Forward => Object.freeze({ kind: 'forward', verdict, reason })
@@ -205,7 +207,7 @@ const identifyStage: Stage = async (x, engine) => {
  * identity stage): from here on the canonical method and the route, which every later stage and
  * the decision log read, are the ones GitLab routes. The request is forwarded as sent (x.method).
  */
-function routeAs (x: Exchange, engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'api' }>, method: string): CatalogRoute | null {
+function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'api' }>, method: string): CatalogRoute | null {
   // HEAD is served by the GET route, as canonicalize() reads it.
   const routed = method === 'HEAD' ? 'GET' : method
   x.canonical = { ...canonical, method: routed }

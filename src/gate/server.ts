@@ -4,6 +4,7 @@
 // /metrics; lifecycle.ts counts requests in flight and drains them. No globals: tests start
 // gates on port 0 and stop them; main.ts is the only place that reads the environment or signals.
 
+import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
@@ -29,7 +30,6 @@ import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
 import { requestIdOf } from './request.ts'
-import { randomUUID } from 'node:crypto'
 import { stdioOutput } from '../logging.ts'
 
 export interface GateDeps {
@@ -149,6 +149,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   if (config.authListen !== undefined) {
     const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, record })
     auth = createServer(clientTimeouts, (req, res) => {
+      // A new id per decision: the front proxy's X-Request-Id is not read here.
       const requestId = randomUUID()
       lifecycle.track(req, res, requestId, authorize(req, res, requestId))
     }).setTimeout(config.clientTimeoutMs)

@@ -12,7 +12,7 @@ import { errors, GATE_REASONS, GateError, type ErrorCode, type Reason } from '..
 import type { GrantCache } from '../../src/grants/cache.ts'
 import { createInstanceSettings } from '../../src/grants/model.ts'
 import type { IdentityOutcome, IdentityStage } from '../../src/identity/stage.ts'
-import { newExchange, runStages, type Engine } from '../../src/gate/pipeline.ts'
+import { newExchange, runStages, type Engine, type StageView } from '../../src/gate/pipeline.ts'
 import { createMetrics, type RequestObservation } from '../../src/metrics.ts'
 import type { AllowReason } from '../../src/policy/decide.ts'
 import { createCanonicalizer } from '../../src/routing/canonical.ts'
@@ -31,6 +31,18 @@ test('a reason outside the union does not compile', () => {
   const label: RequestObservation = { ...observation('ALLOWED'), reason: 'SOMETHING_NEW' }
   assert.equal(typeof unknown, 'string')
   assert.equal(typeof label.reason, 'string')
+})
+
+test('a stage cannot write the decision: only runStages does', () => {
+  const stageLike = (x: StageView): void => {
+    // @ts-expect-error: a stage returns its verdict and reason; the exchange it sees has none
+    x.verdict = 'allow'
+    // @ts-expect-error: likewise the reason
+    x.reason = 'ALLOWED'
+  }
+  const x = exchange(engineWith(async () => { throw new Error('not called') }), 'GET', '/api/v4/projects/200/packages')
+  stageLike(x)
+  assert.equal(x.stage, null, 'nothing decided yet')
 })
 
 test('every reason is counted under its own label', async () => {
