@@ -4,14 +4,19 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
+import { GateError } from '../errors.ts'
 import type { GateMetrics } from '../metrics.ts'
+import { denyOf } from './pipeline.ts'
 import { respond } from './respond.ts'
 
 export interface Lifecycle {
   /** True once close() has begun: new requests are refused with GATE_SHUTTING_DOWN. */
   readonly draining: () => boolean
   readonly inFlight: () => number
-  /** Counts the request in flight until `work` settles; a rejection is answered with a 500 carrying `requestId`. */
+  /**
+   * Counts the request in flight until `work` settles. A rejection is answered with a 500
+   * (a GateError: its code's status) carrying `requestId`, and logged with it.
+   */
   track (req: IncomingMessage, res: ServerResponse, requestId: string, work: Promise<void>): void
   /** Starts draining; resolves when nothing is in flight or after drainMs, whichever comes first. */
   drain (drainMs: number): Promise<void>
@@ -31,9 +36,11 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics): Lifecycl
     track (req, res, requestId, work) {
       inFlight++
       work.catch((err: unknown) => {
-        logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
-        metrics.observeRequest({ decision: 'error', reason: 'GATE_INTERNAL_ERROR', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
-        respond(res, requestId, 'GATE_INTERNAL_ERROR', true)
+        // A GateError names its own code; anything else is the gate's fault.
+        const code = err instanceof GateError ? err.code : 'GATE_INTERNAL_ERROR'
+        logger.error({ request_id: requestId, code, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
+        metrics.observeRequest({ decision: 'error', reason: code, resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
+        respond(res, requestId, err instanceof GateError ? denyOf(code, { message: err.message }) : code, true)
       }).finally(done)
     },
     async drain (drainMs) {

@@ -1,11 +1,13 @@
 // lifecycle.ts: an unexpected failure is a 500 that carries the request's id (in the answer and
-// in the error log line), and is counted; drain waits for requests in flight, up to its timeout.
+// in the error log line), and is counted; a GateError is answered with its own code; drain waits
+// for requests in flight, up to its timeout.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
+import { errors, GateError } from '../../src/errors.ts'
 import { createLifecycle } from '../../src/gate/lifecycle.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { send } from '../helpers/http.ts'
@@ -27,6 +29,18 @@ test('an unexpected failure: 500 with the request id, logged with it, counted as
   assert.equal(logged?.request_id, 'req-boom-1')
   assert.match(await metrics.scrape(), /job_token_gate_requests_total\{[^}]*reason="GATE_INTERNAL_ERROR"[^}]*\} 1/)
   assert.equal(lifecycle.inFlight(), 0)
+})
+
+test('a GateError that escapes: answered with its code and status, not as a 500', async (t) => {
+  const metrics = createMetrics()
+  const lifecycle = createLifecycle(pino({ level: 'silent' }), metrics)
+  const server = createServer((req, res) => { lifecycle.track(req, res, 'req-gate-error', Promise.reject(new GateError('UPSTREAM_TIMEOUT'))) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  const res = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'GET', '/')
+  assert.equal(res.status, 504)
+  assert.deepEqual(res.json(), { message: errors.UPSTREAM_TIMEOUT.message, code: 'UPSTREAM_TIMEOUT', request_id: 'req-gate-error' })
+  assert.match(await metrics.scrape(), /job_token_gate_requests_total\{[^}]*reason="UPSTREAM_TIMEOUT"[^}]*\} 1/)
 })
 
 test('drain: refuses new work at once, resolves when the last request settles or at the timeout', async () => {
