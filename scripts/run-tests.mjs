@@ -3,7 +3,8 @@
 // for .ts files by itself, so the list is built here.
 //   node scripts/run-tests.mjs [paths...]         every *.test.ts (npm test)
 //   node scripts/run-tests.mjs --slow [paths...]  every *.slow.ts: the heavy cases (npm run test:slow)
-// A path ending in .ts runs that file whatever its name.
+// A path ending in .ts runs that file whatever its name. Two files run at a time (this machine
+// has two cores): every test starts its own servers on free ports and asserts no latency.
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -25,5 +26,5 @@ if (files.length === 0) {
   console.error(`run-tests: no ${suffix} files found under ${roots.join(', ')}`)
   process.exit(1)
 }
-const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
+const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' })
 process.exit(result.status ?? 1)
