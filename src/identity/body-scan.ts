@@ -18,7 +18,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable, Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
-import { isMethodOverrideParam, paramCredential, queryPairs, type Credential, type MethodParam } from './credentials.ts'
+import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
 
@@ -237,8 +237,8 @@ function formBytes (text: string): Buffer {
     if (b === 0x2b) {
       b = 0x20
     } else if (b === 0x25 && i + 2 < bytes.length) {
-      const hi = hexValue(bytes[i + 1]!)
-      const lo = hexValue(bytes[i + 2]!)
+      const hi = hexDigit(bytes[i + 1]!)
+      const lo = hexDigit(bytes[i + 2]!)
       if (hi >= 0 && lo >= 0) {
         b = hi * 16 + lo
         i += 2
@@ -259,8 +259,8 @@ function formLatin1 (text: string): string {
       continue
     }
     if (c === 0x25 && i + 2 < text.length) {
-      const hi = hexValue(text.charCodeAt(i + 1))
-      const lo = hexValue(text.charCodeAt(i + 2))
+      const hi = hexDigit(text.charCodeAt(i + 1))
+      const lo = hexDigit(text.charCodeAt(i + 2))
       if (hi >= 0 && lo >= 0) {
         out += String.fromCharCode(hi * 16 + lo)
         i += 2
@@ -270,13 +270,6 @@ function formLatin1 (text: string): string {
     out += text[i]
   }
   return out
-}
-
-function hexValue (c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30
-  if (c >= 0x41 && c <= 0x46) return c - 0x37
-  if (c >= 0x61 && c <= 0x66) return c - 0x57
-  return -1
 }
 
 function positive (name: string, value: number | undefined, fallback: number): number {

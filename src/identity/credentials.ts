@@ -384,7 +384,8 @@ export function decodeFormComponent (s: string): string {
   return ascii
 }
 
-function hexDigit (c: number): number {
+/** The value of one hexadecimal digit's character code, or -1. */
+export function hexDigit (c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30
   if (c >= 0x41 && c <= 0x46) return c - 0x37
   if (c >= 0x61 && c <= 0x66) return c - 0x57
