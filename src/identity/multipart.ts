@@ -303,10 +303,10 @@ class MultipartScanner {
   }
 
   private decideReading (text: string, reading: Reading, truncated: boolean): void {
-    const names = multipartHeaderNames(reading.head)
+    const { names, file: fileHead } = readHead(reading.head)
     const method = names.some(isMethodOverrideParam)
     if (method) this.methodPart()
-    const file = !reading.merged && isFilePart(reading.head)
+    const file = !reading.merged && fileHead
     if (method) {
       if (reading.exact && !file && STRICT_METHOD_HEAD.test(reading.head) && !truncated) this.methodValues.push(Buffer.from(partValue(text, reading.valueStart, truncated), 'latin1').toString('utf8'))
       else this.methodUncertain = true
@@ -325,6 +325,27 @@ class MultipartScanner {
   private methodPart (): void {
     this.onMethodPart?.()
   }
+}
+
+/**
+ * multipartHeaderNames and isFilePart of a header block, remembered for the blocks seen last:
+ * both are pure, and a body of many parts repeats its few header blocks (Rack's and Go's
+ * readings of one block cost microseconds, which a body of thousands of tiny parts multiplies).
+ */
+const headReadings = new Map<string, { readonly names: readonly string[], readonly file: boolean }>()
+const HEAD_READINGS_MAX = 256
+/** Longer blocks are read every time: they are few, and keeping them would hold memory. */
+const HEAD_READING_KEY_MAX = 1024
+
+function readHead (head: string): { readonly names: readonly string[], readonly file: boolean } {
+  const known = headReadings.get(head)
+  if (known !== undefined) return known
+  const reading = { names: multipartHeaderNames(head), file: isFilePart(head) }
+  if (head.length <= HEAD_READING_KEY_MAX) {
+    if (headReadings.size >= HEAD_READINGS_MAX) headReadings.clear()
+    headReadings.set(head, reading)
+  }
+  return reading
 }
 
 /** A part's value from `start`: without the line end before the next delimiter, at most a token's length and one. */
