@@ -408,7 +408,10 @@ const EXTENDED_PARAMETER = `(?:(${ATTRIBUTE_CHAR}+(?:\\*0)?\\*)=([a-zA-Z0-9\\-]*
 const DISPPARM = `;${WS}*(?:${REGULAR_PARAMETER}|${EXTENDED_PARAMETER})${WS}*`
 const RACK2_RFC2183 = new RegExp(`${BOL}${CONDISP}(?:${DISPPARM})+${EOL_}`)
 const RACK2_DISPPARM = new RegExp(DISPPARM, 'g')
-const RACK2_BROKEN = new RegExp(`${BOL}${CONDISP}[^\\n]*;${WS}*${ci('filename')}=(${VALUE})`)
+// CONDISP's token taken whole (a lookahead and a back-reference make it possessive): `[^\\n]*`
+// after it can take whatever a shorter token would have left, so the matches are the same, but
+// a long token line no longer backtracks in quadratic time (8 KB: 100 ms before, found by fuzzing).
+const RACK2_BROKEN = new RegExp(`${BOL}${ci('Content-Disposition')}:${WS}*(?=(${TOKEN}))\\1${WS}*[^\\n]*;${WS}*${ci('filename')}=(${VALUE})`)
 const RACK2_NAME = new RegExp(`${ci('Content-Disposition')}:[^:]*;${WS}*${ci('name')}=(${VALUE})`)
 const RACK2_CONTENT_ID = /Content-ID:[ \t\n\v\f\r]*([^\r\n]*)/gi
 const RACK2_CONTENT_TYPE = /Content-Type: ([^\n]*)\r\n/gi
@@ -542,7 +545,7 @@ function rack2Filename (head: string): string | null {
     return fields.length >= 3 ? fields.slice(2).join("'") : null
   }
   const broken = RACK2_BROKEN.exec(head)
-  return broken === null ? null : broken[1]!
+  return broken === null ? null : broken[2]!
 }
 
 /**
