@@ -178,7 +178,8 @@ const identifyStage: Stage = async (x, engine) => {
   const outcome = await engine.identity.run({
     canonical, route: x.match?.route ?? null, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody(),
     ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead }),
-    ...(canonical.kind === 'api' ? { methodOverride: (method: string) => routeAs(x, engine, canonical, method) } : {})
+    // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
+    ...(canonical.kind === 'api' && canonical.method === 'POST' ? { methodOverride: (method: string) => routeAs(x, engine, canonical, method) } : {})
   })
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
