@@ -146,7 +146,7 @@ export function formMethodParam (bytes: Buffer): MethodParam {
   let value: string | null = null
   for (const piece of text.split(/& */)) {
     const eq = piece.indexOf('=')
-    const key = formBytes(eq === -1 ? piece : piece.slice(0, eq)).toString('latin1')
+    const key = formLatin1(eq === -1 ? piece : piece.slice(0, eq))
     if (/[[\]]/.test(key)) return { kind: 'uncertain' }
     // Rack keeps the last; a name without '=' is nil, which MethodOverride passes over.
     if (key === '_method') value = eq === -1 ? null : formBytes(piece.slice(eq + 1)).toString('utf8')
