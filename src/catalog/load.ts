@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { deepFreeze } from '../plain-data.ts'
-import { parsePattern } from '../routing/pattern.ts'
+import { parsePattern } from './pattern.ts'
 import { accessedProjectOf } from './import.ts'
 import type { Catalog, CatalogRoute, PolicyList } from './types.ts'
 

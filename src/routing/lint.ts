@@ -4,7 +4,7 @@
 
 import type { CatalogRoute } from '../catalog/types.ts'
 import { commonPath } from './overlap.ts'
-import { parsePattern } from './pattern.ts'
+import { parsePattern } from '../catalog/pattern.ts'
 import type { Router } from './router.ts'
 
 export interface Overlap {
@@ -41,7 +41,7 @@ export function findOverlaps (routes: readonly CatalogRoute[], router: Router): 
 export function formatOverlaps (overlaps: readonly Overlap[]): string {
   const lines = [
     '# Overlapping catalog routes: pairs that some path matches both of. Precedence: static before',
-    '# parameter before glob, segment by segment (src/routing/pattern.ts). Regenerate with',
+    '# parameter before glob, segment by segment (src/catalog/pattern.ts). Regenerate with',
     '# `job-token-gate catalog lint > catalog/overlaps.txt`.',
     `# ${overlaps.length} pairs`,
     ''

@@ -2,7 +2,7 @@
 // time (which routes the router must consider when find-my-way's first answer does not
 // match) and by `catalog lint` (every overlapping pair and which one wins).
 
-import { globOpens, paramAccepts, type Token } from './pattern.ts'
+import { globOpens, paramAccepts, type Token } from '../catalog/pattern.ts'
 
 // One NFA state per segment: a glob becomes an opening state and a loop over more segments.
 type State =

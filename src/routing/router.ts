@@ -7,7 +7,7 @@
 // remaining segments finishes the job. Lookup cost is one trie walk plus the few leaf
 // matchers registered under the node it reaches, whatever the catalog's size.
 //
-// Precedence (see pattern.ts): static before parameter before glob, segment by segment. That
+// Precedence (see src/catalog/pattern.ts): static before parameter before glob, segment by segment. That
 // is find-my-way's own order, so its first answer is right except where (a) its answer's leaf
 // matchers all fail (it cannot backtrack into them), or (b) a route whose leaf starts with a
 // `:param.suffix` competes with a plain parameter at the same segment. Both are settled at
@@ -17,7 +17,7 @@ import FindMyWay from 'find-my-way'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { decodeParam } from './canonical.ts'
 import { commonPath } from './overlap.ts'
-import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from './pattern.ts'
+import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from '../catalog/pattern.ts'
 
 export interface RouteMatch {
   readonly route: CatalogRoute

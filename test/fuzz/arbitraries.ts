@@ -7,7 +7,7 @@
 
 import fc from 'fast-check'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
-import { parsePattern, type Token } from '../../src/routing/pattern.ts'
+import { parsePattern, type Token } from '../../src/catalog/pattern.ts'
 
 const A = fc.constantFrom
 const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>): fc.WeightedArbitrary<T> => ({ weight, arbitrary })

@@ -1,5 +1,5 @@
 // A slow, deliberately plain reference matcher for the gate's routing semantics, written
-// without src/routing/pattern.ts or router.ts so the differential test compares two
+// without src/catalog/pattern.ts or router.ts so the differential test compares two
 // independent implementations. Speed does not matter here; obviousness does.
 //
 // Semantics (README.md "Routing"; docs/gitlab-rules.md, "Paths as Rails and Grape read them"):

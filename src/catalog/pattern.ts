@@ -1,4 +1,5 @@
-// GitLab (Grape/Mustermann) route patterns as the gate reads them.
+// GitLab (Grape/Mustermann) route patterns as the gate reads them: the language of the catalog's
+// `pattern` field, checked by the loader and compiled by src/routing/router.ts.
 //
 // A pattern such as `/projects/:id/packages/generic/:package_name/*package_version/(*path/):file_name`
 // becomes one or more variants (optional groups expanded), each a list of segment tokens:
