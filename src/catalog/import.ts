@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
-import { ANY_PACKAGE_FORMAT, METHODS, type AccessedProjectSource, type CatalogRoute, type Method, type PackageOperation } from './types.ts'
+import { ANY_PACKAGE_FORMAT, METHODS, type AccessedProjectSource, type CatalogRoute, type Method, type PackageOperation, type ProjectFrom } from './types.ts'
 
 export class ImportError extends Error {
   constructor (message: string) {
@@ -80,6 +80,42 @@ export function accessedProjectOf (pattern: string): AccessedProjectSource {
   return 'instance'
 }
 
+// How GitLab finds the accessed project of each group, instance and job route, first match wins
+// (docs/gitlab-rules.md, "Group and instance routes"). A new route of those kinds that no rule
+// names stops the import: someone has to read GitLab's handler for it first.
+const PROJECT_FROM_RULES: ReadonlyArray<readonly [RegExp, ProjectFrom]> = [
+  // lib/api/helpers/packages/conan/api_helpers.rb: `project` at instance scope reads :package_username.
+  [/^\/packages\/conan\/v1\/(?:conans|files)\/:package_name\/:package_version\/:package_username\/:package_channel(?:\/|$)/, 'conan_username'],
+  // ping, users/authenticate, users/check_credentials, conans/search: skip_job_token_policies, no project.
+  [/^\/packages\/conan\/v1\//, 'none'],
+  // lib/api/maven_packages.rb: find_project_by_path(params[:path]).
+  [/^\/packages\/maven\/\*path\/:file_name$/, 'maven_instance_path'],
+  // Audits and advisories name no package: forwarded to the public registry.
+  [/^(?:\/groups\/:id\/-)?\/packages\/npm\/-\/npm\/v1\/security\//, 'none'],
+  // lib/api/helpers/packages/npm.rb: project_id_or_nil.
+  [/^\/packages\/npm\/.*\*package_name/, 'npm_scope_package'],
+  [/^\/groups\/:id\/-\/packages\/npm\/.*\*package_name/, 'npm_group_package'],
+  // lib/api/maven_packages.rb: fetch_package(file_name:, group:), then package.project.
+  [/^\/groups\/:id\/-\/packages\/maven\/\*path\/:file_name$/, 'maven_group_package'],
+  // lib/api/pypi_packages.rb: the file's package among those the job user can read.
+  [/^\/groups\/:id\/-\/packages\/pypi\/files\//, 'pypi_group_file'],
+  // The group's index (simple, Composer): every package of the group, no single project.
+  [/^\/groups\/:id\/-\/packages\/pypi\/simple(?:\/|$)/, 'none'],
+  [/^\/group\/:id\/-\/packages\/composer\//, 'none'],
+  // lib/api/ci/runner.rb: current_job.project.
+  [/^\/jobs\/:id\/artifacts$/, 'job_pipeline'],
+  // lib/api/ci/jobs.rb: the token's own job.
+  [/^\/job(?:\/|$)/, 'none'],
+  [/^\/internal\/dast\//, 'none']
+]
+
+/** How a route's accessed project is found; undefined for `/projects/:id` routes and for patterns no rule names. */
+export function projectFromOf (pattern: string): ProjectFrom | undefined {
+  if (accessedProjectOf(pattern) === 'project') return undefined
+  for (const [rule, from] of PROJECT_FROM_RULES) if (rule.test(pattern)) return from
+  return undefined
+}
+
 // The package formats GitLab's registry serves, by their URL segment (lib/api/*_packages.rb).
 // Only those the docs pages list end up in the catalog.
 const PACKAGE_FORMAT_SEGMENTS: Readonly<Record<string, string>> = {
@@ -136,6 +172,11 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
         continue
       }
       const packageFormat = packageFormatOf(row.pattern)
+      const accessedProject = accessedProjectOf(row.pattern)
+      const projectFrom = projectFromOf(row.pattern)
+      if (accessedProject !== 'project' && projectFrom === undefined) {
+        throw new ImportError(`${key}: no rule says how GitLab finds the project of this ${accessedProject} route (src/catalog/import.ts, PROJECT_FROM_RULES)`)
+      }
       byKey.set(key, {
         id: routeId(row.method, row.pattern),
         method: row.method,
@@ -144,7 +185,8 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
         skipPolicies: row.skipPolicies,
         resource: row.skipPolicies ? resourceOfUnlisted(row.pattern) : row.section,
         title: row.title,
-        accessedProject: accessedProjectOf(row.pattern),
+        accessedProject,
+        ...(projectFrom === undefined ? {} : { projectFrom }),
         ...(packageFormat === undefined ? {} : { packageFormat, packageOperation: packageOperationOf(row.method, row.pattern) }),
         source
       })

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { deepFreeze } from '../plain-data.ts'
 import { parsePattern } from './pattern.ts'
-import { accessedProjectOf } from './import.ts'
+import { accessedProjectOf, projectFromOf } from './import.ts'
 import type { Catalog, CatalogRoute, PolicyList } from './types.ts'
 
 export const DEFAULT_CATALOG_DIR = fileURLToPath(new URL('../../catalog/', import.meta.url))
@@ -88,6 +88,9 @@ function checkRoutes (routes: readonly CatalogRoute[], known: Set<string>, depre
     const expected = accessedProjectOf(route.pattern)
     if (route.accessedProject !== expected) {
       throw new CatalogError(`${where}: accessedProject is "${route.accessedProject}" but the pattern says "${expected}"`)
+    }
+    if (route.projectFrom !== projectFromOf(route.pattern)) {
+      throw new CatalogError(`${where}: projectFrom is "${route.projectFrom ?? '(none)'}" but the pattern says "${projectFromOf(route.pattern) ?? '(none)'}"`)
     }
   }
 }

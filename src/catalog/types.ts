@@ -15,6 +15,34 @@ export type Method = typeof METHODS[number]
  */
 export type AccessedProjectSource = 'project' | 'group' | 'job' | 'token_job' | 'instance'
 
+/**
+ * How the accessed project of a group, instance or job route is found, as GitLab's handler finds
+ * it (docs/gitlab-rules.md, "Group and instance routes"); src/projects/ runs the lookup:
+ * - `conan_username`: `:package_username` with `+` read as `/` is the project's full path, a
+ *   number is its id (lib/api/helpers/packages/conan/api_helpers.rb);
+ * - `maven_instance_path`: `*path` minus its last segment is the project's full path, redirects
+ *   not followed (lib/api/maven_packages.rb);
+ * - `npm_scope_package`: the newest npm package of exactly `*package_name` under the root
+ *   namespace named by its `@scope` (lib/api/helpers/packages/npm.rb);
+ * - `npm_group_package`, `maven_group_package`: the newest package of that name (and, for Maven,
+ *   version) within group `:id`;
+ * - `pypi_group_file`: a PyPI file of group `:id`, chosen by GitLab among the packages the job's
+ *   user can read: not looked up, left to GitLab;
+ * - `job_pipeline`: job `:id`, looked up among the jobs of the token's own pipeline;
+ * - `none`: the route touches no single project (group indexes, Conan ping and search, npm audits).
+ */
+export type ProjectFrom =
+  | 'conan_username'
+  | 'maven_instance_path'
+  | 'npm_scope_package'
+  | 'npm_group_package'
+  | 'maven_group_package'
+  | 'pypi_group_file'
+  | 'job_pipeline'
+  | 'none'
+
+export const PROJECT_FROM: readonly ProjectFrom[] = ['conan_username', 'maven_instance_path', 'npm_scope_package', 'npm_group_package', 'maven_group_package', 'pypi_group_file', 'job_pipeline', 'none']
+
 export interface CatalogRoute {
   /** Stable identifier, derived from method and pattern; used in logs, metrics and lint output. */
   readonly id: string
@@ -28,6 +56,8 @@ export interface CatalogRoute {
   readonly resource: string
   readonly title: string
   readonly accessedProject: AccessedProjectSource
+  /** Every route but `project` ones: how its accessed project is found. Absent reads as `none`. */
+  readonly projectFrom?: ProjectFrom
   /**
    * Package registry routes only: the format whose per-project rules apply (ProjectGrants
    * packageRules), or `any` for the format-agnostic package API (`/projects/:id/packages[/:package_id...]`),

@@ -51,6 +51,36 @@ test('entries carry policies in lower case, resource, title and where the access
   assert.equal(new Set(routes.map(r => r.id)).size, routes.length, 'ids are unique')
 })
 
+test('every group, instance and job route says how its project is found; project routes say nothing', () => {
+  const { routes } = loadCatalog()
+  const from = (key: string): string | undefined => routes.find(r => `${r.method} ${r.pattern}` === key)?.projectFrom
+  assert.equal(from('PUT /packages/conan/v1/files/:package_name/:package_version/:package_username/:package_channel/:recipe_revision/export/:file_name'), 'conan_username')
+  assert.equal(from('DELETE /packages/conan/v1/conans/:package_name/:package_version/:package_username/:package_channel'), 'conan_username')
+  assert.equal(from('GET /packages/conan/v1/ping'), 'none')
+  assert.equal(from('GET /packages/conan/v1/conans/search'), 'none')
+  assert.equal(from('GET /packages/maven/*path/:file_name'), 'maven_instance_path')
+  assert.equal(from('PUT /packages/npm/-/package/*package_name/dist-tags/:tag'), 'npm_scope_package')
+  assert.equal(from('GET /packages/npm/*package_name'), 'npm_scope_package')
+  assert.equal(from('POST /packages/npm/-/npm/v1/security/audits/quick'), 'none')
+  assert.equal(from('DELETE /groups/:id/-/packages/npm/-/package/*package_name/dist-tags/:tag'), 'npm_group_package')
+  assert.equal(from('GET /groups/:id/-/packages/maven/*path/:file_name'), 'maven_group_package')
+  assert.equal(from('GET /groups/:id/-/packages/pypi/files/:sha256/*file_identifier'), 'pypi_group_file')
+  assert.equal(from('GET /groups/:id/-/packages/pypi/simple'), 'none')
+  assert.equal(from('GET /group/:id/-/packages/composer/packages'), 'none')
+  assert.equal(from('GET /jobs/:id/artifacts'), 'job_pipeline')
+  assert.equal(from('GET /job'), 'none')
+  for (const r of routes) assert.equal(r.projectFrom === undefined, r.accessedProject === 'project', `${r.method} ${r.pattern}`)
+  // Every route with policies outside /projects/:id is looked up, but the npm audits (no package in the URL).
+  const unresolved = routes.filter(r => !r.skipPolicies && (r.projectFrom === 'none' || r.projectFrom === 'pypi_group_file')).map(r => r.pattern)
+  assert.deepEqual(unresolved.sort(), ['/groups/:id/-/packages/npm/-/npm/v1/security/advisories/bulk', '/groups/:id/-/packages/npm/-/npm/v1/security/audits/quick', '/packages/npm/-/npm/v1/security/advisories/bulk', '/packages/npm/-/npm/v1/security/audits/quick'])
+})
+
+test('a group or instance route no rule names stops the import', () => {
+  const text = EN.text.replace('| `GET /packages/maven/*path/:file_name` |', '| `GET /packages/maven2/*path/:file_name` |')
+  assert.notEqual(text, EN.text)
+  assert.throws(() => importPages([{ source: 'x.md', text }]), (err: Error) => err instanceof ImportError && /GET \/packages\/maven2\/\*path\/:file_name: no rule says how GitLab finds the project/.test(err.message))
+})
+
 test('pages that disagree on a route are refused, naming both', () => {
   const other = EN.text.replace('| Get a specific deployment | `GET /projects/:id/deployments/:deployment_id` | `READ_DEPLOYMENTS` |',
     '| Get a specific deployment | `GET /projects/:id/deployments/:deployment_id` | `ADMIN_DEPLOYMENTS` |')

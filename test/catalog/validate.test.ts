@@ -29,6 +29,9 @@ const broken: Array<{ name: string, edit: (routes: any, policies: any) => void, 
   { name: 'duplicate route', edit: r => { r.routes[1].pattern = r.routes[0].pattern; r.routes[1].method = r.routes[0].method }, message: /is listed twice/ },
   { name: 'bad pattern', edit: r => { r.routes[0].pattern = '/projects/:id/(x' }, message: new RegExp(`entry "${firstId()}": invalid route pattern`) },
   { name: 'accessed project contradicting the pattern', edit: r => { r.routes[0].accessedProject = 'instance' }, message: /accessedProject is "instance" but the pattern says "project"/ },
+  { name: 'project finder contradicting the pattern', edit: r => { r.routes.find((x: any) => x.pattern === '/packages/maven/*path/:file_name').projectFrom = 'none' }, message: /projectFrom is "none" but the pattern says "maven_instance_path"/ },
+  { name: 'project finder on a project route', edit: r => { r.routes[0].projectFrom = 'none' }, message: /projectFrom is "none" but the pattern says "\(none\)"/ },
+  { name: 'unknown project finder', edit: r => { r.routes[0].projectFrom = 'guess' }, message: new RegExp(`entry "${firstId()}" field projectFrom`) },
   { name: 'admin policy without its read twin', edit: (_r, p) => { delete p.policies[1].implies }, message: /admin policy "admin_deployments" must imply/ },
   { name: 'unknown top-level field', edit: r => { r.extra = 1 }, message: /must NOT have additional properties/ }
 ]
