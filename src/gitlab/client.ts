@@ -30,6 +30,18 @@ export interface GitlabAnswer {
   readonly status: number
   /** The JSON object of a 200 answer; undefined for any other status or body. */
   readonly body: Readonly<Record<string, unknown>> | undefined
+  /** The Location header of a redirect (3xx), not followed: the caller decides. */
+  readonly location?: string
+}
+
+/** A JSON array answer, every page of it read. */
+export interface GitlabListAnswer {
+  /** 200, or the status of the first page that answered otherwise. */
+  readonly status: number
+  /** Every item of every page; undefined unless every page was a 200 with a JSON array. */
+  readonly items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined
+  /** More pages remained after `maxPages`. */
+  readonly truncated: boolean
 }
 
 /** Outcomes counted per endpoint (`endpoint:outcome`). */
@@ -38,6 +50,11 @@ export type GitlabOutcome = 'ok' | 'rejected' | 'failed' | 'unavailable'
 export interface GitlabClient {
   /** `GET path` (an API path such as `/api/v4/projects/12`); rejects with GitlabUnavailable when GitLab gave no answer. */
   get (path: string, call: GitlabCall): Promise<GitlabAnswer>
+  /**
+   * `GET path` of a list, following GitLab's offset pagination (`per_page=100`, `X-Next-Page`)
+   * for at most `maxPages` pages (default 10); rejects with GitlabUnavailable like get().
+   */
+  getList (path: string, call: GitlabCall, options?: { readonly maxPages?: number }): Promise<GitlabListAnswer>
   readonly hasServiceToken: boolean
   /** Calls keyed `endpoint:outcome`, read at scrape time. */
   stats (): Readonly<Record<string, number>>
@@ -80,40 +97,63 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     counts[k] = (counts[k] ?? 0) + 1
   }
 
-  const request = async (path: string, headers: Record<string, string>): Promise<{ status: number, text: string | undefined }> => {
+  type Raw = { status: number, text: string | undefined, location?: string, nextPage?: string }
+  const request = async (path: string, headers: Record<string, string>): Promise<Raw> => {
     try {
       const res = await pool.request({ method: 'GET', path: basePath + path, headers, signal: AbortSignal.timeout(timeoutMs) })
       if (res.statusCode !== 200) {
         await res.body.dump()
-        return { status: res.statusCode, text: undefined }
+        const location = res.statusCode >= 300 && res.statusCode < 400 ? res.headers.location : undefined
+        return { status: res.statusCode, text: undefined, ...(typeof location === 'string' ? { location } : {}) }
       }
-      return { status: 200, text: await readLimited(res.body, maxBytes) }
+      const next = res.headers['x-next-page']
+      return { status: 200, text: await readLimited(res.body, maxBytes), ...(typeof next === 'string' && next !== '' ? { nextPage: next } : {}) }
     } catch (err) {
       throw new GitlabUnavailable(describe(err), { cause: err })
     }
   }
 
+  /** One counted call; `parse` reads a 200's text, undefined when it is not the expected JSON. */
+  const call = async <T>(path: string, c: GitlabCall, parse: (text: string) => T | undefined): Promise<{ raw: Raw, value: T | undefined }> => {
+    if (c.as === 'service' && serviceToken === undefined) throw new TypeError('a call as the service token needs GATE_SERVICE_TOKEN')
+    // A token only ever travels in a header.
+    const credential = c.as === 'service' ? { 'private-token': serviceToken! } : c.as
+    let raw: Raw
+    try {
+      raw = await request(path, { accept: 'application/json', ...credential })
+    } catch (err) {
+      count(c.endpoint, 'unavailable')
+      throw err
+    }
+    const { status } = raw
+    const value = raw.text === undefined ? undefined : parse(raw.text)
+    // A refused service token is the gate's configuration failing, not a verdict on a caller.
+    count(c.endpoint, status === 429 || status >= 500
+      ? 'unavailable'
+      : (status === 401 || status === 403) && c.as !== 'service'
+          ? 'rejected'
+          : status === 200 && value !== undefined ? 'ok' : 'failed')
+    return { raw, value }
+  }
+
   return {
-    async get (path, call) {
-      if (call.as === 'service' && serviceToken === undefined) throw new TypeError('a call as the service token needs GATE_SERVICE_TOKEN')
-      // A token only ever travels in a header.
-      const credential = call.as === 'service' ? { 'private-token': serviceToken! } : call.as
-      let answer: { status: number, text: string | undefined }
-      try {
-        answer = await request(path, { accept: 'application/json', ...credential })
-      } catch (err) {
-        count(call.endpoint, 'unavailable')
-        throw err
+    async get (path, c) {
+      const { raw, value } = await call(path, c, jsonObject)
+      return { status: raw.status, body: value, ...(raw.location === undefined ? {} : { location: raw.location }) }
+    },
+    async getList (path, c, options = {}) {
+      const maxPages = options.maxPages ?? 10
+      const items: Array<Readonly<Record<string, unknown>>> = []
+      let page = '1'
+      for (let n = 0; n < maxPages; n++) {
+        const { raw, value } = await call(`${path}${path.includes('?') ? '&' : '?'}per_page=100&page=${page}`, c, jsonArray)
+        if (raw.status !== 200 || value === undefined) return { status: raw.status, items: undefined, truncated: false }
+        items.push(...value)
+        if (raw.nextPage === undefined) return { status: 200, items, truncated: false }
+        if (!/^\d{1,9}$/.test(raw.nextPage)) return { status: 200, items: undefined, truncated: false }
+        page = raw.nextPage
       }
-      const { status } = answer
-      const body = answer.text === undefined ? undefined : jsonObject(answer.text)
-      // A refused service token is the gate's configuration failing, not a verdict on a caller.
-      count(call.endpoint, status === 429 || status >= 500
-        ? 'unavailable'
-        : (status === 401 || status === 403) && call.as !== 'service'
-            ? 'rejected'
-            : status === 200 && body !== undefined ? 'ok' : 'failed')
-      return { status, body }
+      return { status: 200, items, truncated: true }
     },
     hasServiceToken: serviceToken !== undefined,
     stats: () => ({ ...counts }),
@@ -127,6 +167,14 @@ function jsonObject (text: string): Record<string, unknown> | undefined {
   try {
     const body: unknown = JSON.parse(text)
     if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
+  } catch {}
+  return undefined
+}
+
+function jsonArray (text: string): Array<Record<string, unknown>> | undefined {
+  try {
+    const body: unknown = JSON.parse(text)
+    if (Array.isArray(body) && body.every(item => item !== null && typeof item === 'object' && !Array.isArray(item))) return body as Array<Record<string, unknown>>
   } catch {}
   return undefined
 }
