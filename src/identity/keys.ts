@@ -2,7 +2,8 @@
 
 import { readFileSync } from 'node:fs'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwksCache, type JSONWebKeySet, type JWTVerifyGetKey, type ExportedJWKSCache } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import type { Clock } from './cache.ts'
 
 export type KeySource =
   /** An RSA public key (SPKI PEM). */
@@ -34,6 +35,8 @@ export interface KeyOptions {
   readonly onWarning?: (message: string) => void
   /** Told after each JWKS fetch attempt: true when a new key set arrived, false when it failed (metrics). */
   readonly onRefresh?: (ok: boolean) => void
+  /** Epoch milliseconds for a JWKS URL's max age and cooldowns; tests pass one they move by hand. Default Date. */
+  readonly clock?: Clock
 }
 
 /** Builds the key once; a bad PEM or JWKS file stops the start with a TypeError. */
@@ -61,11 +64,12 @@ export function createVerificationKey (source: KeySource, options: KeyOptions = 
 }
 
 /**
- * jose's remote key set refetches on an unknown `kid` (at most once per cooldown) and when its
- * keys are older than cacheMaxAge, but a failed refetch makes verification fail even for keys it
- * had. This wrapper keeps the last good set: when a fetch fails it verifies with those keys, and
- * for a cooldown it does not ask the failing endpoint again, so a JWKS outage neither rejects
- * valid tokens nor adds a timeout to every request.
+ * The keys of a JWKS URL, refetched when older than cacheMaxAge and on an unknown `kid` (at most
+ * once per cooldown, as GitLab rotates keys). jose fetches (its timeout, headers and checks of
+ * the answer); when to fetch is decided here, on the injected clock. A failed fetch keeps the
+ * last good set: it verifies with those keys and, for a cooldown, does not ask the failing
+ * endpoint again, so a JWKS outage neither rejects valid tokens nor adds a timeout to every
+ * request.
  */
 function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, cacheMaxAgeMs?: number, timeoutMs?: number }, options: KeyOptions): JWTVerifyGetKey {
   let url: URL
@@ -75,30 +79,33 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
     throw new TypeError(`JWKS URL is not a URL: ${source.jwksUrl}`)
   }
   const cooldownMs = source.cooldownMs ?? 30_000
-  // jose fills this in on each successful fetch (its jwksCache option).
-  const cache: Record<string, never> | ExportedJWKSCache = {}
-  const remote = createRemoteJWKSet(url, {
-    cooldownDuration: cooldownMs,
-    cacheMaxAge: source.cacheMaxAgeMs ?? 600_000,
-    timeoutDuration: source.timeoutMs ?? 5_000,
-    [jwksCache]: cache
-  })
-  let lastGood: { uat: number, keys: JWTVerifyGetKey } | undefined
+  const maxAgeMs = source.cacheMaxAgeMs ?? 600_000
+  const clock = options.clock ?? Date
+  const remote = createRemoteJWKSet(url, { timeoutDuration: source.timeoutMs ?? 5_000 })
+  interface KeySet { readonly get: JWTVerifyGetKey, readonly fetchedAt: number }
+  let good: KeySet | undefined
   let failedAt = -Infinity
+  let refreshing: Promise<KeySet> | undefined
 
-  const remember = (): void => {
-    // jose records each successful fetch in `cache`; rebuild the fallback only when it changed.
-    const fetched = cache as Partial<ExportedJWKSCache>
-    if (fetched.uat !== undefined && fetched.jwks !== undefined && fetched.uat !== lastGood?.uat) {
-      lastGood = { uat: fetched.uat, keys: createLocalJWKSet(fetched.jwks) }
+  /** One fetch at a time; its outcome is counted once, whoever waits on it. */
+  const refresh = (): Promise<KeySet> => {
+    refreshing ??= remote.reload().then(() => {
+      good = { get: createLocalJWKSet(remote.jwks() ?? { keys: [] }), fetchedAt: clock.now() }
       options.onRefresh?.(true)
-    }
+      return good
+    }, (err: unknown) => {
+      failedAt = clock.now()
+      options.onRefresh?.(false)
+      options.onWarning?.(`JWKS refresh from ${url.origin}${url.pathname} failed (${(err as Error).message}); ${good === undefined ? 'no keys to fall back on' : 'using the last good keys'}`)
+      throw err
+    }).finally(() => { refreshing = undefined })
+    return refreshing
   }
 
   type GetKeyResult = Awaited<ReturnType<JWTVerifyGetKey>>
-  const fromLastGood = async (keys: JWTVerifyGetKey, header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]): Promise<GetKeyResult> => {
+  const fromLastGood = async (keys: KeySet, header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]): Promise<GetKeyResult> => {
     try {
-      return await keys(header, token)
+      return await keys.get(header, token)
     } catch (err) {
       if (err instanceof errors.JWKSNoMatchingKey) throw new KeysUnavailableError('no known key has this kid and the key set cannot be refreshed', { cause: err })
       throw err
@@ -106,21 +113,21 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
   }
 
   return async (header, token) => {
-    if (lastGood !== undefined && Date.now() - failedAt < cooldownMs) return await fromLastGood(lastGood.keys, header, token)
+    if (good !== undefined && clock.now() - failedAt < cooldownMs) return await fromLastGood(good, header, token)
     try {
-      const key = await remote(header, token)
-      remember()
-      return key
-    } catch (err) {
-      if (isVerdict(err)) {
-        remember()
-        throw err
+      let keys = good
+      if (keys === undefined || clock.now() - keys.fetchedAt >= maxAgeMs) keys = await refresh()
+      try {
+        return await keys.get(header, token)
+      } catch (err) {
+        if (!(err instanceof errors.JWKSNoMatchingKey) || clock.now() - keys.fetchedAt < cooldownMs) throw err
       }
-      failedAt = Date.now()
-      options.onRefresh?.(false)
-      options.onWarning?.(`JWKS refresh from ${url.origin}${url.pathname} failed (${(err as Error).message}); ${lastGood === undefined ? 'no keys to fall back on' : 'using the last good keys'}`)
-      if (lastGood === undefined) throw new KeysUnavailableError('the key set cannot be fetched', { cause: err })
-      return await fromLastGood(lastGood.keys, header, token)
+      // An unknown kid past the cooldown: GitLab may have rotated its keys.
+      return await (await refresh()).get(header, token)
+    } catch (err) {
+      if (isVerdict(err)) throw err
+      if (good === undefined) throw new KeysUnavailableError('the key set cannot be fetched', { cause: err })
+      return await fromLastGood(good, header, token)
     }
   }
 }
