@@ -22,7 +22,18 @@ export interface Lifecycle {
   drain (drainMs: number): Promise<void>
 }
 
-export function createLifecycle (logger: Logger, metrics: GateMetrics): Lifecycle {
+export interface LifecycleOptions {
+  /**
+   * Resolves once `ms` have passed: the drain deadline. Default an unref'd timer, which never
+   * holds the process open; tests pass one they fire by hand.
+   */
+  readonly after?: (ms: number) => Promise<void>
+}
+
+const unrefTimer = (ms: number): Promise<void> => new Promise(resolve => { setTimeout(resolve, ms).unref() })
+
+export function createLifecycle (logger: Logger, metrics: GateMetrics, options: LifecycleOptions = {}): Lifecycle {
+  const after = options.after ?? unrefTimer
   let inFlight = 0
   let draining = false
   const idle: Array<() => void> = []
@@ -40,16 +51,13 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics): Lifecycl
         const code = err instanceof GateError ? err.code : 'GATE_INTERNAL_ERROR'
         logger.error({ request_id: requestId, code, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
         metrics.observeRequest({ decision: 'error', reason: code, resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
-        respond(res, requestId, err instanceof GateError ? denyOf(code, { message: err.message }) : code, true)
+        respond(res, requestId, err instanceof GateError ? denyOf(code, { message: err.publicMessage }) : code, true)
       }).finally(done)
     },
     async drain (drainMs) {
       draining = true
       if (inFlight === 0) return
-      await Promise.race([
-        new Promise<void>(resolve => idle.push(resolve)),
-        new Promise<void>(resolve => setTimeout(resolve, drainMs).unref())
-      ])
+      await Promise.race([new Promise<void>(resolve => idle.push(resolve)), after(drainMs)])
       if (inFlight > 0) logger.warn({ drain_ms: drainMs, in_flight: inFlight }, 'drain timeout: closing the connections of requests still in flight')
     }
   }
