@@ -8,6 +8,7 @@ import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { createListeners, type GrantStore, type InvalidationEvent } from '../../src/grants/store.ts'
 import type { StoredGrants } from '../../src/grants/model.ts'
 import { grantsFor } from './store-contract.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 interface FakeStore extends GrantStore {
   data: Map<number, StoredGrants>
@@ -17,6 +18,8 @@ interface FakeStore extends GrantStore {
   failure: Error | null
   /** When set, reads wait for release() before answering. */
   hold: boolean
+  /** Reads waiting for release(). */
+  held (): number
   release (): void
   emit (event: InvalidationEvent): void
   listenerCount (): number
@@ -33,6 +36,7 @@ function fakeStore (): FakeStore {
     calls: { get: 0, resolvePath: 0 },
     failure: null,
     hold: false,
+    held: () => waiting.length,
     release () { const w = waiting; waiting = []; for (const wake of w) wake() },
     emit: event => listeners.emit(event),
     listenerCount: () => count,
@@ -109,7 +113,7 @@ test('cache: concurrent misses for one project make one store call', async () =>
   store.data.set(1, stored(1))
   store.hold = true
   const all = Promise.all(Array.from({ length: 50 }, () => cache.get(1)))
-  await new Promise(resolve => setImmediate(resolve))
+  await eventually(() => store.held() === 1, { message: 'the one read to reach the store' })
   store.release()
   const results = await all
   assert.equal(store.calls.get, 1)
@@ -144,12 +148,12 @@ test('cache: a read in flight when an invalidation arrives is not cached', async
   store.data.set(1, stored(1))
   store.hold = true
   const before = cache.get(1)
-  await new Promise(resolve => setImmediate(resolve))
+  await eventually(() => store.held() === 1, { message: 'the first read to reach the store' })
   // The write lands and its message arrives while the old read is still on the wire.
   store.data.set(1, stored(1, 2))
   store.emit(invalidation(1, 2))
   const after = cache.get(1)
-  await new Promise(resolve => setImmediate(resolve))
+  await eventually(() => store.held() === 2, { message: 'the second read to reach the store' })
   store.release()
   store.hold = false
   assert.equal((await before)?.version, 1, 'the request that asked before the write may see the old grants')
@@ -220,6 +224,7 @@ test('cache: a store that does not answer counts as down after loadTimeoutMs', a
   store.hold = true
   const started = Date.now()
   await assert.rejects(cache.get(1), /no answer within 30 ms/)
+  // The real timer is the behaviour under test; this bound (30x) only detects a hang.
   assert.ok(Date.now() - started < 1000)
   store.release()
 })

@@ -1,7 +1,9 @@
 // Redis killed and restarted under a running replica: cached answers for the stale window, then
 // GRANTS_STORE_UNAVAILABLE (never an allow), then recovery with the same store and cache objects.
 // The private Redis has no persistence, so a restart also loses every grant: the flush on
-// re-subscription is what keeps a replica from trusting what it cached before.
+// re-subscription is what keeps a replica from trusting what it cached before. The cache reads a
+// clock the test moves, so the TTL and the stale window pass without waiting; the Redis side
+// (kill, restart, re-subscription) is awaited as events.
 
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,8 +12,6 @@ import { startRedis } from '../helpers/redis.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { allowing, createReplica } from './replica.ts'
 
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
 const until = async (what: string, check: () => boolean | Promise<boolean>): Promise<void> => { await eventually(check, { message: what }) }
 
 const job = { jobProjectId: 31, ancestorGroupIds: [] }
@@ -19,26 +19,31 @@ const job = { jobProjectId: 31, ancestorGroupIds: [] }
 test('outage: stale window, then fail closed, then recovery without recreating anything', async () => {
   const redis = await startRedis({ after })
   const ttlMs = 300
-  // Wide enough that a busy machine cannot overrun the stale-serving check below.
   const staleWindowMs = 3000
-  const replica = await createReplica({ url: redis.url, commandTimeoutMs: 300 }, { ttlMs, staleWindowMs })
+  const clock = { t: 1000 }
+  const replica = await createReplica({ url: redis.url, commandTimeoutMs: 300 }, { ttlMs, staleWindowMs, now: () => clock.t })
   after(() => replica.close())
   await replica.store.put(allowing(30, [31]))
-  await sleep(50) // let the write's own invalidation pass
-  const fetchedAt = performance.now()
+  // The write's own invalidation, received before the read, so it cannot drop the entry later.
+  await until('the write\'s invalidation', () => replica.cache.stats().invalidationsReceived >= 1)
   assert.equal((await replica.decide(job, 30)).allow, true)
+  const reads = replica.cache.stats().misses
 
   await redis.kill()
+  clock.t += ttlMs - 1
   assert.equal((await replica.decide(job, 30)).allow, true, 'fresh entry, no store needed')
-  await sleep(ttlMs + 50)
+  assert.equal(replica.cache.stats().misses, reads, 'answered from the cache')
+  clock.t += 1
   assert.equal((await replica.decide(job, 30)).allow, true, 'past the TTL the stale entry is served')
-  assert.ok(replica.cache.stats().staleServed >= 1)
+  assert.equal(replica.cache.stats().staleServed, 1)
   const uncached = performance.now()
   await assert.rejects(replica.decide(job, 33), GrantsStoreUnavailableError, 'an uncached project fails closed at once')
   // A hang detector (10x the 300 ms command timeout), not a latency target.
   assert.ok(performance.now() - uncached < 3000, 'without waiting for a reconnect')
 
-  await sleep(Math.max(0, fetchedAt + ttlMs + staleWindowMs + 50 - performance.now()))
+  clock.t += staleWindowMs
+  assert.equal((await replica.decide(job, 30)).allow, true, 'still inside TTL + stale window, to the millisecond')
+  clock.t += 1
   await assert.rejects(replica.decide(job, 30), (err: unknown) =>
     err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
   assert.equal((await replica.store.health()).ok, false)
@@ -58,7 +63,7 @@ test('outage: a replica flushes its cache when its subscription comes back', asy
   const replica = await createReplica({ url: redis.url }, { ttlMs: 60_000 })
   after(() => replica.close())
   await replica.store.put(allowing(40, [31]))
-  await sleep(50)
+  await until('the write\'s invalidation', () => replica.cache.stats().invalidationsReceived >= 1)
   assert.equal((await replica.decide(job, 40)).allow, true)
   assert.equal(replica.cache.stats().projectEntries, 1)
 

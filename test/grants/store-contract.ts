@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { AuditEvent, GrantStore, InvalidationEvent } from '../../src/grants/store.ts'
 import type { ProjectGrants } from '../../src/grants/model.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { GrantsStoreUnavailableError, GrantsValidationError, GrantsVersionConflictError } from '../../src/grants/errors.ts'
 
 export interface StoreHandles {
@@ -45,8 +46,6 @@ export function recordEvents (store: GrantStore): { events: InvalidationEvent[],
   const events: InvalidationEvent[] = []
   return { events, stop: store.subscribe(e => events.push(e)) }
 }
-
-const settle = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 export function storeContract (name: string, open: () => Promise<StoreHandles>): void {
   test(`${name}: an unknown project is null, version 0, its path unresolved`, async () => {
@@ -114,7 +113,8 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
       err instanceof GrantsVersionConflictError && err.actual === 1 && err.expected === 0)
     assert.equal(await reader.resolvePath('acme/renamed'), null)
     assert.equal(await writer.put(grantsFor(5, 'acme/five', { inboundEnabled: false }), { expectedVersion: 1 }), 2)
-    await settle(100)
+    // Messages arrive in publish order: once version 2 is here, one from the refused write would be too.
+    await eventually(() => events.events.some(e => e.kind === 'project' && e.version === 2), { message: 'the accepted write\'s invalidation' })
     events.stop()
     assert.deepEqual(events.events.map(e => e.kind === 'project' ? e.version : -1), [2], 'only the accepted write is published')
     assert.equal((await reader.get(5))?.version, 2)
