@@ -108,7 +108,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ''
   ]
   for (const c of demo.commands) lines.push(`# ${c.title} -> ${c.expect}`, c.curl, '')
-  lines.push('Ask the gate how it reads any request:', "  node bin/job-token-gate.mjs explain PUT '/api/v4/projects/200/packages/npm/@acme%2fcli'", '', 'Ctrl-C stops the demo.', '')
+  lines.push('Ask the gate how it reads any request:', "  node --import tsx src/cli/main.ts explain PUT '/api/v4/projects/200/packages/npm/@acme%2fcli'", '', 'Ctrl-C stops the demo.', '')
   process.stdout.write(lines.join('\n'))
   const stop = (): void => { void demo.close().then(() => process.exit(0)) }
   process.on('SIGINT', stop)

@@ -1,16 +1,10 @@
 // The `job-token-gate` command. commander gives subcommands, generated --help and clear
 // errors for unknown options, which a hand-rolled parser would have to grow one by one.
+//
+// Only commander is imported up front: each subcommand imports what it needs when it runs, so
+// `--help` does not load the gate, Ajv or the router (bench/cli-start.ts measures it).
 
-import { readFileSync, writeFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { CatalogError, DEFAULT_CATALOG_DIR, loadCatalog } from '../catalog/load.ts'
-import { ImportError, importPages } from '../catalog/import.ts'
-import { createCanonicalizer } from '../routing/canonical.ts'
-import { explain, formatExplanation } from '../routing/explain.ts'
-import { findOverlaps, formatOverlaps } from '../routing/lint.ts'
-import { Router } from '../routing/router.ts'
-import { ConfigError, describeSettings } from '../config.ts'
-import { serve } from '../main.ts'
 
 export interface CliIo {
   out: (text: string) => void
@@ -22,16 +16,22 @@ const defaultIo: CliIo = {
   err: text => { process.stderr.write(text) }
 }
 
+/** Errors a user can fix (a bad catalog, page, setting or path): one line, exit 2, no stack. */
+const USER_ERRORS = new Set(['CatalogError', 'ImportError', 'ConfigError'])
+
 function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('job-token-gate')
     .description('Authorization sidecar that enforces GitLab CI/CD job token scopes')
-    .option('--catalog <dir>', 'catalog directory (routes.json, policies.json)', DEFAULT_CATALOG_DIR)
+    .option('--catalog <dir>', 'catalog directory (routes.json, policies.json) [default: the catalog/ shipped with the gate]')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride()
 
-  const loadRouter = (): { router: Router, catalogDir: string } => {
-    const catalogDir = program.opts<{ catalog: string }>().catalog
-    return { router: Router.compile(loadCatalog(catalogDir).routes), catalogDir }
+  /** The --catalog actually given, if any. */
+  const catalogFlag = (): string | undefined => program.opts<{ catalog?: string }>().catalog
+
+  const loadRouter = async (): Promise<import('../routing/router.ts').Router> => {
+    const [{ DEFAULT_CATALOG_DIR, loadCatalog }, { Router }] = await Promise.all([import('../catalog/load.ts'), import('../routing/router.ts')])
+    return Router.compile(loadCatalog(catalogFlag() ?? DEFAULT_CATALOG_DIR).routes)
   }
 
   program.command('explain')
@@ -40,8 +40,8 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
     .argument('<path>', "request target as sent, e.g. '/api/v4/projects/1/packages'")
     .option('--json', 'print JSON')
     .option('--relative-url-root <root>', "GitLab's relative URL root, e.g. /gitlab", '')
-    .action((method: string, target: string, opts: { json?: boolean, relativeUrlRoot: string }) => {
-      const { router } = loadRouter()
+    .action(async (method: string, target: string, opts: { json?: boolean, relativeUrlRoot: string }) => {
+      const [router, { createCanonicalizer }, { explain, formatExplanation }] = await Promise.all([loadRouter(), import('../routing/canonical.ts'), import('../routing/explain.ts')])
       const canonicalize = createCanonicalizer({ relativeUrlRoot: opts.relativeUrlRoot })
       const result = explain(router, canonicalize(method, target))
       io.out(opts.json === true ? JSON.stringify(result, null, 2) + '\n' : formatExplanation(result))
@@ -51,10 +51,10 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
   program.command('serve')
     .description('run the gate: proxy API traffic, enforcing job token scopes (settings come from the environment)')
     .option('--config <file>', 'JSON file with settings (environment variables override it)')
-    .addHelpText('after', '\n' + describeSettings() + '--catalog, when given, overrides GATE_CATALOG_DIR.\n')
     .action(async (opts: { config?: string }) => {
-      // Only a --catalog actually given counts: its default would hide GATE_CATALOG_DIR.
-      const catalogDir = program.getOptionValueSource('catalog') === 'cli' ? program.opts<{ catalog: string }>().catalog : undefined
+      // Only a --catalog actually given counts, over GATE_CATALOG_DIR and the config file.
+      const catalogDir = catalogFlag()
+      const { serve } = await import('../main.ts')
       // The listeners keep the process alive; SIGTERM ends it (src/main.ts).
       await serve({
         ...(opts.config === undefined ? {} : { configFile: opts.config }),
@@ -67,18 +67,27 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
     .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens"); several pages are merged')
     .argument('<pages...>', 'markdown files')
     .option('-o, --output <file>', 'write here instead of standard output')
-    .action((pages: string[], opts: { output?: string }) => {
+    .action(async (pages: string[], opts: { output?: string }) => {
+      const [{ readFileSync, writeFileSync }, { importPages }] = await Promise.all([import('node:fs'), import('../catalog/import.ts')])
       const text = importPages(pages.map(source => ({ source, text: readFileSync(source, 'utf8') })))
       if (opts.output === undefined) io.out(text)
       else writeFileSync(opts.output, text)
     })
   catalog.command('lint')
     .description('validate the catalog and print every pair of overlapping routes and which one wins')
-    .action(() => {
-      const { router } = loadRouter()
+    .action(async () => {
+      const [router, { findOverlaps, formatOverlaps }] = await Promise.all([loadRouter(), import('../routing/lint.ts')])
       io.out(formatOverlaps(findOverlaps(router.routes, router)))
     })
   return program
+}
+
+/** `serve --help` lists every setting; the table is loaded only when that help is asked for. */
+async function addServeSettingsHelp (program: Command, argv: readonly string[]): Promise<void> {
+  if (!argv.includes('serve') || !(argv.includes('--help') || argv.includes('-h') || argv.includes('help'))) return
+  const { describeSettings } = await import('../config.ts')
+  program.commands.find(c => c.name() === 'serve')
+    ?.addHelpText('after', '\n' + describeSettings() + '--catalog, when given, overrides GATE_CATALOG_DIR.\n')
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
@@ -86,10 +95,11 @@ export async function runCli (argv: readonly string[], io: CliIo = defaultIo): P
   let code = 0
   const program = buildProgram(io, c => { code = c })
   try {
+    await addServeSettingsHelp(program, argv)
     await program.parseAsync([...argv], { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode
-    if (err instanceof CatalogError || err instanceof ImportError || err instanceof ConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (USER_ERRORS.has((err as Error).name) || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`job-token-gate: ${(err as Error).message}\n`)
       return 2
     }

@@ -76,24 +76,26 @@ test('a broken catalog directory stops the command with a message naming the fil
 test('serve --catalog loads that directory, over GATE_CATALOG_DIR; without it GATE_CATALOG_DIR holds', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'catalog-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const bin = join(DEFAULT_CATALOG_DIR, '..', 'bin', 'job-token-gate.mjs')
+  // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
+  const bin = ['--import', 'tsx', join(DEFAULT_CATALOG_DIR, '..', 'src', 'cli', 'main.ts')]
   // An empty directory stops the start before anything listens; had the flag been ignored, the
   // gate would start on the shipped catalog and only the timeout would end it.
   const env = { ...process.env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_CATALOG_DIR: DEFAULT_CATALOG_DIR }
-  const flag = spawnSync(process.execPath, [bin, '--catalog', dir, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
+  const flag = spawnSync(process.execPath, [...bin, '--catalog', dir, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
   assert.equal(flag.status, 2, flag.stderr)
   assert.ok(flag.stderr.includes(join(dir, 'routes.json')), flag.stderr)
-  const fromEnv = spawnSync(process.execPath, [bin, 'serve'], { env: { ...env, GATE_CATALOG_DIR: dir }, encoding: 'utf8', timeout: 20_000 })
+  const fromEnv = spawnSync(process.execPath, [...bin, 'serve'], { env: { ...env, GATE_CATALOG_DIR: dir }, encoding: 'utf8', timeout: 20_000 })
   assert.equal(fromEnv.status, 2, fromEnv.stderr)
   assert.ok(fromEnv.stderr.includes(join(dir, 'routes.json')), fromEnv.stderr)
 })
 
 test('the installed bin runs: job-token-gate --help lists the subcommands', () => {
-  const bin = join(DEFAULT_CATALOG_DIR, '..', 'bin', 'job-token-gate.mjs')
-  const out = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' })
+  // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
+  const bin = ['--import', 'tsx', join(DEFAULT_CATALOG_DIR, '..', 'src', 'cli', 'main.ts')]
+  const out = execFileSync(process.execPath, [...bin, '--help'], { encoding: 'utf8' })
   assert.match(out, /explain/)
   assert.match(out, /catalog/)
-  const bad = spawnSync(process.execPath, [bin, 'explain', 'GET'], { encoding: 'utf8' })
+  const bad = spawnSync(process.execPath, [...bin, 'explain', 'GET'], { encoding: 'utf8' })
   assert.equal(bad.status, 1)
   assert.match(bad.stderr, /missing required argument 'path'/)
 })

@@ -11,15 +11,16 @@ import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { send } from '../helpers/http.ts'
 
-const BIN = fileURLToPath(new URL('../../bin/job-token-gate.mjs', import.meta.url))
+// The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
+const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
 
 test('serve refuses to start without an upstream, naming the variable', () => {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (key.startsWith('GATE_')) delete env[key]
-  const run = spawnSync(process.execPath, [BIN, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
+  const run = spawnSync(process.execPath, [...BIN, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
   assert.equal(run.status, 2)
   assert.match(run.stderr, /GATE_UPSTREAM_URL is required/)
-  const bad = spawnSync(process.execPath, [BIN, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 20_000 })
+  const bad = spawnSync(process.execPath, [...BIN, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 20_000 })
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /GATE_MODE must be one of enforce, shadow/)
 })
@@ -35,7 +36,7 @@ test('SIGHUP reloads the catalog (keeping the last good one), SIGTERM drains the
   const dir = mkdtempSync(join(tmpdir(), 'catalog-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   for (const file of ['routes.json', 'policies.json', 'routes.schema.json', 'policies.schema.json']) cpSync(join(DEFAULT_CATALOG_DIR, file), join(dir, file))
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+  const child = spawn(process.execPath, [...BIN, 'serve'], {
     env: { ...process.env, GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_CATALOG_DIR: dir, GATE_DRAIN_TIMEOUT_MS: '5000' },
     stdio: ['ignore', 'pipe', 'pipe']
   })

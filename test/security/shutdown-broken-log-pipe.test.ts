@@ -21,7 +21,8 @@ import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
 
-const BIN = fileURLToPath(new URL('../../bin/job-token-gate.mjs', import.meta.url))
+// The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
+const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
 
 interface Served {
   readonly child: ChildProcessByStdio<null, Readable, Readable>
@@ -36,7 +37,7 @@ interface Served {
 }
 
 async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+  const child = spawn(process.execPath, [...BIN, 'serve'], {
     env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
