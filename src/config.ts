@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { isRecognisedInstancePrefix } from './identity/token-shape.ts'
 
 export class ConfigError extends Error {
   constructor (message: string) {
@@ -52,6 +53,7 @@ export const SETTINGS = {
   grantCacheTtlMs: { env: 'GATE_GRANT_CACHE_TTL_MS', kind: 'int', min: 0, default: '10000', description: 'how long a project\'s grants are trusted without asking the store' },
   grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
   serviceToken: { env: 'GATE_SERVICE_TOKEN', kind: 'string', secret: true, description: 'token (sent as PRIVATE-TOKEN) to read projects and groups from GitLab' },
+  instanceTokenPrefix: { env: 'GATE_INSTANCE_TOKEN_PREFIX', kind: 'string', description: "GitLab's instance_token_prefix, whose job tokens read <prefix>-glcbt-...; empty: none; unset: read from GitLab's application settings at start (needs an administrator's GATE_SERVICE_TOKEN). Logged at start; job tokens with any prefix are recognised either way" },
   adminToken: { env: 'GATE_ADMIN_TOKEN', kind: 'string', secret: true, description: 'operator token allowed to change any project\'s job token permissions' },
   identityResolver: { env: 'GATE_IDENTITY_RESOLVER', kind: 'enum', values: ['introspection', 'jwt'], default: 'introspection', description: 'how a job token becomes a job: ask GitLab, or verify a JWT locally' },
   jwtKey: { env: 'GATE_JWT_KEY', kind: 'string', description: 'PEM file, JWKS file or JWKS URL verifying job token JWTs' },
@@ -166,6 +168,10 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   }
   for (const peer of config.trustedProxies) {
     if (isIP(peer) === 0) throw new ConfigError(`GATE_TRUSTED_PROXIES must list IP addresses, got ${JSON.stringify(peer)}`)
+  }
+  // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.
+  if (config.instanceTokenPrefix !== undefined && config.instanceTokenPrefix !== '' && !isRecognisedInstancePrefix(config.instanceTokenPrefix)) {
+    throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 of letters, digits and _+=/@:.-, got ${JSON.stringify(config.instanceTokenPrefix)}`)
   }
   if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')

@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, readConfigFile, type Config } from './config.ts'
 import { createResolverFromConfig, createStoreFromConfig } from './gate/deps.ts'
 import { createGate, type Gate } from './gate/server.ts'
+import { announceInstanceTokenPrefix } from './identity/instance-prefix.ts'
 import { flushStdio, routeStreamThrough, stdioOutput } from './logging.ts'
 
 /** After SIGTERM the process is gone by the drain timeout plus this, whatever hangs. */
@@ -69,6 +70,8 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   })
   // Announced once the signal handlers are in place, so a supervisor may signal right away.
   logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
+  // Logged once; recognition of job tokens does not wait for it or depend on it.
+  void announceInstanceTokenPrefix({ configured: config.instanceTokenPrefix, upstreamUrl: config.upstreamUrl!, relativeUrlRoot: config.relativeUrlRoot, serviceToken: config.serviceToken, timeoutMs: config.identityTimeoutMs, logger })
   return gate
 }
 

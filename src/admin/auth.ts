@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic } from '../identity/credentials.ts'
-import { JOB_TOKEN_PREFIX } from '../identity/types.ts'
+import { isJobTokenShape } from '../identity/token-shape.ts'
 
 export const MAINTAINER_ACCESS = 40
 
@@ -51,10 +51,10 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
     else if (m !== null) {
       // Basic is how job tokens reach the package registries (gitlab-ci-token:<token>).
       const { user, password } = decodeBasic(m[2]!)
-      if (user === 'gitlab-ci-token' || user.startsWith(JOB_TOKEN_PREFIX) || password.startsWith(JOB_TOKEN_PREFIX)) return { kind: 'job_token' }
+      if (user === 'gitlab-ci-token' || isJobTokenShape(user) || isJobTokenShape(password)) return { kind: 'job_token' }
     }
   }
-  if (tokens.some(t => t.token.startsWith(JOB_TOKEN_PREFIX))) return { kind: 'job_token' }
+  if (tokens.some(t => isJobTokenShape(t.token))) return { kind: 'job_token' }
   if (tokens.length === 0) return { kind: 'none' }
   if (tokens.length > 1 && tokens[0]!.token !== tokens[1]!.token) return { kind: 'ambiguous' }
   const { token, header } = tokens[0]!

@@ -4,9 +4,10 @@
 // The rule that shapes this module: recognizing a job token where GitLab would not is safe (the
 // gate only enforces more), missing one that GitLab would accept is a bypass. So:
 // - every place GitLab reads a job token from is read here, on every route;
-// - a secret starting with `glcbt-` is a job token wherever it appears, including places GitLab
-//   does not take one from (a PRIVATE-TOKEN header, where GitLab answers 401; a Basic password
-//   under another user name, outside Conan, Helm and Debian; any parameter);
+// - a secret shaped like a job token (`glcbt-...` or `<instance prefix>-glcbt-...`,
+//   token-shape.ts) is one wherever it appears, including places GitLab does not take one from
+//   (a PRIVATE-TOKEN header, where GitLab answers 401; a Basic password under another user
+//   name, outside Conan, Helm and Debian; any parameter);
 // - every other credential (a PAT in PRIVATE-TOKEN, an OAuth Bearer, a deploy token) is collected
 //   too: GitLab's precedence (deploy token, bearer, job token, session) could pick it over the job
 //   token we authorize, so a job token next to a different credential is refused as ambiguous.
@@ -15,7 +16,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http'
 import type { CatalogRoute } from '../catalog/types.ts'
-import { JOB_TOKEN_PREFIX } from './types.ts'
+import { isJobTokenShape } from './token-shape.ts'
 
 export type CredentialSource = 'header' | 'query' | 'basic' | 'bearer' | 'nuget' | 'body'
 
@@ -53,7 +54,7 @@ const CI_USER = 'gitlab-ci-token'
 /**
  * Parameters GitLab reads credentials from: `job_token` is always a job token; the others are
  * `token` (a job token for RUNNER_JOB_TOKEN_PARAM, or a trigger/runner token), OAuth
- * `access_token`/`bearer_token`, and `private_token` (a PAT): a job token when `glcbt-`.
+ * `access_token`/`bearer_token`, and `private_token` (a PAT): a job token when shaped as one.
  */
 const PARAM_FIELDS = new Map<string, 'job' | 'maybe'>([
   ['job_token', 'job'],
@@ -92,7 +93,7 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     for (const part of value.split(',')) {
       const secret = part.trim()
       if (secret === '') continue // GitLab uses `.presence`: empty is absent
-      found.push({ secret, jobToken: def.kind === 'job' || secret.startsWith(JOB_TOKEN_PREFIX), source: def.source, where: `header:${name}` })
+      found.push({ secret, jobToken: def.kind === 'job' || isJobTokenShape(secret), source: def.source, where: `header:${name}` })
     }
   }
   // Puma joins repeated header lines with ", " into the one value Rails reads, and decode64
@@ -107,13 +108,13 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
 
 /**
  * One parameter (query, form, JSON or multipart field) as a credential, or null. Names are read
- * as Rack does (`[job_token]`, `job_token[]` are `job_token`); any value starting `glcbt-` counts.
+ * as Rack does (`[job_token]`, `job_token[]` are `job_token`); any value shaped like a job token counts.
  */
 export function paramCredential (rawName: string, value: string, source: 'query' | 'body'): Credential | null {
   if (value === '') return null
   const name = normalizeParamName(rawName)
   const kind = PARAM_FIELDS.get(name)
-  const job = kind === 'job' || value.startsWith(JOB_TOKEN_PREFIX)
+  const job = kind === 'job' || isJobTokenShape(value)
   if (!job && kind === undefined) return null
   return { secret: value, jobToken: job, source, where: `${source}:${kind === undefined ? '*' : name}` }
 }
@@ -223,7 +224,7 @@ function authorizationCredentials (header: string, conan: boolean): Credential[]
   // (lib/gitlab/api_authentication/token_locator.rb: `split(' ').last`): any word that looks
   // like a job token is one.
   for (const word of header.split(/\s+/)) {
-    if (word.startsWith(JOB_TOKEN_PREFIX) && !found.some(c => c.secret === word)) found.push({ secret: word, jobToken: true, source: 'bearer', where: 'header:authorization' })
+    if (isJobTokenShape(word) && !found.some(c => c.secret === word)) found.push({ secret: word, jobToken: true, source: 'bearer', where: 'header:authorization' })
   }
   return found
 }
@@ -241,17 +242,17 @@ function schemeCredentials (header: string, conan: boolean): Credential[] {
     const { user, password } = decodeBasic(rest)
     const found: Credential[] = []
     // A token pasted as the user name (`https://glcbt-...@host`): GitLab ignores it, we do not.
-    if (user.startsWith(JOB_TOKEN_PREFIX)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
+    if (isJobTokenShape(user)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
     if (password !== '') {
       // Conan accepts a job token under any user name (lib/api/concerns/packages/conan_endpoints.rb).
-      const job = user === CI_USER || conan || password.startsWith(JOB_TOKEN_PREFIX)
+      const job = user === CI_USER || conan || isJobTokenShape(password)
       found.push({ secret: password, jobToken: job, source: 'basic', where: 'basic' })
     }
     return found
   }
 
   if (scheme === 'bearer') {
-    if (rest.startsWith(JOB_TOKEN_PREFIX)) return [{ secret: rest, jobToken: true, source: 'bearer', where: 'bearer' }]
+    if (isJobTokenShape(rest)) return [{ secret: rest, jobToken: true, source: 'bearer', where: 'bearer' }]
     // The Conan client trades Basic credentials for a JWT whose `access_token` claim is the job
     // token itself (lib/gitlab/conan_token.rb, from_job): that Bearer is the job token.
     const inner = conan ? conanJobToken(rest) : null
@@ -261,8 +262,8 @@ function schemeCredentials (header: string, conan: boolean): Credential[] {
 
   // No scheme, or one GitLab does not read: still a job token if it looks like one. Where a word
   // of it does, that word is the credential (added by authorizationCredentials).
-  if (/\s/.test(rest) && rest.split(/\s+/).some(word => word.startsWith(JOB_TOKEN_PREFIX))) return []
-  return [{ secret: rest, jobToken: rest.startsWith(JOB_TOKEN_PREFIX), source: 'bearer', where: 'header:authorization' }]
+  if (/\s/.test(rest) && rest.split(/\s+/).some(isJobTokenShape)) return []
+  return [{ secret: rest, jobToken: isJobTokenShape(rest), source: 'bearer', where: 'header:authorization' }]
 }
 
 /**
@@ -333,7 +334,7 @@ function conanJobToken (jwt: string): string | null {
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
     const token = (payload as { access_token?: unknown } | null)?.access_token
-    return typeof token === 'string' && token.startsWith(JOB_TOKEN_PREFIX) ? token : null
+    return typeof token === 'string' && isJobTokenShape(token) ? token : null
   } catch {
     return null
   }

@@ -4,7 +4,8 @@
 
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose'
 import { KeysUnavailableError, type VerificationKey } from './keys.ts'
-import { IdentityError, JOB_TOKEN_PREFIX, MAX_TOKEN_BYTES } from './types.ts'
+import { jobTokenBody } from './token-shape.ts'
+import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 /** Three base64url parts; an empty signature (alg none) still has the shape and fails on its alg. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
@@ -30,10 +31,13 @@ export function checkTokenShape (token: string): void {
   if (!TOKEN_CHARS.test(token)) throw new IdentityError('TOKEN_MALFORMED', 'token has characters outside printable ASCII')
 }
 
-/** The JWT inside a job token (`glcbt-` + JWT), or null for a legacy opaque token. */
+/**
+ * The JWT inside a job token (`glcbt-` + JWT, or `<instance prefix>-glcbt-` + JWT), or null for
+ * a legacy opaque token.
+ */
 export function jobTokenJwt (token: string): string | null {
-  if (!token.startsWith(JOB_TOKEN_PREFIX)) return null
-  const rest = token.slice(JOB_TOKEN_PREFIX.length)
+  const rest = jobTokenBody(token)
+  if (rest === null) return null
   // Legacy tokens are `glcbt-<hex>_<random>`, without a dot; anything with one must be a JWT.
   if (!rest.includes('.')) return null
   if (!JWT_SHAPE.test(rest)) throw new IdentityError('TOKEN_MALFORMED', 'job token is not a well-formed JWT')

@@ -22,7 +22,7 @@
 //   Rack 3 and Go read them (multipartHeaderNames);
 // - a part is a file, whose content is no parameter, only when Rack 2 and Rack 3 both find a
 //   filename in its Content-Disposition (isFilePart): a `filename=` elsewhere changes nothing;
-// - a non-file part whose value starts with `glcbt-` is a job token, whatever its name.
+// - a non-file part whose value is shaped like a job token (token-shape.ts) is one, whatever its name.
 // Being more lenient can only refuse a request GitLab would have read differently, never pass one.
 
 import { Transform, type TransformCallback } from 'node:stream'

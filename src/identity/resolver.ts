@@ -14,7 +14,8 @@ import { createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCa
 import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
-import { IdentityError, isTransient, JOB_TOKEN_PREFIX, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
+import { jobTokenBody } from './token-shape.ts'
+import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
 
 export interface IdentityCacheOptions {
   /** Longest time a resolved token is trusted without asking again. Default 30 s. */
@@ -183,8 +184,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       expiresAt = (payload.exp as number) * 1000
     }
     const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
-    // GitLab only accepts a token while its job runs (app/finders/ci/auth_job_finder.rb).
-    if (job.status !== 'running') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${typeof job.status === 'string' ? job.status.slice(0, 32) : 'in no known state'}`)
+    // GitLab accepts a token while its job executes: running, or canceling while after_script
+    // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES).
+    if (job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${typeof job.status === 'string' ? job.status.slice(0, 32) : 'in no known state'}`)
     const jobId = requiredId(job.id, 'job id')
     const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
@@ -227,8 +229,8 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
   return {
     async resolve (token) {
       checkTokenShape(token)
-      // A `glcbt-` prefix is not part of the JWT.
-      const jwt = token.startsWith(JOB_TOKEN_PREFIX) ? token.slice(JOB_TOKEN_PREFIX.length) : token
+      // A `glcbt-` or `<instance prefix>-glcbt-` prefix is not part of the JWT.
+      const jwt = jobTokenBody(token) ?? token
       return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
     },
     async close () {},

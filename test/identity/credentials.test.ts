@@ -8,6 +8,8 @@ import { collectCredentials, decideCredential, findCredential } from '../../src/
 
 const A = 'glcbt-64_AAAAaaaa1111aaaa'
 const B = 'glcbt-64_BBBBbbbb2222bbbb'
+/** A job token of a GitLab whose administrator set the instance token prefix `acme`. */
+const P = 'acme-glcbt-64_PPPPpppp3333pppp'
 const PAT = 'glpat-pppppppppppppppppppp'
 const TRIGGER = 'glptt-tttttttttttttttttttt'
 
@@ -80,6 +82,22 @@ const cases: Case[] = [
   { name: 'array parameter job_token[]', target: `${PACKAGES}?job_token[]=${A}`, expect: { token: A, source: 'query' } },
   { name: 'job token in any parameter', target: `${PACKAGES}?search=${A}`, expect: { token: A, source: 'query' } },
   { name: 'nothing at all', target: PACKAGES, expect: 'none' },
+  // Instance-prefixed job tokens (`<prefix>-glcbt-...`) are job tokens wherever `glcbt-...` is one.
+  { name: 'prefixed job token as Bearer', target: PACKAGES, headers: [`Authorization: Bearer ${P}`], expect: { token: P, source: 'bearer' } },
+  { name: 'prefixed job token without a scheme', target: PACKAGES, headers: [`Authorization: ${P}`], expect: { token: P, source: 'bearer' } },
+  { name: 'prefixed job token as the last word after an unknown scheme', target: PACKAGES, headers: [`Authorization: Foo Bar ${P}`], expect: { token: P, source: 'bearer' } },
+  { name: 'prefixed job token as a Basic password under another user', target: MAVEN, headers: [`Authorization: ${basic('someone', P)}`], expect: { token: P, source: 'basic', basicAuth: true } },
+  { name: 'prefixed job token as the Basic user name', target: MAVEN, headers: [`Authorization: ${basic(P, '')}`], expect: { token: P, source: 'basic', basicAuth: true } },
+  { name: 'prefixed job token in PRIVATE-TOKEN', target: PACKAGES, headers: [`PRIVATE-TOKEN: ${P}`], expect: { token: P, source: 'header' } },
+  { name: 'prefixed job token in X-NuGet-ApiKey', target: PACKAGES, method: 'PUT', headers: [`X-NuGet-ApiKey: ${P}`], expect: { token: P, source: 'nuget' } },
+  { name: 'prefixed job token in access_token', target: `${PACKAGES}?access_token=${P}`, expect: { token: P, source: 'query' } },
+  { name: 'prefixed job token in bearer_token', target: `${PACKAGES}?bearer_token=${P}`, expect: { token: P, source: 'query' } },
+  { name: 'prefixed job token in token', target: `${PACKAGES}?token=${P}`, expect: { token: P, source: 'query' } },
+  { name: 'prefixed job token in private_token', target: `${PACKAGES}?private_token=${P}`, expect: { token: P, source: 'query' } },
+  { name: 'prefixed job token in any parameter', target: `${PACKAGES}?search=${P}`, expect: { token: P, source: 'query' } },
+  { name: 'Conan Bearer JWT carrying a prefixed job token', target: CONAN, headers: [`Authorization: Bearer ${conanJwt(P)}`], expect: { token: P, source: 'bearer' } },
+  { name: 'a prefixed and a plain job token are ambiguous', target: `${PACKAGES}?access_token=${P}`, headers: [`JOB-TOKEN: ${A}`], expect: 'ambiguous' },
+  { name: 'a PAT with an instance prefix is not a job token', target: PACKAGES, headers: ['Authorization: Bearer acme-glpat-pppppppppppppppppppp'], expect: 'none' },
   { name: 'unmatched route, header still read', target: `/api/v4/not/a/route`, headers: [`JOB-TOKEN: ${A}`], expect: { token: A, source: 'header' } },
   // Ambiguity: a job token next to a different credential
   { name: 'JOB-TOKEN and a PAT', target: PACKAGES, headers: [`JOB-TOKEN: ${A}`, `PRIVATE-TOKEN: ${PAT}`], expect: 'ambiguous' },
@@ -97,7 +115,7 @@ const cases: Case[] = [
 ]
 
 test('credential forms on real requests', async (t) => {
-  const known = Object.fromEntries([A, B, 'not-prefixed-token', 'legacy-unprefixed', 'opaque-secret', 'glcbt-64_abc%2F', 'a b'].map((tok, i) => [tok, identityFor(i + 1)]))
+  const known = Object.fromEntries([A, B, P, 'not-prefixed-token', 'legacy-unprefixed', 'opaque-secret', 'glcbt-64_abc%2F', 'a b'].map((tok, i) => [tok, identityFor(i + 1)]))
   const resolver = stubResolver(known)
   const server = await startStageServer({ resolver })
   t.after(() => server.close())

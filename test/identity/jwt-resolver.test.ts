@@ -73,8 +73,9 @@ test('JWT checks: every forgery and stale token has its own code', async (t) => 
   for (const [name, token, code] of cases) {
     await t.test(name, () => rejectsWith(resolver.resolve(token), code))
   }
-  // The `glcbt-` prefix is stripped before verification.
+  // The `glcbt-` prefix, with or without an instance prefix, is stripped before verification.
   assert.equal((await resolver.resolve('glcbt-' + await signIdToken(keys, CLAIMS))).jobId, 1001)
+  assert.equal((await resolver.resolve('acme-glcbt-' + await signIdToken(keys, CLAIMS))).jobId, 1001)
 })
 
 test('a JWKS file is a key source', async (t) => {

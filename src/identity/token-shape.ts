@@ -1,0 +1,51 @@
+// What a CI/CD job token looks like, in every place a secret could be one (docs/identity.md,
+// "Token shapes"). GitLab issues `glcbt-...`, or `<instance prefix>-glcbt-...` once an
+// administrator sets `instance_token_prefix` (lib/ci/job_token/jwt.rb builds its prefix with
+// Authn::TokenField::PrefixHelper.prepend_instance_prefix, lib/authn/token_field/prefix_helper.rb:
+// "#{instance_prefix}-#{prefix}"), and decodes both forms. A job token the gate does not
+// recognise is forwarded unchecked, so recognition does not depend on knowing the prefix: any
+// prefix GitLab could have set is recognised, whatever GATE_INSTANCE_TOKEN_PREFIX says.
+
+/** Every CI/CD job token has this, after the instance prefix if there is one. */
+export const JOB_TOKEN_MARK = 'glcbt-'
+
+/**
+ * Characters and length accepted in an instance prefix. GitLab's own validation of
+ * `instance_token_prefix` was not found in the GitLab source at hand; this takes the alphabet
+ * GitLab allows in the older `personal_access_token_prefix` (app/models/application_setting.rb:
+ * letters, digits, `_+=/@:.-`), which contains the usual word characters and hyphen, and
+ * allows more than three times its 20 characters. Wider than GitLab can only recognise more.
+ */
+const PREFIX_CHARS = /^[A-Za-z0-9_+=/@:.-]{1,64}$/
+/** `<prefix>-glcbt-` at the start; greedy, so a prefix that itself contains `-glcbt` is whole. */
+const PREFIXED = /^[A-Za-z0-9_+=/@:.-]{1,64}-glcbt-/
+
+/**
+ * True when GitLab could read `secret` as a CI/CD job token: `glcbt-...` or `<prefix>-glcbt-...`.
+ *
+ * Hot path: runs on every header, parameter and body leaf that may hold a credential. Nearly
+ * all of them do not contain `glcbt-`; `includes` answers those without a regular expression.
+ */
+export function isJobTokenShape (secret: string): boolean {
+  if (secret.startsWith(JOB_TOKEN_MARK)) return true
+  const at = secret.indexOf('-' + JOB_TOKEN_MARK)
+  return at > 0 && at <= 64 && PREFIXED.test(secret)
+}
+
+/**
+ * The part of a job token after its `glcbt-` (and instance prefix), as GitLab's decode strips
+ * it before reading the JWT; null when `token` has no job token shape.
+ */
+export function jobTokenBody (token: string): string | null {
+  const at = token.indexOf('-' + JOB_TOKEN_MARK)
+  if (at > 0 && at <= 64) {
+    const m = PREFIXED.exec(token)
+    if (m !== null) return token.slice(m[0].length)
+  }
+  return token.startsWith(JOB_TOKEN_MARK) ? token.slice(JOB_TOKEN_MARK.length) : null
+}
+
+/** True when `prefix` is an instance prefix isJobTokenShape recognises tokens of. */
+export function isRecognisedInstancePrefix (prefix: string): boolean {
+  return PREFIX_CHARS.test(prefix)
+}

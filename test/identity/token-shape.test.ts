@@ -1,0 +1,67 @@
+// The one predicate for "could GitLab read this secret as a CI/CD job token", and the strip of
+// its prefix before the JWT: `glcbt-...` and `<instance prefix>-glcbt-...` (docs/identity.md).
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { isJobTokenShape, isRecognisedInstancePrefix, jobTokenBody } from '../../src/identity/token-shape.ts'
+import { jobTokenJwt } from '../../src/identity/jwt.ts'
+import { loadConfig } from '../../src/config.ts'
+
+const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln'
+
+test('job token shapes: plain, and any instance prefix GitLab could set', () => {
+  const yes = [
+    'glcbt-64_abc',
+    `glcbt-${JWT}`,
+    `acme-glcbt-${JWT}`,
+    'ACME_corp-2-glcbt-64_abc',
+    'a-glcbt-x',
+    'my-glcbt-glcbt-x',
+    `${'p'.repeat(64)}-glcbt-x`,
+    'a.b:c@d/e+f=g-glcbt-x'
+  ]
+  for (const s of yes) assert.equal(isJobTokenShape(s), true, s)
+  const no = [
+    '',
+    'glpat-abcdefghijklmnopqrst',
+    'acme-glpat-abcdefghijklmnopqrst',
+    'GLCBT-64_abc',
+    'glcbt_64_abc',
+    '-glcbt-x',
+    'acme-glcbt',
+    'acme glcbt-x',
+    'ac me-glcbt-x',
+    'ac!me-glcbt-x',
+    `${'p'.repeat(65)}-glcbt-x`,
+    'oauth-access-token'
+  ]
+  for (const s of no) assert.equal(isJobTokenShape(s), false, JSON.stringify(s))
+})
+
+test('the part after the prefix, as GitLab strips it before decoding', () => {
+  assert.equal(jobTokenBody(`glcbt-${JWT}`), JWT)
+  assert.equal(jobTokenBody(`acme-glcbt-${JWT}`), JWT)
+  assert.equal(jobTokenBody(`my-glcbt-glcbt-${JWT}`), JWT, 'a prefix that contains -glcbt is whole')
+  assert.equal(jobTokenBody('glcbt-64_abc'), '64_abc')
+  assert.equal(jobTokenBody('glpat-x'), null)
+  assert.equal(jobTokenJwt(`acme-glcbt-${JWT}`), JWT)
+  assert.equal(jobTokenJwt('acme-glcbt-64_abc'), null, 'no dot: an opaque token, left to GitLab')
+  assert.throws(() => jobTokenJwt('acme-glcbt-a.b!.c'), /well-formed JWT/)
+})
+
+test('GATE_INSTANCE_TOKEN_PREFIX: empty or a prefix the shapes recognise; anything else stops the start', () => {
+  const base = { GATE_UPSTREAM_URL: 'http://gitlab:8181' }
+  assert.equal(loadConfig(base).instanceTokenPrefix, undefined)
+  assert.equal(loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: 'acme' }).instanceTokenPrefix, 'acme')
+  assert.equal(loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: '' }).instanceTokenPrefix, '')
+  for (const bad of ['ac me', 'p'.repeat(65), 'acme!']) {
+    assert.equal(isRecognisedInstancePrefix(bad), false)
+    assert.throws(() => loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: bad }), /GATE_INSTANCE_TOKEN_PREFIX must be/)
+  }
+  // Every prefix the configuration accepts, its tokens are recognised.
+  for (const good of ['acme', 'a', 'x'.repeat(64), 'my-glcbt', 'a.b:c@d/e+f=g_h']) {
+    assert.equal(isRecognisedInstancePrefix(good), true)
+    assert.equal(isJobTokenShape(`${good}-glcbt-${JWT}`), true, good)
+    assert.equal(jobTokenBody(`${good}-glcbt-${JWT}`), JWT, good)
+  }
+})
