@@ -3,9 +3,6 @@
 
 import type { ErrorCode } from '../errors.ts'
 
-/** Every CI/CD job token starts with this (lib/ci/job_token/jwt.rb; docs/gitlab-rules.md, "Token format and validity"). */
-export const JOB_TOKEN_PREFIX = 'glcbt-'
-
 /** GitLab refuses longer tokens (app/finders/ci/auth_job_finder.rb); so do we, before any work. */
 export const MAX_TOKEN_BYTES = 8192
 
