@@ -19,17 +19,26 @@ export const JOB_TOKEN_MARK = 'glcbt-'
 const PREFIX_CHARS = /^[A-Za-z0-9_+=/@:.-]{1,64}$/
 /** `<prefix>-glcbt-` at the start; greedy, so a prefix that itself contains `-glcbt` is whole. */
 const PREFIXED = /^[A-Za-z0-9_+=/@:.-]{1,64}-glcbt-/
+const MARK_AFTER_PREFIX = '-' + JOB_TOKEN_MARK
+const MAX_PREFIX = 64
+
+/** True when `-glcbt-` starts within the first MAX_PREFIX + 1 characters, after at least one. */
+function markNearStart (secret: string): boolean {
+  // lastIndexOf from MAX_PREFIX looks at the start of the string only: a 64 KiB body value
+  // costs what a header does.
+  return secret.lastIndexOf(MARK_AFTER_PREFIX, MAX_PREFIX) > 0
+}
 
 /**
  * True when GitLab could read `secret` as a CI/CD job token: `glcbt-...` or `<prefix>-glcbt-...`.
  *
  * Hot path: runs on every header, parameter and body leaf that may hold a credential. Nearly
- * all of them do not contain `glcbt-`; `includes` answers those without a regular expression.
+ * all of them have no `-glcbt-` near their start; a bounded search answers those without a
+ * regular expression, whatever their length.
  */
 export function isJobTokenShape (secret: string): boolean {
   if (secret.startsWith(JOB_TOKEN_MARK)) return true
-  const at = secret.indexOf('-' + JOB_TOKEN_MARK)
-  return at > 0 && at <= 64 && PREFIXED.test(secret)
+  return markNearStart(secret) && PREFIXED.test(secret)
 }
 
 /**
@@ -37,8 +46,7 @@ export function isJobTokenShape (secret: string): boolean {
  * it before reading the JWT; null when `token` has no job token shape.
  */
 export function jobTokenBody (token: string): string | null {
-  const at = token.indexOf('-' + JOB_TOKEN_MARK)
-  if (at > 0 && at <= 64) {
+  if (markNearStart(token)) {
     const m = PREFIXED.exec(token)
     if (m !== null) return token.slice(m[0].length)
   }
