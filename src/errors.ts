@@ -83,6 +83,7 @@ export const errors = {
   GRAPHQL_GATE_FIELDS_OVER_GET: { status: 400, message: '400 Bad request - job token allowlist mutations and the gate\'s GraphQL fields are accepted only in POST requests' },
   GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
   GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
+  GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors

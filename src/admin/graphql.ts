@@ -42,8 +42,11 @@ const ALLOWLIST_MUTATION_PREFIX = 'ciJobTokenScope'
 /** Mutations that change the scope setting when given these input fields. */
 const SCOPE_SETTING_MUTATIONS: ReadonlySet<string> = new Set(['projectCiCdSettingsUpdate', 'ciCdSettingsUpdate'])
 const SCOPE_SETTING_FIELDS: readonly string[] = ['inboundJobTokenScopeEnabled', 'jobTokenScopeEnabled']
-/** A document can only be relevant if its text names one of these (names are never escaped). */
-const RELEVANT_TEXT = /ciJobTokenScope[A-Z]|jobTokenPermissions|updateJobTokenPermissions|[cC]iCdSettingsUpdate/
+/**
+ * A document can only be relevant if its text names one of these (GraphQL names are never
+ * escaped). graphql-body.ts also looks for them in bodies over the limit, in escaped forms too.
+ */
+export const RELEVANT_TEXT = /ciJobTokenScope[A-Z]|jobTokenPermissions|updateJobTokenPermissions|[cC]iCdSettingsUpdate/
 
 const SDL = `
   "Who may write or delete a format's packages: Maintainers only, or CI/CD job tokens too (within their allowlist policies)."

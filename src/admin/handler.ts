@@ -4,7 +4,7 @@
 // routes: rest.ts's matchAdminPath); everything else continues through the job-token stages.
 // For GraphQL (`GET`/`POST /api/graphql`, with Rails' optional format) the body is read (up to
 // a limit) to tell whose request it is (graphql.ts); a GitLab request continues with exactly
-// the bytes that were read.
+// the bytes that were read, followed by the rest of a larger body as it arrives (graphql-body.ts).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
@@ -19,6 +19,7 @@ import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyGraphql, executeGraphql } from './graphql.ts'
+import { decideOverLimit, readGraphqlBody } from './graphql-body.ts'
 import { handleRest, matchAdminPath } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
@@ -192,15 +193,16 @@ export function createAdmin (options: AdminOptions): Admin {
         let body: Buffer = Buffer.alloc(0)
         if (bodyReadable) {
           beforeBodyRead?.()
-          try {
-            body = await readBody(req, MAX_ADMIN_BODY_BYTES)
-          } catch (err) {
-            if (err instanceof BodyTooLarge) {
-              refuse(res, requestId, new AdminError('ADMIN_BODY_TOO_LARGE', `413 Request Entity Too Large - GraphQL requests through the gate are limited to ${MAX_ADMIN_BODY_BYTES} bytes`), canonical.method, canonical.path, true)
-              return ANSWERED
-            }
-            throw err
+          // Read whole up to the limit; a larger body is decided from its first bytes and, when
+          // it is GitLab's, streams on (graphql-body.ts).
+          const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
+          if (read.kind === 'over') {
+            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? '') }, MAX_ADMIN_BODY_BYTES)
+            if (over.kind === 'stream') return { kind: 'pass', body: over.body }
+            refuse(res, requestId, over.error, canonical.method, canonical.path, true)
+            return ANSWERED
           }
+          body = read.bytes
         }
         const classified = classifyGraphql(body, { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable })
         if (classified.kind === 'gitlab') return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }

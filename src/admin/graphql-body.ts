@@ -1,0 +1,240 @@
+// Reading a `POST /api/graphql` body just far enough to tell whose request it is, so that only
+// bodies that can be the gate's own are held in memory and everything else streams to GitLab.
+//
+// The rule (docs/admin.md, "Bodies over 1 MiB"):
+// - a body that ends within the limit is read whole and decided by graphql.ts, every reading of
+//   it, exactly as before: nothing changes for the gate's own requests, which are small;
+// - a body over the limit can only be the gate's if its text names one of the fields the
+//   classifier looks for (RELEVANT_TEXT: a document that names none of them is GitLab's, whatever
+//   else the request holds). So the bytes read so far (the limit, plus the chunk that crossed
+//   it) and the URL's query string are searched for those names as GitLab could read them: raw,
+//   with JSON `\uXXXX` escapes decoded, and, for form bodies and the query string, percent-
+//   decoded too (then JSON-unescaped). A name found: in doubt, refused — 413
+//   GRAPHQL_BODY_TOO_LARGE, or 400 GRAPHQL_MIXED_OPERATION when it is in the first part of a
+//   multipart body (the GraphQL multipart request spec's `operations`: an upload mixed with the
+//   gate's fields, which take no uploads). None found: the request is GitLab's; the bytes read
+//   are forwarded first, then the rest of the body as it arrives, through a Transform that keeps
+//   searching (across chunk boundaries) and errors at a name, before the body's last byte is
+//   released. GitLab (Puma) runs nothing before it has the whole body, so a name past the limit
+//   reaches nothing: the upstream request is aborted and the client refused.
+//
+// Why not read only the multipart `operations` part, as a GraphQL multipart request puts it
+// first: Rack reads every part, the last `operations` (or a `query` part, when `operations` has
+// none) wins, and framing differs between parsers, so deciding from the first part would need a
+// second multipart reader kept in step with Rack's. Searching the bytes for the names holds
+// whatever the framing, costs one regular expression per chunk, and the first MiB buffered is
+// what the gate held for every GraphQL request before. A file whose bytes happen to spell one of
+// the names is refused (fail closed); for image uploads that does not happen in practice.
+//
+// Credentials: the body handed on goes through the identity stage like any other (a streamed
+// multipart body through the multipart guard, which refuses a job token in any field before the
+// closing delimiter; JSON and form bodies are read whole, up to GATE_MAX_INSPECTED_BODY_BYTES).
+
+import type { IncomingMessage } from 'node:http'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { GateError } from '../errors.ts'
+import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { RELEVANT_TEXT } from './graphql.ts'
+import { AdminError } from './service.ts'
+
+export type GraphqlBody =
+  /** The body ended within the limit. */
+  | { readonly kind: 'whole', readonly bytes: Buffer }
+  /** More than the limit was read (`prefix`); the rest is unread and the request paused. */
+  | { readonly kind: 'over', readonly prefix: Buffer }
+
+/**
+ * Reads `req` until it ends or more than `limit` bytes were read. Rejects when the request
+ * fails or the client goes away before either.
+ */
+export function readGraphqlBody (req: IncomingMessage, limit: number): Promise<GraphqlBody> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+    }
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size <= limit) return
+      cleanup()
+      req.pause()
+      resolve({ kind: 'over', prefix: Buffer.concat(chunks, size) })
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve({ kind: 'whole', bytes: Buffer.concat(chunks, size) })
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      reject(err)
+    }
+    const onClose = (): void => {
+      cleanup()
+      reject(new Error('the client closed the request before its body was read'))
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('close', onClose)
+  })
+}
+
+const JSON_ESCAPE = /\\+u([0-9a-fA-F]{4})/g
+const PERCENT_ESCAPE = /%([0-9a-fA-F]{2})/g
+
+function jsonUnescaped (text: string): string {
+  // Any number of backslashes: an escape inside a JSON string inside JSON still counts (more
+  // readings than GitLab makes can only refuse more).
+  return text.replace(JSON_ESCAPE, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}
+
+function percentDecoded (text: string): string {
+  return text.replace(PERCENT_ESCAPE, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+}
+
+/**
+ * Whether `text` (bytes as latin1) names one of the fields that make a GraphQL request the
+ * gate's, raw or JSON-escaped, and with `percent` also percent-encoded (form bodies, query strings).
+ */
+export function namesGateFields (text: string, percent: boolean): boolean {
+  if (RELEVANT_TEXT.test(text)) return true
+  if (text.includes('\\') && RELEVANT_TEXT.test(jsonUnescaped(text))) return true
+  if (percent && text.includes('%')) {
+    const decoded = percentDecoded(text)
+    if (RELEVANT_TEXT.test(decoded)) return true
+    if (decoded.includes('\\') && RELEVANT_TEXT.test(jsonUnescaped(decoded))) return true
+  }
+  return false
+}
+
+// Two needles cover RELEVANT_TEXT's names (`obToken`: ciJobTokenScope, jobTokenPermissions).
+const RAW_NAMES = ['obToken', 'SettingsUpdate'].map(name => Buffer.from(name, 'latin1'))
+const BACKSLASH_U = Buffer.from('\\u', 'latin1')
+const PERCENT = 0x25
+
+function isHexDigit (c: number | undefined): boolean {
+  return c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66))
+}
+
+/** Whether `bytes` holds `\u` and four hex digits: a JSON escape. */
+function hasJsonEscape (bytes: Buffer): boolean {
+  for (let i = bytes.indexOf(BACKSLASH_U); i !== -1; i = bytes.indexOf(BACKSLASH_U, i + 2)) {
+    if (isHexDigit(bytes[i + 2]) && isHexDigit(bytes[i + 3]) && isHexDigit(bytes[i + 4]) && isHexDigit(bytes[i + 5])) return true
+  }
+  return false
+}
+
+/** Whether `bytes` holds `%` and two hex digits: a percent escape. */
+function hasPercentEscape (bytes: Buffer): boolean {
+  for (let i = bytes.indexOf(PERCENT); i !== -1; i = bytes.indexOf(PERCENT, i + 1)) {
+    if (isHexDigit(bytes[i + 1]) && isHexDigit(bytes[i + 2])) return true
+  }
+  return false
+}
+
+/**
+ * namesGateFields over bytes. Hot path: without a raw name and without an escape no reading can
+ * differ from the bytes, so most chunks of an upload cost two Buffer searches and a scan for
+ * escapes, and never become a string.
+ */
+export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
+  if (RAW_NAMES.some(name => bytes.includes(name)) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) {
+    return namesGateFields(bytes.toString('latin1'), percent)
+  }
+  return false
+}
+
+/**
+ * How much of the previous chunk the stream search keeps: the longest name (19 characters) with
+ * every character in the longest escape counted, `%5C%75%30%30%36%33` (18 bytes), and to spare.
+ */
+const TAIL_BYTES = 1024
+
+const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:[;,]|$)/i
+const MULTIPART_TYPE = /^\s*multipart\//i
+
+/** The parts of the request that decide how its body is read. */
+export interface GraphqlBodyRequest {
+  readonly method: string
+  /** The raw URL query string (without '?'). */
+  readonly query: string
+  readonly contentType: string
+}
+
+export type OverLimit =
+  /** GitLab's: forward `body` (the bytes read, then the rest of the request, searched as it streams). */
+  | { readonly kind: 'stream', readonly body: Readable }
+  | { readonly kind: 'refused', readonly error: AdminError }
+
+/** Decides a body over `limit` from its first bytes (see the header); `req` is the paused request. */
+export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable, request: GraphqlBodyRequest, limit: number): OverLimit {
+  // Rack reads a POST without a type as a form, as graphql.ts does.
+  const form = FORM_TYPE.test(request.contentType) || (request.contentType.trim() === '' && request.method === 'POST')
+  if (namesGateFields(request.query, true) || bytesNameGateFields(prefix, form)) {
+    if (MULTIPART_TYPE.test(request.contentType) && firstPartNamesGateFields(prefix.toString('latin1'), request.contentType)) {
+      return {
+        kind: 'refused',
+        error: new AdminError('GRAPHQL_MIXED_OPERATION', `400 Bad request - this GraphQL multipart request (over ${limit} bytes: an upload) names job token allowlist fields in its operations; the gate's fields and GitLab's allowlist mutations take no uploads: send them in a JSON request of their own`)
+      }
+    }
+    return { kind: 'refused', error: new AdminError('GRAPHQL_BODY_TOO_LARGE', tooLarge(limit, 'within its first bytes or its URL')) }
+  }
+  const guard = new GateFieldsGuard(prefix, form, limit)
+  // The request is not destroyed with the guard: a refusal is still answered on its connection.
+  // A client gone before the end fails the guard, so whoever reads it stops waiting.
+  req.on('error', err => guard.destroy(err))
+  req.on('close', () => {
+    const received = 'complete' in req ? req.complete : req.readableEnded
+    if (!received) guard.destroy(new Error('the client closed the request before the end of its body'))
+  })
+  req.pipe(guard)
+  return { kind: 'stream', body: guard }
+}
+
+function tooLarge (limit: number, where: string): string {
+  return `413 Request Entity Too Large - this GraphQL request is over ${limit} bytes and names job token allowlist fields (the gate's fields, or GitLab's allowlist mutations) ${where}; the gate answers those only in requests of at most ${limit} bytes`
+}
+
+/** Whether the first part of a multipart body (`operations`, by the spec) names the fields. */
+function firstPartNamesGateFields (text: string, contentType: string): boolean {
+  const boundary = parseMultipartBoundary(contentType)
+  if (boundary === null) return false
+  const pieces = text.split('--' + boundary)
+  // Complete only when the next delimiter was read too.
+  return pieces.length >= 3 && namesGateFields(pieces[1]!, false)
+}
+
+/**
+ * Hot path for GraphQL uploads: every chunk past the first MiB. Replays the bytes already read,
+ * then passes the request's chunks through unchanged after searching each (with the end of the
+ * one before, so a name split across chunks is found); a name errors the stream instead.
+ */
+class GateFieldsGuard extends Transform {
+  private tail: Buffer
+
+  constructor (prefix: Buffer, private readonly percent: boolean, private readonly limit: number) {
+    super()
+    this.tail = Buffer.from(prefix.subarray(Math.max(0, prefix.length - TAIL_BYTES)))
+    this.push(prefix)
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // The chunk, and the seam with the bytes before it: a name (escaped: at most 342 bytes) that
+    // starts before the chunk ends within its first TAIL_BYTES. Nothing larger is copied.
+    const seam = Buffer.concat([this.tail, chunk.subarray(0, TAIL_BYTES)])
+    if (bytesNameGateFields(chunk, this.percent) || bytesNameGateFields(seam, this.percent)) {
+      // A GateError: whoever reads the body answers its code (the identity stage's read, the
+      // proxy's forwarding).
+      callback(new GateError('GRAPHQL_BODY_TOO_LARGE', tooLarge(this.limit, `past its first ${this.limit} bytes`)))
+      return
+    }
+    // A copy, so the chunk is not kept alive.
+    this.tail = chunk.length >= TAIL_BYTES ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES)) : seam.subarray(Math.max(0, seam.length - TAIL_BYTES))
+    callback(null, chunk)
+  }
+}
