@@ -48,6 +48,11 @@ export async function readInstanceTokenPrefix (gitlab: GitlabClient): Promise<{ 
 export interface AnnounceOptions {
   /** GATE_INSTANCE_TOKEN_PREFIX as configured: undefined when unset, '' for "none". */
   readonly configured: string | undefined
+  /**
+   * The gate's GitLab client, whose calls /metrics counts (endpoint `application_settings`); it
+   * stays open. Without it, one is made from the options below for the one call and closed.
+   */
+  readonly gitlab?: GitlabClient
   /** GitLab's base URL (GATE_UPSTREAM_URL). */
   readonly upstreamUrl: string
   /** GitLab's relative URL root (GATE_RELATIVE_URL_ROOT), e.g. `/gitlab`. */
@@ -82,16 +87,27 @@ export async function announceInstanceTokenPrefix (options: AnnounceOptions): Pr
 
 async function findInstanceTokenPrefix (options: AnnounceOptions): Promise<InstancePrefixReport> {
   if (options.configured !== undefined) return { prefix: options.configured === '' ? null : options.configured, source: 'setting' }
-  if (options.serviceToken === undefined || options.serviceToken === '') return { prefix: null, source: 'none', reason: 'GATE_INSTANCE_TOKEN_PREFIX and GATE_SERVICE_TOKEN are unset' }
+  if (options.gitlab !== undefined ? !options.gitlab.hasServiceToken : options.serviceToken === undefined || options.serviceToken === '') {
+    return { prefix: null, source: 'none', reason: 'GATE_INSTANCE_TOKEN_PREFIX and GATE_SERVICE_TOKEN are unset' }
+  }
+  if (options.gitlab !== undefined) return await readFrom(options.gitlab)
   let gitlab: GitlabClient | undefined
   try {
     const root = (options.relativeUrlRoot ?? '').replace(/^\/*/, '/').replace(/\/+$/, '')
     gitlab = createGitlabClient({ url: options.upstreamUrl.replace(/\/+$/, '') + root, serviceToken: options.serviceToken, timeoutMs: options.timeoutMs ?? 5_000, connections: 1 })
-    const read = await readInstanceTokenPrefix(gitlab)
-    return 'reason' in read ? { prefix: null, source: 'none', reason: `reading GitLab's application settings failed: ${read.reason}`, readFailed: true } : { prefix: read.prefix, source: 'gitlab' }
+    return await readFrom(gitlab)
   } catch (err) {
     return { prefix: null, source: 'none', reason: `reading GitLab's application settings failed: ${(err as Error).name}`, readFailed: true }
   } finally {
     await gitlab?.close().catch(() => {})
+  }
+}
+
+async function readFrom (gitlab: GitlabClient): Promise<InstancePrefixReport> {
+  try {
+    const read = await readInstanceTokenPrefix(gitlab)
+    return 'reason' in read ? { prefix: null, source: 'none', reason: `reading GitLab's application settings failed: ${read.reason}`, readFailed: true } : { prefix: read.prefix, source: 'gitlab' }
+  } catch (err) {
+    return { prefix: null, source: 'none', reason: `reading GitLab's application settings failed: ${(err as Error).name}`, readFailed: true }
   }
 }

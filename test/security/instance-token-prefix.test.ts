@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createGitlabClient } from '../../src/gitlab/client.ts'
 import { announceInstanceTokenPrefix } from '../../src/identity/instance-prefix.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startFakeGitlab, type FakeGitlab } from '../helpers/fake-gitlab.ts'
@@ -159,11 +160,21 @@ test('a configured prefix is used without asking GitLab; a refused or failed rea
   assert.deepEqual(await announceInstanceTokenPrefix({ configured: undefined, upstreamUrl: rooted.url, relativeUrlRoot: '/gitlab', serviceToken: rooted.serviceToken, logger: behindRoot.logger }),
     { prefix: 'rooted', source: 'gitlab' }, 'read under the relative URL root')
 
+  // The gate's own client: the call is counted for /metrics, and the client stays open.
+  const shared = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => shared.close())
+  const viaShared = capture()
+  assert.deepEqual(await announceInstanceTokenPrefix({ configured: undefined, gitlab: shared, upstreamUrl: 'http://unused.invalid', serviceToken: undefined, logger: viaShared.logger }),
+    { prefix: 'other', source: 'gitlab' })
+  assert.equal(shared.stats()['application_settings:ok'], 1)
+  assert.equal((await shared.get('/api/v4/application/settings', { endpoint: 'application_settings', as: 'service' })).status, 200, 'still open')
+  assert.equal(gitlab.settingsReads(), 2)
+
   const none = capture()
   assert.deepEqual(await announceInstanceTokenPrefix({ configured: undefined, upstreamUrl: gitlab.url, serviceToken: undefined, logger: none.logger }),
     { prefix: null, source: 'none', reason: 'GATE_INSTANCE_TOKEN_PREFIX and GATE_SERVICE_TOKEN are unset' })
   assert.equal(none.lines[0]!.level, 'info')
-  assert.equal(gitlab.settingsReads(), 0)
+  assert.equal(gitlab.settingsReads(), 2, 'without a service token GitLab is not asked')
 })
 
 test('serve reads the prefix from GitLab at start and logs it; the service token is never logged', async t => {
