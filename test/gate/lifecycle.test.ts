@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
 
 // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
@@ -26,10 +27,14 @@ test('serve refuses to start without an upstream, naming the variable', () => {
 })
 
 test('SIGHUP reloads the catalog (keeping the last good one), SIGTERM drains then exits 0', async (t) => {
+  // The upstream answers the forwarded requests when the test releases them.
+  const held: Array<() => void> = []
   const gitlab = await startFakeGitlab({
     fallback: (req, res) => {
       req.resume()
-      setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"slow":true}') }, 600)
+      const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"slow":true}') }
+      if (req.url === '/api/v4/projects/1/packages') held.push(answer)
+      else answer()
     }
   })
   t.after(() => gitlab.close())
@@ -71,12 +76,17 @@ test('SIGHUP reloads the catalog (keeping the last good one), SIGTERM drains the
   child.kill('SIGHUP')
   const failed = await waitFor('catalog reload failed; keeping the last good catalog')
   assert.match(String(failed.error), /routes\.json is not valid JSON/)
-  assert.equal((await send(base, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })).status, 200, 'still serving')
+  const serving = send(base, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
+  await eventually(() => held.length === 1, { message: 'the request to reach the upstream' })
+  held.shift()!()
+  assert.equal((await serving).status, 200, 'still serving')
 
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const inFlight = send(base, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
-  await new Promise(resolve => setTimeout(resolve, 150))
+  await eventually(() => held.length === 1, { message: 'the request to reach the upstream' })
   child.kill('SIGTERM')
+  await waitFor('SIGTERM: draining')
+  held.shift()!()
   const res = await inFlight
   assert.equal(res.status, 200, 'the in-flight request finished during the drain')
   assert.equal(res.text, '{"slow":true}')

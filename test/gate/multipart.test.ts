@@ -1,11 +1,36 @@
 // A job token hidden after a large file part: the gate streams the upload and aborts the
 // upstream request before its last byte, so GitLab never acts on it.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { eventually } from '../helpers/eventually.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+
+interface UpstreamRequest { bytes: number, complete: boolean, closed: boolean }
+
+/** The API upstream: records each request's bytes, whether its body arrived whole, and when it is over. */
+async function recordingUpstream (t: TestContext): Promise<{ url: string, requests: UpstreamRequest[] }> {
+  const requests: UpstreamRequest[] = []
+  const server = createServer((req, res) => {
+    const seen: UpstreamRequest = { bytes: 0, complete: false, closed: false }
+    requests.push(seen)
+    req.on('data', (chunk: Buffer) => { seen.bytes += chunk.length })
+    req.on('end', () => {
+      seen.complete = true
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+    req.on('error', () => { /* the gate aborted the upload */ })
+    req.on('close', () => { seen.closed = true })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
+}
 
 function multipart (boundary: string, fields: Array<{ name: string, value: Buffer | string, filename?: string }>): Buffer {
   const parts: Buffer[] = []
@@ -18,7 +43,8 @@ function multipart (boundary: string, fields: Array<{ name: string, value: Buffe
 }
 
 test('a second job token after a large file part aborts the upload before GitLab sees it complete', async (t) => {
-  const g = await startTestGate(t)
+  const upstream = await recordingUpstream(t)
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: upstream.url })
   const boundary = 'gate-test-boundary-42'
   const file = randomBytes(2 * 1024 * 1024)
   const path = '/api/v4/projects/100/packages/pypi'
@@ -28,12 +54,15 @@ test('a second job token after a large file part aborts the upload before GitLab
   const refused = await send(g.url, 'POST', path, headers, hidden)
   assert.equal(refused.status, 401)
   assert.equal(refused.json().code, 'CREDENTIAL_AMBIGUOUS')
-  await new Promise(resolve => setTimeout(resolve, 100))
-  assert.equal(g.seen.length, 0, 'the upstream never received a complete request')
+  // The upload was streamed, then cut: wait for the upstream to see its end, whatever it is.
+  const [cut] = await eventually(() => upstream.requests.length === 1 && upstream.requests[0]!.closed && upstream.requests, { message: 'the upstream request to end' })
+  assert.equal(cut!.complete, false, 'the upstream never received a complete request')
+  assert.ok(cut!.bytes < hidden.length)
 
   const clean = multipart(boundary, [{ name: 'content', value: file, filename: 'pkg-1.0.tar.gz' }, { name: 'name', value: 'pkg' }])
   const passed = await send(g.url, 'POST', path, headers, clean)
   assert.equal(passed.status, 200)
-  assert.equal(g.seen.length, 1)
-  assert.equal(g.seen[0]!.bytes, clean.length, 'a clean upload arrives whole')
+  assert.equal(upstream.requests.length, 2)
+  assert.equal(upstream.requests[1]!.complete, true)
+  assert.equal(upstream.requests[1]!.bytes, clean.length, 'a clean upload arrives whole')
 })

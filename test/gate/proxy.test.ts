@@ -9,6 +9,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { generated, send, upload } from '../helpers/http.ts'
 
@@ -82,7 +83,8 @@ test('hop-by-hop headers are not forwarded; X-Forwarded-* are set', async (t) =>
 
 test('upstream refused → 502, slow → 504, both GitLab-shaped', async (t) => {
   const slow = await startTestGate(t, { GATE_UPSTREAM_HEADERS_TIMEOUT_MS: '300' })
-  slow.respond = (_req, res) => { setTimeout(() => { if (!res.destroyed) res.end('{}') }, 2000) }
+  // An upstream that never answers: the gate's headers timeout (a real timer) is what is tested.
+  slow.respond = () => {}
   const timedOut = await send(slow.url, 'GET', '/api/v4/projects/200/packages', job)
   assert.equal(timedOut.status, 504)
   assert.equal(timedOut.json().code, 'UPSTREAM_TIMEOUT')
@@ -119,11 +121,15 @@ test('a client that disconnects cancels the upstream request', async (t) => {
 
 test('close() drains in-flight requests and refuses new ones', async (t) => {
   const g = await startTestGate(t)
-  g.respond = (_req, res) => { setTimeout(() => res.end('{"slow":true}'), 300) }
+  // The upstream answers when the test says so: after close() has begun.
+  let answer: (() => void) | undefined
+  g.respond = (_req, res) => { answer = () => res.end('{"slow":true}') }
   const inFlight = send(g.url, 'GET', '/api/v4/projects/200/packages', job)
-  await new Promise(resolve => setTimeout(resolve, 100))
+  const release = await eventually(() => answer, { message: 'the request to reach the upstream' })
   assert.equal(g.gate.inFlight(), 1)
   const closing = g.gate.close(5000)
+  assert.equal(g.gate.inFlight(), 1, 'still in flight while draining')
+  release()
   const res = await inFlight
   assert.equal(res.status, 200, 'the in-flight request finished')
   assert.equal(res.text, '{"slow":true}')
@@ -171,8 +177,6 @@ test('health: liveness, readiness with its checks, 404 elsewhere', async (t) => 
 
 test('a client that stalls mid-upload is cut after GATE_CLIENT_TIMEOUT_MS of silence, and the upstream request with it', async (t) => {
   const g = await startTestGate(t, { GATE_CLIENT_TIMEOUT_MS: '400' })
-  let upstreamGone: () => void = () => {}
-  const gone = new Promise<void>(resolve => { upstreamGone = resolve })
   g.respond = () => {}
   g.gitlab.targets.length = 0
   const url = new URL(g.url)
@@ -187,8 +191,6 @@ test('a client that stalls mid-upload is cut after GATE_CLIENT_TIMEOUT_MS of sil
   t.diagnostic(`stalled client cut after ${closed.toFixed(0)} ms`)
   assert.ok(closed >= 350, `cut too early (${closed.toFixed(0)} ms)`)
   // The upstream saw the request start and then lose its client.
-  const check = setInterval(() => { if (g.gitlab.targets.some(target => target.startsWith('/api/v4/projects/100/packages/generic'))) upstreamGone() }, 20)
-  await Promise.race([gone, new Promise((_r, reject) => setTimeout(() => reject(new Error('upstream never saw the request')), 3000).unref())])
-  clearInterval(check)
+  await eventually(() => g.gitlab.targets.some(target => target.startsWith('/api/v4/projects/100/packages/generic')), { message: 'the upstream to see the request' })
   assert.equal(g.seen.length, 0, 'the upstream never received a complete body')
 })
