@@ -3,6 +3,7 @@
 // stale token costs no more than a signature check.
 
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose'
+import type { Clock } from './cache.ts'
 import { KeysUnavailableError, type VerificationKey } from './keys.ts'
 import { jobTokenBody } from './token-shape.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
@@ -20,6 +21,8 @@ export interface JwtCheckOptions {
   readonly audience?: string | readonly string[] | null
   /** Allowed clock skew in seconds for exp/nbf. Default 0. */
   readonly clockToleranceSec?: number
+  /** Epoch milliseconds that exp and nbf are checked against; tests pass one they move by hand. Default Date. */
+  readonly clock?: Clock
 }
 
 /** Refuses what no resolver accepts: empty, over 8192 bytes, or characters no token has. */
@@ -65,7 +68,7 @@ export async function checkJwt (jwt: string, key: VerificationKey | undefined, o
   const tolerance = options.clockToleranceSec ?? 0
   const audience = options.audience === null || options.audience === undefined ? undefined : [...(typeof options.audience === 'string' ? [options.audience] : options.audience)]
   if (key === undefined) {
-    const now = Date.now() / 1000
+    const now = (options.clock ?? Date).now() / 1000
     if (payload.exp <= now - tolerance) throw new IdentityError('TOKEN_EXPIRED', 'JWT has expired')
     if (typeof payload.nbf === 'number' && payload.nbf > now + tolerance) throw new IdentityError('TOKEN_NOT_YET_VALID', 'JWT is not valid yet')
     if (options.issuer !== undefined && payload.iss !== options.issuer) throw new IdentityError('TOKEN_WRONG_ISSUER', 'JWT issuer does not match')
@@ -81,7 +84,8 @@ export async function checkJwt (jwt: string, key: VerificationKey | undefined, o
       algorithms: [...algorithms],
       issuer: options.issuer,
       audience,
-      clockTolerance: tolerance
+      clockTolerance: tolerance,
+      currentDate: options.clock === undefined ? undefined : new Date(options.clock.now())
     })
     return verified.payload
   } catch (err) {
