@@ -20,6 +20,10 @@ export const errors = {
   // The gate's request path (src/gate/) and forwarding (src/proxy/)
   ROUTE_NOT_FOR_JOB_TOKENS: { status: 403, message: '403 Forbidden - this endpoint does not accept CI/CD job tokens' },
   NON_API_JOB_TOKEN: { status: 403, message: '403 Forbidden - CI/CD job tokens are not accepted outside the API here' },
+  // Finding the accessed project of group and instance routes (src/projects/): GitLab gave no
+  // usable answer. Never an allow.
+  PROJECT_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project this request touches cannot be looked up in GitLab right now; try again later' },
+  PROJECT_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the project this request touches could not be looked up in GitLab' },
   PROJECT_NOT_IN_URL: { status: 403, message: '403 Forbidden - the project this request touches cannot be told from its URL, and job tokens are not deferred to GitLab here' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },
@@ -99,7 +103,9 @@ export type AllowReason =
   | 'POLICIES_GRANTED'
 
 /** Reasons the gate's request path gives itself, beside the errors table and decide()'s allow reasons. */
-export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED'] as const
+// NO_PROJECT: a group or instance route whose lookup found no project: nothing the gate guards
+// exists there, so GitLab answers (404, or npm's forward to the public registry).
+export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED', 'NO_PROJECT'] as const
 export type GateReason = typeof GATE_REASONS[number]
 
 /**
@@ -108,18 +114,45 @@ export type GateReason = typeof GATE_REASONS[number]
  */
 export type Reason = ErrorCode | AllowReason | GateReason
 
+/** A problem with one field of a request or document: `path` names it (`''` for the whole). */
+export interface FieldIssue {
+  readonly path: string
+  readonly message: string
+}
+
+export interface GateErrorOptions extends ErrorOptions {
+  /**
+   * What the answer says, when `message` is a detail for logs only (an internal cause, a file
+   * name, an upstream status). Default: `message` when given, else the table's message.
+   */
+  readonly publicMessage?: string
+  /** Field problems, answered as `errors: [{field, message}]`. */
+  readonly issues?: readonly FieldIssue[]
+  /** Extra response headers (`Allow` of a 405). */
+  readonly headers?: Readonly<Record<string, string>>
+}
+
 /**
- * A failure the gate answers with a code of the table: its status and public message come from
- * there unless the message is given. Throw it where a deny cannot be returned.
+ * The one error type of the gate: a failure answered with a code of the table, whose status
+ * always comes from there (no code path picks its own). Its answer's message is `publicMessage`:
+ * the table's unless one is given for the answer. `message` is what logs show. The grants
+ * (GrantsError), identity (IdentityError) and configuration API (AdminError) failures are its
+ * subclasses. Throw it where a deny cannot be returned; src/gate/respond.ts writes it.
  */
 export class GateError extends Error {
   readonly code: ErrorCode
   readonly status: number
-  constructor (code: ErrorCode, message: string = errors[code].message, options?: ErrorOptions) {
+  readonly publicMessage: string
+  readonly issues: readonly FieldIssue[]
+  readonly headers: Readonly<Record<string, string>>
+  constructor (code: ErrorCode, message: string = errors[code].message, options?: GateErrorOptions) {
     super(message, options)
     this.name = 'GateError'
     this.code = code
     this.status = errors[code].status
+    this.publicMessage = options?.publicMessage ?? message
+    this.issues = options?.issues ?? []
+    this.headers = options?.headers ?? {}
   }
 }
 

@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, readConfigFile, type Config } from './config.ts'
-import { createResolverFromConfig, createStoreFromConfig } from './gate/deps.ts'
+import { createGitlabClientFromConfig, createResolverFromConfig, createStoreFromConfig } from './gate/deps.ts'
 import { createGate, type Gate } from './gate/server.ts'
 import { announceInstanceTokenPrefix } from './identity/instance-prefix.ts'
 import { flushStdio, routeStreamThrough, stdioOutput } from './logging.ts'
@@ -30,9 +30,11 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   routeStreamThrough(process.stdout, stdout)
   routeStreamThrough(process.stderr, stdioOutput('stderr'))
   const logger = pino({ name: 'job-token-gate', level: config.logLevel }, stdout)
-  const resolver = createResolverFromConfig(config)
+  // One GitLab client for every caller (identity, configuration API, role checks); the gate closes it.
+  const gitlab = createGitlabClientFromConfig(config)
+  const resolver = createResolverFromConfig(config, gitlab)
   const store = await createStoreFromConfig(config)
-  const gate = createGate(config, { store, resolver, logger })
+  const gate = createGate(config, { store, resolver, gitlab, logger })
   try {
     await gate.listen()
   } catch (err) {
@@ -71,7 +73,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   // Announced once the signal handlers are in place, so a supervisor may signal right away.
   logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
   // Logged once; recognition of job tokens does not wait for it or depend on it.
-  void announceInstanceTokenPrefix({ configured: config.instanceTokenPrefix, upstreamUrl: config.upstreamUrl!, relativeUrlRoot: config.relativeUrlRoot, serviceToken: config.serviceToken, timeoutMs: config.identityTimeoutMs, logger })
+  void announceInstanceTokenPrefix({ configured: config.instanceTokenPrefix, upstreamUrl: config.upstreamUrl!, relativeUrlRoot: config.relativeUrlRoot, serviceToken: config.serviceToken, timeoutMs: config.identityTimeoutMs, gitlab: gate.gitlab, logger })
   return gate
 }
 

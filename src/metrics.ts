@@ -10,7 +10,7 @@ import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import { catalogMetrics, grantMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type PoolStats } from './metrics/collectors.ts'
+import { catalogMetrics, gitlabMetrics, grantMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type PoolStats } from './metrics/collectors.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
 export const PREFIX = 'job_token_gate_'
@@ -58,6 +58,8 @@ export interface MetricSources {
   readonly store: () => Promise<StoreHealth>
   readonly upstreamPool: () => PoolStats
   readonly identity: () => IdentityStats | undefined
+  /** The gate's GitLab client's calls, keyed `endpoint:outcome` (src/gitlab/client.ts). */
+  readonly gitlab: () => Readonly<Record<string, number>>
   readonly catalog: () => { version: string, routes: number }
   /** Catalog resources: the `resource` label's set. */
   readonly resources: () => ReadonlySet<string>
@@ -122,6 +124,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
     health: () => sources === null ? undefined : storeHealth()
   })
   identityMetrics(scope, () => sources?.identity())
+  gitlabMetrics(scope, () => sources?.gitlab())
   upstreamPoolMetrics(scope, () => sources?.upstreamPool())
   const catalog = catalogMetrics(scope, () => sources?.catalog())
   const usage = usageMetrics(scope)

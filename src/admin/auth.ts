@@ -10,7 +10,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
+import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabCall, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
@@ -71,40 +71,57 @@ export type ProjectLookup =
 
 export interface UserLookup { readonly id: number, readonly username?: string }
 
+/** A group found by full path; null when GitLab does not show it to the caller. */
+export type GroupLookup =
+  | { readonly kind: 'found', readonly id: number, readonly path: string }
+  | { readonly kind: 'not_found' }
+  | { readonly kind: 'unavailable', readonly detail: string }
+
+/** Whose credential a lookup carries: a user's headers, or the service token (`'service'`). */
+export type LookupCredential = GitlabCall['as']
+
 export interface GitlabClient {
   /** `GET /api/v4/projects/:id` as `header`'s holder; `idSegment` is the URL-encoded id or path. */
-  project (idSegment: string, header: Readonly<Record<string, string>>, cacheKey: string | null): Promise<ProjectLookup>
+  project (idSegment: string, header: LookupCredential, cacheKey: string | null): Promise<ProjectLookup>
+  /** `GET /api/v4/groups/:path` as `header`'s holder (not cached). */
+  group (fullPath: string, header: LookupCredential): Promise<GroupLookup>
   /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
   user (header: Readonly<Record<string, string>>, cacheKey: string): Promise<UserLookup | null>
   /** Calls keyed `endpoint:outcome` (src/gitlab/client.ts), for metrics: a shared client's, other callers' included. */
   stats (): Readonly<Record<string, number>>
+  /** Whether lookups may be made as the service token (GATE_SERVICE_TOKEN is set). */
+  readonly hasServiceToken: boolean
   /** Closes the client's Pool when it made its own; a shared one is its owner's to close. */
   close (): Promise<void>
 }
 
 export interface GitlabClientOptions {
-  readonly upstreamUrl: string
-  readonly relativeUrlRoot: string
-  /** How long a positive answer is reused. Default 30 s: a revoked role stops working within it. */
-  readonly ttlMs?: number
-  readonly timeoutMs?: number
   /**
-   * The gate's GitLab client (src/gitlab/client.ts), shared with the identity stage; its URL
-   * must include the relative URL root. Without it, one is made from the options above.
+   * The gate's GitLab client (src/gitlab/client.ts), shared with the identity stage; the gate
+   * always passes it. Without it (tools, tests), one is made from the options below, and closed
+   * by close().
    */
   readonly client?: GitlabApi
+  readonly upstreamUrl?: string
+  readonly relativeUrlRoot?: string
+  readonly timeoutMs?: number
+  /** How long a positive answer is reused. Default 30 s: a revoked role stops working within it. */
+  readonly ttlMs?: number
   readonly clock?: Clock
 }
 
 /** Endpoint names for the client's counters, apart from the identity stage's (job, project, group). */
 const PROJECT_ENDPOINT = 'project_access'
+const GROUP_ENDPOINT = 'group_by_path'
 const USER_ENDPOINT = 'user'
 
 export function createGitlabClient (options: GitlabClientOptions): GitlabClient {
   const ttlMs = options.ttlMs ?? 30_000
   const clock = options.clock === undefined ? {} : { clock: options.clock }
+  if (options.client === undefined && options.upstreamUrl === undefined) throw new TypeError('the configuration API\'s GitLab lookups need the gate\'s GitLab client or an upstream URL')
   const api = options.client ?? createGitlabApi({
-    url: new URL(options.relativeUrlRoot + '/', options.upstreamUrl).href,
+    url: options.upstreamUrl!,
+    relativeUrlRoot: options.relativeUrlRoot ?? '',
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs })
   })
   // Only answers that grant something are kept, by token hash: a refusal or an outage is asked again.
@@ -112,12 +129,12 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const users = createLoaderCache<UserLookup | null>({ max: 10_000, ttlMs, lifetimeOf: u => u === null ? 0 : undefined, ...clock })
 
   /** `GET /api/v4/<path>`, dot segments resolved as a URL would. */
-  const get = async (path: string, header: Readonly<Record<string, string>>, endpoint: string): Promise<GitlabAnswer> => {
+  const get = async (path: string, header: LookupCredential, endpoint: string): Promise<GitlabAnswer> => {
     const url = new URL(path, 'http://gitlab/api/v4/')
     return await api.get(url.pathname + url.search, { endpoint, as: header })
   }
 
-  const lookupProject = async (idSegment: string, header: Readonly<Record<string, string>>): Promise<ProjectLookup> => {
+  const lookupProject = async (idSegment: string, header: LookupCredential): Promise<ProjectLookup> => {
     let answer: GitlabAnswer
     try {
       answer = await get(`projects/${idSegment}`, header, PROJECT_ENDPOINT)
@@ -146,7 +163,24 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     }
   }
 
+  const lookupGroup = async (fullPath: string, header: LookupCredential): Promise<GroupLookup> => {
+    let answer: GitlabAnswer
+    try {
+      answer = await get(`groups/${encodeURIComponent(fullPath)}?with_projects=false`, header, GROUP_ENDPOINT)
+    } catch (err) {
+      return { kind: 'unavailable', detail: (err as Error).message }
+    }
+    // GitLab answers 404 for a group the caller may not see.
+    if (answer.status === 401 || answer.status === 403 || answer.status === 404) return { kind: 'not_found' }
+    const body = answer.body as { id?: unknown, full_path?: unknown } | undefined
+    const id = body?.id
+    if (answer.status !== 200 || typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) return { kind: 'unavailable', detail: `GitLab answered ${answer.status} without a group id` }
+    return { kind: 'found', id, path: typeof body?.full_path === 'string' ? body.full_path : fullPath }
+  }
+
   return {
+    hasServiceToken: api.hasServiceToken,
+    group: lookupGroup,
     async project (idSegment, header, cacheKey) {
       if (cacheKey === null) return await lookupProject(idSegment, header)
       return await projects.get(`${cacheKey}:${idSegment.toLowerCase()}`, async () => await lookupProject(idSegment, header))

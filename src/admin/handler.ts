@@ -10,13 +10,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
-import { errors } from '../errors.ts'
+import { errors, GateError } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { GrantsError } from '../grants/errors.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
+import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyGraphql, executeGraphql } from './graphql.ts'
 import { decideOverLimit, readGraphqlBody } from './graphql-body.ts'
@@ -27,11 +27,22 @@ import { AdminError, createAdminService } from './service.ts'
 /** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
 export const MAX_ADMIN_BODY_BYTES = 1 << 20
 
+/** An answer of the configuration API: a JSON body (undefined: none), or a refusal. */
+export type AdminAnswer =
+  | { readonly kind: 'json', readonly status: number, readonly body: unknown, readonly headers?: Readonly<Record<string, string>> }
+  | GateError
+  | 'GATE_INTERNAL_ERROR'
+
 export interface AdminOptions {
-  readonly upstreamUrl: string
+  /** The gate's GitLab client (src/gitlab/client.ts), shared with identity; its owner closes it. */
+  readonly gitlab: GitlabApi
+  /**
+   * The gate's one writer of JSON answers (src/gate/respond.ts). Handed in rather than imported,
+   * so admin/ does not import gate/, which composes it.
+   */
+  readonly respond: (res: ServerResponse, requestId: string, answer: AdminAnswer, closeConnection?: boolean) => void
   readonly relativeUrlRoot: string
   readonly adminToken?: string
-  readonly serviceToken?: string
   readonly store: GrantStore
   readonly grants: GrantCache
   readonly logger: Logger
@@ -115,7 +126,7 @@ function parseParams (body: Buffer, contentType: string, query: URLSearchParams)
 }
 
 export function createAdmin (options: AdminOptions): Admin {
-  const gitlab = createGitlabClient({ upstreamUrl: options.upstreamUrl, relativeUrlRoot: options.relativeUrlRoot, ...(options.roleCacheTtlMs === undefined ? {} : { ttlMs: options.roleCacheTtlMs }) })
+  const gitlab = createGitlabClient({ client: options.gitlab, ...(options.roleCacheTtlMs === undefined ? {} : { ttlMs: options.roleCacheTtlMs }) })
   let formatsFor: readonly CatalogRoute[] | null = null
   let formats: string[] = []
   const service = createAdminService({
@@ -132,47 +143,23 @@ export function createAdmin (options: AdminOptions): Admin {
         formats = packageFormats(routes)
       }
       return formats
-    },
-    ...(options.serviceToken === undefined ? {} : { serviceToken: options.serviceToken }),
-    upstreamUrl: options.upstreamUrl,
-    relativeUrlRoot: options.relativeUrlRoot
+    }
   })
   const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/graphql(?:\\.[^/.]+)?$')
 
   function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
-    const text = body === undefined ? '' : JSON.stringify(body)
-    res.writeHead(status, {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      'content-length': Buffer.byteLength(text),
-      'x-request-id': requestId,
-      ...headers
-    })
-    res.end(text)
+    options.respond(res, requestId, { kind: 'json', status, body, headers })
   }
 
+  /** Answers a GateError (AdminError, GrantsError, ...) with its code; anything else is a 500. */
   function refuse (res: ServerResponse, requestId: string, err: unknown, method: string, path: string, closeConnection = false): void {
-    let code: keyof typeof errors
-    let message: string
-    let issues: ReadonlyArray<{ path: string, message: string }> = []
-    if (err instanceof AdminError) {
-      code = err.code
-      message = err.message
-      issues = err.issues
-    } else if (err instanceof GrantsError) {
-      code = err.code
-      message = errors[err.code].message
-    } else {
+    if (!(err instanceof GateError)) {
       options.logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'configuration API failed')
-      code = 'GATE_INTERNAL_ERROR'
-      message = errors.GATE_INTERNAL_ERROR.message
     }
+    const answer = err instanceof GateError ? err : 'GATE_INTERNAL_ERROR'
+    const code = typeof answer === 'string' ? answer : answer.code
     options.logger.info({ request_id: requestId, method, path, admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
-    send(res, requestId, errors[code].status, {
-      message,
-      code,
-      ...(issues.length > 0 ? { errors: issues.map(i => ({ field: i.path, message: i.message })) } : {}),
-      request_id: requestId
-    }, { ...(err instanceof AdminError ? err.headers : {}), ...(closeConnection ? { connection: 'close' } : {}) })
+    options.respond(res, requestId, answer, closeConnection)
   }
 
   return {

@@ -5,30 +5,23 @@
 // same validation, Maintainer check and audit.
 
 import type { Logger } from 'pino'
-import { errors } from '../errors.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
 import type { AuditEvent, GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import { MAINTAINER_ACCESS, type Caller, type GitlabClient } from './auth.ts'
+import { MAINTAINER_ACCESS, type Caller, type GitlabClient, type LookupCredential } from './auth.ts'
 import { countIssue, entrySettings, entryView, targetIdIssue } from './views.ts'
 
-/** A refusal of the configuration API: one of the ADMIN_* codes of src/errors.ts. */
-export class AdminError extends Error {
-  readonly code: keyof typeof errors
-  readonly status: number
-  readonly issues: readonly ValidationIssue[]
-  /** Extra response headers (`Allow` of a 405). */
-  readonly headers: Readonly<Record<string, string>>
-
-  constructor (code: keyof typeof errors, message: string = errors[code].message, issues: readonly ValidationIssue[] = [], headers: Readonly<Record<string, string>> = {}) {
-    super(message)
+/**
+ * A refusal of the configuration API: a GateError with one of the ADMIN_* (or grants, credential)
+ * codes of src/errors.ts. Its message is the answer's, the table's unless given.
+ */
+export class AdminError extends GateError {
+  constructor (code: ErrorCode, message: string = errors[code].message, issues: readonly ValidationIssue[] = [], headers: Readonly<Record<string, string>> = {}) {
+    super(code, message, { issues, headers })
     this.name = 'AdminError'
-    this.code = code
-    this.status = errors[code].status
-    this.issues = issues
-    this.headers = headers
   }
 }
 
@@ -49,11 +42,6 @@ export interface AdminServiceOptions {
   readonly settings: InstanceSettings
   readonly policies: () => PolicyIndex
   readonly packageFormats: () => readonly string[]
-  /** Used for the operator token on a project the store does not know yet (id ↔ path). */
-  readonly serviceToken?: string
-  /** Where GitLab's API is, for group lookups by full path (GraphQL names targets by path). */
-  readonly upstreamUrl?: string
-  readonly relativeUrlRoot?: string
 }
 
 /** A group or project found by full path, as an allowlist target. */
@@ -102,7 +90,6 @@ export interface AdminService {
 }
 
 const RETRIES = 10
-const LOOKUP_TIMEOUT_MS = 5000
 /** A group's (one segment or more) or project's full path, as GitLab spells them. */
 const TARGET_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/
 
@@ -115,9 +102,9 @@ function actorAddedBy (access: ProjectAccess): AllowlistEntry['addedBy'] {
 }
 
 /** The credential to look things up in GitLab as the caller: its own, or the service token for the operator. */
-function lookupHeader (access: ProjectAccess, serviceToken: string | undefined): Readonly<Record<string, string>> | null {
+function lookupHeader (access: ProjectAccess, hasServiceToken: boolean): LookupCredential | null {
   if (access.caller.kind === 'user') return access.caller.header
-  if (access.caller.kind === 'operator' && serviceToken !== undefined) return { 'private-token': serviceToken }
+  if (access.caller.kind === 'operator' && hasServiceToken) return 'service'
   return null
 }
 
@@ -139,32 +126,18 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
     }
     // Not configured yet: GitLab knows its id and path (through the service token).
-    if (options.serviceToken === undefined) throw new AdminError('ADMIN_PROJECT_NOT_FOUND', '404 Project Not Found - the project is not configured in the gate yet, and without GATE_SERVICE_TOKEN the gate cannot look it up')
-    const found = await gitlab.project(encodeURIComponent(decoded), { 'private-token': options.serviceToken }, null)
+    if (!gitlab.hasServiceToken) throw new AdminError('ADMIN_PROJECT_NOT_FOUND', '404 Project Not Found - the project is not configured in the gate yet, and without GATE_SERVICE_TOKEN the gate cannot look it up')
+    const found = await gitlab.project(encodeURIComponent(decoded), 'service', null)
     if (found.kind === 'found') return { id: found.id, path: found.path }
     if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
     throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
   }
 
-  /** `GET /api/v4/groups/:path` as the header's holder; null when GitLab does not show it. */
-  async function findGroup (path: string, header: Readonly<Record<string, string>>): Promise<AllowlistTarget | null> {
-    if (options.upstreamUrl === undefined) return null
-    const url = new URL(`${options.relativeUrlRoot ?? ''}/api/v4/groups/${encodeURIComponent(path)}?with_projects=false`, options.upstreamUrl)
-    let status: number
-    let text: string
-    try {
-      const response = await fetch(url, { headers: { accept: 'application/json', ...header }, signal: AbortSignal.timeout(LOOKUP_TIMEOUT_MS) })
-      status = response.status
-      text = await response.text()
-    } catch {
-      throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
-    }
-    if (status === 401 || status === 403 || status === 404) return null
-    let body: { id?: unknown, full_path?: unknown } | null = null
-    try { body = JSON.parse(text) as { id?: unknown, full_path?: unknown } | null } catch {}
-    const id = body?.id
-    if (status !== 200 || typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
-    return { type: 'group', id, path: typeof body?.full_path === 'string' ? body.full_path : path }
+  /** A group by full path as the header's holder; null when GitLab does not show it. */
+  async function findGroup (path: string, header: LookupCredential): Promise<AllowlistTarget | null> {
+    const found = await gitlab.group(path, header)
+    if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+    return found.kind === 'found' ? { type: 'group', id: found.id, path: found.path } : null
   }
 
   return {
@@ -250,7 +223,7 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     },
     async findTarget (access, path, types) {
       if (!TARGET_PATH.test(path) || path.length > 2048) return null
-      const header = lookupHeader(access, options.serviceToken)
+      const header = lookupHeader(access, gitlab.hasServiceToken)
       for (const type of types) {
         if (type === 'project') {
           if (!isFullPath(path)) continue

@@ -1,8 +1,8 @@
-// Builds the gate's store and job resolver from the configuration.
+// Builds the gate's store, GitLab client and job resolver from the configuration.
 
 import { readFileSync } from 'node:fs'
 import { ConfigError, type Config } from '../config.ts'
-import type { GitlabClient } from '../gitlab/client.ts'
+import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
 import { createRedisStore, type RedisNode } from '../grants/redis-store.ts'
 import type { GrantStore } from '../grants/store.ts'
@@ -27,6 +27,20 @@ export async function createStoreFromConfig (config: Config): Promise<GrantStore
   return await createMemoryStore(config.stateFile === undefined ? {} : { file: config.stateFile })
 }
 
+/**
+ * The gate's one client of GitLab's API (src/gitlab/client.ts), at
+ * `<GATE_UPSTREAM_URL><GATE_RELATIVE_URL_ROOT>/api/v4`: identity, the configuration API and the
+ * package-rule role checks all call GitLab through it.
+ */
+export function createGitlabClientFromConfig (config: Config): GitlabClient {
+  return createGitlabClient({
+    url: config.upstreamUrl!,
+    relativeUrlRoot: config.relativeUrlRoot,
+    ...(config.serviceToken === undefined ? {} : { serviceToken: config.serviceToken }),
+    timeoutMs: config.identityTimeoutMs
+  })
+}
+
 function keySource (value: string): KeySource {
   if (/^https?:\/\//.test(value)) return { jwksUrl: value }
   if (value.endsWith('.json')) return { jwksFile: value }
@@ -37,8 +51,8 @@ function keySource (value: string): KeySource {
   }
 }
 
-/** `gitlab`: the gate's GitLab client, to share its Pool and counters; without it the resolver makes its own. */
-export function createResolverFromConfig (config: Config, gitlab?: GitlabClient): ClosableJobResolver {
+/** `gitlab`: the gate's GitLab client (createGitlabClientFromConfig); the resolver shares its Pool and counters and leaves closing it to the gate. */
+export function createResolverFromConfig (config: Config, gitlab: GitlabClient): ClosableJobResolver {
   const cache = { tokenTtlMs: config.identityCacheTtlMs }
   if (config.identityResolver === 'jwt') {
     if (config.jwtIssuer === undefined || config.jwtAudience === undefined) {
@@ -53,7 +67,7 @@ export function createResolverFromConfig (config: Config, gitlab?: GitlabClient)
     upstream: config.upstreamUrl!,
     serviceToken: config.serviceToken,
     timeoutMs: config.identityTimeoutMs,
-    ...(gitlab === undefined ? {} : { gitlab }),
+    gitlab,
     cache,
     ...(config.jwtKey === undefined ? {} : { jwt: { key: keySource(config.jwtKey) } })
   })

@@ -347,7 +347,7 @@ export async function runStages (x: Exchange, engine: Engine): Promise<Outcome> 
   } catch (err) {
     // A store that cannot answer is a 503, never an allow.
     if (err instanceof GrantsError) deny = denyOf(err.code as ErrorCode)
-    else if (err instanceof GateError) deny = denyOf(err.code, { message: err.message })
+    else if (err instanceof GateError) deny = denyOf(err.code, { message: err.publicMessage })
     else throw err
   }
   if (deny === null) {

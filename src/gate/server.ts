@@ -21,6 +21,8 @@ import { createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
 import type { Engine } from './pipeline.ts'
 import { createAdmin } from '../admin/handler.ts'
+import type { GitlabClient } from '../gitlab/client.ts'
+import { createGitlabClientFromConfig } from './deps.ts'
 import { createMetrics, type GateMetrics } from '../metrics.ts'
 import { createUsageRecorder, type UsageRecorder } from '../usage/recorder.ts'
 import { createDecisionLog } from './decision-log.ts'
@@ -29,12 +31,19 @@ import { createForwardAuth } from './forward-auth.ts'
 import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
+import { respond } from './respond.ts'
 import { requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
 
 export interface GateDeps {
   readonly store: GrantStore
   readonly resolver: ClosableJobResolver
+  /**
+   * The one client of GitLab's API (src/gate/deps.ts createGitlabClientFromConfig), for the
+   * configuration API, the role checks and, when built with it, the resolver. Default: one made
+   * from the configuration. The gate closes it, as it closes the store and the resolver.
+   */
+  readonly gitlab?: GitlabClient
   readonly logger?: Logger
   /** Default: a new registry per gate. */
   readonly metrics?: GateMetrics
@@ -56,6 +65,8 @@ export interface Gate {
   readonly metrics: GateMetrics
   /** Least-privilege usage recording (flush() for tests). */
   readonly usage: UsageRecorder
+  /** The gate's GitLab client, for other callers of GitLab's API at start. */
+  readonly gitlab: GitlabClient
 }
 
 export function createGate (config: Config, deps: GateDeps): Gate {
@@ -76,8 +87,9 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
   const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
   // The configuration API (src/admin/, docs/admin.md): the proxy listener's first step.
+  const gitlab = deps.gitlab ?? createGitlabClientFromConfig(config)
   const admin = createAdmin({
-    upstreamUrl: config.upstreamUrl, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken, serviceToken: config.serviceToken,
+    gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes
   })
 
@@ -111,6 +123,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     store: () => deps.store.health(),
     upstreamPool: () => upstream.pool.stats,
     identity: () => deps.resolver.stats?.(),
+    gitlab: () => gitlabCalls(gitlab, deps.resolver.gitlab),
     catalog: () => ({ version: engine.catalogVersion, routes: engine.router.routes.length }),
     resources: () => resources
   })
@@ -202,11 +215,20 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       health.closeAllConnections()
       grants.close()
       await usage.close()
-      await Promise.allSettled([upstream.close(), deps.resolver.close(), deps.store.close()])
+      // The resolver first: it may share the GitLab client, which is closed once, here.
+      await Promise.allSettled([upstream.close(), deps.resolver.close().finally(() => gitlab.close()), deps.store.close()])
     },
     grants,
     inFlight: lifecycle.inFlight,
     metrics,
-    usage
+    usage,
+    gitlab
   }
+}
+
+/** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */
+function gitlabCalls (gitlab: GitlabClient, resolvers: GitlabClient | undefined): Record<string, number> {
+  const calls = { ...gitlab.stats() }
+  if (resolvers !== undefined && resolvers !== gitlab) for (const [k, n] of Object.entries(resolvers.stats())) calls[k] = (calls[k] ?? 0) + n
+  return calls
 }

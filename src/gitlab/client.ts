@@ -1,15 +1,26 @@
-// The gate's own calls to GitLab's API (not the forwarding, which is src/proxy/forward.ts):
-// job introspection and namespace lookups for the identity stage, project and user lookups for
-// the configuration API and the package-rule role checks. One undici Pool per GitLab, every call
-// bounded by one timeout, bodies read up to a limit, never retried, and counted by endpoint and
-// outcome for metrics. Callers map an answer to their own errors; this module only says whether
-// GitLab answered and what.
+// The gate's own calls to GitLab's API: job introspection and namespace lookups for the identity
+// stage, project, group and user lookups for the configuration API and the package-rule role
+// checks, lists (one page or many) for the project resolvers. createGate builds one client per
+// gate and hands it to every caller; one undici Pool per GitLab, every call bounded by one
+// timeout, bodies read up to a limit, never retried, and counted by endpoint and outcome for
+// /metrics (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors;
+// this module only says whether GitLab answered and what.
+//
+// The forwarding of API traffic (src/proxy/forward.ts) keeps its own Pool on purpose: it is the
+// data path (streamed bodies of any size, the client's timeouts, its own pool metrics), and the
+// gate's lookups must not queue behind uploads nor uploads behind lookups.
+//
+// Where the API is: `<GATE_UPSTREAM_URL><GATE_RELATIVE_URL_ROOT>/api/v4`, the place the proxy
+// sends API requests to (it forwards the canonical path, relative root included, under the
+// upstream URL's own path). Paths given to get() and getList() start at `/api/v4`.
 
 import { Pool } from 'undici'
 
 export interface GitlabClientOptions {
-  /** GitLab's base URL, with any path prefix (`https://gitlab.example.com`, `http://host/gitlab`). */
+  /** GATE_UPSTREAM_URL: the GitLab the gate forwards to, with any path of its own (`http://gitlab-webservice:8181`). */
   readonly url: string
+  /** GATE_RELATIVE_URL_ROOT (`/gitlab`), or ''; appended to the URL's path. */
+  readonly relativeUrlRoot?: string
   /** GATE_SERVICE_TOKEN, sent as PRIVATE-TOKEN by calls made `as: 'service'`. */
   readonly serviceToken?: string
   /** Bound on each call: connect, headers and body. Default 5 s. */
@@ -81,7 +92,9 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     throw new TypeError(`GitLab URL is not a URL: ${options.url}`)
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`GitLab URL must be http(s), got ${base.protocol}`)
-  const basePath = base.pathname.replace(/\/+$/, '')
+  const root = options.relativeUrlRoot ?? ''
+  if (root !== '' && (!root.startsWith('/') || root.endsWith('/'))) throw new TypeError(`relative URL root must be '' or start with '/' and not end with '/', got ${JSON.stringify(root)}`)
+  const basePath = base.pathname.replace(/\/+$/, '') + root
   const timeoutMs = options.timeoutMs ?? 5_000
   const maxBytes = options.maxResponseBytes ?? 1 << 20
   const serviceToken = options.serviceToken === '' ? undefined : options.serviceToken
@@ -97,7 +110,8 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     counts[k] = (counts[k] ?? 0) + 1
   }
 
-  type Raw = { status: number, text: string | undefined, location?: string, nextPage?: string }
+  /** `next`: the query of the next page (GitLab's `X-Next-Page`, or the query of `Link: <...>; rel="next"`). */
+  type Raw = { status: number, text: string | undefined, location?: string, next?: string | null }
   const request = async (path: string, headers: Record<string, string>): Promise<Raw> => {
     try {
       const res = await pool.request({ method: 'GET', path: basePath + path, headers, signal: AbortSignal.timeout(timeoutMs) })
@@ -106,8 +120,8 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
         const location = res.statusCode >= 300 && res.statusCode < 400 ? res.headers.location : undefined
         return { status: res.statusCode, text: undefined, ...(typeof location === 'string' ? { location } : {}) }
       }
-      const next = res.headers['x-next-page']
-      return { status: 200, text: await readLimited(res.body, maxBytes), ...(typeof next === 'string' && next !== '' ? { nextPage: next } : {}) }
+      const next = nextPageQuery(path, res.headers['x-next-page'], res.headers.link)
+      return { status: 200, text: await readLimited(res.body, maxBytes), ...(next === undefined ? {} : { next }) }
     } catch (err) {
       throw new GitlabUnavailable(describe(err), { cause: err })
     }
@@ -144,14 +158,18 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     async getList (path, c, options = {}) {
       const maxPages = options.maxPages ?? 10
       const items: Array<Readonly<Record<string, unknown>>> = []
-      let page = '1'
+      const q = path.indexOf('?')
+      const endpointPath = q === -1 ? path : path.slice(0, q)
+      let next = `${path}${q === -1 ? '?' : '&'}per_page=100`
       for (let n = 0; n < maxPages; n++) {
-        const { raw, value } = await call(`${path}${path.includes('?') ? '&' : '?'}per_page=100&page=${page}`, c, jsonArray)
+        const { raw, value } = await call(next, c, jsonArray)
         if (raw.status !== 200 || value === undefined) return { status: raw.status, items: undefined, truncated: false }
         items.push(...value)
-        if (raw.nextPage === undefined) return { status: 200, items, truncated: false }
-        if (!/^\d{1,9}$/.test(raw.nextPage)) return { status: 200, items: undefined, truncated: false }
-        page = raw.nextPage
+        if (raw.next === undefined) return { status: 200, items, truncated: false }
+        // A next page that cannot be read: the list is not known whole.
+        if (raw.next === null) return { status: 200, items: undefined, truncated: false }
+        // The next page is asked of the same endpoint, whatever host or path a Link names.
+        next = endpointPath + raw.next
       }
       return { status: 200, items, truncated: true }
     },
@@ -168,6 +186,32 @@ function jsonObject (text: string): Record<string, unknown> | undefined {
     const body: unknown = JSON.parse(text)
     if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
   } catch {}
+  return undefined
+}
+
+/**
+ * The query of the next page, undefined on the last, null when it cannot be read: `X-Next-Page`
+ * (offset pagination: the request's query with `page` replaced), else the query of the `Link`
+ * header's `rel="next"` (keyset pagination, which sends no `X-Next-Page`).
+ */
+function nextPageQuery (path: string, nextPage: string | string[] | undefined, link: string | string[] | undefined): string | undefined | null {
+  const q = path.indexOf('?')
+  if (typeof nextPage === 'string' && nextPage !== '') {
+    if (!/^[1-9]\d{0,8}$/.test(nextPage)) return null
+    const params = new URLSearchParams(q === -1 ? '' : path.slice(q + 1))
+    params.set('page', nextPage)
+    return `?${params.toString()}`
+  }
+  for (const part of (Array.isArray(link) ? link.join(',') : link ?? '').split(',')) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part)
+    if (m === null || !/(?:^|;)\s*rel\s*=\s*"?next"?\s*(?:;|$)/i.test(m[2]!)) continue
+    try {
+      const search = new URL(m[1]!, 'http://gitlab').search
+      return search === '' ? null : search
+    } catch {
+      return null
+    }
+  }
   return undefined
 }
 

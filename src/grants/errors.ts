@@ -1,18 +1,13 @@
-// Typed failures of the grants layer. Each carries one of the stable codes of src/errors.ts, so
-// the request path answers with that table's status and public message; `cause` and `detail`
-// are for logs only.
+// Typed failures of the grants layer: GateErrors (src/errors.ts) with the grants codes, so every
+// answer takes that table's status and public message; `message` (the cause, a file name, a
+// Redis error) is for logs only.
 
-import { errors, type ErrorCode } from '../errors.ts'
+import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 
-export class GrantsError extends Error {
-  readonly code: ErrorCode
-  readonly status: number
-
-  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+export class GrantsError extends GateError {
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown, issues?: readonly FieldIssue[] }) {
+    super(code, message, { ...options, publicMessage: errors[code].message })
     this.name = 'GrantsError'
-    this.code = code
-    this.status = errors[code].status
   }
 }
 
@@ -24,20 +19,14 @@ export class GrantsStoreUnavailableError extends GrantsError {
   }
 }
 
-export interface ValidationIssue {
-  /** Where in the document, e.g. `entries[3].jobTokenPolicies[0]`; '' for the document. */
-  readonly path: string
-  readonly message: string
-}
+/** Where in the document (e.g. `entries[3].jobTokenPolicies[0]`; '' for the document) and what is wrong. */
+export type ValidationIssue = FieldIssue
 
 /** A ProjectGrants document (or instance settings) broke a rule; lists every problem found. */
 export class GrantsValidationError extends GrantsError {
-  readonly issues: readonly ValidationIssue[]
-
   constructor (issues: readonly ValidationIssue[]) {
-    super('GRANTS_INVALID', 'invalid job token scope settings:\n' + issues.map(i => `  ${i.path === '' ? 'document' : i.path} ${i.message}`).join('\n'))
+    super('GRANTS_INVALID', 'invalid job token scope settings:\n' + issues.map(i => `  ${i.path === '' ? 'document' : i.path} ${i.message}`).join('\n'), { issues })
     this.name = 'GrantsValidationError'
-    this.issues = issues
   }
 }
 

@@ -204,7 +204,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       // A client handed in is its owner's to close.
       if (options.gitlab === undefined) await gitlab.close()
     },
-    stats: () => counters.stats(tokens, gitlab)
+    stats: () => counters.stats(tokens, gitlab),
+    gitlab
   }
 }
 

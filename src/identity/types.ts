@@ -1,7 +1,8 @@
 // The shapes shared by the identity stage: what a job token resolves to, the resolver
 // interface both resolvers implement, and the one error type they throw.
 
-import type { ErrorCode } from '../errors.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
+import type { GitlabClient } from '../gitlab/client.ts'
 
 /** GitLab refuses longer tokens (app/finders/ci/auth_job_finder.rb); so do we, before any work. */
 export const MAX_TOKEN_BYTES = 8192
@@ -29,6 +30,8 @@ export interface ClosableJobResolver extends JobResolver {
   close (): Promise<void>
   /** Counters for metrics (src/metrics.ts), read at scrape time. */
   stats? (): IdentityStats
+  /** The GitLab client it calls, shared or its own: the gate counts its calls in /metrics once. */
+  readonly gitlab?: GitlabClient
 }
 
 export interface IdentityStats {
@@ -40,16 +43,13 @@ export interface IdentityStats {
 }
 
 /**
- * The failure of a stage in this module. `code` is a key of the errors table; the message is
- * for logs and never contains the token.
+ * The failure of a stage in this module: a GateError whose status and public message come from
+ * the errors table. The message is for logs and never contains the token.
  */
-export class IdentityError extends Error {
-  readonly code: ErrorCode
-
+export class IdentityError extends GateError {
   constructor (code: ErrorCode, message: string = code, options?: { cause?: unknown }) {
-    super(message, options)
+    super(code, message, { ...options, publicMessage: errors[code].message })
     this.name = 'IdentityError'
-    this.code = code
   }
 }
 

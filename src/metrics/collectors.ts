@@ -1,5 +1,5 @@
 // The scrape-time collectors of src/metrics.ts, one function per source: the grants cache and
-// store, identity, the upstream pool, the catalog, usage recording, logging. Each reads numbers
+// store, identity, the GitLab client, the upstream pool, the catalog, usage recording, logging. Each reads numbers
 // its source already keeps, when Prometheus scrapes, so the request path pays nothing for them.
 // A reader returns undefined while the gate is not attached yet: the series keep their values.
 
@@ -104,17 +104,26 @@ export function identityMetrics (scope: Scope, stats: () => IdentityStats | unde
       ? undefined
       : [[{ result: 'hit' }, c.hits], [{ result: 'negative_hit' }, c.negativeHits], [{ result: 'miss' }, c.misses], [{ result: 'single_flight_wait' }, c.singleFlightWaits]]
   })
-  scrapedCounter(scope, 'introspection_calls_total', 'Calls to GitLab resolving job tokens (endpoint: job, project, group) by outcome (ok, rejected, failed, unavailable)', ['endpoint', 'outcome'], () => {
-    const s = stats()
-    if (s === undefined) return undefined
-    return Object.entries(s.introspection).map(([key, n]) => {
-      const [endpoint, outcome] = key.split(':') as [string, string]
-      return [{ endpoint, outcome }, n] as const
-    })
-  })
   scrapedCounter(scope, 'jwks_refreshes_total', 'JWKS fetches by result (success: a new key set, failure: kept the last good keys or none)', ['result'], () => {
     const s = stats()
     return s === undefined ? undefined : [[{ result: 'success' }, s.jwksRefreshes], [{ result: 'failure' }, s.jwksFailures]]
+  })
+}
+
+/**
+ * Every call of the gate's GitLab client (src/gitlab/client.ts), whoever made it: identity's
+ * (`job`, `project`, `group`), the configuration API's and role checks' (`project_access`,
+ * `group_by_path`, `user`), and any later caller's. Endpoint names are constants in the code,
+ * outcomes a fixed set: the labels stay bounded.
+ */
+export function gitlabMetrics (scope: Scope, stats: () => Readonly<Record<string, number>> | undefined): void {
+  scrapedCounter(scope, 'gitlab_requests_total', "Calls to GitLab's API made by the gate itself (not forwarded traffic), by endpoint (job, project, group: job token introspection; project_access, group_by_path, user: the configuration API and role checks) and outcome (ok, rejected: the caller's credential was refused, failed: another answer, unavailable: no answer, 429 or 5xx)", ['endpoint', 'outcome'], () => {
+    const s = stats()
+    if (s === undefined) return undefined
+    return Object.entries(s).map(([key, n]) => {
+      const at = key.lastIndexOf(':')
+      return [{ endpoint: key.slice(0, at), outcome: key.slice(at + 1) }, n] as const
+    })
   })
 }
 

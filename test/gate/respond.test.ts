@@ -5,9 +5,12 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { errors } from '../../src/errors.ts'
+import { AdminError } from '../../src/admin/service.ts'
+import { errors, GateError } from '../../src/errors.ts'
 import { denyOf } from '../../src/gate/pipeline.ts'
 import { respond } from '../../src/gate/respond.ts'
+import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { IdentityError } from '../../src/identity/types.ts'
 import { send, type RawResponse } from '../helpers/http.ts'
 
 /** Serves one answer written by `write`, and returns what a client received. */
@@ -58,4 +61,33 @@ test('once headers are sent nothing more is answered: the connection is cut', as
     r.write('partial')
     respond(r, 'req-late', 'UPSTREAM_UNAVAILABLE')
   }))
+})
+
+test('one error type: every GateError answers its table status and public message, never its log message', async (t) => {
+  const admin = new AdminError('ADMIN_METHOD_NOT_ALLOWED', undefined, [{ path: 'enabled', message: 'is missing' }], { allow: 'OPTIONS, GET' })
+  const identity = new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', 'GET /api/v4/job failed: ECONNREFUSED 10.1.2.3:8181')
+  const grants = new GrantsStoreUnavailableError('cannot reach Redis (single): ECONNREFUSED 10.9.9.9:6379')
+  for (const err of [admin, identity, grants]) assert.ok(err instanceof GateError, err.name)
+
+  const refused = await answered(t, r => { respond(r, 'req-405', admin) })
+  assert.equal(refused.status, 405)
+  assert.equal(refused.headers.allow, 'OPTIONS, GET')
+  assert.deepEqual(refused.json(), { message: errors.ADMIN_METHOD_NOT_ALLOWED.message, code: 'ADMIN_METHOD_NOT_ALLOWED', errors: [{ field: 'enabled', message: 'is missing' }], request_id: 'req-405' })
+
+  for (const [err, status] of [[identity, 503], [grants, 503]] as const) {
+    const res = await answered(t, r => { respond(r, 'req-x', err) })
+    assert.equal(res.status, status)
+    assert.deepEqual(res.json(), { message: errors[err.code].message, code: err.code, request_id: 'req-x' })
+    assert.ok(!res.text.includes('ECONNREFUSED'), 'the cause stays in the logs')
+    assert.equal(res.headers['retry-after'], '5')
+  }
+})
+
+test('a JSON answer without a body (204): no content type, nothing written', async (t) => {
+  const res = await answered(t, r => { respond(r, 'req-204', { kind: 'json', status: 204, body: undefined, headers: { allow: 'GET' } }) })
+  assert.equal(res.status, 204)
+  assert.equal(res.text, '')
+  assert.equal(res.headers['content-type'], undefined)
+  assert.equal(res.headers['x-request-id'], 'req-204')
+  assert.equal(res.headers.allow, 'GET')
 })

@@ -1,10 +1,11 @@
-// The GitLab client under the identity stage and the configuration API: what it sends, what it
-// reads, and how it counts calls by endpoint and outcome.
+// The GitLab client under the identity stage, the configuration API and the project lookups: where
+// it sends, what it reads (objects, paginated lists), and how it counts calls by endpoint and outcome.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { createGitlabClient as createAdminLookups } from '../../src/admin/auth.ts'
 import { createGitlabClient, GitlabUnavailable } from '../../src/gitlab/client.ts'
 
 async function startGitlab (answer: (path: string, headers: IncomingHttpHeaders) => { status: number, body: string }): Promise<{ url: string, close: () => Promise<void> }> {
@@ -73,4 +74,132 @@ test('no answer, a timeout or a body over the limit rejects with GitlabUnavailab
 test('a URL that is not http(s) stops the start', () => {
   assert.throws(() => createGitlabClient({ url: 'not a url' }), /not a URL/)
   assert.throws(() => createGitlabClient({ url: 'ftp://gitlab' }), /http\(s\)/)
+})
+
+test('the API is at <upstream URL><relative URL root>: both paths kept, in that order', async (t) => {
+  const seen: string[] = []
+  const gitlab = await startGitlab(path => { seen.push(path); return { status: 200, body: '{"id":1}' } })
+  t.after(() => gitlab.close())
+  for (const [url, relativeUrlRoot] of [[gitlab.url, '/gitlab'], [gitlab.url + '/base/', '/gitlab'], [gitlab.url + '/base', ''], [gitlab.url + '/', '']] as const) {
+    const client = createGitlabClient({ url, relativeUrlRoot })
+    t.after(() => client.close())
+    await client.get('/api/v4/user', { endpoint: 'user', as: { 'private-token': 'u' } })
+  }
+  assert.deepEqual(seen, ['/gitlab/api/v4/user', '/base/gitlab/api/v4/user', '/base/api/v4/user', '/api/v4/user'])
+  for (const bad of ['gitlab', '/gitlab/']) assert.throws(() => createGitlabClient({ url: gitlab.url, relativeUrlRoot: bad }), /relative URL root/)
+})
+
+/** A GitLab whose `/api/v4/items` lists ids 1..total, `per_page` at a time, paginated as `style` says. */
+async function startPaginated (t: { after: (fn: () => Promise<void>) => void }, total: number, style: 'offset' | 'keyset' | 'none') {
+  const seen: string[] = []
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '')
+    const url = new URL(req.url ?? '/', 'http://gitlab')
+    const perPage = Number(url.searchParams.get('per_page') ?? '20')
+    const start = style === 'keyset' ? Number(url.searchParams.get('id_after') ?? '0') : (Number(url.searchParams.get('page') ?? '1') - 1) * perPage
+    const ids = Array.from({ length: Math.max(0, Math.min(perPage, total - start)) }, (_, i) => start + i + 1)
+    const more = start + ids.length < total
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (style === 'offset') {
+      const page = Number(url.searchParams.get('page') ?? '1')
+      headers['x-next-page'] = more ? String(page + 1) : ''
+      headers['x-page'] = String(page)
+    } else if (style === 'keyset' && more) {
+      // GitLab names its external URL, which need not be the one the gate calls.
+      headers.link = `<https://gitlab.example.com/api/v4/items?id_after=${start + ids.length}&pagination=keyset&per_page=${perPage}>; rel="next"`
+    }
+    res.writeHead(200, headers).end(JSON.stringify(ids.map(id => ({ id }))))
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+test('getList follows X-Next-Page, keeps the query, and counts each page', async (t) => {
+  const gitlab = await startPaginated(t, 250, 'offset')
+  const client = createGitlabClient({ url: gitlab.url + '/base', relativeUrlRoot: '/gitlab', serviceToken: 'svc' })
+  t.after(() => client.close())
+  const list = await client.getList('/api/v4/items?order_by=id', { endpoint: 'items', as: 'service' })
+  assert.equal(list.status, 200)
+  assert.equal(list.truncated, false)
+  assert.deepEqual(list.items?.map(i => i.id), Array.from({ length: 250 }, (_, i) => i + 1))
+  assert.deepEqual(gitlab.seen, [
+    '/base/gitlab/api/v4/items?order_by=id&per_page=100',
+    '/base/gitlab/api/v4/items?order_by=id&per_page=100&page=2',
+    '/base/gitlab/api/v4/items?order_by=id&per_page=100&page=3'
+  ])
+  assert.deepEqual(client.stats(), { 'items:ok': 3 })
+  // get() of the same endpoint keeps its signature and reads no list.
+  assert.deepEqual(await client.get('/api/v4/items', { endpoint: 'items', as: 'service' }), { status: 200, body: undefined })
+})
+
+test('getList follows Link rel="next" (keyset pagination) on the same endpoint, whatever host the link names', async (t) => {
+  const gitlab = await startPaginated(t, 150, 'keyset')
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: 'svc' })
+  t.after(() => client.close())
+  const list = await client.getList('/api/v4/items?pagination=keyset', { endpoint: 'items', as: 'service' })
+  assert.deepEqual(list.items?.map(i => i.id), Array.from({ length: 150 }, (_, i) => i + 1))
+  assert.deepEqual(gitlab.seen, [
+    '/api/v4/items?pagination=keyset&per_page=100',
+    '/api/v4/items?id_after=100&pagination=keyset&per_page=100'
+  ])
+})
+
+test('getList stops at maxPages (truncated), and a list it cannot read whole has no items', async (t) => {
+  const offset = await startPaginated(t, 1000, 'offset')
+  const client = createGitlabClient({ url: offset.url, serviceToken: 'svc' })
+  t.after(() => client.close())
+  const first = await client.getList('/api/v4/items', { endpoint: 'items', as: 'service' }, { maxPages: 2 })
+  assert.deepEqual([first.status, first.truncated, first.items?.length], [200, true, 200])
+  assert.equal(offset.seen.length, 2)
+
+  const single = await startPaginated(t, 3, 'none')
+  const one = createGitlabClient({ url: single.url, serviceToken: 'svc' })
+  t.after(() => one.close())
+  assert.deepEqual(await one.getList('/api/v4/items', { endpoint: 'items', as: 'service' }), { status: 200, items: [{ id: 1 }, { id: 2 }, { id: 3 }], truncated: false })
+
+  let next = 'x'
+  let status = 200
+  let body = '[{"id":1}]'
+  const odd = await startGitlab(() => ({ status, body }))
+  t.after(() => odd.close())
+  const server = createServer((_req, res) => { res.writeHead(200, { 'x-next-page': next }).end('[{"id":1}]') })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  const bad = createGitlabClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, serviceToken: 'svc' })
+  t.after(() => bad.close())
+  assert.deepEqual(await bad.getList('/api/v4/items', { endpoint: 'items', as: 'service' }), { status: 200, items: undefined, truncated: false }, 'an X-Next-Page that is not a page number')
+  next = ''
+  assert.deepEqual((await bad.getList('/api/v4/items', { endpoint: 'items', as: 'service' })).items, [{ id: 1 }])
+
+  const lists = createGitlabClient({ url: odd.url, serviceToken: 'svc' })
+  t.after(() => lists.close())
+  body = '{"id":1}'
+  assert.deepEqual(await lists.getList('/api/v4/items', { endpoint: 'items', as: 'service' }), { status: 200, items: undefined, truncated: false }, 'an object is not a list')
+  status = 404
+  assert.deepEqual(await lists.getList('/api/v4/items', { endpoint: 'items', as: 'service' }), { status: 404, items: undefined, truncated: false })
+  assert.deepEqual(lists.stats(), { 'items:failed': 2 })
+})
+
+test('the configuration API finds groups by full path through the client: as the caller or the service token, counted as group_by_path', async (t) => {
+  const seen: Array<{ path: string, token: unknown }> = []
+  let status = 200
+  const gitlab = await startGitlab((path, headers) => {
+    seen.push({ path, token: headers['private-token'] })
+    return { status, body: status === 200 ? '{"id":12,"full_path":"Acme/Platform"}' : '{"message":"404 Group Not Found"}' }
+  })
+  t.after(() => gitlab.close())
+  const api = createGitlabClient({ url: gitlab.url, relativeUrlRoot: '/gitlab', serviceToken: 'svc' })
+  t.after(() => api.close())
+  const lookups = createAdminLookups({ client: api })
+  assert.equal(lookups.hasServiceToken, true)
+  assert.deepEqual(await lookups.group('acme/platform', { 'private-token': 'glpat-u' }), { kind: 'found', id: 12, path: 'Acme/Platform' })
+  assert.deepEqual(await lookups.group('acme/platform', 'service'), { kind: 'found', id: 12, path: 'Acme/Platform' })
+  status = 404
+  assert.deepEqual(await lookups.group('acme/platform', { 'private-token': 'glpat-u' }), { kind: 'not_found' })
+  status = 500
+  assert.equal((await lookups.group('acme/platform', { 'private-token': 'glpat-u' })).kind, 'unavailable')
+  assert.deepEqual(seen.map(s => s.path), Array(4).fill('/gitlab/api/v4/groups/acme%2Fplatform?with_projects=false'))
+  assert.deepEqual(seen.map(s => s.token), ['glpat-u', 'svc', 'glpat-u', 'glpat-u'])
+  assert.deepEqual(api.stats(), { 'group_by_path:ok': 2, 'group_by_path:failed': 1, 'group_by_path:unavailable': 1 })
 })
