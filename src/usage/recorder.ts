@@ -28,6 +28,13 @@ export interface UsageRecorder {
 
 type Pending = { -readonly [K in keyof UsageIncrement]: UsageIncrement[K] }
 
+/** Recording switched off (GATE_USAGE_RECORDING=false): records nothing, holds no timer. */
+export const NO_USAGE_RECORDING: UsageRecorder = Object.freeze({
+  record () {},
+  flush: async () => {},
+  close: async () => {}
+})
+
 export function createUsageRecorder (options: UsageRecorderOptions): UsageRecorder {
   const { store } = options
   const now = options.now ?? Date.now

@@ -108,7 +108,7 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   const site = shipped
     .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
     .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${g.gate.authAddress()!.port};`)
-    .replace('server 127.0.0.1:8181;', `server 127.0.0.1:${g.gate.address().port};`)
+    .replace('server 127.0.0.1:8190;', `server 127.0.0.1:${g.gate.address().port};`)
     .replace('listen 8080;', `listen 127.0.0.1:${port};`)
   assert.notEqual(site, shipped)
   writeFileSync(join(dir, 'site.conf'), site)
