@@ -93,8 +93,7 @@ async function findInstanceTokenPrefix (options: AnnounceOptions): Promise<Insta
   if (options.gitlab !== undefined) return await readFrom(options.gitlab)
   let gitlab: GitlabClient | undefined
   try {
-    const root = (options.relativeUrlRoot ?? '').replace(/^\/*/, '/').replace(/\/+$/, '')
-    gitlab = createGitlabClient({ url: options.upstreamUrl.replace(/\/+$/, '') + root, serviceToken: options.serviceToken, timeoutMs: options.timeoutMs ?? 5_000, connections: 1 })
+    gitlab = createGitlabClient({ url: options.upstreamUrl, relativeUrlRoot: options.relativeUrlRoot ?? '', serviceToken: options.serviceToken, timeoutMs: options.timeoutMs ?? 5_000, connections: 1 })
     return await readFrom(gitlab)
   } catch (err) {
     return { prefix: null, source: 'none', reason: `reading GitLab's application settings failed: ${(err as Error).name}`, readFailed: true }
