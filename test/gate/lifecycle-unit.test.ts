@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { errors, GateError } from '../../src/errors.ts'
 import { createLifecycle } from '../../src/gate/lifecycle.ts'
+import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { send } from '../helpers/http.ts'
 
@@ -41,6 +42,20 @@ test('a GateError that escapes: answered with its code and status, not as a 500'
   assert.equal(res.status, 504)
   assert.deepEqual(res.json(), { message: errors.UPSTREAM_TIMEOUT.message, code: 'UPSTREAM_TIMEOUT', request_id: 'req-gate-error' })
   assert.match(await metrics.scrape(), /job_token_gate_requests_total\{[^}]*reason="UPSTREAM_TIMEOUT"[^}]*\} 1/)
+})
+
+test('a GateError with a log message (grants, identity) that escapes: the table\'s message is answered, the cause is logged', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+  const lifecycle = createLifecycle(logger, createMetrics())
+  const failure = new GrantsStoreUnavailableError('cannot reach Redis (single): ECONNREFUSED 10.9.9.9:6379')
+  const server = createServer((req, res) => { lifecycle.track(req, res, 'req-store', Promise.reject(failure)) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  const res = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'GET', '/')
+  assert.equal(res.status, 503)
+  assert.deepEqual(res.json(), { message: errors.GRANTS_STORE_UNAVAILABLE.message, code: 'GRANTS_STORE_UNAVAILABLE', request_id: 'req-store' })
+  assert.match(String((lines.find(l => l.request_id === 'req-store')?.err as { message?: string } | undefined)?.message), /ECONNREFUSED/)
 })
 
 test('drain: refuses new work at once, resolves when the last request settles or at the timeout', async () => {

@@ -12,6 +12,7 @@ import { errors, GATE_REASONS, GateError, type ErrorCode, type Reason } from '..
 import type { GrantCache } from '../../src/grants/cache.ts'
 import { createInstanceSettings } from '../../src/grants/model.ts'
 import type { IdentityOutcome, IdentityStage } from '../../src/identity/stage.ts'
+import { IdentityError } from '../../src/identity/types.ts'
 import { newExchange, runStages, type Engine, type StageView } from '../../src/gate/pipeline.ts'
 import { createMetrics, type RequestObservation } from '../../src/metrics.ts'
 import type { AllowReason } from '../../src/policy/decide.ts'
@@ -87,6 +88,13 @@ test('runStages: a GateError thrown by a stage is its deny, named by that stage'
   assert.equal(outcome.kind, 'deny')
   assert.equal(outcome.kind === 'deny' && outcome.deny.status, 503)
   assert.deepEqual([x.verdict, x.reason, x.stage], ['error', 'IDENTITY_UPSTREAM_UNAVAILABLE', 'identify'])
+})
+
+test('runStages: a GateError subclass thrown by a stage answers its public message, never its log message', async () => {
+  const engine = engineWith(async () => { throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', 'GET /api/v4/job failed: ECONNREFUSED 10.1.2.3:8181') })
+  const outcome = await runStages(exchange(engine, 'GET', '/api/v4/projects/200/packages'), engine)
+  assert.ok(outcome.kind === 'deny')
+  assert.deepEqual([outcome.deny.status, outcome.deny.message], [503, errors.IDENTITY_UPSTREAM_UNAVAILABLE.message])
 })
 
 test('runStages: the verdict and reason are the deciding stage\'s', async () => {
