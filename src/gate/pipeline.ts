@@ -19,6 +19,7 @@ import { CREDENTIAL_HEADERS } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
+import type { ProjectFinder } from '../projects/finder.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
@@ -34,13 +35,15 @@ export interface Engine {
   readonly identity: IdentityStage
   /** Per package format rules for requests without a job token (src/admin/roles.ts). */
   readonly userRoles?: UserRoleCheck
+  /** Finds the accessed project of group, instance and job routes (src/projects/); required by `unresolvedProject: 'resolve'`. */
+  readonly projects?: ProjectFinder
   /** The loaded catalog's version (readiness, metrics, reload answers). */
   readonly catalogVersion: string
   readonly options: {
     readonly mode: 'enforce' | 'shadow'
     readonly shadowResources: readonly string[]
     readonly nonApiJobTokens: 'forward' | 'deny'
-    readonly unresolvedProject: 'defer' | 'deny'
+    readonly unresolvedProject: 'resolve' | 'defer' | 'deny'
   }
 }
 
@@ -133,6 +136,7 @@ const forwardWith = (verdict: Forward['verdict'], reason: Reason): Forward => Ob
 const NO_JOB_TOKEN = forwardWith('no_job_token', 'NO_JOB_TOKEN')
 const NON_API_PATH = forwardWith('deferred', 'NON_API_PATH')
 const PROJECT_NOT_IN_URL = forwardWith('deferred', 'PROJECT_NOT_IN_URL')
+const NO_PROJECT = forwardWith('deferred', 'NO_PROJECT')
 const SELF_ACCESS = forwardWith('allow', 'SELF_ACCESS')
 const UNKNOWN_PROJECT_ALLOWED = forwardWith('allow', 'UNKNOWN_PROJECT_ALLOWED')
 const allowedBy = new Map<AllowReason, Allowed>()
@@ -254,11 +258,30 @@ const resolveGrantsStage: Stage = async (x, engine) => {
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.
       if (accessed.jobId === identity.jobId) return SELF_ACCESS
-      return unresolved(engine)
+      return await findProject(x, engine, match, identity)
     case 'token_job':
       return SELF_ACCESS
     case 'unknown':
-      return unresolved(engine)
+      return await findProject(x, engine, match, identity)
+  }
+}
+
+/**
+ * Group, instance and job routes: the project GitLab's handler would find (src/projects/), then
+ * decided exactly as a `/projects/:id` route, package rules included. No project: nothing the
+ * gate guards exists, GitLab answers. A route no lookup can tell stays deferred.
+ */
+async function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): Promise<StageResult> {
+  if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
+  const found = await engine.projects.find(match.route, match.params, identity)
+  switch (found.kind) {
+    case 'project':
+      x.accessedProjectId = found.id
+      return 'continue'
+    case 'no_project':
+      return NO_PROJECT
+    case 'unresolved':
+      return PROJECT_NOT_IN_URL
   }
 }
 

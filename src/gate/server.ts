@@ -9,13 +9,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
-import type { Config } from '../config.ts'
+import { ConfigError, type Config } from '../config.ts'
 import { createGrantCache, type GrantCache } from '../grants/cache.ts'
 import { createInstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import { createIdentityStage } from '../identity/stage.ts'
 import type { ClosableJobResolver } from '../identity/types.ts'
 import { createPolicyIndex } from '../catalog/policy-index.ts'
+import { createProjectFinder } from '../projects/finder.ts'
 import { createUpstream, type Upstream } from '../proxy/forward.ts'
 import { createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
@@ -88,6 +89,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
   // The configuration API (src/admin/, docs/admin.md): the proxy listener's first step.
   const gitlab = deps.gitlab ?? createGitlabClientFromConfig(config)
+  // Group and instance routes: their project is found through GitLab's API with the service
+  // token; without one nothing can be found, and deferring them all silently would be an open door.
+  if (config.unresolvedProject === 'resolve' && !gitlab.hasServiceToken) {
+    throw new ConfigError('GATE_UNRESOLVED_PROJECT=resolve (the default) finds the project of group and instance routes with GATE_SERVICE_TOKEN, which is not set: set it, or set GATE_UNRESOLVED_PROJECT to defer or deny')
+  }
+  const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes
@@ -103,6 +110,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       grants,
       identity,
       userRoles: admin.roles,
+      ...(projects === undefined ? {} : { projects }),
       catalogVersion: catalog.version,
       options: {
         mode: config.mode,

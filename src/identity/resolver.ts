@@ -190,8 +190,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const jobId = requiredId(job.id, 'job id')
     const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
+    const pipelineId = toId((job.pipeline as Record<string, unknown> | undefined)?.id)
     const info = await project(projectId)
-    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, userId, ...(expiresAt === undefined ? {} : { expiresAt }) }
+    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, userId, ...(pipelineId === null ? {} : { pipelineId }), ...(expiresAt === undefined ? {} : { expiresAt }) }
   }
 
   return {

@@ -16,6 +16,8 @@ export interface JobIdentity {
   readonly ancestorGroupIds: readonly number[]
   /** The user the job runs as. */
   readonly userId: number
+  /** The job's pipeline (`pipeline.id` of GitLab's `GET /job`), when the resolver knows it: finds another job of the same pipeline. */
+  readonly pipelineId?: number
   /** Epoch milliseconds after which the token is no longer valid, when the token says so. */
   readonly expiresAt?: number
 }

@@ -1,13 +1,27 @@
 // A small fake GitLab for identity tests, on port 0: `GET /api/v4/job` (JOB-TOKEN),
 // `GET /api/v4/projects/:id` and `GET /api/v4/groups/:id` (PRIVATE-TOKEN = the service token),
-// and a JWKS at `/oauth/discovery/keys`. It counts calls per endpoint and can be made slow or
+// and a JWKS at `/oauth/discovery/keys`. For the project lookups of group and instance routes:
+// group package lists (`GET /api/v4/groups/:id/packages`, GitLab's filters, order and offset
+// pagination), a moved project's old path answered with a 301, `GET /api/v4/namespaces/:id`,
+// and a pipeline's jobs and bridges. It counts calls per endpoint and can be made slow or
 // failing per endpoint while a test runs.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'namespace' | 'pipeline'
+
+export interface FakePackage {
+  readonly id: number
+  readonly name: string
+  /** null: a versionless package (Maven metadata). */
+  readonly version: string | null
+  readonly packageType: 'npm' | 'maven' | 'pypi' | 'conan' | 'generic'
+  readonly projectId: number
+  readonly createdAt: string
+  readonly status?: 'default' | 'hidden' | 'processing' | 'error' | 'pending_destruction'
+}
 
 export interface FakeJob {
   readonly id: number
@@ -48,6 +62,16 @@ export interface FakeGitlabOptions {
    * project_access level) and `groupAccess` (project id → group_access level).
    */
   readonly users?: Record<string, FakeUser>
+  /** Packages of the projects (listed by `GET /groups/:id/packages`, the group's subgroups included). */
+  readonly packages?: readonly FakePackage[]
+  /** Old full paths of moved projects → project id: `GET /projects/<old path>` answers 301 to `/projects/<id>`. */
+  readonly redirects?: Readonly<Record<string, number>>
+  /** Paths of user namespaces (`GET /namespaces/:id` answers kind user). */
+  readonly userNamespaces?: readonly string[]
+  /** Pipelines by id: their project, job ids and bridge ids. */
+  readonly pipelines?: Readonly<Record<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>>
+  /** Largest page served (GitLab's is 100), to make lists span pages. */
+  readonly maxPerPage?: number
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
@@ -59,6 +83,12 @@ export interface FakeGitlab {
   readonly jobs: Map<string, FakeJob>
   readonly projects: Map<number, FakeProject>
   readonly groups: Map<number, FakeGroup>
+  /** The options' packages, redirects, user namespaces and pipelines, to change while a test runs. */
+  readonly packages: FakePackage[]
+  readonly redirects: Map<string, number>
+  readonly userNamespaces: Set<string>
+  readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
+  maxPerPage: number
   readonly calls: Record<Endpoint, number>
   /** Request targets seen, to check that no token ever travels in a URL. */
   readonly targets: string[]
@@ -89,7 +119,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     jobs: new Map(Object.entries(options.jobs ?? {})),
     projects: new Map((options.projects ?? []).map(p => [p.id, p])),
     groups: new Map((options.groups ?? []).map(g => [g.id, g])),
-    calls: { job: 0, project: 0, group: 0, jwks: 0 },
+    packages: [...(options.packages ?? [])],
+    redirects: new Map(Object.entries(options.redirects ?? {}).map(([old, id]) => [old.toLowerCase(), id])),
+    userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
+    pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
+    maxPerPage: options.maxPerPage ?? 100,
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, namespace: 0, pipeline: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -119,6 +154,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     let m: RegExpExecArray | null
     if (req.method !== 'GET') return { endpoint: null, id: 0 }
     if (path === '/api/v4/job') return { endpoint: 'job', id: 0 }
+    if (/^\/api\/v4\/groups\/[^/]+\/packages$/.test(path)) return { endpoint: 'packages', id: 0 }
+    if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
+    if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken) {
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
       if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) {
@@ -177,6 +215,13 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
         if (endpoint === 'project') {
           const p = fake.projects.get(id)
+          const moved = movedTo(req)
+          if (p === undefined && moved !== undefined) {
+            // GitLab answers a moved project's old path with a redirect to its id (lib/api/helpers.rb).
+            res.writeHead(301, { location: `${origin()}/api/v4/projects/${moved}`, 'content-length': 0 })
+            res.end()
+            return
+          }
           if (p === undefined) { send(res, 404, { message: '404 Project Not Found' }); return }
           send(res, 200, {
             id: p.id,
@@ -192,7 +237,84 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       }
       case 'jwks':
         send(res, 200, fake.jwks)
+        return
+      case 'packages':
+      case 'namespace':
+      case 'pipeline':
+        if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
+        lookupAnswer(req, res, endpoint)
     }
+  }
+
+  const origin = (): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const movedTo = (req: IncomingMessage): number | undefined => {
+    const m = /^\/api\/v4\/projects\/([^/]+)$/.exec(new URL(req.url ?? '/', 'http://fake').pathname)
+    const key = decodeURIComponent(m?.[1] ?? '').toLowerCase()
+    return fake.redirects.get(key)
+  }
+  const groupByKey = (key: string): FakeGroup | undefined =>
+    /^\d+$/.test(key) ? fake.groups.get(Number(key)) : [...fake.groups.values()].find(g => g.fullPath.toLowerCase() === key.toLowerCase())
+
+  /** A JSON array, one page of it, with GitLab's offset pagination headers. */
+  const sendPage = (res: ServerResponse, url: URL, items: readonly unknown[]): void => {
+    const perPage = Math.min(Number(url.searchParams.get('per_page') ?? 20) || 20, 100, fake.maxPerPage)
+    const page = Math.max(Number(url.searchParams.get('page') ?? 1) || 1, 1)
+    const pages = Math.max(Math.ceil(items.length / perPage), 1)
+    const text = JSON.stringify(items.slice((page - 1) * perPage, page * perPage))
+    const next = page < pages ? String(page + 1) : ''
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json', 'content-length': Buffer.byteLength(text),
+      'x-page': page, 'x-per-page': perPage, 'x-total': items.length, 'x-total-pages': pages, 'x-next-page': next, 'x-prev-page': page > 1 ? String(page - 1) : ''
+    }
+    if (next !== '') {
+      const nextUrl = new URL(url.href)
+      nextUrl.searchParams.set('page', next)
+      headers.link = `<${origin()}${nextUrl.pathname}${nextUrl.search}>; rel="next"`
+    }
+    res.writeHead(200, headers)
+    res.end(text)
+  }
+
+  const lookupAnswer = (req: IncomingMessage, res: ServerResponse, endpoint: 'packages' | 'namespace' | 'pipeline'): void => {
+    const url = new URL(req.url ?? '/', 'http://fake')
+    const segments = url.pathname.split('/')
+    if (endpoint === 'namespace') {
+      const key = decodeURIComponent(segments[4]!)
+      const group = groupByKey(key)
+      if (group !== undefined) { send(res, 200, { id: group.id, kind: 'group', full_path: group.fullPath }); return }
+      if (fake.userNamespaces.has(key.toLowerCase())) { send(res, 200, { id: 9000, kind: 'user', full_path: key }); return }
+      send(res, 404, { message: '404 Namespace Not Found' })
+      return
+    }
+    if (endpoint === 'pipeline') {
+      const pipeline = fake.pipelines.get(Number(segments[6]))
+      if (pipeline === undefined || pipeline.projectId !== Number(segments[4])) { send(res, 404, { message: '404 Not found' }); return }
+      const ids = segments[7] === 'jobs' ? pipeline.jobs : pipeline.bridges ?? []
+      sendPage(res, url, ids.map(id => ({ id, status: 'success' })))
+      return
+    }
+    // GET /groups/:id/packages (lib/api/group_packages.rb): subgroups included unless
+    // exclude_subgroups; package_name is a fuzzy (substring) filter; versionless packages only
+    // with include_versionless; order_by created_at, sort asc by default.
+    const group = groupByKey(decodeURIComponent(segments[4]!))
+    if (group === undefined) { send(res, 404, { message: '404 Group Not Found' }); return }
+    const q = url.searchParams
+    const inGroup = (projectId: number): boolean => {
+      const ns = fake.projects.get(projectId)?.namespace.fullPath.toLowerCase()
+      const root = group.fullPath.toLowerCase()
+      return ns !== undefined && (ns === root || (q.get('exclude_subgroups') !== 'true' && ns.startsWith(`${root}/`)))
+    }
+    const name = q.get('package_name')?.toLowerCase()
+    let list = fake.packages.filter(p => inGroup(p.projectId) &&
+      (q.get('package_type') === null || p.packageType === q.get('package_type')) &&
+      (name === undefined || p.name.toLowerCase().includes(name)) &&
+      (p.version !== null || q.get('include_versionless') === 'true'))
+    const desc = q.get('sort') === 'desc'
+    list = [...list].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id - b.id) * (desc ? -1 : 1))
+    sendPage(res, url, list.map(p => ({
+      id: p.id, name: p.name, version: p.version, package_type: p.packageType, status: p.status ?? 'default', created_at: p.createdAt,
+      project_id: p.projectId, project_path: fake.projects.get(p.projectId)?.pathWithNamespace
+    })))
   }
 
   const server = createServer((req, res) => {

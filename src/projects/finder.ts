@@ -1,0 +1,222 @@
+// Finds the accessed project of a group, instance or job route through GitLab's REST API with
+// the service token, as GitLab's own handler finds it (src/projects/lookup.ts says which call;
+// docs/gitlab-rules.md, "Group and instance routes"). Answers are cached on lru-cache's fetch()
+// (src/identity/cache.ts): a TTL, single flight, and "no project" kept briefly. Fails closed: no
+// answer from GitLab is a 503, an answer the gate cannot read a 502, never an allow.
+
+import type { CatalogRoute } from '../catalog/types.ts'
+import { GateError } from '../errors.ts'
+import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
+import { createLoaderCache, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
+import type { JobIdentity } from '../identity/types.ts'
+import { lookupOf, type Lookup } from './lookup.ts'
+
+export type Found =
+  | { readonly kind: 'project', readonly id: number }
+  /** GitLab would find no project: nothing the gate guards exists there. */
+  | { readonly kind: 'no_project' }
+  /** No lookup can tell (see Lookup `unresolvable`), or the job is not in the token's pipeline. */
+  | { readonly kind: 'unresolved' }
+
+export interface ProjectFinder {
+  /** The project a matched group, instance or job route accesses for this job; rejects with GateError when GitLab cannot tell. */
+  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity: JobIdentity): Promise<Found>
+  stats (): ProjectFinderStats
+}
+
+export interface ProjectFinderStats {
+  readonly projects: LoaderCacheStats
+  readonly pipelines: LoaderCacheStats
+}
+
+export interface ProjectFinderOptions {
+  readonly gitlab: GitlabClient
+  /** How long a found project is kept. Default 60 s. */
+  readonly ttlMs?: number
+  /** How long "no project" is kept. Default 10 s, at most ttlMs. */
+  readonly notFoundTtlMs?: number
+  readonly max?: number
+  /** Pages of 100 read from a package or job list. Default 10. */
+  readonly maxPages?: number
+  readonly clock?: Clock
+}
+
+const UNRESOLVED: Found = Object.freeze({ kind: 'unresolved' })
+const NO_PROJECT: Found = Object.freeze({ kind: 'no_project' })
+const projectFound = (id: number): Found => ({ kind: 'project', id })
+
+export function createProjectFinder (options: ProjectFinderOptions): ProjectFinder {
+  const { gitlab } = options
+  const ttlMs = options.ttlMs ?? 60_000
+  const notFoundTtlMs = Math.min(options.notFoundTtlMs ?? 10_000, ttlMs)
+  const maxPages = options.maxPages ?? 10
+  const clock = options.clock === undefined ? {} : { clock: options.clock }
+  // A project id, or null: no project.
+  const projects = createLoaderCache<number | null>({ max: options.max ?? 10_000, ttlMs, lifetimeOf: id => id === null ? notFoundTtlMs : undefined, ...clock })
+  // The job and bridge ids of one pipeline.
+  const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+
+  const get = async (path: string, endpoint: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
+    try {
+      const answer = await gitlab.get(path, { endpoint, as: 'service' })
+      unavailableOn(answer.status, path)
+      return answer
+    } catch (err) {
+      throw mapUnavailable(err, path)
+    }
+  }
+  const list = async (path: string, endpoint: string): Promise<{ status: number, items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined, truncated: boolean }> => {
+    try {
+      const answer = await gitlab.getList(path, { endpoint, as: 'service' }, { maxPages })
+      unavailableOn(answer.status, path)
+      return answer
+    } catch (err) {
+      throw mapUnavailable(err, path)
+    }
+  }
+
+  /** GET /projects/:id_or_path: the id, or null for 404 and for a redirect not followed. */
+  const projectByPath = async (idOrPath: string, followRedirects: boolean): Promise<number | null> => {
+    const path = `/api/v4/projects/${encodeURIComponent(idOrPath)}`
+    let answer = await get(path, 'project_lookup')
+    if (answer.status === 301 || answer.status === 302) {
+      // GitLab answers a moved project's old path with a redirect to /projects/<id> (lib/api/helpers.rb).
+      if (!followRedirects) return null
+      const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(answer.location ?? '')?.[1]
+      if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
+      answer = await get(`/api/v4/projects/${id}`, 'project_lookup')
+    }
+    if (answer.status === 404) return null
+    const body = okBody(answer, path)
+    const id = toId(body.id)
+    if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no project id`)
+    // GitLab may answer an old path with the moved project itself: only where GitLab's handler
+    // follows redirects does that count (Maven's find_by_full_path does not).
+    if (!followRedirects && !INTEGER.test(idOrPath) && String(body.path_with_namespace ?? '').toLowerCase() !== idOrPath.toLowerCase()) return null
+    return id
+  }
+
+  /** The newest installable package of exactly this name (and version) in the group: its project id, or null. */
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>): Promise<number | null> => {
+    const query = `package_type=${lookup.format}&package_name=${encodeURIComponent(lookup.name)}&order_by=created_at&sort=desc` +
+      (lookup.format === 'maven' ? '&include_versionless=true' : '')
+    const path = `/api/v4/groups/${encodeURIComponent(lookup.group)}/packages?${query}`
+    const answer = await list(path, 'package_lookup')
+    if (answer.status === 404) {
+      // npm's @scope may name a user's namespace, which the groups API does not serve: then the
+      // project is there, but not found this way.
+      if (lookup.format === 'npm' && !INTEGER.test(lookup.group)) return await userNamespace(lookup.group) ? UNRESOLVED_ID : null
+      return null
+    }
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    // package_name is a fuzzy filter: compare exactly. Newest first, as asked; the order is
+    // checked rather than trusted.
+    let best: { readonly project: number, readonly at: string, readonly id: number } | null = null
+    for (const item of answer.items) {
+      if (item.name !== lookup.name && item.name !== lookup.versionlessName) continue
+      if (item.package_type !== undefined && item.package_type !== lookup.format) continue
+      if (!installable(item.status)) continue
+      if (lookup.format === 'maven') {
+        const versionless = item.version === null || item.version === undefined || item.version === ''
+        const matches = (item.name === lookup.name && lookup.version !== undefined && item.version === lookup.version) ||
+          (item.name === lookup.versionlessName && versionless)
+        if (!matches) continue
+      } else if (item.name !== lookup.name) continue
+      const project = toId(item.project_id)
+      const id = toId(item.id) ?? 0
+      const at = typeof item.created_at === 'string' ? item.created_at : ''
+      if (project === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a package without project_id`)
+      if (best === null || at > best.at || (at === best.at && id > best.id)) best = { project, at, id }
+    }
+    // More pages than read, and no match among those read: a match may be further on.
+    if (best === null && answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    return best?.project ?? null
+  }
+
+  const userNamespace = async (path: string): Promise<boolean> => {
+    const answer = await get(`/api/v4/namespaces/${encodeURIComponent(path)}`, 'namespace_lookup')
+    if (answer.status === 404) return false
+    return okBody(answer, 'namespace').kind === 'user'
+  }
+
+  const pipelineJobs = (projectId: number, pipelineId: number): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async () => {
+    const base = `/api/v4/projects/${projectId}/pipelines/${pipelineId}`
+    const [jobs, bridges] = await Promise.all([
+      list(`${base}/jobs?include_retried=true`, 'pipeline_jobs'),
+      list(`${base}/bridges?include_retried=true`, 'pipeline_jobs')
+    ])
+    const ids = new Set<number>()
+    for (const answer of [jobs, bridges]) {
+      if (answer.status === 404) continue
+      if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${base} jobs answered ${answer.status}`)
+      for (const item of answer.items) {
+        const id = toId(item.id)
+        if (id !== null) ids.add(id)
+      }
+    }
+    return ids
+  })
+
+  const cached = async (key: string, load: () => Promise<number | null>): Promise<Found> => {
+    const id = await projects.get(key, load)
+    if (id === UNRESOLVED_ID) return UNRESOLVED
+    return id === null ? NO_PROJECT : projectFound(id)
+  }
+
+  return {
+    async find (route, params, identity) {
+      const lookup = lookupOf(route.projectFrom, params)
+      switch (lookup.kind) {
+        case 'unresolvable': return UNRESOLVED
+        case 'no_project': return NO_PROJECT
+        case 'project_id': return await cached(`id:${lookup.id}`, () => projectByPath(String(lookup.id), true))
+        case 'project_path': return await cached(`${lookup.followRedirects ? 'path' : 'exact'}:${lookup.path.toLowerCase()}`, () => projectByPath(lookup.path, lookup.followRedirects))
+        case 'package': return await cached(`${lookup.format}:${lookup.group}:${lookup.name}:${lookup.version ?? ''}`, () => packageProject(lookup))
+        case 'pipeline_job': {
+          if (lookup.jobId === identity.jobId) return projectFound(identity.jobProjectId)
+          if (identity.pipelineId === undefined) return UNRESOLVED
+          const jobs = await pipelineJobs(identity.jobProjectId, identity.pipelineId)
+          // A job of the token's own pipeline belongs to the job's own project: self access.
+          return jobs.has(lookup.jobId) ? projectFound(identity.jobProjectId) : UNRESOLVED
+        }
+      }
+    },
+    stats: () => ({ projects: projects.stats(), pipelines: pipelines.stats() })
+  }
+}
+
+// Cached like an id: a lookup that found the project cannot be named this way (a user's namespace).
+const UNRESOLVED_ID = -1
+const INTEGER = /^\d+$/
+
+// Packages::Package.installable: the statuses npm and Maven install from (app/models/packages/package.rb).
+function installable (status: unknown): boolean {
+  return status === undefined || status === 'default' || status === 'error'
+}
+
+/** The public message is the table's; what went wrong, for logs, is the cause. */
+function lookupError (code: 'PROJECT_LOOKUP_FAILED' | 'PROJECT_LOOKUP_UNAVAILABLE', detail: string): GateError {
+  return new GateError(code, undefined, { cause: new Error(detail) })
+}
+
+function unavailableOn (status: number, path: string): void {
+  if (status === 429 || status >= 500) throw lookupError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
+  // The service token itself refused: the gate's configuration is wrong; nothing can be decided.
+  if (status === 401 || status === 403) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}: GATE_SERVICE_TOKEN cannot read it`)
+}
+
+function mapUnavailable (err: unknown, path: string): unknown {
+  if (err instanceof GitlabUnavailable) return lookupError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`)
+  return err
+}
+
+function okBody (answer: { status: number, body: Readonly<Record<string, unknown>> | undefined }, what: string): Readonly<Record<string, unknown>> {
+  if (answer.status !== 200 || answer.body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${what} answered ${answer.status}`)
+  return answer.body
+}
+
+function toId (value: unknown): number | null {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null
+  if (typeof value === 'string' && /^[1-9]\d{0,15}$/.test(value)) return Number(value)
+  return null
+}

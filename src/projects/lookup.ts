@@ -1,0 +1,98 @@
+// What the URL of a group, instance or job route says about its accessed project, and which
+// GitLab lookup would name it: a pure function of the route's `projectFrom` (catalog data) and
+// the matched parameters. GitLab's rules per family, with their source files, are in
+// docs/gitlab-rules.md ("Group and instance routes").
+
+import type { ProjectFrom } from '../catalog/types.ts'
+
+export type Lookup =
+  /** The route touches no single project, or GitLab picks it in a way no lookup can repeat: as today (deferred or denied). */
+  | { readonly kind: 'unresolvable', readonly why: string }
+  /** The URL alone says there is no project (GitLab answers 404, or forwards npm to the public registry). */
+  | { readonly kind: 'no_project', readonly why: string }
+  /** `GET /projects/:id`: a Conan username that is a number. */
+  | { readonly kind: 'project_id', readonly id: number }
+  /** `GET /projects/<full path>`; `followRedirects`: whether a moved project's old path still names it. */
+  | { readonly kind: 'project_path', readonly path: string, readonly followRedirects: boolean }
+  /**
+   * The newest package of exactly this name (and version, or none for Maven's versionless
+   * metadata) under a group: `GET /groups/:id/packages?package_type=..&package_name=..`.
+   * `group` is an id or a full path, as in the URL.
+   */
+  | { readonly kind: 'package', readonly group: string, readonly format: 'npm' | 'maven', readonly name: string, readonly version?: string, readonly versionlessName?: string }
+  /** Job `:id` among the jobs and bridges of the token's own pipeline. */
+  | { readonly kind: 'pipeline_job', readonly jobId: number }
+
+const INTEGER = /^\d+$/
+// Packages::Npm.scope_of: `@scope/name` → `scope` (app/models/packages/npm.rb).
+const NPM_SCOPE = /^@([^/]+)\/./
+
+export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record<string, string>>): Lookup {
+  switch (from) {
+    case 'conan_username': {
+      // lib/api/helpers/packages/conan/api_helpers.rb (`project`, instance scope) and
+      // app/models/packages/conan/metadatum.rb (full_path_from: `tr('+', '/')`); find_project
+      // (lib/api/helpers.rb) takes an integer as an id, a string with `/` as a full path
+      // (redirects followed), anything else as nothing.
+      const username = params.package_username ?? ''
+      if (username === '_') return { kind: 'no_project', why: 'the Conan username "_" names no project at instance level' }
+      if (INTEGER.test(username)) {
+        const id = Number(username)
+        return Number.isSafeInteger(id) && id > 0 ? { kind: 'project_id', id } : { kind: 'no_project', why: 'the Conan username is not a project id' }
+      }
+      if (!username.includes('+')) return { kind: 'no_project', why: 'the Conan username has no "+": it is not a project path' }
+      return { kind: 'project_path', path: username.replaceAll('+', '/'), followRedirects: true }
+    }
+    case 'maven_instance_path': {
+      // lib/api/maven_packages.rb: find_project_by_path: `Project.find_by_full_path(path.rpartition('/').first)`,
+      // without follow_redirects.
+      const path = params.path ?? ''
+      const cut = path.lastIndexOf('/')
+      if (cut <= 0) return { kind: 'no_project', why: 'the Maven path has no project part' }
+      return { kind: 'project_path', path: path.slice(0, cut), followRedirects: false }
+    }
+    case 'npm_scope_package': {
+      // lib/api/helpers/packages/npm.rb: project_id_or_nil (instance): the root namespace named by the scope.
+      const name = params.package_name ?? ''
+      const scope = NPM_SCOPE.exec(name)?.[1]
+      if (scope === undefined) return { kind: 'no_project', why: 'an unscoped npm package name names no namespace' }
+      return { kind: 'package', group: scope, format: 'npm', name }
+    }
+    case 'npm_group_package':
+      return { kind: 'package', group: params.id ?? '', format: 'npm', name: params.package_name ?? '' }
+    case 'maven_group_package': {
+      // lib/api/maven_packages.rb: the package whose Maven path is `path`: `name/version`, or a
+      // versionless package (its metadata) named `path`.
+      const path = params.path ?? ''
+      const cut = path.lastIndexOf('/')
+      if (cut <= 0) return { kind: 'package', group: params.id ?? '', format: 'maven', name: path, versionlessName: path }
+      return { kind: 'package', group: params.id ?? '', format: 'maven', name: path.slice(0, cut), version: path.slice(cut + 1), versionlessName: path }
+    }
+    case 'job_pipeline': {
+      const id = params.id ?? ''
+      if (!INTEGER.test(id) || !Number.isSafeInteger(Number(id))) return { kind: 'no_project', why: 'not a job id' }
+      return { kind: 'pipeline_job', jobId: Number(id) }
+    }
+    case 'pypi_group_file':
+      return { kind: 'unresolvable', why: "GitLab picks the file's package among those the job's user can read" }
+    case 'none':
+    case undefined:
+      return { kind: 'unresolvable', why: 'the route touches no single project' }
+  }
+}
+
+/** One line for `job-token-gate explain`: how the project would be found. */
+export function describeLookup (lookup: Lookup): string {
+  switch (lookup.kind) {
+    case 'unresolvable': return `not looked up (${lookup.why}): deferred to GitLab or denied, per GATE_UNRESOLVED_PROJECT`
+    case 'no_project': return `no project (${lookup.why}): forwarded, GitLab answers`
+    case 'project_id': return `project #${lookup.id}: GET /api/v4/projects/${lookup.id}`
+    case 'project_path': return `project "${lookup.path}": GET /api/v4/projects/${encodeURIComponent(lookup.path)}` +
+      (lookup.followRedirects ? ' (a moved project found through its old path)' : ' (path_with_namespace must match: a moved path is not followed)')
+    case 'package': return `the project of the newest ${lookup.format} package named exactly "${lookup.name}"` +
+      (lookup.version === undefined ? '' : ` version "${lookup.version}"`) +
+      (lookup.format === 'maven' && lookup.versionlessName !== undefined && lookup.version !== undefined ? ` (or the versionless "${lookup.versionlessName}")` : '') +
+      ` in group "${lookup.group}": GET /api/v4/groups/${encodeURIComponent(lookup.group)}/packages?package_type=${lookup.format}&package_name=...`
+    case 'pipeline_job': return `job #${lookup.jobId}: the job's own project when the job is in the token's pipeline (GET /api/v4/projects/:job_project/pipelines/:pipeline/jobs and /bridges), else deferred or denied per GATE_UNRESOLVED_PROJECT`
+  }
+}

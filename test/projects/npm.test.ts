@@ -1,0 +1,102 @@
+// npm's instance and group APIs: the accessed project holds the newest npm package of exactly
+// that name, under the root namespace of its @scope (instance) or within the group, found with
+// GitLab's group packages API (a fuzzy name filter, paginated), then decided as on /projects/:id.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+import { decisionOf, forwarded, pkg, projectsGate } from './world.ts'
+
+const job = (token: string): Record<string, string> => ({ 'job-token': token })
+const distTag = (name: string, tag = 'latest'): string => `/api/v4/packages/npm/-/package/${name.replace('/', '%2f')}/dist-tags/${tag}`
+const groupDistTag = (group: string, name: string): string => `/api/v4/groups/${group}/-/packages/npm/-/package/${name.replace('/', '%2f')}/dist-tags/latest`
+
+test('npm dist-tags (instance and group): refused outside the allowlist and with read_packages only, allowed with default permissions and to the own project', async t => {
+  const g = await projectsGate(t)
+  g.gitlab.packages.push(pkg('@acme/tool', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'))
+  for (const path of [distTag('@acme/tool'), groupDistTag('10', '@acme/tool'), groupDistTag('acme', '@acme/tool')]) {
+    const outsider = await send(g.url, 'PUT', path, job(TOKENS.tools), '"1.0.0"')
+    assert.equal(outsider.json().code, 'NOT_ALLOWLISTED', path)
+    assert.equal((await send(g.url, 'DELETE', path, job(TOKENS.tools))).json().code, 'NOT_ALLOWLISTED', path)
+    const readOnly = await send(g.url, 'PUT', path, job(TOKENS.app), '"1.0.0"')
+    assert.equal(readOnly.json().code, 'MISSING_POLICIES', path)
+    assert.deepEqual((await decisionOf(g, path)).missing_policies, ['admin_packages'])
+    assert.equal(forwarded(g, path), 0, path)
+    assert.equal((await send(g.url, 'PUT', path, job(TOKENS.web), '"1.0.0"')).status, 200, path)
+    assert.equal((await decisionOf(g, path)).reason, 'DEFAULT_PERMISSIONS', path)
+    assert.equal((await send(g.url, 'PUT', path, job(TOKENS.lib), '"1.0.0"')).status, 200, path)
+    assert.equal((await decisionOf(g, path)).reason, 'SELF_ACCESS', path)
+  }
+  // Reads: read_packages suffices; the metadata route checks the allowlist only.
+  assert.equal((await send(g.url, 'GET', '/api/v4/packages/npm/-/package/@acme%2ftool/dist-tags', job(TOKENS.app))).status, 200)
+  assert.equal((await send(g.url, 'GET', '/api/v4/packages/npm/-/package/@acme%2ftool/dist-tags', job(TOKENS.tools))).json().code, 'NOT_ALLOWLISTED')
+  assert.equal((await send(g.url, 'GET', '/api/v4/packages/npm/@acme%2ftool', job(TOKENS.tools))).json().code, 'NOT_ALLOWLISTED')
+  assert.equal((await send(g.url, 'GET', '/api/v4/packages/npm/@acme%2ftool', job(TOKENS.app))).status, 200)
+})
+
+test('npm: the newest of two packages of that name wins', async t => {
+  const g = await projectsGate(t)
+  // Older in acme/lib (where the app job may only read), newer in the app job's own project.
+  g.gitlab.packages.push(pkg('@acme/widget', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'), pkg('@acme/widget', '2.0.0', 'npm', 100, '2026-03-01T00:00:00Z'))
+  const res = await send(g.url, 'PUT', distTag('@acme/widget'), job(TOKENS.app), '"2.0.0"')
+  assert.equal(res.status, 200, res.text)
+  const log = await decisionOf(g, distTag('@acme/widget'))
+  assert.deepEqual([log.reason, log.accessed_project_id], ['SELF_ACCESS', 100])
+})
+
+test('npm: a name that matches fuzzily but not exactly is not taken; unscoped names and unknown scopes are no project', async t => {
+  const g = await projectsGate(t)
+  // "@acme/tool" is a substring of "@acme/toolbox" (newer, in the app's own project).
+  g.gitlab.packages.push(pkg('@acme/tool', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'), pkg('@acme/toolbox', '1.0.0', 'npm', 100, '2026-02-01T00:00:00Z'))
+  const res = await send(g.url, 'PUT', distTag('@acme/tool'), job(TOKENS.app), '"1.0.0"')
+  assert.equal(res.json().code, 'MISSING_POLICIES', 'acme/lib\'s package, not the fuzzy match')
+  // A name no package has exactly: nothing protected, GitLab answers.
+  const missing = await send(g.url, 'PUT', distTag('@acme/to'), job(TOKENS.tools), '"1.0.0"')
+  assert.equal(missing.status, 200)
+  assert.equal((await decisionOf(g, distTag('@acme/to'))).reason, 'NO_PROJECT')
+  for (const path of [distTag('left-pad'), distTag('@nobody/thing'), '/api/v4/packages/npm/left-pad']) {
+    const r = await send(g.url, path.includes('dist-tags') ? 'PUT' : 'GET', path, job(TOKENS.tools), path.includes('dist-tags') ? '"1"' : undefined)
+    assert.equal(r.status, 200, path)
+    assert.equal((await decisionOf(g, path)).reason, 'NO_PROJECT', path)
+  }
+})
+
+test('npm: a package on a later page of the list is found', async t => {
+  const g = await projectsGate(t)
+  g.gitlab.maxPerPage = 2
+  for (let i = 0; i < 5; i++) g.gitlab.packages.push(pkg(`@acme/lib-${i}`, '1.0.0', 'npm', 100, `2026-02-0${i + 1}T00:00:00Z`))
+  g.gitlab.packages.push(pkg('@acme/lib', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'))
+  g.gitlab.resetCalls()
+  const res = await send(g.url, 'PUT', distTag('@acme/lib'), job(TOKENS.app), '"1.0.0"')
+  assert.equal(res.json().code, 'MISSING_POLICIES', 'the exact name, on the third page, is acme/lib\'s')
+  assert.equal(g.gitlab.calls.packages, 3)
+})
+
+test('npm: a scope that is a user namespace cannot be looked up with the groups API: deferred as before', async t => {
+  const g = await projectsGate(t)
+  g.gitlab.userNamespaces.add('alice')
+  const res = await send(g.url, 'PUT', distTag('@alice/tool'), job(TOKENS.tools), '"1"')
+  assert.equal(res.status, 200)
+  assert.equal((await decisionOf(g, distTag('@alice/tool'))).reason, 'PROJECT_NOT_IN_URL')
+  const denied = await projectsGate(t, { GATE_UNRESOLVED_PROJECT: 'deny' })
+  assert.equal((await send(denied.url, 'PUT', distTag('@alice/tool'), job(TOKENS.tools), '"1"')).json().code, 'PROJECT_NOT_IN_URL')
+})
+
+test('npm: GitLab failing is a 503; lookups are cached, "no project" too', async t => {
+  const g = await projectsGate(t)
+  g.gitlab.packages.push(pkg('@acme/tool', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'))
+  assert.equal((await send(g.url, 'GET', '/api/v4/job', job(TOKENS.web))).status, 200)
+  g.gitlab.failWith.packages = 500
+  const down = await send(g.url, 'PUT', distTag('@acme/tool'), job(TOKENS.web), '"1"')
+  assert.equal(down.status, 503)
+  assert.equal(down.json().code, 'PROJECT_LOOKUP_UNAVAILABLE')
+  assert.equal(forwarded(g, distTag('@acme/tool')), 0)
+  delete g.gitlab.failWith.packages
+  g.gitlab.resetCalls()
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await send(g.url, 'PUT', distTag('@acme/tool'), job(TOKENS.web), '"1"')).status, 200)
+    assert.equal((await send(g.url, 'PUT', distTag('@acme/nothing'), job(TOKENS.web), '"1"')).status, 200)
+  }
+  assert.equal(g.gitlab.calls.packages, 2)
+})

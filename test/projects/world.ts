@@ -1,0 +1,31 @@
+// The test world of test/helpers/gate.ts, plus what the project lookups of group and instance
+// routes read: acme/registry (700, its allowlist names the group `other` with admin_packages)
+// becomes a GitLab project, and the decision log line of a request is found by its path.
+
+import type { TestContext } from 'node:test'
+import { adminGate } from '../helpers/admin-gate.ts'
+import type { FakePackage } from '../helpers/fake-gitlab.ts'
+import type { TestGate } from '../helpers/gate.ts'
+import { eventually } from '../helpers/eventually.ts'
+
+export async function projectsGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
+  const g = await adminGate(t, { GATE_LOG_RAW_PATH: 'true', ...env })
+  g.gitlab.projects.set(700, { id: 700, pathWithNamespace: 'acme/registry', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } })
+  return g
+}
+
+let nextId = 1
+export function pkg (name: string, version: string | null, packageType: FakePackage['packageType'], projectId: number, createdAt: string, status?: FakePackage['status']): FakePackage {
+  return { id: nextId++, name, version, packageType, projectId, createdAt, ...(status === undefined ? {} : { status }) }
+}
+
+/** The decision line of the last request to `path` (GATE_LOG_RAW_PATH is on). */
+export async function decisionOf (g: TestGate, path: string): Promise<Record<string, unknown>> {
+  const wanted = decodeURIComponent(path.split('?')[0]!)
+  return await eventually(() => g.logs.findLast(l => l.msg === 'decision' && decodeURIComponent(String(l.path)) === wanted), { message: `decision for ${path}` })
+}
+
+/** The requests GitLab received for `path`, forwarded by the gate (lookups excluded). */
+export function forwarded (g: TestGate, path: string): number {
+  return g.seen.filter(s => s.url === path).length
+}
