@@ -25,7 +25,7 @@ import { createAdmin } from '../admin/handler.ts'
 import type { GitlabClient } from '../gitlab/client.ts'
 import { createGitlabClientFromConfig } from './deps.ts'
 import { createMetrics, type GateMetrics } from '../metrics.ts'
-import { createUsageRecorder, type UsageRecorder } from '../usage/recorder.ts'
+import { createUsageRecorder, NO_USAGE_RECORDING, type UsageRecorder } from '../usage/recorder.ts'
 import { createDecisionLog } from './decision-log.ts'
 import { createDecisionRecorder } from './record.ts'
 import { createForwardAuth } from './forward-auth.ts'
@@ -135,8 +135,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     catalog: () => ({ version: engine.catalogVersion, routes: engine.router.routes.length }),
     resources: () => resources
   })
-  const usage = createUsageRecorder({
-    store: config.usageRecording ? deps.store : { ...deps.store, recordUsage: undefined },
+  const usage = !config.usageRecording ? NO_USAGE_RECORDING : createUsageRecorder({
+    store: deps.store,
     limits: { maxJobProjects: config.usageMaxJobProjects, retentionDays: config.usageRetentionDays },
     flushIntervalMs: config.usageFlushIntervalMs,
     onRecorded: n => { metrics.usage.recorded(n) },
