@@ -38,10 +38,10 @@ export function describeAccessedProject (accessed: AccessedProject): string {
   switch (accessed.kind) {
     case 'project_id': return `project #${accessed.id}, from the :id path parameter`
     case 'project_path': return `project "${accessed.path}", from the :id path parameter (a full path, resolved to an id)`
-    case 'job': return `the project of job #${accessed.jobId}, from the :id path parameter`
+    case 'job': return `the project of job #${accessed.jobId}, from the :id path parameter (see project lookup)`
     case 'token_job': return "the token's own job (self access)"
     case 'unknown': return accessed.scope === 'group'
-      ? `not in the URL: a package of group "${accessed.group ?? ''}", found by GitLab after routing`
-      : 'not in the URL: an instance-level route, found by GitLab from the resource after routing'
+      ? `not in the URL: found from the resource of group "${accessed.group ?? ''}" (see project lookup)`
+      : 'not in the URL: found from the resource of an instance-level route (see project lookup)'
   }
 }

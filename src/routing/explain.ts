@@ -2,6 +2,7 @@
 
 import type { CanonicalRequest } from './canonical.ts'
 import { accessedProject, describeAccessedProject } from './accessed.ts'
+import { describeLookup, lookupOf, type Lookup } from '../projects/lookup.ts'
 import type { Router } from './router.ts'
 
 export type Explanation =
@@ -22,6 +23,10 @@ export type Explanation =
     skipPolicies: boolean
     accessedProject: ReturnType<typeof accessedProject>
     accessedProjectText: string
+    /** Group, instance and job routes: how the gate finds the project (GATE_UNRESOLVED_PROJECT=resolve). */
+    projectFrom?: string
+    projectLookup?: Lookup
+    projectLookupText?: string
   }
 
 export function explain (router: Router, canonical: CanonicalRequest): Explanation {
@@ -30,6 +35,8 @@ export function explain (router: Router, canonical: CanonicalRequest): Explanati
   const match = router.match(canonical.method, canonical.apiPath)
   if (match === null) return { result: 'no_route', method: canonical.method, canonicalPath: canonical.path }
   const accessed = accessedProject(match)
+  const from = match.route.projectFrom
+  const lookup = from === undefined ? undefined : lookupOf(from, match.params)
   return {
     result: 'matched',
     method: canonical.method,
@@ -43,7 +50,8 @@ export function explain (router: Router, canonical: CanonicalRequest): Explanati
     policies: [...match.route.policies],
     skipPolicies: match.route.skipPolicies,
     accessedProject: accessed,
-    accessedProjectText: describeAccessedProject(accessed)
+    accessedProjectText: describeAccessedProject(accessed),
+    ...(lookup === undefined ? {} : { projectFrom: from, projectLookup: lookup, projectLookupText: describeLookup(lookup) })
   }
 }
 
@@ -62,6 +70,7 @@ export function formatExplanation (e: Explanation): string {
         ['policies', e.skipPolicies ? '(none: job tokens accepted, fine-grained policies skipped)' : e.policies.join(', ')],
         ['accessed project', e.accessedProjectText]
       ]
+      if (e.projectLookupText !== undefined) rows.push(['project lookup', `${e.projectFrom!}: ${e.projectLookupText}`])
       if (e.format) rows.splice(4, 0, ['format', 'json (suffix stripped by GitLab)'])
       return rows.map(([k, v]) => `${k.padEnd(18)}${v}`).join('\n') + '\n'
     }

@@ -1,0 +1,26 @@
+// `job-token-gate explain` says how the project of a group, instance or job route is found.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import { createCanonicalizer } from '../../src/routing/canonical.ts'
+import { explain, formatExplanation } from '../../src/routing/explain.ts'
+import { Router } from '../../src/routing/router.ts'
+
+const router = Router.compile(loadCatalog().routes)
+const canonicalize = createCanonicalizer({ relativeUrlRoot: '' })
+const text = (method: string, path: string): string => formatExplanation(explain(router, canonicalize(method, path)))
+
+test('explain names the lookup of group, instance and job routes, and none for project routes', () => {
+  assert.match(text('PUT', '/api/v4/packages/conan/v1/files/pkg/1.0/acme+lib/stable/0/export/conanfile.py'),
+    /^project lookup +conan_username: project "acme\/lib": GET \/api\/v4\/projects\/acme%2Flib \(a moved project found through its old path\)$/m)
+  assert.match(text('GET', '/api/v4/packages/maven/com/acme/app/1.0/app-1.0.jar'), /^project lookup +maven_instance_path: project "com\/acme\/app".*a moved path is not followed/m)
+  assert.match(text('PUT', '/api/v4/packages/npm/-/package/@acme%2ftool/dist-tags/latest'), /^project lookup +npm_scope_package: the project of the newest npm package named exactly "@acme\/tool" in group "acme"/m)
+  assert.match(text('GET', '/api/v4/packages/npm/left-pad'), /^project lookup +npm_scope_package: no project \(an unscoped npm package name names no namespace\)/m)
+  assert.match(text('GET', '/api/v4/group/7/-/packages/composer/packages'), /^project lookup +none: not looked up/m)
+  assert.match(text('GET', '/api/v4/jobs/5/artifacts'), /^project lookup +job_pipeline: job #5/m)
+  assert.doesNotMatch(text('GET', '/api/v4/projects/5/packages'), /project lookup/)
+  const json = explain(router, canonicalize('GET', '/api/v4/packages/conan/v1/conans/pkg/1.0/42/stable'))
+  assert.equal(json.result, 'matched')
+  assert.deepEqual(json.result === 'matched' ? [json.projectFrom, json.projectLookup] : [], ['conan_username', { kind: 'project_id', id: 42 }])
+})
