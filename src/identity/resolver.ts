@@ -26,7 +26,7 @@ export interface IdentityCacheOptions {
   /** Projects and groups (paths, parents): these rarely change. Default 10 min. */
   readonly namespaceTtlMs?: number
   readonly maxNamespaces?: number
-  /** Epoch milliseconds for the TTLs and token expiry; tests pass one they move by hand. Default Date. */
+  /** Epoch milliseconds for the TTLs, token expiry and the JWKS's max age and cooldowns; tests pass one they move by hand. Default Date. */
   readonly clock?: Clock
 }
 
@@ -128,10 +128,11 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     algorithms: options.jwt?.algorithms ?? ['RS256'],
     issuer: options.jwt?.issuer,
     audience: options.jwt?.audience === undefined ? GITLAB_JOB_TOKEN_AUDIENCE : options.jwt.audience,
-    clockToleranceSec: options.jwt?.clockToleranceSec
+    clockToleranceSec: options.jwt?.clockToleranceSec,
+    clock: options.cache?.clock
   }
   const counters = identityCounters()
-  const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh })
+  const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh, clock: options.cache?.clock })
   const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, connections: options.connections ?? 16 })
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)
@@ -217,13 +218,14 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
   if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('issuer is required for the local JWT resolver')
   if (options.audience === undefined || options.audience.length === 0) throw new TypeError('audience is required for the local JWT resolver')
   const counters = identityCounters()
-  const key = createVerificationKey(options.key, { ...options, onRefresh: counters.onRefresh })
+  const key = createVerificationKey(options.key, { ...options, onRefresh: counters.onRefresh, clock: options.cache?.clock })
   const claims: ClaimMap = { ...DEFAULT_CLAIMS, ...options.claims }
   const jwtOptions: JwtCheckOptions = {
     algorithms: options.algorithms ?? ['RS256'],
     issuer: options.issuer,
     audience: options.audience,
-    clockToleranceSec: options.clockToleranceSec
+    clockToleranceSec: options.clockToleranceSec,
+    clock: options.cache?.clock
   }
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)

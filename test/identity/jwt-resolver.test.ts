@@ -1,5 +1,6 @@
 // The local JWT resolver: GitLab CI ID tokens verified against a static key or a JWKS URL, claims
 // mapped to the identity, no upstream call; key rotation, refetch cooldown and JWKS outages.
+// Cooldowns and key ages run on a clock the tests move by hand (the resolver's cache clock).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -95,14 +96,15 @@ test('JWKS rotation: a new kid is fetched, at most once per cooldown', async (t)
   const k3 = await createTestKeys('k3')
   const fake = await startFakeGitlab({ jwks: { keys: [k1.publicJwk] } })
   t.after(() => fake.close())
-  const cooldownMs = 400
-  const resolver = localResolver(k1, { key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cooldownMs }, cache: { negativeTtlMs: 0 } })
+  const cooldownMs = 30_000
+  const clock = { t: Date.now() }
+  const resolver = localResolver(k1, { key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cooldownMs }, cache: { negativeTtlMs: 0, clock: { now: () => clock.t } } })
 
   assert.equal((await resolver.resolve(await signIdToken(k1, CLAIMS))).jobId, 1001)
   assert.equal(fake.calls.jwks, 1)
 
-  // GitLab rotates: k2 published (k1 kept for tokens in flight). Wait out the cooldown first.
-  await new Promise(resolve => setTimeout(resolve, cooldownMs + 50))
+  // GitLab rotates: k2 published (k1 kept for tokens in flight), once the cooldown has passed.
+  clock.t += cooldownMs
   fake.jwks = { keys: [k1.publicJwk, k2.publicJwk] }
   assert.equal((await resolver.resolve(await signIdToken(k2, { ...CLAIMS, job_id: '1002' }))).jobId, 1002)
   assert.equal(fake.calls.jwks, 2, 'the unknown kid triggered one refetch')
@@ -113,8 +115,11 @@ test('JWKS rotation: a new kid is fetched, at most once per cooldown', async (t)
   await rejectsWith(resolver.resolve(k3Token), 'TOKEN_BAD_SIGNATURE')
   await rejectsWith(resolver.resolve(await signIdToken(k3, { ...CLAIMS, job_id: '1004' })), 'TOKEN_BAD_SIGNATURE')
   assert.equal(fake.calls.jwks, 2, 'no refetch during the cooldown')
+  clock.t += cooldownMs - 1
+  await rejectsWith(resolver.resolve(k3Token), 'TOKEN_BAD_SIGNATURE')
+  assert.equal(fake.calls.jwks, 2, 'no refetch until the last millisecond of the cooldown')
 
-  await new Promise(resolve => setTimeout(resolve, cooldownMs + 50))
+  clock.t += 1
   assert.equal((await resolver.resolve(k3Token)).jobId, 1003)
   assert.equal(fake.calls.jwks, 3)
 })
@@ -125,16 +130,20 @@ test('JWKS outage: a failed refresh keeps the last good keys', async (t) => {
   const fake = await startFakeGitlab({ jwks: { keys: [k1.publicJwk] } })
   t.after(() => fake.close())
   const warnings: string[] = []
+  const clock = { t: Date.now() }
   const resolver = localResolver(k1, {
-    key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cacheMaxAgeMs: 100, cooldownMs: 200, timeoutMs: 300 },
-    cache: { negativeTtlMs: 0 },
+    key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cacheMaxAgeMs: 600_000, cooldownMs: 30_000, timeoutMs: 300 },
+    cache: { negativeTtlMs: 0, clock: { now: () => clock.t } },
     onWarning: m => warnings.push(m)
   })
   const first = await signIdToken(k1, CLAIMS)
   assert.equal((await resolver.resolve(first)).jobId, 1001)
+  clock.t += 600_000 - 1
+  assert.equal((await resolver.resolve(await signIdToken(k1, { ...CLAIMS, job_id: '1009' }))).jobId, 1009)
+  assert.equal(fake.calls.jwks, 1, 'keys younger than cacheMaxAge are not refetched')
 
   fake.failWith.jwks = 503
-  await new Promise(resolve => setTimeout(resolve, 150)) // keys are now stale: the next use refetches
+  clock.t += 1 // keys are now stale: the next use refetches
   const second = await signIdToken(k1, { ...CLAIMS, job_id: '1002' })
   assert.equal((await resolver.resolve(second)).jobId, 1002, 'verified with the last good keys')
   assert.equal(fake.calls.jwks, 2, 'the refresh was attempted')
@@ -144,13 +153,21 @@ test('JWKS outage: a failed refresh keeps the last good keys', async (t) => {
   // A kid nobody can vouch for while the JWKS is down: 503, not a verdict on the token.
   await rejectsWith(resolver.resolve(await signIdToken(k2, CLAIMS)), 'IDENTITY_UPSTREAM_UNAVAILABLE')
 
-  // Slow instead of down: same answer, bounded by the fetch timeout.
+  // Inside the cooldown after the failure the endpoint is not asked again.
+  clock.t += 30_000 - 1
+  assert.equal((await resolver.resolve(await signIdToken(k1, { ...CLAIMS, job_id: '1004' }))).jobId, 1004)
+  assert.equal(fake.calls.jwks, 2, 'no refetch during the cooldown after a failure')
+
+  // Slow instead of down: same answer, bounded by the fetch timeout (a real timer, the
+  // behaviour under test; the bound below, 10x that timeout, only detects a hang).
   delete fake.failWith.jwks
   fake.delayMs = 2000
-  await new Promise(resolve => setTimeout(resolve, 250))
+  clock.t += 1
   const started = Date.now()
   assert.equal((await resolver.resolve(await signIdToken(k1, { ...CLAIMS, job_id: '1005' }))).jobId, 1005)
-  assert.ok(Date.now() - started < 1500)
+  assert.ok(Date.now() - started < 3000)
+  assert.equal(fake.calls.jwks, 3, 'the refresh was attempted')
+  assert.equal(warnings.length, 2)
 })
 
 test('JWKS never reachable: 503, and not cached as a bad token', async (t) => {

@@ -56,14 +56,14 @@ test('introspection: identity, ancestors nearest first, namespace cache', async 
   t.after(async () => { await resolver.close(); await fake.close() })
 
   const identity = await resolver.resolve(RUNNING)
-  assert.deepEqual(identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7 })
-  assert.deepEqual(fake.calls, { job: 1, project: 1, group: 2, jwks: 0 })
+  assert.deepEqual(identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7, pipelineId: 2001 })
+  assert.deepEqual(fake.calls, { job: 1, project: 1, group: 2, jwks: 0, packages: 0, namespace: 0, pipeline: 0 })
 
   // Another job of the same project: one /job call, no project or group call.
   const second = await resolver.resolve(RUNNING_2)
   assert.equal(second.jobId, 1002)
   assert.deepEqual(second.ancestorGroupIds, [3, 2, 1])
-  assert.deepEqual(fake.calls, { job: 2, project: 1, group: 2, jwks: 0 })
+  assert.deepEqual(fake.calls, { job: 2, project: 1, group: 2, jwks: 0, packages: 0, namespace: 0, pipeline: 0 })
 
   // The same token again: cached.
   assert.deepEqual(await resolver.resolve(RUNNING), identity)
@@ -241,14 +241,17 @@ test('without a key, stale JWTs are still refused locally; signatures are left t
 test('a cached identity does not outlive its token', async (t) => {
   const fake = await fakeGitlab()
   const keys = await createTestKeys()
-  const resolver = resolverFor(fake, { jwt: { key: { pem: keys.publicPem } }, cache: { tokenTtlMs: 60_000 } })
+  let now = Date.now()
+  const resolver = resolverFor(fake, { jwt: { key: { pem: keys.publicPem } }, cache: { tokenTtlMs: 3_600_000, clock: { now: () => now } } })
   t.after(async () => { await resolver.close(); await fake.close() })
 
-  const token = await signJobToken(keys, 1001, { expiresIn: 2 })
+  const token = await signJobToken(keys, 1001, { expiresIn: 60 })
   fake.jobs.set(token, { id: 1001, status: 'running', projectId: 10, userId: 7 })
   const identity = await resolver.resolve(token)
   assert.ok(identity.expiresAt !== undefined)
-  await new Promise(resolve => setTimeout(resolve, Math.max(0, identity.expiresAt! - Date.now() + 50)))
+  now = identity.expiresAt - 1
+  assert.equal((await resolver.resolve(token)).jobId, 1001, 'cached until the token expires')
+  now = identity.expiresAt + 1
   await rejectsWith(resolver.resolve(token), 'TOKEN_EXPIRED')
   assert.equal(fake.calls.job, 1)
 })

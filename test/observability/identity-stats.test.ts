@@ -14,10 +14,12 @@ test('local JWT resolver: JWKS refreshes and failures, token cache hits', async 
   const k1 = await createTestKeys('k1')
   const fake = await startFakeGitlab({ jwks: { keys: [k1.publicJwk] } })
   t.after(() => fake.close())
+  const clock = { t: Date.now() }
   const resolver = createLocalJwtResolver({
     key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cacheMaxAgeMs: 100, cooldownMs: 200, timeoutMs: 300 },
     issuer: GITLAB_ISSUER,
     audience: 'gate',
+    cache: { clock: { now: () => clock.t } },
     onWarning: () => {}
   })
   const token = await signIdToken(k1, CLAIMS, { audience: 'gate' })
@@ -29,7 +31,7 @@ test('local JWT resolver: JWKS refreshes and failures, token cache hits', async 
   assert.deepEqual(s.tokenCache, { hits: 1, negativeHits: 0, misses: 1, singleFlightWaits: 0 })
 
   fake.failWith.jwks = 503
-  await new Promise(resolve => setTimeout(resolve, 150))
+  clock.t += 100 // the keys are now stale: the next token refetches
   await resolver.resolve(await signIdToken(k1, { ...CLAIMS, job_id: '1002' }, { audience: 'gate' }))
   s = resolver.stats!()
   assert.equal(s.jwksFailures, 1)
