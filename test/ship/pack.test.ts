@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -54,4 +54,14 @@ test('npm pack holds dist/, catalog/, bin/, README and LICENSE; installed from t
   const help = execFileSync(bin, ['--help'], { cwd: app, encoding: 'utf8' })
   assert.match(help, /explain/)
   assert.match(help, /serve/)
+})
+
+test('without dist/, the bin names npm run build and exits 2 (no TypeScript fallback)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jtg-nodist-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
+  const result = spawnSync(process.execPath, [join(dir, 'bin', 'job-token-gate.mjs'), '--help'], { encoding: 'utf8' })
+  assert.equal(result.status, 2)
+  assert.match(result.stderr, /dist\/ is missing: run `npm run build`/)
+  assert.equal(result.stdout, '')
 })
