@@ -19,7 +19,7 @@ import { CREDENTIAL_HEADERS } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import type { ProjectFinder } from '../projects/finder.ts'
+import type { Found, ProjectFinder } from '../projects/finder.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
@@ -233,7 +233,9 @@ const userRolesStage: Stage = async (x, engine) => {
   return NO_JOB_TOKEN
 }
 
-const resolveGrantsStage: Stage = async (x, engine) => {
+// Hot path: synchronous unless a full path or a group or instance route's project must be looked
+// up (cached lookups answer synchronously too), so most requests cost no promise here.
+const resolveGrantsStage: Stage = (x, engine) => {
   const match = x.match!
   const identity = x.identity!
   const accessed = accessedProject(match)
@@ -241,29 +243,32 @@ const resolveGrantsStage: Stage = async (x, engine) => {
     case 'project_id':
       x.accessedProjectId = accessed.id
       return 'continue'
-    case 'project_path': {
+    case 'project_path':
       if (accessed.path.toLowerCase() === identity.jobProjectPath.toLowerCase()) {
         x.accessedProjectId = identity.jobProjectId
         return 'continue'
       }
-      const id = await engine.grants.resolvePath(accessed.path)
-      if (id !== null) {
-        x.accessedProjectId = id
-        return 'continue'
-      }
-      // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
-      if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
-      return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(identity, accessed.path) })
-    }
+      return resolvePath(x, engine, accessed.path, identity)
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.
       if (accessed.jobId === identity.jobId) return SELF_ACCESS
-      return await findProject(x, engine, match, identity)
+      return findProject(x, engine, match, identity)
     case 'token_job':
       return SELF_ACCESS
     case 'unknown':
-      return await findProject(x, engine, match, identity)
+      return findProject(x, engine, match, identity)
   }
+}
+
+async function resolvePath (x: StageView, engine: Engine, path: string, identity: JobIdentity): Promise<StageResult> {
+  const id = await engine.grants.resolvePath(path)
+  if (id !== null) {
+    x.accessedProjectId = id
+    return 'continue'
+  }
+  // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
+  if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
+  return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(identity, path) })
 }
 
 /**
@@ -271,9 +276,13 @@ const resolveGrantsStage: Stage = async (x, engine) => {
  * decided exactly as a `/projects/:id` route, package rules included. No project: nothing the
  * gate guards exists, GitLab answers. A route no lookup can tell stays deferred.
  */
-async function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): Promise<StageResult> {
+function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): StageResult | Promise<StageResult> {
   if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
-  const found = await engine.projects.find(match.route, match.params, identity)
+  const found = engine.projects.find(match.route, match.params, identity)
+  return found instanceof Promise ? found.then(f => foundProject(x, f)) : foundProject(x, found)
+}
+
+function foundProject (x: StageView, found: Found): StageResult {
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id

@@ -1,15 +1,17 @@
 // Finds the accessed project of a group, instance or job route through GitLab's REST API with
 // the service token, as GitLab's own handler finds it (src/projects/lookup.ts says which call;
-// docs/gitlab-rules.md, "Group and instance routes"). Answers are cached on lru-cache's fetch()
-// (src/identity/cache.ts): a TTL, single flight, and "no project" kept briefly. Fails closed: no
-// answer from GitLab is a 503, an answer the gate cannot read a 502, never an allow.
+// docs/gitlab-rules.md, "Group and instance routes"). Answers are cached on lru-cache's fetch(),
+// as the identity caches are (src/identity/cache.ts): a TTL, single flight, and "no project" kept
+// briefly; failures are not kept. Fails closed: no answer from GitLab is a 503, an answer the
+// gate cannot read a 502, never an allow.
 
+import { LRUCache } from 'lru-cache'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { GateError } from '../errors.ts'
 import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { lookupOf, type Lookup } from './lookup.ts'
+import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
 
 export type Found =
   | { readonly kind: 'project', readonly id: number }
@@ -19,13 +21,17 @@ export type Found =
   | { readonly kind: 'unresolved' }
 
 export interface ProjectFinder {
-  /** The project a matched group, instance or job route accesses for this job; rejects with GateError when GitLab cannot tell. */
-  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity: JobIdentity): Promise<Found>
+  /**
+   * The project a matched group, instance or job route accesses for this job: synchronously
+   * when the answer is cached (the hot path), else a promise that rejects with GateError when
+   * GitLab cannot tell.
+   */
+  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity: JobIdentity): Found | Promise<Found>
   stats (): ProjectFinderStats
 }
 
 export interface ProjectFinderStats {
-  readonly projects: LoaderCacheStats
+  readonly projects: { hits: number, misses: number }
   readonly pipelines: LoaderCacheStats
 }
 
@@ -43,7 +49,7 @@ export interface ProjectFinderOptions {
 
 const UNRESOLVED: Found = Object.freeze({ kind: 'unresolved' })
 const NO_PROJECT: Found = Object.freeze({ kind: 'no_project' })
-const projectFound = (id: number): Found => ({ kind: 'project', id })
+const projectFound = (id: number): Found => Object.freeze({ kind: 'project', id })
 
 export function createProjectFinder (options: ProjectFinderOptions): ProjectFinder {
   const { gitlab } = options
@@ -51,8 +57,21 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const notFoundTtlMs = Math.min(options.notFoundTtlMs ?? 10_000, ttlMs)
   const maxPages = options.maxPages ?? 10
   const clock = options.clock === undefined ? {} : { clock: options.clock }
-  // A project id, or null: no project.
-  const projects = createLoaderCache<number | null>({ max: options.max ?? 10_000, ttlMs, lifetimeOf: id => id === null ? notFoundTtlMs : undefined, ...clock })
+  // What a lookup found, by lookup. Hot path: a hit is one synchronous get(), no promise; a miss
+  // is one fetch() shared by concurrent requests. "No project" and "unresolved" live briefly.
+  const projects = new LRUCache<string, Found, () => Promise<Found>>({
+    max: options.max ?? 10_000,
+    ttl: ttlMs,
+    // An injected clock is read on every lookup (see src/identity/cache.ts).
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+    ignoreFetchAbort: true,
+    async fetchMethod (_key, _stale, { options: entry, context: load }) {
+      const found = await load()
+      if (found.kind !== 'project') entry.ttl = notFoundTtlMs
+      return found
+    }
+  })
+  const counts = { hits: 0, misses: 0 }
   // The job and bridge ids of one pipeline.
   const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
@@ -157,31 +176,44 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return ids
   })
 
-  const cached = async (key: string, load: () => Promise<number | null>): Promise<Found> => {
-    const id = await projects.get(key, load)
-    if (id === UNRESOLVED_ID) return UNRESOLVED
-    return id === null ? NO_PROJECT : projectFound(id)
+  const cached = (key: string, load: () => Promise<number | null>): Promise<Found> => {
+    return projects.fetch(key, {
+      context: async () => {
+        const id = await load()
+        if (id === UNRESOLVED_ID) return UNRESOLVED
+        return id === null ? NO_PROJECT : projectFound(id)
+      }
+    }) as Promise<Found>
   }
 
   return {
-    async find (route, params, identity) {
+    find (route, params, identity) {
+      // Hot path: a cached answer is one key built from the raw parameters and one get().
+      const key = cacheKeyOf(route.projectFrom, params)
+      if (key !== null) {
+        const hit = projects.get(key)
+        if (hit !== undefined) {
+          counts.hits++
+          return hit
+        }
+        counts.misses++
+      }
       const lookup = lookupOf(route.projectFrom, params)
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
-        case 'project_id': return await cached(`id:${lookup.id}`, () => projectByPath(String(lookup.id), true))
-        case 'project_path': return await cached(`${lookup.followRedirects ? 'path' : 'exact'}:${lookup.path.toLowerCase()}`, () => projectByPath(lookup.path, lookup.followRedirects))
-        case 'package': return await cached(`${lookup.format}:${lookup.group}:${lookup.name}:${lookup.version ?? ''}`, () => packageProject(lookup))
+        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true))
+        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects))
+        case 'package': return cached(key!, () => packageProject(lookup))
         case 'pipeline_job': {
           if (lookup.jobId === identity.jobId) return projectFound(identity.jobProjectId)
           if (identity.pipelineId === undefined) return UNRESOLVED
-          const jobs = await pipelineJobs(identity.jobProjectId, identity.pipelineId)
           // A job of the token's own pipeline belongs to the job's own project: self access.
-          return jobs.has(lookup.jobId) ? projectFound(identity.jobProjectId) : UNRESOLVED
+          return pipelineJobs(identity.jobProjectId, identity.pipelineId).then(jobs => jobs.has(lookup.jobId) ? projectFound(identity.jobProjectId) : UNRESOLVED)
         }
       }
     },
-    stats: () => ({ projects: projects.stats(), pipelines: pipelines.stats() })
+    stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats() })
   }
 }
 

@@ -81,6 +81,26 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
   }
 }
 
+/**
+ * Hot path: the cache key of what the URL names, built from the raw parameters without parsing
+ * them (lookupOf runs on a miss only). Equal keys always give equal lookups. Null: nothing to
+ * cache (a route without lookup, a Maven path without a project part, a job).
+ */
+export function cacheKeyOf (from: ProjectFrom | undefined, params: Readonly<Record<string, string>>): string | null {
+  switch (from) {
+    case 'conan_username': return `c\n${params.package_username ?? ''}`
+    case 'maven_instance_path': {
+      const path = params.path ?? ''
+      const cut = path.lastIndexOf('/')
+      return cut <= 0 ? null : `m\n${path.slice(0, cut)}`
+    }
+    case 'npm_scope_package': return `n\n${params.package_name ?? ''}`
+    case 'npm_group_package': return `ng\n${params.id ?? ''}\n${params.package_name ?? ''}`
+    case 'maven_group_package': return `mg\n${params.id ?? ''}\n${params.path ?? ''}`
+    default: return null
+  }
+}
+
 /** One line for `job-token-gate explain`: how the project would be found. */
 export function describeLookup (lookup: Lookup): string {
   switch (lookup.kind) {

@@ -76,7 +76,7 @@ test('finder: GitLab unreachable is PROJECT_LOOKUP_UNAVAILABLE (503); a refused 
   const [conan] = route('GET', '/packages/conan/v1/conans/pkg/1.0/42/stable')
   const refusing = createGitlabClient({ url, serviceToken: 'not-the-service-token' })
   t.after(() => refusing.close())
-  const failed = await createProjectFinder({ gitlab: refusing }).find(conan.route, conan.params, identity).catch((err: unknown) => err)
+  const failed = await Promise.resolve().then(() => createProjectFinder({ gitlab: refusing }).find(conan.route, conan.params, identity)).catch((err: unknown) => err)
   assert.ok(failed instanceof GateError)
   assert.deepEqual([failed.code, failed.status], ['PROJECT_LOOKUP_FAILED', 502])
   await gitlab.close()
@@ -84,7 +84,7 @@ test('finder: GitLab unreachable is PROJECT_LOOKUP_UNAVAILABLE (503); a refused 
   t.after(() => client.close())
   const finder = createProjectFinder({ gitlab: client })
   for (let i = 0; i < 2; i++) {
-    const err = await finder.find(conan.route, conan.params, identity).catch((e: unknown) => e)
+    const err = await Promise.resolve().then(() => finder.find(conan.route, conan.params, identity)).catch((e: unknown) => e)
     assert.ok(err instanceof GateError)
     assert.deepEqual([err.code, err.status], ['PROJECT_LOOKUP_UNAVAILABLE', 503])
   }
