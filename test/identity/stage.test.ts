@@ -35,7 +35,7 @@ test('stage with GitLab introspection', async (t) => {
     const report = JSON.parse(res.body) as StageReport
     assert.equal(report.kind, 'job')
     assert.equal(report.basicAuth, true)
-    assert.deepEqual(report.identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [2, 1], userId: 7 })
+    assert.deepEqual(report.identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [2, 1], userId: 7, pipelineId: 2001 })
   })
 
   await t.test('finished job on a Basic-auth route: 401, reason, realm', async () => {
