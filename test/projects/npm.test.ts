@@ -100,3 +100,17 @@ test('npm: GitLab failing is a 503; lookups are cached, "no project" too', async
   }
   assert.equal(g.gitlab.calls.packages, 2)
 })
+
+test('npm: packages GitLab does not install from are not taken; more pages than read without an exact match fail closed', async t => {
+  const g = await projectsGate(t)
+  // The newest is being deleted: GitLab's finder skips it, and so does the gate.
+  g.gitlab.packages.push(pkg('@acme/gone', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'), pkg('@acme/gone', '2.0.0', 'npm', 100, '2026-02-01T00:00:00Z', 'pending_destruction'))
+  assert.equal((await send(g.url, 'PUT', distTag('@acme/gone'), job(TOKENS.app), '"1"')).json().code, 'MISSING_POLICIES')
+  // Eleven pages of fuzzy matches, the exact name on none of the ten read.
+  g.gitlab.maxPerPage = 1
+  for (let i = 0; i < 11; i++) g.gitlab.packages.push(pkg(`@acme/many-${i}`, '1.0.0', 'npm', 100, `2026-03-${String(i + 1).padStart(2, '0')}T00:00:00Z`))
+  const res = await send(g.url, 'PUT', distTag('@acme/many'), job(TOKENS.app), '"1"')
+  assert.equal(res.status, 502)
+  assert.equal(res.json().code, 'PROJECT_LOOKUP_FAILED')
+  assert.equal(forwarded(g, distTag('@acme/many')), 0)
+})
