@@ -20,8 +20,8 @@ import { createCanonicalizer } from '../src/routing/canonical.ts'
 import { Router } from '../src/routing/router.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
-const ROUNDS = 9
-const PER_ROUND = 20_000
+const ROUNDS = 21
+const PER_ROUND = 10_000
 
 const catalog = loadCatalog()
 const settings = createInstanceSettings()
