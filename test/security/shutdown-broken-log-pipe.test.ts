@@ -113,7 +113,8 @@ test('with both readers gone, requests are answered, lost lines are counted, and
   let arrived = 0
   const gitlab = await startFakeGitlab({
     fallback: (req, res) => {
-      arrived++
+      // Only the proxied requests: serve's own start-up lookups (the instance token prefix) land here too.
+      if (req.url === '/api/v4/projects/1/packages') arrived++
       req.resume()
       setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"slow":true}') }, 600)
     }
