@@ -24,6 +24,7 @@ export const errors = {
   // usable answer. Never an allow.
   PROJECT_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project this request touches cannot be looked up in GitLab right now; try again later' },
   PROJECT_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the project this request touches could not be looked up in GitLab' },
+  PROJECT_LOOKUP_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab showed the gate no project here, but the gate\'s service token may not see every project, so the gate cannot tell that nothing it guards is touched; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
   PROJECT_NOT_IN_URL: { status: 403, message: '403 Forbidden - the project this request touches cannot be told from its URL, and job tokens are not deferred to GitLab here' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },

@@ -72,6 +72,15 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     }
   })
   const counts = { hits: 0, misses: 0 }
+  // Whether the service token sees every project (GET /user: is_admin or is_auditor). Only then
+  // is a 404 or an empty package list GitLab's "no project": a narrower token is shown less than
+  // GitLab's own handler finds, and forwarding on its 404 would skip the gate's rules for a project
+  // that exists. Kept long; a failed check is not kept.
+  const serviceRights = createLoaderCache<boolean>({ max: 1, ttlMs: 10 * 60_000, ...clock })
+  const seesEveryProject = (): Promise<boolean> => serviceRights.get('self', async () => {
+    const body = okBody(await get('/api/v4/user', 'service_user'), '/api/v4/user')
+    return body.is_admin === true || body.is_auditor === true
+  })
   // The job and bridge ids of one pipeline.
   const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
@@ -181,7 +190,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       context: async () => {
         const id = await load()
         if (id === UNRESOLVED_ID) return UNRESOLVED
-        return id === null ? NO_PROJECT : projectFound(id)
+        if (id !== null) return projectFound(id)
+        if (!await seesEveryProject()) throw new GateError('PROJECT_LOOKUP_UNVERIFIED', undefined, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
+        return NO_PROJECT
       }
     }) as Promise<Found>
   }

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'namespace' | 'pipeline'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'namespace' | 'pipeline' | 'service_user'
 
 export interface FakePackage {
   readonly id: number
@@ -72,6 +72,8 @@ export interface FakeGitlabOptions {
   readonly pipelines?: Readonly<Record<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>>
   /** Largest page served (GitLab's is 100), to make lists span pages. */
   readonly maxPerPage?: number
+  /** What the service token is (`GET /api/v4/user` with it: is_admin, is_auditor). Default admin. */
+  readonly serviceRole?: 'admin' | 'auditor' | 'user'
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
@@ -89,6 +91,7 @@ export interface FakeGitlab {
   readonly userNamespaces: Set<string>
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
+  serviceRole: 'admin' | 'auditor' | 'user'
   readonly calls: Record<Endpoint, number>
   /** Request targets seen, to check that no token ever travels in a URL. */
   readonly targets: string[]
@@ -124,7 +127,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
     pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
     maxPerPage: options.maxPerPage ?? 100,
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, namespace: 0, pipeline: 0 },
+    serviceRole: options.serviceRole ?? 'admin',
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, namespace: 0, pipeline: 0, service_user: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -157,6 +161,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (/^\/api\/v4\/groups\/[^/]+\/packages$/.test(path)) return { endpoint: 'packages', id: 0 }
     if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
+    if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
     if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken) {
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
       if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) {
@@ -181,6 +186,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (failure !== undefined) { send(res, failure, { message: `${failure}` }); return }
 
     switch (endpoint) {
+      case 'service_user':
+        send(res, 200, { id: 1, username: 'gate-service', is_admin: fake.serviceRole === 'admin', ...(fake.serviceRole === 'auditor' ? { is_auditor: true } : {}) })
+        return
       case 'job': {
         const token = req.headers['job-token']
         const job = typeof token === 'string' ? fake.jobs.get(token) : undefined
