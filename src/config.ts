@@ -4,7 +4,7 @@
 // the start with a message naming the variable. Only main.ts reads process.env.
 
 import { readFileSync } from 'node:fs'
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 import { isRecognisedInstancePrefix } from './identity/token-shape.ts'
 
 export class ConfigError extends Error {
@@ -45,7 +45,7 @@ export const SETTINGS = {
   projectLookupTtlMs: { env: 'GATE_PROJECT_LOOKUP_TTL_MS', kind: 'int', min: 1, default: '60000', description: 'how long the project found for a group or instance route is kept (a lookup that found none: at most 10 s)' },
   enforceInboundScope: { env: 'GATE_ENFORCE_INBOUND_SCOPE', kind: 'bool', default: 'true', description: "GitLab's instance setting enforce_ci_inbound_job_token_scope_enabled (true since 18.0)" },
   unknownProject: { env: 'GATE_UNKNOWN_PROJECT', kind: 'enum', values: ['empty_allowlist', 'allow'], default: 'empty_allowlist', description: 'accessed projects the store knows nothing of: only self access passes, or leave them to GitLab' },
-  trustedProxies: { env: 'GATE_TRUSTED_PROXIES', kind: 'list', default: '127.0.0.1,::1', description: 'peer addresses whose X-Forwarded-* and X-Original-* headers are trusted' },
+  trustedProxies: { env: 'GATE_TRUSTED_PROXIES', kind: 'list', default: '127.0.0.1,::1', description: 'peers whose X-Forwarded-* and X-Original-* headers are trusted: addresses and CIDR ranges (10.0.0.0/8, fd00::/8); an IPv4-mapped IPv6 peer (::ffff:10.1.2.3) matches as IPv4' },
   redisUrl: { env: 'GATE_REDIS_URL', kind: 'string', description: 'redis://host:port/db for a single node; absent: the embedded memory store' },
   redisClusterNodes: { env: 'GATE_REDIS_CLUSTER_NODES', kind: 'list', default: '', description: 'host:port list: use Redis Cluster' },
   redisSentinels: { env: 'GATE_REDIS_SENTINELS', kind: 'list', default: '', description: 'host:port list: use Redis Sentinel' },
@@ -167,9 +167,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   if ((config.redisClusterNodes.length > 0 ? 1 : 0) + (config.redisSentinels.length > 0 ? 1 : 0) + (config.redisUrl !== undefined ? 1 : 0) > 1) {
     throw new ConfigError('set only one of GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS')
   }
-  for (const peer of config.trustedProxies) {
-    if (isIP(peer) === 0) throw new ConfigError(`GATE_TRUSTED_PROXIES must list IP addresses, got ${JSON.stringify(peer)}`)
-  }
+  trustedPeers(config.trustedProxies)
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.
   if (config.instanceTokenPrefix !== undefined && config.instanceTokenPrefix !== '' && !isRecognisedInstancePrefix(config.instanceTokenPrefix)) {
     throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 of letters, digits and _+=/@:.-, got ${JSON.stringify(config.instanceTokenPrefix)}`)
@@ -178,6 +176,38 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')
   }
   return Object.freeze(config)
+}
+
+/** Whether a socket's peer address is a trusted proxy. */
+export type PeerCheck = (address: string | undefined) => boolean
+
+/**
+ * GATE_TRUSTED_PROXIES as a check of peer addresses: single addresses and CIDR ranges, IPv4 and
+ * IPv6, held in Node's net.BlockList, which also matches an IPv4-mapped IPv6 peer
+ * (`::ffff:10.1.2.3`, how a dual-stack socket reports an IPv4 client) against IPv4 entries.
+ * Throws ConfigError naming the variable and the entry for anything else.
+ */
+export function trustedPeers (entries: readonly string[]): PeerCheck {
+  const list = new BlockList()
+  for (const entry of entries) {
+    const slash = entry.indexOf('/')
+    const address = slash === -1 ? entry : entry.slice(0, slash)
+    const family = isIP(address)
+    const prefix = slash === -1 ? null : entry.slice(slash + 1)
+    try {
+      if (family === 0 || (prefix !== null && !/^\d{1,3}$/.test(prefix))) throw new RangeError('not an address or range')
+      const type = family === 4 ? 'ipv4' : 'ipv6'
+      // addSubnet refuses a prefix longer than the family's (ERR_OUT_OF_RANGE).
+      if (prefix === null) list.addAddress(address, type)
+      else list.addSubnet(address, Number(prefix), type)
+    } catch {
+      throw new ConfigError(`GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges (e.g. 10.0.0.0/8, fd00::/8), got ${JSON.stringify(entry)}`)
+    }
+  }
+  return address => {
+    const family = address === undefined ? 0 : isIP(address)
+    return family !== 0 && list.check(address!, family === 4 ? 'ipv4' : 'ipv6')
+  }
 }
 
 /** Reads a JSON config file for `--config`. */

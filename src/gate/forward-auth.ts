@@ -1,10 +1,12 @@
 // Forward-auth: the same stages as a decision endpoint for nginx auth_request, Traefik
-// ForwardAuth and Envoy ext_authz. The original method and URI come from X-Original-* or
-// X-Forwarded-Method/-Uri (trusted peers only), else from the request itself (Envoy sends the
-// original method and path). Nothing is proxied: the answer is 200 or the deny.
+// ForwardAuth and Envoy ext_authz. The original method and URI come from X-Original-Method and
+// X-Original-URI (nginx), X-Original-URL (ingress-nginx's auth-url), or X-Forwarded-Method/-Uri
+// (Traefik), from trusted peers only; else from the request itself (Envoy sends the original
+// method and path). Nothing is proxied: the answer is 200 or the deny.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
+import type { PeerCheck } from '../config.ts'
 import { createBodyScanner } from '../identity/body-scan.ts'
 import { collectCredentials } from '../identity/credentials.ts'
 import { hasBody } from './request.ts'
@@ -15,12 +17,40 @@ import { respond } from './respond.ts'
 export interface ForwardAuthOptions {
   readonly engine: () => Engine
   readonly admin: Pick<Admin, 'owns'>
-  readonly trusted: ReadonlySet<string>
+  /** Whether a peer is a trusted proxy (GATE_TRUSTED_PROXIES: addresses and CIDR ranges). */
+  readonly trusted: PeerCheck
   readonly maxInspectedBodyBytes: number
   readonly record: RecordDecision
 }
 
 export type ForwardAuthHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => Promise<void>
+
+/**
+ * The request target inside an absolute URL, as sent: ingress-nginx's auth-url sends
+ * `X-Original-URL: $scheme://$http_host$request_uri`. Only the scheme and authority are cut off;
+ * `new URL()` would resolve dot segments and re-encode, and the canonicalize stage must see the
+ * target GitLab will see. Null when the value is not an http(s) URL.
+ */
+export function targetOfUrl (url: string): string | null {
+  const m = /^https?:\/\/[^/?#\s]*(\/[^#]*)?$/i.exec(url)
+  return m === null ? null : m[1] ?? '/'
+}
+
+/**
+ * The original request as the front proxy names it. Every header given must name the same
+ * method and the same target: a proxy sets only its own (ingress-nginx X-Original-URL, the
+ * shipped nginx configuration X-Original-URI, Traefik X-Forwarded-Uri) and passes the client's
+ * other headers on, so reading one by precedence would let a client choose what is decided.
+ */
+function originalRequest (header: (name: string) => string | undefined): { method?: string, target?: string } | 'conflict' {
+  const methods = [header('x-original-method'), header('x-forwarded-method')].filter(v => v !== undefined)
+  const url = header('x-original-url')
+  const fromUrl = url === undefined ? undefined : targetOfUrl(url)
+  if (fromUrl === null) return 'conflict'
+  const targets = [header('x-original-uri'), fromUrl, header('x-forwarded-uri')].filter(v => v !== undefined)
+  if (methods.some(m => m !== methods[0]) || targets.some(u => u !== targets[0])) return 'conflict'
+  return { ...(methods[0] === undefined ? {} : { method: methods[0] }), ...(targets[0] === undefined ? {} : { target: targets[0] }) }
+}
 
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
@@ -54,21 +84,26 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
 
   return async (req, res, requestId) => {
     const started = performance.now()
-    const peerTrusted = trusted.has(req.socket.remoteAddress ?? '')
+    const peerTrusted = trusted(req.socket.remoteAddress)
     const header = (name: string): string | undefined => {
       const value = req.headers[name]
       return typeof value === 'string' && value !== '' ? value : undefined
     }
-    const originalMethod = header('x-original-method') ?? header('x-forwarded-method')
-    const originalUri = header('x-original-uri') ?? header('x-forwarded-uri')
+    const original = originalRequest(header)
+    const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const engine = options.engine()
-    const method = originalMethod ?? req.method ?? 'GET'
-    const target = originalUri ?? req.url ?? '/'
+    const method = (original === 'conflict' ? undefined : original.method) ?? req.method ?? 'GET'
+    const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
     // Computed once: the gate-endpoint check and the canonicalize stage read the same form.
     const canonical = engine.canonicalize(method, target)
     const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical)
-    if ((originalMethod !== undefined || originalUri !== undefined) && !peerTrusted) {
+    if (given && !peerTrusted) {
       refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
+      return
+    }
+    if (original === 'conflict') {
+      // Some of these headers came from the client, not the proxy: none of them can be trusted.
+      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
       return
     }
     // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
-import { ConfigError, type Config } from '../config.ts'
+import { ConfigError, trustedPeers, type Config } from '../config.ts'
 import { createGrantCache, type GrantCache } from '../grants/cache.ts'
 import { createInstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
@@ -76,7 +76,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const logger = deps.logger ?? pino({ name: 'job-token-gate' }, stdioOutput('stdout'))
   const metrics = deps.metrics ?? createMetrics()
   const catalogDir = config.catalogDir ?? DEFAULT_CATALOG_DIR
-  const trusted: ReadonlySet<string> = new Set(config.trustedProxies)
+  // Addresses and CIDR ranges (net.BlockList); loadConfig has already refused a bad entry.
+  const trusted = trustedPeers(config.trustedProxies)
   const upstream: Upstream = createUpstream({
     url: config.upstreamUrl,
     connections: config.upstreamConnections,
@@ -152,7 +153,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
 
   const proxy = createProxyHandler({ engine: currentEngine, admin, upstream, draining: lifecycle.draining, record })
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
-    const peerTrusted = trusted.has(req.socket.remoteAddress ?? '')
+    const peerTrusted = trusted(req.socket.remoteAddress)
     const requestId = requestIdOf(req, peerTrusted)
     lifecycle.track(req, res, requestId, proxy(req, res, requestId, peerTrusted, expectContinue))
   }

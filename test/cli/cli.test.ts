@@ -89,7 +89,7 @@ test('serve --catalog loads that directory, over GATE_CATALOG_DIR; without it GA
   assert.ok(fromEnv.stderr.includes(join(dir, 'routes.json')), fromEnv.stderr)
 })
 
-test('the installed bin runs: job-token-gate --help lists the subcommands', () => {
+test('the CLI run from its sources lists the subcommands in --help and names a missing argument', () => {
   // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
   const bin = ['--import', 'tsx', join(DEFAULT_CATALOG_DIR, '..', 'src', 'cli', 'main.ts')]
   const out = execFileSync(process.execPath, [...bin, '--help'], { encoding: 'utf8' })
