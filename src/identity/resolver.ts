@@ -178,12 +178,29 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     return { path, ancestors }
   })
 
+  /** The job project's ancestor groups from its nearest group (a JWT's `g` claim), nearest first. */
+  const groupChain = async (nearest: number, projectId: number): Promise<number[]> => {
+    const ancestors = [nearest]
+    let parent = await groupParent(nearest)
+    while (parent !== null) {
+      if (ancestors.includes(parent) || ancestors.length >= MAX_GROUP_DEPTH) throw lookupFailed(`group parents of project ${projectId} loop or nest too deep`)
+      ancestors.push(parent)
+      parent = await groupParent(parent)
+    }
+    return ancestors
+  }
+
   const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
     let expiresAt: number | undefined
+    let routable: RoutableClaims | null = null
     if (jwt !== null) {
       const payload = await checkJwt(jwt, key, jwtOptions)
       expiresAt = (payload.exp as number) * 1000
+      // Claims are only read from a token whose signature was verified: without a key, checkJwt
+      // checked nothing a forger could not write.
+      if (key !== undefined) routable = routableClaims(payload)
     }
+    // The job status check stays, claims or not: a signed token outlives its job.
     const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
     // GitLab accepts a token while its job executes: running, or canceling while after_script
     // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES).
@@ -192,8 +209,17 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
     const pipelineId = toId((job.pipeline as Record<string, unknown> | undefined)?.id)
+    const rest = { userId, ...(pipelineId === null ? {} : { pipelineId }), ...(expiresAt === undefined ? {} : { expiresAt }) }
+    if (routable !== null) {
+      // A signed token and GitLab disagreeing on the project: trust neither.
+      if (routable.projectId !== projectId) throw new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim p names project ${routable.projectId}, GitLab's job is in project ${projectId}`)
+      // The signed `p` and `g` replace GET /projects/:id: the namespace chain is read from the
+      // group (cached, shared by every project of the group), the path is not read.
+      const ancestors = routable.groupId === null ? [] : await groupChain(routable.groupId, projectId)
+      return { jobId, jobProjectId: projectId, jobProjectPath: unknownProjectPath(projectId), ancestorGroupIds: ancestors, ...rest }
+    }
     const info = await project(projectId)
-    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, userId, ...(pipelineId === null ? {} : { pipelineId }), ...(expiresAt === undefined ? {} : { expiresAt }) }
+    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
   }
 
   return {
@@ -301,6 +327,40 @@ async function failClosed<T> (work: Promise<T>): Promise<T> {
     if (err instanceof IdentityError) throw err
     throw joseFailure(err)
   }
+}
+
+/** The project and group of a job token JWT's routable claims. */
+interface RoutableClaims {
+  readonly projectId: number
+  /** The project's group (`project.group`), null for a project in a user namespace. */
+  readonly groupId: number | null
+}
+
+/**
+ * `p` (project id) and `g` (group id) of a job token JWT, base 36 as GitLab writes routable
+ * claims (lib/ci/job_token/jwt.rb, `routable_payload`; newer GitLab). Null when the token has
+ * no usable `p` or a malformed `g` (older GitLab): the project is then looked up as before.
+ */
+export function routableClaims (payload: JWTPayload): RoutableClaims | null {
+  const projectId = base36Id(payload.p)
+  if (projectId === null) return null
+  if (payload.g === undefined) return { projectId, groupId: null }
+  const groupId = base36Id(payload.g)
+  return groupId === null ? null : { projectId, groupId }
+}
+
+function base36Id (value: unknown): number | null {
+  if (typeof value !== 'string' || !/^[0-9a-z]{1,11}$/.test(value)) return null
+  const n = Number.parseInt(value, 36)
+  return Number.isSafeInteger(n) && n > 0 ? n : null
+}
+
+/**
+ * The job project's path when it was not read (routable claims): the decision's `project #<id>`
+ * wording. It holds a space and `#`, so it never equals a path named in a URL.
+ */
+export function unknownProjectPath (projectId: number): string {
+  return `project #${projectId}`
 }
 
 function toId (value: unknown): number | null {

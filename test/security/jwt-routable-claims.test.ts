@@ -1,0 +1,124 @@
+// Newer GitLab signs the job's project and group into job token JWTs (`p`, `g`, base 36). Once
+// the signature is verified they replace the project lookup; the job status check stays, and
+// the claims of a token whose signature was not verified are never read.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { SignJWT, type JWTPayload } from 'jose'
+import { createIntrospectionResolver, routableClaims } from '../../src/identity/resolver.ts'
+import { IdentityError, type ClosableJobResolver } from '../../src/identity/types.ts'
+import { groupChain, startFakeGitlab, type FakeGitlab } from '../helpers/fake-gitlab.ts'
+import { createTestKeys, GITLAB_ISSUER, JOB_TOKEN_AUDIENCE, type TestKeys } from '../helpers/tokens.ts'
+
+const b36 = (n: number): string => n.toString(36)
+
+/** A job token JWT as newer GitLab signs it, with routable claims. */
+async function signRoutable (keys: TestKeys, jobId: number, claims: JWTPayload): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  const jwt = await new SignJWT({ sub: `gid://gitlab/Ci::Build/${jobId}`, version: '0.1.0', o: '1', u: b36(7), ...claims })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: keys.kid })
+    .setIssuer(GITLAB_ISSUER).setAudience(JOB_TOKEN_AUDIENCE)
+    .setIssuedAt().setNotBefore(now).setExpirationTime(now + 3600).setJti(randomBytes(8).toString('hex'))
+    .sign(keys.privateKey)
+  return 'glcbt-' + jwt
+}
+
+async function fakeGitlab (): Promise<FakeGitlab> {
+  return await startFakeGitlab({
+    groups: groupChain([1, 'acme'], [2, 'platform'], [3, 'ci']),
+    projects: [
+      { id: 1234, pathWithNamespace: 'acme/platform/ci/app', namespace: { id: 3, kind: 'group', fullPath: 'acme/platform/ci', parentId: 2 } },
+      { id: 20, pathWithNamespace: 'alice/tool', namespace: { id: 50, kind: 'user', fullPath: 'alice', parentId: null } }
+    ]
+  })
+}
+
+function resolverFor (fake: FakeGitlab, keys: TestKeys | null): ClosableJobResolver {
+  return createIntrospectionResolver({
+    upstream: fake.url, serviceToken: fake.serviceToken, timeoutMs: 1000,
+    ...(keys === null ? {} : { jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER } })
+  })
+}
+
+async function rejectsWith (work: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(work, (err: unknown) => err instanceof IdentityError && err.code === code)
+}
+
+test('routableClaims reads p and g in base 36 and nothing else', () => {
+  assert.deepEqual(routableClaims({ p: b36(1234), g: b36(3) }), { projectId: 1234, groupId: 3 })
+  assert.deepEqual(routableClaims({ p: b36(20) }), { projectId: 20, groupId: null })
+  for (const bad of [{}, { p: 1234 }, { p: '' }, { p: '0' }, { p: 'Z1' }, { p: '-1' }, { p: 'zzzzzzzzzzzz' }, { p: '1', g: 3 }, { p: '1', g: 'x!' }]) {
+    assert.equal(routableClaims(bad), null, JSON.stringify(bad))
+  }
+})
+
+test('a signed JWT with p and g: no project lookup, the namespace chain from g, the job status still checked', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys()
+  const resolver = resolverFor(fake, keys)
+  t.after(async () => { await resolver.close(); await fake.close() })
+
+  const token = await signRoutable(keys, 1001, { p: b36(1234), g: b36(3) })
+  fake.jobs.set(token, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
+  const identity = await resolver.resolve(token)
+  assert.equal(identity.jobId, 1001)
+  assert.equal(identity.jobProjectId, 1234)
+  assert.deepEqual(identity.ancestorGroupIds, [3, 2, 1])
+  assert.equal(fake.calls.project, 0, 'GET /projects/:id was skipped')
+  assert.equal(fake.calls.job, 1, 'the job status check stays')
+  assert.equal(fake.calls.group, 3, 'g and its parents, each read once')
+
+  // A second job of the same group costs no namespace call at all.
+  const second = await signRoutable(keys, 1002, { p: b36(1234), g: b36(3) })
+  fake.jobs.set(second, { id: 1002, status: 'running', projectId: 1234, userId: 7 })
+  assert.deepEqual((await resolver.resolve(second)).ancestorGroupIds, [3, 2, 1])
+  assert.equal(fake.calls.group, 3)
+  assert.equal(fake.calls.project, 0)
+
+  // A user namespace project: p without g, no groups.
+  const personal = await signRoutable(keys, 1003, { p: b36(20) })
+  fake.jobs.set(personal, { id: 1003, status: 'running', projectId: 20, userId: 9 })
+  assert.deepEqual((await resolver.resolve(personal)).ancestorGroupIds, [])
+  assert.equal(fake.calls.project, 0)
+
+  // The job status check stays: a finished job's signed token is refused.
+  const finished = await signRoutable(keys, 1004, { p: b36(1234), g: b36(3) })
+  fake.jobs.set(finished, { id: 1004, status: 'success', projectId: 1234, userId: 7 })
+  await rejectsWith(resolver.resolve(finished), 'TOKEN_JOB_NOT_RUNNING')
+})
+
+test('a signed p that GitLab contradicts is refused, not trusted', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys()
+  const resolver = resolverFor(fake, keys)
+  t.after(async () => { await resolver.close(); await fake.close() })
+  const token = await signRoutable(keys, 1001, { p: b36(20), g: b36(3) })
+  fake.jobs.set(token, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
+  await rejectsWith(resolver.resolve(token), 'TOKEN_CLAIMS_INVALID')
+})
+
+test('claims of a JWT whose signature was not verified are never used', async (t) => {
+  const fake = await fakeGitlab()
+  const keys = await createTestKeys('k')
+  const forger = await createTestKeys('k') // same kid, another key
+  const verifying = resolverFor(fake, keys)
+  const keyless = resolverFor(fake, null)
+  t.after(async () => { await verifying.close(); await keyless.close(); await fake.close() })
+
+  // A bad signature is refused before GitLab is asked anything.
+  const forged = await signRoutable(forger, 1001, { p: b36(1234), g: b36(3) })
+  fake.jobs.set(forged, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
+  await rejectsWith(verifying.resolve(forged), 'TOKEN_BAD_SIGNATURE')
+  assert.equal(fake.calls.job, 0)
+
+  // Without a key nothing is verified: the project and its groups come from GitLab, whatever p
+  // and g claim (here a project and group the job is not in).
+  const lying = await signRoutable(forger, 1002, { p: b36(20), g: b36(1) })
+  fake.jobs.set(lying, { id: 1002, status: 'running', projectId: 1234, userId: 7 })
+  const identity = await keyless.resolve(lying)
+  assert.equal(identity.jobProjectId, 1234)
+  assert.equal(identity.jobProjectPath, 'acme/platform/ci/app')
+  assert.deepEqual(identity.ancestorGroupIds, [3, 2, 1])
+  assert.equal(fake.calls.project, 1, 'looked up, not read from the claims')
+})
