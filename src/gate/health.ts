@@ -2,6 +2,7 @@
 // Prometheus `/metrics` scrape. Kept off the API listener so probes and scrapes never queue
 // behind API traffic, and never reach GitLab.
 
+import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { StoreHealth } from '../grants/store.ts'
@@ -40,9 +41,10 @@ export function createHealthServer (sources: HealthSources): Server {
         res.writeHead(200, { 'content-type': metrics.contentType })
         res.end(text)
       }, (err: unknown) => {
-        logger.error({ err: { message: (err as Error).message } }, 'metrics scrape failed')
-        res.writeHead(500, { 'content-type': 'text/plain' })
-        res.end('metrics scrape failed\n')
+        // A failure is answered as every 500 is: JSON with an id that finds its log line.
+        const requestId = randomUUID()
+        logger.error({ err: { message: (err as Error).message }, request_id: requestId }, 'metrics scrape failed')
+        respond(res, requestId, 'GATE_INTERNAL_ERROR')
       })
       return
     }
