@@ -4,8 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Admin } from '../admin/handler.ts'
-import type { ErrorCode } from '../errors.ts'
-import { IdentityError } from '../identity/types.ts'
+import { GateError, type ErrorCode } from '../errors.ts'
 import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
 import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
@@ -28,7 +27,9 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
 
   /** Answers a request whose body stream failed; returns the status sent. */
   function refuseBody (x: Exchange, res: ServerResponse, requestId: string, err: Error): number {
-    const code: ErrorCode = err instanceof IdentityError ? err.code : 'BODY_NOT_PARSEABLE'
+    // A body check that fails while streaming (a credential, a GraphQL body that turns out to be the
+    // gate's) names its own code; any other body failure is unparseable.
+    const code: ErrorCode = err instanceof GateError ? err.code : 'BODY_NOT_PARSEABLE'
     settle(x, 'deny', code, 'forward')
     const deny = denyOf(code)
     respond(res, requestId, deny, true)
