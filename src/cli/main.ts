@@ -19,7 +19,7 @@ const defaultIo: CliIo = {
 /** Errors a user can fix (a bad catalog, page, setting or path): one line, exit 2, no stack. */
 const USER_ERRORS = new Set(['CatalogError', 'ImportError', 'ConfigError'])
 
-function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
+function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly<Record<string, string | undefined>>): Command {
   const program = new Command('job-token-gate')
     .description('Authorization sidecar that enforces GitLab CI/CD job token scopes')
     .option('--catalog <dir>', 'catalog directory (routes.json, policies.json) [default: the catalog/ shipped with the gate]')
@@ -62,6 +62,32 @@ function buildProgram (io: CliIo, setExit: (code: number) => void): Command {
       })
     })
 
+  program.command('import-allowlists')
+    .description("copy each project's job token allowlist (inbound setting, projects, groups, fine-grained policies) from GitLab into the gate's store (settings come from the environment)")
+    .requiredOption('--from-gitlab', 'read the allowlists from GitLab (GATE_UPSTREAM_URL, GATE_SERVICE_TOKEN)')
+    .option('--project <id|path>', 'import this project only (repeatable); default: every project the service token can see', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--dry-run', 'print what would be written, write nothing')
+    .option('--config <file>', 'JSON file with settings (environment variables override it)')
+    .action(async (opts: { project: string[], dryRun?: boolean, config?: string }) => {
+      const [{ runImportCommand }, { AllowlistImportError }] = await Promise.all([import('./import-allowlists.ts'), import('../admin/import.ts')])
+      const catalogDir = catalogFlag()
+      try {
+        await runImportCommand({
+          env,
+          projects: opts.project,
+          dryRun: opts.dryRun === true,
+          out: io.out,
+          log: io.err,
+          ...(opts.config === undefined ? {} : { configFile: opts.config }),
+          ...(catalogDir === undefined ? {} : { catalogDir })
+        })
+      } catch (err) {
+        if (!(err instanceof AllowlistImportError)) throw err
+        io.err(`job-token-gate import-allowlists: ${err.message}\n`)
+        setExit(1)
+      }
+    })
+
   const catalog = program.command('catalog').description('build and check the endpoint catalog')
   catalog.command('import')
     .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens"); several pages are merged')
@@ -90,10 +116,13 @@ async function addServeSettingsHelp (program: Command, argv: readonly string[]):
     ?.addHelpText('after', '\n' + describeSettings() + '--catalog, when given, overrides GATE_CATALOG_DIR.\n')
 }
 
-/** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
-export async function runCli (argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+/**
+ * Runs the CLI; returns the exit code instead of exiting, so tests can call it. `env` is where
+ * import-allowlists reads its settings (serve reads process.env itself, in src/main.ts).
+ */
+export async function runCli (argv: readonly string[], io: CliIo = defaultIo, env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
   let code = 0
-  const program = buildProgram(io, c => { code = c })
+  const program = buildProgram(io, c => { code = c }, env)
   try {
     await addServeSettingsHelp(program, argv)
     await program.parseAsync([...argv], { from: 'user' })

@@ -12,7 +12,8 @@
 //
 // Where the API is: `<GATE_UPSTREAM_URL><GATE_RELATIVE_URL_ROOT>/api/v4`, the place the proxy
 // sends API requests to (it forwards the canonical path, relative root included, under the
-// upstream URL's own path). Paths given to get() and getList() start at `/api/v4`.
+// upstream URL's own path). Paths given to get() and getList() start at `/api/v4`; post() is for
+// GitLab's GraphQL endpoint, `/api/graphql`, beside it.
 
 import { Pool } from 'undici'
 
@@ -66,6 +67,12 @@ export interface GitlabClient {
    * for at most `maxPages` pages (default 10); rejects with GitlabUnavailable like get().
    */
   getList (path: string, call: GitlabCall, options?: { readonly maxPages?: number }): Promise<GitlabListAnswer>
+  /**
+   * `POST path` with a JSON body (GraphQL queries at `/api/graphql`: reads that do not fit a
+   * URL); the answer is read as get()'s. Never retried, like every call. Optional only for
+   * stand-ins in tests and benchmarks: createGitlabClient's client has it.
+   */
+  post? (path: string, body: unknown, call: GitlabCall): Promise<GitlabAnswer>
   readonly hasServiceToken: boolean
   /** Calls keyed `endpoint:outcome`, read at scrape time. */
   stats (): Readonly<Record<string, number>>
@@ -112,9 +119,9 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
 
   /** `next`: the query of the next page (GitLab's `X-Next-Page`, or the query of `Link: <...>; rel="next"`). */
   type Raw = { status: number, text: string | undefined, location?: string, next?: string | null }
-  const request = async (path: string, headers: Record<string, string>): Promise<Raw> => {
+  const request = async (path: string, headers: Record<string, string>, body?: string): Promise<Raw> => {
     try {
-      const res = await pool.request({ method: 'GET', path: basePath + path, headers, signal: AbortSignal.timeout(timeoutMs) })
+      const res = await pool.request({ method: body === undefined ? 'GET' : 'POST', path: basePath + path, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(timeoutMs) })
       if (res.statusCode !== 200) {
         await res.body.dump()
         const location = res.statusCode >= 300 && res.statusCode < 400 ? res.headers.location : undefined
@@ -128,13 +135,13 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   }
 
   /** One counted call; `parse` reads a 200's text, undefined when it is not the expected JSON. */
-  const call = async <T>(path: string, c: GitlabCall, parse: (text: string) => T | undefined): Promise<{ raw: Raw, value: T | undefined }> => {
+  const call = async <T>(path: string, c: GitlabCall, parse: (text: string) => T | undefined, body?: string): Promise<{ raw: Raw, value: T | undefined }> => {
     if (c.as === 'service' && serviceToken === undefined) throw new TypeError('a call as the service token needs GATE_SERVICE_TOKEN')
     // A token only ever travels in a header.
     const credential = c.as === 'service' ? { 'private-token': serviceToken! } : c.as
     let raw: Raw
     try {
-      raw = await request(path, { accept: 'application/json', ...credential })
+      raw = await request(path, { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...credential }, body)
     } catch (err) {
       count(c.endpoint, 'unavailable')
       throw err
@@ -172,6 +179,10 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
         next = endpointPath + raw.next
       }
       return { status: 200, items, truncated: true }
+    },
+    async post (path, body, c) {
+      const { raw, value } = await call(path, c, jsonObject, JSON.stringify(body))
+      return { status: raw.status, body: value }
     },
     hasServiceToken: serviceToken !== undefined,
     stats: () => ({ ...counts }),
@@ -225,7 +236,8 @@ function jsonArray (text: string): Array<Record<string, unknown>> | undefined {
 
 function describe (err: unknown): string {
   const e = err as { code?: unknown, name?: unknown } | null
-  return String(e?.code ?? e?.name ?? 'error')
+  // A DOMException's code is a legacy number (AbortSignal.timeout's is 23): its name says more.
+  return String(typeof e?.code === 'string' ? e.code : e?.name ?? 'error')
 }
 
 async function readLimited (body: AsyncIterable<Buffer>, max: number): Promise<string> {
