@@ -148,7 +148,8 @@ function sameEntry (a: AllowlistEntry, b: AllowlistEntry): boolean {
 }
 
 function sameAllowlist (doc: ProjectGrants, scope: GitlabScope): boolean {
-  if (doc.inboundEnabled !== scope.inboundEnabled || doc.entries.length !== scope.entries.length) return false
+  // The path too: requests that name the project by path find it by the stored one.
+  if (doc.projectPath !== scope.projectPath || doc.inboundEnabled !== scope.inboundEnabled || doc.entries.length !== scope.entries.length) return false
   return scope.entries.every(e => doc.entries.some(d => sameEntry(d, e)))
 }
 
@@ -321,10 +322,17 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
   const projects = await listProjects()
   const scopes: Array<GitlabScope | { gone: true, projectId: number, projectPath: string }> = new Array(projects.length)
   let next = 0
+  let failed = false
   const worker = async (): Promise<void> => {
-    for (let i = next++; i < projects.length; i = next++) {
-      const scope = await readScope(projects[i]!)
-      scopes[i] = scope === 'gone' ? { gone: true, projectId: projects[i]!.id, projectPath: projects[i]!.path } : scope
+    // After one failure the others stop taking projects: the import is over.
+    for (let i = next++; i < projects.length && !failed; i = next++) {
+      try {
+        const scope = await readScope(projects[i]!)
+        scopes[i] = scope === 'gone' ? { gone: true, projectId: projects[i]!.id, projectPath: projects[i]!.path } : scope
+      } catch (err) {
+        failed = true
+        throw err
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, Math.max(projects.length, 1)) }, worker))
@@ -354,7 +362,13 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       const base = { projectId: scope.projectId, projectPath: scope.projectPath, ...counts }
       let report: ProjectReport
       if (options.dryRun === true) {
-        const { doc } = await service.read(scope.projectId, scope.projectPath)
+        let doc: ProjectGrants
+        try {
+          doc = (await service.read(scope.projectId, scope.projectPath)).doc
+        } catch (err) {
+          if (err instanceof GrantsError) throw new AllowlistImportError(`the store failed reading ${scope.projectPath} (${scope.projectId}): ${err.message}`, { cause: err })
+          throw err
+        }
         report = { ...base, outcome: sameAllowlist(doc, scope) ? 'unchanged' : 'would_write' }
       } else {
         const access: ProjectAccess = { projectId: scope.projectId, projectPath: scope.projectPath, actor: { kind: 'operator' }, caller: { kind: 'operator' } }
