@@ -19,6 +19,10 @@ export const errors = {
   GRANTS_VERSION_CONFLICT: { status: 409, message: '409 Conflict - job token scope settings were changed by someone else; reload and retry' },
   // The gate's request path (src/gate/) and forwarding (src/proxy/)
   ROUTE_NOT_FOR_JOB_TOKENS: { status: 403, message: '403 Forbidden - this endpoint does not accept CI/CD job tokens' },
+  // A job token as Bearer, PRIVATE-TOKEN, access_token, bearer_token or private_token on a route
+  // that takes none: GitLab's personal/OAuth token lookup raises (lib/gitlab/auth/auth_finders.rb).
+  JOB_TOKEN_NOT_ACCEPTED: { status: 401, message: '401 Unauthorized' },
+  JOB_TOKEN_IN_BODY: { status: 403, message: '403 Forbidden - this endpoint does not accept CI/CD job tokens, and the gate does not rewrite request bodies: send the request without the job token in its body' },
   NON_API_JOB_TOKEN: { status: 403, message: '403 Forbidden - CI/CD job tokens are not accepted outside the API here' },
   // Finding the accessed project of group and instance routes (src/projects/): GitLab gave no
   // usable answer. Never an allow.
@@ -106,7 +110,9 @@ export type AllowReason =
 /** Reasons the gate's request path gives itself, beside the errors table and decide()'s allow reasons. */
 // NO_PROJECT: a group or instance route whose lookup found no project: nothing the gate guards
 // exists there, so GitLab answers (404, or npm's forward to the public registry).
-export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED', 'NO_PROJECT'] as const
+// JOB_TOKEN_STRIPPED: a job token on a route that takes none, removed from the headers and the
+// query: forwarded anonymously, as GitLab runs it.
+export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED', 'NO_PROJECT', 'JOB_TOKEN_STRIPPED'] as const
 export type GateReason = typeof GATE_REASONS[number]
 
 /**

@@ -15,9 +15,10 @@ import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, notAllowlistedMessage, type AllowReason } from '../policy/decide.ts'
-import { CREDENTIAL_HEADERS } from '../identity/credentials.ts'
+import { collectCredentials, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
+import { createBodyScanner, inspectBody } from '../identity/body-scan.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
-import { connectionDropsDecisionHeader } from '../proxy/forward.ts'
+import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -43,6 +44,8 @@ export interface Engine {
     readonly mode: 'enforce' | 'shadow'
     readonly shadowResources: readonly string[]
     readonly nonApiJobTokens: 'forward' | 'deny'
+    /** A job token on an /api/v4 route that takes none: stripped and forwarded anonymously (default), or refused. */
+    readonly jobTokenOnOtherRoutes?: 'anonymous' | 'refuse'
     readonly unresolvedProject: 'resolve' | 'defer' | 'deny'
   }
 }
@@ -101,15 +104,20 @@ export interface Exchange {
   missingPolicies: readonly string[]
   /** Called before the body is read, for `Expect: 100-continue`. */
   readonly beforeBodyRead?: () => void
+  /** Whether what is forwarded can differ from what came (the proxy: yes; forward-auth: no). */
+  readonly rewritable: boolean
+  /** Lower-case names of headers not to forward (a stripped job token). */
+  droppedHeaders: ReadonlySet<string>
 }
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
+const NO_HEADERS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
-export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void): Exchange {
+export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS
   }
 }
 
@@ -201,10 +209,73 @@ const identifyStage: Stage = async (x, engine) => {
     if (engine.options.nonApiJobTokens === 'deny') return denyOf('NON_API_JOB_TOKEN')
     return NON_API_PATH
   }
-  // GitLab refuses a job token on a route that does not accept one; the catalog lists every
-  // route that does.
-  if (route === null) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
+  // The catalog lists every route that accepts job tokens; GitLab does not read one elsewhere.
+  if (route === null) return jobTokenOnOtherRoute(x, engine, outcome.token)
   return 'continue'
+}
+
+const JOB_TOKEN_STRIPPED = forwardWith('no_job_token', 'JOB_TOKEN_STRIPPED')
+/**
+ * Where GitLab's personal access token and OAuth lookup reads (find_user_from_access_token:
+ * `private_token`, PRIVATE-TOKEN, `access_token`, Bearer, `bearer_token`): a job token there
+ * raises 401 on a route that takes no job token.
+ */
+const TOKEN_LOOKUP_PLACES = new Set(['bearer', 'header:private-token', 'query:private_token', 'query:access_token', 'query:bearer_token', 'body:private_token', 'body:access_token', 'body:bearer_token'])
+// Re-reads an inspected body with the type the identity stage read it as; no size limit of its
+// own: the body was already read within the gate's.
+const BODY_RESCAN = createBodyScanner({ maxBytes: Number.MAX_SAFE_INTEGER })
+
+/**
+ * A job token on an /api/v4 route that takes none (lib/api/api_guard.rb: without
+ * `job_token_allowed` the job token finders never run). GitLab ignores one in JOB-TOKEN,
+ * `job_token` or `token` and runs the request anonymously; one where the personal/OAuth token
+ * lookup reads gets 401. The gate does the same, and removes the token so that GitLab cannot
+ * read it even on a route the catalog misses. A token in the body cannot be removed (the gate
+ * forwards bodies as received), nor can anything be removed in forward-auth: refused there.
+ */
+function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string): StageResult {
+  if (engine.options.jobTokenOnOtherRoutes === 'refuse') return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
+  const body = bodyCredentialsOf(x)
+  const found = [...collectCredentials({ canonical: x.canonical!, headers: x.headers, rawHeaders: x.rawHeaders, route: null }), ...(body ?? [])]
+  if (found.some(c => TOKEN_LOOKUP_PLACES.has(c.where))) return denyOf('JOB_TOKEN_NOT_ACCEPTED')
+  if (body === null || body.length > 0) return denyOf('JOB_TOKEN_IN_BODY')
+  if (!x.rewritable) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
+  const canonical = x.canonical!
+  const query = queryWithout(canonical.query, token, decodeFormComponent)
+  const dropped = headersHolding(x.rawHeaders, token)
+  // Fail closed: what goes upstream must not hold the token in any reading the gate knows.
+  if (query.includes(token) || decodeFormComponent(query).includes(token)) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
+  x.canonical = { ...canonical, query }
+  x.droppedHeaders = dropped
+  return JOB_TOKEN_STRIPPED
+}
+
+/** Lower-case names of the headers holding `token`, as sent or in decoded Basic credentials. */
+function headersHolding (rawHeaders: readonly string[], token: string): ReadonlySet<string> {
+  const names = new Set<string>()
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase()
+    const value = rawHeaders[i + 1]!
+    if (value.includes(token)) names.add(name)
+    else if (name === 'authorization' && value.split(/\s+/).some(word => { const { user, password } = decodeBasic(word); return (user + password).includes(token) })) names.add(name)
+  }
+  return names
+}
+
+/** The credentials of the body: none without an inspected body; null when the gate cannot tell (a streamed multipart body). */
+function bodyCredentialsOf (x: StageView): readonly Credential[] | null {
+  const body = x.forwardBody
+  if (body === null) return []
+  if (body.kind === 'stream') return body.guarded ? null : []
+  if (body.bytes.length === 0) return []
+  const plan = BODY_RESCAN.plan(x.headers, x.method)
+  if (plan.kind === 'pass') return []
+  if (plan.kind !== 'buffer') return null
+  try {
+    return inspectBody(plan.type, body.bytes, plan.boundary ?? '').credentials
+  } catch {
+    return null
+  }
 }
 
 /**

@@ -64,7 +64,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     if (configuration.body !== null) body = configuration.body
 
     // Step 2, the job-token stages (pipeline.ts).
-    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true)
     const outcome = await runStages(x, options.engine())
     const decidedAt = performance.now()
     if (outcome.kind === 'deny') {
@@ -84,7 +84,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       return
     }
     if (forwardBody?.kind === 'stream') sendContinue()
-    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId)
+    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders)
     if (Buffer.isBuffer(sent)) headers['content-length'] = String(sent.length)
     const authorized = x.canonical!
     const path = authorized.query === '' ? authorized.path : authorized.path + '?' + authorized.query

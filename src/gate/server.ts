@@ -117,6 +117,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
         mode: config.mode,
         shadowResources: config.shadowResources,
         nonApiJobTokens: config.nonApiJobTokens,
+        jobTokenOnOtherRoutes: config.jobTokenOnOtherRoutes,
         unresolvedProject: config.unresolvedProject
       }
     })

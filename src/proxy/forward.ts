@@ -90,12 +90,15 @@ export interface ForwardedFor {
   readonly tls: boolean
 }
 
-/** The headers sent upstream: end-to-end headers only, X-Forwarded-* set, the request id added. */
-export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string): Record<string, string | string[]> {
+/**
+ * The headers sent upstream: end-to-end headers only, X-Forwarded-* set, the request id added.
+ * `removed`: lower-case names the decision took out (a stripped job token, pipeline.ts).
+ */
+export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE): Record<string, string | string[]> {
   const drop = connectionTokens(incoming.connection)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
+    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || removed.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
     out[name] = value
   }
   const prior = from.trusted ? incoming['x-forwarded-for'] : undefined
@@ -111,6 +114,18 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
   }
   out['x-request-id'] = requestId
   return out
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+/**
+ * The query without every parameter that holds `secret`, read as Rack reads it (split on `&` and
+ * `;`, decoded once, any name: `job_token`, `job_token[]`, `job_token%5B%5D`, `%74oken`...).
+ * The pieces kept are sent as they came, joined with `&` (Rack reads `;` and `&` alike).
+ */
+export function queryWithout (query: string, secret: string, decode: (s: string) => string): string {
+  if (query === '') return query
+  return query.split(/[&;]/).filter(piece => piece !== '' && !piece.includes(secret) && !decode(piece).includes(secret)).join('&')
 }
 
 function firstValue (value: string | string[] | undefined): string | undefined {

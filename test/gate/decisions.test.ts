@@ -65,7 +65,7 @@ const cases: Case[] = [
   { name: 'inbound scope off, but the instance enforces it', method: 'GET', path: '/api/v4/projects/500/packages', headers: job(TOKENS.lib), status: 403, code: 'NOT_ALLOWLISTED' },
   { name: 'unknown accessed project: only self access', method: 'GET', path: '/api/v4/projects/400/packages', headers: job(TOKENS.app), status: 403, code: 'UNKNOWN_PROJECT' },
   { name: 'unknown project path', method: 'GET', path: '/api/v4/projects/nobody%2Fhere/packages', headers: job(TOKENS.app), status: 403, code: 'UNKNOWN_PROJECT', message: 'Authentication by CI/CD job token not allowed from acme/platform/app to project nobody/here.' },
-  { name: 'a route that does not accept job tokens', method: 'GET', path: '/api/v4/projects/200/variables', headers: job(TOKENS.app), status: 403, code: 'ROUTE_NOT_FOR_JOB_TOKENS' },
+  { name: 'a route that does not accept job tokens: the token is stripped, the request forwarded anonymously', method: 'GET', path: '/api/v4/projects/200/variables', headers: job(TOKENS.app), status: 200, forwarded: '/api/v4/projects/200/variables', decision: 'no_job_token', reason: 'JOB_TOKEN_STRIPPED' },
   { name: 'finished job', method: 'GET', path: '/api/v4/projects/200/packages', headers: job(TOKENS.appFinished), status: 401, code: 'TOKEN_JOB_NOT_RUNNING', message: '401 Unauthorized' },
   { name: 'unknown token', method: 'GET', path: '/api/v4/projects/200/packages', headers: job('glcbt-64_nosuchtoken00000000000'), status: 401, code: 'TOKEN_UNKNOWN', message: '401 Unauthorized' },
   { name: 'two different credentials', method: 'GET', path: '/api/v4/projects/200/packages', headers: { ...job(TOKENS.app), 'private-token': 'glpat-someone' }, status: 401, code: 'CREDENTIAL_AMBIGUOUS' },
@@ -118,8 +118,8 @@ test("the token's own job is self access (GET /job reaches GitLab)", async (t) =
 
 test('request ids from untrusted peers are replaced', async (t) => {
   const g = await startTestGate(t, { GATE_TRUSTED_PROXIES: '192.0.2.1' })
-  const res = await send(g.url, 'GET', '/api/v4/projects/200/variables', { ...job(TOKENS.app), 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9' })
-  assert.equal(res.status, 403)
+  const res = await send(g.url, 'GET', '/api/v4/projects/200/packages', { ...job(TOKENS.appFinished), 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9' })
+  assert.equal(res.status, 401)
   assert.match(res.json().request_id, /^[0-9a-f-]{36}$/)
   await send(g.url, 'GET', '/api/v4/projects/200/variables', { 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-host': 'evil.example' })
   const seen = g.seen.at(-1)!

@@ -63,7 +63,8 @@ test('request counter labels come from fixed sets; no token or raw path in /metr
   assert.equal(total(samples, 'job_token_gate_requests_total', { decision: 'deny', reason: 'PATH_DOT_SEGMENT', resource: 'none' }), 1)
   assert.equal(total(samples, 'job_token_gate_requests_total', { reason: 'TOKEN_UNKNOWN' }), 4, 'header, query, form body and Bearer tokens')
   assert.equal(total(samples, 'job_token_gate_requests_total', { method: 'other' }), 2, 'PROPFIND and OPTIONS')
-  assert.equal(total(samples, 'job_token_gate_requests_total', { decision: 'no_job_token' }), 2)
+  assert.equal(total(samples, 'job_token_gate_requests_total', { decision: 'no_job_token', reason: 'NO_JOB_TOKEN' }), 2)
+  assert.equal(total(samples, 'job_token_gate_requests_total', { decision: 'no_job_token', reason: 'JOB_TOKEN_STRIPPED' }), 2, 'job tokens on routes that take none')
   assert.equal(total(samples, 'job_token_gate_requests_total', { decision: 'deferred', reason: 'NO_PROJECT' }), 1, 'the group has no such Maven package')
 
   for (const secret of [...Object.values(TOKENS), HOSTILE_TOKEN, PAT, g.gitlab.serviceToken, RAW_MARKER, '/api/v4', '/projects/200', 'glcbt-', 'glpat-']) {

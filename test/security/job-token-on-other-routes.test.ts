@@ -1,0 +1,144 @@
+// A job token on an /api/v4 route that takes none: GitLab never reads one there
+// (lib/api/api_guard.rb runs the job token finders only with `job_token_allowed`). In JOB-TOKEN,
+// `job_token` or `token` it is ignored and the request runs anonymously; where the personal or
+// OAuth token lookup reads (Bearer, PRIVATE-TOKEN, access_token...) it gets 401. The gate strips
+// the token and forwards anonymously, so the upstream never sees it, or answers 401; a token in
+// a body cannot be stripped and is refused; GATE_JOB_TOKEN_ON_OTHER_ROUTES=refuse refuses all.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { rawRequest, send } from '../helpers/http.ts'
+
+const T = TOKENS.app
+const ROUTE = '/api/v4/projects/200/variables'
+const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
+
+/** Asserts the last forwarded request carried the token nowhere: headers, URL (raw or decoded). */
+function assertTokenGone (g: TestGate, before: number): { url: string, headers: Record<string, unknown> } {
+  assert.equal(g.seen.length, before + 1, 'forwarded once')
+  const seen = g.seen.at(-1)!
+  assert.ok(!seen.url.includes(T) && !decodeURIComponent(seen.url.replaceAll('+', ' ')).includes(T), `no token in ${seen.url}`)
+  for (const [name, value] of Object.entries(seen.headers)) {
+    const text = String(value)
+    assert.ok(!text.includes(T), `no token in header ${name}`)
+    if (name === 'authorization') assert.fail('Authorization holding the token was removed')
+  }
+  return { url: seen.url, headers: seen.headers }
+}
+
+function lastDecision (g: TestGate, from: number): Record<string, unknown> | undefined {
+  return g.logs.slice(from).find(l => l.msg === 'decision')
+}
+
+const STRIPPED: Array<{ name: string, target: string, headers?: Record<string, string>, forwarded: string }> = [
+  { name: 'JOB-TOKEN header', target: ROUTE, headers: { 'job-token': T }, forwarded: ROUTE },
+  { name: 'JOB_TOKEN header (Rack reads it as JOB-TOKEN)', target: ROUTE + '?page=2', headers: { job_token: T }, forwarded: ROUTE + '?page=2' },
+  { name: 'job_token parameter', target: `${ROUTE}?job_token=${T}&page=2`, forwarded: ROUTE + '?page=2' },
+  { name: 'token parameter', target: `${ROUTE}?page=2&token=${T}`, forwarded: ROUTE + '?page=2' },
+  { name: 'job_token[] (Rack reads job_token)', target: `${ROUTE}?job_token[]=${T}&per_page=5`, forwarded: ROUTE + '?per_page=5' },
+  { name: 'job_token%5B%5D', target: `${ROUTE}?job_token%5B%5D=${T}`, forwarded: ROUTE },
+  { name: 'an escaped name (%6Aob_token)', target: `${ROUTE}?%6Aob_token=${T}&a=1`, forwarded: ROUTE + '?a=1' },
+  { name: 'an escaped value', target: `${ROUTE}?job_token=${T.replace('-', '%2D')}&a=1`, forwarded: ROUTE + '?a=1' },
+  { name: 'after a ; (Rack splits on ; too)', target: `${ROUTE}?a=1;job_token=${T}`, forwarded: ROUTE + '?a=1' },
+  { name: 'Basic gitlab-ci-token', target: ROUTE, headers: { authorization: basic('gitlab-ci-token', T) }, forwarded: ROUTE },
+  { name: 'header and parameter together', target: `${ROUTE}?token=${T}`, headers: { 'job-token': T, 'x-custom': 'kept' }, forwarded: ROUTE }
+]
+
+test('a job token where GitLab ignores it is stripped and the request forwarded anonymously', async (t) => {
+  const g = await startTestGate(t)
+  for (const c of STRIPPED) {
+    await t.test(c.name, async () => {
+      const before = g.seen.length
+      const logsBefore = g.logs.length
+      const res = await send(g.url, 'GET', c.target, c.headers ?? {})
+      assert.equal(res.status, 200, res.text)
+      const seen = assertTokenGone(g, before)
+      assert.equal(seen.url, c.forwarded)
+      if (c.headers?.['x-custom'] !== undefined) assert.equal(seen.headers['x-custom'], 'kept', 'other headers are forwarded')
+      const log = lastDecision(g, logsBefore)
+      assert.equal(log?.reason, 'JOB_TOKEN_STRIPPED')
+      assert.equal(log?.decision, 'no_job_token')
+      assert.ok(!JSON.stringify(g.logs.slice(logsBefore)).includes(T), 'no token in the logs')
+    })
+  }
+})
+
+test('a POST with a job token header and a body without one: the header goes, the body is forwarded as sent', async (t) => {
+  const g = await startTestGate(t)
+  const body = JSON.stringify({ key: 'A', value: 'b' })
+  const res = await send(g.url, 'POST', ROUTE, { 'job-token': T, 'content-type': 'application/json' }, body)
+  assert.equal(res.status, 200, res.text)
+  assertTokenGone(g, 0)
+  assert.equal(g.seen[0]!.bytes, Buffer.byteLength(body))
+})
+
+const UNAUTHORIZED: Array<{ name: string, target: string, headers?: Record<string, string>, body?: string }> = [
+  { name: 'Authorization: Bearer', target: ROUTE, headers: { authorization: `Bearer ${T}` } },
+  { name: 'PRIVATE-TOKEN header', target: ROUTE, headers: { 'private-token': T } },
+  { name: 'private_token parameter', target: `${ROUTE}?private_token=${T}` },
+  { name: 'access_token parameter', target: `${ROUTE}?access_token=${T}` },
+  { name: 'bearer_token parameter', target: `${ROUTE}?bearer_token=${T}` },
+  { name: 'Bearer beside JOB-TOKEN (the bearer lookup runs first)', target: ROUTE, headers: { authorization: `Bearer ${T}`, 'job-token': T } },
+  { name: 'access_token in a form body', target: ROUTE, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `access_token=${T}` }
+]
+
+test('a job token where GitLab looks up personal or OAuth tokens gets 401', async (t) => {
+  const g = await startTestGate(t)
+  for (const c of UNAUTHORIZED) {
+    await t.test(c.name, async () => {
+      const res = await send(g.url, c.body === undefined ? 'GET' : 'POST', c.target, c.headers ?? {}, c.body)
+      assert.equal(res.status, 401, res.text)
+      assert.equal(res.json().message, '401 Unauthorized')
+      assert.equal(res.json().code, 'JOB_TOKEN_NOT_ACCEPTED')
+      assert.equal(g.seen.length, 0, 'nothing forwarded')
+    })
+  }
+})
+
+test('a job token in a body cannot be stripped: refused, never forwarded', async (t) => {
+  const g = await startTestGate(t)
+  const bodies: Array<[string, string]> = [
+    ['application/x-www-form-urlencoded', `key=A&job_token=${T}`],
+    ['application/json', JSON.stringify({ key: 'A', token: T })],
+    ['multipart/form-data; boundary=xyz', `--xyz\r\nContent-Disposition: form-data; name="job_token"\r\n\r\n${T}\r\n--xyz--\r\n`]
+  ]
+  for (const [type, body] of bodies) {
+    const res = await send(g.url, 'POST', ROUTE, { 'content-type': type }, body)
+    assert.equal(res.status, 403, `${type}: ${res.text}`)
+    assert.equal(res.json().code, 'JOB_TOKEN_IN_BODY')
+  }
+  // The same with the token in a header too: the body still holds it.
+  const res = await send(g.url, 'POST', ROUTE, { 'content-type': 'application/x-www-form-urlencoded', 'job-token': T }, `job_token=${T}`)
+  assert.equal(res.json().code, 'JOB_TOKEN_IN_BODY')
+  assert.equal(g.seen.length, 0)
+})
+
+test('an unknown or finished job token is still refused (the gate resolves it before stripping)', async (t) => {
+  const g = await startTestGate(t)
+  const res = await send(g.url, 'GET', ROUTE, { 'job-token': TOKENS.appFinished })
+  assert.equal(res.status, 401)
+  assert.equal(res.json().code, 'TOKEN_JOB_NOT_RUNNING')
+  assert.equal(g.seen.length, 0)
+})
+
+test('GATE_JOB_TOKEN_ON_OTHER_ROUTES=refuse keeps the refusal', async (t) => {
+  const g = await startTestGate(t, { GATE_JOB_TOKEN_ON_OTHER_ROUTES: 'refuse' })
+  const tries: Array<Record<string, string>> = [{ 'job-token': T }, { authorization: `Bearer ${T}` }]
+  for (const headers of tries) {
+    const res = await send(g.url, 'GET', ROUTE, headers)
+    assert.equal(res.status, 403, res.text)
+    assert.equal(res.json().code, 'ROUTE_NOT_FOR_JOB_TOKENS')
+  }
+  assert.equal(g.seen.length, 0)
+})
+
+test('forward-auth cannot strip what the front proxy forwards: refused there', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const port = g.gate.authAddress()!.port
+  const res = await rawRequest(port, ['GET / HTTP/1.1', 'Host: gate', `X-Original-URI: ${ROUTE}`, 'X-Original-Method: GET', `JOB-TOKEN: ${T}`])
+  assert.equal(res.status, 403, res.body)
+  assert.equal((JSON.parse(res.body) as { code: string }).code, 'ROUTE_NOT_FOR_JOB_TOKENS')
+  const bearer = await rawRequest(port, ['GET / HTTP/1.1', 'Host: gate', `X-Original-URI: ${ROUTE}`, 'X-Original-Method: GET', `Authorization: Bearer ${T}`])
+  assert.equal(bearer.status, 401, bearer.body)
+})
