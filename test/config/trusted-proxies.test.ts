@@ -92,6 +92,13 @@ test('forward-auth reads ingress-nginx\'s X-Original-URL from a trusted range, r
     assert.equal(forged.json().code, 'FORWARD_AUTH_UNTRUSTED')
     assert.match(forged.json().message, /name different requests/)
   }
+  // Traefik sets X-Forwarded-Method/-Uri and passes the client's headers on too: a client's
+  // X-Original-URI once won over Traefik's X-Forwarded-Uri.
+  const traefik = { 'x-forwarded-method': 'PUT', 'x-forwarded-uri': '/api/v4/projects/300/packages/npm/foo', ...job }
+  assert.equal((await send(auth, 'GET', '/', traefik)).json().code, 'NOT_ALLOWLISTED')
+  const smuggled = await send(auth, 'GET', '/', { ...traefik, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })
+  assert.equal(smuggled.status, 403)
+  assert.equal(smuggled.json().code, 'FORWARD_AUTH_UNTRUSTED')
   const notUrl = await send(auth, 'GET', '/', { 'x-original-url': '/api/v4/projects/200/packages', ...job })
   assert.equal(notUrl.status, 403)
   assert.equal(notUrl.json().code, 'FORWARD_AUTH_UNTRUSTED')
