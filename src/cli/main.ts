@@ -65,16 +65,16 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
   program.command('import-allowlists')
     .description("copy each project's job token allowlist (inbound setting, projects, groups, fine-grained policies) from GitLab into the gate's store (settings come from the environment)")
     .requiredOption('--from-gitlab', 'read the allowlists from GitLab (GATE_UPSTREAM_URL, GATE_SERVICE_TOKEN)')
-    .option('--project <id|path>', 'import this project only (repeatable); default: every project the service token can see', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--project <id|path>', 'import this project only (repeatable); default: every project the service token can see', (value: string, list: string[] | undefined) => [...(list ?? []), value])
     .option('--dry-run', 'print what would be written, write nothing')
     .option('--config <file>', 'JSON file with settings (environment variables override it)')
-    .action(async (opts: { project: string[], dryRun?: boolean, config?: string }) => {
+    .action(async (opts: { project?: string[], dryRun?: boolean, config?: string }) => {
       const [{ runImportCommand }, { AllowlistImportError }] = await Promise.all([import('./import-allowlists.ts'), import('../admin/import.ts')])
       const catalogDir = catalogFlag()
       try {
         await runImportCommand({
           env,
-          projects: opts.project,
+          projects: opts.project ?? [],
           dryRun: opts.dryRun === true,
           out: io.out,
           log: io.err,
