@@ -10,10 +10,12 @@ export interface ErrorDef {
 export const errors = {
   // Job token scope decision and grants (src/policy/decide.ts, src/grants/). The 403 messages
   // are built per request by decide() with GitLab's wording; these are the fallbacks.
-  NOT_ALLOWLISTED: { status: 403, message: 'Authentication by CI/CD job token not allowed to this project.' },
-  UNKNOWN_PROJECT: { status: 403, message: 'Authentication by CI/CD job token not allowed to this project.' },
-  NO_POLICIES_FOR_ENDPOINT: { status: 403, message: 'This action is unauthorized for CI/CD job tokens.' },
+  NOT_ALLOWLISTED: { status: 403, message: '403 Forbidden - Authentication by CI/CD job token not allowed to this project.' },
+  UNKNOWN_PROJECT: { status: 403, message: '403 Forbidden - Authentication by CI/CD job token not allowed to this project.' },
+  NO_POLICIES_FOR_ENDPOINT: { status: 403, message: '403 Forbidden - This action is unauthorized for CI/CD job tokens.' },
   MISSING_POLICIES: { status: 403, message: '403 Forbidden - Insufficient permissions to access this resource.' },
+  // job_token_scope: :project routes (the container registry repositories API), GitLab's wording.
+  JOB_TOKEN_SCOPE_PROJECT_ONLY: { status: 403, message: "403 Forbidden - This project's CI/CD job token cannot be used to authenticate with the container registry of a different project." },
   GRANTS_STORE_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - job token scopes cannot be checked right now; try again later' },
   GRANTS_INVALID: { status: 400, message: '400 Bad request - invalid job token scope settings' },
   GRANTS_VERSION_CONFLICT: { status: 409, message: '409 Conflict - job token scope settings were changed by someone else; reload and retry' },
@@ -106,6 +108,10 @@ export type AllowReason =
   | 'DEFAULT_PERMISSIONS'
   | 'SKIP_POLICIES'
   | 'POLICIES_GRANTED'
+  /** A public or internal project whose features the route lists are all enabled (publicly_accessible_feature?). */
+  | 'PUBLIC_PROJECT_FEATURES'
+  /** A public or internal project's feature read ProjectPolicy gives job tokens from outside the allowlist. */
+  | 'PUBLIC_PROJECT_READ'
 
 /** Reasons the gate's request path gives itself, beside the errors table and decide()'s allow reasons. */
 // NO_PROJECT: a group or instance route whose lookup found no project: nothing the gate guards

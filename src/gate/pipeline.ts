@@ -14,13 +14,14 @@ import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { decide, notAllowlistedMessage, type AllowReason } from '../policy/decide.ts'
+import { decide, jobProjectName, notAllowlistedMessage, shortPath, type AllowReason } from '../policy/decide.ts'
 import { collectCredentials, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { createBodyScanner, inspectBody } from '../identity/body-scan.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
+import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
@@ -38,6 +39,8 @@ export interface Engine {
   readonly userRoles?: UserRoleCheck
   /** Finds the accessed project of group, instance and job routes (src/projects/); required by `unresolvedProject: 'resolve'`. */
   readonly projects?: ProjectFinder
+  /** The accessed project's visibility, features and short path (src/projects/facts.ts), for decisions that need them. */
+  readonly projectFacts?: ProjectFactsLookup
   /** The loaded catalog's version (readiness, metrics, reload answers). */
   readonly catalogVersion: string
   readonly options: {
@@ -339,7 +342,15 @@ async function resolvePath (x: StageView, engine: Engine, path: string, identity
   }
   // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
   if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
-  return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(identity, path) })
+  // A public or internal project may still be open to job tokens: decide it by its id.
+  if (engine.projectFacts !== undefined) {
+    const facts = await engine.projectFacts.get(path)
+    if (facts.visibility !== 'private' && facts.id !== identity.jobProjectId) {
+      x.accessedProjectId = facts.id
+      return 'continue'
+    }
+  }
+  return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(jobProjectName(identity), shortPath(path)) })
 }
 
 /**
@@ -376,7 +387,14 @@ const decideStage: Stage = async (x, engine) => {
   const route = x.match!.route
   // Self access needs no allowlist, but the package rules stage still needs the project's rules.
   if (projectId !== identity.jobProjectId || route.packageFormat !== undefined) x.grants = await engine.grants.get(projectId)
-  const decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
+  let decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
+  // A deny that a public or internal project could turn: decide again with the project's facts
+  // (a cached GitLab lookup). Allowed requests never get here.
+  if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
+    let facts: ProjectFacts | Promise<ProjectFacts> = engine.projectFacts.get(projectId)
+    if (facts instanceof Promise) facts = await facts
+    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts)
+  }
   if (decision.allow) return allowed(decision.reason)
   return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 }

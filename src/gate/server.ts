@@ -17,6 +17,7 @@ import { createIdentityStage } from '../identity/stage.ts'
 import type { ClosableJobResolver } from '../identity/types.ts'
 import { createPolicyIndex } from '../catalog/policy-index.ts'
 import { createProjectFinder } from '../projects/finder.ts'
+import { createProjectFactsLookup } from '../projects/facts.ts'
 import { createUpstream, type Upstream } from '../proxy/forward.ts'
 import { createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
@@ -96,6 +97,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     throw new ConfigError('GATE_UNRESOLVED_PROJECT=resolve (the default) finds the project of group and instance routes with GATE_SERVICE_TOKEN, which is not set: set it, or set GATE_UNRESOLVED_PROJECT to defer or deny')
   }
   const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
+  // Public and internal accessed projects: their visibility and features, for the denies they could turn.
+  const projectFacts = createProjectFactsLookup({ gitlab, ttlMs: config.projectLookupTtlMs })
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes
@@ -112,6 +115,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       identity,
       userRoles: admin.roles,
       ...(projects === undefined ? {} : { projects }),
+      projectFacts,
       catalogVersion: catalog.version,
       options: {
         mode: config.mode,

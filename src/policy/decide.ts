@@ -1,12 +1,15 @@
-// The job token scope decision, in GitLab's order (docs/gitlab-rules.md, "The decision";
-// app/models/ci/job_token/scope.rb, lib/api/helpers.rb). A pure function of the endpoint, the
-// job's identity and the accessed project's grants: no I/O, no clock, no state, so it is tested
-// by tables and properties and gives the same answer on every replica for the same inputs.
+// The job token scope decision, in GitLab's order (docs/gitlab-rules.md, "The decision" and
+// "Public and internal projects"; app/models/ci/job_token/scope.rb, lib/api/helpers.rb,
+// app/policies/project_policy.rb). A pure function of the endpoint, the job's identity, the
+// accessed project's grants and, where the answer depends on them, the accessed project's facts
+// (visibility, features): no I/O, no clock, no state, so it is tested by tables and properties
+// and gives the same answer on every replica for the same inputs.
 
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { AllowReason } from '../errors.ts'
+import type { FeatureAccessLevel, ProjectFacts } from '../projects/facts.ts'
 
 /**
  * What the decision knows of the job: its project and that project's groups. Not the resolved
@@ -14,7 +17,7 @@ import type { AllowReason } from '../errors.ts'
  */
 export interface DecisionSubject {
   readonly jobProjectId: number
-  /** Used in the not-allowlisted message; `project #<id>` when unknown. */
+  /** The job project's full path; its last segment names it in the not-allowlisted message (`#<id>` when unknown). */
   readonly jobProjectPath?: string
   /** The job project's ancestor groups, nearest first (subgroup, its parent, ..., root). */
   readonly ancestorGroupIds: readonly number[]
@@ -25,6 +28,7 @@ export type { AllowReason }
 
 /** Deny reasons are codes of src/errors.ts: the log field, metric label and response `code`. */
 export type DenyReason =
+  | 'JOB_TOKEN_SCOPE_PROJECT_ONLY'
   | 'NOT_ALLOWLISTED'
   | 'UNKNOWN_PROJECT'
   | 'NO_POLICIES_FOR_ENDPOINT'
@@ -34,7 +38,17 @@ export type ReasonCode = AllowReason | DenyReason
 
 export type Decision =
   | { readonly allow: true, readonly reason: AllowReason }
-  | { readonly allow: false, readonly reason: DenyReason, readonly missingPolicies: string[], readonly message: string }
+  | {
+    readonly allow: false
+    readonly reason: DenyReason
+    readonly missingPolicies: string[]
+    readonly message: string
+    /**
+     * Decided without the accessed project's facts, which could change it (a public or internal
+     * project): decide again with them. The deny is what a private project gets.
+     */
+    readonly needsFacts?: true
+  }
 
 // Allow decisions carry no per-request data, so they are shared constants.
 const ALLOW = {
@@ -43,13 +57,23 @@ const ALLOW = {
   UNKNOWN_PROJECT_ALLOWED: Object.freeze({ allow: true, reason: 'UNKNOWN_PROJECT_ALLOWED' }),
   DEFAULT_PERMISSIONS: Object.freeze({ allow: true, reason: 'DEFAULT_PERMISSIONS' }),
   SKIP_POLICIES: Object.freeze({ allow: true, reason: 'SKIP_POLICIES' }),
-  POLICIES_GRANTED: Object.freeze({ allow: true, reason: 'POLICIES_GRANTED' })
+  POLICIES_GRANTED: Object.freeze({ allow: true, reason: 'POLICIES_GRANTED' }),
+  PUBLIC_PROJECT_FEATURES: Object.freeze({ allow: true, reason: 'PUBLIC_PROJECT_FEATURES' }),
+  PUBLIC_PROJECT_READ: Object.freeze({ allow: true, reason: 'PUBLIC_PROJECT_READ' })
 } as const satisfies Record<AllowReason, Decision>
+
+const NO_FEATURES: readonly string[] = Object.freeze([])
+
+/** The route's `allow_public_access_for_enabled_project_features` (catalog `publicAccessFeatures`). */
+export function publicAccessFeaturesOf (route: CatalogRoute): readonly string[] {
+  return (route as CatalogRoute & { readonly publicAccessFeatures?: readonly string[] }).publicAccessFeatures ?? NO_FEATURES
+}
 
 /**
  * Hot path: runs once per job-token request after routing and grant lookup.
  * `accessedProjectId` is the resolved numeric id; `grants` is null when the store knows
- * nothing about that project.
+ * nothing about that project; `facts` are the accessed project's, when looked up (a deny with
+ * `needsFacts` asks for them; an allow never does).
  */
 export function decide (
   route: CatalogRoute,
@@ -57,36 +81,130 @@ export function decide (
   accessedProjectId: number,
   grants: ProjectGrants | null,
   settings: InstanceSettings,
-  policies: PolicyIndex
+  policies: PolicyIndex,
+  facts?: ProjectFacts
 ): Decision {
+  // 0. job_token_scope: :project (the container registry repositories API): the job's own project
+  // only, allowlisted or not; find_project! checks it first (lib/api/helpers.rb, authorized_project_scope?).
+  if ((route as CatalogRoute & { readonly jobTokenScope?: 'project' }).jobTokenScope === 'project' && identity.jobProjectId !== accessedProjectId) {
+    return { allow: false, reason: 'JOB_TOKEN_SCOPE_PROJECT_ONLY', missingPolicies: [], message: PROJECT_SCOPE_MESSAGE }
+  }
+
   // 1. Self access never consults the allowlist.
   if (identity.jobProjectId === accessedProjectId) return ALLOW.SELF_ACCESS
 
-  if (grants === null) {
-    if (settings.unknownProject === 'allow') return ALLOW.UNKNOWN_PROJECT_ALLOWED
-    // As GitLab with enforcement on and an empty allowlist.
-    return deny('UNKNOWN_PROJECT', [], notAllowlistedMessage(identity, accessedProjectId))
-  }
+  if (grants === null && settings.unknownProject === 'allow') return ALLOW.UNKNOWN_PROJECT_ALLOWED
 
-  // 2. Inbound allowlist off only when both the project and the instance say so.
-  if (!grants.inboundEnabled && !settings.enforceInboundScope) return ALLOW.INBOUND_DISABLED
+  // 2. Inbound allowlist off only when both the project and the instance say so. A project the
+  // store does not know is as GitLab with enforcement on and an empty allowlist.
+  if (grants !== null && !grants.inboundEnabled && !settings.enforceInboundScope) return ALLOW.INBOUND_DISABLED
 
   // 3. The one nearest entry; entries are never merged.
-  const entry = nearestEntry(grants.entries, identity)
-  if (entry === null) return deny('NOT_ALLOWLISTED', [], notAllowlistedMessage(identity, accessedProjectId))
+  const entry = grants === null ? null : nearestEntry(grants.entries, identity)
+  if (entry === null) return notInScope(route, identity, accessedProjectId, grants, facts)
 
   // 4. Default permissions: the job's user role decides upstream, no policy check.
   if (entry.defaultPermissions) return ALLOW.DEFAULT_PERMISSIONS
 
-  // 5. Fine-grained entry.
+  // 5. Fine-grained entry: GitLab's job_token_policies_authorized? (skip, public features, policies).
   if (route.skipPolicies) return ALLOW.SKIP_POLICIES
-  if (route.policies.length === 0) return deny('NO_POLICIES_FOR_ENDPOINT', [], 'This action is unauthorized for CI/CD job tokens.')
   let missing: string[] | null = null
   for (const required of route.policies) {
     if (!policies.satisfies(entry.jobTokenPolicies, required)) (missing ??= []).push(required)
   }
-  if (missing === null) return ALLOW.POLICIES_GRANTED
-  return deny('MISSING_POLICIES', missing, missingPoliciesMessage(route.policies, accessedProjectId))
+  if (missing === null && route.policies.length > 0) return ALLOW.POLICIES_GRANTED
+  const features = publicAccessFeaturesOf(route)
+  if (features.length > 0) {
+    if (facts === undefined) return policyDeny(route, missing, accessedProjectId, grants, facts, true)
+    if (publicFeatures(features, facts)) return ALLOW.PUBLIC_PROJECT_FEATURES
+  }
+  return policyDeny(route, missing, accessedProjectId, grants, facts, false)
+}
+
+/**
+ * No entry with the allowlist on (or a project the store does not know). A private project is
+ * refused. A public or internal one (app/policies/project_policy.rb): GitLab's find_project!
+ * needs `read_project`, which ProjectPolicy gives a job token from outside the allowlist only
+ * through the package registry; then the policy check, passed only by skip-policies routes and
+ * routes whose listed features are all at least enabled (publicly_accessible_feature?); then the
+ * endpoint's own read, which ProjectPolicy gives per feature.
+ */
+function notInScope (route: CatalogRoute, identity: DecisionSubject, accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined): Decision {
+  const refused = grants === null ? 'UNKNOWN_PROJECT' : 'NOT_ALLOWLISTED'
+  if (facts === undefined) return notAllowed(refused, identity, accessedProjectId, grants, facts, true)
+  if (facts.visibility === 'private') return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  if (!jobTokenReads(facts.features.package_registry)) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  const features = publicAccessFeaturesOf(route)
+  const publicRoute = features.length > 0 && publicFeatures(features, facts)
+  if (!route.skipPolicies && !publicRoute) return policyDeny(route, null, accessedProjectId, grants, facts, false)
+  if (!isRead(route)) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  const reads = readFeatures(route)
+  // A read ProjectPolicy does not open to job tokens by feature: only a route GitLab opened to
+  // public features passes, and GitLab's endpoint checks its own read.
+  if (reads === null) return publicRoute ? ALLOW.PUBLIC_PROJECT_FEATURES : notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  for (const feature of reads) {
+    if (!jobTokenReads(facts.features[feature])) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  }
+  return publicRoute ? ALLOW.PUBLIC_PROJECT_FEATURES : ALLOW.PUBLIC_PROJECT_READ
+}
+
+/** publicly_accessible_feature? (lib/api/helpers.rb): a public or internal project, every listed feature at least enabled. */
+function publicFeatures (features: readonly string[], facts: ProjectFacts): boolean {
+  if (facts.visibility === 'private') return false
+  for (const feature of features) {
+    const level = facts.features[feature]
+    if (level !== 'enabled' && level !== 'public') return false
+  }
+  return true
+}
+
+/**
+ * ProjectPolicy's job_token_access_allowed_to? for a job outside the allowlist: "enabled" or
+ * "public" allows; "private" asks the allowlist (which has no entry here); "disabled" refuses.
+ */
+function jobTokenReads (level: FeatureAccessLevel | undefined): boolean {
+  return level === 'enabled' || level === 'public'
+}
+
+// ProjectPolicy's reads for job tokens of public and internal projects, by the catalog policy
+// that guards them: job_token_package_registry → read_package, job_token_container_registry →
+// read_container_image, job_token_builds → read_commit_status (job artifacts),
+// job_token_releases → read_release, job_token_environments → read_environment.
+const FEATURE_OF_POLICY: Readonly<Record<string, string>> = Object.freeze({
+  read_packages: 'package_registry',
+  read_containers: 'container_registry',
+  read_jobs: 'builds',
+  read_releases: 'releases',
+  read_environments: 'environments'
+})
+// Skip-policies routes have no policy: their resource says which read they are.
+const FEATURE_OF_RESOURCE: Readonly<Record<string, string>> = Object.freeze({
+  packages: 'package_registry',
+  container_registry: 'container_registry',
+  jobs: 'builds',
+  releases: 'releases',
+  environments: 'environments'
+})
+
+/** A read: GET, or a route guarded by read policies only (npm's POST audits). */
+function isRead (route: CatalogRoute): boolean {
+  if (route.method === 'GET') return true
+  return route.policies.length > 0 && route.policies.every(p => p.startsWith('read_'))
+}
+
+/** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */
+function readFeatures (route: CatalogRoute): readonly string[] | null {
+  if (route.policies.length === 0) {
+    const feature = FEATURE_OF_RESOURCE[route.resource]
+    return feature === undefined ? null : [feature]
+  }
+  const features: string[] = []
+  for (const policy of route.policies) {
+    const feature = FEATURE_OF_POLICY[policy]
+    if (feature === undefined) return null
+    features.push(feature)
+  }
+  return features
 }
 
 /**
@@ -111,29 +229,62 @@ export function nearestEntry (entries: readonly AllowlistEntry[], identity: Deci
   return best
 }
 
-function deny (reason: DenyReason, missingPolicies: string[], message: string): Decision {
-  return { allow: false, reason, missingPolicies, message }
+function notAllowed (reason: 'NOT_ALLOWLISTED' | 'UNKNOWN_PROJECT', identity: DecisionSubject, accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined, needsFacts: boolean): Decision {
+  const message = notAllowlistedMessage(jobProjectName(identity), accessedProjectName(accessedProjectId, grants, facts))
+  return needsFacts ? { allow: false, reason, missingPolicies: [], message, needsFacts } : { allow: false, reason, missingPolicies: [], message }
 }
 
-// GitLab's wording (lib/api/helpers.rb; docs/gitlab-rules.md, "The 403 messages"). GitLab names
-// projects by their short `path` and prefixes "403 Forbidden - " through `forbidden!`; the gate
-// names the accessed project by id because a path-less request may only carry the id.
-/** `accessed`: the project's id, or its full path where the id is unknown (a path in the URL the store does not know). */
-export function notAllowlistedMessage (identity: DecisionSubject, accessed: number | string): string {
-  const from = identity.jobProjectPath ?? `project #${identity.jobProjectId}`
-  return `Authentication by CI/CD job token not allowed from ${from} to project ${typeof accessed === 'number' ? `#${accessed}` : accessed}.`
+/** The policy check failed: GitLab names every policy the route requires, not only the missing ones. */
+function policyDeny (route: CatalogRoute, missing: string[] | null, accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined, needsFacts: boolean): Decision {
+  const deny = route.policies.length === 0
+    ? { allow: false as const, reason: 'NO_POLICIES_FOR_ENDPOINT' as const, missingPolicies: [], message: NO_POLICIES_MESSAGE }
+    : { allow: false as const, reason: 'MISSING_POLICIES' as const, missingPolicies: missing ?? [...route.policies], message: missingPoliciesMessage(route.policies, accessedProjectName(accessedProjectId, grants, facts)) }
+  return needsFacts ? { ...deny, needsFacts } : deny
+}
+
+// GitLab's wording (lib/api/helpers.rb: handle_job_token_failure!,
+// job_token_policies_unauthorized_message; forbidden! adds "403 Forbidden - "). Projects are named
+// by their short `path`; docs/gitlab-rules.md, "The 403 messages".
+export const NO_POLICIES_MESSAGE = '403 Forbidden - This action is unauthorized for CI/CD job tokens.'
+export const PROJECT_SCOPE_MESSAGE = "403 Forbidden - This project's CI/CD job token cannot be used to authenticate with the container registry of a different project."
+
+/** `jobProject` and `accessedProject`: short paths (see shortPath), as GitLab names them. */
+export function notAllowlistedMessage (jobProject: string, accessedProject: string): string {
+  return `403 Forbidden - Authentication by CI/CD job token not allowed from ${jobProject} to ${accessedProject}.`
 }
 
 /** Names every policy the endpoint requires, as GitLab does, not only the missing ones. */
-export function missingPoliciesMessage (required: readonly string[], accessedProjectId: number): string {
+export function missingPoliciesMessage (required: readonly string[], accessedProject: string): string {
   const which = required.length === 1
     ? `The following token permission is required: ${required[0]!}.`
     : `The following token permissions are required: ${toSentence(required)}.`
-  return `403 Forbidden - Insufficient permissions to access this resource in project #${accessedProjectId}. ${which}`
+  return `403 Forbidden - Insufficient permissions to access this resource in project ${accessedProject}. ${which}`
 }
 
-/** "a", "a and b", "a, b and c" (Rails' `to_sentence` writes "a, b, and c": docs/gitlab-rules.md, "The 403 messages"). */
+/** Rails' Array#to_sentence in English: "a", "a and b", "a, b, and c". */
 export function toSentence (words: readonly string[]): string {
-  if (words.length <= 1) return words.join('')
-  return `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]!}`
+  if (words.length <= 2) return words.join(' and ')
+  return `${words.slice(0, -1).join(', ')}, and ${words[words.length - 1]!}`
+}
+
+/** A full path's last segment (`group/sub/project` → `project`): GitLab's `project.path`. */
+export function shortPath (fullPath: string): string {
+  return fullPath.slice(fullPath.lastIndexOf('/') + 1)
+}
+
+/** The job project as GitLab's message names it: its short path, or `#<id>` when unknown. */
+export function jobProjectName (identity: DecisionSubject): string {
+  return identity.jobProjectPath === undefined || identity.jobProjectPath === '' ? `#${identity.jobProjectId}` : shortPath(identity.jobProjectPath)
+}
+
+/**
+ * The accessed project's short path: from GitLab's facts when they were looked up, else from the
+ * store, which keeps every configured project's full path (no GitLab call for a deny only to
+ * name the project), else `#<id>`.
+ */
+function accessedProjectName (accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined): string {
+  if (facts?.path != null) return facts.path
+  if (grants !== null) return shortPath(grants.projectPath)
+  if (facts?.fullPath != null) return shortPath(facts.fullPath)
+  return `#${accessedProjectId}`
 }

@@ -37,7 +37,7 @@ const cases: Case[] = [
     headers: job(TOKENS.app),
     status: 403,
     code: 'MISSING_POLICIES',
-    message: '403 Forbidden - Insufficient permissions to access this resource in project #200. The following token permission is required: admin_packages.'
+    message: '403 Forbidden - Insufficient permissions to access this resource in project lib. The following token permission is required: admin_packages.'
   },
   {
     name: 'every policy is required',
@@ -46,13 +46,13 @@ const cases: Case[] = [
     headers: job(TOKENS.app),
     status: 403,
     code: 'MISSING_POLICIES',
-    message: '403 Forbidden - Insufficient permissions to access this resource in project #200. The following token permissions are required: admin_deployments and admin_environments.'
+    message: '403 Forbidden - Insufficient permissions to access this resource in project lib. The following token permissions are required: admin_deployments and admin_environments.'
   },
   { name: 'nearest entry: a group entry with default permissions (no policy check)', method: 'PUT', path: '/api/v4/projects/200/packages/npm/foo', headers: job(TOKENS.web), status: 200, forwarded: '/api/v4/projects/200/packages/npm/foo', reason: 'DEFAULT_PERMISSIONS' },
   { name: 'admin policy implies its read twin', method: 'GET', path: '/api/v4/projects/700/packages', headers: job(TOKENS.tools), status: 200, forwarded: '/api/v4/projects/700/packages', reason: 'POLICIES_GRANTED' },
   { name: 'admin policy granted through a group entry', method: 'PUT', path: '/api/v4/projects/700/packages/npm/foo', headers: job(TOKENS.tools), status: 200, forwarded: '/api/v4/projects/700/packages/npm/foo', reason: 'POLICIES_GRANTED' },
   { name: 'a group entry grants only its policies', method: 'POST', path: '/api/v4/projects/700/deployments', headers: job(TOKENS.tools), status: 403, code: 'MISSING_POLICIES' },
-  { name: 'skip-policies endpoint passes a fine-grained entry', method: 'GET', path: '/api/v4/projects/200/registry/repositories', headers: job(TOKENS.app), status: 200, forwarded: '/api/v4/projects/200/registry/repositories', reason: 'SKIP_POLICIES' },
+  { name: 'skip-policies endpoint passes a fine-grained entry', method: 'GET', path: '/api/v4/projects/200/packages/conan/v1/ping', headers: job(TOKENS.app), status: 200, forwarded: '/api/v4/projects/200/packages/conan/v1/ping', reason: 'SKIP_POLICIES' },
   {
     name: 'not on the allowlist',
     method: 'GET',
@@ -60,11 +60,11 @@ const cases: Case[] = [
     headers: job(TOKENS.tools),
     status: 403,
     code: 'NOT_ALLOWLISTED',
-    message: 'Authentication by CI/CD job token not allowed from other/tools to project #200.'
+    message: '403 Forbidden - Authentication by CI/CD job token not allowed from tools to lib.'
   },
   { name: 'inbound scope off, but the instance enforces it', method: 'GET', path: '/api/v4/projects/500/packages', headers: job(TOKENS.lib), status: 403, code: 'NOT_ALLOWLISTED' },
   { name: 'unknown accessed project: only self access', method: 'GET', path: '/api/v4/projects/400/packages', headers: job(TOKENS.app), status: 403, code: 'UNKNOWN_PROJECT' },
-  { name: 'unknown project path', method: 'GET', path: '/api/v4/projects/nobody%2Fhere/packages', headers: job(TOKENS.app), status: 403, code: 'UNKNOWN_PROJECT', message: 'Authentication by CI/CD job token not allowed from acme/platform/app to project nobody/here.' },
+  { name: 'unknown project path', method: 'GET', path: '/api/v4/projects/nobody%2Fhere/packages', headers: job(TOKENS.app), status: 403, code: 'UNKNOWN_PROJECT', message: '403 Forbidden - Authentication by CI/CD job token not allowed from app to here.' },
   { name: 'a route that does not accept job tokens: the token is stripped, the request forwarded anonymously', method: 'GET', path: '/api/v4/projects/200/variables', headers: job(TOKENS.app), status: 200, forwarded: '/api/v4/projects/200/variables', decision: 'no_job_token', reason: 'JOB_TOKEN_STRIPPED' },
   { name: 'finished job', method: 'GET', path: '/api/v4/projects/200/packages', headers: job(TOKENS.appFinished), status: 401, code: 'TOKEN_JOB_NOT_RUNNING', message: '401 Unauthorized' },
   { name: 'unknown token', method: 'GET', path: '/api/v4/projects/200/packages', headers: job('glcbt-64_nosuchtoken00000000000'), status: 401, code: 'TOKEN_UNKNOWN', message: '401 Unauthorized' },

@@ -29,7 +29,7 @@ test('forward-auth answers 200 or the same 401/403 bodies, and never proxies', a
   assert.equal(allowed.headers['x-job-token-gate-decision'], 'allow')
   const missing = await ask('PUT', '/api/v4/projects/200/packages/npm/foo', job)
   assert.equal(missing.status, 403)
-  assert.equal(missing.json().message, '403 Forbidden - Insufficient permissions to access this resource in project #200. The following token permission is required: admin_packages.')
+  assert.equal(missing.json().message, '403 Forbidden - Insufficient permissions to access this resource in project lib. The following token permission is required: admin_packages.')
   const finished = await ask('GET', '/api/v4/projects/200/packages/maven/a/b/1/b.jar', { 'job-token': TOKENS.appFinished })
   assert.equal(finished.status, 401)
   assert.equal(finished.headers['www-authenticate'], 'Basic realm="GitLab Packages Registry"')

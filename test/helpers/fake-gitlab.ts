@@ -35,7 +35,14 @@ export interface FakeProject {
   readonly id: number
   readonly pathWithNamespace: string
   readonly namespace: { readonly id: number, readonly kind: 'group' | 'user', readonly fullPath: string, readonly parentId: number | null }
+  /** GitLab's `visibility`; default private. A public project is shown without a token too. */
+  visibility?: 'private' | 'internal' | 'public'
+  /** `<feature>_access_level` by feature (`package_registry`: 'enabled', ...); every other feature of FEATURES is enabled. */
+  accessLevels?: Readonly<Record<string, 'disabled' | 'private' | 'enabled' | 'public'>>
 }
+
+/** Project features the projects API reports as `<feature>_access_level`. */
+export const FEATURES = ['issues', 'repository', 'merge_requests', 'forking', 'wiki', 'builds', 'snippets', 'pages', 'analytics', 'container_registry', 'security_and_compliance', 'releases', 'environments', 'feature_flags', 'infrastructure', 'monitor', 'package_registry'] as const
 
 export interface FakeGroup {
   readonly id: number
@@ -220,9 +227,11 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
           })
           return
         }
-        if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
+        // Without a token GitLab shows public projects only.
+        const anonymous = endpoint === 'project' && req.headers['private-token'] === undefined && req.headers.authorization === undefined
+        if (req.headers['private-token'] !== fake.serviceToken && !anonymous) { send(res, 401, unauthorized); return }
         if (endpoint === 'project') {
-          const p = fake.projects.get(id)
+          const p = anonymous && fake.projects.get(id)?.visibility !== 'public' ? undefined : fake.projects.get(id)
           const moved = movedTo(req)
           if (p === undefined && moved !== undefined) {
             // GitLab answers a moved project's old path with a redirect to its id (lib/api/helpers.rb).
@@ -233,7 +242,10 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
           if (p === undefined) { send(res, 404, { message: '404 Project Not Found' }); return }
           send(res, 200, {
             id: p.id,
+            path: p.pathWithNamespace.slice(p.pathWithNamespace.lastIndexOf('/') + 1),
             path_with_namespace: p.pathWithNamespace,
+            visibility: p.visibility ?? 'private',
+            ...Object.fromEntries(FEATURES.map(f => [`${f}_access_level`, p.accessLevels?.[f] ?? 'enabled'])),
             namespace: { id: p.namespace.id, kind: p.namespace.kind, full_path: p.namespace.fullPath, parent_id: p.namespace.parentId }
           })
         } else {

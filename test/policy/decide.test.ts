@@ -19,7 +19,7 @@ const route = (id: string): CatalogRoute => {
 const READ_PACKAGES = route('get_projects_id_packages')
 const PUBLISH_PACKAGE = route('post_projects_id_packages_composer')
 const CREATE_DEPLOYMENT = route('post_projects_id_deployments')
-const SKIP = route('delete_projects_id_registry_repositories_repository_id')
+const SKIP = route('get_projects_id_packages_conan_v1_ping')
 // The catalog has no such route today; GitLab's rule for one must still hold.
 const NO_POLICIES: CatalogRoute = { ...READ_PACKAGES, id: 'synthetic_no_policies', policies: [], skipPolicies: false }
 
@@ -56,7 +56,8 @@ interface Case {
   message?: string
 }
 
-const NOT_ALLOWED = 'Authentication by CI/CD job token not allowed from acme/sub/job to project #500.'
+// GitLab names both projects by their short path (the last segment of the full path).
+const NOT_ALLOWED = '403 Forbidden - Authentication by CI/CD job token not allowed from job to target.'
 
 const cases: Case[] = [
   // 1. Self access
@@ -66,7 +67,7 @@ const cases: Case[] = [
   { name: 'self access on an endpoint without policies', identity: { ...JOB, jobProjectId: ACCESSED }, route: NO_POLICIES, grants: grants([]), reason: 'SELF_ACCESS' },
 
   // Unknown accessed project
-  { name: 'unknown project: as an empty allowlist with enforcement on', grants: null, reason: 'UNKNOWN_PROJECT', message: NOT_ALLOWED },
+  { name: 'unknown project: as an empty allowlist with enforcement on', grants: null, reason: 'UNKNOWN_PROJECT', message: '403 Forbidden - Authentication by CI/CD job token not allowed from job to #500.' },
   { name: 'unknown project: even when the instance does not enforce', grants: null, settings: OFF, reason: 'UNKNOWN_PROJECT' },
   { name: 'unknown project with unknownProject=allow', grants: null, settings: UNKNOWN_ALLOW, reason: 'UNKNOWN_PROJECT_ALLOWED' },
 
@@ -79,7 +80,7 @@ const cases: Case[] = [
 
   // 3. Nearest entry
   { name: 'no entry', grants: grants([]), reason: 'NOT_ALLOWLISTED', message: NOT_ALLOWED },
-  { name: 'no entry, job project path unknown', identity: { jobProjectId: 100, ancestorGroupIds: [] }, grants: grants([]), reason: 'NOT_ALLOWLISTED', message: 'Authentication by CI/CD job token not allowed from project #100 to project #500.' },
+  { name: 'no entry, job project path unknown', identity: { jobProjectId: 100, ancestorGroupIds: [] }, grants: grants([]), reason: 'NOT_ALLOWLISTED', message: '403 Forbidden - Authentication by CI/CD job token not allowed from #100 to target.' },
   { name: 'an entry for another project does not count', grants: grants([project(101, 'default')]), reason: 'NOT_ALLOWLISTED' },
   { name: 'a group entry for a group the job is not in', grants: grants([group(99, 'default')]), reason: 'NOT_ALLOWLISTED' },
   { name: 'a group entry whose id equals the job project id is not a project entry', grants: grants([group(100, 'default')]), reason: 'NOT_ALLOWLISTED' },
@@ -105,15 +106,15 @@ const cases: Case[] = [
   { name: 'admin implies read', grants: grants([project(100, ['admin_packages'])]), reason: 'POLICIES_GRANTED' },
   { name: 'read does not imply admin', route: PUBLISH_PACKAGE, grants: grants([project(100, ['read_packages'])]), reason: 'MISSING_POLICIES', missing: ['admin_packages'] },
   { name: 'another resource\'s admin does not imply this read', grants: grants([project(100, ['admin_jobs'])]), reason: 'MISSING_POLICIES', missing: ['read_packages'] },
-  { name: 'no policies at all', grants: grants([project(100, [])]), reason: 'MISSING_POLICIES', missing: ['read_packages'], message: '403 Forbidden - Insufficient permissions to access this resource in project #500. The following token permission is required: read_packages.' },
-  { name: 'all policies required: one of two held', route: CREATE_DEPLOYMENT, grants: grants([project(100, ['admin_deployments'])]), reason: 'MISSING_POLICIES', missing: ['admin_environments'], message: '403 Forbidden - Insufficient permissions to access this resource in project #500. The following token permissions are required: admin_deployments and admin_environments.' },
+  { name: 'no policies at all', grants: grants([project(100, [])]), reason: 'MISSING_POLICIES', missing: ['read_packages'], message: '403 Forbidden - Insufficient permissions to access this resource in project target. The following token permission is required: read_packages.' },
+  { name: 'all policies required: one of two held', route: CREATE_DEPLOYMENT, grants: grants([project(100, ['admin_deployments'])]), reason: 'MISSING_POLICIES', missing: ['admin_environments'], message: '403 Forbidden - Insufficient permissions to access this resource in project target. The following token permissions are required: admin_deployments and admin_environments.' },
   { name: 'all policies required: both held', route: CREATE_DEPLOYMENT, grants: grants([project(100, ['admin_environments', 'admin_deployments'])]), reason: 'POLICIES_GRANTED' },
   { name: 'all policies required: read twins are not enough', route: CREATE_DEPLOYMENT, grants: grants([project(100, ['read_deployments', 'read_environments'])]), reason: 'MISSING_POLICIES', missing: ['admin_deployments', 'admin_environments'] },
   { name: 'a deprecated policy left in storage grants nothing', grants: grants([project(100, ['read_containers', 'admin_containers'])]), reason: 'MISSING_POLICIES', missing: ['read_packages'] },
   { name: 'an upper-case policy name is not the policy', grants: grants([project(100, ['READ_PACKAGES'])]), reason: 'MISSING_POLICIES', missing: ['read_packages'] },
   { name: 'skip-policies endpoint with no policies held', route: SKIP, grants: grants([project(100, [])]), reason: 'SKIP_POLICIES' },
   { name: 'skip-policies endpoint through a group entry', route: SKIP, grants: grants([group(10, ['read_jobs'])]), reason: 'SKIP_POLICIES' },
-  { name: 'endpoint without policies refuses fine-grained entries', route: NO_POLICIES, grants: grants([project(100, ['admin_packages'])]), reason: 'NO_POLICIES_FOR_ENDPOINT', message: 'This action is unauthorized for CI/CD job tokens.' },
+  { name: 'endpoint without policies refuses fine-grained entries', route: NO_POLICIES, grants: grants([project(100, ['admin_packages'])]), reason: 'NO_POLICIES_FOR_ENDPOINT', message: '403 Forbidden - This action is unauthorized for CI/CD job tokens.' },
   { name: 'skip-policies still needs an entry', route: SKIP, grants: grants([]), reason: 'NOT_ALLOWLISTED' },
   { name: 'skip-policies endpoint with the allowlist off', route: SKIP, grants: grants([], false), settings: OFF, reason: 'INBOUND_DISABLED' }
 ]
@@ -140,12 +141,13 @@ test('decide: the missing-policies message names every required policy, as GitLa
   assert.match(decision.message, /permissions are required: admin_deployments and admin_environments\.$/)
 })
 
-test('decide: sentences join like "a, b and c"', () => {
+test('decide: sentences join as Rails\' to_sentence does in English: "a and b", "a, b, and c"', () => {
   assert.equal(toSentence([]), '')
   assert.equal(toSentence(['a']), 'a')
   assert.equal(toSentence(['a', 'b']), 'a and b')
-  assert.equal(toSentence(['a', 'b', 'c']), 'a, b and c')
-  assert.equal(missingPoliciesMessage(['a', 'b', 'c'], 7), '403 Forbidden - Insufficient permissions to access this resource in project #7. The following token permissions are required: a, b and c.')
+  assert.equal(toSentence(['a', 'b', 'c']), 'a, b, and c')
+  assert.equal(toSentence(['a', 'b', 'c', 'd']), 'a, b, c, and d')
+  assert.equal(missingPoliciesMessage(['a', 'b', 'c'], 'target'), '403 Forbidden - Insufficient permissions to access this resource in project target. The following token permissions are required: a, b, and c.')
 })
 
 test('decide: nearestEntry picks by target, never by position', () => {

@@ -1,0 +1,140 @@
+// What decide() needs to know of an accessed project beyond its grants: its short path (GitLab's
+// 403 messages name it), its visibility and its features' access levels (public and internal
+// projects: docs/gitlab-rules.md, "Public and internal projects"). Read from GitLab's
+// `GET /api/v4/projects/:id` with the service token (without one: anonymously, which shows public
+// projects only), cached on lru-cache's fetch() as the project finder is (src/projects/finder.ts):
+// a TTL, single flight, an injectable clock. Fails closed: no answer is a 503, an answer the gate
+// cannot read a 502, never an allow. Only asked for by decisions that need it (the decide stage of
+// src/gate/pipeline.ts): an allowed request the store already decides never waits for it.
+
+import { LRUCache } from 'lru-cache'
+import { GateError } from '../errors.ts'
+import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
+import type { Clock } from '../identity/cache.ts'
+
+/** GitLab's project visibility (`visibility` in the projects API). */
+export type Visibility = 'private' | 'internal' | 'public'
+
+/**
+ * A project feature's access level as the projects API writes it (`*_access_level`;
+ * ProjectFeature's DISABLED 0, PRIVATE 10, ENABLED 20, PUBLIC 30).
+ */
+export type FeatureAccessLevel = 'disabled' | 'private' | 'enabled' | 'public'
+
+export interface ProjectFacts {
+  readonly id: number
+  /** The short path (`project.path`), which GitLab's 403 messages name; null when GitLab did not show the project. */
+  readonly path: string | null
+  readonly fullPath: string | null
+  readonly visibility: Visibility
+  /**
+   * Access level by ProjectFeature name (`package_registry`, `container_registry`, `builds`,
+   * `releases`, `environments`, `repository`, `issues`, ...); a feature not listed reads as disabled.
+   */
+  readonly features: Readonly<Record<string, FeatureAccessLevel>>
+}
+
+export interface ProjectFactsLookup {
+  /**
+   * The facts of a project by id or full path: synchronously when cached (the hot path), else a
+   * promise that rejects with GateError when GitLab cannot tell. A project GitLab does not show
+   * the gate's token is private to it: `visibility: 'private'`, no path.
+   */
+  get (project: number | string): ProjectFacts | Promise<ProjectFacts>
+  stats (): { hits: number, misses: number }
+}
+
+export interface ProjectFactsOptions {
+  readonly gitlab: GitlabClient
+  /** How long facts are kept. Default 60 s (GATE_PROJECT_LOOKUP_TTL_MS). */
+  readonly ttlMs?: number
+  readonly max?: number
+  readonly clock?: Clock
+}
+
+const LEVELS: ReadonlySet<string> = new Set(['disabled', 'private', 'enabled', 'public'])
+const VISIBILITIES: ReadonlySet<string> = new Set(['private', 'internal', 'public'])
+const SUFFIX = '_access_level'
+
+export function createProjectFactsLookup (options: ProjectFactsOptions): ProjectFactsLookup {
+  const { gitlab } = options
+  // Without a service token the call is anonymous: GitLab then shows public projects only, so an
+  // internal project reads as private and keeps the stricter answer.
+  const as = gitlab.hasServiceToken ? 'service' as const : {}
+  const facts = new LRUCache<string, ProjectFacts, { readonly project: number | string }>({
+    max: options.max ?? 10_000,
+    ttl: options.ttlMs ?? 60_000,
+    // An injected clock is read on every lookup (see src/identity/cache.ts).
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+    ignoreFetchAbort: true,
+    fetchMethod: async (_key, _stale, { context }) => {
+      const found = await load(context.project)
+      // Found by path: the id's entry is the same project.
+      if (typeof context.project === 'string' && found.path !== null) facts.set(`id:${found.id}`, found)
+      return found
+    }
+  })
+  const counts = { hits: 0, misses: 0 }
+
+  const load = async (project: number | string): Promise<ProjectFacts> => {
+    const path = `/api/v4/projects/${encodeURIComponent(String(project))}`
+    let answer
+    try {
+      answer = await gitlab.get(path, { endpoint: 'project_facts', as })
+    } catch (err) {
+      if (err instanceof GitlabUnavailable) throw factsError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`)
+      throw err
+    }
+    const { status, body } = answer
+    if (status === 429 || status >= 500) throw factsError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
+    if (status === 401 || status === 403) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}: the gate's token cannot read it`)
+    // Not shown (or a moved path's redirect, which the gate does not follow): nothing public here.
+    if (status === 404 || status === 301 || status === 302) return hidden(typeof project === 'number' ? project : 0)
+    if (status !== 200 || body === undefined) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
+    return read(body, path)
+  }
+
+  return {
+    get (project) {
+      // Hot path: a cached answer is one get(), no promise.
+      const key = typeof project === 'number' ? `id:${project}` : `path:${project.toLowerCase()}`
+      const hit = facts.get(key)
+      if (hit !== undefined) {
+        counts.hits++
+        return hit
+      }
+      counts.misses++
+      return facts.fetch(key, { context: { project } }) as Promise<ProjectFacts>
+    },
+    stats: () => ({ ...counts })
+  }
+}
+
+/** The facts of a project GitLab does not show: private, as far as the gate can tell. */
+function hidden (id: number): ProjectFacts {
+  return Object.freeze({ id, path: null, fullPath: null, visibility: 'private', features: Object.freeze({}) })
+}
+
+function read (body: Readonly<Record<string, unknown>>, path: string): ProjectFacts {
+  const id = body.id
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no project id`)
+  const visibility = body.visibility
+  // A project without a visibility GitLab's way cannot be shown public: fail closed, loudly.
+  if (typeof visibility !== 'string' || !VISIBILITIES.has(visibility)) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no visibility`)
+  const features: Record<string, FeatureAccessLevel> = {}
+  for (const [key, value] of Object.entries(body)) {
+    if (key.endsWith(SUFFIX) && typeof value === 'string' && LEVELS.has(value)) features[key.slice(0, -SUFFIX.length)] = value as FeatureAccessLevel
+  }
+  return Object.freeze({
+    id,
+    path: typeof body.path === 'string' ? body.path : null,
+    fullPath: typeof body.path_with_namespace === 'string' ? body.path_with_namespace : null,
+    visibility: visibility as Visibility,
+    features: Object.freeze(features)
+  })
+}
+
+/** The public message is the table's; what went wrong, for logs, is the cause. */
+function factsError (code: 'PROJECT_LOOKUP_FAILED' | 'PROJECT_LOOKUP_UNAVAILABLE', detail: string): GateError {
+  return new GateError(code, undefined, { cause: new Error(detail) })
+}

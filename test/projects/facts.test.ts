@@ -1,0 +1,106 @@
+// The accessed project's facts (src/projects/facts.ts) on a fake GitLab: what is read from
+// GET /api/v4/projects/:id, the cache (TTL on an injected clock, single flight, by id and by path),
+// a project GitLab does not show, the anonymous call without a service token, and failing closed.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { GateError } from '../../src/errors.ts'
+import { createGitlabClient } from '../../src/gitlab/client.ts'
+import { createProjectFactsLookup, type ProjectFacts } from '../../src/projects/facts.ts'
+import { startFakeGitlab, type FakeProject } from '../helpers/fake-gitlab.ts'
+
+const project = (id: number, path: string, visibility?: FakeProject['visibility'], accessLevels?: FakeProject['accessLevels']): FakeProject => ({
+  id, pathWithNamespace: path, namespace: { id: 10, kind: 'group', fullPath: path.split('/')[0]!, parentId: null },
+  ...(visibility === undefined ? {} : { visibility }), ...(accessLevels === undefined ? {} : { accessLevels })
+})
+
+test('facts: visibility, short and full path, and every *_access_level', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/sub/lib', 'internal', { package_registry: 'public', builds: 'private', releases: 'disabled' })] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const facts = await createProjectFactsLookup({ gitlab: client }).get(200)
+  assert.equal(facts.id, 200)
+  assert.equal(facts.path, 'lib')
+  assert.equal(facts.fullPath, 'acme/sub/lib')
+  assert.equal(facts.visibility, 'internal')
+  assert.equal(facts.features.package_registry, 'public')
+  assert.equal(facts.features.builds, 'private')
+  assert.equal(facts.features.releases, 'disabled')
+  assert.equal(facts.features.container_registry, 'enabled')
+  assert.ok(!('namespace' in facts.features), 'only *_access_level fields')
+})
+
+test('facts: cached for the TTL on the injected clock, one call for concurrent lookups, by id and by path', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/lib', 'public')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  let now = 1_000
+  const lookup = createProjectFactsLookup({ gitlab: client, ttlMs: 5_000, clock: { now: () => now } })
+  const [a, b] = await Promise.all([lookup.get(200), lookup.get(200)])
+  assert.equal(a, b)
+  assert.equal(gitlab.calls.project, 1, 'single flight')
+  const hit = lookup.get(200)
+  assert.ok(!(hit instanceof Promise), 'a cached answer is synchronous')
+  assert.equal((hit as ProjectFacts).visibility, 'public')
+  now += 4_999
+  lookup.get(200)
+  assert.equal(gitlab.calls.project, 1, 'within the TTL')
+  now += 2
+  await lookup.get(200)
+  assert.equal(gitlab.calls.project, 2, 'asked again after it')
+
+  const byPath = await lookup.get('ACME/lib')
+  assert.equal(byPath.id, 200)
+  assert.equal(gitlab.calls.project, 3)
+  await lookup.get('acme/LIB')
+  assert.equal(gitlab.calls.project, 3, 'paths are cached case-insensitively')
+  assert.deepEqual(lookup.stats(), { hits: 3, misses: 4 })
+})
+
+test('facts: a project GitLab does not show is private, without a path', async t => {
+  const gitlab = await startFakeGitlab({ projects: [] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const facts = await createProjectFactsLookup({ gitlab: client }).get(404)
+  assert.deepEqual({ ...facts }, { id: 404, path: null, fullPath: null, visibility: 'private', features: {} })
+})
+
+test('facts: without a service token the call is anonymous and shows public projects only', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(1, 'oss/open', 'public'), project(2, 'corp/internal', 'internal')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url })
+  t.after(() => client.close())
+  const lookup = createProjectFactsLookup({ gitlab: client })
+  assert.equal((await lookup.get(1)).visibility, 'public')
+  const hidden = await lookup.get(2)
+  assert.equal(hidden.visibility, 'private', 'an internal project is not shown anonymously: the stricter answer')
+  assert.equal(hidden.path, null)
+})
+
+test('facts: GitLab unreachable or failing is a 503, a refused token or an unreadable answer a 502; failures are not kept', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/lib', 'public')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const lookup = createProjectFactsLookup({ gitlab: client })
+  const code = async (expected: string): Promise<void> => {
+    await assert.rejects(async () => await lookup.get(200), (err: unknown) => err instanceof GateError && err.code === expected)
+  }
+  for (const status of [500, 502, 503, 429]) {
+    gitlab.failWith.project = status
+    await code('PROJECT_LOOKUP_UNAVAILABLE')
+  }
+  for (const status of [401, 403, 400]) {
+    gitlab.failWith.project = status
+    await code('PROJECT_LOOKUP_FAILED')
+  }
+  delete gitlab.failWith.project
+  assert.equal((await lookup.get(200)).visibility, 'public', 'no failure was cached')
+
+  const down = createGitlabClient({ url: 'http://127.0.0.1:1', serviceToken: 'x', timeoutMs: 2_000 })
+  t.after(() => down.close())
+  await assert.rejects(async () => await createProjectFactsLookup({ gitlab: down }).get(200), (err: unknown) => err instanceof GateError && err.code === 'PROJECT_LOOKUP_UNAVAILABLE')
+})
