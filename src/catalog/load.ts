@@ -92,6 +92,10 @@ function checkRoutes (routes: readonly CatalogRoute[], known: Set<string>, depre
     if (route.projectFrom !== projectFromOf(route.pattern)) {
       throw new CatalogError(`${where}: projectFrom is "${route.projectFrom ?? '(none)'}" but the pattern says "${projectFromOf(route.pattern) ?? '(none)'}"`)
     }
+    // GitLab compares the job's project with the one `find_project!` resolves: /projects/:id only.
+    if (route.jobTokenScope !== undefined && expected !== 'project') {
+      throw new CatalogError(`${where}: jobTokenScope "${route.jobTokenScope}" needs a /projects/:id route`)
+    }
   }
 }
 

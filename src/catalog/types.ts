@@ -66,7 +66,28 @@ export interface CatalogRoute {
   readonly packageFormat?: string
   /** Package registry routes only: what the route does to packages, from method and pattern. */
   readonly packageOperation?: PackageOperation
+  /**
+   * GitLab's route setting `allow_public_access_for_enabled_project_features`: on a public or
+   * internal accessed project whose listed features are all at least "enabled" (everyone with
+   * access), GitLab skips the allowlist and policy checks. Absent: the route lists none.
+   */
+  readonly publicAccessFeatures?: readonly ProjectFeature[]
+  /**
+   * GitLab's `job_token_scope: :project` (the container registry repositories API): a job token
+   * reaches only its own project, allowlisted or not (lib/api/helpers.rb, authorized_project_scope?).
+   */
+  readonly jobTokenScope?: 'project'
+  /**
+   * The route authenticates through GitLab's `authenticate_with` (lib/api/helpers/authentication.rb)
+   * and is not on the docs page: it accepts job tokens, and without policies a fine-grained
+   * allowlist entry refuses it while a default-permissions entry allows it, as `find_project!` does.
+   */
+  readonly authenticateWith?: true
 }
+
+/** The project features GitLab's routes name in `allow_public_access_for_enabled_project_features`. */
+export const PROJECT_FEATURES = ['repository', 'builds', 'environments', 'releases', 'package_registry', 'container_registry', 'issues', 'merge_requests'] as const
+export type ProjectFeature = typeof PROJECT_FEATURES[number]
 
 export type PackageOperation = 'read' | 'write' | 'delete'
 

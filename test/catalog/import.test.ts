@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEFAULT_CATALOG_DIR, loadCatalog } from '../../src/catalog/load.ts'
-import { ImportError, importPages, parseDocsPage } from '../../src/catalog/import.ts'
+import { ImportError, importPages, parseDocsPage, parseSourceFile } from '../../src/catalog/import.ts'
 
 const source = (name: string): { source: string, text: string } => {
   const file = join(DEFAULT_CATALOG_DIR, 'sources', name)
@@ -11,16 +11,25 @@ const source = (name: string): { source: string, text: string } => {
 }
 const EN = source('fine-grained-permissions.en.md')
 const JA = source('fine-grained-permissions.ja.md')
+const SRC = source('gitlab-source-routes.json')
 
-test('the committed catalog is exactly what the import builds from the docs pages', () => {
+test('the committed catalog is exactly what the import builds from the docs pages and the source file', () => {
   const committed = readFileSync(join(DEFAULT_CATALOG_DIR, 'routes.json'), 'utf8')
-  assert.equal(importPages([EN, JA]), committed, 'run `npm run catalog:import` and commit catalog/routes.json')
+  assert.equal(importPages([EN, JA, SRC]), committed, 'run `npm run catalog:import` and commit catalog/routes.json')
+  const script = (JSON.parse(readFileSync(join(DEFAULT_CATALOG_DIR, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['catalog:import']
+  for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages: 157 routes with policies, 29 without', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without) and 71 authenticate_with routes', () => {
   const { routes } = loadCatalog()
-  assert.equal(routes.filter(r => !r.skipPolicies).length, 157)
-  assert.equal(routes.filter(r => r.skipPolicies).length, 29)
+  const pages = routes.filter(r => r.authenticateWith !== true)
+  assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
+  assert.equal(pages.filter(r => r.skipPolicies).length, 29)
+  const fromSource = routes.filter(r => r.authenticateWith === true)
+  assert.equal(fromSource.length, 71)
+  assert.ok(fromSource.every(r => !r.skipPolicies))
+  // Only Cargo's routes set job_token_policies; the rest have none.
+  assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(7).fill('cargo'))
   const en = parseDocsPage(EN.text)
   const ja = parseDocsPage(JA.text)
   assert.equal(en.length, 185)
@@ -71,7 +80,7 @@ test('every group, instance and job route says how its project is found; project
   assert.equal(from('GET /job'), 'none')
   for (const r of routes) assert.equal(r.projectFrom === undefined, r.accessedProject === 'project', `${r.method} ${r.pattern}`)
   // Every route with policies outside /projects/:id is looked up, but the npm audits (no package in the URL).
-  const unresolved = routes.filter(r => !r.skipPolicies && (r.projectFrom === 'none' || r.projectFrom === 'pypi_group_file')).map(r => r.pattern)
+  const unresolved = routes.filter(r => r.policies.length > 0 && (r.projectFrom === 'none' || r.projectFrom === 'pypi_group_file')).map(r => r.pattern)
   assert.deepEqual(unresolved.sort(), ['/groups/:id/-/packages/npm/-/npm/v1/security/advisories/bulk', '/groups/:id/-/packages/npm/-/npm/v1/security/audits/quick', '/packages/npm/-/npm/v1/security/advisories/bulk', '/packages/npm/-/npm/v1/security/audits/quick'])
 })
 
@@ -91,4 +100,99 @@ test('pages that disagree on a route are refused, naming both', () => {
 
 test('a page without endpoint tables is refused', () => {
   assert.throws(() => importPages([{ source: 'empty.md', text: '# Nothing here\n' }]), /no endpoint tables/)
+})
+
+// ---- The routes and settings read from GitLab's source (catalog/sources/gitlab-source-routes.json) ----
+
+const sourceFile = parseSourceFile(SRC.text)
+const key = (r: { method: string, pattern: string }): string => `${r.method} ${r.pattern}`
+
+test('every authenticate_with route of the source file is in the catalog with where it was read and where GitLab reads the token', () => {
+  const byKey = new Map(loadCatalog().routes.map(r => [key(r), r]))
+  assert.ok(sourceFile.routes.length >= 60)
+  for (const row of sourceFile.routes) {
+    const route = byKey.get(key(row))
+    assert.ok(route, `${key(row)} is in routes.json`)
+    assert.equal(route.authenticateWith, true)
+    assert.deepEqual(route.policies, row.policies)
+    assert.match(row.read, /^lib\/api\/\S+\.rb/, `${key(row)} names the GitLab file it was read from`)
+    assert.ok(row.credentials.length > 0)
+  }
+  const families = ['helm', 'debian', 'nuget', 'cargo', 'terraform', 'virtual_registries']
+  for (const family of families) assert.ok(sourceFile.routes.some(r => r.pattern.includes(family)), `${family} routes are listed`)
+  // The two group families and the instance ones are left to GitLab: no single project in the URL.
+  assert.equal(byKey.get('GET /groups/:id/-/packages/nuget/query')?.projectFrom, 'none')
+  assert.equal(byKey.get('GET /virtual_registries/packages/maven/:id/*path')?.accessedProject, 'instance')
+  assert.equal(byKey.get('GET /packages/terraform/modules/v1/:module_namespace/:module_name/:module_system/versions')?.projectFrom, 'none')
+  // Package formats and operations come from the pattern, as for the docs routes.
+  assert.equal(byKey.get('POST /projects/:id/packages/helm/api/:channel/charts')?.packageFormat, 'helm')
+  assert.equal(byKey.get('POST /projects/:id/packages/helm/api/:channel/charts')?.packageOperation, 'write')
+  assert.equal(byKey.get('GET /projects/:id/packages/cargo/config.json')?.packageFormat, 'cargo')
+  assert.equal(byKey.get('DELETE /projects/:id/packages/nuget/*package_name/*package_version')?.packageOperation, 'delete')
+  // Where GitLab reads the token is recorded in the source file, not in the catalog.
+  assert.deepEqual(sourceFile.routes.find(r => r.pattern === '/projects/:id/packages/cargo/config.json')?.credentials, ['job_token:http_bearer_token'])
+  assert.deepEqual(sourceFile.routes.find(r => r.pattern === '/projects/:id/packages/helm/:channel/index.yaml')?.credentials, ['job_token:http_basic_auth'])
+  assert.ok(!('credentials' in byKey.get('GET /projects/:id/packages/cargo/config.json')!))
+})
+
+test('publicAccessFeatures as GitLab sets allow_public_access_for_enabled_project_features', () => {
+  const byKey = new Map(loadCatalog().routes.map(r => [key(r), r]))
+  const features = (k: string): readonly string[] | undefined => {
+    assert.ok(byKey.has(k), `${k} is in the catalog`)
+    return byKey.get(k)!.publicAccessFeatures
+  }
+  const registry = ['package_registry']
+  assert.deepEqual(features('GET /packages/conan/v1/conans/:package_name/:package_version/:package_username/:package_channel'), registry)
+  assert.deepEqual(features('GET /projects/:id/packages/conan/v2/conans/:package_name/:package_version/:package_username/:package_channel/revisions/:recipe_revision/files/:file_name'), registry)
+  assert.deepEqual(features('GET /projects/:id/packages/npm/*package_name/-/*file_name'), registry)
+  assert.deepEqual(features('GET /projects/:id/packages/generic/:package_name/*package_version/(*path/):file_name'), registry)
+  assert.deepEqual(features('GET /projects/:id/packages/:package_id/package_files'), registry)
+  assert.deepEqual(features('GET /projects/:id/packages/cargo/config.json'), registry)
+  assert.deepEqual(features('GET /jobs/:id/artifacts'), ['repository', 'builds'])
+  assert.deepEqual(features('GET /projects/:id/jobs/artifacts/:ref_name/raw/*artifact_path'), ['repository', 'builds'])
+  assert.deepEqual(features('GET /projects/:id/releases/:tag_name'), ['repository', 'releases'])
+  assert.deepEqual(features('GET /projects/:id/releases/:tag_name/assets/links'), ['releases'])
+  assert.deepEqual(features('GET /projects/:id/merge_requests'), ['repository', 'merge_requests'])
+  assert.deepEqual(features('GET /projects/:id/issues'), ['issues'])
+  // GitLab's source sets none on these: writes, the job artifacts by job id, Composer archives.
+  assert.equal(features('PUT /projects/:id/packages/generic/:package_name/*package_version/(*path/):file_name'), undefined)
+  assert.equal(features('GET /projects/:id/jobs/:job_id/artifacts'), undefined)
+  assert.equal(features('GET /projects/:id/packages/composer/archives/*package_name'), undefined)
+  assert.equal(features('POST /projects/:id/releases'), undefined)
+  // Every read route of the docs pages is accounted for: set, read without a setting, or not found.
+  const accounted = new Set([...sourceFile.routeSettings, ...sourceFile.readWithoutSettings, ...sourceFile.notFound].map(key))
+  for (const route of loadCatalog().routes) {
+    if (route.authenticateWith === true || route.skipPolicies || route.policies.every(p => p.startsWith('admin_'))) continue
+    assert.ok(accounted.has(key(route)), `${key(route)}: the source file says what GitLab sets, or that it was not found`)
+  }
+})
+
+test('the container registry repositories API is self-only (job_token_scope: :project), and nothing else is', () => {
+  const { routes } = loadCatalog()
+  const scoped = routes.filter(r => r.jobTokenScope === 'project').map(key).sort()
+  assert.deepEqual(scoped, routes.filter(r => r.pattern.startsWith('/projects/:id/registry/repositories')).map(key).sort())
+  assert.equal(scoped.length, 6)
+})
+
+test('the source file is refused, naming the row, when it disagrees with the pages or names no route', () => {
+  const edit = (change: (doc: any) => void): { source: string, text: string } => {
+    const doc = JSON.parse(SRC.text)
+    change(doc)
+    return { source: 'gitlab-source-routes.json', text: JSON.stringify(doc) }
+  }
+  const refused = (src: { source: string, text: string }, message: RegExp): void => {
+    assert.throws(() => importPages([EN, JA, src]), (err: Error) => err instanceof ImportError && message.test(err.message))
+  }
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/projects/:id/nothing', publicAccessFeatures: ['repository'], read: 'lib/api/x.rb' }) }),
+    /routeSettings names GET \/projects\/:id\/nothing, which no source lists/)
+  refused(edit(d => { d.routes.push({ method: 'GET', pattern: '/projects/:id/deployments', title: 't', resource: 'deployments', policies: [], credentials: ['job_token:http_basic_auth'], read: 'lib/api/x.rb' }) }),
+    /GET \/projects\/:id\/deployments is already listed by fine-grained-permissions\.en\.md/)
+  refused(edit(d => { d.routeSettings[0].publicAccessFeatures = ['wiki_pages'] }), /routeSettings\[0\]: publicAccessFeatures must list project features/)
+  refused(edit(d => { d.routes[0].read = 'somewhere' }), /routes\[0\]: read must name the GitLab file/)
+  refused(edit(d => { d.routes[0].credentials = [] }), /routes\[0\]: credentials must name where GitLab reads the job token/)
+  refused(edit(d => { d.notFound.push(d.readWithoutSettings[0]) }), /is in both readWithoutSettings and notFound/)
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/jobs/:id/artifacts', jobTokenScope: 'project', read: 'lib/api/x.rb' }) }),
+    /jobTokenScope needs a \/projects\/:id route|is in both/)
+  refused(edit(d => { d.routes.push({ ...d.routes[0], pattern: '/groups/:id/-/packages/helm2/:channel/index.yaml' }) }),
+    /GET \/groups\/:id\/-\/packages\/helm2\/:channel\/index\.yaml: no rule says how GitLab finds the project/)
 })

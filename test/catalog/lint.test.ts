@@ -15,14 +15,21 @@ test('catalog/overlaps.txt is the current lint output', () => {
   assert.equal(formatOverlaps(overlaps), golden, 'run `npm run catalog:lint` and review the change')
 })
 
-test('every overlap example is matched by both routes of the pair, and one of them wins', () => {
+test('every overlap example is matched by both routes of the pair, and one of them or a third that also matches wins', () => {
   assert.ok(overlaps.length > 0)
+  let third = 0
   for (const { a, b, example, winner } of overlaps) {
     const only = (route: typeof a): Router => Router.compile([route])
     assert.equal(only(a).match(a.method, example)?.route.id, a.id, `${a.id} matches ${example}`)
     assert.equal(only(b).match(b.method, example)?.route.id, b.id, `${b.id} matches ${example}`)
-    assert.ok(winner === a || winner === b, `${example}: the winner is one of the pair`)
+    assert.ok(winner !== null, `${example}: some route wins`)
+    if (winner !== a && winner !== b) {
+      // Three routes match the example (Cargo's index and download routes beside the package files route).
+      assert.equal(only(winner).match(a.method, example)?.route.id, winner.id, `${example}: ${winner.id} matches it too`)
+      third++
+    }
   }
+  assert.ok(third < overlaps.length / 10, 'a third route wins only rarely')
 })
 
 test('the overlaps the precedence rules are for are reported with the right winner', () => {

@@ -11,7 +11,7 @@ const firstId = (): string => routesDoc().routes[0].id
 
 test('the shipped catalog loads and is frozen', () => {
   const catalog = loadCatalog()
-  assert.equal(catalog.routes.length, 186)
+  assert.equal(catalog.routes.length, 257)
   assert.ok(Object.isFrozen(catalog.routes[0]))
   assert.ok(Object.isFrozen(catalog.routes[0]!.policies))
   assert.equal(catalog.policies.policies.length, 20)
@@ -25,6 +25,11 @@ const broken: Array<{ name: string, edit: (routes: any, policies: any) => void, 
   { name: 'deprecated policy', edit: r => { r.routes[0].policies = ['read_containers'] }, message: /policy "read_containers" is deprecated/ },
   { name: 'skip-policies route with policies', edit: r => { r.routes[0].skipPolicies = true }, message: new RegExp(`entry "${firstId()}" field policies`) },
   { name: 'route with no policies', edit: r => { r.routes[0].policies = [] }, message: new RegExp(`entry "${firstId()}" field policies`) },
+  { name: 'authenticate_with route skipping policies', edit: r => { const route = r.routes.find((x: any) => x.authenticateWith === true); route.skipPolicies = true; route.policies = ['read_packages'] }, message: /field policies must NOT have more than 0 items/ },
+  { name: 'unknown public access feature', edit: r => { r.routes[0].publicAccessFeatures = ['wiki'] }, message: new RegExp(`entry "${firstId()}" field publicAccessFeatures/0`) },
+  { name: 'empty public access features', edit: r => { r.routes[0].publicAccessFeatures = [] }, message: new RegExp(`entry "${firstId()}" field publicAccessFeatures`) },
+  { name: 'job token scope other than project', edit: r => { r.routes[0].jobTokenScope = 'group' }, message: new RegExp(`entry "${firstId()}" field jobTokenScope`) },
+  { name: 'job token scope on a job route', edit: r => { r.routes.find((x: any) => x.pattern === '/jobs/:id/artifacts').jobTokenScope = 'project' }, message: /entry "get_jobs_id_artifacts": jobTokenScope "project" needs a \/projects\/:id route/ },
   { name: 'duplicate id', edit: r => { r.routes[1].id = r.routes[0].id }, message: /id is used twice/ },
   { name: 'duplicate route', edit: r => { r.routes[1].pattern = r.routes[0].pattern; r.routes[1].method = r.routes[0].method }, message: /is listed twice/ },
   { name: 'bad pattern', edit: r => { r.routes[0].pattern = '/projects/:id/(x' }, message: new RegExp(`entry "${firstId()}": invalid route pattern`) },
@@ -56,4 +61,14 @@ test('loadCatalog names an unreadable or malformed file', (t) => {
   writeFileSync(join(dir, 'routes.json'), '{"routes": [')
   writeFileSync(join(dir, 'policies.json'), JSON.stringify(policiesDoc()))
   assert.throws(() => loadCatalog(dir), /routes\.json is not valid JSON/)
+})
+
+test('only authenticate_with routes may have no policies without skipping them', () => {
+  const routes = routesDoc()
+  const none = routes.routes.filter((r: any) => !r.skipPolicies && r.policies.length === 0)
+  assert.ok(none.length > 0)
+  assert.ok(none.every((r: any) => r.authenticateWith === true))
+  assert.doesNotThrow(() => validateCatalog(routesDoc(), policiesDoc()))
+  delete none[0].authenticateWith
+  assert.throws(() => validateCatalog(routes, policiesDoc()), new RegExp(`entry "${none[0].id as string}" field policies must NOT have fewer than 1 items`))
 })

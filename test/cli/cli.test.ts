@@ -56,7 +56,7 @@ test('catalog import writes what is committed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'import-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const output = join(dir, 'routes.json')
-  const pages = ['en', 'ja'].map(l => join(DEFAULT_CATALOG_DIR, 'sources', `fine-grained-permissions.${l}.md`))
+  const pages = ['fine-grained-permissions.en.md', 'fine-grained-permissions.ja.md', 'gitlab-source-routes.json'].map(name => join(DEFAULT_CATALOG_DIR, 'sources', name))
   const { code } = await cli('catalog', 'import', '-o', output, ...pages)
   assert.equal(code, 0)
   assert.equal(readFileSync(output, 'utf8'), readFileSync(join(DEFAULT_CATALOG_DIR, 'routes.json'), 'utf8'))

@@ -61,6 +61,7 @@ function generate (random: () => number): Case {
 
 /** The rules read straight from the spec: sort candidates by rank, expand admin policies into a set. */
 function reference (c: Case): { allow: boolean, missing: string[] } {
+  if (c.route.jobTokenScope === 'project') return { allow: c.identity.jobProjectId === c.accessed, missing: [] }
   if (c.identity.jobProjectId === c.accessed) return { allow: true, missing: [] }
   if (c.grants === null) return { allow: c.settings.unknownProject === 'allow', missing: [] }
   if (!c.grants.inboundEnabled && !c.settings.enforceInboundScope) return { allow: true, missing: [] }
