@@ -342,10 +342,11 @@ async function resolvePath (x: StageView, engine: Engine, path: string, identity
   }
   // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
   if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
-  // A public or internal project may still be open to job tokens: decide it by its id.
+  // GitLab finds the project by its path: decide it by its id (the store may know it under an
+  // older path; a public or internal project may be open to job tokens; it may be the job's own).
   if (engine.projectFacts !== undefined) {
     const facts = await engine.projectFacts.get(path)
-    if (facts.visibility !== 'private' && facts.id !== identity.jobProjectId) {
+    if (facts.path !== null) {
       x.accessedProjectId = facts.id
       return 'continue'
     }

@@ -67,3 +67,20 @@ test('an unknown project id is named by its short path from GitLab', async (t) =
   assert.equal(res.json().code, 'UNKNOWN_PROJECT')
   assert.equal(res.json().message, '403 Forbidden - Authentication by CI/CD job token not allowed from app to place.')
 })
+
+test('a full path the store does not know is found in GitLab and decided by its id, named by its current path', async (t) => {
+  const g = await startTestGate(t)
+  // other/tools (300) was renamed in GitLab; the store still knows its old path.
+  const tools = g.gitlab.projects.get(300)!
+  g.gitlab.projects.set(300, { ...tools, pathWithNamespace: 'other/tools-renamed' })
+  const res = await send(g.url, 'GET', '/api/v4/projects/other%2Ftools-renamed/packages', job(TOKENS.app))
+  assert.equal(res.status, 403)
+  assert.equal(res.json().code, 'NOT_ALLOWLISTED', 'the store\'s grants for project 300 decided')
+  assert.equal(res.json().message, '403 Forbidden - Authentication by CI/CD job token not allowed from app to tools-renamed.')
+  // The job's own project under a path the store does not know is self access.
+  const own = g.gitlab.projects.get(100)!
+  g.gitlab.projects.set(100, { ...own, pathWithNamespace: 'acme/platform/app-next' })
+  const self = await send(g.url, 'GET', '/api/v4/projects/acme%2Fplatform%2Fapp-next/packages', job(TOKENS.app))
+  assert.equal(self.status, 200, self.text)
+  assert.equal(g.logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
+})
