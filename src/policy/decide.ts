@@ -17,7 +17,7 @@ import type { FeatureAccessLevel, ProjectFacts } from '../projects/facts.ts'
  */
 export interface DecisionSubject {
   readonly jobProjectId: number
-  /** The job project's full path; its last segment names it in the not-allowlisted message (`#<id>` when unknown). */
+  /** The job project's full path; its last segment names it in the not-allowlisted message (`project #<id>` when unknown). */
   readonly jobProjectPath?: string
   /** The job project's ancestor groups, nearest first (subgroup, its parent, ..., root). */
   readonly ancestorGroupIds: readonly number[]
@@ -272,19 +272,19 @@ export function shortPath (fullPath: string): string {
   return fullPath.slice(fullPath.lastIndexOf('/') + 1)
 }
 
-/** The job project as GitLab's message names it: its short path, or `#<id>` when unknown. */
+/** The job project as GitLab's message names it: its short path, or `project #<id>` when unknown. */
 export function jobProjectName (identity: DecisionSubject): string {
-  return identity.jobProjectPath === undefined || identity.jobProjectPath === '' ? `#${identity.jobProjectId}` : shortPath(identity.jobProjectPath)
+  return identity.jobProjectPath === undefined || identity.jobProjectPath === '' ? `project #${identity.jobProjectId}` : shortPath(identity.jobProjectPath)
 }
 
 /**
  * The accessed project's short path: from GitLab's facts when they were looked up, else from the
  * store, which keeps every configured project's full path (no GitLab call for a deny only to
- * name the project), else `#<id>`.
+ * name the project), else `project #<id>` (the identity's wording for a job project whose path it does not carry).
  */
 function accessedProjectName (accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined): string {
   if (facts?.path != null) return facts.path
   if (grants !== null) return shortPath(grants.projectPath)
   if (facts?.fullPath != null) return shortPath(facts.fullPath)
-  return `#${accessedProjectId}`
+  return `project #${accessedProjectId}`
 }

@@ -67,7 +67,7 @@ const cases: Case[] = [
   { name: 'self access on an endpoint without policies', identity: { ...JOB, jobProjectId: ACCESSED }, route: NO_POLICIES, grants: grants([]), reason: 'SELF_ACCESS' },
 
   // Unknown accessed project
-  { name: 'unknown project: as an empty allowlist with enforcement on', grants: null, reason: 'UNKNOWN_PROJECT', message: '403 Forbidden - Authentication by CI/CD job token not allowed from job to #500.' },
+  { name: 'unknown project: as an empty allowlist with enforcement on', grants: null, reason: 'UNKNOWN_PROJECT', message: '403 Forbidden - Authentication by CI/CD job token not allowed from job to project #500.' },
   { name: 'unknown project: even when the instance does not enforce', grants: null, settings: OFF, reason: 'UNKNOWN_PROJECT' },
   { name: 'unknown project with unknownProject=allow', grants: null, settings: UNKNOWN_ALLOW, reason: 'UNKNOWN_PROJECT_ALLOWED' },
 
@@ -80,7 +80,7 @@ const cases: Case[] = [
 
   // 3. Nearest entry
   { name: 'no entry', grants: grants([]), reason: 'NOT_ALLOWLISTED', message: NOT_ALLOWED },
-  { name: 'no entry, job project path unknown', identity: { jobProjectId: 100, ancestorGroupIds: [] }, grants: grants([]), reason: 'NOT_ALLOWLISTED', message: '403 Forbidden - Authentication by CI/CD job token not allowed from #100 to target.' },
+  { name: 'no entry, job project path unknown', identity: { jobProjectId: 100, ancestorGroupIds: [] }, grants: grants([]), reason: 'NOT_ALLOWLISTED', message: '403 Forbidden - Authentication by CI/CD job token not allowed from project #100 to target.' },
   { name: 'an entry for another project does not count', grants: grants([project(101, 'default')]), reason: 'NOT_ALLOWLISTED' },
   { name: 'a group entry for a group the job is not in', grants: grants([group(99, 'default')]), reason: 'NOT_ALLOWLISTED' },
   { name: 'a group entry whose id equals the job project id is not a project entry', grants: grants([group(100, 'default')]), reason: 'NOT_ALLOWLISTED' },
