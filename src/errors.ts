@@ -106,6 +106,8 @@ export type AllowReason =
   /** Unknown accessed project with `unknownProject: 'allow'`: GitLab decides. */
   | 'UNKNOWN_PROJECT_ALLOWED'
   | 'DEFAULT_PERMISSIONS'
+  /** A fine-grained entry acting as default permissions: fine-grained policies are off (older GitLab). */
+  | 'FINE_GRAINED_POLICIES_OFF'
   | 'SKIP_POLICIES'
   | 'POLICIES_GRANTED'
   /** A public or internal project whose features the route lists are all enabled (publicly_accessible_feature?). */

@@ -18,7 +18,7 @@ export const PREFIX = 'job_token_gate_'
 /** Verdicts of src/gate/pipeline.ts. */
 export const DECISIONS = ['allow', 'deny', 'would_deny', 'deferred', 'no_job_token', 'error'] as const
 
-const ALLOW_REASONS = ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT_ALLOWED', 'DEFAULT_PERMISSIONS', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ'] as const
+const ALLOW_REASONS = ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT_ALLOWED', 'DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ'] as const
 // Fails to compile when AllowReason (src/errors.ts) gains a reason this list lacks.
 const allowReasonsComplete: Exclude<AllowReason, typeof ALLOW_REASONS[number]> extends never ? true : never = true
 void allowReasonsComplete

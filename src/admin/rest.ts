@@ -13,7 +13,7 @@ import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { Router } from '../routing/router.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
-import { auditView, entryView, linkView, mergePackageRules, parseId, permissionsView } from './views.ts'
+import { auditView, entryView, linkView, mergePackageRules, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
 
 export interface RestAnswer {
@@ -164,14 +164,26 @@ async function permissions (service: AdminService, access: ProjectAccess, reques
     const { doc } = await service.read(access.projectId, access.projectPath)
     return { status: 200, body: permissionsView(doc, formats) }
   }
-  const body = await request.params()
+  // `job_token_policies_enabled`: GitLab's root namespace setting (17.11 to 18.4), kept on the
+  // project; the rest are the per package format rules.
+  const { job_token_policies_enabled: enabledGiven, ...registry } = await request.params()
   const doc = await service.update(access, 'update_job_token_permissions', request.requestId, current => {
     const issues: ValidationIssue[] = []
-    const rules = mergePackageRules(body, current.packageRules, formats, issues)
-    if (rules === null) invalid(issues)
-    const { packageRules: _old, ...rest } = current
-    const next: ProjectGrants = Object.keys(rules).length === 0 ? rest : { ...rest, packageRules: rules }
-    return { doc: next, before: { package_registry: current.packageRules ?? {} }, after: { package_registry: rules } }
+    const rules = enabledGiven !== undefined && Object.keys(registry).length === 0 ? current.packageRules ?? {} : mergePackageRules(registry, current.packageRules, formats, issues)
+    const enabled = enabledGiven === undefined ? current.jobTokenPoliciesEnabled ?? null : policiesEnabledSetting(enabledGiven, issues)
+    if (rules === null || issues.length > 0) invalid(issues)
+    const { packageRules: _old, jobTokenPoliciesEnabled: _enabled, ...rest } = current
+    const next: ProjectGrants = {
+      ...rest,
+      ...(Object.keys(rules).length === 0 ? {} : { packageRules: rules }),
+      ...(enabled === null ? {} : { jobTokenPoliciesEnabled: enabled })
+    }
+    const registryGiven = Object.keys(registry).length > 0
+    return {
+      doc: next,
+      before: { ...(registryGiven ? { package_registry: current.packageRules ?? {} } : {}), ...(enabledGiven === undefined ? {} : { job_token_policies_enabled: current.jobTokenPoliciesEnabled ?? null }) },
+      after: { ...(registryGiven ? { package_registry: rules } : {}), ...(enabledGiven === undefined ? {} : { job_token_policies_enabled: enabled }) }
+    }
   })
   return { status: 200, body: permissionsView(doc, formats) }
 }

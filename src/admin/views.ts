@@ -30,10 +30,23 @@ export function linkView (projectId: number, entry: AllowlistEntry): Record<stri
   }
 }
 
-export function permissionsView (doc: ProjectGrants, formats: readonly string[]): { package_registry: Record<string, unknown> } {
+/**
+ * GET and PATCH /job_token_permissions: the per package format rules, and GitLab's root namespace
+ * setting `job_token_policies_enabled` as the project keeps it (null: the instance's
+ * GATE_FINE_GRAINED_POLICIES decides).
+ */
+export function permissionsView (doc: ProjectGrants, formats: readonly string[]): { package_registry: Record<string, unknown>, job_token_policies_enabled: boolean | null } {
   const out: Record<string, unknown> = {}
   for (const format of formats) out[format] = effectiveRule(doc.packageRules?.[format])
-  return { package_registry: out }
+  return { package_registry: out, job_token_policies_enabled: doc.jobTokenPoliciesEnabled ?? null }
+}
+
+/** `job_token_policies_enabled` of a PATCH: true, false, or null (back to the instance setting). */
+export function policiesEnabledSetting (value: unknown, issues: ValidationIssue[]): boolean | null {
+  if (value === null || value === '') return null
+  const parsed = parseBool(value)
+  if (parsed === null) issues.push({ path: 'job_token_policies_enabled', message: 'must be true, false or null' })
+  return parsed
 }
 
 export function auditView (event: { projectId: number, actor: Actor, action: string, before: unknown, after: unknown, time: string, requestId: string }): Record<string, unknown> {
@@ -146,7 +159,7 @@ export function mergePackageRules (body: unknown, current: PackageRules | undefi
   }
   const start = issues.length
   const record = body as Record<string, unknown>
-  for (const key of Object.keys(record)) if (key !== 'package_registry') issues.push({ path: key, message: 'is not a known field (known: package_registry)' })
+  for (const key of Object.keys(record)) if (key !== 'package_registry') issues.push({ path: key, message: 'is not a known field (known: package_registry, job_token_policies_enabled)' })
   const registry = record.package_registry
   if (registry === undefined) {
     issues.push({ path: 'package_registry', message: 'is missing' })

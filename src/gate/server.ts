@@ -86,7 +86,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     bodyTimeoutMs: config.upstreamBodyTimeoutMs
   })
   const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, onInvalidation: lag => { metrics.observeInvalidation(lag) } })
-  const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject })
+  const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject, fineGrainedPolicies: config.fineGrainedPolicies })
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
   const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
   // The configuration API (src/admin/, docs/admin.md): the proxy listener's first step.

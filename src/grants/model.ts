@@ -43,6 +43,12 @@ export interface ProjectGrants {
   readonly inboundEnabled: boolean
   readonly entries: readonly AllowlistEntry[]
   readonly packageRules?: PackageRules
+  /**
+   * GitLab's `job_token_policies_enabled` of this project's root namespace (17.11 to 18.4), kept
+   * on the project: false makes its fine-grained entries act as default permissions. Absent: the
+   * instance's `fineGrainedPolicies`.
+   */
+  readonly jobTokenPoliciesEnabled?: boolean
 }
 
 /** A document as a store returns it: with the per-project version its last write produced. */
@@ -65,7 +71,15 @@ export interface InstanceSettings {
   readonly maxProjectEntries: number
   readonly maxGroupEntries: number
   readonly unknownProject: UnknownProjectMode
+  /**
+   * Whether fine-grained policies are enforced (`enforce`, GitLab 18.5 on; absent means so) or
+   * act as default permissions (`off`: older GitLab, feature flag `add_policies_to_ci_job_token`
+   * off or `job_token_policies_enabled` false). A project's `jobTokenPoliciesEnabled` overrides it.
+   */
+  readonly fineGrainedPolicies?: FineGrainedPolicies
 }
+
+export type FineGrainedPolicies = 'enforce' | 'off'
 
 export const DEFAULT_INSTANCE_SETTINGS: InstanceSettings = Object.freeze({
   enforceInboundScope: true,
@@ -83,6 +97,9 @@ export function createInstanceSettings (options: Partial<InstanceSettings> = {})
   }
   if (settings.unknownProject !== 'empty_allowlist' && settings.unknownProject !== 'allow') {
     throw new TypeError(`unknownProject must be "empty_allowlist" or "allow", not ${JSON.stringify(settings.unknownProject)}`)
+  }
+  if (settings.fineGrainedPolicies !== undefined && settings.fineGrainedPolicies !== 'enforce' && settings.fineGrainedPolicies !== 'off') {
+    throw new TypeError(`fineGrainedPolicies must be "enforce" or "off", not ${JSON.stringify(settings.fineGrainedPolicies)}`)
   }
   return Object.freeze(settings)
 }
@@ -102,7 +119,7 @@ export function isFullPath (path: string): boolean {
   return path.length <= MAX_PATH_LENGTH && FULL_PATH.test(path)
 }
 
-const GRANT_KEYS = new Set(['projectId', 'projectPath', 'inboundEnabled', 'entries', 'packageRules'])
+const GRANT_KEYS = new Set(['projectId', 'projectPath', 'inboundEnabled', 'entries', 'packageRules', 'jobTokenPoliciesEnabled'])
 const ENTRY_KEYS = new Set(['targetType', 'targetId', 'targetPath', 'defaultPermissions', 'jobTokenPolicies', 'addedBy', 'createdAt'])
 
 function isId (value: unknown): value is number {
@@ -135,6 +152,7 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
     fail('projectPath', 'must be a full project path such as "group/project"')
   }
   if (typeof doc.inboundEnabled !== 'boolean') fail('inboundEnabled', 'must be a boolean')
+  if (doc.jobTokenPoliciesEnabled !== undefined && typeof doc.jobTokenPoliciesEnabled !== 'boolean') fail('jobTokenPoliciesEnabled', 'must be a boolean when present')
   const packageRules = doc.packageRules === undefined ? undefined : validatePackageRules(doc.packageRules, 'packageRules', issues, options.packageFormats)
 
   const entries: AllowlistEntry[] = []
@@ -169,7 +187,8 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
     projectPath: doc.projectPath as string,
     inboundEnabled: doc.inboundEnabled as boolean,
     entries: Object.freeze(entries),
-    ...(packageRules !== undefined && packageRules !== null ? { packageRules: deepFreeze(packageRules as PackageRules) } : {})
+    ...(packageRules !== undefined && packageRules !== null ? { packageRules: deepFreeze(packageRules as PackageRules) } : {}),
+    ...(typeof doc.jobTokenPoliciesEnabled === 'boolean' ? { jobTokenPoliciesEnabled: doc.jobTokenPoliciesEnabled } : {})
   }
   return Object.freeze(grants)
 }

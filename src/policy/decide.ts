@@ -56,6 +56,7 @@ const ALLOW = {
   INBOUND_DISABLED: Object.freeze({ allow: true, reason: 'INBOUND_DISABLED' }),
   UNKNOWN_PROJECT_ALLOWED: Object.freeze({ allow: true, reason: 'UNKNOWN_PROJECT_ALLOWED' }),
   DEFAULT_PERMISSIONS: Object.freeze({ allow: true, reason: 'DEFAULT_PERMISSIONS' }),
+  FINE_GRAINED_POLICIES_OFF: Object.freeze({ allow: true, reason: 'FINE_GRAINED_POLICIES_OFF' }),
   SKIP_POLICIES: Object.freeze({ allow: true, reason: 'SKIP_POLICIES' }),
   POLICIES_GRANTED: Object.freeze({ allow: true, reason: 'POLICIES_GRANTED' }),
   PUBLIC_PROJECT_FEATURES: Object.freeze({ allow: true, reason: 'PUBLIC_PROJECT_FEATURES' }),
@@ -105,6 +106,8 @@ export function decide (
 
   // 4. Default permissions: the job's user role decides upstream, no policy check.
   if (entry.defaultPermissions) return ALLOW.DEFAULT_PERMISSIONS
+  // Older GitLab: with fine-grained policies off a fine-grained entry acts as default permissions.
+  if (!policiesEnforced(grants, settings)) return ALLOW.FINE_GRAINED_POLICIES_OFF
 
   // 5. Fine-grained entry: GitLab's job_token_policies_authorized? (skip, public features, policies).
   if (route.skipPolicies) return ALLOW.SKIP_POLICIES
@@ -205,6 +208,15 @@ function readFeatures (route: CatalogRoute): readonly string[] | null {
     features.push(feature)
   }
   return features
+}
+
+/**
+ * Whether fine-grained policies are enforced for the accessed project: its root namespace's
+ * `job_token_policies_enabled` where the store records it, else the instance setting
+ * (Scope#policies_allowed?, older versions: `return true unless accessed_project.job_token_policies_enabled?`).
+ */
+export function policiesEnforced (grants: ProjectGrants | null, settings: InstanceSettings): boolean {
+  return grants?.jobTokenPoliciesEnabled ?? settings.fineGrainedPolicies !== 'off'
 }
 
 /**

@@ -21,7 +21,7 @@ import { Router } from '../../src/routing/router.ts'
 
 // A Record over AllowReason: fails to compile when decide() gains an allow reason this lacks.
 const ALLOW_REASONS: Record<AllowReason, true> = {
-  SELF_ACCESS: true, INBOUND_DISABLED: true, UNKNOWN_PROJECT_ALLOWED: true, DEFAULT_PERMISSIONS: true, SKIP_POLICIES: true, POLICIES_GRANTED: true, PUBLIC_PROJECT_FEATURES: true, PUBLIC_PROJECT_READ: true
+  SELF_ACCESS: true, INBOUND_DISABLED: true, UNKNOWN_PROJECT_ALLOWED: true, DEFAULT_PERMISSIONS: true, FINE_GRAINED_POLICIES_OFF: true, SKIP_POLICIES: true, POLICIES_GRANTED: true, PUBLIC_PROJECT_FEATURES: true, PUBLIC_PROJECT_READ: true
 }
 
 test('a reason outside the union does not compile', () => {
