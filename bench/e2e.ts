@@ -1,0 +1,575 @@
+// End-to-end throughput (`npm run bench:e2e`; `--quick` for about a minute; `--scale` for the
+// allowlist-size and token-count run; `--out file.json`). See bench/README.md.
+//
+// On loopback: a small origin (bench/e2e/origin.mjs), then each target in front of it, all driven
+// with the same load for the same time, rounds interleaved, medians reported:
+//   origin alone; bare node:http + undici Pool (bench/e2e/bare-proxy.mjs, the floor of proxying
+//   in Node); @fastify/http-proxy; nginx with upstream keepalive (when /usr/sbin/nginx exists);
+//   the gate from dist/ with its default settings: allowed job tokens with warm caches (memory
+//   store, Redis store), denied job tokens, no job token, and forward-auth behind nginx.
+// Per target: requests/s, p50/p99 latency, CPU time of the proxy process per request (from
+// /proc/<pid>/stat: less sensitive to a busy machine than requests/s), ratios against the bare
+// proxy; then latency at one connection, measured per request, and the upstream calls a cold
+// cache costs. The gate runs compiled JavaScript: `npm run build` first (the npm script does).
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
+import { Client } from 'undici'
+import { createRedisStore } from '../src/grants/redis-store.ts'
+import type { ProjectGrants } from '../src/grants/model.ts'
+import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
+
+const args = process.argv.slice(2)
+const QUICK = args.includes('--quick')
+const SCALE = args.includes('--scale')
+const outIndex = args.indexOf('--out')
+const OUT = outIndex >= 0 ? args[outIndex + 1]! : join(tmpdir(), `job-token-gate-e2e-${SCALE ? 'scale' : 'main'}.json`)
+const ROUNDS = QUICK ? 2 : 3
+const DURATION_S = QUICK ? 2 : 6
+const WARMUP_S = QUICK ? 0.5 : 1
+const CONNECTIONS = 32
+const C1_REQUESTS = QUICK ? 500 : 2000
+const NGINX = '/usr/sbin/nginx'
+const ROOT = new URL('..', import.meta.url).pathname
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
+const SERVICE_TOKEN = 'bench-service-token'
+const POLICIES = ['read_packages', 'read_releases', 'read_deployments', 'read_jobs', 'read_environments']
+
+const tmp = mkdtempSync(join(tmpdir(), 'jtg-e2e-'))
+const children: ChildProcess[] = []
+let redis: RedisServer | null = null
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+interface Proc { readonly name: string, readonly child: ChildProcess, readonly pid: number, logBytes: number, logLines: number }
+
+function track (name: string, child: ChildProcess): Proc {
+  children.push(child)
+  const proc: Proc = { name, child, pid: child.pid!, logBytes: 0, logLines: 0 }
+  child.stdout?.on('data', (chunk: Buffer) => {
+    proc.logBytes += chunk.length
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) proc.logLines++
+  })
+  let err = ''
+  child.stderr?.on('data', (chunk: Buffer) => { err = (err + chunk.toString()).slice(-4000) })
+  child.once('exit', (code, signal) => { if (!stopping) console.error(`${name} exited (${code ?? signal}): ${err}`) })
+  return proc
+}
+let stopping = false
+
+async function startNodeServer (name: string, script: string, argv: string[]): Promise<{ proc: Proc, port: number }> {
+  const child = spawn(process.execPath, [join(ROOT, script), ...argv], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  const proc = track(name, child)
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port))
+    child.once('exit', () => reject(new Error(`${name} exited before listening`)))
+  })
+  return { proc, port }
+}
+
+async function waitHttp (url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const res = await fetch(url)
+      await res.arrayBuffer()
+      if (res.status < 500) return
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
+    await sleep(100)
+  }
+}
+
+interface Gate { proc: Proc, port: number, health: number, auth: number }
+
+async function startGate (name: string, origin: string, env: Record<string, string>): Promise<Gate> {
+  const [port, health, auth] = [await freePort(), await freePort(), await freePort()]
+  const child = spawn(process.execPath, [join(ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      GATE_UPSTREAM_URL: origin,
+      GATE_LISTEN: `127.0.0.1:${port}`,
+      GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
+      GATE_AUTH_LISTEN: `127.0.0.1:${auth}`,
+      GATE_SERVICE_TOKEN: SERVICE_TOKEN,
+      GATE_INSTANCE_TOKEN_PREFIX: '',
+      ...env
+    }
+  })
+  const proc = track(name, child)
+  await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 60_000)
+  return { proc, port, health, auth }
+}
+
+function nginxConf (listen: number, origin: number, authPort: number | null): string {
+  const auth = authPort === null
+    ? ''
+    : `
+    upstream gate_auth { server 127.0.0.1:${authPort}; keepalive 64; }`
+  const guard = authPort === null
+    ? ''
+    : `
+      auth_request /_job_token_gate;`
+  const authLocation = authPort === null
+    ? ''
+    : `
+    location = /_job_token_gate {
+      internal;
+      proxy_pass http://gate_auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Content-Length $content_length;
+      proxy_set_header X-Original-Transfer-Encoding $http_transfer_encoding;
+    }`
+  const dir = mkdtempSync(join(tmp, 'nginx-'))
+  return `
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream origin { server 127.0.0.1:${origin}; keepalive 64; }${auth}
+  server {
+    listen 127.0.0.1:${listen};
+    location / {${guard}
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      client_max_body_size 0;
+    }${authLocation}
+  }
+}
+`
+}
+
+async function startNginx (name: string, origin: number, authPort: number | null): Promise<{ proc: Proc, port: number }> {
+  const port = await freePort()
+  const file = join(tmp, `${name}.conf`)
+  writeFileSync(file, nginxConf(port, origin, authPort))
+  const child = spawn(NGINX, ['-c', file, '-p', tmp], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = track(name, child)
+  await waitHttp(`http://127.0.0.1:${port}/api/v4/version`)
+  return { proc, port }
+}
+
+/** CPU seconds (user + system, every thread) of a process so far. */
+function cpuSeconds (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+}
+
+/** Resident set and V8 heap used of a gate, from its /metrics. */
+async function gateMemory (gate: Gate): Promise<{ rssBytes: number, heapUsedBytes: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${gate.health}/metrics`)).text()
+  const read = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return { rssBytes: read('process_resident_memory_bytes'), heapUsedBytes: read('nodejs_heap_size_used_bytes') }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload: a mix of catalog routes a CI job calls with its token, on allowlisted projects.
+
+interface Req { method: string, path: string, headers?: Record<string, string> }
+
+const token = (kind: 'b' | 'd', i: number): string => `glcbt-64_${kind}${String(i).padStart(19, '0')}`
+
+function jobRequests (project: number): Array<{ method: string, path: string }> {
+  return [
+    { method: 'GET', path: `/api/v4/projects/${project}/packages/generic/tool/1.2.3/tool-linux-amd64.tar.gz` },
+    { method: 'GET', path: `/api/v4/projects/${project}/releases/permalink/latest` },
+    { method: 'GET', path: `/api/v4/projects/${project}/deployments?per_page=20&order_by=created_at` },
+    { method: 'GET', path: `/api/v4/projects/${project}/jobs/artifacts/main/raw/dist/app.js?job=build` },
+    { method: 'GET', path: `/api/v4/projects/bench%2Ftarget-${project}/releases` },
+    { method: 'GET', path: '/api/v4/job' },
+    { method: 'GET', path: `/api/v4/projects/${project}/environments` }
+  ]
+}
+
+const BASE_HEADERS = { 'user-agent': 'gitlab-runner 18.5.0 (bench)', accept: 'application/json' }
+
+/** `tokens` job tokens round-robin over `projects` target projects (ids 1..projects), 7 routes each. */
+function workload (kind: 'b' | 'd' | null, tokens: number, projects: number, count: number): Req[] {
+  const out: Req[] = []
+  for (let k = 0; out.length < count; k++) {
+    const project = (k % projects) + 1
+    const t = k % tokens
+    for (const r of jobRequests(project)) {
+      // GET /job is the token's own job: no other answer than 200 with a token, 401 without.
+      if (kind !== 'b' && r.path === '/api/v4/job') continue
+      out.push({ ...r, headers: kind === null ? BASE_HEADERS : { ...BASE_HEADERS, 'job-token': token(kind, t) } })
+    }
+  }
+  return out.slice(0, count)
+}
+
+function grantsOf (project: number): ProjectGrants {
+  return {
+    projectId: project,
+    projectPath: `bench/target-${project}`,
+    inboundEnabled: true,
+    entries: [{ targetType: 'group', targetId: 500, targetPath: 'g500', defaultPermissions: false, jobTokenPolicies: POLICIES, addedBy: null, createdAt: '2026-01-01T00:00:00.000Z' }]
+  }
+}
+
+function stateFile (projects: number): string {
+  const file = join(tmp, `grants-${projects}.json`)
+  const list = Array.from({ length: projects }, (_, i) => ({ version: 1, grants: grantsOf(i + 1) }))
+  writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: list }))
+  return file
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+interface Target {
+  readonly name: string
+  readonly port: number
+  readonly requests: Req[]
+  /** Processes whose CPU time is the proxy's (the first is reported per request). */
+  readonly pids: number[]
+  readonly expect: number
+  /** A gate's process: decision lines are counted. */
+  readonly gate?: Proc
+}
+
+interface Sample { statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
+
+const samples = new Map<string, Sample[]>()
+
+async function drive (target: Target, seconds: number, connections = CONNECTIONS): Promise<autocannon.Result> {
+  return await autocannon({
+    url: `http://127.0.0.1:${target.port}`,
+    connections,
+    duration: seconds,
+    requests: target.requests as autocannon.Request[]
+  })
+}
+
+async function measure (target: Target): Promise<Sample> {
+  await drive(target, WARMUP_S)
+  const cpu0 = target.pids.map(cpuSeconds)
+  const lines0 = target.gate?.logLines ?? 0
+  const result = await drive(target, DURATION_S)
+  const cpu1 = target.pids.map(cpuSeconds)
+  const total = result.requests.total
+  const status = result.statusCodeStats as Record<string, { count: number }>
+  const expected = status[String(target.expect)]?.count ?? 0
+  const sample: Sample = {
+    statuses: Object.fromEntries(Object.entries(status).map(([k, v]) => [k, v.count])),
+    rps: total / DURATION_S,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuUsPerReq: (cpu1[0]! - cpu0[0]!) * 1e6 / total,
+    cpuAllUsPerReq: cpu1.reduce((s, c, i) => s + c - cpu0[i]!, 0) * 1e6 / total,
+    total,
+    unexpected: total - expected + result.errors,
+    logLinesPerReq: target.gate === undefined ? null : (target.gate.logLines - lines0) / total,
+    load1: loadavg()[0]!
+  }
+  const list = samples.get(target.name) ?? []
+  list.push(sample)
+  samples.set(target.name, list)
+  return sample
+}
+
+/**
+ * Sequential requests on one connection per target, each timed, in blocks of 50 alternating
+ * between the targets (a busy neighbour slows each alike): p50/p99 in µs per target.
+ */
+async function latencyAtOneConnection (targets: Target[], n: number): Promise<Array<{ p50: number, p99: number }>> {
+  const clients = targets.map(t => new Client(`http://127.0.0.1:${t.port}`, { pipelining: 1 }))
+  const times: number[][] = targets.map(() => [])
+  const BLOCK = 50
+  try {
+    for (let done = -100; done < n; done += BLOCK) {
+      for (let k = 0; k < targets.length; k++) {
+        const target = targets[k]!
+        for (let i = 0; i < BLOCK; i++) {
+          const r = target.requests[(done + 100 + i) % target.requests.length]!
+          const t0 = process.hrtime.bigint()
+          const res = await clients[k]!.request({ method: r.method as 'GET', path: r.path, headers: r.headers })
+          await res.body.dump()
+          if (done >= 0) times[k]!.push(Number(process.hrtime.bigint() - t0) / 1000)
+        }
+      }
+    }
+  } finally {
+    await Promise.all(clients.map(c => c.close()))
+  }
+  return times.map(list => {
+    list.sort((a, b) => a - b)
+    return { p50: list[Math.floor(list.length * 0.5)]!, p99: list[Math.floor(list.length * 0.99)]! }
+  })
+}
+
+function median (values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+async function originCounts (origin: number): Promise<Record<string, number>> {
+  return await (await fetch(`http://127.0.0.1:${origin}/__counts`)).json() as Record<string, number>
+}
+
+async function send (port: number, r: Req): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}${r.path}`, { method: r.method, headers: r.headers })
+  await res.arrayBuffer()
+  return res.status
+}
+
+function redisCommands (): number {
+  const info = redis!.cli('INFO', 'stats')
+  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (n: number, d = 0): string => Number.isFinite(n) ? n.toFixed(d) : '-'
+
+function summarize (names: string[], baseline: string): Array<Record<string, unknown>> {
+  const base = samples.get(baseline)
+  const baseRps = base === undefined ? NaN : median(base.map(s => s.rps))
+  const baseCpu = base === undefined ? NaN : median(base.map(s => s.cpuUsPerReq))
+  return names.filter(n => samples.has(n)).map(name => {
+    const list = samples.get(name)!
+    const rps = median(list.map(s => s.rps))
+    const cpu = median(list.map(s => s.cpuUsPerReq))
+    return {
+      target: name,
+      rps: Math.round(rps),
+      rpsRange: [Math.round(Math.min(...list.map(s => s.rps))), Math.round(Math.max(...list.map(s => s.rps)))],
+      p50Ms: median(list.map(s => s.p50)),
+      p99Ms: median(list.map(s => s.p99)),
+      cpuUsPerRequest: Number(cpu.toFixed(1)),
+      cpuSecondsPer10k: Number((cpu * 1e4 / 1e6).toFixed(3)),
+      cpuAllProcessesUsPerRequest: Number(median(list.map(s => s.cpuAllUsPerReq)).toFixed(1)),
+      rpsOverBare: Number((rps / baseRps).toFixed(3)),
+      bareCpuOverCpu: Number((baseCpu / cpu).toFixed(3)),
+      unexpectedAnswers: list.reduce((s, x) => s + x.unexpected, 0),
+      statuses: list[list.length - 1]!.statuses,
+      logLinesPerRequest: list[0]!.logLinesPerReq === null ? undefined : Number(median(list.map(s => s.logLinesPerReq!)).toFixed(3))
+    }
+  })
+}
+
+function printTable (rows: Array<Record<string, unknown>>): void {
+  console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
+  for (const r of rows) {
+    console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
+    if ((r.unexpectedAnswers as number) > 0) console.log(`  ! ${String(r.unexpectedAnswers)} answers had another status than expected (last round: ${JSON.stringify(r.statuses)})`)
+  }
+}
+
+async function main (): Promise<void> {
+  const started = Date.now()
+  const load0 = loadavg()
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` first')
+  const { proc: originProc, port: origin } = await startNodeServer('origin', 'bench/e2e/origin.mjs', [])
+  const originUrl = `http://127.0.0.1:${origin}`
+  if (SCALE) return await scale(originUrl, origin, started, load0)
+
+  const bare = await startNodeServer('bare', 'bench/e2e/bare-proxy.mjs', [originUrl])
+  const fastify = await startNodeServer('fastify', 'bench/e2e/fastify-proxy.mjs', [originUrl])
+  const hasNginx = existsSync(NGINX)
+  if (!hasNginx) console.log(`NOTICE: ${NGINX} not found: the nginx rows are skipped (Debian: apt-get install nginx-light)`)
+
+  const TOKENS = 100
+  const PROJECTS = 10
+  const memGate = await startGate('gate-memory', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) })
+  redis = await startRedis()
+  const store = await createRedisStore({ url: redis.url })
+  for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
+  await store.close()
+  const redisGate = await startGate('gate-redis', originUrl, { GATE_REDIS_URL: redis.url })
+  const nginx = hasNginx ? await startNginx('nginx', origin, null) : null
+  const nginxAuth = hasNginx ? await startNginx('nginx-forward-auth', origin, memGate.auth) : null
+
+  const N = TOKENS * 7
+  const allowed = workload('b', TOKENS, PROJECTS, N)
+  const plain = workload(null, TOKENS, PROJECTS, N)
+  const targets: Target[] = [
+    { name: 'origin alone', port: origin, requests: allowed, pids: [originProc.pid], expect: 200 },
+    { name: 'bare node:http + undici Pool', port: bare.port, requests: allowed, pids: [bare.proc.pid, originProc.pid], expect: 200 },
+    { name: '@fastify/http-proxy', port: fastify.port, requests: allowed, pids: [fastify.proc.pid, originProc.pid], expect: 200 },
+    ...(nginx === null ? [] : [{ name: 'nginx, 1 worker, upstream keepalive', port: nginx.port, requests: allowed, pids: [nginx.proc.pid, originProc.pid], expect: 200 }]),
+    { name: 'gate: job token allowed, warm, memory store', port: memGate.port, requests: allowed, pids: [memGate.proc.pid, originProc.pid], expect: 200, gate: memGate.proc },
+    { name: 'gate: job token allowed, warm, Redis store', port: redisGate.port, requests: allowed, pids: [redisGate.proc.pid, originProc.pid], expect: 200, gate: redisGate.proc },
+    { name: 'gate: job token denied (nothing forwarded)', port: memGate.port, requests: workload('d', TOKENS, PROJECTS, N), pids: [memGate.proc.pid], expect: 403, gate: memGate.proc },
+    { name: 'gate: no job token (pass-through)', port: memGate.port, requests: plain, pids: [memGate.proc.pid, originProc.pid], expect: 200, gate: memGate.proc },
+    ...(nginxAuth === null ? [] : [{ name: 'gate: forward-auth behind nginx (gate CPU)', port: nginxAuth.port, requests: allowed, pids: [memGate.proc.pid, nginxAuth.proc.pid, originProc.pid], expect: 200, gate: memGate.proc }])
+  ]
+
+  // A cold cache costs one upstream round trip per token (GET /job) and per job project
+  // (GET /projects/:id), and one Redis read per accessed project; the second request none.
+  const cold: Record<string, unknown> = {}
+  {
+    const r: Req = { method: 'GET', path: '/api/v4/projects/3/deployments', headers: { 'job-token': token('b', 90001) } }
+    const before = await originCounts(origin)
+    const redis0 = redisCommands()
+    const s1 = await send(redisGate.port, r)
+    const mid = await originCounts(origin)
+    const redis1 = redisCommands()
+    const s2 = await send(redisGate.port, r)
+    const after = await originCounts(origin)
+    const redis2 = redisCommands()
+    cold.firstRequest = { status: s1, gitlabJobCalls: mid.job! - before.job!, gitlabProjectCalls: mid.project! - before.project!, gitlabGroupCalls: mid.group! - before.group!, redisCommands: redis1 - redis0 - 1 }
+    cold.secondRequest = { status: s2, gitlabCalls: after.job! + after.project! + after.group! - mid.job! - mid.project! - mid.group!, redisCommands: redis2 - redis1 - 1 }
+  }
+
+  const c1: Record<string, Array<{ p50: number, p99: number }>> = {}
+  const c1Targets = targets.filter(t => ['origin alone', 'bare node:http + undici Pool', 'gate: job token allowed, warm, memory store', 'gate: no job token (pass-through)'].includes(t.name))
+  // Warm every cache and the JIT: each target's whole request list twice, unmeasured.
+  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: target.requests as autocannon.Request[] })
+  const roundLoads: number[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rounds interleaved: a busy neighbour slows every target of a round alike.
+    for (const target of targets) {
+      const s = await measure(target)
+      console.error(`round ${round + 1}/${ROUNDS} ${target.name}: ${fmt(s.rps)} req/s, ${fmt(s.cpuUsPerReq)} µs CPU/req, load ${s.load1.toFixed(2)}`)
+    }
+    const latencies = await latencyAtOneConnection(c1Targets, C1_REQUESTS)
+    c1Targets.forEach((target, k) => (c1[target.name] ??= []).push(latencies[k]!))
+    roundLoads.push(loadavg()[0]!)
+  }
+
+  const rows = summarize(targets.map(t => t.name), 'bare node:http + undici Pool')
+  const c1Rows = Object.fromEntries(Object.entries(c1).map(([name, list]) => [name, { p50Us: Math.round(median(list.map(x => x.p50))), p99Us: Math.round(median(list.map(x => x.p99))) }]))
+  const bareP50 = c1Rows['bare node:http + undici Pool']!.p50Us
+  const byName = Object.fromEntries(rows.map(r => [r.target as string, r]))
+  const ratio = (a: string, b: string, key = 'rps'): number => Number(((byName[a]?.[key] as number) / (byName[b]?.[key] as number)).toFixed(3))
+  const cpuRatio = (a: string, b: string): number => Number(((byName[b]?.cpuUsPerRequest as number) / (byName[a]?.cpuUsPerRequest as number)).toFixed(3))
+  const targetsMet = {
+    allowedOverBare: { rps: ratio('gate: job token allowed, warm, memory store', 'bare node:http + undici Pool'), cpu: cpuRatio('gate: job token allowed, warm, memory store', 'bare node:http + undici Pool'), target: '>= 0.9' },
+    noTokenOverBare: { rps: ratio('gate: no job token (pass-through)', 'bare node:http + undici Pool'), cpu: cpuRatio('gate: no job token (pass-through)', 'bare node:http + undici Pool'), target: '>= 0.95' },
+    redisOverMemory: { rps: ratio('gate: job token allowed, warm, Redis store', 'gate: job token allowed, warm, memory store'), cpu: cpuRatio('gate: job token allowed, warm, Redis store', 'gate: job token allowed, warm, memory store'), target: '>= 0.95' },
+    allowedOverFastify: { rps: ratio('gate: job token allowed, warm, memory store', '@fastify/http-proxy'), cpu: cpuRatio('gate: job token allowed, warm, memory store', '@fastify/http-proxy'), target: '>= 1.5' },
+    deniedOverBare: { rps: ratio('gate: job token denied (nothing forwarded)', 'bare node:http + undici Pool'), cpu: cpuRatio('gate: job token denied (nothing forwarded)', 'bare node:http + undici Pool'), target: '>= 1.5' },
+    addedP50AtOneConnectionUs: { value: c1Rows['gate: job token allowed, warm, memory store']!.p50Us - bareP50, target: '<= 100' },
+    addedP50AtOneConnectionNoTokenUs: { value: c1Rows['gate: no job token (pass-through)']!.p50Us - bareP50, target: '<= 100' }
+  }
+  const result = {
+    node: process.version,
+    date: new Date().toISOString(),
+    quick: QUICK,
+    rounds: ROUNDS,
+    durationSeconds: DURATION_S,
+    connections: CONNECTIONS,
+    loadGenerator: `autocannon ${JSON.parse(readFileSync(join(ROOT, 'node_modules/autocannon/package.json'), 'utf8')).version as string} (in the harness process)`,
+    loadAverage: { atStart: load0.map(x => Number(x.toFixed(2))), perRound: roundLoads.map(x => Number(x.toFixed(2))), atEnd: loadavg().map(x => Number(x.toFixed(2))) },
+    nginx: hasNginx,
+    results: rows,
+    oneConnection: c1Rows,
+    coldCache: cold,
+    ratios: targetsMet,
+    totalSeconds: Math.round((Date.now() - started) / 1000)
+  }
+  writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n')
+
+  console.log(`node ${process.version}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${CONNECTIONS} connections, medians; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
+  console.log('CPU µs/req: the proxy process alone (user + system); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
+  console.log('')
+  printTable(rows)
+  console.log('')
+  console.log('one connection, sequential requests (µs):')
+  for (const [name, r] of Object.entries(c1Rows)) console.log(`  ${name.padEnd(44)} p50 ${String(r.p50Us).padStart(6)}  p99 ${String(r.p99Us).padStart(6)}`)
+  console.log('')
+  console.log(`cold cache, one request (Redis gate): ${JSON.stringify(cold.firstRequest)}; the same again: ${JSON.stringify(cold.secondRequest)}`)
+  console.log('')
+  console.log(`${'ratio'.padEnd(44)} ${'req/s'.padStart(7)} ${'CPU'.padStart(7)}  target`)
+  for (const [name, r] of Object.entries(targetsMet)) {
+    if ('value' in r) console.log(`${name.padEnd(44)} ${String(r.value).padStart(7)} ${''.padStart(7)}  ${r.target}`)
+    else console.log(`${name.padEnd(44)} ${fmt(r.rps, 2).padStart(7)} ${fmt(r.cpu, 2).padStart(7)}  ${r.target}`)
+  }
+  console.log('')
+  console.log(`JSON: ${OUT}; total ${result.totalSeconds} s`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale: the allowed-path load with 1, 1,000 and 100,000 allowlisted projects in the (memory)
+// store and 10,000 distinct job tokens, each gate warmed with every token first.
+
+async function scale (originUrl: string, origin: number, started: number, load0: number[]): Promise<void> {
+  const TOKENS = 10_000
+  const sizes = [1, 1_000, 100_000]
+  const gates: Array<{ projects: number, gate: Gate, target: Target, memory: Record<string, number> }> = []
+  for (const projects of sizes) {
+    const gate = await startGate(`gate-${projects}`, originUrl, { GATE_STATE_FILE: stateFile(projects) })
+    const memory0 = await gateMemory(gate)
+    // 10,000 tokens over the projects; for 100,000 projects the requests name 70,000 of them.
+    const requests = workload('b', TOKENS, projects, TOKENS * 7)
+    const target: Target = { name: `gate: ${projects} project(s), ${TOKENS} tokens`, port: gate.port, requests, pids: [gate.proc.pid], expect: 200, gate: gate.proc }
+    const before = await originCounts(origin)
+    await autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, amount: requests.length, requests: requests as autocannon.Request[] })
+    const after = await originCounts(origin)
+    const memory1 = await gateMemory(gate)
+    gates.push({ projects, gate, target, memory: { warmJobCalls: after.job! - before.job!, rssBefore: memory0.rssBytes, rssAfter: memory1.rssBytes, heapBefore: memory0.heapUsedBytes, heapAfter: memory1.heapUsedBytes } })
+  }
+  const roundLoads: number[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const g of gates) {
+      const s = await measure(g.target)
+      console.error(`round ${round + 1}/${ROUNDS} ${g.target.name}: ${fmt(s.rps)} req/s, ${fmt(s.cpuUsPerReq)} µs CPU/req, load ${s.load1.toFixed(2)}`)
+    }
+    roundLoads.push(loadavg()[0]!)
+  }
+  const rows = summarize(gates.map(g => g.target.name), gates[0]!.target.name)
+  const mem = gates.map(g => g.memory)
+  const perToken = (mem[0]!.heapAfter! - mem[0]!.heapBefore!) / TOKENS
+  const perStoredProject = (mem[2]!.heapBefore! - mem[1]!.heapBefore!) / (sizes[2]! - sizes[1]!)
+  const perCachedProject = ((mem[1]!.heapAfter! - mem[1]!.heapBefore!) - (mem[0]!.heapAfter! - mem[0]!.heapBefore!)) / (sizes[1]! - sizes[0]!)
+  const result = {
+    node: process.version,
+    date: new Date().toISOString(),
+    quick: QUICK,
+    rounds: ROUNDS,
+    durationSeconds: DURATION_S,
+    loadAverage: { atStart: load0.map(x => Number(x.toFixed(2))), perRound: roundLoads.map(x => Number(x.toFixed(2))) },
+    results: rows,
+    memory: gates.map(g => ({ projects: g.projects, ...g.memory })),
+    bytesPerCachedToken: Math.round(perToken),
+    bytesPerCachedProject: Math.round(perCachedProject),
+    bytesPerStoredProject: Math.round(perStoredProject),
+    totalSeconds: Math.round((Date.now() - started) / 1000)
+  }
+  writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n')
+  console.log(`node ${process.version}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${CONNECTIONS} connections; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
+  console.log('ratios against the 1-project gate')
+  console.log('')
+  printTable(rows)
+  console.log('')
+  for (const g of gates) console.log(`  ${String(g.projects).padStart(6)} projects: warm-up made ${g.memory.warmJobCalls} GET /job calls; heap ${fmt(g.memory.heapBefore! / 2 ** 20, 1)} → ${fmt(g.memory.heapAfter! / 2 ** 20, 1)} MiB, RSS ${fmt(g.memory.rssBefore! / 2 ** 20, 1)} → ${fmt(g.memory.rssAfter! / 2 ** 20, 1)} MiB`)
+  console.log(`memory (V8 heap used, approximate: garbage not yet collected counts too): ${result.bytesPerCachedToken} B per cached token, ${result.bytesPerCachedProject} B per cached project's grants, ${result.bytesPerStoredProject} B per project in the memory store`)
+  console.log(`JSON: ${OUT}; total ${result.totalSeconds} s`)
+}
+
+try {
+  await main()
+} finally {
+  stopping = true
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')
+  await (redis as RedisServer | null)?.stop()
+}
