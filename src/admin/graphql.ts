@@ -61,7 +61,11 @@ const SDL = `
     configured: Boolean!
   }
 
-  type JobTokenPermissions { packageRegistry: [PackageFormatPermissions!]! }
+  type JobTokenPermissions {
+    packageRegistry: [PackageFormatPermissions!]!
+    "GitLab's job_token_policies_enabled of the project's root namespace, as the gate keeps it on the project; null: GATE_FINE_GRAINED_POLICIES decides."
+    jobTokenPoliciesEnabled: Boolean
+  }
 
   type Project { id: ID! fullPath: ID! jobTokenPermissions: JobTokenPermissions }
 
@@ -78,6 +82,8 @@ const SDL = `
   input UpdateJobTokenPermissionsInput {
     projectPath: ID!
     packageRegistry: [PackageFormatPermissionsInput!]!
+    "Omitted: left as it is; null: back to GATE_FINE_GRAINED_POLICIES."
+    jobTokenPoliciesEnabled: Boolean
     clientMutationId: String
   }
 
@@ -620,10 +626,12 @@ export function classifyGraphql (body: Buffer, request: Partial<GraphqlHttpReque
 const LEVEL_IN: Record<string, string> = { MAINTAINER: 'maintainer', JOB_TOKEN_AND_MAINTAINER: 'job_token_and_maintainer' }
 const LEVEL_OUT: Record<string, string> = { maintainer: 'MAINTAINER', job_token_and_maintainer: 'JOB_TOKEN_AND_MAINTAINER' }
 
-function graphView (doc: ProjectGrants, formats: readonly string[]): { packageRegistry: unknown[] } {
-  const view = permissionsView(doc, formats).package_registry as Record<string, { read: boolean, write: string, delete: string, configured: boolean }>
+function graphView (doc: ProjectGrants, formats: readonly string[]): { packageRegistry: unknown[], jobTokenPoliciesEnabled: boolean | null } {
+  const { package_registry: registry, job_token_policies_enabled: enabled } = permissionsView(doc, formats)
+  const view = registry as Record<string, { read: boolean, write: string, delete: string, configured: boolean }>
   return {
-    packageRegistry: Object.entries(view).map(([format, e]) => ({ format, read: e.read, write: LEVEL_OUT[e.write], delete: LEVEL_OUT[e.delete], configured: e.configured }))
+    packageRegistry: Object.entries(view).map(([format, e]) => ({ format, read: e.read, write: LEVEL_OUT[e.write], delete: LEVEL_OUT[e.delete], configured: e.configured })),
+    jobTokenPoliciesEnabled: enabled
   }
 }
 
@@ -759,7 +767,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       const access = await projectAccess(fullPath)
       return projectView(access.projectId, access.projectPath, service, formats)
     },
-    async updateJobTokenPermissions ({ input }: { input: { projectPath: string, packageRegistry: Array<Record<string, unknown>>, clientMutationId?: string } }) {
+    async updateJobTokenPermissions ({ input }: { input: { projectPath: string, packageRegistry: Array<Record<string, unknown>>, jobTokenPoliciesEnabled?: boolean | null, clientMutationId?: string } }) {
       const clientMutationId = input.clientMutationId ?? null
       const access = await projectAccess(input.projectPath)
       // The REST body, from the list of formats.
@@ -782,11 +790,14 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
           const found: ValidationIssue[] = []
           const rules = mergePackageRules({ package_registry: registry }, current.packageRules, formats, found)
           if (rules === null) throw new AdminError('ADMIN_VALIDATION_FAILED', undefined, found)
-          const { packageRules: _old, ...rest } = current
+          // GitLab's root namespace setting, kept on the project (docs/admin.md): as REST's job_token_policies_enabled.
+          const enabledGiven = 'jobTokenPoliciesEnabled' in input
+          const enabled = enabledGiven ? input.jobTokenPoliciesEnabled ?? null : current.jobTokenPoliciesEnabled ?? null
+          const { packageRules: _old, jobTokenPoliciesEnabled: _enabled, ...rest } = current
           return {
-            doc: Object.keys(rules).length === 0 ? rest : { ...rest, packageRules: rules },
-            before: { package_registry: current.packageRules ?? {} },
-            after: { package_registry: rules }
+            doc: { ...rest, ...(Object.keys(rules).length === 0 ? {} : { packageRules: rules }), ...(enabled === null ? {} : { jobTokenPoliciesEnabled: enabled }) },
+            before: { package_registry: current.packageRules ?? {}, ...(enabledGiven ? { job_token_policies_enabled: current.jobTokenPoliciesEnabled ?? null } : {}) },
+            after: { package_registry: rules, ...(enabledGiven ? { job_token_policies_enabled: enabled } : {}) }
           }
         })
         return { jobTokenPermissions: graphView(doc, formats), errors: [], clientMutationId }

@@ -84,3 +84,23 @@ test('the default enforces; a bad GATE_FINE_GRAINED_POLICIES stops the start nam
   assert.equal((await send(g.url, 'POST', DEPLOY, { 'job-token': TOKENS.app })).json().code, 'MISSING_POLICIES')
   assert.throws(() => loadConfig({ GATE_UPSTREAM_URL: 'http://gitlab', GATE_FINE_GRAINED_POLICIES: 'later' }), /GATE_FINE_GRAINED_POLICIES/)
 })
+
+test('GraphQL twin: updateJobTokenPermissions sets jobTokenPoliciesEnabled, audited the same', async (t) => {
+  const g = await adminGate(t)
+  const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
+  const UPDATE = `mutation($input: UpdateJobTokenPermissionsInput!) {
+    updateJobTokenPermissions(input: $input) { errors jobTokenPermissions { jobTokenPoliciesEnabled } } }`
+  const READ = 'query { project(fullPath: "acme/lib") { jobTokenPermissions { jobTokenPoliciesEnabled } } }'
+  const headers = { ...json, 'private-token': USERS.maintainer }
+  assert.equal((await send(g.url, 'POST', '/api/graphql', headers, gql(READ))).json().data.project.jobTokenPermissions.jobTokenPoliciesEnabled, null)
+  const off = await send(g.url, 'POST', '/api/graphql', headers, gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [], jobTokenPoliciesEnabled: false } }))
+  assert.equal(off.status, 200, off.text)
+  assert.deepEqual(off.json().data.updateJobTokenPermissions, { errors: [], jobTokenPermissions: { jobTokenPoliciesEnabled: false } })
+  assert.equal((await send(g.url, 'POST', DEPLOY, { 'job-token': TOKENS.app })).status, 200)
+  // Omitted: left as it is.
+  await send(g.url, 'POST', '/api/graphql', headers, gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [{ format: 'maven', write: 'MAINTAINER' }] } }))
+  assert.equal((await g.store.get(200))?.jobTokenPoliciesEnabled, false)
+  const audit = await g.store.readAudit(200, { offset: 0, limit: 5 })
+  assert.deepEqual(audit.events.at(-1)?.after, { package_registry: {}, job_token_policies_enabled: false })
+  assert.equal(g.seen.filter(s => s.url === '/api/graphql').length, 0, 'answered by the gate')
+})
