@@ -3,6 +3,8 @@
 // for .ts files by itself, so the list is built here.
 //   node scripts/run-tests.mjs [paths...]         every *.test.ts (npm test)
 //   node scripts/run-tests.mjs --slow [paths...]  every *.slow.ts: the heavy cases (npm run test:slow)
+//   node scripts/run-tests.mjs --clients [paths...]  every *.clients.ts: real package clients
+//                                                 through the gate (npm run test:clients)
 // A path ending in .ts runs that file whatever its name. Two files run at a time (this machine
 // has two cores): every test starts its own servers on free ports and asserts no latency.
 import { readdirSync } from 'node:fs'
@@ -11,8 +13,9 @@ import { spawnSync } from 'node:child_process'
 
 const args = process.argv.slice(2)
 const slow = args.includes('--slow')
-const suffix = slow ? '.slow.ts' : '.test.ts'
-const paths = args.filter(a => a !== '--slow')
+const clients = args.includes('--clients')
+const suffix = slow ? '.slow.ts' : clients ? '.clients.ts' : '.test.ts'
+const paths = args.filter(a => a !== '--slow' && a !== '--clients')
 const roots = paths.length > 0 ? paths : ['test']
 const files = []
 for (const root of roots) {
