@@ -81,7 +81,7 @@ test('stage with GitLab introspection', async (t) => {
 test('Basic-auth routes are the package formats GitLab serves behind Basic', () => {
   const routes = catalogRouter().routes
   const basicIds = new Set(routes.filter(isBasicAuthRoute).map(r => r.pattern.split('/').find((s, i, a) => a[i - 1] === 'packages' || s === 'terraform')))
-  assert.deepEqual([...basicIds].sort(), ['composer', 'conan', 'generic', 'maven', 'pypi', 'terraform'])
+  assert.deepEqual([...basicIds].sort(), ['composer', 'conan', 'debian', 'generic', 'helm', 'maven', 'nuget', 'pypi', 'terraform'])
   const byPattern = (pattern: string): CatalogRoute => ({ id: 'x', method: 'GET', pattern, policies: [], skipPolicies: false, resource: 'packages', title: '', accessedProject: 'project' })
   assert.equal(isBasicAuthRoute(byPattern('/projects/:id/packages/nuget/index')), true)
   assert.equal(isBasicAuthRoute(byPattern('/projects/:id/packages/npm/*package_name')), false)
