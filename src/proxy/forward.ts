@@ -5,8 +5,7 @@
 
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { Pool, errors as undiciErrors } from 'undici'
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { ErrorCode } from '../errors.ts'
 
 export interface UpstreamOptions {
@@ -164,47 +163,108 @@ function failureCode (err: unknown): { code: ErrorCode, detail: string } {
  * Sends the request upstream and streams the answer to `res`. Resolves when the exchange is
  * over; never throws. A client disconnect (req or res closing early) aborts the upstream call.
  */
-export async function forward (upstream: Upstream, req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardOutcome> {
-  const controller = new AbortController()
-  const onClose = (): void => { if (!res.writableFinished) controller.abort() }
-  res.once('close', onClose)
-  const started = performance.now()
-  const body = request.body
-  try {
-    const response = await upstream.pool.request({
+export function forward (upstream: Upstream, req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardOutcome> {
+  return new Promise(resolve => {
+    const handler = new ForwardHandler(res, request.body, resolve)
+    upstream.pool.dispatch({
       method: request.method as 'GET',
       path: upstream.basePath + request.path,
       headers: request.headers,
-      body,
-      signal: controller.signal
-    })
-    const upstreamHeadersMs = performance.now() - started
-    if (controller.signal.aborted) {
-      response.body.destroy()
-      return { kind: 'aborted' }
+      body: request.body
+    }, handler)
+  })
+}
+
+const clientGone = (): Error => new undiciErrors.RequestAbortedError('the client went away')
+
+// Hot path: one per forwarded request. undici's dispatch with this handler instead of request()
+// plus stream/promises pipeline(), which cost an AbortController per request, a second one inside
+// pipeline() aborted on every finished request (a DOMException with a stack trace each time) and
+// end-of-stream listeners on both streams: 110-145 µs of CPU per request in `npm run bench:e2e`
+// (bench/README.md). What they gave is kept here by hand:
+// - client abort: `res` closing before it finished aborts the upstream request through undici's
+//   controller (before the request has a socket, as soon as it gets one);
+// - backpressure both ways: undici reads a streamed request body as the upstream takes it; a
+//   response chunk `res` cannot take pauses the upstream read until 'drain';
+// - timeouts: the Pool's headersTimeout and bodyTimeout fail the request into onResponseError.
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null
+  private status = 0
+  private upstreamHeadersMs = 0
+  private aborted = false
+  private settled = false
+  private readonly started = performance.now()
+
+  constructor (
+    private readonly res: ServerResponse,
+    private readonly body: Buffer | Readable | null,
+    private readonly resolve: (outcome: ForwardOutcome) => void
+  ) {
+    res.once('close', this.onClose)
+  }
+
+  private readonly onClose = (): void => {
+    if (this.res.writableFinished || this.settled) return
+    this.aborted = true
+    this.controller?.abort(clientGone())
+  }
+
+  private readonly onDrain = (): void => { this.controller?.resume() }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.aborted) controller.abort(clientGone())
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // 1xx informational answers are not passed on (as undici's request() does not).
+    if (statusCode < 200 || this.aborted) return
+    this.upstreamHeadersMs = performance.now() - this.started
+    const out: OutgoingHttpHeaders = {}
+    const drop = headers.connection === undefined ? NO_TOKENS : connectionTokens(headers.connection)
+    for (const name in headers) {
+      const value = headers[name]
+      if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue
+      out[name] = value
     }
-    const headers: OutgoingHttpHeaders = {}
-    const drop = connectionTokens(response.headers.connection as string | string[] | undefined)
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'host') || name === 'host' || drop.has(name)) continue
-      headers[name] = value
+    this.status = statusCode
+    this.res.writeHead(statusCode, out)
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause()
+      this.res.once('drain', this.onDrain)
     }
-    res.writeHead(response.statusCode, headers)
-    try {
-      await pipeline(response.body, res)
-    } catch {
+  }
+
+  onResponseEnd (): void {
+    this.res.end()
+    this.settle({ kind: 'done', status: this.status, upstreamHeadersMs: this.upstreamHeadersMs })
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.status !== 0) {
       // Mid-body failure: the status line is gone, so the only honest signal is a cut connection.
-      if (!res.destroyed) res.destroy()
-      return controller.signal.aborted ? { kind: 'aborted' } : { kind: 'done', status: response.statusCode, upstreamHeadersMs }
+      if (!this.res.destroyed) this.res.destroy()
+      this.settle(this.aborted ? { kind: 'aborted' } : { kind: 'done', status: this.status, upstreamHeadersMs: this.upstreamHeadersMs })
+      return
     }
-    return { kind: 'done', status: response.statusCode, upstreamHeadersMs }
-  } catch (err) {
-    if (controller.signal.aborted) return { kind: 'aborted' }
+    if (this.aborted) return this.settle({ kind: 'aborted' })
     // A body stream that failed (the multipart guard refusing a credential) keeps its error.
+    const body = this.body
     const bodyError = body === null || Buffer.isBuffer(body) ? null : body.errored
-    if (bodyError !== null) return { kind: 'body_failed', error: bodyError }
-    return { kind: 'failed', ...failureCode(err) }
-  } finally {
-    res.off('close', onClose)
+    if (bodyError !== null) return this.settle({ kind: 'body_failed', error: bodyError })
+    this.settle({ kind: 'failed', ...failureCode(err) })
+  }
+
+  private settle (outcome: ForwardOutcome): void {
+    if (this.settled) return
+    this.settled = true
+    this.res.off('close', this.onClose)
+    this.res.off('drain', this.onDrain)
+    this.resolve(outcome)
   }
 }
+
+const NO_TOKENS: ReadonlySet<string> = new Set()
