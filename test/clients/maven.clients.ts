@@ -112,7 +112,7 @@ test('mvn: deploy:deploy-file and a dependency download with the job token in se
   const c: Ctx = { rg: await startRegistryGate(t, { admin: true }), dir: tempDir(t, 'mvn'), group: uniqueGroup(t) }
   seedArtifact(c, 'seeded')
 
-  await t.test('deploy: the project itself and an allowlisted project with default permissions, header and Basic', async () => {
+  await t.test('deploy: the project itself and an allowlisted project with admin_packages, header and Basic', async () => {
     const runs = await Promise.all([
       deploy(c, 'header', JOBS.self, 'self-header'),
       deploy(c, 'basic', JOBS.withPolicy, 'policy-basic')
@@ -144,17 +144,20 @@ test('mvn: deploy:deploy-file and a dependency download with the job token in se
   })
 
   await t.test('a build downloads a dependency: the project itself and allowlisted projects; refused when not allowlisted', async () => {
-    const local = join(homedir(), '.m2/repository', groupPath(c.group), 'seeded/1.0.0/seeded-1.0.0.jar')
-    for (const [auth, kind] of [['header', 'self'], ['basic', 'readOnly']] as const) {
-      rmSync(join(homedir(), '.m2/repository', groupPath(c.group), 'seeded'), { recursive: true, force: true })
-      assertOk(await get(c, auth, JOBS[kind], 'seeded'), `mvn compile (${auth}, ${kind})`)
-      assert.ok(existsSync(local), `${kind} downloaded the jar`)
-    }
-    rmSync(join(homedir(), '.m2/repository', groupPath(c.group), 'seeded'), { recursive: true, force: true })
-    const r = await get(c, 'header', JOBS.notAllowlisted, 'seeded')
-    assertFailed(r, 'mvn compile (not allowlisted)')
-    assert.match(r.output, REFUSED)
-    assert.ok(!existsSync(local))
+    // One artifact per build, so that none finds another's download in the local repository.
+    const local = (artifact: string): string => join(homedir(), '.m2/repository', groupPath(c.group), `${artifact}/1.0.0/${artifact}-1.0.0.jar`)
+    for (const artifact of ['for-self', 'for-reader', 'for-outsider']) seedArtifact(c, artifact)
+    const [self, reader, outsider] = await Promise.all([
+      get(c, 'header', JOBS.self, 'for-self'),
+      get(c, 'basic', JOBS.readOnly, 'for-reader'),
+      get(c, 'header', JOBS.notAllowlisted, 'for-outsider')
+    ])
+    assertOk(self, 'mvn compile (header, self)')
+    assertOk(reader, 'mvn compile (basic, read_packages)')
+    assert.ok(existsSync(local('for-self')) && existsSync(local('for-reader')), 'the jars were downloaded')
+    assertFailed(outsider, 'mvn compile (not allowlisted)')
+    assert.match(outsider.output, REFUSED)
+    assert.ok(!existsSync(local('for-outsider')))
     assertDenied(c.rg.gate, 'GET', 'get_projects_id_packages_maven_path_file_name', 'NOT_ALLOWLISTED')
   })
 
@@ -163,7 +166,6 @@ test('mvn: deploy:deploy-file and a dependency download with the job token in se
       JSON.stringify({ package_registry: { maven: { read: true, write: 'maintainer' } } }))
     assert.equal(patch.status, 200, patch.text)
     const before = upstreamWrites(c.rg.gate).length
-    rmSync(join(homedir(), '.m2/repository', groupPath(c.group), 'seeded'), { recursive: true, force: true })
     const [refused, read] = await Promise.all([deploy(c, 'header', JOBS.self, 'ruled'), get(c, 'basic', JOBS.withPolicy, 'seeded')])
     assertFailed(refused, 'mvn deploy under a Maintainer-only rule')
     assert.match(refused.output, REFUSED)

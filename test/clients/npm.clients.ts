@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { JOBS, PROJECT, assertDenied, assertFailed, assertOk, requireClient, run, startRegistryGate, tempDir, upstreamWrites, type RegistryGate } from './support.ts'
 
@@ -20,10 +20,9 @@ function packageDir (root: string, version: string): string {
 }
 
 /** A job's working directory with the .npmrc GitLab's docs give, and its own npm cache. */
-function job (rg: RegistryGate, root: string, name: string, token: string): { cwd: string, env: Record<string, string> } {
+function job (rg: RegistryGate, root: string, name: string, token: string, registry = `${rg.api}/projects/${PROJECT}/packages/npm/`): { cwd: string, env: Record<string, string> } {
   const cwd = join(root, name)
   mkdirSync(cwd, { recursive: true })
-  const registry = `${rg.api}/projects/${PROJECT}/packages/npm/`
   writeFileSync(join(cwd, '.npmrc'), [
     `@acme:registry=${registry}`,
     `${registry.replace(/^http:/, '')}:_authToken=${token}`,
@@ -54,6 +53,26 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
     assert.equal(tarballs.length, 3, 'each tarball came through the gate, at the URL the metadata gave')
   })
 
+  await t.test('install through the instance-level registry: the gate finds the project from the package name', async () => {
+    // What GitLab's package list answers for the lookup (GET /groups/acme/packages).
+    rg.gate.gitlab.packages.push({ id: 1, name: NAME, version: '1.0.0', packageType: 'npm', projectId: PROJECT, createdAt: '2026-01-01T00:00:00Z' })
+    const results = await Promise.all((['self', 'readOnly', 'notAllowlisted'] as const).map(async kind => {
+      const j = job(rg, root, `instance-${kind}`, JOBS[kind], `${rg.api}/packages/npm/`)
+      return { kind, j, result: await run('npm', ['install', `${NAME}@1.0.0`], j) }
+    }))
+    for (const { kind, j, result } of results) {
+      if (kind === 'notAllowlisted') {
+        assertFailed(result, 'npm install (instance, not allowlisted)')
+        assert.match(result.output, /npm (?:ERR!|error) code E403/)
+        assert.match(result.output, /403 Forbidden - GET http:\/\/127\.0\.0\.1:\d+\/api\/v4\/packages\/npm\/@acme%2fhello/)
+      } else {
+        assertOk(result, `npm install (instance, ${kind})`)
+        assert.ok(existsSync(join(j.cwd, 'node_modules/@acme/hello/package.json')))
+      }
+    }
+    assertDenied(rg.gate, 'GET', 'get_packages_npm_package_name', 'NOT_ALLOWLISTED')
+  })
+
   await t.test('install refused for a project not on the allowlist: npm shows E403', async () => {
     const j = job(rg, root, 'install-notAllowlisted', JOBS.notAllowlisted)
     const result = await run('npm', ['install', `${NAME}@1.0.0`], j)
@@ -62,7 +81,8 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
     assert.match(result.output, /403 Forbidden - GET http:\/\/127\.0\.0\.1:\d+\/api\/v4\/projects\/200\/packages\/npm\/@acme%2fhello/)
   })
 
-  await t.test('publish: the project itself and an allowlisted project with default permissions', async () => {
+  await t.test('publish: the project itself and an allowlisted project with admin_packages', async () => {
+    // One after the other: npm 11 reads the versions published so far to pick the tag.
     for (const [kind, version] of [['self', '1.0.1'], ['withPolicy', '1.0.2']] as const) {
       const j = job(rg, root, `publish-${kind}`, JOBS[kind])
       assertOk(await run('npm', ['publish', packageDir(j.cwd, version)], j), `npm publish (${kind})`)
@@ -73,9 +93,11 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
 
   await t.test('publish refused: read_packages only (the decision log names admin_packages), and not allowlisted', async () => {
     const before = upstreamWrites(rg.gate).length
-    for (const [kind, version] of [['readOnly', '1.0.3'], ['notAllowlisted', '1.0.4']] as const) {
+    const results = await Promise.all(([['readOnly', '1.0.3'], ['notAllowlisted', '1.0.4']] as const).map(async ([kind, version]) => {
       const j = job(rg, root, `publish-${kind}`, JOBS[kind])
-      const result = await run('npm', ['publish', packageDir(j.cwd, version)], j)
+      return { kind, result: await run('npm', ['publish', packageDir(j.cwd, version)], j) }
+    }))
+    for (const { kind, result } of results) {
       assertFailed(result, `npm publish (${kind})`)
       assert.match(result.output, /npm (?:ERR!|error) code E403/)
       assert.match(result.output, /403 Forbidden - PUT http:\/\/127\.0\.0\.1:\d+\/api\/v4\/projects\/200\/packages\/npm\/@acme%2fhello/)
@@ -97,14 +119,16 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
     assert.match(listed.stdout, /stable: 1\.0\.0/)
 
     const before = upstreamWrites(rg.gate).length
-    for (const kind of ['readOnly', 'notAllowlisted'] as const) {
-      const j = job(rg, root, `tags-${kind}`, JOBS[kind])
-      for (const args of [['add', `${NAME}@1.0.1`, 'stable'], ['rm', NAME, 'stable']]) {
-        const result = await run('npm', ['dist-tag', ...args], j)
-        assertFailed(result, `npm dist-tag ${args[0]!} (${kind})`)
-        assert.match(result.output, /npm (?:ERR!|error) code E403/)
-      }
-    }
+    const refusals = (['readOnly', 'notAllowlisted'] as const).flatMap(kind => [['add', `${NAME}@1.0.1`, 'stable'], ['rm', NAME, 'stable']].map(args => ({ kind, args })))
+    await Promise.all(refusals.map(async ({ kind, args }) => {
+      const result = await run('npm', ['dist-tag', ...args], job(rg, root, `tags-${kind}-${args[0]!}`, JOBS[kind]))
+      assertFailed(result, `npm dist-tag ${args[0]!} (${kind})`)
+      assert.match(result.output, /npm (?:ERR!|error) code E403/)
+      // npm reads the tags first: refused there when not allowlisted, at the change for read_packages only.
+      const refused = kind === 'notAllowlisted' ? 'GET' : args[0] === 'add' ? 'PUT' : 'DELETE'
+      assert.match(result.output, new RegExp(`403 Forbidden - ${refused} http://127\\.0\\.0\\.1:\\d+/api/v4/projects/200/packages/npm/-/package/@acme%2fhello/dist-tags${refused === 'GET' ? '\n' : '/stable'}`))
+    }))
+    assertDenied(rg.gate, 'DELETE', 'delete_projects_id_packages_npm_package_package_name_dist_tags_tag', 'MISSING_POLICIES', 'admin_packages')
     assert.equal(upstreamWrites(rg.gate).length, before, 'nothing written upstream')
     assert.equal(rg.registry.npm.get(`${PROJECT}/${NAME}`)?.['dist-tags'].stable, '1.0.0')
 

@@ -85,7 +85,7 @@ test('twine: upload with TWINE_USERNAME=gitlab-ci-token', async t => {
     })
   }
 
-  await t.test('the project itself and an allowlisted project with default permissions upload', async () => {
+  await t.test('the project itself and an allowlisted project with admin_packages upload', async () => {
     for (const [kind, version] of [['self', '1.0.1'], ['withPolicy', '1.0.2']] as const) {
       assertOk(await upload(kind, version), `twine upload (${kind})`)
     }

@@ -4,8 +4,8 @@
 //
 // The accessed project is acme/lib (200), with the allowlist of test/helpers/gate.ts:
 // - self: acme/lib's own job;
-// - withPolicy: acme/platform/web (600), allowlisted through the acme group with default
-//   permissions, so it may read and publish;
+// - withPolicy: acme/platform/web (600), allowlisted (here, nearer than its acme group's entry)
+//   with the fine-grained policy admin_packages, which implies read_packages;
 // - readOnly: acme/platform/app (100), allowlisted with read_packages only: it installs, and
 //   publishing is refused for admin_packages;
 // - notAllowlisted: other/tools (300), on no allowlist of acme/lib.
@@ -16,7 +16,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { TOKENS, startTestGate, type TestGate } from '../helpers/gate.ts'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
+import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
+import { TOKENS, WORLD_GRANTS, startTestGate, type TestGate } from '../helpers/gate.ts'
 import { adminGate } from '../helpers/admin-gate.ts'
 import { createFakeRegistry, type FakeRegistry } from '../helpers/fake-registry.ts'
 
@@ -44,6 +47,9 @@ export interface RegistryGate {
 export async function startRegistryGate (t: TestContext, options: { admin?: boolean } = {}): Promise<RegistryGate> {
   const registry = createFakeRegistry()
   const gate = options.admin === true ? await adminGate(t) : await startTestGate(t)
+  const lib = WORLD_GRANTS.find(g => g.projectId === PROJECT)!
+  const withPolicy = { targetType: 'project', targetId: 600, defaultPermissions: false, jobTokenPolicies: ['admin_packages'], addedBy: { id: 1 }, createdAt: '2026-01-01T00:00:00Z' } as const
+  await gate.store.put(validateProjectGrants({ ...lib, entries: [...lib.entries, withPolicy] }, { settings: createInstanceSettings(), policies: createPolicyIndex(loadCatalog().policies) }))
   gate.respond = registry.handle
   registry.externalUrl = gate.url
   return { gate, registry, url: gate.url, api: `${gate.url}/api/v4` }

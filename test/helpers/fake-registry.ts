@@ -1,8 +1,9 @@
 // A fake GitLab package registry for the real-client tests (test/clients/): the upstream answer
 // of a test gate (test/helpers/gate.ts, `respond`), close enough to GitLab's API for npm, pip,
 // twine, Maven, Composer and curl:
-// - npm (lib/api/npm_project_packages.rb): metadata with `dist.tarball` at the external URL,
-//   tarballs, publish (PUT with `_attachments`), dist-tags GET/PUT/DELETE;
+// - npm (lib/api/npm_project_packages.rb, npm_instance_packages.rb): project and instance
+//   metadata with `dist.tarball` at the external URL, tarballs, publish (PUT with
+//   `_attachments`), dist-tags GET/PUT/DELETE;
 // - PyPI (lib/api/pypi_packages.rb): the simple page of a package, file downloads, and the
 //   multipart upload twine sends (`content` file, `name`, `version`);
 // - Maven (lib/api/maven_packages.rb): PUT and GET of any file under the package path
@@ -323,6 +324,16 @@ export function createFakeRegistry (): FakeRegistry {
         }
         default: handleStored(req, res, project[2]!, projectId, rest, body); return
       }
+    }
+    // The instance-level npm metadata (lib/api/npm_instance_packages.rb): the package of that
+    // name, with tarballs at its project's endpoint.
+    const instanceNpm = /^\/api\/v4\/packages\/npm\/(@[^/]+(?:\/|%2f)[^/]+)$/i.exec(url.pathname)
+    if (instanceNpm !== null && req.method === 'GET') {
+      const name = decodeURIComponent(instanceNpm[1]!)
+      const found = [...npm.entries()].find(([key]) => key.slice(key.indexOf('/') + 1) === name)
+      if (found === undefined) { notFound(res); return }
+      json(res, 200, npmMetadata(Number(found[0].split('/')[0]), found[1]))
+      return
     }
     const group = /^\/api\/v4\/group\/(\d+)\/-\/packages\/composer\/(.+)$/.exec(url.pathname)
     if (group !== null && req.method === 'GET') { handleComposerGroup(req, res, Number(group[1]), group[2]!); return }
