@@ -206,9 +206,19 @@ export function trustedPeers (entries: readonly string[]): PeerCheck {
       throw new ConfigError(`GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges (e.g. 10.0.0.0/8, fd00::/8), got ${JSON.stringify(entry)}`)
     }
   }
+  // Hot path (every request): BlockList.check builds a SocketAddress per call (about 4 µs), and
+  // a gate sees few distinct peers, so answers are kept per address (bounded: cleared when full).
+  const known = new Map<string, boolean>()
   return address => {
-    const family = address === undefined ? 0 : isIP(address)
-    return family !== 0 && list.check(address!, family === 4 ? 'ipv4' : 'ipv6')
+    if (address === undefined) return false
+    let answer = known.get(address)
+    if (answer === undefined) {
+      const family = isIP(address)
+      answer = family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6')
+      if (known.size >= 1024) known.clear()
+      known.set(address, answer)
+    }
+    return answer
   }
 }
 
