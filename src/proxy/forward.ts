@@ -46,10 +46,22 @@ export function createUpstream (options: UpstreamOptions): Upstream {
   }
 }
 
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive'])
+const CLOSE: ReadonlySet<string> = new Set(['close'])
+
 // RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own concerns.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host'])
 
-function connectionTokens (value: string | string[] | undefined): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set()
+
+/** Hot path: runs twice per request; no Connection header, or `keep-alive`/`close`, builds nothing. */
+function connectionTokens (value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS
+  if (typeof value === 'string') {
+    const v = value.length <= 10 ? value.toLowerCase() : ''
+    if (v === 'keep-alive') return KEEP_ALIVE
+    if (v === 'close') return CLOSE
+  }
   const tokens = new Set<string>()
   for (const part of ([] as string[]).concat(value ?? [])) {
     for (const token of part.split(',')) {
@@ -221,7 +233,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.aborted) return
     this.upstreamHeadersMs = performance.now() - this.started
     const out: OutgoingHttpHeaders = {}
-    const drop = headers.connection === undefined ? NO_TOKENS : connectionTokens(headers.connection)
+    const drop = connectionTokens(headers.connection)
     for (const name in headers) {
       const value = headers[name]
       if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue
@@ -267,4 +279,3 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-const NO_TOKENS: ReadonlySet<string> = new Set()
