@@ -112,9 +112,20 @@ function trieOrderDecides (node: CompiledVariant, other: CompiledVariant): boole
   }
 }
 
+/**
+ * Matches of the slow path (leaf matchers, globs) kept per router, by method and path. Bounded:
+ * past MATCH_CACHE_MAX entries the oldest goes (insertion order), so hostile paths cost a bounded
+ * map; paths longer than MATCH_CACHE_MAX_PATH are never kept. A CI job calls the same few package,
+ * artifact and release URLs again and again, so the hit rate of real traffic is high.
+ */
+const MATCH_CACHE_MAX = 4096
+const MATCH_CACHE_MAX_PATH = 512
+
 export class Router {
   private readonly trie: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
   readonly routes: readonly CatalogRoute[]
+  /** Results shared between requests are frozen, params included. */
+  private readonly matches = new Map<string, RouteMatch | null>()
 
   private constructor (routes: readonly CatalogRoute[]) {
     this.routes = routes
@@ -173,6 +184,21 @@ export class Router {
       }
       return { route: single.route, params, format: single.format }
     }
+    if (apiPath.length > MATCH_CACHE_MAX_PATH) return this.slowMatch(node, apiPath)
+    const key = method + ' ' + apiPath
+    const cached = this.matches.get(key)
+    if (cached !== undefined) return cached
+    const match = this.slowMatch(node, apiPath)
+    if (match !== null) {
+      Object.freeze(match.params)
+      Object.freeze(match)
+    }
+    if (this.matches.size >= MATCH_CACHE_MAX) this.matches.delete(this.matches.keys().next().value!)
+    this.matches.set(key, match)
+    return match
+  }
+
+  private slowMatch (node: TrieNode, apiPath: string): RouteMatch | null {
     const segments = splitSegments(apiPath)
     const own = this.best(node.own, segments)
     if (own === null) return this.best(node.fallback, segments)
