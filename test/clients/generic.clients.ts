@@ -1,13 +1,16 @@
 // curl and generic packages through the gate as GitLab's docs show them in CI jobs:
 // `curl --upload-file` with a `JOB-TOKEN` header (a large file: curl sends
 // `Expect: 100-continue` and waits; from stdin it is also chunked), and downloads with the
-// `JOB-TOKEN` header or `gitlab-ci-token` Basic credentials, with the four kinds of job token.
+// `JOB-TOKEN` header or `gitlab-ci-token` Basic credentials, with the four kinds of job token;
+// and a download GitLab redirects to object storage.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, readFileSync } from 'node:fs'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { JOBS, MISSING_ADMIN_PACKAGES, NOT_ALLOWLISTED, PROJECT, assertDenied, assertFailed, assertOk, requireClient, run, startRegistryGate, tempDir, upstreamWrites } from './support.ts'
 
@@ -85,5 +88,23 @@ test('curl: generic packages upload and download with the job token', async t =>
       assert.match(result.stderr, /curl: \(22\) The requested URL returned error: 403/)
     }
     assertDenied(rg.gate, 'GET', 'get_projects_id_packages_generic_package_name_package_version_path_file_name', 'NOT_ALLOWLISTED')
+  })
+
+  await t.test('a download GitLab redirects to object storage: the gate passes the redirect on, curl -L follows it', async () => {
+    const stored = Buffer.from('from object storage\n')
+    const storage = createServer((req, res) => { res.writeHead(200, { 'content-length': stored.length }).end(stored) })
+    await new Promise<void>(resolve => storage.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>(resolve => { storage.closeAllConnections(); storage.close(() => { resolve() }) }))
+    const location = `http://127.0.0.1:${(storage.address() as AddressInfo).port}/bucket/stored.bin?X-Amz-Signature=abc`
+    rg.registry.redirects.set(`${PROJECT}/generic/hello/1.0.0/stored.bin`, location)
+    const out = join(root, 'stored.bin')
+    const result = await run('curl', ['-v', '--location', '--fail-with-body', '--silent', '--show-error', '--header', `JOB-TOKEN: ${JOBS.readOnly}`, '--output', out, url('stored.bin')])
+    assertOk(result, 'curl -L (read_packages)')
+    assert.match(result.stderr, /< HTTP\/1\.1 302/)
+    assert.ok(result.stderr.toLowerCase().includes(`< location: ${location.toLowerCase()}`), 'the Location header unchanged')
+    assert.deepEqual(readFileSync(out), stored)
+    const refused = await run('curl', ['--location', '--fail-with-body', '--silent', '--show-error', '--header', `JOB-TOKEN: ${JOBS.notAllowlisted}`, url('stored.bin')])
+    assertFailed(refused, 'curl -L (not allowlisted)')
+    assert.ok(refused.stdout.includes(NOT_ALLOWLISTED), refused.output)
   })
 })

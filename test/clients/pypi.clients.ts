@@ -81,7 +81,7 @@ test('twine: upload with TWINE_USERNAME=gitlab-ci-token', async t => {
     const built = await run('python3', ['-c', BUILD_WHEEL, 'hello_pkg', version, root])
     assertOk(built, 'building the wheel')
     return await run('twine', ['upload', '--non-interactive', '--disable-progress-bar', ...flags, '--repository-url', `${rg.api}/projects/${PROJECT}/packages/pypi`, built.stdout.trim()], {
-      env: { TWINE_USERNAME: 'gitlab-ci-token', TWINE_PASSWORD: JOBS[kind], TWINE_CERT: '', PYTHON_KEYRING_BACKEND: 'keyring.backends.null.Keyring' }
+      env: { TWINE_USERNAME: 'gitlab-ci-token', TWINE_PASSWORD: JOBS[kind], PYTHON_KEYRING_BACKEND: 'keyring.backends.null.Keyring' }
     })
   }
 

@@ -49,6 +49,11 @@ export interface FakeRegistry {
   /** Files by `<project id>/<format>/<path>`. */
   readonly files: Map<string, Buffer>
   readonly npm: Map<string, NpmPackage>
+  /**
+   * Downloads answered with a redirect, by file key (`<project id>/<format>/<path>`), as GitLab
+   * does with object storage when it does not proxy downloads.
+   */
+  readonly redirects: Map<string, string>
   handle (req: IncomingMessage, res: ServerResponse, body: Buffer): void
   /** Adds an npm package version with its tarball (as `npm pack` makes it). */
   seedNpm (projectId: number, name: string, version: string, tarball: Buffer): void
@@ -109,12 +114,14 @@ export function createFakeRegistry (): FakeRegistry {
   const npm = new Map<string, NpmPackage>()
   const composer: ComposerPackage[] = []
   const writes: RegistryWrite[] = []
+  const redirects = new Map<string, string>()
 
   const registry: FakeRegistry = {
     externalUrl: 'http://gitlab.invalid',
     writes,
     files,
     npm,
+    redirects,
     handle,
     seedNpm (projectId, name, version, tarball) {
       const fileName = `${name}-${version}.tgz`
@@ -261,6 +268,8 @@ export function createFakeRegistry (): FakeRegistry {
       return
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
+      const location = redirects.get(key)
+      if (location !== undefined) { res.writeHead(302, { location, 'content-length': 0 }).end(); return }
       const content = files.get(key)
       if (content === undefined) { notFound(res); return }
       const type = rest.endsWith('.xml') || rest.endsWith('.pom') ? 'application/xml' : 'application/octet-stream'
