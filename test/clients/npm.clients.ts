@@ -4,6 +4,7 @@
 // (PUT with the tarball attached), and dist-tag add/rm, with the four kinds of job token.
 
 import { test } from 'node:test'
+import { randomBytes } from 'node:crypto'
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -89,6 +90,21 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
       assert.ok(rg.registry.files.has(`${PROJECT}/npm/${NAME}/-/${NAME}-${version}.tgz`), `${version} stored`)
     }
     assert.deepEqual(rg.registry.writes.map(w => `${w.method} ${w.path}`), [`PUT ${NAME}`, `PUT ${NAME}`])
+  })
+
+  // npm publish sends the tarball base64-encoded inside a JSON body, and GitLab reads top-level
+  // JSON members as parameters (a `job_token` among them), so the gate reads JSON bodies whole,
+  // up to GATE_MAX_INSPECTED_BODY_BYTES (64 KiB), and refuses longer ones (413
+  // BODY_TOO_LARGE_TO_INSPECT): a package whose tarball is over about 48 KiB cannot be published
+  // through the gate. It needs a streaming scan of top-level JSON members, as multipart bodies
+  // have (src/identity/multipart.ts).
+  await t.test('publish of a package over 64 KiB', { todo: 'JSON bodies over GATE_MAX_INSPECTED_BODY_BYTES are refused, npm publish included' }, async () => {
+    const j = job(rg, root, 'publish-large', JOBS.self)
+    const dir = packageDir(j.cwd, '2.0.0')
+    writeFileSync(join(dir, 'data.bin'), randomBytes(100 * 1024))
+    const result = await run('npm', ['publish', '--tag', 'large', dir], j)
+    assertOk(result, 'npm publish of a 100 KiB package')
+    assert.ok(rg.registry.files.has(`${PROJECT}/npm/${NAME}/-/${NAME}-2.0.0.tgz`))
   })
 
   await t.test('publish refused: read_packages only (the decision log names admin_packages), and not allowlisted', async () => {
