@@ -10,11 +10,13 @@ import { JOBS, MISSING_ADMIN_PACKAGES, NOT_ALLOWLISTED, PROJECT, assertDenied, a
 
 // A wheel as `python -m build` makes one, written with the standard library's zipfile.
 const BUILD_WHEEL = `
-import base64, hashlib, sys, zipfile
+import base64, hashlib, os, sys, zipfile
 name, version, out = sys.argv[1], sys.argv[2], sys.argv[3]
+extra = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 dist = f"{name}-{version}.dist-info"
 files = {
   f"{name}/__init__.py": f"VERSION = '{version}'\\n",
+  **({f"{name}/data.bin": os.urandom(extra)} if extra > 0 else {}),
   f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {name.replace('_', '-')}\\nVersion: {version}\\nSummary: a test package\\n",
   f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
 }
@@ -22,7 +24,7 @@ record = []
 path = f"{out}/{name}-{version}-py3-none-any.whl"
 with zipfile.ZipFile(path, "w") as z:
   for n, text in files.items():
-    data = text.encode()
+    data = text if isinstance(text, bytes) else text.encode()
     z.writestr(n, data)
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     record.append(f"{n},sha256={digest},{len(data)}")
@@ -77,8 +79,8 @@ test('twine: upload with TWINE_USERNAME=gitlab-ci-token', async t => {
   if (!requireClient(t, 'twine', ['twine', '--version'], 'install Debian\'s twine')) return
   const root = tempDir(t, 'twine')
   const rg = await startRegistryGate(t)
-  const upload = async (kind: keyof typeof JOBS, version: string, flags: string[] = []): Promise<Awaited<ReturnType<typeof run>>> => {
-    const built = await run('python3', ['-c', BUILD_WHEEL, 'hello_pkg', version, root])
+  const upload = async (kind: keyof typeof JOBS, version: string, flags: string[] = [], extraBytes = 0): Promise<Awaited<ReturnType<typeof run>>> => {
+    const built = await run('python3', ['-c', BUILD_WHEEL, 'hello_pkg', version, root, String(extraBytes)])
     assertOk(built, 'building the wheel')
     return await run('twine', ['upload', '--non-interactive', '--disable-progress-bar', ...flags, '--repository-url', `${rg.api}/projects/${PROJECT}/packages/pypi`, built.stdout.trim()], {
       env: { TWINE_USERNAME: 'gitlab-ci-token', TWINE_PASSWORD: JOBS[kind], PYTHON_KEYRING_BACKEND: 'keyring.backends.null.Keyring' }
@@ -92,6 +94,17 @@ test('twine: upload with TWINE_USERNAME=gitlab-ci-token', async t => {
     assert.deepEqual(rg.registry.writes.map(w => w.path), ['hello_pkg-1.0.1-py3-none-any.whl', 'hello_pkg-1.0.2-py3-none-any.whl'])
   })
 
+  await t.test('a wheel over the inspected size: the multipart body streams through the guard', async () => {
+    assertOk(await upload('self', '1.1.0', [], 512 * 1024), 'twine upload of a 512 KiB wheel')
+    const stored = rg.registry.writes.at(-1)
+    assert.equal(stored?.path, 'hello_pkg-1.1.0-py3-none-any.whl')
+    assert.ok((stored?.bytes ?? 0) > 512 * 1024, 'the whole wheel reached the registry')
+    const refused = await upload('readOnly', '1.1.1', ['--verbose'], 512 * 1024)
+    assertFailed(refused, 'twine upload of a 512 KiB wheel (read_packages only)')
+    assert.ok(refused.output.replace(/\s+/g, ' ').includes(MISSING_ADMIN_PACKAGES), refused.output)
+    assert.equal(rg.registry.writes.at(-1)?.path, 'hello_pkg-1.1.0-py3-none-any.whl')
+  })
+
   await t.test('refused: read_packages only, and not allowlisted; twine shows the 403', async () => {
     for (const [kind, version] of [['readOnly', '1.0.3'], ['notAllowlisted', '1.0.4']] as const) {
       const result = await upload(kind, version, ['--verbose'])
@@ -102,8 +115,8 @@ test('twine: upload with TWINE_USERNAME=gitlab-ci-token', async t => {
       // --verbose, which twine suggests, shows GitLab's body.
       assert.ok(seen.includes(kind === 'readOnly' ? MISSING_ADMIN_PACKAGES : NOT_ALLOWLISTED), seen)
     }
-    assert.deepEqual(upstreamWrites(rg.gate).length, 2, 'nothing more written upstream')
-    assert.equal(rg.registry.writes.length, 2)
+    assert.deepEqual(upstreamWrites(rg.gate).length, 3, 'nothing more written upstream')
+    assert.equal(rg.registry.writes.length, 3)
     assertDenied(rg.gate, 'POST', 'post_projects_id_packages_pypi', 'MISSING_POLICIES', 'admin_packages')
     assertDenied(rg.gate, 'POST', 'post_projects_id_packages_pypi', 'NOT_ALLOWLISTED')
   })
