@@ -1,11 +1,12 @@
 // npm through the gate as GitLab's docs set it up in a CI job: the scope's registry at the
 // project's npm endpoint and the job token as `_authToken` (sent as Bearer) in .npmrc. Install of
 // a scoped package (metadata, then the tarball at the absolute URL the registry answers), publish
-// (PUT with the tarball attached), and dist-tag add/rm, with the four kinds of job token.
+// (PUT with the tarball attached), and dist-tag add/rm, with the four kinds of job token; and
+// install through the instance-level registry, where the gate finds the project by the name.
 
 import { test } from 'node:test'
-import { randomBytes } from 'node:crypto'
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { JOBS, PROJECT, assertDenied, assertFailed, assertOk, requireClient, run, startRegistryGate, tempDir, upstreamWrites, type RegistryGate } from './support.ts'
