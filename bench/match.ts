@@ -10,6 +10,7 @@
 //   d. scale: the catalog repeated under ten prefixes (/t0 ... /t9), gate and linear scan.
 
 import FindMyWay from 'find-my-way'
+import { loadavg } from 'node:os'
 import { loadCatalog } from '../src/catalog/load.ts'
 import type { CatalogRoute } from '../src/catalog/types.ts'
 import { canonicalize } from '../src/routing/canonical.ts'
@@ -18,8 +19,8 @@ import { generateCorpus, type CorpusEntry } from '../test/helpers/corpus.ts'
 import { oracleVariants } from '../test/helpers/oracle.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
-const WARMUP_ROUNDS = 2
-const ROUNDS = 9
+const WARMUP_ROUNDS = 3
+const ROUNDS = 21
 
 interface Lookup { method: string, path: string, target: string }
 
@@ -128,7 +129,9 @@ function linearRunner (table: Map<string, RegExp[]>, lookups: readonly Lookup[])
 
 // ---------------------------------------------------------------------------------------------
 // Timing: rounds of all benchmarks are interleaved, so drift (thermal, GC, other load) hits
-// each one alike; the median round is reported.
+// each one alike; the median round is reported. Each round is timed in CPU time of this process
+// (process.cpuUsage, user + system), not wall time: on a busy machine the wall clock also counts
+// the time other processes held the core.
 
 interface Bench { name: string, lookups: number, run: () => void, samples: number[] }
 
@@ -136,10 +139,10 @@ function measureAll (benches: Bench[]): void {
   for (let r = 0; r < WARMUP_ROUNDS; r++) for (const b of benches) b.run()
   for (let r = 0; r < ROUNDS; r++) {
     for (const b of benches) {
-      const start = process.hrtime.bigint()
+      const start = process.cpuUsage()
       b.run()
-      const elapsed = Number(process.hrtime.bigint() - start)
-      b.samples.push(elapsed / b.lookups)
+      const used = process.cpuUsage(start)
+      b.samples.push((used.user + used.system) * 1000 / b.lookups)
     }
   }
 }
@@ -220,6 +223,8 @@ const totalSeconds = Number(process.hrtime.bigint() - started) / 1e9
 
 const result = {
   node: process.version,
+  loadAverage: loadavg().map(x => Number(x.toFixed(2))),
+  timing: 'CPU time (process.cpuUsage), median of the rounds',
   rounds: ROUNDS,
   warmupRounds: WARMUP_ROUNDS,
   catalog: { routes: routes.length, variants: variantCount, fmwSubsetRoutes: subsetRoutes.length, fmwRenamed: renamed, largeRoutes: large.length, largeCompileMs },
@@ -235,7 +240,7 @@ if (JSON_OUTPUT) {
 } else {
   const pad = (s: string, n: number): string => s.padEnd(n)
   const num = (x: number): string => x.toFixed(1).padStart(10)
-  console.log(`node ${process.version}; ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up, median round reported`)
+  console.log(`node ${process.version}; ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up, CPU time, median round reported; load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log(`catalog: ${routes.length} routes, ${variantCount} variants; find-my-way subset ${subsetRoutes.length} routes` +
     ` (${renamed} renamed positionally); x10 catalog ${large.length} routes (compiled in ${largeCompileMs.toFixed(0)} ms)`)
   console.log(`corpus: ${corpus.length} paths; fmw subset ${subset.length}; x10 corpus ${largeAll.length}; prefixed corpus ${prefixed.length}; linear sample ${linearSample.length}`)
