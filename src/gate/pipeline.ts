@@ -13,7 +13,7 @@ import type { InstanceSettings, StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
-import type { JobIdentity } from '../identity/types.ts'
+import { unknownProjectPath, type JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, notAllowlistedMessage, shortPath, type AllowReason } from '../policy/decide.ts'
 import { collectCredentials, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { createBodyScanner, inspectBody } from '../identity/body-scan.ts'
@@ -391,12 +391,24 @@ const decideStage: Stage = async (x, engine) => {
   let decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
   // A deny that a public or internal project could turn: decide again with the project's facts
   // (a cached GitLab lookup). Allowed requests never get here.
+  let facts: ProjectFacts | undefined
   if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
-    let facts: ProjectFacts | Promise<ProjectFacts> = engine.projectFacts.get(projectId)
-    if (facts instanceof Promise) facts = await facts
+    const found = engine.projectFacts.get(projectId)
+    facts = found instanceof Promise ? await found : found
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts)
   }
   if (decision.allow) return allowed(decision.reason)
+  // A job identity from a JWT's routable claims carries no path (`project #<id>`): GitLab's
+  // not-allowlisted message names the job project by its path, so a deny looks it up (cached).
+  // Never on the allowed path; a failed lookup keeps the message as it is.
+  if (engine.projectFacts !== undefined && identity.jobProjectPath === unknownProjectPath(identity.jobProjectId)) {
+    try {
+      let job: ProjectFacts | Promise<ProjectFacts> = engine.projectFacts.get(identity.jobProjectId)
+      if (job instanceof Promise) job = await job
+      if (job.fullPath !== null) decision = decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts)
+    } catch {}
+    if (decision.allow) return allowed(decision.reason)
+  }
   return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 }
 

@@ -15,7 +15,7 @@ import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
 import { jobTokenBody } from './token-shape.ts'
-import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
+import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity, unknownProjectPath } from './types.ts'
 
 export interface IdentityCacheOptions {
   /** Longest time a resolved token is trusted without asking again. Default 30 s. */
@@ -359,9 +359,6 @@ function base36Id (value: unknown): number | null {
  * The job project's path when it was not read (routable claims): the decision's `project #<id>`
  * wording. It holds a space and `#`, so it never equals a path named in a URL.
  */
-export function unknownProjectPath (projectId: number): string {
-  return `project #${projectId}`
-}
 
 function toId (value: unknown): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null

@@ -59,3 +59,8 @@ export class IdentityError extends GateError {
 export function isTransient (code: ErrorCode): boolean {
   return code === 'IDENTITY_UPSTREAM_UNAVAILABLE' || code === 'IDENTITY_LOOKUP_FAILED'
 }
+
+/** The job project's path when the identity does not carry it (a JWT's routable claims give only ids). */
+export function unknownProjectPath (projectId: number): string {
+  return `project #${projectId}`
+}

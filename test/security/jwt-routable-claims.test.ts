@@ -156,3 +156,34 @@ test('through the gate: self access by id costs no project lookup; by path, the 
   assert.equal(byPath.status, 200, await byPath.text())
   assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS', 'the path the store does not know is found in GitLab')
 })
+
+test('through the gate: a deny names the claims\' job project by its path, as GitLab does, looked up only then', async (t) => {
+  const { createGate } = await import('../../src/gate/server.ts')
+  const { loadConfig } = await import('../../src/config.ts')
+  const { createMemoryStore } = await import('../../src/grants/memory-store.ts')
+  const { pino } = await import('pino')
+  const fake = await startFakeGitlab({
+    groups: groupChain([1, 'acme'], [2, 'platform'], [3, 'ci']),
+    projects: [
+      { id: 1234, pathWithNamespace: 'acme/platform/ci/app', namespace: { id: 3, kind: 'group', fullPath: 'acme/platform/ci', parentId: 2 } },
+      { id: 77, pathWithNamespace: 'acme/vault', namespace: { id: 1, kind: 'group', fullPath: 'acme', parentId: null } }
+    ],
+    fallback: (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('[]') }
+  })
+  t.after(() => fake.close())
+  const keys = await createTestKeys()
+  const token = await signRoutable(keys, 1001, { p: b36(1234), g: b36(3) })
+  fake.jobs.set(token, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
+  const config = loadConfig({ GATE_UPSTREAM_URL: fake.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: fake.serviceToken })
+  const resolver = createIntrospectionResolver({ upstream: fake.url, serviceToken: fake.serviceToken, jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER } })
+  const gate = createGate(config, { store: await createMemoryStore(), resolver, logger: pino({ level: 'silent' }) })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  const url = `http://127.0.0.1:${gate.address().port}`
+
+  const denied = await fetch(`${url}/api/v4/projects/77/packages`, { headers: { 'job-token': token } })
+  assert.equal(denied.status, 403)
+  const body = await denied.json() as { code: string, message: string }
+  assert.equal(body.code, 'UNKNOWN_PROJECT', 'a project the store does not know: an empty allowlist')
+  assert.equal(body.message, '403 Forbidden - Authentication by CI/CD job token not allowed from app to vault.', 'the job project by its short path, not "project #1234"')
+})
