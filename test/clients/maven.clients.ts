@@ -89,9 +89,9 @@ async function get (c: Ctx, auth: Auth, token: string, artifact: string): Promis
 
 const groupPath = (group: string): string => group.replaceAll('.', '/')
 
-/** A group of its own in the shared local repository, removed after the test. */
+/** A group of its own in the shared local repository (one folder, nothing left), removed after the test. */
 function uniqueGroup (t: TestContext): string {
-  const group = `com.acme.jtg${randomBytes(4).toString('hex')}`
+  const group = `jobtokengatetest${randomBytes(4).toString('hex')}`
   t.after(() => { rmSync(join(homedir(), '.m2/repository', groupPath(group)), { recursive: true, force: true }) })
   return group
 }
