@@ -71,6 +71,9 @@ export const errors = {
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
   MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
+  JSON_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large JSON body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
+  JSON_TOO_DEEP: { status: 400, message: '400 Bad request - the JSON body is nested too deeply to inspect for credentials' },
+  JSON_KEY_TOO_LONG: { status: 400, message: '400 Bad request - a top-level key of the JSON body is too long to inspect for credentials' },
   METHOD_OVERRIDE_AMBIGUOUS: { status: 400, message: '400 Bad request - the method this request is routed as (X-HTTP-Method-Override, _method) is repeated or could be read differently; send it once, or as the request method' },
   METHOD_OVERRIDE_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - a _method parameter in a large multipart body cannot be checked before the request is forwarded; send the request with its real method' },
   // Configuration API (src/admin/) and per package format rules (src/policy/package-check.ts).

@@ -5,13 +5,15 @@
 // - `application/x-www-form-urlencoded`, and a POST body with no Content-Type at all (Rack's
 //   form_data? parses a type-less POST, and only a POST, as a form): buffered and parsed;
 // - JSON (`application/json`, `text/x-json`, `application/jsonrequest`, `*/*+json`): buffered,
-//   parsed, top-level members read (Grape merges those into params), repeated keys included;
+//   parsed, top-level members read (Grape merges those into params), repeated keys included,
+//   when its declared length is within the limit; otherwise (larger, or chunked) streamed through
+//   createJsonGuard (json-guard.ts), which reads it with the same rules;
 // - `multipart/*` (Rack parses every multipart subtype): buffered and parsed when its declared
 //   length is within the limit, so a `curl --form token=$CI_JOB_TOKEN` trigger call is enforced
 //   like a header; otherwise streamed through createMultipartGuard (multipart.ts).
 // Every other type is forwarded uninspected: GitLab reads no parameters from it.
 //
-// Form and JSON bodies over the limit are refused (413) rather than forwarded unread, and so are
+// Form bodies over the limit are refused (413) rather than forwarded unread, and so are
 // encoded (gzip...) ones, which would need inflating to inspect. The bytes forwarded are the
 // bytes received: inspection works on the buffer and never rewrites it.
 
@@ -19,6 +21,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable, Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
+import { createJsonGuard } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
 
@@ -38,8 +41,10 @@ export type BodyPlan =
   | { readonly kind: 'pass' }
   /** Read the whole body (at most maxBytes) and inspect it. */
   | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string }
-  /** Multipart of unknown or large length: pipe it through guard(boundary, token). */
-  | { readonly kind: 'stream', readonly boundary: string }
+  /** Multipart of unknown or large length: pipe it through guard(plan, token). */
+  | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string }
+  /** JSON of unknown or large length: pipe it through guard(plan, token). */
+  | { readonly kind: 'stream', readonly type: 'json' }
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export type BodyInspection =
@@ -60,11 +65,14 @@ export interface BodyScanner {
    */
   read (plan: Extract<BodyPlan, { kind: 'buffer' }>, body: Readable): Promise<BodyInspection>
   /**
-   * The streaming multipart guard (multipart.ts) for a body planned as 'stream'. With
-   * refuseMethodOverride it also fails at a part Rack could read as `_method`.
+   * The streaming guard for a body planned as 'stream': multipart (multipart.ts) or JSON
+   * (json-guard.ts). With refuseMethodOverride the multipart guard also fails at a part Rack
+   * could read as `_method`; Rack::MethodOverride reads no JSON body, so a JSON guard need not.
    */
-  guard (boundary: string, allowedToken?: string, refuseAnyCredential?: boolean, refuseMethodOverride?: boolean): Transform
+  guard (plan: StreamPlan, allowedToken?: string, refuseAnyCredential?: boolean, refuseMethodOverride?: boolean): Transform
 }
+
+export type StreamPlan = Extract<BodyPlan, { kind: 'stream' }>
 
 export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
   const maxBytes = positive('maxBytes', options.maxBytes, DEFAULT_MAX_INSPECTED_BODY_BYTES)
@@ -86,8 +94,9 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
       }
     },
 
-    guard (boundary, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
-      return createMultipartGuard({ boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
+    guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
+      if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential })
+      return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
 }
@@ -198,9 +207,13 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   const encoding = headers['content-encoding']
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
 
-  if (type !== 'multipart') {
+  if (type === 'form') {
     if (declared !== null && declared > maxBytes) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
     return { kind: 'buffer', type }
+  }
+  if (type === 'json') {
+    if (declared !== null && headers['transfer-encoding'] === undefined && declared <= maxBytes) return { kind: 'buffer', type }
+    return { kind: 'stream', type }
   }
   const boundary = parseMultipartBoundary(contentType)
   if (boundary === null) return { kind: 'rejected', code: 'MULTIPART_BAD_BOUNDARY' }

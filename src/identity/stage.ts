@@ -36,7 +36,7 @@ export interface IdentityInput {
 
 export type ForwardBody =
   /**
-   * Forward this stream. For a large multipart body it is the guard the request is piped
+   * Forward this stream. For a large multipart or JSON body it is the guard the request is piped
    * through: if it errors (an IdentityError), abort the upstream request and answer its code.
    */
   | { readonly kind: 'stream', readonly stream: Readable, readonly guarded: boolean }
@@ -112,7 +112,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         // rules check the caller's role), so no credential may hide in a streamed body there.
         const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
         // A `_method` in a streamed body would change the route after it was decided: refused there.
-        const g = guard = scanner.guard(plan.boundary, token, packageWrite, header !== null && method === 'POST')
+        const g = guard = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
         // The guard may fail at any moment from here on (while the job is resolved, while the
         // grants are read), before anyone else listens: without a listener of its own, its error
         // would be an uncaught exception that ends the process. Its failure is kept on the stream

@@ -1,17 +1,18 @@
 // npm publish sends the package tarball base64-encoded inside a JSON body
 // (`_attachments.<file>.data`). GitLab reads a JSON body's top-level members as parameters, a
-// `job_token` among them (lib/gitlab/auth/auth_finders.rb), so the gate inspects JSON bodies; it
-// reads them whole, up to GATE_MAX_INSPECTED_BODY_BYTES (64 KiB), and refuses longer ones (413
-// BODY_TOO_LARGE_TO_INSPECT). Any package whose tarball is over about 48 KiB is then refused
-// through the gate, with a valid job token and the right policy (seen with the real npm in
-// test/clients/npm.clients.ts). Large JSON bodies need a streaming scan of their top-level
-// members, as large multipart bodies have (src/identity/multipart.ts).
+// `job_token` among them (lib/gitlab/auth/auth_finders.rb), so the gate inspects JSON bodies:
+// whole up to GATE_MAX_INSPECTED_BODY_BYTES (64 KiB), and larger ones as they stream, through
+// the JSON guard (src/identity/json-guard.ts). A publish of any size passes byte for byte; a
+// second credential hidden after megabytes of tarball aborts the upstream request before its end.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { eventually } from '../helpers/eventually.ts'
 import { TOKENS, startTestGate } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
+import { send, sendChunked } from '../helpers/http.ts'
 
 function publishBody (attachmentBytes: number): string {
   const data = randomBytes(attachmentBytes).toString('base64')
@@ -34,7 +35,7 @@ test('npm publish of a small package: the JSON body is inspected and forwarded',
   assert.equal(g.seen.at(-1)?.bytes, Buffer.byteLength(body))
 })
 
-test('npm publish of a package over 64 KiB is forwarded', { todo: 'JSON bodies over GATE_MAX_INSPECTED_BODY_BYTES are refused (413), npm publish included' }, async t => {
+test('npm publish of a package over 64 KiB is forwarded', async t => {
   const g = await startTestGate(t)
   const body = publishBody(256 * 1024)
   const res = await send(g.url, 'PUT', PUBLISH, { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, body)
@@ -42,7 +43,7 @@ test('npm publish of a package over 64 KiB is forwarded', { todo: 'JSON bodies o
   assert.equal(g.seen.at(-1)?.bytes, Buffer.byteLength(body))
 })
 
-test('the workaround until then: a larger GATE_MAX_INSPECTED_BODY_BYTES lets a larger publish through, inspected', async t => {
+test('a larger GATE_MAX_INSPECTED_BODY_BYTES reads a larger publish whole', async t => {
   const g = await startTestGate(t, { GATE_MAX_INSPECTED_BODY_BYTES: String(1024 * 1024) })
   const body = publishBody(256 * 1024)
   const res = await send(g.url, 'PUT', PUBLISH, { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, body)
@@ -53,4 +54,92 @@ test('the workaround until then: a larger GATE_MAX_INSPECTED_BODY_BYTES lets a l
   const refused = await send(g.url, 'PUT', PUBLISH, { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, smuggled)
   assert.equal(refused.status, 401, refused.text)
   assert.equal(refused.json().code, 'CREDENTIAL_AMBIGUOUS')
+})
+
+interface UpstreamRequest { bytes: number, sha256: string, complete: boolean, closed: boolean }
+
+/** The API upstream: records each request's bytes, whether its body arrived whole, and when it is over. */
+async function recordingUpstream (t: TestContext): Promise<{ url: string, requests: UpstreamRequest[] }> {
+  const requests: UpstreamRequest[] = []
+  const server = createServer((req, res) => {
+    const seen: UpstreamRequest = { bytes: 0, sha256: '', complete: false, closed: false }
+    const hash = createHash('sha256')
+    requests.push(seen)
+    req.on('data', (chunk: Buffer) => { seen.bytes += chunk.length; hash.update(chunk) })
+    req.on('end', () => {
+      seen.complete = true
+      seen.sha256 = hash.digest('hex')
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+    req.on('error', () => { /* the gate aborted the upload */ })
+    req.on('close', () => { seen.closed = true })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
+}
+
+const sha256 = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex')
+
+test('a 5 MiB publish streams through byte for byte; another job token after the tarball aborts it before its end', async t => {
+  const upstream = await recordingUpstream(t)
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: upstream.url })
+  const headers = { 'job-token': TOKENS.lib, 'content-type': 'application/json' }
+  const body = publishBody(5 * 1024 * 1024)
+
+  const res = await send(g.url, 'PUT', PUBLISH, headers, body)
+  assert.equal(res.status, 200, res.text)
+  assert.equal(upstream.requests.length, 1)
+  assert.equal(upstream.requests[0]!.complete, true)
+  assert.equal(upstream.requests[0]!.sha256, sha256(body), 'forwarded byte for byte')
+
+  // The same body with the request's own token repeated at the end: one credential, forwarded.
+  const own = `${body.slice(0, -1)},"job_token":"${TOKENS.lib}"}`
+  const same = await send(g.url, 'PUT', PUBLISH, headers, own)
+  assert.equal(same.status, 200, same.text)
+  assert.equal(upstream.requests[1]!.sha256, sha256(own))
+
+  const hidden = `${body.slice(0, -1)},"job_token":"${TOKENS.tools}"}`
+  const refused = await send(g.url, 'PUT', PUBLISH, headers, hidden)
+  assert.equal(refused.status, 401, refused.text)
+  assert.equal(refused.json().code, 'CREDENTIAL_AMBIGUOUS')
+  // Streamed, then cut: wait for the upstream to see its end, whatever it is.
+  await eventually(() => upstream.requests.slice(2).every(r => r.closed), { message: 'the upstream request to end' })
+  for (const r of upstream.requests.slice(2)) {
+    assert.equal(r.complete, false, 'the upstream never received a complete request')
+    assert.ok(r.bytes < Buffer.byteLength(hidden))
+  }
+})
+
+const RELEASES = '/api/v4/projects/200/releases'
+
+test('a chunked JSON body (no declared length) streams through the guard too', async t => {
+  const upstream = await recordingUpstream(t)
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: upstream.url })
+  const body = publishBody(200 * 1024)
+  const pieces = [body.slice(0, 1000), body.slice(1000, 150_000), body.slice(150_000)]
+  const ok = await sendChunked(g.url, RELEASES, { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, pieces)
+  assert.equal(ok.status, 200, ok.body)
+  assert.equal(upstream.requests.at(-1)!.sha256, sha256(body))
+
+  // Without a header token, a job token in a streamed body cannot be resolved before it is
+  // forwarded: refused, naming the way to send it.
+  const smuggled = [`{"name":"@acme/hello","data":"${'A'.repeat(100_000)}",`, `"job_token":"${TOKENS.lib}"}`]
+  const refused = await sendChunked(g.url, RELEASES, { 'content-type': 'application/json' }, smuggled)
+  assert.equal(refused.status, 401, refused.body)
+  assert.equal((JSON.parse(refused.body) as { code: string }).code, 'JSON_CREDENTIAL_NOT_ALLOWED')
+  await eventually(() => upstream.requests.every(r => r.closed), { message: 'the upstream request to end' })
+  assert.equal(upstream.requests.filter(r => r.complete).length, 1, 'only the clean publish arrived whole')
+})
+
+test('a large JSON body that does not parse is refused before its end', async t => {
+  const upstream = await recordingUpstream(t)
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: upstream.url })
+  const body = `${publishBody(300 * 1024).slice(0, -1)},}`
+  const res = await send(g.url, 'PUT', PUBLISH, { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, body)
+  assert.equal(res.status, 400, res.text)
+  assert.equal(res.json().code, 'BODY_NOT_PARSEABLE')
+  await eventually(() => upstream.requests.every(r => r.closed), { message: 'the upstream request to end' })
+  assert.ok(upstream.requests.every(r => !r.complete), 'the upstream never received a complete request')
 })

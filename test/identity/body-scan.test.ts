@@ -92,12 +92,15 @@ test('bodies over the inspection limit are refused, not forwarded unread', async
     assert.match(body.message, /too large to inspect/)
   })
 
-  await t.test('chunked JSON that grows over the limit', async () => {
+  await t.test('chunked JSON streams through the JSON guard: a job token in it cannot be resolved first', async () => {
     const json = JSON.stringify({ name: 'v1', description: 'd'.repeat(1500), job_token: A })
     const chunked = `${json.length.toString(16)}\r\n${json}\r\n0\r\n\r\n`
     const res = await rawRequest(server.port, [`POST ${RELEASES} HTTP/1.1`, 'Content-Type: application/json', 'Transfer-Encoding: chunked'], chunked)
-    assert.equal(res.status, 413)
-    assert.equal((JSON.parse(res.body) as { code: string }).code, 'BODY_TOO_LARGE_TO_INSPECT')
+    assert.equal(res.status, 200, res.body)
+    const report = JSON.parse(res.body) as StageReport
+    assert.equal(report.bodyKind, 'stream')
+    assert.equal(report.bodyError, 'JSON_CREDENTIAL_NOT_ALLOWED')
+    assert.ok(report.bodyLength < json.length, 'the guard stopped before the end')
   })
 
   await t.test('a body just under the limit is read', async () => {
@@ -123,7 +126,9 @@ test('plan: which bodies are buffered, streamed, passed or refused', () => {
   assert.deepEqual(scanner.plan({ 'content-length': '10', 'content-type': 'multipart/form-data; boundary=b' }), { kind: 'buffer', type: 'multipart', boundary: 'b' })
   assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'multipart/form-data; boundary=b' }), { kind: 'stream', boundary: 'b' })
   assert.deepEqual(scanner.plan({ 'transfer-encoding': 'chunked', 'content-type': 'multipart/form-data; boundary=b' }), { kind: 'stream', boundary: 'b' })
-  assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'application/json' }), { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' })
+  assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'application/json' }), { kind: 'stream', type: 'json' })
+  assert.deepEqual(scanner.plan({ 'transfer-encoding': 'chunked', 'content-type': 'application/json' }), { kind: 'stream', type: 'json' })
+  assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'application/x-www-form-urlencoded' }), { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' })
   assert.deepEqual(scanner.plan({ 'content-length': '5', 'content-type': 'image/png' }), { kind: 'pass' })
 })
 
