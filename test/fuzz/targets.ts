@@ -3,6 +3,7 @@
 // what it returned: only the documented error types, and the invariants each parser promises.
 
 import { isDeepStrictEqual } from 'node:util'
+import { StringDecoder } from 'node:string_decoder'
 import { Readable } from 'node:stream'
 import fc from 'fast-check'
 import { loadCatalog } from '../../src/catalog/load.ts'
@@ -14,7 +15,8 @@ import { parsePattern } from '../../src/catalog/pattern.ts'
 import { collectCredentials, decideCredential, decodeBasic, queryPairs, type Credential, type CredentialResult } from '../../src/identity/credentials.ts'
 import { bodyCredentials, createBodyScanner, DEFAULT_MAX_INSPECTED_BODY_BYTES, type BodyInspection, type BodyPlan } from '../../src/identity/body-scan.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, type MultipartGuardOptions } from '../../src/identity/multipart.ts'
-import { IdentityError } from '../../src/identity/types.ts'
+import { JsonScanner } from '../../src/identity/json-guard.ts'
+import { IdentityError, MAX_TOKEN_BYTES } from '../../src/identity/types.ts'
 import { createOracle, type OracleMatch } from '../helpers/oracle.ts'
 import {
   bodyRequest, catalogWords, chunking, headerList, METHOD, multipartBody, queryString, requestTarget, routedTarget, splitBody, tokenValue,
@@ -244,7 +246,7 @@ const PLAN_KINDS = new Set(['pass', 'buffer', 'stream', 'rejected'])
 
 export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = {
   name: 'body-scan',
-  covers: 'createBodyScanner plan/read (and bodyCredentials where the plan is not to buffer) on form, JSON and multipart bodies: read resolves (never rejects) with the bytes as sent; only documented errors',
+  covers: 'createBodyScanner plan/read (and bodyCredentials where the plan is not to buffer) on form, JSON and multipart bodies: read resolves (never rejects) with the bytes as sent; only documented errors; the JSON guard reads JSON as the buffered scan does',
   arbitrary: bodyRequest(),
   async: true,
   // Timed: what the gate runs for the request, so one parse per input.
@@ -270,8 +272,47 @@ export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = 
     // read() turns every exception into 'rejected'; call the parser itself too, untimed, to see which.
     const direct = out.direct ?? directCredentials(input)
     if (Array.isArray(direct)) checkCredentials(direct, decideCredential(direct))
+    if (input.type === 'json') checkJsonGuard(input)
   },
   show: input => `${input.type} ${input.method} headers ${JSON.stringify(input.headers).slice(0, 300)} small ${input.small} chunks ${JSON.stringify(input.chunks).slice(0, 120)} body ${clipBytes(input.body)}`
+}
+
+/**
+ * The JSON guard's reading (json-guard.ts), fed in the input's chunks, against the buffered scan
+ * of the whole body: the same credentials, and a refusal exactly where JSON.parse refuses (or a
+ * documented limit of the guard: nesting depth, a key too long to read).
+ */
+function checkJsonGuard (input: BodyRequest): void {
+  let buffered: Credential[] | null
+  try {
+    buffered = bodyCredentials('json', input.body)
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error
+    buffered = null
+  }
+  // A value longer than a token is kept truncated by the guard: compared as '<long>'.
+  const shown = (c: Credential, truncated = false): [string, boolean, string] => [c.where, c.jobToken, truncated || c.secret.length > MAX_TOKEN_BYTES ? '<long>' : c.secret]
+  const streamed: Array<[string, boolean, string]> = []
+  let code: string | null = null
+  try {
+    const scanner = new JsonScanner((c, truncated) => { streamed.push(shown(c, truncated)) })
+    const decoder = new StringDecoder('utf8')
+    for (const chunk of splitBody(input.body, input.chunks)) scanner.write(decoder.write(chunk))
+    scanner.write(decoder.end())
+    scanner.end()
+  } catch (error) {
+    violation(error instanceof IdentityError, () => `the JSON guard threw ${error instanceof Error ? error.stack : String(error)}`)
+    code = (error as IdentityError).code
+  }
+  if (code === 'JSON_TOO_DEEP' || code === 'JSON_KEY_TOO_LONG') return
+  if (buffered === null) {
+    violation(code === 'BODY_NOT_PARSEABLE', () => `JSON.parse refuses the body, the JSON guard ${code ?? 'reads it'}`)
+    return
+  }
+  violation(code === null, () => `JSON.parse reads the body, the JSON guard refuses it: ${code}`)
+  const a = JSON.stringify(streamed.sort())
+  const b = JSON.stringify(buffered.map(c => shown(c)).sort())
+  violation(a === b, () => `the JSON guard found ${clip(a)}, the buffered scan ${clip(b)}`)
 }
 
 // ---------------------------------------------------------------------------------------------
