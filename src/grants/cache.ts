@@ -11,7 +11,7 @@
 //   that the read fails with GrantsStoreUnavailableError (503). Never an allow by default.
 
 import { LRUCache } from 'lru-cache'
-import { isFullPath, pathKey, type StoredGrants } from './model.ts'
+import { isFullPath, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsStoreUnavailableError } from './errors.ts'
 import type { GrantStore, InvalidationEvent } from './store.ts'
 
@@ -25,7 +25,7 @@ export interface GrantCacheOptions {
   readonly staleWindowMs?: number
   /** A store read taking longer counts as a failure. Default 2000. */
   readonly loadTimeoutMs?: number
-  /** Entries kept per kind (projects, paths). Default 10 000. */
+  /** Entries kept per kind (projects, paths, root namespaces). Default 10 000. */
   readonly maxEntries?: number
   /** Called for each invalidation with its lag (receiver's wall clock − writer's), for a histogram. */
   readonly onInvalidation?: (lagMs: number) => void
@@ -49,6 +49,7 @@ export interface GrantCacheStats {
   readonly lastInvalidationLagMs: number
   readonly projectEntries: number
   readonly pathEntries: number
+  readonly namespaceEntries: number
 }
 
 export interface GrantCache {
@@ -56,6 +57,13 @@ export interface GrantCache {
   get (projectId: number): Promise<StoredGrants | null>
   /** Full path → id (case-insensitive), null when unknown. */
   resolvePath (path: string): Promise<number | null>
+  /**
+   * A root namespace's settings (by its path, case-insensitive), null when none are stored. Same
+   * freshness, single flight, stale window and invalidation as projects.
+   */
+  namespace (namespacePath: string): Promise<StoredNamespaceSettings | null>
+  /** Drops one root namespace (read-your-writes after a local write). */
+  invalidateNamespace (namespacePath: string): void
   /** Drops one project (after a local write, for read-your-writes without waiting for the message). */
   invalidate (projectId: number): void
   flush (): void
@@ -174,7 +182,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
 
   const counters: Counters = {
     hits: 0, negativeHits: 0, misses: 0, staleServed: 0, singleFlightWaits: 0, storeErrors: 0, failClosed: 0,
-    invalidationsReceived: 0, resets: 0, lastInvalidationLagMs: -1, projectEntries: 0, pathEntries: 0
+    invalidationsReceived: 0, resets: 0, lastInvalidationLagMs: -1, projectEntries: 0, pathEntries: 0, namespaceEntries: 0
   }
   const common = { max, ttl, negativeTtl, staleWindow, loadTimeout, now, counters }
   const projects = createLayer<number, StoredGrants | null>({
@@ -189,10 +197,17 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
     load: key => store.resolvePath(key),
     describe: key => `path ${key}`
   })
+  const namespaces = createLayer<string, StoredNamespaceSettings | null>({
+    ...common,
+    isNegative: value => value === null,
+    load: key => store.getNamespace(key),
+    describe: key => `root namespace ${key}`
+  })
 
   function flush (): void {
     projects.clear()
     paths.clear()
+    namespaces.clear()
   }
 
   function onEvent (event: InvalidationEvent): void {
@@ -203,8 +218,12 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
     }
     counters.invalidationsReceived++
     // Always drop, whatever the versions say: after a Redis data loss they start again at 1.
-    projects.drop(event.projectId)
-    for (const path of event.paths) paths.drop(path)
+    if (event.kind === 'namespace') {
+      namespaces.drop(event.namespace)
+    } else {
+      projects.drop(event.projectId)
+      for (const path of event.paths) paths.drop(path)
+    }
     const lag = Math.max(0, wallClock() - event.publishedAt)
     counters.lastInvalidationLagMs = lag
     options.onInvalidation?.(lag)
@@ -217,9 +236,15 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
       if (!isFullPath(path)) return null
       return await paths.get(pathKey(path))
     },
+    async namespace (namespacePath) {
+      const key = pathKey(namespacePath)
+      if (!isRootNamespaceKey(key)) return null
+      return await namespaces.get(key)
+    },
     invalidate: projectId => projects.drop(projectId),
+    invalidateNamespace: namespacePath => namespaces.drop(pathKey(namespacePath)),
     flush,
-    stats: () => ({ ...counters, projectEntries: projects.entries.size, pathEntries: paths.entries.size }),
+    stats: () => ({ ...counters, projectEntries: projects.entries.size, pathEntries: paths.entries.size, namespaceEntries: namespaces.entries.size }),
     close () {
       unsubscribe()
       flush()

@@ -8,10 +8,10 @@
 
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { checkStoredGrants, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
+import { checkStoredGrants, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
-import { createListeners, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+import { createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** JSON file to load at start and save after every write; volatile when absent. */
@@ -21,15 +21,24 @@ export interface MemoryStoreOptions {
 }
 
 const FORMAT = 'job-token-gate/grants'
+// Version 2 adds `namespaces`; a file is written as version 1 while it holds none, so a gate that
+// predates them still reads it, and refuses (rather than silently drops) one that does.
 const FORMAT_VERSION = 1
+const FORMAT_VERSION_NAMESPACES = 2
 
 interface FileDocument {
   format: typeof FORMAT
   formatVersion: number
   projects: Array<{ version: number, grants: ProjectGrants }>
+  namespaces?: Array<{ version: number, settings: NamespaceSettings }>
 }
 
 interface StoredRecord { grants: ProjectGrants, version: number, stored: StoredGrants }
+interface NamespaceRecord { settings: NamespaceSettings, version: number, stored: StoredNamespaceSettings }
+/** One write, as serialize() applies it over the current state. */
+type Change =
+  | { readonly kind: 'project', readonly projectId: number, readonly grants: ProjectGrants | null, readonly version: number }
+  | { readonly kind: 'namespace', readonly namespacePath: string, readonly settings: NamespaceSettings | null, readonly version: number }
 
 export async function createMemoryStore (options: MemoryStoreOptions = {}): Promise<GrantStore> {
   const now = options.now ?? Date.now
@@ -42,6 +51,10 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   const usage = createMemoryUsage()
   // Audit events per project, oldest first; volatile (not in the state file), like the process.
   const audit = new Map<number, AuditEvent[]>()
+  // Root namespace settings, by lower-cased path; versions outlive deletes as for projects.
+  const namespaces = new Map<string, NamespaceRecord>()
+  const namespaceVersions = new Map<string, number>()
+  const namespaceAudit = new Map<string, NamespaceAuditEvent[]>()
   let writes: Promise<unknown> = Promise.resolve()
   let closed = false
   let tmpCounter = 0
@@ -49,7 +62,15 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   if (file !== undefined) {
     await removeLeftoverTempFiles(file)
-    for (const { grants, version } of await loadFile(file)) commit(grants.projectId, grants, version)
+    const loaded = await loadFile(file)
+    for (const { grants, version } of loaded.projects) commit(grants.projectId, grants, version)
+    for (const { settings, version } of loaded.namespaces) commitNamespace(settings.namespacePath, settings, version)
+  }
+
+  function commitNamespace (namespacePath: string, settings: NamespaceSettings | null, version: number): void {
+    namespaceVersions.set(namespacePath, version)
+    if (settings === null) namespaces.delete(namespacePath)
+    else namespaces.set(namespacePath, { settings, version, stored: Object.freeze({ ...settings, version }) })
   }
 
   function commit (projectId: number, grants: ProjectGrants | null, version: number): void {
@@ -64,12 +85,19 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     paths.set(pathKey(grants.projectPath), projectId)
   }
 
-  function serialize (projectId: number, grants: ProjectGrants | null, version: number): string {
+  /** The whole state with `change` applied, as the file holds it. */
+  function serialize (change: Change): string {
     const projects: FileDocument['projects'] = []
-    for (const [id, record] of records) if (id !== projectId) projects.push({ version: record.version, grants: record.grants })
-    if (grants !== null) projects.push({ version, grants })
+    for (const [id, record] of records) if (change.kind !== 'project' || id !== change.projectId) projects.push({ version: record.version, grants: record.grants })
+    if (change.kind === 'project' && change.grants !== null) projects.push({ version: change.version, grants: change.grants })
     projects.sort((a, b) => a.grants.projectId - b.grants.projectId)
-    const doc: FileDocument = { format: FORMAT, formatVersion: FORMAT_VERSION, projects }
+    const spaces: NonNullable<FileDocument['namespaces']> = []
+    for (const [path, record] of namespaces) if (change.kind !== 'namespace' || path !== change.namespacePath) spaces.push({ version: record.version, settings: record.settings })
+    if (change.kind === 'namespace' && change.settings !== null) spaces.push({ version: change.version, settings: change.settings })
+    spaces.sort((a, b) => a.settings.namespacePath < b.settings.namespacePath ? -1 : 1)
+    const doc: FileDocument = spaces.length === 0
+      ? { format: FORMAT, formatVersion: FORMAT_VERSION, projects }
+      : { format: FORMAT, formatVersion: FORMAT_VERSION_NAMESPACES, projects, namespaces: spaces }
     return JSON.stringify(doc, null, 2) + '\n'
   }
 
@@ -108,9 +136,21 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       throw new GrantsVersionConflictError(projectId, expectedVersion, exists ? current : 0)
     }
     const version = current + 1
-    if (file !== undefined) await save(serialize(projectId, grants, version))
+    if (file !== undefined) await save(serialize({ kind: 'project', projectId, grants, version }))
     commit(projectId, grants, version)
     listeners.emit({ kind: 'project', projectId, version, paths, publishedAt: now() })
+    return version
+  }
+
+  /** write()'s twin for a root namespace: save, then memory, then the invalidation. */
+  async function writeNamespace (namespacePath: string, settings: NamespaceSettings | null, expectedVersion?: number): Promise<number> {
+    const current = namespaceVersions.get(namespacePath) ?? 0
+    const seen = namespaces.has(namespacePath) ? current : 0
+    if (expectedVersion !== undefined && expectedVersion !== seen) throw new GrantsVersionConflictError(0, expectedVersion, seen)
+    const version = current + 1
+    if (file !== undefined) await save(serialize({ kind: 'namespace', namespacePath, settings, version }))
+    commitNamespace(namespacePath, settings, version)
+    listeners.emit({ kind: 'namespace', namespace: namespacePath, version, publishedAt: now() })
     return version
   }
 
@@ -163,6 +203,40 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       const newestFirst = list.slice().reverse().slice(offset, offset + limit)
       return { total: list.length, events: newestFirst.map(e => structuredClone(e)) }
     },
+    async getNamespace (namespacePath) {
+      ensureOpen()
+      return namespaces.get(pathKey(namespacePath))?.stored ?? null
+    },
+    async putNamespace (input, putOptions: PutOptions = {}) {
+      ensureOpen()
+      const settings = validateNamespaceSettings(input)
+      return await serial(async () => await writeNamespace(settings.namespacePath, settings, putOptions.expectedVersion))
+    },
+    async deleteNamespace (namespacePath, putOptions: PutOptions = {}) {
+      ensureOpen()
+      const key = pathKey(namespacePath)
+      return await serial(async () => {
+        if (!namespaces.has(key)) {
+          if (putOptions.expectedVersion !== undefined && putOptions.expectedVersion !== 0) throw new GrantsVersionConflictError(0, putOptions.expectedVersion, 0)
+          return false
+        }
+        await writeNamespace(key, null, putOptions.expectedVersion)
+        return true
+      })
+    },
+    async appendNamespaceAudit (event) {
+      ensureOpen()
+      const key = pathKey(event.namespacePath)
+      const list = namespaceAudit.get(key) ?? []
+      list.push(structuredClone(event))
+      namespaceAudit.set(key, list)
+    },
+    async readNamespaceAudit (namespacePath, { offset, limit }) {
+      ensureOpen()
+      const list = namespaceAudit.get(pathKey(namespacePath)) ?? []
+      const newestFirst = list.slice().reverse().slice(offset, offset + limit)
+      return { total: list.length, events: newestFirst.map(e => structuredClone(e)) }
+    },
     subscribe: listener => listeners.add(listener),
     recordUsage: usage.recordUsage,
     readUsage: usage.readUsage,
@@ -184,12 +258,17 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   }
 }
 
-async function loadFile (file: string): Promise<Array<{ grants: ProjectGrants, version: number }>> {
+interface LoadedState {
+  readonly projects: Array<{ grants: ProjectGrants, version: number }>
+  readonly namespaces: Array<{ settings: NamespaceSettings, version: number }>
+}
+
+async function loadFile (file: string): Promise<LoadedState> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { projects: [], namespaces: [] }
     throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
   }
   // A file that does not parse stops the start: silently starting empty would drop every grant.
@@ -199,17 +278,31 @@ async function loadFile (file: string): Promise<Array<{ grants: ProjectGrants, v
   } catch (err) {
     throw new GrantsError('GRANTS_INVALID', `${file} is not valid JSON: ${(err as Error).message}`)
   }
-  if (doc?.format !== FORMAT || doc.formatVersion !== FORMAT_VERSION || !Array.isArray(doc.projects)) {
-    throw new GrantsError('GRANTS_INVALID', `${file} is not a ${FORMAT} file of format version ${FORMAT_VERSION}`)
+  const withNamespaces = doc?.formatVersion === FORMAT_VERSION_NAMESPACES
+  if (doc?.format !== FORMAT || (doc.formatVersion !== FORMAT_VERSION && !withNamespaces) || !Array.isArray(doc.projects) ||
+    (withNamespaces && !Array.isArray(doc.namespaces))) {
+    throw new GrantsError('GRANTS_INVALID', `${file} is not a ${FORMAT} file of format version ${FORMAT_VERSION} or ${FORMAT_VERSION_NAMESPACES}`)
   }
-  return doc.projects.map((item, i) => {
+  const checkVersion = (version: number): void => {
+    if (!Number.isSafeInteger(version) || version < 1) throw new Error('version must be a positive integer')
+  }
+  const projects = doc.projects.map((item, i) => {
     try {
-      if (!Number.isSafeInteger(item.version) || item.version < 1) throw new Error('version must be a positive integer')
+      checkVersion(item.version)
       return { grants: checkStoredGrants(item.grants), version: item.version }
     } catch (err) {
       throw new GrantsError('GRANTS_INVALID', `${file}: projects[${i}]: ${(err as Error).message}`)
     }
   })
+  const namespaces = (withNamespaces ? doc.namespaces! : []).map((item, i) => {
+    try {
+      checkVersion(item.version)
+      return { settings: validateNamespaceSettings(item.settings), version: item.version }
+    } catch (err) {
+      throw new GrantsError('GRANTS_INVALID', `${file}: namespaces[${i}]: ${(err as Error).message}`)
+    }
+  })
+  return { projects, namespaces }
 }
 
 /** A crash between writing and renaming leaves a temp file behind; it is never read. */

@@ -44,15 +44,31 @@ export interface ProjectGrants {
   readonly entries: readonly AllowlistEntry[]
   readonly packageRules?: PackageRules
   /**
-   * GitLab's `job_token_policies_enabled` of this project's root namespace (17.11 to 18.4), kept
-   * on the project: false makes its fine-grained entries act as default permissions. Absent: the
-   * instance's `fineGrainedPolicies`.
+   * GitLab's `job_token_policies_enabled` (17.11 to 18.4) for this project alone: false makes its
+   * fine-grained entries act as default permissions. Wins over its root namespace's
+   * NamespaceSettings, which win over the instance's `fineGrainedPolicies`. Absent: not set here.
    */
   readonly jobTokenPoliciesEnabled?: boolean
 }
 
 /** A document as a store returns it: with the per-project version its last write produced. */
 export interface StoredGrants extends ProjectGrants {
+  readonly version: number
+}
+
+/**
+ * GitLab's `job_token_policies_enabled` of one root namespace (namespace_setting.rb, 17.11 to
+ * 18.4), for every project under it whose own document does not set `jobTokenPoliciesEnabled`.
+ * Keyed by the root namespace's path, lower-cased: the first segment of an accessed project's
+ * `projectPath`, so the request path needs no GitLab call to find it.
+ */
+export interface NamespaceSettings {
+  /** The root namespace's path, lower-cased (`acme`): one segment, never a subgroup. */
+  readonly namespacePath: string
+  readonly jobTokenPoliciesEnabled: boolean
+}
+
+export interface StoredNamespaceSettings extends NamespaceSettings {
   readonly version: number
 }
 
@@ -74,7 +90,8 @@ export interface InstanceSettings {
   /**
    * Whether fine-grained policies are enforced (`enforce`, GitLab 18.5 on; absent means so) or
    * act as default permissions (`off`: older GitLab, feature flag `add_policies_to_ci_job_token`
-   * off or `job_token_policies_enabled` false). A project's `jobTokenPoliciesEnabled` overrides it.
+   * off or `job_token_policies_enabled` false). A root namespace's NamespaceSettings override it,
+   * and a project's `jobTokenPoliciesEnabled` overrides both.
    */
   readonly fineGrainedPolicies?: FineGrainedPolicies
 }
@@ -117,6 +134,33 @@ const MAX_PATH_LENGTH = 2048
 /** Whether `path` can be a GitLab full project path (anything else resolves to nothing). */
 export function isFullPath (path: string): boolean {
   return path.length <= MAX_PATH_LENGTH && FULL_PATH.test(path)
+}
+
+const ROOT_PATH = /^[a-z0-9_][a-z0-9_.-]*$/
+const MAX_ROOT_PATH_LENGTH = 255
+
+/** Whether `path` is a root namespace key: one lower-case path segment. */
+export function isRootNamespaceKey (path: string): boolean {
+  return path.length <= MAX_ROOT_PATH_LENGTH && ROOT_PATH.test(path)
+}
+
+/** The root namespace key of a full project path (`Acme/sub/app` → `acme`). */
+export function rootNamespaceOf (projectPath: string): string {
+  const slash = projectPath.indexOf('/')
+  return pathKey(slash === -1 ? projectPath : projectPath.slice(0, slash))
+}
+
+/** Checks a NamespaceSettings document and returns a frozen copy; throws naming every bad field. */
+export function validateNamespaceSettings (doc: unknown): NamespaceSettings {
+  if (!isRecord(doc)) throw new GrantsValidationError([{ path: '', message: 'must be an object' }])
+  const issues: ValidationIssue[] = []
+  for (const key of Object.keys(doc)) if (key !== 'namespacePath' && key !== 'jobTokenPoliciesEnabled') issues.push({ path: key, message: 'is not a known field' })
+  if (typeof doc.namespacePath !== 'string' || !isRootNamespaceKey(doc.namespacePath)) {
+    issues.push({ path: 'namespacePath', message: 'must be a root namespace path, one lower-case segment such as "acme"' })
+  }
+  if (typeof doc.jobTokenPoliciesEnabled !== 'boolean') issues.push({ path: 'jobTokenPoliciesEnabled', message: 'must be a boolean' })
+  if (issues.length > 0) throw new GrantsValidationError(issues)
+  return Object.freeze({ namespacePath: doc.namespacePath as string, jobTokenPoliciesEnabled: doc.jobTokenPoliciesEnabled as boolean })
 }
 
 const GRANT_KEYS = new Set(['projectId', 'projectPath', 'inboundEnabled', 'entries', 'packageRules', 'jobTokenPoliciesEnabled'])

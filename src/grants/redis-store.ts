@@ -8,8 +8,13 @@
 //   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
 //   <prefix>:{p:<id>}:audit       stream: audit events of the configuration API, field `e` (JSON)
 //   <prefix>:{p:<id>}:usage:<day> hash: least-privilege usage, expiring (usage-redis.ts)
-//   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}
-// A project's write and its invalidation message are one Lua script (atomic, one slot). The
+//   <prefix>:{ns:<path>}:settings hash: doc (NamespaceSettings JSON), path, version: a root
+//                                  namespace's settings, by lower-cased path
+//   <prefix>:{ns:<path>}:audit    stream: that namespace's audit events
+//   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}, or
+//                                  {"n":"<path>","v":...,"t":...,"paths":["<path>"]}
+// A write and its invalidation message are one Lua script (atomic, one slot), the same script
+// for projects and root namespaces (the message's first member is its argument). The
 // path index lives in another slot, so it is only a hint: resolvePath checks it against the
 // project's own `path` field, and a stale hint resolves to nothing.
 //
@@ -20,10 +25,10 @@
 // messages published meanwhile are lost.
 
 import { Redis, Cluster, type RedisOptions, type ClusterNode } from 'ioredis'
-import { checkStoredGrants, isFullPath, pathKey, type ProjectGrants, type StoredGrants } from './model.ts'
+import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createRedisUsage } from './usage-redis.ts'
-import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type PutOptions, type StoreHealth } from './store.ts'
+import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
 
@@ -57,6 +62,9 @@ export interface RedisKeys {
   path (lowerPath: string): string
   /** Stream of the project's audit events (configuration API), append-only. */
   audit (projectId: number): string
+  /** A root namespace's settings hash, and its audit stream (lower-cased path). */
+  namespace (namespacePath: string): string
+  namespaceAudit (namespacePath: string): string
   readonly channel: string
 }
 
@@ -65,6 +73,8 @@ export function redisKeys (prefix = 'jtg'): RedisKeys {
     grants: id => `${prefix}:{p:${id}}:grants`,
     path: lowerPath => `${prefix}:{path:${lowerPath}}:id`,
     audit: id => `${prefix}:{p:${id}}:audit`,
+    namespace: path => `${prefix}:{ns:${path}}:settings`,
+    namespaceAudit: path => `${prefix}:{ns:${path}}:audit`,
     channel: `${prefix}:invalidate`
   }
 }
@@ -75,8 +85,10 @@ export interface RedisGrantStore extends GrantStore {
   readonly keys: RedisKeys
 }
 
-// KEYS[1] grants hash. ARGV: doc, lower path, expected version ('' = any), channel, id, now.
-// Returns {1, version, oldPath} or {0, currentVersion, currentPath} on a version conflict.
+// KEYS[1] grants hash (a project's, or a root namespace's settings). ARGV: doc, lower path,
+// expected version ('' = any), channel, the message's first member (`"p":<id>` or
+// `"n":"<path>"`, JSON), now. Returns {1, version, oldPath} or {0, currentVersion, currentPath}
+// on a version conflict.
 const PUT_SCRIPT = `
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -90,19 +102,27 @@ local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'path', ARGV[2])
 local paths = {ARGV[2]}
 if oldPath ~= '' and oldPath ~= ARGV[2] then paths[2] = oldPath end
-redis.call('PUBLISH', ARGV[4], '{"p":' .. ARGV[5] .. ',"v":' .. version .. ',"t":' .. ARGV[6] .. ',"paths":' .. cjson.encode(paths) .. '}')
+redis.call('PUBLISH', ARGV[4], '{' .. ARGV[5] .. ',"v":' .. version .. ',"t":' .. ARGV[6] .. ',"paths":' .. cjson.encode(paths) .. '}')
 return {1, version, oldPath}
 `
 
-// KEYS[1] grants hash. ARGV: channel, id, now. Returns {1, version, oldPath} or {0, version, ''}.
+// KEYS[1] grants hash. ARGV: channel, the message's first member (as PUT_SCRIPT's), now,
+// expected version ('' = any). Returns {1, version, oldPath}, {0, version, ''} when there is
+// nothing to delete, or {-1, currentVersion, ''} on a version conflict.
 const DELETE_SCRIPT = `
-if redis.call('HEXISTS', KEYS[1], 'doc') == 0 then
+local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+if ARGV[4] ~= '' then
+  local seen = 0
+  if exists then seen = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') end
+  if tonumber(ARGV[4]) ~= seen then return {-1, seen, ''} end
+end
+if not exists then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'version') or '0'), ''}
 end
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
 redis.call('HDEL', KEYS[1], 'doc', 'path')
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], '{"p":' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
+redis.call('PUBLISH', ARGV[1], '{' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
 return {1, version, oldPath}
 `
 
@@ -215,6 +235,18 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     }
   }
 
+  /** An audit stream, newest first; a page is read from the top, so deep pages read more (pages are small). */
+  async function readStream<E> (key: string, { offset, limit }: { readonly offset: number, readonly limit: number }): Promise<{ total: number, events: E[] }> {
+    const total = await client.xlen(key)
+    if (limit <= 0 || offset >= total) return { total, events: [] }
+    const items = await client.xrevrange(key, '+', '-', 'COUNT', offset + limit)
+    const events = items.slice(offset).map(([, fields]) => {
+      const i = fields.indexOf('e')
+      return JSON.parse(i === -1 ? 'null' : fields[i + 1]!) as E | null
+    }).filter((e): e is E => e !== null)
+    return { total, events }
+  }
+
   async function unindex (lowerPath: string, projectId: number): Promise<void> {
     await scripts.jtgUnindex(keys.path(lowerPath), String(projectId))
   }
@@ -254,7 +286,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       // another project.
       await client.set(keys.path(lower), id)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, id, String(now()))
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()))
       if (ok !== 1) {
         if (oldPath !== lower) await unindex(lower, grants.projectId)
         throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
@@ -263,7 +295,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return Number(version)
     }),
     delete: projectId => call('delete', async () => {
-      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.channel, String(projectId), String(now()))
+      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.channel, `"p":${projectId}`, String(now()), '')
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
@@ -272,18 +304,42 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     appendAudit: event => call('appendAudit', async () => {
       await client.xadd(keys.audit(event.projectId), '*', 'e', JSON.stringify(event))
     }),
-    readAudit: (projectId, { offset, limit }) => call('readAudit', async () => {
-      const key = keys.audit(projectId)
-      const total = await client.xlen(key)
-      if (limit <= 0 || offset >= total) return { total, events: [] }
-      // Newest first; a page is read from the top, so deep pages read more (pages are small).
-      const items = await client.xrevrange(key, '+', '-', 'COUNT', offset + limit)
-      const events = items.slice(offset).map(([, fields]) => {
-        const i = fields.indexOf('e')
-        return JSON.parse(i === -1 ? 'null' : fields[i + 1]!) as AuditEvent
-      }).filter(e => e !== null)
-      return { total, events }
+    readAudit: (projectId, page) => call('readAudit', async () => await readStream<AuditEvent>(keys.audit(projectId), page)),
+    getNamespace: namespacePath => call('getNamespace', async () => {
+      const key = pathKey(namespacePath)
+      if (!isRootNamespaceKey(key)) return null
+      const [doc, version] = await client.hmget(keys.namespace(key), 'doc', 'version')
+      if (doc === null || doc === undefined) return null
+      let settings: NamespaceSettings
+      try {
+        settings = validateNamespaceSettings(JSON.parse(doc))
+      } catch (err) {
+        throw new GrantsStoreUnavailableError(`root namespace ${key} holds an unreadable document: ${(err as Error).message}`)
+      }
+      if (settings.namespacePath !== key) throw new GrantsStoreUnavailableError(`key of root namespace ${key} holds ${settings.namespacePath}`)
+      return Object.freeze({ ...settings, version: Number(version) })
     }),
+    putNamespace: (input, putOptions: PutOptions = {}) => call('putNamespace', async () => {
+      const settings = validateNamespaceSettings(input)
+      const key = settings.namespacePath
+      const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
+      const [ok, version] = await scripts.jtgPut(keys.namespace(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()))
+      if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
+      return Number(version)
+    }),
+    deleteNamespace: (namespacePath, putOptions: PutOptions = {}) => call('deleteNamespace', async () => {
+      const key = pathKey(namespacePath)
+      if (!isRootNamespaceKey(key)) return false
+      const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
+      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected)
+      if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
+      return ok === 1
+    }),
+    appendNamespaceAudit: event => call('appendNamespaceAudit', async () => {
+      await client.xadd(keys.namespaceAudit(pathKey(event.namespacePath)), '*', 'e', JSON.stringify(event))
+    }),
+    readNamespaceAudit: (namespacePath, page) => call('readNamespaceAudit', async () =>
+      await readStream<NamespaceAuditEvent>(keys.namespaceAudit(pathKey(namespacePath)), page)),
     subscribe: listener => listeners.add(listener),
     recordUsage: (batch, limits) => call('recordUsage', () => usage.recordUsage(batch, limits)),
     readUsage: (projectId, days) => call('readUsage', () => usage.readUsage(projectId, days)),

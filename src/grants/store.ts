@@ -2,7 +2,7 @@
 // invalidation message they publish. The cache (cache.ts) is the only reader on the request
 // path; the configuration API writes through `put` / `delete`.
 
-import type { ProjectGrants, StoredGrants } from './model.ts'
+import type { NamespaceSettings, ProjectGrants, StoredGrants, StoredNamespaceSettings } from './model.ts'
 import type { UsageStore } from './usage-store.ts'
 
 export type InvalidationEvent =
@@ -14,6 +14,13 @@ export type InvalidationEvent =
     /** Lower-cased full paths whose resolution may have changed (new and old path). */
     readonly paths: readonly string[]
     /** Writer's wall clock (ms since epoch) when it published: the lag metric's start. */
+    readonly publishedAt: number
+  }
+  /** Root namespace `namespace` (lower-cased path) had its settings written or deleted. */
+  | {
+    readonly kind: 'namespace'
+    readonly namespace: string
+    readonly version: number
     readonly publishedAt: number
   }
   /** Messages may have been missed (the subscription was lost and is back): drop everything. */
@@ -56,11 +63,17 @@ export interface AuditEvent {
   readonly requestId: string
 }
 
-export interface AuditPage {
-  /** Events of the project in all. */
+export interface AuditPage<E = AuditEvent> {
+  /** Events of the project (or root namespace) in all. */
   readonly total: number
   /** Newest first. */
-  readonly events: readonly AuditEvent[]
+  readonly events: readonly E[]
+}
+
+/** A change of a root namespace's settings: as AuditEvent, the namespace in place of the project. */
+export interface NamespaceAuditEvent extends Omit<AuditEvent, 'projectId'> {
+  /** The root namespace's lower-cased path. */
+  readonly namespacePath: string
 }
 
 export interface GrantStore {
@@ -82,6 +95,18 @@ export interface GrantStore {
   appendAudit (event: AuditEvent): Promise<void>
   /** Reads the project's audit events, newest first, skipping `offset` and returning at most `limit`. */
   readAudit (projectId: number, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage>
+  /** The root namespace's settings (key: lower-cased path) with their version, or null. */
+  getNamespace (namespacePath: string): Promise<StoredNamespaceSettings | null>
+  /**
+   * Replaces a root namespace's settings (from validateNamespaceSettings()) atomically, bumps its
+   * version and publishes an invalidation, as put() does for projects.
+   */
+  putNamespace (settings: NamespaceSettings, options?: PutOptions): Promise<number>
+  /** Removes a root namespace's settings (bumping the version, publishing); false if none. */
+  deleteNamespace (namespacePath: string, options?: PutOptions): Promise<boolean>
+  /** Appends to, and reads (newest first), the root namespace's append-only audit log. */
+  appendNamespaceAudit (event: NamespaceAuditEvent): Promise<void>
+  readNamespaceAudit (namespacePath: string, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage<NamespaceAuditEvent>>
   /** Registers a listener for invalidations (its own writes included); returns the unsubscribe. */
   subscribe (listener: InvalidationListener): () => void
   /** Least-privilege usage (UsageStore, usage-store.ts): optional, both shipped stores keep it. */
@@ -92,15 +117,20 @@ export interface GrantStore {
 }
 
 /**
- * Wire format of an invalidation message, short because every replica parses every write.
+ * Wire format of an invalidation message, short because every replica parses every write:
+ * `p` names a project, `n` a root namespace.
  * The Redis store's Lua scripts write it (in the same step as the write), this reads it.
  */
-interface WireMessage { p: number, v: number, t: number, paths?: string[] }
+interface WireMessage { p: number, n: string, v: number, t: number, paths?: string[] }
 
 /** Parses a wire message; a malformed one becomes a reset, because dropping everything is safe. */
 export function decodeInvalidation (text: string): InvalidationEvent {
   try {
     const m = JSON.parse(text) as Partial<WireMessage>
+    // A root namespace's settings: `{"n":"<path>","v":...,"t":...}`.
+    if (typeof m.n === 'string' && Number.isSafeInteger(m.v) && typeof m.t === 'number') {
+      return { kind: 'namespace', namespace: m.n, version: m.v!, publishedAt: m.t }
+    }
     if (Number.isSafeInteger(m.p) && Number.isSafeInteger(m.v) && typeof m.t === 'number') {
       const paths = Array.isArray(m.paths) ? m.paths.filter((p): p is string => typeof p === 'string') : []
       return { kind: 'project', projectId: m.p!, version: m.v!, paths, publishedAt: m.t }

@@ -6,14 +6,15 @@ import assert from 'node:assert/strict'
 import { createGrantCache, type GrantCacheOptions } from '../../src/grants/cache.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { createListeners, type GrantStore, type InvalidationEvent } from '../../src/grants/store.ts'
-import type { StoredGrants } from '../../src/grants/model.ts'
+import type { StoredGrants, StoredNamespaceSettings } from '../../src/grants/model.ts'
 import { grantsFor } from './store-contract.ts'
 import { eventually } from '../helpers/eventually.ts'
 
 interface FakeStore extends GrantStore {
   data: Map<number, StoredGrants>
   paths: Map<string, number>
-  calls: { get: number, resolvePath: number }
+  namespaces: Map<string, StoredNamespaceSettings>
+  calls: { get: number, resolvePath: number, getNamespace: number }
   /** When set, reads reject with it. */
   failure: Error | null
   /** When set, reads wait for release() before answering. */
@@ -33,7 +34,8 @@ function fakeStore (): FakeStore {
     kind: 'memory',
     data: new Map(),
     paths: new Map(),
-    calls: { get: 0, resolvePath: 0 },
+    namespaces: new Map(),
+    calls: { get: 0, resolvePath: 0, getNamespace: 0 },
     failure: null,
     hold: false,
     held: () => waiting.length,
@@ -58,6 +60,15 @@ function fakeStore (): FakeStore {
     async version () { return 0 },
     async appendAudit () { throw new Error('not used') },
     async readAudit () { throw new Error('not used') },
+    async getNamespace (path) {
+      store.calls.getNamespace++
+      if (store.failure !== null) throw store.failure
+      return store.namespaces.get(path) ?? null
+    },
+    async putNamespace () { throw new Error('not used') },
+    async deleteNamespace () { throw new Error('not used') },
+    async appendNamespaceAudit () { throw new Error('not used') },
+    async readNamespaceAudit () { throw new Error('not used') },
     subscribe (listener) {
       count++
       const off = listeners.add(listener)
@@ -272,4 +283,33 @@ test('cache: refuses nonsensical options', () => {
   assert.throws(() => createGrantCache({ store, ttlMs: -1 }), /ttlMs/)
   assert.throws(() => createGrantCache({ store, maxEntries: 0 }), /maxEntries/)
   assert.throws(() => createGrantCache({ store, staleWindowMs: Number.NaN }), /staleWindowMs/)
+})
+
+test('cache: root namespace settings are cached like projects — fresh, negative, dropped by their invalidation, stale on failure, then failing closed', async () => {
+  const { store, clock, cache } = setup()
+  assert.equal(await cache.namespace('acme'), null)
+  assert.equal(await cache.namespace('ACME'), null, 'looked up lower-cased')
+  assert.equal(store.calls.getNamespace, 1, 'unknown is cached too')
+  assert.equal(await cache.namespace('acme/sub'), null, 'a subgroup is never a key')
+  assert.equal(store.calls.getNamespace, 1)
+
+  store.namespaces.set('acme', { namespacePath: 'acme', jobTokenPoliciesEnabled: false, version: 1 })
+  assert.equal(await cache.namespace('acme'), null, 'still the cached answer')
+  store.emit({ kind: 'namespace', namespace: 'acme', version: 1, publishedAt: 4_999_990 })
+  assert.equal((await cache.namespace('acme'))?.jobTokenPoliciesEnabled, false, 'dropped by its invalidation')
+  assert.equal(cache.stats().namespaceEntries, 1)
+  store.emit(invalidation(1, 1, ['acme']))
+  assert.equal(store.calls.getNamespace, 2)
+  await cache.namespace('acme')
+  assert.equal(store.calls.getNamespace, 2, 'a project invalidation leaves namespaces alone')
+
+  store.failure = new Error('down')
+  clock.t += 10_000 + 29_000
+  assert.equal((await cache.namespace('acme'))?.jobTokenPoliciesEnabled, false, 'stale within the window')
+  clock.t += 2_000
+  await assert.rejects(cache.namespace('acme'), GrantsStoreUnavailableError)
+  store.failure = null
+  store.emit({ kind: 'reset', reason: 'test' })
+  cache.invalidateNamespace('acme')
+  assert.equal(cache.stats().namespaceEntries, 0)
 })

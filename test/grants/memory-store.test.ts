@@ -85,3 +85,32 @@ test('file store: a missing file starts empty and leftover temp files are remove
   assert.deepEqual(readdirSync(dir), ['grants.json'])
   assert.equal(JSON.parse(readFileSync(file, 'utf8')).projects[0].grants.projectPath, 'acme/one')
 })
+
+test('file store: root namespace settings survive a restart; the file says format version 2 only while it holds some', async t => {
+  const file = join(tempDir(t), 'grants.json')
+  const first = await createMemoryStore({ file })
+  await first.put(grantsFor(1, 'acme/one'))
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).formatVersion, 1)
+  await first.putNamespace({ namespacePath: 'acme', jobTokenPoliciesEnabled: false })
+  await first.putNamespace({ namespacePath: 'other', jobTokenPoliciesEnabled: true })
+  await first.putNamespace({ namespacePath: 'other', jobTokenPoliciesEnabled: false })
+  const saved = JSON.parse(readFileSync(file, 'utf8'))
+  assert.equal(saved.formatVersion, 2, 'a gate that predates root namespace settings refuses the file instead of dropping them')
+  assert.deepEqual(saved.namespaces, [
+    { version: 1, settings: { namespacePath: 'acme', jobTokenPoliciesEnabled: false } },
+    { version: 2, settings: { namespacePath: 'other', jobTokenPoliciesEnabled: false } }
+  ])
+  await first.close()
+
+  const second = await createMemoryStore({ file })
+  assert.deepEqual(await second.getNamespace('other'), { namespacePath: 'other', jobTokenPoliciesEnabled: false, version: 2 })
+  assert.equal((await second.get(1))?.projectPath, 'acme/one', 'projects load beside them')
+  assert.equal(await second.putNamespace({ namespacePath: 'other', jobTokenPoliciesEnabled: true }), 3, 'versions continue after the restart')
+  await second.deleteNamespace('acme')
+  await second.deleteNamespace('other')
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).formatVersion, 1, 'back to version 1 once none are left')
+  await second.close()
+
+  writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 2, projects: [], namespaces: [{ version: 1, settings: { namespacePath: 'Acme/Sub', jobTokenPoliciesEnabled: true } }] }))
+  await assert.rejects(createMemoryStore({ file }), /namespaces\[0\]/)
+})

@@ -63,3 +63,13 @@ test('replicas: 100 revocations are all enforced by the other replica, none fail
   assert.equal(b.cache.stats().failClosed, 0)
   assert.ok(b.cache.stats().invalidationsReceived >= 200)
 })
+
+test('replicas: a root namespace setting written through one replica reaches the other\'s cache, and so does its removal', async () => {
+  const [a, b] = await pair()
+  assert.equal(await b.cache.namespace('acme'), null, 'b caches "no setting"')
+  await a.store.putNamespace({ namespacePath: 'acme', jobTokenPoliciesEnabled: false })
+  await eventually(async () => (await b.cache.namespace('ACME'))?.jobTokenPoliciesEnabled === false, { intervalMs: 1, message: 'the setting on the other replica' })
+  await a.store.deleteNamespace('acme')
+  await eventually(async () => await b.cache.namespace('acme') === null, { intervalMs: 1, message: 'the removal on the other replica' })
+  assert.ok(b.cache.stats().invalidationsReceived >= 2)
+})

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { AuditEvent, GrantStore, InvalidationEvent } from '../../src/grants/store.ts'
+import type { AuditEvent, GrantStore, InvalidationEvent, NamespaceAuditEvent } from '../../src/grants/store.ts'
 import type { ProjectGrants } from '../../src/grants/model.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { GrantsStoreUnavailableError, GrantsValidationError, GrantsVersionConflictError } from '../../src/grants/errors.ts'
@@ -191,6 +191,55 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
     assert.deepEqual(await reader.readAudit(31, { offset: 5, limit: 2 }), { total: 5, events: [] })
     assert.deepEqual(await reader.readAudit(33, { offset: 0, limit: 20 }), { total: 0, events: [] })
     assert.equal((await reader.readAudit(32, { offset: 0, limit: 20 })).total, 1)
+  })
+
+  test(`${name}: root namespace settings round-trip by lower-cased path, versioned and published like projects`, async () => {
+    const { writer, reader } = await open()
+    assert.equal(await reader.getNamespace('nsone'), null)
+    const seen = nextEvent(reader, e => e.kind === 'namespace' && e.namespace === 'nsone' && e.version === 1)
+    const before = Date.now()
+    assert.equal(await writer.putNamespace({ namespacePath: 'nsone', jobTokenPoliciesEnabled: false }), 1)
+    const event = await seen
+    assert.ok(event.kind === 'namespace' && event.publishedAt >= before - 1000 && event.publishedAt <= Date.now() + 1000)
+    assert.deepEqual(await reader.getNamespace('nsone'), { namespacePath: 'nsone', jobTokenPoliciesEnabled: false, version: 1 })
+    assert.deepEqual(await reader.getNamespace('NSone'), { namespacePath: 'nsone', jobTokenPoliciesEnabled: false, version: 1 }, 'read case-insensitively')
+    assert.equal(await reader.get(1), null, 'no project document appears')
+    assert.equal(await reader.resolvePath('nsone'), null)
+    assert.equal(await writer.putNamespace({ namespacePath: 'nsone', jobTokenPoliciesEnabled: true }, { expectedVersion: 1 }), 2)
+    await assert.rejects(writer.putNamespace({ namespacePath: 'nsone', jobTokenPoliciesEnabled: false }, { expectedVersion: 1 }), (err: unknown) =>
+      err instanceof GrantsVersionConflictError && err.actual === 2)
+    assert.equal((await reader.getNamespace('nsone'))?.jobTokenPoliciesEnabled, true, 'the refused write changed nothing')
+    await assert.rejects(writer.putNamespace({ namespacePath: 'nsone/sub', jobTokenPoliciesEnabled: true }), GrantsValidationError)
+    await assert.rejects(writer.putNamespace({ namespacePath: 'NsOne', jobTokenPoliciesEnabled: true }), GrantsValidationError, 'the key is given lower-cased')
+    await assert.rejects(writer.putNamespace({ namespacePath: 'nstwo', jobTokenPoliciesEnabled: 'no' } as never), GrantsValidationError)
+    assert.equal(await reader.getNamespace('nstwo'), null)
+  })
+
+  test(`${name}: deleting root namespace settings publishes, keeps the version sequence, and honours the expected version`, async () => {
+    const { writer, reader } = await open()
+    await writer.putNamespace({ namespacePath: 'nsdel', jobTokenPoliciesEnabled: false })
+    await assert.rejects(writer.deleteNamespace('nsdel', { expectedVersion: 7 }), GrantsVersionConflictError)
+    assert.equal((await reader.getNamespace('nsdel'))?.version, 1)
+    const seen = nextEvent(reader, e => e.kind === 'namespace' && e.namespace === 'nsdel' && e.version === 2)
+    assert.equal(await writer.deleteNamespace('NSDEL', { expectedVersion: 1 }), true)
+    await seen
+    assert.equal(await reader.getNamespace('nsdel'), null)
+    assert.equal(await writer.deleteNamespace('nsdel'), false)
+    assert.equal(await writer.putNamespace({ namespacePath: 'nsdel', jobTokenPoliciesEnabled: true }), 3, 're-created settings continue the version sequence')
+  })
+
+  test(`${name}: root namespace audit events are their own append-only log`, async () => {
+    const { writer, reader } = await open()
+    const event = (n: number, namespacePath = 'nsaudit'): NamespaceAuditEvent => ({
+      namespacePath, actor: { kind: 'operator' }, action: 'update_namespace_job_token_policies',
+      before: { job_token_policies_enabled: null }, after: { job_token_policies_enabled: n % 2 === 0 }, time: `2026-01-01T00:00:0${n}Z`, requestId: `ns-${n}`
+    })
+    for (const n of [1, 2, 3]) await writer.appendNamespaceAudit(event(n))
+    await writer.appendNamespaceAudit(event(4, 'nsother'))
+    assert.deepEqual(await reader.readNamespaceAudit('nsaudit', { offset: 0, limit: 2 }), { total: 3, events: [event(3), event(2)] })
+    assert.deepEqual(await reader.readNamespaceAudit('nsaudit', { offset: 2, limit: 2 }), { total: 3, events: [event(1)] })
+    assert.deepEqual(await reader.readNamespaceAudit('nsnone', { offset: 0, limit: 5 }), { total: 0, events: [] })
+    assert.equal((await reader.readNamespaceAudit('nsother', { offset: 0, limit: 5 })).total, 1)
   })
 
   test(`${name}: health is ok and a closed store refuses to answer`, async () => {
