@@ -5,6 +5,8 @@
 //   PATCH|DELETE /projects/:id/job_token_scope/allowlist/:target_project_id (and groups_allowlist/:target_group_id)
 //   GET|PATCH  /projects/:id/job_token_permissions
 //   GET        /projects/:id/job_token_permissions/audit_events
+//   GET|PUT    /groups/:id/job_token_policies                       (root namespaces only)
+//   GET        /groups/:id/job_token_policies/audit_events
 // Each answer is `{status, body, headers}`; refusals throw AdminError.
 
 import type { CatalogRoute, Method } from '../catalog/types.ts'
@@ -13,7 +15,7 @@ import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { Router } from '../routing/router.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
-import { auditView, entryView, linkView, mergePackageRules, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
+import { auditView, entryView, linkView, mergePackageRules, namespaceAuditView, namespacePoliciesView, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
 
 export interface RestAnswer {
@@ -23,12 +25,13 @@ export interface RestAnswer {
 }
 
 /** What an endpoint does; `list` and `entry` exist for projects and for groups. */
-export type AdminEndpoint = 'scope' | 'usage' | 'project_list' | 'project_entry' | 'group_list' | 'group_entry' | 'permissions' | 'audit_events'
+export type AdminEndpoint = 'scope' | 'usage' | 'project_list' | 'project_entry' | 'group_list' | 'group_entry' | 'permissions' | 'audit_events' |
+  'namespace_policies' | 'namespace_audit_events'
 
 export interface RestRequest {
   readonly method: string
   readonly endpoint: AdminEndpoint
-  /** The project's `:id` as GitLab receives it: a numeric id or the URL-encoded full path. */
+  /** The project's (or, for the namespace endpoints, root group's) `:id` as GitLab receives it: a numeric id or the URL-encoded full path. */
   readonly idSegment: string
   /** `:target_project_id` / `:target_group_id` of the entry endpoints, decoded. */
   readonly target?: string
@@ -58,9 +61,12 @@ const ENDPOINTS: ReadonlyArray<readonly [Method, string, AdminEndpoint]> = [
   ['DELETE', '/projects/:id/job_token_scope/groups_allowlist/:target_group_id', 'group_entry'],
   ['GET', '/projects/:id/job_token_permissions', 'permissions'],
   ['PATCH', '/projects/:id/job_token_permissions', 'permissions'],
-  ['GET', '/projects/:id/job_token_permissions/audit_events', 'audit_events']
+  ['GET', '/projects/:id/job_token_permissions/audit_events', 'audit_events'],
+  ['GET', '/groups/:id/job_token_policies', 'namespace_policies'],
+  ['PUT', '/groups/:id/job_token_policies', 'namespace_policies'],
+  ['GET', '/groups/:id/job_token_policies/audit_events', 'namespace_audit_events']
 ]
-const METHODS: readonly Method[] = ['GET', 'POST', 'PATCH', 'DELETE']
+const METHODS: readonly Method[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 
 const ROUTES: readonly CatalogRoute[] = ENDPOINTS.map(([method, pattern, endpoint]) => ({
   id: `admin_${method.toLowerCase()}_${endpoint}`,
@@ -77,11 +83,11 @@ let router: Router | null = null
 
 /**
  * Everything GitLab could route to its `job_token_scope` endpoints (and the gate's own
- * `job_token_permissions`) starts so: the third segment is one of the two names, alone, with a
- * format (`.json`) or followed by an escape. All of it is answered by the gate, a 404 where no
- * endpoint matches, so no form of these paths is ever forwarded.
+ * `job_token_permissions` and `job_token_policies`) starts so: the third segment is one of the
+ * names, alone, with a format (`.json`) or followed by an escape. All of it is answered by the
+ * gate, a 404 where no endpoint matches, so no form of these paths is ever forwarded.
  */
-const ADMIN_PREFIX = /^\/projects\/[^/]+\/job_token_(?:scope|permissions)(?:$|[/.%])/
+const ADMIN_PREFIX = /^\/(?:projects\/[^/]+\/job_token_(?:scope|permissions)|groups\/[^/]+\/job_token_policies)(?:$|[/.%])/
 
 export type AdminPathMatch =
   | { readonly kind: 'endpoint', readonly endpoint: AdminEndpoint, readonly idSegment: string, readonly target?: string }
@@ -143,6 +149,7 @@ function paginate<T> (items: readonly T[] | null, total: number, query: URLSearc
 }
 
 export async function handleRest (service: AdminService, request: RestRequest): Promise<RestAnswer> {
+  if (request.endpoint === 'namespace_policies' || request.endpoint === 'namespace_audit_events') return await namespaceEndpoint(service, request)
   const access = await service.access(request.caller, request.idSegment)
   switch (request.endpoint) {
     case 'permissions': return await permissions(service, access, request)
@@ -156,6 +163,30 @@ export async function handleRest (service: AdminService, request: RestRequest): 
     case 'project_entry': case 'group_entry':
       return await changeEntry(service, access, request, request.endpoint === 'project_entry' ? 'project' : 'group', request.target ?? '')
   }
+}
+
+/**
+ * A root namespace's `job_token_policies_enabled` (GitLab 17.11 to 18.4, namespace_setting.rb):
+ * for every project under it that does not set its own in /job_token_permissions.
+ */
+async function namespaceEndpoint (service: AdminService, request: RestRequest): Promise<RestAnswer> {
+  const access = await service.namespaceAccess(request.caller, request.idSegment)
+  if (request.endpoint === 'namespace_audit_events') {
+    const { offset, limit, headers } = paginate(null, 0, request.query)
+    const page = await service.store.readNamespaceAudit(access.namespacePath, { offset, limit })
+    return { status: 200, body: page.events.map(namespaceAuditView), headers: headers(page.total) }
+  }
+  if (request.method === 'GET') {
+    const stored = await service.store.getNamespace(access.namespacePath)
+    return { status: 200, body: namespacePoliciesView(access.namespacePath, stored?.jobTokenPoliciesEnabled ?? null) }
+  }
+  const { job_token_policies_enabled: given, id: _id, ...rest } = await request.params()
+  const issues: ValidationIssue[] = Object.keys(rest).map(key => ({ path: key, message: 'is not a known field (known: job_token_policies_enabled)' }))
+  if (given === undefined) issues.push({ path: 'job_token_policies_enabled', message: 'is missing; true, false or null' })
+  const enabled = given === undefined ? null : policiesEnabledSetting(given, issues)
+  if (issues.length > 0) invalid(issues)
+  const { after } = await service.updateNamespacePolicies(access, enabled, request.requestId)
+  return { status: 200, body: namespacePoliciesView(access.namespacePath, after) }
 }
 
 async function permissions (service: AdminService, access: ProjectAccess, request: RestRequest): Promise<RestAnswer> {

@@ -8,8 +8,8 @@ import type { Logger } from 'pino'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
-import { isFullPath, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
-import type { AuditEvent, GrantStore } from '../grants/store.ts'
+import { isFullPath, isRootNamespaceKey, pathKey, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
+import type { AuditEvent, GrantStore, NamespaceAuditEvent } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { MAINTAINER_ACCESS, type Caller, type GitlabClient, type LookupCredential } from './auth.ts'
 import { countIssue, entrySettings, entryView, targetIdIssue } from './views.ts'
@@ -42,6 +42,12 @@ export interface AdminServiceOptions {
   readonly settings: InstanceSettings
   readonly policies: () => PolicyIndex
   readonly packageFormats: () => readonly string[]
+}
+
+/** A root namespace the caller may configure: its settings' key (the lower-cased path). */
+export interface NamespaceAccess {
+  readonly namespacePath: string
+  readonly actor: Actor
 }
 
 /** A group or project found by full path, as an allowlist target. */
@@ -83,6 +89,17 @@ export interface AdminService {
    * service token for the operator), trying `types` in order; null when none is visible.
    */
   findTarget (access: ProjectAccess, path: string, types: readonly EntryTargetType[]): Promise<AllowlistTarget | null>
+  /**
+   * Proves `caller` may configure the root namespace named by the URL segment (a root group's id
+   * or URL-encoded path): the operator token only. A subgroup is 400 naming the rule.
+   */
+  namespaceAccess (caller: Caller, idSegment: string): Promise<NamespaceAccess>
+  /**
+   * Sets (true, false) or removes (null) the root namespace's `job_token_policies_enabled`:
+   * conditional write, retried on a concurrent one, local invalidation, audit. Answers the
+   * value before and after.
+   */
+  updateNamespacePolicies (access: NamespaceAccess, enabled: boolean | null, requestId: string): Promise<{ before: boolean | null, after: boolean | null }>
   readonly settings: InstanceSettings
   readonly policies: () => PolicyIndex
   readonly packageFormats: () => readonly string[]
@@ -140,9 +157,74 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     return found.kind === 'found' ? { type: 'group', id: found.id, path: found.path } : null
   }
 
+  function notRoot (fullPath: string): never {
+    throw new AdminError('ADMIN_VALIDATION_FAILED', '400 Bad request - job_token_policies_enabled is a root namespace setting', [
+      { path: 'id', message: `names ${fullPath}, a subgroup: job_token_policies_enabled is set on root namespaces (top-level groups) only, and applies to every project under them` }
+    ])
+  }
+
+  /** Writes the audit event of a root namespace change: the log line and the store's log. */
+  async function auditNamespace (event: NamespaceAuditEvent): Promise<void> {
+    logger.info({ audit: true, request_id: event.requestId, namespace: event.namespacePath, actor: event.actor, action: event.action, before: event.before, after: event.after }, 'job token permissions changed')
+    try {
+      await store.appendNamespaceAudit(event)
+    } catch (err) {
+      logger.error({ request_id: event.requestId, namespace: event.namespacePath, err: { message: (err as Error).message } }, 'audit event not stored')
+    }
+  }
+
   return {
     store,
     settings: options.settings,
+    async namespaceAccess (caller, idSegment) {
+      switch (caller.kind) {
+        case 'none': throw new AdminError('ADMIN_UNAUTHENTICATED')
+        case 'ambiguous': throw new AdminError('CREDENTIAL_AMBIGUOUS')
+        case 'job_token': throw new AdminError('ADMIN_JOB_TOKEN_REFUSED')
+        // A group Owner would need a membership lookup the gate's GitLab client does not make:
+        // root namespace settings reach every project below, so the operator sets them.
+        case 'user': throw new AdminError('ADMIN_FORBIDDEN', '403 Forbidden - a root namespace\'s job_token_policies_enabled is changed with the operator token (GATE_ADMIN_TOKEN)')
+        case 'operator': break
+      }
+      let decoded: string
+      try { decoded = decodeURIComponent(idSegment) } catch { throw new AdminError('ADMIN_NOT_FOUND', '404 Group Not Found') }
+      if (/^\d+$/.test(decoded)) {
+        // An id: GitLab says which group it is (the service token reads any group).
+        if (!gitlab.hasServiceToken) throw new AdminError('ADMIN_NOT_FOUND', '404 Group Not Found - without GATE_SERVICE_TOKEN the gate cannot look a group id up; name the root namespace by its path')
+        const found = await gitlab.group(decoded, 'service')
+        if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+        if (found.kind === 'not_found') throw new AdminError('ADMIN_NOT_FOUND', '404 Group Not Found')
+        if (found.path.includes('/')) notRoot(found.path)
+        decoded = found.path
+      }
+      if (isFullPath(decoded)) notRoot(decoded)
+      // A path is the operator's word: a root namespace may be a user's, which GitLab's groups
+      // API does not show, and the settings are keyed by the path the projects carry.
+      const key = pathKey(decoded)
+      if (!isRootNamespaceKey(key)) throw new AdminError('ADMIN_NOT_FOUND', '404 Group Not Found')
+      return { namespacePath: key, actor: { kind: 'operator' } }
+    },
+    async updateNamespacePolicies (access, enabled, requestId) {
+      const key = access.namespacePath
+      for (let attempt = 0; ; attempt++) {
+        const stored = await store.getNamespace(key)
+        const before = stored?.jobTokenPoliciesEnabled ?? null
+        try {
+          if (enabled !== null) await store.putNamespace({ namespacePath: key, jobTokenPoliciesEnabled: enabled }, { expectedVersion: stored?.version ?? 0 })
+          else if (stored !== null) await store.deleteNamespace(key, { expectedVersion: stored.version })
+        } catch (err) {
+          if (err instanceof GrantsVersionConflictError && attempt < RETRIES) continue
+          throw err
+        }
+        // Read-your-writes on this replica; the others drop it on the store's invalidation.
+        grants.invalidateNamespace(key)
+        await auditNamespace({
+          namespacePath: key, actor: access.actor, action: 'update_namespace_job_token_policies',
+          before: { job_token_policies_enabled: before }, after: { job_token_policies_enabled: enabled }, time: new Date().toISOString(), requestId
+        })
+        return { before, after: enabled }
+      }
+    },
     policies: options.policies,
     packageFormats: options.packageFormats,
     async access (caller, idSegment) {

@@ -49,6 +49,17 @@ export function policiesEnabledSetting (value: unknown, issues: ValidationIssue[
   return parsed
 }
 
+/** GET and PUT /groups/:id/job_token_policies: the root namespace (its lower-cased path) and its setting. */
+export function namespacePoliciesView (namespacePath: string, enabled: boolean | null): { full_path: string, job_token_policies_enabled: boolean | null } {
+  return { full_path: namespacePath, job_token_policies_enabled: enabled }
+}
+
+/** A root namespace's audit event, as auditView with `namespace` for `project_id`. */
+export function namespaceAuditView (event: { namespacePath: string, actor: Actor, action: string, before: unknown, after: unknown, time: string, requestId: string }): Record<string, unknown> {
+  const { project_id: _none, ...rest } = auditView({ ...event, projectId: 0 })
+  return { namespace: event.namespacePath, ...rest }
+}
+
 export function auditView (event: { projectId: number, actor: Actor, action: string, before: unknown, after: unknown, time: string, requestId: string }): Record<string, unknown> {
   return {
     project_id: event.projectId,

@@ -9,12 +9,12 @@ import { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
-import type { InstanceSettings, StoredGrants } from '../grants/model.ts'
+import { rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import { unknownProjectPath, type JobIdentity } from '../identity/types.ts'
-import { decide, jobProjectName, notAllowlistedMessage, shortPath, type AllowReason } from '../policy/decide.ts'
+import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type NamespacePolicies } from '../policy/decide.ts'
 import { collectCredentials, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { createBodyScanner, inspectBody } from '../identity/body-scan.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
@@ -388,14 +388,22 @@ const decideStage: Stage = async (x, engine) => {
   const route = x.match!.route
   // Self access needs no allowlist, but the package rules stage still needs the project's rules.
   if (projectId !== identity.jobProjectId || route.packageFormat !== undefined) x.grants = await engine.grants.get(projectId)
-  let decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies)
+  let decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
+  // A fine-grained deny that the root namespace's job_token_policies_enabled could turn: decide
+  // again with it (the grant cache, keyed by the first segment of the project's path; no GitLab
+  // call). Allowed requests never read it.
+  let namespace: NamespacePolicies = NAMESPACE_UNREAD
+  if (!decision.allow && decision.needsNamespace === true) {
+    namespace = (await engine.grants.namespace(rootNamespaceOf(x.grants!.projectPath)))?.jobTokenPoliciesEnabled ?? null
+    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
+  }
   // A deny that a public or internal project could turn: decide again with the project's facts
   // (a cached GitLab lookup). Allowed requests never get here.
   let facts: ProjectFacts | undefined
   if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
     const found = engine.projectFacts.get(projectId)
     facts = found instanceof Promise ? await found : found
-    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts)
+    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
   }
   if (decision.allow) return allowed(decision.reason)
   // A job identity from a JWT's routable claims carries no path (`project #<id>`): GitLab's
@@ -405,7 +413,7 @@ const decideStage: Stage = async (x, engine) => {
     try {
       let job: ProjectFacts | Promise<ProjectFacts> = engine.projectFacts.get(identity.jobProjectId)
       if (job instanceof Promise) job = await job
-      if (job.fullPath !== null) decision = decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts)
+      if (job.fullPath !== null) decision = decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
     } catch {}
     if (decision.allow) return allowed(decision.reason)
   }

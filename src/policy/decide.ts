@@ -1,9 +1,10 @@
 // The job token scope decision, in GitLab's order (docs/gitlab-rules.md, "The decision" and
 // "Public and internal projects"; app/models/ci/job_token/scope.rb, lib/api/helpers.rb,
 // app/policies/project_policy.rb). A pure function of the endpoint, the job's identity, the
-// accessed project's grants and, where the answer depends on them, the accessed project's facts
-// (visibility, features): no I/O, no clock, no state, so it is tested by tables and properties
-// and gives the same answer on every replica for the same inputs.
+// accessed project's grants and, where the answer depends on them, its root namespace's
+// `job_token_policies_enabled` and the accessed project's facts (visibility, features): no I/O,
+// no clock, no state, so it is tested by tables and properties and gives the same answer on
+// every replica for the same inputs.
 
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
@@ -48,7 +49,21 @@ export type Decision =
      * project): decide again with them. The deny is what a private project gets.
      */
     readonly needsFacts?: true
+    /**
+     * Decided with the root namespace's setting NAMESPACE_UNREAD, and a fine-grained entry's
+     * policy check failed: the namespace's `job_token_policies_enabled` could turn it. Decide
+     * again with it. The deny is what enforced policies give.
+     */
+    readonly needsNamespace?: true
   }
+
+/**
+ * The accessed project's root namespace `job_token_policies_enabled` as decide() takes it: true or
+ * false where stored, null where not (the instance decides), NAMESPACE_UNREAD when the caller has
+ * not read it yet (the hot path reads it only for a deny it could turn).
+ */
+export type NamespacePolicies = boolean | null | typeof NAMESPACE_UNREAD
+export const NAMESPACE_UNREAD = 'unread'
 
 // Allow decisions carry no per-request data, so they are shared constants.
 const ALLOW = {
@@ -74,7 +89,8 @@ export function publicAccessFeaturesOf (route: CatalogRoute): readonly string[] 
  * Hot path: runs once per job-token request after routing and grant lookup.
  * `accessedProjectId` is the resolved numeric id; `grants` is null when the store knows
  * nothing about that project; `facts` are the accessed project's, when looked up (a deny with
- * `needsFacts` asks for them; an allow never does).
+ * `needsFacts` asks for them; an allow never does); `namespace` is its root namespace's
+ * setting (omitted: none stored; NAMESPACE_UNREAD: a deny it could turn says `needsNamespace`).
  */
 export function decide (
   route: CatalogRoute,
@@ -83,7 +99,8 @@ export function decide (
   grants: ProjectGrants | null,
   settings: InstanceSettings,
   policies: PolicyIndex,
-  facts?: ProjectFacts
+  facts?: ProjectFacts,
+  namespace: NamespacePolicies = null
 ): Decision {
   // 0. job_token_scope: :project (the container registry repositories API): the job's own project
   // only, allowlisted or not; find_project! checks it first (lib/api/helpers.rb, authorized_project_scope?).
@@ -107,9 +124,17 @@ export function decide (
   // 4. Default permissions: the job's user role decides upstream, no policy check.
   if (entry.defaultPermissions) return ALLOW.DEFAULT_PERMISSIONS
   // Older GitLab: with fine-grained policies off a fine-grained entry acts as default permissions.
-  if (!policiesEnforced(grants, settings)) return ALLOW.FINE_GRAINED_POLICIES_OFF
+  // Unknown (the root namespace not read): the policies are checked, and only a deny, which the
+  // namespace could turn, asks for it: the allowed hot path reads nothing more.
+  const enforced = grants!.jobTokenPoliciesEnabled ?? (namespace === NAMESPACE_UNREAD ? undefined : namespace ?? settings.fineGrainedPolicies !== 'off')
+  if (enforced === false) return ALLOW.FINE_GRAINED_POLICIES_OFF
+  const checked = fineGrainedCheck(route, entry, accessedProjectId, grants, policies, facts)
+  if (checked.allow || enforced === true) return checked
+  return { ...checked, needsNamespace: true }
+}
 
-  // 5. Fine-grained entry: GitLab's job_token_policies_authorized? (skip, public features, policies).
+/** 5. Fine-grained entry: GitLab's job_token_policies_authorized? (skip, public features, policies). */
+function fineGrainedCheck (route: CatalogRoute, entry: AllowlistEntry, accessedProjectId: number, grants: ProjectGrants | null, policies: PolicyIndex, facts: ProjectFacts | undefined): Decision {
   if (route.skipPolicies) return ALLOW.SKIP_POLICIES
   let missing: string[] | null = null
   for (const required of route.policies) {
@@ -211,12 +236,14 @@ function readFeatures (route: CatalogRoute): readonly string[] | null {
 }
 
 /**
- * Whether fine-grained policies are enforced for the accessed project: its root namespace's
- * `job_token_policies_enabled` where the store records it, else the instance setting
- * (Scope#policies_allowed?, older versions: `return true unless accessed_project.job_token_policies_enabled?`).
+ * Whether fine-grained policies are enforced for the accessed project: the project's own
+ * `jobTokenPoliciesEnabled`, else its root namespace's `job_token_policies_enabled` where the
+ * store records it, else the instance setting (Scope#policies_allowed?, older versions:
+ * `return true unless accessed_project.job_token_policies_enabled?`, which GitLab reads from the
+ * root namespace's settings).
  */
-export function policiesEnforced (grants: ProjectGrants | null, settings: InstanceSettings): boolean {
-  return grants?.jobTokenPoliciesEnabled ?? settings.fineGrainedPolicies !== 'off'
+export function policiesEnforced (grants: ProjectGrants | null, settings: InstanceSettings, namespace: boolean | null = null): boolean {
+  return grants?.jobTokenPoliciesEnabled ?? namespace ?? settings.fineGrainedPolicies !== 'off'
 }
 
 /**
