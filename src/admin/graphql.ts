@@ -63,7 +63,7 @@ const SDL = `
 
   type JobTokenPermissions {
     packageRegistry: [PackageFormatPermissions!]!
-    "GitLab's job_token_policies_enabled of the project's root namespace, as the gate keeps it on the project; null: GATE_FINE_GRAINED_POLICIES decides."
+    "GitLab's job_token_policies_enabled for this project alone, over its root namespace's (REST PUT /groups/:id/job_token_policies); null: the root namespace, else GATE_FINE_GRAINED_POLICIES, decides."
     jobTokenPoliciesEnabled: Boolean
   }
 
@@ -790,7 +790,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
           const found: ValidationIssue[] = []
           const rules = mergePackageRules({ package_registry: registry }, current.packageRules, formats, found)
           if (rules === null) throw new AdminError('ADMIN_VALIDATION_FAILED', undefined, found)
-          // GitLab's root namespace setting, kept on the project (docs/admin.md): as REST's job_token_policies_enabled.
+          // The project's override of its root namespace's setting (docs/admin.md): as REST's job_token_policies_enabled.
           const enabledGiven = 'jobTokenPoliciesEnabled' in input
           const enabled = enabledGiven ? input.jobTokenPoliciesEnabled ?? null : current.jobTokenPoliciesEnabled ?? null
           const { packageRules: _old, jobTokenPoliciesEnabled: _enabled, ...rest } = current

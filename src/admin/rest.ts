@@ -195,8 +195,8 @@ async function permissions (service: AdminService, access: ProjectAccess, reques
     const { doc } = await service.read(access.projectId, access.projectPath)
     return { status: 200, body: permissionsView(doc, formats) }
   }
-  // `job_token_policies_enabled`: GitLab's root namespace setting (17.11 to 18.4), kept on the
-  // project; the rest are the per package format rules.
+  // `job_token_policies_enabled`: the project's override of its root namespace's setting (GitLab
+  // 17.11 to 18.4); the rest are the per package format rules.
   const { job_token_policies_enabled: enabledGiven, ...registry } = await request.params()
   const doc = await service.update(access, 'update_job_token_permissions', request.requestId, current => {
     const issues: ValidationIssue[] = []

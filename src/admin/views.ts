@@ -31,9 +31,9 @@ export function linkView (projectId: number, entry: AllowlistEntry): Record<stri
 }
 
 /**
- * GET and PATCH /job_token_permissions: the per package format rules, and GitLab's root namespace
- * setting `job_token_policies_enabled` as the project keeps it (null: the instance's
- * GATE_FINE_GRAINED_POLICIES decides).
+ * GET and PATCH /job_token_permissions: the per package format rules, and the project's own
+ * `job_token_policies_enabled`, over its root namespace's (null: the root namespace's, else the
+ * instance's GATE_FINE_GRAINED_POLICIES, decides).
  */
 export function permissionsView (doc: ProjectGrants, formats: readonly string[]): { package_registry: Record<string, unknown>, job_token_policies_enabled: boolean | null } {
   const out: Record<string, unknown> = {}
