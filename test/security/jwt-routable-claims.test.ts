@@ -2,7 +2,7 @@
 // the signature is verified they replace the project lookup; the job status check stays, and
 // the claims of a token whose signature was not verified are never read.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { SignJWT, type JWTPayload } from 'jose'
@@ -123,41 +123,8 @@ test('claims of a JWT whose signature was not verified are never used', async (t
   assert.equal(fake.calls.project, 1, 'looked up, not read from the claims')
 })
 
-test('through the gate: self access by id costs no project lookup; by path, the path is resolved to the id', async (t) => {
-  const { createGate } = await import('../../src/gate/server.ts')
-  const { loadConfig } = await import('../../src/config.ts')
-  const { createMemoryStore } = await import('../../src/grants/memory-store.ts')
-  const { pino } = await import('pino')
-  const fake = await startFakeGitlab({
-    groups: groupChain([1, 'acme'], [2, 'platform'], [3, 'ci']),
-    projects: [{ id: 1234, pathWithNamespace: 'acme/platform/ci/app', namespace: { id: 3, kind: 'group', fullPath: 'acme/platform/ci', parentId: 2 } }],
-    fallback: (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('[]') }
-  })
-  t.after(() => fake.close())
-  const keys = await createTestKeys()
-  const token = await signRoutable(keys, 1001, { p: b36(1234), g: b36(3) })
-  fake.jobs.set(token, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
-  const config = loadConfig({ GATE_UPSTREAM_URL: fake.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: fake.serviceToken })
-  const resolver = createIntrospectionResolver({ upstream: fake.url, serviceToken: fake.serviceToken, jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER } })
-  const logs: Array<Record<string, unknown>> = []
-  const gate = createGate(config, { store: await createMemoryStore(), resolver, logger: pino({ level: 'info' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } }) })
-  await gate.listen()
-  t.after(() => gate.close(0))
-  const url = `http://127.0.0.1:${gate.address().port}`
-  fake.resetCalls()
-
-  const byId = await fetch(`${url}/api/v4/projects/1234/packages`, { headers: { 'job-token': token } })
-  assert.equal(byId.status, 200, await byId.text())
-  assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
-  assert.equal(fake.calls.project, 0, 'no project lookup for the identity or the decision')
-  assert.equal(fake.calls.job, 1)
-
-  const byPath = await fetch(`${url}/api/v4/projects/acme%2Fplatform%2Fci%2Fapp/packages`, { headers: { 'job-token': token } })
-  assert.equal(byPath.status, 200, await byPath.text())
-  assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS', 'the path the store does not know is found in GitLab')
-})
-
-test('through the gate: a deny names the claims\' job project by its path, as GitLab does, looked up only then', async (t) => {
+/** A gate on the fake GitLab, resolving a signed job token of project 1234 (group 3) that carries p and g. */
+async function gateWithClaims (t: TestContext): Promise<{ url: string, token: string, fake: FakeGitlab, logs: Array<Record<string, unknown>> }> {
   const { createGate } = await import('../../src/gate/server.ts')
   const { loadConfig } = await import('../../src/config.ts')
   const { createMemoryStore } = await import('../../src/grants/memory-store.ts')
@@ -176,11 +143,29 @@ test('through the gate: a deny names the claims\' job project by its path, as Gi
   fake.jobs.set(token, { id: 1001, status: 'running', projectId: 1234, userId: 7 })
   const config = loadConfig({ GATE_UPSTREAM_URL: fake.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: fake.serviceToken })
   const resolver = createIntrospectionResolver({ upstream: fake.url, serviceToken: fake.serviceToken, jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER } })
-  const gate = createGate(config, { store: await createMemoryStore(), resolver, logger: pino({ level: 'silent' }) })
+  const logs: Array<Record<string, unknown>> = []
+  const gate = createGate(config, { store: await createMemoryStore(), resolver, logger: pino({ level: 'info' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } }) })
   await gate.listen()
   t.after(() => gate.close(0))
-  const url = `http://127.0.0.1:${gate.address().port}`
+  fake.resetCalls()
+  return { url: `http://127.0.0.1:${gate.address().port}`, token, fake, logs }
+}
 
+test('through the gate: self access by id costs no project lookup; by path, the path is resolved to the id', async (t) => {
+  const { url, token, fake, logs } = await gateWithClaims(t)
+  const byId = await fetch(`${url}/api/v4/projects/1234/packages`, { headers: { 'job-token': token } })
+  assert.equal(byId.status, 200, await byId.text())
+  assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
+  assert.equal(fake.calls.project, 0, 'no project lookup for the identity or the decision')
+  assert.equal(fake.calls.job, 1)
+
+  const byPath = await fetch(`${url}/api/v4/projects/acme%2Fplatform%2Fci%2Fapp/packages`, { headers: { 'job-token': token } })
+  assert.equal(byPath.status, 200, await byPath.text())
+  assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS', 'the path the store does not know is found in GitLab')
+})
+
+test('through the gate: a deny names the claims\' job project by its path, as GitLab does, looked up only then', async (t) => {
+  const { url, token } = await gateWithClaims(t)
   const denied = await fetch(`${url}/api/v4/projects/77/packages`, { headers: { 'job-token': token } })
   assert.equal(denied.status, 403)
   const body = await denied.json() as { code: string, message: string }
