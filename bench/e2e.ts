@@ -20,6 +20,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Client } from 'undici'
 import { createRedisStore } from '../src/grants/redis-store.ts'
+import { createMemoryStore } from '../src/grants/memory-store.ts'
+import { createGrantCache } from '../src/grants/cache.ts'
+import { createTokenCache } from '../src/identity/cache.ts'
+import type { JobIdentity } from '../src/identity/types.ts'
 import type { ProjectGrants } from '../src/grants/model.ts'
 import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
 
@@ -259,12 +263,23 @@ interface Sample { statuses: Record<string, number>, rps: number, p50: number, p
 
 const samples = new Map<string, Sample[]>()
 
+/**
+ * autocannon builds every request of the list once per connection: fine for a few hundred, but
+ * 70,000 (the scale run) times 32 connections made the load generator the bottleneck. A long
+ * list is served by one request whose setupRequest takes the next entry of a shared cursor.
+ */
+function loadRequests (list: Req[]): autocannon.Request[] {
+  if (list.length <= 1000) return list as autocannon.Request[]
+  let next = 0
+  return [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...list[next++ % list.length]! }) }]
+}
+
 async function drive (target: Target, seconds: number, connections = CONNECTIONS): Promise<autocannon.Result> {
   return await autocannon({
     url: `http://127.0.0.1:${target.port}`,
     connections,
     duration: seconds,
-    requests: target.requests as autocannon.Request[]
+    requests: loadRequests(target.requests)
   })
 }
 
@@ -443,7 +458,8 @@ async function main (): Promise<void> {
   const c1: Record<string, Array<{ p50: number, p99: number }>> = {}
   const c1Targets = targets.filter(t => ['origin alone', 'bare node:http + undici Pool', 'gate: job token allowed, warm, memory store', 'gate: no job token (pass-through)'].includes(t.name))
   // Warm every cache and the JIT: each target's whole request list twice, unmeasured.
-  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: target.requests as autocannon.Request[] })
+  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: loadRequests(target.requests) })
+  const callsBefore = await originCounts(origin)
   const roundLoads: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
     // Rounds interleaved: a busy neighbour slows every target of a round alike.
@@ -456,6 +472,8 @@ async function main (): Promise<void> {
     roundLoads.push(loadavg()[0]!)
   }
 
+  const callsAfter = await originCounts(origin)
+  cold.gitlabCallsDuringRounds = { job: callsAfter.job! - callsBefore.job!, project: callsAfter.project! - callsBefore.project! }
   const rows = summarize(targets.map(t => t.name), 'bare node:http + undici Pool')
   const c1Rows = Object.fromEntries(Object.entries(c1).map(([name, list]) => [name, { p50Us: Math.round(median(list.map(x => x.p50))), p99Us: Math.round(median(list.map(x => x.p99))) }]))
   const bareP50 = c1Rows['bare node:http + undici Pool']!.p50Us
@@ -498,6 +516,7 @@ async function main (): Promise<void> {
   for (const [name, r] of Object.entries(c1Rows)) console.log(`  ${name.padEnd(44)} p50 ${String(r.p50Us).padStart(6)}  p99 ${String(r.p99Us).padStart(6)}`)
   console.log('')
   console.log(`cold cache, one request (Redis gate): ${JSON.stringify(cold.firstRequest)}; the same again: ${JSON.stringify(cold.secondRequest)}`)
+  console.log(`GitLab calls of the gates during the measured rounds (warm caches): ${JSON.stringify(cold.gitlabCallsDuringRounds)}`)
   console.log('')
   console.log(`${'ratio'.padEnd(44)} ${'req/s'.padStart(7)} ${'CPU'.padStart(7)}  target`)
   for (const [name, r] of Object.entries(targetsMet)) {
@@ -523,24 +542,25 @@ async function scale (originUrl: string, origin: number, started: number, load0:
     const requests = workload('b', TOKENS, projects, TOKENS * 7)
     const target: Target = { name: `gate: ${projects} project(s), ${TOKENS} tokens`, port: gate.port, requests, pids: [gate.proc.pid], expect: 200, gate: gate.proc }
     const before = await originCounts(origin)
-    await autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, amount: requests.length, requests: requests as autocannon.Request[] })
+    await autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, amount: requests.length, requests: loadRequests(requests) })
     const after = await originCounts(origin)
     const memory1 = await gateMemory(gate)
     gates.push({ projects, gate, target, memory: { warmJobCalls: after.job! - before.job!, rssBefore: memory0.rssBytes, rssAfter: memory1.rssBytes, heapBefore: memory0.heapUsedBytes, heapAfter: memory1.heapUsedBytes } })
   }
   const roundLoads: number[] = []
+  const jobCalls = new Map<number, number>()
   for (let round = 0; round < ROUNDS; round++) {
     for (const g of gates) {
+      const before = (await originCounts(origin)).job!
       const s = await measure(g.target)
+      jobCalls.set(g.projects, (jobCalls.get(g.projects) ?? 0) + (await originCounts(origin)).job! - before)
       console.error(`round ${round + 1}/${ROUNDS} ${g.target.name}: ${fmt(s.rps)} req/s, ${fmt(s.cpuUsPerReq)} µs CPU/req, load ${s.load1.toFixed(2)}`)
     }
     roundLoads.push(loadavg()[0]!)
   }
   const rows = summarize(gates.map(g => g.target.name), gates[0]!.target.name)
-  const mem = gates.map(g => g.memory)
-  const perToken = (mem[0]!.heapAfter! - mem[0]!.heapBefore!) / TOKENS
-  const perStoredProject = (mem[2]!.heapBefore! - mem[1]!.heapBefore!) / (sizes[2]! - sizes[1]!)
-  const perCachedProject = ((mem[1]!.heapAfter! - mem[1]!.heapBefore!) - (mem[0]!.heapAfter! - mem[0]!.heapBefore!)) / (sizes[1]! - sizes[0]!)
+  for (const g of gates) g.gate.proc.child.kill('SIGTERM')
+  const { perToken, perCachedProject, perStoredProject } = await cacheMemory(sizes[2]!, TOKENS)
   const result = {
     node: process.version,
     date: new Date().toISOString(),
@@ -550,6 +570,7 @@ async function scale (originUrl: string, origin: number, started: number, load0:
     loadAverage: { atStart: load0.map(x => Number(x.toFixed(2))), perRound: roundLoads.map(x => Number(x.toFixed(2))) },
     results: rows,
     memory: gates.map(g => ({ projects: g.projects, ...g.memory })),
+    jobCallsDuringRounds: Object.fromEntries(jobCalls),
     bytesPerCachedToken: Math.round(perToken),
     bytesPerCachedProject: Math.round(perCachedProject),
     bytesPerStoredProject: Math.round(perStoredProject),
@@ -561,9 +582,42 @@ async function scale (originUrl: string, origin: number, started: number, load0:
   console.log('')
   printTable(rows)
   console.log('')
-  for (const g of gates) console.log(`  ${String(g.projects).padStart(6)} projects: warm-up made ${g.memory.warmJobCalls} GET /job calls; heap ${fmt(g.memory.heapBefore! / 2 ** 20, 1)} → ${fmt(g.memory.heapAfter! / 2 ** 20, 1)} MiB, RSS ${fmt(g.memory.rssBefore! / 2 ** 20, 1)} → ${fmt(g.memory.rssAfter! / 2 ** 20, 1)} MiB`)
-  console.log(`memory (V8 heap used, approximate: garbage not yet collected counts too): ${result.bytesPerCachedToken} B per cached token, ${result.bytesPerCachedProject} B per cached project's grants, ${result.bytesPerStoredProject} B per project in the memory store`)
+  for (const g of gates) console.log(`  ${String(g.projects).padStart(6)} projects: warm-up made ${g.memory.warmJobCalls} GET /job calls, the measured rounds ${jobCalls.get(g.projects)}; heap ${fmt(g.memory.heapBefore! / 2 ** 20, 1)} → ${fmt(g.memory.heapAfter! / 2 ** 20, 1)} MiB, RSS ${fmt(g.memory.rssBefore! / 2 ** 20, 1)} → ${fmt(g.memory.rssAfter! / 2 ** 20, 1)} MiB`)
+  console.log(`memory (V8 heap used after a full GC, the gate's own caches filled in this process): ${result.bytesPerCachedToken} B per cached job token, ${result.bytesPerCachedProject} B per cached project's grants, ${result.bytesPerStoredProject} B per project in the memory store`)
   console.log(`JSON: ${OUT}; total ${result.totalSeconds} s`)
+}
+
+/**
+ * Memory of the gate's caches, measured in this process with the gate's own modules, each heap
+ * reading after a full GC (node --expose-gc): `tokens` resolved identities in the token cache,
+ * `projects` projects in the memory store, and 10,000 of them (the grant cache's bound) cached.
+ */
+const retained: unknown[] = []
+
+async function cacheMemory (projects: number, tokens: number): Promise<{ perToken: number, perCachedProject: number, perStoredProject: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) {
+    console.log('NOTICE: run with node --expose-gc (npm run bench:e2e does) for the memory per cached token and project')
+    return { perToken: NaN, perCachedProject: NaN, perStoredProject: NaN }
+  }
+  const heap = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
+  const h0 = heap()
+  const cache = createTokenCache<JobIdentity>({ max: 10_000, ttlMs: 30_000 })
+  for (let i = 0; i < tokens; i++) {
+    const jobProjectId = 1000000 + (i % 100)
+    await cache.get(token('b', i), async () => ({ jobId: 100000 + i, jobProjectId, jobProjectPath: `g500/p${jobProjectId}`, ancestorGroupIds: [500], userId: 7, pipelineId: 100001 + i }))
+  }
+  const perToken = (heap() - h0) / tokens
+  const h1 = heap()
+  const store = await createMemoryStore({ file: stateFile(projects) })
+  const h2 = heap()
+  const grants = createGrantCache({ store })
+  const cached = 10_000
+  for (let p = 1; p <= cached; p++) await grants.get(p)
+  const perCachedProject = (heap() - h2) / cached
+  const perStoredProject = (h2 - h1) / projects
+  retained.push(cache, store, grants)
+  return { perToken, perCachedProject, perStoredProject }
 }
 
 try {

@@ -7,7 +7,7 @@ import { createServer } from 'node:http'
 
 const BODY = Buffer.from(JSON.stringify({ id: 42, name: 'bench', description: 'a small JSON answer', created_at: '2026-01-01T00:00:00Z' }))
 const HEADERS = { 'content-type': 'application/json', 'content-length': String(BODY.length) }
-const counts = { job: 0, project: 0, group: 0, other: 0 }
+const counts = { job: 0, forwardedJob: 0, project: 0, group: 0, other: 0 }
 
 // glcbt-64_b<index, 19 chars>: allowed tokens, job project 1000000 + index % 100 in group 500.
 // glcbt-64_d<index>: denied tokens, job project 2000000 in group 600 (on no allowlist).
@@ -27,7 +27,9 @@ function json (res, status, doc) {
 const server = createServer((req, res) => {
   const url = req.url ?? '/'
   if (url === '/api/v4/job') {
-    counts.job++
+    // A job's own GET /job, forwarded, carries the benchmark's User-Agent; the gate's call does not.
+    if (!String(req.headers['user-agent']).endsWith('(bench)')) counts.job++
+    else counts.forwardedJob++
     const job = jobOf(req.headers['job-token'])
     if (job === null) return json(res, 401, { message: '401 Unauthorized' })
     return json(res, 200, { id: job.id, status: 'running', name: 'build', stage: 'test', pipeline: { id: job.id + 1, project_id: job.projectId, status: 'running' }, user: { id: 7, username: 'bench' } })
