@@ -99,9 +99,25 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       if (opts.output === undefined) io.out(text)
       else writeFileSync(opts.output, text)
     })
+  catalog.command('import-graphql')
+    .description('build graphql-permissions.json from GitLab docs pages ("Fine-grained permissions for personal access tokens in the GraphQL API")')
+    .argument('<pages...>', 'page files')
+    .option('-o, --output <file>', 'write here instead of standard output')
+    .action(async (pages: string[], opts: { output?: string }) => {
+      const [{ readFileSync, writeFileSync }, { importGraphqlPages }] = await Promise.all([import('node:fs'), import('../graphql/catalog.ts')])
+      const text = importGraphqlPages(pages.map(source => ({ source, text: readFileSync(source, 'utf8') })))
+      if (opts.output === undefined) io.out(text)
+      else writeFileSync(opts.output, text)
+    })
   catalog.command('lint')
-    .description('validate the catalog and print every pair of overlapping routes and which one wins')
-    .action(async () => {
+    .description('validate the catalog and print every pair of overlapping routes and which one wins (--graphql: GraphQL names listed under two permissions)')
+    .option('--graphql', 'lint graphql-permissions.json instead of the routes')
+    .action(async (opts: { graphql?: boolean }) => {
+      if (opts.graphql === true) {
+        const [{ DEFAULT_CATALOG_DIR }, { loadGraphqlCatalog }, { findSharedNames, formatSharedNames }] = await Promise.all([import('../catalog/load.ts'), import('../graphql/load.ts'), import('../graphql/catalog.ts')])
+        io.out(formatSharedNames(findSharedNames(loadGraphqlCatalog(catalogFlag() ?? DEFAULT_CATALOG_DIR).entries)))
+        return
+      }
       const [router, { findOverlaps, formatOverlaps }] = await Promise.all([loadRouter(), import('../routing/lint.ts')])
       io.out(formatOverlaps(findOverlaps(router.routes, router)))
     })
