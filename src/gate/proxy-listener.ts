@@ -13,7 +13,7 @@ import { respond } from './respond.ts'
 
 export interface ProxyOptions {
   readonly engine: () => Engine
-  readonly admin: Pick<Admin, 'handle'>
+  readonly admin: Pick<Admin, 'handle' | 'owns'>
   readonly upstream: Upstream
   readonly draining: () => boolean
   readonly record: RecordDecision
@@ -59,9 +59,12 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       respond(res, requestId, 'GATE_SHUTTING_DOWN', true)
       return
     }
-    const configuration = await admin.handle(req, res, canonical, requestId, sendContinue)
-    if (configuration.kind === 'answered') return
-    if (configuration.body !== null) body = configuration.body
+    // owns() is synchronous: a path that is not the configuration API's skips handle()'s promise.
+    if (admin.owns(canonical)) {
+      const configuration = await admin.handle(req, res, canonical, requestId, sendContinue)
+      if (configuration.kind === 'answered') return
+      if (configuration.body !== null) body = configuration.body
+    }
 
     // Step 2, the job-token stages (pipeline.ts).
     const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true)
