@@ -17,7 +17,7 @@ const defaultIo: CliIo = {
 }
 
 /** Errors a user can fix (a bad catalog, page, setting or path): one line, exit 2, no stack. */
-const USER_ERRORS = new Set(['CatalogError', 'ImportError', 'ConfigError'])
+const USER_ERRORS = new Set(['CatalogError', 'ImportError', 'ConfigError', 'GraphqlDocumentError'])
 
 function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly<Record<string, string | undefined>>): Command {
   const program = new Command('job-token-gate')
@@ -46,6 +46,42 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       const result = explain(router, canonicalize(method, target))
       io.out(opts.json === true ? JSON.stringify(result, null, 2) + '\n' : formatExplanation(result))
       if (result.result !== 'matched') setExit(1)
+    })
+
+  program.command('explain-graphql')
+    .description('show what a GraphQL document touches that the GraphQL catalog lists (fine-grained personal access tokens), the permission each needs and the project or group it applies to')
+    .argument('[file]', 'the GraphQL document; standard input when absent or -')
+    .option('--variables <json|file>', 'variables: a JSON object, or a file holding one')
+    .option('--operation-name <name>', 'explain only this operation')
+    .option('--schema <file>', "GitLab's schema as SDL, to match types and nested fields [default: GATE_GRAPHQL_SCHEMA]")
+    .option('--json', 'print JSON')
+    .action(async (file: string | undefined, opts: { variables?: string, operationName?: string, schema?: string, json?: boolean }) => {
+      const [{ readFileSync }, { DEFAULT_CATALOG_DIR }, { loadGraphqlCatalog }, explain] = await Promise.all([
+        import('node:fs'), import('../catalog/load.ts'), import('../graphql/load.ts'), import('../graphql/explain.ts')
+      ])
+      const text = file === undefined || file === '-' ? await readStdin() : readFileSync(file, 'utf8')
+      const document = explain.parseDocument(text, file ?? 'stdin')
+      const schemaFile = opts.schema ?? env['GATE_GRAPHQL_SCHEMA']
+      const schema = schemaFile === undefined || schemaFile === '' ? undefined : explain.parseSchema(readFileSync(schemaFile, 'utf8'), schemaFile)
+      let variables: Record<string, unknown> = {}
+      if (opts.variables !== undefined) {
+        const raw = opts.variables.trimStart().startsWith('{') ? opts.variables : readFileSync(opts.variables, 'utf8')
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(raw)
+        } catch (err) {
+          throw new explain.GraphqlDocumentError(`--variables: not valid JSON: ${(err as Error).message}`)
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new explain.GraphqlDocumentError('--variables: must be a JSON object')
+        variables = parsed as Record<string, unknown>
+      }
+      const index = new explain.GraphqlCatalogIndex(loadGraphqlCatalog(catalogFlag() ?? DEFAULT_CATALOG_DIR))
+      const result = explain.explainGraphql(document, index, {
+        variables,
+        ...(schema === undefined ? {} : { schema }),
+        ...(opts.operationName === undefined ? {} : { operationName: opts.operationName })
+      })
+      io.out(opts.json === true ? JSON.stringify(result, null, 2) + '\n' : explain.formatGraphqlExplanation(result))
     })
 
   program.command('serve')
@@ -122,6 +158,12 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       io.out(formatOverlaps(findOverlaps(router.routes, router)))
     })
   return program
+}
+
+async function readStdin (): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 /** `serve --help` lists every setting; the table is loaded only when that help is asked for. */

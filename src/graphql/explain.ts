@@ -1,0 +1,339 @@
+// `job-token-gate explain-graphql`: which catalog entries a GraphQL document touches, the
+// permission each needs, and the project or group it applies to. Nothing is enforced here;
+// this is the reading the enforcement at /api/graphql will rest on.
+//
+// Without a schema only root fields can be named: a mutation's root fields are the mutations
+// (GitLab's `Mutation` type), a query's root fields are `Query.<field>`. With an SDL schema,
+// graphql-js's TypeInfo gives the parent and return type of every selection, through fragments,
+// inline fragments and interfaces, so types and nested fields are matched too.
+
+import {
+  GraphQLError,
+  Kind as AstKind,
+  TypeInfo,
+  buildSchema,
+  getNamedType,
+  isAbstractType,
+  isObjectType,
+  parse,
+  valueFromASTUntyped,
+  visit,
+  visitWithTypeInfo,
+  type ASTNode,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode
+} from 'graphql'
+import type { Boundary, GraphqlCatalog, GraphqlPermissionEntry, Kind } from './catalog.ts'
+
+export class GraphqlDocumentError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'GraphqlDocumentError'
+  }
+}
+
+/** Where a permission applies, read from the arguments of the field or its nearest ancestor. */
+export interface BoundaryTarget {
+  /** project, group, namespace (a `fullPath` whose field does not say which), or another object whose project decides. */
+  readonly kind: 'project' | 'group' | 'namespace' | 'object'
+  readonly path?: string
+  readonly id?: string
+  /** For `object`: the model of the global ID, e.g. Vulnerability. */
+  readonly model?: string
+  /** The argument it came from, e.g. `fullPath`, `input.projectPath`. */
+  readonly from: string
+}
+
+export interface Touch {
+  readonly kind: 'mutation' | 'field' | 'type'
+  /** The catalog's GraphQL name: `vulnerabilityCreate`, `Query.project`, `Vulnerability`. */
+  readonly name: string
+  /** Response path, aliases as sent: `created`, `project.vulnerabilities`. */
+  readonly path: string
+  readonly permissions: ReadonlyArray<{ readonly permission: string, readonly boundary: Boundary }>
+  readonly target: BoundaryTarget | null
+}
+
+export interface OperationExplanation {
+  readonly name: string
+  readonly operation: 'query' | 'mutation' | 'subscription'
+  readonly touches: readonly Touch[]
+  /** What the operation touches that the catalog does not list: `mutation fooCreate`, `field Query.echo`, `type Issue`. */
+  readonly notInCatalog: readonly string[]
+}
+
+export interface GraphqlExplanation {
+  /** False: no schema was given, only root fields were matched. */
+  readonly schema: boolean
+  readonly operations: readonly OperationExplanation[]
+}
+
+/** The catalog, indexed by what a document names. */
+export class GraphqlCatalogIndex {
+  private readonly byKindName = new Map<string, GraphqlPermissionEntry[]>()
+
+  constructor (catalog: GraphqlCatalog) {
+    for (const entry of catalog.entries) {
+      const key = `${entry.kind} ${entry.graphqlName}`
+      const list = this.byKindName.get(key) ?? []
+      list.push(entry)
+      this.byKindName.set(key, list)
+    }
+  }
+
+  lookup (kind: Kind, name: string): readonly GraphqlPermissionEntry[] {
+    return this.byKindName.get(`${kind} ${name}`) ?? []
+  }
+}
+
+export function parseDocument (text: string, source = 'document'): DocumentNode {
+  try {
+    return parse(text, { maxTokens: 100_000 })
+  } catch (err) {
+    if (!(err instanceof GraphQLError)) throw err
+    const at = err.locations?.[0]
+    throw new GraphqlDocumentError(`${source}${at === undefined ? '' : `:${at.line}:${at.column}`}: ${err.message}`)
+  }
+}
+
+export function parseSchema (sdl: string, source = 'schema'): GraphQLSchema {
+  try {
+    return buildSchema(sdl)
+  } catch (err) {
+    // buildSchema throws GraphQLError on syntax, Error on an invalid schema: both are the file's fault.
+    throw new GraphqlDocumentError(`${source}: not a usable SDL schema: ${(err as Error).message}`)
+  }
+}
+
+const GLOBAL_ID = /^gid:\/\/gitlab\/([A-Za-z0-9:]+)\/(\d+)$/
+
+function targetFromPath (key: string, path: string, fieldName: string, from: string): BoundaryTarget | null {
+  if (key === 'projectPath') return { kind: 'project', path, from }
+  if (key === 'groupPath') return { kind: 'group', path, from }
+  // `fullPath` names whatever the field returns: Query.project, Query.group, Query.namespace.
+  if (/^projects?$/.test(fieldName)) return { kind: 'project', path, from }
+  if (/^groups?$/.test(fieldName)) return { kind: 'group', path, from }
+  return { kind: 'namespace', path, from }
+}
+
+function targetFromGid (value: string, from: string): BoundaryTarget | null {
+  const m = GLOBAL_ID.exec(value)
+  if (m === null) return null
+  const [, model, id] = m as unknown as [string, string, string]
+  if (model === 'Project') return { kind: 'project', id, from }
+  if (model === 'Group') return { kind: 'group', id, from }
+  return { kind: 'object', model, id, from }
+}
+
+const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath']
+
+/** The first boundary argument, at the top level first, then inside input objects (`input: {projectPath}`). */
+export function targetOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget | null {
+  const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): BoundaryTarget | null => {
+    for (const key of PATH_ARGS) {
+      const v = value[key]
+      if (typeof v === 'string' && v !== '') return targetFromPath(key, v, fieldName, prefix + key)
+    }
+    // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
+    for (const [key, v] of Object.entries(value)) {
+      if (typeof v === 'string') {
+        const target = targetFromGid(v, prefix + key)
+        if (target !== null) return target
+      }
+    }
+    if (depth > 4) return null
+    for (const [key, v] of Object.entries(value)) {
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+        const inner = search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
+        if (inner !== null) return inner
+      }
+    }
+    return null
+  }
+  return search(args, '', 0)
+}
+
+function argumentValues (field: FieldNode, variables: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const values: Record<string, unknown> = {}
+  for (const arg of field.arguments ?? []) values[arg.name.value] = valueFromASTUntyped(arg.value, variables)
+  return values
+}
+
+function operationVariables (op: OperationDefinitionNode, given: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const values: Record<string, unknown> = {}
+  for (const def of op.variableDefinitions ?? []) {
+    if (def.defaultValue !== undefined) values[def.variable.name.value] = valueFromASTUntyped(def.defaultValue)
+  }
+  return { ...values, ...given }
+}
+
+class OperationReader {
+  readonly touches: Touch[] = []
+  readonly notInCatalog: string[] = []
+  private readonly seen = new Set<string>()
+
+  constructor (private readonly index: GraphqlCatalogIndex) {}
+
+  note (label: string): void {
+    if (!this.notInCatalog.includes(label)) this.notInCatalog.push(label)
+  }
+
+  /** Records a catalog match; `reportMissing: false` for what an unlisted name does not make unreachable (a nested field, covered by its type). */
+  record (kind: Touch['kind'], name: string, path: string, target: BoundaryTarget | null, reportMissing = true): void {
+    const catalogKind: Kind = kind === 'mutation' ? 'Mutation' : kind === 'field' ? 'Field' : 'Type'
+    const entries = this.index.lookup(catalogKind, name)
+    if (entries.length === 0) {
+      if (reportMissing) this.note(`${kind} ${name}`)
+      return
+    }
+    const key = `${kind} ${name} ${JSON.stringify(target)}`
+    if (this.seen.has(key)) return
+    this.seen.add(key)
+    this.touches.push({ kind, name, path, permissions: entries.map(e => ({ permission: e.permission, boundary: e.boundary })), target })
+  }
+}
+
+/** Root fields of a selection set, through fragments and inline fragments at the root. */
+function rootFields (set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, seen = new Set<string>()): FieldNode[] {
+  const fields: FieldNode[] = []
+  for (const sel of set.selections) {
+    if (sel.kind === AstKind.FIELD) fields.push(sel)
+    else if (sel.kind === AstKind.INLINE_FRAGMENT) fields.push(...rootFields(sel.selectionSet, fragments, seen))
+    else {
+      const name = sel.name.value
+      const fragment = fragments.get(name)
+      if (fragment === undefined) throw new GraphqlDocumentError(`unknown fragment "${name}"`)
+      if (seen.has(name)) continue
+      seen.add(name)
+      fields.push(...rootFields(fragment.selectionSet, fragments, seen))
+    }
+  }
+  return fields
+}
+
+const ROOT_TYPE = { query: 'Query', mutation: 'Mutation', subscription: 'Subscription' } as const
+
+function readWithoutSchema (op: OperationDefinitionNode, reader: OperationReader, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables: Readonly<Record<string, unknown>>): void {
+  for (const field of rootFields(op.selectionSet, fragments)) {
+    const name = field.name.value
+    if (name.startsWith('__')) continue
+    const target = targetOfArguments(argumentValues(field, variables), name)
+    const path = field.alias?.value ?? name
+    if (op.operation === 'mutation') reader.record('mutation', name, path, target)
+    else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target)
+  }
+}
+
+function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, reader: OperationReader, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables: Readonly<Record<string, unknown>>): void {
+  const mutationType = schema.getMutationType()?.name
+  const rootTypes = new Set([schema.getQueryType()?.name, mutationType, schema.getSubscriptionType()?.name])
+  const recordType = (type: GraphQLNamedType, path: string, target: BoundaryTarget | null): void => {
+    if (isObjectType(type)) reader.record('type', type.name, path, target)
+    // An interface or union field may return any of its object types: each is checked as GitLab
+    // checks the object it resolves.
+    else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
+  }
+  const visited = new Set<string>()
+  const walk = (node: ASTNode, start: { path: string[], target: BoundaryTarget | null }): void => {
+    const typeInfo = new TypeInfo(schema)
+    const stack: Array<{ path: string[], target: BoundaryTarget | null }> = [start]
+    visit(node, visitWithTypeInfo(typeInfo, {
+      Field: {
+        enter (field) {
+          const here = stack[stack.length - 1]!
+          const name = field.name.value
+          const path = [...here.path, field.alias?.value ?? name]
+          const target = targetOfArguments(argumentValues(field, variables), name) ?? here.target
+          stack.push({ path, target })
+          if (name.startsWith('__')) return
+          const parent = typeInfo.getParentType()
+          if (parent === null || parent === undefined) return
+          const where = path.join('.')
+          if (parent.name === mutationType) reader.record('mutation', name, where, target)
+          // The page lists the fields that need a permission of their own (`Query.project`,
+          // `Project.runners`); any other field is read with its object, which its type covers.
+          else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name))
+          const type = typeInfo.getType()
+          const named = getNamedType(type)
+          if (named === null || named === undefined) {
+            reader.note(`field ${parent.name}.${name} (not in the schema)`)
+            return
+          }
+          recordType(named, where, target)
+        },
+        leave () { stack.pop() }
+      },
+      FragmentSpread (spread) {
+        const here = stack[stack.length - 1]!
+        const fragment = fragments.get(spread.name.value)
+        if (fragment === undefined) throw new GraphqlDocumentError(`unknown fragment "${spread.name.value}"`)
+        const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.target)}`
+        if (visited.has(key)) return
+        visited.add(key)
+        // The fragment is read where it is spread: same response path, same boundary.
+        walk(fragment, { path: here.path, target: here.target })
+      }
+    }))
+  }
+  walk(op, { path: [], target: null })
+}
+
+export interface ExplainOptions {
+  readonly variables?: Readonly<Record<string, unknown>>
+  readonly schema?: GraphQLSchema
+  /** Only this operation (GraphQL's `operationName`). */
+  readonly operationName?: string
+}
+
+export function explainGraphql (document: DocumentNode, index: GraphqlCatalogIndex, options: ExplainOptions = {}): GraphqlExplanation {
+  const fragments = new Map<string, FragmentDefinitionNode>()
+  const operations: OperationDefinitionNode[] = []
+  for (const def of document.definitions) {
+    if (def.kind === AstKind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
+    else if (def.kind === AstKind.OPERATION_DEFINITION) operations.push(def)
+  }
+  if (operations.length === 0) throw new GraphqlDocumentError('the document has no operation')
+  let chosen = operations
+  if (options.operationName !== undefined) {
+    chosen = operations.filter(op => op.name?.value === options.operationName)
+    if (chosen.length === 0) throw new GraphqlDocumentError(`no operation named "${options.operationName}" (the document has ${operations.map(op => op.name?.value ?? '(anonymous)').join(', ')})`)
+  }
+  return {
+    schema: options.schema !== undefined,
+    operations: chosen.map(op => {
+      const reader = new OperationReader(index)
+      const variables = operationVariables(op, options.variables ?? {})
+      if (options.schema === undefined) readWithoutSchema(op, reader, fragments, variables)
+      else readWithSchema(options.schema, op, reader, fragments, variables)
+      return { name: op.name?.value ?? '(anonymous)', operation: op.operation, touches: reader.touches, notInCatalog: reader.notInCatalog }
+    })
+  }
+}
+
+export function describeTarget (target: BoundaryTarget | null): string {
+  if (target === null) return 'no project or group in the arguments'
+  const what = target.kind === 'object' ? `${target.model ?? 'object'} ${target.id ?? ''} (its project or group)` : `${target.kind} ${target.path !== undefined ? JSON.stringify(target.path) : target.id ?? ''}`
+  return `${what}, from ${target.from}`
+}
+
+export function formatGraphqlExplanation (result: GraphqlExplanation): string {
+  const lines: string[] = []
+  if (!result.schema) lines.push('no schema given (--schema or GATE_GRAPHQL_SCHEMA): only mutations and root query fields are matched; types and nested fields need the schema')
+  for (const op of result.operations) {
+    lines.push(`operation ${op.name} (${op.operation})`)
+    if (op.touches.length === 0) lines.push('  touches nothing the catalog lists')
+    for (const t of op.touches) {
+      const needs = [...new Set(t.permissions.map(p => p.permission))].map(permission => `${permission} (${t.permissions.filter(p => p.permission === permission).map(p => p.boundary).join(', ')})`).join(', ')
+      const plain = t.name.slice(t.name.lastIndexOf('.') + 1)
+      lines.push(`  ${t.kind.padEnd(8)} ${t.name}${t.path !== '' && t.path !== plain && t.path !== t.name ? ` at ${t.path}` : ''}`)
+      lines.push(`           needs ${needs}; applies to ${describeTarget(t.target)}`)
+    }
+    if (op.notInCatalog.length > 0) lines.push(`  not in the catalog: ${op.notInCatalog.join(', ')}`)
+  }
+  return lines.join('\n') + '\n'
+}
