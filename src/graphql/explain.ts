@@ -239,7 +239,9 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
     else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
   }
   const visited = new Set<string>()
-  const walk = (node: ASTNode, start: { path: string[], target: BoundaryTarget | null }): void => {
+  // `chain`: the fragments being read around this one. A fragment that spreads itself, however
+  // deep, is invalid GraphQL (NoFragmentCycles) and read once.
+  const walk = (node: ASTNode, start: { path: string[], target: BoundaryTarget | null }, chain: ReadonlySet<string>): void => {
     const typeInfo = new TypeInfo(schema)
     const stack: Array<{ path: string[], target: BoundaryTarget | null }> = [start]
     visit(node, visitWithTypeInfo(typeInfo, {
@@ -273,14 +275,14 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
         const fragment = fragments.get(spread.name.value)
         if (fragment === undefined) throw new GraphqlDocumentError(`unknown fragment "${spread.name.value}"`)
         const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.target)}`
-        if (visited.has(key)) return
+        if (visited.has(key) || chain.has(spread.name.value)) return
         visited.add(key)
         // The fragment is read where it is spread: same response path, same boundary.
-        walk(fragment, { path: here.path, target: here.target })
+        walk(fragment, { path: here.path, target: here.target }, new Set([...chain, spread.name.value]))
       }
     }))
   }
-  walk(op, { path: [], target: null })
+  walk(op, { path: [], target: null }, new Set())
 }
 
 export interface ExplainOptions {

@@ -170,6 +170,13 @@ test('with an SDL schema, TypeInfo types every selection: nested fields, fragmen
   ])
   assert.deepEqual(result.operations[1]!.notInCatalog, ['type VulnerabilityCreatePayload'])
 
+  // A fragment that spreads itself below a field (invalid GraphQL) is read once, not forever.
+  const cyclic = explainGraphql(parseDocument(`query { project(fullPath: "a/b") { ...Loop } }
+    fragment Loop on Project { vulnerabilities { project { ...Loop } } }`), INDEX, { schema: SCHEMA })
+  assert.deepEqual(cyclic.operations[0]!.touches.map(x => `${x.kind} ${x.name} @${x.path}`), [
+    'field Query.project @project', 'type Project @project', 'type Vulnerability @project.vulnerabilities'
+  ])
+
   // The same through the CLI, the schema from --schema or GATE_GRAPHQL_SCHEMA.
   const { dir, run } = cli(t, { 'deep.graphql': doc, 'schema.graphql': SDL })
   const viaFlag = await run(['@deep.graphql', '--schema', '@schema.graphql', '--operation-name', 'Deep'])
