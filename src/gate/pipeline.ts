@@ -75,6 +75,11 @@ export interface Deny {
   readonly missingPolicies?: readonly string[]
   /** Path and body errors are never shadowed: they are answered in every mode. */
   readonly always?: boolean
+  /**
+   * Also say the message as `error`: npm prints a refused request's `error` field and nothing of
+   * `message`, so without it an npm user sees only "403 Forbidden" (set on npm routes).
+   */
+  readonly echoAsError?: boolean
 }
 
 export interface Exchange {

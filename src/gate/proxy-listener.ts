@@ -71,8 +71,9 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     const outcome = await runStages(x, options.engine())
     const decidedAt = performance.now()
     if (outcome.kind === 'deny') {
+      const deny = x.match?.route.packageFormat === 'npm' ? { ...outcome.deny, echoAsError: true } : outcome.deny
       // A body we did not read is not drained: the connection closes after the answer.
-      respond(res, requestId, outcome.deny, x.body !== null && !req.complete)
+      respond(res, requestId, deny, x.body !== null && !req.complete)
       record(x, requestId, started, outcome.deny.status, decidedAt)
       return
     }

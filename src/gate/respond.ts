@@ -45,7 +45,7 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
     extra = answer.headers
   } else if (answer.kind === 'deny') {
     status = answer.status
-    body = errorJson(errorBody(answer.code, answer.message), requestId)
+    body = errorJson({ ...errorBody(answer.code, answer.message), ...(answer.echoAsError === true ? { error: answer.message } : {}) }, requestId)
     extra = answer.headers
   } else {
     isError = false

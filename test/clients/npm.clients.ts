@@ -118,8 +118,11 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
       assertFailed(result, `npm publish (${kind})`)
       assert.match(result.output, /npm (?:ERR!|error) code E403/)
       assert.match(result.output, /403 Forbidden - PUT http:\/\/127\.0\.0\.1:\d+\/api\/v4\/projects\/200\/packages\/npm\/@acme%2fhello/)
-      // npm prints a refusal's status line and an `error` field of the body, never `message`:
-      // the permission GitLab's body names is in the gate's decision log.
+      // npm prints a refusal's `error` field (never `message`): the gate says GitLab's message
+      // there too on npm routes, so the user sees the permission or the allowlist refusal.
+      assert.match(result.output, kind === 'readOnly'
+        ? /The following token permission is required: admin_packages/
+        : /Authentication by CI\/CD job token not allowed from /)
     }
     assertDenied(rg.gate, 'PUT', 'put_projects_id_packages_npm_package_name', 'MISSING_POLICIES', 'admin_packages')
     assertDenied(rg.gate, 'PUT', 'put_projects_id_packages_npm_package_name', 'NOT_ALLOWLISTED')
@@ -143,7 +146,9 @@ test('npm: install, publish and dist-tag through the gate with the job token in 
       assert.match(result.output, /npm (?:ERR!|error) code E403/)
       // npm reads the tags first: refused there when not allowlisted, at the change for read_packages only.
       const refused = kind === 'notAllowlisted' ? 'GET' : args[0] === 'add' ? 'PUT' : 'DELETE'
-      assert.match(result.output, new RegExp(`403 Forbidden - ${refused} http://127\\.0\\.0\\.1:\\d+/api/v4/projects/200/packages/npm/-/package/@acme%2fhello/dist-tags${refused === 'GET' ? '\n' : '/stable'}`))
+      // The refused request's line, then GitLab's message from the body's `error` field.
+      const message = kind === 'notAllowlisted' ? 'Authentication by CI/CD job token not allowed from tools to lib\\.' : 'Insufficient permissions .* admin_packages\\.'
+      assert.match(result.output, new RegExp(`403 Forbidden - ${refused} http://127\\.0\\.0\\.1:\\d+/api/v4/projects/200/packages/npm/-/package/@acme%2fhello/dist-tags${refused === 'GET' ? '' : '/stable'} - 403 Forbidden - ${message}\n`))
     }))
     assertDenied(rg.gate, 'DELETE', 'delete_projects_id_packages_npm_package_package_name_dist_tags_tag', 'MISSING_POLICIES', 'admin_packages')
     assert.equal(upstreamWrites(rg.gate).length, before, 'nothing written upstream')
