@@ -5,12 +5,11 @@
 // the JSON guard (src/identity/json-guard.ts). A publish of any size passes byte for byte; a
 // second credential hidden after megabytes of tarball aborts the upstream request before its end.
 
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { eventually } from '../helpers/eventually.ts'
+import { recordingUpstream } from '../helpers/recording-upstream.ts'
 import { TOKENS, startTestGate } from '../helpers/gate.ts'
 import { send, sendChunked } from '../helpers/http.ts'
 
@@ -55,30 +54,6 @@ test('a larger GATE_MAX_INSPECTED_BODY_BYTES reads a larger publish whole', asyn
   assert.equal(refused.status, 401, refused.text)
   assert.equal(refused.json().code, 'CREDENTIAL_AMBIGUOUS')
 })
-
-interface UpstreamRequest { bytes: number, sha256: string, complete: boolean, closed: boolean }
-
-/** The API upstream: records each request's bytes, whether its body arrived whole, and when it is over. */
-async function recordingUpstream (t: TestContext): Promise<{ url: string, requests: UpstreamRequest[] }> {
-  const requests: UpstreamRequest[] = []
-  const server = createServer((req, res) => {
-    const seen: UpstreamRequest = { bytes: 0, sha256: '', complete: false, closed: false }
-    const hash = createHash('sha256')
-    requests.push(seen)
-    req.on('data', (chunk: Buffer) => { seen.bytes += chunk.length; hash.update(chunk) })
-    req.on('end', () => {
-      seen.complete = true
-      seen.sha256 = hash.digest('hex')
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end('{}')
-    })
-    req.on('error', () => { /* the gate aborted the upload */ })
-    req.on('close', () => { seen.closed = true })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => { server.closeAllConnections(); server.close() })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
-}
 
 const sha256 = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex')
 

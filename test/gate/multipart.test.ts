@@ -1,36 +1,13 @@
 // A job token hidden after a large file part: the gate streams the upload and aborts the
 // upstream request before its last byte, so GitLab never acts on it.
 
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { eventually } from '../helpers/eventually.ts'
+import { recordingUpstream } from '../helpers/recording-upstream.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-
-interface UpstreamRequest { bytes: number, complete: boolean, closed: boolean }
-
-/** The API upstream: records each request's bytes, whether its body arrived whole, and when it is over. */
-async function recordingUpstream (t: TestContext): Promise<{ url: string, requests: UpstreamRequest[] }> {
-  const requests: UpstreamRequest[] = []
-  const server = createServer((req, res) => {
-    const seen: UpstreamRequest = { bytes: 0, complete: false, closed: false }
-    requests.push(seen)
-    req.on('data', (chunk: Buffer) => { seen.bytes += chunk.length })
-    req.on('end', () => {
-      seen.complete = true
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end('{}')
-    })
-    req.on('error', () => { /* the gate aborted the upload */ })
-    req.on('close', () => { seen.closed = true })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => { server.closeAllConnections(); server.close() })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
-}
 
 function multipart (boundary: string, fields: Array<{ name: string, value: Buffer | string, filename?: string }>): Buffer {
   const parts: Buffer[] = []
