@@ -126,8 +126,8 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
 
   const catalog = program.command('catalog').description('build and check the endpoint catalog')
   catalog.command('import')
-    .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens"); several pages are merged')
-    .argument('<pages...>', 'markdown files')
+    .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens") and route lists read from GitLab\'s source; all are merged')
+    .argument('<sources...>', 'docs pages (.md) and source route lists (.json, as catalog/sources/gitlab-source-routes.json)')
     .option('-o, --output <file>', 'write here instead of standard output')
     .action(async (pages: string[], opts: { output?: string }) => {
       const [{ readFileSync, writeFileSync }, { importPages }] = await Promise.all([import('node:fs'), import('../catalog/import.ts')])
