@@ -18,7 +18,7 @@
 // bytes received: inspection works on the buffer and never rewrites it.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable, Transform } from 'node:stream'
+import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { createJsonGuard } from './json-guard.ts'
@@ -43,8 +43,12 @@ export type BodyPlan =
   | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string }
   /** Multipart of unknown or large length: pipe it through guard(plan, token). */
   | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string }
-  /** JSON of unknown or large length: pipe it through guard(plan, token). */
-  | { readonly kind: 'stream', readonly type: 'json' }
+  /**
+   * JSON of unknown or large length: pipe it through guard(plan, token). `readFirst` (no declared
+   * length): readFirst() it, so a body that ends within maxBytes is inspected whole, as a declared
+   * one would be, and only a longer one streams.
+   */
+  | { readonly kind: 'stream', readonly type: 'json', readonly readFirst?: boolean }
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export type BodyInspection =
@@ -64,6 +68,11 @@ export interface BodyScanner {
    * paused and partly read: answer and close the connection.
    */
   read (plan: Extract<BodyPlan, { kind: 'buffer' }>, body: Readable): Promise<BodyInspection>
+  /**
+   * For a JSON plan with `readFirst`: reads up to maxBytes. A body that ended is inspected as read()
+   * would; a longer one comes back as a stream replaying what was read, then the rest.
+   */
+  readFirst (body: Readable): Promise<BodyInspection | { readonly kind: 'longer', readonly stream: Readable }>
   /**
    * The streaming guard for a body planned as 'stream': multipart (multipart.ts) or JSON
    * (json-guard.ts). With refuseMethodOverride the multipart guard also fails at a part Rack
@@ -86,17 +95,32 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
     async read (plan, body) {
       const bytes = await readCapped(body, maxBytes)
       if (bytes === null) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
-      try {
-        return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
-      } catch (err) {
-        if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
-        return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
-      }
+      return inspectRead(plan, bytes)
+    },
+
+    async readFirst (body) {
+      const head = await readUpTo(body, maxBytes)
+      if (head.complete) return inspectRead({ kind: 'buffer', type: 'json' }, Buffer.concat(head.chunks))
+      // What was read, then the rest: the guard sees every byte in order.
+      const replay = new PassThrough()
+      for (const chunk of head.chunks) replay.write(chunk)
+      body.on('error', err => replay.destroy(err))
+      body.pipe(replay)
+      return { kind: 'longer', stream: replay }
     },
 
     guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
       if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential })
       return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
+    }
+  }
+
+  function inspectRead (plan: Extract<BodyPlan, { kind: 'buffer' }>, bytes: Buffer): BodyInspection {
+    try {
+      return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
+    } catch (err) {
+      if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
+      return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
     }
   }
 }
@@ -213,7 +237,7 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   }
   if (type === 'json') {
     if (declared !== null && headers['transfer-encoding'] === undefined && declared <= maxBytes) return { kind: 'buffer', type }
-    return { kind: 'stream', type }
+    return declared === null || headers['transfer-encoding'] !== undefined ? { kind: 'stream', type, readFirst: true } : { kind: 'stream', type }
   }
   const boundary = parseMultipartBoundary(contentType)
   if (boundary === null) return { kind: 'rejected', code: 'MULTIPART_BAD_BOUNDARY' }
@@ -292,7 +316,16 @@ function positive (name: string, value: number | undefined, fallback: number): n
 }
 
 /** The whole body, or null as soon as it is longer than max (the stream is then left paused). */
-function readCapped (body: Readable, max: number): Promise<Buffer | null> {
+async function readCapped (body: Readable, max: number): Promise<Buffer | null> {
+  const head = await readUpTo(body, max)
+  return head.complete ? Buffer.concat(head.chunks) : null
+}
+
+/**
+ * The body's chunks up to its end (`complete`), or up to the first chunk that makes it longer than
+ * max, that chunk included; the stream is then left paused with nothing of it lost.
+ */
+function readUpTo (body: Readable, max: number): Promise<{ readonly complete: boolean, readonly chunks: Buffer[] }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let total = 0
@@ -305,17 +338,16 @@ function readCapped (body: Readable, max: number): Promise<Buffer | null> {
     const onData = (chunk: Buffer | string): void => {
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       total += b.length
+      chunks.push(b)
       if (total > max) {
         cleanup()
         body.pause()
-        resolve(null)
-        return
+        resolve({ complete: false, chunks })
       }
-      chunks.push(b)
     }
     const onEnd = (): void => {
       cleanup()
-      resolve(Buffer.concat(chunks, total))
+      resolve({ complete: true, chunks })
     }
     const onError = (err: Error): void => {
       cleanup()

@@ -83,6 +83,9 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       const bodyCredentials: Credential[] = []
       let methodParam: MethodParam = { kind: 'absent' }
       let buffered: Buffer | null = null
+      // The body as it reaches the guard: the request itself, or what readFirst() read then the rest.
+      let source: Readable = input.body
+      let streamed = plan.kind === 'stream'
       if (plan.kind === 'buffer') {
         input.beforeBodyRead?.()
         const inspected = await scanner.read(plan, input.body)
@@ -90,6 +93,19 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         buffered = inspected.bytes
         bodyCredentials.push(...inspected.credentials)
         if (rackReadsPostBody(input.headers['content-type'], method)) methodParam = inspected.methodParam
+      } else if (plan.kind === 'stream' && plan.type === 'json' && plan.readFirst === true) {
+        // A chunked JSON body that ends within the limit is read whole, as a declared one is: a job
+        // token in it then identifies the request instead of being refused by the guard.
+        input.beforeBodyRead?.()
+        const head = await scanner.readFirst(input.body)
+        if (head.kind === 'rejected') return deny(head.code, 'request body cannot be inspected', route)
+        if (head.kind === 'buffered') {
+          buffered = head.bytes
+          bodyCredentials.push(...head.credentials)
+          streamed = false
+        } else {
+          source = head.stream
+        }
       }
       if (header !== null && input.methodOverride !== undefined) {
         const routed = methodOverride(method, header, methodParam)
@@ -107,7 +123,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       let guard: Transform | null = null
       if (buffered !== null) {
         body = { kind: 'buffered', bytes: buffered }
-      } else if (plan.kind === 'stream') {
+      } else if (plan.kind === 'stream' && streamed) {
         // A package write must know its caller before the body goes upstream (the users' package
         // rules check the caller's role), so no credential may hide in a streamed body there.
         const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
@@ -118,8 +134,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         // would be an uncaught exception that ends the process. Its failure is kept on the stream
         // (`errored`) and answered by whoever forwards the body.
         g.on('error', () => {})
-        input.body.on('error', err => g.destroy(err))
-        input.body.pipe(g)
+        source.on('error', err => g.destroy(err))
+        source.pipe(g)
         body = { kind: 'stream', stream: g, guarded: true }
       } else {
         body = { kind: 'stream', stream: input.body, guarded: false }
@@ -132,7 +148,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       } catch (err) {
         // A guard already piped must not keep reading a request that is refused.
         if (guard !== null) {
-          input.body.unpipe(guard)
+          source.unpipe(guard)
           guard.destroy()
         }
         const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })

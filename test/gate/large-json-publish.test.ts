@@ -108,6 +108,21 @@ test('a chunked JSON body (no declared length) streams through the guard too', a
   assert.equal(upstream.requests.filter(r => r.complete).length, 1, 'only the clean publish arrived whole')
 })
 
+test('a chunked JSON body that ends within the limit is read whole: a job token in it identifies the request', async t => {
+  const g = await startTestGate(t)
+  const body = JSON.stringify({ name: 'v1.0', tag_name: 'v1.0', job_token: TOKENS.lib })
+  const own = await sendChunked(g.url, RELEASES, { 'content-type': 'application/json' }, [body.slice(0, 20), body.slice(20)])
+  assert.equal(own.status, 200, own.body)
+  assert.equal(g.seen.filter(r => r.url === RELEASES).length, 1)
+  assert.equal(g.seen.at(-1)?.bytes, Buffer.byteLength(body))
+  // Read whole, the token is decided as a declared body's would be: another project's is refused.
+  const other = JSON.stringify({ name: 'v1.0', job_token: TOKENS.tools })
+  const refused = await sendChunked(g.url, RELEASES, { 'content-type': 'application/json' }, [other])
+  assert.equal(refused.status, 403, refused.body)
+  assert.equal((JSON.parse(refused.body) as { code: string }).code, 'NOT_ALLOWLISTED')
+  assert.equal(g.seen.filter(r => r.url === RELEASES).length, 1, 'the refused release never reached the upstream')
+})
+
 test('a large JSON body that does not parse is refused before its end', async t => {
   const upstream = await recordingUpstream(t)
   const g = await startTestGate(t, { GATE_UPSTREAM_URL: upstream.url })

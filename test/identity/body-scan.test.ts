@@ -4,6 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
 import { identityFor, rawRequest, startStageServer, stubResolver, type StageReport } from './harness.ts'
 import { createBodyScanner, jsonCredentials, parseMultipartBoundary } from '../../src/identity/body-scan.ts'
 
@@ -127,7 +128,7 @@ test('plan: which bodies are buffered, streamed, passed or refused', () => {
   assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'multipart/form-data; boundary=b' }), { kind: 'stream', boundary: 'b' })
   assert.deepEqual(scanner.plan({ 'transfer-encoding': 'chunked', 'content-type': 'multipart/form-data; boundary=b' }), { kind: 'stream', boundary: 'b' })
   assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'application/json' }), { kind: 'stream', type: 'json' })
-  assert.deepEqual(scanner.plan({ 'transfer-encoding': 'chunked', 'content-type': 'application/json' }), { kind: 'stream', type: 'json' })
+  assert.deepEqual(scanner.plan({ 'transfer-encoding': 'chunked', 'content-type': 'application/json' }), { kind: 'stream', type: 'json', readFirst: true })
   assert.deepEqual(scanner.plan({ 'content-length': '101', 'content-type': 'application/x-www-form-urlencoded' }), { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' })
   assert.deepEqual(scanner.plan({ 'content-length': '5', 'content-type': 'image/png' }), { kind: 'pass' })
 })
@@ -150,4 +151,26 @@ test('JSON members are read as sent, repeats included', () => {
 test('JSON nested thousands of levels deep is read without overflowing the stack (found by fuzzing)', () => {
   const deep = `{"a":${'['.repeat(8000)}"glcbt-deep"${']'.repeat(8000)},"job_token":{"x":["glcbt-leaf"]}}`
   assert.deepEqual(jsonCredentials(Buffer.from(deep)).map(c => [c.secret, c.where]), [['glcbt-deep', 'body:*'], ['glcbt-leaf', 'body:job_token']])
+})
+
+test('readFirst: a chunked JSON body that ends within the limit is inspected whole; a longer one replays every byte', async () => {
+  const scanner = createBodyScanner({ maxBytes: 100 })
+  const short = JSON.stringify({ job_token: 'glcbt-short' })
+  const whole = await scanner.readFirst(Readable.from([Buffer.from(short.slice(0, 7)), Buffer.from(short.slice(7))]))
+  assert.equal(whole.kind, 'buffered')
+  if (whole.kind === 'buffered') {
+    assert.equal(whole.bytes.toString(), short)
+    assert.deepEqual(whole.credentials.map(c => c.secret), ['glcbt-short'])
+  }
+  const long = JSON.stringify({ data: 'x'.repeat(300), job_token: 'glcbt-late' })
+  const chunks = [long.slice(0, 60), long.slice(60, 130), long.slice(130)].map(c => Buffer.from(c))
+  const longer = await scanner.readFirst(Readable.from(chunks))
+  assert.equal(longer.kind, 'longer')
+  if (longer.kind === 'longer') {
+    const replayed: Buffer[] = []
+    for await (const c of longer.stream) replayed.push(c as Buffer)
+    assert.equal(Buffer.concat(replayed).toString(), long, 'what was read, then the rest, nothing lost')
+  }
+  const broken = await scanner.readFirst(Readable.from([Buffer.from('{"job_token":')]))
+  assert.deepEqual(broken, { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' })
 })
