@@ -34,6 +34,7 @@ import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { readUpTo } from '../read-body.ts'
 import { RELEVANT_TEXT } from './graphql.ts'
 import { AdminError } from './service.ts'
 
@@ -47,41 +48,10 @@ export type GraphqlBody =
  * Reads `req` until it ends or more than `limit` bytes were read. Rejects when the request
  * fails or the client goes away before either.
  */
-export function readGraphqlBody (req: IncomingMessage, limit: number): Promise<GraphqlBody> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const cleanup = (): void => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onError)
-      req.off('close', onClose)
-    }
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk)
-      size += chunk.length
-      if (size <= limit) return
-      cleanup()
-      req.pause()
-      resolve({ kind: 'over', prefix: Buffer.concat(chunks, size) })
-    }
-    const onEnd = (): void => {
-      cleanup()
-      resolve({ kind: 'whole', bytes: Buffer.concat(chunks, size) })
-    }
-    const onError = (err: Error): void => {
-      cleanup()
-      reject(err)
-    }
-    const onClose = (): void => {
-      cleanup()
-      reject(new Error('the client closed the request before its body was read'))
-    }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', onError)
-    req.on('close', onClose)
-  })
+export async function readGraphqlBody (req: IncomingMessage, limit: number): Promise<GraphqlBody> {
+  const read = await readUpTo(req, limit)
+  const bytes = Buffer.concat(read.chunks, read.size)
+  return read.complete ? { kind: 'whole', bytes } : { kind: 'over', prefix: bytes }
 }
 
 const JSON_ESCAPE = /\\+u([0-9a-fA-F]{4})/g

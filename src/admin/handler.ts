@@ -15,6 +15,7 @@ import type { GrantCache } from '../grants/cache.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
+import { readUpTo } from '../read-body.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
@@ -86,14 +87,9 @@ class BodyTooLarge extends Error {}
 async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0')
   if (declared > limit) throw new BodyTooLarge()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new BodyTooLarge()
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
+  const read = await readUpTo(req, limit)
+  if (!read.complete) throw new BodyTooLarge()
+  return Buffer.concat(read.chunks, read.size)
 }
 
 function parseParams (body: Buffer, contentType: string, query: URLSearchParams): Record<string, unknown> {

@@ -21,6 +21,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
+import { readUpTo } from '../read-body.ts'
 import { createJsonGuard } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
@@ -93,14 +94,15 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
     },
 
     async read (plan, body) {
-      const bytes = await readCapped(body, maxBytes)
-      if (bytes === null) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
-      return inspectRead(plan, bytes)
+      // A longer body is left paused and partly read: the answer closes the connection.
+      const read = await readUpTo(body, maxBytes)
+      if (!read.complete) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
+      return inspectRead(plan, Buffer.concat(read.chunks, read.size))
     },
 
     async readFirst (body) {
       const head = await readUpTo(body, maxBytes)
-      if (head.complete) return inspectRead({ kind: 'buffer', type: 'json' }, Buffer.concat(head.chunks))
+      if (head.complete) return inspectRead({ kind: 'buffer', type: 'json' }, Buffer.concat(head.chunks, head.size))
       // What was read, then the rest: the guard sees every byte in order.
       const replay = new PassThrough()
       for (const chunk of head.chunks) replay.write(chunk)
@@ -313,55 +315,6 @@ function positive (name: string, value: number | undefined, fallback: number): n
   if (value === undefined) return fallback
   if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`${name} must be a positive integer, got ${String(value)}`)
   return value
-}
-
-/** The whole body, or null as soon as it is longer than max (the stream is then left paused). */
-async function readCapped (body: Readable, max: number): Promise<Buffer | null> {
-  const head = await readUpTo(body, max)
-  return head.complete ? Buffer.concat(head.chunks) : null
-}
-
-/**
- * The body's chunks up to its end (`complete`), or up to the first chunk that makes it longer than
- * max, that chunk included; the stream is then left paused with nothing of it lost.
- */
-function readUpTo (body: Readable, max: number): Promise<{ readonly complete: boolean, readonly chunks: Buffer[] }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let total = 0
-    const cleanup = (): void => {
-      body.off('data', onData)
-      body.off('end', onEnd)
-      body.off('error', onError)
-      body.off('close', onClose)
-    }
-    const onData = (chunk: Buffer | string): void => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-      total += b.length
-      chunks.push(b)
-      if (total > max) {
-        cleanup()
-        body.pause()
-        resolve({ complete: false, chunks })
-      }
-    }
-    const onEnd = (): void => {
-      cleanup()
-      resolve({ complete: true, chunks })
-    }
-    const onError = (err: Error): void => {
-      cleanup()
-      reject(err)
-    }
-    const onClose = (): void => {
-      cleanup()
-      reject(new Error('request body closed before its end'))
-    }
-    body.on('data', onData)
-    body.on('end', onEnd)
-    body.on('error', onError)
-    body.on('close', onClose)
-  })
 }
 
 /**
