@@ -46,7 +46,7 @@ const gitlab: GitlabClient = {
 
 const identity: JobIdentity = { jobId: 3, jobProjectId: 300, jobProjectPath: 'other/tools', ancestorGroupIds: [20], userId: 8, pipelineId: 1003 }
 // The identity stage is the same for both paths (a token resolved from its cache): a constant outcome.
-const outcome: IdentityOutcome = { kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false } } as IdentityOutcome
+const outcome: IdentityOutcome = { kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] } as IdentityOutcome
 const identityStage: IdentityStage = { run: async () => outcome }
 const engine: Engine = {
   router: Router.compile(catalog.routes),

@@ -15,8 +15,7 @@ import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import { unknownProjectPath, type JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type NamespacePolicies } from '../policy/decide.ts'
-import { collectCredentials, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
-import { createBodyScanner, inspectBody } from '../identity/body-scan.ts'
+import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -218,7 +217,7 @@ const identifyStage: Stage = async (x, engine) => {
     return NON_API_PATH
   }
   // The catalog lists every route that accepts job tokens; GitLab does not read one elsewhere.
-  if (route === null) return jobTokenOnOtherRoute(x, engine, outcome.token)
+  if (route === null) return jobTokenOnOtherRoute(x, engine, outcome.token, outcome.credentials)
   return 'continue'
 }
 
@@ -229,9 +228,6 @@ const JOB_TOKEN_STRIPPED = forwardWith('no_job_token', 'JOB_TOKEN_STRIPPED')
  * raises 401 on a route that takes no job token.
  */
 const TOKEN_LOOKUP_PLACES = new Set(['bearer', 'header:private-token', 'query:private_token', 'query:access_token', 'query:bearer_token', 'body:private_token', 'body:access_token', 'body:bearer_token'])
-// Re-reads an inspected body with the type the identity stage read it as; no size limit of its
-// own: the body was already read within the gate's.
-const BODY_RESCAN = createBodyScanner({ maxBytes: Number.MAX_SAFE_INTEGER })
 
 /**
  * A job token on an /api/v4 route that takes none (lib/api/api_guard.rb: without
@@ -241,12 +237,12 @@ const BODY_RESCAN = createBodyScanner({ maxBytes: Number.MAX_SAFE_INTEGER })
  * read it even on a route the catalog misses. A token in the body cannot be removed (the gate
  * forwards bodies as received), nor can anything be removed in forward-auth: refused there.
  */
-function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string): StageResult {
+function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string, credentials: readonly Credential[]): StageResult {
   if (engine.options.jobTokenOnOtherRoutes === 'refuse') return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
-  const body = bodyCredentialsOf(x)
-  const found = [...collectCredentials({ canonical: x.canonical!, headers: x.headers, rawHeaders: x.rawHeaders, route: null }), ...(body ?? [])]
-  if (found.some(c => TOKEN_LOOKUP_PLACES.has(c.where))) return denyOf('JOB_TOKEN_NOT_ACCEPTED')
-  if (body === null || body.length > 0) return denyOf('JOB_TOKEN_IN_BODY')
+  if (credentials.some(c => TOKEN_LOOKUP_PLACES.has(c.where))) return denyOf('JOB_TOKEN_NOT_ACCEPTED')
+  // A streamed body is checked only as it passes: a token may be in it, and bodies are not rewritten.
+  const streamed = x.forwardBody?.kind === 'stream' && x.forwardBody.guarded
+  if (streamed || credentials.some(c => c.where.startsWith('body:'))) return denyOf('JOB_TOKEN_IN_BODY')
   if (!x.rewritable) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
   const canonical = x.canonical!
   const query = queryWithout(canonical.query, token, decodeFormComponent)
@@ -268,22 +264,6 @@ function headersHolding (rawHeaders: readonly string[], token: string): Readonly
     else if (name === 'authorization' && value.split(/\s+/).some(word => { const { user, password } = decodeBasic(word); return (user + password).includes(token) })) names.add(name)
   }
   return names
-}
-
-/** The credentials of the body: none without an inspected body; null when the gate cannot tell (a streamed multipart body). */
-function bodyCredentialsOf (x: StageView): readonly Credential[] | null {
-  const body = x.forwardBody
-  if (body === null) return []
-  if (body.kind === 'stream') return body.guarded ? null : []
-  if (body.bytes.length === 0) return []
-  const plan = BODY_RESCAN.plan(x.headers, x.method)
-  if (plan.kind === 'pass') return []
-  if (plan.kind !== 'buffer') return null
-  try {
-    return inspectBody(plan.type, body.bytes, plan.boundary ?? '').credentials
-  } catch {
-    return null
-  }
 }
 
 /**

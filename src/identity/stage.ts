@@ -56,6 +56,8 @@ export type IdentityOutcome =
     readonly source: CredentialSource
     readonly basicAuth: boolean
     readonly body: ForwardBody
+    /** Every credential found (headers, query, an inspected body), the job token's included. */
+    readonly credentials: readonly Credential[]
   }
   /** `reason` is for logs: it never holds a token. */
   | { readonly kind: 'deny', readonly code: ErrorCode, readonly reason: string, readonly answer: Answer }
@@ -154,7 +156,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
         return deny(failure.code, failure.message, route)
       }
-      return { kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body }
+      return { kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials }
     }
   }
 }

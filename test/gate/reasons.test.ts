@@ -104,7 +104,7 @@ test('runStages: the verdict and reason are the deciding stage\'s', async () => 
   assert.deepEqual([x.verdict, x.reason, x.stage], ['no_job_token', 'NO_JOB_TOKEN', 'user_roles'])
 
   const identity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
-  const job = engineWith(async () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false } }))
+  const job = engineWith(async () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] }))
   const artifacts = exchange(job, 'GET', '/api/v4/jobs/1/artifacts')
   assert.deepEqual(await runStages(artifacts, job), { kind: 'forward' })
   assert.deepEqual([artifacts.verdict, artifacts.reason, artifacts.stage], ['allow', 'SELF_ACCESS', 'resolve_grants'])

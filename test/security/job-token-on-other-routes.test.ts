@@ -111,6 +111,11 @@ test('a job token in a body cannot be stripped: refused, never forwarded', async
   // The same with the token in a header too: the body still holds it.
   const res = await send(g.url, 'POST', ROUTE, { 'content-type': 'application/x-www-form-urlencoded', 'job-token': T }, `job_token=${T}`)
   assert.equal(res.json().code, 'JOB_TOKEN_IN_BODY')
+  // A body over the inspection limit streams: it is checked only as it passes, so a token in a
+  // header cannot be stripped while one may still come in the body.
+  const large = `--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n${'A'.repeat(100_000)}\r\n--xyz--\r\n`
+  const streamed = await send(g.url, 'POST', ROUTE, { 'content-type': 'multipart/form-data; boundary=xyz', 'job-token': T }, large)
+  assert.equal(streamed.json().code, 'JOB_TOKEN_IN_BODY')
   assert.equal(g.seen.length, 0)
 })
 
