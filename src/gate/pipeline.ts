@@ -391,16 +391,16 @@ const decideStage: Stage = async (x, engine) => {
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
   }
   if (decision.allow) return allowed(decision.reason)
-  // A job identity from a JWT's routable claims carries no path (`project #<id>`): GitLab's
-  // not-allowlisted message names the job project by its path, so a deny looks it up (cached).
-  // Never on the allowed path; a failed lookup keeps the message as it is.
-  if (engine.projectFacts !== undefined && identity.jobProjectPath === unknownProjectPath(identity.jobProjectId)) {
+  // A job identity from a JWT's routable claims carries no path (`project #<id>`): when the deny's
+  // message names the job project (not allowlisted), its path is looked up (cached) and the message
+  // built again, as GitLab names it. The path changes no verdict; a failed lookup keeps the message.
+  if (engine.projectFacts !== undefined && identity.jobProjectPath === unknownProjectPath(identity.jobProjectId) && decision.message.includes(identity.jobProjectPath)) {
     try {
-      let job: ProjectFacts | Promise<ProjectFacts> = engine.projectFacts.get(identity.jobProjectId)
-      if (job instanceof Promise) job = await job
-      if (job.fullPath !== null) decision = decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
+      const found = engine.projectFacts.get(identity.jobProjectId)
+      const job = found instanceof Promise ? await found : found
+      const named = job.fullPath === null ? decision : decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
+      if (!named.allow) decision = named
     } catch {}
-    if (decision.allow) return allowed(decision.reason)
   }
   return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 }
