@@ -2,30 +2,14 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { decide, missingPoliciesMessage, nearestEntry, toSentence, type Decision, type DecisionSubject, type ReasonCode } from '../../src/policy/decide.ts'
-import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { errors } from '../../src/errors.ts'
+import { ACCESSED, catalog, catalogRoute as route, CREATE_DEPLOYMENT, JOB, NO_POLICIES, policies, READ_PACKAGES } from './world.ts'
 
-const catalog = loadCatalog()
-const policies = createPolicyIndex(catalog.policies)
-const route = (id: string): CatalogRoute => {
-  const found = catalog.routes.find(r => r.id === id)
-  assert.ok(found, id)
-  return found
-}
-const READ_PACKAGES = route('get_projects_id_packages')
 const PUBLISH_PACKAGE = route('post_projects_id_packages_composer')
-const CREATE_DEPLOYMENT = route('post_projects_id_deployments')
 const SKIP = route('get_projects_id_packages_conan_v1_ping')
-// The catalog has no such route today; GitLab's rule for one must still hold.
-const NO_POLICIES: CatalogRoute = { ...READ_PACKAGES, id: 'synthetic_no_policies', policies: [], skipPolicies: false }
-
-// Job project 100 (acme/sub/job) lives in subgroup 20, in group 10, in root group 1.
-const JOB: DecisionSubject = { jobProjectId: 100, jobProjectPath: 'acme/sub/job', ancestorGroupIds: [20, 10, 1] }
-const ACCESSED = 500
 
 const ON = createInstanceSettings()
 const OFF = createInstanceSettings({ enforceInboundScope: false })

@@ -5,25 +5,11 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadCatalog } from '../../src/catalog/load.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
-import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { decide, policiesEnforced, type DecisionSubject } from '../../src/policy/decide.ts'
 import { createInstanceSettings, validateProjectGrants, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
+import { ACCESSED, CREATE_DEPLOYMENT, JOB, NO_POLICIES, policies, READ_PACKAGES } from './world.ts'
 
-const catalog = loadCatalog()
-const policies = createPolicyIndex(catalog.policies)
-const route = (id: string): CatalogRoute => {
-  const found = catalog.routes.find(r => r.id === id)
-  assert.ok(found, id)
-  return found
-}
-const READ_PACKAGES = route('get_projects_id_packages')
-const CREATE_DEPLOYMENT = route('post_projects_id_deployments')
-const NO_POLICIES: CatalogRoute = { ...READ_PACKAGES, id: 'synthetic_no_policies', policies: [], skipPolicies: false }
-
-const JOB: DecisionSubject = { jobProjectId: 100, jobProjectPath: 'acme/sub/job', ancestorGroupIds: [20, 10, 1] }
-const ACCESSED = 500
 const ENFORCE = createInstanceSettings()
 const OFF = createInstanceSettings({ fineGrainedPolicies: 'off' })
 

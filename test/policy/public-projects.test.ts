@@ -10,10 +10,11 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { CatalogRoute, PolicyList } from '../../src/catalog/types.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
-import { decide, type Decision, type DecisionSubject, type ReasonCode } from '../../src/policy/decide.ts'
+import { decide, type Decision, type ReasonCode } from '../../src/policy/decide.ts'
 import { createInstanceSettings, type AllowlistEntry, type ProjectGrants } from '../../src/grants/model.ts'
 import type { FeatureAccessLevel, ProjectFacts, Visibility } from '../../src/projects/facts.ts'
 import { errors } from '../../src/errors.ts'
+import { JOB } from './world.ts'
 
 const policies = createPolicyIndex(JSON.parse(readFileSync(new URL('../../catalog/policies.json', import.meta.url), 'utf8')) as PolicyList)
 const ON = createInstanceSettings()
@@ -37,7 +38,6 @@ const ARTIFACTS = route('artifacts', 'GET', 'jobs', ['read_jobs'], ['repository'
 // PUT /projects/:id/packages/generic/...: admin_packages, no features
 const PACKAGE_WRITE = route('package_write', 'PUT', 'packages', ['admin_packages'])
 
-const JOB: DecisionSubject = { jobProjectId: 100, jobProjectPath: 'acme/sub/job', ancestorGroupIds: [20, 10, 1] }
 const ACCESSED = 500
 type Allowlisted = 'none' | 'fine-grained' | 'default'
 const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
