@@ -98,6 +98,12 @@ export const errors = {
   GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
   GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
   GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
+  // Fine-grained personal access tokens on GraphQL (src/graphql/token-scopes.ts,
+  // permission-check.ts): what the token may do could not be read from GitLab. Never an allow.
+  GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the permissions of this access token cannot be read from GitLab right now; try again later' },
+  GRAPHQL_TOKEN_LOOKUP_INVALID: { status: 502, message: '502 Bad Gateway - GitLab answered something the gate cannot read about the permissions of this access token' },
+  GRAPHQL_TARGET_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project or group this GraphQL request touches cannot be looked up in GitLab right now; try again later' },
+  GRAPHQL_TARGET_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the project or group this GraphQL request touches could not be looked up in GitLab' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors

@@ -1,0 +1,260 @@
+// Whether a fine-grained personal access token's scopes grant what a GraphQL document touches,
+// at the boundary GitLab checks it at (docs/graphql-tokens.md):
+// - Project and Group boundaries: a `personal_projects`, `all_memberships` or
+//   `selected_memberships` scope holding the permission. `all_memberships` reaches every group
+//   and project the user can reach (GitLab's own policies decide the rest), `selected_memberships`
+//   the selected projects and every project and subgroup under a selected group,
+//   `personal_projects` the projects in the user's own namespace;
+// - Instance: an `instance` scope; User: a `user` scope.
+// A target the gate cannot name (`currentUser { ... }`, a global ID of another object) passes when
+// some scope of the boundary's kind holds the permission: GitLab checks the object itself.
+// The target is looked up only when the answer depends on where it lies.
+
+import type { Boundary } from './catalog.ts'
+import type { BoundaryTarget } from './explain.ts'
+import type { GranularScope, TokenScopes } from './token-scopes.ts'
+import { GateError, errors, type ErrorCode } from '../errors.ts'
+import { GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
+import { createLoaderCache, type Clock } from '../identity/cache.ts'
+
+export interface TargetFacts {
+  readonly projectId?: number
+  /** The target group and every ancestor, or the project's namespace and its ancestors (nearest first). */
+  readonly groupIds: readonly number[]
+  /** The user whose personal namespace holds the target (a project in a user namespace, or that namespace). */
+  readonly personalNamespaceOwnerId?: number
+  /** The target's full path as GitLab spells it, for messages. */
+  readonly fullPath?: string
+}
+
+/** null: not found, or not something the gate can resolve. */
+export type TargetResolver = (target: BoundaryTarget) => Promise<TargetFacts | null>
+
+export type PermissionVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false, readonly permission: string, readonly boundary: Boundary, readonly message: string }
+
+type FineGrained = Extract<TokenScopes, { kind: 'fine_grained' }>
+
+/** Which scope accesses grant a boundary at all. */
+const ACCESSES_OF: Readonly<Record<Boundary, ReadonlyArray<GranularScope['access']>>> = {
+  Project: ['personal_projects', 'all_memberships', 'selected_memberships'],
+  Group: ['personal_projects', 'all_memberships', 'selected_memberships'],
+  Instance: ['instance'],
+  User: ['user']
+}
+
+/**
+ * Whether `scopes` grant one of `needs` (a Touch's permissions: any one of its boundaries
+ * suffices) on `target`. Resolves the target at most once, and only when a scope's answer
+ * depends on where the target lies.
+ */
+export async function checkPermission (
+  scopes: FineGrained,
+  needs: ReadonlyArray<{ permission: string, boundary: Boundary }>,
+  target: BoundaryTarget | null,
+  resolve: TargetResolver
+): Promise<PermissionVerdict> {
+  if (needs.length === 0) return { ok: true }
+  // A global ID of another object (a vulnerability, an issue) names no project or group the gate
+  // can look up: GitLab finds the object and checks its boundary itself.
+  const named = target !== null && target.kind !== 'object' ? target : null
+  let facts: TargetFacts | null | undefined
+  const factsOf = async (): Promise<TargetFacts | null> => {
+    if (facts === undefined) facts = await resolve(named!)
+    return facts
+  }
+  // Cheap grants first: scopes that need no lookup.
+  const holding = (need: { permission: string, boundary: Boundary }): GranularScope[] =>
+    scopes.scopes.filter(s => ACCESSES_OF[need.boundary].includes(s.access) && s.permissions.includes(need.permission))
+  for (const need of needs) {
+    const held = holding(need)
+    if (held.length === 0) continue
+    if (need.boundary === 'Instance' || need.boundary === 'User') return { ok: true }
+    if (named === null) return { ok: true }
+    if (held.some(s => s.access === 'all_memberships')) return { ok: true }
+  }
+  let notFound = false
+  for (const need of needs) {
+    if (named === null || need.boundary === 'Instance' || need.boundary === 'User') continue
+    const held = holding(need)
+    if (held.length === 0) continue
+    const f = await factsOf()
+    if (f === null) {
+      notFound = true
+      continue
+    }
+    if (held.some(s => reaches(s, need.boundary, f, scopes.userId))) return { ok: true }
+  }
+  const first = needs[0]!
+  return { ok: false, permission: first.permission, boundary: first.boundary, message: denyMessage(needs, named, facts ?? null, notFound) }
+}
+
+/** Whether a scope that holds the permission reaches the target (Project and Group boundaries). */
+function reaches (scope: GranularScope, boundary: Boundary, facts: TargetFacts, userId: number | null): boolean {
+  switch (scope.access) {
+    case 'all_memberships':
+      return true
+    case 'selected_memberships':
+      if (scope.projectId !== null && facts.projectId === scope.projectId) return true
+      return scope.groupId !== null && facts.groupIds.includes(scope.groupId)
+    case 'personal_projects':
+      // A user namespace holds projects only: a group is never personal.
+      return boundary === 'Project' && facts.projectId !== undefined && userId !== null && facts.personalNamespaceOwnerId === userId
+    default:
+      return false
+  }
+}
+
+function describeTarget (target: BoundaryTarget | null, facts: TargetFacts | null): string {
+  if (target === null) return ''
+  const name = facts?.fullPath ?? target.path ?? target.id ?? ''
+  return name === '' ? '' : ` on ${target.kind} ${name}`
+}
+
+function denyMessage (needs: ReadonlyArray<{ permission: string, boundary: Boundary }>, target: BoundaryTarget | null, facts: TargetFacts | null, notFound: boolean): string {
+  const list = needs.map(n => `${n.permission} (${n.boundary})`)
+  const what = list.length === 1 ? `permission: ${list[0]!}` : `permissions, any one of: ${list.join(', ')}`
+  const where = describeTarget(target, facts)
+  if (notFound) return `Insufficient permissions: the ${target!.kind} ${target!.path ?? target!.id ?? ''} was not found, so the token's ${what} cannot be shown to reach it`
+  return `Insufficient permissions to access this resource${where}. The following token ${what} is required.`
+}
+
+export interface TargetResolverOptions {
+  readonly gitlab: GitlabClient
+  /** A token for the lookups, sent as PRIVATE-TOKEN. Default: the client's service token (GATE_SERVICE_TOKEN). */
+  readonly serviceToken?: string
+  /** How long a lookup is kept. Default 60 s. */
+  readonly ttlMs?: number
+  readonly max?: number
+  readonly clock?: Clock
+}
+
+/** Counter labels of the client (`job_token_gate_gitlab_requests_total{endpoint}`). */
+export const TARGET_PROJECT_ENDPOINT = 'graphql_target_project'
+export const TARGET_GROUP_ENDPOINT = 'graphql_target_group'
+export const TARGET_NAMESPACE_ENDPOINT = 'graphql_target_namespace'
+
+function lookupError (code: ErrorCode, detail: string, cause?: unknown): GateError {
+  return new GateError(code, detail, { publicMessage: errors[code].message, ...(cause === undefined ? {} : { cause }) })
+}
+
+interface GroupNode { readonly id: number, readonly parentId: number | null, readonly fullPath: string }
+
+/**
+ * Looks projects, groups and namespaces up by path or id (`GET /projects/:id`, `/groups/:id`,
+ * `/namespaces/:id`, URL-encoded paths), walking a group's parents by id; cached, single flight.
+ * GitLab unreachable throws GRAPHQL_TARGET_LOOKUP_UNAVAILABLE, an unreadable answer
+ * GRAPHQL_TARGET_LOOKUP_FAILED; not found (404, or hidden from the lookup token) is null.
+ */
+export function createTargetResolver (options: TargetResolverOptions): TargetResolver {
+  const { gitlab } = options
+  const as: GitlabCall['as'] = options.serviceToken !== undefined && options.serviceToken !== ''
+    ? { 'private-token': options.serviceToken }
+    : 'service'
+  if (as === 'service' && !gitlab.hasServiceToken) throw new TypeError('looking up the projects and groups of GraphQL requests needs GATE_SERVICE_TOKEN')
+  const clock = options.clock === undefined ? {} : { clock: options.clock }
+  const ttlMs = options.ttlMs ?? 60_000
+  const max = options.max ?? 10_000
+  // Not found is kept briefly: a project created a moment later is seen soon, a flood of one
+  // unknown path costs one lookup per few seconds.
+  const targets = createLoaderCache<TargetFacts | null>({ max, ttlMs, lifetimeOf: f => f === null ? Math.min(ttlMs, 5_000) : undefined, ...clock })
+  const groups = createLoaderCache<GroupNode | null>({ max, ttlMs, ...clock })
+
+  const get = async (path: string, endpoint: string): Promise<Readonly<Record<string, unknown>> | null> => {
+    let answer: GitlabAnswer
+    try {
+      answer = await gitlab.get(path, { endpoint, as })
+    } catch (err) {
+      if (err instanceof GitlabUnavailable) throw lookupError('GRAPHQL_TARGET_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, err)
+      throw err
+    }
+    if (answer.status === 404) return null
+    if (answer.status === 429 || answer.status >= 500) throw lookupError('GRAPHQL_TARGET_LOOKUP_UNAVAILABLE', `GET ${path} answered ${answer.status}`)
+    if (answer.status !== 200 || answer.body === undefined) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET ${path} answered ${answer.status}${answer.status === 200 ? ' without a JSON object' : ''}`)
+    return answer.body
+  }
+  const positiveId = (v: unknown): number | null => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
+
+  const group = async (segment: string): Promise<GroupNode | null> => await groups.get(segment.toLowerCase(), async () => {
+    const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT)
+    if (body === null) return null
+    const id = positiveId(body.id)
+    if (id === null || typeof body.full_path !== 'string') throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered a group without id or full_path`)
+    const parentId = body.parent_id === null || body.parent_id === undefined ? null : positiveId(body.parent_id)
+    if (parentId === null && body.parent_id !== null && body.parent_id !== undefined) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered an unreadable parent_id`)
+    return { id, parentId, fullPath: body.full_path }
+  })
+
+  /** The group and its ancestors, nearest first. */
+  const chain = async (groupId: number): Promise<number[]> => {
+    const ids: number[] = []
+    let next: number | null = groupId
+    while (next !== null) {
+      if (ids.includes(next) || ids.length >= 32) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${groupId} has a parent cycle or is nested too deep`)
+      ids.push(next)
+      const node: GroupNode | null = await group(String(next))
+      if (node === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${next}, an ancestor of group ${groupId}, was not found`)
+      next = node.parentId
+    }
+    return ids
+  }
+
+  const namespaceFacts = async (ns: unknown, what: string): Promise<{ groupIds: number[], personalNamespaceOwnerId?: number }> => {
+    const n = ns as { id?: unknown, kind?: unknown } | null | undefined
+    const id = positiveId(n?.id)
+    if (id === null || (n?.kind !== 'group' && n?.kind !== 'user')) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `${what} answered without a readable namespace`)
+    if (n.kind === 'group') return { groupIds: await chain(id) }
+    return { groupIds: [] }
+  }
+
+  const project = async (segment: string): Promise<TargetFacts | null> => {
+    const body = await get(`/api/v4/projects/${segment}`, TARGET_PROJECT_ENDPOINT)
+    if (body === null) return null
+    const id = positiveId(body.id)
+    if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /projects/${segment} answered a project without id`)
+    const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`)
+    // A project in a user namespace names its owner (lib/api/entities/project.rb: `owner`).
+    const ownerId = (body.namespace as { kind?: unknown }).kind === 'user' ? positiveId((body.owner as { id?: unknown } | null | undefined)?.id) : null
+    return {
+      projectId: id,
+      groupIds: ns.groupIds,
+      ...(ownerId === null ? {} : { personalNamespaceOwnerId: ownerId }),
+      ...(typeof body.path_with_namespace === 'string' ? { fullPath: body.path_with_namespace } : {})
+    }
+  }
+
+  const groupFacts = async (segment: string): Promise<TargetFacts | null> => {
+    const node = await group(segment)
+    if (node === null) return null
+    return { groupIds: await chain(node.id), fullPath: node.fullPath }
+  }
+
+  const namespace = async (segment: string): Promise<TargetFacts | null> => {
+    const body = await get(`/api/v4/namespaces/${segment}`, TARGET_NAMESPACE_ENDPOINT)
+    if (body === null) return null
+    const id = positiveId(body.id)
+    if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered without an id`)
+    const fullPath = typeof body.full_path === 'string' ? { fullPath: body.full_path } : {}
+    if (body.kind === 'group') return { groupIds: await chain(id), ...fullPath }
+    if (body.kind === 'user') {
+      const ownerId = positiveId(body.owner_id)
+      return { groupIds: [], ...(ownerId === null ? {} : { personalNamespaceOwnerId: ownerId }), ...fullPath }
+    }
+    throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered an unknown kind`)
+  }
+
+  return async (target) => {
+    if (target.kind === 'object') return null
+    const raw = target.id ?? target.path
+    if (raw === undefined || raw === '') return null
+    // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
+    const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(raw.replace(/^\/+|\/+$/g, ''))
+    if (segment === '' || segment === '0') return null
+    return await targets.get(`${target.kind}:${segment.toLowerCase()}`, async () => {
+      if (target.kind === 'project') return await project(segment)
+      if (target.kind === 'group') return await groupFacts(segment)
+      return await namespace(segment)
+    })
+  }
+}
