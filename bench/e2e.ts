@@ -13,7 +13,7 @@
 // cache costs. The gate runs compiled JavaScript: `npm run build` first (the npm script does).
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,6 +30,8 @@ import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
 const SCALE = args.includes('--scale')
+const profileIndex = args.indexOf('--profile')
+const PROFILE = profileIndex >= 0 ? args[profileIndex + 1]! : null
 const outIndex = args.indexOf('--out')
 const OUT = outIndex >= 0 ? args[outIndex + 1]! : join(tmpdir(), `job-token-gate-e2e-${SCALE ? 'scale' : 'main'}.json`)
 const ROUNDS = QUICK ? 2 : 3
@@ -95,9 +97,10 @@ async function waitHttp (url: string, timeoutMs = 30_000): Promise<void> {
 
 interface Gate { proc: Proc, port: number, health: number, auth: number }
 
-async function startGate (name: string, origin: string, env: Record<string, string>): Promise<Gate> {
+/** `nodeArgs`: options of the gate's node (the profile run's `--cpu-prof`). */
+async function startGate (name: string, origin: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Gate> {
   const [port, health, auth] = [await freePort(), await freePort(), await freePort()]
-  const child = spawn(process.execPath, [join(ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,
@@ -406,6 +409,7 @@ async function main (): Promise<void> {
   const { proc: originProc, port: origin } = await startNodeServer('origin', 'bench/e2e/origin.mjs', [])
   const originUrl = `http://127.0.0.1:${origin}`
   if (SCALE) return await scale(originUrl, origin, started, load0)
+  if (PROFILE !== null) return await profile(originUrl, PROFILE)
 
   const bare = await startNodeServer('bare', 'bench/e2e/bare-proxy.mjs', [originUrl])
   const fastify = await startNodeServer('fastify', 'bench/e2e/fastify-proxy.mjs', [originUrl])
@@ -525,6 +529,77 @@ async function main (): Promise<void> {
   }
   console.log('')
   console.log(`JSON: ${OUT}; total ${result.totalSeconds} s`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiles: one memory-store gate per load (allowed, denied, no token) under `node --cpu-prof`,
+// warmed, driven for the round's duration, stopped with SIGTERM (which writes the profile); then
+// the functions with the most self time of each, and the share of the gate's own modules.
+
+interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
+interface CpuProfile { nodes: ProfileNode[], startTime: number, samples: number[], timeDeltas: number[] }
+
+async function profile (originUrl: string, dir: string): Promise<void> {
+  const TOKENS = 100
+  const PROJECTS = 10
+  const loads: Array<[string, Req[]]> = [
+    ['allowed', workload('b', TOKENS, PROJECTS, TOKENS * 7)],
+    ['denied', workload('d', TOKENS, PROJECTS, TOKENS * 7)],
+    ['no-token', workload(null, TOKENS, PROJECTS, TOKENS * 7)]
+  ]
+  const seconds = QUICK ? 4 : 10
+  for (const [name, requests] of loads) {
+    const out = join(dir, name)
+    rmSync(out, { recursive: true, force: true })
+    const gate = await startGate(`gate-${name}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }, ['--cpu-prof', `--cpu-prof-dir=${out}`])
+    const target: Target = { name, port: gate.port, requests, pids: [gate.proc.pid], expect: name === 'denied' ? 403 : 200, gate: gate.proc }
+    await autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, amount: requests.length * 2, requests: loadRequests(requests) })
+    // V8's profile clock and hrtime are both CLOCK_MONOTONIC: only the measured window is read.
+    const from = Number(process.hrtime.bigint() / 1000n)
+    const cpu0 = cpuSeconds(gate.proc.pid)
+    const result = await drive(target, seconds)
+    const cpu = cpuSeconds(gate.proc.pid) - cpu0
+    const to = Number(process.hrtime.bigint() / 1000n)
+    const exited = new Promise(resolve => gate.proc.child.once('exit', resolve))
+    gate.proc.child.kill('SIGTERM')
+    await exited
+    // The largest file is the main thread's (the watchdog thread writes its own).
+    const files = readdirSync(out).filter(f => f.endsWith('.cpuprofile')).map(f => join(out, f))
+    const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]
+    if (file === undefined) throw new Error(`no profile written in ${out}`)
+    const total = result.requests.total
+    console.log(`\n${name}: ${file}\n${fmt(total)} requests, ${fmt(cpu * 1e6 / total, 1)} µs CPU per request (user + system), load ${loadavg()[0]!.toFixed(2)}`)
+    printProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, from, to, total)
+  }
+}
+
+/**
+ * The functions with the most self time between `from` and `to` (µs, monotonic), in µs per
+ * request. A socket write's self time includes the waits of being preempted in it by the process
+ * it woke (the load generator): read it from /proc's CPU time, not from here.
+ */
+function printProfile (p: CpuProfile, from: number, to: number, requests: number): void {
+  const self = new Map<number, number>()
+  let t = p.startTime
+  for (let i = 0; i < p.samples.length; i++) {
+    const delta = p.timeDeltas[i] ?? 0
+    t += delta
+    if (t >= from && t <= to) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + delta)
+  }
+  const byFunction = new Map<string, number>()
+  let busy = 0
+  let own = 0
+  for (const node of p.nodes) {
+    const us = self.get(node.id) ?? 0
+    if (us === 0 || node.callFrame.functionName === '(idle)' || node.callFrame.functionName === '(program)') continue
+    busy += us
+    const url = node.callFrame.url.replace(/^file:\/\//, '').replace(ROOT, '')
+    if (url.startsWith('dist/')) own += us
+    const key = `${node.callFrame.functionName || '(anonymous)'} ${url}:${node.callFrame.lineNumber + 1}`
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us)
+  }
+  console.log(`sampled busy ${fmt(busy / requests, 1)} µs per request; the gate's own code (dist/) ${fmt(own / requests, 1)} µs (${fmt(100 * own / busy, 1)}%)`)
+  for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${fmt(us / requests, 2).padStart(6)} µs ${fmt(100 * us / busy, 1).padStart(5)}%  ${key}`)
 }
 
 // ---------------------------------------------------------------------------------------------
