@@ -108,6 +108,11 @@ export const errors = {
 
 export type ErrorCode = keyof typeof errors
 
+  // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.
+  // The answer names the limit and its setting; GitLab refuses such documents too.
+  GRAPHQL_DOCUMENT_TOO_LARGE: { status: 400, message: '400 Bad request - the GraphQL document is larger than the gate reads' },
+  GRAPHQL_DOCUMENT_TOO_DEEP: { status: 400, message: '400 Bad request - the GraphQL document is nested deeper than the gate reads' },
+  GRAPHQL_DOCUMENT_INVALID: { status: 400, message: '400 Bad request - the GraphQL document is not valid' },
 /** Why src/policy/decide.ts allows: its verdicts, listed here with every other reason. */
 export type AllowReason =
   | 'SELF_ACCESS'
