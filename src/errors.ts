@@ -119,6 +119,7 @@ export type AllowReason =
   | 'INBOUND_DISABLED'
   /** Unknown accessed project with `unknownProject: 'allow'`: GitLab decides. */
   | 'UNKNOWN_PROJECT_ALLOWED'
+  GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY: { status: 403, message: '403 Forbidden - only the gate\'s operator token may read or change registered fine-grained token permissions' },
   | 'DEFAULT_PERMISSIONS'
   /** A fine-grained entry acting as default permissions: fine-grained policies are off (older GitLab). */
   | 'FINE_GRAINED_POLICIES_OFF'

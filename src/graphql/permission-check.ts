@@ -10,7 +10,7 @@
 // some scope of the boundary's kind holds the permission: GitLab checks the object itself.
 // The target is looked up only when the answer depends on where it lies.
 
-import type { Boundary } from './catalog.ts'
+import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { BoundaryTarget } from './explain.ts'
 import type { GranularScope, TokenScopes } from './token-scopes.ts'
 import { GateError, errors, type ErrorCode } from '../errors.ts'
@@ -44,6 +44,25 @@ const ACCESSES_OF: Readonly<Record<Boundary, ReadonlyArray<GranularScope['access
   User: ['user']
 }
 
+export interface CheckOptions {
+  /**
+   * How GitLab names a permission in its deny message, "Resource: Action"
+   * (`permissionLabels(catalog)`); without it, the permission's name is used.
+   */
+  readonly labels?: ReadonlyMap<string, string>
+}
+
+/** "Job Token Scope Allowlist: Create" per permission, as GitLab's deny message writes them. */
+export function permissionLabels (catalog: GraphqlCatalog): ReadonlyMap<string, string> {
+  const labels = new Map<string, string>()
+  for (const entry of catalog.entries) {
+    if (!labels.has(entry.permission)) labels.set(entry.permission, `${entry.resource}: ${entry.action}`)
+  }
+  return labels
+}
+
+const BOUNDARY_ORDER: readonly Boundary[] = ['Project', 'Group', 'User', 'Instance']
+
 /**
  * Whether `scopes` grant one of `needs` (a Touch's permissions: any one of its boundaries
  * suffices) on `target`. Resolves the target at most once, and only when a scope's answer
@@ -53,41 +72,45 @@ export async function checkPermission (
   scopes: FineGrained,
   needs: ReadonlyArray<{ permission: string, boundary: Boundary }>,
   target: BoundaryTarget | null,
-  resolve: TargetResolver
+  resolve: TargetResolver,
+  options: CheckOptions = {}
 ): Promise<PermissionVerdict> {
   if (needs.length === 0) return { ok: true }
   // A global ID of another object (a vulnerability, an issue) names no project or group the gate
   // can look up: GitLab finds the object and checks its boundary itself.
   const named = target !== null && target.kind !== 'object' ? target : null
+  // GitLab checks a field listed at several boundaries at the one its object is
+  // (GranularTokenAuthorization#find_matching_directive): a project target is checked at the
+  // Project boundary, a group target at the Group boundary, when the entry lists that boundary.
+  const kindBoundary: Boundary | null = named?.kind === 'project' ? 'Project' : named?.kind === 'group' ? 'Group' : null
+  const applicable = kindBoundary !== null && needs.some(n => n.boundary === kindBoundary)
+    ? needs.filter(n => n.boundary === kindBoundary || n.boundary === 'User' || n.boundary === 'Instance')
+    : needs
   let facts: TargetFacts | null | undefined
-  const factsOf = async (): Promise<TargetFacts | null> => {
-    if (facts === undefined) facts = await resolve(named!)
-    return facts
-  }
-  // Cheap grants first: scopes that need no lookup.
   const holding = (need: { permission: string, boundary: Boundary }): GranularScope[] =>
     scopes.scopes.filter(s => ACCESSES_OF[need.boundary].includes(s.access) && s.permissions.includes(need.permission))
-  for (const need of needs) {
+  // Cheap grants first: scopes that need no lookup.
+  for (const need of applicable) {
     const held = holding(need)
     if (held.length === 0) continue
     if (need.boundary === 'Instance' || need.boundary === 'User') return { ok: true }
     if (named === null) return { ok: true }
     if (held.some(s => s.access === 'all_memberships')) return { ok: true }
   }
-  let notFound = false
-  for (const need of needs) {
+  for (const need of applicable) {
     if (named === null || need.boundary === 'Instance' || need.boundary === 'User') continue
     const held = holding(need)
     if (held.length === 0) continue
-    const f = await factsOf()
-    if (f === null) {
-      notFound = true
-      continue
-    }
+    if (facts === undefined) facts = await resolve(named)
+    if (facts === null) break
+    const f = facts
     if (held.some(s => reaches(s, need.boundary, f, scopes.userId))) return { ok: true }
   }
-  const first = needs[0]!
-  return { ok: false, permission: first.permission, boundary: first.boundary, message: denyMessage(needs, named, facts ?? null, notFound) }
+  // GitLab names the missing permissions of the first boundary, in its order (project, group,
+  // user, instance): AuthorizeGranularScopesService#access_denied_error.
+  const boundary = BOUNDARY_ORDER.find(b => applicable.some(n => n.boundary === b))!
+  const missing = applicable.filter(n => n.boundary === boundary)
+  return { ok: false, permission: missing[0]!.permission, boundary, message: denyMessage(missing.map(n => n.permission), boundary, named, facts, options.labels) }
 }
 
 /** Whether a scope that holds the permission reaches the target (Project and Group boundaries). */
@@ -96,28 +119,30 @@ function reaches (scope: GranularScope, boundary: Boundary, facts: TargetFacts, 
     case 'all_memberships':
       return true
     case 'selected_memberships':
-      if (scope.projectId !== null && facts.projectId === scope.projectId) return true
+      // A selected project covers that project; a selected group, itself and everything under it.
+      if (scope.projectId !== null && boundary === 'Project' && facts.projectId === scope.projectId) return true
       return scope.groupId !== null && facts.groupIds.includes(scope.groupId)
     case 'personal_projects':
-      // A user namespace holds projects only: a group is never personal.
+      // The user's own namespace holds projects only: a group is never personal.
       return boundary === 'Project' && facts.projectId !== undefined && userId !== null && facts.personalNamespaceOwnerId === userId
     default:
       return false
   }
 }
 
-function describeTarget (target: BoundaryTarget | null, facts: TargetFacts | null): string {
-  if (target === null) return ''
-  const name = facts?.fullPath ?? target.path ?? target.id ?? ''
-  return name === '' ? '' : ` on ${target.kind} ${name}`
-}
-
-function denyMessage (needs: ReadonlyArray<{ permission: string, boundary: Boundary }>, target: BoundaryTarget | null, facts: TargetFacts | null, notFound: boolean): string {
-  const list = needs.map(n => `${n.permission} (${n.boundary})`)
-  const what = list.length === 1 ? `permission: ${list[0]!}` : `permissions, any one of: ${list.join(', ')}`
-  const where = describeTarget(target, facts)
-  if (notFound) return `Insufficient permissions: the ${target!.kind} ${target!.path ?? target!.id ?? ''} was not found, so the token's ${what} cannot be shown to reach it`
-  return `Insufficient permissions to access this resource${where}. The following token ${what} is required.`
+/**
+ * GitLab's wording (AuthorizeGranularScopesService#access_denied_error): "Access denied: This
+ * operation requires a fine-grained personal access token with the following project
+ * permissions: [Job Token Scope Allowlist: Create]." The gate adds the target it checked.
+ */
+function denyMessage (permissions: readonly string[], boundary: Boundary, target: BoundaryTarget | null, facts: TargetFacts | null | undefined, labels: ReadonlyMap<string, string> | undefined): string {
+  const names = [...new Set(permissions.map(p => labels?.get(p) ?? p))].sort().join(', ')
+  let message = `Access denied: This operation requires a fine-grained personal access token with the following ${boundary.toLowerCase()} permissions: [${names}].`
+  if (target !== null && (boundary === 'Project' || boundary === 'Group')) {
+    const name = facts?.fullPath ?? target.path ?? target.id
+    if (name !== undefined && name !== '') message += facts === null ? ` The ${target.kind} ${name} was not found.` : ` Target: ${target.kind} ${name}.`
+  }
+  return message
 }
 
 export interface TargetResolverOptions {

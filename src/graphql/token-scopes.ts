@@ -1,10 +1,11 @@
-// What a fine-grained personal access token may do, as GitLab reports it to the token itself:
+// What a fine-grained personal access token may do, as GitLab describes it to the token itself:
 // `GET /api/v4/personal_access_tokens/self` (lib/api/personal_access_tokens/self_information.rb)
-// answers the token's own record, with `granular: true` and `granular_scopes` for a
-// fine-grained token (API::Entities::PersonalAccessToken, lib/api/entities/personal_access_token.rb).
-// Where `self` leaves `granular_scopes` out (it did before GitLab presented it there with the
-// same options as `GET /personal_access_tokens/:id`), the token's own id is asked once more.
-// See docs/graphql-tokens.md for the versions and the shape.
+// answers the token's record (API::Entities::PersonalAccessToken), with `granular: true` and
+// `granular_scopes` for a fine-grained token. Where `self` leaves the scopes out (it did before it
+// presented them as `GET /personal_access_tokens/:id` does), the token's id is asked once more.
+// GitLab answers both only to a fine-grained token holding `read_personal_access_token` (User
+// boundary); for one without it, the operator's registration by token hash decides
+// (src/graphql/token-registry.ts). docs/graphql-tokens.md has the versions and the shape.
 //
 // Anything else (a legacy PAT, OAuth, an unknown, expired or revoked token) is `other`: GitLab
 // refuses or allows it itself, and the gate passes it on. GitLab unreachable is a 503 and an
@@ -13,6 +14,7 @@
 import { GateError, errors, type ErrorCode } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
+import type { TokenRegistry } from './token-registry.ts'
 
 export const SCOPE_ACCESSES = ['personal_projects', 'all_memberships', 'selected_memberships', 'user', 'instance'] as const
 export type ScopeAccess = typeof SCOPE_ACCESSES[number]
@@ -44,10 +46,15 @@ export interface TokenScopeResolverOptions {
   readonly max?: number
   readonly clock?: Clock
   /**
-   * GitLab's permission identifier → the gate's catalog names. Default `gitlabToGatePermissions`
-   * (src/graphql/permission-names.ts): identifiers it does not know are kept as they are.
+   * GitLab's permission names that the gate's catalog spells differently: GitLab name → catalog
+   * names. Names not listed are taken as they are (docs/graphql-tokens.md#permission-names).
    */
-  readonly mapPermission?: (gitlabName: string) => readonly string[]
+  readonly permissionAliases?: Readonly<Record<string, readonly string[]>>
+  /**
+   * Registrations by token hash (src/graphql/token-registry.ts), read when GitLab does not show
+   * a token's scopes to the token itself.
+   */
+  readonly registry?: TokenRegistry
 }
 
 /** Counter labels of the client (`job_token_gate_gitlab_requests_total{endpoint}`). */
@@ -63,13 +70,17 @@ const OTHER: TokenScopes = Object.freeze({ kind: 'other' })
 
 export function createTokenScopeResolver (options: TokenScopeResolverOptions): TokenScopeResolver {
   const { gitlab } = options
-  const mapPermission = options.mapPermission ?? ((name: string) => [name])
+  const aliases = options.permissionAliases ?? {}
+  const mapPermission = (name: string): readonly string[] => Object.hasOwn(aliases, name) ? aliases[name]! : [name]
+  const { registry } = options
   // Failures are not kept: an outage or an unreadable answer is asked again on the next request.
   const cache = createLoaderCache<TokenScopes>({
     max: options.max ?? 10_000,
     ttlMs: options.ttlMs ?? 30_000,
     ...(options.clock === undefined ? {} : { clock: options.clock })
   })
+  // A registration changed: what was cached from the old one must not outlive it.
+  options.registry?.onChange(() => { cache.clear() })
 
   const ask = async (token: string, path: string, endpoint: string): Promise<GitlabAnswer> => {
     try {
@@ -80,36 +91,47 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     }
   }
 
-  /** null: GitLab refused the token (it will refuse it on the request too). */
-  const read = async (token: string, path: string, endpoint: string): Promise<Readonly<Record<string, unknown>> | null> => {
+  /** A number: GitLab refused the token (401, 403 or 404; it will refuse it on the request too, or decide itself). */
+  const read = async (token: string, path: string, endpoint: string): Promise<Readonly<Record<string, unknown>> | number> => {
     const answer = await ask(token, path, endpoint)
     const { status } = answer
-    if (status === 401 || status === 403 || status === 404) return null
+    if (status === 401 || status === 403 || status === 404) return status
     if (status === 429 || status >= 500) throw lookupError('GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
     if (status !== 200) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `GET ${path} answered ${status}`)
     if (answer.body === undefined) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `GET ${path} answered something other than a JSON object`)
     return answer.body
   }
 
-  const load = async (token: string): Promise<TokenScopes> => {
+  /** The operator's registration of a token GitLab does not describe; undefined when none. */
+  const registered = (hash: string): TokenScopes | undefined => {
+    const entry = registry?.get(hash)
+    if (entry === undefined) return undefined
+    return parseFineGrained({ user_id: entry.user_id, granular_scopes: entry.granular_scopes }, mapPermission)
+  }
+
+  const load = async (token: string, hash: string): Promise<TokenScopes> => {
     const self = await read(token, '/api/v4/personal_access_tokens/self', TOKEN_SELF_ENDPOINT)
-    if (self === null) return OTHER
+    // 401: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but will
+    // not describe it (a fine-grained token without read_personal_access_token) or refuses it
+    // (a blocked user): a registration decides, else GitLab does.
+    if (typeof self === 'number') return self === 403 ? registered(hash) ?? OTHER : OTHER
     if (!isGranular(self)) return OTHER
-    let record = self
-    if (!Array.isArray(self.granular_scopes)) {
-      // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
-      const id = self.id
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', 'GET /personal_access_tokens/self answered a fine-grained token without scopes or id')
-      const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT)
-      if (byId === null || !Array.isArray(byId.granular_scopes)) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `GitLab did not show the scopes of fine-grained token ${id}`)
-      record = byId
-    }
-    return parseFineGrained(record, mapPermission)
+    if (Array.isArray(self.granular_scopes)) return parseFineGrained(self, mapPermission)
+    // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
+    const id = self.id
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', 'GET /personal_access_tokens/self answered a fine-grained token without scopes or id')
+    const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT)
+    if (typeof byId !== 'number' && Array.isArray(byId.granular_scopes)) return parseFineGrained({ ...byId, user_id: byId.user_id ?? self.user_id }, mapPermission)
+    // A fine-grained token whose scopes GitLab will not show: only a registration can say.
+    const fromRegistry = registered(hash)
+    if (fromRegistry !== undefined) return fromRegistry
+    throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `GitLab did not show the scopes of fine-grained token ${id}, and no registration names it: grant it read_personal_access_token or register its hash`)
   }
 
   return {
     async scopesOf (token) {
-      return await cache.get(tokenKey(token), async () => await load(token))
+      const hash = tokenKey(token)
+      return await cache.get(hash, async () => await load(token, hash))
     }
   }
 }
@@ -137,8 +159,15 @@ export function parseFineGrained (record: Readonly<Record<string, unknown>>, map
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw invalid(`granular_scopes[${i}].${key} is not an id`)
       return v
     }
+    const projectId = id('project_id')
+    const groupId = id('group_id')
+    // GitLab attaches a selected scope to one project or one group (its namespace), the others to
+    // the user's namespace (personal projects) or to none: it exposes no id for those.
+    if (s.access === 'selected_memberships' ? (projectId === null) === (groupId === null) : projectId !== null || groupId !== null) {
+      throw invalid(`granular_scopes[${i}] (${s.access}) names ${projectId === null && groupId === null ? 'no' : 'an unexpected'} project or group`)
+    }
     const permissions = [...new Set((s.permissions as string[]).flatMap(p => mapPermission(p)))]
-    return Object.freeze({ access: s.access as ScopeAccess, permissions: Object.freeze(permissions), projectId: id('project_id'), groupId: id('group_id') })
+    return Object.freeze({ access: s.access as ScopeAccess, permissions: Object.freeze(permissions), projectId, groupId })
   })
   const userId = typeof record.user_id === 'number' && Number.isSafeInteger(record.user_id) ? record.user_id : null
   return Object.freeze({ kind: 'fine_grained', userId, scopes: Object.freeze(scopes) })

@@ -1,0 +1,208 @@
+// Fine-grained token permissions registered by the operator, for tokens GitLab will not describe
+// to the gate: GitLab shows a fine-grained token its own scopes only when the token holds
+// "Personal Access Token: Read" (`read_personal_access_token`, User boundary), and
+// `GET /personal_access_tokens/self` left the scopes out before it presented them as the
+// get-by-id route does (docs/graphql-tokens.md). The operator registers such a token **by its
+// SHA-256**, never the token itself, with the scopes GitLab's token page shows:
+//
+//   PUT    /api/v4/gate/graphql_token_scopes/:sha256   {"user_id": 7, "granular_scopes": [{"access": "selected_memberships", "permissions": ["read_project"], "group_id": 5}]}
+//   GET    /api/v4/gate/graphql_token_scopes/:sha256
+//   GET    /api/v4/gate/graphql_token_scopes
+//   DELETE /api/v4/gate/graphql_token_scopes/:sha256
+//
+// Only the operator token (GATE_ADMIN_TOKEN) may call these. The store is in memory, optionally
+// kept in a JSON file (written whole, then renamed) so it survives a restart.
+
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { errors, type ErrorCode, type FieldIssue } from '../errors.ts'
+import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
+
+/** A scope as GitLab's API writes it (`granular_scopes[]` of a token): GitLab's permission names. */
+export interface RegisteredScope {
+  readonly access: ScopeAccess
+  readonly permissions: readonly string[]
+  readonly project_id: number | null
+  readonly group_id: number | null
+}
+
+export interface RegisteredToken {
+  readonly user_id: number | null
+  readonly granular_scopes: readonly RegisteredScope[]
+  readonly updated_at: string
+}
+
+export interface TokenRegistry {
+  /** The registration of a token hash (lower-case hex SHA-256), if any. */
+  get (hash: string): RegisteredToken | undefined
+  set (hash: string, entry: RegisteredToken): void
+  delete (hash: string): boolean
+  list (): ReadonlyArray<readonly [string, RegisteredToken]>
+  /** Called after every change (the resolver forgets what it cached). */
+  onChange (listener: () => void): void
+}
+
+export const TOKEN_HASH = /^[0-9a-f]{64}$/
+const MAX_SCOPES = 64
+const MAX_PERMISSIONS = 512
+
+export function createTokenRegistry (options: { readonly file?: string } = {}): TokenRegistry {
+  const entries = new Map<string, RegisteredToken>()
+  const listeners: Array<() => void> = []
+  if (options.file !== undefined) {
+    let text: string | undefined
+    try {
+      text = readFileSync(options.file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TypeError(`cannot read the token registry ${options.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+    if (text !== undefined) {
+      let doc: unknown
+      try {
+        doc = JSON.parse(text)
+      } catch {
+        throw new TypeError(`the token registry ${options.file} is not JSON`)
+      }
+      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new TypeError(`the token registry ${options.file} is not a JSON object`)
+      for (const [hash, raw] of Object.entries(doc)) {
+        const parsed = parseRegistration(raw, '')
+        if (!TOKEN_HASH.test(hash) || !parsed.ok) throw new TypeError(`the token registry ${options.file} has an invalid entry ${JSON.stringify(hash.slice(0, 80))}`)
+        const updatedAt = (raw as { updated_at?: unknown }).updated_at
+        entries.set(hash, { ...parsed.value, updated_at: typeof updatedAt === 'string' ? updatedAt : new Date(0).toISOString() })
+      }
+    }
+  }
+  const save = (): void => {
+    if (options.file === undefined) return
+    const tmp = `${options.file}.tmp`
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(entries), null, 2) + '\n', { mode: 0o600 })
+    renameSync(tmp, options.file)
+  }
+  const changed = (): void => {
+    save()
+    for (const listener of listeners) listener()
+  }
+  return {
+    get: hash => entries.get(hash),
+    set (hash, entry) {
+      entries.set(hash, entry)
+      changed()
+    },
+    delete (hash) {
+      const had = entries.delete(hash)
+      if (had) changed()
+      return had
+    },
+    list: () => [...entries].sort(([a], [b]) => a < b ? -1 : 1),
+    onChange (listener) {
+      listeners.push(listener)
+    }
+  }
+}
+
+/** Reads a registration body; `prefix` names fields in issues. */
+export function parseRegistration (body: unknown, prefix = ''): { ok: true, value: Omit<RegisteredToken, 'updated_at'> } | { ok: false, issues: FieldIssue[] } {
+  const issues: FieldIssue[] = []
+  const at = (field: string): string => prefix === '' ? field : `${prefix}.${field}`
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { ok: false, issues: [{ path: prefix, message: 'must be a JSON object' }] }
+  const b = body as Record<string, unknown>
+  for (const key of Object.keys(b)) {
+    if (key !== 'user_id' && key !== 'granular_scopes' && key !== 'updated_at') issues.push({ path: at(key), message: 'is not a known field' })
+  }
+  const positive = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
+  if (b.user_id !== undefined && b.user_id !== null && !positive(b.user_id)) issues.push({ path: at('user_id'), message: 'must be a user id or null' })
+  const scopes: RegisteredScope[] = []
+  if (!Array.isArray(b.granular_scopes)) issues.push({ path: at('granular_scopes'), message: 'must be a list' })
+  else if (b.granular_scopes.length > MAX_SCOPES) issues.push({ path: at('granular_scopes'), message: `must hold at most ${MAX_SCOPES} scopes` })
+  else {
+    b.granular_scopes.forEach((raw: unknown, i) => {
+      const where = at(`granular_scopes[${i}]`)
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        issues.push({ path: where, message: 'must be an object' })
+        return
+      }
+      const s = raw as Record<string, unknown>
+      for (const key of Object.keys(s)) {
+        if (!['access', 'permissions', 'project_id', 'group_id'].includes(key)) issues.push({ path: `${where}.${key}`, message: 'is not a known field' })
+      }
+      const access = s.access
+      if (typeof access !== 'string' || !(SCOPE_ACCESSES as readonly string[]).includes(access)) issues.push({ path: `${where}.access`, message: `must be one of ${SCOPE_ACCESSES.join(', ')}` })
+      const permissions = s.permissions
+      if (!Array.isArray(permissions) || permissions.length > MAX_PERMISSIONS || !permissions.every(p => typeof p === 'string' && /^[a-z][a-z0-9_]{0,99}$/.test(p))) {
+        issues.push({ path: `${where}.permissions`, message: 'must be a list of permission names (lower case, digits and _)' })
+      }
+      const projectId = s.project_id ?? null
+      const groupId = s.group_id ?? null
+      if (projectId !== null && !positive(projectId)) issues.push({ path: `${where}.project_id`, message: 'must be a project id or null' })
+      if (groupId !== null && !positive(groupId)) issues.push({ path: `${where}.group_id`, message: 'must be a group id or null' })
+      // GitLab attaches a selected scope to exactly one project or group, and the others to none.
+      if (access === 'selected_memberships' && (projectId === null) === (groupId === null)) issues.push({ path: where, message: 'a selected_memberships scope names exactly one of project_id and group_id' })
+      if (access !== 'selected_memberships' && (projectId !== null || groupId !== null)) issues.push({ path: where, message: 'only a selected_memberships scope names a project or group' })
+      scopes.push({ access: access as ScopeAccess, permissions: Array.isArray(permissions) ? [...new Set(permissions as string[])] : [], project_id: projectId as number | null, group_id: groupId as number | null })
+    })
+  }
+  if (issues.length > 0) return { ok: false, issues }
+  return { ok: true, value: { user_id: (b.user_id ?? null) as number | null, granular_scopes: scopes } }
+}
+
+export interface RegistryRequest {
+  readonly method: string
+  /** The path after `/api/v4`, canonical: `/gate/graphql_token_scopes/<sha256>`. */
+  readonly path: string
+  /** Whether the caller presented the operator token (src/admin/auth.ts `findCaller` → `operator`). */
+  readonly caller: 'operator' | 'user' | 'none'
+  /** The JSON body, parsed (PUT), or undefined. */
+  readonly body?: unknown
+  readonly now?: () => Date
+}
+
+export interface RegistryAnswer {
+  readonly status: number
+  readonly body?: unknown
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+export const REGISTRY_PATH = '/gate/graphql_token_scopes'
+
+/** Whether a path (after `/api/v4`) is the registry's. */
+export function isRegistryPath (path: string): boolean {
+  return path === REGISTRY_PATH || path.startsWith(`${REGISTRY_PATH}/`)
+}
+
+function refuse (code: ErrorCode, extra: { issues?: readonly FieldIssue[], headers?: Readonly<Record<string, string>> } = {}): RegistryAnswer {
+  return {
+    status: errors[code].status,
+    body: { message: errors[code].message, code, ...(extra.issues === undefined ? {} : { errors: extra.issues.map(i => ({ field: i.path, message: i.message })) }) },
+    ...(extra.headers === undefined ? {} : { headers: extra.headers })
+  }
+}
+
+/** Answers one request to the registry's endpoints. Never echoes anything but hashes. */
+export function handleRegistryRequest (registry: TokenRegistry, request: RegistryRequest): RegistryAnswer {
+  if (!isRegistryPath(request.path)) return refuse('ADMIN_NOT_FOUND')
+  if (request.caller === 'none') return refuse('ADMIN_UNAUTHENTICATED')
+  if (request.caller !== 'operator') return refuse('GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY')
+  const rest = request.path.slice(REGISTRY_PATH.length)
+  if (rest === '' || rest === '/') {
+    if (request.method !== 'GET') return refuse('ADMIN_METHOD_NOT_ALLOWED', { headers: { allow: 'GET' } })
+    return { status: 200, body: registry.list().map(([hash, entry]) => ({ token_sha256: hash, ...entry })) }
+  }
+  const hash = rest.slice(1).toLowerCase()
+  if (!TOKEN_HASH.test(hash)) return refuse('ADMIN_VALIDATION_FAILED', { issues: [{ path: 'token_sha256', message: 'must be the 64 hex digits of the token\'s SHA-256, never the token' }] })
+  switch (request.method) {
+    case 'GET': {
+      const entry = registry.get(hash)
+      return entry === undefined ? refuse('ADMIN_NOT_FOUND') : { status: 200, body: { token_sha256: hash, ...entry } }
+    }
+    case 'PUT': {
+      const parsed = parseRegistration(request.body)
+      if (!parsed.ok) return refuse('ADMIN_VALIDATION_FAILED', { issues: parsed.issues })
+      const entry: RegisteredToken = { ...parsed.value, updated_at: (request.now?.() ?? new Date()).toISOString() }
+      registry.set(hash, entry)
+      return { status: 200, body: { token_sha256: hash, ...entry } }
+    }
+    case 'DELETE':
+      return registry.delete(hash) ? { status: 204 } : refuse('ADMIN_NOT_FOUND')
+    default:
+      return refuse('ADMIN_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, PUT, DELETE' } })
+  }
+}
