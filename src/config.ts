@@ -71,6 +71,11 @@ export const SETTINGS = {
   clientTimeoutMs: { env: 'GATE_CLIENT_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest silence on a client connection, either direction, before it is closed' },
   drainTimeoutMs: { env: 'GATE_DRAIN_TIMEOUT_MS', kind: 'int', min: 0, default: '30000', description: 'on SIGTERM, how long in-flight requests may finish' },
   catalogDir: { env: 'GATE_CATALOG_DIR', kind: 'string', description: 'catalog directory (default: the shipped catalog/)' },
+  // GraphQL documents and GitLab's schema (src/graphql/documents.ts, src/graphql/schema.ts)
+  graphqlSchema: { env: 'GATE_GRAPHQL_SCHEMA', kind: 'string', description: "GitLab's GraphQL schema as an SDL file (job-token-gate graphql-schema save), to check types and nested fields too; unset: mutations and root fields only" },
+  graphqlMaxBytes: { env: 'GATE_GRAPHQL_MAX_BYTES', kind: 'int', min: 1, default: '40000', description: 'largest GraphQL document read, in UTF-8 bytes (GitLab refuses queries over 10,000 characters)' },
+  graphqlMaxTokens: { env: 'GATE_GRAPHQL_MAX_TOKENS', kind: 'int', min: 1, default: '10000', description: 'most tokens in a GraphQL document (comments are none)' },
+  graphqlMaxDepth: { env: 'GATE_GRAPHQL_MAX_DEPTH', kind: 'int', min: 1, default: '20', description: "deepest field nesting of a GraphQL document, fragments followed (GitLab's limit for signed-in users is 20)" },
   // Observability (docs/observability.md)
   logLevel: { env: 'GATE_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'lowest level written to the log' },
   decisionLogLevel: { env: 'GATE_DECISION_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'level of the one-line-per-decision log (errors are at least warn)' },

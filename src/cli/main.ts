@@ -124,6 +124,18 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       }
     })
 
+  program.command('graphql-schema')
+    .description("GitLab's GraphQL schema, as the SDL file GATE_GRAPHQL_SCHEMA names")
+    .command('save')
+    .description("save GitLab's GraphQL schema as SDL, read from its introspection (token from GITLAB_TOKEN, never an argument)")
+    .requiredOption('--url <url>', "GitLab's base URL, e.g. https://gitlab.example.com")
+    .requiredOption('-o, --output <file>', 'the SDL file to write')
+    .option('--timeout-ms <ms>', 'wait this long for GitLab', '60000')
+    .action(async (opts: { url: string, output: string, timeoutMs: string }) => {
+      const { runSaveSchema } = await import('./graphql-schema.ts')
+      setExit(await runSaveSchema({ url: opts.url, output: opts.output, env, timeoutMs: Number(opts.timeoutMs), out: io.out, err: io.err }))
+    })
+
   const catalog = program.command('catalog').description('build and check the endpoint catalog')
   catalog.command('import')
     .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens") and route lists read from GitLab\'s source; all are merged')
