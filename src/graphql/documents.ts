@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto'
 import { GraphQLError, Kind, Lexer, Source, TokenKind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
 import { LRUCache } from 'lru-cache'
+import type { Config } from '../config.ts'
 
 export interface DocumentLimits {
   /** UTF-8 bytes of the document text (GATE_GRAPHQL_MAX_BYTES). */
@@ -39,6 +40,11 @@ export const DEFAULT_DOCUMENT_LIMITS: DocumentLimits = Object.freeze({
   maxDepth: 20,
   maxExpandedFields: 10_000
 })
+
+/** The limits GATE_GRAPHQL_MAX_BYTES, GATE_GRAPHQL_MAX_TOKENS and GATE_GRAPHQL_MAX_DEPTH set. */
+export function documentLimitsOf (config: Pick<Config, 'graphqlMaxBytes' | 'graphqlMaxTokens' | 'graphqlMaxDepth'>): Partial<DocumentLimits> {
+  return { maxBytes: config.graphqlMaxBytes, maxTokens: config.graphqlMaxTokens, maxDepth: config.graphqlMaxDepth }
+}
 
 /** Brackets ({ [ and ( together) nested deeper than maxDepth plus this are refused before parsing. */
 export const BRACKET_ALLOWANCE = 100

@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { Kind, print } from 'graphql'
-import { BRACKET_ALLOWANCE, DEFAULT_DOCUMENT_LIMITS, createDocumentCache, readDocument, type DocumentResult } from '../../src/graphql/documents.ts'
+import { loadConfig } from '../../src/config.ts'
+import { BRACKET_ALLOWANCE, DEFAULT_DOCUMENT_LIMITS, createDocumentCache, documentLimitsOf, readDocument, type DocumentResult } from '../../src/graphql/documents.ts'
 
 // Hang detector only: each case takes milliseconds.
 const HANG = { timeout: 30_000 }
@@ -213,4 +214,15 @@ test('the cache reads its limits and refuses nonsense ones', () => {
   assert.match(refused(cache.parse('{ a { b { c } } }')).message, /has depth 3; the gate allows at most 2 \(GATE_GRAPHQL_MAX_DEPTH\)/)
   assert.throws(() => createDocumentCache({ limits: { maxDepth: 0 } }), /maxDepth must be a whole number of at least 1/)
   assert.throws(() => createDocumentCache({ limits: { maxTokens: 1.5 } }), /maxTokens/)
+})
+
+test('the settings give the limits; their defaults are the module\'s', () => {
+  const defaults = documentLimitsOf(loadConfig({}))
+  assert.deepEqual(defaults, { maxBytes: DEFAULT_DOCUMENT_LIMITS.maxBytes, maxTokens: DEFAULT_DOCUMENT_LIMITS.maxTokens, maxDepth: DEFAULT_DOCUMENT_LIMITS.maxDepth })
+  const cache = createDocumentCache({ limits: documentLimitsOf(loadConfig({ GATE_GRAPHQL_MAX_DEPTH: '1', GATE_GRAPHQL_MAX_TOKENS: '6', GATE_GRAPHQL_MAX_BYTES: '8' })) })
+  accepted(cache.parse('{ a }'))
+  assert.match(refused(cache.parse('{a b c d}')).message, /has 9 bytes; the gate allows at most 8 \(GATE_GRAPHQL_MAX_BYTES\)/)
+  assert.match(refused(cache.parse('{a{b c}}')).message, /more than 6 tokens; the gate allows at most 6 \(GATE_GRAPHQL_MAX_TOKENS\)/)
+  assert.match(refused(cache.parse('{a{b}}')).message, /has depth 2; the gate allows at most 1 \(GATE_GRAPHQL_MAX_DEPTH\)/)
+  assert.throws(() => loadConfig({ GATE_GRAPHQL_MAX_DEPTH: '0' }), /GATE_GRAPHQL_MAX_DEPTH must be at least 1/)
 })
