@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { Kind, print } from 'graphql'
+import { Kind, getIntrospectionQuery, print } from 'graphql'
 import { loadConfig } from '../../src/config.ts'
 import { BRACKET_ALLOWANCE, DEFAULT_DOCUMENT_LIMITS, createDocumentCache, documentLimitsOf, readDocument, type DocumentResult } from '../../src/graphql/documents.ts'
 
@@ -36,6 +36,13 @@ test('depth: at the limit passes, one more is refused, naming the depth, the lim
   const limits = { ...DEFAULT_DOCUMENT_LIMITS, maxDepth: 3 }
   accepted(readDocument('query { a { b { c } } }', limits))
   assert.match(refused(readDocument('query { a { b { c { d } } } }', limits)).message, /has depth 4; the gate allows at most 3 /)
+})
+
+test('the standard introspection query passes the default limits (depth 15 of 20)', () => {
+  for (const query of [getIntrospectionQuery(), getIntrospectionQuery({ inputValueDeprecation: true })]) {
+    accepted(readDocument(query))
+    assert.match(refused(readDocument(query, { ...DEFAULT_DOCUMENT_LIMITS, maxDepth: 14 })).message, /has depth 15;/)
+  }
 })
 
 test('depth follows fragments where they are spread; inline fragments add nothing', () => {
