@@ -92,6 +92,16 @@ export const errors = {
   ADMIN_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - the request body is too large' },
   ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
   ROLE_CHECK_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the caller\'s role cannot be checked with GitLab right now; try again later' },
+  // Enforcement of fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts).
+  // Refusals of a document are answered in GraphQL's shape (HTTP 200, `errors[].extensions.code`);
+  // the status here is what the code means, used where the answer is not GraphQL's.
+  GRAPHQL_PERMISSION_MISSING: { status: 403, message: 'The access token does not have the permission this GraphQL operation requires' },
+  GRAPHQL_NOT_IN_CATALOG: { status: 403, message: 'This GraphQL field, type or mutation is not available to fine-grained personal access tokens' },
+  GRAPHQL_BATCH_NOT_RUN: { status: 403, message: 'Not run: another operation in this batch was refused' },
+  GRAPHQL_OPERATION_NOT_FOUND: { status: 400, message: 'The operation named by operationName is not in the GraphQL document' },
+  GRAPHQL_VARIABLES_INVALID: { status: 400, message: 'GraphQL variables must be a JSON object (or a string holding one)' },
+  GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - a GraphQL request with a fine-grained personal access token is decided before it is forwarded, so its body may be at most 1 MiB (uploads: a multipart body whose operations part comes first)' },
+  GRAPHQL_LATE_PARAMETER: { status: 400, message: '400 Bad request - a part of this large GraphQL multipart body, after the part the decision was made from, is one GitLab would read as a GraphQL parameter or a credential' },
   GRAPHQL_MIXED_OPERATION: { status: 400, message: '400 Bad request - this GraphQL request mixes the gate\'s fields (jobTokenPermissions, updateJobTokenPermissions) with GitLab fields; send them as separate requests' },
   GRAPHQL_ALLOWLIST_MANAGED_BY_GATE: { status: 400, message: '400 Bad request - this GraphQL mutation would change GitLab\'s job token allowlist or scope, which the gate manages; use the gate\'s REST endpoints under /api/v4/projects/:id/job_token_scope' },
   GRAPHQL_GATE_FIELDS_OVER_GET: { status: 400, message: '400 Bad request - job token allowlist mutations and the gate\'s GraphQL fields are accepted only in POST requests' },

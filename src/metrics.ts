@@ -10,7 +10,7 @@ import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import { catalogMetrics, gitlabMetrics, grantMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type PoolStats } from './metrics/collectors.ts'
+import { catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
 export const PREFIX = 'job_token_gate_'
@@ -75,6 +75,8 @@ export interface GateMetrics {
   observeInvalidation (lagMs: number): void
   catalogReloaded (ok: boolean): void
   readonly usage: { recorded (n: number): void, dropped (n: number): void, writeFailed (): void, flushed (): void }
+  /** Fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts). */
+  readonly graphql: GraphqlDecisionMetrics
   /** The exposition text; enables the default process metrics on first use. */
   scrape (): Promise<string>
   readonly contentType: string
@@ -129,6 +131,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
   const catalog = catalogMetrics(scope, () => sources?.catalog())
   const usage = usageMetrics(scope)
   loggingMetrics(scope)
+  const graphql = graphqlMetrics(scope)
 
   let processMetrics = false
   return {
@@ -163,6 +166,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       catalog.reloaded(ok)
     },
     usage,
+    graphql,
     async scrape () {
       if (!processMetrics) {
         // Lazily: the default collectors start an event-loop monitor and a GC observer that

@@ -188,17 +188,23 @@ export interface GraphqlHttpRequest {
 type Params = Record<string, unknown>
 
 /** One GraphQL operation as GitLab's controller takes it from the parameters. */
-interface Operation {
+export interface GraphqlOperation {
+  /** The document as sent (before graphql-ruby's `escape_single_quoted_newlines`). */
   readonly query: string
+  /** As sent: a hash, a JSON string (GitLab parses it), or anything else (GitLab refuses it). */
   readonly variables: unknown
-  readonly operationName: unknown
+  /** Rails' `permit` of a scalar: a string, or null when absent or not a scalar. */
+  readonly operationName: string | null
 }
 
-/** What GitLab would execute: one query, or a batch (`_json`). */
-interface Effective {
+/** What GitLab would execute from one reading of the parameters: one query, or a batch (`_json`). */
+export interface GraphqlReading {
   readonly batch: boolean
-  readonly operations: readonly Operation[]
+  readonly operations: readonly GraphqlOperation[]
 }
+
+type Operation = GraphqlOperation
+type Effective = GraphqlReading
 
 class RackError extends Error {}
 
@@ -395,11 +401,11 @@ function scalar (value: unknown): string | null {
   return null
 }
 
-function operationOf (params: Params): Operation {
+function operationOf (params: Readonly<Params>): Operation {
   return { query: scalar(params.query) ?? '', variables: params.variables, operationName: scalar(params.operationName) }
 }
 
-function effectiveOf (params: Params): Effective {
+function effectiveOf (params: Readonly<Params>): Effective {
   const batch = params._json
   if (Array.isArray(batch)) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
   return { batch: false, operations: [operationOf(params)] }
@@ -438,7 +444,7 @@ export function escapeSingleQuotedNewlines (query: string): string {
 }
 
 /** GitLab's `Gitlab::Graphql::Variables`: a JSON string (again and again) or a hash; null if invalid. */
-function normalizeVariables (raw: unknown): Params | null {
+export function normalizeVariables (raw: unknown): Params | null {
   if (raw === undefined || raw === null) return newParams()
   if (typeof raw === 'string') {
     if (raw.trim() === '') return newParams()
@@ -572,19 +578,58 @@ const DEFAULT_REQUEST: GraphqlHttpRequest = { method: 'POST', query: '', content
  */
 export function classifyGraphql (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): Classification {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
+  return classifyParams(readGraphqlParams(body, req), req)
+}
+
+/**
+ * Every way GitLab might read a GraphQL request's parameters: each body reading merged with
+ * each reading of the URL's query string. Built once per request; the classifier and the
+ * enforcement of fine-grained tokens (src/graphql/enforce.ts) both read it.
+ */
+export interface GraphqlParams {
+  /** Rails' merged parameters, one per reading (not deduplicated). */
+  readonly readings: readonly Readonly<Record<string, unknown>>[]
+  /** Decoded texts of parts Rack or the JSON parser refuse, for the lexical checks. */
+  readonly broken: readonly string[]
+}
+
+export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): GraphqlParams {
+  const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken: string[] = []
   const fromUrl = req.query === '' ? [] : formReadings(req.query, broken)
   // A query string Rack refuses fails the request in GitLab; the body is still checked.
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
-  const readings = bodyReadings(body, req, broken)
+  const readings: Params[] = []
+  for (const fromBody of bodyReadings(body, req, broken)) {
+    // Rails: the URL's parameters override the body's.
+    for (const url of urlReadings) readings.push(Object.assign(newParams(), fromBody, url))
+  }
+  return { readings, broken }
+}
+
+/**
+ * The distinct operations lists GitLab could execute (readings that agree count once). Where
+ * they disagree, every one must be checked: the gate cannot tell which one GitLab will take.
+ */
+export function graphqlReadings (params: GraphqlParams): GraphqlReading[] {
+  const distinct = new Map<string, GraphqlReading>()
+  for (const merged of params.readings) {
+    const effective = effectiveOf(merged)
+    const key = JSON.stringify(effective)
+    if (!distinct.has(key)) distinct.set(key, effective)
+  }
+  return [...distinct.values()]
+}
+
+/** Classification from readings already made (see classifyGraphql). */
+export function classifyParams (params: GraphqlParams, request: Partial<GraphqlHttpRequest> = {}): Classification {
+  const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
+  const broken = params.broken
   const relevant = new Map<string, { effective: Effective, reads: OperationReading[] }>()
-  for (const fromBody of readings) {
-    for (const fromUrl of urlReadings) {
-      // Rails: the URL's parameters override the body's.
-      const effective = effectiveOf(Object.assign(newParams(), fromBody, fromUrl))
-      const reads = effective.operations.map(readOperation)
-      if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
-    }
+  for (const merged of params.readings) {
+    const effective = effectiveOf(merged)
+    const reads = effective.operations.map(readOperation)
+    if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
   }
   if (relevant.size === 0) {
     if (broken.some(text => RELEVANT_TEXT.test(text))) {

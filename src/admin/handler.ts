@@ -6,8 +6,9 @@
 // a limit) to tell whose request it is (graphql.ts); a GitLab request continues with exactly
 // the bytes that were read, followed by the rest of a larger body as it arrives (graphql-body.ts).
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
+import type { DocumentNode } from 'graphql'
 import type { Logger } from 'pino'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
 import { errors, GateError } from '../errors.ts'
@@ -19,7 +20,7 @@ import { readUpTo } from '../read-body.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
-import { classifyGraphql, executeGraphql } from './graphql.ts'
+import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
 import { decideOverLimit, readGraphqlBody } from './graphql-body.ts'
 import { handleRest, matchAdminPath } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
@@ -33,6 +34,24 @@ export type AdminAnswer =
   | { readonly kind: 'json', readonly status: number, readonly body: unknown, readonly headers?: Readonly<Record<string, string>> }
   | GateError
   | 'GATE_INTERNAL_ERROR'
+
+/** What the enforcement of fine-grained personal access tokens answers (src/graphql/enforce.ts). */
+export type GraphqlGuardResult =
+  | { readonly kind: 'pass' | 'allow' }
+  /** Answered by the gate with HTTP 200, as GitLab's GraphQL answers a refusal. */
+  | { readonly kind: 'deny', readonly body: unknown }
+
+/**
+ * The enforcement of fine-grained personal access tokens at /api/graphql, built by createGate
+ * (src/graphql/enforce.ts) and handed in, so admin/ does not import graphql/, which reads the
+ * requests this module parses. Its methods throw a GateError when GitLab cannot be asked.
+ */
+export interface GraphqlGuard {
+  /** A request for GitLab: the token found where GitLab reads one, and every reading checked. */
+  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string): Promise<GraphqlGuardResult>
+  /** The gate's own operation, for a user caller's token, before the service runs. */
+  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
+}
 
 export interface AdminOptions {
   /** The gate's GitLab client (src/gitlab/client.ts), shared with identity; its owner closes it. */
@@ -53,6 +72,8 @@ export interface AdminOptions {
   readonly routes: () => readonly CatalogRoute[]
   /** How long a user's Maintainer check is reused. Default 30 s. */
   readonly roleCacheTtlMs?: number
+  /** Fine-grained personal access tokens at /api/graphql; absent: not enforced. */
+  readonly graphql?: GraphqlGuard
 }
 
 export type AdminOutcome =
@@ -83,6 +104,11 @@ export function packageFormats (routes: readonly CatalogRoute[]): string[] {
 }
 
 class BodyTooLarge extends Error {}
+
+/** The token a user caller's header carries (auth.ts findCaller: PRIVATE-TOKEN or Authorization: Bearer). */
+function tokenOf (header: Readonly<Record<string, string>>): string {
+  return header['private-token'] ?? (header.authorization ?? '').replace(/^Bearer /, '')
+}
 
 async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0')
@@ -187,8 +213,26 @@ export function createAdmin (options: AdminOptions): Admin {
           }
           body = read.bytes
         }
-        const classified = classifyGraphql(body, { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable })
-        if (classified.kind === 'gitlab') return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
+        const request: GraphqlHttpRequest = { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable }
+        const params = readGraphqlParams(body, request)
+        const classified = classifyParams(params, request)
+        const unread = !bodyReadable && !req.complete
+        if (classified.kind === 'gitlab') {
+          if (options.graphql !== undefined) {
+            // Fine-grained personal access tokens: decided here, before GitLab runs anything.
+            try {
+              const verdict = await options.graphql.enforce(req.headers, params, requestId)
+              if (verdict.kind === 'deny') {
+                send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
+                return ANSWERED
+              }
+            } catch (err) {
+              refuse(res, requestId, err, canonical.method, canonical.path, unread)
+              return ANSWERED
+            }
+          }
+          return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
+        }
         if (classified.kind === 'refused') {
           refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, !bodyReadable && !req.complete)
           return ANSWERED
@@ -199,7 +243,15 @@ export function createAdmin (options: AdminOptions): Admin {
           return ANSWERED
         }
         try {
-          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId), !bodyReadable && !req.complete ? { connection: 'close' } : {})
+          if (caller.kind === 'user' && options.graphql !== undefined) {
+            // A fine-grained token needs the catalog permission of each operation at its project.
+            const verdict = await options.graphql.decideGateOperation(tokenOf(caller.header), classified.document, classified.variables ?? {}, classified.operationName, requestId)
+            if (verdict.kind === 'deny') {
+              send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
+              return ANSWERED
+            }
+          }
+          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId), unread ? { connection: 'close' } : {})
         } catch (err) {
           refuse(res, requestId, err, canonical.method, canonical.path, !bodyReadable && !req.complete)
         }

@@ -36,6 +36,13 @@ import { createProxyHandler } from './proxy-listener.ts'
 import { respond } from './respond.ts'
 import { requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
+import { createGraphqlEnforcer, type GraphqlEnforcer } from '../graphql/enforce.ts'
+import { createDocumentCache } from '../graphql/documents.ts'
+import { loadGraphqlCatalog } from '../graphql/load.ts'
+import { checkPermission, createTargetResolver, type TargetResolver } from '../graphql/permission-check.ts'
+import { createTokenScopeResolver } from '../graphql/token-scopes.ts'
+import { GateError } from '../errors.ts'
+import type { GraphQLSchema } from 'graphql'
 
 export interface GateDeps {
   readonly store: GrantStore
@@ -49,6 +56,8 @@ export interface GateDeps {
   readonly logger?: Logger
   /** Default: a new registry per gate. */
   readonly metrics?: GateMetrics
+  /** GitLab's GraphQL schema for the enforcement at /api/graphql (GATE_GRAPHQL_SCHEMA, loaded by the caller). */
+  readonly graphqlSchema?: GraphQLSchema
 }
 
 export interface Gate {
@@ -99,9 +108,10 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
   // Public and internal accessed projects: their visibility and features, for the denies they could turn.
   const projectFacts = createProjectFactsLookup({ gitlab, ttlMs: config.projectLookupTtlMs })
+  const graphql = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema)
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
-    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes
+    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql
   })
 
   const buildEngine = (): Engine => {
@@ -245,4 +255,25 @@ function gitlabCalls (gitlab: GitlabClient, resolvers: GitlabClient | undefined)
   const calls = { ...gitlab.stats() }
   if (resolvers !== undefined && resolvers !== gitlab) for (const [k, n] of Object.entries(resolvers.stats())) calls[k] = (calls[k] ?? 0) + n
   return calls
+}
+
+/**
+ * The enforcement of fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts):
+ * the GraphQL catalog, the documents cache, the token's scopes and its targets read from GitLab
+ * with the gate's one client. Targets are looked up with GATE_SERVICE_TOKEN; without it, a
+ * decision that needs one fails closed.
+ */
+function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, schema: GraphQLSchema | undefined): GraphqlEnforcer {
+  const targets: TargetResolver = gitlab.hasServiceToken
+    ? createTargetResolver({ gitlab })
+    : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
+  return createGraphqlEnforcer({
+    scopes: createTokenScopeResolver({ gitlab }),
+    checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets),
+    documents: createDocumentCache(),
+    catalog: loadGraphqlCatalog(),
+    ...(schema === undefined ? {} : { schema }),
+    logger,
+    onDecision: (decision, reason, permission) => { metrics.graphql.decided(decision, reason, permission) }
+  })
 }

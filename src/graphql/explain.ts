@@ -1,6 +1,6 @@
 // `job-token-gate explain-graphql`: which catalog entries a GraphQL document touches, the
-// permission each needs, and the project or group it applies to. Nothing is enforced here;
-// this is the reading the enforcement at /api/graphql will rest on.
+// permission each needs, and the project or group it applies to. The enforcement of
+// fine-grained personal access tokens at /api/graphql (enforce.ts) decides from this reading.
 //
 // Without a schema only root fields can be named: a mutation's root fields are the mutations
 // (GitLab's `Mutation` type), a query's root fields are `Query.<field>`. With an SDL schema,
@@ -65,6 +65,8 @@ export interface OperationExplanation {
   readonly touches: readonly Touch[]
   /** What the operation touches that the catalog does not list: `mutation fooCreate`, `field Query.echo`, `type Issue`. */
   readonly notInCatalog: readonly string[]
+  /** The same, each with the project or group its arguments name (the gate maps its own fields from these). */
+  readonly unlisted: ReadonlyArray<{ readonly label: string, readonly target: BoundaryTarget | null }>
 }
 
 export interface GraphqlExplanation {
@@ -109,6 +111,14 @@ export function parseSchema (sdl: string, source = 'schema'): GraphQLSchema {
     throw new GraphqlDocumentError(`${source}: not a usable SDL schema: ${(err as Error).message}`)
   }
 }
+
+/**
+ * Object types that carry no permission of their own: mutation payloads, connections, edges and
+ * graphql-ruby's PageInfo wrap the objects that do. GitLab's permission check
+ * (`gitlab:permissions:validate`, lib/tasks/gitlab/permissions/graphql/) requires a declaration on
+ * every object type but these, so the page never lists them; they are read with their field.
+ */
+export const WRAPPER_TYPE = /(?:Payload|Connection|Edge)$|^PageInfo$/
 
 const GLOBAL_ID = /^gid:\/\/gitlab\/([A-Za-z0-9:]+)\/(\d+)$/
 
@@ -175,12 +185,14 @@ function operationVariables (op: OperationDefinitionNode, given: Readonly<Record
 class OperationReader {
   readonly touches: Touch[] = []
   readonly notInCatalog: string[] = []
+  readonly unlisted: Array<{ label: string, target: BoundaryTarget | null }> = []
   private readonly seen = new Set<string>()
 
   constructor (private readonly index: GraphqlCatalogIndex) {}
 
-  note (label: string): void {
+  note (label: string, target: BoundaryTarget | null = null): void {
     if (!this.notInCatalog.includes(label)) this.notInCatalog.push(label)
+    if (!this.unlisted.some(u => u.label === label && JSON.stringify(u.target) === JSON.stringify(target))) this.unlisted.push({ label, target })
   }
 
   /** Records a catalog match; `reportMissing: false` for what an unlisted name does not make unreachable (a nested field, covered by its type). */
@@ -188,7 +200,7 @@ class OperationReader {
     const catalogKind: Kind = kind === 'mutation' ? 'Mutation' : kind === 'field' ? 'Field' : 'Type'
     const entries = this.index.lookup(catalogKind, name)
     if (entries.length === 0) {
-      if (reportMissing) this.note(`${kind} ${name}`)
+      if (reportMissing) this.note(`${kind} ${name}`, target)
       return
     }
     const key = `${kind} ${name} ${JSON.stringify(target)}`
@@ -233,7 +245,9 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
   const mutationType = schema.getMutationType()?.name
   const rootTypes = new Set([schema.getQueryType()?.name, mutationType, schema.getSubscriptionType()?.name])
   const recordType = (type: GraphQLNamedType, path: string, target: BoundaryTarget | null): void => {
-    if (isObjectType(type)) reader.record('type', type.name, path, target)
+    if (isObjectType(type)) {
+      if (!WRAPPER_TYPE.test(type.name)) reader.record('type', type.name, path, target)
+    }
     // An interface or union field may return any of its object types: each is checked as GitLab
     // checks the object it resolves.
     else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
@@ -249,10 +263,13 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
         enter (field) {
           const here = stack[stack.length - 1]!
           const name = field.name.value
+          // `__typename`, and introspection (`__schema`, `__type`) with everything under it: GitLab's
+          // schema metadata, not its types (graphql-ruby's introspection types carry no GitLab
+          // authorization). Returning false skips the subtree; TypeInfo leaves the field itself.
+          if (name.startsWith('__')) return false
           const path = [...here.path, field.alias?.value ?? name]
           const target = targetOfArguments(argumentValues(field, variables), name) ?? here.target
           stack.push({ path, target })
-          if (name.startsWith('__')) return
           const parent = typeInfo.getParentType()
           if (parent === null || parent === undefined) return
           const where = path.join('.')
@@ -312,7 +329,7 @@ export function explainGraphql (document: DocumentNode, index: GraphqlCatalogInd
       const variables = operationVariables(op, options.variables ?? {})
       if (options.schema === undefined) readWithoutSchema(op, reader, fragments, variables)
       else readWithSchema(options.schema, op, reader, fragments, variables)
-      return { name: op.name?.value ?? '(anonymous)', operation: op.operation, touches: reader.touches, notInCatalog: reader.notInCatalog }
+      return { name: op.name?.value ?? '(anonymous)', operation: op.operation, touches: reader.touches, notInCatalog: reader.notInCatalog, unlisted: reader.unlisted }
     })
   }
 }

@@ -83,6 +83,12 @@ export interface FakeGitlabOptions {
   readonly serviceRole?: 'admin' | 'auditor' | 'user'
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void
+  /**
+   * `GET /api/v4/personal_access_tokens/self` records by token (a fine-grained one with
+   * `granular: true` and `granular_scopes`). A user's token (`users`) not listed here answers a
+   * legacy record; any other token 401.
+   */
+  readonly accessTokens?: Readonly<Record<string, Readonly<Record<string, unknown>>>>
 }
 
 export interface FakeGitlab {
@@ -107,6 +113,9 @@ export interface FakeGitlab {
   delayMs: number
   /** Answer this status instead, per endpoint. */
   readonly failWith: Partial<Record<Endpoint, number>>
+  /** `GET /personal_access_tokens/self` calls, and a status to answer them with instead. */
+  tokenSelfCalls: number
+  tokenSelfFailWith: number | undefined
   resetCalls (): void
   close (): Promise<void>
 }
@@ -140,6 +149,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
     failWith: {},
+    tokenSelfCalls: 0,
+    tokenSelfFailWith: undefined,
     resetCalls () {
       for (const k of Object.keys(this.calls) as Endpoint[]) this.calls[k] = 0
       this.targets.length = 0
@@ -185,6 +196,18 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
 
   const answer = (req: IncomingMessage, res: ServerResponse, endpoint: Endpoint | null, id: number): void => {
     if (endpoint === null) {
+      if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/personal_access_tokens/self') {
+        req.resume()
+        fake.tokenSelfCalls++
+        if (fake.tokenSelfFailWith !== undefined) { send(res, fake.tokenSelfFailWith, { message: `${fake.tokenSelfFailWith}` }); return }
+        const token = req.headers['private-token'] ?? /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+        const listed = typeof token === 'string' ? options.accessTokens?.[token] : undefined
+        const user = userOf(req)
+        if (listed !== undefined) send(res, 200, listed)
+        else if (user !== undefined) send(res, 200, { id: 5000 + user.id, name: 'token', user_id: user.id, scopes: ['api'], active: true, revoked: false })
+        else send(res, 401, unauthorized)
+        return
+      }
       if (options.fallback !== undefined) options.fallback(req, res)
       else send(res, 404, { message: '404 Not Found' })
       return

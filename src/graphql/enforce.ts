@@ -1,0 +1,423 @@
+// Enforcement of fine-grained personal access tokens at `/api/graphql` (docs/graphql.md).
+//
+// GitLab checks a fine-grained token in its GraphQL types and mutations: each one GitLab's docs
+// page lists carries the permission and boundary it needs (`authorize_granular_token`, read by
+// Gitlab::Graphql::Authz::GranularScopeAuthorization), and a type or mutation that carries none
+// is refused to such a token. The gate decides the same before GitLab runs anything:
+// - the token is found where GitLab's GraphqlController reads one (findGraphqlToken); requests
+//   without one, with a job token, a legacy PAT or an OAuth token pass untouched;
+// - every reading GitLab could make of the request (src/admin/graphql.ts) is checked; in each,
+//   the operations GitLab runs (operationName, else the document's only operation, else all);
+// - explainGraphql names what an operation touches (with GATE_GRAPHQL_SCHEMA: types and nested
+//   fields; without: mutations and root fields); anything not in the catalog is refused, and
+//   every touch needs its permission at its boundary (checkPermission).
+// A refusal is answered as GitLab's GraphQL answers one: HTTP 200, `data: null` and an error with
+// `extensions.code`; a batch is answered whole by the gate when any operation in it is refused.
+//
+// Hot path: runs for every GraphQL request that carries a personal access token. Documents are
+// parsed once per text (documents.ts's cache) and an operation's analysis once per document,
+// operation and the values of its declared variables (targets come from variables).
+
+import type { IncomingHttpHeaders } from 'node:http'
+import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
+import { LRUCache } from 'lru-cache'
+import type { Logger } from 'pino'
+import { escapeSingleQuotedNewlines, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
+import { decodeBasic } from '../identity/credentials.ts'
+import { isJobTokenShape } from '../identity/token-shape.ts'
+import type { Boundary, GraphqlCatalog } from './catalog.ts'
+import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
+
+// ---------------------------------------------------------------------------------------------
+// What the enforcement needs from its neighbours (src/graphql/token-scopes.ts,
+// permission-check.ts, documents.ts), by shape.
+
+/** A token's permissions as GitLab reports them: fine-grained (with its scopes), or anything else. */
+export interface FineGrained { readonly kind: 'fine_grained' }
+export interface ScopeResolver<F extends FineGrained> {
+  /** Throws a GateError (503, 502) when GitLab cannot tell. */
+  scopesOf (token: string): Promise<F | { readonly kind: 'other' }>
+}
+
+export type PermissionVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false, readonly permission: string, readonly boundary: Boundary, readonly message: string }
+
+export type DocumentResult =
+  | { readonly ok: true, readonly document: DocumentNode, readonly hash: string }
+  | { readonly ok: false, readonly code: ErrorCode, readonly message: string }
+
+export interface DocumentParser {
+  parse (text: string): DocumentResult
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the token
+
+export type GraphqlToken =
+  | { readonly kind: 'none' }
+  /** A CI/CD job token: the job-token stages decide (GATE_NON_API_JOB_TOKENS). */
+  | { readonly kind: 'job_token' }
+  /** Two different credentials: GitLab's precedence could pick one the gate did not check. */
+  | { readonly kind: 'ambiguous' }
+  | { readonly kind: 'token', readonly token: string }
+
+/** Parameters GitLab reads an access token from (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods). */
+const TOKEN_PARAMS = ['private_token', 'access_token', 'bearer_token'] as const
+
+function first (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+/**
+ * The access token of a GraphQL request, where GitLab's GraphqlController can read one: the
+ * `PRIVATE-TOKEN` header, `Authorization: Bearer` (and, to fail closed, the password of Basic),
+ * and the `private_token`, `access_token` and `bearer_token` parameters of the URL or the body,
+ * in every reading of them. A job token anywhere (`JOB-TOKEN`, `job_token`, a `glcbt-` token)
+ * leaves the request to the job-token stages. Reads only what classification already parsed.
+ */
+export function findGraphqlToken (headers: IncomingHttpHeaders, params: GraphqlParams): GraphqlToken {
+  const found = new Set<string>()
+  let jobToken = first(headers['job-token']) !== undefined
+  const privateToken = first(headers['private-token'])
+  if (privateToken !== undefined && privateToken.trim() !== '') found.add(privateToken.trim())
+  const authorization = first(headers.authorization)
+  if (authorization !== undefined) {
+    const m = /^\s*(Bearer|Basic)\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
+    if (m !== null && m[1]!.toLowerCase() === 'bearer') found.add(m[2]!)
+    else if (m !== null) {
+      const { user, password } = decodeBasic(m[2]!)
+      if (user === 'gitlab-ci-token' || isJobTokenShape(user) || isJobTokenShape(password)) jobToken = true
+      else if (password !== '') found.add(password)
+    }
+  }
+  for (const merged of params.readings) {
+    if (merged.job_token !== undefined) jobToken = true
+    for (const name of TOKEN_PARAMS) {
+      const value = merged[name]
+      // Rails' `.presence` of a scalar; a hash or list is no token GitLab can find.
+      if (typeof value === 'string' && value.trim() !== '') found.add(value.trim())
+      else if (typeof value === 'number') found.add(String(value))
+    }
+  }
+  const tokens = [...found]
+  if (tokens.some(isJobTokenShape)) jobToken = true
+  if (jobToken) return tokens.some(t => !isJobTokenShape(t)) ? { kind: 'ambiguous' } : { kind: 'job_token' }
+  if (tokens.length === 0) return { kind: 'none' }
+  if (tokens.length > 1) return { kind: 'ambiguous' }
+  return { kind: 'token', token: tokens[0]! }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding
+
+/** One GraphQL error as GitLab answers it, with the gate's `extensions`. */
+export interface GraphqlErrorBody {
+  readonly message: string
+  readonly extensions: {
+    readonly code: ErrorCode
+    readonly permission: string | null
+    readonly boundary: Boundary | null
+    /** What was refused: `mutation vulnerabilityCreate`, `field Query.echo`, `type Issue`. */
+    readonly refused?: string
+    readonly target?: string
+    readonly operationName?: string | null
+  }
+}
+
+/** Why an operation was refused, for the answer, the log and the metrics. */
+interface Refusal {
+  readonly code: ErrorCode
+  readonly message: string
+  readonly permission: string | null
+  readonly boundary: Boundary | null
+  readonly refused?: string
+  readonly target?: BoundaryTarget | null
+}
+
+export type EnforceResult =
+  /** Not a fine-grained token (or none): GitLab decides, the request passes untouched. */
+  | { readonly kind: 'pass' }
+  /** A fine-grained token allowed: forward. */
+  | { readonly kind: 'allow' }
+  /** Refused: answer `body` with HTTP 200, as GitLab's GraphQL does. */
+  | { readonly kind: 'deny', readonly body: unknown, readonly code: ErrorCode, readonly permission: string | null, readonly boundary: Boundary | null }
+
+export type DecisionLabel = 'allow' | 'deny' | 'error'
+
+export interface EnforcerOptions<F extends FineGrained> {
+  readonly scopes: ScopeResolver<F>
+  /** A touch's permissions (any one boundary suffices) at its target; throws GateError when a lookup fails. */
+  readonly checkPermission: (scopes: F, needs: Touch['permissions'], target: BoundaryTarget | null) => Promise<PermissionVerdict>
+  readonly documents: DocumentParser
+  readonly catalog: GraphqlCatalog
+  /** GitLab's schema (GATE_GRAPHQL_SCHEMA): types and nested fields are checked too. */
+  readonly schema?: GraphQLSchema
+  readonly logger: Logger
+  /** Counts a decision (src/metrics.ts); `permission` is a catalog name, `none` or `not_in_catalog`. */
+  readonly onDecision?: (decision: DecisionLabel, reason: ErrorCode | 'GRAPHQL_PERMISSIONS_GRANTED', permission: string) => void
+  /** Analyses kept (per document, operation and variables). Default 2,000. */
+  readonly analysisCacheSize?: number
+}
+
+export interface GraphqlEnforcer {
+  /** GitLab's GraphQL request (classified `gitlab`): pass, allow or deny. Throws GateError when GitLab cannot be asked. */
+  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string): Promise<EnforceResult>
+  /** Decides readings for a token already found (enforce() without the token search). */
+  decide (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult>
+  /**
+   * The gate's own operations (the allowlist mutations it answers, its own fields) for a user
+   * caller's token: the permission each needs at its project, checked before the service runs.
+   */
+  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<EnforceResult>
+  /** Whether a schema is used (types and nested fields are checked). */
+  readonly withSchema: boolean
+}
+
+/**
+ * The gate's own fields (src/admin/graphql.ts) are not on GitLab's page; the closest catalog
+ * permission, at the project named by the operation: changing the per package format rules and
+ * `jobTokenPoliciesEnabled` is a change of the project's job token scope settings; reading them
+ * is reading the project (`Query.project` already needs `read_project`).
+ */
+const GATE_FIELD_PERMISSIONS: Readonly<Record<string, { readonly permission: string, readonly boundary: Boundary }>> = {
+  'mutation updateJobTokenPermissions': { permission: 'update_job_token_scope', boundary: 'Project' },
+  'field Project.jobTokenPermissions': { permission: 'read_project', boundary: 'Project' }
+}
+
+const NO_SCHEMA_NOTE = ' The gate reads GraphQL without GitLab\'s schema here (GATE_GRAPHQL_SCHEMA is not set): only mutations and root fields are matched.'
+
+function describe (target: BoundaryTarget | null | undefined): string | undefined {
+  if (target === null || target === undefined) return undefined
+  if (target.path !== undefined) return `${target.kind} ${target.path}`
+  return `${target.kind === 'object' ? target.model ?? 'object' : target.kind} ${target.id ?? ''}`.trim()
+}
+
+function errorOf (refusal: Refusal, operationName: string | null): GraphqlErrorBody {
+  const target = describe(refusal.target)
+  return {
+    message: refusal.message,
+    extensions: {
+      code: refusal.code,
+      permission: refusal.permission,
+      boundary: refusal.boundary,
+      ...(refusal.refused === undefined ? {} : { refused: refusal.refused }),
+      ...(target === undefined ? {} : { target }),
+      operationName
+    }
+  }
+}
+
+type Analysis =
+  | { readonly ok: true, readonly operations: readonly OperationExplanation[] }
+  | { readonly ok: false, readonly refusal: Refusal }
+
+/** The variables an operation declares, from what was sent (the others cannot reach it). */
+function declaredVariables (document: DocumentNode, operationName: string | null, given: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const def of document.definitions) {
+    if (def.kind !== Kind.OPERATION_DEFINITION) continue
+    if (operationName !== null && def.name?.value !== operationName) continue
+    for (const v of def.variableDefinitions ?? []) {
+      const name = v.variable.name.value
+      if (Object.hasOwn(given, name)) out[name] = given[name]
+    }
+  }
+  return out
+}
+
+export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerOptions<F>): GraphqlEnforcer {
+  const index = new GraphqlCatalogIndex(options.catalog)
+  const permissionNames: ReadonlySet<string> = new Set(options.catalog.entries.map(e => e.permission))
+  const schema = options.schema
+  const analyses = new LRUCache<string, Analysis>({ max: options.analysisCacheSize ?? 2000 })
+
+  const count = (decision: DecisionLabel, reason: ErrorCode | 'GRAPHQL_PERMISSIONS_GRANTED', permission: string | null): void => {
+    // Bounded: a catalog name, `none` or `not_in_catalog` (the gate's own mapping names catalog permissions too).
+    const label = permission === null ? (reason === 'GRAPHQL_NOT_IN_CATALOG' ? 'not_in_catalog' : 'none') : permissionNames.has(permission) ? permission : 'none'
+    options.onDecision?.(decision, reason, label)
+  }
+
+  /** What an operation touches (cached where the inputs repeat); no I/O. */
+  const analyse = (document: DocumentNode, hash: string | null, operationName: string | null, variables: Readonly<Record<string, unknown>>, gate: boolean): Analysis => {
+    const used = declaredVariables(document, operationName, variables)
+    const usedJson = JSON.stringify(used)
+    // A key that would hold large values is not kept: such variables rarely repeat.
+    const key = hash !== null && usedJson.length <= 4096 ? `${gate ? 'gate' : 'gitlab'}\u0000${hash}\u0000${operationName ?? ''}\u0000${usedJson}` : null
+    const cached = key === null ? undefined : analyses.get(key)
+    if (cached !== undefined) return cached
+    let explanation: GraphqlExplanation
+    try {
+      // The gate's own operations are read against its own small schema's roots: no GitLab schema.
+      explanation = explainGraphql(document, index, {
+        variables: used,
+        ...(schema === undefined || gate ? {} : { schema }),
+        ...(operationName === null ? {} : { operationName })
+      })
+    } catch (err) {
+      if (!(err instanceof GraphqlDocumentError)) throw err
+      const code: ErrorCode = /^no operation named/.test(err.message) ? 'GRAPHQL_OPERATION_NOT_FOUND' : 'GRAPHQL_DOCUMENT_INVALID'
+      return { ok: false, refusal: { code, message: `The gate cannot read this GraphQL document: ${err.message}`, permission: null, boundary: null } }
+    }
+    let result: Analysis = { ok: true, operations: explanation.operations }
+    for (const op of explanation.operations) {
+      const missing = op.notInCatalog.filter(label => !(gate && GATE_FIELD_PERMISSIONS[label] !== undefined))
+      if (missing.length > 0) {
+        const what = missing[0]!
+        result = {
+          ok: false,
+          refusal: {
+            code: 'GRAPHQL_NOT_IN_CATALOG',
+            message: `${what} is not available to fine-grained personal access tokens: GitLab's list of GraphQL permissions for them does not include it${missing.length > 1 ? ` (nor ${missing.slice(1).join(', ')})` : ''}.${schema === undefined && !gate ? NO_SCHEMA_NOTE : ''}`,
+            permission: null,
+            boundary: null,
+            refused: what
+          }
+        }
+        break
+      }
+    }
+    if (key !== null) analyses.set(key, result)
+    return result
+  }
+
+  /** The touches of an analysed operation, the gate's own fields mapped to catalog permissions. */
+  const touchesOf = (op: OperationExplanation, gate: boolean): Touch[] => {
+    const touches = [...op.touches]
+    if (gate) {
+      for (const { label, target } of op.unlisted) {
+        const mapped = GATE_FIELD_PERMISSIONS[label]
+        if (mapped === undefined) continue
+        touches.push({ kind: 'mutation', name: label.slice(label.indexOf(' ') + 1), path: label, permissions: [mapped], target })
+      }
+      // Project.jobTokenPermissions is nested: read with Query.project, at the same project.
+      if (op.touches.some(t => t.name === 'Query.project')) {
+        const mapped = GATE_FIELD_PERMISSIONS['field Project.jobTokenPermissions']!
+        for (const t of op.touches.filter(t => t.name === 'Query.project')) touches.push({ ...t, name: 'Project.jobTokenPermissions', permissions: [mapped] })
+      }
+    }
+    return touches
+  }
+
+  /** Checks one reading of the request; null when every operation GitLab could run is allowed. */
+  const checkOperation = async (scopes: F, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null): Promise<Refusal | null> => {
+    let document: DocumentNode
+    // The gate's own documents are rare and parsed by the classifier: not cached here.
+    let hash: string | null
+    let variables: Readonly<Record<string, unknown>>
+    if (gate !== null) {
+      document = gate.document
+      hash = null
+      variables = gate.variables
+    } else {
+      const parsed = options.documents.parse(escapeSingleQuotedNewlines(operation.query))
+      if (!parsed.ok) return { code: parsed.code, message: parsed.message, permission: null, boundary: null }
+      document = parsed.document
+      hash = parsed.hash
+      const normalized = normalizeVariables(operation.variables)
+      if (normalized === null) return { code: 'GRAPHQL_VARIABLES_INVALID', message: errors.GRAPHQL_VARIABLES_INVALID.message, permission: null, boundary: null }
+      variables = normalized
+    }
+    // graphql-ruby runs the operation named; without a name, the only one (several: GitLab
+    // refuses, and the gate checks them all).
+    const name = operation.operationName === null || operation.operationName === '' ? null : operation.operationName
+    const analysis = analyse(document, hash, name, variables, gate !== null)
+    if (!analysis.ok) return analysis.refusal
+    for (const op of analysis.operations) {
+      for (const touch of touchesOf(op, gate !== null)) {
+        const verdict = await options.checkPermission(scopes, touch.permissions, touch.target)
+        if (!verdict.ok) {
+          return { code: 'GRAPHQL_PERMISSION_MISSING', message: verdict.message, permission: verdict.permission, boundary: verdict.boundary, refused: `${touch.kind} ${touch.name}`, target: touch.target }
+        }
+      }
+    }
+    return null
+  }
+
+  /** One reading's answer when refused, else null. */
+  const checkReading = async (scopes: F, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
+    const refusals: Array<Refusal | null> = []
+    for (const operation of reading.operations) refusals.push(await checkOperation(scopes, operation, null))
+    const firstRefusal = refusals.find(r => r !== null)
+    if (firstRefusal === undefined || firstRefusal === null) return null
+    if (!reading.batch) return { body: { data: null, errors: [errorOf(firstRefusal, reading.operations[0]?.operationName ?? null)] }, refusal: firstRefusal }
+    // A batch is answered whole: GitLab runs every operation of it, so none is forwarded.
+    const body = reading.operations.map((op, i) => {
+      const refusal = refusals[i]
+      if (refusal !== null && refusal !== undefined) return { data: null, errors: [errorOf(refusal, op.operationName)] }
+      return { data: null, errors: [{ message: errors.GRAPHQL_BATCH_NOT_RUN.message, extensions: { code: 'GRAPHQL_BATCH_NOT_RUN', permission: null, boundary: null, operationName: op.operationName } }] }
+    })
+    return { body, refusal: firstRefusal }
+  }
+
+  const deny = (refusal: Refusal, body: unknown, requestId: string): EnforceResult => {
+    count('deny', refusal.code, refusal.permission)
+    options.logger.info({
+      request_id: requestId,
+      graphql: true,
+      decision: 'deny',
+      reason: refusal.code,
+      permission: refusal.permission,
+      boundary: refusal.boundary,
+      refused: refusal.refused,
+      target: describe(refusal.target)
+    }, 'GraphQL request of a fine-grained personal access token refused')
+    return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }
+  }
+
+  /** Runs `fn` for a fine-grained token; a lookup failure is counted and rethrown. */
+  const withScopes = async (token: string, fn: (scopes: F) => Promise<EnforceResult>): Promise<EnforceResult> => {
+    let scopes: F | { readonly kind: 'other' }
+    try {
+      scopes = await options.scopes.scopesOf(token)
+    } catch (err) {
+      count('error', (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR', null)
+      throw err
+    }
+    if (scopes.kind !== 'fine_grained') return PASS
+    try {
+      return await fn(scopes as F)
+    } catch (err) {
+      count('error', (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR', null)
+      throw err
+    }
+  }
+
+  const decide = async (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult> => {
+    return await withScopes(token, async scopes => {
+      for (const reading of readings) {
+        const refused = await checkReading(scopes, reading)
+        if (refused !== null) return deny(refused.refusal, refused.body, requestId)
+      }
+      count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)
+      return ALLOW
+    })
+  }
+
+  return {
+    withSchema: schema !== undefined,
+    decide,
+    async enforce (headers, params, requestId) {
+      const found = findGraphqlToken(headers, params)
+      if (found.kind === 'none' || found.kind === 'job_token') return PASS
+      if (found.kind === 'ambiguous') {
+        count('deny', 'CREDENTIAL_AMBIGUOUS', null)
+        throw new GateError('CREDENTIAL_AMBIGUOUS')
+      }
+      return await decide(found.token, graphqlReadings(params), requestId)
+    },
+    async decideGateOperation (token, document, variables, operationName, requestId) {
+      return await withScopes(token, async scopes => {
+        const operation: GraphqlOperation = { query: '', variables, operationName: operationName ?? null }
+        const refusal = await checkOperation(scopes, operation, { document, variables })
+        if (refusal !== null) return deny(refusal, { data: null, errors: [errorOf(refusal, operationName ?? null)] }, requestId)
+        count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)
+        return ALLOW
+      })
+    }
+  }
+}
+
+const PASS: EnforceResult = Object.freeze({ kind: 'pass' })
+const ALLOW: EnforceResult = Object.freeze({ kind: 'allow' })
