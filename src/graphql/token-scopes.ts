@@ -112,8 +112,8 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   const load = async (token: string, hash: string): Promise<TokenScopes> => {
     const self = await read(token, '/api/v4/personal_access_tokens/self', TOKEN_SELF_ENDPOINT)
     // 401: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but will
-    // not describe it (a fine-grained token without read_personal_access_token) or refuses it
-    // (a blocked user): a registration decides, else GitLab does.
+    // not describe it (a fine-grained token without read_personal_access_token): a registration
+    // decides, else GitLab does.
     if (typeof self === 'number') return self === 403 ? registered(hash) ?? OTHER : OTHER
     if (!isGranular(self)) return OTHER
     if (Array.isArray(self.granular_scopes)) return parseFineGrained(self, mapPermission)
