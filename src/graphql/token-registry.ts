@@ -140,6 +140,8 @@ export function parseRegistration (body: unknown, prefix = ''): { ok: true, valu
       scopes.push({ access: access as ScopeAccess, permissions: Array.isArray(permissions) ? [...new Set(permissions as string[])] : [], project_id: projectId as number | null, group_id: groupId as number | null })
     })
   }
+  // Personal projects are the user's: without the user, such a scope could reach nothing.
+  if (scopes.some(sc => sc.access === 'personal_projects') && (b.user_id === undefined || b.user_id === null)) issues.push({ path: at('user_id'), message: 'is needed by a personal_projects scope' })
   if (issues.length > 0) return { ok: false, issues }
   return { ok: true, value: { user_id: (b.user_id ?? null) as number | null, granular_scopes: scopes } }
 }

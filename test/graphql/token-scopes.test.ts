@@ -202,6 +202,8 @@ test('registry endpoint: operator only, hashes only, validated, kept in its file
   const invalid = handleRegistryRequest(registry, { method: 'PUT', path, caller: 'operator', body: { granular_scopes: [{ access: 'selected_memberships', permissions: ['Read Project'] }], token: 'x' } })
   assert.equal(invalid.status, 400)
   assert.deepEqual((invalid.body as { errors: Array<{ field: string }> }).errors.map(e => e.field), ['token', 'granular_scopes[0].permissions', 'granular_scopes[0]'])
+  const personal = handleRegistryRequest(registry, { method: 'PUT', path, caller: 'operator', body: { granular_scopes: [{ access: 'personal_projects', permissions: ['read_project'] }] } })
+  assert.deepEqual((personal.body as { errors: Array<{ field: string }> }).errors.map(e => e.field), ['user_id'])
   const ok = handleRegistryRequest(registry, { method: 'PUT', path, caller: 'operator', body, now: () => new Date('2026-11-28T10:00:00Z') })
   assert.equal(ok.status, 200)
   assert.deepEqual(handleRegistryRequest(registry, { method: 'GET', path, caller: 'operator' }).body, { token_sha256: hash, user_id: 3, granular_scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: null, group_id: 5 }], updated_at: '2026-11-28T10:00:00.000Z' })
