@@ -37,9 +37,10 @@ import { respond } from './respond.ts'
 import { requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
 import { createGraphqlEnforcer, type GraphqlEnforcer } from '../graphql/enforce.ts'
-import { createDocumentCache } from '../graphql/documents.ts'
+import { createDocumentCache, documentLimitsOf } from '../graphql/documents.ts'
 import { loadGraphqlCatalog } from '../graphql/load.ts'
-import { checkPermission, createTargetResolver, type TargetResolver } from '../graphql/permission-check.ts'
+import { checkPermission, createTargetResolver, permissionLabels, type TargetResolver } from '../graphql/permission-check.ts'
+import { loadGraphqlSchema } from '../graphql/schema.ts'
 import { createTokenScopeResolver } from '../graphql/token-scopes.ts'
 import { GateError } from '../errors.ts'
 import type { GraphQLSchema } from 'graphql'
@@ -56,7 +57,7 @@ export interface GateDeps {
   readonly logger?: Logger
   /** Default: a new registry per gate. */
   readonly metrics?: GateMetrics
-  /** GitLab's GraphQL schema for the enforcement at /api/graphql (GATE_GRAPHQL_SCHEMA, loaded by the caller). */
+  /** GitLab's GraphQL schema for the enforcement at /api/graphql. Default: GATE_GRAPHQL_SCHEMA's file, if set. */
   readonly graphqlSchema?: GraphQLSchema
 }
 
@@ -263,15 +264,19 @@ function gitlabCalls (gitlab: GitlabClient, resolvers: GitlabClient | undefined)
  * with the gate's one client. Targets are looked up with GATE_SERVICE_TOKEN; without it, a
  * decision that needs one fails closed.
  */
-function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, schema: GraphQLSchema | undefined): GraphqlEnforcer {
+function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, given: GraphQLSchema | undefined): GraphqlEnforcer {
+  // A schema file that is missing or does not build stops the start (ConfigError naming GATE_GRAPHQL_SCHEMA).
+  const schema = given ?? (config.graphqlSchema === undefined || config.graphqlSchema === '' ? undefined : loadGraphqlSchema(config.graphqlSchema))
+  const catalog = loadGraphqlCatalog()
+  const labels = permissionLabels(catalog)
   const targets: TargetResolver = gitlab.hasServiceToken
     ? createTargetResolver({ gitlab })
     : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
   return createGraphqlEnforcer({
     scopes: createTokenScopeResolver({ gitlab }),
-    checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets),
-    documents: createDocumentCache(),
-    catalog: loadGraphqlCatalog(),
+    checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets, { labels }),
+    documents: createDocumentCache({ limits: documentLimitsOf(config) }),
+    catalog,
     ...(schema === undefined ? {} : { schema }),
     logger,
     onDecision: (decision, reason, permission) => { metrics.graphql.decided(decision, reason, permission) }

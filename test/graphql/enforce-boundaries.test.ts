@@ -38,7 +38,7 @@ test('Project boundary: a selected project is reached, another project is refuse
   assert.equal(error.extensions.code, 'GRAPHQL_PERMISSION_MISSING')
   assert.equal(error.extensions.permission, 'read_project')
   assert.equal(error.extensions.boundary, 'Project')
-  assert.match(error.message, /read_project/)
+  assert.match(error.message, /^Access denied: This operation requires a fine-grained personal access token with the following project permissions: \[Project: Read\]/, 'GitLab\'s wording')
   assert.match(error.message, /other\/tools/, 'the message names the target')
   assert.equal(g.upstream.length, 1, 'nothing forwarded')
   assert.ok(!refused.text.includes('glpat-lib-reader'), 'the token is never in an answer')

@@ -8,7 +8,7 @@
 // (100), acme/lib (200), other/tools (300).
 
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { TestContext } from 'node:test'
 import { pino } from 'pino'
@@ -16,7 +16,6 @@ import { loadConfig } from '../../src/config.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createJobResolver } from '../../src/identity/resolver.ts'
 import { createGate, type Gate } from '../../src/gate/server.ts'
-import { parseSchema } from '../../src/graphql/explain.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab, type FakeGitlabOptions } from './fake-gitlab.ts'
 
 export interface FakeScope {
@@ -127,6 +126,7 @@ export async function startGraphqlGate (t: TestContext, options: GraphqlGateOpti
     GATE_HEALTH_LISTEN: '127.0.0.1:0',
     GATE_SERVICE_TOKEN: gitlab.serviceToken,
     GATE_DRAIN_TIMEOUT_MS: '2000',
+    ...(options.schema === true ? { GATE_GRAPHQL_SCHEMA: fileURLToPath(SCHEMA_FIXTURE) } : {}),
     ...options.env
   })
   const logs: Array<Record<string, unknown>> = []
@@ -135,7 +135,6 @@ export async function startGraphqlGate (t: TestContext, options: GraphqlGateOpti
     store: await createMemoryStore(),
     resolver: createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken }),
     logger,
-    ...(options.schema === true ? { graphqlSchema: parseSchema(readFileSync(SCHEMA_FIXTURE, 'utf8'), 'gitlab-subset.graphql') } : {})
   })
   await gate.listen()
   t.after(() => gate.close(0))
