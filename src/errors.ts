@@ -108,28 +108,28 @@ export const errors = {
   GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
   GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
   GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
+  // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.
+  // The answer names the limit and its setting; GitLab refuses such documents too.
+  GRAPHQL_DOCUMENT_TOO_LARGE: { status: 400, message: '400 Bad request - the GraphQL document is larger than the gate reads' },
+  GRAPHQL_DOCUMENT_TOO_DEEP: { status: 400, message: '400 Bad request - the GraphQL document is nested deeper than the gate reads' },
+  GRAPHQL_DOCUMENT_INVALID: { status: 400, message: '400 Bad request - the GraphQL document is not valid' },
   // Fine-grained personal access tokens on GraphQL (src/graphql/token-scopes.ts,
   // permission-check.ts): what the token may do could not be read from GitLab. Never an allow.
   GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the permissions of this access token cannot be read from GitLab right now; try again later' },
   GRAPHQL_TOKEN_LOOKUP_INVALID: { status: 502, message: '502 Bad Gateway - GitLab answered something the gate cannot read about the permissions of this access token' },
   GRAPHQL_TARGET_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project or group this GraphQL request touches cannot be looked up in GitLab right now; try again later' },
   GRAPHQL_TARGET_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the project or group this GraphQL request touches could not be looked up in GitLab' },
+  GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY: { status: 403, message: '403 Forbidden - only the gate\'s operator token may read or change registered fine-grained token permissions' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors
 
-  // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.
-  // The answer names the limit and its setting; GitLab refuses such documents too.
-  GRAPHQL_DOCUMENT_TOO_LARGE: { status: 400, message: '400 Bad request - the GraphQL document is larger than the gate reads' },
-  GRAPHQL_DOCUMENT_TOO_DEEP: { status: 400, message: '400 Bad request - the GraphQL document is nested deeper than the gate reads' },
-  GRAPHQL_DOCUMENT_INVALID: { status: 400, message: '400 Bad request - the GraphQL document is not valid' },
 /** Why src/policy/decide.ts allows: its verdicts, listed here with every other reason. */
 export type AllowReason =
   | 'SELF_ACCESS'
   | 'INBOUND_DISABLED'
   /** Unknown accessed project with `unknownProject: 'allow'`: GitLab decides. */
   | 'UNKNOWN_PROJECT_ALLOWED'
-  GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY: { status: 403, message: '403 Forbidden - only the gate\'s operator token may read or change registered fine-grained token permissions' },
   | 'DEFAULT_PERMISSIONS'
   /** A fine-grained entry acting as default permissions: fine-grained policies are off (older GitLab). */
   | 'FINE_GRAINED_POLICIES_OFF'
