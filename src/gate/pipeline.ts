@@ -5,16 +5,16 @@
 // same stages serve the proxy and the forward-auth endpoint; only what happens after them differs.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import { rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
-import type { ForwardBody, IdentityStage } from '../identity/stage.ts'
+import type { ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import { unknownProjectPath, type JobIdentity } from '../identity/types.ts'
-import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type NamespacePolicies } from '../policy/decide.ts'
+import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
 import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
@@ -161,9 +161,6 @@ function allowed (reason: AllowReason): Allowed {
   return result
 }
 
-// Forward-auth requests carry no body.
-const emptyBody = (): Readable => Readable.from([])
-
 /** A deny with the table's status and message; `extra` overrides them. */
 export function denyOf (code: ErrorCode, extra: Partial<Omit<Deny, 'kind' | 'code'>> = {}): Deny {
   return { kind: 'deny', code, status: errors[code].status, message: errors[code].message, ...extra }
@@ -191,15 +188,20 @@ const matchRouteStage: Stage = (x, engine) => {
 }
 
 // Find the credential (headers, query, body) and resolve the job behind a job token:
-// src/identity/stage.ts does both, and hands back the body to forward.
-const identifyStage: Stage = async (x, engine) => {
+// src/identity/stage.ts does both, and hands back the body to forward. Hot path: without a
+// promise when no body is read and the token's job is cached.
+const identifyStage: Stage = (x, engine) => {
   const canonical = x.canonical!
-  const outcome = await engine.identity.run({
-    canonical, route: x.match?.route ?? null, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body ?? emptyBody(),
+  const outcome = engine.identity.run({
+    canonical, route: x.match?.route ?? null, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body,
     ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead }),
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
     ...(canonical.kind === 'api' && canonical.method === 'POST' ? { methodOverride: (method: string) => routeAs(x, engine, canonical, method) } : {})
   })
+  return outcome instanceof Promise ? outcome.then(o => identified(x, engine, o)) : identified(x, engine, outcome)
+}
+
+function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): StageResult {
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
@@ -367,18 +369,39 @@ function unresolved (engine: Engine): StageResult {
   return PROJECT_NOT_IN_URL
 }
 
-const decideStage: Stage = async (x, engine) => {
+// Hot path: a fresh grant cache entry and an allow cost no promise; only a deny may read more.
+const decideStage: Stage = (x, engine) => {
+  const projectId = x.accessedProjectId!
+  // Self access needs no allowlist, but the package rules stage still needs the project's rules.
+  if (projectId !== x.identity!.jobProjectId || x.match!.route.packageFormat !== undefined) {
+    const cached = engine.grants.cached(projectId)
+    if (cached === undefined) {
+      return engine.grants.get(projectId).then(grants => {
+        x.grants = grants
+        return decideOn(x, engine)
+      })
+    }
+    x.grants = cached
+  }
+  return decideOn(x, engine)
+}
+
+function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageResult> {
+  const decision = decide(x.match!.route, x.identity!, x.accessedProjectId!, x.grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
+  return decision.allow ? allowed(decision.reason) : decideDeny(x, engine, decision)
+}
+
+/** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
+async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>): Promise<StageResult> {
   const projectId = x.accessedProjectId!
   const identity = x.identity!
   const route = x.match!.route
-  // Self access needs no allowlist, but the package rules stage still needs the project's rules.
-  if (projectId !== identity.jobProjectId || route.packageFormat !== undefined) x.grants = await engine.grants.get(projectId)
-  let decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
+  let decision: Decision = first
   // A fine-grained deny that the root namespace's job_token_policies_enabled could turn: decide
   // again with it (the grant cache, keyed by the first segment of the project's path; no GitLab
   // call). Allowed requests never read it.
   let namespace: NamespacePolicies = NAMESPACE_UNREAD
-  if (!decision.allow && decision.needsNamespace === true) {
+  if (decision.needsNamespace === true) {
     namespace = (await engine.grants.namespace(rootNamespaceOf(x.grants!.projectPath)))?.jobTokenPoliciesEnabled ?? null
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
   }

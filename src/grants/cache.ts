@@ -55,6 +55,11 @@ export interface GrantCacheStats {
 export interface GrantCache {
   /** The accessed project's grants, null when the store knows nothing of it. */
   get (projectId: number): Promise<StoredGrants | null>
+  /**
+   * Hot path: get()'s answer when it is fresh in the cache, without a promise (counted as a hit);
+   * undefined when get() must ask the store.
+   */
+  cached (projectId: number): StoredGrants | null | undefined
   /** Full path → id (case-insensitive), null when unknown. */
   resolvePath (path: string): Promise<number | null>
   /**
@@ -115,16 +120,21 @@ function createLayer<K extends number | string, V> (options: {
     return flight
   }
 
+  /** Hot path: one LRU lookup and a clock read; undefined when the entry is not fresh. */
+  function fresh (key: K): V | undefined {
+    const entry = entries.get(key)
+    if (entry === undefined || now() - entry.fetchedAt >= entry.ttl) return undefined
+    counters.hits++
+    if (options.isNegative(entry.value)) counters.negativeHits++
+    return entry.value
+  }
+
   return {
     entries,
-    /** Hot path: one LRU lookup and a clock read when the entry is fresh. */
+    fresh,
     async get (key: K): Promise<V> {
-      const entry = entries.get(key)
-      if (entry !== undefined && now() - entry.fetchedAt < entry.ttl) {
-        counters.hits++
-        if (options.isNegative(entry.value)) counters.negativeHits++
-        return entry.value
-      }
+      const hit = fresh(key)
+      if (hit !== undefined) return hit
       counters.misses++
       let flight = inflight.get(key)
       if (flight !== undefined) counters.singleFlightWaits++
@@ -232,6 +242,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
 
   return {
     get: projectId => projects.get(projectId),
+    cached: projectId => projects.fresh(projectId),
     async resolvePath (path) {
       if (!isFullPath(path)) return null
       return await paths.get(pathKey(path))

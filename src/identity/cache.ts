@@ -29,6 +29,11 @@ export interface LoaderCacheOptions<V> {
 export interface LoaderCache<V> {
   /** The cached value or failure for key, or the result of load(), shared by concurrent callers. */
   get (key: string, load: () => Promise<V>): Promise<V>
+  /**
+   * Hot path: the fresh cached value for key, counted as a hit, without a promise; undefined when
+   * there is none (not cached, past its TTL, being loaded, or a remembered failure): call get().
+   */
+  cached (key: string): V | undefined
   /** Entries held, loads in flight included. */
   readonly size: number
   /** The keys held (for a token cache: hashes), most recently used first. */
@@ -108,6 +113,13 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
       }
       return unwrap(entry!)
     },
+    cached (key) {
+      // lru-cache's get() answers only a fresh stored entry (a load in flight is not one).
+      const entry = entries.get(key)
+      if (entry === undefined || !entry.ok) return undefined
+      counters.hits++
+      return entry.value
+    },
     get size () {
       return entries.size
     },
@@ -135,6 +147,7 @@ export function createTokenCache<V> (options: LoaderCacheOptions<V>): LoaderCach
   const cache = createLoaderCache(options)
   return {
     get: (token, load) => cache.get(tokenKey(token), load),
+    cached: token => cache.cached(tokenKey(token)),
     get size () { return cache.size },
     keys: () => cache.keys(),
     clear: () => { cache.clear() },

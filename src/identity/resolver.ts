@@ -228,6 +228,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       const jwt = jobTokenJwt(token)
       return await tokens.get(token, () => failClosed(introspect(token, jwt)))
     },
+    // Only a token that passed the shape checks above was ever cached: a hit needs none of them.
+    cached: token => tokens.cached(token),
     async close () {
       // A client handed in is its owner's to close.
       if (options.gitlab === undefined) await gitlab.close()
@@ -263,6 +265,7 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
       const jwt = jobTokenBody(token) ?? token
       return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
     },
+    cached: token => tokens.cached(token),
     async close () {},
     stats: () => counters.stats(tokens, null)
   }

@@ -3,11 +3,11 @@
 // with its answer. Requests without a job token continue untouched: not this stage's business.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable, Transform } from 'node:stream'
+import { Readable, type Transform } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
-import { createBodyScanner, rackReadsPostBody, type BodyScanOptions } from './body-scan.ts'
+import { createBodyScanner, rackReadsPostBody, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
 import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
@@ -21,8 +21,8 @@ export interface IdentityInput {
   readonly route: CatalogRoute | null
   readonly headers: IncomingHttpHeaders
   readonly rawHeaders?: readonly string[]
-  /** The request body stream (the IncomingMessage itself). */
-  readonly body: Readable
+  /** The request body stream (the IncomingMessage itself); null: none (forward-auth), read as empty. */
+  readonly body: Readable | null
   /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
   readonly beforeBodyRead?: () => void
   /**
@@ -63,7 +63,8 @@ export type IdentityOutcome =
   | { readonly kind: 'deny', readonly code: ErrorCode, readonly reason: string, readonly answer: Answer }
 
 export interface IdentityStage {
-  run (input: IdentityInput): Promise<IdentityOutcome>
+  /** Without a promise when nothing is read or resolved (a request without a body, a cached token). */
+  run (input: IdentityInput): IdentityOutcome | Promise<IdentityOutcome>
 }
 
 export function createIdentityStage (options: IdentityStageOptions): IdentityStage {
@@ -73,90 +74,114 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   const deny = (code: ErrorCode, reason: string, route: CatalogRoute | null): IdentityOutcome =>
     ({ kind: 'deny', code, reason, answer: identityAnswer(code, route) })
 
-  return {
-    async run (input) {
-      let { route } = input
-      const method = input.canonical.method
-      const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
-      if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, route)
-      const plan = scanner.plan(input.headers, method)
-      if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', route)
-
-      const bodyCredentials: Credential[] = []
-      let methodParam: MethodParam = { kind: 'absent' }
-      let buffered: Buffer | null = null
-      // The body as it reaches the guard: the request itself, or what readFirst() read then the rest.
-      let source: Readable = input.body
-      let streamed = plan.kind === 'stream'
-      if (plan.kind === 'buffer') {
-        input.beforeBodyRead?.()
-        const inspected = await scanner.read(plan, input.body)
-        if (inspected.kind === 'rejected') return deny(inspected.code, 'request body cannot be inspected', route)
-        buffered = inspected.bytes
-        bodyCredentials.push(...inspected.credentials)
-        if (rackReadsPostBody(input.headers['content-type'], method)) methodParam = inspected.methodParam
-      } else if (plan.kind === 'stream' && plan.type === 'json' && plan.readFirst === true) {
-        // A chunked JSON body that ends within the limit is read whole, as a declared one is: a job
-        // token in it then identifies the request instead of being refused by the guard.
-        input.beforeBodyRead?.()
-        const head = await scanner.readFirst(input.body)
-        if (head.kind === 'rejected') return deny(head.code, 'request body cannot be inspected', route)
-        if (head.kind === 'buffered') {
-          buffered = head.bytes
-          bodyCredentials.push(...head.credentials)
-          streamed = false
-        } else {
-          source = head.stream
-        }
-      }
-      if (header !== null && input.methodOverride !== undefined) {
-        const routed = methodOverride(method, header, methodParam)
-        if (routed.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', routed.reason, route)
-        if (routed.kind === 'method' && routed.method !== method) route = input.methodOverride(routed.method)
-      }
-      // Conan routes read Basic credentials differently: collected once the route is known.
-      const credentials: Credential[] = [...collectCredentials({ ...input, route }), ...bodyCredentials]
-
-      const credential = decideCredential(credentials)
-      if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route)
-
-      const token = credential.kind === 'job_token' ? credential.token : undefined
-      let body: ForwardBody
-      let guard: Transform | null = null
-      if (buffered !== null) {
-        body = { kind: 'buffered', bytes: buffered }
-      } else if (plan.kind === 'stream' && streamed) {
-        // A package write must know its caller before the body goes upstream (the users' package
-        // rules check the caller's role), so no credential may hide in a streamed body there.
-        const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
-        // A `_method` in a streamed body would change the route after it was decided: refused there.
-        const g = guard = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
-        // The guard may fail at any moment from here on (while the job is resolved, while the
-        // grants are read), before anyone else listens: without a listener of its own, its error
-        // would be an uncaught exception that ends the process. Its failure is kept on the stream
-        // (`errored`) and answered by whoever forwards the body.
-        g.on('error', () => {})
-        source.on('error', err => g.destroy(err))
-        source.pipe(g)
-        body = { kind: 'stream', stream: g, guarded: true }
-      } else {
-        body = { kind: 'stream', stream: input.body, guarded: false }
-      }
-      if (credential.kind === 'none') return { kind: 'none', body, credentials }
-
-      let identity: JobIdentity
-      try {
-        identity = await resolver.resolve(credential.token)
-      } catch (err) {
-        // A guard already piped must not keep reading a request that is refused.
-        if (guard !== null) {
-          source.unpipe(guard)
-          guard.destroy()
-        }
-        const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
-        return deny(failure.code, failure.message, route)
-      }
-      return { kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials }
-    }
+  /**
+   * Hot path: a request whose body is not read (most are) and whose job token is cached is
+   * identified without a promise; reading a body or resolving a token awaits.
+   */
+  function run (input: IdentityInput): IdentityOutcome | Promise<IdentityOutcome> {
+    const method = input.canonical.method
+    const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
+    if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, input.route)
+    const plan = scanner.plan(input.headers, method)
+    if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', input.route)
+    if (plan.kind === 'buffer' || (plan.kind === 'stream' && plan.type === 'json' && plan.readFirst === true)) return readThenIdentify(input, plan, header)
+    return identify(input, plan, header, null, NO_CREDENTIALS, ABSENT, input.body, plan.kind === 'stream')
   }
+
+  /** Reads a body to inspect (whole, or a chunked JSON body up to the limit), then identify(). */
+  async function readThenIdentify (input: IdentityInput, plan: Exclude<BodyPlan, { kind: 'rejected' }>, header: HeaderOverride): Promise<IdentityOutcome> {
+    const method = input.canonical.method
+    const body = input.body ?? Readable.from([])
+    input.beforeBodyRead?.()
+    if (plan.kind === 'buffer') {
+      const inspected = await scanner.read(plan, body)
+      if (inspected.kind === 'rejected') return deny(inspected.code, 'request body cannot be inspected', input.route)
+      const methodParam = rackReadsPostBody(input.headers['content-type'], method) ? inspected.methodParam : ABSENT
+      return await identify(input, plan, header, inspected.bytes, inspected.credentials, methodParam, body, false)
+    }
+    // A chunked JSON body that ends within the limit is read whole, as a declared one is: a job
+    // token in it then identifies the request instead of being refused by the guard.
+    const head = await scanner.readFirst(body)
+    if (head.kind === 'rejected') return deny(head.code, 'request body cannot be inspected', input.route)
+    if (head.kind === 'buffered') return await identify(input, plan, header, head.bytes, head.credentials, ABSENT, body, false)
+    // What was read, then the rest.
+    return await identify(input, plan, header, null, NO_CREDENTIALS, ABSENT, head.stream, true)
+  }
+
+  /**
+   * The credentials (headers, query, and those of an inspected body), the body to forward, then
+   * the job behind a job token. `buffered`: the inspected bytes; `source`: the body as it reaches
+   * the guard (the request itself, or what readFirst() read then the rest; null: no body);
+   * `streamed`: whether it is guarded while it streams.
+   */
+  function identify (input: IdentityInput, plan: Exclude<BodyPlan, { kind: 'rejected' }>, header: HeaderOverride, buffered: Buffer | null, bodyCredentials: readonly Credential[], methodParam: MethodParam, source: Readable | null, streamed: boolean): IdentityOutcome | Promise<IdentityOutcome> {
+    const method = input.canonical.method
+    let { route } = input
+    if (header !== null && input.methodOverride !== undefined) {
+      const routed = methodOverride(method, header, methodParam)
+      if (routed.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', routed.reason, route)
+      if (routed.kind === 'method' && routed.method !== method) route = input.methodOverride(routed.method)
+    }
+    // Conan routes read Basic credentials differently: collected once the route is known.
+    const found = collectCredentials(route === input.route ? input : { ...input, route })
+    const credentials: Credential[] = bodyCredentials.length === 0 ? found : [...found, ...bodyCredentials]
+
+    const credential = decideCredential(credentials)
+    if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route)
+
+    const token = credential.kind === 'job_token' ? credential.token : undefined
+    let body: ForwardBody
+    let guard: Transform | null = null
+    if (buffered !== null) {
+      body = { kind: 'buffered', bytes: buffered }
+    } else if (plan.kind === 'stream' && streamed) {
+      // A package write must know its caller before the body goes upstream (the users' package
+      // rules check the caller's role), so no credential may hide in a streamed body there.
+      const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
+      // A `_method` in a streamed body would change the route after it was decided: refused there.
+      const g = guard = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
+      // The guard may fail at any moment from here on (while the job is resolved, while the
+      // grants are read), before anyone else listens: without a listener of its own, its error
+      // would be an uncaught exception that ends the process. Its failure is kept on the stream
+      // (`errored`) and answered by whoever forwards the body.
+      g.on('error', () => {})
+      const from = source ?? Readable.from([])
+      from.on('error', err => g.destroy(err))
+      from.pipe(g)
+      body = { kind: 'stream', stream: g, guarded: true }
+    } else {
+      body = source === null ? NO_BODY : { kind: 'stream', stream: source, guarded: false }
+    }
+    if (credential.kind === 'none') return { kind: 'none', body, credentials }
+
+    const job = (identity: JobIdentity): IdentityOutcome =>
+      ({ kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials })
+    const failed = (err: unknown): IdentityOutcome => {
+      // A guard already piped must not keep reading a request that is refused.
+      if (guard !== null) {
+        source?.unpipe(guard)
+        guard.destroy()
+      }
+      const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
+      return deny(failure.code, failure.message, route)
+    }
+    const cached = resolver.cached?.(credential.token)
+    if (cached !== undefined) return job(cached)
+    let resolving: Promise<JobIdentity>
+    try {
+      resolving = resolver.resolve(credential.token)
+    } catch (err) {
+      return failed(err)
+    }
+    return resolving.then(job, failed)
+  }
+
+  return { run }
 }
+
+type HeaderOverride = Exclude<ReturnType<typeof headerMethodOverride>, { kind: 'ambiguous' }> | null
+
+const NO_CREDENTIALS: readonly Credential[] = Object.freeze([])
+const ABSENT: MethodParam = Object.freeze({ kind: 'absent' })
+/** What a request without a body forwards (nothing: the listeners send no body for it). */
+const NO_BODY: ForwardBody = Object.freeze({ kind: 'buffered', bytes: Buffer.alloc(0) })

@@ -25,6 +25,11 @@ export interface JobIdentity {
 export interface JobResolver {
   /** Resolves a job token to its job's identity; rejects with IdentityError, never allows on doubt. */
   resolve (token: string): Promise<JobIdentity>
+  /**
+   * Hot path: the identity of a token resolved before and still cached, without a promise;
+   * undefined otherwise (then resolve()).
+   */
+  cached? (token: string): JobIdentity | undefined
 }
 
 /** A resolver that holds connections or timers; close() releases them. */

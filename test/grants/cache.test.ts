@@ -119,6 +119,25 @@ test('cache: unknown projects are cached as negative entries with their own TTL'
   assert.equal(store.calls.get, 2)
 })
 
+test('cache: cached() answers a fresh entry without a promise, and undefined where get() must ask the store', async () => {
+  const { store, clock, cache } = setup({ negativeTtlMs: 2_000 })
+  store.data.set(1, stored(1))
+  assert.equal(cache.cached(1), undefined, 'never read')
+  assert.equal(store.calls.get, 0, 'cached() never asks the store')
+  await cache.get(1)
+  assert.equal(cache.cached(1)?.version, 1)
+  assert.equal(await cache.get(9), null)
+  assert.equal(cache.cached(9), null, 'an unknown project is a fresh negative entry')
+  clock.t += 2_000
+  assert.equal(cache.cached(9), undefined, 'past the negative TTL')
+  clock.t += 8_000
+  assert.equal(cache.cached(1), undefined, 'past the TTL')
+  await cache.get(1)
+  cache.invalidate(1)
+  assert.equal(cache.cached(1), undefined, 'dropped by an invalidation')
+  assert.equal(cache.stats().hits, 2)
+})
+
 test('cache: concurrent misses for one project make one store call', async () => {
   const { store, cache } = setup()
   store.data.set(1, stored(1))

@@ -5,6 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createIntrospectionResolver } from '../../src/identity/resolver.ts'
+import { createIdentityStage } from '../../src/identity/stage.ts'
 import { BASIC_AUTH_REALM, identityAnswer, isBasicAuthRoute } from '../../src/identity/answers.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { groupChain, startFakeGitlab } from '../helpers/fake-gitlab.ts'
@@ -88,4 +89,35 @@ test('Basic-auth routes are the package formats GitLab serves behind Basic', () 
   assert.equal(isBasicAuthRoute(null), false)
   assert.equal(identityAnswer('TOKEN_EXPIRED', byPattern('/projects/:id/terraform/state/:name')).headers['www-authenticate'], BASIC_AUTH_REALM)
   assert.equal(identityAnswer('IDENTITY_UPSTREAM_UNAVAILABLE', byPattern('/projects/:id/terraform/state/:name')).headers['www-authenticate'], undefined, 'only 401s ask for credentials')
+})
+
+test('a request without a body whose job is cached is identified without a promise; otherwise the stage awaits', async () => {
+  const identity = { jobId: 1, jobProjectId: 10, jobProjectPath: 'acme/app', ancestorGroupIds: [2], userId: 7 }
+  const cache = new Map<string, typeof identity>()
+  let resolved = 0
+  const stage = createIdentityStage({
+    resolver: {
+      resolve: async (token) => { resolved++; cache.set(token, identity); return identity },
+      cached: token => cache.get(token)
+    }
+  })
+  const input = (token: string, headers: Record<string, string> = {}): Parameters<typeof stage.run>[0] => ({
+    canonical: { method: 'GET', path: RELEASES, query: '' },
+    route: null,
+    headers: { 'job-token': token, ...headers },
+    rawHeaders: ['JOB-TOKEN', token, ...Object.entries(headers).flat()],
+    body: null
+  })
+  const first = stage.run(input(RUNNING))
+  assert.ok(first instanceof Promise, 'a token not cached is resolved')
+  assert.equal((await first).kind, 'job')
+  const second = stage.run(input(RUNNING))
+  assert.ok(!(second instanceof Promise), 'a cached token is answered at once')
+  assert.equal(second.kind === 'job' && second.identity, identity)
+  assert.equal(resolved, 1)
+  const ambiguous = stage.run(input(RUNNING, { 'private-token': 'glpat-somebodyelse00000' }))
+  assert.ok(!(ambiguous instanceof Promise))
+  assert.equal(ambiguous.kind === 'deny' && ambiguous.code, 'CREDENTIAL_AMBIGUOUS')
+  const none = stage.run({ ...input(''), headers: {}, rawHeaders: [] })
+  assert.equal(!(none instanceof Promise) && none.kind, 'none')
 })
