@@ -32,6 +32,8 @@ const QUICK = args.includes('--quick')
 const SCALE = args.includes('--scale')
 const profileIndex = args.indexOf('--profile')
 const PROFILE = profileIndex >= 0 ? args[profileIndex + 1]! : null
+const compareIndex = args.indexOf('--compare')
+const COMPARE = compareIndex >= 0 ? args[compareIndex + 1]! : null
 const outIndex = args.indexOf('--out')
 const OUT = outIndex >= 0 ? args[outIndex + 1]! : join(tmpdir(), `job-token-gate-e2e-${SCALE ? 'scale' : 'main'}.json`)
 const ROUNDS = QUICK ? 2 : 3
@@ -97,10 +99,10 @@ async function waitHttp (url: string, timeoutMs = 30_000): Promise<void> {
 
 interface Gate { proc: Proc, port: number, health: number, auth: number }
 
-/** `nodeArgs`: options of the gate's node (the profile run's `--cpu-prof`). */
-async function startGate (name: string, origin: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Gate> {
+/** `nodeArgs`: options of the gate's node (the profile run's `--cpu-prof`); `root`: the checkout whose dist/ runs. */
+async function startGate (name: string, origin: string, env: Record<string, string>, nodeArgs: string[] = [], root = ROOT): Promise<Gate> {
   const [port, health, auth] = [await freePort(), await freePort(), await freePort()]
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin/job-token-gate.mjs'), 'serve'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,
@@ -410,6 +412,7 @@ async function main (): Promise<void> {
   const originUrl = `http://127.0.0.1:${origin}`
   if (SCALE) return await scale(originUrl, origin, started, load0)
   if (PROFILE !== null) return await profile(originUrl, PROFILE)
+  if (COMPARE !== null) return await compare(originUrl, COMPARE)
 
   const bare = await startNodeServer('bare', 'bench/e2e/bare-proxy.mjs', [originUrl])
   const fastify = await startNodeServer('fastify', 'bench/e2e/fastify-proxy.mjs', [originUrl])
@@ -532,6 +535,50 @@ async function main (): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Compare: this checkout's gate against another's (a worktree of an earlier commit, built), both
+// with the memory store, under the allowed, denied and no-token loads, in many short interleaved
+// rounds: a busy neighbour slows both alike, so the ratio of their CPU per request is steadier
+// than either number. Rounds: 8 (`--quick`: 4) of 2 s per gate and load.
+
+async function compare (originUrl: string, otherRoot: string): Promise<void> {
+  const TOKENS = 100
+  const PROJECTS = 10
+  if (!existsSync(join(otherRoot, 'dist/cli/main.js'))) throw new Error(`${otherRoot}/dist is missing: build it first`)
+  const gates = [
+    { label: 'this', gate: await startGate('gate-this', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }) },
+    { label: 'other', gate: await startGate('gate-other', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }, [], otherRoot) }
+  ]
+  const loads: Array<[string, Req[], number]> = [
+    ['allowed', workload('b', TOKENS, PROJECTS, TOKENS * 7), 200],
+    ['denied', workload('d', TOKENS, PROJECTS, TOKENS * 7), 403],
+    ['no token', workload(null, TOKENS, PROJECTS, TOKENS * 7), 200]
+  ]
+  const targets = loads.flatMap(([load, requests, expect]) => gates.map(({ label, gate }) =>
+    ({ name: `${load}: ${label}`, port: gate.port, requests, pids: [gate.proc.pid], expect, gate: gate.proc })))
+  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: loadRequests(target.requests) })
+  const rounds = QUICK ? 4 : 8
+  for (let round = 0; round < rounds; round++) {
+    // Alternate which gate goes first: the second of a pair meets a warmer (or busier) machine.
+    for (const [load] of loads) {
+      const pair = targets.filter(t => t.name.startsWith(`${load}:`))
+      for (const target of round % 2 === 0 ? pair : [...pair].reverse()) {
+        const s = await measure(target)
+        console.error(`round ${round + 1}/${rounds} ${target.name}: ${fmt(s.cpuUsPerReq, 1)} µs CPU/req, load ${s.load1.toFixed(2)}`)
+      }
+    }
+  }
+  console.log(`CPU µs per request, median of ${rounds} interleaved rounds of ${DURATION_S} s (this: ${ROOT}, other: ${otherRoot}); load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  for (const [load] of loads) {
+    const mine = samples.get(`${load}: this`)!
+    const theirs = samples.get(`${load}: other`)!
+    // Per round: the pair measured back to back.
+    const ratios = mine.map((s, i) => theirs[i]!.cpuUsPerReq / s.cpuUsPerReq)
+    const unexpected = [...mine, ...theirs].reduce((n, s) => n + s.unexpected, 0)
+    console.log(`  ${load.padEnd(9)} this ${fmt(median(mine.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other ${fmt(median(theirs.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other/this per round: median ${fmt(median(ratios), 3)}, ${ratios.map(r => fmt(r, 2)).join(' ')}${unexpected > 0 ? `  (${unexpected} unexpected answers)` : ''}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Profiles: one memory-store gate per load (allowed, denied, no token) under `node --cpu-prof`,
 // warmed, driven for the round's duration, stopped with SIGTERM (which writes the profile); then
 // the functions with the most self time of each, and the share of the gate's own modules.
@@ -568,6 +615,7 @@ async function profile (originUrl: string, dir: string): Promise<void> {
     const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]
     if (file === undefined) throw new Error(`no profile written in ${out}`)
     const total = result.requests.total
+    writeFileSync(join(out, 'window.json'), JSON.stringify({ fromUs: from, toUs: to, requests: total }) + '\n')
     console.log(`\n${name}: ${file}\n${fmt(total)} requests, ${fmt(cpu * 1e6 / total, 1)} µs CPU per request (user + system), load ${loadavg()[0]!.toFixed(2)}`)
     printProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, from, to, total)
   }
