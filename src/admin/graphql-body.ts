@@ -26,13 +26,25 @@
 // what the gate held for every GraphQL request before. A file whose bytes happen to spell one of
 // the names is refused (fail closed); for image uploads that does not happen in practice.
 //
+// Fine-grained personal access tokens (src/graphql/enforce.ts) are decided before anything is
+// forwarded, so a large body is read for them too (docs/graphql.md, "Bodies over 1 MiB"):
+// - multipart (the GraphQL multipart request spec: `operations`, `map`, then the files) is the
+//   legitimate large body: the parts complete within the bytes read (completeMultipartParts)
+//   are read as GitLab reads them and the request decided from them; from the first part not
+//   complete on, LatePartGuard cuts the stream at any part GitLab would read as a GraphQL
+//   parameter (`query`, `variables`, `operationName`, `operations`, `_json`, `extensions`) or a
+//   credential (`private_token`, `access_token`, `bearer_token`, `job_token`), whatever the token;
+// - any other body over the limit cannot be decided for such a token (413), and an access
+//   token parameter in one, which the gate could not check, is refused the same way (the names
+//   are searched as the gate fields are, raw and escaped).
+//
 // Credentials: the body handed on goes through the identity stage like any other (a streamed
 // multipart body through the multipart guard, which refuses a job token in any field before the
 // closing delimiter; JSON and form bodies are read whole, up to GATE_MAX_INSPECTED_BODY_BYTES).
 
 import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import { GateError } from '../errors.ts'
+import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { readUpTo } from '../read-body.ts'
 import { RELEVANT_TEXT } from './graphql.ts'
@@ -139,12 +151,16 @@ export interface GraphqlBodyRequest {
 export type OverLimit =
   /** GitLab's: forward `body` (the bytes read, then the rest of the request, searched as it streams). */
   | { readonly kind: 'stream', readonly body: Readable }
-  | { readonly kind: 'refused', readonly error: AdminError }
+  | { readonly kind: 'refused', readonly error: GateError }
 
 /** Decides a body over `limit` from its first bytes (see the header); `req` is the paused request. */
 export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable, request: GraphqlBodyRequest, limit: number): OverLimit {
   // Rack reads a POST without a type as a form, as graphql.ts does.
   const form = FORM_TYPE.test(request.contentType) || (request.contentType.trim() === '' && request.method === 'POST')
+  const multipart = MULTIPART_TYPE.test(request.contentType)
+  if (!multipart && (bytesNameTokenParams(prefix, form) || namesTokenParams(request.query, true))) {
+    return { kind: 'refused', error: new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY) }
+  }
   if (namesGateFields(request.query, true) || bytesNameGateFields(prefix, form)) {
     if (MULTIPART_TYPE.test(request.contentType) && firstPartNamesGateFields(prefix.toString('latin1'), request.contentType)) {
       return {
@@ -154,7 +170,7 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
     }
     return { kind: 'refused', error: new AdminError('GRAPHQL_BODY_TOO_LARGE', tooLarge(limit, 'within its first bytes or its URL')) }
   }
-  const guard = new GateFieldsGuard(prefix, form, limit)
+  const guard = new GateFieldsGuard(prefix, form, limit, !multipart)
   // The request is not destroyed with the guard: a refusal is still answered on its connection.
   // A client gone before the end fails the guard, so whoever reads it stops waiting.
   req.on('error', err => guard.destroy(err))
@@ -163,7 +179,117 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
     if (!received) guard.destroy(new Error('the client closed the request before the end of its body'))
   })
   req.pipe(guard)
-  return { kind: 'stream', body: guard }
+  const boundary = multipart ? parseMultipartBoundary(request.contentType) : null
+  if (boundary === null) return { kind: 'stream', body: guard }
+  // The parts from the first incomplete one on: none may be a GraphQL parameter or a credential.
+  const late = new LatePartGuard(boundary, completeMultipartParts(prefix, boundary).length)
+  guard.on('error', err => late.destroy(err))
+  guard.pipe(late)
+  return { kind: 'stream', body: late }
+}
+
+const TOKEN_IN_LARGE_BODY = '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names an access token parameter (private_token, access_token, bearer_token) in its body or URL, which the gate cannot check before forwarding; send the token in a header (PRIVATE-TOKEN or Authorization)'
+
+// The parameters GitLab reads an access token from (src/graphql/enforce.ts), searched in large
+// bodies that are not multipart; one needle covers them all before the escapes are decoded.
+const TOKEN_PARAMS_TEXT = /private_token|access_token|bearer_token/
+const TOKEN_NEEDLE = Buffer.from('_token', 'latin1')
+
+function namesTokenParams (text: string, percent: boolean): boolean {
+  if (TOKEN_PARAMS_TEXT.test(text)) return true
+  if (text.includes('\\') && TOKEN_PARAMS_TEXT.test(jsonUnescaped(text))) return true
+  if (percent && text.includes('%')) {
+    const decoded = percentDecoded(text)
+    if (TOKEN_PARAMS_TEXT.test(decoded)) return true
+    if (decoded.includes('\\') && TOKEN_PARAMS_TEXT.test(jsonUnescaped(decoded))) return true
+  }
+  return false
+}
+
+function bytesNameTokenParams (bytes: Buffer, percent: boolean): boolean {
+  if (bytes.includes(TOKEN_NEEDLE) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) return namesTokenParams(bytes.toString('latin1'), percent)
+  return false
+}
+
+/**
+ * The bytes of a multipart body's parts that are complete in `prefix`: everything before the
+ * last delimiter read (the part after it may go on past the bytes read).
+ */
+export function completeMultipartParts (prefix: Buffer, boundary: string): Buffer {
+  const at = prefix.lastIndexOf(Buffer.from('--' + boundary, 'latin1'))
+  return at === -1 ? prefix.subarray(0, 0) : prefix.subarray(0, at)
+}
+
+/** Part names GitLab reads as GraphQL parameters or credentials (the name before any `[`). */
+const LATE_PART_NAMES: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
+/** Longest part header read: the identity stage's multipart guard refuses longer ones too. */
+const MAX_PART_HEADER = 16 * 1024
+
+/** The names a part header gives (every `name=` parameter counts, as graphql.ts reads them). */
+function partNames (head: string): string[] {
+  const names: string[] = []
+  for (const n of head.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^\s;"]+))/gi)) {
+    const raw = Buffer.from((n[1] ?? n[2] ?? '').replace(/^utf-8''/i, ''), 'latin1').toString('utf8')
+    // Rack's normalize_params: the key is the name's first run outside brackets, after leading spaces.
+    const key = /^[\s[\]]*([^[\]]+)/.exec(raw)?.[1] ?? ''
+    names.push(key)
+  }
+  return names
+}
+
+/**
+ * Hot path for GraphQL uploads of fine-grained tokens and every other large multipart body:
+ * passes the stream through unchanged and reads each part header as it goes by; a part named
+ * as a GraphQL parameter or a credential errors the stream before its bytes are released, so
+ * GitLab (which reads the whole body before running anything) never acts on it. A chunk costs
+ * one search for the delimiter.
+ */
+class LatePartGuard extends Transform {
+  private readonly delimiter: Buffer
+  /** Bytes not yet searched whole: the end of the last chunk, or a part header being read. */
+  private carry: Buffer = Buffer.alloc(0)
+
+  /** `skip`: the bytes of the parts the request was decided from, passed on unread. */
+  constructor (boundary: string, private skip: number) {
+    super()
+    this.delimiter = Buffer.from('--' + boundary, 'latin1')
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let searched = chunk
+    if (this.skip > 0) {
+      const skipped = Math.min(this.skip, chunk.length)
+      this.skip -= skipped
+      if (skipped === chunk.length) { callback(null, chunk); return }
+      searched = chunk.subarray(skipped)
+    }
+    const data = this.carry.length === 0 ? searched : Buffer.concat([this.carry, searched])
+    let from = 0
+    let keepFrom = Math.max(0, data.length - this.delimiter.length - 1)
+    for (let at = data.indexOf(this.delimiter, from); at !== -1; at = data.indexOf(this.delimiter, from)) {
+      const headStart = at + this.delimiter.length
+      const crlf = data.indexOf('\r\n\r\n', headStart)
+      const lf = data.indexOf('\n\n', headStart)
+      const end = crlf !== -1 && (lf === -1 || crlf < lf) ? crlf : lf
+      if (end === -1) {
+        // The header goes on in the next chunk: keep it whole (bounded).
+        if (data.length - at > MAX_PART_HEADER) { callback(lateError('a part header that does not end')); return }
+        keepFrom = at
+        break
+      }
+      const head = data.subarray(headStart, end).toString('latin1')
+      const refused = partNames(head).find(name => LATE_PART_NAMES.has(name))
+      if (refused !== undefined) { callback(lateError(`a part named ${JSON.stringify(refused)}`)); return }
+      from = end
+    }
+    this.carry = Buffer.from(data.subarray(Math.max(keepFrom, from)))
+    // Only the bytes received are passed on: the carry is a copy for the search.
+    callback(null, chunk)
+  }
+}
+
+function lateError (what: string): GateError {
+  return new GateError('GRAPHQL_LATE_PARAMETER', `${errors.GRAPHQL_LATE_PARAMETER.message}: ${what}, after the bytes the request was decided from; send GraphQL parameters and credentials in the first parts (operations, map), files after them`)
 }
 
 function tooLarge (limit: number, where: string): string {
@@ -187,7 +313,8 @@ function firstPartNamesGateFields (text: string, contentType: string): boolean {
 class GateFieldsGuard extends Transform {
   private tail: Buffer
 
-  constructor (prefix: Buffer, private readonly percent: boolean, private readonly limit: number) {
+  /** `tokens`: also refuse an access token parameter (bodies that are not multipart, see the header). */
+  constructor (prefix: Buffer, private readonly percent: boolean, private readonly limit: number, private readonly tokens = false) {
     super()
     this.tail = Buffer.from(prefix.subarray(Math.max(0, prefix.length - TAIL_BYTES)))
     this.push(prefix)
@@ -201,6 +328,10 @@ class GateFieldsGuard extends Transform {
       // A GateError: whoever reads the body answers its code (the identity stage's read, the
       // proxy's forwarding).
       callback(new GateError('GRAPHQL_BODY_TOO_LARGE', tooLarge(this.limit, `past its first ${this.limit} bytes`)))
+      return
+    }
+    if (this.tokens && (bytesNameTokenParams(chunk, this.percent) || bytesNameTokenParams(seam, this.percent))) {
+      callback(new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY))
       return
     }
     // A copy, so the chunk is not kept alive.

@@ -21,7 +21,8 @@ import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
-import { decideOverLimit, readGraphqlBody } from './graphql-body.ts'
+import { completeMultipartParts, decideOverLimit, readGraphqlBody } from './graphql-body.ts'
+import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { handleRest, matchAdminPath } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
@@ -48,7 +49,7 @@ export type GraphqlGuardResult =
  */
 export interface GraphqlGuard {
   /** A request for GitLab: the token found where GitLab reads one, and every reading checked. */
-  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string): Promise<GraphqlGuardResult>
+  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<GraphqlGuardResult>
   /** The gate's own operation, for a user caller's token, before the service runs. */
   decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
 }
@@ -206,7 +207,25 @@ export function createAdmin (options: AdminOptions): Admin {
           // it is GitLab's, streams on (graphql-body.ts).
           const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
           if (read.kind === 'over') {
-            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? '') }, MAX_ADMIN_BODY_BYTES)
+            const contentType = String(req.headers['content-type'] ?? '')
+            if (options.graphql !== undefined) {
+              // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
+              // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
+              const boundary = /^\s*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
+              const known = boundary === null ? Buffer.alloc(0) : completeMultipartParts(read.prefix, boundary)
+              const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
+              try {
+                const verdict = await options.graphql.enforce(req.headers, params, requestId, boundary === null ? 'opaque' : 'multipart')
+                if (verdict.kind === 'deny') {
+                  send(res, requestId, 200, verdict.body, { connection: 'close' })
+                  return ANSWERED
+                }
+              } catch (err) {
+                refuse(res, requestId, err, canonical.method, canonical.path, true)
+                return ANSWERED
+              }
+            }
+            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES)
             if (over.kind === 'stream') return { kind: 'pass', body: over.body }
             refuse(res, requestId, over.error, canonical.method, canonical.path, true)
             return ANSWERED

@@ -162,8 +162,13 @@ export interface EnforcerOptions<F extends FineGrained> {
 }
 
 export interface GraphqlEnforcer {
-  /** GitLab's GraphQL request (classified `gitlab`): pass, allow or deny. Throws GateError when GitLab cannot be asked. */
-  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string): Promise<EnforceResult>
+  /**
+   * GitLab's GraphQL request (classified `gitlab`): pass, allow or deny. Throws GateError when
+   * GitLab cannot be asked. `partial`: the body was over the limit, and `params` hold only the
+   * URL's parameters and, for `multipart`, the parts complete in the bytes read; a fine-grained
+   * token's request that these do not decide is refused (413).
+   */
+  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<EnforceResult>
   /** Decides readings for a token already found (enforce() without the token search). */
   decide (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult>
   /**
@@ -306,6 +311,8 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
     let variables: Readonly<Record<string, unknown>>
+    // No document: GitLab answers "No query string was present" and runs nothing.
+    if (gate === null && operation.query.trim() === '') return null
     if (gate !== null) {
       document = gate.document
       hash = null
@@ -398,14 +405,22 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   return {
     withSchema: schema !== undefined,
     decide,
-    async enforce (headers, params, requestId) {
+    async enforce (headers, params, requestId, partial) {
       const found = findGraphqlToken(headers, params)
       if (found.kind === 'none' || found.kind === 'job_token') return PASS
       if (found.kind === 'ambiguous') {
         count('deny', 'CREDENTIAL_AMBIGUOUS', null)
         throw new GateError('CREDENTIAL_AMBIGUOUS')
       }
-      return await decide(found.token, graphqlReadings(params), requestId)
+      const readings = graphqlReadings(params)
+      // A large body is decided from its first parts only when they hold what GitLab runs.
+      const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
+      if (!undecidable) return await decide(found.token, readings, requestId)
+      return await withScopes(found.token, async () => {
+        count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
+        options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
+        throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
+      })
     },
     async decideGateOperation (token, document, variables, operationName, requestId) {
       return await withScopes(token, async scopes => {
