@@ -1,0 +1,66 @@
+// Regressions: ways a fine-grained personal access token's GraphQL request could run something
+// the gate did not check. Each was found while building the enforcement at /api/graphql and is
+// refused (or checked) now.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
+
+const TOKENS: Record<string, FakeToken> = {
+  'glpat-lib-reader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] }
+}
+const pat = { 'private-token': 'glpat-lib-reader' }
+const OTHER = '{ project(fullPath: "other/tools") { id } }'
+const OWN = '{ project(fullPath: "acme/lib") { id } }'
+
+test('HEAD /api/graphql?query= runs the query in GitLab (Rails routes HEAD as GET): checked like GET', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(`${g.url}/api/graphql?query=${encodeURIComponent(OTHER)}`, { method: 'HEAD', headers: pat }, res => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('error', reject)
+    req.end()
+  })
+  assert.equal(status, 200)
+  assert.equal(g.upstream.length, 0, 'refused, not forwarded')
+})
+
+test('Rack 2 splits the query string on ";" too: a query hidden after one is checked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const hidden = await postGraphql(g.url, { query: OWN }, pat, `/api/graphql?x=1;query=${encodeURIComponent(OTHER)}`)
+  assert.equal(hidden.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  assert.equal(g.upstream.length, 0)
+})
+
+test('the URL\'s parameters override the body\'s: a harmless body cannot cover the URL\'s query', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const covered = await postGraphql(g.url, { query: OWN }, pat, `/api/graphql?query=${encodeURIComponent(OTHER)}`)
+  assert.equal(covered.body.errors[0].extensions.target, 'project other/tools')
+  assert.equal(g.upstream.length, 0)
+})
+
+test('a body GitLab may read two ways (JSON sent as text/plain) is checked under both readings', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const text = await postGraphql(g.url, JSON.stringify({ query: OTHER }), { ...pat, 'content-type': 'text/plain' })
+  assert.equal(text.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  assert.equal(g.upstream.length, 0)
+})
+
+test('a token in a body parameter, a form body, or Basic is found as GitLab finds it', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const form = await postGraphql(g.url, `query=${encodeURIComponent(OTHER)}&private_token=glpat-lib-reader`, { 'content-type': 'application/x-www-form-urlencoded' })
+  assert.equal(form.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  const basic = await postGraphql(g.url, { query: OTHER }, { authorization: `Basic ${Buffer.from('someone:glpat-lib-reader').toString('base64')}` })
+  assert.equal(basic.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  const url = await postGraphql(g.url, { query: OTHER }, {}, '/api/graphql?access_token=glpat-lib-reader')
+  assert.equal(url.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  assert.equal(g.upstream.length, 0)
+})
+
+test('a newline inside a string is read as graphql-ruby reads it (escape_single_quoted_newlines), not as a parse error that passes', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const doc = '{ project(fullPath: "other/tools") { id name } a: project(fullPath: "x\ny") { id } }'
+  const answer = await postGraphql(g.url, { query: doc }, pat)
+  assert.equal(answer.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  assert.equal(g.upstream.length, 0)
+})
