@@ -28,6 +28,12 @@ export type DropCounts = Record<DropReason, number>
 /** Unwritten bytes kept per stream while the reader is slow; beyond this, lines are dropped. */
 export const DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
 
+/** How long a log line may wait for others to be written with it (one writev per batch). */
+export const DEFAULT_BATCH_MS = 5
+
+/** A batch holding this many bytes is written at once, without waiting for its window to end. */
+const BATCH_BYTES = 64 * 1024
+
 /** Errors after which nothing will ever be written: the reader or the descriptor is gone. */
 const FINAL_ERRORS: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'EBADF', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END'])
 
@@ -62,6 +68,8 @@ export interface LogOutputOptions {
   readonly counters?: DropCounts
   /** Write what is corked when the process exits (the process's stdout and stderr). */
   readonly uncorkOnExit?: boolean
+  /** Longest time a line waits to be written with the lines after it. Default DEFAULT_BATCH_MS. */
+  readonly batchMs?: number
 }
 
 /**
@@ -77,18 +85,29 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
   let final = false
   let pending = 0
   const waiters: Array<() => void> = []
-  // Hot path: one decision line per request. The lines accepted in one turn of the event loop go
-  // out in one writev(2) (cork now, uncork on setImmediate) instead of one write(2) each: under
-  // load that was half the decision log's cost. Each line keeps its own callback, so its fate is
-  // still known; a corked line counts in writableLength, so the backlog bound is unchanged.
-  // Only a stream that writes a batch in one call (sockets and pipes: net.Socket's _writev);
-  // another would write the corked lines one by one anyway, even after one of them failed.
+  // Hot path: one decision line per request. The lines accepted within a few milliseconds go out
+  // in one writev(2) (cork at the first, uncork when the batch window ends) instead of one write(2)
+  // each: each write also wakes the reader, and under load the writes were most of the decision
+  // log's cost (bench/README.md). A line waits at most batchMs; a batch over BATCH_BYTES goes at
+  // once; flush() and the process's exit write what is corked. Each line keeps its own callback,
+  // so its fate is still known; a corked line counts in writableLength, so the backlog bound is
+  // unchanged. Only a stream that writes a batch in one call (sockets and pipes: net.Socket's
+  // _writev); another would write the corked lines one by one anyway, even after one failed.
   const batches = typeof (stream as { _writev?: unknown })._writev === 'function'
+  const batchMs = options.batchMs ?? DEFAULT_BATCH_MS
   let corked = false
   const uncork = (): void => {
     if (!corked) return
     corked = false
     stream.uncork()
+  }
+  // One timer, re-armed per batch; it never holds the process open.
+  let timer: NodeJS.Timeout | null = null
+  const startBatch = (): void => {
+    corked = true
+    stream.cork()
+    if (timer === null) timer = setTimeout(uncork, batchMs).unref()
+    else timer.refresh()
   }
   // process.exit() skips the event loop: what is corked goes out in the exit handler, written as
   // any other line (without blocking; a full pipe drops it).
@@ -103,7 +122,7 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
       counters.write_error++
       if (FINAL_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) final = true
     }
-    if (pending === 0) for (const wake of waiters.splice(0)) wake()
+    if (pending === 0 && waiters.length > 0) for (const wake of waiters.splice(0)) wake()
   }
   const dropped = (reason: DropReason, callback: WriteCallback | undefined): void => {
     counters[reason]++
@@ -123,16 +142,15 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
         return false
       }
       pending++
-      if (batches && !corked) {
-        corked = true
-        stream.cork()
-        setImmediate(uncork)
-      }
+      if (batches && !corked) startBatch()
       try {
-        return streamWrite(chunk, enc, err => {
+        // pino passes no callback: the shared one then, not a closure per line.
+        const written = streamWrite(chunk, enc, cb === undefined ? settled : err => {
           settled(err)
-          cb?.(err)
+          cb(err)
         })
+        if (corked && stream.writableLength >= BATCH_BYTES) uncork()
+        return written
       } catch (err) {
         // A synchronous failure: the callback is not called.
         settled(err as Error)
@@ -140,6 +158,7 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
       }
     },
     flush (timeoutMs) {
+      uncork()
       if (pending === 0) return Promise.resolve(true)
       return new Promise(resolve => {
         const wake = (): void => {

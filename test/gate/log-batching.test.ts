@@ -1,5 +1,6 @@
-// Log lines accepted in one turn of the event loop are corked and written together: none may be
-// lost when the process exits right after writing them, and each keeps its own callback.
+// Log lines accepted within a few milliseconds are corked and written together: none may be lost
+// when the process exits right after writing them, each keeps its own callback, and none waits
+// longer than the batch window.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -44,5 +45,36 @@ test('on a socket, one turn\'s lines arrive in order, each callback called, noth
   socket.end()
   await once(peer, 'end')
   assert.equal(received, Array.from({ length: 100 }, (_, i) => `l${i}\n`).join(''))
+  server.close()
+})
+
+test('a batch spans turns of the event loop and is written when its window ends, without flush()', async () => {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection')
+  const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
+  await once(socket, 'connect')
+  const [peer] = await accepted as [import('node:net').Socket]
+  let received = ''
+  peer.on('data', (d: Buffer) => { received += d.toString() })
+  const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 }, batchMs: 50 })
+  output.write('a\n')
+  await new Promise(resolve => setImmediate(resolve))
+  output.write('b\n')
+  assert.ok(socket.writableCorked > 0, 'still one batch after a turn of the event loop')
+  const started = Date.now()
+  while (received !== 'a\nb\n') {
+    assert.ok(Date.now() - started < 5000, `the batch window ended long ago; received ${JSON.stringify(received)}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  assert.equal(socket.writableCorked, 0)
+  assert.equal(output.pending(), 0)
+  // A batch over 64 KiB goes at once.
+  output.write('x'.repeat(70 * 1024) + '\n')
+  assert.equal(socket.writableCorked, 0, 'a full batch is not held')
+  socket.end()
+  await once(peer, 'end')
+  assert.equal(received.length, 4 + 70 * 1024 + 1)
   server.close()
 })
