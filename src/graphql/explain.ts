@@ -342,7 +342,7 @@ export function describeTarget (target: BoundaryTarget | null): string {
 
 export function formatGraphqlExplanation (result: GraphqlExplanation): string {
   const lines: string[] = []
-  if (!result.schema) lines.push('no schema given (--schema or GATE_GRAPHQL_SCHEMA): only mutations and root query fields are matched; types and nested fields need the schema')
+  if (!result.schema) lines.push('no schema given (--schema or GATE_GRAPHQL_SCHEMA): only mutations and root query fields are matched; types and nested fields need the schema (the gate reads /api/graphql the same way)')
   for (const op of result.operations) {
     lines.push(`operation ${op.name} (${op.operation})`)
     if (op.touches.length === 0) lines.push('  touches nothing the catalog lists')
@@ -352,7 +352,7 @@ export function formatGraphqlExplanation (result: GraphqlExplanation): string {
       lines.push(`  ${t.kind.padEnd(8)} ${t.name}${t.path !== '' && t.path !== plain && t.path !== t.name ? ` at ${t.path}` : ''}`)
       lines.push(`           needs ${needs}; applies to ${describeTarget(t.target)}`)
     }
-    if (op.notInCatalog.length > 0) lines.push(`  not in the catalog: ${op.notInCatalog.join(', ')}`)
+    if (op.notInCatalog.length > 0) lines.push(`  not in the catalog, refused to fine-grained tokens at /api/graphql: ${op.notInCatalog.join(', ')}`)
   }
   return lines.join('\n') + '\n'
 }

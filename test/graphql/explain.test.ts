@@ -67,7 +67,7 @@ test('a mutation document: each mutation, its permission, boundary and project; 
   assert.match(out, /^no schema given \(--schema or GATE_GRAPHQL_SCHEMA\): only mutations and root query fields are matched/)
   assert.match(out, /operation AddToAllowlist \(mutation\)\n {2}mutation ciJobTokenScopeAddGroupOrProject\n {11}needs create_job_token_scope_allowlist \(Project\); applies to project "grp\/app", from input\.projectPath\n/)
   assert.match(out, /applies to Vulnerability 5 \(its project or group\), from input\.id/)
-  assert.match(out, /not in the catalog: mutation somethingNew\n$/)
+  assert.match(out, /not in the catalog, refused to fine-grained tokens at \/api\/graphql: mutation somethingNew\n$/)
 })
 
 test('aliases: one mutation twice under two aliases, each with its own project', () => {
