@@ -279,6 +279,8 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
     catalog,
     ...(schema === undefined ? {} : { schema }),
     logger,
+    // Shadow mode covers GraphQL refusals as a whole; GATE_SHADOW_RESOURCES names REST resources only.
+    shadow: config.mode === 'shadow',
     onDecision: (decision, reason, permission) => { metrics.graphql.decided(decision, reason, permission) }
   })
 }

@@ -144,7 +144,7 @@ export type EnforceResult =
   /** Refused: answer `body` with HTTP 200, as GitLab's GraphQL does. */
   | { readonly kind: 'deny', readonly body: unknown, readonly code: ErrorCode, readonly permission: string | null, readonly boundary: Boundary | null }
 
-export type DecisionLabel = 'allow' | 'deny' | 'error'
+export type DecisionLabel = 'allow' | 'deny' | 'would_deny' | 'error'
 
 export interface EnforcerOptions<F extends FineGrained> {
   readonly scopes: ScopeResolver<F>
@@ -159,6 +159,8 @@ export interface EnforcerOptions<F extends FineGrained> {
   readonly onDecision?: (decision: DecisionLabel, reason: ErrorCode | 'GRAPHQL_PERMISSIONS_GRANTED', permission: string) => void
   /** Analyses kept (per document, operation and variables). Default 2,000. */
   readonly analysisCacheSize?: number
+  /** GATE_MODE=shadow: a refusal is logged and counted as `would_deny`, and the request forwarded. */
+  readonly shadow?: boolean
 }
 
 export interface GraphqlEnforcer {
@@ -359,17 +361,19 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   const deny = (refusal: Refusal, body: unknown, requestId: string): EnforceResult => {
-    count('deny', refusal.code, refusal.permission)
+    const decision: DecisionLabel = options.shadow === true ? 'would_deny' : 'deny'
+    count(decision, refusal.code, refusal.permission)
     options.logger.info({
       request_id: requestId,
       graphql: true,
-      decision: 'deny',
+      decision,
       reason: refusal.code,
       permission: refusal.permission,
       boundary: refusal.boundary,
       refused: refusal.refused,
       target: describe(refusal.target)
-    }, 'GraphQL request of a fine-grained personal access token refused')
+    }, options.shadow === true ? 'GraphQL request of a fine-grained personal access token would be refused (shadow mode): forwarded' : 'GraphQL request of a fine-grained personal access token refused')
+    if (options.shadow === true) return ALLOW
     return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }
   }
 

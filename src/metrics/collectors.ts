@@ -234,7 +234,7 @@ export function loggingMetrics (scope: Scope): void {
 /** Decisions on GraphQL requests of fine-grained personal access tokens (src/graphql/enforce.ts). */
 export interface GraphqlDecisionMetrics {
   /**
-   * decision: allow, deny, error; reason: an errors-table code or GRAPHQL_PERMISSIONS_GRANTED;
+   * decision: allow, deny, would_deny, error; reason: an errors-table code or GRAPHQL_PERMISSIONS_GRANTED;
    * permission: a catalog permission, `none` or `not_in_catalog` (enforce.ts keeps it to those).
    */
   decided (decision: string, reason: string, permission: string): void
@@ -243,7 +243,7 @@ export interface GraphqlDecisionMetrics {
 export function graphqlMetrics (scope: Scope): GraphqlDecisionMetrics {
   const decisions = new Counter({
     name: scope.name('graphql_decisions_total'),
-    help: 'GraphQL requests of fine-grained personal access tokens by decision (allow, deny, error: GitLab could not be asked), reason code and the catalog permission refused (none, not_in_catalog)',
+    help: 'GraphQL requests of fine-grained personal access tokens by decision (allow, deny, would_deny: shadow mode, error: GitLab could not be asked), reason code and the catalog permission refused (none, not_in_catalog)',
     labelNames: ['decision', 'reason', 'permission'] as const,
     registers: [scope.registry]
   })

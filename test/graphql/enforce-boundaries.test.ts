@@ -139,3 +139,16 @@ test('two different tokens are refused as ambiguous; the same token twice is one
   const same = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib") { id } }', private_token: 'glpat-lib-reader' }, pat('glpat-lib-reader'))
   assert.deepEqual(same.body, { data: { upstream: true } })
 })
+
+test('shadow mode: a refusal is logged and counted as would_deny, and the request forwarded', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_MODE: 'shadow' } })
+  const answer = await postGraphql(g.url, { query: '{ project(fullPath: "other/tools") { id } }' }, pat('glpat-lib-reader'))
+  assert.deepEqual(answer.body, { data: { upstream: true } })
+  assert.equal(g.upstream.length, 1)
+  const line = g.logs.find(l => l.graphql === true)
+  assert.equal(line?.decision, 'would_deny')
+  assert.equal(line?.permission, 'read_project')
+  const { samples } = await scrape(g.healthUrl)
+  assert.equal(total(samples, 'job_token_gate_graphql_decisions_total', { decision: 'would_deny', permission: 'read_project' }), 1)
+  assert.equal(total(samples, 'job_token_gate_graphql_decisions_total', { decision: 'deny' }), 0)
+})
