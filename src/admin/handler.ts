@@ -4,7 +4,9 @@
 // routes: rest.ts's matchAdminPath); everything else continues through the job-token stages.
 // For GraphQL (`GET`/`POST /api/graphql`, with Rails' optional format) the body is read (up to
 // a limit) to tell whose request it is (graphql.ts); a GitLab request continues with exactly
-// the bytes that were read, followed by the rest of a larger body as it arrives (graphql-body.ts).
+// the bytes that were read, followed by the rest of a larger body as it arrives (graphql-body.ts),
+// once a fine-grained personal access token in it is allowed (GraphqlGuard, built by createGate
+// from src/graphql/enforce.ts; docs/graphql.md).
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
