@@ -56,6 +56,17 @@ export interface GraphqlGuard {
   decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
 }
 
+/**
+ * The operator's registrations of fine-grained tokens' scopes by token hash
+ * (src/graphql/token-registry.ts, docs/graphql-tokens.md#registered-tokens), handed in by
+ * createGate: `/api/v4/gate/graphql_token_scopes[/:sha256]`, the operator token only.
+ */
+export interface TokenRegistryEndpoint {
+  /** Whether a path after `/api/v4` is the registry's. */
+  owns (apiPath: string): boolean
+  handle (request: { readonly method: string, readonly path: string, readonly caller: 'operator' | 'user' | 'none', readonly body?: unknown }): { readonly status: number, readonly body?: unknown, readonly headers?: Readonly<Record<string, string>> }
+}
+
 export interface AdminOptions {
   /** The gate's GitLab client (src/gitlab/client.ts), shared with identity; its owner closes it. */
   readonly gitlab: GitlabApi
@@ -77,6 +88,7 @@ export interface AdminOptions {
   readonly roleCacheTtlMs?: number
   /** Fine-grained personal access tokens at /api/graphql; absent: not enforced. */
   readonly graphql?: GraphqlGuard
+  readonly tokenRegistry?: TokenRegistryEndpoint
 }
 
 export type AdminOutcome =
@@ -176,6 +188,34 @@ export function createAdmin (options: AdminOptions): Admin {
     options.respond(res, requestId, { kind: 'json', status, body, headers })
   }
 
+  /** The token registry's endpoints: the caller first, so nobody else's body is read. */
+  async function answerRegistry (registry: TokenRegistryEndpoint, req: IncomingMessage, res: ServerResponse, method: string, path: string, query: string, requestId: string, beforeBodyRead?: () => void): Promise<void> {
+    const found = findCaller(req.headers, query, options.adminToken)
+    const caller = found.kind === 'operator' ? 'operator' : found.kind === 'none' ? 'none' : 'user'
+    // The path's last segment should be a hash, but may be a token sent by mistake: never logged.
+    const logged = path.replace(/^(\/gate\/graphql_token_scopes\/).+$/, '$1:sha256')
+    let body: unknown
+    try {
+      if (caller === 'operator' && method === 'PUT') {
+        beforeBodyRead?.()
+        const bytes = await readBody(req, MAX_ADMIN_BODY_BYTES).catch((err: unknown) => {
+          if (err instanceof BodyTooLarge) throw new AdminError('ADMIN_BODY_TOO_LARGE')
+          throw err
+        })
+        try {
+          body = JSON.parse(bytes.toString('utf8'))
+        } catch {
+          throw new AdminError('ADMIN_BAD_REQUEST', '400 Bad request - the request body is not valid JSON')
+        }
+      }
+      const answer = registry.handle({ method, path, caller, body })
+      send(res, requestId, answer.status, answer.body, answer.headers)
+      options.logger.info({ request_id: requestId, method, path: logged, admin: true, status: answer.status }, 'token registry')
+    } catch (err) {
+      refuse(res, requestId, err, method, logged, !req.complete)
+    }
+  }
+
   /** Answers a GateError (AdminError, GrantsError, ...) with its code; anything else is a 500. */
   function refuse (res: ServerResponse, requestId: string, err: unknown, method: string, path: string, closeConnection = false): void {
     if (!(err instanceof GateError)) {
@@ -190,7 +230,7 @@ export function createAdmin (options: AdminOptions): Admin {
   return {
     roles: createUserRoleCheck(gitlab, options.grants),
     owns (canonical) {
-      if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null
+      if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
       return canonical.kind === 'other' && graphqlPath.test(canonical.path)
     },
     async handle (req, res, canonical, requestId, beforeBodyRead) {
@@ -279,6 +319,10 @@ export function createAdmin (options: AdminOptions): Admin {
         return ANSWERED
       }
 
+      if (options.tokenRegistry?.owns(canonical.apiPath) === true) {
+        await answerRegistry(options.tokenRegistry, req, res, canonical.method, canonical.apiPath, canonical.query, requestId, beforeBodyRead)
+        return ANSWERED
+      }
       const m = matchAdminPath(canonical.method, canonical.apiPath)
       if (m === null) return PASS
       if (m.kind === 'options') {

@@ -42,6 +42,7 @@ import { loadGraphqlCatalog } from '../graphql/load.ts'
 import { checkPermission, createTargetResolver, permissionLabels, type TargetResolver } from '../graphql/permission-check.ts'
 import { loadGraphqlSchema } from '../graphql/schema.ts'
 import { createTokenScopeResolver } from '../graphql/token-scopes.ts'
+import { createTokenRegistry, handleRegistryRequest, isRegistryPath, type TokenRegistry } from '../graphql/token-registry.ts'
 import { GateError } from '../errors.ts'
 import type { GraphQLSchema } from 'graphql'
 
@@ -109,10 +110,13 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
   // Public and internal accessed projects: their visibility and features, for the denies they could turn.
   const projectFacts = createProjectFactsLookup({ gitlab, ttlMs: config.projectLookupTtlMs })
-  const graphql = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema)
+  // Fine-grained tokens GitLab will not describe: the operator registers them by hash (in memory).
+  const tokenRegistry = createTokenRegistry()
+  const graphql = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema, tokenRegistry)
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
-    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql
+    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql,
+    tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) }
   })
 
   const buildEngine = (): Engine => {
@@ -264,7 +268,7 @@ function gitlabCalls (gitlab: GitlabClient, resolvers: GitlabClient | undefined)
  * with the gate's one client. Targets are looked up with GATE_SERVICE_TOKEN; without it, a
  * decision that needs one fails closed.
  */
-function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, given: GraphQLSchema | undefined): GraphqlEnforcer {
+function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, given: GraphQLSchema | undefined, registry: TokenRegistry): GraphqlEnforcer {
   // A schema file that is missing or does not build stops the start (ConfigError naming GATE_GRAPHQL_SCHEMA).
   const schema = given ?? (config.graphqlSchema === undefined || config.graphqlSchema === '' ? undefined : loadGraphqlSchema(config.graphqlSchema))
   const catalog = loadGraphqlCatalog()
@@ -273,7 +277,7 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
     ? createTargetResolver({ gitlab })
     : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
   return createGraphqlEnforcer({
-    scopes: createTokenScopeResolver({ gitlab }),
+    scopes: createTokenScopeResolver({ gitlab, registry }),
     checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets, { labels }),
     documents: createDocumentCache({ limits: documentLimitsOf(config) }),
     catalog,
