@@ -471,40 +471,53 @@ function shadowed (x: Exchange, engine: Engine): boolean {
 
 /**
  * Hot path: runs the stages of every request in order, and records on the exchange the verdict,
- * reason and name of the stage that decided. A plain indexed loop, and only stages that return
- * a promise are awaited: a synchronous stage costs no microtask.
+ * reason and name of the stage that decided. A plain indexed loop; a stage that returns a promise
+ * is awaited and the loop goes on from the next stage once it settles, so a request whose stages
+ * all answer synchronously (cached identity and grants) gets its outcome without a promise.
  */
-export async function runStages (x: Exchange, engine: Engine): Promise<Outcome> {
-  let deny: Deny | null = null
-  let i = 0
-  try {
-    for (; i < STAGES.length; i++) {
-      const [name, stage] = STAGES[i]!
-      let result = stage(x, engine)
-      if (result instanceof Promise) result = await result
-      if (result === 'continue') continue
-      if (result.kind === 'allowed') {
-        settle(x, 'allow', result.reason, name)
-        continue
-      }
-      if (result.kind === 'forward') {
-        settle(x, result.verdict, result.reason, name)
-        return FORWARD
-      }
-      deny = result
-      break
+export function runStages (x: Exchange, engine: Engine, from = 0): Outcome | Promise<Outcome> {
+  for (let i = from; i < STAGES.length; i++) {
+    let result: StageResult | Promise<StageResult>
+    try {
+      result = STAGES[i]![1](x, engine)
+    } catch (err) {
+      return failed(x, engine, i, err)
     }
-  } catch (err) {
-    // A store that cannot answer is a 503, never an allow.
-    if (err instanceof GrantsError) deny = denyOf(err.code as ErrorCode)
-    else if (err instanceof GateError) deny = denyOf(err.code, { message: err.publicMessage })
-    else throw err
+    if (result instanceof Promise) {
+      return result.then(r => afterStage(x, engine, i, r) ?? runStages(x, engine, i + 1), (err: unknown) => failed(x, engine, i, err))
+    }
+    const outcome = afterStage(x, engine, i, result)
+    if (outcome !== null) return outcome
   }
-  if (deny === null) {
-    x.verdict = 'allow'
-    return FORWARD
+  x.verdict = 'allow'
+  return FORWARD
+}
+
+/** Records what stage `i` returned; null: go on with the next stage. */
+function afterStage (x: Exchange, engine: Engine, i: number, result: StageResult): Outcome | null {
+  if (result === 'continue') return null
+  const name = STAGES[i]![0]
+  switch (result.kind) {
+    case 'allowed':
+      settle(x, 'allow', result.reason, name)
+      return null
+    case 'forward':
+      settle(x, result.verdict, result.reason, name)
+      return FORWARD
+    case 'deny':
+      return denied(x, engine, name, result)
   }
-  const stage = STAGES[i]![0]
+}
+
+/** A stage that threw: a store that cannot answer is a 503, never an allow; anything else is the gate's fault. */
+function failed (x: Exchange, engine: Engine, i: number, err: unknown): Outcome {
+  const name = STAGES[i]![0]
+  if (err instanceof GrantsError) return denied(x, engine, name, denyOf(err.code as ErrorCode))
+  if (err instanceof GateError) return denied(x, engine, name, denyOf(err.code, { message: err.publicMessage }))
+  throw err
+}
+
+function denied (x: Exchange, engine: Engine, stage: PipelineStage, deny: Deny): Outcome {
   x.missingPolicies = deny.missingPolicies ?? NO_MISSING_POLICIES
   if (deny.always !== true && shadowed(x, engine)) {
     settle(x, 'would_deny', deny.code, stage)

@@ -68,7 +68,8 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
 
     // Step 2, the job-token stages (pipeline.ts).
     const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true)
-    const outcome = await runStages(x, options.engine())
+    const stages = runStages(x, options.engine())
+    const outcome = stages instanceof Promise ? await stages : stages
     const decidedAt = performance.now()
     if (outcome.kind === 'deny') {
       const deny = x.match?.route.packageFormat === 'npm' ? { ...outcome.deny, echoAsError: true } : outcome.deny
