@@ -5,7 +5,7 @@
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
 // path is written. Nothing here ever sees a credential.
 
-import type { Level, Logger } from 'pino'
+import { pino, type Level, type Logger } from 'pino'
 import type { Exchange, Verdict } from './pipeline.ts'
 
 export interface DecisionLogOptions {
@@ -36,9 +36,15 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
   const values = logger.levels.values
   // Errors are never quieter than warn.
   const errorLevel: Level = (values[level] ?? 0) >= (values.warn ?? 40) ? level : 'warn'
+  const write = lineWriter(logger)
   return (x, requestId, status, timing) => {
     if (SAMPLED.has(x.verdict) && options.sampleRate < 1 && !(random() < options.sampleRate)) return
-    logger[x.verdict === 'error' ? errorLevel : level]({
+    const lineLevel = x.verdict === 'error' ? errorLevel : level
+    if (write !== null) {
+      if (logger.isLevelEnabled(lineLevel)) write(values[lineLevel]!, fieldsJson(x, requestId, status, timing, options.rawPath))
+      return
+    }
+    logger[lineLevel]({
       request_id: requestId,
       method: x.method,
       route_id: x.match?.route.id,
@@ -57,4 +63,72 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
       upstream_headers_ms: timing.upstreamHeadersMs === undefined ? undefined : round(timing.upstreamHeadersMs)
     }, 'decision')
   }
+}
+
+// Hot path: the decision line is written once per request. pino's generic path (a fields object,
+// a loop over its keys, a type switch and an escape per value) was most of the line's cost; the
+// fields here are known, so their JSON is built directly: the route's two fields once per route,
+// numbers as they are, strings of the gate's own sets (verdicts, reasons, stages) unescaped. The
+// line is what pino writes for the same fields, in the same order (test/observability/logs.test.ts
+// compares them); the level prefix, time, bindings and stream are the logger's own.
+
+const S = pino.symbols
+const FIELDS = ['request_id', 'method', 'route_id', 'route_pattern', 'path', 'decision', 'reason', 'stage', 'missing_policies', 'job_id', 'job_project_id', 'accessed_project_id', 'status', 'duration_ms', 'decision_ms', 'upstream_headers_ms', 'msg']
+
+type PinoInternals = Record<symbol, unknown> & { msgPrefix?: string }
+
+/**
+ * Writes `{<level>,<time>,<bindings><fields>,"msg":"decision"}` to the logger's stream, or null
+ * when the logger has an option this does not reproduce (a mixin, a log formatter, hooks,
+ * redaction, serializers of these fields, a nested key, another message key, a message prefix, a
+ * stream that wants metadata): then every line goes through pino.
+ */
+function lineWriter (logger: Logger): ((levelValue: number, fields: string) => void) | null {
+  const l = logger as unknown as PinoInternals
+  const hooks = l[S.hooksSym] as { logMethod?: unknown, streamWrite?: unknown } | undefined
+  const formatters = l[S.formattersSym] as { log?: unknown } | undefined
+  const stringifiers = l[S.stringifiersSym] as Record<string | symbol, unknown> | undefined
+  const serializers = l[S.serializersSym] as Record<string, unknown> | undefined
+  const stream = l[S.streamSym] as ({ write: (line: string) => void } & Record<symbol, unknown>) | undefined
+  const time = l[S.timeSym]
+  if (stream === undefined || typeof stream.write !== 'function' || typeof time !== 'function') return null
+  if (l[S.mixinSym] !== undefined && l[S.mixinSym] !== null) return null
+  if (formatters?.log !== undefined || hooks?.logMethod !== undefined || hooks?.streamWrite !== undefined) return null
+  if (stringifiers === undefined || Object.keys(stringifiers).length > 0 || stringifiers[S.wildcardFirstSym as symbol] !== undefined) return null
+  if (serializers === undefined || FIELDS.some(f => serializers[f] !== undefined)) return null
+  if (l[S.nestedKeySym] !== null && l[S.nestedKeySym] !== undefined) return null
+  if (l[S.messageKeySym] !== 'msg' || typeof l.msgPrefix === 'string' || stream[S.needsMetadataGsym] === true) return null
+  return (levelValue, fields) => {
+    const prefix = (l[S.lsCacheSym] as Record<number, string>)[levelValue]!
+    stream.write(prefix + (time as () => string).call(logger) + (l[S.chindingsSym] as string) + fields + ',"msg":"decision"' + (l[S.endSym] as string))
+  }
+}
+
+/** `,"route_id":…,"route_pattern":…` of a route, built once. */
+const routeFields = new WeakMap<object, string>()
+const METHODS = new Map(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map(m => [m, `"${m}"`]))
+const roundJson = (ms: number): string => String(round(ms))
+
+function fieldsJson (x: Exchange, requestId: string, status: number, timing: DecisionTiming, rawPath: boolean): string {
+  const route = x.match?.route
+  let route$ = ''
+  if (route !== undefined) {
+    route$ = routeFields.get(route) ?? ''
+    if (route$ === '') routeFields.set(route, route$ = ',"route_id":' + JSON.stringify(route.id) + ',"route_pattern":' + JSON.stringify(route.pattern))
+  }
+  const identity = x.identity
+  // The verdict, reason and stage are the gate's own identifiers: no escaping needed.
+  return ',"request_id":' + JSON.stringify(requestId) +
+    ',"method":' + (METHODS.get(x.method) ?? JSON.stringify(x.method)) +
+    route$ +
+    (rawPath && x.canonical !== null ? ',"path":' + JSON.stringify(x.canonical.path) : '') +
+    ',"decision":"' + x.verdict + '","reason":"' + x.reason + '"' +
+    (x.stage === null ? '' : ',"stage":"' + x.stage + '"') +
+    (x.missingPolicies.length > 0 ? ',"missing_policies":' + JSON.stringify(x.missingPolicies) : '') +
+    (identity === null ? '' : ',"job_id":' + identity.jobId + ',"job_project_id":' + identity.jobProjectId) +
+    (x.accessedProjectId === null ? '' : ',"accessed_project_id":' + x.accessedProjectId) +
+    ',"status":' + status +
+    ',"duration_ms":' + roundJson(timing.totalMs) +
+    ',"decision_ms":' + roundJson(timing.decisionMs) +
+    (timing.upstreamHeadersMs === undefined ? '' : ',"upstream_headers_ms":' + roundJson(timing.upstreamHeadersMs))
 }

@@ -143,3 +143,47 @@ test('createDecisionLog: the sample rate applies to allows, never to denies', ()
   log(exchange('would_deny'), 'would-0', 200, { decisionMs: 1, totalMs: 1 })
   assert.deepEqual(lines.map(l => l.request_id), ['allow-0', 'allow-2', 'deny-0', 'would-0'])
 })
+
+test('createDecisionLog: its line is the one pino writes for the same fields, byte for byte', () => {
+  const route = { id: 'packages_generic_get', method: 'GET', pattern: '/projects/:id/packages/generic/:name/*path', policies: ['read_packages'], skipPolicies: false, resource: 'packages', title: 'x', accessedProject: 'project' }
+  const requested = createCanonicalizer()('GET', '/api/v4/projects/1/packages/generic/a/b')
+  const base = newExchange('GET', '/api/v4/projects/1/packages/generic/a/b', {}, [], null, requested)
+  const identity = { jobId: 12, jobProjectId: 34, jobProjectPath: 'g/p', ancestorGroupIds: [5], userId: 7 }
+  const exchanges: Exchange[] = [
+    base,
+    { ...base, canonical: requested.kind === 'rejected' ? null : requested, match: { route, params: {} } as unknown as Exchange['match'], identity, accessedProjectId: 56, verdict: 'allow', reason: 'POLICIES_GRANTED', stage: 'decide' },
+    { ...base, method: 'X-"ODD"\\', identity, verdict: 'deny', reason: 'MISSING_POLICIES', stage: 'decide', missingPolicies: ['admin_packages', 'read_"x"'] },
+    { ...base, verdict: 'error', reason: 'UPSTREAM_TIMEOUT', stage: 'forward' }
+  ]
+  const timings = [{ decisionMs: 0.0123456, totalMs: 1.5 }, { decisionMs: 2, totalMs: 3, upstreamHeadersMs: 0.25 }]
+  // A mixin that adds nothing sends every line through pino's own path.
+  const write = (viaPino: boolean, child: boolean, rawPath: boolean): string[] => {
+    const lines: string[] = []
+    const root = pino({ level: 'info', timestamp: () => ',"time":1', ...(viaPino ? { mixin: () => ({}) } : {}) }, { write: (line: string) => { lines.push(line) } })
+    const logger = child ? root.child({ component: 'gate "x"' }) : root
+    // Count the lines that go through pino's generic write.
+    const internals = logger as unknown as Record<symbol, (...args: unknown[]) => void>
+    const pinoWrite = internals[pino.symbols.writeSym]!
+    let generic = 0
+    internals[pino.symbols.writeSym] = function (this: unknown, ...args: unknown[]) { generic++; pinoWrite.apply(this, args) }
+    const log = createDecisionLog(logger, { level: 'info', sampleRate: 1, rawPath })
+    for (const x of exchanges) for (const timing of timings) log(x, 'req-"1"', 403, timing)
+    assert.equal(generic, viaPino ? lines.length : 0, viaPino ? 'the mixin sends every line through pino' : 'built directly')
+    return lines
+  }
+  for (const child of [false, true]) {
+    for (const rawPath of [false, true]) {
+      const fast = write(false, child, rawPath)
+      assert.equal(fast.length, exchanges.length * timings.length)
+      assert.deepEqual(fast, write(true, child, rawPath), `child ${child}, rawPath ${rawPath}`)
+      for (const line of fast) assert.equal((JSON.parse(line) as { msg: string }).msg, 'decision')
+    }
+  }
+  // A level the logger does not write: nothing, as pino.
+  const lines: string[] = []
+  const quiet = createDecisionLog(pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }), { level: 'info', sampleRate: 1, rawPath: false })
+  quiet(base, 'r', 200, timings[0]!)
+  assert.deepEqual(lines, [])
+  quiet({ ...base, verdict: 'error' }, 'r', 500, timings[0]!)
+  assert.equal(lines.length, 1, 'errors at least at warn')
+})
