@@ -17,11 +17,13 @@ const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS
 export type RecordDecision = (x: Exchange, requestId: string, started: number, status: number, decidedAt?: number, upstreamHeadersMs?: number) => void
 
 export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, usage: UsageRecorder): RecordDecision {
-  // Hot path: once per request, off the answer's path; no object is built for what is not sent.
+  // Hot path: once per request, off the answer's path: one observation and one timing object, of
+  // fixed shapes (an absent upstream time is undefined, not a missing key).
   return (x, requestId, started, status, decidedAt, upstreamHeadersMs) => {
     const now = performance.now()
     const decisionMs = (decidedAt ?? now) - started
     const totalMs = now - started
+    const upstream = upstreamHeadersMs !== undefined
     metrics.observeRequest({
       decision: x.verdict,
       reason: x.reason,
@@ -29,9 +31,10 @@ export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, 
       method: x.method,
       decisionSeconds: decisionMs / 1000,
       totalSeconds: totalMs / 1000,
-      ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersSeconds: upstreamHeadersMs / 1000, upstreamStatus: status })
+      upstreamHeadersSeconds: upstream ? upstreamHeadersMs / 1000 : undefined,
+      upstreamStatus: upstream ? status : undefined
     })
-    log(x, requestId, status, { decisionMs, totalMs, ...(upstreamHeadersMs === undefined ? {} : { upstreamHeadersMs }) })
+    log(x, requestId, status, { decisionMs, totalMs, upstreamHeadersMs })
     const identity = x.identity
     if (x.verdict === 'allow' && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
       usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
