@@ -1,0 +1,44 @@
+// Where the enforcement at /api/graphql finds a request's access token (findGraphqlToken): as
+// GitLab's GraphQL reads one, in every reading of the parameters. A table, as the decide tests.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readGraphqlParams } from '../../src/admin/graphql.ts'
+import { findGraphqlToken, type GraphqlToken } from '../../src/graphql/enforce.ts'
+
+interface Case {
+  readonly name: string
+  readonly headers?: Record<string, string>
+  readonly query?: string
+  readonly body?: string
+  readonly contentType?: string
+  readonly expected: GraphqlToken
+}
+
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+
+const CASES: Case[] = [
+  { name: 'nothing', expected: { kind: 'none' } },
+  { name: 'PRIVATE-TOKEN', headers: { 'private-token': 'glpat-a' }, expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'Bearer', headers: { authorization: 'Bearer glpat-a' }, expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'Basic password', headers: { authorization: basic('me', 'glpat-a') }, expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'private_token in the URL', query: 'private_token=glpat-a', expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'access_token in a JSON body', body: '{"query":"{ x }","access_token":"glpat-a"}', expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'private_token in a form body', body: 'query=x&private_token=glpat-a', contentType: 'application/x-www-form-urlencoded', expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'the same token twice is one', headers: { 'private-token': 'glpat-a', authorization: 'Bearer glpat-a' }, query: 'private_token=glpat-a', expected: { kind: 'token', token: 'glpat-a' } },
+  { name: 'two tokens', headers: { 'private-token': 'glpat-a' }, query: 'access_token=glpat-b', expected: { kind: 'ambiguous' } },
+  { name: 'a second token only under Rack 2\'s ";" reading', headers: { 'private-token': 'glpat-a' }, query: 'x=1;private_token=glpat-b', expected: { kind: 'ambiguous' } },
+  { name: 'a JOB-TOKEN header', headers: { 'job-token': 'glcbt-64_x' }, expected: { kind: 'job_token' } },
+  { name: 'a job token as Bearer', headers: { authorization: 'Bearer glcbt-64_x' }, expected: { kind: 'job_token' } },
+  { name: 'gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', 'anything') }, expected: { kind: 'job_token' } },
+  { name: 'a job token beside a personal access token', headers: { 'job-token': 'glcbt-64_x', 'private-token': 'glpat-a' }, expected: { kind: 'ambiguous' } },
+  { name: 'a blank header is no token', headers: { 'private-token': '  ' }, expected: { kind: 'none' } },
+  { name: 'a list or hash parameter is no token GitLab can find', query: 'private_token[]=glpat-a&access_token[x]=glpat-b', expected: { kind: 'none' } }
+]
+
+test('findGraphqlToken: where the token is, as GitLab reads it', () => {
+  for (const c of CASES) {
+    const params = readGraphqlParams(Buffer.from(c.body ?? ''), { method: 'POST', query: c.query ?? '', contentType: c.contentType ?? 'application/json', bodyReadable: true })
+    assert.deepEqual(findGraphqlToken(c.headers ?? {}, params), c.expected, c.name)
+  }
+})
