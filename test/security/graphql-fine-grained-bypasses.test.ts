@@ -64,3 +64,20 @@ test('a newline inside a string is read as graphql-ruby reads it (escape_single_
   assert.equal(answer.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a large upload cannot carry, after its files, a token or a GraphQL parameter the gate did not decide from', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const B = '----late-7e1'
+  const part = (name: string, value: string): string => `--${B}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`
+  const body = (late: string): Buffer => Buffer.concat([
+    Buffer.from(part('operations', JSON.stringify({ query: '{ __typename }' })) + part('map', '{}') + `--${B}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\n\r\n`),
+    Buffer.alloc(2 << 20, 0x61),
+    Buffer.from(`\r\n${late}--${B}--\r\n`)
+  ])
+  for (const late of [part('access_token', 'glpat-lib-reader'), part('_json[][query]', OTHER), part(' variables[p]', 'other/tools')]) {
+    const answer = await postGraphql(g.url, body(late), { 'content-type': `multipart/form-data; boundary=${B}` })
+    assert.equal(answer.status, 400, late)
+    assert.equal(answer.body.code, 'GRAPHQL_LATE_PARAMETER')
+  }
+  assert.equal(g.upstream.length, 0, 'GitLab never had any of them whole')
+})
