@@ -407,7 +407,9 @@ function operationOf (params: Readonly<Params>): Operation {
 
 function effectiveOf (params: Readonly<Params>): Effective {
   const batch = params._json
-  if (Array.isArray(batch)) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
+  // GraphqlController multiplexes when `params[:_json].present?`: an empty list is not, and the
+  // single query (the URL's, say) runs instead.
+  if (Array.isArray(batch) && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
   return { batch: false, operations: [operationOf(params)] }
 }
 

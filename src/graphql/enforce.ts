@@ -307,7 +307,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
     return touches
   }
 
-  /** Checks one reading of the request; null when every operation GitLab could run is allowed. */
+  /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
   const checkOperation = async (scopes: F, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.

@@ -81,3 +81,14 @@ test('a large upload cannot carry, after its files, a token or a GraphQL paramet
   }
   assert.equal(g.upstream.length, 0, 'GitLab never had any of them whole')
 })
+
+test('an empty batch ([] as the body) is no batch for GitLab: the URL\'s query runs, and is checked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_ADMIN_TOKEN: 'operator-secret' } })
+  const hidden = await postGraphql(g.url, '[]', pat, `/api/graphql?query=${encodeURIComponent(OTHER)}`)
+  assert.equal(hidden.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  // The same shape carried an allowlist mutation past the classifier to GitLab: it is the gate's now.
+  const mutation = 'mutation { ciJobTokenScopeAddProject(input: { projectPath: "acme/lib", targetProjectPath: "other/tools" }) { errors } }'
+  const gateOp = await postGraphql(g.url, '[]', {}, `/api/graphql?query=${encodeURIComponent(mutation)}`)
+  assert.equal(gateOp.status, 401, 'answered by the gate (no caller), not forwarded')
+  assert.equal(g.upstream.length, 0)
+})
