@@ -222,7 +222,8 @@ type Analysis =
 
 /** The variables an operation declares, from what was sent (the others cannot reach it). */
 function declaredVariables (document: DocumentNode, operationName: string | null, given: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
+  // No prototype: a variable named `__proto__` is a variable like any other.
+  const out = Object.create(null) as Record<string, unknown>
   for (const def of document.definitions) {
     if (def.kind !== Kind.OPERATION_DEFINITION) continue
     if (operationName !== null && def.name?.value !== operationName) continue

@@ -168,18 +168,20 @@ export function targetOfArguments (args: Readonly<Record<string, unknown>>, fiel
   return search(args, '', 0)
 }
 
+// Objects without a prototype: an argument or variable named `__proto__` is one like any other.
 function argumentValues (field: FieldNode, variables: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const values: Record<string, unknown> = {}
+  const values = Object.create(null) as Record<string, unknown>
   for (const arg of field.arguments ?? []) values[arg.name.value] = valueFromASTUntyped(arg.value, variables)
   return values
 }
 
 function operationVariables (op: OperationDefinitionNode, given: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const values: Record<string, unknown> = {}
+  const values = Object.create(null) as Record<string, unknown>
   for (const def of op.variableDefinitions ?? []) {
     if (def.defaultValue !== undefined) values[def.variable.name.value] = valueFromASTUntyped(def.defaultValue)
   }
-  return { ...values, ...given }
+  for (const [name, value] of Object.entries(given)) values[name] = value
+  return values
 }
 
 class OperationReader {

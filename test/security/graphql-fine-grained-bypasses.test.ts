@@ -92,3 +92,11 @@ test('an empty batch ([] as the body) is no batch for GitLab: the URL\'s query r
   assert.equal(gateOp.status, 401, 'answered by the gate (no caller), not forwarded')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a variable named __proto__ carries its value to the target, not to an object\'s prototype', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const answer = await postGraphql(g.url, '{"query":"query($__proto__: ID!) { project(fullPath: $__proto__) { id } }","variables":{"__proto__":"other/tools"}}', pat)
+  assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', answer.text)
+  assert.equal(answer.body.errors[0].extensions.target, 'project other/tools')
+  assert.equal(g.upstream.length, 0)
+})
