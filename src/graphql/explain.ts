@@ -125,7 +125,6 @@ const GLOBAL_ID = /^gid:\/\/gitlab\/([A-Za-z0-9:]+)\/(\d+)$/
 function targetFromPath (key: string, path: string, fieldName: string, from: string): BoundaryTarget | null {
   if (key === 'projectPath') return { kind: 'project', path, from }
   if (key === 'groupPath') return { kind: 'group', path, from }
-  if (key === 'namespacePath') return { kind: 'namespace', path, from }
   // `fullPath` names whatever the field returns: Query.project, Query.group, Query.namespace.
   if (/^projects?$/.test(fieldName)) return { kind: 'project', path, from }
   if (/^groups?$/.test(fieldName)) return { kind: 'group', path, from }
@@ -141,8 +140,7 @@ function targetFromGid (value: string, from: string): BoundaryTarget | null {
   return { kind: 'object', model, id, from }
 }
 
-// `namespacePath`: work items and other resources that live in a project or a group (`workItemCreate`).
-const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath', 'namespacePath']
+const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath']
 
 /** The first boundary argument, at the top level first, then inside input objects (`input: {projectPath}`). */
 export function targetOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget | null {

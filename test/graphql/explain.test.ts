@@ -134,7 +134,6 @@ test('variables carry the project path: from --variables JSON or a file, an inpu
   assert.match(bad.err, /^job-token-gate: --variables: not valid JSON/)
   assert.deepEqual(targetOfArguments({ groupPath: 'g' }, 'x'), { kind: 'group', path: 'g', from: 'groupPath' })
   assert.deepEqual(targetOfArguments({ fullPath: 'ns' }, 'namespace'), { kind: 'namespace', path: 'ns', from: 'fullPath' })
-  assert.deepEqual(targetOfArguments({ input: { namespacePath: 'grp/app', title: 't' } }, 'workItemCreate'), { kind: 'namespace', path: 'grp/app', from: 'input.namespacePath' })
   assert.equal(targetOfArguments({ id: 'not-a-gid', name: 'x' }, 'x'), null)
 })
 
