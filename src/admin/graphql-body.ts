@@ -195,7 +195,7 @@ const TOKEN_IN_LARGE_BODY = '413 Request Entity Too Large - this GraphQL request
 const TOKEN_PARAMS_TEXT = /private_token|access_token|bearer_token/
 const TOKEN_NEEDLE = Buffer.from('_token', 'latin1')
 
-function namesTokenParams (text: string, percent: boolean): boolean {
+export function namesTokenParams (text: string, percent: boolean): boolean {
   if (TOKEN_PARAMS_TEXT.test(text)) return true
   if (text.includes('\\') && TOKEN_PARAMS_TEXT.test(jsonUnescaped(text))) return true
   if (percent && text.includes('%')) {
@@ -206,7 +206,7 @@ function namesTokenParams (text: string, percent: boolean): boolean {
   return false
 }
 
-function bytesNameTokenParams (bytes: Buffer, percent: boolean): boolean {
+export function bytesNameTokenParams (bytes: Buffer, percent: boolean): boolean {
   if (bytes.includes(TOKEN_NEEDLE) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) return namesTokenParams(bytes.toString('latin1'), percent)
   return false
 }

@@ -23,7 +23,7 @@ import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
-import { completeMultipartParts, decideOverLimit, readGraphqlBody } from './graphql-body.ts'
+import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { handleRest, matchAdminPath } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
@@ -119,6 +119,19 @@ export function packageFormats (routes: readonly CatalogRoute[]): string[] {
 }
 
 class BodyTooLarge extends Error {}
+
+/**
+ * Whether a large GraphQL request may carry an access token in its headers, its URL or the bytes
+ * read: when none can, the bytes are not parsed for the enforcement (an upload without a token
+ * costs what it did), and a token in a later part is cut by graphql-body.ts's guard.
+ */
+function mayCarryToken (headers: IncomingHttpHeaders, query: string, prefix: Buffer): boolean {
+  // Percent escapes count in form bodies only (Rack reads a POST without a type as one).
+  const contentType = String(headers['content-type'] ?? '').trim()
+  const form = contentType === '' || /^application\/x-www-form-urlencoded\s*(?:[;,]|$)/i.test(contentType)
+  return headers['private-token'] !== undefined || headers.authorization !== undefined || headers['job-token'] !== undefined ||
+    namesTokenParams(query, true) || bytesNameTokenParams(prefix, form)
+}
 
 /** The token a user caller's header carries (auth.ts findCaller: PRIVATE-TOKEN or Authorization: Bearer). */
 function tokenOf (header: Readonly<Record<string, string>>): string {
@@ -250,7 +263,7 @@ export function createAdmin (options: AdminOptions): Admin {
           const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
           if (read.kind === 'over') {
             const contentType = String(req.headers['content-type'] ?? '')
-            if (options.graphql !== undefined) {
+            if (options.graphql !== undefined && mayCarryToken(req.headers, canonical.query, read.prefix)) {
               // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
               // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
               const boundary = /^\s*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null

@@ -44,6 +44,11 @@ test('a 3 MiB upload: allowed from its operations part and forwarded byte for by
   assert.equal(refused.status, 200)
   assert.equal(refused.body.errors[0].extensions.permission, 'create_markdown_upload')
   assert.equal(g.upstream.length, 1, 'not forwarded')
+  // A token in a part before the file, no header: found there, as GitLab finds it.
+  const early = Buffer.concat([Buffer.from(part('private_token', 'glpat-reader')), upload(UPLOAD, 2 * MiB)])
+  const fromPart = await postGraphql(g.url, early, MULTIPART)
+  assert.equal(fromPart.body.errors[0].extensions.permission, 'create_markdown_upload')
+  assert.equal(g.upstream.length, 1, 'not forwarded')
   // The gate still serves on.
   const after = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib") { id } }' }, { 'private-token': 'glpat-reader' })
   assert.deepEqual(after.body, { data: { upstream: true } })
