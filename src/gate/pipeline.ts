@@ -388,8 +388,23 @@ const decideStage: Stage = (x, engine) => {
 
 function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageResult> {
   const decision = decide(x.match!.route, x.identity!, x.accessedProjectId!, x.grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
-  return decision.allow ? allowed(decision.reason) : decideDeny(x, engine, decision)
+  if (decision.allow) return allowed(decision.reason)
+  // A deny that only the project's facts could turn, facts cached (or not needed), and a job
+  // project known by its path: decided again without a promise. Anything to read awaits.
+  const identity = x.identity!
+  if (decision.needsNamespace !== true && identity.jobProjectPath !== unknownProjectPath(identity.jobProjectId)) {
+    if (decision.needsFacts !== true || engine.projectFacts === undefined) return denyFrom(decision)
+    const facts = engine.projectFacts.get(x.accessedProjectId!)
+    if (!(facts instanceof Promise)) {
+      const again = decide(x.match!.route, identity, x.accessedProjectId!, x.grants, engine.settings, engine.policies, facts, NAMESPACE_UNREAD)
+      return again.allow ? allowed(again.reason) : denyFrom(again)
+    }
+  }
+  return decideDeny(x, engine, decision)
 }
+
+const denyFrom = (decision: Exclude<Decision, { allow: true }>): Deny =>
+  denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
 async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>): Promise<StageResult> {
@@ -425,7 +440,7 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
       if (!named.allow) decision = named
     } catch {}
   }
-  return denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
+  return denyFrom(decision)
 }
 
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
