@@ -108,7 +108,9 @@ export interface ForwardedFor {
 export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE): Record<string, string | string[]> {
   const drop = connectionTokens(incoming.connection)
   const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(incoming)) {
+  // Hot path (every forwarded request): a key loop, no entries array.
+  for (const name in incoming) {
+    const value = incoming[name]
     if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || removed.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
     out[name] = value
   }
