@@ -538,7 +538,7 @@ async function main (): Promise<void> {
 // Compare: this checkout's gate against another's (a worktree of an earlier commit, built), both
 // with the memory store, under the allowed, denied and no-token loads, in many short interleaved
 // rounds: a busy neighbour slows both alike, so the ratio of their CPU per request is steadier
-// than either number. Rounds: 8 (`--quick`: 4) of 2 s per gate and load.
+// than either number. Rounds: 8 (`--quick`: 4; `--rounds n`) per gate and load.
 
 async function compare (originUrl: string, otherRoot: string): Promise<void> {
   const TOKENS = 100
@@ -556,7 +556,8 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   const targets = loads.flatMap(([load, requests, expect]) => gates.map(({ label, gate }) =>
     ({ name: `${load}: ${label}`, port: gate.port, requests, pids: [gate.proc.pid], expect, gate: gate.proc })))
   for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: loadRequests(target.requests) })
-  const rounds = QUICK ? 4 : 8
+  const roundsIndex = args.indexOf('--rounds')
+  const rounds = roundsIndex >= 0 ? Number(args[roundsIndex + 1]) : QUICK ? 4 : 8
   for (let round = 0; round < rounds; round++) {
     // Alternate which gate goes first: the second of a pair meets a warmer (or busier) machine.
     for (const [load] of loads) {
