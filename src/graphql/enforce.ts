@@ -36,7 +36,7 @@ import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type Boundar
 /** A token's permissions as GitLab reports them: fine-grained (with its scopes), or anything else. */
 export interface FineGrained { readonly kind: 'fine_grained' }
 export interface ScopeResolver<F extends FineGrained> {
-  /** Throws a GateError (503, 502) when GitLab cannot tell. */
+  /** Throws a GateError when GitLab cannot tell (503, 502) or will not describe the token (403). */
   scopesOf (token: string): Promise<F | { readonly kind: 'other' }>
 }
 
@@ -379,12 +379,18 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   /** Runs `fn` for a fine-grained token; a lookup failure is counted and rethrown. */
-  const withScopes = async (token: string, fn: (scopes: F) => Promise<EnforceResult>): Promise<EnforceResult> => {
+  const withScopes = async (token: string, requestId: string, fn: (scopes: F) => Promise<EnforceResult>): Promise<EnforceResult> => {
     let scopes: F | { readonly kind: 'other' }
     try {
       scopes = await options.scopes.scopesOf(token)
     } catch (err) {
-      count('error', (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR', null)
+      const code = (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR'
+      // A token GitLab will not describe is refused on purpose (fail closed), not a failure to ask:
+      // a deny, answered in any mode, as a body the gate cannot decide is.
+      if (code === 'GRAPHQL_TOKEN_SCOPES_HIDDEN') {
+        count('deny', code, null)
+        options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: code }, 'GraphQL request refused: GitLab will not describe the access token\'s permissions, and no registration names it')
+      } else count('error', code, null)
       throw err
     }
     if (scopes.kind !== 'fine_grained') return PASS
@@ -397,7 +403,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   const decide = async (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult> => {
-    return await withScopes(token, async scopes => {
+    return await withScopes(token, requestId, async scopes => {
       for (const reading of readings) {
         const refused = await checkReading(scopes, reading)
         if (refused !== null) return deny(refused.refusal, refused.body, requestId)
@@ -421,14 +427,14 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
       // A large body is decided from its first parts only when they hold what GitLab runs.
       const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
       if (!undecidable) return await decide(found.token, readings, requestId)
-      return await withScopes(found.token, async () => {
+      return await withScopes(found.token, requestId, async () => {
         count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
         options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
         throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
       })
     },
     async decideGateOperation (token, document, variables, operationName, requestId) {
-      return await withScopes(token, async scopes => {
+      return await withScopes(token, requestId, async scopes => {
         const operation: GraphqlOperation = { query: '', variables, operationName: operationName ?? null }
         const refusal = await checkOperation(scopes, operation, { document, variables })
         if (refusal !== null) return deny(refusal, { data: null, errors: [errorOf(refusal, operationName ?? null)] }, requestId)

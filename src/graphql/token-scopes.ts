@@ -7,6 +7,13 @@
 // boundary); for one without it, the operator's registration by token hash decides
 // (src/graphql/token-registry.ts). docs/graphql-tokens.md has the versions and the shape.
 //
+// A token GitLab knows but will not describe (403 to `self`, or a fine-grained record whose
+// scopes neither route shows) and that no registration names is refused, 403
+// GRAPHQL_TOKEN_SCOPES_HIDDEN: passing it would let a fine-grained token walk around the
+// enforcement by lacking one permission. The refusal is not kept, so a permission granted or a
+// registration made later counts at once. A legacy token may always read itself, so a 403 from
+// `self` is a fine-grained token or one GitLab refuses anyway (a blocked user).
+//
 // Anything else (a legacy PAT, OAuth, an unknown, expired or revoked token) is `other`: GitLab
 // refuses or allows it itself, and the gate passes it on. GitLab unreachable is a 503 and an
 // answer the gate cannot read a 502: never an allow on a doubt.
@@ -109,23 +116,32 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     return parseFineGrained({ user_id: entry.user_id, granular_scopes: entry.granular_scopes }, mapPermission)
   }
 
+  /** A token GitLab will not describe: its registration, else refused (never `other`). */
+  const registeredOrHidden = (hash: string, why: string): TokenScopes => {
+    const fromRegistry = registered(hash)
+    if (fromRegistry !== undefined) return fromRegistry
+    throw lookupError('GRAPHQL_TOKEN_SCOPES_HIDDEN', `${why}, and no registration names the token: grant it read_personal_access_token or register its SHA-256`)
+  }
+
   const load = async (token: string, hash: string): Promise<TokenScopes> => {
     const self = await read(token, '/api/v4/personal_access_tokens/self', TOKEN_SELF_ENDPOINT)
-    // 401: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but will
-    // not describe it (a fine-grained token without read_personal_access_token): a registration
-    // decides, else GitLab does.
-    if (typeof self === 'number') return self === 403 ? registered(hash) ?? OTHER : OTHER
+    // 401, 404: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but
+    // will not describe it (a fine-grained token without read_personal_access_token).
+    if (self === 403) return registeredOrHidden(hash, 'GET /personal_access_tokens/self answered 403')
+    if (typeof self === 'number') return OTHER
     if (!isGranular(self)) return OTHER
-    if (Array.isArray(self.granular_scopes)) return parseFineGrained(self, mapPermission)
+    // Present but not a list: an answer the gate cannot read (502), not a hidden one.
+    if (self.granular_scopes !== undefined) return parseFineGrained(self, mapPermission)
     // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
     const id = self.id
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', 'GET /personal_access_tokens/self answered a fine-grained token without scopes or id')
     const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT)
-    if (typeof byId !== 'number' && Array.isArray(byId.granular_scopes)) return parseFineGrained({ ...byId, user_id: byId.user_id ?? self.user_id }, mapPermission)
-    // A fine-grained token whose scopes GitLab will not show: only a registration can say.
-    const fromRegistry = registered(hash)
-    if (fromRegistry !== undefined) return fromRegistry
-    throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `GitLab did not show the scopes of fine-grained token ${id}, and no registration names it: grant it read_personal_access_token or register its hash`)
+    // Revoked in between: GitLab refuses it on the request too.
+    if (byId === 401) return OTHER
+    if (typeof byId !== 'number' && byId.granular_scopes !== undefined) return parseFineGrained({ ...byId, user_id: byId.user_id ?? self.user_id }, mapPermission)
+    // A fine-grained token whose scopes neither route shows (403 without the permission, 404 where
+    // the route does not exist, a record without them): hidden, as a 403 from `self` is.
+    return registeredOrHidden(hash, `GitLab did not show the scopes of fine-grained token ${id} (GET /personal_access_tokens/${id} answered ${typeof byId === 'number' ? byId : 'a record without granular_scopes'})`)
   }
 
   return {

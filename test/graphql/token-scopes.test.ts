@@ -67,11 +67,20 @@ test('a fine-grained token: its scopes as GitLab lists them, ids and user includ
 test('a legacy token, an unknown token and a revoked one are "other": GitLab decides', async t => {
   const { resolver, fake } = await world(t)
   fake.tokens.set('glpat-revoked', { self: 401 })
-  fake.tokens.set('glpat-blocked-user', { self: 403 })
   assert.deepEqual(await resolver.scopesOf(LEGACY), { kind: 'other' })
   assert.deepEqual(await resolver.scopesOf('glpat-nobody-knows'), { kind: 'other' })
   assert.deepEqual(await resolver.scopesOf('glpat-revoked'), { kind: 'other' })
-  assert.deepEqual(await resolver.scopesOf('glpat-blocked-user'), { kind: 'other' })
+})
+
+test('a 403 from self (GitLab will not describe the token): 403 GRAPHQL_TOKEN_SCOPES_HIDDEN, not kept, never "other"', async t => {
+  const { resolver, fake } = await world(t)
+  fake.tokens.set('glpat-no-read-self', { self: 403 })
+  await rejectsWith(resolver.scopesOf('glpat-no-read-self'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  await rejectsWith(resolver.scopesOf('glpat-no-read-self'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  assert.equal(fake.calls.self, 2, 'the refusal is not cached')
+  // The permission granted: the next ask reads the scopes.
+  fake.tokens.set('glpat-no-read-self', { self: tokenRecord(43, 7, [{ access: 'user', permissions: ['read_user'] }]) })
+  assert.equal((await resolver.scopesOf('glpat-no-read-self')).kind, 'fine_grained')
 })
 
 test('cache: a second ask, and concurrent asks, make one GitLab call; another token its own', async t => {
@@ -152,19 +161,26 @@ test('older GitLab: self leaves the scopes out, the token\'s id gives them', asy
   assert.equal(fake.calls.by_id, 1)
 })
 
-test('a fine-grained token GitLab will not describe: the registration by hash decides, else 502 (by id) or GitLab (403 on self)', async t => {
+test('a fine-grained token GitLab will not describe: the registration by hash decides, else 403 GRAPHQL_TOKEN_SCOPES_HIDDEN', async t => {
   const registry = createTokenRegistry()
   const { resolver, fake } = await world(t, { registry })
   const { granular_scopes: _, ...withoutScopes } = tokenRecord(70, 11, [])
   fake.tokens.set('glpat-hidden', { self: withoutScopes, byId: 403 })
   fake.tokens.set('glpat-no-read-self', { self: 403 })
-  await rejectsWith(resolver.scopesOf('glpat-hidden'), 'GRAPHQL_TOKEN_LOOKUP_INVALID', 502)
-  assert.deepEqual(await resolver.scopesOf('glpat-no-read-self'), { kind: 'other' })
+  // By id: 403 (no permission), 404 (no such route), a record without scopes: all hidden.
+  fake.tokens.set('glpat-hidden-404', { self: withoutScopes })
+  fake.tokens.set('glpat-hidden-bare', { self: withoutScopes, byId: withoutScopes })
+  fake.tokens.set('glpat-revoked-between', { self: withoutScopes, byId: 401 })
+  await rejectsWith(resolver.scopesOf('glpat-hidden'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  await rejectsWith(resolver.scopesOf('glpat-hidden-404'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  await rejectsWith(resolver.scopesOf('glpat-hidden-bare'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  await rejectsWith(resolver.scopesOf('glpat-no-read-self'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
+  assert.deepEqual(await resolver.scopesOf('glpat-revoked-between'), { kind: 'other' }, 'GitLab refuses it on the request')
 
   const put = (token: string, body: unknown): number => handleRegistryRequest(registry, { method: 'PUT', path: `/gate/graphql_token_scopes/${sha256(token)}`, caller: 'operator', body }).status
   assert.equal(put('glpat-hidden', { user_id: 11, granular_scopes: [{ access: 'all_memberships', permissions: ['read_project'] }] }), 200)
   assert.equal(put('glpat-no-read-self', { user_id: 12, granular_scopes: [{ access: 'user', permissions: ['read_user'] }] }), 200)
-  // A change clears what was cached: the "other" above is not kept.
+  // Nothing was kept from the refusals above: the registrations count at once.
   assert.deepEqual(await resolver.scopesOf('glpat-hidden'), { kind: 'fine_grained', userId: 11, scopes: [{ access: 'all_memberships', permissions: ['read_project'], projectId: null, groupId: null }] })
   assert.deepEqual(await resolver.scopesOf('glpat-no-read-self'), { kind: 'fine_grained', userId: 12, scopes: [{ access: 'user', permissions: ['read_user'], projectId: null, groupId: null }] })
   // A token GitLab refuses (401) is not rescued by a registration.
