@@ -76,6 +76,7 @@ export const SETTINGS = {
   graphqlMaxBytes: { env: 'GATE_GRAPHQL_MAX_BYTES', kind: 'int', min: 1, default: '40000', description: 'largest GraphQL document read, in UTF-8 bytes (GitLab refuses queries over 10,000 characters)' },
   graphqlMaxTokens: { env: 'GATE_GRAPHQL_MAX_TOKENS', kind: 'int', min: 1, default: '10000', description: 'most tokens in a GraphQL document (comments are none)' },
   graphqlMaxDepth: { env: 'GATE_GRAPHQL_MAX_DEPTH', kind: 'int', min: 1, default: '20', description: "deepest field nesting of a GraphQL document, fragments followed (GitLab's limit for signed-in users is 20)" },
+  graphqlTokenRegistryFile: { env: 'GATE_GRAPHQL_TOKEN_REGISTRY_FILE', kind: 'string', description: 'JSON file of the fine-grained token registrations (by token SHA-256), read at start and saved on every change; a file the gate may not write (a mounted Secret, no owner write bit) is shared read-only and API changes are refused; unset: in memory, lost on restart' },
   // Observability (docs/observability.md)
   logLevel: { env: 'GATE_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'lowest level written to the log' },
   decisionLogLevel: { env: 'GATE_DECISION_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'level of the one-line-per-decision log (errors are at least warn)' },

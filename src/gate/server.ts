@@ -110,8 +110,9 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
   // Public and internal accessed projects: their visibility and features, for the denies they could turn.
   const projectFacts = createProjectFactsLookup({ gitlab, ttlMs: config.projectLookupTtlMs })
-  // Fine-grained tokens GitLab will not describe: the operator registers them by hash (in memory).
-  const tokenRegistry = createTokenRegistry()
+  // Fine-grained tokens GitLab will not describe: the operator registers them by hash, kept in
+  // GATE_GRAPHQL_TOKEN_REGISTRY_FILE when set (read-only there: changes through the API refused).
+  const tokenRegistry = openTokenRegistry(config.graphqlTokenRegistryFile, logger)
   const graphql = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema, tokenRegistry)
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
@@ -260,6 +261,21 @@ function gitlabCalls (gitlab: GitlabClient, resolvers: GitlabClient | undefined)
   const calls = { ...gitlab.stats() }
   if (resolvers !== undefined && resolvers !== gitlab) for (const [k, n] of Object.entries(resolvers.stats())) calls[k] = (calls[k] ?? 0) + n
   return calls
+}
+
+/** The token registry of GATE_GRAPHQL_TOKEN_REGISTRY_FILE, or in memory; a file it cannot use stops the start. */
+function openTokenRegistry (file: string | undefined, logger: Logger): TokenRegistry {
+  if (file === undefined || file === '') return createTokenRegistry()
+  let registry: TokenRegistry
+  try {
+    registry = createTokenRegistry({ file })
+  } catch (err) {
+    throw new ConfigError(`GATE_GRAPHQL_TOKEN_REGISTRY_FILE: ${(err as Error).message}`)
+  }
+  logger.info({ file, registrations: registry.list().length, read_only: registry.readOnly }, registry.readOnly
+    ? 'fine-grained token registry read from a read-only file: changes through the API are refused'
+    : 'fine-grained token registry read; changes through the API are saved to its file')
+  return registry
 }
 
 /**

@@ -11,10 +11,16 @@
 //   DELETE /api/v4/gate/graphql_token_scopes/:sha256
 //
 // Only the operator token (GATE_ADMIN_TOKEN) may call these. The store is in memory, optionally
-// kept in a JSON file (written whole, then renamed) so it survives a restart.
+// kept in a JSON file (GATE_GRAPHQL_TOKEN_REGISTRY_FILE) so it survives a restart: read once at
+// start, written whole (a new file, synced, then renamed over the old one) before a change is
+// made in memory, so a failed write changes nothing. A file the gate may not write (a read-only
+// mount such as a Kubernetes Secret, or a file without its owner's write bit) is the copy every
+// replica reads: changes through the API are refused (GRAPHQL_TOKEN_REGISTRY_READ_ONLY), since
+// they would reach one replica only and be lost on its restart.
 
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { errors, type ErrorCode, type FieldIssue } from '../errors.ts'
+import { accessSync, closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
 
 /** A scope as GitLab's API writes it (`granular_scopes[]` of a token): GitLab's permission names. */
@@ -39,63 +45,129 @@ export interface TokenRegistry {
   list (): ReadonlyArray<readonly [string, RegisteredToken]>
   /** Called after every change (the resolver forgets what it cached). */
   onChange (listener: () => void): void
+  /** Read from a file the gate may not write: `set` and `delete` throw GRAPHQL_TOKEN_REGISTRY_READ_ONLY. */
+  readonly readOnly: boolean
 }
 
 export const TOKEN_HASH = /^[0-9a-f]{64}$/
 const MAX_SCOPES = 64
 const MAX_PERMISSIONS = 512
 
-export function createTokenRegistry (options: { readonly file?: string } = {}): TokenRegistry {
-  const entries = new Map<string, RegisteredToken>()
+export interface TokenRegistryOptions {
+  /** JSON file the registrations are read from at start and, when writable, saved to. */
+  readonly file?: string
+}
+
+/**
+ * The registry, in memory or kept in `file`. Throws TypeError (the message names the file) when
+ * the file exists but cannot be read or is not a registry, or its directory does not exist: a
+ * registry silently started empty would refuse, or worse, forget what the operator meant.
+ */
+export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenRegistry {
+  const { file } = options
+  let entries = new Map<string, RegisteredToken>()
   const listeners: Array<() => void> = []
-  if (options.file !== undefined) {
-    let text: string | undefined
+  if (file !== undefined) entries = readRegistryFile(file)
+  const readOnly = file !== undefined && !mayWrite(file)
+
+  /** Writes `next` whole; throws GateError, leaving the file and the memory as they were. */
+  const persist = (next: ReadonlyMap<string, RegisteredToken>): void => {
+    if (readOnly) throw new GateError('GRAPHQL_TOKEN_REGISTRY_READ_ONLY')
+    if (file === undefined) return
+    const tmp = `${file}.tmp`
     try {
-      text = readFileSync(options.file, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TypeError(`cannot read the token registry ${options.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-    }
-    if (text !== undefined) {
-      let doc: unknown
+      rmSync(tmp, { force: true })
+      // A new file each time, so the mode is 0600 whatever an older one had.
+      const fd = openSync(tmp, 'wx', 0o600)
       try {
-        doc = JSON.parse(text)
-      } catch {
-        throw new TypeError(`the token registry ${options.file} is not JSON`)
+        writeSync(fd, JSON.stringify(Object.fromEntries(next), null, 2) + '\n')
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
       }
-      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new TypeError(`the token registry ${options.file} is not a JSON object`)
-      for (const [hash, raw] of Object.entries(doc)) {
-        const parsed = parseRegistration(raw, '')
-        if (!TOKEN_HASH.test(hash) || !parsed.ok) throw new TypeError(`the token registry ${options.file} has an invalid entry ${JSON.stringify(hash.slice(0, 80))}`)
-        const updatedAt = (raw as { updated_at?: unknown }).updated_at
-        entries.set(hash, { ...parsed.value, updated_at: typeof updatedAt === 'string' ? updatedAt : new Date(0).toISOString() })
-      }
+      renameSync(tmp, file)
+    } catch (err) {
+      try { rmSync(tmp, { force: true }) } catch { /* the write failed already; nothing more to undo */ }
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+      // A file system that became read-only (remounted) is what the read-only answer says.
+      const answer: ErrorCode = code === 'EROFS' ? 'GRAPHQL_TOKEN_REGISTRY_READ_ONLY' : 'GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED'
+      throw new GateError(answer, `cannot write the token registry ${file}: ${code}`, { publicMessage: errors[answer].message, cause: err })
     }
   }
-  const save = (): void => {
-    if (options.file === undefined) return
-    const tmp = `${options.file}.tmp`
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(entries), null, 2) + '\n', { mode: 0o600 })
-    renameSync(tmp, options.file)
-  }
-  const changed = (): void => {
-    save()
+  const change = (next: Map<string, RegisteredToken>): void => {
+    persist(next)
+    entries = next
     for (const listener of listeners) listener()
   }
   return {
+    readOnly,
     get: hash => entries.get(hash),
     set (hash, entry) {
-      entries.set(hash, entry)
-      changed()
+      const next = new Map(entries)
+      next.set(hash, entry)
+      change(next)
     },
     delete (hash) {
-      const had = entries.delete(hash)
-      if (had) changed()
-      return had
+      if (!entries.has(hash)) return false
+      const next = new Map(entries)
+      next.delete(hash)
+      change(next)
+      return true
     },
     list: () => [...entries].sort(([a], [b]) => a < b ? -1 : 1),
     onChange (listener) {
       listeners.push(listener)
     }
+  }
+}
+
+/** The registrations of a registry file; a missing file is an empty registry. */
+function readRegistryFile (file: string): Map<string, RegisteredToken> {
+  const entries = new Map<string, RegisteredToken>()
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT') throw new TypeError(`cannot read the token registry ${file}: ${code ?? (err as Error).message}`)
+    // Created on the first change: its directory must exist, or that change would fail.
+    try {
+      if (!statSync(dirname(file)).isDirectory()) throw new Error('not a directory')
+    } catch {
+      throw new TypeError(`the token registry ${file} does not exist, nor does its directory ${dirname(file)}`)
+    }
+    return entries
+  }
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch {
+    throw new TypeError(`the token registry ${file} is not JSON`)
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new TypeError(`the token registry ${file} is not a JSON object of registrations by token SHA-256`)
+  for (const [hash, raw] of Object.entries(doc)) {
+    const parsed = parseRegistration(raw, '')
+    // Never echo more than a hash's length of a key: a token pasted by mistake stays out of logs.
+    if (!TOKEN_HASH.test(hash)) throw new TypeError(`the token registry ${file} has a key that is not a lower-case hex SHA-256 (a token's hash, never the token)`)
+    if (!parsed.ok) throw new TypeError(`the token registry ${file} has an invalid entry ${hash}: ${parsed.issues.map(i => `${i.path === '' ? '(entry)' : i.path} ${i.message}`).join('; ')}`)
+    const updatedAt = (raw as { updated_at?: unknown }).updated_at
+    entries.set(hash, { ...parsed.value, updated_at: typeof updatedAt === 'string' ? updatedAt : new Date(0).toISOString() })
+  }
+  return entries
+}
+
+/**
+ * Whether the gate may replace `file`: its directory writable (the new file is renamed over it)
+ * and the file, when it exists, writable and carrying its owner's write bit. The bit is read
+ * too because access() answers yes to root for any file not on a read-only file system.
+ */
+function mayWrite (file: string): boolean {
+  try {
+    accessSync(dirname(file), constants.W_OK)
+    accessSync(file, constants.W_OK)
+    return (statSync(file).mode & 0o200) !== 0
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).path === file
   }
 }
 
@@ -183,6 +255,8 @@ export function handleRegistryRequest (registry: TokenRegistry, request: Registr
   if (!isRegistryPath(request.path)) return refuse('ADMIN_NOT_FOUND')
   if (request.caller === 'none') return refuse('ADMIN_UNAUTHENTICATED')
   if (request.caller !== 'operator') return refuse('GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY')
+  // Read from a file every replica shares: a change here would reach this replica only.
+  if (registry.readOnly && (request.method === 'PUT' || request.method === 'DELETE')) return refuse('GRAPHQL_TOKEN_REGISTRY_READ_ONLY')
   const rest = request.path.slice(REGISTRY_PATH.length)
   if (rest === '' || rest === '/') {
     if (request.method !== 'GET') return refuse('ADMIN_METHOD_NOT_ALLOWED', { headers: { allow: 'GET' } })
