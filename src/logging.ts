@@ -31,8 +31,8 @@ export const DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
 /** How long a log line may wait for others to be written with it (one writev per batch). */
 export const DEFAULT_BATCH_MS = 5
 
-/** A batch holding this many bytes is written at once, without waiting for its window to end. */
-const BATCH_BYTES = 64 * 1024
+/** A batch holding this many characters is written at once, without waiting for its window to end. */
+const BATCH_CHARS = 64 * 1024
 
 /** Errors after which nothing will ever be written: the reader or the descriptor is gone. */
 const FINAL_ERRORS: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'EBADF', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END'])
@@ -66,7 +66,7 @@ export interface LogOutputOptions {
   readonly maxBacklogBytes?: number
   /** Where drops are counted. Default: this process's counters for the stream's name. */
   readonly counters?: DropCounts
-  /** Write what is corked when the process exits (the process's stdout and stderr). */
+  /** Write the batch when the process exits (the process's stdout and stderr). */
   readonly uncorkOnExit?: boolean
   /** Longest time a line waits to be written with the lines after it. Default DEFAULT_BATCH_MS. */
   readonly batchMs?: number
@@ -85,41 +85,43 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
   let final = false
   let pending = 0
   const waiters: Array<() => void> = []
-  // Hot path: one decision line per request. The lines accepted within a few milliseconds go out
-  // in one writev(2) (cork at the first, uncork when the batch window ends) instead of one write(2)
-  // each: each write also wakes the reader, and under load the writes were most of the decision
-  // log's cost (bench/README.md). A line waits at most batchMs; a batch over BATCH_BYTES goes at
-  // once; flush() and the process's exit write what is corked. Each line keeps its own callback,
-  // so its fate is still known; a corked line counts in writableLength, so the backlog bound is
-  // unchanged. Only a stream that writes a batch in one call (sockets and pipes: net.Socket's
-  // _writev); another would write the corked lines one by one anyway, even after one failed.
-  const batches = typeof (stream as { _writev?: unknown })._writev === 'function'
+  // Hot path: one decision line per request. The lines accepted within a few milliseconds are
+  // joined into one string and written in one write(2) when the batch window ends, instead of one
+  // stream write each: every line went through the stream's buffering (a buffered entry and a
+  // callback per line), and every write(2) also wakes the reader; under load that was most of the
+  // decision log's cost (bench/README.md). A line waits at most batchMs; a batch over
+  // BATCH_CHARS goes at once; flush() and the process's exit write it at once. The batch counts
+  // in the backlog bound. A line written with a callback (pino passes none) is written on its own,
+  // after the batch before it, so its fate reaches its callback.
   const batchMs = options.batchMs ?? DEFAULT_BATCH_MS
-  let corked = false
-  const uncork = (): void => {
-    if (!corked) return
-    corked = false
-    stream.uncork()
-  }
+  let batch = ''
+  let batchLines = 0
   // One timer, re-armed per batch; it never holds the process open.
   let timer: NodeJS.Timeout | null = null
-  const startBatch = (): void => {
-    corked = true
-    stream.cork()
-    if (timer === null) timer = setTimeout(uncork, batchMs).unref()
-    else timer.refresh()
+  const writeBatch = (): void => {
+    if (batchLines === 0) return
+    const text = batch
+    const lines = batchLines
+    batch = ''
+    batchLines = 0
+    try {
+      streamWrite(text, undefined, err => { settled(err, lines) })
+    } catch (err) {
+      // A synchronous failure: the callback is not called.
+      settled(err as Error, lines)
+    }
   }
-  // process.exit() skips the event loop: what is corked goes out in the exit handler, written as
-  // any other line (without blocking; a full pipe drops it).
-  if (options.uncorkOnExit === true) process.once('exit', uncork)
+  // process.exit() skips the event loop: the batch goes out in the exit handler, written as any
+  // other line (without blocking; a full pipe drops it).
+  if (options.uncorkOnExit === true) process.once('exit', writeBatch)
 
   // Errors are counted by the callbacks below; the event only must not go unhandled.
   stream.on('error', (err: NodeJS.ErrnoException) => { if (FINAL_ERRORS.has(err.code ?? '')) final = true })
 
-  const settled = (err: Error | null | undefined): void => {
-    pending--
+  const settled = (err: Error | null | undefined, lines = 1): void => {
+    pending -= lines
     if (err !== null && err !== undefined) {
-      counters.write_error++
+      counters.write_error += lines
       if (FINAL_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) final = true
     }
     if (pending === 0 && waiters.length > 0) for (const wake of waiters.splice(0)) wake()
@@ -137,20 +139,26 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
         dropped('write_error', cb)
         return true
       }
-      if (stream.writableLength >= maxBacklog) {
+      if (stream.writableLength + batch.length >= maxBacklog) {
         dropped('backlog', cb)
         return false
       }
       pending++
-      if (batches && !corked) startBatch()
+      if (cb === undefined && typeof chunk === 'string') {
+        batch += chunk
+        if (batchLines++ === 0) {
+          if (timer === null) timer = setTimeout(writeBatch, batchMs).unref()
+          else timer.refresh()
+        }
+        if (batch.length >= BATCH_CHARS) writeBatch()
+        return true
+      }
+      writeBatch()
       try {
-        // pino passes no callback: the shared one then, not a closure per line.
-        const written = streamWrite(chunk, enc, cb === undefined ? settled : err => {
+        return streamWrite(chunk, enc, err => {
           settled(err)
-          cb(err)
+          cb?.(err)
         })
-        if (corked && stream.writableLength >= BATCH_BYTES) uncork()
-        return written
       } catch (err) {
         // A synchronous failure: the callback is not called.
         settled(err as Error)
@@ -158,7 +166,7 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
       }
     },
     flush (timeoutMs) {
-      uncork()
+      writeBatch()
       if (pending === 0) return Promise.resolve(true)
       return new Promise(resolve => {
         const wake = (): void => {

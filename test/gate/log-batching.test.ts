@@ -15,6 +15,14 @@ for (let i = 0; i < 3; i++) out.write('line ' + i + '\\n')
 process.exit(0)
 `
 
+/** The chunks written to `socket` from now on (the output keeps the write it finds when created). */
+function spyWrites (socket: import('node:net').Socket): string[] {
+  const writes: string[] = []
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+  socket.write = ((chunk: string, ...rest: unknown[]) => { writes.push(String(chunk)); return write(chunk, ...rest) }) as typeof socket.write
+  return writes
+}
+
 test('lines written just before process.exit() reach a piped stdout', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], { stdio: ['ignore', 'pipe', 'inherit'] })
   let text = ''
@@ -25,7 +33,7 @@ test('lines written just before process.exit() reach a piped stdout', async () =
   assert.equal(text, 'line 0\nline 1\nline 2\n')
 })
 
-test('on a socket, one turn\'s lines arrive in order, each callback called, nothing pending', async () => {
+test('on a socket, a batch\'s lines arrive in order, a line with a callback after those before it, nothing pending', async () => {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -35,16 +43,25 @@ test('on a socket, one turn\'s lines arrive in order, each callback called, noth
   const [peer] = await accepted as [import('node:net').Socket]
   let received = ''
   peer.on('data', (d: Buffer) => { received += d.toString() })
+  const writes = spyWrites(socket)
   const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 } })
   const called: number[] = []
-  for (let i = 0; i < 100; i++) output.write(`l${i}\n`, () => { called.push(i) })
-  assert.ok(socket.writableCorked > 0, 'corked until the turn ends')
+  for (let i = 0; i < 100; i++) {
+    // Every tenth line carries a callback: it is written at once, after the batch before it.
+    if (i % 10 === 9) output.write(`l${i}\n`, () => { called.push(i) })
+    else output.write(`l${i}\n`)
+  }
+  assert.equal(output.pending(), 100)
+  output.write('l100\n')
+  output.write('l101\n')
+  assert.equal(writes.length, 20, 'ten batches, ten lines with a callback')
+  assert.equal(writes.join(''), Array.from({ length: 100 }, (_, i) => `l${i}\n`).join(''), 'the last two lines wait for their batch')
   assert.equal(await output.flush(5000), true)
-  assert.equal(called.length, 100)
+  assert.deepEqual(called, [9, 19, 29, 39, 49, 59, 69, 79, 89, 99])
   assert.equal(output.pending(), 0)
   socket.end()
   await once(peer, 'end')
-  assert.equal(received, Array.from({ length: 100 }, (_, i) => `l${i}\n`).join(''))
+  assert.equal(received, Array.from({ length: 102 }, (_, i) => `l${i}\n`).join(''))
   server.close()
 })
 
@@ -58,21 +75,23 @@ test('a batch spans turns of the event loop and is written when its window ends,
   const [peer] = await accepted as [import('node:net').Socket]
   let received = ''
   peer.on('data', (d: Buffer) => { received += d.toString() })
+  const writes = spyWrites(socket)
   const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 }, batchMs: 50 })
   output.write('a\n')
   await new Promise(resolve => setImmediate(resolve))
   output.write('b\n')
-  assert.ok(socket.writableCorked > 0, 'still one batch after a turn of the event loop')
+  assert.equal(writes.length, 0, 'still one batch after a turn of the event loop')
+  assert.equal(output.pending(), 2)
   const started = Date.now()
   while (received !== 'a\nb\n') {
     assert.ok(Date.now() - started < 5000, `the batch window ended long ago; received ${JSON.stringify(received)}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }
-  assert.equal(socket.writableCorked, 0)
   assert.equal(output.pending(), 0)
-  // A batch over 64 KiB goes at once.
+  assert.deepEqual(writes, ['a\nb\n'], 'one write')
+  // A batch over 64 Ki characters goes at once.
   output.write('x'.repeat(70 * 1024) + '\n')
-  assert.equal(socket.writableCorked, 0, 'a full batch is not held')
+  assert.equal(writes.length, 2, 'a full batch is not held')
   socket.end()
   await once(peer, 'end')
   assert.equal(received.length, 4 + 70 * 1024 + 1)
