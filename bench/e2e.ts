@@ -288,6 +288,17 @@ async function drive (target: Target, seconds: number, connections = CONNECTIONS
   })
 }
 
+/**
+ * Warms a target's caches and the JIT: its whole request list once in order on one connection
+ * (autocannon runs a list from its start on every connection, so 32 connections of a short run
+ * would only reach its first entries: the tokens after them would be resolved while measured),
+ * then the list twice over on all connections.
+ */
+async function warm (port: number, requests: Req[]): Promise<void> {
+  await autocannon({ url: `http://127.0.0.1:${port}`, connections: 1, amount: requests.length, requests: loadRequests(requests) })
+  await autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, amount: requests.length * 2, requests: loadRequests(requests) })
+}
+
 async function measure (target: Target): Promise<Sample> {
   await drive(target, WARMUP_S)
   const cpu0 = target.pids.map(cpuSeconds)
@@ -464,8 +475,8 @@ async function main (): Promise<void> {
 
   const c1: Record<string, Array<{ p50: number, p99: number }>> = {}
   const c1Targets = targets.filter(t => ['origin alone', 'bare node:http + undici Pool', 'gate: job token allowed, warm, memory store', 'gate: no job token (pass-through)'].includes(t.name))
-  // Warm every cache and the JIT: each target's whole request list twice, unmeasured.
-  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: loadRequests(target.requests) })
+  // Warm every cache and the JIT, unmeasured.
+  for (const target of targets) await warm(target.port, target.requests)
   const callsBefore = await originCounts(origin)
   const roundLoads: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
@@ -544,9 +555,12 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   const TOKENS = 100
   const PROJECTS = 10
   if (!existsSync(join(otherRoot, 'dist/cli/main.js'))) throw new Error(`${otherRoot}/dist is missing: build it first`)
+  // `--other-env NAME=value` (repeatable): settings of the other gate only (`--compare .` then
+  // measures what a setting costs).
+  const otherEnv = Object.fromEntries(args.flatMap((a, i) => a === '--other-env' ? [args[i + 1]!.split(/=(.*)/s).slice(0, 2) as [string, string]] : []))
   const gates = [
     { label: 'this', gate: await startGate('gate-this', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }) },
-    { label: 'other', gate: await startGate('gate-other', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }, [], otherRoot) }
+    { label: 'other', gate: await startGate('gate-other', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS), ...otherEnv }, [], otherRoot) }
   ]
   const loads: Array<[string, Req[], number]> = [
     ['allowed', workload('b', TOKENS, PROJECTS, TOKENS * 7), 200],
@@ -555,7 +569,7 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   ]
   const targets = loads.flatMap(([load, requests, expect]) => gates.map(({ label, gate }) =>
     ({ name: `${load}: ${label}`, port: gate.port, requests, pids: [gate.proc.pid], expect, gate: gate.proc })))
-  for (const target of targets) await autocannon({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, amount: target.requests.length * 2, requests: loadRequests(target.requests) })
+  for (const target of targets) await warm(target.port, target.requests)
   const roundsIndex = args.indexOf('--rounds')
   const rounds = roundsIndex >= 0 ? Number(args[roundsIndex + 1]) : QUICK ? 4 : 8
   for (let round = 0; round < rounds; round++) {
@@ -568,7 +582,7 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
       }
     }
   }
-  console.log(`CPU µs per request, median of ${rounds} interleaved rounds of ${DURATION_S} s (this: ${ROOT}, other: ${otherRoot}); load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  console.log(`CPU µs per request, median of ${rounds} interleaved rounds of ${DURATION_S} s (this: ${ROOT}, other: ${otherRoot} ${JSON.stringify(otherEnv)}); load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   for (const [load] of loads) {
     const mine = samples.get(`${load}: this`)!
     const theirs = samples.get(`${load}: other`)!
@@ -601,7 +615,7 @@ async function profile (originUrl: string, dir: string): Promise<void> {
     rmSync(out, { recursive: true, force: true })
     const gate = await startGate(`gate-${name}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }, ['--cpu-prof', `--cpu-prof-dir=${out}`])
     const target: Target = { name, port: gate.port, requests, pids: [gate.proc.pid], expect: name === 'denied' ? 403 : 200, gate: gate.proc }
-    await autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, amount: requests.length * 2, requests: loadRequests(requests) })
+    await warm(gate.port, requests)
     // V8's profile clock and hrtime are both CLOCK_MONOTONIC: only the measured window is read.
     const from = Number(process.hrtime.bigint() / 1000n)
     const cpu0 = cpuSeconds(gate.proc.pid)
