@@ -193,10 +193,14 @@ const matchRouteStage: Stage = (x, engine) => {
 const identifyStage: Stage = (x, engine) => {
   const canonical = x.canonical!
   const outcome = engine.identity.run({
-    canonical, route: x.match?.route ?? null, headers: x.headers, rawHeaders: x.rawHeaders, body: x.body,
-    ...(x.beforeBodyRead === undefined ? {} : { beforeBodyRead: x.beforeBodyRead }),
+    canonical,
+    route: x.match?.route ?? null,
+    headers: x.headers,
+    rawHeaders: x.rawHeaders,
+    body: x.body,
+    beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
-    ...(canonical.kind === 'api' && canonical.method === 'POST' ? { methodOverride: (method: string) => routeAs(x, engine, canonical, method) } : {})
+    methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined
   })
   return outcome instanceof Promise ? outcome.then(o => identified(x, engine, o)) : identified(x, engine, outcome)
 }
@@ -399,6 +403,8 @@ function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageRes
       const again = decide(x.match!.route, identity, x.accessedProjectId!, x.grants, engine.settings, engine.policies, facts, NAMESPACE_UNREAD)
       return again.allow ? allowed(again.reason) : denyFrom(again)
     }
+    // The lookup started here is the one decideDeny awaits (its failure is that stage's error).
+    return decideDeny(x, engine, decision, facts)
   }
   return decideDeny(x, engine, decision)
 }
@@ -407,7 +413,7 @@ const denyFrom = (decision: Exclude<Decision, { allow: true }>): Deny =>
   denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
-async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>): Promise<StageResult> {
+async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<StageResult> {
   const projectId = x.accessedProjectId!
   const identity = x.identity!
   const route = x.match!.route
@@ -424,7 +430,7 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
   // (a cached GitLab lookup). Allowed requests never get here.
   let facts: ProjectFacts | undefined
   if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
-    const found = engine.projectFacts.get(projectId)
+    const found = pendingFacts ?? engine.projectFacts.get(projectId)
     facts = found instanceof Promise ? await found : found
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
   }
