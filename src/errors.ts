@@ -91,6 +91,9 @@ export const errors = {
   ADMIN_ENTRY_EXISTS: { status: 400, message: '400 Bad request - the target is already in the job token scope allowlist' },
   ADMIN_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - the request body is too large' },
   ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
+  // A fine-grained personal access token without the endpoint's permission at the project
+  // (src/admin/rest.ts); the answer's message is GitLab's sentence naming the permission.
+  ADMIN_TOKEN_PERMISSION_MISSING: { status: 403, message: '403 Forbidden - Access denied: This operation requires a fine-grained personal access token with a permission this token does not have' },
   ROLE_CHECK_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the caller\'s role cannot be checked with GitLab right now; try again later' },
   // Enforcement of fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts).
   // Refusals of a document are answered in GraphQL's shape (HTTP 200, `errors[].extensions.code`);

@@ -62,6 +62,11 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
   return { kind: 'user', header, hash: tokenKey(token) }
 }
 
+/** The token a user caller sends GitLab (PRIVATE-TOKEN or Authorization: Bearer), for checks that need the token itself. */
+export function userToken (caller: Extract<Caller, { kind: 'user' }>): string {
+  return caller.header['private-token'] ?? (caller.header.authorization ?? '').replace(/^Bearer /, '')
+}
+
 /** What GitLab says about a project, as seen by one credential. */
 export type ProjectLookup =
   | { readonly kind: 'found', readonly id: number, readonly path: string, readonly accessLevel: number }

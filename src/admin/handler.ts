@@ -25,7 +25,7 @@ import { createGitlabClient, findCaller } from './auth.ts'
 import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
 import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
-import { handleRest, matchAdminPath } from './rest.ts'
+import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
 
@@ -88,6 +88,12 @@ export interface AdminOptions {
   readonly roleCacheTtlMs?: number
   /** Fine-grained personal access tokens at /api/graphql; absent: not enforced. */
   readonly graphql?: GraphqlGuard
+  /**
+   * Fine-grained personal access tokens on the REST endpoints: the endpoint's permission at the
+   * path's project (rest.ts tokenPermissionOf), with the GraphQL enforcement's resolvers; absent:
+   * not checked.
+   */
+  readonly tokenPermissions?: TokenPermissionCheck
   readonly tokenRegistry?: TokenRegistryEndpoint
 }
 
@@ -240,6 +246,17 @@ export function createAdmin (options: AdminOptions): Admin {
     options.respond(res, requestId, answer, closeConnection)
   }
 
+  /**
+   * A fine-grained token without the endpoint's permission: 403 with GitLab's REST fields for it
+   * (`error: insufficient_granular_scope`, `error_description`: its sentence, lib/api/api_guard.rb)
+   * beside the gate's `message`, `code` and request id; logged as the other refusals.
+   */
+  function refuseToken (res: ServerResponse, requestId: string, err: TokenPermissionMissing, method: string, path: string, closeConnection: boolean): void {
+    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, permission: err.permission }, 'configuration API refused')
+    const body = { message: err.message, error: 'insufficient_granular_scope', error_description: err.message, code: err.code, request_id: requestId }
+    options.respond(res, requestId, { kind: 'json', status: err.status, body, headers: closeConnection ? { connection: 'close' } : {} })
+  }
+
   return {
     roles: createUserRoleCheck(gitlab, options.grants),
     owns (canonical) {
@@ -367,12 +384,16 @@ export function createAdmin (options: AdminOptions): Admin {
             })
             return parseParams(body, String(req.headers['content-type'] ?? ''), query)
           }
-        })
+        }, options.tokenPermissions)
         send(res, requestId, answer.status, answer.body, answer.headers)
         options.logger.debug({ request_id: requestId, method: canonical.method, path: canonical.apiPath, admin: true, status: answer.status }, 'configuration API')
       } catch (err) {
         // A body left unread is not drained: close the connection after the answer.
         const unread = !bodyRead && (req.headers['content-length'] ?? '0') !== '0' && !req.complete
+        if (err instanceof TokenPermissionMissing) {
+          refuseToken(res, requestId, err, canonical.method, canonical.apiPath, unread)
+          return ANSWERED
+        }
         refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && err.code === 'ADMIN_BODY_TOO_LARGE'))
       }
       return ANSWERED

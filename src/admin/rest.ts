@@ -13,7 +13,7 @@ import type { CatalogRoute, Method } from '../catalog/types.ts'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { Router } from '../routing/router.ts'
-import type { Caller } from './auth.ts'
+import { userToken, type Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { auditView, entryView, linkView, mergePackageRules, namespaceAuditView, namespacePoliciesView, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
@@ -148,8 +148,66 @@ function paginate<T> (items: readonly T[] | null, total: number, query: URLSearc
   return { offset, limit, headers, slice: items === null ? [] : items.slice(offset, offset + limit) }
 }
 
-export async function handleRest (service: AdminService, request: RestRequest): Promise<RestAnswer> {
+/**
+ * What a fine-grained personal access token may do on the configuration API, decided with the
+ * same token scopes and project lookups as the enforcement at /api/graphql (handed in by
+ * createGate, so admin/ does not import graphql/). Throws a GateError when GitLab cannot tell
+ * (503, 502) or will not describe the token (403 GRAPHQL_TOKEN_SCOPES_HIDDEN).
+ */
+export interface TokenPermissionCheck {
+  /** `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path). */
+  check (token: string, permission: string, project: string): Promise<TokenPermissionVerdict>
+}
+
+export type TokenPermissionVerdict =
+  /** A legacy PAT, OAuth or a token GitLab refuses: the Maintainer check decides, as before. */
+  | { readonly kind: 'not_fine_grained' }
+  | { readonly kind: 'granted' }
+  /** `message` is GitLab's sentence naming the missing permission ("Resource: Action") and the project. */
+  | { readonly kind: 'missing', readonly permission: string, readonly message: string }
+
+/**
+ * The permission a fine-grained token needs at the path's project, per endpoint and method
+ * (docs/graphql-tokens.md#the-configuration-apis-rest-endpoints). The writes take the catalog
+ * permission of their GraphQL twins (ciJobTokenScopeAddProject, ciJobTokenScopeRemoveProject,
+ * ciJobTokenScopeUpdatePolicies), the inbound setting and the gate's own package rules
+ * update_job_token_scope; every read read_project, as reading the same through GraphQL's
+ * Query.project does. The root namespace endpoints take the operator token only: none.
+ */
+export function tokenPermissionOf (method: string, endpoint: AdminEndpoint): string | null {
+  switch (endpoint) {
+    case 'namespace_policies': case 'namespace_audit_events': return null
+    case 'scope': case 'permissions': return method === 'GET' ? 'read_project' : 'update_job_token_scope'
+    case 'usage': case 'audit_events': return 'read_project'
+    case 'project_list': case 'group_list': return method === 'GET' ? 'read_project' : 'create_job_token_scope_allowlist'
+    case 'project_entry': case 'group_entry': return method === 'DELETE' ? 'delete_job_token_scope_allowlist' : 'update_job_token_scope'
+  }
+}
+
+/**
+ * A fine-grained personal access token's permission for the endpoint at the path's project:
+ * checked before the Maintainer check and before any body is read or anything written.
+ */
+async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, request: RestRequest): Promise<void> {
+  if (tokens === undefined || request.caller.kind !== 'user') return
+  const permission = tokenPermissionOf(request.method, request.endpoint)
+  if (permission === null) return
+  const verdict = await tokens.check(userToken(request.caller), permission, request.idSegment)
+  if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
+}
+
+/** The refusal of a fine-grained token: 403 ADMIN_TOKEN_PERMISSION_MISSING, GitLab's sentence as the message. */
+export class TokenPermissionMissing extends AdminError {
+  readonly permission: string
+  constructor (permission: string, message: string) {
+    super('ADMIN_TOKEN_PERMISSION_MISSING', message)
+    this.permission = permission
+  }
+}
+
+export async function handleRest (service: AdminService, request: RestRequest, tokens?: TokenPermissionCheck): Promise<RestAnswer> {
   if (request.endpoint === 'namespace_policies' || request.endpoint === 'namespace_audit_events') return await namespaceEndpoint(service, request)
+  await checkTokenPermission(tokens, request)
   const access = await service.access(request.caller, request.idSegment)
   switch (request.endpoint) {
     case 'permissions': return await permissions(service, access, request)

@@ -23,6 +23,7 @@ import { createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
 import type { Engine } from './pipeline.ts'
 import { createAdmin } from '../admin/handler.ts'
+import type { TokenPermissionCheck } from '../admin/rest.ts'
 import type { GitlabClient } from '../gitlab/client.ts'
 import { createGitlabClientFromConfig } from './deps.ts'
 import { createMetrics, type GateMetrics } from '../metrics.ts'
@@ -113,10 +114,11 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   // Fine-grained tokens GitLab will not describe: the operator registers them by hash, kept in
   // GATE_GRAPHQL_TOKEN_REGISTRY_FILE when set (read-only there: changes through the API refused).
   const tokenRegistry = openTokenRegistry(config.graphqlTokenRegistryFile, logger)
-  const graphql = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema, tokenRegistry)
+  // One token scope resolver and one target resolver for /api/graphql and the configuration API's REST endpoints.
+  const { enforcer: graphql, tokenPermissions } = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema, tokenRegistry)
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
-    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql,
+    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions,
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) }
   })
 
@@ -282,9 +284,10 @@ function openTokenRegistry (file: string | undefined, logger: Logger): TokenRegi
  * The enforcement of fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts):
  * the GraphQL catalog, the documents cache, the token's scopes and its targets read from GitLab
  * with the gate's one client. Targets are looked up with GATE_SERVICE_TOKEN; without it, a
- * decision that needs one fails closed.
+ * decision that needs one fails closed. The same scopes and targets decide the configuration
+ * API's REST endpoints (`tokenPermissions`, src/admin/rest.ts).
  */
-function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, given: GraphQLSchema | undefined, registry: TokenRegistry): GraphqlEnforcer {
+function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger: Logger, metrics: GateMetrics, given: GraphQLSchema | undefined, registry: TokenRegistry): { enforcer: GraphqlEnforcer, tokenPermissions: TokenPermissionCheck } {
   // A schema file that is missing or does not build stops the start (ConfigError naming GATE_GRAPHQL_SCHEMA).
   const schema = given ?? (config.graphqlSchema === undefined || config.graphqlSchema === '' ? undefined : loadGraphqlSchema(config.graphqlSchema))
   const catalog = loadGraphqlCatalog()
@@ -292,8 +295,20 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
   const targets: TargetResolver = gitlab.hasServiceToken
     ? createTargetResolver({ gitlab })
     : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
-  return createGraphqlEnforcer({
-    scopes: createTokenScopeResolver({ gitlab, registry }),
+  const scopes = createTokenScopeResolver({ gitlab, registry })
+  const tokenPermissions: TokenPermissionCheck = {
+    async check (token, permission, project) {
+      const found = await scopes.scopesOf(token)
+      if (found.kind !== 'fine_grained') return { kind: 'not_fine_grained' }
+      // The path's :id: digits are an id, anything else a URL-encoded full path.
+      const decoded = decodeURIComponent(project)
+      const target = /^\d+$/.test(decoded) ? { kind: 'project' as const, id: decoded, from: ':id' } : { kind: 'project' as const, path: decoded, from: ':id' }
+      const verdict = await checkPermission(found, [{ permission, boundary: 'Project' }], target, targets, { labels })
+      return verdict.ok ? { kind: 'granted' } : { kind: 'missing', permission: verdict.permission, message: verdict.message }
+    }
+  }
+  const enforcer = createGraphqlEnforcer({
+    scopes,
     checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets, { labels }),
     documents: createDocumentCache({ limits: documentLimitsOf(config) }),
     catalog,
@@ -303,4 +318,5 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
     shadow: config.mode === 'shadow',
     onDecision: (decision, reason, permission) => { metrics.graphql.decided(decision, reason, permission) }
   })
+  return { enforcer, tokenPermissions }
 }
