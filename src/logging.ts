@@ -28,8 +28,11 @@ export type DropCounts = Record<DropReason, number>
 /** Unwritten bytes kept per stream while the reader is slow; beyond this, lines are dropped. */
 export const DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
 
-/** How long a log line may wait for others to be written with it (one writev per batch). */
+/** How long a log line of a busy log may wait for others to be written with it (one write per batch). */
 export const DEFAULT_BATCH_MS = 5
+
+/** A batch of this many lines or more makes the next one, if it follows within the window, wait for it. */
+const BUSY_LINES = 4
 
 /** A batch holding this many characters is written at once, without waiting for its window to end. */
 const BATCH_CHARS = 64 * 1024
@@ -68,7 +71,7 @@ export interface LogOutputOptions {
   readonly counters?: DropCounts
   /** Write the batch when the process exits (the process's stdout and stderr). */
   readonly uncorkOnExit?: boolean
-  /** Longest time a line waits to be written with the lines after it. Default DEFAULT_BATCH_MS. */
+  /** Longest time a line of a busy log waits to be written with the lines after it. Default DEFAULT_BATCH_MS. */
   readonly batchMs?: number
 }
 
@@ -85,17 +88,21 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
   let final = false
   let pending = 0
   const waiters: Array<() => void> = []
-  // Hot path: one decision line per request. The lines accepted within a few milliseconds are
-  // joined into one string and written in one write(2) when the batch window ends, instead of one
-  // stream write each: every line went through the stream's buffering (a buffered entry and a
-  // callback per line), and every write(2) also wakes the reader; under load that was most of the
-  // decision log's cost (bench/README.md). A line waits at most batchMs; a batch over
-  // BATCH_CHARS goes at once; flush() and the process's exit write it at once. The batch counts
-  // in the backlog bound. A line written with a callback (pino passes none) is written on its own,
-  // after the batch before it, so its fate reaches its callback.
+  // Hot path: one decision line per request. The lines of a batch are joined into one string and
+  // written in one write(2), instead of one stream write each: every line went through the
+  // stream's buffering (a buffered entry and a callback per line), and every write(2) also wakes
+  // the reader; under load that was most of the decision log's cost (bench/README.md). A quiet
+  // log's batch is the lines of one event-loop turn, written as the turn ends; once batches hold
+  // BUSY_LINES lines or more, a batch stays open for batchMs, so a loaded gate writes a few
+  // hundred times a second whatever its request rate. A batch over BATCH_CHARS goes at once;
+  // flush() and the process's exit write it at once. The batch counts in the backlog bound. A
+  // line written with a callback (pino passes none) is written on its own, after the batch before
+  // it, so its fate reaches its callback.
   const batchMs = options.batchMs ?? DEFAULT_BATCH_MS
   let batch = ''
   let batchLines = 0
+  let lastBatchAt = -Infinity
+  let lastBatchLines = 0
   // One timer, re-armed per batch; it never holds the process open.
   let timer: NodeJS.Timeout | null = null
   const writeBatch = (): void => {
@@ -104,11 +111,22 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
     const lines = batchLines
     batch = ''
     batchLines = 0
+    lastBatchAt = performance.now()
+    lastBatchLines = lines
     try {
       streamWrite(text, undefined, err => { settled(err, lines) })
     } catch (err) {
       // A synchronous failure: the callback is not called.
       settled(err as Error, lines)
+    }
+  }
+  const openBatch = (): void => {
+    if (lastBatchLines < BUSY_LINES || performance.now() - lastBatchAt >= batchMs) {
+      setImmediate(writeBatch)
+    } else if (timer === null) {
+      timer = setTimeout(writeBatch, batchMs).unref()
+    } else {
+      timer.refresh()
     }
   }
   // process.exit() skips the event loop: the batch goes out in the exit handler, written as any
@@ -146,10 +164,7 @@ export function createLogOutput (stream: Writable, name: LogStreamName, options:
       pending++
       if (cb === undefined && typeof chunk === 'string') {
         batch += chunk
-        if (batchLines++ === 0) {
-          if (timer === null) timer = setTimeout(writeBatch, batchMs).unref()
-          else timer.refresh()
-        }
+        if (batchLines++ === 0) openBatch()
         if (batch.length >= BATCH_CHARS) writeBatch()
         return true
       }

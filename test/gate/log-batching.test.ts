@@ -65,7 +65,7 @@ test('on a socket, a batch\'s lines arrive in order, a line with a callback afte
   server.close()
 })
 
-test('a batch spans turns of the event loop and is written when its window ends, without flush()', async () => {
+test('a quiet log writes as the turn ends; a busy one holds a batch across turns until its window ends, without flush()', async () => {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -77,13 +77,21 @@ test('a batch spans turns of the event loop and is written when its window ends,
   peer.on('data', (d: Buffer) => { received += d.toString() })
   const writes = spyWrites(socket)
   const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 }, batchMs: 50 })
+  const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+  output.write('q\n')
+  await turn()
+  assert.deepEqual(writes, ['q\n'], 'a quiet log: written as the turn ends')
+  for (const l of ['1', '2', '3', '4']) output.write(`${l}\n`)
+  await turn()
+  assert.deepEqual(writes, ['q\n', '1\n2\n3\n4\n'], 'one batch for the turn')
+  writes.length = 0
   output.write('a\n')
-  await new Promise(resolve => setImmediate(resolve))
+  await turn()
   output.write('b\n')
-  assert.equal(writes.length, 0, 'still one batch after a turn of the event loop')
+  assert.equal(writes.length, 0, 'after a batch of four lines: still one batch after a turn of the event loop')
   assert.equal(output.pending(), 2)
   const started = Date.now()
-  while (received !== 'a\nb\n') {
+  while (!received.endsWith('a\nb\n')) {
     assert.ok(Date.now() - started < 5000, `the batch window ended long ago; received ${JSON.stringify(received)}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }
@@ -94,6 +102,6 @@ test('a batch spans turns of the event loop and is written when its window ends,
   assert.equal(writes.length, 2, 'a full batch is not held')
   socket.end()
   await once(peer, 'end')
-  assert.equal(received.length, 4 + 70 * 1024 + 1)
+  assert.equal(received.length, 'q\n1\n2\n3\n4\na\nb\n'.length + 70 * 1024 + 1)
   server.close()
 })
