@@ -26,28 +26,45 @@ export function registerHot<T extends HotCounter | HotHistogram> (registry: Regi
 export class HotCounter {
   readonly type = 'counter'
   readonly aggregator = 'sum'
-  private readonly series = new Map<string, { labels: Record<string, string>, value: number }>()
+  /** One level of Maps per label, keyed by its value; the last level holds the series. */
+  private readonly root = new Map<string, unknown>()
+  /** The series in the order they appeared (the exposition's order). */
+  private readonly series: Array<{ labels: Record<string, string>, value: number }> = []
 
   constructor (readonly name: string, readonly help: string, private readonly labelNames: readonly string[]) {}
 
+  /**
+   * Hot path: one Map lookup per label value. The values are strings the gate reuses (verdicts,
+   * reason codes, catalog resources, Node's method names), whose hashes V8 keeps; a key joined
+   * from them was a new string to build and hash on every call.
+   */
   inc (...values: string[]): void {
-    let key = values[0]!
-    for (let i = 1; i < values.length; i++) key += '\u0000' + values[i]!
-    let entry = this.series.get(key)
+    let level = this.root
+    const last = values.length - 1
+    for (let i = 0; i < last; i++) {
+      let next = level.get(values[i]!) as Map<string, unknown> | undefined
+      if (next === undefined) level.set(values[i]!, next = new Map())
+      level = next
+    }
+    let entry = level.get(values[last]!) as { labels: Record<string, string>, value: number } | undefined
     if (entry === undefined) {
       const labels: Record<string, string> = {}
       this.labelNames.forEach((label, i) => { labels[label] = values[i]! })
       entry = { labels, value: 0 }
-      this.series.set(key, entry)
+      level.set(values[last]!, entry)
+      this.series.push(entry)
     }
     entry.value++
   }
 
   get (): { name: string, help: string, type: string, aggregator: string, values: Series } {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(e => ({ labels: e.labels, value: e.value })) }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series.map(e => ({ labels: e.labels, value: e.value })) }
   }
 
-  reset (): void { this.series.clear() }
+  reset (): void {
+    this.root.clear()
+    this.series.length = 0
+  }
 }
 
 export class HotHistogram {
