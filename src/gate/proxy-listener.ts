@@ -22,6 +22,17 @@ export interface ProxyOptions {
 /** `peerTrusted`: the peer is a trusted proxy (X-Forwarded-* and X-Request-Id are kept). */
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, requestId: string, peerTrusted: boolean, expectContinue: boolean) => Promise<void>
 
+const NOTHING_TO_CONTINUE = (): void => {}
+
+function continueOnce (res: ServerResponse): () => void {
+  let continued = false
+  return () => {
+    if (continued) return
+    continued = true
+    res.writeContinue()
+  }
+}
+
 export function createProxyHandler (options: ProxyOptions): ProxyHandler {
   const { upstream, record, admin, draining } = options
 
@@ -42,13 +53,8 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     const started = performance.now()
     const method = req.method ?? 'GET'
     const target = req.url ?? '/'
-    let continued = false
-    const sendContinue = (): void => {
-      if (expectContinue && !continued) {
-        continued = true
-        res.writeContinue()
-      }
-    }
+    // Only a request that asked for `100 Continue` needs a function that sends it once.
+    const sendContinue = expectContinue ? continueOnce(res) : NOTHING_TO_CONTINUE
     const canonical = options.engine().canonicalize(method, target)
 
     // Step 1, the configuration API (src/admin/, docs/admin.md): its paths and GraphQL's
