@@ -125,7 +125,7 @@ export const errors = {
   GRAPHQL_TOKEN_REGISTRY_OPERATOR_ONLY: { status: 403, message: '403 Forbidden - only the gate\'s operator token may read or change registered fine-grained token permissions' },
   // GitLab knows the token but will not describe it to the gate (403 to personal_access_tokens/self,
   // or a fine-grained record without its scopes), and no registration names it: refused.
-  GRAPHQL_TOKEN_SCOPES_HIDDEN: { status: 403, message: '403 Forbidden - GitLab will not describe this access token\'s permissions to the gate, so its GraphQL requests cannot be checked: grant the token Personal Access Token: Read (User), or have the gate\'s operator register the token\'s SHA-256 with its permissions' },
+  GRAPHQL_TOKEN_SCOPES_HIDDEN: { status: 403, message: '403 Forbidden - GitLab will not describe this access token\'s permissions to the gate, so what it may do cannot be checked: grant the token Personal Access Token: Read (User), or have the gate\'s operator register the token\'s SHA-256 with its permissions' },
   GRAPHQL_TOKEN_REGISTRY_READ_ONLY: { status: 403, message: '403 Forbidden - the gate reads its fine-grained token registry from a read-only file (GATE_GRAPHQL_TOKEN_REGISTRY_FILE), the copy every replica shares: change registrations in that file (its Secret) and restart the gate' },
   GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED: { status: 500, message: '500 Internal Server Error - the registration could not be saved to the gate\'s token registry file; nothing was changed' },
 } as const satisfies Record<string, ErrorDef>

@@ -361,8 +361,13 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
     return { body, refusal: firstRefusal }
   }
 
-  const deny = (refusal: Refusal, body: unknown, requestId: string): EnforceResult => {
-    const decision: DecisionLabel = options.shadow === true ? 'would_deny' : 'deny'
+  /**
+   * `enforced`: refused even in shadow mode. The gate's own operations change the gate's store,
+   * which no shadow mode may open (its REST twins are enforced in every mode too).
+   */
+  const deny = (refusal: Refusal, body: unknown, requestId: string, enforced = false): EnforceResult => {
+    const shadow = options.shadow === true && !enforced
+    const decision: DecisionLabel = shadow ? 'would_deny' : 'deny'
     count(decision, refusal.code, refusal.permission)
     options.logger.info({
       request_id: requestId,
@@ -373,8 +378,8 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
       boundary: refusal.boundary,
       refused: refusal.refused,
       target: describe(refusal.target)
-    }, options.shadow === true ? 'GraphQL request of a fine-grained personal access token would be refused (shadow mode): forwarded' : 'GraphQL request of a fine-grained personal access token refused')
-    if (options.shadow === true) return ALLOW
+    }, shadow ? 'GraphQL request of a fine-grained personal access token would be refused (shadow mode): forwarded' : 'GraphQL request of a fine-grained personal access token refused')
+    if (shadow) return ALLOW
     return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }
   }
 
@@ -437,7 +442,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
       return await withScopes(token, requestId, async scopes => {
         const operation: GraphqlOperation = { query: '', variables, operationName: operationName ?? null }
         const refusal = await checkOperation(scopes, operation, { document, variables })
-        if (refusal !== null) return deny(refusal, { data: null, errors: [errorOf(refusal, operationName ?? null)] }, requestId)
+        if (refusal !== null) return deny(refusal, { data: null, errors: [errorOf(refusal, operationName ?? null)] }, requestId, true)
         count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)
         return ALLOW
       })

@@ -72,3 +72,13 @@ test('a legacy token keeps the Maintainer check alone, as before', async (t) => 
   const updated = await postGraphql(g.url, { query: UPDATE }, pat(LEGACY))
   assert.deepEqual(updated.body.data.updateJobTokenPermissions.errors, [])
 })
+
+test('shadow mode does not open the gate\'s own operations: a refusal still refuses and nothing is written', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS, env: { GATE_MODE: 'shadow' } })
+  const vars = { in: { projectPath: 'acme/lib', targetProjectPath: 'acme/platform/app' } }
+  const refused = await postGraphql(g.url, { query: ADD, variables: vars }, pat(OTHER_PROJECT))
+  assert.equal(refused.body.data, null)
+  assert.equal(refused.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
+  assert.equal((await g.gate.grants.get(200))?.entries.length ?? 0, 0, 'nothing written')
+  assert.equal(g.upstream.length, 0)
+})
