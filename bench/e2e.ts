@@ -558,9 +558,18 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   // `--other-env NAME=value` (repeatable): settings of the other gate only (`--compare .` then
   // measures what a setting costs).
   const otherEnv = Object.fromEntries(args.flatMap((a, i) => a === '--other-env' ? [args[i + 1]!.split(/=(.*)/s).slice(0, 2) as [string, string]] : []))
+  // `--other-redis`: the other gate on the Redis store (a private Redis holding the same grants).
+  const otherStore = async (): Promise<Record<string, string>> => {
+    if (!args.includes('--other-redis')) return { GATE_STATE_FILE: stateFile(PROJECTS) }
+    redis = await startRedis()
+    const store = await createRedisStore({ url: redis.url })
+    for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
+    await store.close()
+    return { GATE_REDIS_URL: redis.url }
+  }
   const gates = [
     { label: 'this', gate: await startGate('gate-this', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }) },
-    { label: 'other', gate: await startGate('gate-other', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS), ...otherEnv }, [], otherRoot) }
+    { label: 'other', gate: await startGate('gate-other', originUrl, { ...await otherStore(), ...otherEnv }, [], otherRoot) }
   ]
   const loads: Array<[string, Req[], number]> = [
     ['allowed', workload('b', TOKENS, PROJECTS, TOKENS * 7), 200],
@@ -594,7 +603,8 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Profiles: one memory-store gate per load (allowed, denied, no token) under `node --cpu-prof`,
+// Profiles: one memory-store gate per load (allowed, denied, no token; then allowed on a gate
+// with the Redis store) under `node --cpu-prof`,
 // warmed, driven for the round's duration, stopped with SIGTERM (which writes the profile); then
 // the functions with the most self time of each, and the share of the gate's own modules.
 
@@ -609,11 +619,18 @@ async function profile (originUrl: string, dir: string): Promise<void> {
     ['denied', workload('d', TOKENS, PROJECTS, TOKENS * 7)],
     ['no-token', workload(null, TOKENS, PROJECTS, TOKENS * 7)]
   ]
+  // The allowed load again, on a gate with the Redis store.
+  redis = await startRedis()
+  const store = await createRedisStore({ url: redis.url })
+  for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
+  await store.close()
+  loads.push(['allowed-redis', loads[0]![1]])
   const seconds = QUICK ? 4 : 10
   for (const [name, requests] of loads) {
     const out = join(dir, name)
     rmSync(out, { recursive: true, force: true })
-    const gate = await startGate(`gate-${name}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }, ['--cpu-prof', `--cpu-prof-dir=${out}`])
+    const storeEnv: Record<string, string> = name === 'allowed-redis' ? { GATE_REDIS_URL: redis.url } : { GATE_STATE_FILE: stateFile(PROJECTS) }
+    const gate = await startGate(`gate-${name}`, originUrl, storeEnv, ['--cpu-prof', `--cpu-prof-dir=${out}`])
     const target: Target = { name, port: gate.port, requests, pids: [gate.proc.pid], expect: name === 'denied' ? 403 : 200, gate: gate.proc }
     await warm(gate.port, requests)
     // V8's profile clock and hrtime are both CLOCK_MONOTONIC: only the measured window is read.
