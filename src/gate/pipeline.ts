@@ -288,12 +288,13 @@ function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequ
 // Requests without a job token go to GitLab, which checks the user's own credential; a
 // project's package rules also limit users' writes to its format to Maintainers
 // (src/admin/roles.ts asks GitLab for the caller's role). Job-token requests pass through.
-const userRolesStage: Stage = async (x, engine) => {
+// Hot path: synchronous unless a package route's rules must ask GitLab for the caller's role.
+const userRolesStage: Stage = (x, engine) => {
   const credentials = x.userCredentials
   if (credentials === null) return 'continue'
   if (x.match?.route.packageFormat !== undefined && engine.userRoles !== undefined) {
-    const refusal = await engine.userRoles.check({ match: x.match, credentials })
-    if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
+    return engine.userRoles.check({ match: x.match, credentials }).then(refusal =>
+      refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
   }
   return NO_JOB_TOKEN
 }

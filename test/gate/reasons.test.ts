@@ -116,3 +116,31 @@ test('runStages: the verdict and reason are the deciding stage\'s', async () => 
   assert.equal(refused.kind === 'deny' && refused.deny.code, 'PATH_DOT_SEGMENT')
   assert.deepEqual([rejected.verdict, rejected.stage], ['deny', 'canonicalize'])
 })
+
+test('runStages: a deny whose project facts are cached is decided without a promise; one whose lookup fails is a 503 of the decide stage', async () => {
+  const identity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
+  const withFacts = (get: NonNullable<Engine['projectFacts']>['get']): Engine => ({
+    ...engineWith(async () => { throw new Error('not called') }),
+    // The job's identity answered synchronously, as a cached token is.
+    identity: { run: () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] }) },
+    // A project the store does not know: an empty allowlist, which a public project could open.
+    grants: { cached: () => null, get: async () => null } as unknown as GrantCache,
+    projectFacts: { get, stats: () => ({ hits: 0, misses: 0 }) }
+  })
+  const cached = withFacts(() => ({ id: 200, path: 'lib', fullPath: 'acme/lib', visibility: 'private', features: {} }))
+  const x = exchange(cached, 'GET', '/api/v4/projects/200/packages')
+  const outcome = runStages(x, cached)
+  assert.ok(!(outcome instanceof Promise), 'cached facts: no promise')
+  assert.equal(outcome.kind === 'deny' && outcome.deny.status, 403)
+  assert.deepEqual([x.verdict, x.stage], ['deny', 'decide'])
+
+  // The lookup started synchronously is the one awaited: its failure is the stage's 503, never an
+  // unhandled rejection (which would end the process and fail this test).
+  let lookups = 0
+  const down = withFacts(() => { lookups++; return Promise.reject(new GateError('PROJECT_LOOKUP_UNAVAILABLE')) })
+  const y = exchange(down, 'GET', '/api/v4/projects/200/packages')
+  const failed = await runStages(y, down)
+  assert.equal(failed.kind === 'deny' && failed.deny.status, 503)
+  assert.deepEqual([y.verdict, y.reason, y.stage], ['error', 'PROJECT_LOOKUP_UNAVAILABLE', 'decide'])
+  assert.equal(lookups, 1, 'one lookup per request')
+})
