@@ -41,18 +41,27 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics, options: 
     inFlight--
     if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
   }
+  const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void => {
+    // A GateError names its own code; anything else is the gate's fault.
+    const code = err instanceof GateError ? err.code : 'GATE_INTERNAL_ERROR'
+    logger.error({ request_id: requestId, code, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
+    metrics.observeRequest({ decision: 'error', reason: code, resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
+    respond(res, requestId, err instanceof GateError ? denyOf(code, { message: err.publicMessage }) : code, true)
+  }
   return {
     draining: () => draining,
     inFlight: () => inFlight,
+    // Hot path: once per request. One then() with the shared `done`: catch().finally() made two
+    // more promises, finally()'s own closures and two more microtask hops per request.
     track (req, res, requestId, work) {
       inFlight++
-      work.catch((err: unknown) => {
-        // A GateError names its own code; anything else is the gate's fault.
-        const code = err instanceof GateError ? err.code : 'GATE_INTERNAL_ERROR'
-        logger.error({ request_id: requestId, code, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
-        metrics.observeRequest({ decision: 'error', reason: code, resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
-        respond(res, requestId, err instanceof GateError ? denyOf(code, { message: err.publicMessage }) : code, true)
-      }).finally(done)
+      work.then(done, (err: unknown) => {
+        try {
+          fail(req, res, requestId, err)
+        } finally {
+          done()
+        }
+      })
     },
     async drain (drainMs) {
       draining = true
