@@ -107,7 +107,23 @@ function lineWriter (logger: Logger): ((levelValue: number, fields: string) => v
 /** `,"route_id":…,"route_pattern":…` of a route, built once. */
 const routeFields = new WeakMap<object, string>()
 const METHODS = new Map(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map(m => [m, `"${m}"`]))
-const roundJson = (ms: number): string => String(round(ms))
+
+/**
+ * `String(round(ms))` without a float's number-to-string (about 0.1 µs each, three per line): the
+ * whole microseconds as an integer, printed as ms with the shortest fraction, which is the text
+ * JavaScript prints for that multiple of 0.001. Anything else (negative, huge, not finite) goes
+ * the generic way.
+ */
+function roundJson (ms: number): string {
+  const us = Math.round(ms * 1000)
+  if (!(us >= 0 && us <= 0x3fffffff)) return String(round(ms))
+  const whole = (us / 1000) | 0
+  const frac = us - whole * 1000
+  if (frac === 0) return String(whole)
+  if (frac % 100 === 0) return whole + '.' + (frac / 100)
+  if (frac % 10 === 0) return whole + (frac < 100 ? '.0' : '.') + (frac / 10)
+  return whole + (frac < 10 ? '.00' : frac < 100 ? '.0' : '.') + frac
+}
 
 function fieldsJson (x: Exchange, requestId: string, status: number, timing: DecisionTiming, rawPath: boolean): string {
   const route = x.match?.route
