@@ -15,26 +15,17 @@
 
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { Readable } from 'node:stream'
 import { pino } from 'pino'
 import { graphqlReadings, readGraphqlParams } from '../src/admin/graphql.ts'
-import { loadCatalog } from '../src/catalog/load.ts'
-import { createPolicyIndex } from '../src/catalog/policy-index.ts'
-import { newExchange, runStages, type Engine } from '../src/gate/pipeline.ts'
+import { newExchange, runStages } from '../src/gate/pipeline.ts'
 import type { GitlabClient } from '../src/gitlab/client.ts'
-import { createGrantCache } from '../src/grants/cache.ts'
-import { createMemoryStore } from '../src/grants/memory-store.ts'
-import { createInstanceSettings, validateProjectGrants } from '../src/grants/model.ts'
 import { createDocumentCache } from '../src/graphql/documents.ts'
 import { createGraphqlEnforcer, findGraphqlToken, type GraphqlEnforcer } from '../src/graphql/enforce.ts'
 import { parseSchema } from '../src/graphql/explain.ts'
 import { loadGraphqlCatalog } from '../src/graphql/load.ts'
 import { checkPermission, createTargetResolver, permissionLabels } from '../src/graphql/permission-check.ts'
 import { createTokenScopeResolver } from '../src/graphql/token-scopes.ts'
-import type { IdentityOutcome, IdentityStage } from '../src/identity/stage.ts'
-import type { JobIdentity } from '../src/identity/types.ts'
-import { createCanonicalizer } from '../src/routing/canonical.ts'
-import { Router } from '../src/routing/router.ts'
+import { restEngine } from './rest-world.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
 const ROUNDS = 21
@@ -105,29 +96,7 @@ async function decideGraphql (e: GraphqlEnforcer, bytes: Buffer): Promise<void> 
 }
 
 // The REST decision: bench/resolve.ts's project route (stages of an allowed Conan upload).
-const catalog = loadCatalog()
-const settings = createInstanceSettings()
-const policies = createPolicyIndex(catalog.policies)
-const store = await createMemoryStore()
-await store.put(validateProjectGrants({
-  projectId: 700, projectPath: 'acme/registry', inboundEnabled: true,
-  entries: [{ targetType: 'group', targetId: 20, defaultPermissions: false, jobTokenPolicies: ['admin_packages'], addedBy: { id: 1 }, createdAt: '2026-01-01T00:00:00Z' }],
-  packageRules: { conan: { read: true, write: 'job_token_and_maintainer' } }
-}, { settings, policies }))
-const grants = createGrantCache({ store, ttlMs: 3_600_000, staleWindowMs: 0 })
-const identity: JobIdentity = { jobId: 3, jobProjectId: 300, jobProjectPath: 'other/tools', ancestorGroupIds: [20], userId: 8, pipelineId: 1003 }
-const outcome = { kind: 'job', identity, token: 't', source: 'header', basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] } as unknown as IdentityOutcome
-const identityStage: IdentityStage = { run: async () => outcome }
-const engine: Engine = {
-  router: Router.compile(catalog.routes),
-  canonicalize: createCanonicalizer(),
-  policies,
-  settings,
-  grants,
-  identity: identityStage,
-  catalogVersion: catalog.version,
-  options: { mode: 'enforce', shadowResources: [], nonApiJobTokens: 'forward', unresolvedProject: 'resolve' }
-} as unknown as Engine
+const { engine, close } = await restEngine()
 const REST_TARGET = '/api/v4/projects/700/packages/conan/v1/files/pkg/1.0/acme+registry/stable/0/export/conanfile.py'
 async function decideRest (): Promise<void> {
   const x = newExchange('PUT', REST_TARGET, {}, [], null, engine.canonicalize('PUT', REST_TARGET))
@@ -171,5 +140,4 @@ else {
   for (const r of rows) console.log(`  ${r.case.padEnd(width)}  ${String(r.cpu_us).padStart(7)} µs  ×REST ${r.x_rest}`)
   console.log(`  GitLab calls once warm: ${result.gitlab_calls_warm}`)
 }
-grants.close()
-await store.close()
+await close()

@@ -5,34 +5,14 @@
 // Same job, same grants (a group entry with admin_packages), same package rules, GitLab never
 // called once warm. Target: the resolved route costs at most 1.10× the project route.
 
-import { Readable } from 'node:stream'
-import { loadCatalog } from '../src/catalog/load.ts'
-import { createPolicyIndex } from '../src/catalog/policy-index.ts'
-import { newExchange, runStages, type Engine } from '../src/gate/pipeline.ts'
+import { newExchange, runStages } from '../src/gate/pipeline.ts'
 import type { GitlabClient } from '../src/gitlab/client.ts'
-import { createGrantCache } from '../src/grants/cache.ts'
-import { createMemoryStore } from '../src/grants/memory-store.ts'
-import { createInstanceSettings, validateProjectGrants } from '../src/grants/model.ts'
-import type { IdentityOutcome, IdentityStage } from '../src/identity/stage.ts'
-import type { JobIdentity } from '../src/identity/types.ts'
 import { createProjectFinder } from '../src/projects/finder.ts'
-import { createCanonicalizer } from '../src/routing/canonical.ts'
-import { Router } from '../src/routing/router.ts'
+import { restEngine } from './rest-world.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
 const ROUNDS = 21
 const PER_ROUND = 10_000
-
-const catalog = loadCatalog()
-const settings = createInstanceSettings()
-const policies = createPolicyIndex(catalog.policies)
-const store = await createMemoryStore()
-await store.put(validateProjectGrants({
-  projectId: 700, projectPath: 'acme/registry', inboundEnabled: true,
-  entries: [{ targetType: 'group', targetId: 20, defaultPermissions: false, jobTokenPolicies: ['admin_packages'], addedBy: { id: 1 }, createdAt: '2026-01-01T00:00:00Z' }],
-  packageRules: { conan: { read: true, write: 'job_token_and_maintainer' } }
-}, { settings, policies }))
-const grants = createGrantCache({ store, ttlMs: 3_600_000, staleWindowMs: 0 })
 
 // GitLab answers the one lookup; counted, so the warm rounds can be shown to call it never.
 let gitlabCalls = 0
@@ -44,21 +24,7 @@ const gitlab: GitlabClient = {
   async close () {}
 }
 
-const identity: JobIdentity = { jobId: 3, jobProjectId: 300, jobProjectPath: 'other/tools', ancestorGroupIds: [20], userId: 8, pipelineId: 1003 }
-// The identity stage is the same for both paths (a token resolved from its cache): a constant outcome.
-const outcome: IdentityOutcome = { kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] } as IdentityOutcome
-const identityStage: IdentityStage = { run: async () => outcome }
-const engine: Engine = {
-  router: Router.compile(catalog.routes),
-  canonicalize: createCanonicalizer(),
-  policies,
-  settings,
-  grants,
-  identity: identityStage,
-  projects: createProjectFinder({ gitlab, ttlMs: 3_600_000 }),
-  catalogVersion: catalog.version,
-  options: { mode: 'enforce', shadowResources: [], nonApiJobTokens: 'forward', unresolvedProject: 'resolve' }
-}
+const { engine, close } = await restEngine({ projects: createProjectFinder({ gitlab, ttlMs: 3_600_000 }) })
 
 const CASES = {
   project: '/api/v4/projects/700/packages/conan/v1/files/pkg/1.0/acme+registry/stable/0/export/conanfile.py',
@@ -104,5 +70,4 @@ else {
   console.log(`  instance route, project found  ${result.resolved_ns} ns (GitLab calls once warm: ${result.gitlab_calls_warm})`)
   console.log(`  ratio                          ${result.ratio} (target <= ${result.target}) ${ratio <= 1.1 ? 'ok' : 'OVER TARGET'}`)
 }
-grants.close()
-await store.close()
+await close()
