@@ -10,7 +10,7 @@ import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import { catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
+import { adminMetrics, catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type AdminRefusalMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
 export const PREFIX = 'job_token_gate_'
@@ -77,6 +77,8 @@ export interface GateMetrics {
   readonly usage: { recorded (n: number): void, dropped (n: number): void, writeFailed (): void, flushed (): void }
   /** Fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts). */
   readonly graphql: GraphqlDecisionMetrics
+  /** The configuration API's refusals (src/admin/handler.ts). */
+  readonly admin: AdminRefusalMetrics
   /** The exposition text; enables the default process metrics on first use. */
   scrape (): Promise<string>
   readonly contentType: string
@@ -132,6 +134,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
   const usage = usageMetrics(scope)
   loggingMetrics(scope)
   const graphql = graphqlMetrics(scope)
+  const admin = adminMetrics(scope)
 
   let processMetrics = false
   return {
@@ -167,6 +170,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
     },
     usage,
     graphql,
+    admin,
     async scrape () {
       if (!processMetrics) {
         // Lazily: the default collectors start an event-loop monitor and a GC observer that

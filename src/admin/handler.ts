@@ -13,7 +13,7 @@ import { Readable } from 'node:stream'
 import type { DocumentNode } from 'graphql'
 import type { Logger } from 'pino'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
-import { errors, GateError } from '../errors.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
@@ -95,6 +95,8 @@ export interface AdminOptions {
    */
   readonly tokenPermissions?: TokenPermissionCheck
   readonly tokenRegistry?: TokenRegistryEndpoint
+  /** Counts each refusal by code (`job_token_gate_admin_refusals_total`). */
+  readonly refused?: (code: ErrorCode) => void
 }
 
 export type AdminOutcome =
@@ -243,6 +245,7 @@ export function createAdmin (options: AdminOptions): Admin {
     const answer = err instanceof GateError ? err : 'GATE_INTERNAL_ERROR'
     const code = typeof answer === 'string' ? answer : answer.code
     options.logger.info({ request_id: requestId, method, path, admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
+    options.refused?.(code)
     options.respond(res, requestId, answer, closeConnection)
   }
 
@@ -253,6 +256,7 @@ export function createAdmin (options: AdminOptions): Admin {
    */
   function refuseToken (res: ServerResponse, requestId: string, err: TokenPermissionMissing, method: string, path: string, closeConnection: boolean): void {
     options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, permission: err.permission }, 'configuration API refused')
+    options.refused?.(err.code)
     const body = { message: err.message, error: 'insufficient_granular_scope', error_description: err.message, code: err.code, request_id: requestId }
     options.respond(res, requestId, { kind: 'json', status: err.status, body, headers: closeConnection ? { connection: 'close' } : {} })
   }

@@ -119,7 +119,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions,
-    tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) }
+    tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
+    refused: code => { metrics.admin.refused(code) }
   })
 
   const buildEngine = (): Engine => {

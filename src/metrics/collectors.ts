@@ -251,3 +251,18 @@ export function graphqlMetrics (scope: Scope): GraphqlDecisionMetrics {
     decided: (decision, reason, permission) => { decisions.inc({ decision, reason, permission }) }
   }
 }
+
+/** The configuration API's refusals (src/admin/handler.ts), by errors-table code. */
+export interface AdminRefusalMetrics {
+  refused (code: string): void
+}
+
+export function adminMetrics (scope: Scope): AdminRefusalMetrics {
+  const refusals = new Counter({
+    name: scope.name('admin_refusals_total'),
+    help: 'Requests the configuration API refused (its REST endpoints, the token registry, GraphQL requests it answers), by errors-table code',
+    labelNames: ['code'] as const,
+    registers: [scope.registry]
+  })
+  return { refused: (code) => { refusals.inc({ code }) } }
+}

@@ -7,6 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
+import { scrape, total } from '../helpers/metrics.ts'
 
 const PERMISSIONS = ['read_project', 'create_job_token_scope_allowlist', 'delete_job_token_scope_allowlist', 'update_job_token_scope'] as const
 type Permission = typeof PERMISSIONS[number]
@@ -102,6 +103,8 @@ test('each REST endpoint needs its permission at the project: refused without it
   assert.equal(log.msg, 'configuration API refused')
   assert.ok(!g.logs.some(l => JSON.stringify(l).includes('glpat-')), 'no token in the logs')
   assert.equal(g.upstream.length, 0, 'nothing forwarded to GitLab')
+  const { samples } = await scrape(g.healthUrl)
+  assert.equal(total(samples, 'job_token_gate_admin_refusals_total', { code: 'ADMIN_TOKEN_PERMISSION_MISSING' }), ENDPOINTS.length, 'each refusal counted by its code')
 })
 
 test('the Maintainer check is not asked, and the body not read, for a token refused its permission', async (t) => {
