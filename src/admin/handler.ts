@@ -21,7 +21,7 @@ import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { readUpTo } from '../read-body.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
-import { createGitlabClient, findCaller } from './auth.ts'
+import { createGitlabClient, findCaller, userToken } from './auth.ts'
 import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
 import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
@@ -139,11 +139,6 @@ function mayCarryToken (headers: IncomingHttpHeaders, query: string, prefix: Buf
   const form = contentType === '' || /^application\/x-www-form-urlencoded\s*(?:[;,]|$)/i.test(contentType)
   return headers['private-token'] !== undefined || headers.authorization !== undefined || headers['job-token'] !== undefined ||
     namesTokenParams(query, true) || bytesNameTokenParams(prefix, form)
-}
-
-/** The token a user caller's header carries (auth.ts findCaller: PRIVATE-TOKEN or Authorization: Bearer). */
-function tokenOf (header: Readonly<Record<string, string>>): string {
-  return header['private-token'] ?? (header.authorization ?? '').replace(/^Bearer /, '')
 }
 
 async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -340,7 +335,7 @@ export function createAdmin (options: AdminOptions): Admin {
         try {
           if (caller.kind === 'user' && options.graphql !== undefined) {
             // A fine-grained token needs the catalog permission of each operation at its project.
-            const verdict = await options.graphql.decideGateOperation(tokenOf(caller.header), classified.document, classified.variables ?? {}, classified.operationName, requestId)
+            const verdict = await options.graphql.decideGateOperation(userToken(caller), classified.document, classified.variables ?? {}, classified.operationName, requestId)
             if (verdict.kind === 'deny') {
               send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
               return ANSWERED
