@@ -27,30 +27,10 @@ import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { decodeBasic } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
+import type { DocumentCache } from './documents.ts'
 import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
-
-// ---------------------------------------------------------------------------------------------
-// What the enforcement needs from its neighbours (src/graphql/token-scopes.ts,
-// permission-check.ts, documents.ts), by shape.
-
-/** A token's permissions as GitLab reports them: fine-grained (with its scopes), or anything else. */
-export interface FineGrained { readonly kind: 'fine_grained' }
-export interface ScopeResolver<F extends FineGrained> {
-  /** Throws a GateError when GitLab cannot tell (503, 502) or will not describe the token (403). */
-  scopesOf (token: string): Promise<F | { readonly kind: 'other' }>
-}
-
-export type PermissionVerdict =
-  | { readonly ok: true }
-  | { readonly ok: false, readonly permission: string, readonly boundary: Boundary, readonly message: string }
-
-export type DocumentResult =
-  | { readonly ok: true, readonly document: DocumentNode, readonly hash: string }
-  | { readonly ok: false, readonly code: ErrorCode, readonly message: string }
-
-export interface DocumentParser {
-  parse (text: string): DocumentResult
-}
+import type { PermissionVerdict } from './permission-check.ts'
+import type { FineGrainedScopes, TokenScopeResolver, TokenScopes } from './token-scopes.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Finding the token
@@ -146,11 +126,12 @@ export type EnforceResult =
 
 export type DecisionLabel = 'allow' | 'deny' | 'would_deny' | 'error'
 
-export interface EnforcerOptions<F extends FineGrained> {
-  readonly scopes: ScopeResolver<F>
+export interface EnforcerOptions {
+  /** Throws a GateError when GitLab cannot tell (503, 502) or will not describe the token (403). */
+  readonly scopes: TokenScopeResolver
   /** A touch's permissions (any one boundary suffices) at its target; throws GateError when a lookup fails. */
-  readonly checkPermission: (scopes: F, needs: Touch['permissions'], target: BoundaryTarget | null) => Promise<PermissionVerdict>
-  readonly documents: DocumentParser
+  readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null) => Promise<PermissionVerdict>
+  readonly documents: Pick<DocumentCache, 'parse'>
   readonly catalog: GraphqlCatalog
   /** GitLab's schema (GATE_GRAPHQL_SCHEMA): types and nested fields are checked too. */
   readonly schema?: GraphQLSchema
@@ -235,7 +216,7 @@ function declaredVariables (document: DocumentNode, operationName: string | null
   return out
 }
 
-export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerOptions<F>): GraphqlEnforcer {
+export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforcer {
   const index = new GraphqlCatalogIndex(options.catalog)
   const permissionNames: ReadonlySet<string> = new Set(options.catalog.entries.map(e => e.permission))
   const schema = options.schema
@@ -309,7 +290,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
-  const checkOperation = async (scopes: F, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null): Promise<Refusal | null> => {
+  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
@@ -346,7 +327,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   /** One reading's answer when refused, else null. */
-  const checkReading = async (scopes: F, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
+  const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
     const refusals: Array<Refusal | null> = []
     for (const operation of reading.operations) refusals.push(await checkOperation(scopes, operation, null))
     const firstRefusal = refusals.find(r => r !== null)
@@ -384,8 +365,8 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
   }
 
   /** Runs `fn` for a fine-grained token; a lookup failure is counted and rethrown. */
-  const withScopes = async (token: string, requestId: string, fn: (scopes: F) => Promise<EnforceResult>): Promise<EnforceResult> => {
-    let scopes: F | { readonly kind: 'other' }
+  const withScopes = async (token: string, requestId: string, fn: (scopes: FineGrainedScopes) => Promise<EnforceResult>): Promise<EnforceResult> => {
+    let scopes: TokenScopes
     try {
       scopes = await options.scopes.scopesOf(token)
     } catch (err) {
@@ -400,7 +381,7 @@ export function createGraphqlEnforcer<F extends FineGrained> (options: EnforcerO
     }
     if (scopes.kind !== 'fine_grained') return PASS
     try {
-      return await fn(scopes as F)
+      return await fn(scopes)
     } catch (err) {
       count('error', (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR', null)
       throw err

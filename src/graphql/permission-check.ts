@@ -12,7 +12,7 @@
 
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { BoundaryTarget } from './explain.ts'
-import type { GranularScope, TokenScopes } from './token-scopes.ts'
+import type { FineGrainedScopes, GranularScope } from './token-scopes.ts'
 import { GateError, errors, type ErrorCode } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, type Clock } from '../identity/cache.ts'
@@ -33,8 +33,6 @@ export type TargetResolver = (target: BoundaryTarget) => Promise<TargetFacts | n
 export type PermissionVerdict =
   | { readonly ok: true }
   | { readonly ok: false, readonly permission: string, readonly boundary: Boundary, readonly message: string }
-
-type FineGrained = Extract<TokenScopes, { kind: 'fine_grained' }>
 
 /** Which scope accesses grant a boundary at all. */
 const ACCESSES_OF: Readonly<Record<Boundary, ReadonlyArray<GranularScope['access']>>> = {
@@ -69,7 +67,7 @@ const BOUNDARY_ORDER: readonly Boundary[] = ['Project', 'Group', 'User', 'Instan
  * depends on where the target lies.
  */
 export async function checkPermission (
-  scopes: FineGrained,
+  scopes: FineGrainedScopes,
   needs: ReadonlyArray<{ permission: string, boundary: Boundary }>,
   target: BoundaryTarget | null,
   resolve: TargetResolver,

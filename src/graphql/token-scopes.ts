@@ -41,6 +41,9 @@ export type TokenScopes =
   /** Legacy PAT, OAuth, unknown or invalid token: GitLab decides, the gate passes it. */
   | { readonly kind: 'other' }
 
+/** A fine-grained token's scopes. */
+export type FineGrainedScopes = Extract<TokenScopes, { kind: 'fine_grained' }>
+
 export interface TokenScopeResolver {
   scopesOf (token: string): Promise<TokenScopes>
 }
@@ -160,7 +163,7 @@ function isGranular (record: Readonly<Record<string, unknown>>): boolean {
 }
 
 /** Reads a token record's `granular_scopes`; throws GRAPHQL_TOKEN_LOOKUP_INVALID on anything else. */
-export function parseFineGrained (record: Readonly<Record<string, unknown>>, mapPermission: (gitlabName: string) => readonly string[] = name => [name]): Extract<TokenScopes, { kind: 'fine_grained' }> {
+export function parseFineGrained (record: Readonly<Record<string, unknown>>, mapPermission: (gitlabName: string) => readonly string[] = name => [name]): FineGrainedScopes {
   const invalid = (why: string): GateError => lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', `fine-grained token record: ${why}`)
   const raw = record.granular_scopes
   if (!Array.isArray(raw)) throw invalid('granular_scopes is not a list')
