@@ -379,14 +379,14 @@ const decideStage: Stage = (x, engine) => {
   const projectId = x.accessedProjectId!
   // Self access needs no allowlist, but the package rules stage still needs the project's rules.
   if (projectId !== x.identity!.jobProjectId || x.match!.route.packageFormat !== undefined) {
-    const cached = engine.grants.cached(projectId)
-    if (cached === undefined) {
-      return engine.grants.get(projectId).then(grants => {
-        x.grants = grants
+    const grants = engine.grants.get(projectId)
+    if (grants instanceof Promise) {
+      return grants.then(read => {
+        x.grants = read
         return decideOn(x, engine)
       })
     }
-    x.grants = cached
+    x.grants = grants
   }
   return decideOn(x, engine)
 }

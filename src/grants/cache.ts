@@ -53,13 +53,11 @@ export interface GrantCacheStats {
 }
 
 export interface GrantCache {
-  /** The accessed project's grants, null when the store knows nothing of it. */
-  get (projectId: number): Promise<StoredGrants | null>
   /**
-   * Hot path: get()'s answer when it is fresh in the cache, without a promise (counted as a hit);
-   * undefined when get() must ask the store.
+   * The accessed project's grants, null when the store knows nothing of it. Hot path: a fresh
+   * entry is answered without a promise; only a read of the store returns one.
    */
-  cached (projectId: number): StoredGrants | null | undefined
+  get (projectId: number): StoredGrants | null | Promise<StoredGrants | null>
   /** Full path → id (case-insensitive), null when unknown. */
   resolvePath (path: string): Promise<number | null>
   /**
@@ -120,42 +118,39 @@ function createLayer<K extends number | string, V> (options: {
     return flight
   }
 
-  /** Hot path: one LRU lookup and a clock read; undefined when the entry is not fresh. */
-  function fresh (key: K): V | undefined {
-    const entry = entries.get(key)
-    if (entry === undefined || now() - entry.fetchedAt >= entry.ttl) return undefined
-    counters.hits++
-    if (options.isNegative(entry.value)) counters.negativeHits++
-    return entry.value
+  async function read (key: K): Promise<V> {
+    counters.misses++
+    let flight = inflight.get(key)
+    if (flight !== undefined) counters.singleFlightWaits++
+    else flight = fetch(key)
+    try {
+      return await flight
+    } catch (err) {
+      counters.storeErrors++
+      // Read the entry again: an invalidation that arrived meanwhile removed it, and a
+      // revoked entry must not come back as "stale but acceptable".
+      const stale = entries.peek(key)
+      if (stale !== undefined && now() - stale.fetchedAt <= stale.ttl + options.staleWindow) {
+        counters.staleServed++
+        return stale.value
+      }
+      if (stale !== undefined) entries.delete(key)
+      counters.failClosed++
+      throw err instanceof GrantsStoreUnavailableError
+        ? err
+        : new GrantsStoreUnavailableError(`reading ${options.describe(key)}: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   return {
     entries,
-    fresh,
-    async get (key: K): Promise<V> {
-      const hit = fresh(key)
-      if (hit !== undefined) return hit
-      counters.misses++
-      let flight = inflight.get(key)
-      if (flight !== undefined) counters.singleFlightWaits++
-      else flight = fetch(key)
-      try {
-        return await flight
-      } catch (err) {
-        counters.storeErrors++
-        // Read the entry again: an invalidation that arrived meanwhile removed it, and a
-        // revoked entry must not come back as "stale but acceptable".
-        const stale = entries.peek(key)
-        if (stale !== undefined && now() - stale.fetchedAt <= stale.ttl + options.staleWindow) {
-          counters.staleServed++
-          return stale.value
-        }
-        if (stale !== undefined) entries.delete(key)
-        counters.failClosed++
-        throw err instanceof GrantsStoreUnavailableError
-          ? err
-          : new GrantsStoreUnavailableError(`reading ${options.describe(key)}: ${(err as Error).message}`, { cause: err })
-      }
+    /** Hot path: one LRU lookup and a clock read, and no promise, when the entry is fresh. */
+    get (key: K): V | Promise<V> {
+      const entry = entries.get(key)
+      if (entry === undefined || now() - entry.fetchedAt >= entry.ttl) return read(key)
+      counters.hits++
+      if (options.isNegative(entry.value)) counters.negativeHits++
+      return entry.value
     },
     drop (key: K): void {
       entries.delete(key)
@@ -242,7 +237,6 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
 
   return {
     get: projectId => projects.get(projectId),
-    cached: projectId => projects.fresh(projectId),
     async resolvePath (path) {
       if (!isFullPath(path)) return null
       return await paths.get(pathKey(path))

@@ -119,22 +119,23 @@ test('cache: unknown projects are cached as negative entries with their own TTL'
   assert.equal(store.calls.get, 2)
 })
 
-test('cache: cached() answers a fresh entry without a promise, and undefined where get() must ask the store', async () => {
+test('cache: get() answers a fresh entry without a promise, and a promise where it must ask the store', async () => {
   const { store, clock, cache } = setup({ negativeTtlMs: 2_000 })
   store.data.set(1, stored(1))
-  assert.equal(cache.cached(1), undefined, 'never read')
-  assert.equal(store.calls.get, 0, 'cached() never asks the store')
-  await cache.get(1)
-  assert.equal(cache.cached(1)?.version, 1)
+  const first = cache.get(1)
+  assert.ok(first instanceof Promise, 'never read')
+  assert.equal((await first)?.version, 1)
+  assert.equal((cache.get(1) as StoredGrants | null)?.version, 1, 'fresh: the value itself')
   assert.equal(await cache.get(9), null)
-  assert.equal(cache.cached(9), null, 'an unknown project is a fresh negative entry')
+  assert.equal(cache.get(9), null, 'an unknown project is a fresh negative entry')
   clock.t += 2_000
-  assert.equal(cache.cached(9), undefined, 'past the negative TTL')
+  assert.ok(cache.get(9) instanceof Promise, 'past the negative TTL')
   clock.t += 8_000
-  assert.equal(cache.cached(1), undefined, 'past the TTL')
+  assert.ok(cache.get(1) instanceof Promise, 'past the TTL')
   await cache.get(1)
   cache.invalidate(1)
-  assert.equal(cache.cached(1), undefined, 'dropped by an invalidation')
+  assert.ok(cache.get(1) instanceof Promise, 'dropped by an invalidation')
+  assert.equal(store.calls.get, 5)
   assert.equal(cache.stats().hits, 2)
 })
 
@@ -221,8 +222,8 @@ test('cache: store down — stale entries for staleWindowMs past their TTL, then
   assert.equal((await cache.get(1))?.version, 1, 'still inside ttl + staleWindow')
   assert.equal(cache.stats().staleServed, 2)
   clock.t += 1
-  await assert.rejects(cache.get(1), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
-  await assert.rejects(cache.get(2), GrantsStoreUnavailableError, 'a project never cached fails closed at once')
+  await assert.rejects(async () => await cache.get(1), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
+  await assert.rejects(async () => await cache.get(2), GrantsStoreUnavailableError, 'a project never cached fails closed at once')
   assert.equal(cache.stats().failClosed, 2)
   store.failure = null
   store.data.set(1, stored(1, 3))
@@ -236,7 +237,7 @@ test('cache: an invalidated entry is never served as stale', async () => {
   store.emit(invalidation(1, 2))
   store.failure = new Error('ECONNREFUSED')
   clock.t += 1
-  await assert.rejects(cache.get(1), GrantsStoreUnavailableError)
+  await assert.rejects(async () => await cache.get(1), GrantsStoreUnavailableError)
   assert.equal(cache.stats().staleServed, 0)
 })
 
@@ -253,7 +254,7 @@ test('cache: a store that does not answer counts as down after loadTimeoutMs', a
   const { store, cache } = setup({ loadTimeoutMs: 30 })
   store.hold = true
   const started = Date.now()
-  await assert.rejects(cache.get(1), /no answer within 30 ms/)
+  await assert.rejects(async () => await cache.get(1), /no answer within 30 ms/)
   // The real timer is the behaviour under test; this bound (30x) only detects a hang.
   assert.ok(Date.now() - started < 1000)
   store.release()
