@@ -364,8 +364,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }
   }
 
-  /** Runs `fn` for a fine-grained token; a lookup failure is counted and rethrown. */
-  const withScopes = async (token: string, requestId: string, fn: (scopes: FineGrainedScopes) => Promise<EnforceResult>): Promise<EnforceResult> => {
+  /** The token's scopes when fine-grained, else null; a lookup failure is counted and rethrown. */
+  const fineGrained = async (token: string, requestId: string): Promise<FineGrainedScopes | null> => {
     let scopes: TokenScopes
     try {
       scopes = await options.scopes.scopesOf(token)
@@ -379,7 +379,13 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       } else count('error', code, null)
       throw err
     }
-    if (scopes.kind !== 'fine_grained') return PASS
+    return scopes.kind === 'fine_grained' ? scopes : null
+  }
+
+  /** Runs `fn` for a fine-grained token; a failure is counted and rethrown. */
+  const withScopes = async (token: string, requestId: string, fn: (scopes: FineGrainedScopes) => Promise<EnforceResult>): Promise<EnforceResult> => {
+    const scopes = await fineGrained(token, requestId)
+    if (scopes === null) return PASS
     try {
       return await fn(scopes)
     } catch (err) {
@@ -413,11 +419,10 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       // A large body is decided from its first parts only when they hold what GitLab runs.
       const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
       if (!undecidable) return await decide(found.token, readings, requestId)
-      return await withScopes(found.token, requestId, async () => {
-        count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
-        options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
-        throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
-      })
+      if (await fineGrained(found.token, requestId) === null) return PASS
+      count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
+      options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
+      throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
     },
     async decideGateOperation (token, document, variables, operationName, requestId) {
       return await withScopes(token, requestId, async scopes => {

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
+import { scrape, total } from '../helpers/metrics.ts'
 
 const MiB = 1 << 20
 const TOKENS: Record<string, FakeToken> = {
@@ -85,4 +86,8 @@ test('a JSON body over 1 MiB: refused for a fine-grained token (413), streamed f
   assert.equal(inBody.body.code, 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
   assert.equal(g.upstream.length, 1)
   assert.ok(g.upstream[0]!.bytes > MiB)
+  // Each refusal counted once, as a deny: it is no failure to ask GitLab.
+  const { samples } = await scrape(g.healthUrl)
+  assert.equal(total(samples, 'job_token_gate_graphql_decisions_total', { decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }), 1)
+  assert.equal(total(samples, 'job_token_gate_graphql_decisions_total', { decision: 'error' }), 0)
 })
