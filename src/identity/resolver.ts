@@ -358,11 +358,6 @@ function base36Id (value: unknown): number | null {
   return Number.isSafeInteger(n) && n > 0 ? n : null
 }
 
-/**
- * The job project's path when it was not read (routable claims): the decision's `project #<id>`
- * wording. It holds a space and `#`, so it never equals a path named in a URL.
- */
-
 function toId (value: unknown): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null
   if (typeof value === 'string' && /^[1-9]\d{0,15}$/.test(value)) return Number(value)
