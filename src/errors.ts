@@ -9,7 +9,8 @@ export interface ErrorDef {
 
 export const errors = {
   // Job token scope decision and grants (src/policy/decide.ts, src/grants/). The 403 messages
-  // are built per request by decide() with GitLab's wording; these are the fallbacks.
+  // naming projects are built per request by decide() with GitLab's wording; these are the
+  // fallbacks. NO_POLICIES_FOR_ENDPOINT and JOB_TOKEN_SCOPE_PROJECT_ONLY are GitLab's own.
   NOT_ALLOWLISTED: { status: 403, message: '403 Forbidden - Authentication by CI/CD job token not allowed to this project.' },
   UNKNOWN_PROJECT: { status: 403, message: '403 Forbidden - Authentication by CI/CD job token not allowed to this project.' },
   NO_POLICIES_FOR_ENDPOINT: { status: 403, message: '403 Forbidden - This action is unauthorized for CI/CD job tokens.' },

@@ -9,7 +9,7 @@
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import type { AllowReason } from '../errors.ts'
+import { errors, type AllowReason } from '../errors.ts'
 import type { FeatureAccessLevel, ProjectFacts } from '../projects/facts.ts'
 
 /**
@@ -81,8 +81,8 @@ const ALLOW = {
 const NO_FEATURES: readonly string[] = Object.freeze([])
 
 /** The route's `allow_public_access_for_enabled_project_features` (catalog `publicAccessFeatures`). */
-export function publicAccessFeaturesOf (route: CatalogRoute): readonly string[] {
-  return (route as CatalogRoute & { readonly publicAccessFeatures?: readonly string[] }).publicAccessFeatures ?? NO_FEATURES
+function publicAccessFeaturesOf (route: CatalogRoute): readonly string[] {
+  return route.publicAccessFeatures ?? NO_FEATURES
 }
 
 /**
@@ -104,8 +104,8 @@ export function decide (
 ): Decision {
   // 0. job_token_scope: :project (the container registry repositories API): the job's own project
   // only, allowlisted or not; find_project! checks it first (lib/api/helpers.rb, authorized_project_scope?).
-  if ((route as CatalogRoute & { readonly jobTokenScope?: 'project' }).jobTokenScope === 'project' && identity.jobProjectId !== accessedProjectId) {
-    return { allow: false, reason: 'JOB_TOKEN_SCOPE_PROJECT_ONLY', missingPolicies: [], message: PROJECT_SCOPE_MESSAGE }
+  if (route.jobTokenScope === 'project' && identity.jobProjectId !== accessedProjectId) {
+    return { allow: false, reason: 'JOB_TOKEN_SCOPE_PROJECT_ONLY', missingPolicies: [], message: errors.JOB_TOKEN_SCOPE_PROJECT_ONLY.message }
   }
 
   // 1. Self access never consults the allowlist.
@@ -126,7 +126,7 @@ export function decide (
   // Older GitLab: with fine-grained policies off a fine-grained entry acts as default permissions.
   // Unknown (the root namespace not read): the policies are checked, and only a deny, which the
   // namespace could turn, asks for it: the allowed hot path reads nothing more.
-  const enforced = grants!.jobTokenPoliciesEnabled ?? (namespace === NAMESPACE_UNREAD ? undefined : namespace ?? settings.fineGrainedPolicies !== 'off')
+  const enforced = namespace === NAMESPACE_UNREAD ? grants!.jobTokenPoliciesEnabled : policiesEnforced(grants, settings, namespace)
   if (enforced === false) return ALLOW.FINE_GRAINED_POLICIES_OFF
   const checked = fineGrainedCheck(route, entry, accessedProjectId, grants, policies, facts)
   if (checked.allow || enforced === true) return checked
@@ -276,16 +276,15 @@ function notAllowed (reason: 'NOT_ALLOWLISTED' | 'UNKNOWN_PROJECT', identity: De
 /** The policy check failed: GitLab names every policy the route requires, not only the missing ones. */
 function policyDeny (route: CatalogRoute, missing: string[] | null, accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined, needsFacts: boolean): Decision {
   const deny = route.policies.length === 0
-    ? { allow: false as const, reason: 'NO_POLICIES_FOR_ENDPOINT' as const, missingPolicies: [], message: NO_POLICIES_MESSAGE }
+    ? { allow: false as const, reason: 'NO_POLICIES_FOR_ENDPOINT' as const, missingPolicies: [], message: errors.NO_POLICIES_FOR_ENDPOINT.message }
     : { allow: false as const, reason: 'MISSING_POLICIES' as const, missingPolicies: missing ?? [...route.policies], message: missingPoliciesMessage(route.policies, accessedProjectName(accessedProjectId, grants, facts)) }
   return needsFacts ? { ...deny, needsFacts } : deny
 }
 
 // GitLab's wording (lib/api/helpers.rb: handle_job_token_failure!,
 // job_token_policies_unauthorized_message; forbidden! adds "403 Forbidden - "). Projects are named
-// by their short `path`; docs/gitlab-rules.md, "The 403 messages".
-export const NO_POLICIES_MESSAGE = '403 Forbidden - This action is unauthorized for CI/CD job tokens.'
-export const PROJECT_SCOPE_MESSAGE = "403 Forbidden - This project's CI/CD job token cannot be used to authenticate with the container registry of a different project."
+// by their short `path`; docs/gitlab-rules.md, "The 403 messages". Messages that name no project
+// are the errors table's (NO_POLICIES_FOR_ENDPOINT, JOB_TOKEN_SCOPE_PROJECT_ONLY).
 
 /** `jobProject` and `accessedProject`: short paths (see shortPath), as GitLab names them. */
 export function notAllowlistedMessage (jobProject: string, accessedProject: string): string {
