@@ -168,20 +168,19 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const ns = p.namespace as Record<string, unknown> | null | undefined
     if (typeof path !== 'string' || ns === null || typeof ns !== 'object') throw lookupFailed(`project ${id} has no path or namespace`)
     if (ns.kind !== 'group') return { path, ancestors: [] } // a user namespace: no groups above
-    const ancestors = [requiredId(ns.id, `project ${id} namespace.id`)]
-    let parent = 'parent_id' in ns ? optionalId(ns.parent_id, `project ${id} namespace.parent_id`) : await groupParent(ancestors[0]!)
-    while (parent !== null) {
-      if (ancestors.includes(parent) || ancestors.length >= MAX_GROUP_DEPTH) throw lookupFailed(`group parents of project ${id} loop or nest too deep`)
-      ancestors.push(parent)
-      parent = await groupParent(parent)
-    }
-    return { path, ancestors }
+    const nearest = requiredId(ns.id, `project ${id} namespace.id`)
+    // The namespace's parent_id, where GitLab sends it, saves reading the nearest group.
+    const parent = 'parent_id' in ns ? optionalId(ns.parent_id, `project ${id} namespace.parent_id`) : undefined
+    return { path, ancestors: await groupChain(nearest, id, parent) }
   })
 
-  /** The job project's ancestor groups from its nearest group (a JWT's `g` claim), nearest first. */
-  const groupChain = async (nearest: number, projectId: number): Promise<number[]> => {
+  /**
+   * The job project's ancestor groups from its nearest group (its namespace, or a JWT's `g`
+   * claim), nearest first; `firstParent`: the nearest group's parent when already known.
+   */
+  const groupChain = async (nearest: number, projectId: number, firstParent?: number | null): Promise<number[]> => {
     const ancestors = [nearest]
-    let parent = await groupParent(nearest)
+    let parent = firstParent === undefined ? await groupParent(nearest) : firstParent
     while (parent !== null) {
       if (ancestors.includes(parent) || ancestors.length >= MAX_GROUP_DEPTH) throw lookupFailed(`group parents of project ${projectId} loop or nest too deep`)
       ancestors.push(parent)
