@@ -8,9 +8,9 @@
 // src/gate/pipeline.ts): an allowed request the store already decides never waits for it.
 
 import { LRUCache } from 'lru-cache'
-import { GateError } from '../errors.ts'
-import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
+import type { GitlabClient } from '../gitlab/client.ts'
 import type { Clock } from '../identity/cache.ts'
+import { lookupError, mapUnavailable, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
 export type Visibility = 'private' | 'internal' | 'public'
@@ -82,15 +82,13 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     try {
       answer = await gitlab.get(path, { endpoint: 'project_facts', as })
     } catch (err) {
-      if (err instanceof GitlabUnavailable) throw factsError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`)
-      throw err
+      throw mapUnavailable(err, path)
     }
     const { status, body } = answer
-    if (status === 429 || status >= 500) throw factsError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
-    if (status === 401 || status === 403) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}: the gate's token cannot read it`)
+    unavailableOn(status, path)
     // Not shown (or a moved path's redirect, which the gate does not follow): nothing public here.
     if (status === 404 || status === 301 || status === 302) return hidden(typeof project === 'number' ? project : 0)
-    if (status !== 200 || body === undefined) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
+    if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
     return read(body, path)
   }
 
@@ -117,10 +115,10 @@ function hidden (id: number): ProjectFacts {
 
 function read (body: Readonly<Record<string, unknown>>, path: string): ProjectFacts {
   const id = body.id
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no project id`)
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no project id`)
   const visibility = body.visibility
   // A project without a visibility GitLab's way cannot be shown public: fail closed, loudly.
-  if (typeof visibility !== 'string' || !VISIBILITIES.has(visibility)) throw factsError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no visibility`)
+  if (typeof visibility !== 'string' || !VISIBILITIES.has(visibility)) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no visibility`)
   const features: Record<string, FeatureAccessLevel> = {}
   for (const [key, value] of Object.entries(body)) {
     if (key.endsWith(SUFFIX) && typeof value === 'string' && LEVELS.has(value)) features[key.slice(0, -SUFFIX.length)] = value as FeatureAccessLevel
@@ -132,9 +130,4 @@ function read (body: Readonly<Record<string, unknown>>, path: string): ProjectFa
     visibility: visibility as Visibility,
     features: Object.freeze(features)
   })
-}
-
-/** The public message is the table's; what went wrong, for logs, is the cause. */
-function factsError (code: 'PROJECT_LOOKUP_FAILED' | 'PROJECT_LOOKUP_UNAVAILABLE', detail: string): GateError {
-  return new GateError(code, undefined, { cause: new Error(detail) })
 }

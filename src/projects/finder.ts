@@ -238,17 +238,18 @@ function installable (status: unknown): boolean {
 }
 
 /** The public message is the table's; what went wrong, for logs, is the cause. */
-function lookupError (code: 'PROJECT_LOOKUP_FAILED' | 'PROJECT_LOOKUP_UNAVAILABLE', detail: string): GateError {
+export function lookupError (code: 'PROJECT_LOOKUP_FAILED' | 'PROJECT_LOOKUP_UNAVAILABLE', detail: string): GateError {
   return new GateError(code, undefined, { cause: new Error(detail) })
 }
 
-function unavailableOn (status: number, path: string): void {
+/** GitLab's answers that leave nothing to decide by (src/projects/facts.ts reads them the same way). */
+export function unavailableOn (status: number, path: string): void {
   if (status === 429 || status >= 500) throw lookupError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
   // The service token itself refused: the gate's configuration is wrong; nothing can be decided.
   if (status === 401 || status === 403) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}: GATE_SERVICE_TOKEN cannot read it`)
 }
 
-function mapUnavailable (err: unknown, path: string): unknown {
+export function mapUnavailable (err: unknown, path: string): unknown {
   if (err instanceof GitlabUnavailable) return lookupError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`)
   return err
 }
