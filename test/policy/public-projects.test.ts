@@ -7,16 +7,13 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import type { CatalogRoute, PolicyList } from '../../src/catalog/types.ts'
-import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
+import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { decide, type Decision, type ReasonCode } from '../../src/policy/decide.ts'
 import { createInstanceSettings, type AllowlistEntry, type ProjectGrants } from '../../src/grants/model.ts'
 import type { FeatureAccessLevel, ProjectFacts, Visibility } from '../../src/projects/facts.ts'
 import { errors } from '../../src/errors.ts'
-import { JOB } from './world.ts'
+import { ACCESSED, JOB, policies } from './world.ts'
 
-const policies = createPolicyIndex(JSON.parse(readFileSync(new URL('../../catalog/policies.json', import.meta.url), 'utf8')) as PolicyList)
 const ON = createInstanceSettings()
 
 function route (id: string, method: CatalogRoute['method'], resource: string, routePolicies: string[], publicAccessFeatures?: string[]): CatalogRoute {
@@ -38,7 +35,6 @@ const ARTIFACTS = route('artifacts', 'GET', 'jobs', ['read_jobs'], ['repository'
 // PUT /projects/:id/packages/generic/...: admin_packages, no features
 const PACKAGE_WRITE = route('package_write', 'PUT', 'packages', ['admin_packages'])
 
-const ACCESSED = 500
 type Allowlisted = 'none' | 'fine-grained' | 'default'
 const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
 const LEVELS: FeatureAccessLevel[] = ['enabled', 'private', 'disabled']
