@@ -166,12 +166,12 @@ export interface GraphqlEnforcer {
 /**
  * The gate's own fields (src/admin/graphql.ts) are not on GitLab's page; the closest catalog
  * permission, at the project named by the operation: changing the per package format rules and
- * `jobTokenPoliciesEnabled` is a change of the project's job token scope settings; reading them
- * is reading the project (`Query.project` already needs `read_project`).
+ * `jobTokenPoliciesEnabled` is a change of the project's job token scope settings. Reading them
+ * (`Project.jobTokenPermissions`) is reading the project: the gate's schema reaches a Project only
+ * through `Query.project`, whose catalog entry already needs `read_project` at that project.
  */
 const GATE_FIELD_PERMISSIONS: Readonly<Record<string, { readonly permission: string, readonly boundary: Boundary }>> = {
-  'mutation updateJobTokenPermissions': { permission: 'update_job_token_scope', boundary: 'Project' },
-  'field Project.jobTokenPermissions': { permission: 'read_project', boundary: 'Project' }
+  'mutation updateJobTokenPermissions': { permission: 'update_job_token_scope', boundary: 'Project' }
 }
 
 const NO_SCHEMA_NOTE = ' The gate reads GraphQL without GitLab\'s schema here (GATE_GRAPHQL_SCHEMA is not set): only mutations and root fields are matched.'
@@ -272,19 +272,13 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   /** The touches of an analysed operation, the gate's own fields mapped to catalog permissions. */
-  const touchesOf = (op: OperationExplanation, gate: boolean): Touch[] => {
+  const touchesOf = (op: OperationExplanation, gate: boolean): readonly Touch[] => {
+    if (!gate) return op.touches
     const touches = [...op.touches]
-    if (gate) {
-      for (const { label, target } of op.unlisted) {
-        const mapped = GATE_FIELD_PERMISSIONS[label]
-        if (mapped === undefined) continue
-        touches.push({ kind: 'mutation', name: label.slice(label.indexOf(' ') + 1), path: label, permissions: [mapped], target })
-      }
-      // Project.jobTokenPermissions is nested: read with Query.project, at the same project.
-      if (op.touches.some(t => t.name === 'Query.project')) {
-        const mapped = GATE_FIELD_PERMISSIONS['field Project.jobTokenPermissions']!
-        for (const t of op.touches.filter(t => t.name === 'Query.project')) touches.push({ ...t, name: 'Project.jobTokenPermissions', permissions: [mapped] })
-      }
+    for (const { label, target } of op.unlisted) {
+      const mapped = GATE_FIELD_PERMISSIONS[label]
+      if (mapped === undefined) continue
+      touches.push({ kind: 'mutation', name: label.slice(label.indexOf(' ') + 1), path: label, permissions: [mapped], target })
     }
     return touches
   }
