@@ -136,26 +136,30 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       setExit(await runSaveSchema({ url: opts.url, output: opts.output, env, timeoutMs: Number(opts.timeoutMs), out: io.out, err: io.err }))
     })
 
+  /** A catalog file built from the files named: printed, or written to --output. */
+  const buildFile = async (files: readonly string[], output: string | undefined, build: (sources: Array<{ source: string, text: string }>) => string): Promise<void> => {
+    const { readFileSync, writeFileSync } = await import('node:fs')
+    const text = build(files.map(source => ({ source, text: readFileSync(source, 'utf8') })))
+    if (output === undefined) io.out(text)
+    else writeFileSync(output, text)
+  }
+
   const catalog = program.command('catalog').description('build and check the endpoint catalog')
   catalog.command('import')
     .description('build routes.json from GitLab docs pages ("Fine-grained permissions for CI/CD job tokens") and route lists read from GitLab\'s source; all are merged')
     .argument('<sources...>', 'docs pages (.md) and source route lists (.json, as catalog/sources/gitlab-source-routes.json)')
     .option('-o, --output <file>', 'write here instead of standard output')
-    .action(async (pages: string[], opts: { output?: string }) => {
-      const [{ readFileSync, writeFileSync }, { importPages }] = await Promise.all([import('node:fs'), import('../catalog/import.ts')])
-      const text = importPages(pages.map(source => ({ source, text: readFileSync(source, 'utf8') })))
-      if (opts.output === undefined) io.out(text)
-      else writeFileSync(opts.output, text)
+    .action(async (sources: string[], opts: { output?: string }) => {
+      const { importPages } = await import('../catalog/import.ts')
+      await buildFile(sources, opts.output, importPages)
     })
   catalog.command('import-graphql')
     .description('build graphql-permissions.json from GitLab docs pages ("Fine-grained permissions for personal access tokens in the GraphQL API")')
     .argument('<pages...>', 'page files')
     .option('-o, --output <file>', 'write here instead of standard output')
     .action(async (pages: string[], opts: { output?: string }) => {
-      const [{ readFileSync, writeFileSync }, { importGraphqlPages }] = await Promise.all([import('node:fs'), import('../graphql/catalog.ts')])
-      const text = importGraphqlPages(pages.map(source => ({ source, text: readFileSync(source, 'utf8') })))
-      if (opts.output === undefined) io.out(text)
-      else writeFileSync(opts.output, text)
+      const { importGraphqlPages } = await import('../graphql/catalog.ts')
+      await buildFile(pages, opts.output, importGraphqlPages)
     })
   catalog.command('lint')
     .description('validate the catalog and print every pair of overlapping routes and which one wins (--graphql: GraphQL names listed under two permissions)')
@@ -188,7 +192,8 @@ async function addServeSettingsHelp (program: Command, argv: readonly string[]):
 
 /**
  * Runs the CLI; returns the exit code instead of exiting, so tests can call it. `env` is where
- * import-allowlists reads its settings (serve reads process.env itself, in src/main.ts).
+ * import-allowlists reads its settings, explain-graphql GATE_GRAPHQL_SCHEMA and graphql-schema
+ * GITLAB_TOKEN (serve reads process.env itself, in src/main.ts).
  */
 export async function runCli (argv: readonly string[], io: CliIo = defaultIo, env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
   let code = 0
