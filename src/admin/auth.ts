@@ -25,7 +25,8 @@ export type Caller =
   /** `header` is what to send GitLab to act as the user; `hash` keys the caches. */
   | { readonly kind: 'user', readonly header: Readonly<Record<string, string>>, readonly hash: string }
 
-function first (value: string | string[] | undefined): string | undefined {
+/** A header's first value (Node lists only a few repeated headers). */
+export function first (value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
@@ -36,6 +37,23 @@ function sameSecret (a: string, b: string): boolean {
   return timingSafeEqual(ha, hb)
 }
 
+/**
+ * The token of an Authorization header as GitLab's token finders read it: Bearer's, or Basic's
+ * password (empty when none); `job_token` for Basic with a job token's user name or password,
+ * which is how job tokens reach the package registries (gitlab-ci-token:<token>); null for no
+ * header or another scheme. Rails splits the scheme off at the first white space and decodes
+ * the rest (spaces included).
+ */
+export function authorizationToken (authorization: string | undefined): { readonly kind: 'bearer' | 'basic', readonly token: string } | { readonly kind: 'job_token' } | null {
+  if (authorization === undefined) return null
+  const m = /^\s*(Bearer|Basic)\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
+  if (m === null) return null
+  if (m[1]!.toLowerCase() === 'bearer') return { kind: 'bearer', token: m[2]! }
+  const { user, password } = decodeBasic(m[2]!)
+  if (user === 'gitlab-ci-token' || isJobTokenShape(user) || isJobTokenShape(password)) return { kind: 'job_token' }
+  return { kind: 'basic', token: password }
+}
+
 /** Finds the caller's credential in the headers (and a `job_token`/`private_token` query parameter). */
 export function findCaller (headers: IncomingHttpHeaders, query: string, adminToken: string | undefined): Caller {
   const params = new URLSearchParams(query)
@@ -43,17 +61,10 @@ export function findCaller (headers: IncomingHttpHeaders, query: string, adminTo
   const tokens: Array<{ token: string, header: Record<string, string> }> = []
   const privateToken = first(headers['private-token']) ?? params.get('private_token') ?? undefined
   if (privateToken !== undefined && privateToken !== '') tokens.push({ token: privateToken, header: { 'private-token': privateToken } })
-  const authorization = first(headers.authorization)
-  if (authorization !== undefined) {
-    // Rails splits the scheme off at the first white space and decodes the rest (spaces included).
-    const m = /^\s*(Bearer|Basic)\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
-    if (m !== null && m[1]!.toLowerCase() === 'bearer') tokens.push({ token: m[2]!, header: { authorization: `Bearer ${m[2]!}` } })
-    else if (m !== null) {
-      // Basic is how job tokens reach the package registries (gitlab-ci-token:<token>).
-      const { user, password } = decodeBasic(m[2]!)
-      if (user === 'gitlab-ci-token' || isJobTokenShape(user) || isJobTokenShape(password)) return { kind: 'job_token' }
-    }
-  }
+  const authorization = authorizationToken(first(headers.authorization))
+  if (authorization?.kind === 'job_token') return { kind: 'job_token' }
+  // Basic with another password is no caller credential: the configuration API reads Bearer only.
+  if (authorization?.kind === 'bearer') tokens.push({ token: authorization.token, header: { authorization: `Bearer ${authorization.token}` } })
   if (tokens.some(t => isJobTokenShape(t.token))) return { kind: 'job_token' }
   if (tokens.length === 0) return { kind: 'none' }
   if (tokens.length > 1 && tokens[0]!.token !== tokens[1]!.token) return { kind: 'ambiguous' }

@@ -22,9 +22,9 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
+import { authorizationToken, first } from '../admin/auth.ts'
 import { escapeSingleQuotedNewlines, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
-import { decodeBasic } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
@@ -46,10 +46,6 @@ export type GraphqlToken =
 /** Parameters GitLab reads an access token from (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods). */
 const TOKEN_PARAMS = ['private_token', 'access_token', 'bearer_token'] as const
 
-function first (value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
-}
-
 /**
  * The access token of a GraphQL request, where GitLab's GraphqlController can read one: the
  * `PRIVATE-TOKEN` header, `Authorization: Bearer` (and, to fail closed, the password of Basic),
@@ -62,16 +58,9 @@ export function findGraphqlToken (headers: IncomingHttpHeaders, params: GraphqlP
   let jobToken = first(headers['job-token']) !== undefined
   const privateToken = first(headers['private-token'])
   if (privateToken !== undefined && privateToken.trim() !== '') found.add(privateToken.trim())
-  const authorization = first(headers.authorization)
-  if (authorization !== undefined) {
-    const m = /^\s*(Bearer|Basic)\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
-    if (m !== null && m[1]!.toLowerCase() === 'bearer') found.add(m[2]!)
-    else if (m !== null) {
-      const { user, password } = decodeBasic(m[2]!)
-      if (user === 'gitlab-ci-token' || isJobTokenShape(user) || isJobTokenShape(password)) jobToken = true
-      else if (password !== '') found.add(password)
-    }
-  }
+  const authorization = authorizationToken(first(headers.authorization))
+  if (authorization?.kind === 'job_token') jobToken = true
+  else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
   for (const merged of params.readings) {
     if (merged.job_token !== undefined) jobToken = true
     for (const name of TOKEN_PARAMS) {
