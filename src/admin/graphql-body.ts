@@ -80,18 +80,23 @@ function percentDecoded (text: string): string {
 }
 
 /**
- * Whether `text` (bytes as latin1) names one of the fields that make a GraphQL request the
- * gate's, raw or JSON-escaped, and with `percent` also percent-encoded (form bodies, query strings).
+ * Whether `text` (bytes as latin1) matches `pattern` raw or JSON-escaped, and with `percent` also
+ * percent-encoded (form bodies, query strings).
  */
-export function namesGateFields (text: string, percent: boolean): boolean {
-  if (RELEVANT_TEXT.test(text)) return true
-  if (text.includes('\\') && RELEVANT_TEXT.test(jsonUnescaped(text))) return true
+function readsAs (pattern: RegExp, text: string, percent: boolean): boolean {
+  if (pattern.test(text)) return true
+  if (text.includes('\\') && pattern.test(jsonUnescaped(text))) return true
   if (percent && text.includes('%')) {
     const decoded = percentDecoded(text)
-    if (RELEVANT_TEXT.test(decoded)) return true
-    if (decoded.includes('\\') && RELEVANT_TEXT.test(jsonUnescaped(decoded))) return true
+    if (pattern.test(decoded)) return true
+    if (decoded.includes('\\') && pattern.test(jsonUnescaped(decoded))) return true
   }
   return false
+}
+
+/** Whether `text` names one of the fields that make a GraphQL request the gate's, in any reading (readsAs). */
+export function namesGateFields (text: string, percent: boolean): boolean {
+  return readsAs(RELEVANT_TEXT, text, percent)
 }
 
 // Two needles cover RELEVANT_TEXT's names (`obToken`: ciJobTokenScope, jobTokenPermissions).
@@ -120,15 +125,20 @@ function hasPercentEscape (bytes: Buffer): boolean {
 }
 
 /**
- * namesGateFields over bytes. Hot path: without a raw name and without an escape no reading can
- * differ from the bytes, so most chunks of an upload cost two Buffer searches and a scan for
- * escapes, and never become a string.
+ * readsAs over bytes, `needles` being raw substrings that every raw match holds. Hot path: without
+ * a needle and without an escape no reading can differ from the bytes, so most chunks of an
+ * upload cost a Buffer search per needle and a scan for escapes, and never become a string.
  */
-export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
-  if (RAW_NAMES.some(name => bytes.includes(name)) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) {
-    return namesGateFields(bytes.toString('latin1'), percent)
+function bytesReadAs (needles: readonly Buffer[], pattern: RegExp, bytes: Buffer, percent: boolean): boolean {
+  if (needles.some(needle => bytes.includes(needle)) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) {
+    return readsAs(pattern, bytes.toString('latin1'), percent)
   }
   return false
+}
+
+/** namesGateFields over bytes. */
+export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
+  return bytesReadAs(RAW_NAMES, RELEVANT_TEXT, bytes, percent)
 }
 
 /**
@@ -193,22 +203,14 @@ const TOKEN_IN_LARGE_BODY = '413 Request Entity Too Large - this GraphQL request
 // The parameters GitLab reads an access token from (src/graphql/enforce.ts), searched in large
 // bodies that are not multipart; one needle covers them all before the escapes are decoded.
 const TOKEN_PARAMS_TEXT = /private_token|access_token|bearer_token/
-const TOKEN_NEEDLE = Buffer.from('_token', 'latin1')
+const TOKEN_NEEDLES = [Buffer.from('_token', 'latin1')]
 
 export function namesTokenParams (text: string, percent: boolean): boolean {
-  if (TOKEN_PARAMS_TEXT.test(text)) return true
-  if (text.includes('\\') && TOKEN_PARAMS_TEXT.test(jsonUnescaped(text))) return true
-  if (percent && text.includes('%')) {
-    const decoded = percentDecoded(text)
-    if (TOKEN_PARAMS_TEXT.test(decoded)) return true
-    if (decoded.includes('\\') && TOKEN_PARAMS_TEXT.test(jsonUnescaped(decoded))) return true
-  }
-  return false
+  return readsAs(TOKEN_PARAMS_TEXT, text, percent)
 }
 
 export function bytesNameTokenParams (bytes: Buffer, percent: boolean): boolean {
-  if (bytes.includes(TOKEN_NEEDLE) || hasJsonEscape(bytes) || (percent && hasPercentEscape(bytes))) return namesTokenParams(bytes.toString('latin1'), percent)
-  return false
+  return bytesReadAs(TOKEN_NEEDLES, TOKEN_PARAMS_TEXT, bytes, percent)
 }
 
 /**
