@@ -1,6 +1,7 @@
 // What the decide() tables share: the shipped catalog and its policy index, a catalog route by
-// id, a route with no policies (GitLab's rule for one must hold though the catalog has none), and
-// the job: project 100 (acme/sub/job) in subgroup 20, in group 10, in root group 1, accessing 500.
+// id, a route with no policies that does not skip them (as the catalog's authenticate_with
+// routes), built from READ_PACKAGES so that only the policies differ, and the job: project 100
+// (acme/sub/job) in subgroup 20, in group 10, in root group 1, accessing 500.
 
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
