@@ -12,8 +12,7 @@
 
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { BoundaryTarget } from './explain.ts'
-import type { FineGrainedScopes, GranularScope } from './token-scopes.ts'
-import { GateError, errors, type ErrorCode } from '../errors.ts'
+import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, type Clock } from '../identity/cache.ts'
 
@@ -157,10 +156,6 @@ export interface TargetResolverOptions {
 export const TARGET_PROJECT_ENDPOINT = 'graphql_target_project'
 export const TARGET_GROUP_ENDPOINT = 'graphql_target_group'
 export const TARGET_NAMESPACE_ENDPOINT = 'graphql_target_namespace'
-
-function lookupError (code: ErrorCode, detail: string, cause?: unknown): GateError {
-  return new GateError(code, detail, { publicMessage: errors[code].message, ...(cause === undefined ? {} : { cause }) })
-}
 
 interface GroupNode { readonly id: number, readonly parentId: number | null, readonly fullPath: string }
 

@@ -72,7 +72,7 @@ export const TOKEN_SELF_ENDPOINT = 'token_self'
 export const TOKEN_BY_ID_ENDPOINT = 'token_by_id'
 
 /** A lookup failure: `detail` goes to logs, the answer says the table's message. */
-function lookupError (code: ErrorCode, detail: string, cause?: unknown): GateError {
+export function lookupError (code: ErrorCode, detail: string, cause?: unknown): GateError {
   return new GateError(code, detail, { publicMessage: errors[code].message, ...(cause === undefined ? {} : { cause }) })
 }
 
