@@ -148,8 +148,6 @@ export interface GraphqlEnforcer {
    * caller's token: the permission each needs at its project, checked before the service runs.
    */
   decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<EnforceResult>
-  /** Whether a schema is used (types and nested fields are checked). */
-  readonly withSchema: boolean
 }
 
 /**
@@ -389,7 +387,6 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   return {
-    withSchema: schema !== undefined,
     decide,
     async enforce (headers, params, requestId, partial) {
       const found = findGraphqlToken(headers, params)
