@@ -57,6 +57,14 @@ test('facts: cached for the TTL on the injected clock, one call for concurrent l
   await lookup.get('acme/LIB')
   assert.equal(gitlab.calls.project, 3, 'paths are cached case-insensitively')
   assert.deepEqual(lookup.stats(), { hits: 3, misses: 4 })
+
+  // Found by path first, the project is cached by its id too: the decide stage asks by id next.
+  const byPathFirst = createProjectFactsLookup({ gitlab: client, ttlMs: 5_000, clock: { now: () => now } })
+  await byPathFirst.get('acme/lib')
+  const hitById = byPathFirst.get(200)
+  assert.ok(!(hitById instanceof Promise), 'the id is cached by the path lookup')
+  assert.equal(hitById.id, 200)
+  assert.equal(gitlab.calls.project, 4)
 })
 
 test('facts: a project GitLab does not show is private, without a path', async t => {
