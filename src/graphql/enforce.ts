@@ -219,8 +219,9 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   const analyse = (document: DocumentNode, hash: string | null, operationName: string | null, variables: Readonly<Record<string, unknown>>, gate: boolean): Analysis => {
     const used = declaredVariables(document, operationName, variables)
     const usedJson = JSON.stringify(used)
-    // A key that would hold large values is not kept: such variables rarely repeat.
-    const key = hash !== null && usedJson.length <= 4096 ? `${gate ? 'gate' : 'gitlab'}\u0000${hash}\u0000${operationName ?? ''}\u0000${usedJson}` : null
+    // Kept for GitLab's documents only (the gate's own come without a hash), and not under a key
+    // that would hold large values: such variables rarely repeat.
+    const key = hash !== null && usedJson.length <= 4096 ? `${hash}\u0000${operationName ?? ''}\u0000${usedJson}` : null
     const cached = key === null ? undefined : analyses.get(key)
     if (cached !== undefined) return cached
     let explanation: GraphqlExplanation
