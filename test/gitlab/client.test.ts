@@ -71,6 +71,16 @@ test('no answer, a timeout or a body over the limit rejects with GitlabUnavailab
   assert.deepEqual(down.stats(), { 'user:unavailable': 1 })
 })
 
+test('GitLab that does not answer in time rejects with GitlabUnavailable named TimeoutError, not a DOMException\'s number', { timeout: 10_000 }, async (t) => {
+  const silent = createServer(() => { /* never answers */ })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.after(async () => { silent.closeAllConnections(); await new Promise(resolve => silent.close(resolve)) })
+  const client = createGitlabClient({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 100 })
+  t.after(() => client.close())
+  await assert.rejects(client.get('/api/v4/user', { endpoint: 'user', as: { 'private-token': 'u' } }), (err: unknown) => err instanceof GitlabUnavailable && err.reason === 'TimeoutError')
+  assert.deepEqual(client.stats(), { 'user:unavailable': 1 })
+})
+
 test('a URL that is not http(s) stops the start', () => {
   assert.throws(() => createGitlabClient({ url: 'not a url' }), /not a URL/)
   assert.throws(() => createGitlabClient({ url: 'ftp://gitlab' }), /http\(s\)/)
