@@ -126,8 +126,6 @@ export function packageFormats (routes: readonly CatalogRoute[]): string[] {
   return [...formats].sort()
 }
 
-class BodyTooLarge extends Error {}
-
 /**
  * Whether a large GraphQL request may carry an access token in its headers, its URL or the bytes
  * read: when none can, the bytes are not parsed for the enforcement (an upload without a token
@@ -141,11 +139,12 @@ function mayCarryToken (headers: IncomingHttpHeaders, query: string, prefix: Buf
     namesTokenParams(query, true) || bytesNameTokenParams(prefix, form)
 }
 
+/** The whole body; over `limit`, 413 ADMIN_BODY_TOO_LARGE. */
 async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0')
-  if (declared > limit) throw new BodyTooLarge()
+  if (declared > limit) throw new AdminError('ADMIN_BODY_TOO_LARGE')
   const read = await readUpTo(req, limit)
-  if (!read.complete) throw new BodyTooLarge()
+  if (!read.complete) throw new AdminError('ADMIN_BODY_TOO_LARGE')
   return Buffer.concat(read.chunks, read.size)
 }
 
@@ -214,10 +213,7 @@ export function createAdmin (options: AdminOptions): Admin {
     try {
       if (caller === 'operator' && method === 'PUT') {
         beforeBodyRead?.()
-        const bytes = await readBody(req, MAX_ADMIN_BODY_BYTES).catch((err: unknown) => {
-          if (err instanceof BodyTooLarge) throw new AdminError('ADMIN_BODY_TOO_LARGE')
-          throw err
-        })
+        const bytes = await readBody(req, MAX_ADMIN_BODY_BYTES)
         try {
           body = JSON.parse(bytes.toString('utf8'))
         } catch {
@@ -324,12 +320,12 @@ export function createAdmin (options: AdminOptions): Admin {
           return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
         }
         if (classified.kind === 'refused') {
-          refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, !bodyReadable && !req.complete)
+          refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, unread)
           return ANSWERED
         }
         const caller = findCaller(req.headers, canonical.query, options.adminToken)
         if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
-          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, !bodyReadable && !req.complete)
+          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, unread)
           return ANSWERED
         }
         try {
@@ -377,11 +373,7 @@ export function createAdmin (options: AdminOptions): Admin {
           params: async () => {
             beforeBodyRead?.()
             bodyRead = true
-            const body = await readBody(req, MAX_ADMIN_BODY_BYTES).catch((err: unknown) => {
-              if (err instanceof BodyTooLarge) throw new AdminError('ADMIN_BODY_TOO_LARGE')
-              throw err
-            })
-            return parseParams(body, String(req.headers['content-type'] ?? ''), query)
+            return parseParams(await readBody(req, MAX_ADMIN_BODY_BYTES), String(req.headers['content-type'] ?? ''), query)
           }
         }, options.tokenPermissions)
         send(res, requestId, answer.status, answer.body, answer.headers)

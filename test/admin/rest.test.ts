@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
+import { send, sendChunked } from '../helpers/http.ts'
 
 import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
@@ -305,4 +305,21 @@ test('admin: form bodies take job_token_policies[] as GitLab\'s clients send the
   assert.deepEqual(res.json(), { source_project_id: 200, target_group_id: 20, default_permissions: false, job_token_policies: ['read_packages', 'admin_releases'] })
   const stored = (await g.store.get(200))?.entries.find(e => e.targetType === 'group' && e.targetId === 20)
   assert.deepEqual(stored?.jobTokenPolicies, ['read_packages', 'admin_releases'])
+})
+
+test('admin: a body over 1 MiB is refused (413 ADMIN_BODY_TOO_LARGE), declared or chunked, and nothing is written', async t => {
+  const g = await adminGate(t)
+  const path = '/api/v4/projects/200/job_token_permissions'
+  const large = body({ package_registry: { maven: { write: 'maintainer' } }, pad: 'x'.repeat(1 << 20) })
+  const declared = await send(g.url, 'PATCH', path, { ...op, ...json }, large)
+  assert.equal(declared.status, 413, declared.text)
+  assert.equal(declared.json().code, 'ADMIN_BODY_TOO_LARGE')
+  assert.equal((await send(g.url, 'GET', path, op)).json().package_registry.maven.configured, false, 'nothing written')
+  const allowlist = async (): Promise<string> => (await send(g.url, 'GET', '/api/v4/projects/200/job_token_scope/allowlist', op)).text
+  const before = await allowlist()
+  const entry = body({ target_project_id: 100, pad: 'x'.repeat(1 << 20) })
+  const chunked = await sendChunked(g.url, '/api/v4/projects/200/job_token_scope/allowlist', { ...op, ...json }, [entry.slice(0, 1000), entry.slice(1000)])
+  assert.equal(chunked.status, 413, chunked.body)
+  assert.equal(JSON.parse(chunked.body).code, 'ADMIN_BODY_TOO_LARGE')
+  assert.equal(await allowlist(), before, 'nothing written')
 })
