@@ -203,9 +203,6 @@ export interface GraphqlReading {
   readonly operations: readonly GraphqlOperation[]
 }
 
-type Operation = GraphqlOperation
-type Effective = GraphqlReading
-
 class RackError extends Error {}
 
 function newParams (): Params {
@@ -401,11 +398,11 @@ function scalar (value: unknown): string | null {
   return null
 }
 
-function operationOf (params: Readonly<Params>): Operation {
+function operationOf (params: Readonly<Params>): GraphqlOperation {
   return { query: scalar(params.query) ?? '', variables: params.variables, operationName: scalar(params.operationName) }
 }
 
-function effectiveOf (params: Readonly<Params>): Effective {
+function effectiveOf (params: Readonly<Params>): GraphqlReading {
   const batch = params._json
   // GraphqlController multiplexes when `params[:_json].present?`: an empty list is not, and the
   // single query (the URL's, say) runs instead.
@@ -542,7 +539,7 @@ interface OperationReading {
   readonly unparseable?: boolean
 }
 
-function readOperation (operation: Operation): OperationReading {
+function readOperation (operation: GraphqlOperation): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
   let document: DocumentNode
   try {
@@ -627,7 +624,7 @@ export function graphqlReadings (params: GraphqlParams): GraphqlReading[] {
 export function classifyParams (params: GraphqlParams, request: Partial<GraphqlHttpRequest> = {}): Classification {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken = params.broken
-  const relevant = new Map<string, { effective: Effective, reads: OperationReading[] }>()
+  const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
     const reads = effective.operations.map(readOperation)
@@ -645,7 +642,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   if (relevant.size > 1) {
     return refused('GRAPHQL_AMBIGUOUS_REQUEST', 'this GraphQL request can be read in more than one way (URL parameters over body parameters, or a body GitLab may parse differently) and one of them names job token allowlist fields; send query, variables and operationName once, in a JSON body')
   }
-  const [{ effective, reads }] = [...relevant.values()] as [{ effective: Effective, reads: OperationReading[] }]
+  const [{ effective, reads }] = [...relevant.values()] as [{ effective: GraphqlReading, reads: OperationReading[] }]
   const names = [...new Set(reads.flatMap(r => r.facts?.refused ?? []))]
   if (names.length > 0) return refused('GRAPHQL_ALLOWLIST_MANAGED_BY_GATE', `${names.join(', ')} would change GitLab's job token allowlist or scope; ${REST_HINT}`)
   if (reads.some(r => r.unparseable === true)) {
