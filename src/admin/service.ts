@@ -163,13 +163,17 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     ])
   }
 
-  /** Writes the audit event of a root namespace change: the log line and the store's log. */
-  async function auditNamespace (event: NamespaceAuditEvent): Promise<void> {
-    logger.info({ audit: true, request_id: event.requestId, namespace: event.namespacePath, actor: event.actor, action: event.action, before: event.before, after: event.after }, 'job token permissions changed')
+  /**
+   * Writes a change's audit event: the log line, then `append` to the store's log. `subject` names
+   * the project or root namespace in both lines.
+   */
+  async function audit (subject: Readonly<Record<string, unknown>>, event: AuditEvent | NamespaceAuditEvent, append: () => Promise<void>): Promise<void> {
+    logger.info({ audit: true, request_id: event.requestId, ...subject, actor: event.actor, action: event.action, before: event.before, after: event.after }, 'job token permissions changed')
     try {
-      await store.appendNamespaceAudit(event)
+      await append()
     } catch (err) {
-      logger.error({ request_id: event.requestId, namespace: event.namespacePath, err: { message: (err as Error).message } }, 'audit event not stored')
+      // The change is made; a lost audit record must at least be loud.
+      logger.error({ request_id: event.requestId, ...subject, err: { message: (err as Error).message } }, 'audit event not stored')
     }
   }
 
@@ -218,10 +222,11 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
         }
         // Read-your-writes on this replica; the others drop it on the store's invalidation.
         grants.invalidateNamespace(key)
-        await auditNamespace({
+        const event: NamespaceAuditEvent = {
           namespacePath: key, actor: access.actor, action: 'update_namespace_job_token_policies',
           before: { job_token_policies_enabled: before }, after: { job_token_policies_enabled: enabled }, time: new Date().toISOString(), requestId
-        })
+        }
+        await audit({ namespace: key }, event, async () => { await store.appendNamespaceAudit(event) })
         return { before, after: enabled }
       }
     },
@@ -351,13 +356,7 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
         // Read-your-writes on this replica; the others drop it on the store's invalidation.
         grants.invalidate(access.projectId)
         const event: AuditEvent = { projectId: access.projectId, actor: access.actor, action, before, after, time: new Date().toISOString(), requestId }
-        logger.info({ audit: true, request_id: requestId, project_id: access.projectId, actor: access.actor, action, before, after }, 'job token permissions changed')
-        try {
-          await store.appendAudit(event)
-        } catch (err) {
-          // The change is made; a lost audit record must at least be loud.
-          logger.error({ request_id: requestId, project_id: access.projectId, err: { message: (err as Error).message } }, 'audit event not stored')
-        }
+        await audit({ project_id: access.projectId }, event, async () => { await store.appendAudit(event) })
         return valid
       }
     }
