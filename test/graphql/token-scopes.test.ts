@@ -186,6 +186,11 @@ test('a fine-grained token GitLab will not describe: the registration by hash de
   // A token GitLab refuses (401) is not rescued by a registration.
   assert.equal(put('glpat-gone', { granular_scopes: [{ access: 'instance', permissions: ['read_runner'] }] }), 200)
   assert.deepEqual(await resolver.scopesOf('glpat-gone'), { kind: 'other' })
+  // A registration changed or removed counts at once, not when the kept answer expires.
+  assert.equal(put('glpat-hidden', { user_id: 11, granular_scopes: [{ access: 'all_memberships', permissions: ['read_issue'] }] }), 200)
+  assert.deepEqual(await resolver.scopesOf('glpat-hidden'), { kind: 'fine_grained', userId: 11, scopes: [{ access: 'all_memberships', permissions: ['read_issue'], projectId: null, groupId: null }] })
+  assert.equal(handleRegistryRequest(registry, { method: 'DELETE', path: `/gate/graphql_token_scopes/${sha256('glpat-hidden')}`, caller: 'operator' }).status, 204)
+  await rejectsWith(resolver.scopesOf('glpat-hidden'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
   // GitLab's own answer wins over a registration.
   assert.equal(put(FINE, { granular_scopes: [] }), 200)
   const fromGitlab = await resolver.scopesOf(FINE)
