@@ -32,6 +32,8 @@ const CASES: Case[] = [
   { name: 'a job token as Bearer', headers: { authorization: 'Bearer glcbt-64_x' }, expected: { kind: 'job_token' } },
   { name: 'gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', 'anything') }, expected: { kind: 'job_token' } },
   { name: 'a job token beside a personal access token', headers: { 'job-token': 'glcbt-64_x', 'private-token': 'glpat-a' }, expected: { kind: 'ambiguous' } },
+  { name: 'a job_token parameter beside a personal access token', headers: { 'private-token': 'glpat-a' }, body: '{"query":"{ x }","job_token":"anything"}', expected: { kind: 'ambiguous' } },
+  { name: 'a number in a JSON body is a token Rails reads', headers: { 'private-token': 'glpat-a' }, body: '{"query":"{ x }","private_token":12345}', expected: { kind: 'ambiguous' } },
   { name: 'a blank header is no token', headers: { 'private-token': '  ' }, expected: { kind: 'none' } },
   { name: 'a list or hash parameter is no token GitLab can find', query: 'private_token[]=glpat-a&access_token[x]=glpat-b', expected: { kind: 'none' } }
 ]
