@@ -241,6 +241,21 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   /**
+   * The enforcement of fine-grained tokens on a request for GitLab: true when answered here (a
+   * refusal, as GitLab's GraphQL answers one, or a failure to decide), false to go on.
+   */
+  async function guardAnswered (guard: GraphqlGuard, req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean, partial?: 'multipart' | 'opaque'): Promise<boolean> {
+    try {
+      const verdict = await guard.enforce(req.headers, params, requestId, partial)
+      if (verdict.kind !== 'deny') return false
+      send(res, requestId, 200, verdict.body, closeConnection ? { connection: 'close' } : {})
+    } catch (err) {
+      refuse(res, requestId, err, canonical.method, canonical.path, closeConnection)
+    }
+    return true
+  }
+
+  /**
    * A fine-grained token without the endpoint's permission: 403 with GitLab's REST fields for it
    * (`error: insufficient_granular_scope`, `error_description`: its sentence, lib/api/api_guard.rb)
    * beside the gate's `message`, `code` and request id; logged as the other refusals.
@@ -281,16 +296,7 @@ export function createAdmin (options: AdminOptions): Admin {
               const boundary = /^\s*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
               const known = boundary === null ? Buffer.alloc(0) : completeMultipartParts(read.prefix, boundary)
               const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
-              try {
-                const verdict = await options.graphql.enforce(req.headers, params, requestId, boundary === null ? 'opaque' : 'multipart')
-                if (verdict.kind === 'deny') {
-                  send(res, requestId, 200, verdict.body, { connection: 'close' })
-                  return ANSWERED
-                }
-              } catch (err) {
-                refuse(res, requestId, err, canonical.method, canonical.path, true)
-                return ANSWERED
-              }
+              if (await guardAnswered(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')) return ANSWERED
             }
             const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES)
             if (over.kind === 'stream') return { kind: 'pass', body: over.body }
@@ -304,19 +310,8 @@ export function createAdmin (options: AdminOptions): Admin {
         const classified = classifyParams(params, request)
         const unread = !bodyReadable && !req.complete
         if (classified.kind === 'gitlab') {
-          if (options.graphql !== undefined) {
-            // Fine-grained personal access tokens: decided here, before GitLab runs anything.
-            try {
-              const verdict = await options.graphql.enforce(req.headers, params, requestId)
-              if (verdict.kind === 'deny') {
-                send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
-                return ANSWERED
-              }
-            } catch (err) {
-              refuse(res, requestId, err, canonical.method, canonical.path, unread)
-              return ANSWERED
-            }
-          }
+          // Fine-grained personal access tokens: decided here, before GitLab runs anything.
+          if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, unread)) return ANSWERED
           return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
         }
         if (classified.kind === 'refused') {
