@@ -1,11 +1,11 @@
 // Log lines accepted within a few milliseconds are corked and written together: none may be lost
 // when the process exits right after writing them, each keeps its own callback, and none waits
 // longer than the batch window.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, connect } from 'node:net'
+import { createServer, connect, type Socket } from 'node:net'
 import { createLogOutput } from '../../src/logging.ts'
 
 const CHILD = `
@@ -15,8 +15,23 @@ for (let i = 0; i < 3; i++) out.write('line ' + i + '\\n')
 process.exit(0)
 `
 
+/** A TCP socket connected to a local peer, and what the peer has received so far. */
+async function connectedSocket (t: TestContext): Promise<{ socket: Socket, peer: Socket, received: () => string }> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.after(() => { server.close() })
+  const accepted = once(server, 'connection')
+  const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
+  await once(socket, 'connect')
+  const [peer] = await accepted as [Socket]
+  let received = ''
+  peer.on('data', (d: Buffer) => { received += d.toString() })
+  return { socket, peer, received: () => received }
+}
+
 /** The chunks written to `socket` from now on (the output keeps the write it finds when created). */
-function spyWrites (socket: import('node:net').Socket): string[] {
+function spyWrites (socket: Socket): string[] {
   const writes: string[] = []
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
   socket.write = ((chunk: string, ...rest: unknown[]) => { writes.push(String(chunk)); return write(chunk, ...rest) }) as typeof socket.write
@@ -33,16 +48,8 @@ test('lines written just before process.exit() reach a piped stdout', async () =
   assert.equal(text, 'line 0\nline 1\nline 2\n')
 })
 
-test('on a socket, a batch\'s lines arrive in order, a line with a callback after those before it, nothing pending', async () => {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const accepted = once(server, 'connection')
-  const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
-  await once(socket, 'connect')
-  const [peer] = await accepted as [import('node:net').Socket]
-  let received = ''
-  peer.on('data', (d: Buffer) => { received += d.toString() })
+test('on a socket, a batch\'s lines arrive in order, a line with a callback after those before it, nothing pending', async (t) => {
+  const { socket, peer, received } = await connectedSocket(t)
   const writes = spyWrites(socket)
   const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 } })
   const called: number[] = []
@@ -61,20 +68,11 @@ test('on a socket, a batch\'s lines arrive in order, a line with a callback afte
   assert.equal(output.pending(), 0)
   socket.end()
   await once(peer, 'end')
-  assert.equal(received, Array.from({ length: 102 }, (_, i) => `l${i}\n`).join(''))
-  server.close()
+  assert.equal(received(), Array.from({ length: 102 }, (_, i) => `l${i}\n`).join(''))
 })
 
-test('a quiet log writes as the turn ends; a busy one holds a batch across turns until its window ends, without flush()', async () => {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const accepted = once(server, 'connection')
-  const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
-  await once(socket, 'connect')
-  const [peer] = await accepted as [import('node:net').Socket]
-  let received = ''
-  peer.on('data', (d: Buffer) => { received += d.toString() })
+test('a quiet log writes as the turn ends; a busy one holds a batch across turns until its window ends, without flush()', async (t) => {
+  const { socket, peer, received } = await connectedSocket(t)
   const writes = spyWrites(socket)
   const output = createLogOutput(socket, 'stdout', { counters: { write_error: 0, backlog: 0 }, batchMs: 50 })
   const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
@@ -91,8 +89,8 @@ test('a quiet log writes as the turn ends; a busy one holds a batch across turns
   assert.equal(writes.length, 0, 'after a batch of four lines: still one batch after a turn of the event loop')
   assert.equal(output.pending(), 2)
   const started = Date.now()
-  while (!received.endsWith('a\nb\n')) {
-    assert.ok(Date.now() - started < 5000, `the batch window ended long ago; received ${JSON.stringify(received)}`)
+  while (!received().endsWith('a\nb\n')) {
+    assert.ok(Date.now() - started < 5000, `the batch window ended long ago; received ${JSON.stringify(received())}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }
   assert.equal(output.pending(), 0)
@@ -102,6 +100,5 @@ test('a quiet log writes as the turn ends; a busy one holds a batch across turns
   assert.equal(writes.length, 2, 'a full batch is not held')
   socket.end()
   await once(peer, 'end')
-  assert.equal(received.length, 'q\n1\n2\n3\n4\na\nb\n'.length + 70 * 1024 + 1)
-  server.close()
+  assert.equal(received().length, 'q\n1\n2\n3\n4\na\nb\n'.length + 70 * 1024 + 1)
 })
