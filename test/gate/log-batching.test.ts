@@ -20,11 +20,12 @@ async function connectedSocket (t: TestContext): Promise<{ socket: Socket, peer:
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  t.after(() => { server.close() })
   const accepted = once(server, 'connection')
   const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
   await once(socket, 'connect')
   const [peer] = await accepted as [Socket]
+  // A failed assertion leaves the sockets open: closed here, so the run ends instead of hanging.
+  t.after(() => { socket.destroy(); peer.destroy(); server.close() })
   let received = ''
   peer.on('data', (d: Buffer) => { received += d.toString() })
   return { socket, peer, received: () => received }
