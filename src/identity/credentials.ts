@@ -75,12 +75,21 @@ const TOKEN_HEADERS = new Map<string, { kind: 'job' | 'maybe', source: Credentia
 /** Every header a credential is read from (lower case, '-' spelling). */
 export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', ...TOKEN_HEADERS.keys()])
 
+/** Lengths of those names: lower-casing and '_' for '-' keep a name's length. */
+const CREDENTIAL_NAME_LENGTHS: ReadonlySet<number> = new Set([...CREDENTIAL_HEADERS].map(name => name.length))
+
 /** Every credential in the headers and the query string, in the order found. */
 export function collectCredentials (request: CredentialRequest): Credential[] {
   const found: Credential[] = []
   const conan = isConanRoute(request.route)
   const authorization: string[] = []
-  for (const [rawName, value] of headerPairs(request)) {
+  // Hot path (every API request): a flat name/value list, and a name is lower-cased only when its
+  // length is one of a credential header's, which most names' lengths are not.
+  const pairs = headerList(request)
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const rawName = pairs[i]!
+    if (!CREDENTIAL_NAME_LENGTHS.has(rawName.length)) continue
+    const value = pairs[i + 1]!
     const name = rawName.toLowerCase().replaceAll('_', '-')
     if (name === 'authorization') {
       found.push(...authorizationCredentials(value, conan))
@@ -144,6 +153,7 @@ export type MethodOverride =
   | { readonly kind: 'method', readonly method: string }
   | { readonly kind: 'ambiguous', readonly reason: string }
 
+const METHOD_OVERRIDE_HEADER = 'x-http-method-override'
 const OVERRIDE_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH', 'LINK', 'UNLINK'])
 
 /** True when Rack's reading of `name` is the `_method` parameter (or could be: `[_method]`, `_method[]`). */
@@ -158,8 +168,10 @@ export function isMethodOverrideParam (rawName: string): boolean {
  */
 export function headerMethodOverride (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): MethodOverride {
   const values: string[] = []
-  for (const [name, value] of headerPairs(request)) {
-    if (name.toLowerCase().replaceAll('_', '-') === 'x-http-method-override') values.push(value)
+  const pairs = headerList(request)
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const name = pairs[i]!
+    if (name.length === METHOD_OVERRIDE_HEADER.length && name.toLowerCase().replaceAll('_', '-') === METHOD_OVERRIDE_HEADER) values.push(pairs[i + 1]!)
   }
   if (values.length === 0) return { kind: 'none' }
   // Node's headers object joins repeated lines with ', ': without rawHeaders a comma may be one.
@@ -204,17 +216,16 @@ export function isConanRoute (route: CatalogRoute | null): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
-function * headerPairs (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): Iterable<[string, string]> {
-  const raw = request.rawHeaders
-  if (raw !== undefined) {
-    for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, raw[i + 1]!]
-    return
-  }
+/** The headers as a flat name, value, name, value... list: Node's rawHeaders as they are, else built from the object. */
+function headerList (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): readonly string[] {
+  if (request.rawHeaders !== undefined) return request.rawHeaders
+  const list: string[] = []
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue
-    if (Array.isArray(value)) for (const v of value) yield [name, v]
-    else yield [name, value]
+    if (Array.isArray(value)) for (const v of value) list.push(name, v)
+    else list.push(name, value)
   }
+  return list
 }
 
 function authorizationCredentials (header: string, conan: boolean): Credential[] {
