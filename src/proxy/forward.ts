@@ -86,7 +86,10 @@ const BODY_AND_METHOD_HEADERS = ['content-type', 'content-length', 'transfer-enc
  */
 export function connectionDropsDecisionHeader (connection: string | string[] | undefined, decisionHeaders: ReadonlySet<string>): string | null {
   if (connection === undefined) return null
-  for (const token of connectionTokens(connection)) {
+  const tokens = connectionTokens(connection)
+  // Hot path: `keep-alive` and `close`, the usual values, name no header the decision reads.
+  if (tokens === KEEP_ALIVE || tokens === CLOSE) return null
+  for (const token of tokens) {
     const name = token.replaceAll('_', '-')
     if (decisionHeaders.has(name) || BODY_AND_METHOD_HEADERS.includes(name)) return token
   }
