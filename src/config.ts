@@ -80,7 +80,8 @@ export const SETTINGS = {
   // Observability (docs/observability.md)
   logLevel: { env: 'GATE_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'lowest level written to the log' },
   decisionLogLevel: { env: 'GATE_DECISION_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, default: 'info', description: 'level of the one-line-per-decision log (errors are at least warn)' },
-  decisionLogSampleRate: { env: 'GATE_DECISION_LOG_SAMPLE_RATE', kind: 'ratio', default: '1', description: 'share of allowed and no-job-token decisions logged, 0 to 1; denies, would_deny, deferred and errors are always logged' },
+  decisionLogRepeatWindowMs: { env: 'GATE_DECISION_LOG_REPEAT_WINDOW_MS', kind: 'int', min: 0, default: '60000', description: 'an allowed or no-job-token decision the same as one logged in the current window of this many ms (same decision, reason, job, accessed project, route, method and status) is not logged again; 0 logs every one; denies, would_deny, deferred and errors are always logged' },
+  decisionLogSampleRate: { env: 'GATE_DECISION_LOG_SAMPLE_RATE', kind: 'ratio', default: '1', description: 'share of allowed and no-job-token decisions logged (after the repeat window), 0 to 1; denies, would_deny, deferred and errors are always logged' },
   logRawPath: { env: 'GATE_LOG_RAW_PATH', kind: 'bool', default: 'false', description: 'also log the canonical request path (never the query); by default only the route pattern' },
   usageRecording: { env: 'GATE_USAGE_RECORDING', kind: 'bool', default: 'true', description: 'record the policies allowed job-token requests use, for the least-privilege report' },
   usageFlushIntervalMs: { env: 'GATE_USAGE_FLUSH_INTERVAL_MS', kind: 'int', min: 10, default: '5000', description: 'how often recorded usage is written to the store' },

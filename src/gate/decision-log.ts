@@ -1,6 +1,7 @@
-// The decision log: one JSON line per decided request, at a configurable level and sample rate.
-// Allowed and no-job-token requests may be sampled; denies, would_deny, deferred and errors are
-// always written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
+// The decision log: one JSON line per decided request, at a configurable level. An allowed or
+// no-job-token decision that repeats one already written in the current window (the same
+// decision, reason, job, accessed project, route, method and status) is not written again, and
+// those decisions may also be sampled; denies, would_deny, deferred and errors are always written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
 // forward and forward_auth steps) and the route pattern, never the raw target: a query string can
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
 // path is written. Nothing here ever sees a credential.
@@ -12,6 +13,13 @@ export interface DecisionLogOptions {
   readonly level: string
   /** Share of sampled decisions written, 0 to 1. */
   readonly sampleRate: number
+  /**
+   * Length of the repeat window in ms: a sampled decision the same as one written since the
+   * window began is not written. 0: every one is written.
+   */
+  readonly repeatWindowMs?: number
+  /** Clock of the repeat window, ms (tests). Default performance.now. */
+  readonly now?: () => number
   readonly rawPath: boolean
   /** [0, 1) source for sampling (tests). Default Math.random. */
   readonly random?: () => number
@@ -25,6 +33,45 @@ export interface DecisionTiming {
 }
 
 const SAMPLED: ReadonlySet<Verdict> = new Set<Verdict>(['allow', 'no_job_token'])
+
+/** Most distinct decisions remembered in one window; beyond, the window starts over (memory stays bounded). */
+export const REPEAT_WINDOW_MAX_KEYS = 50_000
+
+/**
+ * Whether a decision repeats one written since the window began: the first of each in a window
+ * answers false (and is remembered), the rest true. The window restarts every `windowMs`, so each
+ * distinct decision that keeps happening is written once per window. Hot path: one Map per route
+ * and a short key of numbers and the gate's own identifiers.
+ */
+function repeatFilter (windowMs: number, now: () => number): (x: Exchange, status: number) => boolean {
+  let seen = new Map<object, Set<string>>()
+  let keys = 0
+  let startedAt = now()
+  const NO_ROUTE = {}
+  const restart = (t: number): void => {
+    seen = new Map()
+    keys = 0
+    startedAt = t
+  }
+  return (x, status) => {
+    const t = now()
+    if (t - startedAt >= windowMs) restart(t)
+    const route: object = x.match?.route ?? NO_ROUTE
+    const identity = x.identity
+    const key = x.verdict + ' ' + x.reason + ' ' + x.method + ' ' + status + ' ' + (identity === null ? '' : identity.jobId) + ' ' + (x.accessedProjectId ?? '')
+    let set = seen.get(route)
+    if (set?.has(key) === true) return true
+    if (keys >= REPEAT_WINDOW_MAX_KEYS) {
+      restart(t)
+      set = undefined
+    }
+    if (set === undefined) seen.set(route, set = new Set())
+    set.add(key)
+    keys++
+    return false
+  }
+}
+
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 /** Writes (or samples away) the decision line of `x`. */
@@ -37,8 +84,13 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
   // Errors are never quieter than warn.
   const errorLevel: Level = (values[level] ?? 0) >= (values.warn ?? 40) ? level : 'warn'
   const write = lineWriter(logger)
+  const windowMs = options.repeatWindowMs ?? 0
+  const repeats = windowMs > 0 ? repeatFilter(windowMs, options.now ?? (() => performance.now())) : null
   return (x, requestId, status, timing) => {
-    if (SAMPLED.has(x.verdict) && options.sampleRate < 1 && !(random() < options.sampleRate)) return
+    if (SAMPLED.has(x.verdict)) {
+      if (repeats !== null && repeats(x, status)) return
+      if (options.sampleRate < 1 && !(random() < options.sampleRate)) return
+    }
     const lineLevel = x.verdict === 'error' ? errorLevel : level
     if (write !== null) {
       if (logger.isLevelEnabled(lineLevel)) write(values[lineLevel]!, fieldsJson(x, requestId, status, timing, options.rawPath))

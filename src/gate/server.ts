@@ -172,7 +172,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     },
     onFlushed: () => { metrics.usage.flushed() }
   })
-  const record = createDecisionRecorder(metrics, createDecisionLog(logger, { level: config.decisionLogLevel, sampleRate: config.decisionLogSampleRate, rawPath: config.logRawPath }), usage)
+  const record = createDecisionRecorder(metrics, createDecisionLog(logger, { level: config.decisionLogLevel, sampleRate: config.decisionLogSampleRate, repeatWindowMs: config.decisionLogRepeatWindowMs, rawPath: config.logRawPath }), usage)
   const currentEngine = (): Engine => engine
 
   const proxy = createProxyHandler({ engine: currentEngine, admin, upstream, draining: lifecycle.draining, record })

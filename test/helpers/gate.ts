@@ -119,6 +119,9 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     GATE_HEALTH_LISTEN: '127.0.0.1:0',
     GATE_SERVICE_TOKEN: gitlab.serviceToken,
     GATE_DRAIN_TIMEOUT_MS: '2000',
+    // Tests read the line of every request they send; the repeat window has its own tests
+    // (test/observability/decision-log-repeats.test.ts).
+    GATE_DECISION_LOG_REPEAT_WINDOW_MS: '0',
     ...env
   })
   // GATE_REDIS_URL in env: the Redis store, as serve builds it; else the memory store.
