@@ -96,7 +96,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
     // Computed once: the gate-endpoint check and the canonicalize stage read the same form.
     const canonical = engine.canonicalize(method, target)
-    const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical, undefined, false, req.socket)
     if (given && !peerTrusted) {
       refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
       return

@@ -115,16 +115,18 @@ export interface Exchange {
   readonly rewritable: boolean
   /** Lower-case names of headers not to forward (a stripped job token). */
   droppedHeaders: ReadonlySet<string>
+  /** The client connection (the request's socket), or null. */
+  readonly connection: object | null
 }
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
 const NO_HEADERS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
-export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false): Exchange {
+export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection
   }
 }
 
@@ -197,6 +199,7 @@ const identifyStage: Stage = (x, engine) => {
     route: x.match?.route ?? null,
     headers: x.headers,
     rawHeaders: x.rawHeaders,
+    connection: x.connection,
     body: x.body,
     beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.

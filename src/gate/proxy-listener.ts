@@ -73,7 +73,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     }
 
     // Step 2, the job-token stages (pipeline.ts).
-    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true, req.socket)
     const stages = runStages(x, options.engine())
     const outcome = stages instanceof Promise ? await stages : stages
     const decidedAt = performance.now()

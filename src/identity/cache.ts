@@ -142,12 +142,34 @@ export function tokenKey (token: string): string {
   return hash('sha256', token, 'hex')
 }
 
+/**
+ * The last token hashed for each client connection, and its key. A client sends the same token
+ * request after request on its keep-alive connection: its hash is computed once per connection,
+ * not once per request. Kept on the connection only (a WeakMap keyed by the socket), so a token is
+ * held no longer than the connection that carries it.
+ */
+const lastOnConnection = new WeakMap<object, { readonly token: string, readonly key: string }>()
+
+function connectionTokenKey (token: string, connection: object | undefined): string {
+  if (connection === undefined) return tokenKey(token)
+  const last = lastOnConnection.get(connection)
+  if (last !== undefined && last.token === token) return last.key
+  const key = tokenKey(token)
+  lastOnConnection.set(connection, { token, key })
+  return key
+}
+
 /** A LoaderCache keyed by token, which hashes the token before it touches the cache. */
-export function createTokenCache<V> (options: LoaderCacheOptions<V>): LoaderCache<V> {
+export interface TokenCache<V> extends LoaderCache<V> {
+  /** `connection`: the client connection the token came on (its hash is then computed once per connection). */
+  cached (token: string, connection?: object): V | undefined
+}
+
+export function createTokenCache<V> (options: LoaderCacheOptions<V>): TokenCache<V> {
   const cache = createLoaderCache(options)
   return {
     get: (token, load) => cache.get(tokenKey(token), load),
-    cached: token => cache.cached(tokenKey(token)),
+    cached: (token, connection) => cache.cached(connectionTokenKey(token, connection)),
     get size () { return cache.size },
     keys: () => cache.keys(),
     clear: () => { cache.clear() },

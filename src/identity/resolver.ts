@@ -228,7 +228,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       return await tokens.get(token, () => failClosed(introspect(token, jwt)))
     },
     // Only a token that passed the shape checks above was ever cached: a hit needs none of them.
-    cached: token => tokens.cached(token),
+    cached: (token, connection) => tokens.cached(token, connection),
     async close () {
       // A client handed in is its owner's to close.
       if (options.gitlab === undefined) await gitlab.close()
@@ -264,7 +264,7 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
       const jwt = jobTokenBody(token) ?? token
       return await tokens.get(token, () => failClosed((async () => identityFromClaims(await checkJwt(jwt, key, jwtOptions), claims))()))
     },
-    cached: token => tokens.cached(token),
+    cached: (token, connection) => tokens.cached(token, connection),
     async close () {},
     stats: () => counters.stats(tokens, null)
   }

@@ -21,6 +21,8 @@ export interface IdentityInput {
   readonly route: CatalogRoute | null
   readonly headers: IncomingHttpHeaders
   readonly rawHeaders?: readonly string[]
+  /** The client connection (the request's socket): a token's hash is computed once per connection. */
+  readonly connection?: object | null
   /** The request body stream (the IncomingMessage itself); null: none (forward-auth), read as empty. */
   readonly body: Readable | null
   /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
@@ -165,7 +167,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
       return deny(failure.code, failure.message, route)
     }
-    const cached = resolver.cached?.(credential.token)
+    const cached = resolver.cached?.(credential.token, input.connection ?? undefined)
     if (cached !== undefined) return job(cached)
     let resolving: Promise<JobIdentity>
     try {

@@ -27,9 +27,9 @@ export interface JobResolver {
   resolve (token: string): Promise<JobIdentity>
   /**
    * Hot path: the identity of a token resolved before and still cached, without a promise;
-   * undefined otherwise (then resolve()).
+   * undefined otherwise (then resolve()). `connection`: the client connection the token came on.
    */
-  cached? (token: string): JobIdentity | undefined
+  cached? (token: string, connection?: object): JobIdentity | undefined
 }
 
 /** A resolver that holds connections or timers; close() releases them. */

@@ -3,7 +3,8 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import crypto, { createHash } from 'node:crypto'
+import { syncBuiltinESMExports } from 'node:module'
 import { createLoaderCache, createTokenCache, tokenKey } from '../../src/identity/cache.ts'
 
 function manualClock (): { now: () => number, advance: (ms: number) => void } {
@@ -128,6 +129,33 @@ test('token caches are keyed by the SHA-256 of the token', async () => {
   // What the cache holds are hashes, never a token.
   assert.deepEqual(cache.keys().sort(), [tokenKey(token), tokenKey(token + 'x')].sort())
   assert.ok(cache.keys().every(k => /^[0-9a-f]{64}$/.test(k)))
+})
+
+test('token caches hash a token once per client connection, and a connection that changes token gets the other token\'s value', async (t) => {
+  // Count the SHA-256 computations (the cache module binds node:crypto's hash).
+  const real = crypto.hash
+  let hashes = 0
+  crypto.hash = ((...args: Parameters<typeof real>) => { hashes++; return real(...args) }) as typeof real
+  syncBuiltinESMExports()
+  t.after(() => { crypto.hash = real; syncBuiltinESMExports() })
+
+  const cache = createTokenCache<string>({ max: 10, ttlMs: 60_000 })
+  const [a, b] = ['glcbt-64_tokenAAAAAAAAAAAAAAAA', 'glcbt-64_tokenAAAAAAAAAAAAAAAB']
+  await cache.get(a, async () => 'value of a')
+  await cache.get(b, async () => 'value of b')
+  const one = {}
+  const two = {}
+  hashes = 0
+  for (let i = 0; i < 5; i++) assert.equal(cache.cached(a, one), 'value of a')
+  assert.equal(hashes, 1, 'five requests on one connection: one hash')
+  assert.equal(cache.cached(b, one), 'value of b', 'the connection changed token: never the last token\'s value')
+  assert.equal(cache.cached(a, one), 'value of a')
+  assert.equal(cache.cached(a, two), 'value of a')
+  assert.equal(cache.cached(a, two), 'value of a')
+  assert.equal(hashes, 4, 'a new token on a connection, and a new connection, are hashed')
+  assert.equal(cache.cached('glcbt-64_unknown', one), undefined)
+  assert.equal(cache.cached(a), 'value of a', 'without a connection: hashed every time')
+  assert.equal(hashes, 6)
 })
 
 test('bad options stop the start', () => {
