@@ -42,7 +42,11 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
   const { store } = options
   const now = options.now ?? Date.now
   const maxPending = options.maxPending ?? 10_000
-  let pending = new Map<string, Pending & { policies: Record<string, number> }>()
+  // Hot path: keyed by day, then accessed project, then job project: lookups of a string the gate
+  // reuses and of small integers, where a joined key was a new string to build and hash per request.
+  type Entry = Pending & { policies: Record<string, number> }
+  let pending = new Map<string, Map<number, Map<number, Entry>>>()
+  let pendingSize = 0
   let writing: Promise<void> = Promise.resolve()
   const supported = store.recordUsage !== undefined
   // Hot path helpers: the UTC day string is built once per day, not per request (a Date and an
@@ -76,9 +80,11 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
       options.onRecorded?.(recorded)
       recorded = 0
     }
-    if (pending.size === 0 || !supported) return writing
-    const batch = [...pending.values()]
+    if (pendingSize === 0 || !supported) return writing
+    const batch: UsageIncrement[] = []
+    for (const byAccessed of pending.values()) for (const byJob of byAccessed.values()) for (const entry of byJob.values()) batch.push(entry)
     pending = new Map()
+    pendingSize = 0
     writing = writing.then(() => write(batch))
     return writing
   }
@@ -90,15 +96,19 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
     record (accessedProjectId, job, policies) {
       if (!supported) return
       const day = today(now())
-      const key = `${accessedProjectId}|${day}|${job.jobProjectId}`
-      let p = pending.get(key)
+      let byAccessed = pending.get(day)
+      if (byAccessed === undefined) pending.set(day, byAccessed = new Map())
+      let byJob = byAccessed.get(accessedProjectId)
+      if (byJob === undefined) byAccessed.set(accessedProjectId, byJob = new Map())
+      let p = byJob.get(job.jobProjectId)
       if (p === undefined) {
-        if (pending.size >= maxPending) {
+        if (pendingSize >= maxPending) {
           options.onDropped?.(1)
           return
         }
         p = { accessedProjectId, day, jobProjectId: job.jobProjectId, jobProjectPath: job.jobProjectPath, ancestorGroupIds: job.ancestorGroupIds, requests: 0, policies: {} }
-        pending.set(key, p)
+        byJob.set(job.jobProjectId, p)
+        pendingSize++
       }
       p.requests++
       for (const policy of policies) p.policies[policy] = (p.policies[policy] ?? 0) + 1
