@@ -35,19 +35,29 @@ export interface DecisionTiming {
 const SAMPLED: ReadonlySet<Verdict> = new Set<Verdict>(['allow', 'no_job_token'])
 
 /** Most distinct decisions remembered in one window; beyond, the window starts over (memory stays bounded). */
-export const REPEAT_WINDOW_MAX_KEYS = 50_000
+export const REPEAT_WINDOW_MAX_KEYS = 20_000
 
 /**
  * Whether a decision repeats one written since the window began: the first of each in a window
  * answers false (and is remembered), the rest true. The window restarts every `windowMs`, so each
- * distinct decision that keeps happening is written once per window. Hot path: one Map per route
- * and a short key of numbers and the gate's own identifiers.
+ * distinct decision that keeps happening is written once per window.
+ *
+ * Hot path: the decision's parts are looked up level by level in nested Maps (the route object,
+ * the gate's own strings for verdict, reason and method, then numbers), keys whose hashes V8
+ * keeps; a key string joined from them was a new string to build and hash on every request
+ * (about 4 times the cost). The levels go from few values to many, so most Maps are shared.
  */
 function repeatFilter (windowMs: number, now: () => number): (x: Exchange, status: number) => boolean {
-  let seen = new Map<object, Set<string>>()
+  type Level = Map<unknown, Level | true>
+  let seen: Level = new Map()
   let keys = 0
   let startedAt = now()
   const NO_ROUTE = {}
+  const child = (level: Level, key: unknown): Level => {
+    let next = level.get(key) as Level | undefined
+    if (next === undefined) level.set(key, next = new Map())
+    return next
+  }
   const restart = (t: number): void => {
     seen = new Map()
     keys = 0
@@ -56,19 +66,23 @@ function repeatFilter (windowMs: number, now: () => number): (x: Exchange, statu
   return (x, status) => {
     const t = now()
     if (t - startedAt >= windowMs) restart(t)
-    const route: object = x.match?.route ?? NO_ROUTE
-    const identity = x.identity
-    const key = x.verdict + ' ' + x.reason + ' ' + x.method + ' ' + status + ' ' + (identity === null ? '' : identity.jobId) + ' ' + (x.accessedProjectId ?? '')
-    let set = seen.get(route)
-    if (set?.has(key) === true) return true
+    const project = x.accessedProjectId ?? -1
+    let last = lookup(seen, x, status)
+    if (last.has(project)) return true
     if (keys >= REPEAT_WINDOW_MAX_KEYS) {
       restart(t)
-      set = undefined
+      last = lookup(seen, x, status)
     }
-    if (set === undefined) seen.set(route, set = new Set())
-    set.add(key)
+    last.set(project, true)
     keys++
     return false
+  }
+
+  /** The innermost level of `x`'s decision (created as needed): accessed projects seen. */
+  function lookup (root: Level, x: Exchange, status: number): Level {
+    const byRoute = child(root, x.match?.route ?? NO_ROUTE)
+    const byStatus = child(child(child(child(byRoute, x.verdict), x.reason), x.method), status)
+    return child(byStatus, x.identity?.jobId ?? -1)
   }
 }
 
