@@ -356,18 +356,24 @@ function conanJobToken (jwt: string): string | null {
  * the query on '&' and ';' (and Rack skips spaces after a separator), so both split here: a
  * value containing ';' then reads as two pairs, which can only add credentials, never hide one.
  */
-export function * queryPairs (query: string): Iterable<[string, string]> {
-  if (query === '') return
+export function queryPairs (query: string): Array<[string, string]> {
+  const pairs: Array<[string, string]> = []
+  if (query === '') return pairs
   for (const piece of query.split(/[&;]/)) {
     if (piece === '') continue
     const eq = piece.indexOf('=')
     const key = eq === -1 ? piece : piece.slice(0, eq)
-    yield [decodeFormComponent(key), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))]
+    pairs.push([decodeFormComponent(key), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))])
   }
+  return pairs
 }
 
 /** Rack's reading of a parameter name: leading spaces and brackets skipped, cut at the first bracket. */
 function normalizeParamName (name: string): string {
+  // Hot path (every query parameter): a name that starts with a letter, digit or '_' and holds no
+  // bracket is read as it is.
+  const c = name.charCodeAt(0)
+  if (((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f) && name.indexOf('[') === -1 && name.indexOf(']') === -1) return name
   const m = /^[\s[\]]*([^[\]]*)/.exec(name)
   return m === null ? name : m[1]!
 }

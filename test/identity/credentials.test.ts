@@ -4,7 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { basic, identityFor, rawRequest, startStageServer, stubResolver, type StageReport } from './harness.ts'
-import { collectCredentials, decideCredential, findCredential } from '../../src/identity/credentials.ts'
+import fc from 'fast-check'
+import { collectCredentials, decideCredential, findCredential, isCredentialParam } from '../../src/identity/credentials.ts'
 
 const A = 'glcbt-64_AAAAaaaa1111aaaa'
 const B = 'glcbt-64_BBBBbbbb2222bbbb'
@@ -168,4 +169,19 @@ test('array header values (IncomingHttpHeaders) are all read', () => {
   const found = collectCredentials({ canonical: { method: 'GET', path: '/', query: '' }, headers: { 'x-custom': ['a'], 'job_token': [A, A] } as never, route: null })
   assert.deepEqual(found.map(c => c.where), ['header:job-token', 'header:job-token'])
   assert.deepEqual(decideCredential(found), { kind: 'job_token', token: A, source: 'header', basicAuth: false })
+})
+
+test('parameter names are read as Rack reads them, with or without brackets and leading spaces (generated names)', () => {
+  // Rack: leading spaces and brackets skipped, the name cut at the first bracket.
+  const rack = (name: string): string => /^[\s[\]]*([^[\]]*)/.exec(name)![1]!
+  const names = ['job_token', 'token', 'private_token', 'access_token', 'bearer_token']
+  fc.assert(fc.property(
+    fc.constantFrom(...names, 'job', 'x', '_token', 'JOB_TOKEN', '9token'),
+    fc.array(fc.constantFrom(' ', '\t', '[', ']', '\u00a0'), { maxLength: 3 }),
+    fc.array(fc.constantFrom('[', ']', '[]', '[x]', ' ', 'a'), { maxLength: 2 }),
+    (name, before, after) => {
+      const raw = before.join('') + name + after.join('')
+      assert.equal(isCredentialParam(raw), names.includes(rack(raw)), raw)
+    }
+  ), { numRuns: 2000 })
 })
