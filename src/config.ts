@@ -248,10 +248,12 @@ export function readConfigFile (path: string): Record<string, unknown> {
 
 /** The settings as `serve --help` lists them. */
 export function describeSettings (): string {
+  // The names' column: as wide as the longest name, and a space.
+  const width = Math.max(...Object.values(SETTINGS).map((s: Setting) => s.env.length)) + 1
   const rows = Object.values(SETTINGS).map((s: Setting) => {
     const extra = s.values !== undefined ? ` (${s.values.join('|')})` : ''
     const def = 'default' in s && s.default !== undefined ? ` [default: ${s.default === '' ? '""' : s.default}]` : ''
-    return `  ${s.env.padEnd(34)}${s.description}${extra}${def}`
+    return `  ${s.env.padEnd(width)}${s.description}${extra}${def}`
   })
   return `Settings (environment variables; a --config JSON file may set the same keys):\n${rows.join('\n')}\n`
 }

@@ -72,7 +72,8 @@ test('a config file sets the same keys; the environment wins; unknown keys are r
 
 test('serve --help lists every setting with its variable', () => {
   const help = describeSettings()
-  for (const setting of Object.values(SETTINGS)) assert.ok(help.includes(setting.env), `${setting.env} is listed`)
+  // Each name, then at least one space before its description, however long the name.
+  for (const setting of Object.values(SETTINGS)) assert.match(help, new RegExp(`^  ${setting.env} +\\S`, 'm'), `${setting.env} is listed`)
   assert.match(help, /GATE_LISTEN +host:port the gate serves API traffic on \[default: 0\.0\.0\.0:8181\]/)
 })
 
