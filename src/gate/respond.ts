@@ -78,5 +78,23 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
 
 /** `{"message", "code", <more>, "request_id"}`: GitLab's body, the code, then the request id. */
 function errorJson (message: string, code: ErrorCode, more: string, requestId: string | null): string {
-  return '{"message":' + JSON.stringify(message) + ',"code":"' + code + '"' + more + (requestId === null ? '}' : ',"request_id":' + JSON.stringify(requestId) + '}')
+  return '{"message":' + messageJson(message) + ',"code":"' + code + '"' + more + (requestId === null ? '}' : ',"request_id":' + JSON.stringify(requestId) + '}')
+}
+
+/**
+ * Hot path (every deny): a message's JSON text, escaped once. Messages come from the errors
+ * table and the denies built from it, a few hundred texts at most; past MESSAGES_KEPT the cache
+ * starts over, so a message with variable parts cannot grow it.
+ */
+const MESSAGES_KEPT = 1000
+let messages = new Map<string, string>()
+
+function messageJson (message: string): string {
+  let json = messages.get(message)
+  if (json === undefined) {
+    if (messages.size >= MESSAGES_KEPT) messages = new Map()
+    json = JSON.stringify(message)
+    messages.set(message, json)
+  }
+  return json
 }
