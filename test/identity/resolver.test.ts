@@ -299,3 +299,27 @@ test('JWT job tokens with an instance prefix are checked locally like unprefixed
   await rejectsWith(resolver.resolve(forged), 'TOKEN_BAD_SIGNATURE', forged)
   assert.equal(fake.calls.job, 2, 'no stale or forged prefixed token reached GitLab')
 })
+
+test('group parents that loop, or nest deeper than GitLab allows, fail the lookup (never an allow, never a hang)', async (t) => {
+  const LOOP = legacyJobToken()
+  const DEEP = legacyJobToken()
+  // 30 and 31 name each other as parent; 100..122 is a chain of 23 groups (GitLab allows 20 levels).
+  const deep = Array.from({ length: 23 }, (_, i) => ({ id: 100 + i, fullPath: Array.from({ length: i + 1 }, (_, k) => `g${k}`).join('/'), parentId: i === 0 ? null : 100 + i - 1 }))
+  const fake = await startFakeGitlab({
+    groups: [{ id: 30, fullPath: 'loop-a', parentId: 31 }, { id: 31, fullPath: 'loop-b', parentId: 30 }, ...deep],
+    projects: [
+      { id: 40, pathWithNamespace: 'loop-a/app', namespace: { id: 30, kind: 'group', fullPath: 'loop-a', parentId: 31 } },
+      { id: 41, pathWithNamespace: `${deep[22]!.fullPath}/app`, namespace: { id: 122, kind: 'group', fullPath: deep[22]!.fullPath, parentId: 121 } }
+    ],
+    jobs: {
+      [LOOP]: { id: 4001, status: 'running', projectId: 40, userId: 7 },
+      [DEEP]: { id: 4002, status: 'running', projectId: 41, userId: 7 }
+    }
+  })
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+  const loop = await rejectsWith(resolver.resolve(LOOP), 'IDENTITY_LOOKUP_FAILED', LOOP)
+  assert.match(loop.message, /loop or nest too deep/)
+  const tooDeep = await rejectsWith(resolver.resolve(DEEP), 'IDENTITY_LOOKUP_FAILED', DEEP)
+  assert.match(tooDeep.message, /loop or nest too deep/)
+})
