@@ -27,7 +27,7 @@ export interface SignOptions {
   readonly audience?: string
   /** Seconds from now; negative for an expired token. Default 3600. */
   readonly expiresIn?: number
-  /** Seconds from now for nbf; default now. */
+  /** Seconds from now for nbf; default -5 (see sign()). */
   readonly notBefore?: number
   readonly kid?: string | null
 }
@@ -43,7 +43,9 @@ async function sign (keys: TestKeys, payload: JWTPayload, o: SignOptions, defaul
     .setIssuer(o.issuer ?? defaults.issuer)
     .setAudience(o.audience ?? defaults.audience)
     .setIssuedAt()
-    .setNotBefore(now() + (o.notBefore ?? 0))
+    // A few seconds before now by default: tests that read a clock before signing (a manual clock
+    // for the caches) must not meet a token signed in the next second as not yet valid.
+    .setNotBefore(now() + (o.notBefore ?? -5))
     .setExpirationTime(now() + (o.expiresIn ?? 3600))
     .setJti(randomBytes(8).toString('hex'))
     .sign(keys.privateKey)
