@@ -1,7 +1,8 @@
 // The decision log: one JSON line per decided request, at a configurable level. An allowed or
 // no-job-token decision that repeats one already written in the current window (the same
 // decision, reason, job, accessed project, route, method and status) is not written again, and
-// those decisions may also be sampled; denies, would_deny, deferred and errors are always written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
+// those decisions may also be sampled; denies, would_deny, deferred and errors are always
+// written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
 // forward and forward_auth steps) and the route pattern, never the raw target: a query string can
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
 // path is written. Nothing here ever sees a credential.
