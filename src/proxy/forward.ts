@@ -86,10 +86,7 @@ const BODY_AND_METHOD_HEADERS = ['content-type', 'content-length', 'transfer-enc
  */
 export function connectionDropsDecisionHeader (connection: string | string[] | undefined, decisionHeaders: ReadonlySet<string>): string | null {
   if (connection === undefined) return null
-  const tokens = connectionTokens(connection)
-  // Hot path: `keep-alive` and `close`, the usual values, name no header the decision reads.
-  if (tokens === KEEP_ALIVE || tokens === CLOSE) return null
-  for (const token of tokens) {
+  for (const token of connectionTokens(connection)) {
     const name = token.replaceAll('_', '-')
     if (decisionHeaders.has(name) || BODY_AND_METHOD_HEADERS.includes(name)) return token
   }
