@@ -150,8 +150,8 @@ export function tokenKey (token: string): string {
  */
 const lastOnConnection = new WeakMap<object, { readonly token: string, readonly key: string }>()
 
-function connectionTokenKey (token: string, connection: object | undefined): string {
-  if (connection === undefined) return tokenKey(token)
+function connectionTokenKey (token: string, connection: object | null | undefined): string {
+  if (connection === undefined || connection === null) return tokenKey(token)
   const last = lastOnConnection.get(connection)
   if (last !== undefined && last.token === token) return last.key
   const key = tokenKey(token)
@@ -162,7 +162,7 @@ function connectionTokenKey (token: string, connection: object | undefined): str
 /** A LoaderCache keyed by token, which hashes the token before it touches the cache. */
 export interface TokenCache<V> extends LoaderCache<V> {
   /** `connection`: the client connection the token came on (its hash is then computed once per connection). */
-  cached (token: string, connection?: object): V | undefined
+  cached (token: string, connection?: object | null): V | undefined
 }
 
 export function createTokenCache<V> (options: LoaderCacheOptions<V>): TokenCache<V> {

@@ -167,7 +167,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
       return deny(failure.code, failure.message, route)
     }
-    const cached = resolver.cached?.(credential.token, input.connection ?? undefined)
+    const cached = resolver.cached?.(credential.token, input.connection)
     if (cached !== undefined) return job(cached)
     let resolving: Promise<JobIdentity>
     try {

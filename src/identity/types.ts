@@ -29,7 +29,7 @@ export interface JobResolver {
    * Hot path: the identity of a token resolved before and still cached, without a promise;
    * undefined otherwise (then resolve()). `connection`: the client connection the token came on.
    */
-  cached? (token: string, connection?: object): JobIdentity | undefined
+  cached? (token: string, connection?: object | null): JobIdentity | undefined
 }
 
 /** A resolver that holds connections or timers; close() releases them. */
