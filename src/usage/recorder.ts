@@ -96,16 +96,17 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
     record (accessedProjectId, job, policies) {
       if (!supported) return
       const day = today(now())
-      let byAccessed = pending.get(day)
-      if (byAccessed === undefined) pending.set(day, byAccessed = new Map())
-      let byJob = byAccessed.get(accessedProjectId)
-      if (byJob === undefined) byAccessed.set(accessedProjectId, byJob = new Map())
-      let p = byJob.get(job.jobProjectId)
+      let p = pending.get(day)?.get(accessedProjectId)?.get(job.jobProjectId)
       if (p === undefined) {
+        // A dropped record builds nothing: the levels are made only for an entry that is kept.
         if (pendingSize >= maxPending) {
           options.onDropped?.(1)
           return
         }
+        let byAccessed = pending.get(day)
+        if (byAccessed === undefined) pending.set(day, byAccessed = new Map())
+        let byJob = byAccessed.get(accessedProjectId)
+        if (byJob === undefined) byAccessed.set(accessedProjectId, byJob = new Map())
         p = { accessedProjectId, day, jobProjectId: job.jobProjectId, jobProjectPath: job.jobProjectPath, ancestorGroupIds: job.ancestorGroupIds, requests: 0, policies: {} }
         byJob.set(job.jobProjectId, p)
         pendingSize++
