@@ -29,8 +29,7 @@ const processesArg = process.argv.indexOf('--processes')
 const PROCESSES = processesArg >= 0 ? Number(process.argv[processesArg + 1]) : 3
 const WARMUP_ROUNDS = 3
 /** Rounds per child process. */
-const ROUNDS_PER_CHILD = 11
-const ROUNDS = ROUNDS_PER_CHILD
+const ROUNDS = 11
 
 if (!CHILD) {
   await measureInChildren()
@@ -67,10 +66,10 @@ async function measureInChildren (): Promise<void> {
   const results = runs[0]!.results.map((b, k) => ({ name: b.name, nsPerLookup: Number(median(runs.map(r => r.results[k]!.nsPerLookup)).toFixed(1)), perProcess: runs.map(r => Number(r.results[k]!.nsPerLookup.toFixed(1))) }))
   const totalSeconds = Number((Number(process.hrtime.bigint() - started) / 1e9).toFixed(1))
   if (JSON_OUTPUT) {
-    console.log(JSON.stringify({ node: process.version, processes: PROCESSES, roundsPerProcess: ROUNDS_PER_CHILD, timing: 'CPU time (process.cpuUsage), median round per process, median of the processes', loadAverage: loadavg().map(x => Number(x.toFixed(2))), results, ratios, runs, totalSeconds }, null, 2))
+    console.log(JSON.stringify({ node: process.version, processes: PROCESSES, roundsPerProcess: ROUNDS, timing: 'CPU time (process.cpuUsage), median round per process, median of the processes', loadAverage: loadavg().map(x => Number(x.toFixed(2))), results, ratios, runs, totalSeconds }, null, 2))
     return
   }
-  console.log(`node ${process.version}; ${PROCESSES} processes, each ${ROUNDS_PER_CHILD} rounds after ${WARMUP_ROUNDS} warm-up, CPU time; the median round of each process, then the median of the processes; load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  console.log(`node ${process.version}; ${PROCESSES} processes, each ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up, CPU time; the median round of each process, then the median of the processes; load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log('')
   console.log(`${'benchmark'.padEnd(44)} ${'ns/lookup'.padStart(10)}  per process`)
   for (const b of results) console.log(`${b.name.padEnd(44)} ${b.nsPerLookup.toFixed(1).padStart(10)}  ${b.perProcess.map(x => x.toFixed(0)).join(' / ')}`)
