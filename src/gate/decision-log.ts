@@ -19,7 +19,7 @@ export interface DecisionLogOptions {
    * window began is not written. 0: every one is written.
    */
   readonly repeatWindowMs?: number
-  /** Clock of the repeat window, ms (tests). Default performance.now. */
+  /** Clock of the repeat window, ms, for timings without `at` (tests). Default performance.now. */
   readonly now?: () => number
   readonly rawPath: boolean
   /** [0, 1) source for sampling (tests). Default Math.random. */
@@ -31,6 +31,8 @@ export interface DecisionTiming {
   readonly decisionMs: number
   readonly totalMs: number
   readonly upstreamHeadersMs?: number
+  /** performance.now() when the request was recorded, read by the repeat window; unset: read here. */
+  readonly at?: number
 }
 
 const SAMPLED: ReadonlySet<Verdict> = new Set<Verdict>(['allow', 'no_job_token'])
@@ -48,11 +50,11 @@ export const REPEAT_WINDOW_MAX_KEYS = 20_000
  * keeps; a key string joined from them was a new string to build and hash on every request
  * (about 4 times the cost). The levels go from few values to many, so most Maps are shared.
  */
-function repeatFilter (windowMs: number, now: () => number): (x: Exchange, status: number) => boolean {
+function repeatFilter (windowMs: number, started: number): (x: Exchange, status: number, t: number) => boolean {
   type Level = Map<unknown, Level | true>
   let seen: Level = new Map()
   let keys = 0
-  let startedAt = now()
+  let startedAt = started
   const NO_ROUTE = {}
   const child = (level: Level, key: unknown): Level => {
     let next = level.get(key) as Level | undefined
@@ -64,8 +66,7 @@ function repeatFilter (windowMs: number, now: () => number): (x: Exchange, statu
     keys = 0
     startedAt = t
   }
-  return (x, status) => {
-    const t = now()
+  return (x, status, t) => {
     if (t - startedAt >= windowMs) restart(t)
     const project = x.accessedProjectId ?? -1
     let last = lookup(seen, x, status)
@@ -100,10 +101,12 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
   const errorLevel: Level = (values[level] ?? 0) >= (values.warn ?? 40) ? level : 'warn'
   const write = lineWriter(logger)
   const windowMs = options.repeatWindowMs ?? 0
-  const repeats = windowMs > 0 ? repeatFilter(windowMs, options.now ?? (() => performance.now())) : null
+  const now = options.now ?? (() => performance.now())
+  const repeats = windowMs > 0 ? repeatFilter(windowMs, now()) : null
   return (x, requestId, status, timing) => {
     if (SAMPLED.has(x.verdict)) {
-      if (repeats !== null && repeats(x, status)) return
+      // The recorder's own reading of the clock: no second one per request.
+      if (repeats !== null && repeats(x, status, timing.at ?? now())) return
       if (options.sampleRate < 1 && !(random() < options.sampleRate)) return
     }
     const lineLevel = x.verdict === 'error' ? errorLevel : level

@@ -34,7 +34,7 @@ export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, 
       upstreamHeadersSeconds: upstream ? upstreamHeadersMs / 1000 : undefined,
       upstreamStatus: upstream ? status : undefined
     })
-    log(x, requestId, status, { decisionMs, totalMs, upstreamHeadersMs })
+    log(x, requestId, status, { decisionMs, totalMs, upstreamHeadersMs, at: now })
     const identity = x.identity
     if (x.verdict === 'allow' && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
       usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
