@@ -1,5 +1,6 @@
 // End-to-end throughput (`npm run bench:e2e`; `--quick` for about a minute; `--scale` for the
-// allowlist-size and token-count run; `--out file.json`). See bench/README.md.
+// allowlist-size and token-count run; `--processes n` for n processes per Node proxy; `--out
+// file.json`). See bench/README.md.
 //
 // On loopback: a small origin (bench/e2e/origin.mjs), then each target in front of it, all driven
 // with the same load for the same time, rounds interleaved, medians reported:
@@ -39,6 +40,15 @@ const OUT = outIndex >= 0 ? args[outIndex + 1]! : join(tmpdir(), `job-token-gate
 const roundsArg = args.indexOf('--rounds')
 /** Rounds of the full run (`--rounds n`; `--compare` has its own default). */
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : QUICK ? 2 : 3
+const processesArg = args.indexOf('--processes')
+/**
+ * Processes per Node proxy of the full run (`--processes n`, default 1): the bare proxy, fastify
+ * and both gates. Two identical Node processes here can differ by 10-20% in CPU per request for
+ * their whole life (which one is which is luck), so a ratio of one process against one other
+ * moves by as much between runs; with n, each row is the median over its n processes' samples.
+ */
+const PROCESSES = processesArg >= 0 ? Number(args[processesArg + 1]) : 1
+if (!Number.isInteger(PROCESSES) || PROCESSES < 1) throw new Error(`--processes takes a positive integer, got ${String(args[processesArg + 1])}`)
 const DURATION_S = QUICK ? 2 : 6
 const WARMUP_S = QUICK ? 0.5 : 1
 const CONNECTIONS = 32
@@ -266,9 +276,11 @@ interface Target {
   readonly gate?: Proc
 }
 
-interface Sample { statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
+interface Sample { round: number, pid: number, statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
 
 const samples = new Map<string, Sample[]>()
+/** The round being measured: a sample is paired with the samples of its own round. */
+let currentRound = 0
 
 /**
  * autocannon builds every request of the list once per connection: fine for a few hundred, but
@@ -311,6 +323,8 @@ async function measure (target: Target): Promise<Sample> {
   const status = result.statusCodeStats as Record<string, { count: number }>
   const expected = status[String(target.expect)]?.count ?? 0
   const sample: Sample = {
+    round: currentRound,
+    pid: target.pids[0]!,
     statuses: Object.fromEntries(Object.entries(status).map(([k, v]) => [k, v.count])),
     rps: total / DURATION_S,
     p50: result.latency.p50,
@@ -384,14 +398,17 @@ function redisCommands (): number {
 const fmt = (n: number, d = 0): string => Number.isFinite(n) ? n.toFixed(d) : '-'
 
 /**
- * The median over rounds of b's CPU per request over a's, the two measured in the same round: a
- * machine that slows down or speeds up between rounds moves both alike.
+ * The median over rounds of b's CPU per request over a's, the two measured in the same round (the
+ * median of a round's samples where a target has several processes): a machine that slows down
+ * or speeds up between rounds moves both alike.
  */
 function pairedCpuRatio (a: string, b: string): number {
   const mine = samples.get(a)
   const theirs = samples.get(b)
   if (mine === undefined || theirs === undefined) return NaN
-  return Number(median(mine.map((x, i) => theirs[i]!.cpuUsPerReq / x.cpuUsPerReq)).toFixed(3))
+  const inRound = (list: Sample[], round: number): number => median(list.filter(s => s.round === round).map(s => s.cpuUsPerReq))
+  const rounds = [...new Set(mine.map(s => s.round))].filter(r => theirs.some(s => s.round === r))
+  return Number(median(rounds.map(r => inRound(theirs, r) / inRound(mine, r))).toFixed(3))
 }
 
 function summarize (names: string[], baseline: string): Array<Record<string, unknown>> {
@@ -411,6 +428,7 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
       cpuUsPerRequest: Number(cpu.toFixed(1)),
       cpuSecondsPer10k: Number((cpu * 1e4 / 1e6).toFixed(3)),
       cpuAllProcessesUsPerRequest: Number(median(list.map(s => s.cpuAllUsPerReq)).toFixed(1)),
+      cpuUsPerRequestByProcess: [...new Set(list.map(s => s.pid))].map(pid => Number(median(list.filter(s => s.pid === pid).map(s => s.cpuUsPerReq)).toFixed(1))),
       rpsOverBare: Number((rps / baseRps).toFixed(3)),
       bareCpuOverCpu: Number((baseCpu / cpu).toFixed(3)),
       pairedBareCpuOverCpu: pairedCpuRatio(name, baseline),
@@ -425,6 +443,8 @@ function printTable (rows: Array<Record<string, unknown>>): void {
   console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
   for (const r of rows) {
     console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
+    const byProcess = r.cpuUsPerRequestByProcess as number[]
+    if (byProcess.length > 1) console.log(`  CPU µs/req of each process: ${byProcess.map(x => fmt(x)).join(' / ')}`)
     if ((r.unexpectedAnswers as number) > 0) console.log(`  ! ${String(r.unexpectedAnswers)} answers had another status than expected (last round: ${JSON.stringify(r.statuses)})`)
   }
 }
@@ -439,34 +459,43 @@ async function main (): Promise<void> {
   if (PROFILE !== null) return await profile(originUrl, PROFILE)
   if (COMPARE !== null) return await compare(originUrl, COMPARE)
 
-  const bare = await startNodeServer('bare', 'bench/e2e/bare-proxy.mjs', [originUrl])
-  const fastify = await startNodeServer('fastify', 'bench/e2e/fastify-proxy.mjs', [originUrl])
+  const each = async <T>(start: (p: number) => Promise<T>): Promise<T[]> => {
+    const list: T[] = []
+    for (let p = 1; p <= PROCESSES; p++) list.push(await start(p))
+    return list
+  }
+  const bares = await each(async p => await startNodeServer(`bare-${p}`, 'bench/e2e/bare-proxy.mjs', [originUrl]))
+  const fastifies = await each(async p => await startNodeServer(`fastify-${p}`, 'bench/e2e/fastify-proxy.mjs', [originUrl]))
   const hasNginx = existsSync(NGINX)
   if (!hasNginx) console.log(`NOTICE: ${NGINX} not found: the nginx rows are skipped (Debian: apt-get install nginx-light)`)
 
   const TOKENS = 100
   const PROJECTS = 10
-  const memGate = await startGate('gate-memory', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) })
+  const memGates = await each(async p => await startGate(`gate-memory-${p}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }))
+  const memGate = memGates[0]!
   redis = await startRedis()
   const store = await createRedisStore({ url: redis.url })
   for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
   await store.close()
-  const redisGate = await startGate('gate-redis', originUrl, { GATE_REDIS_URL: redis.url })
+  const redisGates = await each(async p => await startGate(`gate-redis-${p}`, originUrl, { GATE_REDIS_URL: redis!.url }))
+  const redisGate = redisGates[0]!
   const nginx = hasNginx ? await startNginx('nginx', origin, null) : null
   const nginxAuth = hasNginx ? await startNginx('nginx-forward-auth', origin, memGate.auth) : null
 
   const N = TOKENS * 7
   const allowed = workload('b', TOKENS, PROJECTS, N)
   const plain = workload(null, TOKENS, PROJECTS, N)
+  const denied = workload('d', TOKENS, PROJECTS, N)
+  // Targets of the same name (one per process) add their samples to one row.
   const targets: Target[] = [
     { name: 'origin alone', port: origin, requests: allowed, pids: [originProc.pid], expect: 200 },
-    { name: 'bare node:http + undici Pool', port: bare.port, requests: allowed, pids: [bare.proc.pid, originProc.pid], expect: 200 },
-    { name: '@fastify/http-proxy', port: fastify.port, requests: allowed, pids: [fastify.proc.pid, originProc.pid], expect: 200 },
+    ...bares.map(bare => ({ name: 'bare node:http + undici Pool', port: bare.port, requests: allowed, pids: [bare.proc.pid, originProc.pid], expect: 200 })),
+    ...fastifies.map(fastify => ({ name: '@fastify/http-proxy', port: fastify.port, requests: allowed, pids: [fastify.proc.pid, originProc.pid], expect: 200 })),
     ...(nginx === null ? [] : [{ name: 'nginx, 1 worker, upstream keepalive', port: nginx.port, requests: allowed, pids: [nginx.proc.pid, originProc.pid], expect: 200 }]),
-    { name: 'gate: job token allowed, warm, memory store', port: memGate.port, requests: allowed, pids: [memGate.proc.pid, originProc.pid], expect: 200, gate: memGate.proc },
-    { name: 'gate: job token allowed, warm, Redis store', port: redisGate.port, requests: allowed, pids: [redisGate.proc.pid, originProc.pid], expect: 200, gate: redisGate.proc },
-    { name: 'gate: job token denied (nothing forwarded)', port: memGate.port, requests: workload('d', TOKENS, PROJECTS, N), pids: [memGate.proc.pid], expect: 403, gate: memGate.proc },
-    { name: 'gate: no job token (pass-through)', port: memGate.port, requests: plain, pids: [memGate.proc.pid, originProc.pid], expect: 200, gate: memGate.proc },
+    ...memGates.map(g => ({ name: 'gate: job token allowed, warm, memory store', port: g.port, requests: allowed, pids: [g.proc.pid, originProc.pid], expect: 200, gate: g.proc })),
+    ...redisGates.map(g => ({ name: 'gate: job token allowed, warm, Redis store', port: g.port, requests: allowed, pids: [g.proc.pid, originProc.pid], expect: 200, gate: g.proc })),
+    ...memGates.map(g => ({ name: 'gate: job token denied (nothing forwarded)', port: g.port, requests: denied, pids: [g.proc.pid], expect: 403, gate: g.proc })),
+    ...memGates.map(g => ({ name: 'gate: no job token (pass-through)', port: g.port, requests: plain, pids: [g.proc.pid, originProc.pid], expect: 200, gate: g.proc })),
     ...(nginxAuth === null ? [] : [{ name: 'gate: forward-auth behind nginx (gate CPU)', port: nginxAuth.port, requests: allowed, pids: [memGate.proc.pid, nginxAuth.proc.pid, originProc.pid], expect: 200, gate: memGate.proc }])
   ]
 
@@ -494,8 +523,10 @@ async function main (): Promise<void> {
   const callsBefore = await originCounts(origin)
   const roundLoads: number[] = []
   for (let round = 0; round < ROUNDS; round++) {
-    // Rounds interleaved: a busy neighbour slows every target of a round alike.
-    for (const target of targets) {
+    currentRound = round
+    // Rounds interleaved: a busy neighbour slows every target of a round alike; every other round
+    // in reverse order, so that a machine drifting within a round favours no target.
+    for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
       const s = await measure(target)
       console.error(`round ${round + 1}/${ROUNDS} ${target.name}: ${fmt(s.rps)} req/s, ${fmt(s.cpuUsPerReq)} µs CPU/req, load ${s.load1.toFixed(2)}`)
     }
@@ -506,7 +537,7 @@ async function main (): Promise<void> {
 
   const callsAfter = await originCounts(origin)
   cold.gitlabCallsDuringRounds = { job: callsAfter.job! - callsBefore.job!, project: callsAfter.project! - callsBefore.project! }
-  const rows = summarize(targets.map(t => t.name), 'bare node:http + undici Pool')
+  const rows = summarize([...new Set(targets.map(t => t.name))], 'bare node:http + undici Pool')
   const c1Rows = Object.fromEntries(Object.entries(c1).map(([name, list]) => [name, { p50Us: Math.round(median(list.map(x => x.p50))), p99Us: Math.round(median(list.map(x => x.p99))) }]))
   const bareP50 = c1Rows['bare node:http + undici Pool']!.p50Us
   const byName = Object.fromEntries(rows.map(r => [r.target as string, r]))
@@ -529,6 +560,7 @@ async function main (): Promise<void> {
     date: new Date().toISOString(),
     quick: QUICK,
     rounds: ROUNDS,
+    processes: PROCESSES,
     durationSeconds: DURATION_S,
     connections: CONNECTIONS,
     loadGenerator: `autocannon ${JSON.parse(readFileSync(join(ROOT, 'node_modules/autocannon/package.json'), 'utf8')).version as string} (in the harness process)`,
@@ -542,7 +574,7 @@ async function main (): Promise<void> {
   }
   writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n')
 
-  console.log(`node ${process.version}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${CONNECTIONS} connections, medians; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
+  console.log(`node ${process.version}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${PROCESSES} process${PROCESSES === 1 ? '' : 'es'} per Node proxy, ${CONNECTIONS} connections, medians; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
   console.log('CPU µs/req: the proxy process alone (user + system); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
   console.log('')
   printTable(rows)
@@ -600,6 +632,7 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   const roundsIndex = args.indexOf('--rounds')
   const rounds = roundsIndex >= 0 ? Number(args[roundsIndex + 1]) : QUICK ? 4 : 8
   for (let round = 0; round < rounds; round++) {
+    currentRound = round
     // Alternate which gate goes first: the second of a pair meets a warmer (or busier) machine.
     for (const [load] of loads) {
       const pair = targets.filter(t => t.name.startsWith(`${load}:`))
@@ -723,6 +756,7 @@ async function scale (originUrl: string, origin: number, started: number, load0:
   const roundLoads: number[] = []
   const jobCalls = new Map<number, number>()
   for (let round = 0; round < ROUNDS; round++) {
+    currentRound = round
     for (const g of gates) {
       const before = (await originCounts(origin)).job!
       const s = await measure(g.target)
