@@ -617,10 +617,13 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
     await store.close()
     return { GATE_REDIS_URL: redis.url }
   }
-  const gates = [
-    { label: 'this', gate: await startGate('gate-this', originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }) },
-    { label: 'other', gate: await startGate('gate-other', originUrl, { ...await otherStore(), ...otherEnv }, [], otherRoot) }
-  ]
+  // `--processes n`: n gates of each checkout, a round's figure the median of its n processes.
+  const otherGateEnv = { ...await otherStore(), ...otherEnv }
+  const gates: Array<{ label: string, gate: Gate }> = []
+  for (let p = 1; p <= PROCESSES; p++) {
+    gates.push({ label: 'this', gate: await startGate(`gate-this-${p}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }) })
+    gates.push({ label: 'other', gate: await startGate(`gate-other-${p}`, originUrl, otherGateEnv, [], otherRoot) })
+  }
   const loads: Array<[string, Req[], number]> = [
     ['allowed', workload('b', TOKENS, PROJECTS, TOKENS * 7), 200],
     ['denied', workload('d', TOKENS, PROJECTS, TOKENS * 7), 403],
@@ -635,21 +638,26 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
     currentRound = round
     // Alternate which gate goes first: the second of a pair meets a warmer (or busier) machine.
     for (const [load] of loads) {
-      const pair = targets.filter(t => t.name.startsWith(`${load}:`))
+      const pair = targets.filter(t => t.name.startsWith(`${load}: `))
       for (const target of round % 2 === 0 ? pair : [...pair].reverse()) {
         const s = await measure(target)
         console.error(`round ${round + 1}/${rounds} ${target.name}: ${fmt(s.cpuUsPerReq, 1)} µs CPU/req, load ${s.load1.toFixed(2)}`)
       }
     }
   }
-  console.log(`CPU µs per request, median of ${rounds} interleaved rounds of ${DURATION_S} s (this: ${ROOT}, other: ${otherRoot} ${JSON.stringify(otherEnv)}); load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  console.log(`CPU µs per request, median of ${rounds} interleaved rounds of ${DURATION_S} s, ${PROCESSES} process${PROCESSES === 1 ? '' : 'es'} of each (this: ${ROOT}, other: ${otherRoot} ${JSON.stringify(otherEnv)}); load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   for (const [load] of loads) {
     const mine = samples.get(`${load}: this`)!
     const theirs = samples.get(`${load}: other`)!
-    // Per round: the pair measured back to back.
-    const ratios = mine.map((s, i) => theirs[i]!.cpuUsPerReq / s.cpuUsPerReq)
+    // Per round: the two checkouts measured back to back (the median of each one's processes).
+    const inRound = (list: Sample[], round: number): number => median(list.filter(s => s.round === round).map(s => s.cpuUsPerReq))
+    const ratios = Array.from({ length: rounds }, (_, r) => inRound(theirs, r) / inRound(mine, r))
     const unexpected = [...mine, ...theirs].reduce((n, s) => n + s.unexpected, 0)
     console.log(`  ${load.padEnd(9)} this ${fmt(median(mine.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other ${fmt(median(theirs.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other/this per round: median ${fmt(median(ratios), 3)}, ${ratios.map(r => fmt(r, 2)).join(' ')}${unexpected > 0 ? `  (${unexpected} unexpected answers)` : ''}`)
+    if (PROCESSES > 1) {
+      const perProcess = (list: Sample[]): string => [...new Set(list.map(s => s.pid))].map(pid => fmt(median(list.filter(s => s.pid === pid).map(s => s.cpuUsPerReq)), 1)).join(' / ')
+      console.log(`            each process: this ${perProcess(mine)}; other ${perProcess(theirs)}`)
+    }
   }
 }
 
