@@ -406,9 +406,19 @@ function pairedCpuRatio (a: string, b: string): number {
   const mine = samples.get(a)
   const theirs = samples.get(b)
   if (mine === undefined || theirs === undefined) return NaN
+  return Number(median(roundRatios(mine, theirs)).toFixed(3))
+}
+
+/** Per round both measured in: the median CPU per request of `theirs` over that of `mine`. */
+function roundRatios (mine: Sample[], theirs: Sample[]): number[] {
   const inRound = (list: Sample[], round: number): number => median(list.filter(s => s.round === round).map(s => s.cpuUsPerReq))
   const rounds = [...new Set(mine.map(s => s.round))].filter(r => theirs.some(s => s.round === r))
-  return Number(median(rounds.map(r => inRound(theirs, r) / inRound(mine, r))).toFixed(3))
+  return rounds.map(r => inRound(theirs, r) / inRound(mine, r))
+}
+
+/** Each process's median CPU per request, in the order the processes were first measured. */
+function processMedians (list: Sample[]): number[] {
+  return [...new Set(list.map(s => s.pid))].map(pid => median(list.filter(s => s.pid === pid).map(s => s.cpuUsPerReq)))
 }
 
 function summarize (names: string[], baseline: string): Array<Record<string, unknown>> {
@@ -428,7 +438,7 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
       cpuUsPerRequest: Number(cpu.toFixed(1)),
       cpuSecondsPer10k: Number((cpu * 1e4 / 1e6).toFixed(3)),
       cpuAllProcessesUsPerRequest: Number(median(list.map(s => s.cpuAllUsPerReq)).toFixed(1)),
-      cpuUsPerRequestByProcess: [...new Set(list.map(s => s.pid))].map(pid => Number(median(list.filter(s => s.pid === pid).map(s => s.cpuUsPerReq)).toFixed(1))),
+      cpuUsPerRequestByProcess: processMedians(list).map(x => Number(x.toFixed(1))),
       rpsOverBare: Number((rps / baseRps).toFixed(3)),
       bareCpuOverCpu: Number((baseCpu / cpu).toFixed(3)),
       pairedBareCpuOverCpu: pairedCpuRatio(name, baseline),
@@ -650,12 +660,11 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
     const mine = samples.get(`${load}: this`)!
     const theirs = samples.get(`${load}: other`)!
     // Per round: the two checkouts measured back to back (the median of each one's processes).
-    const inRound = (list: Sample[], round: number): number => median(list.filter(s => s.round === round).map(s => s.cpuUsPerReq))
-    const ratios = Array.from({ length: rounds }, (_, r) => inRound(theirs, r) / inRound(mine, r))
+    const ratios = roundRatios(mine, theirs)
     const unexpected = [...mine, ...theirs].reduce((n, s) => n + s.unexpected, 0)
     console.log(`  ${load.padEnd(9)} this ${fmt(median(mine.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other ${fmt(median(theirs.map(s => s.cpuUsPerReq)), 1).padStart(6)}  other/this per round: median ${fmt(median(ratios), 3)}, ${ratios.map(r => fmt(r, 2)).join(' ')}${unexpected > 0 ? `  (${unexpected} unexpected answers)` : ''}`)
     if (PROCESSES > 1) {
-      const perProcess = (list: Sample[]): string => [...new Set(list.map(s => s.pid))].map(pid => fmt(median(list.filter(s => s.pid === pid).map(s => s.cpuUsPerReq)), 1)).join(' / ')
+      const perProcess = (list: Sample[]): string => processMedians(list).map(x => fmt(x, 1)).join(' / ')
       console.log(`            each process: this ${perProcess(mine)}; other ${perProcess(theirs)}`)
     }
   }
