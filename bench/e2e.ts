@@ -25,8 +25,8 @@ import { createMemoryStore } from '../src/grants/memory-store.ts'
 import { createGrantCache } from '../src/grants/cache.ts'
 import { createTokenCache } from '../src/identity/cache.ts'
 import type { JobIdentity } from '../src/identity/types.ts'
-import type { ProjectGrants } from '../src/grants/model.ts'
 import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
+import { grantsOf, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
@@ -57,11 +57,11 @@ const NGINX = '/usr/sbin/nginx'
 const ROOT = new URL('..', import.meta.url).pathname
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
 const SERVICE_TOKEN = 'bench-service-token'
-const POLICIES = ['read_packages', 'read_releases', 'read_deployments', 'read_jobs', 'read_environments']
 
 const tmp = mkdtempSync(join(tmpdir(), 'jtg-e2e-'))
 const children: ChildProcess[] = []
 let redis: RedisServer | null = null
+const stateFile = (projects: number): string => writeStateFile(tmp, projects)
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
   rmSync(tmp, { recursive: true, force: true })
@@ -208,58 +208,6 @@ async function gateMemory (gate: Gate): Promise<{ rssBytes: number, heapUsedByte
   const text = await (await fetch(`http://127.0.0.1:${gate.health}/metrics`)).text()
   const read = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
   return { rssBytes: read('process_resident_memory_bytes'), heapUsedBytes: read('nodejs_heap_size_used_bytes') }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Workload: a mix of catalog routes a CI job calls with its token, on allowlisted projects.
-
-interface Req { method: string, path: string, headers?: Record<string, string> }
-
-const token = (kind: 'b' | 'd', i: number): string => `glcbt-64_${kind}${String(i).padStart(19, '0')}`
-
-function jobRequests (project: number): Array<{ method: string, path: string }> {
-  return [
-    { method: 'GET', path: `/api/v4/projects/${project}/packages/generic/tool/1.2.3/tool-linux-amd64.tar.gz` },
-    { method: 'GET', path: `/api/v4/projects/${project}/releases/permalink/latest` },
-    { method: 'GET', path: `/api/v4/projects/${project}/deployments?per_page=20&order_by=created_at` },
-    { method: 'GET', path: `/api/v4/projects/${project}/jobs/artifacts/main/raw/dist/app.js?job=build` },
-    { method: 'GET', path: `/api/v4/projects/bench%2Ftarget-${project}/releases` },
-    { method: 'GET', path: '/api/v4/job' },
-    { method: 'GET', path: `/api/v4/projects/${project}/environments` }
-  ]
-}
-
-const BASE_HEADERS = { 'user-agent': 'gitlab-runner 18.5.0 (bench)', accept: 'application/json' }
-
-/** `tokens` job tokens round-robin over `projects` target projects (ids 1..projects), 7 routes each. */
-function workload (kind: 'b' | 'd' | null, tokens: number, projects: number, count: number): Req[] {
-  const out: Req[] = []
-  for (let k = 0; out.length < count; k++) {
-    const project = (k % projects) + 1
-    const t = k % tokens
-    for (const r of jobRequests(project)) {
-      // GET /job is the token's own job: no other answer than 200 with a token, 401 without.
-      if (kind !== 'b' && r.path === '/api/v4/job') continue
-      out.push({ ...r, headers: kind === null ? BASE_HEADERS : { ...BASE_HEADERS, 'job-token': token(kind, t) } })
-    }
-  }
-  return out.slice(0, count)
-}
-
-function grantsOf (project: number): ProjectGrants {
-  return {
-    projectId: project,
-    projectPath: `bench/target-${project}`,
-    inboundEnabled: true,
-    entries: [{ targetType: 'group', targetId: 500, targetPath: 'g500', defaultPermissions: false, jobTokenPolicies: POLICIES, addedBy: null, createdAt: '2026-01-01T00:00:00.000Z' }]
-  }
-}
-
-function stateFile (projects: number): string {
-  const file = join(tmp, `grants-${projects}.json`)
-  const list = Array.from({ length: projects }, (_, i) => ({ version: 1, grants: grantsOf(i + 1) }))
-  writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: list }))
-  return file
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,258 @@
+// Instructions per request (`npm run bench:instructions`): the bare proxy and the gate under the
+// loads of bench:e2e, each process run under valgrind's callgrind, which counts the instructions
+// it executes. A count does not depend on what else the machine is doing, so two builds measured
+// an hour apart, or on a busy machine, compare to about 1%, where CPU time per request
+// (bench:e2e) cannot tell 5% from noise. It is not a time: cache misses and the kernel's share are
+// not in it (bench/README.md says how the two relate).
+//
+// Per target: warmed uninstrumented (valgrind runs it about 10 times slower), then `--windows`
+// windows of `--requests` requests counted by callgrind; the main thread's count per request is
+// the figure (the median window), the other threads' (V8's background compiler and concurrent
+// marking) are printed beside it: they move with when the JIT and the GC happen to run.
+//
+//   --targets bare,allowed,none,denied   which to measure (default all)
+//   --windows n, --requests n            windows per target (5) and requests per window (2,100)
+//   --root dir                           measure the gate of another checkout (its dist/, built)
+//   --profile dir                        keep each target's median window as a callgrind file with
+//                                        JavaScript functions named (node --perf-basic-prof), and
+//                                        print the functions with the most instructions
+//   --out file.json
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
+import { freePort } from '../test/helpers/redis.ts'
+import { stateFile, workload, type Req } from './e2e/workload.ts'
+
+const args = process.argv.slice(2)
+const option = (name: string): string | null => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] ?? null : null
+}
+const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied').split(',')
+const WINDOWS = Number(option('--windows') ?? 5)
+const REQUESTS = Number(option('--requests') ?? 2100)
+const ROOT = new URL('..', import.meta.url).pathname
+const GATE_ROOT = resolve(option('--root') ?? ROOT)
+const PROFILE = option('--profile')
+const OUT = option('--out') ?? join(tmpdir(), 'job-token-gate-instructions.json')
+// Fewer connections than bench:e2e's 32: under valgrind the process is slow enough that 8 keep
+// it busy. Batching differs with the connection count, so compare figures of one setting only.
+const CONNECTIONS = 8
+const WARM_REQUESTS = 7000
+const TOKENS = 100
+const PROJECTS = 10
+
+for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none or denied`)
+if (!(Number.isInteger(WINDOWS) && WINDOWS >= 1 && Number.isInteger(REQUESTS) && REQUESTS >= 100)) throw new Error('--windows must be 1 or more and --requests 100 or more')
+for (const tool of ['valgrind', 'callgrind_control']) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+  } catch {
+    throw new Error(`${tool} not found: bench:instructions needs valgrind (Debian: apt-get install valgrind)`)
+  }
+}
+if (TARGETS.some(t => t !== 'bare') && !existsSync(join(GATE_ROOT, 'dist/cli/main.js'))) throw new Error(`${GATE_ROOT}/dist is missing: run \`npm run build\` there first`)
+
+const tmp = mkdtempSync(join(tmpdir(), 'jtg-instructions-'))
+const children: ChildProcess[] = []
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+/** Starts `argv` with node; under callgrind (uninstrumented until told) when `dumps` is given. */
+function start (argv: string[], env: Record<string, string> | null, dumps: string | null): ChildProcess {
+  const node = [process.execPath, ...(dumps !== null && PROFILE !== null ? ['--perf-basic-prof'] : []), ...argv]
+  const command = dumps === null ? node : ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${dumps}`, ...node]
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: env === null ? process.env : { PATH: process.env.PATH, ...env } })
+  children.push(child)
+  // Read and dropped: a gate writes its decision log to a pipe, as deployed.
+  child.stdout!.resume()
+  let err = ''
+  child.stderr!.on('data', (chunk: Buffer) => { err = (err + chunk.toString()).slice(-4000) })
+  child.once('exit', (code, signal) => { if (!stopping) console.error(`${argv.join(' ')} exited (${code ?? signal}): ${err}`) })
+  return child
+}
+let stopping = false
+
+async function listening (child: ChildProcess): Promise<number> {
+  return await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port))
+    child.once('exit', () => reject(new Error('exited before listening')))
+  })
+}
+
+async function ready (url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const res = await fetch(url)
+      await res.arrayBuffer()
+      if (res.status === 200) return
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
+    await sleep(250)
+  }
+}
+
+async function drive (port: number, requests: Req[], amount: number, connections = CONNECTIONS): Promise<Record<string, number>> {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, amount, requests: requests as autocannon.Request[] })
+  const statuses = Object.fromEntries(Object.entries(result.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count]))
+  if (result.errors > 0) statuses.errors = result.errors
+  return statuses
+}
+
+/** Instructions of one callgrind dump (its `summary:` line). */
+function summary (file: string): number {
+  const m = /^summary: (\d+)$/m.exec(readFileSync(file, 'utf8'))
+  if (m === null) throw new Error(`${file}: no summary line`)
+  return Number(m[1])
+}
+
+interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number> }
+interface Measured { target: string, windows: Window[], mainThread: number, otherThreads: number, profile?: string }
+
+const median = (values: number[]): number => {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+async function measure (target: string, originUrl: string): Promise<Measured> {
+  const dir = join(tmp, target)
+  mkdirSync(dir)
+  const dumps = join(dir, 'callgrind.%p')
+  let child: ChildProcess
+  let port: number
+  if (target === 'bare') {
+    child = start([join(ROOT, 'bench/e2e/bare-proxy.mjs'), originUrl], null, dumps)
+    port = await listening(child)
+  } else {
+    port = await freePort()
+    const health = await freePort()
+    child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
+      GATE_UPSTREAM_URL: originUrl,
+      GATE_LISTEN: `127.0.0.1:${port}`,
+      GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
+      GATE_SERVICE_TOKEN: 'bench-service-token',
+      GATE_INSTANCE_TOKEN_PREFIX: '',
+      GATE_STATE_FILE: stateFile(tmp, PROJECTS)
+    }, dumps)
+    await ready(`http://127.0.0.1:${health}/-/readiness`, 300_000)
+  }
+  const pid = child.pid!
+  const kind = target === 'bare' || target === 'allowed' ? 'b' : target === 'denied' ? 'd' : null
+  const requests = workload(kind, TOKENS, PROJECTS, TOKENS * 7)
+  const expected = target === 'denied' ? '403' : '200'
+  // Every token resolved and every project read once in order (one connection), then the JIT.
+  await drive(port, requests, requests.length, 1)
+  await drive(port, requests, WARM_REQUESTS)
+  const control = (...command: string[]): void => { execFileSync('callgrind_control', [...command, String(pid)], { stdio: 'ignore' }) }
+  control('-i', 'on')
+  // Code is translated again once instrumented: one list's worth before counting.
+  await drive(port, requests, requests.length)
+  const windows: Window[] = []
+  for (let w = 1; w <= WINDOWS; w++) {
+    control('-z')
+    const statuses = await drive(port, requests, REQUESTS)
+    control('-d')
+    const total = Object.values(statuses).reduce((a, b) => a + b, 0)
+    if (statuses[expected] !== REQUESTS || total !== REQUESTS) throw new Error(`${target}: expected ${REQUESTS} answers ${expected}, got ${JSON.stringify(statuses)}`)
+    // One file per thread: <prefix>.<dump>-<thread>, thread 01 the main thread.
+    const files = readdirSync(dir).filter(f => f.startsWith(`callgrind.${pid}.${w}-`))
+    const main = files.find(f => f.endsWith('-01'))
+    if (main === undefined) throw new Error(`${target}: no dump of the main thread for window ${w} in ${dir}`)
+    windows.push({
+      mainThread: Math.round(summary(join(dir, main)) / REQUESTS),
+      otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + summary(join(dir, f)), 0) / REQUESTS),
+      statuses
+    })
+  }
+  stopping = true
+  child.kill('SIGKILL')
+  await new Promise(resolve => child.once('exit', resolve))
+  stopping = false
+  const mainThread = median(windows.map(w => w.mainThread))
+  const measured: Measured = { target, windows, mainThread, otherThreads: median(windows.map(w => w.otherThreads)) }
+  if (PROFILE !== null) measured.profile = keepProfile(target, dir, pid, windows.findIndex(w => w.mainThread === mainThread) + 1)
+  return measured
+}
+
+/**
+ * The main thread's dump of window `w`, JavaScript functions named: callgrind names code it has
+ * no symbol for by its address, and node's perf map (--perf-basic-prof) says which function
+ * each address range held. Returns the file written.
+ */
+function keepProfile (target: string, dir: string, pid: number, w: number): string {
+  const out = join(resolve(PROFILE!), `${target}.callgrind`)
+  mkdirSync(resolve(PROFILE!), { recursive: true })
+  const mapFile = `/tmp/perf-${pid}.map`
+  const ranges: Array<[number, number, string]> = []
+  if (existsSync(mapFile)) {
+    for (const line of readFileSync(mapFile, 'utf8').split('\n')) {
+      const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line)
+      if (m !== null) ranges.push([parseInt(m[1]!, 16), parseInt(m[2]!, 16), m[3]!.replaceAll(' ', '_')])
+    }
+    rmSync(mapFile)
+  }
+  ranges.sort((a, b) => a[0] - b[0])
+  const nameOf = (address: number): string | null => {
+    let lo = 0
+    let hi = ranges.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (ranges[mid]![0] <= address) lo = mid + 1
+      else hi = mid - 1
+    }
+    const r = ranges[hi]
+    return r !== undefined && address < r[0] + r[1] ? r[2] : null
+  }
+  const text = readFileSync(join(dir, `callgrind.${pid}.${w}-01`), 'utf8')
+  writeFileSync(out, text.replace(/^(c?fn=\(\d+\)) 0x([0-9a-f]+)$/gm, (line, head: string, hex: string) => {
+    const name = nameOf(parseInt(hex, 16))
+    return name === null ? line : `${head} ${name}`
+  }))
+  return out
+}
+
+function printTop (file: string, requests: number): void {
+  const text = execFileSync('callgrind_annotate', ['--threshold=90', file], { maxBuffer: 64 * 1024 * 1024 }).toString()
+  let shown = 0
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line)
+    if (m === null || m[2] === 'PROGRAM TOTALS') continue
+    console.log(`    ${String(Math.round(Number(m[1]!.replaceAll(',', '')) / requests)).padStart(7)}  ${m[2]!.replace(/^\?\?\?:/, '').slice(0, 110)}`)
+    if (++shown === 25) break
+  }
+}
+
+async function main (): Promise<void> {
+  const startedAt = Date.now()
+  const origin = start([join(ROOT, 'bench/e2e/origin.mjs')], null, null)
+  const originUrl = `http://127.0.0.1:${await listening(origin)}`
+  const results: Measured[] = []
+  for (const target of TARGETS) {
+    const m = await measure(target, originUrl)
+    results.push(m)
+    console.log(`${target.padEnd(8)} ${String(m.mainThread).padStart(8)} instructions per request (main thread; windows ${m.windows.map(w => w.mainThread).join(', ')}), other threads ${m.otherThreads}`)
+    if (m.profile !== undefined) {
+      console.log(`  ${m.profile}: the functions with the most instructions of their own, per request`)
+      printTop(m.profile, REQUESTS)
+    }
+  }
+  const bare = results.find(r => r.target === 'bare')
+  const ratios: Record<string, number> = {}
+  if (bare !== undefined) {
+    for (const r of results) if (r !== bare) ratios[`bare / ${r.target}`] = Math.round(bare.mainThread / r.mainThread * 1000) / 1000
+    for (const [name, value] of Object.entries(ratios)) console.log(`${name.padEnd(16)} ${value.toFixed(3)}  (as bench:e2e's CPU ratio: above 1, the gate executes fewer)`)
+  }
+  writeFileSync(OUT, JSON.stringify({ gateRoot: GATE_ROOT, node: process.version, connections: CONNECTIONS, requestsPerWindow: REQUESTS, results, ratios, seconds: Math.round((Date.now() - startedAt) / 1000) }, null, 2) + '\n')
+  console.log(`JSON: ${OUT}; ${Math.round((Date.now() - startedAt) / 1000)} s`)
+  stopping = true
+  process.exit(0)
+}
+
+await main()
