@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { basic, identityFor, rawRequest, startStageServer, stubResolver, type StageReport } from './harness.ts'
 import fc from 'fast-check'
-import { collectCredentials, decideCredential, findCredential, isCredentialParam } from '../../src/identity/credentials.ts'
+import { collectCredentials, decideCredential, decodeFormComponent, findCredential, isCredentialParam, queryPairs } from '../../src/identity/credentials.ts'
 
 const A = 'glcbt-64_AAAAaaaa1111aaaa'
 const B = 'glcbt-64_BBBBbbbb2222bbbb'
@@ -184,4 +184,21 @@ test('parameter names are read as Rack reads them, with or without brackets and 
       assert.equal(isCredentialParam(raw), names.includes(rack(raw)), raw)
     }
   ), { numRuns: 2000 })
+})
+
+test('query pairs are the pieces between every & and ; (generated queries), as a split on both finds them', () => {
+  // The reading Rack gives: split on '&' and ';', empty pieces skipped, name and value decoded once.
+  const reference = (query: string): Array<[string, string]> => query.split(/[&;]/).filter(p => p !== '').map(piece => {
+    const eq = piece.indexOf('=')
+    return [decodeFormComponent(eq === -1 ? piece : piece.slice(0, eq)), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))]
+  })
+  const piece = fc.array(fc.constantFrom('&', ';', '=', 'a', 'job_token', '%41', '+', 'glcbt-x', ' ', '%', '\u00e9'), { maxLength: 8 }).map(parts => parts.join(''))
+  fc.assert(fc.property(piece, query => {
+    assert.deepEqual(queryPairs(query), reference(query), query)
+  }), { numRuns: 3000 })
+})
+
+test('a header named with underscores or holding a comma is read as Rack reads it', () => {
+  const found = collectCredentials({ canonical: { method: 'GET', path: '/', query: '' }, headers: {}, rawHeaders: ['Job_Token', `${A}`, 'PRIVATE-TOKEN', ` ${A} ,, ${B}`], route: null })
+  assert.deepEqual(found.map(c => [c.where, c.secret]), [['header:job-token', A], ['header:private-token', A], ['header:private-token', B]])
 })
