@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { CatalogRoute } from '../../src/catalog/types.ts'
-import { decide, missingPoliciesMessage, nearestEntry, toSentence, type Decision, type DecisionSubject, type ReasonCode } from '../../src/policy/decide.ts'
+import { decide, missingPoliciesMessage, nearestEntry, notAllowlistedMessage, toSentence, type Decision, type DecisionSubject, type ReasonCode } from '../../src/policy/decide.ts'
 import { createInstanceSettings, type AllowlistEntry, type InstanceSettings, type ProjectGrants } from '../../src/grants/model.ts'
 import { errors } from '../../src/errors.ts'
 import { ACCESSED, catalog, catalogRoute as route, CREATE_DEPLOYMENT, JOB, NO_POLICIES, policies, READ_PACKAGES } from './world.ts'
@@ -160,4 +160,18 @@ test('policy index: admin policies imply their read twin and nothing else', () =
   assert.equal(policies.isKnown('read_work_items'), true)
   assert.equal(policies.isKnown('read_containers'), false)
   assert.equal(policies.isDeprecated('admin_containers'), true)
+})
+
+test('the not-allowlisted message names its two projects, however many pairs came before (its cache starts over past 1,000)', () => {
+  const expected = (job: string, accessed: string): string => `403 Forbidden - Authentication by CI/CD job token not allowed from ${job} to ${accessed}.`
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 2500; i++) {
+      const [job, accessed] = [`job-${i % 37}`, `target-${i}`]
+      assert.equal(notAllowlistedMessage(job, accessed), expected(job, accessed))
+    }
+  }
+  // The same pair seen again, and pairs that would collide if the two names were joined.
+  assert.equal(notAllowlistedMessage('a', 'b c'), expected('a', 'b c'))
+  assert.equal(notAllowlistedMessage('a b', 'c'), expected('a b', 'c'))
+  assert.equal(notAllowlistedMessage('a', 'b c'), expected('a', 'b c'))
 })
