@@ -197,13 +197,14 @@ export function methodOverride (method: string, header: MethodOverride, body: Me
 /** Combines every credential of a request into the one answer the next stages need. */
 export function decideCredential (credentials: readonly Credential[]): CredentialResult {
   let job: Credential | undefined
-  const secrets = new Set<string>()
+  // Whether two secrets differ, without a Set (which hashes every secret, once per request).
+  let differ = false
   for (const c of credentials) {
-    secrets.add(c.secret)
+    if (c.secret !== credentials[0]!.secret) differ = true
     if (c.jobToken && job === undefined) job = c
   }
   if (job === undefined) return { kind: 'none' }
-  if (secrets.size > 1) return { kind: 'ambiguous', sources: [...new Set(credentials.map(c => c.where))] }
+  if (differ) return { kind: 'ambiguous', sources: [...new Set(credentials.map(c => c.where))] }
   return { kind: 'job_token', token: job.secret, source: job.source, basicAuth: credentials.some(c => c.source === 'basic') }
 }
 

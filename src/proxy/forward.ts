@@ -87,7 +87,7 @@ const BODY_AND_METHOD_HEADERS = ['content-type', 'content-length', 'transfer-enc
 export function connectionDropsDecisionHeader (connection: string | string[] | undefined, decisionHeaders: ReadonlySet<string>): string | null {
   if (connection === undefined) return null
   for (const token of connectionTokens(connection)) {
-    const name = token.replaceAll('_', '-')
+    const name = token.indexOf('_') === -1 ? token : token.replaceAll('_', '-')
     if (decisionHeaders.has(name) || BODY_AND_METHOD_HEADERS.includes(name)) return token
   }
   return null
