@@ -237,9 +237,11 @@ export interface RegistryAnswer {
 
 export const REGISTRY_PATH = '/gate/graphql_token_scopes'
 
-/** Whether a path (after `/api/v4`) is the registry's. */
+const REGISTRY_PREFIX = `${REGISTRY_PATH}/`
+
+/** Whether a path (after `/api/v4`) is the registry's. Hot path: every API request asks. */
 export function isRegistryPath (path: string): boolean {
-  return path === REGISTRY_PATH || path.startsWith(`${REGISTRY_PATH}/`)
+  return path === REGISTRY_PATH || path.startsWith(REGISTRY_PREFIX)
 }
 
 function refuse (code: ErrorCode, extra: { issues?: readonly FieldIssue[], headers?: Readonly<Record<string, string>> } = {}): RegistryAnswer {
