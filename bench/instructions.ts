@@ -1,7 +1,7 @@
 // Instructions per request (`npm run bench:instructions`): the bare proxy and the gate under the
 // loads of bench:e2e, each process run under valgrind's callgrind, which counts the instructions
 // it executes. A count does not depend on what else the machine is doing, so two builds measured
-// an hour apart, or on a busy machine, compare to about 1%, where CPU time per request
+// an hour apart, or on a busy machine, compare to 0.5-2%, where CPU time per request
 // (bench:e2e) cannot tell 5% from noise. It is not a time: cache misses and the kernel's share are
 // not in it (bench/README.md says how the two relate).
 //
@@ -17,6 +17,9 @@
 //   --profile dir                        keep each target's median window as a callgrind file with
 //                                        JavaScript functions named (node --perf-basic-prof), and
 //                                        print the functions with the most instructions
+//   --cache-sim                          also simulate the caches (callgrind --cache-sim=yes): misses
+//                                        per request of the first-level instruction and data caches
+//                                        and of the last level, in the median window (slower)
 //   --out file.json
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -42,6 +45,7 @@ const WARM_REQUESTS = Number(option('--warm') ?? 21_000)
 const ROOT = new URL('..', import.meta.url).pathname
 const GATE_ROOT = resolve(option('--root') ?? ROOT)
 const PROFILE = option('--profile')
+const CACHE_SIM = args.includes('--cache-sim')
 const OUT = option('--out') ?? join(tmpdir(), 'job-token-gate-instructions.json')
 // Fewer connections than bench:e2e's 32: under valgrind the process is slow enough that 8 keep
 // it busy. Batching differs with the connection count, so compare figures of one setting only.
@@ -70,7 +74,7 @@ process.on('exit', () => {
 /** Starts `argv` with node; under callgrind (uninstrumented until told) when `dumps` is given. */
 function start (argv: string[], env: Record<string, string> | null, dumps: string | null): ChildProcess {
   const node = [process.execPath, ...(dumps !== null && PROFILE !== null ? ['--perf-basic-prof'] : []), ...argv]
-  const command = dumps === null ? node : ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${dumps}`, ...node]
+  const command = dumps === null ? node : ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', ...(CACHE_SIM ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${dumps}`, ...node]
   const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: env === null ? process.env : { PATH: process.env.PATH, ...env } })
   children.push(child)
   // Read and dropped: a gate writes its decision log to a pipe, as deployed.
@@ -109,14 +113,21 @@ async function drive (port: number, requests: Req[], amount: number, connections
   return statuses
 }
 
-/** Instructions of one callgrind dump (its `summary:` line). */
-function summary (file: string): number {
-  const m = /^summary: (\d+)$/m.exec(readFileSync(file, 'utf8'))
-  if (m === null) throw new Error(`${file}: no summary line`)
-  return Number(m[1])
+/** The counts of one callgrind dump (its `events:` and `summary:` lines), by event: Ir, and with the cache simulation I1mr, D1mr... */
+function counts (file: string): Record<string, number> {
+  const text = readFileSync(file, 'utf8')
+  const events = /^events: (.+)$/m.exec(text)
+  const values = /^summary: (.+)$/m.exec(text)
+  if (events === null || values === null) throw new Error(`${file}: no events or summary line`)
+  const names = events[1]!.trim().split(' ')
+  const numbers = values[1]!.trim().split(' ').map(Number)
+  return Object.fromEntries(names.map((name, i) => [name, numbers[i] ?? 0]))
 }
 
-interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number> }
+/** Cache misses per request of the main thread, by callgrind's event name. */
+const MISSES = ['I1mr', 'D1mr', 'D1mw', 'ILmr', 'DLmr', 'DLmw']
+
+interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number>, misses?: Record<string, number> }
 interface Measured { target: string, windows: Window[], mainThread: number, otherThreads: number, profile?: string }
 
 const median = (values: number[]): number => {
@@ -168,10 +179,12 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     const files = readdirSync(dir).filter(f => f.startsWith(`callgrind.${pid}.${w}-`))
     const main = files.find(f => f.endsWith('-01'))
     if (main === undefined) throw new Error(`${target}: no dump of the main thread for window ${w} in ${dir}`)
+    const own = counts(join(dir, main))
     windows.push({
-      mainThread: Math.round(summary(join(dir, main)) / REQUESTS),
-      otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + summary(join(dir, f)), 0) / REQUESTS),
-      statuses
+      mainThread: Math.round(own.Ir! / REQUESTS),
+      otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + counts(join(dir, f)).Ir!, 0) / REQUESTS),
+      statuses,
+      ...(CACHE_SIM ? { misses: Object.fromEntries(MISSES.map(e => [e, Math.round(own[e]! / REQUESTS)])) } : {})
     })
   }
   stopping = true
@@ -241,6 +254,8 @@ async function main (): Promise<void> {
     const m = await measure(target, originUrl)
     results.push(m)
     console.log(`${target.padEnd(8)} ${String(m.mainThread).padStart(8)} instructions per request (main thread; windows ${m.windows.map(w => w.mainThread).join(', ')}), other threads ${m.otherThreads}`)
+    const misses = m.windows.find(w => w.mainThread === m.mainThread)?.misses
+    if (misses !== undefined) console.log(`         cache misses per request (main thread, median window): ${MISSES.map(e => `${e} ${misses[e]}`).join(', ')}`)
     if (m.profile !== undefined) {
       console.log(`  ${m.profile}: the functions with the most instructions of their own, per request`)
       printTop(m.profile, REQUESTS)
