@@ -16,7 +16,8 @@
 //   --root dir                           measure the gate of another checkout (its dist/, built)
 //   --profile dir                        keep each target's median window as a callgrind file with
 //                                        JavaScript functions named (node --perf-basic-prof), and
-//                                        print the functions with the most instructions
+//                                        print the functions with the most instructions and the
+//                                        counts by where the code comes from (the gate, undici...)
 //   --cache-sim                          also simulate the caches (callgrind --cache-sim=yes): misses
 //                                        per request of the first-level instruction and data caches
 //                                        and of the last level, in the median window (slower)
@@ -234,15 +235,52 @@ function keepProfile (target: string, dir: string, pid: number, w: number): stri
   return out
 }
 
-function printTop (file: string, requests: number): void {
-  const text = execFileSync('callgrind_annotate', ['--threshold=90', file], { maxBuffer: 64 * 1024 * 1024 }).toString()
-  let shown = 0
+/** Where a function's code comes from, for the profile's summary. */
+function originOf (name: string): string {
+  if (name.includes('/dist/')) return 'the gate (dist/)'
+  if (name.includes('/node_modules/undici/')) return 'undici'
+  if (name.includes('/node_modules/')) return 'other dependencies (find-my-way, lru-cache...)'
+  if (name.includes('bench/e2e/')) return 'the bare proxy\'s own code'
+  if (name.startsWith('JS:') && name.includes('_node:')) return 'Node\'s JavaScript (http, net, streams)'
+  if (name.startsWith('JS:') || name.startsWith('RegExp:')) return 'other JavaScript, regular expressions'
+  if (name.startsWith('Builtins_')) return 'V8 builtins'
+  if (name.includes('v8::')) return 'V8 runtime, compiler, garbage collector'
+  if (name.includes('node::') || name.includes('uv_') || name.includes('llhttp')) return 'Node\'s C++, libuv, llhttp'
+  return 'libc and other native code'
+}
+
+/**
+ * Prints the 25 functions with the most instructions of their own, then every function's own
+ * counts summed by where its code comes from (with --cache-sim, its first-level cache misses too).
+ */
+function printProfile (file: string, requests: number): void {
+  const events = CACHE_SIM ? ['Ir', 'I1mr', 'D1mr', 'D1mw'] : ['Ir']
+  const text = execFileSync('callgrind_annotate', ['--threshold=100', `--show=${events.join(',')}`, '--sort=Ir', file], { maxBuffer: 256 * 1024 * 1024 }).toString()
+  const functions: Array<{ name: string, counts: number[] }> = []
   for (const line of text.split('\n')) {
-    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line)
-    if (m === null || m[2] === 'PROGRAM TOTALS') continue
-    console.log(`    ${String(Math.round(Number(m[1]!.replaceAll(',', '')) / requests)).padStart(7)}  ${m[2]!.replace(/^\?\?\?:/, '').slice(0, 110)}`)
-    if (++shown === 25) break
+    // One column per event: a count with its share, or '.' for none; then file:function.
+    const counts: number[] = []
+    let rest = line
+    for (let e = 0; e < events.length; e++) {
+      const m = /^\s*([\d,]+ \(\s*[\d.]+%\)|\.)\s/.exec(rest)
+      if (m === null) break
+      counts.push(m[1] === '.' ? 0 : Number(m[1]!.slice(0, m[1]!.indexOf(' ')).replaceAll(',', '')))
+      rest = rest.slice(m[0].length)
+    }
+    const name = rest.trim().replace(/^\?\?\?:/, '')
+    if (counts.length === events.length && name !== '' && name !== 'PROGRAM TOTALS') functions.push({ name, counts })
   }
+  const per = (n: number): string => String(Math.round(n / requests)).padStart(7)
+  console.log(`    ${events.map(e => e.padStart(7)).join('')}  the functions with the most instructions of their own, per request`)
+  for (const f of functions.slice(0, 25)) console.log(`    ${f.counts.map(per).join('')}  ${f.name.slice(0, 100)}`)
+  const byOrigin = new Map<string, number[]>()
+  for (const f of functions) {
+    const sums = byOrigin.get(originOf(f.name)) ?? events.map(() => 0)
+    f.counts.forEach((c, i) => { sums[i] = sums[i]! + c })
+    byOrigin.set(originOf(f.name), sums)
+  }
+  console.log(`    ${events.map(e => e.padStart(7)).join('')}  by where the code comes from, per request`)
+  for (const [origin, sums] of [...byOrigin].sort((a, b) => b[1][0]! - a[1][0]!)) console.log(`    ${sums.map(per).join('')}  ${origin}`)
 }
 
 async function main (): Promise<void> {
@@ -257,8 +295,8 @@ async function main (): Promise<void> {
     const misses = m.windows.find(w => w.mainThread === m.mainThread)?.misses
     if (misses !== undefined) console.log(`         cache misses per request (main thread, median window): ${MISSES.map(e => `${e} ${misses[e]}`).join(', ')}`)
     if (m.profile !== undefined) {
-      console.log(`  ${m.profile}: the functions with the most instructions of their own, per request`)
-      printTop(m.profile, REQUESTS)
+      console.log(`  ${m.profile}:`)
+      printProfile(m.profile, REQUESTS)
     }
   }
   const bare = results.find(r => r.target === 'bare')
