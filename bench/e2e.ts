@@ -17,7 +17,6 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Client } from 'undici'
 import { createRedisStore } from '../src/grants/redis-store.ts'
@@ -26,6 +25,7 @@ import { createGrantCache } from '../src/grants/cache.ts'
 import { createTokenCache } from '../src/identity/cache.ts'
 import type { JobIdentity } from '../src/identity/types.ts'
 import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
+import { listeningPort, median, waitHttp } from './common.ts'
 import { grantsOf, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
@@ -89,24 +89,7 @@ let stopping = false
 async function startNodeServer (name: string, script: string, argv: string[]): Promise<{ proc: Proc, port: number }> {
   const child = spawn(process.execPath, [join(ROOT, script), ...argv], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   const proc = track(name, child)
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port: number }) => resolve(m.port))
-    child.once('exit', () => reject(new Error(`${name} exited before listening`)))
-  })
-  return { proc, port }
-}
-
-async function waitHttp (url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const res = await fetch(url)
-      await res.arrayBuffer()
-      if (res.status < 500) return
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
-    await sleep(100)
-  }
+  return { proc, port: await listeningPort(child, name) }
 }
 
 interface Gate { proc: Proc, port: number, health: number, auth: number }
@@ -318,12 +301,6 @@ async function latencyAtOneConnection (targets: Target[], n: number): Promise<Ar
     list.sort((a, b) => a - b)
     return { p50: list[Math.floor(list.length * 0.5)]!, p99: list[Math.floor(list.length * 0.99)]! }
   })
-}
-
-function median (values: number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 async function originCounts (origin: number): Promise<Record<string, number>> {

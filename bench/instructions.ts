@@ -27,9 +27,9 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { freePort } from '../test/helpers/redis.ts'
+import { listeningPort, median, waitHttp } from './common.ts'
 import { stateFile, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
@@ -87,26 +87,6 @@ function start (argv: string[], env: Record<string, string> | null, dumps: strin
 }
 let stopping = false
 
-async function listening (child: ChildProcess): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port: number }) => resolve(m.port))
-    child.once('exit', () => reject(new Error('exited before listening')))
-  })
-}
-
-async function ready (url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const res = await fetch(url)
-      await res.arrayBuffer()
-      if (res.status === 200) return
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
-    await sleep(250)
-  }
-}
-
 async function drive (port: number, requests: Req[], amount: number, connections = CONNECTIONS): Promise<Record<string, number>> {
   const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, amount, requests: requests as autocannon.Request[] })
   const statuses = Object.fromEntries(Object.entries(result.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count]))
@@ -131,11 +111,6 @@ const MISSES = ['I1mr', 'D1mr', 'D1mw', 'ILmr', 'DLmr', 'DLmw']
 interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number>, misses?: Record<string, number> }
 interface Measured { target: string, windows: Window[], mainThread: number, otherThreads: number, profile?: string }
 
-const median = (values: number[]): number => {
-  const s = [...values].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
-
 async function measure (target: string, originUrl: string): Promise<Measured> {
   const dir = join(tmp, target)
   mkdirSync(dir)
@@ -144,7 +119,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
   let port: number
   if (target === 'bare') {
     child = start([join(ROOT, 'bench/e2e/bare-proxy.mjs'), originUrl], null, dumps)
-    port = await listening(child)
+    port = await listeningPort(child, 'the bare proxy')
   } else {
     port = await freePort()
     const health = await freePort()
@@ -156,7 +131,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
       GATE_INSTANCE_TOKEN_PREFIX: '',
       GATE_STATE_FILE: stateFile(tmp, PROJECTS)
     }, dumps)
-    await ready(`http://127.0.0.1:${health}/-/readiness`, 300_000)
+    await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
   const pid = child.pid!
   const kind = target === 'bare' || target === 'allowed' ? 'b' : target === 'denied' ? 'd' : null
@@ -286,7 +261,7 @@ function printProfile (file: string, requests: number): void {
 async function main (): Promise<void> {
   const startedAt = Date.now()
   const origin = start([join(ROOT, 'bench/e2e/origin.mjs')], null, null)
-  const originUrl = `http://127.0.0.1:${await listening(origin)}`
+  const originUrl = `http://127.0.0.1:${await listeningPort(origin, 'the origin')}`
   const results: Measured[] = []
   for (const target of TARGETS) {
     const m = await measure(target, originUrl)

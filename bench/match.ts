@@ -17,6 +17,7 @@ import type { CatalogRoute } from '../src/catalog/types.ts'
 import { canonicalize } from '../src/routing/canonical.ts'
 import { Router } from '../src/routing/router.ts'
 import { generateCorpus, type CorpusEntry } from '../test/helpers/corpus.ts'
+import { median } from './common.ts'
 import { oracleVariants } from '../test/helpers/oracle.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
@@ -202,12 +203,6 @@ function measureAll (benches: Bench[]): void {
       b.samples.push((used.user + used.system) * 1000 / b.lookups)
     }
   }
-}
-
-function median (values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 // ---------------------------------------------------------------------------------------------
