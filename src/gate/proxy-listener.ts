@@ -95,8 +95,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       return
     }
     if (forwardBody?.kind === 'stream') sendContinue()
-    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders)
-    if (Buffer.isBuffer(sent)) headers['content-length'] = String(sent.length)
+    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders, Buffer.isBuffer(sent) ? sent.length : null)
     const authorized = x.canonical!
     const path = authorized.query === '' ? authorized.path : authorized.path + '?' + authorized.query
     const result = await forward(upstream, req, res, { method, path, headers, body: sent })

@@ -102,30 +102,35 @@ export interface ForwardedFor {
 }
 
 /**
- * The headers sent upstream: end-to-end headers only, X-Forwarded-* set, the request id added.
- * `removed`: lower-case names the decision took out (a stripped job token, pipeline.ts).
+ * The headers sent upstream, as a flat list of names and values (undici takes it as it is: no
+ * object to build and read back by key): end-to-end headers only, X-Forwarded-* set, the request
+ * id added. `removed`: lower-case names the decision took out (a stripped job token,
+ * pipeline.ts). `bodyLength`: the length of an inspected body sent in place of the stream, which
+ * replaces any Content-Length that came.
  */
-export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE): Record<string, string | string[]> {
+export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE, bodyLength: number | null = null): string[] {
   const drop = connectionTokens(incoming.connection)
-  const out: Record<string, string | string[]> = {}
+  const out: string[] = []
   // Hot path (every forwarded request): a key loop, no entries array.
   for (const name in incoming) {
     const value = incoming[name]
     if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || removed.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
-    out[name] = value
+    if (bodyLength !== null && name === 'content-length') continue
+    if (typeof value === 'string') out.push(name, value)
+    else for (const v of value) out.push(name, v) // one line each, as undici writes an array value
   }
+  if (bodyLength !== null) out.push('content-length', String(bodyLength))
   const prior = from.trusted ? incoming['x-forwarded-for'] : undefined
-  out['x-forwarded-for'] = prior === undefined ? from.peer : `${([] as string[]).concat(prior).join(', ')}, ${from.peer}`
+  out.push('x-forwarded-for', prior === undefined ? from.peer : `${([] as string[]).concat(prior).join(', ')}, ${from.peer}`)
   const proto = from.trusted ? firstValue(incoming['x-forwarded-proto']) : undefined
-  out['x-forwarded-proto'] = proto ?? (from.tls ? 'https' : 'http')
+  out.push('x-forwarded-proto', proto ?? (from.tls ? 'https' : 'http'))
   const host = (from.trusted ? firstValue(incoming['x-forwarded-host']) : undefined) ?? incoming.host
   if (host !== undefined) {
-    out['x-forwarded-host'] = host
     // GitLab builds absolute URLs from its external_url, not Host; keep the client's Host anyway,
     // as Workhorse does, so logs and redirects upstream see the name the client used.
-    out.host = incoming.host ?? host
+    out.push('x-forwarded-host', host, 'host', incoming.host ?? host)
   }
-  out['x-request-id'] = requestId
+  out.push('x-request-id', requestId)
   return out
 }
 
@@ -159,7 +164,8 @@ export interface ForwardRequest {
   readonly method: string
   /** Canonical path plus `?query`, as authorized. */
   readonly path: string
-  readonly headers: Record<string, string | string[]>
+  /** Names and values in turn (upstreamHeaders). */
+  readonly headers: string[]
   /** null: no body; a Buffer: an inspected body; a stream: piped as it arrives. */
   readonly body: Buffer | Readable | null
 }

@@ -79,6 +79,23 @@ test('hop-by-hop headers are not forwarded; X-Forwarded-* are set', async (t) =>
   assert.equal(seen['x-forwarded-for'], '127.0.0.1')
   assert.equal(seen['x-forwarded-proto'], 'http')
   assert.equal(seen['x-forwarded-host'], 'gitlab.example.com')
+  assert.equal(seen.host, 'gitlab.example.com')
+})
+
+test('a header that came on several lines is forwarded on as many lines', async (t) => {
+  const g = await startTestGate(t)
+  // Node keeps repeated Set-Cookie lines apart (req.headers holds an array): each goes on as its own line.
+  const url = new URL(g.url)
+  const status = await new Promise<number>((resolve, reject) => {
+    request({ host: url.hostname, port: url.port, path: '/api/v4/projects/200/packages', headers: { ...job, 'set-cookie': ['a=1', 'b=2'], 'x-keep': 'yes' } }, res => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    }).on('error', reject).end()
+  })
+  assert.equal(status, 200)
+  const seen = g.seen.at(-1)!.headers
+  assert.deepEqual(seen['set-cookie'], ['a=1', 'b=2'])
+  assert.equal(seen['x-keep'], 'yes')
 })
 
 test('upstream refused → 502, slow → 504, both GitLab-shaped', async (t) => {
