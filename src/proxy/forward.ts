@@ -5,7 +5,8 @@
 
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
+import { isIP } from 'node:net'
+import { buildConnector, Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { ErrorCode } from '../errors.ts'
 
 export interface UpstreamOptions {
@@ -20,6 +21,8 @@ export interface Upstream {
   readonly pool: Pool
   /** Path prefix of the upstream URL ('' for none), prepended to every forwarded path. */
   readonly basePath: string
+  /** The upstream's own host name, given with every request (below: why). */
+  readonly servername: string
   close (): Promise<void>
   /** Whether the pool can take requests (for readiness). */
   usable (): boolean
@@ -27,17 +30,27 @@ export interface Upstream {
 
 export function createUpstream (options: UpstreamOptions): Upstream {
   const url = new URL(options.url)
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  // The client's Host goes upstream as it came (upstreamHeaders), and undici would take a Host
+  // header for the TLS server name of the request: the name sent in SNI and checked against the
+  // upstream's certificate would be the client's choice, and a Host other than the last one would
+  // close the connection to reconnect under the new name. So every request names the upstream's
+  // own host (one name: connections are kept), and the connector uses the upstream URL's name
+  // whatever a request says (none for an IP address, as undici does for one).
+  const tlsName = isIP(hostname) === 0 ? hostname : undefined
+  const connect = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 })
   const pool = new Pool(url.origin, {
     connections: options.connections,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
-    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    connect: (target, callback) => { connect({ ...target, servername: tlsName }, callback) },
     keepAliveTimeout: 30_000
   })
   let closed = false
   return {
     pool,
     basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+    servername: hostname,
     async close () {
       closed = true
       await pool.close()
@@ -186,12 +199,15 @@ function failureCode (err: unknown): { code: ErrorCode, detail: string } {
 export function forward (upstream: Upstream, req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise(resolve => {
     const handler = new ForwardHandler(res, request.body, resolve)
-    upstream.pool.dispatch({
+    // undici's Request reads `servername` from these options; its DispatchOptions type lacks it.
+    const options: Dispatcher.DispatchOptions & { servername: string } = {
       method: request.method as 'GET',
       path: upstream.basePath + request.path,
       headers: request.headers,
-      body: request.body
-    }, handler)
+      body: request.body,
+      servername: upstream.servername
+    }
+    upstream.pool.dispatch(options, handler)
   })
 }
 
