@@ -123,6 +123,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
       decision: x.verdict,
       reason: x.reason,
       stage: x.stage ?? undefined,
+      upstream_error: x.upstreamError ?? undefined,
       missing_policies: x.missingPolicies.length > 0 ? x.missingPolicies : undefined,
       job_id: x.identity?.jobId,
       job_project_id: x.identity?.jobProjectId,
@@ -143,7 +144,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
 // compares them); the level prefix, time, bindings and stream are the logger's own.
 
 const S = pino.symbols
-const FIELDS = ['request_id', 'method', 'route_id', 'route_pattern', 'path', 'decision', 'reason', 'stage', 'missing_policies', 'job_id', 'job_project_id', 'accessed_project_id', 'status', 'duration_ms', 'decision_ms', 'upstream_headers_ms', 'msg']
+const FIELDS = ['request_id', 'method', 'route_id', 'route_pattern', 'path', 'decision', 'reason', 'stage', 'upstream_error', 'missing_policies', 'job_id', 'job_project_id', 'accessed_project_id', 'status', 'duration_ms', 'decision_ms', 'upstream_headers_ms', 'msg']
 
 type PinoInternals = Record<symbol, unknown> & { msgPrefix?: string }
 
@@ -210,6 +211,7 @@ function fieldsJson (x: Exchange, requestId: string, status: number, timing: Dec
     (rawPath && x.canonical !== null ? ',"path":' + JSON.stringify(x.canonical.path) : '') +
     ',"decision":"' + x.verdict + '","reason":"' + x.reason + '"' +
     (x.stage === null ? '' : ',"stage":"' + x.stage + '"') +
+    (x.upstreamError === null ? '' : ',"upstream_error":' + JSON.stringify(x.upstreamError)) +
     (x.missingPolicies.length > 0 ? ',"missing_policies":' + JSON.stringify(x.missingPolicies) : '') +
     (identity === null ? '' : ',"job_id":' + identity.jobId + ',"job_project_id":' + identity.jobProjectId) +
     (x.accessedProjectId === null ? '' : ',"accessed_project_id":' + x.accessedProjectId) +

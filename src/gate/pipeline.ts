@@ -117,6 +117,8 @@ export interface Exchange {
   droppedHeaders: ReadonlySet<string>
   /** The client connection (the request's socket), or null. */
   readonly connection: object | null
+  /** Why forwarding failed (the upstream's error, never a credential), for the decision line; else null. */
+  upstreamError: string | null
 }
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
@@ -126,7 +128,7 @@ const NO_HEADERS: ReadonlySet<string> = new Set()
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection, upstreamError: null
   }
 }
 

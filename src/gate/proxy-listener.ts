@@ -107,6 +107,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       case 'failed': {
         const deny = denyOf(result.code)
         settle(x, 'error', result.code, 'forward')
+        x.upstreamError = result.detail
         status = deny.status
         respond(res, requestId, deny, !req.complete)
         break

@@ -106,12 +106,18 @@ test('upstream refused → 502, slow → 504, both GitLab-shaped', async (t) => 
   assert.equal(timedOut.status, 504)
   assert.equal(timedOut.json().code, 'UPSTREAM_TIMEOUT')
   assert.match(timedOut.json().message, /^504 Gateway Timeout/)
+  // The decision line says what the upstream did; the answer does not.
+  const timeoutLine = slow.logs.find(l => l.request_id === timedOut.headers['x-request-id'])
+  assert.equal(timeoutLine?.reason, 'UPSTREAM_TIMEOUT')
+  assert.match(String(timeoutLine?.upstream_error), /^UND_ERR_HEADERS_TIMEOUT: /)
+  assert.equal(timedOut.text.includes('UND_ERR'), false)
 
   const down = await startTestGate(t)
   down.respond = (req) => { req.socket.destroy() }
   const reset = await send(down.url, 'GET', '/api/v4/projects/200/packages', { 'private-token': 'glpat-x' })
   assert.equal(reset.status, 502)
   assert.equal(reset.json().code, 'UPSTREAM_UNAVAILABLE')
+  assert.match(String(down.logs.find(l => l.request_id === reset.headers['x-request-id'])?.upstream_error), /^UND_ERR_SOCKET: /)
 })
 
 test('a client that disconnects cancels the upstream request', async (t) => {

@@ -153,7 +153,8 @@ test('createDecisionLog: its line is the one pino writes for the same fields, by
     base,
     { ...base, canonical: requested.kind === 'rejected' ? null : requested, match: { route, params: {} } as unknown as Exchange['match'], identity, accessedProjectId: 56, verdict: 'allow', reason: 'POLICIES_GRANTED', stage: 'decide' },
     { ...base, method: 'X-"ODD"\\', identity, verdict: 'deny', reason: 'MISSING_POLICIES', stage: 'decide', missingPolicies: ['admin_packages', 'read_"x"'] },
-    { ...base, verdict: 'error', reason: 'UPSTREAM_TIMEOUT', stage: 'forward' }
+    { ...base, verdict: 'error', reason: 'UPSTREAM_TIMEOUT', stage: 'forward' },
+    { ...base, verdict: 'error', reason: 'UPSTREAM_UNAVAILABLE', stage: 'forward', upstreamError: 'ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match "certificate\'s" altnames\n' }
   ]
   const timings = [{ decisionMs: 0.0123456, totalMs: 1.5 }, { decisionMs: 2, totalMs: 3, upstreamHeadersMs: 0.25 }]
   // A mixin that adds nothing sends every line through pino's own path.
