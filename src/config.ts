@@ -68,6 +68,7 @@ export const SETTINGS = {
   upstreamConnections: { env: 'GATE_UPSTREAM_CONNECTIONS', kind: 'int', min: 1, default: '128', description: 'connections in the upstream pool' },
   upstreamHeadersTimeoutMs: { env: 'GATE_UPSTREAM_HEADERS_TIMEOUT_MS', kind: 'int', min: 1, default: '60000', description: 'wait for the upstream response headers (504 after)' },
   upstreamBodyTimeoutMs: { env: 'GATE_UPSTREAM_BODY_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause inside the upstream response body' },
+  clientKeepAliveTimeoutMs: { env: 'GATE_CLIENT_KEEPALIVE_TIMEOUT_MS', kind: 'int', min: 1, default: '75000', description: "how long an idle client connection is kept open for its next request; longer than the front proxy keeps idle connections to the gate (ingress-nginx and cloud load balancers: 60 s), or a request it sends as the gate closes one fails (502)" },
   clientTimeoutMs: { env: 'GATE_CLIENT_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest silence on a client connection, either direction, before it is closed' },
   drainTimeoutMs: { env: 'GATE_DRAIN_TIMEOUT_MS', kind: 'int', min: 0, default: '30000', description: 'on SIGTERM, how long in-flight requests may finish' },
   catalogDir: { env: 'GATE_CATALOG_DIR', kind: 'string', description: 'catalog directory (default: the shipped catalog/)' },

@@ -183,8 +183,10 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   }
   // Client timeouts are about pauses, not totals: a 10 GiB upload on a slow link must not be cut
   // at a fixed time. The socket's inactivity timeout (both directions) ends a stalled client;
-  // its request headers must arrive within a minute.
-  const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs) }
+  // its request headers must arrive within a minute. An idle connection is kept longer than the
+  // front proxy keeps it (Node's own 5 s is shorter than nginx's and load balancers' 60 s): the
+  // side that closes first must be the proxy, or a request it sends as the gate closes fails.
+  const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs }
   const server: Server = createServer(clientTimeouts)
   server.setTimeout(config.clientTimeoutMs)
   server.on('request', onRequest(false))

@@ -15,6 +15,8 @@ test('defaults, parsing and freezing', () => {
   assert.equal(config.authListen, undefined)
   assert.equal(config.enforceInboundScope, true)
   assert.deepEqual(config.trustedProxies, ['127.0.0.1', '::1'])
+  // Idle client connections outlive a front proxy's (ingress-nginx, cloud load balancers: 60 s).
+  assert.ok(config.clientKeepAliveTimeoutMs > 60_000)
   assert.ok(Object.isFrozen(config))
   const custom = loadConfig({ GATE_LISTEN: '[::1]:9000', GATE_MODE: 'shadow', GATE_SHADOW_RESOURCES: 'packages, releases', GATE_GRANT_CACHE_TTL_MS: '0', GATE_ENFORCE_INBOUND_SCOPE: 'false' })
   assert.deepEqual(custom.listen, { host: '::1', port: 9000 })

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
@@ -196,6 +196,31 @@ test('health: liveness, readiness with its checks, 404 elsewhere', async (t) => 
   assert.equal(checks.upstream.ok, true)
   assert.equal((await send(g.healthUrl, 'GET', '/nope')).status, 404)
   await g.gate.close(0)
+})
+
+test('an idle client connection stays open for GATE_CLIENT_KEEPALIVE_TIMEOUT_MS, on the API and forward-auth listeners', async (t) => {
+  // Two requests on one keep-alive agent, `idleMs` apart: whether the second went on the first's connection.
+  const reused = async (base: string, path: string, idleMs: number): Promise<boolean> => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    t.after(() => agent.destroy())
+    const url = new URL(base)
+    const ask = (): Promise<boolean> => new Promise((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path, agent, headers: { 'private-token': 'glpat-x', 'x-original-uri': path, 'x-original-method': 'GET' } }, res => {
+        res.resume()
+        res.on('end', () => resolve(req.reusedSocket))
+      }).on('error', reject)
+      req.end()
+    })
+    assert.equal(await ask(), false)
+    await new Promise(resolve => setTimeout(resolve, idleMs))
+    return await ask()
+  }
+  const path = '/api/v4/projects/200/packages'
+  for (const [timeout, expected] of [['250', false], ['5000', true]] as const) {
+    const g = await startTestGate(t, { GATE_CLIENT_KEEPALIVE_TIMEOUT_MS: timeout, GATE_AUTH_LISTEN: '127.0.0.1:0' })
+    assert.equal(await reused(g.url, path, 700), expected, `API listener, keep-alive ${timeout} ms`)
+    assert.equal(await reused(`http://127.0.0.1:${g.gate.authAddress()!.port}`, '/', 700), expected, `forward-auth listener, keep-alive ${timeout} ms`)
+  }
 })
 
 test('a client that stalls mid-upload is cut after GATE_CLIENT_TIMEOUT_MS of silence, and the upstream request with it', async (t) => {
