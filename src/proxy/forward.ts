@@ -67,9 +67,14 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 
 const NO_TOKENS: ReadonlySet<string> = new Set()
 
-/** Hot path: runs twice per request; no Connection header, or `keep-alive`/`close`, builds nothing. */
+/**
+ * Hot path: runs three times per forwarded request (the client's header twice, the upstream's
+ * once); no Connection header, or `keep-alive`/`close`, builds nothing, and the usual spelling
+ * is compared before any lower-casing.
+ */
 function connectionTokens (value: string | string[] | undefined): ReadonlySet<string> {
   if (value === undefined) return NO_TOKENS
+  if (value === 'keep-alive') return KEEP_ALIVE
   if (typeof value === 'string') {
     const v = value.length <= 10 ? value.toLowerCase() : ''
     if (v === 'keep-alive') return KEEP_ALIVE
