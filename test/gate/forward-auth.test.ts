@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,6 +28,11 @@ test('forward-auth answers 200 or the same 401/403 bodies, and never proxies', a
   const allowed = await ask('GET', '/api/v4/projects/200/packages', job)
   assert.equal(allowed.status, 200)
   assert.equal(allowed.headers['x-job-token-gate-decision'], 'allow')
+  assert.equal(allowed.headers['x-job-token-gate-reason'], 'POLICIES_GRANTED')
+  assert.equal(allowed.headers['x-request-id']?.length, 36)
+  // No body: nginx keeps the connection only when nothing of the answer is left unread.
+  assert.equal(allowed.headers['content-length'], '0')
+  assert.equal(allowed.text, '')
   const missing = await ask('PUT', '/api/v4/projects/200/packages/npm/foo', job)
   assert.equal(missing.status, 403)
   assert.equal(missing.json().message, '403 Forbidden - Insufficient permissions to access this resource in project lib. The following token permission is required: admin_packages.')
@@ -105,9 +111,20 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   mkdirSync(join(dir, 'logs'))
   const shipped = readFileSync(fileURLToPath(new URL('../../deploy/nginx/job-token-gate.conf', import.meta.url)), 'utf8')
+  // The decision listener behind a counter of the connections nginx opens to it.
+  let decisionConnections = 0
+  const counter = createNetServer(client => {
+    decisionConnections++
+    const gate = connect(g.gate.authAddress()!.port, '127.0.0.1')
+    client.pipe(gate).pipe(client)
+    client.on('error', () => gate.destroy())
+    gate.on('error', () => client.destroy())
+  })
+  await new Promise<void>(resolve => counter.listen(0, '127.0.0.1', resolve))
+  t.after(() => { counter.close() })
   const site = shipped
     .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
-    .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${g.gate.authAddress()!.port};`)
+    .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${(counter.address() as AddressInfo).port};`)
     .replace('server 127.0.0.1:8190;', `server 127.0.0.1:${g.gate.address().port};`)
     .replace('listen 8080;', `listen 127.0.0.1:${port};`)
   assert.notEqual(site, shipped)
@@ -135,6 +152,10 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   const allowed = await send(base, 'GET', '/api/v4/projects/200/packages', job)
   assert.equal(allowed.status, 200)
   assert.equal(allowed.json().upstream, true)
+  // Allowed decisions reuse nginx's kept-alive connection to the gate (one worker: one connection).
+  const before = decisionConnections
+  for (let i = 0; i < 5; i++) assert.equal((await send(base, 'GET', '/api/v4/projects/200/packages', job)).status, 200)
+  assert.equal(decisionConnections, before, `connections to the decision listener for 5 more allowed requests: ${decisionConnections - before}`)
   const denied = await send(base, 'PUT', '/api/v4/projects/200/packages/npm/foo', job)
   assert.equal(denied.status, 403)
   const unknown = await send(base, 'GET', '/api/v4/projects/200/packages/maven/a/b/1/b.jar', { 'job-token': TOKENS.appFinished })
