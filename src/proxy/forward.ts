@@ -65,7 +65,7 @@ const CLOSE: ReadonlySet<string> = new Set(['close'])
 // RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own concerns.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host'])
 
-const NO_TOKENS: ReadonlySet<string> = new Set()
+const NONE: ReadonlySet<string> = new Set()
 
 /**
  * Hot path: runs three times per forwarded request (the client's header twice, the upstream's
@@ -73,7 +73,7 @@ const NO_TOKENS: ReadonlySet<string> = new Set()
  * is compared before any lower-casing.
  */
 function connectionTokens (value: string | string[] | undefined): ReadonlySet<string> {
-  if (value === undefined) return NO_TOKENS
+  if (value === undefined) return NONE
   if (value === 'keep-alive') return KEEP_ALIVE
   if (typeof value === 'string') {
     const v = value.length <= 10 ? value.toLowerCase() : ''
@@ -151,8 +151,6 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
   out.push('x-request-id', requestId)
   return out
 }
-
-const NONE: ReadonlySet<string> = new Set()
 
 /**
  * The query without every parameter that holds `secret`, read as Rack reads it (split on `&` and

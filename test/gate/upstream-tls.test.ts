@@ -5,7 +5,6 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -13,6 +12,7 @@ import { createServer, type Server } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { startServe } from '../helpers/serve.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url))
 
@@ -56,8 +56,6 @@ test('an upstream given by IP address gets no server name, whatever the Host', a
   assert.deepEqual(upstream.names, [], 'no SNI: an IP address is not a server name (RFC 6066)')
 })
 
-const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
-
 // The `serve` process from its sources, trusting the test CA through NODE_EXTRA_CA_CERTS.
 test('an https upstream: its own server name, a private CA, one connection for every Host', async (t) => {
   const upstream = createHttpsServer({ key: readFileSync(fixture('localhost.key')), cert: readFileSync(fixture('localhost.crt')) }, (req, res) => {
@@ -68,36 +66,16 @@ test('an https upstream: its own server name, a private CA, one connection for e
   t.after(() => upstream.close())
   upstream.keepAliveTimeout = 60_000
 
-  const child = spawn(process.execPath, [...BIN, 'serve'], {
-    env: {
-      ...process.env,
-      NODE_EXTRA_CA_CERTS: fixture('localhost.crt'),
-      GATE_UPSTREAM_URL: `https://localhost:${(upstream.address() as AddressInfo).port}`,
-      GATE_SERVICE_TOKEN: 'glpat-unused',
-      GATE_INSTANCE_TOKEN_PREFIX: '',
-      GATE_LISTEN: '127.0.0.1:0',
-      GATE_HEALTH_LISTEN: '127.0.0.1:0'
-    },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const listen = await new Promise<string>((resolve, reject) => {
-    let buffered = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        const parsed = JSON.parse(line) as { msg?: string, listen?: string }
-        if (parsed.msg === 'job-token-gate ready') resolve(String(parsed.listen))
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1)
-    })
-    child.once('exit', code => reject(new Error(`serve exited (${String(code)}) before it was ready`)))
+  const gate = await startServe(t, {
+    NODE_EXTRA_CA_CERTS: fixture('localhost.crt'),
+    GATE_UPSTREAM_URL: `https://localhost:${(upstream.address() as AddressInfo).port}`,
+    GATE_INSTANCE_TOKEN_PREFIX: ''
   })
 
   const seen: Array<{ host: string, sni: string, port: number }> = []
   // Requests without a job token are forwarded as they are: no identity or grants needed here.
   for (const host of ['gitlab.example.com', 'other.example.net', 'gitlab.example.com', '203.0.113.7']) {
-    const res = await send(`http://${listen}`, 'GET', '/api/v4/projects/1/packages', { host })
+    const res = await send(gate.api, 'GET', '/api/v4/projects/1/packages', { host })
     assert.equal(res.status, 200, res.text)
     seen.push(res.json())
   }

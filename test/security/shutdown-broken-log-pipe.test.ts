@@ -4,90 +4,20 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
-import { once } from 'node:events'
 import { createServer, request } from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { EXIT_FORCED, SHUTDOWN_MARGIN_MS, WATCHDOG_GRACE_MS } from '../../src/main.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { startServe } from '../helpers/serve.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
-
-// The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
-const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
-
-interface Served {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>
-  readonly api: string
-  readonly health: string
-  /** Lines read so far (until the reader is closed). */
-  readonly lines: Array<Record<string, unknown>>
-  /** Closes the test's ends of stdout and stderr, as a log shipper going away does. */
-  closeReaders (): Promise<void>
-  /** Sends SIGTERM; resolves with the exit, or rejects if the process is still there after hangMs. */
-  terminate (hangMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
-async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [...BIN, 'serve'], {
-    env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  const lines: Array<Record<string, unknown>> = []
-  let buffered = ''
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      let nl
-      while ((nl = buffered.indexOf('\n')) !== -1) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>
-        buffered = buffered.slice(nl + 1)
-        lines.push(line)
-        if (line.msg === 'job-token-gate ready') resolve(line)
-      }
-    })
-    void exited.then(([code]) => { reject(new Error(`serve exited (${String(code)}) before it was ready: ${stderr}`)) })
-  })
-  return {
-    child,
-    api: `http://${String(ready.listen)}`,
-    health: `http://${String(ready.health)}`,
-    lines,
-    async closeReaders () {
-      const closed = [once(child.stdout, 'close'), once(child.stderr, 'close')]
-      child.stdout.destroy()
-      child.stderr.destroy()
-      await Promise.all(closed)
-    },
-    async terminate (hangMs) {
-      const started = performance.now()
-      child.kill('SIGTERM')
-      let timer: NodeJS.Timeout | undefined
-      const hung = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => { reject(new Error(`serve still running ${hangMs} ms after SIGTERM`)) }, hangMs)
-      })
-      try {
-        const [code, signal] = await Promise.race([exited, hung])
-        t.diagnostic(`exited ${String(code ?? signal)} ${Math.round(performance.now() - started)} ms after SIGTERM`)
-        return { code, signal }
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  }
-}
 
 /** An upstream that takes requests and never answers them; closed with the test. */
 async function silentUpstream (t: TestContext): Promise<{ url: string, requests: () => number }> {

@@ -1,0 +1,77 @@
+// The `serve` process of a test: started from the sources, its log lines read as they come,
+// stopped with the test.
+
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { once } from 'node:events'
+import type { Readable } from 'node:stream'
+import type { TestContext } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+// The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
+const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
+
+export interface Served {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>
+  readonly api: string
+  readonly health: string
+  /** Lines read so far (until the reader is closed). */
+  readonly lines: Array<Record<string, unknown>>
+  /** Closes the test's ends of stdout and stderr, as a log shipper going away does. */
+  closeReaders (): Promise<void>
+  /** Sends SIGTERM; resolves with the exit, or rejects if the process is still there after hangMs. */
+  terminate (hangMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+/** Starts `serve` from its sources with `env` on free loopback ports; resolves once it logged that it is ready. */
+export async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
+  const child = spawn(process.execPath, [...BIN, 'serve'], {
+    env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const lines: Array<Record<string, unknown>> = []
+  let buffered = ''
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      let nl
+      while ((nl = buffered.indexOf('\n')) !== -1) {
+        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>
+        buffered = buffered.slice(nl + 1)
+        lines.push(line)
+        if (line.msg === 'job-token-gate ready') resolve(line)
+      }
+    })
+    void exited.then(([code]) => { reject(new Error(`serve exited (${String(code)}) before it was ready: ${stderr}`)) })
+  })
+  return {
+    child,
+    api: `http://${String(ready.listen)}`,
+    health: `http://${String(ready.health)}`,
+    lines,
+    async closeReaders () {
+      const closed = [once(child.stdout, 'close'), once(child.stderr, 'close')]
+      child.stdout.destroy()
+      child.stderr.destroy()
+      await Promise.all(closed)
+    },
+    async terminate (hangMs) {
+      const started = performance.now()
+      child.kill('SIGTERM')
+      let timer: NodeJS.Timeout | undefined
+      const hung = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new Error(`serve still running ${hangMs} ms after SIGTERM`)) }, hangMs)
+      })
+      try {
+        const [code, signal] = await Promise.race([exited, hung])
+        t.diagnostic(`exited ${String(code ?? signal)} ${Math.round(performance.now() - started)} ms after SIGTERM`)
+        return { code, signal }
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+}
