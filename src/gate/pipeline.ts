@@ -187,7 +187,7 @@ const checkHeadersStage: Stage = (x) => {
 
 const matchRouteStage: Stage = (x, engine) => {
   const canonical = x.canonical!
-  if (canonical.kind === 'api') x.match = engine.router.match(canonical.method, canonical.apiPath)
+  if (canonical.kind === 'api') x.match = engine.router.matchRequest(canonical)
   return 'continue'
 }
 

@@ -19,7 +19,7 @@ import { createPolicyIndex } from '../catalog/policy-index.ts'
 import { createProjectFinder } from '../projects/finder.ts'
 import { createProjectFactsLookup } from '../projects/facts.ts'
 import { createUpstream, type Upstream } from '../proxy/forward.ts'
-import { createCanonicalizer } from '../routing/canonical.ts'
+import { API_PREFIX, createCanonicalizer } from '../routing/canonical.ts'
 import { Router } from '../routing/router.ts'
 import type { Engine } from './pipeline.ts'
 import { createAdmin } from '../admin/handler.ts'
@@ -126,7 +126,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const buildEngine = (): Engine => {
     const catalog = loadCatalog(catalogDir)
     return Object.freeze({
-      router: Router.compile(catalog.routes),
+      // Mounted where canonicalize() puts the API: requests are matched by their whole path.
+      router: Router.compile(catalog.routes, { mount: config.relativeUrlRoot + API_PREFIX }),
       canonicalize,
       policies: createPolicyIndex(catalog.policies),
       settings,

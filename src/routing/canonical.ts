@@ -36,7 +36,8 @@ export type CanonicalRequest =
 
 const DEFAULT_MAX_PATH = 8192
 const DEFAULT_MAX_SEGMENT = 4096
-const API_PREFIX = '/api/v4'
+/** Where the API's paths begin, after the relative URL root. */
+export const API_PREFIX = '/api/v4'
 const API_PREFIX_LEN = API_PREFIX.length
 const MAX_ECHO = 64
 

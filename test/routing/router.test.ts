@@ -1,11 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import { canonicalize } from '../../src/routing/canonical.ts'
-import { Router } from '../../src/routing/router.ts'
+import { API_PREFIX, canonicalize, createCanonicalizer } from '../../src/routing/canonical.ts'
+import { Router, type RouteMatch } from '../../src/routing/router.ts'
 import { accessedProject } from '../../src/routing/accessed.ts'
+import { generateCorpus } from '../helpers/corpus.ts'
 
 const router = Router.compile(loadCatalog().routes)
+// As the gate builds it: mounted where canonicalize() puts the API, matched by whole paths.
+const mounted = Router.compile(loadCatalog().routes, { mount: API_PREFIX })
 
 interface Case { name: string, method: string, target: string, route: string | null, params?: Record<string, string>, format?: boolean }
 
@@ -63,8 +66,42 @@ for (const c of cases) {
     assert.equal(match?.route.id ?? null, c.route)
     if (c.params !== undefined) assert.deepEqual({ ...match?.params }, c.params)
     if (c.format !== undefined) assert.equal(match?.format, c.format)
+    assert.deepEqual(plain(mounted.matchRequest(canonical)), plain(match))
+    assert.deepEqual(plain(mounted.match(canonical.method, canonical.apiPath)), plain(match))
   })
 }
+
+const plain = (m: RouteMatch | null): unknown => m === null ? null : { route: m.route.id, params: { ...m.params }, format: m.format }
+
+test('a router mounted at the API matches every corpus request by its whole path as the unmounted one by its API path', () => {
+  const routes = loadCatalog().routes
+  const underRoot = Router.compile(routes, { mount: '/gitlab' + API_PREFIX })
+  const canonicalizeUnderRoot = createCanonicalizer({ relativeUrlRoot: '/gitlab' })
+  let compared = 0
+  for (const entry of generateCorpus(routes)) {
+    const canonical = canonicalize(entry.method, API_PREFIX + entry.path)
+    if (canonical.kind !== 'api') continue
+    const expected = plain(router.match(canonical.method, canonical.apiPath))
+    assert.deepEqual(plain(mounted.matchRequest(canonical)), expected, `${entry.method} ${entry.path}`)
+    const rooted = canonicalizeUnderRoot(entry.method, '/gitlab' + API_PREFIX + entry.path)
+    assert.equal(rooted.kind, 'api')
+    if (rooted.kind === 'api') assert.deepEqual(plain(underRoot.matchRequest(rooted)), expected, `/gitlab ${entry.method} ${entry.path}`)
+    compared++
+  }
+  assert.ok(compared > 1000, `only ${compared} corpus requests compared`)
+})
+
+test('a mounted router answers a request under another root, or the API root itself, by its API path', () => {
+  const apiPath = '/projects/42/deployments'
+  // A canonical form from a canonicalizer with a root the router is not mounted under.
+  const elsewhere = { method: 'GET', path: '/other' + API_PREFIX + apiPath, apiPath }
+  assert.equal(mounted.matchRequest(elsewhere)?.route.id, 'get_projects_id_deployments')
+  const samePathLength = { method: 'GET', path: '/xpi/v4' + apiPath, apiPath }
+  assert.equal(mounted.matchRequest(samePathLength)?.route.id, 'get_projects_id_deployments')
+  const root = canonicalize('GET', API_PREFIX)
+  assert.equal(root.kind === 'api' ? root.apiPath : null, '/')
+  if (root.kind === 'api') assert.equal(mounted.matchRequest(root), router.match('GET', '/'))
+})
 
 test('a match carries the policies the route needs', () => {
   const match = router.match('POST', '/projects/42/deployments')
