@@ -1,6 +1,7 @@
 // Small pieces the benchmarks share (bench/e2e.ts, bench/instructions.ts, bench/match.ts).
 
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** The median of a list (the mean of the two middle values for an even count). */
@@ -30,4 +31,26 @@ export async function listeningPort (child: ChildProcess, name: string): Promise
     child.once('message', (m: { port: number }) => resolve(m.port))
     child.once('exit', () => reject(new Error(`${name} exited before listening`)))
   })
+}
+
+/** The counts of one callgrind dump (its `events:` and `summary:` lines), by event: Ir, and with the cache simulation I1mr, D1mr... */
+export function callgrindCounts (file: string): Record<string, number> {
+  const text = readFileSync(file, 'utf8')
+  const events = /^events: (.+)$/m.exec(text)
+  const values = /^summary: (.+)$/m.exec(text)
+  if (events === null || values === null) throw new Error(`${file}: no events or summary line`)
+  const names = events[1]!.trim().split(' ')
+  const numbers = values[1]!.trim().split(' ').map(Number)
+  return Object.fromEntries(names.map((name, i) => [name, numbers[i] ?? 0]))
+}
+
+/** Throws, naming `bench`, unless valgrind and callgrind_control are installed. */
+export function requireCallgrind (bench: string): void {
+  for (const tool of ['valgrind', 'callgrind_control']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    } catch {
+      throw new Error(`${tool} not found: ${bench} needs valgrind (Debian: apt-get install valgrind)`)
+    }
+  }
 }

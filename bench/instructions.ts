@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { freePort } from '../test/helpers/redis.ts'
-import { listeningPort, median, waitHttp } from './common.ts'
+import { callgrindCounts, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
 import { stateFile, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
@@ -56,13 +56,7 @@ const PROJECTS = 10
 
 for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none or denied`)
 if (!(Number.isInteger(WINDOWS) && WINDOWS >= 1 && Number.isInteger(REQUESTS) && REQUESTS >= 100 && Number.isInteger(WARM_REQUESTS) && WARM_REQUESTS >= 0)) throw new Error('--windows must be 1 or more, --requests 100 or more and --warm 0 or more')
-for (const tool of ['valgrind', 'callgrind_control']) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
-  } catch {
-    throw new Error(`${tool} not found: bench:instructions needs valgrind (Debian: apt-get install valgrind)`)
-  }
-}
+requireCallgrind('bench:instructions')
 if (TARGETS.some(t => t !== 'bare') && !existsSync(join(GATE_ROOT, 'dist/cli/main.js'))) throw new Error(`${GATE_ROOT}/dist is missing: run \`npm run build\` there first`)
 
 const tmp = mkdtempSync(join(tmpdir(), 'jtg-instructions-'))
@@ -92,17 +86,6 @@ async function drive (port: number, requests: Req[], amount: number, connections
   const statuses = Object.fromEntries(Object.entries(result.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count]))
   if (result.errors > 0) statuses.errors = result.errors
   return statuses
-}
-
-/** The counts of one callgrind dump (its `events:` and `summary:` lines), by event: Ir, and with the cache simulation I1mr, D1mr... */
-function counts (file: string): Record<string, number> {
-  const text = readFileSync(file, 'utf8')
-  const events = /^events: (.+)$/m.exec(text)
-  const values = /^summary: (.+)$/m.exec(text)
-  if (events === null || values === null) throw new Error(`${file}: no events or summary line`)
-  const names = events[1]!.trim().split(' ')
-  const numbers = values[1]!.trim().split(' ').map(Number)
-  return Object.fromEntries(names.map((name, i) => [name, numbers[i] ?? 0]))
 }
 
 /** Cache misses per request of the main thread, by callgrind's event name. */
@@ -155,10 +138,10 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     const files = readdirSync(dir).filter(f => f.startsWith(`callgrind.${pid}.${w}-`))
     const main = files.find(f => f.endsWith('-01'))
     if (main === undefined) throw new Error(`${target}: no dump of the main thread for window ${w} in ${dir}`)
-    const own = counts(join(dir, main))
+    const own = callgrindCounts(join(dir, main))
     windows.push({
       mainThread: Math.round(own.Ir! / REQUESTS),
-      otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + counts(join(dir, f)).Ir!, 0) / REQUESTS),
+      otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + callgrindCounts(join(dir, f)).Ir!, 0) / REQUESTS),
       statuses,
       ...(CACHE_SIM ? { misses: Object.fromEntries(MISSES.map(e => [e, Math.round(own[e]! / REQUESTS)])) } : {})
     })

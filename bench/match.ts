@@ -9,15 +9,18 @@
 //   c. a linear scan of one anchored RegExp per route variant, first match wins (no
 //      canonicalization: the path is already canonical);
 //   d. scale: the catalog repeated under ten prefixes (/t0 ... /t9), gate and linear scan.
+// `--count` (`npm run bench:match:count`): (b) counted instead of timed, instructions per lookup
+// under valgrind's callgrind, the gate and find-my-way each in a process of its own
+// (bench/match/count-child.mjs): what a busy machine cannot move.
 
 import FindMyWay from 'find-my-way'
 import { loadavg } from 'node:os'
 import { loadCatalog } from '../src/catalog/load.ts'
 import type { CatalogRoute } from '../src/catalog/types.ts'
-import { canonicalize } from '../src/routing/canonical.ts'
+import { API_PREFIX, canonicalize } from '../src/routing/canonical.ts'
 import { Router } from '../src/routing/router.ts'
 import { generateCorpus, type CorpusEntry } from '../test/helpers/corpus.ts'
-import { median } from './common.ts'
+import { callgrindCounts, median, requireCallgrind } from './common.ts'
 import { oracleVariants } from '../test/helpers/oracle.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
@@ -31,7 +34,17 @@ const PROCESSES = processesArg >= 0 ? Number(process.argv[processesArg + 1]) : 3
 const WARMUP_ROUNDS = 3
 /** Rounds per child process. */
 const ROUNDS = 11
+/** Uninstrumented rounds over the lookups before counting (V8 has optimized what it will by then). */
+const COUNT_WARM_ROUNDS = 60
+const COUNT_WINDOWS = 5
+const COUNT_ROUNDS_PER_WINDOW = 2
+/** Interned method literals, as node's HTTP parser hands them over (toLookups). */
+const METHODS: Record<string, string> = { GET: 'GET', HEAD: 'HEAD', POST: 'POST', PUT: 'PUT', PATCH: 'PATCH', DELETE: 'DELETE', OPTIONS: 'OPTIONS' }
 
+if (process.argv.includes('--count')) {
+  await countInstructions()
+  process.exit(0)
+}
 if (!CHILD) {
   await measureInChildren()
   process.exit(0)
@@ -39,8 +52,16 @@ if (!CHILD) {
 
 interface Lookup { method: string, path: string, target: string }
 
-const toLookups = (entries: ReadonlyArray<{ method: string, path: string }>): Lookup[] =>
-  entries.map(e => ({ method: e.method, path: e.path, target: '/api/v4' + e.path }))
+/**
+ * The lookups of `entries`, shaped as a server hands requests over: each target and path a flat
+ * string of its own (as node's HTTP parser gives `req.url`; a concatenated one is a tree of
+ * pieces that every reader walks), each method an interned literal.
+ */
+function toLookups (entries: ReadonlyArray<{ method: string, path: string }>): Lookup[] {
+  const lookups: Lookup[] = JSON.parse(JSON.stringify(entries.map(e => ({ method: e.method, path: e.path, target: API_PREFIX + e.path }))))
+  for (const l of lookups) l.method = METHODS[l.method] ?? l.method
+  return lookups
+}
 
 // Results are folded into a sink so no lookup can be optimized away.
 let sink = 0
@@ -89,6 +110,101 @@ async function measureInChildren (): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Counted: instructions per lookup of the find-my-way subset (b), the gate against find-my-way.
+
+async function countInstructions (): Promise<void> {
+  const { execFileSync, spawn } = await import('node:child_process')
+  const { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const root = new URL('..', import.meta.url).pathname
+  if (!existsSync(join(root, 'dist/routing/router.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench:match:count does)')
+  requireCallgrind('bench:match:count')
+  const started = process.hrtime.bigint()
+  const routes = loadCatalog().routes
+  const fmwRoutes = routes.filter(fmwCompatible)
+  const ids = new Set(fmwRoutes.map(r => r.id))
+  const lookups = toLookups(generateCorpus(routes).filter(e => e.kind === 'instance' && !e.format && ids.has(e.routeId)))
+  const tmp = mkdtempSync(join(tmpdir(), 'jtg-match-count-'))
+  try {
+    const data = join(tmp, 'lookups.json')
+    writeFileSync(data, JSON.stringify({ routes, fmwRoutes, lookups }))
+    const perLookup: Record<string, number[]> = {}
+    // Every matcher warms at once (one valgrind each), then the windows alternate between them:
+    // counts still fall by about 1% a window for a while (V8 goes on optimizing under valgrind,
+    // which runs its compiler threads slowly), alike for each, so each window's ratio pairs
+    // counts taken at the same point of the drift.
+    const modes = ['raw', 'gate']
+    const children = modes.map(mode => {
+      const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${join(tmp, `${mode}.%p`)}`,
+        process.execPath, '--expose-gc', join(root, 'bench/match/count-child.mjs'), mode, data, String(COUNT_WARM_ROUNDS)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+      let err = ''
+      child.stderr!.on('data', (chunk: Buffer) => { err = (err + chunk.toString()).slice(-4000) })
+      const reply = async (): Promise<unknown> => await new Promise((resolve, reject) => {
+        const exited = (): void => { reject(new Error(`the ${mode} matcher exited: ${err}`)) }
+        child.once('exit', exited)
+        child.once('message', m => { child.off('exit', exited); resolve(m) })
+      })
+      const control = (...command: string[]): void => { execFileSync('callgrind_control', [...command, String(child.pid)], { stdio: 'ignore' }) }
+      return { mode, child, reply, control, ready: reply(), windows: [] as number[] }
+    })
+    process.on('exit', () => { for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL') })
+    for (const c of children) {
+      await c.ready
+      c.control('-i', 'on')
+      // Code is translated again once instrumented: one round before counting.
+      c.child.send('1')
+      await c.reply()
+    }
+    for (let w = 1; w <= COUNT_WINDOWS; w++) {
+      for (const c of children) {
+        c.control('-z')
+        c.child.send(String(COUNT_ROUNDS_PER_WINDOW))
+        await c.reply()
+        c.control('-d')
+        // One file per thread: <prefix>.<pid>.<dump>-<thread>, thread 01 the main thread.
+        const main = readdirSync(tmp).find(f => f === `${c.mode}.${c.child.pid}.${w}-01`)
+        if (main === undefined) throw new Error(`${c.mode}: no dump of the main thread for window ${w}`)
+        c.windows.push(callgrindCounts(join(tmp, main)).Ir! / (COUNT_ROUNDS_PER_WINDOW * lookups.length))
+      }
+    }
+    for (const c of children) {
+      c.child.send('exit')
+      await new Promise(resolve => c.child.once('exit', resolve))
+      perLookup[c.mode] = c.windows
+      if (!JSON_OUTPUT) console.error(`${c.mode}: ${c.windows.map(x => x.toFixed(0)).join(' / ')} instructions per lookup`)
+    }
+    const gate = median(perLookup.gate!)
+    const raw = median(perLookup.raw!)
+    const paired = perLookup.gate!.map((x, i) => x / perLookup.raw![i]!)
+    const result = {
+      node: process.version,
+      counting: `instructions of the main thread per lookup (valgrind callgrind), ${COUNT_WARM_ROUNDS} rounds of warm-up, median of ${COUNT_WINDOWS} windows of ${COUNT_ROUNDS_PER_WINDOW} rounds, the two processes' windows alternating; the ratio paired per window`,
+      lookups: lookups.length,
+      gate: Math.round(gate),
+      rawFindMyWay: Math.round(raw),
+      windows: perLookup,
+      // Paired: the median of each window's ratio.
+      gateOverRawFmwSubset: { value: Number(median(paired).toFixed(3)), perWindow: paired.map(r => Number(r.toFixed(3))), target: '<= 1.5' },
+      totalSeconds: Number((Number(process.hrtime.bigint() - started) / 1e9).toFixed(1))
+    }
+    if (JSON_OUTPUT) {
+      console.log(JSON.stringify(result, null, 2))
+      return
+    }
+    console.log(`node ${process.version}; ${result.counting}; ${lookups.length} lookups (the find-my-way subset)`)
+    console.log('')
+    console.log(`${'gate: canonicalize + match'.padEnd(44)} ${String(result.gate).padStart(8)} instructions/lookup`)
+    console.log(`${'raw find-my-way'.padEnd(44)} ${String(result.rawFindMyWay).padStart(8)} instructions/lookup`)
+    console.log(`${'gate / raw find-my-way (fmw subset)'.padEnd(44)} ${result.gateOverRawFmwSubset.value.toFixed(2).padStart(8)}  per window ${result.gateOverRawFmwSubset.perWindow.map(r => r.toFixed(3)).join(' / ')}  target <= 1.5`)
+    console.log('')
+    console.log(`total ${result.totalSeconds} s`)
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Matchers
 
 function gateRunner (router: Router, lookups: readonly Lookup[]): () => void {
@@ -97,18 +213,20 @@ function gateRunner (router: Router, lookups: readonly Lookup[]): () => void {
     for (let i = 0; i < lookups.length; i++) {
       const l = lookups[i]!
       const c = canonicalize(l.method, l.target)
-      if (c.kind === 'api' && router.match(c.method, c.apiPath) !== null) hits++
+      if (c.kind === 'api' && router.matchRequest(c) !== null) hits++
     }
     sink += hits
   }
 }
 
 function routerOnlyRunner (router: Router, lookups: readonly Lookup[]): () => void {
+  // The canonical forms the gate's runs compute, computed once: router.matchRequest sees the
+  // objects it sees in the gate.
+  const requests = lookups.map(l => canonicalize(l.method, l.target)).filter(c => c.kind === 'api')
   return () => {
     let hits = 0
-    for (let i = 0; i < lookups.length; i++) {
-      const l = lookups[i]!
-      if (router.match(l.method, l.path) !== null) hits++
+    for (let i = 0; i < requests.length; i++) {
+      if (router.matchRequest(requests[i]!) !== null) hits++
     }
     sink += hits
   }
@@ -210,7 +328,8 @@ function measureAll (benches: Bench[]): void {
 const started = process.hrtime.bigint()
 const routes = loadCatalog().routes
 const corpus: CorpusEntry[] = generateCorpus(routes)
-const router = Router.compile(routes)
+// Mounted as the gate mounts it (src/gate/server.ts): requests are matched by their whole path.
+const router = Router.compile(routes, { mount: API_PREFIX })
 const all = toLookups(corpus)
 
 // b. find-my-way subset.
@@ -230,7 +349,7 @@ for (let k = 0; k < COPIES; k++) {
   for (const route of routes) large.push({ ...route, id: `t${k}_${route.id}`, pattern: `/t${k}${route.pattern}` })
 }
 const compileStart = process.hrtime.bigint()
-const largeRouter = Router.compile(large)
+const largeRouter = Router.compile(large, { mount: API_PREFIX })
 const largeCompileMs = Number(process.hrtime.bigint() - compileStart) / 1e6
 const largeLinear = linearTable(large)
 // Every corpus path under every prefix (the gate) ...
