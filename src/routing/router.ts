@@ -139,7 +139,11 @@ export class Router {
 
   private constructor (routes: readonly CatalogRoute[], options: RouterOptions) {
     this.routes = routes
-    this.mount = options.mount ?? ''
+    // find-my-way would read ':', '*' or '(' of a relative URL root as a parameter, a wildcard or a
+    // pattern, and decodes a request's escapes before walking its static segments ('%20' of a
+    // root, registered as written, would never match): such a root is not mounted, and its
+    // requests are matched by their API path.
+    this.mount = /[:*(%]/.test(options.mount ?? '') ? '' : options.mount ?? ''
     this.trie = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1 << 20 })
     const variants: CompiledVariant[] = []
     routes.forEach(route => {

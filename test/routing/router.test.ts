@@ -91,6 +91,15 @@ test('a router mounted at the API matches every corpus request by its whole path
   assert.ok(compared > 1000, `only ${compared} corpus requests compared`)
 })
 
+test('a relative URL root holding find-my-way\'s own characters or escapes is matched by API path, as any other', () => {
+  for (const root of ['/git:lab', '/git*lab', '/git(lab)', '/my%20gitlab', '/caf%C3%A9']) {
+    const rooted = Router.compile(loadCatalog().routes, { mount: root + API_PREFIX })
+    const canonical = createCanonicalizer({ relativeUrlRoot: root })('GET', root + API_PREFIX + '/projects/42/deployments/7')
+    assert.equal(canonical.kind, 'api', root)
+    if (canonical.kind === 'api') assert.deepEqual(plain(rooted.matchRequest(canonical)), { route: 'get_projects_id_deployments_deployment_id', params: { id: '42', deployment_id: '7' }, format: false }, root)
+  }
+})
+
 test('a mounted router answers a request under another root, or the API root itself, by its API path', () => {
   const apiPath = '/projects/42/deployments'
   // A canonical form from a canonicalizer with a root the router is not mounted under.
