@@ -121,8 +121,8 @@ export interface ForwardedFor {
 
 /**
  * The headers sent upstream, as a flat list of names and values (undici takes it as it is: no
- * object to build and read back by key): end-to-end headers only, X-Forwarded-* set, the request
- * id added. `removed`: lower-case names the decision took out (a stripped job token,
+ * object to build and read back by key): end-to-end headers only, X-Forwarded-* set, a
+ * `Forwarded` kept from a trusted proxy only, the request id added. `removed`: lower-case names the decision took out (a stripped job token,
  * pipeline.ts). `bodyLength`: the length of an inspected body sent in place of the stream, which
  * replaces any Content-Length that came.
  */
@@ -133,6 +133,9 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
   for (const name in incoming) {
     const value = incoming[name]
     if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || removed.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
+    // RFC 7239's Forwarded says the same as X-Forwarded-* (Rack 3 reads it first, for the
+    // client's host, scheme and address): believed, like them, only from a trusted proxy.
+    if (name === 'forwarded' && !from.trusted) continue
     if (bodyLength !== null && name === 'content-length') continue
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v) // one line each, as undici writes an array value

@@ -37,15 +37,17 @@ test('an invalid entry stops the start, naming the variable and the entry', () =
   }
 })
 
-test('a range trusts a socket peer: X-Forwarded-* kept from 127.0.0.0/8, replaced from a peer outside the list', async (t) => {
+test('a range trusts a socket peer: X-Forwarded-* and Forwarded kept from 127.0.0.0/8, replaced or dropped from a peer outside the list', async (t) => {
   const inRange = await startTestGate(t, { GATE_TRUSTED_PROXIES: '127.0.0.0/8' })
-  const headers = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', 'x-request-id': 'front-proxy-id-1' }
+  const forwarded = 'for=203.0.113.9;host=gitlab.example.com;proto=https'
+  const headers = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', 'x-request-id': 'front-proxy-id-1', forwarded }
   const kept = await send(inRange.url, 'GET', '/api/v4/projects/200/packages', headers)
   assert.equal(kept.status, 200)
   const upstream = inRange.seen.at(-1)!
   assert.equal(upstream.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1')
   assert.equal(upstream.headers['x-forwarded-proto'], 'https')
   assert.equal(upstream.headers['x-request-id'], 'front-proxy-id-1')
+  assert.equal(upstream.headers.forwarded, forwarded)
 
   const outside = await startTestGate(t, { GATE_TRUSTED_PROXIES: '10.0.0.0/8,fd00::/8' })
   assert.equal((await send(outside.url, 'GET', '/api/v4/projects/200/packages', headers)).status, 200)
@@ -53,6 +55,8 @@ test('a range trusts a socket peer: X-Forwarded-* kept from 127.0.0.0/8, replace
   assert.equal(replaced.headers['x-forwarded-for'], '127.0.0.1')
   assert.equal(replaced.headers['x-forwarded-proto'], 'http')
   assert.notEqual(replaced.headers['x-request-id'], 'front-proxy-id-1')
+  // Rack 3 would take host, scheme and address from it before X-Forwarded-*.
+  assert.equal(replaced.headers.forwarded, undefined)
 })
 
 test('X-Original-URL: the request target as sent, scheme and authority cut off', () => {
