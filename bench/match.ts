@@ -11,7 +11,7 @@
 //   d. scale: the catalog repeated under ten prefixes (/t0 ... /t9), gate and linear scan.
 // `--count` (`npm run bench:match:count`): (b) counted instead of timed, instructions per lookup
 // under valgrind's callgrind, the gate and find-my-way each in a process of its own
-// (bench/match/count-child.mjs): what a busy machine cannot move.
+// (bench/match/count-child.ts): what a busy machine cannot move.
 
 import FindMyWay from 'find-my-way'
 import { loadavg } from 'node:os'
@@ -21,6 +21,7 @@ import { API_PREFIX, canonicalize } from '../src/routing/canonical.ts'
 import { Router } from '../src/routing/router.ts'
 import { generateCorpus, type CorpusEntry } from '../test/helpers/corpus.ts'
 import { callgrindCounts, median, requireCallgrind } from './common.ts'
+import { fmwCompatible, internMethod, rawFindMyWay } from './match/raw-find-my-way.ts'
 import { oracleVariants } from '../test/helpers/oracle.ts'
 
 const JSON_OUTPUT = process.argv.includes('--json')
@@ -38,8 +39,6 @@ const ROUNDS = 11
 const COUNT_WARM_ROUNDS = 60
 const COUNT_WINDOWS = 5
 const COUNT_ROUNDS_PER_WINDOW = 2
-/** Interned method literals, as node's HTTP parser hands them over (toLookups). */
-const METHODS: Record<string, string> = { GET: 'GET', HEAD: 'HEAD', POST: 'POST', PUT: 'PUT', PATCH: 'PATCH', DELETE: 'DELETE', OPTIONS: 'OPTIONS' }
 
 if (process.argv.includes('--count')) {
   await countInstructions()
@@ -59,7 +58,7 @@ interface Lookup { method: string, path: string, target: string }
  */
 function toLookups (entries: ReadonlyArray<{ method: string, path: string }>): Lookup[] {
   const lookups: Lookup[] = JSON.parse(JSON.stringify(entries.map(e => ({ method: e.method, path: e.path, target: API_PREFIX + e.path }))))
-  for (const l of lookups) l.method = METHODS[l.method] ?? l.method
+  for (const l of lookups) l.method = internMethod(l.method)
   return lookups
 }
 
@@ -137,7 +136,7 @@ async function countInstructions (): Promise<void> {
     const modes = ['raw', 'gate']
     const children = modes.map(mode => {
       const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${join(tmp, `${mode}.%p`)}`,
-        process.execPath, '--expose-gc', join(root, 'bench/match/count-child.mjs'), mode, data, String(COUNT_WARM_ROUNDS)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+        process.execPath, '--expose-gc', '--import', 'tsx', join(root, 'bench/match/count-child.ts'), mode, data, String(COUNT_WARM_ROUNDS)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
       let err = ''
       child.stderr!.on('data', (chunk: Buffer) => { err = (err + chunk.toString()).slice(-4000) })
       const reply = async (): Promise<unknown> => await new Promise((resolve, reject) => {
@@ -230,31 +229,6 @@ function routerOnlyRunner (router: Router, lookups: readonly Lookup[]): () => vo
     }
     sink += hits
   }
-}
-
-const ROUTER_OPTIONS = { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1 << 20 }
-
-/** Patterns find-my-way can register as written: no glob, optional group or literal after a parameter. */
-function fmwCompatible (route: CatalogRoute): boolean {
-  return !/[*()]/.test(route.pattern) && !/:[a-z0-9_]+\./.test(route.pattern)
-}
-
-function rawFindMyWay (routes: readonly CatalogRoute[]): { fmw: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, renamed: number } {
-  const fmw = FindMyWay(ROUTER_OPTIONS)
-  const noop = (): void => {}
-  let renamed = 0
-  for (const route of routes) {
-    const method = route.method as FindMyWay.HTTPMethod
-    try {
-      fmw.on(method, route.pattern, noop)
-    } catch {
-      // Different parameter names at the same position: name them by position instead.
-      let slot = 0
-      fmw.on(method, route.pattern.replace(/:[a-z0-9_]+/g, () => `:p${slot++}`), noop)
-      renamed++
-    }
-  }
-  return { fmw, renamed }
 }
 
 function fmwRunner (fmw: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>, lookups: readonly Lookup[]): () => void {
