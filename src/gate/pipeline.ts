@@ -285,8 +285,9 @@ function headersHolding (rawHeaders: readonly string[], token: string): Readonly
 function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'api' }>, method: string): CatalogRoute | null {
   // HEAD is served by the GET route, as canonicalize() reads it.
   const routed = method === 'HEAD' ? 'GET' : method
-  x.canonical = { ...canonical, method: routed }
-  x.match = engine.router.match(routed, canonical.apiPath)
+  const routedAs = { ...canonical, method: routed }
+  x.canonical = routedAs
+  x.match = engine.router.matchRequest(routedAs)
   return x.match?.route ?? null
 }
 
