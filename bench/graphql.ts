@@ -89,7 +89,7 @@ function body (kind: keyof typeof DOCUMENTS, cold: boolean): Buffer {
 
 async function decideGraphql (e: GraphqlEnforcer, bytes: Buffer): Promise<void> {
   const params = readGraphqlParams(bytes, { method: 'POST', query: '', contentType: 'application/json', bodyReadable: true })
-  const found = findGraphqlToken(HEADERS, params)
+  const found = findGraphqlToken({ headers: HEADERS }, params)
   if (found.kind !== 'token') throw new Error('no token found')
   const result = await e.decide(found.token, graphqlReadings(params), 'bench')
   if (result.kind !== 'allow') throw new Error(`not allowed: ${JSON.stringify(result)}`)

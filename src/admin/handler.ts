@@ -8,7 +8,7 @@
 // once a fine-grained personal access token in it is allowed (GraphqlGuard, built by createGate
 // from src/graphql/enforce.ts; docs/graphql.md).
 
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { DocumentNode } from 'graphql'
 import type { Logger } from 'pino'
@@ -25,6 +25,7 @@ import { createGitlabClient, findCaller, userToken } from './auth.ts'
 import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
 import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
@@ -51,7 +52,7 @@ export type GraphqlGuardResult =
  */
 export interface GraphqlGuard {
   /** A request for GitLab: the token found where GitLab reads one, and every reading checked. */
-  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<GraphqlGuardResult>
+  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<GraphqlGuardResult>
   /** The gate's own operation, for a user caller's token, before the service runs. */
   decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
 }
@@ -126,16 +127,19 @@ export function packageFormats (routes: readonly CatalogRoute[]): string[] {
   return [...formats].sort()
 }
 
+/** The headers findGraphqlToken reads a token (or a job token) from. */
+const TOKEN_HEADER_NAMES = ['private-token', 'authorization', 'job-token']
+
 /**
  * Whether a large GraphQL request may carry an access token in its headers, its URL or the bytes
  * read: when none can, the bytes are not parsed for the enforcement (an upload without a token
  * costs what it did), and a token in a later part is cut by graphql-body.ts's guard.
  */
-function mayCarryToken (headers: IncomingHttpHeaders, query: string, prefix: Buffer): boolean {
+function mayCarryToken (request: HeaderSource, query: string, prefix: Buffer): boolean {
   // Percent escapes count in form bodies only (Rack reads a POST without a type as one).
-  const contentType = String(headers['content-type'] ?? '').trim()
+  const contentType = String(request.headers['content-type'] ?? '').trim()
   const form = contentType === '' || /^application\/x-www-form-urlencoded\s*(?:[;,]|$)/i.test(contentType)
-  return headers['private-token'] !== undefined || headers.authorization !== undefined || headers['job-token'] !== undefined ||
+  return TOKEN_HEADER_NAMES.some(name => headerLines(request, name).length > 0) ||
     namesTokenParams(query, true) || bytesNameTokenParams(prefix, form)
 }
 
@@ -246,7 +250,7 @@ export function createAdmin (options: AdminOptions): Admin {
    */
   async function guardAnswered (guard: GraphqlGuard, req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean, partial?: 'multipart' | 'opaque'): Promise<boolean> {
     try {
-      const verdict = await guard.enforce(req.headers, params, requestId, partial)
+      const verdict = await guard.enforce(req, params, requestId, partial)
       if (verdict.kind !== 'deny') return false
       send(res, requestId, 200, verdict.body, closeConnection ? { connection: 'close' } : {})
     } catch (err) {
@@ -290,7 +294,7 @@ export function createAdmin (options: AdminOptions): Admin {
           const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
           if (read.kind === 'over') {
             const contentType = String(req.headers['content-type'] ?? '')
-            if (options.graphql !== undefined && mayCarryToken(req.headers, canonical.query, read.prefix)) {
+            if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
               // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
               // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
               const boundary = /^\s*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null

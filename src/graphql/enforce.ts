@@ -18,13 +18,13 @@
 // parsed once per text (documents.ts's cache) and an operation's analysis once per document,
 // operation and the values of its declared variables (targets come from variables).
 
-import type { IncomingHttpHeaders } from 'node:http'
 import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
-import { authorizationToken, first } from '../admin/auth.ts'
+import { authorizationToken } from '../admin/auth.ts'
 import { escapeSingleQuotedNewlines, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
+import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
@@ -50,15 +50,20 @@ const TOKEN_PARAMS = ['private_token', 'access_token', 'bearer_token'] as const
  * The access token of a GraphQL request, where GitLab's GraphqlController can read one: the
  * `PRIVATE-TOKEN` header, `Authorization: Bearer` (and, to fail closed, the password of Basic),
  * and the `private_token`, `access_token` and `bearer_token` parameters of the URL or the body,
- * in every reading of them. A job token anywhere (`JOB-TOKEN`, `job_token`, a `glcbt-` token)
- * leaves the request to the job-token stages. Reads only what classification already parsed.
+ * in every reading of them. Headers are read as Puma hands them to Rack (headerLines: any case,
+ * `Private_Token` too, every line). A job token anywhere (`JOB-TOKEN`, `job_token`, a `glcbt-`
+ * token) leaves the request to the job-token stages. Reads only what classification already parsed.
  */
-export function findGraphqlToken (headers: IncomingHttpHeaders, params: GraphqlParams): GraphqlToken {
+export function findGraphqlToken (request: HeaderSource, params: GraphqlParams): GraphqlToken {
   const found = new Set<string>()
-  let jobToken = first(headers['job-token']) !== undefined
-  const privateToken = first(headers['private-token'])
-  if (privateToken !== undefined && privateToken.trim() !== '') found.add(privateToken.trim())
-  const authorization = authorizationToken(first(headers.authorization))
+  let jobToken = headerLines(request, 'job-token').length > 0
+  for (const line of headerLines(request, 'private-token')) {
+    if (line.trim() !== '') found.add(line.trim())
+  }
+  // Puma joins repeated Authorization lines into one value that neither line's reading is.
+  const authorizations = headerLines(request, 'authorization')
+  if (authorizations.length > 1) return { kind: 'ambiguous' }
+  const authorization = authorizationToken(authorizations[0])
   if (authorization?.kind === 'job_token') jobToken = true
   else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
   for (const merged of params.readings) {
@@ -140,7 +145,7 @@ export interface GraphqlEnforcer {
    * URL's parameters and, for `multipart`, the parts complete in the bytes read; a fine-grained
    * token's request that these do not decide is refused (413).
    */
-  enforce (headers: IncomingHttpHeaders, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<EnforceResult>
+  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<EnforceResult>
   /** Decides readings for a token already found (enforce() without the token search). */
   decide (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult>
   /**
@@ -389,8 +394,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
 
   return {
     decide,
-    async enforce (headers, params, requestId, partial) {
-      const found = findGraphqlToken(headers, params)
+    async enforce (request, params, requestId, partial) {
+      const found = findGraphqlToken(request, params)
       if (found.kind === 'none' || found.kind === 'job_token') return PASS
       if (found.kind === 'ambiguous') {
         count('deny', 'CREDENTIAL_AMBIGUOUS', null)

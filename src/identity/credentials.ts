@@ -48,6 +48,9 @@ export interface CredentialRequest {
   readonly route: CatalogRoute | null
 }
 
+/** A request's headers: the parsed object, and the raw lines when at hand. */
+export type HeaderSource = Pick<CredentialRequest, 'headers' | 'rawHeaders'>
+
 /** The user name GitLab expects with a job token in HTTP Basic. */
 const CI_USER = 'gitlab-ci-token'
 
@@ -169,12 +172,7 @@ export function isMethodOverrideParam (rawName: string): boolean {
  * ambiguous: Puma joins them into a value that names no method, another server keeps one line.
  */
 export function headerMethodOverride (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): MethodOverride {
-  const values: string[] = []
-  const pairs = headerList(request)
-  for (let i = 0; i + 1 < pairs.length; i += 2) {
-    const name = pairs[i]!
-    if (name.length === METHOD_OVERRIDE_HEADER.length && name.toLowerCase().replaceAll('_', '-') === METHOD_OVERRIDE_HEADER) values.push(pairs[i + 1]!)
-  }
+  const values = headerLines(request, METHOD_OVERRIDE_HEADER)
   if (values.length === 0) return { kind: 'none' }
   // Node's headers object joins repeated lines with ', ': without rawHeaders a comma may be one.
   if (values.length > 1 || (request.rawHeaders === undefined && values[0]!.includes(','))) return { kind: 'ambiguous', reason: 'repeated X-HTTP-Method-Override header' }
@@ -218,6 +216,24 @@ export function isConanRoute (route: CatalogRoute | null): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * Every line of header `name` (lower case, '-' spelling) as Puma hands it to Rack: in any case,
+ * and spelled with '_' for '-' (Puma reads `Private_Token` as `PRIVATE-TOKEN`; since 5.6.9 and
+ * 6.4.3 only when no '-' spelling came beside it, which the callers read as two lines: a caller
+ * that sees two lines is never less strict than Puma). One entry per line when the raw lines are
+ * known (Node's headers object joins a repeated custom header with ', ' and keeps the first
+ * Authorization only).
+ */
+export function headerLines (request: HeaderSource, name: string): string[] {
+  const values: string[] = []
+  const pairs = headerList(request)
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const raw = pairs[i]!
+    if (raw.length === name.length && raw.toLowerCase().replaceAll('_', '-') === name) values.push(pairs[i + 1]!)
+  }
+  return values
+}
 
 /** The headers as a flat name, value, name, value... list: Node's rawHeaders as they are, else built from the object. */
 function headerList (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): readonly string[] {

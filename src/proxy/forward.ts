@@ -132,10 +132,16 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
   // Hot path (every forwarded request): a key loop, no entries array.
   for (const name in incoming) {
     const value = incoming[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || removed.has(name) || name.startsWith('x-forwarded-') || name === 'x-request-id') continue
+    if (value === undefined) continue
+    // Puma reads '_' in a header name as '-' (`X_Forwarded_Port` is X-Forwarded-Port to Rails,
+    // unless a '-' spelling came too): a name is judged by that reading, and an '_' spelling of a
+    // header that frames or types the body is not sent (only the real one may say it).
+    const key = name.indexOf('_') === -1 ? name : name.replaceAll('_', '-')
+    if (HOP_BY_HOP.has(key) || drop.has(key) || removed.has(name) || key.startsWith('x-forwarded-') || key === 'x-request-id') continue
+    if (key !== name && (key === 'content-length' || key === 'content-type' || key === 'content-encoding')) continue
     // RFC 7239's Forwarded says the same as X-Forwarded-* (Rack 3 reads it first, for the
     // client's host, scheme and address): believed, like them, only from a trusted proxy.
-    if (name === 'forwarded' && !from.trusted) continue
+    if (key === 'forwarded' && !from.trusted) continue
     if (bodyLength !== null && name === 'content-length') continue
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v) // one line each, as undici writes an array value

@@ -100,3 +100,17 @@ test('a variable named __proto__ carries its value to the target, not to an obje
   assert.equal(answer.body.errors[0].extensions.target, 'project other/tools')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a token in Private_Token (Puma reads it as PRIVATE-TOKEN) is checked as one, small body or large', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_MAX_INSPECTED_BODY_BYTES: String(4 << 20) } })
+  for (const name of ['Private_Token', 'PRIVATE_TOKEN']) {
+    const small = await postGraphql(g.url, { query: OTHER }, { [name]: 'glpat-lib-reader' })
+    assert.equal(small.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', `${name}: ${small.text}`)
+  }
+  // Over 1 MiB the body is decided from its first bytes only when a token may be there.
+  const large = await postGraphql(g.url, { query: OTHER, variables: { pad: 'x'.repeat(2 << 20) } }, { Private_Token: 'glpat-lib-reader' })
+  assert.equal(large.status, 413, large.text)
+  const own = await postGraphql(g.url, { query: OWN }, { Private_Token: 'glpat-lib-reader' })
+  assert.equal(own.status, 200)
+  assert.equal(g.upstream.length, 1, 'only the allowed query was forwarded')
+})

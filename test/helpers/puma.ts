@@ -1,0 +1,65 @@
+// A real Puma (Debian's `puma`, the server GitLab runs Rails in) serving a Rack app that answers
+// every request with the env Puma built: the HTTP_* and CONTENT_* keys as JSON. It shows how
+// Puma reads header names the gate forwards, not our reading of Puma.
+
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import assert from 'node:assert/strict'
+import type { TestContext } from 'node:test'
+
+const APP = `require 'json'
+run lambda { |env|
+  seen = env.select { |k, _| k.start_with?('HTTP_') || k.start_with?('CONTENT_') }
+  [200, { 'content-type' => 'application/json' }, [JSON.generate(seen)]]
+}
+`
+
+/** Null when `puma --version` runs, else what is missing. */
+export function pumaUnavailable (): string | null {
+  const probe = spawnSync('puma', ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined) return `puma is not installed (${probe.error.message}); install the Debian package puma`
+  if (probe.status !== 0) return `puma --version failed: ${probe.stderr.trim().split('\n')[0] ?? ''}`
+  return null
+}
+
+/** True when Puma can run; otherwise fails (CI) or skips the test loudly and returns false. */
+export function requirePuma (t: TestContext): boolean {
+  const missing = pumaUnavailable()
+  if (missing === null) return true
+  if (process.env.CI === 'true') assert.fail(`this test needs Puma under CI: ${missing}`)
+  process.stderr.write(`\n*** NOT RUN: this test needs Puma: ${missing} ***\n\n`)
+  t.skip(`NOT RUN: ${missing}`)
+  return false
+}
+
+export interface Puma {
+  readonly url: string
+  readonly version: string
+}
+
+/** Starts Puma on a free port (closed after the test); resolves once it listens. */
+export async function startPuma (t: TestContext): Promise<Puma> {
+  const dir = mkdtempSync(join(tmpdir(), 'jtg-puma-'))
+  writeFileSync(join(dir, 'config.ru'), APP)
+  const child = spawn('puma', ['--bind', 'tcp://127.0.0.1:0', '--threads', '1:1', '--environment', 'test', join(dir, 'config.ru')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => {
+    child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  let output = ''
+  return await new Promise<Puma>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`puma did not start within 30 s: ${output}`)) }, 30_000)
+    const read = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const listening = /Listening on (?:http:\/\/|tcp:\/\/)(127\.0\.0\.1:\d+)/.exec(output)
+      if (listening === null) return
+      clearTimeout(timer)
+      resolve({ url: `http://${listening[1]}`, version: /Puma version: (\S+)/.exec(output)?.[1] ?? 'unknown' })
+    }
+    child.stdout.on('data', read)
+    child.stderr.on('data', read)
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`puma exited (${String(code)}): ${output}`)) })
+  })
+}
