@@ -45,7 +45,9 @@ const CASES: Case[] = [
   { name: 'Job_Token is a job token', lines: ['Job_Token', 'glcbt-64_x'], expected: { kind: 'job_token' } },
   { name: 'Job_Token beside a personal access token', lines: ['Job_Token', 'anything', 'Private-Token', 'glpat-a'], expected: { kind: 'ambiguous' } },
   { name: 'two PRIVATE-TOKEN lines with other tokens', lines: ['Private-Token', 'glpat-a', 'private-token', 'glpat-b'], expected: { kind: 'ambiguous' } },
-  { name: 'two Authorization lines (Puma joins them; Node keeps the first)', lines: ['Authorization', 'Bearer glpat-a', 'Authorization', 'Bearer glpat-b'], expected: { kind: 'ambiguous' } }
+  { name: 'two Authorization lines (Puma joins them; Node keeps the first)', lines: ['Authorization', 'Bearer glpat-a', 'Authorization', 'Bearer glpat-b'], expected: { kind: 'ambiguous' } },
+  // Joined, "Basic !, dTpnbHBhdC1h" is u:glpat-a to Rails (Base64 skips what is not Base64).
+  { name: 'a token split over two Authorization lines, neither a token alone', lines: ['Authorization', 'Basic !', 'Authorization', 'dTpnbHBhdC1h'], expected: { kind: 'ambiguous' } }
 ]
 
 /** Node's headers object for raw lines: lower-case names, a repeated custom header joined with ', ', the first Authorization only. */

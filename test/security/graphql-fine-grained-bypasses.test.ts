@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
+import { rawRequest } from '../helpers/http.ts'
 
 const TOKENS: Record<string, FakeToken> = {
   'glpat-lib-reader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] }
@@ -113,4 +114,14 @@ test('a token in Private_Token (Puma reads it as PRIVATE-TOKEN) is checked as on
   const own = await postGraphql(g.url, { query: OWN }, { Private_Token: 'glpat-lib-reader' })
   assert.equal(own.status, 200)
   assert.equal(g.upstream.length, 1, 'only the allowed query was forwarded')
+})
+
+test('a token split over two Authorization lines (Puma joins them, Base64 skips the ", ") is refused, not forwarded unchecked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  // "Basic dTpnbHBh, dC1saWItcmVhZGVy" is u:glpat-lib-reader to Rails; Node keeps the first line only.
+  const body = JSON.stringify({ query: OTHER })
+  const answer = await rawRequest(Number(new URL(g.url).port), ['POST /api/graphql HTTP/1.1', 'Content-Type: application/json', 'Authorization: Basic dTpnbHBh', 'Authorization: dC1saWItcmVhZGVy'], body)
+  assert.equal(answer.status, 401, answer.body)
+  assert.equal(JSON.parse(answer.body).code, 'CREDENTIAL_AMBIGUOUS')
+  assert.equal(g.upstream.length, 0)
 })
