@@ -232,7 +232,8 @@ function partNames (head: string): string[] {
   const names: string[] = []
   for (const n of head.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^\s;"]+))/gi)) {
     const raw = Buffer.from((n[1] ?? n[2] ?? '').replace(/^utf-8''/i, ''), 'latin1').toString('utf8')
-    // Rack's normalize_params: the key is the name's first run outside brackets, after leading spaces.
+    // Rack's normalize_params: the key is the name's first run outside brackets. Leading white
+    // space is skipped too (Rack keeps it): more names count as GraphQL or token names, the safe side.
     const key = /^[\s[\]]*([^[\]]+)/.exec(raw)?.[1] ?? ''
     names.push(key)
   }

@@ -225,13 +225,18 @@ function hashHasKey (hash: Params, key: string): boolean {
   return true
 }
 
-/** Rack's `normalize_params`: `a[b][]=v` into nested hashes and arrays; RackError where Rack raises. */
-function normalizeParams (params: Params, name: string, value: unknown, depth: number): Params {
+/**
+ * Rack 2.2's `normalize_params`, line for line: `a[b][]=v` into nested hashes and arrays; null
+ * where Rack returns nil (a name with no key, as `[[`), RackError where Rack raises. A value is
+ * null for a name sent without `=` (Rack's nil). Checked against Rack itself:
+ * test/rack/graphql-params.test.ts.
+ */
+function normalizeParams (params: Params, name: string, value: unknown, depth: number): unknown {
   if (depth <= 0) throw new RackError('too deep')
   const m = /^[[\]]*([^[\]]+)\]*/.exec(name)
   const key = m?.[1] ?? ''
   const after = m === null ? '' : name.slice(m[0].length)
-  if (key === '') return params
+  if (key === '') return value !== null && name === '[]' ? [value] : null
   if (after === '') {
     params[key] = value
   } else if (after === '[') {
@@ -261,7 +266,7 @@ function normalizeParams (params: Params, name: string, value: unknown, depth: n
 function nestedParams (pairs: Iterable<readonly [string, unknown]>): Params | null {
   const params = newParams()
   try {
-    for (const [name, value] of pairs) normalizeParams(params, name.replace(/^ +/, ''), value, 100)
+    for (const [name, value] of pairs) normalizeParams(params, name, value, 100)
   } catch (err) {
     if (err instanceof RackError) return null
     throw err
@@ -269,11 +274,12 @@ function nestedParams (pairs: Iterable<readonly [string, unknown]>): Params | nu
   return params
 }
 
-function * formPairs (text: string, separator: RegExp): Iterable<[string, string]> {
+/** A name sent without `=` has the value null (Rack's nil; GitLab reads it as absent). */
+function * formPairs (text: string, separator: RegExp): Iterable<[string, string | null]> {
   for (const piece of text.split(separator)) {
     if (piece === '') continue
     const eq = piece.indexOf('=')
-    yield [decodeFormComponent(eq === -1 ? piece : piece.slice(0, eq)), eq === -1 ? '' : decodeFormComponent(piece.slice(eq + 1))]
+    yield [decodeFormComponent(eq === -1 ? piece : piece.slice(0, eq)), eq === -1 ? null : decodeFormComponent(piece.slice(eq + 1))]
   }
 }
 
@@ -351,8 +357,10 @@ const GRAPHQL_TYPE = /^\s*application\/graphql\s*(?:;|$)/i
 function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[]): Params[] {
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
-  if (text.trim() === '') return [newParams()]
   const contentType = request.contentType.trim()
+  const form = FORM_TYPE.test(contentType) || (contentType === '' && request.method === 'POST')
+  // A blank body gives no parameters, but to Rack's form reading (`" "` is a parameter named " ").
+  if (text.trim() === '' && !form) return [newParams()]
   const readings: Params[] = []
   let parsedAsDeclared = false
   const json = tryJson(text)
@@ -364,7 +372,7 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     // Ruby's JSON parsers accept what JSON.parse may not (comments, ...).
     if (json === undefined) broken.push(unescapeJsonish(text))
   }
-  if (FORM_TYPE.test(contentType) || (contentType === '' && request.method === 'POST')) {
+  if (form) {
     parsedAsDeclared = true
     readings.push(...formReadings(text, broken))
   }

@@ -357,9 +357,9 @@ export class JsonScanner {
     this.member = this.text
     this.uncertainMember = false
     if (!this.truncated) return
-    // Rack's name is the text after leading spaces and brackets, up to the next bracket
-    // (credentials.ts, normalizeParamName). Of a key cut short, that is known unless it could
-    // still be a short name running on past the cut.
+    // A name as credentials.ts's normalizeParamName reads it: after leading white space and
+    // brackets, up to the next bracket (more than Rack reads as a credential: the safe side). Of
+    // a key cut short, that is known unless it could still be a short name running on past the cut.
     const m = /^[\s[\]]*([^[\]]*)([[\]])?/.exec(this.text)!
     if (m[2] === undefined && m[1]!.length <= LONGEST_PARAM_NAME) this.uncertainMember = true
   }

@@ -8,6 +8,8 @@
 #        (header values and the target are latin1: one character per byte)
 #   out: {"method": "DELETE", "creds": [["param:job_token", "..."], ["basic:gitlab-ci-token", "..."], ...],
 #         "errors": ["POST: ..."]}
+#   With "p": true in, also "get" and "post": Rack::Request#GET and #POST as plain data
+#   ({"params": {...}}, nil kept, an uploaded file as "(file)") or {"raised": "ErrorClass"}.
 #
 # The readings, each as the library GitLab runs does it:
 # - headers as Puma hands them to Rack: `HTTP_` + upper case, '-' as '_', repeated lines of one
@@ -74,7 +76,24 @@ def authorization_credentials(value, creds)
   creds << ['bearer', text(value.gsub(/^Bearer /i, ''))] if value =~ /^Bearer /i
 end
 
+# Parameters as plain data for JSON: strings as text, nil kept, an uploaded file as "(file)".
+def plain(value)
+  case value
+  when String then text(value)
+  when Array then value.map { |v| plain(v) }
+  when Hash then value.key?(:tempfile) ? '(file)' : value.to_h { |k, v| [text(k), plain(v)] }
+  else value
+  end
+end
+
+def reading(request, which)
+  { 'params' => plain(request.public_send(which)) }
+rescue StandardError => e
+  { 'raised' => e.class.name }
+end
+
 def answer(request)
+  want_params = request['p']
   method = request.fetch('m')
   target = bytes(request.fetch('t'))
   path, query = target.split('?', 2)
@@ -125,7 +144,12 @@ def answer(request)
   auth = lines['HTTP_AUTHORIZATION']
   ([env['HTTP_AUTHORIZATION']] + auth).uniq.each { |v| authorization_credentials(v, creds) } unless auth.empty?
 
-  { 'method' => env['REQUEST_METHOD'], 'creds' => creds.uniq, 'errors' => errors }
+  out = { 'method' => env['REQUEST_METHOD'], 'creds' => creds.uniq, 'errors' => errors }
+  if want_params
+    out['get'] = reading(request, :GET)
+    out['post'] = reading(request, :POST)
+  end
+  out
 end
 
 $stdout.sync = true

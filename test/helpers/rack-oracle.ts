@@ -15,7 +15,12 @@ export interface OracleRequest {
   /** Header lines in order, as GitLab would receive them; values latin1. */
   readonly headers: ReadonlyArray<readonly [string, string]>
   readonly body: Buffer
+  /** Also answer Rack::Request#GET and #POST as data (`get`, `post`). */
+  readonly params?: boolean
 }
+
+/** One of Rack::Request#GET and #POST: the parameters (nil as null), or the error Rack raised. */
+export type RackReading = { readonly params: Record<string, unknown> } | { readonly raised: string }
 
 export interface OracleAnswer {
   /** The method Rails routes after Rack::MethodOverride. */
@@ -24,6 +29,9 @@ export interface OracleAnswer {
   readonly creds: ReadonlyArray<readonly [string, string]>
   /** Parsers that raised (Rack::Request#GET, #POST, JSON), for the failure report. */
   readonly errors: readonly string[]
+  /** With `params` asked: Rack::Request#GET and #POST. */
+  readonly get?: RackReading
+  readonly post?: RackReading
 }
 
 /** Null when `ruby -e 'require "rack"'` works, else what is missing. */
@@ -69,7 +77,7 @@ export function startRackOracle (): RackOracle {
       if (failed !== null) return Promise.reject(failed)
       return new Promise((resolve, reject) => {
         waiting.push({ resolve, reject })
-        child.stdin.write(JSON.stringify({ m: request.method, t: request.target, h: request.headers, b: request.body.toString('base64') }) + '\n')
+        child.stdin.write(JSON.stringify({ m: request.method, t: request.target, h: request.headers, b: request.body.toString('base64'), ...(request.params === true ? { p: true } : {}) }) + '\n')
       })
     },
     async close () {

@@ -125,3 +125,12 @@ test('a token split over two Authorization lines (Puma joins them, Base64 skips 
   assert.equal(JSON.parse(answer.body).code, 'CREDENTIAL_AMBIGUOUS')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a URL parameter named " query" (`+query=`) is not the query to Rails: the body\'s query is the one checked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  for (const name of ['+query', '%20query']) {
+    const answer = await postGraphql(g.url, { query: OTHER }, pat, `/api/graphql?${name}=${encodeURIComponent('{ __typename }')}`)
+    assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', `${name}: ${answer.text}`)
+  }
+  assert.equal(g.upstream.length, 0)
+})
