@@ -137,7 +137,7 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
     // unless a '-' spelling came too): a name is judged by that reading, and an '_' spelling of a
     // header that frames or types the body is not sent (only the real one may say it).
     const key = name.indexOf('_') === -1 ? name : name.replaceAll('_', '-')
-    if (HOP_BY_HOP.has(key) || drop.has(key) || removed.has(name) || key.startsWith('x-forwarded-') || key === 'x-request-id') continue
+    if (HOP_BY_HOP.has(key) || drop.has(name) || drop.has(key) || removed.has(name) || key.startsWith('x-forwarded-') || key === 'x-request-id') continue
     if (key !== name && (key === 'content-length' || key === 'content-type' || key === 'content-encoding')) continue
     // RFC 7239's Forwarded says the same as X-Forwarded-* (Rack 3 reads it first, for the
     // client's host, scheme and address): believed, like them, only from a trusted proxy.

@@ -71,9 +71,10 @@ test('Expect: 100-continue is answered once the request is authorized', async (t
 
 test('hop-by-hop headers are not forwarded; X-Forwarded-* are set', async (t) => {
   const g = await startTestGate(t)
-  await send(g.url, 'GET', '/api/v4/projects/200/packages', { ...job, connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', te: 'trailers', 'x-keep': 'yes', host: 'gitlab.example.com' })
+  await send(g.url, 'GET', '/api/v4/projects/200/packages', { ...job, connection: 'keep-alive, x-drop-me, x_drop_too', 'x-drop-me': '1', x_drop_too: '1', te: 'trailers', 'x-keep': 'yes', host: 'gitlab.example.com' })
   const seen = g.seen.at(-1)!.headers
   assert.equal(seen['x-drop-me'], undefined)
+  assert.equal(seen.x_drop_too, undefined, 'a name Connection gives with \'_\' is dropped too')
   assert.equal(seen.te, undefined)
   assert.equal(seen['x-keep'], 'yes')
   assert.equal(seen['x-forwarded-for'], '127.0.0.1')
