@@ -344,8 +344,19 @@ function unescapeJsonish (text: string): string {
   return text.replace(/\\u([0-9a-fA-F]{4})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
 }
 
-const JSON_TYPE = /^\s*(?:application\/(?:json|jsonrequest|[\w.+-]*\+json)|text\/x-json)\s*(?:;|$)/i
-const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:;|$)/i
+// Media types are compared before the first ';' or ',', as Rack's media_type and Rails'
+// content_mime_type cut them.
+/**
+ * The JSON bodies GitLab's Rails parses into parameters: config/initializers/mime_types.rb
+ * registers :json for application/json and application/vnd.git-lfs+json only (Rails' own
+ * text/x-json and application/jsonrequest are dropped with it).
+ */
+const RAILS_JSON_TYPE = /^\s*application\/(?:json|vnd\.git-lfs\+json)\s*(?:[;,]|$)/i
+/** JSON by its type: also read as JSON where Rails does not parse it, beside the reading without it. */
+const JSON_TYPE = /^\s*(?:application\/(?:json|jsonrequest|[\w.+-]*\+json)|text\/x-json)\s*(?:[;,]|$)/i
+const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:[;,]|$)/i
+/** The multipart subtypes Rack's #POST parses (form_data? and parseable_data?); others give it no parameters. */
+const RACK_MULTIPART_TYPE = /^\s*multipart\/(?:form-data|related|mixed)\s*(?:[;,]|$)/i
 const MULTIPART_TYPE = /^\s*multipart\//i
 const GRAPHQL_TYPE = /^\s*application\/graphql\s*(?:;|$)/i
 
@@ -368,7 +379,8 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
   if (isHash(json)) readings.push(Object.assign(newParams(), json))
   else if (json !== undefined) readings.push(Object.assign(newParams(), { _json: json }))
   if (JSON_TYPE.test(contentType)) {
-    parsedAsDeclared = true
+    // Read as GitLab reads it: another JSON type keeps the reading of a body Rails did not parse.
+    if (RAILS_JSON_TYPE.test(contentType)) parsedAsDeclared = true
     // Ruby's JSON parsers accept what JSON.parse may not (comments, ...).
     if (json === undefined) broken.push(unescapeJsonish(text))
   }
@@ -377,7 +389,7 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     readings.push(...formReadings(text, broken))
   }
   if (MULTIPART_TYPE.test(contentType)) {
-    parsedAsDeclared = true
+    if (RACK_MULTIPART_TYPE.test(contentType)) parsedAsDeclared = true
     // Multipart parsers disagree at the edges (delimiters without CRLF, filename forms): the
     // raw text is also checked for the names when no reading finds them.
     broken.push(body.toString('latin1'))

@@ -134,3 +134,29 @@ test('a URL parameter named " query" (`+query=`) is not the query to Rails: the 
   }
   assert.equal(g.upstream.length, 0)
 })
+
+test('a body GitLab does not parse cannot supply the variables the gate checks: the URL\'s query is checked with its defaults', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  // Without variables, $p is other/tools; the body names acme/lib, which the token may read.
+  const doc = (target: string): string => `/api/graphql?query=${encodeURIComponent(`query($p: ID! = "${target}") { project(fullPath: $p) { id } }`)}`
+  const own = JSON.stringify({ variables: { p: 'acme/lib' } })
+  // GitLab's Rails parses JSON for application/json and application/vnd.git-lfs+json only
+  // (its config/initializers/mime_types.rb), and Rack multipart/form-data, related and mixed.
+  const B = 'alt-1'
+  const unparsed: Array<[string, string]> = [
+    ['text/x-json', own], ['application/jsonrequest', own], ['application/vnd.api+json', own],
+    [`multipart/alternative; boundary=${B}`, `--${B}\r\nContent-Disposition: form-data; name="variables"\r\n\r\n{"p":"acme/lib"}\r\n--${B}--\r\n`]
+  ]
+  for (const [type, body] of unparsed) {
+    const answer = await postGraphql(g.url, body, { ...pat, 'content-type': type }, doc('other/tools'))
+    assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', `${type}: ${answer.text}`)
+  }
+  assert.equal(g.upstream.length, 0)
+  for (const type of ['application/json', 'application/vnd.git-lfs+json']) {
+    assert.equal((await postGraphql(g.url, own, { ...pat, 'content-type': type }, doc('other/tools'))).body.data?.upstream, true, `${type} is parsed by GitLab`)
+  }
+  // Rack reads the media type before a ',' as well as a ';': this body is a form to GitLab.
+  const form = await postGraphql(g.url, `variables=${encodeURIComponent('{"p":"other/tools"}')}`, { ...pat, 'content-type': 'application/x-www-form-urlencoded, text/plain' }, doc('acme/lib'))
+  assert.equal(form.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', form.text)
+  assert.equal(g.upstream.length, 2)
+})
