@@ -58,7 +58,8 @@ export function findGraphqlToken (request: HeaderSource, params: GraphqlParams):
   const found = new Set<string>()
   let jobToken = headerLines(request, 'job-token').length > 0
   for (const line of headerLines(request, 'private-token')) {
-    if (line.trim() !== '') found.add(line.trim())
+    const token = line.trim()
+    if (token !== '') found.add(token)
   }
   // Puma joins repeated Authorization lines into one value that neither line's reading is.
   const authorizations = headerLines(request, 'authorization')

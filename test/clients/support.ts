@@ -21,6 +21,7 @@ import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 import { TOKENS, WORLD_GRANTS, startTestGate, type TestGate } from '../helpers/gate.ts'
 import { adminGate } from '../helpers/admin-gate.ts'
+import { requireTool } from '../helpers/require-tool.ts'
 import { createFakeRegistry, type FakeRegistry } from '../helpers/fake-registry.ts'
 
 export const PROJECT = 200
@@ -62,11 +63,7 @@ export async function startRegistryGate (t: TestContext, options: { admin?: bool
 export function requireClient (t: TestContext, name: string, probe: readonly string[], hint: string): boolean {
   const result = spawnSync(probe[0]!, probe.slice(1), { encoding: 'utf8', timeout: 60_000 })
   if (result.status === 0) return true
-  const why = `${name} is not installed (${probe.join(' ')}: ${result.error?.message ?? `exit ${String(result.status)}`}): ${hint}`
-  if (process.env.CI === 'true') assert.fail(why)
-  console.log(`# ${why}`)
-  t.skip(why)
-  return false
+  return requireTool(t, `${name} is not installed (${probe.join(' ')}: ${result.error?.message ?? `exit ${String(result.status)}`}): ${hint}`)
 }
 
 export interface RunResult {

@@ -6,8 +6,8 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
+import { requireTool } from './require-tool.ts'
 
 const APP = `require 'json'
 run lambda { |env|
@@ -27,11 +27,7 @@ export function pumaUnavailable (): string | null {
 /** True when Puma can run; otherwise fails (CI) or skips the test loudly and returns false. */
 export function requirePuma (t: TestContext): boolean {
   const missing = pumaUnavailable()
-  if (missing === null) return true
-  if (process.env.CI === 'true') assert.fail(`this test needs Puma under CI: ${missing}`)
-  process.stderr.write(`\n*** NOT RUN: this test needs Puma: ${missing} ***\n\n`)
-  t.skip(`NOT RUN: ${missing}`)
-  return false
+  return requireTool(t, missing === null ? null : `this test needs Puma: ${missing}`)
 }
 
 export interface Puma {
