@@ -47,7 +47,8 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { readUpTo } from '../read-body.ts'
-import { RELEVANT_TEXT } from './graphql.ts'
+import { multipartHeaderNames } from '../identity/multipart.ts'
+import { GRAPHQL_PART_KEYS, partKey, RELEVANT_TEXT } from './graphql.ts'
 import { AdminError } from './service.ts'
 
 export type GraphqlBody =
@@ -222,23 +223,8 @@ export function completeMultipartParts (prefix: Buffer, boundary: string): Buffe
   return at === -1 ? prefix.subarray(0, 0) : prefix.subarray(0, at)
 }
 
-/** Part names GitLab reads as GraphQL parameters or credentials (the name before any `[`). */
-const LATE_PART_NAMES: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
 /** Longest part header read: the identity stage's multipart guard refuses longer ones too. */
 const MAX_PART_HEADER = 16 * 1024
-
-/** The names a part header gives (every `name=` parameter counts, as graphql.ts reads them). */
-function partNames (head: string): string[] {
-  const names: string[] = []
-  for (const n of head.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^\s;"]+))/gi)) {
-    const raw = Buffer.from((n[1] ?? n[2] ?? '').replace(/^utf-8''/i, ''), 'latin1').toString('utf8')
-    // Rack's normalize_params: the key is the name's first run outside brackets. Leading white
-    // space is skipped too (Rack keeps it): more names count as GraphQL or token names, the safe side.
-    const key = /^[\s[\]]*([^[\]]+)/.exec(raw)?.[1] ?? ''
-    names.push(key)
-  }
-  return names
-}
 
 /**
  * Hot path for GraphQL uploads of fine-grained tokens and every other large multipart body:
@@ -271,17 +257,18 @@ class LatePartGuard extends Transform {
     let keepFrom = Math.max(0, data.length - this.delimiter.length - 1)
     for (let at = data.indexOf(this.delimiter, from); at !== -1; at = data.indexOf(this.delimiter, from)) {
       const headStart = at + this.delimiter.length
-      const crlf = data.indexOf('\r\n\r\n', headStart)
-      const lf = data.indexOf('\n\n', headStart)
-      const end = crlf !== -1 && (lf === -1 || crlf < lf) ? crlf : lf
-      if (end === -1) {
+      // Rack's header block runs to the first CRLF CRLF (Go's may end before, at an empty LF-only
+      // line: within Rack's), and Rack takes a name from anywhere in it.
+      const end = data.indexOf('\r\n\r\n', headStart)
+      if (end === -1 || end - headStart > MAX_PART_HEADER) {
+        if (data.length - headStart > MAX_PART_HEADER) { callback(lateError('a part header that does not end')); return }
         // The header goes on in the next chunk: keep it whole (bounded).
-        if (data.length - at > MAX_PART_HEADER) { callback(lateError('a part header that does not end')); return }
         keepFrom = at
         break
       }
       const head = data.subarray(headStart, end).toString('latin1')
-      const refused = partNames(head).find(name => LATE_PART_NAMES.has(name))
+      // Every name any parser could give the part (Content-ID and Content-Type name parts too).
+      const refused = multipartHeaderNames(head).find(name => GRAPHQL_PART_KEYS.has(partKey(name)))
       if (refused !== undefined) { callback(lateError(`a part named ${JSON.stringify(refused)}`)); return }
       from = end
     }

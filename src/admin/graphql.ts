@@ -27,6 +27,7 @@ import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent } from '../identity/credentials.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { doubtfulPartNames, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { mergePackageRules, permissionsView } from './views.ts'
@@ -299,36 +300,33 @@ function formReadings (text: string, broken: string[]): Params[] {
 }
 
 /**
- * The fields of a multipart body (files left out), leniently: every `--boundary` is a delimiter,
- * LF-only lines are accepted, and a part with several `name` parameters counts under each.
+ * The fields of a multipart body as Rack 2.2 reads them (files left out: their values are no
+ * text GitLab runs), or null where Rack raises; the doubtful names (doubtfulPartNames) that could
+ * be GraphQL or token parameters go to `doubtful`.
  */
-function multipartPairs (body: Buffer, boundary: string): Array<[string, string]> | null {
-  const text = body.toString('latin1')
-  const marker = '--' + boundary
-  const pieces = text.split(marker)
-  if (pieces.length < 2) return null
-  const pairs: Array<[string, string]> = []
-  for (const piece of pieces.slice(1)) {
-    if (piece.startsWith('--')) continue
-    const start = piece.startsWith('\r\n') ? 2 : piece.startsWith('\n') ? 1 : 0
-    const crlf = piece.indexOf('\r\n\r\n', start)
-    const lf = piece.indexOf('\n\n', start)
-    const split = crlf !== -1 && (lf === -1 || crlf < lf) ? { at: crlf, len: 4 } : lf !== -1 ? { at: lf, len: 2 } : null
-    if (split === null) continue
-    const head = piece.slice(start, split.at)
-    let value = piece.slice(split.at + split.len)
-    value = value.endsWith('\r\n') ? value.slice(0, -2) : value.endsWith('\n') ? value.slice(0, -1) : value
-    const file = /(?:^|[;\s])filename\*?\s*=\s*(?:"[^"]+"|[^\s;"]+)/i.test(head)
-    if (file) continue
-    const names = new Set<string>()
-    for (const n of head.matchAll(/(?:^|[;\s])name\*?\s*=\s*(?:"((?:\\.|[^"\\])*)"|([^\s;"]+))/gi)) {
-      const raw = n[1] ?? n[2] ?? ''
-      names.add(Buffer.from(raw.replace(/^utf-8''/i, ''), 'latin1').toString('utf8'))
-    }
-    const decoded = Buffer.from(value, 'latin1').toString('utf8')
-    for (const name of names) pairs.push([name, decoded])
+function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Array<[string, string]> | null {
+  for (const name of doubtfulPartNames(body, boundary)) {
+    if (GRAPHQL_PART_KEYS.has(partKey(name))) doubtful.push(name)
   }
-  return pairs
+  const fields = rackMultipartFields(body, boundary)
+  if (fields === null) return null
+  const utf8 = (text: string): string => Buffer.from(text, 'latin1').toString('utf8')
+  return fields.flatMap(f => f.value === null ? [] : [[utf8(f.name), utf8(f.value)] as [string, string]])
+}
+
+/**
+ * Parameter names GitLab reads a GraphQL request or a credential from: a multipart part that
+ * could carry one must be read alike by every parser (graphql-body.ts refuses one after the
+ * bytes a large upload was decided from).
+ */
+export const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
+
+/**
+ * The parameter a part name fills (Rack's normalize_params: its first run outside brackets).
+ * Leading white space is skipped too, which Rack keeps: more names count, the safe side.
+ */
+export function partKey (name: string): string {
+  return /^[\s[\]]*([^[\]]+)/.exec(name)?.[1] ?? ''
 }
 
 function tryJson (text: string): unknown {
@@ -365,7 +363,7 @@ const GRAPHQL_TYPE = /^\s*application\/graphql\s*(?:;|$)/i
  * itself and leaves the rest to Rack: form bodies (also a POST without a Content-Type), and
  * multipart of any subtype; other types give no parameters.
  */
-function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[]): Params[] {
+function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[]): Params[] {
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
   const contentType = request.contentType.trim()
@@ -394,7 +392,7 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     // raw text is also checked for the names when no reading finds them.
     broken.push(body.toString('latin1'))
     const boundary = parseMultipartBoundary(contentType)
-    const pairs = boundary === null ? null : multipartPairs(body, boundary)
+    const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful)
     const fields = pairs === null ? null : nestedParams(pairs)
     if (fields !== null) {
       readings.push(fields)
@@ -610,20 +608,26 @@ export interface GraphqlParams {
   readonly readings: readonly Readonly<Record<string, unknown>>[]
   /** Decoded texts of parts Rack or the JSON parser refuse, for the lexical checks. */
   readonly broken: readonly string[]
+  /**
+   * Names of multipart parts that parsers could read differently (doubtfulPartNames) and that
+   * could be GraphQL or token parameters: GitLab's reading cannot be known, the request is refused.
+   */
+  readonly doubtful: readonly string[]
 }
 
 export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): GraphqlParams {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken: string[] = []
+  const doubtful: string[] = []
   const fromUrl = req.query === '' ? [] : formReadings(req.query, broken)
   // A query string Rack refuses fails the request in GitLab; the body is still checked.
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
   const readings: Params[] = []
-  for (const fromBody of bodyReadings(body, req, broken)) {
+  for (const fromBody of bodyReadings(body, req, broken, doubtful)) {
     // Rails: the URL's parameters override the body's.
     for (const url of urlReadings) readings.push(Object.assign(newParams(), fromBody, url))
   }
-  return { readings, broken }
+  return { readings, broken, doubtful: [...new Set(doubtful)] }
 }
 
 /**
@@ -646,6 +650,7 @@ export function graphqlReadings (params: GraphqlParams): GraphqlReading[] {
 export function classifyParams (params: GraphqlParams, request: Partial<GraphqlHttpRequest> = {}): Classification {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken = params.broken
+  if (params.doubtful.length > 0) return refused('GRAPHQL_AMBIGUOUS_REQUEST', doubtfulMessage(params.doubtful))
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
@@ -684,6 +689,11 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   }
   const variables = normalizeVariables(operation.variables)
   return { kind: 'gate', document, variables, operationName: typeof operation.operationName === 'string' ? operation.operationName : undefined, problems }
+}
+
+/** Why a multipart body with doubtful parts is refused, naming them. */
+export function doubtfulMessage (names: readonly string[]): string {
+  return `parsers could read the parts of this multipart body differently, and a part could be read as ${names.map(n => JSON.stringify(n)).join(', ')}, which GitLab takes as a GraphQL parameter or a credential; write each part as Content-Disposition: form-data; name="..." (a plain Content-Type at most), CRLF line ends, a delimiter line before and after it`
 }
 
 // ---------------------------------------------------------------------------------------------

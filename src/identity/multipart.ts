@@ -415,6 +415,8 @@ const RACK2_BROKEN = new RegExp(`${BOL}${ci('Content-Disposition')}:${WS}*(?=(${
 const RACK2_NAME = new RegExp(`${ci('Content-Disposition')}:[^:]*;${WS}*${ci('name')}=(${VALUE})`)
 const RACK2_CONTENT_ID = /Content-ID:[ \t\n\v\f\r]*([^\r\n]*)/gi
 const RACK2_CONTENT_TYPE = /Content-Type: ([^\n]*)\r\n/gi
+const RACK2_FIRST_CONTENT_ID = new RegExp(RACK2_CONTENT_ID.source, 'i')
+const RACK2_FIRST_CONTENT_TYPE = new RegExp(RACK2_CONTENT_TYPE.source, 'i')
 // Rack 3.0 and 3.1 take the first Content-Disposition line not folded; later 3.x the first
 // header line, folded lines included.
 const RACK3_DISPOSITION = new RegExp(`${ci('Content-Disposition')}:([^\\n]*)(?=\\r\\n(?:[^ \\t\\n\\v\\f\\r]|$))`)
@@ -516,7 +518,7 @@ function unescapeQuoted (s: string): string {
 }
 
 /** Ruby's String#strip: ASCII white space and NUL. */
-function rubyStrip (s: string): string {
+export function rubyStrip (s: string): string {
   return s.replace(/^[\0 \t\n\v\f\r]+|[\0 \t\n\v\f\r]+$/g, '')
 }
 
@@ -526,6 +528,21 @@ function rack2DispositionName (head: string): string | null {
   if (m === null) return null
   const quoted = /^"([^\n]*)"$/.exec(m[1]!)
   return (quoted === null ? m[1]! : quoted[1]!).replace(/\\([^\n])/g, '$1')
+}
+
+/**
+ * How Rack 2.2 takes a part from its header block (parser.rb, handle_mime_head, and get_data):
+ * the name of Content-Disposition, else Content-ID, else (also when empty) the filename or
+ * `"#{Content-Type}[]"`. `file`: a filename was found, the value is an upload; `skipped`: the
+ * filename is empty (a file input left empty), the part gives no parameter at all.
+ */
+export function rack2PartHead (head: string): { readonly name: string, readonly file: boolean, readonly skipped: boolean } {
+  let name = rack2DispositionName(head) ?? RACK2_FIRST_CONTENT_ID.exec(head)?.[1] ?? null
+  const raw = rack2Filename(head)
+  // Rack unquotes the filename (`/^"(.*)"$/`); percent escapes and backslashes never empty one.
+  const filename = raw === null ? null : /^"([^\n]*)"$/m.exec(raw)?.[1] ?? raw
+  if (name === null || name === '') name = filename ?? `${RACK2_FIRST_CONTENT_TYPE.exec(head)?.[1] ?? 'text/plain'}[]`
+  return { name, file: filename !== null, skipped: filename === '' }
 }
 
 /** Rack 2's `get_filename`: the filename, or null for a part that is no file. */

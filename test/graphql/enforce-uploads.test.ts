@@ -65,7 +65,17 @@ test('a later part GitLab would read as a GraphQL parameter or a credential cuts
   const lateToken = await postGraphql(g.url, upload(UPLOAD, 2 * MiB, part('private_token', 'glpat-reader')), MULTIPART)
   assert.equal(lateToken.status, 400)
   assert.equal(lateToken.body.code, 'GRAPHQL_LATE_PARAMETER')
-  assert.equal(g.upstream.length, 0, 'GitLab never received either whole')
+  // Named as Rack names parts too: by Content-ID, and by a name after an empty LF-only line
+  // (Rack's header block runs on to CRLF CRLF).
+  const byContentId = await postGraphql(g.url, upload(UPLOAD, 2 * MiB, `--${BOUNDARY}\r\nContent-ID: query\r\n\r\n{ x }\r\n`), { ...MULTIPART, 'private-token': 'glpat-uploader' })
+  assert.equal(byContentId.body.code, 'GRAPHQL_LATE_PARAMETER')
+  const afterLf = await postGraphql(g.url, upload(UPLOAD, 2 * MiB, `--${BOUNDARY}\r\nContent-Disposition: form-data\n\n; name=query\r\n\r\n{ x }\r\n`), { ...MULTIPART, 'private-token': 'glpat-uploader' })
+  assert.equal(afterLf.body.code, 'GRAPHQL_LATE_PARAMETER')
+  assert.equal(g.upstream.length, 0, 'GitLab never received any whole')
+  // A part of the decided bytes that parsers could name differently: refused before anything is forwarded.
+  const doubtful = await postGraphql(g.url, Buffer.concat([Buffer.from(`--${BOUNDARY}\r\nContent-ID: query\r\n\r\n{ x }\r\n`), upload(UPLOAD, 2 * MiB)]), { ...MULTIPART, 'private-token': 'glpat-uploader' })
+  assert.equal(doubtful.status, 400)
+  assert.equal(doubtful.body.code, 'GRAPHQL_AMBIGUOUS_REQUEST')
   // The operations part itself over the limit: nothing to decide from.
   const huge = await postGraphql(g.url, upload({ ...UPLOAD, variables: { ...UPLOAD.variables, pad: 'x'.repeat(2 * MiB) } }, 10), { ...MULTIPART, 'private-token': 'glpat-uploader' })
   assert.equal(huge.status, 413)

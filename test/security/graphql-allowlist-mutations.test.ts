@@ -306,7 +306,7 @@ const refusedShapes: Array<[string, string, string, Record<string, string>, stri
     gql('mutation { ciJobTokenScopeRemoveProject(input: {projectPath: "acme/lib" targetProjectPath: }) { errors }'), 'GRAPHQL_NOT_INSPECTABLE'],
   ['a JSON body with a comment', 'POST', '/api/graphql', json, `/* hi */ ${gql(REMOVE_APP)}`, 'GRAPHQL_NOT_INSPECTABLE'],
   ['a multipart delimiter only Rack 2 sees, hiding the mutation from a strict parser', 'POST', '/api/graphql', { 'content-type': 'multipart/form-data; boundary=gateBoundary' },
-    `--gateBoundary\r\nContent-Disposition: form-data; name="query"\r\n\r\nmutation # --gateBoundary\r\n${REMOVE_APP.slice('mutation '.length)}\r\n--gateBoundary--\r\n`, 'GRAPHQL_NOT_INSPECTABLE']
+    `--gateBoundary\r\nContent-Disposition: form-data; name="query"\r\n\r\nmutation # --gateBoundary\r\n${REMOVE_APP.slice('mutation '.length)}\r\n--gateBoundary--\r\n`, 'GRAPHQL_AMBIGUOUS_REQUEST']
 ]
 
 for (const [name, method, path, headers, payload, code] of refusedShapes) {
