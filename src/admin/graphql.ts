@@ -226,6 +226,11 @@ function hashHasKey (hash: Params, key: string): boolean {
   return true
 }
 
+// Rack's `/^\[\]\[([^\[\]]+)\]$/` and `/^\[\](.+)$/` with Ruby's semantics: `^` and `$` are line
+// anchors (a name with a LF in it matches on a later line) and `.` is anything but LF (CR too).
+const RACK_CHILD_KEY = /(?:^|(?<=\n))\[\]\[([^[\]]+)\](?=\n|$)/
+const RACK_CHILD_NAME = /(?:^|(?<=\n))\[\]([^\n]+)(?=\n|$)/
+
 /**
  * Rack 2.2's `normalize_params`, line for line: `a[b][]=v` into nested hashes and arrays; null
  * where Rack returns nil (a name with no key, as `[[`), RackError where Rack raises. A value is
@@ -247,7 +252,7 @@ function normalizeParams (params: Params, name: string, value: unknown, depth: n
     if (!Array.isArray(list)) throw new RackError('expected an array')
     list.push(value)
   } else {
-    const md = /^\[\]\[([^[\]]+)\]$/.exec(after) ?? /^\[\](.+)$/.exec(after)
+    const md = RACK_CHILD_KEY.exec(after) ?? RACK_CHILD_NAME.exec(after)
     if (md !== null) {
       const child = md[1]!
       const list = params[key] ?? (params[key] = [])

@@ -1,6 +1,6 @@
 // Fine-grained tokens and GraphQL parameters GitLab reads where a lenient reader would not:
 // multipart parts Rack 2.2 names from a second `name=`, an escape, Content-ID or Content-Type, or
-// frames at its own CRLF CRLF. Each is read as
+// frames at its own CRLF CRLF, and Rack's nested names with a line break in them. Each is read as
 // Rack reads it (then checked) or, where parsers could differ, refused; nothing reaches GitLab
 // unchecked. test/rack/graphql-multipart.test.ts compares the readings with Rack itself.
 
@@ -46,3 +46,12 @@ test('a multipart part that Rack names as query in a way other parsers may not i
   assert.deepEqual(allowed.body, { data: { upstream: true } })
 })
 
+test('a batch whose nested name has a line break (`_json[]%0A[][query]`) is read as Rack reads it and checked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const form = `_json[]%0A[][query]=${encodeURIComponent(MUTATION)}`
+  const refused = await postGraphql(g.url, form, { 'content-type': 'application/x-www-form-urlencoded', 'private-token': 'glpat-reader' })
+  assert.equal(refused.status, 200)
+  assert.ok(Array.isArray(refused.body), JSON.stringify(refused.body))
+  assert.equal(refused.body[0].errors[0].extensions.permission, 'create_markdown_upload')
+  assert.equal(g.upstream.length, 0)
+})

@@ -12,7 +12,7 @@ import { readGraphqlParams, type GraphqlParams } from '../../src/admin/graphql.t
 import { startRackOracle, type RackReading } from '../helpers/rack-oracle.ts'
 import { requireRack } from './rack-available.ts'
 
-const ATOMS = ['query', '_json', 'variables', 'operationName', 'private_token', 'a', 'b', '0', '[', ']', '[]', '][', '[[', ']]', '=', '&', ';', ' ', '+', '%20', '%5B', '%5D', '%26', '%3B', '%3D', '%2B', 'query[]', '_json[]', '_json[][query]', '[query]', 'variables[a]', '{x}']
+const ATOMS = ['query', '_json', 'variables', 'operationName', 'private_token', 'a', 'b', '0', '[', ']', '[]', '][', '[[', ']]', '=', '&', ';', ' ', '+', '%20', '%5B', '%5D', '%26', '%3B', '%3D', '%2B', 'query[]', '_json[]', '_json[][query]', '[query]', 'variables[a]', '{x}', '%0A', '%0D', '[]%0A[]']
 const text = fc.array(fc.constantFrom(...ATOMS), { minLength: 1, maxLength: 12 }).map(parts => parts.join(''))
 const FORM = 'application/x-www-form-urlencoded'
 
