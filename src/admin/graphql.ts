@@ -426,10 +426,12 @@ function operationOf (params: Readonly<Params>): GraphqlOperation {
 }
 
 function effectiveOf (params: Readonly<Params>): GraphqlReading {
-  const batch = params._json
-  // GraphqlController multiplexes when `params[:_json].present?`: an empty list is not, and the
-  // single query (the URL's, say) runs instead.
-  if (Array.isArray(batch) && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
+  // Rails' deep munge (NoNilParamEncoder) takes nils out of every parameter array: `[null]` in a
+  // JSON body or `_json[]` without `=` is an empty list. GraphqlController multiplexes when
+  // `params[:_json].present?`: an empty list is not, and the single query (the URL's, say) runs
+  // instead. (Without the munge GitLab fails on a nil in the batch and runs nothing.)
+  const batch = Array.isArray(params._json) ? params._json.filter(op => op !== null) : null
+  if (batch !== null && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
   return { batch: false, operations: [operationOf(params)] }
 }
 

@@ -55,3 +55,13 @@ test('a batch whose nested name has a line break (`_json[]%0A[][query]`) is read
   assert.equal(refused.body[0].errors[0].extensions.permission, 'create_markdown_upload')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a batch that Rails\' deep munge empties (`[null]`, `_json[]` without a value) is no batch: the single query GitLab runs instead is checked', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const query = `?query=${encodeURIComponent(MUTATION)}`
+  const json = await postGraphql(g.url, [null], { 'private-token': 'glpat-reader' }, `/api/graphql${query}`)
+  assert.equal(json.body.errors[0].extensions.permission, 'create_markdown_upload', JSON.stringify(json.body))
+  const form = await postGraphql(g.url, '_json[]', { 'content-type': 'application/x-www-form-urlencoded', 'private-token': 'glpat-reader' }, `/api/graphql${query}`)
+  assert.equal(form.body.errors[0].extensions.permission, 'create_markdown_upload', JSON.stringify(form.body))
+  assert.equal(g.upstream.length, 0)
+})
