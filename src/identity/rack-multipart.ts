@@ -121,14 +121,14 @@ export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
     const lineAfter = next !== -1 && (text.startsWith('\r\n', next + delimiter.length) || text.startsWith('--', next + delimiter.length))
     at = next
     if (piece.startsWith('--')) continue
-    const window = piece.slice(0, MAX_HEAD)
-    const found = multipartHeaderNames(window)
     if (plainPart(piece, lineBefore, lineAfter)) {
       // Only the disposition names a plain part; a Content-Type that spells another name is doubt.
-      const own = rack2PartHead(window.slice(2, window.indexOf('\r\n\r\n', 2) + 2)).name
-      names.push(...found.filter(name => name !== own))
+      const head = piece.slice(2, piece.indexOf('\r\n\r\n', 2) + 2)
+      const own = rack2PartHead(head).name
+      names.push(...multipartHeaderNames(head).filter(name => name !== own))
     } else {
-      names.push(...found)
+      // Where the header block ends depends on the parser: its first bytes, value or not.
+      names.push(...multipartHeaderNames(piece.slice(0, MAX_HEAD)))
     }
   }
   return names

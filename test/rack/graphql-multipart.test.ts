@@ -110,3 +110,10 @@ test('bodies written as curl and browsers write them are read whole and never do
     assert.deepEqual(params.doubtful, [], text)
   }), { numRuns: 500 })
 })
+
+test('a plain part is named by its header block only: a value that spells a header is no doubt', () => {
+  const text = `--${B}\r\nContent-Disposition: form-data; name="a"\r\n\r\nContent-ID: query\r\nname=query\r\n--${B}--\r\n`
+  const params = readGraphqlParams(Buffer.from(text, 'latin1'), { method: 'POST', query: '', contentType: CONTENT_TYPE, bodyReadable: true })
+  assert.deepEqual(params.doubtful, [])
+  assert.equal(params.readings[0]!.a, 'Content-ID: query\r\nname=query')
+})
