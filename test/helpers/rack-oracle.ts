@@ -2,9 +2,9 @@
 // one JSON line each way. `rackAvailable()` says whether Ruby and Rack are installed; a test that
 // needs them fails under CI=true and says loudly why it is skipped elsewhere.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
+import { startLineOracle } from './line-oracle.ts'
 
 const SCRIPT = fileURLToPath(new URL('./rack-oracle.rb', import.meta.url))
 
@@ -51,41 +51,10 @@ export interface RackOracle {
 
 export function startRackOracle (): RackOracle {
   const release = spawnSync('ruby', ['-e', 'require "rack"; print Rack.release'], { encoding: 'utf8' }).stdout
-  const child: ChildProcessWithoutNullStreams = spawn('ruby', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] })
-  const waiting: Array<{ resolve: (a: OracleAnswer) => void, reject: (e: Error) => void }> = []
-  let stderr = ''
-  let failed: Error | null = null
-  const fail = (err: Error): void => {
-    failed ??= err
-    for (const w of waiting.splice(0)) w.reject(failed)
-  }
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (chunk: string) => { stderr += chunk })
-  child.on('error', fail)
-  child.on('exit', (code, signal) => { fail(new Error(`rack oracle exited (${code ?? signal ?? '?'}): ${stderr.trim()}`)) })
-  createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
-    const w = waiting.shift()
-    if (w === undefined) return
-    const parsed = JSON.parse(line) as OracleAnswer | { error: string }
-    if ('error' in parsed) w.reject(new Error(`rack oracle failed on a request: ${parsed.error}`))
-    else w.resolve(parsed)
-  })
-
+  const oracle = startLineOracle<OracleAnswer>('rack oracle', 'ruby', [SCRIPT])
   return {
     release,
-    ask (request) {
-      if (failed !== null) return Promise.reject(failed)
-      return new Promise((resolve, reject) => {
-        waiting.push({ resolve, reject })
-        child.stdin.write(JSON.stringify({ m: request.method, t: request.target, h: request.headers, b: request.body.toString('base64'), ...(request.params === true ? { p: true } : {}) }) + '\n')
-      })
-    },
-    async close () {
-      if (child.exitCode !== null) return
-      const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-      failed ??= new Error('rack oracle closed')
-      child.stdin.end()
-      await exited
-    }
+    ask: async (request) => await oracle.ask({ m: request.method, t: request.target, h: request.headers, b: request.body.toString('base64'), ...(request.params === true ? { p: true } : {}) }),
+    close: async () => { await oracle.close() }
   }
 }
