@@ -72,7 +72,7 @@ export const errors = {
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
   MULTIPART_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large multipart body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
-  JSON_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a large JSON body cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
+  JSON_CREDENTIAL_NOT_ALLOWED: { status: 401, message: '401 Unauthorized - a credential in a JSON body the gate streams (one over the inspection limit, or one sent without a Content-Type) cannot be checked; send it in a header (JOB-TOKEN, PRIVATE-TOKEN or Authorization)' },
   JSON_TOO_DEEP: { status: 400, message: '400 Bad request - the JSON body is nested too deeply to inspect for credentials' },
   JSON_KEY_TOO_LONG: { status: 400, message: '400 Bad request - a top-level key of the JSON body is too long to inspect for credentials' },
   METHOD_OVERRIDE_AMBIGUOUS: { status: 400, message: '400 Bad request - the method this request is routed as (X-HTTP-Method-Override, _method) is repeated or could be read differently; send it once, or as the request method' },

@@ -6,6 +6,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
+import type { CatalogRoute } from '../catalog/types.ts'
 import type { PeerCheck } from '../config.ts'
 import { createBodyScanner } from '../identity/body-scan.ts'
 import { collectCredentials } from '../identity/credentials.ts'
@@ -52,6 +53,16 @@ function originalRequest (header: (name: string) => string | undefined): { metho
   return { ...(methods[0] === undefined ? {} : { method: methods[0] }), ...(targets[0] === undefined ? {} : { target: targets[0] }) }
 }
 
+/**
+ * Routes of the GitLab APIs that declare Grape's `default_format :json` (NuGet, PyPI, Composer,
+ * Cargo, Terraform state): a PUT, PATCH or DELETE body without a Content-Type is parsed as JSON
+ * there, so its members are parameters. Elsewhere Grape reads none from it.
+ */
+function parsesUntypedJson (route: CatalogRoute): boolean {
+  return UNTYPED_JSON_FORMATS.has(route.packageFormat ?? '') || route.pattern.startsWith('/projects/:id/terraform/state')
+}
+const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])
+
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
   const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes })
@@ -70,7 +81,10 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const chunked = req.headers['x-original-transfer-encoding'] !== undefined
     if (!(length > 0) && !chunked) return false
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
-    if (bodyScanner.plan(declared, x.method).kind === 'pass') return false
+    const plan = bodyScanner.plan(declared, x.method)
+    if (plan.kind === 'pass') return false
+    // A body without a type is the upload itself (`curl --upload-file`) but where the API parses it as JSON.
+    if (plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route)) return false
     const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
     return !visible.some(c => !c.jobToken)
   }

@@ -4,6 +4,12 @@
 // What GitLab reads parameters from, and so what is inspected here:
 // - `application/x-www-form-urlencoded`, and a POST body with no Content-Type at all (Rack's
 //   form_data? parses a type-less POST, and only a POST, as a form): buffered and parsed;
+// - a POST, PUT, PATCH or DELETE body with no Content-Type that starts as a JSON object would
+//   (`{`, or `/` of a comment, after white space): also read as JSON. Grape parses such a body
+//   with the API's default format, and GitLab's NuGet, PyPI, Composer, Cargo, Terraform state
+//   and MLflow APIs declare `default_format :json`, so its members are parameters there. Any
+//   other type-less body gives Grape no parameters (and Rack none but a POST's form): it streams
+//   on untouched, as `curl --upload-file` sends one;
 // - JSON (`application/json`, `text/x-json`, `application/jsonrequest`, `*/*+json`): buffered,
 //   parsed, top-level members read (Grape merges those into params), repeated keys included,
 //   when its declared length is within the limit; otherwise (larger, or chunked) streamed through
@@ -22,7 +28,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { readUpTo } from '../read-body.ts'
-import { createJsonGuard } from './json-guard.ts'
+import { createJsonGuard, UNTYPED_LEADING } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
 
@@ -40,16 +46,20 @@ export type BodyType = 'form' | 'json' | 'multipart'
 export type BodyPlan =
   /** No body, or a type GitLab reads no parameters from: forward the request stream as is. */
   | { readonly kind: 'pass' }
-  /** Read the whole body (at most maxBytes) and inspect it. */
-  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string }
+  /**
+   * Read the whole body (at most maxBytes) and inspect it. `untyped`: no Content-Type; a form
+   * (a POST's) is also read as JSON when it starts as a JSON object (looksLikeJsonObject).
+   */
+  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean }
   /** Multipart of unknown or large length: pipe it through guard(plan, token). */
   | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string }
   /**
    * JSON of unknown or large length: pipe it through guard(plan, token). `readFirst` (no declared
    * length): readFirst() it, so a body that ends within maxBytes is inspected whole, as a declared
-   * one would be, and only a longer one streams.
+   * one would be, and only a longer one streams. `untyped` (no Content-Type): streamed, guarded
+   * as JSON only when its first bytes start a JSON object; any other body passes uninspected.
    */
-  | { readonly kind: 'stream', readonly type: 'json', readonly readFirst?: boolean }
+  | { readonly kind: 'stream', readonly type: 'json', readonly readFirst?: boolean, readonly untyped?: boolean }
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export type BodyInspection =
@@ -112,14 +122,14 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
     },
 
     guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
-      if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential })
+      if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential, untyped: plan.untyped === true })
       return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
 
   function inspectRead (plan: Extract<BodyPlan, { kind: 'buffer' }>, bytes: Buffer): BodyInspection {
     try {
-      return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes) }
+      return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes, plan.untyped === true) }
     } catch (err) {
       if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
       return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
@@ -132,10 +142,14 @@ export function bodyCredentials (type: BodyType, bytes: Buffer, boundary = '', m
   return inspectBody(type, bytes, boundary, maxPartHeaderBytes).credentials
 }
 
-/** The credentials and the `_method` of a whole body of a known type. Throws on a body that does not parse. */
-export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): { credentials: Credential[], methodParam: MethodParam } {
+/**
+ * The credentials and the `_method` of a whole body of a known type. Throws on a body that does
+ * not parse. `untyped`: sent without a Content-Type, read as JSON too when it starts as a JSON
+ * object (then it must parse), and not read as JSON otherwise.
+ */
+export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES, untyped = false): { credentials: Credential[], methodParam: MethodParam } {
   switch (type) {
-    case 'form': return { credentials: formCredentials(bytes), methodParam: formMethodParam(bytes) }
+    case 'form': return { credentials: untyped && looksLikeJsonObject(bytes) ? [...formCredentials(bytes), ...jsonCredentials(bytes)] : formCredentials(bytes), methodParam: formMethodParam(bytes) }
     case 'json': return { credentials: jsonCredentials(bytes), methodParam: { kind: 'absent' } }
     case 'multipart': return scanMultipart(bytes, boundary, maxPartHeaderBytes)
   }
@@ -189,6 +203,23 @@ export function formMethodParam (bytes: Buffer): MethodParam {
   return value === null ? { kind: 'absent' } : { kind: 'present', value }
 }
 
+/** A Content-Encoding other than identity: neither the gate nor GitLab's parsers read through it. */
+function encoded (headers: IncomingHttpHeaders): boolean {
+  const encoding = headers['content-encoding']
+  return encoding !== undefined && encoding.trim().toLowerCase() !== 'identity'
+}
+
+/**
+ * Whether a body sent without a Content-Type could be a JSON object to Ruby's parser: its first
+ * byte after UNTYPED_LEADING is `{`, or `/`, which starts a comment Ruby's JSON skips. Only an
+ * object gives Grape parameters (it merges a Hash only).
+ */
+export function looksLikeJsonObject (bytes: Buffer): boolean {
+  let i = 0
+  while (i < bytes.length && UNTYPED_LEADING.has(bytes[i]!)) i++
+  return i < bytes.length && (bytes[i] === 0x7b || bytes[i] === 0x2f)
+}
+
 /** Top-level members of a JSON object body; throws SyntaxError when it is not JSON. */
 export function jsonCredentials (bytes: Buffer): Credential[] {
   const text = bytes.toString('utf8')
@@ -209,6 +240,8 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
 // ---------------------------------------------------------------------------------------------
 
 const JSON_TYPES = new Set(['application/json', 'text/x-json', 'application/jsonrequest'])
+/** The methods whose bodies Grape reads (Grape::Middleware::Formatter#read_body_input?). */
+const GRAPE_BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Rack::Request's FORM_DATA_MEDIA_TYPES and PARSEABLE_DATA_MEDIA_TYPES. */
 const RACK_POST_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data', 'multipart/related', 'multipart/mixed'])
 /** Rack's QueryParser params limit (rack/query_parser.rb, PARAMS_LIMIT): more raises. */
@@ -224,18 +257,21 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   const contentType = headers['content-type'] ?? ''
   // Rack's media type: before the first ';' or ',' (Rack::MediaType.type).
   const media = contentType.split(/[;,]/, 1)[0]!.trim().toLowerCase()
+  const upper = method.toUpperCase()
+  const untyped = media === ''
   let type: BodyType
-  if ((media === '' && method.toUpperCase() === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
+  if ((untyped && upper === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
   else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
   else if (media.startsWith('multipart/')) type = 'multipart'
+  // Decided from the headers and streamed, as a `curl --upload-file` body always was.
+  else if (untyped && GRAPE_BODY_METHODS.has(upper) && !encoded(headers)) return { kind: 'stream', type: 'json', untyped: true }
   else return { kind: 'pass' }
 
-  const encoding = headers['content-encoding']
-  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
+  if (encoded(headers)) return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
 
   if (type === 'form') {
     if (declared !== null && declared > maxBytes) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
-    return { kind: 'buffer', type }
+    return untyped ? { kind: 'buffer', type, untyped } : { kind: 'buffer', type }
   }
   if (type === 'json') {
     if (declared !== null && headers['transfer-encoding'] === undefined && declared <= maxBytes) return { kind: 'buffer', type }

@@ -39,6 +39,12 @@ export interface JsonGuardOptions {
   readonly refuseAnyCredential?: boolean
   /** Deepest nesting of arrays and objects read. Default 512. */
   readonly maxDepth?: number
+  /**
+   * A body sent without a Content-Type (body-scan.ts): read as JSON only when its first byte
+   * after white space starts a JSON object (`{`, or `/` of a comment Ruby's parser skips), then
+   * with every rule above; any other body passes unread.
+   */
+  readonly untyped?: boolean
 }
 
 /** A credential found in a JSON body; `truncated` when its value was longer than a token can be. */
@@ -55,11 +61,24 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
     }
   }, options.maxDepth)
   const decoder = new StringDecoder('utf8')
+  // Untyped: 'sniff' until the first byte that is not white space, then 'json' or 'pass'.
+  let mode: 'sniff' | 'json' | 'pass' = options.untyped === true ? 'sniff' : 'json'
+  /** Skipped before it: white space JSON does not allow (a BOM, \v, \f, NUL), which the scanner would refuse. */
+  let odd = false
   return new Transform({
     transform (chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      let from = 0
+      if (mode === 'sniff') {
+        for (; from < bytes.length && UNTYPED_LEADING.has(bytes[from]!); from++) odd ||= !JSON_SPACE.has(bytes[from]!)
+        if (from === bytes.length) { callback(null, bytes.length > 0 ? bytes : undefined); return }
+        const c = bytes[from]!
+        mode = c === 0x7b || c === 0x2f ? 'json' : 'pass'
+        if (mode === 'json' && odd) { callback(new IdentityError('BODY_NOT_PARSEABLE', 'a body without a Content-Type that starts as JSON after white space JSON does not allow')); return }
+      }
+      if (mode === 'pass') { callback(null, bytes.length > 0 ? bytes : undefined); return }
       try {
-        scanner.write(decoder.write(bytes))
+        scanner.write(decoder.write(from === 0 ? bytes : bytes.subarray(from)))
       } catch (err) {
         callback(err as Error)
         return
@@ -67,6 +86,7 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
       callback(null, bytes.length > 0 ? bytes : undefined)
     },
     flush (callback: TransformCallback): void {
+      if (mode !== 'json') { callback(); return }
       try {
         scanner.write(decoder.end())
         scanner.end()
@@ -78,6 +98,10 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
     }
   })
 }
+
+/** Bytes skipped before an untyped body's first (conservatively more than Ruby's JSON white space): white space, NUL, a UTF-8 BOM. */
+export const UNTYPED_LEADING: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0xef, 0xbb, 0xbf])
+const JSON_SPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d])
 
 /** Every credential of a whole JSON body, as the guard reads it. Throws IdentityError where the guard errors. */
 export function scanJson (bytes: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): Credential[] {

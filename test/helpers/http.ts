@@ -52,6 +52,8 @@ export function sendChunked (base: string, path: string, headers: Record<string,
 /** Deterministic bytes: `size` bytes in 64 KiB chunks of a repeated random block. */
 export function generated (size: number): { stream: () => Readable, sha256: string } {
   const block = randomBytes(64 * 1024)
+  // Sent without a Content-Type, a body that starts as a JSON object (`{`, `/`) is read as JSON.
+  block[0] = 0x42
   const hash = createHash('sha256')
   for (let sent = 0; sent < size; sent += block.length) hash.update(block.subarray(0, Math.min(block.length, size - sent)))
   const sha256 = hash.digest('hex')

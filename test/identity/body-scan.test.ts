@@ -174,3 +174,13 @@ test('readFirst: a chunked JSON body that ends within the limit is inspected who
   const broken = await scanner.readFirst(Readable.from([Buffer.from('{"job_token":')]))
   assert.deepEqual(broken, { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' })
 })
+
+test('plan: a body without a Content-Type is a POST\'s form, and streamed as maybe-JSON for PUT, PATCH and DELETE (what Grape reads)', () => {
+  const scanner = createBodyScanner()
+  const sized = { 'content-length': '10' }
+  assert.deepEqual(scanner.plan(sized, 'POST'), { kind: 'buffer', type: 'form', untyped: true })
+  for (const method of ['PUT', 'PATCH', 'DELETE']) assert.deepEqual(scanner.plan(sized, method), { kind: 'stream', type: 'json', untyped: true }, method)
+  assert.deepEqual(scanner.plan(sized, 'GET'), { kind: 'pass' })
+  assert.deepEqual(scanner.plan({ ...sized, 'content-encoding': 'gzip' }, 'PUT'), { kind: 'pass' }, 'Grape does not inflate it either')
+  assert.deepEqual(scanner.plan({ ...sized, 'content-type': 'application/octet-stream' }, 'PUT'), { kind: 'pass' })
+})

@@ -217,3 +217,19 @@ test('differential: for random JSON documents the guard and the buffered scan fi
     }), { numRuns: 2000 })
   assert.ok(withCredentials > 200, `only ${withCredentials} documents held a credential`)
 })
+
+test('untyped: a body that starts as a JSON object (after white space, cut anywhere) is guarded; any other passes unread', async () => {
+  const untyped = { untyped: true }
+  for (const pieces of everySplit(` \r\n{"job_token":"${A}"}`)) {
+    assert.equal((await guard(pieces, untyped)).code, 'JSON_CREDENTIAL_NOT_ALLOWED', JSON.stringify(pieces.map(String)))
+  }
+  for (const text of [`[{"job_token":"${A}"}]`, `x{"job_token":"${A}"}`, '\u0089PNG{{{', '   ']) {
+    const { out, code } = await guard([text], untyped)
+    assert.equal(code, null, text)
+    assert.equal(out.toString(), text, 'every byte let through')
+  }
+  // A comment Ruby's JSON skips, or white space JSON.parse refuses, before it: refused, not passed.
+  for (const text of [`/**/{"job_token":"${A}"}`, `\ufeff{"a":1}`, `\f{"a":1}`]) assert.equal((await guard([text], untyped)).code, 'BODY_NOT_PARSEABLE', JSON.stringify(text))
+  assert.equal((await guard(['{"a":', '1}'], untyped)).code, null)
+  assert.equal((await guard([`{"job_token":"${A}"}`], { ...untyped, allowedToken: A })).code, null, 'the request\'s own token repeated')
+})

@@ -1,0 +1,76 @@
+// Bodies sent without a Content-Type against Grape itself (grape-oracle.rb: a JSON-default API
+// as GitLab's NuGet, PyPI, Composer, Cargo, Terraform state and MLflow APIs are, with MultiJson
+// and Oj). For generated bodies (white space, comments, a BOM, objects of credential and other
+// members, escapes, arrays, junk after the document) and each method Grape reads a body for:
+// every credential Grape reads is one the gate finds or refuses the body for, and a body whose
+// first byte after white space starts no JSON object passes the gate unread and whole.
+// A failure prints the seed; GRAPE_UNTYPED_SEED and GRAPE_UNTYPED_RUNS replay it.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import fc from 'fast-check'
+import { inspectBody, looksLikeJsonObject } from '../../src/identity/body-scan.ts'
+import { createJsonGuard } from '../../src/identity/json-guard.ts'
+import { grapeUnavailable, startGrapeOracle } from '../helpers/grape-oracle.ts'
+import { requireTool } from '../helpers/require-tool.ts'
+
+const TOKEN = '"glcbt-64_aaaaaaaaaaaaaaaaaaaaaaaa"'
+const space = fc.oneof({ weight: 6, arbitrary: fc.constantFrom('', ' ', '\n', '\r\n\t') }, { weight: 1, arbitrary: fc.constantFrom('\f', '\u000b', '\u0000', '/**/', '/* c */ ', '// c\n', '\ufeff') })
+const key = fc.constantFrom('"job_token"', '"token"', '"private_token"', '"a"', '"job\\u005ftoken"', '"job_token[]"', '"x"')
+const value = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(TOKEN, '"x"', '1', 'true', 'null', '""', `[${TOKEN}]`, `{"k":${TOKEN}}`, '"a\\u0062c"') }, { weight: 1, arbitrary: fc.constantFrom('"\\q"', 'NaN') })
+const member = fc.tuple(space, key, space, value, space).map(([a, k, b, v, c]) => `${a}${k}${b}:${v}${c}`)
+const document = fc.oneof(
+  { weight: 4, arbitrary: fc.tuple(space, fc.array(member, { maxLength: 3 }), space).map(([a, members, b]) => `${a}{${members.join(',')}}${b}`) },
+  { weight: 1, arbitrary: fc.tuple(space, fc.array(member, { maxLength: 2 })).map(([a, members]) => `${a}[{${members.join(',')}}]`) },
+  { weight: 1, arbitrary: fc.constantFrom('x', '\u0089PNG\r\n', '#!/bin/sh\n{', '{"a":1,}', '{"a":1} trailing', '/') }
+)
+const body = fc.tuple(document, fc.oneof({ weight: 6, arbitrary: fc.constantFrom('', ' ', '\n') }, { weight: 1, arbitrary: fc.constantFrom('x', ',{}') })).map(([d, tail]) => d + tail)
+
+/** What the streaming guard of an untyped body does with `bytes` cut at `cut`: its error code, and the bytes it let through. */
+async function guard (bytes: Buffer, cut: number): Promise<{ code: string | null, out: Buffer }> {
+  const chunks: Buffer[] = []
+  const sink = new Writable({ write (chunk: Buffer, _e, cb) { chunks.push(chunk); cb() } })
+  try {
+    await pipeline(Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]), createJsonGuard({ untyped: true, refuseAnyCredential: true }), sink)
+    return { code: null, out: Buffer.concat(chunks) }
+  } catch (err) {
+    return { code: (err as { code?: string }).code ?? String(err), out: Buffer.concat(chunks) }
+  }
+}
+
+test('bodies without a Content-Type: every credential Grape reads from one, the gate finds or refuses', async (t) => {
+  if (!requireTool(t, grapeUnavailable())) return
+  const oracle = startGrapeOracle()
+  t.after(() => oracle.close())
+  const seed = process.env.GRAPE_UNTYPED_SEED !== undefined ? Number(process.env.GRAPE_UNTYPED_SEED) : Date.now() % 2_147_483_647
+  const runs = Number(process.env.GRAPE_UNTYPED_RUNS ?? 1_500)
+  t.diagnostic(`seed ${seed}, ${runs} runs; replay with GRAPE_UNTYPED_SEED=${seed} GRAPE_UNTYPED_RUNS=${runs}`)
+  let read = 0
+  await fc.assert(fc.asyncProperty(body, fc.constantFrom('PUT', 'PATCH', 'DELETE', 'POST'), fc.nat(), async (text, method, at) => {
+    const bytes = Buffer.from(text, 'utf8')
+    const grape = await oracle.ask(method, null, bytes)
+    const credentials = Object.values(grape.params).flat().filter(v => v !== '')
+    if (credentials.length > 0) read++
+    if (method === 'POST') {
+      // A POST's body is read whole: the form reading, and JSON too when it starts as an object.
+      let found: string[]
+      try {
+        found = inspectBody('form', bytes, '', 16 * 1024, true).credentials.map(c => c.secret)
+      } catch {
+        return
+      }
+      for (const c of credentials) assert.ok(found.includes(c), `POST ${JSON.stringify(text)}: Grape reads ${c}, the gate ${JSON.stringify(found)}`)
+      return
+    }
+    const gate = await guard(bytes, at % (bytes.length + 1))
+    if (credentials.length > 0) assert.notEqual(gate.code, null, `${method} ${JSON.stringify(text)}: Grape reads ${JSON.stringify(grape.params)}, the gate let it through`)
+    if (!looksLikeJsonObject(bytes)) {
+      assert.equal(gate.code, null, `${method} ${JSON.stringify(text)}: no JSON object, refused ${gate.code}`)
+      assert.ok(gate.out.equals(bytes), 'passed whole')
+    }
+  }), { seed, numRuns: runs })
+  // The generator reaches what it is for: Grape reads a credential from many of the bodies.
+  assert.ok(read > runs / 20, `Grape read a credential from only ${read} of ${runs} bodies`)
+})
