@@ -3,7 +3,8 @@
 // and Oj). For generated bodies (white space, comments, a BOM, objects of credential and other
 // members, escapes, arrays, junk after the document) and each method Grape reads a body for:
 // every credential Grape reads is one the gate finds or refuses the body for, and a body whose
-// first byte after white space starts no JSON object passes the gate unread and whole.
+// first byte after white space starts no JSON object passes the gate unread and whole. The same
+// bodies as `application/json` are checked too (Grape reads those with the same parser).
 // A failure prints the seed; GRAPE_UNTYPED_SEED and GRAPE_UNTYPED_RUNS replay it.
 
 import { test } from 'node:test'
@@ -40,7 +41,7 @@ async function guard (bytes: Buffer, cut: number): Promise<{ code: string | null
   }
 }
 
-test('bodies without a Content-Type: every credential Grape reads from one, the gate finds or refuses', async (t) => {
+test('bodies without a Content-Type or as application/json: every credential Grape reads from one, the gate finds or refuses', async (t) => {
   if (!requireTool(t, grapeUnavailable())) return
   const oracle = startGrapeOracle()
   t.after(() => oracle.close())
@@ -48,20 +49,20 @@ test('bodies without a Content-Type: every credential Grape reads from one, the 
   const runs = Number(process.env.GRAPE_UNTYPED_RUNS ?? 1_500)
   t.diagnostic(`seed ${seed}, ${runs} runs; replay with GRAPE_UNTYPED_SEED=${seed} GRAPE_UNTYPED_RUNS=${runs}`)
   let read = 0
-  await fc.assert(fc.asyncProperty(body, fc.constantFrom('PUT', 'PATCH', 'DELETE', 'POST'), fc.nat(), async (text, method, at) => {
+  await fc.assert(fc.asyncProperty(body, fc.constantFrom('PUT', 'PATCH', 'DELETE', 'POST'), fc.boolean(), fc.nat(), async (text, method, typed, at) => {
     const bytes = Buffer.from(text, 'utf8')
-    const grape = await oracle.ask(method, null, bytes)
+    const grape = await oracle.ask(method, typed ? 'application/json' : null, bytes)
     const credentials = Object.values(grape.params).flat().filter(v => v !== '')
     if (credentials.length > 0) read++
-    if (method === 'POST') {
-      // A POST's body is read whole: the form reading, and JSON too when it starts as an object.
+    if (method === 'POST' || typed) {
+      // Read whole: a type-less POST as a form and, starting as an object, as JSON; a typed body as JSON.
       let found: string[]
       try {
-        found = inspectBody('form', bytes, '', 16 * 1024, true).credentials.map(c => c.secret)
+        found = (typed ? inspectBody('json', bytes) : inspectBody('form', bytes, '', 16 * 1024, true)).credentials.map(c => c.secret)
       } catch {
         return
       }
-      for (const c of credentials) assert.ok(found.includes(c), `POST ${JSON.stringify(text)}: Grape reads ${c}, the gate ${JSON.stringify(found)}`)
+      for (const c of credentials) assert.ok(found.includes(c), `${method} ${typed ? 'application/json ' : ''}${JSON.stringify(text)}: Grape reads ${c}, the gate ${JSON.stringify(found)}`)
       return
     }
     const gate = await guard(bytes, at % (bytes.length + 1))
