@@ -9,10 +9,9 @@
 // - no credential: 401.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
 import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabCall, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
-import { decodeBasic } from '../identity/credentials.ts'
+import { decodeBasic, headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 
 export const MAINTAINER_ACCESS = 40
@@ -24,11 +23,6 @@ export type Caller =
   | { readonly kind: 'operator' }
   /** `header` is what to send GitLab to act as the user; `hash` keys the caches. */
   | { readonly kind: 'user', readonly header: Readonly<Record<string, string>>, readonly hash: string }
-
-/** A header's first value (Node lists only a few repeated headers). */
-export function first (value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
-}
 
 function sameSecret (a: string, b: string): boolean {
   // Hash both so the comparison is constant-time whatever the lengths.
@@ -55,13 +49,18 @@ export function authorizationToken (authorization: string | undefined): { readon
 }
 
 /** Finds the caller's credential in the headers (and a `job_token`/`private_token` query parameter). */
-export function findCaller (headers: IncomingHttpHeaders, query: string, adminToken: string | undefined): Caller {
+export function findCaller (request: HeaderSource, query: string, adminToken: string | undefined): Caller {
   const params = new URLSearchParams(query)
-  if (first(headers['job-token']) !== undefined || params.has('job_token')) return { kind: 'job_token' }
+  // Headers as Puma hands them to Rails (headerLines: `Private_Token` too, every line).
+  if (headerLines(request, 'job-token').length > 0 || params.has('job_token')) return { kind: 'job_token' }
+  const privateTokens = headerLines(request, 'private-token')
+  const authorizations = headerLines(request, 'authorization')
+  // Puma joins repeated lines into one value that neither line is.
+  if (privateTokens.length > 1 || authorizations.length > 1) return { kind: 'ambiguous' }
   const tokens: Array<{ token: string, header: Record<string, string> }> = []
-  const privateToken = first(headers['private-token']) ?? params.get('private_token') ?? undefined
+  const privateToken = privateTokens[0]?.trim() ?? params.get('private_token') ?? undefined
   if (privateToken !== undefined && privateToken !== '') tokens.push({ token: privateToken, header: { 'private-token': privateToken } })
-  const authorization = authorizationToken(first(headers.authorization))
+  const authorization = authorizationToken(authorizations[0])
   if (authorization?.kind === 'job_token') return { kind: 'job_token' }
   // Basic with another password is no caller credential: the configuration API reads Bearer only.
   if (authorization?.kind === 'bearer') tokens.push({ token: authorization.token, header: { authorization: `Bearer ${authorization.token}` } })

@@ -209,7 +209,7 @@ export function createAdmin (options: AdminOptions): Admin {
 
   /** The token registry's endpoints: the caller first, so nobody else's body is read. */
   async function answerRegistry (registry: TokenRegistryEndpoint, req: IncomingMessage, res: ServerResponse, method: string, path: string, query: string, requestId: string, beforeBodyRead?: () => void): Promise<void> {
-    const found = findCaller(req.headers, query, options.adminToken)
+    const found = findCaller(req, query, options.adminToken)
     const caller = found.kind === 'operator' ? 'operator' : found.kind === 'none' ? 'none' : 'user'
     // The path's last segment should be a hash, but may be a token sent by mistake: never logged.
     const logged = path.replace(/^(\/gate\/graphql_token_scopes\/).+$/, '$1:sha256')
@@ -323,7 +323,7 @@ export function createAdmin (options: AdminOptions): Admin {
           refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, unread)
           return ANSWERED
         }
-        const caller = findCaller(req.headers, canonical.query, options.adminToken)
+        const caller = findCaller(req, canonical.query, options.adminToken)
         if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
           refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, unread)
           return ANSWERED
@@ -356,7 +356,7 @@ export function createAdmin (options: AdminOptions): Admin {
         return ANSWERED
       }
       const query = new URLSearchParams(canonical.query)
-      const caller = findCaller(req.headers, canonical.query, options.adminToken)
+      const caller = findCaller(req, canonical.query, options.adminToken)
       let bodyRead = false
       try {
         // Shape first, so an unknown path or method answers without asking GitLab.

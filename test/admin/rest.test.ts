@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
-import { send, sendChunked } from '../helpers/http.ts'
+import { rawRequest, send, sendChunked } from '../helpers/http.ts'
 
 import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
@@ -38,6 +38,19 @@ test('admin: who may call — none 401, job token 403, Developer 403, Maintainer
   const otherProject = await send(g.url, 'GET', '/api/v4/projects/300/job_token_permissions', { 'private-token': USERS.maintainer })
   assert.equal(otherProject.status, 404, 'a project the user cannot see is 404, as GitLab')
   assert.equal(g.seen.length, 0, 'nothing was forwarded to GitLab')
+})
+
+test('admin: the caller\'s headers as Puma hands them to Rails: `Private_Token` and `Job_Token` count; repeated lines are ambiguous', async t => {
+  const g = await adminGate(t)
+  const port = Number(new URL(g.url).port)
+  const get = async (...headers: string[]): Promise<{ status: number, code: unknown }> => {
+    const answer = await rawRequest(port, ['GET /api/v4/projects/200/job_token_permissions HTTP/1.1', ...headers])
+    return { status: answer.status, code: (JSON.parse(answer.body) as { code?: unknown }).code }
+  }
+  assert.equal((await get(`Private_Token: ${USERS.maintainer}`)).status, 200)
+  assert.deepEqual(await get(`Job_Token: ${TOKENS.lib}`), { status: 403, code: 'ADMIN_JOB_TOKEN_REFUSED' })
+  assert.deepEqual(await get(`PRIVATE-TOKEN: ${USERS.maintainer}`, `Private-Token: ${USERS.developer}`), { status: 401, code: 'CREDENTIAL_AMBIGUOUS' })
+  assert.deepEqual(await get(`Authorization: Bearer ${USERS.maintainer}`, `Authorization: Bearer ${USERS.developer}`), { status: 401, code: 'CREDENTIAL_AMBIGUOUS' })
 })
 
 test('admin: the Maintainer check is cached by token hash', async t => {
