@@ -16,6 +16,7 @@ import { inspectBody, looksLikeJsonObject } from '../../src/identity/body-scan.t
 import { createJsonGuard } from '../../src/identity/json-guard.ts'
 import { grapeUnavailable, startGrapeOracle } from '../helpers/grape-oracle.ts'
 import { requireTool } from '../helpers/require-tool.ts'
+import { propertyRun } from '../helpers/property-run.ts'
 
 const TOKEN = '"glcbt-64_aaaaaaaaaaaaaaaaaaaaaaaa"'
 const space = fc.oneof({ weight: 6, arbitrary: fc.constantFrom('', ' ', '\n', '\r\n\t') }, { weight: 1, arbitrary: fc.constantFrom('\f', '\u000b', '\u0000', '/**/', '/* c */ ', '// c\n', '\ufeff') })
@@ -45,9 +46,7 @@ test('bodies without a Content-Type or as application/json: every credential Gra
   if (!requireTool(t, grapeUnavailable())) return
   const oracle = startGrapeOracle()
   t.after(() => oracle.close())
-  const seed = process.env.GRAPE_UNTYPED_SEED !== undefined ? Number(process.env.GRAPE_UNTYPED_SEED) : Date.now() % 2_147_483_647
-  const runs = Number(process.env.GRAPE_UNTYPED_RUNS ?? 1_500)
-  t.diagnostic(`seed ${seed}, ${runs} runs; replay with GRAPE_UNTYPED_SEED=${seed} GRAPE_UNTYPED_RUNS=${runs}`)
+  const { seed, numRuns: runs } = propertyRun(t, 'GRAPE_UNTYPED', 1_500)
   let read = 0
   await fc.assert(fc.asyncProperty(body, fc.constantFrom('PUT', 'PATCH', 'DELETE', 'POST'), fc.boolean(), fc.nat(), async (text, method, typed, at) => {
     const bytes = Buffer.from(text, 'utf8')

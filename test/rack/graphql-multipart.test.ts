@@ -13,6 +13,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { GRAPHQL_PART_KEYS, partKey, readGraphqlParams } from '../../src/admin/graphql.ts'
 import { startRackOracle } from '../helpers/rack-oracle.ts'
+import { propertyRun } from '../helpers/property-run.ts'
 import { requireRack } from './rack-available.ts'
 
 const B = 'gQ7x'
@@ -67,9 +68,7 @@ test('GraphQL multipart bodies: Rack\'s fields are the gate\'s; where an upload 
   if (!requireRack(t)) return
   const oracle = startRackOracle()
   t.after(() => oracle.close())
-  const seed = process.env.GRAPHQL_MULTIPART_SEED !== undefined ? Number(process.env.GRAPHQL_MULTIPART_SEED) : Date.now() % 2_147_483_647
-  const runs = Number(process.env.GRAPHQL_MULTIPART_RUNS ?? 2_000)
-  t.diagnostic(`seed ${seed}, ${runs} runs (Rack ${oracle.release}); replay with GRAPHQL_MULTIPART_SEED=${seed} GRAPHQL_MULTIPART_RUNS=${runs}`)
+  const { seed, numRuns: runs } = propertyRun(t, 'GRAPHQL_MULTIPART', 2_000, `Rack ${oracle.release}`)
   let read = 0
   let withFields = 0
   await fc.assert(fc.asyncProperty(body, async (text) => {

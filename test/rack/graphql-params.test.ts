@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { readGraphqlParams, type GraphqlParams } from '../../src/admin/graphql.ts'
 import { startRackOracle, type RackReading } from '../helpers/rack-oracle.ts'
+import { propertyRun } from '../helpers/property-run.ts'
 import { requireRack } from './rack-available.ts'
 
 const ATOMS = ['query', '_json', 'variables', 'operationName', 'private_token', 'a', 'b', '0', '[', ']', '[]', '][', '[[', ']]', '=', '&', ';', ' ', '+', '%20', '%5B', '%5D', '%26', '%3B', '%3D', '%2B', 'query[]', '_json[]', '_json[][query]', '[query]', 'variables[a]', '{x}', '%0A', '%0D', '[]%0A[]']
@@ -28,9 +29,7 @@ test('GraphQL parameters: Rack\'s reading of the URL, of a form body and of both
   if (!requireRack(t)) return
   const oracle = startRackOracle()
   t.after(() => oracle.close())
-  const seed = process.env.GRAPHQL_PARAMS_SEED !== undefined ? Number(process.env.GRAPHQL_PARAMS_SEED) : Date.now() % 2_147_483_647
-  const runs = Number(process.env.GRAPHQL_PARAMS_RUNS ?? 3_000)
-  t.diagnostic(`seed ${seed}, ${runs} runs (Rack ${oracle.release}); replay with GRAPHQL_PARAMS_SEED=${seed} GRAPHQL_PARAMS_RUNS=${runs}`)
+  const { seed, numRuns: runs } = propertyRun(t, 'GRAPHQL_PARAMS', 3_000, `Rack ${oracle.release}`)
   let merged = 0
   await fc.assert(fc.asyncProperty(text, text, async (query, body) => {
     const answer = await oracle.ask({ method: 'POST', target: `/api/graphql?${query}`, headers: [['Content-Type', FORM]], body: Buffer.from(body, 'latin1'), params: true })
