@@ -8,8 +8,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { PeerCheck } from '../config.ts'
+import { GateError } from '../errors.ts'
 import { createBodyScanner } from '../identity/body-scan.ts'
 import { collectCredentials } from '../identity/credentials.ts'
+import type { ForwardBody } from '../identity/stage.ts'
 import { hasBody } from './request.ts'
 import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
@@ -63,6 +65,17 @@ function parsesUntypedJson (route: CatalogRoute): boolean {
 }
 const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])
 
+/** Reads a guarded body stream to its end; the guard's error, or null. Nothing is kept. */
+async function readGuarded (body: ForwardBody | null): Promise<Error | null> {
+  if (body?.kind !== 'stream' || !body.guarded) return null
+  try {
+    for await (const chunk of body.stream) void chunk
+    return null
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
   const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes })
@@ -76,9 +89,14 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * token).
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage): boolean {
-    if (x.body !== null || x.match === null) return false
-    const length = Number(req.headers['x-original-content-length'] ?? '0')
-    const chunked = req.headers['x-original-transfer-encoding'] !== undefined
+    if (x.match === null) return false
+    // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
+    // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
+    // it only makes the gate stricter).
+    const partial = x.body !== null && req.headers['x-envoy-auth-partial-body'] === 'true'
+    if (x.body !== null && !partial) return false
+    const length = partial ? 1 : Number(req.headers['x-original-content-length'] ?? '0')
+    const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
     if (!(length > 0) && !chunked) return false
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
     const plan = bodyScanner.plan(declared, x.method)
@@ -135,6 +153,14 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     }
     if (hiddenBodyMayHoldToken(x, req)) {
       refuse(x, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
+      return
+    }
+    // A body the proxy sends (Traefik's forwardBody, Envoy's with_request_body) that is too large
+    // to read whole, or has no type, is checked by its guard only as it is read: GitLab gets the
+    // whole body from the proxy, so it is read to the end before any answer.
+    const bodyError = await readGuarded(x.forwardBody)
+    if (bodyError !== null) {
+      refuse(x, res, requestId, denyOf(bodyError instanceof GateError ? bodyError.code : 'BODY_NOT_PARSEABLE'), started, decidedAt)
       return
     }
     // No body: nginx's auth_request reads only the status and headers of the answer, and keeps

@@ -99,6 +99,35 @@ test('forward-auth: original-request headers only from trusted peers; hidden bod
   assert.equal(sent.json().code, 'MISSING_POLICIES')
 })
 
+test('forward-auth: a body the proxy sends is read to its end before the answer (large JSON and multipart, no Content-Type)', { timeout: 60_000 }, async (t) => {
+  const g = await authGate(t)
+  const NPM = '/api/v4/projects/200/packages/npm/@acme%2fhello'
+  const big = (extra: Record<string, string>): string => JSON.stringify({ data: 'x'.repeat(200 * 1024), ...extra })
+  const typed = { 'content-type': 'application/json' }
+  const late = await send(g.auth, 'PUT', NPM, { 'job-token': TOKENS.lib, ...typed }, big({ job_token: TOKENS.tools }))
+  assert.equal(late.status, 401, 'a second job token after 200 KiB: GitLab would take the body\'s')
+  assert.equal(late.json().code, 'CREDENTIAL_AMBIGUOUS')
+  const unseen = await send(g.auth, 'PUT', NPM, typed, big({ job_token: TOKENS.lib }))
+  assert.equal(unseen.status, 401, unseen.text)
+  assert.equal(unseen.json().code, 'JSON_CREDENTIAL_NOT_ALLOWED')
+  assert.equal((await send(g.auth, 'PUT', NPM, { 'job-token': TOKENS.lib, ...typed }, big({}))).status, 200, 'a clean large body')
+  const b = 'fa-boundary'
+  const upload = `--${b}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n${'y'.repeat(200 * 1024)}\r\n--${b}\r\nContent-Disposition: form-data; name="job_token"\r\n\r\n${TOKENS.tools}\r\n--${b}--\r\n`
+  const multipart = await send(g.auth, 'PUT', '/api/v4/projects/100/packages/nuget', { 'job-token': TOKENS.app, 'content-type': `multipart/form-data; boundary=${b}` }, upload)
+  assert.equal(multipart.status, 401, multipart.text)
+  assert.equal(multipart.json().code, 'CREDENTIAL_AMBIGUOUS')
+  const untyped = await send(g.auth, 'DELETE', '/api/v4/projects/200/packages/nuget/pkg/1.0.0', {}, JSON.stringify({ job_token: TOKENS.app }))
+  assert.equal(untyped.status, 401, untyped.text)
+  assert.equal(untyped.json().code, 'JSON_CREDENTIAL_NOT_ALLOWED')
+  assert.equal((await send(g.auth, 'PUT', '/api/v4/projects/100/packages/generic/t/1/t.bin', job, Buffer.alloc(300 * 1024, 0x42))).status, 200, 'a binary upload without a type')
+  // Envoy's allow_partial_message: only the first bytes came; the rest may hold a job token.
+  const form = { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'true' }
+  const partial = await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, ...job }, 'ref=main&tag=false')
+  assert.equal(partial.status, 403, partial.text)
+  assert.equal(partial.json().code, 'BODY_NOT_VISIBLE')
+  assert.equal((await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, 'private-token': 'glpat-user' }, 'ref=main')).status, 200, 'a PAT ranks before any job token')
+})
+
 function nginxBinary (): string | null {
   for (const candidate of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
     if (spawnSync(candidate, ['-v']).status === 0) return candidate
