@@ -105,9 +105,9 @@ function plainPart (piece: string, precededByLine: boolean, followed: boolean): 
 
 /**
  * The names any parser could give the parts of a body that are not written the one plain way
- * (see above), and of plain parts the names a header other than their disposition's could give:
- * every name multipartHeaderNames finds in each part's first bytes, every `--boundary` counting
- * as a delimiter. A caller refuses the body when one of them could be a name it reads.
+ * (see above): every name multipartHeaderNames finds in each such part's first bytes, every
+ * `--boundary` counting as a delimiter. A caller refuses the body when one of them could be a
+ * name it reads.
  */
 export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
   const text = body.toString('latin1')
@@ -121,15 +121,10 @@ export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
     const lineAfter = next !== -1 && (text.startsWith('\r\n', next + delimiter.length) || text.startsWith('--', next + delimiter.length))
     at = next
     if (piece.startsWith('--')) continue
-    if (plainPart(piece, lineBefore, lineAfter)) {
-      // Only the disposition names a plain part; a Content-Type that spells another name is doubt.
-      const head = piece.slice(2, piece.indexOf('\r\n\r\n', 2) + 2)
-      const own = rack2PartHead(head).name
-      names.push(...multipartHeaderNames(head).filter(name => name !== own))
-    } else {
-      // Where the header block ends depends on the parser: its first bytes, value or not.
-      names.push(...multipartHeaderNames(piece.slice(0, MAX_HEAD)))
-    }
+    // A plain part has one name, its disposition's, to every parser (a plain Content-Type, Rack's
+    // name of a part without one, is `type/subtype`: no parameter name). Any other part: every
+    // name a parser could find in its first bytes, value or not, as the header block's end differs.
+    if (!plainPart(piece, lineBefore, lineAfter)) names.push(...multipartHeaderNames(piece.slice(0, MAX_HEAD)))
   }
   return names
 }
