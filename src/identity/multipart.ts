@@ -517,10 +517,18 @@ function unescapeQuoted (s: string): string {
   return s.replace(/\\([\s\S])/g, '$1')
 }
 
-/** Ruby's String#strip: ASCII white space and NUL. */
+/**
+ * Ruby's String#strip: ASCII white space and NUL. Index by index: `/[...]+$/` backtracks over
+ * every run of white space that is not at the end (16 KiB of spaces mid-line took 80 ms).
+ */
 export function rubyStrip (s: string): string {
-  return s.replace(/^[\0 \t\n\v\f\r]+|[\0 \t\n\v\f\r]+$/g, '')
+  let from = 0
+  let to = s.length
+  while (from < to && RUBY_SPACE.has(s.charCodeAt(from))) from++
+  while (to > from && RUBY_SPACE.has(s.charCodeAt(to - 1))) to--
+  return from === 0 && to === s.length ? s : s.slice(from, to)
 }
+const RUBY_SPACE: ReadonlySet<number> = new Set([0x00, 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d])
 
 /** Rack 2's part name from Content-Disposition (`MULTIPART_CONTENT_DISPOSITION`, then `dequote`), or null. */
 function rack2DispositionName (head: string): string | null {

@@ -1,4 +1,4 @@
-// The in-suite fuzz run: about 30 seconds over the five parsers that decide what the gate
+// The in-suite fuzz run: about 35 seconds over the six parsers that decide what the gate
 // authorizes (the long run is `npm run fuzz`, scripts/fuzz.ts). Here the per-input limit is a
 // hang detector (100 ms, after retiming) because the suite shares a small machine with other
 // work; the slowest input seen is reported for each target. The seed is random unless FUZZ_SEED
@@ -18,7 +18,7 @@ assert.ok(Number.isSafeInteger(seed), `FUZZ_SEED must be an integer, got ${proce
  * Inputs per target, about 5 s each on a quiet 2-core machine (body-scan also runs the streaming
  * JSON guard on every JSON input); stopAfterMs caps a slow machine. `npm run fuzz` is the long run.
  */
-const RUNS: Record<string, number> = { canonicalize: 60_000, router: 50_000, credentials: 12_000, 'body-scan': 7_000, 'multipart-guard': 6_000 }
+const RUNS: Record<string, number> = { canonicalize: 60_000, router: 50_000, credentials: 12_000, 'body-scan': 7_000, 'multipart-guard': 6_000, 'graphql-multipart': 6_000 }
 
 const base: Omit<RunOptions, 'runs'> = {
   seed,

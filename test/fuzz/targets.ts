@@ -17,6 +17,7 @@ import { bodyCredentials, createBodyScanner, DEFAULT_MAX_INSPECTED_BODY_BYTES, t
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, type MultipartGuardOptions } from '../../src/identity/multipart.ts'
 import { JsonScanner } from '../../src/identity/json-guard.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from '../../src/identity/types.ts'
+import { readGraphqlParams, type GraphqlParams } from '../../src/admin/graphql.ts'
 import { createOracle, type OracleMatch } from '../helpers/oracle.ts'
 import {
   bodyRequest, catalogWords, chunking, headerList, METHOD, multipartBody, queryString, requestTarget, routedTarget, splitBody, tokenValue,
@@ -458,5 +459,28 @@ function chunkOffsets (chunks: readonly Buffer[]): number[] {
   return out
 }
 
+// ---------------------------------------------------------------------------------------------
+// GraphQL multipart bodies
+
+/**
+ * The GraphQL reading of a multipart body (readGraphqlParams: Rack 2.2's parser, the doubtful
+ * parts): never throws, one reading at least, names as strings. A body Rack reads must give
+ * Rack's fields (test/rack/graphql-multipart.test.ts compares them with Rack itself).
+ */
+export const graphqlMultipartTarget: FuzzTarget<MultipartSpec, MultipartSpec, GraphqlParams> = {
+  name: 'graphql-multipart',
+  covers: 'readGraphqlParams on multipart bodies (Rack 2.2\'s parser, doubtful parts): never throws, at least one reading, the doubtful names are strings',
+  arbitrary: multipartBody(),
+  async: false,
+  exec: input => readGraphqlParams(input.body, { method: 'POST', query: '', contentType: `multipart/form-data; boundary=${input.boundary}`, bodyReadable: true }),
+  check: (input, params) => {
+    violation(Array.isArray(params.readings) && params.readings.length >= 1, 'no reading')
+    violation(params.doubtful.every(n => typeof n === 'string'), 'a doubtful name that is not a string')
+    // A blank body gives no parameters; any other keeps its text for the lexical checks.
+    violation(input.body.toString('utf8').trim() === '' || params.broken.length >= 1, 'the multipart text is not kept for the lexical checks')
+  },
+  show: input => `boundary ${clip(input.boundary, 80)} body ${clipBytes(input.body)}`
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const TARGETS: ReadonlyArray<FuzzTarget<any, any, any>> = [canonicalizeTarget, routerTarget, credentialsTarget, bodyScanTarget, multipartGuardTarget]
+export const TARGETS: ReadonlyArray<FuzzTarget<any, any, any>> = [canonicalizeTarget, routerTarget, credentialsTarget, bodyScanTarget, multipartGuardTarget, graphqlMultipartTarget]
