@@ -15,6 +15,10 @@ import type { BoundaryTarget } from './explain.ts'
 import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, type Clock } from '../identity/cache.ts'
+import { trimEnds } from '../text.ts'
+
+/** Longer target ids and paths are no project or group of GitLab's. */
+const MAX_TARGET_CHARS = 8192
 
 export interface TargetFacts {
   readonly projectId?: number
@@ -265,9 +269,11 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
   return async (target) => {
     if (target.kind === 'object') return null
     const raw = target.id ?? target.path
-    if (raw === undefined || raw === '') return null
+    // GitLab has no longer one (a path is at most 255 characters a level, 20 levels deep): not
+    // found, without asking it a URL it would refuse (414) and the gate would count as a failure.
+    if (raw === undefined || raw === '' || raw.length > MAX_TARGET_CHARS) return null
     // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
-    const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(raw.replace(/^\/+|\/+$/g, ''))
+    const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
     return await targets.get(`${target.kind}:${segment.toLowerCase()}`, async () => {
       if (target.kind === 'project') return await project(segment)

@@ -1,0 +1,56 @@
+// Finding: three trims of input the gate does not control were regular expressions of the form
+// `/^x+|x+$/g`, which backtrack over every run of `x` that is not at the end: quadratic time.
+// A GraphQL path target of 400,000 slashes before a letter (a variable of a fine-grained token's
+// request, well under the 1 MiB body) held the event loop, and so every request, for about a
+// minute; a multipart part header of 16 KiB of spaces cost 90 ms per part in the credential
+// guard, for as many parts as an upload holds. Each is now linear (src/text.ts), and a target
+// longer than any GitLab path (8,192 characters) is not found without asking GitLab a URL it
+// would refuse. The time bounds below are hang detectors: the code takes milliseconds, the
+// quadratic trims took seconds to minutes for the same input.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { scanMultipart } from '../../src/identity/multipart.ts'
+import { trimEnds } from '../../src/text.ts'
+import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
+
+const TOKENS: Record<string, FakeToken> = {
+  'glpat-reader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] }
+}
+
+test('trimEnds trims the ends only, whatever the runs inside', () => {
+  assert.equal(trimEnds('//a//b//', '/'), 'a//b')
+  assert.equal(trimEnds(' \t x y \t', ' \t'), 'x y')
+  assert.equal(trimEnds('////', '/'), '')
+  assert.equal(trimEnds('', '/'), '')
+  const s = 'a' + '/'.repeat(400_000) + 'b'
+  assert.equal(trimEnds(s, '/'), s, 'nothing at the ends: the same string')
+})
+
+test('a GraphQL target path of 400,000 slashes before a letter is not found, without holding the gate or asking GitLab', { timeout: 60_000 }, async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const started = performance.now()
+  const answer = await postGraphql(g.url, {
+    query: 'query($p: ID!) { project(fullPath: $p) { id } }',
+    variables: { p: 'acme' + '/'.repeat(400_000) + 'lib' }
+  }, { 'private-token': 'glpat-reader' })
+  const ms = performance.now() - started
+  assert.equal(answer.status, 200, answer.text.slice(0, 300))
+  assert.equal(answer.body.data, null)
+  assert.match(answer.body.errors[0].message, /was not found/, 'refused: no project of GitLab\'s is that long')
+  assert.ok(ms < 10_000, `answered in ${ms.toFixed(0)} ms (the quadratic trim took about a minute)`)
+  // The gate still answers others at once.
+  const other = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib") { id } }' }, { 'private-token': 'glpat-reader' })
+  assert.deepEqual(other.body, { data: { upstream: true } })
+})
+
+test('multipart part headers of 16 KiB of spaces before a last word are read in linear time', () => {
+  const b = 'trim-boundary'
+  const part = `--${b}\r\nX-Pad: a${' '.repeat(16_000)}b\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n`
+  const body = Buffer.from(part.repeat(200) + `--${b}--\r\n`, 'latin1')
+  const started = performance.now()
+  const { credentials } = scanMultipart(body, b)
+  const ms = performance.now() - started
+  assert.deepEqual(credentials, [])
+  assert.ok(ms < 5_000, `200 parts in ${ms.toFixed(0)} ms (the quadratic trim took about 18 s)`)
+})
