@@ -291,9 +291,24 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
  */
 export function parseMultipartBoundary (contentType: string): string | null {
   if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) return null
-  const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^\s;,"]*))\s*(?:;.*)?$/is.exec(contentType)
-  if (m === null) return null
-  const value = m[1] ?? m[2] ?? ''
+  // `;\s*boundary\s*=\s*` then a quoted value or a token, white space, and the end or `;` and
+  // anything: read step by step (as one expression it backtracked quadratically over white
+  // space after the value, 114 ms for a 16 KiB header).
+  const head = /;\s*boundary\s*=\s*/i.exec(contentType)
+  if (head === null) return null
+  let rest = contentType.slice(head.index + head[0].length)
+  let value: string
+  if (rest.startsWith('"')) {
+    const close = rest.indexOf('"', 1)
+    if (close === -1) return null
+    value = rest.slice(1, close)
+    rest = rest.slice(close + 1)
+  } else {
+    value = /^[^\s;,"]*/.exec(rest)![0]
+    rest = rest.slice(value.length)
+  }
+  const after = rest.trimStart()
+  if (after !== '' && !after.startsWith(';')) return null
   return BOUNDARY_CHARS.test(value) ? value : null
 }
 

@@ -415,12 +415,7 @@ const RACK2_DISPPARM = new RegExp(DISPPARM, 'g')
 const RACK2_BROKEN = new RegExp(`${BOL}${ci('Content-Disposition')}:${WS}*(?=(${TOKEN}))\\1${WS}*[^\\n]*;${WS}*${ci('filename')}=(${VALUE})`)
 const RACK2_NAME = new RegExp(`${ci('Content-Disposition')}:[^:]*;${WS}*${ci('name')}=(${VALUE})`)
 const RACK2_CONTENT_ID = /Content-ID:[ \t\n\v\f\r]*([^\r\n]*)/gi
-const RACK2_CONTENT_TYPE = /Content-Type: ([^\n]*)\r\n/gi
 const RACK2_FIRST_CONTENT_ID = new RegExp(RACK2_CONTENT_ID.source, 'i')
-const RACK2_FIRST_CONTENT_TYPE = new RegExp(RACK2_CONTENT_TYPE.source, 'i')
-// Rack 3.0 and 3.1 take the first Content-Disposition line not folded; later 3.x the first
-// header line, folded lines included.
-const RACK3_DISPOSITION = new RegExp(`${ci('Content-Disposition')}:([^\\n]*)(?=\\r\\n(?:[^ \\t\\n\\v\\f\\r]|$))`)
 const FWS_VALUE = '(?:[ \\t]+(?:\\r\\n[ \\t]+)?)?((?:[^\\r\\n]|\\r\\n[ \\t])*)'
 const RACK3_FOLDED_DISPOSITION = new RegExp(`${BOL}${ci('Content-Disposition')}:${FWS_VALUE}`)
 const RACK3_FOLDED_CONTENT_ID = new RegExp(`${BOL}${ci('Content-ID')}:${FWS_VALUE}`, 'g')
@@ -469,7 +464,7 @@ export function multipartHeaderNames (head: string): string[] {
   }
   for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
   for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
-  for (const m of head.matchAll(RACK2_CONTENT_TYPE)) names.push(m[1]!)
+  names.push(...rack2ContentTypes(head))
   for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
   return names
 }
@@ -523,6 +518,66 @@ export function rubyStrip (s: string): string {
   return trimEnds(s, '\0 \t\n\v\f\r')
 }
 
+// Two of Rack's expressions read line by line: as regular expressions they start a match at every
+// occurrence of the header's name and scan to the line's end from each, quadratic in a line of
+// repeated names (16 KiB: 7 and 14 ms a part header; found by scanning the sources with recheck).
+
+/**
+ * Rack 2's `/Content-Type: (.*)\r\n/ni` over a header block: on each line that ends in CRLF, the
+ * rest of it after the line's first `Content-Type: ` (any case, anywhere in the line). `limit`:
+ * the first so many.
+ */
+export function rack2ContentTypes (head: string, limit = Infinity): string[] {
+  const found: string[] = []
+  const lower = head.toLowerCase()
+  // The next occurrence of the name, searched again only once passed: linear over the block.
+  let at = lower.indexOf('content-type: ')
+  for (let start = 0; at !== -1 && found.length < limit;) {
+    const lf = head.indexOf('\n', start)
+    if (lf === -1) break
+    if (at < start) at = lower.indexOf('content-type: ', start)
+    if (at !== -1 && at < lf && head[lf - 1] === '\r') found.push(head.slice(at + 14, lf - 1))
+    start = lf + 1
+  }
+  return found
+}
+
+/**
+ * Rack 3.0 and 3.1 take the first Content-Disposition line not folded (later 3.x the first
+ * header line, folded lines included: RACK3_FOLDED_DISPOSITION): as
+ * `/Content-Disposition:([^\n]*)(?=\r\n(?:[^\s]|$))/i`, the rest of the first line that holds
+ * the name, ends in CRLF and is not followed by a folded line. Null without one.
+ */
+export function rack3OldDisposition (head: string): string | null {
+  const lower = head.toLowerCase()
+  let at = lower.indexOf('content-disposition:')
+  for (let start = 0; at !== -1;) {
+    const lf = head.indexOf('\n', start)
+    if (lf === -1) return null
+    if (at < start) at = lower.indexOf('content-disposition:', start)
+    const next = head[lf + 1]
+    if (at !== -1 && at < lf && head[lf - 1] === '\r' && (next === undefined || !' \t\n\v\f\r'.includes(next))) return head.slice(at + 20, lf - 1)
+    start = lf + 1
+  }
+  return null
+}
+
+/**
+ * Ruby's `text =~ /^"(.*)"$/` then `$1`: the inside of the first line (`^` and `$` are line
+ * anchors, `.` anything but LF) that starts and ends with a quote; undefined without one. Line by
+ * line: as an expression it retried every line start, quadratic in a value of many short lines.
+ */
+function rubyUnquoted (text: string): string | undefined {
+  for (let start = 0; start <= text.length;) {
+    const lf = text.indexOf('\n', start)
+    const end = lf === -1 ? text.length : lf
+    if (end - start >= 2 && text[start] === '"' && text[end - 1] === '"') return text.slice(start + 1, end - 1)
+    if (lf === -1) return undefined
+    start = lf + 1
+  }
+  return undefined
+}
+
 /** Rack 2's part name from Content-Disposition (`MULTIPART_CONTENT_DISPOSITION`, then `dequote`), or null. */
 function rack2DispositionName (head: string): string | null {
   const m = RACK2_NAME.exec(head)
@@ -541,8 +596,8 @@ export function rack2PartHead (head: string): { readonly name: string, readonly 
   let name = rack2DispositionName(head) ?? RACK2_FIRST_CONTENT_ID.exec(head)?.[1] ?? null
   const raw = rack2Filename(head)
   // Rack unquotes the filename (`/^"(.*)"$/`); percent escapes and backslashes never empty one.
-  const filename = raw === null ? null : /^"([^\n]*)"$/m.exec(raw)?.[1] ?? raw
-  if (name === null || name === '') name = filename ?? `${RACK2_FIRST_CONTENT_TYPE.exec(head)?.[1] ?? 'text/plain'}[]`
+  const filename = raw === null ? null : rubyUnquoted(raw) ?? raw
+  if (name === null || name === '') name = filename ?? `${rack2ContentTypes(head, 1)[0] ?? 'text/plain'}[]`
   return { name, file: filename !== null, skipped: filename === '' }
 }
 
@@ -572,9 +627,9 @@ function rack2Filename (head: string): string | null {
  * is over Rack 3's limit (Rack then names the part from Content-ID).
  */
 function rack3Disposition (head: string, variant: 'old' | 'folded'): { name?: string, filename?: string } | null {
-  const m = (variant === 'old' ? RACK3_DISPOSITION : RACK3_FOLDED_DISPOSITION).exec(head)
-  if (m === null || m[1]!.length > RACK3_DISPOSITION_MAX_BYTES) return null
-  let d = m[1]!
+  const value = variant === 'old' ? rack3OldDisposition(head) : RACK3_FOLDED_DISPOSITION.exec(head)?.[1] ?? null
+  if (value === null || value.length > RACK3_DISPOSITION_MAX_BYTES) return null
+  let d = value
   const out: { name?: string, filename?: string } = {}
   let i = d.indexOf(';')
   if (i === -1) return out

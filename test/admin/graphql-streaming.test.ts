@@ -7,7 +7,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer, request, type ClientRequest, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { PassThrough, type Readable } from 'node:stream'
-import { decideOverLimit, namesGateFields } from '../../src/admin/graphql-body.ts'
+import fc from 'fast-check'
+import { decideOverLimit, jsonUnescaped, namesGateFields } from '../../src/admin/graphql-body.ts'
 import { MAX_ADMIN_BODY_BYTES } from '../../src/admin/handler.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startTestGate, type TestGate } from '../helpers/gate.ts'
@@ -295,4 +296,16 @@ test('graphql streaming: the search over a streamed body reads every escape GitL
     const found = await run(chunks)
     assert.equal((found.error as { code?: string } | null)?.code, 'GRAPHQL_BODY_TOO_LARGE', chunks.join('').trim().slice(5000, 5040))
   }
+})
+
+test('jsonUnescaped decodes what `/\\\\+u([0-9a-fA-F]{4})/g` replaced, in linear time', () => {
+  const reference = (text: string): string => text.replace(/\\+u([0-9a-fA-F]{4})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+  const atom = fc.constantFrom('\\', '\\\\', 'u', '0', '06a', '0041', 'g', 'x', '"')
+  fc.assert(fc.property(fc.array(atom, { maxLength: 20 }).map(a => a.join('')), (text) => {
+    assert.equal(jsonUnescaped(text), reference(text), JSON.stringify(text))
+  }), { numRuns: 5_000 })
+  // A MiB of backslashes before one escape: minutes with the expression.
+  const started = performance.now()
+  assert.equal(jsonUnescaped('\\'.repeat(1 << 20) + 'x\\u0041'), '\\'.repeat(1 << 20) + 'xA')
+  assert.ok(performance.now() - started < 2_000, 'a hang detector: milliseconds now')
 })

@@ -6,8 +6,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import fc from 'fast-check'
 import { formMethodParam } from '../../src/identity/body-scan.ts'
-import { createMultipartGuard, isFilePart, multipartHeaderNames, scanMultipart } from '../../src/identity/multipart.ts'
+import { createMultipartGuard, isFilePart, multipartHeaderNames, rack2ContentTypes, rack3OldDisposition, scanMultipart } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 
 const lines = (...l: string[]): string => l.map(x => `${x}\r\n`).join('')
@@ -114,4 +115,19 @@ test('a long token after Content-Disposition is read in linear time (found by fu
   assert.deepEqual(multipartHeaderNames(head), [])
   // A hang detector with a wide margin: the quadratic reading took seconds at this length.
   assert.ok(performance.now() - started < 1000, `${(performance.now() - started).toFixed(0)} ms`)
+})
+
+test('Rack\'s Content-Type and Rack 3.0\'s Content-Disposition expressions, read line by line, find what the expressions find', () => {
+  // The expressions as Rack writes them (rack/multipart.rb, Rack 3.0 parser.rb), the reference.
+  const contentType = /Content-Type: ([^\n]*)\r\n/gi
+  const disposition = /Content-Disposition:([^\n]*)(?=\r\n(?:[^ \t\n\v\f\r]|$))/i
+  const atom = fc.constantFrom('Content-Type: ', 'content-TYPE: ', 'Content-Type:', 'Content-Disposition:', 'CONTENT-DISPOSITION:', 'x', ' ', '\t', '\r', '\n', '\r\n', '; name=a', '\r\r\n', '\r\n ')
+  fc.assert(fc.property(fc.array(atom, { maxLength: 24 }).map(a => a.join('')), (head) => {
+    assert.deepEqual(rack2ContentTypes(head), [...head.matchAll(contentType)].map(m => m[1]), JSON.stringify(head))
+    assert.deepEqual(rack2ContentTypes(head, 1), [...head.matchAll(contentType)].slice(0, 1).map(m => m[1]))
+    assert.equal(rack3OldDisposition(head), disposition.exec(head)?.[1] ?? null, JSON.stringify(head))
+  }), { numRuns: 5_000 })
+  // Linear: 8,000 lines of repeated names (the expressions: quadratic).
+  const lines = 'Content-Disposition:Content-Type: x'.repeat(400) + '\n'
+  assert.equal(rack3OldDisposition(lines.repeat(20)), null)
 })
