@@ -24,8 +24,8 @@
 // every time it subscribes again after losing the connection it reports a reset, because
 // messages published meanwhile are lost.
 
-import { Redis, Cluster, type RedisOptions, type ClusterNode } from 'ioredis'
-import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants } from './model.ts'
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type PutOptions, type StoreHealth } from './store.ts'

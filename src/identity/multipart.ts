@@ -118,7 +118,6 @@ export function multipartCredentials (body: Buffer, boundary: string, maxHeaderB
 
 const EMPTY = Buffer.alloc(0)
 const CRLF = Buffer.from('\r\n')
-const CRLFCRLF = Buffer.from('\r\n\r\n')
 /** Bytes of a part value kept for comparison: a maximal token, the CRLF before the delimiter, and one to tell "too long". */
 const CAPTURE_LIMIT = MAX_TOKEN_BYTES + 3
 
