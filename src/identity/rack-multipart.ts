@@ -81,9 +81,10 @@ function valueEnd (text: string, delimiter: string, from: number): number {
 
 // The one way of writing a part that Rack 2.2, Rack 3 and Go all read alike: after a delimiter
 // at the start of a line, CRLF, CRLF-terminated header lines of Content-Disposition (form-data, a
-// name, perhaps a filename, quoted without escapes) and perhaps a plain Content-Type, an empty
-// line, and the value up to CRLF and the next delimiter.
-const SIMPLE_NAME = '(?:"[^"\\\\\\r\\n]*"|[A-Za-z0-9_.-]+)'
+// name, perhaps a filename, quoted without escapes or `;`: Rack 2 finds `name=` inside quotes
+// after a `;`) and perhaps a plain Content-Type, an empty line, and the value up to CRLF and the
+// next delimiter.
+const SIMPLE_NAME = '(?:"[^"\\\\\\r\\n;]*"|[A-Za-z0-9_.-]+)'
 const PLAIN_DISPOSITION = new RegExp(`^content-disposition:[ \\t]*form-data[ \\t]*;[ \\t]*name=${SIMPLE_NAME}(?:[ \\t]*;[ \\t]*filename=${SIMPLE_NAME})?[ \\t]*$`, 'i')
 const PLAIN_CONTENT_TYPE = /^content-type:[ \t]*[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(?:[ \t]*;[ \t]*charset="?utf-8"?)?[ \t]*$/i
 /** Longest header block looked at: the identity stage's multipart guard refuses longer ones. */
