@@ -25,7 +25,7 @@
 import { buildSchema, execute, GraphQLError, Kind, parse, validate, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
-import { decodeFormComponent } from '../identity/credentials.ts'
+import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { doubtfulPartNames, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
@@ -311,7 +311,7 @@ function formReadings (text: string, broken: string[]): Params[] {
  */
 function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Array<[string, string]> | null {
   for (const name of doubtfulPartNames(body, boundary)) {
-    if (GRAPHQL_PART_KEYS.has(partKey(name))) doubtful.push(name)
+    if (GRAPHQL_PART_KEYS.has(normalizeParamName(name))) doubtful.push(name)
   }
   const fields = rackMultipartFields(body, boundary)
   if (fields === null) return null
@@ -320,19 +320,11 @@ function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Ar
 }
 
 /**
- * Parameter names GitLab reads a GraphQL request or a credential from: a multipart part that
- * could carry one must be read alike by every parser (graphql-body.ts refuses one after the
- * bytes a large upload was decided from).
+ * Parameter names (as normalizeParamName reads a name) GitLab reads a GraphQL request or a
+ * credential from: a multipart part that could carry one must be read alike by every parser
+ * (graphql-body.ts refuses one after the bytes a large upload was decided from).
  */
 export const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
-
-/**
- * The parameter a part name fills (Rack's normalize_params: its first run outside brackets).
- * Leading white space is skipped too, which Rack keeps: more names count, the safe side.
- */
-export function partKey (name: string): string {
-  return /^[\s[\]]*([^[\]]+)/.exec(name)?.[1] ?? ''
-}
 
 function tryJson (text: string): unknown {
   try {

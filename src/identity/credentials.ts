@@ -396,9 +396,9 @@ export function queryPairs (query: string): Array<[string, string]> {
 /**
  * A parameter name as Rack reads it (leading brackets skipped, cut at the first bracket), with
  * leading white space skipped too: Rack keeps it (`+job_token` is ` job_token` to Rack), so this
- * reads more names as credential names than Rack does, the safe side for finding tokens.
+ * reads more names as credential (or GraphQL) parameters than Rack does: the safe side.
  */
-function normalizeParamName (name: string): string {
+export function normalizeParamName (name: string): string {
   // Hot path (every query parameter): a name that starts with a letter, digit or '_' and holds no
   // bracket is read as it is.
   const c = name.charCodeAt(0)
