@@ -522,21 +522,32 @@ export function rubyStrip (s: string): string {
 // repeated names (16 KiB: 7 and 14 ms a part header; found by scanning the sources with recheck).
 
 /**
+ * The lines of a header block that end in CRLF and hold `name` (lower case, matched in any case):
+ * where the name first occurs in the line, and the line's LF. Each occurrence is searched for
+ * once, so the walk is linear.
+ */
+function * crlfLinesNaming (head: string, name: string): Generator<{ readonly at: number, readonly lf: number }> {
+  const lower = head.toLowerCase()
+  let at = lower.indexOf(name)
+  for (let start = 0; at !== -1;) {
+    const lf = head.indexOf('\n', start)
+    if (lf === -1) return
+    if (at < start) at = lower.indexOf(name, start)
+    if (at !== -1 && at < lf && head[lf - 1] === '\r') yield { at, lf }
+    start = lf + 1
+  }
+}
+
+/**
  * Rack 2's `/Content-Type: (.*)\r\n/ni` over a header block: on each line that ends in CRLF, the
  * rest of it after the line's first `Content-Type: ` (any case, anywhere in the line). `limit`:
  * the first so many.
  */
 export function rack2ContentTypes (head: string, limit = Infinity): string[] {
   const found: string[] = []
-  const lower = head.toLowerCase()
-  // The next occurrence of the name, searched again only once passed: linear over the block.
-  let at = lower.indexOf('content-type: ')
-  for (let start = 0; at !== -1 && found.length < limit;) {
-    const lf = head.indexOf('\n', start)
-    if (lf === -1) break
-    if (at < start) at = lower.indexOf('content-type: ', start)
-    if (at !== -1 && at < lf && head[lf - 1] === '\r') found.push(head.slice(at + 14, lf - 1))
-    start = lf + 1
+  for (const { at, lf } of crlfLinesNaming(head, 'content-type: ')) {
+    if (found.length >= limit) break
+    found.push(head.slice(at + 14, lf - 1))
   }
   return found
 }
@@ -548,15 +559,9 @@ export function rack2ContentTypes (head: string, limit = Infinity): string[] {
  * the name, ends in CRLF and is not followed by a folded line. Null without one.
  */
 export function rack3OldDisposition (head: string): string | null {
-  const lower = head.toLowerCase()
-  let at = lower.indexOf('content-disposition:')
-  for (let start = 0; at !== -1;) {
-    const lf = head.indexOf('\n', start)
-    if (lf === -1) return null
-    if (at < start) at = lower.indexOf('content-disposition:', start)
+  for (const { at, lf } of crlfLinesNaming(head, 'content-disposition:')) {
     const next = head[lf + 1]
-    if (at !== -1 && at < lf && head[lf - 1] === '\r' && (next === undefined || !' \t\n\v\f\r'.includes(next))) return head.slice(at + 20, lf - 1)
-    start = lf + 1
+    if (next === undefined || !' \t\n\v\f\r'.includes(next)) return head.slice(at + 20, lf - 1)
   }
   return null
 }
