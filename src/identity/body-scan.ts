@@ -28,7 +28,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { readUpTo } from '../read-body.ts'
-import { createJsonGuard, UNTYPED_LEADING } from './json-guard.ts'
+import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
 
@@ -48,7 +48,7 @@ export type BodyPlan =
   | { readonly kind: 'pass' }
   /**
    * Read the whole body (at most maxBytes) and inspect it. `untyped`: no Content-Type; a form
-   * (a POST's) is also read as JSON when it starts as a JSON object (looksLikeJsonObject).
+   * (a POST's) is also read as JSON when it starts as a JSON object (json-guard.ts's looksLikeJsonObject).
    */
   | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean }
   /** Multipart of unknown or large length: pipe it through guard(plan, token). */
@@ -207,17 +207,6 @@ export function formMethodParam (bytes: Buffer): MethodParam {
 function encoded (headers: IncomingHttpHeaders): boolean {
   const encoding = headers['content-encoding']
   return encoding !== undefined && encoding.trim().toLowerCase() !== 'identity'
-}
-
-/**
- * Whether a body sent without a Content-Type could be a JSON object to Ruby's parser: its first
- * byte after UNTYPED_LEADING is `{`, or `/`, which starts a comment Ruby's JSON skips. Only an
- * object gives Grape parameters (it merges a Hash only).
- */
-export function looksLikeJsonObject (bytes: Buffer): boolean {
-  let i = 0
-  while (i < bytes.length && UNTYPED_LEADING.has(bytes[i]!)) i++
-  return i < bytes.length && (bytes[i] === 0x7b || bytes[i] === 0x2f)
 }
 
 /** Top-level members of a JSON object body; throws SyntaxError when it is not JSON. */

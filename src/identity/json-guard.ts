@@ -72,8 +72,7 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
       if (mode === 'sniff') {
         for (; from < bytes.length && UNTYPED_LEADING.has(bytes[from]!); from++) odd ||= !JSON_SPACE.has(bytes[from]!)
         if (from === bytes.length) { callback(null, bytes.length > 0 ? bytes : undefined); return }
-        const c = bytes[from]!
-        mode = c === 0x7b || c === 0x2f ? 'json' : 'pass'
+        mode = startsJsonObject(bytes[from]!) ? 'json' : 'pass'
         if (mode === 'json' && odd) { callback(new IdentityError('BODY_NOT_PARSEABLE', 'a body without a Content-Type that starts as JSON after white space JSON does not allow')); return }
       }
       if (mode === 'pass') { callback(null, bytes.length > 0 ? bytes : undefined); return }
@@ -100,7 +99,22 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
 }
 
 /** Bytes skipped before an untyped body's first (conservatively more than Ruby's JSON white space): white space, NUL, a UTF-8 BOM. */
-export const UNTYPED_LEADING: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0xef, 0xbb, 0xbf])
+const UNTYPED_LEADING: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0xef, 0xbb, 0xbf])
+
+/** `{`, or `/`, which starts a comment Ruby's JSON skips: a JSON object could start so. Only an object gives Grape parameters (it merges a Hash only). */
+function startsJsonObject (byte: number): boolean {
+  return byte === 0x7b || byte === 0x2f
+}
+
+/**
+ * Whether a whole body sent without a Content-Type could be a JSON object to Ruby's parser: its
+ * first byte after UNTYPED_LEADING starts one (the untyped guard's test, for a buffered body).
+ */
+export function looksLikeJsonObject (bytes: Buffer): boolean {
+  let i = 0
+  while (i < bytes.length && UNTYPED_LEADING.has(bytes[i]!)) i++
+  return i < bytes.length && startsJsonObject(bytes[i]!)
+}
 const JSON_SPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d])
 
 /** Every credential of a whole JSON body, as the guard reads it. Throws IdentityError where the guard errors. */
