@@ -10,7 +10,8 @@
 // the figure (the median window), the other threads' (V8's background compiler and concurrent
 // marking) are printed beside it: they move with when the JIT and the GC happen to run.
 //
-//   --targets bare,allowed,none,denied   which to measure (default all)
+//   --targets bare,allowed,none,denied,fastify   which to measure (default all; fastify:
+//                                        @fastify/http-proxy under the bare proxy's load)
 //   --windows n, --requests n            windows per target (5) and requests per window (2,100)
 //   --warm n                             uninstrumented requests first (21,000)
 //   --root dir                           measure the gate of another checkout (its dist/, built)
@@ -21,6 +22,9 @@
 //   --cache-sim                          also simulate the caches (callgrind --cache-sim=yes): misses
 //                                        per request of the first-level instruction and data caches
 //                                        and of the last level, in the median window (slower)
+//   --steady                             run the gates with their cache TTLs at an hour: no job
+//                                        token is resolved again and no grants read again while
+//                                        counted (see "Periodic work" in bench/README.md)
 //   --out file.json
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -37,7 +41,14 @@ const option = (name: string): string | null => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1] ?? null : null
 }
-const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied').split(',')
+const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied,fastify').split(',')
+/**
+ * Under callgrind a gate runs some 40 times slower, but its caches expire by the clock: a job
+ * token is resolved again every 30 s and a project's grants read every 10 s, so that work falls
+ * on some 40 times fewer requests than at full speed. `--steady` keeps it out of the count.
+ */
+const STEADY = args.includes('--steady')
+const STEADY_TTL_MS = String(60 * 60 * 1000)
 const WINDOWS = Number(option('--windows') ?? 5)
 const REQUESTS = Number(option('--requests') ?? 2100)
 // V8 still optimizes a few functions per thousand requests until about 30,000 (--trace-opt): a
@@ -54,10 +65,10 @@ const CONNECTIONS = 8
 const TOKENS = 100
 const PROJECTS = 10
 
-for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none or denied`)
+for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied', 'fastify'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none, denied or fastify`)
 if (!(Number.isInteger(WINDOWS) && WINDOWS >= 1 && Number.isInteger(REQUESTS) && REQUESTS >= 100 && Number.isInteger(WARM_REQUESTS) && WARM_REQUESTS >= 0)) throw new Error('--windows must be 1 or more, --requests 100 or more and --warm 0 or more')
 requireCallgrind('bench:instructions')
-if (TARGETS.some(t => t !== 'bare') && !existsSync(join(GATE_ROOT, 'dist/cli/main.js'))) throw new Error(`${GATE_ROOT}/dist is missing: run \`npm run build\` there first`)
+if (TARGETS.some(t => t !== 'bare' && t !== 'fastify') && !existsSync(join(GATE_ROOT, 'dist/cli/main.js'))) throw new Error(`${GATE_ROOT}/dist is missing: run \`npm run build\` there first`)
 
 const tmp = mkdtempSync(join(tmpdir(), 'jtg-instructions-'))
 const children: ChildProcess[] = []
@@ -91,8 +102,14 @@ async function drive (port: number, requests: Req[], amount: number, connections
 /** Cache misses per request of the main thread, by callgrind's event name. */
 const MISSES = ['I1mr', 'D1mr', 'D1mw', 'ILmr', 'DLmr', 'DLmw']
 
-interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number>, misses?: Record<string, number> }
+interface Window { mainThread: number, otherThreads: number, statuses: Record<string, number>, gitlabCalls: number, misses?: Record<string, number> }
 interface Measured { target: string, windows: Window[], mainThread: number, otherThreads: number, profile?: string }
+
+/** The calls the gates made to the origin so far (job, project and group lookups). */
+async function gitlabCalls (originUrl: string): Promise<number> {
+  const counts = await (await fetch(`${originUrl}/__counts`)).json() as Record<string, number>
+  return (counts.job ?? 0) + (counts.project ?? 0) + (counts.group ?? 0)
+}
 
 async function measure (target: string, originUrl: string): Promise<Measured> {
   const dir = join(tmp, target)
@@ -100,9 +117,9 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
   const dumps = join(dir, 'callgrind.%p')
   let child: ChildProcess
   let port: number
-  if (target === 'bare') {
-    child = start([join(ROOT, 'bench/e2e/bare-proxy.mjs'), originUrl], null, dumps)
-    port = await listeningPort(child, 'the bare proxy')
+  if (target === 'bare' || target === 'fastify') {
+    child = start([join(ROOT, `bench/e2e/${target === 'bare' ? 'bare' : 'fastify'}-proxy.mjs`), originUrl], null, dumps)
+    port = await listeningPort(child, `the ${target} proxy`)
   } else {
     port = await freePort()
     const health = await freePort()
@@ -112,12 +129,13 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
       GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
       GATE_SERVICE_TOKEN: 'bench-service-token',
       GATE_INSTANCE_TOKEN_PREFIX: '',
-      GATE_STATE_FILE: stateFile(tmp, PROJECTS)
+      GATE_STATE_FILE: stateFile(tmp, PROJECTS),
+      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS } : {})
     }, dumps)
     await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
   const pid = child.pid!
-  const kind = target === 'bare' || target === 'allowed' ? 'b' : target === 'denied' ? 'd' : null
+  const kind = target === 'bare' || target === 'fastify' || target === 'allowed' ? 'b' : target === 'denied' ? 'd' : null
   const requests = workload(kind, TOKENS, PROJECTS, TOKENS * 7)
   const expected = target === 'denied' ? '403' : '200'
   // Every token resolved and every project read once in order (one connection), then the JIT.
@@ -129,9 +147,11 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
   await drive(port, requests, requests.length)
   const windows: Window[] = []
   for (let w = 1; w <= WINDOWS; w++) {
+    const callsBefore = await gitlabCalls(originUrl)
     control('-z')
     const statuses = await drive(port, requests, REQUESTS)
     control('-d')
+    const calls = await gitlabCalls(originUrl) - callsBefore
     const total = Object.values(statuses).reduce((a, b) => a + b, 0)
     if (statuses[expected] !== REQUESTS || total !== REQUESTS) throw new Error(`${target}: expected ${REQUESTS} answers ${expected}, got ${JSON.stringify(statuses)}`)
     // One file per thread: <prefix>.<dump>-<thread>, thread 01 the main thread.
@@ -143,6 +163,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
       mainThread: Math.round(own.Ir! / REQUESTS),
       otherThreads: Math.round(files.filter(f => f !== main).reduce((s, f) => s + callgrindCounts(join(dir, f)).Ir!, 0) / REQUESTS),
       statuses,
+      gitlabCalls: calls,
       ...(CACHE_SIM ? { misses: Object.fromEntries(MISSES.map(e => [e, Math.round(own[e]! / REQUESTS)])) } : {})
     })
   }
@@ -250,6 +271,7 @@ async function main (): Promise<void> {
     const m = await measure(target, originUrl)
     results.push(m)
     console.log(`${target.padEnd(8)} ${String(m.mainThread).padStart(8)} instructions per request (main thread; windows ${m.windows.map(w => w.mainThread).join(', ')}), other threads ${m.otherThreads}`)
+    if (target !== 'bare' && target !== 'fastify') console.log(`         GitLab calls of the gate per window (job, project and group lookups): ${m.windows.map(w => w.gitlabCalls).join(', ')}`)
     const misses = m.windows.find(w => w.mainThread === m.mainThread)?.misses
     if (misses !== undefined) console.log(`         cache misses per request (main thread, median window): ${MISSES.map(e => `${e} ${misses[e]}`).join(', ')}`)
     if (m.profile !== undefined) {
@@ -261,9 +283,12 @@ async function main (): Promise<void> {
   const ratios: Record<string, number> = {}
   if (bare !== undefined) {
     for (const r of results) if (r !== bare) ratios[`bare / ${r.target}`] = Math.round(bare.mainThread / r.mainThread * 1000) / 1000
-    for (const [name, value] of Object.entries(ratios)) console.log(`${name.padEnd(16)} ${value.toFixed(3)}  (as bench:e2e's CPU ratio: above 1, the gate executes fewer)`)
   }
-  writeFileSync(OUT, JSON.stringify({ gateRoot: GATE_ROOT, node: process.version, connections: CONNECTIONS, requestsPerWindow: REQUESTS, results, ratios, seconds: Math.round((Date.now() - startedAt) / 1000) }, null, 2) + '\n')
+  const fastify = results.find(r => r.target === 'fastify')
+  const allowed = results.find(r => r.target === 'allowed')
+  if (fastify !== undefined && allowed !== undefined) ratios['fastify / allowed'] = Math.round(fastify.mainThread / allowed.mainThread * 1000) / 1000
+  for (const [name, value] of Object.entries(ratios)) console.log(`${name.padEnd(17)} ${value.toFixed(3)}  (as bench:e2e's CPU ratio: above 1, the second executes fewer)`)
+  writeFileSync(OUT, JSON.stringify({ gateRoot: GATE_ROOT, node: process.version, steady: STEADY, connections: CONNECTIONS, requestsPerWindow: REQUESTS, results, ratios, seconds: Math.round((Date.now() - startedAt) / 1000) }, null, 2) + '\n')
   console.log(`JSON: ${OUT}; ${Math.round((Date.now() - startedAt) / 1000)} s`)
   stopping = true
   process.exit(0)
