@@ -2,11 +2,11 @@
 // Prometheus `/metrics` scrape. Kept off the API listener so probes and scrapes never queue
 // behind API traffic, and never reach GitLab.
 
-import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { StoreHealth } from '../grants/store.ts'
 import type { GateMetrics } from '../metrics.ts'
+import { newRequestId } from './request.ts'
 import { respond, type JsonAnswer } from './respond.ts'
 
 export interface HealthSources {
@@ -42,7 +42,7 @@ export function createHealthServer (sources: HealthSources): Server {
         res.end(text)
       }, (err: unknown) => {
         // A failure is answered as every 500 is: JSON with an id that finds its log line.
-        const requestId = randomUUID()
+        const requestId = newRequestId()
         logger.error({ err: { message: (err as Error).message }, request_id: requestId }, 'metrics scrape failed')
         respond(res, requestId, 'GATE_INTERNAL_ERROR')
       })

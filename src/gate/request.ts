@@ -1,6 +1,6 @@
 // Small readings of an incoming request shared by the listeners.
 
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -11,8 +11,21 @@ export function hasBody (req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
+/** This process's part of every request id it makes: 64 random bits, so replicas' ids differ. */
+const ID_PREFIX = `${randomBytes(8).toString('hex')}-`
+let idCount = 0
+
+/**
+ * A new request id: the process's random prefix and a count (`3f9c2a7b1e04d865-1k2`). Unique and
+ * not secret (ids are answered and logged). Hot path: a random UUID per request cost about 1,600
+ * instructions, most of them building its 36 characters from 16 random bytes; this costs a tenth.
+ */
+export function newRequestId (): string {
+  return ID_PREFIX + (++idCount).toString(36)
+}
+
 /** A trusted peer's well-formed X-Request-Id, else a new one. */
 export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string {
   const incoming = req.headers['x-request-id']
-  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId()
 }

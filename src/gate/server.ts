@@ -4,7 +4,6 @@
 // /metrics; lifecycle.ts counts requests in flight and drains them. No globals: tests start
 // gates on port 0 and stop them; main.ts is the only place that reads the environment or signals.
 
-import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
@@ -35,7 +34,7 @@ import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
 import { respond } from './respond.ts'
-import { requestIdOf } from './request.ts'
+import { newRequestId, requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
 import { createGraphqlEnforcer, type GraphqlEnforcer } from '../graphql/enforce.ts'
 import { createDocumentCache, documentLimitsOf } from '../graphql/documents.ts'
@@ -199,7 +198,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, record })
     auth = createServer(clientTimeouts, (req, res) => {
       // A new id per decision: the front proxy's X-Request-Id is not read here.
-      const requestId = randomUUID()
+      const requestId = newRequestId()
       lifecycle.track(req, res, requestId, authorize(req, res, requestId))
     }).setTimeout(config.clientTimeoutMs)
   }

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { GATE_REQUEST_ID, startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
 interface Case {
@@ -120,10 +120,15 @@ test('request ids from untrusted peers are replaced', async (t) => {
   const g = await startTestGate(t, { GATE_TRUSTED_PROXIES: '192.0.2.1' })
   const res = await send(g.url, 'GET', '/api/v4/projects/200/packages', { ...job(TOKENS.appFinished), 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9' })
   assert.equal(res.status, 401)
-  assert.match(res.json().request_id, /^[0-9a-f-]{36}$/)
+  // The gate's own: this process's random prefix and a count.
+  const first = GATE_REQUEST_ID.exec(res.json().request_id)
+  assert.ok(first !== null, res.json().request_id)
   await send(g.url, 'GET', '/api/v4/projects/200/variables', { 'x-request-id': 'chosen-by-client', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-host': 'evil.example' })
   const seen = g.seen.at(-1)!
-  assert.notEqual(seen.headers['x-request-id'], 'chosen-by-client')
+  const second = GATE_REQUEST_ID.exec(String(seen.headers['x-request-id']))
+  assert.ok(second !== null, String(seen.headers['x-request-id']))
+  assert.equal(second[0].slice(0, 16), first[0].slice(0, 16), 'one prefix per process')
+  assert.notEqual(second[0], first[0], 'a new id per request')
   assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'an untrusted X-Forwarded-For is replaced')
   assert.notEqual(seen.headers['x-forwarded-host'], 'evil.example')
 })

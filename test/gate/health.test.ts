@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import pino from 'pino'
 import { Writable } from 'node:stream'
 import { createHealthServer, type HealthSources } from '../../src/gate/health.ts'
+import { GATE_REQUEST_ID } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
 test('a /metrics scrape that fails answers 500 GATE_INTERNAL_ERROR with the id of its log line', async (t) => {
@@ -29,7 +30,7 @@ test('a /metrics scrape that fails answers 500 GATE_INTERNAL_ERROR with the id o
   assert.equal(res.status, 500)
   const body = res.json()
   assert.equal(body.code, 'GATE_INTERNAL_ERROR')
-  assert.match(String(body.request_id), /^[0-9a-f-]{36}$/)
+  assert.match(String(body.request_id), GATE_REQUEST_ID)
   assert.equal(res.headers['x-request-id'], body.request_id)
   const logged = lines.find(l => l.msg === 'metrics scrape failed')
   assert.equal(logged?.request_id, body.request_id)

@@ -19,6 +19,9 @@ import { createGate, type Gate } from '../../src/gate/server.ts'
 import { createStoreFromConfig } from '../../src/gate/deps.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab, type FakeGitlabOptions } from './fake-gitlab.ts'
 
+/** The form of a request id the gate makes (src/gate/request.ts): the process's random prefix, a count. */
+export const GATE_REQUEST_ID = /^[0-9a-f]{16}-[0-9a-z]+$/
+
 export const TOKENS = {
   app: 'glcbt-64_appjobrunning0000000000',
   appFinished: 'glcbt-64_appjobfinished000000000',
