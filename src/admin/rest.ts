@@ -127,7 +127,7 @@ function invalid (issues: readonly ValidationIssue[]): never {
   throw new AdminError('ADMIN_VALIDATION_FAILED', undefined, issues)
 }
 
-function paginate<T> (items: readonly T[] | null, total: number, query: URLSearchParams): { offset: number, limit: number, headers: (total: number) => Record<string, string>, slice: T[] } {
+function paginate<T> (items: readonly T[] | null, query: URLSearchParams): { offset: number, limit: number, headers: (total: number) => Record<string, string>, slice: T[] } {
   const issues: ValidationIssue[] = []
   const page = query.has('page') ? parseId(query.get('page')) : 1
   const perPage = query.has('per_page') ? parseId(query.get('per_page')) : 20
@@ -232,7 +232,7 @@ export async function handleRest (service: AdminService, request: RestRequest, t
 async function namespaceEndpoint (service: AdminService, request: RestRequest): Promise<RestAnswer> {
   const access = await service.namespaceAccess(request.caller, request.idSegment)
   if (request.endpoint === 'namespace_audit_events') {
-    const { offset, limit, headers } = paginate(null, 0, request.query)
+    const { offset, limit, headers } = paginate(null, request.query)
     const page = await service.store.readNamespaceAudit(access.namespacePath, { offset, limit })
     return { status: 200, body: page.events.map(namespaceAuditView), headers: headers(page.total) }
   }
@@ -280,7 +280,7 @@ async function permissions (service: AdminService, access: ProjectAccess, reques
 }
 
 async function auditEvents (service: AdminService, access: ProjectAccess, request: RestRequest): Promise<RestAnswer> {
-  const { offset, limit, headers } = paginate(null, 0, request.query)
+  const { offset, limit, headers } = paginate(null, request.query)
   const page = await service.store.readAudit(access.projectId, { offset, limit })
   return { status: 200, body: page.events.map(auditView), headers: headers(page.total) }
 }
@@ -314,7 +314,7 @@ async function listEntries (service: AdminService, access: ProjectAccess, reques
   const views: Array<Record<string, unknown>> = doc.entries.filter(e => e.targetType === type).map(entryView)
   // GitLab's project allowlist includes the project itself.
   if (type === 'project') views.unshift({ id: access.projectId, path_with_namespace: access.projectPath, default_permissions: true, job_token_policies: [], self: true })
-  const { slice, headers } = paginate(views, views.length, request.query)
+  const { slice, headers } = paginate(views, request.query)
   return { status: 200, body: slice, headers: headers(views.length) }
 }
 
