@@ -20,6 +20,7 @@ import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStat
 export interface IdentityCacheOptions {
   /** Longest time a resolved token is trusted without asking again. Default 30 s. */
   readonly tokenTtlMs?: number
+  /** Most resolved tokens kept; the least recently used go first. Default 10,000. */
   readonly maxTokens?: number
   /** How long a rejected token is remembered. Default 10 s; 0 disables. */
   readonly negativeTtlMs?: number

@@ -156,3 +156,26 @@ test('a resolver with a client of its own: its calls still reach the one family,
   assert.equal(total(samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'job', outcome: 'ok' }), 1)
   assert.equal(total(samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'project_access', outcome: 'ok' }), 1)
 })
+
+test('GATE_IDENTITY_CACHE_MAX_TOKENS bounds the resolved tokens kept: past it the least recently used is resolved again', async (t) => {
+  const tokens = ['glcbt-64_capjob0000000000000001', 'glcbt-64_capjob0000000000000002', 'glcbt-64_capjob0000000000000003']
+  const gitlab = await startFakeGitlab({
+    jobs: Object.fromEntries(tokens.map((token, i) => [token, { id: i + 1, status: 'running', projectId: 100, userId: 7 }])),
+    groups: [{ id: 10, fullPath: 'acme', parentId: null }],
+    projects: [{ id: 100, pathWithNamespace: 'acme/app', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }]
+  })
+  t.after(() => gitlab.close())
+  const jobCalls = async (env: Record<string, string>): Promise<number> => {
+    const config = loadConfig({ GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken, ...env })
+    const client = createGitlabClientFromConfig(config)
+    t.after(() => client.close())
+    const resolver = createResolverFromConfig(config, client)
+    const before = gitlab.calls.job
+    // Each token once, then the first again.
+    for (const token of [...tokens, tokens[0]!]) assert.equal((await resolver.resolve(token)).jobId, tokens.indexOf(token) + 1)
+    return gitlab.calls.job - before
+  }
+  assert.equal(await jobCalls({}), 3, 'the default keeps all three')
+  assert.equal(await jobCalls({ GATE_IDENTITY_CACHE_MAX_TOKENS: '2' }), 4, 'two kept: the first was dropped for the third')
+  assert.throws(() => loadConfig({ GATE_IDENTITY_CACHE_MAX_TOKENS: '0' }), /GATE_IDENTITY_CACHE_MAX_TOKENS must be at least 1/)
+})
