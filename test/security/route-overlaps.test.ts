@@ -21,8 +21,9 @@ const router = Router.compile(routes)
 
 const OPERATION_RANK: Record<string, number> = { read: 0, write: 1, delete: 2 }
 
-/** Whether `picked` asks at least what `other` asks of a job token. */
+/** Whether `picked` asks at least what `other` asks of a job token, of the same project. */
 function asksAtLeast (picked: CatalogRoute, other: CatalogRoute): boolean {
+  if (picked.accessedProject !== other.accessedProject || picked.projectFrom !== other.projectFrom) return false
   if (other.skipPolicies === true) return true
   if (picked.skipPolicies === true) return false
   if (!other.policies.every(p => picked.policies.includes(p))) return false
