@@ -34,3 +34,29 @@ export function startGrapeOracle (): GrapeOracle {
     close: async () => { await oracle.close() }
   }
 }
+
+const ROUTES_SCRIPT = fileURLToPath(new URL('./grape-routes.rb', import.meta.url))
+
+export interface GrapeRoute {
+  readonly id: string
+  readonly pattern: string
+  /** Parameters with a `[^/]+` requirement (they may hold '.'); the others take Grape's default. */
+  readonly dots: readonly string[]
+  /** False where GitLab declares the route `format: false` (no `.json` format is split off). */
+  readonly format?: false
+}
+
+export interface GrapeRoutesOracle {
+  /** The routes that match `path` (an API path, after /api/v4), each with its decoded parameters. */
+  matches (method: string, path: string, routes: readonly GrapeRoute[]): Promise<Readonly<Record<string, Readonly<Record<string, string>>>>>
+  close (): Promise<void>
+}
+
+/** Grape's route matching (grape-routes.rb): which routes a path matches, each declared alone. */
+export function startGrapeRoutesOracle (): GrapeRoutesOracle {
+  const oracle = startLineOracle<{ matches: Record<string, Record<string, string>> }>('grape routes oracle', 'ruby', [ROUTES_SCRIPT])
+  return {
+    matches: async (method, path, routes) => (await oracle.ask({ m: method, p: path, routes })).matches,
+    close: async () => { await oracle.close() }
+  }
+}

@@ -11,49 +11,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import { paramAllowsDots, parsePattern } from '../../src/catalog/pattern.ts'
-import type { CatalogRoute } from '../../src/catalog/types.ts'
 import { findOverlaps } from '../../src/routing/lint.ts'
 import { Router } from '../../src/routing/router.ts'
+import { asksAtLeast, integerHoldingLiteral, paramsAlone } from '../helpers/route-safety.ts'
 
 const routes = loadCatalog().routes
 const router = Router.compile(routes)
-
-const OPERATION_RANK: Record<string, number> = { read: 0, write: 1, delete: 2 }
-
-/** Whether `picked` asks at least what `other` asks of a job token, of the same project. */
-function asksAtLeast (picked: CatalogRoute, other: CatalogRoute): boolean {
-  if (picked.accessedProject !== other.accessedProject || picked.projectFrom !== other.projectFrom) return false
-  if (other.skipPolicies === true) return true
-  if (picked.skipPolicies === true) return false
-  if (!other.policies.every(p => picked.policies.includes(p))) return false
-  if (other.packageOperation === undefined) return true
-  return picked.packageOperation !== undefined && OPERATION_RANK[picked.packageOperation]! >= OPERATION_RANK[other.packageOperation]!
-}
-
-/** The literal segments of a route's patterns (every optional form). */
-function literals (route: CatalogRoute): Set<string> {
-  const out = new Set<string>()
-  for (const variant of parsePattern(route.pattern)) for (const token of variant.tokens) if (token.kind === 'static') out.add(token.value)
-  return out
-}
-
-/**
- * The integer parameter of `other` that holds a literal segment of `picked` in `path` (GitLab
- * answers 400 for it, whichever route Grape takes), or null.
- */
-function integerHoldingLiteral (other: CatalogRoute, picked: CatalogRoute, path: string): string | null {
-  const match = Router.compile([other]).match(other.method, path)
-  assert.ok(match !== null, `${other.id} matches ${path}`)
-  const segments = other.pattern.split('/')
-  const fixed = literals(picked)
-  for (const [name, value] of Object.entries(match.params)) {
-    const at = segments.findIndex(s => s === `:${name}`)
-    if (at === -1 || paramAllowsDots(name, segments[at - 1])) continue
-    if (fixed.has(value) && !/^\d+$/.test(value)) return name
-  }
-  return null
-}
 
 test('every overlap of routes either picks the route that asks more, or one GitLab cannot serve for such a path', () => {
   const overlaps = findOverlaps(routes, router)
@@ -66,7 +29,9 @@ test('every overlap of routes either picks the route that asks more, or one GitL
       // A third route that beats both: each of the two is checked against it.
       const chosen = winner ?? picked
       if (chosen === other || asksAtLeast(chosen, other)) continue
-      const integer = integerHoldingLiteral(other, chosen, example)
+      const params = paramsAlone(other, example)
+      assert.ok(params !== null, `${other.id} matches ${example}`)
+      const integer = integerHoldingLiteral(other, chosen, params)
       if (integer !== null) {
         saved.push(`${chosen.id} over ${other.id} (:${integer})`)
         continue
