@@ -18,6 +18,7 @@ require 'multi_json'
 require 'oj'
 require 'grape'
 require 'rack/mock'
+require_relative 'line_oracle'
 
 CREDENTIAL_PARAMS = %w[job_token token access_token bearer_token private_token].freeze
 
@@ -50,13 +51,4 @@ def answer(request)
   { 'status' => status, 'params' => found, 'grape' => Grape::VERSION }
 end
 
-$stdout.sync = true
-$stdin.binmode
-$stdin.each_line do |line|
-  out = begin
-    answer(JSON.parse(line))
-  rescue StandardError => e
-    { 'error' => "#{e.class}: #{e.message}" }
-  end
-  $stdout.write(JSON.generate(out), "\n")
-end
+serve_lines { |request| answer(request) }

@@ -17,6 +17,7 @@
 require 'json'
 require 'grape'
 require 'rack/mock'
+require_relative 'line_oracle'
 
 APIS = {}
 
@@ -52,12 +53,4 @@ def answer(request)
   { 'matches' => matches, 'grape' => Grape::VERSION }
 end
 
-$stdout.sync = true
-$stdin.each_line do |line|
-  out = begin
-    answer(JSON.parse(line))
-  rescue StandardError => e
-    { 'error' => "#{e.class}: #{e.message}" }
-  end
-  $stdout.write(JSON.generate(out), "\n")
-end
+serve_lines { |request| answer(request) }

@@ -30,6 +30,7 @@ require 'json'
 require 'base64'
 require 'stringio'
 require 'rack'
+require_relative 'line_oracle'
 
 CREDENTIAL_PARAMS = %w[job_token token access_token bearer_token private_token].freeze
 TOKEN_HEADERS = { 'HTTP_JOB_TOKEN' => 'job-token', 'HTTP_PRIVATE_TOKEN' => 'private-token',
@@ -152,13 +153,4 @@ def answer(request)
   out
 end
 
-$stdout.sync = true
-$stdin.binmode
-$stdin.each_line do |line|
-  begin
-    out = answer(JSON.parse(line))
-  rescue StandardError => e
-    out = { 'error' => "#{e.class}: #{e.message}" }
-  end
-  $stdout.write(JSON.generate(out), "\n")
-end
+serve_lines { |request| answer(request) }
