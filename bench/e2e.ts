@@ -26,7 +26,7 @@ import { createTokenCache } from '../src/identity/cache.ts'
 import type { JobIdentity } from '../src/identity/types.ts'
 import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
 import { listeningPort, median, waitHttp } from './common.ts'
-import { grantsOf, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
+import { benchGateEnv, grantsOf, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
@@ -56,7 +56,6 @@ const C1_REQUESTS = QUICK ? 500 : 2000
 const NGINX = '/usr/sbin/nginx'
 const ROOT = new URL('..', import.meta.url).pathname
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
-const SERVICE_TOKEN = 'bench-service-token'
 
 const tmp = mkdtempSync(join(tmpdir(), 'jtg-e2e-'))
 const children: ChildProcess[] = []
@@ -99,16 +98,7 @@ async function startGate (name: string, origin: string, env: Record<string, stri
   const [port, health, auth] = [await freePort(), await freePort(), await freePort()]
   const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin/job-token-gate.mjs'), 'serve'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      GATE_UPSTREAM_URL: origin,
-      GATE_LISTEN: `127.0.0.1:${port}`,
-      GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
-      GATE_AUTH_LISTEN: `127.0.0.1:${auth}`,
-      GATE_SERVICE_TOKEN: SERVICE_TOKEN,
-      GATE_INSTANCE_TOKEN_PREFIX: '',
-      ...env
-    }
+    env: { PATH: process.env.PATH, ...benchGateEnv(origin, port, health), GATE_AUTH_LISTEN: `127.0.0.1:${auth}`, ...env }
   })
   const proc = track(name, child)
   await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 60_000)

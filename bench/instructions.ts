@@ -34,7 +34,7 @@ import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { freePort } from '../test/helpers/redis.ts'
 import { callgrindCounts, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
-import { stateFile, workload, type Req } from './e2e/workload.ts'
+import { benchGateEnv, stateFile, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
 const option = (name: string): string | null => {
@@ -124,11 +124,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     port = await freePort()
     const health = await freePort()
     child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
-      GATE_UPSTREAM_URL: originUrl,
-      GATE_LISTEN: `127.0.0.1:${port}`,
-      GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
-      GATE_SERVICE_TOKEN: 'bench-service-token',
-      GATE_INSTANCE_TOKEN_PREFIX: '',
+      ...benchGateEnv(originUrl, port, health),
       GATE_STATE_FILE: stateFile(tmp, PROJECTS),
       ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS } : {})
     }, dumps)

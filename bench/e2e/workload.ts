@@ -65,3 +65,21 @@ export function stateFile (dir: string, projects: number): string {
   writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: list }))
   return file
 }
+
+/** The service token the benchmark gates send the origin (which answers any). */
+export const BENCH_SERVICE_TOKEN = 'bench-service-token'
+
+/**
+ * The settings every benchmark gate starts with (bench:e2e, bench:instructions): the origin as
+ * upstream and GitLab, its API and health listeners on loopback, no instance token prefix to
+ * read from GitLab. The rest (store, TTLs, forward-auth) is each run's own.
+ */
+export function benchGateEnv (origin: string, port: number, health: number): Record<string, string> {
+  return {
+    GATE_UPSTREAM_URL: origin,
+    GATE_LISTEN: `127.0.0.1:${port}`,
+    GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
+    GATE_SERVICE_TOKEN: BENCH_SERVICE_TOKEN,
+    GATE_INSTANCE_TOKEN_PREFIX: ''
+  }
+}
