@@ -2,26 +2,23 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
-
-// The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
-const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
+import { CLI_FROM_SOURCES, startServe } from '../helpers/serve.ts'
 
 test('serve refuses to start without an upstream, naming the variable', () => {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (key.startsWith('GATE_')) delete env[key]
-  const run = spawnSync(process.execPath, [...BIN, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
+  const run = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
   assert.equal(run.status, 2)
   assert.match(run.stderr, /GATE_UPSTREAM_URL is required/)
-  const bad = spawnSync(process.execPath, [...BIN, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 20_000 })
+  const bad = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 20_000 })
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /GATE_MODE must be one of enforce, shadow/)
 })
@@ -41,55 +38,27 @@ test('SIGHUP reloads the catalog (keeping the last good one), SIGTERM drains the
   const dir = mkdtempSync(join(tmpdir(), 'catalog-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   for (const file of ['routes.json', 'policies.json', 'routes.schema.json', 'policies.schema.json']) cpSync(join(DEFAULT_CATALOG_DIR, file), join(dir, file))
-  const child = spawn(process.execPath, [...BIN, 'serve'], {
-    env: { ...process.env, GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_CATALOG_DIR: dir, GATE_DRAIN_TIMEOUT_MS: '5000' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const lines: Array<Record<string, unknown>> = []
-  const waiters: Array<() => void> = []
-  let buffered = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    let nl
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      lines.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>)
-      buffered = buffered.slice(nl + 1)
-      for (const w of waiters.splice(0)) w()
-    }
-  })
-  const waitFor = async (msg: string): Promise<Record<string, unknown>> => {
-    for (;;) {
-      const found = lines.find(l => l.msg === msg)
-      if (found !== undefined) return found
-      if (child.exitCode !== null) throw new Error(`serve exited before "${msg}"`)
-      await new Promise<void>((resolve, reject) => {
-        waiters.push(resolve)
-        setTimeout(() => reject(new Error(`no "${msg}" log line`)), 60_000).unref()
-      })
-    }
-  }
-  const ready = await waitFor('job-token-gate ready')
-  const base = `http://${String(ready.listen)}`
+  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken, GATE_CATALOG_DIR: dir, GATE_DRAIN_TIMEOUT_MS: '5000' })
+  const base = gate.api
 
   writeFileSync(join(dir, 'routes.json'), 'not json')
-  child.kill('SIGHUP')
-  const failed = await waitFor('catalog reload failed; keeping the last good catalog')
+  gate.child.kill('SIGHUP')
+  const failed = await gate.waitForLine('catalog reload failed; keeping the last good catalog')
   assert.match(String(failed.error), /routes\.json is not valid JSON/)
   const serving = send(base, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
   await eventually(() => held.length === 1, { message: 'the request to reach the upstream' })
   held.shift()!()
   assert.equal((await serving).status, 200, 'still serving')
 
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  const exited = new Promise<number | null>(resolve => gate.child.once('exit', code => resolve(code)))
   const inFlight = send(base, 'GET', '/api/v4/projects/1/packages', { 'private-token': 'glpat-x' })
   await eventually(() => held.length === 1, { message: 'the request to reach the upstream' })
-  child.kill('SIGTERM')
-  await waitFor('SIGTERM: draining')
+  gate.child.kill('SIGTERM')
+  await gate.waitForLine('SIGTERM: draining')
   held.shift()!()
   const res = await inFlight
   assert.equal(res.status, 200, 'the in-flight request finished during the drain')
   assert.equal(res.text, '{"slow":true}')
   assert.equal(await exited, 0)
-  assert.ok(lines.some(l => l.msg === 'SIGTERM: draining'))
+  assert.ok(gate.lines.some(l => l.msg === 'SIGTERM: draining'))
 })

@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
 // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
-const BIN = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
+export const CLI_FROM_SOURCES = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
 
 export interface Served {
   readonly child: ChildProcessByStdio<null, Readable, Readable>
@@ -16,6 +16,8 @@ export interface Served {
   readonly health: string
   /** Lines read so far (until the reader is closed). */
   readonly lines: Array<Record<string, unknown>>
+  /** The first line with this `msg`, once it is read; rejects when serve exits first or after timeoutMs (a hang detector). */
+  waitForLine (msg: string, timeoutMs?: number): Promise<Record<string, unknown>>
   /** Closes the test's ends of stdout and stderr, as a log shipper going away does. */
   closeReaders (): Promise<void>
   /** Sends SIGTERM; resolves with the exit, or rejects if the process is still there after hangMs. */
@@ -24,13 +26,14 @@ export interface Served {
 
 /** Starts `serve` from its sources with `env` on free loopback ports; resolves once it logged that it is ready. */
 export async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [...BIN, 'serve'], {
+  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve'], {
     env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   const lines: Array<Record<string, unknown>> = []
+  const waiters: Array<() => void> = []
   let buffered = ''
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
@@ -42,6 +45,7 @@ export async function startServe (t: TestContext, env: Record<string, string>): 
         const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>
         buffered = buffered.slice(nl + 1)
         lines.push(line)
+        for (const w of waiters.splice(0)) w()
         if (line.msg === 'job-token-gate ready') resolve(line)
       }
     })
@@ -52,6 +56,18 @@ export async function startServe (t: TestContext, env: Record<string, string>): 
     api: `http://${String(ready.listen)}`,
     health: `http://${String(ready.health)}`,
     lines,
+    async waitForLine (msg, timeoutMs = 60_000) {
+      for (;;) {
+        const found = lines.find(l => l.msg === msg)
+        if (found !== undefined) return found
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`serve exited before "${msg}"`)
+        await new Promise<void>((resolve, reject) => {
+          waiters.push(resolve)
+          void exited.then(() => { resolve() })
+          setTimeout(() => { reject(new Error(`no "${msg}" log line in ${timeoutMs} ms`)) }, timeoutMs).unref()
+        })
+      }
+    },
     async closeReaders () {
       const closed = [once(child.stdout, 'close'), once(child.stderr, 'close')]
       child.stdout.destroy()
