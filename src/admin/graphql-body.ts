@@ -47,9 +47,8 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { readUpTo } from '../read-body.ts'
-import { normalizeParamName } from '../identity/credentials.ts'
 import { multipartHeaderNames } from '../identity/multipart.ts'
-import { GRAPHQL_PART_KEYS, RELEVANT_TEXT } from './graphql.ts'
+import { isGraphqlPartName, RELEVANT_TEXT } from './graphql.ts'
 import { AdminError } from './service.ts'
 
 export type GraphqlBody =
@@ -287,7 +286,7 @@ class LatePartGuard extends Transform {
       }
       const head = data.subarray(headStart, end).toString('latin1')
       // Every name any parser could give the part (Content-ID and Content-Type name parts too).
-      const refused = multipartHeaderNames(head).find(name => GRAPHQL_PART_KEYS.has(normalizeParamName(name)))
+      const refused = multipartHeaderNames(head).find(isGraphqlPartName)
       if (refused !== undefined) { callback(lateError(`a part named ${JSON.stringify(refused)}`)); return }
       from = end
     }

@@ -311,7 +311,7 @@ function formReadings (text: string, broken: string[]): Params[] {
  */
 function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Array<[string, string]> | null {
   for (const name of doubtfulPartNames(body, boundary)) {
-    if (GRAPHQL_PART_KEYS.has(normalizeParamName(name))) doubtful.push(name)
+    if (isGraphqlPartName(name)) doubtful.push(name)
   }
   const fields = rackMultipartFields(body, boundary)
   if (fields === null) return null
@@ -319,12 +319,17 @@ function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Ar
   return fields.flatMap(f => f.value === null ? [] : [[utf8(f.name), utf8(f.value)] as [string, string]])
 }
 
+/** Parameter names (as normalizeParamName reads a name) GitLab reads a GraphQL request or a credential from. */
+const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
+
 /**
- * Parameter names (as normalizeParamName reads a name) GitLab reads a GraphQL request or a
- * credential from: a multipart part that could carry one must be read alike by every parser
- * (graphql-body.ts refuses one after the bytes a large upload was decided from).
+ * Whether GitLab could read a GraphQL request or a credential from a multipart part of this name:
+ * such a part must be read alike by every parser (graphql-body.ts refuses one after the bytes a
+ * large upload was decided from).
  */
-export const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
+export function isGraphqlPartName (name: string): boolean {
+  return GRAPHQL_PART_KEYS.has(normalizeParamName(name))
+}
 
 function tryJson (text: string): unknown {
   try {
