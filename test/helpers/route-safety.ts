@@ -41,7 +41,11 @@ export function integerHoldingLiteral (other: CatalogRoute, picked: CatalogRoute
   return null
 }
 
-/** `other`'s parameters for `path` as the gate's router reads them (the route alone). */
+const routersAlone = new Map<CatalogRoute, Router>()
+
+/** The parameters of `path` as the gate's router reads them with `route` alone, or null when it does not match. */
 export function paramsAlone (route: CatalogRoute, path: string): Readonly<Record<string, string>> | null {
-  return Router.compile([route]).match(route.method, path)?.params ?? null
+  let router = routersAlone.get(route)
+  if (router === undefined) routersAlone.set(route, router = Router.compile([route]))
+  return router.match(route.method, path)?.params ?? null
 }

@@ -1,9 +1,10 @@
 // Route matching against Grape itself (grape-routes.rb, Debian's ruby-grape). For generated API
 // paths (the routing corpus: every route's forms with realistic and hostile values, and near
-// misses; a third of them also with `.txt`, `.xml`, `.tgz` or `.gpg` appended), every catalog route of the path's method and first segment is declared alone in a
-// Grape API set up as GitLab's (JSON and text content types: an optional `(.:format)` on every
-// route; `[^/]+` on the parameters that may hold '.'; npm routes `format: false` with their
-// package name requirement) and asked whether it matches. Grape serves a path with the first
+// misses; a third of them also with `.txt`, `.xml`, `.tgz` or `.gpg` appended), every catalog
+// route of the path's method and first segment is declared alone in a Grape API set up as
+// GitLab's (JSON and text content types: an optional `(.:format)` on every route; `[^/]+` on the
+// parameters that may hold '.'; npm routes `format: false` with their package name requirement)
+// and asked whether it matches. Grape serves a path with the first
 // matching route in GitLab's mount order, so any route it matches may be the one GitLab runs:
 // - the route the gate decides with must ask at least what each of them asks (policies, package
 //   operation, the same accessed project), or that route must hold a literal of the gate's route
@@ -26,11 +27,10 @@ import { Router } from '../../src/routing/router.ts'
 import { generateCorpus } from '../helpers/corpus.ts'
 import { grapeUnavailable, startGrapeRoutesOracle, type GrapeRoute } from '../helpers/grape-oracle.ts'
 import { requireTool } from '../helpers/require-tool.ts'
-import { asksAtLeast, integerHoldingLiteral } from '../helpers/route-safety.ts'
+import { asksAtLeast, integerHoldingLiteral, paramsAlone } from '../helpers/route-safety.ts'
 
 const routes = loadCatalog().routes
 const router = Router.compile(routes)
-const alone = new Map(routes.map(route => [route.id, Router.compile([route])]))
 
 /** A route as GitLab declares it, as far as the catalog and lib/api/concerns/packages/npm_endpoints.rb tell. */
 function grapeRoute (route: CatalogRoute): GrapeRoute {
@@ -79,8 +79,8 @@ export async function checkAgainstGrape (t: TestContext, defaultRuns: number | n
       if (decided !== null && decided !== route && !asksAtLeast(decided, route) && integerHoldingLiteral(route, decided, theirs) === null) {
         unsafe.push(`${method} ${path}: the gate decides with ${decided.id} (${decided.policies.join(', ') || 'no policies'}), GitLab may serve ${route.id} (${route.policies.join(', ') || 'no policies'})`)
       }
-      const ours = alone.get(route.id)!.match(method, path)?.params
-      if (ours === undefined) continue
+      const ours = paramsAlone(route, path)
+      if (ours === null) continue
       // `:id` names the accessed project (or group, or job); on instance routes it names none.
       if (route.accessedProject !== 'instance' && ours.id !== theirs.id) otherProject.push(`${method} ${path} as ${route.pattern}: gate ${String(ours.id)}, Grape ${String(theirs.id)}`)
       for (const name of new Set([...Object.keys(ours), ...Object.keys(theirs)])) {
