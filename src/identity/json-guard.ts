@@ -100,6 +100,8 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
 
 /** Bytes skipped before an untyped body's first (conservatively more than Ruby's JSON white space): white space, NUL, a UTF-8 BOM. */
 const UNTYPED_LEADING: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0xef, 0xbb, 0xbf])
+/** JSON's own white space: any other UNTYPED_LEADING byte before the document makes it unparseable. */
+const JSON_SPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d])
 
 /** `{`, or `/`, which starts a comment Ruby's JSON skips: a JSON object could start so. Only an object gives Grape parameters (it merges a Hash only). */
 function startsJsonObject (byte: number): boolean {
@@ -115,7 +117,6 @@ export function looksLikeJsonObject (bytes: Buffer): boolean {
   while (i < bytes.length && UNTYPED_LEADING.has(bytes[i]!)) i++
   return i < bytes.length && startsJsonObject(bytes[i]!)
 }
-const JSON_SPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d])
 
 /** Every credential of a whole JSON body, as the guard reads it. Throws IdentityError where the guard errors. */
 export function scanJson (bytes: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): Credential[] {
