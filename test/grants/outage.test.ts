@@ -72,6 +72,9 @@ test('outage: a replica flushes its cache when its subscription comes back', asy
   await redis.kill()
   await redis.restart()
   await until('the re-subscription reset', () => replica.cache.stats().resets >= 1)
+  // The subscriber and the command connection reconnect on their own: until the second is back,
+  // a read is GRANTS_STORE_UNAVAILABLE (the first test covers that), not the answer asked here.
+  await until('the store to answer', async () => (await replica.store.health()).ok)
   assert.equal((await replica.decide(job, 40)).reason, 'UNKNOWN_PROJECT')
   assert.equal((await replica.store.health()).subscribed, true)
 })
