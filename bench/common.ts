@@ -44,13 +44,19 @@ export function callgrindCounts (file: string): Record<string, number> {
   return Object.fromEntries(names.map((name, i) => [name, numbers[i] ?? 0]))
 }
 
+/** Whether `tool` is a command on the PATH. */
+export function hasCommand (tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Throws, naming `bench`, unless valgrind and callgrind_control are installed. */
 export function requireCallgrind (bench: string): void {
   for (const tool of ['valgrind', 'callgrind_control']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
-    } catch {
-      throw new Error(`${tool} not found: ${bench} needs valgrind (Debian: apt-get install valgrind)`)
-    }
+    if (!hasCommand(tool)) throw new Error(`${tool} not found: ${bench} needs valgrind (Debian: apt-get install valgrind)`)
   }
 }
