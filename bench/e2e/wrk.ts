@@ -1,11 +1,12 @@
 // wrk as bench:e2e's load generator, where it is installed (Debian's `wrk`): a C program in its
-// own process, which takes a small part of what autocannon in the harness's own process takes of
-// a 2-core machine that also runs the origin and the proxy measured.
+// own process, which spends about 0.6 times the CPU per request that autocannon spends in the
+// harness's process (bench/README.md, the eleventh round), on a 2-core machine that also runs
+// the origin and the proxy measured.
 //
 // The request list becomes a data file and a Lua script: every request built once in init()
-// (after wrk has set the Host header) and handed out in turn from one cursor per thread; no response() function, so
-// wrk reads no headers or bodies into Lua. done() prints one JSON line with the counts and the
-// latency percentiles.
+// (after wrk has set the Host header) and handed out in turn from one cursor per thread; no
+// response() function, so wrk reads no headers or bodies into Lua. done() prints one JSON line
+// with the counts and the latency percentiles.
 
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
