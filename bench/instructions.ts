@@ -13,7 +13,7 @@
 //   --targets bare,allowed,none,denied,fastify   which to measure (default all; fastify:
 //                                        @fastify/http-proxy under the bare proxy's load)
 //   --windows n, --requests n            windows per target (5) and requests per window (2,100)
-//   --warm n                             uninstrumented requests first (21,000)
+//   --warm n                             uninstrumented requests first (60,000)
 //   --root dir                           measure the gate of another checkout (its dist/, built)
 //   --profile dir                        keep each target's median window as a callgrind file with
 //                                        JavaScript functions named (node --perf-basic-prof), and
@@ -51,9 +51,10 @@ const STEADY = args.includes('--steady')
 const STEADY_TTL_MS = String(60 * 60 * 1000)
 const WINDOWS = Number(option('--windows') ?? 5)
 const REQUESTS = Number(option('--requests') ?? 2100)
-// V8 still optimizes a few functions per thousand requests until about 30,000 (--trace-opt): a
-// longer warm-up leaves fewer windows with a compilation in them.
-const WARM_REQUESTS = Number(option('--warm') ?? 21_000)
+// V8 still optimizes a few functions per thousand requests until about 30,000 (--trace-opt), and
+// after 21,000 an allowed window could still hold a function's reoptimization (its other threads
+// busy compiling); after 60,000 every window ran optimized code (bench/README.md, twelfth round).
+const WARM_REQUESTS = Number(option('--warm') ?? 60_000)
 const ROOT = new URL('..', import.meta.url).pathname
 const GATE_ROOT = resolve(option('--root') ?? ROOT)
 const PROFILE = option('--profile')
