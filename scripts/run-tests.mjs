@@ -14,8 +14,9 @@
 // first test (tsx's loader thread, then some 500 modules), and Node 20's runner starts one per
 // file: over 130 files that was more than half of the suite's time. So `*.test.ts` files run in
 // DEFAULT_GROUPS processes, each importing its share of the files in turn (files are dealt out
-// in path order, so one folder's files spread over the groups). Tests share a process as gates
-// do in production, with nothing global: servers on port 0, no environment changes. The heavy
+// in path order, so one folder's files spread over the groups). Files can share a process: the
+// gate keeps nothing global (each test builds its own, servers on port 0) and no test changes the
+// environment; every file also passes with all of them in one process (--groups 1). The heavy
 // suites keep a process per file, where start-up is little and memory is measured. If a test
 // passes alone and fails in its group, `--isolated` tells whether another file is the cause.
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
