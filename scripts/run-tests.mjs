@@ -63,14 +63,20 @@ files.forEach((file, i) => groups[i % groups.length].push(file))
 
 // A group of one file runs that file; a larger group runs a generated module that imports its
 // files in order (.mts, so that it is an ES module wherever it is written). A file that fails to
-// load becomes a failing test that names it, and the group's other files still run.
+// load becomes a failing test that names it, and the group's other files still run. node:test
+// starts a test as soon as it is declared: the root `before` holds every test until all files
+// have loaded, or the first file's tests would run while the others load (compiling, building
+// what they need at the top), their timeouts counting time the loading took.
 const dir = groups.some(g => g.length > 1) ? mkdtempSync(join(tmpdir(), 'job-token-gate-tests-')) : null
 const entries = groups.map((group, i) => {
   if (group.length === 1) return group[0]
   const entry = join(dir, `group-${String(i + 1).padStart(2, '0')}-of-${groups.length}.test.mts`)
   const urls = group.map(f => pathToFileURL(resolve(f)).href)
   writeFileSync(entry, [
-    "import { test } from 'node:test'",
+    "import { before, test } from 'node:test'",
+    'let loaded',
+    'const all = new Promise(resolve => { loaded = resolve })',
+    'before(() => all)',
     `for (const url of ${JSON.stringify(urls, null, 2)}) {`,
     '  try {',
     '    await import(url)',
@@ -78,6 +84,7 @@ const entries = groups.map((group, i) => {
     "    test(`${url}: the file failed to load`, () => { throw error })",
     '  }',
     '}',
+    'loaded()',
     ''
   ].join('\n'))
   return entry

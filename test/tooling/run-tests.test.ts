@@ -48,6 +48,18 @@ test('in groups (one and two), a file that cannot load is a named failure and th
   }
 })
 
+test('in a group, no test starts before every file of the group has loaded', t => {
+  const dir = mkdtempSync(join(tmpdir(), 'run-tests-fixture-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}')
+  // e is imported first; f, imported after it, takes 200 ms to load and says when it has.
+  writeFileSync(join(dir, 'e.test.ts'), "import { test } from 'node:test'\nimport assert from 'node:assert/strict'\ntest('e runs after f loaded', () => { assert.equal((globalThis as { fLoaded?: boolean }).fLoaded, true) })\n")
+  writeFileSync(join(dir, 'f.test.ts'), "import { test } from 'node:test'\nconst end = Date.now() + 200\nwhile (Date.now() < end) {}\n(globalThis as { fLoaded?: boolean }).fLoaded = true\ntest('f', () => {})\n")
+  const r = run(['--groups', '1', dir])
+  assert.equal(r.status, 0, r.out)
+  assert.equal(r.count('pass'), 2, r.out)
+})
+
 test('--isolated runs a process per file: the file that cannot load fails, the others run', t => {
   const dir = fixture()
   t.after(() => rmSync(dir, { recursive: true, force: true }))
