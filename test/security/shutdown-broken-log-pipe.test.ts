@@ -20,12 +20,17 @@ import { scrape, total } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
 
 /** An upstream that takes requests and never answers them; closed with the test. */
-async function silentUpstream (t: TestContext): Promise<{ url: string, requests: () => number }> {
-  let requests = 0
-  const server = createServer(req => { requests++; req.resume() })
+/**
+ * An upstream that never answers. `requests(path)` counts the requests for one path: serve also
+ * calls GitLab on its own at start-up (the instance token prefix from the application settings),
+ * so any request at all does not mean the test's has arrived.
+ */
+async function silentUpstream (t: TestContext): Promise<{ url: string, requests: (path: string) => number }> {
+  const paths: string[] = []
+  const server = createServer(req => { paths.push(req.url ?? ''); req.resume() })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.after(() => { server.closeAllConnections(); server.close() })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: path => paths.filter(p => p === path).length }
 }
 
 const waitUntil = async (condition: () => boolean): Promise<void> => { await eventually(condition, { timeoutMs: 60_000 }) }
@@ -86,7 +91,7 @@ for (const readers of ['closed', 'open'] as const) {
         .on('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? err.message) })
         .end()
     })
-    await waitUntil(() => gitlab.requests() > 0)
+    await waitUntil(() => gitlab.requests('/api/v4/job') > 0)
     if (readers === 'closed') await gate.closeReaders()
 
     const exit = await gate.terminate(10 * (drainMs + SHUTDOWN_MARGIN_MS))
@@ -119,7 +124,7 @@ test('a stuck event loop cannot hold serve either: a thread kills it past the de
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim()
   })
   send(gate.api, 'GET', '/api/v4/projects/1/packages').catch(() => {})
-  await waitUntil(() => upstream.requests() > 0)
+  await waitUntil(() => upstream.requests('/api/v4/projects/1/packages') > 0)
   const exit = await gate.terminate(10 * (drainMs + SHUTDOWN_MARGIN_MS + WATCHDOG_GRACE_MS))
   assert.deepEqual(exit, { code: null, signal: 'SIGKILL' })
 })
