@@ -19,11 +19,11 @@ import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
 
-/** An upstream that takes requests and never answers them; closed with the test. */
 /**
- * An upstream that never answers. `requests(path)` counts the requests for one path: serve also
- * calls GitLab on its own at start-up (the instance token prefix from the application settings),
- * so any request at all does not mean the test's has arrived.
+ * An upstream that takes requests and never answers them; closed with the test. `requests(path)`
+ * counts the requests for one path: serve also calls GitLab on its own at start-up (the instance
+ * token prefix from the application settings), so any request at all does not mean the test's
+ * has arrived.
  */
 async function silentUpstream (t: TestContext): Promise<{ url: string, requests: (path: string) => number }> {
   const paths: string[] = []
