@@ -27,7 +27,14 @@ import { spawnSync } from 'node:child_process'
 
 const DEFAULT_GROUPS = 8
 
+const OPTIONS = new Set(['--slow', '--clients', '--isolated', '--groups'])
+
 const args = process.argv.slice(2)
+const unknown = args.find(a => a.startsWith('--') && !OPTIONS.has(a))
+if (unknown !== undefined) {
+  console.error(`run-tests: unknown option ${unknown} (options: ${[...OPTIONS].join(', ')})`)
+  process.exit(1)
+}
 const slow = args.includes('--slow')
 const clients = args.includes('--clients')
 const isolated = args.includes('--isolated')

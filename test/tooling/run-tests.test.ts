@@ -2,7 +2,7 @@
 // and nothing a group holds may be lost. A file that fails to load is a named failure and its
 // group's other files still run; a failing test fails the run; every file's tests are counted.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,15 +12,21 @@ import { spawnSync } from 'node:child_process'
 
 const RUNNER = fileURLToPath(new URL('../../scripts/run-tests.mjs', import.meta.url))
 
-/** A folder of test files: a passes, b registers a test then throws on load, c fails, d passes. */
-function fixture (): string {
+/** A folder (an ES module package) of these test files, removed with the test. */
+function folder (t: TestContext, files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'run-tests-fixture-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}')
-  writeFileSync(join(dir, 'a.test.ts'), "import { test } from 'node:test'\ntest('a passes', () => {})\n")
-  writeFileSync(join(dir, 'b.test.ts'), "import { test } from 'node:test'\ntest('b registered', () => {})\nthrow new Error('b cannot load')\n")
-  writeFileSync(join(dir, 'c.test.ts'), "import { test } from 'node:test'\nimport assert from 'node:assert/strict'\ntest('c fails', () => { assert.equal(1, 2) })\n")
-  writeFileSync(join(dir, 'd.test.ts'), "import { test } from 'node:test'\ntest('d passes', () => {})\n")
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), "import { test } from 'node:test'\n" + text)
   return dir
+}
+
+/** a passes, b declares a test then throws on load, c fails, d passes. */
+const MIXED = {
+  'a.test.ts': "test('a passes', () => {})\n",
+  'b.test.ts': "test('b registered', () => {})\nthrow new Error('b cannot load')\n",
+  'c.test.ts': "import assert from 'node:assert/strict'\ntest('c fails', () => { assert.equal(1, 2) })\n",
+  'd.test.ts': "test('d passes', () => {})\n"
 }
 
 /** The environment of a run of its own: node:test marks its children, which then run no files. */
@@ -33,8 +39,7 @@ function run (args: string[], env: NodeJS.ProcessEnv = ENV): { status: number | 
 }
 
 test('in groups (one and two), a file that cannot load is a named failure and the rest of its group runs', t => {
-  const dir = fixture()
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = folder(t, MIXED)
   for (const groups of ['1', '2']) {
     const r = run(['--groups', groups, dir])
     assert.equal(r.status, 1, r.out)
@@ -49,20 +54,18 @@ test('in groups (one and two), a file that cannot load is a named failure and th
 })
 
 test('in a group, no test starts before every file of the group has loaded', t => {
-  const dir = mkdtempSync(join(tmpdir(), 'run-tests-fixture-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}')
   // e is imported first; f, imported after it, takes 200 ms to load and says when it has.
-  writeFileSync(join(dir, 'e.test.ts'), "import { test } from 'node:test'\nimport assert from 'node:assert/strict'\ntest('e runs after f loaded', () => { assert.equal((globalThis as { fLoaded?: boolean }).fLoaded, true) })\n")
-  writeFileSync(join(dir, 'f.test.ts'), "import { test } from 'node:test'\nconst end = Date.now() + 200\nwhile (Date.now() < end) {}\n(globalThis as { fLoaded?: boolean }).fLoaded = true\ntest('f', () => {})\n")
+  const dir = folder(t, {
+    'e.test.ts': "import assert from 'node:assert/strict'\ntest('e runs after f loaded', () => { assert.equal((globalThis as { fLoaded?: boolean }).fLoaded, true) })\n",
+    'f.test.ts': "const end = Date.now() + 200\nwhile (Date.now() < end) {}\n(globalThis as { fLoaded?: boolean }).fLoaded = true\ntest('f', () => {})\n"
+  })
   const r = run(['--groups', '1', dir])
   assert.equal(r.status, 0, r.out)
   assert.equal(r.count('pass'), 2, r.out)
 })
 
 test('--isolated runs a process per file: the file that cannot load fails, the others run', t => {
-  const dir = fixture()
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = folder(t, MIXED)
   const r = run(['--isolated', dir])
   assert.equal(r.status, 1, r.out)
   assert.match(r.out, /b cannot load/)
@@ -72,8 +75,7 @@ test('--isolated runs a process per file: the file that cannot load fails, the o
 })
 
 test('passing files pass, and the generated group modules are removed afterwards', t => {
-  const dir = fixture()
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = folder(t, MIXED)
   // The runner writes its group modules under TMPDIR: a private one shows what is left behind.
   const tmp = join(dir, 'tmp')
   mkdirSync(tmp)
@@ -88,7 +90,9 @@ test('bad options are refused, naming the problem', () => {
     [['--groups', 'x'], /--groups needs a positive whole number, got "x"/],
     [['--groups', '0'], /--groups needs a positive whole number, got "0"/],
     [['--groups'], /--groups needs a positive whole number, got nothing/],
-    [['--isolated', '--groups', '2'], /--isolated and --groups contradict each other/]
+    [['--isolated', '--groups', '2'], /--isolated and --groups contradict each other/],
+    // A misspelt option must not run some other set of tests.
+    [['--slwo'], /unknown option --slwo \(options: --slow, --clients, --isolated, --groups\)/]
   ]
   for (const [args, message] of cases) {
     const r = run(args)
