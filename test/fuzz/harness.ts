@@ -5,11 +5,13 @@
 // (scripts/fuzz.ts), which differ only in counts and limits.
 //
 // Timing: each input's call is timed alone (generation and checks excluded), in wall-clock time.
-// An input over the limit is run again up to `retimes` times, each retiming counting the smaller
-// of its wall-clock and its process CPU time (CPU time leaves out the time the process waited for
-// a core, which on a machine busy with other work can be most of it), and fails only when every
-// run is over, with a growing pause before each retiming: a GC pause or a descheduled process
-// does not read as a hang. The figure reported is the smallest of those runs for the slowest
+// The limit grows with the input's size (a base plus an allowance per KiB the target reports):
+// a linear parser may take longer on 64 KiB than on 64 bytes, while a quadratic one outgrows any
+// linear allowance long before the largest inputs. An input over its limit is run again up to
+// `retimes` times, each retiming counting the smaller of its wall-clock and its process CPU time
+// (CPU time leaves out the time the process waited for a core, which on a machine busy with
+// other work can be most of it), and fails only when every run is over, with a growing pause
+// before each retiming: a GC pause or a descheduled process does not read as a hang. The figure reported is the smallest of those runs for the slowest
 // input ("confirmed"), beside the largest single wall-clock measurement ("raw").
 //
 // A hard hang (an input that never returns) cannot be timed from the same thread; a watchdog
@@ -35,10 +37,10 @@ export interface FuzzTarget<I, P = I, R = unknown> {
   exec: (prepared: P) => R | Promise<R>
   /** Property checks on the result, untimed; throws on a violation. */
   check?: (prepared: P, result: R, input: I) => void | Promise<void>
-  /** The id of a known, not yet fixed finding that this failure is, or null (checks can also throw PropertyViolation with a finding). */
-  known?: (input: I, error: unknown) => string | null
   /** A short printable form of an input, for failure and slowest-input reports. */
   show: (input: I) => string
+  /** The bytes (or characters) the call reads, for the time limit's allowance per KiB. */
+  size: (input: I) => number
 }
 
 export interface RunOptions {
@@ -47,16 +49,16 @@ export interface RunOptions {
   readonly seed: number
   /** fast-check replay path (with the same seed): runs only the input(s) on that path. */
   readonly path?: string
-  /** Per-input limit in milliseconds. */
+  /** Per-input limit in milliseconds, before the allowance for the input's size. */
   readonly timeLimitMs: number
+  /** Milliseconds added to the limit per KiB of input (target.size). */
+  readonly timePerKibMs: number
   /** Extra timings of an input over the limit before it fails. */
   readonly retimes: number
   /** Sample the heap (after a GC) every this many inputs. */
   readonly heapEvery: number
   /** Largest accepted heap growth over the run, in bytes. */
   readonly heapLimitBytes: number
-  /** Tolerate (and count) known findings instead of failing on them. */
-  readonly allowKnown: boolean
   /** Stop a target after this long (the run then counts what it did); none by default. */
   readonly stopAfterMs?: number
   /** Print progress lines to stderr. */
@@ -70,8 +72,10 @@ export interface TargetReport {
   /** Inputs executed, retimings and shrinking included. */
   readonly executions: number
   readonly ms: number
-  /** Slowest input, after retiming, and its printable form. */
+  /** Slowest input, after retiming, its size in bytes, its limit and its printable form. */
   readonly maxMs: number
+  readonly maxBytes: number
+  readonly maxLimitMs: number
   readonly maxInput: string
   /** Largest single measurement, before retiming. */
   readonly maxRawMs: number
@@ -79,20 +83,16 @@ export interface TargetReport {
   readonly heapStart: number | null
   readonly heapEnd: number | null
   readonly heapMaxGrowth: number | null
-  readonly known: ReadonlyMap<string, { count: number, example: string }>
   readonly interrupted: boolean
   /** Set when the target failed: the full report, replay command included. */
   readonly failure: string | null
 }
 
-/** A check's verdict that an input broke a property; `finding` names a known, not yet fixed one. */
+/** A check's verdict that an input broke a property. */
 export class PropertyViolation extends Error {
-  readonly finding: string | null
-
-  constructor (message: string, finding: string | null = null) {
-    super(finding === null ? message : `${message} [${finding}]`)
+  constructor (message: string) {
+    super(message)
     this.name = 'PropertyViolation'
-    this.finding = finding
   }
 }
 
@@ -195,13 +195,14 @@ export function replayCommand (name: string, baseSeed: number, path: string | nu
 export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: RunOptions, watchdog?: Watchdog): Promise<TargetReport> {
   const seed = targetSeed(options.seed, target.name)
   const gc = exposeGc()
-  const limit = options.timeLimitMs
-  const known = new Map<string, { count: number, example: string }>()
+  const limitFor = (bytes: number): number => options.timeLimitMs + options.timePerKibMs * bytes / 1024
   let executions = 0
   let inputs = 0
   let retimed = 0
   let maxMs = 0
   let maxRawMs = 0
+  let maxBytes = 0
+  let maxLimitMs = 0
   let maxInput = ''
   let heapStart: number | null = null
   let heapEnd: number | null = null
@@ -263,60 +264,45 @@ export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: 
     }
   }
 
-  /** Records the (retimed) duration of an input; throws when it stays over the limit. */
-  const settle = (input: I, ms: number): void => {
+  /** Records the (retimed) duration of an input; throws when it stays over its limit. */
+  const settle = (input: I, ms: number, bytes: number, limit: number): void => {
     if (ms > maxMs) {
       maxMs = ms
+      maxBytes = bytes
+      maxLimitMs = limit
       maxInput = target.show(input)
     }
-    if (ms > limit) throw new TimeLimitExceeded(`one input took ${ms.toFixed(2)} ms (the smallest of ${options.retimes + 1} runs, wall-clock or CPU time), over the ${limit} ms limit`)
-  }
-
-  /** A failure: counted when it is a known finding and those are allowed, rethrown otherwise. */
-  const fail = (input: I, error: unknown): void => {
-    const id = (error instanceof PropertyViolation ? error.finding : null) ?? target.known?.(input, error) ?? null
-    if (id !== null && options.allowKnown) {
-      const entry = known.get(id)
-      if (entry === undefined) known.set(id, { count: 1, example: target.show(input) })
-      else entry.count++
-      return
-    }
-    if (id !== null && error instanceof Error) error.message = `[known finding ${id}] ${error.message}`
-    throw error
+    if (ms > limit) throw new TimeLimitExceeded(`one input of ${kib(bytes)} took ${ms.toFixed(2)} ms (the smallest of ${options.retimes + 1} runs, wall-clock or CPU time), over its ${limit.toFixed(2)} ms limit (${options.timeLimitMs} ms + ${options.timePerKibMs} ms per KiB)`)
   }
 
   const syncBody = (input: I): void => {
     begin()
-    try {
-      const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
-      let { ms, result } = timeSync(prepared)
-      maxRawMs = Math.max(maxRawMs, ms)
-      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
-        pause(k)
-        ms = Math.min(ms, timeSync(prepared, true).ms)
-      }
-      settle(input, ms)
-      void target.check?.(prepared, result, input)
-    } catch (error) {
-      fail(input, error)
+    const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
+    const bytes = target.size(input)
+    const limit = limitFor(bytes)
+    let { ms, result } = timeSync(prepared)
+    maxRawMs = Math.max(maxRawMs, ms)
+    for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
+      pause(k)
+      ms = Math.min(ms, timeSync(prepared, true).ms)
     }
+    settle(input, ms, bytes, limit)
+    void target.check?.(prepared, result, input)
   }
 
   const asyncBody = async (input: I): Promise<void> => {
     begin()
-    try {
-      const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
-      let { ms, result } = await timeAsync(prepared)
-      maxRawMs = Math.max(maxRawMs, ms)
-      for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
-        pause(k)
-        ms = Math.min(ms, (await timeAsync(prepared, true)).ms)
-      }
-      settle(input, ms)
-      await target.check?.(prepared, result, input)
-    } catch (error) {
-      fail(input, error)
+    const prepared = target.prepare === undefined ? input as unknown as P : target.prepare(input)
+    const bytes = target.size(input)
+    const limit = limitFor(bytes)
+    let { ms, result } = await timeAsync(prepared)
+    maxRawMs = Math.max(maxRawMs, ms)
+    for (let k = 0; k < options.retimes && ms > limit; k++, retimed++) {
+      pause(k)
+      ms = Math.min(ms, (await timeAsync(prepared, true)).ms)
     }
+    settle(input, ms, bytes, limit)
+    await target.check?.(prepared, result, input)
   }
 
   const params: fc.Parameters<[I]> = {
@@ -350,13 +336,14 @@ export async function runTarget<I, P, R> (target: FuzzTarget<I, P, R>, options: 
     executions,
     ms,
     maxMs,
+    maxBytes,
+    maxLimitMs,
     maxInput,
     maxRawMs,
     retimed,
     heapStart,
     heapEnd,
     heapMaxGrowth,
-    known,
     interrupted: details.interrupted,
     failure
   }
@@ -378,6 +365,10 @@ function cpuMs (from: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000
 }
 
+function kib (bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`
+}
+
 export function mib (bytes: number): string {
   return `${(bytes / (1 << 20)).toFixed(1)} MiB`
 }
@@ -385,6 +376,5 @@ export function mib (bytes: number): string {
 /** One line per target: inputs, time, slowest input, heap. */
 export function formatReport (r: TargetReport): string {
   const heap = r.heapMaxGrowth === null ? 'heap not sampled (no gc)' : `heap growth ${mib((r.heapEnd ?? r.heapStart ?? 0) - (r.heapStart ?? 0))} (max ${mib(r.heapMaxGrowth)})`
-  const known = [...r.known].map(([id, k]) => `; known finding ${id} x${k.count}`).join('')
-  return `${r.name.padEnd(16)} ${String(r.runs).padStart(9)} inputs  ${(r.ms / 1000).toFixed(1).padStart(6)} s  max ${r.maxMs.toFixed(2)} ms (raw ${r.maxRawMs.toFixed(2)} ms, ${r.retimed} retimed)  ${heap}${known}${r.interrupted ? ' (stopped by time limit)' : ''}`
+  return `${r.name.padEnd(16)} ${String(r.runs).padStart(9)} inputs  ${(r.ms / 1000).toFixed(1).padStart(6)} s  max ${r.maxMs.toFixed(2)} ms on ${kib(r.maxBytes)} (limit ${r.maxLimitMs.toFixed(1)} ms; raw ${r.maxRawMs.toFixed(2)} ms, ${r.retimed} retimed)  ${heap}${r.interrupted ? ' (stopped by time limit)' : ''}`
 }

@@ -23,7 +23,7 @@ import {
   bodyRequest, catalogWords, chunking, headerList, METHOD, multipartBody, queryString, requestTarget, routedTarget, splitBody, tokenValue,
   type BodyRequest, type Chunking, type MultipartSpec
 } from './arbitraries.ts'
-import { PropertyViolation, TimeLimitExceeded, violation, type FuzzTarget } from './harness.ts'
+import { PropertyViolation, violation, type FuzzTarget } from './harness.ts'
 
 const routes: readonly CatalogRoute[] = loadCatalog().routes
 const words = catalogWords(routes)
@@ -87,7 +87,8 @@ export const canonicalizeTarget: FuzzTarget<PathInput, PathInput, CanonicalReque
   async: false,
   exec: input => CANONICALIZERS[input.variant]!(input.method, input.target),
   check: (input, result) => checkCanonical(input, result),
-  show: input => `canonicalizer #${input.variant} ${clip(input.method, 40)} ${clip(input.target)}`
+  show: input => `canonicalizer #${input.variant} ${clip(input.method, 40)} ${clip(input.target)}`,
+  size: input => input.method.length + input.target.length
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ export const routerTarget: FuzzTarget<RouteInput, RoutePrepared, RouteMatch | nu
       violation(isDeepStrictEqual(got, expected), () => `router and oracle disagree on ${p.method} ${clip(apiPath)}: router ${JSON.stringify(got)}, oracle ${JSON.stringify(expected)}`)
     }
   },
-  show: input => `${clip(input.method, 40)} ${clip(input.target)}`
+  show: input => `${clip(input.method, 40)} ${clip(input.target)}`,
+  size: input => input.method.length + input.target.length
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +207,8 @@ export const credentialsTarget: FuzzTarget<CredentialInput, CredentialInput, Cre
     violation(!/[^\x00-\xff]/.test(out.basic.user + out.basic.password), 'decodeBasic returned characters above 0xFF (it decodes bytes)')
     for (const [k, v] of out.query) violation(typeof k === 'string' && typeof v === 'string', 'queryPairs yielded a non-string')
   },
-  show: input => `headers ${clip(JSON.stringify(input.pairs))} query ${clip(input.query)} route ${input.route?.id ?? 'null'} basic ${clip(input.basic)} raw ${input.raw}`
+  show: input => `headers ${clip(JSON.stringify(input.pairs))} query ${clip(input.query)} route ${input.route?.id ?? 'null'} basic ${clip(input.basic)} raw ${input.raw}`,
+  size: input => input.pairs.reduce((n, [k, v]) => n + k.length + v.length, 0) + input.query.length + input.basic.length
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +278,8 @@ export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = 
     if (Array.isArray(direct)) checkCredentials(direct, decideCredential(direct))
     if (input.type === 'json') checkJsonGuard(input)
   },
-  show: input => `${input.type} ${input.method} headers ${JSON.stringify(input.headers).slice(0, 300)} small ${input.small} chunks ${JSON.stringify(input.chunks).slice(0, 120)} body ${clipBytes(input.body)}`
+  show: input => `${input.type} ${input.method} headers ${JSON.stringify(input.headers).slice(0, 300)} small ${input.small} chunks ${JSON.stringify(input.chunks).slice(0, 120)} body ${clipBytes(input.body)}`,
+  size: input => input.body.length
 }
 
 /**
@@ -399,7 +403,7 @@ export const multipartGuardTarget: FuzzTarget<GuardInput, GuardPrepared, GuardRu
     if (p.chunks.length > 1) {
       const whole = await runGuard(body.length === 0 ? [] : [body], p.options)
       checkGuardRun(body, whole, 'one chunk')
-      await sameVerdict(body, p.chunks, run, verdict(whole), p.options)
+      sameVerdict(p.chunks, run, verdict(whole))
     }
     if (p.input.everySplit && body.length <= 400) {
       const expected = verdict(await runGuard(body.length === 0 ? [] : [body], p.options))
@@ -407,49 +411,18 @@ export const multipartGuardTarget: FuzzTarget<GuardInput, GuardPrepared, GuardRu
         const chunks = [body.subarray(0, at), body.subarray(at)]
         const split = await runGuard(chunks, p.options)
         checkGuardRun(body, split, `split at ${at}`)
-        await sameVerdict(body, chunks, split, expected, p.options)
+        sameVerdict(chunks, split, expected)
       }
     }
   },
-  // Many small writes: the scanner re-copied what it holds on every write, so its cost grew with
-  // the square of the writes while a part header was open or a part value started `glcbt-`.
-  known: (input, error) => error instanceof TimeLimitExceeded && input.chunks.mode === 'bytes' &&
-    (/\n\r?\nglcbt-/.test(input.spec.body.toString('latin1')) || /[^\n]{512}/.test(input.spec.body.toString('latin1')))
-    ? 'multipart-small-writes'
-    : null,
-  show: input => `boundary ${clip(input.spec.boundary, 80)} allowed ${input.allowed} smallHeaders ${input.smallHeaders} chunks ${input.chunks.mode}:${JSON.stringify(input.chunks.cuts).slice(0, 120)} body ${clipBytes(input.spec.body)}`
+  show: input => `boundary ${clip(input.spec.boundary, 80)} allowed ${input.allowed} smallHeaders ${input.smallHeaders} chunks ${input.chunks.mode}:${JSON.stringify(input.chunks.cuts).slice(0, 120)} body ${clipBytes(input.spec.body)}`,
+  size: input => input.spec.body.length
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n')
-
-/**
- * Whether some part's header block (from after its delimiter to the CRLF CRLF that ends it,
- * before the next delimiter) is 2 to 0 bytes short of the limit: the guard then refuses it
- * when the CRLF CRLF arrives split across writes (its own hold-back of the last delimiter-length
- * bytes counts), because it compares the unfinished block with the limit.
- */
-function headerBlockAtLimit (body: Buffer, boundary: string, max: number): boolean {
-  const marker = Buffer.from('--' + boundary, 'latin1')
-  for (let at = body.indexOf(marker); at !== -1; at = body.indexOf(marker, at + marker.length)) {
-    const start = at + marker.length
-    const next = body.indexOf(marker, start)
-    const end = body.indexOf(CRLFCRLF, start)
-    if (end !== -1 && (next === -1 || end < next) && end - start >= max - 2 && end - start <= max) return true
-  }
-  return false
-}
-
-/**
- * The chunked run must reach the one-chunk verdict. A known, unfixed difference is tagged: a
- * header block within the limit refused as too large because it arrived in pieces.
- */
-async function sameVerdict (body: Buffer, chunks: readonly Buffer[], run: GuardRun, expected: string, options: MultipartGuardOptions): Promise<void> {
+/** The chunked run must reach the one-chunk verdict. */
+function sameVerdict (chunks: readonly Buffer[], run: GuardRun, expected: string): void {
   const got = verdict(run)
-  if (got === expected) return
-  const message = `verdict depends on the chunking: ${expected} in one chunk, ${got} in ${chunks.length} (cut at ${chunkOffsets(chunks).join(',').slice(0, 200)})`
-  const max = options.maxHeaderBytes ?? DEFAULT_MAX_PART_HEADER_BYTES
-  if (got === 'MULTIPART_HEADER_TOO_LARGE' && headerBlockAtLimit(body, options.boundary, max)) throw new PropertyViolation(message, 'multipart-header-limit-split')
-  throw new PropertyViolation(message)
+  if (got !== expected) throw new PropertyViolation(`verdict depends on the chunking: ${expected} in one chunk, ${got} in ${chunks.length} (cut at ${chunkOffsets(chunks).join(',').slice(0, 200)})`)
 }
 
 function chunkOffsets (chunks: readonly Buffer[]): number[] {
@@ -479,7 +452,8 @@ export const graphqlMultipartTarget: FuzzTarget<MultipartSpec, MultipartSpec, Gr
     // A blank body gives no parameters; any other keeps its text for the lexical checks.
     violation(input.body.toString('utf8').trim() === '' || params.broken.length >= 1, 'the multipart text is not kept for the lexical checks')
   },
-  show: input => `boundary ${clip(input.boundary, 80)} body ${clipBytes(input.body)}`
+  show: input => `boundary ${clip(input.boundary, 80)} body ${clipBytes(input.body)}`,
+  size: input => input.body.length
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
