@@ -22,7 +22,7 @@
 // refused. Mutations are found at the mutation root through aliases, inline fragments and
 // fragment spreads. A document or body that names these fields but cannot be parsed is refused.
 
-import { buildSchema, execute, GraphQLError, Kind, parse, validate, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
+import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
@@ -464,6 +464,34 @@ export function escapeSingleQuotedNewlines (query: string): string {
   return out
 }
 
+/**
+ * The line of the first `#` comment that GitLab's parser reads on past a carriage return, or 0.
+ * graphql-ruby's lexer (2.2 and later) skips a comment up to a line feed only (`#.*$`, where
+ * Ruby's `.` takes a CR), while graphql-js, like the spec, ends it at a CR as well: what follows
+ * a lone CR on the comment's line is code to the gate and comment to GitLab. So GitLab can run a
+ * document the gate read otherwise (`project(fullPath: "a/b" #<CR>, fullPath: "c/d"<LF>)` names
+ * one project to GitLab, another last to the gate; a block string opened there hides whole
+ * fields from the gate). Only a comment followed, before the next LF, by more than white space
+ * and comments counts. A text graphql-js cannot lex is left to the parser's own error.
+ */
+export function rubyCommentLine (query: string): number {
+  if (!query.includes('\r')) return 0
+  const lexer = new Lexer(new Source(query))
+  try {
+    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
+      for (let c = token.prev; c !== null && c.kind === TokenKind.COMMENT; c = c.prev) {
+        if (query.charCodeAt(c.end) !== 13 || query.charCodeAt(c.end + 1) === 10) continue
+        const lf = query.indexOf('\n', c.end)
+        if (lf === -1 || token.start < lf) return c.line
+      }
+    }
+  } catch (err) {
+    if (err instanceof GraphQLError) return 0
+    throw err
+  }
+  return 0
+}
+
 /** GitLab's `Gitlab::Graphql::Variables`: a JSON string (again and again) or a hash; null if invalid. */
 export function normalizeVariables (raw: unknown): Params | null {
   if (raw === undefined || raw === null) return newParams()
@@ -565,7 +593,10 @@ function readOperation (operation: GraphqlOperation): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
   let document: DocumentNode
   try {
-    document = parse(escapeSingleQuotedNewlines(operation.query))
+    const text = escapeSingleQuotedNewlines(operation.query)
+    // Read otherwise by GitLab: what it would run is not what the gate would parse.
+    if (rubyCommentLine(text) !== 0) return { relevant: true, unparseable: true }
+    document = parse(text)
   } catch {
     return { relevant: true, unparseable: true }
   }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { classifyGraphql, escapeSingleQuotedNewlines } from '../../src/admin/graphql.ts'
+import { classifyGraphql, escapeSingleQuotedNewlines, rubyCommentLine } from '../../src/admin/graphql.ts'
 import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
@@ -37,6 +37,18 @@ test('graphql: documents go through graphql-ruby\'s escape_single_quoted_newline
   assert.equal(escapeSingleQuotedNewlines('{ a(s: """x\ny""") }'), '{ a(s: """x\ny""") }', 'block strings are left alone')
   assert.equal(escapeSingleQuotedNewlines('{ a(s: "q\\"\n") }'), '{ a(s: "q\\"\\n") }', 'a backslash before a quote is read as an escaped quote, as Ruby\'s scanner does')
   assert.equal(escapeSingleQuotedNewlines('"a\r\nb"'), '"a\\r\\nb"')
+})
+
+test('graphql: a comment graphql-ruby reads on past a carriage return is found, with its line', () => {
+  // graphql-ruby (2.2 and later) ends a comment at LF only; graphql-js at CR too.
+  assert.equal(rubyCommentLine('{ a } # no carriage return\n{ b }'), 0)
+  assert.equal(rubyCommentLine('{ a # CRLF ends it for both\r\n b }'), 0)
+  assert.equal(rubyCommentLine('{ a # only white space after the CR\r  \t,\n b }'), 0)
+  assert.equal(rubyCommentLine('{ a # only comments after the CR\r# more\r\n b }'), 0)
+  assert.equal(rubyCommentLine('{ a(x: """ # in a block string\r b """) }'), 0, 'no comment: a block string')
+  assert.equal(rubyCommentLine('{ a(x: "#") # CR then code\r b\n }'), 1)
+  assert.equal(rubyCommentLine('{\n a\n # no LF after it: GitLab reads on to the end\r b }'), 3)
+  assert.equal(rubyCommentLine('{ a(x: 1e) # a lexer error first is the parser\'s to report\r b }'), 0)
 })
 
 test('graphql: requests are read as Rails reads them (URL over body, Rack\'s nested names, batches)', () => {

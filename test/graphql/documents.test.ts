@@ -177,6 +177,14 @@ test('syntax errors name the line and column', () => {
   assert.equal(refused(readDocument('')).code, 'GRAPHQL_DOCUMENT_INVALID')
 })
 
+test('a comment GitLab\'s parser reads on past a carriage return is refused, naming its line; CRLF is not', () => {
+  assert.deepEqual(refused(readDocument('{\n  project(fullPath: "other/tools" #\r, fullPath: "acme/lib"\n) { id }\n}')), {
+    code: 'GRAPHQL_DOCUMENT_AMBIGUOUS',
+    message: 'the comment on line 2 of the GraphQL document ends at a carriage return, but GitLab\'s parser reads it on to the next line feed, so GitLab would not run what follows it on that line; end the comment with a line feed'
+  })
+  assert.ok(readDocument('{\r\n  # a comment\r\n  project(fullPath: "acme/lib") { id }\r\n}\r\n').ok)
+})
+
 test('a parsed document carries its sha256, and no locations', () => {
   const text = 'query Q($p: ID!) { project(fullPath: $p) { id } }'
   const result = readDocument(text)

@@ -306,7 +306,11 @@ const refusedShapes: Array<[string, string, string, Record<string, string>, stri
     gql('mutation { ciJobTokenScopeRemoveProject(input: {projectPath: "acme/lib" targetProjectPath: }) { errors }'), 'GRAPHQL_NOT_INSPECTABLE'],
   ['a JSON body with a comment', 'POST', '/api/graphql', json, `/* hi */ ${gql(REMOVE_APP)}`, 'GRAPHQL_NOT_INSPECTABLE'],
   ['a multipart delimiter only Rack 2 sees, hiding the mutation from a strict parser', 'POST', '/api/graphql', { 'content-type': 'multipart/form-data; boundary=gateBoundary' },
-    `--gateBoundary\r\nContent-Disposition: form-data; name="query"\r\n\r\nmutation # --gateBoundary\r\n${REMOVE_APP.slice('mutation '.length)}\r\n--gateBoundary--\r\n`, 'GRAPHQL_AMBIGUOUS_REQUEST']
+    `--gateBoundary\r\nContent-Disposition: form-data; name="query"\r\n\r\nmutation # --gateBoundary\r\n${REMOVE_APP.slice('mutation '.length)}\r\n--gateBoundary--\r\n`, 'GRAPHQL_AMBIGUOUS_REQUEST'],
+  // graphql-ruby (2.2 and later) reads a comment on to LF, through CR: GitLab would run the
+  // mutation, where graphql-js reads a block string.
+  ['a mutation hidden from graphql-js by a comment GitLab reads on past a carriage return', 'POST', '/api/graphql', json,
+    gql(`#\r{ currentUser(note: """\n${REMOVE_APP} #""") { id } }`), 'GRAPHQL_NOT_INSPECTABLE']
 ]
 
 for (const [name, method, path, headers, payload, code] of refusedShapes) {
