@@ -118,7 +118,7 @@ export const errors = {
   GRAPHQL_DOCUMENT_TOO_DEEP: { status: 400, message: '400 Bad request - the GraphQL document is nested deeper than the gate reads' },
   GRAPHQL_DOCUMENT_INVALID: { status: 400, message: '400 Bad request - the GraphQL document is not valid' },
   // GitLab's parser would read the document otherwise than the gate: refused, not guessed at.
-  GRAPHQL_DOCUMENT_AMBIGUOUS: { status: 400, message: '400 Bad request - GitLab would read this GraphQL document differently than the gate; end comments with a line feed' },
+  GRAPHQL_DOCUMENT_AMBIGUOUS: { status: 400, message: '400 Bad request - GitLab would read this GraphQL document differently than the gate' },
   // Fine-grained personal access tokens on GraphQL (src/graphql/token-scopes.ts,
   // permission-check.ts): what the token may do could not be read from GitLab. Never an allow.
   GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the permissions of this access token cannot be read from GitLab right now; try again later' },

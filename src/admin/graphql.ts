@@ -464,32 +464,48 @@ export function escapeSingleQuotedNewlines (query: string): string {
   return out
 }
 
+/** Where GitLab's GraphQL parser would read a document's tokens otherwise than the gate. */
+export interface LexDifference {
+  readonly line: number
+  readonly what: string
+}
+
 /**
- * The line of the first `#` comment that GitLab's parser reads on past a carriage return, or 0.
- * graphql-ruby's lexer (2.2 and later) skips a comment up to a line feed only (`#.*$`, where
- * Ruby's `.` takes a CR), while graphql-js, like the spec, ends it at a CR as well: what follows
- * a lone CR on the comment's line is code to the gate and comment to GitLab. So GitLab can run a
- * document the gate read otherwise (`project(fullPath: "a/b" #<CR>, fullPath: "c/d"<LF>)` names
- * one project to GitLab, another last to the gate; a block string opened there hides whole
- * fields from the gate). Only a comment followed, before the next LF, by more than white space
- * and comments counts. A text graphql-js cannot lex is left to the parser's own error.
+ * The first place where graphql-ruby (2.2 and later: GitLab's parser) would cut a document into
+ * other tokens than graphql-js, or null. There the gate would check one document and GitLab run
+ * another, so such a document is refused rather than read one way:
+ * - a `#` comment ended by a lone carriage return with more than white space and comments after
+ *   it on that line: graphql-ruby skips a comment up to a line feed only (`#.*$`, Ruby's `.`
+ *   taking a CR), graphql-js ends it at a CR too, so what follows is code to the gate and
+ *   comment to GitLab (`project(fullPath: "a/b" #<CR>, fullPath: "c/d"<LF>)` names one project
+ *   to GitLab, another last to the gate; a block string opened there hides whole fields);
+ * - a block string holding `\"""`: graphql-js unescapes it and reads on, graphql-ruby keeps the
+ *   backslash and, before a fourth quote, ends the string there;
+ * - a block string followed at once by `"`: graphql-ruby takes up to two more quotes into the
+ *   string, graphql-js ends it at the first three.
+ * Found by comparing graphql-ruby's lexer expressions with graphql-js on generated strings: with
+ * these refused, both cut every generated block string at the same place. A text graphql-js
+ * cannot lex is left to the parser's own error.
  */
-export function rubyCommentLine (query: string): number {
-  if (!query.includes('\r')) return 0
+export function rubyLexDifference (query: string): LexDifference | null {
+  if (!query.includes('\r') && !query.includes('"""')) return null
   const lexer = new Lexer(new Source(query))
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
       for (let c = token.prev; c !== null && c.kind === TokenKind.COMMENT; c = c.prev) {
         if (query.charCodeAt(c.end) !== 13 || query.charCodeAt(c.end + 1) === 10) continue
         const lf = query.indexOf('\n', c.end)
-        if (lf === -1 || token.start < lf) return c.line
+        if (lf === -1 || token.start < lf) return { line: c.line, what: 'a comment ends at a carriage return, where GitLab\'s parser reads it on to the next line feed' }
       }
+      if (token.kind !== TokenKind.BLOCK_STRING) continue
+      if (query.slice(token.start + 3, token.end - 3).includes('\\"""')) return { line: token.line, what: 'a block string holds \\""", which GitLab\'s parser neither unescapes nor always reads as part of the string' }
+      if (query.charCodeAt(token.end) === 34) return { line: token.line, what: 'a block string is followed at once by a quote, which GitLab\'s parser reads as part of the string' }
     }
   } catch (err) {
-    if (err instanceof GraphQLError) return 0
+    if (err instanceof GraphQLError) return null
     throw err
   }
-  return 0
+  return null
 }
 
 /** GitLab's `Gitlab::Graphql::Variables`: a JSON string (again and again) or a hash; null if invalid. */
@@ -595,7 +611,7 @@ function readOperation (operation: GraphqlOperation): OperationReading {
   try {
     const text = escapeSingleQuotedNewlines(operation.query)
     // Read otherwise by GitLab: what it would run is not what the gate would parse.
-    if (rubyCommentLine(text) !== 0) return { relevant: true, unparseable: true }
+    if (rubyLexDifference(text) !== null) return { relevant: true, unparseable: true }
     document = parse(text)
   } catch {
     return { relevant: true, unparseable: true }

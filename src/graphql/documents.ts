@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto'
 import { GraphQLError, Kind, Lexer, Source, TokenKind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
 import { LRUCache } from 'lru-cache'
-import { rubyCommentLine } from '../admin/graphql.ts'
+import { rubyLexDifference } from '../admin/graphql.ts'
 import type { Config } from '../config.ts'
 
 export interface DocumentLimits {
@@ -105,9 +105,9 @@ export function readDocument (text: string, limits: DocumentLimits = DEFAULT_DOC
     return refusal('GRAPHQL_DOCUMENT_TOO_DEEP', `the GraphQL document nests brackets more than ${maxBrackets} deep (line ${scan.line}); the gate reads at most ${maxBrackets} ({, [ and ( together: ${SETTING.maxDepth} plus ${BRACKET_ALLOWANCE})`, hash)
   }
   if (scan.kind === 'syntax') return refusal('GRAPHQL_DOCUMENT_INVALID', syntaxMessage(scan.error), hash)
-  const comment = rubyCommentLine(text)
-  if (comment !== 0) {
-    return refusal('GRAPHQL_DOCUMENT_AMBIGUOUS', `the comment on line ${comment} of the GraphQL document ends at a carriage return, but GitLab's parser reads it on to the next line feed, so GitLab would not run what follows it on that line; end the comment with a line feed`, hash)
+  const difference = rubyLexDifference(text)
+  if (difference !== null) {
+    return refusal('GRAPHQL_DOCUMENT_AMBIGUOUS', `GitLab's parser would read the GraphQL document otherwise than the gate: on line ${difference.line}, ${difference.what}`, hash)
   }
 
   let document: DocumentNode

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { classifyGraphql, escapeSingleQuotedNewlines, rubyCommentLine } from '../../src/admin/graphql.ts'
+import { classifyGraphql, escapeSingleQuotedNewlines, rubyLexDifference } from '../../src/admin/graphql.ts'
 import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
 
 const gql = (query: string, variables?: unknown): string => JSON.stringify({ query, ...(variables === undefined ? {} : { variables }) })
@@ -39,16 +39,23 @@ test('graphql: documents go through graphql-ruby\'s escape_single_quoted_newline
   assert.equal(escapeSingleQuotedNewlines('"a\r\nb"'), '"a\\r\\nb"')
 })
 
-test('graphql: a comment graphql-ruby reads on past a carriage return is found, with its line', () => {
+test('graphql: where graphql-ruby would cut a document into other tokens is found, with its line', () => {
+  const line = (query: string): number | null => rubyLexDifference(query)?.line ?? null
   // graphql-ruby (2.2 and later) ends a comment at LF only; graphql-js at CR too.
-  assert.equal(rubyCommentLine('{ a } # no carriage return\n{ b }'), 0)
-  assert.equal(rubyCommentLine('{ a # CRLF ends it for both\r\n b }'), 0)
-  assert.equal(rubyCommentLine('{ a # only white space after the CR\r  \t,\n b }'), 0)
-  assert.equal(rubyCommentLine('{ a # only comments after the CR\r# more\r\n b }'), 0)
-  assert.equal(rubyCommentLine('{ a(x: """ # in a block string\r b """) }'), 0, 'no comment: a block string')
-  assert.equal(rubyCommentLine('{ a(x: "#") # CR then code\r b\n }'), 1)
-  assert.equal(rubyCommentLine('{\n a\n # no LF after it: GitLab reads on to the end\r b }'), 3)
-  assert.equal(rubyCommentLine('{ a(x: 1e) # a lexer error first is the parser\'s to report\r b }'), 0)
+  assert.equal(line('{ a } # no carriage return\n{ b }'), null)
+  assert.equal(line('{ a # CRLF ends it for both\r\n b }'), null)
+  assert.equal(line('{ a # only white space after the CR\r  \t,\n b }'), null)
+  assert.equal(line('{ a # only comments after the CR\r# more\r\n b }'), null)
+  assert.equal(line('{ a(x: """ # in a block string\r b """) }'), null, 'no comment: a block string')
+  assert.equal(line('{ a(x: "#") # CR then code\r b\n }'), 1)
+  assert.equal(line('{\n a\n # no LF after it: GitLab reads on to the end\r b }'), 3)
+  assert.equal(line('{ a(x: 1e) # a lexer error first is the parser\'s to report\r b }'), null)
+  // Block strings: an escaped triple quote, or a quote right after the closing three.
+  assert.equal(line('{ a(x: """plain "quoted", ""twice"" and \\ backslash\n""") }'), null)
+  assert.equal(line('{ a(x:\n """ends \\""" here? """) }'), 2)
+  assert.equal(line('{ a(x: ["""a""""" ]) }'), 1)
+  assert.match(rubyLexDifference('{ a(x: """\\""" """) }')?.what ?? '', /holds \\"""/)
+  assert.match(rubyLexDifference('{ a(x: ["""a""""" ]) }')?.what ?? '', /followed at once by a quote/)
 })
 
 test('graphql: requests are read as Rails reads them (URL over body, Rack\'s nested names, batches)', () => {

@@ -177,11 +177,12 @@ test('syntax errors name the line and column', () => {
   assert.equal(refused(readDocument('')).code, 'GRAPHQL_DOCUMENT_INVALID')
 })
 
-test('a comment GitLab\'s parser reads on past a carriage return is refused, naming its line; CRLF is not', () => {
+test('a document GitLab\'s parser would cut into other tokens is refused, naming where; CRLF comments are not', () => {
   assert.deepEqual(refused(readDocument('{\n  project(fullPath: "other/tools" #\r, fullPath: "acme/lib"\n) { id }\n}')), {
     code: 'GRAPHQL_DOCUMENT_AMBIGUOUS',
-    message: 'the comment on line 2 of the GraphQL document ends at a carriage return, but GitLab\'s parser reads it on to the next line feed, so GitLab would not run what follows it on that line; end the comment with a line feed'
+    message: 'GitLab\'s parser would read the GraphQL document otherwise than the gate: on line 2, a comment ends at a carriage return, where GitLab\'s parser reads it on to the next line feed'
   })
+  assert.equal(refused(readDocument('{ a(x: """\\"""""") }')).code, 'GRAPHQL_DOCUMENT_AMBIGUOUS')
   assert.ok(readDocument('{\r\n  # a comment\r\n  project(fullPath: "acme/lib") { id }\r\n}\r\n').ok)
 })
 

@@ -96,6 +96,21 @@ test('a comment GitLab reads on past a carriage return cannot hide from the gate
   assert.equal(g.upstream.length, 1, crlf.text)
 })
 
+test('a block string graphql-ruby would end elsewhere (an escaped """, more quotes after it) is refused, not read one way', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  for (const doc of [
+    '{ project(fullPath: "acme/lib", note: """\\"""" ) { id } other: project(fullPath: "other/tools") { id } x: project(fullPath: "acme/lib", m: """) { id } }',
+    '{ project(fullPath: "acme/lib", notes: ["""a""""" ]) { id } }'
+  ]) {
+    const answer = await postGraphql(g.url, { query: doc }, pat)
+    assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_DOCUMENT_AMBIGUOUS', `${JSON.stringify(doc)}: ${answer.text}`)
+  }
+  assert.equal(g.upstream.length, 0)
+  const plain = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib", note: """say "hi" and \\\\ bye""") { id } }' }, pat)
+  assert.equal(plain.status, 200, plain.text)
+  assert.equal(g.upstream.length, 1, plain.text)
+})
+
 test('a large upload cannot carry, after its files, a token or a GraphQL parameter the gate did not decide from', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS })
   const B = '----late-7e1'
