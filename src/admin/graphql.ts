@@ -492,8 +492,10 @@ export function rubyLexDifference (query: string): LexDifference | null {
   const lexer = new Lexer(new Source(query))
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
-      for (let c = token.prev; c !== null && c.kind === TokenKind.COMMENT; c = c.prev) {
-        if (query.charCodeAt(c.end) !== 13 || query.charCodeAt(c.end + 1) === 10) continue
+      // Only the comment right before a token can hide it: an LF after that comment ends any
+      // comment before it too, and without one that comment runs over the token.
+      const c = token.prev
+      if (c !== null && c.kind === TokenKind.COMMENT && query.charCodeAt(c.end) === 13 && query.charCodeAt(c.end + 1) !== 10) {
         const lf = query.indexOf('\n', c.end)
         if (lf === -1 || token.start < lf) return { line: c.line, what: 'a comment ends at a carriage return, where GitLab\'s parser reads it on to the next line feed' }
       }
