@@ -1,7 +1,8 @@
 // `npm run fuzz`: the long fuzz run over the parsers that decide what the gate authorizes (the
 // path canonicalizer, the router, the credential finder, the body scanner, the streaming
-// multipart guard and the GraphQL reading of multipart bodies): 1,000,000 generated inputs by
-// default, each within 10 ms plus 1 ms per KiB of input, heap bounded.
+// multipart guard, the GraphQL reading of multipart bodies and the GraphQL document reader):
+// 1,000,000 generated inputs by default, each within 10 ms plus 1 ms per KiB of input, heap
+// bounded.
 // The in-suite run (test/fuzz/fuzz.test.ts) is the same harness with fewer inputs and a looser
 // time limit.
 //
@@ -22,7 +23,7 @@ import { exposeGc, formatReport, mib, runTarget, Watchdog, type TargetReport } f
 import { TARGETS } from '../test/fuzz/targets.ts'
 
 /** Share of the inputs per target: the fast, pure parsers get most. */
-const WEIGHTS: Record<string, number> = { canonicalize: 35, router: 25, credentials: 20, 'body-scan': 10, 'multipart-guard': 10, 'graphql-multipart': 5 }
+const WEIGHTS: Record<string, number> = { canonicalize: 35, router: 25, credentials: 20, 'body-scan': 10, 'multipart-guard': 10, 'graphql-multipart': 5, 'graphql-document': 5 }
 
 const { values } = parseArgs({
   options: {

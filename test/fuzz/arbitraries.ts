@@ -492,3 +492,36 @@ export function bodyRequest (): fc.Arbitrary<BodyRequest> {
     })
   })
 }
+
+// ---------------------------------------------------------------------------------------------
+// GraphQL documents
+
+/** Pieces of GraphQL text: tokens, and the characters where graphql-ruby and graphql-js part ways. */
+const GRAPHQL_PIECES = [
+  '{', '}', '(', ')', '[', ']', ':', '$', '@', '!', '=', '|', '&', '...', '..', ',', ' ', '\n', '\r', '\r\n', '\t', '\ufeff', '\u00a0', '\u2028', '\u0000',
+  'query', 'mutation', 'subscription', 'fragment', 'on', 'extend', 'project', 'fullPath', 'a', '_x1', 'é',
+  '1', '-0', '01', '1.5e3', '1.', '0x1', 'true', 'null', '$v', '@skip(if: true)',
+  '"', '""', '"""', '""""', '"""""', '\\', '\\"', '\\"""', '\\u0067', '\\u{67}', '\\u{0067}', '\\uD83D\\uDE00', '\\uD800', '\\x',
+  '#', '# c', '#\r', '"acme/lib"', '"""acme/lib"""', '"""\n  acme/lib\n"""'
+]
+
+/**
+ * GraphQL text for the document reader: pieces strung together, a document that parses with
+ * pieces dropped into it, and long or deep ones (many fields, nested brackets, long strings and
+ * comments) up to 64 KiB.
+ */
+export function graphqlDocument (): fc.Arbitrary<string> {
+  const piece = A(...GRAPHQL_PIECES)
+  const strung = fc.array(piece, { maxLength: 60 }).map(a => a.join(''))
+  const valid = A('{ project(fullPath: "acme/lib") { id } }', 'query Q($p: ID = "x") { a: project(fullPath: $p) { ...F } } fragment F on Project { id }',
+    'mutation { m(input: {x: [1, 2.5, "s", """b""", null, E]}) { errors } }', '{ __typename }')
+  const seeded = fc.tuple(valid, fc.array(fc.tuple(fc.nat(), piece), { maxLength: 4 }))
+    .map(([doc, inserts]) => inserts.reduce<string>((d, [at, p]) => d.slice(0, at % (d.length + 1)) + p + d.slice(at % (d.length + 1)), doc))
+  const large = fc.oneof(
+    repeated(A('a ', 'b: project(fullPath: "acme/lib") { id } ', '# comment\r', '"""x""" ', '\\"""'), 100, 20_000).map(s => `{ ${s} }`),
+    repeated(A('#c\r', '#c\r\n', '# \r \r'), 100, 20_000).map(s => `${s}\n{ a }`),
+    fc.tuple(A('{ a', '[', '(x: ', '{ a(x: {y: '), fc.integer({ min: 10, max: 30_000 })).map(([o, n]) => nested(o, ' 1 ', '}', n, MAX_TEXT)),
+    fc.tuple(A('"', '"""', '#'), fc.integer({ min: 100, max: 60_000 })).map(([q, n]) => `{ a(x: ${q}${'y'.repeat(n)}${q === '#' ? '\r' : q}) }`)
+  )
+  return fc.oneof(w(4, strung), w(4, seeded), w(1, large))
+}

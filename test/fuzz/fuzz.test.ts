@@ -1,4 +1,4 @@
-// The in-suite fuzz run: at most 24 seconds over the six parsers that decide what the gate
+// The in-suite fuzz run: at most 28 seconds over the seven parsers that decide what the gate
 // authorizes (the long run is `npm run fuzz`, scripts/fuzz.ts). Here the per-input limit is a
 // hang detector (100 ms plus 10 ms per KiB of input, after retiming: ten times the long run's)
 // because the suite shares a small machine with other work; the slowest input seen is reported
@@ -19,7 +19,7 @@ assert.ok(Number.isSafeInteger(seed), `FUZZ_SEED must be an integer, got ${proce
  * JSON guard on every JSON input); stopAfterMs caps a slow or busy one at 4 s a target. A new
  * seed each run covers new inputs; `npm run fuzz` is the long run.
  */
-const RUNS: Record<string, number> = { canonicalize: 30_000, router: 25_000, credentials: 6_000, 'body-scan': 3_500, 'multipart-guard': 3_000, 'graphql-multipart': 3_000 }
+const RUNS: Record<string, number> = { canonicalize: 30_000, router: 25_000, credentials: 6_000, 'body-scan': 3_500, 'multipart-guard': 3_000, 'graphql-multipart': 3_000, 'graphql-document': 3_000 }
 
 const base: Omit<RunOptions, 'runs'> = {
   seed,

@@ -17,10 +17,11 @@ import { bodyCredentials, createBodyScanner, DEFAULT_MAX_INSPECTED_BODY_BYTES, t
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, type MultipartGuardOptions } from '../../src/identity/multipart.ts'
 import { JsonScanner } from '../../src/identity/json-guard.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from '../../src/identity/types.ts'
-import { readGraphqlParams, type GraphqlParams } from '../../src/admin/graphql.ts'
+import { escapeSingleQuotedNewlines, readGraphqlParams, rubyLexDifference, type GraphqlParams } from '../../src/admin/graphql.ts'
+import { readDocument, type DocumentResult } from '../../src/graphql/documents.ts'
 import { createOracle, type OracleMatch } from '../helpers/oracle.ts'
 import {
-  bodyRequest, catalogWords, chunking, headerList, METHOD, multipartBody, queryString, requestTarget, routedTarget, splitBody, tokenValue,
+  bodyRequest, catalogWords, chunking, graphqlDocument, headerList, METHOD, multipartBody, queryString, requestTarget, routedTarget, splitBody, tokenValue,
   type BodyRequest, type Chunking, type MultipartSpec
 } from './arbitraries.ts'
 import { PropertyViolation, violation, type FuzzTarget } from './harness.ts'
@@ -456,5 +457,35 @@ export const graphqlMultipartTarget: FuzzTarget<MultipartSpec, MultipartSpec, Gr
   size: input => input.body.length
 }
 
+// ---------------------------------------------------------------------------------------------
+// GraphQL documents
+
+const DOCUMENT_CODES = new Set(['GRAPHQL_DOCUMENT_TOO_LARGE', 'GRAPHQL_DOCUMENT_TOO_DEEP', 'GRAPHQL_DOCUMENT_INVALID', 'GRAPHQL_DOCUMENT_AMBIGUOUS'])
+
+/**
+ * The document reader a fine-grained token's GraphQL request goes through (after
+ * escape_single_quoted_newlines, as GitLab reads it): never throws, a known code and a short
+ * message, and never a document where graphql-ruby would cut the text into other tokens.
+ */
+export const graphqlDocumentTarget: FuzzTarget<string, string, DocumentResult> = {
+  name: 'graphql-document',
+  covers: 'readDocument (limits, lexer scan, graphql-ruby\'s differences, parse, shape) on generated GraphQL text: never throws, a known refusal or a document, never a document graphql-ruby would cut otherwise',
+  arbitrary: graphqlDocument(),
+  async: false,
+  prepare: text => escapeSingleQuotedNewlines(text),
+  exec: text => readDocument(text),
+  check: (text, result) => {
+    if (result.ok) {
+      violation(rubyLexDifference(text) === null, 'a document graphql-ruby would cut into other tokens was read')
+      violation(/^[0-9a-f]{64}$/.test(result.hash), 'no sha256 for a document')
+      return
+    }
+    violation(DOCUMENT_CODES.has(result.code), () => `unknown code ${result.code}`)
+    violation(typeof result.message === 'string' && result.message.length > 0 && result.message.length < 600, () => `message is not a short text: ${clip(result.message)}`)
+  },
+  show: input => clip(input),
+  size: input => input.length
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const TARGETS: ReadonlyArray<FuzzTarget<any, any, any>> = [canonicalizeTarget, routerTarget, credentialsTarget, bodyScanTarget, multipartGuardTarget, graphqlMultipartTarget]
+export const TARGETS: ReadonlyArray<FuzzTarget<any, any, any>> = [canonicalizeTarget, routerTarget, credentialsTarget, bodyScanTarget, multipartGuardTarget, graphqlMultipartTarget, graphqlDocumentTarget]
