@@ -22,7 +22,7 @@
 // refused. Mutations are found at the mutation root through aliases, inline fragments and
 // fragment spreads. A document or body that names these fields but cannot be parsed is refused.
 
-import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
+import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type Token, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
@@ -492,21 +492,31 @@ export function rubyLexDifference (query: string): LexDifference | null {
   const lexer = new Lexer(new Source(query))
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
-      // Only the comment right before a token can hide it: an LF after that comment ends any
-      // comment before it too, and without one that comment runs over the token.
-      const c = token.prev
-      if (c !== null && c.kind === TokenKind.COMMENT && query.charCodeAt(c.end) === 13 && query.charCodeAt(c.end + 1) !== 10) {
-        const lf = query.indexOf('\n', c.end)
-        if (lf === -1 || token.start < lf) return { line: c.line, what: 'a comment ends at a carriage return, where GitLab\'s parser reads it on to the next line feed' }
-      }
-      if (token.kind !== TokenKind.BLOCK_STRING) continue
-      if (query.slice(token.start + 3, token.end - 3).includes('\\"""')) return { line: token.line, what: 'a block string holds \\""", which GitLab\'s parser neither unescapes nor always reads as part of the string' }
-      if (query.charCodeAt(token.end) === 34) return { line: token.line, what: 'a block string is followed at once by a quote, which GitLab\'s parser reads as part of the string' }
+      const difference = lexDifferenceAt(query, token)
+      if (difference !== null) return difference
     }
   } catch (err) {
     if (err instanceof GraphQLError) return null
     throw err
   }
+  return null
+}
+
+/**
+ * rubyLexDifference at one token graphql-js's lexer returned (not a comment): for a reader that
+ * walks the tokens anyway (the document cache's scan).
+ */
+export function lexDifferenceAt (query: string, token: Token): LexDifference | null {
+  // Only the comment right before a token can hide it: an LF after that comment ends any
+  // comment before it too, and without one that comment runs over the token.
+  const c = token.prev
+  if (c !== null && c.kind === TokenKind.COMMENT && query.charCodeAt(c.end) === 13 && query.charCodeAt(c.end + 1) !== 10) {
+    const lf = query.indexOf('\n', c.end)
+    if (lf === -1 || token.start < lf) return { line: c.line, what: 'a comment ends at a carriage return, where GitLab\'s parser reads it on to the next line feed' }
+  }
+  if (token.kind !== TokenKind.BLOCK_STRING) return null
+  if (query.slice(token.start + 3, token.end - 3).includes('\\"""')) return { line: token.line, what: 'a block string holds \\""", which GitLab\'s parser neither unescapes nor always reads as part of the string' }
+  if (query.charCodeAt(token.end) === 34) return { line: token.line, what: 'a block string is followed at once by a quote, which GitLab\'s parser reads as part of the string' }
   return null
 }
 

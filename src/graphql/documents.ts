@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto'
 import { GraphQLError, Kind, Lexer, Source, TokenKind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
 import { LRUCache } from 'lru-cache'
-import { rubyLexDifference } from '../admin/graphql.ts'
+import { lexDifferenceAt, type LexDifference } from '../admin/graphql.ts'
 import type { Config } from '../config.ts'
 
 export interface DocumentLimits {
@@ -105,9 +105,8 @@ export function readDocument (text: string, limits: DocumentLimits = DEFAULT_DOC
     return refusal('GRAPHQL_DOCUMENT_TOO_DEEP', `the GraphQL document nests brackets more than ${maxBrackets} deep (line ${scan.line}); the gate reads at most ${maxBrackets} ({, [ and ( together: ${SETTING.maxDepth} plus ${BRACKET_ALLOWANCE})`, hash)
   }
   if (scan.kind === 'syntax') return refusal('GRAPHQL_DOCUMENT_INVALID', syntaxMessage(scan.error), hash)
-  const difference = rubyLexDifference(text)
-  if (difference !== null) {
-    return refusal('GRAPHQL_DOCUMENT_AMBIGUOUS', `GitLab's parser would read the GraphQL document otherwise than the gate: on line ${difference.line}, ${difference.what}`, hash)
+  if (scan.kind === 'ambiguous') {
+    return refusal('GRAPHQL_DOCUMENT_AMBIGUOUS', `GitLab's parser would read the GraphQL document otherwise than the gate: on line ${scan.difference.line}, ${scan.difference.what}`, hash)
   }
 
   let document: DocumentNode
@@ -142,11 +141,15 @@ type Scan =
   | { readonly kind: 'tokens' }
   | { readonly kind: 'brackets', readonly line: number }
   | { readonly kind: 'syntax', readonly error: GraphQLError }
+  | { readonly kind: 'ambiguous', readonly difference: LexDifference }
 
 const OPENING = new Set<string>([TokenKind.BRACE_L, TokenKind.BRACKET_L, TokenKind.PAREN_L])
 const CLOSING = new Set<string>([TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R])
 
-/** One pass of the lexer: tokens counted as graphql-js's maxTokens counts them (all but <EOF>). */
+/**
+ * One pass of the lexer: tokens counted as graphql-js's maxTokens counts them (all but <EOF>),
+ * and the first place graphql-ruby would cut the text into other tokens (lexDifferenceAt).
+ */
 function scanTokens (text: string, maxTokens: number, maxBrackets: number): Scan {
   const lexer = new Lexer(new Source(text))
   let tokens = 0
@@ -154,6 +157,8 @@ function scanTokens (text: string, maxTokens: number, maxBrackets: number): Scan
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
       if (++tokens > maxTokens) return { kind: 'tokens' }
+      const difference = lexDifferenceAt(text, token)
+      if (difference !== null) return { kind: 'ambiguous', difference }
       if (OPENING.has(token.kind)) {
         if (++nesting > maxBrackets) return { kind: 'brackets', line: token.line }
       } else if (CLOSING.has(token.kind)) {
