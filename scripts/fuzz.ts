@@ -1,7 +1,7 @@
 // `npm run fuzz`: the long fuzz run over the parsers that decide what the gate authorizes (the
 // path canonicalizer, the router, the credential finder, the body scanner, the streaming
 // multipart guard, the GraphQL reading of multipart bodies and the GraphQL document reader):
-// 1,000,000 generated inputs by default, each within 10 ms plus 1 ms per KiB of input, heap
+// 1,000,000 generated inputs by default, each within 10 ms plus 2 ms per KiB of input, heap
 // bounded.
 // The in-suite run (test/fuzz/fuzz.test.ts) is the same harness with fewer inputs and a looser
 // time limit.
@@ -12,7 +12,7 @@
 //
 // Options: --seed N, --runs N (total over the chosen targets, split by weight), --target a,b,
 // --path P (fast-check replay path, with --seed and one --target), --time-limit MS (10),
-// --time-per-kib MS (1: added to the limit per KiB of the input; the parsers are linear, so a
+// --time-per-kib MS (2: added to the limit per KiB of the input; the parsers are linear, so a
 // large input may take longer, while a quadratic one still outgrows the allowance),
 // --retimes N (4: an input over the limit is timed again and fails only if every run is over),
 // --heap-limit MIB (64), --hang-ms MS (10000: the watchdog kills a run stuck on one input).
@@ -32,7 +32,7 @@ const { values } = parseArgs({
     target: { type: 'string' },
     path: { type: 'string' },
     'time-limit': { type: 'string', default: '10' },
-    'time-per-kib': { type: 'string', default: '1' },
+    'time-per-kib': { type: 'string', default: '2' },
     retimes: { type: 'string', default: '4' },
     'heap-limit': { type: 'string', default: '64' },
     'hang-ms': { type: 'string', default: '10000' },

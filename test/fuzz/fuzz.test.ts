@@ -1,6 +1,6 @@
 // The in-suite fuzz run: at most 28 seconds over the seven parsers that decide what the gate
 // authorizes (the long run is `npm run fuzz`, scripts/fuzz.ts). Here the per-input limit is a
-// hang detector (100 ms plus 10 ms per KiB of input, after retiming: ten times the long run's)
+// hang detector (100 ms plus 20 ms per KiB of input, after retiming: ten times the long run's)
 // because the suite shares a small machine with other work; the slowest input seen is reported
 // for each target. The seed is random unless FUZZ_SEED is set, and is printed, with the replay
 // command, on any failure:
@@ -24,7 +24,7 @@ const RUNS: Record<string, number> = { canonicalize: 30_000, router: 25_000, cre
 const base: Omit<RunOptions, 'runs'> = {
   seed,
   timeLimitMs: 100,
-  timePerKibMs: 10,
+  timePerKibMs: 20,
   retimes: 2,
   heapEvery: 2_000,
   heapLimitBytes: 32 << 20,
