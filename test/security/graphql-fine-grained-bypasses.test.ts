@@ -2,7 +2,7 @@
 // the gate did not check. Each was found while building the enforcement at /api/graphql and is
 // refused (or checked) now.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
@@ -75,40 +75,41 @@ test('a newline inside a string is read as graphql-ruby reads it (escape_single_
  */
 const asGitlabReads = (doc: string): string => doc.replace(/#[^\n]*/g, '')
 
-test('a comment GitLab reads on past a carriage return cannot hide from the gate what GitLab runs', async (t) => {
+/**
+ * Each document is refused as one GitLab would read otherwise (checked with `premise` first),
+ * nothing reaches GitLab, and `alike`, which both read the same, is forwarded.
+ */
+async function refusedAsAmbiguous (t: TestContext, documents: readonly string[], alike: string, premise: (doc: string) => void = () => {}): Promise<void> {
   const g = await startGraphqlGate(t, { tokens: TOKENS })
-  const documents = [
-    // The gate read fullPath twice and kept the last; GitLab reads it once.
-    '{ project(fullPath: "other/tools" #\r, fullPath: "acme/lib"\n) { id } }',
-    // The gate read a block string where GitLab reads a field.
-    '#\r{ a: project(fullPath: "acme/lib", note: """\n{ b: project(fullPath: "other/tools") { id } } #""") { id } }'
-  ]
   for (const doc of documents) {
-    assert.match(print(parse(asGitlabReads(doc))), /project\(fullPath: "other\/tools"\)/, 'what GitLab would run')
+    premise(doc)
     const answer = await postGraphql(g.url, { query: doc }, pat)
     assert.equal(answer.status, 200, answer.text)
     assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_DOCUMENT_AMBIGUOUS', `${JSON.stringify(doc)}: ${answer.text}`)
   }
   assert.equal(g.upstream.length, 0)
+  const same = await postGraphql(g.url, { query: alike }, pat)
+  assert.equal(same.status, 200, same.text)
+  assert.equal(g.upstream.length, 1, same.text)
+}
+
+test('a comment GitLab reads on past a carriage return cannot hide from the gate what GitLab runs', async (t) => {
+  await refusedAsAmbiguous(t, [
+    // The gate read fullPath twice and kept the last; GitLab reads it once.
+    '{ project(fullPath: "other/tools" #\r, fullPath: "acme/lib"\n) { id } }',
+    // The gate read a block string where GitLab reads a field.
+    '#\r{ a: project(fullPath: "acme/lib", note: """\n{ b: project(fullPath: "other/tools") { id } } #""") { id } }'
+  ],
   // Comments ended by CRLF, or by CR with nothing but white space before the LF, read alike.
-  const crlf = await postGraphql(g.url, { query: '{ # mine\r\n project(fullPath: "acme/lib") { id } # end\r  \n}' }, pat)
-  assert.equal(crlf.status, 200, crlf.text)
-  assert.equal(g.upstream.length, 1, crlf.text)
+  '{ # mine\r\n project(fullPath: "acme/lib") { id } # end\r  \n}',
+  doc => assert.match(print(parse(asGitlabReads(doc))), /project\(fullPath: "other\/tools"\)/, 'what GitLab would run'))
 })
 
 test('a block string graphql-ruby would end elsewhere (an escaped """, more quotes after it) is refused, not read one way', async (t) => {
-  const g = await startGraphqlGate(t, { tokens: TOKENS })
-  for (const doc of [
+  await refusedAsAmbiguous(t, [
     '{ project(fullPath: "acme/lib", note: """\\"""" ) { id } other: project(fullPath: "other/tools") { id } x: project(fullPath: "acme/lib", m: """) { id } }',
     '{ project(fullPath: "acme/lib", notes: ["""a""""" ]) { id } }'
-  ]) {
-    const answer = await postGraphql(g.url, { query: doc }, pat)
-    assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_DOCUMENT_AMBIGUOUS', `${JSON.stringify(doc)}: ${answer.text}`)
-  }
-  assert.equal(g.upstream.length, 0)
-  const plain = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib", note: """say "hi" and \\\\ bye""") { id } }' }, pat)
-  assert.equal(plain.status, 200, plain.text)
-  assert.equal(g.upstream.length, 1, plain.text)
+  ], '{ project(fullPath: "acme/lib", note: """say "hi" and \\\\ bye""") { id } }')
 })
 
 test('a large upload cannot carry, after its files, a token or a GraphQL parameter the gate did not decide from', async (t) => {
