@@ -96,7 +96,7 @@ export class PropertyViolation extends Error {
   }
 }
 
-export class TimeLimitExceeded extends Error {
+class TimeLimitExceeded extends Error {
   constructor (message: string) {
     super(message)
     this.name = 'TimeLimitExceeded'
