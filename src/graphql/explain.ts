@@ -28,6 +28,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode
 } from 'graphql'
+import { rubyLexDifference } from '../admin/graphql.ts'
 import type { Boundary, GraphqlCatalog, GraphqlPermissionEntry, Kind } from './catalog.ts'
 
 export class GraphqlDocumentError extends Error {
@@ -93,14 +94,20 @@ export class GraphqlCatalogIndex {
   }
 }
 
+/** The document, or an error naming where it does not parse or GitLab's parser would read it otherwise. */
 export function parseDocument (text: string, source = 'document'): DocumentNode {
+  let document: DocumentNode
   try {
-    return parse(text, { maxTokens: 100_000 })
+    document = parse(text, { maxTokens: 100_000 })
   } catch (err) {
     if (!(err instanceof GraphQLError)) throw err
     const at = err.locations?.[0]
     throw new GraphqlDocumentError(`${source}${at === undefined ? '' : `:${at.line}:${at.column}`}: ${err.message}`)
   }
+  // The gate refuses such a document, so explaining what it touches would mislead.
+  const difference = rubyLexDifference(text)
+  if (difference !== null) throw new GraphqlDocumentError(`${source}:${difference.line}: GitLab's parser would read this document otherwise (the gate refuses it, GRAPHQL_DOCUMENT_AMBIGUOUS): ${difference.what}`)
+  return document
 }
 
 export function parseSchema (sdl: string, source = 'schema'): GraphQLSchema {
