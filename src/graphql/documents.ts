@@ -12,7 +12,7 @@
 // thousand nested braces overflow the stack (a RangeError, not a GraphQLError).
 
 import { createHash } from 'node:crypto'
-import { GraphQLError, Kind, Lexer, Source, TokenKind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
+import { BREAK, GraphQLError, Kind, Lexer, Source, TokenKind, parse, visit, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import { lexDifferenceAt, type LexDifference } from '../admin/graphql.ts'
 import type { Config } from '../config.ts'
@@ -119,6 +119,8 @@ export function readDocument (text: string, limits: DocumentLimits = DEFAULT_DOC
 
   const shape = measure(document)
   if (shape.kind === 'invalid') return refusal('GRAPHQL_DOCUMENT_INVALID', shape.message, hash)
+  const repeated = repeatedName(document)
+  if (repeated !== null) return refusal('GRAPHQL_DOCUMENT_INVALID', repeated, hash)
   if (shape.depth > limits.maxDepth) {
     return refusal('GRAPHQL_DOCUMENT_TOO_DEEP', `the GraphQL document has depth ${shape.depth}; the gate allows at most ${limits.maxDepth} (${SETTING.maxDepth})`, hash)
   }
@@ -278,6 +280,41 @@ function measure (document: DocumentNode): Shape {
     expandedFields = Math.min(Number.MAX_SAFE_INTEGER, expandedFields + result.fields)
   }
   return { kind: 'ok', depth, expandedFields, aliases }
+}
+
+/**
+ * A name given twice where GraphQL allows it once, as GitLab's validation finds it: two
+ * arguments of one field or directive, two fields of one input object, two variables or two
+ * operations of one name (UniqueArgumentNames, UniqueInputFieldNames, UniqueVariableNames,
+ * UniqueOperationNames). GitLab refuses such a document; the gate would otherwise read the
+ * last value of a repeated argument and check one project while another one was written
+ * first. Null when there is none.
+ */
+function repeatedName (document: DocumentNode): string | null {
+  let found: string | null = null
+  const once = (names: ReadonlyArray<{ readonly name: { readonly value: string } }>, message: (name: string) => string): void => {
+    if (names.length < 2 || found !== null) return
+    const seen = new Set<string>()
+    for (const { name: { value } } of names) {
+      if (seen.has(value)) {
+        found = `the GraphQL document ${message(value)}; GraphQL allows each name there once`
+        return
+      }
+      seen.add(value)
+    }
+  }
+  const named: Array<{ readonly name: { readonly value: string } }> = []
+  for (const d of document.definitions) if (d.kind === Kind.OPERATION_DEFINITION && d.name !== undefined) named.push(d as { name: { value: string } })
+  once(named, name => `names two operations ${name}`)
+  if (found !== null) return found
+  const stop = (): typeof BREAK | undefined => found === null ? undefined : BREAK
+  visit(document, {
+    OperationDefinition: node => { once(node.variableDefinitions?.map(v => v.variable) ?? [], name => `declares the variable $${name} twice`); return stop() },
+    Field: node => { once(node.arguments ?? [], name => `gives field ${node.name.value} the argument ${name} twice`); return stop() },
+    Directive: node => { once(node.arguments ?? [], name => `gives directive @${node.name.value} the argument ${name} twice`); return stop() },
+    ObjectValue: node => { once(node.fields, name => `gives an input object the field ${name} twice`); return stop() }
+  })
+  return found
 }
 
 /** Options for createDocumentCache. */

@@ -186,6 +186,19 @@ test('a document GitLab\'s parser would cut into other tokens is refused, naming
   assert.ok(readDocument('{\r\n  # a comment\r\n  project(fullPath: "acme/lib") { id }\r\n}\r\n').ok)
 })
 
+test('a name GraphQL allows once, given twice, is invalid as GitLab\'s validation finds it: the gate never picks one of two', () => {
+  const message = (doc: string): string => refused(readDocument(doc)).message
+  assert.equal(message('{ project(fullPath: "other/tools", fullPath: "acme/lib") { id } }'),
+    'the GraphQL document gives field project the argument fullPath twice; GraphQL allows each name there once')
+  assert.match(message('mutation { m(input: {projectPath: "a/b", projectPath: "c/d"}) { errors } }'), /gives an input object the field projectPath twice/)
+  assert.match(message('{ a @include(if: true, if: false) }'), /gives directive @include the argument if twice/)
+  assert.match(message('query($p: ID = "a/b", $p: ID = "c/d") { project(fullPath: $p) { id } }'), /declares the variable \$p twice/)
+  assert.match(message('query Q { a } query Q { b }'), /names two operations Q/)
+  assert.equal(refused(readDocument('{ project(fullPath: "a/b", fullPath: "c/d") { id } }')).code, 'GRAPHQL_DOCUMENT_INVALID')
+  // The same name in different places is fine.
+  assert.ok(readDocument('query A($p: ID) { a(x: 1) b(x: 2) c: a(x: {x: {x: 3}}) @skip(if: false) } query B($p: ID) { a }').ok)
+})
+
 test('a parsed document carries its sha256, and no locations', () => {
   const text = 'query Q($p: ID!) { project(fullPath: $p) { id } }'
   const result = readDocument(text)

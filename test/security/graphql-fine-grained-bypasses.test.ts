@@ -112,6 +112,15 @@ test('a block string graphql-ruby would end elsewhere (an escaped """, more quot
   ], '{ project(fullPath: "acme/lib", note: """say "hi" and \\\\ bye""") { id } }')
 })
 
+test('a repeated argument is refused as GitLab\'s validation refuses it: the gate never checks one fullPath of two', async (t) => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  for (const doc of ['{ project(fullPath: "other/tools", fullPath: "acme/lib") { id } }', 'query($p: ID = "other/tools", $p: ID = "acme/lib") { project(fullPath: $p) { id } }']) {
+    const answer = await postGraphql(g.url, { query: doc }, pat)
+    assert.equal(answer.body.errors?.[0]?.extensions?.code, 'GRAPHQL_DOCUMENT_INVALID', `${doc}: ${answer.text}`)
+  }
+  assert.equal(g.upstream.length, 0)
+})
+
 test('a large upload cannot carry, after its files, a token or a GraphQL parameter the gate did not decide from', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS })
   const B = '----late-7e1'
