@@ -304,7 +304,7 @@ function repeatedName (document: DocumentNode): string | null {
     }
   }
   const named: Array<{ readonly name: { readonly value: string } }> = []
-  for (const d of document.definitions) if (d.kind === Kind.OPERATION_DEFINITION && d.name !== undefined) named.push(d as { name: { value: string } })
+  for (const d of document.definitions) if (d.kind === Kind.OPERATION_DEFINITION && d.name !== undefined) named.push({ name: d.name })
   once(named, name => `names two operations ${name}`)
   if (found !== null) return found
   const stop = (): typeof BREAK | undefined => found === null ? undefined : BREAK
