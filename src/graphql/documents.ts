@@ -290,7 +290,7 @@ function measure (document: DocumentNode): Shape {
  * last value of a repeated argument and check one project while another one was written
  * first. Null when there is none.
  */
-function repeatedName (document: DocumentNode): string | null {
+export function repeatedName (document: DocumentNode): string | null {
   let found: string | null = null
   const once = (names: ReadonlyArray<{ readonly name: { readonly value: string } }>, message: (name: string) => string): void => {
     if (names.length < 2 || found !== null) return

@@ -29,6 +29,7 @@ import {
   type SelectionSetNode
 } from 'graphql'
 import { rubyLexDifference } from '../admin/graphql.ts'
+import { repeatedName } from './documents.ts'
 import type { Boundary, GraphqlCatalog, GraphqlPermissionEntry, Kind } from './catalog.ts'
 
 export class GraphqlDocumentError extends Error {
@@ -94,7 +95,7 @@ export class GraphqlCatalogIndex {
   }
 }
 
-/** The document, or an error naming where it does not parse or GitLab's parser would read it otherwise. */
+/** The document, or an error naming where it does not parse, GitLab's parser would read it otherwise, or it repeats a name. */
 export function parseDocument (text: string, source = 'document'): DocumentNode {
   let document: DocumentNode
   try {
@@ -107,6 +108,8 @@ export function parseDocument (text: string, source = 'document'): DocumentNode 
   // The gate refuses such a document, so explaining what it touches would mislead.
   const difference = rubyLexDifference(text)
   if (difference !== null) throw new GraphqlDocumentError(`${source}:${difference.line}: GitLab's parser would read this document otherwise (the gate refuses it, GRAPHQL_DOCUMENT_AMBIGUOUS): ${difference.what}`)
+  const repeated = repeatedName(document)
+  if (repeated !== null) throw new GraphqlDocumentError(`${source}: ${repeated} (the gate refuses it, GRAPHQL_DOCUMENT_INVALID)`)
   return document
 }
 

@@ -205,6 +205,8 @@ test('a document that does not parse: a clear error with line and column, exit 2
   const ambiguous = spawnSync(process.execPath, ['--import', 'tsx', main, 'explain-graphql'], { input: '{ project(fullPath: "a/b" #\r, fullPath: "c/d"\n) { id } }', encoding: 'utf8', timeout: 60_000 })
   assert.equal(ambiguous.status, 2, ambiguous.stderr)
   assert.match(ambiguous.stderr, /^job-token-gate: stdin:1: GitLab's parser would read this document otherwise \(the gate refuses it, GRAPHQL_DOCUMENT_AMBIGUOUS\): a comment ends at a carriage return/)
+  assert.throws(() => parseDocument('{ project(fullPath: "a/b", fullPath: "c/d") { id } }', 'doc.graphql'),
+    /^GraphqlDocumentError: doc\.graphql: the GraphQL document gives field project the argument fullPath twice; GraphQL allows each name there once \(the gate refuses it, GRAPHQL_DOCUMENT_INVALID\)$/)
   const ok = spawnSync(process.execPath, ['--import', 'tsx', main, 'explain-graphql', '-', '--json'], { input: 'mutation { ciLint(projectPath: "g/p", content: "x") { errors } }', encoding: 'utf8', timeout: 60_000 })
   assert.equal(ok.status, 0, ok.stderr)
   assert.deepEqual((JSON.parse(ok.stdout) as GraphqlExplanation).operations[0]!.touches.map(x => x.permissions[0]!.permission), ['validate_ci_config'])
