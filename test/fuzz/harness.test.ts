@@ -1,16 +1,21 @@
 // The fuzz harness's time limit: a base plus an allowance per KiB of input, so a linear parser's
 // large inputs pass on a slow machine while a quadratic one still fails. The targets here spin
-// for a set time that depends on their input's size.
+// for a set CPU time that depends on their input's size: CPU time, not wall-clock time, because
+// the harness counts the smaller of the two, and on a busy machine a wall-clock spin gets less
+// CPU time than it asked for (a quadratic target could then pass).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { runTarget, type FuzzTarget, type RunOptions } from './harness.ts'
 
-/** Spins for ms milliseconds of wall-clock time. */
+/** Spins until the process has used ms more milliseconds of CPU time. */
 function spin (ms: number): void {
-  const until = performance.now() + ms
-  while (performance.now() < until) { /* busy */ }
+  const from = process.cpuUsage()
+  for (;;) {
+    const { user, system } = process.cpuUsage(from)
+    if ((user + system) / 1000 >= ms) return
+  }
 }
 
 function spinning (name: string, msFor: (kib: number) => number): FuzzTarget<number> {

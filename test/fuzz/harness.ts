@@ -11,8 +11,9 @@
 // `retimes` times, each retiming counting the smaller of its wall-clock and its process CPU time
 // (CPU time leaves out the time the process waited for a core, which on a machine busy with
 // other work can be most of it), and fails only when every run is over, with a growing pause
-// before each retiming: a GC pause or a descheduled process does not read as a hang. The figure reported is the smallest of those runs for the slowest
-// input ("confirmed"), beside the largest single wall-clock measurement ("raw").
+// before each retiming: a GC pause or a descheduled process does not read as a hang. The figure
+// reported is the smallest of those runs for the slowest input ("confirmed"), beside the largest
+// single wall-clock measurement ("raw").
 //
 // A hard hang (an input that never returns) cannot be timed from the same thread; a watchdog
 // worker sees the input counter stop, writes the target, seed and replay path to stderr and
