@@ -9,7 +9,7 @@
 
 import { LRUCache } from 'lru-cache'
 import type { GitlabClient } from '../gitlab/client.ts'
-import type { Clock } from '../identity/cache.ts'
+import { ttlClock, type Clock } from '../identity/cache.ts'
 import { lookupError, mapUnavailable, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
@@ -64,8 +64,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   const facts = new LRUCache<string, ProjectFacts, { readonly project: number | string }>({
     max: options.max ?? 10_000,
     ttl: options.ttlMs ?? 60_000,
-    // An injected clock is read on every lookup (see src/identity/cache.ts).
-    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+    ...ttlClock(options.clock),
     ignoreFetchAbort: true,
     fetchMethod: async (_key, _stale, { context }) => {
       const found = await load(context.project)

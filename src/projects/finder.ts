@@ -9,7 +9,7 @@ import { LRUCache } from 'lru-cache'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { GateError } from '../errors.ts'
 import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
-import { createLoaderCache, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
+import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
 
@@ -62,8 +62,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const projects = new LRUCache<string, Found, () => Promise<Found>>({
     max: options.max ?? 10_000,
     ttl: ttlMs,
-    // An injected clock is read on every lookup (see src/identity/cache.ts).
-    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+    ...ttlClock(options.clock),
     ignoreFetchAbort: true,
     async fetchMethod (_key, _stale, { options: entry, context: load }) {
       const found = await load()

@@ -1,5 +1,6 @@
 // The loader cache under the resolvers: single flight, negative entries, TTL bounds, size bound,
-// and keys that are token hashes. Time is a clock the tests move; nothing sleeps.
+// and keys that are token hashes. Time is a clock the tests move; nothing sleeps, but for one test
+// of the default clock, which keeps the event loop busy for a few tens of milliseconds.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -82,6 +83,18 @@ test('values live for the TTL', async () => {
   assert.equal(await cache.get('k', load), 1)
   clock.advance(1)
   assert.equal(await cache.get('k', load), 2)
+})
+
+test('with the default clock a value expires on time while the event loop is busy (no timer must run first)', async () => {
+  // lru-cache's default reuses a clock reading until a 1 ms timer forgets it: a lookup after a
+  // long synchronous task, before any timer could run, read the old time and kept the value.
+  const cache = createLoaderCache<number>({ max: 10, ttlMs: 20 })
+  let loads = 0
+  assert.equal(await cache.get('k', async () => ++loads), 1)
+  assert.equal(cache.cached('k'), 1)
+  const until = performance.now() + 40
+  while (performance.now() < until) {} // synchronous: no timer runs
+  assert.equal(cache.cached('k'), undefined)
 })
 
 test('a value lives no longer than its own lifetime', async () => {
