@@ -186,9 +186,15 @@ async function startNginx (name: string, origin: number, authPort: number | null
 
 /** CPU seconds (user + system, every thread) of a process so far. */
 function cpuSeconds (pid: number): number {
+  const { user, system } = cpuTimes(pid)
+  return user + system
+}
+
+/** User and system (the kernel's, on the process's behalf) CPU seconds of a process so far. */
+function cpuTimes (pid: number): { user: number, system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK }
 }
 
 /** Resident set and V8 heap used of a gate, from its /metrics. */
@@ -212,7 +218,7 @@ interface Target {
   readonly gate?: Proc
 }
 
-interface Sample { round: number, pid: number, statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
+interface Sample { round: number, pid: number, statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, systemUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
 
 const samples = new Map<string, Sample[]>()
 /** The round being measured: a sample is paired with the samples of its own round. */
@@ -293,9 +299,11 @@ async function warm (target: Target): Promise<void> {
 async function measure (target: Target): Promise<Sample> {
   await drive(target, WARMUP_S)
   const cpu0 = target.pids.map(cpuSeconds)
+  const system0 = cpuTimes(target.pids[0]!).system
   const lines0 = target.gate?.logLines ?? 0
   const result = await drive(target, DURATION_S)
   const cpu1 = target.pids.map(cpuSeconds)
+  const system1 = cpuTimes(target.pids[0]!).system
   const total = result.total
   const sample: Sample = {
     round: currentRound,
@@ -306,6 +314,7 @@ async function measure (target: Target): Promise<Sample> {
     p99: result.p99Ms,
     cpuUsPerReq: (cpu1[0]! - cpu0[0]!) * 1e6 / total,
     cpuAllUsPerReq: cpu1.reduce((s, c, i) => s + c - cpu0[i]!, 0) * 1e6 / total,
+    systemUsPerReq: (system1 - system0) * 1e6 / total,
     total,
     unexpected: result.unexpected,
     logLinesPerReq: target.gate === undefined ? null : (target.gate.logLines - lines0) / total,
@@ -407,6 +416,7 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
       cpuUsPerRequest: Number(cpu.toFixed(1)),
       cpuSecondsPer10k: Number((cpu * 1e4 / 1e6).toFixed(3)),
       cpuAllProcessesUsPerRequest: Number(median(list.map(s => s.cpuAllUsPerReq)).toFixed(1)),
+      systemUsPerRequest: Number(median(list.map(s => s.systemUsPerReq)).toFixed(1)),
       cpuUsPerRequestByProcess: processMedians(list).map(x => Number(x.toFixed(1))),
       rpsOverBare: Number((rps / baseRps).toFixed(3)),
       bareCpuOverCpu: Number((baseCpu / cpu).toFixed(3)),
@@ -419,9 +429,9 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
 }
 
 function printTable (rows: Array<Record<string, unknown>>): void {
-  console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
+  console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'sys µs'.padStart(6)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
   for (const r of rows) {
-    console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
+    console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.systemUsPerRequest as number).padStart(6)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
     const byProcess = r.cpuUsPerRequestByProcess as number[]
     if (byProcess.length > 1) console.log(`  CPU µs/req of each process: ${byProcess.map(x => fmt(x)).join(' / ')}`)
     if ((r.unexpectedAnswers as number) > 0) console.log(`  ! ${String(r.unexpectedAnswers)} answers had another status than expected (last round: ${JSON.stringify(r.statuses)})`)
@@ -554,7 +564,7 @@ async function main (): Promise<void> {
   writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n')
 
   console.log(`node ${process.version}; ${result.loadGenerator}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${PROCESSES} process${PROCESSES === 1 ? '' : 'es'} per Node proxy, ${CONNECTIONS} connections, medians; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
-  console.log('CPU µs/req: the proxy process alone (user + system); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
+  console.log('CPU µs/req: the proxy process alone (user + system; sys µs: the system part of it, kernel time); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
   console.log('')
   printTable(rows)
   console.log('')
