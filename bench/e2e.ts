@@ -298,12 +298,12 @@ async function warm (target: Target): Promise<void> {
 
 async function measure (target: Target): Promise<Sample> {
   await drive(target, WARMUP_S)
-  const cpu0 = target.pids.map(cpuSeconds)
-  const system0 = cpuTimes(target.pids[0]!).system
+  const times0 = target.pids.map(cpuTimes)
   const lines0 = target.gate?.logLines ?? 0
   const result = await drive(target, DURATION_S)
-  const cpu1 = target.pids.map(cpuSeconds)
-  const system1 = cpuTimes(target.pids[0]!).system
+  const times1 = target.pids.map(cpuTimes)
+  const cpu0 = times0.map(t => t.user + t.system)
+  const cpu1 = times1.map(t => t.user + t.system)
   const total = result.total
   const sample: Sample = {
     round: currentRound,
@@ -314,7 +314,7 @@ async function measure (target: Target): Promise<Sample> {
     p99: result.p99Ms,
     cpuUsPerReq: (cpu1[0]! - cpu0[0]!) * 1e6 / total,
     cpuAllUsPerReq: cpu1.reduce((s, c, i) => s + c - cpu0[i]!, 0) * 1e6 / total,
-    systemUsPerReq: (system1 - system0) * 1e6 / total,
+    systemUsPerReq: (times1[0]!.system - times0[0]!.system) * 1e6 / total,
     total,
     unexpected: result.unexpected,
     logLinesPerReq: target.gate === undefined ? null : (target.gate.logLines - lines0) / total,
