@@ -190,11 +190,19 @@ function cpuSeconds (pid: number): number {
   return user + system
 }
 
-/** User and system (the kernel's, on the process's behalf) CPU seconds of a process so far. */
-function cpuTimes (pid: number): { user: number, system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK }
+/**
+ * User and system (the kernel's, on the process's behalf) CPU seconds of a process so far, every
+ * thread, and the main thread's alone (user + system; the others are V8's compiler and garbage
+ * collector threads and libuv's pool).
+ */
+function cpuTimes (pid: number): { user: number, system: number, main: number } {
+  const fields = (file: string): string[] => {
+    const stat = readFileSync(file, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  }
+  const all = fields(`/proc/${pid}/stat`)
+  const main = fields(`/proc/${pid}/task/${pid}/stat`)
+  return { user: Number(all[11]) / CLK_TCK, system: Number(all[12]) / CLK_TCK, main: (Number(main[11]) + Number(main[12])) / CLK_TCK }
 }
 
 /** Resident set and V8 heap used of a gate, from its /metrics. */
@@ -218,7 +226,7 @@ interface Target {
   readonly gate?: Proc
 }
 
-interface Sample { round: number, pid: number, statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, systemUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
+interface Sample { round: number, pid: number, statuses: Record<string, number>, rps: number, p50: number, p99: number, cpuUsPerReq: number, cpuAllUsPerReq: number, systemUsPerReq: number, mainUsPerReq: number, total: number, unexpected: number, logLinesPerReq: number | null, load1: number }
 
 const samples = new Map<string, Sample[]>()
 /** The round being measured: a sample is paired with the samples of its own round. */
@@ -315,6 +323,7 @@ async function measure (target: Target): Promise<Sample> {
     cpuUsPerReq: (cpu1[0]! - cpu0[0]!) * 1e6 / total,
     cpuAllUsPerReq: cpu1.reduce((s, c, i) => s + c - cpu0[i]!, 0) * 1e6 / total,
     systemUsPerReq: (times1[0]!.system - times0[0]!.system) * 1e6 / total,
+    mainUsPerReq: (times1[0]!.main - times0[0]!.main) * 1e6 / total,
     total,
     unexpected: result.unexpected,
     logLinesPerReq: target.gate === undefined ? null : (target.gate.logLines - lines0) / total,
@@ -417,6 +426,7 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
       cpuSecondsPer10k: Number((cpu * 1e4 / 1e6).toFixed(3)),
       cpuAllProcessesUsPerRequest: Number(median(list.map(s => s.cpuAllUsPerReq)).toFixed(1)),
       systemUsPerRequest: Number(median(list.map(s => s.systemUsPerReq)).toFixed(1)),
+      mainThreadUsPerRequest: Number(median(list.map(s => s.mainUsPerReq)).toFixed(1)),
       cpuUsPerRequestByProcess: processMedians(list).map(x => Number(x.toFixed(1))),
       rpsOverBare: Number((rps / baseRps).toFixed(3)),
       bareCpuOverCpu: Number((baseCpu / cpu).toFixed(3)),
@@ -429,9 +439,9 @@ function summarize (names: string[], baseline: string): Array<Record<string, unk
 }
 
 function printTable (rows: Array<Record<string, unknown>>): void {
-  console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'sys µs'.padStart(6)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
+  console.log(`${'target'.padEnd(44)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'CPU µs/req'.padStart(10)} ${'sys µs'.padStart(6)} ${'main µs'.padStart(7)} ${'CPU s/10k'.padStart(9)} ${'rps ×bare'.padStart(9)} ${'cpu ×bare'.padStart(9)} ${'log/req'.padStart(7)}`)
   for (const r of rows) {
-    console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.systemUsPerRequest as number).padStart(6)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
+    console.log(`${String(r.target).padEnd(44)} ${fmt(r.rps as number).padStart(7)} ${fmt(r.p50Ms as number, 1).padStart(7)} ${fmt(r.p99Ms as number, 1).padStart(7)} ${fmt(r.cpuUsPerRequest as number).padStart(10)} ${fmt(r.systemUsPerRequest as number).padStart(6)} ${fmt(r.mainThreadUsPerRequest as number).padStart(7)} ${fmt(r.cpuSecondsPer10k as number, 2).padStart(9)} ${fmt(r.rpsOverBare as number, 2).padStart(9)} ${fmt(r.bareCpuOverCpu as number, 2).padStart(9)} ${r.logLinesPerRequest === undefined ? '' : fmt(r.logLinesPerRequest as number, 2).padStart(7)}`)
     const byProcess = r.cpuUsPerRequestByProcess as number[]
     if (byProcess.length > 1) console.log(`  CPU µs/req of each process: ${byProcess.map(x => fmt(x)).join(' / ')}`)
     if ((r.unexpectedAnswers as number) > 0) console.log(`  ! ${String(r.unexpectedAnswers)} answers had another status than expected (last round: ${JSON.stringify(r.statuses)})`)
@@ -564,7 +574,7 @@ async function main (): Promise<void> {
   writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n')
 
   console.log(`node ${process.version}; ${result.loadGenerator}; ${ROUNDS} interleaved rounds of ${DURATION_S} s, ${PROCESSES} process${PROCESSES === 1 ? '' : 'es'} per Node proxy, ${CONNECTIONS} connections, medians; load average ${load0[0]!.toFixed(2)} at start, ${roundLoads.map(x => x.toFixed(2)).join(' / ')} after each round`)
-  console.log('CPU µs/req: the proxy process alone (user + system; sys µs: the system part of it, kernel time); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
+  console.log('CPU µs/req: the proxy process alone (user + system, every thread; sys µs: its system part, kernel time; main µs: the main thread alone); cpu ×bare: bare proxy CPU per request / this one (higher is cheaper)')
   console.log('')
   printTable(rows)
   console.log('')
