@@ -27,6 +27,8 @@ void allowReasonsComplete
 export const REASONS: ReadonlySet<string> = new Set<string>([...Object.keys(errors), ...ALLOW_REASONS, ...GATE_REASONS, 'other'])
 export const METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'other'])
 const DECISION_SET: ReadonlySet<string> = new Set([...DECISIONS, 'other'])
+/** Status class labels by hundreds (0: below 100), built once: a label built per request was a new string to hash. */
+const STATUS_CLASSES: readonly string[] = ['other', '1xx', '2xx', '3xx', '4xx', '5xx']
 
 /** 10 µs to 30 s: a cache hit decides in microseconds, an upload streams for seconds. */
 export const DURATION_BUCKETS = [
@@ -158,8 +160,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
       requestDuration.observe(o.totalSeconds, decision)
       if (o.upstreamHeadersSeconds !== undefined) upstreamHeaders.observe(o.upstreamHeadersSeconds)
       if (o.upstreamStatus !== undefined) {
-        const cls = o.upstreamStatus >= 100 && o.upstreamStatus < 600 ? `${Math.floor(o.upstreamStatus / 100)}xx` : 'other'
-        upstreamResponses.inc(cls)
+        upstreamResponses.inc(STATUS_CLASSES[Math.floor(o.upstreamStatus / 100)] ?? 'other')
       }
     },
     observeInvalidation (lagMs) {
