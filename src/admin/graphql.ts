@@ -488,7 +488,7 @@ export interface LexDifference {
  * cannot lex is left to the parser's own error.
  */
 export function rubyLexDifference (query: string): LexDifference | null {
-  if (!query.includes('\r') && !query.includes('"""')) return null
+  if (!mayLexDifferently(query)) return null
   const lexer = new Lexer(new Source(query))
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
@@ -500,6 +500,11 @@ export function rubyLexDifference (query: string): LexDifference | null {
     throw err
   }
   return null
+}
+
+/** Whether graphql-ruby could cut the text otherwise at all: only at a carriage return or a block string. */
+export function mayLexDifferently (query: string): boolean {
+  return query.includes('\r') || query.includes('"""')
 }
 
 /**

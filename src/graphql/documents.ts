@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto'
 import { BREAK, GraphQLError, Kind, Lexer, Source, TokenKind, parse, visit, type DocumentNode, type FragmentDefinitionNode, type SelectionNode } from 'graphql'
 import { LRUCache } from 'lru-cache'
-import { lexDifferenceAt, type LexDifference } from '../admin/graphql.ts'
+import { lexDifferenceAt, mayLexDifferently, type LexDifference } from '../admin/graphql.ts'
 import type { Config } from '../config.ts'
 
 export interface DocumentLimits {
@@ -156,10 +156,11 @@ function scanTokens (text: string, maxTokens: number, maxBrackets: number): Scan
   const lexer = new Lexer(new Source(text))
   let tokens = 0
   let nesting = 0
+  const mayDiffer = mayLexDifferently(text)
   try {
     for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
       if (++tokens > maxTokens) return { kind: 'tokens' }
-      const difference = lexDifferenceAt(text, token)
+      const difference = mayDiffer ? lexDifferenceAt(text, token) : null
       if (difference !== null) return { kind: 'ambiguous', difference }
       if (OPENING.has(token.kind)) {
         if (++nesting > maxBrackets) return { kind: 'brackets', line: token.line }
