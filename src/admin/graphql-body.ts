@@ -47,8 +47,9 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { readUpTo } from '../read-body.ts'
+import { trimEnds } from '../text.ts'
 import { multipartHeaderNames } from '../identity/multipart.ts'
-import { isGraphqlPartName, RELEVANT_TEXT } from './graphql.ts'
+import { isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
 import { AdminError } from './service.ts'
 
 export type GraphqlBody =
@@ -166,8 +167,9 @@ export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
  */
 const TAIL_BYTES = 1024
 
-const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:[;,]|$)/i
-const MULTIPART_TYPE = /^\s*multipart\//i
+// As graphql.ts compares them: Ruby's white space, not JavaScript's.
+const FORM_TYPE = /^[ \t]*application\/x-www-form-urlencoded[ \t]*(?:[;,]|$)/i
+const MULTIPART_TYPE = /^[ \t]*multipart\//i
 
 /** The parts of the request that decide how its body is read. */
 export interface GraphqlBodyRequest {
@@ -185,8 +187,10 @@ export type OverLimit =
 /** Decides a body over `limit` from its first bytes (see the header); `req` is the paused request. */
 export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable, request: GraphqlBodyRequest, limit: number): OverLimit {
   // Rack reads a POST without a type as a form, as graphql.ts does.
-  const form = FORM_TYPE.test(request.contentType) || (request.contentType.trim() === '' && request.method === 'POST')
+  const form = FORM_TYPE.test(request.contentType) || (trimEnds(request.contentType, ' \t') === '' && request.method === 'POST')
   const multipart = MULTIPART_TYPE.test(request.contentType)
+  const boundary = multipart ? parseMultipartBoundary(request.contentType) : null
+  if (boundary === null && RACK_MULTIPART_TYPE.test(request.contentType)) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${UNREADABLE_BOUNDARY}`) }
   if (!multipart && (bytesNameTokenParams(prefix, form) || namesTokenParams(request.query, true))) {
     return { kind: 'refused', error: new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY) }
   }
@@ -208,7 +212,6 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
     if (!received) guard.destroy(new Error('the client closed the request before the end of its body'))
   })
   req.pipe(guard)
-  const boundary = multipart ? parseMultipartBoundary(request.contentType) : null
   if (boundary === null) return { kind: 'stream', body: guard }
   // The parts from the first incomplete one on: none may be a GraphQL parameter or a credential.
   const late = new LatePartGuard(boundary, completeMultipartParts(prefix, boundary).length)

@@ -27,6 +27,7 @@ import type { ValidationIssue } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { trimEnds } from '../text.ts'
 import { doubtfulPartNames, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
@@ -345,30 +346,32 @@ function unescapeJsonish (text: string): string {
 }
 
 // Media types are compared before the first ';' or ',', as Rack's media_type and Rails'
-// content_mime_type cut them.
+// content_mime_type cut them, with Ruby's white space: `[ \t]`, the only ASCII white space
+// Node leaves in a header value (JavaScript's `\s` also takes a no-break space, 0xA0, which
+// Ruby's does not: to Rack, `application/x-www-form-urlencoded\xA0` is no form).
 /**
  * The JSON bodies GitLab's Rails parses into parameters: config/initializers/mime_types.rb
  * registers :json for application/json and application/vnd.git-lfs+json only (Rails' own
  * text/x-json and application/jsonrequest are dropped with it).
  */
-const RAILS_JSON_TYPE = /^\s*application\/(?:json|vnd\.git-lfs\+json)\s*(?:[;,]|$)/i
+const RAILS_JSON_TYPE = /^[ \t]*application\/(?:json|vnd\.git-lfs\+json)[ \t]*(?:[;,]|$)/i
 /** JSON by its type: also read as JSON where Rails does not parse it, beside the reading without it. */
-const JSON_TYPE = /^\s*(?:application\/(?:json|jsonrequest|[\w.+-]*\+json)|text\/x-json)\s*(?:[;,]|$)/i
-const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\s*(?:[;,]|$)/i
+const JSON_TYPE = /^[ \t]*(?:application\/(?:json|jsonrequest|[\w.+-]*\+json)|text\/x-json)[ \t]*(?:[;,]|$)/i
+const FORM_TYPE = /^[ \t]*application\/x-www-form-urlencoded[ \t]*(?:[;,]|$)/i
 /** The multipart subtypes Rack's #POST parses (form_data? and parseable_data?); others give it no parameters. */
-const RACK_MULTIPART_TYPE = /^\s*multipart\/(?:form-data|related|mixed)\s*(?:[;,]|$)/i
-const MULTIPART_TYPE = /^\s*multipart\//i
-const GRAPHQL_TYPE = /^\s*application\/graphql\s*(?:;|$)/i
+export const RACK_MULTIPART_TYPE = /^[ \t]*multipart\/(?:form-data|related|mixed)[ \t]*(?:[;,]|$)/i
+const MULTIPART_TYPE = /^[ \t]*multipart\//i
+const GRAPHQL_TYPE = /^[ \t]*application\/graphql[ \t]*(?:;|$)/i
 
 /**
  * The body's parameters under every reading GitLab might apply to it. Rails parses JSON types
  * itself and leaves the rest to Rack: form bodies (also a POST without a Content-Type), and
  * multipart of any subtype; other types give no parameters.
  */
-function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[]): Params[] {
+function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[], unreadable: string[]): Params[] {
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
-  const contentType = request.contentType.trim()
+  const contentType = trimEnds(request.contentType, ' \t')
   const form = FORM_TYPE.test(contentType) || (contentType === '' && request.method === 'POST')
   // A blank body gives no parameters, but to Rack's form reading (`" "` is a parameter named " ").
   if (text.trim() === '' && !form) return [newParams()]
@@ -394,6 +397,10 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     // raw text is also checked for the names when no reading finds them.
     broken.push(body.toString('latin1'))
     const boundary = parseMultipartBoundary(contentType)
+    // Rack parses this body (it is form_data? or parseable_data?) with a boundary the gate cannot
+    // be sure of, or with none found reads it as a form (Rack 2.2's #POST): either way parameters
+    // the gate does not see.
+    if (boundary === null && RACK_MULTIPART_TYPE.test(contentType)) unreadable.push(UNREADABLE_BOUNDARY)
     const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful)
     const fields = pairs === null ? null : nestedParams(pairs)
     if (fields !== null) {
@@ -681,21 +688,26 @@ export interface GraphqlParams {
    * could be GraphQL or token parameters: GitLab's reading cannot be known, the request is refused.
    */
   readonly doubtful: readonly string[]
+  /** Why GitLab's reading of the body cannot be known at all (a multipart boundary), or null. */
+  readonly unreadable: string | null
 }
+
+export const UNREADABLE_BOUNDARY = 'the multipart boundary of this GraphQL request is missing, repeated or written so that parsers could read it differently (white space around its \'=\', a byte outside ASCII), and Rack would read parameters from the body that the gate cannot; write it as `; boundary=<value>`'
 
 export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): GraphqlParams {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken: string[] = []
   const doubtful: string[] = []
+  const unreadable: string[] = []
   const fromUrl = req.query === '' ? [] : formReadings(req.query, broken)
   // A query string Rack refuses fails the request in GitLab; the body is still checked.
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
   const readings: Params[] = []
-  for (const fromBody of bodyReadings(body, req, broken, doubtful)) {
+  for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable)) {
     // Rails: the URL's parameters override the body's.
     for (const url of urlReadings) readings.push(Object.assign(newParams(), fromBody, url))
   }
-  return { readings, broken, doubtful: [...new Set(doubtful)] }
+  return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
 }
 
 /**
@@ -718,6 +730,7 @@ export function graphqlReadings (params: GraphqlParams): GraphqlReading[] {
 export function classifyParams (params: GraphqlParams, request: Partial<GraphqlHttpRequest> = {}): Classification {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken = params.broken
+  if (params.unreadable !== null) return refused('GRAPHQL_AMBIGUOUS_REQUEST', params.unreadable)
   if (params.doubtful.length > 0) return refused('GRAPHQL_AMBIGUOUS_REQUEST', doubtfulMessage(params.doubtful))
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {

@@ -297,7 +297,7 @@ export function createAdmin (options: AdminOptions): Admin {
             if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
               // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
               // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
-              const boundary = /^\s*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
+              const boundary = /^[ \t]*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
               // The parts complete in the bytes read, closed as the body would be at the next delimiter.
               const known = boundary === null ? Buffer.alloc(0) : Buffer.concat([completeMultipartParts(read.prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
               const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })

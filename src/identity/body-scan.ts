@@ -28,6 +28,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { readUpTo } from '../read-body.ts'
+import { trimEnds } from '../text.ts'
 import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { IdentityError } from './types.ts'
@@ -165,13 +166,25 @@ export function formCredentials (bytes: Buffer): Credential[] {
 }
 
 /**
+ * Rack's media type (Rack::MediaType.type): null without a Content-Type or with an empty one,
+ * else the text before the first ';' or ',' less the white space before it, lower-cased. Ruby's
+ * `\s` is ASCII and Node leaves only spaces and tabs inside a header value: a no-break space
+ * (0xA0, which String#trim drops) stays part of the type, as it does for Rack, which then
+ * parses no body (`; charset=utf-8` is the type "", not none: no body either).
+ */
+export function rackMediaType (contentType: string | undefined): string | null {
+  if (contentType === undefined || contentType === '') return null
+  return trimEnds(contentType.split(/[;,]/, 1)[0]!, ' \t').toLowerCase()
+}
+
+/**
  * True when Rack::Request#POST parses this body, so that Rack::MethodOverride can find `_method`
  * in it: form_data? (a form, multipart/form-data, or no type at all on a POST) or
- * parseable_data? (multipart/related, multipart/mixed). Media type as Rack::MediaType.type.
+ * parseable_data? (multipart/related, multipart/mixed).
  */
 export function rackReadsPostBody (contentType: string | undefined, method: string): boolean {
-  const media = (contentType ?? '').split(/[;,]/, 1)[0]!.trimEnd().toLowerCase()
-  if (media === '') return method === 'POST'
+  const media = rackMediaType(contentType)
+  if (media === null) return method === 'POST'
   return RACK_POST_TYPES.has(media)
 }
 
@@ -235,6 +248,8 @@ const GRAPE_BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const RACK_POST_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data', 'multipart/related', 'multipart/mixed'])
 /** Rack's QueryParser params limit (rack/query_parser.rb, PARAMS_LIMIT): more raises. */
 const RACK_PARAMS_LIMIT = 4096
+/** Visible ASCII, spaces and tabs. */
+const PLAIN_ASCII = /^[\t\x20-\x7e]*$/
 /** RFC 2046 bchars without space and ',' (which parsers split on), 1 to 70 of them. */
 const BOUNDARY_CHARS = /^[A-Za-z0-9'()+_\-./:=?]{1,70}$/
 
@@ -244,10 +259,9 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   if (headers['transfer-encoding'] === undefined && (declared === null || declared === 0)) return { kind: 'pass' }
 
   const contentType = headers['content-type'] ?? ''
-  // Rack's media type: before the first ';' or ',' (Rack::MediaType.type).
-  const media = contentType.split(/[;,]/, 1)[0]!.trim().toLowerCase()
+  const media = rackMediaType(contentType) ?? ''
   const upper = method.toUpperCase()
-  const untyped = media === ''
+  const untyped = contentType === ''
   let type: BodyType
   if ((untyped && upper === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
   else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
@@ -274,16 +288,21 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
 
 /**
  * The boundary of a multipart Content-Type, or null when parsers could read it differently:
- * Rack finds it with a greedy `/\Amultipart\/.*boundary=\"?([^\";,]+)\"?/ni` (the LAST
- * `boundary=`, even inside `xboundary=`), Go with a strict parameter parser. So exactly one
- * `boundary=` is allowed, as a real parameter, with characters both read the same way.
+ * Rack finds it with `/\Amultipart\/.*?boundary(\s*)=\"?([^\";,]+)\"?/ni` (older releases:
+ * greedy, the LAST `boundary=`, even inside `xboundary=`), Go with a strict parameter parser. So
+ * exactly one `boundary=` is allowed, as a real parameter, with characters both read the same
+ * way, and nothing Rack reads otherwise than the gate: white space after the `=` is part of
+ * Rack's boundary (`boundary= abc` is " abc"), white space before it a boundary Rack 2.2 now
+ * refuses and older releases did not find (reading the body as a form), and a byte outside ASCII
+ * is not white space to Ruby's `\s` as a no-break space is to JavaScript's.
  */
 export function parseMultipartBoundary (contentType: string): string | null {
+  if (!PLAIN_ASCII.test(contentType)) return null
   if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) return null
-  // `;\s*boundary\s*=\s*` then a quoted value or a token, white space, and the end or `;` and
+  // `;`, spaces, `boundary=` then a quoted value or a token, white space, and the end or `;` and
   // anything: read step by step (as one expression it backtracked quadratically over white
   // space after the value, 114 ms for a 16 KiB header).
-  const head = /;\s*boundary\s*=\s*/i.exec(contentType)
+  const head = /;[ \t]*boundary=/i.exec(contentType)
   if (head === null) return null
   let rest = contentType.slice(head.index + head[0].length)
   let value: string

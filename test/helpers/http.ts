@@ -89,7 +89,8 @@ export interface RawAnswer {
  * Sends `lines` (request line and headers, without the blank line) and body exactly as written,
  * on a fresh connection (`Host` and `Connection: close` are added), and reads the answer to the
  * end: for requests Node's client would refuse or rewrite (odd headers, repeated Authorization,
- * hand-made chunked bodies).
+ * hand-made chunked bodies). Each character of `lines` is one byte (latin1, as Node reads a head):
+ * `\xA0` is the byte 0xA0.
  */
 export async function rawRequest (port: number, lines: readonly string[], body: string | Buffer = ''): Promise<RawAnswer> {
   const payload = Buffer.isBuffer(body) ? body : Buffer.from(body)
@@ -99,7 +100,7 @@ export async function rawRequest (port: number, lines: readonly string[], body: 
   const chunks: Buffer[] = []
   await new Promise<void>((resolve, reject) => {
     socket.on('connect', () => {
-      socket.write(head.join('\r\n') + '\r\n\r\n')
+      socket.write(Buffer.from(head.join('\r\n') + '\r\n\r\n', 'latin1'))
       if (payload.length > 0) socket.write(payload)
     })
     socket.on('data', chunk => chunks.push(chunk))

@@ -186,16 +186,17 @@ test('plan: a body without a Content-Type is a POST\'s form, and streamed as may
   assert.deepEqual(scanner.plan({ ...sized, 'content-type': 'application/octet-stream' }, 'PUT'), { kind: 'pass' })
 })
 
-test('parseMultipartBoundary reads step by step what its former expression read, in linear time', () => {
-  // The former expression, the reference on short inputs.
+test('parseMultipartBoundary reads step by step what one expression reads (ASCII, no white space around =), in linear time', () => {
+  // One expression, the reference on short inputs.
   const reference = (contentType: string): string | null => {
+    if (!/^[\t\x20-\x7e]*$/.test(contentType)) return null
     if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) return null
-    const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^\s;,"]*))\s*(?:;.*)?$/is.exec(contentType)
+    const m = /;[ \t]*boundary=(?:"([^"]*)"|([^\s;,"]*))\s*(?:;.*)?$/is.exec(contentType)
     if (m === null) return null
     const value = m[1] ?? m[2] ?? ''
     return /^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(value) ? value : null
   }
-  const atom = fc.constantFrom('multipart/form-data', ';', ' ', '\t', 'boundary', 'BOUNDARY', '=', '"', 'abc', 'x y', ',', '\n', 'charset=utf-8', 'xboundary')
+  const atom = fc.constantFrom('multipart/form-data', ';', ' ', '\t', 'boundary', 'BOUNDARY', '=', '"', 'abc', 'x y', ',', '\n', 'charset=utf-8', 'xboundary', '\xa0')
   fc.assert(fc.property(fc.array(atom, { maxLength: 16 }).map(a => a.join('')), (ct) => {
     assert.equal(parseMultipartBoundary(ct), reference(ct), JSON.stringify(ct))
   }), { numRuns: 5_000 })
