@@ -12,3 +12,21 @@ export function trimEnds (s: string, chars: string): string {
   while (to > from && chars.includes(s[to - 1]!)) to--
   return from === 0 && to === s.length ? s : s.slice(from, to)
 }
+
+const DIGITS = /^-?\d+$/
+/** What Ruby's `Integer(s, 10)` takes: white space around, a sign, `0d`, `_` between digits. */
+const RUBY_INTEGER = /^[\t\n\v\f\r ]*([+-]?)(?:0[dD])?(\d+(?:_\d+)*)[\t\n\v\f\r ]*$/
+
+/**
+ * The number GitLab reads in an `:id`, or null for a full path. Grape coerces an `:id` declared
+ * Integer (Helm's `types: [Integer, String]`, `/jobs/:id`; PyPI, Composer and Conan in older
+ * GitLab) with Ruby's `Integer(value, 10)`, so `+300`, `3_00`, ` 300`, `0d300` and `0300` are project
+ * 300 there; where `:id` is a String, GitLab's find_project reads only `/^-?\d+$/` as an id and
+ * looks the rest up as a full path, which always holds a '/'. So an id Ruby reads as a number
+ * is that number: the project GitLab acts on, or none at all (a 404, decided as that project).
+ */
+export function rubyInteger (id: string): number | null {
+  if (DIGITS.test(id)) return Number(id)
+  const m = RUBY_INTEGER.exec(id)
+  return m === null ? null : Number(m[1]! + m[2]!.replaceAll('_', ''))
+}

@@ -4,6 +4,7 @@
 // docs/gitlab-rules.md ("Group and instance routes").
 
 import type { ProjectFrom } from '../catalog/types.ts'
+import { rubyInteger } from '../text.ts'
 
 export type Lookup =
   /** The route touches no single project, or GitLab picks it in a way no lookup can repeat: as today (deferred or denied). */
@@ -69,9 +70,10 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
       return { kind: 'package', group: params.id ?? '', format: 'maven', name: path.slice(0, cut), version: path.slice(cut + 1), versionlessName: path }
     }
     case 'job_pipeline': {
-      const id = params.id ?? ''
-      if (!INTEGER.test(id) || !Number.isSafeInteger(Number(id))) return { kind: 'no_project', why: 'not a job id' }
-      return { kind: 'pipeline_job', jobId: Number(id) }
+      // Grape coerces the job's `:id` as Ruby's Integer(value, 10) does (`+5` is job 5).
+      const id = rubyInteger(params.id ?? '')
+      if (id === null || !Number.isSafeInteger(id) || id < 0) return { kind: 'no_project', why: 'not a job id' }
+      return { kind: 'pipeline_job', jobId: id }
     }
     case 'pypi_group_file':
       return { kind: 'unresolvable', why: "GitLab picks the file's package among those the job's user can read" }

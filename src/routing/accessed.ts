@@ -1,10 +1,11 @@
 // Which project a matched request touches, as far as the URL tells (docs/gitlab-rules.md,
 // "Which project a request accesses").
 
+import { rubyInteger } from '../text.ts'
 import type { RouteMatch } from './router.ts'
 
 export type AccessedProject =
-  /** `/projects/:id/...` with a numeric id (`0042` is 42, as Grape reads `/^-?\d+$/`). */
+  /** `/projects/:id/...` with a numeric id (`0042` is 42; `+42`, `4_2`, ` 42` too: rubyInteger). */
   | { readonly kind: 'project_id', readonly id: number }
   /** `/projects/:id/...` with a URL-encoded full path, matched case-insensitively by GitLab. */
   | { readonly kind: 'project_path', readonly path: string }
@@ -15,16 +16,18 @@ export type AccessedProject =
   /** Group and instance routes: the project is only known from the resource, after routing. */
   | { readonly kind: 'unknown', readonly scope: 'group' | 'instance', readonly group?: string }
 
-const INTEGER = /^-?\d+$/
-
 export function accessedProject (match: RouteMatch): AccessedProject {
   const id = match.params.id ?? ''
   switch (match.route.accessedProject) {
-    case 'project':
-      return INTEGER.test(id) ? { kind: 'project_id', id: Number(id) } : { kind: 'project_path', path: id }
-    case 'job':
-      // The router only matches digits here (`:id` of /jobs takes no '.'), but a non-number is never a job.
-      return INTEGER.test(id) ? { kind: 'job', jobId: Number(id) } : { kind: 'unknown', scope: 'instance' }
+    case 'project': {
+      const n = rubyInteger(id)
+      return n !== null ? { kind: 'project_id', id: n } : { kind: 'project_path', path: id }
+    }
+    case 'job': {
+      // A non-number is never a job.
+      const n = rubyInteger(id)
+      return n !== null ? { kind: 'job', jobId: n } : { kind: 'unknown', scope: 'instance' }
+    }
     case 'token_job':
       return { kind: 'token_job' }
     case 'group':
