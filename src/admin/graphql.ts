@@ -928,7 +928,8 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       const clientMutationId = input.clientMutationId ?? null
       const access = await projectAccess(input.projectPath)
       // The REST body, from the list of formats.
-      const registry: Record<string, Record<string, unknown>> = {}
+      // Without a prototype, so that `__proto__` is a format like any other (refused as unknown).
+      const registry: Record<string, Record<string, unknown>> = Object.create(null) as Record<string, Record<string, unknown>>
       const issues: ValidationIssue[] = []
       input.packageRegistry.forEach((item, i) => {
         const format = String(item.format)

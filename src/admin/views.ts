@@ -180,8 +180,10 @@ export function mergePackageRules (body: unknown, current: PackageRules | undefi
     issues.push({ path: 'package_registry', message: 'must be an object mapping package formats to rules' })
     return null
   }
-  const merged: Record<string, Record<string, unknown>> = {}
-  for (const [format, rule] of Object.entries(current ?? {})) merged[format] = { ...rule }
+  // Without a prototype: `__proto__` is then a key like any other, refused as an unknown format
+  // or action, where a plain object would take it for its prototype and drop it unsaid.
+  const merged: Record<string, Record<string, unknown>> = Object.create(null) as Record<string, Record<string, unknown>>
+  for (const [format, rule] of Object.entries(current ?? {})) merged[format] = Object.assign(Object.create(null) as Record<string, unknown>, rule)
   for (const [format, given] of Object.entries(registry as Record<string, unknown>)) {
     if (given === null) {
       delete merged[format]
@@ -191,7 +193,7 @@ export function mergePackageRules (body: unknown, current: PackageRules | undefi
       merged[format] = given as Record<string, unknown>
       continue
     }
-    const next: Record<string, unknown> = { ...(merged[format] ?? {}) }
+    const next: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>, merged[format])
     for (const [action, value] of Object.entries(given as Record<string, unknown>)) {
       if (value === null) delete next[action]
       else next[action] = value

@@ -175,3 +175,18 @@ test('end to end: a PATCH on one replica makes the very next job-token maven PUT
   assert.equal(audit.headers['x-total'], '2')
   assert.equal(audit.json()[0].action, 'update_job_token_permissions')
 })
+
+test('configuration API: `__proto__` as a format or an action is refused as unknown, over REST and GraphQL, not dropped unsaid', async t => {
+  const g = await adminGate(t)
+  const json = { 'private-token': ADMIN, 'content-type': 'application/json' }
+  for (const body of ['{"package_registry": {"__proto__": {"read": false, "write": "maintainer"}}}', '{"package_registry": {"maven": {"__proto__": {"write": "maintainer"}}}}']) {
+    const res = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', json, body)
+    assert.equal(res.status, 400, `${body}: ${res.text}`)
+    assert.match(res.text, /__proto__/, body)
+  }
+  const graphql = await send(g.url, 'POST', '/api/graphql', json, JSON.stringify({ query: 'mutation { updateJobTokenPermissions(input: {projectPath: "acme/lib", packageRegistry: [{format: "__proto__", read: false}]}) { errors } }' }))
+  assert.match(graphql.text, /__proto__/, graphql.text)
+  assert.doesNotMatch(graphql.text, /twice/, graphql.text)
+  const stored = await send(g.url, 'GET', '/api/v4/projects/200/job_token_permissions', { 'private-token': ADMIN })
+  assert.doesNotMatch(stored.text, /"configured":true/, `nothing stored: ${stored.text}`)
+})
