@@ -36,6 +36,8 @@ export interface GitlabCall {
   readonly endpoint: string
   /** Whose credential the call carries: the caller's headers, or the service token. */
   readonly as: Readonly<Record<string, string>> | 'service'
+  /** Longest body read for this call, where a document may be larger than the client's default. */
+  readonly maxResponseBytes?: number
 }
 
 export interface GitlabAnswer {
@@ -119,7 +121,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
 
   /** `next`: the query of the next page (GitLab's `X-Next-Page`, or the query of `Link: <...>; rel="next"`). */
   type Raw = { status: number, text: string | undefined, location?: string, next?: string | null }
-  const request = async (path: string, headers: Record<string, string>, body?: string): Promise<Raw> => {
+  const request = async (path: string, headers: Record<string, string>, body?: string, limit = maxBytes): Promise<Raw> => {
     try {
       const res = await pool.request({ method: body === undefined ? 'GET' : 'POST', path: basePath + path, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(timeoutMs) })
       if (res.statusCode !== 200) {
@@ -128,7 +130,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
         return { status: res.statusCode, text: undefined, ...(typeof location === 'string' ? { location } : {}) }
       }
       const next = nextPageQuery(path, res.headers['x-next-page'], res.headers.link)
-      return { status: 200, text: await readLimited(res.body, maxBytes), ...(next === undefined ? {} : { next }) }
+      return { status: 200, text: await readLimited(res.body, limit), ...(next === undefined ? {} : { next }) }
     } catch (err) {
       throw new GitlabUnavailable(describe(err), { cause: err })
     }
@@ -141,7 +143,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     const credential = c.as === 'service' ? { 'private-token': serviceToken! } : c.as
     let raw: Raw
     try {
-      raw = await request(path, { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...credential }, body)
+      raw = await request(path, { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...credential }, body, c.maxResponseBytes)
     } catch (err) {
       count(c.endpoint, 'unavailable')
       throw err
