@@ -2,7 +2,9 @@
 // `GET /api/v4/projects/:id` and `GET /api/v4/groups/:id` (PRIVATE-TOKEN = the service token),
 // and a JWKS at `/oauth/discovery/keys`. For the project lookups of group and instance routes:
 // group package lists (`GET /api/v4/groups/:id/packages`, GitLab's filters, order and offset
-// pagination), a moved project's old path answered with a 301, `GET /api/v4/namespaces/:id`,
+// pagination; projects whose repository is disabled left out, as GroupPackagesFinder does), npm
+// metadata at the instance and group levels (the project GitLab's npm helper finds, named by the
+// tarball URLs), a moved project's old path answered with a 301, `GET /api/v4/namespaces/:id`,
 // and a pipeline's jobs and bridges. It counts calls per endpoint and can be made slow or
 // failing per endpoint while a test runs.
 
@@ -10,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'namespace' | 'pipeline' | 'service_user'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user'
 
 export interface FakePackage {
   readonly id: number
@@ -79,6 +81,8 @@ export interface FakeGitlabOptions {
   readonly pipelines?: Readonly<Record<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>>
   /** Largest page served (GitLab's is 100), to make lists span pages. */
   readonly maxPerPage?: number
+  /** The instance setting npm_package_requests_forwarding (GitLab's default: on): npm metadata of no project is a 302 to npmjs.org, else a 404. */
+  readonly npmForwarding?: boolean
   /** What the service token is (`GET /api/v4/user` with it: is_admin, is_auditor). Default admin. */
   readonly serviceRole?: 'admin' | 'auditor' | 'user'
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
@@ -104,6 +108,7 @@ export interface FakeGitlab {
   readonly userNamespaces: Set<string>
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
+  npmForwarding: boolean
   serviceRole: 'admin' | 'auditor' | 'user'
   readonly calls: Record<Endpoint, number>
   /** Request targets seen, to check that no token ever travels in a URL. */
@@ -143,8 +148,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
     pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
     maxPerPage: options.maxPerPage ?? 100,
+    npmForwarding: options.npmForwarding ?? true,
     serviceRole: options.serviceRole ?? 'admin',
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, namespace: 0, pipeline: 0, service_user: 0 },
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -177,6 +183,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (req.method !== 'GET') return { endpoint: null, id: 0 }
     if (path === '/api/v4/job') return { endpoint: 'job', id: 0 }
     if (/^\/api\/v4\/groups\/[^/]+\/packages$/.test(path)) return { endpoint: 'packages', id: 0 }
+    // Only the service token's: a job's npm requests are the gate's forwarded traffic.
+    if (req.headers['private-token'] === fake.serviceToken && /^\/api\/v4\/(?:groups\/[^/]+\/-\/)?packages\/npm\/[^/]+$/.test(path)) return { endpoint: 'npm_metadata', id: 0 }
     if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
@@ -286,6 +294,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       case 'pipeline':
         if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
         lookupAnswer(req, res, endpoint)
+        return
+      case 'npm_metadata':
+        npmMetadata(req, res)
     }
   }
 
@@ -348,7 +359,10 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       return ns !== undefined && (ns === root || (q.get('exclude_subgroups') !== 'true' && ns.startsWith(`${root}/`)))
     }
     const name = q.get('package_name')?.toLowerCase()
-    let list = fake.packages.filter(p => inGroup(p.projectId) &&
+    // Packages::GroupPackagesFinder keeps projects with_feature_available_for_user(:repository):
+    // for an administrator, those whose repository is not disabled.
+    const repository = (projectId: number): boolean => fake.projects.get(projectId)?.accessLevels?.repository !== 'disabled'
+    let list = fake.packages.filter(p => inGroup(p.projectId) && repository(p.projectId) &&
       (q.get('package_type') === null || p.packageType === q.get('package_type')) &&
       (name === undefined || p.name.toLowerCase().includes(name)) &&
       (p.version !== null || q.get('include_versionless') === 'true'))
@@ -358,6 +372,52 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       id: p.id, name: p.name, version: p.version, package_type: p.packageType, status: p.status ?? 'default', created_at: p.createdAt,
       project_id: p.projectId, project_path: fake.projects.get(p.projectId)?.pathWithNamespace
     })))
+  }
+
+  // GitLab's npm metadata endpoint as an administrator asks it (lib/api/concerns/packages/
+  // npm_endpoints.rb, lib/api/helpers/packages/npm.rb): the root namespace of the @scope found by
+  // path (instance) or the group by id or path; the installable npm packages of exactly that name
+  // in any project under it (Packages::Npm::PackageFinder, no feature filter); none: a 302 to
+  // npmjs.org (forwarding) or 404. The project of the last package (highest id) has its package
+  // registry disabled: 403. Else the last package of each version, as
+  // npm_allow_packages_in_multiple_projects lists them, each tarball naming its project.
+  const npmMetadata = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://fake')
+    const segments = url.pathname.split('/')
+    const name = decodeURIComponent(segments[segments.length - 1]!)
+    let root: string | undefined
+    if (segments[3] === 'groups') root = groupByKey(decodeURIComponent(segments[4]!))?.fullPath
+    else {
+      const scope = /^@([^/]+)\/./.exec(name)?.[1]?.toLowerCase()
+      if (scope !== undefined) root = [...fake.groups.values()].find(g => g.parentId === null && g.fullPath.toLowerCase() === scope)?.fullPath ?? (fake.userNamespaces.has(scope) ? scope : undefined)
+    }
+    const under = (projectId: number): boolean => {
+      const ns = fake.projects.get(projectId)?.namespace.fullPath.toLowerCase()
+      const r = root?.toLowerCase()
+      return ns !== undefined && r !== undefined && (ns === r || ns.startsWith(`${r}/`))
+    }
+    const found: FakePackage[] = []
+    for (const p of [...fake.packages]) {
+      if (p.packageType === 'npm' && p.name === name && under(p.projectId) && (p.status ?? 'default') !== 'pending_destruction' && p.status !== 'hidden' && p.status !== 'processing') found.push(p)
+    }
+    found.sort((a, b) => a.id - b.id)
+    const last = found[found.length - 1]
+    if (last === undefined) {
+      if (fake.npmForwarding) {
+        res.writeHead(302, { location: `https://registry.npmjs.org/${name}`, 'content-length': 0 })
+        res.end()
+      } else send(res, 404, { message: '404 Project Not Found' })
+      return
+    }
+    if (fake.projects.get(last.projectId)?.accessLevels?.package_registry === 'disabled') { send(res, 403, { message: '403 Forbidden' }); return }
+    const byVersion = new Map<string, FakePackage>()
+    for (const p of found) byVersion.set(String(p.version), p)
+    const versions: Record<string, unknown> = {}
+    for (const p of [...byVersion.values()].sort((a, b) => a.id - b.id)) {
+      const file = `${name.slice(name.indexOf('/') + 1)}-${String(p.version)}.tgz`
+      versions[String(p.version)] = { name, version: p.version, dist: { shasum: 'f'.repeat(40), tarball: `${origin()}/api/v4/projects/${p.projectId}/packages/npm/${name}/-/${file}` } }
+    }
+    send(res, 200, { name, versions, 'dist-tags': { latest: last.version } })
   }
 
   const server = createServer((req, res) => {
