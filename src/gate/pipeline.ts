@@ -372,6 +372,9 @@ function foundProject (x: StageView, found: Found): StageResult {
       return NO_PROJECT
     case 'unresolved':
       return PROJECT_NOT_IN_URL
+    case 'uncertain':
+      // GitLab's handler finds a project here: forwarding undecided would skip its rules.
+      return denyOf('PACKAGE_PROJECT_UNCERTAIN')
   }
 }
 

@@ -19,6 +19,11 @@ export type Found =
   | { readonly kind: 'no_project' }
   /** No lookup can tell (see Lookup `unresolvable`), or the job is not in the token's pipeline. */
   | { readonly kind: 'unresolved' }
+  /**
+   * GitLab's handler finds a project, but the gate cannot tell which one for sure (npm tarballs
+   * of several projects the group's package list does not all show): job tokens are refused.
+   */
+  | { readonly kind: 'uncertain' }
 
 export interface ProjectFinder {
   /**
@@ -49,6 +54,7 @@ export interface ProjectFinderOptions {
 
 const UNRESOLVED: Found = Object.freeze({ kind: 'unresolved' })
 const NO_PROJECT: Found = Object.freeze({ kind: 'no_project' })
+const UNCERTAIN: Found = Object.freeze({ kind: 'uncertain' })
 const projectFound = (id: number): Found => Object.freeze({ kind: 'project', id })
 
 export function createProjectFinder (options: ProjectFinderOptions): ProjectFinder {
@@ -123,22 +129,23 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return id
   }
 
-  /** The newest installable package of exactly this name (and version) in the group: its project id, or null. */
-  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>): Promise<number | null> => {
+  /**
+   * The newest installable package of exactly this name (and version) in the group: its project
+   * id, or null. `among`: the projects GitLab's npm metadata names; every one must be in the list
+   * (GET /groups/:id/packages leaves out projects whose repository is disabled, and cannot list a
+   * user's namespace), and the newest must be one of them, else UNCERTAIN_ID.
+   */
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>): Promise<number | null> => {
     const query = `package_type=${lookup.format}&package_name=${encodeURIComponent(lookup.name)}&order_by=created_at&sort=desc` +
       (lookup.format === 'maven' ? '&include_versionless=true' : '')
     const path = `/api/v4/groups/${encodeURIComponent(lookup.group)}/packages?${query}`
     const answer = await list(path, 'package_lookup')
-    if (answer.status === 404) {
-      // npm's @scope may name a user's namespace, which the groups API does not serve: then the
-      // project is there, but not found this way.
-      if (lookup.format === 'npm' && !INTEGER.test(lookup.group)) return await userNamespace(lookup.group) ? UNRESOLVED_ID : null
-      return null
-    }
+    if (answer.status === 404) return among === undefined ? null : UNCERTAIN_ID
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
     // package_name is a fuzzy filter: compare exactly. Newest first, as asked; the order is
     // checked rather than trusted.
     let best: { readonly project: number, readonly at: string, readonly id: number } | null = null
+    const listed = new Set<number>()
     for (const item of answer.items) {
       if (item.name !== lookup.name && item.name !== lookup.versionlessName) continue
       if (item.package_type !== undefined && item.package_type !== lookup.format) continue
@@ -153,17 +160,58 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       const id = toId(item.id) ?? 0
       const at = typeof item.created_at === 'string' ? item.created_at : ''
       if (project === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a package without project_id`)
+      listed.add(project)
       if (best === null || at > best.at || (at === best.at && id > best.id)) best = { project, at, id }
     }
     // More pages than read, and no match among those read: a match may be further on.
     if (best === null && answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    if (among !== undefined) {
+      // Read whole, or a listed project's packages may be missing from what was read.
+      if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+      for (const project of among) if (!listed.has(project)) return UNCERTAIN_ID
+      if (best === null || !among.has(best.project)) return UNCERTAIN_ID
+    }
     return best?.project ?? null
   }
 
-  const userNamespace = async (path: string): Promise<boolean> => {
-    const answer = await get(`/api/v4/namespaces/${encodeURIComponent(path)}`, 'namespace_lookup')
-    if (answer.status === 404) return false
-    return okBody(answer, 'namespace').kind === 'user'
+  /**
+   * npm instance and group routes. GitLab's handler takes the project of the last npm package of
+   * that name under the @scope's root namespace (found BY PATH: an all-digit scope is a path, where
+   * the groups API would read an id) or in the group, with no project feature filter
+   * (lib/api/helpers/packages/npm.rb project_id_or_nil, app/finders/packages/npm/package_finder.rb).
+   * GitLab's own npm metadata endpoint at the same level runs that same helper: asked as the
+   * service token, its `dist.tarball` URLs name `/projects/<id>/packages/npm/...`. A redirect
+   * (the request forwarded to the public registry) or a 404 is no project. Tarballs of one project:
+   * that one. Of several (npm_allow_packages_in_multiple_projects): the newest in the group's
+   * package list, when the list shows every one of them. 403 (the project's package registry is
+   * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
+   */
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<number | null> => {
+    const name = encodeURIComponent(lookup.name)
+    const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${encodeURIComponent(lookup.group)}/-/packages/npm/${name}`
+    let answer
+    try {
+      answer = await gitlab.get(path, { endpoint: 'npm_metadata', as: 'service', maxResponseBytes: NPM_METADATA_MAX_BYTES })
+    } catch (err) {
+      throw mapUnavailable(err, path)
+    }
+    if (answer.status === 302 || answer.status === 404) return null
+    if (answer.status === 403) return UNCERTAIN_ID
+    unavailableOn(answer.status, path)
+    const versions = okBody(answer, path).versions
+    if (versions === null || typeof versions !== 'object' || Array.isArray(versions)) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no versions`)
+    const projects = new Set<number>()
+    for (const version of Object.values(versions as Record<string, unknown>)) {
+      const tarball = (version as { dist?: { tarball?: unknown } } | null)?.dist?.tarball
+      const id = typeof tarball === 'string' ? tarballProject(tarball) : null
+      if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a version without a project tarball URL`)
+      projects.add(id)
+    }
+    if (projects.size === 1) return projects.values().next().value!
+    // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
+    // scope as a group id, so an instance route's scope can be listed only when it is not one.
+    if (projects.size === 0 || (lookup.at === 'instance' && INTEGER.test(lookup.group))) return UNCERTAIN_ID
+    return await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
   }
 
   const pipelineJobs = (projectId: number, pipelineId: number): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async () => {
@@ -188,7 +236,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return projects.fetch(key, {
       context: async () => {
         const id = await load()
-        if (id === UNRESOLVED_ID) return UNRESOLVED
+        if (id === UNCERTAIN_ID) return UNCERTAIN
         if (id !== null) return projectFound(id)
         if (!await seesEveryProject()) throw new GateError('PROJECT_LOOKUP_UNVERIFIED', undefined, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
         return NO_PROJECT
@@ -215,6 +263,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true))
         case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects))
         case 'package': return cached(key!, () => packageProject(lookup))
+        case 'npm_package': return cached(key!, () => npmProject(lookup))
         case 'pipeline_job': {
           if (lookup.jobId === identity.jobId) return projectFound(identity.jobProjectId)
           if (identity.pipelineId === undefined) return UNRESOLVED
@@ -227,9 +276,25 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 }
 
-// Cached like an id: a lookup that found the project cannot be named this way (a user's namespace).
-const UNRESOLVED_ID = -1
+// Cached like an id: GitLab finds a project, which the gate cannot name for sure.
+const UNCERTAIN_ID = -1
 const INTEGER = /^\d+$/
+// npm metadata lists every version; GitLab's own answer for a package of a few thousand versions.
+const NPM_METADATA_MAX_BYTES = 16 << 20
+// GitLab's tarball URL (GenerateMetadataService#tarball_url, under its external URL and any
+// relative root): /api/v4/projects/<id>/packages/npm/<name>/-/<file>.
+const TARBALL = /\/api\/v4\/projects\/([1-9]\d{0,15})\/packages\/npm\//
+
+function tarballProject (url: string): number | null {
+  let path: string
+  try {
+    path = new URL(url, 'http://gitlab').pathname
+  } catch {
+    return null
+  }
+  const id = TARBALL.exec(path)?.[1]
+  return id === undefined ? null : Number(id)
+}
 
 // Packages::Package.installable: the statuses npm and Maven install from (app/models/packages/package.rb).
 function installable (status: unknown): boolean {

@@ -21,6 +21,13 @@ export type Lookup =
    * `group` is an id or a full path, as in the URL.
    */
   | { readonly kind: 'package', readonly group: string, readonly format: 'npm' | 'maven', readonly name: string, readonly version?: string, readonly versionlessName?: string }
+  /**
+   * npm: the project GitLab's npm helper finds (`project_id_or_nil`), asked of GitLab's own npm
+   * metadata endpoint at the same level: `GET /packages/npm/<name>` (`at: 'instance'`, `group` is
+   * the @scope, a root namespace's path) or `GET /groups/<group>/-/packages/npm/<name>`
+   * (`at: 'group'`, `group` is `:id` as in the URL).
+   */
+  | { readonly kind: 'npm_package', readonly at: 'instance' | 'group', readonly group: string, readonly name: string }
   /** Job `:id` among the jobs and bridges of the token's own pipeline. */
   | { readonly kind: 'pipeline_job', readonly jobId: number }
 
@@ -57,10 +64,10 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
       const name = params.package_name ?? ''
       const scope = NPM_SCOPE.exec(name)?.[1]
       if (scope === undefined) return { kind: 'no_project', why: 'an unscoped npm package name names no namespace' }
-      return { kind: 'package', group: scope, format: 'npm', name }
+      return { kind: 'npm_package', at: 'instance', group: scope, name }
     }
     case 'npm_group_package':
-      return { kind: 'package', group: params.id ?? '', format: 'npm', name: params.package_name ?? '' }
+      return { kind: 'npm_package', at: 'group', group: params.id ?? '', name: params.package_name ?? '' }
     case 'maven_group_package': {
       // lib/api/maven_packages.rb: the package whose Maven path is `path`: `name/version`, or a
       // versionless package (its metadata) named `path`.
@@ -115,6 +122,11 @@ export function describeLookup (lookup: Lookup): string {
       (lookup.version === undefined ? '' : ` version "${lookup.version}"`) +
       (lookup.format === 'maven' && lookup.versionlessName !== undefined && lookup.version !== undefined ? ` (or the versionless "${lookup.versionlessName}")` : '') +
       ` in group "${lookup.group}": GET /api/v4/groups/${encodeURIComponent(lookup.group)}/packages?package_type=${lookup.format}&package_name=...`
+    case 'npm_package': return `the project of the newest npm package named exactly "${lookup.name}" ` +
+      (lookup.at === 'instance' ? `under the root namespace "${lookup.group}"` : `in group "${lookup.group}"`) +
+      ', as GitLab\'s npm metadata names it (every dist.tarball URL is /projects/<id>/packages/npm/...): ' +
+      (lookup.at === 'instance' ? `GET /api/v4/packages/npm/${encodeURIComponent(lookup.name)}` : `GET /api/v4/groups/${encodeURIComponent(lookup.group)}/-/packages/npm/${encodeURIComponent(lookup.name)}`) +
+      '; tarballs of several projects: the newest in the group\'s package list when that list shows all of them, else refused (PACKAGE_PROJECT_UNCERTAIN)'
     case 'pipeline_job': return `job #${lookup.jobId}: the job's own project when the job is in the token's pipeline (GET /api/v4/projects/:job_project/pipelines/:pipeline/jobs and /bridges), else deferred or denied per GATE_UNRESOLVED_PROJECT`
   }
 }

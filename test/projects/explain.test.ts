@@ -15,7 +15,7 @@ test('explain names the lookup of group, instance and job routes, and none for p
   assert.match(text('PUT', '/api/v4/packages/conan/v1/files/pkg/1.0/acme+lib/stable/0/export/conanfile.py'),
     /^project lookup +conan_username: project "acme\/lib": GET \/api\/v4\/projects\/acme%2Flib \(a moved project found through its old path\)$/m)
   assert.match(text('GET', '/api/v4/packages/maven/com/acme/app/1.0/app-1.0.jar'), /^project lookup +maven_instance_path: project "com\/acme\/app".*a moved path is not followed/m)
-  assert.match(text('PUT', '/api/v4/packages/npm/-/package/@acme%2ftool/dist-tags/latest'), /^project lookup +npm_scope_package: the project of the newest npm package named exactly "@acme\/tool" in group "acme"/m)
+  assert.match(text('PUT', '/api/v4/packages/npm/-/package/@acme%2ftool/dist-tags/latest'), /^project lookup +npm_scope_package: the project of the newest npm package named exactly "@acme\/tool" under the root namespace "acme", as GitLab's npm metadata names it .*GET \/api\/v4\/packages\/npm\/%40acme%2Ftool;/m)
   assert.match(text('GET', '/api/v4/packages/npm/left-pad'), /^project lookup +npm_scope_package: no project \(an unscoped npm package name names no namespace\)/m)
   assert.match(text('GET', '/api/v4/group/7/-/packages/composer/packages'), /^project lookup +none: not looked up/m)
   assert.match(text('GET', '/api/v4/jobs/5/artifacts'), /^project lookup +job_pipeline: job #5/m)
