@@ -14,9 +14,18 @@
 // registration made later counts at once. A legacy token may always read itself, so a 403 from
 // `self` is a fine-grained token or one GitLab refuses anyway (a blocked user).
 //
-// Anything else (a legacy PAT, OAuth, an unknown, expired or revoked token) is `other`: GitLab
-// refuses or allows it itself, and the gate passes it on. GitLab unreachable is a 503 and an
-// answer the gate cannot read a 502: never an allow on a doubt.
+// A legacy token is `legacy` with GitLab's scope names (`api`, `read_api`, ...), which the
+// configuration API applies as GitLab's API does (src/admin/token-scope.ts): a legacy PAT
+// (project and group access tokens are PATs too) from `self`'s `scopes`; a token `self` does
+// not know (401, 404) may be an OAuth token, which Doorkeeper's `GET /oauth/token/info`
+// (beside the API, under the relative URL root; docs/api/oauth2.md) describes to its bearer
+// with `scope` (and the alias `scopes`). GitLab's enforcement at /api/graphql passes them all:
+// GitLab applies their scopes itself.
+//
+// A token neither route knows (401 from both) is `refused`: GitLab refuses the request too.
+// Anything else (a record without readable scopes, another status from token info) is `other`:
+// GitLab did not say what the token may do. GitLab unreachable is a 503 and an answer the gate
+// cannot read a 502: never an allow on a doubt.
 
 import { GateError, errors, type ErrorCode } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
@@ -38,7 +47,11 @@ export interface GranularScope {
 
 export type TokenScopes =
   | { readonly kind: 'fine_grained', readonly userId: number | null, readonly scopes: readonly GranularScope[] }
-  /** Legacy PAT, OAuth, unknown or invalid token: GitLab decides, the gate passes it. */
+  /** A legacy PAT (`self`) or an OAuth token (`/oauth/token/info`): GitLab's scope names. */
+  | { readonly kind: 'legacy', readonly via: 'personal_access_token' | 'oauth', readonly scopes: readonly string[] }
+  /** Neither `self` nor `/oauth/token/info` knows the token (401): GitLab refuses it. */
+  | { readonly kind: 'refused' }
+  /** GitLab accepts the token or may, but did not say what it may do. */
   | { readonly kind: 'other' }
 
 /** A fine-grained token's scopes. */
@@ -70,6 +83,7 @@ export interface TokenScopeResolverOptions {
 /** Counter labels of the client (`job_token_gate_gitlab_requests_total{endpoint}`). */
 export const TOKEN_SELF_ENDPOINT = 'token_self'
 export const TOKEN_BY_ID_ENDPOINT = 'token_by_id'
+export const OAUTH_TOKEN_INFO_ENDPOINT = 'oauth_token_info'
 
 /** A lookup failure: `detail` goes to logs, the answer says the table's message. */
 export function lookupError (code: ErrorCode, detail: string, cause?: unknown): GateError {
@@ -77,6 +91,7 @@ export function lookupError (code: ErrorCode, detail: string, cause?: unknown): 
 }
 
 const OTHER: TokenScopes = Object.freeze({ kind: 'other' })
+const REFUSED: TokenScopes = Object.freeze({ kind: 'refused' })
 
 export function createTokenScopeResolver (options: TokenScopeResolverOptions): TokenScopeResolver {
   const { gitlab } = options
@@ -92,9 +107,9 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   // A registration changed: what was cached from the old one must not outlive it.
   options.registry?.onChange(() => { cache.clear() })
 
-  const ask = async (token: string, path: string, endpoint: string): Promise<GitlabAnswer> => {
+  const ask = async (token: string, path: string, endpoint: string, header: 'private-token' | 'bearer' = 'private-token'): Promise<GitlabAnswer> => {
     try {
-      return await gitlab.get(path, { endpoint, as: { 'private-token': token } })
+      return await gitlab.get(path, { endpoint, as: header === 'bearer' ? { authorization: `Bearer ${token}` } : { 'private-token': token } })
     } catch (err) {
       if (err instanceof GitlabUnavailable) throw lookupError('GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, err)
       throw err
@@ -102,8 +117,8 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   }
 
   /** A number: GitLab refused the token (401, 403 or 404; it will refuse it on the request too, or decide itself). */
-  const read = async (token: string, path: string, endpoint: string): Promise<Readonly<Record<string, unknown>> | number> => {
-    const answer = await ask(token, path, endpoint)
+  const read = async (token: string, path: string, endpoint: string, header?: 'bearer'): Promise<Readonly<Record<string, unknown>> | number> => {
+    const answer = await ask(token, path, endpoint, header)
     const { status } = answer
     if (status === 401 || status === 403 || status === 404) return status
     if (status === 429 || status >= 500) throw lookupError('GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
@@ -131,8 +146,9 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     // 401, 404: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but
     // will not describe it (a fine-grained token without read_personal_access_token).
     if (self === 403) return registeredOrHidden(hash, 'GET /personal_access_tokens/self answered 403')
-    if (typeof self === 'number') return OTHER
-    if (!isGranular(self)) return OTHER
+    // 401, 404: no personal access token; PRIVATE-TOKEN finds no other kind (auth_finders.rb).
+    if (typeof self === 'number') return await oauth(token)
+    if (!isGranular(self)) return legacy('personal_access_token', self.scopes)
     // Present but not a list: an answer the gate cannot read (502), not a hidden one.
     if (self.granular_scopes !== undefined) return parseFineGrained(self, mapPermission)
     // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
@@ -140,11 +156,20 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', 'GET /personal_access_tokens/self answered a fine-grained token without scopes or id')
     const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT)
     // Revoked in between: GitLab refuses it on the request too.
-    if (byId === 401) return OTHER
+    if (byId === 401) return REFUSED
     if (typeof byId !== 'number' && byId.granular_scopes !== undefined) return parseFineGrained({ ...byId, user_id: byId.user_id ?? self.user_id }, mapPermission)
     // A fine-grained token whose scopes neither route shows (403 without the permission, 404 where
     // the route does not exist, a record without them): hidden, as a 403 from `self` is.
     return registeredOrHidden(hash, `GitLab did not show the scopes of fine-grained token ${id} (GET /personal_access_tokens/${id} answered ${typeof byId === 'number' ? byId : 'a record without granular_scopes'})`)
+  }
+
+  /** An OAuth token's scopes, as Doorkeeper's token info shows them to the token itself. */
+  const oauth = async (token: string): Promise<TokenScopes> => {
+    const info = await read(token, '/oauth/token/info', OAUTH_TOKEN_INFO_ENDPOINT, 'bearer')
+    if (info === 401) return REFUSED
+    if (typeof info === 'number') return OTHER
+    // `scope` is the list (an older Doorkeeper: a space-separated string); `scopes` its alias.
+    return legacy('oauth', info.scope ?? info.scopes)
   }
 
   return {
@@ -153,6 +178,13 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
       return await cache.get(hash, async () => await load(token, hash))
     }
   }
+}
+
+/** A legacy token's scope names; `other` when GitLab's answer holds none the gate can read. */
+function legacy (via: 'personal_access_token' | 'oauth', raw: unknown): TokenScopes {
+  const names = typeof raw === 'string' ? raw.split(' ').filter(name => name !== '') : raw
+  if (!Array.isArray(names) || !names.every(name => typeof name === 'string')) return OTHER
+  return Object.freeze({ kind: 'legacy', via, scopes: Object.freeze([...names as string[]]) })
 }
 
 /** A fine-grained token: `granular: true`, or GitLab's placeholder scope `granular`. */

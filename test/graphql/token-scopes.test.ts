@@ -64,12 +64,36 @@ test('a fine-grained token: its scopes as GitLab lists them, ids and user includ
   })
 })
 
-test('a legacy token, an unknown token and a revoked one are "other": GitLab decides', async t => {
+test('a legacy token: its scopes from self; an OAuth token: from /oauth/token/info; one neither knows is "refused"', async t => {
   const { resolver, fake } = await world(t)
   fake.tokens.set('glpat-revoked', { self: 401 })
-  assert.deepEqual(await resolver.scopesOf(LEGACY), { kind: 'other' })
-  assert.deepEqual(await resolver.scopesOf('glpat-nobody-knows'), { kind: 'other' })
-  assert.deepEqual(await resolver.scopesOf('glpat-revoked'), { kind: 'other' })
+  fake.tokens.set('glpat-read-api', { self: { ...tokenRecord(43, 7), scopes: ['read_api', 'read_user'] } })
+  fake.tokens.set('oauth-read-api', { self: 401, tokenInfo: { resource_owner_id: 7, scope: ['read_api'], scopes: ['read_api'], expires_in: 7200, application: { uid: 'app' }, created_at: 1 } })
+  fake.tokens.set('oauth-old-doorkeeper', { self: 401, tokenInfo: { resource_owner_id: 7, scope: 'api read_user', expires_in: 7200 } })
+  assert.deepEqual(await resolver.scopesOf(LEGACY), { kind: 'legacy', via: 'personal_access_token', scopes: ['api'] })
+  assert.deepEqual(await resolver.scopesOf('glpat-read-api'), { kind: 'legacy', via: 'personal_access_token', scopes: ['read_api', 'read_user'] })
+  assert.deepEqual(await resolver.scopesOf('oauth-read-api'), { kind: 'legacy', via: 'oauth', scopes: ['read_api'] })
+  assert.deepEqual(await resolver.scopesOf('oauth-old-doorkeeper'), { kind: 'legacy', via: 'oauth', scopes: ['api', 'read_user'] })
+  assert.deepEqual(await resolver.scopesOf('glpat-nobody-knows'), { kind: 'refused' })
+  assert.deepEqual(await resolver.scopesOf('glpat-revoked'), { kind: 'refused' })
+  // Token info is asked as the OAuth token itself, and only for tokens self does not know.
+  assert.equal(fake.calls.token_info, 4)
+})
+
+test('scopes GitLab does not show are "other"; token info unreachable is a 503, never a guess', async t => {
+  const { resolver, fake } = await world(t)
+  const { scopes: _, ...noScopes } = tokenRecord(44, 7)
+  fake.tokens.set('glpat-no-scopes', { self: noScopes })
+  fake.tokens.set('glpat-odd-scopes', { self: { ...noScopes, scopes: [1] } })
+  fake.tokens.set('oauth-no-route', { self: 401, tokenInfo: 404 })
+  fake.tokens.set('oauth-no-scope', { self: 401, tokenInfo: { resource_owner_id: 7 } })
+  for (const token of ['glpat-no-scopes', 'glpat-odd-scopes', 'oauth-no-route', 'oauth-no-scope']) {
+    assert.deepEqual(await resolver.scopesOf(token), { kind: 'other' }, token)
+  }
+  fake.tokens.set('oauth-down', { self: 401, tokenInfo: 502 })
+  await rejectsWith(resolver.scopesOf('oauth-down'), 'GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', 503)
+  fake.tokens.set('oauth-down', { self: 401, tokenInfo: { resource_owner_id: 7, scope: ['api'] } })
+  assert.deepEqual(await resolver.scopesOf('oauth-down'), { kind: 'legacy', via: 'oauth', scopes: ['api'] }, 'the outage was not kept')
 })
 
 test('a 403 from self (GitLab will not describe the token): 403 GRAPHQL_TOKEN_SCOPES_HIDDEN, not kept, never "other"', async t => {
@@ -175,7 +199,7 @@ test('a fine-grained token GitLab will not describe: the registration by hash de
   await rejectsWith(resolver.scopesOf('glpat-hidden-404'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
   await rejectsWith(resolver.scopesOf('glpat-hidden-bare'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
   await rejectsWith(resolver.scopesOf('glpat-no-read-self'), 'GRAPHQL_TOKEN_SCOPES_HIDDEN', 403)
-  assert.deepEqual(await resolver.scopesOf('glpat-revoked-between'), { kind: 'other' }, 'GitLab refuses it on the request')
+  assert.deepEqual(await resolver.scopesOf('glpat-revoked-between'), { kind: 'refused' }, 'GitLab refuses it on the request')
 
   const put = (token: string, body: unknown): number => handleRegistryRequest(registry, { method: 'PUT', path: `/gate/graphql_token_scopes/${sha256(token)}`, caller: 'operator', body }).status
   assert.equal(put('glpat-hidden', { user_id: 11, granular_scopes: [{ access: 'all_memberships', permissions: ['read_project'] }] }), 200)
@@ -185,7 +209,7 @@ test('a fine-grained token GitLab will not describe: the registration by hash de
   assert.deepEqual(await resolver.scopesOf('glpat-no-read-self'), { kind: 'fine_grained', userId: 12, scopes: [{ access: 'user', permissions: ['read_user'], projectId: null, groupId: null }] })
   // A token GitLab refuses (401) is not rescued by a registration.
   assert.equal(put('glpat-gone', { granular_scopes: [{ access: 'instance', permissions: ['read_runner'] }] }), 200)
-  assert.deepEqual(await resolver.scopesOf('glpat-gone'), { kind: 'other' })
+  assert.deepEqual(await resolver.scopesOf('glpat-gone'), { kind: 'refused' })
   // A registration changed or removed counts at once, not when the kept answer expires.
   assert.equal(put('glpat-hidden', { user_id: 11, granular_scopes: [{ access: 'all_memberships', permissions: ['read_issue'] }] }), 200)
   assert.deepEqual(await resolver.scopesOf('glpat-hidden'), { kind: 'fine_grained', userId: 11, scopes: [{ access: 'all_memberships', permissions: ['read_issue'], projectId: null, groupId: null }] })

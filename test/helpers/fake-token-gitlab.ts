@@ -1,19 +1,21 @@
 // A small fake GitLab for the GraphQL token tests, on port 0: a token's own record
 // (`GET /api/v4/personal_access_tokens/self` and `/personal_access_tokens/:id`, PRIVATE-TOKEN =
-// the token) and project, group and namespace lookups by id or URL-encoded path (PRIVATE-TOKEN =
+// the token; `GET /oauth/token/info`, Authorization: Bearer = an OAuth token) and project, group and namespace lookups by id or URL-encoded path (PRIVATE-TOKEN =
 // the service token). Counts calls per endpoint; each endpoint can be made to answer a status, a
 // body that is not JSON, or to cut the connection.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type TokenEndpoint = 'self' | 'by_id' | 'project' | 'group' | 'namespace'
+export type TokenEndpoint = 'self' | 'by_id' | 'token_info' | 'project' | 'group' | 'namespace'
 
 export interface FakeToken {
   /** What `self` answers: a record (200) or a status. */
   readonly self: Readonly<Record<string, unknown>> | number
   /** What `/personal_access_tokens/:id` answers for the token's own id; default 404. */
   readonly byId?: Readonly<Record<string, unknown>> | number
+  /** What `/oauth/token/info` answers to the token as Bearer; default 401, as Doorkeeper answers a token it does not know. */
+  readonly tokenInfo?: Readonly<Record<string, unknown>> | number
 }
 
 export interface FakeTokenProject {
@@ -60,7 +62,7 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
   const projects = options.projects ?? []
   const groups = options.groups ?? []
   const userNamespaces = options.userNamespaces ?? []
-  const calls: Record<TokenEndpoint, number> = { self: 0, by_id: 0, project: 0, group: 0, namespace: 0 }
+  const calls: Record<TokenEndpoint, number> = { self: 0, by_id: 0, token_info: 0, project: 0, group: 0, namespace: 0 }
   const fail: Partial<Record<TokenEndpoint, Failure>> = {}
 
   const send = (res: ServerResponse, status: number, body?: unknown): void => {
@@ -81,6 +83,7 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
     let m: RegExpExecArray | null
     if (path === '/api/v4/personal_access_tokens/self') endpoint = 'self'
     else if ((m = /^\/api\/v4\/personal_access_tokens\/(\d+)$/.exec(path)) !== null) [endpoint, segment] = ['by_id', m[1]!]
+    else if (path === '/oauth/token/info') endpoint = 'token_info'
     else if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) [endpoint, segment] = ['project', m[1]!]
     else if ((m = /^\/api\/v4\/groups\/([^/]+)$/.exec(path)) !== null) [endpoint, segment] = ['group', m[1]!]
     else if ((m = /^\/api\/v4\/namespaces\/([^/]+)$/.exec(path)) !== null) [endpoint, segment] = ['namespace', m[1]!]
@@ -97,6 +100,11 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
       return
     }
     if (failure !== undefined) return send(res, failure.status)
+    if (endpoint === 'token_info') {
+      const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+      const answer = (bearer === undefined ? undefined : tokens.get(bearer)?.tokenInfo) ?? 401
+      return typeof answer === 'number' ? send(res, answer) : send(res, 200, answer)
+    }
     if (endpoint === 'self' || endpoint === 'by_id') {
       const token = typeof credential === 'string' ? tokens.get(credential) : undefined
       if (token === undefined) return send(res, 401)
