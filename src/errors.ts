@@ -97,6 +97,10 @@ export const errors = {
   // A fine-grained personal access token without the endpoint's permission at the project
   // (src/admin/rest.ts); the answer's message is GitLab's sentence naming the permission.
   ADMIN_TOKEN_PERMISSION_MISSING: { status: 403, message: '403 Forbidden - Access denied: This operation requires a fine-grained personal access token with a permission this token does not have' },
+  // A legacy personal access token or OAuth token without a scope GitLab's API would want (writes:
+  // api; reads: api or read_api), or a write by a token whose scopes GitLab did not show
+  // (src/admin/token-scope.ts). Answered with GitLab's insufficient_scope fields.
+  ADMIN_TOKEN_SCOPE_INSUFFICIENT: { status: 403, message: '403 Forbidden - insufficient_scope: this request needs an access token with the api scope' },
   ROLE_CHECK_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the caller\'s role cannot be checked with GitLab right now; try again later' },
   // Enforcement of fine-grained personal access tokens at /api/graphql (src/graphql/enforce.ts).
   // Refusals of a document are answered in GraphQL's shape (HTTP 200, `errors[].extensions.code`);

@@ -10,7 +10,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import type { DocumentNode } from 'graphql'
+import { Kind, type DocumentNode } from 'graphql'
 import type { Logger } from 'pino'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
@@ -29,6 +29,7 @@ import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
+import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
 
 /** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
 export const MAX_ADMIN_BODY_BYTES = 1 << 20
@@ -152,6 +153,15 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(read.chunks, read.size)
 }
 
+/**
+ * Whether the operation GraphQL would run is a mutation: the one `operationName` names, else
+ * any (a document with several and no name runs none).
+ */
+export function runsMutation (document: DocumentNode, operationName: string | undefined): boolean {
+  return document.definitions.some(d => d.kind === Kind.OPERATION_DEFINITION && d.operation === 'mutation' &&
+    (operationName === undefined || d.name?.value === operationName))
+}
+
 function parseParams (body: Buffer, contentType: string, query: URLSearchParams): Record<string, unknown> {
   const params: Record<string, unknown> = {}
   const addForm = (form: URLSearchParams): void => {
@@ -271,6 +281,21 @@ export function createAdmin (options: AdminOptions): Admin {
     options.respond(res, requestId, { kind: 'json', status: err.status, body, headers: closeConnection ? { connection: 'close' } : {} })
   }
 
+  /**
+   * A legacy token without the scope GitLab's API would want: 403 with GitLab's fields
+   * (`error: insufficient_scope`, `error_description`, `scope`: the scopes that would do; its
+   * WWW-Authenticate header as RFC 6750 section 3.1 writes it) beside the gate's `message`,
+   * `code` and request id; logged and counted as the other refusals.
+   */
+  function refuseScope (res: ServerResponse, requestId: string, err: TokenScopeInsufficient, method: string, path: string, closeConnection: boolean): void {
+    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, scope: err.scope }, 'configuration API refused')
+    options.refused?.(err.code)
+    const body = { message: err.message, error: 'insufficient_scope', error_description: INSUFFICIENT_SCOPE_DESCRIPTION, scope: err.scope, code: err.code, request_id: requestId }
+    const headers: Record<string, string> = { 'www-authenticate': `Bearer error="insufficient_scope", error_description="${INSUFFICIENT_SCOPE_DESCRIPTION}", scope="${err.scope}"` }
+    if (closeConnection) headers.connection = 'close'
+    options.respond(res, requestId, { kind: 'json', status: err.status, body, headers })
+  }
+
   return {
     roles: createUserRoleCheck(gitlab, options.grants),
     owns (canonical) {
@@ -337,6 +362,19 @@ export function createAdmin (options: AdminOptions): Admin {
               return ANSWERED
             }
           }
+          if (caller.kind === 'user' && options.tokenPermissions !== undefined) {
+            // The fine-grained check above passes other tokens. A legacy token: GitLab's scopes,
+            // mutations need api, queries api or read_api. A write by a token whose scopes GitLab
+            // did not show is refused before it runs. One GitLab refuses runs on: its Maintainer
+            // check answers ADMIN_UNAUTHENTICATED in each field, as before.
+            const write = runsMutation(classified.document, classified.operationName)
+            const scopes = await options.tokenPermissions.scopes(userToken(caller))
+            const refusal = scopeRefusal(scopes, write) ?? (scopes.kind === 'refused' ? null : unknownScopeRefusal(scopes, write))
+            if (refusal !== null) {
+              refuseScope(res, requestId, refusal, canonical.method, canonical.path, unread)
+              return ANSWERED
+            }
+          }
           send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId), unread ? { connection: 'close' } : {})
         } catch (err) {
           refuse(res, requestId, err, canonical.method, canonical.path, !bodyReadable && !req.complete)
@@ -383,6 +421,10 @@ export function createAdmin (options: AdminOptions): Admin {
         const unread = !bodyRead && (req.headers['content-length'] ?? '0') !== '0' && !req.complete
         if (err instanceof TokenPermissionMissing) {
           refuseToken(res, requestId, err, canonical.method, canonical.apiPath, unread)
+          return ANSWERED
+        }
+        if (err instanceof TokenScopeInsufficient) {
+          refuseScope(res, requestId, err, canonical.method, canonical.apiPath, unread)
           return ANSWERED
         }
         refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && err.code === 'ADMIN_BODY_TOO_LARGE'))

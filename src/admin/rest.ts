@@ -15,6 +15,7 @@ import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
 import { Router } from '../routing/router.ts'
 import { userToken, type Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
+import { scopeRefusal, unknownScopeRefusal, type UserTokenScopes } from './token-scope.ts'
 import { auditView, entryView, linkView, mergePackageRules, namespaceAuditView, namespacePoliciesView, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
 
@@ -157,12 +158,14 @@ function paginate<T> (items: readonly T[] | null, query: URLSearchParams): { off
  * (503, 502) or will not describe the token (403 GRAPHQL_TOKEN_SCOPES_HIDDEN).
  */
 export interface TokenPermissionCheck {
+  /** What the token is and, for a legacy one, its scopes (token-scope.ts applies GitLab's rules). */
+  scopes (token: string): Promise<UserTokenScopes>
   /** `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path). */
   check (token: string, permission: string, project: string): Promise<TokenPermissionVerdict>
 }
 
 export type TokenPermissionVerdict =
-  /** A legacy PAT, OAuth or a token GitLab refuses: the Maintainer check decides, as before. */
+  /** A legacy PAT, OAuth or a token GitLab refuses: its scopes and the Maintainer check decide. */
   | { readonly kind: 'not_fine_grained' }
   | { readonly kind: 'granted' }
   /** `message` is GitLab's sentence naming the missing permission ("Resource: Action") and the project. */
@@ -186,16 +189,28 @@ export function tokenPermissionOf (method: string, endpoint: AdminEndpoint): str
   }
 }
 
+/** Whether the request changes something: GitLab's `read_api` allows GET and HEAD only. */
+function isWrite (method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD'
+}
+
 /**
- * A fine-grained personal access token's permission for the endpoint at the path's project:
- * checked before the Maintainer check and before any body is read or anything written.
+ * A user token's scopes for the endpoint, checked before the Maintainer check and before any
+ * body is read or anything written: a legacy token's scope (token-scope.ts), a fine-grained
+ * token's permission at the path's project. Answers the scopes for the check after it.
  */
-async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, request: RestRequest): Promise<void> {
-  if (tokens === undefined || request.caller.kind !== 'user') return
+async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, request: RestRequest): Promise<UserTokenScopes | null> {
+  if (tokens === undefined || request.caller.kind !== 'user') return null
   const permission = tokenPermissionOf(request.method, request.endpoint)
-  if (permission === null) return
-  const verdict = await tokens.check(userToken(request.caller), permission, request.idSegment)
+  if (permission === null) return null
+  const token = userToken(request.caller)
+  const scopes = await tokens.scopes(token)
+  const refusal = scopeRefusal(scopes, isWrite(request.method))
+  if (refusal !== null) throw refusal
+  if (scopes.kind !== 'fine_grained') return scopes
+  const verdict = await tokens.check(token, permission, request.idSegment)
   if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
+  return scopes
 }
 
 /** The refusal of a fine-grained token: 403 ADMIN_TOKEN_PERMISSION_MISSING, GitLab's sentence as the message. */
@@ -209,8 +224,11 @@ export class TokenPermissionMissing extends AdminError {
 
 export async function handleRest (service: AdminService, request: RestRequest, tokens?: TokenPermissionCheck): Promise<RestAnswer> {
   if (request.endpoint === 'namespace_policies' || request.endpoint === 'namespace_audit_events') return await namespaceEndpoint(service, request)
-  await checkTokenPermission(tokens, request)
+  const scopes = await checkTokenPermission(tokens, request)
   const access = await service.access(request.caller, request.idSegment)
+  // After the Maintainer check: a token GitLab refuses is answered 401 there.
+  const unknown = scopes === null ? null : unknownScopeRefusal(scopes, isWrite(request.method))
+  if (unknown !== null) throw unknown
   switch (request.endpoint) {
     case 'permissions': return await permissions(service, access, request)
     case 'audit_events': return await auditEvents(service, access, request)

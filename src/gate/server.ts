@@ -300,6 +300,15 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
     : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
   const scopes = createTokenScopeResolver({ gitlab, registry })
   const tokenPermissions: TokenPermissionCheck = {
+    async scopes (token) {
+      const found = await scopes.scopesOf(token)
+      switch (found.kind) {
+        case 'fine_grained': return { kind: 'fine_grained' }
+        case 'legacy': return { kind: 'legacy', scopes: found.scopes }
+        case 'refused': return { kind: 'refused' }
+        case 'other': return { kind: 'unknown' }
+      }
+    },
     async check (token, permission, project) {
       const found = await scopes.scopesOf(token)
       if (found.kind !== 'fine_grained') return { kind: 'not_fine_grained' }

@@ -93,6 +93,12 @@ export interface FakeGitlabOptions {
    * legacy record; any other token 401.
    */
   readonly accessTokens?: Readonly<Record<string, Readonly<Record<string, unknown>>>>
+  /**
+   * OAuth tokens (of `users`) and their scopes: `GET /oauth/token/info` (Doorkeeper, beside the
+   * API) answers them to their bearer, any other token 401; `self` answers them 401, as GitLab's
+   * PRIVATE-TOKEN lookup finds personal access tokens only.
+   */
+  readonly oauthTokens?: Readonly<Record<string, readonly string[]>>
 }
 
 export interface FakeGitlab {
@@ -211,9 +217,19 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         const token = req.headers['private-token'] ?? /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
         const listed = typeof token === 'string' ? options.accessTokens?.[token] : undefined
         const user = userOf(req)
-        if (listed !== undefined) send(res, 200, listed)
+        if (typeof token === 'string' && options.oauthTokens?.[token] !== undefined) send(res, 401, unauthorized)
+        else if (listed !== undefined) send(res, 200, listed)
         else if (user !== undefined) send(res, 200, { id: 5000 + user.id, name: 'token', user_id: user.id, scopes: ['api'], active: true, revoked: false })
         else send(res, 401, unauthorized)
+        return
+      }
+      if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/oauth/token/info') {
+        req.resume()
+        const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+        const scopes = bearer === undefined ? undefined : options.oauthTokens?.[bearer]
+        const owner = bearer === undefined ? undefined : options.users?.[bearer]
+        if (scopes === undefined) send(res, 401, { error: 'invalid_token', error_description: 'The access token is invalid' })
+        else send(res, 200, { resource_owner_id: owner?.id ?? null, scope: scopes, expires_in: 7200, application: { uid: 'fake-app' }, created_at: 1767225600, scopes, expires_in_seconds: 7200 })
         return
       }
       if (options.fallback !== undefined) options.fallback(req, res)

@@ -76,6 +76,10 @@ export interface TestGateOptions {
   readonly seed?: boolean
   /** User tokens the fake GitLab knows (configuration API tests). */
   readonly users?: FakeGitlabOptions['users']
+  /** `GET /personal_access_tokens/self` records by token (fake-gitlab.ts accessTokens). */
+  readonly accessTokens?: FakeGitlabOptions['accessTokens']
+  /** OAuth tokens of `users` and their scopes (fake-gitlab.ts oauthTokens). */
+  readonly oauthTokens?: FakeGitlabOptions['oauthTokens']
 }
 
 export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: TestGateOptions = {}): Promise<TestGate> {
@@ -97,6 +101,8 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
       { id: 600, pathWithNamespace: 'acme/platform/web', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }
     ],
     ...(options.users === undefined ? {} : { users: options.users }),
+    ...(options.accessTokens === undefined ? {} : { accessTokens: options.accessTokens }),
+    ...(options.oauthTokens === undefined ? {} : { oauthTokens: options.oauthTokens }),
     fallback: (req, res) => {
       // Streams the body through a hash, so a 1 GiB upload is never held in the test either.
       const hash = createHash('sha256')
