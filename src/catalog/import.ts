@@ -112,10 +112,12 @@ const PROJECT_FROM_RULES: ReadonlyArray<readonly [RegExp, ProjectFrom]> = [
   // lib/api/ci/jobs.rb: the token's own job.
   [/^\/job(?:\/|$)/, 'none'],
   [/^\/internal\/dast\//, 'none'],
-  // authenticate_with routes (catalog/sources/gitlab-source-routes.json). NuGet and Debian group
-  // routes serve the group's packages (Debian's pool download names its project by
-  // :project_id, left to GitLab); the Terraform module registry finds the package within
+  // authenticate_with routes (catalog/sources/gitlab-source-routes.json). Debian's group pool
+  // download names its project by :project_id (lib/api/debian_group_packages.rb,
+  // `find_project!(params[:project_id])`); the other NuGet and Debian group routes serve the
+  // group's packages; the Terraform module registry finds the package within
   // :module_namespace; Maven virtual registries belong to a group, not a project.
+  [/^\/groups\/:id\/-\/packages\/debian\/pool\/:distribution\/:project_id\//, 'project_id_param'],
   [/^\/groups\/:id\/-\/packages\/(?:nuget|debian)\//, 'none'],
   [/^\/groups\/:id\/-\/virtual_registries\//, 'none'],
   [/^\/packages\/terraform\/modules\/v1\//, 'none'],

@@ -29,6 +29,8 @@ export type AccessedProjectSource = 'project' | 'group' | 'job' | 'token_job' | 
  * - `pypi_group_file`: a PyPI file of group `:id`, chosen by GitLab among the packages the job's
  *   user can read: not looked up, left to GitLab;
  * - `job_pipeline`: job `:id`, looked up among the jobs of the token's own pipeline;
+ * - `project_id_param`: the project whose id is `:project_id` (an Integer to Grape), whatever the
+ *   group: Debian's group pool download (lib/api/debian_group_packages.rb, `find_project!`);
  * - `none`: the route touches no single project (group indexes, Conan ping and search, npm audits).
  */
 export type ProjectFrom =
@@ -39,9 +41,10 @@ export type ProjectFrom =
   | 'maven_group_package'
   | 'pypi_group_file'
   | 'job_pipeline'
+  | 'project_id_param'
   | 'none'
 
-export const PROJECT_FROM: readonly ProjectFrom[] = ['conan_username', 'maven_instance_path', 'npm_scope_package', 'npm_group_package', 'maven_group_package', 'pypi_group_file', 'job_pipeline', 'none']
+export const PROJECT_FROM: readonly ProjectFrom[] = ['conan_username', 'maven_instance_path', 'npm_scope_package', 'npm_group_package', 'maven_group_package', 'pypi_group_file', 'job_pipeline', 'project_id_param', 'none']
 
 export interface CatalogRoute {
   /** Stable identifier, derived from method and pattern; used in logs, metrics and lint output. */

@@ -77,6 +77,8 @@ test('every group, instance and job route says how its project is found; project
   assert.equal(from('GET /groups/:id/-/packages/pypi/simple'), 'none')
   assert.equal(from('GET /group/:id/-/packages/composer/packages'), 'none')
   assert.equal(from('GET /jobs/:id/artifacts'), 'job_pipeline')
+  assert.equal(from('GET /groups/:id/-/packages/debian/pool/:distribution/:project_id/:letter/:package_name/:package_version/:file_name'), 'project_id_param')
+  assert.equal(from('GET /groups/:id/-/packages/debian/dists/*distribution/Release'), 'none')
   assert.equal(from('GET /job'), 'none')
   for (const r of routes) assert.equal(r.projectFrom === undefined, r.accessedProject === 'project', `${r.method} ${r.pattern}`)
   // Every route with policies outside /projects/:id is looked up, but the npm audits (no package in the URL).

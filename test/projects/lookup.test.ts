@@ -7,7 +7,8 @@ import { GateError } from '../../src/errors.ts'
 import { createGitlabClient } from '../../src/gitlab/client.ts'
 import type { JobIdentity } from '../../src/identity/types.ts'
 import { createProjectFinder } from '../../src/projects/finder.ts'
-import { lookupOf, type Lookup } from '../../src/projects/lookup.ts'
+import { PROJECT_FROM } from '../../src/catalog/types.ts'
+import { cacheKeyOf, lookupOf, type Lookup } from '../../src/projects/lookup.ts'
 import { Router } from '../../src/routing/router.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 
@@ -100,4 +101,14 @@ test('finder: without the token\'s pipeline id, another job stays unresolved; th
   const { pipelineId: _, ...noPipeline } = identity
   assert.deepEqual(await finder.find(other.route, other.params, noPipeline), { kind: 'unresolved' })
   assert.deepEqual(await finder.find(own.route, own.params, noPipeline), { kind: 'project', id: 100 })
+})
+
+test('every lookup the finder caches has a cache key of its own parameters (two ids are two keys)', () => {
+  const params = (n: string): Record<string, string> => ({ id: `g${n}`, project_id: n, package_username: `u${n}`, path: `a/b${n}/1.0/f`, package_name: `@s/p${n}` })
+  for (const from of PROJECT_FROM) {
+    const kind = lookupOf(from, params('7')).kind
+    if (kind !== 'project_id' && kind !== 'project_path' && kind !== 'package' && kind !== 'npm_package') continue
+    const [a, b] = [cacheKeyOf(from, params('7')), cacheKeyOf(from, params('8'))]
+    assert.ok(a !== null && b !== null && a !== b, `${from}: keys ${String(a)} and ${String(b)}`)
+  }
 })
