@@ -81,6 +81,8 @@ export interface AdminOptions {
   readonly adminToken?: string
   readonly store: GrantStore
   readonly grants: GrantCache
+  /** The project GitLab routes a full path to now (src/projects/facts.ts), null when it shows none: for the package rules' role check. */
+  readonly projectOfPath?: (path: string) => Promise<number | null>
   readonly logger: Logger
   readonly settings: InstanceSettings
   /** The current catalog's policies and routes (they change on reload). */
@@ -297,7 +299,7 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   return {
-    roles: createUserRoleCheck(gitlab, options.grants),
+    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath),
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
       return canonical.kind === 'other' && graphqlPath.test(canonical.path)

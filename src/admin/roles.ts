@@ -11,6 +11,7 @@
 
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
+import { isFullPath } from '../grants/model.ts'
 import { tokenKey } from '../identity/cache.ts'
 import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-check.ts'
@@ -26,32 +27,64 @@ export interface UserRoleCheck {
   check (input: { match: RouteMatch, credentials: readonly Credential[] }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
-export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache): UserRoleCheck {
+/**
+ * `projectOfPath`: the project GitLab routes a full path to now, as the gate's project lookup
+ * finds it (src/projects/facts.ts, with the service token), or null when GitLab shows the gate
+ * none there.
+ */
+export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>): UserRoleCheck {
   return {
     async check ({ match, credentials }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
-      let projectId: number | null
-      if (accessed.kind === 'project_id') projectId = accessed.id
-      else if (accessed.kind === 'project_path') projectId = await grants.resolvePath(accessed.path)
-      else return null
-      if (projectId === null || !maintainerRequired(route, await grants.get(projectId))) return null
+      if (accessed.kind !== 'project_id' && accessed.kind !== 'project_path') return null
       if (credentials.length === 0) return null
-      const refusal = {
-        code: 'PACKAGE_MAINTAINER_ONLY' as const,
+      const users = [...new Map(credentials.map(c => [c.secret, c])).values()]
+      const refusal = (projectId: number): { code: ErrorCode, message: string } => ({
+        code: 'PACKAGE_MAINTAINER_ONLY',
         message: `403 Forbidden - only users with the Maintainer role or higher may ${route.packageOperation!} ${route.packageFormat} packages of project #${projectId} (job token permissions).`
+      })
+      /** Every credential must be a Maintainer of `projectId` where its rules ask for one. */
+      const checkProject = async (projectId: number): Promise<{ code: ErrorCode, message?: string } | null> => {
+        if (!maintainerRequired(route, await grants.get(projectId))) return null
+        for (const credential of users) {
+          if (credential.where === 'header:deploy-token') return refusal(projectId)
+          const found = await gitlab.project(String(projectId), headerOf(credential), tokenKey(credential.secret))
+          if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
+          if (found.kind !== 'found' || found.accessLevel < MAINTAINER_ACCESS) return refusal(projectId)
+        }
+        return null
       }
-      for (const credential of new Map(credentials.map(c => [c.secret, c])).values()) {
-        if (credential.where === 'header:deploy-token') return refusal
-        const header: Record<string, string> = credential.source === 'bearer' || /access_token|bearer_token/.test(credential.where)
-          ? { authorization: `Bearer ${credential.secret}` }
-          : { 'private-token': credential.secret }
-        const found = await gitlab.project(String(projectId), header, tokenKey(credential.secret))
+      if (accessed.kind === 'project_id') return await checkProject(accessed.id)
+      // A path is the project GitLab routes it to now, never the store's path index alone (a
+      // renamed project's old path may be another project's now).
+      if (!isFullPath(accessed.path)) return null
+      const id = projectOfPath === undefined ? null : await projectOfPath(accessed.path)
+      if (id !== null) return await checkProject(id)
+      // GitLab shows the gate no project there (no service token, or one that sees less): each
+      // credential's own view names the project GitLab would take the request to, and the store's
+      // hint, unverified, may only add a project to check, never let a request through.
+      const candidates = new Set<number>()
+      const hinted = await grants.resolvePath(accessed.path)
+      if (hinted !== null) candidates.add(hinted)
+      for (const credential of users) {
+        if (credential.where === 'header:deploy-token') continue
+        const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
-        if (found.kind !== 'found' || found.accessLevel < MAINTAINER_ACCESS) return refusal
+        if (found.kind === 'found') candidates.add(found.id)
+      }
+      for (const candidate of candidates) {
+        const refused = await checkProject(candidate)
+        if (refused !== null) return refused
       }
       return null
     }
   }
+}
+
+function headerOf (credential: Credential): Record<string, string> {
+  return credential.source === 'bearer' || /access_token|bearer_token/.test(credential.where)
+    ? { authorization: `Bearer ${credential.secret}` }
+    : { 'private-token': credential.secret }
 }

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
-import { rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
+import { isFullPath, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
@@ -332,23 +332,37 @@ const resolveGrantsStage: Stage = (x, engine) => {
   }
 }
 
-async function resolvePath (x: StageView, engine: Engine, path: string, identity: JobIdentity): Promise<StageResult> {
-  const id = await engine.grants.resolvePath(path)
-  if (id !== null) {
-    x.accessedProjectId = id
+// Hot path (warm: one cached lookup, no promise). A full path names the project GitLab routes it
+// to now, as `find_project` resolves it: case-insensitively, and a moved project's old path while
+// no project holds it (lib/api/helpers.rb, docs/gitlab-rules.md). Only GitLab knows that: the
+// project lookup (src/projects/facts.ts, cached GATE_PROJECT_LOOKUP_TTL_MS) asks it with the
+// service token. The store's path index is not an answer here: it holds the path a project had
+// when it was last configured, and GitLab renames and transfers projects without telling the
+// gate, so another project may hold that path now (and GitLab would serve that one).
+function resolvePath (x: StageView, engine: Engine, path: string, identity: JobIdentity): StageResult | Promise<StageResult> {
+  // Not a full path (find_project takes a string without `/` as nothing): no project, nothing to ask.
+  if (engine.projectFacts === undefined || !isFullPath(path)) return pathNotShown(engine, path, identity)
+  const facts = engine.projectFacts.get(path)
+  if (facts instanceof Promise) return facts.then(found => pathResolved(x, engine, path, identity, found))
+  return pathResolved(x, engine, path, identity, facts)
+}
+
+function pathResolved (x: StageView, engine: Engine, path: string, identity: JobIdentity, facts: ProjectFacts): StageResult | Promise<StageResult> {
+  // Asked by path, a project GitLab does not show has id 0.
+  if (facts.id > 0) {
+    x.accessedProjectId = facts.id
     return 'continue'
   }
-  // Neither the job's own project nor one the store knows: as GitLab with an empty allowlist.
-  if (engine.settings.unknownProject === 'allow') return UNKNOWN_PROJECT_ALLOWED
-  // GitLab finds the project by its path: decide it by its id (the store may know it under an
-  // older path; a public or internal project may be open to job tokens; it may be the job's own).
-  if (engine.projectFacts !== undefined) {
-    const facts = await engine.projectFacts.get(path)
-    if (facts.path !== null) {
-      x.accessedProjectId = facts.id
-      return 'continue'
-    }
-  }
+  return pathNotShown(engine, path, identity)
+}
+
+/**
+ * GitLab showed the gate no project at this path (none there, or one its service token does not
+ * see): as GitLab with an empty allowlist. With `unknownProject: 'allow'` such a path passes, unless
+ * the store holds a project under it: that one may be there, unseen, and is not let through unchecked.
+ */
+async function pathNotShown (engine: Engine, path: string, identity: JobIdentity): Promise<StageResult> {
+  if (engine.settings.unknownProject === 'allow' && await engine.grants.resolvePath(path) === null) return UNKNOWN_PROJECT_ALLOWED
   return denyOf('UNKNOWN_PROJECT', { message: notAllowlistedMessage(jobProjectName(identity), shortPath(path)) })
 }
 

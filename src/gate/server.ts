@@ -119,6 +119,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions,
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
+    // Asked by path, a project GitLab does not show has id 0.
+    projectOfPath: async path => { const found = await projectFacts.get(path); return found.id > 0 ? found.id : null },
     refused: code => { metrics.admin.refused(code) }
   })
 

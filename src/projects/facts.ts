@@ -38,7 +38,9 @@ export interface ProjectFactsLookup {
   /**
    * The facts of a project by id or full path: synchronously when cached (the hot path), else a
    * promise that rejects with GateError when GitLab cannot tell. A project GitLab does not show
-   * the gate's token is private to it: `visibility: 'private'`, no path.
+   * the gate's token is private to it: `visibility: 'private'`, no path (and id 0 when asked by
+   * path). A path is the project GitLab routes it to now: matched case-insensitively, a moved
+   * project's old path followed while no project holds it, as `find_project` does.
    */
   get (project: number | string): ProjectFacts | Promise<ProjectFacts>
   stats (): { hits: number, misses: number }
@@ -75,17 +77,30 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   })
   const counts = { hits: 0, misses: 0 }
 
-  const load = async (project: number | string): Promise<ProjectFacts> => {
-    const path = `/api/v4/projects/${encodeURIComponent(String(project))}`
+  const ask = async (path: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     let answer
     try {
       answer = await gitlab.get(path, { endpoint: 'project_facts', as })
     } catch (err) {
       throw mapUnavailable(err, path)
     }
+    unavailableOn(answer.status, path)
+    return answer
+  }
+
+  const load = async (project: number | string): Promise<ProjectFacts> => {
+    const path = `/api/v4/projects/${encodeURIComponent(String(project))}`
+    let answer = await ask(path)
+    if ((answer.status === 301 || answer.status === 302) && typeof project === 'string') {
+      // A moved project's old path names it while no project holds that path (find_project follows
+      // redirects for /projects/:id routes, lib/api/helpers.rb); GitLab may answer it with a
+      // redirect to /projects/<id>, which is followed once, to an id only.
+      const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(answer.location ?? '')?.[1]
+      if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
+      answer = await ask(`/api/v4/projects/${id}`)
+    }
     const { status, body } = answer
-    unavailableOn(status, path)
-    // Not shown (or a moved path's redirect, which the gate does not follow): nothing public here.
+    // Not shown (or a redirect by id, which names no project): nothing public here.
     if (status === 404 || status === 301 || status === 302) return hidden(typeof project === 'number' ? project : 0)
     if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
     return read(body, path)

@@ -73,6 +73,8 @@ export interface FakeGitlabOptions {
   readonly users?: Record<string, FakeUser>
   /** Packages of the projects (listed by `GET /groups/:id/packages`, the group's subgroups included). */
   readonly packages?: readonly FakePackage[]
+  /** GitLab's relative URL root (GATE_RELATIVE_URL_ROOT): the lookups the fake answers are served under it too. */
+  readonly relativeUrlRoot?: string
   /** Old full paths of moved projects → project id: `GET /projects/<old path>` answers 301 to `/projects/<id>`. */
   readonly redirects?: Readonly<Record<string, number>>
   /** Paths of user namespaces (`GET /namespaces/:id` answers kind user). */
@@ -438,8 +440,13 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
 
   const server = createServer((req, res) => {
     fake.targets.push(req.url ?? '')
+    // The gate's own lookups under GitLab's relative URL root are answered as at the top.
+    const root = options.relativeUrlRoot ?? ''
+    const sent = req.url ?? ''
+    if (root !== '' && sent.startsWith(`${root}/api/v4/`)) req.url = sent.slice(root.length)
     // Counted on arrival, so a call the client gave up on still counts.
     const { endpoint, id } = classify(req)
+    if (endpoint === null) req.url = sent
     if (endpoint !== null) fake.calls[endpoint]++
     if (endpoint !== null || options.fallback === undefined) req.resume()
     if (fake.delayMs > 0) setTimeout(() => { answer(req, res, endpoint, id) }, fake.delayMs)

@@ -98,11 +98,13 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
       { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
       { id: 200, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } },
       { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } },
-      { id: 600, pathWithNamespace: 'acme/platform/web', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }
+      { id: 600, pathWithNamespace: 'acme/platform/web', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
+      { id: 700, pathWithNamespace: 'acme/registry', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }
     ],
     ...(options.users === undefined ? {} : { users: options.users }),
     ...(options.accessTokens === undefined ? {} : { accessTokens: options.accessTokens }),
     ...(options.oauthTokens === undefined ? {} : { oauthTokens: options.oauthTokens }),
+    ...(env.GATE_RELATIVE_URL_ROOT === undefined ? {} : { relativeUrlRoot: env.GATE_RELATIVE_URL_ROOT }),
     fallback: (req, res) => {
       // Streams the body through a hash, so a 1 GiB upload is never held in the test either.
       const hash = createHash('sha256')

@@ -112,3 +112,19 @@ test('facts: GitLab unreachable or failing is a 503, a refused token or an unrea
   t.after(() => down.close())
   await assert.rejects(async () => await createProjectFactsLookup({ gitlab: down }).get(200), (err: unknown) => err instanceof GateError && err.code === 'PROJECT_LOOKUP_UNAVAILABLE')
 })
+
+test('facts: by path, a moved project\'s old path is followed to the project (a 301 to /projects/<id>), and the path\'s new holder wins', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(700, 'acme/registry-old')], redirects: { 'acme/registry': 700 } })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const moved = await createProjectFactsLookup({ gitlab: client }).get('acme/Registry')
+  assert.equal(moved.id, 700)
+  assert.equal(moved.fullPath, 'acme/registry-old')
+  // GitLab deletes a redirect when a project takes the path: the holder is then found.
+  gitlab.projects.set(701, project(701, 'acme/registry'))
+  const held = await createProjectFactsLookup({ gitlab: client }).get('acme/registry')
+  assert.equal(held.id, 701)
+  // No project there: id 0.
+  assert.equal((await createProjectFactsLookup({ gitlab: client }).get('other/none')).id, 0)
+})
