@@ -443,12 +443,23 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
   const route = x.match!.route
   let decision: Decision = first
   // A fine-grained deny that the root namespace's job_token_policies_enabled could turn: decide
-  // again with it (the grant cache, keyed by the first segment of the project's path; no GitLab
-  // call). Allowed requests never read it.
+  // again with it (the grant cache, keyed by the first segment of the project's stored path; no
+  // GitLab call). Allowed requests never read it. The stored path is the one the project had when
+  // last written, and a transfer in GitLab moves it under another root: an allow that root gives
+  // is made only once the root GitLab puts the project under now (the cached project lookup) says so.
   let namespace: NamespacePolicies = NAMESPACE_UNREAD
   if (decision.needsNamespace === true) {
-    namespace = (await engine.grants.namespace(rootNamespaceOf(x.grants!.projectPath)))?.jobTokenPoliciesEnabled ?? null
+    const storedRoot = rootNamespaceOf(x.grants!.projectPath)
+    namespace = (await engine.grants.namespace(storedRoot))?.jobTokenPoliciesEnabled ?? null
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
+    if (decision.allow && engine.projectFacts !== undefined) {
+      const root = await rootNow(engine.projectFacts, projectId, pendingFacts)
+      if (root !== storedRoot) {
+        // Not shown to the gate: its root cannot be told, and the policies stay enforced.
+        namespace = root === null ? true : (await engine.grants.namespace(root))?.jobTokenPoliciesEnabled ?? null
+        decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
+      }
+    }
   }
   // A deny that a public or internal project could turn: decide again with the project's facts
   // (a cached GitLab lookup). Allowed requests never get here.
@@ -471,6 +482,13 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
     } catch {}
   }
   return denyFrom(decision)
+}
+
+/** The root namespace (lower-cased) GitLab puts the project under now; null when GitLab does not show it to the gate. */
+async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFacts?: Promise<ProjectFacts>): Promise<string | null> {
+  const found = pendingFacts ?? lookup.get(projectId)
+  const facts = found instanceof Promise ? await found : found
+  return facts.fullPath === null ? null : rootNamespaceOf(facts.fullPath)
 }
 
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
