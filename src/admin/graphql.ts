@@ -903,13 +903,12 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
     }
   }
 
-  /** The entry of the project's document whose target is `path` (stored), else GitLab's answer. */
+  /**
+   * The group or project GitLab finds at `path` now, as the caller sees it; entries are then
+   * matched by its id. Never an entry by its stored `targetPath`: that is the path the target had
+   * when it was added, and after a rename or transfer in GitLab it may name another one.
+   */
   const target = async (access: ProjectAccess, path: string, types: readonly EntryTargetType[], field: string): Promise<{ type: EntryTargetType, id: number, path: string }> => {
-    const { doc } = await service.read(access.projectId, access.projectPath)
-    for (const type of types) {
-      const stored = doc.entries.find(e => e.targetType === type && e.targetPath !== undefined && e.targetPath.toLowerCase() === path.toLowerCase())
-      if (stored !== undefined) return { type, id: stored.targetId, path: stored.targetPath! }
-    }
     const found = await service.findTarget(access, path, types)
     if (found === null) throw new PayloadError(`${field} "${path}" is not a ${types.join(' or ')} the caller can see`)
     return found

@@ -289,7 +289,8 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
           { defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: now }
         if (nodes !== null) {
           const path = typeof targetPath === 'string' ? targetPath.toLowerCase() : null
-          const node = nodes.find(n => n.targetId === targetId || (path !== null && n.targetPath?.toLowerCase() === path))
+          // By id; by path only for a node GitLab gave no id (a path may have changed hands between the two reads).
+          const node = nodes.find(n => n.targetId === targetId) ?? nodes.find(n => n.targetId === null && path !== null && n.targetPath?.toLowerCase() === path)
           if (node === undefined) throw new AllowlistImportError(`the allowlist of ${project.path} changed while it was read (${type} ${targetId} is in REST, not in GraphQL); run the import again`)
           const policies: string[] = []
           if (!node.defaultPermissions) {

@@ -66,7 +66,10 @@ export interface EntryChange {
 export interface AdminService {
   /** Proves `caller` may configure the project named by the URL segment (id or encoded path). */
   access (caller: Caller, idSegment: string): Promise<ProjectAccess>
-  /** The project's document, or a fresh empty one for a project never configured (version 0). */
+  /**
+   * The project's document, or a fresh empty one for a project never configured (version 0);
+   * its `projectPath` is the one given (access()'s, as GitLab names the project now).
+   */
   read (projectId: number, projectPath: string): Promise<{ doc: ProjectGrants, version: number }>
   /**
    * Applies `change` to the current document and writes it if it validates; retries on a
@@ -128,26 +131,47 @@ function lookupHeader (access: ProjectAccess, hasServiceToken: boolean): LookupC
 export function createAdminService (options: AdminServiceOptions): AdminService {
   const { store, grants, gitlab, logger } = options
 
+  /**
+   * The project the operator names, with the path GitLab gives it now (through the service
+   * token): a path names the project that holds it in GitLab, never the store's path index,
+   * which keeps the path a project had when it was last written. Without a service token only an
+   * id can name a project, one the store already holds, whose path cannot be refreshed then.
+   */
   async function operatorProject (idSegment: string): Promise<{ id: number, path: string }> {
     let decoded: string
     try { decoded = decodeURIComponent(idSegment) } catch { throw new AdminError('ADMIN_PROJECT_NOT_FOUND') }
-    if (/^\d+$/.test(decoded)) {
-      const id = Number(decoded)
+    const byId = /^\d+$/.test(decoded)
+    if (!byId && !isFullPath(decoded)) throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+    if (!gitlab.hasServiceToken) {
+      const id = byId ? Number(decoded) : 0
       const stored = Number.isSafeInteger(id) && id > 0 ? await store.get(id) : null
       if (stored !== null) return { id, path: stored.projectPath }
-    } else if (isFullPath(decoded)) {
-      const id = await store.resolvePath(decoded)
-      const stored = id === null ? null : await store.get(id)
-      if (stored !== null) return { id: stored.projectId, path: stored.projectPath }
-    } else {
-      throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+      throw new AdminError('ADMIN_PROJECT_NOT_FOUND', byId
+        ? '404 Project Not Found - the project is not configured in the gate yet, and without GATE_SERVICE_TOKEN the gate cannot look it up'
+        : '404 Project Not Found - without GATE_SERVICE_TOKEN the gate cannot tell which project holds a path in GitLab now; name the project by its id')
     }
-    // Not configured yet: GitLab knows its id and path (through the service token).
-    if (!gitlab.hasServiceToken) throw new AdminError('ADMIN_PROJECT_NOT_FOUND', '404 Project Not Found - the project is not configured in the gate yet, and without GATE_SERVICE_TOKEN the gate cannot look it up')
     const found = await gitlab.project(encodeURIComponent(decoded), 'service', null)
     if (found.kind === 'found') return { id: found.id, path: found.path }
     if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+    // An id the service token is not shown still names the stored project, under its stored path.
+    const stored = byId && Number.isSafeInteger(Number(decoded)) ? await store.get(Number(decoded)) : null
+    if (stored !== null) return { id: stored.projectId, path: stored.projectPath }
     throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+  }
+
+  /**
+   * The path a write records: GitLab's for the project now. A user's access() may come from the
+   * role cache (30 s), so a write asks again, uncached, by id (the role is proven afresh too);
+   * the operator's access() asked GitLab already when it could.
+   */
+  async function pathNow (access: ProjectAccess): Promise<string> {
+    if (access.caller.kind !== 'user') return access.projectPath
+    const found = await gitlab.project(String(access.projectId), access.caller.header, null)
+    if (found.kind === 'unauthenticated') throw new AdminError('ADMIN_UNAUTHENTICATED')
+    if (found.kind === 'not_found') throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+    if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
+    if (found.accessLevel < MAINTAINER_ACCESS) throw new AdminError('ADMIN_FORBIDDEN')
+    return found.path
   }
 
   /** A group by full path as the header's holder; null when GitLab does not show it. */
@@ -314,13 +338,11 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       for (const type of types) {
         if (type === 'project') {
           if (!isFullPath(path)) continue
-          if (header === null) {
-            // The operator without a service token: only projects the store knows.
-            const id = await store.resolvePath(path)
-            if (id !== null) return { type, id, path: (await store.get(id))?.projectPath ?? path }
-            continue
-          }
-          const found = await gitlab.project(encodeURIComponent(path), header, access.caller.kind === 'user' ? access.caller.hash : null)
+          // The operator without a service token: nothing tells which project holds the path now
+          // (the store's path index is the path as last written, not GitLab's), so none is found.
+          if (header === null) continue
+          // Uncached: a path may have changed hands since a cached answer (targets are looked up for writes only).
+          const found = await gitlab.project(encodeURIComponent(path), header, null)
           if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
           if (found.kind === 'found') return { type, id: found.id, path: found.path }
         } else if (header !== null) {
@@ -333,12 +355,15 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     async read (projectId, projectPath) {
       const stored = await store.get(projectId)
       if (stored === null) return { doc: { projectId, projectPath, inboundEnabled: true, entries: [] }, version: 0 }
+      // The path is the caller's, as GitLab gave it now (access()): GitLab renames and transfers
+      // projects without telling the gate, so the stored one may be old, and the next write records this one.
       const { version, ...doc } = stored
-      return { doc, version }
+      return { doc: { ...doc, projectPath }, version }
     },
     async update (access, action, requestId, change) {
+      const projectPath = await pathNow(access)
       for (let attempt = 0; ; attempt++) {
-        const { doc: current, version } = await this.read(access.projectId, access.projectPath)
+        const { doc: current, version } = await this.read(access.projectId, projectPath)
         const { doc: next, before, after } = change(current)
         let valid: ProjectGrants
         try {
