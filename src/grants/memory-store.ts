@@ -60,10 +60,13 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   let tmpCounter = 0
   let lastSaveError: string | undefined
 
+  let loading = false
   if (file !== undefined) {
     await removeLeftoverTempFiles(file)
     const loaded = await loadFile(file)
+    loading = true
     for (const { grants, version } of loaded.projects) commit(grants.projectId, grants, version)
+    loading = false
     for (const { settings, version } of loaded.namespaces) commitNamespace(settings.namespacePath, settings, version)
   }
 
@@ -75,14 +78,32 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   function commit (projectId: number, grants: ProjectGrants | null, version: number): void {
     const old = records.get(projectId)
-    if (old !== undefined && paths.get(pathKey(old.grants.projectPath)) === projectId) paths.delete(pathKey(old.grants.projectPath))
+    const key = grants === null ? null : pathKey(grants.projectPath)
+    const takesPath = key !== null && takesIndex(projectId, key)
+    if (old !== undefined && pathKey(old.grants.projectPath) !== key && paths.get(pathKey(old.grants.projectPath)) === projectId) paths.delete(pathKey(old.grants.projectPath))
     versions.set(projectId, version)
     if (grants === null) {
       records.delete(projectId)
       return
     }
     records.set(projectId, { grants, version, stored: Object.freeze({ ...grants, version }) })
-    paths.set(pathKey(grants.projectPath), projectId)
+    if (takesPath) paths.set(key!, projectId)
+  }
+
+  /**
+   * Whether project `projectId`, about to be written with the path `key`, takes that path's index
+   * entry. Not from another project whose document claims the path when this write brings no news
+   * of it (the project's document already had it, or the state file is being loaded): a document
+   * written again with its old path may be older news than the other's, and the configuration
+   * API writes the path GitLab gives a project now, so a change of path is the newer news.
+   */
+  function takesIndex (projectId: number, key: string): boolean {
+    const holder = paths.get(key)
+    if (holder === undefined || holder === projectId) return true
+    const claimed = records.get(holder)
+    if (claimed === undefined || pathKey(claimed.grants.projectPath) !== key) return true
+    const own = records.get(projectId)
+    return loading ? false : own === undefined || pathKey(own.grants.projectPath) !== key
   }
 
   /** The whole state with `change` applied, as the file holds it. */

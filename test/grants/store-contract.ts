@@ -160,6 +160,26 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
     assert.equal((await reader.get(9))?.projectPath, 'acme/shared', 'the older project keeps its document')
   })
 
+  test(`${name}: a document written again with its old path does not take the path from another project that claims it`, async () => {
+    const { writer, reader } = await open()
+    // 12 was renamed in GitLab and 13 took its path; 12's next write still names the old path
+    // (a caller the gate could not ask GitLab for): 13 keeps the path.
+    await writer.put(grantsFor(12, 'acme/taken'))
+    await writer.put(grantsFor(13, 'Acme/Taken'))
+    assert.equal(await reader.resolvePath('acme/taken'), 13)
+    await writer.put(grantsFor(12, 'acme/taken', { inboundEnabled: false }))
+    assert.equal(await reader.resolvePath('acme/taken'), 13, 'a write that brings no news of the path leaves it to the other project')
+    // 12's path as GitLab gives it now: its own new path.
+    await writer.put(grantsFor(12, 'acme/taken-old'))
+    assert.equal(await reader.resolvePath('acme/taken-old'), 12)
+    assert.equal(await reader.resolvePath('acme/taken'), 13)
+    // In GitLab 13 moves away and 12 is renamed back, and 12 is written first: a change of path
+    // is the newer news, and takes it from 13's record, not written since.
+    await writer.put(grantsFor(12, 'acme/taken'))
+    assert.equal(await reader.resolvePath('acme/taken'), 12)
+    assert.equal(await reader.resolvePath('acme/taken-old'), null)
+  })
+
   test(`${name}: unsubscribed listeners hear nothing more`, async () => {
     const { writer, reader } = await open()
     const events = recordEvents(reader)
