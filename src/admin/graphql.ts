@@ -24,7 +24,7 @@
 
 import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type Token, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { ValidationIssue } from '../grants/errors.ts'
-import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/model.ts'
+import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { trimEnds } from '../text.ts'
@@ -879,6 +879,10 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
 
   const projectAccess = async (projectPath: string): Promise<ProjectAccess> => {
     try {
+      // A GraphQL projectPath is a full path, never an id: `200` or `.` names no project to
+      // GitLab (Project.find_by_full_path), where GET /projects/200 would read an id and
+      // GET /projects/. the project list.
+      if (!isFullPath(projectPath)) throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
       return await service.access(caller, encodeURIComponent(projectPath))
     } catch (err) {
       throw asGraphqlError(err)

@@ -165,9 +165,12 @@ export function runsMutation (document: DocumentNode, operationName: string | un
 }
 
 function parseParams (body: Buffer, contentType: string, query: URLSearchParams): Record<string, unknown> {
-  const params: Record<string, unknown> = {}
-  const addForm = (form: URLSearchParams): void => {
+  // Without a prototype: `__proto__[]=x` is then a field like any other (refused as unknown).
+  const params: Record<string, unknown> = Object.create(null) as Record<string, unknown>
+  const addForm = (form: URLSearchParams, credentials: boolean): void => {
     for (const [key, value] of form) {
+      // The caller's `?private_token=` (findCaller) is a credential, not a field of the request.
+      if (credentials && key === 'private_token') continue
       if (key.endsWith('[]')) {
         const name = key.slice(0, -2)
         params[name] = [...(Array.isArray(params[name]) ? params[name] as unknown[] : []), value]
@@ -176,11 +179,11 @@ function parseParams (body: Buffer, contentType: string, query: URLSearchParams)
       }
     }
   }
-  addForm(query)
+  addForm(query, true)
   const text = body.toString('utf8')
   if (text.trim() === '') return params
   if (/^application\/x-www-form-urlencoded/i.test(contentType)) {
-    addForm(new URLSearchParams(text))
+    addForm(new URLSearchParams(text), false)
     return params
   }
   let json: unknown

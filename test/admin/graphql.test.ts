@@ -150,3 +150,17 @@ test('graphql: a body over the limit that names the gate\'s fields is 413; one t
   assert.equal(spaces.status, 200, spaces.text)
   assert.deepEqual(g.seen.map(r => r.bytes), [(1 << 20) + 1], 'only the body that is not the gate\'s reaches GitLab')
 })
+
+test('graphql: a projectPath is a full path, never an id: "200" and "." name no project', async t => {
+  const g = await adminGate(t)
+  for (const projectPath of ['200', '.', 'lib']) {
+    const update = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN },
+      gql(UPDATE, { input: { projectPath, packageRegistry: [{ format: 'maven', write: 'MAINTAINER' }] } }))
+    assert.equal(update.status, 200, update.text)
+    assert.equal(update.json().errors?.[0]?.extensions?.code, 'ADMIN_PROJECT_NOT_FOUND', `${projectPath}: ${update.text}`)
+    const read = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN }, gql(READ.replace('acme/lib', projectPath)))
+    assert.equal(read.json().errors?.[0]?.extensions?.code, 'ADMIN_PROJECT_NOT_FOUND', `${projectPath}: ${read.text}`)
+  }
+  assert.equal((await g.store.get(200))?.packageRules, undefined, 'project 200 untouched')
+  assert.equal(g.seen.length, 0)
+})

@@ -336,3 +336,14 @@ test('admin: a body over 1 MiB is refused (413 ADMIN_BODY_TOO_LARGE), declared o
   assert.equal(JSON.parse(chunked.body).code, 'ADMIN_BODY_TOO_LARGE')
   assert.equal(await allowlist(), before, 'nothing written')
 })
+
+test('rest: a caller\'s ?private_token= is a credential, not a field of the write', async t => {
+  const g = await adminGate(t)
+  const res = await send(g.url, 'POST', `/api/v4/projects/200/job_token_scope/allowlist?private_token=${USERS.maintainer}`, { 'content-type': 'application/json' }, JSON.stringify({ target_project_id: 300 }))
+  assert.equal(res.status, 201, res.text)
+  // Another query field is still refused as unknown, `__proto__[]` as any other.
+  for (const query of ['other=1', '__proto__[]=1']) {
+    const refused = await send(g.url, 'POST', `/api/v4/projects/200/job_token_scope/allowlist?private_token=${USERS.maintainer}&${query}`, { 'content-type': 'application/json' }, JSON.stringify({ target_project_id: 300 }))
+    assert.equal(refused.status, 400, `${query}: ${refused.text}`)
+  }
+})
