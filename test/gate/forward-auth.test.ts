@@ -209,6 +209,12 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
     assert.equal(scope.status, 401, `${path}: ${scope.text}`)
     assert.equal(scope.json().code, 'ADMIN_UNAUTHENTICATED')
   }
+  // Root namespaces' policies and the operator's token registrations: the gate's API too.
+  for (const path of ['/api/v4/groups/acme/job_token_policies', '/api/v4/gate/graphql_token_scopes']) {
+    const own = await send(base, 'GET', path)
+    assert.equal(own.status, 401, `${path}: ${own.text}`)
+    assert.match(String(own.json().code), /^ADMIN_/, `${path}: ${own.text}`)
+  }
   const mutation = await send(base, 'POST', '/api/graphql', { 'content-type': 'application/json', 'private-token': 'glpat-someone' }, JSON.stringify({ query: 'mutation { ciJobTokenScopeRemoveProject(input: { projectPath: "acme/lib", targetProjectPath: "acme/platform/app" }) { errors } }' }))
   assert.equal(mutation.json().data.ciJobTokenScopeRemoveProject, null, 'answered by the gate (the caller is no Maintainer it knows)')
   assert.ok(mutation.json().errors.length > 0)
@@ -216,6 +222,6 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   assert.equal(query.status, 200, 'other GraphQL passes through the gate to GitLab')
   const forwarded = g.seen.map(s => `${s.method} ${s.url}`)
   assert.deepEqual(forwarded.slice(0, 2), ['GET /', 'GET /api/v4/projects/200/packages'])
-  assert.ok(!forwarded.some(r => /job_token|job%5Ftoken/i.test(r)), `no scope request reached GitLab: ${forwarded.join(', ')}`)
+  assert.ok(!forwarded.some(r => /job_token|job%5Ftoken|\/gate\//i.test(r)), `no scope request reached GitLab: ${forwarded.join(', ')}`)
   assert.equal(forwarded.filter(r => r === 'POST /api/graphql').length, 1, 'only the ordinary query reached GitLab\'s GraphQL')
 })
