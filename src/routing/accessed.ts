@@ -30,8 +30,16 @@ export function accessedProject (match: RouteMatch): AccessedProject {
     }
     case 'token_job':
       return { kind: 'token_job' }
-    case 'group':
+    case 'group': {
+      // A group route whose URL names its project (Debian's pool download, `:project_id`): that
+      // project, decided as `/projects/:id` is, whatever GATE_UNRESOLVED_PROJECT says of routes
+      // whose project the URL does not tell.
+      if (match.route.projectFrom === 'project_id_param') {
+        const n = rubyInteger(match.params.project_id ?? '')
+        if (n !== null && n > 0) return { kind: 'project_id', id: n }
+      }
       return { kind: 'unknown', scope: 'group', group: id }
+    }
     case 'instance':
       return { kind: 'unknown', scope: 'instance' }
   }
