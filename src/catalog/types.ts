@@ -30,7 +30,8 @@ export type AccessedProjectSource = 'project' | 'group' | 'job' | 'token_job' | 
  *   user can read: not looked up, left to GitLab;
  * - `job_pipeline`: job `:id`, looked up among the jobs of the token's own pipeline;
  * - `project_id_param`: the project whose id is `:project_id` (an Integer to Grape), whatever the
- *   group: Debian's group pool download (lib/api/debian_group_packages.rb, `find_project!`);
+ *   group: Debian's group pool download (lib/api/debian_group_packages.rb, `find_project!`),
+ *   read from the URL as a project route's `:id` is (src/routing/accessed.ts), no lookup;
  * - `none`: the route touches no single project (group indexes, Conan ping and search, npm audits).
  */
 export type ProjectFrom =

@@ -82,11 +82,10 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
       if (id === null || !Number.isSafeInteger(id) || id < 0) return { kind: 'no_project', why: 'not a job id' }
       return { kind: 'pipeline_job', jobId: id }
     }
-    case 'project_id_param': {
-      // `requires :project_id, type: Integer`, then find_project!: the project of that id.
-      const id = rubyInteger(params.project_id ?? '')
-      return id !== null && Number.isSafeInteger(id) && id > 0 ? { kind: 'project_id', id } : { kind: 'no_project', why: ':project_id is not a project id' }
-    }
+    case 'project_id_param':
+      // A :project_id Ruby reads as a positive number is that project, decided as /projects/:id
+      // (src/routing/accessed.ts) without a lookup; only one that is none comes here.
+      return { kind: 'no_project', why: ':project_id is not a project id' }
     case 'pypi_group_file':
       return { kind: 'unresolvable', why: "GitLab picks the file's package among those the job's user can read" }
     case 'none':
@@ -111,7 +110,6 @@ export function cacheKeyOf (from: ProjectFrom | undefined, params: Readonly<Reco
     case 'npm_scope_package': return `n\n${params.package_name ?? ''}`
     case 'npm_group_package': return `ng\n${params.id ?? ''}\n${params.package_name ?? ''}`
     case 'maven_group_package': return `mg\n${params.id ?? ''}\n${params.path ?? ''}`
-    case 'project_id_param': return `p\n${params.project_id ?? ''}`
     default: return null
   }
 }

@@ -47,7 +47,7 @@ export function accessedProject (match: RouteMatch): AccessedProject {
 
 export function describeAccessedProject (accessed: AccessedProject): string {
   switch (accessed.kind) {
-    case 'project_id': return `project #${accessed.id}, from the :id path parameter`
+    case 'project_id': return `project #${accessed.id}, named by its id in the URL (:id; a group route's :project_id)`
     case 'project_path': return `project "${accessed.path}", from the :id path parameter (a full path, resolved to an id)`
     case 'job': return `the project of job #${accessed.jobId}, from the :id path parameter (see project lookup)`
     case 'token_job': return "the token's own job (self access)"

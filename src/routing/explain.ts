@@ -36,7 +36,8 @@ export function explain (router: Router, canonical: CanonicalRequest): Explanati
   if (match === null) return { result: 'no_route', method: canonical.method, canonicalPath: canonical.path }
   const accessed = accessedProject(match)
   const from = match.route.projectFrom
-  const lookup = from === undefined ? undefined : lookupOf(from, match.params)
+  // A project the URL names (a group route's :project_id) needs no lookup.
+  const lookup = from === undefined || accessed.kind === 'project_id' ? undefined : lookupOf(from, match.params)
   return {
     result: 'matched',
     method: canonical.method,
