@@ -36,6 +36,8 @@ export async function startDemo (options: { listen?: string, quiet?: boolean } =
     groups: [...groupChain([10, 'acme'], [11, 'platform']), { id: 20, fullPath: 'other', parentId: null }],
     projects: [
       { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
+      // The allowlisted project is GitLab's too: a full path in a URL is resolved by asking GitLab.
+      { id: 200, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } },
       { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }
     ],
     // Everything the gate forwards: a small JSON answer naming what GitLab would have served.

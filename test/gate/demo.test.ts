@@ -14,4 +14,7 @@ test('npm run demo: every printed curl command answers what it says', async (t) 
     assert.equal(res.status, command.expect, `${command.title}: ${res.text}`)
     if (command.expect === 403) assert.match(res.json().message, /admin_packages|not allowed from tools to lib/)
   }
+  // The allowed read by the project's full path, as a user may try it: GitLab names the project.
+  const byPath = await send(demo.url, 'GET', '/api/v4/projects/acme%2Flib/packages', { 'job-token': demo.commands[0]!.curl.match(/JOB-TOKEN: ([^']+)/)![1]! })
+  assert.equal(byPath.status, 200, byPath.text)
 })
