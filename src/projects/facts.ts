@@ -10,7 +10,7 @@
 import { LRUCache } from 'lru-cache'
 import type { GitlabClient } from '../gitlab/client.ts'
 import { ttlClock, type Clock } from '../identity/cache.ts'
-import { lookupError, mapUnavailable, unavailableOn } from './finder.ts'
+import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
 export type Visibility = 'private' | 'internal' | 'public'
@@ -95,9 +95,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
       // A moved project's old path names it while no project holds that path (find_project follows
       // redirects for /projects/:id routes, lib/api/helpers.rb); GitLab may answer it with a
       // redirect to /projects/<id>, which is followed once, to an id only.
-      const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(answer.location ?? '')?.[1]
-      if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
-      answer = await ask(`/api/v4/projects/${id}`)
+      answer = await ask(movedProjectPath(answer.location, path))
     }
     const { status, body } = answer
     // Not shown (or a redirect by id, which names no project): nothing public here.

@@ -115,9 +115,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     if (answer.status === 301 || answer.status === 302) {
       // GitLab answers a moved project's old path with a redirect to /projects/<id> (lib/api/helpers.rb).
       if (!followRedirects) return null
-      const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(answer.location ?? '')?.[1]
-      if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
-      answer = await get(`/api/v4/projects/${id}`, 'project_lookup')
+      answer = await get(movedProjectPath(answer.location, path), 'project_lookup')
     }
     if (answer.status === 404) return null
     const body = okBody(answer, path)
@@ -311,6 +309,16 @@ export function unavailableOn (status: number, path: string): void {
   if (status === 429 || status >= 500) throw lookupError('PROJECT_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
   // The service token itself refused: the gate's configuration is wrong; nothing can be decided.
   if (status === 401 || status === 403) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}: GATE_SERVICE_TOKEN cannot read it`)
+}
+
+/**
+ * Where GitLab's redirect for a moved project's old path leads: `/api/v4/projects/<id>`
+ * (lib/api/helpers.rb), the id only; anything else is an answer the gate cannot read.
+ */
+export function movedProjectPath (location: string | undefined, path: string): string {
+  const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(location ?? '')?.[1]
+  if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
+  return `/api/v4/projects/${id}`
 }
 
 export function mapUnavailable (err: unknown, path: string): unknown {
