@@ -275,30 +275,23 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   /**
-   * A fine-grained token without the endpoint's permission: 403 with GitLab's REST fields for it
-   * (`error: insufficient_granular_scope`, `error_description`: its sentence, lib/api/api_guard.rb)
-   * beside the gate's `message`, `code` and request id; logged as the other refusals.
+   * A token without what GitLab's API would want, 403 with GitLab's fields beside the gate's
+   * `message`, `code` and request id; logged and counted as the other refusals. A fine-grained
+   * token missing the endpoint's permission: `error: insufficient_granular_scope`,
+   * `error_description` its sentence (lib/api/api_guard.rb). A legacy token without the scope:
+   * `error: insufficient_scope`, `error_description`, `scope` (the scopes that would do) and the
+   * WWW-Authenticate header as RFC 6750 section 3.1 writes it.
    */
-  function refuseToken (res: ServerResponse, requestId: string, err: TokenPermissionMissing, method: string, path: string, closeConnection: boolean): void {
-    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, permission: err.permission }, 'configuration API refused')
+  function refuseTokenScope (res: ServerResponse, requestId: string, err: TokenPermissionMissing | TokenScopeInsufficient, method: string, path: string, closeConnection: boolean): void {
+    const fineGrained = err instanceof TokenPermissionMissing
+    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, ...(fineGrained ? { permission: err.permission } : { scope: err.scope }) }, 'configuration API refused')
     options.refused?.(err.code)
-    const body = { message: err.message, error: 'insufficient_granular_scope', error_description: err.message, code: err.code, request_id: requestId }
-    options.respond(res, requestId, { kind: 'json', status: err.status, body, headers: closeConnection ? { connection: 'close' } : {} })
-  }
-
-  /**
-   * A legacy token without the scope GitLab's API would want: 403 with GitLab's fields
-   * (`error: insufficient_scope`, `error_description`, `scope`: the scopes that would do; its
-   * WWW-Authenticate header as RFC 6750 section 3.1 writes it) beside the gate's `message`,
-   * `code` and request id; logged and counted as the other refusals.
-   */
-  function refuseScope (res: ServerResponse, requestId: string, err: TokenScopeInsufficient, method: string, path: string, closeConnection: boolean): void {
-    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, scope: err.scope }, 'configuration API refused')
-    options.refused?.(err.code)
-    const body = { message: err.message, error: 'insufficient_scope', error_description: INSUFFICIENT_SCOPE_DESCRIPTION, scope: err.scope, code: err.code, request_id: requestId }
-    const headers: Record<string, string> = { 'www-authenticate': `Bearer error="insufficient_scope", error_description="${INSUFFICIENT_SCOPE_DESCRIPTION}", scope="${err.scope}"` }
+    const fields = fineGrained
+      ? { error: 'insufficient_granular_scope', error_description: err.message }
+      : { error: 'insufficient_scope', error_description: INSUFFICIENT_SCOPE_DESCRIPTION, scope: err.scope }
+    const headers: Record<string, string> = fineGrained ? {} : { 'www-authenticate': `Bearer error="insufficient_scope", error_description="${INSUFFICIENT_SCOPE_DESCRIPTION}", scope="${err.scope}"` }
     if (closeConnection) headers.connection = 'close'
-    options.respond(res, requestId, { kind: 'json', status: err.status, body, headers })
+    options.respond(res, requestId, { kind: 'json', status: err.status, body: { message: err.message, ...fields, code: err.code, request_id: requestId }, headers })
   }
 
   return {
@@ -376,7 +369,7 @@ export function createAdmin (options: AdminOptions): Admin {
             const scopes = await options.tokenPermissions.scopes(userToken(caller))
             const refusal = scopeRefusal(scopes, write) ?? (scopes.kind === 'refused' ? null : unknownScopeRefusal(scopes, write))
             if (refusal !== null) {
-              refuseScope(res, requestId, refusal, canonical.method, canonical.path, unread)
+              refuseTokenScope(res, requestId, refusal, canonical.method, canonical.path, unread)
               return ANSWERED
             }
           }
@@ -424,12 +417,8 @@ export function createAdmin (options: AdminOptions): Admin {
       } catch (err) {
         // A body left unread is not drained: close the connection after the answer.
         const unread = !bodyRead && (req.headers['content-length'] ?? '0') !== '0' && !req.complete
-        if (err instanceof TokenPermissionMissing) {
-          refuseToken(res, requestId, err, canonical.method, canonical.apiPath, unread)
-          return ANSWERED
-        }
-        if (err instanceof TokenScopeInsufficient) {
-          refuseScope(res, requestId, err, canonical.method, canonical.apiPath, unread)
+        if (err instanceof TokenPermissionMissing || err instanceof TokenScopeInsufficient) {
+          refuseTokenScope(res, requestId, err, canonical.method, canonical.apiPath, unread)
           return ANSWERED
         }
         refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && err.code === 'ADMIN_BODY_TOO_LARGE'))
