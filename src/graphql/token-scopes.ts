@@ -48,7 +48,7 @@ export interface GranularScope {
 export type TokenScopes =
   | { readonly kind: 'fine_grained', readonly userId: number | null, readonly scopes: readonly GranularScope[] }
   /** A legacy PAT (`self`) or an OAuth token (`/oauth/token/info`): GitLab's scope names. */
-  | { readonly kind: 'legacy', readonly via: 'personal_access_token' | 'oauth', readonly scopes: readonly string[] }
+  | { readonly kind: 'legacy', readonly scopes: readonly string[] }
   /** Neither `self` nor `/oauth/token/info` knows the token (401): GitLab refuses it. */
   | { readonly kind: 'refused' }
   /** GitLab accepts the token or may, but did not say what it may do. */
@@ -148,7 +148,7 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     if (self === 403) return registeredOrHidden(hash, 'GET /personal_access_tokens/self answered 403')
     // 401, 404: no personal access token; PRIVATE-TOKEN finds no other kind (auth_finders.rb).
     if (typeof self === 'number') return await oauth(token)
-    if (!isGranular(self)) return legacy('personal_access_token', self.scopes)
+    if (!isGranular(self)) return legacy(self.scopes)
     // Present but not a list: an answer the gate cannot read (502), not a hidden one.
     if (self.granular_scopes !== undefined) return parseFineGrained(self, mapPermission)
     // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
@@ -169,7 +169,7 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     if (info === 401) return REFUSED
     if (typeof info === 'number') return OTHER
     // `scope` is the list (an older Doorkeeper: a space-separated string); `scopes` its alias.
-    return legacy('oauth', info.scope ?? info.scopes)
+    return legacy(info.scope ?? info.scopes)
   }
 
   return {
@@ -181,10 +181,10 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
 }
 
 /** A legacy token's scope names; `other` when GitLab's answer holds none the gate can read. */
-function legacy (via: 'personal_access_token' | 'oauth', raw: unknown): TokenScopes {
+function legacy (raw: unknown): TokenScopes {
   const names = typeof raw === 'string' ? raw.split(' ').filter(name => name !== '') : raw
   if (!Array.isArray(names) || !names.every(name => typeof name === 'string')) return OTHER
-  return Object.freeze({ kind: 'legacy', via, scopes: Object.freeze([...names as string[]]) })
+  return Object.freeze({ kind: 'legacy', scopes: Object.freeze([...names as string[]]) })
 }
 
 /** A fine-grained token: `granular: true`, or GitLab's placeholder scope `granular`. */

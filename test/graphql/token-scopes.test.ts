@@ -70,10 +70,10 @@ test('a legacy token: its scopes from self; an OAuth token: from /oauth/token/in
   fake.tokens.set('glpat-read-api', { self: { ...tokenRecord(43, 7), scopes: ['read_api', 'read_user'] } })
   fake.tokens.set('oauth-read-api', { self: 401, tokenInfo: { resource_owner_id: 7, scope: ['read_api'], scopes: ['read_api'], expires_in: 7200, application: { uid: 'app' }, created_at: 1 } })
   fake.tokens.set('oauth-old-doorkeeper', { self: 401, tokenInfo: { resource_owner_id: 7, scope: 'api read_user', expires_in: 7200 } })
-  assert.deepEqual(await resolver.scopesOf(LEGACY), { kind: 'legacy', via: 'personal_access_token', scopes: ['api'] })
-  assert.deepEqual(await resolver.scopesOf('glpat-read-api'), { kind: 'legacy', via: 'personal_access_token', scopes: ['read_api', 'read_user'] })
-  assert.deepEqual(await resolver.scopesOf('oauth-read-api'), { kind: 'legacy', via: 'oauth', scopes: ['read_api'] })
-  assert.deepEqual(await resolver.scopesOf('oauth-old-doorkeeper'), { kind: 'legacy', via: 'oauth', scopes: ['api', 'read_user'] })
+  assert.deepEqual(await resolver.scopesOf(LEGACY), { kind: 'legacy', scopes: ['api'] })
+  assert.deepEqual(await resolver.scopesOf('glpat-read-api'), { kind: 'legacy', scopes: ['read_api', 'read_user'] })
+  assert.deepEqual(await resolver.scopesOf('oauth-read-api'), { kind: 'legacy', scopes: ['read_api'] })
+  assert.deepEqual(await resolver.scopesOf('oauth-old-doorkeeper'), { kind: 'legacy', scopes: ['api', 'read_user'] })
   assert.deepEqual(await resolver.scopesOf('glpat-nobody-knows'), { kind: 'refused' })
   assert.deepEqual(await resolver.scopesOf('glpat-revoked'), { kind: 'refused' })
   // Token info is asked as the OAuth token itself, and only for tokens self does not know.
@@ -93,7 +93,7 @@ test('scopes GitLab does not show are "other"; token info unreachable is a 503, 
   fake.tokens.set('oauth-down', { self: 401, tokenInfo: 502 })
   await rejectsWith(resolver.scopesOf('oauth-down'), 'GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', 503)
   fake.tokens.set('oauth-down', { self: 401, tokenInfo: { resource_owner_id: 7, scope: ['api'] } })
-  assert.deepEqual(await resolver.scopesOf('oauth-down'), { kind: 'legacy', via: 'oauth', scopes: ['api'] }, 'the outage was not kept')
+  assert.deepEqual(await resolver.scopesOf('oauth-down'), { kind: 'legacy', scopes: ['api'] }, 'the outage was not kept')
 })
 
 test('a 403 from self (GitLab will not describe the token): 403 GRAPHQL_TOKEN_SCOPES_HIDDEN, not kept, never "other"', async t => {
