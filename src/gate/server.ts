@@ -190,6 +190,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   // side that closes first must be the proxy, or a request it sends as the gate closes fails.
   const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs }
   const server: Server = createServer(clientTimeouts)
+  keepEveryHeader(server)
   server.setTimeout(config.clientTimeoutMs)
   server.on('request', onRequest(false))
   // Answer `Expect: 100-continue` only once the request is authorized (or its body must be read).
@@ -203,6 +204,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       const requestId = newRequestId()
       lifecycle.track(req, res, requestId, authorize(req, res, requestId))
     }).setTimeout(config.clientTimeoutMs)
+    keepEveryHeader(auth)
   }
 
   const health: Server = createHealthServer({
@@ -261,6 +263,19 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     usage,
     gitlab
   }
+}
+
+/**
+ * Node's HTTP server silently leaves out of `req.headers` every header line after the first
+ * 1,000 (and out of `req.rawHeaders` after about 1,023), while its parser still frames the body
+ * by all of them. What the gate does not see it cannot decide on: in forward-auth the front
+ * proxy passes every line on to GitLab (nginx up to 1,000 of the client's, after its own
+ * X-Original-* lines; Traefik with no limit), so a Job-Token or a Content-Type after the 1,000th
+ * line reached Rails unchecked. With no count limit every line is read; their total size stays
+ * bounded by the server's maxHeaderSize (16 KiB by default).
+ */
+function keepEveryHeader (server: Server): void {
+  server.maxHeadersCount = 0
 }
 
 /** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */
