@@ -316,10 +316,10 @@ const resolveGrantsStage: Stage = (x, engine) => {
       x.accessedProjectId = accessed.id
       return 'continue'
     case 'project_path':
-      if (accessed.path.toLowerCase() === identity.jobProjectPath.toLowerCase()) {
-        x.accessedProjectId = identity.jobProjectId
-        return 'continue'
-      }
+      // Even the job's own path is asked of GitLab (cached GATE_PROJECT_LOOKUP_TTL_MS): the path
+      // the identity carries was read when the job's project was last looked up (the namespace
+      // cache, 10 min), and after a rename another project may hold it now, which GitLab serves.
+      // A path GitLab routes to the job's own project is self access in the decide stage.
       return resolvePath(x, engine, accessed.path, identity)
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.
