@@ -188,17 +188,26 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
   }
 
   /**
-   * Writes a change's audit event: the log line, then `append` to the store's log. `subject` names
-   * the project or root namespace in both lines.
+   * Runs a write that carries its audit event (the store appends the event to its log in the same
+   * atomic step as the change), then writes the audit log line. A write that fails with anything
+   * but a version conflict may still have been made (Redis ran the script, its answer was lost or
+   * late): the event is logged as not confirmed, so the log trail names it either way, and the
+   * store's log holds it exactly when the change was made. `subject` names the project or root
+   * namespace in the lines.
    */
-  async function audit (subject: Readonly<Record<string, unknown>>, event: AuditEvent | NamespaceAuditEvent, append: () => Promise<void>): Promise<void> {
-    logger.info({ audit: true, request_id: event.requestId, ...subject, actor: event.actor, action: event.action, before: event.before, after: event.after }, 'job token permissions changed')
+  async function audited<T> (subject: Readonly<Record<string, unknown>>, event: AuditEvent | NamespaceAuditEvent, write: () => Promise<T>): Promise<T> {
+    const fields = { request_id: event.requestId, ...subject, actor: event.actor, action: event.action, before: event.before, after: event.after }
+    let result: T
     try {
-      await append()
+      result = await write()
     } catch (err) {
-      // The change is made; a lost audit record must at least be loud.
-      logger.error({ request_id: event.requestId, ...subject, err: { message: (err as Error).message } }, 'audit event not stored')
+      if (!(err instanceof GrantsVersionConflictError) && !(err instanceof GrantsValidationError)) {
+        logger.error({ audit: true, ...fields, err: { message: (err as Error).message } }, 'job token permissions change not confirmed: it may have been made')
+      }
+      throw err
     }
+    logger.info({ audit: true, ...fields }, 'job token permissions changed')
+    return result
   }
 
   return {
@@ -237,20 +246,23 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       for (let attempt = 0; ; attempt++) {
         const stored = await store.getNamespace(key)
         const before = stored?.jobTokenPoliciesEnabled ?? null
+        const event: NamespaceAuditEvent = {
+          namespacePath: key, actor: access.actor, action: 'update_namespace_job_token_policies',
+          before: { job_token_policies_enabled: before }, after: { job_token_policies_enabled: enabled }, time: new Date().toISOString(), requestId
+        }
         try {
-          if (enabled !== null) await store.putNamespace({ namespacePath: key, jobTokenPoliciesEnabled: enabled }, { expectedVersion: stored?.version ?? 0 })
-          else if (stored !== null) await store.deleteNamespace(key, { expectedVersion: stored.version })
+          await audited({ namespace: key }, event, async () => {
+            if (enabled !== null) await store.putNamespace({ namespacePath: key, jobTokenPoliciesEnabled: enabled }, { expectedVersion: stored?.version ?? 0, audit: event })
+            else if (stored !== null) await store.deleteNamespace(key, { expectedVersion: stored.version, audit: event })
+            // Removing settings that are not there writes nothing: the request is recorded alone.
+            else await store.appendNamespaceAudit(event)
+          })
         } catch (err) {
           if (err instanceof GrantsVersionConflictError && attempt < RETRIES) continue
           throw err
         }
         // Read-your-writes on this replica; the others drop it on the store's invalidation.
         grants.invalidateNamespace(key)
-        const event: NamespaceAuditEvent = {
-          namespacePath: key, actor: access.actor, action: 'update_namespace_job_token_policies',
-          before: { job_token_policies_enabled: before }, after: { job_token_policies_enabled: enabled }, time: new Date().toISOString(), requestId
-        }
-        await audit({ namespace: key }, event, async () => { await store.appendNamespaceAudit(event) })
         return { before, after: enabled }
       }
     },
@@ -372,16 +384,15 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
           if (err instanceof GrantsValidationError) throw new AdminError('ADMIN_VALIDATION_FAILED', errors.ADMIN_VALIDATION_FAILED.message, err.issues)
           throw err
         }
+        const event: AuditEvent = { projectId: access.projectId, actor: access.actor, action, before, after, time: new Date().toISOString(), requestId }
         try {
-          await store.put(valid, { expectedVersion: version })
+          await audited({ project_id: access.projectId }, event, async () => await store.put(valid, { expectedVersion: version, audit: event }))
         } catch (err) {
           if (err instanceof GrantsVersionConflictError && attempt < RETRIES) continue
           throw err
         }
         // Read-your-writes on this replica; the others drop it on the store's invalidation.
         grants.invalidate(access.projectId)
-        const event: AuditEvent = { projectId: access.projectId, actor: access.actor, action, before, after, time: new Date().toISOString(), requestId }
-        await audit({ project_id: access.projectId }, event, async () => { await store.appendAudit(event) })
         return valid
       }
     }

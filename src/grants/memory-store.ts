@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
-import { createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type PutOptions, type StoreHealth } from './store.ts'
+import { createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** JSON file to load at start and save after every write; volatile when absent. */
@@ -150,7 +150,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     return run
   }
 
-  async function write (projectId: number, grants: ProjectGrants | null, paths: string[], expectedVersion?: number): Promise<number> {
+  async function write (projectId: number, grants: ProjectGrants | null, paths: string[], expectedVersion?: number, event?: AuditEvent): Promise<number> {
     const current = versions.get(projectId) ?? 0
     const exists = records.has(projectId)
     if (expectedVersion !== undefined && expectedVersion !== (exists ? current : 0)) {
@@ -159,20 +159,36 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     const version = current + 1
     if (file !== undefined) await save(serialize({ kind: 'project', projectId, grants, version }))
     commit(projectId, grants, version)
+    // The change's audit event with the change itself, as the Redis store's script appends it.
+    if (event !== undefined) appendProjectAudit(event)
     listeners.emit({ kind: 'project', projectId, version, paths, publishedAt: now() })
     return version
   }
 
   /** write()'s twin for a root namespace: save, then memory, then the invalidation. */
-  async function writeNamespace (namespacePath: string, settings: NamespaceSettings | null, expectedVersion?: number): Promise<number> {
+  async function writeNamespace (namespacePath: string, settings: NamespaceSettings | null, expectedVersion?: number, event?: NamespaceAuditEvent): Promise<number> {
     const current = namespaceVersions.get(namespacePath) ?? 0
     const seen = namespaces.has(namespacePath) ? current : 0
     if (expectedVersion !== undefined && expectedVersion !== seen) throw new GrantsVersionConflictError(0, expectedVersion, seen)
     const version = current + 1
     if (file !== undefined) await save(serialize({ kind: 'namespace', namespacePath, settings, version }))
     commitNamespace(namespacePath, settings, version)
+    if (event !== undefined) appendNamespaceAuditEvent(event)
     listeners.emit({ kind: 'namespace', namespace: namespacePath, version, publishedAt: now() })
     return version
+  }
+
+  function appendProjectAudit (event: AuditEvent): void {
+    const list = audit.get(event.projectId) ?? []
+    list.push(structuredClone(event))
+    audit.set(event.projectId, list)
+  }
+
+  function appendNamespaceAuditEvent (event: NamespaceAuditEvent): void {
+    const key = pathKey(event.namespacePath)
+    const list = namespaceAudit.get(key) ?? []
+    list.push(structuredClone(event))
+    namespaceAudit.set(key, list)
   }
 
   function ensureOpen (): void {
@@ -196,7 +212,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
         const old = records.get(grants.projectId)
         const changed = [pathKey(grants.projectPath)]
         if (old !== undefined && pathKey(old.grants.projectPath) !== changed[0]) changed.push(pathKey(old.grants.projectPath))
-        return await write(grants.projectId, grants, changed, putOptions.expectedVersion)
+        return await write(grants.projectId, grants, changed, putOptions.expectedVersion, putOptions.audit)
       })
     },
     async delete (projectId) {
@@ -214,9 +230,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     },
     async appendAudit (event) {
       ensureOpen()
-      const list = audit.get(event.projectId) ?? []
-      list.push(structuredClone(event))
-      audit.set(event.projectId, list)
+      appendProjectAudit(event)
     },
     async readAudit (projectId, { offset, limit }) {
       ensureOpen()
@@ -228,12 +242,12 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       ensureOpen()
       return namespaces.get(pathKey(namespacePath))?.stored ?? null
     },
-    async putNamespace (input, putOptions: PutOptions = {}) {
+    async putNamespace (input, putOptions: NamespacePutOptions = {}) {
       ensureOpen()
       const settings = validateNamespaceSettings(input)
-      return await serial(async () => await writeNamespace(settings.namespacePath, settings, putOptions.expectedVersion))
+      return await serial(async () => await writeNamespace(settings.namespacePath, settings, putOptions.expectedVersion, putOptions.audit))
     },
-    async deleteNamespace (namespacePath, putOptions: PutOptions = {}) {
+    async deleteNamespace (namespacePath, putOptions: NamespacePutOptions = {}) {
       ensureOpen()
       const key = pathKey(namespacePath)
       return await serial(async () => {
@@ -241,16 +255,13 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
           if (putOptions.expectedVersion !== undefined && putOptions.expectedVersion !== 0) throw new GrantsVersionConflictError(0, putOptions.expectedVersion, 0)
           return false
         }
-        await writeNamespace(key, null, putOptions.expectedVersion)
+        await writeNamespace(key, null, putOptions.expectedVersion, putOptions.audit)
         return true
       })
     },
     async appendNamespaceAudit (event) {
       ensureOpen()
-      const key = pathKey(event.namespacePath)
-      const list = namespaceAudit.get(key) ?? []
-      list.push(structuredClone(event))
-      namespaceAudit.set(key, list)
+      appendNamespaceAuditEvent(event)
     },
     async readNamespaceAudit (namespacePath, { offset, limit }) {
       ensureOpen()

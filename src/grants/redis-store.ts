@@ -28,7 +28,7 @@ import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createRedisUsage } from './usage-redis.ts'
-import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type PutOptions, type StoreHealth } from './store.ts'
+import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
 
@@ -85,9 +85,10 @@ export interface RedisGrantStore extends GrantStore {
   readonly keys: RedisKeys
 }
 
-// KEYS[1] grants hash (a project's, or a root namespace's settings). ARGV: doc, lower path,
-// expected version ('' = any), channel, the message's first member (`"p":<id>` or
-// `"n":"<path>"`, JSON), now. Returns {1, version, oldPath} or {0, currentVersion, currentPath}
+// KEYS[1] grants hash (a project's, or a root namespace's settings), KEYS[2] its audit stream
+// (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
+// member (`"p":<id>` or `"n":"<path>"`, JSON), now, the audit event JSON ('' = none: appended
+// in the same step as the write, so neither exists without the other). Returns {1, version, oldPath} or {0, currentVersion, currentPath}
 // on a version conflict.
 const PUT_SCRIPT = `
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
@@ -102,12 +103,13 @@ local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'path', ARGV[2])
 local paths = {ARGV[2]}
 if oldPath ~= '' and oldPath ~= ARGV[2] then paths[2] = oldPath end
+if ARGV[7] ~= '' then redis.call('XADD', KEYS[2], '*', 'e', ARGV[7]) end
 redis.call('PUBLISH', ARGV[4], '{' .. ARGV[5] .. ',"v":' .. version .. ',"t":' .. ARGV[6] .. ',"paths":' .. cjson.encode(paths) .. '}')
 return {1, version, oldPath}
 `
 
-// KEYS[1] grants hash. ARGV: channel, the message's first member (as PUT_SCRIPT's), now,
-// expected version ('' = any). Returns {1, version, oldPath}, {0, version, ''} when there is
+// KEYS[1] grants hash, KEYS[2] its audit stream. ARGV: channel, the message's first member (as
+// PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none). Returns {1, version, oldPath}, {0, version, ''} when there is
 // nothing to delete, or {-1, currentVersion, ''} on a version conflict.
 const DELETE_SCRIPT = `
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
@@ -122,6 +124,7 @@ end
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
 redis.call('HDEL', KEYS[1], 'doc', 'path')
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[2], '*', 'e', ARGV[5]) end
 redis.call('PUBLISH', ARGV[1], '{' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
 return {1, version, oldPath}
 `
@@ -134,8 +137,8 @@ return 0
 
 type Client = Redis | Cluster
 interface Scripts {
-  jtgPut (key: string, ...args: string[]): Promise<[number, number, string]>
-  jtgDelete (key: string, ...args: string[]): Promise<[number, number, string]>
+  jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
+  jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgUnindex (key: string, id: string): Promise<number>
 }
 
@@ -192,8 +195,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     })
     : connectNode(failFast)
   client.on('error', (err: Error) => { lastError = err.message })
-  client.defineCommand('jtgPut', { numberOfKeys: 1, lua: PUT_SCRIPT })
-  client.defineCommand('jtgDelete', { numberOfKeys: 1, lua: DELETE_SCRIPT })
+  client.defineCommand('jtgPut', { numberOfKeys: 2, lua: PUT_SCRIPT })
+  client.defineCommand('jtgDelete', { numberOfKeys: 2, lua: DELETE_SCRIPT })
   client.defineCommand('jtgUnindex', { numberOfKeys: 1, lua: UNINDEX_SCRIPT })
   const scripts = client as unknown as Scripts
   const usage = createRedisUsage(client, keys.grants)
@@ -301,7 +304,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       // write brings no news of it (the record had that path already): see takesIndex.
       if (await takesIndex(grants.projectId, lower)) await client.set(keys.path(lower), id)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()))
+      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit)
       if (ok !== 1) {
         if (oldPath !== lower) await unindex(lower, grants.projectId)
         throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
@@ -310,7 +314,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return Number(version)
     }),
     delete: projectId => call('delete', async () => {
-      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.channel, `"p":${projectId}`, String(now()), '')
+      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), keys.channel, `"p":${projectId}`, String(now()), '', '')
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
@@ -334,19 +338,21 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       if (settings.namespacePath !== key) throw new GrantsStoreUnavailableError(`key of root namespace ${key} holds ${settings.namespacePath}`)
       return Object.freeze({ ...settings, version: Number(version) })
     }),
-    putNamespace: (input, putOptions: PutOptions = {}) => call('putNamespace', async () => {
+    putNamespace: (input, putOptions: NamespacePutOptions = {}) => call('putNamespace', async () => {
       const settings = validateNamespaceSettings(input)
       const key = settings.namespacePath
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const [ok, version] = await scripts.jtgPut(keys.namespace(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()))
+      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const [ok, version] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
-    deleteNamespace: (namespacePath, putOptions: PutOptions = {}) => call('deleteNamespace', async () => {
+    deleteNamespace: (namespacePath, putOptions: NamespacePutOptions = {}) => call('deleteNamespace', async () => {
       const key = pathKey(namespacePath)
       if (!isRootNamespaceKey(key)) return false
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected)
+      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit)
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),

@@ -31,6 +31,18 @@ export type InvalidationListener = (event: InvalidationEvent) => void
 export interface PutOptions {
   /** Write only if the project is at this version (0: does not exist yet). */
   readonly expectedVersion?: number
+  /**
+   * The change's audit event, appended to the project's audit log in the same atomic step as the
+   * write: a write is never committed without its record, nor a record without its write (a
+   * write whose answer is lost, a timeout after Redis ran it, is still in the log).
+   */
+  readonly audit?: AuditEvent
+}
+
+/** PutOptions of a root namespace's settings: the audit event is the namespace's. */
+export interface NamespacePutOptions {
+  readonly expectedVersion?: number
+  readonly audit?: NamespaceAuditEvent
 }
 
 export interface StoreHealth {
@@ -101,9 +113,9 @@ export interface GrantStore {
    * Replaces a root namespace's settings (from validateNamespaceSettings()) atomically, bumps its
    * version and publishes an invalidation, as put() does for projects.
    */
-  putNamespace (settings: NamespaceSettings, options?: PutOptions): Promise<number>
+  putNamespace (settings: NamespaceSettings, options?: NamespacePutOptions): Promise<number>
   /** Removes a root namespace's settings (bumping the version, publishing); false if none. */
-  deleteNamespace (namespacePath: string, options?: PutOptions): Promise<boolean>
+  deleteNamespace (namespacePath: string, options?: NamespacePutOptions): Promise<boolean>
   /** Appends to, and reads (newest first), the root namespace's append-only audit log. */
   appendNamespaceAudit (event: NamespaceAuditEvent): Promise<void>
   readNamespaceAudit (namespacePath: string, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage<NamespaceAuditEvent>>
