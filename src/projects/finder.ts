@@ -47,6 +47,8 @@ export interface ProjectFinderOptions {
   /** How long "no project" is kept. Default 10 s, at most ttlMs. */
   readonly notFoundTtlMs?: number
   readonly max?: number
+  /** Most key characters (plus 64 per entry) the found-project cache holds. Default 4 Mi. */
+  readonly maxKeyBytes?: number
   /** Pages of 100 read from a package or job list. Default 10. */
   readonly maxPages?: number
   readonly clock?: Clock
@@ -67,6 +69,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // is one fetch() shared by concurrent requests. "No project" and "unresolved" live briefly.
   const projects = new LRUCache<string, Found, () => Promise<Found>>({
     max: options.max ?? 10_000,
+    // Keys are the client's URL parameters (a Maven path of up to 8 KiB), and entries past their
+    // TTL stay until evicted: bounded by the bytes of their keys too, not by their number alone.
+    maxSize: options.maxKeyBytes ?? KEY_BYTES,
+    sizeCalculation: (_found, key) => key.length + 64,
     ttl: ttlMs,
     ...ttlClock(options.clock),
     ignoreFetchAbort: true,
@@ -274,6 +280,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 }
 
+// 10,000 entries of keys up to about 300 characters; long keys (a client's) share the rest.
+const KEY_BYTES = 4 << 20
 // Cached like an id: GitLab finds a project, which the gate cannot name for sure.
 const UNCERTAIN_ID = -1
 const INTEGER = /^\d+$/
