@@ -353,6 +353,12 @@ function pathResolved (x: StageView, engine: Engine, path: string, identity: Job
     x.accessedProjectId = facts.id
     return 'continue'
   }
+  // Without the service token (the JWT resolver) GitLab shows the gate public projects only: the
+  // job's own private project is then known by the path its signed token names, and by nothing else.
+  if (!engine.projectFacts!.seesPrivate && path.toLowerCase() === identity.jobProjectPath.toLowerCase()) {
+    x.accessedProjectId = identity.jobProjectId
+    return 'continue'
+  }
   return pathNotShown(engine, path, identity)
 }
 

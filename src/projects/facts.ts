@@ -43,6 +43,8 @@ export interface ProjectFactsLookup {
    * project's old path followed while no project holds it, as `find_project` does.
    */
   get (project: number | string): ProjectFacts | Promise<ProjectFacts>
+  /** Whether GitLab is asked with the service token: without it only public projects are shown. */
+  readonly seesPrivate: boolean
   stats (): { hits: number, misses: number }
 }
 
@@ -116,6 +118,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
       counts.misses++
       return facts.fetch(key, { context: { project } }) as Promise<ProjectFacts>
     },
+    seesPrivate: gitlab.hasServiceToken,
     stats: () => ({ ...counts })
   }
 }

@@ -61,6 +61,11 @@ export interface FakeUser {
 
 export interface FakeGitlabOptions {
   readonly serviceToken?: string
+  /**
+   * `GET /api/v4/projects/<full path>` without any credential is a project lookup (a gate without
+   * the service token asks so; GitLab shows public projects only), not forwarded traffic.
+   */
+  readonly anonymousPathLookups?: boolean
   readonly jobs?: Record<string, FakeJob>
   readonly projects?: readonly FakeProject[]
   readonly groups?: readonly FakeGroup[]
@@ -196,7 +201,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
-    if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken) {
+    const bare = options.anonymousPathLookups === true && req.headers['private-token'] === undefined && req.headers.authorization === undefined && req.headers['job-token'] === undefined
+    if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken || bare) {
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
       if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) {
         const key = decodeURIComponent(m[1]!)

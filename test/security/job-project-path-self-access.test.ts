@@ -7,9 +7,17 @@
 // project 800, whose allowlist was never checked (the same request by id 800 was refused).
 //
 // Now the job's own path is resolved as any other path: GitLab's answer decides which project it is.
+// A gate without the service token (the JWT resolver) is shown public projects only: there the
+// path the job's signed token names is still its own private project.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config.ts'
+import { createGate } from '../../src/gate/server.ts'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
+import type { JobIdentity } from '../../src/identity/types.ts'
+import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 
 const PATH = '/api/v4/projects/acme%2Fplatform%2Fapp/packages/generic/x/1.0.0/x.bin'
@@ -41,4 +49,37 @@ test("a path the job's project had before a rename is the project GitLab routes 
   assert.equal(own.status, 200)
   await own.arrayBuffer()
   assert.equal(gate.logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
+})
+
+test('without the service token the job reads its own private project by path; another private path is unknown', async t => {
+  const seen: string[] = []
+  const gitlab = await startFakeGitlab({
+    anonymousPathLookups: true,
+    projects: [
+      { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
+      { id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }
+    ],
+    fallback: (req, res) => { seen.push(req.url ?? ''); res.end('{}') }
+  })
+  t.after(() => gitlab.close())
+  // As the JWT resolver answers: the job's project and path from its signed token.
+  const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
+  const resolver = { resolve: async () => identity, close: async () => {} }
+  const config = loadConfig({ GATE_UPSTREAM_URL: gitlab.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_UNRESOLVED_PROJECT: 'defer', GATE_INSTANCE_TOKEN_PREFIX: '' })
+  const logs: Array<Record<string, unknown>> = []
+  const gate = createGate(config, { store: await createMemoryStore(), resolver, logger: pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } }) })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  const url = `http://127.0.0.1:${gate.address().port}`
+
+  const own = await fetch(`${url}/api/v4/projects/ACME%2Fplatform%2Fapp/packages/generic/x/1.0.0/x.bin`, { headers: { 'job-token': TOKENS.app } })
+  assert.equal(own.status, 200, await own.text())
+  assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
+  assert.deepEqual(seen, ['/api/v4/projects/ACME%2Fplatform%2Fapp/packages/generic/x/1.0.0/x.bin'])
+
+  const other = await fetch(`${url}/api/v4/projects/other%2Ftools/packages/generic/x/1.0.0/x.bin`, { headers: { 'job-token': TOKENS.app } })
+  const body = await other.json() as Record<string, unknown>
+  assert.equal(other.status, 403, JSON.stringify(body))
+  assert.equal(body.code, 'UNKNOWN_PROJECT')
+  assert.equal(seen.length, 1, 'nothing more reached GitLab')
 })
