@@ -53,7 +53,7 @@ function keySource (value: string): KeySource {
 
 /** `gitlab`: the gate's GitLab client (createGitlabClientFromConfig); the resolver shares its Pool and counters and leaves closing it to the gate. */
 export function createResolverFromConfig (config: Config, gitlab: GitlabClient): ClosableJobResolver {
-  const cache = { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens }
+  const cache = { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs }
   if (config.identityResolver === 'jwt') {
     if (config.jwtIssuer === undefined || config.jwtAudience === undefined) {
       throw new ConfigError('GATE_JWT_ISSUER and GATE_JWT_AUDIENCE are required when GATE_IDENTITY_RESOLVER is jwt')

@@ -318,7 +318,7 @@ const resolveGrantsStage: Stage = (x, engine) => {
     case 'project_path':
       // Even the job's own path is asked of GitLab (cached GATE_PROJECT_LOOKUP_TTL_MS): the path
       // the identity carries was read when the job's project was last looked up (the namespace
-      // cache, 10 min), and after a rename another project may hold it now, which GitLab serves.
+      // cache, GATE_NAMESPACE_CACHE_TTL_MS), and after a rename another project may hold it now.
       // A path GitLab routes to the job's own project is self access in the decide stage.
       return resolvePath(x, engine, accessed.path, identity)
     case 'job':

@@ -24,7 +24,10 @@ export interface IdentityCacheOptions {
   readonly maxTokens?: number
   /** How long a rejected token is remembered. Default 10 s; 0 disables. */
   readonly negativeTtlMs?: number
-  /** Projects and groups (paths, parents): these rarely change. Default 10 min. */
+  /**
+   * Projects and groups (paths, parents): these rarely change, but a transfer moves a job's
+   * project under other groups, whose allowlist entries then apply. Default 60 s.
+   */
   readonly namespaceTtlMs?: number
   readonly maxNamespaces?: number
   /** Epoch milliseconds for the TTLs, token expiry and the JWKS's max age and cooldowns; tests pass one they move by hand. Default Date. */
@@ -137,7 +140,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, connections: options.connections ?? 16 })
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)
-  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 600_000, ...(c.clock === undefined ? {} : { clock: c.clock }) }
+  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 60_000, ...(c.clock === undefined ? {} : { clock: c.clock }) }
   const projects = createLoaderCache<ProjectInfo>(namespaceCache)
   const groupParents = createLoaderCache<number | null>(namespaceCache)
 

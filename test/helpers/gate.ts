@@ -144,7 +144,8 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
   }
   const logs: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
-  const resolver = createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken })
+  // The cache settings as serve passes them (GATE_IDENTITY_CACHE_*, GATE_NAMESPACE_CACHE_TTL_MS).
+  const resolver = createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken, cache: { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs } })
   const gate = createGate(config, { store, resolver, logger })
   await gate.listen()
   t.after(() => gate.close(0))

@@ -1,6 +1,6 @@
 // Finding: a full path in a /projects/ URL equal to the job project's path was taken as self
 // access without asking GitLab which project holds that path now. The job project's path comes
-// from the identity's namespace cache (10 minutes), not from the project lookup that
+// from the identity's namespace cache (then 10 minutes), not from the project lookup that
 // GATE_PROJECT_LOOKUP_TTL_MS bounds: after the job's project 100 (acme/platform/app) was renamed
 // and a new project 800 took acme/platform/app, the job's request to
 // /projects/acme%2Fplatform%2Fapp/... was allowed as SELF_ACCESS and forwarded, and GitLab served
@@ -23,7 +23,7 @@ import { startTestGate, TOKENS } from '../helpers/gate.ts'
 const PATH = '/api/v4/projects/acme%2Fplatform%2Fapp/packages/generic/x/1.0.0/x.bin'
 
 test("a path the job's project had before a rename is the project GitLab routes it to now", async t => {
-  // Identity and project lookups short-lived, so only the namespace cache (10 min) remembers the old path.
+  // Identity and project lookups short-lived, so only the namespace cache remembers the old path.
   const gate = await startTestGate(t, { GATE_IDENTITY_CACHE_TTL_MS: '200', GATE_PROJECT_LOOKUP_TTL_MS: '200' })
   const before = await fetch(gate.url + PATH, { headers: { 'job-token': TOKENS.app } })
   assert.equal(before.status, 200, 'the job reads its own project by path')
