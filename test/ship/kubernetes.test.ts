@@ -165,6 +165,22 @@ test('sidecar overlay: the gate in GitLab\'s webservice pod, in front of Workhor
   assert.equal(containerPort(container, front.targetPort), config.listen.port)
   servicePortFor(service, container, config.healthListen.port)
   assert.equal(one(objects, 'ConfigMap', 'job-token-gate').data!.GATE_MODE, 'shadow', 'a new deployment starts in shadow mode')
+
+  // Workhorse and Puma still listen on the pod's address: only the gate's API port is open to
+  // every pod, Puma to the release's own pods and monitoring, Workhorse to nobody outside the pod.
+  const policy = one(objects, 'NetworkPolicy')
+  for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels as Record<string, string>)) {
+    assert.equal(deployment.spec.template.metadata.labels[k], v, 'the policy selects the webservice pods')
+  }
+  assert.deepEqual(policy.spec.policyTypes, ['Ingress'])
+  const rules = policy.spec.ingress as any[]
+  const open = rules.filter(r => r.from === undefined).flatMap(r => r.ports.map((p: any) => p.port))
+  assert.deepEqual(open, [config.listen.port], 'only the gate\'s API port takes every pod')
+  const admitted = new Set(rules.flatMap(r => r.ports.map((p: any) => p.port)))
+  for (const port of [containerPort(workhorse, 'http-workhorse'), 8182]) assert.ok(!admitted.has(port), `Workhorse's ${port} is reached from inside the pod only`)
+  const puma = (pod.containers as any[]).find(c => c.name === 'webservice')
+  assert.ok(rules.filter(r => r.ports.some((p: any) => p.port === containerPort(puma, 'http-webservice'))).every(r => r.from !== undefined), 'Puma is not open to every pod')
+  assert.ok(admitted.has(config.healthListen.port), 'the gate\'s health port can be scraped')
 })
 
 test('standalone overlay: Deployment, Service, PDB, HPA, NetworkPolicy, ServiceMonitor, Redis Sentinel', { skip }, async (t) => {
