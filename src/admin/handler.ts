@@ -27,7 +27,7 @@ import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTok
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
-import { createUserRoleCheck, type UserRoleCheck } from './roles.ts'
+import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
 
@@ -83,6 +83,8 @@ export interface AdminOptions {
   readonly grants: GrantCache
   /** The project GitLab routes a full path to now (src/projects/facts.ts), null when it shows none: for the package rules' role check. */
   readonly projectOfPath?: (path: string) => Promise<number | null>
+  /** The project a group or instance package route writes to (src/projects/finder.ts): for the package rules' role check. */
+  readonly projectOfRoute?: ProjectOfRoute
   readonly logger: Logger
   readonly settings: InstanceSettings
   /** The current catalog's policies and routes (they change on reload). */
@@ -295,7 +297,7 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   return {
-    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath),
+    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute),
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
       return canonical.kind === 'other' && graphqlPath.test(canonical.path)

@@ -32,13 +32,20 @@ export interface UserRoleCheck {
  * finds it (src/projects/facts.ts, with the service token), or null when GitLab shows the gate
  * none there.
  */
-export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>): UserRoleCheck {
+/**
+ * `projectOfRoute`: the project a group or instance package route writes to, found as for job
+ * tokens (src/projects/finder.ts): its id, null when GitLab would find none, 'uncertain' when
+ * GitLab finds one the gate cannot name; absent (GATE_UNRESOLVED_PROJECT defer or deny): not looked up.
+ */
+export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'uncertain'>
+
+export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute): UserRoleCheck {
   return {
     async check ({ match, credentials }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
-      if (accessed.kind !== 'project_id' && accessed.kind !== 'project_path') return null
+      if (accessed.kind !== 'project_id' && accessed.kind !== 'project_path' && accessed.kind !== 'unknown') return null
       if (credentials.length === 0) return null
       const users = [...new Map(credentials.map(c => [c.secret, c])).values()]
       const refusal = (projectId: number): { code: ErrorCode, message: string } => ({
@@ -57,6 +64,15 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         return null
       }
       if (accessed.kind === 'project_id') return await checkProject(accessed.id)
+      if (accessed.kind === 'unknown') {
+        // A group or instance package route (a Conan upload or delete through the instance API, an
+        // npm dist-tag write through the instance or group API) writes to the project GitLab's
+        // handler finds: that project's rules bind it as they bind its /projects/:id routes.
+        if (projectOfRoute === undefined) return null
+        const id = await projectOfRoute(match)
+        if (id === 'uncertain') return { code: 'PACKAGE_PROJECT_UNCERTAIN', message: '403 Forbidden - the gate cannot tell for sure which project GitLab would write this package to, so its package rules cannot be checked; use the project\'s own package endpoint (/projects/:id/packages/...)' }
+        return id === null ? null : await checkProject(id)
+      }
       // A path is the project GitLab routes it to now, never the store's path index alone (a
       // renamed project's old path may be another project's now).
       if (!isFullPath(accessed.path)) return null

@@ -19,7 +19,7 @@ import { createProjectFinder } from '../projects/finder.ts'
 import { createProjectFactsLookup } from '../projects/facts.ts'
 import { createUpstream, type Upstream } from '../proxy/forward.ts'
 import { API_PREFIX, createCanonicalizer } from '../routing/canonical.ts'
-import { Router } from '../routing/router.ts'
+import { Router, type RouteMatch } from '../routing/router.ts'
 import type { Engine } from './pipeline.ts'
 import { createAdmin } from '../admin/handler.ts'
 import type { TokenPermissionCheck } from '../admin/rest.ts'
@@ -121,6 +121,14 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
     // Asked by path, a project GitLab does not show has id 0.
     projectOfPath: async path => { const found = await projectFacts.get(path); return found.id > 0 ? found.id : null },
+    ...(projects === undefined
+      ? {}
+      : {
+          projectOfRoute: async (match: RouteMatch) => {
+            const found = await projects.find(match.route, match.params)
+            return found.kind === 'project' ? found.id : found.kind === 'uncertain' ? 'uncertain' as const : null
+          }
+        }),
     refused: code => { metrics.admin.refused(code) }
   })
 

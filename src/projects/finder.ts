@@ -27,11 +27,12 @@ export type Found =
 
 export interface ProjectFinder {
   /**
-   * The project a matched group, instance or job route accesses for this job: synchronously
+   * The project a matched group, instance or job route accesses for this job (or, without one,
+   * for a user's request: a job route then stays unresolved): synchronously
    * when the answer is cached (the hot path), else a promise that rejects with GateError when
    * GitLab cannot tell.
    */
-  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity: JobIdentity): Found | Promise<Found>
+  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity?: JobIdentity): Found | Promise<Found>
   stats (): ProjectFinderStats
 }
 
@@ -269,6 +270,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         case 'package': return cached(key!, () => packageProject(lookup))
         case 'npm_package': return cached(key!, () => npmProject(lookup))
         case 'pipeline_job': {
+          // Without a job (a user's request), no pipeline tells the job's project.
+          if (identity === undefined) return UNRESOLVED
           if (lookup.jobId === identity.jobId) return projectFound(identity.jobProjectId)
           if (identity.pipelineId === undefined) return UNRESOLVED
           // A job of the token's own pipeline belongs to the job's own project: self access.
