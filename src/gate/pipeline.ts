@@ -13,7 +13,7 @@ import { isFullPath, rootNamespaceOf, type InstanceSettings, type StoredGrants }
 import type { ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
-import { unknownProjectPath, type JobIdentity } from '../identity/types.ts'
+import type { JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
 import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
@@ -423,10 +423,10 @@ const decideStage: Stage = (x, engine) => {
 function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageResult> {
   const decision = decide(x.match!.route, x.identity!, x.accessedProjectId!, x.grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
   if (decision.allow) return allowed(decision.reason)
-  // A deny that only the project's facts could turn, facts cached (or not needed), and a job
-  // project known by its path: decided again without a promise. Anything to read awaits.
+  // A deny that only the project's facts could turn, facts cached (or not needed): decided again
+  // without a promise. Anything to read awaits.
   const identity = x.identity!
-  if (decision.needsNamespace !== true && identity.jobProjectPath !== unknownProjectPath(identity.jobProjectId)) {
+  if (decision.needsNamespace !== true) {
     if (decision.needsFacts !== true || engine.projectFacts === undefined) return denyFrom(decision)
     const facts = engine.projectFacts.get(x.accessedProjectId!)
     if (!(facts instanceof Promise)) {
@@ -476,17 +476,6 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
     decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
   }
   if (decision.allow) return allowed(decision.reason)
-  // A job identity from a JWT's routable claims carries no path (`project #<id>`): when the deny's
-  // message names the job project (not allowlisted), its path is looked up (cached) and the message
-  // built again, as GitLab names it. The path changes no verdict; a failed lookup keeps the message.
-  if (engine.projectFacts !== undefined && identity.jobProjectPath === unknownProjectPath(identity.jobProjectId) && decision.message.includes(identity.jobProjectPath)) {
-    try {
-      const found = engine.projectFacts.get(identity.jobProjectId)
-      const job = found instanceof Promise ? await found : found
-      const named = job.fullPath === null ? decision : decide(route, { ...identity, jobProjectPath: job.fullPath }, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
-      if (!named.allow) decision = named
-    } catch {}
-  }
   return denyFrom(decision)
 }
 

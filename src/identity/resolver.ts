@@ -15,7 +15,7 @@ import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
 import { jobTokenBody } from './token-shape.ts'
-import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity, unknownProjectPath } from './types.ts'
+import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
 
 export interface IdentityCacheOptions {
   /** Longest time a resolved token is trusted without asking again. Default 30 s. */
@@ -179,8 +179,8 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   })
 
   /**
-   * The job project's ancestor groups from its nearest group (its namespace, or a JWT's `g`
-   * claim), nearest first; `firstParent`: the nearest group's parent when already known.
+   * The job project's ancestor groups from its nearest group (its namespace), nearest first;
+   * `firstParent`: the nearest group's parent when already known.
    */
   const groupChain = async (nearest: number, projectId: number, firstParent?: number | null): Promise<number[]> => {
     const ancestors = [nearest]
@@ -195,13 +195,13 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
 
   const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
     let expiresAt: number | undefined
-    let routable: RoutableClaims | null = null
+    let claimedProject: number | null = null
     if (jwt !== null) {
       const payload = await checkJwt(jwt, key, jwtOptions)
       expiresAt = (payload.exp as number) * 1000
       // Claims are only read from a token whose signature was verified: without a key, checkJwt
       // checked nothing a forger could not write.
-      if (key !== undefined) routable = routableClaims(payload)
+      if (key !== undefined) claimedProject = routableProject(payload)
     }
     // The job status check stays, claims or not: a signed token outlives its job.
     const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
@@ -213,14 +213,10 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
     const pipelineId = toId((job.pipeline as Record<string, unknown> | undefined)?.id)
     const rest = { userId, ...(pipelineId === null ? {} : { pipelineId }), ...(expiresAt === undefined ? {} : { expiresAt }) }
-    if (routable !== null) {
-      // A signed token and GitLab disagreeing on the project: trust neither.
-      if (routable.projectId !== projectId) throw new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim p names project ${routable.projectId}, GitLab's job is in project ${projectId}`)
-      // The signed `p` and `g` replace GET /projects/:id: the namespace chain is read from the
-      // group (cached, shared by every project of the group), the path is not read.
-      const ancestors = routable.groupId === null ? [] : await groupChain(routable.groupId, projectId)
-      return { jobId, jobProjectId: projectId, jobProjectPath: unknownProjectPath(projectId), ancestorGroupIds: ancestors, ...rest }
-    }
+    // A signed token and GitLab disagreeing on the project: trust neither. The token's group (`g`)
+    // is not read: it names the group the project was in when the job started, and a transfer
+    // since then moves the project under groups whose allowlist entries GitLab reads now.
+    if (claimedProject !== null && claimedProject !== projectId) throw new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim p names project ${claimedProject}, GitLab's job is in project ${projectId}`)
     const info = await project(projectId)
     return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
   }
@@ -335,24 +331,13 @@ async function failClosed<T> (work: Promise<T>): Promise<T> {
   }
 }
 
-/** The project and group of a job token JWT's routable claims. */
-interface RoutableClaims {
-  readonly projectId: number
-  /** The project's group (`project.group`), null for a project in a user namespace. */
-  readonly groupId: number | null
-}
-
 /**
- * `p` (project id) and `g` (group id) of a job token JWT, base 36 as GitLab writes routable
- * claims (lib/ci/job_token/jwt.rb, `routable_payload`; newer GitLab). Null when the token has
- * no usable `p` or a malformed `g` (older GitLab): the project is then looked up as before.
+ * `p`, the project id of a job token JWT, base 36 as GitLab writes routable claims
+ * (lib/ci/job_token/jwt.rb, `routable_payload`; newer GitLab). Null when the token has no usable
+ * `p` (older GitLab).
  */
-export function routableClaims (payload: JWTPayload): RoutableClaims | null {
-  const projectId = base36Id(payload.p)
-  if (projectId === null) return null
-  if (payload.g === undefined) return { projectId, groupId: null }
-  const groupId = base36Id(payload.g)
-  return groupId === null ? null : { projectId, groupId }
+export function routableProject (payload: JWTPayload): number | null {
+  return base36Id(payload.p)
 }
 
 function base36Id (value: unknown): number | null {

@@ -65,11 +65,3 @@ export function isTransient (code: ErrorCode): boolean {
   return code === 'IDENTITY_UPSTREAM_UNAVAILABLE' || code === 'IDENTITY_LOOKUP_FAILED'
 }
 
-/**
- * The job project's path when the identity does not carry it (a JWT's routable claims give only
- * ids): the decision's `project #<id>` wording. It holds a space and `#`, so it never equals a
- * path named in a URL.
- */
-export function unknownProjectPath (projectId: number): string {
-  return `project #${projectId}`
-}

@@ -340,7 +340,7 @@ export function jobProjectName (identity: DecisionSubject): string {
 /**
  * The accessed project's short path: from GitLab's facts when they were looked up, else from the
  * store, which keeps every configured project's full path (no GitLab call for a deny only to
- * name the project), else `project #<id>` (the identity's wording for a job project whose path it does not carry).
+ * name the project), else `project #<id>`.
  */
 function accessedProjectName (accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined): string {
   if (facts?.path != null) return facts.path

@@ -1,12 +1,15 @@
 // Newer GitLab signs the job's project and group into job token JWTs (`p`, `g`, base 36). Once
-// the signature is verified they replace the project lookup; the job status check stays, and
-// the claims of a token whose signature was not verified are never read.
+// the signature is verified, `p` is checked against the job GitLab describes; `g` is not read: it
+// names the group the project was in when the job started, and after a transfer GitLab decides
+// on the groups the project is in now, which the project lookup (cached
+// GATE_NAMESPACE_CACHE_TTL_MS) tells. The claims of a token whose signature was not verified are
+// never read.
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { SignJWT, type JWTPayload } from 'jose'
-import { createIntrospectionResolver, routableClaims } from '../../src/identity/resolver.ts'
+import { createIntrospectionResolver, routableProject } from '../../src/identity/resolver.ts'
 import { IdentityError, type ClosableJobResolver } from '../../src/identity/types.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab } from '../helpers/fake-gitlab.ts'
 import { createTestKeys, GITLAB_ISSUER, JOB_TOKEN_AUDIENCE, type TestKeys } from '../helpers/tokens.ts'
@@ -45,18 +48,23 @@ async function rejectsWith (work: Promise<unknown>, code: string): Promise<void>
   await assert.rejects(work, (err: unknown) => err instanceof IdentityError && err.code === code)
 }
 
-test('routableClaims reads p and g in base 36 and nothing else', () => {
-  assert.deepEqual(routableClaims({ p: b36(1234), g: b36(3) }), { projectId: 1234, groupId: 3 })
-  assert.deepEqual(routableClaims({ p: b36(20) }), { projectId: 20, groupId: null })
-  for (const bad of [{}, { p: 1234 }, { p: '' }, { p: '0' }, { p: 'Z1' }, { p: '-1' }, { p: 'zzzzzzzzzzzz' }, { p: '1', g: 3 }, { p: '1', g: 'x!' }]) {
-    assert.equal(routableClaims(bad), null, JSON.stringify(bad))
+test('routableProject reads p in base 36 and nothing else', () => {
+  assert.equal(routableProject({ p: b36(1234), g: b36(3) }), 1234)
+  assert.equal(routableProject({ p: b36(20) }), 20)
+  for (const bad of [{}, { p: 1234 }, { p: '' }, { p: '0' }, { p: 'Z1' }, { p: '-1' }, { p: 'zzzzzzzzzzzz' }]) {
+    assert.equal(routableProject(bad), null, JSON.stringify(bad))
   }
 })
 
-test('a signed JWT with p and g: no project lookup, the namespace chain from g, the job status still checked', async (t) => {
+test('a signed JWT with p and g: the groups are the ones GitLab has the project in now, not g; the job status still checked', async (t) => {
   const fake = await fakeGitlab()
   const keys = await createTestKeys()
-  const resolver = resolverFor(fake, keys)
+  let now = Date.now()
+  const resolver = createIntrospectionResolver({
+    upstream: fake.url, serviceToken: fake.serviceToken, timeoutMs: 1000,
+    jwt: { key: { pem: keys.publicPem }, issuer: GITLAB_ISSUER },
+    cache: { clock: { now: () => now } }
+  })
   t.after(async () => { await resolver.close(); await fake.close() })
 
   const token = await signRoutable(keys, 1001, { p: b36(1234), g: b36(3) })
@@ -64,23 +72,24 @@ test('a signed JWT with p and g: no project lookup, the namespace chain from g, 
   const identity = await resolver.resolve(token)
   assert.equal(identity.jobId, 1001)
   assert.equal(identity.jobProjectId, 1234)
+  assert.equal(identity.jobProjectPath, 'acme/platform/ci/app')
   assert.deepEqual(identity.ancestorGroupIds, [3, 2, 1])
-  assert.equal(fake.calls.project, 0, 'GET /projects/:id was skipped')
   assert.equal(fake.calls.job, 1, 'the job status check stays')
-  assert.equal(fake.calls.group, 3, 'g and its parents, each read once')
+  assert.equal(fake.calls.project, 1)
 
-  // A second job of the same group costs no namespace call at all.
+  // A second job of the same project costs no namespace call.
   const second = await signRoutable(keys, 1002, { p: b36(1234), g: b36(3) })
   fake.jobs.set(second, { id: 1002, status: 'running', projectId: 1234, userId: 7 })
   assert.deepEqual((await resolver.resolve(second)).ancestorGroupIds, [3, 2, 1])
-  assert.equal(fake.calls.group, 3)
-  assert.equal(fake.calls.project, 0)
+  assert.equal(fake.calls.project, 1)
 
-  // A user namespace project: p without g, no groups.
-  const personal = await signRoutable(keys, 1003, { p: b36(20) })
-  fake.jobs.set(personal, { id: 1003, status: 'running', projectId: 20, userId: 9 })
-  assert.deepEqual((await resolver.resolve(personal)).ancestorGroupIds, [])
-  assert.equal(fake.calls.project, 0)
+  // The project moves to the user namespace alice while the job runs; its token still says g=3.
+  const app = fake.projects.get(1234)!
+  fake.projects.set(1234, { ...app, pathWithNamespace: 'alice/app', namespace: { id: 50, kind: 'user', fullPath: 'alice', parentId: null } })
+  now += 61_000
+  const moved = await resolver.resolve(token)
+  assert.deepEqual(moved.ancestorGroupIds, [], 'the groups GitLab has the project in now')
+  assert.equal(moved.jobProjectPath, 'alice/app')
 
   // The job status check stays: a finished job's signed token is refused.
   const finished = await signRoutable(keys, 1004, { p: b36(1234), g: b36(3) })
@@ -151,12 +160,12 @@ async function gateWithClaims (t: TestContext): Promise<{ url: string, token: st
   return { url: `http://127.0.0.1:${gate.address().port}`, token, fake, logs }
 }
 
-test('through the gate: self access by id costs no project lookup; by path, the path is resolved to the id', async (t) => {
+test('through the gate: self access by id costs only the identity\'s project lookup; by path, the path is resolved to the id', async (t) => {
   const { url, token, fake, logs } = await gateWithClaims(t)
   const byId = await fetch(`${url}/api/v4/projects/1234/packages`, { headers: { 'job-token': token } })
   assert.equal(byId.status, 200, await byId.text())
   assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS')
-  assert.equal(fake.calls.project, 0, 'no project lookup for the identity or the decision')
+  assert.equal(fake.calls.project, 1, 'the identity\'s project lookup, none for the decision')
   assert.equal(fake.calls.job, 1)
 
   const byPath = await fetch(`${url}/api/v4/projects/acme%2Fplatform%2Fci%2Fapp/packages`, { headers: { 'job-token': token } })
@@ -164,7 +173,7 @@ test('through the gate: self access by id costs no project lookup; by path, the 
   assert.equal(logs.filter(l => l.msg === 'decision').at(-1)?.reason, 'SELF_ACCESS', 'the path the store does not know is found in GitLab')
 })
 
-test('through the gate: a deny names the claims\' job project by its path, as GitLab does, looked up only then', async (t) => {
+test('through the gate: a deny names the job project by its path, as GitLab does', async (t) => {
   const { url, token } = await gateWithClaims(t)
   const denied = await fetch(`${url}/api/v4/projects/77/packages`, { headers: { 'job-token': token } })
   assert.equal(denied.status, 403)
