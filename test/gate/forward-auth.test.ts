@@ -3,16 +3,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { GATE_REQUEST_ID, startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { freePort } from '../helpers/redis.ts'
-import { eventually } from '../helpers/eventually.ts'
+import { needsNginx, startShippedNginx } from '../helpers/nginx.ts'
 
 const job = { 'job-token': TOKENS.app }
 
@@ -128,24 +122,8 @@ test('forward-auth: a body the proxy sends is read to its end before the answer 
   assert.equal((await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, 'private-token': 'glpat-user' }, 'ref=main')).status, 200, 'a PAT ranks before any job token')
 })
 
-function nginxBinary (): string | null {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
-    if (spawnSync(candidate, ['-v']).status === 0) return candidate
-  }
-  return null
-}
-
-
-const nginx = nginxBinary()
-
-test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx === null && process.env.CI !== 'true' ? 'nginx is not installed (.ci/run installs nginx-light)' : false }, async (t) => {
-  assert.ok(nginx !== null, 'nginx must be installed in CI')
+test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: needsNginx }, async (t) => {
   const g = await authGate(t)
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  mkdirSync(join(dir, 'logs'))
-  const shipped = readFileSync(fileURLToPath(new URL('../../deploy/nginx/job-token-gate.conf', import.meta.url)), 'utf8')
   // The decision listener behind a counter of the connections nginx opens to it.
   let decisionConnections = 0
   const counter = createNetServer(client => {
@@ -157,33 +135,7 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: nginx 
   })
   await new Promise<void>(resolve => counter.listen(0, '127.0.0.1', resolve))
   t.after(() => { counter.close() })
-  const site = shipped
-    .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
-    .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${(counter.address() as AddressInfo).port};`)
-    .replace('server 127.0.0.1:8190;', `server 127.0.0.1:${g.gate.address().port};`)
-    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
-  assert.notEqual(site, shipped)
-  writeFileSync(join(dir, 'site.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), [
-    'worker_processes 1;',
-    `pid ${join(dir, 'nginx.pid')};`,
-    `error_log ${join(dir, 'logs', 'error.log')} warn;`,
-    'events { worker_connections 64; }',
-    'http {',
-    `  access_log off; client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
-    `  include ${join(dir, 'site.conf')};`,
-    '}',
-    ''
-  ].join('\n'))
-  const child = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.after(() => { child.kill('SIGTERM') })
-  const base = `http://127.0.0.1:${port}`
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
-    return await send(base, 'GET', '/')
-  }, { message: 'nginx answering' })
+  const { base } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: (counter.address() as AddressInfo).port, api: g.gate.address().port })
   const allowed = await send(base, 'GET', '/api/v4/projects/200/packages', job)
   assert.equal(allowed.status, 200)
   assert.equal(allowed.json().upstream, true)

@@ -9,18 +9,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
-import { freePort } from '../helpers/redis.ts'
-import { eventually } from '../helpers/eventually.ts'
-
-const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(candidate => spawnSync(candidate, ['-v']).status === 0) ?? null
+import { needsNginx, startShippedNginx } from '../helpers/nginx.ts'
 
 /** The request target sent exactly as written (send() would too, but this keeps the raw line visible). */
 function get (port: number, target: string, headers: string): Promise<number> {
@@ -35,35 +26,9 @@ function get (port: number, target: string, headers: string): Promise<number> {
   })
 }
 
-test('every location of the shipped nginx configuration that reaches GitLab is decided by the gate', { skip: nginx === null && process.env.CI !== 'true' ? 'nginx is not installed (.ci/run installs nginx-light)' : false }, async (t) => {
-  assert.ok(nginx !== null, 'nginx must be installed in CI')
+test('every location of the shipped nginx configuration that reaches GitLab is decided by the gate', { skip: needsNginx }, async (t) => {
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_NON_API_JOB_TOKENS: 'deny' })
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  mkdirSync(join(dir, 'logs'))
-  const shipped = readFileSync(fileURLToPath(new URL('../../deploy/nginx/job-token-gate.conf', import.meta.url)), 'utf8')
-  const site = shipped
-    .replace('server gitlab-webservice:8181;', `server ${new URL(g.gitlab.url).host};`)
-    .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${g.gate.authAddress()!.port};`)
-    .replace('server 127.0.0.1:8190;', `server 127.0.0.1:${g.gate.address().port};`)
-    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
-  writeFileSync(join(dir, 'site.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), [
-    'worker_processes 1;', `pid ${join(dir, 'nginx.pid')};`, `error_log ${join(dir, 'logs', 'error.log')} warn;`,
-    'events { worker_connections 64; }', 'http {',
-    `  access_log off; client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
-    `  include ${join(dir, 'site.conf')};`, '}', ''
-  ].join('\n'))
-  const child = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.after(() => { child.kill('SIGTERM') })
-  const base = `http://127.0.0.1:${port}`
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
-    return await send(base, 'GET', '/')
-  }, { message: 'nginx answering' })
+  const { port } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: g.gate.authAddress()!.port, api: g.gate.address().port })
 
   const job = `Job-Token: ${TOKENS.app}\r\n`
   // Project 300 lists nobody: the job of project 100 may not read its packages.
