@@ -11,6 +11,12 @@ import type { ErrorCode } from '../errors.ts'
 
 export interface UpstreamOptions {
   readonly url: string
+  /**
+   * Most connections to the upstream; 0 for no limit. A request past the limit waits in the
+   * pool's queue for a connection another request frees, with no timeout of its own: a client
+   * that stalls its upload (or stops reading its answer) keeps its connection until the client
+   * timeout, so a limit lets that many stalled requests, anyone's, hold back every other one.
+   */
   readonly connections: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
@@ -40,7 +46,7 @@ export function createUpstream (options: UpstreamOptions): Upstream {
   const tlsName = isIP(hostname) === 0 ? hostname : undefined
   const connect = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 })
   const pool = new Pool(url.origin, {
-    connections: options.connections,
+    connections: options.connections === 0 ? null : options.connections,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
     connect: (target, callback) => { connect({ ...target, servername: tlsName }, callback) },
