@@ -85,7 +85,14 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       return
     }
 
-    // Step 3, forward.
+    // Step 3, forward. A client that went away while the stages awaited a lookup is not
+    // forwarded for: its answer's 'close' has already gone by, so forward() could not see it.
+    if (res.destroyed) {
+      x.reason = 'CLIENT_ABORTED'
+      x.stage = 'forward'
+      record(x, requestId, started, 0, decidedAt)
+      return
+    }
     const forwardBody = x.forwardBody
     const sent: Buffer | Readable | null = forwardBody === null ? null : forwardBody.kind === 'buffered' ? forwardBody.bytes : forwardBody.stream
     // The multipart guard may have refused the body while the stages ran: nothing is sent then.

@@ -255,6 +255,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: (outcome: ForwardOutcome) => void
   ) {
     res.once('close', this.onClose)
+    // Closed already (the client left before forwarding began): its 'close' has gone by.
+    if (res.destroyed) this.aborted = true
   }
 
   private readonly onClose = (): void => {
@@ -288,6 +290,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // A destroyed answer never drains: waiting for it would hold the upstream connection forever.
+    if (this.res.destroyed) {
+      this.aborted = true
+      controller.abort(clientGone())
+      return
+    }
     if (!this.res.write(chunk)) {
       controller.pause()
       this.onDrain ??= () => { this.controller?.resume() }
