@@ -5,7 +5,7 @@ import { createServer } from 'node:http'
 import { Pool } from 'undici'
 
 const origin = process.argv[2]
-const pool = new Pool(origin, { connections: 128, headersTimeout: 60_000, bodyTimeout: 300_000, connectTimeout: 10_000, keepAliveTimeout: 30_000 })
+const pool = new Pool(origin, { connections: null, headersTimeout: 60_000, bodyTimeout: 300_000, connectTimeout: 10_000, keepAliveTimeout: 30_000 })
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host'])
 
 const server = createServer((req, res) => {

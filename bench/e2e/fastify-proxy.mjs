@@ -4,6 +4,6 @@ import Fastify from 'fastify'
 import proxy from '@fastify/http-proxy'
 
 const app = Fastify({ logger: false })
-await app.register(proxy, { upstream: process.argv[2], undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 } })
+await app.register(proxy, { upstream: process.argv[2], undici: { connections: null, pipelining: 1, keepAliveTimeout: 30_000 } })
 await app.listen({ port: 0, host: '127.0.0.1' })
 process.send({ port: app.server.address().port })
