@@ -119,7 +119,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
       method: x.method,
       route_id: x.match?.route.id,
       route_pattern: x.match?.route.pattern,
-      ...(options.rawPath && x.canonical !== null ? { path: x.canonical.path } : {}),
+      ...(options.rawPath && x.canonical !== null ? { path: loggedPath(x.canonical.path) } : {}),
       decision: x.verdict,
       reason: x.reason,
       stage: x.stage ?? undefined,
@@ -196,6 +196,18 @@ function roundJson (ms: number): string {
   return whole + (frac < 10 ? '.00' : frac < 100 ? '.0' : '.') + frac
 }
 
+// GitLab's tokens start with gl<letters>- (glcbt-, glpat-, gloas-...), after any instance prefix.
+const TOKEN_IN_PATH = /gl[a-z]{2,8}-[\w.-]{8}/i
+
+/**
+ * The canonical path as GATE_LOG_RAW_PATH writes it: a segment holding something token-shaped
+ * (a token pasted into a URL by mistake; GitLab reads none there) is written `[token]`.
+ */
+export function loggedPath (path: string): string {
+  if (!TOKEN_IN_PATH.test(path)) return path
+  return path.split('/').map(segment => TOKEN_IN_PATH.test(segment) ? '[token]' : segment).join('/')
+}
+
 function fieldsJson (x: Exchange, requestId: string, status: number, timing: DecisionTiming, rawPath: boolean): string {
   const route = x.match?.route
   let route$ = ''
@@ -208,7 +220,7 @@ function fieldsJson (x: Exchange, requestId: string, status: number, timing: Dec
   return ',"request_id":' + JSON.stringify(requestId) +
     ',"method":' + (METHODS.get(x.method) ?? JSON.stringify(x.method)) +
     route$ +
-    (rawPath && x.canonical !== null ? ',"path":' + JSON.stringify(x.canonical.path) : '') +
+    (rawPath && x.canonical !== null ? ',"path":' + JSON.stringify(loggedPath(x.canonical.path)) : '') +
     ',"decision":"' + x.verdict + '","reason":"' + x.reason + '"' +
     (x.stage === null ? '' : ',"stage":"' + x.stage + '"') +
     (x.upstreamError === null ? '' : ',"upstream_error":' + JSON.stringify(x.upstreamError)) +

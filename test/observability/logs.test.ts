@@ -51,6 +51,8 @@ function requests (): Req[] {
     { name: 'multipart body (valid)', method: 'POST', path: '/api/v4/projects/100/packages/pypi', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body: multipart(TOKENS.app), secrets: [TOKENS.app] },
     { name: 'finished job', method: 'GET', path: '/api/v4/projects/200/packages', headers: { 'job-token': TOKENS.appFinished }, secrets: [TOKENS.appFinished] },
     { name: 'token in a rejected path', method: 'GET', path: `/api/v4/projects/200/%2e%2e/packages?job_token=${s('dotpath')}`, secrets: [s('dotpath')] },
+    { name: 'token pasted into the path', method: 'GET', path: `/api/v4/projects/200/packages/generic/${s('inpath')}/1.0/a.txt`, secrets: [s('inpath')] },
+    { name: 'PAT pasted into the path', method: 'GET', path: '/api/v4/version/glpat-pathpatsecret00001', secrets: ['glpat-pathpatsecret00001'] },
     { name: 'non-API path', method: 'GET', path: `/acme/lib.git/info/refs?service=git-upload-pack&job_token=${s('git')}`, secrets: [s('git')] }
   ]
   return list
@@ -82,6 +84,7 @@ for (const [label, env] of [['default settings', {}], ['with GATE_LOG_RAW_PATH',
       assert.ok(withPath.length > 0)
       assert.ok(withPath.every(l => !(l.path as string).includes('?')), 'never the query')
       assert.ok(withPath.some(l => l.path === '/api/v4/projects/200/packages'))
+      assert.ok(withPath.some(l => l.path === '/api/v4/projects/200/packages/generic/[token]/1.0/a.txt'), 'a token-shaped segment is written [token]')
     }
   })
 }
