@@ -28,17 +28,18 @@ export interface UserRoleCheck {
 }
 
 /**
- * `projectOfPath`: the project GitLab routes a full path to now, as the gate's project lookup
- * finds it (src/projects/facts.ts, with the service token), or null when GitLab shows the gate
- * none there.
- */
-/**
- * `projectOfRoute`: the project a group or instance package route writes to, found as for job
- * tokens (src/projects/finder.ts): its id, null when GitLab would find none, 'uncertain' when
- * GitLab finds one the gate cannot name; absent (GATE_UNRESOLVED_PROJECT defer or deny): not looked up.
+ * The project a group or instance package route writes to, found as for job tokens
+ * (src/projects/finder.ts): its id, null when GitLab would find none, 'uncertain' when GitLab
+ * finds one the gate cannot name.
  */
 export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'uncertain'>
 
+/**
+ * `projectOfPath`: the project GitLab routes a full path to now, as the gate's project lookup
+ * finds it (src/projects/facts.ts, with the service token), or null when GitLab shows the gate
+ * none there. `projectOfRoute`: absent (GATE_UNRESOLVED_PROJECT defer or deny), group and
+ * instance routes are not looked up.
+ */
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute): UserRoleCheck {
   return {
     async check ({ match, credentials }) {
