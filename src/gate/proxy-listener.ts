@@ -87,13 +87,15 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
 
     // Step 3, forward. A client that went away while the stages awaited a lookup is not
     // forwarded for: its answer's 'close' has already gone by, so forward() could not see it.
+    const forwardBody = x.forwardBody
     if (res.destroyed) {
+      // The body's stream (a guard over the request) is read by nobody now.
+      if (forwardBody?.kind === 'stream') forwardBody.stream.destroy()
       x.reason = 'CLIENT_ABORTED'
       x.stage = 'forward'
       record(x, requestId, started, 0, decidedAt)
       return
     }
-    const forwardBody = x.forwardBody
     const sent: Buffer | Readable | null = forwardBody === null ? null : forwardBody.kind === 'buffered' ? forwardBody.bytes : forwardBody.stream
     // The multipart guard may have refused the body while the stages ran: nothing is sent then.
     const early = sent === null || Buffer.isBuffer(sent) ? null : sent.errored
