@@ -1,10 +1,9 @@
-// Bounded caches for resolved identities and namespace lookups, on lru-cache's fetch(): single
-// flight (concurrent misses on one key share one load), a TTL per entry, and a short negative
-// cache (a flood of one bad token costs one upstream call per negative TTL, not one per request).
-// Measured against the hand-written single flight this replaced (1,000 keys, Node 20, 2 busy
-// vCPUs): a hit costs 0.5-0.65 µs instead of 0.2-0.37 µs, a miss 12 µs instead of 1.2-2.4 µs
-// (lru-cache makes an AbortController per load). A miss is followed by a GitLab call of
-// milliseconds, and a hit stays under a microsecond, so the library's version is kept.
+// Bounded caches for resolved identities and namespace lookups: single flight (concurrent misses
+// on one key share one load), a TTL per entry, and a short negative cache (a flood of one bad
+// token costs one upstream call per negative TTL, not one per request). lru-cache keeps the values
+// and the failures, each in its own bounded LRU with per-entry TTLs; the loads in flight are a Map
+// of their promises. lru-cache's own fetch() is not used: it holds a slot in the LRU for each load,
+// so a flood of loads that fail (random job tokens) pushed resolved identities out.
 
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
@@ -58,11 +57,6 @@ export interface LoaderCache<V> {
 
 export interface LoaderCacheStats { hits: number, negativeHits: number, misses: number, singleFlightWaits: number }
 
-type Entry<V> = { readonly ok: true, readonly value: V } | { readonly ok: false, readonly error: unknown }
-
-/** A load's outcome that must not be kept (a value past its lifetime, a failure not remembered), passed to every waiter. */
-class NotKept { constructor (readonly entry: Entry<unknown>) {} }
-
 export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCache<V> {
   const { max, ttlMs } = options
   const negativeTtlMs = options.negativeTtlMs ?? 0
@@ -71,74 +65,79 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   if (!Number.isSafeInteger(max) || max <= 0) throw new TypeError(`cache max must be a positive integer, got ${String(max)}`)
   if (!(ttlMs > 0)) throw new TypeError(`cache ttlMs must be positive, got ${String(ttlMs)}`)
 
-  const entries = new LRUCache<string, Entry<V>, () => Promise<V>>({
-    max,
-    ttl: ttlMs,
-    ...ttlClock(options.clock),
-    // A load outlives the eviction or deletion of its entry: its waiters still get its result,
-    // which is then not stored (lru-cache would otherwise reject them with the abort reason).
-    ignoreFetchAbort: true,
-    async fetchMethod (_key, _stale, { options: entryOptions, context: load }) {
-      let value: V
-      try {
-        value = await load()
-      } catch (error) {
-        if (negativeTtlMs > 0 && cacheableError(error)) {
-          entryOptions.ttl = negativeTtlMs
-          return { ok: false, error }
-        }
-        throw new NotKept({ ok: false, error })
-      }
-      const ttl = Math.floor(Math.min(ttlMs, lifetimeOf(value) ?? Infinity))
-      // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
-      if (!(ttl >= 1)) throw new NotKept({ ok: true, value })
-      entryOptions.ttl = ttl
-      return { ok: true, value }
-    }
-  })
+  // Values, remembered failures and loads in flight are kept apart, each bounded on its own: a
+  // flood of keys that all fail (random job tokens, each one call to GitLab) fills only the
+  // failures, and a load takes no value's place while it runs (lru-cache's fetch() would hold a
+  // slot for it, pushing the least recently used value out even when the load then fails).
+  const values = new LRUCache<string, { readonly value: V }>({ max, ttl: ttlMs, ...ttlClock(options.clock) })
+  const failures = new LRUCache<string, { readonly error: unknown }>({ max, ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
+  const loading = new Map<string, Promise<V>>()
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
 
-  const unwrap = (entry: Entry<V>): V => {
-    if (entry.ok) return entry.value
-    throw entry.error
+  /** One load for key, shared by its callers; its outcome kept unless the cache was cleared meanwhile. */
+  const start = (key: string, load: () => Promise<V>): Promise<V> => {
+    const settled = (): boolean => {
+      const mine = loading.get(key) === pending
+      if (mine) loading.delete(key)
+      return mine
+    }
+    let loaded: Promise<V>
+    try {
+      loaded = load()
+    } catch (error) {
+      loaded = Promise.reject(error)
+    }
+    const pending: Promise<V> = loaded.then(value => {
+      const ttl = Math.floor(Math.min(ttlMs, lifetimeOf(value) ?? Infinity))
+      // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
+      if (settled() && ttl >= 1) values.set(key, { value }, { ttl })
+      return value
+    }, error => {
+      if (settled() && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
+      throw error
+    })
+    loading.set(key, pending)
+    return pending
   }
 
   return {
     async get (key, load) {
-      const status: LRUCache.Status<string, Entry<V>, () => Promise<V>> = {}
-      let entry: Entry<V> | undefined
-      const pending = entries.fetch(key, { context: load, status })
-      if (status.fetch === 'hit') {
-        entry = await pending
-        if (entry!.ok) counters.hits++
-        else counters.negativeHits++
-        return unwrap(entry!)
+      const hit = values.get(key)
+      if (hit !== undefined) {
+        counters.hits++
+        return hit.value
+      }
+      const failed = failures.get(key)
+      if (failed !== undefined) {
+        counters.negativeHits++
+        throw failed.error
       }
       counters.misses++
-      if (status.fetch === 'inflight') counters.singleFlightWaits++
-      try {
-        entry = await pending
-      } catch (err) {
-        if (err instanceof NotKept) return unwrap(err.entry as Entry<V>)
-        throw err
+      const inFlight = loading.get(key)
+      if (inFlight !== undefined) {
+        counters.singleFlightWaits++
+        return await inFlight
       }
-      return unwrap(entry!)
+      return await start(key, load)
     },
     cached (key) {
-      // lru-cache's get() answers only a fresh stored entry (a load in flight is not one).
-      const entry = entries.get(key)
-      if (entry === undefined || !entry.ok) return undefined
+      // A fresh stored value only (a load in flight or a remembered failure is not one).
+      const hit = values.get(key)
+      if (hit === undefined) return undefined
       counters.hits++
-      return entry.value
+      return hit.value
     },
     get size () {
-      return entries.size
+      return values.size + failures.size + loading.size
     },
     keys () {
-      return [...entries.keys()]
+      return [...values.keys(), ...failures.keys(), ...loading.keys()]
     },
     clear () {
-      entries.clear()
+      values.clear()
+      failures.clear()
+      // Loads still running answer their callers; their outcomes are not kept.
+      loading.clear()
     },
     stats: () => ({ ...counters })
   }

@@ -117,17 +117,40 @@ test('a value lives no longer than its own lifetime', async () => {
   assert.ok(!cache.keys().includes('spent'))
 })
 
-test('size is bounded, and a load whose entry is evicted still answers its callers', async () => {
+test('size is bounded; a load in flight takes no value\'s place, and one the cache was cleared under still answers its callers', async () => {
   const cache = createLoaderCache<number>({ max: 5, ttlMs: 60_000 })
   for (let i = 0; i < 50; i++) await cache.get(String(i), async () => i)
   assert.equal(cache.size, 5)
 
   const slow = deferred<number>()
   const pending = cache.get('slow', async () => await slow.promise)
-  for (let i = 100; i < 110; i++) await cache.get(String(i), async () => i)
+  assert.deepEqual(['45', '46', '47', '48', '49'].map(k => cache.cached(k)), [45, 46, 47, 48, 49], 'a load pushes no value out')
   slow.resolve(1)
   assert.equal(await pending, 1)
-  assert.ok(!cache.keys().includes('slow'), 'evicted while it loaded: not stored afterwards')
+  assert.equal(cache.cached('slow'), 1, 'stored once loaded')
+
+  const cleared = deferred<number>()
+  const waiting = cache.get('cleared', async () => await cleared.promise)
+  cache.clear()
+  cleared.resolve(2)
+  assert.equal(await waiting, 2)
+  assert.equal(cache.cached('cleared'), undefined, 'cleared while it loaded: not stored afterwards')
+  assert.equal(cache.size, 0)
+})
+
+test('a flood of failing keys does not push resolved values out', async () => {
+  const cache = createLoaderCache<number>({ max: 3, ttlMs: 10_000, negativeTtlMs: 1000, cacheableError: () => true })
+  for (const key of ['a', 'b', 'c']) assert.equal(await cache.get(key, async () => key.charCodeAt(0)), key.charCodeAt(0))
+  // Random job tokens, each refused by GitLab and remembered as such.
+  for (let i = 0; i < 20; i++) await assert.rejects(cache.get(`bad${i}`, async () => { throw new Error('unknown token') }), /unknown token/)
+  assert.deepEqual(['a', 'b', 'c'].map(key => cache.cached(key)), [97, 98, 99], 'the resolved values are still there')
+  // The failures have a bound of their own: the last three are remembered.
+  let loads = 0
+  const bad = async (): Promise<number> => { loads++; throw new Error('unknown token') }
+  await assert.rejects(cache.get('bad19', bad), /unknown token/)
+  assert.equal(loads, 0, 'a recent failure is remembered')
+  await assert.rejects(cache.get('bad0', bad), /unknown token/)
+  assert.equal(loads, 1, 'an old one was pushed out by the newer failures')
 })
 
 test('token caches are keyed by the SHA-256 of the token', async () => {
