@@ -136,6 +136,11 @@ return 0
 `
 
 type Client = Redis | Cluster
+
+const SLOTS_REFRESH_MS = 1000
+// How often the subscriber makes sure its node still answers (a PING, which a subscribed
+// connection may send); no answer within the command timeout and it starts again elsewhere.
+const HEARTBEAT_MS = 1000
 interface Scripts {
   jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
@@ -191,6 +196,12 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     ? new Cluster(options.cluster!.map(n => ({ host: n.host, port: n.port })), {
       enableOfflineQueue: false,
       clusterRetryStrategy: (times: number) => Math.min(times * 50, 500),
+      // Ask the cluster who owns which slot every second. ioredis otherwise learns a new owner
+      // only from a MOVED or a broken connection: a master that stops answering keeps its
+      // connection, so after the cluster promotes its replica every read of those slots would
+      // time out (503) for as long as the old master hangs, and when it resumes it answers
+      // with its old data until it learns it was demoted.
+      slotsRefreshInterval: SLOTS_REFRESH_MS,
       redisOptions: { ...common, ...failFast }
     })
     : connectNode(failFast)
@@ -214,7 +225,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     onMessage: text => listeners.emit(decodeInvalidation(text)),
     onResubscribed: () => listeners.emit({ kind: 'reset', reason: 'invalidation subscription re-established' }),
     onError: message => { lastError = message },
-    isClosing: () => closing
+    isClosing: () => closing,
+    heartbeatMs: HEARTBEAT_MS
   })
 
   try {
@@ -412,12 +424,18 @@ interface SubscriberOptions {
   readonly onResubscribed: () => void
   readonly onError: (message: string) => void
   readonly isClosing: () => boolean
+  /** Interval of the liveness check (PING, answered within the connection's command timeout). */
+  readonly heartbeatMs: number
 }
 
 /**
  * The invalidation subscription. It subscribes on every `ready` itself (autoResubscribe off) so
  * it knows when the subscription is really back, and reports a reset each time after the first.
  * A connection that gives up (cluster nodes retry a few times only) is replaced by a new one.
+ * A node that stops answering keeps the connection open and the subscriber would hear nothing
+ * while it says it is subscribed: a PING every heartbeatMs that gets no answer within the
+ * command timeout drops the connection, and the next one (another cluster node; the current
+ * master under Sentinel) reports a reset.
  */
 function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: number) => Promise<void>, subscribed: () => boolean, address: () => string, close: () => void } {
   let attempt = 0
@@ -443,8 +461,19 @@ function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: num
         waiters.clear()
       }, (err: Error) => options.onError(`subscribe: ${err.message}`))
     })
+    const heartbeat = setInterval(() => {
+      if (conn !== connection || !subscribedNow || options.isClosing()) return
+      conn.ping().catch((err: Error) => {
+        if (conn !== connection || options.isClosing()) return
+        options.onError(`subscriber: no answer to PING (${err.message}), connecting again`)
+        subscribedNow = false
+        conn.disconnect()
+      })
+    }, options.heartbeatMs)
+    heartbeat.unref()
     conn.on('close', () => { if (conn === connection) subscribedNow = false })
     conn.on('end', () => {
+      clearInterval(heartbeat)
       if (conn !== connection || options.isClosing()) return
       subscribedNow = false
       setTimeout(() => { if (!options.isClosing()) start() }, 50).unref()
@@ -464,7 +493,12 @@ function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: num
         waiters.add(wake)
       }),
     subscribed: () => subscribedNow,
-    address: () => `${connection.options.host ?? ''}:${connection.options.port ?? ''}`,
+    address: () => {
+      // Under Sentinel the options name no node (the sentinels are asked): the socket says which.
+      const socket = (connection as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
+      if (socket?.remoteAddress !== undefined) return `${socket.remoteAddress}:${socket.remotePort ?? ''}`
+      return `${connection.options.host ?? ''}:${connection.options.port ?? ''}`
+    },
     close () {
       subscribedNow = false
       connection.disconnect()

@@ -25,6 +25,10 @@ export interface RedisServer {
   /** Starts again on the same port (stopping first if running); data is gone (no persistence). */
   restart (): Promise<void>
   running (): boolean
+  /** Freezes the process (SIGSTOP): its connections stay open and nothing answers, as a hung host. */
+  pause (): void
+  /** Lets a paused process run again (SIGCONT). */
+  resume (): void
   /** Runs redis-cli against this server and returns its stdout. */
   cli (...args: string[]): string
 }
@@ -140,6 +144,8 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
       await launch()
     },
     running: () => child !== null && child.exitCode === null,
+    pause () { child?.kill('SIGSTOP') },
+    resume () { child?.kill('SIGCONT') },
     cli (...args) {
       const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' })
       if (result.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${result.stderr}`)
@@ -160,20 +166,26 @@ export interface RedisCluster {
   stop (): Promise<void>
 }
 
-/** A cluster of `masters` primaries and no replicas, created with `redis-cli --cluster create`. */
-export async function startRedisCluster (cleanup?: Cleanup, masters = 3): Promise<RedisCluster> {
+/**
+ * A cluster of `masters` primaries, each with `replicas` replicas (default none), created with
+ * `redis-cli --cluster create`; with replicas, it returns once every replica has synced.
+ */
+export async function startRedisCluster (cleanup?: Cleanup, masters = 3, replicas = 0): Promise<RedisCluster> {
   const nodes: RedisServer[] = []
-  for (let i = 0; i < masters; i++) {
+  for (let i = 0; i < masters * (1 + replicas); i++) {
     nodes.push(await startRedis(cleanup, {
       args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '2000']
     }))
   }
   const addresses = nodes.map(n => `127.0.0.1:${n.port}`)
-  const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}\n${created.stderr}`)
   // Every node must agree the cluster is up before a client connects.
   for (const node of nodes) {
     await eventually(() => /cluster_state:ok/.test(node.cli('cluster', 'info')), { timeoutMs: 15_000, intervalMs: 50, message: `cluster on ${addresses.join(', ')} reaching cluster_state:ok` })
+  }
+  for (const node of nodes) {
+    await eventually(() => /^master/.test(node.cli('role')) || /master_link_status:up/.test(node.cli('info', 'replication')), { timeoutMs: 30_000, intervalMs: 100, message: `replica on port ${node.port} syncing with its master` })
   }
   return {
     nodes,
