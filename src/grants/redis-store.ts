@@ -137,10 +137,12 @@ return 0
 
 type Client = Redis | Cluster
 
+// How often the Cluster client asks who owns which slot (see the Cluster options below).
 const SLOTS_REFRESH_MS = 1000
 // How often the subscriber makes sure its node still answers (a PING, which a subscribed
 // connection may send); no answer within the command timeout and it starts again elsewhere.
 const HEARTBEAT_MS = 1000
+
 interface Scripts {
   jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>

@@ -9,6 +9,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
+import { eventually } from '../helpers/eventually.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 
 /** More than the old default pool size (128). */
@@ -34,8 +35,13 @@ test('stalled uploads of other clients do not hold back a request', async (t) =>
   for (let i = 0; i < STALLED; i++) {
     sockets.push(await stalledUpload(g.url, i % 2 === 0 ? `/api/v4/projects/1/uploads/${i}` : `/api/v4/projects/100/packages/generic/p/1.0/f${i}.bin`, i % 2 === 0 ? '' : `JOB-TOKEN: ${TOKENS.app}\r\n`))
   }
-  // Let every stalled upload reach the upstream (or its queue).
-  await new Promise(resolve => setTimeout(resolve, 500))
+  // Every stalled upload has reached the upstream pool (on a connection, or queued for one),
+  // else the request below could pass only because the stalls had not arrived yet.
+  await eventually(async () => {
+    const text = await (await fetch(`${g.healthUrl}/metrics`)).text()
+    const count = (state: string): number => Number(new RegExp(`^job_token_gate_upstream_pool_requests\\{state="${state}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+    return count('running') + count('pending') + count('queued') >= STALLED
+  }, { message: `${STALLED} stalled uploads in the upstream pool` })
   const started = performance.now()
   const answer = await fetch(`${g.url}/api/v4/version`, { signal: AbortSignal.timeout(5000) }).then(
     async r => ({ status: r.status, body: await r.text() }),
