@@ -121,6 +121,13 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
         respond(res, requestId, deny, !req.complete)
         break
       }
+      case 'cut':
+        // The client had the upstream's status line, then a cut connection: logged as the
+        // upstream failure it was, with the status the client was sent.
+        settle(x, 'error', result.code, 'forward')
+        x.upstreamError = result.detail
+        status = result.status
+        break
       case 'body_failed':
         // The multipart guard found a credential it may not let through: the upstream request
         // was aborted before its last byte.
@@ -132,6 +139,6 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
         x.stage = 'forward'
         break
     }
-    record(x, requestId, started, status, decidedAt, result.kind === 'done' ? result.upstreamHeadersMs : undefined)
+    record(x, requestId, started, status, decidedAt, result.kind === 'done' || result.kind === 'cut' ? result.upstreamHeadersMs : undefined)
   }
 }

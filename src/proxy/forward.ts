@@ -186,6 +186,8 @@ export type ForwardOutcome =
   | { readonly kind: 'done', readonly status: number, readonly upstreamHeadersMs: number }
   /** The upstream failed before the response started: the caller answers with this code. */
   | { readonly kind: 'failed', readonly code: ErrorCode, readonly detail: string }
+  /** The upstream failed after its status line was passed on: the client's answer was cut. */
+  | { readonly kind: 'cut', readonly status: number, readonly code: ErrorCode, readonly detail: string, readonly upstreamHeadersMs: number }
   /** The client went away; the upstream request was cancelled. */
   | { readonly kind: 'aborted' }
   /** The request body stream failed (e.g. a credential found in a multipart body): nothing was answered yet. */
@@ -312,7 +314,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.status !== 0) {
       // Mid-body failure: the status line is gone, so the only honest signal is a cut connection.
       if (!this.res.destroyed) this.res.destroy()
-      this.settle(this.aborted ? { kind: 'aborted' } : { kind: 'done', status: this.status, upstreamHeadersMs: this.upstreamHeadersMs })
+      this.settle(this.aborted ? { kind: 'aborted' } : { kind: 'cut', status: this.status, upstreamHeadersMs: this.upstreamHeadersMs, ...failureCode(err) })
       return
     }
     if (this.aborted) return this.settle({ kind: 'aborted' })

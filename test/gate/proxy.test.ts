@@ -121,6 +121,32 @@ test('upstream refused → 502, slow → 504, both GitLab-shaped', async (t) => 
   assert.match(String(down.logs.find(l => l.request_id === reset.headers['x-request-id'])?.upstream_error), /^UND_ERR_SOCKET: /)
 })
 
+test('an upstream that fails mid-answer cuts the client and is logged as the failure it was', async (t) => {
+  const g = await startTestGate(t)
+  // The status line and part of the promised body, then the upstream's connection is lost.
+  g.respond = (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '100000' })
+    res.write(Buffer.alloc(1000), () => { setTimeout(() => req.socket.destroy(), 20) })
+  }
+  const url = new URL(g.url)
+  const got = await new Promise<{ status: number, error: string }>((resolve) => {
+    request({ host: url.hostname, port: url.port, path: '/api/v4/projects/200/packages/1/package_files/2/download', headers: job }, res => {
+      res.resume()
+      const done = (error: string): void => resolve({ status: res.statusCode ?? 0, error })
+      res.on('error', (err) => done(err.message))
+      res.on('end', () => done('ended'))
+    }).on('error', (err) => resolve({ status: 0, error: err.message })).end()
+  })
+  assert.equal(got.status, 200)
+  assert.notEqual(got.error, 'ended', 'the client sees a cut answer, not a whole one')
+  const line = await eventually(() => g.logs.find(l => l.msg === 'decision'))
+  assert.equal(line.decision, 'error')
+  assert.equal(line.reason, 'UPSTREAM_UNAVAILABLE')
+  assert.equal(line.stage, 'forward')
+  assert.equal(line.status, 200, 'the status the client was sent')
+  assert.match(String(line.upstream_error), /^UND_ERR_SOCKET: /)
+})
+
 test('a client that disconnects cancels the upstream request', async (t) => {
   const g = await startTestGate(t)
   let upstreamClosed: () => void = () => {}
