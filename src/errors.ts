@@ -162,7 +162,9 @@ export type AllowReason =
 // exists there, so GitLab answers (404, or npm's forward to the public registry).
 // JOB_TOKEN_STRIPPED: a job token on a route that takes none, removed from the headers and the
 // query: forwarded anonymously, as GitLab runs it.
-export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED', 'NO_PROJECT', 'JOB_TOKEN_STRIPPED'] as const
+// RUNNER_JOB_ROUTE: GitLab Runner's own job routes (src/routing/runner-routes.ts), where GitLab
+// checks the job token against the job in the URL: forwarded as sent.
+export const GATE_REASONS = ['ALLOWED', 'NO_JOB_TOKEN', 'NON_API_PATH', 'CLIENT_ABORTED', 'NO_PROJECT', 'JOB_TOKEN_STRIPPED', 'RUNNER_JOB_ROUTE'] as const
 export type GateReason = typeof GATE_REASONS[number]
 
 /**

@@ -22,6 +22,7 @@ import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
+import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
@@ -154,6 +155,7 @@ type Stage = (x: StageView, engine: Engine) => StageResult | Promise<StageResult
 const forwardWith = (verdict: Forward['verdict'], reason: Reason): Forward => Object.freeze({ kind: 'forward', verdict, reason })
 const NO_JOB_TOKEN = forwardWith('no_job_token', 'NO_JOB_TOKEN')
 const NON_API_PATH = forwardWith('deferred', 'NON_API_PATH')
+const RUNNER_JOB_ROUTE = forwardWith('deferred', 'RUNNER_JOB_ROUTE')
 const PROJECT_NOT_IN_URL = forwardWith('deferred', 'PROJECT_NOT_IN_URL')
 const NO_PROJECT = forwardWith('deferred', 'NO_PROJECT')
 const SELF_ACCESS = forwardWith('allow', 'SELF_ACCESS')
@@ -187,7 +189,14 @@ const checkHeadersStage: Stage = (x) => {
 
 const matchRouteStage: Stage = (x, engine) => {
   const canonical = x.canonical!
-  if (canonical.kind === 'api') x.match = engine.router.matchRequest(canonical)
+  if (canonical.kind !== 'api') return 'continue'
+  x.match = engine.router.matchRequest(canonical)
+  // GitLab checks the job's token on these itself, whatever else the request holds: passed on
+  // as sent, body unread.
+  if (x.match === null && isFixedRunnerJobRoute(canonical.method, canonical.apiPath)) {
+    x.forwardBody = x.body === null ? null : { kind: 'stream', stream: x.body, guarded: false }
+    return RUNNER_JOB_ROUTE
+  }
   return 'continue'
 }
 
@@ -227,8 +236,13 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     if (engine.options.nonApiJobTokens === 'deny') return denyOf('NON_API_JOB_TOKEN')
     return NON_API_PATH
   }
-  // The catalog lists every route that accepts job tokens; GitLab does not read one elsewhere.
-  if (route === null) return jobTokenOnOtherRoute(x, engine, outcome.token, outcome.credentials)
+  // The catalog lists every route that accepts job tokens under the allowlist; GitLab does not
+  // read one elsewhere but on the runner's job routes (a POST routed there after its override).
+  if (route === null) {
+    const canonical = x.canonical as Extract<CanonicalRequest, { kind: 'api' }>
+    if (isRunnerJobRoute(canonical.method, canonical.apiPath)) return RUNNER_JOB_ROUTE
+    return jobTokenOnOtherRoute(x, engine, outcome.token, outcome.credentials)
+  }
   return 'continue'
 }
 
