@@ -162,6 +162,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     const known = Object.entries(SETTINGS).some(([key, s]) => key === name || s.env === name)
     if (!known) throw new ConfigError(`config file: unknown setting ${JSON.stringify(name)}`)
   }
+  checkUnknownVariables(env)
   for (const [key, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
     const fromFile = file[key] ?? file[setting.env]
     const raw = options.overrides?.[key as keyof Settings] ?? env[setting.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? setting.default
@@ -188,6 +189,46 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')
   }
   return Object.freeze(config)
+}
+
+const KNOWN_VARIABLES: ReadonlySet<string> = new Set(Object.values(SETTINGS).map((s: Setting) => s.env))
+// What Kubernetes puts in a pod's environment for a Service named `gate` (enableServiceLinks):
+// GATE_SERVICE_HOST, GATE_SERVICE_PORT[_<port name>], GATE_PORT[_<port>_<protocol>[_PROTO|_PORT|_ADDR]].
+const SERVICE_LINK = /^GATE_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)?)$/
+
+/**
+ * A variable that reads as a setting but is none (GATE_NON_API_JOB_TOKEN=deny, gate_mode=enforce)
+ * would leave the setting meant at its default, which may be the looser one, without a word:
+ * it stops the start, naming the setting it looks like.
+ */
+function checkUnknownVariables (env: Readonly<Record<string, string | undefined>>): void {
+  for (const name of Object.keys(env)) {
+    if (env[name] === undefined || !name.toUpperCase().startsWith('GATE_') || KNOWN_VARIABLES.has(name) || SERVICE_LINK.test(name)) continue
+    const meant = closestVariable(name)
+    throw new ConfigError(`${name} is not a setting${meant === undefined ? '' : ` (did you mean ${meant}?)`}: unset it, or see \`job-token-gate serve --help\` for the settings`)
+  }
+}
+
+/** The setting whose variable is nearest to `name` (case aside), if any is near. */
+function closestVariable (name: string): string | undefined {
+  const upper = name.toUpperCase()
+  let best: string | undefined
+  let bestDistance = Math.max(2, Math.floor(upper.length / 6)) + 1
+  for (const known of KNOWN_VARIABLES) {
+    const d = editDistance(upper, known)
+    if (d < bestDistance) { best = known; bestDistance = d }
+  }
+  return best
+}
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
+    previous = row
+  }
+  return previous[b.length]!
 }
 
 /** Whether a socket's peer address is a trusted proxy. */

@@ -1,0 +1,69 @@
+// Finding: configuration mistakes that left `serve` running less strict than asked, silently.
+// - A misspelt variable (GATE_NON_API_JOB_TOKEN=deny, without the S) was ignored: the setting
+//   meant kept its default (`forward`), and job tokens outside /api/v4 went to GitLab unchecked.
+// Each now stops the start with exit 2 and one line naming the variable.
+
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { loadConfig } from '../../src/config.ts'
+import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+import { CLI_FROM_SOURCES } from '../helpers/serve.ts'
+
+type Outcome = { kind: 'ready', api: string } | { kind: 'refused', code: number | null, stderr: string }
+
+/** Starts `serve` with `env`; resolves once it is ready (stopped with the test) or has exited. */
+async function serveOutcome (t: TestContext, env: Record<string, string>): Promise<Outcome> {
+  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve'], {
+    env: { PATH: process.env.PATH, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', GATE_UNRESOLVED_PROJECT: 'defer', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return await new Promise<Outcome>((resolve, reject) => {
+    // A hang detector only: a refusal or the ready line comes within a few seconds.
+    const timer = setTimeout(() => { reject(new Error(`serve neither started nor exited: ${stderr}`)) }, 60_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const ready = stdout.split('\n').map(l => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } }).find(l => l.msg === 'job-token-gate ready')
+      if (ready !== undefined) { clearTimeout(timer); resolve({ kind: 'ready', api: `http://${String(ready.listen)}` }) }
+    })
+    void once(child, 'exit').then(([code]) => { clearTimeout(timer); resolve({ kind: 'refused', code: code as number | null, stderr }) })
+  })
+}
+
+const git = (token: string): Record<string, string> => ({ authorization: 'Basic ' + Buffer.from(`gitlab-ci-token:${token}`).toString('base64') })
+
+test('a misspelt GATE_* variable stops serve, naming the setting it looks like; the setting spelt right takes effect', async t => {
+  const gitlab = await startFakeGitlab({
+    jobs: { [TOKENS.tools]: { id: 3, status: 'running', projectId: 300, userId: 8 } },
+    groups: [{ id: 20, fullPath: 'other', parentId: null }],
+    projects: [{ id: 300, pathWithNamespace: 'other/tools', namespace: { id: 20, kind: 'group', fullPath: 'other', parentId: null } }],
+    fallback: (req, res) => { req.resume(); res.end('{}') }
+  })
+  t.after(() => gitlab.close())
+  const base = { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken }
+
+  const misspelt = await serveOutcome(t, { ...base, GATE_NON_API_JOB_TOKEN: 'deny' })
+  if (misspelt.kind === 'ready') {
+    const res = await send(misspelt.api, 'GET', '/acme/lib.git/info/refs?service=git-upload-pack', git(TOKENS.tools))
+    assert.fail(`serve started with GATE_NON_API_JOB_TOKEN=deny ignored: a job token outside the API was answered ${res.status}`)
+  }
+  assert.equal(misspelt.code, 2)
+  assert.match(misspelt.stderr, /^job-token-gate: GATE_NON_API_JOB_TOKEN is not a setting \(did you mean GATE_NON_API_JOB_TOKENS\?\)/)
+
+  assert.throws(() => loadConfig({ gate_mode: 'shadow' }), /^ConfigError: gate_mode is not a setting \(did you mean GATE_MODE\?\)/)
+  assert.throws(() => loadConfig({ GATE_REDIS_URI: 'redis://r' }), /GATE_REDIS_URI is not a setting \(did you mean GATE_REDIS_URL\?\)/)
+
+  // Spelt right, and with the variables Kubernetes adds for a Service named `gate`.
+  const right = await serveOutcome(t, { ...base, GATE_NON_API_JOB_TOKENS: 'deny', GATE_SERVICE_HOST: '10.0.0.1', GATE_SERVICE_PORT: '8181', GATE_PORT: 'tcp://10.0.0.1:8181', GATE_PORT_8181_TCP_ADDR: '10.0.0.1' })
+  assert.equal(right.kind, 'ready', (right as { stderr?: string }).stderr)
+  const res = await send((right as { api: string }).api, 'GET', '/acme/lib.git/info/refs?service=git-upload-pack', git(TOKENS.tools))
+  assert.equal(res.status, 403)
+  assert.equal(res.json().code, 'NON_API_JOB_TOKEN')
+})
