@@ -120,9 +120,11 @@ function parse (key: string, setting: Setting, raw: string): unknown {
       try {
         url = new URL(raw)
       } catch {
-        throw new ConfigError(`${env} must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
+        throw new ConfigError(`${env} must be an absolute http(s) URL, got ${JSON.stringify(withoutCredentials(raw))}`)
       }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${env} must be an http or https URL, got ${JSON.stringify(raw)}`)
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${env} must be an http or https URL, got ${JSON.stringify(withoutCredentials(raw))}`)
+      // The origin is all that is kept: credentials in it would be dropped without a word.
+      if (url.username !== '' || url.password !== '') throw new ConfigError(`${env} must not carry a user or password (they would not be sent), got ${JSON.stringify(withoutCredentials(raw))}`)
       if (url.search !== '' || url.hash !== '') throw new ConfigError(`${env} must not have a query or fragment`)
       return url.origin + url.pathname.replace(/\/+$/, '')
     }
@@ -174,6 +176,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     }
   }
   const config = out as Config
+  if (config.redisUrl !== undefined) checkRedisUrl(config.redisUrl)
   if (config.redisUrl !== undefined && config.stateFile !== undefined) {
     throw new ConfigError('GATE_STATE_FILE is for the memory store; it cannot be used with GATE_REDIS_URL')
   }
@@ -229,6 +232,33 @@ function editDistance (a: string, b: string): number {
     previous = row
   }
   return previous[b.length]!
+}
+
+/**
+ * ioredis reads anything as a target: an empty or blank GATE_REDIS_URL, one without a host
+ * (`redis:///3`, or a password with an unescaped `#` or `/` cutting the URL short) is Redis on
+ * localhost:6379, database 0, and `rediss//...` a Unix socket of that name. The gate would then
+ * read its grants from whatever answers there. Only a URL naming its host and database is taken.
+ */
+function checkRedisUrl (raw: string): void {
+  const refuse = (why: string): never => {
+    throw new ConfigError(`GATE_REDIS_URL must be redis://[user:password@]host:port[/db] or rediss://... (${why}; reserved characters in a password, such as / ? # @, percent-encoded), got ${JSON.stringify(withoutCredentials(raw))}`)
+  }
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return refuse('not a URL')
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') refuse('the scheme is not redis: or rediss:')
+  if (url.hostname === '') refuse('no host')
+  if (!/^(?:\/\d*)?$/.test(url.pathname)) refuse('the database must be a number')
+  if (url.hash !== '') refuse('a fragment')
+}
+
+/** A URL's user and password, were it given any, left out of a message: all before the last `@`. */
+function withoutCredentials (raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/*)?.*@/i, '$1***@')
 }
 
 /** Whether a socket's peer address is a trusted proxy. */

@@ -1,13 +1,16 @@
 // Finding: configuration mistakes that left `serve` running less strict than asked, silently.
 // - A misspelt variable (GATE_NON_API_JOB_TOKEN=deny, without the S) was ignored: the setting
 //   meant kept its default (`forward`), and job tokens outside /api/v4 went to GitLab unchecked.
-// Each now stops the start with exit 2 and one line naming the variable.
+// - GATE_REDIS_URL was handed to ioredis unchecked, which reads an empty or host-less value as
+//   Redis on localhost:6379, database 0, and `rediss//...` as a Unix socket, whose failure
+//   printed the password in the URL; GATE_UPSTREAM_URL dropped a user and password silently.
+// Each now stops the start with exit 2 and one line naming the variable, credentials left out.
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { loadConfig } from '../../src/config.ts'
+import { ConfigError, loadConfig } from '../../src/config.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
@@ -66,4 +69,38 @@ test('a misspelt GATE_* variable stops serve, naming the setting it looks like; 
   const res = await send((right as { api: string }).api, 'GET', '/acme/lib.git/info/refs?service=git-upload-pack', git(TOKENS.tools))
   assert.equal(res.status, 403)
   assert.equal(res.json().code, 'NON_API_JOB_TOKEN')
+})
+
+test('a GATE_REDIS_URL ioredis would read as another target stops serve, without printing its password', async t => {
+  const url = 'rediss//:s3cret@gitlab-redis-master:6379/3'
+  const outcome = await serveOutcome(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_REDIS_URL: url })
+  assert.equal(outcome.kind, 'refused', url)
+  const { code, stderr } = outcome as { code: number, stderr: string }
+  assert.equal(code, 2, stderr)
+  assert.match(stderr, /^job-token-gate: GATE_REDIS_URL must be redis:\/\/\[user:password@\]host:port\[\/db\]/)
+  assert.doesNotMatch(stderr, /s3cret/, 'the password is not printed')
+  // A password with a reserved character left unescaped cuts the URL short.
+  for (const cut of ['redis://:s3c#ret@127.0.0.1:1/3', 'redis://:s3c/ret@127.0.0.1:1/3']) {
+    assert.throws(() => loadConfig({ GATE_REDIS_URL: cut }), (err: Error) => err instanceof ConfigError && err.message.startsWith('GATE_REDIS_URL must be') && !err.message.includes('s3c'), cut)
+  }
+})
+
+test('GATE_REDIS_URL must name a host and a numeric database: empty, blank and host-less values are refused', () => {
+  // Each of these was Redis on localhost:6379 to ioredis (database 0 unless given).
+  for (const url of ['', ' ', 'redis:6379', 'redis:///3', 'localhost', 'redis://gitlab-redis-master:6379/three']) {
+    assert.throws(() => loadConfig({ GATE_REDIS_URL: url }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('GATE_REDIS_URL must be'), JSON.stringify(url))
+  }
+  for (const url of ['redis://r', 'redis://:pass%23word@gitlab-redis-master:6379/3', 'rediss://user:p@r:6380/0', 'redis://[::1]:6379/']) {
+    assert.equal(loadConfig({ GATE_REDIS_URL: url }).redisUrl, url)
+  }
+})
+
+test('a user or password in GATE_UPSTREAM_URL, which would be dropped, stops serve without printing them', async t => {
+  const outcome = await serveOutcome(t, { GATE_UPSTREAM_URL: 'http://gate:s3cret@gitlab-webservice-default:8181' })
+  assert.equal(outcome.kind, 'refused')
+  const { code, stderr } = outcome as { code: number, stderr: string }
+  assert.equal(code, 2)
+  assert.match(stderr, /^job-token-gate: GATE_UPSTREAM_URL must not carry a user or password/)
+  assert.doesNotMatch(stderr, /s3cret/)
+  assert.throws(() => loadConfig({ GATE_UPSTREAM_URL: 'http//gate:s3cret@gitlab' }), (err: Error) => /GATE_UPSTREAM_URL must be an absolute/.test(err.message) && !err.message.includes('s3cret'))
 })
