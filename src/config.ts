@@ -28,6 +28,9 @@ interface Setting<K extends Kind = Kind> {
   readonly secret?: boolean
 }
 
+/** The longest delay Node's timers take. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
 // The table. Keys are the config object's property names; `default` is written as the
@@ -133,6 +136,9 @@ function parse (key: string, setting: Setting, raw: string): unknown {
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${env} must be a whole number, got ${JSON.stringify(raw)}`)
       const n = Number(raw)
       if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) throw new ConfigError(`${env} must be at least ${setting.min ?? 0}, got ${raw}`)
+      // Node's timers take at most 2^31-1 ms and turn a longer delay into 1 ms (a warning aside):
+      // a drain, client or GitLab timeout of "forever" would end everything at once.
+      if (env.endsWith('_MS') && n > MAX_TIMER_MS) throw new ConfigError(`${env} must be at most ${MAX_TIMER_MS} (about 24 days), got ${raw}`)
       return n
     }
     case 'ratio': {

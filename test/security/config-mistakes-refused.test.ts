@@ -10,7 +10,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { ConfigError, loadConfig } from '../../src/config.ts'
+import { ConfigError, loadConfig, SETTINGS } from '../../src/config.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
@@ -103,4 +103,16 @@ test('a user or password in GATE_UPSTREAM_URL, which would be dropped, stops ser
   assert.match(stderr, /^job-token-gate: GATE_UPSTREAM_URL must not carry a user or password/)
   assert.doesNotMatch(stderr, /s3cret/)
   assert.throws(() => loadConfig({ GATE_UPSTREAM_URL: 'http//gate:s3cret@gitlab' }), (err: Error) => /GATE_UPSTREAM_URL must be an absolute/.test(err.message) && !err.message.includes('s3cret'))
+})
+
+test('a delay longer than Node timers take (which they would turn into 1 ms) stops serve', async t => {
+  // A drain timeout of "forever" was a shutdown deadline of 1 ms: SIGTERM cut every request at once.
+  const outcome = await serveOutcome(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_DRAIN_TIMEOUT_MS: '9999999999' })
+  assert.equal(outcome.kind, 'refused')
+  assert.equal((outcome as { code: number }).code, 2)
+  assert.match((outcome as { stderr: string }).stderr, /^job-token-gate: GATE_DRAIN_TIMEOUT_MS must be at most 2147483647/)
+  for (const setting of Object.values(SETTINGS).filter(s => s.kind === 'int' && s.env.endsWith('_MS'))) {
+    assert.throws(() => loadConfig({ [setting.env]: String(2 ** 31) }), new RegExp(`^ConfigError: ${setting.env} must be at most 2147483647`))
+    assert.equal(loadConfig({ [setting.env]: String(2 ** 31 - 1) })[Object.keys(SETTINGS).find(k => SETTINGS[k as keyof typeof SETTINGS] === setting) as keyof typeof SETTINGS], 2 ** 31 - 1)
+  }
 })
