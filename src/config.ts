@@ -172,6 +172,8 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   }
   checkUnknownVariables(env)
   for (const [key, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
+    // Both spellings in one file: one of them would be dropped without a word.
+    if (file[key] !== undefined && file[setting.env] !== undefined) throw new ConfigError(`config file: ${key} and ${setting.env} are the same setting; keep one`)
     const fromFile = file[key] ?? file[setting.env]
     const raw = options.overrides?.[key as keyof Settings] ?? env[setting.env] ?? (fromFile === undefined ? undefined : Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile)) ?? setting.default
     out[key] = raw === undefined ? undefined : parse(key, setting, raw)

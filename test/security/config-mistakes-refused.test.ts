@@ -10,6 +10,9 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ConfigError, loadConfig, SETTINGS } from '../../src/config.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { TOKENS } from '../helpers/gate.ts'
@@ -18,9 +21,9 @@ import { CLI_FROM_SOURCES } from '../helpers/serve.ts'
 
 type Outcome = { kind: 'ready', api: string } | { kind: 'refused', code: number | null, stderr: string }
 
-/** Starts `serve` with `env`; resolves once it is ready (stopped with the test) or has exited. */
-async function serveOutcome (t: TestContext, env: Record<string, string>): Promise<Outcome> {
-  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve'], {
+/** Starts `serve` with `env` (and `args`); resolves once it is ready (stopped with the test) or has exited. */
+async function serveOutcome (t: TestContext, env: Record<string, string>, args: readonly string[] = []): Promise<Outcome> {
+  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve', ...args], {
     env: { PATH: process.env.PATH, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', GATE_UNRESOLVED_PROJECT: 'defer', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -115,4 +118,16 @@ test('a delay longer than Node timers take (which they would turn into 1 ms) sto
     assert.throws(() => loadConfig({ [setting.env]: String(2 ** 31) }), new RegExp(`^ConfigError: ${setting.env} must be at most 2147483647`))
     assert.equal(loadConfig({ [setting.env]: String(2 ** 31 - 1) })[Object.keys(SETTINGS).find(k => SETTINGS[k as keyof typeof SETTINGS] === setting) as keyof typeof SETTINGS], 2 ** 31 - 1)
   }
+})
+
+test('a --config file that gives one setting under both its names stops serve', async t => {
+  // {"mode": "shadow", "GATE_MODE": "enforce"} ran in shadow mode: the key silently won.
+  const dir = mkdtempSync(join(tmpdir(), 'config-twice-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'gate.json')
+  writeFileSync(file, JSON.stringify({ upstreamUrl: 'http://127.0.0.1:1', mode: 'shadow', GATE_MODE: 'enforce' }))
+  const outcome = await serveOutcome(t, {}, ['--config', file])
+  assert.equal(outcome.kind, 'refused')
+  assert.equal((outcome as { code: number }).code, 2)
+  assert.match((outcome as { stderr: string }).stderr, /^job-token-gate: config file: mode and GATE_MODE are the same setting; keep one/)
 })
