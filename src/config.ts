@@ -184,6 +184,15 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     }
   }
   const config = out as Config
+  // An empty store setting (a template's unset value) is not "no Redis": the embedded memory
+  // store, one per replica, would take its place without a word.
+  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile'] as const) {
+    const { env: name } = SETTINGS[key]
+    const raw = env[name] ?? file[key] ?? file[name]
+    if (raw !== undefined && raw !== null && (Array.isArray(raw) ? raw.join(',') : String(raw)).replace(/[\s,]/g, '') === '') {
+      throw new ConfigError(`${name} is set but empty: give a value, or unset it`)
+    }
+  }
   if (config.redisUrl !== undefined) checkRedisUrl(config.redisUrl)
   if (config.redisUrl !== undefined && config.stateFile !== undefined) {
     throw new ConfigError('GATE_STATE_FILE is for the memory store; it cannot be used with GATE_REDIS_URL')

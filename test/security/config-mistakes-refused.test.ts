@@ -131,3 +131,16 @@ test('a --config file that gives one setting under both its names stops serve', 
   assert.equal((outcome as { code: number }).code, 2)
   assert.match((outcome as { stderr: string }).stderr, /^job-token-gate: config file: mode and GATE_MODE are the same setting; keep one/)
 })
+
+test('a Redis setting that is set but empty stops serve instead of starting the memory store', async t => {
+  // GATE_REDIS_SENTINELS: "" (a Helm value left empty) started one memory store per replica.
+  const outcome = await serveOutcome(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_REDIS_SENTINELS: '' })
+  assert.equal(outcome.kind, 'refused')
+  assert.equal((outcome as { code: number }).code, 2)
+  assert.match((outcome as { stderr: string }).stderr, /^job-token-gate: GATE_REDIS_SENTINELS is set but empty/)
+  for (const name of ['GATE_REDIS_CLUSTER_NODES', 'GATE_REDIS_SENTINELS', 'GATE_STATE_FILE']) {
+    for (const value of ['', ' ', ' , ']) assert.throws(() => loadConfig({ [name]: value }), new RegExp(`^ConfigError: ${name} is set but empty`), `${name}=${JSON.stringify(value)}`)
+  }
+  assert.throws(() => loadConfig({}, { file: { redisSentinels: [] } }), /GATE_REDIS_SENTINELS is set but empty/)
+  assert.equal(loadConfig({}).redisSentinels.length, 0, 'unset: no Sentinels')
+})
