@@ -328,13 +328,15 @@ export function readConfigFile (path: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
   }
+  let value: unknown
   try {
-    const value = JSON.parse(text) as unknown
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object')
-    return value as Record<string, unknown>
-  } catch (err) {
-    throw new ConfigError(`config file ${path} must be a JSON object: ${(err as Error).message}`)
+    value = JSON.parse(text)
+  } catch {
+    // V8's message quotes the text around the error, which may be a token the file holds.
+    throw new ConfigError(`config file ${path} must be a JSON object: not valid JSON`)
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`config file ${path} must be a JSON object: not an object`)
+  return value as Record<string, unknown>
 }
 
 /** The settings as `serve --help` lists them. */

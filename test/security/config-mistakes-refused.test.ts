@@ -144,3 +144,17 @@ test('a Redis setting that is set but empty stops serve instead of starting the 
   assert.throws(() => loadConfig({}, { file: { redisSentinels: [] } }), /GATE_REDIS_SENTINELS is set but empty/)
   assert.equal(loadConfig({}).redisSentinels.length, 0, 'unset: no Sentinels')
 })
+
+test('a --config file that is not valid JSON stops serve without quoting the tokens it holds', async t => {
+  // V8's JSON.parse message quotes the text around the error: `..."ceToken": glpat-SECR"...`.
+  const dir = mkdtempSync(join(tmpdir(), 'config-json-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'gate.json')
+  writeFileSync(file, '{"upstreamUrl": "http://127.0.0.1:1", "serviceToken": glpat-s3cretservicetoken}')
+  const outcome = await serveOutcome(t, {}, ['--config', file])
+  assert.equal(outcome.kind, 'refused')
+  const { code, stderr } = outcome as { code: number, stderr: string }
+  assert.equal(code, 2)
+  assert.match(stderr, /^job-token-gate: config file .* must be a JSON object: not valid JSON/)
+  assert.doesNotMatch(stderr, /glpat|s3cret/)
+})
