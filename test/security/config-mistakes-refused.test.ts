@@ -4,6 +4,9 @@
 // - GATE_REDIS_URL was handed to ioredis unchecked, which reads an empty or host-less value as
 //   Redis on localhost:6379, database 0, and `rediss//...` as a Unix socket, whose failure
 //   printed the password in the URL; GATE_UPSTREAM_URL dropped a user and password silently.
+// - A *_MS delay over 2^31-1 ms ran after 1 ms; a --config file naming one setting twice kept
+//   one silently; an empty GATE_REDIS_SENTINELS started the memory store; a --config file that
+//   did not parse was refused with V8's message, which quotes the file, tokens included.
 // Each now stops the start with exit 2 and one line naming the variable, credentials left out.
 
 import { describe, test, type TestContext } from 'node:test'
@@ -32,8 +35,8 @@ async function serveOutcome (t: TestContext, env: Record<string, string>, args: 
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   return await new Promise<Outcome>((resolve, reject) => {
-    // A hang detector only: a refusal or the ready line comes within a few seconds.
-    const timer = setTimeout(() => { reject(new Error(`serve neither started nor exited: ${stderr}`)) }, 60_000)
+    // A hang detector only: a refusal or the ready line comes within seconds (half a minute on a loaded machine).
+    const timer = setTimeout(() => { reject(new Error(`serve neither started nor exited: ${stderr}`)) }, 300_000)
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString()
       const ready = stdout.split('\n').map(l => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } }).find(l => l.msg === 'job-token-gate ready')
