@@ -69,7 +69,7 @@ export function createVerificationKey (source: KeySource, options: KeyOptions = 
  * the answer); when to fetch is decided here, on the injected clock. A failed fetch keeps the
  * last good set: it verifies with those keys and, for a cooldown, does not ask the failing
  * endpoint again, so a JWKS outage neither rejects valid tokens nor adds a timeout to every
- * request.
+ * request. Without a last good set the cooldown holds too (503 meanwhile).
  */
 function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, cacheMaxAgeMs?: number, timeoutMs?: number }, options: KeyOptions): JWTVerifyGetKey {
   let url: URL
@@ -113,7 +113,12 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
   }
 
   return async (header, token) => {
-    if (good !== undefined && clock.now() - failedAt < cooldownMs) return await fromLastGood(good, header, token)
+    if (clock.now() - failedAt < cooldownMs) {
+      // Without keys to fall back on, still not asked again for a cooldown: a request carrying
+      // any JWT would otherwise make one fetch of a failing endpoint, at the sender's rate.
+      if (good === undefined) throw new KeysUnavailableError('the key set cannot be fetched (the last fetch failed)')
+      return await fromLastGood(good, header, token)
+    }
     try {
       let keys = good
       if (keys === undefined || clock.now() - keys.fetchedAt >= maxAgeMs) keys = await refresh()

@@ -16,7 +16,7 @@ import type { GrantStore } from '../../src/grants/store.ts'
 import { createJobResolver } from '../../src/identity/resolver.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createGate, type Gate } from '../../src/gate/server.ts'
-import { createStoreFromConfig } from '../../src/gate/deps.ts'
+import { createGitlabClientFromConfig, createResolverFromConfig, createStoreFromConfig } from '../../src/gate/deps.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab, type FakeGitlabOptions } from './fake-gitlab.ts'
 
 /** The form of a request id the gate makes (src/gate/request.ts): the process's random prefix, a count. */
@@ -133,7 +133,9 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     // Tests read the line of every request they send; the repeat window has its own tests
     // (test/observability/decision-log-repeats.test.ts).
     GATE_DECISION_LOG_REPEAT_WINDOW_MS: '0',
-    ...env
+    ...env,
+    // `{gitlab}` in GATE_JWT_KEY: the fake GitLab's URL (its JWKS is `{gitlab}/oauth/discovery/keys`).
+    ...(env.GATE_JWT_KEY === undefined ? {} : { GATE_JWT_KEY: env.GATE_JWT_KEY.replace('{gitlab}', gitlab.url) })
   })
   // GATE_REDIS_URL in env: the Redis store, as serve builds it; else the memory store.
   const store = config.redisUrl !== undefined ? await createStoreFromConfig(config) : await createMemoryStore()
@@ -145,8 +147,13 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
   const logs: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
   // The cache settings as serve passes them (GATE_IDENTITY_CACHE_*, GATE_NAMESPACE_CACHE_TTL_MS).
-  const resolver = createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken, cache: { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs } })
-  const gate = createGate(config, { store, resolver, logger })
+  // With GATE_JWT_KEY (a JWKS URL such as the fake's /oauth/discovery/keys): the client and the
+  // resolver as serve builds them, JWT checks included.
+  const client = config.jwtKey === undefined ? undefined : createGitlabClientFromConfig(config)
+  const resolver = client !== undefined
+    ? createResolverFromConfig(config, client)
+    : createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken, cache: { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs } })
+  const gate = createGate(config, { store, resolver, logger, ...(client === undefined ? {} : { gitlab: client }) })
   await gate.listen()
   t.after(() => gate.close(0))
   const api = gate.address()
