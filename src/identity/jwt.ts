@@ -73,8 +73,9 @@ export async function checkJwt (jwt: string, key: VerificationKey | undefined, o
     if (typeof payload.nbf === 'number' && payload.nbf > now + tolerance) throw new IdentityError('TOKEN_NOT_YET_VALID', 'JWT is not valid yet')
     if (options.issuer !== undefined && payload.iss !== options.issuer) throw new IdentityError('TOKEN_WRONG_ISSUER', 'JWT issuer does not match')
     if (audience !== undefined) {
-      const aud = typeof payload.aud === 'string' ? [payload.aud] : payload.aud ?? []
-      if (!aud.some(a => audience.includes(a))) throw new IdentityError('TOKEN_WRONG_AUDIENCE', 'JWT audience does not match')
+      // Unverified, so of any JSON type: only a string or an array of them is an audience.
+      const aud: unknown[] = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : []
+      if (!aud.some(a => typeof a === 'string' && audience.includes(a))) throw new IdentityError('TOKEN_WRONG_AUDIENCE', 'JWT audience does not match')
     }
     return payload
   }
