@@ -21,6 +21,8 @@ export interface JwtCheckOptions {
   readonly audience?: string | readonly string[] | null
   /** Allowed clock skew in seconds for exp/nbf. Default 0. */
   readonly clockToleranceSec?: number
+  /** Allowed clock skew in seconds for nbf alone, when larger than clockToleranceSec. */
+  readonly notBeforeToleranceSec?: number
   /** Epoch milliseconds that exp and nbf are checked against; tests pass one they move by hand. Default Date. */
   readonly clock?: Clock
 }
@@ -66,11 +68,12 @@ export async function checkJwt (jwt: string, key: VerificationKey | undefined, o
   if (typeof payload.exp !== 'number') throw new IdentityError('TOKEN_MALFORMED', 'JWT has no exp claim')
 
   const tolerance = options.clockToleranceSec ?? 0
+  const nbfTolerance = Math.max(tolerance, options.notBeforeToleranceSec ?? 0)
   const audience = options.audience === null || options.audience === undefined ? undefined : [...(typeof options.audience === 'string' ? [options.audience] : options.audience)]
   if (key === undefined) {
     const now = (options.clock ?? Date).now() / 1000
     if (payload.exp <= now - tolerance) throw new IdentityError('TOKEN_EXPIRED', 'JWT has expired')
-    if (typeof payload.nbf === 'number' && payload.nbf > now + tolerance) throw new IdentityError('TOKEN_NOT_YET_VALID', 'JWT is not valid yet')
+    if (typeof payload.nbf === 'number' && payload.nbf > now + nbfTolerance) throw new IdentityError('TOKEN_NOT_YET_VALID', 'JWT is not valid yet')
     if (options.issuer !== undefined && payload.iss !== options.issuer) throw new IdentityError('TOKEN_WRONG_ISSUER', 'JWT issuer does not match')
     if (audience !== undefined) {
       // Unverified, so of any JSON type: only a string or an array of them is an audience.
@@ -80,18 +83,21 @@ export async function checkJwt (jwt: string, key: VerificationKey | undefined, o
     return payload
   }
 
+  let verified: JWTPayload
   try {
-    const verified = await jwtVerify(jwt, key as Parameters<typeof jwtVerify>[1], {
+    // jose has one tolerance for exp and nbf: the larger one here, exp checked again below.
+    verified = (await jwtVerify(jwt, key as Parameters<typeof jwtVerify>[1], {
       algorithms: [...algorithms],
       issuer: options.issuer,
       audience,
-      clockTolerance: tolerance,
+      clockTolerance: nbfTolerance,
       currentDate: options.clock === undefined ? undefined : new Date(options.clock.now())
-    })
-    return verified.payload
+    })).payload
   } catch (err) {
     throw joseFailure(err)
   }
+  if ((verified.exp as number) <= (options.clock ?? Date).now() / 1000 - tolerance) throw new IdentityError('TOKEN_EXPIRED', 'JWT has expired')
+  return verified
 }
 
 /** The stable code for a jose (or key set) failure. */

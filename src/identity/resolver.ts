@@ -93,6 +93,8 @@ export function createJobResolver (options: JobResolverOptions): ClosableJobReso
 }
 
 const GITLAB_JOB_TOKEN_AUDIENCE = 'gitlab-authz-token'
+/** Clock skew allowed on a job token's nbf before GitLab is asked (it checks nbf itself). */
+const GITLAB_NBF_TOLERANCE_SEC = 60
 /** Deeper than GitLab's limit of 20 nested groups means a loop in the answers. */
 const MAX_GROUP_DEPTH = 21
 
@@ -133,6 +135,10 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     issuer: options.jwt?.issuer,
     audience: options.jwt?.audience === undefined ? GITLAB_JOB_TOKEN_AUDIENCE : options.jwt.audience,
     clockToleranceSec: options.jwt?.clockToleranceSec,
+    // GitLab writes nbf 5 s before it issues a token, on its own clock, and checks it again
+    // itself: refusing one here for a gate clock a little behind GitLab's refuses a token
+    // GitLab accepts (and remembers that for the negative TTL).
+    notBeforeToleranceSec: options.jwt?.notBeforeToleranceSec ?? GITLAB_NBF_TOLERANCE_SEC,
     clock: options.cache?.clock
   }
   const counters = identityCounters()
