@@ -65,7 +65,7 @@ export const SETTINGS = {
   jwtKey: { env: 'GATE_JWT_KEY', kind: 'string', description: 'PEM file, JWKS file or JWKS URL verifying job token JWTs' },
   jwtIssuer: { env: 'GATE_JWT_ISSUER', kind: 'string', description: 'expected iss of job token JWTs' },
   jwtAudience: { env: 'GATE_JWT_AUDIENCE', kind: 'string', description: 'expected aud of job token JWTs (local JWT resolver)' },
-  identityCacheTtlMs: { env: 'GATE_IDENTITY_CACHE_TTL_MS', kind: 'int', min: 0, default: '30000', description: "longest time a resolved job token is trusted (a finished job's token passes for at most this long)" },
+  identityCacheTtlMs: { env: 'GATE_IDENTITY_CACHE_TTL_MS', kind: 'int', min: 0, default: '30000', description: "longest time a resolved job token is trusted (a finished job's token passes for at most this long); 0: GitLab is asked on every request" },
   namespaceCacheTtlMs: { env: 'GATE_NAMESPACE_CACHE_TTL_MS', kind: 'int', min: 1, default: '60000', description: "how long a job project's path and ancestor groups, once read from GitLab, are kept: a project moved to another group stops being decided by the old group's allowlist entries within it" },
   identityCacheMaxTokens: { env: 'GATE_IDENTITY_CACHE_MAX_TOKENS', kind: 'int', min: 1, default: '10000', description: 'most resolved job tokens kept (about 360 bytes each); past it the least recently used is resolved again on its next request: keep it above the jobs that call the API at once' },
   identityTimeoutMs: { env: 'GATE_IDENTITY_TIMEOUT_MS', kind: 'int', min: 1, default: '5000', description: "timeout of one call to GitLab's API made by the gate itself (job token introspection, configuration API and role lookups)" },

@@ -18,7 +18,7 @@ import { jobTokenBody } from './token-shape.ts'
 import { IdentityError, isTransient, type ClosableJobResolver, type IdentityStats, type JobIdentity } from './types.ts'
 
 export interface IdentityCacheOptions {
-  /** Longest time a resolved token is trusted without asking again. Default 30 s. */
+  /** Longest time a resolved token is trusted without asking again. Default 30 s; 0 keeps none. */
   readonly tokenTtlMs?: number
   /** Most resolved tokens kept; the least recently used go first. Default 10,000. */
   readonly maxTokens?: number
@@ -108,12 +108,15 @@ interface ProjectInfo {
 
 /** Resolved tokens by hash; failures that say something about the token are remembered briefly. */
 function identityTokenCache (c: IdentityCacheOptions): ReturnType<typeof createTokenCache<JobIdentity>> {
+  const ttlMs = c.tokenTtlMs ?? 30_000
   return createTokenCache<JobIdentity>({
     max: c.maxTokens ?? 10_000,
-    ttlMs: c.tokenTtlMs ?? 30_000,
+    // 0 (GATE_IDENTITY_CACHE_TTL_MS=0): no resolved token is kept, GitLab is asked on every
+    // request; the loader cache takes a positive TTL, and a lifetime of 0 keeps nothing.
+    ttlMs: Math.max(1, ttlMs),
     negativeTtlMs: c.negativeTtlMs ?? 10_000,
     cacheableError: err => err instanceof IdentityError && !isTransient(err.code),
-    lifetimeOf: identity => identity.expiresAt === undefined ? undefined : identity.expiresAt - (c.clock ?? Date).now(),
+    lifetimeOf: identity => ttlMs === 0 ? 0 : identity.expiresAt === undefined ? undefined : identity.expiresAt - (c.clock ?? Date).now(),
     ...(c.clock === undefined ? {} : { clock: c.clock })
   })
 }
