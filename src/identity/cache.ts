@@ -73,6 +73,7 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   const failures = new LRUCache<string, { readonly error: unknown }>({ max, ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
   const loading = new Map<string, Promise<V>>()
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
+  const clock = options.clock ?? performance
 
   /** One load for key, shared by its callers; its outcome kept unless the cache was cleared meanwhile. */
   const start = (key: string, load: () => Promise<V>): Promise<V> => {
@@ -81,6 +82,9 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
       if (mine) loading.delete(key)
       return mine
     }
+    // A value's TTL runs from the start of its load: the answers it is made of (a job GitLab
+    // said was running) are that old already when a slow load ends.
+    const began = clock.now()
     let loaded: Promise<V>
     try {
       loaded = load()
@@ -88,7 +92,7 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
       loaded = Promise.reject(error)
     }
     const pending: Promise<V> = loaded.then(value => {
-      const ttl = Math.floor(Math.min(ttlMs, lifetimeOf(value) ?? Infinity))
+      const ttl = Math.floor(Math.min(ttlMs - (clock.now() - began), lifetimeOf(value) ?? Infinity))
       // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
       if (settled() && ttl >= 1) values.set(key, { value }, { ttl })
       return value
