@@ -1,10 +1,10 @@
 // The gate's own calls to GitLab's API: job introspection and namespace lookups for the identity
 // stage, project, group and user lookups for the configuration API and the package-rule role
 // checks, lists (one page or many) for the project resolvers. createGate builds one client per
-// gate and hands it to every caller; one undici Pool per GitLab, every call bounded by one
-// timeout, bodies read up to a limit, never retried, and counted by endpoint and outcome for
-// /metrics (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors;
-// this module only says whether GitLab answered and what.
+// gate and hands it to every caller; one undici Pool per GitLab, without a connection limit,
+// every call bounded by one timeout, bodies read up to a limit, never retried, and counted by
+// endpoint and outcome for /metrics (job_token_gate_gitlab_requests_total). Callers map an
+// answer to their own errors; this module only says whether GitLab answered and what.
 //
 // The forwarding of API traffic (src/proxy/forward.ts) keeps its own Pool on purpose: it is the
 // data path (streamed bodies of any size, the client's timeouts, its own pool metrics), and the
@@ -26,6 +26,11 @@ export interface GitlabClientOptions {
   readonly serviceToken?: string
   /** Bound on each call: connect, headers and body. Default 5 s. */
   readonly timeoutMs?: number
+  /**
+   * Most connections to GitLab; default none (no limit): anyone can make the gate ask GitLab
+   * (a new job token string is a /job call), and with a limit, that many calls GitLab is slow
+   * to answer held every other lookup in the queue until its timeout.
+   */
   readonly connections?: number
   /** Longest body read. Default 1 MiB; a longer one is an unavailable answer. */
   readonly maxResponseBytes?: number
@@ -108,7 +113,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const maxBytes = options.maxResponseBytes ?? 1 << 20
   const serviceToken = options.serviceToken === '' ? undefined : options.serviceToken
   const pool = new Pool(base.origin, {
-    connections: options.connections ?? 16,
+    connections: options.connections ?? null,
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs

@@ -146,7 +146,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   }
   const counters = identityCounters()
   const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh, clock: options.cache?.clock })
-  const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, connections: options.connections ?? 16 })
+  const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, ...(options.connections === undefined ? {} : { connections: options.connections }) })
   const c = options.cache ?? {}
   const tokens = identityTokenCache(c)
   const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 60_000, ...(c.clock === undefined ? {} : { clock: c.clock }) }

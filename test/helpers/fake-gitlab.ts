@@ -131,6 +131,10 @@ export interface FakeGitlab {
   delayMs: number
   /** Answer this status instead, per endpoint. */
   readonly failWith: Partial<Record<Endpoint, number>>
+  /** Endpoints whose requests are held unanswered (a GitLab that hangs) until release() or close(). */
+  readonly hold: Set<Endpoint>
+  /** Answers every held request. */
+  release (): void
   /** `GET /personal_access_tokens/self` calls, and a status to answer them with instead. */
   tokenSelfCalls: number
   tokenSelfFailWith: number | undefined
@@ -151,6 +155,7 @@ export function groupChain (...levels: Array<[number, string]>): FakeGroup[] {
 }
 
 export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise<FakeGitlab> {
+  const held: Array<() => void> = []
   const fake: Omit<FakeGitlab, 'url' | 'close'> = {
     serviceToken: options.serviceToken ?? 'glpat-service-token',
     jobs: new Map(Object.entries(options.jobs ?? {})),
@@ -168,6 +173,10 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
     failWith: {},
+    hold: new Set<Endpoint>(),
+    release () {
+      for (const answerHeld of held.splice(0)) answerHeld()
+    },
     tokenSelfCalls: 0,
     tokenSelfFailWith: undefined,
     resetCalls () {
@@ -455,7 +464,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (endpoint === null) req.url = sent
     if (endpoint !== null) fake.calls[endpoint]++
     if (endpoint !== null || options.fallback === undefined) req.resume()
-    if (fake.delayMs > 0) setTimeout(() => { answer(req, res, endpoint, id) }, fake.delayMs)
+    if (endpoint !== null && fake.hold.has(endpoint)) held.push(() => { answer(req, res, endpoint, id) })
+    else if (fake.delayMs > 0) setTimeout(() => { answer(req, res, endpoint, id) }, fake.delayMs)
     else answer(req, res, endpoint, id)
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -463,6 +473,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
   return Object.assign(fake, {
     url: `http://127.0.0.1:${port}`,
     close: async () => {
+      held.length = 0
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => { resolve() }))
     }

@@ -80,6 +80,8 @@ export interface TestGateOptions {
   readonly accessTokens?: FakeGitlabOptions['accessTokens']
   /** OAuth tokens of `users` and their scopes (fake-gitlab.ts oauthTokens). */
   readonly oauthTokens?: FakeGitlabOptions['oauthTokens']
+  /** The GitLab client and the resolver as serve builds them (always so with GATE_JWT_KEY). */
+  readonly asServe?: boolean
 }
 
 export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: TestGateOptions = {}): Promise<TestGate> {
@@ -147,9 +149,9 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
   const logs: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
   // The cache settings as serve passes them (GATE_IDENTITY_CACHE_*, GATE_NAMESPACE_CACHE_TTL_MS).
-  // With GATE_JWT_KEY (a JWKS URL such as the fake's /oauth/discovery/keys): the client and the
-  // resolver as serve builds them, JWT checks included.
-  const client = config.jwtKey === undefined ? undefined : createGitlabClientFromConfig(config)
+  // With GATE_JWT_KEY (a JWKS URL such as the fake's /oauth/discovery/keys) or asServe: the
+  // client and the resolver as serve builds them (JWT checks, GATE_IDENTITY_TIMEOUT_MS).
+  const client = config.jwtKey === undefined && options.asServe !== true ? undefined : createGitlabClientFromConfig(config)
   const resolver = client !== undefined
     ? createResolverFromConfig(config, client)
     : createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken, cache: { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs } })
