@@ -32,7 +32,8 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   const logger = pino({ name: 'job-token-gate', level: config.logLevel }, stdout)
   // One GitLab client for every caller (identity, configuration API, role checks); the gate closes it.
   const gitlab = createGitlabClientFromConfig(config)
-  const resolver = createResolverFromConfig(config, gitlab)
+  // A failed JWKS refresh is otherwise only a count in /metrics.
+  const resolver = createResolverFromConfig(config, gitlab, message => { logger.warn({ jwks: true }, message) })
   const store = await createStoreFromConfig(config)
   const gate = createGate(config, { store, resolver, gitlab, logger })
   try {

@@ -51,14 +51,19 @@ function keySource (value: string): KeySource {
   }
 }
 
-/** `gitlab`: the gate's GitLab client (createGitlabClientFromConfig); the resolver shares its Pool and counters and leaves closing it to the gate. */
-export function createResolverFromConfig (config: Config, gitlab: GitlabClient): ClosableJobResolver {
+/**
+ * `gitlab`: the gate's GitLab client (createGitlabClientFromConfig); the resolver shares its Pool
+ * and counters and leaves closing it to the gate. `onWarning`: told when a JWKS refresh fails
+ * (the URL and the failure, never a token).
+ */
+export function createResolverFromConfig (config: Config, gitlab: GitlabClient, onWarning?: (message: string) => void): ClosableJobResolver {
   const cache = { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs }
+  const warn = onWarning === undefined ? {} : { onWarning }
   if (config.identityResolver === 'jwt') {
     if (config.jwtIssuer === undefined || config.jwtAudience === undefined) {
       throw new ConfigError('GATE_JWT_ISSUER and GATE_JWT_AUDIENCE are required when GATE_IDENTITY_RESOLVER is jwt')
     }
-    return createJobResolver({ kind: 'jwt', key: keySource(config.jwtKey!), issuer: config.jwtIssuer, audience: config.jwtAudience, cache })
+    return createJobResolver({ kind: 'jwt', key: keySource(config.jwtKey!), issuer: config.jwtIssuer, audience: config.jwtAudience, cache, ...warn })
   }
   if (config.serviceToken === undefined) {
     throw new ConfigError('GATE_SERVICE_TOKEN is required by the introspection resolver (it reads job projects and their groups)')
@@ -69,6 +74,7 @@ export function createResolverFromConfig (config: Config, gitlab: GitlabClient):
     timeoutMs: config.identityTimeoutMs,
     gitlab,
     cache,
+    ...warn,
     ...(config.jwtKey === undefined ? {} : { jwt: { key: keySource(config.jwtKey) } })
   })
 }
