@@ -6,8 +6,10 @@
 // request from counts, wherever it was sent (headers, query, an inspected form/JSON/multipart
 // body: GitLab reads `private_token` and `access_token` from the body before the headers), and
 // each must belong to a Maintainer. Credentials that are not a user's (deploy tokens) cannot
-// prove a role and are refused; a request with no credential at all is left to GitLab, which
-// refuses anonymous writes.
+// prove a role and are refused. GitLab's API also signs a browser session in (the session cookie
+// with its CSRF token, last in its precedence): cookies GitLab signs a user in with are that
+// user's credential too. A request with no credential at all is left to GitLab, which refuses
+// anonymous writes.
 
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
@@ -24,7 +26,7 @@ export interface UserRoleCheck {
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. Only for
    * requests without a job token to a project package route.
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[] }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 /**
@@ -42,13 +44,22 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  */
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute): UserRoleCheck {
   return {
-    async check ({ match, credentials }) {
+    async check ({ match, credentials, cookie }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
       if (accessed.kind !== 'project_id' && accessed.kind !== 'project_path' && accessed.kind !== 'unknown') return null
-      if (credentials.length === 0) return null
-      const users = [...new Map(credentials.map(c => [c.secret, c])).values()]
+      // The cookies, as Puma hands them to Rails, stand for a session GitLab may sign in with.
+      const session: Credential[] = cookie === undefined ? [] : [{ secret: cookie, jobToken: false, source: 'header', where: SESSION }]
+      if (credentials.length === 0 && session.length === 0) return null
+      const users = [...new Map([...credentials, ...session].map(c => [c.secret, c])).values()]
+      /** Cookies that sign no user in are no credential (a load balancer's, a theme): asked once per request. */
+      let signedIn: Promise<boolean | 'unavailable'> | undefined
+      const noSession = async (credential: Credential): Promise<boolean | 'unavailable'> => {
+        if (credential.where !== SESSION) return false
+        const answer = await (signedIn ??= gitlab.signedIn(headerOf(credential)))
+        return answer === 'unavailable' ? answer : !answer
+      }
       const refusal = (projectId: number): { code: ErrorCode, message: string } => ({
         code: 'PACKAGE_MAINTAINER_ONLY',
         message: `403 Forbidden - only users with the Maintainer role or higher may ${route.packageOperation!} ${route.packageFormat} packages of project #${projectId} (job token permissions).`
@@ -58,6 +69,9 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         if (!maintainerRequired(route, await grants.get(projectId))) return null
         for (const credential of users) {
           if (credential.where === 'header:deploy-token') return refusal(projectId)
+          const skip = await noSession(credential)
+          if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
+          if (skip) continue
           const found = await gitlab.project(String(projectId), headerOf(credential), tokenKey(credential.secret))
           if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
           if (found.kind !== 'found' || found.accessLevel < MAINTAINER_ACCESS) return refusal(projectId)
@@ -87,6 +101,9 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       if (hinted !== null) candidates.add(hinted)
       for (const credential of users) {
         if (credential.where === 'header:deploy-token') continue
+        const skip = await noSession(credential)
+        if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
+        if (skip) continue
         const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind === 'found') candidates.add(found.id)
@@ -100,7 +117,10 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
   }
 }
 
+const SESSION = 'header:cookie'
+
 function headerOf (credential: Credential): Record<string, string> {
+  if (credential.where === SESSION) return { cookie: credential.secret }
   return credential.source === 'bearer' || /access_token|bearer_token/.test(credential.where)
     ? { authorization: `Bearer ${credential.secret}` }
     : { 'private-token': credential.secret }

@@ -15,7 +15,7 @@ import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
-import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent } from '../identity/credentials.ts'
+import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -313,7 +313,10 @@ const userRolesStage: Stage = (x, engine) => {
   const credentials = x.userCredentials
   if (credentials === null) return 'continue'
   if (x.match?.route.packageFormat !== undefined && engine.userRoles !== undefined) {
-    return engine.userRoles.check({ match: x.match, credentials }).then(refusal =>
+    // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
+    const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
+    const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+    return engine.userRoles.check({ match: x.match, credentials, ...cookie }).then(refusal =>
       refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
   }
   return NO_JOB_TOKEN

@@ -194,8 +194,16 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
   const unauthorized = { message: '401 Unauthorized' }
   const userOf = (req: IncomingMessage): FakeUser | undefined => {
     const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
-    const token = req.headers['private-token'] ?? bearer
+    const token = req.headers['private-token'] ?? bearer ?? sessionOf(req)
     return typeof token === 'string' ? options.users?.[token] : undefined
+  }
+  /** A signed-in browser session: the `_gitlab_session` cookie (names percent-decoded, as Rack reads them) holds a user's token. */
+  const sessionOf = (req: IncomingMessage): string | undefined => {
+    for (const pair of String(req.headers.cookie ?? '').split(/; */)) {
+      const at = pair.indexOf('=')
+      if (at > 0 && decodeURIComponent(pair.slice(0, at)) === '_gitlab_session') return pair.slice(at + 1)
+    }
+    return undefined
   }
 
   /** The endpoint a request is for, and the id in its path. */
@@ -247,6 +255,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         const owner = bearer === undefined ? undefined : options.users?.[bearer]
         if (scopes === undefined) send(res, 401, { error: 'invalid_token', error_description: 'The access token is invalid' })
         else send(res, 200, { resource_owner_id: owner?.id ?? null, scope: scopes, expires_in: 7200, application: { uid: 'fake-app' }, created_at: 1767225600, scopes, expires_in_seconds: 7200 })
+        return
+      }
+      // Cookies that hold no session: GitLab shows no user for them.
+      if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/user' && req.headers.cookie !== undefined && req.headers['private-token'] === undefined && req.headers.authorization === undefined) {
+        req.resume()
+        send(res, 401, unauthorized)
         return
       }
       if (options.fallback !== undefined) options.fallback(req, res)
