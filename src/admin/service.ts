@@ -111,7 +111,7 @@ export interface AdminService {
 
 const RETRIES = 10
 /** A group's (one segment or more) or project's full path, as GitLab spells them. */
-const TARGET_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/
+const TARGET_PATH = /^(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*)*$/
 
 function validationFailed (issues: readonly ValidationIssue[]): never {
   throw new AdminError('ADMIN_VALIDATION_FAILED', undefined, issues)

@@ -126,9 +126,11 @@ export function pathKey (path: string): string {
   return path.toLowerCase()
 }
 
-// GitLab namespace and project paths: letters, digits, '_', '-', '.'; segments joined by '/'.
-// Braces never occur, which keeps them safe inside Redis Cluster hash tags.
-const FULL_PATH = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/
+// GitLab namespace and project paths: letters, digits, '_', '-', '.', starting with any but '-'
+// (lib/gitlab/path_regex.rb: `acme/.dotfiles` is a project), never a dot segment; segments
+// joined by '/'. A path refused here resolves to no project, so it must not refuse one GitLab
+// routes to a project. Braces never occur, which keeps them safe inside Redis Cluster hash tags.
+const FULL_PATH = /^(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$/
 const MAX_PATH_LENGTH = 2048
 
 /** Whether `path` can be a GitLab full project path (anything else resolves to nothing). */
@@ -136,7 +138,7 @@ export function isFullPath (path: string): boolean {
   return path.length <= MAX_PATH_LENGTH && FULL_PATH.test(path)
 }
 
-const ROOT_PATH = /^[a-z0-9_][a-z0-9_.-]*$/
+const ROOT_PATH = /^(?!\.\.?$)[a-z0-9_.][a-z0-9_.-]*$/
 const MAX_ROOT_PATH_LENGTH = 255
 
 /** Whether `path` is a root namespace key: one lower-case path segment. */

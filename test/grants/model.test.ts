@@ -119,6 +119,6 @@ test('model: documents read back from a store are checked for shape only', () =>
 })
 
 test('model: full paths are GitLab paths', () => {
-  for (const ok of ['a/b', 'Acme.Corp/sub_group/my-app', 'g/s/s/s/p', '_x/y']) assert.ok(isFullPath(ok), ok)
-  for (const bad of ['', 'a', 'a/', '/a/b', 'a//b', 'a/-b', 'a/b c', 'a/b%2Fc', 'a/{b}', 'a/' + 'x'.repeat(3000)]) assert.ok(!isFullPath(bad), bad)
+  for (const ok of ['a/b', 'Acme.Corp/sub_group/my-app', 'g/s/s/s/p', '_x/y', 'acme/.dotfiles', '.hidden/app']) assert.ok(isFullPath(ok), ok)
+  for (const bad of ['', 'a', 'a/', '/a/b', 'a//b', 'a/-b', 'a/b c', 'a/b%2Fc', 'a/{b}', '../etc', 'a/./b', 'a/..', 'a/' + 'x'.repeat(3000)]) assert.ok(!isFullPath(bad), bad)
 })
