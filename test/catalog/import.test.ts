@@ -20,16 +20,16 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without) and 71 authenticate_with routes', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without) and 72 authenticate_with routes', () => {
   const { routes } = loadCatalog()
   const pages = routes.filter(r => r.authenticateWith !== true)
   assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
   assert.equal(pages.filter(r => r.skipPolicies).length, 29)
   const fromSource = routes.filter(r => r.authenticateWith === true)
-  assert.equal(fromSource.length, 71)
+  assert.equal(fromSource.length, 72)
   assert.ok(fromSource.every(r => !r.skipPolicies))
   // Only Cargo's routes set job_token_policies; the rest have none.
-  assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(7).fill('cargo'))
+  assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(8).fill('cargo'))
   const en = parseDocsPage(EN.text)
   const ja = parseDocsPage(JA.text)
   assert.equal(en.length, 185)
