@@ -23,7 +23,16 @@
 // serve a recent entry or fail closed. A separate subscriber connection receives invalidations;
 // every time it subscribes again after losing the connection it reports a reset, because
 // messages published meanwhile are lost.
+//
+// Under Sentinel a master that hangs keeps its connections open, so ioredis would stay on it
+// after Sentinel promotes its replica, and read its old data once it wakes. The store asks the
+// sentinels who the master is every second and whenever one announces `+switch-master`, drops
+// connections that are elsewhere (ioredis then asks the sentinels again), and takes no answer
+// from a node the sentinels do not name; after a master went silent it takes none until a
+// sentinel, asked after the answer came, names that master still.
 
+import { isIP, type Socket } from 'node:net'
+import { lookup } from 'node:dns/promises'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
@@ -142,6 +151,8 @@ const SLOTS_REFRESH_MS = 1000
 // How often the subscriber makes sure its node still answers (a PING, which a subscribed
 // connection may send); no answer within the command timeout and it starts again elsewhere.
 const HEARTBEAT_MS = 1000
+// Sentinel: how often the sentinels are asked who the master is.
+const SENTINEL_POLL_MS = 1000
 
 interface Scripts {
   jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
@@ -176,6 +187,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(options.tls === true ? { tls: {} } : {}),
+    // A connection dropped on purpose (a silent node, a demoted master) is torn down after this
+    // long even if the other end, hung, never closes its side.
+    disconnectTimeout: commandTimeout,
     // Reconnect quickly: while Redis is away every uncached decision fails closed.
     retryStrategy: (times: number) => Math.min(times * 50, 500)
   }
@@ -188,6 +202,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         ...extra,
         sentinels: options.sentinels!.map(n => ({ host: n.host, port: n.port })),
         name: options.sentinelName!,
+        // A sentinel that accepts the connection but never answers must not hold up finding
+        // the master: give up on it and ask the next.
+        sentinelCommandTimeout: commandTimeout,
         ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {})
       })
     }
@@ -214,6 +231,10 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   const scripts = client as unknown as Scripts
   const usage = createRedisUsage(client, keys.grants)
 
+  // Sentinel: a non-zero number while the master has gone without answering (a command or the
+  // subscriber's PING timed out) and no sentinel has named it master since it answered again.
+  let silences = 0
+  let silentSince = 0
   const subscriber = createSubscriber({
     channel: keys.channel,
     // Cluster: PUBLISH reaches every node, so any one node will do; rotate when one is lost.
@@ -227,15 +248,38 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     onMessage: text => listeners.emit(decodeInvalidation(text)),
     onResubscribed: () => listeners.emit({ kind: 'reset', reason: 'invalidation subscription re-established' }),
     onError: message => { lastError = message },
+    onSilent: () => { silentSince = ++silences },
     isClosing: () => closing,
     heartbeatMs: HEARTBEAT_MS
   })
 
+  const watch = mode === 'sentinel'
+    ? createSentinelWatch({
+      sentinels: options.sentinels!,
+      name: options.sentinelName!,
+      ...(options.sentinelPassword !== undefined ? { password: options.sentinelPassword } : {}),
+      connectTimeout,
+      commandTimeout,
+      pollMs: SENTINEL_POLL_MS,
+      heartbeatMs: HEARTBEAT_MS,
+      onMaster: master => {
+        // Connections still on a node that is no longer the master are dropped; ioredis finds
+        // the master through the sentinels when it connects again.
+        const on = (client as Redis)
+        if ((on.status === 'ready' || on.status === 'connect') && !onNode(on.stream, master)) on.disconnect(true)
+        subscriber.leaveUnless(stream => onNode(stream, master))
+      },
+      onError: message => { lastError = message },
+      isClosing: () => closing
+    })
+    : undefined
+
   try {
-    await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout)])
+    await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout), watch?.ask()])
   } catch (err) {
     closing = true
     subscriber.close()
+    watch?.close()
     client.disconnect()
     throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${(err as Error).message}`, { cause: err })
   }
@@ -243,13 +287,41 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   // Turns an ioredis failure into the error the cache knows to treat as "store down".
   async function call<T> (what: string, run: () => Promise<T>): Promise<T> {
     if (closing) throw new GrantsStoreUnavailableError('store is closed')
+    const stream = watch === undefined ? undefined : (client as Redis).stream
+    let result: T
     try {
-      return await run()
+      result = await run()
     } catch (err) {
       if (err instanceof GrantsError) throw err
       lastError = (err as Error).message
+      if (watch !== undefined && /timed out/i.test(lastError)) silentSince = ++silences
       throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
     }
+    if (watch !== undefined) await vouch(what, watch, stream)
+    return result
+  }
+
+  /**
+   * Sentinel: the answers just read came from the master the sentinels name. After a silence
+   * that master may have been replaced while it hung and be answering with its old data, so a
+   * sentinel is asked again, after the answer came.
+   */
+  async function vouch (what: string, sentinels: SentinelWatch, stream: Socket | undefined): Promise<void> {
+    const answered = performance.now()
+    const doubt = silentSince
+    let master = sentinels.last()
+    if (doubt !== 0 || master === undefined) {
+      try {
+        master = await sentinels.ask(answered)
+      } catch (err) {
+        lastError = (err as Error).message
+        throw new GrantsStoreUnavailableError(`${what}: the master went silent and no sentinel confirms it is still the master: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    if (stream === undefined || stream !== (client as Redis).stream || !onNode(stream, master)) {
+      throw new GrantsStoreUnavailableError(`${what}: answered by ${stream?.remoteAddress ?? '?'}:${stream?.remotePort ?? '?'}, not the master the sentinels name (${master.host}:${master.port})`)
+    }
+    if (doubt !== 0 && silentSince === doubt) silentSince = 0
   }
 
   /** An audit stream, newest first; a page is read from the top, so deep pages read more (pages are small). */
@@ -392,6 +464,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       closing = true
       listeners.clear()
       subscriber.close()
+      watch?.close()
       await client.quit().catch(() => client.disconnect())
     }
   }
@@ -425,9 +498,20 @@ interface SubscriberOptions {
   readonly onMessage: (text: string) => void
   readonly onResubscribed: () => void
   readonly onError: (message: string) => void
+  /** The node did not answer a PING in time. */
+  readonly onSilent?: () => void
   readonly isClosing: () => boolean
   /** Interval of the liveness check (PING, answered within the connection's command timeout). */
   readonly heartbeatMs: number
+}
+
+interface Subscriber {
+  ready: (timeoutMs: number) => Promise<void>
+  subscribed: () => boolean
+  address: () => string
+  /** Drops the connection (a new one follows) unless its socket passes `keep`; not while connecting. */
+  leaveUnless: (keep: (stream: Socket) => boolean) => void
+  close: () => void
 }
 
 /**
@@ -439,7 +523,7 @@ interface SubscriberOptions {
  * command timeout drops the connection, and the next one (another cluster node; the current
  * master under Sentinel) reports a reset.
  */
-function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: number) => Promise<void>, subscribed: () => boolean, address: () => string, close: () => void } {
+function createSubscriber (options: SubscriberOptions): Subscriber {
   let attempt = 0
   let subscribedNow = false
   let everSubscribed = false
@@ -468,6 +552,7 @@ function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: num
       conn.ping().catch((err: Error) => {
         if (conn !== connection || options.isClosing()) return
         options.onError(`subscriber: no answer to PING (${err.message}), connecting again`)
+        options.onSilent?.()
         subscribedNow = false
         conn.disconnect()
       })
@@ -501,9 +586,151 @@ function createSubscriber (options: SubscriberOptions): { ready: (timeoutMs: num
       if (socket?.remoteAddress !== undefined) return `${socket.remoteAddress}:${socket.remotePort ?? ''}`
       return `${connection.options.host ?? ''}:${connection.options.port ?? ''}`
     },
+    leaveUnless (keep) {
+      const conn = connection
+      if ((conn.status === 'ready' || conn.status === 'connect') && !keep(conn.stream)) {
+        subscribedNow = false
+        conn.disconnect()
+      }
+    },
     close () {
       subscribedNow = false
       connection.disconnect()
+    }
+  }
+}
+
+/** A master as a sentinel names it, with the addresses a socket to it can have. */
+interface MasterAddress { readonly host: string, readonly port: number, readonly ips: readonly string[] }
+
+function plainIp (ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip
+}
+
+function onNode (stream: Socket | undefined, master: MasterAddress): boolean {
+  const remote = stream?.remoteAddress
+  return remote !== undefined && stream!.remotePort === master.port && master.ips.includes(plainIp(remote))
+}
+
+interface SentinelWatchOptions {
+  readonly sentinels: readonly RedisNode[]
+  readonly name: string
+  readonly password?: string
+  readonly connectTimeout: number
+  /** Each sentinel gets this long to answer before the next is asked. */
+  readonly commandTimeout: number
+  readonly pollMs: number
+  readonly heartbeatMs: number
+  /** Every answer, in the order the questions were asked. */
+  readonly onMaster: (master: MasterAddress) => void
+  readonly onError: (message: string) => void
+  readonly isClosing: () => boolean
+}
+
+interface SentinelWatch {
+  /** The master a sentinel named in answer to a question asked at or after `since` (performance.now()). */
+  ask: (since?: number) => Promise<MasterAddress>
+  /** The latest answer. */
+  last: () => MasterAddress | undefined
+  close: () => void
+}
+
+/**
+ * Who the sentinels say the master is: asked every pollMs, and at once when the sentinel it
+ * listens to announces `+switch-master` for the name (or it listens again after losing the
+ * connection, when an announcement may have been missed). One sentinel at a time; one that
+ * fails or does not answer within the command timeout is left for the next.
+ */
+function createSentinelWatch (options: SentinelWatchOptions): SentinelWatch {
+  const { sentinels, name } = options
+  let index = 0
+  let conn: Redis | undefined
+  let inflight: { sentAt: number, answer: Promise<MasterAddress> } | undefined
+  let latest: { sentAt: number, master: MasterAddress } | undefined
+  let closed = false
+
+  function connect (node: RedisNode, extra: RedisOptions): Redis {
+    const c = new Redis({
+      host: node.host,
+      port: node.port,
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      connectTimeout: options.connectTimeout,
+      commandTimeout: options.commandTimeout,
+      disconnectTimeout: options.commandTimeout,
+      maxRetriesPerRequest: 0,
+      ...extra
+    })
+    c.on('error', (err: Error) => options.onError(`sentinel ${node.host}:${node.port}: ${err.message}`))
+    return c
+  }
+
+  async function askSentinels (): Promise<MasterAddress> {
+    let failure: unknown
+    for (let tried = 0; tried < sentinels.length; tried++) {
+      if (closed) break
+      const node = sentinels[index % sentinels.length]!
+      conn ??= connect(node, { enableReadyCheck: false, retryStrategy: () => null })
+      const c = conn
+      try {
+        const reply = await c.call('SENTINEL', 'get-master-addr-by-name', name)
+        if (!Array.isArray(reply) || reply.length < 2) throw new Error(`sentinel ${node.host}:${node.port} knows no master ${name}`)
+        const host = String(reply[0])
+        const port = Number(reply[1])
+        const ips = isIP(host) !== 0 ? [plainIp(host)] : (await lookup(host, { all: true })).map(a => plainIp(a.address))
+        return { host, port, ips }
+      } catch (err) {
+        failure = err
+        if (conn === c) {
+          c.disconnect()
+          conn = undefined
+          index++
+        }
+      }
+    }
+    throw new Error(`no sentinel named the master: ${failure instanceof Error ? failure.message : 'closed'}`)
+  }
+
+  function ask (since = performance.now()): Promise<MasterAddress> {
+    if (inflight !== undefined && inflight.sentAt >= since) return inflight.answer
+    const sentAt = performance.now()
+    const answer = askSentinels().then(master => {
+      // An older question answered late says nothing newer than what is known.
+      if (latest === undefined || latest.sentAt <= sentAt) {
+        latest = { sentAt, master }
+        if (!closed) options.onMaster(master)
+      }
+      return master
+    })
+    const entry = { sentAt, answer }
+    inflight = entry
+    answer.then(() => {}, () => {}).finally(() => { if (inflight === entry) inflight = undefined })
+    return answer
+  }
+  const askQuietly = (): void => { if (!closed) ask().catch(() => {}) }
+
+  const poll = setInterval(() => { if (inflight === undefined) askQuietly() }, options.pollMs)
+  poll.unref()
+
+  const announcements = createSubscriber({
+    channel: '+switch-master',
+    connect: attempt => connect(sentinels[attempt % sentinels.length]!, { autoResubscribe: false, retryStrategy: times => (times > 3 ? null : times * 50) }),
+    // "<name> <old ip> <old port> <new ip> <new port>"
+    onMessage: text => { if (text.split(' ')[0] === name) askQuietly() },
+    onResubscribed: askQuietly,
+    onError: message => options.onError(`sentinel announcements: ${message}`),
+    isClosing: () => closed || options.isClosing(),
+    heartbeatMs: options.heartbeatMs
+  })
+
+  return {
+    ask,
+    last: () => latest?.master,
+    close () {
+      closed = true
+      clearInterval(poll)
+      announcements.close()
+      conn?.disconnect()
+      conn = undefined
     }
   }
 }

@@ -45,10 +45,7 @@ async function freezeAndRevoke (gate: Replica, oldMaster: RedisServer, promoted:
   assert.equal((await gate.decide(job, 60)).reason, 'NOT_ALLOWLISTED')
 }
 
-// Not yet: the ioredis Sentinel client stays on a master that hangs (see the review report);
-// ioredis's failoverDetector follows +switch-master but can end a client for good when the
-// announcement interrupts a connection attempt, and leaks sentinel connections on close.
-test('sentinel: a hung master is left for the promoted replica, and its stale copy is never read', { skip: 'Sentinel client does not leave a hung master yet' }, async () => {
+test('sentinel: a hung master is left for the promoted replica, and its stale copy is never read', async () => {
   const master = await startRedis({ after })
   const replica = await startRedis({ after }, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
   const sentinel = await startRedis({ after }, { sentinel: { masterName: 'hung', masterPort: master.port } })
@@ -60,6 +57,85 @@ test('sentinel: a hung master is left for the promoted replica, and its stale co
   assert.equal((await gate.store.health()).subscribedTo, `127.0.0.1:${master.port}`, 'health names the node the subscriber is on')
   await freezeAndRevoke(gate, master, () => /^master/.test(replica.cli('role')), options)
   assert.equal((await gate.store.health()).subscribedTo, `127.0.0.1:${replica.port}`)
+  await hearsWrites(gate)
+})
+
+/** A write on the master the gate follows now reaches its cache as an invalidation. */
+async function hearsWrites (gate: Replica): Promise<void> {
+  const heard = gate.cache.stats().invalidationsReceived
+  await gate.store.put(allowing(60, [63]))
+  await eventually(() => gate.cache.stats().invalidationsReceived > heard, { message: 'the invalidation of a write on the new master' })
+}
+
+/** Three sentinels of `master` under `name`, once each knows the two others. */
+async function threeSentinels (name: string, master: RedisServer): Promise<[RedisServer, RedisServer, RedisServer]> {
+  const sentinels: RedisServer[] = []
+  for (let i = 0; i < 3; i++) sentinels.push(await startRedis({ after }, { sentinel: { masterName: name, masterPort: master.port } }))
+  for (const s of sentinels) {
+    await eventually(() => /num-other-sentinels\n2\n/.test(s.cli('sentinel', 'master', name)), { timeoutMs: 30_000, intervalMs: 100, message: 'the sentinels knowing each other' })
+  }
+  return sentinels as [RedisServer, RedisServer, RedisServer]
+}
+
+test('sentinel: a sentinel that hangs with the master is left for the others', async () => {
+  const master = await startRedis({ after })
+  const replica = await startRedis({ after }, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
+  const [hung, ...others] = await threeSentinels('hungsentinel', master)
+  const all = [hung, ...others].map(s => ({ host: s.host, port: s.port }))
+  const options: RedisStoreOptions = { sentinels: all, sentinelName: 'hungsentinel', keyPrefix: 'hungsentinel', commandTimeoutMs: 300 }
+  const gate = await createReplica(options, cacheOptions)
+  after(() => gate.close())
+  await gate.store.put(allowing(60, [61]))
+  await eventually(() => replica.cli('hget', 'hungsentinel:{p:60}:grants', 'version').trim() === '1', { message: 'the replica catching up' })
+  // The first sentinel the gate asks accepts connections and never answers.
+  hung.pause()
+  after(() => hung.resume())
+  await freezeAndRevoke(gate, master, () => /^master/.test(replica.cli('role')), { ...options, sentinels: all.slice(1) })
+  assert.equal((await gate.store.health()).subscribedTo, `127.0.0.1:${replica.port}`)
+  await hearsWrites(gate)
+})
+
+test('sentinel: while the gate cannot hear of the promotion, the woken master\'s copy is not read', async () => {
+  const master = await startRedis({ after })
+  const replica = await startRedis({ after }, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
+  // The gate asks one sentinel, which hangs with the master; the two others promote the replica
+  // (a majority of three) and the gate hears nothing of it.
+  const [asked, ...others] = await threeSentinels('deafsentinel', master)
+  const options: RedisStoreOptions = { sentinels: [{ host: asked.host, port: asked.port }], sentinelName: 'deafsentinel', keyPrefix: 'deaf', commandTimeoutMs: 300 }
+  const gate = await createReplica(options, cacheOptions)
+  after(() => gate.close())
+  await gate.store.put(allowing(60, [61]))
+  await eventually(() => replica.cli('hget', 'deaf:{p:60}:grants', 'version').trim() === '1', { message: 'the replica catching up' })
+  assert.equal((await gate.decide(job, 60)).allow, true)
+
+  asked.pause()
+  after(() => asked.resume())
+  master.pause()
+  after(() => master.resume())
+  await eventually(() => /^master/.test(replica.cli('role')), { timeoutMs: 30_000, intervalMs: 100, message: 'the replica promoted' })
+  const writer = await eventually(async () => await createRedisStore({ ...options, sentinels: others.map(s => ({ host: s.host, port: s.port })) }), { timeoutMs: 20_000, intervalMs: 100, message: 'a second gate connecting' })
+  after(() => writer.close())
+  await eventually(async () => { await writer.put(allowing(60, [62])); return true }, { timeoutMs: 20_000, intervalMs: 100, message: 'the removal written on the new master' })
+  // The gate has seen the master go silent: its cached allow runs out, then every read fails.
+  await eventually(async () => (await gate.decide(job, 60).catch(() => null)) === null, { timeoutMs: 15_000, intervalMs: 50, message: 'the gate failing closed while the master hangs' })
+
+  // The old master wakes up still master, with the entry, and the gate's connections are on it:
+  // without a sentinel to confirm it is still the master, nothing it answers is taken.
+  master.resume()
+  const allowed: number[] = []
+  const woke = performance.now()
+  await eventually(async () => {
+    const decision = await gate.decide(job, 60).catch(() => null)
+    if (decision?.allow === true) allowed.push(Math.round(performance.now() - woke))
+    return !/^master/.test(master.cli('role'))
+  }, { timeoutMs: 30_000, intervalMs: 50, message: 'the old master demoted' })
+  assert.deepEqual(allowed, [], 'no allow from the old master\'s copy after it woke up (ms after waking)')
+
+  // Once its sentinel answers again the gate follows the new master.
+  asked.resume()
+  await eventually(async () => (await gate.decide(job, 60).catch(() => null))?.reason === 'NOT_ALLOWLISTED', { timeoutMs: 30_000, intervalMs: 50, message: 'the gate following the new master' })
+  await eventually(async () => (await gate.store.health()).subscribedTo === `127.0.0.1:${replica.port}`, { timeoutMs: 15_000, intervalMs: 100, message: 'the subscription on the new master' })
+  await hearsWrites(gate)
 })
 
 test('cluster: a hung master is left for the promoted replica, and its stale copy is never read', async () => {
