@@ -23,6 +23,7 @@ import type { Found, ProjectFinder } from '../projects/finder.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
+import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
@@ -312,11 +313,15 @@ function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequ
 const userRolesStage: Stage = (x, engine) => {
   const credentials = x.userCredentials
   if (credentials === null) return 'continue'
-  if (x.match?.route.packageFormat !== undefined && engine.userRoles !== undefined) {
+  if (engine.userRoles === undefined) return NO_JOB_TOKEN
+  const canonical = x.canonical!
+  // A package write the catalog misses is held to its format's rule all the same.
+  const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
+  if (match?.route.packageFormat !== undefined) {
     // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
     const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
     const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
-    return engine.userRoles.check({ match: x.match, credentials, ...cookie }).then(refusal =>
+    return engine.userRoles.check({ match, credentials, ...cookie }).then(refusal =>
       refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
   }
   return NO_JOB_TOKEN
