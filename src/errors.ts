@@ -27,6 +27,9 @@ export const errors = {
   JOB_TOKEN_NOT_ACCEPTED: { status: 401, message: '401 Unauthorized' },
   JOB_TOKEN_IN_BODY: { status: 403, message: '403 Forbidden - this endpoint does not accept CI/CD job tokens, and the gate does not rewrite request bodies: send the request without the job token in its body' },
   NON_API_JOB_TOKEN: { status: 403, message: '403 Forbidden - CI/CD job tokens are not accepted outside the API here' },
+  // A job token on a path holding /api/v4 under another root than the configured one: GitLab may
+  // serve its API there (GATE_RELATIVE_URL_ROOT unset or wrong), where no route would be decided.
+  API_PATH_OUTSIDE_ROOT: { status: 403, message: '403 Forbidden - this path is outside the API root the job token gate serves: a CI/CD job token is not accepted here' },
   // Finding the accessed project of group and instance routes (src/projects/): GitLab gave no
   // usable answer. Never an allow.
   PROJECT_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project this request touches cannot be looked up in GitLab right now; try again later' },

@@ -1,0 +1,48 @@
+// Finding: with GitLab under a relative URL root (/gitlab) and GATE_RELATIVE_URL_ROOT not set (or
+// set to another root), `/gitlab/api/v4/...` is no API path to the gate: a job token there was
+// forwarded as NON_API_PATH, undecided, while GitLab served its API there. (The introspection
+// resolver then failed closed, its own calls missing the root; the local JWT resolver, which
+// calls nothing, did not.) A job token on a path holding /api/v4 outside the configured root is
+// now refused; git over HTTP and the configured root are unchanged.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+const job = { 'job-token': TOKENS.app }
+
+test('a job token on /api/v4 under a root the gate was not given is refused, not forwarded', async (t) => {
+  const g = await startTestGate(t)
+  for (const path of ['/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', '/gitlab/%61pi/v4/projects/300/deployments', '/a/b/api/v4']) {
+    const res = await send(g.url, 'PUT', path, job, 'x')
+    assert.equal(res.status, 403, `${path}: ${res.text}`)
+    assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT')
+  }
+  assert.equal(g.seen.length, 0, 'nothing was forwarded')
+  // Not every path outside the API: git over HTTP is still GitLab's (GATE_NON_API_JOB_TOKENS).
+  const git = await send(g.url, 'GET', '/acme/lib.git/info/refs?service=git-upload-pack', job)
+  assert.equal(git.status, 200)
+  // Without a job token, nothing changes.
+  assert.equal((await send(g.url, 'GET', '/gitlab/api/v4/projects/300', {})).status, 200)
+})
+
+test('with a root configured, /api/v4 outside it is refused and inside it decided', async (t) => {
+  const g = await startTestGate(t, { GATE_RELATIVE_URL_ROOT: '/gitlab' })
+  const outside = await send(g.url, 'GET', '/api/v4/projects/200/packages', job)
+  assert.equal(outside.status, 403)
+  assert.equal(outside.json().code, 'API_PATH_OUTSIDE_ROOT')
+  const inside = await send(g.url, 'GET', '/gitlab/api/v4/projects/200/packages', job)
+  assert.equal(inside.status, 200, inside.text)
+  const denied = await send(g.url, 'PUT', '/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', job, 'x')
+  assert.equal(denied.status, 403)
+  assert.notEqual(denied.json().code, 'API_PATH_OUTSIDE_ROOT')
+})
+
+test('forward-auth refuses it too', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const res = await send(auth, 'GET', '/', { 'x-original-method': 'GET', 'x-original-uri': '/gitlab/api/v4/projects/300/deployments', ...job })
+  assert.equal(res.status, 403)
+  assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT')
+})
