@@ -62,6 +62,9 @@ test('sentinel: a hung master is left for the promoted replica, and its stale co
 
 /** A write on the master the gate follows now reaches its cache as an invalidation. */
 async function hearsWrites (gate: Replica): Promise<void> {
+  // The subscriber may be connected and not yet subscribed again (a message published then is
+  // lost, and its resubscription reports a reset instead): wait for the subscription itself.
+  await eventually(async () => (await gate.store.health()).subscribed === true, { timeoutMs: 15_000, intervalMs: 100, message: 'the subscription established' })
   const heard = gate.cache.stats().invalidationsReceived
   await gate.store.put(allowing(60, [63]))
   await eventually(() => gate.cache.stats().invalidationsReceived > heard, { message: 'the invalidation of a write on the new master' })
