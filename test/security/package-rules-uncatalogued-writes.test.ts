@@ -6,21 +6,16 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { startTestGate, type TestGate } from '../helpers/gate.ts'
+import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
+import { send } from '../helpers/http.ts'
+import type { TestGate } from '../helpers/gate.ts'
 
-const DEV = 'glpat-developer-of-acme-lib'
-const MAINTAINER = 'glpat-maintainer-of-acme-lib'
-
+/** acme/lib (200) keeps Cargo and generic writes, and npm deletes, to Maintainers. */
 async function world (t: TestContext): Promise<TestGate> {
-  const g = await startTestGate(t, {}, {
-    users: {
-      [DEV]: { id: 90, username: 'dev', access: { 200: 30 } },
-      [MAINTAINER]: { id: 91, username: 'lead', access: { 200: 40 } }
-    }
-  })
-  // acme/lib (200) keeps Cargo and RubyGems-free generic writes to Maintainers, and deletes of npm.
-  const { version: _version, ...doc } = (await g.store.get(200))!
-  await g.store.put({ ...doc, packageRules: { cargo: { write: 'maintainer' }, generic: { write: 'maintainer' }, npm: { delete: 'maintainer' } } })
+  const g = await adminGate(t)
+  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { cargo: { write: 'maintainer' }, generic: { write: 'maintainer' }, npm: { delete: 'maintainer' } } }))
+  assert.equal(patch.status, 200, patch.text)
   return g
 }
 
@@ -34,19 +29,21 @@ const WRITES: ReadonlyArray<readonly [string, string]> = [
 
 test('a package write the catalog does not list is held to its format\'s rule', async (t) => {
   const g = await world(t)
+  const before = g.seen.length
   for (const [method, path] of WRITES) {
-    const res = await fetch(g.url + path, { method, headers: { 'private-token': DEV } })
+    const res = await fetch(g.url + path, { method, headers: { 'private-token': USERS.developer } })
     const body = await res.json() as { code?: string }
     assert.equal(res.status, 403, `${method} ${path}: ${JSON.stringify(body)}`)
     assert.equal(body.code, 'PACKAGE_MAINTAINER_ONLY', `${method} ${path}`)
   }
-  assert.deepEqual(g.seen.map(s => `${s.method} ${s.url}`), [], 'nothing reached GitLab')
+  assert.deepEqual(g.seen.slice(before).map(s => `${s.method} ${s.url}`), [], 'nothing reached GitLab')
 })
 
 test('Maintainers, reads and formats without a rule are GitLab\'s', async (t) => {
   const g = await world(t)
+  const before = g.seen.length
   for (const [method, path] of WRITES) {
-    const res = await fetch(g.url + path, { method, headers: { 'private-token': MAINTAINER } })
+    const res = await fetch(g.url + path, { method, headers: { 'private-token': USERS.maintainer } })
     assert.equal(res.status, 200, `${method} ${path}`)
   }
   const others: ReadonlyArray<readonly [string, string]> = [
@@ -58,8 +55,8 @@ test('Maintainers, reads and formats without a rule are GitLab\'s', async (t) =>
     ['PUT', '/api/v4/projects/200/variables/X']
   ]
   for (const [method, path] of others) {
-    const res = await fetch(g.url + path, { method, headers: { 'private-token': DEV } })
+    const res = await fetch(g.url + path, { method, headers: { 'private-token': USERS.developer } })
     assert.equal(res.status, 200, `${method} ${path}`)
   }
-  assert.equal(g.seen.length, WRITES.length + others.length)
+  assert.equal(g.seen.length - before, WRITES.length + others.length)
 })
