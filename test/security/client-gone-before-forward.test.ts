@@ -30,15 +30,23 @@ test('a client gone while the gate decides: nothing is forwarded, nothing is hel
     GATE_UPSTREAM_HEADERS_TIMEOUT_MS: '1000',
     GATE_UPSTREAM_BODY_TIMEOUT_MS: '1000'
   })
-  // The job token's lookup takes 300 ms; the client leaves after 50.
-  g.gitlab.delayMs = 300
+  // The job token's lookup is held while the clients leave: each request is in the gate,
+  // waiting on it, before its client goes, however slowly a busy machine runs.
+  g.gitlab.hold.add('job')
   const port = Number(new URL(g.url).port)
+  const sockets = []
   for (let i = 0; i < 3; i++) {
     const socket = connect(port, '127.0.0.1')
     socket.on('error', () => {})
     socket.write(`DELETE /api/v4/projects/100/packages/generic/p/1.0/f${i}.bin HTTP/1.1\r\nHost: gitlab.example\r\nJOB-TOKEN: ${TOKENS.app}\r\n\r\n`)
-    setTimeout(() => socket.destroy(), 50)
+    sockets.push(socket)
   }
+  await eventually(() => g.gate.inFlight() === 3 && g.gitlab.calls.job > 0, { message: 'the three requests waiting on the lookup' })
+  for (const socket of sockets) socket.destroy()
+  // The gate hears each client go (loopback, the same process) long before this.
+  await new Promise(resolve => setTimeout(resolve, 500))
+  g.gitlab.hold.delete('job')
+  g.gitlab.release()
   // Each request ends with its decision line (one held by an undrained answer never would).
   const lines = await eventually(() => { const l = g.logs.filter(l => l.msg === 'decision'); return l.length === 3 && l }, { message: 'a decision line for each request' })
   assert.deepEqual(received, [], 'requests whose clients had gone must not reach the upstream')
