@@ -44,6 +44,8 @@ export interface GrapeRoute {
   readonly dots: readonly string[]
   /** False where GitLab declares the route `format: false` (no `.json` format is split off). */
   readonly format?: false
+  /** GitLab's own requirements (Ruby regular expression sources) where they are not `[^/]+`. */
+  readonly requirements?: Readonly<Record<string, string>>
 }
 
 export interface GrapeRoutesOracle {

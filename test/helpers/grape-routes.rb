@@ -8,8 +8,10 @@
 # ids and name-like parameters; `format: false` where GitLab declares it, as on npm routes).
 # One long-lived process; one JSON object per line on stdin, one answer per line on stdout.
 #
-#   in:  {"m": "GET", "p": "<API path>", "routes": [{"id": "...", "pattern": "...", "dots": ["id", ...], "format": false}]}
-#        ("format": false: declared `format: false`, as GitLab's npm routes are: no `.json` format)
+#   in:  {"m": "GET", "p": "<API path>", "routes": [{"id": "...", "pattern": "...", "dots": ["id", ...], "format": false,
+#          "requirements": {"ref_name": ".+"}}]}
+#        ("format": false: declared `format: false`, as GitLab's npm routes are: no `.json` format;
+#        "requirements": regular expressions that replace `[^/]+` for the parameters named)
 #   out: {"matches": {"<route id>": {"<param>": "<decoded value>", ...}}, "grape": "1.6.2"}
 #        (a route matches when its endpoint runs: Grape answers 406 before it for a format it
 #        cannot write, as GitLab does)
@@ -24,6 +26,8 @@ APIS = {}
 def api_for(method, route)
   APIS["#{method} #{route.fetch('id')}"] ||= begin
     requirements = route.fetch('dots').to_h { |name| [name.to_sym, %r{[^/]+}] }
+    # GitLab's own requirements where they are wider than `[^/]+` (`ref_name: /.+/`).
+    route.fetch('requirements', {}).each { |name, source| requirements[name.to_sym] = Regexp.new(source) }
     options = { requirements: requirements }
     options[:format] = false if route['format'] == false
     Class.new(Grape::API) do

@@ -32,14 +32,25 @@ import { asksAtLeast, integerHoldingLiteral, paramsAlone } from '../helpers/rout
 const routes = loadCatalog().routes
 const router = Router.compile(routes)
 
-/** A route as GitLab declares it, as far as the catalog and lib/api/concerns/packages/npm_endpoints.rb tell. */
+/**
+ * Declarations GitLab makes that the catalog cannot say (lib/api/ci/job_artifacts.rb): the ref
+ * routes take `ref_name: /.+/`, so a ref's raw '/' stays in it (`jobs/artifacts/feature/x/download`),
+ * and the two artifact file routes are `format: false`.
+ */
+const GITLAB_DECLARATIONS: Readonly<Record<string, Pick<GrapeRoute, 'format' | 'requirements'>>> = {
+  '/projects/:id/jobs/artifacts/:ref_name/download': { requirements: { ref_name: '.+' } },
+  '/projects/:id/jobs/artifacts/:ref_name/raw/*artifact_path': { requirements: { ref_name: '.+' }, format: false },
+  '/projects/:id/jobs/:job_id/artifacts/*artifact_path': { format: false }
+}
+
+/** A route as GitLab declares it, as far as the catalog, lib/api/concerns/packages/npm_endpoints.rb and GITLAB_DECLARATIONS tell. */
 function grapeRoute (route: CatalogRoute): GrapeRoute {
   const dots = new Set<string>()
   for (const variant of parsePattern(route.pattern)) for (const token of variant.tokens) if (token.kind === 'param' && token.dots) dots.add(token.name)
   const npm = route.packageFormat === 'npm'
   // NPM_ENDPOINT_REQUIREMENTS on every npm `*package_name` but the project tarball route's.
   if (npm && route.pattern.includes('*package_name') && !route.pattern.includes('*package_name/-/*file_name')) dots.add('package_name')
-  return { id: route.id, pattern: route.pattern, dots: [...dots], ...(npm ? { format: false as const } : {}) }
+  return { id: route.id, pattern: route.pattern, dots: [...dots], ...(npm ? { format: false as const } : {}), ...GITLAB_DECLARATIONS[route.pattern] }
 }
 
 const firstSegment = (path: string): string => path.split('/')[1] ?? ''
