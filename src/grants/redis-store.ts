@@ -476,18 +476,33 @@ function clusterNodes (cluster: Cluster, seeds: readonly RedisNode[]): RedisNode
   return all.filter((n, i) => all.findIndex(m => m.host === n.host && m.port === n.port) === i)
 }
 
+const AUTH_REFUSED = /\b(?:NOAUTH|WRONGPASS)\b/
+
 function waitReady (client: Client, timeoutMs: number, lastError: () => string | undefined): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady)
-      reject(new Error(`not ready after ${timeoutMs} ms${lastError() !== undefined ? ` (${lastError()!})` : ''}`))
-    }, timeoutMs)
-    function onReady (): void {
+    const timer = setTimeout(() => fail(`not ready after ${timeoutMs} ms${lastError() !== undefined ? ` (${lastError()!})` : ''}`), timeoutMs)
+    function stop (): void {
       clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('end', onEnd)
+      client.off('error', onError)
+    }
+    function fail (message: string): void {
+      stop()
+      reject(new Error(message))
+    }
+    function onReady (): void {
+      stop()
       resolve()
     }
+    // Disconnected (a start that failed elsewhere): no timer is left to hold the process.
+    function onEnd (): void { fail(`connection ended before it was ready${lastError() !== undefined ? ` (${lastError()!})` : ''}`) }
+    // Credentials Redis refuses will not work on the next try either: say so now.
+    function onError (err: Error): void { if (AUTH_REFUSED.test(err.message)) fail(err.message) }
     client.once('ready', onReady)
+    client.once('end', onEnd)
+    client.on('error', onError)
   })
 }
 
@@ -528,7 +543,8 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
   let subscribedNow = false
   let everSubscribed = false
   let connection: Redis
-  const waiters = new Set<() => void>()
+  /** Waiting for the first subscription, each with its timeout. */
+  const waiters = new Map<() => void, NodeJS.Timeout>()
 
   function start (): void {
     const conn = options.connect(attempt++)
@@ -543,7 +559,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         subscribedNow = true
         if (everSubscribed) options.onResubscribed()
         everSubscribed = true
-        for (const wake of waiters) wake()
+        for (const wake of [...waiters.keys()]) wake()
         waiters.clear()
       }, (err: Error) => options.onError(`subscribe: ${err.message}`))
     })
@@ -577,7 +593,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
           reject(new Error(`invalidation subscription not ready after ${timeoutMs} ms`))
         }, timeoutMs)
         const wake = (): void => { clearTimeout(timer); resolve() }
-        waiters.add(wake)
+        waiters.set(wake, timer)
       }),
     subscribed: () => subscribedNow,
     address: () => {
@@ -595,6 +611,9 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
     },
     close () {
       subscribedNow = false
+      // A start that failed elsewhere leaves no timer to hold the process.
+      for (const timer of waiters.values()) clearTimeout(timer)
+      waiters.clear()
       connection.disconnect()
     }
   }
