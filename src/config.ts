@@ -55,6 +55,9 @@ export const SETTINGS = {
   redisClusterNodes: { env: 'GATE_REDIS_CLUSTER_NODES', kind: 'list', default: '', description: 'host:port list: use Redis Cluster' },
   redisSentinels: { env: 'GATE_REDIS_SENTINELS', kind: 'list', default: '', description: 'host:port list: use Redis Sentinel' },
   redisSentinelName: { env: 'GATE_REDIS_SENTINEL_NAME', kind: 'string', default: 'mymaster', description: 'Sentinel master name' },
+  redisUsername: { env: 'GATE_REDIS_USERNAME', kind: 'string', description: 'Cluster and Sentinel: the ACL user of the data nodes (GATE_REDIS_URL carries its own)' },
+  redisPassword: { env: 'GATE_REDIS_PASSWORD', kind: 'string', secret: true, description: 'Cluster and Sentinel: the password of the data nodes (GATE_REDIS_URL carries its own)' },
+  redisSentinelPassword: { env: 'GATE_REDIS_SENTINEL_PASSWORD', kind: 'string', secret: true, description: 'Sentinel: the password of the sentinels themselves' },
   stateFile: { env: 'GATE_STATE_FILE', kind: 'string', description: 'memory store only: JSON file the grants are loaded from and saved to' },
   grantCacheTtlMs: { env: 'GATE_GRANT_CACHE_TTL_MS', kind: 'int', min: 0, default: '10000', description: 'how long a project\'s grants are trusted without asking the store' },
   grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
@@ -186,7 +189,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   const config = out as Config
   // An empty store setting (a template's unset value) is not "no Redis": the embedded memory
   // store, one per replica, would take its place without a word.
-  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile'] as const) {
+  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile', 'redisUsername', 'redisPassword', 'redisSentinelPassword'] as const) {
     const { env: name } = SETTINGS[key]
     const raw = env[name] ?? file[key] ?? file[name]
     if (raw !== undefined && raw !== null && (Array.isArray(raw) ? raw.join(',') : String(raw)).replace(/[\s,]/g, '') === '') {
@@ -196,6 +199,16 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   if (config.redisUrl !== undefined) checkRedisUrl(config.redisUrl)
   if (config.redisUrl !== undefined && config.stateFile !== undefined) {
     throw new ConfigError('GATE_STATE_FILE is for the memory store; it cannot be used with GATE_REDIS_URL')
+  }
+  // Credentials for nodes the gate is not told to use would be ignored without a word.
+  if (config.redisUrl !== undefined && (config.redisUsername !== undefined || config.redisPassword !== undefined)) {
+    throw new ConfigError('GATE_REDIS_USERNAME and GATE_REDIS_PASSWORD are for GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS; GATE_REDIS_URL carries its own (redis://user:password@host:port/db)')
+  }
+  if ((config.redisUsername !== undefined || config.redisPassword !== undefined) && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0) {
+    throw new ConfigError('GATE_REDIS_USERNAME and GATE_REDIS_PASSWORD need GATE_REDIS_CLUSTER_NODES or GATE_REDIS_SENTINELS')
+  }
+  if (config.redisSentinelPassword !== undefined && config.redisSentinels.length === 0) {
+    throw new ConfigError('GATE_REDIS_SENTINEL_PASSWORD needs GATE_REDIS_SENTINELS')
   }
   if ((config.redisClusterNodes.length > 0 ? 1 : 0) + (config.redisSentinels.length > 0 ? 1 : 0) + (config.redisUrl !== undefined ? 1 : 0) > 1) {
     throw new ConfigError('set only one of GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS')

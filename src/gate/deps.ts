@@ -19,9 +19,18 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
 }
 
 export async function createStoreFromConfig (config: Config): Promise<GrantStore> {
-  if (config.redisClusterNodes.length > 0) return await createRedisStore({ cluster: nodes('GATE_REDIS_CLUSTER_NODES', config.redisClusterNodes) })
+  const credentials = {
+    ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
+    ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {})
+  }
+  if (config.redisClusterNodes.length > 0) return await createRedisStore({ cluster: nodes('GATE_REDIS_CLUSTER_NODES', config.redisClusterNodes), ...credentials })
   if (config.redisSentinels.length > 0) {
-    return await createRedisStore({ sentinels: nodes('GATE_REDIS_SENTINELS', config.redisSentinels), sentinelName: config.redisSentinelName })
+    return await createRedisStore({
+      sentinels: nodes('GATE_REDIS_SENTINELS', config.redisSentinels),
+      sentinelName: config.redisSentinelName,
+      ...credentials,
+      ...(config.redisSentinelPassword !== undefined ? { sentinelPassword: config.redisSentinelPassword } : {})
+    })
   }
   if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl })
   return await createMemoryStore(config.stateFile === undefined ? {} : { file: config.stateFile })

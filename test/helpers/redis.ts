@@ -37,7 +37,14 @@ export interface RedisServerOptions {
   /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
   readonly args?: readonly string[]
   /** Run as a Sentinel monitoring this master (quorum 1, fast failure detection). */
-  readonly sentinel?: { readonly masterName: string, readonly masterPort: number }
+  readonly sentinel?: {
+    readonly masterName: string
+    readonly masterPort: number
+    /** The master's password (`sentinel auth-pass`). */
+    readonly authPass?: string
+    /** The sentinel's own password (`requirepass`). */
+    readonly requirePass?: string
+  }
 }
 
 const live = new Set<ChildProcess>()
@@ -72,7 +79,8 @@ async function waitPing (port: number, timeoutMs: number, child: ChildProcess, l
       const socket = createConnection({ host: '127.0.0.1', port })
       socket.setTimeout(500)
       socket.once('connect', () => socket.write('PING\r\n'))
-      socket.once('data', data => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+      // A server with a password refuses the PING, and is up all the same.
+      socket.once('data', data => { socket.destroy(); resolve(/^(?:\+PONG|-NOAUTH)/.test(data.toString())) })
       socket.once('error', () => { socket.destroy(); resolve(false) })
       socket.once('timeout', () => { socket.destroy(); resolve(false) })
     })
@@ -93,9 +101,11 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
     if (options.sentinel !== undefined) {
       // Sentinel needs a config file it can rewrite.
       const conf = join(dir, 'sentinel.conf')
-      const { masterName, masterPort } = options.sentinel
+      const { masterName, masterPort, authPass, requirePass } = options.sentinel
       writeFileSync(conf, [
         `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 1`,
+        ...(authPass === undefined ? [] : [`sentinel auth-pass ${masterName} ${authPass}`]),
+        ...(requirePass === undefined ? [] : [`requirepass ${requirePass}`]),
         `sentinel down-after-milliseconds ${masterName} 1000`,
         `sentinel failover-timeout ${masterName} 5000`,
         ''
