@@ -288,7 +288,11 @@ function checkRedisUrl (raw: string): void {
 
 /** A URL's user and password, were it given any, left out of a message: all before the last `@`. */
 function withoutCredentials (raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/*)?.*@/i, '$1***@')
+  const at = raw.lastIndexOf('@')
+  if (at === -1) return raw
+  // The scheme is kept (its characters hold no '@'); a scan, not `.*@`, which backtracks.
+  const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(raw)?.[0] ?? ''
+  return scheme + '***' + raw.slice(at)
 }
 
 /** Whether a socket's peer address is a trusted proxy. */
