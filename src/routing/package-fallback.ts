@@ -10,6 +10,7 @@ import type { RouteMatch } from './router.ts'
 
 const PROJECT_PACKAGE_PATH = /^\/projects\/([^/]+)(\/packages\/[a-z]+(?:\/.*)?)$/
 const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+/** One frozen route per method, format and operation (at most 4 × 14 × 2). */
 const routes = new Map<string, CatalogRoute>()
 
 /**
@@ -32,7 +33,7 @@ export function uncataloguedPackageWrite (method: string, apiPath: string): Rout
   } catch {
     return null
   }
-  const key = `${format} ${operation}`
+  const key = `${method} ${format} ${operation}`
   let route = routes.get(key)
   if (route === undefined) {
     route = Object.freeze({
