@@ -321,7 +321,8 @@ const userRolesStage: Stage = (x, engine) => {
   const canonical = x.canonical!
   // A package write the catalog misses is held to its format's rule all the same.
   const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
-  if (match?.route.packageFormat !== undefined) {
+  // Reads are never held to a role (the check says so too): no promise and no header walk for them.
+  if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') {
     // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
     const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
     const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
