@@ -1,5 +1,6 @@
 // `job-token-gate serve`: the only place that reads the environment and handles signals.
 
+import { existsSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { pino, type Logger } from 'pino'
 import { ConfigError, loadConfig, readConfigFile, type Config } from './config.ts'
@@ -7,6 +8,7 @@ import { createGitlabClientFromConfig, createResolverFromConfig, createStoreFrom
 import { createGate, type Gate } from './gate/server.ts'
 import { announceInstanceTokenPrefix } from './identity/instance-prefix.ts'
 import { flushStdio, routeStreamThrough, stdioOutput } from './logging.ts'
+import type { GrantStore } from './grants/store.ts'
 
 /** After SIGTERM the process is gone by the drain timeout plus this, whatever hangs. */
 export const SHUTDOWN_MARGIN_MS = 1_000
@@ -34,7 +36,15 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   const gitlab = createGitlabClientFromConfig(config)
   // A failed JWKS refresh is otherwise only a count in /metrics.
   const resolver = createResolverFromConfig(config, gitlab, message => { logger.warn({ jwks: true }, message) })
-  const store = await createStoreFromConfig(config)
+  let store: GrantStore
+  try {
+    store = await createStoreFromConfig(config)
+  } catch (err) {
+    // Nothing may keep the process alive once the start failed (the CLI prints one line).
+    await Promise.all([resolver.close(), gitlab.close()])
+    throw err
+  }
+  warnAboutMemoryStore(config, logger)
   const gate = createGate(config, { store, resolver, gitlab, logger })
   try {
     await gate.listen()
@@ -98,5 +108,19 @@ function enforceDeadline (ms: number, logger: Logger): void {
     watchdog.unref()
   } catch {
     // No thread to spare: the event loop's timer still holds.
+  }
+}
+
+/**
+ * The memory store keeps allowlists in this process: without GATE_STATE_FILE they are gone at
+ * exit, and replicas never share them. A state file that does not exist yet starts empty (it is
+ * written on the first change), which is also what a mistyped path looks like.
+ */
+function warnAboutMemoryStore (config: Config, logger: Logger): void {
+  if (config.redisUrl !== undefined || config.redisSentinels.length > 0 || config.redisClusterNodes.length > 0) return
+  if (config.stateFile === undefined) {
+    logger.warn({ store: 'memory' }, 'no GATE_STATE_FILE or Redis: allowlists are kept in this process only, lost when it exits and not shared with other replicas')
+  } else if (!existsSync(config.stateFile)) {
+    logger.warn({ store: 'memory', state_file: config.stateFile }, 'GATE_STATE_FILE does not exist yet: starting with no allowlists; it is written on the first change')
   }
 }

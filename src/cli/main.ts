@@ -18,6 +18,7 @@ const defaultIo: CliIo = {
 
 /** Errors a user can fix (a bad catalog, page, setting or path): one line, exit 2, no stack. */
 const USER_ERRORS = new Set(['CatalogError', 'ImportError', 'ConfigError', 'GraphqlDocumentError'])
+const START_ERRORS = new Set(['GrantsError', 'GrantsStoreUnavailableError', 'GrantsValidationError'])
 
 function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly<Record<string, string | undefined>>): Command {
   const program = new Command('job-token-gate')
@@ -206,6 +207,12 @@ export async function runCli (argv: readonly string[], io: CliIo = defaultIo, en
     if (USER_ERRORS.has((err as Error).name) || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`job-token-gate: ${(err as Error).message}\n`)
       return 2
+    }
+    // A store that cannot be reached or read at start (Redis down, a state file that does not
+    // parse): one line naming it, exit 1, for a supervisor to restart; not a stack trace.
+    if (START_ERRORS.has((err as Error).name)) {
+      io.err(`job-token-gate: cannot start: ${(err as Error).message}\n`)
+      return 1
     }
     throw err
   }

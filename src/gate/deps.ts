@@ -1,6 +1,7 @@
 // Builds the gate's store, GitLab client and job resolver from the configuration.
 
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { ConfigError, type Config } from '../config.ts'
 import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
@@ -33,6 +34,13 @@ export async function createStoreFromConfig (config: Config): Promise<GrantStore
     })
   }
   if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl })
+  if (config.stateFile !== undefined) {
+    // Every change would fail to save (503) with the directory missing: a mistyped path.
+    const dir = dirname(resolve(config.stateFile))
+    if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) {
+      throw new ConfigError(`GATE_STATE_FILE: the directory ${dir} does not exist (the file itself is created on the first change)`)
+    }
+  }
   return await createMemoryStore(config.stateFile === undefined ? {} : { file: config.stateFile })
 }
 

@@ -91,3 +91,31 @@ export async function startServe (t: TestContext, env: Record<string, string>): 
     }
   }
 }
+
+export type ServeOutcome = { kind: 'ready', api: string, lines: Array<Record<string, unknown>> } | { kind: 'refused', code: number | null, stderr: string }
+
+/**
+ * Starts `serve` with `env` (and `args`) and only PATH of the environment; resolves once it is
+ * ready (stopped with the test) or has exited, with its exit code and stderr.
+ */
+export async function serveOutcome (t: TestContext, env: Record<string, string>, args: readonly string[] = []): Promise<ServeOutcome> {
+  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve', ...args], {
+    env: { PATH: process.env.PATH, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', GATE_UNRESOLVED_PROJECT: 'defer', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return await new Promise<ServeOutcome>((resolve, reject) => {
+    // A hang detector only: a refusal or the ready line comes within seconds (half a minute on a loaded machine).
+    const timer = setTimeout(() => { reject(new Error(`serve neither started nor exited: ${stderr}`)) }, 300_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const lines = stdout.split('\n').map(l => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } })
+      const ready = lines.find(l => l.msg === 'job-token-gate ready')
+      if (ready !== undefined) { clearTimeout(timer); resolve({ kind: 'ready', api: `http://${String(ready.listen)}`, lines }) }
+    })
+    void once(child, 'exit').then(([code]) => { clearTimeout(timer); resolve({ kind: 'refused', code: code as number | null, stderr }) })
+  })
+}

@@ -9,10 +9,8 @@
 //   did not parse was refused with V8's message, which quotes the file, tokens included.
 // Each now stops the start with exit 2 and one line naming the variable, credentials left out.
 
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,31 +18,7 @@ import { ConfigError, loadConfig, SETTINGS } from '../../src/config.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { CLI_FROM_SOURCES } from '../helpers/serve.ts'
-
-type Outcome = { kind: 'ready', api: string } | { kind: 'refused', code: number | null, stderr: string }
-
-/** Starts `serve` with `env` (and `args`); resolves once it is ready (stopped with the test) or has exited. */
-async function serveOutcome (t: TestContext, env: Record<string, string>, args: readonly string[] = []): Promise<Outcome> {
-  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve', ...args], {
-    env: { PATH: process.env.PATH, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', GATE_UNRESOLVED_PROJECT: 'defer', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let stdout = ''
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  return await new Promise<Outcome>((resolve, reject) => {
-    // A hang detector only: a refusal or the ready line comes within seconds (half a minute on a loaded machine).
-    const timer = setTimeout(() => { reject(new Error(`serve neither started nor exited: ${stderr}`)) }, 300_000)
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString()
-      const ready = stdout.split('\n').map(l => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } }).find(l => l.msg === 'job-token-gate ready')
-      if (ready !== undefined) { clearTimeout(timer); resolve({ kind: 'ready', api: `http://${String(ready.listen)}` }) }
-    })
-    void once(child, 'exit').then(([code]) => { clearTimeout(timer); resolve({ kind: 'refused', code: code as number | null, stderr }) })
-  })
-}
+import { serveOutcome } from '../helpers/serve.ts'
 
 const git = (token: string): Record<string, string> => ({ authorization: 'Basic ' + Buffer.from(`gitlab-ci-token:${token}`).toString('base64') })
 
