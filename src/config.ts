@@ -58,6 +58,9 @@ export const SETTINGS = {
   redisUsername: { env: 'GATE_REDIS_USERNAME', kind: 'string', description: 'Cluster and Sentinel: the ACL user of the data nodes (GATE_REDIS_URL carries its own)' },
   redisPassword: { env: 'GATE_REDIS_PASSWORD', kind: 'string', secret: true, description: 'Cluster and Sentinel: the password of the data nodes (GATE_REDIS_URL carries its own)' },
   redisSentinelPassword: { env: 'GATE_REDIS_SENTINEL_PASSWORD', kind: 'string', secret: true, description: 'Sentinel: the password of the sentinels themselves' },
+  redisTls: { env: 'GATE_REDIS_TLS', kind: 'bool', default: 'false', description: 'Cluster and Sentinel: connect to the data nodes over TLS (GATE_REDIS_URL: write rediss://)' },
+  redisSentinelTls: { env: 'GATE_REDIS_SENTINEL_TLS', kind: 'bool', default: 'false', description: 'Sentinel: connect to the sentinels themselves over TLS' },
+  redisTlsCaFile: { env: 'GATE_REDIS_TLS_CA_FILE', kind: 'string', description: "PEM file of the certificate authorities Redis's TLS certificates are checked against, in place of Node's; unset: Node's (and NODE_EXTRA_CA_CERTS)" },
   stateFile: { env: 'GATE_STATE_FILE', kind: 'string', description: 'memory store only: JSON file the grants are loaded from and saved to' },
   grantCacheTtlMs: { env: 'GATE_GRANT_CACHE_TTL_MS', kind: 'int', min: 0, default: '10000', description: 'how long a project\'s grants are trusted without asking the store' },
   grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
@@ -189,7 +192,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   const config = out as Config
   // An empty store setting (a template's unset value) is not "no Redis": the embedded memory
   // store, one per replica, would take its place without a word.
-  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile', 'redisUsername', 'redisPassword', 'redisSentinelPassword'] as const) {
+  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile', 'redisUsername', 'redisPassword', 'redisSentinelPassword', 'redisTlsCaFile'] as const) {
     const { env: name } = SETTINGS[key]
     const raw = env[name] ?? file[key] ?? file[name]
     if (raw !== undefined && raw !== null && (Array.isArray(raw) ? raw.join(',') : String(raw)).replace(/[\s,]/g, '') === '') {
@@ -212,6 +215,13 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   }
   if ((config.redisClusterNodes.length > 0 ? 1 : 0) + (config.redisSentinels.length > 0 ? 1 : 0) + (config.redisUrl !== undefined ? 1 : 0) > 1) {
     throw new ConfigError('set only one of GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS')
+  }
+  // TLS settings for nodes the gate is not told to use would be ignored, and it would connect in plain text.
+  if (config.redisTls && config.redisUrl !== undefined) throw new ConfigError('GATE_REDIS_TLS is for GATE_REDIS_CLUSTER_NODES and GATE_REDIS_SENTINELS; for GATE_REDIS_URL write rediss://')
+  if (config.redisTls && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0) throw new ConfigError('GATE_REDIS_TLS needs GATE_REDIS_CLUSTER_NODES or GATE_REDIS_SENTINELS')
+  if (config.redisSentinelTls && config.redisSentinels.length === 0) throw new ConfigError('GATE_REDIS_SENTINEL_TLS needs GATE_REDIS_SENTINELS')
+  if (config.redisTlsCaFile !== undefined && !config.redisTls && !config.redisSentinelTls && config.redisUrl?.startsWith('rediss://') !== true) {
+    throw new ConfigError('GATE_REDIS_TLS_CA_FILE needs a TLS connection to Redis: a rediss:// GATE_REDIS_URL, GATE_REDIS_TLS or GATE_REDIS_SENTINEL_TLS')
   }
   trustedPeers(config.trustedProxies)
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.

@@ -2,6 +2,7 @@
 
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import type { ConnectionOptions } from 'node:tls'
 import { ConfigError, type Config } from '../config.ts'
 import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
@@ -20,9 +21,11 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
 }
 
 export async function createStoreFromConfig (config: Config): Promise<GrantStore> {
+  const tls = redisTls(config)
   const credentials = {
     ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
-    ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {})
+    ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {}),
+    ...(config.redisTls ? { tls } : {})
   }
   if (config.redisClusterNodes.length > 0) return await createRedisStore({ cluster: nodes('GATE_REDIS_CLUSTER_NODES', config.redisClusterNodes), ...credentials })
   if (config.redisSentinels.length > 0) {
@@ -30,10 +33,12 @@ export async function createStoreFromConfig (config: Config): Promise<GrantStore
       sentinels: nodes('GATE_REDIS_SENTINELS', config.redisSentinels),
       sentinelName: config.redisSentinelName,
       ...credentials,
-      ...(config.redisSentinelPassword !== undefined ? { sentinelPassword: config.redisSentinelPassword } : {})
+      ...(config.redisSentinelPassword !== undefined ? { sentinelPassword: config.redisSentinelPassword } : {}),
+      ...(config.redisSentinelTls ? { sentinelTls: tls } : {})
     })
   }
-  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl })
+  // rediss:// is TLS by itself; the CA file, if any, adds to it.
+  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl, ...(config.redisTlsCaFile !== undefined ? { tls } : {}) })
   if (config.stateFile !== undefined) {
     // Every change would fail to save (503) with the directory missing: a mistyped path.
     const dir = dirname(resolve(config.stateFile))
@@ -42,6 +47,19 @@ export async function createStoreFromConfig (config: Config): Promise<GrantStore
     }
   }
   return await createMemoryStore(config.stateFile === undefined ? {} : { file: config.stateFile })
+}
+
+/** node:tls options for Redis: the CAs of GATE_REDIS_TLS_CA_FILE, or Node's. */
+function redisTls (config: Config): ConnectionOptions {
+  if (config.redisTlsCaFile === undefined) return {}
+  let ca: string
+  try {
+    ca = readFileSync(config.redisTlsCaFile, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`GATE_REDIS_TLS_CA_FILE: cannot read ${config.redisTlsCaFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`GATE_REDIS_TLS_CA_FILE: ${config.redisTlsCaFile} holds no PEM certificate`)
+  return { ca }
 }
 
 /**

@@ -33,6 +33,7 @@
 
 import { isIP, type Socket } from 'node:net'
 import { lookup } from 'node:dns/promises'
+import type { ConnectionOptions } from 'node:tls'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
@@ -53,7 +54,10 @@ export interface RedisStoreOptions {
   /** Credentials for Sentinel and Cluster data nodes (a URL carries its own). */
   readonly username?: string
   readonly password?: string
-  readonly tls?: boolean
+  /** Sentinel and Cluster: TLS to the data nodes, with these node:tls options (`{}`: Node's CAs). A `rediss://` URL is TLS by itself; these options then add to it (a `ca`). */
+  readonly tls?: ConnectionOptions
+  /** Sentinel: TLS to the sentinels themselves. */
+  readonly sentinelTls?: ConnectionOptions
   /** Key and channel prefix; default `jtg`. */
   readonly keyPrefix?: string
   /** How long start-up waits for Redis, and each connection attempt's timeout. Default 5000. */
@@ -186,7 +190,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     commandTimeout,
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
-    ...(options.tls === true ? { tls: {} } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
     // A connection dropped on purpose (a silent node, a demoted master) is torn down after this
     // long even if the other end, hung, never closes its side.
     disconnectTimeout: commandTimeout,
@@ -205,7 +209,10 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         // A sentinel that accepts the connection but never answers must not hold up finding
         // the master: give up on it and ask the next.
         sentinelCommandTimeout: commandTimeout,
-        ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {})
+        ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+        // ioredis otherwise connects to the master the sentinels name in plain text, `tls` aside.
+        ...(options.tls !== undefined ? { enableTLSForSentinelMode: true } : {}),
+        ...(options.sentinelTls !== undefined ? { sentinelTLS: options.sentinelTls } : {})
       })
     }
     return new Redis(options.url!, { ...common, ...extra })
@@ -258,6 +265,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       sentinels: options.sentinels!,
       name: options.sentinelName!,
       ...(options.sentinelPassword !== undefined ? { password: options.sentinelPassword } : {}),
+      ...(options.sentinelTls !== undefined ? { tls: options.sentinelTls } : {}),
       connectTimeout,
       commandTimeout,
       pollMs: SENTINEL_POLL_MS,
@@ -635,6 +643,7 @@ interface SentinelWatchOptions {
   readonly sentinels: readonly RedisNode[]
   readonly name: string
   readonly password?: string
+  readonly tls?: ConnectionOptions
   readonly connectTimeout: number
   /** Each sentinel gets this long to answer before the next is asked. */
   readonly commandTimeout: number
@@ -673,6 +682,7 @@ function createSentinelWatch (options: SentinelWatchOptions): SentinelWatch {
       host: node.host,
       port: node.port,
       ...(options.password !== undefined ? { password: options.password } : {}),
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
       connectTimeout: options.connectTimeout,
       commandTimeout: options.commandTimeout,
       disconnectTimeout: options.commandTimeout,

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { eventually } from './eventually.ts'
 
 export interface Cleanup {
@@ -20,6 +21,8 @@ export interface RedisServer {
   readonly dir: string
   /** Graceful stop (SIGTERM, waits for exit). */
   stop (): Promise<void>
+  /** The TLS port, when started with `tls` (the plain port stays for PING and redis-cli). */
+  readonly tlsPort: number | undefined
   /** Crash (SIGKILL, waits for exit). */
   kill (): Promise<void>
   /** Starts again on the same port (stopping first if running); data is gone (no persistence). */
@@ -36,6 +39,11 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
   readonly args?: readonly string[]
+  /**
+   * Also serve TLS on a port of its own, with test/fixtures/tls's certificate for 127.0.0.1
+   * (TLS_CA trusts it); replication, the cluster bus and a sentinel's links go over TLS too.
+   */
+  readonly tls?: boolean
   /** Run as a Sentinel monitoring this master (quorum 1, fast failure detection). */
   readonly sentinel?: {
     readonly masterName: string
@@ -45,6 +53,15 @@ export interface RedisServerOptions {
     /** The sentinel's own password (`requirepass`). */
     readonly requirePass?: string
   }
+}
+
+const TLS_DIR = fileURLToPath(new URL('../fixtures/tls/', import.meta.url))
+/** The certificate authority a client of a `tls` server trusts: the self-signed certificate itself. */
+export const TLS_CA_FILE = join(TLS_DIR, 'localhost.crt')
+
+function tlsArgs (tlsPort: number): string[] {
+  return ['--tls-port', String(tlsPort), '--tls-cert-file', join(TLS_DIR, 'localhost.crt'), '--tls-key-file', join(TLS_DIR, 'localhost.key'),
+    '--tls-ca-cert-file', TLS_CA_FILE, '--tls-auth-clients', 'no', '--tls-replication', 'yes', '--tls-cluster', 'yes']
 }
 
 const live = new Set<ChildProcess>()
@@ -93,11 +110,13 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
   const dir = mkdtempSync(join(tmpdir(), 'jtg-redis-'))
   dirs.add(dir)
   let port = await freePort()
+  let tlsPort = options.tls === true ? await freePort() : undefined
   let child: ChildProcess | null = null
 
   async function launch (): Promise<void> {
+    const tls = tlsPort === undefined ? [] : tlsArgs(tlsPort)
     let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...(options.args ?? [])]
+      '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...tls, ...(options.args ?? [])]
     if (options.sentinel !== undefined) {
       // Sentinel needs a config file it can rewrite.
       const conf = join(dir, 'sentinel.conf')
@@ -110,7 +129,7 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
         `sentinel failover-timeout ${masterName} 5000`,
         ''
       ].join('\n'))
-      args = [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning']
+      args = [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--protected-mode', 'no', '--loglevel', 'warning', ...tls]
     }
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
@@ -131,6 +150,7 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
       if (child !== null) { (child as ChildProcess).kill('SIGKILL'); await waitExit(child) }
       if (attempt >= 3) throw err
       port = await freePort()
+      if (tlsPort !== undefined) tlsPort = await freePort()
     }
   }
 
@@ -146,6 +166,7 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
     host: '127.0.0.1',
     get port () { return port },
     get url () { return `redis://127.0.0.1:${port}` },
+    get tlsPort () { return tlsPort },
     dir,
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
@@ -173,6 +194,8 @@ export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions
 export interface RedisCluster {
   readonly nodes: readonly RedisServer[]
   readonly seeds: ReadonlyArray<{ host: string, port: number }>
+  /** The nodes' TLS ports, when started with `tls` (a TLS client is told these in CLUSTER SLOTS). */
+  readonly tlsSeeds: ReadonlyArray<{ host: string, port: number }>
   stop (): Promise<void>
 }
 
@@ -180,11 +203,12 @@ export interface RedisCluster {
  * A cluster of `masters` primaries, each with `replicas` replicas (default none), created with
  * `redis-cli --cluster create`; with replicas, it returns once every replica has synced.
  */
-export async function startRedisCluster (cleanup?: Cleanup, masters = 3, replicas = 0): Promise<RedisCluster> {
+export async function startRedisCluster (cleanup?: Cleanup, masters = 3, replicas = 0, options: { tls?: boolean } = {}): Promise<RedisCluster> {
   const nodes: RedisServer[] = []
   for (let i = 0; i < masters * (1 + replicas); i++) {
     nodes.push(await startRedis(cleanup, {
-      args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '2000']
+      args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '2000'],
+      ...(options.tls === true ? { tls: true } : {})
     }))
   }
   const addresses = nodes.map(n => `127.0.0.1:${n.port}`)
@@ -200,6 +224,7 @@ export async function startRedisCluster (cleanup?: Cleanup, masters = 3, replica
   return {
     nodes,
     seeds: nodes.map(n => ({ host: n.host, port: n.port })),
+    tlsSeeds: nodes.flatMap(n => n.tlsPort === undefined ? [] : [{ host: n.host, port: n.tlsPort }]),
     async stop () { await Promise.all(nodes.map(n => n.kill())) }
   }
 }
