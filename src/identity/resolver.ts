@@ -104,10 +104,22 @@ const MAX_GROUP_DEPTH = 21
 interface ProjectInfo {
   readonly path: string
   readonly ancestors: readonly number[]
+  /** When the oldest GitLab answer the chain is made of was asked for (the namespace caches' clock). */
+  readonly readAt: number
 }
 
-/** Resolved tokens by hash; failures that say something about the token are remembered briefly. */
-function identityTokenCache (c: IdentityCacheOptions): ReturnType<typeof createTokenCache<JobIdentity>> {
+/** A group's parent, and when GitLab was asked for it. */
+interface GroupParent {
+  readonly parent: number | null
+  readonly readAt: number
+}
+
+/**
+ * Resolved tokens by hash; failures that say something about the token are remembered briefly.
+ * `namespaceLifetimeOf`: how much longer the namespace answers an identity was built from may be
+ * trusted (undefined: not limited by them).
+ */
+function identityTokenCache (c: IdentityCacheOptions, namespaceLifetimeOf: (identity: JobIdentity) => number | undefined = () => undefined): ReturnType<typeof createTokenCache<JobIdentity>> {
   const ttlMs = c.tokenTtlMs ?? 30_000
   return createTokenCache<JobIdentity>({
     max: c.maxTokens ?? 10_000,
@@ -116,7 +128,12 @@ function identityTokenCache (c: IdentityCacheOptions): ReturnType<typeof createT
     ttlMs: Math.max(1, ttlMs),
     negativeTtlMs: c.negativeTtlMs ?? 10_000,
     cacheableError: err => err instanceof IdentityError && !isTransient(err.code),
-    lifetimeOf: identity => ttlMs === 0 ? 0 : identity.expiresAt === undefined ? undefined : identity.expiresAt - (c.clock ?? Date).now(),
+    lifetimeOf: identity => {
+      if (ttlMs === 0) return 0
+      const token = identity.expiresAt === undefined ? undefined : identity.expiresAt - (c.clock ?? Date).now()
+      const groups = namespaceLifetimeOf(identity)
+      return token === undefined ? groups : groups === undefined ? token : Math.min(token, groups)
+    },
     ...(c.clock === undefined ? {} : { clock: c.clock })
   })
 }
@@ -148,10 +165,21 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const key: VerificationKey | undefined = options.jwt?.key === undefined ? undefined : createVerificationKey(options.jwt.key, { ...options, onRefresh: counters.onRefresh, clock: options.cache?.clock })
   const gitlab = options.gitlab ?? createGitlabClient({ url: options.upstream, serviceToken: options.serviceToken, timeoutMs, ...(options.connections === undefined ? {} : { connections: options.connections }) })
   const c = options.cache ?? {}
-  const tokens = identityTokenCache(c)
-  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: c.namespaceTtlMs ?? 60_000, ...(c.clock === undefined ? {} : { clock: c.clock }) }
-  const projects = createLoaderCache<ProjectInfo>(namespaceCache)
-  const groupParents = createLoaderCache<number | null>(namespaceCache)
+  // A job's groups decide which group allowlist entries let it in: an identity, and a project's
+  // chain, are trusted no longer than the oldest namespace answer they are made of, so a transfer
+  // in GitLab reaches decisions within namespaceTtlMs, however the caches' entries are staggered
+  // (a cached group parent read into a new project chain, a chain read into a new token).
+  const namespaceTtlMs = c.namespaceTtlMs ?? 60_000
+  const clock = c.clock ?? performance
+  const namespaceReadAt = new WeakMap<JobIdentity, number>()
+  const namespaceLifetime = (readAt: number): number => namespaceTtlMs - (clock.now() - readAt)
+  const tokens = identityTokenCache(c, identity => {
+    const readAt = namespaceReadAt.get(identity)
+    return readAt === undefined ? undefined : namespaceLifetime(readAt)
+  })
+  const namespaceCache = { max: c.maxNamespaces ?? 10_000, ttlMs: namespaceTtlMs, ...(c.clock === undefined ? {} : { clock: c.clock }) }
+  const projects = createLoaderCache<ProjectInfo>({ ...namespaceCache, lifetimeOf: info => namespaceLifetime(info.readAt) })
+  const groupParents = createLoaderCache<GroupParent>(namespaceCache)
 
   /** One GET, its answer mapped to identity's errors. */
   const getJson = async (path: string, as: GitlabCall['as'], endpoint: IntrospectionEndpoint): Promise<Readonly<Record<string, unknown>>> => {
@@ -170,36 +198,46 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     return answer.body
   }
 
-  const groupParent = (id: number): Promise<number | null> => groupParents.get(String(id), async () => {
+  const groupParent = (id: number): Promise<GroupParent> => groupParents.get(String(id), async () => {
+    const readAt = clock.now()
     const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, 'service', 'group')
-    return optionalId(group.parent_id, `group ${id} parent_id`)
+    return { parent: optionalId(group.parent_id, `group ${id} parent_id`), readAt }
   })
 
   const project = (id: number): Promise<ProjectInfo> => projects.get(String(id), async () => {
+    const readAt = clock.now()
     const p = await getJson(`/api/v4/projects/${id}`, 'service', 'project')
     const path = p.path_with_namespace
     const ns = p.namespace as Record<string, unknown> | null | undefined
     if (typeof path !== 'string' || ns === null || typeof ns !== 'object') throw lookupFailed(`project ${id} has no path or namespace`)
-    if (ns.kind !== 'group') return { path, ancestors: [] } // a user namespace: no groups above
+    if (ns.kind !== 'group') return { path, ancestors: [], readAt } // a user namespace: no groups above
     const nearest = requiredId(ns.id, `project ${id} namespace.id`)
     // The namespace's parent_id, where GitLab sends it, saves reading the nearest group.
     const parent = 'parent_id' in ns ? optionalId(ns.parent_id, `project ${id} namespace.parent_id`) : undefined
-    return { path, ancestors: await groupChain(nearest, id, parent) }
+    const chain = await groupChain(nearest, id, parent)
+    return { path, ancestors: chain.ancestors, readAt: Math.min(readAt, chain.readAt) }
   })
 
   /**
    * The job project's ancestor groups from its nearest group (its namespace), nearest first;
-   * `firstParent`: the nearest group's parent when already known.
+   * `firstParent`: the nearest group's parent when already known. `readAt`: when the oldest
+   * group answer it was read from was asked for (Infinity when none was read).
    */
-  const groupChain = async (nearest: number, projectId: number, firstParent?: number | null): Promise<number[]> => {
+  const groupChain = async (nearest: number, projectId: number, firstParent?: number | null): Promise<{ ancestors: number[], readAt: number }> => {
     const ancestors = [nearest]
-    let parent = firstParent === undefined ? await groupParent(nearest) : firstParent
+    let readAt = Infinity
+    const parentOf = async (id: number): Promise<number | null> => {
+      const read = await groupParent(id)
+      readAt = Math.min(readAt, read.readAt)
+      return read.parent
+    }
+    let parent = firstParent === undefined ? await parentOf(nearest) : firstParent
     while (parent !== null) {
       if (ancestors.includes(parent) || ancestors.length >= MAX_GROUP_DEPTH) throw lookupFailed(`group parents of project ${projectId} loop or nest too deep`)
       ancestors.push(parent)
-      parent = await groupParent(parent)
+      parent = await parentOf(parent)
     }
-    return ancestors
+    return { ancestors, readAt }
   }
 
   const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
@@ -227,7 +265,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     // since then moves the project under groups whose allowlist entries GitLab reads now.
     if (claimedProject !== null && claimedProject !== projectId) throw new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim p names project ${claimedProject}, GitLab's job is in project ${projectId}`)
     const info = await project(projectId)
-    return { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
+    const identity: JobIdentity = { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
+    namespaceReadAt.set(identity, info.readAt)
+    return identity
   }
 
   return {
