@@ -30,3 +30,15 @@ export function rubyInteger (id: string): number | null {
   const m = RUBY_INTEGER.exec(id)
   return m === null ? null : Number(m[1]! + m[2]!.replaceAll('_', ''))
 }
+
+// GitLab's tokens start with gl<letters>- (glcbt-, glpat-, gloas-...), after any instance prefix.
+const TOKEN_IN_PATH = /gl[a-z]{2,8}-[\w.-]{8}/i
+
+/**
+ * A path as a log line may hold it: a segment holding something token-shaped (a token pasted
+ * into a URL by mistake; GitLab reads none there) is written `[token]`.
+ */
+export function loggedPath (path: string): string {
+  if (!TOKEN_IN_PATH.test(path)) return path
+  return path.split('/').map(segment => TOKEN_IN_PATH.test(segment) ? '[token]' : segment).join('/')
+}

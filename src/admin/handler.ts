@@ -19,6 +19,7 @@ import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { readUpTo } from '../read-body.ts'
+import { loggedPath } from '../text.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller, userToken } from './auth.ts'
@@ -249,14 +250,17 @@ export function createAdmin (options: AdminOptions): Admin {
     }
   }
 
-  /** Answers a GateError (AdminError, GrantsError, ...) with its code; anything else is a 500. */
+  /**
+   * Answers a GateError (AdminError, GrantsError, ...) with its code; anything else is a 500. The
+   * path is logged with a token-shaped segment as `[token]` (an `:id` pasted from the wrong variable).
+   */
   function refuse (res: ServerResponse, requestId: string, err: unknown, method: string, path: string, closeConnection = false): void {
     if (!(err instanceof GateError)) {
       options.logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'configuration API failed')
     }
     const answer = err instanceof GateError ? err : 'GATE_INTERNAL_ERROR'
     const code = typeof answer === 'string' ? answer : answer.code
-    options.logger.info({ request_id: requestId, method, path, admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
+    options.logger.info({ request_id: requestId, method, path: loggedPath(path), admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
     options.refused?.(code)
     options.respond(res, requestId, answer, closeConnection)
   }
@@ -286,7 +290,7 @@ export function createAdmin (options: AdminOptions): Admin {
    */
   function refuseTokenScope (res: ServerResponse, requestId: string, err: TokenPermissionMissing | TokenScopeInsufficient, method: string, path: string, closeConnection: boolean): void {
     const fineGrained = err instanceof TokenPermissionMissing
-    options.logger.info({ request_id: requestId, method, path, admin: true, reason: err.code, status: err.status, ...(fineGrained ? { permission: err.permission } : { scope: err.scope }) }, 'configuration API refused')
+    options.logger.info({ request_id: requestId, method, path: loggedPath(path), admin: true, reason: err.code, status: err.status, ...(fineGrained ? { permission: err.permission } : { scope: err.scope }) }, 'configuration API refused')
     options.refused?.(err.code)
     const fields = fineGrained
       ? { error: 'insufficient_granular_scope', error_description: err.message }
@@ -415,7 +419,7 @@ export function createAdmin (options: AdminOptions): Admin {
           }
         }, options.tokenPermissions)
         send(res, requestId, answer.status, answer.body, answer.headers)
-        options.logger.debug({ request_id: requestId, method: canonical.method, path: canonical.apiPath, admin: true, status: answer.status }, 'configuration API')
+        options.logger.debug({ request_id: requestId, method: canonical.method, path: loggedPath(canonical.apiPath), admin: true, status: answer.status }, 'configuration API')
       } catch (err) {
         // A body left unread is not drained: close the connection after the answer.
         const unread = !bodyRead && (req.headers['content-length'] ?? '0') !== '0' && !req.complete

@@ -9,6 +9,7 @@
 
 import { pino, type Level, type Logger } from 'pino'
 import type { Exchange, Verdict } from './pipeline.ts'
+import { loggedPath } from '../text.ts'
 
 export interface DecisionLogOptions {
   readonly level: string
@@ -196,17 +197,6 @@ function roundJson (ms: number): string {
   return whole + (frac < 10 ? '.00' : frac < 100 ? '.0' : '.') + frac
 }
 
-// GitLab's tokens start with gl<letters>- (glcbt-, glpat-, gloas-...), after any instance prefix.
-const TOKEN_IN_PATH = /gl[a-z]{2,8}-[\w.-]{8}/i
-
-/**
- * The canonical path as GATE_LOG_RAW_PATH writes it: a segment holding something token-shaped
- * (a token pasted into a URL by mistake; GitLab reads none there) is written `[token]`.
- */
-export function loggedPath (path: string): string {
-  if (!TOKEN_IN_PATH.test(path)) return path
-  return path.split('/').map(segment => TOKEN_IN_PATH.test(segment) ? '[token]' : segment).join('/')
-}
 
 function fieldsJson (x: Exchange, requestId: string, status: number, timing: DecisionTiming, rawPath: boolean): string {
   const route = x.match?.route
