@@ -228,6 +228,11 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       }
       if (errors.length > 0) throw new AllowlistImportError(`GitLab's GraphQL refused ${what}: ${errors.join('; ').slice(0, 300)}`)
       const data = isRecord(answer.body.data) ? answer.body.data : {}
+      // GraphQL finds the project by the path it had when listed, REST read it by id: after a
+      // rename that path may be another project's, whose permissions are not this one's.
+      if (isRecord(data.project) && idOf(data.project.id) !== project.id) {
+        throw new AllowlistImportError(`the allowlist of ${project.path} changed while it was read (GraphQL answered for another project at that path, ${String(data.project.id)}); run the import again`)
+      }
       const scope = isRecord(data.project) ? data.project.ciJobTokenScopeAllowlist : undefined
       const list = isRecord(scope) ? scope[connection] : undefined
       if (!isRecord(list) || !Array.isArray(list.nodes)) {
