@@ -148,6 +148,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `
 
+// KEYS[1] path index key. ARGV[1] the holder the write's decision read ('' = none), ARGV[2] id.
+// Sets the hint only if it still holds what was read: another write's newer decision stands.
+const INDEX_SCRIPT = `
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`
+
 type Client = Redis | Cluster
 
 // How often the Cluster client asks who owns which slot (see the Cluster options below).
@@ -157,11 +165,14 @@ const SLOTS_REFRESH_MS = 1000
 const HEARTBEAT_MS = 1000
 // Sentinel: how often the sentinels are asked who the master is.
 const SENTINEL_POLL_MS = 1000
+// A path's index entry changed by other writes this many times in a row: left as they wrote it.
+const INDEX_ATTEMPTS = 5
 
 interface Scripts {
   jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgUnindex (key: string, id: string): Promise<number>
+  jtgIndex (key: string, holder: string, id: string): Promise<number>
 }
 
 function modeOf (options: RedisStoreOptions): RedisMode {
@@ -235,6 +246,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   client.defineCommand('jtgPut', { numberOfKeys: 2, lua: PUT_SCRIPT })
   client.defineCommand('jtgDelete', { numberOfKeys: 2, lua: DELETE_SCRIPT })
   client.defineCommand('jtgUnindex', { numberOfKeys: 1, lua: UNINDEX_SCRIPT })
+  client.defineCommand('jtgIndex', { numberOfKeys: 1, lua: INDEX_SCRIPT })
   const scripts = client as unknown as Scripts
   const usage = createRedisUsage(client, keys.grants)
 
@@ -351,11 +363,26 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
    * path may be older news than the other project's; the configuration API writes the path GitLab
    * gives a project now, so a change of path is the newer news. Writes only: two reads more.
    */
-  async function takesIndex (projectId: number, lower: string): Promise<boolean> {
-    const holder = await client.get(keys.path(lower))
+  async function takesIndex (projectId: number, lower: string, holder: string | null): Promise<boolean> {
     if (holder === null || holder === String(projectId)) return true
     const [claimed, own] = await Promise.all([client.hget(keys.grants(Number(holder)), 'path'), client.hget(keys.grants(projectId), 'path')])
     return claimed !== lower || own !== lower
+  }
+
+  /**
+   * Points the path's index entry at `projectId` where takesIndex says so. The entry is in another
+   * slot than the records the decision reads, so it is written only if it still holds what the
+   * decision read: a write from another replica in between (a newer claim) is decided again, never
+   * overwritten by a decision made before it, which could leave the entry to the project whose
+   * path was old news and, once that one moved on, to none.
+   */
+  async function index (projectId: number, lower: string): Promise<void> {
+    const id = String(projectId)
+    for (let attempt = 0; attempt < INDEX_ATTEMPTS; attempt++) {
+      const holder = await client.get(keys.path(lower))
+      if (holder === id || !await takesIndex(projectId, lower, holder)) return
+      if (await scripts.jtgIndex(keys.path(lower), holder ?? '', id) === 1) return
+    }
   }
 
   async function unindex (lowerPath: string, projectId: number): Promise<void> {
@@ -396,7 +423,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       // Index first: a reader that finds the hint before the record changes gets null, never
       // another project. Not taken from another project whose record claims the path when this
       // write brings no news of it (the record had that path already): see takesIndex.
-      if (await takesIndex(grants.projectId, lower)) await client.set(keys.path(lower), id)
+      await index(grants.projectId, lower)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit)
