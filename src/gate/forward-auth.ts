@@ -23,6 +23,12 @@ export interface ForwardAuthOptions {
   /** Whether a peer is a trusted proxy (GATE_TRUSTED_PROXIES: addresses and CIDR ranges). */
   readonly trusted: PeerCheck
   readonly maxInspectedBodyBytes: number
+  /**
+   * What a decision request without a body says of the original's (GATE_FORWARD_AUTH_BODIES):
+   * nothing (`hidden`), what X-Original-Content-Length and X-Original-Transfer-Encoding state
+   * (`declared`), or that there was none, since the proxy sends every body (`sent`).
+   */
+  readonly bodies?: 'hidden' | 'declared' | 'sent'
   readonly record: RecordDecision
 }
 
@@ -78,6 +84,7 @@ async function readGuarded (body: ForwardBody | null): Promise<Error | null> {
 
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
+  const bodies = options.bodies ?? 'hidden'
   const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes })
 
   /**
@@ -95,9 +102,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     // it only makes the gate stricter).
     const partial = x.body !== null && req.headers['x-envoy-auth-partial-body'] === 'true'
     if (x.body !== null && !partial) return false
-    const length = partial ? 1 : Number(req.headers['x-original-content-length'] ?? '0')
     const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
-    if (!(length > 0) && !chunked) return false
+    const length = partial ? 1 : originalLength(req)
+    if (length === 0 && !chunked) return false
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
     const plan = bodyScanner.plan(declared, x.method)
     if (plan.kind === 'pass') return false
@@ -105,6 +112,24 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     if (plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route)) return false
     const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
     return !visible.some(c => !c.jobToken)
+  }
+
+  /**
+   * The original body's length as far as the decision request tells it; 1 stands for "maybe
+   * some". A missing X-Original-Content-Length is no statement that there was no body:
+   * ingress-nginx sends none, nor does the shipped nginx configuration for an HTTP/2 request
+   * without a Content-Length, and Traefik and Envoy send the body or nothing, never its length. A
+   * client may send the header itself through a proxy that does not set it, so "no body" is
+   * believed only where the operator says the proxy replaces it (`declared`) or sends every
+   * body (`sent`); a stated length above 0 always counts, as it only makes the gate stricter.
+   */
+  function originalLength (req: IncomingMessage): number {
+    const stated = req.headers['x-original-content-length']
+    const length = typeof stated !== 'string' || !/^\d+$/.test(stated) ? null : Number(stated)
+    if (length !== null && length > 0) return length
+    if (bodies === 'sent') return 0
+    if (bodies === 'declared' && length === 0) return 0
+    return 1
   }
 
   /** The decision endpoint's own refusals, before and after the stages. */

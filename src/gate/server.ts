@@ -206,7 +206,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
 
   let auth: Server | null = null
   if (config.authListen !== undefined) {
-    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, record })
+    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodies: config.forwardAuthBodies, record })
     auth = createServer(clientTimeouts, (req, res) => {
       // A new id per decision: the front proxy's X-Request-Id is not read here.
       const requestId = newRequestId()

@@ -28,9 +28,11 @@ export interface ShippedNginxUpstreams {
 }
 
 /** Starts nginx with the shipped configuration; its base URL. Stopped after the test. */
-export async function startShippedNginx (t: TestContext, upstreams: ShippedNginxUpstreams): Promise<{ base: string, port: number }> {
+export async function startShippedNginx (t: TestContext, upstreams: ShippedNginxUpstreams, options: { readonly http2?: boolean } = {}): Promise<{ base: string, port: number, h2Base: string }> {
   assert.ok(NGINX !== null, 'nginx must be installed in CI')
   const port = await freePort()
+  // With `http2`, a second listener of the same server speaks HTTP/2 with prior knowledge (h2c).
+  const h2Port = options.http2 === true ? await freePort() : null
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   mkdirSync(join(dir, 'logs'))
@@ -39,7 +41,7 @@ export async function startShippedNginx (t: TestContext, upstreams: ShippedNginx
     .replace('server gitlab-webservice:8181;', `server ${upstreams.gitlab};`)
     .replace('server 127.0.0.1:8183;', `server 127.0.0.1:${upstreams.auth};`)
     .replace('server 127.0.0.1:8190;', `server 127.0.0.1:${upstreams.api};`)
-    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
+    .replace('listen 8080;', `listen 127.0.0.1:${port};${h2Port === null ? '' : ` listen 127.0.0.1:${h2Port} http2;`}`)
   assert.notEqual(site, shipped)
   writeFileSync(join(dir, 'site.conf'), site)
   writeFileSync(join(dir, 'nginx.conf'), [
@@ -62,5 +64,5 @@ export async function startShippedNginx (t: TestContext, upstreams: ShippedNginx
     if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
     return await send(base, 'GET', '/')
   }, { message: 'nginx answering' })
-  return { base, port }
+  return { base, port, h2Base: h2Port === null ? '' : `http://127.0.0.1:${h2Port}` }
 }
