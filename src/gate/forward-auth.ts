@@ -61,6 +61,25 @@ function originalRequest (header: (name: string) => string | undefined): { metho
   return { ...(methods[0] === undefined ? {} : { method: methods[0] }), ...(targets[0] === undefined ? {} : { target: targets[0] }) }
 }
 
+const API_SEGMENTS = /\/api\/v4(?:\/|$)/
+
+/**
+ * Envoy sends the original request line as the decision request's own, and passes on the client's
+ * headers (with `allowed_headers` matching them all, which the gate needs to see credentials): a
+ * client's X-Original-URI or X-Original-Method naming another request would be decided in its
+ * place while Envoy forwards the real one. Every other proxy asks on a fixed path of its own (the
+ * shipped nginx configuration /_job_token_gate, ingress-nginx and Traefik their auth URL's), never
+ * an API path: a decision request on an API path whose headers name another request is refused.
+ */
+function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage): ReturnType<typeof originalRequest> {
+  if (original === 'conflict') return original
+  const own = req.url ?? '/'
+  const query = own.indexOf('?')
+  if (!API_SEGMENTS.test(query === -1 ? own : own.slice(0, query))) return original
+  const differs = (original.method !== undefined && original.method !== req.method) || (original.target !== undefined && original.target !== own)
+  return differs ? 'conflict' : original
+}
+
 /**
  * Routes of the GitLab APIs that declare Grape's `default_format :json` (NuGet, PyPI, Composer,
  * Cargo, Terraform state): a PUT, PATCH or DELETE body without a Content-Type is parsed as JSON
@@ -146,7 +165,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       const value = req.headers[name]
       return typeof value === 'string' && value !== '' ? value : undefined
     }
-    const original = originalRequest(header)
+    const original = sameAsOwnLine(originalRequest(header), req)
     const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const engine = options.engine()
     const method = (original === 'conflict' ? undefined : original.method) ?? req.method ?? 'GET'
@@ -160,7 +179,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     }
     if (original === 'conflict') {
       // Some of these headers came from the client, not the proxy: none of them can be trusted.
-      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
+      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
       return
     }
     // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,

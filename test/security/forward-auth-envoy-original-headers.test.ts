@@ -1,0 +1,35 @@
+// Envoy's ext_authz (HTTP service) sends the original method and path as the decision request's
+// own line and, with `allowed_headers` matching every header (which the gate needs to see a
+// JOB-TOKEN at all), the client's headers too. From a trusted peer (an Envoy sidecar on loopback,
+// trusted by default) the gate took a client's X-Original-URI and X-Original-Method over that
+// line: a PUT the job may not make was decided as the GET it named, answered 200, and Envoy sent
+// the PUT to GitLab. Headers naming another request than an API request line are now refused.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+test('an Envoy decision request: a client\'s X-Original-* naming another request is refused', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const job = { 'job-token': TOKENS.app }
+  // Publishing to acme/lib needs admin_packages, which the job of acme/platform/app lacks.
+  const PUBLISH = '/api/v4/projects/200/packages/npm/foo'
+  assert.equal((await send(auth, 'PUT', PUBLISH, job)).status, 403)
+  const spoofs: Array<Record<string, string>> = [
+    { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' },
+    { 'x-original-method': 'GET' },
+    { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/v4/projects/100/packages' },
+    { 'x-original-url': 'https://gitlab.example/api/v4/projects/100/packages' }
+  ]
+  for (const spoof of spoofs) {
+    const answer = await send(auth, 'PUT', PUBLISH, { ...job, ...spoof })
+    assert.equal(answer.status, 403, `${JSON.stringify(spoof)}: ${answer.text}`)
+    assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', JSON.stringify(spoof))
+  }
+  // Headers naming the request line itself, and the fixed paths other proxies ask on, still work.
+  assert.equal((await send(auth, 'GET', '/api/v4/projects/200/packages', { ...job, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })).status, 200)
+  assert.equal((await send(auth, 'GET', '/_job_token_gate', { ...job, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })).status, 200)
+  assert.equal((await send(auth, 'GET', '/', { ...job, 'x-forwarded-method': 'PUT', 'x-forwarded-uri': PUBLISH })).status, 403)
+})
