@@ -16,6 +16,7 @@
 import FindMyWay from 'find-my-way'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { decodeParam } from './canonical.ts'
+import { matchRefRoute, refRoutesOf, type RefRoutes } from './ref-routes.ts'
 import { commonPath } from './overlap.ts'
 import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from '../catalog/pattern.ts'
 
@@ -136,9 +137,12 @@ export class Router {
   private readonly mount: string
   /** Results shared between requests are frozen, params included. */
   private readonly matches = new Map<string, RouteMatch | null>()
+  /** The job artifact routes by ref, whose ref may span segments (src/routing/ref-routes.ts). */
+  private readonly refRoutes: RefRoutes | null
 
   private constructor (routes: readonly CatalogRoute[], options: RouterOptions) {
     this.routes = routes
+    this.refRoutes = refRoutesOf(routes)
     // find-my-way would read ':', '*' or '(' of a relative URL root as a parameter, a wildcard or a
     // pattern, and decodes a request's escapes before walking its static segments ('%20' of a
     // root, registered as written, would never match): such a root is not mounted, and its
@@ -204,7 +208,7 @@ export class Router {
    */
   private find (method: string, triePath: string, apiPath: string): RouteMatch | null {
     const found = this.trie.find(method as FindMyWay.HTTPMethod, triePath)
-    if (found === null) return null
+    if (found === null) return method === 'GET' && this.refRoutes !== null ? matchRefRoute(this.refRoutes, apiPath) : null
     const node = found.store as TrieNode
     const single = node.single
     if (single !== null) {
@@ -217,11 +221,11 @@ export class Router {
       }
       return { route: single.route, params, format: single.format }
     }
-    if (apiPath.length > MATCH_CACHE_MAX_PATH) return this.slowMatch(node, apiPath)
+    if (apiPath.length > MATCH_CACHE_MAX_PATH) return this.slowMatch(node, method, apiPath)
     const key = method + ' ' + apiPath
     const cached = this.matches.get(key)
     if (cached !== undefined) return cached
-    const match = this.slowMatch(node, apiPath)
+    const match = this.slowMatch(node, method, apiPath)
     if (match !== null) {
       Object.freeze(match.params)
       Object.freeze(match)
@@ -231,11 +235,17 @@ export class Router {
     return match
   }
 
-  private slowMatch (node: TrieNode, apiPath: string): RouteMatch | null {
+  private slowMatch (node: TrieNode, method: string, apiPath: string): RouteMatch | null {
     const segments = splitSegments(apiPath)
     const own = this.best(node.own, segments)
-    if (own === null) return this.best(node.fallback, segments)
-    return node.contenders.length === 0 ? own : this.best(node.contenders, segments)
+    const match = own === null ? this.best(node.fallback, segments) : node.contenders.length === 0 ? own : this.best(node.contenders, segments)
+    const refs = this.refRoutes
+    // A ref spanning segments, or an archive path the raw file route also reads (GitLab's order).
+    if (refs !== null && method === 'GET' && (match === null || match.route === refs.raw)) {
+      const byRef = matchRefRoute(refs, apiPath)
+      if (byRef !== null && (match === null || byRef.route === refs.download)) return byRef
+    }
+    return match
   }
 
   /** Of several candidates, the match with the smallest precedence key; catalog order breaks ties. */

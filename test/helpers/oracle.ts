@@ -145,6 +145,35 @@ function compareKeys (a: readonly number[], b: readonly number[]): number {
   return a.length - b.length
 }
 
+const REF_DOWNLOAD = 'get_projects_id_jobs_artifacts_ref_name_download'
+const REF_RAW = 'get_projects_id_jobs_artifacts_ref_name_raw_artifact_path'
+
+/**
+ * GitLab's job artifact routes by ref take `ref_name: /.+/`, any number of segments, and Grape
+ * tries the archive route before the raw file route: `/projects/<id>/jobs/artifacts/<ref>/download`
+ * (or `download.json`) first, then `<ref>/raw/<file>` with the ref running to the last `/raw/`.
+ */
+function refRoute (apiPath: string, routes: readonly CatalogRoute[]): OracleMatch | null {
+  if (!routes.some(r => r.id === REF_DOWNLOAD) || !routes.some(r => r.id === REF_RAW)) return null
+  const segments = apiPath.split('/').slice(1)
+  if (segments.length < 6 || segments[0] !== 'projects' || segments[2] !== 'jobs' || segments[3] !== 'artifacts') return null
+  const decode = (s: string): string | null => { try { return decodeURIComponent(s) } catch { return null } }
+  const id = decode(segments[1]!)
+  if (id === null || id === '') return null
+  const last = segments[segments.length - 1]!
+  if (last === 'download' || last === 'download.json') {
+    const ref = decode(segments.slice(4, -1).join('/'))
+    return ref === null ? null : { routeId: REF_DOWNLOAD, params: { id, ref_name: ref }, format: last !== 'download' }
+  }
+  for (let at = segments.length - 2; at > 4; at--) {
+    if (segments[at] !== 'raw') continue
+    const ref = decode(segments.slice(4, at).join('/'))
+    const file = decode(segments.slice(at + 1).join('/'))
+    return ref === null || file === null ? null : { routeId: REF_RAW, params: { id, ref_name: ref, artifact_path: file }, format: false }
+  }
+  return null
+}
+
 export function createOracle (routes: readonly CatalogRoute[]): Oracle {
   const compiled = routes.map(route => ({ route, variants: oracleVariants(route.pattern) }))
 
@@ -168,6 +197,10 @@ export function createOracle (routes: readonly CatalogRoute[]): Oracle {
       for (const c of candidates(method, apiPath)) {
         const key = c.variant.tokens.flatMap((token, i) => new Array<number>(c.takes[i]!).fill(RANK[token.kind]))
         if (best === null || compareKeys(key, best.key) < 0) best = { ...c, key }
+      }
+      if (method === 'GET' && (best === null || best.route.id === REF_RAW)) {
+        const byRef = refRoute(apiPath, routes)
+        if (byRef !== null && (best === null || byRef.routeId === REF_DOWNLOAD)) return byRef
       }
       if (best === null) return null
       const { takes } = best
