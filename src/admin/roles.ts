@@ -21,6 +21,13 @@ import { accessedProject } from '../routing/accessed.ts'
 import type { RouteMatch } from '../routing/router.ts'
 import { MAINTAINER_ACCESS, type GitlabClient } from './auth.ts'
 
+/**
+ * Most distinct credentials whose role is asked of GitLab for one request. Each is one call to
+ * GitLab, not cached when GitLab refuses it: a PRIVATE-TOKEN header of 3,000 comma-separated
+ * made-up tokens (no credential needed) once made 3,000 calls. No client sends more than a few.
+ */
+export const MAX_ROLE_CREDENTIALS = 8
+
 export interface UserRoleCheck {
   /**
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. Only for
@@ -60,6 +67,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         const answer = await (signedIn ??= gitlab.signedIn(headerOf(credential)))
         return answer === 'unavailable' ? answer : !answer
       }
+      const tooMany = { code: 'CREDENTIAL_AMBIGUOUS' as const, message: `401 Unauthorized - more than ${MAX_ROLE_CREDENTIALS} different credentials in the request; send exactly one` }
       const refusal = (projectId: number): { code: ErrorCode, message: string } => ({
         code: 'PACKAGE_MAINTAINER_ONLY',
         message: `403 Forbidden - only users with the Maintainer role or higher may ${route.packageOperation!} ${route.packageFormat} packages of project #${projectId} (job token permissions).`
@@ -67,6 +75,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       /** Every credential must be a Maintainer of `projectId` where its rules ask for one. */
       const checkProject = async (projectId: number): Promise<{ code: ErrorCode, message?: string } | null> => {
         if (!maintainerRequired(route, await grants.get(projectId))) return null
+        if (users.length > MAX_ROLE_CREDENTIALS) return tooMany
         for (const credential of users) {
           if (credential.where === 'header:deploy-token') return refusal(projectId)
           const skip = await noSession(credential)
@@ -96,6 +105,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // GitLab shows the gate no project there (no service token, or one that sees less): each
       // credential's own view names the project GitLab would take the request to, and the store's
       // hint, unverified, may only add a project to check, never let a request through.
+      if (users.length > MAX_ROLE_CREDENTIALS) return tooMany
       const candidates = new Set<number>()
       const hinted = await grants.resolvePath(accessed.path)
       if (hinted !== null) candidates.add(hinted)
