@@ -77,6 +77,16 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
       return found
     }
   })
+  // "GitLab shows no project here" is kept apart: any client can ask about as many made-up paths
+  // as it likes, and in one list those answers would push out the projects real jobs use.
+  const notShown = new LRUCache<string, ProjectFacts>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
+  const settle = (key: string) => (found: ProjectFacts): ProjectFacts => {
+    if (found.path === null && facts.peek(key) === found) {
+      facts.delete(key)
+      notShown.set(key, found)
+    }
+    return found
+  }
   const counts = { hits: 0, misses: 0 }
 
   const ask = async (path: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
@@ -110,13 +120,13 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     get (project) {
       // Hot path: a cached answer is one get(), no promise.
       const key = typeof project === 'number' ? `id:${project}` : `path:${project.toLowerCase()}`
-      const hit = facts.get(key)
+      const hit = facts.get(key) ?? notShown.get(key)
       if (hit !== undefined) {
         counts.hits++
         return hit
       }
       counts.misses++
-      return facts.fetch(key, { context: { project } }) as Promise<ProjectFacts>
+      return (facts.fetch(key, { context: { project } }) as Promise<ProjectFacts>).then(settle(key))
     },
     seesPrivate: gitlab.hasServiceToken,
     stats: () => ({ ...counts })

@@ -128,3 +128,23 @@ test('facts: by path, a moved project\'s old path is followed to the project (a 
   // No project there: id 0.
   assert.equal((await createProjectFactsLookup({ gitlab: client }).get('other/none')).id, 0)
 })
+
+test('facts: "no project here" answers, which any client can ask for, do not push out the projects jobs use', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/lib', 'public')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const lookup = createProjectFactsLookup({ gitlab: client, max: 4 })
+  assert.equal((await lookup.get('acme/lib')).id, 200)
+  const calls = gitlab.calls.project
+  // Twenty made-up paths (a flood of package PUTs with made-up tokens, say): each asked once.
+  for (let i = 0; i < 20; i++) assert.equal((await lookup.get(`nosuch/p${i}`)).path, null)
+  assert.equal(gitlab.calls.project, calls + 20)
+  const again = lookup.get('acme/lib')
+  assert.ok(!(again instanceof Promise), 'still cached')
+  assert.equal((again as ProjectFacts).id, 200)
+  assert.equal(gitlab.calls.project, calls + 20)
+  // The answers not shown are cached too, in a list of their own.
+  assert.ok(!(lookup.get('nosuch/p19') instanceof Promise))
+  assert.equal(gitlab.calls.project, calls + 20)
+})
