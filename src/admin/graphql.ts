@@ -403,13 +403,8 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     if (boundary === null && RACK_MULTIPART_TYPE.test(contentType)) unreadable.push(UNREADABLE_BOUNDARY)
     const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful)
     const fields = pairs === null ? null : nestedParams(pairs)
-    if (fields !== null) {
-      readings.push(fields)
-      // Apollo's upload middleware: `operations` replaces the parameters (an array is a batch).
-      const operations = typeof fields.operations === 'string' ? tryJson(fields.operations) : undefined
-      if (Array.isArray(operations)) readings.push(Object.assign(newParams(), fields, { _json: operations }))
-      else if (isHash(operations)) readings.push(Object.assign(newParams(), fields, operations))
-    }
+    // Apollo's `operations` is applied over the merged parameters (apolloReading).
+    if (fields !== null) readings.push(fields)
   }
   // A bare document (application/graphql, or a body GitLab would not parse at all).
   if (GRAPHQL_TYPE.test(contentType) || (!parsedAsDeclared && json === undefined)) readings.push(Object.assign(newParams(), { query: text }))
@@ -694,6 +689,30 @@ export interface GraphqlParams {
 
 export const UNREADABLE_BOUNDARY = 'the multipart boundary of this GraphQL request is missing, repeated or written so that parsers could read it differently (white space around its \'=\', a byte outside ASCII), and Rack would read parameters from the body that the gate cannot; write it as `; boundary=<value>`'
 
+export const UNREADABLE_OPERATIONS = 'the `operations` parameter of this GraphQL multipart request is not JSON the gate can parse, while GitLab\'s upload middleware parses it with Ruby\'s JSON (which takes comments, for one) and runs what it holds; send `operations` as plain JSON'
+
+/**
+ * GitLab's upload middleware (the apollo_upload_server gem's ApolloUploadServer::Middleware, run
+ * before the controller) on one merged reading: when the Content-Type contains
+ * `multipart/form-data` and the parameters hold `operations` and `map` (from the body or the
+ * URL), it parses `operations` with Ruby's JSON and writes each of its keys (an array or another
+ * value: `_json`) with Rack's `update_param`, which replaces the key in the URL's parameters and
+ * the body's alike: `operations` wins over both. Read for any multipart type and without `map`
+ * too (only more readings); null when there is no `operations` to apply. `operations` that
+ * JSON.parse refuses is `unreadable`: Ruby's parser may take it.
+ */
+function apolloReading (merged: Params, req: GraphqlHttpRequest, unreadable: string[]): Params | null {
+  if (!/multipart\//i.test(req.contentType) || typeof merged.operations !== 'string' || merged.operations.trim() === '') return null
+  const operations = tryJson(merged.operations)
+  if (operations === undefined) {
+    if (merged.map !== undefined && merged.map !== null) unreadable.push(UNREADABLE_OPERATIONS)
+    return null
+  }
+  // Ruby's `JSON.parse("null")` is nil: the middleware changes nothing.
+  if (operations === null) return null
+  return Object.assign(newParams(), merged, isHash(operations) ? operations : { _json: operations })
+}
+
 export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpRequest> = {}): GraphqlParams {
   const req: GraphqlHttpRequest = { ...DEFAULT_REQUEST, ...request }
   const broken: string[] = []
@@ -704,8 +723,14 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
   const readings: Params[] = []
   for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable)) {
-    // Rails: the URL's parameters override the body's.
-    for (const url of urlReadings) readings.push(Object.assign(newParams(), fromBody, url))
+    for (const url of urlReadings) {
+      // Rails: the URL's parameters override the body's.
+      const merged = Object.assign(newParams(), fromBody, url)
+      readings.push(merged)
+      // Then Apollo's `operations` overrides both.
+      const apollo = apolloReading(merged, req, unreadable)
+      if (apollo !== null) readings.push(apollo)
+    }
   }
   return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
 }

@@ -426,6 +426,12 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
         count('deny', 'GRAPHQL_AMBIGUOUS_REQUEST', null)
         throw new GateError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${doubtfulMessage(params.doubtful)}`)
       }
+      // A body GitLab reads otherwise than the gate can (Apollo's `operations` in Ruby's JSON):
+      // refused by the classifier too, and here for a large upload, which it does not read.
+      if (params.unreadable !== null) {
+        count('deny', 'GRAPHQL_AMBIGUOUS_REQUEST', null)
+        throw new GateError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${params.unreadable}`)
+      }
       const found = findGraphqlToken(request, params)
       if (found.kind === 'none' || found.kind === 'job_token') return PASS
       if (found.kind === 'ambiguous') {
