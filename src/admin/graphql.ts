@@ -424,13 +424,24 @@ function operationOf (params: Readonly<Params>): GraphqlOperation {
   return { query: scalar(params.query) ?? '', variables: params.variables, operationName: scalar(params.operationName) }
 }
 
+/**
+ * One operation of a batch, as GitLab's `permitted_multiplex_params` keeps it: `variables: {}`
+ * permits a hash only, so `variables` sent as a JSON string (or anything else) is dropped and
+ * the operation runs with its variables' defaults. (A single query keeps the raw value, which
+ * GitLab parses.)
+ */
+function batchOperationOf (params: Readonly<Params>): GraphqlOperation {
+  const operation = operationOf(params)
+  return isHash(operation.variables) ? operation : { ...operation, variables: undefined }
+}
+
 function effectiveOf (params: Readonly<Params>): GraphqlReading {
   // Rails' deep munge (NoNilParamEncoder) takes nils out of every parameter array: `[null]` in a
   // JSON body or `_json[]` without `=` is an empty list. GraphqlController multiplexes when
   // `params[:_json].present?`: an empty list is not, and the single query (the URL's, say) runs
   // instead. (Without the munge GitLab fails on a nil in the batch and runs nothing.)
   const batch = Array.isArray(params._json) ? params._json.filter(op => op !== null) : null
-  if (batch !== null && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(operationOf) }
+  if (batch !== null && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(batchOperationOf) }
   return { batch: false, operations: [operationOf(params)] }
 }
 
