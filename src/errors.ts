@@ -46,6 +46,10 @@ export const errors = {
   CONNECTION_DROPS_DECISION_HEADER: { status: 400, message: '400 Bad request - the Connection header names a header the authorization decision depends on (a credential, or the body\'s type, length or encoding); it would be dropped before GitLab reads the request' },
   GATE_SHUTTING_DOWN: { status: 503, message: '503 Service Unavailable - the gate is shutting down; retry' },
   GATE_INTERNAL_ERROR: { status: 500, message: '500 Internal Server Error' },
+  // Requests Node's HTTP parser refuses (src/gate/server.ts): never decided, never forwarded.
+  REQUEST_NOT_PARSEABLE: { status: 400, message: '400 Bad request - the request is not valid HTTP/1.1 (its framing, its request line or a header line), so it cannot be decided' },
+  REQUEST_HEADERS_TOO_LARGE: { status: 431, message: '431 Request Header Fields Too Large' },
+  REQUEST_HEADERS_TIMEOUT: { status: 408, message: '408 Request Timeout - the request headers did not arrive in time' },
   // Canonical path (src/routing/canonical.ts)
   PATH_DOT_SEGMENT: { status: 400, message: '400 Bad request - path contains a dot segment' },
   PATH_CONTROL_CHAR: { status: 400, message: '400 Bad request - path contains a control character' },

@@ -5,7 +5,7 @@
 // Every error's status comes from the errors table (src/errors.ts), through a code, a deny of
 // the pipeline or a GateError.
 
-import type { ServerResponse } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { errorBody, errors, GateError, type ErrorCode } from '../errors.ts'
 import type { Deny } from './pipeline.ts'
 
@@ -74,6 +74,17 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
   }
   res.writeHead(status, headers)
   res.end(body)
+}
+
+/**
+ * A whole HTTP/1.1 answer, to write on a socket, to a request that never became a request object
+ * (Node's parser refused it, src/gate/server.ts): `code`'s status and JSON body, and the
+ * connection closed after it.
+ */
+export function rawErrorAnswer (code: ErrorCode, requestId: string): string {
+  const { status, message } = errors[code]
+  const body = errorJson(message, code, '', requestId)
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
 }
 
 /** `{"message", "code", <more>, "request_id"}`: GitLab's body, the code, then the request id. */

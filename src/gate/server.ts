@@ -6,6 +6,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
 import { ConfigError, trustedPeers, type Config } from '../config.ts'
@@ -33,7 +34,7 @@ import { createForwardAuth } from './forward-auth.ts'
 import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
-import { respond } from './respond.ts'
+import { rawErrorAnswer, respond } from './respond.ts'
 import { newRequestId, requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
 import { createGraphqlEnforcer, type GraphqlEnforcer } from '../graphql/enforce.ts'
@@ -43,7 +44,7 @@ import { checkPermission, createTargetResolver, permissionLabels, type TargetRes
 import { loadGraphqlSchema } from '../graphql/schema.ts'
 import { createTokenScopeResolver } from '../graphql/token-scopes.ts'
 import { createTokenRegistry, handleRegistryRequest, isRegistryPath, type TokenRegistry } from '../graphql/token-registry.ts'
-import { GateError } from '../errors.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GraphQLSchema } from 'graphql'
 
 export interface GateDeps {
@@ -199,6 +200,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs }
   const server: Server = createServer(clientTimeouts)
   keepEveryHeader(server)
+  refuseUnparseable(server, logger, metrics, config.decisionLogLevel)
   server.setTimeout(config.clientTimeoutMs)
   server.on('request', onRequest(false))
   // Answer `Expect: 100-continue` only once the request is authorized (or its body must be read).
@@ -213,6 +215,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       lifecycle.track(req, res, requestId, authorize(req, res, requestId))
     }).setTimeout(config.clientTimeoutMs)
     keepEveryHeader(auth)
+    refuseUnparseable(auth, logger, metrics, config.decisionLogLevel)
   }
 
   const health: Server = createHealthServer({
@@ -284,6 +287,41 @@ export function createGate (config: Config, deps: GateDeps): Gate {
  */
 function keepEveryHeader (server: Server): void {
   server.maxHeadersCount = 0
+}
+
+/** Node's parser errors with an answer of their own; every other one is REQUEST_NOT_PARSEABLE. */
+const PARSER_ERRORS: Readonly<Record<string, ErrorCode>> = {
+  HPE_HEADER_OVERFLOW: 'REQUEST_HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_HEADERS_TIMEOUT'
+}
+
+/**
+ * A request Node's HTTP parser refuses reaches neither the stages nor GitLab: both Content-Length
+ * and Transfer-Encoding, a repeated Content-Length, a Transfer-Encoding that does not end in
+ * chunked, bare LF line ends, an obs-fold, a bad chunk size, a NUL or CR in a header line, headers
+ * over the size limit or the headers timeout: the shapes of request smuggling. Node's own answer
+ * was a 400 without a body, with nothing logged or counted, so such attempts went unseen. Here the
+ * client gets the gate's JSON error, and the decision log a line (stage `http_parser`) naming the
+ * parser's error code and reason (llhttp's fixed texts: never the bytes refused, which may hold a
+ * token), counted in the requests metric under the code.
+ */
+function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): void {
+  server.on('clientError', (err: Error & { code?: string, reason?: string }, socket: Duplex) => {
+    // A connection the client reset or closed has nobody to answer.
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const code = PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE'
+    const requestId = newRequestId()
+    const status = errors[code].status
+    metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method: '', decisionSeconds: 0, totalSeconds: 0 })
+    logger[level as 'info']({ request_id: requestId, decision: 'deny', reason: code, stage: 'http_parser', parser_error: err.code, parser_reason: err.reason, status }, 'decision')
+    // As Node does: answered only while no answer to an earlier request on this connection has begun.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (current === undefined || current === null || !current.headersSent) socket.write(rawErrorAnswer(code, requestId))
+    socket.destroy()
+  })
 }
 
 /** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */
