@@ -20,9 +20,11 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
   })
 }
 
-export async function createStoreFromConfig (config: Config): Promise<GrantStore> {
+/** `redis`: store options no setting holds (tests give a longer command timeout on a loaded machine). */
+export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number } = {}): Promise<GrantStore> {
   const tls = redisTls(config)
   const credentials = {
+    ...redis,
     ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
     ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {}),
     ...(config.redisTls ? { tls } : {})
@@ -38,7 +40,7 @@ export async function createStoreFromConfig (config: Config): Promise<GrantStore
     })
   }
   // rediss:// is TLS by itself; the CA file, if any, adds to it.
-  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl, ...(config.redisTlsCaFile !== undefined ? { tls } : {}) })
+  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl, ...redis, ...(config.redisTlsCaFile !== undefined ? { tls } : {}) })
   if (config.stateFile !== undefined) {
     // Every change would fail to save (503) with the directory missing: a mistyped path.
     const dir = dirname(resolve(config.stateFile))

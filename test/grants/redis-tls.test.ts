@@ -14,8 +14,12 @@ import { serveOutcome } from '../helpers/serve.ts'
 
 const base = { GATE_UPSTREAM_URL: 'http://127.0.0.1:1' }
 
+// The store's 1 s command timeout fails fast in production; on a loaded machine a TLS connection's
+// first commands may take longer, and these tests are about reaching Redis, not about speed.
+const SLOW_MACHINE = { commandTimeoutMs: 30_000 }
+
 async function roundTrip (env: Record<string, string>, projectId: number): Promise<void> {
-  const store = await createStoreFromConfig(loadConfig({ ...base, ...env }))
+  const store = await createStoreFromConfig(loadConfig({ ...base, ...env }), SLOW_MACHINE)
   after(() => store.close())
   await store.put({ projectId, projectPath: `acme/p${projectId}`, inboundEnabled: true, entries: [] })
   assert.equal((await store.get(projectId))?.projectPath, `acme/p${projectId}`)
