@@ -16,7 +16,7 @@ import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
-import { startRedis } from '../helpers/redis.ts'
+import { startRedis, tieSockets } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 
 const doc = (projectId: number, projectPath: string): ProjectGrants =>
@@ -42,10 +42,7 @@ test('two replicas writing one path at once leave its index entry to a project t
       upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => { if (holding !== null) holding.push(chunk); else client.write(chunk) })
-    client.on('error', () => upstream.destroy())
-    upstream.on('error', () => client.destroy())
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+    tieSockets(client, upstream)
   })
   await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
   t.after(() => proxy.close())

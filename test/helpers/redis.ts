@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, createConnection } from 'node:net'
+import { createServer, createConnection, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -227,4 +227,12 @@ export async function startRedisCluster (cleanup?: Cleanup, masters = 3, replica
     tlsSeeds: nodes.flatMap(n => n.tlsPort === undefined ? [] : [{ host: n.host, port: n.tlsPort }]),
     async stop () { await Promise.all(nodes.map(n => n.kill())) }
   }
+}
+
+/** For a test's TCP relay in front of Redis: an error or a close on either end ends the other. */
+export function tieSockets (client: Socket, upstream: Socket): void {
+  client.on('error', () => upstream.destroy())
+  upstream.on('error', () => client.destroy())
+  client.on('close', () => upstream.destroy())
+  upstream.on('close', () => client.destroy())
 }

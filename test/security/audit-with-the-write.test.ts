@@ -12,7 +12,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
-import { startRedis } from '../helpers/redis.ts'
+import { startRedis, tieSockets } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { adminGate, ADMIN } from '../helpers/admin-gate.ts'
 
@@ -32,10 +32,7 @@ test('a change Redis makes after the gate stopped waiting is in the audit trail'
       }
     })
     upstream.pipe(client)
-    client.on('error', () => upstream.destroy())
-    upstream.on('error', () => client.destroy())
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+    tieSockets(client, upstream)
   })
   await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
   t.after(() => proxy.close())
