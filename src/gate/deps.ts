@@ -20,8 +20,8 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
   })
 }
 
-/** `redis`: store options no setting holds (tests give a longer command timeout on a loaded machine). */
-export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number } = {}): Promise<GrantStore> {
+/** `redis`: store options no setting holds (tests give longer timeouts on a loaded machine). */
+export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number, readonly connectTimeoutMs?: number } = {}): Promise<GrantStore> {
   const tls = redisTls(config)
   const credentials = {
     ...redis,

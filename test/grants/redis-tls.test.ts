@@ -14,9 +14,9 @@ import { serveOutcome } from '../helpers/serve.ts'
 
 const base = { GATE_UPSTREAM_URL: 'http://127.0.0.1:1' }
 
-// The store's 1 s command timeout fails fast in production; on a loaded machine a TLS connection's
-// first commands may take longer, and these tests are about reaching Redis, not about speed.
-const SLOW_MACHINE = { commandTimeoutMs: 30_000 }
+// The store's 1 s command and 5 s start timeouts fail fast in production; on a loaded machine a
+// TLS connection's first commands may take longer, and these tests are about reaching Redis.
+const SLOW_MACHINE = { commandTimeoutMs: 30_000, connectTimeoutMs: 30_000 }
 
 async function roundTrip (env: Record<string, string>, projectId: number): Promise<void> {
   const store = await createStoreFromConfig(loadConfig({ ...base, ...env }), SLOW_MACHINE)

@@ -88,22 +88,34 @@ async function waitExit (child: ChildProcess): Promise<void> {
   await new Promise<void>(resolve => child.once('exit', () => resolve()))
 }
 
-/** Resolves once the server answers PING on the port. */
+/**
+ * Resolves once the server on the port answers and is `child` itself. Another test's server may
+ * have taken the port between probing it and binding it (ours then fails to bind): its answer
+ * must not pass for ours, or a cluster would be built of a node that is no cluster node.
+ * A server with a password refuses INFO, and is taken as up.
+ */
 async function waitPing (port: number, timeoutMs: number, child: ChildProcess, log: () => string): Promise<void> {
-  await eventually(async () => {
+  const answer = await eventually(async () => {
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited: ${log()}`)
-    return await new Promise<boolean>(resolve => {
+    return await new Promise<'ours' | 'another' | false>(resolve => {
       const socket = createConnection({ host: '127.0.0.1', port })
+      let reply = ''
       socket.setTimeout(500)
-      socket.once('connect', () => socket.write('PING\r\n'))
-      // A server with a password refuses the PING, and is up all the same.
-      socket.once('data', data => { socket.destroy(); resolve(/^(?:\+PONG|-NOAUTH)/.test(data.toString())) })
+      socket.once('connect', () => socket.write('INFO server\r\n'))
+      socket.on('data', data => {
+        reply += data.toString()
+        const pid = /process_id:(\d+)\r\n/.exec(reply)
+        if (pid === null && !reply.startsWith('-NOAUTH')) return
+        socket.destroy()
+        resolve(pid === null || Number(pid[1]) === child.pid ? 'ours' : 'another')
+      })
       socket.once('error', () => { socket.destroy(); resolve(false) })
       socket.once('timeout', () => { socket.destroy(); resolve(false) })
     })
-  }, { timeoutMs, message: `redis-server on port ${port} answering PING` }).catch((err: Error) => {
+  }, { timeoutMs, message: `redis-server on port ${port} answering` }).catch((err: Error) => {
     throw new Error(`${err.message}: ${log()}`, { cause: err })
   })
+  if (answer === 'another') throw new Error(`port ${port} was taken by another redis-server before this one could bind it`)
 }
 
 export async function startRedis (cleanup?: Cleanup, options: RedisServerOptions = {}): Promise<RedisServer> {
