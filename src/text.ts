@@ -33,12 +33,33 @@ export function rubyInteger (id: string): number | null {
 
 // GitLab's tokens start with gl<letters>- (glcbt-, glpat-, gloas-...), after any instance prefix.
 const TOKEN_IN_PATH = /gl[a-z]{2,8}-[\w.-]{8}/i
+const BASE64URL = /^[\w-]+$/
+
+/**
+ * True when `text` holds a JSON Web Token: a base64url part starting `eyJ` (`{"`) of at least
+ * 16 characters (the shortest header, `{"alg":"none"}`, has 19), a dot, another base64url part,
+ * a dot. A job's ID tokens (`id_tokens:`, the old CI_JOB_JWT) are such tokens,
+ * and open Vault or a cloud account to whoever reads them. Split on the dots and looked at part
+ * by part: an expression such as /eyJ[\w-]+\./ scans on from every `eyJ` of a long run again.
+ */
+function holdsJwt (text: string): boolean {
+  if (!text.includes('eyJ')) return false
+  const parts = text.split('.')
+  for (let k = 0; k + 2 < parts.length; k++) {
+    const at = parts[k]!.lastIndexOf('eyJ')
+    if (at !== -1 && parts[k]!.length - at >= 16 && BASE64URL.test(parts[k]!.slice(at)) && BASE64URL.test(parts[k + 1]!)) return true
+  }
+  return false
+}
+
+const tokenShaped = (segment: string): boolean => TOKEN_IN_PATH.test(segment) || holdsJwt(segment)
 
 /**
  * A path as a log line may hold it: a segment holding something token-shaped (a token pasted
- * into a URL by mistake; GitLab reads none there) is written `[token]`.
+ * into a URL by mistake; GitLab reads none there), `gl<letters>-...` or a JSON Web Token, is
+ * written `[token]`.
  */
 export function loggedPath (path: string): string {
-  if (!TOKEN_IN_PATH.test(path)) return path
-  return path.split('/').map(segment => TOKEN_IN_PATH.test(segment) ? '[token]' : segment).join('/')
+  if (!TOKEN_IN_PATH.test(path) && !holdsJwt(path)) return path
+  return path.split('/').map(segment => tokenShaped(segment) ? '[token]' : segment).join('/')
 }

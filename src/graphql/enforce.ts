@@ -26,6 +26,7 @@ import { doubtfulMessage, escapeSingleQuotedNewlines, graphqlReadings, normalize
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
+import { loggedPath } from '../text.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
 import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
@@ -169,11 +170,14 @@ const GATE_FIELD_PERMISSIONS: Readonly<Record<string, { readonly permission: str
 
 const NO_SCHEMA_NOTE = ' The gate reads GraphQL without GitLab\'s schema here (GATE_GRAPHQL_SCHEMA is not set): only mutations and root fields are matched.'
 
-function describe (target: BoundaryTarget | null | undefined): string | undefined {
+function describe (target: BoundaryTarget | null | undefined, shown: (text: string) => string = text => text): string | undefined {
   if (target === null || target === undefined) return undefined
-  if (target.path !== undefined) return `${target.kind} ${target.path}`
-  return `${target.kind === 'object' ? target.model ?? 'object' : target.kind} ${target.id ?? ''}`.trim()
+  if (target.path !== undefined) return `${target.kind} ${shown(target.path)}`
+  return `${target.kind === 'object' ? target.model ?? 'object' : target.kind} ${shown(target.id ?? '')}`.trim()
 }
+
+/** describe() as a log line may hold it: a token-shaped path segment or id is `[token]`. */
+const loggedTarget = (target: BoundaryTarget | null | undefined): string | undefined => describe(target, loggedPath)
 
 function errorOf (refusal: Refusal, operationName: string | null): GraphqlErrorBody {
   const target = describe(refusal.target)
@@ -370,7 +374,9 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       permission: refusal.permission,
       boundary: refusal.boundary,
       refused: refusal.refused,
-      target: describe(refusal.target)
+      // The target is the document's own text (a `fullPath` argument or variable): a token
+      // passed there by mistake is not written whole.
+      target: loggedTarget(refusal.target)
     }, shadow ? 'GraphQL request of a fine-grained personal access token would be refused (shadow mode): forwarded' : 'GraphQL request of a fine-grained personal access token refused')
     if (shadow) return ALLOW
     return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }

@@ -10,9 +10,13 @@ import { newExchange, type Exchange } from '../../src/gate/pipeline.ts'
 import { createCanonicalizer } from '../../src/routing/canonical.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { ADMIN, USERS, adminGate } from '../helpers/admin-gate.ts'
+import { postGraphql, startGraphqlGate } from '../helpers/graphql-gate.ts'
 
 const secret = (name: string): string => `glcbt-64_${name}${'0'.repeat(Math.max(0, 24 - name.length))}`
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
+/** A JSON Web Token, as a job's ID token (`id_tokens:`) is: secret, though no GitLab token. */
+const JWT = `${Buffer.from('{"alg":"RS256","kid":"k1","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"project_path:acme/app","aud":"https://vault.example"}').toString('base64url')}.c2lnbmF0dXJlc2lnbmF0dXJl`
 
 interface Req { name: string, method: string, path: string, headers?: Record<string, string>, body?: string, secrets: string[] }
 
@@ -53,6 +57,9 @@ function requests (): Req[] {
     { name: 'token in a rejected path', method: 'GET', path: `/api/v4/projects/200/%2e%2e/packages?job_token=${s('dotpath')}`, secrets: [s('dotpath')] },
     { name: 'token pasted into the path', method: 'GET', path: `/api/v4/projects/200/packages/generic/${s('inpath')}/1.0/a.txt`, secrets: [s('inpath')] },
     { name: 'PAT pasted into the path', method: 'GET', path: '/api/v4/version/glpat-pathpatsecret00001', secrets: ['glpat-pathpatsecret00001'] },
+    // A job's ID token (id_tokens:, a JWT) in a package name, and as a project's full path.
+    { name: 'JWT pasted into the path', method: 'GET', path: `/api/v4/projects/200/packages/generic/${JWT}/1.0/a.txt`, headers: { 'job-token': TOKENS.app }, secrets: [JWT] },
+    { name: 'JWT as a project path', method: 'GET', path: `/api/v4/projects/acme%2F${JWT}/packages`, headers: { 'job-token': TOKENS.app }, secrets: [JWT] },
     { name: 'non-API path', method: 'GET', path: `/acme/lib.git/info/refs?service=git-upload-pack&job_token=${s('git')}`, secrets: [s('git')] }
   ]
   return list
@@ -76,7 +83,7 @@ for (const [label, env] of [['default settings', {}], ['with GATE_LOG_RAW_PATH',
       for (const s of r.secrets) assert.ok(!text.includes(s), `${r.name}: the log holds ${s}`)
     }
     assert.ok(!text.includes(g.gitlab.serviceToken), 'the service token is never logged')
-    assert.ok(!/glcbt-|glpat-/.test(text), 'nothing token-shaped at all')
+    assert.ok(!/glcbt-|glpat-|eyJ/.test(text), 'nothing token-shaped at all')
     if (label === 'default settings') {
       assert.ok(decisions.every(l => !('path' in l)), 'no path unless configured')
     } else {
@@ -85,9 +92,48 @@ for (const [label, env] of [['default settings', {}], ['with GATE_LOG_RAW_PATH',
       assert.ok(withPath.every(l => !(l.path as string).includes('?')), 'never the query')
       assert.ok(withPath.some(l => l.path === '/api/v4/projects/200/packages'))
       assert.ok(withPath.some(l => l.path === '/api/v4/projects/200/packages/generic/[token]/1.0/a.txt'), 'a token-shaped segment is written [token]')
+      assert.ok(withPath.some(l => l.path === '/api/v4/projects/[token]/packages'), 'a JWT in a project path too')
     }
   })
 }
+
+test('the configuration API\'s lines and GraphQL refusals never hold a token pasted into a path or an argument', async (t) => {
+  // A JWT (a job's ID token) pasted where a project path or an entry id goes was written whole:
+  // only gl<letters>-... segments were written [token].
+  const g = await adminGate(t)
+  const cases: Array<[string, string, Record<string, string>, number]> = [
+    ['GET', `/api/v4/projects/${JWT}/job_token_scope`, {}, 401],
+    ['GET', `/api/v4/projects/acme%2F${JWT}/job_token_scope`, { 'private-token': ADMIN }, 404],
+    ['DELETE', `/api/v4/projects/200/job_token_scope/allowlist/${JWT}`, { 'private-token': USERS.maintainer }, 404],
+    ['GET', `/api/v4/projects/200/job_token_scope/${JWT}`, { 'private-token': ADMIN }, 404]
+  ]
+  for (const [method, path, headers, status] of cases) {
+    const res = await send(g.url, method, path, headers)
+    assert.equal(res.status, status, `${method} ${path}: ${res.text}`)
+  }
+  const admin = g.logs.filter(l => l.admin === true)
+  assert.equal(admin.length, cases.length, 'each request has its line')
+  assert.deepEqual(admin.map(l => l.path), ['/projects/[token]/job_token_scope', '/projects/[token]/job_token_scope', '/projects/200/job_token_scope/allowlist/[token]', '/projects/200/job_token_scope/[token]'])
+
+  // A fine-grained token's refusal names its target, a full path from the document: a token
+  // given as `fullPath` (a literal or a variable) was written whole.
+  const pat = 'glpat-pastedasfullpath0001'
+  const q = await startGraphqlGate(t, { tokens: { 'glpat-fine': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] } } })
+  const asked = [
+    { query: 'query($p: ID!) { project(fullPath: $p) { id } }', variables: { p: `acme/${pat}` } },
+    { query: `{ project(fullPath: "${JWT}") { id } }` },
+    { query: `{ group(fullPath: "acme/${JWT}") { id } }` }
+  ]
+  for (const body of asked) {
+    const res = await postGraphql(q.url, body, { 'private-token': 'glpat-fine' })
+    assert.equal(res.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING', res.text)
+  }
+  const refusals = q.logs.filter(l => l.graphql === true)
+  assert.deepEqual(refusals.map(l => l.target), ['project acme/[token]', 'project [token]', 'group acme/[token]'])
+  for (const text of [...g.logs, ...q.logs].map(l => JSON.stringify(l))) {
+    assert.ok(!text.includes(JWT) && !text.includes(pat) && !text.includes('eyJ'), `a log line holds a token: ${text}`)
+  }
+})
 
 test('decision lines: fields and durations', async (t) => {
   const g = await startTestGate(t)
