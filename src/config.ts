@@ -297,13 +297,22 @@ function checkRedisUrl (raw: string): void {
   if (url.hash !== '') refuse('a fragment')
 }
 
-/** A URL's user and password, were it given any, left out of a message: all before the last `@`. */
-function withoutCredentials (raw: string): string {
+/**
+ * A URL's user and password, were it given any, left out of a message: all before the last `@`;
+ * and its query and fragment, which can carry one too (ioredis takes `?password=...` as the
+ * password, and a token in GATE_UPSTREAM_URL's query was printed whole).
+ */
+export function withoutCredentials (raw: string): string {
   const at = raw.lastIndexOf('@')
-  if (at === -1) return raw
   // The scheme is kept (its characters hold no '@'); a scan, not `.*@`, which backtracks.
   const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(raw)?.[0] ?? ''
-  return scheme + '***' + raw.slice(at)
+  const first = raw.search(/[?#]/)
+  // A `?` or `#` before the last `@`: in the password, or the `@` is in the query; which one
+  // cannot be told, so nothing after the scheme is shown.
+  if (first !== -1 && first < at) return scheme + '***'
+  const rest = at === -1 ? raw.slice(scheme.length) : raw.slice(at)
+  const cut = rest.search(/[?#]/)
+  return scheme + (at === -1 ? '' : '***') + (cut === -1 ? rest : rest.slice(0, cut + 1) + '***')
 }
 
 /** Whether a socket's peer address is a trusted proxy. */

@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { ConnectionOptions } from 'node:tls'
-import { ConfigError, type Config } from '../config.ts'
+import { ConfigError, withoutCredentials, type Config } from '../config.ts'
 import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
 import { createRedisStore, type RedisNode } from '../grants/redis-store.ts'
@@ -15,7 +15,8 @@ import type { ClosableJobResolver } from '../identity/types.ts'
 function nodes (env: string, list: readonly string[]): RedisNode[] {
   return list.map(item => {
     const m = /^(.+):(\d{1,5})$/.exec(item)
-    if (m === null) throw new ConfigError(`${env} must list host:port entries, got ${JSON.stringify(item)}`)
+    // An entry written as a URL (`redis://:password@node:6379`) is not printed with its password.
+    if (m === null) throw new ConfigError(`${env} must list host:port entries, got ${JSON.stringify(withoutCredentials(item))}`)
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }
   })
 }

@@ -7,6 +7,8 @@
 // - A *_MS delay over 2^31-1 ms ran after 1 ms; a --config file naming one setting twice kept
 //   one silently; an empty GATE_REDIS_SENTINELS started the memory store; a --config file that
 //   did not parse was refused with V8's message, which quotes the file, tokens included.
+// - A refused URL was printed with its query (ioredis reads `?password=` as the password), and a
+//   Sentinel or Cluster node written as `redis://:password@node:6379` with its password.
 // Each now stops the start with exit 2 and one line naming the variable, credentials left out.
 
 import { describe, test } from 'node:test'
@@ -85,6 +87,24 @@ describe('configuration mistakes stop the start', { concurrency: true }, () => {
     assert.match(stderr, /^job-token-gate: GATE_UPSTREAM_URL must not carry a user or password/)
     assert.doesNotMatch(stderr, /s3cret/)
     assert.throws(() => loadConfig({ GATE_UPSTREAM_URL: 'http//gate:s3cret@gitlab' }), (err: Error) => /GATE_UPSTREAM_URL must be an absolute/.test(err.message) && !err.message.includes('s3cret'))
+  })
+
+  test('a password in a URL\'s query, or in a Redis node list written as URLs, is not printed either', async t => {
+    // ioredis takes `?password=` as the password; Sentinel and Cluster nodes are host:port, and
+    // an entry written as a Redis URL with its password was printed whole when refused.
+    const outcome = await serveOutcome(t, { GATE_UPSTREAM_URL: 'http://127.0.0.1:1', GATE_SERVICE_TOKEN: 'x', GATE_REDIS_SENTINELS: 'redis://:s3cret@sentinel-0:26379/0', GATE_REDIS_SENTINEL_NAME: 'm' })
+    assert.equal(outcome.kind, 'refused')
+    const { code, stderr } = outcome as { code: number, stderr: string }
+    assert.equal(code, 2, stderr)
+    assert.match(stderr, /^job-token-gate: GATE_REDIS_SENTINELS must list host:port entries, got "redis:\/\/\*\*\*@sentinel-0:26379\/0"/)
+    assert.doesNotMatch(stderr, /s3cret/)
+    const refused = (env: Record<string, string>, starts: string): void => {
+      assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && err.message.startsWith(starts) && !/s3cret/.test(err.message), JSON.stringify(env))
+    }
+    refused({ GATE_REDIS_URL: 'redis://gitlab-redis-master:6379/db0?password=s3cret' }, 'GATE_REDIS_URL must be')
+    refused({ GATE_REDIS_URL: 'redis://gitlab-redis-master:6379/db0?password=s3c@ret' }, 'GATE_REDIS_URL must be')
+    refused({ GATE_UPSTREAM_URL: 'gitlab.example.com/?private_token=glpat-s3cret' }, 'GATE_UPSTREAM_URL must be an absolute')
+    refused({ GATE_UPSTREAM_URL: 'ftp://gitlab.example.com/?private_token=glpat-s3cret' }, 'GATE_UPSTREAM_URL must be an http')
   })
 
   test('a delay longer than Node timers take (which they would turn into 1 ms) stops serve', async t => {
