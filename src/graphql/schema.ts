@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { buildClientSchema, getIntrospectionQuery, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql'
 import { request } from 'undici'
-import { ConfigError } from '../config.ts'
+import { ConfigError, withoutCredentials } from '../config.ts'
 import { parseSchema } from './explain.ts'
 
 /** Reads and builds the SDL file GATE_GRAPHQL_SCHEMA names; a file missing or not a schema stops the start. */
@@ -80,9 +80,10 @@ export async function fetchGitlabSchema (options: FetchSchemaOptions): Promise<s
   try {
     base = new URL(options.url)
   } catch {
-    throw new SchemaFetchError(`--url must be GitLab's base URL, e.g. https://gitlab.example.com, got ${JSON.stringify(options.url)}`)
+    // A URL with a token in it (`https://oauth2:glpat-...@gitlab`, as git takes one) is printed without.
+    throw new SchemaFetchError(`--url must be GitLab's base URL, e.g. https://gitlab.example.com, got ${JSON.stringify(withoutCredentials(options.url))}`)
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new SchemaFetchError(`--url must be an http or https URL, got ${JSON.stringify(options.url)}`)
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new SchemaFetchError(`--url must be an http or https URL, got ${JSON.stringify(withoutCredentials(options.url))}`)
   if (base.username !== '' || base.password !== '') throw new SchemaFetchError('--url must not carry credentials: set GITLAB_TOKEN instead')
   const endpoint = `${base.origin}${base.pathname.replace(/\/+$/, '')}/api/graphql`
   const timeoutMs = options.timeoutMs ?? 60_000

@@ -138,6 +138,13 @@ test('graphql-schema save says clearly why GitLab gave no schema, and writes not
   r = await save(`http://user:${TOKEN}@127.0.0.1:1`)
   assert.match(r.err, /--url must not carry credentials: set GITLAB_TOKEN instead/)
   assert.ok(!r.err.includes(TOKEN))
+  // Refused for another reason, a URL with a token in it (as git takes one) was printed whole.
+  r = await save(`oauth2:${TOKEN}@gitlab.example.com`)
+  assert.match(r.err, /--url must be an http or https URL, got "oauth2:\*\*\*@gitlab\.example\.com"/)
+  assert.ok(!r.err.includes(TOKEN))
+  r = await save(`https://oauth2:${TOKEN}@gitlab example.com`)
+  assert.match(r.err, /--url must be GitLab's base URL, e\.g\. https:\/\/gitlab\.example\.com, got "https:\/\/\*\*\*@gitlab example\.com"/)
+  assert.ok(!r.err.includes(TOKEN))
   assert.equal(existsSync(file), false)
 })
 
