@@ -224,7 +224,17 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
-    return { kind: 'deny', code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
+    const deny: Deny = { kind: 'deny', code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
+    // A shadowed refusal forwards the request as it came, body included (the bytes read to
+    // inspect it, or the guard it streams through, whose own refusals stand in every mode): left
+    // unset, a shadowed unknown token or ambiguous credential reached GitLab with an empty body.
+    // A refusal answered here stops the guard reading a request that goes nowhere.
+    const body = outcome.body
+    if (body !== undefined) {
+      if (deny.always !== true && shadowed(x, engine)) x.forwardBody = x.body === null ? null : body
+      else if (body.kind === 'stream' && body.guarded) body.stream.destroy()
+    }
+    return deny
   }
   x.forwardBody = x.body === null ? null : outcome.body
   if (outcome.kind === 'none') {
@@ -548,7 +558,7 @@ export function settle (x: Exchange, verdict: Verdict, reason: Reason, stage: St
   x.stage = stage
 }
 
-function shadowed (x: Exchange, engine: Engine): boolean {
+function shadowed (x: Pick<StageView, 'match'>, engine: Engine): boolean {
   if (engine.options.mode === 'shadow') return true
   const resource = x.match?.route.resource
   return resource !== undefined && engine.options.shadowResources.includes(resource)

@@ -3,7 +3,7 @@
 // with its answer. Requests without a job token continue untouched: not this stage's business.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import { Readable, type Transform } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
@@ -61,8 +61,12 @@ export type IdentityOutcome =
     /** Every credential found (headers, query, an inspected body), the job token's included. */
     readonly credentials: readonly Credential[]
   }
-  /** `reason` is for logs: it never holds a token. */
-  | { readonly kind: 'deny', readonly code: ErrorCode, readonly reason: string, readonly answer: Answer }
+  /**
+   * `reason` is for logs: it never holds a token. `body`: what to forward should the refusal be
+   * shadowed (GATE_MODE=shadow), set once the body was read or guarded; whoever answers the
+   * refusal instead destroys a stream there.
+   */
+  | { readonly kind: 'deny', readonly code: ErrorCode, readonly reason: string, readonly answer: Answer, readonly body?: ForwardBody }
 
 export interface IdentityStage {
   /** Without a promise when nothing is read or resolved (a request without a body, a cached token). */
@@ -73,8 +77,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   const { resolver } = options
   const scanner = createBodyScanner(options.body)
 
-  const deny = (code: ErrorCode, reason: string, route: CatalogRoute | null): IdentityOutcome =>
-    ({ kind: 'deny', code, reason, answer: identityAnswer(code, route) })
+  const deny = (code: ErrorCode, reason: string, route: CatalogRoute | null, body?: ForwardBody): IdentityOutcome =>
+    body === undefined ? { kind: 'deny', code, reason, answer: identityAnswer(code, route) } : { kind: 'deny', code, reason, answer: identityAnswer(code, route), body }
 
   /**
    * Hot path: a request whose body is not read (most are) and whose job token is cached is
@@ -129,11 +133,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     const credentials: Credential[] = bodyCredentials.length === 0 ? found : [...found, ...bodyCredentials]
 
     const credential = decideCredential(credentials)
-    if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route)
-
     const token = credential.kind === 'job_token' ? credential.token : undefined
     let body: ForwardBody
-    let guard: Transform | null = null
     if (buffered !== null) {
       body = { kind: 'buffered', bytes: buffered }
     } else if (plan.kind === 'stream' && streamed) {
@@ -141,7 +142,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       // rules check the caller's role), so no credential may hide in a streamed body there.
       const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
       // A `_method` in a streamed body would change the route after it was decided: refused there.
-      const g = guard = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
+      const g = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
       // The guard may fail at any moment from here on (while the job is resolved, while the
       // grants are read), before anyone else listens: without a listener of its own, its error
       // would be an uncaught exception that ends the process. Its failure is kept on the stream
@@ -154,18 +155,15 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     } else {
       body = source === null ? NO_BODY : { kind: 'stream', stream: source, guarded: false }
     }
+    // Refused with the body it came with: a shadowed refusal forwards the request as received.
+    if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route, body)
     if (credential.kind === 'none') return { kind: 'none', body, credentials }
 
     const job = (identity: JobIdentity): IdentityOutcome =>
       ({ kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials })
     const failed = (err: unknown): IdentityOutcome => {
-      // A guard already piped must not keep reading a request that is refused.
-      if (guard !== null) {
-        source?.unpipe(guard)
-        guard.destroy()
-      }
       const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
-      return deny(failure.code, failure.message, route)
+      return deny(failure.code, failure.message, route, body)
     }
     const cached = resolver.cached?.(credential.token, input.connection)
     if (cached !== undefined) return job(cached)
