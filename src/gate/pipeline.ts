@@ -558,10 +558,21 @@ export function settle (x: Exchange, verdict: Verdict, reason: Reason, stage: St
   x.stage = stage
 }
 
-function shadowed (x: Pick<StageView, 'match'>, engine: Engine): boolean {
+function shadowed (x: Pick<StageView, 'match' | 'canonical' | 'userCredentials'>, engine: Engine): boolean {
   if (engine.options.mode === 'shadow') return true
-  const resource = x.match?.route.resource
+  const resource = deniedResource(x)
   return resource !== undefined && engine.options.shadowResources.includes(resource)
+}
+
+/**
+ * The catalog resource of a deny: its route's. A user's package write that no route lists is
+ * refused by its format's rule as a packages route would be, and shadowed with `packages`.
+ */
+function deniedResource (x: Pick<StageView, 'match' | 'canonical' | 'userCredentials'>): string | undefined {
+  if (x.match !== null) return x.match.route.resource
+  const canonical = x.canonical
+  if (x.userCredentials === null || canonical?.kind !== 'api') return undefined
+  return uncataloguedPackageWrite(canonical.method, canonical.apiPath)?.route.resource
 }
 
 /**
