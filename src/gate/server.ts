@@ -160,6 +160,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   let engine: Engine = buildEngine()
   metrics.catalogReloaded(true)
   let resources: ReadonlySet<string> = new Set(engine.router.routes.map(r => r.resource))
+  // A name the catalog has no routes for (`package` for `packages`) would shadow nothing, and the
+  // roll-out meant to only log that resource's denies would enforce them, without a word.
+  const unknownShadow = config.shadowResources.filter(resource => !resources.has(resource))
+  if (unknownShadow.length > 0) {
+    throw new ConfigError(`GATE_SHADOW_RESOURCES names no catalog resource: ${unknownShadow.join(', ')} (the catalog's resources: ${[...resources].sort().join(', ')})`)
+  }
   const lifecycle = createLifecycle(logger, metrics)
   metrics.attach({
     inFlight: lifecycle.inFlight,
