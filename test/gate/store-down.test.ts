@@ -47,3 +47,23 @@ test('a store outage fails closed after the stale window and recovers', async (t
     await eventually(async () => (await send(g.url, 'GET', path, job)).status === 200, { intervalMs: 100, message: 'recovered without restarting the gate' })
   }
 })
+
+test('shadowed requests are forwarded through a store outage, logged would_deny with the outage\'s code; the rest fail closed', async (t) => {
+  const redis = await startRedis(t)
+  const env = { GATE_REDIS_URL: redis.url, GATE_GRANT_CACHE_TTL_MS: '0', GATE_GRANT_STALE_WINDOW_MS: '0' }
+  const packagesOnly = await startTestGate(t, { ...env, GATE_SHADOW_RESOURCES: 'packages' })
+  const everything = await startTestGate(t, { ...env, GATE_MODE: 'shadow' }, { seed: false })
+  await redis.kill()
+  const cases: ReadonlyArray<readonly [typeof packagesOnly, string, number, string]> = [
+    [packagesOnly, '/api/v4/projects/200/packages', 200, 'would_deny'],
+    [packagesOnly, '/api/v4/projects/200/deployments', 503, 'error'],
+    [everything, '/api/v4/projects/200/packages', 200, 'would_deny'],
+    [everything, '/api/v4/projects/200/deployments', 200, 'would_deny']
+  ]
+  for (const [g, path, status, decision] of cases) {
+    const res = await send(g.url, 'GET', path, job)
+    assert.equal(res.status, status, `${path}: ${res.text}`)
+    const line = g.logs.filter(l => l.msg === 'decision').at(-1)
+    assert.deepEqual([line?.decision, line?.reason], [decision, 'GRANTS_STORE_UNAVAILABLE'], path)
+  }
+})
