@@ -183,3 +183,15 @@ test('decide: the namespace value between the project and the instance, read onl
     assert.equal(!decision.allow && decision.needsNamespace === true, asks, name)
   }
 })
+
+test('a project GitLab does not show the gate (no GATE_SERVICE_TOKEN): its root cannot be told, and the policies stay enforced', async (t) => {
+  // The stored root says nothing and the instance says off, but the project may have moved under
+  // a root that enforces them: docs/admin.md, "Fine-grained policies on older GitLab".
+  const shown = await startTestGate(t, { GATE_FINE_GRAINED_POLICIES: 'off' })
+  assert.equal((await send(shown.url, 'POST', DEPLOY, { 'job-token': TOKENS.app })).status, 200)
+  const noServiceToken = { GATE_FINE_GRAINED_POLICIES: 'off', GATE_SERVICE_TOKEN: undefined, GATE_UNRESOLVED_PROJECT: 'defer' }
+  const hidden = await startTestGate(t, noServiceToken as unknown as Record<string, string>)
+  const res = await send(hidden.url, 'POST', DEPLOY, { 'job-token': TOKENS.app })
+  assert.equal(res.status, 403)
+  assert.equal(res.json().code, 'MISSING_POLICIES')
+})
