@@ -36,16 +36,17 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   const gitlab = createGitlabClientFromConfig(config)
   // A failed JWKS refresh is otherwise only a count in /metrics.
   const resolver = createResolverFromConfig(config, gitlab, message => { logger.warn({ jwks: true }, message) })
-  let store: GrantStore
+  // Nothing may keep the process alive once the start failed (the CLI prints one line).
+  let store: GrantStore | undefined
+  let gate: Gate
   try {
     store = await createStoreFromConfig(config)
+    warnAboutMemoryStore(config, logger)
+    gate = createGate(config, { store, resolver, gitlab, logger })
   } catch (err) {
-    // Nothing may keep the process alive once the start failed (the CLI prints one line).
-    await Promise.all([resolver.close(), gitlab.close()])
+    await Promise.all([resolver.close(), gitlab.close(), store?.close()])
     throw err
   }
-  warnAboutMemoryStore(config, logger)
-  const gate = createGate(config, { store, resolver, gitlab, logger })
   try {
     await gate.listen()
   } catch (err) {

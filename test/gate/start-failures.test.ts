@@ -2,14 +2,16 @@
 // with keeps allowlists in this process only. A Redis that cannot be reached, or a state file
 // that does not parse, printed a stack trace of a dozen lines; a state file in a directory that
 // does not exist started the gate, whose every change then failed to save; the memory store
-// started without a word beyond `store: memory`, one per replica where several run.
+// started without a word beyond `store: memory`, one per replica where several run. A setting
+// refused once the store was connected (GATE_SHADOW_RESOURCES naming no resource) left the Redis
+// connection open: the process printed its line and never ended.
 
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../helpers/redis.ts'
+import { freePort, startRedis } from '../helpers/redis.ts'
 import { serveOutcome, type ServeOutcome } from '../helpers/serve.ts'
 
 const UPSTREAM = { GATE_UPSTREAM_URL: 'http://127.0.0.1:1' }
@@ -42,6 +44,14 @@ describe('serve: a store it cannot have at start', { concurrency: true }, () => 
     const { code, stderr } = refused(await serveOutcome(t, { ...UPSTREAM, GATE_STATE_FILE: file }))
     assert.equal(code, 1)
     assert.match(stderr, new RegExp(`^job-token-gate: cannot start: ${file.replace(/[.\\/]/g, '\\$&')} is not valid JSON`))
+    oneLine(stderr)
+  })
+
+  test('a setting refused once the store is connected (GATE_SHADOW_RESOURCES) ends the process: nothing keeps it alive', async t => {
+    const redis = await startRedis(t)
+    const { code, stderr } = refused(await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: `${redis.url}/0`, GATE_SHADOW_RESOURCES: 'package' }))
+    assert.equal(code, 2)
+    assert.match(stderr, /^job-token-gate: GATE_SHADOW_RESOURCES names no catalog resource: package/)
     oneLine(stderr)
   })
 
