@@ -71,11 +71,15 @@ const API_SEGMENTS = /\/api\/v4(?:\/|$)/
  * shipped nginx configuration /_job_token_gate, ingress-nginx and Traefik their auth URL's), never
  * an API path: a decision request on an API path whose headers name another request is refused.
  */
-function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage): ReturnType<typeof originalRequest> {
+function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine): ReturnType<typeof originalRequest> {
   if (original === 'conflict') return original
   const own = req.url ?? '/'
   const query = own.indexOf('?')
-  if (!API_SEGMENTS.test(query === -1 ? own : own.slice(0, query))) return original
+  // Read as GitLab reads it: `/%61pi/v4/...` is an API path (Grape matches a literal's escape),
+  // and a line the canonicalizer refuses is none of the fixed paths proxies ask on.
+  const line = engine.canonicalize(req.method ?? 'GET', own)
+  const api = line.kind !== 'other' || API_SEGMENTS.test(line.path) || API_SEGMENTS.test(query === -1 ? own : own.slice(0, query))
+  if (!api) return original
   const differs = (original.method !== undefined && original.method !== req.method) || (original.target !== undefined && original.target !== own)
   return differs ? 'conflict' : original
 }
@@ -165,9 +169,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       const value = req.headers[name]
       return typeof value === 'string' && value !== '' ? value : undefined
     }
-    const original = sameAsOwnLine(originalRequest(header), req)
-    const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const engine = options.engine()
+    const original = sameAsOwnLine(originalRequest(header), req, engine)
+    const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const method = (original === 'conflict' ? undefined : original.method) ?? req.method ?? 'GET'
     const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
     // Computed once: the gate-endpoint check and the canonicalize stage read the same form.

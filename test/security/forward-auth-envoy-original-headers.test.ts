@@ -3,7 +3,8 @@
 // JOB-TOKEN at all), the client's headers too. From a trusted peer (an Envoy sidecar on loopback,
 // trusted by default) the gate took a client's X-Original-URI and X-Original-Method over that
 // line: a PUT the job may not make was decided as the GET it named, answered 200, and Envoy sent
-// the PUT to GitLab. Headers naming another request than an API request line are now refused.
+// the PUT to GitLab. Headers naming another request than an API request line are now refused,
+// an API line being one GitLab reads as such: `/%61pi/v4/...` was taken for a proxy's own path.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -27,6 +28,14 @@ test('an Envoy decision request: a client\'s X-Original-* naming another request
     const answer = await send(auth, 'PUT', PUBLISH, { ...job, ...spoof })
     assert.equal(answer.status, 403, `${JSON.stringify(spoof)}: ${answer.text}`)
     assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', JSON.stringify(spoof))
+  }
+  // An API path as GitLab reads it, whatever the escapes of its literals: Grape matches `%61` as
+  // the `a` of `/api`, so Envoy's `/%61pi/v4/...` is the API request, and naming another is refused.
+  for (const line of ['/%61pi/v4/projects/200/packages/npm/foo', '/ap%69/v4/projects/200/packages/npm/foo', '/api/v%34/projects/200/packages/npm/foo']) {
+    assert.equal((await send(auth, 'PUT', line, job)).status, 403, line)
+    const answer = await send(auth, 'PUT', line, { ...job, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })
+    assert.equal(answer.status, 403, `${line}: ${answer.text}`)
+    assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', line)
   }
   // Headers naming the request line itself, and the fixed paths other proxies ask on, still work.
   assert.equal((await send(auth, 'GET', '/api/v4/projects/200/packages', { ...job, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })).status, 200)
