@@ -2,8 +2,8 @@
 // 403 messages name it), its visibility and its features' access levels (public and internal
 // projects: docs/gitlab-rules.md, "Public and internal projects"). Read from GitLab's
 // `GET /api/v4/projects/:id` with the service token (without one: anonymously, which shows public
-// projects only), cached on lru-cache's fetch() as the project finder is (src/projects/finder.ts):
-// a TTL, single flight, an injectable clock. Fails closed: no answer is a 503, an answer the gate
+// projects only), cached with a TTL, single flight and an injectable clock, as the project finder is
+// (src/projects/finder.ts). Fails closed: no answer is a 503, an answer the gate
 // cannot read a 502, never an allow. Only asked for by decisions that need it (the decide stage of
 // src/gate/pipeline.ts): an allowed request the store already decides never waits for it.
 
@@ -65,27 +65,32 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   // Without a service token the call is anonymous: GitLab then shows public projects only, so an
   // internal project reads as private and keeps the stricter answer.
   const as = gitlab.hasServiceToken ? 'service' as const : {}
-  const facts = new LRUCache<string, ProjectFacts, { readonly project: number | string }>({
-    max: options.max ?? 10_000,
-    ttl: options.ttlMs ?? 60_000,
-    ...ttlClock(options.clock),
-    ignoreFetchAbort: true,
-    fetchMethod: async (_key, _stale, { context }) => {
-      const found = await load(context.project)
-      // Found by path: the id's entry is the same project.
-      if (typeof context.project === 'string' && found.path !== null) facts.set(`id:${found.id}`, found)
-      return found
-    }
-  })
+  const facts = new LRUCache<string, ProjectFacts>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
   // "GitLab shows no project here" is kept apart: any client can ask about as many made-up paths
-  // as it likes, and in one list those answers would push out the projects real jobs use.
+  // as it likes, and in one list those answers would push out the projects real jobs use. So are
+  // the loads in flight (single flight): lru-cache's fetch() holds a place in its list for each,
+  // and a flood of made-up paths at once pushed the projects found out before any answer came.
   const notShown = new LRUCache<string, ProjectFacts>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
-  const settle = (key: string) => (found: ProjectFacts): ProjectFacts => {
-    if (found.path === null && facts.peek(key) === found) {
-      facts.delete(key)
-      notShown.set(key, found)
-    }
-    return found
+  const loading = new Map<string, Promise<ProjectFacts>>()
+  const fetchFacts = (key: string, project: number | string): Promise<ProjectFacts> => {
+    const inFlight = loading.get(key)
+    if (inFlight !== undefined) return inFlight
+    const pending = load(project).then(found => {
+      if (loading.get(key) === pending) loading.delete(key)
+      if (found.path === null) {
+        notShown.set(key, found)
+      } else {
+        facts.set(key, found)
+        // Found by path: the id's entry is the same project.
+        if (typeof project === 'string') facts.set(`id:${found.id}`, found)
+      }
+      return found
+    }, (err: unknown) => {
+      if (loading.get(key) === pending) loading.delete(key)
+      throw err
+    })
+    loading.set(key, pending)
+    return pending
   }
   const counts = { hits: 0, misses: 0 }
 
@@ -126,7 +131,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
         return hit
       }
       counts.misses++
-      return (facts.fetch(key, { context: { project } }) as Promise<ProjectFacts>).then(settle(key))
+      return fetchFacts(key, project)
     },
     seesPrivate: gitlab.hasServiceToken,
     stats: () => ({ ...counts })

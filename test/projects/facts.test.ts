@@ -148,3 +148,23 @@ test('facts: "no project here" answers, which any client can ask for, do not pus
   assert.ok(!(lookup.get('nosuch/p19') instanceof Promise))
   assert.equal(gitlab.calls.project, calls + 20)
 })
+
+test('facts: a flood of "no project here" lookups, at once, into a full cache: the projects found stay', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/lib', 'public'), project(300, 'acme/app', 'public')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  // Two projects by path fill four entries (by path and by id).
+  const lookup = createProjectFactsLookup({ gitlab: client, max: 4 })
+  assert.equal((await lookup.get('acme/lib')).id, 200)
+  assert.equal((await lookup.get('acme/app')).id, 300)
+  // Loads in flight once took a place in the list of projects found, pushing the oldest out.
+  await Promise.all(Array.from({ length: 10 }, async (_, i) => await lookup.get(`nosuch/p${i}`)))
+  const calls = gitlab.calls.project
+  for (const key of ['acme/lib', 'acme/app', 200, 300]) assert.ok(!(lookup.get(key) instanceof Promise), `${key} still cached`)
+  assert.equal(gitlab.calls.project, calls)
+  // Concurrent lookups of one key still share one call.
+  const before = gitlab.calls.project
+  await Promise.all([lookup.get('acme/new'), lookup.get('acme/new'), lookup.get('ACME/new')])
+  assert.equal(gitlab.calls.project, before + 1)
+})
