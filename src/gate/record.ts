@@ -36,7 +36,11 @@ export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, 
     })
     log(x, requestId, status, { decisionMs, totalMs, upstreamHeadersMs, at: now })
     const identity = x.identity
-    if (x.verdict === 'allow' && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
+    // Only what GitLab carried out (an answer below 400): a request it refused (403) or found
+    // nothing for (404) used no policy, and counting it would let a job keep any policy of a
+    // default-permissions entry in the report's suggestion. Forward-auth never sees GitLab's
+    // answer: its 200 is the gate's own.
+    if (x.verdict === 'allow' && status < 400 && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
       usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
     }
   }
