@@ -154,3 +154,38 @@ test('a real Prometheus scrapes the gate: series and labels through its HTTP API
   // And the check can fail: a query Prometheus refuses.
   assert.equal((await query('sum(rate(job_token_gate_requests_total[1m])')).status, 'error')
 })
+
+/** An alert rule's expression, as alerts.yml writes it. */
+function alertExpr (name: string): string {
+  const rules = ruleFiles().flatMap(f => (parse(readFileSync(join(PROMETHEUS_DIR, f), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string, expr: string }> }> }).groups.flatMap(g => g.rules))
+  const rule = rules.find(r => r.alert === name)
+  assert.ok(rule !== undefined, name)
+  return rule.expr
+}
+
+// A series appears only once a request has counted in it: a gate that never saw GitLab answer
+// 5xx exports no `5xx` series, and `a + b` of an absent side is no value at all. The alert for
+// an unreachable GitLab stayed silent on every replica that had not seen a 5xx before.
+test('a real Prometheus: JobTokenGateUpstreamErrors holds for a gate that cannot reach GitLab', { skip: skip('prometheus') }, async (t) => {
+  const closed = await freePort()
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: `http://127.0.0.1:${closed}` })
+  const dir = mkdtempSync(join(tmpdir(), 'jtg-prometheus-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const target = new URL(g.healthUrl).host
+  writeFileSync(join(dir, 'prometheus.yml'), ['global:', '  scrape_interval: 1s', 'scrape_configs:', '  - job_name: job-token-gate', '    static_configs:', `      - targets: [${JSON.stringify(target)}]`, ''].join('\n'))
+  const port = await freePort()
+  const prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] })
+  const exited = new Promise<void>(resolve => prometheus.once('exit', () => resolve()))
+  t.after(async () => { if (prometheus.exitCode === null) { prometheus.kill('SIGTERM'); await exited } })
+  const api = `http://127.0.0.1:${port}`
+  const expr = alertExpr('JobTokenGateUpstreamErrors')
+  const result = await eventually(async () => {
+    // Traffic between scrapes, every request a 502: the counters rise.
+    assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app })).status, 502)
+    const exported = (await scrape(g.healthUrl)).samples
+    assert.ok(!exported.some(s => s.name === 'job_token_gate_upstream_responses_total' && s.labels.status_class === '5xx'), 'the gate exports no 5xx series')
+    const answer = (await send(api, 'GET', `/api/v1/query?query=${encodeURIComponent(expr)}`)).json() as { data?: { result: Array<{ value: [number, string] }> } }
+    return answer.data !== undefined && answer.data.result.length > 0 ? answer.data.result : null
+  }, { timeoutMs: 30_000, intervalMs: 250, message: 'the alert expression to hold' })
+  assert.equal(Number(result[0]!.value[1]), 1, 'every request failed upstream')
+})
