@@ -272,6 +272,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     subscribe: listener => listeners.add(listener),
     recordUsage: usage.recordUsage,
     readUsage: usage.readUsage,
+    readDroppedUsage: usage.readDroppedUsage,
     async health (): Promise<StoreHealth> {
       return {
         ok: !closed && lastSaveError === undefined,

@@ -485,6 +485,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     subscribe: listener => listeners.add(listener),
     recordUsage: (batch, limits) => call('recordUsage', () => usage.recordUsage(batch, limits)),
     readUsage: (projectId, days) => call('readUsage', () => usage.readUsage(projectId, days)),
+    readDroppedUsage: (projectId, days) => call('readDroppedUsage', () => usage.readDroppedUsage(projectId, days)),
     async health (): Promise<StoreHealth> {
       const started = performance.now()
       try {

@@ -124,6 +124,7 @@ export interface GrantStore {
   /** Least-privilege usage (UsageStore, usage-store.ts): optional, both shipped stores keep it. */
   recordUsage?: UsageStore['recordUsage']
   readUsage?: UsageStore['readUsage']
+  readDroppedUsage?: UsageStore['readDroppedUsage']
   health (): Promise<StoreHealth>
   close (): Promise<void>
 }

@@ -7,6 +7,8 @@ interface Cell { jobProjectPath: string, ancestorGroupIds: readonly number[], re
 export function createMemoryUsage (): UsageStore {
   // accessed project → day → job project → cell
   const data = new Map<number, Map<string, Map<number, Cell>>>()
+  // accessed project → day → requests the cap left out
+  const dropped = new Map<number, Map<string, number>>()
 
   function add (inc: UsageIncrement, maxJobProjects: number): boolean {
     let days = data.get(inc.accessedProjectId)
@@ -15,7 +17,12 @@ export function createMemoryUsage (): UsageStore {
     if (jobs === undefined) days.set(inc.day, jobs = new Map())
     let cell = jobs.get(inc.jobProjectId)
     if (cell === undefined) {
-      if (jobs.size >= maxJobProjects) return false
+      if (jobs.size >= maxJobProjects) {
+        let byDay = dropped.get(inc.accessedProjectId)
+        if (byDay === undefined) dropped.set(inc.accessedProjectId, byDay = new Map())
+        byDay.set(inc.day, (byDay.get(inc.day) ?? 0) + inc.requests)
+        return false
+      }
       jobs.set(inc.jobProjectId, cell = { jobProjectPath: inc.jobProjectPath, ancestorGroupIds: inc.ancestorGroupIds, requests: 0, policies: new Map() })
     }
     cell.jobProjectPath = inc.jobProjectPath
@@ -32,10 +39,11 @@ export function createMemoryUsage (): UsageStore {
 
   return {
     async recordUsage (batch, limits) {
-      let dropped = 0
-      for (const inc of batch) if (!add(inc, limits.maxJobProjects)) dropped++
+      let droppedNow = 0
+      for (const inc of batch) if (!add(inc, limits.maxJobProjects)) droppedNow++
       for (const days of data.values()) prune(days, limits.retentionDays)
-      return { dropped }
+      for (const days of dropped.values()) prune(days, limits.retentionDays)
+      return { dropped: droppedNow }
     },
     async readUsage (accessedProjectId, days) {
       const rows: UsageRow[] = []
@@ -46,6 +54,15 @@ export function createMemoryUsage (): UsageStore {
         }
       }
       return rows
+    },
+    async readDroppedUsage (accessedProjectId, days) {
+      const byDay = dropped.get(accessedProjectId)
+      const out: Record<string, number> = {}
+      for (const day of days) {
+        const n = byDay?.get(day) ?? 0
+        if (n > 0) out[day] = n
+      }
+      return out
     }
   }
 }

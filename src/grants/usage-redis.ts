@@ -4,6 +4,7 @@
 //   j:<job project>        {"p": path, "a": [ancestor group ids]}
 //   r:<job project>        requests
 //   u:<job project>:<pol>  requests that needed policy <pol>
+//   d                      requests of job projects over the cap, not recorded
 // One script call per (project, day, job project) adds an increment atomically and enforces
 // the cap.
 
@@ -15,7 +16,11 @@ const RECORD_SCRIPT = `
 local jf = 'j:' .. ARGV[3]
 if redis.call('HEXISTS', KEYS[1], jf) == 0 then
   local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-  if n >= tonumber(ARGV[1]) then return 0 end
+  if n >= tonumber(ARGV[1]) then
+    redis.call('HINCRBY', KEYS[1], 'd', ARGV[5])
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return 0
+  end
   redis.call('HINCRBY', KEYS[1], 'n', 1)
 end
 redis.call('HSET', KEYS[1], jf, ARGV[4])
@@ -83,6 +88,15 @@ export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId
         }
       })
       return rows
+    },
+    async readDroppedUsage (accessedProjectId, days) {
+      const counts = await Promise.all(days.map(day => client.hget(key(accessedProjectId, day), 'd')))
+      const out: Record<string, number> = {}
+      days.forEach((day, i) => {
+        const n = Number(counts[i] ?? 0)
+        if (n > 0) out[day] = n
+      })
+      return out
     }
   }
 }

@@ -32,4 +32,9 @@ export interface UsageStore {
   recordUsage (batch: readonly UsageIncrement[], limits: UsageLimits): Promise<{ dropped: number }>
   /** The rows of one accessed project for the given days. */
   readUsage (accessedProjectId: number, days: readonly string[]): Promise<UsageRow[]>
+  /**
+   * Requests the cap left out, by day (days without any are absent): the report says its days
+   * are incomplete, so that nobody narrows an entry on usage it could not keep.
+   */
+  readDroppedUsage (accessedProjectId: number, days: readonly string[]): Promise<Record<string, number>>
 }

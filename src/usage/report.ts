@@ -34,6 +34,11 @@ export interface UsageReport {
   readonly entries: readonly EntryUsage[]
   /** Usage by job projects no current entry matches (the entry was removed since). */
   readonly unmatched: ReadonlyArray<{ readonly job_project_id: number, readonly job_project_path: string, readonly requests: number, readonly used_policies: Readonly<Record<string, number>> }>
+  /**
+   * Days on which job projects over GATE_USAGE_MAX_JOB_PROJECTS went unrecorded, with their
+   * requests: the report misses whatever they used, so its suggestions may be too narrow.
+   */
+  readonly incomplete_days: ReadonlyArray<{ readonly day: string, readonly dropped_requests: number }>
 }
 
 /** The used policies minus any another used policy implies (admin_X implies read_X), sorted. */
@@ -49,7 +54,8 @@ export function buildUsageReport (
   entries: readonly AllowlistEntry[],
   rows: readonly UsageRow[],
   policies: PolicyIndex,
-  window: { sinceMs: number, untilMs: number }
+  window: { sinceMs: number, untilMs: number },
+  dropped: Readonly<Record<string, number>> = {}
 ): UsageReport {
   interface Acc { requests: number, used: Map<string, number>, jobs: Map<number, { id: number, path: string, requests: number }> }
   const fresh = (): Acc => ({ requests: 0, used: new Map(), jobs: new Map() })
@@ -94,7 +100,8 @@ export function buildUsageReport (
         job_projects: [...acc.jobs.values()].sort((a, b) => b.requests - a.requests || a.id - b.id)
       }
     }),
-    unmatched: [...unmatched.entries()].map(([id, u]) => ({ job_project_id: id, job_project_path: u.path, requests: u.requests, used_policies: sorted(u.used) }))
+    unmatched: [...unmatched.entries()].map(([id, u]) => ({ job_project_id: id, job_project_path: u.path, requests: u.requests, used_policies: sorted(u.used) })),
+    incomplete_days: Object.entries(dropped).filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)).map(([day, n]) => ({ day, dropped_requests: n }))
   }
 }
 
@@ -103,15 +110,17 @@ export function buildUsageReport (
  * starts at the beginning of sinceMs's day. `policies`: the loaded catalog's, which says which
  * policy implies which. Throws when the store keeps no usage.
  */
-export async function usageReport (store: Pick<GrantStore, 'kind' | 'get' | 'readUsage'>, projectId: number, options: { sinceMs: number, nowMs?: number, policies: PolicyIndex, maxDays?: number }): Promise<UsageReport> {
+export async function usageReport (store: Pick<GrantStore, 'kind' | 'get' | 'readUsage' | 'readDroppedUsage'>, projectId: number, options: { sinceMs: number, nowMs?: number, policies: PolicyIndex, maxDays?: number }): Promise<UsageReport> {
   if (store.readUsage === undefined) throw new TypeError(`the ${store.kind} store does not keep usage`)
   const nowMs = options.nowMs ?? Date.now()
   const { policies } = options
-  const [grants, rows] = await Promise.all([
+  const days = daysBetween(options.sinceMs, nowMs, options.maxDays ?? 366)
+  const [grants, rows, dropped] = await Promise.all([
     store.get(projectId),
-    store.readUsage(projectId, daysBetween(options.sinceMs, nowMs, options.maxDays ?? 366))
+    store.readUsage(projectId, days),
+    store.readDroppedUsage?.(projectId, days) ?? {}
   ])
-  return buildUsageReport(projectId, grants?.entries ?? [], rows, policies, { sinceMs: options.sinceMs, untilMs: nowMs })
+  return buildUsageReport(projectId, grants?.entries ?? [], rows, policies, { sinceMs: options.sinceMs, untilMs: nowMs }, dropped)
 }
 
 /**

@@ -88,6 +88,8 @@ for (const [name, open] of backends) {
       [1, 'g/p1', [10], 4, { read_packages: 3, admin_packages: 1 }],
       [2, 'g/p2', [10], 2, {}]
     ])
+    assert.deepEqual(await store.readDroppedUsage!(200, [today, '2000-01-01']), { [today]: 1 }, 'the requests over the cap are counted')
+    assert.deepEqual(await store.readDroppedUsage!(201, [today]), {})
     assert.deepEqual(await store.readUsage!(201, [today]), [])
     assert.deepEqual(await store.readUsage!(200, ['2000-01-01']), [])
   })
