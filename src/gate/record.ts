@@ -7,8 +7,12 @@ import type { UsageRecorder } from '../usage/recorder.ts'
 import type { DecisionLog } from './decision-log.ts'
 import type { Exchange } from './pipeline.ts'
 
-/** Allow reasons that went through an allowlist entry: what the least-privilege report counts. */
-const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'POLICIES_GRANTED', 'SKIP_POLICIES'])
+/**
+ * Allow reasons that went through an allowlist entry: what the least-privilege report counts.
+ * FINE_GRAINED_POLICIES_OFF too: the report is read before the policies are turned on, and
+ * what those requests used is what the entry will need then.
+ */
+const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'POLICIES_GRANTED', 'SKIP_POLICIES'])
 
 /**
  * Records the decision of `x` (its verdict, reason and stage): `started` and `decidedAt` are
