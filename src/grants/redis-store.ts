@@ -585,6 +585,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
   function start (): void {
     const conn = options.connect(attempt++)
     connection = conn
+    let refused = false
     conn.on('error', (err: Error) => options.onError(`subscriber: ${err.message}`))
     conn.on('message', (channel: string, text: string) => {
       if (channel === options.channel) options.onMessage(text)
@@ -597,7 +598,16 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         everSubscribed = true
         for (const wake of [...waiters.keys()]) wake()
         waiters.clear()
-      }, (err: Error) => options.onError(`subscribe: ${err.message}`))
+      }, (err: Error) => {
+        options.onError(`subscribe: ${err.message}`)
+        // A SUBSCRIBE that timed out may still reach Redis: the connection would then hear
+        // messages with no reset for those missed before it, and no heartbeat. Start again.
+        if (conn === connection && !options.isClosing()) {
+          subscribedNow = false
+          refused = true
+          conn.disconnect()
+        }
+      })
     })
     const heartbeat = setInterval(() => {
       if (conn !== connection || !subscribedNow || options.isClosing()) return
@@ -615,7 +625,8 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
       clearInterval(heartbeat)
       if (conn !== connection || options.isClosing()) return
       subscribedNow = false
-      setTimeout(() => { if (!options.isClosing()) start() }, 50).unref()
+      // A SUBSCRIBE refused (an ACL without the channel) would be refused again at once.
+      setTimeout(() => { if (!options.isClosing()) start() }, refused ? options.heartbeatMs : 50).unref()
     })
   }
   start()
