@@ -296,11 +296,13 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
 
   try {
     await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout), watch?.ask()])
+    await refuseEviction(client)
   } catch (err) {
     closing = true
     subscriber.close()
     watch?.close()
     client.disconnect()
+    if (err instanceof GrantsError) throw err
     throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${(err as Error).message}`, { cause: err })
   }
 
@@ -510,6 +512,30 @@ function clusterNodes (cluster: Cluster, seeds: readonly RedisNode[]): RedisNode
   const known = cluster.nodes('master').map(n => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }))
   const all = [...known, ...seeds]
   return all.filter((n, i) => all.findIndex(m => m.host === n.host && m.port === n.port) === i)
+}
+
+/**
+ * Grants, versions, path entries and audit streams have no expiry. A Redis whose maxmemory policy
+ * evicts any key (allkeys-*) drops them when full, with no invalidation: a project whose document
+ * went reads as unknown (GATE_UNKNOWN_PROJECT=allow lets every job in), its version starts again,
+ * its audit trail is gone. Such a Redis is refused at start. An INFO the ACL refuses tells nothing.
+ */
+async function refuseEviction (client: Client): Promise<void> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+  for (const node of nodes) {
+    let info: string
+    try {
+      info = await node.info('memory')
+    } catch {
+      continue
+    }
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
+    const limit = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0)
+    if (policy !== undefined && policy.startsWith('allkeys-') && limit > 0) {
+      const where = node.options.host === undefined ? '' : ` ${node.options.host}:${node.options.port ?? ''}`
+      throw new GrantsStoreUnavailableError(`Redis${where} evicts keys without an expiry when full (maxmemory-policy ${policy}, maxmemory ${limit}): allowlists would vanish without a trace; use noeviction (or a volatile-* policy) for the grants' Redis`)
+    }
+  }
 }
 
 const AUTH_REFUSED = /\b(?:NOAUTH|WRONGPASS)\b/
