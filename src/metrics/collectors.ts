@@ -117,7 +117,7 @@ export function identityMetrics (scope: Scope, stats: () => IdentityStats | unde
  * outcomes a fixed set: the labels stay bounded.
  */
 export function gitlabMetrics (scope: Scope, stats: () => Readonly<Record<string, number>> | undefined): void {
-  scrapedCounter(scope, 'gitlab_requests_total', "Calls to GitLab's API made by the gate itself (not forwarded traffic), by endpoint (job, project, group: job token introspection; project_access, group_by_path, user: the configuration API and role checks; project_lookup, package_lookup, npm_metadata, pipeline_jobs: the project of group and instance routes; token_self, token_by_id, oauth_token_info: a token's own scopes, graphql_target_project, graphql_target_group, graphql_target_namespace: what a GraphQL request touches) and outcome (ok, rejected: the caller's credential was refused, failed: another answer, unavailable: no answer, 429 or 5xx)", ['endpoint', 'outcome'], () => {
+  scrapedCounter(scope, 'gitlab_requests_total', "Calls to GitLab's API made by the gate itself (not forwarded traffic), by endpoint (job, project, group: job token introspection; project_access, group_by_path, user: the configuration API and role checks; project_lookup, package_lookup, group_projects, npm_metadata, pipeline_jobs: the project of group and instance routes; token_self, token_by_id, oauth_token_info: a token's own scopes, graphql_target_project, graphql_target_group, graphql_target_namespace: what a GraphQL request touches) and outcome (ok, rejected: the caller's credential was refused, failed: another answer, unavailable: no answer, 429 or 5xx)", ['endpoint', 'outcome'], () => {
     const s = stats()
     if (s === undefined) return undefined
     return Object.entries(s).map(([key, n]) => {

@@ -147,11 +147,29 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const answer = await list(path, 'package_lookup')
     if (answer.status === 404) return among === undefined ? null : UNCERTAIN_ID
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    const items = [...answer.items]
+    let truncated = answer.truncated
+    // Maven's finder (Packages::Maven::PackageFinder) takes packages of every project under the
+    // group, while this list leaves out projects whose repository is disabled (package-only
+    // projects): their packages are read from each such project's own list. (npm's helper is
+    // asked directly, and a project it names that this list lacks is uncertain: `among`.)
+    if (among === undefined && lookup.format === 'maven') {
+      const hidden = await repositoryDisabledProjects(lookup.group)
+      if (hidden === null) return UNCERTAIN_ID
+      for (const project of hidden) {
+        const own = `/api/v4/projects/${project}/packages?${query}`
+        const more = await list(own, 'package_lookup')
+        if (more.status === 404) continue
+        if (more.status !== 200 || more.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${own} answered ${more.status}`)
+        items.push(...more.items)
+        truncated ||= more.truncated
+      }
+    }
     // package_name is a fuzzy filter: compare exactly. Newest first, as asked; the order is
     // checked rather than trusted.
     let best: { readonly project: number, readonly at: string, readonly id: number } | null = null
     const listed = new Set<number>()
-    for (const item of answer.items) {
+    for (const item of items) {
       if (item.name !== lookup.name && item.name !== lookup.versionlessName) continue
       if (item.package_type !== undefined && item.package_type !== lookup.format) continue
       if (!installable(item.status)) continue
@@ -169,7 +187,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (best === null || at > best.at || (at === best.at && id > best.id)) best = { project, at, id }
     }
     // More pages than read, and no match among those read: a match may be further on.
-    if (best === null && answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    if (best === null && truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
     if (among !== undefined) {
       // Read whole, or a listed project's packages may be missing from what was read.
       if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
@@ -177,6 +195,28 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (best === null || !among.has(best.project)) return UNCERTAIN_ID
     }
     return best?.project ?? null
+  }
+
+  /**
+   * The projects under a group (subgroups included, shared ones not: `Namespace#all_projects`)
+   * whose repository is disabled and package registry is not: GET /groups/:id/packages leaves
+   * their packages out. Null: more of them than the gate reads one by one.
+   */
+  const repositoryDisabledProjects = async (group: string): Promise<readonly number[] | null> => {
+    const path = `/api/v4/groups/${encodeURIComponent(group)}/projects?include_subgroups=true&with_shared=false`
+    const answer = await list(path, 'group_projects')
+    if (answer.status === 404) return []
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    const ids: number[] = []
+    for (const item of answer.items) {
+      if (item.repository_access_level === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a project without repository_access_level`)
+      if (item.repository_access_level !== 'disabled' || item.package_registry_access_level === 'disabled') continue
+      const id = toId(item.id)
+      if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a project without id`)
+      ids.push(id)
+    }
+    return ids.length > MAX_REPOSITORY_DISABLED ? null : ids
   }
 
   /**
@@ -287,6 +327,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
 const KEY_BYTES = 4 << 20
 // Cached like an id: GitLab finds a project, which the gate cannot name for sure.
 const UNCERTAIN_ID = -1
+// Package-only projects of one group whose Maven packages are read one project at a time; more: uncertain.
+const MAX_REPOSITORY_DISABLED = 20
 const INTEGER = /^\d+$/
 // npm metadata lists every version; GitLab's own answer for a package of a few thousand versions.
 const NPM_METADATA_MAX_BYTES = 16 << 20

@@ -125,7 +125,8 @@ export function describeLookup (lookup: Lookup): string {
     case 'package': return `the project of the newest ${lookup.format} package named exactly "${lookup.name}"` +
       (lookup.version === undefined ? '' : ` version "${lookup.version}"`) +
       (lookup.format === 'maven' && lookup.versionlessName !== undefined && lookup.version !== undefined ? ` (or the versionless "${lookup.versionlessName}")` : '') +
-      ` in group "${lookup.group}": GET /api/v4/groups/${encodeURIComponent(lookup.group)}/packages?package_type=${lookup.format}&package_name=...`
+      ` in group "${lookup.group}": GET /api/v4/groups/${encodeURIComponent(lookup.group)}/packages?package_type=${lookup.format}&package_name=...` +
+      (lookup.format === 'maven' ? `, and GET /api/v4/projects/:id/packages of each project under it whose repository is disabled (GET /api/v4/groups/${encodeURIComponent(lookup.group)}/projects), which that list leaves out` : '')
     case 'npm_package': return `the project of the newest npm package named exactly "${lookup.name}" ` +
       (lookup.at === 'instance' ? `under the root namespace "${lookup.group}"` : `in group "${lookup.group}"`) +
       ', as GitLab\'s npm metadata names it (every dist.tarball URL is /projects/<id>/packages/npm/...): ' +

@@ -2,7 +2,9 @@
 // `GET /api/v4/projects/:id` and `GET /api/v4/groups/:id` (PRIVATE-TOKEN = the service token),
 // and a JWKS at `/oauth/discovery/keys`. For the project lookups of group and instance routes:
 // group package lists (`GET /api/v4/groups/:id/packages`, GitLab's filters, order and offset
-// pagination; projects whose repository is disabled left out, as GroupPackagesFinder does), npm
+// pagination; projects whose repository is disabled left out, as GroupPackagesFinder does), a
+// project's package list (`GET /api/v4/projects/:id/packages`), a group's projects with their
+// feature access levels (`GET /api/v4/groups/:id/projects`), npm
 // metadata at the instance and group levels (the project GitLab's npm helper finds, named by the
 // tarball URLs), a moved project's old path answered with a 301, `GET /api/v4/namespaces/:id`,
 // and a pipeline's jobs and bridges. It counts calls per endpoint and can be made slow or
@@ -12,7 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user'
 
 export interface FakePackage {
   readonly id: number
@@ -168,7 +170,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     maxPerPage: options.maxPerPage ?? 100,
     npmForwarding: options.npmForwarding ?? true,
     serviceRole: options.serviceRole ?? 'admin',
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0 },
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -213,6 +215,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (req.method !== 'GET') return { endpoint: null, id: 0 }
     if (path === '/api/v4/job') return { endpoint: 'job', id: 0 }
     if (/^\/api\/v4\/groups\/[^/]+\/packages$/.test(path)) return { endpoint: 'packages', id: 0 }
+    // Only the service token's: a job's package list is the gate's forwarded traffic.
+    if (req.headers['private-token'] === fake.serviceToken && /^\/api\/v4\/projects\/\d+\/packages$/.test(path)) return { endpoint: 'packages', id: 0 }
+    if (/^\/api\/v4\/groups\/[^/]+\/projects$/.test(path)) return { endpoint: 'group_projects', id: 0 }
     // Only the service token's: a job's npm requests are the gate's forwarded traffic.
     if (req.headers['private-token'] === fake.serviceToken && /^\/api\/v4\/(?:groups\/[^/]+\/-\/)?packages\/npm\/[^/]+$/.test(path)) return { endpoint: 'npm_metadata', id: 0 }
     if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
@@ -337,6 +342,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         send(res, 200, fake.jwks)
         return
       case 'packages':
+      case 'group_projects':
       case 'namespace':
       case 'pipeline':
         if (req.headers['private-token'] !== fake.serviceToken) { send(res, 401, unauthorized); return }
@@ -376,7 +382,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     res.end(text)
   }
 
-  const lookupAnswer = (req: IncomingMessage, res: ServerResponse, endpoint: 'packages' | 'namespace' | 'pipeline'): void => {
+  const lookupAnswer = (req: IncomingMessage, res: ServerResponse, endpoint: 'packages' | 'group_projects' | 'namespace' | 'pipeline'): void => {
     const url = new URL(req.url ?? '/', 'http://fake')
     const segments = url.pathname.split('/')
     if (endpoint === 'namespace') {
@@ -394,21 +400,37 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       sendPage(res, url, ids.map(id => ({ id, status: 'success' })))
       return
     }
+    const q = url.searchParams
+    // GET /projects/:id/packages (lib/api/project_packages.rb): that project's packages, the
+    // same filters, whatever its repository feature.
+    const ofProject = segments[3] === 'projects' ? Number(segments[4]) : undefined
+    if (ofProject !== undefined && !fake.projects.has(ofProject)) { send(res, 404, { message: '404 Project Not Found' }); return }
     // GET /groups/:id/packages (lib/api/group_packages.rb): subgroups included unless
     // exclude_subgroups; package_name is a fuzzy (substring) filter; versionless packages only
     // with include_versionless; order_by created_at, sort asc by default.
-    const group = groupByKey(decodeURIComponent(segments[4]!))
-    if (group === undefined) { send(res, 404, { message: '404 Group Not Found' }); return }
-    const q = url.searchParams
+    const group = ofProject === undefined ? groupByKey(decodeURIComponent(segments[4]!)) : undefined
+    if (ofProject === undefined && group === undefined) { send(res, 404, { message: '404 Group Not Found' }); return }
     const inGroup = (projectId: number): boolean => {
+      if (ofProject !== undefined) return projectId === ofProject
       const ns = fake.projects.get(projectId)?.namespace.fullPath.toLowerCase()
-      const root = group.fullPath.toLowerCase()
+      const root = group!.fullPath.toLowerCase()
       return ns !== undefined && (ns === root || (q.get('exclude_subgroups') !== 'true' && ns.startsWith(`${root}/`)))
+    }
+    if (endpoint === 'group_projects') {
+      // GET /groups/:id/projects (lib/api/groups.rb): include_subgroups, with_shared (the fake
+      // shares none), each project with its `*_access_level`s.
+      const projects = [...fake.projects.values()].filter(p => {
+        const ns = p.namespace.fullPath.toLowerCase()
+        const root = group!.fullPath.toLowerCase()
+        return ns === root || (q.get('include_subgroups') === 'true' && ns.startsWith(`${root}/`))
+      })
+      sendPage(res, url, projects.map(p => ({ id: p.id, path_with_namespace: p.pathWithNamespace, ...Object.fromEntries(FEATURES.map(f => [`${f}_access_level`, p.accessLevels?.[f] ?? 'enabled'])) })))
+      return
     }
     const name = q.get('package_name')?.toLowerCase()
     // Packages::GroupPackagesFinder keeps projects with_feature_available_for_user(:repository):
     // for an administrator, those whose repository is not disabled.
-    const repository = (projectId: number): boolean => fake.projects.get(projectId)?.accessLevels?.repository !== 'disabled'
+    const repository = (projectId: number): boolean => ofProject !== undefined || fake.projects.get(projectId)?.accessLevels?.repository !== 'disabled'
     let list = fake.packages.filter(p => inGroup(p.projectId) && repository(p.projectId) &&
       (q.get('package_type') === null || p.packageType === q.get('package_type')) &&
       (name === undefined || p.name.toLowerCase().includes(name)) &&
