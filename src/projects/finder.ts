@@ -188,6 +188,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     }
     // More pages than read, and no match among those read: a match may be further on.
     if (best === null && truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    // GitLab takes the package whose latest file is newest (maven-metadata.xml, re-uploaded to
+    // the versionless package on each publish): not the newest package. Of several projects,
+    // the gate cannot tell which.
+    if (lookup.byLatestFile === true && truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+    if (lookup.byLatestFile === true && listed.size > 1) return UNCERTAIN_ID
     if (among !== undefined) {
       // Read whole, or a listed project's packages may be missing from what was read.
       if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)

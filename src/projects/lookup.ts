@@ -20,7 +20,7 @@ export type Lookup =
    * metadata) under a group: `GET /groups/:id/packages?package_type=..&package_name=..`.
    * `group` is an id or a full path, as in the URL.
    */
-  | { readonly kind: 'package', readonly group: string, readonly format: 'npm' | 'maven', readonly name: string, readonly version?: string, readonly versionlessName?: string }
+  | { readonly kind: 'package', readonly group: string, readonly format: 'npm' | 'maven', readonly name: string, readonly version?: string, readonly versionlessName?: string, readonly byLatestFile?: true }
   /**
    * npm: the project GitLab's npm helper finds (`project_id_or_nil`), asked of GitLab's own npm
    * metadata endpoint at the same level: `GET /packages/npm/<name>` (`at: 'instance'`, `group` is
@@ -70,11 +70,14 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
       return { kind: 'npm_package', at: 'group', group: params.id ?? '', name: params.package_name ?? '' }
     case 'maven_group_package': {
       // lib/api/maven_packages.rb: the package whose Maven path is `path`: `name/version`, or a
-      // versionless package (its metadata) named `path`.
+      // versionless package (its metadata) named `path`. For maven-metadata.xml outside a
+      // -SNAPSHOT path, the one with the latest file (lib/api/helpers/packages/maven.rb,
+      // fetch_package: order_by_package_file), which no package list tells.
       const path = params.path ?? ''
       const cut = path.lastIndexOf('/')
-      if (cut <= 0) return { kind: 'package', group: params.id ?? '', format: 'maven', name: path, versionlessName: path }
-      return { kind: 'package', group: params.id ?? '', format: 'maven', name: path.slice(0, cut), version: path.slice(cut + 1), versionlessName: path }
+      const byLatestFile = byLatestFileOf(params) ? { byLatestFile: true as const } : {}
+      if (cut <= 0) return { kind: 'package', group: params.id ?? '', format: 'maven', name: path, versionlessName: path, ...byLatestFile }
+      return { kind: 'package', group: params.id ?? '', format: 'maven', name: path.slice(0, cut), version: path.slice(cut + 1), versionlessName: path, ...byLatestFile }
     }
     case 'job_pipeline': {
       // Grape coerces the job's `:id` as Ruby's Integer(value, 10) does (`+5` is job 5).
@@ -109,9 +112,14 @@ export function cacheKeyOf (from: ProjectFrom | undefined, params: Readonly<Reco
     }
     case 'npm_scope_package': return `n\n${params.package_name ?? ''}`
     case 'npm_group_package': return `ng\n${params.id ?? ''}\n${params.package_name ?? ''}`
-    case 'maven_group_package': return `mg\n${params.id ?? ''}\n${params.path ?? ''}`
+    case 'maven_group_package': return `mg${byLatestFileOf(params) ? 'f' : ''}\n${params.id ?? ''}\n${params.path ?? ''}`
     default: return null
   }
+}
+
+// GitLab's fetch_package orders by package file for `maven-metadata.xml` (the checksums too) unless the path holds `-SNAPSHOT`.
+function byLatestFileOf (params: Readonly<Record<string, string>>): boolean {
+  return (params.file_name ?? '').includes('maven-metadata.xml') && !(params.path ?? '').includes('-SNAPSHOT')
 }
 
 /** One line for `job-token-gate explain`: how the project would be found. */
@@ -126,7 +134,8 @@ export function describeLookup (lookup: Lookup): string {
       (lookup.version === undefined ? '' : ` version "${lookup.version}"`) +
       (lookup.format === 'maven' && lookup.versionlessName !== undefined && lookup.version !== undefined ? ` (or the versionless "${lookup.versionlessName}")` : '') +
       ` in group "${lookup.group}": GET /api/v4/groups/${encodeURIComponent(lookup.group)}/packages?package_type=${lookup.format}&package_name=...` +
-      (lookup.format === 'maven' ? `, and GET /api/v4/projects/:id/packages of each project under it whose repository is disabled (GET /api/v4/groups/${encodeURIComponent(lookup.group)}/projects), which that list leaves out` : '')
+      (lookup.format === 'maven' ? `, and GET /api/v4/projects/:id/packages of each project under it whose repository is disabled (GET /api/v4/groups/${encodeURIComponent(lookup.group)}/projects), which that list leaves out` : '') +
+      (lookup.byLatestFile === true ? '; GitLab takes the package with the latest file here, which no list tells: packages of several projects are refused (PACKAGE_PROJECT_UNCERTAIN)' : '')
     case 'npm_package': return `the project of the newest npm package named exactly "${lookup.name}" ` +
       (lookup.at === 'instance' ? `under the root namespace "${lookup.group}"` : `in group "${lookup.group}"`) +
       ', as GitLab\'s npm metadata names it (every dist.tarball URL is /projects/<id>/packages/npm/...): ' +
