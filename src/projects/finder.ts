@@ -282,8 +282,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return ids
   })
 
-  const cached = (key: string, load: () => Promise<number | null>): Promise<Found> => {
+  const cached = (key: string, load: () => Promise<number | null>, fresh: boolean): Promise<Found> => {
     return projects.fetch(key, {
+      forceRefresh: fresh,
       context: async () => {
         const id = await load()
         if (id === UNCERTAIN_ID) return UNCERTAIN
@@ -298,7 +299,12 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     find (route, params, identity) {
       // Hot path: a cached answer is one key built from the raw parameters and one get().
       const key = cacheKeyOf(route.projectFrom, params)
-      if (key !== null) {
+      // A write through a package lookup is decided on the project GitLab finds now: which
+      // package of a name is the last changes with a publish or a delete, which a job allowed in
+      // one project of the namespace can make, and GitLab reads it on every request (npm
+      // dist-tags). A project's path is not a job's to move: those stay cached.
+      const fresh = route.method !== 'GET' && PACKAGE_LOOKUPS.has(route.projectFrom)
+      if (key !== null && !fresh) {
         const hit = projects.get(key)
         if (hit !== undefined) {
           counts.hits++
@@ -310,10 +316,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
-        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true))
-        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects))
-        case 'package': return cached(key!, () => packageProject(lookup))
-        case 'npm_package': return cached(key!, () => npmProject(lookup))
+        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh)
+        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh)
+        case 'package': return cached(key!, () => packageProject(lookup), fresh)
+        case 'npm_package': return cached(key!, () => npmProject(lookup), fresh)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
           if (identity === undefined) return UNRESOLVED
@@ -328,6 +334,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 }
 
+// Lookups that read which package of a name is the last, not a project's path.
+const PACKAGE_LOOKUPS: ReadonlySet<CatalogRoute['projectFrom']> = new Set(['npm_scope_package', 'npm_group_package', 'maven_group_package'])
 // 10,000 entries of keys up to about 300 characters; long keys (a client's) share the rest.
 const KEY_BYTES = 4 << 20
 // Cached like an id: GitLab finds a project, which the gate cannot name for sure.

@@ -11,6 +11,7 @@ import { decisionOf, forwarded, pkg, projectsGate } from './world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const distTag = (name: string, tag = 'latest'): string => `/api/v4/packages/npm/-/package/${name.replace('/', '%2f')}/dist-tags/${tag}`
+const distTags = (name: string): string => `/api/v4/packages/npm/-/package/${name.replace('/', '%2f')}/dist-tags`
 const groupDistTag = (group: string, name: string): string => `/api/v4/groups/${group}/-/packages/npm/-/package/${name.replace('/', '%2f')}/dist-tags/latest`
 
 test('npm dist-tags (instance and group): refused outside the allowlist and with read_packages only, allowed with default permissions and to the own project', async t => {
@@ -124,10 +125,13 @@ test('npm: GitLab failing is a 503; lookups are cached, "no project" too', async
   delete g.gitlab.failWith.npm_metadata
   g.gitlab.resetCalls()
   for (let i = 0; i < 3; i++) {
-    assert.equal((await send(g.url, 'PUT', distTag('@acme/tool'), job(TOKENS.web), '"1"')).status, 200)
-    assert.equal((await send(g.url, 'PUT', distTag('@acme/nothing'), job(TOKENS.web), '"1"')).status, 200)
+    assert.equal((await send(g.url, 'GET', distTags('@acme/tool'), job(TOKENS.web))).status, 200)
+    assert.equal((await send(g.url, 'GET', distTags('@acme/nothing'), job(TOKENS.web))).status, 200)
   }
   assert.equal(g.gitlab.calls.npm_metadata, 2)
+  // A write asks GitLab each time (test/security/package-lookup-cache-writes.test.ts).
+  for (let i = 0; i < 2; i++) assert.equal((await send(g.url, 'PUT', distTag('@acme/tool'), job(TOKENS.web), '"1"')).status, 200)
+  assert.equal(g.gitlab.calls.npm_metadata, 4)
 })
 
 test('npm: packages GitLab does not install from are not taken; more pages than read without an exact match fail closed', async t => {
