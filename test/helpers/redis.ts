@@ -248,3 +248,35 @@ export function tieSockets (client: Socket, upstream: Socket): void {
   client.on('close', () => upstream.destroy())
   upstream.on('close', () => client.destroy())
 }
+
+export interface RedisRelay {
+  /** `redis://` URL of the relay. */
+  readonly url: string
+  /** Holds the next chunk a client sends that matches `command` for `ms` before passing it on. */
+  holdNext (command: RegExp, ms: number): void
+}
+
+/** A TCP relay in front of `redis`, for delaying one command past the store's timeout (Redis then runs it). */
+export async function startRedisRelay (cleanup: Cleanup, redis: RedisServer): Promise<RedisRelay> {
+  let hold: { command: RegExp, ms: number } | null = null
+  const relay = createServer((client: Socket) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: redis.port })
+    client.on('data', chunk => {
+      if (hold !== null && hold.command.test(chunk.toString('latin1'))) {
+        const { ms } = hold
+        hold = null
+        setTimeout(() => upstream.write(chunk), ms)
+      } else {
+        upstream.write(chunk)
+      }
+    })
+    upstream.pipe(client)
+    tieSockets(client, upstream)
+  })
+  await new Promise<void>(resolve => relay.listen(0, '127.0.0.1', resolve))
+  cleanup.after(() => relay.close())
+  return {
+    url: `redis://127.0.0.1:${(relay.address() as { port: number }).port}`,
+    holdNext (command, ms) { hold = { command, ms } }
+  }
+}

@@ -7,6 +7,9 @@ import { adminGate } from '../helpers/admin-gate.ts'
 import type { FakePackage } from '../helpers/fake-gitlab.ts'
 import type { TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
+import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 
 export async function projectsGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
   const g = await adminGate(t, { GATE_LOG_RAW_PATH: 'true', ...env })
@@ -28,4 +31,15 @@ export async function decisionOf (g: TestGate, path: string): Promise<Record<str
 /** The requests GitLab received for `path`, forwarded by the gate (lookups excluded). */
 export function forwarded (g: TestGate, path: string): number {
   return g.seen.filter(s => s.url === path).length
+}
+
+const PACKAGE_ONLY = { repository: 'disabled', builds: 'disabled', merge_requests: 'disabled' } as const
+
+/** projectsGate plus acme/packages (810): repository disabled, package registry enabled; its allowlist names nobody. */
+export async function packageOnlyWorld (t: TestContext): Promise<TestGate> {
+  const g = await projectsGate(t)
+  g.gitlab.projects.set(810, { id: 810, pathWithNamespace: 'acme/packages', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null }, accessLevels: PACKAGE_ONLY })
+  const policies = createPolicyIndex(loadCatalog().policies)
+  await g.store.put(validateProjectGrants({ projectId: 810, projectPath: 'acme/packages', inboundEnabled: true, entries: [] }, { settings: createInstanceSettings(), policies }))
+  return g
 }

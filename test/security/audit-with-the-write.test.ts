@@ -11,8 +11,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, connect, type Socket } from 'node:net'
-import { startRedis, tieSockets } from '../helpers/redis.ts'
+import { startRedis, startRedisRelay } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { adminGate, ADMIN } from '../helpers/admin-gate.ts'
 
@@ -20,25 +19,10 @@ test('a change Redis makes after the gate stopped waiting is in the audit trail'
   const redis = await startRedis(t)
   // Between the gate and Redis: holds the next script call (EVALSHA) for 1.5 s, past the gate's
   // 1 s command timeout; Redis then runs it.
-  let holdScript = false
-  const proxy = createServer((client: Socket) => {
-    const upstream = connect(redis.port, '127.0.0.1')
-    client.on('data', chunk => {
-      if (holdScript && /evalsha/i.test(chunk.toString('latin1'))) {
-        holdScript = false
-        setTimeout(() => upstream.write(chunk), 1500)
-      } else {
-        upstream.write(chunk)
-      }
-    })
-    upstream.pipe(client)
-    tieSockets(client, upstream)
-  })
-  await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
-  t.after(() => proxy.close())
-  const gate = await adminGate(t, { GATE_REDIS_URL: `redis://127.0.0.1:${(proxy.address() as { port: number }).port}` })
+  const relay = await startRedisRelay(t, redis)
+  const gate = await adminGate(t, { GATE_REDIS_URL: relay.url })
 
-  holdScript = true
+  relay.holdNext(/evalsha/i, 1500)
   const res = await fetch(`${gate.url}/api/v4/projects/200/job_token_scope/allowlist/100`, { method: 'DELETE', headers: { 'private-token': ADMIN } })
   const body = await res.json() as Record<string, unknown>
   assert.equal(res.status, 503, JSON.stringify(body))

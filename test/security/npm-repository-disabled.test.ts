@@ -14,23 +14,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { loadCatalog } from '../../src/catalog/load.ts'
-import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
-import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
-import { decisionOf, forwarded, pkg, projectsGate } from '../projects/world.ts'
+import { decisionOf, forwarded, packageOnlyWorld, pkg } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
-const settings = createInstanceSettings()
-const policies = createPolicyIndex(loadCatalog().policies)
-const PACKAGE_ONLY = { repository: 'disabled', builds: 'disabled', merge_requests: 'disabled' } as const
-
-async function packageOnlyWorld (t: Parameters<typeof projectsGate>[0]): Promise<Awaited<ReturnType<typeof projectsGate>>> {
-  const g = await projectsGate(t)
-  // acme/packages (810): repository disabled, package registry enabled; its allowlist names nobody.
-  g.gitlab.projects.set(810, { id: 810, pathWithNamespace: 'acme/packages', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null }, accessLevels: PACKAGE_ONLY })
-  await g.store.put(validateProjectGrants({ projectId: 810, projectPath: 'acme/packages', inboundEnabled: true, entries: [] }, { settings, policies }))
-  return g
-}
 
 test('npm routes to a package of a project with the repository disabled are decided on that project, not forwarded', async t => {
   const g = await packageOnlyWorld(t)

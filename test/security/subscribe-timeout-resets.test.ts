@@ -9,8 +9,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, connect, type Socket } from 'node:net'
-import { startRedis, tieSockets } from '../helpers/redis.ts'
+import { startRedis, startRedisRelay } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startTestGate, TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
@@ -19,30 +18,15 @@ import { createRedisStore } from '../../src/grants/redis-store.ts'
 test('a revocation published while the subscriber reconnects is enforced though its SUBSCRIBE answered late', async t => {
   const redis = await startRedis(t)
   // Between the gate and Redis: holds the next SUBSCRIBE for 1.5 s, past the 1 s command timeout.
-  let holdSubscribe = false
-  const proxy = createServer((client: Socket) => {
-    const upstream = connect(redis.port, '127.0.0.1')
-    client.on('data', chunk => {
-      if (holdSubscribe && /subscribe/i.test(chunk.toString('latin1'))) {
-        holdSubscribe = false
-        setTimeout(() => upstream.write(chunk), 1500)
-      } else {
-        upstream.write(chunk)
-      }
-    })
-    upstream.pipe(client)
-    tieSockets(client, upstream)
-  })
-  await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
-  t.after(() => proxy.close())
+  const relay = await startRedisRelay(t, redis)
   // A minute of TTL: only the invalidation (or a reset) can explain a deny within seconds.
-  const g = await startTestGate(t, { GATE_REDIS_URL: `redis://127.0.0.1:${(proxy.address() as { port: number }).port}`, GATE_GRANT_CACHE_TTL_MS: '60000' })
+  const g = await startTestGate(t, { GATE_REDIS_URL: relay.url, GATE_GRANT_CACHE_TTL_MS: '60000' })
   const other = await createRedisStore({ url: redis.url })
   t.after(() => other.close())
   const job = { 'job-token': TOKENS.app }
   assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/packages', job)).status, 200, 'acme/lib allowlists acme/platform/app')
 
-  holdSubscribe = true
+  relay.holdNext(/subscribe/i, 1500)
   redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')
   // Another replica removes every entry while this gate's subscriber is away.
   const lib = WORLD_GRANTS.find(doc => doc.projectId === 200)!
