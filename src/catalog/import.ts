@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
-import { ANY_PACKAGE_FORMAT, METHODS, PROJECT_FEATURES, type AccessedProjectSource, type CatalogRoute, type Method, type PackageOperation, type ProjectFeature, type ProjectFrom } from './types.ts'
+import { ANY_PACKAGE_FORMAT, METHODS, PROJECT_FEATURES, type AccessedProjectSource, type CatalogRoute, type Method, type PackageDeleteWhen, type PackageOperation, type ProjectFeature, type ProjectFrom } from './types.ts'
 
 export class ImportError extends Error {
   constructor (message: string) {
@@ -150,6 +150,19 @@ export function packageFormatOf (pattern: string): string | undefined {
   return undefined
 }
 
+// Write routes whose handler GitLab runs as a destroy when a header says so. npm's publish
+// route deprecates versions on `Npm-Command: deprecate`, behind authorize_destroy_package! as a
+// delete is (lib/api/npm_project_packages.rb): read as a delete, a job token kept from deleting
+// npm packages could otherwise deprecate every version through the write rule.
+const HEADER_DELETES: ReadonlyArray<readonly [Method, RegExp, PackageDeleteWhen]> = [
+  ['PUT', /^\/projects\/:id\/packages\/npm\/:package_name$/, { header: 'npm-command', value: 'deprecate' }]
+]
+
+/** The header that makes a package write route GitLab's destroy, if any. */
+export function packageDeleteWhenOf (method: Method, pattern: string): PackageDeleteWhen | undefined {
+  return HEADER_DELETES.find(([m, rule]) => m === method && rule.test(pattern))?.[2]
+}
+
 /** read (GET, npm audits), delete (DELETE) or write (PUT, POST: uploads and their authorize calls). */
 export function packageOperationOf (method: Method, pattern: string): PackageOperation {
   if (method === 'GET') return 'read'
@@ -175,17 +188,19 @@ export function routeId (method: Method, pattern: string): string {
 type Building = { -readonly [K in keyof CatalogRoute]: CatalogRoute[K] } & { source: string }
 
 /** The fields the pattern decides: where the accessed project comes from, the package format. */
-function derived (method: Method, pattern: string): Pick<CatalogRoute, 'accessedProject' | 'projectFrom' | 'packageFormat' | 'packageOperation'> {
+function derived (method: Method, pattern: string): Pick<CatalogRoute, 'accessedProject' | 'projectFrom' | 'packageFormat' | 'packageOperation' | 'packageDeleteWhen'> {
   const accessedProject = accessedProjectOf(pattern)
   const projectFrom = projectFromOf(pattern)
   if (accessedProject !== 'project' && projectFrom === undefined) {
     throw new ImportError(`${method} ${pattern}: no rule says how GitLab finds the project of this ${accessedProject} route (src/catalog/import.ts, PROJECT_FROM_RULES)`)
   }
   const packageFormat = packageFormatOf(pattern)
+  const deleteWhen = packageFormat === undefined ? undefined : packageDeleteWhenOf(method, pattern)
   return {
     accessedProject,
     ...(projectFrom === undefined ? {} : { projectFrom }),
-    ...(packageFormat === undefined ? {} : { packageFormat, packageOperation: packageOperationOf(method, pattern) })
+    ...(packageFormat === undefined ? {} : { packageFormat, packageOperation: packageOperationOf(method, pattern) }),
+    ...(deleteWhen === undefined ? {} : { packageDeleteWhen: deleteWhen })
   }
 }
 

@@ -71,6 +71,12 @@ export interface CatalogRoute {
   /** Package registry routes only: what the route does to packages, from method and pattern. */
   readonly packageOperation?: PackageOperation
   /**
+   * A write route whose GitLab handler runs as a destroy (`authorize_destroy_package!`) when a
+   * request header says so: npm's publish route deprecates versions on `Npm-Command: deprecate`.
+   * Such a request is held to the format's delete rule. Derived by the importer.
+   */
+  readonly packageDeleteWhen?: PackageDeleteWhen
+  /**
    * GitLab's route setting `allow_public_access_for_enabled_project_features`: on a public or
    * internal accessed project whose listed features are all at least "enabled" (everyone with
    * access), GitLab skips the allowlist and policy checks. Absent: the route lists none.
@@ -94,6 +100,12 @@ export const PROJECT_FEATURES = ['repository', 'builds', 'environments', 'releas
 export type ProjectFeature = typeof PROJECT_FEATURES[number]
 
 export type PackageOperation = 'read' | 'write' | 'delete'
+
+/** A header (lower case, '-' spelling) and the value that makes GitLab's handler a destroy. */
+export interface PackageDeleteWhen {
+  readonly header: string
+  readonly value: string
+}
 
 /** The format-agnostic package API: rules of every format apply, strictest first. */
 export const ANY_PACKAGE_FORMAT = 'any'

@@ -25,7 +25,7 @@ import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
-import type { CatalogRoute } from '../catalog/types.ts'
+import type { CatalogRoute, PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
 /** What the stages need from the process: built once by createGate, replaced whole on reload. */
@@ -526,11 +526,33 @@ async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFa
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
 // self access included. Only package routes (catalog `packageFormat`) read the grants again.
 const packageRulesStage: Stage = (x) => {
-  const route = x.match!.route
+  let route = x.match!.route
   if (route.packageFormat === undefined) return 'continue'
+  // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
+  if (route.packageDeleteWhen !== undefined && headerSays(x, route.packageDeleteWhen)) route = asDelete(route)
   const projectId = x.accessedProjectId!
   const verdict = checkPackageRules(route, x.grants, projectId)
   return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
+}
+
+/**
+ * Whether any line of the header holds the value. Rails compares the one value Puma hands it
+ * (repeated lines joined with ', ', surrounding blanks dropped) exactly; any line, in any case,
+ * reads at least every request GitLab would run as a destroy.
+ */
+function headerSays (x: StageView, when: PackageDeleteWhen): boolean {
+  return headerLines(x, when.header).some(line => line.trim().toLowerCase() === when.value)
+}
+
+/** The route as a delete of its format, one frozen copy per route. */
+const deleteRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
+function asDelete (route: CatalogRoute): CatalogRoute {
+  let copy = deleteRoutes.get(route)
+  if (copy === undefined) {
+    copy = Object.freeze({ ...route, packageOperation: 'delete' as const })
+    deleteRoutes.set(route, copy)
+  }
+  return copy
 }
 
 /** The stages, in order; the name is the decision log's `stage`. */

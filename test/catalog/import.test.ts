@@ -137,6 +137,15 @@ test('every authenticate_with route of the source file is in the catalog with wh
   assert.ok(!('credentials' in byKey.get('GET /projects/:id/packages/cargo/config.json')!))
 })
 
+test('npm\'s publish route is a delete when the request says Npm-Command: deprecate', () => {
+  const routes = loadCatalog().routes
+  const withHeader = routes.filter(r => r.packageDeleteWhen !== undefined).map(r => `${r.method} ${r.pattern}`)
+  assert.deepEqual(withHeader, ['PUT /projects/:id/packages/npm/:package_name'])
+  const route = routes.find(r => r.packageDeleteWhen !== undefined)!
+  assert.equal(route.packageOperation, 'write')
+  assert.deepEqual(route.packageDeleteWhen, { header: 'npm-command', value: 'deprecate' })
+})
+
 test('publicAccessFeatures as GitLab sets allow_public_access_for_enabled_project_features', () => {
   const byKey = new Map(loadCatalog().routes.map(r => [key(r), r]))
   const features = (k: string): readonly string[] | undefined => {
