@@ -74,14 +74,15 @@ const API_SEGMENTS = /\/api\/v4(?:\/|$)/
 function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine): ReturnType<typeof originalRequest> {
   if (original === 'conflict') return original
   const own = req.url ?? '/'
+  // Headers naming the own line (or none: Envoy's usual case) need no reading of it.
+  const differs = (original.method !== undefined && original.method !== req.method) || (original.target !== undefined && original.target !== own)
+  if (!differs) return original
   const query = own.indexOf('?')
   // Read as GitLab reads it: `/%61pi/v4/...` is an API path (Grape matches a literal's escape),
   // and a line the canonicalizer refuses is none of the fixed paths proxies ask on.
   const line = engine.canonicalize(req.method ?? 'GET', own)
   const api = line.kind !== 'other' || API_SEGMENTS.test(line.path) || API_SEGMENTS.test(query === -1 ? own : own.slice(0, query))
-  if (!api) return original
-  const differs = (original.method !== undefined && original.method !== req.method) || (original.target !== undefined && original.target !== own)
-  return differs ? 'conflict' : original
+  return api ? 'conflict' : original
 }
 
 /**
