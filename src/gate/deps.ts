@@ -24,18 +24,19 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
 /** `redis`: store options no setting holds (tests give longer timeouts on a loaded machine). */
 export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number, readonly connectTimeoutMs?: number } = {}): Promise<GrantStore> {
   const tls = redisTls(config)
-  const credentials = {
+  // Cluster and Sentinel: the options given, the data nodes' credentials and TLS.
+  const common = {
     ...redis,
     ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
     ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {}),
     ...(config.redisTls ? { tls } : {})
   }
-  if (config.redisClusterNodes.length > 0) return await createRedisStore({ cluster: nodes('GATE_REDIS_CLUSTER_NODES', config.redisClusterNodes), ...credentials })
+  if (config.redisClusterNodes.length > 0) return await createRedisStore({ cluster: nodes('GATE_REDIS_CLUSTER_NODES', config.redisClusterNodes), ...common })
   if (config.redisSentinels.length > 0) {
     return await createRedisStore({
       sentinels: nodes('GATE_REDIS_SENTINELS', config.redisSentinels),
       sentinelName: config.redisSentinelName,
-      ...credentials,
+      ...common,
       ...(config.redisSentinelPassword !== undefined ? { sentinelPassword: config.redisSentinelPassword } : {}),
       ...(config.redisSentinelTls ? { sentinelTls: tls } : {})
     })

@@ -10,6 +10,7 @@ import type { CatalogRoute } from '../catalog/types.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
 import { createBodyScanner } from '../identity/body-scan.ts'
+import { holdsApiSegments } from '../routing/canonical.ts'
 import { collectCredentials } from '../identity/credentials.ts'
 import type { ForwardBody } from '../identity/stage.ts'
 import { hasBody } from './request.ts'
@@ -61,8 +62,6 @@ function originalRequest (header: (name: string) => string | undefined): { metho
   return { ...(methods[0] === undefined ? {} : { method: methods[0] }), ...(targets[0] === undefined ? {} : { target: targets[0] }) }
 }
 
-const API_SEGMENTS = /\/api\/v4(?:\/|$)/
-
 /**
  * Envoy sends the original request line as the decision request's own, and passes on the client's
  * headers (with `allowed_headers` matching them all, which the gate needs to see credentials): a
@@ -81,7 +80,7 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   // Read as GitLab reads it: `/%61pi/v4/...` is an API path (Grape matches a literal's escape),
   // and a line the canonicalizer refuses is none of the fixed paths proxies ask on.
   const line = engine.canonicalize(req.method ?? 'GET', own)
-  const api = line.kind !== 'other' || API_SEGMENTS.test(line.path) || API_SEGMENTS.test(query === -1 ? own : own.slice(0, query))
+  const api = line.kind !== 'other' || holdsApiSegments(line.path) || holdsApiSegments(query === -1 ? own : own.slice(0, query))
   return api ? 'conflict' : original
 }
 

@@ -24,7 +24,7 @@ import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
-import type { CanonicalRequest } from '../routing/canonical.ts'
+import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
 import type { CatalogRoute, PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
@@ -246,7 +246,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
   if (x.canonical!.kind === 'other') {
     // `/gitlab/api/v4/...` with no root configured (or another root): GitLab serves its API there
     // if that is its root, and every route would go undecided. Refused, whatever the setting.
-    if (API_SEGMENTS.test(x.canonical!.path)) return denyOf('API_PATH_OUTSIDE_ROOT')
+    if (holdsApiSegments(x.canonical!.path)) return denyOf('API_PATH_OUTSIDE_ROOT')
     if (engine.options.nonApiJobTokens === 'deny') return denyOf('NON_API_JOB_TOKEN')
     return NON_API_PATH
   }
@@ -260,7 +260,6 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
   return 'continue'
 }
 
-const API_SEGMENTS = /\/api\/v4(?:\/|$)/
 const JOB_TOKEN_STRIPPED = forwardWith('no_job_token', 'JOB_TOKEN_STRIPPED')
 /**
  * Where GitLab's personal access token and OAuth lookup reads (find_user_from_access_token:

@@ -38,6 +38,17 @@ const DEFAULT_MAX_PATH = 8192
 const DEFAULT_MAX_SEGMENT = 4096
 /** Where the API's paths begin, after the relative URL root. */
 export const API_PREFIX = '/api/v4'
+
+const API_SEGMENTS = /\/api\/v4(?:\/|$)/
+
+/**
+ * Whether a path holds the `/api/v4` segments anywhere: GitLab serves its API there under its
+ * relative URL root, whether or not the gate was told that root (a path the canonicalizer reads
+ * as outside the API may still be GitLab's API).
+ */
+export function holdsApiSegments (path: string): boolean {
+  return API_SEGMENTS.test(path)
+}
 const API_PREFIX_LEN = API_PREFIX.length
 const MAX_ECHO = 64
 
