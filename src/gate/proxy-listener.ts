@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Admin } from '../admin/handler.ts'
-import { GateError, type ErrorCode } from '../errors.ts'
+import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
 import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
@@ -62,7 +62,11 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     // is handed on as the body to inspect and forward.
     let body: Readable | null = hasBody(req) ? req : null
     if (draining()) {
+      // Refused like any other request: answered, logged and counted (nothing was decided).
+      const x = newExchange(method, target, req.headers, req.rawHeaders, null, canonical)
+      settle(x, 'deny', 'GATE_SHUTTING_DOWN', 'forward')
       respond(res, requestId, 'GATE_SHUTTING_DOWN', true)
+      record(x, requestId, started, errors.GATE_SHUTTING_DOWN.status)
       return
     }
     // owns() is synchronous: a path that is not the configuration API's skips handle()'s promise.

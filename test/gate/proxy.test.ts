@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
@@ -268,4 +269,28 @@ test('a client that stalls mid-upload is cut after GATE_CLIENT_TIMEOUT_MS of sil
   // The upstream saw the request start and then lose its client.
   await eventually(() => g.gitlab.targets.some(target => target.startsWith('/api/v4/projects/100/packages/generic')), { message: 'the upstream to see the request' })
   assert.equal(g.seen.length, 0, 'the upstream never received a complete body')
+})
+
+test('a request that arrives while the gate drains is refused with GATE_SHUTTING_DOWN, logged and counted', async (t) => {
+  const g = await startTestGate(t)
+  let answer: (() => void) | undefined
+  g.respond = (_req, res) => { answer = () => res.end('{"slow":true}') }
+  // One connection: its first request is in flight when the drain begins, its second (pipelined)
+  // arrives after that; Node answers them in order.
+  const socket = connect(Number(new URL(g.url).port), '127.0.0.1')
+  t.after(() => socket.destroy())
+  let received = ''
+  socket.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+  socket.write('GET /api/v4/projects/200/packages HTTP/1.1\r\nHost: gate\r\nJob-Token: ' + TOKENS.app + '\r\n\r\n')
+  const release = await eventually(() => answer, { message: 'the first request to reach the upstream' })
+  const closing = g.gate.close(5000)
+  socket.write('GET /api/v4/projects/200/packages HTTP/1.1\r\nHost: gate\r\nJob-Token: ' + TOKENS.app + '\r\n\r\n')
+  const line = await eventually(() => g.logs.find(l => l.msg === 'decision' && l.reason === 'GATE_SHUTTING_DOWN'), { message: 'the refusal\'s decision line' })
+  release()
+  await eventually(() => received.includes('GATE_SHUTTING_DOWN'), { message: 'the second answer' })
+  assert.match(received, /\{"slow":true\}HTTP\/1\.1 503 [^\r]*\r\n[^]*"code":"GATE_SHUTTING_DOWN"/)
+  await closing
+  assert.equal(line.status, 503)
+  assert.equal(line.decision, 'deny')
+  assert.equal(g.seen.length, 1, 'only the first request was forwarded')
 })
