@@ -50,6 +50,7 @@ export const errors = {
   REQUEST_NOT_PARSEABLE: { status: 400, message: '400 Bad request - the request is not valid HTTP/1.1 (its framing, its request line or a header line), so it cannot be decided' },
   REQUEST_HEADERS_TOO_LARGE: { status: 431, message: '431 Request Header Fields Too Large' },
   REQUEST_HEADERS_TIMEOUT: { status: 408, message: '408 Request Timeout - the request headers did not arrive in time' },
+  CONNECT_NOT_SUPPORTED: { status: 405, message: '405 Method Not Allowed - CONNECT: the gate is not a tunnelling proxy' },
   // Canonical path (src/routing/canonical.ts)
   PATH_DOT_SEGMENT: { status: 400, message: '400 Bad request - path contains a dot segment' },
   PATH_CONTROL_CHAR: { status: 400, message: '400 Bad request - path contains a control character' },

@@ -312,21 +312,28 @@ const PARSER_ERRORS: Readonly<Record<string, ErrorCode>> = {
  * token), counted in the requests metric under the code.
  */
 function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): void {
+  const refuse = (socket: Duplex, code: ErrorCode, method: string, fields: Record<string, unknown>): void => {
+    const requestId = newRequestId()
+    const status = errors[code].status
+    metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method, decisionSeconds: 0, totalSeconds: 0 })
+    logger[level as 'info']({ request_id: requestId, ...(method === '' ? {} : { method }), decision: 'deny', reason: code, stage: 'http_parser', ...fields, status }, 'decision')
+    // As Node does: answered only while no answer to an earlier request on this connection has begun.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (current === undefined || current === null || !current.headersSent) socket.write(rawErrorAnswer(code, requestId))
+    socket.destroy()
+  }
   server.on('clientError', (err: Error & { code?: string, reason?: string }, socket: Duplex) => {
     // A connection the client reset or closed has nobody to answer.
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
       return
     }
-    const code = PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE'
-    const requestId = newRequestId()
-    const status = errors[code].status
-    metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method: '', decisionSeconds: 0, totalSeconds: 0 })
-    logger[level as 'info']({ request_id: requestId, decision: 'deny', reason: code, stage: 'http_parser', parser_error: err.code, parser_reason: err.reason, status }, 'decision')
-    // As Node does: answered only while no answer to an earlier request on this connection has begun.
-    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
-    if (current === undefined || current === null || !current.headersSent) socket.write(rawErrorAnswer(code, requestId))
-    socket.destroy()
+    refuse(socket, PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE', '', { parser_error: err.code, parser_reason: err.reason })
+  })
+  // Node hands a CONNECT over as a tunnel, not a request, and without a listener resets it: no
+  // answer, no line. The gate tunnels nothing; it answers 405 like any refusal.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    refuse(socket, 'CONNECT_NOT_SUPPORTED', 'CONNECT', {})
   })
 }
 

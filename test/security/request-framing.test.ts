@@ -113,6 +113,23 @@ test('a request Node\'s parser refuses: the gate\'s JSON error, a decision line,
   assert.match(scrape, /job_token_gate_requests_total\{decision="deny",reason="REQUEST_HEADERS_TOO_LARGE",resource="none",method="other"\} 1/)
 })
 
+test('a CONNECT is answered 405 with the gate\'s JSON error, logged and counted; nothing is tunnelled', async t => {
+  const r = await relayedGate(t)
+  // With bytes after it: Node hands them to the tunnel it would open, never to the parser.
+  const { text, closed } = await exchange(r.port, `CONNECT 127.0.0.1:${new URL(r.gate.gitlab.url).port} HTTP/1.1\r\nHost: x\r\n${JOB}\r\n${hidden}`)
+  assert.match(text, /^HTTP\/1\.1 405 /)
+  assert.ok(closed, 'the connection is closed')
+  const body = bodyOf(text)
+  assert.equal(body.code, 'CONNECT_NOT_SUPPORTED')
+  assert.equal(r.upstream(), '', 'nothing reached GitLab')
+  const line = r.gate.logs.find(l => l.msg === 'decision' && l.reason === 'CONNECT_NOT_SUPPORTED')
+  assert.ok(line !== undefined, 'a decision line')
+  assert.deepEqual([line.request_id, line.method, line.decision, line.stage, line.status], [body.request_id, 'CONNECT', 'deny', 'http_parser', 405])
+  assert.ok(!JSON.stringify(line).includes(TOKENS.app), 'no token logged')
+  const scrape = await (await fetch(`${r.gate.healthUrl}/metrics`)).text()
+  assert.match(scrape, /job_token_gate_requests_total\{decision="deny",reason="CONNECT_NOT_SUPPORTED",resource="none",method="other"\} 1/)
+})
+
 test('what the parser accepts goes upstream framed by the gate, each request decided on its own', async t => {
   const r = await relayedGate(t)
 
