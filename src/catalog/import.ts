@@ -5,8 +5,9 @@
 //
 // The docs page lists only routes with `job_token_allowed`, and no route settings beyond the
 // policies. A second kind of source, read from GitLab's Ruby code (catalog/sources/*.json,
-// `parseSourceFile`), adds the routes that take job tokens through `authenticate_with` and each
-// route's `allow_public_access_for_enabled_project_features` and `job_token_scope`.
+// `parseSourceFile`), adds the routes that take job tokens through `authenticate_with` or in their
+// handler (the pipeline trigger API) and each route's `allow_public_access_for_enabled_project_features`
+// and `job_token_scope`.
 
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
@@ -266,6 +267,23 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
       source
     })
   }
+  for (const row of file.handlerTokenRoutes) {
+    const key = `${row.method} ${row.pattern}`
+    const existing = byKey.get(key)
+    if (existing !== undefined) throw new ImportError(`${source}: ${key} is already listed by ${basename(existing.source)}; drop it from handlerTokenRoutes`)
+    byKey.set(key, {
+      id: routeId(row.method, row.pattern),
+      method: row.method,
+      pattern: row.pattern,
+      policies: [],
+      skipPolicies: true,
+      resource: row.resource,
+      title: row.title,
+      ...derived(row.method, row.pattern),
+      handlerReadsToken: true,
+      source
+    })
+  }
   const named = new Map<string, string>()
   const find = (section: string, row: SourceKey): Building => {
     const key = `${row.method} ${row.pattern}`
@@ -306,6 +324,19 @@ export interface SourceRouteRow extends SourceKey {
   readonly read: string
 }
 
+/**
+ * A route GitLab declares without `job_token_allowed` or `authenticate_with` whose handler reads a
+ * job token itself and authorizes it through ProjectPolicy (the allowlist), never through
+ * job_token_policies: the pipeline trigger API (app/services/ci/pipeline_trigger_service.rb).
+ */
+export interface SourceHandlerRouteRow extends SourceKey {
+  readonly title: string
+  readonly resource: string
+  /** The parameter the handler reads, `job_token:params(<name>)`: recorded, not used (the gate reads more). */
+  readonly credentials: readonly string[]
+  readonly read: string
+}
+
 export interface SourceSettingRow extends SourceKey {
   readonly publicAccessFeatures?: readonly ProjectFeature[]
   readonly jobTokenScope?: 'project'
@@ -314,6 +345,7 @@ export interface SourceSettingRow extends SourceKey {
 
 export interface SourceFile {
   readonly routes: readonly SourceRouteRow[]
+  readonly handlerTokenRoutes: readonly SourceHandlerRouteRow[]
   readonly routeSettings: readonly SourceSettingRow[]
   /** Routes whose source was read and sets neither setting. */
   readonly readWithoutSettings: ReadonlyArray<SourceKey & { readonly read: string }>
@@ -379,6 +411,15 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
       read: read(row, where)
     }
   })
+  const handlerTokenRoutes = list('handlerTokenRoutes').map((row, i): SourceHandlerRouteRow => {
+    const where = `${source}: handlerTokenRoutes[${i}]`
+    const { title, resource } = row
+    if (typeof title !== 'string' || title === '') throw new ImportError(`${where}: title is missing`)
+    if (typeof resource !== 'string' || !/^[a-z][a-z_]*$/.test(resource)) throw new ImportError(`${where}: resource must be a lower-case name`)
+    const credentials = strings(row['credentials'], where, 'credentials', CREDENTIAL)
+    if (credentials.length === 0) throw new ImportError(`${where}: credentials must name where the handler reads the job token`)
+    return { ...key(row, where), title, resource, credentials, read: read(row, where) }
+  })
   const routeSettings = list('routeSettings').map((row, i): SourceSettingRow => {
     const where = `${source}: routeSettings[${i}]`
     const scope = row['jobTokenScope']
@@ -392,7 +433,7 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     return { ...key(row, where), read: read(row, where) }
   })
   const notFound = list('notFound').map((row, i) => key(row, `${source}: notFound[${i}]`))
-  return { routes, routeSettings, readWithoutSettings, notFound }
+  return { routes, handlerTokenRoutes, routeSettings, readWithoutSettings, notFound }
 }
 
 function record (value: unknown, where: string): Record<string, unknown> {

@@ -93,6 +93,13 @@ export interface CatalogRoute {
    * allowlist entry refuses it while a default-permissions entry allows it, as `find_project!` does.
    */
   readonly authenticateWith?: true
+  /**
+   * The route takes no job token through GitLab's API authentication, but its handler reads one
+   * itself (the pipeline trigger API's `token`, app/services/ci/pipeline_trigger_service.rb) and
+   * checks the allowlist through ProjectPolicy, never job_token_policies: it skips policies.
+   * Not on the docs page.
+   */
+  readonly handlerReadsToken?: true
 }
 
 /** The project features GitLab's routes name in `allow_public_access_for_enabled_project_features`. */

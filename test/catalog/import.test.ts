@@ -20,9 +20,9 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without) and 72 authenticate_with routes', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without), 72 authenticate_with routes and the pipeline trigger', () => {
   const { routes } = loadCatalog()
-  const pages = routes.filter(r => r.authenticateWith !== true)
+  const pages = routes.filter(r => r.authenticateWith !== true && r.handlerReadsToken !== true)
   assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
   assert.equal(pages.filter(r => r.skipPolicies).length, 29)
   const fromSource = routes.filter(r => r.authenticateWith === true)
@@ -30,6 +30,11 @@ test('the catalog is the union of both pages (157 routes with policies, 29 witho
   assert.ok(fromSource.every(r => !r.skipPolicies))
   // Only Cargo's routes set job_token_policies; the rest have none.
   assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(8).fill('cargo'))
+  // The trigger API reads its `token` itself and checks the allowlist, never job token policies.
+  const handler = routes.filter(r => r.handlerReadsToken === true)
+  assert.deepEqual(handler.map(r => `${r.method} ${r.pattern}`), ['POST /projects/:id/(ref/*ref/)trigger/pipeline'])
+  assert.ok(handler.every(r => r.skipPolicies && r.policies.length === 0 && r.resource === 'pipelines' && r.accessedProject === 'project'))
+  assert.deepEqual(parseSourceFile(SRC.text).handlerTokenRoutes.map(r => r.credentials), [['job_token:params(token)']])
   const en = parseDocsPage(EN.text)
   const ja = parseDocsPage(JA.text)
   assert.equal(en.length, 185)
@@ -201,6 +206,8 @@ test('the source file is refused, naming the row, when it disagrees with the pag
   refused(edit(d => { d.routeSettings[0].publicAccessFeatures = ['wiki_pages'] }), /routeSettings\[0\]: publicAccessFeatures must list project features/)
   refused(edit(d => { d.routes[0].read = 'somewhere' }), /routes\[0\]: read must name the GitLab file/)
   refused(edit(d => { d.routes[0].credentials = [] }), /routes\[0\]: credentials must name where GitLab reads the job token/)
+  refused(edit(d => { d.handlerTokenRoutes.push({ ...d.handlerTokenRoutes[0], pattern: '/projects/:id/deployments' }) }),
+    /POST \/projects\/:id\/deployments is already listed by fine-grained-permissions\.en\.md; drop it from handlerTokenRoutes/)
   refused(edit(d => { d.notFound.push(d.readWithoutSettings[0]) }), /is in both readWithoutSettings and notFound/)
   refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/jobs/:id/artifacts', jobTokenScope: 'project', read: 'lib/api/x.rb' }) }),
     /jobTokenScope needs a \/projects\/:id route|is in both/)

@@ -35,12 +35,14 @@ const router = Router.compile(routes)
 /**
  * Declarations GitLab makes that the catalog cannot say (lib/api/ci/job_artifacts.rb): the ref
  * routes take `ref_name: /.+/`, so a ref's raw '/' stays in it (`jobs/artifacts/feature/x/download`),
- * and the two artifact file routes are `format: false`.
+ * and the two artifact file routes are `format: false`; the pipeline trigger's `ref: /.+/`
+ * (lib/api/ci/triggers.rb).
  */
 const GITLAB_DECLARATIONS: Readonly<Record<string, Pick<GrapeRoute, 'format' | 'requirements'>>> = {
   '/projects/:id/jobs/artifacts/:ref_name/download': { requirements: { ref_name: '.+' } },
   '/projects/:id/jobs/artifacts/:ref_name/raw/*artifact_path': { requirements: { ref_name: '.+' }, format: false },
-  '/projects/:id/jobs/:job_id/artifacts/*artifact_path': { format: false }
+  '/projects/:id/jobs/:job_id/artifacts/*artifact_path': { format: false },
+  '/projects/:id/(ref/*ref/)trigger/pipeline': { requirements: { ref: '.+' } }
 }
 
 /** A route as GitLab declares it, as far as the catalog, lib/api/concerns/packages/npm_endpoints.rb and GITLAB_DECLARATIONS tell. */

@@ -131,6 +131,7 @@ test('every catalog route is reachable by a path built from its pattern', () => 
     const path = route.pattern
       .replace(/\(\/\)\(\*suffix_path\)$/, '')
       .replace(/\(\*path\/\)/, '')
+      .replace(/\(ref\/\*ref\/\)/, 'ref/feature/x/')
       .replace(/:module_version\.(mod|zip|info)/, 'v1.0.0.$1')
       .replace(/[:*][a-z0-9_]+/g, name => name === ':id' ? '42' : name.endsWith('_id') || name.endsWith('_iid') || name === ':serial' ? '7' : 'x')
     assert.equal(router.match(route.method, path)?.route.id, route.id, `${route.method} ${path}`)
