@@ -120,6 +120,8 @@ const PROJECT_FROM_RULES: ReadonlyArray<readonly [RegExp, ProjectFrom]> = [
   // :module_namespace; Maven virtual registries belong to a group, not a project.
   [/^\/groups\/:id\/-\/packages\/debian\/pool\/:distribution\/:project_id\//, 'project_id_param'],
   [/^\/groups\/:id\/-\/packages\/(?:nuget|debian)\//, 'none'],
+  // A group's Debian distributions belong to the group (lib/api/group_debian_distributions.rb).
+  [/^\/groups\/:id\/-\/debian_distributions(?:\/|$)/, 'none'],
   [/^\/groups\/:id\/-\/virtual_registries\//, 'none'],
   [/^\/packages\/terraform\/modules\/v1\//, 'none'],
   [/^\/virtual_registries\//, 'none']
@@ -140,6 +142,10 @@ const PACKAGE_FORMAT_SEGMENTS: Readonly<Record<string, string>> = {
 }
 const FORMAT_ROUTE = /^(?:\/projects\/:id|\/groups?\/:id\/-)?\/packages\/([a-z]+)(?:\/|$)/
 const FORMAT_AGNOSTIC_ROUTE = /^\/projects\/:id\/packages(?:\/:package_id(?:\/.*)?)?$/
+// The Debian distributions API (lib/api/concerns/packages/debian_distribution_endpoints.rb) creates
+// and updates distributions behind authorize_create_package!, deletes them behind
+// authorize_destroy_package! and reads them behind authorize_read_package!: Debian's abilities.
+const DEBIAN_DISTRIBUTIONS_ROUTE = /^(?:\/projects\/:id|\/groups\/:id\/-)\/debian_distributions(?:\/|$)/
 // npm's audit endpoints POST a lockfile to look up advisories: a query, not an upload.
 const POSTED_READ = /\/-\/npm\/v1\/security\//
 
@@ -148,6 +154,7 @@ export function packageFormatOf (pattern: string): string | undefined {
   const m = FORMAT_ROUTE.exec(pattern)
   if (m !== null && PACKAGE_FORMAT_SEGMENTS[m[1]!] !== undefined) return PACKAGE_FORMAT_SEGMENTS[m[1]!]
   if (FORMAT_AGNOSTIC_ROUTE.test(pattern)) return ANY_PACKAGE_FORMAT
+  if (DEBIAN_DISTRIBUTIONS_ROUTE.test(pattern)) return 'debian'
   return undefined
 }
 

@@ -12,7 +12,7 @@ const PROJECT_PACKAGE_PATH = /^\/projects\/([^/]+)(\/packages\/[a-z]+(?:\/.*)?)$
 // A project's Debian distributions API (lib/api/concerns/packages/debian_distribution_endpoints.rb)
 // creates and updates distributions behind authorize_create_package! and deletes them behind
 // authorize_destroy_package!, as Debian uploads and deletes are: a Debian write or delete of the
-// project. Its job tokens come through authenticate_with and the catalog lists none of its routes.
+// project (packageFormatOf). The catalog lists its routes; a method it does not is held so too.
 const PROJECT_DEBIAN_DISTRIBUTIONS = /^\/projects\/([^/]+)\/debian_distributions(?:\/.*)?$/
 const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** One frozen route per method, format and operation (at most 4 × 14 × 2). */
@@ -27,7 +27,7 @@ export function uncataloguedPackageWrite (method: string, apiPath: string): Rout
   const distributions = PROJECT_DEBIAN_DISTRIBUTIONS.exec(apiPath)
   const m = distributions ?? PROJECT_PACKAGE_PATH.exec(apiPath)
   if (m === null) return null
-  const pattern = distributions !== null ? '/projects/:id/packages/debian' : '/projects/:id' + m[2]!
+  const pattern = distributions !== null ? '/projects/:id/debian_distributions' : '/projects/:id' + m[2]!
   const format = packageFormatOf(pattern)
   if (format === undefined || format === ANY_PACKAGE_FORMAT) return null
   // PATCH is a write, as PUT (packageOperationOf reads the catalog's methods).
