@@ -205,7 +205,7 @@ test('standalone overlay: Deployment, Service, PDB, HPA, NetworkPolicy, ServiceM
   assert.equal(hpa.spec.minReplicas, deployment.spec.replicas)
   assert.equal(hpa.spec.metrics[0].resource.name, 'cpu')
 
-  const policy = one(objects, 'NetworkPolicy')
+  const policy = one(objects, 'NetworkPolicy', 'job-token-gate')
   assert.deepEqual(policy.spec.podSelector.matchLabels, selector)
   assert.deepEqual([...policy.spec.policyTypes].sort(), ['Egress', 'Ingress'])
   const ingressPorts = (policy.spec.ingress as any[]).flatMap(r => r.ports.map((p: any) => p.port)).sort()
