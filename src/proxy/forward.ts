@@ -218,7 +218,7 @@ function failureCode (err: unknown): { code: ErrorCode, detail: string } {
  */
 export function forward (upstream: Upstream, req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise(resolve => {
-    const handler = new ForwardHandler(res, request.body, resolve)
+    const handler = new ForwardHandler(req, res, request.body, resolve)
     // undici's Request reads `servername` from these options; its DispatchOptions type lacks it.
     const options: Dispatcher.DispatchOptions & { servername: string } = {
       method: request.method as 'GET',
@@ -252,6 +252,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private readonly started = performance.now()
 
   constructor (
+    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly body: Buffer | Readable | null,
     private readonly resolve: (outcome: ForwardOutcome) => void
@@ -287,6 +288,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue
       out.push(name, value)
     }
+    // GitLab answered before the client's body was all read (Workhorse refusing an upload at its
+    // pre-authorization, a size limit): undici stops reading the body, and nobody reads the rest.
+    // The answer closes the connection, as the gate's own answers to unread bodies do
+    // (respond.ts); left open, it said keep-alive and held the client, whose unread body blocked
+    // it, until the keep-alive timeout.
+    if (!this.req.complete) out.push('connection', 'close')
     this.status = statusCode
     this.res.writeHead(statusCode, out)
   }
