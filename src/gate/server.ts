@@ -323,8 +323,11 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
     socket.destroy()
   }
   server.on('clientError', (err: Error & { code?: string, reason?: string }, socket: Duplex) => {
-    // A connection the client reset or closed has nobody to answer.
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A connection the client reset or closed has nobody to answer. A client that closes its side
+    // mid-request (a cancelled upload) leaves the socket writable (Node's server allows half-open
+    // connections): the parser's error for it is the early end, no framing the gate refuses, and a
+    // request begun has its own line (CLIENT_ABORTED).
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy()
       return
     }
