@@ -6,51 +6,16 @@
 // default); a client that sends its whole body before reading the answer (Python's requests)
 // waited that long for GitLab's answer.
 
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect, createServer, type Socket } from 'node:net'
-import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { connect, type Socket } from 'node:net'
+import { TOKENS, type TestGate } from '../helpers/gate.ts'
+import { startRawUpstreamGate } from '../helpers/raw-upstream.ts'
 
 const REFUSED = 'HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{"message":"403 Forbidden"}'
 
-/**
- * A gate whose upstream hands every forwarded request to `answer` as soon as its headers have come
- * (with the count of body bytes that came with them); the gate's own calls (the service token's) are relayed to the fake GitLab.
- */
-async function earlyAnswerGate (t: TestContext, answer: (socket: Socket, bodyBytes: number) => void): Promise<TestGate> {
-  let gitlabPort = 0
-  const sockets: Socket[] = []
-  const upstream = createServer(from => {
-    sockets.push(from)
-    from.on('error', () => {})
-    let head = ''
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString('latin1')
-      if (!head.includes('\r\n\r\n')) return
-      from.off('data', onData)
-      if (!/^private-token: glpat-service-token\r$/mi.test(head)) {
-        answer(from, Buffer.byteLength(head, 'latin1') - head.indexOf('\r\n\r\n') - 4)
-        return
-      }
-      const to = connect(gitlabPort, '127.0.0.1')
-      sockets.push(to)
-      to.on('error', () => from.destroy())
-      to.write(Buffer.from(head, 'latin1'))
-      from.pipe(to).pipe(from)
-    }
-    from.on('data', onData)
-  })
-  await new Promise<void>(resolve => upstream.listen(0, '127.0.0.1', resolve))
-  t.after(() => { for (const s of sockets) s.destroy(); upstream.close() })
-  const g = await startTestGate(t, {
-    GATE_UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`,
-    // Both far longer than the test may take: only the gate closing the connection ends it.
-    GATE_CLIENT_KEEPALIVE_TIMEOUT_MS: '120000',
-    GATE_CLIENT_TIMEOUT_MS: '120000'
-  })
-  gitlabPort = Number(new URL(g.gitlab.url).port)
-  return g
-}
+/** Both far longer than the test may take: only the gate closing the connection ends it. */
+const LONG_TIMEOUTS = { GATE_CLIENT_KEEPALIVE_TIMEOUT_MS: '120000', GATE_CLIENT_TIMEOUT_MS: '120000' }
 
 /** Starts an upload of 8 MiB, sends 64 KiB of it, and reads the answer until the connection closes. */
 function stalledUpload (g: TestGate): Promise<{ text: string, closed: boolean }> {
@@ -72,7 +37,7 @@ for (const [name, answer] of [
   ['closes its connection after the answer (Go\'s net/http)', (s: Socket) => { s.end(REFUSED) }]
 ] as const) {
   test(`an upstream that answers an upload before reading it (${name}): the client has the answer, then the connection closes`, async (t) => {
-    const g = await earlyAnswerGate(t, answer)
+    const g = await startRawUpstreamGate(t, answer, LONG_TIMEOUTS)
     const { text, closed } = await stalledUpload(g)
     assert.match(text, /^HTTP\/1\.1 403 Forbidden\r\n/)
     assert.ok(text.endsWith('\r\n\r\n{"message":"403 Forbidden"}'), text)
@@ -85,12 +50,12 @@ for (const [name, answer] of [
 }
 
 test('an answer that comes after the whole body keeps the connection', async (t) => {
-  const g = await earlyAnswerGate(t, (s, bodyBytes) => {
-    let seen = bodyBytes
+  const g = await startRawUpstreamGate(t, (s, _head, body) => {
+    let seen = body.length
     const created = (): void => { if (seen === 5) s.write('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n') }
     s.on('data', (chunk: Buffer) => { seen += chunk.length; created() })
     created()
-  })
+  }, LONG_TIMEOUTS)
   const socket = connect(Number(new URL(g.url).port), '127.0.0.1')
   t.after(() => socket.destroy())
   const text = await new Promise<string>((resolve, reject) => {
