@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { createGitlabClient as createAdminLookups } from '../../src/admin/auth.ts'
 import { createGitlabClient, GitlabUnavailable } from '../../src/gitlab/client.ts'
 
@@ -212,4 +212,33 @@ test('the configuration API finds groups by full path through the client: as the
   assert.deepEqual(seen.map(s => s.path), Array(4).fill('/gitlab/api/v4/groups/acme%2Fplatform?with_projects=false'))
   assert.deepEqual(seen.map(s => s.token), ['glpat-u', 'svc', 'glpat-u', 'glpat-u'])
   assert.deepEqual(api.stats(), { 'group_by_path:ok': 2, 'group_by_path:failed': 1, 'group_by_path:unavailable': 1 })
+})
+
+test('answers of the wrong shape: a redirect elsewhere is not followed, an HTML page is no object, a body that never ends is cut at the timeout', { timeout: 20_000 }, async (t) => {
+  // Another host, which must never see the request nor the token.
+  const elsewhere: string[] = []
+  const other = await startGitlab((path, headers) => { elsewhere.push(`${path} ${String(headers['private-token'])}`); return { status: 200, body: '{"id":5}' } })
+  t.after(() => other.close())
+  const sockets: Socket[] = []
+  const gitlab = createNetServer(socket => {
+    sockets.push(socket)
+    socket.on('error', () => {})
+    socket.once('data', (head: Buffer) => {
+      const path = head.toString('latin1').split(' ')[1]
+      if (path === '/api/v4/projects/1') socket.write(`HTTP/1.1 302 Found\r\nLocation: ${other.url}/api/v4/projects/5\r\nContent-Length: 0\r\n\r\n`)
+      else if (path === '/api/v4/projects/2') socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>{}</html>')
+      else socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n')
+    })
+  })
+  await new Promise<void>(resolve => gitlab.listen(0, '127.0.0.1', resolve))
+  t.after(() => { for (const s of sockets) s.destroy(); gitlab.close() })
+  const client = createGitlabClient({ url: `http://127.0.0.1:${(gitlab.address() as AddressInfo).port}`, serviceToken: 'svc', timeoutMs: 500 })
+  t.after(() => client.close())
+  const call = { endpoint: 'project', as: 'service' } as const
+  assert.deepEqual(await client.get('/api/v4/projects/1', call), { status: 302, body: undefined, location: `${other.url}/api/v4/projects/5` })
+  assert.deepEqual(elsewhere, [], 'the redirect was not followed')
+  assert.deepEqual(await client.get('/api/v4/projects/2', call), { status: 200, body: undefined })
+  // One byte, then nothing: the call's one timeout covers the body too.
+  await assert.rejects(client.get('/api/v4/projects/3', call), (err: unknown) => err instanceof GitlabUnavailable && err.reason === 'TimeoutError')
+  assert.deepEqual(client.stats(), { 'project:failed': 2, 'project:unavailable': 1 })
 })
