@@ -138,9 +138,10 @@ export function projectFromOf (pattern: string): ProjectFrom | undefined {
 // Only those the sources list end up in the catalog.
 const PACKAGE_FORMAT_SEGMENTS: Readonly<Record<string, string>> = {
   maven: 'maven', npm: 'npm', pypi: 'pypi', conan: 'conan', composer: 'composer', go: 'go', generic: 'generic',
-  nuget: 'nuget', terraform: 'terraform_module', helm: 'helm', rubygems: 'rubygems', debian: 'debian', rpm: 'rpm', cargo: 'cargo'
+  nuget: 'nuget', terraform: 'terraform_module', helm: 'helm', rubygems: 'rubygems', debian: 'debian', rpm: 'rpm', cargo: 'cargo',
+  ml_models: 'ml_model'
 }
-const FORMAT_ROUTE = /^(?:\/projects\/:id|\/groups?\/:id\/-)?\/packages\/([a-z]+)(?:\/|$)/
+const FORMAT_ROUTE = /^(?:\/projects\/:id|\/groups?\/:id\/-)?\/packages\/([a-z_]+)(?:\/|$)/
 const FORMAT_AGNOSTIC_ROUTE = /^\/projects\/:id\/packages(?:\/:package_id(?:\/.*)?)?$/
 // The Debian distributions API (lib/api/concerns/packages/debian_distribution_endpoints.rb) creates
 // and updates distributions behind authorize_create_package!, deletes them behind

@@ -8,14 +8,14 @@ import { packageFormatOf, packageOperationOf } from '../catalog/import.ts'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute, type Method } from '../catalog/types.ts'
 import type { RouteMatch } from './router.ts'
 
-const PROJECT_PACKAGE_PATH = /^\/projects\/([^/]+)(\/packages\/[a-z]+(?:\/.*)?)$/
+const PROJECT_PACKAGE_PATH = /^\/projects\/([^/]+)(\/packages\/[a-z_]+(?:\/.*)?)$/
 // A project's Debian distributions API (lib/api/concerns/packages/debian_distribution_endpoints.rb)
 // creates and updates distributions behind authorize_create_package! and deletes them behind
 // authorize_destroy_package!, as Debian uploads and deletes are: a Debian write or delete of the
 // project (packageFormatOf). The catalog lists its routes; a method it does not is held so too.
 const PROJECT_DEBIAN_DISTRIBUTIONS = /^\/projects\/([^/]+)\/debian_distributions(?:\/.*)?$/
 const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-/** One frozen route per method, format and operation (at most 4 × 14 × 2). */
+/** One frozen route per method, format and operation (at most 4 × 15 × 2). */
 const routes = new Map<string, CatalogRoute>()
 
 /**

@@ -64,7 +64,7 @@ test('admin: GET job_token_permissions lists every catalog format with GitLab de
   const g = await adminGate(t)
   const path = '/api/v4/projects/200/job_token_permissions'
   const initial = (await send(g.url, 'GET', path, op)).json()
-  assert.deepEqual(Object.keys(initial.package_registry), ['cargo', 'composer', 'conan', 'debian', 'generic', 'go', 'helm', 'maven', 'npm', 'nuget', 'pypi', 'rubygems', 'terraform_module'])
+  assert.deepEqual(Object.keys(initial.package_registry), ['cargo', 'composer', 'conan', 'debian', 'generic', 'go', 'helm', 'maven', 'ml_model', 'npm', 'nuget', 'pypi', 'rubygems', 'terraform_module'])
   assert.deepEqual(initial.package_registry.maven, { read: true, write: 'job_token_and_maintainer', delete: 'job_token_and_maintainer', configured: false })
 
   const first = await send(g.url, 'PATCH', path, { ...op, ...json }, body({ package_registry: { maven: { read: true, write: 'maintainer' } } }))
