@@ -96,10 +96,10 @@ test('graphql: the gate answers jobTokenPermissions and updateJobTokenPermission
   assert.equal((await g.store.readAudit(200, { offset: 0, limit: 5 })).total, 1)
 
   const invalid = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN },
-    gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [{ format: 'maven', delete: 'JOB_TOKEN_AND_MAINTAINER' }, { format: 'rpm', read: true }] } }))
+    gql(UPDATE, { input: { projectPath: 'acme/lib', packageRegistry: [{ format: 'maven', delete: 'JOB_TOKEN_AND_MAINTAINER' }, { format: 'swift', read: true }] } }))
   const errors = invalid.json().data.updateJobTokenPermissions.errors as string[]
   assert.equal(errors.length, 2, invalid.text)
-  assert.ok(errors.some(e => e.startsWith('packageRegistry.rpm') && e.includes('not a known package format')))
+  assert.ok(errors.some(e => e.startsWith('packageRegistry.swift') && e.includes('not a known package format')))
   assert.ok(errors.some(e => e.startsWith('packageRegistry.maven.delete') && e.includes('may not write')))
   assert.deepEqual((await g.store.get(200))?.packageRules, { maven: { write: 'maintainer' } }, 'a refused mutation changes nothing')
 

@@ -64,7 +64,7 @@ test('admin: GET job_token_permissions lists every catalog format with GitLab de
   const g = await adminGate(t)
   const path = '/api/v4/projects/200/job_token_permissions'
   const initial = (await send(g.url, 'GET', path, op)).json()
-  assert.deepEqual(Object.keys(initial.package_registry), ['cargo', 'composer', 'conan', 'debian', 'generic', 'go', 'helm', 'maven', 'ml_model', 'npm', 'nuget', 'pypi', 'rubygems', 'terraform_module'])
+  assert.deepEqual(Object.keys(initial.package_registry), ['cargo', 'composer', 'conan', 'debian', 'generic', 'go', 'helm', 'maven', 'ml_model', 'npm', 'nuget', 'pypi', 'rpm', 'rubygems', 'terraform_module'])
   assert.deepEqual(initial.package_registry.maven, { read: true, write: 'job_token_and_maintainer', delete: 'job_token_and_maintainer', configured: false })
 
   const first = await send(g.url, 'PATCH', path, { ...op, ...json }, body({ package_registry: { maven: { read: true, write: 'maintainer' } } }))
@@ -85,7 +85,7 @@ test('admin: GET job_token_permissions lists every catalog format with GitLab de
 })
 
 const validationCases: Array<[string, unknown, Array<{ field: string, message: RegExp }>]> = [
-  ['unknown format', { package_registry: { rpm: { read: true } } }, [{ field: 'package_registry.rpm', message: /not a known package format/ }]],
+  ['unknown format', { package_registry: { swift: { read: true } } }, [{ field: 'package_registry.swift', message: /not a known package format/ }]],
   ['unknown action', { package_registry: { maven: { push: 'maintainer' } } }, [{ field: 'package_registry.maven.push', message: /not a known action/ }]],
   ['unknown level', { package_registry: { maven: { write: 'developer' } } }, [{ field: 'package_registry.maven.write', message: /must be one of/ }]],
   ['read not boolean', { package_registry: { maven: { read: 'yes' } } }, [{ field: 'package_registry.maven.read', message: /true or false/ }]],
@@ -94,8 +94,8 @@ const validationCases: Array<[string, unknown, Array<{ field: string, message: R
     { field: 'package_registry.pypi.delete', message: /may not read/ }, { field: 'package_registry.pypi.delete', message: /may not write/ }]],
   ['job tokens delete but may not write', { package_registry: { npm: { write: 'maintainer', delete: 'job_token_and_maintainer' } } }, [{ field: 'package_registry.npm.delete', message: /may not write/ }]],
   ['unknown top-level field', { package_registry: {}, container_registry: {} }, [{ field: 'container_registry', message: /not a known field/ }]],
-  ['several problems at once', { package_registry: { rpm: {}, maven: { write: 'x', read: 1 } } }, [
-    { field: 'package_registry.rpm', message: /not a known package format/ }, { field: 'package_registry.maven.write', message: /must be one of/ }, { field: 'package_registry.maven.read', message: /true or false/ }]]
+  ['several problems at once', { package_registry: { swift: {}, maven: { write: 'x', read: 1 } } }, [
+    { field: 'package_registry.swift', message: /not a known package format/ }, { field: 'package_registry.maven.write', message: /must be one of/ }, { field: 'package_registry.maven.read', message: /true or false/ }]]
 ]
 
 for (const [name, payload, expected] of validationCases) {

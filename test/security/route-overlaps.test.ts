@@ -45,6 +45,7 @@ test('every overlap of routes either picks the route that asks more, or one GitL
     'delete_projects_id_packages_nuget_package_name_package_version over delete_projects_id_packages_package_id_package_files_package_file_id (:package_id)',
     'get_projects_id_packages_ml_models_model_version_id_files_path_file_name over get_projects_id_packages_package_id_package_files_package_file_id_download (:package_id)',
     'get_projects_id_packages_npm_package_name over get_projects_id_packages_package_id_pipelines (:package_id)',
+    'get_projects_id_packages_rpm_package_file_id_file_name over get_projects_id_packages_package_id_package_files_package_file_id_download (:package_id)',
     'get_projects_id_packages_rubygems_file_name over get_projects_id_packages_package_id_package_files (:package_id)',
     'get_projects_id_packages_rubygems_file_name over get_projects_id_packages_package_id_pipelines (:package_id)'
   ])
