@@ -141,7 +141,9 @@ const PACKAGE_FORMAT_SEGMENTS: Readonly<Record<string, string>> = {
   nuget: 'nuget', terraform: 'terraform_module', helm: 'helm', rubygems: 'rubygems', debian: 'debian', rpm: 'rpm', cargo: 'cargo',
   ml_models: 'ml_model'
 }
-const FORMAT_ROUTE = /^(?:\/projects\/:id|\/groups?\/:id\/-)?\/packages\/([a-z_]+)(?:\/|$)/
+// A project's dependency proxy for packages (ee/lib/api/dependency_proxy/packages/*.rb) serves the
+// format's packages the project caches, or the upstream's: a read of that format.
+const FORMAT_ROUTE = /^(?:\/projects\/:id(?:\/dependency_proxy)?|\/groups?\/:id\/-)?\/packages\/([a-z_]+)(?:\/|$)/
 const FORMAT_AGNOSTIC_ROUTE = /^\/projects\/:id\/packages(?:\/:package_id(?:\/.*)?)?$/
 // The Debian distributions API (lib/api/concerns/packages/debian_distribution_endpoints.rb) creates
 // and updates distributions behind authorize_create_package!, deletes them behind

@@ -20,13 +20,13 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without), 97 authenticate_with routes and the pipeline trigger', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without), 99 authenticate_with routes and the pipeline trigger', () => {
   const { routes } = loadCatalog()
   const pages = routes.filter(r => r.authenticateWith !== true && r.handlerReadsToken !== true)
   assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
   assert.equal(pages.filter(r => r.skipPolicies).length, 29)
   const fromSource = routes.filter(r => r.authenticateWith === true)
-  assert.equal(fromSource.length, 97)
+  assert.equal(fromSource.length, 99)
   assert.ok(fromSource.every(r => !r.skipPolicies))
   // Only Cargo's routes set job_token_policies; the rest have none.
   assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(8).fill('cargo'))
@@ -122,10 +122,10 @@ test('every authenticate_with route of the source file is in the catalog with wh
     assert.ok(route, `${key(row)} is in routes.json`)
     assert.equal(route.authenticateWith, true)
     assert.deepEqual(route.policies, row.policies)
-    assert.match(row.read, /^lib\/api\/\S+\.rb/, `${key(row)} names the GitLab file it was read from`)
+    assert.match(row.read, /^(?:ee\/)?lib\/api\/\S+\.rb/, `${key(row)} names the GitLab file it was read from`)
     assert.ok(row.credentials.length > 0)
   }
-  const families = ['helm', 'debian', 'debian_distributions', 'rubygems', 'ml_models', 'rpm', 'nuget', 'cargo', 'terraform', 'virtual_registries']
+  const families = ['helm', 'debian', 'debian_distributions', 'rubygems', 'ml_models', 'rpm', 'dependency_proxy', 'nuget', 'cargo', 'terraform', 'virtual_registries']
   for (const family of families) assert.ok(sourceFile.routes.some(r => r.pattern.includes(family)), `${family} routes are listed`)
   // The two group families and the instance ones are left to GitLab: no single project in the URL.
   assert.equal(byKey.get('GET /groups/:id/-/packages/nuget/query')?.projectFrom, 'none')
@@ -148,6 +148,9 @@ test('every authenticate_with route of the source file is in the catalog with wh
   assert.equal(byKey.get('POST /projects/:id/packages/rubygems/api/v1/gems')?.packageFormat, 'rubygems')
   assert.equal(byKey.get('PUT /projects/:id/packages/ml_models/:model_version_id/files/(*path/):file_name/authorize')?.packageFormat, 'ml_model')
   assert.equal(byKey.get('POST /projects/:id/packages/rpm')?.packageOperation, 'write')
+  // The dependency proxy for packages reads the format's packages.
+  assert.equal(byKey.get('GET /projects/:id/dependency_proxy/packages/npm/*package_name/-/*file_name')?.packageFormat, 'npm')
+  assert.equal(byKey.get('GET /projects/:id/dependency_proxy/packages/maven/*path/:file_name')?.packageOperation, 'read')
 })
 
 test('npm\'s publish route is a delete when the request says Npm-Command: deprecate', () => {
