@@ -20,13 +20,13 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without), 99 authenticate_with routes and the pipeline trigger', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without), 108 authenticate_with routes and the pipeline trigger', () => {
   const { routes } = loadCatalog()
   const pages = routes.filter(r => r.authenticateWith !== true && r.handlerReadsToken !== true)
   assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
   assert.equal(pages.filter(r => r.skipPolicies).length, 29)
   const fromSource = routes.filter(r => r.authenticateWith === true)
-  assert.equal(fromSource.length, 99)
+  assert.equal(fromSource.length, 108)
   assert.ok(fromSource.every(r => !r.skipPolicies))
   // Only Cargo's routes set job_token_policies; the rest have none.
   assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(8).fill('cargo'))
