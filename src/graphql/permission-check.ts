@@ -197,11 +197,17 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return answer.body
   }
   const positiveId = (v: unknown): number | null => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
+  /** `GET /<kind>/<segment>`'s id, which digits asked for must be: ids never move, and an answer for another is no answer. */
+  const answeredId = (body: Readonly<Record<string, unknown>>, kind: string, segment: string): number | null => {
+    const id = positiveId(body.id)
+    if (id !== null && /^\d+$/.test(segment) && String(id) !== segment.replace(/^0+(?=\d)/, '')) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /${kind}/${segment} answered ${kind} ${id}`)
+    return id
+  }
 
   const group = async (segment: string): Promise<GroupNode | null> => await groups.get(segment.toLowerCase(), async () => {
     const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT)
     if (body === null) return null
-    const id = positiveId(body.id)
+    const id = answeredId(body, 'groups', segment)
     if (id === null || typeof body.full_path !== 'string') throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered a group without id or full_path`)
     const parentId = body.parent_id === null || body.parent_id === undefined ? null : positiveId(body.parent_id)
     if (parentId === null && body.parent_id !== null && body.parent_id !== undefined) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered an unreadable parent_id`)
@@ -233,7 +239,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
   const project = async (segment: string): Promise<TargetFacts | null> => {
     const body = await get(`/api/v4/projects/${segment}`, TARGET_PROJECT_ENDPOINT)
     if (body === null) return null
-    const id = positiveId(body.id)
+    const id = answeredId(body, 'projects', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /projects/${segment} answered a project without id`)
     const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`)
     // A project in a user namespace names its owner (lib/api/entities/project.rb: `owner`).
@@ -255,7 +261,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
   const namespace = async (segment: string): Promise<TargetFacts | null> => {
     const body = await get(`/api/v4/namespaces/${segment}`, TARGET_NAMESPACE_ENDPOINT)
     if (body === null) return null
-    const id = positiveId(body.id)
+    const id = answeredId(body, 'namespaces', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered without an id`)
     const fullPath = typeof body.full_path === 'string' ? { fullPath: body.full_path } : {}
     if (body.kind === 'group') return { groupIds: await chain(id), ...fullPath }

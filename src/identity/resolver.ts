@@ -198,15 +198,23 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     return answer.body
   }
 
+  // Ids never move: an answer for another group or project (a cache or proxy in front of GitLab
+  // that mixed answers up) would put the job under another project's groups.
+  const answersFor = (body: Readonly<Record<string, unknown>>, id: number, kind: string): void => {
+    if (body.id !== id) throw lookupFailed(`GET ${kind} ${id} answered ${kind} ${String(body.id)}`)
+  }
+
   const groupParent = (id: number): Promise<GroupParent> => groupParents.get(String(id), async () => {
     const readAt = clock.now()
     const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, 'service', 'group')
+    answersFor(group, id, 'group')
     return { parent: optionalId(group.parent_id, `group ${id} parent_id`), readAt }
   })
 
   const project = (id: number): Promise<ProjectInfo> => projects.get(String(id), async () => {
     const readAt = clock.now()
     const p = await getJson(`/api/v4/projects/${id}`, 'service', 'project')
+    answersFor(p, id, 'project')
     const path = p.path_with_namespace
     const ns = p.namespace as Record<string, unknown> | null | undefined
     if (typeof path !== 'string' || ns === null || typeof ns !== 'object') throw lookupFailed(`project ${id} has no path or namespace`)

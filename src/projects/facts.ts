@@ -118,7 +118,11 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     // Not shown (or a redirect by id, which names no project): nothing public here.
     if (status === 404 || status === 301 || status === 302) return hidden(typeof project === 'number' ? project : 0)
     if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
-    return read(body, path)
+    const found = read(body, path)
+    // Ids never move: an answer for another project (a cache or proxy in front of GitLab that mixes
+    // answers up) is no answer, not facts to decide that project's request on.
+    if (typeof project === 'number' && found.id !== project) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered project ${found.id}`)
+    return found
   }
 
   return {

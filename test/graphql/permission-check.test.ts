@@ -193,3 +193,28 @@ test('a target resolver needs a token to look with', async () => {
     await gitlab.close()
   }
 })
+
+test('an answer by id for another project or group is a 502, not facts to decide on', async t => {
+  // A project whose path is digits stands in for an answer mixed up in front of GitLab: asked for
+  // id 99, the fake answers project 40's id; asked for group 98, group 9's.
+  const fake = await startFakeTokenGitlab({
+    groups: [...GROUPS, { id: 9, fullPath: '98', parentId: null }],
+    projects: [...PROJECTS, { id: 40, path: '99', namespace: { id: 9, kind: 'group' as const, fullPath: 'other' } }]
+  })
+  const gitlab = createGitlabClient({ url: fake.url, serviceToken: SERVICE_TOKEN, timeoutMs: 2_000 })
+  t.after(async () => {
+    await gitlab.close()
+    await fake.close()
+  })
+  const resolve = createTargetResolver({ gitlab })
+  const selected = token({ access: 'selected_memberships', permissions: ['read_project'], groupId: 9 })
+  for (const target of [{ kind: 'project', id: '99', from: ':id' }, { kind: 'group', id: '98', from: ':id' }] as BoundaryTarget[]) {
+    await assert.rejects(checkPermission(selected, [need('read_project', 'Project')], target, resolve), (err: unknown) => {
+      assert.ok(err instanceof GateError)
+      assert.deepEqual([err.code, err.status], ['GRAPHQL_TARGET_LOOKUP_FAILED', 502])
+      return true
+    }, JSON.stringify(target))
+  }
+  // Asked by its id, project 40 is itself.
+  assert.equal((await checkPermission(selected, [need('read_project', 'Project')], { kind: 'project', id: '40', from: ':id' }, resolve)).ok, true)
+})

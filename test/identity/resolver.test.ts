@@ -323,3 +323,21 @@ test('group parents that loop, or nest deeper than GitLab allows, fail the looku
   const tooDeep = await rejectsWith(resolver.resolve(DEEP), 'IDENTITY_LOOKUP_FAILED', DEEP)
   assert.match(tooDeep.message, /loop or nest too deep/)
 })
+
+test('a project or group answer for another id fails the lookup: the job is never put under another project\'s groups', async (t) => {
+  const fake = await fakeGitlab()
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+  // Asked for project 10, GitLab (or a cache before it) answers alice/tool, id 20.
+  fake.projects.set(10, fake.projects.get(20)!)
+  const project = await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_LOOKUP_FAILED', RUNNING)
+  assert.match(project.message, /answered project 20/)
+
+  const other = await fakeGitlab()
+  const second = resolverFor(other)
+  t.after(async () => { await second.close(); await other.close() })
+  // Asked for group 2 (platform), the answer is group 1's (acme, no parent): the chain would end early.
+  other.groups.set(2, other.groups.get(1)!)
+  const group = await rejectsWith(second.resolve(RUNNING), 'IDENTITY_LOOKUP_FAILED', RUNNING)
+  assert.match(group.message, /answered group 1/)
+})

@@ -113,6 +113,19 @@ test('facts: GitLab unreachable or failing is a 503, a refused token or an unrea
   await assert.rejects(async () => await createProjectFactsLookup({ gitlab: down }).get(200), (err: unknown) => err instanceof GateError && err.code === 'PROJECT_LOOKUP_UNAVAILABLE')
 })
 
+test('facts: an answer by id for another project is a 502, and not kept', async t => {
+  const gitlab = await startFakeGitlab({ projects: [project(200, 'acme/lib', 'public')] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const lookup = createProjectFactsLookup({ gitlab: client })
+  // Whatever is asked for as 300 answers acme/lib (id 200), as a cache in front of GitLab that mixed them up would.
+  gitlab.projects.set(300, project(200, 'acme/lib', 'public'))
+  await assert.rejects(async () => await lookup.get(300), (err: unknown) => err instanceof GateError && err.code === 'PROJECT_LOOKUP_FAILED')
+  gitlab.projects.set(300, project(300, 'other/tools', 'private'))
+  assert.equal((await lookup.get(300)).id, 300, 'the failure was not kept')
+})
+
 test('facts: by path, a moved project\'s old path is followed to the project (a 301 to /projects/<id>), and the path\'s new holder wins', async t => {
   const gitlab = await startFakeGitlab({ projects: [project(700, 'acme/registry-old')], redirects: { 'acme/registry': 700 } })
   t.after(() => gitlab.close())

@@ -92,6 +92,23 @@ test('finder: GitLab unreachable is PROJECT_LOOKUP_UNAVAILABLE (503); a refused 
   assert.equal(client.stats()['project_lookup:unavailable'], 2, 'asked again: failures are not kept')
 })
 
+test('finder: a project answered by id for another id is PROJECT_LOOKUP_FAILED (502), and not kept', async t => {
+  const gitlab = await startFakeGitlab({ projects: [{ id: 42, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }] })
+  t.after(() => gitlab.close())
+  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
+  t.after(() => client.close())
+  const [conan] = route('GET', '/packages/conan/v1/conans/pkg/1.0/42/stable')
+  // Asked for 42, the answer is project 43's, as a cache in front of GitLab that mixed them up would give.
+  gitlab.projects.set(42, { id: 43, pathWithNamespace: 'acme/other', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } })
+  const finder = createProjectFinder({ gitlab: client })
+  const err = await Promise.resolve().then(() => finder.find(conan.route, conan.params, identity)).catch((e: unknown) => e)
+  assert.ok(err instanceof GateError)
+  assert.deepEqual([err.code, err.status], ['PROJECT_LOOKUP_FAILED', 502])
+  gitlab.projects.set(42, { id: 42, pathWithNamespace: 'acme/lib', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } })
+  const found = await finder.find(conan.route, conan.params, identity)
+  assert.deepEqual(found, { kind: 'project', id: 42 })
+})
+
 test('finder: without the token\'s pipeline id, another job stays unresolved; the own job is self', async t => {
   const client = createGitlabClient({ url: 'http://127.0.0.1:9', serviceToken: 'x' })
   t.after(() => client.close())
