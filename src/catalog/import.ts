@@ -117,7 +117,8 @@ const PROJECT_FROM_RULES: ReadonlyArray<readonly [RegExp, ProjectFrom]> = [
   // download names its project by :project_id (lib/api/debian_group_packages.rb,
   // `find_project!(params[:project_id])`); the other NuGet and Debian group routes serve the
   // group's packages; the Terraform module registry finds the package within
-  // :module_namespace; Maven virtual registries belong to a group, not a project.
+  // :module_namespace; virtual registries (Maven, npm, container) and their
+  // cleanup policies belong to a top-level group, not a project.
   [/^\/groups\/:id\/-\/packages\/debian\/pool\/:distribution\/:project_id\//, 'project_id_param'],
   [/^\/groups\/:id\/-\/packages\/(?:nuget|debian)\//, 'none'],
   // A group's Debian distributions belong to the group (lib/api/group_debian_distributions.rb).

@@ -20,13 +20,13 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without), 108 authenticate_with routes and the pipeline trigger', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without), 137 authenticate_with routes and the pipeline trigger', () => {
   const { routes } = loadCatalog()
   const pages = routes.filter(r => r.authenticateWith !== true && r.handlerReadsToken !== true)
   assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
   assert.equal(pages.filter(r => r.skipPolicies).length, 29)
   const fromSource = routes.filter(r => r.authenticateWith === true)
-  assert.equal(fromSource.length, 108)
+  assert.equal(fromSource.length, 137)
   assert.ok(fromSource.every(r => !r.skipPolicies))
   // Only Cargo's routes set job_token_policies; the rest have none.
   assert.deepEqual(fromSource.filter(r => r.policies.length > 0).map(r => r.pattern.split('/')[4]), Array(8).fill('cargo'))
@@ -130,6 +130,15 @@ test('every authenticate_with route of the source file is in the catalog with wh
   // The two group families and the instance ones are left to GitLab: no single project in the URL.
   assert.equal(byKey.get('GET /groups/:id/-/packages/nuget/query')?.projectFrom, 'none')
   assert.equal(byKey.get('GET /virtual_registries/packages/maven/:id/*path')?.accessedProject, 'instance')
+  // Every virtual registry and its cleanup policy belongs to a top-level group; none is a package format.
+  for (const family of ['virtual_registries/packages/maven', 'virtual_registries/packages/npm', 'virtual_registries/container', 'virtual_registries/cleanup']) {
+    const routes = [...byKey.values()].filter(r => r.pattern.includes(family))
+    assert.ok(routes.length > 0, `${family} routes are listed`)
+    for (const route of routes) {
+      assert.equal(route.projectFrom, 'none', `${route.method} ${route.pattern}`)
+      assert.equal(route.packageFormat, undefined, `${route.method} ${route.pattern}`)
+    }
+  }
   assert.equal(byKey.get('GET /packages/terraform/modules/v1/:module_namespace/:module_name/:module_system/versions')?.projectFrom, 'none')
   // Package formats and operations come from the pattern, as for the docs routes.
   assert.equal(byKey.get('POST /projects/:id/packages/helm/api/:channel/charts')?.packageFormat, 'helm')

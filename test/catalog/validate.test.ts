@@ -11,7 +11,7 @@ const firstId = (): string => routesDoc().routes[0].id
 
 test('the shipped catalog loads and is frozen', () => {
   const catalog = loadCatalog()
-  assert.equal(catalog.routes.length, 295)
+  assert.equal(catalog.routes.length, 324)
   assert.ok(Object.isFrozen(catalog.routes[0]))
   assert.ok(Object.isFrozen(catalog.routes[0]!.policies))
   assert.equal(catalog.policies.policies.length, 20)

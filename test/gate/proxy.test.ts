@@ -219,7 +219,7 @@ test('health: liveness, readiness with its checks, 404 elsewhere', async (t) => 
   const ready = await send(g.healthUrl, 'GET', '/-/readiness')
   assert.equal(ready.status, 200)
   const checks = ready.json().checks
-  assert.equal(checks.catalog.routes, 295)
+  assert.equal(checks.catalog.routes, 324)
   assert.equal(checks.store.ok, true)
   assert.equal(checks.upstream.ok, true)
   assert.equal((await send(g.healthUrl, 'GET', '/nope')).status, 404)
