@@ -20,9 +20,14 @@ const SLOW_MACHINE = { commandTimeoutMs: 30_000, connectTimeoutMs: 30_000 }
 
 async function roundTrip (env: Record<string, string>, projectId: number): Promise<void> {
   const store = await createStoreFromConfig(loadConfig({ ...base, ...env }), SLOW_MACHINE)
-  after(() => store.close())
-  await store.put({ projectId, projectPath: `acme/p${projectId}`, inboundEnabled: true, entries: [] })
-  assert.equal((await store.get(projectId))?.projectPath, `acme/p${projectId}`)
+  // Closed here, while its servers run: closed in an after hook, once they had stopped, its
+  // connections waited out the 30 s timeouts and held the test process that long.
+  try {
+    await store.put({ projectId, projectPath: `acme/p${projectId}`, inboundEnabled: true, entries: [] })
+    assert.equal((await store.get(projectId))?.projectPath, `acme/p${projectId}`)
+  } finally {
+    await store.close()
+  }
 }
 
 /** The start fails: plain text to a TLS port, or a certificate nobody vouches for. */
