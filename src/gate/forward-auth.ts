@@ -11,7 +11,6 @@ import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
 import { createBodyScanner } from '../identity/body-scan.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
-import { collectCredentials } from '../identity/credentials.ts'
 import type { ForwardBody } from '../identity/stage.ts'
 import { hasBody } from './request.ts'
 import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
@@ -113,10 +112,14 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
   /**
    * nginx's auth_request never sends the body. If the original request declares a body GitLab
    * reads parameters from (form, JSON, multipart; X-Original-Content-Length or
-   * X-Original-Transfer-Encoding), a job token in it would go unchecked, and GitLab prefers a
-   * job_token parameter to the JOB-TOKEN header. Such a request to a route that accepts job
-   * tokens passes only with a visible credential GitLab ranks before job tokens (a PAT or OAuth
-   * token).
+   * X-Original-Transfer-Encoding), a job token in it would go unchecked: such a request to a
+   * route that accepts job tokens is refused, whatever credential is visible. No visible one
+   * outranks the body: GitLab reads the `access_token` parameter, body included, first of all
+   * (Doorkeeper's `from_access_token_param`, then Bearer), and takes a job token there on every
+   * route that accepts job tokens (find_user_from_job_bearer_token) before it reads a PAT; a
+   * `private_token` parameter shaped as a job token makes it skip the PAT lookup, after which
+   * `job_token=` is read; and a deploy token, `token=` or Basic that finds nothing falls through
+   * to the job token too (lib/api/api_guard.rb, lib/gitlab/auth/auth_finders.rb).
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage): boolean {
     if (x.match === null) return false
@@ -132,9 +135,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const plan = bodyScanner.plan(declared, x.method)
     if (plan.kind === 'pass') return false
     // A body without a type is the upload itself (`curl --upload-file`) but where the API parses it as JSON.
-    if (plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route)) return false
-    const visible = collectCredentials({ canonical: x.canonical!, headers: req.headers, rawHeaders: req.rawHeaders, route: x.match.route })
-    return !visible.some(c => !c.jobToken)
+    return !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route))
   }
 
   /**

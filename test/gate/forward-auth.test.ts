@@ -78,7 +78,9 @@ test('forward-auth: original-request headers only from trusted peers; hidden bod
   assert.equal(hidden.status, 403, 'a job token may hide in the body nginx does not send')
   assert.equal(hidden.json().code, 'BODY_NOT_VISIBLE')
   assert.equal((await send(g.auth, 'GET', '/', form)).status, 403, 'no visible credential: the body may hold one')
-  assert.equal((await send(g.auth, 'GET', '/', { ...form, 'private-token': 'glpat-user' })).status, 200, 'GitLab ranks a PAT before any job token')
+  const pat = await send(g.auth, 'GET', '/', { ...form, 'private-token': 'glpat-user' })
+  assert.equal(pat.status, 403, 'a visible PAT: GitLab reads a body\'s access_token=<job token> before it')
+  assert.equal(pat.json().code, 'BODY_NOT_VISIBLE')
   const upload = await send(g.auth, 'GET', '/', { 'x-original-method': 'PUT', 'x-original-uri': '/api/v4/projects/100/packages/generic/t/1/t.bin', 'content-type': 'application/octet-stream', 'x-original-content-length': '4096', ...job })
   assert.equal(upload.status, 200, 'binary uploads carry no parameters')
   // Without a Content-Type: the upload itself (curl --upload-file), but where the API parses it as JSON.
@@ -119,7 +121,7 @@ test('forward-auth: a body the proxy sends is read to its end before the answer 
   const partial = await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, ...job }, 'ref=main&tag=false')
   assert.equal(partial.status, 403, partial.text)
   assert.equal(partial.json().code, 'BODY_NOT_VISIBLE')
-  assert.equal((await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, 'private-token': 'glpat-user' }, 'ref=main')).status, 200, 'a PAT ranks before any job token')
+  assert.equal((await send(g.auth, 'POST', '/api/v4/projects/100/deployments', { ...form, 'private-token': 'glpat-user' }, 'ref=main')).status, 403, 'a visible PAT ranks below a job token in the body\'s access_token')
 })
 
 test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: needsNginx }, async (t) => {
