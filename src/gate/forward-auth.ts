@@ -9,7 +9,9 @@ import type { Admin } from '../admin/handler.ts'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
-import { createBodyScanner } from '../identity/body-scan.ts'
+import { createBodyScanner, rackReadsPostBody } from '../identity/body-scan.ts'
+import { OVERRIDE_METHODS } from '../identity/credentials.ts'
+import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
 import type { ForwardBody } from '../identity/stage.ts'
 import { hasBody } from './request.ts'
@@ -119,10 +121,11 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * route that accepts job tokens (find_user_from_job_bearer_token) before it reads a PAT; a
    * `private_token` parameter shaped as a job token makes it skip the PAT lookup, after which
    * `job_token=` is read; and a deploy token, `token=` or Basic that finds nothing falls through
-   * to the job token too (lib/api/api_guard.rb, lib/gitlab/auth/auth_finders.rb).
+   * to the job token too (lib/api/api_guard.rb, lib/gitlab/auth/auth_finders.rb). A POST that
+   * matches no such route may still be routed to one by the body's `_method`.
    */
-  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage): boolean {
-    if (x.match === null) return false
+  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine): boolean {
+    if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
     // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
     // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
     // it only makes the gate stricter).
@@ -135,7 +138,27 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const plan = bodyScanner.plan(declared, x.method)
     if (plan.kind === 'pass') return false
     // A body without a type is the upload itself (`curl --upload-file`) but where the API parses it as JSON.
-    return !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route))
+    return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route))
+  }
+
+  /**
+   * Rack::MethodOverride routes a POST as the `_method` of its form or multipart body
+   * (credentials.ts), which the gate cannot see here: the POST may be routed as any method of its
+   * path. True when one of those routes takes job tokens and reaches more than the visible job
+   * token's own job: a runner's artifact upload (POST /jobs/:id/artifacts with job :id's token)
+   * could only become the download of that job's own artifacts.
+   */
+  function hiddenOverrideReachesRoute (x: Exchange, engine: Engine, contentType: string | undefined): boolean {
+    const requested = x.requested
+    if (requested.kind !== 'api' || requested.method !== 'POST' || !rackReadsPostBody(contentType, 'POST')) return false
+    for (const method of OVERRIDE_METHODS) {
+      const match = engine.router.matchRequest({ ...requested, method: method === 'HEAD' ? 'GET' : method })
+      if (match === null) continue
+      const accessed = accessedProject(match)
+      if (accessed.kind === 'token_job' || (accessed.kind === 'job' && accessed.jobId === x.identity?.jobId)) continue
+      return true
+    }
+    return false
   }
 
   /**
@@ -200,7 +223,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       record(x, requestId, started, outcome.deny.status, decidedAt)
       return
     }
-    if (hiddenBodyMayHoldToken(x, req)) {
+    if (hiddenBodyMayHoldToken(x, req, engine)) {
       refuse(x, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
       return
     }

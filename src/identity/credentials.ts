@@ -159,7 +159,8 @@ export type MethodOverride =
   | { readonly kind: 'ambiguous', readonly reason: string }
 
 const METHOD_OVERRIDE_HEADER = 'x-http-method-override'
-const OVERRIDE_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH', 'LINK', 'UNLINK'])
+/** The methods Rack::MethodOverride routes a POST as (rack/method_override.rb, HTTP_METHODS). */
+export const OVERRIDE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH', 'LINK', 'UNLINK'])
 
 /** True when Rack's reading of `name` is the `_method` parameter (or could be: `[_method]`, `_method[]`). */
 export function isMethodOverrideParam (rawName: string): boolean {
