@@ -257,6 +257,15 @@ function authorizationCredentials (header: string, conan: boolean): Credential[]
   for (const word of header.split(/\s+/)) {
     if (isJobTokenShape(word) && !found.some(c => c.secret === word)) found.push({ secret: word, jobToken: true, source: 'bearer', where: 'header:authorization' })
   }
+  // Conan reads Basic credentials after the first `Basic ` anywhere in the header, whatever
+  // comes before it (`Bearer Basic ...`, `XBasic ...`), and takes the password as a job token
+  // (lib/api/helpers/packages_manager_clients_helpers.rb, decode_token:
+  // `split('Basic ', 2).second`, then `Base64.decode64(...).split(':', 2).second`).
+  const basic = conan ? header.indexOf('Basic ') : -1
+  if (basic !== -1) {
+    const { password } = decodeBasic(header.slice(basic + 'Basic '.length))
+    if (password !== '' && !found.some(c => c.secret === password)) found.push({ secret: password, jobToken: true, source: 'basic', where: 'basic:conan' })
+  }
   return found
 }
 
