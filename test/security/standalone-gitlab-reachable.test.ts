@@ -34,6 +34,8 @@ const JOBS: readonly PodAt[] = [
 ]
 // GitLab Shell, KAS, Pages: the chart's pods call the internal API on Workhorse.
 const GITLAB_SHELL: PodAt = { namespace: 'gitlab', labels: { app: 'gitlab-shell', release: 'gitlab' } }
+// The GitLab chart's bundled ingress controller carries the release's label too.
+const BUNDLED_INGRESS: PodAt = { namespace: 'gitlab', labels: { app: 'nginx-ingress', component: 'controller', release: 'gitlab' } }
 const WORKHORSE = 8181
 const WORKHORSE_HEALTH = 8182
 const PUMA = 8080
@@ -55,6 +57,10 @@ test('standalone overlay: CI jobs cannot reach GitLab\'s webservice past the gat
       assert.ok(!admits(policies, job, webservice, port), `a CI job in namespace ${job.namespace} reaches the webservice's ${port} past the gate`)
     }
   }
+  // The chart's bundled ingress controller reaches the gate, never the webservice: an Ingress
+  // left on the webservice gets no answer instead of skipping the gate.
+  assert.ok(admits(policies, BUNDLED_INGRESS, gate, 8181), 'the bundled ingress controller reaches the gate')
+  for (const port of [WORKHORSE, WORKHORSE_HEALTH, PUMA]) assert.ok(!admits(policies, BUNDLED_INGRESS, webservice, port), `the bundled ingress controller reaches the webservice's ${port} past the gate`)
   // A pod that copies the gate's labels in another namespace is not the gate.
   for (const job of JOBS) assert.ok(!admits(policies, { ...job, labels: gate.labels }, webservice, WORKHORSE), `a pod labelled as the gate in ${job.namespace}`)
 })
