@@ -52,8 +52,11 @@ export async function startRawUpstreamGate (t: TestContext, answer: RawAnswer, e
   return gate
 }
 
-/** Writes `bytes` on a new connection; what was answered once the gate closes it, or once it has been quiet for `quietMs`. */
-export function exchange (port: number, bytes: string | Buffer, quietMs = 1500): Promise<{ text: string, closed: boolean }> {
+/**
+ * Writes `bytes` on a new connection; what was answered once the gate closes it, or once it has
+ * been quiet for `quietMs` (`afterDataMs` once something came).
+ */
+export function exchange (port: number, bytes: string | Buffer, quietMs = 1500, afterDataMs = quietMs): Promise<{ text: string, closed: boolean }> {
   return new Promise(resolve => {
     const socket = connect(port, '127.0.0.1')
     let text = ''
@@ -66,7 +69,7 @@ export function exchange (port: number, bytes: string | Buffer, quietMs = 1500):
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1')
       clearTimeout(quiet)
-      quiet = setTimeout(() => finish(false), quietMs)
+      quiet = setTimeout(() => finish(false), afterDataMs)
     })
     socket.on('close', () => finish(true))
     socket.on('error', () => {})

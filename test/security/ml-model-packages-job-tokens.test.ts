@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { assertForwardedWithToken, assertRefusedOutsideAndFineGrained } from '../helpers/job-token-routes.ts'
 
 // acme/lib (200): acme/platform/app (100) has a fine-grained entry with read_packages; every other
 // acme job (acme/platform/web, 600) has default permissions; other/tools (300) is not allowlisted.
@@ -27,29 +28,12 @@ const send$ = (g: TestGate, route: typeof ROUTES[number], token: string): Return
 
 test('an allowlisted job reaches the model files, its token forwarded', async t => {
   const g = await startTestGate(t)
-  for (const route of ROUTES) {
-    const res = await send$(g, route, TOKENS.web)
-    assert.equal(res.status, 200, `${route.method} ${route.path}: ${res.text}`)
-    const seen = g.seen.at(-1)!
-    assert.equal(`${seen.method} ${seen.url}`, `${route.method} ${route.path}`)
-    assert.equal(seen.headers.authorization, `Bearer ${TOKENS.web}`, `${route.method} ${route.path}: the token is not stripped`)
-  }
-  assert.equal(g.seen.length, ROUTES.length)
+  await assertForwardedWithToken(g, ROUTES, (route, token) => send$(g, route, token), seen => String(seen.headers.authorization).replace(/^Bearer /, ''))
 })
 
 test('a job outside the allowlist is refused with GitLab\'s message; a fine-grained entry as on routes without policies', async t => {
   const g = await startTestGate(t)
-  for (const route of ROUTES) {
-    const outside = await send$(g, route, TOKENS.tools)
-    assert.equal(outside.status, 403, `${route.method} ${route.path}: ${outside.text}`)
-    assert.equal(outside.json().code, 'NOT_ALLOWLISTED')
-    assert.equal(outside.json().message, '403 Forbidden - Authentication by CI/CD job token not allowed from tools to lib.')
-    const fineGrained = await send$(g, route, TOKENS.app)
-    assert.equal(fineGrained.status, 403, `${route.method} ${route.path}: ${fineGrained.text}`)
-    assert.equal(fineGrained.json().code, 'NO_POLICIES_FOR_ENDPOINT')
-    assert.equal(fineGrained.json().message, '403 Forbidden - This action is unauthorized for CI/CD job tokens.')
-  }
-  assert.equal(g.seen.length, 0, 'nothing reached GitLab')
+  await assertRefusedOutsideAndFineGrained(g, ROUTES, (route, token) => send$(g, route, token))
 })
 
 test('the package rules hold: model files are `ml_model` packages', async t => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { connect, createServer, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { exchange as rawExchange } from '../helpers/raw-upstream.ts'
 
 const OK = '/api/v4/projects/200/packages' // acme/lib lets the app job read packages
 const DENIED = '/api/v4/projects/300/packages' // other/tools lists nobody
@@ -41,26 +42,7 @@ async function relayedGate (t: TestContext): Promise<Relayed> {
 }
 
 /** Writes `bytes` on a new connection; the text answered once it closes or goes quiet. */
-function exchange (port: number, bytes: string): Promise<{ text: string, closed: boolean }> {
-  return new Promise(resolve => {
-    const socket = connect(port, '127.0.0.1')
-    let text = ''
-    let quiet: NodeJS.Timeout = setTimeout(() => finish(false), 1500)
-    const finish = (closed: boolean): void => {
-      clearTimeout(quiet)
-      socket.destroy()
-      resolve({ text, closed })
-    }
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString('latin1')
-      clearTimeout(quiet)
-      quiet = setTimeout(() => finish(false), 400)
-    })
-    socket.on('close', () => finish(true))
-    socket.on('error', () => {})
-    socket.write(Buffer.from(bytes, 'latin1'))
-  })
-}
+const exchange = (port: number, bytes: string): Promise<{ text: string, closed: boolean }> => rawExchange(port, bytes, 1500, 400)
 
 const bodyOf = (text: string): Record<string, unknown> => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
 

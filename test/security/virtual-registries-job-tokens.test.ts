@@ -13,6 +13,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { assertDeferredToGitlab, assertRefusedWithoutProject } from '../helpers/job-token-routes.ts'
 
 const json = { 'content-type': 'application/json' }
 const ROUTES: ReadonlyArray<{ method: string, path: string, body?: string }> = [
@@ -52,15 +53,7 @@ const ROUTES: ReadonlyArray<{ method: string, path: string, body?: string }> = [
 
 test('a job\'s token reaches GitLab on the container and npm virtual registry APIs and the cleanup policies, which decide', async t => {
   const g = await startTestGate(t)
-  for (const route of ROUTES) {
-    for (const token of [TOKENS.web, TOKENS.tools]) {
-      const res = await send(g.url, route.method, route.path, { 'job-token': token, ...(route.body !== undefined ? json : {}) }, route.body)
-      assert.equal(res.status, 200, `${route.method} ${route.path}: ${res.text}`)
-      const seen = g.seen.at(-1)!
-      assert.equal(`${seen.method} ${seen.url}`, `${route.method} ${route.path}`)
-      assert.equal(seen.headers['job-token'], token, `${route.method} ${route.path}: the token is not stripped`)
-    }
-  }
+  await assertDeferredToGitlab(g, ROUTES)
   for (const path of ['/api/v4/virtual_registries/container/upstreams/4/cache_entries', '/api/v4/groups/10/-/virtual_registries/cleanup/policy']) {
     const query = `${path}?job_token=${TOKENS.web}`
     assert.equal((await send(g.url, 'GET', query)).status, 200)
@@ -70,12 +63,7 @@ test('a job\'s token reaches GitLab on the container and npm virtual registry AP
 
 test('with GATE_UNRESOLVED_PROJECT=deny they are refused: no project to decide on', async t => {
   const g = await startTestGate(t, { GATE_UNRESOLVED_PROJECT: 'deny' })
-  for (const route of ROUTES) {
-    const res = await send(g.url, route.method, route.path, { 'job-token': TOKENS.web, ...(route.body !== undefined ? json : {}) }, route.body)
-    assert.equal(res.status, 403, `${route.method} ${route.path}: ${res.text}`)
-    assert.equal(res.json().code, 'PROJECT_NOT_IN_URL')
-  }
-  assert.equal(g.seen.length, 0)
+  await assertRefusedWithoutProject(g, ROUTES)
 })
 
 test('the container virtual registry\'s pulls are outside the API: a job token there follows GATE_NON_API_JOB_TOKENS', async t => {
