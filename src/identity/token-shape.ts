@@ -2,9 +2,11 @@
 // "Token shapes"). GitLab issues `glcbt-...`, or `<instance prefix>-glcbt-...` once an
 // administrator sets `instance_token_prefix` (lib/ci/job_token/jwt.rb builds its prefix with
 // Authn::TokenField::PrefixHelper.prepend_instance_prefix, lib/authn/token_field/prefix_helper.rb:
-// "#{instance_prefix}-#{prefix}"), and decodes both forms. A job token the gate does not
-// recognise is forwarded unchecked, so recognition does not depend on knowing the prefix: any
-// prefix GitLab could have set is recognised, whatever GATE_INSTANCE_TOKEN_PREFIX says.
+// "#{instance_prefix}-#{prefix}"; newer versions join them without the hyphen,
+// "#{instance_prefix}#{prefix}", so `<instance prefix>glcbt-...`), and decodes these forms. A job
+// token the gate does not recognise is forwarded unchecked, so recognition does not depend on
+// knowing the prefix: any prefix GitLab could have set is recognised, with or without the hyphen,
+// whatever GATE_INSTANCE_TOKEN_PREFIX says.
 
 /** Every CI/CD job token has this, after the instance prefix if there is one. */
 export const JOB_TOKEN_MARK = 'glcbt-'
@@ -17,20 +19,23 @@ export const JOB_TOKEN_MARK = 'glcbt-'
  * allows more than three times its 20 characters. Wider than GitLab can only recognise more.
  */
 const PREFIX_CHARS = /^[A-Za-z0-9_+=/@:.-]{1,64}$/
-/** `<prefix>-glcbt-` at the start; greedy, so a prefix that itself contains `-glcbt` is whole. */
-const PREFIXED = /^[A-Za-z0-9_+=/@:.-]{1,64}-glcbt-/
-const MARK_AFTER_PREFIX = '-' + JOB_TOKEN_MARK
+/**
+ * `<prefix>glcbt-` at the start: a prefix of up to 64 characters and the hyphen, or none;
+ * greedy, so a prefix that itself contains `glcbt` is whole.
+ */
+const PREFIXED = /^[A-Za-z0-9_+=/@:.-]{1,65}glcbt-/
 const MAX_PREFIX = 64
 
-/** True when `-glcbt-` starts within the first MAX_PREFIX + 1 characters, after at least one. */
+/** True when `glcbt-` starts within the first MAX_PREFIX + 2 characters, after at least one. */
 function markNearStart (secret: string): boolean {
-  // lastIndexOf from MAX_PREFIX looks at the start of the string only: a 64 KiB body value
+  // lastIndexOf from MAX_PREFIX + 1 looks at the start of the string only: a 64 KiB body value
   // costs what a header does.
-  return secret.lastIndexOf(MARK_AFTER_PREFIX, MAX_PREFIX) > 0
+  return secret.lastIndexOf(JOB_TOKEN_MARK, MAX_PREFIX + 1) > 0
 }
 
 /**
- * True when GitLab could read `secret` as a CI/CD job token: `glcbt-...` or `<prefix>-glcbt-...`.
+ * True when GitLab could read `secret` as a CI/CD job token: `glcbt-...`, `<prefix>-glcbt-...` or
+ * `<prefix>glcbt-...`.
  *
  * Hot path: runs on every header, parameter and body leaf that may hold a credential. Nearly
  * all of them have no `-glcbt-` near their start; a bounded search answers those without a

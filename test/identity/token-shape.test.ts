@@ -18,7 +18,11 @@ test('job token shapes: plain, and any instance prefix GitLab could set', () => 
     'a-glcbt-x',
     'my-glcbt-glcbt-x',
     `${'p'.repeat(64)}-glcbt-x`,
-    'a.b:c@d/e+f=g-glcbt-x'
+    'a.b:c@d/e+f=g-glcbt-x',
+    // Newer GitLab joins the instance prefix without a hyphen.
+    'acmeglcbt-64_abc',
+    `acmeglcbt-${JWT}`,
+    '-glcbt-x'
   ]
   for (const s of yes) assert.equal(isJobTokenShape(s), true, s)
   const no = [
@@ -27,7 +31,6 @@ test('job token shapes: plain, and any instance prefix GitLab could set', () => 
     'acme-glpat-abcdefghijklmnopqrst',
     'GLCBT-64_abc',
     'glcbt_64_abc',
-    '-glcbt-x',
     'acme-glcbt',
     'acme glcbt-x',
     'ac me-glcbt-x',
@@ -42,6 +45,8 @@ test('the part after the prefix, as GitLab strips it before decoding', () => {
   assert.equal(jobTokenBody(`glcbt-${JWT}`), JWT)
   assert.equal(jobTokenBody(`acme-glcbt-${JWT}`), JWT)
   assert.equal(jobTokenBody(`my-glcbt-glcbt-${JWT}`), JWT, 'a prefix that contains -glcbt is whole')
+  assert.equal(jobTokenBody(`acmeglcbt-${JWT}`), JWT, 'a prefix joined without a hyphen')
+  assert.equal(jobTokenJwt(`acmeglcbt-${JWT}`), JWT)
   assert.equal(jobTokenBody('glcbt-64_abc'), '64_abc')
   assert.equal(jobTokenBody('glpat-x'), null)
   assert.equal(jobTokenJwt(`acme-glcbt-${JWT}`), JWT)

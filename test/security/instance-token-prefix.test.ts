@@ -41,7 +41,10 @@ const PACKAGES = '/api/v4/projects/200/packages'
 const PYPI_UPLOAD = '/api/v4/projects/200/packages/pypi'
 const upload = multipart({ name: 'pkg', version: '1.0', token: TOOLS })
 
-const CASES: ReadonlyArray<readonly [string, string, string, Record<string, string>, string?]> = [
+type Case = readonly [string, string, string, Record<string, string>, string?]
+
+/** Every place `token` may be sent where it may or may not be a job token. */
+const casesFor = (TOOLS: string, upload = multipart({ name: 'pkg', version: '1.0', token: TOOLS })): readonly Case[] => [
   ['Authorization: Bearer', 'GET', PACKAGES, { authorization: `Bearer ${TOOLS}` }],
   ['Authorization: Foo Bar <token>', 'GET', PACKAGES, { authorization: `Foo Bar ${TOOLS}` }],
   ['Authorization: <token> (no scheme)', 'GET', PACKAGES, { authorization: TOOLS }],
@@ -55,6 +58,7 @@ const CASES: ReadonlyArray<readonly [string, string, string, Record<string, stri
   ['JSON body access_token', 'POST', PYPI_UPLOAD, { 'content-type': 'application/json' }, JSON.stringify({ access_token: TOOLS })],
   ['multipart body token= (PyPI upload)', 'POST', PYPI_UPLOAD, upload.headers, upload.body]
 ]
+const CASES = casesFor(TOOLS)
 
 test('a prefixed job token of a project that is not allowlisted is refused wherever it is sent; nothing reaches the upstream', async t => {
   const g = await prefixedGate(t)
@@ -65,6 +69,18 @@ test('a prefixed job token of a project that is not allowlisted is refused where
   }
   assert.equal(g.seen.length, 0, 'no refused request was forwarded')
   assert.ok(g.gitlab.calls.job > 0, 'the prefixed token was introspected as a job token')
+})
+
+test('newer GitLab joins the prefix without a hyphen (`acmeglcbt-`): the same refusals', async t => {
+  const joined = 'acmeglcbt-64_toolsjobrunning00000000'
+  const g = await prefixedGate(t)
+  g.gitlab.jobs.set(joined, { ...g.gitlab.jobs.get(TOKENS.tools)!, id: 14 })
+  for (const [name, method, path, headers, body] of casesFor(joined)) {
+    const answer = await send(g.url, method, path, headers, body)
+    assert.equal(answer.status, 403, `${name}: ${answer.text}`)
+    assert.equal(answer.json().code, 'NOT_ALLOWLISTED', name)
+  }
+  assert.equal(g.seen.length, 0, 'no refused request was forwarded')
 })
 
 test('the same refusals through forward-auth; nothing is proxied', async t => {
