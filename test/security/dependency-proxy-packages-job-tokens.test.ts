@@ -5,6 +5,8 @@
 // (allowlist, then policies: none). The catalog lacked it, so the gate stripped a Maven job's token
 // (GitLab answered 401) and answered an npm job's 401 itself. It is in the catalog now, decided as
 // the other authenticate_with routes, as reads of the Maven and npm package rules.
+// A file GitLab caches from the upstream is uploaded by Workhorse straight to Puma, never through
+// the gate, so the write rules do not reach the proxy (docs/gitlab-rules.md).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -65,4 +67,19 @@ test('the package rules hold: the proxy reads the format\'s packages', async t =
       if (route.format === format) assert.equal(res.json().code, 'PACKAGE_READ_DISABLED')
     }
   }
+})
+
+test('the write rules do not reach the proxy: only a read rule keeps job tokens from it', async t => {
+  const g = await adminGate(t)
+  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { maven: { write: 'maintainer' }, npm: { write: 'maintainer' } } }))
+  assert.equal(patch.status, 200, patch.text)
+  const upload = await send(g.url, 'PUT', '/api/v4/projects/200/packages/maven/com/acme/app/1.0/app-1.0.pom', { 'job-token': TOKENS.web }, '<project/>')
+  assert.equal(upload.status, 403, upload.text)
+  assert.equal(upload.json().code, 'PACKAGE_MAINTAINER_ONLY')
+  for (const route of ROUTES) {
+    const res = await send$(g, route, TOKENS.web)
+    assert.equal(res.status, 200, `${route.path} (${route.header}): ${res.text}`)
+  }
+  assert.equal(g.seen.length, ROUTES.length)
 })
