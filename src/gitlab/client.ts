@@ -53,6 +53,15 @@ export interface GitlabAnswer {
   readonly location?: string
 }
 
+/**
+ * False when an answer naming `id` cannot be the one asked for by `asked`, a URL segment: digits
+ * are an id to GitLab (leading zeros and all), and ids never move, so an answer for another id
+ * came from something in front of GitLab that mixed answers up. A path is not compared.
+ */
+export function answersAsked (asked: string, id: number): boolean {
+  return !/^\d+$/.test(asked) || String(id) === asked.replace(/^0+(?=\d)/, '')
+}
+
 /** A JSON array answer, every page of it read. */
 export interface GitlabListAnswer {
   /** 200, or the status of the first page that answered otherwise. */

@@ -13,7 +13,7 @@
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { BoundaryTarget } from './explain.ts'
 import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
-import { GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
+import { answersAsked, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, type Clock } from '../identity/cache.ts'
 import { trimEnds } from '../text.ts'
 
@@ -197,10 +197,10 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return answer.body
   }
   const positiveId = (v: unknown): number | null => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
-  /** `GET /<kind>/<segment>`'s id, which digits asked for must be: ids never move, and an answer for another is no answer. */
+  /** `GET /<kind>/<segment>`'s id, which must be the one asked for (answersAsked). */
   const answeredId = (body: Readonly<Record<string, unknown>>, kind: string, segment: string): number | null => {
     const id = positiveId(body.id)
-    if (id !== null && /^\d+$/.test(segment) && String(id) !== segment.replace(/^0+(?=\d)/, '')) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /${kind}/${segment} answered ${kind} ${id}`)
+    if (id !== null && !answersAsked(segment, id)) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /${kind}/${segment} answered ${kind} ${id}`)
     return id
   }
 

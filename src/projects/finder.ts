@@ -8,7 +8,7 @@
 import { LRUCache } from 'lru-cache'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { GateError } from '../errors.ts'
-import { GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
+import { answersAsked, GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
@@ -128,8 +128,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const body = okBody(answer, path)
     const id = toId(body.id)
     if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered no project id`)
-    // Digits are an id to GitLab, and ids never move: an answer for another project is no answer.
-    if (INTEGER.test(idOrPath) && String(id) !== idOrPath.replace(/^0+(?=\d)/, '')) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered project ${id}`)
+    if (!answersAsked(idOrPath, id)) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered project ${id}`)
     // GitLab may answer an old path with the moved project itself: only where GitLab's handler
     // follows redirects does that count (Maven's find_by_full_path does not).
     if (!followRedirects && !INTEGER.test(idOrPath) && String(body.path_with_namespace ?? '').toLowerCase() !== idOrPath.toLowerCase()) return null
