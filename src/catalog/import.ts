@@ -260,11 +260,15 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
 }
 
 function mergeSourceFile (byKey: Map<string, Building>, source: string, file: SourceFile): void {
-  for (const row of file.routes) {
+  /** The key of a route `row` adds, which no other source may have listed. */
+  const newKey = (row: SourceKey, drop: string): string => {
     const key = `${row.method} ${row.pattern}`
     const existing = byKey.get(key)
-    if (existing !== undefined) throw new ImportError(`${source}: ${key} is already listed by ${basename(existing.source)}; drop it from routes (or move its settings to routeSettings)`)
-    byKey.set(key, {
+    if (existing !== undefined) throw new ImportError(`${source}: ${key} is already listed by ${basename(existing.source)}; drop it from ${drop}`)
+    return key
+  }
+  for (const row of file.routes) {
+    byKey.set(newKey(row, 'routes (or move its settings to routeSettings)'), {
       id: routeId(row.method, row.pattern),
       method: row.method,
       pattern: row.pattern,
@@ -279,10 +283,7 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
     })
   }
   for (const row of file.handlerTokenRoutes) {
-    const key = `${row.method} ${row.pattern}`
-    const existing = byKey.get(key)
-    if (existing !== undefined) throw new ImportError(`${source}: ${key} is already listed by ${basename(existing.source)}; drop it from handlerTokenRoutes`)
-    byKey.set(key, {
+    byKey.set(newKey(row, 'handlerTokenRoutes'), {
       id: routeId(row.method, row.pattern),
       method: row.method,
       pattern: row.pattern,
@@ -405,32 +406,20 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     if (!Array.isArray(value) || !value.every(v => typeof v === 'string' && test.test(v))) throw new ImportError(`${where}: ${field} must be a list of ${test.source}`)
     return value as string[]
   }
+  /** A row that adds a route: its key, title, resource, where the job token is read (`reader`), and source. */
+  const addedRoute = (row: Record<string, unknown>, where: string, reader: string): SourceHandlerRouteRow => {
+    const { title, resource } = row
+    if (typeof title !== 'string' || title === '') throw new ImportError(`${where}: title is missing`)
+    if (typeof resource !== 'string' || !/^[a-z][a-z_]*$/.test(resource)) throw new ImportError(`${where}: resource must be a lower-case name`)
+    const credentials = strings(row['credentials'], where, 'credentials', CREDENTIAL)
+    if (credentials.length === 0) throw new ImportError(`${where}: credentials must name where ${reader} reads the job token`)
+    return { ...key(row, where), title, resource, credentials, read: read(row, where) }
+  }
   const routes = list('routes').map((row, i): SourceRouteRow => {
     const where = `${source}: routes[${i}]`
-    const { title, resource } = row
-    if (typeof title !== 'string' || title === '') throw new ImportError(`${where}: title is missing`)
-    if (typeof resource !== 'string' || !/^[a-z][a-z_]*$/.test(resource)) throw new ImportError(`${where}: resource must be a lower-case name`)
-    const credentials = strings(row['credentials'], where, 'credentials', CREDENTIAL)
-    if (credentials.length === 0) throw new ImportError(`${where}: credentials must name where GitLab reads the job token`)
-    return {
-      ...key(row, where),
-      title,
-      resource,
-      policies: strings(row['policies'], where, 'policies', /^(?:read|admin)_[a-z_]+$/),
-      credentials,
-      ...features(row, where),
-      read: read(row, where)
-    }
+    return { ...addedRoute(row, where, 'GitLab'), policies: strings(row['policies'], where, 'policies', /^(?:read|admin)_[a-z_]+$/), ...features(row, where) }
   })
-  const handlerTokenRoutes = list('handlerTokenRoutes').map((row, i): SourceHandlerRouteRow => {
-    const where = `${source}: handlerTokenRoutes[${i}]`
-    const { title, resource } = row
-    if (typeof title !== 'string' || title === '') throw new ImportError(`${where}: title is missing`)
-    if (typeof resource !== 'string' || !/^[a-z][a-z_]*$/.test(resource)) throw new ImportError(`${where}: resource must be a lower-case name`)
-    const credentials = strings(row['credentials'], where, 'credentials', CREDENTIAL)
-    if (credentials.length === 0) throw new ImportError(`${where}: credentials must name where the handler reads the job token`)
-    return { ...key(row, where), title, resource, credentials, read: read(row, where) }
-  })
+  const handlerTokenRoutes = list('handlerTokenRoutes').map((row, i): SourceHandlerRouteRow => addedRoute(row, `${source}: handlerTokenRoutes[${i}]`, 'the handler'))
   const routeSettings = list('routeSettings').map((row, i): SourceSettingRow => {
     const where = `${source}: routeSettings[${i}]`
     const scope = row['jobTokenScope']
