@@ -10,7 +10,7 @@
 // Both fail closed: every doubt is an IdentityError, an unreachable upstream a 503.
 
 import type { JWTPayload } from 'jose'
-import { createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
+import { answersAsked, createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
@@ -198,10 +198,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     return answer.body
   }
 
-  // Ids never move: an answer for another group or project (a cache or proxy in front of GitLab
-  // that mixed answers up) would put the job under another project's groups.
+  // An answer for another group or project (answersAsked) would put the job under another project's groups.
   const answersFor = (body: Readonly<Record<string, unknown>>, id: number, kind: string): void => {
-    if (body.id !== id) throw lookupFailed(`GET ${kind} ${id} answered ${kind} ${String(body.id)}`)
+    if (typeof body.id !== 'number' || !answersAsked(String(id), body.id)) throw lookupFailed(`GET ${kind} ${id} answered ${kind} ${String(body.id)}`)
   }
 
   const groupParent = (id: number): Promise<GroupParent> => groupParents.get(String(id), async () => {

@@ -8,7 +8,7 @@
 // src/gate/pipeline.ts): an allowed request the store already decides never waits for it.
 
 import { LRUCache } from 'lru-cache'
-import type { GitlabClient } from '../gitlab/client.ts'
+import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
 import { ttlClock, type Clock } from '../identity/cache.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
@@ -119,9 +119,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     if (status === 404 || status === 301 || status === 302) return hidden(typeof project === 'number' ? project : 0)
     if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
     const found = read(body, path)
-    // Ids never move: an answer for another project (a cache or proxy in front of GitLab that mixes
-    // answers up) is no answer, not facts to decide that project's request on.
-    if (typeof project === 'number' && found.id !== project) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered project ${found.id}`)
+    if (!answersAsked(String(project), found.id)) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered project ${found.id}`)
     return found
   }
 
