@@ -296,6 +296,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (!this.req.complete) out.push('connection', 'close')
     this.status = statusCode
     this.res.writeHead(statusCode, out)
+    // A 204 or 304 has no body whatever its headers say (RFC 9112, 6.3), but undici takes a
+    // 304's Content-Length (which RFC 9110 allows: the length a 200 would have had) for a body
+    // that never came and fails the request: the answer is whole here, so it ends here.
+    if (statusCode === 304 || statusCode === 204) this.onResponseEnd()
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -318,6 +322,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    // Ended already (a 304 whose Content-Length undici then takes for a missing body).
+    if (this.settled) return
     if (this.status !== 0) {
       // Mid-body failure: the status line is gone, so the only honest signal is a cut connection.
       if (!this.res.destroyed) this.res.destroy()

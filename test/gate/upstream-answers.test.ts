@@ -89,3 +89,20 @@ test('an answer cut short reaches the client cut: a body shorter than its length
   const lines = g.logs.filter(l => l.msg === 'decision')
   assert.deepEqual(lines.map(l => [l.decision, l.reason, l.status]), [['error', 'UPSTREAM_UNAVAILABLE', 200], ['error', 'UPSTREAM_UNAVAILABLE', 200], ['allow', 'POLICIES_GRANTED', 200]])
 })
+
+test('a 304 or 204 that names a Content-Length is passed on whole, on a connection kept open', async (t) => {
+  let current: (s: Socket) => void = () => {}
+  const g = await startRawUpstreamGate(t, s => { current(s) })
+  const port = Number(new URL(g.url).port)
+  // RFC 9110 lets a 304 carry the length a 200 would have had; no body follows either answer.
+  for (const [status, answer] of [[304, 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 10\r\n\r\n'], [204, 'HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n']] as const) {
+    current = write(answer)
+    const got = await exchange(port, REQUEST + REQUEST, 1500, 300)
+    assert.equal(got.closed, false, `${status}: the client's connection stays open`)
+    const heads = got.text.split('\r\n\r\n').filter(h => h !== '')
+    assert.equal(heads.length, 2, `${status}: both pipelined requests answered, no body between them`)
+    for (const head of heads) assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), String(status))
+  }
+  const lines = g.logs.filter(l => l.msg === 'decision')
+  assert.deepEqual(lines.map(l => [l.decision, l.reason, l.status]), [...Array(2).fill(['allow', 'POLICIES_GRANTED', 304]), ...Array(2).fill(['allow', 'POLICIES_GRANTED', 204])])
+})
