@@ -9,7 +9,7 @@
 // - no credential: 401.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { createGitlabClient as createGitlabApi, type GitlabAnswer, type GitlabCall, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
+import { answersAsked, createGitlabClient as createGitlabApi, movedProjectId, type GitlabAnswer, type GitlabCall, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic, headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
@@ -153,8 +153,16 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
 
   const lookupProject = async (idSegment: string, header: LookupCredential): Promise<ProjectLookup> => {
     let answer: GitlabAnswer
+    let asked = idSegment
     try {
       answer = await get(`projects/${idSegment}`, header, PROJECT_ENDPOINT)
+      // A moved project's old path: GitLab redirects to /projects/<id>, and its handlers take the
+      // request to that project (find_project follows redirects), so the role asked is there.
+      const moved = answer.status === 301 || answer.status === 302 ? movedProjectId(answer.location) : undefined
+      if (moved !== undefined && !/^\d+$/.test(idSegment)) {
+        asked = moved
+        answer = await get(`projects/${moved}`, header, PROJECT_ENDPOINT)
+      }
     } catch (err) {
       return { kind: 'unavailable', detail: (err as Error).message }
     }
@@ -164,6 +172,8 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     if (answer.status !== 200) return { kind: 'unavailable', detail: `GitLab answered ${answer.status}` }
     const body = answer.body as { id?: unknown, path_with_namespace?: unknown, permissions?: { project_access?: { access_level?: unknown } | null, group_access?: { access_level?: unknown } | null } } | undefined
     if (typeof body?.id !== 'number' || typeof body.path_with_namespace !== 'string') return { kind: 'unavailable', detail: 'GitLab answered a project without id or path' }
+    // Another project's role is no answer (a cache in front of GitLab that mixed answers up).
+    if (!answersAsked(asked, body.id)) return { kind: 'unavailable', detail: `GitLab answered project ${body.id} for ${asked}` }
     const level = (v: unknown): number => typeof v === 'number' ? v : 0
     const accessLevel = Math.max(level(body.permissions?.project_access?.access_level), level(body.permissions?.group_access?.access_level))
     return { kind: 'found', id: body.id, path: body.path_with_namespace, accessLevel }

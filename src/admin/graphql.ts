@@ -919,7 +919,10 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       // GitLab (Project.find_by_full_path), where GET /projects/200 would read an id and
       // GET /projects/. the project list.
       if (!isFullPath(projectPath)) throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
-      return await service.access(caller, encodeURIComponent(projectPath))
+      const access = await service.access(caller, encodeURIComponent(projectPath))
+      // Nor a moved project's old path, which REST follows (find_project) and GraphQL does not.
+      if (access.projectPath.toLowerCase() !== projectPath.toLowerCase()) throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+      return access
     } catch (err) {
       throw asGraphqlError(err)
     }

@@ -356,7 +356,8 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
           // Uncached: a path may have changed hands since a cached answer (targets are looked up for writes only).
           const found = await gitlab.project(encodeURIComponent(path), header, null)
           if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
-          if (found.kind === 'found') return { type, id: found.id, path: found.path }
+          // GitLab's mutations find a target by the path it holds now, never a moved project's old one.
+          if (found.kind === 'found' && found.path.toLowerCase() === path.toLowerCase()) return { type, id: found.id, path: found.path }
         } else if (header !== null) {
           const group = await findGroup(path, header)
           if (group !== null) return group

@@ -62,6 +62,14 @@ export function answersAsked (asked: string, id: number): boolean {
   return !/^\d+$/.test(asked) || String(id) === asked.replace(/^0+(?=\d)/, '')
 }
 
+/**
+ * The id GitLab's redirect for a moved project's old path names: `Location` is
+ * `/api/v4/projects/<id>` (lib/api/helpers.rb); undefined for any other place.
+ */
+export function movedProjectId (location: string | undefined): string | undefined {
+  return /\/api\/v4\/projects\/(\d+)\/?$/.exec(location ?? '')?.[1]
+}
+
 /** A JSON array answer, every page of it read. */
 export interface GitlabListAnswer {
   /** 200, or the status of the first page that answered otherwise. */

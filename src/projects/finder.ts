@@ -8,7 +8,7 @@
 import { LRUCache } from 'lru-cache'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { GateError } from '../errors.ts'
-import { answersAsked, GitlabUnavailable, type GitlabClient } from '../gitlab/client.ts'
+import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
@@ -383,7 +383,7 @@ export function unavailableOn (status: number, path: string): void {
  * (lib/api/helpers.rb), the id only; anything else is an answer the gate cannot read.
  */
 export function movedProjectPath (location: string | undefined, path: string): string {
-  const id = /\/api\/v4\/projects\/(\d+)\/?$/.exec(location ?? '')?.[1]
+  const id = movedProjectId(location)
   if (id === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} redirected elsewhere`)
   return `/api/v4/projects/${id}`
 }

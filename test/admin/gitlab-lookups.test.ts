@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createGitlabClient } from '../../src/admin/auth.ts'
-import { createGitlabClient as createGitlabApi } from '../../src/gitlab/client.ts'
+import { createGitlabClient as createGitlabApi, type GitlabClient as GitlabApi } from '../../src/gitlab/client.ts'
 import { tokenKey } from '../../src/identity/cache.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 
@@ -71,4 +71,29 @@ test('GitLab unreachable is unavailable, with a detail that names no token', asy
   assert.ok(found.kind === 'unavailable' && !found.detail.includes(MIA))
   assert.equal(await gitlab.user({ 'private-token': MIA }, tokenKey(MIA)), null)
   assert.deepEqual(gitlab.stats(), { 'project_access:unavailable': 1, 'user:unavailable': 1 })
+})
+
+test('a moved project\'s old path follows GitLab\'s redirect to its id once; an answer for another id than asked is no answer', async () => {
+  const asked: string[] = []
+  const answers: Record<string, { status: number, body?: Record<string, unknown>, location?: string }> = {
+    '/api/v4/projects/acme%2Fold': { status: 301, location: 'http://gitlab/api/v4/projects/200' },
+    '/api/v4/projects/200': { status: 200, body: { id: 200, path_with_namespace: 'acme/app', permissions: { project_access: { access_level: 40 } } } },
+    '/api/v4/projects/300': { status: 200, body: { id: 301, path_with_namespace: 'acme/other', permissions: { project_access: { access_level: 50 } } } },
+    '/api/v4/projects/400': { status: 301, location: 'http://gitlab/api/v4/projects/200' },
+    '/api/v4/projects/acme%2Felsewhere': { status: 301, location: 'http://gitlab/users/sign_in' }
+  }
+  const api: GitlabApi = {
+    hasServiceToken: false,
+    async get (path) { asked.push(path); const a = answers[path]!; return { status: a.status, body: a.body, ...(a.location === undefined ? {} : { location: a.location }) } },
+    async getList () { throw new Error('not asked') },
+    stats: () => ({}),
+    async close () {}
+  }
+  const gitlab = createGitlabClient({ upstreamUrl: 'http://gitlab', relativeUrlRoot: '', client: api })
+  const header = { 'private-token': MIA }
+  assert.deepEqual(await gitlab.project('acme%2Fold', header, null), { kind: 'found', id: 200, path: 'acme/app', accessLevel: 40 })
+  assert.deepEqual(asked, ['/api/v4/projects/acme%2Fold', '/api/v4/projects/200'])
+  assert.equal((await gitlab.project('300', header, null)).kind, 'unavailable', 'project 301 answered for 300')
+  assert.equal((await gitlab.project('400', header, null)).kind, 'unavailable', 'an id is never redirected')
+  assert.equal((await gitlab.project('acme%2Felsewhere', header, null)).kind, 'unavailable', 'a redirect elsewhere is not followed')
 })

@@ -164,3 +164,20 @@ test('graphql: a projectPath is a full path, never an id: "200" and "." name no 
   assert.equal((await g.store.get(200))?.packageRules, undefined, 'project 200 untouched')
   assert.equal(g.seen.length, 0)
 })
+
+test('graphql: a moved project\'s old path names no project, neither as projectPath nor as a target (GitLab\'s mutations follow no redirect)', async t => {
+  const g = await adminGate(t)
+  g.gitlab.redirects.set('acme/old-lib', 200)
+  g.gitlab.redirects.set('acme/old-app', 100)
+  for (const caller of [{ 'private-token': USERS.maintainer }, { 'private-token': ADMIN }]) {
+    const update = await send(g.url, 'POST', '/api/graphql', { ...json, ...caller },
+      gql(UPDATE, { input: { projectPath: 'acme/old-lib', packageRegistry: [{ format: 'maven', write: 'MAINTAINER' }] } }))
+    assert.equal(update.json().errors?.[0]?.extensions?.code, 'ADMIN_PROJECT_NOT_FOUND', update.text)
+  }
+  const add = await send(g.url, 'POST', '/api/graphql', { ...json, 'private-token': ADMIN },
+    gql('mutation { ciJobTokenScopeAddProject(input: {projectPath: "acme/lib", targetProjectPath: "acme/old-app"}) { errors } }'))
+  assert.equal(add.status, 200, add.text)
+  assert.match(String(add.json().data?.ciJobTokenScopeAddProject?.errors?.[0]), /targetProjectPath "acme\/old-app" is not a project/, add.text)
+  assert.equal((await g.store.get(200))?.packageRules, undefined, 'project 200 untouched')
+  assert.equal(g.seen.length, 0)
+})

@@ -347,3 +347,19 @@ test('rest: a caller\'s ?private_token= is a credential, not a field of the writ
     assert.equal(refused.status, 400, `${query}: ${refused.text}`)
   }
 })
+
+test('admin: a moved project\'s old path names it, as GitLab\'s REST API follows the redirect, for users and the operator', async t => {
+  const g = await adminGate(t)
+  g.gitlab.redirects.set('acme/old-lib', 200)
+  const old = '/api/v4/projects/acme%2Fold-lib/job_token_permissions'
+  for (const caller of [{ 'private-token': USERS.maintainer }, op]) {
+    const res = await send(g.url, 'PATCH', old, { ...caller, ...json }, body({ package_registry: { generic: { write: 'maintainer' } } }))
+    assert.equal(res.status, 200, res.text)
+  }
+  assert.deepEqual((await g.store.get(200))?.packageRules, { generic: { write: 'maintainer' } })
+  assert.equal((await g.store.get(200))?.projectPath, 'acme/lib', 'the path GitLab holds now')
+  const developer = await send(g.url, 'GET', old, { 'private-token': USERS.developer })
+  assert.equal(developer.status, 403, 'the moved project\'s role decides')
+  assert.equal(developer.json().code, 'ADMIN_FORBIDDEN')
+  assert.equal(g.seen.length, 0)
+})

@@ -300,6 +300,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         if (endpoint === 'project' && user !== undefined) {
           if (id === -2) { send(res, 200, { id: user.id, username: user.username }); return }
           const p = fake.projects.get(id)
+          const movedFrom = movedTo(req)
+          if (p === undefined && movedFrom !== undefined) { redirectToId(res, movedFrom); return }
           const level = user.access?.[id]
           const groupLevel = user.groupAccess?.[id]
           if (p === undefined || (level === undefined && groupLevel === undefined)) { send(res, 404, { message: '404 Project Not Found' }); return }
@@ -316,12 +318,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         if (endpoint === 'project') {
           const p = anonymous && fake.projects.get(id)?.visibility !== 'public' ? undefined : fake.projects.get(id)
           const moved = movedTo(req)
-          if (p === undefined && moved !== undefined) {
-            // GitLab answers a moved project's old path with a redirect to its id (lib/api/helpers.rb).
-            res.writeHead(301, { location: `${origin()}/api/v4/projects/${moved}`, 'content-length': 0 })
-            res.end()
-            return
-          }
+          if (p === undefined && moved !== undefined) { redirectToId(res, moved); return }
           if (p === undefined) { send(res, 404, { message: '404 Project Not Found' }); return }
           send(res, 200, {
             id: p.id,
@@ -354,6 +351,11 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
   }
 
   const origin = (): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  /** GitLab answers a moved project's old path with a redirect to its id (lib/api/helpers.rb). */
+  const redirectToId = (res: ServerResponse, id: number): void => {
+    res.writeHead(301, { location: `${origin()}/api/v4/projects/${id}`, 'content-length': 0 })
+    res.end()
+  }
   const movedTo = (req: IncomingMessage): number | undefined => {
     const m = /^\/api\/v4\/projects\/([^/]+)$/.exec(new URL(req.url ?? '/', 'http://fake').pathname)
     const key = decodeURIComponent(m?.[1] ?? '').toLowerCase()
