@@ -79,6 +79,8 @@ export interface LocalJwtResolverOptions {
   readonly audience: string | readonly string[]
   readonly algorithms?: readonly string[]
   readonly clockToleranceSec?: number
+  /** Allowed clock skew on `nbf` alone. Default 60 s. */
+  readonly notBeforeToleranceSec?: number
   readonly claims?: Partial<ClaimMap>
   readonly cache?: IdentityCacheOptions
   readonly onWarning?: (message: string) => void
@@ -93,7 +95,11 @@ export function createJobResolver (options: JobResolverOptions): ClosableJobReso
 }
 
 const GITLAB_JOB_TOKEN_AUDIENCE = 'gitlab-authz-token'
-/** Clock skew allowed on a job token's nbf before GitLab is asked (it checks nbf itself). */
+/**
+ * Clock skew allowed on a token's nbf: GitLab writes nbf 5 s before it issues a job token or an
+ * ID token (lib/json_web_token/token.rb, lib/gitlab/ci/jwt.rb), on its own clock, so a token
+ * whose nbf is ahead of the gate's clock was issued by a GitLab whose clock is ahead.
+ */
 const GITLAB_NBF_TOLERANCE_SEC = 60
 /** Deeper than GitLab's limit of 20 nested groups means a loop in the answers. */
 const MAX_GROUP_DEPTH = 21
@@ -308,6 +314,9 @@ export function createLocalJwtResolver (options: LocalJwtResolverOptions): Closa
     issuer: options.issuer,
     audience: options.audience,
     clockToleranceSec: options.clockToleranceSec,
+    // Nobody else checks nbf here: refusing a fresh token for a gate clock a little behind
+    // GitLab's refused every new job's token (and remembered that for the negative TTL).
+    notBeforeToleranceSec: options.notBeforeToleranceSec ?? GITLAB_NBF_TOLERANCE_SEC,
     clock: options.cache?.clock
   }
   const c = options.cache ?? {}
