@@ -121,16 +121,25 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
     }
     try {
       let keys = good
-      if (keys === undefined || clock.now() - keys.fetchedAt >= maxAgeMs) keys = await refresh()
+      // True once this token has waited on a fetch: an unknown kid is then a verdict.
+      let fetched = false
+      if (keys === undefined || clock.now() - keys.fetchedAt >= maxAgeMs) {
+        keys = await refresh()
+        fetched = true
+      }
       try {
         return await keys.get(header, token)
       } catch (err) {
-        if (!(err instanceof errors.JWKSNoMatchingKey) || clock.now() - keys.fetchedAt < cooldownMs) throw err
+        if (!(err instanceof errors.JWKSNoMatchingKey) || fetched) throw err
+        // Keys fetched before this token came, too recently to fetch again: GitLab may have
+        // rotated since. Not a verdict (a 401, remembered for the negative TTL, refused a valid
+        // token past the cooldown), a 503 until the cooldown lets the keys be fetched again.
+        if (clock.now() - keys.fetchedAt < cooldownMs) throw new KeysUnavailableError('no key fetched has this kid, and the key set was fetched too recently to fetch it again', { cause: err })
       }
       // An unknown kid past the cooldown: GitLab may have rotated its keys.
       return await (await refresh()).get(header, token)
     } catch (err) {
-      if (isVerdict(err)) throw err
+      if (isVerdict(err) || err instanceof KeysUnavailableError) throw err
       if (good === undefined) throw new KeysUnavailableError('the key set cannot be fetched', { cause: err })
       return await fromLastGood(good, header, token)
     }

@@ -109,19 +109,48 @@ test('JWKS rotation: a new kid is fetched, at most once per cooldown', async (t)
   assert.equal((await resolver.resolve(await signIdToken(k2, { ...CLAIMS, job_id: '1002' }))).jobId, 1002)
   assert.equal(fake.calls.jwks, 2, 'the unknown kid triggered one refetch')
 
-  // k3 appears right away: within the cooldown an unknown kid is refused without a fetch.
+  // k3 appears right away: within the cooldown an unknown kid is answered without a fetch, 503
+  // (the keys may have rotated since they were fetched), not a verdict on the token.
   fake.jwks = { keys: [k2.publicJwk, k3.publicJwk] }
   const k3Token = await signIdToken(k3, { ...CLAIMS, job_id: '1003' })
-  await rejectsWith(resolver.resolve(k3Token), 'TOKEN_BAD_SIGNATURE')
-  await rejectsWith(resolver.resolve(await signIdToken(k3, { ...CLAIMS, job_id: '1004' })), 'TOKEN_BAD_SIGNATURE')
+  await rejectsWith(resolver.resolve(k3Token), 'IDENTITY_UPSTREAM_UNAVAILABLE')
+  await rejectsWith(resolver.resolve(await signIdToken(k3, { ...CLAIMS, job_id: '1004' })), 'IDENTITY_UPSTREAM_UNAVAILABLE')
   assert.equal(fake.calls.jwks, 2, 'no refetch during the cooldown')
   clock.t += cooldownMs - 1
-  await rejectsWith(resolver.resolve(k3Token), 'TOKEN_BAD_SIGNATURE')
+  await rejectsWith(resolver.resolve(k3Token), 'IDENTITY_UPSTREAM_UNAVAILABLE')
   assert.equal(fake.calls.jwks, 2, 'no refetch until the last millisecond of the cooldown')
 
   clock.t += 1
   assert.equal((await resolver.resolve(k3Token)).jobId, 1003)
   assert.equal(fake.calls.jwks, 3)
+
+  // A kid still unknown to keys fetched for this very token is a verdict.
+  const stranger = await createTestKeys('k4')
+  clock.t += cooldownMs
+  await rejectsWith(resolver.resolve(await signIdToken(stranger, { ...CLAIMS, job_id: '1005' })), 'TOKEN_BAD_SIGNATURE')
+  assert.equal(fake.calls.jwks, 4)
+})
+
+test('a key GitLab published just after a fetch: its tokens are accepted as soon as the cooldown allows a fetch', async (t) => {
+  const k1 = await createTestKeys('k1')
+  const k2 = await createTestKeys('k2')
+  const fake = await startFakeGitlab({ jwks: { keys: [k1.publicJwk] } })
+  t.after(() => fake.close())
+  const cooldownMs = 30_000
+  const clock = { t: Date.now() }
+  // The default negative TTL (10 s): a refusal that is a verdict would be remembered past the cooldown.
+  const resolver = localResolver(k1, { key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cooldownMs }, cache: { clock: { now: () => clock.t } } })
+  assert.equal((await resolver.resolve(await signIdToken(k1, CLAIMS))).jobId, 1001)
+
+  // GitLab rotates 5 s after the fetch; a new job's token comes 20 s after it.
+  clock.t += 20_000
+  fake.jwks = { keys: [k2.publicJwk] }
+  const token = await signIdToken(k2, { ...CLAIMS, job_id: '1002' })
+  await rejectsWith(resolver.resolve(token), 'IDENTITY_UPSTREAM_UNAVAILABLE')
+  assert.equal(fake.calls.jwks, 1)
+  clock.t += cooldownMs - 20_000
+  assert.equal((await resolver.resolve(token)).jobId, 1002, 'not remembered as a bad token')
+  assert.equal(fake.calls.jwks, 2)
 })
 
 test('JWKS outage: a failed refresh keeps the last good keys', async (t) => {
