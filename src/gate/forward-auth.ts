@@ -122,10 +122,15 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * `private_token` parameter shaped as a job token makes it skip the PAT lookup, after which
    * `job_token=` is read; and a deploy token, `token=` or Basic that finds nothing falls through
    * to the job token too (lib/api/api_guard.rb, lib/gitlab/auth/auth_finders.rb). A POST that
-   * matches no such route may still be routed to one by the body's `_method`.
+   * matches no such route may still be routed to one by the body's `_method`. Routes that declare
+   * `authenticate_with` are the exception: GitLab reads their credentials from the headers and
+   * the query string only (Gitlab::APIAuthentication::TokenLocator), never a body, so a body
+   * hidden there holds nothing GitLab would authenticate, unless its `_method` moves the POST to
+   * another route of the path.
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine): boolean {
     if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
+    if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST')) return false
     // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
     // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
     // it only makes the gate stricter).
@@ -148,10 +153,11 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * token's own job: a runner's artifact upload (POST /jobs/:id/artifacts with job :id's token)
    * could only become the download of that job's own artifacts.
    */
-  function hiddenOverrideReachesRoute (x: Exchange, engine: Engine, contentType: string | undefined): boolean {
+  function hiddenOverrideReachesRoute (x: Exchange, engine: Engine, contentType: string | undefined, matched?: 'POST'): boolean {
     const requested = x.requested
     if (requested.kind !== 'api' || requested.method !== 'POST' || !rackReadsPostBody(contentType, 'POST')) return false
     for (const method of OVERRIDE_METHODS) {
+      if (method === matched) continue
       const match = engine.router.matchRequest({ ...requested, method: method === 'HEAD' ? 'GET' : method })
       if (match === null) continue
       const accessed = accessedProject(match)
