@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
-import { isFullPath, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
+import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
 import type { ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
@@ -376,8 +376,9 @@ const resolveGrantsStage: Stage = (x, engine) => {
 // when it was last configured, and GitLab renames and transfers projects without telling the
 // gate, so another project may hold that path now (and GitLab would serve that one).
 function resolvePath (x: StageView, engine: Engine, path: string, identity: JobIdentity): StageResult | Promise<StageResult> {
-  // Not a full path (find_project takes a string without `/` as nothing): no project, nothing to ask.
-  if (engine.projectFacts === undefined || !isFullPath(path)) return pathNotShown(engine, path, identity)
+  // find_project takes a string without `/` as nothing: no project, nothing to ask. Any other may
+  // name a project, even one no project path is as written (mayNameProject): GitLab says which.
+  if (engine.projectFacts === undefined || !mayNameProject(path)) return pathNotShown(engine, path, identity)
   const facts = engine.projectFacts.get(path)
   if (facts instanceof Promise) return facts.then(found => pathResolved(x, engine, path, identity, found))
   return pathResolved(x, engine, path, identity, facts)

@@ -133,9 +133,21 @@ export function pathKey (path: string): string {
 const FULL_PATH = /^(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/(?!\.\.?(?:\/|$))[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$/
 const MAX_PATH_LENGTH = 2048
 
-/** Whether `path` can be a GitLab full project path (anything else resolves to nothing). */
+/** Whether `path` can be a GitLab full project path, as stored (a path configured or indexed). */
 export function isFullPath (path: string): boolean {
   return path.length <= MAX_PATH_LENGTH && FULL_PATH.test(path)
+}
+
+/**
+ * Whether GitLab may route a `/projects/:id` segment (decoded) to a project by full path:
+ * `find_project` looks up any `:id` holding a '/' that way, and `Routable.find_by_full_path`
+ * compares LOWER() of both sides in PostgreSQL, which under any collation but plain "C" folds a
+ * few characters outside ASCII onto ASCII letters (U+212A KELVIN SIGN is "k"; with glibc, U+0130
+ * is "i"). So a segment that is no full path as written may still name one: it must be asked of
+ * GitLab, never taken for "no project". A string without '/' GitLab finds nothing for.
+ */
+export function mayNameProject (path: string): boolean {
+  return path.length <= MAX_PATH_LENGTH && path.includes('/')
 }
 
 const ROOT_PATH = /^(?!\.\.?$)[a-z0-9_.][a-z0-9_.-]*$/

@@ -126,7 +126,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   return {
     get (project) {
       // Hot path: a cached answer is one get(), no promise.
-      const key = typeof project === 'number' ? `id:${project}` : `path:${project.toLowerCase()}`
+      const key = typeof project === 'number' ? `id:${project}` : `path:${asciiLower(project)}`
       const hit = facts.get(key) ?? notShown.get(key)
       if (hit !== undefined) {
         counts.hits++
@@ -162,4 +162,14 @@ function read (body: Readonly<Record<string, unknown>>, path: string): ProjectFa
     visibility: visibility as Visibility,
     features: Object.freeze(features)
   })
+}
+
+/**
+ * A path's cache key: ASCII letters folded, as every collation's LOWER() folds them, and nothing
+ * else. JavaScript also folds the Kelvin sign onto "k", which PostgreSQL does only under some
+ * collations: one key for both would let a request naming `acme/\u212Ait` (no project to a GitLab
+ * whose database collates as "C") store "no project" for `acme/kit` too.
+ */
+function asciiLower (path: string): string {
+  return path.replace(/[A-Z]+/g, s => s.toLowerCase())
 }

@@ -120,6 +120,11 @@ export interface FakeGitlab {
   /** The options' packages, redirects, user namespaces and pipelines, to change while a test runs. */
   readonly packages: FakePackage[]
   readonly redirects: Map<string, number>
+  /**
+   * How paths are matched case-insensitively, as the database's LOWER() folds them: `unicode`
+   * (any collation but "C": the Kelvin sign is "k"; the default) or `c` (ASCII letters only).
+   */
+  collation: 'unicode' | 'c'
   readonly userNamespaces: Set<string>
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
@@ -165,6 +170,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     groups: new Map((options.groups ?? []).map(g => [g.id, g])),
     packages: [...(options.packages ?? [])],
     redirects: new Map(Object.entries(options.redirects ?? {}).map(([old, id]) => [old.toLowerCase(), id])),
+    collation: 'unicode',
     userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
     pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
     maxPerPage: options.maxPerPage ?? 100,
@@ -228,7 +234,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
       if ((m = /^\/api\/v4\/projects\/([^/]+)$/.exec(path)) !== null) {
         const key = decodeURIComponent(m[1]!)
-        const byPath = [...fake.projects.values()].find(p => p.pathWithNamespace.toLowerCase() === key.toLowerCase())
+        const lower = (s: string): string => fake.collation === 'c' ? s.replace(/[A-Z]+/g, l => l.toLowerCase()) : s.toLowerCase()
+        const byPath = [...fake.projects.values()].find(p => lower(p.pathWithNamespace) === lower(key))
         return { endpoint: 'project', id: /^\d+$/.test(key) ? Number(key) : byPath?.id ?? -1 }
       }
     }
