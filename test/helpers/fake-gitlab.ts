@@ -125,6 +125,11 @@ export interface FakeGitlab {
    * (any collation but "C": the Kelvin sign is "k"; the default) or `c` (ASCII letters only).
    */
   collation: 'unicode' | 'c'
+  /**
+   * A user's `GET /projects/<id>` answered with another project, as that user sees it (a cache in
+   * front of GitLab that mixed answers up): asked id → the id answered.
+   */
+  readonly mixedUp: Map<number, number>
   readonly userNamespaces: Set<string>
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
@@ -171,6 +176,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     packages: [...(options.packages ?? [])],
     redirects: new Map(Object.entries(options.redirects ?? {}).map(([old, id]) => [old.toLowerCase(), id])),
     collation: 'unicode',
+    mixedUp: new Map(),
     userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
     pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
     maxPerPage: options.maxPerPage ?? 100,
@@ -306,11 +312,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         const user = userOf(req)
         if (endpoint === 'project' && user !== undefined) {
           if (id === -2) { send(res, 200, { id: user.id, username: user.username }); return }
-          const p = fake.projects.get(id)
+          const shown = fake.mixedUp.get(id) ?? id
+          const p = fake.projects.get(shown)
           const movedFrom = movedTo(req)
           if (p === undefined && movedFrom !== undefined) { redirectToId(res, movedFrom); return }
-          const level = user.access?.[id]
-          const groupLevel = user.groupAccess?.[id]
+          const level = user.access?.[shown]
+          const groupLevel = user.groupAccess?.[shown]
           if (p === undefined || (level === undefined && groupLevel === undefined)) { send(res, 404, { message: '404 Project Not Found' }); return }
           send(res, 200, {
             id: p.id,
