@@ -329,9 +329,13 @@ const userRolesStage: Stage = (x, engine) => {
   if (engine.userRoles === undefined) return NO_JOB_TOKEN
   const canonical = x.canonical!
   // A package write the catalog misses is held to its format's rule all the same.
-  const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
+  let match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
   // Reads are never held to a role (the check says so too): no promise and no header walk for them.
   if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') {
+    // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete,
+    // for users as for job tokens (the package_rules stage).
+    const when = match.route.packageDeleteWhen
+    if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
     // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
     const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
     const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
