@@ -448,7 +448,18 @@ function effectiveOf (params: Readonly<Params>): GraphqlReading {
 // ---------------------------------------------------------------------------------------------
 // Reading documents
 
-/** graphql-ruby's `GraphQL::Language.escape_single_quoted_newlines`, which GitLab applies first. */
+/**
+ * The text GitLab's GraphQL parses for an operation: a single query goes through
+ * `escape_single_quoted_newlines` first (GraphqlController#query), each operation of a batch does
+ * not (#multiplex_queries hands `_json[i][:query]` to graphql-ruby as sent). The escape toggles on
+ * every `"`, one in a comment too, so `#"` at the end of a line makes it read the following lines as
+ * one comment: escaping a batched operation would hide from the gate fields GitLab runs.
+ */
+export function gitlabDocument (query: string, batch: boolean): string {
+  return batch ? query : escapeSingleQuotedNewlines(query)
+}
+
+/** graphql-ruby's `GraphQL::Language.escape_single_quoted_newlines`, which GitLab applies to a single query. */
 export function escapeSingleQuotedNewlines (query: string): string {
   let out = ''
   let inside = false
@@ -635,11 +646,11 @@ interface OperationReading {
   readonly unparseable?: boolean
 }
 
-function readOperation (operation: GraphqlOperation): OperationReading {
+function readOperation (operation: GraphqlOperation, batch: boolean): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
   let document: DocumentNode
   try {
-    const text = escapeSingleQuotedNewlines(operation.query)
+    const text = gitlabDocument(operation.query, batch)
     // Read otherwise by GitLab: what it would run is not what the gate would parse.
     if (rubyLexDifference(text) !== null) return { relevant: true, unparseable: true }
     document = parse(text)
@@ -771,7 +782,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
-    const reads = effective.operations.map(readOperation)
+    const reads = effective.operations.map(op => readOperation(op, effective.batch))
     if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
   }
   if (relevant.size === 0) {

@@ -22,7 +22,7 @@ import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import { authorizationToken } from '../admin/auth.ts'
-import { doubtfulMessage, escapeSingleQuotedNewlines, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
+import { doubtfulMessage, gitlabDocument, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
@@ -300,7 +300,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
-  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null): Promise<Refusal | null> => {
+  /** `batch`: the operation is one of a batch, whose text GitLab parses without escaping newlines (gitlabDocument). */
+  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
@@ -312,7 +313,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       hash = null
       variables = gate.variables
     } else {
-      const parsed = options.documents.parse(escapeSingleQuotedNewlines(operation.query))
+      const parsed = options.documents.parse(gitlabDocument(operation.query, batch))
       if (!parsed.ok) return { code: parsed.code, message: parsed.message, permission: null, boundary: null }
       document = parsed.document
       hash = parsed.hash
@@ -340,7 +341,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
     const refusals: Array<Refusal | null> = []
     for (const operation of reading.operations) {
-      const refusal = await checkOperation(scopes, operation, null)
+      const refusal = await checkOperation(scopes, operation, null, reading.batch)
       refusals.push(refusal)
       // One refusal refuses the whole batch: the operations after it are not checked. Each may
       // cost a lookup in GitLab (a batch of 5,000 unknown projects once cost 5,000 calls).
