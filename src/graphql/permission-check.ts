@@ -281,10 +281,15 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
     const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
-    return await targets.get(`${target.kind}:${segment.toLowerCase()}`, async () => {
+    const facts = await targets.get(`${target.kind}:${segment.toLowerCase()}`, async () => {
       if (target.kind === 'project') return await project(segment)
       if (target.kind === 'group') return await groupFacts(segment)
       return await namespace(segment)
     })
+    // The REST API reads a segment of digits as an id (`GET /groups/10` is group 10), GitLab's
+    // GraphQL a full path as a path (`group(fullPath: "10")` is the top-level group or user
+    // namespace named "10"): what an id of digits finds is the path's object only if it has that path.
+    if (facts !== null && target.id === undefined && /^\d+$/.test(segment) && facts.fullPath?.toLowerCase() !== raw.toLowerCase()) return null
+    return facts
   }
 }
