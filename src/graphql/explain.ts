@@ -264,6 +264,18 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
     // checks the object it resolves.
     else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
   }
+  /**
+   * A fragment's type condition: the object type GitLab may resolve there, read with the
+   * selection it stands in (an object type that is no possible type of the field in this schema
+   * is one in a newer GitLab's). A type this schema does not have is refused, as a field it does
+   * not have is: what is selected under it cannot be typed, so nothing there would be checked.
+   */
+  const typeCondition = (name: string | undefined, here: { path: string[], target: BoundaryTarget | null }): void => {
+    if (name === undefined || rootTypes.has(name)) return
+    const type = schema.getType(name)
+    if (type === undefined) reader.note(`type ${name} (not in the schema)`)
+    else if (isObjectType(type)) recordType(type, here.path.join('.'), here.target)
+  }
   const visited = new Set<string>()
   // `chain`: the fragments being read around this one. A fragment that spreads itself, however
   // deep, is invalid GraphQL (NoFragmentCycles) and read once.
@@ -283,7 +295,13 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           const target = targetOfArguments(argumentValues(field, variables), name) ?? here.target
           stack.push({ path, target })
           const parent = typeInfo.getParentType()
-          if (parent === null || parent === undefined) return
+          // No parent type: under a field or a fragment's type the schema does not have (noted
+          // there), or at the root of an operation type it lacks (a subscription): not typed, so
+          // not checkable.
+          if (parent === null || parent === undefined) {
+            reader.note(`field ${here.path.length === 0 ? `${ROOT_TYPE[op.operation]}.` : ''}${name} (not in the schema)`)
+            return
+          }
           const where = path.join('.')
           if (parent.name === mutationType) reader.record('mutation', name, where, target)
           // The page lists the fields that need a permission of their own (`Query.project`,
@@ -299,6 +317,8 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
         },
         leave () { stack.pop() }
       },
+      InlineFragment (fragment) { typeCondition(fragment.typeCondition?.name.value, stack[stack.length - 1]!) },
+      FragmentDefinition (fragment) { typeCondition(fragment.typeCondition.name.value, stack[stack.length - 1]!) },
       FragmentSpread (spread) {
         const here = stack[stack.length - 1]!
         const fragment = fragments.get(spread.name.value)
