@@ -32,8 +32,9 @@
 //   legitimate large body: the parts complete within the bytes read (completeMultipartParts)
 //   are read as GitLab reads them and the request decided from them; from the first part not
 //   complete on, LatePartGuard cuts the stream at any part GitLab would read as a GraphQL
-//   parameter (`query`, `variables`, `operationName`, `operations`, `_json`, `extensions`) or a
-//   credential (`private_token`, `access_token`, `bearer_token`, `job_token`), whatever the token;
+//   parameter (`query`, `variables`, `operationName`, `operations`, `map`, `_json`, `extensions`),
+//   a credential (`private_token`, `access_token`, `bearer_token`, `job_token`), whatever the token,
+//   or, for a fine-grained token, a part the decided `map` names that is no file;
 // - any other body over the limit cannot be decided for such a token (413), and an access
 //   token parameter in one, which the gate could not check, is refused the same way (the names
 //   are searched as the gate fields are, raw and escaped).
@@ -48,7 +49,8 @@ import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { readUpTo } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
-import { multipartHeaderNames } from '../identity/multipart.ts'
+import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
+import { normalizeParamName } from '../identity/credentials.ts'
 import { isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
 import { AdminError } from './service.ts'
 
@@ -184,8 +186,12 @@ export type OverLimit =
   | { readonly kind: 'stream', readonly body: Readable }
   | { readonly kind: 'refused', readonly error: GateError }
 
-/** Decides a body over `limit` from its first bytes (see the header); `req` is the paused request. */
-export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable, request: GraphqlBodyRequest, limit: number): OverLimit {
+/**
+ * Decides a body over `limit` from its first bytes (see the header); `req` is the paused request.
+ * `mapKeys`: the parameters the decided `map` names (graphql.ts mapKeys), which a later part may
+ * carry only as a file.
+ */
+export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable, request: GraphqlBodyRequest, limit: number, mapKeys: readonly string[] = []): OverLimit {
   // Rack reads a POST without a type as a form, as graphql.ts does.
   const form = FORM_TYPE.test(request.contentType) || (trimEnds(request.contentType, ' \t') === '' && request.method === 'POST')
   const multipart = MULTIPART_TYPE.test(request.contentType)
@@ -214,7 +220,7 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
   req.pipe(guard)
   if (boundary === null) return { kind: 'stream', body: guard }
   // The parts from the first incomplete one on: none may be a GraphQL parameter or a credential.
-  const late = new LatePartGuard(boundary, completeMultipartParts(prefix, boundary).length)
+  const late = new LatePartGuard(boundary, completeMultipartParts(prefix, boundary).length, mapKeys)
   guard.on('error', err => late.destroy(err))
   guard.pipe(late)
   return { kind: 'stream', body: late }
@@ -259,8 +265,12 @@ class LatePartGuard extends Transform {
   /** Bytes not yet searched whole: the end of the last chunk, or a part header being read. */
   private carry: Buffer = Buffer.alloc(0)
 
-  /** `skip`: the bytes of the parts the request was decided from, passed on unread. */
-  constructor (boundary: string, private skip: number) {
+  /**
+   * `skip`: the bytes of the parts the request was decided from, passed on unread. `mapKeys`:
+   * names a part may have only as a file: GitLab's upload middleware writes the parameter of such
+   * a name into the operation's variables, and text there was not checked.
+   */
+  constructor (boundary: string, private skip: number, private readonly mapKeys: readonly string[] = []) {
     super()
     this.delimiter = Buffer.from('--' + boundary, 'latin1')
   }
@@ -289,7 +299,10 @@ class LatePartGuard extends Transform {
       }
       const head = data.subarray(headStart, end).toString('latin1')
       // Every name any parser could give the part (Content-ID and Content-Type name parts too).
-      const refused = multipartHeaderNames(head).find(isGraphqlPartName)
+      const names = multipartHeaderNames(head)
+      const refused = names.find(isGraphqlPartName) ??
+        // isFilePart reads header lines with their CRLF.
+        (this.mapKeys.length > 0 && !isFilePart(data.subarray(headStart, end + 2).toString('latin1')) ? names.find(name => this.mapKeys.includes(normalizeParamName(name))) : undefined)
       if (refused !== undefined) { callback(lateError(`a part named ${JSON.stringify(refused)}`)); return }
       from = end
     }

@@ -321,7 +321,7 @@ function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Ar
 }
 
 /** Parameter names (as normalizeParamName reads a name) GitLab reads a GraphQL request or a credential from. */
-const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
+const GRAPHQL_PART_KEYS: ReadonlySet<string> = new Set(['query', 'variables', 'operationName', 'operations', 'map', '_json', 'extensions', 'private_token', 'access_token', 'bearer_token', 'job_token'])
 
 /**
  * Whether GitLab could read a GraphQL request or a credential from a multipart part of this name:
@@ -713,6 +713,38 @@ export const UNREADABLE_BOUNDARY = 'the multipart boundary of this GraphQL reque
 
 export const UNREADABLE_OPERATIONS = 'the `operations` parameter of this GraphQL multipart request is not JSON the gate can parse, while GitLab\'s upload middleware parses it with Ruby\'s JSON (which takes comments, for one) and runs what it holds; send `operations` as plain JSON'
 
+export const UNREADABLE_MAP = 'the `map` of this GraphQL multipart request is not a JSON object naming uploaded files only: GitLab\'s upload middleware writes into the operation, at each path `map` lists, the parameter `map` names (wrapped as a file, which a global ID argument still takes as text), or parses `map` with Ruby\'s JSON, which takes what the gate cannot read; name only the file parts in `map`, as plain JSON'
+
+/**
+ * Whether the upload middleware could write into the operations anything but an uploaded file:
+ * it merges `params[key]` at each path `map` lists for `key` (GraphQLDataBuilder#assign_file,
+ * wrapped in a delegator that a global ID argument reads as the text it holds), where `params`
+ * are the request's, URL and text fields included. The gate's readings leave uploads out, so a
+ * key naming any parameter they hold names text; a `map` JSON.parse refuses may be read by Ruby's
+ * parser, and one that is not an object (an array of pairs is read as pairs) is not read here.
+ */
+function mapWritesText (merged: Params): boolean {
+  if (typeof merged.map !== 'string' || merged.map.trim() === '') return false
+  const map = tryJson(merged.map)
+  if (map === null) return false
+  if (!isHash(map)) return true
+  return Object.keys(map).some(key => merged[key] !== undefined && merged[key] !== null)
+}
+
+/**
+ * The parameter names the `map` of a GraphQL multipart request names, in any reading: each must
+ * be an uploaded file (mapWritesText), so a part of one of these names that streams past the
+ * bytes a large upload was decided from must be a file too (graphql-body.ts).
+ */
+export function mapKeys (params: GraphqlParams): string[] {
+  const keys = new Set<string>()
+  for (const merged of params.readings) {
+    const map = typeof merged.map === 'string' ? tryJson(merged.map) : undefined
+    if (isHash(map)) for (const key of Object.keys(map)) keys.add(key)
+  }
+  return [...keys]
+}
+
 /**
  * GitLab's upload middleware (the apollo_upload_server gem's ApolloUploadServer::Middleware, run
  * before the controller) on one merged reading: when the Content-Type contains
@@ -732,6 +764,8 @@ function apolloReading (merged: Params, req: GraphqlHttpRequest, unreadable: str
   }
   // Ruby's `JSON.parse("null")` is nil: the middleware changes nothing.
   if (operations === null) return null
+  // The variables checked would not be the ones GitLab runs with.
+  if (mapWritesText(merged)) unreadable.push(UNREADABLE_MAP)
   return Object.assign(newParams(), merged, isHash(operations) ? operations : { _json: operations })
 }
 

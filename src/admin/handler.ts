@@ -23,7 +23,7 @@ import { loggedPath } from '../text.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller, userToken } from './auth.ts'
-import { classifyParams, executeGraphql, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
+import { classifyParams, executeGraphql, mapKeys, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
 import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
@@ -323,6 +323,8 @@ export function createAdmin (options: AdminOptions): Admin {
           const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
           if (read.kind === 'over') {
             const contentType = String(req.headers['content-type'] ?? '')
+            // The parameters the decided `map` names: a later part of one of these names must be a file.
+            let lateMapKeys: readonly string[] = []
             if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
               // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
               // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
@@ -331,8 +333,9 @@ export function createAdmin (options: AdminOptions): Admin {
               const known = boundary === null ? Buffer.alloc(0) : Buffer.concat([completeMultipartParts(read.prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
               const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
               if (await guardAnswered(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')) return ANSWERED
+              lateMapKeys = mapKeys(params)
             }
-            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES)
+            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES, lateMapKeys)
             if (over.kind === 'stream') return { kind: 'pass', body: over.body }
             refuse(res, requestId, over.error, canonical.method, canonical.path, true)
             return ANSWERED
