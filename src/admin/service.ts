@@ -178,7 +178,11 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
   async function findGroup (path: string, header: LookupCredential): Promise<AllowlistTarget | null> {
     const found = await gitlab.group(path, header)
     if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
-    return found.kind === 'found' ? { type: 'group', id: found.id, path: found.path } : null
+    if (found.kind !== 'found') return null
+    // `GET /groups/20` is the group whose id is 20; a GraphQL path of digits names the group whose
+    // full path it is (a top-level group named "20"), which that answer is only if it has that path.
+    if (/^\d+$/.test(path) && found.path.toLowerCase() !== path.toLowerCase()) return null
+    return { type: 'group', id: found.id, path: found.path }
   }
 
   function notRoot (fullPath: string): never {
