@@ -5,7 +5,7 @@
 // gates on port 0 and stop them; main.ts is the only place that reads the environment or signals.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
@@ -193,10 +193,17 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const currentEngine = (): Engine => engine
 
   const proxy = createProxyHandler({ engine: currentEngine, admin, upstream, draining: lifecycle.draining, record })
+  // A connection's requests one at a time, in order, as GitLab's own server takes them (createTurns).
+  const turnOf = createTurns(logger)
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
+    const turn = turnOf(req, res)
+    if (turn === false) return
     const peerTrusted = trusted(req.socket.remoteAddress)
     const requestId = requestIdOf(req, peerTrusted)
-    lifecycle.track(req, res, requestId, proxy(req, res, requestId, peerTrusted, expectContinue))
+    // A pipelined request counts as in flight while it waits: a drain lets it be answered.
+    lifecycle.track(req, res, requestId, turn === true
+      ? proxy(req, res, requestId, peerTrusted, expectContinue)
+      : turn.then(started => started ? proxy(req, res, requestId, peerTrusted, expectContinue) : undefined))
   }
   // Client timeouts are about pauses, not totals: a 10 GiB upload on a slow link must not be cut
   // at a fixed time. The socket's inactivity timeout (both directions) ends a stalled client;
@@ -215,10 +222,13 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   let auth: Server | null = null
   if (config.authListen !== undefined) {
     const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodies: config.forwardAuthBodies, record })
+    const authTurnOf = createTurns(logger)
     auth = createServer(clientTimeouts, (req, res) => {
+      const turn = authTurnOf(req, res)
+      if (turn === false) return
       // A new id per decision: the front proxy's X-Request-Id is not read here.
       const requestId = newRequestId()
-      lifecycle.track(req, res, requestId, authorize(req, res, requestId))
+      lifecycle.track(req, res, requestId, turn === true ? authorize(req, res, requestId) : turn.then(started => started ? authorize(req, res, requestId) : undefined))
     }).setTimeout(config.clientTimeoutMs)
     keepEveryHeader(auth)
     refuseUnparseable(auth, logger, metrics, config.decisionLogLevel)
@@ -293,6 +303,54 @@ export function createGate (config: Config, deps: GateDeps): Gate {
  */
 function keepEveryHeader (server: Server): void {
   server.maxHeadersCount = 0
+}
+
+/** Requests a client may pipeline on one connection ahead of the one being handled; more close it. */
+export const MAX_PIPELINED_REQUESTS = 32
+
+/**
+ * HTTP/1.1 pipelining: Node's server parses every request a client writes on a connection ahead
+ * of the answers and emits each at once, its answer queued behind the earlier ones (given the
+ * connection, `socket`, when they have gone). Handled at once, one connection's requests were
+ * decided and forwarded all at the same time: thousands of upstream connections and lookups for
+ * one client connection, where GitLab's own server reads a connection's next request only once the
+ * last was answered. And a queued answer is never closed when the client goes away, so what it
+ * waited on (a paused upstream request, the count in flight) was held for good.
+ *
+ * A request's turn: true when its answer has the connection (every request but a pipelined one);
+ * else a promise of true once the answers before it have gone, or false when the connection
+ * closed first (the request never starts). Node keeps parsing while queued requests write
+ * nothing, so a client more than MAX_PIPELINED_REQUESTS ahead has its connection closed: false
+ * (RFC 9112 9.3.2: a pipelining client retries what was not answered).
+ */
+function createTurns (logger: Logger): (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean> {
+  const queues = new WeakMap<Socket, Set<(started: boolean) => void>>()
+  return (req, res) => {
+    // Hot path: one test.
+    if (res.socket !== null) return true
+    const socket = req.socket
+    if (socket.destroyed) return false
+    let queue = queues.get(socket)
+    if (queue === undefined) {
+      const waiting = queue = new Set()
+      queues.set(socket, waiting)
+      socket.once('close', () => { for (const settle of [...waiting]) settle(false) })
+    }
+    if (queue.size >= MAX_PIPELINED_REQUESTS) {
+      logger.warn({ pipelined: queue.size + 1 }, 'too many pipelined requests on one connection: closed')
+      socket.destroy()
+      return false
+    }
+    const waiting = queue
+    return new Promise<boolean>(resolve => {
+      const settle = (started: boolean): void => {
+        if (!waiting.delete(settle)) return
+        resolve(started)
+      }
+      waiting.add(settle)
+      res.once('socket', () => { settle(true) })
+    })
+  }
 }
 
 /** Node's parser errors with an answer of their own; every other one is REQUEST_NOT_PARSEABLE. */

@@ -276,7 +276,8 @@ test('a request that arrives while the gate drains is refused with GATE_SHUTTING
   let answer: (() => void) | undefined
   g.respond = (_req, res) => { answer = () => res.end('{"slow":true}') }
   // One connection: its first request is in flight when the drain begins, its second (pipelined)
-  // arrives after that; Node answers them in order.
+  // arrives after that, and is handled once the first is answered (a connection's requests are
+  // taken one at a time): the drain waits for it too.
   const socket = connect(Number(new URL(g.url).port), '127.0.0.1')
   t.after(() => socket.destroy())
   let received = ''
@@ -285,8 +286,9 @@ test('a request that arrives while the gate drains is refused with GATE_SHUTTING
   const release = await eventually(() => answer, { message: 'the first request to reach the upstream' })
   const closing = g.gate.close(5000)
   socket.write('GET /api/v4/projects/200/packages HTTP/1.1\r\nHost: gate\r\nJob-Token: ' + TOKENS.app + '\r\n\r\n')
-  const line = await eventually(() => g.logs.find(l => l.msg === 'decision' && l.reason === 'GATE_SHUTTING_DOWN'), { message: 'the refusal\'s decision line' })
+  await eventually(() => g.gate.inFlight() === 2, { message: 'the second request waiting its turn' })
   release()
+  const line = await eventually(() => g.logs.find(l => l.msg === 'decision' && l.reason === 'GATE_SHUTTING_DOWN'), { message: 'the refusal\'s decision line' })
   await eventually(() => received.includes('GATE_SHUTTING_DOWN'), { message: 'the second answer' })
   assert.match(received, /\{"slow":true\}HTTP\/1\.1 503 [^\r]*\r\n[^]*"code":"GATE_SHUTTING_DOWN"/)
   await closing
