@@ -25,7 +25,7 @@ export interface GrantCacheOptions {
   readonly staleWindowMs?: number
   /** A store read taking longer counts as a failure. Default 2000. */
   readonly loadTimeoutMs?: number
-  /** Entries kept per kind (projects, paths, root namespaces). Default 10 000. */
+  /** Entries kept per kind (projects, paths, root namespaces), and as many "nothing stored" answers. Default 10 000. */
   readonly maxEntries?: number
   /** Called for each invalidation with its lag (receiver's wall clock − writer's), for a histogram. */
   readonly onInvalidation?: (lagMs: number) => void
@@ -98,6 +98,9 @@ function createLayer<K extends number | string, V> (options: {
 }) {
   const { counters, now } = options
   const entries = new LRUCache<K, Entry<V>>({ max: options.max })
+  // Answers "nothing stored" are kept apart: requests for made-up ids (any client can send them)
+  // must not push configured projects out, whose copies are also what a store outage serves.
+  const negatives = new LRUCache<K, Entry<V>>({ max: options.max })
   const inflight = new Map<K, Promise<V>>()
 
   function fetch (key: K): Promise<V> {
@@ -107,7 +110,10 @@ function createLayer<K extends number | string, V> (options: {
       // removed it, and its answer may predate the write.
       if (inflight.get(key) === flight) {
         inflight.delete(key)
-        entries.set(key, { value, fetchedAt: startedAt, ttl: options.isNegative(value) ? options.negativeTtl : options.ttl })
+        const negative = options.isNegative(value)
+        const [keep, other] = negative ? [negatives, entries] : [entries, negatives]
+        other.delete(key)
+        keep.set(key, { value, fetchedAt: startedAt, ttl: negative ? options.negativeTtl : options.ttl })
       }
       return value
     }, (err: unknown) => {
@@ -129,12 +135,12 @@ function createLayer<K extends number | string, V> (options: {
       counters.storeErrors++
       // Read the entry again: an invalidation that arrived meanwhile removed it, and a
       // revoked entry must not come back as "stale but acceptable".
-      const stale = entries.peek(key)
+      const stale = entries.peek(key) ?? negatives.peek(key)
       if (stale !== undefined && now() - stale.fetchedAt <= stale.ttl + options.staleWindow) {
         counters.staleServed++
         return stale.value
       }
-      if (stale !== undefined) entries.delete(key)
+      if (stale !== undefined) drop(key)
       counters.failClosed++
       throw err instanceof GrantsStoreUnavailableError
         ? err
@@ -142,22 +148,29 @@ function createLayer<K extends number | string, V> (options: {
     }
   }
 
+  function drop (key: K): void {
+    entries.delete(key)
+    negatives.delete(key)
+  }
+
   return {
-    entries,
+    /** Entries held, both kinds. */
+    size: () => entries.size + negatives.size,
     /** Hot path: one LRU lookup and a clock read, and no promise, when the entry is fresh. */
     get (key: K): V | Promise<V> {
-      const entry = entries.get(key)
+      const entry = entries.get(key) ?? negatives.get(key)
       if (entry === undefined || now() - entry.fetchedAt >= entry.ttl) return read(key)
       counters.hits++
       if (options.isNegative(entry.value)) counters.negativeHits++
       return entry.value
     },
     drop (key: K): void {
-      entries.delete(key)
+      drop(key)
       inflight.delete(key)
     },
     clear (): void {
       entries.clear()
+      negatives.clear()
       inflight.clear()
     }
   }
@@ -249,7 +262,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
     invalidate: projectId => projects.drop(projectId),
     invalidateNamespace: namespacePath => namespaces.drop(pathKey(namespacePath)),
     flush,
-    stats: () => ({ ...counters, projectEntries: projects.entries.size, pathEntries: paths.entries.size, namespaceEntries: namespaces.entries.size }),
+    stats: () => ({ ...counters, projectEntries: projects.size(), pathEntries: paths.size(), namespaceEntries: namespaces.size() }),
     close () {
       unsubscribe()
       flush()

@@ -287,6 +287,28 @@ test('cache: size is bounded by maxEntries (least recently used goes first)', as
   assert.equal(store.calls.get, calls + 1, '2 was evicted')
 })
 
+test('cache: answers "nothing stored" never push configured projects out, and a project that changes kind is not held twice', async () => {
+  const { store, clock, cache } = setup({ maxEntries: 3 })
+  for (let id = 1; id <= 3; id++) store.data.set(id, stored(id))
+  for (let id = 1; id <= 3; id++) await cache.get(id)
+  // A client asking for a thousand made-up ids.
+  for (let id = 1000; id < 2000; id++) assert.equal(await cache.get(id), null)
+  const calls = store.calls.get
+  for (let id = 1; id <= 3; id++) assert.equal((await cache.get(id))?.projectId, id)
+  assert.equal(store.calls.get, calls, 'the configured projects are still cached')
+  assert.equal(cache.stats().projectEntries, 6, '3 projects and 3 answers "nothing stored"')
+  // Configured, then removed: the fresh answer replaces the other kind's entry.
+  store.data.set(1000, stored(1000))
+  clock.t += 10_000
+  assert.equal((await cache.get(1000))?.projectId, 1000)
+  store.data.delete(1000)
+  clock.t += 10_000
+  assert.equal(await cache.get(1000), null)
+  const afterRemoval = store.calls.get
+  assert.equal(await cache.get(1000), null)
+  assert.equal(store.calls.get, afterRemoval, 'the answer "nothing stored" is cached, not shadowed by the expired project')
+})
+
 test('cache: reports the lag of each invalidation and stops listening when closed', async () => {
   const lags: number[] = []
   const { store, cache } = setup({ onInvalidation: lag => lags.push(lag) })
