@@ -11,7 +11,7 @@
 //   that the read fails with GrantsStoreUnavailableError (503). Never an allow by default.
 
 import { LRUCache } from 'lru-cache'
-import { isFullPath, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
+import { foldedPathKey, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsStoreUnavailableError } from './errors.ts'
 import type { GrantStore, InvalidationEvent } from './store.ts'
 
@@ -58,7 +58,7 @@ export interface GrantCache {
    * entry is answered without a promise; only a read of the store returns one.
    */
   get (projectId: number): StoredGrants | null | Promise<StoredGrants | null>
-  /** Full path → id (case-insensitive), null when unknown. */
+  /** Full path → id, null when unknown: every spelling GitLab's LOWER() may match a stored path to (foldedPathKey). */
   resolvePath (path: string): Promise<number | null>
   /**
    * A root namespace's settings (by its path, case-insensitive), null when none are stored. Same
@@ -251,8 +251,10 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
   return {
     get: projectId => projects.get(projectId),
     async resolvePath (path) {
-      if (!isFullPath(path)) return null
-      return await paths.get(pathKey(path))
+      // Every spelling GitLab's LOWER() may take for a stored path (foldedPathKey).
+      const key = foldedPathKey(path)
+      if (key === null) return null
+      return await paths.get(key)
     },
     async namespace (namespacePath) {
       const key = pathKey(namespacePath)

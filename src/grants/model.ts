@@ -150,6 +150,22 @@ export function mayNameProject (path: string): boolean {
   return path.length <= MAX_PATH_LENGTH && path.includes('/')
 }
 
+/**
+ * The path-index key of the stored path GitLab may route a `/projects/:id` segment (decoded) to,
+ * or null when no stored path can be one. `Routable.find_by_full_path` compares LOWER() of both
+ * sides, and LOWER() folds onto an ASCII letter, besides A-Z, U+212A KELVIN SIGN ("k": glibc and
+ * ICU) and U+0130 ("i": glibc; ICU's "i" + U+0307 matches nothing, but a Turkish one's "i" does);
+ * under the "C" collation neither. Which one GitLab's database has cannot be seen from here, so
+ * this folds both: the key is for the store's path index, a hint that only ever adds a check,
+ * where a stored project GitLab may serve under the segment must be found. JavaScript's
+ * toLowerCase() would do for the Kelvin sign but makes U+0130 "i" + U+0307, which no stored path holds.
+ */
+export function foldedPathKey (path: string): string | null {
+  if (path.length > MAX_PATH_LENGTH) return null
+  const folded = path.replace(/[A-Z\u212A\u0130]/g, c => c === '\u212A' ? 'k' : c === '\u0130' ? 'i' : c.toLowerCase())
+  return FULL_PATH.test(folded) ? folded : null
+}
+
 const ROOT_PATH = /^(?!\.\.?$)[a-z0-9_.][a-z0-9_.-]*$/
 const MAX_ROOT_PATH_LENGTH = 255
 
