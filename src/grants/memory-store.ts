@@ -8,7 +8,7 @@
 
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { checkStoredGrants, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
+import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
 import { createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -203,7 +203,8 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     },
     async resolvePath (path) {
       ensureOpen()
-      return paths.get(pathKey(path)) ?? null
+      const key = foldedPathKey(path)
+      return key === null ? null : paths.get(key) ?? null
     },
     async put (input: ProjectGrants, putOptions: PutOptions = {}) {
       ensureOpen()

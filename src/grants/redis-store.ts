@@ -35,7 +35,7 @@ import { isIP, type Socket } from 'node:net'
 import { lookup } from 'node:dns/promises'
 import type { ConnectionOptions } from 'node:tls'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
-import { checkStoredGrants, isFullPath, isRootNamespaceKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
+import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -409,8 +409,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return Object.freeze({ ...grants, version: Number(version) })
     }),
     resolvePath: path => call('resolvePath', async () => {
-      if (!isFullPath(path)) return null
-      const lower = pathKey(path)
+      const lower = foldedPathKey(path)
+      if (lower === null) return null
       const id = await client.get(keys.path(lower))
       if (id === null) return null
       const projectId = Number(id)
