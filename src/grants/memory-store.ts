@@ -11,13 +11,15 @@ import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
-import { createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
+import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** JSON file to load at start and save after every write; volatile when absent. */
   readonly file?: string
   /** Wall clock for invalidation timestamps (tests). */
   readonly now?: () => number
+  /** Audit events kept per project and root namespace, the newest. Default AUDIT_EVENTS_KEPT. */
+  readonly auditEventsKept?: number
 }
 
 const FORMAT = 'job-token-gate/grants'
@@ -43,6 +45,7 @@ type Change =
 export async function createMemoryStore (options: MemoryStoreOptions = {}): Promise<GrantStore> {
   const now = options.now ?? Date.now
   const file = options.file
+  const kept = auditEventsKept(options.auditEventsKept)
   const records = new Map<number, StoredRecord>()
   const paths = new Map<string, number>()
   // Versions outlive deletes so a re-created project never reuses a version a cache has seen.
@@ -181,6 +184,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   function appendProjectAudit (event: AuditEvent): void {
     const list = audit.get(event.projectId) ?? []
     list.push(structuredClone(event))
+    if (list.length > kept) list.splice(0, list.length - kept)
     audit.set(event.projectId, list)
   }
 
@@ -188,6 +192,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     const key = pathKey(event.namespacePath)
     const list = namespaceAudit.get(key) ?? []
     list.push(structuredClone(event))
+    if (list.length > kept) list.splice(0, list.length - kept)
     namespaceAudit.set(key, list)
   }
 

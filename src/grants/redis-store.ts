@@ -38,7 +38,7 @@ import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createRedisUsage } from './usage-redis.ts'
-import { createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
+import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
 
@@ -66,6 +66,8 @@ export interface RedisStoreOptions {
   readonly commandTimeoutMs?: number
   /** Wall clock for invalidation timestamps (tests). */
   readonly now?: () => number
+  /** Audit events kept per project and root namespace, the newest. Default AUDIT_EVENTS_KEPT. */
+  readonly auditEventsKept?: number
 }
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -101,7 +103,7 @@ export interface RedisGrantStore extends GrantStore {
 // KEYS[1] grants hash (a project's, or a root namespace's settings), KEYS[2] its audit stream
 // (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
 // member (`"p":<id>` or `"n":"<path>"`, JSON), now, the audit event JSON ('' = none: appended
-// in the same step as the write, so neither exists without the other). Returns {1, version, oldPath} or {0, currentVersion, currentPath}
+// in the same step as the write, so neither exists without the other), the audit events kept. Returns {1, version, oldPath} or {0, currentVersion, currentPath}
 // on a version conflict.
 const PUT_SCRIPT = `
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
@@ -116,13 +118,14 @@ local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'path', ARGV[2])
 local paths = {ARGV[2]}
 if oldPath ~= '' and oldPath ~= ARGV[2] then paths[2] = oldPath end
-if ARGV[7] ~= '' then redis.call('XADD', KEYS[2], '*', 'e', ARGV[7]) end
+if ARGV[7] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[8], '*', 'e', ARGV[7]) end
 redis.call('PUBLISH', ARGV[4], '{' .. ARGV[5] .. ',"v":' .. version .. ',"t":' .. ARGV[6] .. ',"paths":' .. cjson.encode(paths) .. '}')
 return {1, version, oldPath}
 `
 
 // KEYS[1] grants hash, KEYS[2] its audit stream. ARGV: channel, the message's first member (as
-// PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none). Returns {1, version, oldPath}, {0, version, ''} when there is
+// PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none), the audit
+// events kept. Returns {1, version, oldPath}, {0, version, ''} when there is
 // nothing to delete, or {-1, currentVersion, ''} on a version conflict.
 const DELETE_SCRIPT = `
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
@@ -137,7 +140,7 @@ end
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
 redis.call('HDEL', KEYS[1], 'doc', 'path')
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-if ARGV[5] ~= '' then redis.call('XADD', KEYS[2], '*', 'e', ARGV[5]) end
+if ARGV[5] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], '*', 'e', ARGV[5]) end
 redis.call('PUBLISH', ARGV[1], '{' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
 return {1, version, oldPath}
 `
@@ -190,6 +193,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   const mode = modeOf(options)
   const keys = redisKeys(options.keyPrefix)
   const now = options.now ?? Date.now
+  const kept = String(auditEventsKept(options.auditEventsKept))
   const connectTimeout = options.connectTimeoutMs ?? 5000
   const commandTimeout = options.commandTimeoutMs ?? 1000
   const listeners = createListeners()
@@ -428,7 +432,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       await index(grants.projectId, lower)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit)
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept)
       if (ok !== 1) {
         if (oldPath !== lower) await unindex(lower, grants.projectId)
         throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
@@ -437,14 +441,14 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return Number(version)
     }),
     delete: projectId => call('delete', async () => {
-      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), keys.channel, `"p":${projectId}`, String(now()), '', '')
+      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), keys.channel, `"p":${projectId}`, String(now()), '', '', kept)
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
     }),
     version: projectId => call('version', async () => Number(await client.hget(keys.grants(projectId), 'version') ?? 0)),
     appendAudit: event => call('appendAudit', async () => {
-      await client.xadd(keys.audit(event.projectId), '*', 'e', JSON.stringify(event))
+      await client.xadd(keys.audit(event.projectId), 'MAXLEN', kept, '*', 'e', JSON.stringify(event))
     }),
     readAudit: (projectId, page) => call('readAudit', async () => await readStream<AuditEvent>(keys.audit(projectId), page)),
     getNamespace: namespacePath => call('getNamespace', async () => {
@@ -466,7 +470,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const key = settings.namespacePath
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit)
+      const [ok, version] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
@@ -475,12 +479,12 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       if (!isRootNamespaceKey(key)) return false
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit)
+      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept)
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),
     appendNamespaceAudit: event => call('appendNamespaceAudit', async () => {
-      await client.xadd(keys.namespaceAudit(pathKey(event.namespacePath)), '*', 'e', JSON.stringify(event))
+      await client.xadd(keys.namespaceAudit(pathKey(event.namespacePath)), 'MAXLEN', kept, '*', 'e', JSON.stringify(event))
     }),
     readNamespaceAudit: (namespacePath, page) => call('readNamespaceAudit', async () =>
       await readStream<NamespaceAuditEvent>(keys.namespaceAudit(pathKey(namespacePath)), page)),

@@ -60,7 +60,8 @@ export interface StoreHealth {
 
 /**
  * One change made through the configuration API (src/admin/): who, which project, the
- * settings before and after, when, and the request it came with. Stored append-only.
+ * settings before and after, when, and the request it came with. Appended to its project's log,
+ * which keeps the newest AUDIT_EVENTS_KEPT.
  */
 export interface AuditEvent {
   readonly projectId: number
@@ -88,6 +89,21 @@ export interface NamespaceAuditEvent extends Omit<AuditEvent, 'projectId'> {
   readonly namespacePath: string
 }
 
+/**
+ * Audit events a store keeps per project and per root namespace, the newest: any GitLab user is a
+ * Maintainer of their own projects and can write one event per configuration call, and a log that
+ * is never trimmed grew Redis (or, with the memory store, the gate) without bound. Every event is
+ * also a log line (`"audit": true`), which is the complete record.
+ */
+export const AUDIT_EVENTS_KEPT = 1000
+
+/** A store's `auditEventsKept` option, checked: a positive whole number, default AUDIT_EVENTS_KEPT. */
+export function auditEventsKept (value: number | undefined): number {
+  const kept = value ?? AUDIT_EVENTS_KEPT
+  if (!Number.isSafeInteger(kept) || kept < 1) throw new TypeError('auditEventsKept must be a positive whole number')
+  return kept
+}
+
 export interface GrantStore {
   readonly kind: 'memory' | 'redis'
   /** The project's grants with their version, or null when the store knows nothing of it. */
@@ -103,7 +119,7 @@ export interface GrantStore {
   delete (projectId: number): Promise<boolean>
   /** Current version; 0 for a project never written. */
   version (projectId: number): Promise<number>
-  /** Appends an audit event to the project's append-only log. */
+  /** Appends an audit event to the project's log, which keeps the newest AUDIT_EVENTS_KEPT. */
   appendAudit (event: AuditEvent): Promise<void>
   /** Reads the project's audit events, newest first, skipping `offset` and returning at most `limit`. */
   readAudit (projectId: number, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage>
@@ -116,7 +132,7 @@ export interface GrantStore {
   putNamespace (settings: NamespaceSettings, options?: NamespacePutOptions): Promise<number>
   /** Removes a root namespace's settings (bumping the version, publishing); false if none. */
   deleteNamespace (namespacePath: string, options?: NamespacePutOptions): Promise<boolean>
-  /** Appends to, and reads (newest first), the root namespace's append-only audit log. */
+  /** Appends to, and reads (newest first), the root namespace's audit log (the newest AUDIT_EVENTS_KEPT). */
   appendNamespaceAudit (event: NamespaceAuditEvent): Promise<void>
   readNamespaceAudit (namespacePath: string, page: { readonly offset: number, readonly limit: number }): Promise<AuditPage<NamespaceAuditEvent>>
   /** Registers a listener for invalidations (its own writes included); returns the unsubscribe. */

@@ -3,22 +3,22 @@ import assert from 'node:assert/strict'
 import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-store.ts'
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { startRedisCluster } from '../helpers/redis.ts'
-import { grantsFor, nextEvent, storeContract } from './store-contract.ts'
+import { grantsFor, nextEvent, storeContract, type StoreOptions } from './store-contract.ts'
 import { eventually } from '../helpers/eventually.ts'
 
 const cluster = await startRedisCluster({ after })
 let prefixes = 0
 
-async function openStore (prefix: string, seeds = cluster.seeds): Promise<RedisGrantStore> {
-  const store = await createRedisStore({ cluster: seeds, keyPrefix: prefix })
+async function openStore (prefix: string, seeds = cluster.seeds, options: StoreOptions = {}): Promise<RedisGrantStore> {
+  const store = await createRedisStore({ ...options, cluster: seeds, keyPrefix: prefix })
   after(() => store.close())
   return store
 }
 
 // Writer and reader are seeded with different nodes, so writes and invalidations cross nodes.
-storeContract('redis cluster', async () => {
+storeContract('redis cluster', async (options) => {
   const prefix = `c${++prefixes}`
-  return { writer: await openStore(prefix, [cluster.seeds[0]!]), reader: await openStore(prefix, [cluster.seeds[2]!]) }
+  return { writer: await openStore(prefix, [cluster.seeds[0]!], options), reader: await openStore(prefix, [cluster.seeds[2]!], options) }
 })
 
 test('redis cluster: projects spread over the masters, each project in one slot', async () => {

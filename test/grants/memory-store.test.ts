@@ -13,16 +13,16 @@ function tempDir (t: { after: (fn: () => void) => void }): string {
   return dir
 }
 
-storeContract('memory', async () => {
-  const store = await createMemoryStore()
+storeContract('memory', async (options) => {
+  const store = await createMemoryStore(options)
   return { writer: store, reader: store }
 })
 
 let files = 0
 const filesDir = mkdtempSync(join(tmpdir(), 'jtg-grants-contract-'))
 process.on('exit', () => rmSync(filesDir, { recursive: true, force: true }))
-storeContract('memory with file', async () => {
-  const store = await createMemoryStore({ file: join(filesDir, `grants-${++files}.json`) })
+storeContract('memory with file', async (options) => {
+  const store = await createMemoryStore({ ...options, file: join(filesDir, `grants-${++files}.json`) })
   return { writer: store, reader: store }
 })
 

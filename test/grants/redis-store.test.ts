@@ -3,21 +3,21 @@ import assert from 'node:assert/strict'
 import { createRedisStore, redisKeys, type RedisGrantStore } from '../../src/grants/redis-store.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { freePort, startRedis } from '../helpers/redis.ts'
-import { grantsFor, storeContract } from './store-contract.ts'
+import { grantsFor, storeContract, type StoreOptions } from './store-contract.ts'
 
 const redis = await startRedis({ after })
 let prefixes = 0
 
-async function openStore (prefix: string): Promise<RedisGrantStore> {
-  const store = await createRedisStore({ url: redis.url, keyPrefix: prefix })
+async function openStore (prefix: string, options: StoreOptions = {}): Promise<RedisGrantStore> {
+  const store = await createRedisStore({ ...options, url: redis.url, keyPrefix: prefix })
   after(() => store.close())
   return store
 }
 
 // Each test gets its own key prefix (and channel) on the one private server.
-storeContract('redis', async () => {
+storeContract('redis', async (options) => {
   const prefix = `t${++prefixes}`
-  return { writer: await openStore(prefix), reader: await openStore(prefix) }
+  return { writer: await openStore(prefix, options), reader: await openStore(prefix, options) }
 })
 
 test('redis: keys follow the documented schema with per-project hash tags', async () => {

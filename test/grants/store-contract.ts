@@ -47,7 +47,12 @@ export function recordEvents (store: GrantStore): { events: InvalidationEvent[],
   return { events, stop: store.subscribe(e => events.push(e)) }
 }
 
-export function storeContract (name: string, open: () => Promise<StoreHandles>): void {
+/** What a contract test may ask of the store it opens. */
+export interface StoreOptions {
+  readonly auditEventsKept?: number
+}
+
+export function storeContract (name: string, open: (options?: StoreOptions) => Promise<StoreHandles>): void {
   test(`${name}: an unknown project is null, version 0, its path unresolved`, async () => {
     const { reader } = await open()
     assert.equal(await reader.get(4242), null)
@@ -211,6 +216,24 @@ export function storeContract (name: string, open: () => Promise<StoreHandles>):
     assert.deepEqual(await reader.readAudit(31, { offset: 5, limit: 2 }), { total: 5, events: [] })
     assert.deepEqual(await reader.readAudit(33, { offset: 0, limit: 20 }), { total: 0, events: [] })
     assert.equal((await reader.readAudit(32, { offset: 0, limit: 20 })).total, 1)
+  })
+
+  test(`${name}: the audit logs keep the newest events, with the change that wrote each`, async () => {
+    const { writer, reader } = await open({ auditEventsKept: 3 })
+    const event = (n: number, projectId = 41): AuditEvent => ({
+      projectId, actor: { kind: 'operator' }, action: 'update_job_token_permissions', before: null, after: { n }, time: '2026-01-01T00:00:00Z', requestId: `keep-${n}`
+    })
+    for (const n of [1, 2, 3, 4, 5]) await writer.appendAudit(event(n))
+    assert.deepEqual(await reader.readAudit(41, { offset: 0, limit: 10 }), { total: 3, events: [event(5), event(4), event(3)] })
+    // A write's own event, appended in the same step as the change.
+    for (const n of [6, 7]) await writer.put(grantsFor(41, 'acme/kept'), { audit: event(n) })
+    assert.deepEqual((await reader.readAudit(41, { offset: 0, limit: 10 })).events.map(e => e.requestId), ['keep-7', 'keep-6', 'keep-5'])
+    const ns = (n: number): NamespaceAuditEvent => ({
+      namespacePath: 'nskept', actor: { kind: 'operator' }, action: 'update_namespace_job_token_policies', before: null, after: { n }, time: '2026-01-01T00:00:00Z', requestId: `ns-keep-${n}`
+    })
+    for (const n of [1, 2, 3, 4]) await writer.appendNamespaceAudit(ns(n))
+    await writer.putNamespace({ namespacePath: 'nskept', jobTokenPoliciesEnabled: true }, { audit: ns(5) })
+    assert.deepEqual((await reader.readNamespaceAudit('nskept', { offset: 0, limit: 10 })).events.map(e => e.requestId), ['ns-keep-5', 'ns-keep-4', 'ns-keep-3'])
   })
 
   test(`${name}: root namespace settings round-trip by lower-cased path, versioned and published like projects`, async () => {
