@@ -95,6 +95,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   })
   // The job and bridge ids of one pipeline.
   const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+  // A group's package-only projects (up to 10 pages of its projects), shared by the lookups of
+  // every Maven path under it: each lookup asked anew, so a job naming many paths in one group
+  // made the gate list the group's projects again for each.
+  const hiddenProjects = createLoaderCache<readonly number[] | null>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
   const get = async (path: string, endpoint: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     try {
@@ -155,7 +159,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     // projects): their packages are read from each such project's own list. (npm's helper is
     // asked directly, and a project it names that this list lacks is uncertain: `among`.)
     if (among === undefined && lookup.format === 'maven') {
-      const hidden = await repositoryDisabledProjects(lookup.group)
+      const hidden = await hiddenProjects.get(lookup.group, async () => await repositoryDisabledProjects(lookup.group))
       if (hidden === null) return UNCERTAIN_ID
       for (const project of hidden) {
         const own = `/api/v4/projects/${project}/packages?${query}`

@@ -49,3 +49,16 @@ test('Maven group: an older package of the path where the job may read, the newe
   assert.equal((await send(g.url, 'GET', other, job(TOKENS.tools))).status, 200)
   assert.equal((await decisionOf(g, other)).accessed_project_id, 700)
 })
+
+test('Maven group: the group\'s package-only projects are listed once for every path under it, not once per path', async t => {
+  const g = await packageOnlyWorld(t)
+  const names = ['alpha', 'beta', 'gamma', 'delta']
+  for (const name of names) g.gitlab.packages.push(pkg(`com/acme/${name}`, '1.0', 'maven', 810, '2026-01-01T00:00:00Z'))
+  for (const name of names) {
+    const path = `/api/v4/groups/acme/-/packages/maven/com/acme/${name}/1.0/${name}-1.0.jar`
+    assert.equal((await send(g.url, 'GET', path, job(TOKENS.tools))).json().code, 'NOT_ALLOWLISTED', path)
+    assert.equal((await decisionOf(g, path)).accessed_project_id, 810, path)
+  }
+  assert.equal(g.gitlab.calls.group_projects, 1, 'one listing of acme\'s projects for the four paths')
+  assert.equal(g.gitlab.calls.packages, names.length * 2, 'each path: the group\'s packages and the package-only project\'s')
+})
