@@ -231,6 +231,11 @@ export function forward (upstream: Upstream, req: IncomingMessage, res: ServerRe
   })
 }
 
+/** Removes every `name` (lower-case) from a flat list of names and values. */
+function dropHeader (list: Array<string | string[]>, name: string): void {
+  for (let i = list.length - 2; i >= 0; i -= 2) if (list[i] === name) list.splice(i, 2)
+}
+
 const clientGone = (): Error => new undiciErrors.RequestAbortedError('the client went away')
 
 // Hot path: one per forwarded request. undici's dispatch with this handler instead of request()
@@ -288,6 +293,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue
       out.push(name, value)
     }
+    // A 204 carries no Content-Length (RFC 9110, 8.6); a 304's, which may say what a 200 would, stays.
+    if (statusCode === 204 && headers['content-length'] !== undefined) dropHeader(out, 'content-length')
     // GitLab answered before the client's body was all read (Workhorse refusing an upload at its
     // pre-authorization, a size limit): undici stops reading the body, and nobody reads the rest.
     // The answer closes the connection, as the gate's own answers to unread bodies do
