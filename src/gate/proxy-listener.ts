@@ -8,7 +8,7 @@ import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
 import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
-import { hasBody } from './request.ts'
+import { hasBody, upstreamPath } from './request.ts'
 import { respond } from './respond.ts'
 
 export interface ProxyOptions {
@@ -110,7 +110,8 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     if (forwardBody?.kind === 'stream') sendContinue()
     const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders, Buffer.isBuffer(sent) ? sent.length : null)
     const authorized = x.canonical!
-    const path = authorized.query === '' ? authorized.path : authorized.path + '?' + authorized.query
+    const sentPath = upstreamPath(target, authorized.path)
+    const path = authorized.query === '' ? sentPath : sentPath + '?' + authorized.query
     const result = await forward(upstream, req, res, { method, path, headers, body: sent })
     let status = 0
     switch (result.kind) {

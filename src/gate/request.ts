@@ -11,6 +11,20 @@ export function hasBody (req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
+/**
+ * The path sent upstream: the canonical path that was decided, with the trailing `/` the client
+ * sent (one, as Workhorse's cleaned path keeps one). Grape ignores a trailing slash, so the route
+ * GitLab runs is the one decided; Workhorse, in front of Rails, picks its handler by the path as
+ * sent, trailing slash included (workhorse/internal/upstream/routes.go): `PUT
+ * .../packages/nuget/`, what `dotnet nuget push` sends, is its NuGet upload, `.../packages/nuget`
+ * no upload at all, and Rails then refuses the push.
+ */
+export function upstreamPath (target: string, canonicalPath: string): string {
+  const q = target.indexOf('?')
+  const end = q === -1 ? target.length : q
+  return end > 1 && target.charCodeAt(end - 1) === 0x2f && canonicalPath !== '/' ? canonicalPath + '/' : canonicalPath
+}
+
 /** This process's part of every request id it makes: 64 random bits, so replicas' ids differ. */
 const ID_PREFIX = `${randomBytes(8).toString('hex')}-`
 let idCount = 0

@@ -1,7 +1,8 @@
 // Forwarding to the upstream with undici: one Pool per upstream, bodies streamed both ways
 // with backpressure (never buffered whole), no retries (undici's Pool does not retry, and
 // non-idempotent requests must never be replayed), and failures turned into GitLab-shaped
-// 502/504 answers. The path sent is exactly the canonical path that was authorized.
+// 502/504 answers. The path sent is exactly the canonical path that was authorized, with the
+// client's trailing slash (src/gate/request.ts, upstreamPath).
 
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
