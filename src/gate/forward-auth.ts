@@ -188,7 +188,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
   /** The decision endpoint's own refusals, before and after the stages. */
   function refuse (x: Exchange, res: ServerResponse, requestId: string, deny: Deny, started: number, decidedAt?: number): void {
     settle(x, 'deny', deny.code, 'forward_auth')
-    respond(res, requestId, deny, false)
+    respond(res, requestId, deny, false, true)
     record(x, requestId, started, deny.status, decidedAt)
   }
 
@@ -225,7 +225,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
     if (outcome.kind === 'deny') {
-      respond(res, requestId, outcome.deny, x.body !== null && !req.complete)
+      // npm shows a refusal's `error`, as the proxy answers it (proxy-listener.ts).
+      const deny = x.match?.route.packageFormat === 'npm' ? { ...outcome.deny, echoAsError: true } : outcome.deny
+      respond(res, requestId, deny, x.body !== null && !req.complete, true)
       record(x, requestId, started, outcome.deny.status, decidedAt)
       return
     }

@@ -25,8 +25,10 @@ export type Answer = Deny | JsonAnswer | ErrorCode | GateError
  * says its public message, never its log message. `requestId` null (the health listener) sends
  * no request id. `closeConnection` ends the connection after the answer: a body left unread is
  * not drained. Once headers are sent nothing can be answered: the socket is destroyed.
+ * `answerHeader`: an error's body is also sent as the header `X-Job-Token-Gate-Answer` (forward-auth:
+ * nginx's auth_request keeps no body of a refusal, only headers it is told to read).
  */
-export function respond (res: ServerResponse, requestId: string | null, answer: Answer, closeConnection = false): void {
+export function respond (res: ServerResponse, requestId: string | null, answer: Answer, closeConnection = false, answerHeader = false): void {
   if (res.headersSent) {
     res.destroy()
     return
@@ -37,16 +39,20 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
   let body: string
   let extra: Readonly<Record<string, string>> | undefined
   let isError = true
+  let code: ErrorCode | null = null
   if (typeof answer === 'string') {
     status = errors[answer].status
+    code = answer
     body = errorJson(errors[answer].message, answer, '', requestId)
   } else if (answer instanceof GateError) {
     status = answer.status
+    code = answer.code
     const issues = answer.issues.length === 0 ? '' : ',"errors":' + JSON.stringify(answer.issues.map(i => ({ field: i.path, message: i.message })))
     body = errorJson(errorBody(answer.code, answer.publicMessage).message, answer.code, issues, requestId)
     extra = answer.headers
   } else if (answer.kind === 'deny') {
     status = answer.status
+    code = answer.code
     body = errorJson(answer.message, answer.code, answer.echoAsError === true ? ',"error":' + JSON.stringify(answer.message) : '', requestId)
     extra = answer.headers
   } else {
@@ -59,6 +65,7 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
   if (requestId !== null) headers.push('x-request-id', requestId)
   if (closeConnection) headers.push('connection', 'close')
   if (isError && status === 503) headers.push('retry-after', '5')
+  if (answerHeader && code !== null) headers.push('x-job-token-gate-answer', answerHeaderValue(body, status, code, requestId))
   if (extra !== undefined) {
     for (const name in extra) {
       // A header of the answer's own replaces one set above, as it always did.
@@ -85,6 +92,23 @@ export function rawErrorAnswer (code: ErrorCode, requestId: string): string {
   const { status, message } = errors[code]
   const body = errorJson(message, code, '', requestId)
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
+}
+
+/** Longest answer sent whole in X-Job-Token-Gate-Answer: nginx reads a decision's headers into one 4 KiB buffer. */
+const MAX_ANSWER_HEADER = 2048
+
+/**
+ * An error body as a header value: every character past ASCII written as a JSON escape, so the
+ * value is the same JSON text in bytes any proxy passes on; a body too long for a header (a
+ * message naming a long path) is cut to its status, code and request id.
+ */
+function answerHeaderValue (body: string, status: number, code: ErrorCode, requestId: string | null): string {
+  const ascii = asciiJson(body)
+  return ascii.length <= MAX_ANSWER_HEADER ? ascii : asciiJson(errorJson(`${status} ${STATUS_CODES[status] ?? ''}`.trim(), code, '', requestId))
+}
+
+function asciiJson (json: string): string {
+  return json.replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
 }
 
 /** `{"message", "code", <more>, "request_id"}`: GitLab's body, the code, then the request id. */
