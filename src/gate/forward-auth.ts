@@ -6,10 +6,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
-import type { CatalogRoute } from '../catalog/types.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
-import { createBodyScanner, rackReadsPostBody } from '../identity/body-scan.ts'
+import { createBodyScanner, parsesUntypedJson, rackReadsPostBody } from '../identity/body-scan.ts'
 import { OVERRIDE_METHODS } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
@@ -84,16 +83,6 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   const api = line.kind !== 'other' || holdsApiSegments(line.path) || holdsApiSegments(query === -1 ? own : own.slice(0, query))
   return api ? 'conflict' : original
 }
-
-/**
- * Routes of the GitLab APIs that declare Grape's `default_format :json` (NuGet, PyPI, Composer,
- * Cargo, Terraform state): a PUT, PATCH or DELETE body without a Content-Type is parsed as JSON
- * there, so its members are parameters. Elsewhere Grape reads none from it.
- */
-function parsesUntypedJson (route: CatalogRoute): boolean {
-  return UNTYPED_JSON_FORMATS.has(route.packageFormat ?? '') || route.pattern.startsWith('/projects/:id/terraform/state')
-}
-const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])
 
 /** Reads a guarded body stream to its end; the guard's error, or null. Nothing is kept. */
 async function readGuarded (body: ForwardBody | null): Promise<Error | null> {

@@ -25,6 +25,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { PassThrough, type Readable, type Transform } from 'node:stream'
+import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
 import { readUpTo } from '../read-body.ts'
@@ -59,8 +60,10 @@ export type BodyPlan =
    * length): readFirst() it, so a body that ends within maxBytes is inspected whole, as a declared
    * one would be, and only a longer one streams. `untyped` (no Content-Type): streamed, guarded
    * as JSON only when its first bytes start a JSON object; any other body passes uninspected.
+   * `lenient` (untyped, on a route whose API does not parse it: readsUntypedJson): one that turns
+   * out not to be JSON passes on unread (json-guard.ts).
    */
-  | { readonly kind: 'stream', readonly type: 'json', readonly readFirst?: boolean, readonly untyped?: boolean }
+  | { readonly kind: 'stream', readonly type: 'json', readonly readFirst?: boolean, readonly untyped?: boolean, readonly lenient?: boolean }
   | { readonly kind: 'rejected', readonly code: ErrorCode }
 
 export type BodyInspection =
@@ -123,7 +126,7 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
     },
 
     guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
-      if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential, untyped: plan.untyped === true })
+      if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential, untyped: plan.untyped === true, lenient: plan.lenient === true })
       return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
@@ -237,6 +240,26 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
     }
   }
   return found
+}
+
+/**
+ * Whether the route's API parses a PUT, PATCH or DELETE body sent without a Content-Type as JSON:
+ * the APIs that declare Grape's `default_format :json` (NuGet, PyPI, Composer, Cargo, Terraform
+ * state), whose members are then parameters. Elsewhere Grape reads none from it: it refuses it
+ * (415), or Workhorse has taken it as the upload.
+ */
+export function parsesUntypedJson (route: CatalogRoute): boolean {
+  return UNTYPED_JSON_FORMATS.has(route.packageFormat ?? '') || route.pattern.startsWith('/projects/:id/terraform/state')
+}
+const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])
+
+/**
+ * Whether GitLab may read a credential from such a body on the route: where its API parses it,
+ * and the route does not declare `authenticate_with` (whose credentials are read from the headers
+ * and the query string only, Gitlab::APIAuthentication::TokenLocator).
+ */
+export function readsUntypedJson (route: CatalogRoute): boolean {
+  return route.authenticateWith !== true && parsesUntypedJson(route)
 }
 
 // ---------------------------------------------------------------------------------------------

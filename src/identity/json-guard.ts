@@ -45,6 +45,13 @@ export interface JsonGuardOptions {
    * with every rule above; any other body passes unread.
    */
   readonly untyped?: boolean
+  /**
+   * With `untyped`: the route's API parses no such body (Workhorse takes it as the upload, Grape
+   * refuses it, or the route reads no credential from a body): a body that turns out not to be a
+   * JSON document GitLab could read passes on unread from there instead of being refused.
+   * Credentials found before that point are decided as ever.
+   */
+  readonly lenient?: boolean
 }
 
 /** A credential found in a JSON body; `truncated` when its value was longer than a token can be. */
@@ -61,6 +68,9 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
     }
   }, options.maxDepth)
   const decoder = new StringDecoder('utf8')
+  const lenient = options.untyped === true && options.lenient === true
+  /** A lenient guard's reading error that is no credential's: the body is no JSON GitLab reads. */
+  const unread = (err: unknown): boolean => lenient && !(err instanceof IdentityError && CREDENTIAL_CODES.has(err.code))
   // Untyped: 'sniff' until the first byte that is not white space, then 'json' or 'pass'.
   let mode: 'sniff' | 'json' | 'pass' = options.untyped === true ? 'sniff' : 'json'
   /** Skipped before it: white space JSON does not allow (a BOM, \v, \f, NUL), which the scanner would refuse. */
@@ -73,14 +83,17 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
         for (; from < bytes.length && UNTYPED_LEADING.has(bytes[from]!); from++) odd ||= !JSON_SPACE.has(bytes[from]!)
         if (from === bytes.length) { callback(null, bytes.length > 0 ? bytes : undefined); return }
         mode = startsJsonObject(bytes[from]!) ? 'json' : 'pass'
-        if (mode === 'json' && odd) { callback(new IdentityError('BODY_NOT_PARSEABLE', 'a body without a Content-Type that starts as JSON after white space JSON does not allow')); return }
+        if (mode === 'json' && odd) {
+          if (lenient) mode = 'pass'
+          else { callback(new IdentityError('BODY_NOT_PARSEABLE', 'a body without a Content-Type that starts as JSON after white space JSON does not allow')); return }
+        }
       }
       if (mode === 'pass') { callback(null, bytes.length > 0 ? bytes : undefined); return }
       try {
         scanner.write(decoder.write(from === 0 ? bytes : bytes.subarray(from)))
       } catch (err) {
-        callback(err as Error)
-        return
+        if (!unread(err)) { callback(err as Error); return }
+        mode = 'pass'
       }
       callback(null, bytes.length > 0 ? bytes : undefined)
     },
@@ -90,13 +103,15 @@ export function createJsonGuard (options: JsonGuardOptions = {}): Transform {
         scanner.write(decoder.end())
         scanner.end()
       } catch (err) {
-        callback(err as Error)
-        return
+        if (!unread(err)) { callback(err as Error); return }
       }
       callback()
     }
   })
 }
+
+/** The errors that decide a credential; every other error of the scanner is about reading the body. */
+const CREDENTIAL_CODES: ReadonlySet<string> = new Set(['CREDENTIAL_AMBIGUOUS', 'JSON_CREDENTIAL_NOT_ALLOWED'])
 
 /** Bytes skipped before an untyped body's first (conservatively more than Ruby's JSON white space): white space, NUL, a UTF-8 BOM. */
 const UNTYPED_LEADING: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0xef, 0xbb, 0xbf])

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
-import { createBodyScanner, rackReadsPostBody, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
+import { createBodyScanner, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
 import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
@@ -88,8 +88,11 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     const method = input.canonical.method
     const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
     if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, input.route)
-    const plan = scanner.plan(input.headers, method)
+    let plan = scanner.plan(input.headers, method)
     if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', input.route)
+    // A body without a type where GitLab reads none as JSON (an upload Workhorse takes, a route
+    // that reads no body credential): one that is no JSON passes, as forward-auth lets it.
+    if (plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && input.route !== null && !readsUntypedJson(input.route)) plan = { ...plan, lenient: true }
     if (plan.kind === 'buffer' || (plan.kind === 'stream' && plan.type === 'json' && plan.readFirst === true)) return readThenIdentify(input, plan, header)
     return identify(input, plan, header, null, NO_CREDENTIALS, ABSENT, input.body, plan.kind === 'stream')
   }

@@ -30,8 +30,10 @@ test('a job token in a JSON body without a Content-Type is read as GitLab\'s JSO
     assert.equal(res.status, 401, `${method} ${JSON.stringify(body)}: ${res.text}`)
     assert.equal(res.json().code, 'JSON_CREDENTIAL_NOT_ALLOWED')
   }
-  // Ruby's parser skips comments: a body that starts with one is refused, not passed unread.
-  const comment = await send(g.url, 'DELETE', NUGET_DELETE, {}, `/* c */${token}`)
+  // Ruby's parser skips comments: a body that starts with one is refused, not passed unread, where
+  // GitLab reads credentials from it (the Terraform state API; NuGet's routes declare
+  // authenticate_with and read none from a body, test/security/untyped-upload-not-json.test.ts).
+  const comment = await send(g.url, 'DELETE', '/api/v4/projects/200/terraform/state/prod/lock', {}, `/* c */${token}`)
   assert.equal(comment.status, 400, comment.text)
   assert.equal(comment.json().code, 'BODY_NOT_PARSEABLE')
   // Beside the job token of a header: another one in the body is ambiguous.
