@@ -152,30 +152,60 @@ function targetFromGid (value: string, from: string): BoundaryTarget | null {
 
 const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath']
 
-/** The first boundary argument, at the top level first, then inside input objects (`input: {projectPath}`). */
-export function targetOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget | null {
-  const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): BoundaryTarget | null => {
+/** Most projects, groups and namespaces one field's arguments may name. */
+export const MAX_TARGETS = 8
+
+/** Where a target is, whichever argument named it. */
+const targetKey = (t: BoundaryTarget): string => `${t.kind}\u0000${t.model ?? ''}\u0000${t.id ?? ''}\u0000${t.path ?? ''}`
+
+/**
+ * Every project, group and namespace the arguments name (`projectPath`, `groupPath`, `fullPath`,
+ * and global IDs under any argument name, inside input objects too), in the order read: the top
+ * level first, then inside input objects. GitLab takes a boundary from one argument, the
+ * directive's `boundary_argument`, which its docs page (and so the catalog) does not name; a
+ * global ID in any other argument (`clientMutationId`, `name`) must not choose which target is
+ * checked, so each one named is. When none is, the first global ID of another object
+ * (`gid://gitlab/Vulnerability/5`), whose project or group GitLab checks itself; else nothing.
+ */
+export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
+  // Each is checked for the field and everything under it: a bound keeps an input of thousands
+  // of global IDs (in variables, which no document limit counts) from multiplying the analysis.
+  const named: BoundaryTarget[] = []
+  const seen = new Set<string>()
+  let object: BoundaryTarget | null = null
+  const add = (target: BoundaryTarget | null): void => {
+    if (target === null) return
+    if (target.kind === 'object') {
+      object ??= target
+      return
+    }
+    const key = targetKey(target)
+    if (seen.has(key)) return
+    if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${fieldName} name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
+    seen.add(key)
+    named.push(target)
+  }
+  const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
     for (const key of PATH_ARGS) {
       const v = value[key]
-      if (typeof v === 'string' && v !== '') return targetFromPath(key, v, fieldName, prefix + key)
+      if (typeof v === 'string' && v !== '') add(targetFromPath(key, v, fieldName, prefix + key))
     }
     // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
     for (const [key, v] of Object.entries(value)) {
-      if (typeof v === 'string') {
-        const target = targetFromGid(v, prefix + key)
-        if (target !== null) return target
-      }
+      if (typeof v === 'string') add(targetFromGid(v, prefix + key))
     }
-    if (depth > 4) return null
+    if (depth > 4) return
     for (const [key, v] of Object.entries(value)) {
-      if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-        const inner = search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
-        if (inner !== null) return inner
-      }
+      if (typeof v === 'object' && v !== null && !Array.isArray(v)) search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
     }
-    return null
   }
-  return search(args, '', 0)
+  search(args, '', 0)
+  return named.length > 0 ? named : object === null ? [] : [object]
+}
+
+/** The first of targetsOfArguments, or null. */
+export function targetOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget | null {
+  return targetsOfArguments(args, fieldName)[0] ?? null
 }
 
 // Objects without a prototype: an argument or variable named `__proto__` is one like any other.
@@ -242,27 +272,38 @@ function rootFields (set: SelectionSetNode, fragments: ReadonlyMap<string, Fragm
 
 const ROOT_TYPE = { query: 'Query', mutation: 'Mutation', subscription: 'Subscription' } as const
 
+/** The targets a touch is checked at: each of them, or none named (null). */
+type Targets = ReadonlyArray<BoundaryTarget | null>
+const NO_TARGET: Targets = [null]
+const orNone = (targets: readonly BoundaryTarget[]): Targets => targets.length > 0 ? targets : NO_TARGET
+
+/** Where a selection is read: its response path, and the targets its nearest arguments name. */
+interface Frame { readonly path: string[], readonly targets: Targets }
+
 function readWithoutSchema (op: OperationDefinitionNode, reader: OperationReader, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables: Readonly<Record<string, unknown>>): void {
   for (const field of rootFields(op.selectionSet, fragments)) {
     const name = field.name.value
     if (name.startsWith('__')) continue
-    const target = targetOfArguments(argumentValues(field, variables), name)
     const path = field.alias?.value ?? name
-    if (op.operation === 'mutation') reader.record('mutation', name, path, target)
-    else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target)
+    for (const target of orNone(targetsOfArguments(argumentValues(field, variables), name))) {
+      if (op.operation === 'mutation') reader.record('mutation', name, path, target)
+      else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target)
+    }
   }
 }
 
 function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, reader: OperationReader, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables: Readonly<Record<string, unknown>>): void {
   const mutationType = schema.getMutationType()?.name
   const rootTypes = new Set([schema.getQueryType()?.name, mutationType, schema.getSubscriptionType()?.name])
-  const recordType = (type: GraphQLNamedType, path: string, target: BoundaryTarget | null): void => {
-    if (isObjectType(type)) {
-      if (!WRAPPER_TYPE.test(type.name)) reader.record('type', type.name, path, target)
+  const recordType = (type: GraphQLNamedType, path: string, targets: Targets): void => {
+    for (const target of targets) {
+      if (isObjectType(type)) {
+        if (!WRAPPER_TYPE.test(type.name)) reader.record('type', type.name, path, target)
+      }
+      // An interface or union field may return any of its object types: each is checked as GitLab
+      // checks the object it resolves.
+      else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
     }
-    // An interface or union field may return any of its object types: each is checked as GitLab
-    // checks the object it resolves.
-    else if (isAbstractType(type)) for (const possible of schema.getPossibleTypes(type)) reader.record('type', possible.name, path, target)
   }
   /**
    * A fragment's type condition: the object type GitLab may resolve there, read with the
@@ -270,18 +311,18 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
    * is one in a newer GitLab's). A type this schema does not have is refused, as a field it does
    * not have is: what is selected under it cannot be typed, so nothing there would be checked.
    */
-  const typeCondition = (name: string | undefined, here: { path: string[], target: BoundaryTarget | null }): void => {
+  const typeCondition = (name: string | undefined, here: Frame): void => {
     if (name === undefined || rootTypes.has(name)) return
     const type = schema.getType(name)
     if (type === undefined) reader.note(`type ${name} (not in the schema)`)
-    else if (isObjectType(type)) recordType(type, here.path.join('.'), here.target)
+    else if (isObjectType(type)) recordType(type, here.path.join('.'), here.targets)
   }
   const visited = new Set<string>()
   // `chain`: the fragments being read around this one. A fragment that spreads itself, however
   // deep, is invalid GraphQL (NoFragmentCycles) and read once.
-  const walk = (node: ASTNode, start: { path: string[], target: BoundaryTarget | null }, chain: ReadonlySet<string>): void => {
+  const walk = (node: ASTNode, start: Frame, chain: ReadonlySet<string>): void => {
     const typeInfo = new TypeInfo(schema)
-    const stack: Array<{ path: string[], target: BoundaryTarget | null }> = [start]
+    const stack: Frame[] = [start]
     visit(node, visitWithTypeInfo(typeInfo, {
       Field: {
         enter (field) {
@@ -292,8 +333,9 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           // authorization). Returning false skips the subtree; TypeInfo leaves the field itself.
           if (name.startsWith('__')) return false
           const path = [...here.path, field.alias?.value ?? name]
-          const target = targetOfArguments(argumentValues(field, variables), name) ?? here.target
-          stack.push({ path, target })
+          const own = targetsOfArguments(argumentValues(field, variables), name)
+          const targets = own.length > 0 ? own : here.targets
+          stack.push({ path, targets })
           const parent = typeInfo.getParentType()
           // No parent type: under a field or a fragment's type the schema does not have (noted
           // there), or at the root of an operation type it lacks (a subscription): not typed, so
@@ -303,17 +345,19 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
             return
           }
           const where = path.join('.')
-          if (parent.name === mutationType) reader.record('mutation', name, where, target)
-          // The page lists the fields that need a permission of their own (`Query.project`,
-          // `Project.runners`); any other field is read with its object, which its type covers.
-          else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name))
+          for (const target of targets) {
+            if (parent.name === mutationType) reader.record('mutation', name, where, target)
+            // The page lists the fields that need a permission of their own (`Query.project`,
+            // `Project.runners`); any other field is read with its object, which its type covers.
+            else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name))
+          }
           const type = typeInfo.getType()
           const named = getNamedType(type)
           if (named === null || named === undefined) {
             reader.note(`field ${parent.name}.${name} (not in the schema)`)
             return
           }
-          recordType(named, where, target)
+          recordType(named, where, targets)
         },
         leave () { stack.pop() }
       },
@@ -323,15 +367,15 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
         const here = stack[stack.length - 1]!
         const fragment = fragments.get(spread.name.value)
         if (fragment === undefined) throw new GraphqlDocumentError(`unknown fragment "${spread.name.value}"`)
-        const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.target)}`
+        const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.targets)}`
         if (visited.has(key) || chain.has(spread.name.value)) return
         visited.add(key)
         // The fragment is read where it is spread: same response path, same boundary.
-        walk(fragment, { path: here.path, target: here.target }, new Set([...chain, spread.name.value]))
+        walk(fragment, { path: here.path, targets: here.targets }, new Set([...chain, spread.name.value]))
       }
     }))
   }
-  walk(op, { path: [], target: null }, new Set())
+  walk(op, { path: [], targets: NO_TARGET }, new Set())
 }
 
 export interface ExplainOptions {
