@@ -130,8 +130,6 @@ export function parseSchema (sdl: string, source = 'schema'): GraphQLSchema {
  */
 export const WRAPPER_TYPE = /(?:Payload|Connection|Edge)$|^PageInfo$/
 
-const GLOBAL_ID = /^gid:\/\/gitlab\/([A-Za-z0-9:]+)\/(\d+)$/
-
 function targetFromPath (key: string, path: string, fieldName: string, from: string): BoundaryTarget | null {
   if (key === 'projectPath') return { kind: 'project', path, from }
   if (key === 'groupPath') return { kind: 'group', path, from }
@@ -141,12 +139,52 @@ function targetFromPath (key: string, path: string, fieldName: string, from: str
   return { kind: 'namespace', path, from }
 }
 
-function targetFromGid (value: string, from: string): BoundaryTarget | null {
-  const m = GLOBAL_ID.exec(value)
+/** CGI.unescape: `+` is a space, `%XX` a byte; other text is left as it is. */
+function cgiUnescape (text: string): string {
+  return Buffer.from(text.replace(/\+/g, ' ').replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8')
+}
+
+/**
+ * A global ID as GitLab reads one: the model and the id of `gid://gitlab/Project/12`, or null for
+ * text that is none. GitLab's GlobalIDType parses with the globalid gem (`GlobalID.parse`): the
+ * text as a `gid://` URI, whose user, port, query (`?key=value`, its params) and fragment choose
+ * no record, with the id percent-decoded (CGI.unescape: `%33%30%30` is 300); failing that, the
+ * text as the URL-safe base64 of one (GlobalID#to_param). The model is a Ruby constant name, so
+ * `::Project` and `Object::Project` are Project. The id goes to ActiveRecord's `find`, which
+ * reads `300abc` as 300: an id that is not digits is returned as it is, and no project or group
+ * of that id is looked up (a target the gate cannot find). The host is not read: GitLab's ID
+ * types refuse another app, and reading it anyway only checks more.
+ */
+export function readGlobalId (value: string): { readonly model: string, readonly id: string } | null {
+  let text = value
+  if (!/^gid:/i.test(text)) {
+    // The base64 of `gid:` starts `Z2lkO`.
+    if (!/^Z2lkO[A-Za-z0-9+/_-]*={0,2}$/.test(text)) return null
+    text = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1')
+    if (!/^gid:/i.test(text)) return null
+  }
+  // Ruby's URI parser (RFC 3986) refuses any other character, and GlobalID.parse with it: text
+  // such as a note's "gid://gitlab/Project/1 is the one" is no global ID.
+  if (/[^A-Za-z0-9\-._~!$&'()*+,;=:@/?#%[\]]/.test(text)) return null
+  // gid://[user@]host[:port]/Model/id[?params][#fragment]
+  const path = /^gid:\/\/[^/?#]*(\/[^?#]*)/i.exec(text)?.[1]
+  const m = path === undefined ? null : /^\/([^/]+)\/(.+)$/s.exec(path)
   if (m === null) return null
-  const [, model, id] = m as unknown as [string, string, string]
+  const model = m[1]!.replace(/^(?:::)?(?:Object::)*/, '')
+  const id = cgiUnescape(m[2]!)
+  return model === '' || id === '' ? null : { model, id }
+}
+
+/** Namespaces are one table: `gid://gitlab/Namespace/10` finds group 10 (or a user's or a project's namespace). */
+const NAMESPACE_MODEL = /^(?:Namespace|Namespaces::\w+)$/
+
+function targetFromGid (value: string, from: string): BoundaryTarget | null {
+  const gid = readGlobalId(value)
+  if (gid === null) return null
+  const { model, id } = gid
   if (model === 'Project') return { kind: 'project', id, from }
   if (model === 'Group') return { kind: 'group', id, from }
+  if (NAMESPACE_MODEL.test(model)) return { kind: 'namespace', id, from }
   return { kind: 'object', model, id, from }
 }
 

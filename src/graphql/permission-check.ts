@@ -278,6 +278,9 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // GitLab has no longer one (a path is at most 255 characters a level, 20 levels deep): not
     // found, without asking it a URL it would refuse (414) and the gate would count as a failure.
     if (raw === undefined || raw === '' || raw.length > MAX_TARGET_CHARS) return null
+    // A global ID's id that is not digits (`gid://gitlab/Project/300abc`, which ActiveRecord reads
+    // as 300): not looked up, as the REST API would read it as a path.
+    if (target.id !== undefined && !/^\d+$/.test(target.id)) return null
     // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
     const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
