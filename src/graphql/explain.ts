@@ -24,6 +24,7 @@ import {
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLNamedType,
+  type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode
@@ -315,8 +316,11 @@ type Targets = ReadonlyArray<BoundaryTarget | null>
 const NO_TARGET: Targets = [null]
 const orNone = (targets: readonly BoundaryTarget[]): Targets => targets.length > 0 ? targets : NO_TARGET
 
-/** Where a selection is read: its response path, and the targets its nearest arguments name. */
-interface Frame { readonly path: string[], readonly targets: Targets }
+/**
+ * Where a selection is read: its response path, the targets its nearest arguments name, and the
+ * object types its object may be at run time (null: not known, an operation's root or a scalar).
+ */
+interface Frame { readonly path: string[], readonly targets: Targets, runtime: readonly GraphQLObjectType[] | null }
 
 function readWithoutSchema (op: OperationDefinitionNode, reader: OperationReader, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables: Readonly<Record<string, unknown>>): void {
   for (const field of rootFields(op.selectionSet, fragments)) {
@@ -355,6 +359,21 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
     if (type === undefined) reader.note(`type ${name} (not in the schema)`)
     else if (isObjectType(type)) recordType(type, here.path.join('.'), here.targets)
   }
+  /**
+   * The object types a selection under a type condition may run on: the enclosing ones that are
+   * of the condition's type (an object type: that one, as above, even where the schema does not
+   * list it there); where the schema says none is (a newer GitLab's interface), the enclosing
+   * ones and every object type of the condition.
+   */
+  const narrow = (runtime: Frame['runtime'], name: string | undefined): Frame['runtime'] => {
+    const type = name === undefined ? undefined : schema.getType(name)
+    if (type === undefined) return runtime
+    if (isObjectType(type)) return [type]
+    if (!isAbstractType(type)) return runtime
+    const possible = schema.getPossibleTypes(type)
+    const both = runtime?.filter(r => possible.includes(r)) ?? []
+    return both.length > 0 ? both : [...(runtime ?? []), ...possible]
+  }
   const visited = new Set<string>()
   // `chain`: the fragments being read around this one. A fragment that spreads itself, however
   // deep, is invalid GraphQL (NoFragmentCycles) and read once.
@@ -373,7 +392,8 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           const path = [...here.path, field.alias?.value ?? name]
           const own = targetsOfArguments(argumentValues(field, variables), name)
           const targets = own.length > 0 ? own : here.targets
-          stack.push({ path, targets })
+          const frame: Frame = { path, targets, runtime: null }
+          stack.push(frame)
           const parent = typeInfo.getParentType()
           // No parent type: under a field or a fragment's type the schema does not have (noted
           // there), or at the root of an operation type it lacks (a subscription): not typed, so
@@ -383,11 +403,15 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
             return
           }
           const where = path.join('.')
+          // A field selected on an interface (`... on Noteable { createNoteEmail }`) runs as the
+          // field of the object type GitLab resolves (`Issue.createNoteEmail`), with its permission.
+          const owners = isAbstractType(parent) ? here.runtime ?? schema.getPossibleTypes(parent) : null
           for (const target of targets) {
             if (parent.name === mutationType) reader.record('mutation', name, where, target)
             // The page lists the fields that need a permission of their own (`Query.project`,
             // `Project.runners`); any other field is read with its object, which its type covers.
             else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name))
+            for (const owner of owners ?? []) reader.record('field', `${owner.name}.${name}`, where, target, false)
           }
           const type = typeInfo.getType()
           const named = getNamedType(type)
@@ -396,24 +420,34 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
             return
           }
           recordType(named, where, targets)
+          frame.runtime = isObjectType(named) ? [named] : isAbstractType(named) ? schema.getPossibleTypes(named) : null
         },
         leave () { stack.pop() }
       },
-      InlineFragment (fragment) { typeCondition(fragment.typeCondition?.name.value, stack[stack.length - 1]!) },
+      InlineFragment: {
+        enter (fragment) {
+          const here = stack[stack.length - 1]!
+          const condition = fragment.typeCondition?.name.value
+          typeCondition(condition, here)
+          stack.push({ ...here, runtime: narrow(here.runtime, condition) })
+        },
+        leave () { stack.pop() }
+      },
       FragmentDefinition (fragment) { typeCondition(fragment.typeCondition.name.value, stack[stack.length - 1]!) },
       FragmentSpread (spread) {
         const here = stack[stack.length - 1]!
         const fragment = fragments.get(spread.name.value)
         if (fragment === undefined) throw new GraphqlDocumentError(`unknown fragment "${spread.name.value}"`)
-        const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.targets)}`
+        const runtime = narrow(here.runtime, fragment.typeCondition.name.value)
+        const key = `${spread.name.value} ${here.path.join('.')} ${JSON.stringify(here.targets)} ${runtime?.map(r => r.name).join(',') ?? ''}`
         if (visited.has(key) || chain.has(spread.name.value)) return
         visited.add(key)
         // The fragment is read where it is spread: same response path, same boundary.
-        walk(fragment, { path: here.path, targets: here.targets }, new Set([...chain, spread.name.value]))
+        walk(fragment, { path: here.path, targets: here.targets, runtime }, new Set([...chain, spread.name.value]))
       }
     }))
   }
-  walk(op, { path: [], targets: NO_TARGET }, new Set())
+  walk(op, { path: [], targets: NO_TARGET, runtime: null }, new Set())
 }
 
 export interface ExplainOptions {
