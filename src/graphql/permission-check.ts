@@ -272,6 +272,21 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered an unknown kind`)
   }
 
+  /**
+   * A full path that names no kind (`fullPath` of a mutation such as projectCiCdSettingsUpdate):
+   * GitLab's GraphQL takes it as a project's, else a group's (BoundaryExtractor#resolve_path:
+   * `Project.find_by_full_path(path) || Group.find_by_full_path(path)`). A user namespace is
+   * neither. The namespaces API would not do: it shows no project.
+   */
+  const projectOrGroup = async (segment: string, raw: string): Promise<TargetFacts | null> => {
+    // A path of digits is an id to the REST API: what it finds counts only with that path (below).
+    const asked = (facts: TargetFacts | null): facts is TargetFacts => facts !== null && (!/^\d+$/.test(segment) || facts.fullPath?.toLowerCase() === raw.toLowerCase())
+    const found = await project(segment)
+    if (asked(found)) return found
+    const group = await groupFacts(segment)
+    return asked(group) ? group : null
+  }
+
   return async (target) => {
     if (target.kind === 'object') return null
     const raw = target.id ?? target.path
@@ -284,9 +299,11 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
     const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
-    const facts = await targets.get(`${target.kind}:${segment.toLowerCase()}`, async () => {
+    const byPath = target.kind === 'namespace' && target.id === undefined
+    const facts = await targets.get(`${byPath ? 'path' : target.kind}:${segment.toLowerCase()}`, async () => {
       if (target.kind === 'project') return await project(segment)
       if (target.kind === 'group') return await groupFacts(segment)
+      if (byPath) return await projectOrGroup(segment, raw)
       return await namespace(segment)
     })
     // The REST API reads a segment of digits as an id (`GET /groups/10` is group 10), GitLab's

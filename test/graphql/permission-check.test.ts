@@ -126,11 +126,16 @@ test('lookups happen only when the answer depends on where the target lies, and 
   assert.equal(gitlab.stats()[`${TARGET_PROJECT_ENDPOINT}:ok`], 2)
 })
 
-test('a namespace target: a user namespace is personal, a group namespace has its ancestors', async t => {
+test('a namespace target: by id, a user namespace is personal and a group has its ancestors; by path, a project or else a group', async t => {
   const { resolve } = await world(t)
+  const byId = (id: string): BoundaryTarget => ({ kind: 'namespace', id, from: 'id' })
+  assert.deepEqual(await resolve(byId('70')), { groupIds: [], personalNamespaceOwnerId: 7, fullPath: 'alice' })
+  assert.deepEqual(await resolve(byId('6')), { groupIds: [6, 5], fullPath: 'grp/sub' })
+  // A `fullPath` GitLab's GraphQL takes as a boundary: Project.find_by_full_path, else Group's.
   const namespace = (path: string): BoundaryTarget => ({ kind: 'namespace', path, from: 'fullPath' })
-  assert.deepEqual(await resolve(namespace('alice')), { groupIds: [], personalNamespaceOwnerId: 7, fullPath: 'alice' })
+  assert.deepEqual(await resolve(namespace('grp/sub/app')), { projectId: 20, groupIds: [6, 5], fullPath: 'grp/sub/app' })
   assert.deepEqual(await resolve(namespace('grp/sub')), { groupIds: [6, 5], fullPath: 'grp/sub' })
+  assert.equal(await resolve(namespace('alice')), null, 'a user namespace is neither')
   assert.equal(await resolve(namespace('nobody')), null)
 })
 
