@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-store.ts'
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { startRedis } from '../helpers/redis.ts'
-import { grantsFor, storeContract } from './store-contract.ts'
+import { grantsFor, storeContract, type StoreOptions } from './store-contract.ts'
 import { eventually } from '../helpers/eventually.ts'
 
 const master = await startRedis({ after })
@@ -15,15 +15,15 @@ const sentinel = await startRedis({ after }, { sentinel: { masterName: 'grants',
 const sentinels = [{ host: sentinel.host, port: sentinel.port }]
 let prefixes = 0
 
-async function openStore (prefix: string): Promise<RedisGrantStore> {
-  const store = await createRedisStore({ sentinels, sentinelName: 'grants', keyPrefix: prefix, commandTimeoutMs: 500 })
+async function openStore (prefix: string, options: StoreOptions = {}): Promise<RedisGrantStore> {
+  const store = await createRedisStore({ ...options, sentinels, sentinelName: 'grants', keyPrefix: prefix, commandTimeoutMs: 500 })
   after(() => store.close())
   return store
 }
 
-storeContract('redis sentinel', async () => {
+storeContract('redis sentinel', async (options) => {
   const prefix = `s${++prefixes}`
-  return { writer: await openStore(prefix), reader: await openStore(prefix) }
+  return { writer: await openStore(prefix, options), reader: await openStore(prefix, options) }
 })
 
 test('redis sentinel: after a failover the store writes to the new master and the cache flushes', async () => {
