@@ -227,7 +227,10 @@ export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fie
   const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
     for (const key of PATH_ARGS) {
       const v = value[key]
-      if (typeof v === 'string' && v !== '') add(targetFromPath(key, v, fieldName, prefix + key))
+      // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
+      // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
+      const path = typeof v === 'string' ? v : typeof v === 'number' && Number.isInteger(v) ? String(v) : ''
+      if (path !== '') add(targetFromPath(key, path, fieldName, prefix + key))
     }
     // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
     for (const [key, v] of Object.entries(value)) {
