@@ -5,7 +5,7 @@
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -34,6 +34,9 @@ export async function startShippedNginx (t: TestContext, upstreams: ShippedNginx
   // With `http2`, a second listener of the same server speaks HTTP/2 with prior knowledge (h2c).
   const h2Port = options.http2 === true ? await freePort() : null
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
+  // Started as root, nginx's workers run as nobody: they must reach the temporary files a
+  // buffered request body is written to.
+  chmodSync(dir, 0o755)
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   mkdirSync(join(dir, 'logs'))
   const shipped = readFileSync(fileURLToPath(new URL('../../deploy/nginx/job-token-gate.conf', import.meta.url)), 'utf8')
