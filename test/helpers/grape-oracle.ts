@@ -14,8 +14,15 @@ export interface GrapeAnswer {
   readonly grape: string
 }
 
+/**
+ * The API asked (grape-oracle.rb): one declaring `default_format :json` as GitLab's NuGet, PyPI,
+ * Composer, Cargo and Terraform state APIs do; one declared as GitLab's API::API (`format :json`,
+ * no default format); the same with the text and binary content types some APIs add.
+ */
+export type GrapeApi = 'json_default' | 'json' | 'json_txt'
+
 export interface GrapeOracle {
-  ask (method: string, contentType: string | null, body: Buffer): Promise<GrapeAnswer>
+  ask (method: string, contentType: string | null, body: Buffer, api?: GrapeApi): Promise<GrapeAnswer>
   close (): Promise<void>
 }
 
@@ -30,7 +37,7 @@ export function grapeUnavailable (): string | null {
 export function startGrapeOracle (): GrapeOracle {
   const oracle = startLineOracle<GrapeAnswer>('grape oracle', 'ruby', [SCRIPT])
   return {
-    ask: async (method, contentType, body) => await oracle.ask({ m: method, t: contentType, b: body.toString('base64') }),
+    ask: async (method, contentType, body, api = 'json_default') => await oracle.ask({ m: method, t: contentType, b: body.toString('base64'), a: api }),
     close: async () => { await oracle.close() }
   }
 }
