@@ -264,6 +264,10 @@ class MultipartScanner {
       else rackUnreadable = !final
     }
     const at = lf === -1 ? -1 : text.indexOf('\r\n\r\n', lineEnd)
+    // The delimiter right after the header block, with no CRLF of its own before it: Rack 2 ends
+    // the value there, empty, then skips two bytes as if they were that CRLF and every line up to
+    // the next delimiter line, swallowing the next part; Go reads the next part as one.
+    if (!closing && !final && !truncated && at !== -1 && at + 4 === text.length) this.regular = false
     if (at !== -1 && at + 2 - lineEnd <= max) {
       readings.push({ head: text.slice(lineEnd, at + 2), valueStart: at + 4, exact: !closing && text.startsWith('\r\n'), merged: false })
     } else if (at === -1 && !truncated && text.length - lineEnd <= max) {

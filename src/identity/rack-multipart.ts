@@ -93,7 +93,9 @@ const MAX_HEAD = 16 * 1024
 function plainPart (piece: string, precededByLine: boolean, followed: boolean): boolean {
   if (!precededByLine || !followed || !piece.startsWith('\r\n') || !piece.endsWith('\r\n')) return false
   const headEnd = piece.indexOf('\r\n\r\n', 2)
-  if (headEnd === -1) return false
+  // The value's own CRLF before the next delimiter, apart from the header block's: without it Rack
+  // ends the value at the delimiter and swallows the part after it (valueEnd, then two bytes skipped).
+  if (headEnd === -1 || headEnd + 6 > piece.length) return false
   const lines = piece.slice(2, headEnd).split('\r\n')
   let dispositions = 0
   for (const line of lines) {

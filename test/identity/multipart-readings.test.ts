@@ -10,6 +10,7 @@ import fc from 'fast-check'
 import { formMethodParam } from '../../src/identity/body-scan.ts'
 import { createMultipartGuard, isFilePart, multipartHeaderNames, rack2ContentTypes, rack3OldDisposition, scanMultipart } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
+import { doubtfulPartNames, rackMultipartFields } from '../../src/identity/rack-multipart.ts'
 
 const lines = (...l: string[]): string => l.map(x => `${x}\r\n`).join('')
 
@@ -66,7 +67,11 @@ test('`_method` in a multipart body: read only when every parser frames and name
     ['named by Content-ID', part(lines('Content-ID: _method'), 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }],
     ['[_method] (Rack 2 reads _method, Rack 3 does not)', part(lines('Content-Disposition: form-data; name="[_method]"'), 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }],
     ['LF-only lines in another part (Go and Rack frame it apart)', `--${B}\r\nContent-Disposition: form-data; name="a"\n\nx\r\n` + part(METHOD, 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }],
-    ['a part after the closing delimiter', `--${B}--\r\n` + part(METHOD, 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }]
+    ['a part after the closing delimiter', `--${B}--\r\n` + part(METHOD, 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }],
+    // Found by the Rack differential: Rack 2 ends the first value at the delimiter, empty, skips
+    // two bytes for the CRLF it lacked and every line to the next delimiter line: no `_method`.
+    ['a delimiter right after a header block, without the value\'s CRLF', `--${B}\r\n` + lines('Content-Disposition: form-data; name="a"') + '\r\n' + part(METHOD, 'DELETE') + `--${B}--\r\n`, { kind: 'uncertain' }],
+    ['an empty value with its CRLF', part(lines('Content-Disposition: form-data; name="a"'), '') + part(METHOD, 'DELETE') + `--${B}--\r\n`, { kind: 'present', value: 'DELETE' }]
   ]
   for (const [name, body, expected] of cases) {
     await t.test(name, () => { assert.deepEqual(scanMultipart(Buffer.from(body, 'latin1'), B).methodParam, expected) })
@@ -130,4 +135,12 @@ test('Rack\'s Content-Type and Rack 3.0\'s Content-Disposition expressions, read
   // Linear: 8,000 lines of repeated names (the expressions: quadratic).
   const lines = 'Content-Disposition:Content-Type: x'.repeat(400) + '\n'
   assert.equal(rack3OldDisposition(lines.repeat(20)), null)
+})
+
+test('a part whose value has no CRLF of its own before the next delimiter is doubtful, with the part Rack swallows after it', () => {
+  const swallowed = `--${B}\r\n` + lines('Content-Disposition: form-data; name="a"') + '\r\n' + part(lines('Content-Disposition: form-data; name="query"'), '{ x }') + `--${B}--\r\n`
+  assert.ok(doubtfulPartNames(Buffer.from(swallowed, 'latin1'), B).includes('a'))
+  assert.deepEqual(rackMultipartFields(Buffer.from(swallowed, 'latin1'), B), [{ name: 'a', value: '' }], 'Rack 2 reads no query part')
+  const plain = part(lines('Content-Disposition: form-data; name="a"'), '') + part(lines('Content-Disposition: form-data; name="query"'), '{ x }') + `--${B}--\r\n`
+  assert.deepEqual(doubtfulPartNames(Buffer.from(plain, 'latin1'), B), [])
 })
