@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
-import { createBodyScanner, parsesUntypedJson, rackReadsPostBody } from '../identity/body-scan.ts'
+import { createBodyScanner, rackReadsPostBody, readsUntypedJson } from '../identity/body-scan.ts'
 import { OVERRIDE_METHODS } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
@@ -131,8 +131,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
     const plan = bodyScanner.plan(declared, x.method)
     if (plan.kind === 'pass') return false
-    // A body without a type is the upload itself (`curl --upload-file`) but where the API parses it as JSON.
-    return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !parsesUntypedJson(x.match.route))
+    // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
+    // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).
+    return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !readsUntypedJson(x.match.route))
   }
 
   /**

@@ -248,7 +248,7 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
  * state), whose members are then parameters. Elsewhere Grape reads none from it: it refuses it
  * (415), or Workhorse has taken it as the upload.
  */
-export function parsesUntypedJson (route: CatalogRoute): boolean {
+function parsesUntypedJson (route: CatalogRoute): boolean {
   return UNTYPED_JSON_FORMATS.has(route.packageFormat ?? '') || route.pattern.startsWith('/projects/:id/terraform/state')
 }
 const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])
