@@ -245,11 +245,6 @@ export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fie
   return named.length > 0 ? named : object === null ? [] : [object]
 }
 
-/** The first of targetsOfArguments, or null. */
-export function targetOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget | null {
-  return targetsOfArguments(args, fieldName)[0] ?? null
-}
-
 // Objects without a prototype: an argument or variable named `__proto__` is one like any other.
 function argumentValues (field: FieldNode, variables: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const values = Object.create(null) as Record<string, unknown>

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCli } from '../../src/cli/main.ts'
-import { GraphqlCatalogIndex, explainGraphql, parseDocument, parseSchema, targetOfArguments, type GraphqlExplanation } from '../../src/graphql/explain.ts'
+import { GraphqlCatalogIndex, explainGraphql, parseDocument, parseSchema, targetsOfArguments, type GraphqlExplanation } from '../../src/graphql/explain.ts'
 import { loadGraphqlCatalog } from '../../src/graphql/load.ts'
 
 const INDEX = new GraphqlCatalogIndex(loadGraphqlCatalog())
@@ -132,9 +132,9 @@ test('variables carry the project path: from --variables JSON or a file, an inpu
   const bad = await run(['@doc.graphql', '--variables', '{"input": '])
   assert.equal(bad.code, 2)
   assert.match(bad.err, /^job-token-gate: --variables: not valid JSON/)
-  assert.deepEqual(targetOfArguments({ groupPath: 'g' }, 'x'), { kind: 'group', path: 'g', from: 'groupPath' })
-  assert.deepEqual(targetOfArguments({ fullPath: 'ns' }, 'namespace'), { kind: 'namespace', path: 'ns', from: 'fullPath' })
-  assert.equal(targetOfArguments({ id: 'not-a-gid', name: 'x' }, 'x'), null)
+  assert.deepEqual(targetsOfArguments({ groupPath: 'g' }, 'x'), [{ kind: 'group', path: 'g', from: 'groupPath' }])
+  assert.deepEqual(targetsOfArguments({ fullPath: 'ns' }, 'namespace'), [{ kind: 'namespace', path: 'ns', from: 'fullPath' }])
+  assert.deepEqual(targetsOfArguments({ id: 'not-a-gid', name: 'x' }, 'x'), [])
 })
 
 test('with an SDL schema, TypeInfo types every selection: nested fields, fragments, inline fragments on an interface', async (t) => {
