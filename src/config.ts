@@ -77,6 +77,7 @@ export const SETTINGS = {
   identityCacheMaxTokens: { env: 'GATE_IDENTITY_CACHE_MAX_TOKENS', kind: 'int', min: 1, default: '10000', description: 'most resolved job tokens kept (about 360 bytes each); past it the least recently used is resolved again on its next request: keep it above the jobs that call the API at once' },
   identityTimeoutMs: { env: 'GATE_IDENTITY_TIMEOUT_MS', kind: 'int', min: 1, default: '5000', description: "timeout of one call to GitLab's API made by the gate itself (job token introspection, configuration API and role lookups)" },
   maxInspectedBodyBytes: { env: 'GATE_MAX_INSPECTED_BODY_BYTES', kind: 'int', min: 1, default: '65536', description: 'largest form/JSON body read to look for a job token; larger ones are refused (413)' },
+  bodyBudgetBytes: { env: 'GATE_BODY_BUDGET_BYTES', kind: 'int', min: 0, default: '134217728', description: 'most bytes of request bodies held at once while their clients send them (bodies read to find a job token, GraphQL and configuration API bodies), 0 for no bound; past it such a request is refused (503). At least 2 MiB; keep it well under the memory limit' },
   upstreamConnections: { env: 'GATE_UPSTREAM_CONNECTIONS', kind: 'int', min: 0, default: '0', description: 'most connections to the upstream, 0 for no limit (the default): with a limit, that many requests whose clients stall (an upload that stops sending, an answer nobody reads) hold every other request back, unanswered, until the client timeout' },
   upstreamHeadersTimeoutMs: { env: 'GATE_UPSTREAM_HEADERS_TIMEOUT_MS', kind: 'int', min: 1, default: '60000', description: 'wait for the upstream response headers (504 after)' },
   upstreamBodyTimeoutMs: { env: 'GATE_UPSTREAM_BODY_TIMEOUT_MS', kind: 'int', min: 1, default: '300000', description: 'longest pause inside the upstream response body' },
@@ -228,6 +229,12 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.
   if (config.instanceTokenPrefix !== undefined && config.instanceTokenPrefix !== '' && !isRecognisedInstancePrefix(config.instanceTokenPrefix)) {
     throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 of letters, digits and _+=/@:.-, got ${JSON.stringify(config.instanceTokenPrefix)}`)
+  }
+  // A budget smaller than one body read whole (1 MiB at /api/graphql, GATE_MAX_INSPECTED_BODY_BYTES
+  // elsewhere, each with the chunk that ends it) would refuse such requests however idle the gate.
+  const smallestBudget = Math.max(2 << 20, 2 * config.maxInspectedBodyBytes)
+  if (config.bodyBudgetBytes !== 0 && config.bodyBudgetBytes < smallestBudget) {
+    throw new ConfigError(`GATE_BODY_BUDGET_BYTES must be 0 (no bound) or at least ${smallestBudget} (2 MiB, and twice GATE_MAX_INSPECTED_BODY_BYTES), got ${config.bodyBudgetBytes}`)
   }
   if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')

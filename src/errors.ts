@@ -76,6 +76,8 @@ export const errors = {
   TOKEN_JOB_NOT_RUNNING: { status: 401, message: '401 Unauthorized' },
   IDENTITY_UPSTREAM_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the job token cannot be verified right now; try again later' },
   IDENTITY_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the job token could not be verified' },
+  // Clients holding bodies half-sent take up the gate's body budget (GATE_BODY_BUDGET_BYTES, src/read-body.ts).
+  BODY_BUDGET_EXHAUSTED: { status: 503, message: '503 Service Unavailable - the gate is holding as many request bodies as it may while their clients send them; try again later' },
   BODY_TOO_LARGE_TO_INSPECT: { status: 413, message: '413 Request Entity Too Large - the request body is too large to inspect for credentials' },
   BODY_NOT_PARSEABLE: { status: 400, message: '400 Bad request - the request body could not be parsed to inspect it for credentials' },
   BODY_ENCODING_NOT_INSPECTABLE: { status: 415, message: '415 Unsupported Media Type - an encoded (compressed) request body cannot be inspected for credentials' },

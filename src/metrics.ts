@@ -59,6 +59,8 @@ export interface MetricSources {
   readonly grants: () => GrantCacheStats
   readonly store: () => Promise<StoreHealth>
   readonly upstreamPool: () => PoolStats
+  /** Body bytes held while clients send them, and their bound (src/read-body.ts). */
+  readonly bodyBudget: () => { readonly held: number, readonly max: number }
   readonly identity: () => IdentityStats | undefined
   /** The gate's GitLab client's calls, keyed `endpoint:outcome` (src/gitlab/client.ts). */
   readonly gitlab: () => Readonly<Record<string, number>>
@@ -122,6 +124,18 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
     help: 'Requests being handled (API and forward-auth listeners)',
     registers: [registry],
     collect () { this.set(sources?.inFlight() ?? 0) }
+  })
+  new Gauge({
+    name: name('request_body_bytes'),
+    help: 'Bytes of request bodies held while their clients send them (held), and their bound (budget, GATE_BODY_BUDGET_BYTES; 0: none)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const budget = sources?.bodyBudget()
+      if (budget === undefined) return
+      this.set({ state: 'held' }, budget.held)
+      this.set({ state: 'budget' }, budget.max)
+    }
   })
 
   // Read at scrape time, one group per source (src/metrics/collectors.ts).

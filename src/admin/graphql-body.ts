@@ -47,7 +47,7 @@ import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
-import { readUpTo } from '../read-body.ts'
+import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
 import { normalizeParamName } from '../identity/credentials.ts'
@@ -60,12 +60,17 @@ export type GraphqlBody =
   /** More than the limit was read (`prefix`); the rest is unread and the request paused. */
   | { readonly kind: 'over', readonly prefix: Buffer }
 
+/** A read past the gate's body budget as the configuration API's refusal (503). */
+export function budgetRefusal (err: unknown): never {
+  throw err instanceof BodyBudgetExhausted ? new AdminError('BODY_BUDGET_EXHAUSTED') : err
+}
+
 /**
  * Reads `req` until it ends or more than `limit` bytes were read. Rejects when the request
- * fails or the client goes away before either.
+ * fails or the client goes away before either, and with a 503 AdminError past the budget.
  */
-export async function readGraphqlBody (req: IncomingMessage, limit: number): Promise<GraphqlBody> {
-  const read = await readUpTo(req, limit)
+export async function readGraphqlBody (req: IncomingMessage, limit: number, budget?: BodyBudget): Promise<GraphqlBody> {
+  const read = await readUpTo(req, limit, budget).catch(budgetRefusal)
   const bytes = Buffer.concat(read.chunks, read.size)
   return read.complete ? { kind: 'whole', bytes } : { kind: 'over', prefix: bytes }
 }

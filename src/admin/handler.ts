@@ -18,13 +18,13 @@ import type { GrantCache } from '../grants/cache.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import { readUpTo } from '../read-body.ts'
+import { readUpTo, type BodyBudget } from '../read-body.ts'
 import { loggedPath } from '../text.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createGitlabClient, findCaller, userToken } from './auth.ts'
 import { classifyParams, executeGraphql, mapKeys, readGraphqlParams, type GraphqlHttpRequest, type GraphqlParams } from './graphql.ts'
-import { bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
+import { budgetRefusal, bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
@@ -104,6 +104,8 @@ export interface AdminOptions {
   readonly tokenRegistry?: TokenRegistryEndpoint
   /** Counts each refusal by code (`job_token_gate_admin_refusals_total`). */
   readonly refused?: (code: ErrorCode) => void
+  /** The gate's bound on body bytes held while clients send them (src/read-body.ts). */
+  readonly bodyBudget?: BodyBudget
 }
 
 export type AdminOutcome =
@@ -149,11 +151,11 @@ function mayCarryToken (request: HeaderSource, query: string, prefix: Buffer): b
     namesTokenParams(query, true) || bytesNameTokenParams(prefix, form)
 }
 
-/** The whole body; over `limit`, 413 ADMIN_BODY_TOO_LARGE. */
-async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The whole body; over `limit`, 413 ADMIN_BODY_TOO_LARGE; past the budget, 503 BODY_BUDGET_EXHAUSTED. */
+async function readBody (req: IncomingMessage, limit: number, budget: BodyBudget | undefined): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0')
   if (declared > limit) throw new AdminError('ADMIN_BODY_TOO_LARGE')
-  const read = await readUpTo(req, limit)
+  const read = await readUpTo(req, limit, budget).catch(budgetRefusal)
   if (!read.complete) throw new AdminError('ADMIN_BODY_TOO_LARGE')
   return Buffer.concat(read.chunks, read.size)
 }
@@ -235,7 +237,7 @@ export function createAdmin (options: AdminOptions): Admin {
     try {
       if (caller === 'operator' && method === 'PUT') {
         beforeBodyRead?.()
-        const bytes = await readBody(req, MAX_ADMIN_BODY_BYTES)
+        const bytes = await readBody(req, MAX_ADMIN_BODY_BYTES, options.bodyBudget)
         try {
           body = JSON.parse(bytes.toString('utf8'))
         } catch {
@@ -320,7 +322,14 @@ export function createAdmin (options: AdminOptions): Admin {
           beforeBodyRead?.()
           // Read whole up to the limit; a larger body is decided from its first bytes and, when
           // it is GitLab's, streams on (graphql-body.ts).
-          const read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES)
+          let read: Awaited<ReturnType<typeof readGraphqlBody>>
+          try {
+            read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES, options.bodyBudget)
+          } catch (err) {
+            if (!(err instanceof AdminError)) throw err
+            refuse(res, requestId, err, canonical.method, canonical.path, true)
+            return ANSWERED
+          }
           if (read.kind === 'over') {
             const contentType = String(req.headers['content-type'] ?? '')
             // The parameters the decided `map` names: a later part of one of these names must be a file.
@@ -418,7 +427,7 @@ export function createAdmin (options: AdminOptions): Admin {
           params: async () => {
             beforeBodyRead?.()
             bodyRead = true
-            return parseParams(await readBody(req, MAX_ADMIN_BODY_BYTES), String(req.headers['content-type'] ?? ''), query)
+            return parseParams(await readBody(req, MAX_ADMIN_BODY_BYTES, options.bodyBudget), String(req.headers['content-type'] ?? ''), query)
           }
         }, options.tokenPermissions)
         send(res, requestId, answer.status, answer.body, answer.headers)
@@ -430,7 +439,7 @@ export function createAdmin (options: AdminOptions): Admin {
           refuseTokenScope(res, requestId, err, canonical.method, canonical.apiPath, unread)
           return ANSWERED
         }
-        refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && err.code === 'ADMIN_BODY_TOO_LARGE'))
+        refuse(res, requestId, err, canonical.method, canonical.apiPath, unread || (err instanceof AdminError && (err.code === 'ADMIN_BODY_TOO_LARGE' || err.code === 'BODY_BUDGET_EXHAUSTED')))
       }
       return ANSWERED
     }

@@ -9,6 +9,7 @@ import type { Admin } from '../admin/handler.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
 import { createBodyScanner, rackReadsPostBody, readsUntypedJson } from '../identity/body-scan.ts'
+import type { BodyBudget } from '../read-body.ts'
 import { OVERRIDE_METHODS } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
@@ -24,6 +25,8 @@ export interface ForwardAuthOptions {
   /** Whether a peer is a trusted proxy (GATE_TRUSTED_PROXIES: addresses and CIDR ranges). */
   readonly trusted: PeerCheck
   readonly maxInspectedBodyBytes: number
+  /** The gate's bound on body bytes held while clients send them (src/read-body.ts). */
+  readonly bodyBudget?: BodyBudget
   /**
    * What a decision request without a body says of the original's (GATE_FORWARD_AUTH_BODIES):
    * nothing (`hidden`), what X-Original-Content-Length and X-Original-Transfer-Encoding state
@@ -98,7 +101,7 @@ async function readGuarded (body: ForwardBody | null): Promise<Error | null> {
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
   const bodies = options.bodies ?? 'hidden'
-  const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes })
+  const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes, ...(options.bodyBudget === undefined ? {} : { budget: options.bodyBudget }) })
 
   /**
    * nginx's auth_request never sends the body. If the original request declares a body GitLab

@@ -224,7 +224,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
-    const deny: Deny = { kind: 'deny', code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 }
+    const deny: Deny = { kind: 'deny', code: outcome.code, status: answer.status, message: answer.body.message, headers: answer.headers, always: answer.status === 413 || answer.status === 400 || answer.status === 415 || outcome.code === 'BODY_BUDGET_EXHAUSTED' }
     // A shadowed refusal forwards the request as it came, body included (the bytes read to
     // inspect it, or the guard it streams through, whose own refusals stand in every mode): left
     // unset, a shadowed unknown token or ambiguous credential reached GitLab with an empty body.

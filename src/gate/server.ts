@@ -31,6 +31,7 @@ import { createUsageRecorder, NO_USAGE_RECORDING, type UsageRecorder } from '../
 import { createDecisionLog } from './decision-log.ts'
 import { createDecisionRecorder } from './record.ts'
 import { createForwardAuth } from './forward-auth.ts'
+import { createBodyBudget } from '../read-body.ts'
 import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
@@ -100,7 +101,9 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, onInvalidation: lag => { metrics.observeInvalidation(lag) } })
   const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject, fineGrainedPolicies: config.fineGrainedPolicies })
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
-  const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes } })
+  // One bound on the body bytes every reader holds while clients send them (src/read-body.ts).
+  const bodyBudget = createBodyBudget(config.bodyBudgetBytes)
+  const identity = createIdentityStage({ resolver: deps.resolver, body: { maxBytes: config.maxInspectedBodyBytes, budget: bodyBudget } })
   // The configuration API (src/admin/, docs/admin.md): the proxy listener's first step.
   const gitlab = deps.gitlab ?? createGitlabClientFromConfig(config)
   // Group and instance routes: their project is found through GitLab's API with the service
@@ -118,7 +121,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const { enforcer: graphql, tokenPermissions } = createGraphqlEnforcement(config, gitlab, logger, metrics, deps.graphqlSchema, tokenRegistry)
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
-    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions,
+    store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions, bodyBudget,
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
     // Asked by path, a project GitLab does not show has id 0.
     projectOfPath: async path => { const found = await projectFacts.get(path); return found.id > 0 ? found.id : null },
@@ -172,6 +175,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     grants: () => grants.stats(),
     store: () => deps.store.health(),
     upstreamPool: () => upstream.pool.stats,
+    bodyBudget: () => bodyBudget,
     identity: () => deps.resolver.stats?.(),
     gitlab: () => gitlabCalls(gitlab, deps.resolver.gitlab),
     catalog: () => ({ version: engine.catalogVersion, routes: engine.router.routes.length }),
@@ -221,7 +225,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
 
   let auth: Server | null = null
   if (config.authListen !== undefined) {
-    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodies: config.forwardAuthBodies, record })
+    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodyBudget, bodies: config.forwardAuthBodies, record })
     const authTurnOf = createTurns(logger)
     auth = createServer(clientTimeouts, (req, res) => {
       const turn = authTurnOf(req, res)

@@ -28,7 +28,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
-import { readUpTo } from '../read-body.ts'
+import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
@@ -41,6 +41,8 @@ export interface BodyScanOptions {
   readonly maxBytes?: number
   /** Longest multipart part header block inspected. Default 16 KiB. */
   readonly maxPartHeaderBytes?: number
+  /** The gate's bound on body bytes held while clients send them (read-body.ts); none by default. */
+  readonly budget?: BodyBudget
 }
 
 export type BodyType = 'form' | 'json' | 'multipart'
@@ -109,13 +111,15 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
 
     async read (plan, body) {
       // A longer body is left paused and partly read: the answer closes the connection.
-      const read = await readUpTo(body, maxBytes)
+      const read = await readWithin(body)
+      if (read === null) return { kind: 'rejected', code: 'BODY_BUDGET_EXHAUSTED' }
       if (!read.complete) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
       return inspectRead(plan, Buffer.concat(read.chunks, read.size))
     },
 
     async readFirst (body) {
-      const head = await readUpTo(body, maxBytes)
+      const head = await readWithin(body)
+      if (head === null) return { kind: 'rejected', code: 'BODY_BUDGET_EXHAUSTED' }
       if (head.complete) return inspectRead({ kind: 'buffer', type: 'json' }, Buffer.concat(head.chunks, head.size))
       // What was read, then the rest: the guard sees every byte in order.
       const replay = new PassThrough()
@@ -128,6 +132,16 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
     guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
       if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential, untyped: plan.untyped === true, lenient: plan.lenient === true })
       return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
+    }
+  }
+
+  /** The body up to the limit; null past the budget. */
+  async function readWithin (body: Readable): Promise<Awaited<ReturnType<typeof readUpTo>> | null> {
+    try {
+      return await readUpTo(body, maxBytes, options.budget)
+    } catch (err) {
+      if (err instanceof BodyBudgetExhausted) return null
+      throw err
     }
   }
 
