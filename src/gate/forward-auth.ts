@@ -178,10 +178,14 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     return 1
   }
 
-  /** The decision endpoint's own refusals, before and after the stages. */
-  function refuse (x: Exchange, res: ServerResponse, requestId: string, deny: Deny, started: number, decidedAt?: number): void {
+  /**
+   * The decision endpoint's own refusals, before and after the stages. A body not read to its end
+   * (a guard that refused it early) is not drained: the connection closes after the answer, or the
+   * proxy's next decision on it would wait behind the unread rest.
+   */
+  function refuse (x: Exchange, req: IncomingMessage, res: ServerResponse, requestId: string, deny: Deny, started: number, decidedAt?: number): void {
     settle(x, 'deny', deny.code, 'forward_auth')
-    respond(res, requestId, deny, false, true)
+    respond(res, requestId, deny, x.body !== null && !req.complete, true)
     record(x, requestId, started, deny.status, decidedAt)
   }
 
@@ -201,18 +205,18 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const canonical = engine.canonicalize(method, target)
     const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical, undefined, false, req.socket)
     if (given && !peerTrusted) {
-      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
       return
     }
     if (original === 'conflict') {
       // Some of these headers came from the client, not the proxy: none of them can be trusted.
-      refuse(x, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
       return
     }
     // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,
     // on the API listener: allowing them here would let them reach GitLab's own allowlist.
     if (options.admin.owns(canonical)) {
-      refuse(x, res, requestId, denyOf('FORWARD_AUTH_GATE_ENDPOINT'), started)
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_GATE_ENDPOINT'), started)
       return
     }
     const outcome = await runStages(x, engine)
@@ -225,7 +229,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       return
     }
     if (hiddenBodyMayHoldToken(x, req, engine)) {
-      refuse(x, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
+      refuse(x, req, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
       return
     }
     // A body the proxy sends (Traefik's forwardBody, Envoy's with_request_body) that is too large
@@ -233,7 +237,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     // whole body from the proxy, so it is read to the end before any answer.
     const bodyError = await readGuarded(x.forwardBody)
     if (bodyError !== null) {
-      refuse(x, res, requestId, denyOf(bodyError instanceof GateError ? bodyError.code : 'BODY_NOT_PARSEABLE'), started, decidedAt)
+      refuse(x, req, res, requestId, denyOf(bodyError instanceof GateError ? bodyError.code : 'BODY_NOT_PARSEABLE'), started, decidedAt)
       return
     }
     // No body: nginx's auth_request reads only the status and headers of the answer, and keeps
