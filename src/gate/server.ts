@@ -374,14 +374,19 @@ const PARSER_ERRORS: Readonly<Record<string, ErrorCode>> = {
  * token), counted in the requests metric under the code.
  */
 function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): void {
-  const refuse = (socket: Duplex, code: ErrorCode, method: string, fields: Record<string, unknown>): void => {
+  const refuse = (socket: Duplex, code: ErrorCode, method: string, fields: Record<string, unknown>, ownBody: boolean): void => {
     const requestId = newRequestId()
     const status = errors[code].status
     metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method, decisionSeconds: 0, totalSeconds: 0 })
     logger[level as 'info']({ request_id: requestId, ...(method === '' ? {} : { method }), decision: 'deny', reason: code, stage: 'http_parser', ...fields, status }, 'decision')
-    // As Node does: answered only while no answer to an earlier request on this connection has begun.
+    // Answered only where the client reads the answer as this request's: a client reads a
+    // connection's answers in the order of its requests, so while an earlier request waits for its
+    // own (a pipelined CONNECT or malformed request behind a GET GitLab is still answering), an
+    // answer written now would be taken for that request's. The connection then just closes. The
+    // answer being written belongs to the request at fault only while that request's body is
+    // still being read (a bad chunk size) and nothing of it has gone.
     const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
-    if (current === undefined || current === null || !current.headersSent) socket.write(rawErrorAnswer(code, requestId))
+    if (current === undefined || current === null || (ownBody && !current.headersSent && !current.req.complete)) socket.write(rawErrorAnswer(code, requestId))
     socket.destroy()
   }
   server.on('clientError', (err: Error & { code?: string, reason?: string }, socket: Duplex) => {
@@ -393,12 +398,12 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
       socket.destroy()
       return
     }
-    refuse(socket, PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE', '', { parser_error: err.code, parser_reason: err.reason })
+    refuse(socket, PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE', '', { parser_error: err.code, parser_reason: err.reason }, true)
   })
   // Node hands a CONNECT over as a tunnel, not a request, and without a listener resets it: no
   // answer, no line. The gate tunnels nothing; it answers 405 like any refusal.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    refuse(socket, 'CONNECT_NOT_SUPPORTED', 'CONNECT', {})
+    refuse(socket, 'CONNECT_NOT_SUPPORTED', 'CONNECT', {}, false)
   })
 }
 
