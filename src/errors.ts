@@ -51,6 +51,7 @@ export const errors = {
   REQUEST_HEADERS_TOO_LARGE: { status: 431, message: '431 Request Header Fields Too Large' },
   REQUEST_HEADERS_TIMEOUT: { status: 408, message: '408 Request Timeout - the request headers did not arrive in time' },
   CONNECT_NOT_SUPPORTED: { status: 405, message: '405 Method Not Allowed - CONNECT: the gate is not a tunnelling proxy' },
+  EXPECTATION_NOT_SUPPORTED: { status: 417, message: '417 Expectation Failed - the only Expect the gate takes is 100-continue' },
   // Canonical path (src/routing/canonical.ts)
   PATH_DOT_SEGMENT: { status: 400, message: '400 Bad request - path contains a dot segment' },
   PATH_CONTROL_CHAR: { status: 400, message: '400 Bad request - path contains a control character' },

@@ -36,7 +36,7 @@ import { createHealthServer } from './health.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
 import { rawErrorAnswer, respond } from './respond.ts'
-import { newRequestId, requestIdOf } from './request.ts'
+import { hasBody, newRequestId, requestIdOf } from './request.ts'
 import { stdioOutput } from '../logging.ts'
 import { createGraphqlEnforcer, type GraphqlEnforcer } from '../graphql/enforce.ts'
 import { createDocumentCache, documentLimitsOf } from '../graphql/documents.ts'
@@ -404,6 +404,17 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
   // answer, no line. The gate tunnels nothing; it answers 405 like any refusal.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     refuse(socket, 'CONNECT_NOT_SUPPORTED', 'CONNECT', {}, false)
+  })
+  // An Expect other than 100-continue is never a request either: Node answered it 417 itself, an
+  // empty body with nothing logged or counted (GitLab's Workhorse answers 417 too).
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = newRequestId()
+    const code: ErrorCode = 'EXPECTATION_NOT_SUPPORTED'
+    const method = req.method ?? ''
+    metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method, decisionSeconds: 0, totalSeconds: 0 })
+    logger[level as 'info']({ request_id: requestId, method, decision: 'deny', reason: code, stage: 'http_parser', status: errors[code].status }, 'decision')
+    // A body we did not read is not drained: the connection closes after the answer.
+    respond(res, requestId, code, hasBody(req))
   })
 }
 
