@@ -4,7 +4,10 @@
 // failed with 413, which auth_request turns into 500, before the gate was asked. So a Maven, npm
 // or generic package upload over 1 MiB, allowed or not, failed behind nginx (`location /api/v4/`'s
 // `client_max_body_size 0` never came into play), and a git push over HTTP of more than 1 MiB
-// was refused 413 in `location /`, where GitLab itself sets the limits.
+// was refused 413 in `location /`, where GitLab itself sets the limits. The location that sends
+// the configuration API to the gate's API listener takes any path naming its words after the
+// project, and kept the default too: a package file named `job_token_scope.bin` over 1 MiB was
+// nginx's 413.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -26,6 +29,12 @@ test('behind the shipped nginx, bodies over 1 MiB are decided and forwarded', { 
   const refused = await send(base, 'PUT', '/api/v4/projects/300/packages/generic/p/1.0/f.bin', { 'job-token': TOKENS.app, ...octets }, BIG)
   assert.equal(refused.status, 403, refused.text)
   assert.equal(refused.json().code, 'NOT_ALLOWLISTED')
+  // A path the configuration API's location takes (its words after the project) is the gate
+  // proxy's to decide and forward: not refused 413 by that location's default limit.
+  const named = await send(base, 'PUT', '/api/v4/projects/200/packages/generic/p/1.0/job_token_scope.bin', { 'job-token': TOKENS.lib, ...octets }, BIG)
+  assert.equal(named.status, 200, named.text)
+  assert.equal(g.seen.at(-1)!.url, '/api/v4/projects/200/packages/generic/p/1.0/job_token_scope.bin')
+  assert.equal(g.seen.at(-1)!.bytes, BIG.length)
   // Outside the API (a git push over HTTP): GitLab sets the limits.
   const push = await send(base, 'POST', '/acme/lib.git/git-receive-pack', { 'content-type': 'application/x-git-receive-pack-request' }, BIG)
   assert.equal(push.status, 200, push.text)
