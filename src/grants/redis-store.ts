@@ -6,6 +6,8 @@
 //                                  version (integer, bumped by every write and delete, kept
 //                                  after a delete so versions never repeat)
 //   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
+//   <prefix>:{path:<path>}:prev   string: the project the entry was taken from, while its
+//                                  document claimed the path (resolvePath's fallback)
 //   <prefix>:{p:<id>}:audit       stream: audit events of the configuration API, field `e` (JSON)
 //   <prefix>:{p:<id>}:usage:<day> hash: least-privilege usage, expiring (usage-redis.ts)
 //   <prefix>:{ns:<path>}:settings hash: doc (NamespaceSettings JSON), path, version: a root
@@ -75,6 +77,8 @@ export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
 export interface RedisKeys {
   grants (projectId: number): string
   path (lowerPath: string): string
+  /** The project a path's entry was taken from while its document claimed the path (same slot). */
+  pathPrevious (lowerPath: string): string
   /** Stream of the project's audit events (configuration API), append-only. */
   audit (projectId: number): string
   /** A root namespace's settings hash, and its audit stream (lower-cased path). */
@@ -87,6 +91,7 @@ export function redisKeys (prefix = 'jtg'): RedisKeys {
   return {
     grants: id => `${prefix}:{p:${id}}:grants`,
     path: lowerPath => `${prefix}:{path:${lowerPath}}:id`,
+    pathPrevious: lowerPath => `${prefix}:{path:${lowerPath}}:prev`,
     audit: id => `${prefix}:{p:${id}}:audit`,
     namespace: path => `${prefix}:{ns:${path}}:settings`,
     namespaceAudit: path => `${prefix}:{ns:${path}}:audit`,
@@ -145,17 +150,21 @@ redis.call('PUBLISH', ARGV[1], '{' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .
 return {1, version, oldPath}
 `
 
-// KEYS[1] path index key. ARGV[1] id. Removes the hint only if it still names that project.
+// KEYS[1] path index key, KEYS[2] its previous holder (same slot). ARGV[1] id. Removes the hint
+// only if it still names that project.
 const UNINDEX_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1], KEYS[2]) end
 return 0
 `
 
-// KEYS[1] path index key. ARGV[1] the holder the write's decision read ('' = none), ARGV[2] id.
-// Sets the hint only if it still holds what was read: another write's newer decision stands.
+// KEYS[1] path index key, KEYS[2] its previous holder (same slot). ARGV[1], ARGV[2] the entry and
+// previous holder the write's decision read ('' = none), ARGV[3] id, ARGV[4] the project whose
+// document claims the path now, kept as the previous holder ('' = none). Sets the hint only if it
+// still holds what was read: another write's newer decision stands.
 const INDEX_SCRIPT = `
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] or (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[4]) end
 return 1
 `
 
@@ -174,8 +183,8 @@ const INDEX_ATTEMPTS = 5
 interface Scripts {
   jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
   jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
-  jtgUnindex (key: string, id: string): Promise<number>
-  jtgIndex (key: string, holder: string, id: string): Promise<number>
+  jtgUnindex (key: string, previousKey: string, id: string): Promise<number>
+  jtgIndex (key: string, previousKey: string, holder: string, previous: string, id: string, claimant: string): Promise<number>
 }
 
 function modeOf (options: RedisStoreOptions): RedisMode {
@@ -249,8 +258,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   client.on('error', (err: Error) => { lastError = err.message })
   client.defineCommand('jtgPut', { numberOfKeys: 2, lua: PUT_SCRIPT })
   client.defineCommand('jtgDelete', { numberOfKeys: 2, lua: DELETE_SCRIPT })
-  client.defineCommand('jtgUnindex', { numberOfKeys: 1, lua: UNINDEX_SCRIPT })
-  client.defineCommand('jtgIndex', { numberOfKeys: 1, lua: INDEX_SCRIPT })
+  client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: UNINDEX_SCRIPT })
+  client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: INDEX_SCRIPT })
   const scripts = client as unknown as Scripts
   const usage = createRedisUsage(client, keys.grants)
 
@@ -362,37 +371,48 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     return { total, events }
   }
 
-  /**
-   * Whether project `projectId`, about to be written with the path `lower`, takes its index entry
-   * (the memory store's rule): yes unless the entry names another project whose record claims the
-   * path and this project's record had that path already. A document written again with its old
-   * path may be older news than the other project's; the configuration API writes the path GitLab
-   * gives a project now, so a change of path is the newer news. Writes only: two reads more.
-   */
-  async function takesIndex (projectId: number, lower: string, holder: string | null): Promise<boolean> {
-    if (holder === null || holder === String(projectId)) return true
-    const [claimed, own] = await Promise.all([client.hget(keys.grants(Number(holder)), 'path'), client.hget(keys.grants(projectId), 'path')])
-    return claimed !== lower || own !== lower
+  /** Whether project `id`'s record claims the path `lower`. */
+  async function claims (id: string | null, lower: string): Promise<boolean> {
+    return id !== null && await client.hget(keys.grants(Number(id)), 'path') === lower
   }
 
   /**
-   * Points the path's index entry at `projectId` where takesIndex says so. The entry is in another
-   * slot than the records the decision reads, so it is written only if it still holds what the
-   * decision read: a write from another replica in between (a newer claim) is decided again, never
-   * overwritten by a decision made before it, which could leave the entry to the project whose
-   * path was old news and, once that one moved on, to none.
+   * The project whose record claims the path as resolvePath answers it: the one the entry names,
+   * else the one the entry was taken from. A write takes the entry before its script records the
+   * path (and may be refused, fail or never finish), so for that while the entry names a project
+   * that does not claim the path, and the one it was taken from still does.
+   */
+  async function claimant (lower: string, holder: string | null, previous: string | null): Promise<string | null> {
+    if (await claims(holder, lower)) return holder
+    return previous !== holder && await claims(previous, lower) ? previous : null
+  }
+
+  /**
+   * Points the path's index entry at `projectId` (the memory store's rule): unless the project
+   * whose record claims the path is another one and this project's record had that path already.
+   * A document written again with its old path may be older news than the other project's; the
+   * configuration API writes the path GitLab gives a project now, so a change of path is the newer
+   * news. The project the entry is taken from is kept beside it while its record claims the path,
+   * so that a write refused on its version, or failing, or still running, leaves the path to it.
+   * The entry is in another slot than the records the decision reads, so it is written only if it
+   * still holds what the decision read: a write from another replica in between (a newer claim) is
+   * decided again, never overwritten by a decision made before it, which could leave the entry to
+   * the project whose path was old news and, once that one moved on, to none.
    */
   async function index (projectId: number, lower: string): Promise<void> {
     const id = String(projectId)
     for (let attempt = 0; attempt < INDEX_ATTEMPTS; attempt++) {
-      const holder = await client.get(keys.path(lower))
-      if (holder === id || !await takesIndex(projectId, lower, holder)) return
-      if (await scripts.jtgIndex(keys.path(lower), holder ?? '', id) === 1) return
+      const [holder, previous] = await client.mget(keys.path(lower), keys.pathPrevious(lower)) as [string | null, string | null]
+      if (holder === id) return
+      const [now, own] = await Promise.all([claimant(lower, holder, previous), claims(id, lower)])
+      if (now !== null && now !== id && own) return
+      const kept = now === null || now === id ? '' : now
+      if (await scripts.jtgIndex(keys.path(lower), keys.pathPrevious(lower), holder ?? '', previous ?? '', id, kept) === 1) return
     }
   }
 
   async function unindex (lowerPath: string, projectId: number): Promise<void> {
-    await scripts.jtgUnindex(keys.path(lowerPath), String(projectId))
+    await scripts.jtgUnindex(keys.path(lowerPath), keys.pathPrevious(lowerPath), String(projectId))
   }
 
   return {
@@ -415,28 +435,28 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     resolvePath: path => call('resolvePath', async () => {
       const lower = foldedPathKey(path)
       if (lower === null) return null
-      const id = await client.get(keys.path(lower))
-      if (id === null) return null
-      const projectId = Number(id)
+      const [id, previous] = await client.mget(keys.path(lower), keys.pathPrevious(lower)) as [string | null, string | null]
+      if (id === null && previous === null) return null
       // The index is a hint in another slot: the project's own record has the last word.
-      const stored = await client.hget(keys.grants(projectId), 'path')
-      return stored === lower ? projectId : null
+      const found = await claimant(lower, id, previous)
+      return found === null ? null : Number(found)
     }),
     put: (input, putOptions: PutOptions = {}) => call('put', async () => {
       const grants = checkStoredGrants(input)
       const id = String(grants.projectId)
       const lower = pathKey(grants.projectPath)
-      // Index first: a reader that finds the hint before the record changes gets null, never
-      // another project. Not taken from another project whose record claims the path when this
-      // write brings no news of it (the record had that path already): see takesIndex.
+      // Index first: a reader that finds the hint before the record changes gets the project the
+      // entry was taken from, while its record claims the path, never one whose record does not.
+      // Not taken from another project whose record claims the path when this write brings no news
+      // of it (the record had that path already): see index.
       await index(grants.projectId, lower)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept)
-      if (ok !== 1) {
-        if (oldPath !== lower) await unindex(lower, grants.projectId)
-        throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
-      }
+      // Refused: the entry stays as taken, and resolves to the project it was taken from while that
+      // one's record claims the path. Removing it here dropped that project's entry, and putting it
+      // back could undo another write of this project that recorded the path meanwhile.
+      if (ok !== 1) throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
       if (oldPath !== '' && oldPath !== lower) await unindex(oldPath, grants.projectId)
       return Number(version)
     }),

@@ -185,6 +185,20 @@ export function storeContract (name: string, open: (options?: StoreOptions) => P
     assert.equal(await reader.resolvePath('acme/taken-old'), null)
   })
 
+  test(`${name}: a write refused on its version leaves the path to the project that claims it`, async () => {
+    const { writer, reader } = await open()
+    // 15 was renamed in GitLab to the path 14 was last written with; its first write loses a race.
+    await writer.put(grantsFor(14, 'acme/claimed'))
+    await writer.put(grantsFor(15, 'acme/fifteen'))
+    await assert.rejects(writer.put(grantsFor(15, 'acme/claimed'), { expectedVersion: 0 }), GrantsVersionConflictError)
+    assert.equal(await reader.resolvePath('acme/claimed'), 14, 'the refused write took nothing from 14')
+    assert.equal(await reader.resolvePath('acme/fifteen'), 15)
+    // Written again on the version it reads now: the change of path is the newer news.
+    assert.equal(await writer.put(grantsFor(15, 'acme/claimed'), { expectedVersion: 1 }), 2)
+    assert.equal(await reader.resolvePath('acme/claimed'), 15)
+    assert.equal(await reader.resolvePath('acme/fifteen'), null)
+  })
+
   test(`${name}: unsubscribed listeners hear nothing more`, async () => {
     const { writer, reader } = await open()
     const events = recordEvents(reader)
