@@ -33,6 +33,12 @@ interface FileDocument {
   formatVersion: number
   projects: Array<{ version: number, grants: ProjectGrants }>
   namespaces?: Array<{ version: number, settings: NamespaceSettings }>
+  /**
+   * Paths several documents claim: the project the path index entry names (lower-cased path →
+   * id). Loading otherwise gives such a path to the first document in the file, which may be the
+   * one whose path is old news. A gate that predates it reads the file without it.
+   */
+  paths?: Record<string, number>
 }
 
 interface StoredRecord { grants: ProjectGrants, version: number, stored: StoredGrants }
@@ -70,6 +76,11 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     loading = true
     for (const { grants, version } of loaded.projects) commit(grants.projectId, grants, version)
     loading = false
+    // A path several documents claim goes back to the project that held it when the file was saved.
+    for (const [key, id] of Object.entries(loaded.paths)) {
+      const claimed = records.get(id)
+      if (claimed !== undefined && pathKey(claimed.grants.projectPath) === key) paths.set(key, id)
+    }
     for (const { settings, version } of loaded.namespaces) commitNamespace(settings.namespacePath, settings, version)
   }
 
@@ -80,17 +91,22 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   }
 
   function commit (projectId: number, grants: ProjectGrants | null, version: number): void {
-    const old = records.get(projectId)
-    const key = grants === null ? null : pathKey(grants.projectPath)
-    const takesPath = key !== null && takesIndex(projectId, key)
-    if (old !== undefined && pathKey(old.grants.projectPath) !== key && paths.get(pathKey(old.grants.projectPath)) === projectId) paths.delete(pathKey(old.grants.projectPath))
+    reindex(paths, projectId, grants)
     versions.set(projectId, version)
     if (grants === null) {
       records.delete(projectId)
       return
     }
     records.set(projectId, { grants, version, stored: Object.freeze({ ...grants, version }) })
-    if (takesPath) paths.set(key!, projectId)
+  }
+
+  /** Changes `index` (the path index, or a copy) as writing project `projectId` changes it: before `records` changes. */
+  function reindex (index: Map<string, number>, projectId: number, grants: ProjectGrants | null): void {
+    const old = records.get(projectId)
+    const key = grants === null ? null : pathKey(grants.projectPath)
+    const takesPath = key !== null && takesIndex(projectId, key)
+    if (old !== undefined && pathKey(old.grants.projectPath) !== key && index.get(pathKey(old.grants.projectPath)) === projectId) index.delete(pathKey(old.grants.projectPath))
+    if (takesPath) index.set(key!, projectId)
   }
 
   /**
@@ -115,13 +131,24 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     for (const [id, record] of records) if (change.kind !== 'project' || id !== change.projectId) projects.push({ version: record.version, grants: record.grants })
     if (change.kind === 'project' && change.grants !== null) projects.push({ version: change.version, grants: change.grants })
     projects.sort((a, b) => a.grants.projectId - b.grants.projectId)
+    // The index entries of paths several documents claim: the file's order does not tell them.
+    const index = new Map(paths)
+    if (change.kind === 'project') reindex(index, change.projectId, change.grants)
+    const claims = new Map<string, number>()
+    for (const { grants } of projects) claims.set(pathKey(grants.projectPath), (claims.get(pathKey(grants.projectPath)) ?? 0) + 1)
+    const held: Record<string, number> = {}
+    for (const [key, count] of [...claims].sort(([a], [b]) => a < b ? -1 : 1)) {
+      const id = index.get(key)
+      if (count > 1 && id !== undefined) held[key] = id
+    }
     const spaces: NonNullable<FileDocument['namespaces']> = []
     for (const [path, record] of namespaces) if (change.kind !== 'namespace' || path !== change.namespacePath) spaces.push({ version: record.version, settings: record.settings })
     if (change.kind === 'namespace' && change.settings !== null) spaces.push({ version: change.version, settings: change.settings })
     spaces.sort((a, b) => a.settings.namespacePath < b.settings.namespacePath ? -1 : 1)
+    const contested = Object.keys(held).length === 0 ? {} : { paths: held }
     const doc: FileDocument = spaces.length === 0
-      ? { format: FORMAT, formatVersion: FORMAT_VERSION, projects }
-      : { format: FORMAT, formatVersion: FORMAT_VERSION_NAMESPACES, projects, namespaces: spaces }
+      ? { format: FORMAT, formatVersion: FORMAT_VERSION, projects, ...contested }
+      : { format: FORMAT, formatVersion: FORMAT_VERSION_NAMESPACES, projects, namespaces: spaces, ...contested }
     return JSON.stringify(doc, null, 2) + '\n'
   }
 
@@ -300,6 +327,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 interface LoadedState {
   readonly projects: Array<{ grants: ProjectGrants, version: number }>
   readonly namespaces: Array<{ settings: NamespaceSettings, version: number }>
+  readonly paths: Readonly<Record<string, number>>
 }
 
 async function loadFile (file: string): Promise<LoadedState> {
@@ -307,7 +335,7 @@ async function loadFile (file: string): Promise<LoadedState> {
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { projects: [], namespaces: [] }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { projects: [], namespaces: [], paths: {} }
     throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
   }
   // A file that does not parse stops the start: silently starting empty would drop every grant.
@@ -341,7 +369,12 @@ async function loadFile (file: string): Promise<LoadedState> {
       throw new GrantsError('GRANTS_INVALID', `${file}: namespaces[${i}]: ${(err as Error).message}`)
     }
   })
-  return { projects, namespaces }
+  const paths = doc.paths ?? {}
+  if (typeof paths !== 'object' || paths === null || Array.isArray(paths) ||
+    Object.values(paths).some(id => typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)) {
+    throw new GrantsError('GRANTS_INVALID', `${file}: paths must map paths to project ids`)
+  }
+  return { projects, namespaces, paths }
 }
 
 /** A crash between writing and renaming leaves a temp file behind; it is never read. */

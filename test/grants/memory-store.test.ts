@@ -71,6 +71,8 @@ test('file store: an unreadable file stops the start instead of starting empty',
   await assert.rejects(createMemoryStore({ file }), /projects\[0\]/)
   writeFileSync(file, JSON.stringify({ something: 'else' }))
   await assert.rejects(createMemoryStore({ file }), /is not a job-token-gate\/grants file/)
+  writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: [], paths: { 'acme/kit': 'x' } }))
+  await assert.rejects(createMemoryStore({ file }), /paths must map paths to project ids/)
 })
 
 test('file store: a missing file starts empty and leftover temp files are removed', async t => {
