@@ -190,6 +190,8 @@ function targetFromGid (value: string, from: string): BoundaryTarget | null {
 }
 
 const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath']
+/** Lists of paths, each read as the argument of the singular name reads one. */
+const PATH_LIST_ARGS: ReadonlyArray<readonly [string, string]> = [['projectPaths', 'projectPath'], ['groupPaths', 'groupPath'], ['fullPaths', 'fullPath']]
 
 /** Most projects, groups and namespaces one field's arguments may name. */
 export const MAX_TARGETS = 8
@@ -199,11 +201,15 @@ const targetKey = (t: BoundaryTarget): string => `${t.kind}\u0000${t.model ?? ''
 
 /**
  * Every project, group and namespace the arguments name (`projectPath`, `groupPath`, `fullPath`,
- * and global IDs under any argument name, inside input objects too), in the order read: the top
- * level first, then inside input objects. GitLab takes a boundary from one argument, the
- * directive's `boundary_argument`, which its docs page (and so the catalog) does not name; a
- * global ID in any other argument (`clientMutationId`, `name`) must not choose which target is
- * checked, so each one named is. When none is, the first global ID of another object
+ * their lists `projectPaths`, `groupPaths`, `fullPaths`, and global IDs under any argument name,
+ * inside input objects and lists too), in the order read: the top level first, then inside input
+ * objects and lists. GitLab takes a boundary from one argument, the directive's
+ * `boundary_argument`, which its docs page (and so the catalog) does not name; a global ID in any
+ * other argument (`clientMutationId`, `name`) must not choose which target is checked, so each
+ * one named is. A list is never a boundary to GitLab (BoundaryExtractor reads a global ID or a
+ * path, nothing else), but it may name projects the operation acts on there, which its boundary
+ * does not cover (runnerUpdate's `associatedProjects` assign a runner to each): each one is
+ * checked too. When none is named, the first global ID of another object
  * (`gid://gitlab/Vulnerability/5`), whose project or group GitLab checks itself; else nothing.
  */
 export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
@@ -224,13 +230,21 @@ export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fie
     seen.add(key)
     named.push(target)
   }
+  // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
+  // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
+  const pathOf = (v: unknown): string => typeof v === 'string' ? v : typeof v === 'number' && Number.isInteger(v) ? String(v) : ''
   const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
     for (const key of PATH_ARGS) {
-      const v = value[key]
-      // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
-      // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
-      const path = typeof v === 'string' ? v : typeof v === 'number' && Number.isInteger(v) ? String(v) : ''
+      const path = pathOf(value[key])
       if (path !== '') add(targetFromPath(key, path, fieldName, prefix + key))
+    }
+    for (const [key, singular] of PATH_LIST_ARGS) {
+      const list = value[key]
+      if (!Array.isArray(list)) continue
+      list.forEach((v, i) => {
+        const path = pathOf(v)
+        if (path !== '') add(targetFromPath(singular, path, fieldName, `${prefix}${key}[${i}]`))
+      })
     }
     // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
     for (const [key, v] of Object.entries(value)) {
@@ -238,8 +252,19 @@ export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fie
     }
     if (depth > 4) return
     for (const [key, v] of Object.entries(value)) {
-      if (typeof v === 'object' && v !== null && !Array.isArray(v)) search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
+      if (Array.isArray(v)) searchList(v, prefix + key, depth + 1)
+      else if (typeof v === 'object' && v !== null) search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
     }
+  }
+  /** A list's items: global IDs (`associatedProjects: [ProjectID]`), input objects, lists. */
+  const searchList = (list: readonly unknown[], from: string, depth: number): void => {
+    list.forEach((v, i) => {
+      const at = `${from}[${i}]`
+      if (typeof v === 'string') add(targetFromGid(v, at))
+      else if (depth > 4) return
+      else if (Array.isArray(v)) searchList(v, at, depth + 1)
+      else if (typeof v === 'object' && v !== null) search(v as Record<string, unknown>, `${at}.`, depth + 1)
+    })
   }
   search(args, '', 0)
   return named.length > 0 ? named : object === null ? [] : [object]
