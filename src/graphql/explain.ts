@@ -40,7 +40,7 @@ export class GraphqlDocumentError extends Error {
   }
 }
 
-/** Where a permission applies, read from the arguments of the field or its nearest ancestor. */
+/** Where a permission applies, read from the arguments of the field and of its ancestors. */
 export interface BoundaryTarget {
   /** project, group, namespace (a `fullPath` whose field does not say which), or another object whose project decides. */
   readonly kind: 'project' | 'group' | 'namespace' | 'object'
@@ -340,6 +340,34 @@ const NO_TARGET: Targets = [null]
 const orNone = (targets: readonly BoundaryTarget[]): Targets => targets.length > 0 ? targets : NO_TARGET
 
 /**
+ * A nested field's targets: its ancestors' and the ones its own arguments name. GitLab checks
+ * the objects a nested field returns where they are, most often in the project or group an
+ * ancestor names (`project(fullPath:) { pipelineSchedules }`): an argument of the field (a
+ * cursor holding `gid://gitlab/Project/100`, another object's global ID) must not move the check
+ * off it, so both are checked. Another object counts only when no project or group is named, as
+ * in targetsOfArguments; at most MAX_TARGETS projects, groups and namespaces in all.
+ */
+function joinTargets (inherited: Targets, own: readonly BoundaryTarget[], fieldName: string): Targets {
+  if (own.length === 0) return inherited
+  const named: BoundaryTarget[] = []
+  const seen = new Set<string>()
+  let object: BoundaryTarget | null = null
+  for (const target of [...inherited, ...own]) {
+    if (target === null) continue
+    if (target.kind === 'object') {
+      object ??= target
+      continue
+    }
+    const key = targetKey(target)
+    if (seen.has(key)) continue
+    if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${fieldName} and of the fields around it name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
+    seen.add(key)
+    named.push(target)
+  }
+  return named.length > 0 ? named : orNone(object === null ? [] : [object])
+}
+
+/**
  * Where a selection is read: its response path, the targets its nearest arguments name, and the
  * object types its object may be at run time (null: not known, an operation's root or a scalar).
  */
@@ -413,8 +441,7 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           // authorization). Returning false skips the subtree; TypeInfo leaves the field itself.
           if (name.startsWith('__')) return false
           const path = [...here.path, field.alias?.value ?? name]
-          const own = targetsOfArguments(argumentValues(field, variables), name)
-          const targets = own.length > 0 ? own : here.targets
+          const targets = joinTargets(here.targets, targetsOfArguments(argumentValues(field, variables), name), name)
           const frame: Frame = { path, targets, runtime: null }
           stack.push(frame)
           const parent = typeInfo.getParentType()
