@@ -20,6 +20,9 @@ import { trimEnds } from '../text.ts'
 /** Longer target ids and paths are no project or group of GitLab's. */
 const MAX_TARGET_CHARS = 8192
 
+/** Text without a lone surrogate (String#isWellFormed, which ES2023's types do not declare). */
+const WELL_FORMED = /^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/
+
 export interface TargetFacts {
   readonly projectId?: number
   /** The target group and every ancestor, or the project's namespace and its ancestors (nearest first). */
@@ -293,6 +296,9 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // GitLab has no longer one (a path is at most 255 characters a level, 20 levels deep): not
     // found, without asking it a URL it would refuse (414) and the gate would count as a failure.
     if (raw === undefined || raw === '' || raw.length > MAX_TARGET_CHARS) return null
+    // Nor one with a lone surrogate (`"\ud800"` in JSON variables), which no URL can carry
+    // (encodeURIComponent throws) and no path of GitLab's holds.
+    if (!WELL_FORMED.test(raw)) return null
     // A global ID's id that is not digits (`gid://gitlab/Project/300abc`, which ActiveRecord reads
     // as 300): not looked up, as the REST API would read it as a path.
     if (target.id !== undefined && !/^\d+$/.test(target.id)) return null
