@@ -7,6 +7,8 @@
 // configuration answers it for auth_request's 401 and 403.
 
 import { test } from 'node:test'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
@@ -44,15 +46,14 @@ test('behind the shipped nginx: refusals answer the gate\'s body, 401s with thei
     ['not allowlisted', 'GET', '/api/v4/projects/300/releases', { 'job-token': TOKENS.app }, undefined, 403, 'NOT_ALLOWLISTED'],
     ['release-cli create: a JSON body nginx does not pass on', 'POST', '/api/v4/projects/200/releases', { 'job-token': TOKENS.lib, 'content-type': 'application/json' }, '{"tag_name":"v1.0","ref":"main"}', 403, 'BODY_NOT_VISIBLE'],
     ['a finished job\'s token', 'GET', '/api/v4/projects/200/packages/maven/a/b/1/b.jar', { 'job-token': TOKENS.appFinished }, undefined, 401, 'TOKEN_JOB_NOT_RUNNING'],
-    ['outside the API', 'GET', '/acme/lib.git/info/refs/%2e%2e/x', { 'job-token': TOKENS.app }, undefined, 400, '']
+    // auth_request answers 500 for any other status: the configuration answers the gate's.
+    ['a dot segment, outside the API', 'GET', '/acme/lib.git/info/refs/%2e%2e/x', { 'job-token': TOKENS.app }, undefined, 400, 'PATH_DOT_SEGMENT'],
+    ['GitLab cannot be asked about the job', 'GET', '/api/v4/projects/600/packages', { 'job-token': TOKENS.web }, undefined, 503, 'IDENTITY_UPSTREAM_UNAVAILABLE']
   ]
   for (const [name, method, path, headers, body, status, code] of cases) {
+    if (status === 503) g.gitlab.failWith.job = 503
     const res = await send(base, method, path, headers, body)
-    if (status === 400) {
-      // Not a refusal auth_request passes on (nginx answers 500 for any other status): unchanged.
-      assert.equal(res.status, 500, `${name}: ${res.text}`)
-      continue
-    }
+    delete g.gitlab.failWith.job
     assert.equal(res.status, status, `${name}: ${res.text}`)
     assert.match(String(res.headers['content-type']), /^application\/json/, name)
     const answer = res.json()
@@ -69,4 +70,18 @@ test('behind the shipped nginx: refusals answer the gate\'s body, 401s with thei
   const upstream = await send(base, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app })
   assert.equal(upstream.status, 403)
   assert.equal(upstream.text, '{"message":"403 Forbidden"}')
+})
+
+test('behind the shipped nginx: a gate nginx cannot reach is a 503 that says so, and nothing is passed on', { skip: needsNginx }, async t => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  // A port nothing listens on: the gate's decision listener, closed.
+  const closed = await new Promise<number>(resolve => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)) })
+  })
+  const { base } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: closed, api: g.gate.address().port })
+  const res = await send(base, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app })
+  assert.equal(res.status, 503, res.text)
+  assert.match(String(res.headers['content-type']), /^application\/json/)
+  assert.equal(res.json().code, 'GATE_UNREACHABLE')
+  assert.equal(g.seen.length, 0, 'nothing reached GitLab')
 })
