@@ -2,12 +2,13 @@
 // Prometheus `/metrics` scrape. Kept off the API listener so probes and scrapes never queue
 // behind API traffic, and never reach GitLab.
 
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { StoreHealth } from '../grants/store.ts'
 import type { GateMetrics } from '../metrics.ts'
 import { newRequestId } from './request.ts'
 import { respond, type JsonAnswer } from './respond.ts'
+import { createTurns } from './turns.ts'
 
 export interface HealthSources {
   readonly metrics: GateMetrics
@@ -34,7 +35,16 @@ export function createHealthServer (sources: HealthSources): Server {
     return json(ok ? 200 : 503, { status: ok ? 'ok' : 'failed', checks })
   }
 
+  // Pipelined probes and scrapes one at a time too: a write of thousands of `/metrics` requests
+  // rendered the registry for each at once.
+  const turnOf = createTurns(logger)
   return createServer((req, res) => {
+    const turn = turnOf(req, res)
+    if (turn === true) answer(req, res)
+    else if (turn !== false) void turn.then(started => { if (started) answer(req, res) })
+  })
+
+  function answer (req: IncomingMessage, res: ServerResponse): void {
     if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       // Prometheus' text format, not JSON: written here.
       metrics.scrape().then(text => {
@@ -57,5 +67,5 @@ export function createHealthServer (sources: HealthSources): Server {
       return
     }
     respond(res, null, NOT_FOUND)
-  })
+  }
 }

@@ -103,3 +103,23 @@ test('forward-auth: pipelined decisions with made-up tokens ask GitLab one at a 
   await new Promise(resolve => setTimeout(resolve, 300))
   assert.equal(g.gitlab.calls.job, 1, 'one /job call at a time for one connection')
 })
+
+test('the health listener: pipelined scrapes are answered one at a time, in order; thousands close the connection', async (t) => {
+  const g = await startTestGate(t)
+  const socket = await open(g.healthUrl)
+  t.after(() => socket.destroy())
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+  socket.write(get('/-/liveness') + get('/metrics') + get('/-/liveness'))
+  await eventually(() => (received.match(/HTTP\/1\.1 200/g) ?? []).length === 3, { message: 'three answers' })
+  assert.match(received, /^HTTP\/1\.1 200[^]*"status":"ok"[^]*job_token_gate_[^]*"status":"ok"/, 'in order')
+
+  // Each /metrics request rendered the whole registry at once: now the connection closes.
+  const flood = await open(g.healthUrl)
+  let answers = 0
+  flood.on('data', (chunk: Buffer) => { answers += (chunk.toString('latin1').match(/HTTP\/1\.1 200/g) ?? []).length })
+  flood.on('error', () => {})
+  flood.write(Array.from({ length: 2000 }, () => get('/metrics')).join(''))
+  await eventually(() => flood.destroyed || flood.readableEnded, { message: 'the health listener closes the connection' })
+  assert.ok(answers <= 33, `${answers} scrapes answered for one connection`)
+})
