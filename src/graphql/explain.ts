@@ -179,8 +179,18 @@ export function readGlobalId (value: string): { readonly model: string, readonly
 /** Namespaces are one table: `gid://gitlab/Namespace/10` finds group 10 (or a user's or a project's namespace). */
 const NAMESPACE_MODEL = /^(?:Namespace|Namespaces::\w+)$/
 
-function targetFromGid (value: string, from: string): BoundaryTarget | null {
+/** readGlobalId, a long text once per analysis (see Analysis). */
+function globalIdOf (value: string): ReturnType<typeof readGlobalId> {
+  if (value.length < 1024 || analysis === null) return readGlobalId(value)
+  const known = analysis.texts.get(value)
+  if (known !== undefined) return known
   const gid = readGlobalId(value)
+  analysis.texts.set(value, gid)
+  return gid
+}
+
+function targetFromGid (value: string, from: string): BoundaryTarget | null {
+  const gid = globalIdOf(value)
   if (gid === null) return null
   const { model, id } = gid
   if (model === 'Project') return { kind: 'project', id, from }
@@ -213,61 +223,114 @@ const targetKey = (t: BoundaryTarget): string => `${t.kind}\u0000${t.model ?? ''
  * (`gid://gitlab/Vulnerability/5`), whose project or group GitLab checks itself; else nothing.
  */
 export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
+  // `fullPath` names whatever the field returns (targetFromPath): the field's name matters only so.
+  const pathField = /^projects?$/.test(fieldName) ? 'project' : /^groups?$/.test(fieldName) ? 'group' : ''
+  const found = foundIn(args, 0, fieldName, caches(pathField))
+  return found.named.length > 0 ? [...found.named] : found.object === null ? [] : [found.object]
+}
+
+/**
+ * What a value in the arguments names: its projects, groups and namespaces, else its first other
+ * object; `from` relative to the value. `values`: how many values were read to find them.
+ */
+interface Found { readonly named: readonly BoundaryTarget[], readonly object: BoundaryTarget | null, readonly values: number }
+
+/**
+ * What the analysis running now (explainGraphql) has read: the input objects and lists of many
+ * values, by what `fullPath` names there and the depth they are read at, and long texts read as
+ * global IDs. A variable is one value however many fields name it (`a1: project(x: $v) a2:
+ * project(x: $v) ...`): read once, not once per field. 700 fields naming a list of 60,000 items
+ * once took the analysis over a minute, every other request waiting.
+ */
+interface Analysis {
+  readonly found: Map<string, Array<Map<object, Found>>>
+  readonly texts: Map<string, ReturnType<typeof readGlobalId>>
+}
+let analysis: Analysis | null = null
+const CACHED_VALUES = 64
+
+function caches (pathField: string): Array<Map<object, Found>> {
+  const found = analysis?.found ?? new Map<string, Array<Map<object, Found>>>()
+  let byDepth = found.get(pathField)
+  if (byDepth === undefined) found.set(pathField, byDepth = Array.from({ length: 8 }, () => new Map()))
+  return byDepth
+}
+
+/** The targets `value` names (targetsOfArguments), read at `depth`; a large nested value read once. */
+function foundIn (value: object, depth: number, fieldName: string, cache: Array<Map<object, Found>>): Found {
+  const known = cache[depth]!.get(value)
+  if (known !== undefined) return known
+  let values = 1
   // Each is checked for the field and everything under it: a bound keeps an input of thousands
   // of global IDs (in variables, which no document limit counts) from multiplying the analysis.
-  const named: BoundaryTarget[] = []
-  const seen = new Set<string>()
+  let named: BoundaryTarget[] | null = null
+  let seen: Set<string> | null = null
   let object: BoundaryTarget | null = null
-  const add = (target: BoundaryTarget | null): void => {
+  const add = (target: BoundaryTarget | null, prefix = ''): void => {
     if (target === null) return
-    if (target.kind === 'object') {
-      object ??= target
+    const at = prefix === '' ? target : { ...target, from: prefix + target.from }
+    if (at.kind === 'object') {
+      object ??= at
       return
     }
-    const key = targetKey(target)
+    const key = targetKey(at)
+    named ??= []
+    seen ??= new Set()
     if (seen.has(key)) return
     if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${fieldName} name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
     seen.add(key)
-    named.push(target)
+    named.push(at)
+  }
+  const nested = (v: object, prefix: string): void => {
+    const inner = foundIn(v, depth + 1, fieldName, cache)
+    values += inner.values
+    for (const target of inner.named) add(target, prefix)
+    add(inner.object, prefix)
   }
   // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
   // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
   const pathOf = (v: unknown): string => typeof v === 'string' ? v : typeof v === 'number' && Number.isInteger(v) ? String(v) : ''
-  const search = (value: Readonly<Record<string, unknown>>, prefix: string, depth: number): void => {
+  if (Array.isArray(value)) {
+    values += value.length
+    // A list's items: global IDs (`associatedProjects: [ProjectID]`), input objects, lists.
+    value.forEach((v: unknown, i) => {
+      if (typeof v === 'string') add(targetFromGid(v, `[${i}]`))
+      else if (depth > 4) return
+      else if (Array.isArray(v)) nested(v, `[${i}]`)
+      else if (typeof v === 'object' && v !== null) nested(v, `[${i}].`)
+    })
+  } else {
+    const record = value as Readonly<Record<string, unknown>>
+    const keys = Object.keys(record)
+    values += keys.length
     for (const key of PATH_ARGS) {
-      const path = pathOf(value[key])
-      if (path !== '') add(targetFromPath(key, path, fieldName, prefix + key))
+      const path = pathOf(record[key])
+      if (path !== '') add(targetFromPath(key, path, fieldName, key))
     }
     for (const [key, singular] of PATH_LIST_ARGS) {
-      const list = value[key]
+      const list = record[key]
       if (!Array.isArray(list)) continue
       list.forEach((v, i) => {
         const path = pathOf(v)
-        if (path !== '') add(targetFromPath(singular, path, fieldName, `${prefix}${key}[${i}]`))
+        if (path !== '') add(targetFromPath(singular, path, fieldName, `${key}[${i}]`))
       })
     }
     // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
-    for (const [key, v] of Object.entries(value)) {
-      if (typeof v === 'string') add(targetFromGid(v, prefix + key))
+    for (const key of keys) {
+      const v = record[key]
+      if (typeof v === 'string') add(targetFromGid(v, key))
     }
-    if (depth > 4) return
-    for (const [key, v] of Object.entries(value)) {
-      if (Array.isArray(v)) searchList(v, prefix + key, depth + 1)
-      else if (typeof v === 'object' && v !== null) search(v as Record<string, unknown>, `${prefix}${key}.`, depth + 1)
+    if (depth <= 4) {
+      for (const key of keys) {
+        const v = record[key]
+        if (Array.isArray(v)) nested(v, key)
+        else if (typeof v === 'object' && v !== null) nested(v, `${key}.`)
+      }
     }
   }
-  /** A list's items: global IDs (`associatedProjects: [ProjectID]`), input objects, lists. */
-  const searchList = (list: readonly unknown[], from: string, depth: number): void => {
-    list.forEach((v, i) => {
-      const at = `${from}[${i}]`
-      if (typeof v === 'string') add(targetFromGid(v, at))
-      else if (depth > 4) return
-      else if (Array.isArray(v)) searchList(v, at, depth + 1)
-      else if (typeof v === 'object' && v !== null) search(v as Record<string, unknown>, `${at}.`, depth + 1)
-    })
-  }
-  search(args, '', 0)
-  return named.length > 0 ? named : object === null ? [] : [object]
+  const found: Found = { named: named ?? [], object, values }
+  if (values >= CACHED_VALUES) cache[depth]!.set(value, found)
+  return found
 }
 
 // Objects without a prototype: an argument or variable named `__proto__` is one like any other.
@@ -520,15 +583,21 @@ export function explainGraphql (document: DocumentNode, index: GraphqlCatalogInd
     chosen = operations.filter(op => op.name?.value === options.operationName)
     if (chosen.length === 0) throw new GraphqlDocumentError(`no operation named "${options.operationName}" (the document has ${operations.map(op => op.name?.value ?? '(anonymous)').join(', ')})`)
   }
-  return {
-    schema: options.schema !== undefined,
-    operations: chosen.map(op => {
-      const reader = new OperationReader(index)
-      const variables = operationVariables(op, options.variables ?? {})
-      if (options.schema === undefined) readWithoutSchema(op, reader, fragments, variables)
-      else readWithSchema(options.schema, op, reader, fragments, variables)
-      return { name: op.name?.value ?? '(anonymous)', operation: op.operation, touches: reader.touches, notInCatalog: reader.notInCatalog, unlisted: reader.unlisted }
-    })
+  const outer = analysis
+  analysis = { found: new Map(), texts: new Map() }
+  try {
+    return {
+      schema: options.schema !== undefined,
+      operations: chosen.map(op => {
+        const reader = new OperationReader(index)
+        const variables = operationVariables(op, options.variables ?? {})
+        if (options.schema === undefined) readWithoutSchema(op, reader, fragments, variables)
+        else readWithSchema(options.schema, op, reader, fragments, variables)
+        return { name: op.name?.value ?? '(anonymous)', operation: op.operation, touches: reader.touches, notInCatalog: reader.notInCatalog, unlisted: reader.unlisted }
+      })
+    }
+  } finally {
+    analysis = outer
   }
 }
 
