@@ -15,16 +15,12 @@
 import { after, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config.ts'
-import { createGate } from '../../src/gate/server.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import { GrantsVersionConflictError } from '../../src/grants/errors.ts'
 import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
-import type { JobIdentity } from '../../src/identity/types.ts'
-import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { startStoreGate } from '../helpers/store-gate.ts'
 import { startRedis, tieSockets } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { TOKENS } from '../helpers/gate.ts'
@@ -36,30 +32,9 @@ const upload = (id: string): string => `/api/v4/projects/${id}/packages/generic/
 const doc = (projectId: number, projectPath: string): ProjectGrants =>
   validateProjectGrants({ projectId, projectPath, inboundEnabled: true, entries: [] }, { settings: createInstanceSettings() })
 
-/** A gate without the service token (GitLab shows it public projects only), reading `store`. */
-async function gate (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> {
-  const seen: string[] = []
-  const gitlab = await startFakeGitlab({
-    anonymousPathLookups: true,
-    projects: [
-      { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
-      { id: 200, pathWithNamespace: 'acme/kit', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }
-    ],
-    fallback: (req, res) => { seen.push(req.url ?? ''); res.end('{}') }
-  })
-  t.after(() => gitlab.close())
-  const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
-  const resolver = { resolve: async () => identity, close: async () => {} }
-  const config = loadConfig({
-    GATE_UPSTREAM_URL: gitlab.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0',
-    GATE_UNRESOLVED_PROJECT: 'defer', GATE_INSTANCE_TOKEN_PREFIX: '', GATE_UNKNOWN_PROJECT: 'allow',
-    GATE_GRANT_CACHE_TTL_MS: '0', GATE_GRANT_STALE_WINDOW_MS: '0'
-  })
-  const g = createGate(config, { store, resolver, logger: pino({ level: 'silent' }) })
-  await g.listen()
-  t.after(() => g.close(0))
-  return { url: `http://127.0.0.1:${g.address().port}`, seen }
-}
+/** A gate without the service token, acme/kit not shown to it, unknown projects allowed. */
+const gate = async (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> =>
+  await startStoreGate(t, store, { projects: [{ id: 200, pathWithNamespace: 'acme/kit', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }], env: { GATE_UNKNOWN_PROJECT: 'allow', GATE_GRANT_CACHE_TTL_MS: '0', GATE_GRANT_STALE_WINDOW_MS: '0' } })
 
 async function expectUnknownProjectDenied (url: string): Promise<void> {
   const res = await fetch(url + upload('acme%2Fkit'), { headers: { 'job-token': TOKENS.app } })

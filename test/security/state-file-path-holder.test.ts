@@ -12,39 +12,17 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config.ts'
-import { createGate } from '../../src/gate/server.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
-import type { JobIdentity } from '../../src/identity/types.ts'
-import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { startStoreGate } from '../helpers/store-gate.ts'
 
 const upload = (id: string): string => `/api/v4/projects/${id}/packages/generic/x/1.0.0/x.bin`
 const doc = (projectId: number, projectPath: string, extra: Partial<ProjectGrants> = {}): ProjectGrants =>
   validateProjectGrants({ projectId, projectPath, inboundEnabled: true, entries: [], ...extra }, { settings: createInstanceSettings() })
 
 /** A gate without the service token (GitLab shows it public projects only). */
-async function gate (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> {
-  const seen: string[] = []
-  const gitlab = await startFakeGitlab({
-    anonymousPathLookups: true,
-    projects: [{ id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }],
-    fallback: (req, res) => { seen.push(req.url ?? ''); res.end('{}') }
-  })
-  t.after(() => gitlab.close())
-  const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
-  const resolver = { resolve: async () => identity, close: async () => {} }
-  const config = loadConfig({
-    GATE_UPSTREAM_URL: gitlab.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0',
-    GATE_UNRESOLVED_PROJECT: 'defer', GATE_INSTANCE_TOKEN_PREFIX: ''
-  })
-  const g = createGate(config, { store, resolver, logger: pino({ level: 'silent' }) })
-  await g.listen()
-  t.after(() => g.close(0))
-  return { url: `http://127.0.0.1:${g.address().port}`, seen }
-}
+const gate = async (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> => await startStoreGate(t, store)
 
 test('a path two documents claim goes back after a restart to the project that held it', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'jtg-holder-'))

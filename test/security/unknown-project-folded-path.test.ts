@@ -9,15 +9,11 @@
 
 import { after, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config.ts'
-import { createGate } from '../../src/gate/server.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
-import type { JobIdentity } from '../../src/identity/types.ts'
-import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { startStoreGate } from '../helpers/store-gate.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { TOKENS } from '../helpers/gate.ts'
 
@@ -30,29 +26,10 @@ const FOLDED = ['acme%2F%E2%84%AAit', 'ACME%2F%E2%84%AAIT', 'acme%2Fk%C4%B0t']
 
 /** A gate without the service token (GitLab shows it public projects only), acme/kit stored and private. */
 async function gate (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> {
-  const seen: string[] = []
-  const gitlab = await startFakeGitlab({
-    anonymousPathLookups: true,
-    projects: [
-      { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } },
-      { id: 200, pathWithNamespace: 'acme/kit', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }
-    ],
-    fallback: (req, res) => { seen.push(req.url ?? ''); res.end('{}') }
-  })
-  t.after(() => gitlab.close())
   await store.put(validateProjectGrants({
     projectId: 200, projectPath: 'acme/kit', inboundEnabled: true, entries: [], packageRules: { generic: { write: 'maintainer' } }
   }, { settings: createInstanceSettings() }))
-  const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
-  const resolver = { resolve: async () => identity, close: async () => {} }
-  const config = loadConfig({
-    GATE_UPSTREAM_URL: gitlab.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0',
-    GATE_UNRESOLVED_PROJECT: 'defer', GATE_INSTANCE_TOKEN_PREFIX: '', GATE_UNKNOWN_PROJECT: 'allow'
-  })
-  const g = createGate(config, { store, resolver, logger: pino({ level: 'silent' }) })
-  await g.listen()
-  t.after(() => g.close(0))
-  return { url: `http://127.0.0.1:${g.address().port}`, seen }
+  return await startStoreGate(t, store, { projects: [{ id: 200, pathWithNamespace: 'acme/kit', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }], env: { GATE_UNKNOWN_PROJECT: 'allow' } })
 }
 
 const stores: Record<string, () => Promise<GrantStore>> = {
