@@ -42,11 +42,19 @@ export class BodyBudgetExhausted extends Error {
   }
 }
 
+/** The client went away before a body being read had ended: nothing of the gate's went wrong. */
+export class BodyReadAborted extends Error {
+  constructor (cause?: Error) {
+    super('the client closed the request before its body was read', cause === undefined ? undefined : { cause })
+    this.name = 'BodyReadAborted'
+  }
+}
+
 /**
  * The body's chunks up to its end (`complete`), or up to the first chunk that makes it longer than
  * max, that chunk included; the stream is then left paused with nothing of it lost, so a caller
- * can replay what was read and pipe the rest. Rejects when the body fails or closes before either,
- * and with BodyBudgetExhausted (the stream paused) when a chunk does not fit the budget. The bytes
+ * can replay what was read and pipe the rest. Rejects when the body fails or closes before either
+ * (BodyReadAborted when its client went away), and with BodyBudgetExhausted (the stream paused) when a chunk does not fit the budget. The bytes
  * are counted against the budget while the client is sending them, and given back once the read
  * ends: what a caller does with them next goes at the gate's and GitLab's pace.
  */
@@ -87,13 +95,14 @@ export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Pro
       cleanup()
       resolve({ complete: true, chunks, size })
     }
-    const onError = (err: Error): void => {
+    const onError = (err: Error & { code?: string }): void => {
       cleanup()
-      reject(err)
+      // Node's request fails with `aborted` (ECONNRESET) when its client closes mid-body.
+      reject(err.code === 'ECONNRESET' ? new BodyReadAborted(err) : err)
     }
     const onClose = (): void => {
       cleanup()
-      reject(new Error('the client closed the request before its body was read'))
+      reject(new BodyReadAborted())
     }
     body.on('data', onData)
     body.on('end', onEnd)

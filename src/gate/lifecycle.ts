@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { GateError } from '../errors.ts'
+import { BodyReadAborted } from '../read-body.ts'
 import type { GateMetrics } from '../metrics.ts'
 import { denyOf } from './pipeline.ts'
 import { respond } from './respond.ts'
@@ -42,6 +43,14 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics, options: 
     if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
   }
   const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void => {
+    if (err instanceof BodyReadAborted) {
+      // The client went away while its body was read (a GraphQL or configuration API body):
+      // nobody to answer, and nothing of the gate's failed.
+      logger.info({ request_id: requestId, method: req.method, decision: 'error', reason: 'CLIENT_ABORTED' }, 'client gone while its body was read')
+      metrics.observeRequest({ decision: 'error', reason: 'CLIENT_ABORTED', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
+      res.destroy()
+      return
+    }
     // A GateError names its own code; anything else is the gate's fault.
     const code = err instanceof GateError ? err.code : 'GATE_INTERNAL_ERROR'
     logger.error({ request_id: requestId, code, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'unexpected error')
