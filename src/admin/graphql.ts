@@ -231,6 +231,14 @@ function hashHasKey (hash: Params, key: string): boolean {
 // anchors (a name with a LF in it matches on a later line) and `.` is anything but LF (CR too).
 const RACK_CHILD_KEY = /(?:^|(?<=\n))\[\]\[([^[\]]+)\](?=\n|$)/
 const RACK_CHILD_NAME = /(?:^|(?<=\n))\[\]([^\n]+)(?=\n|$)/
+// The same at the start of the name only.
+const RACK_CHILD_KEY_AT_START = /\[\]\[([^[\]]+)\](?=\n|$)/y
+const RACK_CHILD_NAME_AT_START = /\[\]([^\n]+)(?=\n|$)/y
+
+function atStart (pattern: RegExp, text: string): RegExpExecArray | null {
+  pattern.lastIndex = 0
+  return pattern.exec(text)
+}
 
 /**
  * Rack 2.2's `normalize_params`, line for line: `a[b][]=v` into nested hashes and arrays; null
@@ -238,7 +246,7 @@ const RACK_CHILD_NAME = /(?:^|(?<=\n))\[\]([^\n]+)(?=\n|$)/
  * null for a name sent without `=` (Rack's nil). Checked against Rack itself:
  * test/rack/graphql-params.test.ts.
  */
-function normalizeParams (params: Params, name: string, value: unknown, depth: number): unknown {
+function normalizeParams (params: Params, name: string, value: unknown, depth: number, searched = false): unknown {
   if (depth <= 0) throw new RackError('too deep')
   const m = /^[[\]]*([^[\]]+)\]*/.exec(name)
   const key = m?.[1] ?? ''
@@ -253,7 +261,12 @@ function normalizeParams (params: Params, name: string, value: unknown, depth: n
     if (!Array.isArray(list)) throw new RackError('expected an array')
     list.push(value)
   } else {
-    const md = RACK_CHILD_KEY.exec(after) ?? RACK_CHILD_NAME.exec(after)
+    // `searched`: the name is the end of one searched through without a match, so only its
+    // first line may match. Searched again at every level, a name of 1 MB, 100 levels deep
+    // (a form body at /api/graphql), took a second.
+    const md = searched
+      ? atStart(RACK_CHILD_KEY_AT_START, after) ?? atStart(RACK_CHILD_NAME_AT_START, after)
+      : RACK_CHILD_KEY.exec(after) ?? RACK_CHILD_NAME.exec(after)
     if (md !== null) {
       const child = md[1]!
       const list = params[key] ?? (params[key] = [])
@@ -264,7 +277,7 @@ function normalizeParams (params: Params, name: string, value: unknown, depth: n
     } else {
       const hash = params[key] ?? (params[key] = newParams())
       if (!isHash(hash)) throw new RackError('expected a hash')
-      params[key] = normalizeParams(hash, after, value, depth - 1)
+      params[key] = normalizeParams(hash, after, value, depth - 1, true)
     }
   }
   return params
