@@ -54,13 +54,14 @@ export class BodyReadAborted extends Error {
  * The body's chunks up to its end (`complete`), or up to the first chunk that makes it longer than
  * max, that chunk included; the stream is then left paused with nothing of it lost, so a caller
  * can replay what was read and pipe the rest. Rejects when the body fails or closes before either
- * (BodyReadAborted when its client went away), and with BodyBudgetExhausted (the stream paused) when a chunk does not fit the budget. The bytes
- * are counted against the budget while the client is sending them, and given back once the read
- * ends: what a caller does with them next goes at the gate's and GitLab's pace.
+ * (BodyReadAborted when its client went away), and with BodyBudgetExhausted (the stream paused)
+ * when a chunk does not fit the budget. The bytes are counted against the budget while the client
+ * is sending them, and given back once the read ends: what a caller does with them next goes at
+ * the gate's and GitLab's pace.
  */
 export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Promise<{ readonly complete: boolean, readonly chunks: Buffer[], readonly size: number }> {
   return new Promise((resolve, reject) => {
-    let chunks: Buffer[] = []
+    const chunks: Buffer[] = []
     let size = 0
     let taken = 0
     const cleanup = (): void => {
@@ -77,7 +78,6 @@ export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Pro
         if (!budget.take(b.length)) {
           cleanup()
           body.pause()
-          chunks = []
           reject(new BodyBudgetExhausted())
           return
         }

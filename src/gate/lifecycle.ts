@@ -44,8 +44,8 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics, options: 
   }
   const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void => {
     if (err instanceof BodyReadAborted) {
-      // The client went away while its body was read (a GraphQL or configuration API body):
-      // nobody to answer, and nothing of the gate's failed.
+      // The client went away while its body was read (to find a job token in it, or a GraphQL or
+      // configuration API body): nobody to answer, and nothing of the gate's failed.
       logger.info({ request_id: requestId, method: req.method, decision: 'error', reason: 'CLIENT_ABORTED' }, 'client gone while its body was read')
       metrics.observeRequest({ decision: 'error', reason: 'CLIENT_ABORTED', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
       res.destroy()
