@@ -210,6 +210,42 @@ export const MAX_TARGETS = 8
 const targetKey = (t: BoundaryTarget): string => `${t.kind}\u0000${t.model ?? ''}\u0000${t.id ?? ''}\u0000${t.path ?? ''}`
 
 /**
+ * The targets a field is checked at: each project, group and namespace once, at most MAX_TARGETS
+ * (more is refused: GitLab takes a field's boundary from one, and the bound keeps an input of
+ * thousands of global IDs, in variables no document limit counts, from multiplying the analysis),
+ * and the first global ID of another object, which counts only when none of those is named.
+ */
+class TargetSet {
+  // Made on the first target: most values read name none.
+  named: BoundaryTarget[] | null = null
+  object: BoundaryTarget | null = null
+  private seen: Set<string> | null = null
+
+  /** `fieldName` and `around` name the arguments read, for the refusal (built only then). */
+  constructor (private readonly fieldName: string, private readonly around = '') {}
+
+  add (target: BoundaryTarget | null): void {
+    if (target === null) return
+    if (target.kind === 'object') {
+      this.object ??= target
+      return
+    }
+    const key = targetKey(target)
+    const named = this.named ??= []
+    const seen = this.seen ??= new Set()
+    if (seen.has(key)) return
+    if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${this.fieldName}${this.around} name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
+    seen.add(key)
+    named.push(target)
+  }
+
+  /** The projects, groups and namespaces named, else the other object, else none. */
+  targets (): BoundaryTarget[] {
+    return this.named !== null ? this.named : this.object === null ? [] : [this.object]
+  }
+}
+
+/**
  * Every project, group and namespace the arguments name (`projectPath`, `groupPath`, `fullPath`,
  * their lists `projectPaths`, `groupPaths`, `fullPaths`, and global IDs under any argument name,
  * inside input objects and lists too), in the order read: the top level first, then inside input
@@ -261,31 +297,14 @@ function foundIn (value: object, depth: number, fieldName: string, cache: Array<
   const known = cache[depth]!.get(value)
   if (known !== undefined) return known
   let values = 1
-  // Each is checked for the field and everything under it: a bound keeps an input of thousands
-  // of global IDs (in variables, which no document limit counts) from multiplying the analysis.
-  let named: BoundaryTarget[] | null = null
-  let seen: Set<string> | null = null
-  let object: BoundaryTarget | null = null
-  const add = (target: BoundaryTarget | null, prefix = ''): void => {
-    if (target === null) return
-    const at = prefix === '' ? target : { ...target, from: prefix + target.from }
-    if (at.kind === 'object') {
-      object ??= at
-      return
-    }
-    const key = targetKey(at)
-    named ??= []
-    seen ??= new Set()
-    if (seen.has(key)) return
-    if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${fieldName} name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
-    seen.add(key)
-    named.push(at)
-  }
+  const set = new TargetSet(fieldName)
+  const add = (target: BoundaryTarget | null): void => { set.add(target) }
   const nested = (v: object, prefix: string): void => {
     const inner = foundIn(v, depth + 1, fieldName, cache)
     values += inner.values
-    for (const target of inner.named) add(target, prefix)
-    add(inner.object, prefix)
+    const under = (target: BoundaryTarget): BoundaryTarget => ({ ...target, from: prefix + target.from })
+    for (const target of inner.named) add(under(target))
+    if (inner.object !== null) add(under(inner.object))
   }
   // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
   // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
@@ -328,7 +347,7 @@ function foundIn (value: object, depth: number, fieldName: string, cache: Array<
       }
     }
   }
-  const found: Found = { named: named ?? [], object, values }
+  const found: Found = { named: set.named ?? [], object: set.object, values }
   if (values >= CACHED_VALUES) cache[depth]!.set(value, found)
   return found
 }
@@ -423,22 +442,10 @@ const orNone = (targets: readonly BoundaryTarget[]): Targets => targets.length >
  */
 function joinTargets (inherited: Targets, own: readonly BoundaryTarget[], fieldName: string): Targets {
   if (own.length === 0) return inherited
-  const named: BoundaryTarget[] = []
-  const seen = new Set<string>()
-  let object: BoundaryTarget | null = null
-  for (const target of [...inherited, ...own]) {
-    if (target === null) continue
-    if (target.kind === 'object') {
-      object ??= target
-      continue
-    }
-    const key = targetKey(target)
-    if (seen.has(key)) continue
-    if (named.length === MAX_TARGETS) throw new GraphqlDocumentError(`the arguments of ${fieldName} and of the fields around it name more than ${MAX_TARGETS} projects, groups or namespaces (GitLab takes a field's boundary from one)`)
-    seen.add(key)
-    named.push(target)
-  }
-  return named.length > 0 ? named : orNone(object === null ? [] : [object])
+  const set = new TargetSet(fieldName, ' and of the fields around it')
+  for (const target of inherited) set.add(target)
+  for (const target of own) set.add(target)
+  return orNone(set.targets())
 }
 
 /**
