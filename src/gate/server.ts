@@ -327,11 +327,15 @@ const PARSER_ERRORS: Readonly<Record<string, ErrorCode>> = {
  * token), counted in the requests metric under the code.
  */
 function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): void {
-  const refuse = (socket: Duplex, code: ErrorCode, method: string, fields: Record<string, unknown>, ownBody: boolean): void => {
+  /** Counts and logs a refusal of what never became a request; its request id. */
+  const logged = (code: ErrorCode, method: string, fields: Record<string, unknown>): string => {
     const requestId = newRequestId()
-    const status = errors[code].status
     metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method, decisionSeconds: 0, totalSeconds: 0 })
-    logger[level as 'info']({ request_id: requestId, ...(method === '' ? {} : { method }), decision: 'deny', reason: code, stage: 'http_parser', ...fields, status }, 'decision')
+    logger[level as 'info']({ request_id: requestId, ...(method === '' ? {} : { method }), decision: 'deny', reason: code, stage: 'http_parser', ...fields, status: errors[code].status }, 'decision')
+    return requestId
+  }
+  const refuse = (socket: Duplex, code: ErrorCode, method: string, fields: Record<string, unknown>, ownBody: boolean): void => {
+    const requestId = logged(code, method, fields)
     // Answered only where the client reads the answer as this request's: a client reads a
     // connection's answers in the order of its requests, so while an earlier request waits for its
     // own (a pipelined CONNECT or malformed request behind a GET GitLab is still answering), an
@@ -361,13 +365,8 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
   // An Expect other than 100-continue is never a request either: Node answered it 417 itself, an
   // empty body with nothing logged or counted (GitLab's Workhorse answers 417 too).
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = newRequestId()
-    const code: ErrorCode = 'EXPECTATION_NOT_SUPPORTED'
-    const method = req.method ?? ''
-    metrics.observeRequest({ decision: 'deny', reason: code, resource: undefined, method, decisionSeconds: 0, totalSeconds: 0 })
-    logger[level as 'info']({ request_id: requestId, method, decision: 'deny', reason: code, stage: 'http_parser', status: errors[code].status }, 'decision')
     // A body we did not read is not drained: the connection closes after the answer.
-    respond(res, requestId, code, hasBody(req))
+    respond(res, logged('EXPECTATION_NOT_SUPPORTED', req.method ?? '', {}), 'EXPECTATION_NOT_SUPPORTED', hasBody(req))
   })
 }
 
