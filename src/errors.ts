@@ -18,6 +18,8 @@ export const errors = {
   // job_token_scope: :project routes (the container registry repositories API), GitLab's wording.
   JOB_TOKEN_SCOPE_PROJECT_ONLY: { status: 403, message: "403 Forbidden - This project's CI/CD job token cannot be used to authenticate with the container registry of a different project." },
   GRANTS_STORE_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - job token scopes cannot be checked right now; try again later' },
+  // Redis lost what the gate wrote (src/grants/redis-marker.ts): nothing is decided on what is left.
+  GRANTS_STORE_LOST: { status: 503, message: "503 Service Unavailable - job token scopes cannot be checked: the gate's settings store lost its data; an administrator must restore it" },
   GRANTS_INVALID: { status: 400, message: '400 Bad request - invalid job token scope settings' },
   GRANTS_VERSION_CONFLICT: { status: 409, message: '409 Conflict - job token scope settings were changed by someone else; reload and retry' },
   // The gate's request path (src/gate/) and forwarding (src/proxy/)

@@ -9,6 +9,7 @@ import { createGate, type Gate } from './gate/server.ts'
 import { announceInstanceTokenPrefix } from './identity/instance-prefix.ts'
 import { flushStdio, routeStreamThrough, stdioOutput } from './logging.ts'
 import type { GrantStore } from './grants/store.ts'
+import type { RedisGrantStore } from './grants/redis-store.ts'
 
 /** After SIGTERM the process is gone by the drain timeout plus this, whatever hangs. */
 export const SHUTDOWN_MARGIN_MS = 1_000
@@ -41,7 +42,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   let gate: Gate
   try {
     store = await createStoreFromConfig(config)
-    warnAboutMemoryStore(config, logger)
+    warnAboutStore(config, store, logger)
     gate = createGate(config, { store, resolver, gitlab, logger })
   } catch (err) {
     await Promise.all([resolver.close(), gitlab.close(), store?.close()])
@@ -115,10 +116,17 @@ function enforceDeadline (ms: number, logger: Logger): void {
 /**
  * The memory store keeps allowlists in this process: without GATE_STATE_FILE they are gone at
  * exit, and replicas never share them. A state file that does not exist yet starts empty (it is
- * written on the first change), which is also what a mistyped path looks like.
+ * written on the first change), which is also what a mistyped path looks like. Redis: a store
+ * without markers is new or lost everything (a start cannot tell which), and markers absent
+ * beside others are slots that lost their data, refused until restored or accepted.
  */
-function warnAboutMemoryStore (config: Config, logger: Logger): void {
-  if (config.redisUrl !== undefined || config.redisSentinels.length > 0 || config.redisClusterNodes.length > 0) return
+function warnAboutStore (config: Config, store: GrantStore, logger: Logger): void {
+  if (store.kind === 'redis') {
+    const { marker, markerKeys } = store as RedisGrantStore
+    if (marker.created) logger.warn({ store: 'redis', marker: marker.id }, 'the Redis store held no marker: it is new, or lost everything it held (a restart without persistence, FLUSHALL); marked, so a later loss is refused rather than read as "nothing configured"')
+    if (marker.missing > 0 || marker.other > 0) logger.error({ store: 'redis', marker: marker.id, absent: marker.missing, other: marker.other, read: marker.probed, markers: markerKeys.all.length }, 'some of the Redis store\'s markers read at start are absent or another store\'s: the masters holding them lost their data, and job-token decisions that read it are refused (GRANTS_STORE_LOST) until the data is restored or `job-token-gate accept-store-loss` is run')
+    return
+  }
   if (config.stateFile === undefined) {
     logger.warn({ store: 'memory' }, 'no GATE_STATE_FILE or Redis: allowlists are kept in this process only, lost when it exits and not shared with other replicas')
   } else if (!existsSync(config.stateFile)) {

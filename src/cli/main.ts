@@ -125,6 +125,15 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
       }
     })
 
+  program.command('accept-store-loss')
+    .description('after Redis lost what the gate wrote (GRANTS_STORE_LOST): let the replicas decide again on what it holds now, by writing the store marker back (settings come from the environment)')
+    .option('--marker <id>', 'the store id the refusing replicas log; default: the one the remaining markers hold')
+    .option('--config <file>', 'JSON file with settings (environment variables override it)')
+    .action(async (opts: { marker?: string, config?: string }) => {
+      const { runAcceptStoreLoss } = await import('./accept-store-loss.ts')
+      setExit(await runAcceptStoreLoss({ env, out: io.out, err: io.err, ...(opts.marker === undefined ? {} : { marker: opts.marker }), ...(opts.config === undefined ? {} : { configFile: opts.config }) }))
+    })
+
   program.command('graphql-schema')
     .description("GitLab's GraphQL schema, as the SDL file GATE_GRAPHQL_SCHEMA names")
     .command('save')

@@ -21,8 +21,11 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
   })
 }
 
-/** `redis`: store options no setting holds (tests give longer timeouts on a loaded machine). */
-export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number, readonly connectTimeoutMs?: number } = {}): Promise<GrantStore> {
+/**
+ * `redis`: store options no setting holds (tests give longer timeouts on a loaded machine;
+ * accept-store-loss writes no new marker).
+ */
+export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number, readonly connectTimeoutMs?: number, readonly createMarker?: boolean } = {}): Promise<GrantStore> {
   const tls = redisTls(config)
   // Cluster and Sentinel: the options given, the data nodes' credentials and TLS.
   const common = {

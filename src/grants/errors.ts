@@ -13,9 +13,20 @@ export class GrantsError extends GateError {
 
 /** The store cannot be read and no cached answer is recent enough: fail closed (503). */
 export class GrantsStoreUnavailableError extends GrantsError {
-  constructor (detail: string, options?: { cause?: unknown }) {
-    super('GRANTS_STORE_UNAVAILABLE', `grants store unavailable: ${detail}`, options)
+  constructor (detail: string, options?: { cause?: unknown }, code: 'GRANTS_STORE_UNAVAILABLE' | 'GRANTS_STORE_LOST' = 'GRANTS_STORE_UNAVAILABLE') {
+    super(code, `grants store unavailable: ${detail}`, options)
     this.name = 'GrantsStoreUnavailableError'
+  }
+}
+
+/**
+ * Redis no longer holds the store's marker (src/grants/redis-marker.ts): what the gate wrote is
+ * gone, and what is left must not be read as "nothing configured". Fails closed as an outage does.
+ */
+export class GrantsStoreLostError extends GrantsStoreUnavailableError {
+  constructor (detail: string) {
+    super(detail, undefined, 'GRANTS_STORE_LOST')
+    this.name = 'GrantsStoreLostError'
   }
 }
 

@@ -13,6 +13,8 @@
 //   <prefix>:{ns:<path>}:settings hash: doc (NamespaceSettings JSON), path, version: a root
 //                                  namespace's settings, by lower-cased path
 //   <prefix>:{ns:<path>}:audit    stream: that namespace's audit events
+//   <prefix>:store                string: the store's marker, a random id (redis-marker.ts); in a
+//                                  Cluster one per hash slot, <prefix>:{m<n>}:store
 //   channel <prefix>:invalidate   {"p":<id>,"v":<version>,"t":<ms>,"paths":[...]}, or
 //                                  {"n":"<path>","v":...,"t":...,"paths":["<path>"]}
 // A write and its invalidation message are one Lua script (atomic, one slot), the same script
@@ -22,7 +24,9 @@
 //
 // Failure behaviour: commands never queue while Redis is away (enableOfflineQueue: false,
 // maxRetriesPerRequest: 0), so a read fails within commandTimeoutMs and the cache can decide to
-// serve a recent entry or fail closed. A separate subscriber connection receives invalidations;
+// serve a recent entry or fail closed. Every read that decides, and every write, checks the
+// marker of its slot in the same script: data Redis lost fails closed (GRANTS_STORE_LOST)
+// instead of reading as "nothing configured". A separate subscriber connection receives invalidations;
 // every time it subscribes again after losing the connection it reports a reset, because
 // messages published meanwhile are lost.
 //
@@ -33,12 +37,14 @@
 // from a node the sentinels do not name; after a master went silent it takes none until a
 // sentinel, asked after the answer came, names that master still.
 
+import { randomUUID } from 'node:crypto'
 import { isIP, type Socket } from 'node:net'
 import { lookup } from 'node:dns/promises'
 import type { ConnectionOptions } from 'node:tls'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
-import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
+import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
+import { fillMarkers, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
@@ -70,6 +76,11 @@ export interface RedisStoreOptions {
   readonly now?: () => number
   /** Audit events kept per project and root namespace, the newest. Default AUDIT_EVENTS_KEPT. */
   readonly auditEventsKept?: number
+  /**
+   * Whether a start that finds no store marker writes one (default true). False for the command
+   * that accepts a loss: it must not settle a new id before writing the one it was given.
+   */
+  readonly createMarker?: boolean
 }
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -103,14 +114,26 @@ export interface RedisGrantStore extends GrantStore {
   readonly kind: 'redis'
   readonly mode: RedisMode
   readonly keys: RedisKeys
+  /** The markers as this start found them (start-up logs it). */
+  readonly marker: MarkerState
+  readonly markerKeys: MarkerKeys
+  /**
+   * Accepts a loss: writes `id` (default: the store's) into every absent marker; replicas that
+   * refused with that id decide again, on what the store holds now.
+   */
+  acceptLoss (id?: string): Promise<{ readonly id: string, readonly written: number, readonly other: number }>
 }
 
 // KEYS[1] grants hash (a project's, or a root namespace's settings), KEYS[2] its audit stream
 // (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
 // member (`"p":<id>` or `"n":"<path>"`, JSON), now, the audit event JSON ('' = none: appended
-// in the same step as the write, so neither exists without the other), the audit events kept. Returns {1, version, oldPath} or {0, currentVersion, currentPath}
-// on a version conflict.
+// in the same step as the write, so neither exists without the other), the audit events kept,
+// the store's id. KEYS[3] the store marker of the slot. Returns {1, version, oldPath},
+// {0, currentVersion, currentPath} on a version conflict, or {-2, 0, marker} when the marker is not
+// the store's (the slot lost its data: nothing is written on what is left).
 const PUT_SCRIPT = `
+local marker = redis.call('GET', KEYS[3])
+if marker ~= ARGV[9] then return {-2, 0, marker or ''} end
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
@@ -130,9 +153,12 @@ return {1, version, oldPath}
 
 // KEYS[1] grants hash, KEYS[2] its audit stream. ARGV: channel, the message's first member (as
 // PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none), the audit
-// events kept. Returns {1, version, oldPath}, {0, version, ''} when there is
-// nothing to delete, or {-1, currentVersion, ''} on a version conflict.
+// events kept, the store's id; KEYS[3] the slot's store marker. Returns {1, version, oldPath},
+// {0, version, ''} when there is nothing to delete, {-1, currentVersion, ''} on a version
+// conflict, or {-2, 0, marker} when the marker is not the store's.
 const DELETE_SCRIPT = `
+local marker = redis.call('GET', KEYS[3])
+if marker ~= ARGV[7] then return {-2, 0, marker or ''} end
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 if ARGV[4] ~= '' then
   local seen = 0
@@ -168,6 +194,22 @@ if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2],
 return 1
 `
 
+// KEYS[1] the store marker of KEYS[2]'s slot. Returns the marker, then HMGET KEYS[2] ARGV: the
+// read and the marker that vouches for it in one step.
+const READ_HASH_SCRIPT = `
+local values = redis.call('HMGET', KEYS[2], unpack(ARGV))
+table.insert(values, 1, redis.call('GET', KEYS[1]))
+return values
+`
+
+// KEYS[1] the store marker of the slot of KEYS[2] and KEYS[3]. Returns the marker, then MGET
+// KEYS[2] KEYS[3].
+const READ_PAIR_SCRIPT = `
+local values = redis.call('MGET', KEYS[2], KEYS[3])
+table.insert(values, 1, redis.call('GET', KEYS[1]))
+return values
+`
+
 type Client = Redis | Cluster
 
 // How often the Cluster client asks who owns which slot (see the Cluster options below).
@@ -181,8 +223,10 @@ const SENTINEL_POLL_MS = 1000
 const INDEX_ATTEMPTS = 5
 
 interface Scripts {
-  jtgPut (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
-  jtgDelete (key: string, audit: string, ...args: string[]): Promise<[number, number, string]>
+  jtgPut (key: string, audit: string, marker: string, ...args: string[]): Promise<[number, number, string]>
+  jtgDelete (key: string, audit: string, marker: string, ...args: string[]): Promise<[number, number, string]>
+  jtgReadHash (marker: string, key: string, ...fields: string[]): Promise<Array<string | null>>
+  jtgReadPair (marker: string, first: string, second: string): Promise<Array<string | null>>
   jtgUnindex (key: string, previousKey: string, id: string): Promise<number>
   jtgIndex (key: string, previousKey: string, holder: string, previous: string, id: string, claimant: string): Promise<number>
 }
@@ -256,8 +300,10 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     })
     : connectNode(failFast)
   client.on('error', (err: Error) => { lastError = err.message })
-  client.defineCommand('jtgPut', { numberOfKeys: 2, lua: PUT_SCRIPT })
-  client.defineCommand('jtgDelete', { numberOfKeys: 2, lua: DELETE_SCRIPT })
+  client.defineCommand('jtgPut', { numberOfKeys: 3, lua: PUT_SCRIPT })
+  client.defineCommand('jtgDelete', { numberOfKeys: 3, lua: DELETE_SCRIPT })
+  client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: READ_HASH_SCRIPT })
+  client.defineCommand('jtgReadPair', { numberOfKeys: 3, lua: READ_PAIR_SCRIPT })
   client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: UNINDEX_SCRIPT })
   client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: INDEX_SCRIPT })
   const scripts = client as unknown as Scripts
@@ -307,9 +353,12 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     })
     : undefined
 
+  const markers = markerKeys(options.keyPrefix ?? 'jtg', mode === 'cluster')
+  let marker: MarkerState
   try {
     await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout), watch?.ask()])
     await refuseEviction(client)
+    marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID })
   } catch (err) {
     closing = true
     subscriber.close()
@@ -359,6 +408,29 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     if (doubt !== 0 && silentSince === doubt) silentSince = 0
   }
 
+  /** Data gone from under the gate: its marker absent, or another store's. */
+  function lost (key: string, found: string | null): GrantsStoreLostError {
+    return new GrantsStoreLostError(found === null
+      ? `Redis lost what the gate wrote: the store marker ${key} is gone (a restart without persistence, FLUSHALL, FLUSHDB or a deleted key); job-token decisions that need the store fail closed until the data is restored, or the loss is accepted (job-token-gate accept-store-loss --marker ${marker.id ?? '?'})`
+      : `the store marker ${key} holds ${found}, not ${marker.id ?? '?'}: the store was marked again since this replica started (a replica started on it after a loss); restart this replica to decide on the store as it is now`)
+  }
+
+  /** HMGET of `key`, vouched for by its slot's marker. */
+  async function readHash (key: string, ...fields: string[]): Promise<Array<string | null>> {
+    const at = markers.of(key)
+    const [found, ...values] = await scripts.jtgReadHash(at, key, ...fields)
+    if (found !== marker.id) throw lost(at, found ?? null)
+    return values
+  }
+
+  /** MGET of two keys of one slot, vouched for by its marker. */
+  async function readPair (first: string, second: string): Promise<[string | null, string | null]> {
+    const at = markers.of(first)
+    const [found, a, b] = await scripts.jtgReadPair(at, first, second)
+    if (found !== marker.id) throw lost(at, found ?? null)
+    return [a ?? null, b ?? null]
+  }
+
   /** An audit stream, newest first; a page is read from the top, so deep pages read more (pages are small). */
   async function readStream<E> (key: string, { offset, limit }: { readonly offset: number, readonly limit: number }): Promise<{ total: number, events: E[] }> {
     const total = await client.xlen(key)
@@ -373,7 +445,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
 
   /** Whether project `id`'s record claims the path `lower`. */
   async function claims (id: string | null, lower: string): Promise<boolean> {
-    return id !== null && await client.hget(keys.grants(Number(id)), 'path') === lower
+    return id !== null && (await readHash(keys.grants(Number(id)), 'path'))[0] === lower
   }
 
   /**
@@ -402,7 +474,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   async function index (projectId: number, lower: string): Promise<void> {
     const id = String(projectId)
     for (let attempt = 0; attempt < INDEX_ATTEMPTS; attempt++) {
-      const [holder, previous] = await client.mget(keys.path(lower), keys.pathPrevious(lower)) as [string | null, string | null]
+      const [holder, previous] = await readPair(keys.path(lower), keys.pathPrevious(lower))
       if (holder === id) return
       const [now, own] = await Promise.all([claimant(lower, holder, previous), claims(id, lower)])
       if (now !== null && now !== id && own) return
@@ -419,8 +491,14 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     kind: 'redis',
     mode,
     keys,
+    marker,
+    markerKeys: markers,
+    acceptLoss: async (id = marker.id) => await call('acceptLoss', async () => {
+      if (id === undefined) throw new TypeError('the store holds no marker and none was given')
+      return { id, ...await fillMarkers(client, markers, id) }
+    }),
     get: projectId => call('get', async () => {
-      const [doc, version] = await client.hmget(keys.grants(projectId), 'doc', 'version')
+      const [doc, version] = await readHash(keys.grants(projectId), 'doc', 'version')
       if (doc === null || doc === undefined) return null
       let grants: ProjectGrants
       try {
@@ -435,7 +513,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     resolvePath: path => call('resolvePath', async () => {
       const lower = foldedPathKey(path)
       if (lower === null) return null
-      const [id, previous] = await client.mget(keys.path(lower), keys.pathPrevious(lower)) as [string | null, string | null]
+      const [id, previous] = await readPair(keys.path(lower), keys.pathPrevious(lower))
       if (id === null && previous === null) return null
       // The index is a hint in another slot: the project's own record has the last word.
       const found = await claimant(lower, id, previous)
@@ -452,7 +530,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       await index(grants.projectId, lower)
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept)
+      const at = markers.of(keys.grants(grants.projectId))
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '')
+      if (ok === -2) throw lost(at, oldPath || null)
       // Refused: the entry stays as taken, and resolves to the project it was taken from while that
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
       // back could undo another write of this project that recorded the path meanwhile.
@@ -461,12 +541,14 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return Number(version)
     }),
     delete: projectId => call('delete', async () => {
-      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), keys.channel, `"p":${projectId}`, String(now()), '', '', kept)
+      const at = markers.of(keys.grants(projectId))
+      const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), at, keys.channel, `"p":${projectId}`, String(now()), '', '', kept, marker.id ?? '')
+      if (ok === -2) throw lost(at, oldPath || null)
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
     }),
-    version: projectId => call('version', async () => Number(await client.hget(keys.grants(projectId), 'version') ?? 0)),
+    version: projectId => call('version', async () => Number((await readHash(keys.grants(projectId), 'version'))[0] ?? 0)),
     appendAudit: event => call('appendAudit', async () => {
       await client.xadd(keys.audit(event.projectId), 'MAXLEN', kept, '*', 'e', JSON.stringify(event))
     }),
@@ -474,7 +556,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     getNamespace: namespacePath => call('getNamespace', async () => {
       const key = pathKey(namespacePath)
       if (!isRootNamespaceKey(key)) return null
-      const [doc, version] = await client.hmget(keys.namespace(key), 'doc', 'version')
+      const [doc, version] = await readHash(keys.namespace(key), 'doc', 'version')
       if (doc === null || doc === undefined) return null
       let settings: NamespaceSettings
       try {
@@ -490,7 +572,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const key = settings.namespacePath
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept)
+      const at = markers.of(keys.namespace(key))
+      const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '')
+      if (ok === -2) throw lost(at, found || null)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
@@ -499,7 +583,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       if (!isRootNamespaceKey(key)) return false
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
-      const [ok, version] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept)
+      const at = markers.of(keys.namespace(key))
+      const [ok, version, found] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), at, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept, marker.id ?? '')
+      if (ok === -2) throw lost(at, found || null)
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),
@@ -516,6 +602,11 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const started = performance.now()
       try {
         await call('ping', () => client.ping())
+        // The first marker only (in a Cluster, one slot of 16,384): every read checks its own.
+        await call('marker', async () => {
+          const found = await client.get(markers.all[0]!)
+          if (found !== marker.id) throw lost(markers.all[0]!, found)
+        })
         return { ok: true, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), latencyMs: performance.now() - started }
       } catch (err) {
         return { ok: false, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), detail: (err as Error).message }

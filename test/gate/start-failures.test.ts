@@ -89,3 +89,18 @@ describe('serve: the memory store says what it keeps', { concurrency: true }, ()
     assert.deepEqual((second as { lines: Array<Record<string, unknown>> }).lines.filter(l => l.level === 40 && l.store === 'memory'), [])
   })
 })
+
+describe('serve: a Redis store without a marker is said to be new or emptied', () => {
+  test('the first start on it warns, naming the marker it wrote; a later one does not', async t => {
+    const redis = await startRedis(t)
+    const first = await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: redis.url })
+    assert.equal(first.kind, 'ready', (first as { stderr?: string }).stderr)
+    const warning = (first as { lines: Array<Record<string, unknown>> }).lines.find(l => l.level === 40 && l.store === 'redis')
+    assert.ok(warning, 'a warning about the Redis store')
+    assert.equal(warning.marker, redis.cli('get', 'jtg:store').trim())
+    assert.match(String(warning.msg), /held no marker: it is new, or lost everything it held/)
+    const second = await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: redis.url })
+    assert.equal(second.kind, 'ready', (second as { stderr?: string }).stderr)
+    assert.deepEqual((second as { lines: Array<Record<string, unknown>> }).lines.filter(l => l.store === 'redis' && (l.level as number) >= 40), [])
+  })
+})

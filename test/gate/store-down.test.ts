@@ -11,6 +11,7 @@ import { startTestGate, TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 import { eventually } from '../helpers/eventually.ts'
+import type { RedisGrantStore } from '../../src/grants/redis-store.ts'
 
 const job = { 'job-token': TOKENS.app }
 
@@ -38,7 +39,9 @@ test('a store outage fails closed after the stale window and recovers', async (t
   assert.equal(ready.json().checks.store.ok, false)
 
   await redis.restart()
-  // Redis keeps nothing on disk here: write the grants again, as an operator would.
+  // Redis keeps nothing on disk here: accept the loss and write the grants again, as an operator
+  // would (test/grants/store-loss.test.ts: what the gates do before that).
+  await eventually(async () => (await (inside.store as RedisGrantStore).acceptLoss()).written === 1, { intervalMs: 100, message: 'the marker written back' })
   await eventually(async () => {
     for (const doc of WORLD_GRANTS) await inside.store.put(validateProjectGrants(doc, { settings: createInstanceSettings() }))
     return true

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-store.ts'
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { startRedisCluster } from '../helpers/redis.ts'
+import { GrantsStoreLostError } from '../../src/grants/errors.ts'
 import { grantsFor, nextEvent, storeContract, type StoreOptions } from './store-contract.ts'
 import { eventually } from '../helpers/eventually.ts'
 
@@ -63,6 +64,31 @@ function ownerOf (slot: number): string {
   }
   return ''
 }
+
+test('redis cluster: a master that lost its data is refused in its own slots only; a start counts them, and accepting writes them back', async () => {
+  const store = await openStore('loss')
+  assert.equal(store.marker.created, true)
+  assert.equal(store.markerKeys.all.length, 16384, 'one marker per hash slot')
+  for (let id = 1; id <= 30; id++) await store.put(grantsFor(id, `acme/p${id}`))
+  // The first master loses what it held (FLUSHALL on one node: its markers and grants).
+  const node = cluster.nodes[0]!
+  const held = node.cli('--scan', '--pattern', 'loss:*').trim().split('\n').filter(Boolean)
+  node.cli('flushall')
+  const markers = held.filter(key => key.endsWith(':store')).length
+  const gone = held.filter(key => key.endsWith(':grants')).map(key => Number(/\{p:(\d+)\}/.exec(key)![1]))
+  assert.ok(gone.length > 0 && gone.length < 30 && markers > 4000, `${gone.length} projects, ${markers} markers on the first master`)
+
+  for (let id = 1; id <= 30; id++) {
+    if (gone.includes(id)) await assert.rejects(store.get(id), (err: unknown) => err instanceof GrantsStoreLostError && /the store marker loss:\{m[0-9a-z]+\}:store is gone/.test(err.message), `project ${id}`)
+    else assert.equal((await store.get(id))?.projectPath, `acme/p${id}`, `project ${id} lives on a master that kept its data`)
+  }
+  const later = await openStore('loss')
+  assert.deepEqual(later.marker, { id: store.marker.id, created: false, probed: 3, missing: 1, other: 0 }, 'a start sees the master that lost its data, and neither re-marks it nor takes the store for a new one')
+  await assert.rejects(later.get(gone[0]!), GrantsStoreLostError)
+
+  assert.deepEqual(await later.acceptLoss(), { id: store.marker.id, written: markers, other: 0 })
+  assert.equal(await store.get(gone[0]!), null, 'accepted: what the lost master held is gone')
+})
 
 test('redis cluster: when its node goes away the subscription moves to another and the cache flushes', async () => {
   const store = await openStore('rotate')

@@ -1,7 +1,9 @@
 // Redis killed and restarted under a running replica: cached answers for the stale window, then
 // GRANTS_STORE_UNAVAILABLE (never an allow), then recovery with the same store and cache objects.
 // The private Redis has no persistence, so a restart also loses every grant: the flush on
-// re-subscription is what keeps a replica from trusting what it cached before. The cache reads a
+// re-subscription is what keeps a replica from trusting what it cached before, and the store's
+// marker, gone with the rest, keeps it from reading the empty store as "nothing configured"
+// until the loss is accepted (test/grants/store-loss.test.ts has the rest). The cache reads a
 // clock the test moves, so the TTL and the stale window pass without waiting; the Redis side
 // (kill, restart, re-subscription) is awaited as events.
 
@@ -9,7 +11,7 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { eventually } from '../helpers/eventually.ts'
 import { startRedis } from '../helpers/redis.ts'
-import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { GrantsStoreLostError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { allowing, createReplica } from './replica.ts'
 
 const until = async (what: string, check: () => boolean | Promise<boolean>): Promise<void> => { await eventually(check, { message: what }) }
@@ -51,8 +53,11 @@ test('outage: stale window, then fail closed, then recovery without recreating a
   const resets = replica.cache.stats().resets
   await redis.restart()
   await until('the subscription to come back', () => replica.cache.stats().resets > resets)
-  await until('the store to answer', async () => (await replica.store.health()).ok)
-  // The restarted Redis is empty: the project is now unknown, an answer rather than an error.
+  await until('the store to answer', async () => /lost what the gate wrote/.test((await replica.store.health()).detail ?? ''))
+  // The restarted Redis is empty: refused as lost, not read as unknown, until the loss is accepted.
+  await assert.rejects(replica.decide(job, 30), (err: unknown) => err instanceof GrantsStoreLostError && err.code === 'GRANTS_STORE_LOST' && err.status === 503)
+  await assert.rejects(replica.store.put(allowing(30, [31])), GrantsStoreLostError)
+  assert.deepEqual(await replica.store.acceptLoss(), { id: replica.store.marker.id, written: 1, other: 0 })
   assert.equal((await replica.decide(job, 30)).reason, 'UNKNOWN_PROJECT')
   await replica.store.put(allowing(30, [31]))
   await until('the new grant to be enforced', async () => (await replica.decide(job, 30)).allow)
@@ -74,7 +79,9 @@ test('outage: a replica flushes its cache when its subscription comes back', asy
   await until('the re-subscription reset', () => replica.cache.stats().resets >= 1)
   // The subscriber and the command connection reconnect on their own: until the second is back,
   // a read is GRANTS_STORE_UNAVAILABLE (the first test covers that), not the answer asked here.
-  await until('the store to answer', async () => (await replica.store.health()).ok)
+  await until('the store to answer', async () => /lost what the gate wrote/.test((await replica.store.health()).detail ?? ''))
+  await assert.rejects(replica.decide(job, 40), GrantsStoreLostError)
+  await replica.store.acceptLoss()
   assert.equal((await replica.decide(job, 40)).reason, 'UNKNOWN_PROJECT')
   assert.equal((await replica.store.health()).subscribed, true)
 })

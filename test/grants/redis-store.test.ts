@@ -24,7 +24,7 @@ test('redis: keys follow the documented schema with per-project hash tags', asyn
   const store = await openStore('schema')
   await store.put(grantsFor(77, 'Acme/Widget'))
   const keys = redis.cli('--scan', '--pattern', 'schema:*').trim().split('\n').sort()
-  assert.deepEqual(keys, ['schema:{p:77}:grants', 'schema:{path:acme/widget}:id'])
+  assert.deepEqual(keys, ['schema:store', 'schema:{p:77}:grants', 'schema:{path:acme/widget}:id'])
   assert.deepEqual(redisKeys('schema').grants(77), 'schema:{p:77}:grants')
   assert.equal(redis.cli('hget', 'schema:{p:77}:grants', 'version').trim(), '1')
   assert.equal(redis.cli('hget', 'schema:{p:77}:grants', 'path').trim(), 'acme/widget')

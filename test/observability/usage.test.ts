@@ -181,7 +181,7 @@ test('redis store: usage lives in the project slot and expires after the retenti
   after(() => store.close())
   const day = new Date().toISOString().slice(0, 10)
   await store.recordUsage!([{ accessedProjectId: 42, day, jobProjectId: 7, jobProjectPath: 'g/p', ancestorGroupIds: [1], requests: 1, policies: { read_jobs: 1 } }], { maxJobProjects: 5, retentionDays: 2 })
-  assert.equal(redis.cli('--scan', '--pattern', `${prefix}:*`).trim(), `${prefix}:{p:42}:usage:${day}`)
+  assert.equal(redis.cli('--scan', '--pattern', `${prefix}:{p:*`).trim(), `${prefix}:{p:42}:usage:${day}`)
   const ttl = Number(redis.cli('ttl', `${prefix}:{p:42}:usage:${day}`).trim())
   assert.ok(ttl > 86_400 && ttl <= 2 * 86_400, `ttl ${ttl}`)
 })

@@ -17,12 +17,12 @@ import { adminGate, ADMIN } from '../helpers/admin-gate.ts'
 
 test('a change Redis makes after the gate stopped waiting is in the audit trail', async t => {
   const redis = await startRedis(t)
-  // Between the gate and Redis: holds the next script call (EVALSHA) for 1.5 s, past the gate's
-  // 1 s command timeout; Redis then runs it.
+  // Between the gate and Redis: holds the next write script (an EVALSHA naming the channel it
+  // publishes on) for 1.5 s, past the gate's 1 s command timeout; Redis then runs it.
   const relay = await startRedisRelay(t, redis)
   const gate = await adminGate(t, { GATE_REDIS_URL: relay.url })
 
-  relay.holdNext(/evalsha/i, 1500)
+  relay.holdNext(/evalsha[\s\S]*jtg:invalidate/i, 1500)
   const res = await fetch(`${gate.url}/api/v4/projects/200/job_token_scope/allowlist/100`, { method: 'DELETE', headers: { 'private-token': ADMIN } })
   const body = await res.json() as Record<string, unknown>
   assert.equal(res.status, 503, JSON.stringify(body))

@@ -1,0 +1,46 @@
+// `job-token-gate accept-store-loss`: after Redis lost what the gate wrote, replicas refuse every
+// job-token decision that needs the store (GRANTS_STORE_LOST, src/grants/redis-marker.ts) until the
+// data is restored or the loss accepted. Accepting writes the store's id back into every absent
+// marker, so the replicas decide again, on what the store holds now: a choice an operator makes,
+// never the gate, because what was lost (allowlists, Maintainer-only package rules) is gone.
+
+import { loadConfig, readConfigFile } from '../config.ts'
+import { createStoreFromConfig } from '../gate/deps.ts'
+import type { GrantStore } from '../grants/store.ts'
+import type { RedisGrantStore } from '../grants/redis-store.ts'
+
+export interface AcceptLossOptions {
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly configFile?: string
+  /** The id the refusing replicas log; default: the one the store's other markers hold. */
+  readonly marker?: string
+  readonly out: (text: string) => void
+  readonly err: (text: string) => void
+}
+
+/** Returns the exit code: 0 accepted (or nothing absent), 1 nothing to go by, 2 not a Redis store. */
+export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<number> {
+  const config = loadConfig(options.env, options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) })
+  const store = await createStoreFromConfig(config, { createMarker: false })
+  try {
+    if (!isRedis(store)) {
+      options.err('job-token-gate accept-store-loss: the store is not Redis (GATE_REDIS_URL, GATE_REDIS_SENTINELS or GATE_REDIS_CLUSTER_NODES): the memory store has no marker\n')
+      return 2
+    }
+    const id = options.marker ?? store.marker.id
+    if (id === undefined) {
+      options.err('job-token-gate accept-store-loss: the store holds no marker at all: give the one the refusing replicas log (--marker <id>), or restart them: a replica that starts on a store without markers marks it anew\n')
+      return 1
+    }
+    const { written, other } = await store.acceptLoss(id)
+    options.out(`store ${id}: ${written} of ${store.markerKeys.all.length} marker(s) written back` +
+      (other > 0 ? `; ${other} hold another id (replicas started since the loss): restart the replicas that still refuse` : '') + '\n')
+    return 0
+  } finally {
+    await store.close()
+  }
+}
+
+function isRedis (store: GrantStore): store is RedisGrantStore {
+  return store.kind === 'redis'
+}

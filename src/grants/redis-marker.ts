@@ -1,0 +1,151 @@
+// The Redis store's marker: keys that hold one random id for as long as Redis holds what the
+// gate wrote. Redis can lose everything without a message: a restart without persistence,
+// FLUSHALL, FLUSHDB. Every project then reads as unknown, which drops its allowlist and its
+// package rules (a Developer's job passes Maintainer-only rules) and, with
+// GATE_UNKNOWN_PROJECT=allow, lets every job token in. So every read that decides comes with the
+// marker of its own slot, in one script, and a marker gone or changed fails closed
+// (GRANTS_STORE_LOST) until the data is restored or the loss accepted.
+//
+// Standalone and Sentinel: one key, `<prefix>:store`. Cluster: one per hash slot (16,384 small
+// keys), so that a read and its marker are in one slot and a node that lost its data is seen
+// while the others kept theirs.
+
+import calculateSlot from 'cluster-key-slot'
+import { Cluster, type Redis } from 'ioredis'
+
+const CLUSTER_SLOTS = 16384
+
+export interface MarkerKeys {
+  /** The marker a read of `key` checks: the same slot. */
+  of (key: string): string
+  /** Every marker; the first is the one a new id is settled on. */
+  readonly all: readonly string[]
+}
+
+let slotTags: string[] | undefined
+
+/** A short hash tag per slot (`m<n>` for the first n whose slot it is), computed once. */
+function tags (): string[] {
+  if (slotTags !== undefined) return slotTags
+  const found = new Array<string>(CLUSTER_SLOTS)
+  for (let n = 0, left = CLUSTER_SLOTS; left > 0; n++) {
+    const tag = 'm' + n.toString(36)
+    const slot = calculateSlot(tag)
+    if (found[slot] === undefined) {
+      found[slot] = tag
+      left--
+    }
+  }
+  slotTags = found
+  return found
+}
+
+export function markerKeys (prefix: string, cluster: boolean): MarkerKeys {
+  if (!cluster) {
+    const key = `${prefix}:store`
+    return { of: () => key, all: [key] }
+  }
+  const bySlot = tags().map(tag => `${prefix}:{${tag}}:store`)
+  return { of: key => bySlot[calculateSlot(key)]!, all: bySlot }
+}
+
+export interface MarkerState {
+  /** The store's id; undefined only when none was found and none was to be created. */
+  readonly id: string | undefined
+  /** No marker was found and this start wrote them: a new store, or one that lost everything. */
+  readonly created: boolean
+  /** How many markers the start read (1; in a Cluster one per master and the first). */
+  readonly probed: number
+  /** Of those, absent while others hold the id: those slots lost their data (Cluster). */
+  readonly missing: number
+  /** Of those, holding another id. */
+  readonly other: number
+}
+
+type Client = Redis | Cluster
+
+// Commands per pipeline: a pipeline's commands all start their timeout when sent, and 16,384 of
+// them answered on a busy machine outran the command timeout.
+const BATCH = 1000
+
+/**
+ * One command per key, answers in order. Cluster: pipelines of one node's keys (ioredis takes a
+ * pipeline whose keys one node serves), the nodes at once, BATCH commands at a time.
+ */
+async function each (client: Client, keys: readonly string[], command: (key: string) => string[]): Promise<unknown[]> {
+  const groups = new Map<string, number[]>()
+  keys.forEach((key, i) => {
+    const owner = client instanceof Cluster ? String(client.slots[calculateSlot(key)]) : ''
+    const group = groups.get(owner)
+    if (group === undefined) groups.set(owner, [i])
+    else group.push(i)
+  })
+  const results = new Array<unknown>(keys.length)
+  await Promise.all([...groups.values()].map(async indexes => {
+    for (let from = 0; from < indexes.length; from += BATCH) {
+      const batch = indexes.slice(from, from + BATCH)
+      const replies = await client.pipeline(batch.map(i => command(keys[i]!))).exec() ?? []
+      if (replies.length !== batch.length) throw new Error('a store marker pipeline was not run')
+      replies.forEach(([err, value], j) => {
+        if (err !== null) throw err
+        results[batch[j]!] = value
+      })
+    }
+  }))
+  return results
+}
+
+/** The markers a start reads: the first, and in a Cluster the first of each master's slots. */
+function probes (client: Client, keys: MarkerKeys): string[] {
+  if (!(client instanceof Cluster)) return [keys.all[0]!]
+  const firsts = new Map<string, number>()
+  client.slots.forEach((owners, slot) => { if (!firsts.has(String(owners))) firsts.set(String(owners), slot) })
+  return [...new Set([keys.all[0]!, ...[...firsts.values()].map(slot => keys.all[slot]!)])]
+}
+
+function tally (values: readonly unknown[], id: string): { missing: number, other: number } {
+  let missing = 0
+  let other = 0
+  for (const value of values) {
+    if (value === null) missing++
+    else if (value !== id) other++
+  }
+  return { missing, other }
+}
+
+/**
+ * Reads the markers at start: the first, and in a Cluster one per master (every read checks its
+ * own slot's; reading all 16,384 at every start was the slowest part of it). None found: a new
+ * store (or one that lost everything, which a start cannot tell apart) and, with `create`, the
+ * markers are written with a new id, settled on the first key so that replicas starting together
+ * agree. Otherwise the id most of them hold is the store's, and absent ones stay absent (their
+ * slots lost their data: reads there fail closed).
+ */
+export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string }): Promise<MarkerState> {
+  const probed = probes(client, keys)
+  const values = await each(client, probed, key => ['get', key]) as Array<string | null>
+  const counts = new Map<string, number>()
+  for (const value of values) if (value !== null) counts.set(value, (counts.get(value) ?? 0) + 1)
+  if (counts.size === 0) {
+    if (!options.create) return { id: undefined, created: false, probed: probed.length, missing: probed.length, other: 0 }
+    const first = keys.all[0]!
+    await client.set(first, options.newId(), 'NX')
+    const id = await client.get(first)
+    if (id === null) throw new Error(`the store marker ${first} was not kept`)
+    const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'])
+    // Written by another start of this moment, or there before: read what the probes missed.
+    if (set.every(ok => ok === 'OK')) return { id, created: true, probed: probed.length, missing: 0, other: 0 }
+    return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key]), id) }
+  }
+  const id = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
+  return { id, created: false, probed: probed.length, ...tally(values, id) }
+}
+
+/**
+ * Accepts a loss: writes `id` into every absent marker, so that the replicas refusing with it
+ * decide again, on what the store holds now. Markers holding another id are left as they are.
+ */
+export async function fillMarkers (client: Client, keys: MarkerKeys, id: string): Promise<{ readonly written: number, readonly other: number }> {
+  const written = (await each(client, keys.all, key => ['set', key, id, 'NX'])).filter(ok => ok === 'OK').length
+  return { written, other: tally(await each(client, keys.all, key => ['get', key]), id).other }
+}
