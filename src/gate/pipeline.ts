@@ -285,7 +285,7 @@ function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string, cred
   if (!x.rewritable) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
   const canonical = x.canonical!
   const query = queryWithout(canonical.query, token, decodeFormComponent)
-  const dropped = headersHolding(x.rawHeaders, token)
+  const dropped = headersHolding(x.rawHeaders, token, credentials.some(readFromAuthorization))
   // Fail closed: what goes upstream must not hold the token in any reading the gate knows.
   if (query.includes(token) || decodeFormComponent(query).includes(token)) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
   x.canonical = { ...canonical, query }
@@ -293,9 +293,21 @@ function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string, cred
   return JOB_TOKEN_STRIPPED
 }
 
-/** Lower-case names of the headers holding `token`, as sent or in decoded Basic credentials. */
-function headersHolding (rawHeaders: readonly string[], token: string): ReadonlySet<string> {
+/**
+ * Whether the credential was read from Authorization (credentials.ts: Basic, Bearer, or a bare
+ * token there). Rails decodes Basic from everything after the scheme, white space skipped, so
+ * `Basic Z2l0bGF iLWNp...` is the job token to it though no word of it decodes to one: the
+ * header is dropped by where the token was found, not by finding it again word by word.
+ */
+const readFromAuthorization = (c: Credential): boolean => c.source === 'basic' || c.source === 'bearer' || c.where === 'header:authorization'
+
+/**
+ * Lower-case names of the headers holding `token`, as sent or in decoded Basic credentials;
+ * `inAuthorization`: the token was read from Authorization, which goes whatever its spelling.
+ */
+function headersHolding (rawHeaders: readonly string[], token: string, inAuthorization: boolean): ReadonlySet<string> {
   const names = new Set<string>()
+  if (inAuthorization) names.add('authorization')
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase()
     const value = rawHeaders[i + 1]!

@@ -9,10 +9,17 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
 import { rawRequest, send } from '../helpers/http.ts'
+import { startRackOracle } from '../helpers/rack-oracle.ts'
+import { requireRack } from '../rack/rack-available.ts'
 
 const T = TOKENS.app
 const ROUTE = '/api/v4/projects/200/variables'
 const basic = (user: string, password: string): string => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
+/** `Basic` credentials of the job token with `gap` inserted after the first `at` base64 characters. */
+const splitBasic = (at: number, gap: string): string => {
+  const encoded = Buffer.from(`gitlab-ci-token:${T}`).toString('base64')
+  return `Basic ${encoded.slice(0, at)}${gap}${encoded.slice(at)}`
+}
 
 /** Asserts the last forwarded request carried the token nowhere: headers, URL (raw or decoded). */
 function assertTokenGone (g: TestGate, before: number): { url: string, headers: Record<string, unknown> } {
@@ -42,6 +49,10 @@ const STRIPPED: Array<{ name: string, target: string, headers?: Record<string, s
   { name: 'an escaped value', target: `${ROUTE}?job_token=${T.replace('-', '%2D')}&a=1`, forwarded: ROUTE + '?a=1' },
   { name: 'after a ; (Rack splits on ; too)', target: `${ROUTE}?a=1;job_token=${T}`, forwarded: ROUTE + '?a=1' },
   { name: 'Basic gitlab-ci-token', target: ROUTE, headers: { authorization: basic('gitlab-ci-token', T) }, forwarded: ROUTE },
+  // Rails decodes everything after the scheme, white space skipped: no word of these decodes to
+  // the token, and the gate once forwarded them, logged JOB_TOKEN_STRIPPED.
+  { name: 'Basic split by a space', target: ROUTE, headers: { authorization: splitBasic(42, ' ') }, forwarded: ROUTE },
+  { name: 'Basic split by a tab and spaces', target: ROUTE, headers: { authorization: splitBasic(7, ' \t ') }, forwarded: ROUTE },
   { name: 'header and parameter together', target: `${ROUTE}?token=${T}`, headers: { 'job-token': T, 'x-custom': 'kept' }, forwarded: ROUTE }
 ]
 
@@ -62,6 +73,32 @@ test('a job token where GitLab ignores it is stripped and the request forwarded 
       assert.ok(!JSON.stringify(g.logs.slice(logsBefore)).includes(T), 'no token in the logs')
     })
   }
+})
+
+test('Basic credentials split anywhere by white space: Rack and Rails read no job token in what GitLab receives', async (t) => {
+  if (!requireRack(t)) return
+  const oracle = startRackOracle()
+  t.after(() => oracle.close())
+  const g = await startTestGate(t)
+  const length = Buffer.from(`gitlab-ci-token:${T}`).toString('base64').length
+  let asked = 0
+  for (const gap of [' ', '\t', '  ']) {
+    for (let at = 1; at < length; at++) {
+      const authorization = splitBasic(at, gap)
+      // What Rails reads from the request as the client sent it: the job token.
+      const sent = await oracle.ask({ method: 'GET', target: ROUTE, headers: [['Authorization', authorization]], body: Buffer.alloc(0) })
+      assert.ok(sent.creds.some(([, value]) => value === T), `Rails reads the token in ${JSON.stringify(authorization)}`)
+      const before = g.seen.length
+      const res = await send(g.url, 'GET', ROUTE, { authorization })
+      assert.equal(res.status, 200, res.text)
+      assert.equal(g.seen.length, before + 1)
+      const headers = Object.entries(g.seen.at(-1)!.headers).flatMap(([name, value]) => ([] as string[]).concat(value ?? []).map(v => [name, v] as const))
+      const received = await oracle.ask({ method: 'GET', target: g.seen.at(-1)!.url, headers, body: Buffer.alloc(0) })
+      assert.deepEqual(received.creds.filter(([, value]) => value.includes(T)), [], `${JSON.stringify(authorization)}: GitLab received the token`)
+      asked++
+    }
+  }
+  t.diagnostic(`${asked} spellings`)
 })
 
 test('a POST with a job token header and a body without one: the header goes, the body is forwarded as sent', async (t) => {
