@@ -20,6 +20,15 @@ export interface JsonAnswer {
 export type Answer = Deny | JsonAnswer | ErrorCode | GateError
 
 /**
+ * Cache-Control as Rails' Rack::ETag sets it on every answer of GitLab's API: an error may not be
+ * reused unchecked, an answer is for its caller only. The gate answers GitLab's own paths (the
+ * configuration API, denies): without it a shared cache in front (an nginx `proxy_cache_valid`,
+ * a CDN's default TTL) kept a Maintainer's allowlist and served it to anyone asking that URL.
+ */
+const NO_CACHE = 'no-cache'
+const PRIVATE = 'max-age=0, private, must-revalidate'
+
+/**
  * Writes `answer` as JSON. A code of the errors table, a deny or a GateError is answered with
  * its status, `{message, code, errors?, request_id}` and, for a 503, `Retry-After`; a GateError
  * says its public message, never its log message. `requestId` null (the health listener) sends
@@ -62,6 +71,7 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
     extra = answer.headers
   }
   const headers: string[] = body === '' ? ['content-length', '0'] : ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]
+  headers.push('cache-control', isError ? NO_CACHE : PRIVATE)
   if (requestId !== null) headers.push('x-request-id', requestId)
   if (closeConnection) headers.push('connection', 'close')
   if (isError && status === 503) headers.push('retry-after', '5')
@@ -91,7 +101,7 @@ export function respond (res: ServerResponse, requestId: string | null, answer: 
 export function rawErrorAnswer (code: ErrorCode, requestId: string): string {
   const { status, message } = errors[code]
   const body = errorJson(message, code, '', requestId)
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: ${NO_CACHE}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
 }
 
 /** Longest answer sent whole in X-Job-Token-Gate-Answer: nginx reads a decision's headers into one 4 KiB buffer. */
