@@ -365,9 +365,11 @@ function tarballProject (url: string): number | null {
   return id === undefined ? null : Number(id)
 }
 
-// Packages::Package.installable: the statuses npm and Maven install from (app/models/packages/package.rb).
+// Packages::Package::INSTALLABLE_STATUSES, which npm's and Maven's finders install from
+// (app/models/packages/package.rb): default, hidden and deprecated (which `npm deprecate` sets in
+// recent GitLab). Never `error`, a package whose processing failed, which a job can make of any upload.
 function installable (status: unknown): boolean {
-  return status === undefined || status === 'default' || status === 'error'
+  return status === undefined || status === 'default' || status === 'hidden' || status === 'deprecated'
 }
 
 /** The public message is the table's; what went wrong, for logs, is the cause. */

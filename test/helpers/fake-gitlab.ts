@@ -24,8 +24,14 @@ export interface FakePackage {
   readonly packageType: 'npm' | 'maven' | 'pypi' | 'conan' | 'generic'
   readonly projectId: number
   readonly createdAt: string
-  readonly status?: 'default' | 'hidden' | 'processing' | 'error' | 'pending_destruction'
+  /** GitLab's package status (default: 'default'); `deprecated` is what `npm deprecate` sets in recent GitLab. */
+  readonly status?: 'default' | 'hidden' | 'processing' | 'error' | 'pending_destruction' | 'deprecated'
 }
+
+// Packages::Package (app/models/packages/package.rb): what finders install from, and what the
+// package lists show when no `status` is asked for.
+const INSTALLABLE: ReadonlySet<string> = new Set(['default', 'hidden', 'deprecated'])
+const DISPLAYABLE: ReadonlySet<string> = new Set(['default', 'error', 'deprecated'])
 
 export interface FakeJob {
   readonly id: number
@@ -423,7 +429,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (ofProject !== undefined && !fake.projects.has(ofProject)) { send(res, 404, { message: '404 Project Not Found' }); return }
     // GET /groups/:id/packages (lib/api/group_packages.rb): subgroups included unless
     // exclude_subgroups; package_name is a fuzzy (substring) filter; versionless packages only
-    // with include_versionless; order_by created_at, sort asc by default.
+    // with include_versionless; displayable statuses only unless `status` names one; order_by
+    // created_at, sort asc by default.
     const group = ofProject === undefined ? groupByKey(decodeURIComponent(segments[4]!)) : undefined
     if (ofProject === undefined && group === undefined) { send(res, 404, { message: '404 Group Not Found' }); return }
     const inGroup = (projectId: number): boolean => {
@@ -450,7 +457,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     let list = fake.packages.filter(p => inGroup(p.projectId) && repository(p.projectId) &&
       (q.get('package_type') === null || p.packageType === q.get('package_type')) &&
       (name === undefined || p.name.toLowerCase().includes(name)) &&
-      (p.version !== null || q.get('include_versionless') === 'true'))
+      (p.version !== null || q.get('include_versionless') === 'true') &&
+      (q.get('status') === null ? DISPLAYABLE.has(p.status ?? 'default') : (p.status ?? 'default') === q.get('status')))
     const desc = q.get('sort') === 'desc'
     list = [...list].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id - b.id) * (desc ? -1 : 1))
     sendPage(res, url, list.map(p => ({
@@ -461,7 +469,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
 
   // GitLab's npm metadata endpoint as an administrator asks it (lib/api/concerns/packages/
   // npm_endpoints.rb, lib/api/helpers/packages/npm.rb): the root namespace of the @scope found by
-  // path (instance) or the group by id or path; the installable npm packages of exactly that name
+  // path (instance) or the group by id or path; the installable (default, hidden, deprecated) npm packages of exactly that name
   // in any project under it (Packages::Npm::PackageFinder, no feature filter); none: a 302 to
   // npmjs.org (forwarding) or 404. The project of the last package (highest id) has its package
   // registry disabled: 403. Else the last package of each version, as
@@ -483,7 +491,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     }
     const found: FakePackage[] = []
     for (const p of [...fake.packages]) {
-      if (p.packageType === 'npm' && p.name === name && under(p.projectId) && (p.status ?? 'default') !== 'pending_destruction' && p.status !== 'hidden' && p.status !== 'processing') found.push(p)
+      if (p.packageType === 'npm' && p.name === name && under(p.projectId) && INSTALLABLE.has(p.status ?? 'default')) found.push(p)
     }
     found.sort((a, b) => a.id - b.id)
     const last = found[found.length - 1]
