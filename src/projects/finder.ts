@@ -203,6 +203,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
       for (const project of among) if (!listed.has(project)) return UNCERTAIN_ID
       if (best === null || !among.has(best.project)) return UNCERTAIN_ID
+    } else if (best !== null && !await seesEveryProject()) {
+      // Maven: GitLab serves the newest package among the projects the job's user can read. A
+      // token that does not see every project may have been shown an older one only.
+      throw unverified('403 Forbidden - the gate\'s service token may not see every project, so the gate cannot tell which project\'s package GitLab serves here; GATE_SERVICE_TOKEN must belong to an administrator or auditor')
     }
     return best?.project ?? null
   }
@@ -294,7 +298,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         const id = await load()
         if (id === UNCERTAIN_ID) return UNCERTAIN
         if (id !== null) return projectFound(id)
-        if (!await seesEveryProject()) throw new GateError('PROJECT_LOOKUP_UNVERIFIED', undefined, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
+        if (!await seesEveryProject()) throw unverified()
         return NO_PROJECT
       }
     }) as Promise<Found>
@@ -370,6 +374,10 @@ function tarballProject (url: string): number | null {
 // recent GitLab). Never `error`, a package whose processing failed, which a job can make of any upload.
 function installable (status: unknown): boolean {
   return status === undefined || status === 'default' || status === 'hidden' || status === 'deprecated'
+}
+
+function unverified (message?: string): GateError {
+  return new GateError('PROJECT_LOOKUP_UNVERIFIED', message, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
 }
 
 /** The public message is the table's; what went wrong, for logs, is the cause. */

@@ -141,6 +141,11 @@ export interface FakeGitlab {
   maxPerPage: number
   npmForwarding: boolean
   serviceRole: 'admin' | 'auditor' | 'user'
+  /**
+   * Projects the service token cannot read (a token narrower than an administrator's): `GET
+   * /projects/:id` with it answers 404, and its package and project lists leave them out.
+   */
+  readonly serviceHidden: Set<number>
   readonly calls: Record<Endpoint, number>
   /** Request targets seen, to check that no token ever travels in a URL. */
   readonly targets: string[]
@@ -188,6 +193,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     maxPerPage: options.maxPerPage ?? 100,
     npmForwarding: options.npmForwarding ?? true,
     serviceRole: options.serviceRole ?? 'admin',
+    serviceHidden: new Set(),
     calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
@@ -336,7 +342,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         const anonymous = endpoint === 'project' && req.headers['private-token'] === undefined && req.headers.authorization === undefined
         if (req.headers['private-token'] !== fake.serviceToken && !anonymous) { send(res, 401, unauthorized); return }
         if (endpoint === 'project') {
-          const p = anonymous && fake.projects.get(id)?.visibility !== 'public' ? undefined : fake.projects.get(id)
+          const p = (anonymous && fake.projects.get(id)?.visibility !== 'public') || fake.serviceHidden.has(id) ? undefined : fake.projects.get(id)
           const moved = movedTo(req)
           if (p === undefined && moved !== undefined) { redirectToId(res, moved); return }
           if (p === undefined) { send(res, 404, { message: '404 Project Not Found' }); return }
@@ -426,7 +432,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     // GET /projects/:id/packages (lib/api/project_packages.rb): that project's packages, the
     // same filters, whatever its repository feature.
     const ofProject = segments[3] === 'projects' ? Number(segments[4]) : undefined
-    if (ofProject !== undefined && !fake.projects.has(ofProject)) { send(res, 404, { message: '404 Project Not Found' }); return }
+    if (ofProject !== undefined && (!fake.projects.has(ofProject) || fake.serviceHidden.has(ofProject))) { send(res, 404, { message: '404 Project Not Found' }); return }
     // GET /groups/:id/packages (lib/api/group_packages.rb): subgroups included unless
     // exclude_subgroups; package_name is a fuzzy (substring) filter; versionless packages only
     // with include_versionless; displayable statuses only unless `status` names one; order_by
@@ -443,6 +449,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       // GET /groups/:id/projects (lib/api/groups.rb): include_subgroups, with_shared (the fake
       // shares none), each project with its `*_access_level`s.
       const projects = [...fake.projects.values()].filter(p => {
+        if (fake.serviceHidden.has(p.id)) return false
         const ns = p.namespace.fullPath.toLowerCase()
         const root = group!.fullPath.toLowerCase()
         return ns === root || (q.get('include_subgroups') === 'true' && ns.startsWith(`${root}/`))
@@ -454,7 +461,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     // Packages::GroupPackagesFinder keeps projects with_feature_available_for_user(:repository):
     // for an administrator, those whose repository is not disabled.
     const repository = (projectId: number): boolean => ofProject !== undefined || fake.projects.get(projectId)?.accessLevels?.repository !== 'disabled'
-    let list = fake.packages.filter(p => inGroup(p.projectId) && repository(p.projectId) &&
+    let list = fake.packages.filter(p => inGroup(p.projectId) && repository(p.projectId) && !fake.serviceHidden.has(p.projectId) &&
       (q.get('package_type') === null || p.packageType === q.get('package_type')) &&
       (name === undefined || p.name.toLowerCase().includes(name)) &&
       (p.version !== null || q.get('include_versionless') === 'true') &&
