@@ -292,16 +292,23 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   })
 
   const cached = (key: string, load: () => Promise<number | null>, fresh: boolean): Promise<Found> => {
-    return projects.fetch(key, {
-      forceRefresh: fresh,
-      context: async () => {
-        const id = await load()
-        if (id === UNCERTAIN_ID) return UNCERTAIN
-        if (id !== null) return projectFound(id)
-        if (!await seesEveryProject()) throw unverified()
-        return NO_PROJECT
-      }
-    }) as Promise<Found>
+    const ask = async (): Promise<Found> => {
+      const id = await load()
+      if (id === UNCERTAIN_ID) return UNCERTAIN
+      if (id !== null) return projectFound(id)
+      if (!await seesEveryProject()) throw unverified()
+      return NO_PROJECT
+    }
+    if (fresh) {
+      // A write asks GitLab itself, never joining a lookup in flight: lru-cache's fetch() hands a
+      // forced refresh the answer of one already running, which GitLab may have read before the
+      // job deleted the package that made its own project the last. Its answer refreshes the entry.
+      return ask().then(found => {
+        projects.set(key, found, found.kind === 'project' ? {} : { ttl: notFoundTtlMs })
+        return found
+      })
+    }
+    return projects.fetch(key, { context: ask }) as Promise<Found>
   }
 
   return {

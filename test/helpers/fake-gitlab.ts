@@ -156,6 +156,11 @@ export interface FakeGitlab {
   readonly failWith: Partial<Record<Endpoint, number>>
   /** Endpoints whose requests are held unanswered (a GitLab that hangs) until release() or close(). */
   readonly hold: Set<Endpoint>
+  /**
+   * Endpoints whose answers are read on arrival, as GitLab reads its database then, but sent
+   * only on release() (a slow answer, such as the npm metadata of a package of many versions).
+   */
+  readonly late: Set<Endpoint>
   /** Answers every held request. */
   release (): void
   /** `GET /personal_access_tokens/self` calls, and a status to answer them with instead. */
@@ -200,6 +205,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     delayMs: 0,
     failWith: {},
     hold: new Set<Endpoint>(),
+    late: new Set<Endpoint>(),
     release () {
       for (const answerHeld of held.splice(0)) answerHeld()
     },
@@ -531,7 +537,16 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (endpoint === null) req.url = sent
     if (endpoint !== null) fake.calls[endpoint]++
     if (endpoint !== null || options.fallback === undefined) req.resume()
-    if (endpoint !== null && fake.hold.has(endpoint)) held.push(() => { answer(req, res, endpoint, id) })
+    if (endpoint !== null && fake.late.has(endpoint)) {
+      const steps: Array<() => void> = []
+      const later = (method: 'writeHead' | 'end') => (...args: unknown[]): unknown => {
+        steps.push(() => { (res[method] as (...a: unknown[]) => unknown).apply(res, args) })
+        return recorder
+      }
+      const recorder = { get destroyed () { return res.destroyed }, writeHead: later('writeHead'), end: later('end') }
+      answer(req, recorder as unknown as ServerResponse, endpoint, id)
+      held.push(() => { if (!res.destroyed) for (const step of steps) step() })
+    } else if (endpoint !== null && fake.hold.has(endpoint)) held.push(() => { answer(req, res, endpoint, id) })
     else if (fake.delayMs > 0) setTimeout(() => { answer(req, res, endpoint, id) }, fake.delayMs)
     else answer(req, res, endpoint, id)
   })
