@@ -20,6 +20,7 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
+import { packageReadGroupOf } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
@@ -433,22 +434,44 @@ async function pathNotShown (engine: Engine, path: string, identity: JobIdentity
 function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): StageResult | Promise<StageResult> {
   if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
   const found = engine.projects.find(match.route, match.params, identity)
-  return found instanceof Promise ? found.then(f => foundProject(x, f)) : foundProject(x, found)
+  return found instanceof Promise ? found.then(f => foundProject(x, engine, match, f)) : foundProject(x, engine, match, found)
 }
 
-function foundProject (x: StageView, found: Found): StageResult {
+function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: Found): StageResult | Promise<StageResult> {
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id
       return 'continue'
     case 'no_project':
       return NO_PROJECT
-    case 'unresolved':
-      return PROJECT_NOT_IN_URL
+    case 'unresolved': {
+      const group = packageReadGroupOf(match.route, match.params)
+      return group === null ? PROJECT_NOT_IN_URL : groupPackageRead(engine, match.route, group)
+    }
     case 'uncertain':
       // GitLab's handler finds a project here: forwarding undecided would skip its rules.
       return denyOf('PACKAGE_PROJECT_UNCERTAIN')
   }
+}
+
+/**
+ * A job's read of a format through a route that names a group but no project (PyPI's group files,
+ * group metadata, the Terraform module registry's namespace routes): GitLab serves it from the
+ * packages of any project under the group, and knows nothing of their package rules. Deferred
+ * unchecked, it read packages of a format a project keeps from job tokens (`read: false`); refused
+ * now where any project under the group does so, as that project's own routes are.
+ */
+async function groupPackageRead (engine: Engine, route: CatalogRoute, group: string): Promise<StageResult> {
+  const projects = await engine.projects!.groupProjects(group)
+  if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
+  if (projects === null) return PROJECT_NOT_IN_URL
+  const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
+  for (let i = 0; i < projects.length; i++) {
+    if (checkPackageRules(route, grants[i]!, projects[i]!).allow) continue
+    // The project is not named: the job may not know it exists.
+    return denyOf('PACKAGE_READ_DISABLED', { message: `403 Forbidden - CI/CD job tokens may not read ${route.packageFormat!} packages through this group: a project in it keeps them from job tokens (job token permissions: package_registry.${route.packageFormat!}.read is false).` })
+  }
+  return PROJECT_NOT_IN_URL
 }
 
 function unresolved (engine: Engine): StageResult {

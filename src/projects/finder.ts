@@ -5,6 +5,7 @@
 // briefly; failures are not kept. Fails closed: no answer from GitLab is a 503, an answer the
 // gate cannot read a 502, never an allow.
 
+import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { CatalogRoute } from '../catalog/types.ts'
 import { GateError } from '../errors.ts'
@@ -33,6 +34,14 @@ export interface ProjectFinder {
    * GitLab cannot tell.
    */
   find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity?: JobIdentity): Found | Promise<Found>
+  /**
+   * Every project under a group (its subgroups' included, shared ones not: `Namespace#all_projects`,
+   * which GitLab's group package finders read), by the group's id or full path as the URL names it.
+   * Null when GitLab has no such group; 'too_many' when it has more than the gate reads. Rejects
+   * with GateError when GitLab cannot tell (a service token that does not see every project and
+   * is shown no group: PROJECT_LOOKUP_UNVERIFIED).
+   */
+  groupProjects (group: string): Promise<readonly number[] | null | 'too_many'>
   stats (): ProjectFinderStats
 }
 
@@ -99,6 +108,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // every Maven path under it: each lookup asked anew, so a job naming many paths in one group
   // made the gate list the group's projects again for each.
   const hiddenProjects = createLoaderCache<readonly number[] | null>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+  // Every project of one group, for the package rules of reads no lookup names a project for. Kept
+  // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
+  // hash of the client's `:id`, whose length the client chooses.
+  const groupProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
   const get = async (path: string, endpoint: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     try {
@@ -233,6 +246,25 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return ids.length > MAX_REPOSITORY_DISABLED ? null : ids
   }
 
+  const allGroupProjects = async (group: string): Promise<readonly number[] | null | 'too_many'> => {
+    const path = `/api/v4/groups/${encodeURIComponent(group)}/projects?include_subgroups=true&with_shared=false&simple=true`
+    const answer = await list(path, 'group_projects')
+    if (answer.status === 404) {
+      // A narrower token is shown no group where GitLab's own finder reads one.
+      if (!await seesEveryProject()) throw new GateError('PROJECT_LOOKUP_UNVERIFIED', undefined, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
+      return null
+    }
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    if (answer.truncated) return 'too_many'
+    const ids: number[] = []
+    for (const item of answer.items) {
+      const id = toId(item.id)
+      if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a project without id`)
+      ids.push(id)
+    }
+    return ids
+  }
+
   /**
    * npm instance and group routes. GitLab's handler takes the project of the last npm package of
    * that name under the @scope's root namespace (found BY PATH: an all-digit scope is a path, where
@@ -346,6 +378,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         }
       }
     },
+    groupProjects: group => groupProjectIds.get(createHash('sha256').update(group).digest('hex'), async () => await allGroupProjects(group)),
     stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats() })
   }
 }

@@ -3,7 +3,7 @@
 // the matched parameters. GitLab's rules per family, with their source files, are in
 // docs/gitlab-rules.md ("Group and instance routes").
 
-import type { ProjectFrom } from '../catalog/types.ts'
+import type { CatalogRoute, ProjectFrom } from '../catalog/types.ts'
 import { rubyInteger } from '../text.ts'
 
 export type Lookup =
@@ -95,6 +95,19 @@ export function lookupOf (from: ProjectFrom | undefined, params: Readonly<Record
     case undefined:
       return { kind: 'unresolvable', why: 'the route touches no single project' }
   }
+}
+
+/**
+ * The group whose projects a package read serves from where no lookup names one project (PyPI's
+ * group files and simple index, Composer, NuGet and Debian group metadata, the Terraform module
+ * registry's namespace routes): GitLab's group finders read the packages of every project under
+ * it. The group route's `:id`, or the module registry's `:module_namespace` (a top-level group);
+ * null for a write, or a route that names no group (the instance's Conan search, npm audits).
+ */
+export function packageReadGroupOf (route: CatalogRoute, params: Readonly<Record<string, string>>): string | null {
+  if (route.packageFormat === undefined || route.packageOperation !== 'read') return null
+  const group = route.accessedProject === 'group' ? params.id : params.module_namespace
+  return group === undefined || group === '' ? null : group
 }
 
 /**
