@@ -307,7 +307,7 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   return {
-    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute),
+    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute, options.settings.unknownProject),
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
       return canonical.kind === 'other' && graphqlPath.test(canonical.path)

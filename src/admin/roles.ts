@@ -13,7 +13,7 @@
 
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { mayNameProject } from '../grants/model.ts'
+import { mayNameProject, type UnknownProjectMode } from '../grants/model.ts'
 import { tokenKey } from '../identity/cache.ts'
 import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-check.ts'
@@ -49,7 +49,7 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  * none there. `projectOfRoute`: absent (GATE_UNRESOLVED_PROJECT defer or deny), group and
  * instance routes are not looked up.
  */
-export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute): UserRoleCheck {
+export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
   return {
     async check ({ match, credentials, cookie }) {
       const route = match.route
@@ -110,15 +110,26 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       const candidates = new Set<number>()
       const hinted = await grants.resolvePath(accessed.path)
       if (hinted !== null) candidates.add(hinted)
+      // A credential GitLab's API signs no user in with (a deploy token, in its header or as
+      // Basic) may still write packages: it cannot show which project the path names.
+      let unseen = false
       for (const credential of users) {
-        if (credential.where === 'header:deploy-token') continue
+        if (credential.where === 'header:deploy-token') {
+          unseen = true
+          continue
+        }
         const skip = await noSession(credential)
         if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (skip) continue
         const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind === 'found') candidates.add(found.id)
+        if (found.kind === 'unauthenticated') unseen = true
       }
+      // No project named, and a credential that may write to one the gate cannot see (a stored
+      // project renamed since its last write claims only its old path): refused as a job token
+      // naming that path is, unless unknown projects are left to GitLab.
+      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
       for (const candidate of candidates) {
         const refused = await checkProject(candidate)
         if (refused !== null) return refused

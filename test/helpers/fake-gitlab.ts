@@ -114,6 +114,11 @@ export interface FakeGitlabOptions {
    * PRIVATE-TOKEN lookup finds personal access tokens only.
    */
   readonly oauthTokens?: Readonly<Record<string, readonly string[]>>
+  /**
+   * Deploy tokens: GitLab's API signs no user in with one, so `GET /api/v4/projects/:id` with it
+   * as PRIVATE-TOKEN or Bearer answers 401 (forwarded package traffic still reaches `fallback`).
+   */
+  readonly deployTokens?: readonly string[]
 }
 
 export interface FakeGitlab {
@@ -271,6 +276,13 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
 
   const answer = (req: IncomingMessage, res: ServerResponse, endpoint: Endpoint | null, id: number): void => {
     if (endpoint === null) {
+      const bearer = /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+      const token = req.headers['private-token'] ?? bearer
+      if (req.method === 'GET' && typeof token === 'string' && options.deployTokens?.includes(token) === true && /^\/api\/v4\/(?:projects\/[^/]+|user)$/.test(new URL(req.url ?? '/', 'http://fake').pathname)) {
+        req.resume()
+        send(res, 401, unauthorized)
+        return
+      }
       if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/personal_access_tokens/self') {
         req.resume()
         fake.tokenSelfCalls++

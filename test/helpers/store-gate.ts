@@ -9,15 +9,17 @@ import { loadConfig } from '../../src/config.ts'
 import { createGate } from '../../src/gate/server.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
 import type { JobIdentity } from '../../src/identity/types.ts'
-import { startFakeGitlab, type FakeProject } from './fake-gitlab.ts'
+import { startFakeGitlab, type FakeGitlabOptions, type FakeProject } from './fake-gitlab.ts'
 
 export const STORE_GATE_JOB_PROJECT: FakeProject = { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }
 
-export async function startStoreGate (t: TestContext, store: GrantStore, options: { readonly projects?: readonly FakeProject[], readonly env?: Readonly<Record<string, string>> } = {}): Promise<{ url: string, seen: string[] }> {
+export async function startStoreGate (t: TestContext, store: GrantStore, options: { readonly projects?: readonly FakeProject[], readonly users?: FakeGitlabOptions['users'], readonly deployTokens?: readonly string[], readonly env?: Readonly<Record<string, string>> } = {}): Promise<{ url: string, seen: string[] }> {
   const seen: string[] = []
   const gitlab = await startFakeGitlab({
     anonymousPathLookups: true,
     projects: [STORE_GATE_JOB_PROJECT, ...options.projects ?? []],
+    ...(options.users === undefined ? {} : { users: options.users }),
+    ...(options.deployTokens === undefined ? {} : { deployTokens: options.deployTokens }),
     fallback: (req, res) => { seen.push(req.url ?? ''); res.end('{}') }
   })
   t.after(() => gitlab.close())
