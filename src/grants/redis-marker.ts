@@ -114,28 +114,57 @@ function tally (values: readonly unknown[], id: string): { missing: number, othe
 }
 
 /**
+ * The first marker's value while a start writes the others (`new:<id>`): a start that finds it
+ * finishes the marking with that id. Marked first with the id itself, a start cut off while
+ * writing the rest (killed, a pipeline timed out, a node refusing writes) left the store looking
+ * like one whose masters lost their data: the slots never marked were refused for good.
+ */
+const CREATING = 'new:'
+
+// KEYS[1] the first marker. ARGV[1] the value it held while marking, ARGV[2] the id: set only if
+// it still holds the first (another start of this moment may have finished it already).
+const FINISH_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+return 0
+`
+
+/**
+ * Writes every marker with the id settled on the first one (`new:<id>` there until the others are
+ * written), or finishes a marking another start began: every start that returns has seen all of
+ * them written, so an absent marker a running replica reads is data lost.
+ */
+async function mark (client: Client, keys: MarkerKeys, newId: () => string, probed: number): Promise<MarkerState> {
+  const first = keys.all[0]!
+  await client.set(first, CREATING + newId(), 'NX')
+  const settled = await client.get(first)
+  if (settled === null) throw new Error(`the store marker ${first} was not kept`)
+  if (!settled.startsWith(CREATING)) return { id: settled, created: true, probed, missing: 0, other: 0 }
+  const id = settled.slice(CREATING.length)
+  const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'])
+  await client.eval(FINISH_SCRIPT, 1, first, settled, id)
+  // Written by another start of this moment, or there before: read what the probes missed.
+  if (set.every(ok => ok === 'OK')) return { id, created: true, probed, missing: 0, other: 0 }
+  return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key]), id) }
+}
+
+/**
  * Reads the markers at start: the first, and in a Cluster one per master (every read checks its
  * own slot's; reading all 16,384 at every start was the slowest part of it). None found: a new
  * store (or one that lost everything, which a start cannot tell apart) and, with `create`, the
- * markers are written with a new id, settled on the first key so that replicas starting together
- * agree. Otherwise the id most of them hold is the store's, and absent ones stay absent (their
- * slots lost their data: reads there fail closed).
+ * markers are written with a new id (mark); a marking left unfinished is finished. Otherwise the
+ * id most of them hold is the store's, and absent ones stay absent (their slots lost their data:
+ * reads there fail closed).
  */
 export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string }): Promise<MarkerState> {
   const probed = probes(client, keys)
   const values = await each(client, probed, key => ['get', key]) as Array<string | null>
+  // probed[0] is the first marker.
+  const pending = values[0]?.startsWith(CREATING) === true ? values[0].slice(CREATING.length) : undefined
   const counts = new Map<string, number>()
   for (const value of values) if (value !== null) counts.set(value, (counts.get(value) ?? 0) + 1)
-  if (counts.size === 0) {
-    if (!options.create) return { id: undefined, created: false, probed: probed.length, missing: probed.length, other: 0 }
-    const first = keys.all[0]!
-    await client.set(first, options.newId(), 'NX')
-    const id = await client.get(first)
-    if (id === null) throw new Error(`the store marker ${first} was not kept`)
-    const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'])
-    // Written by another start of this moment, or there before: read what the probes missed.
-    if (set.every(ok => ok === 'OK')) return { id, created: true, probed: probed.length, missing: 0, other: 0 }
-    return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key]), id) }
+  if (counts.size === 0 || pending !== undefined) {
+    if (options.create) return await mark(client, keys, options.newId, probed.length)
+    return { id: pending, created: false, probed: probed.length, ...(pending === undefined ? { missing: probed.length, other: 0 } : tally(values.slice(1), pending)) }
   }
   const id = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
   return { id, created: false, probed: probed.length, ...tally(values, id) }
@@ -147,5 +176,7 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
  */
 export async function fillMarkers (client: Client, keys: MarkerKeys, id: string): Promise<{ readonly written: number, readonly other: number }> {
   const written = (await each(client, keys.all, key => ['set', key, id, 'NX'])).filter(ok => ok === 'OK').length
+  // A marking no start finished (none has run since): finished with the rest.
+  await client.eval(FINISH_SCRIPT, 1, keys.all[0]!, CREATING + id, id)
   return { written, other: tally(await each(client, keys.all, key => ['get', key]), id).other }
 }

@@ -4,6 +4,7 @@ import { createRedisStore, type RedisGrantStore } from '../../src/grants/redis-s
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { startRedisCluster } from '../helpers/redis.ts'
 import { GrantsStoreLostError } from '../../src/grants/errors.ts'
+import { markerKeys } from '../../src/grants/redis-marker.ts'
 import { grantsFor, nextEvent, storeContract, type StoreOptions } from './store-contract.ts'
 import { eventually } from '../helpers/eventually.ts'
 
@@ -88,6 +89,29 @@ test('redis cluster: a master that lost its data is refused in its own slots onl
 
   assert.deepEqual(await later.acceptLoss(), { id: store.marker.id, written: markers, other: 0 })
   assert.equal(await store.get(gone[0]!), null, 'accepted: what the lost master held is gone')
+})
+
+test('redis cluster: a start cut off while marking a new store leaves it to the next start, which finishes it', async () => {
+  // A master that refuses writes (at its maxmemory) makes the first start fail after it settled
+  // the id on the first marker and wrote some of the rest: as a start killed midway would.
+  const first = markerKeys('cut', true).all[0]!
+  const full = cluster.nodes.find(node => ownerOf(Number(node.cli('cluster', 'keyslot', first).trim())) !== node.cli('cluster', 'myid').trim())!
+  full.cli('config', 'set', 'maxmemory', '1')
+  try {
+    await assert.rejects(openStore('cut'), /OOM/)
+  } finally {
+    full.cli('config', 'set', 'maxmemory', '0')
+  }
+  assert.match(cluster.nodes[0]!.cli('-c', 'get', first).trim(), /^new:[0-9a-f-]{36}$/, 'the first marker says the marking is unfinished')
+
+  const store = await openStore('cut')
+  assert.deepEqual({ ...store.marker, id: undefined }, { id: undefined, created: true, probed: 16384, missing: 0, other: 0 }, 'finished, every marker read back')
+  assert.equal(cluster.nodes[0]!.cli('-c', 'get', first).trim(), store.marker.id)
+  const held = cluster.nodes.reduce((sum, node) => sum + node.cli('--scan', '--pattern', 'cut:*:store').trim().split('\n').filter(Boolean).length, 0)
+  assert.equal(held, 16384, 'every slot marked')
+  for (let id = 1; id <= 30; id++) await store.put(grantsFor(id, `acme/p${id}`))
+  for (let id = 1; id <= 30; id++) assert.equal((await store.get(id))?.projectPath, `acme/p${id}`)
+  assert.deepEqual((await openStore('cut')).marker, { id: store.marker.id, created: false, probed: 3, missing: 0, other: 0 })
 })
 
 test('redis cluster: when its node goes away the subscription moves to another and the cache flushes', async () => {
