@@ -29,7 +29,7 @@ export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<n
     }
     const id = options.marker ?? store.marker.id
     if (id === undefined) {
-      options.err('job-token-gate accept-store-loss: the store holds no marker at all: give the one the refusing replicas log (--marker <id>), or restart them: a replica that starts on a store without markers marks it anew\n')
+      options.err('job-token-gate accept-store-loss: the store holds no marker at all, nor the trace a replica leaves when it finds one gone: give the id the refusing replicas log (--marker <id>), or restart them: a replica that starts on a store without markers marks it anew\n')
       return 1
     }
     const { written, other } = await store.acceptLoss(id)

@@ -9,6 +9,10 @@
 // Standalone and Sentinel: one key, `<prefix>:store`. Cluster: one per hash slot (16,384 small
 // keys), so that a read and its marker are in one slot and a node that lost its data is seen
 // while the others kept theirs.
+//
+// A replica that finds its slot's marker absent leaves `lost:<id>` there, and on the first marker
+// (markLost): a start that finds such a trace refuses as the replica did, where it would have
+// taken a store without markers for a new one and marked it anew.
 
 import calculateSlot from 'cluster-key-slot'
 import { Cluster, type Redis } from 'ioredis'
@@ -49,14 +53,33 @@ export function markerKeys (prefix: string, cluster: boolean): MarkerKeys {
   return { of: key => bySlot[calculateSlot(key)]!, all: bySlot }
 }
 
+/**
+ * A marker's value once a replica found it absent (`lost:<id>`, written in the script that found
+ * it): the store `id` lost this slot's data. Without it a start on a store that lost everything
+ * (a rollout, a scale-up, a crash) found no marker, took the store for a new one and marked it,
+ * and decided on what was left while the replicas that saw the loss refused.
+ */
+export const LOST = 'lost:'
+
+/**
+ * Lua, the first lines of every script that reads or writes beside a marker: `marker` is
+ * KEYS[key]'s value; when absent it is replaced by the trace of the loss, `lost:` and ARGV[arg]
+ * (the replica's id; none for '').
+ */
+export function markLost (key: number, arg: number): string {
+  return `local marker = redis.call('GET', KEYS[${key}])
+if not marker and ARGV[${arg}] ~= '' then redis.call('SET', KEYS[${key}], '${LOST}' .. ARGV[${arg}]) end
+`
+}
+
 export interface MarkerState {
-  /** The store's id; undefined only when none was found and none was to be created. */
+  /** The store's id (or the one the traces of a loss name); undefined only when none was found and none was to be created. */
   readonly id: string | undefined
   /** No marker was found and this start wrote them: a new store, or one that lost everything. */
   readonly created: boolean
   /** How many markers the start read (1; in a Cluster one per master and the first). */
   readonly probed: number
-  /** Of those, absent while others hold the id: those slots lost their data (Cluster). */
+  /** Of those, absent or a trace of the loss (`lost:<id>`): those slots lost their data. */
   readonly missing: number
   /** Of those, holding another id. */
   readonly other: number
@@ -107,7 +130,7 @@ function tally (values: readonly unknown[], id: string): { missing: number, othe
   let missing = 0
   let other = 0
   for (const value of values) {
-    if (value === null) missing++
+    if (value === null || value === LOST + id) missing++
     else if (value !== id) other++
   }
   return { missing, other }
@@ -138,6 +161,8 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
   await client.set(first, CREATING + newId(), 'NX')
   const settled = await client.get(first)
   if (settled === null) throw new Error(`the store marker ${first} was not kept`)
+  // A replica found the marker absent meanwhile: a loss, not a new store.
+  if (settled.startsWith(LOST)) return { id: settled.slice(LOST.length), created: false, probed, missing: 1, other: 0 }
   if (!settled.startsWith(CREATING)) return { id: settled, created: true, probed, missing: 0, other: 0 }
   const id = settled.slice(CREATING.length)
   const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'])
@@ -149,11 +174,12 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
 
 /**
  * Reads the markers at start: the first, and in a Cluster one per master (every read checks its
- * own slot's; reading all 16,384 at every start was the slowest part of it). None found: a new
- * store (or one that lost everything, which a start cannot tell apart) and, with `create`, the
- * markers are written with a new id (mark); a marking left unfinished is finished. Otherwise the
- * id most of them hold is the store's, and absent ones stay absent (their slots lost their data:
- * reads there fail closed).
+ * own slot's; reading all 16,384 at every start was the slowest part of it). None found, nor a
+ * trace of a loss: a new store (or one that lost everything while no replica read it, which a
+ * start cannot tell apart) and, with `create`, the markers are written with a new id (mark); a
+ * marking left unfinished is finished. Otherwise the id most of them hold is the store's (else
+ * the one the traces name), and absent ones stay absent (their slots lost their data: reads there
+ * fail closed).
  */
 export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string }): Promise<MarkerState> {
   const probed = probes(client, keys)
@@ -161,7 +187,16 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
   // probed[0] is the first marker.
   const pending = values[0]?.startsWith(CREATING) === true ? values[0].slice(CREATING.length) : undefined
   const counts = new Map<string, number>()
-  for (const value of values) if (value !== null) counts.set(value, (counts.get(value) ?? 0) + 1)
+  const traces = new Map<string, number>()
+  for (const value of values) {
+    if (value === null) continue
+    const [of, id] = value.startsWith(LOST) ? [traces, value.slice(LOST.length)] : [counts, value]
+    of.set(id, (of.get(id) ?? 0) + 1)
+  }
+  if (counts.size === 0 && traces.size > 0) {
+    const id = [...traces].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
+    return { id, created: false, probed: probed.length, ...tally(values, id) }
+  }
   if (counts.size === 0 || pending !== undefined) {
     if (options.create) return await mark(client, keys, options.newId, probed.length)
     return { id: pending, created: false, probed: probed.length, ...(pending === undefined ? { missing: probed.length, other: 0 } : tally(values.slice(1), pending)) }
@@ -170,13 +205,24 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
   return { id, created: false, probed: probed.length, ...tally(values, id) }
 }
 
+// KEYS[1] a marker, ARGV[1] the id: written where the marker is absent, a trace of the loss of
+// that id, or the first marker of a marking no start finished (none has run since).
+const FILL_SCRIPT = `
+local marker = redis.call('GET', KEYS[1])
+if marker and marker ~= '${LOST}' .. ARGV[1] and marker ~= '${CREATING}' .. ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`
+
 /**
- * Accepts a loss: writes `id` into every absent marker, so that the replicas refusing with it
- * decide again, on what the store holds now. Markers holding another id are left as they are.
+ * Accepts a loss: writes `id` into every absent marker and every trace of its loss, so that the
+ * replicas refusing with it decide again, on what the store holds now. Markers holding another
+ * id (or the trace of another's loss) are left as they are.
  */
 export async function fillMarkers (client: Client, keys: MarkerKeys, id: string): Promise<{ readonly written: number, readonly other: number }> {
-  const written = (await each(client, keys.all, key => ['set', key, id, 'NX'])).filter(ok => ok === 'OK').length
-  // A marking no start finished (none has run since): finished with the rest.
-  await client.eval(FINISH_SCRIPT, 1, keys.all[0]!, CREATING + id, id)
+  // Loaded on every master first, so that 16,384 calls send its hash rather than its text.
+  const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+  const sha = (await Promise.all(masters.map(async node => String(await node.script('LOAD', FILL_SCRIPT)))))[0]!
+  const written = (await each(client, keys.all, key => ['evalsha', sha, '1', key, id])).filter(ok => ok === 1).length
   return { written, other: tally(await each(client, keys.all, key => ['get', key]), id).other }
 }

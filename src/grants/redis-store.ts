@@ -26,7 +26,8 @@
 // maxRetriesPerRequest: 0), so a read fails within commandTimeoutMs and the cache can decide to
 // serve a recent entry or fail closed. Every read that decides, and every write, checks the
 // marker of its slot in the same script: data Redis lost fails closed (GRANTS_STORE_LOST)
-// instead of reading as "nothing configured". A separate subscriber connection receives invalidations;
+// instead of reading as "nothing configured", and the script leaves a trace of the loss where
+// the marker was, so that a replica started later refuses too (redis-marker.ts). A separate subscriber connection receives invalidations;
 // every time it subscribes again after losing the connection it reports a reset, because
 // messages published meanwhile are lost.
 //
@@ -44,7 +45,7 @@ import type { ConnectionOptions } from 'node:tls'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
 import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
-import { fillMarkers, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
+import { LOST, fillMarkers, markLost, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
@@ -130,10 +131,10 @@ export interface RedisGrantStore extends GrantStore {
 // in the same step as the write, so neither exists without the other), the audit events kept,
 // the store's id. KEYS[3] the store marker of the slot. Returns {1, version, oldPath},
 // {0, currentVersion, currentPath} on a version conflict, or {-2, 0, marker} when the marker is not
-// the store's (the slot lost its data: nothing is written on what is left).
+// the store's (the slot lost its data: nothing is written on what is left but the trace of the
+// loss, markLost).
 const PUT_SCRIPT = `
-local marker = redis.call('GET', KEYS[3])
-if marker ~= ARGV[9] then return {-2, 0, marker or ''} end
+${markLost(3, 9)}if marker ~= ARGV[9] then return {-2, 0, marker or ''} end
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
@@ -157,8 +158,7 @@ return {1, version, oldPath}
 // {0, version, ''} when there is nothing to delete, {-1, currentVersion, ''} on a version
 // conflict, or {-2, 0, marker} when the marker is not the store's.
 const DELETE_SCRIPT = `
-local marker = redis.call('GET', KEYS[3])
-if marker ~= ARGV[7] then return {-2, 0, marker or ''} end
+${markLost(3, 7)}if marker ~= ARGV[7] then return {-2, 0, marker or ''} end
 local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 if ARGV[4] ~= '' then
   local seen = 0
@@ -194,20 +194,26 @@ if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2],
 return 1
 `
 
-// KEYS[1] the store marker of KEYS[2]'s slot. Returns the marker, then HMGET KEYS[2] ARGV: the
+// KEYS[1] the store marker of KEYS[2]'s slot, ARGV[1] the store's id, the rest fields. Returns the
+// marker (absent: the trace of the loss is left, markLost), then HMGET KEYS[2] of the fields: the
 // read and the marker that vouches for it in one step.
 const READ_HASH_SCRIPT = `
-local values = redis.call('HMGET', KEYS[2], unpack(ARGV))
-table.insert(values, 1, redis.call('GET', KEYS[1]))
+${markLost(1, 1)}local values = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
+table.insert(values, 1, marker)
 return values
 `
 
-// KEYS[1] the store marker of the slot of KEYS[2] and KEYS[3]. Returns the marker, then MGET
-// KEYS[2] KEYS[3].
+// KEYS[1] the store marker of the slot of KEYS[2] and KEYS[3], ARGV[1] the store's id. Returns the
+// marker, then MGET KEYS[2] KEYS[3].
 const READ_PAIR_SCRIPT = `
-local values = redis.call('MGET', KEYS[2], KEYS[3])
-table.insert(values, 1, redis.call('GET', KEYS[1]))
+${markLost(1, 1)}local values = redis.call('MGET', KEYS[2], KEYS[3])
+table.insert(values, 1, marker)
 return values
+`
+
+// KEYS[1] a store marker, ARGV[1] the store's id: the marker (health).
+const READ_MARKER_SCRIPT = `
+${markLost(1, 1)}return marker
 `
 
 type Client = Redis | Cluster
@@ -225,8 +231,9 @@ const INDEX_ATTEMPTS = 5
 interface Scripts {
   jtgPut (key: string, audit: string, marker: string, ...args: string[]): Promise<[number, number, string]>
   jtgDelete (key: string, audit: string, marker: string, ...args: string[]): Promise<[number, number, string]>
-  jtgReadHash (marker: string, key: string, ...fields: string[]): Promise<Array<string | null>>
-  jtgReadPair (marker: string, first: string, second: string): Promise<Array<string | null>>
+  jtgReadHash (marker: string, key: string, id: string, ...fields: string[]): Promise<Array<string | null>>
+  jtgReadPair (marker: string, first: string, second: string, id: string): Promise<Array<string | null>>
+  jtgReadMarker (marker: string, id: string): Promise<string | null>
   jtgUnindex (key: string, previousKey: string, id: string): Promise<number>
   jtgIndex (key: string, previousKey: string, holder: string, previous: string, id: string, claimant: string): Promise<number>
 }
@@ -304,6 +311,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   client.defineCommand('jtgDelete', { numberOfKeys: 3, lua: DELETE_SCRIPT })
   client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: READ_HASH_SCRIPT })
   client.defineCommand('jtgReadPair', { numberOfKeys: 3, lua: READ_PAIR_SCRIPT })
+  client.defineCommand('jtgReadMarker', { numberOfKeys: 1, lua: READ_MARKER_SCRIPT })
   client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: UNINDEX_SCRIPT })
   client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: INDEX_SCRIPT })
   const scripts = client as unknown as Scripts
@@ -408,9 +416,16 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     if (doubt !== 0 && silentSince === doubt) silentSince = 0
   }
 
-  /** Data gone from under the gate: its marker absent, or another store's. */
-  function lost (key: string, found: string | null): GrantsStoreLostError {
-    return new GrantsStoreLostError(found === null
+  /**
+   * Data gone from under the gate: its marker absent (the script left the trace of the loss
+   * there), or another store's. In a Cluster the trace goes on the first marker too, which every
+   * start reads: a start then refuses as this replica does rather than mark the store anew.
+   */
+  async function lost (key: string, found: string | null): Promise<GrantsStoreLostError> {
+    const gone = found === null || (marker.id !== undefined && found === LOST + marker.id)
+    const first = markers.all[0]!
+    if (gone && key !== first && marker.id !== undefined) await client.set(first, LOST + marker.id, 'NX').catch(() => {})
+    return new GrantsStoreLostError(gone
       ? `Redis lost what the gate wrote: the store marker ${key} is gone (a restart without persistence, FLUSHALL, FLUSHDB or a deleted key); job-token decisions that need the store fail closed until the data is restored, or the loss is accepted (job-token-gate accept-store-loss --marker ${marker.id ?? '?'})`
       : `the store marker ${key} holds ${found}, not ${marker.id ?? '?'}: the store was marked again since this replica started (a replica started on it after a loss); restart this replica to decide on the store as it is now`)
   }
@@ -418,16 +433,16 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   /** HMGET of `key`, vouched for by its slot's marker. */
   async function readHash (key: string, ...fields: string[]): Promise<Array<string | null>> {
     const at = markers.of(key)
-    const [found, ...values] = await scripts.jtgReadHash(at, key, ...fields)
-    if (found !== marker.id) throw lost(at, found ?? null)
+    const [found, ...values] = await scripts.jtgReadHash(at, key, marker.id ?? '', ...fields)
+    if (found !== marker.id) throw await lost(at, found ?? null)
     return values
   }
 
   /** MGET of two keys of one slot, vouched for by its marker. */
   async function readPair (first: string, second: string): Promise<[string | null, string | null]> {
     const at = markers.of(first)
-    const [found, a, b] = await scripts.jtgReadPair(at, first, second)
-    if (found !== marker.id) throw lost(at, found ?? null)
+    const [found, a, b] = await scripts.jtgReadPair(at, first, second, marker.id ?? '')
+    if (found !== marker.id) throw await lost(at, found ?? null)
     return [a ?? null, b ?? null]
   }
 
@@ -532,7 +547,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.grants(grants.projectId))
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '')
-      if (ok === -2) throw lost(at, oldPath || null)
+      if (ok === -2) throw await lost(at, oldPath || null)
       // Refused: the entry stays as taken, and resolves to the project it was taken from while that
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
       // back could undo another write of this project that recorded the path meanwhile.
@@ -543,7 +558,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     delete: projectId => call('delete', async () => {
       const at = markers.of(keys.grants(projectId))
       const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), at, keys.channel, `"p":${projectId}`, String(now()), '', '', kept, marker.id ?? '')
-      if (ok === -2) throw lost(at, oldPath || null)
+      if (ok === -2) throw await lost(at, oldPath || null)
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
@@ -574,7 +589,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '')
-      if (ok === -2) throw lost(at, found || null)
+      if (ok === -2) throw await lost(at, found || null)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
@@ -585,7 +600,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), at, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept, marker.id ?? '')
-      if (ok === -2) throw lost(at, found || null)
+      if (ok === -2) throw await lost(at, found || null)
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),
@@ -604,8 +619,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         await call('ping', () => client.ping())
         // The first marker only (in a Cluster, one slot of 16,384): every read checks its own.
         await call('marker', async () => {
-          const found = await client.get(markers.all[0]!)
-          if (found !== marker.id) throw lost(markers.all[0]!, found)
+          const found = await scripts.jtgReadMarker(markers.all[0]!, marker.id ?? '')
+          if (found !== marker.id) throw await lost(markers.all[0]!, found)
         })
         return { ok: true, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), latencyMs: performance.now() - started }
       } catch (err) {

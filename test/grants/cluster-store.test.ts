@@ -114,6 +114,21 @@ test('redis cluster: a start cut off while marking a new store leaves it to the 
   assert.deepEqual((await openStore('cut')).marker, { id: store.marker.id, created: false, probed: 3, missing: 0, other: 0 })
 })
 
+test('redis cluster: once a replica found the store lost everything, a start refuses it too rather than mark it anew', async () => {
+  const store = await openStore('all')
+  for (let id = 1; id <= 5; id++) await store.put(grantsFor(id, `acme/p${id}`))
+  for (const node of cluster.nodes) node.cli('flushall')
+  const id = [1, 2, 3, 4, 5].find(id => store.markerKeys.of(store.keys.grants(id)) !== store.markerKeys.all[0])!
+  await assert.rejects(store.get(id), GrantsStoreLostError)
+  // A replica started now (a rollout, a scale-up) would have found no marker and decided on the
+  // empty store; the trace the read left on the first marker tells it the store was lost.
+  const later = await openStore('all')
+  assert.deepEqual(later.marker, { id: store.marker.id, created: false, probed: 3, missing: 3, other: 0 })
+  await assert.rejects(later.get(id), GrantsStoreLostError)
+  assert.deepEqual(await later.acceptLoss(), { id: store.marker.id, written: 16384, other: 0 })
+  assert.equal(await store.get(id), null, 'accepted: decided on what the store holds now')
+})
+
 test('redis cluster: when its node goes away the subscription moves to another and the cache flushes', async () => {
   const store = await openStore('rotate')
   const cache = createGrantCache({ store, ttlMs: 60_000 })
