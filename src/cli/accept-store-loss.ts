@@ -18,7 +18,7 @@ export interface AcceptLossOptions {
   readonly err: (text: string) => void
 }
 
-/** Returns the exit code: 0 accepted (or nothing absent), 1 nothing to go by, 2 not a Redis store. */
+/** Returns the exit code: 0 accepted (or nothing absent), 1 nothing to go by or another id given, 2 not a Redis store. */
 export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<number> {
   const config = loadConfig(options.env, options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) })
   const store = await createStoreFromConfig(config, { createMarker: false })
@@ -26,6 +26,13 @@ export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<n
     if (!isRedis(store)) {
       options.err('job-token-gate accept-store-loss: the store is not Redis (GATE_REDIS_URL, GATE_REDIS_SENTINELS or GATE_REDIS_CLUSTER_NODES): the memory store has no marker\n')
       return 2
+    }
+    // An id other than the store's, written into its absent markers, would make those slots
+    // another store's: refused by every replica for good, and no later accept (which writes
+    // only absent markers and traces) could undo it.
+    if (options.marker !== undefined && store.marker.id !== undefined && options.marker !== store.marker.id) {
+      options.err(`job-token-gate accept-store-loss: the store's markers hold ${store.marker.id}, not ${options.marker}: the absent ones are accepted with that id; run it without --marker (a replica that logs ${options.marker} was started before the store was marked again: restart it)\n`)
+      return 1
     }
     const id = options.marker ?? store.marker.id
     if (id === undefined) {
