@@ -92,10 +92,26 @@ type Client = Redis | Cluster
 const BATCH = 1000
 
 /**
+ * Runs `attempt` again while it times out, until `deadline` (performance.now()): marking a store
+ * is one-off work that waits for Redis as long as the start waits to connect, where a busy
+ * machine took past the command timeout. Every command here can be run twice (GET, SET NX, the
+ * scripts below).
+ */
+async function patiently<T> (deadline: number, attempt: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt()
+    } catch (err) {
+      if (!/timed out/i.test((err as Error).message) || performance.now() >= deadline) throw err
+    }
+  }
+}
+
+/**
  * One command per key, answers in order. Cluster: pipelines of one node's keys (ioredis takes a
  * pipeline whose keys one node serves), the nodes at once, BATCH commands at a time.
  */
-async function each (client: Client, keys: readonly string[], command: (key: string) => string[]): Promise<unknown[]> {
+async function each (client: Client, keys: readonly string[], command: (key: string) => string[], deadline: number): Promise<unknown[]> {
   const groups = new Map<string, number[]>()
   keys.forEach((key, i) => {
     const owner = client instanceof Cluster ? String(client.slots[calculateSlot(key)]) : ''
@@ -107,11 +123,13 @@ async function each (client: Client, keys: readonly string[], command: (key: str
   await Promise.all([...groups.values()].map(async indexes => {
     for (let from = 0; from < indexes.length; from += BATCH) {
       const batch = indexes.slice(from, from + BATCH)
-      const replies = await client.pipeline(batch.map(i => command(keys[i]!))).exec() ?? []
-      if (replies.length !== batch.length) throw new Error('a store marker pipeline was not run')
-      replies.forEach(([err, value], j) => {
-        if (err !== null) throw err
-        results[batch[j]!] = value
+      await patiently(deadline, async () => {
+        const replies = await client.pipeline(batch.map(i => command(keys[i]!))).exec() ?? []
+        if (replies.length !== batch.length) throw new Error('a store marker pipeline was not run')
+        replies.forEach(([err, value], j) => {
+          if (err !== null) throw err
+          results[batch[j]!] = value
+        })
       })
     }
   }))
@@ -156,20 +174,21 @@ return 0
  * written), or finishes a marking another start began: every start that returns has seen all of
  * them written, so an absent marker a running replica reads is data lost.
  */
-async function mark (client: Client, keys: MarkerKeys, newId: () => string, probed: number): Promise<MarkerState> {
+async function mark (client: Client, keys: MarkerKeys, newId: () => string, probed: number, deadline: number): Promise<MarkerState> {
   const first = keys.all[0]!
-  await client.set(first, CREATING + newId(), 'NX')
-  const settled = await client.get(first)
+  const candidate = CREATING + newId()
+  await patiently(deadline, async () => await client.set(first, candidate, 'NX'))
+  const settled = await patiently(deadline, async () => await client.get(first))
   if (settled === null) throw new Error(`the store marker ${first} was not kept`)
   // A replica found the marker absent meanwhile: a loss, not a new store.
   if (settled.startsWith(LOST)) return { id: settled.slice(LOST.length), created: false, probed, missing: 1, other: 0 }
   if (!settled.startsWith(CREATING)) return { id: settled, created: true, probed, missing: 0, other: 0 }
   const id = settled.slice(CREATING.length)
-  const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'])
-  await client.eval(FINISH_SCRIPT, 1, first, settled, id)
+  const set = await each(client, keys.all.slice(1), key => ['set', key, id, 'NX'], deadline)
+  await patiently(deadline, async () => await client.eval(FINISH_SCRIPT, 1, first, settled, id))
   // Written by another start of this moment, or there before: read what the probes missed.
   if (set.every(ok => ok === 'OK')) return { id, created: true, probed, missing: 0, other: 0 }
-  return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key]), id) }
+  return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key], deadline), id) }
 }
 
 /**
@@ -181,9 +200,10 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
  * the one the traces name), and absent ones stay absent (their slots lost their data: reads there
  * fail closed).
  */
-export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string }): Promise<MarkerState> {
+export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string, readonly patienceMs: number }): Promise<MarkerState> {
+  const deadline = performance.now() + options.patienceMs
   const probed = probes(client, keys)
-  const values = await each(client, probed, key => ['get', key]) as Array<string | null>
+  const values = await each(client, probed, key => ['get', key], deadline) as Array<string | null>
   // probed[0] is the first marker.
   const pending = values[0]?.startsWith(CREATING) === true ? values[0].slice(CREATING.length) : undefined
   const counts = new Map<string, number>()
@@ -198,7 +218,7 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
     return { id, created: false, probed: probed.length, ...tally(values, id) }
   }
   if (counts.size === 0 || pending !== undefined) {
-    if (options.create) return await mark(client, keys, options.newId, probed.length)
+    if (options.create) return await mark(client, keys, options.newId, probed.length, deadline)
     return { id: pending, created: false, probed: probed.length, ...(pending === undefined ? { missing: probed.length, other: 0 } : tally(values.slice(1), pending)) }
   }
   const id = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
@@ -219,10 +239,11 @@ return 1
  * replicas refusing with it decide again, on what the store holds now. Markers holding another
  * id (or the trace of another's loss) are left as they are.
  */
-export async function fillMarkers (client: Client, keys: MarkerKeys, id: string): Promise<{ readonly written: number, readonly other: number }> {
+export async function fillMarkers (client: Client, keys: MarkerKeys, id: string, patienceMs: number): Promise<{ readonly written: number, readonly other: number }> {
+  const deadline = performance.now() + patienceMs
   // Loaded on every master first, so that 16,384 calls send its hash rather than its text.
   const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
-  const sha = (await Promise.all(masters.map(async node => String(await node.script('LOAD', FILL_SCRIPT)))))[0]!
-  const written = (await each(client, keys.all, key => ['evalsha', sha, '1', key, id])).filter(ok => ok === 1).length
-  return { written, other: tally(await each(client, keys.all, key => ['get', key]), id).other }
+  const sha = (await Promise.all(masters.map(async node => String(await patiently(deadline, async () => await node.script('LOAD', FILL_SCRIPT))))))[0]!
+  const written = (await each(client, keys.all, key => ['evalsha', sha, '1', key, id], deadline)).filter(ok => ok === 1).length
+  return { written, other: tally(await each(client, keys.all, key => ['get', key], deadline), id).other }
 }

@@ -69,7 +69,7 @@ export interface RedisStoreOptions {
   readonly sentinelTls?: ConnectionOptions
   /** Key and channel prefix; default `jtg`. */
   readonly keyPrefix?: string
-  /** How long start-up waits for Redis, and each connection attempt's timeout. Default 5000. */
+  /** How long start-up waits for Redis (marking a new store included), and each connection attempt's timeout. Default 5000. */
   readonly connectTimeoutMs?: number
   /** A command that takes longer fails (the cache then serves stale or fails closed). Default 1000. */
   readonly commandTimeoutMs?: number
@@ -366,7 +366,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   try {
     await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout), watch?.ask()])
     await refuseEviction(client)
-    marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID })
+    marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID, patienceMs: connectTimeout })
   } catch (err) {
     closing = true
     subscriber.close()
@@ -510,7 +510,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     markerKeys: markers,
     acceptLoss: async (id = marker.id) => await call('acceptLoss', async () => {
       if (id === undefined) throw new TypeError('the store holds no marker and none was given')
-      return { id, ...await fillMarkers(client, markers, id) }
+      return { id, ...await fillMarkers(client, markers, id, connectTimeout) }
     }),
     get: projectId => call('get', async () => {
       const [doc, version] = await readHash(keys.grants(projectId), 'doc', 'version')
