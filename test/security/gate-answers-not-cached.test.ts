@@ -7,15 +7,10 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { adminGate, USERS } from '../helpers/admin-gate.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { rawRequest, send } from '../helpers/http.ts'
-import { eventually } from '../helpers/eventually.ts'
-import { NGINX, needsNginx } from '../helpers/nginx.ts'
+import { needsNginx, startNginx } from '../helpers/nginx.ts'
 import { freePort } from '../helpers/redis.ts'
 
 const ALLOWLIST = '/api/v4/projects/200/job_token_scope/allowlist'
@@ -41,32 +36,8 @@ test('every answer the gate writes says whether a cache may keep it, as GitLab\'
 /** nginx caching what it proxies to the gate for a minute unless the answer says otherwise. */
 async function microCache (t: TestContext, gatePort: number): Promise<string> {
   const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'nginx-cache-'))
-  chmodSync(dir, 0o755)
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  mkdirSync(join(dir, 'logs'))
-  writeFileSync(join(dir, 'nginx.conf'), [
-    'worker_processes 1;',
-    `pid ${join(dir, 'nginx.pid')};`,
-    `error_log ${join(dir, 'logs', 'error.log')} warn;`,
-    'events { worker_connections 64; }',
-    'http {',
-    `  access_log off; client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
-    `  proxy_cache_path ${dir}/cache keys_zone=api:1m;`,
-    `  server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${gatePort}; proxy_cache api; proxy_cache_valid 200 404 1m; add_header X-Cache-Status $upstream_cache_status always; } }`,
-    '}',
-    ''
-  ].join('\n'))
-  const child = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.after(() => { child.kill('SIGTERM') })
-  const base = `http://127.0.0.1:${port}`
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
-    return await send(base, 'GET', '/-/nothing')
-  }, { message: 'nginx answering' })
-  return base
+  return await startNginx(t, port, dir => `proxy_cache_path ${dir}/cache keys_zone=api:1m;
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${gatePort}; proxy_cache api; proxy_cache_valid 200 404 1m; add_header X-Cache-Status $upstream_cache_status always; } }`, '/-/nothing')
 }
 
 test('a shared cache in front keeps no configuration API answer for the next client', { skip: needsNginx }, async (t) => {
