@@ -144,6 +144,11 @@ function probes (client: Client, keys: MarkerKeys): string[] {
   return [...new Set([keys.all[0]!, ...[...firsts.values()].map(slot => keys.all[slot]!)])]
 }
 
+/** The id most markers hold (`held` counts one id at least). */
+function mostHeld (held: ReadonlyMap<string, number>): string {
+  return [...held].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
+}
+
 function tally (values: readonly unknown[], id: string): { missing: number, other: number } {
   let missing = 0
   let other = 0
@@ -214,14 +219,14 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
     of.set(id, (of.get(id) ?? 0) + 1)
   }
   if (counts.size === 0 && traces.size > 0) {
-    const id = [...traces].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
+    const id = mostHeld(traces)
     return { id, created: false, probed: probed.length, ...tally(values, id) }
   }
   if (counts.size === 0 || pending !== undefined) {
     if (options.create) return await mark(client, keys, options.newId, probed.length, deadline)
     return { id: pending, created: false, probed: probed.length, ...(pending === undefined ? { missing: probed.length, other: 0 } : tally(values.slice(1), pending)) }
   }
-  const id = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a))[0]
+  const id = mostHeld(counts)
   return { id, created: false, probed: probed.length, ...tally(values, id) }
 }
 

@@ -251,7 +251,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const answer = await list(path, 'group_projects')
     if (answer.status === 404) {
       // A narrower token is shown no group where GitLab's own finder reads one.
-      if (!await seesEveryProject()) throw new GateError('PROJECT_LOOKUP_UNVERIFIED', undefined, { cause: new Error('GATE_SERVICE_TOKEN is neither an administrator nor an auditor') })
+      if (!await seesEveryProject()) throw unverified()
       return null
     }
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
