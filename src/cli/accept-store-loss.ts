@@ -9,6 +9,8 @@ import { createStoreFromConfig } from '../gate/deps.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { RedisGrantStore } from '../grants/redis-store.ts'
 
+const OPERATOR_PATIENCE_MS = 60_000
+
 export interface AcceptLossOptions {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly configFile?: string
@@ -21,7 +23,9 @@ export interface AcceptLossOptions {
 /** Returns the exit code: 0 accepted (or nothing absent), 1 nothing to go by or another id given, 2 not a Redis store. */
 export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<number> {
   const config = loadConfig(options.env, options.configFile === undefined ? {} : { file: readConfigFile(options.configFile) })
-  const store = await createStoreFromConfig(config, { createMarker: false })
+  // An operator's command waits for Redis as long as rewriting 16,384 Cluster markers can take on
+  // a busy node, not the five seconds a start gives it (which a loaded machine outran).
+  const store = await createStoreFromConfig(config, { createMarker: false, connectTimeoutMs: OPERATOR_PATIENCE_MS })
   try {
     if (!isRedis(store)) {
       options.err('job-token-gate accept-store-loss: the store is not Redis (GATE_REDIS_URL, GATE_REDIS_SENTINELS or GATE_REDIS_CLUSTER_NODES): the memory store has no marker\n')
