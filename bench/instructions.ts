@@ -45,7 +45,8 @@ const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied,fastify').spli
 /**
  * Under callgrind a gate runs some 40 times slower, but its caches expire by the clock: a job
  * token is resolved again every 30 s and a project's grants read every 10 s, so that work falls
- * on some 40 times fewer requests than at full speed. `--steady` keeps it out of the count.
+ * on some 40 times fewer requests than at full speed. `--steady` keeps it out of the count: every
+ * TTL at an hour, the namespace cache's too, which also bounds how long an identity is kept.
  */
 const STEADY = args.includes('--steady')
 const STEADY_TTL_MS = String(60 * 60 * 1000)
@@ -127,7 +128,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
       ...benchGateEnv(originUrl, port, health),
       GATE_STATE_FILE: stateFile(tmp, PROJECTS),
-      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS } : {})
+      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS } : {})
     }, dumps)
     await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
