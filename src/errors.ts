@@ -39,6 +39,8 @@ export const errors = {
   PROJECT_LOOKUP_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab showed the gate no project here, but the gate\'s service token may not see every project, so the gate cannot tell that nothing it guards is touched; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
   // npm instance and group routes: GitLab finds a project the gate cannot name for sure.
   PACKAGE_PROJECT_UNCERTAIN: { status: 403, message: '403 Forbidden - the gate cannot tell for sure which project GitLab would act on for this package, so CI/CD job tokens are refused here; use the project\'s own package endpoint (/projects/:id/packages/...)' },
+  // Conan's instance API acts on the project an `id` parameter names, whatever its package username.
+  CONAN_PROJECT_PARAMETER: { status: 403, message: '403 Forbidden - GitLab\'s Conan instance API acts on the project an `id` parameter names, not on the package username\'s: send the request without `id`, or to that project\'s own Conan API (/projects/:id/packages/conan/v1/...)' },
   PROJECT_NOT_IN_URL: { status: 403, message: '403 Forbidden - the project this request touches cannot be told from its URL, and job tokens are not deferred to GitLab here' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },

@@ -10,12 +10,12 @@ import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
-import type { ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
+import type { BodyParams, ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
-import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines } from '../identity/credentials.ts'
+import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -103,6 +103,8 @@ export interface Exchange {
   identity: JobIdentity | null
   /** The credentials of a request without a job token, for the user roles stage. */
   userCredentials: readonly Credential[] | null
+  /** The names of the body's parameters, as the identify stage read them (null: not read). */
+  bodyParams: BodyParams
   accessedProjectId: number | null
   /** The accessed project's grants, read once by decide for decide and the package rules. */
   grants: StoredGrants | null
@@ -126,11 +128,12 @@ export interface Exchange {
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
 const NO_HEADERS: ReadonlySet<string> = new Set()
+const NO_PARAMS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null): Exchange {
   return {
-    method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, accessedProjectId: null, grants: null,
+    method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
     verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection, upstreamError: null
   }
 }
@@ -238,6 +241,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     return deny
   }
   x.forwardBody = x.body === null ? null : outcome.body
+  x.bodyParams = outcome.bodyParams
   if (outcome.kind === 'none') {
     // No job token: the user roles stage has the last word, then GitLab.
     x.userCredentials = outcome.credentials
@@ -349,6 +353,7 @@ const userRolesStage: Stage = (x, engine) => {
     // for users as for job tokens (the package_rules stage).
     const when = match.route.packageDeleteWhen
     if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
+    if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
     // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
     const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
     const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
@@ -381,8 +386,23 @@ const resolveGrantsStage: Stage = (x, engine) => {
     case 'token_job':
       return SELF_ACCESS
     case 'unknown':
+      if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
       return findProject(x, engine, match, identity)
   }
+}
+
+/**
+ * Conan's instance API takes its project from `params[:id]` whenever that is present
+ * (lib/api/helpers/packages/conan/api_helpers.rb: package_scope, project), and its paths hold no
+ * `:id`: an `id` in the query or the body, which Grape merges into params, makes GitLab act on
+ * the project it names, not on the one the package username names and the gate looks up. True
+ * where the request may carry one: a name Rack reads as `id` in the query or the body, or a body
+ * whose names the gate has not read.
+ */
+function namesConanProject (x: StageView): boolean {
+  if (x.match?.route.projectFrom !== 'conan_username') return false
+  if (x.bodyParams === null || x.bodyParams.has('id')) return true
+  return queryPairs(x.canonical!.query).some(([key]) => normalizeParamName(key) === 'id')
 }
 
 // Hot path (warm: one cached lookup, no promise). A full path names the project GitLab routes it

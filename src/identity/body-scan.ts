@@ -27,7 +27,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { PassThrough, type Readable, type Transform } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
-import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, paramCredential, queryPairs } from './credentials.ts'
+import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, normalizeParamName, paramCredential, queryPairs } from './credentials.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
@@ -173,6 +173,38 @@ export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPa
   }
 }
 
+/**
+ * The names of the top-level parameters Grape takes from a whole body of a known type: a form's
+ * as Rack reads them (`[id]`, `id[]` are `id`), a JSON object's members as they are (Grape merges
+ * the object into params). Null where the gate does not read them (multipart) or cannot (a body
+ * that does not parse): whoever needs them must then take any name as possible.
+ */
+export function bodyParamNames (type: BodyType, bytes: Buffer, untyped = false): ReadonlySet<string> | null {
+  try {
+    switch (type) {
+      case 'form': {
+        const names = new Set<string>()
+        for (const [key] of queryPairs(withoutTrailingNul(bytes).toString('utf8'))) names.add(normalizeParamName(key))
+        if (untyped && looksLikeJsonObject(bytes)) for (const name of jsonMemberNames(bytes)) names.add(name)
+        return names
+      }
+      case 'json': return new Set(jsonMemberNames(bytes))
+      case 'multipart': return null
+    }
+  } catch {
+    return null
+  }
+}
+
+/** The top-level member names of a JSON object body, repeats included; throws when it is not JSON. */
+function jsonMemberNames (bytes: Buffer): string[] {
+  const text = bytes.toString('utf8')
+  if (text.trim() === '') return []
+  const parsed: unknown = JSON.parse(text)
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return []
+  return topLevelMembers(text).map(([key]) => key)
+}
+
 export function formCredentials (bytes: Buffer): Credential[] {
   const found: Credential[] = []
   for (const [key, value] of queryPairs(withoutTrailingNul(bytes).toString('utf8'))) {
@@ -262,7 +294,7 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
  * state), whose members are then parameters. Elsewhere Grape reads none from it: it refuses it
  * (415), or Workhorse has taken it as the upload.
  */
-function parsesUntypedJson (route: CatalogRoute): boolean {
+export function parsesUntypedJson (route: CatalogRoute): boolean {
   return UNTYPED_JSON_FORMATS.has(route.packageFormat ?? '') || route.pattern.startsWith('/projects/:id/terraform/state')
 }
 const UNTYPED_JSON_FORMATS: ReadonlySet<string> = new Set(['nuget', 'pypi', 'composer', 'cargo'])

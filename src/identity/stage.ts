@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
-import { createBodyScanner, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
+import { bodyParamNames, createBodyScanner, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
 import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
@@ -45,12 +45,19 @@ export type ForwardBody =
   /** The body was read for inspection: forward exactly these bytes. */
   | { readonly kind: 'buffered', readonly bytes: Buffer }
 
+/**
+ * The names of the parameters GitLab reads from the body (body-scan.ts, bodyParamNames): none for
+ * a body it takes no parameters from; null for one whose names the gate has not read (a streamed
+ * form, JSON or multipart body, a multipart one), any name then possible.
+ */
+export type BodyParams = ReadonlySet<string> | null
+
 export type IdentityOutcome =
   /**
    * No job token. `credentials` are the other credentials found (headers, query, an inspected
    * body): the users' package rules check the role of whoever GitLab would take the request from.
    */
-  | { readonly kind: 'none', readonly body: ForwardBody, readonly credentials: readonly Credential[] }
+  | { readonly kind: 'none', readonly body: ForwardBody, readonly credentials: readonly Credential[], readonly bodyParams: BodyParams }
   | {
     readonly kind: 'job'
     readonly identity: JobIdentity
@@ -60,6 +67,7 @@ export type IdentityOutcome =
     readonly body: ForwardBody
     /** Every credential found (headers, query, an inspected body), the job token's included. */
     readonly credentials: readonly Credential[]
+    readonly bodyParams: BodyParams
   }
   /**
    * `reason` is for logs: it never holds a token. `body`: what to forward should the refusal be
@@ -158,12 +166,13 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     } else {
       body = source === null ? NO_BODY : { kind: 'stream', stream: source, guarded: false }
     }
+    const bodyParams = paramsOf(plan, buffered, streamed, route)
     // Refused with the body it came with: a shadowed refusal forwards the request as received.
     if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route, body)
-    if (credential.kind === 'none') return { kind: 'none', body, credentials }
+    if (credential.kind === 'none') return { kind: 'none', body, credentials, bodyParams }
 
     const job = (identity: JobIdentity): IdentityOutcome =>
-      ({ kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials })
+      ({ kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials, bodyParams })
     const failed = (err: unknown): IdentityOutcome => {
       const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
       return deny(failure.code, failure.message, route, body)
@@ -180,6 +189,19 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   }
 
   return { run }
+}
+
+const NO_PARAMS: ReadonlySet<string> = new Set()
+
+/**
+ * The names of the body's parameters: read from the inspected bytes; unknown for a body that
+ * streams where GitLab parses it; none where GitLab takes no parameters from it (no body, a type
+ * it does not parse, an untyped body on a route whose API does not read such a body as JSON).
+ */
+function paramsOf (plan: Exclude<BodyPlan, { kind: 'rejected' }>, buffered: Buffer | null, streamed: boolean, route: CatalogRoute | null): BodyParams {
+  if (buffered !== null) return bodyParamNames(plan.kind === 'buffer' ? plan.type : 'json', buffered, plan.kind === 'buffer' && plan.untyped === true)
+  if (plan.kind !== 'stream' || !streamed) return NO_PARAMS
+  return plan.type === 'json' && plan.untyped === true && route !== null && !parsesUntypedJson(route) ? NO_PARAMS : null
 }
 
 type HeaderOverride = Exclude<ReturnType<typeof headerMethodOverride>, { kind: 'ambiguous' }> | null

@@ -98,13 +98,13 @@ test('runStages: a GateError subclass thrown by a stage answers its public messa
 })
 
 test('runStages: the verdict and reason are the deciding stage\'s', async () => {
-  const none = engineWith(async () => ({ kind: 'none', body: { kind: 'buffered', bytes: Buffer.alloc(0) }, credentials: [] }))
+  const none = engineWith(async () => ({ kind: 'none', body: { kind: 'buffered', bytes: Buffer.alloc(0) }, credentials: [], bodyParams: new Set() }))
   const x = exchange(none, 'GET', '/api/v4/projects/200/variables')
   assert.deepEqual(await runStages(x, none), { kind: 'forward' })
   assert.deepEqual([x.verdict, x.reason, x.stage], ['no_job_token', 'NO_JOB_TOKEN', 'user_roles'])
 
   const identity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/platform/app', ancestorGroupIds: [11, 10], userId: 7 }
-  const job = engineWith(async () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] }))
+  const job = engineWith(async () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [], bodyParams: new Set() }))
   const artifacts = exchange(job, 'GET', '/api/v4/jobs/1/artifacts')
   assert.deepEqual(await runStages(artifacts, job), { kind: 'forward' })
   assert.deepEqual([artifacts.verdict, artifacts.reason, artifacts.stage], ['allow', 'SELF_ACCESS', 'resolve_grants'])
@@ -122,7 +122,7 @@ test('runStages: a deny whose project facts are cached is decided without a prom
   const withFacts = (get: NonNullable<Engine['projectFacts']>['get']): Engine => ({
     ...engineWith(async () => { throw new Error('not called') }),
     // The job's identity answered synchronously, as a cached token is.
-    identity: { run: () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [] }) },
+    identity: { run: () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [], bodyParams: new Set() }) },
     // A project the store does not know: an empty allowlist, which a public project could open.
     grants: { get: () => null } as unknown as GrantCache,
     projectFacts: { get, seesPrivate: true, stats: () => ({ hits: 0, misses: 0 }) }
