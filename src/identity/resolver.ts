@@ -256,15 +256,24 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
     let expiresAt: number | undefined
     let claimedProject: number | null = null
+    let subjectJob: number | null = null
     if (jwt !== null) {
       const payload = await checkJwt(jwt, key, jwtOptions)
       expiresAt = (payload.exp as number) * 1000
-      // Claims are only read from a token whose signature was verified: without a key, checkJwt
+      // Claims are only trusted from a token whose signature was verified: without a key, checkJwt
       // checked nothing a forger could not write.
       if (key !== undefined) claimedProject = routableProject(payload)
+      // `sub` is only compared, never trusted: GitLab answers 200 for a JWT only for the job its
+      // `sub` names, so a forged one gains nothing and a genuine one always matches.
+      subjectJob = jobOfSubject(payload.sub)
     }
     // The job status check stays, claims or not: a signed token outlives its job.
     const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
+    // `/job` is one URL for every token: an answer for another job (a cache in front of GitLab
+    // that ignores JOB-TOKEN) would put the token under that job's project, or keep that job's
+    // status as a verdict on the token. A lookup failure, never kept: the answer is wrong, not
+    // the token.
+    if (subjectJob !== null && toId(job.id) !== subjectJob) throw lookupFailed(`GET /api/v4/job answered job ${String(toId(job.id))} for a token of job ${subjectJob}`)
     // GitLab accepts a token while its job executes: running, or canceling while after_script
     // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES).
     if (job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${typeof job.status === 'string' ? job.status.slice(0, 32) : 'in no known state'}`)
@@ -403,6 +412,17 @@ async function failClosed<T> (work: Promise<T>): Promise<T> {
  */
 export function routableProject (payload: JWTPayload): number | null {
   return base36Id(payload.p)
+}
+
+/**
+ * The job a job token JWT names: `sub` is the job's global ID, `gid://gitlab/Ci::Build/<id>`
+ * (lib/authn/tokens/jwt.rb, `rsa_encode`). Null for anything else.
+ */
+function jobOfSubject (sub: unknown): number | null {
+  if (typeof sub !== 'string') return null
+  const m = /^gid:\/\/gitlab\/Ci::Build\/([1-9]\d{0,15})(?:\?[^#]*)?$/.exec(sub)
+  const id = m === null ? null : toId(m[1])
+  return id !== null && Number.isSafeInteger(id) ? id : null
 }
 
 function base36Id (value: unknown): number | null {
