@@ -276,7 +276,9 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     if (subjectJob !== null && toId(job.id) !== subjectJob) throw lookupFailed(`GET /api/v4/job answered job ${String(toId(job.id))} for a token of job ${subjectJob}`)
     // GitLab accepts a token while its job executes: running, or canceling while after_script
     // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES).
-    if (job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${typeof job.status === 'string' ? job.status.slice(0, 32) : 'in no known state'}`)
+    // An answer without a status says nothing about the token: a lookup failure, never kept.
+    if (typeof job.status !== 'string') throw lookupFailed('job answer has no status')
+    if (job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${job.status.slice(0, 32)}`)
     const jobId = requiredId(job.id, 'job id')
     const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
