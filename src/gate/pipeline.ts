@@ -20,7 +20,7 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { packageReadGroupOf } from '../projects/lookup.ts'
+import { groupReadingsOf, packageReadGroupOf } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
@@ -482,9 +482,14 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
  * now where any project under the group does so, as that project's own routes are.
  */
 async function groupPackageRead (engine: Engine, route: CatalogRoute, group: string): Promise<StageResult> {
-  const projects = await engine.projects!.groupProjects(group)
-  if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
-  if (projects === null) return PROJECT_NOT_IN_URL
+  // `+10` is group 10 to the APIs whose `:id` Grape reads as an Integer first, and a path to the
+  // others: the projects of every group it may name.
+  const projects: number[] = []
+  for (const reading of route.accessedProject === 'group' ? groupReadingsOf(group) : [group]) {
+    const found = await engine.projects!.groupProjects(reading)
+    if (found === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
+    if (found !== null) projects.push(...found)
+  }
   const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
   for (let i = 0; i < projects.length; i++) {
     if (checkPackageRules(route, grants[i]!, projects[i]!).allow) continue

@@ -111,6 +111,18 @@ export function packageReadGroupOf (route: CatalogRoute, params: Readonly<Record
 }
 
 /**
+ * The groups a group route's `:id` may name to GitLab: as written, and, where Ruby's
+ * `Integer(value, 10)` reads it as a number (`+10`, `1_0`, ` 10`, `0d10`), that group id too.
+ * PyPI's and NuGet's group APIs declare `:id` `types: [Integer, String]`, so Grape coerces it
+ * and GitLab serves group 10; the others (`[String, Integer]`) look `0d10` or `1_0` up as the
+ * path of a top-level group, which it may be. Whoever checks a group's projects checks both.
+ */
+export function groupReadingsOf (group: string): readonly string[] {
+  const n = rubyInteger(group)
+  return n === null || String(n) === group ? [group] : [group, String(n)]
+}
+
+/**
  * Hot path: the cache key of what the URL names, built from the raw parameters without parsing
  * them (lookupOf runs on a miss only). Equal keys always give equal lookups. Null: nothing to
  * cache (a route without lookup, a Maven path without a project part, a job).
