@@ -37,7 +37,8 @@ export interface ProjectFinder {
   /**
    * Every project under a group (its subgroups' included, shared ones not: `Namespace#all_projects`,
    * which GitLab's group package finders read), by the group's id or full path as the URL names it.
-   * Null when GitLab has no such group; 'too_many' when it has more than the gate reads. Rejects
+   * Null when GitLab has no such group or namespace; 'too_many' when it has more than the gate
+   * reads, or is a namespace that is no group (a user's), whose projects the gate does not list. Rejects
    * with GateError when GitLab cannot tell (a service token that does not see every project and
    * is shown no group: PROJECT_LOOKUP_UNVERIFIED).
    */
@@ -252,6 +253,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     if (answer.status === 404) {
       // A narrower token is shown no group where GitLab's own finder reads one.
       if (!await seesEveryProject()) throw unverified()
+      // The Terraform module registry finds its namespace with find_namespace, a user's too, and
+      // serves the packages of the projects in it; the groups API knows no such namespace, and
+      // the gate lists no user's projects: uncertain, not "no group".
+      const namespace = `/api/v4/namespaces/${encodeURIComponent(group)}`
+      const found = await get(namespace, 'group_projects')
+      if (found.status === 200) return 'too_many'
+      if (found.status !== 404) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${namespace} answered ${found.status}`)
       return null
     }
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
