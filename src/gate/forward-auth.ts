@@ -66,14 +66,22 @@ function originalRequest (header: (name: string) => string | undefined): { metho
 }
 
 /**
+ * Where GitLab reads a job token outside its REST API: git over HTTP and LFS under a repository's
+ * `.git` path and the container registry's `/jwt/auth` (Gitlab::Auth.find_for_git_client), and
+ * GraphQL under any relative URL root (the configured one's is the gate's own, admin.owns).
+ */
+const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/graphql(?:[./]|$)/i
+
+/**
  * Envoy sends the original request line as the decision request's own, and passes on the client's
  * headers (with `allowed_headers` matching them all, which the gate needs to see credentials): a
  * client's X-Original-URI or X-Original-Method naming another request would be decided in its
  * place while Envoy forwards the real one. Every other proxy asks on a fixed path of its own (the
  * shipped nginx configuration /_job_token_gate, ingress-nginx and Traefik their auth URL's), never
- * an API path: a decision request on an API path whose headers name another request is refused.
+ * a path GitLab acts on a job token at: a decision request on an API path, GraphQL (the gate's
+ * own), or a git, LFS or `/jwt/auth` path whose headers name another request is refused.
  */
-function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine): ReturnType<typeof originalRequest> {
+function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine, owns: Admin['owns']): ReturnType<typeof originalRequest> {
   if (original === 'conflict') return original
   const own = req.url ?? '/'
   // Headers naming the own line (or none: Envoy's usual case) need no reading of it.
@@ -84,7 +92,9 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   // and a line the canonicalizer refuses is none of the fixed paths proxies ask on.
   const line = engine.canonicalize(req.method ?? 'GET', own)
   const api = line.kind !== 'other' || holdsApiSegments(line.path) || holdsApiSegments(query === -1 ? own : own.slice(0, query))
-  return api ? 'conflict' : original
+  // Envoy's `/api/graphql` or `/acme/app.git/info/refs` is the request GitLab gets: deciding the
+  // one the headers name let GraphQL and git over HTTP through undecided.
+  return api || owns(line) || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 
 /** Reads a guarded body stream to its end; the guard's error, or null. Nothing is kept. */
@@ -197,7 +207,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       return typeof value === 'string' && value !== '' ? value : undefined
     }
     const engine = options.engine()
-    const original = sameAsOwnLine(originalRequest(header), req, engine)
+    const original = sameAsOwnLine(originalRequest(header), req, engine, canonical => options.admin.owns(canonical))
     const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const method = (original === 'conflict' ? undefined : original.method) ?? req.method ?? 'GET'
     const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
@@ -210,7 +220,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     }
     if (original === 'conflict') {
       // Some of these headers came from the client, not the proxy: none of them can be trusted.
-      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API, GraphQL or git path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
       return
     }
     // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,

@@ -42,3 +42,39 @@ test('an Envoy decision request: a client\'s X-Original-* naming another request
   assert.equal((await send(auth, 'GET', '/_job_token_gate', { ...job, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/200/packages' })).status, 200)
   assert.equal((await send(auth, 'GET', '/', { ...job, 'x-forwarded-method': 'PUT', 'x-forwarded-uri': PUBLISH })).status, 403)
 })
+
+// Envoy's own line may also be a request GitLab acts on a job token at outside /api/v4: GraphQL
+// (which forward-auth refuses, the gate answering it on its API listener), git over HTTP and LFS,
+// and the container registry's /jwt/auth (NON_API_JOB_TOKEN with GATE_NON_API_JOB_TOKENS=deny).
+// A client's X-Original-URI naming an allowed API request was decided in their place, 200, and
+// Envoy sent the GraphQL or git request on undecided.
+test('an Envoy decision request on GraphQL or a git path: a client\'s X-Original-* naming another request is refused', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_NON_API_JOB_TOKENS: 'deny' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const job = { 'job-token': TOKENS.app }
+  const spoof = { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/100/packages' }
+  const lines: Array<[string, string, string]> = [
+    ['POST', '/api/graphql', 'FORWARD_AUTH_GATE_ENDPOINT'],
+    ['GET', '/api/graphql.json?query=mutation%7B%7D', 'FORWARD_AUTH_GATE_ENDPOINT'],
+    // GitLab's GraphQL under a relative URL root the gate was not told of.
+    ['POST', '/gitlab/api/graphql', 'NON_API_JOB_TOKEN'],
+    ['GET', '/other/tools.git/info/refs?service=git-upload-pack', 'NON_API_JOB_TOKEN'],
+    ['POST', '/other/tools.git/git-receive-pack', 'NON_API_JOB_TOKEN'],
+    ['POST', '/other/tools%2Egit/info/lfs/objects/batch', 'NON_API_JOB_TOKEN'],
+    ['GET', '/jwt/auth?service=container_registry&scope=repository:other/tools:pull', 'NON_API_JOB_TOKEN']
+  ]
+  for (const [method, line, code] of lines) {
+    const own = await send(auth, method, line, job)
+    assert.equal(own.status, 403, `${method} ${line}: ${own.text}`)
+    assert.equal(own.json().code, code, `${method} ${line}`)
+    const spoofs: Array<Record<string, string>> = [spoof, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/v4/projects/100/packages' }, { 'x-original-url': 'https://gitlab.example/api/v4/projects/100/packages' }]
+    for (const headers of spoofs) {
+      const answer = await send(auth, method, line, { ...job, ...headers })
+      assert.equal(answer.status, 403, `${method} ${line} ${JSON.stringify(headers)}: ${answer.text}`)
+      assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', `${method} ${line}`)
+    }
+  }
+  // A proxy's own path that GitLab serves nothing at is still its fixed path.
+  assert.equal((await send(auth, 'GET', '/_job_token_gate', { ...job, ...spoof })).status, 200)
+  assert.equal((await send(auth, 'GET', '/', { ...job, ...spoof })).status, 200)
+})
