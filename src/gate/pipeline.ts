@@ -20,7 +20,7 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { groupReadingsOf, packageReadGroupOf } from '../projects/lookup.ts'
+import { groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
@@ -466,7 +466,9 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
       return NO_PROJECT
     case 'unresolved': {
       const group = packageReadGroupOf(match.route, match.params)
-      return group === null ? PROJECT_NOT_IN_URL : groupPackageRead(engine, match.route, group)
+      if (group !== null) return groupPackageRead(engine, match.route, group)
+      const registry = mavenVirtualRegistryOf(match.route, match.params)
+      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry)
     }
     case 'uncertain':
       // GitLab's handler finds a project here: forwarding undecided would skip its rules.
@@ -497,6 +499,35 @@ async function groupPackageRead (engine: Engine, route: CatalogRoute, group: str
     return denyOf('PACKAGE_READ_DISABLED', { message: `403 Forbidden - CI/CD job tokens may not read ${route.packageFormat!} packages through this group: a project in it keeps them from job tokens (job token permissions: package_registry.${route.packageFormat!}.read is false).` })
   }
   return PROJECT_NOT_IN_URL
+}
+
+/**
+ * A download through a Maven virtual registry: GitLab serves the file from the registry's local
+ * upstreams first, projects and groups a Maintainer linked, with no user's permissions and none
+ * of the package rules. Deferred unchecked, it read the Maven packages of a project that keeps
+ * them from job tokens; refused now where any project the registry serves from does so.
+ */
+async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registry: number): Promise<StageResult> {
+  const projects = await engine.projects!.registryLocalProjects(registry)
+  if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
+  if (projects === null) return PROJECT_NOT_IN_URL
+  const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
+  for (let i = 0; i < projects.length; i++) {
+    if (checkPackageRules(asMavenRead(route), grants[i]!, projects[i]!).allow) continue
+    // The project is not named: the job may not know it exists.
+    return denyOf('PACKAGE_READ_DISABLED', { message: '403 Forbidden - CI/CD job tokens may not read maven packages through this virtual registry: a project among its local upstreams keeps them from job tokens (job token permissions: package_registry.maven.read is false).' })
+  }
+  return PROJECT_NOT_IN_URL
+}
+/** The route as a Maven read, whose package rules a virtual registry's local upstreams are held to. */
+const mavenReadRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
+function asMavenRead (route: CatalogRoute): CatalogRoute {
+  let copy = mavenReadRoutes.get(route)
+  if (copy === undefined) {
+    copy = Object.freeze({ ...route, packageFormat: 'maven', packageOperation: 'read' as const })
+    mavenReadRoutes.set(route, copy)
+  }
+  return copy
 }
 
 function unresolved (engine: Engine): StageResult {

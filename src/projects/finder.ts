@@ -43,6 +43,13 @@ export interface ProjectFinder {
    * is shown no group: PROJECT_LOOKUP_UNVERIFIED).
    */
   groupProjects (group: string): Promise<readonly number[] | null | 'too_many'>
+  /**
+   * Every project a Maven virtual registry serves files from besides its remote upstreams: its
+   * local upstreams' projects, and the projects under its local upstreams' groups. Null when
+   * GitLab has no such registry; 'too_many' as groupProjects says. Rejects with GateError when
+   * GitLab cannot tell.
+   */
+  registryLocalProjects (registry: number): Promise<readonly number[] | null | 'too_many'>
   stats (): ProjectFinderStats
 }
 
@@ -113,6 +120,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
   // hash of the client's `:id`, whose length the client chooses.
   const groupProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+  const groupProjects = (group: string): Promise<readonly number[] | null | 'too_many'> =>
+    groupProjectIds.get(createHash('sha256').update(group).digest('hex'), async () => await allGroupProjects(group))
+  // A virtual registry's local projects, kept as briefly: an upstream linked is seen within it.
+  const registryProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
   const get = async (path: string, endpoint: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     try {
@@ -274,6 +285,38 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 
   /**
+   * GET /virtual_registries/packages/maven/registries/:id/upstreams lists remote and local
+   * upstreams (`upstream_type`); a local one names a project (`local_project_id`) or a group
+   * (`local_group_id`), whose projects and subgroups' projects GitLab serves files from
+   * (VirtualRegistries::Upstreams::Local::CheckService). A local upstream naming neither is an
+   * answer the gate cannot read.
+   */
+  const allRegistryProjects = async (registry: number): Promise<readonly number[] | null | 'too_many'> => {
+    const path = `/api/v4/virtual_registries/packages/maven/registries/${registry}/upstreams`
+    const answer = await list(path, 'registry_upstreams')
+    if (answer.status === 404) {
+      // A narrower token may not be shown a registry the job's user reads.
+      if (!await seesEveryProject()) throw unverified()
+      return null
+    }
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    if (answer.truncated) return 'too_many'
+    const ids: number[] = []
+    for (const item of answer.items) {
+      if (item.upstream_type !== 'local' && item.local_project_id == null && item.local_group_id == null) continue
+      const project = toId(item.local_project_id)
+      const group = toId(item.local_group_id)
+      if (project !== null) ids.push(project)
+      else if (group !== null) {
+        const found = await groupProjects(String(group))
+        if (found === 'too_many') return 'too_many'
+        if (found !== null) ids.push(...found)
+      } else throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a local upstream without local_project_id or local_group_id`)
+    }
+    return ids
+  }
+
+  /**
    * npm instance and group routes. GitLab's handler takes the project of the last npm package of
    * that name under the @scope's root namespace (found BY PATH: an all-digit scope is a path, where
    * the groups API would read an id) or in the group, with no project feature filter
@@ -386,7 +429,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         }
       }
     },
-    groupProjects: group => groupProjectIds.get(createHash('sha256').update(group).digest('hex'), async () => await allGroupProjects(group)),
+    groupProjects,
+    registryLocalProjects: registry => registryProjectIds.get(String(registry), async () => await allRegistryProjects(registry)),
     stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats() })
   }
 }

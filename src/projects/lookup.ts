@@ -111,6 +111,20 @@ export function packageReadGroupOf (route: CatalogRoute, params: Readonly<Record
 }
 
 /**
+ * The Maven virtual registry a download names (`GET /virtual_registries/packages/maven/:id/*path`):
+ * GitLab serves the file from the registry's local upstreams first, GitLab projects and groups
+ * (lib/api/virtual_registries/packages/maven/endpoints.rb, VirtualRegistries::Upstreams::CheckService).
+ * `:id` is an Integer to Grape, read as Ruby's `Integer(value, 10)`. Null for any other route,
+ * and for an `:id` that is no registry id (GitLab answers 400).
+ */
+export function mavenVirtualRegistryOf (route: CatalogRoute, params: Readonly<Record<string, string>>): number | null {
+  if (route.method !== 'GET' || route.pattern !== MAVEN_VIRTUAL_REGISTRY_DOWNLOAD) return null
+  const id = rubyInteger(params.id ?? '')
+  return id === null || !Number.isSafeInteger(id) || id <= 0 ? null : id
+}
+const MAVEN_VIRTUAL_REGISTRY_DOWNLOAD = '/virtual_registries/packages/maven/:id/*path'
+
+/**
  * The groups a group route's `:id` may name to GitLab: as written, and, where Ruby's
  * `Integer(value, 10)` reads it as a number (`+10`, `1_0`, ` 10`, `0d10`), that group id too.
  * PyPI's and NuGet's group APIs declare `:id` `types: [Integer, String]`, so Grape coerces it

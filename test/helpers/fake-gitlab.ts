@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams'
 
 export interface FakePackage {
   readonly id: number
@@ -92,6 +92,12 @@ export interface FakeGitlabOptions {
   readonly redirects?: Readonly<Record<string, number>>
   /** Paths of user namespaces (`GET /namespaces/:id` answers kind user). */
   readonly userNamespaces?: readonly string[]
+  /**
+   * Maven virtual registries by id: their upstreams as `GET
+   * /virtual_registries/packages/maven/registries/:id/upstreams` lists them (`upstream_type`
+   * `remote`, or `local` with `local_project_id` or `local_group_id`).
+   */
+  readonly virtualRegistries?: Readonly<Record<number, ReadonlyArray<Readonly<Record<string, unknown>>>>>
   /** Pipelines by id: their project, job ids and bridge ids. */
   readonly pipelines?: Readonly<Record<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>>
   /** Largest page served (GitLab's is 100), to make lists span pages. */
@@ -142,6 +148,7 @@ export interface FakeGitlab {
    */
   readonly mixedUp: Map<number, number>
   readonly userNamespaces: Set<string>
+  readonly virtualRegistries: Map<number, ReadonlyArray<Readonly<Record<string, unknown>>>>
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
   npmForwarding: boolean
@@ -199,12 +206,13 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     collation: 'unicode',
     mixedUp: new Map(),
     userNamespaces: new Set((options.userNamespaces ?? []).map(u => u.toLowerCase())),
+    virtualRegistries: new Map(Object.entries(options.virtualRegistries ?? {}).map(([id, upstreams]) => [Number(id), upstreams])),
     pipelines: new Map(Object.entries(options.pipelines ?? {}).map(([id, p]) => [Number(id), p])),
     maxPerPage: options.maxPerPage ?? 100,
     npmForwarding: options.npmForwarding ?? true,
     serviceRole: options.serviceRole ?? 'admin',
     serviceHidden: new Set(),
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0 },
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -256,6 +264,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     // Only the service token's: a job's npm requests are the gate's forwarded traffic.
     if (req.headers['private-token'] === fake.serviceToken && /^\/api\/v4\/(?:groups\/[^/]+\/-\/)?packages\/npm\/[^/]+$/.test(path)) return { endpoint: 'npm_metadata', id: 0 }
     if (/^\/api\/v4\/namespaces\/[^/]+$/.test(path)) return { endpoint: 'namespace', id: 0 }
+    // Only the service token's: a job's or a user's listing is the gate's forwarded traffic.
+    if (req.headers['private-token'] === fake.serviceToken && (m = /^\/api\/v4\/virtual_registries\/packages\/maven\/registries\/(\d+)\/upstreams$/.exec(path)) !== null) return { endpoint: 'registry_upstreams', id: Number(m[1]) }
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
     const bare = options.anonymousPathLookups === true && req.headers['private-token'] === undefined && req.headers.authorization === undefined && req.headers['job-token'] === undefined
@@ -391,6 +401,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         return
       case 'npm_metadata':
         npmMetadata(req, res)
+        return
+      case 'registry_upstreams': {
+        const upstreams = fake.virtualRegistries.get(id)
+        if (upstreams === undefined) { send(res, 404, { message: '404 Registry Not Found' }); return }
+        sendPage(res, new URL(req.url ?? '/', 'http://fake'), [...upstreams])
+      }
     }
   }
 
