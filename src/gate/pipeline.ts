@@ -20,7 +20,7 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf } from '../projects/lookup.ts'
+import { groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
@@ -461,6 +461,7 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id
+      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, found.id, found.listedIn)
       return 'continue'
     case 'no_project':
       return NO_PROJECT
@@ -499,6 +500,24 @@ async function groupPackageRead (engine: Engine, route: CatalogRoute, group: str
     return denyOf('PACKAGE_READ_DISABLED', { message: `403 Forbidden - CI/CD job tokens may not read ${route.packageFormat!} packages through this group: a project in it keeps them from job tokens (job token permissions: package_registry.${route.packageFormat!}.read is false).` })
   }
   return PROJECT_NOT_IN_URL
+}
+
+/**
+ * npm's metadata of a name whose packages lie in several projects: GitLab lists the versions of
+ * every one of them the job's user can read, while the request is decided on the project of the
+ * newest. Only that project's package rules were checked, so the metadata of a project that keeps
+ * npm reads from job tokens was read beside a newer package published elsewhere in the
+ * namespace; the others' rules are checked too (the decided project's in the package_rules stage).
+ */
+async function listedPackageRead (engine: Engine, route: CatalogRoute, decided: number, listedIn: readonly number[]): Promise<StageResult> {
+  const others = listedIn.filter(id => id !== decided)
+  const grants = await Promise.all(others.map(id => engine.grants.get(id)))
+  for (let i = 0; i < others.length; i++) {
+    if (checkPackageRules(route, grants[i]!, others[i]!).allow) continue
+    // The project is not named: the job may not know it exists.
+    return denyOf('PACKAGE_READ_DISABLED', { message: '403 Forbidden - CI/CD job tokens may not read this npm package\'s metadata: it lists packages of a project that keeps them from job tokens (job token permissions: package_registry.npm.read is false).' })
+  }
+  return 'continue'
 }
 
 /**

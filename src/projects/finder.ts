@@ -15,7 +15,11 @@ import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
 
 export type Found =
-  | { readonly kind: 'project', readonly id: number }
+  /**
+   * `listedIn`: every project whose packages GitLab's npm metadata of that name lists (several,
+   * with npm_allow_packages_in_multiple_projects), which a metadata read serves from besides `id`.
+   */
+  | { readonly kind: 'project', readonly id: number, readonly listedIn?: readonly number[] }
   /** GitLab would find no project: nothing the gate guards exists there. */
   | { readonly kind: 'no_project' }
   /** No lookup can tell (see Lookup `unresolvable`), or the job is not in the token's pipeline. */
@@ -75,7 +79,8 @@ export interface ProjectFinderOptions {
 const UNRESOLVED: Found = Object.freeze({ kind: 'unresolved' })
 const NO_PROJECT: Found = Object.freeze({ kind: 'no_project' })
 const UNCERTAIN: Found = Object.freeze({ kind: 'uncertain' })
-const projectFound = (id: number): Found => Object.freeze({ kind: 'project', id })
+const projectFound = (id: number, listedIn?: readonly number[]): Found =>
+  Object.freeze(listedIn === undefined ? { kind: 'project', id } : { kind: 'project', id, listedIn: Object.freeze([...listedIn]) })
 
 export function createProjectFinder (options: ProjectFinderOptions): ProjectFinder {
   const { gitlab } = options
@@ -328,7 +333,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * package list, when the list shows every one of them. 403 (the project's package registry is
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
-  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<number | null> => {
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<number | null | ListedProject> => {
     const name = encodeURIComponent(lookup.name)
     const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${encodeURIComponent(lookup.group)}/-/packages/npm/${name}`
     let answer
@@ -353,7 +358,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
     // scope as a group id, so an instance route's scope can be listed only when it is not one.
     if (projects.size === 0 || (lookup.at === 'instance' && INTEGER.test(lookup.group))) return UNCERTAIN_ID
-    return await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
+    const id = await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
+    return id === null || id === UNCERTAIN_ID ? id : { id, listedIn: [...projects] }
   }
 
   const pipelineJobs = (projectId: number, pipelineId: number): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async () => {
@@ -374,10 +380,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return ids
   })
 
-  const cached = (key: string, load: () => Promise<number | null>, fresh: boolean): Promise<Found> => {
+  const cached = (key: string, load: () => Promise<number | null | ListedProject>, fresh: boolean): Promise<Found> => {
     const ask = async (): Promise<Found> => {
       const id = await load()
       if (id === UNCERTAIN_ID) return UNCERTAIN
+      if (typeof id === 'object' && id !== null) return projectFound(id.id, id.listedIn)
       if (id !== null) return projectFound(id)
       if (!await seesEveryProject()) throw unverified()
       return NO_PROJECT
@@ -441,6 +448,8 @@ const PACKAGE_LOOKUPS: ReadonlySet<CatalogRoute['projectFrom']> = new Set(['npm_
 const KEY_BYTES = 4 << 20
 // Cached like an id: GitLab finds a project, which the gate cannot name for sure.
 const UNCERTAIN_ID = -1
+/** npm: the project found, and every project the metadata lists packages of. */
+interface ListedProject { readonly id: number, readonly listedIn: readonly number[] }
 // Package-only projects of one group whose Maven packages are read one project at a time; more: uncertain.
 const MAX_REPOSITORY_DISABLED = 20
 const INTEGER = /^\d+$/

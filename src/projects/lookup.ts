@@ -111,6 +111,17 @@ export function packageReadGroupOf (route: CatalogRoute, params: Readonly<Record
 }
 
 /**
+ * Whether the route is npm's package metadata at the instance or group level, which GitLab builds
+ * from the packages of that name in every project under the namespace the job's user can read
+ * (npm_allow_packages_in_multiple_projects: Packages::Npm::PackagesForUserFinder,
+ * lib/api/concerns/packages/npm_namespace_endpoints.rb), not only from the project it finds.
+ */
+export function servesEveryListedProject (route: CatalogRoute): boolean {
+  return route.method === 'GET' && NPM_METADATA.has(route.pattern)
+}
+const NPM_METADATA: ReadonlySet<string> = new Set(['/packages/npm/*package_name', '/groups/:id/-/packages/npm/*package_name'])
+
+/**
  * The Maven virtual registry a download names (`GET /virtual_registries/packages/maven/:id/*path`):
  * GitLab serves the file from the registry's local upstreams first, GitLab projects and groups
  * (lib/api/virtual_registries/packages/maven/endpoints.rb, VirtualRegistries::Upstreams::CheckService).
