@@ -10,7 +10,7 @@ import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
-import type { BodyParams, ForwardBody, IdentityOutcome, IdentityStage } from '../identity/stage.ts'
+import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
@@ -128,7 +128,6 @@ export interface Exchange {
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
 const NO_HEADERS: ReadonlySet<string> = new Set()
-const NO_PARAMS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null): Exchange {
@@ -493,14 +492,19 @@ async function groupPackageRead (engine: Engine, route: CatalogRoute, group: str
     if (found === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
     if (found !== null) projects.push(...found)
   }
-  const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
-  for (let i = 0; i < projects.length; i++) {
-    if (checkPackageRules(route, grants[i]!, projects[i]!).allow) continue
-    // The project is not named: the job may not know it exists.
-    return denyOf('PACKAGE_READ_DISABLED', { message: `403 Forbidden - CI/CD job tokens may not read ${route.packageFormat!} packages through this group: a project in it keeps them from job tokens (job token permissions: package_registry.${route.packageFormat!}.read is false).` })
-  }
+  if (await anyKeepsFromJobs(engine, route, projects)) return readRefused(route, 'through this group: a project in it keeps them')
   return PROJECT_NOT_IN_URL
 }
+
+/** Whether any of the projects' package rules refuses the route to job tokens. */
+async function anyKeepsFromJobs (engine: Engine, route: CatalogRoute, projects: readonly number[]): Promise<boolean> {
+  const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
+  return projects.some((id, i) => !checkPackageRules(route, grants[i]!, id).allow)
+}
+
+/** PACKAGE_READ_DISABLED for a read served from projects besides the one decided; none is named: the job may not know it exists. */
+const readRefused = (route: CatalogRoute, how: string): Deny =>
+  denyOf('PACKAGE_READ_DISABLED', { message: `403 Forbidden - CI/CD job tokens may not read ${route.packageFormat!} packages ${how} from job tokens (job token permissions: package_registry.${route.packageFormat!}.read is false).` })
 
 /**
  * npm's metadata of a name whose packages lie in several projects: GitLab lists the versions of
@@ -511,12 +515,7 @@ async function groupPackageRead (engine: Engine, route: CatalogRoute, group: str
  */
 async function listedPackageRead (engine: Engine, route: CatalogRoute, decided: number, listedIn: readonly number[]): Promise<StageResult> {
   const others = listedIn.filter(id => id !== decided)
-  const grants = await Promise.all(others.map(id => engine.grants.get(id)))
-  for (let i = 0; i < others.length; i++) {
-    if (checkPackageRules(route, grants[i]!, others[i]!).allow) continue
-    // The project is not named: the job may not know it exists.
-    return denyOf('PACKAGE_READ_DISABLED', { message: '403 Forbidden - CI/CD job tokens may not read this npm package\'s metadata: it lists packages of a project that keeps them from job tokens (job token permissions: package_registry.npm.read is false).' })
-  }
+  if (await anyKeepsFromJobs(engine, route, others)) return readRefused(route, 'of this name: its metadata lists a project that keeps them')
   return 'continue'
 }
 
@@ -530,24 +529,14 @@ async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registr
   const projects = await engine.projects!.registryLocalProjects(registry)
   if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
   if (projects === null) return PROJECT_NOT_IN_URL
-  const grants = await Promise.all(projects.map(id => engine.grants.get(id)))
-  for (let i = 0; i < projects.length; i++) {
-    if (checkPackageRules(asMavenRead(route), grants[i]!, projects[i]!).allow) continue
-    // The project is not named: the job may not know it exists.
-    return denyOf('PACKAGE_READ_DISABLED', { message: '403 Forbidden - CI/CD job tokens may not read maven packages through this virtual registry: a project among its local upstreams keeps them from job tokens (job token permissions: package_registry.maven.read is false).' })
-  }
+  const asRead = asMavenRead(route)
+  if (await anyKeepsFromJobs(engine, asRead, projects)) return readRefused(asRead, 'through this virtual registry: a project among its local upstreams keeps them')
   return PROJECT_NOT_IN_URL
 }
+
 /** The route as a Maven read, whose package rules a virtual registry's local upstreams are held to. */
 const mavenReadRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
-function asMavenRead (route: CatalogRoute): CatalogRoute {
-  let copy = mavenReadRoutes.get(route)
-  if (copy === undefined) {
-    copy = Object.freeze({ ...route, packageFormat: 'maven', packageOperation: 'read' as const })
-    mavenReadRoutes.set(route, copy)
-  }
-  return copy
-}
+const asMavenRead = (route: CatalogRoute): CatalogRoute => derivedRoute(mavenReadRoutes, route, { packageFormat: 'maven', packageOperation: 'read' })
 
 function unresolved (engine: Engine): StageResult {
   if (engine.options.unresolvedProject === 'deny') return denyOf('PROJECT_NOT_IN_URL')
@@ -660,11 +649,14 @@ function headerSays (x: StageView, when: PackageDeleteWhen): boolean {
 
 /** The route as a delete of its format, one frozen copy per route. */
 const deleteRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
-function asDelete (route: CatalogRoute): CatalogRoute {
-  let copy = deleteRoutes.get(route)
+const asDelete = (route: CatalogRoute): CatalogRoute => derivedRoute(deleteRoutes, route, { packageOperation: 'delete' })
+
+/** `route` with `patch` applied: one frozen copy per route, kept in `copies`. */
+function derivedRoute (copies: WeakMap<CatalogRoute, CatalogRoute>, route: CatalogRoute, patch: Partial<CatalogRoute>): CatalogRoute {
+  let copy = copies.get(route)
   if (copy === undefined) {
-    copy = Object.freeze({ ...route, packageOperation: 'delete' as const })
-    deleteRoutes.set(route, copy)
+    copy = Object.freeze({ ...route, ...patch })
+    copies.set(route, copy)
   }
   return copy
 }

@@ -191,7 +191,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   return { run }
 }
 
-const NO_PARAMS: ReadonlySet<string> = new Set()
+/** A body GitLab takes no parameters from. */
+export const NO_PARAMS: ReadonlySet<string> = new Set()
 
 /**
  * The names of the body's parameters: read from the inspected bytes; unknown for a body that
