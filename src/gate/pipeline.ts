@@ -10,7 +10,7 @@ import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
-import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
+import { NO_PARAMS, readsBodyParams, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
@@ -399,7 +399,7 @@ const resolveGrantsStage: Stage = (x, engine) => {
  * whose names the gate has not read.
  */
 function namesConanProject (x: StageView): boolean {
-  if (x.match?.route.projectFrom !== 'conan_username') return false
+  if (x.match === null || !readsBodyParams(x.match.route)) return false
   if (x.bodyParams === null || x.bodyParams.has('id')) return true
   return queryPairs(x.canonical!.query).some(([key]) => normalizeParamName(key) === 'id')
 }

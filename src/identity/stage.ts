@@ -48,7 +48,8 @@ export type ForwardBody =
 /**
  * The names of the parameters GitLab reads from the body (body-scan.ts, bodyParamNames): none for
  * a body it takes no parameters from; null for one whose names the gate has not read (a streamed
- * form, JSON or multipart body, a multipart one), any name then possible.
+ * form, JSON or multipart body, a multipart one), any name then possible. Read only on routes a
+ * later stage asks them of (readsBodyParams): elsewhere every body counts as none.
  */
 export type BodyParams = ReadonlySet<string> | null
 
@@ -191,6 +192,13 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   return { run }
 }
 
+/**
+ * Routes whose project GitLab may take from a body parameter the path does not hold (Conan's
+ * instance API reads `params[:id]`: pipeline.ts, namesConanProject): the only ones whose body
+ * parameter names are read.
+ */
+export const readsBodyParams = (route: CatalogRoute): boolean => route.projectFrom === 'conan_username'
+
 /** A body GitLab takes no parameters from. */
 export const NO_PARAMS: ReadonlySet<string> = new Set()
 
@@ -200,6 +208,8 @@ export const NO_PARAMS: ReadonlySet<string> = new Set()
  * it does not parse, an untyped body on a route whose API does not read such a body as JSON).
  */
 function paramsOf (plan: Exclude<BodyPlan, { kind: 'rejected' }>, buffered: Buffer | null, streamed: boolean, route: CatalogRoute | null): BodyParams {
+  // Hot path: an inspected body is parsed again only where its names decide anything.
+  if (route === null || !readsBodyParams(route)) return NO_PARAMS
   if (buffered !== null) return bodyParamNames(plan.kind === 'buffer' ? plan.type : 'json', buffered, plan.kind === 'buffer' && plan.untyped === true)
   if (plan.kind !== 'stream' || !streamed) return NO_PARAMS
   return plan.type === 'json' && plan.untyped === true && route !== null && !parsesUntypedJson(route) ? NO_PARAMS : null
