@@ -62,6 +62,7 @@ export const SETTINGS = {
   redisTls: { env: 'GATE_REDIS_TLS', kind: 'bool', default: 'false', description: 'Cluster and Sentinel: connect to the data nodes over TLS (GATE_REDIS_URL: write rediss://)' },
   redisSentinelTls: { env: 'GATE_REDIS_SENTINEL_TLS', kind: 'bool', default: 'false', description: 'Sentinel: connect to the sentinels themselves over TLS' },
   redisTlsCaFile: { env: 'GATE_REDIS_TLS_CA_FILE', kind: 'string', description: "PEM file of the certificate authorities Redis's TLS certificates are checked against, in place of Node's; unset: Node's (and NODE_EXTRA_CA_CERTS)" },
+  redisStoreId: { env: 'GATE_REDIS_STORE_ID', kind: 'string', description: "the Redis store's id, which its first start logs: set, a start on a store holding no marker or another id refuses it (GRANTS_STORE_LOST) rather than taking it for a new one; a new store is marked with `job-token-gate accept-store-loss --marker <id>`" },
   stateFile: { env: 'GATE_STATE_FILE', kind: 'string', description: 'memory store only: JSON file the grants are loaded from and saved to' },
   grantCacheTtlMs: { env: 'GATE_GRANT_CACHE_TTL_MS', kind: 'int', min: 0, default: '10000', description: 'how long a project\'s grants are trusted without asking the store' },
   grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
@@ -194,7 +195,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   const config = out as Config
   // An empty store setting (a template's unset value) is not "no Redis": the embedded memory
   // store, one per replica, would take its place without a word.
-  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile', 'redisUsername', 'redisPassword', 'redisSentinelPassword', 'redisTlsCaFile'] as const) {
+  for (const key of ['redisClusterNodes', 'redisSentinels', 'stateFile', 'redisUsername', 'redisPassword', 'redisSentinelPassword', 'redisTlsCaFile', 'redisStoreId'] as const) {
     const { env: name } = SETTINGS[key]
     const raw = env[name] ?? file[key] ?? file[name]
     if (raw !== undefined && raw !== null && (Array.isArray(raw) ? raw.join(',') : String(raw)).replace(/[\s,]/g, '') === '') {
@@ -224,6 +225,11 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   if (config.redisSentinelTls && config.redisSentinels.length === 0) throw new ConfigError('GATE_REDIS_SENTINEL_TLS needs GATE_REDIS_SENTINELS')
   if (config.redisTlsCaFile !== undefined && !config.redisTls && !config.redisSentinelTls && config.redisUrl?.startsWith('rediss://') !== true) {
     throw new ConfigError('GATE_REDIS_TLS_CA_FILE needs a TLS connection to Redis: a rediss:// GATE_REDIS_URL, GATE_REDIS_TLS or GATE_REDIS_SENTINEL_TLS')
+  }
+  if (config.redisStoreId !== undefined) {
+    // A marker is compared as written: an id with white space or a trace's `lost:` would never match.
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(config.redisStoreId)) throw new ConfigError(`GATE_REDIS_STORE_ID must be the store's id as its first start logged it (letters, digits and ._-), got ${JSON.stringify(config.redisStoreId)}`)
+    if (config.redisUrl === undefined && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0) throw new ConfigError('GATE_REDIS_STORE_ID needs a Redis store: GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES or GATE_REDIS_SENTINELS')
   }
   trustedPeers(config.trustedProxies)
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.

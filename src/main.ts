@@ -123,8 +123,9 @@ function enforceDeadline (ms: number, logger: Logger): void {
 function warnAboutStore (config: Config, store: GrantStore, logger: Logger): void {
   if (store.kind === 'redis') {
     const { marker, markerKeys } = store as RedisGrantStore
-    if (marker.created) logger.warn({ store: 'redis', marker: marker.id }, 'the Redis store held no marker: it is new, or lost everything it held (a restart without persistence, FLUSHALL); marked, so a later loss is refused rather than read as "nothing configured"')
-    if (marker.missing > 0 || marker.other > 0) logger.error({ store: 'redis', marker: marker.id, absent: marker.missing, other: marker.other, read: marker.probed, markers: markerKeys.all.length }, 'some of the Redis store\'s markers read at start are absent or another store\'s: the masters holding them lost their data, and job-token decisions that read it are refused (GRANTS_STORE_LOST) until the data is restored or `job-token-gate accept-store-loss` is run')
+    if (marker.created && config.redisStoreId === undefined) logger.warn({ store: 'redis', marker: marker.id }, 'the Redis store held no marker: it is new, or lost everything it held (a restart without persistence, FLUSHALL); marked, so a later loss is refused rather than read as "nothing configured". Set GATE_REDIS_STORE_ID to this id so that a start on a store that lost everything while no replica read it refuses it too')
+    if (config.redisStoreId !== undefined && marker.missing === marker.probed) logger.error({ store: 'redis', marker: marker.id }, 'the Redis store holds no marker of GATE_REDIS_STORE_ID: it lost everything it held, or is new; job-token decisions that need it are refused (GRANTS_STORE_LOST) until the data is restored, or the store is accepted as it is (`job-token-gate accept-store-loss`: a new store is marked so)')
+    else if (marker.missing > 0 || marker.other > 0) logger.error({ store: 'redis', marker: marker.id, absent: marker.missing, other: marker.other, read: marker.probed, markers: markerKeys.all.length }, 'some of the Redis store\'s markers read at start are absent or another store\'s: the masters holding them lost their data, and job-token decisions that read it are refused (GRANTS_STORE_LOST) until the data is restored or `job-token-gate accept-store-loss` is run')
     return
   }
   if (config.stateFile === undefined) {

@@ -34,6 +34,10 @@ export async function runAcceptStoreLoss (options: AcceptLossOptions): Promise<n
     // An id other than the store's, written into its absent markers, would make those slots
     // another store's: refused by every replica for good, and no later accept (which writes
     // only absent markers and traces) could undo it.
+    if (options.marker !== undefined && config.redisStoreId !== undefined && options.marker !== config.redisStoreId) {
+      options.err(`job-token-gate accept-store-loss: GATE_REDIS_STORE_ID names ${config.redisStoreId}, not ${options.marker}: the replicas would refuse the markers written\n`)
+      return 1
+    }
     if (options.marker !== undefined && store.marker.id !== undefined && options.marker !== store.marker.id) {
       options.err(`job-token-gate accept-store-loss: the store's markers hold ${store.marker.id}, not ${options.marker}: the absent ones are accepted with that id; run it without --marker (a replica that logs ${options.marker} was started before the store was marked again: restart it)\n`)
       return 1

@@ -28,8 +28,9 @@ function nodes (env: string, list: readonly string[]): RedisNode[] {
 export async function createStoreFromConfig (config: Config, redis: { readonly commandTimeoutMs?: number, readonly connectTimeoutMs?: number, readonly createMarker?: boolean } = {}): Promise<GrantStore> {
   const tls = redisTls(config)
   // Cluster and Sentinel: the options given, the data nodes' credentials and TLS.
+  const store = { ...redis, ...(config.redisStoreId !== undefined ? { storeId: config.redisStoreId } : {}) }
   const common = {
-    ...redis,
+    ...store,
     ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
     ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {}),
     ...(config.redisTls ? { tls } : {})
@@ -45,7 +46,7 @@ export async function createStoreFromConfig (config: Config, redis: { readonly c
     })
   }
   // rediss:// is TLS by itself; the CA file, if any, adds to it.
-  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl, ...redis, ...(config.redisTlsCaFile !== undefined ? { tls } : {}) })
+  if (config.redisUrl !== undefined) return await createRedisStore({ url: config.redisUrl, ...store, ...(config.redisTlsCaFile !== undefined ? { tls } : {}) })
   if (config.stateFile !== undefined) {
     // Every change would fail to save (503) with the directory missing: a mistyped path.
     const dir = dirname(resolve(config.stateFile))

@@ -203,9 +203,10 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
  * start cannot tell apart) and, with `create`, the markers are written with a new id (mark); a
  * marking left unfinished is finished. Otherwise the id most of them hold is the store's (else
  * the one the traces name), and absent ones stay absent (their slots lost their data: reads there
- * fail closed).
+ * fail closed). With `expected` (the id the operator knows the store by) nothing is marked anew:
+ * the store is that id's, and markers absent or holding another are lost slots.
  */
-export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string, readonly patienceMs: number }): Promise<MarkerState> {
+export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string, readonly patienceMs: number, readonly expected?: string | undefined }): Promise<MarkerState> {
   const deadline = performance.now() + options.patienceMs
   const probed = probes(client, keys)
   const values = await each(client, probed, key => ['get', key], deadline) as Array<string | null>
@@ -217,6 +218,13 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
     if (value === null) continue
     const [of, id] = value.startsWith(LOST) ? [traces, value.slice(LOST.length)] : [counts, value]
     of.set(id, (of.get(id) ?? 0) + 1)
+  }
+  // The operator named the store (GATE_REDIS_STORE_ID): markers absent, or another id's, are a
+  // loss, however many; only a marking of that id left unfinished is finished.
+  const expected = options.expected
+  if (expected !== undefined) {
+    if (pending === expected && options.create) return await mark(client, keys, () => expected, probed.length, deadline)
+    return { id: expected, created: false, probed: probed.length, ...tally(values, expected) }
   }
   if (counts.size === 0 && traces.size > 0) {
     const id = mostHeld(traces)

@@ -82,6 +82,12 @@ export interface RedisStoreOptions {
    * that accepts a loss: it must not settle a new id before writing the one it was given.
    */
   readonly createMarker?: boolean
+  /**
+   * The store's id as the operator knows it (GATE_REDIS_STORE_ID): a store holding no marker, or
+   * another id, is then a loss, never marked anew (a start cannot otherwise tell a new store from
+   * one that lost everything while no replica read it).
+   */
+  readonly storeId?: string
 }
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -366,7 +372,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   try {
     await Promise.all([waitReady(client, connectTimeout, () => lastError), subscriber.ready(connectTimeout), watch?.ask()])
     await refuseEviction(client)
-    marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID, patienceMs: connectTimeout })
+    marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID, patienceMs: connectTimeout, expected: options.storeId })
   } catch (err) {
     closing = true
     subscriber.close()
@@ -427,7 +433,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     if (gone && key !== first && marker.id !== undefined) await client.set(first, LOST + marker.id, 'NX').catch(() => {})
     return new GrantsStoreLostError(gone
       ? `Redis lost what the gate wrote: the store marker ${key} is gone (a restart without persistence, FLUSHALL, FLUSHDB or a deleted key); job-token decisions that need the store fail closed until the data is restored, or the loss is accepted (job-token-gate accept-store-loss --marker ${marker.id ?? '?'})`
-      : `the store marker ${key} holds ${found}, not ${marker.id ?? '?'}: the store was marked again since this replica started (a replica started on it after a loss); restart this replica to decide on the store as it is now`)
+      : options.storeId !== undefined
+        ? `the store marker ${key} holds ${found}, not ${options.storeId} (GATE_REDIS_STORE_ID): the store was marked anew after a loss (by a replica without the setting), or is another store; restore the data, or set GATE_REDIS_STORE_ID to the id it holds now`
+        : `the store marker ${key} holds ${found}, not ${marker.id ?? '?'}: the store was marked again since this replica started (a replica started on it after a loss); restart this replica to decide on the store as it is now`)
   }
 
   /** HMGET of `key`, vouched for by its slot's marker. */

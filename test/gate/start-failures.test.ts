@@ -103,4 +103,17 @@ describe('serve: a Redis store without a marker is said to be new or emptied', (
     assert.equal(second.kind, 'ready', (second as { stderr?: string }).stderr)
     assert.deepEqual((second as { lines: Array<Record<string, unknown>> }).lines.filter(l => l.store === 'redis' && (l.level as number) >= 40), [])
   })
+
+  test('with GATE_REDIS_STORE_ID a start on it marks nothing and logs an error saying how to accept it', async t => {
+    const redis = await startRedis(t)
+    const start = await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: redis.url, GATE_REDIS_STORE_ID: 'store-1' })
+    // It serves (self access and requests without a job token need no store); readiness refuses.
+    assert.equal(start.kind, 'ready', (start as { stderr?: string }).stderr)
+    const lines = (start as { lines: Array<Record<string, unknown>> }).lines.filter(l => l.store === 'redis' && (l.level as number) >= 40)
+    assert.equal(lines.length, 1, JSON.stringify(lines))
+    assert.equal(lines[0]!.level, 50)
+    assert.equal(lines[0]!.marker, 'store-1')
+    assert.match(String(lines[0]!.msg), /holds no marker of GATE_REDIS_STORE_ID: it lost everything it held, or is new.*accept-store-loss/)
+    assert.equal(redis.cli('exists', 'jtg:store').trim(), '0')
+  })
 })
