@@ -2,7 +2,8 @@
 
 import type { CanonicalRequest } from './canonical.ts'
 import { accessedProject, describeAccessedProject } from './accessed.ts'
-import { describeLookup, lookupOf, type Lookup } from '../projects/lookup.ts'
+import { describeLookup, groupReadingsOf, lookupOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject, type Lookup } from '../projects/lookup.ts'
+import type { CatalogRoute } from '../catalog/types.ts'
 import type { Router } from './router.ts'
 
 export type Explanation =
@@ -27,6 +28,10 @@ export type Explanation =
     projectFrom?: string
     projectLookup?: Lookup
     projectLookupText?: string
+    /** Package routes: the per-format rule the accessed project's job token permissions hold it to. */
+    packageRule?: string
+    /** Package reads GitLab serves from projects besides the one decided: whose rules are held too. */
+    alsoHeld?: string
   }
 
 export function explain (router: Router, canonical: CanonicalRequest): Explanation {
@@ -52,8 +57,28 @@ export function explain (router: Router, canonical: CanonicalRequest): Explanati
     skipPolicies: match.route.skipPolicies,
     accessedProject: accessed,
     accessedProjectText: describeAccessedProject(accessed),
-    ...(lookup === undefined ? {} : { projectFrom: from, projectLookup: lookup, projectLookupText: describeLookup(lookup) })
+    ...(lookup === undefined ? {} : { projectFrom: from, projectLookup: lookup, projectLookupText: describeLookup(lookup) }),
+    ...packageRules(match.route, match.params, lookup)
   }
+}
+
+/** The package rule a route is held to, and the other projects whose rules hold where GitLab serves from several. */
+function packageRules (route: CatalogRoute, params: Readonly<Record<string, string>>, lookup: Lookup | undefined): { packageRule?: string, alsoHeld?: string } {
+  const registry = mavenVirtualRegistryOf(route, params)
+  if (registry !== null) {
+    return { alsoHeld: `every project among Maven virtual registry ${registry}'s local upstreams (its projects, and those of its groups): a job token's download is refused where any sets package_registry.maven.read false` }
+  }
+  if (route.packageFormat === undefined || route.packageOperation === undefined) return {}
+  const rule = `package_registry.${route.packageFormat}.${route.packageOperation}` +
+    (route.packageDeleteWhen === undefined ? '' : ` (package_registry.${route.packageFormat}.delete with ${route.packageDeleteWhen.header}: ${route.packageDeleteWhen.value})`)
+  const group = packageReadGroupOf(route, params)
+  // A group the gate finds no single project of: GitLab serves from any project under it.
+  if (group !== null && lookup?.kind === 'unresolvable') {
+    const groups = route.accessedProject === 'group' ? groupReadingsOf(group) : [group]
+    return { packageRule: rule, alsoHeld: `every project under ${groups.map(g => `group ${JSON.stringify(g)}`).join(' and ')}: refused where any sets ${rule} false (a user's namespace, or over 1,000 projects: refused)` }
+  }
+  if (servesEveryListedProject(route)) return { packageRule: rule, alsoHeld: `every project whose packages of that name the metadata lists: refused where any sets ${rule} false` }
+  return { packageRule: rule }
 }
 
 export function formatExplanation (e: Explanation): string {
@@ -72,6 +97,8 @@ export function formatExplanation (e: Explanation): string {
         ['accessed project', e.accessedProjectText]
       ]
       if (e.projectLookupText !== undefined) rows.push(['project lookup', `${e.projectFrom!}: ${e.projectLookupText}`])
+      if (e.packageRule !== undefined) rows.push(['package rule', `${e.packageRule} of the accessed project's job token permissions`])
+      if (e.alsoHeld !== undefined) rows.push(['also held', e.alsoHeld])
       if (e.format) rows.splice(4, 0, ['format', 'json (suffix stripped by GitLab)'])
       return rows.map(([k, v]) => `${k.padEnd(18)}${v}`).join('\n') + '\n'
     }

@@ -24,3 +24,15 @@ test('explain names the lookup of group, instance and job routes, and none for p
   assert.equal(json.result, 'matched')
   assert.deepEqual(json.result === 'matched' ? [json.projectFrom, json.projectLookup] : [], ['conan_username', { kind: 'project_id', id: 42 }])
 })
+
+test('explain names the package rule a route is held to, and the other projects held where GitLab serves from several', () => {
+  assert.match(text('PUT', '/api/v4/projects/5/packages/npm/@acme%2ftool'), /^package rule +package_registry\.npm\.write \(package_registry\.npm\.delete with npm-command: deprecate\) of the accessed project's job token permissions$/m)
+  assert.doesNotMatch(text('PUT', '/api/v4/projects/5/packages/npm/@acme%2ftool'), /also held/)
+  assert.match(text('GET', '/api/v4/groups/+10/-/packages/pypi/files/abc/x.whl'), /^also held +every project under group "\+10" and group "10": refused where any sets package_registry\.pypi\.read false/m)
+  assert.match(text('GET', '/api/v4/packages/terraform/modules/v1/acme/mod/aws/versions'), /^also held +every project under group "acme": refused where any sets package_registry\.terraform_module\.read false \(a user's namespace, or over 1,000 projects: refused\)$/m)
+  assert.match(text('GET', '/api/v4/packages/npm/@acme/tool'), /^also held +every project whose packages of that name the metadata lists/m)
+  assert.match(text('GET', '/api/v4/virtual_registries/packages/maven/5/com/acme/app/1.0/app-1.0.jar'), /^also held +every project among Maven virtual registry 5's local upstreams/m)
+  // A group route whose project the gate finds holds that project's rule only.
+  assert.doesNotMatch(text('GET', '/api/v4/groups/acme/-/packages/maven/com/acme/app/1.0/app-1.0.jar'), /also held/)
+  assert.doesNotMatch(text('GET', '/api/v4/projects/5/releases'), /package rule/)
+})
