@@ -178,8 +178,12 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const namespaceTtlMs = c.namespaceTtlMs ?? 60_000
   const clock = c.clock ?? performance
   const namespaceReadAt = new WeakMap<JobIdentity, number>()
+  // Jobs a runner took and has not acknowledged yet: their answer holds only until the runner
+  // answers (it may decline the job, whose token GitLab then refuses), so it is not kept.
+  const awaitingRunner = new WeakSet<JobIdentity>()
   const namespaceLifetime = (readAt: number): number => namespaceTtlMs - (clock.now() - readAt)
   const tokens = identityTokenCache(c, identity => {
+    if (awaitingRunner.has(identity)) return 0
     const readAt = namespaceReadAt.get(identity)
     return readAt === undefined ? undefined : namespaceLifetime(readAt)
   })
@@ -275,10 +279,13 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     // the token.
     if (subjectJob !== null && toId(job.id) !== subjectJob) throw lookupFailed(`GET /api/v4/job answered job ${String(toId(job.id))} for a token of job ${subjectJob}`)
     // GitLab accepts a token while its job executes: running, or canceling while after_script
-    // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES).
+    // runs (app/finders/ci/auth_job_finder.rb, Ci::HasStatus::EXECUTING_STATUSES), and while a
+    // runner that took the job has not acknowledged it yet (`pending`, waiting_for_runner_ack?):
+    // GET /job answers 200 for no other pending job, so `pending` here is that one.
     // An answer without a status says nothing about the token: a lookup failure, never kept.
     if (typeof job.status !== 'string') throw lookupFailed('job answer has no status')
-    if (job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${job.status.slice(0, 32)}`)
+    const awaiting = job.status === 'pending'
+    if (!awaiting && job.status !== 'running' && job.status !== 'canceling') throw new IdentityError('TOKEN_JOB_NOT_RUNNING', `job is ${job.status.slice(0, 32)}`)
     const jobId = requiredId(job.id, 'job id')
     const projectId = requiredId((job.pipeline as Record<string, unknown> | undefined)?.project_id, 'job pipeline.project_id')
     const userId = requiredId((job.user as Record<string, unknown> | undefined)?.id, 'job user.id')
@@ -291,6 +298,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const info = await project(projectId)
     const identity: JobIdentity = { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
     namespaceReadAt.set(identity, info.readAt)
+    if (awaiting) awaitingRunner.add(identity)
     return identity
   }
 

@@ -92,6 +92,31 @@ test('introspection: finished and unknown jobs are 401 with a reason', async (t)
   await rejectsWith(resolver.resolve(UNKNOWN), 'TOKEN_UNKNOWN', UNKNOWN)
 })
 
+// GitLab accepts the token of a job a runner took but has not acknowledged yet (two-phase job
+// assignment: pending, waiting_for_runner_ack?), and GET /job answers 200 for it; the gate
+// refused it for the negative TTL (10 s) as a job not running. It passes now, never kept: the
+// runner may still decline the job, and GitLab then refuses its token.
+test('introspection: a job awaiting its runner\'s acknowledgment (pending, answered 200) resolves, and is asked again each time', async (t) => {
+  const AWAITING = legacyJobToken()
+  const CREATED = legacyJobToken()
+  const fake = await startFakeGitlab({
+    groups: groupChain([1, 'acme'], [2, 'platform'], [3, 'ci']),
+    projects: [{ id: 10, pathWithNamespace: 'acme/platform/ci/app', namespace: { id: 3, kind: 'group', fullPath: 'acme/platform/ci', parentId: 2 } }],
+    jobs: { [AWAITING]: { id: 1005, status: 'pending', projectId: 10, userId: 7 }, [CREATED]: { id: 1006, status: 'created', projectId: 10, userId: 7 } }
+  })
+  const resolver = resolverFor(fake)
+  t.after(async () => { await resolver.close(); await fake.close() })
+  assert.deepEqual(await resolver.resolve(AWAITING), { jobId: 1005, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7, pipelineId: 2005 })
+  assert.deepEqual(await resolver.resolve(AWAITING), { jobId: 1005, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7, pipelineId: 2005 })
+  assert.equal(fake.calls.job, 2, 'not kept: GitLab is asked again until the job runs')
+  assert.equal(resolver.cached?.(AWAITING, undefined), undefined)
+  // Declined by the runner meanwhile: GitLab refuses the token, and so does the gate at once.
+  fake.jobs.set(AWAITING, { id: 1005, status: 'failed', projectId: 10, userId: 7 })
+  await rejectsWith(resolver.resolve(AWAITING), 'TOKEN_JOB_NOT_RUNNING', AWAITING)
+  // Other statuses GitLab refuses stay refused.
+  await rejectsWith(resolver.resolve(CREATED), 'TOKEN_JOB_NOT_RUNNING', CREATED)
+})
+
 test('single flight: 100 concurrent requests with one uncached token make one introspection', async (t) => {
   const fake = await fakeGitlab()
   fake.delayMs = 50
