@@ -380,6 +380,45 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return ids
   })
 
+  // The lookups of writes (below), by key: the one running, and the one every write that came
+  // meanwhile waits for. `freshSlots`: lookups of writes running or waited for, gate-wide.
+  const freshLookups = new Map<string, { readonly running: Promise<Found>, next: Promise<Found> | null }>()
+  let freshSlots = 0
+
+  /**
+   * A write's lookup, begun after the write came. A write never takes the answer of a lookup
+   * already running (lru-cache's fetch() hands a forced refresh the one running, which GitLab may
+   * have read before the job deleted the package that made its own project the last); it waits
+   * for the next one, shared by every write of that key that came while the other ran. Any
+   * client can send these writes (a made-up PRIVATE-TOKEN or any Cookie has the users' package
+   * rules look the project up), and each npm lookup reads GitLab's metadata of the name (up to
+   * 16 MiB, built on each call): at most MAX_FRESH_LOOKUPS run or wait gate-wide, and a write
+   * past them is refused, 503 PROJECT_LOOKUPS_BUSY, never decided on an older answer.
+   */
+  const freshly = (key: string, ask: () => Promise<Found>): Promise<Found> => {
+    const current = freshLookups.get(key)
+    if (current?.next != null) return current.next
+    if (freshSlots >= MAX_FRESH_LOOKUPS) return Promise.reject(new GateError('PROJECT_LOOKUPS_BUSY'))
+    freshSlots++
+    const begin = (): Promise<Found> => {
+      // Its answer refreshes the entry reads are answered from.
+      const running = ask().then(found => {
+        projects.set(key, found, found.kind === 'project' ? {} : { ttl: notFoundTtlMs })
+        return found
+      })
+      const entry = { running, next: null }
+      freshLookups.set(key, entry)
+      void running.then(settledFresh, settledFresh).then(() => {
+        freshSlots--
+        if (freshLookups.get(key) === entry) freshLookups.delete(key)
+      })
+      return running
+    }
+    if (current === undefined) return begin()
+    current.next = current.running.then(settledFresh, settledFresh).then(begin)
+    return current.next
+  }
+
   const cached = (key: string, load: () => Promise<number | null | ListedProject>, fresh: boolean): Promise<Found> => {
     const ask = async (): Promise<Found> => {
       const id = await load()
@@ -389,15 +428,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (!await seesEveryProject()) throw unverified()
       return NO_PROJECT
     }
-    if (fresh) {
-      // A write asks GitLab itself, never joining a lookup in flight: lru-cache's fetch() hands a
-      // forced refresh the answer of one already running, which GitLab may have read before the
-      // job deleted the package that made its own project the last. Its answer refreshes the entry.
-      return ask().then(found => {
-        projects.set(key, found, found.kind === 'project' ? {} : { ttl: notFoundTtlMs })
-        return found
-      })
-    }
+    if (fresh) return freshly(key, ask)
     return projects.fetch(key, { context: ask }) as Promise<Found>
   }
 
@@ -444,6 +475,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
 
 // Lookups that read which package of a name is the last, not a project's path.
 const PACKAGE_LOOKUPS: ReadonlySet<CatalogRoute['projectFrom']> = new Set(['npm_scope_package', 'npm_group_package', 'maven_group_package'])
+// Lookups of writes running or waited for at once, gate-wide (freshly()); legitimate dist-tag
+// writes are a handful at a time.
+const MAX_FRESH_LOOKUPS = 8
+const settledFresh = (): void => {}
 // 10,000 entries of keys up to about 300 characters; long keys (a client's) share the rest.
 const KEY_BYTES = 4 << 20
 // Cached like an id: GitLab finds a project, which the gate cannot name for sure.
