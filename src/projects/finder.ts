@@ -106,6 +106,12 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     }
   })
   const counts = { hits: 0, misses: 0 }
+  // GitLab's npm metadata of a name is built on each call and read whole, up to 16 MiB: at most
+  // NPM_METADATA_AT_ONCE are read at once gate-wide, NPM_METADATA_WAITING more wait, and a lookup
+  // past them is refused (503 PROJECT_LOOKUPS_BUSY). A job names the group as it likes (`acme`,
+  // `ACME`, `0010` are one group to GitLab and as many cache keys), so reads of one name at once,
+  // each its own lookup, held as many documents.
+  const metadataSlots = createSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING)
   // Whether the service token sees every project (GET /user: is_admin or is_auditor). Only then
   // is a 404 or an empty package list GitLab's "no project": a narrower token is shown less than
   // GitLab's own handler finds, and forwarding on its 404 would skip the gate's rules for a project
@@ -334,6 +340,18 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
   const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<number | null | ListedProject> => {
+    const projects = await metadataSlots(async () => await metadataProjects(lookup))
+    if (projects === null || projects === UNCERTAIN_ID) return projects
+    if (projects.size === 1) return projects.values().next().value!
+    // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
+    // scope as a group id, so an instance route's scope can be listed only when it is not one.
+    if (projects.size === 0 || (lookup.at === 'instance' && INTEGER.test(lookup.group))) return UNCERTAIN_ID
+    const id = await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
+    return id === null || id === UNCERTAIN_ID ? id : { id, listedIn: [...projects] }
+  }
+
+  /** The projects GitLab's npm metadata of the name lists tarballs of; null: no project; UNCERTAIN_ID. */
+  const metadataProjects = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<Set<number> | null | typeof UNCERTAIN_ID> => {
     const name = encodeURIComponent(lookup.name)
     const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${encodeURIComponent(lookup.group)}/-/packages/npm/${name}`
     let answer
@@ -354,12 +372,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a version without a project tarball URL`)
       projects.add(id)
     }
-    if (projects.size === 1) return projects.values().next().value!
-    // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
-    // scope as a group id, so an instance route's scope can be listed only when it is not one.
-    if (projects.size === 0 || (lookup.at === 'instance' && INTEGER.test(lookup.group))) return UNCERTAIN_ID
-    const id = await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
-    return id === null || id === UNCERTAIN_ID ? id : { id, listedIn: [...projects] }
+    return projects
   }
 
   const pipelineJobs = (projectId: number, pipelineId: number): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async () => {
@@ -490,6 +503,30 @@ const MAX_REPOSITORY_DISABLED = 20
 const INTEGER = /^\d+$/
 // npm metadata lists every version; GitLab's own answer for a package of a few thousand versions.
 const NPM_METADATA_MAX_BYTES = 16 << 20
+// npm metadata documents read at once, and lookups waiting for one of them (metadataSlots).
+const NPM_METADATA_AT_ONCE = 4
+const NPM_METADATA_WAITING = 64
+
+/**
+ * Runs `work` when one of `max` slots is free, in the order asked; past `waiting` callers already
+ * waiting, refuses at once with PROJECT_LOOKUPS_BUSY. A slot is handed to the next caller as it frees.
+ */
+function createSlots (max: number, waiting: number): <T>(work: () => Promise<T>) => Promise<T> {
+  let running = 0
+  const queue: Array<() => void> = []
+  return async work => {
+    if (running < max) running++
+    else if (queue.length >= waiting) throw new GateError('PROJECT_LOOKUPS_BUSY')
+    else await new Promise<void>(resolve => queue.push(resolve))
+    try {
+      return await work()
+    } finally {
+      const next = queue.shift()
+      if (next === undefined) running--
+      else next()
+    }
+  }
+}
 // GitLab's tarball URL (GenerateMetadataService#tarball_url, under its external URL and any
 // relative root): /api/v4/projects/<id>/packages/npm/<name>/-/<file>.
 const TARBALL = /\/api\/v4\/projects\/([1-9]\d{0,15})\/packages\/npm\//
