@@ -1,8 +1,8 @@
 // Finds the accessed project of a group, instance or job route through GitLab's REST API with
 // the service token, as GitLab's own handler finds it (src/projects/lookup.ts says which call;
-// docs/gitlab-rules.md, "Group and instance routes"). Answers are cached on lru-cache's fetch(),
-// as the identity caches are (src/identity/cache.ts): a TTL, single flight, and "no project" kept
-// briefly; failures are not kept. Fails closed: no answer from GitLab is a 503, an answer the
+// docs/gitlab-rules.md, "Group and instance routes"). Answers are cached as the identity caches
+// are (src/identity/cache.ts): a TTL, single flight, and "no project" kept briefly, apart from the
+// projects found; failures are not kept. Fails closed: no answer from GitLab is a 503, an answer the
 // gate cannot read a 502, never an allow.
 
 import { createHash } from 'node:crypto'
@@ -89,22 +89,38 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const maxPages = options.maxPages ?? 10
   const clock = options.clock === undefined ? {} : { clock: options.clock }
   // What a lookup found, by lookup. Hot path: a hit is one synchronous get(), no promise; a miss
-  // is one fetch() shared by concurrent requests. "No project" and "unresolved" live briefly.
-  const projects = new LRUCache<string, Found, () => Promise<Found>>({
-    max: options.max ?? 10_000,
-    // Keys are the client's URL parameters (a Maven path of up to 8 KiB), and entries past their
-    // TTL stay until evicted: bounded by the bytes of their keys too, not by their number alone.
-    maxSize: options.maxKeyBytes ?? KEY_BYTES,
-    sizeCalculation: (_found, key) => key.length + 64,
-    ttl: ttlMs,
-    ...ttlClock(options.clock),
-    ignoreFetchAbort: true,
-    async fetchMethod (_key, _stale, { options: entry, context: load }) {
-      const found = await load()
-      if (found.kind !== 'project') entry.ttl = notFoundTtlMs
+  // is one load shared by concurrent requests. Keys are the client's URL parameters (a Maven path
+  // of up to 8 KiB), and entries past their TTL stay until evicted: bounded by the bytes of their
+  // keys too, not by their number alone. The projects found are kept apart from the other answers
+  // ("no project", found briefly), and the loads in flight apart from both: any client can have
+  // made-up names looked up (a Conan write with any Cookie), and in one list those answers, or
+  // lru-cache's fetch() holding a place for each load, pushed out the projects jobs use.
+  const entries = { max: options.max ?? 10_000, maxSize: options.maxKeyBytes ?? KEY_BYTES, sizeCalculation: (_found: Found, key: string) => key.length + 64, ...ttlClock(options.clock) }
+  const projects = new LRUCache<string, Found>({ ...entries, ttl: ttlMs })
+  const noProjects = new LRUCache<string, Found>({ ...entries, ttl: notFoundTtlMs })
+  const loading = new Map<string, Promise<Found>>()
+  const remember = (key: string, found: Found): void => {
+    const [keep, other] = found.kind === 'project' ? [projects, noProjects] : [noProjects, projects]
+    other.delete(key)
+    keep.set(key, found)
+  }
+  /** One load per key at once; its answer kept unless a write's fresher lookup came first. */
+  const shared = (key: string, ask: () => Promise<Found>): Promise<Found> => {
+    const inFlight = loading.get(key)
+    if (inFlight !== undefined) return inFlight
+    const pending = ask().then(found => {
+      if (loading.get(key) === pending) {
+        loading.delete(key)
+        remember(key, found)
+      }
       return found
-    }
-  })
+    }, (err: unknown) => {
+      if (loading.get(key) === pending) loading.delete(key)
+      throw err
+    })
+    loading.set(key, pending)
+    return pending
+  }
   const counts = { hits: 0, misses: 0 }
   // GitLab's npm metadata of a name is built on each call and read whole, up to 16 MiB: at most
   // NPM_METADATA_AT_ONCE are read at once gate-wide, NPM_METADATA_WAITING more wait, and a lookup
@@ -414,9 +430,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     if (freshSlots >= MAX_FRESH_LOOKUPS) return Promise.reject(new GateError('PROJECT_LOOKUPS_BUSY'))
     freshSlots++
     const begin = (): Promise<Found> => {
-      // Its answer refreshes the entry reads are answered from.
+      // Its answer refreshes the entry reads are answered from; a read's load still in flight,
+      // which GitLab may have answered before, no longer fills it.
       const running = ask().then(found => {
-        projects.set(key, found, found.kind === 'project' ? {} : { ttl: notFoundTtlMs })
+        loading.delete(key)
+        remember(key, found)
         return found
       })
       const entry = { running, next: null }
@@ -442,7 +460,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       return NO_PROJECT
     }
     if (fresh) return freshly(key, ask)
-    return projects.fetch(key, { context: ask }) as Promise<Found>
+    return shared(key, ask)
   }
 
   return {
@@ -455,7 +473,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       // dist-tags). A project's path is not a job's to move: those stay cached.
       const fresh = route.method !== 'GET' && PACKAGE_LOOKUPS.has(route.projectFrom)
       if (key !== null && !fresh) {
-        const hit = projects.get(key)
+        const hit = projects.get(key) ?? noProjects.get(key)
         if (hit !== undefined) {
           counts.hits++
           return hit
