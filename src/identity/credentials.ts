@@ -113,7 +113,17 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   // Puma joins repeated header lines with ", " into the one value Rails reads, and decode64
   // reads Basic credentials through the ", ": a credential split over two lines is one there.
   if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan))
+  const moduleRegistry = isModuleRegistryRoute(request.route)
   for (const [key, value] of queryPairs(request.canonical.query)) {
+    // The Terraform module registry takes a JWT in `token` (lib/api/terraform/modules/v1/
+    // namespace_packages.rb, job_token_from_jwt): GitLab's HMAC JWT whose `token` claim
+    // (`access_token` in newer versions) is the caller's token itself, a job's for a job. That
+    // job token is the credential, as the JWT Conan hands out is (Gitlab::TerraformRegistryToken).
+    const inner = moduleRegistry && normalizeParamName(key) === 'token' ? jwtJobToken(value, ['token', 'access_token']) : null
+    if (inner !== null) {
+      found.push({ secret: inner, jobToken: true, source: 'query', where: 'query:token:jwt' })
+      continue
+    }
     const c = paramCredential(key, value, 'query')
     if (c !== null) found.push(c)
   }
@@ -216,6 +226,11 @@ export function isConanRoute (route: CatalogRoute | null): boolean {
   return route !== null && route.pattern.includes('/conan/')
 }
 
+/** The Terraform module registry's namespace routes, whose `file` route reads a job token from a JWT in `token`. */
+function isModuleRegistryRoute (route: CatalogRoute | null): boolean {
+  return route !== null && route.pattern.startsWith('/packages/terraform/modules/v1/')
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -295,7 +310,7 @@ function schemeCredentials (header: string, conan: boolean): Credential[] {
     if (isJobTokenShape(rest)) return [{ secret: rest, jobToken: true, source: 'bearer', where: 'bearer' }]
     // The Conan client trades Basic credentials for a JWT whose `access_token` claim is the job
     // token itself (lib/gitlab/conan_token.rb, from_job): that Bearer is the job token.
-    const inner = conan ? conanJobToken(rest) : null
+    const inner = conan ? jwtJobToken(rest, ['access_token']) : null
     if (inner !== null) return [{ secret: inner, jobToken: true, source: 'bearer', where: 'bearer:conan' }]
     return [{ secret: rest, jobToken: false, source: 'bearer', where: 'bearer' }]
   }
@@ -368,13 +383,18 @@ export function rubyDecode64 (input: string): Buffer {
   return out.subarray(0, o)
 }
 
-function conanJobToken (jwt: string): string | null {
+/** The job token a GitLab JWT carries in one of `claims` (unverified: GitLab checks the signature), or null. */
+function jwtJobToken (jwt: string, claims: readonly string[]): string | null {
   const parts = jwt.split('.')
   if (parts.length !== 3) return null
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
-    const token = (payload as { access_token?: unknown } | null)?.access_token
-    return typeof token === 'string' && isJobTokenShape(token) ? token : null
+    if (payload === null || typeof payload !== 'object') return null
+    for (const claim of claims) {
+      const token: unknown = (payload as Record<string, unknown>)[claim]
+      if (typeof token === 'string' && isJobTokenShape(token)) return token
+    }
+    return null
   } catch {
     return null
   }
