@@ -24,7 +24,7 @@ import type { Logger } from 'pino'
 import { authorizationToken } from '../admin/auth.ts'
 import { doubtfulMessage, gitlabDocument, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
-import { headerLines, type HeaderSource } from '../identity/credentials.ts'
+import { headerLines, jiraDvcsConnector, jiraRewrite, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 import { loggedPath } from '../text.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
@@ -65,9 +65,14 @@ export function findGraphqlToken (request: HeaderSource, params: GraphqlParams):
   // Puma joins repeated Authorization lines into one value that neither line's reading is.
   const authorizations = headerLines(request, 'authorization')
   if (authorizations.length > 1) return { kind: 'ambiguous' }
-  const authorization = authorizationToken(authorizations[0])
-  if (authorization?.kind === 'job_token') jobToken = true
-  else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
+  // Gitlab::Jira::Middleware hands GitLab the header rewritten (`token glpat-...` as Bearer):
+  // both readings are read, and a token the rewrite changes is two tokens.
+  const readings = authorizations.length === 1 && jiraDvcsConnector(request) ? [authorizations[0]!, jiraRewrite(authorizations[0]!)] : authorizations
+  for (const reading of readings) {
+    const authorization = authorizationToken(reading)
+    if (authorization?.kind === 'job_token') jobToken = true
+    else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
+  }
   for (const merged of params.readings) {
     if (merged.job_token !== undefined) jobToken = true
     for (const name of TOKEN_PARAMS) {

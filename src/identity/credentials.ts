@@ -113,6 +113,13 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   // Puma joins repeated header lines with ", " into the one value Rails reads, and decode64
   // reads Basic credentials through the ", ": a credential split over two lines is one there.
   if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan))
+  // Read as Gitlab::Jira::Middleware leaves them too (jiraRewrite): each line, and Puma's join.
+  if (authorization.length > 0 && jiraDvcsConnector(request)) {
+    for (const value of authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization) {
+      const rewritten = jiraRewrite(value)
+      if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan))
+    }
+  }
   const moduleRegistry = isModuleRegistryRoute(request.route)
   for (const [key, value] of queryPairs(request.canonical.query)) {
     // The Terraform module registry takes a JWT in `token` (lib/api/terraform/modules/v1/
@@ -261,6 +268,25 @@ function headerList (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>)
     else list.push(name, value)
   }
   return list
+}
+
+/**
+ * Whether Gitlab::Jira::Middleware, in GitLab's Rails middleware (lib/gitlab/jira/middleware.rb),
+ * rewrites the request's Authorization: its User-Agent starts with "Jira DVCS Connector" (older
+ * GitLab: in that case; newer: in any). Read leniently, any line in any case: reading the header
+ * a second way where GitLab reads it one way only finds more credentials, never fewer.
+ */
+export function jiraDvcsConnector (request: HeaderSource): boolean {
+  return headerLines(request, 'user-agent').some(line => line.trimStart().toLowerCase().startsWith('jira dvcs connector'))
+}
+
+/**
+ * Authorization as Gitlab::Jira::Middleware hands it on: the first `token` anywhere in it, not
+ * only a scheme, replaced by `Bearer` (`sub('token', 'Bearer')`), so `token glpat-...` is
+ * Bearer, and Basic credentials with `token` in their base64 decode to other bytes.
+ */
+export function jiraRewrite (authorization: string): string {
+  return authorization.replace('token', 'Bearer')
 }
 
 function authorizationCredentials (header: string, conan: boolean): Credential[] {

@@ -21,7 +21,10 @@
 #   of repeated keys);
 # - HTTP Basic as ActionController::HttpAuthentication::Basic decodes it:
 #   `authorization.to_s.split(" ", 2)`, scheme compared downcased, `Base64.decode64(param).split(":", 2)`;
-# - Bearer as Doorkeeper's from_bearer_authorization reads it: `/^Bearer /i`, removed with gsub.
+# - Bearer as Doorkeeper's from_bearer_authorization reads it: `/^Bearer /i`, removed with gsub;
+# - Authorization as Gitlab::Jira::Middleware (lib/gitlab/jira/middleware.rb, in GitLab's Rails
+#   middleware) hands it on: with a User-Agent starting "Jira DVCS Connector" in any case, its
+#   first `token` replaced by `Bearer` (each line alone too).
 # Parameter values are listed for job_token, token, access_token, bearer_token and
 # private_token, every string leaf under them (`job_token[]=x` is ["x"]); uploaded files are not
 # values. Nothing here decides what is a job token: the test does, from where a value was found.
@@ -143,6 +146,10 @@ def answer(request)
     ([env[key]] + values).uniq.each { |v| creds << ["header:#{where}", text(v)] }
   end
   auth = lines['HTTP_AUTHORIZATION']
+  if env['HTTP_USER_AGENT']&.downcase&.start_with?('jira dvcs connector')
+    env['HTTP_AUTHORIZATION'] = env['HTTP_AUTHORIZATION']&.sub('token', 'Bearer')
+    auth = auth.map { |v| v.sub('token', 'Bearer') }
+  end
   ([env['HTTP_AUTHORIZATION']] + auth).uniq.each { |v| authorization_credentials(v, creds) } unless auth.empty?
 
   out = { 'method' => env['REQUEST_METHOD'], 'creds' => creds.uniq, 'errors' => errors }
