@@ -20,11 +20,13 @@
 // Every other type is forwarded uninspected: GitLab reads no parameters from it.
 //
 // Form bodies over the limit are refused (413) rather than forwarded unread, and so are
-// encoded (gzip...) ones, which would need inflating to inspect. The bytes forwarded are the
-// bytes received: inspection works on the buffer and never rewrites it.
+// encoded (gzip...) ones, which would need inflating to inspect, except the gzip JSON that
+// GitLab's Rails middleware inflates itself (npm's audits: inflatesGzipJson). The bytes
+// forwarded are the bytes received: inspection works on the buffer and never rewrites it.
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { PassThrough, type Readable, type Transform } from 'node:stream'
+import { gunzipSync } from 'node:zlib'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, normalizeParamName, paramCredential, queryPairs } from './credentials.ts'
@@ -54,7 +56,7 @@ export type BodyPlan =
    * Read the whole body (at most maxBytes) and inspect it. `untyped`: no Content-Type; a form
    * (a POST's) is also read as JSON when it starts as a JSON object (json-guard.ts's looksLikeJsonObject).
    */
-  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean }
+  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean, readonly gzip?: true }
   /** Multipart of unknown or large length: pipe it through guard(plan, token). */
   | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string }
   /**
@@ -77,9 +79,10 @@ export interface BodyScanner {
   /**
    * Decides from the method and headers alone how the body is handled. A body without a
    * Content-Type is form data only for POST (Rack's form_data?), so `curl --upload-file` PUTs
-   * stream through untouched.
+   * stream through untouched. `inflated`: the route is one whose gzip JSON GitLab inflates
+   * before reading it (inflatesGzipJson): such a body is inflated and inspected, not refused.
    */
-  plan (headers: IncomingHttpHeaders, method?: string): BodyPlan
+  plan (headers: IncomingHttpHeaders, method?: string, inflated?: boolean): BodyPlan
   /**
    * Reads and inspects a body planned as 'buffer'. On 'rejected' for size the stream is left
    * paused and partly read: answer and close the connection.
@@ -105,8 +108,8 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
   const maxPartHeaderBytes = positive('maxPartHeaderBytes', options.maxPartHeaderBytes, DEFAULT_MAX_PART_HEADER_BYTES)
 
   return {
-    plan (headers, method = 'POST') {
-      return planBody(headers, method, maxBytes)
+    plan (headers, method = 'POST', inflated = false) {
+      return planBody(headers, method, maxBytes, inflated)
     },
 
     async read (plan, body) {
@@ -114,7 +117,13 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
       const read = await readWithin(body)
       if (read === null) return { kind: 'rejected', code: 'BODY_BUDGET_EXHAUSTED' }
       if (!read.complete) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }
-      return inspectRead(plan, Buffer.concat(read.chunks, read.size))
+      const bytes = Buffer.concat(read.chunks, read.size)
+      if (plan.gzip !== true) return inspectRead(plan, bytes)
+      const inflated = inflate(bytes)
+      if (typeof inflated === 'string') return { kind: 'rejected', code: inflated }
+      // Inspected as GitLab reads it, forwarded as received: GitLab inflates it itself.
+      const inspected = inspectRead(plan, inflated)
+      return inspected.kind === 'buffered' ? { ...inspected, bytes } : inspected
     },
 
     async readFirst (body) {
@@ -265,6 +274,31 @@ export function formMethodParam (bytes: Buffer): MethodParam {
   return value === null ? { kind: 'absent' } : { kind: 'present', value }
 }
 
+/**
+ * The routes whose gzip JSON body GitLab's Rails middleware inflates before anything reads its
+ * parameters (Gitlab::Middleware::CompressedJson: npm's audit endpoints, which `npm audit` and
+ * `npm install` send compressed), up to INFLATED_MAX_BYTES (GitLab answers 413 beyond).
+ */
+export function inflatesGzipJson (route: CatalogRoute): boolean {
+  return route.method === 'POST' && NPM_AUDITS.test(route.pattern)
+}
+const NPM_AUDITS = /\/packages\/npm\/-\/npm\/v1\/security\/(?:advisories\/bulk|audits\/quick)$/
+/** Gitlab::Middleware::CompressedJson::MAXIMUM_BODY_SIZE. */
+const INFLATED_MAX_BYTES = 200 * 1024
+
+/**
+ * A gzip body inflated, at most INFLATED_MAX_BYTES, or why not. Every member is read, where
+ * GitLab's Zlib::GzipReader reads the first: more bytes can only make the JSON fail to parse or
+ * show more credentials, never fewer.
+ */
+function inflate (bytes: Buffer): Buffer | ErrorCode {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: INFLATED_MAX_BYTES })
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'BODY_TOO_LARGE_TO_INSPECT' : 'BODY_ENCODING_NOT_INSPECTABLE'
+  }
+}
+
 /** A Content-Encoding other than identity: neither the gate nor GitLab's parsers read through it. */
 function encoded (headers: IncomingHttpHeaders): boolean {
   const encoding = headers['content-encoding']
@@ -322,7 +356,7 @@ const PLAIN_ASCII = /^[\t\x20-\x7e]*$/
 /** RFC 2046 bchars without space and ',' (which parsers split on), 1 to 70 of them. */
 const BOUNDARY_CHARS = /^[A-Za-z0-9'()+_\-./:=?]{1,70}$/
 
-function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: number): BodyPlan {
+function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: number, inflated: boolean): BodyPlan {
   const length = headers['content-length']
   const declared = length === undefined ? null : Number(length)
   if (headers['transfer-encoding'] === undefined && (declared === null || declared === 0)) return { kind: 'pass' }
@@ -339,7 +373,11 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   else if (untyped && GRAPE_BODY_METHODS.has(upper) && !encoded(headers)) return { kind: 'stream', type: 'json', untyped: true }
   else return { kind: 'pass' }
 
-  if (encoded(headers)) return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
+  if (encoded(headers)) {
+    // GitLab inflates a POST's `Content-Encoding: gzip` JSON on these routes (CompressedJson).
+    if (inflated && upper === 'POST' && type === 'json' && headers['content-encoding'] === 'gzip') return { kind: 'buffer', type, gzip: true }
+    return { kind: 'rejected', code: 'BODY_ENCODING_NOT_INSPECTABLE' }
+  }
 
   if (type === 'form') {
     if (declared !== null && declared > maxBytes) return { kind: 'rejected', code: 'BODY_TOO_LARGE_TO_INSPECT' }

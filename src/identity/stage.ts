@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
-import { bodyParamNames, createBodyScanner, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
+import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
 import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
@@ -97,7 +97,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     const method = input.canonical.method
     const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
     if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, input.route)
-    let plan = scanner.plan(input.headers, method)
+    let plan = scanner.plan(input.headers, method, input.route !== null && inflatesGzipJson(input.route))
     if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', input.route)
     // A body without a type where GitLab reads none as JSON (an upload Workhorse takes, a route
     // that reads no body credential): one that is no JSON passes, as forward-auth lets it.
