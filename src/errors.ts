@@ -36,7 +36,7 @@ export const errors = {
   // usable answer. Never an allow.
   PROJECT_LOOKUP_UNAVAILABLE: { status: 503, message: '503 Service Unavailable - the project this request touches cannot be looked up in GitLab right now; try again later' },
   PROJECT_LOOKUP_FAILED: { status: 502, message: '502 Bad Gateway - the project this request touches could not be looked up in GitLab' },
-  // Too many lookups of npm package writes, or of GitLab's npm metadata, at once (src/projects/finder.ts).
+  // Too many lookups of npm package writes, of GitLab's npm metadata, or of Maven group package lists, at once (src/projects/finder.ts).
   PROJECT_LOOKUPS_BUSY: { status: 503, message: '503 Service Unavailable - the gate is looking up as many package projects as it may at once; try again later' },
   PROJECT_LOOKUP_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab showed the gate no project here, but the gate\'s service token may not see every project, so the gate cannot tell that nothing it guards is touched; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
   // npm instance and group routes: GitLab finds a project the gate cannot name for sure.

@@ -71,6 +71,8 @@ export interface ProjectFinderOptions {
   readonly max?: number
   /** Most key characters (plus 64 per entry) the found-project cache holds. Default 4 Mi. */
   readonly maxKeyBytes?: number
+  /** Most packages the kept Maven package listings hold together. Default 50,000. */
+  readonly maxListedPackages?: number
   /** Pages of 100 read from a package or job list. Default 10. */
   readonly maxPages?: number
   readonly clock?: Clock
@@ -99,19 +101,29 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const projects = new LRUCache<string, Found>({ ...entries, ttl: ttlMs })
   const noProjects = new LRUCache<string, Found>({ ...entries, ttl: notFoundTtlMs })
   const loading = new Map<string, Promise<Found>>()
-  const remember = (key: string, found: Found): void => {
+  const now = (): number => (options.clock ?? performance).now()
+  /**
+   * Keeps an answer for its TTL, less the age of what it was decided on where that was read
+   * before its lookup began (`since.at`: a Maven package listing kept for other paths of the
+   * name), so that no answer kept is older than its TTL.
+   */
+  const remember = (key: string, found: Found, since: Since): void => {
     const [keep, other] = found.kind === 'project' ? [projects, noProjects] : [noProjects, projects]
     other.delete(key)
-    keep.set(key, found)
+    const ttl = Math.floor((found.kind === 'project' ? ttlMs : notFoundTtlMs) - (since.at === undefined ? 0 : now() - since.at))
+    // lru-cache reads a TTL of 0 as "forever": an answer with less than 1 ms to live is not kept.
+    if (ttl >= 1) keep.set(key, found, { ttl })
+    else keep.delete(key)
   }
   /** One load per key at once; its answer kept unless a write's fresher lookup came first. */
-  const shared = (key: string, ask: () => Promise<Found>): Promise<Found> => {
+  const shared = (key: string, ask: (since: Since) => Promise<Found>): Promise<Found> => {
     const inFlight = loading.get(key)
     if (inFlight !== undefined) return inFlight
-    const pending = ask().then(found => {
+    const since: Since = {}
+    const pending = ask(since).then(found => {
       if (loading.get(key) === pending) {
         loading.delete(key)
-        remember(key, found)
+        remember(key, found, since)
       }
       return found
     }, (err: unknown) => {
@@ -141,8 +153,16 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
   // A group's package-only projects (up to 10 pages of its projects), shared by the lookups of
   // every Maven path under it: each lookup asked anew, so a job naming many paths in one group
-  // made the gate list the group's projects again for each.
-  const hiddenProjects = createLoaderCache<readonly number[] | null>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+  // made the gate list the group's projects again for each. Keyed by the hash of the client's
+  // `:id`; `at`: when it was asked, which the listings read with it are as old as.
+  const hiddenProjects = createLoaderCache<{ readonly at: number, readonly ids: readonly number[] | null }>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
+  // Maven reads' package listings (mavenListing), by the hash of group and name: those holding
+  // packages, bounded by their packages too, apart from the empty ones; and the ones being read.
+  const listingEntries = { max: options.max ?? 10_000, ttl: notFoundTtlMs, ...ttlClock(options.clock) }
+  const listings = new LRUCache<string, PackageListing>({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length })
+  const emptyListings = new LRUCache<string, PackageListing>(listingEntries)
+  const listingLoads = new Map<string, Promise<PackageListing>>()
+  const mavenSlots = createSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
   // hash of the client's `:id`, whose length the client chooses.
@@ -192,36 +212,90 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 
   /**
+   * What GitLab's package lists answer for the lookup's name under its group, newest first:
+   * `GET /groups/:id/packages` and, with `hidden` (Maven), each of the group's package-only
+   * projects' own lists, which the group's leaves out. Only the packages a path of that name can
+   * be are kept: the name itself (`package_name` is a fuzzy filter), and the versionless ones one
+   * segment below it (the metadata of `name/<version>`). `at`: when the oldest answer was read.
+   */
+  const readListing = async (lookup: Extract<Lookup, { kind: 'package' }>, hidden: boolean): Promise<PackageListing> => {
+    let at = now()
+    const path = packageListPath(lookup)
+    const answer = await list(path, 'package_lookup')
+    if (answer.status === 404) return { outcome: 'no_group', at, items: [], truncated: false, groupTruncated: false }
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    const items = answer.items.filter(item => nameOf(lookup, item.name)).map(keptFields)
+    let truncated = answer.truncated
+    if (hidden) {
+      const group = createHash('sha256').update(lookup.group).digest('hex')
+      const found = await hiddenProjects.get(group, async () => ({ at: now(), ids: await repositoryDisabledProjects(lookup.group) }))
+      at = Math.min(at, found.at)
+      if (found.ids === null) return { outcome: 'too_many_hidden', at, items: [], truncated: false, groupTruncated: false }
+      for (const project of found.ids) {
+        const own = `/api/v4/projects/${project}/packages?${path.slice(path.indexOf('?') + 1)}`
+        const more = await list(own, 'package_lookup')
+        if (more.status === 404) continue
+        if (more.status !== 200 || more.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${own} answered ${more.status}`)
+        for (const item of more.items) if (nameOf(lookup, item.name)) items.push(keptFields(item))
+        truncated ||= more.truncated
+      }
+    }
+    return { outcome: 'listed', at, items, truncated, groupTruncated: answer.truncated }
+  }
+
+  /**
+   * A Maven lookup's listing. A read takes the one kept for its group and name, or shares the one
+   * being read: every path of the name (its versions, a version's files, the name's
+   * maven-metadata.xml) asks the same lists, 1 + the group's package-only projects calls, which
+   * were asked anew for each path a client named. Kept `notFoundTtlMs` (what it answers is kept
+   * that much less long: remember()), the ones that hold packages apart from the empty ones, which
+   * made-up names fill. A write's lookup (`since` undefined) reads anew. At most
+   * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
+   * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
+   */
+  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined): Promise<PackageListing> => {
+    if (since === undefined) return await mavenSlots(async () => await readListing(lookup, true))
+    // Keyed by a hash: the group and the name are the client's, of the length it chooses.
+    const key = createHash('sha256').update(`${lookup.group}\n${lookup.name}`).digest('hex')
+    let listing: Promise<PackageListing> | PackageListing | undefined = listings.get(key) ?? emptyListings.get(key) ?? listingLoads.get(key)
+    if (listing === undefined) {
+      const pending: Promise<PackageListing> = mavenSlots(async () => await readListing(lookup, true)).then(read => {
+        if (listingLoads.get(key) === pending) {
+          listingLoads.delete(key)
+          const ttl = Math.floor(notFoundTtlMs - (now() - read.at))
+          const [keep, other] = read.items.length > 0 ? [listings, emptyListings] : [emptyListings, listings]
+          other.delete(key)
+          if (ttl >= 1) keep.set(key, read, { ttl })
+        }
+        return read
+      }, (err: unknown) => {
+        if (listingLoads.get(key) === pending) listingLoads.delete(key)
+        throw err
+      })
+      listingLoads.set(key, pending)
+      listing = pending
+    }
+    const read = await listing
+    since.at = Math.min(since.at ?? Infinity, read.at)
+    return read
+  }
+
+  /**
    * The newest installable package of exactly this name (and version) in the group: its project
    * id, or null. `among`: the projects GitLab's npm metadata names; every one must be in the list
    * (GET /groups/:id/packages leaves out projects whose repository is disabled, and cannot list a
    * user's namespace), and the newest must be one of them, else UNCERTAIN_ID.
    */
-  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>): Promise<number | null> => {
-    const query = `package_type=${lookup.format}&package_name=${encodeURIComponent(lookup.name)}&order_by=created_at&sort=desc` +
-      (lookup.format === 'maven' ? '&include_versionless=true' : '')
-    const path = `/api/v4/groups/${encodeURIComponent(lookup.group)}/packages?${query}`
-    const answer = await list(path, 'package_lookup')
-    if (answer.status === 404) return among === undefined ? null : UNCERTAIN_ID
-    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
-    const items = [...answer.items]
-    let truncated = answer.truncated
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since): Promise<number | null> => {
+    const path = packageListPath(lookup)
     // Maven's finder (Packages::Maven::PackageFinder) takes packages of every project under the
-    // group, while this list leaves out projects whose repository is disabled (package-only
+    // group, while the group's list leaves out projects whose repository is disabled (package-only
     // projects): their packages are read from each such project's own list. (npm's helper is
     // asked directly, and a project it names that this list lacks is uncertain: `among`.)
-    if (among === undefined && lookup.format === 'maven') {
-      const hidden = await hiddenProjects.get(lookup.group, async () => await repositoryDisabledProjects(lookup.group))
-      if (hidden === null) return UNCERTAIN_ID
-      for (const project of hidden) {
-        const own = `/api/v4/projects/${project}/packages?${query}`
-        const more = await list(own, 'package_lookup')
-        if (more.status === 404) continue
-        if (more.status !== 200 || more.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${own} answered ${more.status}`)
-        items.push(...more.items)
-        truncated ||= more.truncated
-      }
-    }
+    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since) : await readListing(lookup, false)
+    if (listing.outcome === 'no_group') return among === undefined ? null : UNCERTAIN_ID
+    if (listing.outcome === 'too_many_hidden') return UNCERTAIN_ID
+    const { items, truncated } = listing
     // package_name is a fuzzy filter: compare exactly. Newest first, as asked; the order is
     // checked rather than trusted.
     let best: { readonly project: number, readonly at: string, readonly id: number } | null = null
@@ -252,7 +326,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     if (lookup.byLatestFile === true && listed.size > 1) return UNCERTAIN_ID
     if (among !== undefined) {
       // Read whole, or a listed project's packages may be missing from what was read.
-      if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
+      if (listing.groupTruncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
       for (const project of among) if (!listed.has(project)) return UNCERTAIN_ID
       if (best === null || !among.has(best.project)) return UNCERTAIN_ID
     } else if (best !== null && !await seesEveryProject()) {
@@ -424,7 +498,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * 16 MiB, built on each call): at most MAX_FRESH_LOOKUPS run or wait gate-wide, and a write
    * past them is refused, 503 PROJECT_LOOKUPS_BUSY, never decided on an older answer.
    */
-  const freshly = (key: string, ask: () => Promise<Found>): Promise<Found> => {
+  const freshly = (key: string, ask: (since: Since) => Promise<Found>): Promise<Found> => {
     const current = freshLookups.get(key)
     if (current?.next != null) return current.next
     if (freshSlots >= MAX_FRESH_LOOKUPS) return Promise.reject(new GateError('PROJECT_LOOKUPS_BUSY'))
@@ -432,9 +506,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const begin = (): Promise<Found> => {
       // Its answer refreshes the entry reads are answered from; a read's load still in flight,
       // which GitLab may have answered before, no longer fills it.
-      const running = ask().then(found => {
+      const since: Since = {}
+      const running = ask(since).then(found => {
         loading.delete(key)
-        remember(key, found)
+        remember(key, found, since)
         return found
       })
       const entry = { running, next: null }
@@ -450,9 +525,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return current.next
   }
 
-  const cached = (key: string, load: () => Promise<number | null | ListedProject>, fresh: boolean): Promise<Found> => {
-    const ask = async (): Promise<Found> => {
-      const id = await load()
+  const cached = (key: string, load: (since: Since) => Promise<number | null | ListedProject>, fresh: boolean): Promise<Found> => {
+    const ask = async (since: Since): Promise<Found> => {
+      const id = await load(since)
       if (id === UNCERTAIN_ID) return UNCERTAIN
       if (typeof id === 'object' && id !== null) return projectFound(id.id, id.listedIn)
       if (id !== null) return projectFound(id)
@@ -486,7 +561,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         case 'no_project': return NO_PROJECT
         case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh)
         case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh)
-        case 'package': return cached(key!, () => packageProject(lookup), fresh)
+        // A write's lookup reads GitLab's lists anew; a read may take the listing of its name kept.
+        case 'package': return cached(key!, since => packageProject(lookup, undefined, fresh ? undefined : since), fresh)
         case 'npm_package': return cached(key!, () => npmProject(lookup), fresh)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
@@ -518,6 +594,51 @@ const UNCERTAIN_ID = -1
 interface ListedProject { readonly id: number, readonly listedIn: readonly number[] }
 // Package-only projects of one group whose Maven packages are read one project at a time; more: uncertain.
 const MAX_REPOSITORY_DISABLED = 20
+// Maven listings read at once gate-wide (each up to 1 + MAX_REPOSITORY_DISABLED lists, one after
+// another), and lookups waiting for one (mavenSlots): a cold build asks a few names at a time per
+// job (Maven's resolver five), and hundreds of jobs' builds through one replica wait their turn.
+const MAVEN_LISTINGS_AT_ONCE = 8
+const MAVEN_LISTINGS_WAITING = 1024
+// Packages the kept Maven listings hold (a few hundred bytes each).
+const LISTED_PACKAGES = 50_000
+
+/** A lookup's answer is as old as the oldest GitLab answer it was decided on (remember()). */
+interface Since { at?: number }
+
+/** readListing(): what GitLab's package lists answered for one name under one group. */
+interface PackageListing {
+  /** `no_group`: the group's list answered 404; `too_many_hidden`: more package-only projects than the gate reads. */
+  readonly outcome: 'listed' | 'no_group' | 'too_many_hidden'
+  /** When the oldest of its answers was read (the finder's clock). */
+  readonly at: number
+  readonly items: ReadonlyArray<Readonly<Record<string, unknown>>>
+  /** More pages than read, in any list. */
+  readonly truncated: boolean
+  /** More pages than read in the group's own list. */
+  readonly groupTruncated: boolean
+}
+
+/** `GET /groups/:id/packages` for the lookup's name, newest first (Maven: versionless packages too). */
+function packageListPath (lookup: Extract<Lookup, { kind: 'package' }>): string {
+  const query = `package_type=${lookup.format}&package_name=${encodeURIComponent(lookup.name)}&order_by=created_at&sort=desc` +
+    (lookup.format === 'maven' ? '&include_versionless=true' : '')
+  return `/api/v4/groups/${encodeURIComponent(lookup.group)}/packages?${query}`
+}
+
+/**
+ * Whether a package of this name can be the one a path of the lookup's name asks for: the name
+ * itself, or (Maven) a versionless package one segment below it, `name/<version>`.
+ */
+function nameOf (lookup: Extract<Lookup, { kind: 'package' }>, name: unknown): boolean {
+  if (typeof name !== 'string') return false
+  if (name === lookup.name) return true
+  return lookup.format === 'maven' && name.startsWith(`${lookup.name}/`) && !name.includes('/', lookup.name.length + 1)
+}
+
+/** The fields of a listed package a lookup reads. */
+function keptFields (item: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  return { name: item.name, version: item.version, package_type: item.package_type, status: item.status, project_id: item.project_id, id: item.id, created_at: item.created_at }
+}
 const INTEGER = /^\d+$/
 // npm metadata lists every version; GitLab's own answer for a package of a few thousand versions.
 const NPM_METADATA_MAX_BYTES = 16 << 20

@@ -31,13 +31,14 @@ test('Maven group maven-metadata.xml with versionless packages of the path in se
     assert.equal(res.json().code, 'PACKAGE_PROJECT_UNCERTAIN', path)
     assert.equal(forwarded(g, path), 0, path)
   }
-  // Other files of a versioned path: the newest package's project (GitLab's `last`, by id).
+  // Other files of a versioned path: the newest package's project (GitLab's `last`, by id). (Both
+  // versions published before the first read: the paths of one name share its listing, kept 10 s.)
   g.gitlab.packages.push(pkg('com/acme/lib', '1.0', 'maven', 200, '2026-01-01T00:00:00Z'), pkg('com/acme/lib', '1.0', 'maven', 100, '2026-02-01T00:00:00Z'))
+  g.gitlab.packages.push(pkg('com/acme/lib', '2.0-SNAPSHOT', 'maven', 200, '2026-01-01T00:00:00Z'), pkg('com/acme/lib', '2.0-SNAPSHOT', 'maven', 100, '2026-02-01T00:00:00Z'))
   const jar = '/api/v4/groups/acme/-/packages/maven/com/acme/lib/1.0/lib-1.0.jar'
   assert.equal((await send(g.url, 'GET', jar, job(TOKENS.app))).status, 200)
   assert.equal((await decisionOf(g, jar)).accessed_project_id, 100)
   // A -SNAPSHOT path's metadata is not ordered by file.
-  g.gitlab.packages.push(pkg('com/acme/lib', '2.0-SNAPSHOT', 'maven', 200, '2026-01-01T00:00:00Z'), pkg('com/acme/lib', '2.0-SNAPSHOT', 'maven', 100, '2026-02-01T00:00:00Z'))
   const snapshot = '/api/v4/groups/acme/-/packages/maven/com/acme/lib/2.0-SNAPSHOT/maven-metadata.xml'
   assert.equal((await send(g.url, 'GET', snapshot, job(TOKENS.app))).status, 200)
   assert.equal((await decisionOf(g, snapshot)).accessed_project_id, 100)
