@@ -644,7 +644,9 @@ const INTEGER = /^\d+$/
 const NPM_METADATA_MAX_BYTES = 16 << 20
 // npm metadata documents read at once, and lookups waiting for one of them (metadataSlots).
 const NPM_METADATA_AT_ONCE = 4
-const NPM_METADATA_WAITING = 64
+// As many waiting as Maven's (below): a cold `npm ci` of many packages through one replica waits
+// its turn rather than fails; waiting costs no document.
+const NPM_METADATA_WAITING = 1024
 
 /**
  * Runs `work` when one of `max` slots is free, in the order asked; past `waiting` callers already

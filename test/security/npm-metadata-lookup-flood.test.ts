@@ -7,12 +7,18 @@
 // asked for one large package's metadata through a hundred spellings of its group at once had the
 // gate hold a hundred copies of the document, and GitLab build it a hundred times.
 //
-// Now at most four metadata documents are read at once gate-wide, 64 lookups more wait their
+// Now at most four metadata documents are read at once gate-wide, 1,024 lookups more wait their
 // turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY: never an allow, never a
 // decision on another answer.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import { GateError } from '../../src/errors.ts'
+import type { GitlabClient } from '../../src/gitlab/client.ts'
+import type { JobIdentity } from '../../src/identity/types.ts'
+import { createProjectFinder } from '../../src/projects/finder.ts'
+import { Router } from '../../src/routing/router.ts'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { scrape, total } from '../helpers/metrics.ts'
@@ -54,17 +60,40 @@ test('a job naming one group many ways has at most four metadata documents read 
   assert.equal(g.seen.length, 20)
 })
 
-test('past four read and 64 waiting, a lookup is refused, never decided without one', async t => {
-  const g = await world(t)
-  const answers = spellings(80).map(group => read(g, group))
-  const refused: Array<{ status: number, code: string | undefined }> = []
-  for (const answer of answers) void answer.then(a => { if (a.status === 503) refused.push(a) })
-  await eventually(() => refused.length === 12, { message: 'the twelve past the queue refused' })
-  assert.deepEqual(refused.map(a => a.code), Array(12).fill('PROJECT_LOOKUPS_BUSY'))
-  assert.equal(g.gitlab.calls.npm_metadata, 4)
-  g.gitlab.late.delete('npm_metadata')
-  g.gitlab.release()
-  const all = await Promise.all(answers)
-  assert.equal(all.filter(a => a.status === 200).length, 68)
-  assert.equal(g.seen.length, 68, 'a refused read never reached GitLab')
+test('past four read and 1,024 waiting, a lookup is refused, never decided without one', async () => {
+  // The finder alone, over a GitLab that holds every metadata read until released.
+  const held: Array<() => void> = []
+  let reads = 0
+  const gitlab: GitlabClient = {
+    async get (path) {
+      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      reads++
+      await new Promise<void>(resolve => held.push(resolve))
+      return { status: 200, body: { versions: { '1.0.0': { dist: { tarball: 'http://gitlab.test/api/v4/projects/200/packages/npm/@acme/pkg/-/@acme/pkg-1.0.0.tgz' } } } } }
+    },
+    async getList () { return { status: 200, items: [], truncated: false } },
+    hasServiceToken: true,
+    stats: () => ({}),
+    async close () {}
+  }
+  const finder = createProjectFinder({ gitlab })
+  const router = Router.compile(loadCatalog().routes)
+  const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7 }
+  const find = (group: string): Promise<unknown> => {
+    const match = router.match('GET', `/groups/${group}/-/packages/npm/@acme%2Fpkg`)
+    assert.ok(match)
+    return Promise.resolve().then(() => finder.find(match.route, match.params, identity)).then(found => found, (err: unknown) => err)
+  }
+  const outcomes = spellings(4 + 1024 + 12).map(find)
+  for (const err of await Promise.all(outcomes.slice(4 + 1024))) assert.ok(err instanceof GateError && err.code === 'PROJECT_LOOKUPS_BUSY', String(err))
+  assert.equal(reads, 4)
+  let settled = false
+  void Promise.all(outcomes).then(() => { settled = true })
+  while (!settled) {
+    assert.ok(held.length <= 4, 'never more than four read at once')
+    for (const release of held.splice(0)) release()
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  for (const found of await Promise.all(outcomes.slice(0, 4 + 1024))) assert.deepEqual(found, { kind: 'project', id: 200 })
+  assert.equal(reads, 4 + 1024, 'a refused lookup never read GitLab')
 })
