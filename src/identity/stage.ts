@@ -97,7 +97,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     const method = input.canonical.method
     const header = input.methodOverride === undefined ? null : headerMethodOverride(input)
     if (header?.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', header.reason, input.route)
-    let plan = scanner.plan(input.headers, method, input.route !== null && inflatesGzipJson(input.route))
+    // Hot path: the route is asked only of a compressed body.
+    let plan = scanner.plan(input.headers, method, input.headers['content-encoding'] !== undefined && input.route !== null && inflatesGzipJson(input.route))
     if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', input.route)
     // A body without a type where GitLab reads none as JSON (an upload Workhorse takes, a route
     // that reads no body credential): one that is no JSON passes, as forward-auth lets it.
