@@ -285,7 +285,10 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
     for (const type of ['project', 'group'] as const) {
       for (const item of lists[type]) {
         const targetId = idOf(item.id)
-        const targetPath = type === 'project' ? item.path_with_namespace : item.full_path
+        // REST names a project by path_with_namespace (BasicProjectDetails); a group's entity
+        // (BasicGroupDetails: id, web_url, name) has no path, which GraphQL's node then gives.
+        const listed = type === 'project' ? item.path_with_namespace : item.full_path
+        let targetPath = typeof listed === 'string' && listed !== '' ? listed : undefined
         if (targetId === null) throw new AllowlistImportError(`the ${type} allowlist of ${project.path} lists an entry without an id`)
         // GitLab's project list includes the project itself: self access needs no entry.
         if (type === 'project' && targetId === project.id) continue
@@ -293,10 +296,12 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
         let settings: { defaultPermissions: boolean, jobTokenPolicies: string[], addedBy: AllowlistEntry['addedBy'], createdAt: string } =
           { defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: now }
         if (nodes !== null) {
-          const path = typeof targetPath === 'string' ? targetPath.toLowerCase() : null
+          const path = targetPath === undefined ? null : targetPath.toLowerCase()
           // By id; by path only for a node GitLab gave no id (a path may have changed hands between the two reads).
           const node = nodes.find(n => n.targetId === targetId) ?? nodes.find(n => n.targetId === null && path !== null && n.targetPath?.toLowerCase() === path)
           if (node === undefined) throw new AllowlistImportError(`the allowlist of ${project.path} changed while it was read (${type} ${targetId} is in REST, not in GraphQL); run the import again`)
+          // The path of the node found by the entry's id: the same group or project.
+          if (targetPath === undefined && node.targetId === targetId && node.targetPath !== null && node.targetPath !== '') targetPath = node.targetPath
           const policies: string[] = []
           if (!node.defaultPermissions) {
             for (const raw of node.policies) {
@@ -313,7 +318,7 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
         entries.push({
           targetType: type,
           targetId,
-          ...(typeof targetPath === 'string' && targetPath !== '' ? { targetPath } : {}),
+          ...(targetPath === undefined ? {} : { targetPath }),
           defaultPermissions: settings.defaultPermissions,
           jobTokenPolicies: settings.jobTokenPolicies,
           addedBy: settings.addedBy,

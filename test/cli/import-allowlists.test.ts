@@ -165,7 +165,8 @@ async function startImportGitlab (t: TestContext): Promise<ImportGitlab> {
         if (scope === undefined) { json(res, 404, { message: '404 Project Not Found' }); return }
         if (m[2] === undefined) json(res, 200, { inbound_enabled: scope.inbound, outbound_enabled: false })
         else if (m[2] === 'allowlist') offsetPage(res, url, scope.projects.filter(e => e.direction !== 'outbound').map(e => ({ id: e.id, path_with_namespace: e.path, name: e.path })))
-        else offsetPage(res, url, scope.groups.map(e => ({ id: e.id, full_path: e.path, name: e.path })))
+        // GitLab's BasicGroupDetails: no full_path (GraphQL gives it).
+        else offsetPage(res, url, scope.groups.map(e => ({ id: e.id, web_url: `http://gitlab.example.com/groups/${e.path}`, name: e.path.split('/').at(-1) })))
         return
       }
       // The gate's forwarded traffic.
