@@ -109,6 +109,7 @@ export const errors = {
   ADMIN_BAD_REQUEST: { status: 400, message: '400 Bad request - the request body must be a JSON object' },
   ADMIN_VALIDATION_FAILED: { status: 400, message: '400 Bad request - invalid job token permissions; see errors' },
   ADMIN_ENTRY_EXISTS: { status: 400, message: '400 Bad request - the target is already in the job token scope allowlist' },
+  ADMIN_INBOUND_SCOPE_ENFORCED: { status: 400, message: '400 Bad request - Job token scope cannot be disabled for this project because it is enforced for the instance.' },
   ADMIN_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - the request body is too large' },
   ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
   // A fine-grained personal access token without the endpoint's permission at the project

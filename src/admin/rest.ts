@@ -319,6 +319,9 @@ async function scope (service: AdminService, access: ProjectAccess, request: Res
   const body = await request.params()
   const enabled = body.enabled === true || body.enabled === 'true' ? true : body.enabled === false || body.enabled === 'false' ? false : null
   if (enabled === null) invalid([{ path: 'enabled', message: body.enabled === undefined ? 'is missing' : 'must be true or false' }])
+  // GitLab refuses to turn off a scope the instance enforces (enforce_ci_inbound_job_token_scope_enabled):
+  // stored, the project's `false` would open it to every job the day the instance stops enforcing.
+  if (!enabled && service.settings.enforceInboundScope) throw new AdminError('ADMIN_INBOUND_SCOPE_ENFORCED')
   await service.update(access, 'update_inbound_scope', request.requestId, current => ({
     doc: { ...current, inboundEnabled: enabled },
     before: { inbound_enabled: current.inboundEnabled },

@@ -62,7 +62,7 @@ const bearer = (token: string): Record<string, string> => ({ authorization: `Bea
 const WRITES: ReadonlyArray<readonly [string, string, string, unknown]> = [
   ['add a project entry', 'POST', '/job_token_scope/allowlist', { target_project_id: 300 }],
   ['add a group entry', 'POST', '/job_token_scope/groups_allowlist', { target_group_id: 20 }],
-  ['turn the scope off', 'PATCH', '/job_token_scope', { enabled: false }],
+  ['turn the scope on', 'PATCH', '/job_token_scope', { enabled: true }],
   ['change the package rules', 'PATCH', '/job_token_permissions', { package_registry: { maven: { write: 'job_token_and_maintainer' } } }],
   ['change an entry', 'PATCH', '/job_token_scope/allowlist/100', { job_token_policies: ['read_packages'] }],
   ['remove an entry', 'DELETE', '/job_token_scope/allowlist/100', undefined]
@@ -116,7 +116,7 @@ test('api (PAT or OAuth): the same writes go through, REST and GraphQL', async t
     assert.ok(mutation.body.data?.ciJobTokenScopeAddProject != null, JSON.stringify(mutation.body))
     assert.deepEqual(mutation.body.data.ciJobTokenScopeAddProject.errors, token === API ? [] : ['the target is already in the job token scope allowlist'])
   }
-  assert.equal((await rest(g, 'PATCH', '/job_token_scope', pat(API), { enabled: false })).status, 204)
+  assert.equal((await rest(g, 'PATCH', '/job_token_scope', pat(API), { enabled: true })).status, 204)
   assert.ok((await g.store.get(200))?.entries.some(e => e.targetId === 300), 'the entry was written')
 })
 

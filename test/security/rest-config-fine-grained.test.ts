@@ -72,7 +72,7 @@ const LABELS: Record<Permission, string> = {
 // In order: each row's allowed call prepares the next (an entry is added before it is changed).
 const ENDPOINTS: ReadonlyArray<{ method: string, path: string, body?: unknown, permission: Permission, status: number }> = [
   { method: 'GET', path: '/projects/200/job_token_scope', permission: 'read_project', status: 200 },
-  { method: 'PATCH', path: '/projects/200/job_token_scope', body: { enabled: false }, permission: 'update_job_token_scope', status: 204 },
+  { method: 'PATCH', path: '/projects/200/job_token_scope', body: { enabled: true }, permission: 'update_job_token_scope', status: 204 },
   { method: 'GET', path: '/projects/200/job_token_scope/usage', permission: 'read_project', status: 200 },
   { method: 'GET', path: '/projects/200/job_token_scope/allowlist', permission: 'read_project', status: 200 },
   { method: 'POST', path: '/projects/200/job_token_scope/allowlist', body: { target_project_id: 100 }, permission: 'create_job_token_scope_allowlist', status: 201 },
