@@ -134,6 +134,7 @@ export const errors = {
   GRAPHQL_ALLOWLIST_MANAGED_BY_GATE: { status: 400, message: '400 Bad request - this GraphQL mutation would change GitLab\'s job token allowlist or scope, which the gate manages; use the gate\'s REST endpoints under /api/v4/projects/:id/job_token_scope' },
   GRAPHQL_GATE_FIELDS_OVER_GET: { status: 400, message: '400 Bad request - job token allowlist mutations and the gate\'s GraphQL fields are accepted only in POST requests' },
   GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
+  GRAPHQL_TOO_COMPLEX: { status: 400, message: '400 Bad request - this GraphQL request selects more of the gate\'s fields than GitLab runs in one query; send them in smaller requests' },
   GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
   GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
   // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.

@@ -674,10 +674,61 @@ function readOperation (operation: GraphqlOperation, batch: boolean): OperationR
   return { relevant: facts.gateFields.length > 0 || facts.allowlist.length > 0 || facts.refused.length > 0, document, facts }
 }
 
+/**
+ * The most complex query GitLab runs (app/graphql/gitlab_schema.rb: ADMIN_MAX_COMPLEXITY; 250
+ * for other signed-in users, 200 without a user). Each of the gate's root fields asks GitLab
+ * (the caller's role, a target, the path at a write), and graphql-js resolves a query's root
+ * fields at once: without a bound, one 1 MiB document of aliased fields made thousands of calls.
+ */
+export const MAX_GATE_COMPLEXITY = 300
+
+/**
+ * GitLab's complexity for the operation that runs (`operationName`'s, the only one, or else the
+ * most complex), each field counted 1 (GitLab's default, its least), `__typename` not at all,
+ * a fragment each time it is spread (once per selection set: a repeat merges). Fields written
+ * twice under one name, which GitLab merges, count twice. Counts stop past
+ * `MAX_GATE_COMPLEXITY`; a fragment spread inside itself counts nothing (validation refuses it).
+ */
+export function gateComplexity (document: DocumentNode, operationName: string | undefined): number {
+  const fragments = new Map<string, FragmentDefinitionNode>()
+  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
+  const memo = new Map<string, number>()
+  const open = new Set<string>()
+  const cap = (n: number): number => Math.min(n, MAX_GATE_COMPLEXITY + 1)
+  const count = (set: SelectionSetNode | undefined): number => {
+    let n = 0
+    const spread = new Set<string>()
+    for (const selection of set?.selections ?? []) {
+      if (selection.kind === Kind.FIELD) n += selection.name.value === '__typename' ? 0 : 1 + count(selection.selectionSet)
+      else if (selection.kind === Kind.INLINE_FRAGMENT) n += count(selection.selectionSet)
+      else {
+        const name = selection.name.value
+        if (spread.has(name)) continue
+        spread.add(name)
+        let m = memo.get(name)
+        if (m === undefined) {
+          if (open.has(name)) continue
+          open.add(name)
+          m = cap(count(fragments.get(name)?.selectionSet))
+          open.delete(name)
+          memo.set(name, m)
+        }
+        n += m
+      }
+      if (n > MAX_GATE_COMPLEXITY) return cap(n)
+    }
+    return n
+  }
+  const operations = document.definitions.filter(d => d.kind === Kind.OPERATION_DEFINITION)
+  const named = operationName === undefined ? undefined : operations.find(o => o.name?.value === operationName)
+  const run = named !== undefined ? [named] : operations
+  return run.reduce((most, o) => Math.max(most, count(o.selectionSet)), 0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Classification
 
-export type RefusalCode = 'GRAPHQL_MIXED_OPERATION' | 'GRAPHQL_ALLOWLIST_MANAGED_BY_GATE' | 'GRAPHQL_GATE_FIELDS_OVER_GET' | 'GRAPHQL_AMBIGUOUS_REQUEST' | 'GRAPHQL_NOT_INSPECTABLE'
+export type RefusalCode = 'GRAPHQL_MIXED_OPERATION' | 'GRAPHQL_ALLOWLIST_MANAGED_BY_GATE' | 'GRAPHQL_GATE_FIELDS_OVER_GET' | 'GRAPHQL_AMBIGUOUS_REQUEST' | 'GRAPHQL_NOT_INSPECTABLE' | 'GRAPHQL_TOO_COMPLEX'
 
 export type Classification =
   | { readonly kind: 'gitlab' }
@@ -855,6 +906,11 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   }
   const operation = effective.operations[0]!
   const document = reads[0]!.document!
+  const operationName = typeof operation.operationName === 'string' ? operation.operationName : undefined
+  // Before anything runs or is asked of GitLab, as GitLab refuses such a query before it runs.
+  if (gateComplexity(document, operationName) > MAX_GATE_COMPLEXITY) {
+    return refused('GRAPHQL_TOO_COMPLEX', `Query has complexity of more than ${MAX_GATE_COMPLEXITY}, which exceeds max complexity of ${MAX_GATE_COMPLEXITY}; send the gate's fields in smaller requests`)
+  }
   const problems = validate(gateSchema(), document)
   // A root field the gate does not have, or one on the project: GitLab's field next to the gate's.
   const foreign = problems.filter(p => /^Cannot query field "[^"]*" on type "(?:Query|Mutation|Project)"|^Unknown argument "[^"]*" on field "(?:Query|Mutation|Project)\.|^Unknown type/.test(p.message))
@@ -863,7 +919,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
     return refused('GRAPHQL_MIXED_OPERATION', `this GraphQL request mixes the gate's fields (${ours.join(', ')}) with GitLab fields; send them as separate requests (${foreign.map(p => p.message).join(' ')})`)
   }
   const variables = normalizeVariables(operation.variables)
-  return { kind: 'gate', document, variables, operationName: typeof operation.operationName === 'string' ? operation.operationName : undefined, problems }
+  return { kind: 'gate', document, variables, operationName, problems }
 }
 
 /** Why a multipart body with doubtful parts is refused, naming them. */
