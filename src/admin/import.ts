@@ -55,6 +55,12 @@ export interface ImportOptions {
   readonly projects?: readonly string[]
   /** Print what would be written, write nothing. */
   readonly dryRun?: boolean
+  /**
+   * The store is a Redis store holding no marker, which a dry run does not write (and reads
+   * refuse as a loss): new, or it lost everything. A dry run compares each project with an
+   * allowlist never configured.
+   */
+  readonly storeUnmarked?: boolean
   /** One line of the report (summary lines, and with dryRun the entries). */
   readonly out: (line: string) => void
   /** Projects read at once. Default 4. */
@@ -362,6 +368,7 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
   })
   const requestId = `import-${randomUUID()}`
   const reports: ProjectReport[] = []
+  if (options.dryRun === true && options.storeUnmarked === true) out('the Redis store holds no marker (it is new, or lost everything it held): nothing is read from it, and every project is shown against an allowlist never configured')
   try {
     for (const scope of scopes) {
       if ('gone' in scope) {
@@ -375,7 +382,9 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       if (options.dryRun === true) {
         let doc: ProjectGrants
         try {
-          doc = (await service.read(scope.projectId, scope.projectPath)).doc
+          doc = options.storeUnmarked === true
+            ? { projectId: scope.projectId, projectPath: scope.projectPath, inboundEnabled: true, entries: [] }
+            : (await service.read(scope.projectId, scope.projectPath)).doc
         } catch (err) {
           if (err instanceof GrantsError) throw new AllowlistImportError(`the store failed reading ${scope.projectPath} (${scope.projectId}): ${err.message}`, { cause: err })
           throw err

@@ -12,6 +12,7 @@ import { packageFormats } from '../admin/handler.ts'
 import { importAllowlists, type ImportReport } from '../admin/import.ts'
 import { createGitlabClientFromConfig, createStoreFromConfig } from '../gate/deps.ts'
 import { createInstanceSettings } from '../grants/model.ts'
+import type { RedisGrantStore } from '../grants/redis-store.ts'
 
 export interface ImportCommandOptions {
   readonly env: Readonly<Record<string, string | undefined>>
@@ -31,7 +32,14 @@ export async function runImportCommand (options: ImportCommandOptions): Promise<
   })
   const catalog = loadCatalog(options.catalogDir ?? config.catalogDir ?? DEFAULT_CATALOG_DIR)
   const gitlab = createGitlabClientFromConfig(config)
-  const store = await createStoreFromConfig(config)
+  // A dry run writes nothing, a Redis store's marker included: a store without one stays so.
+  const store = await createStoreFromConfig(config, options.dryRun ? { createMarker: false } : {})
+  const logger = pino({ name: 'job-token-gate', level: config.logLevel }, { write: (line: string) => { options.log(line) } })
+  const marker = store.kind === 'redis' ? (store as RedisGrantStore).marker : undefined
+  // As serve warns: the import cannot tell a new store from one that lost everything either.
+  if (marker?.created === true && config.redisStoreId === undefined) {
+    logger.warn({ store: 'redis', marker: marker.id }, 'the Redis store held no marker: it is new, or lost everything it held (a restart without persistence, FLUSHALL), package rules and changes made through the gate included; marked, so a later loss is refused rather than read as "nothing configured". Set GATE_REDIS_STORE_ID to this id')
+  }
   try {
     return await importAllowlists({
       gitlab,
@@ -39,9 +47,11 @@ export async function runImportCommand (options: ImportCommandOptions): Promise<
       settings: createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject }),
       policies: createPolicyIndex(catalog.policies),
       packageFormats: packageFormats(catalog.routes),
-      logger: pino({ name: 'job-token-gate', level: config.logLevel }, { write: (line: string) => { options.log(line) } }),
+      logger,
       projects: options.projects,
       dryRun: options.dryRun,
+      // Not marked (a dry run marks nothing) and no trace of a loss: nothing was ever written there.
+      ...(marker !== undefined && marker.id === undefined ? { storeUnmarked: true } : {}),
       out: line => { options.out(line + '\n') }
     })
   } finally {
