@@ -8,11 +8,14 @@ import type { DecisionLog } from './decision-log.ts'
 import type { Exchange } from './pipeline.ts'
 
 /**
- * Allow reasons that went through an allowlist entry: what the least-privilege report counts.
- * FINE_GRAINED_POLICIES_OFF too: the report is read before the policies are turned on, and
- * what those requests used is what the entry will need then.
+ * Allow reasons that went through an allowlist entry, or that the allowlist will have to allow
+ * once enforced: what the least-privilege report counts. FINE_GRAINED_POLICIES_OFF too: the
+ * report is read before the policies are turned on, and what those requests used is what the
+ * entry will need then. INBOUND_DISABLED likewise before the inbound scope is turned on (GitLab
+ * logs these accesses for that, Ci::JobToken::Authorization): the report lists their job
+ * projects under the entry that would let them in, or `unmatched`.
  */
-const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'POLICIES_GRANTED', 'SKIP_POLICIES'])
+const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'POLICIES_GRANTED', 'SKIP_POLICIES', 'INBOUND_DISABLED'])
 
 /**
  * Records the decision of `x` (its verdict, reason and stage): `started` and `decidedAt` are
