@@ -112,6 +112,10 @@ export const errors = {
   ADMIN_INBOUND_SCOPE_ENFORCED: { status: 400, message: '400 Bad request - Job token scope cannot be disabled for this project because it is enforced for the instance.' },
   ADMIN_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - the request body is too large' },
   ADMIN_UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the caller\'s role could not be checked with GitLab' },
+  // A change by a user GitLab does not name (GET /api/v4/user refused the token, a fine-grained
+  // one without a permission to read its user, or did not answer): every change is audited with
+  // its author, so none is made (src/admin/service.ts).
+  ADMIN_ACTOR_UNKNOWN: { status: 403, message: '403 Forbidden - GitLab does not say which user holds this token (GET /api/v4/user), and every change to job token permissions is audited with its author; use a token that may read its own user, or try again' },
   // A fine-grained personal access token without the endpoint's permission at the project
   // (src/admin/rest.ts); the answer's message is GitLab's sentence naming the permission.
   ADMIN_TOKEN_PERMISSION_MISSING: { status: 403, message: '403 Forbidden - Access denied: This operation requires a fine-grained personal access token with a permission this token does not have' },

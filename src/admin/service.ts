@@ -378,6 +378,9 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       return { doc: { ...doc, projectPath }, version }
     },
     async update (access, action, requestId, change) {
+      // Every change is audited with its author: a user GitLab does not name (id 0) writes nothing,
+      // where the event and the entry's added_by once named nobody.
+      if (access.actor.kind === 'user' && !(access.actor.id > 0)) throw new AdminError('ADMIN_ACTOR_UNKNOWN')
       const projectPath = await pathNow(access)
       for (let attempt = 0; ; attempt++) {
         const { doc: current, version } = await this.read(access.projectId, projectPath)

@@ -65,6 +65,11 @@ export interface FakeUser {
   readonly username: string
   readonly access?: Readonly<Record<number, number>>
   readonly groupAccess?: Readonly<Record<number, number>>
+  /**
+   * `GET /api/v4/user` with this token answers 403 (a fine-grained token without a permission to
+   * read its own user: GitLab's `insufficient_granular_scope`), while its project lookups answer.
+   */
+  readonly userHidden?: boolean
 }
 
 export interface FakeGitlabOptions {
@@ -351,7 +356,11 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       case 'group': {
         const user = userOf(req)
         if (endpoint === 'project' && user !== undefined) {
-          if (id === -2) { send(res, 200, { id: user.id, username: user.username }); return }
+          if (id === -2) {
+            if (user.userHidden === true) send(res, 403, { error: 'insufficient_granular_scope', error_description: 'Access denied: Your Personal Access Token lacks the required permissions' })
+            else send(res, 200, { id: user.id, username: user.username })
+            return
+          }
           const shown = fake.mixedUp.get(id) ?? id
           const p = fake.projects.get(shown)
           const movedFrom = movedTo(req)
