@@ -618,7 +618,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     readNamespaceAudit: (namespacePath, page) => call('readNamespaceAudit', async () =>
       await readStream<NamespaceAuditEvent>(keys.namespaceAudit(pathKey(namespacePath)), page)),
     subscribe: listener => listeners.add(listener),
-    recordUsage: (batch, limits) => call('recordUsage', () => usage.recordUsage(batch, limits)),
+    recordUsage: (batch, limits, unrecorded) => call('recordUsage', () => usage.recordUsage(batch, limits, unrecorded)),
     readUsage: (projectId, days) => call('readUsage', () => usage.readUsage(projectId, days)),
     readDroppedUsage: (projectId, days) => call('readDroppedUsage', () => usage.readDroppedUsage(projectId, days)),
     async health (): Promise<StoreHealth> {

@@ -18,9 +18,7 @@ export function createMemoryUsage (): UsageStore {
     let cell = jobs.get(inc.jobProjectId)
     if (cell === undefined) {
       if (jobs.size >= maxJobProjects) {
-        let byDay = dropped.get(inc.accessedProjectId)
-        if (byDay === undefined) dropped.set(inc.accessedProjectId, byDay = new Map())
-        byDay.set(inc.day, (byDay.get(inc.day) ?? 0) + inc.requests)
+        addDropped(inc.accessedProjectId, inc.day, inc.requests)
         return false
       }
       jobs.set(inc.jobProjectId, cell = { jobProjectPath: inc.jobProjectPath, ancestorGroupIds: inc.ancestorGroupIds, requests: 0, policies: new Map() })
@@ -37,10 +35,17 @@ export function createMemoryUsage (): UsageStore {
     for (const day of days.keys()) if (day < oldest) days.delete(day)
   }
 
+  function addDropped (accessedProjectId: number, day: string, requests: number): void {
+    let byDay = dropped.get(accessedProjectId)
+    if (byDay === undefined) dropped.set(accessedProjectId, byDay = new Map())
+    byDay.set(day, (byDay.get(day) ?? 0) + requests)
+  }
+
   return {
-    async recordUsage (batch, limits) {
+    async recordUsage (batch, limits, unrecorded = []) {
       let droppedNow = 0
       for (const inc of batch) if (!add(inc, limits.maxJobProjects)) droppedNow++
+      for (const drop of unrecorded) addDropped(drop.accessedProjectId, drop.day, drop.requests)
       for (const days of data.values()) prune(days, limits.retentionDays)
       for (const days of dropped.values()) prune(days, limits.retentionDays)
       return { dropped: droppedNow }

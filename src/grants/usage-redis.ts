@@ -4,7 +4,8 @@
 //   j:<job project>        {"p": path, "a": [ancestor group ids]}
 //   r:<job project>        requests
 //   u:<job project>:<pol>  requests that needed policy <pol>
-//   d                      requests of job projects over the cap, not recorded
+//   d                      requests of job projects over the cap, or that the recorder could not
+//                          keep (its pending batch full), not recorded
 // One script call per (project, day, job project) adds an increment atomically and enforces
 // the cap.
 
@@ -41,12 +42,23 @@ export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId
   const key = (projectId: number, day: string): string => grantsKey(projectId).replace(/:grants$/, `:usage:${day}`)
 
   return {
-    async recordUsage (batch, limits) {
-      const results = await Promise.all(batch.map(inc => {
-        const pairs = Object.entries(inc.policies).flatMap(([policy, n]) => [policy, String(n)])
-        const meta = JSON.stringify({ p: inc.jobProjectPath, a: inc.ancestorGroupIds })
-        return scripts.jtgUsage(key(inc.accessedProjectId, inc.day), String(limits.maxJobProjects), String(limits.retentionDays * 86_400), String(inc.jobProjectId), meta, String(inc.requests), ...pairs)
-      }))
+    async recordUsage (batch, limits, unrecorded = []) {
+      // Requests the recorder could not keep count as the cap's do (`d`): the day is incomplete.
+      // Written beside the batch, so that one failing does not keep the other from the store.
+      const ttl = String(limits.retentionDays * 86_400)
+      const [results] = await Promise.all([
+        Promise.all(batch.map(inc => {
+          const pairs = Object.entries(inc.policies).flatMap(([policy, n]) => [policy, String(n)])
+          const meta = JSON.stringify({ p: inc.jobProjectPath, a: inc.ancestorGroupIds })
+          return scripts.jtgUsage(key(inc.accessedProjectId, inc.day), String(limits.maxJobProjects), ttl, String(inc.jobProjectId), meta, String(inc.requests), ...pairs)
+        })),
+        Promise.all(unrecorded.map(async drop => {
+          const k = key(drop.accessedProjectId, drop.day)
+          const written = await client.multi().hincrby(k, 'd', drop.requests).expire(k, ttl).exec()
+          const failed = written?.find(([err]) => err !== null)?.[0]
+          if (failed !== undefined && failed !== null) throw failed
+        }))
+      ])
       return { dropped: results.filter(r => Number(r) !== 1).length }
     },
     async readUsage (accessedProjectId, days) {

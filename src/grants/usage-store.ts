@@ -17,6 +17,17 @@ export interface UsageIncrement {
   readonly policies: Readonly<Record<string, number>>
 }
 
+/**
+ * Requests of one accessed project and day that the gate could not record at all (its pending
+ * batch was full): kept with the cap's count, so the report names the day incomplete.
+ */
+export interface UsageDrop {
+  readonly accessedProjectId: number
+  /** UTC day, `YYYY-MM-DD`. */
+  readonly day: string
+  readonly requests: number
+}
+
 /** What a store returns: the sum of every increment for that key. */
 export type UsageRow = UsageIncrement
 
@@ -28,8 +39,11 @@ export interface UsageLimits {
 
 /** Usage recording and reading; a GrantStore may implement it too (both shipped stores do). */
 export interface UsageStore {
-  /** Adds a batch; resolves with how many increments were dropped by the cap. */
-  recordUsage (batch: readonly UsageIncrement[], limits: UsageLimits): Promise<{ dropped: number }>
+  /**
+   * Adds a batch, and the requests the recorder could not keep (`unrecorded`, counted as the cap's
+   * are); resolves with how many increments were dropped by the cap.
+   */
+  recordUsage (batch: readonly UsageIncrement[], limits: UsageLimits, unrecorded?: readonly UsageDrop[]): Promise<{ dropped: number }>
   /** The rows of one accessed project for the given days. */
   readUsage (accessedProjectId: number, days: readonly string[]): Promise<UsageRow[]>
   /**

@@ -2,6 +2,7 @@
 // used. Off the request path: record() only adds to an in-memory batch (bounded); a timer
 // writes the batch to the store; a failed write is counted and dropped, never thrown.
 
+import type { UsageDrop } from '../grants/usage-store.ts'
 import { dayOf, type UsageIncrement, type UsageLimits, type UsageStore } from './types.ts'
 
 export interface UsageRecorderOptions {
@@ -9,7 +10,11 @@ export interface UsageRecorderOptions {
   readonly store: Partial<Pick<UsageStore, 'recordUsage'>>
   readonly limits: UsageLimits
   readonly flushIntervalMs: number
-  /** Distinct keys held between flushes; more are dropped. Default 10 000. */
+  /**
+   * Distinct keys held between flushes; more are dropped, their requests counted per accessed
+   * project and day (at most ten times as many counts) and written as the cap's, so the report
+   * names those days incomplete. Default 10 000.
+   */
   readonly maxPending?: number
   readonly now?: () => number
   /** Records made since the last flush, handed on at each flush (not per request: the hot path stays a map update). */
@@ -42,11 +47,18 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
   const { store } = options
   const now = options.now ?? Date.now
   const maxPending = options.maxPending ?? 10_000
+  // A count is a number, not an entry: ten times as many fit in less memory than the batch.
+  const maxUnrecorded = maxPending * 10
   // Hot path: keyed by day, then accessed project, then job project: lookups of a string the gate
   // reuses and of small integers, where a joined key was a new string to build and hash per request.
   type Entry = Pending & { policies: Record<string, number> }
   let pending = new Map<string, Map<number, Map<number, Entry>>>()
   let pendingSize = 0
+  // Requests dropped because the batch was full, by day and accessed project: a job that reaches
+  // many projects (a group entry, projects whose inbound scope is off) can fill the batch, and
+  // without these the report read every other project's day as complete.
+  let unrecorded = new Map<string, Map<number, number>>()
+  let unrecordedSize = 0
   let writing: Promise<void> = Promise.resolve()
   const supported = store.recordUsage !== undefined
   // Hot path helpers: the UTC day string is built once per day, not per request (a Date and an
@@ -65,9 +77,9 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
   }
   let recorded = 0
 
-  async function write (batch: UsageIncrement[]): Promise<void> {
+  async function write (batch: UsageIncrement[], drops: UsageDrop[]): Promise<void> {
     try {
-      const { dropped } = await store.recordUsage!(batch, options.limits)
+      const { dropped } = await store.recordUsage!(batch, options.limits, drops)
       if (dropped > 0) options.onDropped?.(dropped)
       options.onFlushed?.()
     } catch (err) {
@@ -80,12 +92,16 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
       options.onRecorded?.(recorded)
       recorded = 0
     }
-    if (pendingSize === 0 || !supported) return writing
+    if ((pendingSize === 0 && unrecordedSize === 0) || !supported) return writing
     const batch: UsageIncrement[] = []
     for (const byAccessed of pending.values()) for (const byJob of byAccessed.values()) for (const entry of byJob.values()) batch.push(entry)
+    const drops: UsageDrop[] = []
+    for (const [day, byAccessed] of unrecorded) for (const [accessedProjectId, requests] of byAccessed) drops.push({ accessedProjectId, day, requests })
     pending = new Map()
     pendingSize = 0
-    writing = writing.then(() => write(batch))
+    unrecorded = new Map()
+    unrecordedSize = 0
+    writing = writing.then(() => write(batch, drops))
     return writing
   }
 
@@ -101,6 +117,14 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
         // A dropped record builds nothing: the levels are made only for an entry that is kept.
         if (pendingSize >= maxPending) {
           options.onDropped?.(1)
+          let byAccessed = unrecorded.get(day)
+          if (byAccessed === undefined) unrecorded.set(day, byAccessed = new Map())
+          const n = byAccessed.get(accessedProjectId)
+          if (n !== undefined) byAccessed.set(accessedProjectId, n + 1)
+          else if (unrecordedSize < maxUnrecorded) {
+            byAccessed.set(accessedProjectId, 1)
+            unrecordedSize++
+          }
           return
         }
         let byAccessed = pending.get(day)
