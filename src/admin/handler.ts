@@ -135,6 +135,9 @@ export function packageFormats (routes: readonly CatalogRoute[]): string[] {
   return [...formats].sort()
 }
 
+/** A registration's path, `/gate/graphql_token_scopes/<the token's SHA-256>`: the hash. */
+const REGISTRY_HASH = /^\/gate\/graphql_token_scopes\/([0-9A-Fa-f]{64})$/
+
 /** The headers findGraphqlToken reads a token (or a job token) from. */
 const TOKEN_HEADER_NAMES = ['private-token', 'authorization', 'job-token']
 
@@ -248,9 +251,24 @@ export function createAdmin (options: AdminOptions): Admin {
           throw new AdminError('ADMIN_BAD_REQUEST', '400 Bad request - the request body is not valid JSON')
         }
       }
+      // A change of what a token may do is audited, as the configuration API's are: the hash (no
+      // token: one pasted there is refused and never written), what was registered before and after.
+      const hash = caller === 'operator' && (method === 'PUT' || method === 'DELETE') ? REGISTRY_HASH.exec(path)?.[1]?.toLowerCase() : undefined
+      const prior = hash === undefined ? null : registry.handle({ method: 'GET', path, caller })
       const answer = registry.handle({ method, path, caller, body })
       send(res, requestId, answer.status, answer.body, answer.headers)
       options.logger.info({ request_id: requestId, method, path: logged, admin: true, status: answer.status }, 'token registry')
+      if (hash !== undefined && answer.status >= 200 && answer.status < 300) {
+        options.logger.info({
+          audit: true,
+          request_id: requestId,
+          actor: { type: 'operator' },
+          action: method === 'PUT' ? 'register_token_scopes' : 'remove_token_scopes',
+          token_sha256: hash,
+          before: prior?.status === 200 ? prior.body : null,
+          after: method === 'PUT' ? answer.body : null
+        }, 'fine-grained token registration changed')
+      }
     } catch (err) {
       refuse(res, requestId, err, method, logged, !req.complete)
     }
