@@ -4,6 +4,7 @@
 import type { GateMetrics } from '../metrics.ts'
 import type { Reason } from '../errors.ts'
 import type { UsageRecorder } from '../usage/recorder.ts'
+import { NO_POLICY } from '../usage/types.ts'
 import type { DecisionLog } from './decision-log.ts'
 import type { Exchange } from './pipeline.ts'
 
@@ -16,6 +17,9 @@ import type { Exchange } from './pipeline.ts'
  * projects under the entry that would let them in, or `unmatched`.
  */
 const USAGE_REASONS: ReadonlySet<Reason> = new Set<Reason>(['DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'POLICIES_GRANTED', 'SKIP_POLICIES', 'INBOUND_DISABLED'])
+const NO_POLICIES: readonly string[] = Object.freeze([])
+/** A route that declares no policies and does not skip them: no fine-grained entry allows it. */
+const WITHOUT_POLICIES: readonly string[] = Object.freeze([NO_POLICY])
 
 /**
  * Records the decision of `x` (its verdict, reason and stage): `started` and `decidedAt` are
@@ -48,7 +52,8 @@ export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, 
     // default-permissions entry in the report's suggestion. Forward-auth never sees GitLab's
     // answer: its 200 is the gate's own.
     if (x.verdict === 'allow' && status < 400 && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason)) {
-      usage.record(x.accessedProjectId, identity, x.match.route.skipPolicies ? [] : x.match.route.policies)
+      const route = x.match.route
+      usage.record(x.accessedProjectId, identity, route.skipPolicies ? NO_POLICIES : route.policies.length === 0 ? WITHOUT_POLICIES : route.policies)
     }
   }
 }

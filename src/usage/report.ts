@@ -6,7 +6,7 @@ import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { AllowlistEntry } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import { nearestEntry } from '../policy/decide.ts'
-import { daysBetween, type UsageRow } from './types.ts'
+import { daysBetween, NO_POLICY, type UsageRow } from './types.ts'
 
 export interface EntryUsage {
   readonly target_type: 'project' | 'group'
@@ -19,8 +19,13 @@ export interface EntryUsage {
   readonly requests: number
   /** Policy → requests that needed it. */
   readonly used_policies: Readonly<Record<string, number>>
-  /** The smallest job_token_policies that allows everything seen (admin_X covers read_X). */
+  /** The smallest job_token_policies that allows everything seen (admin_X covers read_X), but requests_without_policies. */
   readonly suggested_job_token_policies: readonly string[]
+  /**
+   * Requests on routes that declare no job token policies (Helm, Debian, ...): only default
+   * permissions allow them, no job_token_policies do. Above 0, the entry needs default permissions.
+   */
+  readonly requests_without_policies: number
   /** Policies the entry grants that the suggestion leaves out (fine-grained entries only). */
   readonly unused_policies: readonly string[]
   /** Job projects seen through this entry. */
@@ -33,7 +38,7 @@ export interface UsageReport {
   readonly until: string
   readonly entries: readonly EntryUsage[]
   /** Usage by job projects no current entry matches (the entry was removed since). */
-  readonly unmatched: ReadonlyArray<{ readonly job_project_id: number, readonly job_project_path: string, readonly requests: number, readonly used_policies: Readonly<Record<string, number>> }>
+  readonly unmatched: ReadonlyArray<{ readonly job_project_id: number, readonly job_project_path: string, readonly requests: number, readonly used_policies: Readonly<Record<string, number>>, readonly requests_without_policies: number }>
   /**
    * Days on which job projects over GATE_USAGE_MAX_JOB_PROJECTS went unrecorded, with their
    * requests: the report misses whatever they used, so its suggestions may be too narrow.
@@ -57,8 +62,8 @@ export function buildUsageReport (
   window: { sinceMs: number, untilMs: number },
   dropped: Readonly<Record<string, number>> = {}
 ): UsageReport {
-  interface Acc { requests: number, used: Map<string, number>, jobs: Map<number, { id: number, path: string, requests: number }> }
-  const fresh = (): Acc => ({ requests: 0, used: new Map(), jobs: new Map() })
+  interface Acc { requests: number, used: Map<string, number>, withoutPolicies: number, jobs: Map<number, { id: number, path: string, requests: number }> }
+  const fresh = (): Acc => ({ requests: 0, used: new Map(), withoutPolicies: 0, jobs: new Map() })
   const byEntry = new Map<AllowlistEntry, Acc>()
   const unmatched = new Map<number, Acc & { path: string }>()
   for (const row of rows) {
@@ -73,7 +78,10 @@ export function buildUsageReport (
       byEntry.set(entry, acc)
     }
     acc.requests += row.requests
-    for (const [policy, n] of Object.entries(row.policies)) acc.used.set(policy, (acc.used.get(policy) ?? 0) + n)
+    for (const [policy, n] of Object.entries(row.policies)) {
+      if (policy === NO_POLICY) acc.withoutPolicies += n
+      else acc.used.set(policy, (acc.used.get(policy) ?? 0) + n)
+    }
     const job = acc.jobs.get(row.jobProjectId) ?? { id: row.jobProjectId, path: row.jobProjectPath, requests: 0 }
     job.requests += row.requests
     acc.jobs.set(row.jobProjectId, job)
@@ -96,11 +104,12 @@ export function buildUsageReport (
         requests: acc.requests,
         used_policies: sorted(acc.used),
         suggested_job_token_policies: suggested,
+        requests_without_policies: acc.withoutPolicies,
         unused_policies: granted.filter(p => !suggested.includes(p)).slice().sort(),
         job_projects: [...acc.jobs.values()].sort((a, b) => b.requests - a.requests || a.id - b.id)
       }
     }),
-    unmatched: [...unmatched.entries()].map(([id, u]) => ({ job_project_id: id, job_project_path: u.path, requests: u.requests, used_policies: sorted(u.used) })),
+    unmatched: [...unmatched.entries()].map(([id, u]) => ({ job_project_id: id, job_project_path: u.path, requests: u.requests, used_policies: sorted(u.used), requests_without_policies: u.withoutPolicies })),
     incomplete_days: Object.entries(dropped).filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)).map(([day, n]) => ({ day, dropped_requests: n }))
   }
 }

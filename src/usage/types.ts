@@ -4,6 +4,14 @@
 
 export type { UsageIncrement, UsageLimits, UsageRow, UsageStore } from '../grants/usage-store.ts'
 
+/**
+ * Recorded in place of a policy for a request on a route that declares none and does not skip
+ * them (Helm, Debian, the other `authenticate_with` registries): a default-permissions entry
+ * allows it, no fine-grained one does (NO_POLICIES_FOR_ENDPOINT). Not a policy name (those are
+ * lower-case words), so never suggested.
+ */
+export const NO_POLICY = '(none)'
+
 export function dayOf (ms: number): string {
   return new Date(ms).toISOString().slice(0, 10)
 }

@@ -54,7 +54,7 @@ test('buildUsageReport: usage goes to the nearest entry; unmatched usage is list
   assert.deepEqual(acme!.unused_policies, [])
   assert.deepEqual(acme!.job_projects, [{ id: 102, path: 'p/102', requests: 5 }])
   assert.deepEqual(platform!.suggested_job_token_policies, ['read_jobs'], 'the subgroup entry is nearer than acme for project 101')
-  assert.deepEqual(report.unmatched, [{ job_project_id: 900, job_project_path: 'p/900', requests: 4, used_policies: { read_releases: 4 } }])
+  assert.deepEqual(report.unmatched, [{ job_project_id: 900, job_project_path: 'p/900', requests: 4, used_policies: { read_releases: 4 }, requests_without_policies: 0 }])
   assert.equal(report.since, '2026-11-20T00:00:00.000Z')
 })
 

@@ -27,7 +27,8 @@ test('usage: requests let in while the inbound scope is off are in the report, b
     job_project_id: 100,
     job_project_path: 'acme/platform/app',
     requests: 2,
-    used_policies: { admin_deployments: 1, admin_environments: 1, read_packages: 1 }
+    used_policies: { admin_deployments: 1, admin_environments: 1, read_packages: 1 },
+    requests_without_policies: 0
   }], 'the job project the allowlist needs before the scope is turned on, and what it used')
 
 })
