@@ -1,8 +1,8 @@
 // Raw HTTP requests for tests: the path is sent exactly as written (fetch and URL would resolve
-// dot segments and re-encode), and the whole answer is collected.
+// dot segments and re-encode), and the whole answer is collected; and a fake server's JSON answer.
 
 import { createHash, randomBytes } from 'node:crypto'
-import { request } from 'node:http'
+import { request, type ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 
@@ -132,4 +132,10 @@ function dechunk (text: string): string {
     out += text.slice(eol + 2, eol + 2 + size)
     i = eol + 2 + size + 2
   }
+}
+
+/** A fake server's 200 JSON answer, with any headers (e.g. `x-next-page`). */
+export function sendJson (res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(200, { 'content-type': 'application/json', ...headers })
+  res.end(JSON.stringify(body))
 }

@@ -12,40 +12,28 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { runCli } from '../../src/cli/main.ts'
+import { sendJson } from '../helpers/http.ts'
+import { startImportGitlab } from '../helpers/import-gitlab.ts'
 import { startRedis } from '../helpers/redis.ts'
 
 const SERVICE_TOKEN = 'glpat-import-service-token-0004'
 
-function json (res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(200, { 'content-type': 'application/json', ...headers })
-  res.end(JSON.stringify(body))
-}
-
 test('import --dry-run writes nothing to a Redis store that holds no marker; the import says it marked one', async t => {
   // acme/lib (200) allowlists acme/platform/app (100) with default permissions.
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume()
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://fake')
-      if (req.headers['private-token'] !== SERVICE_TOKEN) { res.writeHead(401).end('{}'); return }
-      if (url.pathname === '/api/v4/projects/acme%2Flib') return json(res, { id: 200, path_with_namespace: 'acme/lib' })
-      if (url.pathname === '/api/v4/projects/200/job_token_scope') return json(res, { inbound_enabled: true, outbound_enabled: false })
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/allowlist') {
-        return json(res, [{ id: 200, path_with_namespace: 'acme/lib' }, { id: 100, path_with_namespace: 'acme/platform/app' }], { 'x-next-page': '' })
-      }
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/groups_allowlist') return json(res, [], { 'x-next-page': '' })
-      if (url.pathname === '/api/graphql') {
-        return json(res, { errors: [{ message: "Field 'ciJobTokenScopeAllowlist' doesn't exist on type 'Project'" }] })
-      }
-      res.writeHead(404).end('{}')
-    })
+  const gitlab = await startImportGitlab(t, SERVICE_TOKEN, (path, body, res) => {
+    if (path === '/api/v4/projects/acme%2Flib') return sendJson(res, { id: 200, path_with_namespace: 'acme/lib' })
+    if (path === '/api/v4/projects/200/job_token_scope') return sendJson(res, { inbound_enabled: true, outbound_enabled: false })
+    if (path === '/api/v4/projects/200/job_token_scope/allowlist') {
+      return sendJson(res, [{ id: 200, path_with_namespace: 'acme/lib' }, { id: 100, path_with_namespace: 'acme/platform/app' }], { 'x-next-page': '' })
+    }
+    if (path === '/api/v4/projects/200/job_token_scope/groups_allowlist') return sendJson(res, [], { 'x-next-page': '' })
+    if (path === '/api/graphql') {
+      return sendJson(res, { errors: [{ message: "Field 'ciJobTokenScopeAllowlist' doesn't exist on type 'Project'" }] })
+    }
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => server.close())
   const redis = await startRedis(t)
-  const env = { GATE_UPSTREAM_URL: `http://127.0.0.1:${(server.address() as { port: number }).port}`, GATE_SERVICE_TOKEN: SERVICE_TOKEN, GATE_REDIS_URL: redis.url }
+  const env = { GATE_UPSTREAM_URL: gitlab, GATE_SERVICE_TOKEN: SERVICE_TOKEN, GATE_REDIS_URL: redis.url }
   const cli = async (...argv: string[]): Promise<{ code: number, out: string, err: string }> => {
     let out = ''
     let err = ''

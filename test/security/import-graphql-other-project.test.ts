@@ -11,56 +11,43 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/main.ts'
+import { sendJson } from '../helpers/http.ts'
+import { startImportGitlab } from '../helpers/import-gitlab.ts'
 
 const SERVICE_TOKEN = 'glpat-import-service-token-0002'
-
-function json (res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(200, { 'content-type': 'application/json', ...headers })
-  res.end(JSON.stringify(body))
-}
 
 test('import: GraphQL answering for another project at the listed path stops the import', async t => {
   // acme/lib (200) allowlists acme/platform/app (100) with read_packages only. Since it was
   // listed, it moved to acme/lib-old, and project 900, which allowlists 100 with default
   // permissions, took acme/lib.
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://fake')
-      if (req.headers['private-token'] !== SERVICE_TOKEN) { res.writeHead(401).end('{}'); return }
-      if (url.pathname === '/api/v4/projects/acme%2Flib') return json(res, { id: 200, path_with_namespace: 'acme/lib' })
-      if (url.pathname === '/api/v4/projects/200/job_token_scope') return json(res, { inbound_enabled: true, outbound_enabled: false })
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/allowlist') {
-        return json(res, [{ id: 200, path_with_namespace: 'acme/lib-old' }, { id: 100, path_with_namespace: 'acme/platform/app' }], { 'x-next-page': '' })
-      }
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/groups_allowlist') return json(res, [], { 'x-next-page': '' })
-      if (url.pathname === '/api/graphql') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string, variables: { fullPath: string } }
-        assert.equal(body.variables.fullPath, 'acme/lib')
-        const connection = /projectsAllowlist\(/.test(body.query) ? 'projectsAllowlist' : 'groupsAllowlist'
-        const nodes = connection === 'projectsAllowlist'
-          ? [{ direction: 'inbound', defaultPermissions: true, jobTokenPolicies: [], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: '100', fullPath: 'acme/platform/app' } }]
-          : []
-        return json(res, { data: { project: { id: 'gid://gitlab/Project/900', ciJobTokenScopeAllowlist: { [connection]: { nodes, pageInfo: { hasNextPage: false, endCursor: null } } } } } })
-      }
-      res.writeHead(404).end('{}')
-    })
+  const gitlab = await startImportGitlab(t, SERVICE_TOKEN, (path, text, res) => {
+    if (path === '/api/v4/projects/acme%2Flib') return sendJson(res, { id: 200, path_with_namespace: 'acme/lib' })
+    if (path === '/api/v4/projects/200/job_token_scope') return sendJson(res, { inbound_enabled: true, outbound_enabled: false })
+    if (path === '/api/v4/projects/200/job_token_scope/allowlist') {
+      return sendJson(res, [{ id: 200, path_with_namespace: 'acme/lib-old' }, { id: 100, path_with_namespace: 'acme/platform/app' }], { 'x-next-page': '' })
+    }
+    if (path === '/api/v4/projects/200/job_token_scope/groups_allowlist') return sendJson(res, [], { 'x-next-page': '' })
+    if (path === '/api/graphql') {
+      const request = JSON.parse(text) as { query: string, variables: { fullPath: string } }
+      assert.equal(request.variables.fullPath, 'acme/lib')
+      const connection = /projectsAllowlist\(/.test(request.query) ? 'projectsAllowlist' : 'groupsAllowlist'
+      const nodes = connection === 'projectsAllowlist'
+        ? [{ direction: 'inbound', defaultPermissions: true, jobTokenPolicies: [], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: '100', fullPath: 'acme/platform/app' } }]
+        : []
+      return sendJson(res, { data: { project: { id: 'gid://gitlab/Project/900', ciJobTokenScopeAllowlist: { [connection]: { nodes, pageInfo: { hasNextPage: false, endCursor: null } } } } } })
+    }
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => server.close())
   const dir = mkdtempSync(join(tmpdir(), 'jtg-import-other-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'grants.json')
 
   let out = ''
   let err = ''
-  const env = { GATE_UPSTREAM_URL: `http://127.0.0.1:${(server.address() as { port: number }).port}`, GATE_SERVICE_TOKEN: SERVICE_TOKEN, GATE_STATE_FILE: file }
+  const env = { GATE_UPSTREAM_URL: gitlab, GATE_SERVICE_TOKEN: SERVICE_TOKEN, GATE_STATE_FILE: file }
   const code = await runCli(['import-allowlists', '--from-gitlab', '--project', 'acme/lib'], { out: s => { out += s }, err: s => { err += s } }, env)
 
   const stored = existsSync(file) ? readFileSync(file, 'utf8') : ''

@@ -9,7 +9,6 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,57 +18,44 @@ import { loadConfig } from '../../src/config.ts'
 import { createStoreFromConfig } from '../../src/gate/deps.ts'
 import { createGate } from '../../src/gate/server.ts'
 import { createJobResolver } from '../../src/identity/resolver.ts'
-import { send } from '../helpers/http.ts'
+import { send, sendJson } from '../helpers/http.ts'
+import { startImportGitlab } from '../helpers/import-gitlab.ts'
 
 const SERVICE_TOKEN = 'glpat-import-service-token-0003'
 const ADMIN_TOKEN = 'gate-operator-token-import-paths'
 
-function json (res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(200, { 'content-type': 'application/json', ...headers })
-  res.end(JSON.stringify(body))
-}
-
 test('import: a group entry keeps the full path GraphQL gives it, which REST does not', async t => {
   // acme/lib (200) allowlists the group acme/platform (11) with read_packages, and other (20).
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://fake')
-      if (req.headers['private-token'] !== SERVICE_TOKEN) { res.writeHead(401).end('{}'); return }
-      if (url.pathname === '/api/v4/projects/acme%2Flib' || url.pathname === '/api/v4/projects/200') {
-        return json(res, { id: 200, path_with_namespace: 'acme/lib', namespace: { id: 10, kind: 'group', full_path: 'acme', parent_id: null } })
-      }
-      if (url.pathname === '/api/v4/projects/200/job_token_scope') return json(res, { inbound_enabled: true, outbound_enabled: false })
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/allowlist') {
-        return json(res, [{ id: 200, name: 'lib', path_with_namespace: 'acme/lib' }], { 'x-next-page': '' })
-      }
-      // GitLab's BasicGroupDetails: no full_path.
-      if (url.pathname === '/api/v4/projects/200/job_token_scope/groups_allowlist') {
-        return json(res, [
-          { id: 11, web_url: 'http://gitlab.example.com/groups/acme/platform', name: 'platform' },
-          { id: 20, web_url: 'http://gitlab.example.com/groups/other', name: 'other' }
-        ], { 'x-next-page': '' })
-      }
-      if (url.pathname === '/api/graphql') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string }
-        const connection = /projectsAllowlist\(/.test(body.query) ? 'projectsAllowlist' : 'groupsAllowlist'
-        const nodes = connection === 'projectsAllowlist'
-          ? []
-          : [
-              { direction: 'inbound', defaultPermissions: false, jobTokenPolicies: ['READ_PACKAGES'], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: 'gid://gitlab/Group/11', fullPath: 'acme/platform' } },
-              { direction: 'inbound', defaultPermissions: true, jobTokenPolicies: [], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: 'gid://gitlab/Group/20', fullPath: 'other' } }
-            ]
-        return json(res, { data: { project: { id: 'gid://gitlab/Project/200', ciJobTokenScopeAllowlist: { [connection]: { nodes, pageInfo: { hasNextPage: false, endCursor: null } } } } } })
-      }
-      res.writeHead(404).end('{}')
-    })
+  const gitlab = await startImportGitlab(t, SERVICE_TOKEN, (path, text, res) => {
+    if (path === '/api/v4/projects/acme%2Flib' || path === '/api/v4/projects/200') {
+      return sendJson(res, { id: 200, path_with_namespace: 'acme/lib', namespace: { id: 10, kind: 'group', full_path: 'acme', parent_id: null } })
+    }
+    if (path === '/api/v4/projects/200/job_token_scope') return sendJson(res, { inbound_enabled: true, outbound_enabled: false })
+    if (path === '/api/v4/projects/200/job_token_scope/allowlist') {
+      return sendJson(res, [{ id: 200, name: 'lib', path_with_namespace: 'acme/lib' }], { 'x-next-page': '' })
+    }
+    // GitLab's BasicGroupDetails: no full_path.
+    if (path === '/api/v4/projects/200/job_token_scope/groups_allowlist') {
+      return sendJson(res, [
+        { id: 11, web_url: 'http://gitlab.example.com/groups/acme/platform', name: 'platform' },
+        { id: 20, web_url: 'http://gitlab.example.com/groups/other', name: 'other' }
+      ], { 'x-next-page': '' })
+    }
+    if (path === '/api/graphql') {
+      const request = JSON.parse(text) as { query: string }
+      const connection = /projectsAllowlist\(/.test(request.query) ? 'projectsAllowlist' : 'groupsAllowlist'
+      const nodes = connection === 'projectsAllowlist'
+        ? []
+        : [
+            { direction: 'inbound', defaultPermissions: false, jobTokenPolicies: ['READ_PACKAGES'], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: 'gid://gitlab/Group/11', fullPath: 'acme/platform' } },
+            { direction: 'inbound', defaultPermissions: true, jobTokenPolicies: [], createdAt: '2025-03-01T10:00:00Z', addedBy: null, target: { id: 'gid://gitlab/Group/20', fullPath: 'other' } }
+          ]
+      return sendJson(res, { data: { project: { id: 'gid://gitlab/Project/200', ciJobTokenScopeAllowlist: { [connection]: { nodes, pageInfo: { hasNextPage: false, endCursor: null } } } } } })
+    }
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => server.close())
   const dir = mkdtempSync(join(tmpdir(), 'jtg-import-group-paths-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const upstream = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const upstream = gitlab
   const env = { GATE_UPSTREAM_URL: upstream, GATE_SERVICE_TOKEN: SERVICE_TOKEN, GATE_STATE_FILE: join(dir, 'grants.json') }
 
   let out = ''
