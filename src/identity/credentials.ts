@@ -84,7 +84,6 @@ const CREDENTIAL_NAME_LENGTHS: ReadonlySet<number> = new Set([...CREDENTIAL_HEAD
 /** Every credential in the headers and the query string, in the order found. */
 export function collectCredentials (request: CredentialRequest): Credential[] {
   const found: Credential[] = []
-  const conan = isConanRoute(request.route)
   const authorization: string[] = []
   // Hot path (every API request): a flat name/value list, and a name is lower-cased only when its
   // length is one of a credential header's, which most names' lengths are not.
@@ -96,7 +95,7 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     const lower = rawName.toLowerCase()
     const name = lower.indexOf('_') === -1 ? lower : lower.replaceAll('_', '-')
     if (name === 'authorization') {
-      found.push(...authorizationCredentials(value, conan))
+      found.push(...authorizationCredentials(value, isConanRoute(request.route)))
       authorization.push(value)
       continue
     }
@@ -112,6 +111,8 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   }
   // Puma joins repeated header lines with ", " into the one value Rails reads, and decode64
   // reads Basic credentials through the ", ": a credential split over two lines is one there.
+  // Only a request with Authorization reads it as Conan's routes do (hot path: most send none).
+  const conan = authorization.length > 0 && isConanRoute(request.route)
   if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan))
   // Read as Gitlab::Jira::Middleware leaves them too (jiraRewrite): each line, and Puma's join.
   if (authorization.length > 0 && jiraDvcsConnector(request)) {
@@ -120,8 +121,9 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
       if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan))
     }
   }
-  const moduleRegistry = isModuleRegistryRoute(request.route)
-  for (const [key, value] of queryPairs(request.canonical.query)) {
+  const query = request.canonical.query
+  const moduleRegistry = query !== '' && isModuleRegistryRoute(request.route)
+  for (const [key, value] of queryPairs(query)) {
     // The Terraform module registry takes a JWT in `token` (lib/api/terraform/modules/v1/
     // namespace_packages.rb, job_token_from_jwt): GitLab's HMAC JWT whose `token` claim
     // (`access_token` in newer versions) is the caller's token itself, a job's for a job. That
