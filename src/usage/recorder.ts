@@ -1,6 +1,8 @@
 // Records, per (accessed project, day, job project), the policies allowed job-token requests
 // used. Off the request path: record() only adds to an in-memory batch (bounded); a timer
-// writes the batch to the store; a failed write is counted and dropped, never thrown.
+// writes the batch to the store; a failed write is counted and dropped, never thrown, and its
+// requests are written with the next batch as dropped ones, so the report names those days
+// incomplete.
 
 import type { UsageDrop } from '../grants/usage-store.ts'
 import { dayOf, type UsageIncrement, type UsageLimits, type UsageStore } from './types.ts'
@@ -77,6 +79,18 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
   }
   let recorded = 0
 
+  /** Requests of (day, accessed project) that could not be kept, to be written as the cap's. */
+  function unrecord (day: string, accessedProjectId: number, requests: number): void {
+    let byAccessed = unrecorded.get(day)
+    if (byAccessed === undefined) unrecorded.set(day, byAccessed = new Map())
+    const n = byAccessed.get(accessedProjectId)
+    if (n !== undefined) byAccessed.set(accessedProjectId, n + requests)
+    else if (unrecordedSize < maxUnrecorded) {
+      byAccessed.set(accessedProjectId, requests)
+      unrecordedSize++
+    }
+  }
+
   async function write (batch: UsageIncrement[], drops: UsageDrop[]): Promise<void> {
     try {
       const { dropped } = await store.recordUsage!(batch, options.limits, drops)
@@ -84,6 +98,10 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
       options.onFlushed?.()
     } catch (err) {
       options.onWriteFailed?.(err)
+      // Lost, wholly or in part: the next write names their days incomplete, or an entry could be
+      // narrowed on a report that silently misses them.
+      for (const e of batch) unrecord(e.day, e.accessedProjectId, e.requests)
+      for (const d of drops) unrecord(d.day, d.accessedProjectId, d.requests)
     }
   }
 
@@ -117,14 +135,7 @@ export function createUsageRecorder (options: UsageRecorderOptions): UsageRecord
         // A dropped record builds nothing: the levels are made only for an entry that is kept.
         if (pendingSize >= maxPending) {
           options.onDropped?.(1)
-          let byAccessed = unrecorded.get(day)
-          if (byAccessed === undefined) unrecorded.set(day, byAccessed = new Map())
-          const n = byAccessed.get(accessedProjectId)
-          if (n !== undefined) byAccessed.set(accessedProjectId, n + 1)
-          else if (unrecordedSize < maxUnrecorded) {
-            byAccessed.set(accessedProjectId, 1)
-            unrecordedSize++
-          }
+          unrecord(day, accessedProjectId, 1)
           return
         }
         let byAccessed = pending.get(day)

@@ -82,3 +82,32 @@ for (const name of ['memory', 'redis'] as const) {
     assert.equal((await usage.readUsage(300, days))[0]?.requests, 1)
   })
 }
+
+// A batch whose write to the store failed (Redis down for a moment) was lost, counted only in a
+// metric, and its days still read as complete; its requests are now written with the next batch
+// as dropped ones.
+test('a batch whose write failed is written with the next one as dropped requests: its days read incomplete', async () => {
+  const usage = createMemoryUsage()
+  let failing = true
+  const store = {
+    recordUsage: async (...args: Parameters<typeof usage.recordUsage>): ReturnType<typeof usage.recordUsage> => {
+      if (failing) throw new Error('store down')
+      return await usage.recordUsage(...args)
+    }
+  }
+  const failures: unknown[] = []
+  const recorder = createUsageRecorder({ store, limits: { maxJobProjects: 10, retentionDays: 1 }, flushIntervalMs: 60_000, onWriteFailed: err => { failures.push(err) } })
+  const job = { jobProjectId: 1, jobProjectPath: 'g/1', ancestorGroupIds: [] }
+  recorder.record(200, job, ['read_packages'])
+  recorder.record(200, job, ['read_packages'])
+  recorder.record(300, job, [])
+  await recorder.flush()
+  assert.equal(failures.length, 1)
+  failing = false
+  recorder.record(200, job, ['read_packages'])
+  await recorder.close()
+  const days = daysBetween(Date.now(), Date.now(), 1)
+  assert.deepEqual(await usage.readDroppedUsage(200, days), { [days[0]!]: 2 }, 'the two lost requests')
+  assert.deepEqual(await usage.readDroppedUsage(300, days), { [days[0]!]: 1 })
+  assert.equal((await usage.readUsage(200, days))[0]?.requests, 1, 'the next batch itself is kept')
+})
