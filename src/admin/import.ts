@@ -21,14 +21,23 @@
 // request id for the run). The project's allowlist becomes GitLab's; its package rules, which
 // GitLab does not have, are kept. A project whose stored allowlist already says what GitLab says is
 // not written: a second run writes nothing, its version and audit log stay as they were.
+//
+// Once the gate enforces, allowlists are changed through its configuration API, and GitLab's copy
+// goes stale: a project whose document was written through that API since the import last wrote it
+// (the store records the version the import wrote, StoredGrants.importedVersion; a document stored
+// before it kept one has none) is left alone and named in the report, dry run included, so that a
+// revocation made through the gate is never undone by GitLab's stale copy. `replaceChanged`
+// (`--replace-changed`) replaces them anyway, audited as `import_allowlist_from_gitlab_replacing_changes`.
+// The write is conditional on the version the decision read: a change made through the API in
+// between is seen, and decided on, again.
 
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { GitlabClient, GitlabListAnswer } from '../gitlab/client.ts'
 import { GitlabUnavailable } from '../gitlab/client.ts'
 import { createGrantCache } from '../grants/cache.ts'
-import { GrantsError } from '../grants/errors.ts'
-import type { AllowlistEntry, EntryTargetType, InstanceSettings, ProjectGrants } from '../grants/model.ts'
+import { GrantsError, GrantsVersionConflictError } from '../grants/errors.ts'
+import type { AllowlistEntry, EntryTargetType, InstanceSettings, ProjectGrants, StoredGrants } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { createGitlabClient as createLookups } from './auth.ts'
@@ -56,6 +65,11 @@ export interface ImportOptions {
   /** Print what would be written, write nothing. */
   readonly dryRun?: boolean
   /**
+   * Replace projects whose document was changed through the configuration API since the import
+   * last wrote it (`--replace-changed`), which are otherwise left alone.
+   */
+  readonly replaceChanged?: boolean
+  /**
    * The store is a Redis store holding no marker, which a dry run does not write (and reads
    * refuse as a loss): new, or it lost everything. A dry run compares each project with an
    * allowlist never configured.
@@ -67,14 +81,19 @@ export interface ImportOptions {
   readonly concurrency?: number
 }
 
-export type ProjectOutcome = 'written' | 'unchanged' | 'would_write' | 'gone'
+/** `changed_in_gate`: changed through the configuration API since last imported, left alone. */
+export type ProjectOutcome = 'written' | 'unchanged' | 'would_write' | 'gone' | 'changed_in_gate'
 
 export interface ProjectReport {
   readonly projectId: number
   readonly projectPath: string
   readonly outcome: ProjectOutcome
-  /** The version written (`written`). */
+  /** The version written (`written`); the stored one (`changed_in_gate`). */
   readonly version?: number
+  /** `changed_in_gate`: the version the import last wrote, absent when it never wrote one the store knows of. */
+  readonly importedVersion?: number
+  /** `written`, `would_write`: the document had been changed through the configuration API, and is replaced (`replaceChanged`). */
+  readonly replacesChanges?: boolean
   readonly entries: number
   /** Entries with fine-grained permissions (default_permissions false). */
   readonly withPolicies: number
@@ -107,6 +126,10 @@ interface GraphqlEntry {
 }
 
 const ACTION = 'import_allowlist_from_gitlab'
+/** The import replacing a document changed through the configuration API since last imported. */
+const REPLACE_ACTION = 'import_allowlist_from_gitlab_replacing_changes'
+/** Decisions made again when a write through the API comes between the decision and the import's write. */
+const DECIDE_ATTEMPTS = 5
 const MAX_PROJECT_PAGES = 10_000
 /** GitLab's own limit is 200 of each; a longer list is read whole and refused by validation. */
 const MAX_ENTRY_PAGES = 10
@@ -161,6 +184,12 @@ function sameAllowlist (doc: ProjectGrants, scope: GitlabScope): boolean {
 
 function scopeView (doc: Pick<ProjectGrants, 'inboundEnabled' | 'entries'>): Record<string, unknown> {
   return { inbound_enabled: doc.inboundEnabled, entries: doc.entries.map(entryView) }
+}
+
+/** A stored document without what the store adds to it (its version, the import's). */
+function withoutVersions (stored: StoredGrants): ProjectGrants {
+  const { version: _version, importedVersion: _imported, ...doc } = stored
+  return doc
 }
 
 /** Raised inside the service's update when the stored allowlist already is GitLab's. */
@@ -378,38 +407,57 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       }
       const counts = { entries: scope.entries.length, withPolicies: scope.entries.filter(e => !e.defaultPermissions).length, skipped: scope.skipped }
       const base = { projectId: scope.projectId, projectPath: scope.projectPath, ...counts }
-      let report: ProjectReport
-      if (options.dryRun === true) {
-        let doc: ProjectGrants
+      const fresh: ProjectGrants = { projectId: scope.projectId, projectPath: scope.projectPath, inboundEnabled: true, entries: [] }
+      const readStored = async (): Promise<StoredGrants | null> => {
         try {
-          doc = options.storeUnmarked === true
-            ? { projectId: scope.projectId, projectPath: scope.projectPath, inboundEnabled: true, entries: [] }
-            : (await service.read(scope.projectId, scope.projectPath)).doc
+          return options.dryRun === true && options.storeUnmarked === true ? null : await options.store.get(scope.projectId)
         } catch (err) {
           if (err instanceof GrantsError) throw new AllowlistImportError(`the store failed reading ${scope.projectPath} (${scope.projectId}): ${err.message}`, { cause: err })
           throw err
         }
-        report = { ...base, outcome: sameAllowlist(doc, scope) ? 'unchanged' : 'would_write' }
-      } else {
+      }
+      let report: ProjectReport | undefined
+      for (let attempt = 0; report === undefined; attempt++) {
+        const stored = await readStored()
+        // As the configuration API reads it: with the path GitLab gives the project now.
+        const current: ProjectGrants = stored === null ? fresh : { ...withoutVersions(stored), projectPath: scope.projectPath }
+        if (sameAllowlist(current, scope)) {
+          report = { ...base, outcome: 'unchanged' }
+          break
+        }
+        // Written since the import last wrote it (or by a gate that kept no record): the gate's.
+        const changed = stored !== null && stored.importedVersion !== stored.version
+        if (changed && options.replaceChanged !== true) {
+          report = { ...base, outcome: 'changed_in_gate', version: stored.version, ...(stored.importedVersion === undefined ? {} : { importedVersion: stored.importedVersion }) }
+          break
+        }
+        if (options.dryRun === true) {
+          report = { ...base, outcome: 'would_write', ...(changed ? { replacesChanges: true } : {}) }
+          break
+        }
         const access: ProjectAccess = { projectId: scope.projectId, projectPath: scope.projectPath, actor: { kind: 'operator' }, caller: { kind: 'operator' } }
         try {
-          await service.update(access, ACTION, requestId, current => {
-            if (sameAllowlist(current, scope)) throw new Unchanged()
+          await service.update(access, changed ? REPLACE_ACTION : ACTION, requestId, latest => {
+            if (sameAllowlist(latest, scope)) throw new Unchanged()
             // Entries GitLab and the store agree on keep their history (who added them, when).
-            const entries = scope.entries.map(e => current.entries.find(d => sameEntry(d, e)) ?? e)
-            const doc: ProjectGrants = { ...current, projectPath: scope.projectPath, inboundEnabled: scope.inboundEnabled, entries }
-            return { doc, before: scopeView(current), after: scopeView(doc) }
-          })
-          report = { ...base, outcome: 'written', version: await options.store.version(scope.projectId) }
+            const entries = scope.entries.map(e => latest.entries.find(d => sameEntry(d, e)) ?? e)
+            const doc: ProjectGrants = { ...latest, projectPath: scope.projectPath, inboundEnabled: scope.inboundEnabled, entries }
+            return { doc, before: scopeView(latest), after: scopeView(doc) }
+          }, { expectedVersion: stored === null ? 0 : stored.version, imported: true })
+          report = { ...base, outcome: 'written', version: await options.store.version(scope.projectId), ...(changed ? { replacesChanges: true } : {}) }
         } catch (err) {
           if (err instanceof Unchanged) report = { ...base, outcome: 'unchanged' }
-          else if (err instanceof AdminError && err.code === 'ADMIN_VALIDATION_FAILED') {
+          // Written by someone else since it was read: decide again on what it holds now.
+          else if (err instanceof GrantsVersionConflictError) {
+            if (attempt + 1 >= DECIDE_ATTEMPTS) throw new AllowlistImportError(`${scope.projectPath} (${scope.projectId}) kept changing while it was imported; run the import again`, { cause: err })
+          } else if (err instanceof AdminError && err.code === 'ADMIN_VALIDATION_FAILED') {
             throw new AllowlistImportError(`${scope.projectPath} (${scope.projectId}) cannot be stored: ${err.issues.map(i => `${i.path} ${i.message}`).join('; ')}`)
           } else if (err instanceof GrantsError) {
             throw new AllowlistImportError(`the store failed writing ${scope.projectPath} (${scope.projectId}): ${err.message}`, { cause: err })
           } else throw err
         }
       }
+      if (report === undefined) throw new TypeError('no outcome')
       reports.push(report)
       out(summaryLine(report))
       if (options.dryRun === true && report.outcome === 'would_write') {
@@ -432,14 +480,20 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
 }
 
 function summaryLine (r: ProjectReport): string {
-  const outcome = r.outcome === 'written' ? `written (version ${r.version ?? '?'})` : r.outcome === 'would_write' ? 'would be written' : 'unchanged'
+  const replacing = r.replacesChanges === true ? ', replacing changes made through the gate\'s configuration API' : ''
+  if (r.outcome === 'changed_in_gate') {
+    return `${r.projectPath} (${r.projectId}): left alone, changed through the gate's configuration API since it was last imported ` +
+      `(version ${r.version ?? '?'}, ${r.importedVersion === undefined ? 'no import recorded' : `imported at version ${r.importedVersion}`}); ` +
+      `GitLab's copy differs (${r.entries} entries, ${r.withPolicies} with policies): --replace-changed replaces it anyway`
+  }
+  const outcome = r.outcome === 'written' ? `written (version ${r.version ?? '?'})${replacing}` : r.outcome === 'would_write' ? `would be written${replacing}` : 'unchanged'
   return `${r.projectPath} (${r.projectId}): ${outcome}; ${r.entries} entries, ${r.withPolicies} with policies, ${r.skipped.length} skipped`
 }
 
 function totalsLine (reports: readonly ProjectReport[], dryRun: boolean, policiesRead: boolean): string {
   const n = (o: ProjectOutcome): number => reports.filter(r => r.outcome === o).length
   const sum = (f: (r: ProjectReport) => number): number => reports.reduce((a, r) => a + f(r), 0)
-  return `total: ${reports.length} projects, ${dryRun ? `${n('would_write')} would be written` : `${n('written')} written`}, ${n('unchanged')} unchanged, ${n('gone')} gone; ` +
+  return `total: ${reports.length} projects, ${dryRun ? `${n('would_write')} would be written` : `${n('written')} written`}, ${n('unchanged')} unchanged, ${n('changed_in_gate') > 0 ? `${n('changed_in_gate')} left alone (changed through the gate), ` : ''}${n('gone')} gone; ` +
     `${sum(r => r.entries)} entries, ${sum(r => r.withPolicies)} with policies, ${sum(r => r.skipped.length)} skipped` +
     (policiesRead ? '' : ' (GitLab\'s GraphQL has no ciJobTokenScopeAllowlist, before 17.6: every entry has default permissions)') +
     (dryRun ? '; dry run, nothing written' : '')

@@ -74,9 +74,12 @@ export interface AdminService {
   /**
    * Applies `change` to the current document and writes it if it validates; retries on a
    * concurrent write. `change` throws AdminError to refuse; returns the audit's before/after.
+   * `write.expectedVersion`: write only over that version (a GrantsVersionConflictError, never a
+   * retry, otherwise); `write.imported`: the import's write (PutOptions.imported).
    */
   update (access: ProjectAccess, action: string, requestId: string,
-    change: (doc: ProjectGrants) => { doc: ProjectGrants, before: unknown, after: unknown }): Promise<ProjectGrants>
+    change: (doc: ProjectGrants) => { doc: ProjectGrants, before: unknown, after: unknown },
+    write?: { readonly expectedVersion?: number, readonly imported?: boolean }): Promise<ProjectGrants>
   /**
    * Adds an allowlist entry. `body` speaks the REST fields (`target_project_id` or
    * `target_group_id`, `default_permissions`, `job_token_policies`); validation issues name them.
@@ -374,16 +377,17 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       if (stored === null) return { doc: { projectId, projectPath, inboundEnabled: true, entries: [] }, version: 0 }
       // The path is the caller's, as GitLab gave it now (access()): GitLab renames and transfers
       // projects without telling the gate, so the stored one may be old, and the next write records this one.
-      const { version, ...doc } = stored
+      const { version, importedVersion: _imported, ...doc } = stored
       return { doc: { ...doc, projectPath }, version }
     },
-    async update (access, action, requestId, change) {
+    async update (access, action, requestId, change, write = {}) {
       // Every change is audited with its author: a user GitLab does not name (id 0) writes nothing,
       // where the event and the entry's added_by once named nobody.
       if (access.actor.kind === 'user' && !(access.actor.id > 0)) throw new AdminError('ADMIN_ACTOR_UNKNOWN')
       const projectPath = await pathNow(access)
       for (let attempt = 0; ; attempt++) {
         const { doc: current, version } = await this.read(access.projectId, projectPath)
+        if (write.expectedVersion !== undefined && version !== write.expectedVersion) throw new GrantsVersionConflictError(access.projectId, write.expectedVersion, version)
         const { doc: next, before, after } = change(current)
         let valid: ProjectGrants
         try {
@@ -394,9 +398,9 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
         }
         const event: AuditEvent = { projectId: access.projectId, actor: access.actor, action, before, after, time: new Date().toISOString(), requestId }
         try {
-          await audited({ project_id: access.projectId }, event, async () => await store.put(valid, { expectedVersion: version, audit: event }))
+          await audited({ project_id: access.projectId }, event, async () => await store.put(valid, { expectedVersion: version, audit: event, ...(write.imported === true ? { imported: true } : {}) }))
         } catch (err) {
-          if (err instanceof GrantsVersionConflictError && attempt < RETRIES) continue
+          if (err instanceof GrantsVersionConflictError && attempt < RETRIES && write.expectedVersion === undefined) continue
           throw err
         }
         // Read-your-writes on this replica; the others drop it on the store's invalidation.

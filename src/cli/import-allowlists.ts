@@ -20,6 +20,8 @@ export interface ImportCommandOptions {
   readonly catalogDir?: string
   readonly projects: readonly string[]
   readonly dryRun: boolean
+  /** Replace projects changed through the configuration API since last imported (`--replace-changed`). */
+  readonly replaceChanged?: boolean
   readonly out: (text: string) => void
   /** Audit log lines (JSON), kept off the report. */
   readonly log: (text: string) => void
@@ -50,6 +52,7 @@ export async function runImportCommand (options: ImportCommandOptions): Promise<
       logger,
       projects: options.projects,
       dryRun: options.dryRun,
+      replaceChanged: options.replaceChanged === true,
       // Not marked (a dry run marks nothing) and no trace of a loss: nothing was ever written there.
       ...(marker !== undefined && marker.id === undefined ? { storeUnmarked: true } : {}),
       out: line => { options.out(line + '\n') }

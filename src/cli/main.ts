@@ -104,8 +104,9 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
     .requiredOption('--from-gitlab', 'read the allowlists from GitLab (GATE_UPSTREAM_URL, GATE_SERVICE_TOKEN)')
     .option('--project <id|path>', 'import this project only (repeatable); default: every project the service token can see', (value: string, list: string[] | undefined) => [...(list ?? []), value])
     .option('--dry-run', 'print what would be written, write nothing')
+    .option('--replace-changed', "replace also the projects whose allowlist was changed through the gate's configuration API since it was last imported (left alone otherwise: GitLab's copy is stale once the gate enforces)")
     .option('--config <file>', 'JSON file with settings (environment variables override it)')
-    .action(async (opts: { project?: string[], dryRun?: boolean, config?: string }) => {
+    .action(async (opts: { project?: string[], dryRun?: boolean, replaceChanged?: boolean, config?: string }) => {
       const [{ runImportCommand }, { AllowlistImportError }] = await Promise.all([import('./import-allowlists.ts'), import('../admin/import.ts')])
       const catalogDir = catalogFlag()
       try {
@@ -113,6 +114,7 @@ function buildProgram (io: CliIo, setExit: (code: number) => void, env: Readonly
           env,
           projects: opts.project ?? [],
           dryRun: opts.dryRun === true,
+          replaceChanged: opts.replaceChanged === true,
           out: io.out,
           log: io.err,
           ...(opts.config === undefined ? {} : { configFile: opts.config }),

@@ -31,7 +31,8 @@ const FORMAT_VERSION_NAMESPACES = 2
 interface FileDocument {
   format: typeof FORMAT
   formatVersion: number
-  projects: Array<{ version: number, grants: ProjectGrants }>
+  /** `imported`: the version the import wrote (StoredGrants.importedVersion); older gates ignore it. */
+  projects: Array<{ version: number, grants: ProjectGrants, imported?: number }>
   namespaces?: Array<{ version: number, settings: NamespaceSettings }>
   /**
    * Paths several documents claim: the project the path index entry names (lower-cased path →
@@ -41,11 +42,11 @@ interface FileDocument {
   paths?: Record<string, number>
 }
 
-interface StoredRecord { grants: ProjectGrants, version: number, stored: StoredGrants }
+interface StoredRecord { grants: ProjectGrants, version: number, imported?: number, stored: StoredGrants }
 interface NamespaceRecord { settings: NamespaceSettings, version: number, stored: StoredNamespaceSettings }
 /** One write, as serialize() applies it over the current state. */
 type Change =
-  | { readonly kind: 'project', readonly projectId: number, readonly grants: ProjectGrants | null, readonly version: number }
+  | { readonly kind: 'project', readonly projectId: number, readonly grants: ProjectGrants | null, readonly version: number, readonly imported: number | undefined }
   | { readonly kind: 'namespace', readonly namespacePath: string, readonly settings: NamespaceSettings | null, readonly version: number }
 
 export async function createMemoryStore (options: MemoryStoreOptions = {}): Promise<GrantStore> {
@@ -74,7 +75,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     await removeLeftoverTempFiles(file)
     const loaded = await loadFile(file)
     loading = true
-    for (const { grants, version } of loaded.projects) commit(grants.projectId, grants, version)
+    for (const { grants, version, imported } of loaded.projects) commit(grants.projectId, grants, version, imported)
     loading = false
     // A path several documents claim goes back to the project that held it when the file was saved.
     for (const [key, id] of Object.entries(loaded.paths)) {
@@ -90,14 +91,15 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     else namespaces.set(namespacePath, { settings, version, stored: Object.freeze({ ...settings, version }) })
   }
 
-  function commit (projectId: number, grants: ProjectGrants | null, version: number): void {
+  function commit (projectId: number, grants: ProjectGrants | null, version: number, imported?: number): void {
     reindex(paths, projectId, grants)
     versions.set(projectId, version)
     if (grants === null) {
       records.delete(projectId)
       return
     }
-    records.set(projectId, { grants, version, stored: Object.freeze({ ...grants, version }) })
+    const importedVersion = imported === undefined ? {} : { importedVersion: imported }
+    records.set(projectId, { grants, version, ...(imported === undefined ? {} : { imported }), stored: Object.freeze({ ...grants, version, ...importedVersion }) })
   }
 
   /** Changes `index` (the path index, or a copy) as writing project `projectId` changes it: before `records` changes. */
@@ -128,8 +130,8 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   /** The whole state with `change` applied, as the file holds it. */
   function serialize (change: Change): string {
     const projects: FileDocument['projects'] = []
-    for (const [id, record] of records) if (change.kind !== 'project' || id !== change.projectId) projects.push({ version: record.version, grants: record.grants })
-    if (change.kind === 'project' && change.grants !== null) projects.push({ version: change.version, grants: change.grants })
+    for (const [id, record] of records) if (change.kind !== 'project' || id !== change.projectId) projects.push({ version: record.version, grants: record.grants, ...(record.imported === undefined ? {} : { imported: record.imported }) })
+    if (change.kind === 'project' && change.grants !== null) projects.push({ version: change.version, grants: change.grants, ...(change.imported === undefined ? {} : { imported: change.imported }) })
     projects.sort((a, b) => a.grants.projectId - b.grants.projectId)
     // The index entries of paths several documents claim: the file's order does not tell them.
     const index = new Map(paths)
@@ -180,15 +182,18 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     return run
   }
 
-  async function write (projectId: number, grants: ProjectGrants | null, paths: string[], expectedVersion?: number, event?: AuditEvent): Promise<number> {
+  async function write (projectId: number, grants: ProjectGrants | null, paths: string[], expectedVersion?: number, event?: AuditEvent, imported = false): Promise<number> {
     const current = versions.get(projectId) ?? 0
     const exists = records.has(projectId)
     if (expectedVersion !== undefined && expectedVersion !== (exists ? current : 0)) {
       throw new GrantsVersionConflictError(projectId, expectedVersion, exists ? current : 0)
     }
     const version = current + 1
-    if (file !== undefined) await save(serialize({ kind: 'project', projectId, grants, version }))
-    commit(projectId, grants, version)
+    // The version the import last wrote: this one for its write, kept by any other (behind the
+    // version then), gone with the document.
+    const importedAt = imported ? version : grants === null ? undefined : records.get(projectId)?.imported
+    if (file !== undefined) await save(serialize({ kind: 'project', projectId, grants, version, imported: importedAt }))
+    commit(projectId, grants, version, importedAt)
     // The change's audit event with the change itself, as the Redis store's script appends it.
     if (event !== undefined) appendProjectAudit(event)
     listeners.emit({ kind: 'project', projectId, version, paths, publishedAt: now() })
@@ -245,7 +250,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
         const old = records.get(grants.projectId)
         const changed = [pathKey(grants.projectPath)]
         if (old !== undefined && pathKey(old.grants.projectPath) !== changed[0]) changed.push(pathKey(old.grants.projectPath))
-        return await write(grants.projectId, grants, changed, putOptions.expectedVersion, putOptions.audit)
+        return await write(grants.projectId, grants, changed, putOptions.expectedVersion, putOptions.audit, putOptions.imported === true)
       })
     },
     async delete (projectId) {
@@ -325,7 +330,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 }
 
 interface LoadedState {
-  readonly projects: Array<{ grants: ProjectGrants, version: number }>
+  readonly projects: Array<{ grants: ProjectGrants, version: number, imported?: number }>
   readonly namespaces: Array<{ settings: NamespaceSettings, version: number }>
   readonly paths: Readonly<Record<string, number>>
 }
@@ -356,7 +361,11 @@ async function loadFile (file: string): Promise<LoadedState> {
   const projects = doc.projects.map((item, i) => {
     try {
       checkVersion(item.version)
-      return { grants: checkStoredGrants(item.grants), version: item.version }
+      // The import's record of a document; absent in files written before the gate kept one.
+      if (item.imported !== undefined && (!Number.isSafeInteger(item.imported) || item.imported < 1 || item.imported > item.version)) {
+        throw new Error('imported must be a positive integer, at most version')
+      }
+      return { grants: checkStoredGrants(item.grants), version: item.version, ...(item.imported === undefined ? {} : { imported: item.imported }) }
     } catch (err) {
       throw new GrantsError('GRANTS_INVALID', `${file}: projects[${i}]: ${(err as Error).message}`)
     }

@@ -54,6 +54,13 @@ export interface ProjectGrants {
 /** A document as a store returns it: with the per-project version its last write produced. */
 export interface StoredGrants extends ProjectGrants {
   readonly version: number
+  /**
+   * The version `import-allowlists` last wrote the document at (PutOptions.imported), absent when
+   * the import never wrote it or the store has no record of it (a document stored before the gate
+   * kept one). Equal to `version`: the document is GitLab's as last imported; anything else means
+   * it was written since by the configuration API, which a later import must not undo.
+   */
+  readonly importedVersion?: number
 }
 
 /**

@@ -4,7 +4,8 @@
 // Cluster hash tag, so all keys of one project live in one slot and one script can write them:
 //   <prefix>:{p:<id>}:grants      hash: doc (ProjectGrants JSON), path (lower-cased full path),
 //                                  version (integer, bumped by every write and delete, kept
-//                                  after a delete so versions never repeat)
+//                                  after a delete so versions never repeat); imported: the version
+//                                  import-allowlists last wrote (StoredGrants.importedVersion)
 //   <prefix>:{path:<path>}:id     string: project id for a lower-cased full path
 //   <prefix>:{path:<path>}:prev   string: the project the entry was taken from, while its
 //                                  document claimed the path (resolvePath's fallback)
@@ -135,7 +136,9 @@ export interface RedisGrantStore extends GrantStore {
 // (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
 // member (`"p":<id>` or `"n":"<path>"`, JSON), now, the audit event JSON ('' = none: appended
 // in the same step as the write, so neither exists without the other), the audit events kept,
-// the store's id. KEYS[3] the store marker of the slot. Returns {1, version, oldPath},
+// the store's id, '1' when the write is the import's (its version becomes the hash's `imported`;
+// '' otherwise: `imported`, the version the import last wrote, stays behind the new version). KEYS[3] the store marker of
+// the slot. Returns {1, version, oldPath},
 // {0, currentVersion, currentPath} on a version conflict, or {-2, 0, marker} when the marker is not
 // the store's (the slot lost its data: nothing is written on what is left but the trace of the
 // loss, markLost).
@@ -151,6 +154,7 @@ if ARGV[3] ~= '' then
 end
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'path', ARGV[2])
+if ARGV[10] == '1' then redis.call('HSET', KEYS[1], 'imported', version) end
 local paths = {ARGV[2]}
 if oldPath ~= '' and oldPath ~= ARGV[2] then paths[2] = oldPath end
 if ARGV[7] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[8], '*', 'e', ARGV[7]) end
@@ -175,7 +179,7 @@ if not exists then
   return {0, tonumber(redis.call('HGET', KEYS[1], 'version') or '0'), ''}
 end
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
-redis.call('HDEL', KEYS[1], 'doc', 'path')
+redis.call('HDEL', KEYS[1], 'doc', 'path', 'imported')
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 if ARGV[5] ~= '' then redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], '*', 'e', ARGV[5]) end
 redis.call('PUBLISH', ARGV[1], '{' .. ARGV[2] .. ',"v":' .. version .. ',"t":' .. ARGV[3] .. ',"paths":' .. cjson.encode({oldPath}) .. '}')
@@ -521,7 +525,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return { id, ...await fillMarkers(client, markers, id, connectTimeout) }
     }),
     get: projectId => call('get', async () => {
-      const [doc, version] = await readHash(keys.grants(projectId), 'doc', 'version')
+      const [doc, version, imported] = await readHash(keys.grants(projectId), 'doc', 'version', 'imported')
       if (doc === null || doc === undefined) return null
       let grants: ProjectGrants
       try {
@@ -531,7 +535,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         throw new GrantsStoreUnavailableError(`project ${projectId} holds an unreadable document: ${(err as Error).message}`)
       }
       if (grants.projectId !== projectId) throw new GrantsStoreUnavailableError(`key of project ${projectId} holds project ${grants.projectId}`)
-      return Object.freeze({ ...grants, version: Number(version) })
+      // The version the import last wrote; absent for a document stored before the gate kept it.
+      const importedVersion = imported === null || imported === undefined ? NaN : Number(imported)
+      return Object.freeze({ ...grants, version: Number(version), ...(Number.isSafeInteger(importedVersion) && importedVersion > 0 ? { importedVersion } : {}) })
     }),
     resolvePath: path => call('resolvePath', async () => {
       const lower = foldedPathKey(path)
@@ -554,7 +560,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.grants(grants.projectId))
-      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '')
+      const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '', putOptions.imported === true ? '1' : '')
       if (ok === -2) throw await lost(at, oldPath || null)
       // Refused: the entry stays as taken, and resolves to the project it was taken from while that
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
@@ -596,7 +602,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.namespace(key))
-      const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '')
+      const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '', '')
       if (ok === -2) throw await lost(at, found || null)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)

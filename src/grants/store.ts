@@ -37,6 +37,13 @@ export interface PutOptions {
    * write whose answer is lost, a timeout after Redis ran it, is still in the log).
    */
   readonly audit?: AuditEvent
+  /**
+   * The write is `import-allowlists`' (GitLab's allowlist copied in): the store records the version
+   * it produces as the document's `importedVersion`, in the same step. Any other write leaves the
+   * record behind its version, which is how a later import knows the document was changed through
+   * the configuration API since (src/admin/import.ts).
+   */
+  readonly imported?: boolean
 }
 
 /** PutOptions of a root namespace's settings: the audit event is the namespace's. */

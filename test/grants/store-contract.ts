@@ -141,6 +141,20 @@ export function storeContract (name: string, open: (options?: StoreOptions) => P
     assert.equal(await writer.put(grantsFor(6, 'acme/six')), 4, 're-created project continues the version sequence')
   })
 
+  test(`${name}: the version the import last wrote is kept with the document, behind later writes, gone with it`, async () => {
+    const { writer, reader } = await open()
+    await writer.put(grantsFor(16, 'acme/sixteen'))
+    assert.equal((await reader.get(16))?.importedVersion, undefined)
+    assert.equal(await writer.put(grantsFor(16, 'acme/sixteen'), { imported: true }), 2)
+    assert.deepEqual([(await reader.get(16))?.version, (await reader.get(16))?.importedVersion], [2, 2])
+    // Any other write leaves the record where it was.
+    await writer.put(grantsFor(16, 'acme/sixteen', { inboundEnabled: false }))
+    assert.deepEqual([(await reader.get(16))?.version, (await reader.get(16))?.importedVersion], [3, 2])
+    assert.equal(await writer.delete(16), true)
+    await writer.put(grantsFor(16, 'acme/sixteen'))
+    assert.deepEqual([(await reader.get(16))?.version, (await reader.get(16))?.importedVersion], [5, undefined])
+  })
+
   test(`${name}: an invalid document is refused before anything is stored`, async () => {
     const { writer, reader } = await open()
     const bad = { ...grantsFor(7, 'acme/seven'), entries: [{ targetType: 'user', targetId: -1 }] } as unknown as ProjectGrants
