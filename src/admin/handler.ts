@@ -228,7 +228,9 @@ export function createAdmin (options: AdminOptions): Admin {
       return formats
     }
   })
-  const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/graphql(?:\\.[^/.]+)?$')
+  // GitLab's GraphQL answers at two paths (config/routes/api.rb): `/api/graphql` and `/api/glql`,
+  // whose Glql::BaseController is a GraphqlController (its tokens, schema and mutations).
+  const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/(?:graphql|glql)(?:\\.[^/.]+)?$')
 
   function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
     options.respond(res, requestId, { kind: 'json', status, body, headers })
@@ -333,7 +335,7 @@ export function createAdmin (options: AdminOptions): Admin {
     async handle (req, res, canonical, requestId, beforeBodyRead) {
       if (canonical.kind === 'rejected') return PASS
       if (canonical.kind === 'other') {
-        // Rails routes GET and POST /api/graphql with an optional format (`/api/graphql.json`).
+        // Rails routes GET and POST /api/graphql and /api/glql with an optional format (`/api/graphql.json`).
         if ((canonical.method !== 'POST' && canonical.method !== 'GET') || !graphqlPath.test(canonical.path)) return PASS
         // A compressed body is not read: GitLab does not decode it either, so only the URL's
         // parameters can reach its GraphQL; they are still checked.

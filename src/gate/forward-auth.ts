@@ -68,9 +68,10 @@ function originalRequest (header: (name: string) => string | undefined): { metho
 /**
  * Where GitLab reads a job token outside its REST API: git over HTTP and LFS under a repository's
  * `.git` path and the container registry's `/jwt/auth` (Gitlab::Auth.find_for_git_client), and
- * GraphQL under any relative URL root (the configured one's is the gate's own, admin.owns).
+ * GraphQL (`/api/graphql` and `/api/glql`) under any relative URL root (the configured one's is
+ * the gate's own, admin.owns).
  */
-const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/graphql(?:[./]|$)/i
+const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/(?:graphql|glql)(?:[./]|$)/i
 
 /**
  * Envoy sends the original request line as the decision request's own, and passes on the client's

@@ -57,7 +57,8 @@ test('forward-auth refuses what the gate must answer itself: its configuration A
     ['GET', '/api/v4/projects/200/job_token_permissions'],
     ['POST', '/api/graphql'],
     ['GET', '/api/graphql?query=mutation%7B%7D'],
-    ['POST', '/api/graphql.json']
+    ['POST', '/api/graphql.json'],
+    ['POST', '/api/glql']
   ] as const) {
     const answer = await ask(method, uri)
     assert.equal(answer.status, 403, `${method} ${uri}: ${answer.text}`)
@@ -180,4 +181,10 @@ test('behind a real nginx with deploy/nginx/job-token-gate.conf', { skip: needsN
   assert.deepEqual(forwarded.slice(0, 2), ['GET /', 'GET /api/v4/projects/200/packages'])
   assert.ok(!forwarded.some(r => /job_token|job%5Ftoken|\/gate\//i.test(r)), `no scope request reached GitLab: ${forwarded.join(', ')}`)
   assert.equal(forwarded.filter(r => r === 'POST /api/graphql').length, 1, 'only the ordinary query reached GitLab\'s GraphQL')
+  // GitLab's GraphQL at /api/glql goes the same way.
+  const glqlMutation = await send(base, 'POST', '/api/glql', { 'content-type': 'application/json', 'private-token': 'glpat-someone' }, JSON.stringify({ query: 'mutation { ciJobTokenScopeRemoveProject(input: { projectPath: "acme/lib", targetProjectPath: "acme/platform/app" }) { errors } }' }))
+  assert.equal(glqlMutation.json().data.ciJobTokenScopeRemoveProject, null, 'answered by the gate at /api/glql')
+  const glqlQuery = await send(base, 'POST', '/api/glql', { 'content-type': 'application/json' }, JSON.stringify({ query: '{ currentUser { id } }' }))
+  assert.equal(glqlQuery.status, 200, `other GraphQL at /api/glql passes through the gate to GitLab: ${glqlQuery.text}`)
+  assert.equal(g.seen.filter(s => `${s.method} ${s.url}` === 'POST /api/glql').length, 1, 'only the ordinary query reached GitLab\'s /api/glql')
 })
