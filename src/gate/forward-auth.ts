@@ -10,7 +10,7 @@ import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
 import { createBodyScanner, rackReadsPostBody, readsUntypedJson } from '../identity/body-scan.ts'
 import type { BodyBudget } from '../read-body.ts'
-import { OVERRIDE_METHODS } from '../identity/credentials.ts'
+import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
 import type { ForwardBody } from '../identity/stage.ts'
@@ -74,13 +74,26 @@ function originalRequest (header: (name: string) => string | undefined): { metho
 const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/(?:graphql|glql)(?:[./]|$)/i
 
 /**
+ * GitLab's Go middleware (lib/gitlab/middleware/go.rb) answers a request whose `go-get`
+ * parameter is 1 on any path, before routing, and reads HTTP Basic there with
+ * Gitlab::Auth.find_for_git_client (a job's token under `gitlab-ci-token`). Read as Rack reads
+ * a name, more leniently (any case, any value): more lines refused, never fewer.
+ */
+function holdsGoGet (query: string): boolean {
+  if (query === '') return false
+  for (const [name] of queryPairs(query)) if (normalizeParamName(name).trim().toLowerCase() === 'go-get') return true
+  return false
+}
+
+/**
  * Envoy sends the original request line as the decision request's own, and passes on the client's
  * headers (with `allowed_headers` matching them all, which the gate needs to see credentials): a
  * client's X-Original-URI or X-Original-Method naming another request would be decided in its
  * place while Envoy forwards the real one. Every other proxy asks on a fixed path of its own (the
  * shipped nginx configuration /_job_token_gate, ingress-nginx and Traefik their auth URL's), never
  * a path GitLab acts on a job token at: a decision request on an API path, GraphQL (the gate's
- * own), or a git, LFS or `/jwt/auth` path whose headers name another request is refused.
+ * own), a git, LFS or `/jwt/auth` path, or a line with Go's `go-get` parameter, whose headers
+ * name another request is refused.
  */
 function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine, owns: Admin['owns']): ReturnType<typeof originalRequest> {
   if (original === 'conflict') return original
@@ -95,7 +108,8 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   const api = line.kind !== 'other' || holdsApiSegments(line.path) || holdsApiSegments(query === -1 ? own : own.slice(0, query))
   // Envoy's `/api/graphql` or `/acme/app.git/info/refs` is the request GitLab gets: deciding the
   // one the headers name let GraphQL and git over HTTP through undecided.
-  return api || owns(line) || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
+  const goGet = line.kind === 'other' && holdsGoGet(line.query)
+  return api || owns(line) || goGet || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 
 /** Reads a guarded body stream to its end; the guard's error, or null. Nothing is kept. */

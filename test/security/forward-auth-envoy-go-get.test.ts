@@ -1,0 +1,54 @@
+// Regression: GitLab's Go middleware (lib/gitlab/middleware/go.rb) answers any request whose
+// `go-get` parameter is 1, on any path and before Rails routes it, and reads HTTP Basic there with
+// Gitlab::Auth.find_for_git_client: `gitlab-ci-token` and a job's token authenticate the job, and
+// the answer names a private project the job may read, and its default branch. An Envoy decision
+// request is the request GitLab gets; on `/other/tools?go-get=1` the gate believed a client's
+// X-Original-URI naming an allowed API request, answered 200, and Envoy sent the job token to
+// GitLab past GATE_NON_API_JOB_TOKENS=deny. A line with a `go-get` parameter, in any spelling
+// Rack reads as one, is now one GitLab acts on a job token at: headers naming another request
+// are refused there.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+test('an Envoy decision request with go-get: a client\'s X-Original-* naming another request is refused', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_NON_API_JOB_TOKENS: 'deny' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const basic = { authorization: 'Basic ' + Buffer.from(`gitlab-ci-token:${TOKENS.app}`).toString('base64') }
+  const spoofs: Array<Record<string, string>> = [
+    { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/100/packages' },
+    { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/v4/projects/100/packages' },
+    { 'x-original-url': 'https://gitlab.example/api/v4/projects/100/packages' }
+  ]
+  const lines = [
+    '/other/tools?go-get=1',
+    '/other/tools/sub/pkg?x=1&go-get=1',
+    '/other/tools?a=b;go-get=1',
+    '/other/tools?go%2Dget=1',
+    '/other/tools?go-get[]=1',
+    '/other/tools?go-get=01'
+  ]
+  for (const line of lines) {
+    // The line on its own: a job token outside the API, refused as the setting says.
+    const own = await send(auth, 'GET', line, basic)
+    assert.equal(own.status, 403, `${line}: ${own.text}`)
+    assert.equal(own.json().code, 'NON_API_JOB_TOKEN', line)
+    for (const spoof of spoofs) {
+      const answer = await send(auth, 'GET', line, { ...basic, ...spoof })
+      assert.equal(answer.status, 403, `${line} ${JSON.stringify(spoof)}: ${answer.text}`)
+      assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', `${line} ${JSON.stringify(spoof)}`)
+    }
+  }
+  // nginx's auth_request and the other proxies ask on a fixed path of their own: the original
+  // request, go-get included, is read from the headers and decided there.
+  const asked = await send(auth, 'GET', '/_job_token_gate', { ...basic, 'x-original-method': 'GET', 'x-original-uri': '/other/tools?go-get=1' })
+  assert.equal(asked.status, 403, asked.text)
+  assert.equal(asked.json().code, 'NON_API_JOB_TOKEN')
+  const allowed = await send(auth, 'GET', '/_job_token_gate', { 'job-token': TOKENS.app, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/100/packages' })
+  assert.equal(allowed.status, 200, allowed.text)
+  // A parameter that only looks alike is no go-get.
+  const other = await send(auth, 'GET', '/other/tools?go-getter=1', { 'job-token': TOKENS.app, 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/100/packages' })
+  assert.equal(other.status, 200, other.text)
+})
