@@ -33,6 +33,13 @@ export interface ForwardAuthOptions {
    * (`declared`), or that there was none, since the proxy sends every body (`sent`).
    */
   readonly bodies?: 'hidden' | 'declared' | 'sent'
+  /**
+   * What names the request to decide (GATE_FORWARD_AUTH_ORIGINAL): the X-Original-* and
+   * X-Forwarded-Uri/-Method headers always (`headers`), the check request's own line always
+   * (`request-line`, Envoy's: the client's headers come with it and are never read), or the headers
+   * where given, else the line (`auto`, the default).
+   */
+  readonly original?: 'auto' | 'headers' | 'request-line'
   readonly record: RecordDecision
 }
 
@@ -112,6 +119,9 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   return api || owns(line) || goGet || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 
+/** GATE_FORWARD_AUTH_ORIGINAL=request-line: no header names the request. */
+const NAMED_BY_LINE: ReturnType<typeof originalRequest> = Object.freeze({})
+
 /** Reads a guarded body stream to its end; the guard's error, or null. Nothing is kept. */
 async function readGuarded (body: ForwardBody | null): Promise<Error | null> {
   if (body?.kind !== 'stream' || !body.guarded) return null
@@ -126,6 +136,7 @@ async function readGuarded (body: ForwardBody | null): Promise<Error | null> {
 export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHandler {
   const { trusted, record } = options
   const bodies = options.bodies ?? 'hidden'
+  const originalFrom = options.original ?? 'auto'
   const bodyScanner = createBodyScanner({ maxBytes: options.maxInspectedBodyBytes, ...(options.bodyBudget === undefined ? {} : { budget: options.bodyBudget }) })
 
   /**
@@ -222,7 +233,10 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       return typeof value === 'string' && value !== '' ? value : undefined
     }
     const engine = options.engine()
-    const original = sameAsOwnLine(originalRequest(header), req, engine, canonical => options.admin.owns(canonical))
+    // Envoy's line is the request itself: whatever the client's headers name is never read.
+    const original = originalFrom === 'request-line'
+      ? NAMED_BY_LINE
+      : originalFrom === 'headers' ? originalRequest(header) : sameAsOwnLine(originalRequest(header), req, engine, canonical => options.admin.owns(canonical))
     const given = original === 'conflict' || original.method !== undefined || original.target !== undefined
     const method = (original === 'conflict' ? undefined : original.method) ?? req.method ?? 'GET'
     const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
@@ -231,6 +245,11 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical, undefined, false, req.socket)
     if (given && !peerTrusted) {
       refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
+      return
+    }
+    // The proxy's own check path is never the request: with nothing naming one, nothing is decided.
+    if (originalFrom === 'headers' && original !== 'conflict' && original.target === undefined) {
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_NO_ORIGINAL'), started)
       return
     }
     if (original === 'conflict') {

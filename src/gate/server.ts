@@ -226,7 +226,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
 
   let auth: Server | null = null
   if (config.authListen !== undefined) {
-    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodyBudget, bodies: config.forwardAuthBodies, record })
+    const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodyBudget, bodies: config.forwardAuthBodies, original: config.forwardAuthOriginal, record })
     const authTurnOf = createTurns(logger)
     auth = createServer(clientTimeouts, (req, res) => {
       const turn = authTurnOf(req, res)
