@@ -1,6 +1,7 @@
 // The requests real CI jobs send, as their clients send them (method, path, headers, where the job
 // token goes, bodies), through the gate as a proxy and behind the shipped nginx configuration in
-// forward-auth (GATE_FORWARD_AUTH_BODIES=declared), each by five jobs of the test world
+// forward-auth (GATE_FORWARD_AUTH_BODIES=declared, GATE_FORWARD_AUTH_ORIGINAL=headers as the
+// configuration recommends), each by five jobs of the test world
 // (test/helpers/gate.ts): acme/lib's own (self access), acme/platform/web's (its acme group entry,
 // default permissions), acme/platform/app's (a project entry with read_packages only), other/tools'
 // on acme/registry (its group entry with admin_packages) and other/tools' on acme/lib (no entry).
@@ -103,7 +104,7 @@ function fineGrained (held: readonly string[]): (c: Client) => string {
 const sha256 = (body: string | Buffer | undefined): string => createHash('sha256').update(body ?? '').digest('hex')
 
 test('CI clients\' requests through the proxy and behind the shipped nginx: allowed as GitLab allows them, sent on as sent', { timeout: 60_000 }, async t => {
-  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'declared' })
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'declared', GATE_FORWARD_AUTH_ORIGINAL: 'headers' })
   const modes: Array<[string, string]> = [['proxy', g.url]]
   if (needsNginx === false) {
     const { base } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: g.gate.authAddress()!.port, api: g.gate.address().port })
