@@ -139,7 +139,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // past them is refused (503 PROJECT_LOOKUPS_BUSY). A job names the group as it likes (`acme`,
   // `ACME`, `0010` are one group to GitLab and as many cache keys), so reads of one name at once,
   // each its own lookup, held as many documents.
-  const metadataSlots = createSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING)
+  const metadataSlots = createSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING, WAITING_PER_JOB)
   // Whether the service token sees every project (GET /user: is_admin or is_auditor). Only then
   // is a 404 or an empty package list GitLab's "no project": a narrower token is shown less than
   // GitLab's own handler finds, and forwarding on its 404 would skip the gate's rules for a project
@@ -162,7 +162,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const listings = new LRUCache<string, PackageListing>({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length })
   const emptyListings = new LRUCache<string, PackageListing>(listingEntries)
   const listingLoads = new Map<string, Promise<PackageListing>>()
-  const mavenSlots = createSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING)
+  const mavenSlots = createSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
   // hash of the client's `:id`, whose length the client chooses.
@@ -253,13 +253,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
    * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
    */
-  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined): Promise<PackageListing> => {
-    if (since === undefined) return await mavenSlots(async () => await readListing(lookup, true))
+  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string): Promise<PackageListing> => {
+    if (since === undefined) return await mavenSlots(async () => await readListing(lookup, true), owner)
     // Keyed by a hash: the group and the name are the client's, of the length it chooses.
     const key = createHash('sha256').update(`${lookup.group}\n${lookup.name}`).digest('hex')
     let listing: Promise<PackageListing> | PackageListing | undefined = listings.get(key) ?? emptyListings.get(key) ?? listingLoads.get(key)
     if (listing === undefined) {
-      const pending: Promise<PackageListing> = mavenSlots(async () => await readListing(lookup, true)).then(read => {
+      const pending: Promise<PackageListing> = mavenSlots(async () => await readListing(lookup, true), owner).then(read => {
         if (listingLoads.get(key) === pending) {
           listingLoads.delete(key)
           const ttl = Math.floor(notFoundTtlMs - (now() - read.at))
@@ -286,13 +286,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (GET /groups/:id/packages leaves out projects whose repository is disabled, and cannot list a
    * user's namespace), and the newest must be one of them, else UNCERTAIN_ID.
    */
-  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since): Promise<number | null> => {
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since, owner = ''): Promise<number | null> => {
     const path = packageListPath(lookup)
     // Maven's finder (Packages::Maven::PackageFinder) takes packages of every project under the
     // group, while the group's list leaves out projects whose repository is disabled (package-only
     // projects): their packages are read from each such project's own list. (npm's helper is
     // asked directly, and a project it names that this list lacks is uncertain: `among`.)
-    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since) : await readListing(lookup, false)
+    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since, owner) : await readListing(lookup, false)
     if (listing.outcome === 'no_group') return among === undefined ? null : UNCERTAIN_ID
     if (listing.outcome === 'too_many_hidden') return UNCERTAIN_ID
     const { items, truncated } = listing
@@ -429,8 +429,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * package list, when the list shows every one of them. 403 (the project's package registry is
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
-  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<number | null | ListedProject> => {
-    const projects = await metadataSlots(async () => await metadataProjects(lookup))
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string): Promise<number | null | ListedProject> => {
+    const projects = await metadataSlots(async () => await metadataProjects(lookup), owner)
     if (projects === null || projects === UNCERTAIN_ID) return projects
     if (projects.size === 1) return projects.values().next().value!
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
@@ -556,14 +556,16 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         counts.misses++
       }
       const lookup = lookupOf(route.projectFrom, params)
+      // Whose lookups wait for a slot (createSlots): a job's own, so that one cannot take every place.
+      const owner = identity === undefined ? '' : String(identity.jobId)
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
         case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh)
         case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh)
         // A write's lookup reads GitLab's lists anew; a read may take the listing of its name kept.
-        case 'package': return cached(key!, since => packageProject(lookup, undefined, fresh ? undefined : since), fresh)
-        case 'npm_package': return cached(key!, () => npmProject(lookup), fresh)
+        case 'package': return cached(key!, since => packageProject(lookup, undefined, fresh ? undefined : since, owner), fresh)
+        case 'npm_package': return cached(key!, () => npmProject(lookup, owner), fresh)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
           if (identity === undefined) return UNRESOLVED
@@ -648,17 +650,31 @@ const NPM_METADATA_AT_ONCE = 4
 // its turn rather than fails; waiting costs no document.
 const NPM_METADATA_WAITING = 1024
 
+// Lookups one job may have waiting for a slot (createSlots): a build asks a few names at a time
+// (Maven's resolver five, npm fifteen), and a job naming a thousand made-up ones at once once held
+// every place, so that other builds' lookups were refused.
+const WAITING_PER_JOB = 128
+
 /**
  * Runs `work` when one of `max` slots is free, in the order asked; past `waiting` callers already
- * waiting, refuses at once with PROJECT_LOOKUPS_BUSY. A slot is handed to the next caller as it frees.
+ * waiting, or `perOwner` of the caller's `owner` (a job; '' for requests of no job, which share
+ * one), refuses at once with PROJECT_LOOKUPS_BUSY. A slot is handed to the next caller as it frees.
  */
-function createSlots (max: number, waiting: number): <T>(work: () => Promise<T>) => Promise<T> {
+function createSlots (max: number, waiting: number, perOwner: number): <T>(work: () => Promise<T>, owner: string) => Promise<T> {
   let running = 0
   const queue: Array<() => void> = []
-  return async work => {
+  const waitingOf = new Map<string, number>()
+  return async (work, owner) => {
     if (running < max) running++
-    else if (queue.length >= waiting) throw new GateError('PROJECT_LOOKUPS_BUSY')
-    else await new Promise<void>(resolve => queue.push(resolve))
+    else {
+      const mine = waitingOf.get(owner) ?? 0
+      if (queue.length >= waiting || mine >= perOwner) throw new GateError('PROJECT_LOOKUPS_BUSY')
+      waitingOf.set(owner, mine + 1)
+      await new Promise<void>(resolve => queue.push(resolve))
+      const left = waitingOf.get(owner)! - 1
+      if (left === 0) waitingOf.delete(owner)
+      else waitingOf.set(owner, left)
+    }
     try {
       return await work()
     } finally {

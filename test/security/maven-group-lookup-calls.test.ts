@@ -155,10 +155,10 @@ function standIn (packages: Listed[], hold?: { readonly waiting: Array<() => voi
   return { gitlab, lists: () => lists }
 }
 
-async function find (finder: ReturnType<typeof createProjectFinder>, path: string): Promise<Found> {
+async function find (finder: ReturnType<typeof createProjectFinder>, path: string, jobId = identity.jobId): Promise<Found> {
   const match = router.match('GET', `/groups/acme/-/packages/maven/${path}`)
   assert.ok(match)
-  return await finder.find(match.route, match.params, identity)
+  return await finder.find(match.route, match.params, { ...identity, jobId })
 }
 
 test('an answer decided from a kept listing is kept only as long as its TTL from when the listing was read', async () => {
@@ -196,7 +196,8 @@ test('past eight Maven listings read and 1,024 waiting, a lookup is refused PROJ
   const hold = { waiting: [] as Array<() => void> }
   const { gitlab, lists } = standIn([], hold)
   const finder = createProjectFinder({ gitlab })
-  const outcomes = Array.from({ length: 8 + 1024 + 5 }, (_, i) => find(finder, `com/acme/made-up-${i}/1.0/x.jar`).then(found => found, (err: unknown) => err))
+  // Many jobs' builds (each job may have 128 waiting: the next test).
+  const outcomes = Array.from({ length: 8 + 1024 + 5 }, (_, i) => find(finder, `com/acme/made-up-${i}/1.0/x.jar`, 1 + i % 16).then(found => found, (err: unknown) => err))
   const refused = await Promise.all(outcomes.slice(8 + 1024))
   for (const err of refused) assert.ok(err instanceof GateError && err.code === 'PROJECT_LOOKUPS_BUSY', String(err))
   assert.equal(lists(), 8)
@@ -213,4 +214,24 @@ test('past eight Maven listings read and 1,024 waiting, a lookup is refused PROJ
   for (const found of await Promise.all(outcomes.slice(0, 8 + 1024))) assert.deepEqual(found, { kind: 'no_project' })
   assert.deepEqual(await shared, { kind: 'no_project' })
   assert.equal(lists(), 8 + 1024)
+})
+
+// One job naming a thousand made-up packages at once held every place in the queue, and every
+// other build's uncached lookups were refused until it was done; a job may have 128 waiting.
+test('one job may have 128 Maven lookups waiting; past them its own are refused, not another job\'s', async () => {
+  const hold = { waiting: [] as Array<() => void> }
+  const { gitlab, lists } = standIn([], hold)
+  const finder = createProjectFinder({ gitlab })
+  const flood = Array.from({ length: 8 + 128 + 3 }, (_, i) => find(finder, `com/acme/flood-${i}/1.0/x.jar`, 1).then(found => found, (err: unknown) => err))
+  for (const err of await Promise.all(flood.slice(8 + 128))) assert.ok(err instanceof GateError && err.code === 'PROJECT_LOOKUPS_BUSY', String(err))
+  // Another job's lookup takes a place behind them and is answered.
+  const other = find(finder, 'com/acme/wanted/1.0/x.jar', 2)
+  let settled = false
+  void Promise.all([...flood, other]).then(() => { settled = true })
+  while (!settled) {
+    for (const release of hold.waiting.splice(0)) release()
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  assert.deepEqual(await other, { kind: 'no_project' })
+  assert.equal(lists(), 8 + 128 + 1)
 })
