@@ -98,40 +98,19 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // made-up names looked up (a Conan write with any Cookie), and in one list those answers, or
   // lru-cache's fetch() holding a place for each load, pushed out the projects jobs use.
   const entries = { max: options.max ?? 10_000, maxSize: options.maxKeyBytes ?? KEY_BYTES, sizeCalculation: (_found: Found, key: string) => key.length + 64, ...ttlClock(options.clock) }
-  const projects = new LRUCache<string, Found>({ ...entries, ttl: ttlMs })
-  const noProjects = new LRUCache<string, Found>({ ...entries, ttl: notFoundTtlMs })
-  const loading = new Map<string, Promise<Found>>()
+  const found = keptApart<Found>(new LRUCache({ ...entries, ttl: ttlMs }), new LRUCache({ ...entries, ttl: notFoundTtlMs }), f => f.kind === 'project')
   const now = (): number => (options.clock ?? performance).now()
   /**
-   * Keeps an answer for its TTL, less the age of what it was decided on where that was read
-   * before its lookup began (`since.at`: a Maven package listing kept for other paths of the
-   * name), so that no answer kept is older than its TTL.
+   * An answer's TTL, less the age of what it was decided on where that was read before its lookup
+   * began (`since.at`: a Maven package listing kept for other paths of the name), so that no
+   * answer kept is older than its TTL.
    */
-  const remember = (key: string, found: Found, since: Since): void => {
-    const [keep, other] = found.kind === 'project' ? [projects, noProjects] : [noProjects, projects]
-    other.delete(key)
-    const ttl = Math.floor((found.kind === 'project' ? ttlMs : notFoundTtlMs) - (since.at === undefined ? 0 : now() - since.at))
-    // lru-cache reads a TTL of 0 as "forever": an answer with less than 1 ms to live is not kept.
-    if (ttl >= 1) keep.set(key, found, { ttl })
-    else keep.delete(key)
-  }
-  /** One load per key at once; its answer kept unless a write's fresher lookup came first. */
+  const ttlOf = (answer: Found, since: Since): number =>
+    (answer.kind === 'project' ? ttlMs : notFoundTtlMs) - (since.at === undefined ? 0 : now() - since.at)
+  /** One load per key at once. */
   const shared = (key: string, ask: (since: Since) => Promise<Found>): Promise<Found> => {
-    const inFlight = loading.get(key)
-    if (inFlight !== undefined) return inFlight
     const since: Since = {}
-    const pending = ask(since).then(found => {
-      if (loading.get(key) === pending) {
-        loading.delete(key)
-        remember(key, found, since)
-      }
-      return found
-    }, (err: unknown) => {
-      if (loading.get(key) === pending) loading.delete(key)
-      throw err
-    })
-    loading.set(key, pending)
-    return pending
+    return found.load(key, () => ask(since), answer => ttlOf(answer, since))
   }
   const counts = { hits: 0, misses: 0 }
   // GitLab's npm metadata of a name is built on each call and read whole, up to 16 MiB: at most
@@ -159,9 +138,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // Maven reads' package listings (mavenListing), by the hash of group and name: those holding
   // packages, bounded by their packages too, apart from the empty ones; and the ones being read.
   const listingEntries = { max: options.max ?? 10_000, ttl: notFoundTtlMs, ...ttlClock(options.clock) }
-  const listings = new LRUCache<string, PackageListing>({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length })
-  const emptyListings = new LRUCache<string, PackageListing>(listingEntries)
-  const listingLoads = new Map<string, Promise<PackageListing>>()
+  const listings = keptApart<PackageListing>(
+    new LRUCache({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length }),
+    new LRUCache(listingEntries),
+    listing => listing.items.length > 0)
   const mavenSlots = createSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
@@ -248,7 +228,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * being read: every path of the name (its versions, a version's files, the name's
    * maven-metadata.xml) asks the same lists, 1 + the group's package-only projects calls, which
    * were asked anew for each path a client named. Kept `notFoundTtlMs` (what it answers is kept
-   * that much less long: remember()), the ones that hold packages apart from the empty ones, which
+   * that much less long: ttlOf()), the ones that hold packages apart from the empty ones, which
    * made-up names fill. A write's lookup (`since` undefined) reads anew. At most
    * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
    * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
@@ -257,25 +237,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     if (since === undefined) return await mavenSlots(async () => await readListing(lookup, true), owner)
     // Keyed by a hash: the group and the name are the client's, of the length it chooses.
     const key = createHash('sha256').update(`${lookup.group}\n${lookup.name}`).digest('hex')
-    let listing: Promise<PackageListing> | PackageListing | undefined = listings.get(key) ?? emptyListings.get(key) ?? listingLoads.get(key)
-    if (listing === undefined) {
-      const pending: Promise<PackageListing> = mavenSlots(async () => await readListing(lookup, true), owner).then(read => {
-        if (listingLoads.get(key) === pending) {
-          listingLoads.delete(key)
-          const ttl = Math.floor(notFoundTtlMs - (now() - read.at))
-          const [keep, other] = read.items.length > 0 ? [listings, emptyListings] : [emptyListings, listings]
-          other.delete(key)
-          if (ttl >= 1) keep.set(key, read, { ttl })
-        }
-        return read
-      }, (err: unknown) => {
-        if (listingLoads.get(key) === pending) listingLoads.delete(key)
-        throw err
-      })
-      listingLoads.set(key, pending)
-      listing = pending
-    }
-    const read = await listing
+    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots(async () => await readListing(lookup, true), owner), listing => notFoundTtlMs - (now() - listing.at))
     since.at = Math.min(since.at ?? Infinity, read.at)
     return read
   }
@@ -507,10 +469,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       // Its answer refreshes the entry reads are answered from; a read's load still in flight,
       // which GitLab may have answered before, no longer fills it.
       const since: Since = {}
-      const running = ask(since).then(found => {
-        loading.delete(key)
-        remember(key, found, since)
-        return found
+      const running = ask(since).then(answer => {
+        found.keep(key, answer, ttlOf(answer, since))
+        return answer
       })
       const entry = { running, next: null }
       freshLookups.set(key, entry)
@@ -548,7 +509,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       // dist-tags). A project's path is not a job's to move: those stay cached.
       const fresh = route.method !== 'GET' && PACKAGE_LOOKUPS.has(route.projectFrom)
       if (key !== null && !fresh) {
-        const hit = projects.get(key) ?? noProjects.get(key)
+        const hit = found.get(key)
         if (hit !== undefined) {
           counts.hits++
           return hit
@@ -604,7 +565,7 @@ const MAVEN_LISTINGS_WAITING = 1024
 // Packages the kept Maven listings hold (a few hundred bytes each).
 const LISTED_PACKAGES = 50_000
 
-/** A lookup's answer is as old as the oldest GitLab answer it was decided on (remember()). */
+/** A lookup's answer is as old as the oldest GitLab answer it was decided on (ttlOf()). */
 interface Since { at?: number }
 
 /** readListing(): what GitLab's package lists answered for one name under one group. */
@@ -649,6 +610,46 @@ const NPM_METADATA_AT_ONCE = 4
 // As many waiting as Maven's (below): a cold `npm ci` of many packages through one replica waits
 // its turn rather than fails; waiting costs no document.
 const NPM_METADATA_WAITING = 1024
+
+/**
+ * Answers kept in two LRUs by kind, `lasting` ones apart from the others (made-up keys fill the
+ * other: they never push a lasting one out), and one load per key at once, held apart from both.
+ * keep() also ends the load of the key in flight: a fresher answer (a write's lookup) is not
+ * overwritten by one GitLab may have given before.
+ */
+function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCache<string, V>, lasts: (value: V) => boolean): {
+  get: (key: string) => V | undefined
+  keep: (key: string, value: V, ttlMs: number) => void
+  load: (key: string, start: () => Promise<V>, ttlOf: (value: V) => number) => Promise<V>
+} {
+  const loading = new Map<string, Promise<V>>()
+  const keep = (key: string, value: V, ttlMs: number): void => {
+    loading.delete(key)
+    const [into, other] = lasts(value) ? [lasting, passing] : [passing, lasting]
+    other.delete(key)
+    // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not kept.
+    const ttl = Math.floor(ttlMs)
+    if (ttl >= 1) into.set(key, value, { ttl })
+    else into.delete(key)
+  }
+  return {
+    get: key => lasting.get(key) ?? passing.get(key),
+    keep,
+    load (key, start, ttlOf) {
+      const inFlight = loading.get(key)
+      if (inFlight !== undefined) return inFlight
+      const pending = start().then(value => {
+        if (loading.get(key) === pending) keep(key, value, ttlOf(value))
+        return value
+      }, (err: unknown) => {
+        if (loading.get(key) === pending) loading.delete(key)
+        throw err
+      })
+      loading.set(key, pending)
+      return pending
+    }
+  }
+}
 
 // Lookups one job may have waiting for a slot (createSlots): a build asks a few names at a time
 // (Maven's resolver five, npm fifteen), and a job naming a thousand made-up ones at once once held
