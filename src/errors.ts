@@ -43,6 +43,8 @@ export const errors = {
   PACKAGE_PROJECT_UNCERTAIN: { status: 403, message: '403 Forbidden - the gate cannot tell for sure which project GitLab would act on for this package, so CI/CD job tokens are refused here; use the project\'s own package endpoint (/projects/:id/packages/...)' },
   // Conan's instance API acts on the project an `id` parameter names, whatever its package username.
   CONAN_PROJECT_PARAMETER: { status: 403, message: '403 Forbidden - GitLab\'s Conan instance API acts on the project an `id` parameter names, not on the package username\'s: send the request without `id`, or to that project\'s own Conan API (/projects/:id/packages/conan/v1/...)' },
+  // Conan's instance search without a username lists packages of every project the job's user can read.
+  CONAN_SEARCH_UNSCOPED: { status: 403, message: '403 Forbidden - a CI/CD job token\'s Conan search at the instance level must name the recipe\'s username (`name/version@group+project/channel`): without it GitLab searches every project the job\'s user can read, whose package rules the gate cannot check; or search the project\'s own Conan remote (/projects/:id/packages/conan/v1)' },
   PROJECT_NOT_IN_URL: { status: 403, message: '403 Forbidden - the project this request touches cannot be told from its URL, and job tokens are not deferred to GitLab here' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: '502 Bad Gateway - the GitLab API server could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: '504 Gateway Timeout - the GitLab API server did not answer in time' },

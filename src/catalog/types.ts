@@ -138,3 +138,12 @@ export interface Catalog {
   readonly routes: readonly CatalogRoute[]
   readonly policies: PolicyList
 }
+
+/**
+ * GitLab's Conan search at the instance level (`GET /packages/conan/v1/conans/search?q=`), which
+ * names no project in its path: it lists the recipes of every project its `q` reaches.
+ */
+export function isConanInstanceSearch (route: Pick<CatalogRoute, 'method' | 'pattern'>): boolean {
+  return route.method === 'GET' && CONAN_INSTANCE_SEARCH.has(route.pattern)
+}
+const CONAN_INSTANCE_SEARCH: ReadonlySet<string> = new Set(['/packages/conan/v1/conans/search', '/packages/conan/v2/conans/search'])

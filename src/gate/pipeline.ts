@@ -10,7 +10,7 @@ import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
 import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
-import { NO_PARAMS, readsBodyParams, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
+import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
@@ -20,13 +20,13 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
+import { conanSearchOf, groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
-import type { CatalogRoute, PackageDeleteWhen } from '../catalog/types.ts'
+import { isConanInstanceSearch, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
 /** What the stages need from the process: built once by createGate, replaced whole on reload. */
@@ -385,9 +385,50 @@ const resolveGrantsStage: Stage = (x, engine) => {
     case 'token_job':
       return SELF_ACCESS
     case 'unknown':
+      // The instance search reads `q`, never an `id` (its search_project is nil).
+      if (isConanInstanceSearch(match.route)) return conanInstanceSearch(x, engine, identity)
       if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
       return findProject(x, engine, match, identity)
   }
+}
+
+/**
+ * Conan's instance search lists recipe names (`name/version@username/channel`) from the projects
+ * its `q` reaches (src/projects/lookup.ts, conanSearchOf). Forwarded undecided, it named the
+ * packages of projects that keep Conan reads from job tokens (`read: false`). A `q` naming a
+ * username reads that project alone, and is decided as a Conan read of it, allowlist and package
+ * rules; one without reads every project the job's user can read, which no lookup can list, nor
+ * can the answer be sifted (a recipe's username need not name its project: a project's own Conan
+ * API takes any, `_` included): refused. A `q` in the body, which Rack merges over the query's,
+ * or one the gate cannot read for sure, is refused as well.
+ */
+function conanInstanceSearch (x: StageView, engine: Engine, identity: JobIdentity): StageResult | Promise<StageResult> {
+  if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
+  if (x.bodyParams === null || x.bodyParams.has('q')) return denyOf('CONAN_SEARCH_UNSCOPED')
+  const q = conanSearchQuery(x.canonical!.query)
+  if (q === undefined) return NO_PROJECT
+  if (q === null) return denyOf('CONAN_SEARCH_UNSCOPED')
+  const search = conanSearchOf(q)
+  switch (search.kind) {
+    case 'nothing': return NO_PROJECT
+    case 'every_project': return denyOf('CONAN_SEARCH_UNSCOPED')
+    case 'project_path': return resolvePath(x, engine, search.path, identity)
+  }
+}
+
+/**
+ * The search's `q` as Rack reads the query: undefined when absent (Grape answers 400), null when
+ * the gate cannot tell it for sure (a name Rack reads as `q` that is not plainly `q`, such as
+ * `q[]` or `%20q`, or values that differ).
+ */
+function conanSearchQuery (query: string): string | null | undefined {
+  let q: string | undefined
+  for (const [key, value] of queryPairs(query)) {
+    if (normalizeParamName(key) !== 'q') continue
+    if (key !== 'q' || (q !== undefined && q !== value)) return null
+    q = value
+  }
+  return q
 }
 
 /**
@@ -399,7 +440,7 @@ const resolveGrantsStage: Stage = (x, engine) => {
  * whose names the gate has not read.
  */
 function namesConanProject (x: StageView): boolean {
-  if (x.match === null || !readsBodyParams(x.match.route)) return false
+  if (x.match === null || x.match.route.projectFrom !== 'conan_username') return false
   if (x.bodyParams === null || x.bodyParams.has('id')) return true
   return queryPairs(x.canonical!.query).some(([key]) => normalizeParamName(key) === 'id')
 }

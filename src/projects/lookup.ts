@@ -121,6 +121,37 @@ export function servesEveryListedProject (route: CatalogRoute): boolean {
 }
 const NPM_METADATA: ReadonlySet<string> = new Set(['/packages/npm/*package_name', '/groups/:id/-/packages/npm/*package_name'])
 
+export type ConanSearch =
+  /** GitLab lists nothing (`q` is `*`, or has no name). */
+  | { readonly kind: 'nothing' }
+  /** Only the packages of the project at this full path, if the job's user may read its packages. */
+  | { readonly kind: 'project_path', readonly path: string }
+  /** The packages of every project the job's user can read: no lookup names them. */
+  | { readonly kind: 'every_project' }
+
+/**
+ * Which projects GitLab's Conan search at the instance level (isConanInstanceSearch in
+ * src/catalog/types.ts) reads for `q` (app/services/packages/conan/search_service.rb,
+ * app/finders/packages/conan/package_finder.rb): `q` split at every `@` and `/` into name, version
+ * and username; without a name nothing, with a username (ActiveSupport's `present?`: not only
+ * white space) the project `Project.find_by_full_path` finds at the username with `+` read as `/`,
+ * and otherwise every project public or visible to the user. A username without `+` is no full
+ * path: no project. Newer GitLab escapes LIKE's `_`, `%` and `\` in the username before the
+ * lookup (finding nothing where they occur), older GitLab did not: the unescaped path is decided,
+ * which is the project older GitLab reads and, for newer, a stricter check than needed.
+ */
+export function conanSearchOf (q: string): ConanSearch {
+  if (q === '*') return { kind: 'nothing' }
+  const [name = '', , username = ''] = q.split(/[@/]/)
+  if (name === '') return { kind: 'nothing' }
+  if (RUBY_BLANK.test(username)) return { kind: 'every_project' }
+  if (!username.includes('+')) return { kind: 'nothing' }
+  return { kind: 'project_path', path: username.replaceAll('+', '/') }
+}
+// String#blank? (ActiveSupport): `[[:space:]]`, Unicode White_Space, which JavaScript's `\s` is
+// but for U+0085 (and with U+FEFF, which only makes more usernames blank: the refused side).
+const RUBY_BLANK = /^[\s\u0085]*$/u
+
 /**
  * The Maven virtual registry a download names (`GET /virtual_registries/packages/maven/:id/*path`):
  * GitLab serves the file from the registry's local upstreams first, GitLab projects and groups

@@ -3,7 +3,7 @@
 import type { CanonicalRequest } from './canonical.ts'
 import { accessedProject, describeAccessedProject } from './accessed.ts'
 import { describeLookup, groupReadingsOf, lookupOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject, type Lookup } from '../projects/lookup.ts'
-import type { CatalogRoute } from '../catalog/types.ts'
+import { isConanInstanceSearch, type CatalogRoute } from '../catalog/types.ts'
 import type { Router } from './router.ts'
 
 export type Explanation =
@@ -71,6 +71,7 @@ function packageRules (route: CatalogRoute, params: Readonly<Record<string, stri
   if (route.packageFormat === undefined || route.packageOperation === undefined) return {}
   const rule = `package_registry.${route.packageFormat}.${route.packageOperation}` +
     (route.packageDeleteWhen === undefined ? '' : ` (package_registry.${route.packageFormat}.delete with ${route.packageDeleteWhen.header}: ${route.packageDeleteWhen.value})`)
+  if (isConanInstanceSearch(route)) return { packageRule: rule, alsoHeld: `a job token's search is decided on the project its q's username names (name/version@group+project/channel); one without a username reads every project the job's user can read, and is refused (CONAN_SEARCH_UNSCOPED)` }
   const group = packageReadGroupOf(route, params)
   // A group the gate finds no single project of: GitLab serves from any project under it.
   if (group !== null && lookup?.kind === 'unresolvable') {
