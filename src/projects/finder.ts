@@ -13,6 +13,7 @@ import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } fr
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
+import { createLookupSlots } from './slots.ts'
 
 export type Found =
   /**
@@ -117,8 +118,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // NPM_METADATA_AT_ONCE are read at once gate-wide, NPM_METADATA_WAITING more wait, and a lookup
   // past them is refused (503 PROJECT_LOOKUPS_BUSY). A job names the group as it likes (`acme`,
   // `ACME`, `0010` are one group to GitLab and as many cache keys), so reads of one name at once,
-  // each its own lookup, held as many documents.
-  const metadataSlots = createSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING, WAITING_PER_JOB)
+  // each its own lookup, held as many documents. A freed slot goes to the jobs in turn (src/projects/slots.ts).
+  const metadataSlots = createLookupSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING, WAITING_PER_JOB)
   // Whether the service token sees every project (GET /user: is_admin or is_auditor). Only then
   // is a 404 or an empty package list GitLab's "no project": a narrower token is shown less than
   // GitLab's own handler finds, and forwarding on its 404 would skip the gate's rules for a project
@@ -142,7 +143,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     new LRUCache({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length }),
     new LRUCache(listingEntries),
     listing => listing.items.length > 0)
-  const mavenSlots = createSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
+  const mavenSlots = createLookupSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
   // hash of the client's `:id`, whose length the client chooses.
@@ -234,10 +235,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
    */
   const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string): Promise<PackageListing> => {
-    if (since === undefined) return await mavenSlots(async () => await readListing(lookup, true), owner)
-    // Keyed by a hash: the group and the name are the client's, of the length it chooses.
-    const key = createHash('sha256').update(`${lookup.group}\n${lookup.name}`).digest('hex')
-    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots(async () => await readListing(lookup, true), owner), listing => notFoundTtlMs - (now() - listing.at))
+    if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true), owner)
+    const key = listingKeyOf(lookup)
+    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots.run(async () => await readListing(lookup, true), owner, key), listing => notFoundTtlMs - (now() - listing.at))
     since.at = Math.min(since.at ?? Infinity, read.at)
     return read
   }
@@ -391,8 +391,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * package list, when the list shows every one of them. 403 (the project's package registry is
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
-  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string): Promise<number | null | ListedProject> => {
-    const projects = await metadataSlots(async () => await metadataProjects(lookup), owner)
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, key?: string): Promise<number | null | ListedProject> => {
+    const projects = await metadataSlots.run(async () => await metadataProjects(lookup), owner, key)
     if (projects === null || projects === UNCERTAIN_ID) return projects
     if (projects.size === 1) return projects.values().next().value!
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
@@ -517,8 +517,14 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         counts.misses++
       }
       const lookup = lookupOf(route.projectFrom, params)
-      // Whose lookups wait for a slot (createSlots): a job's own, so that one cannot take every place.
+      // Whose lookups wait for a slot (createLookupSlots): a job's own, so that one cannot take
+      // every place, nor every turn. A read that shares a load waiting in another job's queue
+      // (found.load(), listings.load()) waits in its own job's too: joined, that load starts in
+      // whichever turn comes first, so a job that queues others' names behind its flood holds
+      // them back no more than its made-up ones.
       const owner = identity === undefined ? '' : String(identity.jobId)
+      if (!fresh && lookup.kind === 'npm_package') metadataSlots.join(key!, owner)
+      if (!fresh && lookup.kind === 'package' && lookup.format === 'maven') mavenSlots.join(listingKeyOf(lookup), owner)
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
@@ -526,7 +532,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh)
         // A write's lookup reads GitLab's lists anew; a read may take the listing of its name kept.
         case 'package': return cached(key!, since => packageProject(lookup, undefined, fresh ? undefined : since, owner), fresh)
-        case 'npm_package': return cached(key!, () => npmProject(lookup, owner), fresh)
+        case 'npm_package': return cached(key!, () => npmProject(lookup, owner, fresh ? undefined : key!), fresh)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
           if (identity === undefined) return UNRESOLVED
@@ -579,6 +585,11 @@ interface PackageListing {
   readonly truncated: boolean
   /** More pages than read in the group's own list. */
   readonly groupTruncated: boolean
+}
+
+/** A Maven read's kept listing, by a hash: the group and the name are the client's, of the length it chooses. */
+function listingKeyOf (lookup: Extract<Lookup, { kind: 'package' }>): string {
+  return createHash('sha256').update(`${lookup.group}\n${lookup.name}`).digest('hex')
 }
 
 /** `GET /groups/:id/packages` for the lookup's name, newest first (Maven: versionless packages too). */
@@ -651,40 +662,10 @@ function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCach
   }
 }
 
-// Lookups one job may have waiting for a slot (createSlots): a build asks a few names at a time
-// (Maven's resolver five, npm fifteen), and a job naming a thousand made-up ones at once once held
-// every place, so that other builds' lookups were refused.
+// Lookups one job may have waiting for a slot (createLookupSlots): a build asks a few names at a
+// time (Maven's resolver five, npm fifteen), and a job naming a thousand made-up ones at once once
+// held every place, so that other builds' lookups were refused.
 const WAITING_PER_JOB = 128
-
-/**
- * Runs `work` when one of `max` slots is free, in the order asked; past `waiting` callers already
- * waiting, or `perOwner` of the caller's `owner` (a job; '' for requests of no job, which share
- * one), refuses at once with PROJECT_LOOKUPS_BUSY. A slot is handed to the next caller as it frees.
- */
-function createSlots (max: number, waiting: number, perOwner: number): <T>(work: () => Promise<T>, owner: string) => Promise<T> {
-  let running = 0
-  const queue: Array<() => void> = []
-  const waitingOf = new Map<string, number>()
-  return async (work, owner) => {
-    if (running < max) running++
-    else {
-      const mine = waitingOf.get(owner) ?? 0
-      if (queue.length >= waiting || mine >= perOwner) throw new GateError('PROJECT_LOOKUPS_BUSY')
-      waitingOf.set(owner, mine + 1)
-      await new Promise<void>(resolve => queue.push(resolve))
-      const left = waitingOf.get(owner)! - 1
-      if (left === 0) waitingOf.delete(owner)
-      else waitingOf.set(owner, left)
-    }
-    try {
-      return await work()
-    } finally {
-      const next = queue.shift()
-      if (next === undefined) running--
-      else next()
-    }
-  }
-}
 // GitLab's tarball URL (GenerateMetadataService#tarball_url, under its external URL and any
 // relative root): /api/v4/projects/<id>/packages/npm/<name>/-/<file>.
 const TARBALL = /\/api\/v4\/projects\/([1-9]\d{0,15})\/packages\/npm\//
