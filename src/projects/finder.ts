@@ -144,6 +144,12 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     new LRUCache(listingEntries),
     listing => listing.items.length > 0)
   const mavenSlots = createLookupSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
+  // A package-only project's Maven packages, read whole where they fit one page, by project id
+  // (wholeProjectPackages); bounded by their packages as the listings are.
+  const projectPackages = keptApart<ProjectPackages>(
+    new LRUCache({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: whole => 1 + (whole.items?.length ?? 0) }),
+    new LRUCache(listingEntries),
+    whole => whole.items !== null && whole.items.length > 0)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
   // hash of the client's `:id`, whose length the client chooses.
@@ -162,9 +168,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       throw mapUnavailable(err, path)
     }
   }
-  const list = async (path: string, endpoint: string): Promise<{ status: number, items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined, truncated: boolean }> => {
+  const list = async (path: string, endpoint: string, pages = maxPages): Promise<{ status: number, items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined, truncated: boolean }> => {
     try {
-      const answer = await gitlab.getList(path, { endpoint, as: 'service' }, { maxPages })
+      const answer = await gitlab.getList(path, { endpoint, as: 'service' }, { maxPages: pages })
       unavailableOn(answer.status, path)
       return answer
     } catch (err) {
@@ -198,8 +204,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * projects' own lists, which the group's leaves out. Only the packages a path of that name can
    * be are kept: the name itself (`package_name` is a fuzzy filter), and the versionless ones one
    * segment below it (the metadata of `name/<version>`). `at`: when the oldest answer was read.
+   * `keptWhole` (a read's): a package-only project whose whole list is kept answers from it.
    */
-  const readListing = async (lookup: Extract<Lookup, { kind: 'package' }>, hidden: boolean): Promise<PackageListing> => {
+  const readListing = async (lookup: Extract<Lookup, { kind: 'package' }>, hidden: boolean, keptWhole = false): Promise<PackageListing> => {
     let at = now()
     const path = packageListPath(lookup)
     const answer = await list(path, 'package_lookup')
@@ -213,6 +220,12 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       at = Math.min(at, found.at)
       if (found.ids === null) return { outcome: 'too_many_hidden', at, items: [], truncated: false, groupTruncated: false }
       for (const project of found.ids) {
+        const whole = keptWhole ? await wholeProjectPackages(project) : { at, items: null }
+        if (whole.items !== null) {
+          at = Math.min(at, whole.at)
+          for (const item of whole.items) if (nameOf(lookup, item.name)) items.push(item)
+          continue
+        }
         const own = `/api/v4/projects/${project}/packages?${path.slice(path.indexOf('?') + 1)}`
         const more = await list(own, 'package_lookup')
         if (more.status === 404) continue
@@ -225,19 +238,37 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 
   /**
+   * Every Maven package of a package-only project, where they fit one page (100; `items` null:
+   * more, asked per name), kept `notFoundTtlMs` from when read and shared by every name looked up
+   * under its groups: each name once asked each such project anew, so that a made-up name cost 1 +
+   * the group's package-only projects lists, where it costs the group's list alone now. What the
+   * project's list answers for a name (`package_name` is a substring filter, the rest alike) is
+   * the part of the whole list that name's paths can be: the same packages, no older than a
+   * name's own listing may be (the listing is as old as the oldest answer it holds).
+   */
+  const wholeProjectPackages = async (project: number): Promise<ProjectPackages> => projectPackages.get(String(project)) ?? await projectPackages.load(String(project), async () => {
+    const at = now()
+    const path = `/api/v4/projects/${project}/packages?package_type=maven&order_by=created_at&sort=desc&include_versionless=true`
+    const answer = await list(path, 'package_lookup', 1)
+    if (answer.status === 404) return { at, items: [] }
+    if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
+    return { at, items: answer.truncated ? null : answer.items.map(keptFields) }
+  }, whole => notFoundTtlMs - (now() - whole.at))
+
+  /**
    * A Maven lookup's listing. A read takes the one kept for its group and name, or shares the one
    * being read: every path of the name (its versions, a version's files, the name's
-   * maven-metadata.xml) asks the same lists, 1 + the group's package-only projects calls, which
-   * were asked anew for each path a client named. Kept `notFoundTtlMs` (what it answers is kept
-   * that much less long: ttlOf()), the ones that hold packages apart from the empty ones, which
-   * made-up names fill. A write's lookup (`since` undefined) reads anew. At most
+   * maven-metadata.xml) asks the same lists, the group's and the package-only projects' (or their
+   * whole lists kept), which were asked anew for each path a client named. Kept `notFoundTtlMs`
+   * (what it answers is kept that much less long: ttlOf()), the ones that hold packages apart from
+   * the empty ones, which made-up names fill. A write's lookup (`since` undefined) reads anew. At most
    * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
    * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
    */
   const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string): Promise<PackageListing> => {
     if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true), owner)
     const key = listingKeyOf(lookup)
-    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots.run(async () => await readListing(lookup, true), owner, key), listing => notFoundTtlMs - (now() - listing.at))
+    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots.run(async () => await readListing(lookup, true, true), owner, key), listing => notFoundTtlMs - (now() - listing.at))
     since.at = Math.min(since.at ?? Infinity, read.at)
     return read
   }
@@ -570,6 +601,12 @@ const MAVEN_LISTINGS_AT_ONCE = 8
 const MAVEN_LISTINGS_WAITING = 1024
 // Packages the kept Maven listings hold (a few hundred bytes each).
 const LISTED_PACKAGES = 50_000
+
+/** wholeProjectPackages(): a package-only project's Maven packages, or null where they fill more than a page. */
+interface ProjectPackages {
+  readonly at: number
+  readonly items: ReadonlyArray<Readonly<Record<string, unknown>>> | null
+}
 
 /** A lookup's answer is as old as the oldest GitLab answer it was decided on (ttlOf()). */
 interface Since { at?: number }
