@@ -3,6 +3,11 @@
 // a route the catalog misses, src/gate/pipeline.ts), but a user's request is forwarded, and the
 // accessed project's rule keeping that format's writes to Maintainers would be skipped. Such a
 // request is held to the rule of the format its path names, as if the catalog listed it.
+//
+// The model registry is written outside `/packages/ml_models/` too: GitLab's MLflow API creates,
+// updates and deletes registered models and model versions (lib/api/ml/mlflow/registered_models.rb,
+// model_versions.rb: `write_model_registry`), whose files are `ml_model` packages. It takes no job
+// token, so only users' requests reach it; they are held to the `ml_model` rule here as well.
 
 import { packageFormatOf, packageOperationOf } from '../catalog/import.ts'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute, type Method } from '../catalog/types.ts'
@@ -15,7 +20,14 @@ const PROJECT_PACKAGE_PATH = /^\/projects\/([^/]+)(\/packages\/[a-z_]+(?:\/.*)?)
 // project (packageFormatOf). The catalog lists its routes; a method it does not is held so too.
 const PROJECT_DEBIAN_DISTRIBUTIONS = /^\/projects\/([^/]+)\/debian_distributions(?:\/.*)?$/
 const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-/** One frozen route per method, format and operation (at most 4 × 15 × 2). */
+/**
+ * The MLflow API of a project (lib/api/ml/mlflow/entrypoint.rb, mlflow_artifacts/entrypoint.rb):
+ * `.../mlflow/<resource>/<action>` or `.../mlflow-artifacts/...`.
+ */
+const PROJECT_MLFLOW_PATH = /^\/projects\/([^/]+)\/ml\/mlflow\/api\/2\.0\/(?:mlflow\/(registered-models|model-versions)(?:\/([^/]*))?|(mlflow-artifacts))(?:\/.*)?$/
+/** The model registry's actions that are reads though sent as POST (registered_models.rb; MLflow's search). */
+const MLFLOW_POST_READS: ReadonlySet<string> = new Set(['get-latest-versions', 'search'])
+/** One frozen route per method, format and operation (at most 4 × 15 × 2), and per MLflow operation. */
 const routes = new Map<string, CatalogRoute>()
 
 /**
@@ -24,6 +36,7 @@ const routes = new Map<string, CatalogRoute>()
  */
 export function uncataloguedPackageWrite (method: string, apiPath: string): RouteMatch | null {
   if (!WRITES.has(method)) return null
+  if (apiPath.includes('/ml/mlflow/')) return modelRegistryWrite(method, apiPath)
   const distributions = PROJECT_DEBIAN_DISTRIBUTIONS.exec(apiPath)
   const m = distributions ?? PROJECT_PACKAGE_PATH.exec(apiPath)
   if (m === null) return null
@@ -52,6 +65,48 @@ export function uncataloguedPackageWrite (method: string, apiPath: string): Rout
       title: `A ${format} package ${operation} the catalog does not list`,
       accessedProject: 'project',
       packageFormat: format,
+      packageOperation: operation
+    })
+    routes.set(key, route)
+  }
+  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id })), format: false }
+}
+
+/**
+ * A user's write or delete of the model registry through the MLflow API, as an `ml_model` write
+ * or delete of the project: creating and updating registered models and model versions (and any
+ * other change there, a tag or an alias of a later GitLab) is a write; a DELETE, or the `delete`
+ * action, a delete (GitLab's `delete` destroys the model with its packages). POSTs that only read
+ * (`get-latest-versions`, `search`) are reads. `mlflow-artifacts` serves model files, read only
+ * in GitLab today: a write there stores them. Runs and experiments are experiment tracking
+ * (`write_model_experiments`), no model registry: null.
+ */
+function modelRegistryWrite (method: string, apiPath: string): RouteMatch | null {
+  const m = PROJECT_MLFLOW_PATH.exec(apiPath)
+  if (m === null) return null
+  // Grape's optional format (`delete.json`) names the same action.
+  const action = (m[3] ?? '').replace(/\..*$/, '')
+  if (m[4] === undefined && method === 'POST' && MLFLOW_POST_READS.has(action)) return null
+  const operation = method === 'DELETE' || (m[4] === undefined && action === 'delete') ? 'delete' : 'write'
+  let id: string
+  try {
+    id = decodeURIComponent(m[1]!)
+  } catch {
+    return null
+  }
+  const key = `${method} mlflow ${operation}`
+  let route = routes.get(key)
+  if (route === undefined) {
+    route = Object.freeze({
+      id: `mlflow_ml_model_${operation}`,
+      method: method as Method,
+      pattern: '/projects/:id/ml/mlflow/api/2.0/*',
+      policies: [],
+      skipPolicies: false,
+      resource: 'packages',
+      title: `A model registry ${operation} through the MLflow API`,
+      accessedProject: 'project',
+      packageFormat: 'ml_model',
       packageOperation: operation
     })
     routes.set(key, route)
