@@ -52,6 +52,7 @@ import { trimEnds } from '../text.ts'
 import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
 import { normalizeParamName } from '../identity/credentials.ts'
 import { isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
+import { MODEL_REGISTRY_TEXT } from './model-registry.ts'
 import { AdminError } from './service.ts'
 
 export type GraphqlBody =
@@ -168,6 +169,24 @@ export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
   return bytesReadAs(RAW_NAMES, RELEVANT_TEXT, bytes, percent)
 }
 
+// The model registry's mutations (model-registry.ts), which a project's ml_model rule binds: the
+// gate reads them only in bodies it reads whole, as it reads the gate's fields. One needle each
+// for `mlModel...` raw.
+const MODEL_NEEDLES = [Buffer.from('mlModel', 'latin1')]
+
+/** Whether `text` names a model registry mutation, in any reading (readsAs). */
+export function namesModelRegistry (text: string, percent: boolean): boolean {
+  return readsAs(MODEL_REGISTRY_TEXT, text, percent)
+}
+
+/** namesModelRegistry over bytes. */
+export function bytesNameModelRegistry (bytes: Buffer, percent: boolean): boolean {
+  return bytesReadAs(MODEL_NEEDLES, MODEL_REGISTRY_TEXT, bytes, percent)
+}
+
+const MODEL_REGISTRY_TOO_LARGE = (limit: number, where: string): string =>
+  `413 Request Entity Too Large - this GraphQL request is over ${limit} bytes and names a model registry mutation (mlModel*) ${where}; the gate checks a project's package rules on those only in requests of at most ${limit} bytes (they take no uploads)`
+
 /**
  * How much of the previous chunk the stream search keeps: the longest name (19 characters) with
  * every character in the longest escape counted, `%5C%75%30%30%36%33` (18 bytes), and to spare.
@@ -204,6 +223,9 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
   if (boundary === null && RACK_MULTIPART_TYPE.test(request.contentType)) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${UNREADABLE_BOUNDARY}`) }
   if (!multipart && (bytesNameTokenParams(prefix, form) || namesTokenParams(request.query, true))) {
     return { kind: 'refused', error: new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY) }
+  }
+  if (namesModelRegistry(request.query, true) || bytesNameModelRegistry(prefix, form)) {
+    return { kind: 'refused', error: new GateError('GRAPHQL_BODY_TOO_LARGE', MODEL_REGISTRY_TOO_LARGE(limit, 'within its first bytes or its URL')) }
   }
   if (namesGateFields(request.query, true) || bytesNameGateFields(prefix, form)) {
     if (MULTIPART_TYPE.test(request.contentType) && firstPartNamesGateFields(prefix.toString('latin1'), request.contentType)) {
@@ -357,6 +379,10 @@ class GateFieldsGuard extends Transform {
       // A GateError: whoever reads the body answers its code (the identity stage's read, the
       // proxy's forwarding).
       callback(new GateError('GRAPHQL_BODY_TOO_LARGE', tooLarge(this.limit, `past its first ${this.limit} bytes`)))
+      return
+    }
+    if (bytesNameModelRegistry(chunk, this.percent) || bytesNameModelRegistry(seam, this.percent)) {
+      callback(new GateError('GRAPHQL_BODY_TOO_LARGE', MODEL_REGISTRY_TOO_LARGE(this.limit, `past its first ${this.limit} bytes`)))
       return
     }
     if (this.tokens && (bytesNameTokenParams(chunk, this.percent) || bytesNameTokenParams(seam, this.percent))) {

@@ -28,6 +28,7 @@ import { budgetRefusal, bytesNameTokenParams, completeMultipartParts, decideOver
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
+import { checkModelRegistryMutations } from './model-registry.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
@@ -106,6 +107,11 @@ export interface AdminOptions {
   readonly refused?: (code: ErrorCode) => void
   /** The gate's bound on body bytes held while clients send them (src/read-body.ts). */
   readonly bodyBudget?: BodyBudget
+  /**
+   * Whether refusals of the users' package rules are shadowed (GATE_MODE=shadow, or `packages` in
+   * GATE_SHADOW_RESOURCES): GraphQL's model registry mutations are then logged and forwarded.
+   */
+  readonly shadowPackageRules?: boolean
 }
 
 export type AdminOutcome =
@@ -326,8 +332,31 @@ export function createAdmin (options: AdminOptions): Admin {
     options.respond(res, requestId, { kind: 'json', status: err.status, body: { message: err.message, ...fields, code: err.code, request_id: requestId }, headers })
   }
 
+  const roles = createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute, options.settings.unknownProject)
+
+  /**
+   * The users' package rules on GitLab's model registry mutations (model-registry.ts): true when
+   * refused here, false to go on (shadowed refusals are logged and go on).
+   */
+  async function modelRegistryAnswered (req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean): Promise<boolean> {
+    let refusal: GateError | null
+    try {
+      refusal = await checkModelRegistryMutations(roles, req, params)
+    } catch (err) {
+      refusal = err instanceof GateError ? err : null
+      if (refusal === null) throw err
+    }
+    if (refusal === null) return false
+    if (options.shadowPackageRules === true && (refusal.code === 'PACKAGE_MAINTAINER_ONLY' || refusal.code === 'ROLE_CHECK_UNAVAILABLE')) {
+      options.logger.info({ request_id: requestId, method: canonical.method, path: loggedPath(canonical.path), graphql: true, decision: 'would_deny', reason: refusal.code }, 'model registry mutation would be refused')
+      return false
+    }
+    refuse(res, requestId, refusal, canonical.method, canonical.path, closeConnection)
+    return true
+  }
+
   return {
-    roles: createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute, options.settings.unknownProject),
+    roles,
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
       return canonical.kind === 'other' && graphqlPath.test(canonical.path)
@@ -382,6 +411,8 @@ export function createAdmin (options: AdminOptions): Admin {
         if (classified.kind === 'gitlab') {
           // Fine-grained personal access tokens: decided here, before GitLab runs anything.
           if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, unread)) return ANSWERED
+          // A project's ml_model rule binds users' model registry mutations.
+          if (await modelRegistryAnswered(req, res, canonical, params, requestId, unread)) return ANSWERED
           return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
         }
         if (classified.kind === 'refused') {

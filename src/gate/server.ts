@@ -123,6 +123,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   const admin = createAdmin({
     gitlab, respond, relativeUrlRoot: config.relativeUrlRoot, adminToken: config.adminToken,
     store: deps.store, grants, logger, settings, policies: () => engine.policies, routes: () => engine.router.routes, graphql, tokenPermissions, bodyBudget,
+    shadowPackageRules: config.mode === 'shadow' || config.shadowResources.includes('packages'),
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
     // Asked by path, a project GitLab does not show has id 0.
     projectOfPath: async path => { const found = await projectFacts.get(path); return found.id > 0 ? found.id : null },

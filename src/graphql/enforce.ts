@@ -21,11 +21,10 @@
 import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
-import { authorizationToken } from '../admin/auth.ts'
+import { findGraphqlToken } from '../admin/graphql-credentials.ts'
 import { doubtfulMessage, gitlabDocument, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
-import { headerLines, jiraDvcsConnector, jiraRewrite, type HeaderSource } from '../identity/credentials.ts'
-import { isJobTokenShape } from '../identity/token-shape.ts'
+import type { HeaderSource } from '../identity/credentials.ts'
 import { loggedPath } from '../text.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
@@ -34,61 +33,9 @@ import type { PermissionVerdict } from './permission-check.ts'
 import type { FineGrainedScopes, TokenScopeResolver, TokenScopes } from './token-scopes.ts'
 
 // ---------------------------------------------------------------------------------------------
-// Finding the token
+// Finding the token: src/admin/graphql-credentials.ts, shared with the users' model registry check.
 
-export type GraphqlToken =
-  | { readonly kind: 'none' }
-  /** A CI/CD job token: the job-token stages decide (GATE_NON_API_JOB_TOKENS). */
-  | { readonly kind: 'job_token' }
-  /** Two different credentials: GitLab's precedence could pick one the gate did not check. */
-  | { readonly kind: 'ambiguous' }
-  | { readonly kind: 'token', readonly token: string }
-
-/** Parameters GitLab reads an access token from (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods). */
-const TOKEN_PARAMS = ['private_token', 'access_token', 'bearer_token'] as const
-
-/**
- * The access token of a GraphQL request, where GitLab's GraphqlController can read one: the
- * `PRIVATE-TOKEN` header, `Authorization: Bearer` (and, to fail closed, the password of Basic),
- * and the `private_token`, `access_token` and `bearer_token` parameters of the URL or the body,
- * in every reading of them. Headers are read as Puma hands them to Rack (headerLines: any case,
- * `Private_Token` too, every line). A job token anywhere (`JOB-TOKEN`, `job_token`, a `glcbt-`
- * token) leaves the request to the job-token stages. Reads only what classification already parsed.
- */
-export function findGraphqlToken (request: HeaderSource, params: GraphqlParams): GraphqlToken {
-  const found = new Set<string>()
-  let jobToken = headerLines(request, 'job-token').length > 0
-  for (const line of headerLines(request, 'private-token')) {
-    const token = line.trim()
-    if (token !== '') found.add(token)
-  }
-  // Puma joins repeated Authorization lines into one value that neither line's reading is.
-  const authorizations = headerLines(request, 'authorization')
-  if (authorizations.length > 1) return { kind: 'ambiguous' }
-  // Gitlab::Jira::Middleware hands GitLab the header rewritten (`token glpat-...` as Bearer):
-  // both readings are read, and a token the rewrite changes is two tokens.
-  const readings = authorizations.length === 1 && jiraDvcsConnector(request) ? [authorizations[0]!, jiraRewrite(authorizations[0]!)] : authorizations
-  for (const reading of readings) {
-    const authorization = authorizationToken(reading)
-    if (authorization?.kind === 'job_token') jobToken = true
-    else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
-  }
-  for (const merged of params.readings) {
-    if (merged.job_token !== undefined) jobToken = true
-    for (const name of TOKEN_PARAMS) {
-      const value = merged[name]
-      // Rails' `.presence` of a scalar; a hash or list is no token GitLab can find.
-      if (typeof value === 'string' && value.trim() !== '') found.add(value.trim())
-      else if (typeof value === 'number') found.add(String(value))
-    }
-  }
-  const tokens = [...found]
-  if (tokens.some(isJobTokenShape)) jobToken = true
-  if (jobToken) return tokens.some(t => !isJobTokenShape(t)) ? { kind: 'ambiguous' } : { kind: 'job_token' }
-  if (tokens.length === 0) return { kind: 'none' }
-  if (tokens.length > 1) return { kind: 'ambiguous' }
-  return { kind: 'token', token: tokens[0]! }
-}
+export { findGraphqlToken, type GraphqlToken } from '../admin/graphql-credentials.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Deciding

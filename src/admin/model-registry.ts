@@ -1,0 +1,230 @@
+// GitLab's GraphQL mutations of the model registry (app/graphql/mutations/ml/: mlModelCreate,
+// mlModelEdit, mlModelDelete, mlModelDestroy, mlModelVersionCreate, mlModelVersionEdit,
+// mlModelVersionDelete), behind `write_model_registry`, which Developers have. They write the
+// registry whose files are `ml_model` packages, so a project's `ml_model` rule keeping writes
+// (deletes) to Maintainers binds them as it binds the registry's REST and MLflow routes: each
+// mutation's `projectPath` is checked with the users' role check (roles.ts). GitLab's GraphQL
+// takes no job token, so only users reach them.
+//
+// mlModelVersionDelete names only the version's global ID, and no API the gate can ask finds a
+// version's project: it is left to GitLab, whose delete marks the version's package for
+// destruction behind `destroy_package` (Maintainers) first.
+
+import { Kind, parse, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode, type ValueNode } from 'graphql'
+import type { CatalogRoute, PackageOperation } from '../catalog/types.ts'
+import { mayNameProject } from '../grants/model.ts'
+import type { RouteMatch } from '../routing/router.ts'
+import type { UserRoleCheck } from './roles.ts'
+import { GateError, type ErrorCode } from '../errors.ts'
+import { headerLines, type Credential, type HeaderSource } from '../identity/credentials.ts'
+import { findGraphqlToken } from './graphql-credentials.ts'
+import { gitlabDocument, graphqlReadings, normalizeVariables, rubyLexDifference, type GraphqlOperation, type GraphqlParams } from './graphql.ts'
+
+/** A document can name one only if its text does (GraphQL names are never escaped). */
+export const MODEL_REGISTRY_TEXT = /mlModel(?:Version)?(?:Create|Edit|Delete|Destroy)/
+
+const MUTATIONS: ReadonlyMap<string, 'write' | 'delete'> = new Map([
+  ['mlModelCreate', 'write'],
+  ['mlModelEdit', 'write'],
+  ['mlModelDelete', 'delete'],
+  ['mlModelDestroy', 'delete'],
+  ['mlModelVersionCreate', 'write'],
+  ['mlModelVersionEdit', 'write'],
+  ['mlModelVersionDelete', 'delete']
+])
+
+/** The one mutation that names no project (see the header). */
+const NO_PROJECT = 'mlModelVersionDelete'
+
+/** A model registry mutation GitLab may run, and the full path it names (null: unreadable). */
+export interface ModelRegistryMutation {
+  readonly mutation: string
+  readonly operation: 'write' | 'delete'
+  readonly projectPath: string | null
+}
+
+export type ModelRegistryReading =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'mutations', readonly mutations: readonly ModelRegistryMutation[] }
+  /** A document naming such a mutation that the gate cannot read as GitLab would. */
+  | { readonly kind: 'unreadable' }
+
+const NONE: ModelRegistryReading = Object.freeze({ kind: 'none' })
+
+/**
+ * The model registry mutations of every reading of a GraphQL request (graphqlReadings): readings
+ * that disagree each count. Hot path for GraphQL requests: one regular expression per operation
+ * text, and nothing parsed for a document that names none.
+ */
+export function modelRegistryMutations (params: GraphqlParams): ModelRegistryReading {
+  let found: ModelRegistryMutation[] | null = null
+  for (const reading of graphqlReadings(params)) {
+    for (const operation of reading.operations) {
+      if (!MODEL_REGISTRY_TEXT.test(operation.query)) continue
+      const mutations = readOperation(operation, reading.batch)
+      if (mutations === null) return { kind: 'unreadable' }
+      ;(found ??= []).push(...mutations)
+    }
+  }
+  // A part Rack or the JSON parser refuses that names one: Ruby's parsers may read it.
+  if (found === null && params.broken.some(text => MODEL_REGISTRY_TEXT.test(text))) return { kind: 'unreadable' }
+  return found === null ? NONE : { kind: 'mutations', mutations: found }
+}
+
+function readOperation (operation: GraphqlOperation, batch: boolean): ModelRegistryMutation[] | null {
+  let document: DocumentNode
+  try {
+    const text = gitlabDocument(operation.query, batch)
+    // GitLab's parser would cut it otherwise: what it runs is not what the gate reads.
+    if (rubyLexDifference(text) !== null) return null
+    document = parse(text)
+  } catch {
+    return null
+  }
+  const variables = normalizeVariables(operation.variables)
+  const out: ModelRegistryMutation[] = []
+  for (const definition of operationsRun(document, operation.operationName)) {
+    for (const field of rootFields(document, definition.selectionSet)) {
+      const kind = MUTATIONS.get(field.name.value)
+      if (kind === undefined) continue
+      const projectPath = field.name.value === NO_PROJECT ? null : projectPathOf(field, definition, variables)
+      out.push({ mutation: field.name.value, operation: kind, projectPath })
+    }
+  }
+  return out
+}
+
+/**
+ * The mutations GitLab may run: the one `operationName` names, else every one (GitLab runs the
+ * only one). A name no operation has (GitLab refuses the request) counts every one.
+ */
+function operationsRun (document: DocumentNode, operationName: string | null): OperationDefinitionNode[] {
+  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)
+  const named = operationName === null ? [] : operations.filter(d => d.name?.value === operationName)
+  return (named.length > 0 ? named : operations).filter(d => d.operation === 'mutation')
+}
+
+/** The root fields of one operation, through inline fragments and fragment spreads. */
+function rootFields (document: DocumentNode, set: SelectionSetNode): FieldNode[] {
+  const fragments = new Map<string, FragmentDefinitionNode>()
+  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
+  const fields: FieldNode[] = []
+  const followed = new Set<string>()
+  const walk = (selections: SelectionSetNode): void => {
+    for (const selection of selections.selections) {
+      if (selection.kind === Kind.FIELD) fields.push(selection)
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet)
+      else if (!followed.has(selection.name.value)) {
+        followed.add(selection.name.value)
+        const fragment = fragments.get(selection.name.value)
+        if (fragment !== undefined) walk(fragment.selectionSet)
+      }
+    }
+  }
+  walk(set)
+  return fields
+}
+
+/**
+ * `input.projectPath` as graphql-ruby reads it: an ID, so a string or the digits of an integer,
+ * from the document, a variable or the variable's default. Null when the gate cannot read it.
+ */
+function projectPathOf (field: FieldNode, definition: OperationDefinitionNode, variables: Record<string, unknown> | null): string | null {
+  const input = field.arguments?.find(a => a.name.value === 'input')?.value
+  if (input === undefined) return null
+  if (input.kind === Kind.OBJECT) {
+    const fields = input.fields.filter(f => f.name.value === 'projectPath')
+    return fields.length === 1 ? idText(valueOf(fields[0]!.value, definition, variables)) : null
+  }
+  const value = valueOf(input, definition, variables)
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
+  return idText((value as Record<string, unknown>).projectPath)
+}
+
+const UNREAD = Symbol('unread')
+
+/** A literal, or a variable's value (its default when not given); UNREAD when the variables cannot be read. */
+function valueOf (node: ValueNode, definition: OperationDefinitionNode, variables: Record<string, unknown> | null): unknown {
+  if (node.kind !== Kind.VARIABLE) {
+    if (node.kind === Kind.STRING || node.kind === Kind.INT) return node.kind === Kind.STRING ? node.value : Number(node.value)
+    return node.kind === Kind.OBJECT ? valueFromASTUntyped(node, variables ?? undefined) : UNREAD
+  }
+  if (variables === null) return UNREAD
+  const name = node.name.value
+  if (Object.hasOwn(variables, name)) return variables[name]
+  const declared = definition.variableDefinitions?.find(v => v.variable.name.value === name)?.defaultValue
+  return declared === undefined ? UNREAD : valueFromASTUntyped(declared)
+}
+
+/** graphql-ruby's ID: a string, or an integer's digits. */
+function idText (value: unknown): string | null {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
+  return null
+}
+
+/** One frozen route per operation: what the users' role check (roles.ts) reads of a match. */
+const routes = new Map<PackageOperation, CatalogRoute>()
+
+/**
+ * The match a `/projects/:id` route writing (deleting) `ml_model` packages would give for this
+ * full path, for the users' role check; null where GitLab finds no project (no `/` in the path:
+ * FindsProject reads it as a full path, never an id).
+ */
+export function modelRegistryMatch (projectPath: string, operation: 'write' | 'delete'): RouteMatch | null {
+  if (!mayNameProject(projectPath)) return null
+  let route = routes.get(operation)
+  if (route === undefined) {
+    route = Object.freeze({
+      id: `graphql_ml_model_${operation}`,
+      method: 'POST',
+      pattern: '/api/graphql',
+      policies: [],
+      skipPolicies: false,
+      resource: 'packages',
+      title: `A model registry ${operation} through GitLab's GraphQL`,
+      accessedProject: 'project',
+      packageFormat: 'ml_model',
+      packageOperation: operation
+    })
+    routes.set(operation, route)
+  }
+  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: projectPath })), format: false }
+}
+
+const UNREADABLE = '400 Bad request - this GraphQL request names a model registry mutation (mlModel*) that the gate cannot read as GitLab would (a document or variables that do not parse, or a projectPath that is not text), so the project\'s package rules cannot be checked; send the document and its variables as JSON, with input.projectPath a string'
+
+/**
+ * The users' package rules on a GraphQL request's model registry mutations: null to go on, or the
+ * refusal (a GateError: 403 PACKAGE_MAINTAINER_ONLY, 503 ROLE_CHECK_UNAVAILABLE, 401
+ * CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE). The caller is the request's access token
+ * where GitLab's GraphQL reads one, and the session its cookies may sign in; a job token is none
+ * (GitLab's GraphQL runs such a request without it).
+ */
+export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
+  const reading = modelRegistryMutations(params)
+  if (reading.kind === 'none') return null
+  if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
+  const token = findGraphqlToken(request, params)
+  if (token.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
+  // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
+  const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
+  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
+  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
+  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  const checked = new Set<string>()
+  for (const { mutation, operation, projectPath } of reading.mutations) {
+    if (projectPath === null) {
+      if (mutation === NO_PROJECT) continue
+      return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
+    }
+    const key = `${operation} ${projectPath}`
+    if (checked.has(key)) continue
+    checked.add(key)
+    const match = modelRegistryMatch(projectPath, operation)
+    if (match === null) continue
+    const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
+    if (refusal !== null) return new GateError(refusal.code, refusal.message)
+  }
+  return null
+}
