@@ -34,6 +34,21 @@ test('a cached glob match is the same answer as a fresh router\'s, frozen, and s
   }
 })
 
+test('one glob path under two methods keeps two matches, each its method\'s route', () => {
+  const router = Router.compile(routes)
+  const path = '/projects/42/packages/generic/tool/1.2.3/dir/tool.tar.gz'
+  for (const order of [['PUT', 'GET'], ['GET', 'PUT']] as const) {
+    const fresh = Router.compile(routes)
+    for (const method of order) {
+      const first = router.match(method, path)
+      assert.equal(first?.route.method, method, `${order.join(' then ')}: ${method}`)
+      assert.equal(router.match(method, path), first, `${method}: served again from the cache`)
+      assert.equal(fresh.match(method, path)?.route.id, first!.route.id, `${method}: as a fresh router answers`)
+    }
+  }
+  assert.notEqual(router.match('GET', path)?.route.id, router.match('PUT', path)?.route.id)
+})
+
 test('the match cache is bounded and never keeps a very long path', () => {
   const router = Router.compile(routes)
   const size = (): number => (router as unknown as { matches: Map<string, unknown> }).matches.size
