@@ -25,6 +25,8 @@
 //   --steady                             run the gates with their cache TTLs at an hour: no job
 //                                        token is resolved again and no grants read again while
 //                                        counted (see "Periodic work" in bench/README.md)
+//   --memory-reducer                     leave V8's memory reducer on in the counted processes
+//                                        (off by default: below, and bench/README.md's 24th round)
 //   --out file.json
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -60,6 +62,17 @@ const ROOT = new URL('..', import.meta.url).pathname
 const GATE_ROOT = resolve(option('--root') ?? ROOT)
 const PROFILE = option('--profile')
 const CACHE_SIM = args.includes('--cache-sim')
+/**
+ * V8's memory reducer runs a shrinking mark-compact once a process that has made a mark-compact
+ * allocates little for a while, by the clock. Under callgrind, some 40 times slower, the pauses
+ * between warming and counting look long to it: a gate (whose start makes a mark-compact, which
+ * the bare proxy's does not) had its new space cut to 1-2 MB, which valgrind's slow allocation
+ * never grows back, and scavenged 25 times per window of 2,100 requests where it scavenges 3
+ * times at full speed, as the bare proxy does under callgrind and at full speed (--trace-gc,
+ * bench/README.md). So every counted process runs without it: under steady load at full speed it
+ * does not act (no mark-compact in 40,000 requests of either).
+ */
+const MEMORY_REDUCER = args.includes('--memory-reducer')
 const OUT = option('--out') ?? join(tmpdir(), 'job-token-gate-instructions.json')
 // Fewer connections than bench:e2e's 32: under valgrind the process is slow enough that 8 keep
 // it busy. Batching differs with the connection count, so compare figures of one setting only.
@@ -81,7 +94,7 @@ process.on('exit', () => {
 
 /** Starts `argv` with node; under callgrind (uninstrumented until told) when `dumps` is given. */
 function start (argv: string[], env: Record<string, string> | null, dumps: string | null): ChildProcess {
-  const node = [process.execPath, ...(dumps !== null && PROFILE !== null ? ['--perf-basic-prof'] : []), ...argv]
+  const node = [process.execPath, ...(dumps !== null && PROFILE !== null ? ['--perf-basic-prof'] : []), ...(dumps !== null && !MEMORY_REDUCER ? ['--no-memory-reducer'] : []), ...argv]
   const command = dumps === null ? node : ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', ...(CACHE_SIM ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${dumps}`, ...node]
   const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: env === null ? process.env : { PATH: process.env.PATH, ...env } })
   children.push(child)
