@@ -84,8 +84,11 @@ export function uncataloguedPackageWrite (method: string, apiPath: string): Rout
 function modelRegistryWrite (method: string, apiPath: string): RouteMatch | null {
   const m = PROJECT_MLFLOW_PATH.exec(apiPath)
   if (m === null) return null
-  // Grape's optional format (`delete.json`) names the same action.
-  const action = (m[3] ?? '').replace(/\..*$/, '')
+  // Grape's optional format (`delete.json`) names the same action (cut at the first '.' by
+  // hand: a pattern of `.` then anything to the end backtracks quadratically on a run of dots).
+  const segment = m[3] ?? ''
+  const dot = segment.indexOf('.')
+  const action = dot === -1 ? segment : segment.slice(0, dot)
   if (m[4] === undefined && method === 'POST' && MLFLOW_POST_READS.has(action)) return null
   const operation = method === 'DELETE' || (m[4] === undefined && action === 'delete') ? 'delete' : 'write'
   let id: string
