@@ -138,15 +138,19 @@ export type ConanSearch =
  * and otherwise every project public or visible to the user. A username without `+` is no full
  * path: no project. Newer GitLab escapes LIKE's `_`, `%` and `\` in the username before the
  * lookup (finding nothing where they occur), older GitLab did not: the unescaped path is decided,
- * which is the project older GitLab reads and, for newer, a stricter check than needed.
+ * which is the project older GitLab reads and, for newer, a stricter check than needed. Some
+ * releases in between (SearchService with SinglePackageSearchService) delete every `*` from `q`
+ * before splitting it, so `acme+l*ib` reads acme/lib there (newer GitLab reads `*` as LIKE's `%`,
+ * which no full path matches): the path is decided with its `*` deleted.
  */
 export function conanSearchOf (q: string): ConanSearch {
   if (q === '*') return { kind: 'nothing' }
   const [name = '', , username = ''] = q.split(/[@/]/)
   if (name === '') return { kind: 'nothing' }
   if (RUBY_BLANK.test(username)) return { kind: 'every_project' }
-  if (!username.includes('+')) return { kind: 'nothing' }
-  return { kind: 'project_path', path: username.replaceAll('+', '/') }
+  const path = username.replaceAll('*', '')
+  if (!path.includes('+')) return { kind: 'nothing' }
+  return { kind: 'project_path', path: path.replaceAll('+', '/') }
 }
 // String#blank? (ActiveSupport): `[[:space:]]`, Unicode White_Space, which JavaScript's `\s` is
 // but for U+0085 (and with U+FEFF, which only makes more usernames blank: the refused side).

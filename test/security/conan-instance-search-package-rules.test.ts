@@ -32,20 +32,48 @@ const lastDecision = (g: TestGate): Record<string, unknown> | undefined => g.log
 test('GitLab\'s finder splits `q` at `@` and `/`, and a blank username searches every project', (t) => {
   if (!requireTool(t, spawnSync('ruby', ['-e', 'require "active_support/core_ext/object/blank"']).status === 0 ? null : 'ruby with ActiveSupport')) return
   const queries = ['lib*', 'lib/1.0', 'lib/1.0@acme+lib/stable', 'lib/*@acme+lib', 'lib//acme+lib', 'lib/1.0@/stable',
-    'lib/1.0@ /stable', 'lib/1.0@\u00a0/x', 'lib/1.0@\u0085/x', 'lib@acme+lib', '/1.0@acme+lib/x', 'lib/1.0@user/stable', 'lib/1.0@*/*', '*', '']
-  // PackageFinder's reading (name, username, `present?`), and SearchService's `*`.
+    'lib/1.0@ /stable', 'lib/1.0@\u00a0/x', 'lib/1.0@\u0085/x', 'lib@acme+lib', '/1.0@acme+lib/x', 'lib/1.0@user/stable', 'lib/1.0@*/*', '*', '',
+    // `*` in the username: deleted by the releases whose SearchService looks a single package up.
+    'lib/1.0@acme+l*ib/stable', 'lib/1.0@*acme+lib*/stable', 'lib/1.0@acme*+lib', 'lib/1.0/acme+l*ib', 'lib/1.0@ac_me+lib/x', 'lib/1.0@*+*/x']
+  // What each release looks up: PackageFinder splitting `q` (its parts LIKE-escaped, `*` as `%`),
+  // and the SearchService before it, which deleted every `*` and escaped `q` whole, then looked a
+  // `q` with `@` up as one package (SinglePackageSearchService) and handed the others to the finder.
   const script = `
     require 'json'; require 'active_support/core_ext/object/blank'
-    puts JSON.generate(JSON.parse(STDIN.read).map { |q|
+    def like(s) = s.gsub('\\\\') { '\\\\\\\\' }.gsub(/(?=[%_])/) { '\\\\' }
+    def finder(q)
+      name, version, username, _ = q.split(%r{[@/]}).map { |part| like(part).tr('*', '%') }
+      return 'nothing' if !name.present? || (name == '%' && version == '%')
+      return 'every_project' unless username.present?
+      username.tr('+', '/')
+    end
+    def single(q)
       name, _version, username, _ = q.split(%r{[@/]})
-      next 'nothing' if q == '*' || !name.present?
-      next 'every_project' unless username.present?
-      username.include?('+') ? username.tr('+', '/') : 'nothing'
+      # An exact name: no package's is blank.
+      !name.present? || username.nil? ? 'nothing' : username.tr('+', '/')
+    end
+    puts JSON.generate(JSON.parse(STDIN.read).map { |q|
+      next ['nothing', 'nothing'] if q == '*'
+      sanitized = like(q.delete('*'))
+      [finder(q), q.include?('@') ? single(sanitized) : finder(q.end_with?('*') ? sanitized + '%' : sanitized)]
     })`
   const run = spawnSync('ruby', ['-e', script], { input: JSON.stringify(queries), encoding: 'utf8' })
   assert.equal(run.status, 0, run.stderr)
-  const ours = queries.map(query => { const s = conanSearchOf(query); return s.kind === 'project_path' ? s.path : s.kind })
-  assert.deepEqual(ours, JSON.parse(run.stdout))
+  const readings = JSON.parse(run.stdout) as string[][]
+  // A path without `/`, or holding `%`, a backslash or `*`, is no project's (LIKE-escaped, or a
+  // wildcard the lookup takes as is).
+  const findable = (path: string): boolean => path.includes('/') && !/[%\\*]/.test(path)
+  queries.forEach((query, i) => {
+    const s = conanSearchOf(query)
+    const ours = s.kind === 'project_path' ? s.path : s.kind
+    const theirs = readings[i]!
+    if (theirs.includes('every_project')) return assert.equal(ours, 'every_project', query)
+    // Every project a release reads is the one decided (a path none finds may be decided anyway).
+    for (const path of theirs.filter(p => p !== 'nothing' && findable(p))) assert.equal(ours, path, `${query}: ${JSON.stringify(theirs)}`)
+    if (ours === 'every_project') assert.fail(`${query}: no release reads every project`)
+  })
+  // The unescaped path of a `*`-free username, as before.
+  assert.deepEqual(conanSearchOf('lib/1.0@ac_me+lib/x'), { kind: 'project_path', path: 'ac_me/lib' })
 })
 
 test('a job\'s Conan search at the instance level meets the package rules of the projects it reads', async (t) => {
@@ -112,4 +140,16 @@ test('GATE_UNRESOLVED_PROJECT=defer forwards the search as every group and insta
   const res = await send(g.url, 'GET', q('lib*'), job(TOKENS.web))
   assert.equal(res.status, 200, res.text)
   assert.equal(lastDecision(g)?.reason, 'PROJECT_NOT_IN_URL')
+})
+
+test('a `*` in the username is decided on the path without it, which GitLab\'s single package search reads', async (t) => {
+  // GATE_UNKNOWN_PROJECT=allow passes a path GitLab shows no project at, as `acme/l*ib` is.
+  const g = await startTestGate(t, { GATE_UNKNOWN_PROJECT: 'allow' })
+  await withRules(g, { conan: { read: false, write: 'maintainer' } })
+  for (const query of ['lib/1.0@acme+l*ib/stable', 'lib/1.0@*acme+lib*/stable', 'lib/1.0/acme+l*ib']) {
+    const res = await send(g.url, 'GET', q(query), job(TOKENS.web))
+    assert.equal(res.status, 403, `${query}: ${res.text}`)
+    assert.equal(res.json().code, 'PACKAGE_READ_DISABLED', query)
+  }
+  assert.equal(g.seen.length, 0, 'nothing reached GitLab')
 })
