@@ -147,3 +147,12 @@ export function isConanInstanceSearch (route: Pick<CatalogRoute, 'method' | 'pat
   return route.method === 'GET' && CONAN_INSTANCE_SEARCH.has(route.pattern)
 }
 const CONAN_INSTANCE_SEARCH: ReadonlySet<string> = new Set(['/packages/conan/v1/conans/search', '/packages/conan/v2/conans/search'])
+
+/**
+ * A project's Conan search (`GET /projects/:id/packages/conan/v1/conans/search?q=`, and v2's),
+ * which some GitLab releases answer for a full reference from the project its username names.
+ */
+export function isConanProjectSearch (route: Pick<CatalogRoute, 'method' | 'pattern'>): boolean {
+  return route.method === 'GET' && CONAN_PROJECT_SEARCH.has(route.pattern)
+}
+const CONAN_PROJECT_SEARCH: ReadonlySet<string> = new Set(['/projects/:id/packages/conan/v1/conans/search', '/projects/:id/packages/conan/v2/conans/search'])

@@ -20,13 +20,13 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { conanSearchOf, groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
+import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
-import { isConanInstanceSearch, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
+import { isConanInstanceSearch, isConanProjectSearch, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
 /** What the stages need from the process: built once by createGate, replaced whole on reload. */
@@ -371,13 +371,17 @@ const resolveGrantsStage: Stage = (x, engine) => {
   switch (accessed.kind) {
     case 'project_id':
       x.accessedProjectId = accessed.id
-      return 'continue'
-    case 'project_path':
+      return isConanProjectSearch(match.route) ? conanProjectSearch(x, engine, identity) : 'continue'
+    case 'project_path': {
       // Even the job's own path is asked of GitLab (cached GATE_PROJECT_LOOKUP_TTL_MS): the path
       // the identity carries was read when the job's project was last looked up (the namespace
       // cache, GATE_NAMESPACE_CACHE_TTL_MS), and after a rename another project may hold it now.
       // A path GitLab routes to the job's own project is self access in the decide stage.
-      return resolvePath(x, engine, accessed.path, identity)
+      const resolved = resolvePath(x, engine, accessed.path, identity)
+      if (!isConanProjectSearch(match.route)) return resolved
+      const then = (result: StageResult): StageResult | Promise<StageResult> => result === 'continue' ? conanProjectSearch(x, engine, identity) : result
+      return resolved instanceof Promise ? resolved.then(then) : then(resolved)
+    }
     case 'job':
       // The job's own artifacts are self access; another job's project is not in the URL.
       if (accessed.jobId === identity.jobId) return SELF_ACCESS
@@ -429,6 +433,35 @@ function conanSearchQuery (query: string): string | null | undefined {
     q = value
   }
   return q
+}
+
+/**
+ * A project's Conan search (`/projects/:id/packages/conan/v1/conans/search?q=`) reads that project
+ * in newer GitLab, but the releases whose SearchService looks a `q` holding `@` up as one package
+ * (SinglePackageSearchService) read the project its username names instead, whatever the URL's:
+ * decided on `:id` alone, a job's search from its own project listed the recipe of a project that
+ * keeps Conan reads from job tokens, or does not allowlist the job. Such a username must name the
+ * URL's project (or none: src/projects/lookup.ts, conanSingleSearchPathOf); a `q` the gate cannot
+ * read for sure (in the body, which Rack merges over the query's, repeated, `q[]`) is refused.
+ */
+function conanProjectSearch (x: StageView, engine: Engine, identity: JobIdentity): StageResult | Promise<StageResult> {
+  if (x.bodyParams === null || x.bodyParams.has('q')) return denyOf('CONAN_SEARCH_OTHER_PROJECT')
+  const q = conanSearchQuery(x.canonical!.query)
+  if (q === null) return denyOf('CONAN_SEARCH_OTHER_PROJECT')
+  const path = q === undefined ? null : conanSingleSearchPathOf(q)
+  if (path === null) return 'continue'
+  const projectId = x.accessedProjectId!
+  const same = async (facts: ProjectFacts | undefined): Promise<StageResult> => {
+    if (facts !== undefined && facts.id > 0) return facts.id === projectId ? 'continue' : denyOf('CONAN_SEARCH_OTHER_PROJECT')
+    // Without the service token, the job's own private project is known by its path alone.
+    if (projectId === identity.jobProjectId && path.toLowerCase() === identity.jobProjectPath.toLowerCase()) return 'continue'
+    // GitLab showed the gate no project there (none, or one it does not see): as pathNotShown.
+    if (engine.settings.unknownProject === 'allow' && await engine.grants.resolvePath(path) === null) return 'continue'
+    return denyOf('CONAN_SEARCH_OTHER_PROJECT')
+  }
+  if (engine.projectFacts === undefined || !mayNameProject(path)) return same(undefined)
+  const facts = engine.projectFacts.get(path)
+  return facts instanceof Promise ? facts.then(same) : facts.id > 0 && facts.id === projectId ? 'continue' : same(facts)
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
-import { isConanInstanceSearch, type CatalogRoute } from '../catalog/types.ts'
+import { isConanInstanceSearch, isConanProjectSearch, type CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
 import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
@@ -195,10 +195,10 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
 
 /**
  * Routes whose project GitLab may take from a body parameter the path does not hold (Conan's
- * instance API reads `params[:id]`: pipeline.ts, namesConanProject; its search reads `q`,
- * conanInstanceSearch): the only ones whose body parameter names are read.
+ * instance API reads `params[:id]`: pipeline.ts, namesConanProject; its searches read `q`,
+ * conanInstanceSearch and conanProjectSearch): the only ones whose body parameter names are read.
  */
-export const readsBodyParams = (route: CatalogRoute): boolean => route.projectFrom === 'conan_username' || isConanInstanceSearch(route)
+export const readsBodyParams = (route: CatalogRoute): boolean => route.projectFrom === 'conan_username' || isConanInstanceSearch(route) || isConanProjectSearch(route)
 
 /** A body GitLab takes no parameters from. */
 export const NO_PARAMS: ReadonlySet<string> = new Set()

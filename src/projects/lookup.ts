@@ -152,6 +152,19 @@ export function conanSearchOf (q: string): ConanSearch {
   if (!path.includes('+')) return { kind: 'nothing' }
   return { kind: 'project_path', path: path.replaceAll('+', '/') }
 }
+/**
+ * The full path some GitLab releases read a project's Conan search `q` at, whatever the project
+ * of the URL (isConanProjectSearch in src/catalog/types.ts): their SearchService looks a `q`
+ * holding `@` up as one package (SinglePackageSearchService, with every `*` deleted), in the
+ * project its username names. Null where that reads no project: no `@`, no name (no package has
+ * a blank one), or a username without `+`.
+ */
+export function conanSingleSearchPathOf (q: string): string | null {
+  if (!q.includes('@')) return null
+  const [name = '', , username = ''] = q.replaceAll('*', '').split(/[@/]/)
+  if (RUBY_BLANK.test(name) || !username.includes('+')) return null
+  return username.replaceAll('+', '/')
+}
 // String#blank? (ActiveSupport): `[[:space:]]`, Unicode White_Space, which JavaScript's `\s` is
 // but for U+0085 (and with U+FEFF, which only makes more usernames blank: the refused side).
 const RUBY_BLANK = /^[\s\u0085]*$/u
