@@ -152,7 +152,8 @@ const CONAN_INSTANCE_SEARCH: ReadonlySet<string> = new Set(['/packages/conan/v1/
  * A project's Conan search (`GET /projects/:id/packages/conan/v1/conans/search?q=`, and v2's),
  * which some GitLab releases answer for a full reference from the project its username names.
  */
-export function isConanProjectSearch (route: Pick<CatalogRoute, 'method' | 'pattern'>): boolean {
-  return route.method === 'GET' && CONAN_PROJECT_SEARCH.has(route.pattern)
+export function isConanProjectSearch (route: Pick<CatalogRoute, 'method' | 'pattern' | 'packageFormat'>): boolean {
+  // Asked on every request to a project: the format first, a property read, before a set lookup.
+  return route.packageFormat === 'conan' && route.method === 'GET' && CONAN_PROJECT_SEARCH.has(route.pattern)
 }
 const CONAN_PROJECT_SEARCH: ReadonlySet<string> = new Set(['/projects/:id/packages/conan/v1/conans/search', '/projects/:id/packages/conan/v2/conans/search'])
