@@ -582,8 +582,12 @@ interface DocumentFacts {
   readonly refused: readonly string[]
 }
 
-/** The fields selected at the mutation root, through inline fragments and fragment spreads. */
-function mutationRootFields (document: DocumentNode): FieldNode[] {
+/**
+ * Collects the fields selection sets select, through inline fragments and fragment spreads: each
+ * walk() adds to `fields`; a fragment is followed once per walker (`followed`), so a cycle or a
+ * fragment spread many times costs one walk.
+ */
+export function fieldWalker (document: DocumentNode): { readonly walk: (set: SelectionSetNode) => void, readonly fields: FieldNode[], readonly followed: Set<string> } {
   const fragments = new Map<string, FragmentDefinitionNode>()
   for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
   const fields: FieldNode[] = []
@@ -599,6 +603,12 @@ function mutationRootFields (document: DocumentNode): FieldNode[] {
       }
     }
   }
+  return { walk, fields, followed }
+}
+
+/** The fields selected at the mutation root, through inline fragments and fragment spreads. */
+function mutationRootFields (document: DocumentNode): FieldNode[] {
+  const { walk, fields, followed } = fieldWalker(document)
   for (const def of document.definitions) {
     if (def.kind === Kind.OPERATION_DEFINITION && def.operation === 'mutation') walk(def.selectionSet)
     // A fragment on Mutation counts even where no mutation spreads it.

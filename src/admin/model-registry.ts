@@ -10,7 +10,7 @@
 // version's project: it is left to GitLab, whose delete marks the version's package for
 // destruction behind `destroy_package` (Maintainers) first.
 
-import { Kind, parse, valueFromASTUntyped, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode, type ValueNode } from 'graphql'
+import { Kind, parse, valueFromASTUntyped, type DocumentNode, type FieldNode, type OperationDefinitionNode, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { CatalogRoute, PackageOperation } from '../catalog/types.ts'
 import { mayNameProject } from '../grants/model.ts'
 import type { RouteMatch } from '../routing/router.ts'
@@ -18,7 +18,7 @@ import type { UserRoleCheck } from './roles.ts'
 import { GateError, type ErrorCode } from '../errors.ts'
 import { headerLines, type Credential, type HeaderSource } from '../identity/credentials.ts'
 import { findGraphqlToken } from './graphql-credentials.ts'
-import { gitlabDocument, graphqlReadings, normalizeVariables, rubyLexDifference, type GraphqlOperation, type GraphqlParams } from './graphql.ts'
+import { fieldWalker, gitlabDocument, graphqlReadings, normalizeVariables, rubyLexDifference, type GraphqlOperation, type GraphqlParams } from './graphql.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
 export const MODEL_REGISTRY_TEXT = /mlModel(?:Version)?(?:Create|Edit|Delete|Destroy)/
@@ -106,21 +106,7 @@ function operationsRun (document: DocumentNode, operationName: string | null): O
 
 /** The root fields of one operation, through inline fragments and fragment spreads. */
 function rootFields (document: DocumentNode, set: SelectionSetNode): FieldNode[] {
-  const fragments = new Map<string, FragmentDefinitionNode>()
-  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def)
-  const fields: FieldNode[] = []
-  const followed = new Set<string>()
-  const walk = (selections: SelectionSetNode): void => {
-    for (const selection of selections.selections) {
-      if (selection.kind === Kind.FIELD) fields.push(selection)
-      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet)
-      else if (!followed.has(selection.name.value)) {
-        followed.add(selection.name.value)
-        const fragment = fragments.get(selection.name.value)
-        if (fragment !== undefined) walk(fragment.selectionSet)
-      }
-    }
-  }
+  const { walk, fields } = fieldWalker(document)
   walk(set)
   return fields
 }
