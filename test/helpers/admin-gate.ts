@@ -3,7 +3,9 @@
 // also sees acme/platform/app (100) and acme/platform/web (600) as a Reporter.
 
 import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
 import { startTestGate, type TestGate } from './gate.ts'
+import { send } from './http.ts'
 
 export const ADMIN = 'gate-operator-secret-token'
 export const USERS = {
@@ -24,3 +26,12 @@ export async function adminGate (t: TestContext, env: Record<string, string> = {
   })
 }
 
+
+/** An adminGate whose acme/lib (200) sets `rule` for `format` (docs/admin.md, per package format rules). */
+export async function gateWithPackageRule (t: TestContext, format: string, rule: Record<string, unknown>): Promise<TestGate> {
+  const g = await adminGate(t)
+  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { [format]: rule } }))
+  assert.equal(patch.status, 200, patch.text)
+  return g
+}

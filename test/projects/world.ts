@@ -8,6 +8,7 @@ import type { FakePackage } from '../helpers/fake-gitlab.ts'
 import type { TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'
+import type { GitlabListAnswer } from '../../src/gitlab/client.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 
@@ -42,4 +43,17 @@ export async function packageOnlyWorld (t: TestContext): Promise<TestGate> {
   const policies = createPolicyIndex(loadCatalog().policies)
   await g.store.put(validateProjectGrants({ projectId: 810, projectPath: 'acme/packages', inboundEnabled: true, entries: [] }, { settings: createInstanceSettings(), policies }))
   return g
+}
+
+/** A Maven package a GitLab stand-in lists (the finder's own tests). */
+export interface ListedPackage { readonly name: string, readonly version: string | null, readonly project: number, readonly at: string }
+
+/** The job the finder's own tests find for. */
+export const FINDER_JOB = Object.freeze({ jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7, pipelineId: 1001 })
+
+/** GitLab's package list for `path`: the packages whose name holds its `package_name` (a substring filter, as GitLab's). */
+export function mavenListAnswer (packages: readonly ListedPackage[], path: string): GitlabListAnswer {
+  const name = new URL(path, 'http://gitlab').searchParams.get('package_name') ?? ''
+  const items = packages.filter(p => p.name.includes(name)).map((p, id) => ({ id: id + 1, name: p.name, version: p.version, package_type: 'maven', status: 'default', project_id: p.project, created_at: p.at }))
+  return { status: 200, items, truncated: false }
 }

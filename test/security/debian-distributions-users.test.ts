@@ -9,19 +9,13 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
+import { gateWithPackageRule, USERS } from '../helpers/admin-gate.ts'
 import type { TestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 
 const json = { 'content-type': 'application/json' }
 
-async function world (t: TestContext, rule: Record<string, string>): Promise<TestGate> {
-  const g = await adminGate(t)
-  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { ...json, 'private-token': ADMIN },
-    JSON.stringify({ package_registry: { debian: rule } }))
-  assert.equal(patch.status, 200, patch.text)
-  return g
-}
+const world = async (t: TestContext, rule: Record<string, string>): Promise<TestGate> => await gateWithPackageRule(t, 'debian', rule)
 
 const CHANGES: ReadonlyArray<readonly [string, string]> = [
   ['POST', '/api/v4/projects/200/debian_distributions'],

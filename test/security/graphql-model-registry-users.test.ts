@@ -8,20 +8,14 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
+import { gateWithPackageRule, adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 import type { TestGate } from '../helpers/gate.ts'
 
 const json = { 'content-type': 'application/json' }
 const session = (token: string): Record<string, string> => ({ cookie: `_gitlab_session=${token}`, 'x-csrf-token': 'csrf' })
 
-async function world (t: TestContext, rule: Record<string, string>): Promise<TestGate> {
-  const g = await adminGate(t)
-  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { ...json, 'private-token': ADMIN },
-    JSON.stringify({ package_registry: { ml_model: rule } }))
-  assert.equal(patch.status, 200, patch.text)
-  return g
-}
+const world = async (t: TestContext, rule: Record<string, string>): Promise<TestGate> => await gateWithPackageRule(t, 'ml_model', rule)
 
 const CREATE = 'mutation { mlModelCreate(input: {projectPath: "acme/lib", name: "churn"}) { model { id } errors } }'
 const WRITES: ReadonlyArray<readonly [string, unknown]> = [

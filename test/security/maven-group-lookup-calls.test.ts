@@ -27,7 +27,7 @@ import { GateError } from '../../src/errors.ts'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
-import { decisionOf, forwarded, packageOnlyWorld, pkg, projectsGate } from '../projects/world.ts'
+import { decisionOf, FINDER_JOB, mavenListAnswer, type ListedPackage, forwarded, packageOnlyWorld, pkg, projectsGate } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const GROUP = '/api/v4/groups/acme/-/packages/maven'
@@ -131,8 +131,8 @@ test('at most eight Maven listings are read at once gate-wide; the rest wait the
 
 // The finder itself, with a GitLab stand-in and a clock moved by hand.
 const router = Router.compile(loadCatalog().routes)
-const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7, pipelineId: 1001 }
-interface Listed { readonly name: string, readonly version: string | null, readonly project: number, readonly at: string }
+const identity: JobIdentity = FINDER_JOB
+type Listed = ListedPackage
 
 function standIn (packages: Listed[], hold?: { readonly waiting: Array<() => void> }): { gitlab: GitlabClient, lists: () => number } {
   let lists = 0
@@ -145,9 +145,7 @@ function standIn (packages: Listed[], hold?: { readonly waiting: Array<() => voi
       if (path.includes('/projects?')) return { status: 200, items: [], truncated: false }
       lists++
       if (hold !== undefined) await new Promise<void>(resolve => hold.waiting.push(resolve))
-      const name = new URL(path, 'http://gitlab').searchParams.get('package_name') ?? ''
-      const items = packages.filter(p => p.name.includes(name)).map((p, id) => ({ id: id + 1, name: p.name, version: p.version, package_type: 'maven', status: 'default', project_id: p.project, created_at: p.at }))
-      return { status: 200, items, truncated: false }
+      return mavenListAnswer(packages, path)
     },
     hasServiceToken: true,
     stats: () => ({}),

@@ -19,7 +19,7 @@ import { createProjectFinder, type Found } from '../../src/projects/finder.ts'
 import { Router } from '../../src/routing/router.ts'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-import { decisionOf, packageOnlyWorld, pkg } from '../projects/world.ts'
+import { decisionOf, FINDER_JOB, mavenListAnswer, type ListedPackage, packageOnlyWorld, pkg } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const GROUP = '/api/v4/groups/acme/-/packages/maven'
@@ -75,8 +75,8 @@ test('a package-only project of more packages than a page is asked per name, as 
 
 // The finder itself, with a GitLab stand-in and a clock moved by hand.
 const router = Router.compile(loadCatalog().routes)
-const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7, pipelineId: 1001 }
-interface Listed { readonly name: string, readonly version: string | null, readonly project: number, readonly at: string }
+const identity: JobIdentity = FINDER_JOB
+type Listed = ListedPackage
 
 /** acme, whose one package-only project (810) holds `packages`; the group's own list is empty. */
 function standIn (packages: Listed[]): { gitlab: GitlabClient, asked: string[] } {
@@ -90,9 +90,7 @@ function standIn (packages: Listed[]): { gitlab: GitlabClient, asked: string[] }
       if (path.includes('/projects?')) return { status: 200, items: [{ id: 810, repository_access_level: 'disabled', package_registry_access_level: 'enabled' }], truncated: false }
       asked.push(path)
       if (!path.startsWith('/api/v4/projects/810/')) return { status: 200, items: [], truncated: false }
-      const name = new URL(path, 'http://gitlab').searchParams.get('package_name') ?? ''
-      const items = packages.filter(p => p.name.includes(name)).map((p, id) => ({ id: id + 1, name: p.name, version: p.version, package_type: 'maven', status: 'default', project_id: p.project, created_at: p.at }))
-      return { status: 200, items, truncated: false }
+      return mavenListAnswer(packages, path)
     },
     hasServiceToken: true,
     stats: () => ({}),

@@ -9,20 +9,14 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
+import { gateWithPackageRule, USERS } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 
 const MLFLOW = '/api/v4/projects/200/ml/mlflow/api/2.0/mlflow'
 const json = { 'content-type': 'application/json' }
 
-async function world (t: TestContext, rule: Record<string, string>): Promise<TestGate> {
-  const g = await adminGate(t)
-  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { ...json, 'private-token': ADMIN },
-    JSON.stringify({ package_registry: { ml_model: rule } }))
-  assert.equal(patch.status, 200, patch.text)
-  return g
-}
+const world = async (t: TestContext, rule: Record<string, string>): Promise<TestGate> => await gateWithPackageRule(t, 'ml_model', rule)
 
 // What the MLflow client sends (MLFLOW_TRACKING_TOKEN as Bearer), and what else GitLab routes there.
 const WRITES: ReadonlyArray<readonly [string, string, string]> = [
