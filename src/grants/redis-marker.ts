@@ -257,6 +257,13 @@ export async function fillMarkers (client: Client, keys: MarkerKeys, id: string,
   // Loaded on every master first, so that 16,384 calls send its hash rather than its text.
   const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
   const sha = (await Promise.all(masters.map(async node => String(await patiently(deadline, async () => await node.script('LOAD', FILL_SCRIPT))))))[0]!
-  const written = (await each(client, keys.all, key => ['evalsha', sha, '1', key, id], deadline)).filter(ok => ok === 1).length
-  return { written, other: tally(await each(client, keys.all, key => ['get', key], deadline), id).other }
+  // Counted from what the markers held before and hold after, not from the script's answers: a
+  // batch retried after a timeout finds its first run's markers written, and answers 0 for them.
+  const get = (key: string): string[] => ['get', key]
+  const before = await each(client, keys.all, get, deadline)
+  await each(client, keys.all, key => ['evalsha', sha, '1', key, id], deadline)
+  const now = await each(client, keys.all, get, deadline)
+  const fillable = (value: unknown): boolean => value === null || value === LOST + id || value === CREATING + id
+  const written = now.filter((value, i) => value === id && fillable(before[i])).length
+  return { written, other: tally(now, id).other }
 }

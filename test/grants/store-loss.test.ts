@@ -10,6 +10,8 @@ import { GrantsStoreLostError } from '../../src/grants/errors.ts'
 import { validateNamespaceSettings } from '../../src/grants/model.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { grantsFor } from './store-contract.ts'
+import { Redis } from 'ioredis'
+import { fillMarkers, LOST, markerKeys } from '../../src/grants/redis-marker.ts'
 
 const redis = await startRedis({ after })
 let prefixes = 0
@@ -76,4 +78,32 @@ test('a marker written by a later start (after a loss) is another store: refused
   assert.equal(await since.get(7), null, 'the replica started since decides on the store as it is')
   await assert.rejects(before.get(7), lost(new RegExp(`holds ${since.marker.id!}, not ${before.marker.id!}: .*restart this replica`)))
   assert.deepEqual(await before.acceptLoss(), { id: before.marker.id, written: 0, other: 1 }, 'another id is never overwritten')
+})
+
+test('accepting a loss counts the markers it wrote, though a batch timed out after its writes and ran again', async () => {
+  // A Cluster's 16,384 markers, here on one server. A batch whose answer timed out is run again,
+  // and its script then finds its own markers written: counted from its answers, they were not.
+  const keys = markerKeys(`fill${++prefixes}`, true)
+  const id = 'c0ffee00-0000-4000-8000-000000000001'
+  redis.cli('set', keys.all[0]!, LOST + id)
+  redis.cli('set', keys.all[1]!, id)
+  redis.cli('set', keys.all[2]!, 'another-store-id')
+  const client = new Redis(redis.url)
+  after(() => client.disconnect())
+  const pipeline = client.pipeline.bind(client)
+  let evals = 0
+  client.pipeline = ((commands: unknown[][]) => {
+    const p = pipeline(commands as never)
+    if (commands[0]?.[0] !== 'evalsha' || ++evals !== 1) return p
+    const exec = p.exec.bind(p)
+    p.exec = (async () => {
+      await exec()
+      throw new Error('Command timed out')
+    }) as typeof p.exec
+    return p
+  }) as typeof client.pipeline
+  assert.deepEqual(await fillMarkers(client, keys, id, 10_000), { written: 16_384 - 2, other: 1 })
+  assert.equal(evals > 1, true, 'the first batch was run again')
+  assert.equal(redis.cli('get', keys.all[0]!).trim(), id)
+  assert.equal(redis.cli('get', keys.all[2]!).trim(), 'another-store-id')
 })
