@@ -140,20 +140,19 @@ export interface Catalog {
 }
 
 /**
- * GitLab's Conan search at the instance level (`GET /packages/conan/v1/conans/search?q=`), which
- * names no project in its path: it lists the recipes of every project its `q` reaches.
+ * Which of GitLab's Conan searches a route is, or null: `instance` (`GET
+ * /packages/conan/v1/conans/search?q=`), which names no project in its path and lists the
+ * recipes of every project its `q` reaches; `project` (`GET /projects/:id/packages/conan/v1/conans/search?q=`,
+ * and v2's), which some GitLab releases answer for a full reference from the project its username
+ * names (the instance has no v2 search: no catalog route). Asked on every request to a route:
+ * the format first, a property read, before a lookup.
  */
-export function isConanInstanceSearch (route: Pick<CatalogRoute, 'method' | 'pattern'>): boolean {
-  return route.method === 'GET' && CONAN_INSTANCE_SEARCH.has(route.pattern)
+export function conanSearchKind (route: Pick<CatalogRoute, 'method' | 'pattern' | 'packageFormat'>): 'instance' | 'project' | null {
+  if (route.packageFormat !== 'conan' || route.method !== 'GET') return null
+  return CONAN_SEARCHES.get(route.pattern) ?? null
 }
-const CONAN_INSTANCE_SEARCH: ReadonlySet<string> = new Set(['/packages/conan/v1/conans/search', '/packages/conan/v2/conans/search'])
-
-/**
- * A project's Conan search (`GET /projects/:id/packages/conan/v1/conans/search?q=`, and v2's),
- * which some GitLab releases answer for a full reference from the project its username names.
- */
-export function isConanProjectSearch (route: Pick<CatalogRoute, 'method' | 'pattern' | 'packageFormat'>): boolean {
-  // Asked on every request to a project: the format first, a property read, before a set lookup.
-  return route.packageFormat === 'conan' && route.method === 'GET' && CONAN_PROJECT_SEARCH.has(route.pattern)
-}
-const CONAN_PROJECT_SEARCH: ReadonlySet<string> = new Set(['/projects/:id/packages/conan/v1/conans/search', '/projects/:id/packages/conan/v2/conans/search'])
+const CONAN_SEARCHES: ReadonlyMap<string, 'instance' | 'project'> = new Map([
+  ['/packages/conan/v1/conans/search', 'instance'],
+  ['/projects/:id/packages/conan/v1/conans/search', 'project'],
+  ['/projects/:id/packages/conan/v2/conans/search', 'project']
+])

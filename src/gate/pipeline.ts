@@ -26,7 +26,7 @@ import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
-import { isConanInstanceSearch, isConanProjectSearch, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
+import { conanSearchKind, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
 /** What the stages need from the process: built once by createGate, replaced whole on reload. */
@@ -371,14 +371,14 @@ const resolveGrantsStage: Stage = (x, engine) => {
   switch (accessed.kind) {
     case 'project_id':
       x.accessedProjectId = accessed.id
-      return isConanProjectSearch(match.route) ? conanProjectSearch(x, engine, identity) : 'continue'
+      return conanSearchKind(match.route) === 'project' ? conanProjectSearch(x, engine, identity) : 'continue'
     case 'project_path': {
       // Even the job's own path is asked of GitLab (cached GATE_PROJECT_LOOKUP_TTL_MS): the path
       // the identity carries was read when the job's project was last looked up (the namespace
       // cache, GATE_NAMESPACE_CACHE_TTL_MS), and after a rename another project may hold it now.
       // A path GitLab routes to the job's own project is self access in the decide stage.
       const resolved = resolvePath(x, engine, accessed.path, identity)
-      if (!isConanProjectSearch(match.route)) return resolved
+      if (conanSearchKind(match.route) !== 'project') return resolved
       const then = (result: StageResult): StageResult | Promise<StageResult> => result === 'continue' ? conanProjectSearch(x, engine, identity) : result
       return resolved instanceof Promise ? resolved.then(then) : then(resolved)
     }
@@ -390,7 +390,7 @@ const resolveGrantsStage: Stage = (x, engine) => {
       return SELF_ACCESS
     case 'unknown':
       // The instance search reads `q`, never an `id` (its search_project is nil).
-      if (isConanInstanceSearch(match.route)) return conanInstanceSearch(x, engine, identity)
+      if (conanSearchKind(match.route) === 'instance') return conanInstanceSearch(x, engine, identity)
       if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
       return findProject(x, engine, match, identity)
   }
@@ -408,8 +408,7 @@ const resolveGrantsStage: Stage = (x, engine) => {
  */
 function conanInstanceSearch (x: StageView, engine: Engine, identity: JobIdentity): StageResult | Promise<StageResult> {
   if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
-  if (x.bodyParams === null || x.bodyParams.has('q')) return denyOf('CONAN_SEARCH_UNSCOPED')
-  const q = conanSearchQuery(x.canonical!.query)
+  const q = conanSearchQuery(x)
   if (q === undefined) return NO_PROJECT
   if (q === null) return denyOf('CONAN_SEARCH_UNSCOPED')
   const search = conanSearchOf(q)
@@ -421,13 +420,15 @@ function conanInstanceSearch (x: StageView, engine: Engine, identity: JobIdentit
 }
 
 /**
- * The search's `q` as Rack reads the query: undefined when absent (Grape answers 400), null when
- * the gate cannot tell it for sure (a name Rack reads as `q` that is not plainly `q`, such as
- * `q[]` or `%20q`, or values that differ).
+ * A Conan search's `q` as Rack reads the request: undefined when absent (Grape answers 400), null
+ * when the gate cannot tell it for sure (one in the body, which Rack merges over the query's, or a
+ * body whose names it has not read; a name Rack reads as `q` that is not plainly `q`, such as `q[]`
+ * or `%20q`; values that differ).
  */
-function conanSearchQuery (query: string): string | null | undefined {
+function conanSearchQuery (x: StageView): string | null | undefined {
+  if (x.bodyParams === null || x.bodyParams.has('q')) return null
   let q: string | undefined
-  for (const [key, value] of queryPairs(query)) {
+  for (const [key, value] of queryPairs(x.canonical!.query)) {
     if (normalizeParamName(key) !== 'q') continue
     if (key !== 'q' || (q !== undefined && q !== value)) return null
     q = value
@@ -445,8 +446,7 @@ function conanSearchQuery (query: string): string | null | undefined {
  * read for sure (in the body, which Rack merges over the query's, repeated, `q[]`) is refused.
  */
 function conanProjectSearch (x: StageView, engine: Engine, identity: JobIdentity): StageResult | Promise<StageResult> {
-  if (x.bodyParams === null || x.bodyParams.has('q')) return denyOf('CONAN_SEARCH_OTHER_PROJECT')
-  const q = conanSearchQuery(x.canonical!.query)
+  const q = conanSearchQuery(x)
   if (q === null) return denyOf('CONAN_SEARCH_OTHER_PROJECT')
   const path = q === undefined ? null : conanSingleSearchPathOf(q)
   if (path === null) return 'continue'

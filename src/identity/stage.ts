@@ -4,7 +4,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
-import { isConanInstanceSearch, isConanProjectSearch, type CatalogRoute } from '../catalog/types.ts'
+import { conanSearchKind, type CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
 import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
@@ -198,7 +198,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
  * instance API reads `params[:id]`: pipeline.ts, namesConanProject; its searches read `q`,
  * conanInstanceSearch and conanProjectSearch): the only ones whose body parameter names are read.
  */
-export const readsBodyParams = (route: CatalogRoute): boolean => route.projectFrom === 'conan_username' || isConanInstanceSearch(route) || isConanProjectSearch(route)
+export const readsBodyParams = (route: CatalogRoute): boolean => route.projectFrom === 'conan_username' || conanSearchKind(route) !== null
 
 /** A body GitLab takes no parameters from. */
 export const NO_PARAMS: ReadonlySet<string> = new Set()

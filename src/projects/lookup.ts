@@ -130,7 +130,7 @@ export type ConanSearch =
   | { readonly kind: 'every_project' }
 
 /**
- * Which projects GitLab's Conan search at the instance level (isConanInstanceSearch in
+ * Which projects GitLab's Conan search at the instance level (conanSearchKind 'instance' in
  * src/catalog/types.ts) reads for `q` (app/services/packages/conan/search_service.rb,
  * app/finders/packages/conan/package_finder.rb): `q` split at every `@` and `/` into name, version
  * and username; without a name nothing, with a username (ActiveSupport's `present?`: not only
@@ -154,7 +154,7 @@ export function conanSearchOf (q: string): ConanSearch {
 }
 /**
  * The full path some GitLab releases read a project's Conan search `q` at, whatever the project
- * of the URL (isConanProjectSearch in src/catalog/types.ts): their SearchService looks a `q`
+ * of the URL (conanSearchKind 'project' in src/catalog/types.ts): their SearchService looks a `q`
  * holding `@` up as one package (SinglePackageSearchService, with every `*` deleted), in the
  * project its username names. Null where that reads no project: no `@`, no name (no package has
  * a blank one), or a username without `+`.

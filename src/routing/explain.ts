@@ -3,7 +3,7 @@
 import type { CanonicalRequest } from './canonical.ts'
 import { accessedProject, describeAccessedProject } from './accessed.ts'
 import { describeLookup, groupReadingsOf, lookupOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject, type Lookup } from '../projects/lookup.ts'
-import { isConanInstanceSearch, isConanProjectSearch, type CatalogRoute } from '../catalog/types.ts'
+import { conanSearchKind, type CatalogRoute } from '../catalog/types.ts'
 import type { Router } from './router.ts'
 
 export type Explanation =
@@ -71,8 +71,9 @@ function packageRules (route: CatalogRoute, params: Readonly<Record<string, stri
   if (route.packageFormat === undefined || route.packageOperation === undefined) return {}
   const rule = `package_registry.${route.packageFormat}.${route.packageOperation}` +
     (route.packageDeleteWhen === undefined ? '' : ` (package_registry.${route.packageFormat}.delete with ${route.packageDeleteWhen.header}: ${route.packageDeleteWhen.value})`)
-  if (isConanInstanceSearch(route)) return { packageRule: rule, alsoHeld: `a job token's search is decided on the project its q's username names (name/version@group+project/channel); one without a username reads every project the job's user can read, and is refused (CONAN_SEARCH_UNSCOPED)` }
-  if (isConanProjectSearch(route)) return { packageRule: rule, alsoHeld: `a job token's search naming a full reference whose username is another project's (name/version@group+project/channel) is refused (CONAN_SEARCH_OTHER_PROJECT): some GitLab releases answer it from that project` }
+  const search = conanSearchKind(route)
+  if (search === 'instance') return { packageRule: rule, alsoHeld: `a job token's search is decided on the project its q's username names (name/version@group+project/channel); one without a username reads every project the job's user can read, and is refused (CONAN_SEARCH_UNSCOPED)` }
+  if (search === 'project') return { packageRule: rule, alsoHeld: `a job token's search naming a full reference whose username is another project's (name/version@group+project/channel) is refused (CONAN_SEARCH_OTHER_PROJECT): some GitLab releases answer it from that project` }
   const group = packageReadGroupOf(route, params)
   // A group the gate finds no single project of: GitLab serves from any project under it.
   if (group !== null && lookup?.kind === 'unresolvable') {

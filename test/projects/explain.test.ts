@@ -35,4 +35,10 @@ test('explain names the package rule a route is held to, and the other projects 
   // A group route whose project the gate finds holds that project's rule only.
   assert.doesNotMatch(text('GET', '/api/v4/groups/acme/-/packages/maven/com/acme/app/1.0/app-1.0.jar'), /also held/)
   assert.doesNotMatch(text('GET', '/api/v4/projects/5/releases'), /package rule/)
+  // Conan's searches: the instance's and a project's, each its own rule; other Conan routes neither.
+  assert.match(text('GET', '/api/v4/packages/conan/v1/conans/search?q=lib'), /^also held +.*CONAN_SEARCH_UNSCOPED/m)
+  for (const version of ['v1', 'v2']) {
+    assert.match(text('GET', `/api/v4/projects/5/packages/conan/${version}/conans/search?q=lib`), /^also held +.*CONAN_SEARCH_OTHER_PROJECT/m, version)
+  }
+  assert.doesNotMatch(text('GET', '/api/v4/packages/conan/v1/conans/pkg/1.0/acme+lib/stable'), /CONAN_SEARCH/)
 })
