@@ -35,3 +35,11 @@ export async function gateWithPackageRule (t: TestContext, format: string, rule:
   assert.equal(patch.status, 200, patch.text)
   return g
 }
+
+/** The least-privilege report of `project` once the usage recorded so far is written (docs/admin.md). */
+export async function usageReport (g: TestGate, project: number | string): Promise<any> {
+  await g.gate.usage.flush()
+  const answer = await send(g.url, 'GET', `/api/v4/projects/${project}/job_token_scope/usage`, { 'private-token': ADMIN })
+  assert.equal(answer.status, 200, answer.text)
+  return answer.json()
+}

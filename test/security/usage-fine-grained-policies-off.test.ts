@@ -8,7 +8,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
-import { ADMIN, adminGate } from '../helpers/admin-gate.ts'
+import { ADMIN, adminGate, usageReport } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 
 test('usage: requests allowed through a fine-grained entry with the policies off are in the report', async (t) => {
@@ -20,9 +20,8 @@ test('usage: requests allowed through a fine-grained entry with the policies off
   assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/packages', job)).status, 200)
   assert.equal((await send(g.url, 'POST', '/api/v4/projects/200/deployments', job)).status, 200)
   assert.deepEqual(g.logs.filter(l => l.msg === 'decision').map(l => l.reason), ['FINE_GRAINED_POLICIES_OFF', 'FINE_GRAINED_POLICIES_OFF'])
-  await g.gate.usage.flush()
 
-  const report = (await send(g.url, 'GET', '/api/v4/projects/200/job_token_scope/usage', op)).json()
+  const report = await usageReport(g, 200)
   const entry = report.entries.find((e: { target_type: string, target_id: number }) => e.target_type === 'project' && e.target_id === 100)
   assert.equal(entry.requests, 2)
   assert.deepEqual(entry.used_policies, { admin_deployments: 1, admin_environments: 1, read_packages: 1 })

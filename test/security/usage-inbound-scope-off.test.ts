@@ -9,19 +9,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
-import { ADMIN, adminGate } from '../helpers/admin-gate.ts'
+import { adminGate, usageReport } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 
 test('usage: requests let in while the inbound scope is off are in the report, by job project', async (t) => {
   const g = await adminGate(t, { GATE_ENFORCE_INBOUND_SCOPE: 'false' })
-  const op = { 'private-token': ADMIN }
   const job = { 'job-token': TOKENS.app }
   assert.equal((await send(g.url, 'GET', '/api/v4/projects/500/packages', job)).status, 200)
   assert.equal((await send(g.url, 'POST', '/api/v4/projects/500/deployments', job)).status, 200)
   assert.deepEqual(g.logs.filter(l => l.msg === 'decision').map(l => l.reason), ['INBOUND_DISABLED', 'INBOUND_DISABLED'])
-  await g.gate.usage.flush()
 
-  const report = (await send(g.url, 'GET', '/api/v4/projects/500/job_token_scope/usage', op)).json()
+  const report = await usageReport(g, 500)
   assert.deepEqual(report.entries, [])
   assert.deepEqual(report.unmatched, [{
     job_project_id: 100,

@@ -11,7 +11,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TOKENS } from '../helpers/gate.ts'
-import { ADMIN, adminGate } from '../helpers/admin-gate.ts'
+import { ADMIN, adminGate, usageReport } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 
 test('usage: requests on routes without policies are counted apart, since no fine-grained entry allows them', async (t) => {
@@ -22,9 +22,8 @@ test('usage: requests on routes without policies are counted apart, since no fin
   assert.equal((await send(g.url, 'GET', helm, job)).status, 200)
   assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/packages', job)).status, 200)
   assert.deepEqual(g.logs.filter(l => l.msg === 'decision').map(l => l.reason), ['DEFAULT_PERMISSIONS', 'DEFAULT_PERMISSIONS'])
-  await g.gate.usage.flush()
 
-  const report = (await send(g.url, 'GET', '/api/v4/projects/200/job_token_scope/usage', op)).json()
+  const report = await usageReport(g, 200)
   const group = report.entries.find((e: { target_type: string, target_id: number }) => e.target_type === 'group' && e.target_id === 10)
   assert.equal(group.requests, 2)
   assert.deepEqual(group.used_policies, { read_packages: 1 })
