@@ -12,7 +12,7 @@
 
 import { Kind, parse, valueFromASTUntyped, type DocumentNode, type FieldNode, type OperationDefinitionNode, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { CatalogRoute, PackageOperation } from '../catalog/types.ts'
-import { mayNameProject } from '../grants/model.ts'
+import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
 import type { RouteMatch } from '../routing/router.ts'
 import type { UserRoleCheck } from './roles.ts'
 import { GateError, type ErrorCode } from '../errors.ts'
@@ -158,7 +158,8 @@ const routes = new Map<PackageOperation, CatalogRoute>()
  * FindsProject reads it as a full path, never an id).
  */
 export function modelRegistryMatch (projectPath: string, operation: 'write' | 'delete'): RouteMatch | null {
-  if (!mayNameProject(projectPath)) return null
+  // One too long for the gate to look up goes on: the role check refuses it.
+  if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) return null
   let route = routes.get(operation)
   if (route === undefined) {
     route = Object.freeze({

@@ -13,7 +13,7 @@
 
 import type { ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { mayNameProject, type UnknownProjectMode } from '../grants/model.ts'
+import { mayNameProject, namesProjectTooLong, type UnknownProjectMode } from '../grants/model.ts'
 import { tokenKey } from '../identity/cache.ts'
 import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-check.ts'
@@ -99,7 +99,9 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       }
       // A path is the project GitLab routes it to now, never the store's path index alone (a
       // renamed project's old path may be another project's now).
-      // Any segment holding a '/' may be a project's path to GitLab (mayNameProject).
+      // Any segment holding a '/' may be a project's path to GitLab (mayNameProject), one too
+      // long for the gate to look up as well: refused, never left unchecked.
+      if (namesProjectTooLong(accessed.path)) return { code: 'PROJECT_PATH_TOO_LONG' }
       if (!mayNameProject(accessed.path)) return null
       const id = projectOfPath === undefined ? null : await projectOfPath(accessed.path)
       if (id !== null) return await checkProject(id)

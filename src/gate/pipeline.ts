@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import { GrantsError } from '../grants/errors.ts'
-import { mayNameProject, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
+import { mayNameProject, namesProjectTooLong, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
 import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
@@ -450,6 +450,7 @@ function conanProjectSearch (x: StageView, engine: Engine, identity: JobIdentity
   if (q === null) return denyOf('CONAN_SEARCH_OTHER_PROJECT')
   const path = q === undefined ? null : conanSingleSearchPathOf(q)
   if (path === null) return 'continue'
+  if (namesProjectTooLong(path)) return denyOf('PROJECT_PATH_TOO_LONG')
   const projectId = x.accessedProjectId!
   const same = async (facts: ProjectFacts | undefined): Promise<StageResult> => {
     if (facts !== undefined && facts.id > 0) return facts.id === projectId ? 'continue' : denyOf('CONAN_SEARCH_OTHER_PROJECT')
@@ -486,6 +487,8 @@ function namesConanProject (x: StageView): boolean {
 // when it was last configured, and GitLab renames and transfers projects without telling the
 // gate, so another project may hold that path now (and GitLab would serve that one).
 function resolvePath (x: StageView, engine: Engine, path: string, identity: JobIdentity): StageResult | Promise<StageResult> {
+  // A path too long to look up may still be a project's to GitLab: never "no project".
+  if (namesProjectTooLong(path)) return denyOf('PROJECT_PATH_TOO_LONG')
   // find_project takes a string without `/` as nothing: no project, nothing to ask. Any other may
   // name a project, even one no project path is as written (mayNameProject): GitLab says which.
   if (engine.projectFacts === undefined || !mayNameProject(path)) return pathNotShown(engine, path, identity)

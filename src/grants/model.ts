@@ -158,6 +158,16 @@ export function mayNameProject (path: string): boolean {
 }
 
 /**
+ * Whether GitLab may route `path` to a project that the gate does not look up: a path holding a
+ * '/' over 2048 characters. GitLab's full paths go further (20 nested groups and a project, each
+ * path up to 255 characters), so such a path is no "no project": it is refused, never passed as
+ * an unknown project (GATE_UNKNOWN_PROJECT=allow) or left unchecked by the users' package rules.
+ */
+export function namesProjectTooLong (path: string): boolean {
+  return path.length > MAX_PATH_LENGTH && path.includes('/')
+}
+
+/**
  * The path-index key of the stored path GitLab may route a `/projects/:id` segment (decoded) to,
  * or null when no stored path can be one. `Routable.find_by_full_path` compares LOWER() of both
  * sides, and LOWER() folds onto an ASCII letter, besides A-Z, U+212A KELVIN SIGN ("k": glibc and
