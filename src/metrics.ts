@@ -10,7 +10,8 @@ import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import { adminMetrics, catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, upstreamPoolMetrics, usageMetrics, type AdminRefusalMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
+import { adminMetrics, catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, projectLookupMetrics, upstreamPoolMetrics, usageMetrics, type AdminRefusalMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
+import type { ProjectFinderStats } from './projects/finder.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
 export const PREFIX = 'job_token_gate_'
@@ -64,6 +65,8 @@ export interface MetricSources {
   readonly identity: () => IdentityStats | undefined
   /** The gate's GitLab client's calls, keyed `endpoint:outcome` (src/gitlab/client.ts). */
   readonly gitlab: () => Readonly<Record<string, number>>
+  /** The project finder's lookup slots (src/projects/slots.ts); undefined without a finder. */
+  readonly projectLookups?: () => ProjectFinderStats['slots'] | undefined
   readonly catalog: () => { version: string, routes: number }
   /** Catalog resources: the `resource` label's set. */
   readonly resources: () => ReadonlySet<string>
@@ -145,6 +148,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
   })
   identityMetrics(scope, () => sources?.identity())
   gitlabMetrics(scope, () => sources?.gitlab())
+  projectLookupMetrics(scope, () => sources?.projectLookups?.())
   upstreamPoolMetrics(scope, () => sources?.upstreamPool())
   const catalog = catalogMetrics(scope, () => sources?.catalog())
   const usage = usageMetrics(scope)

@@ -14,7 +14,7 @@ import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/cr
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
 import type { ForwardBody } from '../identity/stage.ts'
-import { hasBody } from './request.ts'
+import { ClientWaiter, hasBody } from './request.ts'
 import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
 import { respond } from './respond.ts'
@@ -242,7 +242,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const target = (original === 'conflict' ? undefined : original.target) ?? req.url ?? '/'
     // Computed once: the gate-endpoint check and the canonicalize stage read the same form.
     const canonical = engine.canonicalize(method, target)
-    const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical, undefined, false, req.socket)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, hasBody(req) ? req : null, canonical, undefined, false, req.socket, new ClientWaiter(res))
     if (given && !peerTrusted) {
       refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED'), started)
       return
@@ -265,6 +265,12 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     }
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
+    if (outcome.kind === 'gone') {
+      // The proxy went away while the stages waited, and the lookup was dropped: nobody to answer.
+      if (x.forwardBody?.kind === 'stream') x.forwardBody.stream.destroy()
+      record(x, requestId, started, 0, decidedAt)
+      return
+    }
     if (outcome.kind === 'deny') {
       // npm shows a refusal's `error`, as the proxy answers it (proxy-listener.ts).
       const deny = x.match?.route.packageFormat === 'npm' ? { ...outcome.deny, echoAsError: true } : outcome.deny

@@ -20,6 +20,8 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
+import { LookupDropped } from '../projects/slots.ts'
+import type { Waiter } from '../projects/waiters.ts'
 import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -122,6 +124,8 @@ export interface Exchange {
   droppedHeaders: ReadonlySet<string>
   /** The client connection (the request's socket), or null. */
   readonly connection: object | null
+  /** The client waiting for the answer, for the project lookups it waits for (gone once it went away); null: one that never goes. */
+  readonly client: Waiter | null
   /** Why forwarding failed (the upstream's error, never a credential), for the decision line; else null. */
   upstreamError: string | null
 }
@@ -130,10 +134,10 @@ const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
 const NO_HEADERS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
-export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null): Exchange {
+export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client: Waiter | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection, upstreamError: null
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection, client, upstreamError: null
   }
 }
 
@@ -529,7 +533,7 @@ async function pathNotShown (engine: Engine, path: string, identity: JobIdentity
  */
 function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): StageResult | Promise<StageResult> {
   if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
-  const found = engine.projects.find(match.route, match.params, identity)
+  const found = engine.projects.find(match.route, match.params, identity, x.client ?? undefined)
   return found instanceof Promise ? found.then(f => foundProject(x, engine, match, f)) : foundProject(x, engine, match, found)
 }
 
@@ -753,8 +757,11 @@ export const STAGES: ReadonlyArray<readonly [PipelineStage, Stage]> = [
 export type Outcome =
   | { readonly kind: 'forward' }
   | { readonly kind: 'deny', readonly deny: Deny }
+  /** The client went away while a stage waited, which was then given up: nobody to answer. */
+  | { readonly kind: 'gone' }
 
 const FORWARD: Outcome = Object.freeze({ kind: 'forward' })
+const GONE: Outcome = Object.freeze({ kind: 'gone' })
 
 /** Records a decision on the exchange: runStages does, and the listeners after forwarding. */
 export function settle (x: Exchange, verdict: Verdict, reason: Reason, stage: StageName): void {
@@ -823,6 +830,13 @@ function afterStage (x: Exchange, engine: Engine, i: number, result: StageResult
 /** A stage that threw: a store that cannot answer is a 503, never an allow; anything else is the gate's fault. */
 function failed (x: Exchange, engine: Engine, i: number, err: unknown): Outcome {
   const name = STAGES[i]![0]
+  if (err instanceof LookupDropped) {
+    // Its lookup was dropped unstarted, everyone waiting for it gone. Only a gone client's can be;
+    // any other would be refused, never let through undecided.
+    if (x.client?.gone !== true) return denied(x, engine, name, denyOf('PROJECT_LOOKUPS_BUSY'))
+    settle(x, 'error', 'CLIENT_ABORTED', name)
+    return GONE
+  }
   if (err instanceof GrantsError) return denied(x, engine, name, denyOf(err.code as ErrorCode))
   if (err instanceof GateError) return denied(x, engine, name, denyOf(err.code, { message: err.publicMessage }))
   throw err

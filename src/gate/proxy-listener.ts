@@ -8,7 +8,7 @@ import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
 import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
-import { hasBody, upstreamPath } from './request.ts'
+import { ClientWaiter, hasBody, upstreamPath } from './request.ts'
 import { respond } from './respond.ts'
 
 export interface ProxyOptions {
@@ -77,7 +77,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
     }
 
     // Step 2, the job-token stages (pipeline.ts).
-    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true, req.socket)
+    const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true, req.socket, new ClientWaiter(res))
     const stages = runStages(x, options.engine())
     const outcome = stages instanceof Promise ? await stages : stages
     const decidedAt = performance.now()
@@ -91,12 +91,15 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
 
     // Step 3, forward. A client that went away while the stages awaited a lookup is not
     // forwarded for: its answer's 'close' has already gone by, so forward() could not see it.
+    // Nor is one whose lookup was dropped for it (`gone`, recorded by the stage that waited).
     const forwardBody = x.forwardBody
-    if (res.destroyed) {
+    if (outcome.kind === 'gone' || res.destroyed) {
       // The body's stream (a guard over the request) is read by nobody now.
       if (forwardBody?.kind === 'stream') forwardBody.stream.destroy()
-      x.reason = 'CLIENT_ABORTED'
-      x.stage = 'forward'
+      if (outcome.kind !== 'gone') {
+        x.reason = 'CLIENT_ABORTED'
+        x.stage = 'forward'
+      }
       record(x, requestId, started, 0, decidedAt)
       return
     }

@@ -1,7 +1,8 @@
 // Small readings of an incoming request shared by the listeners.
 
 import { randomBytes } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Waiter } from '../projects/waiters.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -44,4 +45,23 @@ export function newRequestId (): string {
 export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string {
   const incoming = req.headers['x-request-id']
   return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId()
+}
+
+/**
+ * The client of a request being decided, as the lookups it waits for see it (src/projects/waiters.ts):
+ * gone once its connection has closed, which is what the answer's 'close' means before any answer.
+ * Hot path: one small object per request, listening only once a lookup waits.
+ */
+export class ClientWaiter implements Waiter {
+  constructor (private readonly answer: ServerResponse) {}
+
+  get gone (): boolean {
+    return this.answer.destroyed
+  }
+
+  watch (changed: () => void): () => void {
+    const listener = (): void => { changed() }
+    this.answer.once('close', listener)
+    return () => { this.answer.off('close', listener) }
+  }
 }

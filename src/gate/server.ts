@@ -180,6 +180,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     bodyBudget: () => bodyBudget,
     identity: () => deps.resolver.stats?.(),
     gitlab: () => gitlabCalls(gitlab, deps.resolver.gitlab),
+    projectLookups: () => projects?.stats().slots,
     catalog: () => ({ version: engine.catalogVersion, routes: engine.router.routes.length }),
     resources: () => resources
   })

@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { GrantCacheStats } from '../grants/cache.ts'
 import type { StoreHealth } from '../grants/store.ts'
 import type { IdentityStats } from '../identity/types.ts'
+import type { ProjectFinderStats } from '../projects/finder.ts'
 import { DROP_REASONS, LOG_STREAMS, logLinesDropped } from '../logging.ts'
 
 /** Where a group of collectors registers, and a metric's full name (with the gate's prefix). */
@@ -157,6 +158,32 @@ export function upstreamPoolMetrics (scope: Scope, stats: () => PoolStats | unde
       this.set({ state: 'pending' }, s.pending)
       this.set({ state: 'queued' }, s.queued)
     }
+  })
+}
+
+/**
+ * The slots of the project finder's costly GitLab reads (src/projects/slots.ts), by queue: npm
+ * metadata and Maven package listings. Queue names are constants: the labels stay bounded.
+ */
+export function projectLookupMetrics (scope: Scope, stats: () => ProjectFinderStats['slots'] | undefined): void {
+  const { registry, name } = scope
+  new Gauge({
+    name: name('project_lookups'),
+    help: 'Lookups of group and instance routes\' projects in the slots of their costly GitLab reads, by queue (npm_metadata, maven_listings) and state (running, waiting)',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    collect () {
+      const s = stats()
+      if (s === undefined) return
+      for (const [queue, slots] of Object.entries(s)) {
+        this.set({ queue, state: 'running' }, slots.running)
+        this.set({ queue, state: 'waiting' }, slots.waiting)
+      }
+    }
+  })
+  scrapedCounter(scope, 'project_lookups_dropped_total', 'Lookups dropped before they started, by queue (npm_metadata, maven_listings): every request waiting for them had gone (their clients went away)', ['queue'], () => {
+    const s = stats()
+    return s === undefined ? undefined : Object.entries(s).map(([queue, slots]) => [{ queue }, slots.dropped] as const)
   })
 }
 

@@ -13,7 +13,8 @@ import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } fr
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
-import { createLookupSlots } from './slots.ts'
+import { createLookupSlots, type SlotStats } from './slots.ts'
+import { Waiters, type Waiter } from './waiters.ts'
 
 export type Found =
   /**
@@ -36,9 +37,11 @@ export interface ProjectFinder {
    * The project a matched group, instance or job route accesses for this job (or, without one,
    * for a user's request: a job route then stays unresolved): synchronously
    * when the answer is cached (the hot path), else a promise that rejects with GateError when
-   * GitLab cannot tell.
+   * GitLab cannot tell. `waiter`: the request's client (none: one that never goes); a lookup
+   * waiting for a slot whose every request has gone is dropped unstarted, and those requests'
+   * promises reject with LookupDropped (src/projects/slots.ts).
    */
-  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity?: JobIdentity): Found | Promise<Found>
+  find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity?: JobIdentity, waiter?: Waiter): Found | Promise<Found>
   /**
    * Every project under a group (its subgroups' included, shared ones not: `Namespace#all_projects`,
    * which GitLab's group package finders read), by the group's id or full path as the URL names it.
@@ -61,6 +64,8 @@ export interface ProjectFinder {
 export interface ProjectFinderStats {
   readonly projects: { hits: number, misses: number }
   readonly pipelines: LoaderCacheStats
+  /** The slots of GitLab's npm metadata and of Maven package listings (createLookupSlots). */
+  readonly slots: { readonly npm_metadata: SlotStats, readonly maven_listings: SlotStats }
 }
 
 export interface ProjectFinderOptions {
@@ -108,10 +113,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    */
   const ttlOf = (answer: Found, since: Since): number =>
     (answer.kind === 'project' ? ttlMs : notFoundTtlMs) - (since.at === undefined ? 0 : now() - since.at)
-  /** One load per key at once. */
-  const shared = (key: string, ask: (since: Since) => Promise<Found>): Promise<Found> => {
+  /** One load per key at once, wanted while any of the requests sharing it waits. */
+  const shared = (key: string, ask: (since: Since, waiters: Waiter) => Promise<Found>, waiter: Waiter | undefined): Promise<Found> => {
     const since: Since = {}
-    return found.load(key, () => ask(since), answer => ttlOf(answer, since))
+    return found.load(key, waiters => ask(since, waiters), answer => ttlOf(answer, since), waiter)
   }
   const counts = { hits: 0, misses: 0 }
   // GitLab's npm metadata of a name is built on each call and read whole, up to 16 MiB: at most
@@ -263,12 +268,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (what it answers is kept that much less long: ttlOf()), the ones that hold packages apart from
    * the empty ones, which made-up names fill. A write's lookup (`since` undefined) reads anew. At most
    * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
-   * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY.
+   * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY. A listing waiting for its
+   * turn is wanted while the lookup of any path it serves is (`waiter`).
    */
-  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string): Promise<PackageListing> => {
-    if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true), owner)
+  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string, waiter?: Waiter): Promise<PackageListing> => {
+    if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true), owner, undefined, waiter)
     const key = listingKeyOf(lookup)
-    const read = listings.get(key) ?? await listings.load(key, async () => await mavenSlots.run(async () => await readListing(lookup, true, true), owner, key), listing => notFoundTtlMs - (now() - listing.at))
+    const read = listings.get(key) ?? await listings.load(key, async waiters => await mavenSlots.run(async () => await readListing(lookup, true, true), owner, key, waiters), listing => notFoundTtlMs - (now() - listing.at), waiter)
     since.at = Math.min(since.at ?? Infinity, read.at)
     return read
   }
@@ -279,13 +285,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (GET /groups/:id/packages leaves out projects whose repository is disabled, and cannot list a
    * user's namespace), and the newest must be one of them, else UNCERTAIN_ID.
    */
-  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since, owner = ''): Promise<number | null> => {
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since, owner = '', waiter?: Waiter): Promise<number | null> => {
     const path = packageListPath(lookup)
     // Maven's finder (Packages::Maven::PackageFinder) takes packages of every project under the
     // group, while the group's list leaves out projects whose repository is disabled (package-only
     // projects): their packages are read from each such project's own list. (npm's helper is
     // asked directly, and a project it names that this list lacks is uncertain: `among`.)
-    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since, owner) : await readListing(lookup, false)
+    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since, owner, waiter) : await readListing(lookup, false)
     if (listing.outcome === 'no_group') return among === undefined ? null : UNCERTAIN_ID
     if (listing.outcome === 'too_many_hidden') return UNCERTAIN_ID
     const { items, truncated } = listing
@@ -422,8 +428,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * package list, when the list shows every one of them. 403 (the project's package registry is
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
-  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, key?: string): Promise<number | null | ListedProject> => {
-    const projects = await metadataSlots.run(async () => await metadataProjects(lookup), owner, key)
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, key?: string, waiter?: Waiter): Promise<number | null | ListedProject> => {
+    const projects = await metadataSlots.run(async () => await metadataProjects(lookup), owner, key, waiter)
     if (projects === null || projects === UNCERTAIN_ID) return projects
     if (projects.size === 1) return projects.values().next().value!
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
@@ -477,8 +483,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   })
 
   // The lookups of writes (below), by key: the one running, and the one every write that came
-  // meanwhile waits for. `freshSlots`: lookups of writes running or waited for, gate-wide.
-  const freshLookups = new Map<string, { readonly running: Promise<Found>, next: Promise<Found> | null }>()
+  // meanwhile waits for, with those writes. `freshSlots`: lookups of writes running or waited for, gate-wide.
+  const freshLookups = new Map<string, { readonly running: Promise<Found>, next: Promise<Found> | null, nextWaiters: Waiters | null }>()
   let freshSlots = 0
 
   /**
@@ -489,49 +495,56 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * client can send these writes (a made-up PRIVATE-TOKEN or any Cookie has the users' package
    * rules look the project up), and each npm lookup reads GitLab's metadata of the name (up to
    * 16 MiB, built on each call): at most MAX_FRESH_LOOKUPS run or wait gate-wide, and a write
-   * past them is refused, 503 PROJECT_LOOKUPS_BUSY, never decided on an older answer.
+   * past them is refused, 503 PROJECT_LOOKUPS_BUSY, never decided on an older answer. A lookup
+   * is wanted while any of the writes waiting for it is (`waiter`).
    */
-  const freshly = (key: string, ask: (since: Since) => Promise<Found>): Promise<Found> => {
+  const freshly = (key: string, ask: (since: Since, waiters: Waiter) => Promise<Found>, waiter: Waiter | undefined): Promise<Found> => {
     const current = freshLookups.get(key)
-    if (current?.next != null) return current.next
+    if (current?.next != null) {
+      current.nextWaiters!.add(waiter)
+      return current.next
+    }
     if (freshSlots >= MAX_FRESH_LOOKUPS) return Promise.reject(new GateError('PROJECT_LOOKUPS_BUSY'))
     freshSlots++
+    const waiters = new Waiters(waiter)
     const begin = (): Promise<Found> => {
       // Its answer refreshes the entry reads are answered from; a read's load still in flight,
       // which GitLab may have answered before, no longer fills it.
       const since: Since = {}
-      const running = ask(since).then(answer => {
+      const running = ask(since, waiters).then(answer => {
         found.keep(key, answer, ttlOf(answer, since))
         return answer
       })
-      const entry = { running, next: null }
+      const entry = { running, next: null, nextWaiters: null }
       freshLookups.set(key, entry)
       void running.then(settledFresh, settledFresh).then(() => {
+        waiters.close()
         freshSlots--
         if (freshLookups.get(key) === entry) freshLookups.delete(key)
       })
       return running
     }
     if (current === undefined) return begin()
+    current.nextWaiters = waiters
     current.next = current.running.then(settledFresh, settledFresh).then(begin)
     return current.next
   }
 
-  const cached = (key: string, load: (since: Since) => Promise<number | null | ListedProject>, fresh: boolean): Promise<Found> => {
-    const ask = async (since: Since): Promise<Found> => {
-      const id = await load(since)
+  const cached = (key: string, load: (since: Since, waiters: Waiter) => Promise<number | null | ListedProject>, fresh: boolean, waiter: Waiter | undefined): Promise<Found> => {
+    const ask = async (since: Since, waiters: Waiter): Promise<Found> => {
+      const id = await load(since, waiters)
       if (id === UNCERTAIN_ID) return UNCERTAIN
       if (typeof id === 'object' && id !== null) return projectFound(id.id, id.listedIn)
       if (id !== null) return projectFound(id)
       if (!await seesEveryProject()) throw unverified()
       return NO_PROJECT
     }
-    if (fresh) return freshly(key, ask)
-    return shared(key, ask)
+    if (fresh) return freshly(key, ask, waiter)
+    return shared(key, ask, waiter)
   }
 
   return {
-    find (route, params, identity) {
+    find (route, params, identity, waiter) {
       // Hot path: a cached answer is one key built from the raw parameters and one get().
       const key = cacheKeyOf(route.projectFrom, params)
       // A write through a package lookup is decided on the project GitLab finds now: which
@@ -559,11 +572,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
-        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh)
-        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh)
+        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh, waiter)
+        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh, waiter)
         // A write's lookup reads GitLab's lists anew; a read may take the listing of its name kept.
-        case 'package': return cached(key!, since => packageProject(lookup, undefined, fresh ? undefined : since, owner), fresh)
-        case 'npm_package': return cached(key!, () => npmProject(lookup, owner, fresh ? undefined : key!), fresh)
+        case 'package': return cached(key!, (since, waiters) => packageProject(lookup, undefined, fresh ? undefined : since, owner, waiters), fresh, waiter)
+        case 'npm_package': return cached(key!, (_since, waiters) => npmProject(lookup, owner, fresh ? undefined : key!, waiters), fresh, waiter)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
           if (identity === undefined) return UNRESOLVED
@@ -576,7 +589,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     },
     groupProjects,
     registryLocalProjects: registry => registryProjectIds.get(String(registry), async () => await allRegistryProjects(registry)),
-    stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats() })
+    stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats(), slots: { npm_metadata: metadataSlots.stats(), maven_listings: mavenSlots.stats() } })
   }
 }
 
@@ -663,14 +676,15 @@ const NPM_METADATA_WAITING = 1024
  * Answers kept in two LRUs by kind, `lasting` ones apart from the others (made-up keys fill the
  * other: they never push a lasting one out), and one load per key at once, held apart from both.
  * keep() also ends the load of the key in flight: a fresher answer (a write's lookup) is not
- * overwritten by one GitLab may have given before.
+ * overwritten by one GitLab may have given before. A load in flight is handed its waiters (see
+ * src/projects/waiters.ts): `waiter` of every load() that shares it, until it settles.
  */
 function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCache<string, V>, lasts: (value: V) => boolean): {
   get: (key: string) => V | undefined
   keep: (key: string, value: V, ttlMs: number) => void
-  load: (key: string, start: () => Promise<V>, ttlOf: (value: V) => number) => Promise<V>
+  load: (key: string, start: (waiters: Waiter) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter) => Promise<V>
 } {
-  const loading = new Map<string, Promise<V>>()
+  const loading = new Map<string, { readonly pending: Promise<V>, readonly waiters: Waiters }>()
   const keep = (key: string, value: V, ttlMs: number): void => {
     loading.delete(key)
     const [into, other] = lasts(value) ? [lasting, passing] : [passing, lasting]
@@ -683,17 +697,23 @@ function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCach
   return {
     get: key => lasting.get(key) ?? passing.get(key),
     keep,
-    load (key, start, ttlOf) {
+    load (key, start, ttlOf, waiter) {
       const inFlight = loading.get(key)
-      if (inFlight !== undefined) return inFlight
-      const pending = start().then(value => {
-        if (loading.get(key) === pending) keep(key, value, ttlOf(value))
+      if (inFlight !== undefined) {
+        inFlight.waiters.add(waiter)
+        return inFlight.pending
+      }
+      const waiters = new Waiters(waiter)
+      const pending = start(waiters).then(value => {
+        waiters.close()
+        if (loading.get(key)?.pending === pending) keep(key, value, ttlOf(value))
         return value
       }, (err: unknown) => {
-        if (loading.get(key) === pending) loading.delete(key)
+        waiters.close()
+        if (loading.get(key)?.pending === pending) loading.delete(key)
         throw err
       })
-      loading.set(key, pending)
+      loading.set(key, { pending, waiters })
       return pending
     }
   }

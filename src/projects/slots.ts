@@ -4,28 +4,57 @@
 // first served, a job naming a hundred at once had every slot, and every other build's uncached
 // lookup waited behind all of them. A freed slot now goes to the job with the fewest loads running,
 // and among those to the one served least recently: a build waits for the next free slot, not for
-// another job's queue.
+// another job's queue. A waiting load whose every waiter has gone (their clients went away) is
+// dropped from the queues, never started: it cost GitLab a call for nobody, and every live build's
+// lookup behind it waited for it. A load started runs to its end: GitLab is already answering, and
+// the finder keeps the answer for the next request of the key.
 
 import { GateError } from '../errors.ts'
+import type { Waiter } from './waiters.ts'
+
+/**
+ * Why a lookup was not made: it waited for a slot (or was about to) and everyone waiting for it
+ * had gone. Only requests whose clients have gone ever see it.
+ */
+export class LookupDropped extends Error {
+  constructor () {
+    super('the lookup was dropped unstarted: every request waiting for it had gone')
+    this.name = 'LookupDropped'
+  }
+}
 
 export interface LookupSlots {
   /**
    * Runs `work` in a slot now, or when `owner`'s turn comes; refuses at once, 503
    * PROJECT_LOOKUPS_BUSY, past the loads waiting gate-wide or `owner`'s own. `key`: what the load
    * reads, which callers of the same key share (the finder keeps one load per key), for join().
+   * `waiter`: who waits for the load (none: it always runs); while it waits for a slot, the load is
+   * dropped once its waiter is gone, rejecting with LookupDropped, and one already gone is never
+   * started.
    */
-  run: <T>(work: () => Promise<T>, owner: string, key?: string) => Promise<T>
+  run: <T>(work: () => Promise<T>, owner: string, key?: string, waiter?: Waiter) => Promise<T>
   /**
    * `owner` waits for the load of `key` another owner's call queued (a load shared): that load is
    * also `owner`'s, started in whichever of their turns comes first. Nothing when no load of that
    * key waits, or `owner` already has as many waiting as it may (it then waits as the load does).
    */
   join: (key: string, owner: string) => void
+  stats: () => SlotStats
+}
+
+export interface SlotStats {
+  readonly running: number
+  readonly waiting: number
+  /** Owners with loads running or waiting. */
+  readonly owners: number
+  /** Loads dropped unstarted, their waiters gone, since the slots were made. */
+  readonly dropped: number
 }
 
 /** A load waiting for a slot, in the queue of each owner that waits for it. */
 interface Waiting {
   readonly start: (owner: string) => void
+  readonly drop: () => void
   readonly key: string | undefined
   readonly owners: Set<string>
 }
@@ -48,6 +77,7 @@ export function createLookupSlots (max: number, waiting: number, perOwner: numbe
   let running = 0
   let waitingLoads = 0
   let starts = 0
+  let dropped = 0
   // Owners with loads running or waiting, in the order they came.
   const owners = new Map<string, Owner>()
   const waitingByKey = new Map<string, Waiting>()
@@ -84,18 +114,23 @@ export function createLookupSlots (max: number, waiting: number, perOwner: numbe
     return best
   }
 
+  /** Takes the load out of every queue it waits in; `keep`: an owner about to run it, which stays. */
+  const dequeue = (load: Waiting, keep?: string): void => {
+    for (const other of load.owners) {
+      const owner = owners.get(other)!
+      owner.queue.splice(owner.queue.indexOf(load), 1)
+      if (other !== keep) leaveIfIdle(other, owner)
+    }
+    waitingLoads--
+    if (load.key !== undefined && waitingByKey.get(load.key) === load) waitingByKey.delete(load.key)
+  }
+
   const startNext = (): void => {
     const name = nextOwner()
     if (name === undefined) return
     const load = owners.get(name)!.queue[0]!
     // Its place in every queue it waits in is taken.
-    for (const other of load.owners) {
-      const owner = owners.get(other)!
-      owner.queue.splice(owner.queue.indexOf(load), 1)
-      if (other !== name) leaveIfIdle(other, owner)
-    }
-    waitingLoads--
-    if (load.key !== undefined && waitingByKey.get(load.key) === load) waitingByKey.delete(load.key)
+    dequeue(load, name)
     load.start(name)
   }
 
@@ -116,20 +151,41 @@ export function createLookupSlots (max: number, waiting: number, perOwner: numbe
   }
 
   return {
-    run: async (work, owner, key) => {
+    run: async (work, owner, key, waiter) => {
+      if (waiter?.gone === true) {
+        dropped++
+        throw new LookupDropped()
+      }
       if (running < max) return await runNow(work, owner)
       if (waitingLoads >= waiting || (owners.get(owner)?.queue.length ?? 0) >= perOwner) throw new GateError('PROJECT_LOOKUPS_BUSY')
       return await new Promise((resolve, reject) => {
-        const load: Waiting = { start: turn => { runNow(work, turn).then(resolve, reject) }, key, owners: new Set() }
+        // Watched while it waits only: a load started is GitLab's to answer.
+        let stopWatching = (): void => {}
+        const load: Waiting = {
+          start: turn => {
+            stopWatching()
+            runNow(work, turn).then(resolve, reject)
+          },
+          drop: () => {
+            stopWatching()
+            dequeue(load)
+            dropped++
+            reject(new LookupDropped())
+          },
+          key,
+          owners: new Set()
+        }
         waitingLoads++
         if (key !== undefined && !waitingByKey.has(key)) waitingByKey.set(key, load)
         enqueue(load, owner)
+        if (waiter !== undefined) stopWatching = waiter.watch(() => { if (waiter.gone) load.drop() })
       })
     },
     join (key, owner) {
       const load = waitingByKey.get(key)
       if (load === undefined || load.owners.has(owner) || (owners.get(owner)?.queue.length ?? 0) >= perOwner) return
       enqueue(load, owner)
-    }
+    },
+    stats: () => ({ running, waiting: waitingLoads, owners: owners.size, dropped })
   }
 }

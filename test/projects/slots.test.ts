@@ -4,19 +4,21 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GateError } from '../../src/errors.ts'
-import { createLookupSlots, type LookupSlots } from '../../src/projects/slots.ts'
+import { createLookupSlots, LookupDropped, type LookupSlots } from '../../src/projects/slots.ts'
+import { Waiters, type Waiter } from '../../src/projects/waiters.ts'
+import { leavingClient } from './world.ts'
 
 /** Loads that record their start and wait until finished by name. */
-function loads (slots: LookupSlots): { ask: (owner: string, name: string, key?: string) => Promise<string>, started: string[], finish: (name: string) => Promise<void> } {
+function loads (slots: LookupSlots): { ask: (owner: string, name: string, key?: string, waiter?: Waiter) => Promise<string>, started: string[], finish: (name: string) => Promise<void> } {
   const started: string[] = []
   const finishers = new Map<string, () => void>()
   return {
     started,
-    ask: (owner, name, key) => slots.run(async () => {
+    ask: (owner, name, key, waiter) => slots.run(async () => {
       started.push(name)
       await new Promise<void>(resolve => finishers.set(name, resolve))
       return name
-    }, owner, key),
+    }, owner, key, waiter),
     async finish (name) {
       const done = finishers.get(name)
       assert.ok(done !== undefined, `${name} is running`)
@@ -99,4 +101,64 @@ test('a join counts against the job\'s allowance while it waits, and frees it wh
   await l.finish('a1')
   await l.finish('b1')
   assert.deepEqual(await Promise.all(asked), ['a0', 'a1', 'b1'])
+})
+
+const dropped = (p: Promise<unknown>): Promise<void> => assert.rejects(p, (err: unknown) => err instanceof LookupDropped)
+
+test('a waiting load whose waiter has gone leaves the queue unstarted; the others keep their turns', async () => {
+  const slots = createLookupSlots(1, 100, 50)
+  const l = loads(slots)
+  const clients = Array.from({ length: 3 }, () => leavingClient())
+  const running = l.ask('a', 'a0', undefined, clients[0]!.waiter)
+  const gone = [l.ask('a', 'a1', 'k1', clients[1]!.waiter), l.ask('b', 'b1', 'k2', clients[2]!.waiter)]
+  slots.join('k2', 'c')
+  const live = [l.ask('a', 'a2'), l.ask('b', 'b2')]
+  assert.deepEqual(slots.stats(), { running: 1, waiting: 4, owners: 3, dropped: 0 })
+  // A load started is GitLab's to answer: its client going changes nothing.
+  clients[0]!.leave()
+  clients[1]!.leave()
+  clients[2]!.leave()
+  for (const p of gone) await dropped(p)
+  assert.deepEqual(slots.stats(), { running: 1, waiting: 2, owners: 2, dropped: 2 }, 'c, which only joined b1, waits for nothing')
+  await l.finish('a0')
+  assert.deepEqual(l.started, ['a0', 'b2'], 'b never served: its live load goes first')
+  await l.finish('b2')
+  await l.finish('a2')
+  assert.deepEqual(l.started, ['a0', 'b2', 'a2'])
+  assert.deepEqual(await Promise.all([running, ...live]), ['a0', 'a2', 'b2'])
+  assert.deepEqual(slots.stats(), { running: 0, waiting: 0, owners: 0, dropped: 2 })
+  // Joining a key whose load was dropped joins nothing.
+  slots.join('k2', 'c')
+  assert.deepEqual(slots.stats(), { running: 0, waiting: 0, owners: 0, dropped: 2 })
+})
+
+test('a load whose waiter has already gone is never started, even with a slot free, and takes no place', async () => {
+  const slots = createLookupSlots(1, 100, 50)
+  const l = loads(slots)
+  const client = leavingClient()
+  client.leave()
+  await dropped(l.ask('a', 'a0', undefined, client.waiter))
+  const next = l.ask('a', 'a1')
+  assert.deepEqual(l.started, ['a1'])
+  await l.finish('a1')
+  assert.equal(await next, 'a1')
+  assert.deepEqual(slots.stats(), { running: 0, waiting: 0, owners: 0, dropped: 1 })
+})
+
+test('a load shared by several requests waits while any of them does', async () => {
+  const slots = createLookupSlots(1, 100, 50)
+  const l = loads(slots)
+  const [first, second] = [leavingClient(), leavingClient()]
+  const waiters = new Waiters(first.waiter)
+  waiters.add(second.waiter)
+  const running = l.ask('a', 'a0')
+  const shared = l.ask('a', 'shared', 'k', waiters)
+  first.leave()
+  assert.equal(slots.stats().waiting, 1, 'the second still waits')
+  second.leave()
+  await dropped(shared)
+  await l.finish('a0')
+  assert.equal(await running, 'a0')
+  assert.deepEqual(l.started, ['a0'])
+  assert.deepEqual(slots.stats(), { running: 0, waiting: 0, owners: 0, dropped: 1 })
 })

@@ -3,18 +3,36 @@
 // becomes a GitLab project, and the decision log line of a request is found by its path.
 
 import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
 import { adminGate } from '../helpers/admin-gate.ts'
 import type { FakePackage } from '../helpers/fake-gitlab.ts'
-import type { TestGate } from '../helpers/gate.ts'
+import { TOKENS, type TestGate } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { GitlabListAnswer } from '../../src/gitlab/client.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
+import type { Waiter } from '../../src/projects/waiters.ts'
 
 export async function projectsGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
   const g = await adminGate(t, { GATE_LOG_RAW_PATH: 'true', ...env })
   g.gitlab.projects.set(700, { id: 700, pathWithNamespace: 'acme/registry', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } })
+  return g
+}
+
+/**
+ * projectsGate with the app job's package in its own project (100), Maven `com/acme/wanted` and
+ * npm `@acme/wanted`; the tools and app jobs' tokens resolved, and the group's projects listed
+ * once: what a lookup asks GitLab from then on is the package lists and the npm metadata.
+ */
+export async function lookupsWorld (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
+  const g = await projectsGate(t, env)
+  g.gitlab.packages.push(pkg('com/acme/wanted', '1.0', 'maven', 100, '2026-01-01T00:00:00Z'))
+  g.gitlab.packages.push(pkg('@acme/wanted', '1.0.0', 'npm', 100, '2026-01-01T00:00:00Z'))
+  for (const token of [TOKENS.tools, TOKENS.app]) assert.equal((await send(g.url, 'GET', '/api/v4/job', { 'job-token': token })).status, 200)
+  assert.equal((await send(g.url, 'GET', '/api/v4/groups/acme/-/packages/maven/com/acme/warm/1.0/x.jar', { 'job-token': TOKENS.tools })).status, 200)
+  g.gitlab.resetCalls()
   return g
 }
 
@@ -56,4 +74,24 @@ export function mavenListAnswer (packages: readonly ListedPackage[], path: strin
   const name = new URL(path, 'http://gitlab').searchParams.get('package_name') ?? ''
   const items = packages.filter(p => p.name.includes(name)).map((p, id) => ({ id: id + 1, name: p.name, version: p.version, package_type: 'maven', status: 'default', project_id: p.project, created_at: p.at }))
   return { status: 200, items, truncated: false }
+}
+
+/** A request's client for the lookups it waits for (src/projects/waiters.ts), which the test makes go away. */
+export function leavingClient (): { readonly waiter: Waiter, leave: () => void } {
+  let gone = false
+  const watchers = new Set<() => void>()
+  return {
+    waiter: {
+      get gone () { return gone },
+      watch (changed) {
+        const entry = (): void => { changed() }
+        watchers.add(entry)
+        return () => { watchers.delete(entry) }
+      }
+    },
+    leave () {
+      gone = true
+      for (const changed of [...watchers]) changed()
+    }
+  }
 }

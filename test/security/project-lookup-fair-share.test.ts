@@ -17,7 +17,7 @@ import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
-import { decisionOf, pkg, projectsGate } from '../projects/world.ts'
+import { decisionOf, lookupsWorld } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const FLOOD = 100
@@ -40,17 +40,6 @@ function asked (g: TestGate, kind: 'maven' | 'npm'): string[] {
     if (kind === 'npm' && /\/packages\/npm\/[^/]+$/.test(url.pathname)) names.push(decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)))
   }
   return kind === 'maven' ? names : [...new Set(names)]
-}
-
-/** The other job's package in its own project (100); both jobs' tokens resolved, the group's projects listed once: only package lists and metadata are held. */
-async function world (t: Parameters<typeof projectsGate>[0]): Promise<TestGate> {
-  const g = await projectsGate(t)
-  g.gitlab.packages.push(pkg('com/acme/wanted', '1.0', 'maven', 100, '2026-01-01T00:00:00Z'))
-  g.gitlab.packages.push(pkg('@acme/wanted', '1.0.0', 'npm', 100, '2026-01-01T00:00:00Z'))
-  for (const token of [TOKENS.tools, TOKENS.app]) assert.equal((await send(g.url, 'GET', '/api/v4/job', job(token))).status, 200)
-  assert.equal((await send(g.url, 'GET', `${MAVEN}/com/acme/warm/1.0/x.jar`, job(TOKENS.tools))).status, 200)
-  g.gitlab.resetCalls()
-  return g
 }
 
 /**
@@ -86,7 +75,7 @@ async function floodThenAsk (g: TestGate, kind: 'maven' | 'npm', slots: number, 
 }
 
 test('Maven: another job\'s lookup is asked at the next free slot, not after a flooding job\'s hundred', async t => {
-  const g = await world(t)
+  const g = await lookupsWorld(t)
   const paths = Array.from({ length: FLOOD }, (_, i) => `${MAVEN}/com/acme/made-up-${i}/1.0/x.jar`)
   const wanted = `${MAVEN}/com/acme/wanted/1.0/wanted-1.0.jar`
   const names = await floodThenAsk(g, 'maven', 8, paths, wanted)
@@ -100,7 +89,7 @@ test('Maven: another job\'s lookup is asked at the next free slot, not after a f
 })
 
 test('npm: another job\'s lookup is asked at the next free slot, not after a flooding job\'s hundred', async t => {
-  const g = await world(t)
+  const g = await lookupsWorld(t)
   const paths = Array.from({ length: FLOOD }, (_, i) => `${NPM}/@acme%2Fmade-up-${i}`)
   const wanted = `${NPM}/@acme%2Fwanted`
   const names = await floodThenAsk(g, 'npm', 4, paths, wanted)
@@ -111,7 +100,7 @@ test('npm: another job\'s lookup is asked at the next free slot, not after a flo
 })
 
 test('a flood that names another build\'s package last holds that build back no more: the build\'s turn asks it', async t => {
-  const g = await world(t)
+  const g = await lookupsWorld(t)
   // The flooding job queues the name the other job is about to ask, behind its made-up ones.
   const wanted = `${MAVEN}/com/acme/wanted/1.0/wanted-1.0.jar`
   const paths = [...Array.from({ length: FLOOD - 1 }, (_, i) => `${MAVEN}/com/acme/made-up-${i}/1.0/x.jar`), `${MAVEN}/com/acme/wanted/1.0/wanted-1.0.pom`]
@@ -124,7 +113,7 @@ test('a flood that names another build\'s package last holds that build back no 
 })
 
 test('npm: a flood that names another build\'s package last holds that build back no more', async t => {
-  const g = await world(t)
+  const g = await lookupsWorld(t)
   const wanted = `${NPM}/@acme%2Fwanted`
   const paths = [...Array.from({ length: FLOOD - 1 }, (_, i) => `${NPM}/@acme%2Fmade-up-${i}`), wanted]
   const names = await floodThenAsk(g, 'npm', 4, paths, wanted, FLOOD)

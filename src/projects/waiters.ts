@@ -1,0 +1,67 @@
+// Who still waits for a lookup. A lookup waiting for a slot (src/projects/slots.ts) is shared by
+// every request that asked its key at once (one load per key), and any of their clients may go
+// away while it waits: a lookup queued for requests whose clients had all gone was still asked of
+// GitLab once its turn came, and the live builds' lookups queued behind it waited for it. A lookup
+// is wanted while anyone waits for it; a load's waiters are the requests sharing it, or the loads
+// it serves in turn (a Maven listing serves the lookup of each path of its name).
+
+/** A request, or a load, waiting for a load. */
+export interface Waiter {
+  /** Nobody waits any more: the request's client went away, or every waiter of the load did. */
+  readonly gone: boolean
+  /** Calls `changed` whenever `gone` changes; returns what stops that. */
+  watch: (changed: () => void) => () => void
+}
+
+/**
+ * The waiters of one shared load: gone while every one of them is, back when a new one comes
+ * (a load still running is shared by the requests that come after). `undefined` is a waiter who
+ * never goes: a caller that names none, whose load always runs, as before.
+ */
+export class Waiters implements Waiter {
+  private live = 0
+  private readonly listeners = new Set<() => void>()
+  private readonly stops: Array<() => void> = []
+
+  constructor (first: Waiter | undefined) {
+    this.add(first)
+  }
+
+  get gone (): boolean {
+    return this.live === 0
+  }
+
+  add (waiter: Waiter | undefined): void {
+    if (waiter === undefined) {
+      this.count(1)
+      return
+    }
+    let waiting = !waiter.gone
+    if (waiting) this.count(1)
+    this.stops.push(waiter.watch(() => {
+      if (waiting === !waiter.gone) return
+      waiting = !waiting
+      this.count(waiting ? 1 : -1)
+    }))
+  }
+
+  watch (changed: () => void): () => void {
+    // Each watcher its own entry: one function may watch twice and stop once.
+    const entry = (): void => { changed() }
+    this.listeners.add(entry)
+    return () => { this.listeners.delete(entry) }
+  }
+
+  /** The load has settled: nothing is watched any more. */
+  close (): void {
+    for (const stop of this.stops.splice(0)) stop()
+    this.listeners.clear()
+  }
+
+  private count (by: 1 | -1): void {
+    const was = this.gone
+    this.live += by
+    if (this.gone !== was) for (const changed of [...this.listeners]) changed()
+  }
+}
+
