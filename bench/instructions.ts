@@ -22,9 +22,11 @@
 //   --cache-sim                          also simulate the caches (callgrind --cache-sim=yes): misses
 //                                        per request of the first-level instruction and data caches
 //                                        and of the last level, in the median window (slower)
-//   --steady                             run the gates with their cache TTLs at an hour: no job
-//                                        token is resolved again and no grants read again while
-//                                        counted (see "Periodic work" in bench/README.md)
+//   --steady                             run the gates with their cache TTLs and the decision log's
+//                                        repeat window at an hour: no job token is resolved again,
+//                                        no grants read again and no burst of repeated decision
+//                                        lines written while counted (bench/README.md, the tenth
+//                                        and twenty-fifth rounds)
 //   --memory-reducer                     leave V8's memory reducer on in the counted processes
 //                                        (off by default: below, and bench/README.md's 24th round)
 //   --out file.json
@@ -47,8 +49,12 @@ const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied,fastify').spli
 /**
  * Under callgrind a gate runs some 40 times slower, but its caches expire by the clock: a job
  * token is resolved again every 30 s and a project's grants read every 10 s, so that work falls
- * on some 40 times fewer requests than at full speed. `--steady` keeps it out of the count: every
- * TTL at an hour, the namespace cache's too, which also bounds how long an identity is kept.
+ * on some 40 times fewer requests than at full speed. So does the decision log's repeat window
+ * (60 s): when it starts again, every job, project and route of the load is logged once more (700
+ * lines), and V8 deoptimizes the log's function, optimized while no line was written, until it
+ * optimizes it again (--trace-deopt; bench/README.md, twenty-fifth round).
+ * `--steady` keeps that work out of the count: every TTL at an hour, the namespace cache's too,
+ * which also bounds how long an identity is kept, and the repeat window at an hour.
  */
 const STEADY = args.includes('--steady')
 const STEADY_TTL_MS = String(60 * 60 * 1000)
@@ -141,7 +147,7 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
       ...benchGateEnv(originUrl, port, health),
       GATE_STATE_FILE: stateFile(tmp, PROJECTS),
-      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS } : {})
+      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS, GATE_DECISION_LOG_REPEAT_WINDOW_MS: STEADY_TTL_MS } : {})
     }, dumps)
     await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
