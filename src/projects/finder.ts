@@ -13,7 +13,7 @@ import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } fr
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
-import { createLookupSlots, type SlotStats } from './slots.ts'
+import { createLookupSlots, LookupDropped, type SlotStats } from './slots.ts'
 import { Waiters, type Waiter } from './waiters.ts'
 
 export type Found =
@@ -677,7 +677,8 @@ const NPM_METADATA_WAITING = 1024
  * other: they never push a lasting one out), and one load per key at once, held apart from both.
  * keep() also ends the load of the key in flight: a fresher answer (a write's lookup) is not
  * overwritten by one GitLab may have given before. A load in flight is handed its waiters (see
- * src/projects/waiters.ts): `waiter` of every load() that shares it, until it settles.
+ * src/projects/waiters.ts): `waiter` of every load() that shares it, until it settles; a load()
+ * that shared one dropped (LookupDropped) loads anew while its waiter still waits.
  */
 function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCache<string, V>, lasts: (value: V) => boolean): {
   get: (key: string) => V | undefined
@@ -694,29 +695,32 @@ function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCach
     if (ttl >= 1) into.set(key, value, { ttl })
     else into.delete(key)
   }
-  return {
-    get: key => lasting.get(key) ?? passing.get(key),
-    keep,
-    load (key, start, ttlOf, waiter) {
-      const inFlight = loading.get(key)
-      if (inFlight !== undefined) {
-        inFlight.waiters.add(waiter)
-        return inFlight.pending
-      }
-      const waiters = new Waiters(waiter)
-      const pending = start(waiters).then(value => {
-        waiters.close()
-        if (loading.get(key)?.pending === pending) keep(key, value, ttlOf(value))
-        return value
-      }, (err: unknown) => {
-        waiters.close()
-        if (loading.get(key)?.pending === pending) loading.delete(key)
-        throw err
+  const load = (key: string, start: (waiters: Waiter) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter): Promise<V> => {
+    const inFlight = loading.get(key)
+    if (inFlight !== undefined) {
+      inFlight.waiters.add(waiter)
+      // A load dropped, everyone waiting for it gone, leaves `loading` only once its rejection
+      // has gone through the promises between: a request that came meanwhile shared a load
+      // already dropped, and a live build was answered 503. One still waiting loads anew.
+      return inFlight.pending.catch((err: unknown) => {
+        if (!(err instanceof LookupDropped) || waiter?.gone === true) throw err
+        return load(key, start, ttlOf, waiter)
       })
-      loading.set(key, { pending, waiters })
-      return pending
     }
+    const waiters = new Waiters(waiter)
+    const pending = start(waiters).then(value => {
+      waiters.close()
+      if (loading.get(key)?.pending === pending) keep(key, value, ttlOf(value))
+      return value
+    }, (err: unknown) => {
+      waiters.close()
+      if (loading.get(key)?.pending === pending) loading.delete(key)
+      throw err
+    })
+    loading.set(key, { pending, waiters })
+    return pending
   }
+  return { get: key => lasting.get(key) ?? passing.get(key), keep, load }
 }
 
 // Lookups one job may have waiting for a slot (createLookupSlots): a build asks a few names at a

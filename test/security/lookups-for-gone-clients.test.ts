@@ -11,6 +11,10 @@
 // counted in job_token_gate_project_lookups_dropped_total{queue}, and the requests end with a
 // decision line, CLIENT_ABORTED at resolve_grants. GitLab holds its answers here: the test counts
 // what GitLab is asked, never time.
+//
+// A dropped lookup stayed shared while its rejection went through the promises between, and a
+// live request that came meanwhile (one of the same job, resumed with the gone one when their
+// token was resolved) shared it and was answered 503: it now has its lookup asked anew.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -24,7 +28,7 @@ import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
-import { decisionOf, FINDER_JOB, leavingClient, lookupsWorld } from '../projects/world.ts'
+import { decisionOf, FINDER_JOB, leavingClient, lookupsWorld, pkg } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const MAVEN = '/api/v4/groups/acme/-/packages/maven'
@@ -225,4 +229,52 @@ test('forward-auth: the lookup of a decision request whose proxy went away is dr
   for (const answer of await Promise.all(running)) assert.equal(answer.status, 200)
   assert.ok(!asked(g, 'maven_listings').includes('com/acme/gone'))
   assert.deepEqual(await lookups(g, 'maven_listings'), { running: 0, waiting: 0, dropped: 1 })
+})
+
+/**
+ * Job lib's client asks `gonePath` and goes away while the job's token is resolved; a second
+ * request of the job, `livePath`, waits on the same resolution. Both go on at once: the first
+ * begins the lookup and, its client gone, has it dropped before it waits for any slot; the
+ * second comes while that drop is still on its way, and shares the lookup.
+ */
+async function joinsDroppedLookup (g: TestGate, queue: Queue, gonePath: string, livePath: string): Promise<void> {
+  g.gitlab.hold.add('job')
+  const goneClient = leaving(g, gonePath, TOKENS.lib)
+  await eventually(async () => await inFlight(g) === 1, { message: 'the request about to go in the gate' })
+  const live = send(g.url, 'GET', livePath, job(TOKENS.lib))
+  await eventually(async () => await inFlight(g) === 2, { message: 'the live request in the gate' })
+  goneClient.destroy()
+  // The client's end reached the gate before this scrape's request did.
+  await inFlight(g)
+  g.gitlab.hold.delete('job')
+  g.gitlab.release()
+  const answer = await live
+  assert.equal(answer.status, 200, answer.text)
+  assert.equal((await decisionOf(g, livePath)).accessed_project_id, 200)
+  assert.equal(g.seen.filter(s => s.url === livePath).length, 1, 'the live request forwarded')
+  await eventually(async () => await inFlight(g) === 0, { message: 'every request over' })
+  assert.equal(g.seen.filter(s => s.url === gonePath && gonePath !== livePath).length, 0, 'the gone one not forwarded')
+  assert.deepEqual(await lookups(g, queue), { running: 0, waiting: 0, dropped: 1 })
+}
+
+test('npm: a live request that shares a lookup being dropped for a gone client has it asked anew, never 503', async t => {
+  const g = await lookupsWorld(t)
+  g.gitlab.packages.push(pkg('@acme/libpkg', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'))
+  await joinsDroppedLookup(g, 'npm_metadata', `${NPM}/@acme%2Flibpkg`, `${NPM}/@acme%2Flibpkg`)
+  assert.deepEqual(asked(g, 'npm_metadata'), ['@acme/libpkg'])
+})
+
+test('Maven: a live request whose path shares a listing being dropped for a gone client has it read anew, never 503', async t => {
+  const g = await lookupsWorld(t)
+  g.gitlab.packages.push(pkg('com/acme/libpkg', '1.0', 'maven', 200, '2026-01-01T00:00:00Z'))
+  await joinsDroppedLookup(g, 'maven_listings', `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.pom`, `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.jar`)
+  assert.deepEqual(asked(g, 'maven_listings'), ['com/acme/libpkg'])
+})
+
+test('Maven: a live request of the same path as a gone client, whose lookup is being dropped, has it asked anew', async t => {
+  const g = await lookupsWorld(t)
+  g.gitlab.packages.push(pkg('com/acme/libpkg', '1.0', 'maven', 200, '2026-01-01T00:00:00Z'))
+  const path = `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.jar`
+  await joinsDroppedLookup(g, 'maven_listings', path, path)
+  assert.deepEqual(asked(g, 'maven_listings'), ['com/acme/libpkg'])
 })
