@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream'
 import { isIP } from 'node:net'
 import { buildConnector, Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { ErrorCode } from '../errors.ts'
+import { teachUndiciGateHeaders } from './undici-names.ts'
 
 export interface UpstreamOptions {
   readonly url: string
@@ -36,6 +37,8 @@ export interface Upstream {
 }
 
 export function createUpstream (options: UpstreamOptions): Upstream {
+  // The names the gate sends on every request skip undici's checks of unknown names (undici-names.ts).
+  teachUndiciGateHeaders()
   const url = new URL(options.url)
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   // The client's Host goes upstream as it came (upstreamHeaders), and undici would take a Host
