@@ -10,7 +10,7 @@ import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import type { GitlabListAnswer } from '../../src/gitlab/client.ts'
+import type { GitlabClient, GitlabListAnswer } from '../../src/gitlab/client.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
 import type { Waiter } from '../../src/projects/waiters.ts'
@@ -94,4 +94,26 @@ export function leavingClient (): { readonly waiter: Waiter, leave: () => void }
       for (const changed of [...watchers]) changed()
     }
   }
+}
+
+/**
+ * A GitLab client for the finder alone that holds every npm metadata read until released (`held`:
+ * the releases, in order) and counts them (`reads()`); the service token is an administrator's.
+ */
+export function heldNpmMetadataGitlab (): { gitlab: GitlabClient, held: Array<() => void>, reads: () => number } {
+  const held: Array<() => void> = []
+  let reads = 0
+  const gitlab: GitlabClient = {
+    async get (path) {
+      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      reads++
+      await new Promise<void>(resolve => held.push(resolve))
+      return { status: 200, body: { versions: { '1.0.0': { dist: { tarball: 'http://gitlab.test/api/v4/projects/200/packages/npm/@acme/pkg/-/@acme/pkg-1.0.0.tgz' } } } } }
+    },
+    async getList () { return { status: 200, items: [], truncated: false } },
+    hasServiceToken: true,
+    stats: () => ({}),
+    async close () {}
+  }
+  return { gitlab, held, reads: () => reads }
 }

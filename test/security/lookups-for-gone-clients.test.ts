@@ -20,7 +20,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import type { GitlabClient } from '../../src/gitlab/client.ts'
 import { createProjectFinder } from '../../src/projects/finder.ts'
 import { LookupDropped } from '../../src/projects/slots.ts'
 import { Router } from '../../src/routing/router.ts'
@@ -28,7 +27,7 @@ import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
-import { decisionOf, FINDER_JOB, leavingClient, lookupsWorld, pkg } from '../projects/world.ts'
+import { decisionOf, FINDER_JOB, heldNpmMetadataGitlab, leavingClient, lookupsWorld, pkg } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const MAVEN = '/api/v4/groups/acme/-/packages/maven'
@@ -165,27 +164,14 @@ test('Maven: a listing a gone client\'s path shares with another path of the nam
 
 test('writes: a lookup begun for a write is dropped once the write has gone; the one writes wait for next, once all of them have', async () => {
   // The finder alone, over a GitLab that holds every npm metadata read until released.
-  const held: Array<() => void> = []
-  let reads = 0
-  const gitlab: GitlabClient = {
-    async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
-      reads++
-      await new Promise<void>(resolve => held.push(resolve))
-      return { status: 200, body: { versions: { '1.0.0': { dist: { tarball: 'http://gitlab.test/api/v4/projects/200/packages/npm/@acme/pkg/-/@acme/pkg-1.0.0.tgz' } } } } }
-    },
-    async getList () { return { status: 200, items: [], truncated: false } },
-    hasServiceToken: true,
-    stats: () => ({}),
-    async close () {}
-  }
+  const { gitlab, held, reads } = heldNpmMetadataGitlab()
   const finder = createProjectFinder({ gitlab })
   const router = Router.compile(loadCatalog().routes)
   const read = router.match('GET', '/packages/npm/@acme%2Fread')!
   const write = router.match('DELETE', '/packages/npm/-/package/@acme%2Fpkg/dist-tags/latest')!
   // Four reads hold the four slots.
   const reading = Array.from({ length: 4 }, (_, i) => finder.find(read.route, { ...read.params, package_name: `@acme/read-${i}` }, FINDER_JOB))
-  assert.equal(reads, 4)
+  assert.equal(reads(), 4)
   const [first, second, third, fourth] = [leavingClient(), leavingClient(), leavingClient(), leavingClient()]
   const firstWrite = finder.find(write.route, write.params, undefined, first.waiter)
   // Writes that come meanwhile wait for the next lookup, begun once the first has settled.
@@ -200,14 +186,14 @@ test('writes: a lookup begun for a write is dropped once the write has gone; the
   for (const release of held.splice(0)) release()
   for (const found of await Promise.all(reading)) assert.deepEqual(found, { kind: 'project', id: 200 })
   await eventually(() => held.length === 1, { message: 'the next lookup asked' })
-  assert.equal(reads, 5)
+  assert.equal(reads(), 5)
   // A write that comes while it runs waits for the one after, which it alone wants: it goes, nothing is asked.
   const last = finder.find(write.route, write.params, undefined, fourth.waiter)
   fourth.leave()
   for (const release of held.splice(0)) release()
   for (const found of await Promise.all(nextWrites)) assert.deepEqual(found, { kind: 'project', id: 200 })
   await assert.rejects(Promise.resolve(last), (err: unknown) => err instanceof LookupDropped)
-  assert.equal(reads, 5, 'no lookup for writes gone')
+  assert.equal(reads(), 5, 'no lookup for writes gone')
   assert.deepEqual(finder.stats().slots.npm_metadata, { running: 0, waiting: 0, owners: 0, dropped: 2 })
 })
 

@@ -15,13 +15,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import { GateError } from '../../src/errors.ts'
-import type { GitlabClient } from '../../src/gitlab/client.ts'
 import type { JobIdentity } from '../../src/identity/types.ts'
 import { createProjectFinder } from '../../src/projects/finder.ts'
 import { Router } from '../../src/routing/router.ts'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { scrape, total } from '../helpers/metrics.ts'
+import { heldNpmMetadataGitlab } from '../projects/world.ts'
 
 /** Group 10 (acme) as GitLab reads it, spelled `n` ways: `10`, `010`, `0010`, ... */
 const spellings = (n: number): string[] => Array.from({ length: n }, (_, i) => '0'.repeat(i) + '10')
@@ -62,20 +62,7 @@ test('a job naming one group many ways has at most four metadata documents read 
 
 test('past four read and 1,024 waiting, a lookup is refused, never decided without one', async () => {
   // The finder alone, over a GitLab that holds every metadata read until released.
-  const held: Array<() => void> = []
-  let reads = 0
-  const gitlab: GitlabClient = {
-    async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
-      reads++
-      await new Promise<void>(resolve => held.push(resolve))
-      return { status: 200, body: { versions: { '1.0.0': { dist: { tarball: 'http://gitlab.test/api/v4/projects/200/packages/npm/@acme/pkg/-/@acme/pkg-1.0.0.tgz' } } } } }
-    },
-    async getList () { return { status: 200, items: [], truncated: false } },
-    hasServiceToken: true,
-    stats: () => ({}),
-    async close () {}
-  }
+  const { gitlab, held, reads } = heldNpmMetadataGitlab()
   const finder = createProjectFinder({ gitlab })
   const router = Router.compile(loadCatalog().routes)
   const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7 }
@@ -87,7 +74,7 @@ test('past four read and 1,024 waiting, a lookup is refused, never decided witho
   }
   const outcomes = spellings(4 + 1024 + 12).map(find)
   for (const err of await Promise.all(outcomes.slice(4 + 1024))) assert.ok(err instanceof GateError && err.code === 'PROJECT_LOOKUPS_BUSY', String(err))
-  assert.equal(reads, 4)
+  assert.equal(reads(), 4)
   let settled = false
   void Promise.all(outcomes).then(() => { settled = true })
   while (!settled) {
@@ -96,5 +83,5 @@ test('past four read and 1,024 waiting, a lookup is refused, never decided witho
     await new Promise(resolve => setImmediate(resolve))
   }
   for (const found of await Promise.all(outcomes.slice(0, 4 + 1024))) assert.deepEqual(found, { kind: 'project', id: 200 })
-  assert.equal(reads, 4 + 1024, 'a refused lookup never read GitLab')
+  assert.equal(reads(), 4 + 1024, 'a refused lookup never read GitLab')
 })
