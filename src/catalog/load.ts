@@ -110,13 +110,15 @@ export function validateCatalog (routesDoc: unknown, policiesDoc: unknown): Cata
   return deepFreeze({ version: doc.version, sources: doc.sources, routes: doc.routes, policies: policyList })
 }
 
-function readJson (path: string): unknown {
-  let text: string
+function readText (path: string): string {
   try {
-    text = readFileSync(path, 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (err) {
     throw new CatalogError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
+}
+
+function parseJson (path: string, text: string): unknown {
   try {
     return JSON.parse(text)
   } catch (err) {
@@ -124,7 +126,20 @@ function readJson (path: string): unknown {
   }
 }
 
+/**
+ * The last catalog loaded and the text of its two files: the same text loaded again (another gate
+ * of this process, a reload that changed nothing) is that catalog, not parsed and validated again.
+ */
+let last: { readonly routes: string, readonly policies: string, readonly catalog: Catalog } | undefined
+
 /** Loads `routes.json` and `policies.json` from a catalog directory (default: the shipped one). */
 export function loadCatalog (dir: string = DEFAULT_CATALOG_DIR): Catalog {
-  return validateCatalog(readJson(join(dir, 'routes.json')), readJson(join(dir, 'policies.json')))
+  const routesPath = join(dir, 'routes.json')
+  const policiesPath = join(dir, 'policies.json')
+  const routes = readText(routesPath)
+  const policies = readText(policiesPath)
+  if (last !== undefined && last.routes === routes && last.policies === policies) return last.catalog
+  const catalog = validateCatalog(parseJson(routesPath, routes), parseJson(policiesPath, policies))
+  last = { routes, policies, catalog }
+  return catalog
 }

@@ -131,6 +131,9 @@ export interface RouterOptions {
   readonly mount?: string
 }
 
+/** Routers of frozen route lists, by list and mount (Router.compile). */
+const compiled = new WeakMap<readonly CatalogRoute[], Map<string, Router>>()
+
 export class Router {
   private readonly trie: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>
   readonly routes: readonly CatalogRoute[]
@@ -179,8 +182,18 @@ export class Router {
     }
   }
 
+  /**
+   * A frozen route list (a loaded catalog's) compiles to the same router every time: the gates of
+   * one process, and a reload that changed nothing, share it (its match cache holds frozen results).
+   */
   static compile (routes: readonly CatalogRoute[], options: RouterOptions = {}): Router {
-    return new Router(routes, options)
+    if (!Object.isFrozen(routes)) return new Router(routes, options)
+    let byMount = compiled.get(routes)
+    if (byMount === undefined) compiled.set(routes, byMount = new Map())
+    const mount = options.mount ?? ''
+    let router = byMount.get(mount)
+    if (router === undefined) byMount.set(mount, router = new Router(routes, options))
+    return router
   }
 
   /** The route of `method` (the routing method: HEAD already GET) and `apiPath`, the canonical path after `/api/v4`. */
