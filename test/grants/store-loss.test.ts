@@ -1,7 +1,7 @@
 // The Redis store's marker (src/grants/redis-marker.ts): what a start writes and finds, and what
 // every read and write does once the marker of its slot is gone or another store's. The gate's
 // answer (503 GRANTS_STORE_LOST) and the operator's command are in
-// test/security/redis-data-loss.test.ts; a Cluster's per-slot markers in cluster-store.test.ts.
+// test/security/redis-data-loss.test.ts; a Cluster's per-slot markers in cluster-store.slow.ts.
 
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
