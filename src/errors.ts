@@ -148,6 +148,9 @@ export const errors = {
   GRAPHQL_AMBIGUOUS_REQUEST: { status: 400, message: '400 Bad request - this GraphQL request can be read in more than one way; send query, variables and operationName once, in a JSON body' },
   GRAPHQL_TOO_COMPLEX: { status: 400, message: '400 Bad request - this GraphQL request selects more of the gate\'s fields than GitLab runs in one query; send them in smaller requests' },
   GRAPHQL_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - this GraphQL request names job token allowlist fields but the gate cannot parse it' },
+  // A GraphQL request deleting more packages by ID than the gate looks up for one request
+  // (src/admin/package-deletes.ts): each is one call to GitLab.
+  GRAPHQL_TOO_MANY_PACKAGES: { status: 400, message: '400 Bad request - this GraphQL request deletes more packages by ID than the gate looks up in one request; send fewer in each' },
   GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
   // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.
   // The answer names the limit and its setting; GitLab refuses such documents too.

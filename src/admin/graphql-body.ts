@@ -53,6 +53,7 @@ import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
 import { normalizeParamName } from '../identity/credentials.ts'
 import { isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
 import { MODEL_REGISTRY_TEXT } from './model-registry.ts'
+import { PACKAGE_DELETE_TEXT } from './package-deletes.ts'
 import { AdminError } from './service.ts'
 
 export type GraphqlBody =
@@ -169,23 +170,24 @@ export function bytesNameGateFields (bytes: Buffer, percent: boolean): boolean {
   return bytesReadAs(RAW_NAMES, RELEVANT_TEXT, bytes, percent)
 }
 
-// The model registry's mutations (model-registry.ts), which a project's ml_model rule binds: the
-// gate reads them only in bodies it reads whole, as it reads the gate's fields. One needle each
-// for `mlModel...` raw.
-const MODEL_NEEDLES = [Buffer.from('mlModel', 'latin1')]
+// The mutations a project's package rules bind for users: the model registry's
+// (model-registry.ts) and the package deletes (package-deletes.ts). The gate reads them only in
+// bodies it reads whole, as it reads the gate's fields. One needle each for the names raw.
+const PACKAGE_MUTATION_TEXT = new RegExp(`${MODEL_REGISTRY_TEXT.source}|${PACKAGE_DELETE_TEXT.source}`)
+const PACKAGE_MUTATION_NEEDLES = ['mlModel', 'destroyPackage'].map(name => Buffer.from(name, 'latin1'))
 
-/** Whether `text` names a model registry mutation, in any reading (readsAs). */
-export function namesModelRegistry (text: string, percent: boolean): boolean {
-  return readsAs(MODEL_REGISTRY_TEXT, text, percent)
+/** Whether `text` names a mutation the package rules bind, in any reading (readsAs). */
+export function namesPackageMutation (text: string, percent: boolean): boolean {
+  return readsAs(PACKAGE_MUTATION_TEXT, text, percent)
 }
 
-/** namesModelRegistry over bytes. */
-export function bytesNameModelRegistry (bytes: Buffer, percent: boolean): boolean {
-  return bytesReadAs(MODEL_NEEDLES, MODEL_REGISTRY_TEXT, bytes, percent)
+/** namesPackageMutation over bytes. */
+export function bytesNamePackageMutation (bytes: Buffer, percent: boolean): boolean {
+  return bytesReadAs(PACKAGE_MUTATION_NEEDLES, PACKAGE_MUTATION_TEXT, bytes, percent)
 }
 
-const MODEL_REGISTRY_TOO_LARGE = (limit: number, where: string): string =>
-  `413 Request Entity Too Large - this GraphQL request is over ${limit} bytes and names a model registry mutation (mlModel*) ${where}; the gate checks a project's package rules on those only in requests of at most ${limit} bytes (they take no uploads)`
+const PACKAGE_MUTATION_TOO_LARGE = (limit: number, where: string): string =>
+  `413 Request Entity Too Large - this GraphQL request is over ${limit} bytes and names a model registry mutation (mlModel*) or a package delete (destroyPackage*) ${where}; the gate checks a project's package rules on those only in requests of at most ${limit} bytes (they take no uploads)`
 
 /**
  * How much of the previous chunk the stream search keeps: the longest name (19 characters) with
@@ -224,8 +226,8 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
   if (!multipart && (bytesNameTokenParams(prefix, form) || namesTokenParams(request.query, true))) {
     return { kind: 'refused', error: new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY) }
   }
-  if (namesModelRegistry(request.query, true) || bytesNameModelRegistry(prefix, form)) {
-    return { kind: 'refused', error: new GateError('GRAPHQL_BODY_TOO_LARGE', MODEL_REGISTRY_TOO_LARGE(limit, 'within its first bytes or its URL')) }
+  if (namesPackageMutation(request.query, true) || bytesNamePackageMutation(prefix, form)) {
+    return { kind: 'refused', error: new GateError('GRAPHQL_BODY_TOO_LARGE', PACKAGE_MUTATION_TOO_LARGE(limit, 'within its first bytes or its URL')) }
   }
   if (namesGateFields(request.query, true) || bytesNameGateFields(prefix, form)) {
     if (MULTIPART_TYPE.test(request.contentType) && firstPartNamesGateFields(prefix.toString('latin1'), request.contentType)) {
@@ -381,8 +383,8 @@ class GateFieldsGuard extends Transform {
       callback(new GateError('GRAPHQL_BODY_TOO_LARGE', tooLarge(this.limit, `past its first ${this.limit} bytes`)))
       return
     }
-    if (bytesNameModelRegistry(chunk, this.percent) || bytesNameModelRegistry(seam, this.percent)) {
-      callback(new GateError('GRAPHQL_BODY_TOO_LARGE', MODEL_REGISTRY_TOO_LARGE(this.limit, `past its first ${this.limit} bytes`)))
+    if (bytesNamePackageMutation(chunk, this.percent) || bytesNamePackageMutation(seam, this.percent)) {
+      callback(new GateError('GRAPHQL_BODY_TOO_LARGE', PACKAGE_MUTATION_TOO_LARGE(this.limit, `past its first ${this.limit} bytes`)))
       return
     }
     if (this.tokens && (bytesNameTokenParams(chunk, this.percent) || bytesNameTokenParams(seam, this.percent))) {

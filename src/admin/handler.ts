@@ -29,6 +29,7 @@ import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { checkModelRegistryMutations } from './model-registry.ts'
+import { checkPackageDeletes } from './package-deletes.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
@@ -109,7 +110,8 @@ export interface AdminOptions {
   readonly bodyBudget?: BodyBudget
   /**
    * Whether refusals of the users' package rules are shadowed (GATE_MODE=shadow, or `packages` in
-   * GATE_SHADOW_RESOURCES): GraphQL's model registry mutations are then logged and forwarded.
+   * GATE_SHADOW_RESOURCES): GraphQL's model registry mutations and package deletes are then
+   * logged and forwarded.
    */
   readonly shadowPackageRules?: boolean
 }
@@ -334,21 +336,25 @@ export function createAdmin (options: AdminOptions): Admin {
 
   const roles = createUserRoleCheck(gitlab, options.grants, options.projectOfPath, options.projectOfRoute, options.settings.unknownProject)
 
+  /** Refusals of the users' package rules that shadowed package rules log and forward. */
+  const SHADOWED: ReadonlySet<string> = new Set(['PACKAGE_MAINTAINER_ONLY', 'PACKAGE_PROJECT_UNCERTAIN', 'ROLE_CHECK_UNAVAILABLE', 'PROJECT_LOOKUP_FAILED'])
+
   /**
-   * The users' package rules on GitLab's model registry mutations (model-registry.ts): true when
+   * The users' package rules on GitLab's GraphQL mutations that write or delete packages: the
+   * model registry's (model-registry.ts) and the package deletes (package-deletes.ts). True when
    * refused here, false to go on (shadowed refusals are logged and go on).
    */
-  async function modelRegistryAnswered (req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean): Promise<boolean> {
+  async function packageRulesAnswered (req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean): Promise<boolean> {
     let refusal: GateError | null
     try {
-      refusal = await checkModelRegistryMutations(roles, req, params)
+      refusal = await checkModelRegistryMutations(roles, req, params) ?? await checkPackageDeletes(roles, options.gitlab, req, params)
     } catch (err) {
       refusal = err instanceof GateError ? err : null
       if (refusal === null) throw err
     }
     if (refusal === null) return false
-    if (options.shadowPackageRules === true && (refusal.code === 'PACKAGE_MAINTAINER_ONLY' || refusal.code === 'ROLE_CHECK_UNAVAILABLE')) {
-      options.logger.info({ request_id: requestId, method: canonical.method, path: loggedPath(canonical.path), graphql: true, decision: 'would_deny', reason: refusal.code }, 'model registry mutation would be refused')
+    if (options.shadowPackageRules === true && SHADOWED.has(refusal.code)) {
+      options.logger.info({ request_id: requestId, method: canonical.method, path: loggedPath(canonical.path), graphql: true, decision: 'would_deny', reason: refusal.code }, 'package mutation would be refused')
       return false
     }
     refuse(res, requestId, refusal, canonical.method, canonical.path, closeConnection)
@@ -411,8 +417,8 @@ export function createAdmin (options: AdminOptions): Admin {
         if (classified.kind === 'gitlab') {
           // Fine-grained personal access tokens: decided here, before GitLab runs anything.
           if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, unread)) return ANSWERED
-          // A project's ml_model rule binds users' model registry mutations.
-          if (await modelRegistryAnswered(req, res, canonical, params, requestId, unread)) return ANSWERED
+          // A project's package rules bind users' model registry mutations and package deletes.
+          if (await packageRulesAnswered(req, res, canonical, params, requestId, unread)) return ANSWERED
           return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
         }
         if (classified.kind === 'refused') {

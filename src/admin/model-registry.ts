@@ -72,6 +72,30 @@ export function modelRegistryMutations (params: GraphqlParams): ModelRegistryRea
 }
 
 function readOperation (operation: GraphqlOperation, batch: boolean): ModelRegistryMutation[] | null {
+  const fields = mutationRootFields(operation, batch)
+  if (fields === null) return null
+  const out: ModelRegistryMutation[] = []
+  for (const { field, definition, variables } of fields) {
+    const kind = MUTATIONS.get(field.name.value)
+    if (kind === undefined) continue
+    const projectPath = field.name.value === NO_PROJECT ? null : idText(inputValue(field, 'projectPath', definition, variables))
+    out.push({ mutation: field.name.value, operation: kind, projectPath })
+  }
+  return out
+}
+
+/** A root field of a mutation GitLab may run, with what its arguments are read against. */
+export interface MutationField {
+  readonly field: FieldNode
+  readonly definition: OperationDefinitionNode
+  readonly variables: Record<string, unknown> | null
+}
+
+/**
+ * The root fields of every mutation of `operation` GitLab may run (through aliases, inline
+ * fragments and fragment spreads); null when the document cannot be read as GitLab reads it.
+ */
+export function mutationRootFields (operation: GraphqlOperation, batch: boolean): MutationField[] | null {
   let document: DocumentNode
   try {
     const text = gitlabDocument(operation.query, batch)
@@ -82,14 +106,9 @@ function readOperation (operation: GraphqlOperation, batch: boolean): ModelRegis
     return null
   }
   const variables = normalizeVariables(operation.variables)
-  const out: ModelRegistryMutation[] = []
+  const out: MutationField[] = []
   for (const definition of operationsRun(document, operation.operationName)) {
-    for (const field of rootFields(document, definition.selectionSet)) {
-      const kind = MUTATIONS.get(field.name.value)
-      if (kind === undefined) continue
-      const projectPath = field.name.value === NO_PROJECT ? null : projectPathOf(field, definition, variables)
-      out.push({ mutation: field.name.value, operation: kind, projectPath })
-    }
+    for (const field of rootFields(document, definition.selectionSet)) out.push({ field, definition, variables })
   }
   return out
 }
@@ -112,27 +131,31 @@ function rootFields (document: DocumentNode, set: SelectionSetNode): FieldNode[]
 }
 
 /**
- * `input.projectPath` as graphql-ruby reads it: an ID, so a string or the digits of an integer,
- * from the document, a variable or the variable's default. Null when the gate cannot read it.
+ * `input.<name>` as graphql-ruby reads it, from the document, a variable or the variable's
+ * default (a list's items too); UNREAD when the gate cannot read it.
  */
-function projectPathOf (field: FieldNode, definition: OperationDefinitionNode, variables: Record<string, unknown> | null): string | null {
+export function inputValue (field: FieldNode, name: string, definition: OperationDefinitionNode, variables: Record<string, unknown> | null): unknown {
   const input = field.arguments?.find(a => a.name.value === 'input')?.value
-  if (input === undefined) return null
+  if (input === undefined) return UNREAD
   if (input.kind === Kind.OBJECT) {
-    const fields = input.fields.filter(f => f.name.value === 'projectPath')
-    return fields.length === 1 ? idText(valueOf(fields[0]!.value, definition, variables)) : null
+    const fields = input.fields.filter(f => f.name.value === name)
+    return fields.length === 1 ? valueOf(fields[0]!.value, definition, variables) : UNREAD
   }
   const value = valueOf(input, definition, variables)
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
-  return idText((value as Record<string, unknown>).projectPath)
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return UNREAD
+  return Object.hasOwn(value, name) ? (value as Record<string, unknown>)[name] : UNREAD
 }
 
-const UNREAD = Symbol('unread')
+export const UNREAD = Symbol('unread')
 
 /** A literal, or a variable's value (its default when not given); UNREAD when the variables cannot be read. */
 function valueOf (node: ValueNode, definition: OperationDefinitionNode, variables: Record<string, unknown> | null): unknown {
   if (node.kind !== Kind.VARIABLE) {
     if (node.kind === Kind.STRING || node.kind === Kind.INT) return node.kind === Kind.STRING ? node.value : Number(node.value)
+    if (node.kind === Kind.LIST) {
+      const items = node.values.map(item => valueOf(item, definition, variables))
+      return items.includes(UNREAD) ? UNREAD : items
+    }
     return node.kind === Kind.OBJECT ? valueFromASTUntyped(node, variables ?? undefined) : UNREAD
   }
   if (variables === null) return UNREAD
@@ -143,7 +166,7 @@ function valueOf (node: ValueNode, definition: OperationDefinitionNode, variable
 }
 
 /** graphql-ruby's ID: a string, or an integer's digits. */
-function idText (value: unknown): string | null {
+export function idText (value: unknown): string | null {
   if (typeof value === 'string') return value
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
   return null

@@ -7,7 +7,8 @@
 // feature access levels (`GET /api/v4/groups/:id/projects`), npm
 // metadata at the instance and group levels (the project GitLab's npm helper finds, named by the
 // tarball URLs), a moved project's old path answered with a 301, `GET /api/v4/namespaces/:id`,
-// and a pipeline's jobs and bridges. It counts calls per endpoint and can be made slow or
+// a pipeline's jobs and bridges, and, with `packageQueries`, GraphQL's `package(id:)` for the
+// service token (the package's type and project, as GitLab shows them). It counts calls per endpoint and can be made slow or
 // failing per endpoint while a test runs.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -21,7 +22,7 @@ export interface FakePackage {
   readonly name: string
   /** null: a versionless package (Maven metadata). */
   readonly version: string | null
-  readonly packageType: 'npm' | 'maven' | 'pypi' | 'conan' | 'generic'
+  readonly packageType: 'npm' | 'maven' | 'pypi' | 'conan' | 'generic' | 'golang' | 'ml_model'
   readonly projectId: number
   readonly createdAt: string
   /** GitLab's package status (default: 'default'); `deprecated` is what `npm deprecate` sets in recent GitLab. */
@@ -130,6 +131,11 @@ export interface FakeGitlabOptions {
    * as PRIVATE-TOKEN or Bearer answers 401 (forwarded package traffic still reaches `fallback`).
    */
   readonly deployTokens?: readonly string[]
+  /**
+   * The service token's `POST /api/graphql` is GraphQL's `package(id:)` query (packageAnswer),
+   * not forwarded traffic.
+   */
+  readonly packageQueries?: boolean
 }
 
 export interface FakeGitlab {
@@ -183,6 +189,9 @@ export interface FakeGitlab {
   /** `GET /personal_access_tokens/self` calls, and a status to answer them with instead. */
   tokenSelfCalls: number
   tokenSelfFailWith: number | undefined
+  /** The service token's GraphQL `package(id:)` calls (with `packageQueries`), and a status to answer them with instead. */
+  packageQueryCalls: number
+  packageQueryFailWith: number | undefined
   resetCalls (): void
   close (): Promise<void>
 }
@@ -229,6 +238,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     },
     tokenSelfCalls: 0,
     tokenSelfFailWith: undefined,
+    packageQueryCalls: 0,
+    packageQueryFailWith: undefined,
     resetCalls () {
       for (const k of Object.keys(this.calls) as Endpoint[]) this.calls[k] = 0
       this.targets.length = 0
@@ -296,6 +307,14 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       if (req.method === 'GET' && typeof token === 'string' && options.deployTokens?.includes(token) === true && /^\/api\/v4\/(?:projects\/[^/]+|user)$/.test(new URL(req.url ?? '/', 'http://fake').pathname)) {
         req.resume()
         send(res, 401, unauthorized)
+        return
+      }
+      if (options.packageQueries === true && req.method === 'POST' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/graphql' && req.headers['private-token'] === fake.serviceToken) {
+        fake.packageQueryCalls++
+        void bodyText(req).then(text => {
+          if (fake.packageQueryFailWith !== undefined) send(res, fake.packageQueryFailWith, { message: `${fake.packageQueryFailWith}` })
+          else packageAnswer(res, text)
+        })
         return
       }
       if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/personal_access_tokens/self') {
@@ -417,6 +436,29 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         sendPage(res, new URL(req.url ?? '/', 'http://fake'), [...upstreams])
       }
     }
+  }
+
+  const bodyText = async (req: IncomingMessage): Promise<string> => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8')
+  }
+  /**
+   * `query($id: PackagesPackageID!) { package(id: $id) { packageType project { id } } }`: GitLab's
+   * PackageDetailsResolver shows packages in the default or deprecated state only, and none of a
+   * project the service token cannot read; an ID that is not a package's global ID is an error.
+   */
+  const packageAnswer = (res: ServerResponse, text: string): void => {
+    let id: unknown
+    try {
+      id = (JSON.parse(text) as { variables?: { id?: unknown } }).variables?.id
+    } catch {}
+    const n = /^gid:\/\/gitlab\/Packages::Package\/(\d+)$/.exec(typeof id === 'string' ? id : '')?.[1]
+    if (n === undefined) { send(res, 200, { errors: [{ message: `"${String(id)}" does not represent an instance of Packages::Package` }] }); return }
+    const found = fake.packages.find(p => p.id === Number(n))
+    const shown = found !== undefined && ['default', 'deprecated'].includes(found.status ?? 'default') && !fake.serviceHidden.has(found.projectId)
+    const project = found === undefined ? undefined : fake.projects.get(found.projectId)
+    send(res, 200, { data: { package: shown ? { packageType: found.packageType.toUpperCase(), project: { id: `gid://gitlab/Project/${found.projectId}`, fullPath: project?.pathWithNamespace ?? null } } : null } })
   }
 
   const origin = (): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`

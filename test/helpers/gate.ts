@@ -107,6 +107,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     ...(options.accessTokens === undefined ? {} : { accessTokens: options.accessTokens }),
     ...(options.oauthTokens === undefined ? {} : { oauthTokens: options.oauthTokens }),
     ...(env.GATE_RELATIVE_URL_ROOT === undefined ? {} : { relativeUrlRoot: env.GATE_RELATIVE_URL_ROOT }),
+    packageQueries: true,
     fallback: (req, res) => {
       // Streams the body through a hash, so a 1 GiB upload is never held in the test either.
       const hash = createHash('sha256')

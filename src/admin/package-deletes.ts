@@ -1,0 +1,203 @@
+// GitLab's GraphQL mutations that delete packages (app/graphql/mutations/packages/), which its
+// package registry pages send with the browser session and scripts with a personal access token:
+// the users' package rules bind them as they bind `DELETE /projects/:id/packages/...`.
+// - `destroyPackageFiles(input: {projectPath, ids})` names its project (GitLab refuses files of
+//   another one): that project's strictest delete rule of any format, as the format-agnostic REST
+//   route (`DELETE /projects/:id/packages/:package_id/package_files/:id`).
+// - `destroyPackage(input: {id})` and `destroyPackages(input: {ids})` name packages by global ID
+//   only: the gate asks GitLab, with the service token, which project each package is in and of
+//   which format (`package(id:)`, one package per query: GitLab's resolver takes no more), and
+//   applies that project's rule for that format. The ID is handed to GitLab as written, so GitLab
+//   reads it as the mutation will. A package GitLab does not show the gate (no such package, one
+//   being processed or in error, which `package(id:)` hides, or a token that does not see every
+//   project) cannot be placed: refused, fail closed.
+// - `destroyPackageFile(input: {id})` names a file by global ID, and no API finds a file's
+//   package or project: refused to users, naming `destroyPackageFiles`, which does the same with
+//   the project named.
+// A request with no credential and no cookies is left to GitLab, which deletes nothing for it.
+
+import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
+import { GateError, type ErrorCode } from '../errors.ts'
+import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
+import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
+import { headerLines, type Credential, type HeaderSource } from '../identity/credentials.ts'
+import type { RouteMatch } from '../routing/router.ts'
+import { graphqlReadings, type GraphqlParams } from './graphql.ts'
+import { findGraphqlToken } from './graphql-credentials.ts'
+import { idText, inputValue, mutationRootFields, UNREAD } from './model-registry.ts'
+import type { UserRoleCheck } from './roles.ts'
+
+/** A document can name one only if its text does (GraphQL names are never escaped). */
+export const PACKAGE_DELETE_TEXT = /destroyPackage/
+
+/**
+ * Most distinct package IDs looked up for one request: each is one call to GitLab. GitLab's
+ * package list pages show 20; a larger `destroyPackages` is refused before any is asked.
+ */
+export const MAX_PACKAGE_LOOKUPS = 20
+
+export type PackageDelete =
+  | { readonly kind: 'project', readonly projectPath: string }
+  | { readonly kind: 'packages', readonly ids: readonly string[] }
+  | { readonly kind: 'file' }
+
+export type PackageDeleteReading =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'deletes', readonly deletes: readonly PackageDelete[] }
+  /** A document naming such a mutation that the gate cannot read as GitLab would. */
+  | { readonly kind: 'unreadable' }
+
+const NONE: PackageDeleteReading = Object.freeze({ kind: 'none' })
+
+/**
+ * The package delete mutations of every reading of a GraphQL request (graphqlReadings): readings
+ * that disagree each count. Nothing is parsed for a document whose text names none.
+ */
+export function packageDeletes (params: GraphqlParams): PackageDeleteReading {
+  let found: PackageDelete[] | null = null
+  for (const reading of graphqlReadings(params)) {
+    for (const operation of reading.operations) {
+      if (!PACKAGE_DELETE_TEXT.test(operation.query)) continue
+      const fields = mutationRootFields(operation, reading.batch)
+      if (fields === null) return { kind: 'unreadable' }
+      for (const { field, definition, variables } of fields) {
+        let read: PackageDelete | null
+        switch (field.name.value) {
+          case 'destroyPackageFiles': {
+            const projectPath = idText(inputValue(field, 'projectPath', definition, variables))
+            read = projectPath === null ? null : { kind: 'project', projectPath }
+            break
+          }
+          case 'destroyPackage':
+          case 'destroyPackages': {
+            const ids = globalIds(inputValue(field, field.name.value === 'destroyPackage' ? 'id' : 'ids', definition, variables))
+            read = ids === null ? null : { kind: 'packages', ids }
+            break
+          }
+          case 'destroyPackageFile':
+            read = { kind: 'file' }
+            break
+          default:
+            continue
+        }
+        if (read === null) return { kind: 'unreadable' }
+        ;(found ??= []).push(read)
+      }
+    }
+  }
+  // A part Rack or the JSON parser refuses that names one: Ruby's parsers may read it.
+  if (found === null && params.broken.some(text => PACKAGE_DELETE_TEXT.test(text))) return { kind: 'unreadable' }
+  return found === null ? NONE : { kind: 'deletes', deletes: found }
+}
+
+/**
+ * Global IDs as graphql-ruby coerces a list of them: strings, and a single value taken as a list
+ * of one. Null when one is not text.
+ */
+function globalIds (value: unknown): string[] | null {
+  if (value === UNREAD) return null
+  const items = Array.isArray(value) ? value : [value]
+  return items.every((item): item is string => typeof item === 'string') ? items : null
+}
+
+// GitLab's PackageTypeEnum as the catalog's format names; any other is every format's.
+const FORMATS: Readonly<Record<string, string>> = {
+  MAVEN: 'maven', NPM: 'npm', CONAN: 'conan', NUGET: 'nuget', PYPI: 'pypi', COMPOSER: 'composer', GENERIC: 'generic', GOLANG: 'go', DEBIAN: 'debian', RUBYGEMS: 'rubygems', HELM: 'helm', TERRAFORM_MODULE: 'terraform_module', RPM: 'rpm', ML_MODEL: 'ml_model', CARGO: 'cargo'
+}
+
+/** One frozen route per format: what the users' role check (roles.ts) reads of a match. */
+const routes = new Map<string, CatalogRoute>()
+
+function deleteMatch (format: string, project: string): RouteMatch {
+  let route = routes.get(format)
+  if (route === undefined) {
+    route = Object.freeze({
+      id: `graphql_package_delete_${format}`,
+      method: 'POST',
+      pattern: '/api/graphql',
+      policies: [],
+      skipPolicies: false,
+      resource: 'packages',
+      title: `A package delete (${format}) through GitLab's GraphQL`,
+      accessedProject: 'project',
+      packageFormat: format,
+      packageOperation: 'delete'
+    })
+    routes.set(format, route)
+  }
+  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: project })), format: false }
+}
+
+/** Where a package is, as GitLab shows it to the service token; null: not shown. */
+type PackagePlace = { readonly projectId: number, readonly format: string } | null
+
+const PACKAGE_QUERY = 'query gatePackageProject($id: PackagesPackageID!) { package(id: $id) { packageType project { id } } }'
+
+async function placeOf (gitlab: GitlabClient, id: string): Promise<PackagePlace> {
+  if (!gitlab.hasServiceToken || gitlab.post === undefined) return null
+  let answer: GitlabAnswer
+  try {
+    answer = await gitlab.post('/api/graphql', { query: PACKAGE_QUERY, variables: { id } }, { endpoint: 'graphql_package', as: 'service' })
+  } catch (err) {
+    if (err instanceof GitlabUnavailable) throw new GateError('PROJECT_LOOKUP_FAILED', LOOKUP_FAILED)
+    throw err
+  }
+  if (answer.status !== 200 || answer.body === undefined) throw new GateError('PROJECT_LOOKUP_FAILED', LOOKUP_FAILED)
+  const data = answer.body.data as { package?: { packageType?: unknown, project?: { id?: unknown } | null } | null } | null | undefined
+  const found = data?.package
+  if (found === undefined || found === null) return null
+  const projectId = /^gid:\/\/gitlab\/Project\/([1-9]\d{0,15})$/.exec(String(found.project?.id ?? ''))?.[1]
+  if (projectId === undefined || !Number.isSafeInteger(Number(projectId))) throw new GateError('PROJECT_LOOKUP_FAILED', LOOKUP_FAILED)
+  return { projectId: Number(projectId), format: FORMATS[String(found.packageType)] ?? ANY_PACKAGE_FORMAT }
+}
+
+const UNREADABLE = '400 Bad request - this GraphQL request names a package delete mutation (destroyPackage, destroyPackages, destroyPackageFile, destroyPackageFiles) that the gate cannot read as GitLab would (a document or variables that do not parse, an input.projectPath that is not text, package IDs that are not text), so the project\'s package rules cannot be checked; send the document and its variables as JSON'
+const LOOKUP_FAILED = '502 Bad Gateway - the gate could not ask GitLab which project a package this GraphQL request deletes belongs to, so that project\'s package rules cannot be checked; try again later'
+const NOT_SHOWN = '403 Forbidden - GitLab does not show the gate which project a package this GraphQL request deletes belongs to (an ID of no package, a package being processed or in error, or a GATE_SERVICE_TOKEN that does not see every project), so that project\'s package rules cannot be checked; delete it through its project: DELETE /api/v4/projects/:id/packages/:package_id'
+const FILE_BY_ID = '403 Forbidden - destroyPackageFile names a package file by its ID only, and the gate cannot find which project it belongs to, so that project\'s package rules cannot be checked; use destroyPackageFiles(input: {projectPath, ids}), which deletes the same files naming their project'
+const TOO_MANY = `400 Bad request - this GraphQL request deletes more than ${MAX_PACKAGE_LOOKUPS} packages by ID, and the gate asks GitLab for the project of each before forwarding it; send at most ${MAX_PACKAGE_LOOKUPS} in one request`
+
+/**
+ * The users' package rules on a GraphQL request's package deletes: null to go on, or the refusal
+ * (a GateError: 403 PACKAGE_MAINTAINER_ONLY, PACKAGE_PROJECT_UNCERTAIN, 503 ROLE_CHECK_UNAVAILABLE,
+ * 502 PROJECT_LOOKUP_FAILED, 401 CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE,
+ * GRAPHQL_TOO_MANY_PACKAGES). The caller is as for the model registry's mutations
+ * (model-registry.ts): the access token GitLab's GraphQL reads, and the session of its cookies.
+ */
+export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
+  const reading = packageDeletes(params)
+  if (reading.kind === 'none') return null
+  if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
+  const token = findGraphqlToken(request, params)
+  if (token.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
+  const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
+  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
+  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
+  // No one GitLab could sign in: nothing is deleted, and nothing is asked of GitLab.
+  if (credentials.length === 0 && cookies.length === 0) return null
+  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  const check = async (match: RouteMatch): Promise<GateError | null> => {
+    const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
+    return refusal === null ? null : new GateError(refusal.code, refusal.message)
+  }
+  if (reading.deletes.some(d => d.kind === 'file')) return new GateError('PACKAGE_PROJECT_UNCERTAIN', FILE_BY_ID)
+  const ids = new Set(reading.deletes.flatMap(d => d.kind === 'packages' ? d.ids : []))
+  if (ids.size > MAX_PACKAGE_LOOKUPS) return new GateError('GRAPHQL_TOO_MANY_PACKAGES', TOO_MANY)
+  for (const projectPath of new Set(reading.deletes.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))) {
+    // A path GitLab finds no project at deletes nothing; one too long to look up goes on: the role check refuses it.
+    if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) continue
+    const refused = await check(deleteMatch(ANY_PACKAGE_FORMAT, projectPath))
+    if (refused !== null) return refused
+  }
+  const checked = new Set<string>()
+  for (const id of ids) {
+    const place = await placeOf(gitlab, id)
+    if (place === null) return new GateError('PACKAGE_PROJECT_UNCERTAIN', NOT_SHOWN)
+    const key = `${place.format} ${place.projectId}`
+    if (checked.has(key)) continue
+    checked.add(key)
+    const refused = await check(deleteMatch(place.format, String(place.projectId)))
+    if (refused !== null) return refused
+  }
+  return null
+}
