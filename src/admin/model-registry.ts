@@ -43,45 +43,64 @@ export interface ModelRegistryMutation {
   readonly projectPath: string | null
 }
 
-export type ModelRegistryReading =
+/** The mutations of one kind a GraphQL request holds, in every reading of it. */
+export type MutationsReading<T> =
   | { readonly kind: 'none' }
-  | { readonly kind: 'mutations', readonly mutations: readonly ModelRegistryMutation[] }
+  | { readonly kind: 'found', readonly items: readonly T[] }
   /** A document naming such a mutation that the gate cannot read as GitLab would. */
   | { readonly kind: 'unreadable' }
 
-const NONE: ModelRegistryReading = Object.freeze({ kind: 'none' })
+const NONE = Object.freeze({ kind: 'none' as const })
 
 /**
- * The model registry mutations of every reading of a GraphQL request (graphqlReadings): readings
- * that disagree each count. Hot path for GraphQL requests: one regular expression per operation
- * text, and nothing parsed for a document that names none.
+ * The mutations `read` knows in every reading of a GraphQL request (graphqlReadings): readings
+ * that disagree each count. `read` gives a root field's reading, undefined for a field that is
+ * none of them, null for one the gate cannot read as GitLab would. Hot path for GraphQL requests:
+ * only an operation whose text `named` matches is parsed.
  */
-export function modelRegistryMutations (params: GraphqlParams): ModelRegistryReading {
-  let found: ModelRegistryMutation[] | null = null
+export function readMutations<T> (params: GraphqlParams, named: RegExp, read: (field: MutationField) => T | null | undefined): MutationsReading<T> {
+  let found: T[] | null = null
   for (const reading of graphqlReadings(params)) {
     for (const operation of reading.operations) {
-      if (!MODEL_REGISTRY_TEXT.test(operation.query)) continue
-      const mutations = readOperation(operation, reading.batch)
-      if (mutations === null) return { kind: 'unreadable' }
-      ;(found ??= []).push(...mutations)
+      if (!named.test(operation.query)) continue
+      const fields = mutationRootFields(operation, reading.batch)
+      if (fields === null) return { kind: 'unreadable' }
+      for (const field of fields) {
+        const item = read(field)
+        if (item === undefined) continue
+        if (item === null) return { kind: 'unreadable' }
+        ;(found ??= []).push(item)
+      }
     }
   }
   // A part Rack or the JSON parser refuses that names one: Ruby's parsers may read it.
-  if (found === null && params.broken.some(text => MODEL_REGISTRY_TEXT.test(text))) return { kind: 'unreadable' }
-  return found === null ? NONE : { kind: 'mutations', mutations: found }
+  if (found === null && params.broken.some(text => named.test(text))) return { kind: 'unreadable' }
+  return found === null ? NONE : { kind: 'found', items: found }
 }
 
-function readOperation (operation: GraphqlOperation, batch: boolean): ModelRegistryMutation[] | null {
-  const fields = mutationRootFields(operation, batch)
-  if (fields === null) return null
-  const out: ModelRegistryMutation[] = []
-  for (const { field, definition, variables } of fields) {
+/** The model registry mutations of a GraphQL request. */
+export function modelRegistryMutations (params: GraphqlParams): MutationsReading<ModelRegistryMutation> {
+  return readMutations(params, MODEL_REGISTRY_TEXT, ({ field, definition, variables }) => {
     const kind = MUTATIONS.get(field.name.value)
-    if (kind === undefined) continue
+    if (kind === undefined) return undefined
     const projectPath = field.name.value === NO_PROJECT ? null : idText(inputValue(field, 'projectPath', definition, variables))
-    out.push({ mutation: field.name.value, operation: kind, projectPath })
-  }
-  return out
+    return { mutation: field.name.value, operation: kind, projectPath }
+  })
+}
+
+/**
+ * Who GitLab's GraphQL runs a request's mutations as, for the users' role check: the access token
+ * it reads (a job token is none: GitLab runs such a request without it), and the Cookie header its
+ * session is read from; ambiguous where the tokens disagree.
+ */
+export function graphqlCaller (request: HeaderSource, params: GraphqlParams): { readonly kind: 'ambiguous' } | { readonly kind: 'caller', readonly credentials: Credential[], readonly cookie: { cookie?: string } } {
+  const token = findGraphqlToken(request, params)
+  if (token.kind === 'ambiguous') return { kind: 'ambiguous' }
+  // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
+  const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
+  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
+  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
+  return { kind: 'caller', credentials, cookie: cookies.length === 0 ? {} : { cookie: cookies.join(', ') } }
 }
 
 /** A root field of a mutation GitLab may run, with what its arguments are read against. */
@@ -172,34 +191,43 @@ export function idText (value: unknown): string | null {
   return null
 }
 
-/** One frozen route per operation: what the users' role check (roles.ts) reads of a match. */
-const routes = new Map<PackageOperation, CatalogRoute>()
+/** One frozen route per format and operation: what the users' role check (roles.ts) reads of a match. */
+const routes = new Map<string, CatalogRoute>()
 
 /**
- * The match a `/projects/:id` route writing (deleting) `ml_model` packages would give for this
- * full path, for the users' role check; null where GitLab finds no project (no `/` in the path:
- * FindsProject reads it as a full path, never an id).
+ * The match a `/projects/:id` route writing (deleting) `format`'s packages would give for
+ * `project` (an id, or a full path), for the users' role check of a GraphQL mutation; `what`
+ * names the mutation's kind in the route's title.
  */
-export function modelRegistryMatch (projectPath: string, operation: 'write' | 'delete'): RouteMatch | null {
-  // One too long for the gate to look up goes on: the role check refuses it.
-  if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) return null
-  let route = routes.get(operation)
+export function graphqlPackageMatch (format: string, operation: PackageOperation, project: string, what: string): RouteMatch {
+  const key = `${format} ${operation}`
+  let route = routes.get(key)
   if (route === undefined) {
     route = Object.freeze({
-      id: `graphql_ml_model_${operation}`,
+      id: `graphql_${format}_${operation}`,
       method: 'POST',
       pattern: '/api/graphql',
       policies: [],
       skipPolicies: false,
       resource: 'packages',
-      title: `A model registry ${operation} through GitLab's GraphQL`,
+      title: `${what} through GitLab's GraphQL`,
       accessedProject: 'project',
-      packageFormat: 'ml_model',
+      packageFormat: format,
       packageOperation: operation
     })
-    routes.set(operation, route)
+    routes.set(key, route)
   }
-  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: projectPath })), format: false }
+  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: project })), format: false }
+}
+
+/**
+ * The match for a model registry mutation of this full path; null where GitLab finds no project
+ * (no `/` in the path: FindsProject reads it as a full path, never an id).
+ */
+export function modelRegistryMatch (projectPath: string, operation: 'write' | 'delete'): RouteMatch | null {
+  // One too long for the gate to look up goes on: the role check refuses it.
+  if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) return null
+  return graphqlPackageMatch('ml_model', operation, projectPath, `A model registry ${operation}`)
 }
 
 const UNREADABLE = '400 Bad request - this GraphQL request names a model registry mutation (mlModel*) that the gate cannot read as GitLab would (a document or variables that do not parse, or a projectPath that is not text), so the project\'s package rules cannot be checked; send the document and its variables as JSON, with input.projectPath a string'
@@ -215,15 +243,11 @@ export async function checkModelRegistryMutations (roles: UserRoleCheck, request
   const reading = modelRegistryMutations(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const token = findGraphqlToken(request, params)
-  if (token.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
-  // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
-  const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
-  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
-  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
-  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  const caller = graphqlCaller(request, params)
+  if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
+  const { credentials, cookie } = caller
   const checked = new Set<string>()
-  for (const { mutation, operation, projectPath } of reading.mutations) {
+  for (const { mutation, operation, projectPath } of reading.items) {
     if (projectPath === null) {
       if (mutation === NO_PROJECT) continue
       return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)

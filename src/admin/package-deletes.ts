@@ -16,15 +16,14 @@
 //   the project named.
 // A request with no credential and no cookies is left to GitLab, which deletes nothing for it.
 
-import { ANY_PACKAGE_FORMAT, type CatalogRoute } from '../catalog/types.ts'
+import { ANY_PACKAGE_FORMAT } from '../catalog/types.ts'
 import { GateError, type ErrorCode } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
 import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
-import { headerLines, type Credential, type HeaderSource } from '../identity/credentials.ts'
+import type { HeaderSource } from '../identity/credentials.ts'
 import type { RouteMatch } from '../routing/router.ts'
-import { graphqlReadings, type GraphqlParams } from './graphql.ts'
-import { findGraphqlToken } from './graphql-credentials.ts'
-import { idText, inputValue, mutationRootFields, UNREAD } from './model-registry.ts'
+import type { GraphqlParams } from './graphql.ts'
+import { graphqlCaller, graphqlPackageMatch, idText, inputValue, readMutations, UNREAD, type MutationsReading } from './model-registry.ts'
 import type { UserRoleCheck } from './roles.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
@@ -41,53 +40,25 @@ export type PackageDelete =
   | { readonly kind: 'packages', readonly ids: readonly string[] }
   | { readonly kind: 'file' }
 
-export type PackageDeleteReading =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'deletes', readonly deletes: readonly PackageDelete[] }
-  /** A document naming such a mutation that the gate cannot read as GitLab would. */
-  | { readonly kind: 'unreadable' }
-
-const NONE: PackageDeleteReading = Object.freeze({ kind: 'none' })
-
-/**
- * The package delete mutations of every reading of a GraphQL request (graphqlReadings): readings
- * that disagree each count. Nothing is parsed for a document whose text names none.
- */
-export function packageDeletes (params: GraphqlParams): PackageDeleteReading {
-  let found: PackageDelete[] | null = null
-  for (const reading of graphqlReadings(params)) {
-    for (const operation of reading.operations) {
-      if (!PACKAGE_DELETE_TEXT.test(operation.query)) continue
-      const fields = mutationRootFields(operation, reading.batch)
-      if (fields === null) return { kind: 'unreadable' }
-      for (const { field, definition, variables } of fields) {
-        let read: PackageDelete | null
-        switch (field.name.value) {
-          case 'destroyPackageFiles': {
-            const projectPath = idText(inputValue(field, 'projectPath', definition, variables))
-            read = projectPath === null ? null : { kind: 'project', projectPath }
-            break
-          }
-          case 'destroyPackage':
-          case 'destroyPackages': {
-            const ids = globalIds(inputValue(field, field.name.value === 'destroyPackage' ? 'id' : 'ids', definition, variables))
-            read = ids === null ? null : { kind: 'packages', ids }
-            break
-          }
-          case 'destroyPackageFile':
-            read = { kind: 'file' }
-            break
-          default:
-            continue
-        }
-        if (read === null) return { kind: 'unreadable' }
-        ;(found ??= []).push(read)
+/** The package delete mutations of a GraphQL request. */
+export function packageDeletes (params: GraphqlParams): MutationsReading<PackageDelete> {
+  return readMutations(params, PACKAGE_DELETE_TEXT, ({ field, definition, variables }): PackageDelete | null | undefined => {
+    switch (field.name.value) {
+      case 'destroyPackageFiles': {
+        const projectPath = idText(inputValue(field, 'projectPath', definition, variables))
+        return projectPath === null ? null : { kind: 'project', projectPath }
       }
+      case 'destroyPackage':
+      case 'destroyPackages': {
+        const ids = globalIds(inputValue(field, field.name.value === 'destroyPackage' ? 'id' : 'ids', definition, variables))
+        return ids === null ? null : { kind: 'packages', ids }
+      }
+      case 'destroyPackageFile':
+        return { kind: 'file' }
+      default:
+        return undefined
     }
-  }
-  // A part Rack or the JSON parser refuses that names one: Ruby's parsers may read it.
-  if (found === null && params.broken.some(text => PACKAGE_DELETE_TEXT.test(text))) return { kind: 'unreadable' }
-  return found === null ? NONE : { kind: 'deletes', deletes: found }
+  })
 }
 
 /**
@@ -105,27 +76,8 @@ const FORMATS: Readonly<Record<string, string>> = {
   MAVEN: 'maven', NPM: 'npm', CONAN: 'conan', NUGET: 'nuget', PYPI: 'pypi', COMPOSER: 'composer', GENERIC: 'generic', GOLANG: 'go', DEBIAN: 'debian', RUBYGEMS: 'rubygems', HELM: 'helm', TERRAFORM_MODULE: 'terraform_module', RPM: 'rpm', ML_MODEL: 'ml_model', CARGO: 'cargo'
 }
 
-/** One frozen route per format: what the users' role check (roles.ts) reads of a match. */
-const routes = new Map<string, CatalogRoute>()
-
 function deleteMatch (format: string, project: string): RouteMatch {
-  let route = routes.get(format)
-  if (route === undefined) {
-    route = Object.freeze({
-      id: `graphql_package_delete_${format}`,
-      method: 'POST',
-      pattern: '/api/graphql',
-      policies: [],
-      skipPolicies: false,
-      resource: 'packages',
-      title: `A package delete (${format}) through GitLab's GraphQL`,
-      accessedProject: 'project',
-      packageFormat: format,
-      packageOperation: 'delete'
-    })
-    routes.set(format, route)
-  }
-  return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: project })), format: false }
+  return graphqlPackageMatch(format, 'delete', project, `A package delete (${format})`)
 }
 
 /** Where a package is, as GitLab shows it to the service token; null: not shown. */
@@ -168,22 +120,19 @@ export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabC
   const reading = packageDeletes(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const token = findGraphqlToken(request, params)
-  if (token.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
-  const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
-  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
-  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
+  const caller = graphqlCaller(request, params)
+  if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
+  const { credentials, cookie } = caller
   // No one GitLab could sign in: nothing is deleted, and nothing is asked of GitLab.
-  if (credentials.length === 0 && cookies.length === 0) return null
-  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  if (credentials.length === 0 && cookie.cookie === undefined) return null
   const check = async (match: RouteMatch): Promise<GateError | null> => {
     const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
     return refusal === null ? null : new GateError(refusal.code, refusal.message)
   }
-  if (reading.deletes.some(d => d.kind === 'file')) return new GateError('PACKAGE_PROJECT_UNCERTAIN', FILE_BY_ID)
-  const ids = new Set(reading.deletes.flatMap(d => d.kind === 'packages' ? d.ids : []))
+  if (reading.items.some(d => d.kind === 'file')) return new GateError('PACKAGE_PROJECT_UNCERTAIN', FILE_BY_ID)
+  const ids = new Set(reading.items.flatMap(d => d.kind === 'packages' ? d.ids : []))
   if (ids.size > MAX_PACKAGE_LOOKUPS) return new GateError('GRAPHQL_TOO_MANY_PACKAGES', TOO_MANY)
-  for (const projectPath of new Set(reading.deletes.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))) {
+  for (const projectPath of new Set(reading.items.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))) {
     // A path GitLab finds no project at deletes nothing; one too long to look up goes on: the role check refuses it.
     if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) continue
     const refused = await check(deleteMatch(ANY_PACKAGE_FORMAT, projectPath))
