@@ -88,19 +88,38 @@ export function modelRegistryMutations (params: GraphqlParams): MutationsReading
   })
 }
 
+/** Who GitLab's GraphQL runs a request's mutations as, held to the users' package rules. */
+export type GraphqlCaller =
+  | { readonly kind: 'ambiguous' }
+  | {
+    readonly kind: 'caller'
+    /** Whether the request carries anyone GitLab could sign in (a token, or cookies). */
+    readonly signsIn: boolean
+    /** The users' role check of this caller on `match`: null to go on, or the refusal. */
+    readonly check: (match: RouteMatch) => Promise<GateError | null>
+  }
+
 /**
- * Who GitLab's GraphQL runs a request's mutations as, for the users' role check: the access token
- * it reads (a job token is none: GitLab runs such a request without it), and the Cookie header its
- * session is read from; ambiguous where the tokens disagree.
+ * The caller of a GraphQL request's mutations: the access token GitLab's GraphQL reads (a job
+ * token is none: GitLab runs such a request without it) and the session its cookies may sign in;
+ * ambiguous where the tokens disagree.
  */
-export function graphqlCaller (request: HeaderSource, params: GraphqlParams): { readonly kind: 'ambiguous' } | { readonly kind: 'caller', readonly credentials: Credential[], readonly cookie: { cookie?: string } } {
+export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams): GraphqlCaller {
   const token = findGraphqlToken(request, params)
   if (token.kind === 'ambiguous') return { kind: 'ambiguous' }
   // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
   const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
   // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
   const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
-  return { kind: 'caller', credentials, cookie: cookies.length === 0 ? {} : { cookie: cookies.join(', ') } }
+  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  return {
+    kind: 'caller',
+    signsIn: credentials.length > 0 || cookies.length > 0,
+    check: async match => {
+      const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
+      return refusal === null ? null : new GateError(refusal.code, refusal.message)
+    }
+  }
 }
 
 /** A root field of a mutation GitLab may run, with what its arguments are read against. */
@@ -221,13 +240,13 @@ export function graphqlPackageMatch (format: string, operation: PackageOperation
 }
 
 /**
- * The match for a model registry mutation of this full path; null where GitLab finds no project
- * (no `/` in the path: FindsProject reads it as a full path, never an id).
+ * graphqlPackageMatch for a mutation's `projectPath`, a full path; null where GitLab finds no
+ * project (no `/` in the path: FindsProject reads it as a full path, never an id). One too long for
+ * the gate to look up is a match: the role check refuses it.
  */
-export function modelRegistryMatch (projectPath: string, operation: 'write' | 'delete'): RouteMatch | null {
-  // One too long for the gate to look up goes on: the role check refuses it.
+export function projectPathMatch (format: string, operation: PackageOperation, projectPath: string, what: string): RouteMatch | null {
   if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) return null
-  return graphqlPackageMatch('ml_model', operation, projectPath, `A model registry ${operation}`)
+  return graphqlPackageMatch(format, operation, projectPath, what)
 }
 
 const UNREADABLE = '400 Bad request - this GraphQL request names a model registry mutation (mlModel*) that the gate cannot read as GitLab would (a document or variables that do not parse, or a projectPath that is not text), so the project\'s package rules cannot be checked; send the document and its variables as JSON, with input.projectPath a string'
@@ -243,9 +262,8 @@ export async function checkModelRegistryMutations (roles: UserRoleCheck, request
   const reading = modelRegistryMutations(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(request, params)
+  const caller = graphqlCaller(roles, request, params)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
-  const { credentials, cookie } = caller
   const checked = new Set<string>()
   for (const { mutation, operation, projectPath } of reading.items) {
     if (projectPath === null) {
@@ -255,10 +273,10 @@ export async function checkModelRegistryMutations (roles: UserRoleCheck, request
     const key = `${operation} ${projectPath}`
     if (checked.has(key)) continue
     checked.add(key)
-    const match = modelRegistryMatch(projectPath, operation)
+    const match = projectPathMatch('ml_model', operation, projectPath, `A model registry ${operation}`)
     if (match === null) continue
-    const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
-    if (refusal !== null) return new GateError(refusal.code, refusal.message)
+    const refused = await caller.check(match)
+    if (refused !== null) return refused
   }
   return null
 }

@@ -17,13 +17,11 @@
 // A request with no credential and no cookies is left to GitLab, which deletes nothing for it.
 
 import { ANY_PACKAGE_FORMAT } from '../catalog/types.ts'
-import { GateError, type ErrorCode } from '../errors.ts'
+import { GateError } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
-import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
 import type { HeaderSource } from '../identity/credentials.ts'
-import type { RouteMatch } from '../routing/router.ts'
 import type { GraphqlParams } from './graphql.ts'
-import { graphqlCaller, graphqlPackageMatch, idText, inputValue, readMutations, UNREAD, type MutationsReading } from './model-registry.ts'
+import { graphqlCaller, graphqlPackageMatch, idText, inputValue, projectPathMatch, readMutations, UNREAD, type MutationsReading } from './model-registry.ts'
 import type { UserRoleCheck } from './roles.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
@@ -76,9 +74,7 @@ const FORMATS: Readonly<Record<string, string>> = {
   MAVEN: 'maven', NPM: 'npm', CONAN: 'conan', NUGET: 'nuget', PYPI: 'pypi', COMPOSER: 'composer', GENERIC: 'generic', GOLANG: 'go', DEBIAN: 'debian', RUBYGEMS: 'rubygems', HELM: 'helm', TERRAFORM_MODULE: 'terraform_module', RPM: 'rpm', ML_MODEL: 'ml_model', CARGO: 'cargo'
 }
 
-function deleteMatch (format: string, project: string): RouteMatch {
-  return graphqlPackageMatch(format, 'delete', project, `A package delete (${format})`)
-}
+const DELETE_ANY = 'A package delete (any format)'
 
 /** Where a package is, as GitLab shows it to the service token; null: not shown. */
 type PackagePlace = { readonly projectId: number, readonly format: string } | null
@@ -120,22 +116,18 @@ export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabC
   const reading = packageDeletes(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(request, params)
+  const caller = graphqlCaller(roles, request, params)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
-  const { credentials, cookie } = caller
   // No one GitLab could sign in: nothing is deleted, and nothing is asked of GitLab.
-  if (credentials.length === 0 && cookie.cookie === undefined) return null
-  const check = async (match: RouteMatch): Promise<GateError | null> => {
-    const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
-    return refusal === null ? null : new GateError(refusal.code, refusal.message)
-  }
+  if (!caller.signsIn) return null
   if (reading.items.some(d => d.kind === 'file')) return new GateError('PACKAGE_PROJECT_UNCERTAIN', FILE_BY_ID)
   const ids = new Set(reading.items.flatMap(d => d.kind === 'packages' ? d.ids : []))
   if (ids.size > MAX_PACKAGE_LOOKUPS) return new GateError('GRAPHQL_TOO_MANY_PACKAGES', TOO_MANY)
   for (const projectPath of new Set(reading.items.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))) {
-    // A path GitLab finds no project at deletes nothing; one too long to look up goes on: the role check refuses it.
-    if (!mayNameProject(projectPath) && !namesProjectTooLong(projectPath)) continue
-    const refused = await check(deleteMatch(ANY_PACKAGE_FORMAT, projectPath))
+    // A path GitLab finds no project at deletes nothing.
+    const match = projectPathMatch(ANY_PACKAGE_FORMAT, 'delete', projectPath, DELETE_ANY)
+    if (match === null) continue
+    const refused = await caller.check(match)
     if (refused !== null) return refused
   }
   const checked = new Set<string>()
@@ -145,7 +137,7 @@ export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabC
     const key = `${place.format} ${place.projectId}`
     if (checked.has(key)) continue
     checked.add(key)
-    const refused = await check(deleteMatch(place.format, String(place.projectId)))
+    const refused = await caller.check(graphqlPackageMatch(place.format, 'delete', String(place.projectId), `A package delete (${place.format})`))
     if (refused !== null) return refused
   }
   return null
