@@ -9,6 +9,7 @@ import type { FakePackage } from '../helpers/fake-gitlab.ts'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { eventually } from '../helpers/eventually.ts'
+import { scrape, total } from '../helpers/metrics.ts'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import type { GitlabClient, GitlabListAnswer } from '../../src/gitlab/client.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
@@ -116,4 +117,24 @@ export function heldNpmMetadataGitlab (): { gitlab: GitlabClient, held: Array<()
     async close () {}
   }
   return { gitlab, held, reads: () => reads }
+}
+
+/** The requests the gate has in flight, from its metrics. */
+export async function requestsInFlight (g: TestGate): Promise<number> {
+  return total((await scrape(g.healthUrl)).samples, 'job_token_gate_in_flight_requests')
+}
+
+/**
+ * The names the project lookups of `kind` read, in the order GitLab was asked: Maven's package
+ * lists, npm's metadata once each (the fake GitLab is the upstream too: a forwarded npm request has
+ * the path of its lookup, and comes after it).
+ */
+export function lookupsAsked (g: TestGate, kind: 'maven' | 'npm'): string[] {
+  const names: string[] = []
+  for (const target of g.gitlab.targets) {
+    const url = new URL(target, 'http://gitlab')
+    if (kind === 'maven' && /^\/api\/v4\/groups\/[^/]+\/packages$/.test(url.pathname)) names.push(url.searchParams.get('package_name') ?? '')
+    if (kind === 'npm' && /\/packages\/npm\/[^/]+$/.test(url.pathname)) names.push(decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)))
+  }
+  return kind === 'maven' ? names : [...new Set(names)]
 }

@@ -27,12 +27,14 @@ import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
 import { scrape, total } from '../helpers/metrics.ts'
-import { decisionOf, FINDER_JOB, heldNpmMetadataGitlab, leavingClient, lookupsWorld, pkg } from '../projects/world.ts'
+import { decisionOf, FINDER_JOB, heldNpmMetadataGitlab, leavingClient, lookupsAsked, lookupsWorld, pkg, requestsInFlight } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const MAVEN = '/api/v4/groups/acme/-/packages/maven'
 const NPM = '/api/v4/groups/acme/-/packages/npm'
 type Queue = 'maven_listings' | 'npm_metadata'
+/** The lookups each queue reads (lookupsAsked). */
+const KIND = { maven_listings: 'maven', npm_metadata: 'npm' } as const
 
 /** A client that sends a request and, once the test says, goes away without reading the answer. */
 function leaving (g: TestGate, path: string, token: string): Socket {
@@ -56,21 +58,6 @@ async function lookups (g: TestGate, queue: Queue): Promise<{ running: number, w
   }
 }
 
-async function inFlight (g: TestGate): Promise<number> {
-  return total((await scrape(g.healthUrl)).samples, 'job_token_gate_in_flight_requests')
-}
-
-/** The names GitLab was asked about, in order: Maven's package lists, npm's metadata (a forwarded npm request has its lookup's path). */
-function asked (g: TestGate, queue: Queue): string[] {
-  const names: string[] = []
-  for (const target of g.gitlab.targets) {
-    const url = new URL(target, 'http://gitlab')
-    if (queue === 'maven_listings' && /^\/api\/v4\/groups\/[^/]+\/packages$/.test(url.pathname)) names.push(url.searchParams.get('package_name') ?? '')
-    if (queue === 'npm_metadata' && /\/packages\/npm\/[^/]+$/.test(url.pathname)) names.push(decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)))
-  }
-  return queue === 'maven_listings' ? names : [...new Set(names)]
-}
-
 /**
  * Job tools fills the queue's slots with `slots` lookups GitLab holds, then sends `gone` requests
  * of made-up names whose clients go away while their lookups wait. Returns the paths of both.
@@ -87,7 +74,7 @@ async function fillThenLeave (g: TestGate, queue: Queue, slots: number, gone: nu
   await eventually(async () => (await lookups(g, queue)).dropped === gone, { message: 'every lookup of a client gone dropped' })
   assert.deepEqual(await lookups(g, queue), { running: slots, waiting: 0, dropped: gone })
   // Their requests are over, each with its decision line, none forwarded.
-  await eventually(async () => await inFlight(g) === slots, { message: 'the requests of the clients gone over' })
+  await eventually(async () => await requestsInFlight(g) === slots, { message: 'the requests of the clients gone over' })
   for (const p of gonePaths) {
     const line = await decisionOf(g, p)
     assert.deepEqual([line.decision, line.reason, line.stage], ['error', 'CLIENT_ABORTED', 'resolve_grants'], p)
@@ -106,7 +93,7 @@ for (const [queue, slots, gone] of [['maven_listings', 8, 40], ['npm_metadata', 
     g.gitlab.release()
     // Made-up names: no project, forwarded.
     for (const answer of await Promise.all([...running, next])) assert.equal(answer.status, 200)
-    const names = asked(g, queue)
+    const names = lookupsAsked(g, KIND[queue])
     const prefix = queue === 'maven_listings' ? 'com/acme/' : '@acme/'
     assert.deepEqual(names.slice(0, slots).sort(), Array.from({ length: slots }, (_, i) => `${prefix}running-${i}`).sort())
     // First come, first served among the job's own, it was asked after every lookup of a client gone.
@@ -131,7 +118,7 @@ async function sharedWithLive (g: TestGate, queue: Queue, gonePath: string, live
   const goneClient = leaving(g, gonePath, TOKENS.tools)
   await eventually(async () => (await lookups(g, queue)).waiting === 1, { message: 'the gone client\'s lookup waiting' })
   const live = send(g.url, 'GET', livePath, job(TOKENS.app))
-  await eventually(async () => await inFlight(g) === slots + 2, { message: 'the live request in the gate' })
+  await eventually(async () => await requestsInFlight(g) === slots + 2, { message: 'the live request in the gate' })
   const marker = leaving(g, path('marker'), TOKENS.tools)
   await eventually(async () => (await lookups(g, queue)).waiting === 2, { message: 'the marker\'s lookup waiting' })
   goneClient.destroy()
@@ -144,10 +131,10 @@ async function sharedWithLive (g: TestGate, queue: Queue, gonePath: string, live
   assert.equal((await decisionOf(g, livePath)).accessed_project_id, 100)
   for (const answer of await Promise.all(running)) assert.equal(answer.status, 200)
   const wanted = queue === 'maven_listings' ? 'com/acme/wanted' : '@acme/wanted'
-  assert.equal(asked(g, queue).filter(name => name === wanted).length, 1, 'asked once, for both')
-  assert.ok(!asked(g, queue).some(name => name.endsWith('/marker')))
+  assert.equal(lookupsAsked(g, KIND[queue]).filter(name => name === wanted).length, 1, 'asked once, for both')
+  assert.ok(!lookupsAsked(g, KIND[queue]).some(name => name.endsWith('/marker')))
   // The gone client's request waited for the answer too, and went no further.
-  await eventually(async () => await inFlight(g) === 0, { message: 'every request over' })
+  await eventually(async () => await requestsInFlight(g) === 0, { message: 'every request over' })
   assert.equal(g.seen.filter(s => s.url === livePath || s.url === gonePath).length, 1, 'the live request forwarded, not the gone one')
   assert.deepEqual(await lookups(g, queue), { running: 0, waiting: 0, dropped: 1 })
 }
@@ -213,7 +200,7 @@ test('forward-auth: the lookup of a decision request whose proxy went away is dr
   g.gitlab.hold.delete('packages')
   g.gitlab.release()
   for (const answer of await Promise.all(running)) assert.equal(answer.status, 200)
-  assert.ok(!asked(g, 'maven_listings').includes('com/acme/gone'))
+  assert.ok(!lookupsAsked(g, 'maven').includes('com/acme/gone'))
   assert.deepEqual(await lookups(g, 'maven_listings'), { running: 0, waiting: 0, dropped: 1 })
 })
 
@@ -226,19 +213,19 @@ test('forward-auth: the lookup of a decision request whose proxy went away is dr
 async function joinsDroppedLookup (g: TestGate, queue: Queue, gonePath: string, livePath: string): Promise<void> {
   g.gitlab.hold.add('job')
   const goneClient = leaving(g, gonePath, TOKENS.lib)
-  await eventually(async () => await inFlight(g) === 1, { message: 'the request about to go in the gate' })
+  await eventually(async () => await requestsInFlight(g) === 1, { message: 'the request about to go in the gate' })
   const live = send(g.url, 'GET', livePath, job(TOKENS.lib))
-  await eventually(async () => await inFlight(g) === 2, { message: 'the live request in the gate' })
+  await eventually(async () => await requestsInFlight(g) === 2, { message: 'the live request in the gate' })
   goneClient.destroy()
   // The client's end reached the gate before this scrape's request did.
-  await inFlight(g)
+  await requestsInFlight(g)
   g.gitlab.hold.delete('job')
   g.gitlab.release()
   const answer = await live
   assert.equal(answer.status, 200, answer.text)
   assert.equal((await decisionOf(g, livePath)).accessed_project_id, 200)
   assert.equal(g.seen.filter(s => s.url === livePath).length, 1, 'the live request forwarded')
-  await eventually(async () => await inFlight(g) === 0, { message: 'every request over' })
+  await eventually(async () => await requestsInFlight(g) === 0, { message: 'every request over' })
   assert.equal(g.seen.filter(s => s.url === gonePath && gonePath !== livePath).length, 0, 'the gone one not forwarded')
   assert.deepEqual(await lookups(g, queue), { running: 0, waiting: 0, dropped: 1 })
 }
@@ -247,14 +234,14 @@ test('npm: a live request that shares a lookup being dropped for a gone client h
   const g = await lookupsWorld(t)
   g.gitlab.packages.push(pkg('@acme/libpkg', '1.0.0', 'npm', 200, '2026-01-01T00:00:00Z'))
   await joinsDroppedLookup(g, 'npm_metadata', `${NPM}/@acme%2Flibpkg`, `${NPM}/@acme%2Flibpkg`)
-  assert.deepEqual(asked(g, 'npm_metadata'), ['@acme/libpkg'])
+  assert.deepEqual(lookupsAsked(g, 'npm'), ['@acme/libpkg'])
 })
 
 test('Maven: a live request whose path shares a listing being dropped for a gone client has it read anew, never 503', async t => {
   const g = await lookupsWorld(t)
   g.gitlab.packages.push(pkg('com/acme/libpkg', '1.0', 'maven', 200, '2026-01-01T00:00:00Z'))
   await joinsDroppedLookup(g, 'maven_listings', `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.pom`, `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.jar`)
-  assert.deepEqual(asked(g, 'maven_listings'), ['com/acme/libpkg'])
+  assert.deepEqual(lookupsAsked(g, 'maven'), ['com/acme/libpkg'])
 })
 
 test('Maven: a live request of the same path as a gone client, whose lookup is being dropped, has it asked anew', async t => {
@@ -262,5 +249,5 @@ test('Maven: a live request of the same path as a gone client, whose lookup is b
   g.gitlab.packages.push(pkg('com/acme/libpkg', '1.0', 'maven', 200, '2026-01-01T00:00:00Z'))
   const path = `${MAVEN}/com/acme/libpkg/1.0/libpkg-1.0.jar`
   await joinsDroppedLookup(g, 'maven_listings', path, path)
-  assert.deepEqual(asked(g, 'maven_listings'), ['com/acme/libpkg'])
+  assert.deepEqual(lookupsAsked(g, 'maven'), ['com/acme/libpkg'])
 })

@@ -16,31 +16,12 @@ import assert from 'node:assert/strict'
 import { TOKENS, type TestGate } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { send } from '../helpers/http.ts'
-import { scrape, total } from '../helpers/metrics.ts'
-import { decisionOf, lookupsWorld } from '../projects/world.ts'
+import { decisionOf, lookupsAsked, lookupsWorld, requestsInFlight } from '../projects/world.ts'
 
 const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const FLOOD = 100
 const MAVEN = '/api/v4/groups/acme/-/packages/maven'
 const NPM = '/api/v4/groups/acme/-/packages/npm'
-
-async function inFlight (g: TestGate): Promise<number> {
-  return total((await scrape(g.healthUrl)).samples, 'job_token_gate_in_flight_requests')
-}
-
-/**
- * The names the lookups read, in the order GitLab was asked. The fake GitLab is the upstream too:
- * a forwarded npm request has the path of its lookup, and comes after it.
- */
-function asked (g: TestGate, kind: 'maven' | 'npm'): string[] {
-  const names: string[] = []
-  for (const target of g.gitlab.targets) {
-    const url = new URL(target, 'http://gitlab')
-    if (kind === 'maven' && /^\/api\/v4\/groups\/[^/]+\/packages$/.test(url.pathname)) names.push(url.searchParams.get('package_name') ?? '')
-    if (kind === 'npm' && /\/packages\/npm\/[^/]+$/.test(url.pathname)) names.push(decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)))
-  }
-  return kind === 'maven' ? names : [...new Set(names)]
-}
 
 /**
  * Job tools floods `paths` (held by GitLab, `slots` at a time), then job app asks `wanted`. Returns
@@ -50,13 +31,13 @@ async function floodThenAsk (g: TestGate, kind: 'maven' | 'npm', slots: number, 
   const endpoint = kind === 'maven' ? 'packages' : 'npm_metadata'
   g.gitlab.hold.add(endpoint)
   const flood = paths.map(path => send(g.url, 'GET', path, job(TOKENS.tools)))
-  await eventually(async () => await inFlight(g) === paths.length, { message: 'every flooding request in the gate' })
+  await eventually(async () => await requestsInFlight(g) === paths.length, { message: 'every flooding request in the gate' })
   await eventually(() => g.gitlab.calls[endpoint] === slots, { message: `${slots} lookups asked` })
   // One more round trip through the gate: the flood's lookups have had every chance to queue.
   assert.equal((await send(g.url, 'GET', '/api/v4/job', job(TOKENS.tools))).status, 200)
   assert.equal(g.gitlab.calls[endpoint], slots, 'the rest of the flood waits')
   const answer = send(g.url, 'GET', wanted, job(TOKENS.app))
-  await eventually(async () => await inFlight(g) === paths.length + 1, { message: 'the other job\'s request in the gate' })
+  await eventually(async () => await requestsInFlight(g) === paths.length + 1, { message: 'the other job\'s request in the gate' })
   assert.equal((await send(g.url, 'GET', '/api/v4/job', job(TOKENS.app))).status, 200)
   // Round by round: GitLab answers what it holds, and the slots freed ask the next lookups.
   let expected = slots
@@ -71,7 +52,7 @@ async function floodThenAsk (g: TestGate, kind: 'maven' | 'npm', slots: number, 
   // Made-up names are no project (forwarded); none was refused busy.
   for (const [i, done] of (await Promise.all(flood)).entries()) assert.equal(done.status, paths[i]!.includes('made-up') ? 200 : 403, paths[i])
   assert.equal((await answer).status, 200)
-  return asked(g, kind)
+  return lookupsAsked(g, kind)
 }
 
 test('Maven: another job\'s lookup is asked at the next free slot, not after a flooding job\'s hundred', async t => {
