@@ -272,7 +272,9 @@ test('a cached identity does not outlive its token', async (t) => {
   const resolver = resolverFor(fake, { jwt: { key: { pem: keys.publicPem } }, cache: { tokenTtlMs: 3_600_000, clock: { now: () => now } } })
   t.after(async () => { await resolver.close(); await fake.close() })
 
-  const token = await signJobToken(keys, 1001, { expiresIn: 60 })
+  // Well inside the namespace answers' 60 s, so only the token bounds the entry: with 60 s, a
+  // second passing between reading the clock and signing put exp past the namespace lifetime.
+  const token = await signJobToken(keys, 1001, { expiresIn: 30 })
   fake.jobs.set(token, { id: 1001, status: 'running', projectId: 10, userId: 7 })
   const identity = await resolver.resolve(token)
   assert.ok(identity.expiresAt !== undefined)
