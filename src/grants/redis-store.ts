@@ -280,7 +280,10 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     // long even if the other end, hung, never closes its side.
     disconnectTimeout: commandTimeout,
     // Reconnect quickly: while Redis is away every uncached decision fails closed.
-    retryStrategy: (times: number) => Math.min(times * 50, 500)
+    retryStrategy: (times: number) => Math.min(times * 50, 500),
+    // RESP2, which ioredis 5 spoke: every reply the store reads (its scripts', pub/sub's, a
+    // sentinel's) keeps the shape its parsing and tests know. ioredis 6 defaults to RESP3.
+    protocol: 2
   }
   const failFast: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
 
@@ -896,6 +899,7 @@ function createSentinelWatch (options: SentinelWatchOptions): SentinelWatch {
       commandTimeout: options.commandTimeout,
       disconnectTimeout: options.commandTimeout,
       maxRetriesPerRequest: 0,
+      protocol: 2,
       ...extra
     })
     c.on('error', (err: Error) => options.onError(`sentinel ${node.host}:${node.port}: ${err.message}`))
