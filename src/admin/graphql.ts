@@ -1031,13 +1031,23 @@ function policyNames (values: unknown): unknown {
 
 type MutationResult = Record<string, unknown>
 
-/** Runs a gate-only operation; the answer is GraphQL's `{data, errors}` (HTTP 200). */
-export async function executeGraphql (service: AdminService, request: Extract<Classification, { kind: 'gate' }>, caller: Caller, requestId: string): Promise<unknown> {
+/**
+ * A fine-grained token's permission at the project an operation acts on, by the id access() found:
+ * throws an AdminError when the token does not hold it there (handler.ts, for a user's token).
+ */
+export type ConfirmPermission = (access: ProjectAccess, permission: string) => Promise<void>
+
+/**
+ * Runs a gate-only operation; the answer is GraphQL's `{data, errors}` (HTTP 200). `confirm`
+ * asks a fine-grained token's permission again at the project each field acts on.
+ */
+export async function executeGraphql (service: AdminService, request: Extract<Classification, { kind: 'gate' }>, caller: Caller, requestId: string, confirm?: ConfirmPermission): Promise<unknown> {
   if (request.problems.length > 0) return { errors: request.problems.map(p => p.toJSON()) }
   if (request.variables === null) return { errors: [{ message: 'variables must be a JSON object (or a string holding one)', extensions: { code: 'GRAPHQL_VARIABLES_INVALID' } }] }
   const formats = service.packageFormats()
 
-  const projectAccess = async (projectPath: string): Promise<ProjectAccess> => {
+  /** `permission`: what the field needs of a fine-grained token (docs/graphql.md, the gate's own operations). */
+  const projectAccess = async (projectPath: string, permission: string): Promise<ProjectAccess> => {
     try {
       // A GraphQL projectPath is a full path, never an id: `200` or `.` names no project to
       // GitLab (Project.find_by_full_path), where GET /projects/200 would read an id and
@@ -1046,6 +1056,9 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       const access = await service.access(caller, encodeURIComponent(projectPath))
       // Nor a moved project's old path, which REST follows (find_project) and GraphQL does not.
       if (access.projectPath.toLowerCase() !== projectPath.toLowerCase()) throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
+      // The permission was decided at the project the path named to the target lookup (cached);
+      // this is the project the field acts on, which a path that changed hands since may not be.
+      await confirm?.(access, permission)
       return access
     } catch (err) {
       throw asGraphqlError(err)
@@ -1057,9 +1070,9 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
    * what the caller can fix (validation, a missing or existing entry, an unknown target) is in
    * the payload's `errors`, as GitLab's mutations report it.
    */
-  const allowlistMutation = async (input: Record<string, unknown>, targetField: string, run: (access: ProjectAccess) => Promise<MutationResult>, empty: MutationResult): Promise<MutationResult> => {
+  const allowlistMutation = async (input: Record<string, unknown>, targetField: string, permission: string, run: (access: ProjectAccess) => Promise<MutationResult>, empty: MutationResult): Promise<MutationResult> => {
     const clientMutationId = input.clientMutationId ?? null
-    const access = await projectAccess(String(input.projectPath))
+    const access = await projectAccess(String(input.projectPath), permission)
     try {
       return { ...await run(access), errors: [], clientMutationId }
     } catch (err) {
@@ -1087,12 +1100,12 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
 
   const rootValue = {
     async project ({ fullPath }: { fullPath: string }) {
-      const access = await projectAccess(fullPath)
+      const access = await projectAccess(fullPath, 'read_project')
       return projectView(access.projectId, access.projectPath, service, formats)
     },
     async updateJobTokenPermissions ({ input }: { input: { projectPath: string, packageRegistry: Array<Record<string, unknown>>, jobTokenPoliciesEnabled?: boolean | null, clientMutationId?: string } }) {
       const clientMutationId = input.clientMutationId ?? null
-      const access = await projectAccess(input.projectPath)
+      const access = await projectAccess(input.projectPath, 'update_job_token_scope')
       // The REST body, from the list of formats.
       // Without a prototype, so that `__proto__` is a format like any other (refused as unknown).
       const registry: Record<string, Record<string, unknown>> = Object.create(null) as Record<string, Record<string, unknown>>
@@ -1134,7 +1147,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }
     },
     async ciJobTokenScopeAddProject ({ input }: { input: Record<string, unknown> }) {
-      return await allowlistMutation(input, 'targetProjectPath', async access => {
+      return await allowlistMutation(input, 'targetProjectPath', 'create_job_token_scope_allowlist', async access => {
         inboundOnly(input.direction)
         const found = await target(access, String(input.targetProjectPath), ['project'], 'targetProjectPath')
         const { doc } = await service.addEntry(access, 'project', { target_project_id: found.id }, requestId, found.path)
@@ -1142,7 +1155,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }, { ciJobTokenScope: null })
     },
     async ciJobTokenScopeAddGroupOrProject ({ input }: { input: Record<string, unknown> }) {
-      return await allowlistMutation(input, 'targetPath', async access => {
+      return await allowlistMutation(input, 'targetPath', 'create_job_token_scope_allowlist', async access => {
         const found = await target(access, String(input.targetPath), ['group', 'project'], 'targetPath')
         const body = {
           [found.type === 'project' ? 'target_project_id' : 'target_group_id']: found.id,
@@ -1154,7 +1167,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }, { ciJobTokenScope: null, ciJobTokenScopeAllowlistEntry: null })
     },
     async ciJobTokenScopeUpdatePolicies ({ input }: { input: Record<string, unknown> }) {
-      return await allowlistMutation(input, 'targetPath', async access => {
+      return await allowlistMutation(input, 'targetPath', 'update_job_token_scope', async access => {
         const found = await target(access, String(input.targetPath), ['group', 'project'], 'targetPath')
         const body = { default_permissions: input.defaultPermissions, job_token_policies: policyNames(input.jobTokenPolicies) }
         const { doc, entry } = await service.changeEntry(access, found.type, found.id, body, requestId)
@@ -1162,7 +1175,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }, { ciJobTokenScopeAllowlistEntry: null })
     },
     async ciJobTokenScopeRemoveProject ({ input }: { input: Record<string, unknown> }) {
-      return await allowlistMutation(input, 'targetProjectPath', async access => {
+      return await allowlistMutation(input, 'targetProjectPath', 'delete_job_token_scope_allowlist', async access => {
         inboundOnly(input.direction)
         const found = await target(access, String(input.targetProjectPath), ['project'], 'targetProjectPath')
         const { doc } = await service.removeEntry(access, 'project', found.id, requestId)
@@ -1170,7 +1183,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }, { ciJobTokenScope: null })
     },
     async ciJobTokenScopeRemoveGroup ({ input }: { input: Record<string, unknown> }) {
-      return await allowlistMutation(input, 'targetGroupPath', async access => {
+      return await allowlistMutation(input, 'targetGroupPath', 'delete_job_token_scope_allowlist', async access => {
         const found = await target(access, String(input.targetGroupPath), ['group'], 'targetGroupPath')
         const { doc } = await service.removeEntry(access, 'group', found.id, requestId)
         return { ciJobTokenScope: scopeView(doc) }

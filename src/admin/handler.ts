@@ -31,7 +31,7 @@ import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissio
 import { checkModelRegistryMutations } from './model-registry.ts'
 import { checkPackageDeletes } from './package-deletes.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
-import { AdminError, createAdminService } from './service.ts'
+import { AdminError, createAdminService, type ProjectAccess } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
 
 /** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
@@ -452,7 +452,21 @@ export function createAdmin (options: AdminOptions): Admin {
               return ANSWERED
             }
           }
-          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId), unread ? { connection: 'close' } : {})
+          const tokens = options.tokenPermissions
+          const confirm = caller.kind === 'user' && tokens !== undefined
+            ? async (access: ProjectAccess, permission: string): Promise<void> => {
+              let verdict: Awaited<ReturnType<typeof tokens.check>>
+              try {
+                verdict = await tokens.check(userToken(caller), permission, String(access.projectId))
+              } catch (err) {
+                // GitLab not answering the lookup: the field's error names it, as the service's do.
+                if (err instanceof GateError && !(err instanceof AdminError)) throw new AdminError(err.code, err.message)
+                throw err
+              }
+              if (verdict.kind === 'missing') throw new AdminError('GRAPHQL_PERMISSION_MISSING', verdict.message)
+            }
+            : undefined
+          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId, confirm), unread ? { connection: 'close' } : {})
         } catch (err) {
           refuse(res, requestId, err, canonical.method, canonical.path, !bodyReadable && !req.complete)
         }

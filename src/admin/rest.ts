@@ -216,6 +216,14 @@ async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, r
   return scopes
 }
 
+/** A fine-grained token's permission for the endpoint at the project `access()` found, by id. */
+async function confirmTokenPermission (tokens: TokenPermissionCheck, request: RestRequest, projectId: number): Promise<void> {
+  const permission = tokenPermissionOf(request.method, request.endpoint)
+  if (permission === null || request.caller.kind !== 'user') return
+  const verdict = await tokens.check(userToken(request.caller), permission, String(projectId))
+  if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
+}
+
 /** The refusal of a fine-grained token: 403 ADMIN_TOKEN_PERMISSION_MISSING, GitLab's sentence as the message. */
 export class TokenPermissionMissing extends AdminError {
   readonly permission: string
@@ -229,6 +237,11 @@ export async function handleRest (service: AdminService, request: RestRequest, t
   if (request.endpoint === 'namespace_policies' || request.endpoint === 'namespace_audit_events') return await namespaceEndpoint(service, request)
   const scopes = await checkTokenPermission(tokens, request)
   const access = await service.access(request.caller, request.idSegment)
+  // The permission was asked at the project a path named when the target lookup (with the service
+  // token, cached) found it; the Maintainer check, and every write, went to the project the
+  // caller's own lookup found. A path that changed hands in between would let the token act on a
+  // project it holds no permission at: asked again at the id everything here acts on.
+  if (scopes?.kind === 'fine_grained' && request.idSegment !== String(access.projectId)) await confirmTokenPermission(tokens!, request, access.projectId)
   // After the Maintainer check: a token GitLab refuses is answered 401 there.
   const unknown = scopes === null ? null : unknownScopeRefusal(scopes, isWrite(request.method))
   if (unknown !== null) throw unknown
