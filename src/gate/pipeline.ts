@@ -26,7 +26,7 @@ import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRe
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
-import { uncataloguedPackageWrite } from '../routing/package-fallback.ts'
+import { uncataloguedPackageWrite, webModelRegistryDelete } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
 import { conanSearchKind, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
@@ -54,6 +54,8 @@ export interface Engine {
     /** A job token on an /api/v4 route that takes none: stripped and forwarded anonymously (default), or refused. */
     readonly jobTokenOnOtherRoutes?: 'anonymous' | 'refuse'
     readonly unresolvedProject: 'resolve' | 'defer' | 'deny'
+    /** GitLab's relative URL root (GATE_RELATIVE_URL_ROOT), for its web UI's paths; default none. */
+    readonly relativeUrlRoot?: string
   }
 }
 
@@ -227,7 +229,7 @@ const identifyStage: Stage = (x, engine) => {
   return outcome instanceof Promise ? outcome.then(o => identified(x, engine, o)) : identified(x, engine, outcome)
 }
 
-function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): StageResult {
+function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): StageResult | Promise<StageResult> {
   const route = x.match?.route ?? null
   if (outcome.kind === 'deny') {
     const { answer } = outcome
@@ -256,7 +258,12 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     // if that is its root, and every route would go undecided. Refused, whatever the setting.
     if (holdsApiSegments(x.canonical!.path)) return denyOf('API_PATH_OUTSIDE_ROOT')
     if (engine.options.nonApiJobTokens === 'deny') return denyOf('NON_API_JOB_TOKEN')
-    return NON_API_PATH
+    // GitLab's web UI reads no job token, but signs in the session of the cookies beside it:
+    // its model delete is held to the rule for that session all the same.
+    const web = engine.userRoles === undefined ? null : webModelRegistryDelete(x.canonical!.method, x.canonical!.path, engine.options.relativeUrlRoot ?? '')
+    if (web === null) return NON_API_PATH
+    x.userCredentials = outcome.credentials.filter(c => !c.jobToken)
+    return checkUserRoles(x, engine.userRoles!, web, NON_API_PATH)
   }
   // The catalog lists every route that accepts job tokens under the allowlist; GitLab does not
   // read one elsewhere but on the runner's job routes (a POST routed there after its override).
@@ -348,6 +355,11 @@ const userRolesStage: Stage = (x, engine) => {
   if (credentials === null) return 'continue'
   if (engine.userRoles === undefined) return NO_JOB_TOKEN
   const canonical = x.canonical!
+  if (canonical.kind === 'other') {
+    // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
+    const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
+    return matches === null ? NO_JOB_TOKEN : checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN)
+  }
   // A package write the catalog misses is held to its format's rule all the same.
   let match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
   // Reads are never held to a role (the check says so too): no promise and no header walk for them.
@@ -364,6 +376,17 @@ const userRolesStage: Stage = (x, engine) => {
       refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
   }
   return NO_JOB_TOKEN
+}
+
+/** The users' role check of each match in turn (cookies as in userRolesStage): the first refusal, else `passed`. */
+async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward): Promise<StageResult> {
+  const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
+  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  for (const match of matches) {
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie })
+    if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
+  }
+  return passed
 }
 
 // Hot path: synchronous unless a full path or a group or instance route's project must be looked
@@ -772,18 +795,20 @@ export function settle (x: Exchange, verdict: Verdict, reason: Reason, stage: St
 
 function shadowed (x: Pick<StageView, 'match' | 'canonical' | 'userCredentials'>, engine: Engine): boolean {
   if (engine.options.mode === 'shadow') return true
-  const resource = deniedResource(x)
+  const resource = deniedResource(x, engine.options.relativeUrlRoot ?? '')
   return resource !== undefined && engine.options.shadowResources.includes(resource)
 }
 
 /**
- * The catalog resource of a deny: its route's. A user's package write that no route lists is
- * refused by its format's rule as a packages route would be, and shadowed with `packages`.
+ * The catalog resource of a deny: its route's. A user's package write that no route lists (a
+ * model delete of GitLab's web UI too) is refused by its format's rule as a packages route
+ * would be, and shadowed with `packages`.
  */
-function deniedResource (x: Pick<StageView, 'match' | 'canonical' | 'userCredentials'>): string | undefined {
+function deniedResource (x: Pick<StageView, 'match' | 'canonical' | 'userCredentials'>, relativeUrlRoot: string): string | undefined {
   if (x.match !== null) return x.match.route.resource
   const canonical = x.canonical
-  if (x.userCredentials === null || canonical?.kind !== 'api') return undefined
+  if (x.userCredentials === null || canonical === null) return undefined
+  if (canonical.kind === 'other') return webModelRegistryDelete(canonical.method, canonical.path, relativeUrlRoot)?.[0]!.route.resource
   return uncataloguedPackageWrite(canonical.method, canonical.apiPath)?.route.resource
 }
 

@@ -157,7 +157,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
         shadowResources: config.shadowResources,
         nonApiJobTokens: config.nonApiJobTokens,
         jobTokenOnOtherRoutes: config.jobTokenOnOtherRoutes,
-        unresolvedProject: config.unresolvedProject
+        unresolvedProject: config.unresolvedProject,
+        relativeUrlRoot: config.relativeUrlRoot
       }
     })
   }

@@ -8,6 +8,8 @@
 // updates and deletes registered models and model versions (lib/api/ml/mlflow/registered_models.rb,
 // model_versions.rb: `write_model_registry`), whose files are `ml_model` packages. It takes no job
 // token, so only users' requests reach it; they are held to the `ml_model` rule here as well.
+//
+// And outside the API: GitLab's web UI deletes a registry model by its own route (below).
 
 import { packageFormatOf, packageOperationOf } from '../catalog/import.ts'
 import { ANY_PACKAGE_FORMAT, type CatalogRoute, type Method } from '../catalog/types.ts'
@@ -115,4 +117,56 @@ function modelRegistryWrite (method: string, apiPath: string): RouteMatch | null
     routes.set(key, route)
   }
   return { route, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id })), format: false }
+}
+
+/**
+ * GitLab's model registry page deletes a model outside the API:
+ * `DELETE /<namespace>/<project>/-/ml/models/:model_id` (config/routes/project.rb;
+ * Projects::Ml::ModelsController#destroy, behind `write_model_registry`, which Developers have).
+ * Its `@model.destroy!` removes the model and, by the database's cascade, every version of it,
+ * without the package checks of mlModelDestroy (Ml::DestroyModelService marks the model's packages
+ * for destruction behind `destroy_package` first): an `ml_model` delete of the project, as
+ * mlModelDelete is. The page's link sends a POST that Rack::MethodOverride routes by its
+ * `_method`, so every method but a read is held so (the route takes no other). Rails draws the
+ * project routes under an organization's `/o/:organization_path` too: a path that may be read so
+ * gives both projects, each checked.
+ */
+const WEB_MODEL_DELETE = /^\/(.+)\/-\/ml\/models\/[^/]+$/
+const ORGANIZATION_SCOPE = /^o\/[^/]+\/(.+)$/
+
+export function webModelRegistryDelete (method: string, path: string, relativeUrlRoot: string): RouteMatch[] | null {
+  if (!WRITES.has(method)) return null
+  if (relativeUrlRoot !== '' && !path.startsWith(relativeUrlRoot + '/')) return null
+  const m = WEB_MODEL_DELETE.exec(relativeUrlRoot === '' ? path : path.slice(relativeUrlRoot.length))
+  if (m === null) return null
+  const full = fullPathOf(m[1]!)
+  const scoped = ORGANIZATION_SCOPE.exec(full)?.[1]
+  const key = `${method} web ml_model delete`
+  let route = routes.get(key)
+  if (route === undefined) {
+    route = Object.freeze({
+      id: 'web_ml_model_delete',
+      method: method as Method,
+      pattern: '/:namespace/:project/-/ml/models/:model_id',
+      policies: [],
+      skipPolicies: false,
+      resource: 'packages',
+      title: 'A model registry delete through GitLab\'s web UI',
+      accessedProject: 'project',
+      packageFormat: 'ml_model',
+      packageOperation: 'delete'
+    })
+    routes.set(key, route)
+  }
+  const at = (id: string): RouteMatch => ({ route: route!, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id })), format: false })
+  return scoped === undefined ? [at(full)] : [at(full), at(scoped)]
+}
+
+/** A project's full path as Rails hands the router's glob and segment to the controller (unescaped). */
+function fullPathOf (raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
+  }
 }
