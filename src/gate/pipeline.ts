@@ -270,7 +270,8 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
   if (route === null) {
     const canonical = x.canonical as Extract<CanonicalRequest, { kind: 'api' }>
     if (isRunnerJobRoute(canonical.method, canonical.apiPath)) return RUNNER_JOB_ROUTE
-    return jobTokenOnOtherRoute(x, engine, outcome.token, outcome.credentials)
+    const result = jobTokenOnOtherRoute(x, engine, outcome.token, outcome.credentials)
+    return result === JOB_TOKEN_STRIPPED ? strippedPackageWrite(x, engine, outcome.credentials) : result
   }
   return 'continue'
 }
@@ -306,6 +307,20 @@ function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string, cred
   x.canonical = { ...canonical, query }
   x.droppedHeaders = dropped
   return JOB_TOKEN_STRIPPED
+}
+
+/**
+ * A package write the catalog misses (an MLflow model registry change, an upload of a later
+ * GitLab) whose job token was stripped: GitLab reads no job token there, but signs in the session
+ * of the cookies beside it (find_user_from_warden, after the job token finders that return nothing
+ * there), so the users' package rules bind that session as they would without the token.
+ */
+function strippedPackageWrite (x: StageView, engine: Engine, credentials: readonly Credential[]): StageResult | Promise<StageResult> {
+  const canonical = x.canonical as Extract<CanonicalRequest, { kind: 'api' }>
+  const match = engine.userRoles === undefined ? null : uncataloguedPackageWrite(canonical.method, canonical.apiPath)
+  if (match === null) return JOB_TOKEN_STRIPPED
+  x.userCredentials = credentials.filter(c => !c.jobToken)
+  return checkUserRoles(x, engine.userRoles!, [match], JOB_TOKEN_STRIPPED)
 }
 
 /**
@@ -731,16 +746,39 @@ async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFa
 }
 
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
-// self access included. Only package routes (catalog `packageFormat`) read the grants again.
-const packageRulesStage: Stage = (x) => {
+// self access included, and for the session of cookies beside a job token's write. Only package
+// routes (catalog `packageFormat`) read the grants again.
+const packageRulesStage: Stage = (x, engine) => {
   let route = x.match!.route
   if (route.packageFormat === undefined) return 'continue'
   // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
   if (route.packageDeleteWhen !== undefined && headerSays(x, route.packageDeleteWhen)) route = asDelete(route)
   const projectId = x.accessedProjectId!
   const verdict = checkPackageRules(route, x.grants, projectId)
-  return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
+  if (!verdict.allow) return denyOf(verdict.reason, { message: verdict.message })
+  if (route.packageOperation === 'read' || engine.userRoles === undefined) return 'continue'
+  return sessionBesideJobToken(x, engine.userRoles, route, projectId)
 }
+
+/**
+ * A job token's package write that carries cookies: GitLab reads a job token only where the route
+ * does (Basic alone on Helm, Debian, RPM and other `authenticate_with` routes; Basic alone on
+ * `job_token_allowed: :basic_auth`), and where it finds none there it signs in the session of the
+ * cookies instead (api_guard.rb: `user_from_namespace_inheritable || user_from_warden`). The gate
+ * reads a job token in every place, so that session is held to the users' rule as well: a
+ * Developer's `JOB-TOKEN` header beside their session once uploaded to Helm as the Developer
+ * where the project keeps users' writes to Maintainers. Cookies that sign no one in change nothing.
+ */
+function sessionBesideJobToken (x: StageView, roles: UserRoleCheck, route: CatalogRoute, projectId: number): StageResult | Promise<StageResult> {
+  const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
+  if (cookies.length === 0) return 'continue'
+  const match: RouteMatch = { route: derivedRoute(projectRoutes, route, { accessedProject: 'project' }), params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: String(projectId) })), format: false }
+  return roles.check({ match, credentials: [], cookie: cookies.join(', ') }).then(refusal =>
+    refusal === null ? 'continue' : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
+}
+
+/** A package route as one of its accessed project, by id (the project the grants stage found). */
+const projectRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
 
 /**
  * Whether any line of the header holds the value. Rails compares the one value Puma hands it
