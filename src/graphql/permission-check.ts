@@ -302,8 +302,10 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // A global ID's id that is not digits (`gid://gitlab/Project/300abc`, which ActiveRecord reads
     // as 300): not looked up, as the REST API would read it as a path.
     if (target.id !== undefined && !/^\d+$/.test(target.id)) return null
-    // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment.
-    const segment = /^\d+$/.test(raw) ? raw : encodeURIComponent(trimEnds(raw, '/'))
+    // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment. GitLab
+    // reads `0300` as id 300 (ActiveRecord casts it): asked and kept without the zeros, so that
+    // `gid://gitlab/Project/0300`, `/00300`, ... are one lookup, not one each, and one key.
+    const segment = /^\d+$/.test(raw) ? raw.replace(/^0+(?=\d)/, '') : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
     const facts = await targets.get(`${byPath ? 'path' : target.kind}:${segment.toLowerCase()}`, async () => {

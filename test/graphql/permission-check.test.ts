@@ -126,6 +126,24 @@ test('lookups happen only when the answer depends on where the target lies, and 
   assert.equal(gitlab.stats()[`${TARGET_PROJECT_ENDPOINT}:ok`], 2)
 })
 
+test('an id with leading zeros is that id: one lookup and one cache entry for every spelling', async t => {
+  const { resolve, fake } = await world(t)
+  const selected = token({ access: 'selected_memberships', permissions: ['read_project', 'read_group'], groupId: 5 })
+  for (const id of ['21', '021', '0021', '00000021']) {
+    assert.equal((await checkPermission(selected, [need('read_project', 'Project')], { kind: 'project', id, from: 'input.projectId' }, resolve)).ok, true, id)
+  }
+  assert.equal(fake.calls.project, 1, 'project 21 asked once')
+  for (const id of ['6', '06', '0006']) {
+    assert.equal((await checkPermission(selected, [need('read_group', 'Group')], { kind: 'group', id, from: 'input.groupId' }, resolve)).ok, true, id)
+    await checkPermission(selected, [need('read_group', 'Group')], { kind: 'namespace', id, from: 'input.namespaceId' }, resolve)
+  }
+  assert.equal(fake.calls.group, 2, 'group 6 and its parent, once each')
+  assert.equal(fake.calls.namespace, 1, 'namespace 6 asked once')
+  // Zeros alone are no id, as before.
+  assert.equal(await resolve({ kind: 'project', id: '000', from: 'input.projectId' }), null)
+  assert.equal(fake.calls.project, 1)
+})
+
 test('a namespace target: by id, a user namespace is personal and a group has its ancestors; by path, a project or else a group', async t => {
   const { resolve } = await world(t)
   const byId = (id: string): BoundaryTarget => ({ kind: 'namespace', id, from: 'id' })

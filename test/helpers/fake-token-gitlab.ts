@@ -71,7 +71,9 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
   }
   const find = <T extends { id: number }>(list: readonly T[], segment: string, pathOf: (item: T) => string): T | undefined => {
     const key = decodeURIComponent(segment).toLowerCase()
-    return list.find(item => String(item.id) === key || pathOf(item).toLowerCase() === key)
+    // Digits are an id, which ActiveRecord casts: `021` is 21.
+    const id = /^\d+$/.test(key) ? key.replace(/^0+(?=\d)/, '') : null
+    return list.find(item => String(item.id) === id || pathOf(item).toLowerCase() === key)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
