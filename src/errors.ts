@@ -151,6 +151,10 @@ export const errors = {
   // A GraphQL request deleting more packages by ID than the gate looks up for one request
   // (src/admin/package-deletes.ts): each is one call to GitLab.
   GRAPHQL_TOO_MANY_PACKAGES: { status: 400, message: '400 Bad request - this GraphQL request deletes more packages by ID than the gate looks up in one request; send fewer in each' },
+  // A GraphQL request whose package mutations (model registry writes, package file deletes) name
+  // more project paths than the gate checks for one request (src/admin/model-registry.ts): each
+  // may cost calls to GitLab, a path GitLab shows nothing at as many as a real one.
+  GRAPHQL_TOO_MANY_PROJECTS: { status: 400, message: '400 Bad request - this GraphQL request\'s package mutations name more projects than the gate checks in one request; send fewer in each' },
   GRAPHQL_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - this GraphQL request is over 1 MiB and names job token allowlist fields; the gate answers those only in requests of at most 1 MiB' },
   // GraphQL documents the gate reads (src/graphql/documents.ts): over a limit, or not a document.
   // The answer names the limit and its setting; GitLab refuses such documents too.

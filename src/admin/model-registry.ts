@@ -33,6 +33,18 @@ const MUTATIONS: ReadonlyMap<string, 'write' | 'delete'> = new Map([
   ['mlModelVersionDelete', 'delete']
 ])
 
+/**
+ * Most checks of a project path (a mutation's kind and `projectPath`) one request's package
+ * mutations of a kind may need. Each asks GitLab which project the path names and, as the caller,
+ * its role there and whether its cookies sign anyone in, none of it kept when GitLab shows nothing
+ * at the path: 500 aliased mutations naming made-up paths, with any Cookie, once cost 1,000 calls.
+ * GitLab's pages send one; more is refused before any is asked.
+ */
+export const MAX_PROJECT_PATHS = 20
+
+/** Refused before any of them is asked (a request without credentials asks nothing). */
+export const TOO_MANY_PROJECTS = `400 Bad request - this GraphQL request's package mutations name more than ${MAX_PROJECT_PATHS} projects, and the gate asks GitLab about each before forwarding it; send at most ${MAX_PROJECT_PATHS} in one request`
+
 /** The one mutation that names no project (see the header). */
 const NO_PROJECT = 'mlModelVersionDelete'
 
@@ -254,9 +266,9 @@ const UNREADABLE = '400 Bad request - this GraphQL request names a model registr
 /**
  * The users' package rules on a GraphQL request's model registry mutations: null to go on, or the
  * refusal (a GateError: 403 PACKAGE_MAINTAINER_ONLY, 503 ROLE_CHECK_UNAVAILABLE, 401
- * CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE). The caller is the request's access token
- * where GitLab's GraphQL reads one, and the session its cookies may sign in; a job token is none
- * (GitLab's GraphQL runs such a request without it).
+ * CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE, GRAPHQL_TOO_MANY_PROJECTS). The caller is the
+ * request's access token where GitLab's GraphQL reads one, and the session its cookies may sign
+ * in; a job token is none (GitLab's GraphQL runs such a request without it).
  */
 export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
   const reading = modelRegistryMutations(params)
@@ -264,6 +276,12 @@ export async function checkModelRegistryMutations (roles: UserRoleCheck, request
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
   const caller = graphqlCaller(roles, request, params)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
+  // Each check may cost calls to GitLab, a made-up path's as many as a real one's: counted first.
+  const checks = new Set<string>()
+  for (const { operation, projectPath } of reading.items) {
+    if (projectPath !== null && projectPathMatch('ml_model', operation, projectPath, '') !== null) checks.add(`${operation} ${projectPath}`)
+  }
+  if (caller.signsIn && checks.size > MAX_PROJECT_PATHS) return new GateError('GRAPHQL_TOO_MANY_PROJECTS', TOO_MANY_PROJECTS)
   const checked = new Set<string>()
   for (const { mutation, operation, projectPath } of reading.items) {
     if (projectPath === null) {

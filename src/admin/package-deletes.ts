@@ -21,7 +21,7 @@ import { GateError } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
 import type { HeaderSource } from '../identity/credentials.ts'
 import type { GraphqlParams } from './graphql.ts'
-import { graphqlCaller, graphqlPackageMatch, idText, inputValue, projectPathMatch, readMutations, UNREAD, type MutationsReading } from './model-registry.ts'
+import { graphqlCaller, graphqlPackageMatch, idText, inputValue, MAX_PROJECT_PATHS, projectPathMatch, readMutations, TOO_MANY_PROJECTS, UNREAD, type MutationsReading } from './model-registry.ts'
 import type { UserRoleCheck } from './roles.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
@@ -109,8 +109,9 @@ const TOO_MANY = `400 Bad request - this GraphQL request deletes more than ${MAX
  * The users' package rules on a GraphQL request's package deletes: null to go on, or the refusal
  * (a GateError: 403 PACKAGE_MAINTAINER_ONLY, PACKAGE_PROJECT_UNCERTAIN, 503 ROLE_CHECK_UNAVAILABLE,
  * 502 PROJECT_LOOKUP_FAILED, 401 CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE,
- * GRAPHQL_TOO_MANY_PACKAGES). The caller is as for the model registry's mutations
- * (model-registry.ts): the access token GitLab's GraphQL reads, and the session of its cookies.
+ * GRAPHQL_TOO_MANY_PACKAGES, GRAPHQL_TOO_MANY_PROJECTS). The caller is as for the model
+ * registry's mutations (model-registry.ts): the access token GitLab's GraphQL reads, and the
+ * session of its cookies.
  */
 export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
   const reading = packageDeletes(params)
@@ -123,10 +124,11 @@ export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabC
   if (reading.items.some(d => d.kind === 'file')) return new GateError('PACKAGE_PROJECT_UNCERTAIN', FILE_BY_ID)
   const ids = new Set(reading.items.flatMap(d => d.kind === 'packages' ? d.ids : []))
   if (ids.size > MAX_PACKAGE_LOOKUPS) return new GateError('GRAPHQL_TOO_MANY_PACKAGES', TOO_MANY)
-  for (const projectPath of new Set(reading.items.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))) {
-    // A path GitLab finds no project at deletes nothing.
-    const match = projectPathMatch(ANY_PACKAGE_FORMAT, 'delete', projectPath, DELETE_ANY)
-    if (match === null) continue
+  // A path GitLab finds no project at deletes nothing.
+  const matches = [...new Set(reading.items.flatMap(d => d.kind === 'project' ? [d.projectPath] : []))]
+    .flatMap(projectPath => projectPathMatch(ANY_PACKAGE_FORMAT, 'delete', projectPath, DELETE_ANY) ?? [])
+  if (matches.length > MAX_PROJECT_PATHS) return new GateError('GRAPHQL_TOO_MANY_PROJECTS', TOO_MANY_PROJECTS)
+  for (const match of matches) {
     const refused = await caller.check(match)
     if (refused !== null) return refused
   }
