@@ -152,15 +152,23 @@ type Analysis =
 
 /**
  * Most the analyses kept may hold, in units of about 300 bytes: a touch (and 256 characters of
- * its path), or 256 characters of a refusal's message. An analysis holds a touch per field of the
- * document the catalog lists: kept by count alone, 2,000 analyses of 900 touches (28 KB documents
- * sent with one fine-grained token) held 620 MiB. An analysis larger than the whole is not kept.
+ * its path), or 256 characters of a refusal's message, of the document's text or of the key. An
+ * analysis holds a touch per field of the document the catalog lists: kept by count alone, 2,000
+ * analyses of 900 touches (28 KB documents sent with one fine-grained token) held 620 MiB. An
+ * analysis larger than the whole is not kept.
  */
 export const ANALYSIS_CACHE_UNITS = 20_000
 
-function analysisUnits (analysis: Analysis): number {
-  if (!analysis.ok) return 1 + (analysis.refusal.message.length >> 8)
-  let units = 1
+/**
+ * `retained`: the characters of its key and of its document's text. The names and texts an
+ * analysis holds (the operation's name, aliases, paths) are V8 slices of the document's text,
+ * which they keep whole, and the key holds the operation's name as sent: counted by touches
+ * alone, 2,000 documents of 40 KB, each a 17-letter operation name and one field, held 74 MiB,
+ * and with that name 39 KB long (and as `operationName`) 144 MiB.
+ */
+function analysisUnits (analysis: Analysis, retained: number): number {
+  let units = 1 + (retained >> 8)
+  if (!analysis.ok) return units + (analysis.refusal.message.length >> 8)
   for (const op of analysis.operations) {
     for (const touch of op.touches) units += 1 + (touch.path.length >> 8)
     units += op.unlisted.length + op.notInCatalog.length
@@ -187,7 +195,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   const index = new GraphqlCatalogIndex(options.catalog)
   const permissionNames: ReadonlySet<string> = new Set(options.catalog.entries.map(e => e.permission))
   const schema = options.schema
-  const analyses = new LRUCache<string, Analysis>({ max: options.analysisCacheSize ?? 2000, maxSize: ANALYSIS_CACHE_UNITS, sizeCalculation: analysisUnits })
+  const analyses = new LRUCache<string, Analysis>({ max: options.analysisCacheSize ?? 2000, maxSize: ANALYSIS_CACHE_UNITS })
 
   const count = (decision: DecisionLabel, reason: ErrorCode | 'GRAPHQL_PERMISSIONS_GRANTED', permission: string | null): void => {
     // Bounded: a catalog name, `none` or `not_in_catalog` (the gate's own mapping names catalog permissions too).
@@ -195,8 +203,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     options.onDecision?.(decision, reason, label)
   }
 
-  /** What an operation touches (cached where the inputs repeat); no I/O. */
-  const analyse = (document: DocumentNode, hash: string | null, operationName: string | null, variables: Readonly<Record<string, unknown>>, gate: boolean): Analysis => {
+  /** What an operation touches (cached where the inputs repeat); no I/O. `textLength`: the document's text's. */
+  const analyse = (document: DocumentNode, hash: string | null, textLength: number, operationName: string | null, variables: Readonly<Record<string, unknown>>, gate: boolean): Analysis => {
     const used = declaredVariables(document, operationName, variables)
     const usedJson = JSON.stringify(used)
     // Kept for GitLab's documents only (the gate's own come without a hash), and not under a key
@@ -235,7 +243,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
         break
       }
     }
-    if (key !== null) analyses.set(key, result)
+    if (key !== null) analyses.set(key, result, { size: analysisUnits(result, key.length + textLength) })
     return result
   }
 
@@ -257,6 +265,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
+    let textLength = 0
     let variables: Readonly<Record<string, unknown>>
     // No document: GitLab answers "No query string was present" and runs nothing.
     if (gate === null && operation.query.trim() === '') return null
@@ -265,10 +274,12 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       hash = null
       variables = gate.variables
     } else {
-      const parsed = options.documents.parse(gitlabDocument(operation.query, batch))
+      const text = gitlabDocument(operation.query, batch)
+      const parsed = options.documents.parse(text)
       if (!parsed.ok) return { code: parsed.code, message: parsed.message, permission: null, boundary: null }
       document = parsed.document
       hash = parsed.hash
+      textLength = text.length
       const normalized = normalizeVariables(operation.variables)
       if (normalized === null) return { code: 'GRAPHQL_VARIABLES_INVALID', message: errors.GRAPHQL_VARIABLES_INVALID.message, permission: null, boundary: null }
       variables = normalized
@@ -276,7 +287,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     // graphql-ruby runs the operation named; without a name, the only one (several: GitLab
     // refuses, and the gate checks them all).
     const name = operation.operationName === null || operation.operationName === '' ? null : operation.operationName
-    const analysis = analyse(document, hash, name, variables, gate !== null)
+    const analysis = analyse(document, hash, textLength, name, variables, gate !== null)
     if (!analysis.ok) return analysis.refusal
     for (const op of analysis.operations) {
       for (const touch of touchesOf(op, gate !== null)) {
