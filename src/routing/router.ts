@@ -19,6 +19,7 @@ import { decodeParam } from './canonical.ts'
 import { matchRefRoute, refRoutesOf, type RefRoutes } from './ref-routes.ts'
 import { commonPath } from './overlap.ts'
 import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from '../catalog/pattern.ts'
+import { ownString } from '../text.ts'
 
 export interface RouteMatch {
   readonly route: CatalogRoute
@@ -121,6 +122,13 @@ function trieOrderDecides (node: CompiledVariant, other: CompiledVariant): boole
  */
 const MATCH_CACHE_MAX = 4096
 const MATCH_CACHE_MAX_PATH = 512
+
+/** A match's parameters in strings of their own (ownString), frozen, null-prototype. */
+function ownParams (params: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  const own = Object.create(null) as Record<string, string>
+  for (const name in params) own[name] = ownString(params[name]!)
+  return Object.freeze(own)
+}
 
 export interface RouterOptions {
   /**
@@ -238,13 +246,12 @@ export class Router {
     const key = method + ' ' + apiPath
     const cached = this.matches.get(key)
     if (cached !== undefined) return cached
-    const match = this.slowMatch(node, method, apiPath)
-    if (match !== null) {
-      Object.freeze(match.params)
-      Object.freeze(match)
-    }
+    const slow = this.slowMatch(node, method, apiPath)
+    // The path and the parameters cut from it are slices of the request's target: kept as they
+    // are, each entry kept a whole target, query and all, where the bound counts 512 characters.
+    const match = slow === null ? null : Object.freeze({ ...slow, params: ownParams(slow.params) })
     if (this.matches.size >= MATCH_CACHE_MAX) this.matches.delete(this.matches.keys().next().value!)
-    this.matches.set(key, match)
+    this.matches.set(ownString(key), match)
     return match
   }
 
