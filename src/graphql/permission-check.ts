@@ -14,11 +14,21 @@ import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { BoundaryTarget } from './explain.ts'
 import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
 import { answersAsked, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
-import { createLoaderCache, type Clock } from '../identity/cache.ts'
+import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { trimEnds } from '../text.ts'
 
 /** Longer target ids and paths are no project or group of GitLab's. */
 const MAX_TARGET_CHARS = 8192
+
+/**
+ * The lookups' cache key of a path or id the client wrote (up to MAX_TARGET_CHARS, URL-encoded):
+ * past 64 characters, its SHA-256 (`#` never occurs in an encoded path). Kept whole, the keys of
+ * made-up paths of 8 KB, each one lookup whose "not found" stays until pushed out, held 80 MB in
+ * each of the two caches at their 10,000 entries.
+ */
+function lookupKey (text: string): string {
+  return text.length <= 64 ? text : `#${tokenKey(text)}`
+}
 
 /** Text without a lone surrogate (String#isWellFormed, which ES2023's types do not declare). */
 const WELL_FORMED = /^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/
@@ -207,7 +217,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return id
   }
 
-  const group = async (segment: string): Promise<GroupNode | null> => await groups.get(segment.toLowerCase(), async () => {
+  const group = async (segment: string): Promise<GroupNode | null> => await groups.get(lookupKey(segment.toLowerCase()), async () => {
     const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT)
     if (body === null) return null
     const id = answeredId(body, 'groups', segment)
@@ -308,7 +318,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     const segment = /^\d+$/.test(raw) ? raw.replace(/^0+(?=\d)/, '') : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
-    const facts = await targets.get(`${byPath ? 'path' : target.kind}:${segment.toLowerCase()}`, async () => {
+    const facts = await targets.get(`${byPath ? 'path' : target.kind}:${lookupKey(segment.toLowerCase())}`, async () => {
       if (target.kind === 'project') return await project(segment)
       if (target.kind === 'group') return await groupFacts(segment)
       if (byPath) return await projectOrGroup(segment, raw)
