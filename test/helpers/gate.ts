@@ -80,6 +80,8 @@ export interface TestGateOptions {
   readonly accessTokens?: FakeGitlabOptions['accessTokens']
   /** OAuth tokens of `users` and their scopes (fake-gitlab.ts oauthTokens). */
   readonly oauthTokens?: FakeGitlabOptions['oauthTokens']
+  /** Tokens GitLab's API signs no one in with: 401 to `GET /projects/:id` and `/user` (fake-gitlab.ts deployTokens). */
+  readonly deployTokens?: FakeGitlabOptions['deployTokens']
   /** The GitLab client and the resolver as serve builds them (always so with GATE_JWT_KEY). */
   readonly asServe?: boolean
 }
@@ -106,6 +108,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     ...(options.users === undefined ? {} : { users: options.users }),
     ...(options.accessTokens === undefined ? {} : { accessTokens: options.accessTokens }),
     ...(options.oauthTokens === undefined ? {} : { oauthTokens: options.oauthTokens }),
+    ...(options.deployTokens === undefined ? {} : { deployTokens: options.deployTokens }),
     ...(env.GATE_RELATIVE_URL_ROOT === undefined ? {} : { relativeUrlRoot: env.GATE_RELATIVE_URL_ROOT }),
     packageQueries: true,
     fallback: (req, res) => {
