@@ -392,8 +392,12 @@ class OperationReader {
     }
   }
 
-  /** Records a catalog match; `reportMissing: false` for what an unlisted name does not make unreachable (a nested field, covered by its type). */
-  record (kind: Touch['kind'], name: string, path: string, target: BoundaryTarget | null, reportMissing = true): void {
+  /**
+   * Records a catalog match; `reportMissing: false` for what an unlisted name does not make
+   * unreachable (a nested field, covered by its type). `root`: a mutation or field at the
+   * operation's root, whose target its own arguments name (boundaryNamed).
+   */
+  record (kind: Touch['kind'], name: string, path: string, target: BoundaryTarget | null, reportMissing = true, root = false): void {
     const catalogKind: Kind = kind === 'mutation' ? 'Mutation' : kind === 'field' ? 'Field' : 'Type'
     const entries = this.index.lookup(catalogKind, name)
     if (entries.length === 0) {
@@ -403,9 +407,38 @@ class OperationReader {
     const key = `${kind} ${name} ${JSON.stringify(target)}`
     if (this.seen.has(key)) return
     this.seen.add(key)
-    this.touches.push({ kind, name, path, permissions: entries.map(e => ({ permission: e.permission, boundary: e.boundary })), target })
+    const permissions = entries.map(e => ({ permission: e.permission, boundary: e.boundary }))
+    this.touches.push({ kind, name, path, permissions: root ? boundaryNamed(permissions, target) : permissions, target })
   }
 }
+
+/**
+ * The permissions of a mutation or root field whose arguments name `target`. GitLab takes such a
+ * field's boundary from its arguments and checks one listed at several boundaries at the first,
+ * in the order project, group, user, instance, whose boundary they name
+ * (GranularTokenAuthorization#find_matching_directive): a project or group named is checked at
+ * that boundary alone, the user or instance entry is read only when none is (and then alone). So
+ * createSnippet with a `projectPath` needs Snippet: Create at that project, without one at the
+ * user boundary; runnerCreate with a `projectId` needs Runner: Create there, with neither a
+ * project nor a group, at the instance. An object's global ID (`gid://gitlab/Ci::Runner/5`) keeps
+ * them all: its boundary is found by GitLab. (A nested field or a type
+ * keeps them all: GitLab checks it at the object it returns, which may be an instance runner
+ * under a project.)
+ */
+function boundaryNamed (permissions: Touch['permissions'], target: BoundaryTarget | null): Touch['permissions'] {
+  // An organization is no project's or group's: cdApplicationCreate with an `organizationId` and
+  // no `groupPath` is checked at the instance.
+  if (target === null || (target.kind === 'object' && ORGANIZATION_MODEL.test(target.model ?? ''))) {
+    // Nothing named: GitLab's project and group entries find no boundary, the user or instance one decides.
+    const standalone = permissions.filter(p => p.boundary === 'User' || p.boundary === 'Instance')
+    return standalone.length > 0 ? standalone : permissions
+  }
+  const boundary = target.kind === 'project' ? 'Project' : target.kind === 'group' ? 'Group' : null
+  if (boundary === null || !permissions.some(p => p.boundary === boundary)) return permissions
+  return permissions.filter(p => p.boundary === boundary)
+}
+
+const ORGANIZATION_MODEL = /^(?:Organizations::)?Organization$/
 
 /** Root fields of a selection set, through fragments and inline fragments at the root. */
 function rootFields (set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, seen = new Set<string>()): FieldNode[] {
@@ -460,8 +493,8 @@ function readWithoutSchema (op: OperationDefinitionNode, reader: OperationReader
     if (name.startsWith('__')) continue
     const path = field.alias?.value ?? name
     for (const target of orNone(targetsOfArguments(argumentValues(field, variables), name))) {
-      if (op.operation === 'mutation') reader.record('mutation', name, path, target)
-      else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target)
+      if (op.operation === 'mutation') reader.record('mutation', name, path, target, true, true)
+      else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target, true, true)
     }
   }
 }
@@ -534,14 +567,16 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
             return
           }
           const where = path.join('.')
+          // At the operation's root the targets are the field's own arguments' (boundaryNamed).
+          const root = here.path.length === 0
           // A field selected on an interface (`... on Noteable { createNoteEmail }`) runs as the
           // field of the object type GitLab resolves (`Issue.createNoteEmail`), with its permission.
           const owners = isAbstractType(parent) ? here.runtime ?? schema.getPossibleTypes(parent) : null
           for (const target of targets) {
-            if (parent.name === mutationType) reader.record('mutation', name, where, target)
+            if (parent.name === mutationType) reader.record('mutation', name, where, target, true, root)
             // The page lists the fields that need a permission of their own (`Query.project`,
             // `Project.runners`); any other field is read with its object, which its type covers.
-            else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name))
+            else reader.record('field', `${parent.name}.${name}`, where, target, rootTypes.has(parent.name), root)
             for (const owner of owners ?? []) reader.record('field', `${owner.name}.${name}`, where, target, false)
           }
           const type = typeInfo.getType()
