@@ -203,6 +203,28 @@ const PATH_ARGS = ['projectPath', 'groupPath', 'fullPath']
 /** Lists of paths, each read as the argument of the singular name reads one. */
 const PATH_LIST_ARGS: ReadonlyArray<readonly [string, string]> = [['projectPaths', 'projectPath'], ['groupPaths', 'groupPath'], ['fullPaths', 'fullPath']]
 
+/**
+ * Other arguments that name a project, group or namespace by its path, and what each names:
+ * `targetProjectPath` (issueMove moves the issue into that project, while GitLab checks the token
+ * at `projectPath` alone), `startProjectPath` (commitCreate reads the commit's start there),
+ * `namespacePath`, `targetFullPath`; a list of them (`...Paths`) too. A name that merely ends in
+ * `Path` (`filePath`, `blobPath`) names a file, not a project.
+ */
+const NAMED_PATH_ARG = /^(?:namespace|[a-z][A-Za-z0-9]*(Project|Group|Full|Namespace))Paths?$/
+
+/**
+ * The allowlist mutations' `targetProjectPath` names the project whose jobs an entry lets in:
+ * nothing is done there, and the permission is asked at `projectPath` alone, as for their REST
+ * twins' `target_project_id` (docs/graphql.md#the-gates-own-operations).
+ */
+const ALLOWLIST_MUTATION = /^ciJobTokenScope/
+
+function namedPathKind (key: string): 'project' | 'group' | 'namespace' | null {
+  const m = NAMED_PATH_ARG.exec(key)
+  if (m === null) return null
+  return m[1] === 'Project' ? 'project' : m[1] === 'Group' ? 'group' : 'namespace'
+}
+
 /** Most projects, groups and namespaces one field's arguments may name. */
 export const MAX_TARGETS = 8
 
@@ -247,8 +269,9 @@ class TargetSet {
 
 /**
  * Every project, group and namespace the arguments name (`projectPath`, `groupPath`, `fullPath`,
- * their lists `projectPaths`, `groupPaths`, `fullPaths`, and global IDs under any argument name,
- * inside input objects and lists too), in the order read: the top level first, then inside input
+ * their lists `projectPaths`, `groupPaths`, `fullPaths`, other paths by their name's ending such
+ * as `targetProjectPath` (NAMED_PATH_ARG), and global IDs under any argument name, inside input
+ * objects and lists too), in the order read: the top level first, then inside input
  * objects and lists. GitLab takes a boundary from one argument, the directive's
  * `boundary_argument`, which its docs page (and so the catalog) does not name; a global ID in any
  * other argument (`clientMutationId`, `name`) must not choose which target is checked, so each
@@ -261,7 +284,8 @@ class TargetSet {
 export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
   // `fullPath` names whatever the field returns (targetFromPath): the field's name matters only so.
   const pathField = /^projects?$/.test(fieldName) ? 'project' : /^groups?$/.test(fieldName) ? 'group' : ''
-  const found = foundIn(args, 0, fieldName, caches(pathField))
+  const namedPaths = !ALLOWLIST_MUTATION.test(fieldName)
+  const found = foundIn(args, 0, fieldName, caches(namedPaths ? pathField : `${pathField}\u0000allowlist`), namedPaths)
   return found.named.length > 0 ? [...found.named] : found.object === null ? [] : [found.object]
 }
 
@@ -293,14 +317,14 @@ function caches (pathField: string): Array<Map<object, Found>> {
 }
 
 /** The targets `value` names (targetsOfArguments), read at `depth`; a large nested value read once. */
-function foundIn (value: object, depth: number, fieldName: string, cache: Array<Map<object, Found>>): Found {
+function foundIn (value: object, depth: number, fieldName: string, cache: Array<Map<object, Found>>, namedPaths: boolean): Found {
   const known = cache[depth]!.get(value)
   if (known !== undefined) return known
   let values = 1
   const set = new TargetSet(fieldName)
   const add = (target: BoundaryTarget | null): void => { set.add(target) }
   const nested = (v: object, prefix: string): void => {
-    const inner = foundIn(v, depth + 1, fieldName, cache)
+    const inner = foundIn(v, depth + 1, fieldName, cache, namedPaths)
     values += inner.values
     const under = (target: BoundaryTarget): BoundaryTarget => ({ ...target, from: prefix + target.from })
     for (const target of inner.named) add(under(target))
@@ -333,6 +357,20 @@ function foundIn (value: object, depth: number, fieldName: string, cache: Array<
         const path = pathOf(v)
         if (path !== '') add(targetFromPath(singular, path, fieldName, `${key}[${i}]`))
       })
+    }
+    for (const key of keys) {
+      const kind = namedPaths ? namedPathKind(key) : null
+      if (kind === null) continue
+      const v = record[key]
+      if (!Array.isArray(v)) {
+        const path = pathOf(v)
+        if (path !== '') add({ kind, path, from: key })
+      } else {
+        v.forEach((item: unknown, i) => {
+          const path = pathOf(item)
+          if (path !== '') add({ kind, path, from: `${key}[${i}]` })
+        })
+      }
     }
     // Global IDs under any name: `id`, `projectId`, and inputs typed ProjectID such as `project`.
     for (const key of keys) {
