@@ -585,9 +585,11 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
       return NO_PROJECT
     case 'unresolved': {
       const group = packageReadGroupOf(match.route, match.params)
-      if (group !== null) return groupPackageRead(engine, match.route, group)
+      // The job's own listings wait their turn as its lookups do (src/projects/slots.ts).
+      const owner = String(x.identity!.jobId)
+      if (group !== null) return groupPackageRead(engine, match.route, group, owner, x.client ?? undefined)
       const registry = mavenVirtualRegistryOf(match.route, match.params)
-      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry)
+      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry, owner)
     }
     case 'uncertain':
       // GitLab's handler finds a project here: forwarding undecided would skip its rules.
@@ -602,12 +604,12 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
  * unchecked, it read packages of a format a project keeps from job tokens (`read: false`); refused
  * now where any project under the group does so, as that project's own routes are.
  */
-async function groupPackageRead (engine: Engine, route: CatalogRoute, group: string): Promise<StageResult> {
+async function groupPackageRead (engine: Engine, route: CatalogRoute, group: string, owner: string, waiter: Waiter | undefined): Promise<StageResult> {
   // `+10` is group 10 to the APIs whose `:id` Grape reads as an Integer first, and a path to the
   // others: the projects of every group it may name.
   const projects: number[] = []
   for (const reading of route.accessedProject === 'group' ? groupReadingsOf(group) : [group]) {
-    const found = await engine.projects!.groupProjects(reading)
+    const found = await engine.projects!.groupProjects(reading, owner, waiter)
     if (found === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
     if (found !== null) projects.push(...found)
   }
@@ -644,8 +646,8 @@ async function listedPackageRead (engine: Engine, route: CatalogRoute, decided: 
  * of the package rules. Deferred unchecked, it read the Maven packages of a project that keeps
  * them from job tokens; refused now where any project the registry serves from does so.
  */
-async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registry: number): Promise<StageResult> {
-  const projects = await engine.projects!.registryLocalProjects(registry)
+async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registry: number, owner: string): Promise<StageResult> {
+  const projects = await engine.projects!.registryLocalProjects(registry, owner)
   if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
   if (projects === null) return PROJECT_NOT_IN_URL
   const asRead = asMavenRead(route)

@@ -163,13 +163,14 @@ export function upstreamPoolMetrics (scope: Scope, stats: () => PoolStats | unde
 
 /**
  * The slots of the project finder's costly GitLab reads (src/projects/slots.ts), by queue: npm
- * metadata and Maven package listings. Queue names are constants: the labels stay bounded.
+ * metadata, Maven package listings and groups' project listings. Queue names are constants: the
+ * labels stay bounded.
  */
 export function projectLookupMetrics (scope: Scope, stats: () => ProjectFinderStats['slots'] | undefined): void {
   const { registry, name } = scope
   new Gauge({
     name: name('project_lookups'),
-    help: 'Lookups of group and instance routes\' projects in the slots of their costly GitLab reads, by queue (npm_metadata, maven_listings) and state (running, waiting)',
+    help: 'Lookups of group and instance routes\' projects in the slots of their costly GitLab reads, by queue (npm_metadata, maven_listings, group_listings) and state (running, waiting)',
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
     collect () {
@@ -181,7 +182,7 @@ export function projectLookupMetrics (scope: Scope, stats: () => ProjectFinderSt
       }
     }
   })
-  scrapedCounter(scope, 'project_lookups_dropped_total', 'Lookups dropped before they started, by queue (npm_metadata, maven_listings): every request waiting for them had gone (their clients went away)', ['queue'], () => {
+  scrapedCounter(scope, 'project_lookups_dropped_total', 'Lookups dropped before they started, by queue (npm_metadata, maven_listings, group_listings): every request waiting for them had gone (their clients went away)', ['queue'], () => {
     const s = stats()
     return s === undefined ? undefined : Object.entries(s).map(([queue, slots]) => [{ queue }, slots.dropped] as const)
   })

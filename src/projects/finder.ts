@@ -48,24 +48,25 @@ export interface ProjectFinder {
    * Null when GitLab has no such group or namespace; 'too_many' when it has more than the gate
    * reads, or is a namespace that is no group (a user's), whose projects the gate does not list. Rejects
    * with GateError when GitLab cannot tell (a service token that does not see every project and
-   * is shown no group: PROJECT_LOOKUP_UNVERIFIED).
+   * is shown no group: PROJECT_LOOKUP_UNVERIFIED). A listing not kept takes its turn in slots, as
+   * Maven's do: `owner` the job asking ('' for none), `waiter` its client, as find() takes them.
    */
-  groupProjects (group: string): Promise<readonly number[] | null | 'too_many'>
+  groupProjects (group: string, owner?: string, waiter?: Waiter): Promise<readonly number[] | null | 'too_many'>
   /**
    * Every project a Maven virtual registry serves files from besides its remote upstreams: its
    * local upstreams' projects, and the projects under its local upstreams' groups. Null when
    * GitLab has no such registry; 'too_many' as groupProjects says. Rejects with GateError when
    * GitLab cannot tell.
    */
-  registryLocalProjects (registry: number): Promise<readonly number[] | null | 'too_many'>
+  registryLocalProjects (registry: number, owner?: string): Promise<readonly number[] | null | 'too_many'>
   stats (): ProjectFinderStats
 }
 
 export interface ProjectFinderStats {
   readonly projects: { hits: number, misses: number }
   readonly pipelines: LoaderCacheStats
-  /** The slots of GitLab's npm metadata and of Maven package listings (createLookupSlots). */
-  readonly slots: { readonly npm_metadata: SlotStats, readonly maven_listings: SlotStats }
+  /** The slots of GitLab's npm metadata, of Maven package listings and of groups' project listings (createLookupSlots). */
+  readonly slots: { readonly npm_metadata: SlotStats, readonly maven_listings: SlotStats, readonly group_listings: SlotStats }
 }
 
 export interface ProjectFinderOptions {
@@ -157,10 +158,24 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     whole => whole.items !== null && whole.items.length > 0)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
-  // hash of the client's `:id`, whose length the client chooses.
-  const groupProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
-  const groupProjects = (group: string): Promise<readonly number[] | null | 'too_many'> =>
-    groupProjectIds.get(createHash('sha256').update(group).digest('hex'), async () => await allGroupProjects(group))
+  // hash of the client's `:id`, whose length the client chooses. A listing reads up to 10 pages of
+  // the group's projects, each page held until the last, and a job names the group as it likes
+  // (`acme`, `ACME`, `010`, `0010`, ... are group 10 to GitLab, and as many keys): each spelling
+  // was listed at once, as many listings as requests came. They take their turn in slots, as
+  // Maven's listings do: at most GROUP_LISTINGS_AT_ONCE read at once gate-wide.
+  const groupListings = keptApart<GroupListing>(new LRUCache(listingEntries), new LRUCache(listingEntries), listing => Array.isArray(listing.ids) && listing.ids.length > 0)
+  const groupSlots = createLookupSlots(GROUP_LISTINGS_AT_ONCE, GROUP_LISTINGS_WAITING, WAITING_PER_JOB)
+  const groupProjects = async (group: string, owner = '', waiter?: Waiter): Promise<readonly number[] | null | 'too_many'> => {
+    const key = createHash('sha256').update(group).digest('hex')
+    const kept = groupListings.get(key)
+    if (kept !== undefined) return kept.ids
+    groupSlots.join(key, owner)
+    const read = await groupListings.load(key, async waiters => await groupSlots.run(async () => {
+      const at = now()
+      return { at, ids: await allGroupProjects(group) }
+    }, owner, key, waiters), listing => notFoundTtlMs - (now() - listing.at), waiter)
+    return read.ids
+  }
   // A virtual registry's local projects, kept as briefly: an upstream linked is seen within it.
   const registryProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
@@ -391,7 +406,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (VirtualRegistries::Upstreams::Local::CheckService). A local upstream naming neither is an
    * answer the gate cannot read.
    */
-  const allRegistryProjects = async (registry: number): Promise<readonly number[] | null | 'too_many'> => {
+  const allRegistryProjects = async (registry: number, owner: string): Promise<readonly number[] | null | 'too_many'> => {
     const path = `/api/v4/virtual_registries/packages/maven/registries/${registry}/upstreams`
     const answer = await list(path, 'registry_upstreams')
     if (answer.status === 404) {
@@ -408,7 +423,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       const group = toId(item.local_group_id)
       if (project !== null) ids.push(project)
       else if (group !== null) {
-        const found = await groupProjects(String(group))
+        const found = await groupProjects(String(group), owner)
         if (found === 'too_many') return 'too_many'
         if (found !== null) ids.push(...found)
       } else throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a local upstream without local_project_id or local_group_id`)
@@ -588,8 +603,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       }
     },
     groupProjects,
-    registryLocalProjects: registry => registryProjectIds.get(String(registry), async () => await allRegistryProjects(registry)),
-    stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats(), slots: { npm_metadata: metadataSlots.stats(), maven_listings: mavenSlots.stats() } })
+    registryLocalProjects: (registry, owner = '') => registryProjectIds.get(String(registry), async () => await allRegistryProjects(registry, owner)),
+    stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats(), slots: { npm_metadata: metadataSlots.stats(), maven_listings: mavenSlots.stats(), group_listings: groupSlots.stats() } })
   }
 }
 
@@ -614,6 +629,16 @@ const MAVEN_LISTINGS_AT_ONCE = 8
 const MAVEN_LISTINGS_WAITING = 1024
 // Packages the kept Maven listings hold (a few hundred bytes each).
 const LISTED_PACKAGES = 50_000
+// Groups' project listings read at once gate-wide, and waiting for one (groupSlots): each up to
+// 10 pages of 100 projects, as a Maven listing is, and as many as Maven's.
+const GROUP_LISTINGS_AT_ONCE = 8
+const GROUP_LISTINGS_WAITING = 1024
+
+/** groupProjects(): every project of one group (allGroupProjects), and when it was asked. */
+interface GroupListing {
+  readonly at: number
+  readonly ids: readonly number[] | null | 'too_many'
+}
 
 /** wholeProjectPackages(): a package-only project's Maven packages, or null where they fill more than a page. */
 interface ProjectPackages {

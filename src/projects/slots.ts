@@ -1,5 +1,5 @@
 // The slots the project finder's costly GitLab reads run in (src/projects/finder.ts: npm metadata,
-// Maven package listings): a few at once gate-wide, the rest waiting, shared fairly between jobs.
+// Maven package listings, groups' project listings): a few at once gate-wide, the rest waiting, shared fairly between jobs.
 // Any job can have made-up package names looked up (each a cache miss), and handed out first come,
 // first served, a job naming a hundred at once had every slot, and every other build's uncached
 // lookup waited behind all of them. A freed slot now goes to the job with the fewest loads running,
