@@ -47,8 +47,8 @@ export interface ProjectFinder {
    * which GitLab's group package finders read), by the group's id or full path as the URL names it.
    * Null when GitLab has no such group or namespace; 'too_many' when it has more than the gate
    * reads, or is a namespace that is no group (a user's), whose projects the gate does not list. Rejects
-   * with GateError when GitLab cannot tell (a service token that does not see every project and
-   * is shown no group: PROJECT_LOOKUP_UNVERIFIED). A listing not kept takes its turn in slots, as
+   * with GateError when GitLab cannot tell (a service token that does not see every project, whose
+   * listing may leave some out: PROJECT_LOOKUP_UNVERIFIED). A listing not kept takes its turn in slots, as
    * Maven's do: `owner` the job asking ('' for none), `waiter` its client, as find() takes them.
    */
   groupProjects (group: string, owner?: string, waiter?: Waiter): Promise<readonly number[] | null | 'too_many'>
@@ -374,11 +374,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 
   const allGroupProjects = async (group: string): Promise<readonly number[] | null | 'too_many'> => {
+    // A narrower token is shown no group where GitLab's own finder reads one, and of a group only
+    // the projects it may read: the one that keeps the format from job tokens may be left out,
+    // while GitLab serves its packages to a job whose user reads it.
+    if (!await seesEveryProject()) throw unverified('403 Forbidden - the gate\'s service token may not see every project under this group, so the gate cannot tell whether one of them keeps these packages from job tokens; GATE_SERVICE_TOKEN must belong to an administrator or auditor')
     const path = `/api/v4/groups/${encodeURIComponent(group)}/projects?include_subgroups=true&with_shared=false&simple=true`
     const answer = await list(path, 'group_projects')
     if (answer.status === 404) {
-      // A narrower token is shown no group where GitLab's own finder reads one.
-      if (!await seesEveryProject()) throw unverified()
       // The Terraform module registry finds its namespace with find_namespace, a user's too, and
       // serves the packages of the projects in it; the groups API knows no such namespace, and
       // the gate lists no user's projects: uncertain, not "no group".
