@@ -433,7 +433,7 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
   }
   const enforcer = createGraphqlEnforcer({
     scopes,
-    checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets, { labels }),
+    checkPermission: async (scopes, needs, target, fresh) => await checkPermission(scopes, needs, target, targets, { labels, ...(fresh === undefined ? {} : { fresh }) }),
     documents: createDocumentCache({ limits: documentLimitsOf(config) }),
     catalog,
     ...(schema === undefined ? {} : { schema }),

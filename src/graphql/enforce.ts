@@ -29,7 +29,7 @@ import { loggedPath } from '../text.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
 import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
-import type { PermissionVerdict } from './permission-check.ts'
+import type { FreshLookups, PermissionVerdict } from './permission-check.ts'
 import type { FineGrainedScopes, TokenScopeResolver, TokenScopes } from './token-scopes.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -78,7 +78,8 @@ export interface EnforcerOptions {
   /** Throws a GateError when GitLab cannot tell (503, 502) or will not describe the token (403). */
   readonly scopes: TokenScopeResolver
   /** A touch's permissions (any one boundary suffices) at its target; throws GateError when a lookup fails. */
-  readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null) => Promise<PermissionVerdict>
+  /** `fresh`: the request's own lookups, where a mutation's targets named by path are looked up anew. */
+  readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null, fresh?: FreshLookups) => Promise<PermissionVerdict>
   readonly documents: Pick<DocumentCache, 'parse'>
   readonly catalog: GraphqlCatalog
   /** GitLab's schema (GATE_GRAPHQL_SCHEMA): types and nested fields are checked too. */
@@ -261,7 +262,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
 
   /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
   /** `batch`: the operation is one of a batch, whose text GitLab parses without escaping newlines (gitlabDocument). */
-  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false): Promise<Refusal | null> => {
+  /** `fresh`: the request's lookups of its mutations' paths (FreshLookups), shared by its operations. */
+  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false, fresh: FreshLookups = new Map()): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
@@ -290,8 +292,11 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     const analysis = analyse(document, hash, textLength, name, variables, gate !== null)
     if (!analysis.ok) return analysis.refusal
     for (const op of analysis.operations) {
+      // A write's paths are asked of GitLab anew: the path a lookup kept named may be another
+      // project's by now, and GitLab runs the mutation on that one. Reads keep the lookups.
+      const lookups = op.operation === 'mutation' ? fresh : undefined
       for (const touch of touchesOf(op, gate !== null)) {
-        const verdict = await options.checkPermission(scopes, touch.permissions, touch.target)
+        const verdict = await options.checkPermission(scopes, touch.permissions, touch.target, lookups)
         if (!verdict.ok) {
           return { code: 'GRAPHQL_PERMISSION_MISSING', message: verdict.message, permission: verdict.permission, boundary: verdict.boundary, refused: `${touch.kind} ${touch.name}`, target: touch.target }
         }
@@ -303,8 +308,10 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   /** One reading's answer when refused, else null. */
   const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
     const refusals: Array<Refusal | null> = []
+    // One lookup per path for the whole batch, however many of its mutations name it.
+    const fresh: FreshLookups = new Map()
     for (const operation of reading.operations) {
-      const refusal = await checkOperation(scopes, operation, null, reading.batch)
+      const refusal = await checkOperation(scopes, operation, null, reading.batch, fresh)
       refusals.push(refusal)
       // One refusal refuses the whole batch: the operations after it are not checked. Each may
       // cost a lookup in GitLab (a batch of 5,000 unknown projects once cost 5,000 calls).

@@ -43,8 +43,14 @@ export interface TargetFacts {
   readonly fullPath?: string
 }
 
-/** null: not found, or not something the gate can resolve. */
-export type TargetResolver = (target: BoundaryTarget) => Promise<TargetFacts | null>
+/**
+ * A write's lookups of targets named by path, for one request: asked of GitLab anew, once each,
+ * never from the lookups kept for every caller (createTargetResolver).
+ */
+export type FreshLookups = Map<string, Promise<TargetFacts | null>>
+
+/** null: not found, or not something the gate can resolve. `fresh`: a path is looked up there (FreshLookups). */
+export type TargetResolver = (target: BoundaryTarget, fresh?: FreshLookups) => Promise<TargetFacts | null>
 
 export type PermissionVerdict =
   | { readonly ok: true }
@@ -64,6 +70,8 @@ export interface CheckOptions {
    * (`permissionLabels(catalog)`); without it, the permission's name is used.
    */
   readonly labels?: ReadonlyMap<string, string>
+  /** A write's: its targets named by path are looked up anew (FreshLookups). */
+  readonly fresh?: FreshLookups
 }
 
 /** "Job Token Scope Allowlist: Create" per permission, as GitLab's deny message writes them. */
@@ -115,7 +123,7 @@ export async function checkPermission (
     if (named === null || need.boundary === 'Instance' || need.boundary === 'User') continue
     const held = holding(need)
     if (held.length === 0) continue
-    if (facts === undefined) facts = await resolve(named)
+    if (facts === undefined) facts = await resolve(named, options.fresh)
     if (facts === null) break
     const f = facts
     if (held.some(s => reaches(s, need.boundary, f, scopes.userId))) return { ok: true }
@@ -217,7 +225,13 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return id
   }
 
-  const group = async (segment: string): Promise<GroupNode | null> => await groups.get(lookupKey(segment.toLowerCase()), async () => {
+  /** `fresh`: asked of GitLab, not from (nor into) the cache. */
+  const group = async (segment: string, fresh = false): Promise<GroupNode | null> => {
+    const load = async (): Promise<GroupNode | null> => await groupOf(segment)
+    return fresh ? await load() : await groups.get(lookupKey(segment.toLowerCase()), load)
+  }
+
+  const groupOf = async (segment: string): Promise<GroupNode | null> => {
     const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT)
     if (body === null) return null
     const id = answeredId(body, 'groups', segment)
@@ -225,7 +239,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     const parentId = body.parent_id === null || body.parent_id === undefined ? null : positiveId(body.parent_id)
     if (parentId === null && body.parent_id !== null && body.parent_id !== undefined) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered an unreadable parent_id`)
     return { id, parentId, fullPath: body.full_path }
-  })
+  }
 
   /** The group and its ancestors, nearest first. */
   const chain = async (groupId: number): Promise<number[]> => {
@@ -265,8 +279,8 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     }
   }
 
-  const groupFacts = async (segment: string): Promise<TargetFacts | null> => {
-    const node = await group(segment)
+  const groupFacts = async (segment: string, fresh = false): Promise<TargetFacts | null> => {
+    const node = await group(segment, fresh)
     if (node === null) return null
     return { groupIds: await chain(node.id), fullPath: node.fullPath }
   }
@@ -291,16 +305,16 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
    * `Project.find_by_full_path(path) || Group.find_by_full_path(path)`). A user namespace is
    * neither. The namespaces API would not do: it shows no project.
    */
-  const projectOrGroup = async (segment: string, raw: string): Promise<TargetFacts | null> => {
+  const projectOrGroup = async (segment: string, raw: string, fresh: boolean): Promise<TargetFacts | null> => {
     // A path of digits is an id to the REST API: what it finds counts only with that path (below).
     const asked = (facts: TargetFacts | null): facts is TargetFacts => facts !== null && (!/^\d+$/.test(segment) || facts.fullPath?.toLowerCase() === raw.toLowerCase())
     const found = await project(segment)
     if (asked(found)) return found
-    const group = await groupFacts(segment)
+    const group = await groupFacts(segment, fresh)
     return asked(group) ? group : null
   }
 
-  return async (target) => {
+  return async (target, fresh) => {
     if (target.kind === 'object') return null
     const raw = target.id ?? target.path
     // GitLab has no longer one (a path is at most 255 characters a level, 20 levels deep): not
@@ -318,12 +332,25 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     const segment = /^\d+$/.test(raw) ? raw.replace(/^0+(?=\d)/, '') : encodeURIComponent(trimEnds(raw, '/'))
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
-    const facts = await targets.get(`${byPath ? 'path' : target.kind}:${lookupKey(segment.toLowerCase())}`, async () => {
+    // A path names the project or group that holds it now, which a rename or a transfer changes:
+    // a write's is asked anew (once per request), never taken from a lookup up to 60 s old, made
+    // for any caller, while GitLab runs the write on whatever holds the path then.
+    const named = fresh !== undefined && target.id === undefined
+    const key = `${byPath ? 'path' : target.kind}:${lookupKey(segment.toLowerCase())}`
+    const load = async (): Promise<TargetFacts | null> => {
       if (target.kind === 'project') return await project(segment)
-      if (target.kind === 'group') return await groupFacts(segment)
-      if (byPath) return await projectOrGroup(segment, raw)
+      if (target.kind === 'group') return await groupFacts(segment, named)
+      if (byPath) return await projectOrGroup(segment, raw, named)
       return await namespace(segment)
-    })
+    }
+    let facts: TargetFacts | null
+    if (named) {
+      let asked = fresh.get(key)
+      if (asked === undefined) fresh.set(key, asked = load())
+      facts = await asked
+    } else {
+      facts = await targets.get(key, load)
+    }
     // The REST API reads a segment of digits as an id (`GET /groups/10` is group 10), GitLab's
     // GraphQL a full path as a path (`group(fullPath: "10")` is the top-level group or user
     // namespace named "10"): what an id of digits finds is the path's object only if it has that path.
