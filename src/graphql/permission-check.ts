@@ -327,9 +327,11 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // as 300): not looked up, as the REST API would read it as a path.
     if (target.id !== undefined && !/^\d+$/.test(target.id)) return null
     // An id is digits; a path is a full path (`grp/sub/app`), URL-encoded as one segment. GitLab
-    // reads `0300` as id 300 (ActiveRecord casts it): asked and kept without the zeros, so that
-    // `gid://gitlab/Project/0300`, `/00300`, ... are one lookup, not one each, and one key.
-    const segment = /^\d+$/.test(raw) ? raw.replace(/^0+(?=\d)/, '') : encodeURIComponent(trimEnds(raw, '/'))
+    // reads a global ID's `0300` as id 300 (ActiveRecord casts it): asked and kept without the
+    // zeros, so that `gid://gitlab/Project/0300`, `/00300`, ... are one lookup, not one each, and
+    // one key. A full path of digits keeps them: `0300` is no path `300` is, and what a path's
+    // lookup finds depends on the path asked (below), so the two share no key.
+    const segment = !/^\d+$/.test(raw) ? encodeURIComponent(trimEnds(raw, '/')) : target.id !== undefined ? raw.replace(/^0+(?=\d)/, '') : raw
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
     // A path names the project or group that holds it now, which a rename or a transfer changes:

@@ -144,6 +144,24 @@ test('an id with leading zeros is that id: one lookup and one cache entry for ev
   assert.equal(fake.calls.project, 1)
 })
 
+test('a full path of digits keeps its zeros: `012` and `12` are two paths to GitLab, and two lookups', async t => {
+  // GitLab's GraphQL reads a full path as a path, zeros and all; only a global ID's id is a number.
+  const fake = await startFakeTokenGitlab({ groups: [{ id: 12, fullPath: '12', parentId: null }] })
+  const gitlab = createGitlabClient({ url: fake.url, serviceToken: SERVICE_TOKEN, timeoutMs: 2_000 })
+  t.after(async () => {
+    await gitlab.close()
+    await fake.close()
+  })
+  const resolve = createTargetResolver({ gitlab })
+  const byPath = (path: string): BoundaryTarget => ({ kind: 'namespace', path, from: 'fullPath' })
+  // No group is named "012": the answer for group 12 is not kept for the path "12".
+  assert.equal(await resolve(byPath('012')), null)
+  assert.deepEqual(await resolve(byPath('12')), { groupIds: [12], fullPath: '12' })
+  assert.equal(await resolve(byPath('012')), null)
+  // A global ID's id is a number: `012` is 12.
+  assert.deepEqual((await resolve({ kind: 'namespace', id: '012', from: 'input.namespaceId' }))?.groupIds, [12])
+})
+
 test('a namespace target: by id, a user namespace is personal and a group has its ancestors; by path, a project or else a group', async t => {
   const { resolve } = await world(t)
   const byId = (id: string): BoundaryTarget => ({ kind: 'namespace', id, from: 'id' })
