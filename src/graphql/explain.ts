@@ -249,7 +249,9 @@ class TargetSet {
   add (target: BoundaryTarget | null): void {
     if (target === null) return
     if (target.kind === 'object') {
-      this.object ??= target
+      // The `id` argument's object is the one GitLab may take as the boundary (boundaryNamed),
+      // whichever argument wrote a global ID before it.
+      if (this.object === null || (!BOUNDARY_ID.test(this.object.from) && BOUNDARY_ID.test(target.from))) this.object = target
       return
     }
     const key = targetKey(target)
@@ -282,11 +284,39 @@ class TargetSet {
  * (`gid://gitlab/Vulnerability/5`), whose project or group GitLab checks itself; else nothing.
  */
 export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
+  const found = argumentsFound(args, fieldName)
+  return found.named.length > 0 ? [...found.named] : found.object === null ? [] : [found.object]
+}
+
+function argumentsFound (args: Readonly<Record<string, unknown>>, fieldName: string): Found {
   // `fullPath` names whatever the field returns (targetFromPath): the field's name matters only so.
   const pathField = /^projects?$/.test(fieldName) ? 'project' : /^groups?$/.test(fieldName) ? 'group' : ''
   const namedPaths = !ALLOWLIST_MUTATION.test(fieldName)
-  const found = foundIn(args, 0, fieldName, caches(namedPaths ? pathField : `${pathField}\u0000allowlist`), namedPaths)
-  return found.named.length > 0 ? [...found.named] : found.object === null ? [] : [found.object]
+  return foundIn(args, 0, fieldName, caches(namedPaths ? pathField : `${pathField}\u0000allowlist`), namedPaths)
+}
+
+/**
+ * The arguments GitLab takes a mutation's or root field's boundary from (a directive's
+ * `boundary_argument`, read at the top level or in `input`): a path, a project's or group's
+ * global ID, an object's `id`. Never a list, nor text such as a `title` or a `description`.
+ */
+const BOUNDARY_ARGUMENT = /^(?:input\.)?(?:id|projectPath|groupPath|fullPath|namespacePath|projectId|groupId|namespaceId|project|group|namespace)$/
+
+/**
+ * A root field's targets (targetsOfArguments) when the catalog lists it at the user or the
+ * instance as well: where no project or group named comes from an argument GitLab takes a
+ * boundary from, GitLab checks it where that argument is, the object of its `id`, else at the
+ * user or the instance (boundaryNamed), so that is checked too. A project's global ID written in
+ * createSnippet's `description` is no boundary, and the snippet is the user's; nor is another
+ * object's but for an `id`'s (a `title`'s, cdApplicationCreate's `organizationId`).
+ */
+function rootTargets (args: Readonly<Record<string, unknown>>, fieldName: string, standalone: boolean): Targets {
+  const found = argumentsFound(args, fieldName)
+  if (!standalone) return orNone(found.named.length > 0 ? found.named : found.object === null ? [] : [found.object])
+  if (found.named.some(t => BOUNDARY_ARGUMENT.test(t.from))) return found.named
+  // Another object is GitLab's to place only as the `id`'s: one in a `title` names nothing.
+  const object = found.object !== null && BOUNDARY_ID.test(found.object.from) ? found.object : null
+  return [...found.named, object]
 }
 
 /**
@@ -430,6 +460,11 @@ class OperationReader {
     }
   }
 
+  /** Whether the catalog lists a mutation or field at the user or the instance (rootTargets). */
+  standalone (kind: 'mutation' | 'field', name: string): boolean {
+    return this.index.lookup(kind === 'mutation' ? 'Mutation' : 'Field', name).some(e => e.boundary === 'User' || e.boundary === 'Instance')
+  }
+
   /**
    * Records a catalog match; `reportMissing: false` for what an unlisted name does not make
    * unreachable (a nested field, covered by its type). `root`: a mutation or field at the
@@ -458,15 +493,14 @@ class OperationReader {
  * that boundary alone, the user or instance entry is read only when none is (and then alone). So
  * createSnippet with a `projectPath` needs Snippet: Create at that project, without one at the
  * user boundary; runnerCreate with a `projectId` needs Runner: Create there, with neither a
- * project nor a group, at the instance. An object's global ID (`gid://gitlab/Ci::Runner/5`) keeps
- * them all: its boundary is found by GitLab. (A nested field or a type
+ * project nor a group, at the instance. The object of an `id` (runnerUpdate's
+ * `gid://gitlab/Ci::Runner/5`, updateSnippet's snippet) keeps them all: GitLab finds its
+ * boundary; another object's global ID names nothing (rootTargets). (A nested field or a type
  * keeps them all: GitLab checks it at the object it returns, which may be an instance runner
  * under a project.)
  */
 function boundaryNamed (permissions: Touch['permissions'], target: BoundaryTarget | null): Touch['permissions'] {
-  // An organization is no project's or group's: cdApplicationCreate with an `organizationId` and
-  // no `groupPath` is checked at the instance.
-  if (target === null || (target.kind === 'object' && ORGANIZATION_MODEL.test(target.model ?? ''))) {
+  if (target === null) {
     // Nothing named: GitLab's project and group entries find no boundary, the user or instance one decides.
     const standalone = permissions.filter(p => p.boundary === 'User' || p.boundary === 'Instance')
     return standalone.length > 0 ? standalone : permissions
@@ -476,7 +510,11 @@ function boundaryNamed (permissions: Touch['permissions'], target: BoundaryTarge
   return permissions.filter(p => p.boundary === boundary)
 }
 
-const ORGANIZATION_MODEL = /^(?:Organizations::)?Organization$/
+/**
+ * Where a multi-boundary field's object is: the `id` of a root field or of its `input` (GitLab's
+ * boundary argument for runnerUpdate, runnerDelete, Query.runner, updateSnippet, destroySnippet).
+ */
+const BOUNDARY_ID = /^(?:input\.)?id$/
 
 /** Root fields of a selection set, through fragments and inline fragments at the root. */
 function rootFields (set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, seen = new Set<string>()): FieldNode[] {
@@ -530,9 +568,10 @@ function readWithoutSchema (op: OperationDefinitionNode, reader: OperationReader
     const name = field.name.value
     if (name.startsWith('__')) continue
     const path = field.alias?.value ?? name
-    for (const target of orNone(targetsOfArguments(argumentValues(field, variables), name))) {
-      if (op.operation === 'mutation') reader.record('mutation', name, path, target, true, true)
-      else reader.record('field', `${ROOT_TYPE[op.operation]}.${name}`, path, target, true, true)
+    const kind = op.operation === 'mutation' ? 'mutation' : 'field'
+    const catalogName = kind === 'mutation' ? name : `${ROOT_TYPE[op.operation]}.${name}`
+    for (const target of rootTargets(argumentValues(field, variables), name, reader.standalone(kind, catalogName))) {
+      reader.record(kind, catalogName, path, target, true, true)
     }
   }
 }
@@ -593,7 +632,8 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           // authorization). Returning false skips the subtree; TypeInfo leaves the field itself.
           if (name.startsWith('__')) return false
           const path = [...here.path, field.alias?.value ?? name]
-          const targets = joinTargets(here.targets, targetsOfArguments(argumentValues(field, variables), name), name)
+          const args = argumentValues(field, variables)
+          const targets = joinTargets(here.targets, targetsOfArguments(args, name), name)
           const frame: Frame = { path, targets, runtime: null }
           stack.push(frame)
           const parent = typeInfo.getParentType()
@@ -610,7 +650,11 @@ function readWithSchema (schema: GraphQLSchema, op: OperationDefinitionNode, rea
           // A field selected on an interface (`... on Noteable { createNoteEmail }`) runs as the
           // field of the object type GitLab resolves (`Issue.createNoteEmail`), with its permission.
           const owners = isAbstractType(parent) ? here.runtime ?? schema.getPossibleTypes(parent) : null
-          for (const target of targets) {
+          const kind = parent.name === mutationType ? 'mutation' : 'field'
+          const catalogName = kind === 'mutation' ? name : `${parent.name}.${name}`
+          // What is under it is read at `targets`: the fallback of rootTargets is the field's own.
+          const checked = root ? rootTargets(args, name, reader.standalone(kind, catalogName)) : targets
+          for (const target of checked) {
             if (parent.name === mutationType) reader.record('mutation', name, where, target, true, root)
             // The page lists the fields that need a permission of their own (`Query.project`,
             // `Project.runners`); any other field is read with its object, which its type covers.

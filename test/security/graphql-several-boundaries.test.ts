@@ -42,8 +42,8 @@ test('a project or group the arguments name is checked at its own boundary; with
     ['glpat-tools-snippets', SNIPPET, { title: 'x', visibilityLevel: 'private' }, 'User', undefined],
     ['glpat-other', RUNNER, { runnerType: 'INSTANCE_TYPE' }, 'Instance', undefined],
     ['glpat-other', ROLE, { name: 'x', baseAccessLevel: 'GUEST' }, 'Instance', undefined],
-    // An organization is no group: its applications are the instance's.
-    ['glpat-other', 'mutation($input: CdApplicationCreateInput!) { cdApplicationCreate(input: $input) { errors } }', { organizationId: 'gid://gitlab/Organizations::Organization/1', name: 'x' }, 'Instance', 'Organizations::Organization 1']
+    // An organization is no group, nor GitLab's boundary: its applications are the instance's.
+    ['glpat-other', 'mutation($input: CdApplicationCreateInput!) { cdApplicationCreate(input: $input) { errors } }', { organizationId: 'gid://gitlab/Organizations::Organization/1', name: 'x' }, 'Instance', undefined]
   ]
   for (const [token, query, input, boundary, target] of refused) {
     const answer = await postGraphql(g.url, { query, variables: { input } }, { 'private-token': token })
@@ -86,8 +86,9 @@ test('with a schema, the mutation at the root is read the same way, a type under
   }
   assert.deepEqual(needs('mutation { createSnippet(input: {projectPath: "other/tools", title: "x"}) { errors } }', 'createSnippet'), ['create_snippet@Project'])
   assert.deepEqual(needs('mutation { createSnippet(input: {title: "x"}) { errors } }', 'createSnippet'), ['create_snippet@User'])
-  // An object's boundary is GitLab's to find: every entry still counts.
-  assert.deepEqual(needs('mutation { createSnippet(input: {title: "gid://gitlab/Issue/1"}) { errors } }', 'createSnippet'), ['create_snippet@Project', 'create_snippet@User'])
+  // A global ID in a title is no boundary to GitLab: nothing is named
+  // (graphql-several-boundaries-decoy-ids.test.ts).
+  assert.deepEqual(needs('mutation { createSnippet(input: {title: "gid://gitlab/Issue/1"}) { errors } }', 'createSnippet'), ['create_snippet@User'])
   // A job's runner may be an instance runner, which GitLab checks at the instance.
   assert.deepEqual(needs('{ project(fullPath: "other/tools") { pipeline { runner { id } } } }', 'CiRunner'), ['read_runner@Project', 'read_runner@Group', 'read_runner@Instance'])
 })
