@@ -63,7 +63,8 @@ function enforcer (withSchema: boolean): GraphqlEnforcer {
   const targets = createTargetResolver({ gitlab, ttlMs: 3_600_000 })
   return createGraphqlEnforcer({
     scopes: createTokenScopeResolver({ gitlab, ttlMs: 3_600_000 }),
-    checkPermission: async (scopes, needs, target) => await checkPermission(scopes, needs, target, targets, { labels }),
+    // As the gate's server wires it: a mutation's targets named by path are looked up per request.
+    checkPermission: async (scopes, needs, target, fresh) => await checkPermission(scopes, needs, target, targets, { labels, ...(fresh === undefined ? {} : { fresh }) }),
     documents: createDocumentCache(),
     catalog: graphqlCatalog,
     ...(withSchema ? { schema } : {}),
