@@ -13,6 +13,7 @@ import type { BodyBudget } from '../read-body.ts'
 import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
+import { webModelRegistryDelete } from '../routing/package-fallback.ts'
 import type { ForwardBody } from '../identity/stage.ts'
 import { ClientWaiter, hasBody } from './request.ts'
 import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
@@ -99,8 +100,9 @@ function holdsGoGet (query: string): boolean {
  * place while Envoy forwards the real one. Every other proxy asks on a fixed path of its own (the
  * shipped nginx configuration /_job_token_gate, ingress-nginx and Traefik their auth URL's), never
  * a path GitLab acts on a job token at: a decision request on an API path, GraphQL (the gate's
- * own), a git, LFS or `/jwt/auth` path, or a line with Go's `go-get` parameter, whose headers
- * name another request is refused.
+ * own), a git, LFS or `/jwt/auth` path, a line with Go's `go-get` parameter, or the web UI's model
+ * delete (held to the users' package rules for the session of its cookies), whose headers name
+ * another request is refused.
  */
 function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: IncomingMessage, engine: Engine, owns: Admin['owns']): ReturnType<typeof originalRequest> {
   if (original === 'conflict') return original
@@ -116,7 +118,10 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   // Envoy's `/api/graphql` or `/acme/app.git/info/refs` is the request GitLab gets: deciding the
   // one the headers name let GraphQL and git over HTTP through undecided.
   const goGet = line.kind === 'other' && holdsGoGet(line.query)
-  return api || owns(line) || goGet || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
+  // Envoy's `DELETE /acme/lib/-/ml/models/7` is the model delete GitLab runs: deciding the read
+  // the headers name let a Developer's session past the project's ml_model delete rule.
+  const webDelete = line.kind === 'other' && webModelRegistryDelete(line.method, line.path, engine.options.relativeUrlRoot ?? '') !== null
+  return api || owns(line) || goGet || webDelete || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 
 /** GATE_FORWARD_AUTH_ORIGINAL=request-line: no header names the request. */
