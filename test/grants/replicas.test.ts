@@ -12,10 +12,15 @@ import { eventually } from '../helpers/eventually.ts'
 const redis = await startRedis({ after })
 let prefixes = 0
 
+// What is tested is delivery, not timeouts (outage.test.ts): on a loaded machine a command can
+// take longer than the store's default second, which would fail a write or close a read.
+const patient = { commandTimeoutMs: 10_000 }
+const patientCache = { ttlMs: 60_000, loadTimeoutMs: 10_000 }
+
 async function pair (): Promise<[Replica, Replica]> {
   const keyPrefix = `r${++prefixes}`
-  const a = await createReplica({ url: redis.url, keyPrefix }, { ttlMs: 60_000 })
-  const b = await createReplica({ url: redis.url, keyPrefix }, { ttlMs: 60_000 })
+  const a = await createReplica({ url: redis.url, keyPrefix, ...patient }, patientCache)
+  const b = await createReplica({ url: redis.url, keyPrefix, ...patient }, patientCache)
   after(() => Promise.all([a.close(), b.close()]))
   return [a, b]
 }
