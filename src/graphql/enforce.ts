@@ -78,7 +78,7 @@ export interface EnforcerOptions {
   /** Throws a GateError when GitLab cannot tell (503, 502) or will not describe the token (403). */
   readonly scopes: TokenScopeResolver
   /** A touch's permissions (any one boundary suffices) at its target; throws GateError when a lookup fails. */
-  /** `fresh`: the request's own lookups, where a mutation's targets named by path are looked up anew. */
+  /** `fresh`: the request's own lookups, where a mutation's targets and their groups are looked up anew. */
   readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null, fresh?: FreshLookups) => Promise<PermissionVerdict>
   readonly documents: Pick<DocumentCache, 'parse'>
   readonly catalog: GraphqlCatalog
@@ -262,7 +262,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
 
   /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
   /** `batch`: the operation is one of a batch, whose text GitLab parses without escaping newlines (gitlabDocument). */
-  /** `fresh`: the request's lookups of its mutations' paths (FreshLookups), shared by its operations. */
+  /** `fresh`: the request's lookups of its mutations' targets (FreshLookups), shared by its operations. */
   const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false, fresh: FreshLookups = new Map()): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
@@ -292,8 +292,9 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     const analysis = analyse(document, hash, textLength, name, variables, gate !== null)
     if (!analysis.ok) return analysis.refusal
     for (const op of analysis.operations) {
-      // A write's paths are asked of GitLab anew: the path a lookup kept named may be another
-      // project's by now, and GitLab runs the mutation on that one. Reads keep the lookups.
+      // A write's targets are asked of GitLab anew: the path a lookup kept named may be another
+      // project's by now, or its group under another parent, and GitLab runs the mutation there.
+      // Reads keep the lookups.
       const lookups = op.operation === 'mutation' ? fresh : undefined
       for (const touch of touchesOf(op, gate !== null)) {
         const verdict = await options.checkPermission(scopes, touch.permissions, touch.target, lookups)

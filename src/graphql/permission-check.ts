@@ -44,12 +44,12 @@ export interface TargetFacts {
 }
 
 /**
- * A write's lookups of targets named by path, for one request: asked of GitLab anew, once each,
- * never from the lookups kept for every caller (createTargetResolver).
+ * A write's lookups of its targets and of the groups above them, for one request: asked of GitLab
+ * anew, once each, never from the lookups kept for every caller (createTargetResolver).
  */
-export type FreshLookups = Map<string, Promise<TargetFacts | null>>
+export type FreshLookups = Map<string, Promise<unknown>>
 
-/** null: not found, or not something the gate can resolve. `fresh`: a path is looked up there (FreshLookups). */
+/** null: not found, or not something the gate can resolve. `fresh`: the target is looked up there (FreshLookups). */
 export type TargetResolver = (target: BoundaryTarget, fresh?: FreshLookups) => Promise<TargetFacts | null>
 
 export type PermissionVerdict =
@@ -70,7 +70,7 @@ export interface CheckOptions {
    * (`permissionLabels(catalog)`); without it, the permission's name is used.
    */
   readonly labels?: ReadonlyMap<string, string>
-  /** A write's: its targets named by path are looked up anew (FreshLookups). */
+  /** A write's: its targets are looked up anew (FreshLookups). */
   readonly fresh?: FreshLookups
 }
 
@@ -225,10 +225,11 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return id
   }
 
-  /** `fresh`: asked of GitLab, not from (nor into) the cache. */
-  const group = async (segment: string, fresh = false): Promise<GroupNode | null> => {
+  /** `fresh`: asked of GitLab once for the request, not from (nor into) the cache. */
+  const group = async (segment: string, fresh?: FreshLookups): Promise<GroupNode | null> => {
     const load = async (): Promise<GroupNode | null> => await groupOf(segment)
-    return fresh ? await load() : await groups.get(lookupKey(segment.toLowerCase()), load)
+    const key = lookupKey(segment.toLowerCase())
+    return fresh !== undefined ? await onceFor(fresh, `node:${key}`, load) : await groups.get(key, load)
   }
 
   const groupOf = async (segment: string): Promise<GroupNode | null> => {
@@ -241,34 +242,37 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return { id, parentId, fullPath: body.full_path }
   }
 
-  /** The group and its ancestors, nearest first. */
-  const chain = async (groupId: number): Promise<number[]> => {
+  /**
+   * The group and its ancestors, nearest first. `fresh`: a write's, each asked anew: a group's id
+   * never changes hands, its parent does (a transfer), and GitLab runs the write where it is now.
+   */
+  const chain = async (groupId: number, fresh?: FreshLookups): Promise<number[]> => {
     const ids: number[] = []
     let next: number | null = groupId
     while (next !== null) {
       if (ids.includes(next) || ids.length >= 32) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${groupId} has a parent cycle or is nested too deep`)
       ids.push(next)
-      const node: GroupNode | null = await group(String(next))
+      const node: GroupNode | null = await group(String(next), fresh)
       if (node === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${next}, an ancestor of group ${groupId}, was not found`)
       next = node.parentId
     }
     return ids
   }
 
-  const namespaceFacts = async (ns: unknown, what: string): Promise<{ groupIds: number[], personalNamespaceOwnerId?: number }> => {
+  const namespaceFacts = async (ns: unknown, what: string, fresh?: FreshLookups): Promise<{ groupIds: number[], personalNamespaceOwnerId?: number }> => {
     const n = ns as { id?: unknown, kind?: unknown } | null | undefined
     const id = positiveId(n?.id)
     if (id === null || (n?.kind !== 'group' && n?.kind !== 'user')) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `${what} answered without a readable namespace`)
-    if (n.kind === 'group') return { groupIds: await chain(id) }
+    if (n.kind === 'group') return { groupIds: await chain(id, fresh) }
     return { groupIds: [] }
   }
 
-  const project = async (segment: string): Promise<TargetFacts | null> => {
+  const project = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
     const body = await get(`/api/v4/projects/${segment}`, TARGET_PROJECT_ENDPOINT)
     if (body === null) return null
     const id = answeredId(body, 'projects', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /projects/${segment} answered a project without id`)
-    const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`)
+    const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`, fresh)
     // A project in a user namespace names its owner (lib/api/entities/project.rb: `owner`).
     const ownerId = (body.namespace as { kind?: unknown }).kind === 'user' ? positiveId((body.owner as { id?: unknown } | null | undefined)?.id) : null
     return {
@@ -279,19 +283,21 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     }
   }
 
-  const groupFacts = async (segment: string, fresh = false): Promise<TargetFacts | null> => {
+  const groupFacts = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
     const node = await group(segment, fresh)
     if (node === null) return null
-    return { groupIds: await chain(node.id), fullPath: node.fullPath }
+    // The group just asked by path is the first of its chain: not asked again by id.
+    if (fresh !== undefined && !fresh.has(`node:${node.id}`)) fresh.set(`node:${node.id}`, Promise.resolve(node))
+    return { groupIds: await chain(node.id, fresh), fullPath: node.fullPath }
   }
 
-  const namespace = async (segment: string): Promise<TargetFacts | null> => {
+  const namespace = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
     const body = await get(`/api/v4/namespaces/${segment}`, TARGET_NAMESPACE_ENDPOINT)
     if (body === null) return null
     const id = answeredId(body, 'namespaces', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered without an id`)
     const fullPath = typeof body.full_path === 'string' ? { fullPath: body.full_path } : {}
-    if (body.kind === 'group') return { groupIds: await chain(id), ...fullPath }
+    if (body.kind === 'group') return { groupIds: await chain(id, fresh), ...fullPath }
     if (body.kind === 'user') {
       const ownerId = positiveId(body.owner_id)
       return { groupIds: [], ...(ownerId === null ? {} : { personalNamespaceOwnerId: ownerId }), ...fullPath }
@@ -305,10 +311,10 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
    * `Project.find_by_full_path(path) || Group.find_by_full_path(path)`). A user namespace is
    * neither. The namespaces API would not do: it shows no project.
    */
-  const projectOrGroup = async (segment: string, raw: string, fresh: boolean): Promise<TargetFacts | null> => {
+  const projectOrGroup = async (segment: string, raw: string, fresh: FreshLookups | undefined): Promise<TargetFacts | null> => {
     // A path of digits is an id to the REST API: what it finds counts only with that path (below).
     const asked = (facts: TargetFacts | null): facts is TargetFacts => facts !== null && (!/^\d+$/.test(segment) || facts.fullPath?.toLowerCase() === raw.toLowerCase())
-    const found = await project(segment)
+    const found = await project(segment, fresh)
     if (asked(found)) return found
     const group = await groupFacts(segment, fresh)
     return asked(group) ? group : null
@@ -334,29 +340,29 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     const segment = !/^\d+$/.test(raw) ? encodeURIComponent(trimEnds(raw, '/')) : target.id !== undefined ? raw.replace(/^0+(?=\d)/, '') : raw
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
-    // A path names the project or group that holds it now, which a rename or a transfer changes:
-    // a write's is asked anew (once per request), never taken from a lookup up to 60 s old, made
-    // for any caller, while GitLab runs the write on whatever holds the path then.
-    const named = fresh !== undefined && target.id === undefined
+    // A path names the project or group that holds it now, which a rename or a transfer changes,
+    // and a project or group (by path or id) is under the groups a transfer puts it in: a write's
+    // target and the groups above it are asked anew (once per request), never taken from a lookup
+    // up to 60 s old, made for any caller, while GitLab runs the write where they are then.
     const key = `${byPath ? 'path' : target.kind}:${lookupKey(segment.toLowerCase())}`
     const load = async (): Promise<TargetFacts | null> => {
-      if (target.kind === 'project') return await project(segment)
-      if (target.kind === 'group') return await groupFacts(segment, named)
-      if (byPath) return await projectOrGroup(segment, raw, named)
-      return await namespace(segment)
+      if (target.kind === 'project') return await project(segment, fresh)
+      if (target.kind === 'group') return await groupFacts(segment, fresh)
+      if (byPath) return await projectOrGroup(segment, raw, fresh)
+      return await namespace(segment, fresh)
     }
-    let facts: TargetFacts | null
-    if (named) {
-      let asked = fresh.get(key)
-      if (asked === undefined) fresh.set(key, asked = load())
-      facts = await asked
-    } else {
-      facts = await targets.get(key, load)
-    }
+    const facts = fresh !== undefined ? await onceFor(fresh, key, load) : await targets.get(key, load)
     // The REST API reads a segment of digits as an id (`GET /groups/10` is group 10), GitLab's
     // GraphQL a full path as a path (`group(fullPath: "10")` is the top-level group or user
     // namespace named "10"): what an id of digits finds is the path's object only if it has that path.
     if (facts !== null && target.id === undefined && /^\d+$/.test(segment) && facts.fullPath?.toLowerCase() !== raw.toLowerCase()) return null
     return facts
   }
+}
+
+/** What `key` loads, asked once for the request (FreshLookups) however many of its targets need it. */
+function onceFor<T> (fresh: FreshLookups, key: string, load: () => Promise<T>): Promise<T> {
+  let asked = fresh.get(key) as Promise<T> | undefined
+  if (asked === undefined) fresh.set(key, asked = load())
+  return asked
 }

@@ -53,7 +53,7 @@ test('a request\'s mutations ask GitLab once per path, each request anew; reads 
   const g = await startGraphqlGate(t, { tokens: TOKENS })
   const aliased = `mutation { ${Array.from({ length: 30 }, (_, i) => `a${i}: projectCiCdSettingsUpdate(input: { fullPath: "acme/lib", keepLatestArtifact: true }) { errors }`).join(' ')} }`
   const batch = Array.from({ length: 30 }, () => ({ query: issue('acme/lib') }))
-  // A project by path; its groups are looked up by id, which never changes hands.
+  // A project by path (its groups, asked by id, are counted in graphql-mutation-group-transferred.test.ts).
   const lookups = (): number => g.gitlab.calls.project
   for (const body of [{ query: aliased }, { query: aliased }, batch, batch]) {
     const before = lookups()
