@@ -448,6 +448,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, key?: string, waiter?: Waiter): Promise<number | null | ListedProject> => {
     const projects = await metadataSlots.run(async () => await metadataProjects(lookup), owner, key, waiter)
     if (projects === null || projects === UNCERTAIN_ID) return projects
+    // GitLab lists the versions of the packages its caller can read (PackagesForUserFinder): a
+    // narrower token is shown those of the projects it may read, and one that keeps npm reads
+    // from job tokens may be left out, while the job's user is shown its versions.
+    if (!await seesEveryProject()) throw unverified('403 Forbidden - the gate\'s service token may not see every project, so the gate cannot tell which projects\' packages GitLab lists here; GATE_SERVICE_TOKEN must belong to an administrator or auditor')
     if (projects.size === 1) return projects.values().next().value!
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
     // scope as a group id, so an instance route's scope can be listed only when it is not one.

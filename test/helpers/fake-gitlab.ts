@@ -559,13 +559,14 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     })))
   }
 
-  // GitLab's npm metadata endpoint as an administrator asks it (lib/api/concerns/packages/
+  // GitLab's npm metadata endpoint as the service token asks it (lib/api/concerns/packages/
   // npm_endpoints.rb, lib/api/helpers/packages/npm.rb): the root namespace of the @scope found by
   // path (instance) or the group by id or path; the installable (default, hidden, deprecated) npm packages of exactly that name
   // in any project under it (Packages::Npm::PackageFinder, no feature filter); none: a 302 to
   // npmjs.org (forwarding) or 404. The project of the last package (highest id) has its package
   // registry disabled: 403. Else the last package of each version, as
-  // npm_allow_packages_in_multiple_projects lists them, each tarball naming its project.
+  // npm_allow_packages_in_multiple_projects lists them, each tarball naming its project, of the
+  // projects the token is shown (serviceHidden: not).
   const npmMetadata = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://fake')
     const segments = url.pathname.split('/')
@@ -595,8 +596,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       return
     }
     if (fake.projects.get(last.projectId)?.accessLevels?.package_registry === 'disabled') { send(res, 403, { message: '403 Forbidden' }); return }
+    // The versions listed are those of the packages the caller (the service token) can read
+    // (Packages::Npm::PackagesForUserFinder); none of those there are: 403.
+    const shown = found.filter(p => !fake.serviceHidden.has(p.projectId))
+    if (shown.length === 0) { send(res, 403, { message: '403 Forbidden' }); return }
     const byVersion = new Map<string, FakePackage>()
-    for (const p of found) byVersion.set(String(p.version), p)
+    for (const p of shown) byVersion.set(String(p.version), p)
     const versions: Record<string, unknown> = {}
     for (const p of [...byVersion.values()].sort((a, b) => a.id - b.id)) {
       const file = `${name.slice(name.indexOf('/') + 1)}-${String(p.version)}.tgz`
