@@ -1,6 +1,6 @@
 // Regression: with a service token that cannot read every project, a read of a group's packages
 // that names no project (PyPI's group index, the Terraform module registry's namespaces, NuGet,
-// Composer and Debian group metadata) was checked against the package rules of the projects that
+// Composer and Debian group metadata, npm's group audits, a Maven virtual registry's local groups) was checked against the package rules of the projects that
 // token was shown.
 //
 // GitLab serves such a read from the packages of every project under the group that the job's
@@ -19,14 +19,17 @@ const job = (token: string): Record<string, string> => ({ 'job-token': token })
 const READS = [
   '/api/v4/groups/acme/-/packages/pypi/simple/lib',
   '/api/v4/groups/10/-/packages/pypi/simple',
-  '/api/v4/packages/terraform/modules/v1/acme/lib/aws/versions'
+  '/api/v4/packages/terraform/modules/v1/acme/lib/aws/versions',
+  // Registry 6 serves from the group acme (a local upstream).
+  '/api/v4/virtual_registries/packages/maven/6/com/acme/lib/1.0/lib-1.0.jar'
 ]
 
-/** acme/lib (200, in group acme) keeps PyPI and Terraform module reads from job tokens. */
+/** acme/lib (200, in group acme) keeps PyPI, Terraform module and Maven reads from job tokens. */
 async function world (t: Parameters<typeof startTestGate>[0], role: 'admin' | 'auditor' | 'user'): Promise<TestGate> {
   const g = await startTestGate(t)
   const { version: _version, ...doc } = (await g.store.get(200))!
-  await g.store.put({ ...doc, packageRules: { pypi: { read: false, write: 'maintainer' }, terraform_module: { read: false, write: 'maintainer' } } })
+  await g.store.put({ ...doc, packageRules: { pypi: { read: false, write: 'maintainer' }, terraform_module: { read: false, write: 'maintainer' }, maven: { read: false, write: 'maintainer' } } })
+  g.gitlab.virtualRegistries.set(6, [{ id: 3, name: 'acme', upstream_type: 'local', local_group_id: 10 }])
   g.gitlab.serviceRole = role
   return g
 }
