@@ -54,6 +54,20 @@ export interface GraphqlGate {
   tokenLookupFails: number | undefined
 }
 
+/** A REST answer of the gate: its status and its JSON body (undefined when empty). */
+export interface ApiAnswer { status: number, body: any }
+
+/** `method` `/api/v4<path>` with `token` as PRIVATE-TOKEN, a JSON body where given. */
+export async function apiCall (g: Pick<GraphqlGate, 'url'>, method: string, path: string, token: string, body?: unknown): Promise<ApiAnswer> {
+  const res = await fetch(`${g.url}/api/v4${path}`, {
+    method,
+    headers: { 'private-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
 export const WORLD = {
   groups: [...groupChain([10, 'acme'], [11, 'platform']), { id: 20, fullPath: 'other', parentId: null }],
   projects: [

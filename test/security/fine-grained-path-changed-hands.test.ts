@@ -8,7 +8,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { postGraphql, startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
+import { apiCall, postGraphql, startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
 
 const PERMISSIONS = ['read_project', 'create_job_token_scope_allowlist', 'delete_job_token_scope_allowlist', 'update_job_token_scope']
 // Both reach acme/lib (200) only; their holders' roles are below.
@@ -24,19 +24,10 @@ const USERS = {
   [NEIGHBOUR]: { id: 42, username: 'neighbour', access: { 200: 40 } }
 }
 
-async function call (g: GraphqlGate, method: string, path: string, token: string, body?: unknown): Promise<{ status: number, body: any }> {
-  const res = await fetch(`${g.url}/api/v4${path}`, {
-    method,
-    headers: { 'private-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
 
 /** Anyone's fine-grained request naming acme/lib keeps its lookup; then the paths change hands in GitLab. */
 async function pathChangesHands (g: GraphqlGate): Promise<void> {
-  const read = await call(g, 'GET', '/projects/acme%2Flib/job_token_scope', NEIGHBOUR)
+  const read = await apiCall(g, 'GET', '/projects/acme%2Flib/job_token_scope', NEIGHBOUR)
   assert.equal(read.status, 200, JSON.stringify(read.body))
   const lib = g.gitlab.projects.get(200)!
   const tools = g.gitlab.projects.get(300)!
@@ -48,17 +39,17 @@ test('REST: a path that changed hands reaches no project the token holds no perm
   const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS })
   await pathChangesHands(g)
 
-  const added = await call(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', LIB_ONLY, { target_project_id: 100 })
+  const added = await apiCall(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', LIB_ONLY, { target_project_id: 100 })
   assert.equal(added.status, 403, JSON.stringify(added.body))
   assert.equal(added.body.code, 'ADMIN_TOKEN_PERMISSION_MISSING')
   assert.match(added.body.message, /\[Job Token Scope Allowlist: Create\]/)
-  const read = await call(g, 'GET', '/projects/acme%2Flib/job_token_scope/allowlist', LIB_ONLY)
+  const read = await apiCall(g, 'GET', '/projects/acme%2Flib/job_token_scope/allowlist', LIB_ONLY)
   assert.equal(read.status, 403, 'nor is other/tools\' allowlist read with it')
   assert.equal(await g.gate.grants.get(300), null, 'nothing written to other/tools')
   assert.equal(await g.gate.grants.get(200), null, 'nor to acme/lib, which the path no longer names')
 
   // acme/lib under its new path is still the token's.
-  const own = await call(g, 'POST', '/projects/acme%2Flib-old/job_token_scope/allowlist', LIB_ONLY, { target_project_id: 100 })
+  const own = await apiCall(g, 'POST', '/projects/acme%2Flib-old/job_token_scope/allowlist', LIB_ONLY, { target_project_id: 100 })
   assert.equal(own.status, 201, JSON.stringify(own.body))
   assert.deepEqual((await g.gate.grants.get(200))?.entries.map(e => e.targetId), [100])
 })

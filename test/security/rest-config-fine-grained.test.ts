@@ -6,7 +6,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
+import { apiCall, startGraphqlGate, type ApiAnswer, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 
 const PERMISSIONS = ['read_project', 'create_job_token_scope_allowlist', 'delete_job_token_scope_allowlist', 'update_job_token_scope'] as const
@@ -34,25 +34,14 @@ const TOKENS: Record<string, FakeToken> = {
 // Every token's holder is a Maintainer of acme/lib: only the token's permissions can refuse.
 const USERS = Object.fromEntries(Object.keys(TOKENS).map((token, i) => [token, { id: 41 + i, username: `u${i}`, access: { 200: 40 } }]))
 
-interface Answer { status: number, body: any }
-
-async function call (g: GraphqlGate, method: string, path: string, token: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(`${g.url}/api/v4${path}`, {
-    method,
-    headers: { 'private-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
 
 /** The project's stored settings and audit trail, to show a refusal changed nothing. */
 async function state (g: GraphqlGate): Promise<string> {
-  const audit = await call(g, 'GET', '/projects/200/job_token_permissions/audit_events?per_page=100', ADMIN)
+  const audit = await apiCall(g, 'GET', '/projects/200/job_token_permissions/audit_events?per_page=100', ADMIN)
   return JSON.stringify([await g.gate.grants.get(200), audit.body])
 }
 
-function assertMissing (answer: Answer, label: string, target = 'project 200'): void {
+function assertMissing (answer: ApiAnswer, label: string, target = 'project 200'): void {
   assert.equal(answer.status, 403, JSON.stringify(answer.body))
   assert.equal(answer.body.code, 'ADMIN_TOKEN_PERMISSION_MISSING')
   assert.equal(answer.body.error, 'insufficient_granular_scope', 'GitLab\'s REST error for a missing fine-grained permission')
@@ -92,10 +81,10 @@ test('each REST endpoint needs its permission at the project: refused without it
   for (const row of ENDPOINTS) {
     const name = `${row.method} ${row.path}`
     const before = await state(g)
-    const refused = await call(g, row.method, row.path, lacking(row.permission), row.body)
+    const refused = await apiCall(g, row.method, row.path, lacking(row.permission), row.body)
     assertMissing(refused, LABELS[row.permission])
     assert.equal(await state(g), before, `${name}: nothing written`)
-    const answered = await call(g, row.method, row.path, ALL, row.body)
+    const answered = await apiCall(g, row.method, row.path, ALL, row.body)
     assert.equal(answered.status, row.status, `${name}: ${JSON.stringify(answered.body)}`)
   }
   const log = g.logs.find(l => l.reason === 'ADMIN_TOKEN_PERMISSION_MISSING' && l.permission === 'create_job_token_scope_allowlist')
@@ -110,7 +99,7 @@ test('each REST endpoint needs its permission at the project: refused without it
 test('the Maintainer check is not asked, and the body not read, for a token refused its permission', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS })
   const before = g.gitlab.calls.project
-  const refused = await call(g, 'POST', '/projects/200/job_token_scope/allowlist', lacking('create_job_token_scope_allowlist'), { target_project_id: 100 })
+  const refused = await apiCall(g, 'POST', '/projects/200/job_token_scope/allowlist', lacking('create_job_token_scope_allowlist'), { target_project_id: 100 })
   assertMissing(refused, LABELS.create_job_token_scope_allowlist)
   assert.equal(g.gitlab.calls.project, before, 'no role check with the user\'s token: a token without the permission anywhere needs no lookup either')
   assert.equal((await g.gate.grants.get(200))?.entries.length ?? 0, 0)
@@ -119,21 +108,21 @@ test('the Maintainer check is not asked, and the body not read, for a token refu
 test('a selected group reaches the projects under it, another group does not', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS })
   // By full path, as GitLab takes :id too.
-  const refused = await call(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', GROUP_OTHER, { target_project_id: 100 })
+  const refused = await apiCall(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', GROUP_OTHER, { target_project_id: 100 })
   // The group's scope holds the permission, so the project was looked up (with the service token).
   assertMissing(refused, LABELS.create_job_token_scope_allowlist, 'project acme/lib')
   assert.equal((await g.gate.grants.get(200))?.entries.length ?? 0, 0, 'nothing written')
-  const added = await call(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', GROUP_ACME, { target_project_id: 100 })
+  const added = await apiCall(g, 'POST', '/projects/acme%2Flib/job_token_scope/allowlist', GROUP_ACME, { target_project_id: 100 })
   assert.equal(added.status, 201, JSON.stringify(added.body))
   assert.deepEqual((await g.gate.grants.get(200))?.entries.map(e => e.targetId), [100])
 })
 
 test('legacy tokens and the operator token are decided as before', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS, env: { GATE_ADMIN_TOKEN: ADMIN } })
-  const legacy = await call(g, 'POST', '/projects/200/job_token_scope/allowlist', LEGACY, { target_project_id: 100 })
+  const legacy = await apiCall(g, 'POST', '/projects/200/job_token_scope/allowlist', LEGACY, { target_project_id: 100 })
   assert.equal(legacy.status, 201, JSON.stringify(legacy.body))
   const asked = g.tokenCalls()
-  const operator = await call(g, 'POST', '/projects/200/job_token_scope/groups_allowlist', ADMIN, { target_group_id: 20 })
+  const operator = await apiCall(g, 'POST', '/projects/200/job_token_scope/groups_allowlist', ADMIN, { target_group_id: 20 })
   assert.equal(operator.status, 201, JSON.stringify(operator.body))
   assert.equal(g.tokenCalls(), asked, 'the operator token is never sent to GitLab')
   assert.equal((await g.gate.grants.get(200))?.entries.length, 2)
@@ -142,15 +131,15 @@ test('legacy tokens and the operator token are decided as before', async (t) => 
 test('GitLab down: 503, fail closed; a token GitLab will not describe: 403 GRAPHQL_TOKEN_SCOPES_HIDDEN', async (t) => {
   const g = await startGraphqlGate(t, { tokens: TOKENS, users: USERS })
   g.tokenLookupFails = 503
-  const down = await call(g, 'POST', '/projects/200/job_token_scope/allowlist', FRESH, { target_project_id: 100 })
+  const down = await apiCall(g, 'POST', '/projects/200/job_token_scope/allowlist', FRESH, { target_project_id: 100 })
   assert.equal(down.status, 503)
   assert.equal(down.body.code, 'GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE')
   g.tokenLookupFails = 403
-  const hidden = await call(g, 'POST', '/projects/200/job_token_scope/allowlist', HIDDEN, { target_project_id: 100 })
+  const hidden = await apiCall(g, 'POST', '/projects/200/job_token_scope/allowlist', HIDDEN, { target_project_id: 100 })
   assert.equal(hidden.status, 403)
   assert.equal(hidden.body.code, 'GRAPHQL_TOKEN_SCOPES_HIDDEN')
   assert.equal((await g.gate.grants.get(200))?.entries.length ?? 0, 0, 'nothing written')
   g.tokenLookupFails = undefined
-  const added = await call(g, 'POST', '/projects/200/job_token_scope/allowlist', FRESH, { target_project_id: 100 })
+  const added = await apiCall(g, 'POST', '/projects/200/job_token_scope/allowlist', FRESH, { target_project_id: 100 })
   assert.equal(added.status, 201, 'a refusal or an outage is not cached')
 })
