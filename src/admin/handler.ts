@@ -453,11 +453,13 @@ export function createAdmin (options: AdminOptions): Admin {
             }
           }
           const tokens = options.tokenPermissions
+          // A mutation's project and the groups above it are asked anew, once for the request (rest.ts).
+          const fresh = runsMutation(classified.document, classified.operationName) ? new Map<string, Promise<unknown>>() : undefined
           const confirm = caller.kind === 'user' && tokens !== undefined
             ? async (access: ProjectAccess, permission: string): Promise<void> => {
               let verdict: Awaited<ReturnType<typeof tokens.check>>
               try {
-                verdict = await tokens.check(userToken(caller), permission, String(access.projectId))
+                verdict = await tokens.check(userToken(caller), permission, String(access.projectId), fresh)
               } catch (err) {
                 // GitLab not answering the lookup: the field's error names it, as the service's do.
                 if (err instanceof GateError && !(err instanceof AdminError)) throw new AdminError(err.code, err.message)

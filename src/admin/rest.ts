@@ -163,8 +163,13 @@ function paginate<T> (items: readonly T[] | null, query: URLSearchParams): { off
 export interface TokenPermissionCheck {
   /** What the token is and, for a legacy one, its scopes (token-scope.ts applies GitLab's rules). */
   scopes (token: string): Promise<UserTokenScopes>
-  /** `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path). */
-  check (token: string, permission: string, project: string): Promise<TokenPermissionVerdict>
+  /**
+   * `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path).
+   * `fresh`: a write's lookups for one request, where the project and the groups above it are
+   * asked of GitLab anew, once each (permission-check.ts FreshLookups); a read's come from the
+   * lookups kept for every caller.
+   */
+  check (token: string, permission: string, project: string, fresh?: Map<string, Promise<unknown>>): Promise<TokenPermissionVerdict>
 }
 
 export type TokenPermissionVerdict =
@@ -202,7 +207,7 @@ function isWrite (method: string): boolean {
  * body is read or anything written: a legacy token's scope (token-scope.ts), a fine-grained
  * token's permission at the path's project. Answers the scopes for the check after it.
  */
-async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, request: RestRequest): Promise<UserTokenScopes | null> {
+async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, request: RestRequest, fresh: Map<string, Promise<unknown>> | undefined): Promise<UserTokenScopes | null> {
   if (tokens === undefined || request.caller.kind !== 'user') return null
   const permission = tokenPermissionOf(request.method, request.endpoint)
   if (permission === null) return null
@@ -211,16 +216,16 @@ async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, r
   const refusal = scopeRefusal(scopes, isWrite(request.method))
   if (refusal !== null) throw refusal
   if (scopes.kind !== 'fine_grained') return scopes
-  const verdict = await tokens.check(token, permission, request.idSegment)
+  const verdict = await tokens.check(token, permission, request.idSegment, fresh)
   if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
   return scopes
 }
 
 /** A fine-grained token's permission for the endpoint at the project `access()` found, by id. */
-async function confirmTokenPermission (tokens: TokenPermissionCheck, request: RestRequest, projectId: number): Promise<void> {
+async function confirmTokenPermission (tokens: TokenPermissionCheck, request: RestRequest, projectId: number, fresh: Map<string, Promise<unknown>> | undefined): Promise<void> {
   const permission = tokenPermissionOf(request.method, request.endpoint)
   if (permission === null || request.caller.kind !== 'user') return
-  const verdict = await tokens.check(userToken(request.caller), permission, String(projectId))
+  const verdict = await tokens.check(userToken(request.caller), permission, String(projectId), fresh)
   if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
 }
 
@@ -235,13 +240,16 @@ export class TokenPermissionMissing extends AdminError {
 
 export async function handleRest (service: AdminService, request: RestRequest, tokens?: TokenPermissionCheck): Promise<RestAnswer> {
   if (request.endpoint === 'namespace_policies' || request.endpoint === 'namespace_audit_events') return await namespaceEndpoint(service, request)
-  const scopes = await checkTokenPermission(tokens, request)
+  // A write's project and the groups above it are asked anew: a transfer moves a project, by path
+  // and by id, from under the groups a lookup kept, and the write acts where it is now.
+  const fresh = isWrite(request.method) ? new Map<string, Promise<unknown>>() : undefined
+  const scopes = await checkTokenPermission(tokens, request, fresh)
   const access = await service.access(request.caller, request.idSegment)
   // The permission was asked at the project a path named when the target lookup (with the service
   // token, cached) found it; the Maintainer check, and every write, went to the project the
   // caller's own lookup found. A path that changed hands in between would let the token act on a
   // project it holds no permission at: asked again at the id everything here acts on.
-  if (scopes?.kind === 'fine_grained' && request.idSegment !== String(access.projectId)) await confirmTokenPermission(tokens!, request, access.projectId)
+  if (scopes?.kind === 'fine_grained' && request.idSegment !== String(access.projectId)) await confirmTokenPermission(tokens!, request, access.projectId, fresh)
   // After the Maintainer check: a token GitLab refuses is answered 401 there.
   const unknown = scopes === null ? null : unknownScopeRefusal(scopes, isWrite(request.method))
   if (unknown !== null) throw unknown
