@@ -126,14 +126,20 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // `ACME`, `0010` are one group to GitLab and as many cache keys), so reads of one name at once,
   // each its own lookup, held as many documents. A freed slot goes to the jobs in turn (src/projects/slots.ts).
   const metadataSlots = createLookupSlots(NPM_METADATA_AT_ONCE, NPM_METADATA_WAITING, WAITING_PER_JOB)
-  // Whether the service token sees every project (GET /user: is_admin or is_auditor). Only then
-  // is a 404 or an empty package list GitLab's "no project": a narrower token is shown less than
-  // GitLab's own handler finds, and forwarding on its 404 would skip the gate's rules for a project
-  // that exists. Kept long; a failed check is not kept.
+  // Whether the service token sees every project. Only then is a 404 or an empty package list
+  // GitLab's "no project": a narrower token is shown less than GitLab's own handler finds, and
+  // forwarding on its 404 would skip the gate's rules for a project that exists. GitLab's finders
+  // show every project to a caller that can read all resources (an administrator in Admin Mode, an
+  // auditor), and so does `GET /users/:id` its administrator fields (UserDetailsWithAdmin, is_admin
+  // among them; lib/api/users.rb). `GET /user` cannot tell: its is_admin is the account's flag,
+  // shown outside Admin Mode too, and an auditor is shown no is_auditor there. Kept long; a failed
+  // check is not kept.
   const serviceRights = createLoaderCache<boolean>({ max: 1, ttlMs: 10 * 60_000, ...clock })
   const seesEveryProject = (): Promise<boolean> => serviceRights.get('self', async () => {
-    const body = okBody(await get('/api/v4/user', 'service_user'), '/api/v4/user')
-    return body.is_admin === true || body.is_auditor === true
+    const id = toId(okBody(await get('/api/v4/user', 'service_user'), '/api/v4/user').id)
+    if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', 'GET /api/v4/user answered no user id')
+    const body = okBody(await get(`/api/v4/users/${id}`, 'service_user'), `/api/v4/users/${id}`)
+    return typeof body.is_admin === 'boolean'
   })
   // The job and bridge ids of one pipeline.
   const pipelines = createLoaderCache<ReadonlySet<number>>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })

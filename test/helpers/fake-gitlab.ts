@@ -15,6 +15,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { JSONWebKeySet } from 'jose'
 
+export type ServiceRole = 'admin' | 'auditor' | 'user' | 'admin_without_admin_mode'
+
 export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams'
 
 export interface FakePackage {
@@ -110,8 +112,11 @@ export interface FakeGitlabOptions {
   readonly maxPerPage?: number
   /** The instance setting npm_package_requests_forwarding (GitLab's default: on): npm metadata of no project is a 302 to npmjs.org, else a 404. */
   readonly npmForwarding?: boolean
-  /** What the service token is (`GET /api/v4/user` with it: is_admin, is_auditor). Default admin. */
-  readonly serviceRole?: 'admin' | 'auditor' | 'user'
+  /**
+   * What the service token is. Default admin. `admin_without_admin_mode`: an administrator's token
+   * without the `admin_mode` scope where Admin Mode is on, which GitLab shows only what a user sees.
+   */
+  readonly serviceRole?: ServiceRole
   /** Answers every other request (the gate's forwarded traffic); 404 when absent. The body is left unread for it. */
   readonly fallback?: (req: IncomingMessage, res: ServerResponse) => void
   /**
@@ -163,7 +168,7 @@ export interface FakeGitlab {
   readonly pipelines: Map<number, { readonly projectId: number, readonly jobs: readonly number[], readonly bridges?: readonly number[] }>
   maxPerPage: number
   npmForwarding: boolean
-  serviceRole: 'admin' | 'auditor' | 'user'
+  serviceRole: ServiceRole
   /**
    * Projects the service token cannot read (a token narrower than an administrator's): `GET
    * /projects/:id` with it answers 404, and its package and project lists leave them out.
@@ -284,6 +289,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (req.headers['private-token'] === fake.serviceToken && (m = /^\/api\/v4\/virtual_registries\/packages\/maven\/registries\/(\d+)\/upstreams$/.exec(path)) !== null) return { endpoint: 'registry_upstreams', id: Number(m[1]) }
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
+    if (path === '/api/v4/users/1' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 1 }
     const bare = options.anonymousPathLookups === true && req.headers['private-token'] === undefined && req.headers.authorization === undefined && req.headers['job-token'] === undefined
     if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken || bare) {
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
@@ -353,9 +359,16 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (failure !== undefined) { send(res, failure, { message: `${failure}` }); return }
 
     switch (endpoint) {
-      case 'service_user':
-        send(res, 200, { id: 1, username: 'gate-service', is_admin: fake.serviceRole === 'admin', ...(fake.serviceRole === 'auditor' ? { is_auditor: true } : {}) })
+      case 'service_user': {
+        // GET /user: UserWithAdmin (is_admin, EE's is_auditor) to an administrator, whatever its
+        // Admin Mode, else UserPublic (lib/api/users.rb). GET /users/:id: UserDetailsWithAdmin to a
+        // caller that can read all resources (an administrator in Admin Mode, an auditor), else User.
+        const admin = fake.serviceRole === 'admin' || fake.serviceRole === 'admin_without_admin_mode'
+        const readsAll = fake.serviceRole === 'admin' || fake.serviceRole === 'auditor'
+        const withAdmin = id === 0 ? admin : readsAll
+        send(res, 200, { id: 1, username: 'gate-service', ...(withAdmin ? { is_admin: admin, is_auditor: fake.serviceRole === 'auditor' } : {}) })
         return
+      }
       case 'job': {
         const token = req.headers['job-token']
         const job = typeof token === 'string' ? fake.jobs.get(token) : undefined

@@ -106,7 +106,7 @@ export function heldNpmMetadataGitlab (): { gitlab: GitlabClient, held: Array<()
   let reads = 0
   const gitlab: GitlabClient = {
     async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      if (path === '/api/v4/user' || path === '/api/v4/users/1') return { status: 200, body: { id: 1, is_admin: true } }
       reads++
       await new Promise<void>(resolve => held.push(resolve))
       return { status: 200, body: { versions: { '1.0.0': { dist: { tarball: 'http://gitlab.test/api/v4/projects/200/packages/npm/@acme/pkg/-/@acme/pkg-1.0.0.tgz' } } } } }

@@ -23,7 +23,7 @@ test('the found-project cache is bounded by the bytes of its keys, not only by t
   // GitLab as an administrator's token sees it: no project at any of these paths.
   const gitlab: GitlabClient = {
     async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      if (path === '/api/v4/user' || path === '/api/v4/users/1') return { status: 200, body: { id: 1, is_admin: true } }
       lookups++
       return { status: 404, body: undefined }
     },

@@ -66,7 +66,7 @@ test('past eight read and 1,024 waiting, a listing is refused, never a read deci
   let listed = 0
   const gitlab: GitlabClient = {
     async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      if (path === '/api/v4/user' || path === '/api/v4/users/1') return { status: 200, body: { id: 1, is_admin: true } }
       return { status: 404, body: { message: '404 Not Found' } }
     },
     async getList (path) {

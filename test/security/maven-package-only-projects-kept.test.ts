@@ -83,7 +83,7 @@ function standIn (packages: Listed[]): { gitlab: GitlabClient, asked: string[] }
   const asked: string[] = []
   const gitlab: GitlabClient = {
     async get (path) {
-      if (path === '/api/v4/user') return { status: 200, body: { id: 1, is_admin: true } }
+      if (path === '/api/v4/user' || path === '/api/v4/users/1') return { status: 200, body: { id: 1, is_admin: true } }
       return { status: 404, body: undefined }
     },
     async getList (path) {

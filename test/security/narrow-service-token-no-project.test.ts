@@ -35,7 +35,7 @@ test('the token\'s rights are asked once; an administrator or an auditor token l
       assert.equal((await send(g.url, 'GET', path, job(TOKENS.tools))).status, 200, `${role} ${path}`)
       assert.equal((await decisionOf(g, path)).reason, 'NO_PROJECT', `${role} ${path}`)
     }
-    assert.equal(g.gitlab.calls.service_user, 1, `${role}: GET /user asked once`)
+    assert.equal(g.gitlab.calls.service_user, 2, `${role}: GET /user and GET /users/:id asked once each`)
   }
 })
 
