@@ -8,7 +8,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
+import { apiCall, startGraphqlGate, type ApiAnswer, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
 
 const PERMISSIONS = ['read_project', 'create_job_token_scope_allowlist', 'delete_job_token_scope_allowlist', 'update_job_token_scope']
 const ACME = 'glpat-fg-acme-only'
@@ -19,15 +19,7 @@ const TOKENS: Record<string, FakeToken> = {
 // A Maintainer of acme/platform/app wherever it is: only the token's scope refuses.
 const USERS = { [ACME]: { id: 41, username: 'maintainer', access: { 100: 40, 200: 40 } } }
 
-async function call (g: GraphqlGate, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> {
-  const res = await fetch(`${g.url}/api/v4${path}`, {
-    method,
-    headers: { 'private-token': ACME, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
+const call = async (g: GraphqlGate, method: string, path: string, body?: unknown): Promise<ApiAnswer> => await apiCall(g, method, path, ACME, body)
 
 /** acme/platform (11) moves from acme (10) to other (20), its project acme/platform/app (100) with it. */
 function transfer (g: GraphqlGate): void {
