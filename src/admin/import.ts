@@ -213,7 +213,7 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
   }
   const refused = (what: string, status: number): AllowlistImportError =>
     new AllowlistImportError(status === 401 || status === 403
-      ? `GitLab refused GATE_SERVICE_TOKEN reading ${what} (${status}): the import needs an administrator's token, or one with the Maintainer role on every project imported`
+      ? `GitLab refused GATE_SERVICE_TOKEN reading ${what} (${status}): the import needs an administrator's token (with the admin_mode scope where Admin Mode is on), or one with the Maintainer role on every project imported`
       : `GitLab answered ${status} reading ${what}`)
 
   // Which projects.
@@ -231,7 +231,9 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       return found
     }
     // An administrator sees every project without a filter; anyone else lists the projects it
-    // maintains (min_access_level filters by membership, an administrator's too).
+    // maintains (min_access_level filters by membership, an administrator's too). `is_admin` is
+    // the account's flag: where Admin Mode is on, a token without `admin_mode` is shown its user's
+    // projects only, and the first it does not maintain stops the import, naming the scope.
     const user = await ask('the service token\'s user', () => gitlab.get('/api/v4/user', call('import_user')))
     if (user.status !== 200) throw refused('the service token\'s user (/user)', user.status)
     const filter = user.body?.is_admin === true ? '' : '&min_access_level=40'
@@ -271,7 +273,7 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
       const scope = isRecord(data.project) ? data.project.ciJobTokenScopeAllowlist : undefined
       const list = isRecord(scope) ? scope[connection] : undefined
       if (!isRecord(list) || !Array.isArray(list.nodes)) {
-        throw new AllowlistImportError(`GitLab's GraphQL did not show ${what}: the import needs an administrator's token, or the Maintainer role on the project`)
+        throw new AllowlistImportError(`GitLab's GraphQL did not show ${what}: the import needs an administrator's token (with the admin_mode scope where Admin Mode is on), or the Maintainer role on the project`)
       }
       for (const node of list.nodes) {
         if (!isRecord(node)) continue
