@@ -126,10 +126,11 @@ const NO_SCHEMA_NOTE = ' The gate reads GraphQL without GitLab\'s schema here (G
 function describe (target: BoundaryTarget | null | undefined, shown: (text: string) => string = text => text): string | undefined {
   if (target === null || target === undefined) return undefined
   if (target.path !== undefined) return `${target.kind} ${shown(target.path)}`
-  return `${target.kind === 'object' ? target.model ?? 'object' : target.kind} ${shown(target.id ?? '')}`.trim()
+  // The model is the document's text too (`gid://gitlab/<model>/1`, or its base64), shown as the id is.
+  return `${target.kind === 'object' ? shown(target.model ?? 'object') : target.kind} ${shown(target.id ?? '')}`.trim()
 }
 
-/** describe() as a log line may hold it: a token-shaped path segment or id is `[token]`. */
+/** describe() as a log line may hold it: a token-shaped path segment, id or global ID model is `[token]`. */
 const loggedTarget = (target: BoundaryTarget | null | undefined): string | undefined => describe(target, loggedPath)
 
 function errorOf (refusal: Refusal, operationName: string | null): GraphqlErrorBody {

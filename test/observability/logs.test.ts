@@ -118,18 +118,25 @@ test('the configuration API\'s lines and GraphQL refusals never hold a token pas
   // A fine-grained token's refusal names its target, a full path from the document: a token
   // given as `fullPath` (a literal or a variable) was written whole.
   const pat = 'glpat-pastedasfullpath0001'
-  const q = await startGraphqlGate(t, { tokens: { 'glpat-fine': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] } } })
+  const q = await startGraphqlGate(t, { tokens: { 'glpat-fine': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project', 'update_work_item'], project_id: 200 }] } } })
+  // A global ID's model is the document's text as its id is: `gid://gitlab/<token>/1` (or its
+  // base64) names another object, and its model was written whole.
+  const gidOf = (text: string): string => Buffer.from(text).toString('base64url')
   const asked = [
     { query: 'query($p: ID!) { project(fullPath: $p) { id } }', variables: { p: `acme/${pat}` } },
     { query: `{ project(fullPath: "${JWT}") { id } }` },
-    { query: `{ group(fullPath: "acme/${JWT}") { id } }` }
+    { query: `{ group(fullPath: "acme/${JWT}") { id } }` },
+    { query: 'mutation($input: IssueMoveInput!) { issueMove(input: $input) { errors } }', variables: { input: { projectPath: 'acme/lib', iid: '1', targetProjectPath: `other/${JWT}` } } },
+    { query: `mutation { vulnerabilityConfirm(input: {id: "gid://gitlab/Vulnerability/${pat}"}) { errors } }` },
+    { query: `mutation { vulnerabilityConfirm(input: {id: "gid://gitlab/${pat}/1"}) { errors } }` },
+    { query: `mutation { vulnerabilityConfirm(input: {id: "${gidOf(`gid://gitlab/${JWT}/1`)}"}) { errors } }` }
   ]
   for (const body of asked) {
     const res = await postGraphql(q.url, body, { 'private-token': 'glpat-fine' })
     assert.equal(res.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING', res.text)
   }
   const refusals = q.logs.filter(l => l.graphql === true)
-  assert.deepEqual(refusals.map(l => l.target), ['project acme/[token]', 'project [token]', 'group acme/[token]'])
+  assert.deepEqual(refusals.map(l => l.target), ['project acme/[token]', 'project [token]', 'group acme/[token]', 'project other/[token]', 'Vulnerability [token]', '[token] 1', '[token] 1'])
   for (const text of [...g.logs, ...q.logs].map(l => JSON.stringify(l))) {
     assert.ok(!text.includes(JWT) && !text.includes(pat) && !text.includes('eyJ'), `a log line holds a token: ${text}`)
   }
