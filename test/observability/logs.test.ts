@@ -142,6 +142,51 @@ test('the configuration API\'s lines and GraphQL refusals never hold a token pas
   }
 })
 
+test('the refusals of web model deletes, group and npm reads, Envoy\'s headers and users\' package mutations never log a pasted token', async (t) => {
+  // A token or JWT pasted where a web model delete names its project or model, where a group
+  // read names its group, as an npm package name, in a forward-auth header naming the request, or
+  // as a package mutation's project path: each line, and /metrics, is searched for it.
+  const g = await adminGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_LOG_RAW_PATH: 'true' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const rule = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { ml_model: { delete: 'maintainer' }, npm: { delete: 'maintainer' } } }))
+  assert.equal(rule.status, 200, rule.text)
+  const pat = 'glpat-pastedintoarequest01'
+  const session = { cookie: `_gitlab_session=${USERS.developer}`, 'x-csrf-token': 'csrf' }
+  const graphql = (query: string): [string, Record<string, string>, string] => ['/api/graphql', { 'content-type': 'application/json', 'private-token': USERS.developer }, JSON.stringify({ query })]
+  const cases: Array<[string, string, string, Record<string, string>, string | undefined, number]> = []
+  for (const token of [pat, JWT]) {
+    const encoded = [...token].map(c => '%' + c.charCodeAt(0).toString(16)).join('')
+    cases.push(
+      [g.url, 'DELETE', `/acme/lib/-/ml/models/${token}`, session, undefined, 403],
+      [g.url, 'DELETE', `/acme/lib/-/ml/models/${encoded}`, session, undefined, 403],
+      [g.url, 'DELETE', `/acme/${token}/-/ml/models/7`, session, undefined, 200],
+      [auth, 'DELETE', '/acme/lib/-/ml/models/7', { ...session, 'x-original-method': 'GET', 'x-original-uri': `/acme/lib/-/ml/models/${token}` }, undefined, 403],
+      [auth, 'GET', '/_job_token_gate', { ...session, 'x-original-method': 'DELETE', 'x-original-uri': `/acme/lib/-/ml/models/${token}` }, undefined, 403],
+      [g.url, 'GET', `/api/v4/groups/${token}/-/packages/npm/foo`, { 'job-token': TOKENS.app }, undefined, 200],
+      [g.url, 'GET', `/api/v4/groups/acme/-/packages/npm/@acme%2F${token}`, { 'job-token': TOKENS.app }, undefined, 200],
+      [g.url, 'GET', `/api/v4/packages/npm/${encoded}`, { 'job-token': TOKENS.app }, undefined, 200],
+      ['', 'POST', ...graphql(`mutation { mlModelDelete(input: {projectPath: "acme/${token}", id: "gid://gitlab/Ml::Model/1"}) { errors } }`), 200],
+      ['', 'POST', ...graphql(`mutation { destroyPackage(input: {id: "gid://gitlab/Packages::Package/${token}"}) { errors } }`), 403],
+      ['', 'POST', ...graphql(`mutation { ${Array.from({ length: 21 }, (_, i) => `d${i}: destroyPackageFiles(input: {projectPath: "nobody/${token}${i}", ids: []}) { errors }`).join(' ')} }`), 400],
+      ['', 'POST', ...graphql(`mutation { ${Array.from({ length: 21 }, (_, i) => `m${i}: mlModelCreate(input: {projectPath: "acme/${token}${i}", name: "m"}) { errors }`).join(' ')} }`), 400]
+    )
+  }
+  for (const [base, method, path, headers, body, status] of cases) {
+    const res = await send(base === '' ? g.url : base, method, path, headers, body)
+    assert.equal(res.status, status, `${method} ${path} ${JSON.stringify(headers)}: ${res.text}`)
+  }
+  const paths = g.logs.filter(l => l.msg === 'decision' && typeof l.path === 'string').map(l => l.path)
+  for (const path of ['/acme/lib/-/ml/models/[token]', '/acme/[token]/-/ml/models/7', '/api/v4/groups/[token]/-/packages/npm/foo', '/api/v4/groups/acme/-/packages/npm/[token]', '/api/v4/packages/npm/[token]']) {
+    assert.ok(paths.includes(path), `a line names ${path}`)
+  }
+  assert.deepEqual(g.logs.filter(l => l.msg === 'configuration API refused').map(l => l.reason), Array(2).fill(['PACKAGE_PROJECT_UNCERTAIN', 'GRAPHQL_TOO_MANY_PROJECTS', 'GRAPHQL_TOO_MANY_PROJECTS']).flat())
+  const metrics = await (await fetch(`${g.healthUrl}/metrics`)).text()
+  for (const text of [...g.logs.map(l => JSON.stringify(l)), metrics]) {
+    assert.ok(!/glpat-|eyJ/.test(text), `a line holds a token: ${text.slice(0, 300)}`)
+  }
+})
+
 test('decision lines: fields and durations', async (t) => {
   const g = await startTestGate(t)
   await send(g.url, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app, 'x-request-id': 'req-fields-1' })
