@@ -237,8 +237,12 @@ export function createAdmin (options: AdminOptions): Admin {
     }
   })
   // GitLab's GraphQL answers at two paths (config/routes/api.rb): `/api/graphql` and `/api/glql`,
-  // whose Glql::BaseController is a GraphqlController (its tokens, schema and mutations).
-  const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/(?:graphql|glql)(?:\\.[^/.]+)?$')
+  // whose Glql::BaseController is a GraphqlController (its tokens, schema and mutations). Rails'
+  // optional `(.:format)` is matched on the path as sent, where `[^/.?]+` takes an escaped dot:
+  // `/api/graphql.%2E` runs GraphQL (format "."). The canonical path has that dot decoded, so a
+  // format here is anything up to the next '/', dots included (`/api/graphql..`, which Rails
+  // routes nowhere when sent so, is checked too: more requests checked, never fewer).
+  const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/(?:graphql|glql)(?:\\.[^/]+)?$')
 
   function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
     options.respond(res, requestId, { kind: 'json', status, body, headers })

@@ -58,6 +58,9 @@ test('forward-auth refuses what the gate must answer itself: its configuration A
     ['POST', '/api/graphql'],
     ['GET', '/api/graphql?query=mutation%7B%7D'],
     ['POST', '/api/graphql.json'],
+    // Rails reads an escaped dot as a format (`.%2E`: format "."), GraphQL still.
+    ['POST', '/api/graphql.%2E'],
+    ['GET', '/api/glql.%2e%2E?query=mutation%7B%7D'],
     ['POST', '/api/glql']
   ] as const) {
     const answer = await ask(method, uri)
