@@ -18,7 +18,7 @@ import type { CatalogRoute } from '../catalog/types.ts'
 import { decodeParam } from './canonical.ts'
 import { matchRefRoute, refRoutesOf, type RefRoutes } from './ref-routes.ts'
 import { commonPath } from './overlap.ts'
-import { RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from '../catalog/pattern.ts'
+import { FORMAT_SUFFIX, RANK, globOpens, paramAccepts, parsePattern, type Token, type Variant } from '../catalog/pattern.ts'
 import { ownString } from '../text.ts'
 
 export interface RouteMatch {
@@ -206,7 +206,7 @@ export class Router {
 
   /** The route of `method` (the routing method: HEAD already GET) and `apiPath`, the canonical path after `/api/v4`. */
   match (method: string, apiPath: string): RouteMatch | null {
-    return this.find(method, this.mount === '' ? apiPath : this.mount + apiPath, apiPath)
+    return this.find(method, this.mount === '' ? apiPath : this.mount + apiPath, apiPath) ?? this.otherFormat(method, apiPath)
   }
 
   /**
@@ -218,8 +218,31 @@ export class Router {
   matchRequest (request: { readonly method: string, readonly path: string, readonly apiPath: string }): RouteMatch | null {
     const { path, apiPath } = request
     // The whole path only where it is the mount followed by the API path (`/api/v4` alone is API path '/').
-    if (path.length === this.mount.length + apiPath.length && path.startsWith(this.mount)) return this.find(request.method, path, apiPath)
+    if (path.length === this.mount.length + apiPath.length && path.startsWith(this.mount)) return this.find(request.method, path, apiPath) ?? this.otherFormat(request.method, apiPath)
     return this.match(request.method, apiPath)
+  }
+
+  /**
+   * A path no route takes as it is, read with its last segment's extension as the format: GitLab's
+   * API declares two content types, so Grape appends `(.:format)` to every route and splits any
+   * extension off (`/packages/5.xml`, `.txt`, `.%2E`, `.%2F`), then answers in JSON whatever it
+   * was. The routes hold the `.json` form, so the extension is read as `.json`: the route Grape
+   * runs is the one decided (a Developer's `DELETE /projects/:id/packages/5.xml` deleted the
+   * package past the users' delete rule). Grape's format takes no '.', but the canonical path has
+   * escaped dots decoded (`.%2E` is `..` here), so each '.' of the segment is tried as the format's:
+   * a path GitLab routes nowhere may be decided, never one it runs left undecided.
+   */
+  private otherFormat (method: string, apiPath: string): RouteMatch | null {
+    const slash = apiPath.lastIndexOf('/')
+    // From the last '.' (Grape's own reading: its format holds no '.') to the first; Grape's
+    // format follows a parameter or literal of one character at least.
+    for (let dot = apiPath.lastIndexOf('.'); dot > slash + 1; dot = apiPath.lastIndexOf('.', dot - 1)) {
+      const asJson = apiPath.slice(0, dot) + FORMAT_SUFFIX
+      if (asJson === apiPath) continue
+      const found = this.find(method, this.mount === '' ? asJson : this.mount + asJson, asJson)
+      if (found !== null) return found
+    }
+    return null
   }
 
   /**

@@ -8,7 +8,9 @@
 //   `( ... )` optional groups, expanded WITH the group first, then without.
 // - Parameters that cannot hold '.': `*_id`, `*_iid`, `id`, `serial`, except `id` right after
 //   a `projects`, `groups` or `group` segment.
-// - `.json` format variants follow all plain variants.
+// - `.json` format variants follow all plain variants; a path no variant matches is matched
+//   again with its last segment's extension read as `.json` (Grape takes any format), from
+//   each of its '.', the last first.
 // - Per route and variant: the first decomposition of a lazy search; precedence key per path
 //   segment (static 0, param 1, glob 2); smallest key wins, then catalog order, then variant order.
 
@@ -190,8 +192,40 @@ export function createOracle (routes: readonly CatalogRoute[]): Oracle {
     return found
   }
 
+  /**
+   * Grape appends `(.:format)` to every route of GitLab's API and takes any extension as the
+   * format: a path that matches nothing as written is matched again with everything after the
+   * first '.' of its last segment read as `.json`.
+   */
+  function asJsonFormats (apiPath: string): string[] {
+    const segments = apiPath.split('/')
+    const last = segments.pop()!
+    const forms: string[] = []
+    // Each '.' but a leading one, the last first (the canonical path has escaped dots decoded).
+    for (let dot = last.length - 1; dot > 0; dot--) {
+      if (last[dot] !== '.' || last.slice(dot) === '.json') continue
+      forms.push([...segments, last.slice(0, dot) + '.json'].join('/'))
+    }
+    return forms
+  }
+
   return {
     match (method, apiPath) {
+      const asWritten = matchAsWritten(method, apiPath)
+      if (asWritten !== null) return asWritten
+      for (const other of asJsonFormats(apiPath)) {
+        const found = matchAsWritten(method, other)
+        if (found !== null) return found
+      }
+      return null
+    },
+    allMatches (method, apiPath) {
+      return [...new Set(candidates(method, apiPath).map(c => c.route.id))]
+    }
+  }
+
+  function matchAsWritten (method: string, apiPath: string): OracleMatch | null {
+    {
       const segments = apiPath.split('/').slice(1)
       let best: { route: CatalogRoute, variant: OracleVariant, takes: number[], key: number[] } | null = null
       for (const c of candidates(method, apiPath)) {
@@ -213,9 +247,6 @@ export function createOracle (routes: readonly CatalogRoute[]): Oracle {
         if (token.kind === 'glob') params[token.name] = decodeURIComponent(taken.join('/').slice(token.prefix.length))
       })
       return { routeId: best.route.id, params, format: best.variant.format }
-    },
-    allMatches (method, apiPath) {
-      return [...new Set(candidates(method, apiPath).map(c => c.route.id))]
     }
   }
 }

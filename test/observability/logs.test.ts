@@ -104,7 +104,8 @@ test('the configuration API\'s lines and GraphQL refusals never hold a token pas
   const cases: Array<[string, string, Record<string, string>, number]> = [
     ['GET', `/api/v4/projects/${JWT}/job_token_scope`, {}, 401],
     ['GET', `/api/v4/projects/acme%2F${JWT}/job_token_scope`, { 'private-token': ADMIN }, 404],
-    ['DELETE', `/api/v4/projects/200/job_token_scope/allowlist/${JWT}`, { 'private-token': USERS.maintainer }, 404],
+    // Read as GitLab's API may read it: the entry id up to a '.', the rest a format (400: no integer id).
+    ['DELETE', `/api/v4/projects/200/job_token_scope/allowlist/${JWT}`, { 'private-token': USERS.maintainer }, 400],
     ['GET', `/api/v4/projects/200/job_token_scope/${JWT}`, { 'private-token': ADMIN }, 404]
   ]
   for (const [method, path, headers, status] of cases) {

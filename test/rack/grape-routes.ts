@@ -10,6 +10,8 @@
 //   operation, the same accessed project), or that route must hold a literal of the gate's route
 //   in an integer id (GitLab answers 400 before its endpoint); a path the gate has no route for
 //   reaches GitLab without a job token (README: "job tokens on routes that take none");
+// - a path Grape serves with a package write or delete is one the gate has a route for (the
+//   users' package rules bind only what is routed);
 // - where the gate matches a route Grape matches, the project it reads (`:id`) is the same (the
 //   group or job on group and job routes; instance routes read no project from it).
 // Other parameters can differ where GitLab's declarations (`format: false`, requirements) are not
@@ -70,6 +72,7 @@ export async function checkAgainstGrape (t: TestContext, defaultRuns: number | n
   const step = corpus.length / runs
   const unsafe: string[] = []
   const otherProject: string[] = []
+  const undecidedPackageChanges: string[] = []
   const otherParams = new Map<string, number>()
   let served = 0
   // Grape splits any extension off as the format where a route allows it, not only `.json`
@@ -89,6 +92,8 @@ export async function checkAgainstGrape (t: TestContext, defaultRuns: number | n
       const theirs = grape[route.id]
       if (theirs === undefined) continue
       served++
+      // The users' package rules see only a request the gate has a route for.
+      if (decided === null && route.packageOperation !== undefined) undecidedPackageChanges.push(`${method} ${path}: GitLab may serve ${route.id}, the gate has no route`)
       if (decided !== null && decided !== route && !asksAtLeast(decided, route) && integerHoldingLiteral(route, decided, theirs) === null) {
         unsafe.push(`${method} ${path}: the gate decides with ${decided.id} (${decided.policies.join(', ') || 'no policies'}), GitLab may serve ${route.id} (${route.policies.join(', ') || 'no policies'})`)
       }
@@ -105,4 +110,5 @@ export async function checkAgainstGrape (t: TestContext, defaultRuns: number | n
   t.diagnostic(`${served} routes Grape serves in ${paths.length} paths; parameters other than :id read otherwise (format: false and requirements not in the catalog): ${[...otherParams].map(([id, n]) => `${id} ${n}`).join(', ') || 'none'}`)
   assert.deepEqual(unsafe.slice(0, 20), [], `${unsafe.length} paths`)
   assert.deepEqual(otherProject.slice(0, 20), [], `${otherProject.length} paths`)
+  assert.deepEqual(undecidedPackageChanges.slice(0, 20), [], `${undecidedPackageChanges.length} paths`)
 }

@@ -105,10 +105,16 @@ test('admin paths: other methods are 405 with Allow; forms no endpoint matches a
   assert.equal(put.headers.allow, 'OPTIONS, GET, HEAD, PATCH')
   const post = await send(g.url, 'POST', '/api/v4/projects/200/job_token_scope/allowlist/300', { ...op, ...json }, body({}))
   answeredByGate(g, post, 405, 'POST on an entry')
+  // Any extension is a format to GitLab's API (`.xml` as `.json`): the endpoint, whose DELETE is no method.
+  const xml = await send(g.url, 'DELETE', '/api/v4/projects/200/job_token_scope.xml', op)
+  answeredByGate(g, xml, 405, 'DELETE with the .xml format')
+  assert.equal(xml.headers.allow, 'OPTIONS, GET, HEAD, PATCH')
+  // `5.5` is entry 5 with the format "5", as Grape reads it: not in the allowlist here.
+  const dotted = await send(g.url, 'DELETE', '/api/v4/projects/200/job_token_scope/allowlist/5.5', op)
+  answeredByGate(g, dotted, 404, 'an entry id with a format')
+  assert.match(dotted.json().message, /project 5 is not in the job token scope allowlist/)
   for (const path of [
-    '/api/v4/projects/200/job_token_scope.xml',
     '/api/v4/projects/200/job_token_scope%2Fallowlist',
-    '/api/v4/projects/200/job_token_scope/allowlist/5.5',
     '/api/v4/projects/200/job_token_scope/allowlist/5/extra',
     '/api/v4/projects/200/job_token_permissions.json/audit_events'
   ]) {
