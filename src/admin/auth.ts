@@ -102,8 +102,12 @@ export interface GitlabClient {
   group (fullPath: string, header: LookupCredential): Promise<GroupLookup>
   /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
   user (header: Readonly<Record<string, string>>, cacheKey: string): Promise<UserLookup | null>
-  /** Whether GitLab signs a user in with `header` (`GET /api/v4/user`: 200 yes, 401 or 403 no); not cached. */
-  signedIn (header: Readonly<Record<string, string>>): Promise<boolean | 'unavailable'>
+  /**
+   * Whether GitLab signs a user in with `header` (`GET /api/v4/user`: 200 yes, 401 no; 403
+   * `'refused'`: a user its API refuses, such as one who has not accepted the instance's terms);
+   * not cached.
+   */
+  signedIn (header: Readonly<Record<string, string>>): Promise<boolean | 'refused' | 'unavailable'>
   /** Calls keyed `endpoint:outcome` (src/gitlab/client.ts), for metrics: a shared client's, other callers' included. */
   stats (): Readonly<Record<string, number>>
   /** Whether lookups may be made as the service token (GATE_SERVICE_TOKEN is set). */
@@ -218,7 +222,8 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     async signedIn (header) {
       try {
         const answer = await get('user', header, USER_ENDPOINT)
-        if (answer.status === 401 || answer.status === 403) return false
+        if (answer.status === 401) return false
+        if (answer.status === 403) return 'refused'
         const body = answer.body as { id?: unknown } | undefined
         return answer.status === 200 && typeof body?.id === 'number' ? true : 'unavailable'
       } catch {

@@ -33,7 +33,7 @@ export interface UserRoleCheck {
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. Only for
    * requests without a job token to a project package route.
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 /**
@@ -51,7 +51,7 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  */
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
   return {
-    async check ({ match, credentials, cookie }) {
+    async check ({ match, credentials, cookie, webSession = false }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
@@ -60,11 +60,17 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       const session: Credential[] = cookie === undefined ? [] : [{ secret: cookie, jobToken: false, source: 'header', where: SESSION }]
       if (credentials.length === 0 && session.length === 0) return null
       const users = [...new Map([...credentials, ...session].map(c => [c.secret, c])).values()]
-      /** Cookies that sign no user in are no credential (a load balancer's, a theme): asked once per request. */
-      let signedIn: Promise<boolean | 'unavailable'> | undefined
+      /**
+       * Cookies that sign no user in are no credential (a load balancer's, a theme): asked once per
+       * request. A session GitLab's API refuses (403) is no one on the API's routes, which refuse it
+       * too; GitLab's web UI signs it in all the same (`webSession`: its terms of service hold HTML
+       * pages only), so there it is someone whose role the API will not show: refused below.
+       */
+      let signedIn: Promise<boolean | 'refused' | 'unavailable'> | undefined
       const noSession = async (credential: Credential): Promise<boolean | 'unavailable'> => {
         if (credential.where !== SESSION) return false
         const answer = await (signedIn ??= gitlab.signedIn(headerOf(credential)))
+        if (answer === 'refused') return !webSession
         return answer === 'unavailable' ? answer : !answer
       }
       const tooMany = { code: 'CREDENTIAL_AMBIGUOUS' as const, message: `401 Unauthorized - more than ${MAX_ROLE_CREDENTIALS} different credentials in the request; send exactly one` }
@@ -123,6 +129,11 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         const skip = await noSession(credential)
         if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (skip) continue
+        // A web session GitLab's API refuses shows no project either, as a deploy token does not.
+        if (credential.where === SESSION && await signedIn === 'refused') {
+          unseen = true
+          continue
+        }
         const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind === 'found') candidates.add(found.id)
@@ -131,7 +142,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // No project named, and a credential that may write to one the gate cannot see (a stored
       // project renamed since its last write claims only its old path): refused as a job token
       // naming that path is, unless unknown projects are left to GitLab.
-      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
+      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token, or a browser session GitLab\'s API refuses, cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
       for (const candidate of candidates) {
         const refused = await checkProject(candidate)
         if (refused !== null) return refused

@@ -263,7 +263,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     const web = engine.userRoles === undefined ? null : webModelRegistryDelete(x.canonical!.method, x.canonical!.path, engine.options.relativeUrlRoot ?? '')
     if (web === null) return NON_API_PATH
     x.userCredentials = outcome.credentials.filter(c => !c.jobToken)
-    return checkUserRoles(x, engine.userRoles!, web, NON_API_PATH)
+    return checkUserRoles(x, engine.userRoles!, web, NON_API_PATH, true)
   }
   // The catalog lists every route that accepts job tokens under the allowlist; GitLab does not
   // read one elsewhere but on the runner's job routes (a POST routed there after its override).
@@ -373,7 +373,7 @@ const userRolesStage: Stage = (x, engine) => {
   if (canonical.kind === 'other') {
     // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
     const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
-    return matches === null ? NO_JOB_TOKEN : checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN)
+    return matches === null ? NO_JOB_TOKEN : checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
   }
   // A package write the catalog misses is held to its format's rule all the same.
   let match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
@@ -393,12 +393,16 @@ const userRolesStage: Stage = (x, engine) => {
   return NO_JOB_TOKEN
 }
 
-/** The users' role check of each match in turn (cookies as in userRolesStage): the first refusal, else `passed`. */
-async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward): Promise<StageResult> {
+/**
+ * The users' role check of each match in turn (cookies as in userRolesStage): the first refusal,
+ * else `passed`. `webSession`: the line is GitLab's web UI's, which signs in a session its API
+ * refuses (roles.ts).
+ */
+async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false): Promise<StageResult> {
   const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
   const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
   for (const match of matches) {
-    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie })
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession })
     if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
   }
   return passed

@@ -73,6 +73,12 @@ export interface FakeUser {
    * read its own user: GitLab's `insufficient_granular_scope`), while its project lookups answer.
    */
   readonly userHidden?: boolean
+  /**
+   * GitLab's API refuses this user, 403 on every request (find_current_user!: `access_api`, which
+   * GitLab withholds from a user who has not accepted the instance's terms), while the web UI
+   * serves them on any request but an HTML page.
+   */
+  readonly apiDenied?: boolean
 }
 
 export interface FakeGitlabOptions {
@@ -388,6 +394,10 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       case 'group': {
         const user = userOf(req)
         if (endpoint === 'project' && user !== undefined) {
+          if (user.apiDenied === true) {
+            send(res, 403, { message: `403 Forbidden - You (@${user.username}) must accept the Terms of Service in order to perform this action. To accept these terms, please access /-/users/terms in a web browser.` })
+            return
+          }
           if (id === -2) {
             if (user.userHidden === true) send(res, 403, { error: 'insufficient_granular_scope', error_description: 'Access denied: Your Personal Access Token lacks the required permissions' })
             else send(res, 200, { id: user.id, username: user.username })
