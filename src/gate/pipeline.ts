@@ -367,7 +367,8 @@ function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequ
 // Hot path: synchronous unless a package route's rules must ask GitLab for the caller's role.
 const userRolesStage: Stage = (x, engine) => {
   const credentials = x.userCredentials
-  if (credentials === null) return 'continue'
+  // A job token's request (on a route the catalog lists): the session beside it, if any.
+  if (credentials === null) return x.identity === null || engine.userRoles === undefined ? 'continue' : sessionBesideJobToken(x, engine.userRoles)
   if (engine.userRoles === undefined) return NO_JOB_TOKEN
   const canonical = x.canonical!
   if (canonical.kind === 'other') {
@@ -752,18 +753,17 @@ async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFa
 }
 
 // Per package format rules (configuration API): after GitLab's decision, for every job token,
-// self access included, and for the session of cookies beside a job token's write. Only package
-// routes (catalog `packageFormat`) read the grants again.
-const packageRulesStage: Stage = (x, engine) => {
+// self access included (the session of cookies beside a job token's write is held to the users'
+// rule earlier, sessionBesideJobToken). Only package routes (catalog `packageFormat`) read the
+// grants again.
+const packageRulesStage: Stage = (x) => {
   let route = x.match!.route
   if (route.packageFormat === undefined) return 'continue'
   // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
   if (route.packageDeleteWhen !== undefined && headerSays(x, route.packageDeleteWhen)) route = asDelete(route)
   const projectId = x.accessedProjectId!
   const verdict = checkPackageRules(route, x.grants, projectId)
-  if (!verdict.allow) return denyOf(verdict.reason, { message: verdict.message })
-  if (route.packageOperation === 'read' || engine.userRoles === undefined) return 'continue'
-  return sessionBesideJobToken(x, engine.userRoles, route, projectId)
+  return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
 }
 
 /**
@@ -771,20 +771,25 @@ const packageRulesStage: Stage = (x, engine) => {
  * does (Basic alone on Helm, Debian, RPM and other `authenticate_with` routes; Basic alone on
  * `job_token_allowed: :basic_auth`), and where it finds none there it signs in the session of the
  * cookies instead (api_guard.rb: `user_from_namespace_inheritable || user_from_warden`). The gate
- * reads a job token in every place, so that session is held to the users' rule as well: a
- * Developer's `JOB-TOKEN` header beside their session once uploaded to Helm as the Developer
- * where the project keeps users' writes to Maintainers. Cookies that sign no one in change nothing.
+ * reads a job token in every place, so that session is held to the users' rule as well, and as it
+ * would be without the token: the project is the one the route names to that session too, and
+ * the check comes before the job's decision, whose forwards undecided (a path GitLab shows the
+ * gate no project at, with GATE_UNKNOWN_PROJECT=allow) once skipped it. A Developer's `JOB-TOKEN`
+ * header beside their session once uploaded to Helm as the Developer where the project keeps
+ * users' writes to Maintainers. Cookies that sign no one in change nothing.
  */
-function sessionBesideJobToken (x: StageView, roles: UserRoleCheck, route: CatalogRoute, projectId: number): StageResult | Promise<StageResult> {
+function sessionBesideJobToken (x: StageView, roles: UserRoleCheck): StageResult | Promise<StageResult> {
+  let match = x.match
+  if (match?.route.packageFormat === undefined) return 'continue'
+  // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
+  const when = match.route.packageDeleteWhen
+  if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
+  if (match.route.packageOperation === 'read') return 'continue'
   const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
   if (cookies.length === 0) return 'continue'
-  const match: RouteMatch = { route: derivedRoute(projectRoutes, route, { accessedProject: 'project' }), params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id: String(projectId) })), format: false }
   return roles.check({ match, credentials: [], cookie: cookies.join(', ') }).then(refusal =>
     refusal === null ? 'continue' : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
 }
-
-/** A package route as one of its accessed project, by id (the project the grants stage found). */
-const projectRoutes = new WeakMap<CatalogRoute, CatalogRoute>()
 
 /**
  * Whether any line of the header holds the value. Rails compares the one value Puma hands it
