@@ -3,9 +3,10 @@
 // writes `jobs/artifacts/$CI_COMMIT_REF_NAME/download?job=build`. The catalog's `:ref_name` is one
 // segment, so such a path matched no route, and its job token was stripped: the job could not
 // download its own project's artifacts. Grape tries the two routes in the order GitLab declares
-// them, the archive first: a path ending in `/download` (or `/download.json`) is the archive,
-// whatever comes before it (`a/raw/b/download` too), and only then `<ref>/raw/<file>`, the ref as
-// long as it can be (`.+` is greedy).
+// them, the archive first: a path ending in `/download`, or `/download` with any format
+// (`.json`, `.xml`, `.%2E`: GitLab's API declares two content types, so Grape takes any extension
+// as the format), is the archive, whatever comes before it (`a/raw/b/download.xml` too), and only
+// then `<ref>/raw/<file>`, the ref as long as it can be (`.+` is greedy).
 
 import type { CatalogRoute } from '../catalog/types.ts'
 import { decodeParam } from './canonical.ts'
@@ -16,6 +17,7 @@ const RAW_ID = 'get_projects_id_jobs_artifacts_ref_name_raw_artifact_path'
 const PREFIX = '/projects/'
 const MARK = '/jobs/artifacts/'
 const RAW = '/raw/'
+const DOWNLOAD = 'download'
 
 export interface RefRoutes {
   readonly download: CatalogRoute
@@ -42,10 +44,14 @@ export function matchRefRoute (routes: RefRoutes, apiPath: string): RouteMatch |
   const rest = apiPath.slice(idEnd + MARK.length)
   try {
     const id = decodeParam(apiPath.slice(PREFIX.length, idEnd))
-    for (const [end, format] of [['/download', false], ['/download.json', true]] as const) {
-      if (rest.length > end.length && rest.endsWith(end)) {
-        return frozen(routes.download, { id, ref_name: decodeParam(rest.slice(0, -end.length)) }, format)
-      }
+    // The archive's route comes first, with any format: its format holds no '.' as sent, but the
+    // canonical path has an escaped one decoded (`download.a%2Eb` is the archive to Grape, read
+    // `download.a.b` here), so anything after `download.` is taken as the format. The archive has
+    // no public project features, the raw file route has: more requests decided as the archive,
+    // never the archive decided as a file.
+    const last = rest.lastIndexOf('/')
+    if (last > 0 && rest.startsWith(DOWNLOAD, last + 1) && (rest.length === last + 1 + DOWNLOAD.length || (rest.charCodeAt(last + 1 + DOWNLOAD.length) === 0x2e && rest.length > last + 2 + DOWNLOAD.length))) {
+      return frozen(routes.download, { id, ref_name: decodeParam(rest.slice(0, last)) }, rest.length > last + 1 + DOWNLOAD.length)
     }
     const raw = rest.lastIndexOf(RAW)
     if (raw > 0 && raw + RAW.length < rest.length) {

@@ -153,7 +153,8 @@ const REF_RAW = 'get_projects_id_jobs_artifacts_ref_name_raw_artifact_path'
 /**
  * GitLab's job artifact routes by ref take `ref_name: /.+/`, any number of segments, and Grape
  * tries the archive route before the raw file route: `/projects/<id>/jobs/artifacts/<ref>/download`
- * (or `download.json`) first, then `<ref>/raw/<file>` with the ref running to the last `/raw/`.
+ * (or with any format, `download.json`, `download.xml`) first, then `<ref>/raw/<file>` with the ref
+ * running to the last `/raw/`.
  */
 function refRoute (apiPath: string, routes: readonly CatalogRoute[]): OracleMatch | null {
   if (!routes.some(r => r.id === REF_DOWNLOAD) || !routes.some(r => r.id === REF_RAW)) return null
@@ -163,7 +164,8 @@ function refRoute (apiPath: string, routes: readonly CatalogRoute[]): OracleMatc
   const id = decode(segments[1]!)
   if (id === null || id === '') return null
   const last = segments[segments.length - 1]!
-  if (last === 'download' || last === 'download.json') {
+  // The archive's route takes any format (`download.xml`; an escaped '.' of it decoded here too).
+  if (last === 'download' || (last.startsWith('download.') && last.length > 'download.'.length)) {
     const ref = decode(segments.slice(4, -1).join('/'))
     return ref === null ? null : { routeId: REF_DOWNLOAD, params: { id, ref_name: ref }, format: last !== 'download' }
   }
