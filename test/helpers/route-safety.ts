@@ -11,9 +11,15 @@ const OPERATION_RANK: Record<string, number> = { read: 0, write: 1, delete: 2 }
 /** Whether `picked` asks at least what `other` asks of a job token, of the same project. */
 export function asksAtLeast (picked: CatalogRoute, other: CatalogRoute): boolean {
   if (picked.accessedProject !== other.accessedProject || picked.projectFrom !== other.projectFrom) return false
+  // GitLab's `job_token_scope: :project` takes the project's own jobs only.
+  if (other.jobTokenScope === 'project' && picked.jobTokenScope !== 'project') return false
   if (other.skipPolicies === true) return true
   if (picked.skipPolicies === true) return false
   if (!other.policies.every(p => picked.policies.includes(p))) return false
+  // Public project features pass the policy check when all are enabled: the picked route's must
+  // be none, or include every one of the other's (which then must list some).
+  const features = picked.publicAccessFeatures
+  if (features !== undefined && features.length > 0 && !(other.publicAccessFeatures !== undefined && other.publicAccessFeatures.length > 0 && other.publicAccessFeatures.every(f => features.includes(f)))) return false
   if (other.packageOperation === undefined) return true
   return picked.packageOperation !== undefined && OPERATION_RANK[picked.packageOperation]! >= OPERATION_RANK[other.packageOperation]!
 }

@@ -40,9 +40,11 @@ test('every overlap of routes either picks the route that asks more, or one GitL
     }
   }
   assert.deepEqual(unsafe, [])
-  // The pairs that need the second reason today: a package format's route over `:package_id`.
+  // The pairs that need the second reason today: a package format's route over `:package_id`, and
+  // the file by ref (public project features) over a job's file (none) by `:job_id`.
   assert.deepEqual(saved.sort(), [
     'delete_projects_id_packages_nuget_package_name_package_version over delete_projects_id_packages_package_id_package_files_package_file_id (:package_id)',
+    'get_projects_id_jobs_artifacts_ref_name_raw_artifact_path over get_projects_id_jobs_job_id_artifacts_artifact_path (:job_id)',
     'get_projects_id_packages_ml_models_model_version_id_files_path_file_name over get_projects_id_packages_package_id_package_files_package_file_id_download (:package_id)',
     'get_projects_id_packages_npm_package_name over get_projects_id_packages_package_id_pipelines (:package_id)',
     'get_projects_id_packages_rpm_package_file_id_file_name over get_projects_id_packages_package_id_package_files_package_file_id_download (:package_id)',
