@@ -16,7 +16,7 @@ import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
 import type { RouteMatch } from '../routing/router.ts'
 import type { UserRoleCheck } from './roles.ts'
 import { GateError, type ErrorCode } from '../errors.ts'
-import { headerLines, type Credential, type HeaderSource } from '../identity/credentials.ts'
+import { cookieHeader, type Credential, type HeaderSource } from '../identity/credentials.ts'
 import { findGraphqlToken } from './graphql-credentials.ts'
 import { fieldWalker, gitlabDocument, graphqlReadings, normalizeVariables, rubyLexDifference, type GraphqlOperation, type GraphqlParams } from './graphql.ts'
 
@@ -121,12 +121,12 @@ export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, para
   if (token.kind === 'ambiguous') return { kind: 'ambiguous' }
   // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
   const credentials: Credential[] = token.kind === 'token' ? [{ secret: token.token, jobToken: false, source: 'bearer', where: 'header:authorization' }] : []
-  // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
-  const cookies = headerLines(request, 'cookie').filter(line => line.trim() !== '')
-  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  // The Cookie header GitLab's session is read from, as it is forwarded (cookieHeader).
+  const value = cookieHeader(request)
+  const cookie = value === undefined ? {} : { cookie: value }
   return {
     kind: 'caller',
-    signsIn: credentials.length > 0 || cookies.length > 0,
+    signsIn: credentials.length > 0 || value !== undefined,
     check: async match => {
       const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
       return refusal === null ? null : new GateError(refusal.code, refusal.message)

@@ -15,7 +15,7 @@ import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
-import { CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, queryPairs } from '../identity/credentials.ts'
+import { cookieHeader, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -385,9 +385,9 @@ const userRolesStage: Stage = (x, engine) => {
     const when = match.route.packageDeleteWhen
     if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
     if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
-    // Puma joins repeated header lines with ', ': the Cookie header GitLab's session is read from.
-    const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
-    const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+    // The Cookie header GitLab's session is read from, as it is forwarded (cookieHeader).
+    const value = cookieHeader(x)
+    const cookie = value === undefined ? {} : { cookie: value }
     return engine.userRoles.check({ match, credentials, ...cookie }).then(refusal =>
       refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
   }
@@ -400,8 +400,8 @@ const userRolesStage: Stage = (x, engine) => {
  * refuses (roles.ts).
  */
 async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false): Promise<StageResult> {
-  const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
-  const cookie = cookies.length === 0 ? {} : { cookie: cookies.join(', ') }
+  const value = cookieHeader(x)
+  const cookie = value === undefined ? {} : { cookie: value }
   for (const match of matches) {
     const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession })
     if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
@@ -785,9 +785,9 @@ function sessionBesideJobToken (x: StageView, roles: UserRoleCheck): StageResult
   const when = match.route.packageDeleteWhen
   if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
   if (match.route.packageOperation === 'read') return 'continue'
-  const cookies = headerLines(x, 'cookie').filter(line => line.trim() !== '')
-  if (cookies.length === 0) return 'continue'
-  return roles.check({ match, credentials: [], cookie: cookies.join(', ') }).then(refusal =>
+  const cookie = cookieHeader(x)
+  if (cookie === undefined) return 'continue'
+  return roles.check({ match, credentials: [], cookie }).then(refusal =>
     refusal === null ? 'continue' : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
 }
 

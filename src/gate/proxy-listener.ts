@@ -111,7 +111,7 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       return
     }
     if (forwardBody?.kind === 'stream') sendContinue()
-    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders, Buffer.isBuffer(sent) ? sent.length : null)
+    const headers = upstreamHeaders(req.headers, { peer: req.socket.remoteAddress ?? '', trusted: peerTrusted, tls: false }, requestId, x.droppedHeaders, Buffer.isBuffer(sent) ? sent.length : null, req.rawHeaders)
     const authorized = x.canonical!
     const sentPath = upstreamPath(target, authorized.path)
     const path = authorized.query === '' ? sentPath : sentPath + '?' + authorized.query

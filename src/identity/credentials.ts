@@ -260,6 +260,18 @@ export function headerLines (request: HeaderSource, name: string): string[] {
   return values
 }
 
+/**
+ * The Cookie header as GitLab reads it: Puma joins repeated lines with ', ' (Rack then splits
+ * cookies on ';' alone, so a session in a later line is part of an earlier cookie's value), blank
+ * lines left out; undefined without one. The users' package rules ask GitLab whom this value
+ * signs in, and the proxy forwards this value (src/proxy/forward.ts), never Node's join of the
+ * lines with '; ', in which Rack finds every line's cookies.
+ */
+export function cookieHeader (request: HeaderSource): string | undefined {
+  const lines = headerLines(request, 'cookie').filter(line => line.trim() !== '')
+  return lines.length === 0 ? undefined : lines.join(', ')
+}
+
 /** The headers as a flat name, value, name, value... list: Node's rawHeaders as they are, else built from the object. */
 function headerList (request: Pick<CredentialRequest, 'headers' | 'rawHeaders'>): readonly string[] {
   if (request.rawHeaders !== undefined) return request.rawHeaders

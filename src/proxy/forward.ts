@@ -10,6 +10,7 @@ import { isIP } from 'node:net'
 import { buildConnector, Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { ErrorCode } from '../errors.ts'
 import { teachUndiciGateHeaders } from './undici-names.ts'
+import { cookieHeader } from '../identity/credentials.ts'
 
 export interface UpstreamOptions {
   readonly url: string
@@ -143,9 +144,11 @@ export interface ForwardedFor {
  * object to build and read back by key): end-to-end headers only, X-Forwarded-* set, a
  * `Forwarded` kept from a trusted proxy only, the request id added. `removed`: lower-case names the decision took out (a stripped job token,
  * pipeline.ts). `bodyLength`: the length of an inspected body sent in place of the stream, which
- * replaces any Content-Length that came.
+ * replaces any Content-Length that came. `rawHeaders`: the request's header lines, from which the
+ * Cookie header is sent as GitLab reads it and the users' package rules checked it (cookieHeader:
+ * repeated lines joined with ', ', as Puma joins them), not as Node's headers object joins them.
  */
-export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE, bodyLength: number | null = null): string[] {
+export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedFor, requestId: string, removed: ReadonlySet<string> = NONE, bodyLength: number | null = null, rawHeaders?: readonly string[]): string[] {
   const drop = droppedBy(connectionTokens(incoming.connection))
   const taken = removed.size === 0 ? null : removed
   const out: string[] = []
@@ -163,6 +166,15 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
     // client's host, scheme and address): believed, like them, only from a trusted proxy.
     if (key === 'forwarded' && !from.trusted) continue
     if (bodyLength !== null && name === 'content-length') continue
+    // Node joins repeated Cookie lines with '; ', where Rack finds the cookies of every line;
+    // Puma joins them with ', ', where Rack reads later lines as part of the first cookie's value.
+    // A session sent as a second line was taken for no one by the users' package rules (asked of
+    // GitLab as Puma joins the lines) and signed in by GitLab from Node's join.
+    if (name === 'cookie' && rawHeaders !== undefined) {
+      const cookie = cookieHeader({ headers: incoming, rawHeaders })
+      if (cookie !== undefined) out.push(name, cookie)
+      continue
+    }
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v) // one line each, as undici writes an array value
   }

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config.ts'
 import { createGate } from '../../src/gate/server.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createJobResolver } from '../../src/identity/resolver.ts'
+import { cookieHeader } from '../../src/identity/credentials.ts'
 import { rawRequest } from '../helpers/http.ts'
 import { requirePuma, startPuma } from '../helpers/puma.ts'
 
@@ -63,4 +64,24 @@ test('through the gate, Puma sees only the gate\'s X-Forwarded-* and X-Request-I
   assert.equal(posted.CONTENT_TYPE, 'application/json')
   assert.equal(posted.CONTENT_LENGTH, '13')
   for (const key of ['HTTP_CONTENT_TYPE', 'HTTP_CONTENT_LENGTH', 'HTTP_CONTENT_ENCODING']) assert.equal(posted[key], undefined, key)
+})
+
+test('repeated Cookie lines reach Puma through the gate as Puma joins them itself: the value the users\' package rules ask GitLab about', async (t) => {
+  if (!requirePuma(t)) return
+  const puma = await startPuma(t)
+  const lines = ['Cookie: theme=dark', 'Cookie: _gitlab_session=0123abcd']
+  // Puma itself joins them with ', ' (Rack then finds one cookie, `theme`, whose value holds the rest).
+  const direct = await envOf(Number(new URL(puma.url).port), ['GET /api/v4/user HTTP/1.1', ...lines])
+  assert.equal(direct.HTTP_COOKIE, 'theme=dark, _gitlab_session=0123abcd', `Puma ${puma.version}`)
+  assert.equal(direct.HTTP_COOKIE, cookieHeader({ headers: {}, rawHeaders: ['Cookie', 'theme=dark', 'Cookie', '_gitlab_session=0123abcd'] }))
+  const config = loadConfig({ GATE_UPSTREAM_URL: puma.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'unused-service-token' })
+  const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream: puma.url, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  // Node's parser joins them with '; ', in which Rack finds the session: not what is forwarded.
+  const through = await envOf(gate.address().port, ['GET /acme/lib/-/ml/models HTTP/1.1', ...lines])
+  assert.equal(through.HTTP_COOKIE, direct.HTTP_COOKIE)
+  // One line goes as it came.
+  const one = await envOf(gate.address().port, ['GET /acme/lib/-/ml/models HTTP/1.1', 'Cookie: theme=dark; _gitlab_session=0123abcd'])
+  assert.equal(one.HTTP_COOKIE, 'theme=dark; _gitlab_session=0123abcd')
 })
