@@ -30,8 +30,8 @@ export const MAX_ROLE_CREDENTIALS = 8
 
 export interface UserRoleCheck {
   /**
-   * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. Only for
-   * requests without a job token to a project package route.
+   * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. For a package
+   * route's users: requests without a job token, and the session of cookies beside one.
    */
   check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean }): Promise<{ code: ErrorCode, message?: string } | null>
 }

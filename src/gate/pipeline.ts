@@ -39,7 +39,7 @@ export interface Engine {
   readonly settings: InstanceSettings
   readonly grants: GrantCache
   readonly identity: IdentityStage
-  /** Per package format rules for requests without a job token (src/admin/roles.ts). */
+  /** Per package format rules for users: requests without a job token, and the session beside one (src/admin/roles.ts). */
   readonly userRoles?: UserRoleCheck
   /** Finds the accessed project of group, instance and job routes (src/projects/); required by `unresolvedProject: 'resolve'`. */
   readonly projects?: ProjectFinder
@@ -363,7 +363,8 @@ function routeAs (x: StageView, engine: Engine, canonical: Extract<CanonicalRequ
 
 // Requests without a job token go to GitLab, which checks the user's own credential; a
 // project's package rules also limit users' writes to its format to Maintainers
-// (src/admin/roles.ts asks GitLab for the caller's role). Job-token requests pass through.
+// (src/admin/roles.ts asks GitLab for the caller's role). A job token's request goes on to the
+// job's decision, its package write's session first held to the same rule (sessionBesideJobToken).
 // Hot path: synchronous unless a package route's rules must ask GitLab for the caller's role.
 const userRolesStage: Stage = (x, engine) => {
   const credentials = x.userCredentials
