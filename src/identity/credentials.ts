@@ -263,13 +263,15 @@ export function headerLines (request: HeaderSource, name: string): string[] {
 /**
  * The Cookie header as GitLab reads it: Puma joins repeated lines with ', ' (Rack then splits
  * cookies on ';' alone, so a session in a later line is part of an earlier cookie's value), blank
- * lines left out; undefined without one. The users' package rules ask GitLab whom this value
- * signs in, and the proxy forwards this value (src/proxy/forward.ts), never Node's join of the
- * lines with '; ', in which Rack finds every line's cookies.
+ * lines included as Puma keeps them (`Cookie: ` then `Cookie: _gitlab_session=x` is
+ * `, _gitlab_session=x`, whose first cookie is named `, _gitlab_session`); undefined without a
+ * line that holds anything. The users' package rules ask GitLab whom this value signs in, and the
+ * proxy forwards this value (src/proxy/forward.ts), never Node's join of the lines with '; ', in
+ * which Rack finds every line's cookies.
  */
 export function cookieHeader (request: HeaderSource): string | undefined {
-  const lines = headerLines(request, 'cookie').filter(line => line.trim() !== '')
-  return lines.length === 0 ? undefined : lines.join(', ')
+  const lines = headerLines(request, 'cookie')
+  return lines.every(line => line.trim() === '') ? undefined : lines.join(', ')
 }
 
 /** The headers as a flat name, value, name, value... list: Node's rawHeaders as they are, else built from the object. */

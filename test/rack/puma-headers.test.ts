@@ -85,3 +85,25 @@ test('repeated Cookie lines reach Puma through the gate as Puma joins them itsel
   const one = await envOf(gate.address().port, ['GET /acme/lib/-/ml/models HTTP/1.1', 'Cookie: theme=dark; _gitlab_session=0123abcd'])
   assert.equal(one.HTTP_COOKIE, 'theme=dark; _gitlab_session=0123abcd')
 })
+
+test('Puma keeps blank Cookie lines in its join, and the gate reads and forwards them as it does', async (t) => {
+  if (!requirePuma(t)) return
+  const puma = await startPuma(t)
+  const config = loadConfig({ GATE_UPSTREAM_URL: puma.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'unused-service-token' })
+  const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream: puma.url, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  // Each value as Node's parser keeps it (surrounding spaces and tabs trimmed, as Puma trims them).
+  const cases: string[][] = [['', '_gitlab_session=0123abcd'], ['', '', 'a=1'], ['a=1', ''], ['theme=dark', '', '_gitlab_session=0123abcd']]
+  for (const values of cases) {
+    const lines = values.map(v => `Cookie: ${v}`)
+    const direct = await envOf(Number(new URL(puma.url).port), ['GET /api/v4/user HTTP/1.1', ...lines])
+    const raw = values.flatMap(v => ['Cookie', v])
+    assert.equal(cookieHeader({ headers: {}, rawHeaders: raw }), direct.HTTP_COOKIE, `${JSON.stringify(values)} (Puma ${puma.version})`)
+    const through = await envOf(gate.address().port, ['GET /acme/lib/-/ml/models HTTP/1.1', ...lines])
+    // Puma trims the end of the one line the gate sends (`a=1, ` is `a=1,`): the last cookie's value only.
+    assert.equal(through.HTTP_COOKIE, direct.HTTP_COOKIE!.trimEnd(), JSON.stringify(values))
+  }
+  // Blank lines alone are no cookies at all.
+  assert.equal(cookieHeader({ headers: {}, rawHeaders: ['Cookie', '', 'Cookie', ''] }), undefined)
+})
