@@ -81,7 +81,12 @@ export function userToken (caller: Extract<Caller, { kind: 'user' }>): string {
 export type ProjectLookup =
   | { readonly kind: 'found', readonly id: number, readonly path: string, readonly accessLevel: number }
   | { readonly kind: 'unauthenticated' }
-  | { readonly kind: 'not_found' }
+  /**
+   * `refused`: GitLab answered 403, not 404: its API refuses the credential the lookup (a personal
+   * access token without `api` or `read_api`, `insufficient_scope`; a fine-grained one without
+   * `read_project`), which says nothing of whether a project is there.
+   */
+  | { readonly kind: 'not_found', readonly refused?: true }
   | { readonly kind: 'unavailable', readonly detail: string }
 
 export interface UserLookup { readonly id: number, readonly username?: string }
@@ -171,8 +176,10 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
       return { kind: 'unavailable', detail: (err as Error).message }
     }
     if (answer.status === 401) return { kind: 'unauthenticated' }
-    // GitLab answers 404 for a project the caller may not see.
-    if (answer.status === 403 || answer.status === 404) return { kind: 'not_found' }
+    // GitLab answers 404 for a project the caller may not see; 403 when its API refuses the
+    // credential this lookup, whatever the project (such a token may still write packages).
+    if (answer.status === 403) return { kind: 'not_found', refused: true }
+    if (answer.status === 404) return { kind: 'not_found' }
     if (answer.status !== 200) return { kind: 'unavailable', detail: `GitLab answered ${answer.status}` }
     const body = answer.body as { id?: unknown, path_with_namespace?: unknown, permissions?: { project_access?: { access_level?: unknown } | null, group_access?: { access_level?: unknown } | null } } | undefined
     if (typeof body?.id !== 'number' || typeof body.path_with_namespace !== 'string') return { kind: 'unavailable', detail: 'GitLab answered a project without id or path' }

@@ -119,7 +119,8 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       const hinted = await grants.resolvePath(accessed.path)
       if (hinted !== null) candidates.add(hinted)
       // A credential GitLab's API signs no user in with (a deploy token, in its header or as
-      // Basic) may still write packages: it cannot show which project the path names.
+      // Basic), or refuses the project lookup (403), may still write packages: it cannot show
+      // which project the path names.
       let unseen = false
       for (const credential of users) {
         if (credential.where === 'header:deploy-token') {
@@ -137,12 +138,15 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind === 'found') candidates.add(found.id)
-        if (found.kind === 'unauthenticated') unseen = true
+        // A credential GitLab's API refuses this lookup (403: a personal access token without
+        // `api` or `read_api`) may still write packages where GitLab checks no scope
+        // (`authenticate_with` routes): it shows no project, as a deploy token does not.
+        if (found.kind === 'unauthenticated' || (found.kind === 'not_found' && found.refused === true)) unseen = true
       }
       // No project named, and a credential that may write to one the gate cannot see (a stored
       // project renamed since its last write claims only its old path): refused as a job token
       // naming that path is, unless unknown projects are left to GitLab.
-      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token, or a browser session GitLab\'s API refuses, cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
+      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token, a token GitLab\'s API will not answer the project lookup, or a browser session GitLab\'s API refuses, cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
       for (const candidate of candidates) {
         const refused = await checkProject(candidate)
         if (refused !== null) return refused

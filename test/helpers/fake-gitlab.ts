@@ -74,6 +74,12 @@ export interface FakeUser {
    */
   readonly userHidden?: boolean
   /**
+   * `GET /api/v4/projects/:id` with this token answers 403 (a personal access token without the
+   * `api` or `read_api` scope: GitLab's `insufficient_scope`), while the package routes that
+   * declare `authenticate_with`, which check no scope, take it.
+   */
+  readonly projectsRefused?: boolean
+  /**
    * GitLab's API refuses this user, 403 on every request (find_current_user!: `access_api`, which
    * GitLab withholds from a user who has not accepted the instance's terms), while the web UI
    * serves them on any request but an HTML page.
@@ -401,6 +407,10 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
           if (id === -2) {
             if (user.userHidden === true) send(res, 403, { error: 'insufficient_granular_scope', error_description: 'Access denied: Your Personal Access Token lacks the required permissions' })
             else send(res, 200, { id: user.id, username: user.username })
+            return
+          }
+          if (user.projectsRefused === true) {
+            send(res, 403, { error: 'insufficient_scope', error_description: 'The request requires higher privileges than provided by the access token.', scope: 'api read_api' })
             return
           }
           const shown = fake.mixedUp.get(id) ?? id
