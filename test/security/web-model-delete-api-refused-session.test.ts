@@ -15,6 +15,9 @@ import assert from 'node:assert/strict'
 import { ADMIN, USERS } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
+import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
+import { startStoreGate } from '../helpers/store-gate.ts'
 
 // A Developer of acme/lib (200) who has not accepted the instance's terms of service.
 const PENDING = 'session-of-developer-pending-terms'
@@ -68,4 +71,30 @@ test('cookies that sign no one in, and a Maintainer\'s session, still go on; the
     assert.equal(res.status, 200, `${method} ${path}: ${res.text}`)
   }
   assert.equal(g.seen.length - before, passing.length)
+})
+
+test('at a path the gate cannot see, such a session is refused, and passes only with GATE_UNKNOWN_PROJECT=allow (a known limit)', async t => {
+  // No service token: GitLab shows the gate public projects only. acme/kit (200), stored with
+  // Maintainer-only ml_model deletes, was renamed acme/kit2 in GitLab since.
+  const world = async (env: Record<string, string>): Promise<{ url: string, seen: string[] }> => {
+    const store = await createMemoryStore()
+    await store.put(validateProjectGrants({
+      projectId: 200, projectPath: 'acme/kit', inboundEnabled: true, entries: [], packageRules: { ml_model: { delete: 'maintainer' } }
+    }, { settings: createInstanceSettings() }))
+    return await startStoreGate(t, store, {
+      projects: [{ id: 200, pathWithNamespace: 'acme/kit2', namespace: { id: 10, kind: 'group', fullPath: 'acme', parentId: null } }],
+      users: { [PENDING]: { id: 46, username: 'tess', access: { 200: 30 }, apiDenied: true } },
+      env
+    })
+  }
+  const closed = await world({})
+  const refused = await send(closed.url, 'DELETE', '/acme/kit2/-/ml/models/7.json', session(PENDING))
+  assert.equal(refused.status, 403, refused.text)
+  assert.equal(refused.json().code, 'PROJECT_LOOKUP_UNVERIFIED')
+  assert.deepEqual(closed.seen, [])
+  // docs/security.md, Known limits: the gate cannot tell which project's rules bind it.
+  const open = await world({ GATE_UNKNOWN_PROJECT: 'allow' })
+  const passed = await send(open.url, 'DELETE', '/acme/kit2/-/ml/models/7.json', session(PENDING))
+  assert.equal(passed.status, 200, passed.text)
+  assert.deepEqual(open.seen, ['/acme/kit2/-/ml/models/7.json'])
 })
