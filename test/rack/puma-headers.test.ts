@@ -93,7 +93,8 @@ test('Puma keeps blank Cookie lines in its join, and the gate reads and forwards
   const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream: puma.url, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
   await gate.listen()
   t.after(() => gate.close(0))
-  // Each value as Node's parser keeps it (surrounding spaces and tabs trimmed, as Puma trims them).
+  // Each value as Node's parser keeps it: surrounding spaces and tabs trimmed, as Workhorse (Go)
+  // trims them before Puma (Puma itself skips leading spaces only; a leading tab reaches Rails).
   const cases: string[][] = [['', '_gitlab_session=0123abcd'], ['', '', 'a=1'], ['a=1', ''], ['theme=dark', '', '_gitlab_session=0123abcd']]
   for (const values of cases) {
     const lines = values.map(v => `Cookie: ${v}`)
