@@ -139,6 +139,9 @@ export interface RouterOptions {
   readonly mount?: string
 }
 
+/** How many of a last segment's '.' from its end are tried as the format's start, before its first (otherFormat). */
+const FORMAT_DOTS_FROM_END = 4
+
 /** Routers of frozen route lists, by list and mount (Router.compile). */
 const compiled = new WeakMap<readonly CatalogRoute[], Map<string, Router>>()
 
@@ -229,20 +232,32 @@ export class Router {
    * was. The routes hold the `.json` form, so the extension is read as `.json`: the route Grape
    * runs is the one decided (a Developer's `DELETE /projects/:id/packages/5.xml` deleted the
    * package past the users' delete rule). Grape's format takes no '.', but the canonical path has
-   * escaped dots decoded (`.%2E` is `..` here), so each '.' of the segment is tried as the format's:
-   * a path GitLab routes nowhere may be decided, never one it runs left undecided.
+   * escaped dots decoded (`.%2E` is `..` here), so the format may start at an earlier '.': the
+   * last few are tried, the last first (a literal with dots before the format: `Release.gpg.txt`),
+   * then the segment's first, where a parameter that takes no '.' ends (every route that writes or
+   * deletes packages ends so). Not every '.': a segment of thousands would cost as many lookups.
+   * A path GitLab routes nowhere may be decided; one it runs as a package change is never left
+   * undecided.
    */
   private otherFormat (method: string, apiPath: string): RouteMatch | null {
     const slash = apiPath.lastIndexOf('/')
-    // From the last '.' (Grape's own reading: its format holds no '.') to the first; Grape's
-    // format follows a parameter or literal of one character at least.
-    for (let dot = apiPath.lastIndexOf('.'); dot > slash + 1; dot = apiPath.lastIndexOf('.', dot - 1)) {
-      const asJson = apiPath.slice(0, dot) + FORMAT_SUFFIX
-      if (asJson === apiPath) continue
-      const found = this.find(method, this.mount === '' ? asJson : this.mount + asJson, asJson)
+    // Grape's format follows a parameter or literal of one character at least.
+    const first = apiPath.indexOf('.', slash + 2)
+    if (first === -1) return null
+    let tried = apiPath.length
+    for (let dot = apiPath.lastIndexOf('.'), n = 0; dot >= first && n < FORMAT_DOTS_FROM_END; dot = apiPath.lastIndexOf('.', dot - 1), n++) {
+      const found = this.asFormat(method, apiPath, dot)
       if (found !== null) return found
+      tried = dot
     }
-    return null
+    return tried > first ? this.asFormat(method, apiPath, first) : null
+  }
+
+  /** The route of `apiPath` with everything from its '.' at `dot` read as the `.json` format. */
+  private asFormat (method: string, apiPath: string, dot: number): RouteMatch | null {
+    const asJson = apiPath.slice(0, dot) + FORMAT_SUFFIX
+    if (asJson === apiPath) return null
+    return this.find(method, this.mount === '' ? asJson : this.mount + asJson, asJson)
   }
 
   /**

@@ -10,7 +10,7 @@
 //   a `projects`, `groups` or `group` segment.
 // - `.json` format variants follow all plain variants; a path no variant matches is matched
 //   again with its last segment's extension read as `.json` (Grape takes any format), from
-//   each of its '.', the last first.
+//   each of its last four '.', the last first, then from its first.
 // - Per route and variant: the first decomposition of a lazy search; precedence key per path
 //   segment (static 0, param 1, glob 2); smallest key wins, then catalog order, then variant order.
 
@@ -202,13 +202,11 @@ export function createOracle (routes: readonly CatalogRoute[]): Oracle {
   function asJsonFormats (apiPath: string): string[] {
     const segments = apiPath.split('/')
     const last = segments.pop()!
-    const forms: string[] = []
-    // Each '.' but a leading one, the last first (the canonical path has escaped dots decoded).
-    for (let dot = last.length - 1; dot > 0; dot--) {
-      if (last[dot] !== '.' || last.slice(dot) === '.json') continue
-      forms.push([...segments, last.slice(0, dot) + '.json'].join('/'))
-    }
-    return forms
+    // Each '.' but a leading one: the last four, the last first, then the first.
+    const dots: number[] = []
+    for (let i = 1; i < last.length; i++) if (last[i] === '.') dots.push(i)
+    const tried = [...dots.slice(-4).reverse(), ...(dots.length > 4 ? [dots[0]!] : [])]
+    return tried.filter(dot => last.slice(dot) !== '.json').map(dot => [...segments, last.slice(0, dot) + '.json'].join('/'))
   }
 
   return {

@@ -17,6 +17,7 @@ const PATHS = [
   '/api/v4/projects/200/packages/5.%2E',
   '/api/v4/projects/200/packages/5.%2e%2E',
   '/api/v4/projects/200/packages/5.%2F',
+  `/api/v4/projects/200/packages/5.${'%2E'.repeat(40)}`,
   '/api/v4/projects/200/packages/5.%20',
   '/api/v4/projects/acme%2Flib/packages/5.xml',
   '/api/v4/projects/200/packages/5/package_files/6.xml',
