@@ -378,36 +378,33 @@ const userRolesStage: Stage = (x, engine) => {
     return matches === null ? NO_JOB_TOKEN : checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
   }
   // A package write the catalog misses is held to its format's rule all the same.
-  let match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
+  const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
   // Reads are never held to a role (the check says so too): no promise and no header walk for them.
   if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') {
-    // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete,
-    // for users as for job tokens (the package_rules stage).
-    const when = match.route.packageDeleteWhen
-    if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
     if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
-    // The Cookie header GitLab's session is read from, as it is forwarded (cookieHeader).
-    const value = cookieHeader(x)
-    const cookie = value === undefined ? {} : { cookie: value }
-    return engine.userRoles.check({ match, credentials, ...cookie }).then(refusal =>
-      refusal === null ? NO_JOB_TOKEN : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
+    return checkUserRoles(x, engine.userRoles, [runAs(x, match)], NO_JOB_TOKEN)
   }
   return NO_JOB_TOKEN
 }
 
 /**
- * The users' role check of each match in turn (cookies as in userRolesStage): the first refusal,
- * else `passed`. `webSession`: the line is GitLab's web UI's, which signs in a session its API
- * refuses (roles.ts).
+ * The users' role check of each match in turn, with the Cookie header GitLab's session is read
+ * from, as it is forwarded (cookieHeader): the first refusal, else `passed`. `webSession`: the line
+ * is GitLab's web UI's, which signs in a session its API refuses (roles.ts).
  */
 async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false): Promise<StageResult> {
   const value = cookieHeader(x)
   const cookie = value === undefined ? {} : { cookie: value }
   for (const match of matches) {
     const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession })
-    if (refusal !== null) return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
+    if (refusal !== null) return refusedBy(refusal)
   }
   return passed
+}
+
+/** The deny of a users' role check's refusal. */
+function refusedBy (refusal: { code: ErrorCode, message?: string }): StageResult {
+  return denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message })
 }
 
 // Hot path: synchronous unless a full path or a group or instance route's project must be looked
@@ -758,10 +755,8 @@ async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFa
 // rule earlier, sessionBesideJobToken). Only package routes (catalog `packageFormat`) read the
 // grants again.
 const packageRulesStage: Stage = (x) => {
-  let route = x.match!.route
-  if (route.packageFormat === undefined) return 'continue'
-  // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
-  if (route.packageDeleteWhen !== undefined && headerSays(x, route.packageDeleteWhen)) route = asDelete(route)
+  if (x.match!.route.packageFormat === undefined) return 'continue'
+  const route = runAs(x, x.match!).route
   const projectId = x.accessedProjectId!
   const verdict = checkPackageRules(route, x.grants, projectId)
   return verdict.allow ? 'continue' : denyOf(verdict.reason, { message: verdict.message })
@@ -780,16 +775,21 @@ const packageRulesStage: Stage = (x) => {
  * users' writes to Maintainers. Cookies that sign no one in change nothing.
  */
 function sessionBesideJobToken (x: StageView, roles: UserRoleCheck): StageResult | Promise<StageResult> {
-  let match = x.match
-  if (match?.route.packageFormat === undefined) return 'continue'
-  // A write GitLab runs as a destroy on a header (npm's `Npm-Command: deprecate`) is a delete.
-  const when = match.route.packageDeleteWhen
-  if (when !== undefined && headerSays(x, when)) match = { ...match, route: asDelete(match.route) }
+  if (x.match?.route.packageFormat === undefined) return 'continue'
+  const match = runAs(x, x.match)
   if (match.route.packageOperation === 'read') return 'continue'
   const cookie = cookieHeader(x)
   if (cookie === undefined) return 'continue'
-  return roles.check({ match, credentials: [], cookie }).then(refusal =>
-    refusal === null ? 'continue' : denyOf(refusal.code, refusal.message === undefined ? {} : { message: refusal.message }))
+  return roles.check({ match, credentials: [], cookie }).then(refusal => refusal === null ? 'continue' : refusedBy(refusal))
+}
+
+/**
+ * The match as GitLab runs it: a write it runs as a destroy on a header (npm's `Npm-Command:
+ * deprecate`) is a delete, for the job's package rules and the users' alike.
+ */
+function runAs (x: StageView, match: RouteMatch): RouteMatch {
+  const when = match.route.packageDeleteWhen
+  return when !== undefined && headerSays(x, when) ? { ...match, route: asDelete(match.route) } : match
 }
 
 /**

@@ -284,7 +284,11 @@ class TargetSet {
  * (`gid://gitlab/Vulnerability/5`), whose project or group GitLab checks itself; else nothing.
  */
 export function targetsOfArguments (args: Readonly<Record<string, unknown>>, fieldName: string): BoundaryTarget[] {
-  const found = argumentsFound(args, fieldName)
+  return namedElseObject(argumentsFound(args, fieldName))
+}
+
+/** The named targets, else the object of a global ID, else none. */
+function namedElseObject (found: Found): BoundaryTarget[] {
   return found.named.length > 0 ? [...found.named] : found.object === null ? [] : [found.object]
 }
 
@@ -312,7 +316,7 @@ const BOUNDARY_ARGUMENT = /^(?:input\.)?(?:id|projectPath|groupPath|fullPath|nam
  */
 function rootTargets (args: Readonly<Record<string, unknown>>, fieldName: string, standalone: boolean): Targets {
   const found = argumentsFound(args, fieldName)
-  if (!standalone) return orNone(found.named.length > 0 ? found.named : found.object === null ? [] : [found.object])
+  if (!standalone) return orNone(namedElseObject(found))
   if (found.named.some(t => BOUNDARY_ARGUMENT.test(t.from))) return found.named
   // Another object is GitLab's to place only as the `id`'s: one in a `title` names nothing.
   const object = found.object !== null && BOUNDARY_ID.test(found.object.from) ? found.object : null
