@@ -102,3 +102,16 @@ test('the trusted-proxy answer kept per address is the BlockList\'s answer', () 
   for (let i = 0; i < 3000; i++) assert.equal(trusted(`10.0.${i >> 8}.${i & 255}`), true)
   assert.equal(trusted('192.168.0.1'), false)
 })
+
+test('a path read with its extension as the format is kept: the same frozen answer, a miss kept as a miss', () => {
+  const cached = Router.compile(routes)
+  const first = cached.match('DELETE', '/projects/42/packages/5.xml')
+  assert.equal(first?.route.id, 'delete_projects_id_packages_package_id')
+  assert.equal(cached.match('DELETE', '/projects/42/packages/5.xml'), first, 'the second lookup is the kept object')
+  assert.ok(Object.isFrozen(first) && Object.isFrozen(first!.params))
+  assert.deepEqual({ ...first!.params }, { id: '42', package_id: '5' })
+  // The same path under another method is its own answer; a miss with a dot stays a miss.
+  assert.equal(cached.match('GET', '/projects/42/packages/5.xml')?.route.id, 'get_projects_id_packages_package_id')
+  assert.equal(cached.match('GET', '/projects/42/repository/archive.zip'), null)
+  assert.equal(cached.match('GET', '/projects/42/repository/archive.zip'), null)
+})
