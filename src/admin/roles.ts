@@ -59,7 +59,10 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // The cookies, as Puma hands them to Rails, stand for a session GitLab may sign in with.
       const session: Credential[] = cookie === undefined ? [] : [{ secret: cookie, jobToken: false, source: 'header', where: SESSION }]
       if (credentials.length === 0 && session.length === 0) return null
-      const users = [...new Map([...credentials, ...session].map(c => [c.secret, c])).values()]
+      // Tokens are told apart by their secret; the cookies are another credential whatever they
+      // hold: merged with a token of the same text, a Developer's PRIVATE-TOKEN sent again as the
+      // whole Cookie header was asked of GitLab as cookies, which sign no one in, and never checked.
+      const users = [...new Map(credentials.map(c => [c.secret, c])).values(), ...session]
       /**
        * Cookies that sign no user in are no credential (a load balancer's, a theme): asked once per
        * request. A session GitLab's API refuses (403) is no one on the API's routes, which refuse it
