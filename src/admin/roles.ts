@@ -33,7 +33,7 @@ export interface UserRoleCheck {
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. For a package
    * route's users: requests without a job token, and the session of cookies beside one.
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 /**
@@ -51,14 +51,15 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  */
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
   return {
-    async check ({ match, credentials, cookie, webSession = false }) {
+    async check ({ match, credentials, cookie, webSession = false, bodyHidden = false }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
       if (accessed.kind !== 'project_id' && accessed.kind !== 'project_path' && accessed.kind !== 'unknown') return null
       // The cookies, as Puma hands them to Rails, stand for a session GitLab may sign in with.
       const session: Credential[] = cookie === undefined ? [] : [{ secret: cookie, jobToken: false, source: 'header', where: SESSION }]
-      if (credentials.length === 0 && session.length === 0) return null
+      // A body the gate cannot see (forward-auth) may hold a credential GitLab reads first.
+      if (credentials.length === 0 && session.length === 0 && !bodyHidden) return null
       // Tokens are told apart by their secret; the cookies are another credential whatever they
       // hold: merged with a token of the same text, a Developer's PRIVATE-TOKEN sent again as the
       // whole Cookie header was asked of GitLab as cookies, which sign no one in, and never checked.
@@ -76,6 +77,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         if (answer === 'refused') return !webSession
         return answer === 'unavailable' ? answer : !answer
       }
+      const hiddenBody = { code: 'BODY_NOT_VISIBLE' as const, message: '403 Forbidden - this request has a form, JSON or multipart body the gate cannot see, and GitLab reads a `private_token` or `access_token` there before the headers, whose role the project\'s package rules must check; send such requests through the gate proxy, or have the front proxy pass bodies to the gate' }
       const tooMany = { code: 'CREDENTIAL_AMBIGUOUS' as const, message: `401 Unauthorized - more than ${MAX_ROLE_CREDENTIALS} different credentials in the request; send exactly one` }
       const refusal = (projectId: number): { code: ErrorCode, message: string } => ({
         code: 'PACKAGE_MAINTAINER_ONLY',
@@ -84,6 +86,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       /** Every credential must be a Maintainer of `projectId` where its rules ask for one. */
       const checkProject = async (projectId: number): Promise<{ code: ErrorCode, message?: string } | null> => {
         if (!maintainerRequired(route, await grants.get(projectId))) return null
+        if (bodyHidden) return hiddenBody
         if (users.length > MAX_ROLE_CREDENTIALS) return tooMany
         for (const credential of users) {
           if (credential.where === 'header:deploy-token') return refusal(projectId)
@@ -124,7 +127,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // A credential GitLab's API signs no user in with (a deploy token, in its header or as
       // Basic), or refuses the project lookup (403), may still write packages: it cannot show
       // which project the path names.
-      let unseen = false
+      let unseen = bodyHidden
       for (const credential of users) {
         if (credential.where === 'header:deploy-token') {
           unseen = true
@@ -149,7 +152,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // No project named, and a credential that may write to one the gate cannot see (a stored
       // project renamed since its last write claims only its old path): refused as a job token
       // naming that path is, unless unknown projects are left to GitLab.
-      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token, a token GitLab\'s API will not answer the project lookup, or a browser session GitLab\'s API refuses, cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
+      if (candidates.size === 0 && unseen && unknownProject !== 'allow') return bodyHidden ? hiddenBody : { code: 'PROJECT_LOOKUP_UNVERIFIED', message: '403 Forbidden - GitLab showed the gate no project at this path, and a deploy token, a token GitLab\'s API will not answer the project lookup, or a browser session GitLab\'s API refuses, cannot show which project it writes to, so that project\'s package rules cannot be checked; name the project by its id' }
       for (const candidate of candidates) {
         const refused = await checkProject(candidate)
         if (refused !== null) return refused

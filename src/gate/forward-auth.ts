@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
-import { createBodyScanner, rackReadsPostBody, readsUntypedJson } from '../identity/body-scan.ts'
+import { createBodyScanner, rackReadsPostBody, readsUntypedJson, type BodyPlan } from '../identity/body-scan.ts'
 import type { BodyBudget } from '../read-body.ts'
 import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -164,20 +164,30 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine): boolean {
     if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
     if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST')) return false
+    const plan = hiddenBodyPlan(x, req)
+    if (plan === null) return false
+    // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
+    // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).
+    return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !readsUntypedJson(x.match.route))
+  }
+
+  /**
+   * How the gate would read a body it cannot see, as far as the decision request tells of it:
+   * null where there is none, or none GitLab reads parameters from (not a form, JSON or
+   * multipart body).
+   */
+  function hiddenBodyPlan (x: Exchange, req: IncomingMessage): BodyPlan | null {
     // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
     // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
     // it only makes the gate stricter).
     const partial = x.body !== null && req.headers['x-envoy-auth-partial-body'] === 'true'
-    if (x.body !== null && !partial) return false
+    if (x.body !== null && !partial) return null
     const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
     const length = partial ? 1 : originalLength(req)
-    if (length === 0 && !chunked) return false
+    if (length === 0 && !chunked) return null
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
     const plan = bodyScanner.plan(declared, x.method)
-    if (plan.kind === 'pass') return false
-    // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
-    // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).
-    return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !readsUntypedJson(x.match.route))
+    return plan.kind === 'pass' ? null : plan
   }
 
   /**
@@ -268,6 +278,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_GATE_ENDPOINT'), started)
       return
     }
+    // GitLab reads `private_token` and `access_token` from a form, JSON or multipart body before
+    // the headers: the users' package rules must know where such a body went unseen.
+    x.bodyHidden = hiddenBodyPlan(x, req) !== null
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
     if (outcome.kind === 'gone') {

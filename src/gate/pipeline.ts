@@ -122,6 +122,11 @@ export interface Exchange {
   readonly beforeBodyRead?: () => void
   /** Whether what is forwarded can differ from what came (the proxy: yes; forward-auth: no). */
   readonly rewritable: boolean
+  /**
+   * Forward-auth: the request has a body the gate cannot see that GitLab may read parameters from
+   * (a form, JSON or multipart body), credentials among them. The proxy sees every body: false.
+   */
+  bodyHidden: boolean
   /** Lower-case names of headers not to forward (a stripped job token). */
   droppedHeaders: ReadonlySet<string>
   /** The client connection (the request's socket), or null. */
@@ -139,7 +144,7 @@ const NO_HEADERS: ReadonlySet<string> = new Set()
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client: Waiter | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, droppedHeaders: NO_HEADERS, connection, client, upstreamError: null
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, connection, client, upstreamError: null
   }
 }
 
@@ -382,7 +387,9 @@ const userRolesStage: Stage = (x, engine) => {
   // Reads are never held to a role (the check says so too): no promise and no header walk for them.
   if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') {
     if (namesConanProject(x)) return denyOf('CONAN_PROJECT_PARAMETER')
-    return checkUserRoles(x, engine.userRoles, [runAs(x, match)], NO_JOB_TOKEN)
+    // A route the catalog misses (the MLflow API's) may read credentials from a body forward-auth
+    // hides; the catalog's own routes with such a body are refused after the stages (forward-auth.ts).
+    return checkUserRoles(x, engine.userRoles, [runAs(x, match)], NO_JOB_TOKEN, false, x.match === null && x.bodyHidden)
   }
   return NO_JOB_TOKEN
 }
@@ -390,13 +397,14 @@ const userRolesStage: Stage = (x, engine) => {
 /**
  * The users' role check of each match in turn, with the Cookie header GitLab's session is read
  * from, as it is forwarded (cookieHeader): the first refusal, else `passed`. `webSession`: the line
- * is GitLab's web UI's, which signs in a session its API refuses (roles.ts).
+ * is GitLab's web UI's, which signs in a session its API refuses (roles.ts). `bodyHidden`: GitLab
+ * may read a credential from a body the gate cannot see.
  */
-async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false): Promise<StageResult> {
+async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false, bodyHidden = false): Promise<StageResult> {
   const value = cookieHeader(x)
   const cookie = value === undefined ? {} : { cookie: value }
   for (const match of matches) {
-    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession })
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden })
     if (refusal !== null) return refusedBy(refusal)
   }
   return passed
