@@ -60,10 +60,9 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       const session: Credential[] = cookie === undefined ? [] : [{ secret: cookie, jobToken: false, source: 'header', where: SESSION }]
       // A body the gate cannot see (forward-auth) may hold a credential GitLab reads first.
       if (credentials.length === 0 && session.length === 0 && !bodyHidden) return null
-      // Tokens are told apart by their secret; the cookies are another credential whatever they
-      // hold: merged with a token of the same text, a Developer's PRIVATE-TOKEN sent again as the
-      // whole Cookie header was asked of GitLab as cookies, which sign no one in, and never checked.
-      const users = [...new Map(credentials.map(c => [c.secret, c])).values(), ...session]
+      // One check per way of asking GitLab (askedAs), never one per text: the same text in two
+      // places may be two credentials to GitLab, and the one kept in place of the other went unasked.
+      const users = [...new Map([...credentials, ...session].map(c => [askedAs(c), c])).values()]
       /**
        * Cookies that sign no user in are no credential (a load balancer's, a theme): asked once per
        * request. A session GitLab's API refuses (403) is no one on the API's routes, which refuse it
@@ -163,6 +162,19 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
 }
 
 const SESSION = 'header:cookie'
+
+/**
+ * How a credential is asked of GitLab: the header it is sent in and its text, a deploy token (never
+ * asked) apart. Told apart by their text alone, a Developer's PRIVATE-TOKEN sent again as the whole
+ * Cookie header was asked as cookies, which sign no one in, and again as `Deploy-Token` was taken
+ * for a deploy token, which shows no project; and an OAuth token as Bearer, sent again as
+ * PRIVATE-TOKEN, was asked only there, where GitLab does not take it: each went unchecked.
+ */
+function askedAs (credential: Credential): string {
+  if (credential.where === 'header:deploy-token') return `deploy-token ${credential.secret}`
+  const [name, value] = Object.entries(headerOf(credential))[0]!
+  return `${name} ${value}`
+}
 
 function headerOf (credential: Credential): Record<string, string> {
   if (credential.where === SESSION) return { cookie: credential.secret }
