@@ -235,7 +235,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   trustedPeers(config.trustedProxies)
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.
   if (config.instanceTokenPrefix !== undefined && config.instanceTokenPrefix !== '' && !isRecognisedInstancePrefix(config.instanceTokenPrefix)) {
-    throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 of letters, digits and _+=/@:.-, got ${JSON.stringify(config.instanceTokenPrefix)}`)
+    throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 visible characters (no white space), got ${JSON.stringify(config.instanceTokenPrefix)}`)
   }
   // A budget smaller than one body read whole (1 MiB at /api/graphql, GATE_MAX_INSPECTED_BODY_BYTES
   // elsewhere, each with the chunk that ends it) would refuse such requests however idle the gate.

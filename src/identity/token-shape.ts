@@ -12,18 +12,19 @@
 export const JOB_TOKEN_MARK = 'glcbt-'
 
 /**
- * Characters and length accepted in an instance prefix. GitLab's own validation of
- * `instance_token_prefix` was not found in the GitLab source at hand; this takes the alphabet
- * GitLab allows in the older `personal_access_token_prefix` (app/models/application_setting.rb:
- * letters, digits, `_+=/@:.-`), which contains the usual word characters and hyphen, and
- * allows more than three times its 20 characters. Wider than GitLab can only recognise more.
+ * Characters and length accepted in an instance prefix: every visible character, none of white
+ * space or ASCII control (bytes 0x80-0xff too: a header's UTF-8, read as Latin-1). GitLab's own validation of `instance_token_prefix` was not found in the GitLab
+ * source at hand (`personal_access_token_prefix` takes letters, digits and `_+=/@:.-`, at most
+ * 20), and a prefix GitLab allows that the gate did not take would have its job tokens forwarded
+ * unchecked (`acme~-glcbt-...` as Bearer), so the gate takes any a header or parameter can carry
+ * as one word, up to 64. Wider than GitLab can only recognise more.
  */
-const PREFIX_CHARS = /^[A-Za-z0-9_+=/@:.-]{1,64}$/
+const PREFIX_CHARS = /^[!-~\u0080-\uffff]{1,64}$/
 /**
  * `<prefix>glcbt-` at the start: a prefix of up to 64 characters and the hyphen, or none;
  * greedy, so a prefix that itself contains `glcbt` is whole.
  */
-const PREFIXED = /^[A-Za-z0-9_+=/@:.-]{1,65}glcbt-/
+const PREFIXED = /^[!-~\u0080-\uffff]{1,65}glcbt-/
 const MAX_PREFIX = 64
 
 /** True when `glcbt-` starts within the first MAX_PREFIX + 2 characters, after at least one. */

@@ -22,7 +22,14 @@ test('job token shapes: plain, and any instance prefix GitLab could set', () => 
     // Newer GitLab joins the instance prefix without a hyphen.
     'acmeglcbt-64_abc',
     `acmeglcbt-${JWT}`,
-    '-glcbt-x'
+    '-glcbt-x',
+    // Characters beyond the personal access token prefix's alphabet: GitLab's validation of the
+    // instance prefix is not known, and one not recognised was forwarded unchecked.
+    'ac!me-glcbt-x',
+    'acme~-glcbt-x',
+    '[acme]-glcbt-x',
+    'ac\u00e4me-glcbt-x',
+    'ac\u00c3\u00a4me-glcbt-x'
   ]
   for (const s of yes) assert.equal(isJobTokenShape(s), true, s)
   const no = [
@@ -34,7 +41,9 @@ test('job token shapes: plain, and any instance prefix GitLab could set', () => 
     'acme-glcbt',
     'acme glcbt-x',
     'ac me-glcbt-x',
-    'ac!me-glcbt-x',
+    'ac\tme-glcbt-x',
+    'ac\u0000me-glcbt-x',
+    'ac\u007fme-glcbt-x',
     `${'p'.repeat(65)}-glcbt-x`,
     'oauth-access-token'
   ]
@@ -59,12 +68,12 @@ test('GATE_INSTANCE_TOKEN_PREFIX: empty or a prefix the shapes recognise; anythi
   assert.equal(loadConfig(base).instanceTokenPrefix, undefined)
   assert.equal(loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: 'acme' }).instanceTokenPrefix, 'acme')
   assert.equal(loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: '' }).instanceTokenPrefix, '')
-  for (const bad of ['ac me', 'p'.repeat(65), 'acme!']) {
+  for (const bad of ['ac me', 'p'.repeat(65), 'ac\tme', 'acme\u0000']) {
     assert.equal(isRecognisedInstancePrefix(bad), false)
     assert.throws(() => loadConfig({ ...base, GATE_INSTANCE_TOKEN_PREFIX: bad }), /GATE_INSTANCE_TOKEN_PREFIX must be/)
   }
   // Every prefix the configuration accepts, its tokens are recognised.
-  for (const good of ['acme', 'a', 'x'.repeat(64), 'my-glcbt', 'a.b:c@d/e+f=g_h']) {
+  for (const good of ['acme', 'a', 'x'.repeat(64), 'my-glcbt', 'a.b:c@d/e+f=g_h', 'acme!', 'acme~', 'ac\u00e4me']) {
     assert.equal(isRecognisedInstancePrefix(good), true)
     assert.equal(isJobTokenShape(`${good}-glcbt-${JWT}`), true, good)
     assert.equal(jobTokenBody(`${good}-glcbt-${JWT}`), JWT, good)
