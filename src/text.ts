@@ -24,6 +24,8 @@ const RUBY_INTEGER = /^[\t\n\v\f\r ]*([+-]?)(?:0[dD])?(\d+(?:_\d+)*)[\t\n\v\f\r 
  * 300 there; where `:id` is a String, GitLab's find_project reads only `/^-?\d+$/` as an id and
  * looks the rest up as a full path, which always holds a '/'. So an id Ruby reads as a number
  * is that number: the project GitLab acts on, or none at all (a 404, decided as that project).
+ * Ruby's `^` and `$` anchor at line breaks (`200\nfoo` is id 200 to GitLab); a path never holds
+ * one here, canonicalization refuses control characters (PATH_CONTROL_CHAR).
  */
 export function rubyInteger (id: string): number | null {
   if (DIGITS.test(id)) return Number(id)
