@@ -229,7 +229,10 @@ const identifyStage: Stage = (x, engine) => {
     body: x.body,
     beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
-    methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined
+    methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined,
+    // The users' package rules hold these too (userRolesStage): a credential they cannot see in a
+    // streamed body is refused there, as on the catalog's package writes.
+    uncataloguedPackageWrite: canonical.kind === 'api' && engine.userRoles !== undefined ? (method: string) => uncataloguedPackageWrite(method === 'HEAD' ? 'GET' : method, canonical.apiPath) !== null : undefined
   })
   return outcome instanceof Promise ? outcome.then(o => identified(x, engine, o)) : identified(x, engine, outcome)
 }

@@ -34,6 +34,12 @@ export interface IdentityInput {
    * uses. A method override that cannot be known for sure is refused.
    */
   readonly methodOverride?: (method: string) => CatalogRoute | null
+  /**
+   * Whether the request, routed as `method`, is a package write the catalog does not list (an
+   * MLflow model registry change: src/routing/package-fallback.ts), which the users' package rules
+   * hold as they hold the catalog's package writes. Asked only where no catalog route matched.
+   */
+  readonly uncataloguedPackageWrite?: (method: string) => boolean
 }
 
 export type ForwardBody =
@@ -136,10 +142,14 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
   function identify (input: IdentityInput, plan: Exclude<BodyPlan, { kind: 'rejected' }>, header: HeaderOverride, buffered: Buffer | null, bodyCredentials: readonly Credential[], methodParam: MethodParam, source: Readable | null, streamed: boolean): IdentityOutcome | Promise<IdentityOutcome> {
     const method = input.canonical.method
     let { route } = input
+    let routedMethod = method
     if (header !== null && input.methodOverride !== undefined) {
       const routed = methodOverride(method, header, methodParam)
       if (routed.kind === 'ambiguous') return deny('METHOD_OVERRIDE_AMBIGUOUS', routed.reason, route)
-      if (routed.kind === 'method' && routed.method !== method) route = input.methodOverride(routed.method)
+      if (routed.kind === 'method' && routed.method !== method) {
+        route = input.methodOverride(routed.method)
+        routedMethod = routed.method
+      }
     }
     // Conan routes read Basic credentials differently: collected once the route is known.
     const found = collectCredentials(route === input.route ? input : { ...input, route })
@@ -152,8 +162,11 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
       body = { kind: 'buffered', bytes: buffered }
     } else if (plan.kind === 'stream' && streamed) {
       // A package write must know its caller before the body goes upstream (the users' package
-      // rules check the caller's role), so no credential may hide in a streamed body there.
-      const packageWrite = route?.packageFormat !== undefined && route.packageOperation !== 'read'
+      // rules check the caller's role), so no credential may hide in a streamed body there: a
+      // write the catalog does not list (an MLflow registered-model delete) is held to them too.
+      const packageWrite = route === null
+        ? input.uncataloguedPackageWrite?.(routedMethod) === true
+        : route.packageFormat !== undefined && route.packageOperation !== 'read'
       // A `_method` in a streamed body would change the route after it was decided: refused there.
       const g = scanner.guard(plan, token, packageWrite, header !== null && method === 'POST')
       // The guard may fail at any moment from here on (while the job is resolved, while the
