@@ -312,6 +312,10 @@ function jobTokenOnOtherRoute (x: StageView, engine: Engine, token: string, cred
   const dropped = headersHolding(x.rawHeaders, token, credentials.some(readFromAuthorization))
   // Fail closed: what goes upstream must not hold the token in any reading the gate knows.
   if (query.includes(token) || decodeFormComponent(query).includes(token)) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
+  // Only a header GitLab reads a credential from may go: without another that holds the token
+  // (`Content-Type: application/json; x=<token>`), GitLab reads the rest of the request otherwise
+  // than the gate did (an untyped POST body as a form, its `private_token` and `_method` unseen).
+  for (const name of dropped) if (!CREDENTIAL_HEADERS.has(name.replaceAll('_', '-'))) return denyOf('ROUTE_NOT_FOR_JOB_TOKENS')
   x.canonical = { ...canonical, query }
   x.droppedHeaders = dropped
   return JOB_TOKEN_STRIPPED
