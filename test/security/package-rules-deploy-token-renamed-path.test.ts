@@ -6,6 +6,14 @@
 // Maintainer-only package rules and reached GitLab, which took the upload. Such a write is now
 // refused (PROJECT_LOOKUP_UNVERIFIED), as a job token naming that path is, unless
 // GATE_UNKNOWN_PROJECT=allow leaves unknown projects to GitLab.
+//
+// Finding: the users' package rules checked one credential per text, so a token sent in two
+// places was asked of GitLab in one of them only. A Developer's personal access token sent as
+// PRIVATE-TOKEN and again as `Deploy-Token` was kept as a deploy token: by the renamed path, with
+// GATE_UNKNOWN_PROJECT=allow, the token was never asked and the upload went to GitLab, which found
+// no deploy token of that text and took the personal access token, uploading as the Developer
+// where the project keeps writes to Maintainers. Each way a credential is asked of GitLab (its
+// header and its text) is a credential of its own now.
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -73,4 +81,22 @@ test('GATE_UNKNOWN_PROJECT=allow leaves a path no stored project claims to GitLa
   const res = await put(g.url, 'acme%2Fkit2', DEPLOY_TOKENS[0]!)
   assert.equal(res.status, 200, JSON.stringify(res.body))
   assert.deepEqual(g.seen, [upload('acme%2Fkit2')])
+})
+
+test('a Developer\'s token sent again as a deploy token is still asked of GitLab', async t => {
+  const g = await gate(t, { GATE_UNKNOWN_PROJECT: 'allow' })
+  for (const headers of [
+    [['Private-Token', 'glpat-developer'], ['Deploy-Token', 'glpat-developer']],
+    [['Deploy-Token', 'glpat-developer'], ['Private-Token', 'glpat-developer']],
+    [['Authorization', 'Bearer glpat-developer'], ['Deploy-Token', 'glpat-developer']]
+  ]) {
+    const res = await fetch(g.url + upload('acme%2Fkit2'), { method: 'PUT', headers: headers as Array<[string, string]>, body: 'bytes' })
+    const text = await res.text()
+    assert.equal(res.status, 403, `${JSON.stringify(headers)}: ${text}`)
+    assert.equal((JSON.parse(text) as { code: string }).code, 'PACKAGE_MAINTAINER_ONLY')
+  }
+  assert.deepEqual(g.seen, [])
+  // A Maintainer's token, in one place, passes as before.
+  const maintainer = await put(g.url, 'acme%2Fkit2', { 'private-token': 'glpat-maintainer' })
+  assert.equal(maintainer.status, 200, JSON.stringify(maintainer.body))
 })
