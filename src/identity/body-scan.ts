@@ -369,8 +369,10 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   if ((untyped && upper === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
   else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
   else if (media.startsWith('multipart/')) type = 'multipart'
-  // Decided from the headers and streamed, as a `curl --upload-file` body always was.
-  else if (untyped && GRAPE_BODY_METHODS.has(upper) && !encoded(headers)) return { kind: 'stream', type: 'json', untyped: true }
+  // Decided from the headers and streamed, as a `curl --upload-file` body always was. Whatever
+  // its Content-Encoding: Grape parses the bytes as they came (only CompressedJson's routes are
+  // inflated, and those are typed), so a gzip upload passes as no JSON and plain JSON is read.
+  else if (untyped && GRAPE_BODY_METHODS.has(upper)) return { kind: 'stream', type: 'json', untyped: true }
   else return { kind: 'pass' }
 
   if (encoded(headers)) {
