@@ -309,6 +309,12 @@ class MultipartScanner {
   private decideReading (text: string, reading: Reading, truncated: boolean): void {
     const { names, file: fileHead } = readHead(reading.head)
     const method = names.some(isMethodOverrideParam)
+    // Workhorse reads its upload routes' bodies with Go's NextPart(), which decodes a part sent as
+    // quoted-printable and hides the header; Rails then reads the decoded value. A part a
+    // credential or `_method` could be read from is read here as sent: only identity encodings.
+    if ((method || names.some(isCredentialParam)) && transferEncoded(reading.head)) {
+      throw new IdentityError('MULTIPART_TRANSFER_ENCODING', 'a multipart part that may carry a credential or _method has a Content-Transfer-Encoding')
+    }
     if (method) this.methodPart()
     const file = !reading.merged && fileHead
     if (method) {
@@ -350,6 +356,27 @@ function readHead (head: string): { readonly names: readonly string[], readonly 
     headReadings.set(head, reading)
   }
   return reading
+}
+
+/** Content-Transfer-Encoding values under which every parser reads a part's bytes as sent. */
+const IDENTITY_TRANSFER_ENCODINGS: ReadonlySet<string> = new Set(['7bit', '8bit', 'binary'])
+
+/**
+ * True when a header block has a Content-Transfer-Encoding line (the name in any case, white space
+ * around it, its value with continuation lines unfolded as Go does) whose value is not an identity
+ * encoding: Go's NextPart() decodes `quoted-printable` (any case), and any other is refused too.
+ */
+export function transferEncoded (head: string): boolean {
+  if (!/content-transfer-encoding/i.test(head)) return false
+  const lines = head.split('\n').map(l => l.endsWith('\r') ? l.slice(0, -1) : l)
+  for (let i = 0; i < lines.length; i++) {
+    const colon = lines[i]!.indexOf(':')
+    if (colon === -1 || trimEnds(lines[i]!.slice(0, colon), ' \t').toLowerCase() !== 'content-transfer-encoding') continue
+    let value = lines[i]!.slice(colon + 1)
+    while (i + 1 < lines.length && /^[ \t]/.test(lines[i + 1]!)) value += ' ' + lines[++i]!
+    if (!IDENTITY_TRANSFER_ENCODINGS.has(trimEnds(value, ' \t').toLowerCase())) return true
+  }
+  return false
 }
 
 /** A part's value from `start`: without the line end before the next delimiter, at most a token's length and one. */

@@ -1,0 +1,55 @@
+// Go's mime/multipart as Workhorse reads a body (test/helpers/go_multipart.go), built once per
+// process into a temporary directory. Without Go (Debian's golang-go) the tests that ask it fail
+// under CI=true and are skipped elsewhere (require-tool.ts).
+
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export interface GoPart {
+  readonly name: string
+  readonly file: string
+  readonly value: Buffer
+}
+
+export interface GoReading {
+  readonly parts: readonly GoPart[]
+  readonly error?: string
+}
+
+const SOURCE = fileURLToPath(new URL('./go_multipart.go', import.meta.url))
+let built: { readonly binary: string } | { readonly missing: string } | undefined
+
+function build (): { readonly binary: string } | { readonly missing: string } {
+  if (built !== undefined) return built
+  const dir = mkdtempSync(join(tmpdir(), 'go-multipart-'))
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  const binary = join(dir, 'go-multipart')
+  // A cache and GOPATH of its own (CI may run without a HOME for Go's defaults), and no cgo: no C
+  // compiler needed.
+  const env = { ...process.env, GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), CGO_ENABLED: '0' }
+  const result = spawnSync('go', ['build', '-o', binary, SOURCE], { env, encoding: 'utf8' })
+  if (result.error !== undefined) built = { missing: `go is not installed (Debian: golang-go): ${result.error.message}` }
+  else if (result.status !== 0) built = { missing: `go build failed: ${result.stderr}` }
+  else built = { binary }
+  return built
+}
+
+/** Null when Go can answer, else why not. */
+export function goUnavailable (): string | null {
+  const b = build()
+  return 'missing' in b ? b.missing : null
+}
+
+/** Each body as Go's NextPart() reads it. */
+export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, readonly body: Buffer }>): GoReading[] {
+  const b = build()
+  if ('missing' in b) throw new Error(b.missing)
+  const input = JSON.stringify(bodies.map(x => ({ boundary: x.boundary, body: x.body.toString('base64') })))
+  const result = spawnSync(b.binary, [], { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
+  if (result.status !== 0) throw new Error(`go-multipart failed: ${result.stderr}`)
+  const answers = JSON.parse(result.stdout) as Array<{ parts: Array<{ name: string, file: string, value: string }>, error?: string }>
+  return answers.map(a => ({ parts: a.parts.map(p => ({ name: p.name, file: p.file, value: Buffer.from(p.value, 'base64') })), ...(a.error === undefined ? {} : { error: a.error }) }))
+}

@@ -1,0 +1,93 @@
+// Go's mime/multipart, which Workhorse reads its upload routes' bodies with, as the oracle of what
+// Rails behind Workhorse reads: NextPart() decodes a part sent as quoted-printable and hides its
+// Content-Transfer-Encoding, and Workhorse writes the decoded field again for Rails. Generated
+// bodies carry a credential or `_method` part under every spelling of that header; wherever the
+// gate lets a body through, each such field Go reads must be one the gate read, with the value
+// Go reads. Without Go (Debian's golang-go) the test fails under CI=true (.ci/run installs it).
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { scanMultipart } from '../../src/identity/multipart.ts'
+import { isCredentialParam, isMethodOverrideParam } from '../../src/identity/credentials.ts'
+import { IdentityError } from '../../src/identity/types.ts'
+import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
+import { prng } from '../helpers/prng.ts'
+import { requireTool } from '../helpers/require-tool.ts'
+
+const BOUNDARY = 'workhorse-oracle-boundary'
+const TOKEN = 'glcbt-64_toolsjobrunning00000000'
+const NAMES = ['access_token', 'bearer_token', 'token', 'private_token', 'job_token', 'job_token[]', '_method']
+const VALUES = ['quoted-printable', 'Quoted-Printable', 'QUOTED-PRINTABLE', '  quoted-printable  ', 'quoted-printable; x=y', '7bit', '8BIT', 'binary', 'base64', '']
+const HEADER_NAMES = ['Content-Transfer-Encoding', 'content-transfer-encoding', 'CONTENT-TRANSFER-ENCODING']
+
+/** A value written as quoted-printable one of the ways Go's reader decodes. */
+function encode (value: string, pick: (n: number) => number): string {
+  let out = ''
+  for (const c of value) {
+    const roll = pick(6)
+    if (roll === 0) out += '=' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')
+    else if (roll === 1) out += '=' + c.charCodeAt(0).toString(16).toLowerCase().padStart(2, '0')
+    else out += c
+    if (pick(12) === 0) out += pick(2) === 0 ? '=\r\n' : '=\n'
+  }
+  return out
+}
+
+function generate (seed: number): { body: Buffer, label: string } {
+  const random = prng(seed)
+  const pick = (n: number): number => Math.floor(random() * n)
+  const name = NAMES[pick(NAMES.length)]!
+  const plain = name === '_method' ? ['DELETE', 'PUT', 'GET', 'patch'][pick(4)]! : TOKEN
+  const value = pick(4) === 0 ? plain : encode(plain, pick)
+  const cte: string[] = []
+  const header = (): string => `${HEADER_NAMES[pick(HEADER_NAMES.length)]!}:${pick(2) === 0 ? ' ' : ''}${VALUES[pick(VALUES.length)]!}`
+  switch (pick(5)) {
+    case 0: break
+    case 1: cte.push(header()); break
+    case 2: cte.push(`${HEADER_NAMES[pick(HEADER_NAMES.length)]!}:`, ` ${VALUES[pick(5)]!}`); break
+    case 3: cte.push(header(), header()); break
+    default: cte.push(`Content-Transfer-Encoding: ${VALUES[pick(5)]!}`)
+  }
+  const disposition = `Content-Disposition: form-data; name="${name}"`
+  const headers = pick(2) === 0 ? [disposition, ...cte] : [...cte, disposition]
+  const filler = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\n${pick(3) === 0 ? 'Content-Transfer-Encoding: quoted-printable\r\n' : ''}\r\npkg=2D1\r\n`
+  const target = `--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n${value}\r\n`
+  const text = (pick(2) === 0 ? filler + target : target + filler) + `--${BOUNDARY}--\r\n`
+  return { body: Buffer.from(text, 'latin1'), label: JSON.stringify(text) }
+}
+
+test('every credential or _method field Workhorse hands Rails is one the gate read, or the body is refused', t => {
+  if (!requireTool(t, goUnavailable())) return
+  const cases = Array.from({ length: 2000 }, (_, i) => generate(0x5eed + i))
+  const readings = goMultipart(cases.map(c => ({ boundary: BOUNDARY, body: c.body })))
+  const failures: string[] = []
+  let decoded = 0
+  let refused = 0
+  cases.forEach((c, i) => {
+    const go = readings[i]!
+    assert.equal(go.error, undefined, `Go read ${c.label}: ${go.error}`)
+    let scan: ReturnType<typeof scanMultipart>
+    try {
+      scan = scanMultipart(c.body, BOUNDARY)
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err
+      refused++
+      return
+    }
+    for (const part of go.parts) {
+      if (part.file !== '' || part.name === '') continue
+      const value = part.value.toString('utf8')
+      if (!c.body.includes(part.value)) decoded++
+      if (isMethodOverrideParam(part.name)) {
+        const m = scan.methodParam
+        if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value === value))) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(m)}: ${c.label}`)
+      } else if (isCredentialParam(part.name) && value !== '' && !scan.credentials.some(cr => cr.secret === value)) {
+        failures.push(`${part.name}=${JSON.stringify(value)} not read by the gate: ${c.label}`)
+      }
+    }
+  })
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies Workhorse reads otherwise than the gate`)
+  // The generator reaches the cases that matter: fields Go decoded, and bodies the gate refused.
+  assert.ok(decoded > 100, `only ${decoded} fields decoded by Go`)
+  assert.ok(refused > 100 && refused < cases.length - 100, `${refused} of ${cases.length} refused`)
+})
