@@ -67,6 +67,16 @@ export function loggedPath (path: string): string {
 }
 
 /**
+ * A request method as a log line may hold it: written as given, unless it holds something
+ * token-shaped, then `[token]`. The forward-auth listener takes the method from
+ * X-Original-Method or X-Forwarded-Method, which a proxy fills with the client's request line
+ * (Traefik passes any token there, lower case included), so it is any text the client sent.
+ */
+export function loggedMethod (method: string): string {
+  return tokenShaped(method) ? '[token]' : method
+}
+
+/**
  * `text` as a string of its own, for a key or value kept past the request. V8 keeps a substring
  * of 13 characters or more as a slice of the string it was cut from, which stays whole as long
  * as the slice lives: a path cut from a request's target kept the target, query included (up to

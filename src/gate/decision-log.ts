@@ -5,11 +5,13 @@
 // written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
 // forward and forward_auth steps) and the route pattern, never the raw target: a query string can
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
-// path is written. Nothing here ever sees a credential.
+// path is written. The method is written as given, but one holding something token-shaped
+// (forward-auth reads it from a header the client fills) is `[token]`. Nothing here ever sees a
+// credential.
 
 import { pino, type Level, type Logger } from 'pino'
 import type { Exchange, Verdict } from './pipeline.ts'
-import { loggedPath } from '../text.ts'
+import { loggedMethod, loggedPath } from '../text.ts'
 
 export interface DecisionLogOptions {
   readonly level: string
@@ -117,7 +119,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
     }
     logger[lineLevel]({
       request_id: requestId,
-      method: x.method,
+      method: loggedMethod(x.method),
       route_id: x.match?.route.id,
       route_pattern: x.match?.route.pattern,
       ...(options.rawPath && x.canonical !== null ? { path: loggedPath(x.canonical.path) } : {}),
@@ -208,7 +210,7 @@ function fieldsJson (x: Exchange, requestId: string, status: number, timing: Dec
   const identity = x.identity
   // The verdict, reason and stage are the gate's own identifiers: no escaping needed.
   return ',"request_id":' + JSON.stringify(requestId) +
-    ',"method":' + (METHODS.get(x.method) ?? JSON.stringify(x.method)) +
+    ',"method":' + (METHODS.get(x.method) ?? JSON.stringify(loggedMethod(x.method))) +
     route$ +
     (rawPath && x.canonical !== null ? ',"path":' + JSON.stringify(loggedPath(x.canonical.path)) : '') +
     ',"decision":"' + x.verdict + '","reason":"' + x.reason + '"' +
