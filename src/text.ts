@@ -1,5 +1,7 @@
 // Text helpers for input the gate does not control.
 
+import { METHODS } from 'node:http'
+
 /**
  * `s` without the characters of `chars` at either end. Index by index: a regular expression
  * such as `/x+$/` backtracks over every run of those characters that is not at the end, so a
@@ -67,14 +69,16 @@ export function loggedPath (path: string): string {
 }
 
 /**
- * A request method as a log line may hold it: written as given, unless it holds something
- * token-shaped, then `[token]`. The forward-auth listener takes the method from
- * X-Original-Method or X-Forwarded-Method, which a proxy fills with the client's request line
- * (Traefik passes any token there, lower case included), so it is any text the client sent.
+ * A request method as a log line may hold it: one of HTTP's methods as given (any case), anything
+ * else `[other]`. The forward-auth listener takes the method from X-Original-Method or
+ * X-Forwarded-Method, which a proxy fills with the client's request line (Traefik passes any token
+ * there, lower case included), so it is any text the client sent: a token of any shape, not only
+ * one token-shaped.
  */
 export function loggedMethod (method: string): string {
-  return tokenShaped(method) ? '[token]' : method
+  return HTTP_METHODS.has(method.toUpperCase()) ? method : '[other]'
 }
+const HTTP_METHODS: ReadonlySet<string> = new Set(METHODS)
 
 /**
  * `text` as a string of its own, for a key or value kept past the request. V8 keeps a substring

@@ -5,9 +5,8 @@
 // written. The line names the stage that decided (pipeline.ts STAGES, or the listener's
 // forward and forward_auth steps) and the route pattern, never the raw target: a query string can
 // carry a token (job_token=, private_token=), so even with GATE_LOG_RAW_PATH only the canonical
-// path is written. The method is written as given, but one holding something token-shaped
-// (forward-auth reads it from a header the client fills) is `[token]`. Nothing here ever sees a
-// credential.
+// path is written. The method is written as given when it is one of HTTP's, else `[other]`
+// (forward-auth reads it from a header the client fills). Nothing here ever sees a credential.
 
 import { pino, type Level, type Logger } from 'pino'
 import type { Exchange, Verdict } from './pipeline.ts'
