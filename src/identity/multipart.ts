@@ -19,7 +19,7 @@
 //   first empty line, LF-only lines included;
 // - a part is named by every `name=` / `name*=` in its header block, by `Content-ID` and by its
 //   `Content-Type` (Rack names a part without a name `"#{content_type}[]"`), read as Rack 2,
-//   Rack 3 and Go read them (multipartHeaderNames);
+//   Rack 3 and Go read them, Go's Unicode white space around `=` included (multipartHeaderNames);
 // - a part is a file, whose content is no parameter, only when Rack 2 and Rack 3 both find a
 //   filename in its Content-Disposition (isFilePart): a `filename=` elsewhere changes nothing;
 // - a non-file part whose value is shaped like a job token (token-shape.ts) is one, whatever its name.
@@ -459,6 +459,12 @@ const MAY_NAME = /name|content-id|content-type/i
 const ANY_NAME_PARAM = /(?<![A-Za-z0-9_*-])name(\*?)[ \t\n\v\f\r]*=[ \t\n\v\f\r]*/gi
 /** RFC 2231 continuations (`name*0=`, `name*1*=`), which Go's mime package joins. */
 const NAME_SECTION = /(?<![A-Za-z0-9_*-])name\*([0-9]+)(\*?)[ \t]*=[ \t]*("(?:[^"\\]|\\[\s\S])*"|[^\s;"]*)/gi
+/**
+ * White space to Go (`unicode.IsSpace`) that Rack and the gate's other readings do not take, as
+ * the latin1 characters of its UTF-8 bytes: U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000, and the ASCII \v, \f and a CR not ending a line.
+ */
+const GO_SPACE = /\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80|[\v\f]|\r(?!\n)/g
 /** The one header block a `_method` part may have to be read alike by every parser. */
 const STRICT_METHOD_HEAD = new RegExp(`^${ci('Content-Disposition')}:[ \\t]*form-data[ \\t]*;[ \\t]*name=(?:"_method"|_method)[ \\t]*\\r\\n$`)
 
@@ -472,6 +478,27 @@ export function multipartHeaderNames (head: string): string[] {
   // Every reading below needs one of these words as written (parameter and header names are never
   // decoded): a block without them names nothing. Hot for bodies of many small parts.
   if (!MAY_NAME.test(head)) return []
+  const names = nameParams(head)
+  // Go's mime.ParseMediaType, whose reading Workhorse writes again for Rails, takes any Unicode
+  // white space around a parameter (its `unicode.IsSpace`, the bytes of UTF-8): read once more
+  // with each such space an ASCII one.
+  const spaced = head.replace(GO_SPACE, ' ')
+  if (spaced !== head) names.push(...nameParams(spaced))
+  const rack2 = rack2DispositionName(head)
+  if (rack2 !== null) names.push(rack2)
+  for (const variant of ['old', 'folded'] as const) {
+    const name = rack3Disposition(head, variant)?.name
+    if (name !== undefined) names.push(name)
+  }
+  for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
+  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
+  names.push(...rack2ContentTypes(head))
+  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
+  return names
+}
+
+/** Every `name=`, `name*=` and `name*0=`... parameter of a header block, read every way (paramValues). */
+function nameParams (head: string): string[] {
   const names: string[] = []
   for (const m of head.matchAll(ANY_NAME_PARAM)) {
     const start = m.index + m[0].length
@@ -486,16 +513,6 @@ export function multipartHeaderNames (head: string): string[] {
     sections.set(Number(m[1]), m[2] === '*' ? percentDecode(raw.replace(/^[^']*'[^']*'/, '')) : raw)
   }
   if (sections.size > 0) names.push([...sections.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]).join(''))
-  const rack2 = rack2DispositionName(head)
-  if (rack2 !== null) names.push(rack2)
-  for (const variant of ['old', 'folded'] as const) {
-    const name = rack3Disposition(head, variant)?.name
-    if (name !== undefined) names.push(name)
-  }
-  for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
-  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
-  names.push(...rack2ContentTypes(head))
-  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
   return names
 }
 

@@ -1,7 +1,8 @@
 // The oracle of how Workhorse reads a multipart body: Go's mime/multipart, parts taken with
 // NextPart() as workhorse/internal/upload/rewrite.go takes them (a quoted-printable part is
-// decoded and its Content-Transfer-Encoding hidden), each field's name and value as Workhorse
-// writes them again for Rails. Reads a JSON array of {"boundary", "body" (base64)} on stdin and
+// decoded and its Content-Transfer-Encoding hidden), each field's name (mime.ParseMediaType's,
+// which Workhorse writes again as the part's Content-Disposition) and value as Workhorse writes
+// them again for Rails. Reads a JSON array of {"boundary", "body" (base64)} on stdin and
 // writes a JSON array of answers: {"parts": [{"name", "file", "value" (base64)}]} or {"error"}.
 package main
 
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"mime"
 	"mime/multipart"
 	"os"
 	"strings"
@@ -49,7 +51,19 @@ func read(req request) answer {
 		if err != nil {
 			return answer{Parts: parts, Error: err.Error()}
 		}
-		parts = append(parts, part{Name: p.FormName(), File: p.FileName(), Value: base64.StdEncoding.EncodeToString(value)})
+		// Workhorse (parseAndNormalizeContentDisposition) names a part with mime.ParseMediaType of its
+		// first Content-Disposition, whatever the disposition type, drops a part without a name and
+		// writes the others again under that name; older versions took FormName(), which is "" for
+		// a type other than form-data. The name read either way: a credential in either counts.
+		_, params, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		name, file := params["name"], params["filename"]
+		if name == "" {
+			name = p.FormName()
+		}
+		if file == "" {
+			file = p.FileName()
+		}
+		parts = append(parts, part{Name: name, File: file, Value: base64.StdEncoding.EncodeToString(value)})
 	}
 }
 

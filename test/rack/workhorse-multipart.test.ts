@@ -91,3 +91,91 @@ test('every credential or _method field Workhorse hands Rails is one the gate re
   assert.ok(decoded > 100, `only ${decoded} fields decoded by Go`)
   assert.ok(refused > 100 && refused < cases.length - 100, `${refused} of ${cases.length} refused`)
 })
+
+// The part's name as Workhorse writes it again for Rails: mime.ParseMediaType's reading of its
+// Content-Disposition. Generated headers spell a credential or `_method` name every way that
+// reading takes (parameter names in any case, Unicode white space around `=` and after a value,
+// quoted strings with escapes, RFC 5987 `name*=` and RFC 2231 `name*0=` sections, duplicates,
+// other disposition types, a second Content-Disposition, folded lines). The value is no job token,
+// so the gate must read it under the name Go gives it, not merely by its shape.
+const PAT = 'glpat-oracle-value-000000000000'
+/** Separators Go's parameter reading skips (ASCII and UTF-8 Unicode white space) and decoys it does not. */
+const SPACES = ['', '', ' ', '\t', '\v', '\f', '\xc2\xa0', '\xc2\x85', '\xe3\x80\x80', '\xe2\x80\x80', '\xe2\x80\x8a', '\xe2\x80\xaf', '\xe2\x80\xa8', '\xe1\x9a\x80', '\xe2\x81\x9f', '\xc2\xa1', '\r']
+const PARAM_NAMES = ['name', 'NAME', 'Name', 'nAmE']
+
+function spellName (name: string, pick: (n: number) => number): string {
+  const sp = (): string => SPACES[pick(SPACES.length)]!
+  const key = PARAM_NAMES[pick(PARAM_NAMES.length)]!
+  const pct = (s: string): string => [...s].map(c => pick(3) === 0 ? '%' + c.charCodeAt(0).toString(16).padStart(2, '0')[pick(2) === 0 ? 'toUpperCase' : 'toLowerCase']() : c).join('')
+  switch (pick(6)) {
+    case 0: return `${key}${sp()}=${sp()}${name}${sp()}`
+    case 1: return `${key}${sp()}=${sp()}"${[...name].map(c => '[]_'.includes(c) && pick(2) === 0 ? '\\' + c : c).join('')}"${sp()}`
+    case 2: return `${key}*${sp()}=${sp()}${['UTF-8', 'utf-8', 'us-ascii', 'ISO-8859-1', ''][pick(5)]!}'${pick(2) === 0 ? 'en' : ''}'${pct(name)}${sp()}`
+    default: {
+      // RFC 2231 sections, some encoded, in order or not.
+      const cuts = [0, ...Array.from({ length: pick(3) + 1 }, () => pick(name.length + 1)).sort((a, b) => a - b), name.length]
+      const sections: string[] = []
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        const piece = name.slice(cuts[i], cuts[i + 1])
+        const encoded = pick(2) === 0
+        const value = encoded ? (i === 0 ? "utf-8''" : '') + pct(piece) : (pick(2) === 0 ? `"${piece}"` : piece)
+        sections.push(`${key}*${i}${encoded ? '*' : ''}${sp()}=${sp()}${value}`)
+      }
+      if (pick(4) === 0) sections.reverse()
+      return sections.join(`;${sp()}`)
+    }
+  }
+}
+
+function generateNamed (seed: number): { body: Buffer, label: string } {
+  const random = prng(seed)
+  const pick = (n: number): number => Math.floor(random() * n)
+  const name = NAMES[pick(NAMES.length)]!
+  const value = name === '_method' ? 'DELETE' : PAT
+  const type = ['form-data', 'FORM-DATA', 'attachment', 'inline', ''][pick(5)]!
+  const params = [spellName(name, pick)]
+  if (pick(4) === 0) params.splice(pick(2), 0, ['name=other', 'name="other"', 'filename=""', 'x=";name=y"', `${PARAM_NAMES[pick(4)]!}=${name}`][pick(5)]!)
+  const sp = (): string => SPACES[pick(SPACES.length)]!
+  let disposition = `${pick(4) === 0 ? 'content-disposition' : 'Content-Disposition'}:${pick(4) === 0 ? '' : ' '}${type}${sp()}${params.map(p => `;${sp()}${p}`).join('')}`
+  if (pick(6) === 0) disposition = disposition.replace(/; ?/, ';\r\n ')
+  const headers = [disposition]
+  if (pick(5) === 0) headers.splice(pick(2), 0, 'Content-Disposition: form-data; name="other"')
+  if (pick(5) === 0) headers.push('Content-Type: text/plain; charset=utf-8')
+  const filler = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\n\r\npkg\r\n`
+  const target = `--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n${value}\r\n`
+  const text = (pick(2) === 0 ? filler + target : target + filler) + `--${BOUNDARY}--\r\n`
+  return { body: Buffer.from(text, 'latin1'), label: JSON.stringify(text) }
+}
+
+test('every credential or _method name Go reads in a Content-Disposition is one the gate read, or the body is refused', t => {
+  if (!requireTool(t, goUnavailable())) return
+  const cases = Array.from({ length: 3000 }, (_, i) => generateNamed(0x9a3e + i))
+  const readings = goMultipart(cases.map(c => ({ boundary: BOUNDARY, body: c.body })))
+  const failures: string[] = []
+  let named = 0
+  cases.forEach((c, i) => {
+    const go = readings[i]!
+    let scan: ReturnType<typeof scanMultipart>
+    try {
+      scan = scanMultipart(c.body, BOUNDARY)
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err
+      return
+    }
+    for (const part of go.parts) {
+      if (part.file !== '' || part.name === '') continue
+      const value = part.value.toString('utf8')
+      if (isMethodOverrideParam(part.name)) {
+        named++
+        const m = scan.methodParam
+        if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value === value))) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(m)}: ${c.label}`)
+      } else if (isCredentialParam(part.name)) {
+        named++
+        if (!scan.credentials.some(cr => cr.secret === value && cr.where !== 'body:*')) failures.push(`${JSON.stringify(part.name)}=${JSON.stringify(value)} not read by the gate: ${c.label}`)
+      }
+    }
+  })
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies whose names Workhorse reads otherwise than the gate`)
+  // The generator reaches the names Go reads (many spellings are no parameter to Go, by design).
+  assert.ok(named > 500, `only ${named} credential or _method names read by Go`)
+})
