@@ -28,6 +28,7 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import { isCredentialParam, isMethodOverrideParam, paramCredential, type Credential, type MethodParam } from './credentials.ts'
 import { trimEnds } from '../text.ts'
+import { goNormalizedDisposition } from './go-mime.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 export const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024
@@ -478,6 +479,20 @@ export function multipartHeaderNames (head: string): string[] {
   // Every reading below needs one of these words as written (parameter and header names are never
   // decoded): a block without them names nothing. Hot for bodies of many small parts.
   if (!MAY_NAME.test(head)) return []
+  const names = headerNames(head)
+  // Workhorse hands Rails each Content-Disposition as Go reads it (parameters decoded, sorted and
+  // quoted again): Rack's reading of that line is a reading of the part's name too.
+  if (/content-disposition/i.test(head)) {
+    for (const value of goHeaderValues(head, 'content-disposition')) {
+      const normalized = goNormalizedDisposition(value)
+      if (normalized !== null) names.push(...headerNames(`Content-Disposition: ${normalized}\r\n`))
+    }
+  }
+  return names
+}
+
+/** multipartHeaderNames of a header block as written. */
+function headerNames (head: string): string[] {
   const names = nameParams(head)
   // Go's mime.ParseMediaType, whose reading Workhorse writes again for Rails, takes any Unicode
   // white space around a parameter (its `unicode.IsSpace`, the bytes of UTF-8): read once more
@@ -495,6 +510,16 @@ export function multipartHeaderNames (head: string): string[] {
   names.push(...rack2ContentTypes(head))
   for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
   return names
+}
+
+/** The values of a header in a block, its lines unfolded and trimmed as Go's textproto reads them. */
+function goHeaderValues (head: string, name: string): string[] {
+  const values: string[] = []
+  for (const line of goHead(head).split('\r\n')) {
+    const colon = line.indexOf(':')
+    if (colon !== -1 && line.slice(0, colon).toLowerCase() === name) values.push(line.slice(colon + 2))
+  }
+  return values
 }
 
 /** Every `name=`, `name*=` and `name*0=`... parameter of a header block, read every way (paramValues). */

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -29,7 +30,11 @@ type part struct {
 
 type answer struct {
 	Parts []part `json:"parts"`
-	Error string `json:"error,omitempty"`
+	// The body Workhorse hands Rails (base64): each field part it keeps, its Content-Disposition
+	// written again as Go reads it, under the same boundary. File parts are left out (Workhorse
+	// stores them and writes fields of its own). Empty when Go raised an error.
+	Rewritten string `json:"rewritten"`
+	Error     string `json:"error,omitempty"`
 }
 
 func read(req request) answer {
@@ -39,10 +44,18 @@ func read(req request) answer {
 	}
 	r := multipart.NewReader(strings.NewReader(string(body)), req.Boundary)
 	parts := []part{}
+	var out bytes.Buffer
+	w := multipart.NewWriter(&out)
+	if err := w.SetBoundary(req.Boundary); err != nil {
+		return answer{Error: err.Error()}
+	}
 	for {
 		p, err := r.NextPart()
 		if err == io.EOF {
-			return answer{Parts: parts}
+			if err := w.Close(); err != nil {
+				return answer{Parts: parts, Error: err.Error()}
+			}
+			return answer{Parts: parts, Rewritten: base64.StdEncoding.EncodeToString(out.Bytes())}
 		}
 		if err != nil {
 			return answer{Parts: parts, Error: err.Error()}
@@ -64,6 +77,16 @@ func read(req request) answer {
 			file = p.FileName()
 		}
 		parts = append(parts, part{Name: name, File: file, Value: base64.StdEncoding.EncodeToString(value)})
+		// rewrite.go: parseAndNormalizeContentDisposition, then copyPart for a named field.
+		mediaType, params, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		p.Header.Set("Content-Disposition", mime.FormatMediaType(mediaType, params))
+		if params["name"] != "" && params["filename"] == "" {
+			np, err := w.CreatePart(p.Header)
+			if err != nil {
+				return answer{Parts: parts, Error: err.Error()}
+			}
+			np.Write(value)
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import { IdentityError } from '../../src/identity/types.ts'
 import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
 import { prng } from '../helpers/prng.ts'
 import { requireTool } from '../helpers/require-tool.ts'
+import { startRackOracle } from '../helpers/rack-oracle.ts'
+import { requireRack } from './rack-available.ts'
 
 const BOUNDARY = 'workhorse-oracle-boundary'
 const TOKEN = 'glcbt-64_toolsjobrunning00000000'
@@ -127,13 +129,29 @@ function spellName (name: string, pick: (n: number) => number): string {
   }
 }
 
+function hideName (name: string, pick: (n: number) => number): string {
+  const key = ['z', 'zz', 'Z', 'x-y', 'o'][pick(5)]!
+  const pct = (text: string): string => [...text].map(c => /[A-Za-z0-9]/.test(c) && pick(2) === 0 ? c : '%' + c.charCodeAt(0).toString(16).padStart(2, '0')[pick(2) === 0 ? 'toUpperCase' : 'toLowerCase']()).join('')
+  const hidden = `a;${pick(2) === 0 ? ' ' : ''}name=${name}`
+  switch (pick(3)) {
+    case 0: return `${key}*=utf-8''${pct(hidden)}`
+    case 1: return `${key}="${hidden.replace(/[;=[\]]/g, c => pick(3) === 0 ? c : '\\' + c)}"`
+    default: {
+      const cut = 1 + pick(hidden.length - 1)
+      return `${key}*0*=UTF-8''${pct(hidden.slice(0, cut))}; ${key}*1*=${pct(hidden.slice(cut))}`
+    }
+  }
+}
+
 function generateNamed (seed: number): { body: Buffer, label: string } {
   const random = prng(seed)
   const pick = (n: number): number => Math.floor(random() * n)
   const name = NAMES[pick(NAMES.length)]!
   const value = name === '_method' ? 'DELETE' : PAT
   const type = ['form-data', 'FORM-DATA', 'attachment', 'inline', ''][pick(5)]!
-  const params = [spellName(name, pick)]
+  // Either the name itself, or `name=version` and a parameter sorted after it whose value Go
+  // decodes to `;name=<name>` (which Workhorse writes again quoted, and Rack 2.2 reads).
+  const params = pick(3) === 0 ? ['name=version', hideName(name, pick)] : [spellName(name, pick)]
   if (pick(4) === 0) params.splice(pick(2), 0, ['name=other', 'name="other"', 'filename=""', 'x=";name=y"', `${PARAM_NAMES[pick(4)]!}=${name}`][pick(5)]!)
   const sp = (): string => SPACES[pick(SPACES.length)]!
   let disposition = `${pick(4) === 0 ? 'content-disposition' : 'Content-Disposition'}:${pick(4) === 0 ? '' : ' '}${type}${sp()}${params.map(p => `;${sp()}${p}`).join('')}`
@@ -178,4 +196,38 @@ test('every credential or _method name Go reads in a Content-Disposition is one 
   assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies whose names Workhorse reads otherwise than the gate`)
   // The generator reaches the names Go reads (many spellings are no parameter to Go, by design).
   assert.ok(named > 500, `only ${named} credential or _method names read by Go`)
+})
+
+test('Rails, reading with Rack the body Workhorse writes again, finds no credential or _method the gate did not read', async t => {
+  if (!requireTool(t, goUnavailable()) || !requireRack(t)) return
+  const oracle = startRackOracle()
+  t.after(() => oracle.close())
+  const cases = Array.from({ length: 1500 }, (_, i) => generateNamed(0x71e + i))
+  const readings = goMultipart(cases.map(c => ({ boundary: BOUNDARY, body: c.body })))
+  const failures: string[] = []
+  let read = 0
+  for (const [i, c] of cases.entries()) {
+    const go = readings[i]!
+    if (go.error !== undefined) continue
+    let scan: ReturnType<typeof scanMultipart>
+    try {
+      scan = scanMultipart(c.body, BOUNDARY)
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err
+      continue
+    }
+    const rails = await oracle.ask({ method: 'POST', target: '/api/v4/projects/200/packages/pypi', headers: [['Content-Type', `multipart/form-data; boundary=${BOUNDARY}`]], body: go.rewritten })
+    for (const [where, value] of rails.creds) {
+      if (!where.startsWith('body:')) continue
+      read++
+      if (!scan.credentials.some(cr => cr.secret === value && cr.where !== 'body:*')) failures.push(`Rails reads ${where}=${JSON.stringify(value)}, the gate did not: ${c.label}`)
+    }
+    if (rails.method !== 'POST') {
+      read++
+      const m = scan.methodParam
+      if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value.toUpperCase() === rails.method))) failures.push(`Rails routes ${rails.method}, the gate read ${JSON.stringify(m)}: ${c.label}`)
+    }
+  }
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies Rails reads behind Workhorse otherwise than the gate`)
+  assert.ok(read > 300, `only ${read} credentials or overrides read by Rails`)
 })
