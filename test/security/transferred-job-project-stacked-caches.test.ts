@@ -16,7 +16,7 @@ import { send } from '../helpers/http.ts'
 // (600, in acme/platform < acme) has no entry of its own there.
 const RELEASES = '/api/v4/projects/200/releases'
 const NAMESPACE_TTL_MS = 1000
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, Math.max(0, ms)))
 
 async function releases (g: TestGate, token: string): Promise<{ status: number, code: unknown }> {
   const res = await send(g.url, 'GET', RELEASES, { 'job-token': token })
@@ -67,14 +67,18 @@ for (const c of cases) {
     c.setup?.(g)
     g.gitlab.jobs.set(c.late.token, { id: 9, status: 'running', projectId: c.late.projectId, userId: 7 })
     // The namespace answers are read now, for an earlier job.
+    const readFrom = performance.now()
     assert.deepEqual(await releases(g, c.early), { status: 200, code: undefined }, 'the acme group entry lets the job in')
     const movedAt = performance.now()
     c.move(g)
     // Another job shows its token for the first time near the end of the cache entries.
-    await sleep(NAMESPACE_TTL_MS * 0.7)
-    assert.equal((await releases(g, c.late.token)).status, 200, 'within the namespace TTL the old groups may still decide')
+    await sleep(NAMESPACE_TTL_MS * 0.7 - (performance.now() - readFrom))
+    const late = await releases(g, c.late.token)
+    // Answered within the TTL of answers read after readFrom, the old groups still decide; on a
+    // machine too busy to ask in time the answer may be either, and the bound below still holds.
+    if (performance.now() - readFrom < NAMESPACE_TTL_MS) assert.equal(late.status, 200, 'within the namespace TTL the old groups may still decide')
     // Past the namespace TTL since the move (and since the answers were read), GitLab's groups decide.
-    await sleep(NAMESPACE_TTL_MS * 0.5)
+    await sleep(movedAt + NAMESPACE_TTL_MS * 1.2 - performance.now())
     assert.ok(performance.now() - movedAt > NAMESPACE_TTL_MS)
     assert.deepEqual(await releases(g, c.late.token), { status: 403, code: 'NOT_ALLOWLISTED' })
     assert.deepEqual(await releases(g, c.early), { status: 403, code: 'NOT_ALLOWLISTED' })
