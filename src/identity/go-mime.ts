@@ -191,9 +191,14 @@ export function goParseMediaType (value: string): { readonly type: string, reado
   return { type, params }
 }
 
-/** Go's mime.FormatMediaType of a disposition type (no '/') and its parameters; '' where Go gives ''. */
+/** Go's mime.FormatMediaType of a type (`major` or `major/sub`) and its parameters; '' where Go gives ''. */
 export function goFormatMediaType (type: string, params: ReadonlyMap<string, string>): string {
-  if (!isToken(type)) return ''
+  // ParseMediaType takes a Content-Disposition type with a subtype too (`form-data/x`): Go writes
+  // both tokens, split at the first '/'.
+  const slash = type.indexOf('/')
+  const major = slash === -1 ? type : type.slice(0, slash)
+  const sub = slash === -1 ? null : type.slice(slash + 1)
+  if (!isToken(major) || (sub !== null && !isToken(sub))) return ''
   let out = asciiLower(type)
   // Go sorts the names as byte strings: latin1 code units compare alike.
   for (const name of [...params.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0)) {
