@@ -140,7 +140,10 @@ function asciiLower (s: string): string {
 export function goParseMediaType (value: string): { readonly type: string, readonly params: ReadonlyMap<string, string> } | null {
   const semicolon = value.indexOf(';')
   const base = semicolon === -1 ? value : value.slice(0, semicolon)
-  const type = trimSpace(asciiLower(base))
+  // Go's strings.ToLower of a non-ASCII string maps every rune: U+0130 (İ) and U+212A (Kelvin
+  // sign) are the two that become ASCII letters (`i`, `k`), so `\u212A` is the type `k` to Go.
+  // Any other non-ASCII byte left in the type makes it no token either way.
+  const type = trimSpace(asciiLower(base).replace(/\xc4\xb0/g, 'i').replace(/\xe2\x84\xaa/g, 'k'))
   if (!checkMediaTypeDisposition(type)) return null
   const params = new Map<string, string>()
   const continuation = new Map<string, Map<string, string>>()

@@ -148,7 +148,7 @@ function generateNamed (seed: number): { body: Buffer, label: string } {
   const pick = (n: number): number => Math.floor(random() * n)
   const name = NAMES[pick(NAMES.length)]!
   const value = name === '_method' ? 'DELETE' : PAT
-  const type = ['form-data', 'FORM-DATA', 'attachment', 'inline', '', 'form-data/x'][pick(6)]!
+  const type = ['form-data', 'FORM-DATA', 'attachment', 'inline', '', 'form-data/x', '\xe2\x84\xaa', '\xc4\xb0nline'][pick(8)]!
   // Either the name itself, or `name=version` and a parameter sorted after it whose value Go
   // decodes to `;name=<name>` (which Workhorse writes again quoted, and Rack 2.2 reads).
   const params = pick(3) === 0 ? ['name=version', hideName(name, pick)] : [spellName(name, pick)]
