@@ -17,6 +17,10 @@
 //   searching (across chunk boundaries) and errors at a name, before the body's last byte is
 //   released. GitLab (Puma) runs nothing before it has the whole body, so a name past the limit
 //   reaches nothing: the upstream request is aborted and the client refused.
+// - in a multipart body, a GraphQL parameter in a part complete within the bytes read that
+//   parsers could read differently (doubtfulPartNames) refuses the body, whoever sends it, as in
+//   a whole body: Workhorse decodes a quoted-printable `operations`, whose names the search
+//   cannot see.
 //
 // Why not read only the multipart `operations` part, as a GraphQL multipart request puts it
 // first: Rack reads every part, the last `operations` (or a `query` part, when `operations` has
@@ -51,7 +55,8 @@ import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
 import { normalizeParamName } from '../identity/credentials.ts'
-import { isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
+import { doubtfulMessage, isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
+import { doubtfulPartNames } from '../identity/rack-multipart.ts'
 import { MODEL_REGISTRY_TEXT } from './model-registry.ts'
 import { PACKAGE_DELETE_TEXT } from './package-deletes.ts'
 import { AdminError } from './service.ts'
@@ -223,6 +228,15 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
   const multipart = MULTIPART_TYPE.test(request.contentType)
   const boundary = multipart ? parseMultipartBoundary(request.contentType) : null
   if (boundary === null && RACK_MULTIPART_TYPE.test(request.contentType)) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${UNREADABLE_BOUNDARY}`) }
+  if (boundary !== null) {
+    // The parts complete in the bytes read, as a whole body's are read (graphql.ts): a GraphQL
+    // parameter in a part parsers could read differently is refused, whoever sends it. The names
+    // searched below are searched in the bytes as sent, and Workhorse hands Rails a part's value
+    // decoded (quoted-printable), under the name Go reads.
+    const known = Buffer.concat([completeMultipartParts(prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
+    const doubtful = [...new Set(doubtfulPartNames(known, boundary).filter(isGraphqlPartName))]
+    if (doubtful.length > 0) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${doubtfulMessage(doubtful)}`) }
+  }
   if (!multipart && (bytesNameTokenParams(prefix, form) || namesTokenParams(request.query, true))) {
     return { kind: 'refused', error: new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', TOKEN_IN_LARGE_BODY) }
   }
