@@ -321,12 +321,14 @@ function formReadings (text: string, broken: string[]): Params[] {
 /**
  * The fields of a multipart body as Rack 2.2 reads them (files left out: their values are no
  * text GitLab runs), or null where Rack raises; the doubtful names (doubtfulPartNames) that could
- * be GraphQL or token parameters go to `doubtful`.
+ * be GraphQL or token parameters go to `doubtful`, and those of parts that are not a file to every
+ * parser to `odd`.
  */
-function multipartPairs (body: Buffer, boundary: string, doubtful: string[]): Array<[string, string]> | null {
+function multipartPairs (body: Buffer, boundary: string, doubtful: string[], odd: string[]): Array<[string, string]> | null {
   for (const name of doubtfulPartNames(body, boundary)) {
     if (isGraphqlPartName(name)) doubtful.push(name)
   }
+  odd.push(...doubtfulPartNames(body, boundary, true))
   const fields = rackMultipartFields(body, boundary)
   if (fields === null) return null
   const utf8 = (text: string): string => Buffer.from(text, 'latin1').toString('utf8')
@@ -381,7 +383,7 @@ const GRAPHQL_TYPE = /^[ \t]*application\/graphql[ \t]*(?:;|$)/i
  * itself and leaves the rest to Rack: form bodies (also a POST without a Content-Type), and
  * multipart of any subtype; other types give no parameters.
  */
-function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[], unreadable: string[]): Params[] {
+function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[], unreadable: string[], odd: string[]): Params[] {
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
   const contentType = trimEnds(request.contentType, ' \t')
@@ -414,7 +416,7 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     // be sure of, or with none found reads it as a form (Rack 2.2's #POST): either way parameters
     // the gate does not see.
     if (boundary === null && RACK_MULTIPART_TYPE.test(contentType)) unreadable.push(UNREADABLE_BOUNDARY)
-    const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful)
+    const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful, odd)
     const fields = pairs === null ? null : nestedParams(pairs)
     // Apollo's `operations` is applied over the merged parameters (apolloReading).
     if (fields !== null) readings.push(fields)
@@ -848,11 +850,12 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
   const broken: string[] = []
   const doubtful: string[] = []
   const unreadable: string[] = []
+  const odd: string[] = []
   const fromUrl = req.query === '' ? [] : formReadings(req.query, broken)
   // A query string Rack refuses fails the request in GitLab; the body is still checked.
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
   const readings: Params[] = []
-  for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable)) {
+  for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable, odd)) {
     for (const url of urlReadings) {
       // Rails: the URL's parameters override the body's.
       const merged = Object.assign(newParams(), fromBody, url)
@@ -861,6 +864,14 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
       const apollo = apolloReading(merged, req, unreadable)
       if (apollo !== null) readings.push(apollo)
     }
+  }
+  // A part parsers read differently may be a file to Rack and the gate and a field to Workhorse
+  // (Go drops a `filename*` of another charset and hands Rails the part as text), or a part only
+  // one of them frames: a `map` naming one may have text written into the variables.
+  if (odd.length > 0) {
+    const oddNames = new Set(odd.map(normalizeParamName))
+    const params = { readings, broken: [], doubtful: [], unreadable: null }
+    if (mapKeys(params).some(key => oddNames.has(normalizeParamName(key)))) unreadable.push(UNREADABLE_MAP)
   }
   return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
 }

@@ -21,14 +21,15 @@
 //   `Content-Type` (Rack names a part without a name `"#{content_type}[]"`), read as Rack 2,
 //   Rack 3 and Go read them, Go's Unicode white space around `=` included (multipartHeaderNames);
 // - a part is a file, whose content is no parameter, only when Rack 2 and Rack 3 both find a
-//   filename in its Content-Disposition (isFilePart): a `filename=` elsewhere changes nothing;
+//   filename in its Content-Disposition and Go does too, or gives it no name (isFilePart): a
+//   `filename=` elsewhere changes nothing;
 // - a non-file part whose value is shaped like a job token (token-shape.ts) is one, whatever its name.
 // Being more lenient can only refuse a request GitLab would have read differently, never pass one.
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { isCredentialParam, isMethodOverrideParam, paramCredential, type Credential, type MethodParam } from './credentials.ts'
 import { trimEnds } from '../text.ts'
-import { goNormalizedDisposition } from './go-mime.ts'
+import { goNormalizedDisposition, goParseMediaType } from './go-mime.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 export const DEFAULT_MAX_PART_HEADER_BYTES = 16 * 1024
@@ -753,5 +754,20 @@ function rack3Disposition (head: string, variant: 'old' | 'folded'): { name?: st
 export function isFilePart (head: string): boolean {
   return rack2Filename(head) !== null &&
     rack3Disposition(head, 'old')?.filename !== undefined &&
-    rack3Disposition(head, 'folded')?.filename !== undefined
+    rack3Disposition(head, 'folded')?.filename !== undefined &&
+    !workhorseField(head)
+}
+
+/**
+ * Whether Workhorse hands Rails the part as a field Rack reads a value from: Go's
+ * mime.ParseMediaType of its first Content-Disposition gives it a name and no filename at all (Go
+ * drops a `filename*` in a charset other than UTF-8 or US-ASCII, which Rack still reads as a
+ * file). An empty filename stays in the line Workhorse writes again, and Rack gives that part no
+ * value.
+ */
+function workhorseField (head: string): boolean {
+  const value = goHeaderValues(head, 'content-disposition')[0]
+  if (value === undefined) return false
+  const parsed = goParseMediaType(value)
+  return parsed !== null && (parsed.params.get('name') ?? '') !== '' && !parsed.params.has('filename')
 }

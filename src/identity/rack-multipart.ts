@@ -17,7 +17,7 @@
 // the one way they all read alike, so that a caller can refuse a body whose doubtful parts could
 // carry a name it reads. Checked against Rack itself: test/rack/graphql-multipart.test.ts.
 
-import { multipartHeaderNames, rack2PartHead, rubyStrip } from './multipart.ts'
+import { isFilePart, multipartHeaderNames, rack2PartHead, rubyStrip } from './multipart.ts'
 
 /** One parameter of a multipart body: a field's value, or null for an uploaded file. */
 export interface MultipartField {
@@ -110,9 +110,10 @@ function plainPart (piece: string, precededByLine: boolean, followed: boolean): 
  * The names any parser could give the parts of a body that are not written the one plain way
  * (see above): every name multipartHeaderNames finds in each such part's first bytes, every
  * `--boundary` counting as a delimiter. A caller refuses the body when one of them could be a
- * name it reads.
+ * name it reads. `fields`: only the parts that are not a file to every parser (isFilePart of the
+ * header block as Rack ends it, and as Go does at an empty LF-only line).
  */
-export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
+export function doubtfulPartNames (body: Buffer, boundary: string, fields = false): string[] {
   const text = body.toString('latin1')
   const delimiter = '--' + boundary
   const names: string[] = []
@@ -127,7 +128,18 @@ export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
     // A plain part has one name, its disposition's, to every parser (a plain Content-Type, Rack's
     // name of a part without one, is `type/subtype`: no parameter name). Any other part: every
     // name a parser could find in its first bytes, value or not, as the header block's end differs.
-    if (!plainPart(piece, lineBefore, lineAfter)) names.push(...multipartHeaderNames(piece.slice(0, MAX_HEAD)))
+    if (plainPart(piece, lineBefore, lineAfter)) continue
+    const head = piece.slice(0, MAX_HEAD)
+    if (fields && fileToAll(head)) continue
+    names.push(...multipartHeaderNames(head))
   }
   return names
+}
+
+/** Whether a part's header block (after its delimiter) makes it a file however its end is found. */
+function fileToAll (head: string): boolean {
+  const rack = head.indexOf('\r\n\r\n')
+  const go = /\n\r?\n/.exec(head)
+  if (rack === -1 || go === null) return false
+  return isFilePart(head.slice(0, rack + 2)) && isFilePart(head.slice(0, go.index + 1))
 }

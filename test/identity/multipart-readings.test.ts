@@ -19,6 +19,7 @@ test('a part is a file only when Rack 2 and Rack 3 both find a filename in its C
     ['filename=', lines('Content-Disposition: form-data; name="f"; filename="a.txt"'), true],
     ["filename*= (RFC 5987)", lines("Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''a.txt"), true],
     ['an empty filename: no file chosen, no value either', lines('Content-Disposition: form-data; name="f"; filename=""'), true],
+    ["filename*= in another charset (Go drops it, and Workhorse hands Rails a field)", lines("Content-Disposition: form-data; name=\"f\"; filename*=iso-8859-1''a.txt"), false],
     ['a filename= in another header (Rack 2 scans every header for it, Rack 3 does not)', lines('X-Note: a; filename="b"', 'Content-Disposition: form-data; name="f"'), false],
     ['a filename= in X-Content-Disposition', lines('X-Content-Disposition: form-data; filename="b"'), false],
     ['a filename= on a folded line (Rack 3.0 and 3.1 then read no Content-Disposition)', lines('Content-Disposition: form-data; name="f"', '\t; filename="a"'), false],
