@@ -34,6 +34,7 @@ import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
+import { goParseMediaType } from './go-mime.ts'
 import { IdentityError } from './types.ts'
 
 export const DEFAULT_MAX_INSPECTED_BODY_BYTES = 64 * 1024
@@ -426,7 +427,13 @@ export function parseMultipartBoundary (contentType: string): string | null {
   }
   const after = rest.trimStart()
   if (after !== '' && !after.startsWith(';')) return null
-  return BOUNDARY_CHARS.test(value) ? value : null
+  if (!BOUNDARY_CHARS.test(value)) return null
+  // Go's mime.ParseMediaType, which Workhorse reads its upload routes' bodies with (writing the
+  // parts again for Rails under a boundary of its own), takes an RFC 2231 `boundary*=` or
+  // `boundary*0=` over `boundary=`: another boundary there frames other parts.
+  const go = goParseMediaType(contentType)
+  if (go !== null && go.params.has('boundary') && go.params.get('boundary') !== value) return null
+  return value
 }
 
 /** Rack drops one trailing NUL from a form body (rack/request.rb, "Safari Ajax postings"). */

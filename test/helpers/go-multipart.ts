@@ -45,11 +45,11 @@ export function goUnavailable (): string | null {
   return 'missing' in b ? b.missing : null
 }
 
-/** Each body as Go's NextPart() reads it. */
-export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, readonly body: Buffer }>): GoReading[] {
+/** Each body as Go's NextPart() reads it, under `boundary` or the one Go reads from `contentType`. */
+export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, readonly body: Buffer, readonly contentType?: string }>): GoReading[] {
   const b = build()
   if ('missing' in b) throw new Error(b.missing)
-  const input = JSON.stringify(bodies.map(x => ({ boundary: x.boundary, body: x.body.toString('base64') })))
+  const input = JSON.stringify(bodies.map(x => ({ boundary: x.boundary, body: x.body.toString('base64'), ...(x.contentType === undefined ? {} : { contentType: x.contentType }) })))
   const result = spawnSync(b.binary, [], { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   if (result.status !== 0) throw new Error(`go-multipart failed: ${result.stderr}`)
   const answers = JSON.parse(result.stdout) as Array<{ parts: Array<{ name: string, file: string, value: string }>, rewritten: string, error?: string }>

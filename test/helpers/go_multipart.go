@@ -20,6 +20,9 @@ import (
 type request struct {
 	Boundary string `json:"boundary"`
 	Body     string `json:"body"`
+	// When set, the boundary is the one Go reads from this Content-Type, as net/http's
+	// MultipartReader() (Workhorse's) reads it.
+	ContentType string `json:"contentType,omitempty"`
 }
 
 type part struct {
@@ -41,6 +44,13 @@ func read(req request) answer {
 	body, err := base64.StdEncoding.DecodeString(req.Body)
 	if err != nil {
 		return answer{Error: err.Error()}
+	}
+	if req.ContentType != "" {
+		_, params, err := mime.ParseMediaType(req.ContentType)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		req.Boundary = params["boundary"]
 	}
 	r := multipart.NewReader(strings.NewReader(string(body)), req.Boundary)
 	parts := []part{}
