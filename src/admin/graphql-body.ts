@@ -313,9 +313,14 @@ class LatePartGuard extends Transform {
    * names a part may have only as a file: GitLab's upload middleware writes the parameter of such
    * a name into the operation's variables, and text there was not checked.
    */
-  constructor (boundary: string, private skip: number, private readonly mapKeys: readonly string[] = []) {
+  private readonly mapKeys: readonly string[]
+
+  constructor (boundary: string, private skip: number, mapKeys: readonly string[] = []) {
     super()
     this.delimiter = Buffer.from('--' + boundary, 'latin1')
+    // Compared as the part names are, normalised: Rack 2.2 keeps a part named ` 0` as ` 0`, the
+    // parameter a map key ` 0` names, which normalises to `0`.
+    this.mapKeys = mapKeys.map(normalizeParamName)
   }
 
   override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
