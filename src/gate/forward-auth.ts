@@ -161,11 +161,10 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * hidden there holds nothing GitLab would authenticate, unless its `_method` moves the POST to
    * another route of the path.
    */
-  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine): boolean {
+  function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine, plan: BodyPlan | null): boolean {
+    if (plan === null) return false
     if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
     if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST')) return false
-    const plan = hiddenBodyPlan(x, req)
-    if (plan === null) return false
     // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
     // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).
     return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !readsUntypedJson(x.match.route))
@@ -280,7 +279,9 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     }
     // GitLab reads `private_token` and `access_token` from a form, JSON or multipart body before
     // the headers: the users' package rules must know where such a body went unseen.
-    x.bodyHidden = hiddenBodyPlan(x, req) !== null
+    // Planned once: the stages change neither the method nor the headers it is planned from.
+    const hidden = hiddenBodyPlan(x, req)
+    x.bodyHidden = hidden !== null
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
     if (outcome.kind === 'gone') {
@@ -296,7 +297,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
       record(x, requestId, started, outcome.deny.status, decidedAt)
       return
     }
-    if (hiddenBodyMayHoldToken(x, req, engine)) {
+    if (hiddenBodyMayHoldToken(x, req, engine, hidden)) {
       refuse(x, req, res, requestId, denyOf('BODY_NOT_VISIBLE'), started, decidedAt)
       return
     }

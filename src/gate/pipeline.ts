@@ -232,7 +232,9 @@ const identifyStage: Stage = (x, engine) => {
     methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined,
     // The users' package rules hold these too (userRolesStage): a credential they cannot see in a
     // streamed body is refused there, as on the catalog's package writes.
-    uncataloguedPackageWrite: canonical.kind === 'api' && engine.userRoles !== undefined ? (method: string) => uncataloguedPackageWrite(method === 'HEAD' ? 'GET' : method, canonical.apiPath) !== null : undefined
+    // Asked only where no catalog route matched, so made only where none did or a POST's override
+    // may leave none: the matched GET of the hot path allocates nothing here.
+    uncataloguedPackageWrite: canonical.kind === 'api' && engine.userRoles !== undefined && (x.match === null || canonical.method === 'POST') ? (method: string) => uncataloguedPackageWrite(method === 'HEAD' ? 'GET' : method, canonical.apiPath) !== null : undefined
   })
   return outcome instanceof Promise ? outcome.then(o => identified(x, engine, o)) : identified(x, engine, outcome)
 }
