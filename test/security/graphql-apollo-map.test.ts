@@ -59,7 +59,11 @@ test('a large upload: a part the `map` names, or a `map`, after the bytes decide
     // Rack keeps the last `map`: a later one would name what the decided one did not.
     ['{"0": ["variables.f"]}', part('map', '{"0": ["variables.f"], "evil": ["variables.p"]}') + part('evil', OTHER)],
     // No token in the headers: the map's `private_token` is one the gate looks for.
-    ['{"0": ["variables.f"], "t": ["private_token"]}', part('t', 'glpat-vuln')]
+    ['{"0": ["variables.f"], "t": ["private_token"]}', part('t', 'glpat-vuln')],
+    // Rack 2.2 keeps a part named ` evil` as the parameter ` evil`, which the map key ` evil`
+    // names: the later part's name was compared normalised (`evil`) with the keys as written.
+    ['{"0": ["variables.f"], " evil": ["variables.p"]}', part(' evil', OTHER)],
+    ['{"0": ["variables.f"], "\\tevil": ["variables.p"]}', part('\tevil', OTHER)]
   ]) {
     const answer = await postGraphql(g.url, body(map!, late!), map!.includes('private_token') ? { 'content-type': MULTIPART } : headers)
     assert.equal(answer.status, 400, `${map} ${late}: ${answer.text}`)
@@ -69,31 +73,4 @@ test('a large upload: a part the `map` names, or a `map`, after the bytes decide
   const ok = await postGraphql(g.url, body('{"0": ["variables.f"], "1": ["variables.p"]}', part('1', 'more data', 'b.bin')), headers)
   assert.deepEqual(ok.body, { data: { upstream: true } }, ok.text)
   assert.equal(g.upstream.filter(u => u.bytes > 0).length, 1, 'only the file upload reached GitLab whole')
-})
-
-// A large GraphQL upload (over 1 MiB) sent with a fine-grained token is decided from
-// the parts complete in its first bytes; a later part the decided `map` names must be a file, as
-// GitLab's upload middleware (apollo_upload_server) writes `params[key]` for each key of the map
-// into the variables, text as well as files. Rack 2.2 keeps a part named ` evil` (a leading
-// space) as the parameter ` evil`, which the map key ` evil` names. The gate compared the part's
-// name, with Rack 3's normalisation (`evil`), against the map's keys as written (` evil`): no
-// match, and the text part reached GitLab, which wrote another project's global ID into the
-// variables the gate had checked.
-test('a large upload: a later text part named as a `map` key Rack reads it under (not as normalised) is refused', async (t) => {
-  const g = await startGraphqlGate(t, { tokens: TOKENS })
-  const body = (map: string, late: string): Buffer => Buffer.concat([
-    Buffer.from(part('operations', OPERATIONS) + part('map', map) + `--${B}\r\nContent-Disposition: form-data; name="0"; filename="f.bin"\r\n\r\n`),
-    Buffer.alloc(2 << 20, 0x61),
-    Buffer.from(`\r\n${late}--${B}--\r\n`)
-  ])
-  for (const [map, late] of [
-    // Rack 2.2: params[" evil"] is the text of the part named " evil".
-    ['{"0": ["variables.f"], " evil": ["variables.p"]}', part(' evil', OTHER)],
-    ['{"0": ["variables.f"], "\\tevil": ["variables.p"]}', part('\tevil', OTHER)]
-  ]) {
-    const answer = await postGraphql(g.url, body(map!, late!), headers)
-    assert.equal(answer.status, 400, `${map} ${late}: ${answer.text}`)
-    assert.equal(answer.body.code, 'GRAPHQL_LATE_PARAMETER')
-  }
-  assert.equal(g.upstream.filter(u => u.bytes > 0).length, 0, 'no text part the map names reached GitLab whole')
 })
