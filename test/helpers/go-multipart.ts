@@ -52,6 +52,6 @@ export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, 
   const input = JSON.stringify(bodies.map(x => ({ boundary: x.boundary, body: x.body.toString('base64'), ...(x.contentType === undefined ? {} : { contentType: x.contentType }) })))
   const result = spawnSync(b.binary, [], { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   if (result.status !== 0) throw new Error(`go-multipart failed: ${result.stderr}`)
-  const answers = JSON.parse(result.stdout) as Array<{ parts: Array<{ name: string, file: string, value: string }>, rewritten: string, error?: string }>
-  return answers.map(a => ({ parts: a.parts.map(p => ({ name: p.name, file: p.file, value: Buffer.from(p.value, 'base64') })), rewritten: Buffer.from(a.rewritten, 'base64'), ...(a.error === undefined ? {} : { error: a.error }) }))
+  const answers = JSON.parse(result.stdout) as Array<{ parts: null | Array<{ name: string, file: string, value: string }>, rewritten: string, error?: string }>
+  return answers.map(a => ({ parts: (a.parts ?? []).map(p => ({ name: p.name, file: p.file, value: Buffer.from(p.value, 'base64') })), rewritten: Buffer.from(a.rewritten, 'base64'), ...(a.error === undefined ? {} : { error: a.error }) }))
 }
