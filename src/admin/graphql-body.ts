@@ -54,8 +54,7 @@ import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
-import { normalizeParamName } from '../identity/credentials.ts'
-import { doubtfulMessage, isGraphqlPartName, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
+import { doubtfulMessage, isGraphqlPartName, mapKeyMatcher, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
 import { doubtfulPartNames } from '../identity/rack-multipart.ts'
 import { MODEL_REGISTRY_TEXT } from './model-registry.ts'
 import { PACKAGE_DELETE_TEXT } from './package-deletes.ts'
@@ -308,19 +307,20 @@ class LatePartGuard extends Transform {
   /** Bytes not yet searched whole: the end of the last chunk, or a part header being read. */
   private carry: Buffer = Buffer.alloc(0)
 
+  /** Whether a part of this name is a parameter the decided `map` names (graphql.ts, mapKeyMatcher). */
+  private readonly namesMapKey: (name: string) => boolean
+  private readonly anyMapKey: boolean
+
   /**
    * `skip`: the bytes of the parts the request was decided from, passed on unread. `mapKeys`:
    * names a part may have only as a file: GitLab's upload middleware writes the parameter of such
    * a name into the operation's variables, and text there was not checked.
    */
-  private readonly mapKeys: readonly string[]
-
   constructor (boundary: string, private skip: number, mapKeys: readonly string[] = []) {
     super()
     this.delimiter = Buffer.from('--' + boundary, 'latin1')
-    // Compared as the part names are, normalised: Rack 2.2 keeps a part named ` 0` as ` 0`, the
-    // parameter a map key ` 0` names, which normalises to `0`.
-    this.mapKeys = mapKeys.map(normalizeParamName)
+    this.namesMapKey = mapKeyMatcher(mapKeys)
+    this.anyMapKey = mapKeys.length > 0
   }
 
   override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -350,7 +350,7 @@ class LatePartGuard extends Transform {
       const names = multipartHeaderNames(head)
       const refused = names.find(isGraphqlPartName) ??
         // isFilePart reads header lines with their CRLF.
-        (this.mapKeys.length > 0 && !isFilePart(data.subarray(headStart, end + 2).toString('latin1')) ? names.find(name => this.mapKeys.includes(normalizeParamName(name))) : undefined)
+        (this.anyMapKey && !isFilePart(data.subarray(headStart, end + 2).toString('latin1')) ? names.find(this.namesMapKey) : undefined)
       if (refused !== undefined) { callback(lateError(`a part named ${JSON.stringify(refused)}`)); return }
       from = end
     }

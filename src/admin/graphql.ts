@@ -822,6 +822,35 @@ export function mapKeys (params: GraphqlParams): string[] {
 }
 
 /**
+ * Whether a multipart part of this name (as read from its header, one character a byte) may be
+ * the parameter one of `keys` (a `map`'s keys, mapKeys) names. GitLab's upload middleware looks a
+ * key up as written (`params[key]`), and Rack 2.2 files a part under the name's bytes read as
+ * UTF-8 (a key `é` names a part `é`, sent as two bytes), at the top-level key its normalize_params
+ * takes: `a[b]` fills the hash `a`, a name of white space before its bracket (` [b]`) the hash
+ * ` `, `a[` stays `a[`. Names and keys are also compared normalised (` evil` as `evil`): more
+ * parts taken for the keys' than Rack files under them, never fewer.
+ */
+export function mapKeyMatcher (keys: readonly string[]): (name: string) => boolean {
+  if (keys.length === 0) return () => false
+  const written = new Set(keys)
+  const normalised = new Set(keys.map(normalizeParamName))
+  return name => {
+    const utf8 = Buffer.from(name, 'latin1').toString('utf8')
+    return [name, utf8].some(n => {
+      const top = rackTopLevelKey(n)
+      return normalised.has(normalizeParamName(n)) || (top !== null && written.has(top))
+    })
+  }
+}
+
+/** The key Rack 2.2's normalize_params files a parameter of this name under at the top level, or null for none. */
+function rackTopLevelKey (name: string): string | null {
+  const m = /^[[\]]*([^[\]]+)\]*/.exec(name)
+  if (m === null) return null
+  return name.slice(m[0].length) === '[' ? name : m[1]!
+}
+
+/**
  * GitLab's upload middleware (the apollo_upload_server gem's ApolloUploadServer::Middleware, run
  * before the controller) on one merged reading: when the Content-Type contains
  * `multipart/form-data` and the parameters hold `operations` and `map` (from the body or the
@@ -869,9 +898,8 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
   // (Go drops a `filename*` of another charset and hands Rails the part as text), or a part only
   // one of them frames: a `map` naming one may have text written into the variables.
   if (odd.length > 0) {
-    const oddNames = new Set(odd.map(normalizeParamName))
-    const params = { readings, broken: [], doubtful: [], unreadable: null }
-    if (mapKeys(params).some(key => oddNames.has(normalizeParamName(key)))) unreadable.push(UNREADABLE_MAP)
+    const namesMapKey = mapKeyMatcher(mapKeys({ readings, broken: [], doubtful: [], unreadable: null }))
+    if (odd.some(namesMapKey)) unreadable.push(UNREADABLE_MAP)
   }
   return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
 }

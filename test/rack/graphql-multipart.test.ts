@@ -11,7 +11,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { isGraphqlPartName, readGraphqlParams } from '../../src/admin/graphql.ts'
+import { isGraphqlPartName, mapKeyMatcher, readGraphqlParams } from '../../src/admin/graphql.ts'
 import { startRackOracle } from '../helpers/rack-oracle.ts'
 import { propertyRun } from '../helpers/property-run.ts'
 import { requireRack } from './rack-available.ts'
@@ -115,4 +115,32 @@ test('a plain part is named by its header block only: a value that spells a head
   const params = readGraphqlParams(Buffer.from(text, 'latin1'), { method: 'POST', query: '', contentType: CONTENT_TYPE, bodyReadable: true })
   assert.deepEqual(params.doubtful, [])
   assert.equal(params.readings[0]!.a, 'Content-ID: query\r\nname=query')
+})
+
+test('a `map` key names every part Rack files under it: the name\'s bytes as UTF-8, at normalize_params\' top-level key', async (t) => {
+  if (!requireRack(t)) return
+  const oracle = startRackOracle()
+  t.after(() => oracle.close())
+  // Every name of up to four of these characters: white space, brackets, a letter, a letter
+  // outside ASCII (two bytes).
+  const alphabet = [' ', '\t', '[', ']', 'p', 'é']
+  let names = ['']
+  const all: string[] = []
+  for (let length = 1; length <= 4; length++) {
+    names = names.flatMap(n => alphabet.map(c => n + c))
+    all.push(...names)
+  }
+  let filed = 0
+  for (const name of all) {
+    const bytes = Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\ngid://gitlab/Project/300\r\n--${B}--\r\n`)
+    const rack = (await oracle.ask({ method: 'POST', target: '/api/graphql', headers: [['Content-Type', CONTENT_TYPE]], body: bytes, params: true })).post!
+    if ('raised' in rack) continue
+    // The part's name as the gate reads it from the header: one character a byte.
+    const header = Buffer.from(name).toString('latin1')
+    for (const key of Object.keys(rack.params)) {
+      filed++
+      assert.ok(mapKeyMatcher([key])(header), `Rack files a part named ${JSON.stringify(name)} under ${JSON.stringify(key)}, which the gate did not take the key to name`)
+    }
+  }
+  assert.ok(filed > all.length / 2, `only ${filed} of ${all.length} names were filed by Rack`)
 })

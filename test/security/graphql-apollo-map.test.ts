@@ -54,7 +54,7 @@ test('a large upload: a part the `map` names, or a `map`, after the bytes decide
     Buffer.alloc(2 << 20, 0x61),
     Buffer.from(`\r\n${late}--${B}--\r\n`)
   ])
-  for (const [map, late] of [
+  for (const [map, late, path] of [
     ['{"0": ["variables.f"], "evil": ["variables.p"]}', part('evil', OTHER)],
     // Rack keeps the last `map`: a later one would name what the decided one did not.
     ['{"0": ["variables.f"]}', part('map', '{"0": ["variables.f"], "evil": ["variables.p"]}') + part('evil', OTHER)],
@@ -63,9 +63,15 @@ test('a large upload: a part the `map` names, or a `map`, after the bytes decide
     // Rack 2.2 keeps a part named ` evil` as the parameter ` evil`, which the map key ` evil`
     // names: the later part's name was compared normalised (`evil`) with the keys as written.
     ['{"0": ["variables.f"], " evil": ["variables.p"]}', part(' evil', OTHER)],
-    ['{"0": ["variables.f"], "\\tevil": ["variables.p"]}', part('\tevil', OTHER)]
+    ['{"0": ["variables.f"], "\\tevil": ["variables.p"]}', part('\tevil', OTHER)],
+    // Rack files a part under its name's bytes read as UTF-8, the key `é` as Ruby's JSON reads
+    // it: the name was compared one character a byte. Where Rack reads the body itself (GraphQL
+    // at `/api/glql`, which Workhorse does not rewrite), GitLab wrote the text into `variables.p`.
+    ['{"0": ["variables.f"], "é": ["variables.p"]}', part('é', OTHER), '/api/glql'],
+    // ` [p]` is `p` normalised, but Rack files it in the hash ` `, which the key ` ` names.
+    ['{"0": ["variables.f"], " ": ["variables.p"]}', part(' [p]', OTHER)]
   ]) {
-    const answer = await postGraphql(g.url, body(map!, late!), map!.includes('private_token') ? { 'content-type': MULTIPART } : headers)
+    const answer = await postGraphql(g.url, body(map!, late!), map!.includes('private_token') ? { 'content-type': MULTIPART } : headers, path)
     assert.equal(answer.status, 400, `${map} ${late}: ${answer.text}`)
     assert.equal(answer.body.code, 'GRAPHQL_LATE_PARAMETER')
   }

@@ -46,6 +46,13 @@ test('a `map` naming a part only Rack reads as a file is refused, for a fine-gra
     assert.equal(answer.status, 400, `${d}: ${answer.text}`)
     assert.equal(answer.body.code, 'GRAPHQL_AMBIGUOUS_REQUEST', d)
   }
+  // Rack files ` [p]` in the hash ` `, which a key ` ` names; normalised, the name was `p`.
+  for (const d of SPELLINGS) {
+    const body = part('operations', OPERATIONS) + part('map', '{" ": ["variables.p"]}') + part(' [p]', 'gid://gitlab/Project/300', d) + `--${B}--\r\n`
+    const answer = await postGraphql(g.url, body, { 'private-token': 'glpat-vuln', 'content-type': MULTIPART })
+    assert.equal(answer.status, 400, `${d}: ${answer.text}`)
+    assert.equal(answer.body.code, 'GRAPHQL_AMBIGUOUS_REQUEST', d)
+  }
   assert.equal(g.upstream.length, 0)
   // A file part as clients write it goes through.
   const upload = await postGraphql(g.url, part('operations', OPERATIONS) + part('map', '{"0": ["variables.f"]}') + part('0', 'data', '; filename="a.txt"') + `--${B}--\r\n`, { 'private-token': 'glpat-vuln', 'content-type': MULTIPART })
