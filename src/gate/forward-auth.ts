@@ -85,13 +85,19 @@ const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/(
  * GitLab's Go middleware (lib/gitlab/middleware/go.rb) answers a request whose `go-get`
  * parameter is 1 on any path, before routing, and reads HTTP Basic there with
  * Gitlab::Auth.find_for_git_client (a job's token under `gitlab-ci-token`). Read as Rack reads
- * a name, more leniently (any case, any value): more lines refused, never fewer.
+ * a name, more leniently (any case, any value): more lines refused, never fewer. The parameter is
+ * Rack::Request#params', the body's as well as the query's: a line whose body Rack parses (a
+ * form or multipart type, or a POST without one) may hold it, whether the proxy sends that body
+ * or not, where its path can name a project (PROJECT_PATH_REGEX: `namespace/project`, two
+ * segments or more; a proxy's own check path, `/` or `/_job_token_gate`, names none).
  */
-function holdsGoGet (query: string): boolean {
+function holdsGoGet (method: string, path: string, query: string, contentType: string | undefined): boolean {
+  if (rackReadsPostBody(contentType, method) && PROJECT_LIKE_PATH.test(path)) return true
   if (query === '') return false
   for (const [name] of queryPairs(query)) if (normalizeParamName(name).trim().toLowerCase() === 'go-get') return true
   return false
 }
+const PROJECT_LIKE_PATH = /^\/*[^/]+\/+[^/]/
 
 /**
  * Envoy sends the original request line as the decision request's own, and passes on the client's
@@ -117,7 +123,7 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   const api = line.kind !== 'other' || holdsApiSegments(line.path) || holdsApiSegments(query === -1 ? own : own.slice(0, query))
   // Envoy's `/api/graphql` or `/acme/app.git/info/refs` is the request GitLab gets: deciding the
   // one the headers name let GraphQL and git over HTTP through undecided.
-  const goGet = line.kind === 'other' && holdsGoGet(line.query)
+  const goGet = line.kind === 'other' && holdsGoGet(line.method, line.path, line.query, req.headers['content-type'])
   // Envoy's `DELETE /acme/lib/-/ml/models/7` is the model delete GitLab runs: deciding the read
   // the headers name let a Developer's session past the project's ml_model delete rule.
   const webDelete = line.kind === 'other' && webModelRegistryDelete(line.method, line.path, engine.options.relativeUrlRoot ?? '') !== null

@@ -6,7 +6,8 @@
 // X-Original-URI naming an allowed API request, answered 200, and Envoy sent the job token to
 // GitLab past GATE_NON_API_JOB_TOKENS=deny. A line with a `go-get` parameter, in any spelling
 // Rack reads as one, is now one GitLab acts on a job token at: headers naming another request
-// are refused there.
+// are refused there. The middleware reads `request["go-get"]`, Rack::Request#params: a
+// `POST /other/tools` with the form body `go-get=1` was still believed, and answered 200.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -39,6 +40,23 @@ test('an Envoy decision request with go-get: a client\'s X-Original-* naming ano
       const answer = await send(auth, 'GET', line, { ...basic, ...spoof })
       assert.equal(answer.status, 403, `${line} ${JSON.stringify(spoof)}: ${answer.text}`)
       assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', `${line} ${JSON.stringify(spoof)}`)
+    }
+  }
+  // Rack::Request#params holds the body's parameters too: a form or multipart body (on any
+  // method), or a POST's without a type, whether Envoy sends it (with_request_body) or not.
+  const MULTIPART = 'multipart/form-data; boundary=b'
+  const bodies: Array<[string, string | undefined, string]> = [
+    ['POST', 'application/x-www-form-urlencoded', 'go-get=1'],
+    ['POST', undefined, 'go-get=1'],
+    ['PUT', 'application/x-www-form-urlencoded', 'a=b&go-get=1'],
+    ['POST', MULTIPART, '--b\r\nContent-Disposition: form-data; name="go-get"\r\n\r\n1\r\n--b--\r\n'],
+    ['POST', MULTIPART, '']
+  ]
+  for (const [method, type, body] of bodies) {
+    for (const spoof of spoofs) {
+      const answer = await send(auth, method, '/other/tools', { ...basic, ...spoof, ...(type === undefined ? {} : { 'content-type': type }) }, body)
+      assert.equal(answer.status, 403, `${method} ${type ?? '(no type)'} ${JSON.stringify(body)} ${JSON.stringify(spoof)}: ${answer.text}`)
+      assert.equal(answer.json().code, 'FORWARD_AUTH_UNTRUSTED', `${method} ${type ?? '(no type)'} ${JSON.stringify(body)}`)
     }
   }
   // nginx's auth_request and the other proxies ask on a fixed path of their own: the original
