@@ -50,7 +50,7 @@
 import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
-import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
@@ -226,7 +226,7 @@ export function decideOverLimit (prefix: Buffer, req: IncomingMessage | Readable
   const form = FORM_TYPE.test(request.contentType) || (trimEnds(request.contentType, ' \t') === '' && request.method === 'POST')
   const multipart = MULTIPART_TYPE.test(request.contentType)
   const boundary = multipart ? parseMultipartBoundary(request.contentType) : null
-  if (boundary === null && RACK_MULTIPART_TYPE.test(request.contentType)) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${UNREADABLE_BOUNDARY}`) }
+  if (boundary === null && (RACK_MULTIPART_TYPE.test(request.contentType) || goReadsMultipart(request.contentType))) return { kind: 'refused', error: new AdminError('GRAPHQL_AMBIGUOUS_REQUEST', `400 Bad request - ${UNREADABLE_BOUNDARY}`) }
   if (boundary !== null) {
     // The parts complete in the bytes read, as a whole body's are read (graphql.ts): a GraphQL
     // parameter in a part parsers could read differently is refused, whoever sends it. The names

@@ -26,7 +26,7 @@ import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKi
 import type { ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
-import { parseMultipartBoundary } from '../identity/body-scan.ts'
+import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
 import { trimEnds } from '../text.ts'
 import { doubtfulPartNames, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
@@ -415,11 +415,14 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     // Rack parses this body (it is form_data? or parseable_data?) with a boundary the gate cannot
     // be sure of, or with none found reads it as a form (Rack 2.2's #POST): either way parameters
     // the gate does not see.
-    if (boundary === null && RACK_MULTIPART_TYPE.test(contentType)) unreadable.push(UNREADABLE_BOUNDARY)
+    if (boundary === null && (RACK_MULTIPART_TYPE.test(contentType) || goReadsMultipart(contentType))) unreadable.push(UNREADABLE_BOUNDARY)
     const pairs = boundary === null ? null : multipartPairs(body, boundary, doubtful, odd)
     const fields = pairs === null ? null : nestedParams(pairs)
     // Apollo's `operations` is applied over the merged parameters (apolloReading).
     if (fields !== null) readings.push(fields)
+  } else if (goReadsMultipart(contentType)) {
+    // Workhorse reads it as multipart and hands Rails the parts under a type of its own.
+    unreadable.push(UNREADABLE_BOUNDARY)
   }
   // A bare document (application/graphql, or a body GitLab would not parse at all).
   if (GRAPHQL_TYPE.test(contentType) || (!parsedAsDeclared && json === undefined)) readings.push(Object.assign(newParams(), { query: text }))

@@ -16,7 +16,8 @@
 //   createJsonGuard (json-guard.ts), which reads it with the same rules;
 // - `multipart/*` (Rack parses every multipart subtype): buffered and parsed when its declared
 //   length is within the limit, so a `curl --form token=$CI_JOB_TOKEN` trigger call is enforced
-//   like a header; otherwise streamed through createMultipartGuard (multipart.ts).
+//   like a header; otherwise streamed through createMultipartGuard (multipart.ts). A type that
+//   Workhorse's Go reads as multipart and Rack does not is refused (goReadsMultipart);
 // Every other type is forwarded uninspected: GitLab reads no parameters from it.
 //
 // Form bodies over the limit are refused (413) rather than forwarded unread, and so are
@@ -239,12 +240,13 @@ export function rackMediaType (contentType: string | undefined): string | null {
 /**
  * True when Rack::Request#POST parses this body, so that Rack::MethodOverride can find `_method`
  * in it: form_data? (a form, multipart/form-data, or no type at all on a POST) or
- * parseable_data? (multipart/related, multipart/mixed).
+ * parseable_data? (multipart/related, multipart/mixed); or Workhorse reads it as multipart and
+ * hands Rails the parts as multipart/form-data (goReadsMultipart).
  */
 export function rackReadsPostBody (contentType: string | undefined, method: string): boolean {
   const media = rackMediaType(contentType)
   if (media === null) return method === 'POST'
-  return RACK_POST_TYPES.has(media)
+  return RACK_POST_TYPES.has(media) || goReadsMultipart(contentType!)
 }
 
 /**
@@ -370,6 +372,9 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   if ((untyped && upper === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
   else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
   else if (media.startsWith('multipart/')) type = 'multipart'
+  // A type Workhorse reads as multipart and Rack does not: Workhorse hands Rails its parts again
+  // under a Content-Type of its own, so Rails reads what the gate would have passed unread.
+  else if (goReadsMultipart(contentType)) return { kind: 'rejected', code: 'MULTIPART_BAD_BOUNDARY' }
   // Decided from the headers and streamed, as a `curl --upload-file` body always was. Whatever
   // its Content-Encoding: Grape parses the bytes as they came (only CompressedJson's routes are
   // inflated, and those are typed), so a gzip upload passes as no JSON and plain JSON is read.
@@ -434,6 +439,18 @@ export function parseMultipartBoundary (contentType: string): string | null {
   const go = goParseMediaType(contentType)
   if (go !== null && go.params.has('boundary') && go.params.get('boundary') !== value) return null
   return value
+}
+
+/**
+ * Whether Workhorse reads the body as multipart on its upload routes: net/http's
+ * MultipartReader() does where Go's mime.ParseMediaType of the Content-Type gives
+ * `multipart/form-data` or `multipart/mixed`. Go trims Unicode white space around the type (a
+ * no-break space sent as C2 A0, U+3000...) and lowers it rune by rune (`MULT\u0130PART` is
+ * `multipart`); Rack trims ASCII white space and lowers ASCII letters only.
+ */
+export function goReadsMultipart (contentType: string): boolean {
+  const go = goParseMediaType(contentType)
+  return go !== null && (go.type === 'multipart/form-data' || go.type === 'multipart/mixed')
 }
 
 /** Rack drops one trailing NUL from a form body (rack/request.rb, "Safari Ajax postings"). */

@@ -45,7 +45,10 @@ export function goUnavailable (): string | null {
   return 'missing' in b ? b.missing : null
 }
 
-/** Each body as Go's NextPart() reads it, under `boundary` or the one Go reads from `contentType`. */
+/**
+ * Each body as Go's NextPart() reads it, under `boundary`, or as net/http's MultipartReader() takes
+ * it with `contentType` (an error where Go reads no multipart/form-data or multipart/mixed there).
+ */
 export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, readonly body: Buffer, readonly contentType?: string }>): GoReading[] {
   const b = build()
   if ('missing' in b) throw new Error(b.missing)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/http"
 	"os"
 	"strings"
 )
@@ -45,14 +46,24 @@ func read(req request) answer {
 	if err != nil {
 		return answer{Error: err.Error()}
 	}
+	var r *multipart.Reader
 	if req.ContentType != "" {
-		_, params, err := mime.ParseMediaType(req.ContentType)
+		// As Workhorse takes the body (rewrite.go): net/http's MultipartReader(), which reads a
+		// Content-Type Go's mime.ParseMediaType gives as multipart/form-data or multipart/mixed;
+		// any other is http.ErrNotMultipart, and Workhorse passes the body to Rails unread.
+		hr, err := http.NewRequest("POST", "http://workhorse/", strings.NewReader(string(body)))
 		if err != nil {
 			return answer{Error: err.Error()}
 		}
+		hr.Header.Set("Content-Type", req.ContentType)
+		if r, err = hr.MultipartReader(); err != nil {
+			return answer{Error: err.Error()}
+		}
+		_, params, _ := mime.ParseMediaType(req.ContentType)
 		req.Boundary = params["boundary"]
+	} else {
+		r = multipart.NewReader(strings.NewReader(string(body)), req.Boundary)
 	}
-	r := multipart.NewReader(strings.NewReader(string(body)), req.Boundary)
 	parts := []part{}
 	var out bytes.Buffer
 	w := multipart.NewWriter(&out)

@@ -15,7 +15,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { send } from '../helpers/http.ts'
+import { send, sendChunked } from '../helpers/http.ts'
 import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
 import { requireTool } from '../helpers/require-tool.ts'
 
@@ -88,4 +88,79 @@ test('an upload whose Content-Type Go reads another boundary from is refused', a
     assert.equal(answer.json().code, 'MULTIPART_BAD_BOUNDARY', type)
   }
   assert.equal(g.seen.length, 0, 'no upload reached the upstream')
+})
+
+// Finding: Go's mime.ParseMediaType, whose type net/http's MultipartReader() (Workhorse's) must
+// read as multipart/form-data or multipart/mixed, trims Unicode white space around it and lowers
+// it rune by rune; Rack trims ASCII white space and lowers ASCII letters only. A no-break space
+// before the type (the bytes C2 A0), U+3000 or U+0085, or `MULT\u0130PART` (U+0130 lowers to `i`),
+// was a type Rack parses no body of, so the gate passed the body unread, while Workhorse read its
+// parts and handed them to Rails under a `multipart/form-data` of its own: a job token in an
+// `access_token` part reached GitLab on a Developer's PyPI upload, and a fine-grained token's
+// mutation on another project reached GitLab behind a document the gate read instead.
+/** Header values as the bytes of their UTF-8, which Node sends and reads one byte a character. */
+const utf8 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1')
+const GO_ONLY = [
+  `\u00a0multipart/form-data; boundary=${A}`,
+  `\u3000multipart/form-data; boundary=${A}`,
+  `\u0085multipart/form-data; boundary=${A}`,
+  `MULT\u0130PART/FORM-DATA; boundary=${A}`,
+  `\u2003multipart/m\u0130xed; boundary=${A}`
+].map(utf8)
+const goOnlyUpload = Buffer.from(part(A, 'name', 'pkg') + part(A, 'access_token', TOKENS.tools) + part(A, 'content', 'data', 'pkg-1.0.tar.gz') + `--${A}--\r\n`)
+// The multipart body in a GraphQL block string: a document to the gate, a preamble to Go.
+const goOnlyGraphql = Buffer.from(`query($x: String = """\r\n${part(A, 'operations', mutation(300))}${part(A, 'map', '{}')}--${A}--\r\n""") { __typename }`)
+
+test('Go reads these Content-Types as multipart, Rack as no type it parses a body of', t => {
+  if (!requireTool(t, goUnavailable())) return
+  const readings = goMultipart(GO_ONLY.flatMap(type => [goOnlyUpload, goOnlyGraphql].map(body => ({ boundary: '', body, contentType: Buffer.from(type, 'latin1').toString('utf8') }))))
+  GO_ONLY.forEach((type, i) => {
+    const upload = readings[2 * i]!
+    const graphql = readings[2 * i + 1]!
+    assert.equal(upload.error, undefined, type)
+    assert.deepEqual(upload.parts.map(p => [p.name, p.file === '' ? p.value.toString() : p.file]), [['name', 'pkg'], ['access_token', TOKENS.tools], ['content', 'pkg-1.0.tar.gz']], type)
+    assert.deepEqual(graphql.parts.map(p => [p.name, p.value.toString()]), [['operations', mutation(300)], ['map', '{}']], type)
+  })
+  // What Go reads as no multipart, Workhorse passes on unread (http.ErrNotMultipart).
+  const [related] = goMultipart([{ boundary: '', body: goOnlyUpload, contentType: `multipart/related; boundary=${A}` }])
+  assert.match(related!.error ?? '', /isn't multipart/)
+})
+
+test('an upload whose Content-Type only Go reads as multipart is refused', async t => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'sent' }, { users })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  for (const type of GO_ONLY) {
+    const headers = { 'content-type': type, 'private-token': DEVELOPER }
+    const buffered = await send(g.url, 'POST', LIB_UPLOAD, headers, goOnlyUpload)
+    assert.equal(buffered.status, 400, `${type}: ${buffered.text}`)
+    assert.equal(buffered.json().code, 'MULTIPART_BAD_BOUNDARY', type)
+    const streamed = await sendChunked(g.url, LIB_UPLOAD, headers, [goOnlyUpload])
+    assert.equal(streamed.status, 400, `${type}, streamed: ${streamed.body}`)
+    const decided = await send(auth, 'POST', LIB_UPLOAD, headers, goOnlyUpload)
+    assert.equal(decided.status, 400, `${type}, forward-auth: ${decided.text}`)
+  }
+  assert.equal(g.seen.length, 0, 'no upload reached the upstream')
+  // Behind a proxy that sends no body: a multipart body the gate cannot see.
+  const hidden = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'declared' }, { users })
+  for (const type of GO_ONLY) {
+    const answer = await send(`http://127.0.0.1:${hidden.gate.authAddress()!.port}`, 'GET', '/', { 'x-original-method': 'POST', 'x-original-uri': LIB_UPLOAD, 'x-original-content-length': String(goOnlyUpload.length), 'content-type': type, 'private-token': DEVELOPER })
+    assert.equal(answer.status, 403, `${type}, hidden: ${answer.text}`)
+    assert.equal(answer.json().code, 'BODY_NOT_VISIBLE', type)
+  }
+})
+
+test('a GraphQL request whose Content-Type only Go reads as multipart is refused', async t => {
+  const g = await startGraphqlGate(t, { tokens: FINE })
+  // An upload's size too, past the bytes the gate reads whole (a fine-grained token may send no
+  // such body at all: here a session's, which GitLab signs in from the cookie).
+  const large = Buffer.from(`query($x: String = """\r\n${part(A, 'operations', mutation(300))}${part(A, 'map', '{}')}${part(A, 'pad', 'x'.repeat(1200 * 1024), 'a.bin')}--${A}--\r\n""") { __typename }`)
+  // Multipart to Rack too, but not of a subtype it parses, and to Go form-data: refused alike.
+  for (const type of [...GO_ONLY, utf8(`multipart/form-data\u00a0; boundary=${A}`)]) {
+    for (const [body, caller] of [[goOnlyGraphql, { 'private-token': 'glpat-vuln' }], [large, {}]] as const) {
+      const answer = await postGraphql(g.url, body, { ...caller, 'content-type': type })
+      assert.equal(answer.status, 400, `${type}, ${body.length} bytes: ${answer.text}`)
+      assert.equal(answer.body.code, 'GRAPHQL_AMBIGUOUS_REQUEST', type)
+    }
+  }
+  assert.equal(g.upstream.length, 0)
 })
