@@ -7,6 +7,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createBodyScanner } from '../../src/identity/body-scan.ts'
 import { scanMultipart } from '../../src/identity/multipart.ts'
 import { isCredentialParam, isMethodOverrideParam } from '../../src/identity/credentials.ts'
 import { IdentityError } from '../../src/identity/types.ts'
@@ -230,4 +231,44 @@ test('Rails, reading with Rack the body Workhorse writes again, finds no credent
   }
   assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies Rails reads behind Workhorse otherwise than the gate`)
   assert.ok(read > 300, `only ${read} credentials or overrides read by Rails`)
+})
+
+// Whether Workhorse reads a body as multipart at all is Go's reading of its Content-Type: net/http's
+// MultipartReader() takes what mime.ParseMediaType gives as multipart/form-data or multipart/mixed
+// (with Unicode white space trimmed, the type lowered rune by rune), writes the parts again under a
+// multipart/form-data of its own, and passes any other body to Rails unread. Generated types spell
+// the media type and its boundary parameter every way one of the two parsers reads otherwise.
+const TYPE_SPACES = ['\u00a0', '\u0085', '\u3000', '\u2000', '\u200a', '\u202f', '\u2028', '\u1680', '\u205f', '\u00a1']
+const MEDIA_TYPES = ['multipart/form-data', 'MULTIPART/FORM-DATA', 'Multipart/Mixed', 'multipart/related', 'mult\u0130part/form-data', 'MULTIPART/M\u0130XED', 'multipart/form-data, text/plain', 'application/x-www-form-urlencoded', 'text/plain', '']
+const BOUNDARY_PARAMS = [`boundary=${BOUNDARY}`, `boundary="${BOUNDARY}"`, `BOUNDARY=${BOUNDARY}`, `boundary*=utf-8''${BOUNDARY}`, `boundary*0=${BOUNDARY}`, `boundary = ${BOUNDARY}`, `charset=utf-8; boundary=${BOUNDARY}`, `boundary=${BOUNDARY}; charset=utf-8`]
+
+function generateType (seed: number): string {
+  const random = prng(seed)
+  const pick = (n: number): number => Math.floor(random() * n)
+  // Mostly ASCII, so that the types the gate reads are reached too.
+  const sp = (): string => pick(6) === 0 ? TYPE_SPACES[pick(TYPE_SPACES.length)]! : ['', ' ', '\t'][pick(3)]!
+  return `${sp()}${MEDIA_TYPES[pick(MEDIA_TYPES.length)]!}${sp()};${sp()}${BOUNDARY_PARAMS[pick(BOUNDARY_PARAMS.length)]!}${pick(4) === 0 ? ';' : ''}`
+}
+
+test('a Content-Type Workhorse reads a multipart body under is one the gate reads it under too, or refuses', t => {
+  if (!requireTool(t, goUnavailable())) return
+  const scanner = createBodyScanner()
+  const body = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="access_token"\r\n\r\n${TOKEN}\r\n--${BOUNDARY}--\r\n`)
+  const types = Array.from({ length: 1500 }, (_, i) => generateType(0x7e0 + i))
+  const readings = goMultipart(types.map(contentType => ({ boundary: '', body, contentType })))
+  const failures: string[] = []
+  let read = 0
+  let refused = 0
+  types.forEach((type, i) => {
+    // Go read no multipart there (Workhorse hands Rails the body as it came, and Rack's reading is
+    // the gate's), or none under this boundary (Workhorse refuses the body).
+    if (readings[i]!.error !== undefined || readings[i]!.parts.length === 0) return
+    read++
+    // Node reads a header one byte a character.
+    const plan = scanner.plan({ 'content-type': Buffer.from(type, 'utf8').toString('latin1'), 'content-length': String(body.length) }, 'POST')
+    if (plan.kind === 'rejected') refused++
+    else if (!('boundary' in plan) || plan.boundary !== BOUNDARY) failures.push(`${JSON.stringify(type)}: ${JSON.stringify(plan)}`)
+  })
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} Content-Types Workhorse reads a multipart body under and the gate does not`)
+  assert.ok(read > 300 && refused > 100 && refused < read - 100, `${read} read as multipart by Go, ${refused} of them refused`)
 })
