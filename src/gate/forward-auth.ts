@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Admin } from '../admin/handler.ts'
 import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
-import { createBodyScanner, rackReadsPostBody, readsUntypedJson, type BodyPlan } from '../identity/body-scan.ts'
+import { createBodyScanner, rackReadsPostBody, railsReadsJsonBody, readsUntypedJson, type BodyPlan } from '../identity/body-scan.ts'
 import type { BodyBudget } from '../read-body.ts'
 import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -86,13 +86,14 @@ const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/(
  * parameter is 1 on any path, before routing, and reads HTTP Basic there with
  * Gitlab::Auth.find_for_git_client (a job's token under `gitlab-ci-token`). Read as Rack reads
  * a name, more leniently (any case, any value): more lines refused, never fewer. The parameter is
- * Rack::Request#params', the body's as well as the query's: a line whose body Rack parses (a
- * form or multipart type, or a POST without one) may hold it, whether the proxy sends that body
- * or not, where its path can name a project (PROJECT_PATH_REGEX: `namespace/project`, two
- * segments or more; a proxy's own check path, `/` or `/_job_token_gate`, names none).
+ * ActionDispatch::Request#params, the body's as well as the query's: a line whose body Rack
+ * parses (a form or multipart type, or a POST without one) or Rails does (a JSON type, on any
+ * method) may hold it, whether the proxy sends that body or not, where its path can name a
+ * project (PROJECT_PATH_REGEX: `namespace/project`, two segments or more; a proxy's own check
+ * path, `/` or `/_job_token_gate`, names none).
  */
 function holdsGoGet (method: string, path: string, query: string, contentType: string | undefined): boolean {
-  if (rackReadsPostBody(contentType, method) && PROJECT_LIKE_PATH.test(path)) return true
+  if ((rackReadsPostBody(contentType, method) || railsReadsJsonBody(contentType)) && PROJECT_LIKE_PATH.test(path)) return true
   if (query === '') return false
   for (const [name] of queryPairs(query)) if (normalizeParamName(name).trim().toLowerCase() === 'go-get') return true
   return false

@@ -250,6 +250,16 @@ export function rackReadsPostBody (contentType: string | undefined, method: stri
 }
 
 /**
+ * True when ActionDispatch::Request#params holds this body's members, on any method: Rails parses
+ * a JSON body into parameters (GitLab's config/initializers/mime_types.rb registers
+ * application/json and application/vnd.git-lfs+json; every JSON type is taken here).
+ */
+export function railsReadsJsonBody (contentType: string | undefined): boolean {
+  const media = rackMediaType(contentType)
+  return media !== null && (JSON_TYPES.has(media) || media.endsWith('+json'))
+}
+
+/**
  * `_method` as Rack::Request#POST reads it from a form body (`parse_nested_query(body, '&')`).
  * Where Rack raises (a bad escape, too many parameters) MethodOverride falls back to the header:
  * absent. A body whose names Rack nests could raise on a conflict, or be read otherwise by Rack 3:

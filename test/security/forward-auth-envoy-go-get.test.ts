@@ -7,12 +7,42 @@
 // GitLab past GATE_NON_API_JOB_TOKENS=deny. A line with a `go-get` parameter, in any spelling
 // Rack reads as one, is now one GitLab acts on a job token at: headers naming another request
 // are refused there. The middleware reads `request["go-get"]`, Rack::Request#params: a
-// `POST /other/tools` with the form body `go-get=1` was still believed, and answered 200.
+// `POST /other/tools` with the form body `go-get=1` was still believed, and answered 200. The
+// request is ActionDispatch's, whose params hold a JSON body's members as well: so was a
+// `POST /other/tools` with the JSON body `{"go-get": 1}`.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { railsUnavailable } from '../helpers/rails-routes.ts'
+import { requireTool } from '../helpers/require-tool.ts'
+
+// GitLab's Go middleware's test, `request["go-get"].to_i == 1` on an ActionDispatch::Request, for
+// each [method, Content-Type, body] on stdin (JSON); true or false for each on stdout.
+const GO_REQUEST_RB = `
+require 'json'
+require 'action_dispatch'
+answers = JSON.parse($stdin.read).map do |method, type, body|
+  env = Rack::MockRequest.env_for('/other/tools', method: method, input: body, 'CONTENT_TYPE' => type)
+  ActionDispatch::Request.new(env)['go-get'].to_i == 1
+end
+puts JSON.generate(answers)
+`
+
+test('GitLab\'s Go middleware reads go-get from a JSON body as from a form, on any method', t => {
+  if (!requireTool(t, railsUnavailable())) return
+  const cases = [
+    ['POST', 'application/x-www-form-urlencoded', 'go-get=1'],
+    ['POST', 'application/json', '{"go-get": 1}'],
+    ['GET', 'Application/JSON; charset=utf-8', '{"go-get": "1"}'],
+    ['PUT', 'application/json', '{"go-get": 1}']
+  ]
+  const run = spawnSync('ruby', ['-W0', '-e', GO_REQUEST_RB], { input: JSON.stringify(cases), encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stderr)
+  assert.deepEqual(JSON.parse(run.stdout), cases.map(() => true))
+})
 
 test('an Envoy decision request with go-get: a client\'s X-Original-* naming another request is refused', async (t) => {
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_NON_API_JOB_TOKENS: 'deny' })
@@ -50,7 +80,11 @@ test('an Envoy decision request with go-get: a client\'s X-Original-* naming ano
     ['POST', undefined, 'go-get=1'],
     ['PUT', 'application/x-www-form-urlencoded', 'a=b&go-get=1'],
     ['POST', MULTIPART, '--b\r\nContent-Disposition: form-data; name="go-get"\r\n\r\n1\r\n--b--\r\n'],
-    ['POST', MULTIPART, '']
+    ['POST', MULTIPART, ''],
+    // ActionDispatch::Request#params holds a JSON body's members too, on any method.
+    ['POST', 'application/json', '{"go-get": 1}'],
+    ['GET', 'Application/JSON; charset=utf-8', '{"go-get": "1"}'],
+    ['PUT', 'application/vnd.git-lfs+json', '']
   ]
   for (const [method, type, body] of bodies) {
     for (const spoof of spoofs) {
