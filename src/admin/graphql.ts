@@ -801,14 +801,20 @@ export const UNREADABLE_MAP = 'the `map` of this GraphQL multipart request is no
  * are the request's, URL and text fields included. The gate's readings leave uploads out, so a
  * key naming any parameter they hold names text; a `map` JSON.parse refuses may be read by Ruby's
  * parser, and one that is not an object (an array of pairs is read as pairs) is not read here.
+ * Nor is a key JSON.parse leaves a lone surrogate in: Ruby's JSON reads such escapes otherwise
+ * (json 2.6, Ruby 3.1's, joins a high surrogate with whatever `\u` escape follows, so
+ * `"\ud800\u0041"` is U+10041, the parameter of a part so named; the newest versions refuse it).
  */
 function mapWritesText (merged: Params): boolean {
   if (typeof merged.map !== 'string' || merged.map.trim() === '') return false
   const map = tryJson(merged.map)
   if (map === null) return false
   if (!isHash(map)) return true
-  return Object.keys(map).some(key => merged[key] !== undefined && merged[key] !== null)
+  return Object.keys(map).some(key => LONE_SURROGATE.test(key) || (merged[key] !== undefined && merged[key] !== null))
 }
+
+/** A UTF-16 surrogate not in a pair. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 /**
  * The parameter names the `map` of a GraphQL multipart request names, in any reading: each must
