@@ -106,7 +106,8 @@ function decode2231Enc (v: string): string | null {
   const first = v.indexOf("'")
   const second = first === -1 ? -1 : v.indexOf("'", first + 1)
   if (second === -1) return null
-  const charset = asciiLower(v.slice(0, first))
+  // Lowered as Go lowers it: `us-asc\u0130i` is us-ascii to Go.
+  const charset = goLower(v.slice(0, first))
   if (charset !== 'us-ascii' && charset !== 'utf-8') return null
   return percentHexUnescape(v.slice(second + 1))
 }
@@ -136,14 +137,21 @@ function asciiLower (s: string): string {
   return s.replace(/[A-Z]+/g, m => m.toLowerCase())
 }
 
+/**
+ * Go's strings.ToLower where the result is compared with ASCII: it maps every rune of a non-ASCII
+ * string, and U+0130 (İ) and U+212A (Kelvin sign) are the two that become ASCII letters (`i`,
+ * `k`). Any other non-ASCII byte left makes the text equal no ASCII word either way.
+ */
+function goLower (s: string): string {
+  return asciiLower(s).replace(/\xc4\xb0/g, 'i').replace(/\xe2\x84\xaa/g, 'k')
+}
+
 /** Go's mime.ParseMediaType: the type and parameters, or null where Go answers an error. */
 export function goParseMediaType (value: string): { readonly type: string, readonly params: ReadonlyMap<string, string> } | null {
   const semicolon = value.indexOf(';')
   const base = semicolon === -1 ? value : value.slice(0, semicolon)
-  // Go's strings.ToLower of a non-ASCII string maps every rune: U+0130 (İ) and U+212A (Kelvin
-  // sign) are the two that become ASCII letters (`i`, `k`), so `\u212A` is the type `k` to Go.
-  // Any other non-ASCII byte left in the type makes it no token either way.
-  const type = trimSpace(asciiLower(base).replace(/\xc4\xb0/g, 'i').replace(/\xe2\x84\xaa/g, 'k'))
+  // Lowered rune by rune (goLower): `\u212A` is the type `k` to Go.
+  const type = trimSpace(goLower(base))
   if (!checkMediaTypeDisposition(type)) return null
   const params = new Map<string, string>()
   const continuation = new Map<string, Map<string, string>>()

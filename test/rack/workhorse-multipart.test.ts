@@ -134,12 +134,15 @@ function hideName (name: string, pick: (n: number) => number): string {
   const key = ['z', 'zz', 'Z', 'x-y', 'o'][pick(5)]!
   const pct = (text: string): string => [...text].map(c => /[A-Za-z0-9]/.test(c) && pick(2) === 0 ? c : '%' + c.charCodeAt(0).toString(16).padStart(2, '0')[pick(2) === 0 ? 'toUpperCase' : 'toLowerCase']()).join('')
   const hidden = `a;${pick(2) === 0 ? ' ' : ''}name=${name}`
+  // Go lowers the charset rune by rune: `us-asc\u0130i` (UTF-8, in a quoted value) is us-ascii.
+  const dotted = pick(3) === 0
   switch (pick(3)) {
-    case 0: return `${key}*=utf-8''${pct(hidden)}`
+    case 0: return dotted ? `${key}*="us-asc\xc4\xb0i''${pct(hidden)}"` : `${key}*=utf-8''${pct(hidden)}`
     case 1: return `${key}="${hidden.replace(/[;=[\]]/g, c => pick(3) === 0 ? c : '\\' + c)}"`
     default: {
       const cut = 1 + pick(hidden.length - 1)
-      return `${key}*0*=UTF-8''${pct(hidden.slice(0, cut))}; ${key}*1*=${pct(hidden.slice(cut))}`
+      const first = dotted ? `"US-ASC\xc4\xb0I''${pct(hidden.slice(0, cut))}"` : `UTF-8''${pct(hidden.slice(0, cut))}`
+      return `${key}*0*=${first}; ${key}*1*=${pct(hidden.slice(cut))}`
     }
   }
 }
