@@ -81,10 +81,10 @@ test('serve --catalog loads that directory, over GATE_CATALOG_DIR; without it GA
   // An empty directory stops the start before anything listens; had the flag been ignored, the
   // gate would start on the shipped catalog and only the timeout would end it.
   const env = { ...process.env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_CATALOG_DIR: DEFAULT_CATALOG_DIR }
-  const flag = spawnSync(process.execPath, [...bin, '--catalog', dir, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
+  const flag = spawnSync(process.execPath, [...bin, '--catalog', dir, 'serve'], { env, encoding: 'utf8', timeout: 60_000 })
   assert.equal(flag.status, 2, flag.stderr)
   assert.ok(flag.stderr.includes(join(dir, 'routes.json')), flag.stderr)
-  const fromEnv = spawnSync(process.execPath, [...bin, 'serve'], { env: { ...env, GATE_CATALOG_DIR: dir }, encoding: 'utf8', timeout: 20_000 })
+  const fromEnv = spawnSync(process.execPath, [...bin, 'serve'], { env: { ...env, GATE_CATALOG_DIR: dir }, encoding: 'utf8', timeout: 60_000 })
   assert.equal(fromEnv.status, 2, fromEnv.stderr)
   assert.ok(fromEnv.stderr.includes(join(dir, 'routes.json')), fromEnv.stderr)
 })

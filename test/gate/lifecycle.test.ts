@@ -15,10 +15,10 @@ import { CLI_FROM_SOURCES, startServe } from '../helpers/serve.ts'
 test('serve refuses to start without an upstream, naming the variable', () => {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (key.startsWith('GATE_')) delete env[key]
-  const run = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env, encoding: 'utf8', timeout: 20_000 })
+  const run = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env, encoding: 'utf8', timeout: 60_000 })
   assert.equal(run.status, 2)
   assert.match(run.stderr, /GATE_UPSTREAM_URL is required/)
-  const bad = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 20_000 })
+  const bad = spawnSync(process.execPath, [...CLI_FROM_SOURCES, 'serve'], { env: { ...env, GATE_UPSTREAM_URL: 'http://127.0.0.1:9', GATE_SERVICE_TOKEN: 'x', GATE_MODE: 'loud' }, encoding: 'utf8', timeout: 60_000 })
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /GATE_MODE must be one of enforce, shadow/)
 })
