@@ -96,6 +96,7 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     const name = lower.indexOf('_') === -1 ? lower : lower.replaceAll('_', '-')
     if (name === 'authorization') {
       found.push(...authorizationCredentials(value, isConanRoute(request.route)))
+      if (value.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(value), isConanRoute(request.route)))
       authorization.push(value)
       continue
     }
@@ -113,10 +114,14 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   // reads Basic credentials through the ", ": a credential split over two lines is one there.
   // Only a request with Authorization reads it as Conan's routes do (hot path: most send none).
   const conan = authorization.length > 0 && isConanRoute(request.route)
-  if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan))
+  if (authorization.length > 1) {
+    const joined = authorization.join(', ')
+    found.push(...authorizationCredentials(joined, conan))
+    if (joined.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(joined), conan))
+  }
   // Read as Gitlab::Jira::Middleware leaves them too (jiraRewrite): each line, and Puma's join.
   if (authorization.length > 0 && jiraDvcsConnector(request)) {
-    for (const value of authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization) {
+    for (const value of (authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization).flatMap(v => v.indexOf(',') === -1 ? [v] : [v, commasSpaced(v)])) {
       const rewritten = jiraRewrite(value)
       if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan))
     }
@@ -137,6 +142,19 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     if (c !== null) found.push(c)
   }
   return found
+}
+
+/**
+ * An Authorization value with a space after each ',', a second reading of a value that holds
+ * one: Envoy's ext_authz hands an HTTP authorization service every header once, repeated lines
+ * joined with ',' (check_request_utils.cc, setHttpRequest), yet forwards them to GitLab as
+ * lines where Authorization is none of its inline headers (header_map_impl.cc, insertByKey: only
+ * a build whose extensions register it joins them), and Puma joins those with ', '. Each word
+ * after a comma is then a word of GitLab's reading (`http_bearer_token` takes the last). The
+ * callers read a value without a comma (nearly every request) once.
+ */
+function commasSpaced (value: string): string {
+  return value.replaceAll(',', ', ')
 }
 
 /**
