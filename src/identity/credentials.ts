@@ -95,8 +95,9 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     const lower = rawName.toLowerCase()
     const name = lower.indexOf('_') === -1 ? lower : lower.replaceAll('_', '-')
     if (name === 'authorization') {
-      found.push(...authorizationCredentials(value, isConanRoute(request.route)))
-      if (value.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(value), isConanRoute(request.route)))
+      const anyScheme = readsBasicAnyScheme(request.route)
+      found.push(...authorizationCredentials(value, isConanRoute(request.route), anyScheme))
+      if (value.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(value), isConanRoute(request.route), anyScheme))
       authorization.push(value)
       continue
     }
@@ -114,16 +115,17 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   // reads Basic credentials through the ", ": a credential split over two lines is one there.
   // Only a request with Authorization reads it as Conan's routes do (hot path: most send none).
   const conan = authorization.length > 0 && isConanRoute(request.route)
+  const anyScheme = authorization.length > 0 && readsBasicAnyScheme(request.route)
   if (authorization.length > 1) {
     const joined = authorization.join(', ')
-    found.push(...authorizationCredentials(joined, conan))
-    if (joined.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(joined), conan))
+    found.push(...authorizationCredentials(joined, conan, anyScheme))
+    if (joined.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(joined), conan, anyScheme))
   }
   // Read as Gitlab::Jira::Middleware leaves them too (jiraRewrite): each line, and Puma's join.
   if (authorization.length > 0 && jiraDvcsConnector(request)) {
     for (const value of (authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization).flatMap(v => v.indexOf(',') === -1 ? [v] : [v, commasSpaced(v)])) {
       const rewritten = jiraRewrite(value)
-      if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan))
+      if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan, anyScheme))
     }
   }
   const query = request.canonical.query
@@ -249,6 +251,14 @@ export function findCredential (request: CredentialRequest, bodyCredentials: rea
   return decideCredential([...collectCredentials(request), ...bodyCredentials])
 }
 
+/**
+ * Whether Basic is read from any scheme: routes that declare `authenticate_with`
+ * (TokenLocator's `http_basic_auth`), and requests no route matched.
+ */
+function readsBasicAnyScheme (route: CatalogRoute | null): boolean {
+  return route === null || route.authenticateWith === true
+}
+
 export function isConanRoute (route: CatalogRoute | null): boolean {
   return route !== null && route.pattern.includes('/conan/')
 }
@@ -323,7 +333,7 @@ export function jiraRewrite (authorization: string): string {
   return authorization.replace('token', 'Bearer')
 }
 
-function authorizationCredentials (header: string, conan: boolean): Credential[] {
+function authorizationCredentials (header: string, conan: boolean, anyScheme: boolean): Credential[] {
   const found = schemeCredentials(header, conan)
   // Routes that authenticate with `http_bearer_token` (Cargo, the Terraform module registry)
   // take the last word of Authorization whatever the scheme
@@ -341,7 +351,29 @@ function authorizationCredentials (header: string, conan: boolean): Credential[]
     const { password } = decodeBasic(header.slice(basic + 'Basic '.length))
     if (password !== '' && !found.some(c => c.secret === password)) found.push({ secret: password, jobToken: true, source: 'basic', where: 'basic:conan' })
   }
+  // Routes that read HTTP Basic through Gitlab::APIAuthentication::TokenLocator (Helm, Debian,
+  // RPM, NuGet; `http_basic_auth`) decode what follows the scheme whatever the scheme is
+  // (`user_name_and_password`, never `has_basic_credentials?`): `Foo <base64>`, `Bearer
+  // <base64>`, Envoy's `Basic,<base64>` (Puma's `Basic, <base64>`). A job token in that reading
+  // is one, where the user name and password are both there as TokenLocator asks. Only there
+  // (and where no route matched): a JWT's base64url decodes to JSON that looks like one.
+  const param = anyScheme ? railsAuthParam(header) : ''
+  if (param !== '') {
+    const { user, password } = decodeBasic(param)
+    if (user !== '' && password !== '' && (user === CI_USER || isJobTokenShape(password)) && !found.some(c => c.secret === password)) found.push({ secret: password, jobToken: true, source: 'basic', where: 'basic:any-scheme' })
+    if (isJobTokenShape(user) && !found.some(c => c.secret === user)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
+  }
   return found
+}
+
+/**
+ * What ActionController::HttpAuthentication::Basic decodes (`auth_param`:
+ * `authorization.to_s.split(" ", 2).second`): Ruby's awk-style split, at ASCII white space only,
+ * leading white space skipped; '' where there is no second part.
+ */
+function railsAuthParam (header: string): string {
+  const m = /^[ \t\n\v\f\r]*[^ \t\n\v\f\r]+[ \t\n\v\f\r]+/.exec(header)
+  return m === null ? '' : header.slice(m[0].length)
 }
 
 function schemeCredentials (header: string, conan: boolean): Credential[] {

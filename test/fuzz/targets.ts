@@ -152,7 +152,7 @@ interface CredentialOutput {
   query: Array<[string, string]>
 }
 
-const WHERE = /^(?:header:(?:job-token|private-token|deploy-token|x-nuget-apikey|authorization)|query:(?:job_token|token|access_token|bearer_token|private_token|\*)|body:(?:job_token|token|access_token|bearer_token|private_token|\*)|basic(?::user|:conan)?|bearer(?::conan)?)$/
+const WHERE = /^(?:header:(?:job-token|private-token|deploy-token|x-nuget-apikey|authorization)|query:(?:job_token|token|access_token|bearer_token|private_token|\*)|body:(?:job_token|token|access_token|bearer_token|private_token|\*)|basic(?::user|:conan|:any-scheme)?|bearer(?::conan)?)$/
 
 /** Node's parsed headers for a raw list: lower-case names, one Authorization, others joined. */
 function parsedHeaders (pairs: ReadonlyArray<[string, string]>): Record<string, string> {

@@ -7,8 +7,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { requireTool } from '../helpers/require-tool.ts'
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 
@@ -46,6 +48,43 @@ test('Helm and Debian: Basic under any username carries a job token', async t =>
     assert.equal(res.json().code, 'NOT_ALLOWLISTED', path)
   }
   assert.equal(g.seen.length, 0)
+})
+
+// TokenLocator's `http_basic_auth` (lib/gitlab/api_authentication/token_locator.rb) asks
+// `user_name_and_password`, which decodes what follows the first word of Authorization whatever
+// that word is: `has_basic_credentials?`, which compares the scheme, is never asked. A job token
+// as Basic under another scheme (or Envoy's `Basic,<base64>`, which Puma makes `Basic, <base64>`
+// as it joins two lines) was no Basic to the gate: forwarded as a request without a job token,
+// and Helm and Debian authenticated the job.
+const underOtherSchemes = (user: string): string[] => {
+  const param = Buffer.from(`${user}:${TOKENS.tools}`).toString('base64')
+  return [`Foo ${param}`, `Bearer ${param}`, `Basic,${param}`, `Basic, ${param}`]
+}
+
+test('ActionController\'s user_name_and_password decodes Basic credentials under any scheme', t => {
+  const script = 'require "action_controller"; include ActionController::HttpAuthentication::Basic; R = Struct.new(:authorization); ARGV.each { |a| puts user_name_and_password(R.new(a)).join(" ") }'
+  // What GitLab gets: Envoy's `Basic,<base64>` is the gate's view only (Puma adds the space).
+  const sent = underOtherSchemes('helm').filter(a => !/^Basic,\S/.test(a))
+  assert.equal(sent.length, 3)
+  const probe = spawnSync('ruby', ['-e', script, ...sent], { encoding: 'utf8' })
+  if (!requireTool(t, probe.error !== undefined || probe.status !== 0 ? `ruby with ActionPack (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? ''}); install the Debian package ruby-actionpack` : null)) return
+  assert.deepEqual(probe.stdout.trim().split('\n'), sent.map(() => `helm ${TOKENS.tools}`))
+})
+
+test('Helm and Debian: Basic credentials under another scheme carry a job token, through the proxy and forward-auth', async t => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_ORIGINAL: 'request-line' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  for (const path of ['/api/v4/projects/200/packages/helm/stable/index.yaml', '/api/v4/projects/200/packages/debian/dists/bookworm/Release']) {
+    for (const authorization of underOtherSchemes('helm')) {
+      for (const base of [g.url, auth]) {
+        const res = await send(base, 'GET', path, { authorization })
+        // The scheme's own reading (a Bearer, a word) names another secret: refused as several.
+        assert.equal(res.status, 401, `${base} ${path} ${authorization.slice(0, 8)}: ${res.text}`)
+        assert.equal(res.json().code, 'CREDENTIAL_AMBIGUOUS', path)
+      }
+    }
+  }
+  assert.equal(g.seen.length, 0, 'nothing reached GitLab')
 })
 
 test('a fine-grained entry refuses routes without policies; a default-permissions entry allows them', async t => {
