@@ -95,9 +95,7 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
     const lower = rawName.toLowerCase()
     const name = lower.indexOf('_') === -1 ? lower : lower.replaceAll('_', '-')
     if (name === 'authorization') {
-      const anyScheme = readsBasicAnyScheme(request.route)
-      found.push(...authorizationCredentials(value, isConanRoute(request.route), anyScheme))
-      if (value.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(value), isConanRoute(request.route), anyScheme))
+      found.push(...authorizationCredentials(value, isConanRoute(request.route), readsBasicAnyScheme(request.route)))
       authorization.push(value)
       continue
     }
@@ -116,14 +114,10 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
   // Only a request with Authorization reads it as Conan's routes do (hot path: most send none).
   const conan = authorization.length > 0 && isConanRoute(request.route)
   const anyScheme = authorization.length > 0 && readsBasicAnyScheme(request.route)
-  if (authorization.length > 1) {
-    const joined = authorization.join(', ')
-    found.push(...authorizationCredentials(joined, conan, anyScheme))
-    if (joined.indexOf(',') !== -1) found.push(...authorizationCredentials(commasSpaced(joined), conan, anyScheme))
-  }
+  if (authorization.length > 1) found.push(...authorizationCredentials(authorization.join(', '), conan, anyScheme))
   // Read as Gitlab::Jira::Middleware leaves them too (jiraRewrite): each line, and Puma's join.
   if (authorization.length > 0 && jiraDvcsConnector(request)) {
-    for (const value of (authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization).flatMap(v => v.indexOf(',') === -1 ? [v] : [v, commasSpaced(v)])) {
+    for (const value of authorization.length > 1 ? [...authorization, authorization.join(', ')] : authorization) {
       const rewritten = jiraRewrite(value)
       if (rewritten !== value) found.push(...authorizationCredentials(rewritten, conan, anyScheme))
     }
@@ -147,13 +141,14 @@ export function collectCredentials (request: CredentialRequest): Credential[] {
 }
 
 /**
- * An Authorization value with a space after each ',', a second reading of a value that holds
- * one: Envoy's ext_authz hands an HTTP authorization service every header once, repeated lines
+ * An Authorization value with a space after each ',', authorizationCredentials' second reading of
+ * a value that holds one: Envoy's ext_authz hands an HTTP authorization service every header once, repeated lines
  * joined with ',' (check_request_utils.cc, setHttpRequest), yet forwards them to GitLab as
  * lines where Authorization is none of its inline headers (header_map_impl.cc, insertByKey: only
  * a build whose extensions register it joins them), and Puma joins those with ', '. Each word
- * after a comma is then a word of GitLab's reading (`http_bearer_token` takes the last). The
- * callers read a value without a comma (nearly every request) once.
+ * after a comma is then a word of GitLab's reading (`http_bearer_token` takes the last). Spacing
+ * commas moves no `token` (jiraRewrite), so a rewritten value's spaced reading is the rewrite of
+ * the spaced one.
  */
 function commasSpaced (value: string): string {
   return value.replaceAll(',', ', ')
@@ -333,7 +328,17 @@ export function jiraRewrite (authorization: string): string {
   return authorization.replace('token', 'Bearer')
 }
 
+/**
+ * The credentials GitLab could read from one Authorization value (a line, Puma's join of the
+ * lines, or Jira's rewrite): as written, and with its commas spaced where it holds one
+ * (commasSpaced; a value without a comma, nearly every request's, is read once).
+ */
 function authorizationCredentials (header: string, conan: boolean, anyScheme: boolean): Credential[] {
+  const found = authorizationReading(header, conan, anyScheme)
+  return header.indexOf(',') === -1 ? found : [...found, ...authorizationReading(commasSpaced(header), conan, anyScheme)]
+}
+
+function authorizationReading (header: string, conan: boolean, anyScheme: boolean): Credential[] {
   const found = schemeCredentials(header, conan)
   // Routes that authenticate with `http_bearer_token` (Cargo, the Terraform module registry)
   // take the last word of Authorization whatever the scheme
