@@ -256,7 +256,12 @@ export function rackReadsPostBody (contentType: string | undefined, method: stri
  */
 export function railsReadsJsonBody (contentType: string | undefined): boolean {
   const media = rackMediaType(contentType)
-  return media !== null && (JSON_TYPES.has(media) || media.endsWith('+json'))
+  return media !== null && isJsonMedia(media)
+}
+
+/** A media type (rackMediaType) the gate reads a body of as JSON. */
+function isJsonMedia (media: string): boolean {
+  return JSON_TYPES.has(media) || media.endsWith('+json')
 }
 
 /**
@@ -380,7 +385,7 @@ function planBody (headers: IncomingHttpHeaders, method: string, maxBytes: numbe
   const untyped = contentType === ''
   let type: BodyType
   if ((untyped && upper === 'POST') || media === 'application/x-www-form-urlencoded') type = 'form'
-  else if (JSON_TYPES.has(media) || media.endsWith('+json')) type = 'json'
+  else if (isJsonMedia(media)) type = 'json'
   else if (media.startsWith('multipart/')) type = 'multipart'
   // A type Workhorse reads as multipart and Rack does not: Workhorse hands Rails its parts again
   // under a Content-Type of its own, so Rails reads what the gate would have passed unread.
@@ -459,9 +464,14 @@ export function parseMultipartBoundary (contentType: string): string | null {
  * `multipart`); Rack trims ASCII white space and lowers ASCII letters only.
  */
 export function goReadsMultipart (contentType: string): boolean {
+  // The letters of `part` are ASCII in any spelling Go lowers to `multipart/...` (only U+0130 and
+  // U+212A become ASCII, `i` and `k`): a JSON or octet-stream upload's type is not parsed.
+  if (!MAY_BE_MULTIPART.test(contentType)) return false
   const go = goParseMediaType(contentType)
   return go !== null && (go.type === 'multipart/form-data' || go.type === 'multipart/mixed')
 }
+
+const MAY_BE_MULTIPART = /part/i
 
 /** Rack drops one trailing NUL from a form body (rack/request.rb, "Safari Ajax postings"). */
 function withoutTrailingNul (bytes: Buffer): Buffer {
