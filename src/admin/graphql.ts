@@ -28,7 +28,7 @@ import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGran
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
 import { trimEnds } from '../text.ts'
-import { doubtfulPartNames, rackMultipartFields } from '../identity/rack-multipart.ts'
+import { doubtfulParts, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { mergePackageRules, permissionsView } from './views.ts'
@@ -320,15 +320,15 @@ function formReadings (text: string, broken: string[]): Params[] {
 
 /**
  * The fields of a multipart body as Rack 2.2 reads them (files left out: their values are no
- * text GitLab runs), or null where Rack raises; the doubtful names (doubtfulPartNames) that could
+ * text GitLab runs), or null where Rack raises; the doubtful names (doubtfulParts) that could
  * be GraphQL or token parameters go to `doubtful`, and those of parts that are not a file to every
  * parser to `odd`.
  */
 function multipartPairs (body: Buffer, boundary: string, doubtful: string[], odd: string[]): Array<[string, string]> | null {
-  for (const name of doubtfulPartNames(body, boundary)) {
-    if (isGraphqlPartName(name)) doubtful.push(name)
+  for (const part of doubtfulParts(body, boundary)) {
+    doubtful.push(...part.names.filter(isGraphqlPartName))
+    if (!part.file) odd.push(...part.names)
   }
-  odd.push(...doubtfulPartNames(body, boundary, true))
   const fields = rackMultipartFields(body, boundary)
   if (fields === null) return null
   const utf8 = (text: string): string => Buffer.from(text, 'latin1').toString('utf8')

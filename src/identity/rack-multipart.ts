@@ -106,17 +106,28 @@ function plainPart (piece: string, precededByLine: boolean, followed: boolean): 
   return dispositions === 1
 }
 
+/** A part of a body not written the one plain way: the names any parser could give it. */
+export interface DoubtfulPart {
+  readonly names: readonly string[]
+  /** Whether every parser reads it as a file (isFilePart of its header block ended either way). */
+  readonly file: boolean
+}
+
 /**
  * The names any parser could give the parts of a body that are not written the one plain way
  * (see above): every name multipartHeaderNames finds in each such part's first bytes, every
  * `--boundary` counting as a delimiter. A caller refuses the body when one of them could be a
- * name it reads. `fields`: only the parts that are not a file to every parser (isFilePart of the
- * header block as Rack ends it, and as Go does at an empty LF-only line).
+ * name it reads.
  */
-export function doubtfulPartNames (body: Buffer, boundary: string, fields = false): string[] {
+export function doubtfulPartNames (body: Buffer, boundary: string): string[] {
+  return doubtfulParts(body, boundary).flatMap(part => part.names)
+}
+
+/** The parts doubtfulPartNames reads the names of, each with whether it is a file to every parser. */
+export function doubtfulParts (body: Buffer, boundary: string): DoubtfulPart[] {
   const text = body.toString('latin1')
   const delimiter = '--' + boundary
-  const names: string[] = []
+  const parts: DoubtfulPart[] = []
   for (let at = text.indexOf(delimiter); at !== -1;) {
     const start = at + delimiter.length
     const next = text.indexOf(delimiter, start)
@@ -130,10 +141,10 @@ export function doubtfulPartNames (body: Buffer, boundary: string, fields = fals
     // name a parser could find in its first bytes, value or not, as the header block's end differs.
     if (plainPart(piece, lineBefore, lineAfter)) continue
     const head = piece.slice(0, MAX_HEAD)
-    if (fields && fileToAll(head)) continue
-    names.push(...multipartHeaderNames(head))
+    const names = multipartHeaderNames(head)
+    if (names.length > 0) parts.push({ names, file: fileToAll(head) })
   }
-  return names
+  return parts
 }
 
 /** Whether a part's header block (after its delimiter) makes it a file however its end is found. */
