@@ -76,7 +76,8 @@ export function loggedPath (path: string): string {
  * one token-shaped.
  */
 export function loggedMethod (method: string): string {
-  return HTTP_METHODS.has(method.toUpperCase()) ? method : '[other]'
+  // As given first: a line's method is nearly always one already, and is not copied.
+  return HTTP_METHODS.has(method) || HTTP_METHODS.has(method.toUpperCase()) ? method : '[other]'
 }
 const HTTP_METHODS: ReadonlySet<string> = new Set(METHODS)
 

@@ -821,7 +821,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * be an uploaded file (mapWritesText), so a part of one of these names that streams past the
  * bytes a large upload was decided from must be a file too (graphql-body.ts).
  */
-export function mapKeys (params: GraphqlParams): string[] {
+export function mapKeys (params: Pick<GraphqlParams, 'readings'>): string[] {
   const keys = new Set<string>()
   for (const merged of params.readings) {
     const map = typeof merged.map === 'string' ? tryJson(merged.map) : undefined
@@ -907,7 +907,7 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
   // (Go drops a `filename*` of another charset and hands Rails the part as text), or a part only
   // one of them frames: a `map` naming one may have text written into the variables.
   if (odd.length > 0) {
-    const namesMapKey = mapKeyMatcher(mapKeys({ readings, broken: [], doubtful: [], unreadable: null }))
+    const namesMapKey = mapKeyMatcher(mapKeys({ readings }))
     if (odd.some(namesMapKey)) unreadable.push(UNREADABLE_MAP)
   }
   return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
