@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createBodyScanner } from '../../src/identity/body-scan.ts'
 import { scanMultipart } from '../../src/identity/multipart.ts'
-import { isCredentialParam, isMethodOverrideParam } from '../../src/identity/credentials.ts'
+import { isCredentialParam, isMethodOverrideParam, type MethodParam } from '../../src/identity/credentials.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
 import { prng } from '../helpers/prng.ts'
@@ -36,6 +36,28 @@ function encode (value: string, pick: (n: number) => number): string {
   return out
 }
 
+/** An upload of the target part and a filler part, in an order `pick` chooses. */
+function uploadBody (headers: readonly string[], value: string, filler: string, pick: (n: number) => number): { body: Buffer, label: string } {
+  const target = `--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n${value}\r\n`
+  const text = (pick(2) === 0 ? filler + target : target + filler) + `--${BOUNDARY}--\r\n`
+  return { body: Buffer.from(text, 'latin1'), label: JSON.stringify(text) }
+}
+
+/** The gate's reading of a body, or null where it refuses it. */
+function gateScan (body: Buffer): ReturnType<typeof scanMultipart> | null {
+  try {
+    return scanMultipart(body, BOUNDARY)
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err
+    return null
+  }
+}
+
+/** Whether the gate's `_method` reading is `value` (in any case, where `anyCase`), or uncertain (refused as a route). */
+function methodRead (m: MethodParam, value: string, anyCase = false): boolean {
+  return m.kind === 'uncertain' || (m.kind === 'present' && (anyCase ? m.value.toUpperCase() : m.value) === value)
+}
+
 function generate (seed: number): { body: Buffer, label: string } {
   const random = prng(seed)
   const pick = (n: number): number => Math.floor(random() * n)
@@ -54,9 +76,7 @@ function generate (seed: number): { body: Buffer, label: string } {
   const disposition = `Content-Disposition: form-data; name="${name}"`
   const headers = pick(2) === 0 ? [disposition, ...cte] : [...cte, disposition]
   const filler = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\n${pick(3) === 0 ? 'Content-Transfer-Encoding: quoted-printable\r\n' : ''}\r\npkg=2D1\r\n`
-  const target = `--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n${value}\r\n`
-  const text = (pick(2) === 0 ? filler + target : target + filler) + `--${BOUNDARY}--\r\n`
-  return { body: Buffer.from(text, 'latin1'), label: JSON.stringify(text) }
+  return uploadBody(headers, value, filler, pick)
 }
 
 test('every credential or _method field Workhorse hands Rails is one the gate read, or the body is refused', t => {
@@ -69,11 +89,8 @@ test('every credential or _method field Workhorse hands Rails is one the gate re
   cases.forEach((c, i) => {
     const go = readings[i]!
     assert.equal(go.error, undefined, `Go read ${c.label}: ${go.error}`)
-    let scan: ReturnType<typeof scanMultipart>
-    try {
-      scan = scanMultipart(c.body, BOUNDARY)
-    } catch (err) {
-      if (!(err instanceof IdentityError)) throw err
+    const scan = gateScan(c.body)
+    if (scan === null) {
       refused++
       return
     }
@@ -82,8 +99,7 @@ test('every credential or _method field Workhorse hands Rails is one the gate re
       const value = part.value.toString('utf8')
       if (!c.body.includes(part.value)) decoded++
       if (isMethodOverrideParam(part.name)) {
-        const m = scan.methodParam
-        if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value === value))) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(m)}: ${c.label}`)
+        if (!methodRead(scan.methodParam, value)) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(scan.methodParam)}: ${c.label}`)
       } else if (isCredentialParam(part.name) && value !== '' && !scan.credentials.some(cr => cr.secret === value)) {
         failures.push(`${part.name}=${JSON.stringify(value)} not read by the gate: ${c.label}`)
       }
@@ -163,10 +179,7 @@ function generateNamed (seed: number): { body: Buffer, label: string } {
   const headers = [disposition]
   if (pick(5) === 0) headers.splice(pick(2), 0, 'Content-Disposition: form-data; name="other"')
   if (pick(5) === 0) headers.push('Content-Type: text/plain; charset=utf-8')
-  const filler = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\n\r\npkg\r\n`
-  const target = `--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n${value}\r\n`
-  const text = (pick(2) === 0 ? filler + target : target + filler) + `--${BOUNDARY}--\r\n`
-  return { body: Buffer.from(text, 'latin1'), label: JSON.stringify(text) }
+  return uploadBody(headers, value, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="name"\r\n\r\npkg\r\n`, pick)
 }
 
 test('every credential or _method name Go reads in a Content-Disposition is one the gate read, or the body is refused', t => {
@@ -177,20 +190,14 @@ test('every credential or _method name Go reads in a Content-Disposition is one 
   let named = 0
   cases.forEach((c, i) => {
     const go = readings[i]!
-    let scan: ReturnType<typeof scanMultipart>
-    try {
-      scan = scanMultipart(c.body, BOUNDARY)
-    } catch (err) {
-      if (!(err instanceof IdentityError)) throw err
-      return
-    }
+    const scan = gateScan(c.body)
+    if (scan === null) return
     for (const part of go.parts) {
       if (part.file !== '' || part.name === '') continue
       const value = part.value.toString('utf8')
       if (isMethodOverrideParam(part.name)) {
         named++
-        const m = scan.methodParam
-        if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value === value))) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(m)}: ${c.label}`)
+        if (!methodRead(scan.methodParam, value)) failures.push(`_method ${JSON.stringify(value)} read as ${JSON.stringify(scan.methodParam)}: ${c.label}`)
       } else if (isCredentialParam(part.name)) {
         named++
         if (!scan.credentials.some(cr => cr.secret === value && cr.where !== 'body:*')) failures.push(`${JSON.stringify(part.name)}=${JSON.stringify(value)} not read by the gate: ${c.label}`)
@@ -213,13 +220,8 @@ test('Rails, reading with Rack the body Workhorse writes again, finds no credent
   for (const [i, c] of cases.entries()) {
     const go = readings[i]!
     if (go.error !== undefined) continue
-    let scan: ReturnType<typeof scanMultipart>
-    try {
-      scan = scanMultipart(c.body, BOUNDARY)
-    } catch (err) {
-      if (!(err instanceof IdentityError)) throw err
-      continue
-    }
+    const scan = gateScan(c.body)
+    if (scan === null) continue
     const rails = await oracle.ask({ method: 'POST', target: '/api/v4/projects/200/packages/pypi', headers: [['Content-Type', `multipart/form-data; boundary=${BOUNDARY}`]], body: go.rewritten })
     for (const [where, value] of rails.creds) {
       if (!where.startsWith('body:')) continue
@@ -228,8 +230,7 @@ test('Rails, reading with Rack the body Workhorse writes again, finds no credent
     }
     if (rails.method !== 'POST') {
       read++
-      const m = scan.methodParam
-      if (!(m.kind === 'uncertain' || (m.kind === 'present' && m.value.toUpperCase() === rails.method))) failures.push(`Rails routes ${rails.method}, the gate read ${JSON.stringify(m)}: ${c.label}`)
+      if (!methodRead(scan.methodParam, rails.method, true)) failures.push(`Rails routes ${rails.method}, the gate read ${JSON.stringify(scan.methodParam)}: ${c.label}`)
     }
   }
   assert.deepEqual(failures.slice(0, 5), [], `${failures.length} bodies Rails reads behind Workhorse otherwise than the gate`)

@@ -20,7 +20,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ADMIN, adminGate, USERS } from '../helpers/admin-gate.ts'
+import { gateWithPackageRule, USERS } from '../helpers/admin-gate.ts'
 import { sendChunked, send } from '../helpers/http.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { postGraphql, startGraphqlGate } from '../helpers/graphql-gate.ts'
@@ -79,10 +79,7 @@ test('Go\'s FormatMediaType and the line Workhorse writes, as the gate reads the
 })
 
 test('a Developer\'s token under a name only Workhorse\'s reading shows is refused by a Maintainer-only rule, buffered and streamed', async t => {
-  const g = await adminGate(t)
-  const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
-    JSON.stringify({ package_registry: { pypi: { write: 'maintainer' } } }))
-  assert.equal(patch.status, 200, patch.text)
+  const g = await gateWithPackageRule(t, 'pypi', { write: 'maintainer' })
   const before = g.seen.length
   for (const [label, disposition] of SPELLINGS) {
     const upload = body(disposition, USERS.developer)

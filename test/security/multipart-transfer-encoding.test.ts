@@ -12,18 +12,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send, sendChunked } from '../helpers/http.ts'
+import { multipartPieces } from '../helpers/multipart-body.ts'
 
 const B = 'transfer-encoding-boundary'
 // other/tools (300) is not on acme/lib's (200) allowlist; acme/platform/app (100) is the job's own project.
 const LIB_UPLOAD = '/api/v4/projects/200/packages/pypi'
 const APP_UPLOAD = '/api/v4/projects/100/packages/pypi'
 
-function part (headers: readonly string[], value: string | Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`--${B}\r\n${headers.join('\r\n')}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n')])
-}
-const end = Buffer.from(`--${B}--\r\n`)
-const type = { 'content-type': `multipart/form-data; boundary=${B}` }
-const bigFile = part(['Content-Disposition: form-data; name="content"; filename="pkg-1.0.tar.gz"', 'Content-Type: application/octet-stream'], Buffer.alloc(512 * 1024, 0x61))
+const { part, end, type, bigFile } = multipartPieces(B)
 /** Quoted-printable as Go's mime/quotedprintable reads it: `=2D` is `-`. */
 const DEVELOPER = 'glpat-lib-developer-0000000000'
 const users = { [DEVELOPER]: { id: 51, username: 'dev', access: { 200: 30 } } }
