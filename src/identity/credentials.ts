@@ -362,8 +362,7 @@ function authorizationReading (header: string, conan: boolean, anyScheme: boolea
   // <base64>`, Envoy's `Basic,<base64>` (Puma's `Basic, <base64>`). A job token in that reading
   // is one, where the user name and password are both there as TokenLocator asks. Only there
   // (and where no route matched): a JWT's base64url decodes to JSON that looks like one.
-  const param = anyScheme ? railsAuthParam(header) : ''
-  if (param !== '') {
+  for (const param of anyScheme ? railsAuthParams(header) : NO_PARAMS) {
     const { user, password } = decodeBasic(param)
     if (user !== '' && password !== '' && (user === CI_USER || isJobTokenShape(password)) && !found.some(c => c.secret === password)) found.push({ secret: password, jobToken: true, source: 'basic', where: 'basic:any-scheme' })
     if (isJobTokenShape(user) && !found.some(c => c.secret === user)) found.push({ secret: user, jobToken: true, source: 'basic', where: 'basic:user' })
@@ -371,14 +370,29 @@ function authorizationReading (header: string, conan: boolean, anyScheme: boolea
   return found
 }
 
+const NO_PARAMS: readonly string[] = []
+const FIRST_WORD = /^[ \t\n\v\f\r]*[^ \t\n\v\f\r]+/
+
 /**
  * What ActionController::HttpAuthentication::Basic decodes (`auth_param`:
- * `authorization.to_s.split(" ", 2).second`): Ruby's awk-style split, at ASCII white space only,
- * leading white space skipped; '' where there is no second part.
+ * `authorization.to_s.split(" ", 2).second`: Ruby's awk-style split, at ASCII white space only,
+ * leading white space skipped), and what it decodes where the value is Envoy's join of lines
+ * (`Foo,AAA` and `<base64>` as `Foo,AAA,<base64>`): GitLab gets the lines, Puma joins them with
+ * ', ', and the first word ends at the comma that ended a line, any comma of the first word here.
+ * What follows each of those commas is read too (decode64 skips the commas and spaces the join
+ * adds); the commas-spaced reading finds only the first.
  */
-function railsAuthParam (header: string): string {
-  const m = /^[ \t\n\v\f\r]*[^ \t\n\v\f\r]+[ \t\n\v\f\r]+/.exec(header)
-  return m === null ? '' : header.slice(m[0].length)
+function railsAuthParams (header: string): string[] {
+  const word = FIRST_WORD.exec(header)
+  if (word === null) return []
+  const end = word[0].length
+  const params: string[] = []
+  for (let comma = header.indexOf(','); comma !== -1 && comma < end; comma = header.indexOf(',', comma + 1)) {
+    if (comma + 1 < header.length) params.push(header.slice(comma + 1))
+  }
+  const rest = header.slice(end).replace(/^[ \t\n\v\f\r]+/, '')
+  if (rest !== '') params.push(rest)
+  return params
 }
 
 function schemeCredentials (header: string, conan: boolean): Credential[] {

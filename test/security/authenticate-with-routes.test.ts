@@ -87,6 +87,35 @@ test('Helm and Debian: Basic credentials under another scheme carry a job token,
   assert.equal(g.seen.length, 0, 'nothing reached GitLab')
 })
 
+// Envoy's ext_authz hands the gate repeated lines joined with ',' and GitLab the lines, which Puma
+// joins with ', '. Lines `Foo,AAA` and `<base64>`: the first word ends at the comma after `AAA` to
+// ActionPack, which decodes the job token; `Foo,AAA,<base64>` was one word to the gate, whose
+// commas-spaced reading decoded `AAA` with the rest (garbage), and forward-auth answered 200.
+const envoyJoins = (user: string): Array<{ lines: string[], envoy: string }> => {
+  const param = Buffer.from(`${user}:${TOKENS.tools}`).toString('base64')
+  return [['Foo,AAA', param], ['a,b,c,', param], ['Basic,x', param]].map(lines => ({ lines, envoy: lines.join(',') }))
+}
+
+test('ActionController decodes Basic after the comma that ended the first line, in Puma\'s join', t => {
+  const script = 'require "action_controller"; include ActionController::HttpAuthentication::Basic; R = Struct.new(:authorization); ARGV.each { |a| puts user_name_and_password(R.new(a)).join(" ") }'
+  const joined = envoyJoins('helm').map(j => j.lines.join(', '))
+  const probe = spawnSync('ruby', ['-e', script, ...joined], { encoding: 'utf8' })
+  if (!requireTool(t, probe.error !== undefined || probe.status !== 0 ? `ruby with ActionPack (${probe.error?.message ?? probe.stderr.trim().split('\n')[0] ?? ''}); install the Debian package ruby-actionpack` : null)) return
+  assert.deepEqual(probe.stdout.trim().split('\n'), joined.map(() => `helm ${TOKENS.tools}`))
+})
+
+test('forward-auth: Envoy\'s join of lines whose first holds a comma carries the job token', async t => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_ORIGINAL: 'request-line' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  for (const path of ['/api/v4/projects/200/packages/helm/stable/index.yaml', '/api/v4/projects/200/packages/debian/dists/bookworm/Release']) {
+    for (const { envoy } of envoyJoins('helm')) {
+      const res = await send(auth, 'GET', path, { authorization: envoy })
+      assert.equal(res.status, 401, `${path} ${envoy.slice(0, 10)}: ${res.text}`)
+      assert.equal(res.json().code, 'CREDENTIAL_AMBIGUOUS', path)
+    }
+  }
+})
+
 test('a fine-grained entry refuses routes without policies; a default-permissions entry allows them', async t => {
   const g = await startTestGate(t)
   const routes: Array<[string, string]> = [
