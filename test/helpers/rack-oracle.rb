@@ -21,6 +21,8 @@
 #   of repeated keys);
 # - HTTP Basic as ActionController::HttpAuthentication::Basic decodes it:
 #   `authorization.to_s.split(" ", 2)`, scheme compared downcased, `Base64.decode64(param).split(":", 2)`;
+#   and as TokenLocator's `http_basic_auth` reads it on routes that declare `authenticate_with`
+#   (`user_name_and_password`, whatever the scheme, user and password both present): `basic-any:<user>`;
 # - Bearer as Doorkeeper's from_bearer_authorization reads it: `/^Bearer /i`, removed with gsub;
 # - Authorization as Gitlab::Jira::Middleware (lib/gitlab/jira/middleware.rb, in GitLab's Rails
 #   middleware) hands it on: with a User-Agent starting "Jira DVCS Connector" in any case, its
@@ -70,13 +72,19 @@ def params_credentials(params, where, creds)
   end
 end
 
+# ActiveSupport's `present?` on a string (TokenLocator asks it of both parts).
+def present?(value)
+  !value.nil? && !value.match?(/\A[[:space:]]*\z/)
+end
+
 def authorization_credentials(value, creds)
   scheme, param = value.to_s.split(' ', 2)
+  user, password = Base64.decode64(param || '').split(':', 2)
   if scheme.to_s.downcase == 'basic'
-    user, password = Base64.decode64(param || '').split(':', 2)
     creds << ["basic:#{text(user)}", text(password)] unless password.nil?
     creds << ['basic-user', text(user)] unless user.nil?
   end
+  creds << ["basic-any:#{text(user)}", text(password)] if present?(user) && present?(password)
   creds << ['bearer', text(value.gsub(/^Bearer /i, ''))] if value =~ /^Bearer /i
 end
 

@@ -25,7 +25,7 @@ export type RackReading = { readonly params: Record<string, unknown> } | { reado
 export interface OracleAnswer {
   /** The method Rails routes after Rack::MethodOverride. */
   readonly method: string
-  /** [where, value]: `query:job_token`, `body:token`, `json:private_token`, `header:job-token`, `basic:<user>`, `basic-user`, `bearer`. */
+  /** [where, value]: `query:job_token`, `body:token`, `json:private_token`, `header:job-token`, `basic:<user>`, `basic-user`, `basic-any:<user>` (TokenLocator's reading under any scheme), `bearer`. */
   readonly creds: ReadonlyArray<readonly [string, string]>
   /** Parsers that raised (Rack::Request#GET, #POST, JSON), for the failure report. */
   readonly errors: readonly string[]

@@ -33,7 +33,9 @@ export const PAT = 'glpat-pppppppppppppppppppp'
 export const TRIGGER = 'glptt-tttttttttttttttttttt'
 const PREFIXED = new Set([JOB_A, JOB_B, JOB_JWT])
 /** Where GitLab takes any value as a job token (the unprefixed LEGACY counts only there). */
-const ALWAYS_JOB = new Set(['query:job_token', 'body:job_token', 'json:job_token', 'header:job-token', 'basic:gitlab-ci-token'])
+const ALWAYS_JOB = new Set(['query:job_token', 'body:job_token', 'json:job_token', 'header:job-token', 'basic:gitlab-ci-token', 'basic-any:gitlab-ci-token'])
+/** Paths of routes that declare `authenticate_with` (Helm, Debian): TokenLocator reads Basic under any scheme there. */
+const AUTHENTICATE_WITH_PATHS = new Set(['/api/v4/projects/42/packages/helm/stable/index.yaml', '/api/v4/projects/42/packages/debian/dists/bookworm/Release'])
 
 // ---------------------------------------------------------------------------------------------
 // The generated request
@@ -228,7 +230,8 @@ function requestsWith (secret: fc.Arbitrary<string>): fc.Arbitrary<GenRequest> {
   const basicAuth = fc.record({
     user: A('gitlab-ci-token', 'gitlab-ci-token', 'someone', '', 'GITLAB-CI-TOKEN', 'SECRET'),
     secret,
-    scheme: A('Basic ', 'Basic ', 'basic ', 'BASIC ', 'Basic  ', 'Basic\t'),
+    // Other first words: Basic to TokenLocator on the routes that declare `authenticate_with`.
+    scheme: A('Basic ', 'Basic ', 'basic ', 'BASIC ', 'Basic  ', 'Basic\t', 'Foo ', 'Bearer ', 'Token\t', 'Basic,', 'x,y, '),
     shape: fc.nat({ max: 10 }),
     at: fc.nat(),
     junk: A('-', '_', ' ', '.', '!', '=', '\t', '*', ',')
@@ -284,7 +287,7 @@ function requestsWith (secret: fc.Arbitrary<string>): fc.Arbitrary<GenRequest> {
   const PATHS = [
     '/api/v4/projects/42/deployments/7', '/api/v4/projects/42/releases/v1.0', '/api/v4/projects/42/packages/123',
     '/api/v4/projects/42/packages/pypi', '/api/v4/projects/42/releases', '/api/v4/job', '/api/v4/projects/42/packages/conan/v1/users/authenticate',
-    '/acme/app.git/info/refs', '/-/jobs/7'
+    '/acme/app.git/info/refs', '/-/jobs/7', ...AUTHENTICATE_WITH_PATHS
   ]
 
   return fc.record({
@@ -389,7 +392,8 @@ export function gateUnderTest (): GateUnderTest {
 export function jobTokensRackReads (g: GenRequest, answer: OracleAnswer): Array<readonly [string, string]> {
   // The Conan route (a GET) takes Basic credentials under any user name.
   const conan = g.path.includes('/conan/') && routedAs(answer.method) === 'GET'
-  return answer.creds.filter(([where, v]) => where !== 'basic-user' &&
+  const anyScheme = AUTHENTICATE_WITH_PATHS.has(g.path)
+  return answer.creds.filter(([where, v]) => where !== 'basic-user' && (anyScheme || !where.startsWith('basic-any:')) &&
     (PREFIXED.has(v) || (v === LEGACY && (ALWAYS_JOB.has(where) || (conan && where.startsWith('basic:'))))))
 }
 
