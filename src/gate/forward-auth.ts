@@ -185,8 +185,12 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
   function hiddenBodyPlan (x: Exchange, req: IncomingMessage): BodyPlan | null {
     // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
     // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
-    // it only makes the gate stricter).
-    const partial = x.body !== null && req.headers['x-envoy-auth-partial-body'] === 'true'
+    // it only makes the gate stricter). Envoy marks every check whose client request it buffered a
+    // body of; a marked check without a body is `pack_as_bytes`, whose raw bytes Envoy's HTTP
+    // client never sends (ext_authz_http_impl.cc sends `body` only): its Content-Length 0 says
+    // nothing of the client's body.
+    const marked = req.headers['x-envoy-auth-partial-body']
+    const partial = marked !== undefined && (x.body === null || marked === 'true')
     if (x.body !== null && !partial) return null
     const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
     const length = partial ? 1 : originalLength(req)
