@@ -20,6 +20,8 @@
 // - a part is named by every `name=` / `name*=` in its header block, by `Content-ID` and by its
 //   `Content-Type` (Rack names a part without a name `"#{content_type}[]"`), read as Rack 2,
 //   Rack 3 and Go read them, Go's Unicode white space around `=` included (multipartHeaderNames);
+// - a part Go reads as a file is named by Rack's reading of the fields Workhorse writes in its
+//   place too, and one that reading renames is refused (workhorseRenamedFields);
 // - a part is a file, whose content is no parameter, only when Rack 2 and Rack 3 both find a
 //   filename in its Content-Disposition and Go does too, or gives it no name (isFilePart): a
 //   `filename=` elsewhere changes nothing;
@@ -309,7 +311,9 @@ class MultipartScanner {
   }
 
   private decideReading (text: string, reading: Reading, truncated: boolean): void {
-    const { names, file: fileHead } = readHead(reading.head)
+    const { names, file: fileHead, renamed } = readHead(reading.head)
+    // The fields Workhorse writes for such a file part hold its filename, which is read nowhere here.
+    if (renamed) throw new IdentityError('MULTIPART_PART_NAME_AMBIGUOUS', 'a multipart file part whose fields Workhorse writes again under a name Rack reads otherwise')
     const method = names.some(isMethodOverrideParam)
     // Workhorse reads its upload routes' bodies with Go's NextPart(), which decodes a part sent as
     // quoted-printable and hides the header; Rails then reads the decoded value. A part a
@@ -340,19 +344,20 @@ class MultipartScanner {
 }
 
 /**
- * multipartHeaderNames and isFilePart of a header block, remembered for the blocks seen last:
- * both are pure, and a body of many parts repeats its few header blocks (Rack's and Go's
- * readings of one block cost microseconds, which a body of thousands of tiny parts multiplies).
+ * multipartHeaderNames, isFilePart and workhorseRenamesFileFields of a header block, remembered
+ * for the blocks seen last: all are pure, and a body of many parts repeats its few header blocks
+ * (Rack's and Go's readings of one block cost microseconds, which a body of thousands of tiny
+ * parts multiplies).
  */
-const headReadings = new Map<string, { readonly names: readonly string[], readonly file: boolean }>()
+const headReadings = new Map<string, { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean }>()
 const HEAD_READINGS_MAX = 256
 /** Longer blocks are read every time: they are few, and keeping them would hold memory. */
 const HEAD_READING_KEY_MAX = 1024
 
-function readHead (head: string): { readonly names: readonly string[], readonly file: boolean } {
+function readHead (head: string): { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean } {
   const known = headReadings.get(head)
   if (known !== undefined) return known
-  const reading = { names: multipartHeaderNames(head), file: isFilePart(head) }
+  const reading = { names: multipartHeaderNames(head), file: isFilePart(head), renamed: workhorseRenamesFileFields(head) }
   if (head.length <= HEAD_READING_KEY_MAX) {
     if (headReadings.size >= HEAD_READINGS_MAX) headReadings.clear()
     headReadings.set(head, reading)
@@ -489,7 +494,48 @@ export function multipartHeaderNames (head: string): string[] {
       if (normalized !== null) names.push(...headerNames(`Content-Disposition: ${normalized}\r\n`))
     }
   }
+  names.push(...workhorseRenamedFields(head))
   return names
+}
+
+/**
+ * The fields Workhorse writes for Rails in place of a part it stores as a file, `<name>.<key>`
+ * (workhorse/internal/upload/destination, GitLabFinalizeFields): `<name>.name` holds the filename.
+ */
+const WORKHORSE_FILE_FIELD_KEYS = ['name', 'path', 'remote_url', 'remote_id', 'size', 'upload_duration', 'md5', 'sha1', 'sha256', 'sha512', 'gitlab-workhorse-upload']
+
+/**
+ * The names Rack 2 or Rack 3 reads, other than the one written, from the lines Workhorse writes
+ * for a part it stores as a file: one Go's mime.ParseMediaType gives a name and a filename
+ * (rewrite.go). Go's multipart.Writer.WriteField writes each `<name>.<key>` quoted, escaping only
+ * `"` and `\` (Go 1.19, the oracle's, writes a CR or LF as it is), so a name Go decoded from
+ * `name*=utf-8''x%3B%20name%3Dprivate_token%20` or one holding CR LF CR LF and a Content-ID is
+ * `private_token` to Rack there, with the filename for its value. Empty for any other part, and
+ * for a name read as written.
+ */
+function workhorseRenamedFields (head: string): string[] {
+  const value = goHeaderValues(head, 'content-disposition')[0]
+  if (value === undefined) return []
+  const params = goParseMediaType(value)?.params
+  const name = params?.get('name') ?? ''
+  if (name === '' || (params?.get('filename') ?? '') === '') return []
+  const renamed: string[] = []
+  for (const key of WORKHORSE_FILE_FIELD_KEYS) {
+    const written = `${name}.${key}`
+    const line = `Content-Disposition: form-data; name="${written.replace(/["\\]/g, '\\$&')}"\r\n`
+    // Rack's header block ends at the first CRLF CRLF.
+    const end = line.indexOf('\r\n\r\n')
+    const block = end === -1 ? line : line.slice(0, end + 2)
+    for (const read of [rack2PartHead(block).name, rack3Disposition(block, 'old')?.name, rack3Disposition(block, 'folded')?.name]) {
+      if (read !== undefined && read !== written) renamed.push(read)
+    }
+  }
+  return renamed
+}
+
+/** Whether Rack reads a field Workhorse writes in place of this file part under another name (workhorseRenamedFields). */
+export function workhorseRenamesFileFields (head: string): boolean {
+  return workhorseRenamedFields(head).length > 0
 }
 
 /** multipartHeaderNames of a header block as written. */

@@ -16,7 +16,7 @@ export interface GoPart {
 
 export interface GoReading {
   readonly parts: readonly GoPart[]
-  /** The body Workhorse hands Rails: the field parts it keeps, Content-Disposition as Go writes it. */
+  /** The body Workhorse hands Rails: the field parts it keeps, Content-Disposition as Go writes it, and the fields it writes for each file part. */
   readonly rewritten: Buffer
   readonly error?: string
 }

@@ -15,6 +15,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -35,8 +37,8 @@ type part struct {
 type answer struct {
 	Parts []part `json:"parts"`
 	// The body Workhorse hands Rails (base64): each field part it keeps, its Content-Disposition
-	// written again as Go reads it, under the same boundary. File parts are left out (Workhorse
-	// stores them and writes fields of its own). Empty when Go raised an error.
+	// written again as Go reads it, and in place of each file part the fields Workhorse writes for
+	// it, under the same boundary. Empty when Go raised an error.
 	Rewritten string `json:"rewritten"`
 	Error     string `json:"error,omitempty"`
 }
@@ -107,6 +109,20 @@ func read(req request) answer {
 				return answer{Parts: parts, Error: err.Error()}
 			}
 			np.Write(value)
+		} else if params["name"] != "" {
+			// handleFilePart: the file is stored, and GitLabFinalizeFields(name) written in its place
+			// with WriteField, `<name>.name` holding the file's base name. Go ranges over that map in
+			// a random order and Rack keeps the last of a name: `.name` is written last here.
+			base := filepath.Base(p.FileName())
+			if strings.Contains(base, "/") || base == "." || base == ".." {
+				return answer{Parts: parts, Error: "illegal filename"}
+			}
+			for _, key := range []string{"path", "remote_url", "remote_id", "size", "upload_duration", "md5", "sha1", "sha256", "sha512", "gitlab-workhorse-upload", "name"} {
+				field := map[string]string{"name": base, "path": "/var/opt/gitlab/uploads/tmp/upload", "size": strconv.Itoa(len(value))}[key]
+				if err := w.WriteField(params["name"]+"."+key, field); err != nil {
+					return answer{Parts: parts, Error: err.Error()}
+				}
+			}
 		}
 	}
 }
