@@ -18,6 +18,8 @@ export interface GoReading {
   readonly parts: readonly GoPart[]
   /** The body Workhorse hands Rails: the field parts it keeps, Content-Disposition as Go writes it, and the fields it writes for each file part. */
   readonly rewritten: Buffer
+  /** With a Content-Type: the boundary Go read from it, where net/http's MultipartReader() took it. */
+  readonly boundary?: string
   readonly error?: string
 }
 
@@ -55,6 +57,6 @@ export function goMultipart (bodies: ReadonlyArray<{ readonly boundary: string, 
   const input = JSON.stringify(bodies.map(x => ({ boundary: x.boundary, body: x.body.toString('base64'), ...(x.contentType === undefined ? {} : { contentType: x.contentType }) })))
   const result = spawnSync(b.binary, [], { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   if (result.status !== 0) throw new Error(`go-multipart failed: ${result.stderr}`)
-  const answers = JSON.parse(result.stdout) as Array<{ parts: null | Array<{ name: string, file: string, value: string }>, rewritten: string, error?: string }>
-  return answers.map(a => ({ parts: (a.parts ?? []).map(p => ({ name: p.name, file: p.file, value: Buffer.from(p.value, 'base64') })), rewritten: Buffer.from(a.rewritten, 'base64'), ...(a.error === undefined ? {} : { error: a.error }) }))
+  const answers = JSON.parse(result.stdout) as Array<{ parts: null | Array<{ name: string, file: string, value: string }>, rewritten: string, boundary?: string, error?: string }>
+  return answers.map(a => ({ parts: (a.parts ?? []).map(p => ({ name: p.name, file: p.file, value: Buffer.from(p.value, 'base64') })), rewritten: Buffer.from(a.rewritten, 'base64'), ...(a.boundary === undefined ? {} : { boundary: a.boundary }), ...(a.error === undefined ? {} : { error: a.error }) }))
 }

@@ -40,7 +40,9 @@ type answer struct {
 	// written again as Go reads it, and in place of each file part the fields Workhorse writes for
 	// it, under the same boundary. Empty when Go raised an error.
 	Rewritten string `json:"rewritten"`
-	Error     string `json:"error,omitempty"`
+	// With a Content-Type: the boundary Go read from it, where MultipartReader() took it.
+	Boundary string `json:"boundary,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func read(req request) answer {
@@ -70,7 +72,8 @@ func read(req request) answer {
 	var out bytes.Buffer
 	w := multipart.NewWriter(&out)
 	if err := w.SetBoundary(req.Boundary); err != nil {
-		return answer{Error: err.Error()}
+		// A boundary Go's writer refuses (over 70 bytes...) is still the one its reader takes.
+		return answer{Boundary: req.Boundary, Error: err.Error()}
 	}
 	for {
 		p, err := r.NextPart()
@@ -78,10 +81,10 @@ func read(req request) answer {
 			if err := w.Close(); err != nil {
 				return answer{Parts: parts, Error: err.Error()}
 			}
-			return answer{Parts: parts, Rewritten: base64.StdEncoding.EncodeToString(out.Bytes())}
+			return answer{Parts: parts, Rewritten: base64.StdEncoding.EncodeToString(out.Bytes()), Boundary: req.Boundary}
 		}
 		if err != nil {
-			return answer{Parts: parts, Error: err.Error()}
+			return answer{Parts: parts, Boundary: req.Boundary, Error: err.Error()}
 		}
 		value, err := io.ReadAll(p)
 		if err != nil {
