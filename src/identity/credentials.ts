@@ -374,6 +374,31 @@ const NO_PARAMS: readonly string[] = []
 const FIRST_WORD = /^[ \t\n\v\f\r]*[^ \t\n\v\f\r]+/
 
 /**
+ * More commas in an Authorization line's first word than lines any client sends joined: each is
+ * a reading (railsAuthParams) that decodes the rest of the value, so thousands of them within the
+ * header size limit cost seconds of one request's CPU.
+ */
+const MAX_FIRST_WORD_COMMAS = 16
+
+/**
+ * Whether an Authorization line holds more commas in its first word than are read, on a route
+ * that reads Basic under any scheme: refused (CREDENTIAL_AMBIGUOUS) before its credentials are
+ * collected. Checking the lines is enough: Puma's join adds at most one comma to the first word.
+ */
+export function authorizationTooManyCommas (request: CredentialRequest): boolean {
+  if (!readsBasicAnyScheme(request.route)) return false
+  return headerLines(request, 'authorization').some(line => {
+    const word = FIRST_WORD.exec(line)
+    if (word === null) return false
+    let commas = 0
+    for (let comma = word[0].indexOf(','); comma !== -1; comma = word[0].indexOf(',', comma + 1)) {
+      if (++commas > MAX_FIRST_WORD_COMMAS) return true
+    }
+    return false
+  })
+}
+
+/**
  * What ActionController::HttpAuthentication::Basic decodes (`auth_param`:
  * `authorization.to_s.split(" ", 2).second`: Ruby's awk-style split, at ASCII white space only,
  * leading white space skipped), and what it decodes where the value is Envoy's join of lines

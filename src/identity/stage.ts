@@ -8,7 +8,7 @@ import { conanSearchKind, type CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
 import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
-import { collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
+import { authorizationTooManyCommas, collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
 export interface IdentityStageOptions {
@@ -151,8 +151,11 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
         routedMethod = routed.method
       }
     }
-    // Conan routes read Basic credentials differently: collected once the route is known.
-    const found = collectCredentials(route === input.route ? input : { ...input, route })
+    // Conan routes read Basic credentials differently: collected once the route is known. A first
+    // word of too many commas is refused (below, with the body) without reading its credentials.
+    const routed = route === input.route ? input : { ...input, route }
+    const tooManyCommas = authorizationTooManyCommas(routed)
+    const found = tooManyCommas ? [] : collectCredentials(routed)
     const credentials: Credential[] = bodyCredentials.length === 0 ? found : [...found, ...bodyCredentials]
 
     const credential = decideCredential(credentials)
@@ -183,6 +186,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     }
     const bodyParams = paramsOf(plan, buffered, streamed, route)
     // Refused with the body it came with: a shadowed refusal forwards the request as received.
+    if (tooManyCommas) return deny('CREDENTIAL_AMBIGUOUS', 'Authorization whose first word joins more lines than are read', route, body)
     if (credential.kind === 'ambiguous') return deny('CREDENTIAL_AMBIGUOUS', `several credentials: ${credential.sources.join(', ')}`, route, body)
     if (credential.kind === 'none') return { kind: 'none', body, credentials, bodyParams }
 
