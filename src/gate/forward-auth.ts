@@ -188,9 +188,12 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     // it only makes the gate stricter). Envoy marks every check whose client request it buffered a
     // body of; a marked check without a body is `pack_as_bytes`, whose raw bytes Envoy's HTTP
     // client never sends (ext_authz_http_impl.cc sends `body` only): its Content-Length 0 says
-    // nothing of the client's body.
+    // nothing of the client's body. Nor does it of an upgrade request's (`Upgrade: websocket`),
+    // which Envoy asks about at once, unmarked (ext_authz.cc buffers none), and then forwards with
+    // its Content-Length and body: GitLab reads a POST's form there as any other.
     const marked = req.headers['x-envoy-auth-partial-body']
-    const partial = marked !== undefined && (x.body === null || marked === 'true')
+    const unbuffered = x.body === null && (marked !== undefined || req.headers.upgrade !== undefined)
+    const partial = unbuffered || (x.body !== null && marked === 'true')
     if (x.body !== null && !partial) return null
     const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
     const length = partial ? 1 : originalLength(req)
