@@ -238,7 +238,8 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const length = typeof stated !== 'string' || !/^\d+$/.test(stated) ? null : Number(stated)
     if (length !== null && length > 0) return length
     if (bodies === 'sent') return 0
-    if (bodies === 'declared' && length === 0) return 0
+    // Under request-line (Envoy) the X-Original-* headers are the client's, never the proxy's.
+    if (bodies === 'declared' && length === 0 && originalFrom !== 'request-line') return 0
     return 1
   }
 
