@@ -1,9 +1,10 @@
-// Go's mime/multipart as Workhorse reads a body (test/helpers/go_multipart.go), built once per
-// process into a temporary directory. Without Go (Debian's golang-go) the tests that ask it fail
-// under CI=true and are skipped elsewhere (require-tool.ts).
+// Go's mime/multipart as Workhorse reads a body (test/helpers/go_multipart.go). Without Go
+// (Debian's golang-go) the tests that ask it fail under CI=true and are skipped elsewhere
+// (require-tool.ts).
 
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,18 +27,38 @@ export interface GoReading {
 const SOURCE = fileURLToPath(new URL('./go_multipart.go', import.meta.url))
 let built: { readonly binary: string } | { readonly missing: string } | undefined
 
+/**
+ * The oracle's binary, built once for this source and this Go and kept in the temp directory for
+ * the next process: a build costs seconds of CPU, and a run of the suite starts several processes
+ * that ask Go. Processes building at once each write a binary of their own and move it into place,
+ * the same program either way.
+ */
 function build (): { readonly binary: string } | { readonly missing: string } {
   if (built !== undefined) return built
-  const dir = mkdtempSync(join(tmpdir(), 'go-multipart-'))
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
-  const binary = join(dir, 'go-multipart')
-  // A cache and GOPATH of its own (CI may run without a HOME for Go's defaults), and no cgo: no C
+  const version = spawnSync('go', ['version'], { encoding: 'utf8' })
+  if (version.error !== undefined || version.status !== 0) {
+    built = { missing: `go is not installed (Debian: golang-go): ${version.error?.message ?? version.stderr}` }
+    return built
+  }
+  const dir = join(tmpdir(), 'job-token-gate-go-oracle')
+  const key = createHash('sha256').update(version.stdout).update(readFileSync(SOURCE)).digest('hex').slice(0, 16)
+  const binary = join(dir, `go-multipart-${key}`)
+  if (existsSync(binary)) {
+    built = { binary }
+    return built
+  }
+  mkdirSync(dir, { recursive: true })
+  const building = `${binary}.${process.pid}`
+  // A cache and GOPATH of their own (CI may run without a HOME for Go's defaults), and no cgo: no C
   // compiler needed.
   const env = { ...process.env, GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), CGO_ENABLED: '0' }
-  const result = spawnSync('go', ['build', '-o', binary, SOURCE], { env, encoding: 'utf8' })
+  const result = spawnSync('go', ['build', '-o', building, SOURCE], { env, encoding: 'utf8' })
   if (result.error !== undefined) built = { missing: `go is not installed (Debian: golang-go): ${result.error.message}` }
   else if (result.status !== 0) built = { missing: `go build failed: ${result.stderr}` }
-  else built = { binary }
+  else {
+    renameSync(building, binary)
+    built = { binary }
+  }
   return built
 }
 
