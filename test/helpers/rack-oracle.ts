@@ -58,3 +58,21 @@ export function startRackOracle (): RackOracle {
     close: async () => { await oracle.close() }
   }
 }
+
+/**
+ * Rack's multipart boundary of each Content-Type (Rack::Multipart::Parser.parse_boundary), null
+ * where it finds none or raises; latin1 in and out, each character one byte as Node and Puma read
+ * a header. One Ruby process for the list.
+ */
+export function rackBoundaries (types: readonly string[]): Array<string | null> {
+  const ruby = spawnSync('ruby', ['-rjson', '-rrack', '-e', `
+    STDIN.read.split("\\n").each do |line|
+      type = JSON.parse(line).encode('ISO-8859-1').b
+      boundary = begin; Rack::Multipart::Parser.parse_boundary(type); rescue StandardError; nil; end
+      puts JSON.generate(boundary.nil? ? nil : boundary.force_encoding('ISO-8859-1').encode('UTF-8'))
+    end`], { input: types.map(c => JSON.stringify(c)).join('\n'), encoding: 'utf8', maxBuffer: 1 << 26 })
+  if (ruby.status !== 0) throw new Error(`Rack's parse_boundary failed: ${ruby.error?.message ?? ruby.stderr}`)
+  const boundaries = ruby.stdout.trim().split('\n').map(l => JSON.parse(l) as string | null)
+  if (boundaries.length !== types.length) throw new Error(`Rack answered ${boundaries.length} boundaries for ${types.length} types`)
+  return boundaries
+}

@@ -8,10 +8,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { createBodyScanner } from '../../src/identity/body-scan.ts'
 import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
-import { startRackOracle } from '../helpers/rack-oracle.ts'
+import { rackBoundaries, startRackOracle } from '../helpers/rack-oracle.ts'
 import { requireTool } from '../helpers/require-tool.ts'
 import { JOB_A } from './differential.ts'
 import { requireRack } from './rack-available.ts'
@@ -31,18 +30,6 @@ function contentTypes (): string[] {
           for (const suffix of suffixes)
             if (second === '' || suffix === '') out.add(`${media}${sep}boundary=${value}${second}${suffix}`)
   return [...out]
-}
-
-/** Rack's boundary of each type, null where it finds none or raises. */
-function rackBoundaries (types: readonly string[]): Array<string | null> {
-  const ruby = spawnSync('ruby', ['-rjson', '-rrack', '-e', `
-    STDIN.read.split("\\n").each do |line|
-      type = JSON.parse(line).encode('ISO-8859-1').b
-      boundary = begin; Rack::Multipart::Parser.parse_boundary(type); rescue StandardError; nil; end
-      puts JSON.generate(boundary.nil? ? nil : boundary.force_encoding('ISO-8859-1').encode('UTF-8'))
-    end`], { input: types.map(c => JSON.stringify(c)).join('\n'), encoding: 'utf8', maxBuffer: 1 << 26 })
-  assert.equal(ruby.status, 0, ruby.stderr)
-  return ruby.stdout.trim().split('\n').map(l => JSON.parse(l) as string | null)
 }
 
 test('a boundary the gate reads is the one Go reads, and Rack reads it or no part at all', async t => {

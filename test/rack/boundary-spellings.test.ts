@@ -6,8 +6,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { startRackOracle } from '../helpers/rack-oracle.ts'
+import { rackBoundaries, startRackOracle } from '../helpers/rack-oracle.ts'
 import { disagreement, gateUnderTest, JOB_A, type GenRequest } from './differential.ts'
 import { requireRack } from './rack-available.ts'
 
@@ -27,16 +26,7 @@ function contentTypes (): string[] {
 test('multipart Content-Type spellings: the gate reads every job token and method Rack reads, or refuses', async t => {
   if (!requireRack(t)) return
   const types = contentTypes()
-  // Latin1 in and out: each character one byte, as Node and Puma read a header.
-  const ruby = spawnSync('ruby', ['-rjson', '-rrack', '-e', `
-    STDIN.read.split("\\n").each do |line|
-      type = JSON.parse(line).encode('ISO-8859-1').b
-      boundary = begin; Rack::Multipart::Parser.parse_boundary(type); rescue StandardError; nil; end
-      puts JSON.generate(boundary.nil? ? nil : boundary.force_encoding('ISO-8859-1').encode('UTF-8'))
-    end`], { input: types.map(c => JSON.stringify(c)).join('\n'), encoding: 'utf8', maxBuffer: 1 << 26 })
-  assert.equal(ruby.status, 0, ruby.stderr)
-  const boundaries = ruby.stdout.trim().split('\n').map(l => JSON.parse(l) as string | null)
-  assert.equal(boundaries.length, types.length)
+  const boundaries = rackBoundaries(types)
   const oracle = startRackOracle()
   t.after(() => oracle.close())
   const gate = gateUnderTest()
