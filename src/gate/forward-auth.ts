@@ -182,7 +182,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * null where there is none, or none GitLab reads parameters from (not a form, JSON or
    * multipart body).
    */
-  function hiddenBodyPlan (x: Exchange, req: IncomingMessage): BodyPlan | null {
+  function hiddenBodyPlan (x: Exchange, req: IncomingMessage, askedElsewhere: boolean): BodyPlan | null {
     // Envoy's with_request_body with allow_partial_message sends only the first bytes of a larger
     // body, and says so: the rest is as hidden as a body nginx never sends (any client may set it:
     // it only makes the gate stricter). Envoy marks every check whose client request it buffered a
@@ -196,7 +196,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     const partial = unbuffered || (x.body !== null && marked === 'true')
     if (x.body !== null && !partial) return null
     const chunked = !partial && req.headers['x-original-transfer-encoding'] !== undefined
-    const length = partial ? 1 : originalLength(req)
+    const length = partial ? 1 : originalLength(req, askedElsewhere)
     if (length === 0 && !chunked) return null
     const declared = { ...req.headers, 'content-length': String(length > 0 ? length : 1) }
     const plan = bodyScanner.plan(declared, x.method)
@@ -232,14 +232,17 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * client may send the header itself through a proxy that does not set it, so "no body" is
    * believed only where the operator says the proxy replaces it (`declared`) or sends every
    * body (`sent`); a stated length above 0 always counts, as it only makes the gate stricter.
+   * `askedElsewhere`: the headers name another request than the check's own line, as a proxy
+   * asking on a path of its own (nginx's /_job_token_gate) does.
    */
-  function originalLength (req: IncomingMessage): number {
+  function originalLength (req: IncomingMessage, askedElsewhere: boolean): number {
     const stated = req.headers['x-original-content-length']
     const length = typeof stated !== 'string' || !/^\d+$/.test(stated) ? null : Number(stated)
     if (length !== null && length > 0) return length
     if (bodies === 'sent') return 0
-    // Under request-line (Envoy) the X-Original-* headers are the client's, never the proxy's.
-    if (bodies === 'declared' && length === 0 && originalFrom !== 'request-line') return 0
+    // A check that is the request itself (Envoy's, under request-line or auto) carries the client's
+    // X-Original-* headers, never the proxy's: only a proxy asking on a path of its own declares.
+    if (bodies === 'declared' && length === 0 && askedElsewhere) return 0
     return 1
   }
 
@@ -295,7 +298,7 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     // GitLab reads `private_token` and `access_token` from a form, JSON or multipart body before
     // the headers: the users' package rules must know where such a body went unseen.
     // Planned once: the stages change neither the method nor the headers it is planned from.
-    const hidden = hiddenBodyPlan(x, req)
+    const hidden = hiddenBodyPlan(x, req, originalFrom !== 'request-line' && original.target !== undefined && original.target !== (req.url ?? '/'))
     x.bodyHidden = hidden !== null
     const outcome = await runStages(x, engine)
     const decidedAt = performance.now()
