@@ -507,7 +507,7 @@ const WORKHORSE_FILE_FIELD_KEYS = ['name', 'path', 'remote_url', 'remote_id', 's
 /**
  * The names Rack 2 or Rack 3 reads, other than the one written, from the lines Workhorse writes
  * for a part it stores as a file: one Go's mime.ParseMediaType gives a name and a filename
- * (rewrite.go). Go's multipart.Writer.WriteField writes each `<name>.<key>` quoted, escaping only
+ * (rewrite.go); and a written name Rack nests under a credential or `_method` parameter. Go's multipart.Writer.WriteField writes each `<name>.<key>` quoted, escaping only
  * `"` and `\` (Go 1.19, the oracle's, writes a CR or LF as it is), so a name Go decoded from
  * `name*=utf-8''x%3B%20name%3Dprivate_token%20` or one holding CR LF CR LF and a Content-ID is
  * `private_token` to Rack there, with the filename for its value. Empty for any other part, and
@@ -529,6 +529,9 @@ function workhorseRenamedFields (head: string): string[] {
     for (const read of [rack2PartHead(block).name, rack3Disposition(block, 'old')?.name, rack3Disposition(block, 'folded')?.name]) {
       if (read !== undefined && read !== written) renamed.push(read)
     }
+    // Rack nests the written name as any other: `access_token[` writes `access_token[.name`, whose
+    // filename Rails reads under `access_token` (`{".name" => filename}`), where the gate read the content.
+    if (isCredentialParam(written) || isMethodOverrideParam(written)) renamed.push(written)
   }
   return renamed
 }
