@@ -344,10 +344,9 @@ class MultipartScanner {
 }
 
 /**
- * multipartHeaderNames, isFilePart and workhorseRenamesFileFields of a header block, remembered
- * for the blocks seen last: all are pure, and a body of many parts repeats its few header blocks
- * (Rack's and Go's readings of one block cost microseconds, which a body of thousands of tiny
- * parts multiplies).
+ * partNames and isFilePart of a header block, remembered for the blocks seen last: both are pure,
+ * and a body of many parts repeats its few header blocks (Rack's and Go's readings of one block
+ * cost microseconds, which a body of thousands of tiny parts multiplies).
  */
 const headReadings = new Map<string, { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean }>()
 const HEAD_READINGS_MAX = 256
@@ -357,7 +356,7 @@ const HEAD_READING_KEY_MAX = 1024
 function readHead (head: string): { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean } {
   const known = headReadings.get(head)
   if (known !== undefined) return known
-  const reading = { names: multipartHeaderNames(head), file: isFilePart(head), renamed: workhorseRenamesFileFields(head) }
+  const reading = { ...partNames(head), file: isFilePart(head) }
   if (head.length <= HEAD_READING_KEY_MAX) {
     if (headReadings.size >= HEAD_READINGS_MAX) headReadings.clear()
     headReadings.set(head, reading)
@@ -482,9 +481,14 @@ const STRICT_METHOD_HEAD = new RegExp(`^${ci('Content-Disposition')}:[ \\t]*form
  * without one). Raw: callers read them as Rack reads parameter names.
  */
 export function multipartHeaderNames (head: string): string[] {
+  return partNames(head).names
+}
+
+/** multipartHeaderNames, and whether any of them is Rack's other reading of a field Workhorse writes for a file part. */
+function partNames (head: string): { readonly names: string[], readonly renamed: boolean } {
   // Every reading below needs one of these words as written (parameter and header names are never
   // decoded): a block without them names nothing. Hot for bodies of many small parts.
-  if (!MAY_NAME.test(head)) return []
+  if (!MAY_NAME.test(head)) return { names: [], renamed: false }
   const names = headerNames(head)
   // Workhorse hands Rails each Content-Disposition as Go reads it (parameters decoded, sorted and
   // quoted again): Rack's reading of that line is a reading of the part's name too.
@@ -494,8 +498,9 @@ export function multipartHeaderNames (head: string): string[] {
       if (normalized !== null) names.push(...headerNames(`Content-Disposition: ${normalized}\r\n`))
     }
   }
-  names.push(...workhorseRenamedFields(head))
-  return names
+  const renamed = workhorseRenamedFields(head)
+  names.push(...renamed)
+  return { names, renamed: renamed.length > 0 }
 }
 
 /**
@@ -534,11 +539,6 @@ function workhorseRenamedFields (head: string): string[] {
     if (isCredentialParam(written) || isMethodOverrideParam(written)) renamed.push(written)
   }
   return renamed
-}
-
-/** Whether Rack reads a field Workhorse writes in place of this file part under another name (workhorseRenamedFields). */
-export function workhorseRenamesFileFields (head: string): boolean {
-  return workhorseRenamedFields(head).length > 0
 }
 
 /** multipartHeaderNames of a header block as written. */
