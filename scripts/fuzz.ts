@@ -3,7 +3,7 @@
 // multipart guard, the GraphQL reading of multipart bodies and the GraphQL document reader):
 // 1,000,000 generated inputs by default, each within 10 ms plus 2 ms per KiB of input, heap
 // bounded.
-// The in-suite run (test/fuzz/fuzz.test.ts) is the same harness with fewer inputs and a looser
+// The in-suite runs (test/fuzz/suite-run.ts) are the same harness with fewer inputs and a looser
 // time limit.
 //
 //   npm run fuzz                                   # 1,000,000 inputs, random seed (printed)

@@ -1,45 +1,6 @@
-// The in-suite fuzz run: at most 28 seconds over the seven parsers that decide what the gate
-// authorizes (the long run is `npm run fuzz`, scripts/fuzz.ts). Here the per-input limit is a
-// hang detector (100 ms plus 20 ms per KiB of input, after retiming: ten times the long run's)
-// because the suite shares a small machine with other work; the slowest input seen is reported
-// for each target. The seed is random unless FUZZ_SEED is set, and is printed, with the replay
-// command, on any failure:
-//   FUZZ_SEED=123 node scripts/run-tests.mjs test/fuzz/fuzz.test.ts
+// The fuzz run of `npm test`: a third of the in-suite inputs, a new seed each run (suite-run.ts
+// says what is checked; fuzz.slow.ts runs all of them).
 
-import { test, after } from 'node:test'
-import assert from 'node:assert/strict'
-import { formatReport, runTarget, Watchdog, type RunOptions } from './harness.ts'
-import { TARGETS } from './targets.ts'
+import { fuzzTargets } from './suite-run.ts'
 
-const seed = process.env.FUZZ_SEED !== undefined && process.env.FUZZ_SEED !== '' ? Number(process.env.FUZZ_SEED) : Date.now() % 2_147_483_647
-assert.ok(Number.isSafeInteger(seed), `FUZZ_SEED must be an integer, got ${process.env.FUZZ_SEED}`)
-
-/**
- * Inputs per target, about 3 s each on a quiet 2-core machine (body-scan also runs the streaming
- * JSON guard on every JSON input); stopAfterMs caps a slow or busy one at 4 s a target. A new
- * seed each run covers new inputs; `npm run fuzz` is the long run.
- */
-const RUNS: Record<string, number> = { canonicalize: 30_000, router: 25_000, credentials: 6_000, 'body-scan': 3_500, 'multipart-guard': 3_000, 'graphql-multipart': 3_000, 'graphql-document': 3_000 }
-
-const base: Omit<RunOptions, 'runs'> = {
-  seed,
-  timeLimitMs: 100,
-  timePerKibMs: 20,
-  retimes: 2,
-  heapEvery: 2_000,
-  heapLimitBytes: 32 << 20,
-  stopAfterMs: 4_000
-}
-
-const watchdog = new Watchdog(20_000)
-after(() => watchdog.close())
-
-for (const target of TARGETS) {
-  test(`fuzz ${target.name} (seed ${seed}): ${target.covers}`, async t => {
-    const report = await runTarget(target, { ...base, runs: RUNS[target.name] ?? 5_000 }, watchdog)
-    t.diagnostic(formatReport(report))
-    if (report.maxInput !== '') t.diagnostic(`slowest input: ${report.maxInput.slice(0, 300)}`)
-    if (report.failure !== null) assert.fail(report.failure)
-    assert.ok(report.runs > 0)
-  })
-}
+fuzzTargets(1 / 3, 1_500)

@@ -1,7 +1,7 @@
 // Runs fuzz targets (targets.ts) with fast-check and watches three things per target: that no
 // exception escapes (the target's own checks turn wrong answers into exceptions too), that no
 // single input takes longer than a time limit, and that the heap does not grow with the number
-// of inputs. Used by the in-suite run (test/fuzz/fuzz.test.ts) and `npm run fuzz`
+// of inputs. Used by the in-suite runs (test/fuzz/suite-run.ts) and `npm run fuzz`
 // (scripts/fuzz.ts), which differ only in counts and limits.
 //
 // Timing: each input's call is timed alone (generation and checks excluded), in wall-clock time.
