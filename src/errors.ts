@@ -232,6 +232,24 @@ export interface GateErrorOptions extends ErrorOptions {
 }
 
 /**
+ * Most field problems an answer lists; past them, one more names how many were left out.
+ * Validation names every problem of a request, and a 1 MiB body holds half a million
+ * (`"job_token_policies": [1,1,...]`, unknown package formats): listed, one Maintainer's request
+ * was answered with 35 MB, which the gate held for as long as its client did not read it.
+ */
+export const MAX_LISTED_ISSUES = 100
+
+/** Lists already cut: handed to another error (a store's refusal answered as the API's), kept as they are. */
+const LISTED = new WeakSet<readonly FieldIssue[]>()
+
+function listed (issues: readonly FieldIssue[]): readonly FieldIssue[] {
+  if (issues.length <= MAX_LISTED_ISSUES || LISTED.has(issues)) return issues
+  const cut = [...issues.slice(0, MAX_LISTED_ISSUES), { path: '', message: `and ${issues.length - MAX_LISTED_ISSUES} more problems, not listed` }]
+  LISTED.add(cut)
+  return cut
+}
+
+/**
  * The one error type of the gate: a failure answered with a code of the table, whose status
  * always comes from there (no code path picks its own). Its answer's message is `publicMessage`:
  * the table's unless one is given for the answer. `message` is what logs show. The grants
@@ -250,7 +268,7 @@ export class GateError extends Error {
     this.code = code
     this.status = errors[code].status
     this.publicMessage = options?.publicMessage ?? message
-    this.issues = options?.issues ?? []
+    this.issues = listed(options?.issues ?? [])
     this.headers = options?.headers ?? {}
   }
 }

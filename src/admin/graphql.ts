@@ -1069,7 +1069,8 @@ function issueText (issue: ValidationIssue, targetField: string): string {
     .replace(/^target_(?:project|group)_id/, targetField)
     .replace(/default_permissions/g, 'defaultPermissions')
     .replace(/job_token_policies/g, 'jobTokenPolicies')
-  return `${words(issue.path)} ${words(issue.message)}`
+  // An issue of no field (how many more were not listed) is its message alone.
+  return issue.path === '' ? words(issue.message) : `${words(issue.path)} ${words(issue.message)}`
 }
 
 /** GitLab's enum values (READ_PACKAGES) as the catalog's policy names. */
@@ -1202,7 +1203,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       } catch (err) {
         // GitLab's mutations report user errors in the payload's `errors`, each naming its field.
         if (err instanceof AdminError && err.code === 'ADMIN_VALIDATION_FAILED') {
-          return { jobTokenPermissions: null, errors: err.issues.map(i => `${i.path.replace(/^package_registry/, 'packageRegistry')} ${i.message}`), clientMutationId }
+          return { jobTokenPermissions: null, errors: err.issues.map(i => i.path === '' ? i.message : `${i.path.replace(/^package_registry/, 'packageRegistry')} ${i.message}`), clientMutationId }
         }
         throw asGraphqlError(err)
       }
