@@ -233,9 +233,9 @@ export interface GateErrorOptions extends ErrorOptions {
 
 /**
  * Most field problems an answer lists; past them, one more names how many were left out.
- * Validation names every problem of a request, and a 1 MiB body holds half a million
- * (`"job_token_policies": [1,1,...]`, unknown package formats): listed, one Maintainer's request
- * was answered with 35 MB, which the gate held for as long as its client did not read it.
+ * Validation names every problem of a request, and a 1 MiB body holds a hundred thousand and
+ * more (unknown package formats, unknown fields): listed, one Maintainer's request was answered
+ * with up to 35 MB, which the gate held for as long as its client did not read it.
  */
 export const MAX_LISTED_ISSUES = 100
 

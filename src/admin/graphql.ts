@@ -23,6 +23,7 @@
 // fragment spreads. A document or body that names these fields but cannot be parsed is refused.
 
 import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type Token, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
+import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
@@ -1073,9 +1074,13 @@ function issueText (issue: ValidationIssue, targetField: string): string {
   return issue.path === '' ? words(issue.message) : `${words(issue.path)} ${words(issue.message)}`
 }
 
-/** GitLab's enum values (READ_PACKAGES) as the catalog's policy names. */
-function policyNames (values: unknown): unknown {
-  return Array.isArray(values) ? values.map(v => typeof v === 'string' && /^[A-Z_]+$/.test(v) ? v.toLowerCase() : v) : values
+/**
+ * GitLab's enum values (READ_PACKAGES) as the catalog's policy names. A list longer than there
+ * are policies is handed on as it is, unread: validation refuses it whole (views.ts policyIssues),
+ * and each aliased mutation naming one variable would read it again.
+ */
+function policyNames (values: unknown, policies: PolicyIndex): unknown {
+  return Array.isArray(values) && values.length <= policies.size ? values.map(v => typeof v === 'string' && /^[A-Z_]+$/.test(v) ? v.toLowerCase() : v) : values
 }
 
 type MutationResult = Record<string, unknown>
@@ -1172,7 +1177,10 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       // Without a prototype, so that `__proto__` is a format like any other (refused as unknown).
       const registry: Record<string, Record<string, unknown>> = Object.create(null) as Record<string, Record<string, unknown>>
       const issues: ValidationIssue[] = []
-      input.packageRegistry.forEach((item, i) => {
+      // Longer than there are formats, it names one twice or one that is none: refused whole,
+      // unread, as a policy list is (views.ts policyIssues), for aliases naming one variable.
+      if (input.packageRegistry.length > formats.length) issues.push({ path: 'packageRegistry', message: `lists ${input.packageRegistry.length} package formats; there are ${formats.length}, each listed at most once` })
+      else input.packageRegistry.forEach((item, i) => {
         const format = String(item.format)
         if (registry[format] !== undefined) issues.push({ path: `packageRegistry[${i}].format`, message: `lists "${format}" twice` })
         const rule: Record<string, unknown> = {}
@@ -1222,7 +1230,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
         const body = {
           [found.type === 'project' ? 'target_project_id' : 'target_group_id']: found.id,
           default_permissions: input.defaultPermissions ?? true,
-          job_token_policies: policyNames(input.jobTokenPolicies ?? [])
+          job_token_policies: policyNames(input.jobTokenPolicies ?? [], service.policies())
         }
         const { doc, entry } = await service.addEntry(access, found.type, body, requestId, found.path)
         return { ciJobTokenScope: scopeView(doc), ciJobTokenScopeAllowlistEntry: entryGraphView(doc, entry, formats, service) }
@@ -1231,7 +1239,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
     async ciJobTokenScopeUpdatePolicies ({ input }: { input: Record<string, unknown> }) {
       return await allowlistMutation(input, 'targetPath', 'update_job_token_scope', async access => {
         const found = await target(access, String(input.targetPath), ['group', 'project'], 'targetPath')
-        const body = { default_permissions: input.defaultPermissions, job_token_policies: policyNames(input.jobTokenPolicies) }
+        const body = { default_permissions: input.defaultPermissions, job_token_policies: policyNames(input.jobTokenPolicies, service.policies()) }
         const { doc, entry } = await service.changeEntry(access, found.type, found.id, body, requestId)
         return { ciJobTokenScopeAllowlistEntry: entryGraphView(doc, entry, formats, service) }
       }, { ciJobTokenScopeAllowlistEntry: null })

@@ -6,6 +6,8 @@
 import type { PolicyList } from './types.ts'
 
 export interface PolicyIndex {
+  /** How many policies the catalog knows: a list naming each at most once is no longer. */
+  readonly size: number
   isKnown (name: string): boolean
   isDeprecated (name: string): boolean
   /** Whether `granted` satisfies `required`: it holds it, or an admin policy that implies it. */
@@ -27,6 +29,7 @@ export function createPolicyIndex (list: PolicyList): PolicyIndex {
   for (const policy of list.policies) if (policy.implies !== undefined) implied.set(policy.name, policy.implies)
 
   return {
+    size: known.size,
     isKnown: name => known.has(name),
     isDeprecated: name => deprecated.has(name),
     satisfies (granted, required) {
