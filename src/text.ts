@@ -91,3 +91,16 @@ const HTTP_METHODS: ReadonlySet<string> = new Set(METHODS)
 export function ownString (text: string): string {
   return (' ' + text).slice(1)
 }
+
+/** Most characters of client text an answer quotes. */
+const QUOTED = 100
+
+/**
+ * Client text (a policy name, a package format, a target path) as an answer quotes it: up to 100
+ * characters, then how many there were. A GraphQL document hands one variable to each of its
+ * aliased fields, and each field's answer quoted it whole: a 900 KB `targetGroupPath` named by
+ * 100 aliased mutations made a 90 MB answer.
+ */
+export function quoted (text: string): string {
+  return text.length <= QUOTED ? text : `${text.slice(0, QUOTED)}... (${text.length} characters)`
+}

@@ -28,7 +28,7 @@ import type { ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
-import { trimEnds } from '../text.ts'
+import { quoted, trimEnds } from '../text.ts'
 import { doubtfulParts, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
@@ -1157,7 +1157,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
    */
   const target = async (access: ProjectAccess, path: string, types: readonly EntryTargetType[], field: string): Promise<{ type: EntryTargetType, id: number, path: string }> => {
     const found = await service.findTarget(access, path, types)
-    if (found === null) throw new PayloadError(`${field} "${path}" is not a ${types.join(' or ')} the caller can see`)
+    if (found === null) throw new PayloadError(`${field} "${quoted(path)}" is not a ${types.join(' or ')} the caller can see`)
     return found
   }
 
@@ -1182,7 +1182,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       if (input.packageRegistry.length > formats.length) issues.push({ path: 'packageRegistry', message: `lists ${input.packageRegistry.length} package formats; there are ${formats.length}, each listed at most once` })
       else input.packageRegistry.forEach((item, i) => {
         const format = String(item.format)
-        if (registry[format] !== undefined) issues.push({ path: `packageRegistry[${i}].format`, message: `lists "${format}" twice` })
+        if (registry[format] !== undefined) issues.push({ path: `packageRegistry[${i}].format`, message: `lists "${quoted(format)}" twice` })
         const rule: Record<string, unknown> = {}
         for (const action of ['read', 'write', 'delete']) {
           if (!(action in item)) continue

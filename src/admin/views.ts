@@ -6,6 +6,7 @@ import type { AllowlistEntry, EntryTargetType, ProjectGrants } from '../grants/m
 import { effectiveRule, validatePackageRules, type PackageFormatRule, type PackageRules } from '../grants/package-rules-model.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Actor } from './service.ts'
+import { quoted } from '../text.ts'
 
 export function entryView (entry: AllowlistEntry): Record<string, unknown> {
   return {
@@ -106,7 +107,7 @@ export function policyIssues (raw: unknown, field: string, policies: PolicyIndex
     if (policies.isDeprecated(name) || policies.isDeprecated(name.toLowerCase())) return issues.push({ path: at, message: `"${name}" is deprecated and no longer accepted` })
     if (!policies.isKnown(name)) {
       const lower = name.toLowerCase()
-      return issues.push({ path: at, message: policies.isKnown(lower) ? `"${name}" must be written lower-case: "${lower}"` : `"${name}" is not a known job token policy` })
+      return issues.push({ path: at, message: policies.isKnown(lower) ? `"${name}" must be written lower-case: "${lower}"` : `"${quoted(name)}" is not a known job token policy` })
     }
     if (names.includes(name)) return issues.push({ path: at, message: `lists "${name}" twice` })
     names.push(name)

@@ -5,6 +5,7 @@
 
 import { isRecord } from '../plain-data.ts'
 import type { ValidationIssue } from './errors.ts'
+import { quoted } from '../text.ts'
 
 /** `maintainer`: job tokens may not; `job_token_and_maintainer`: job tokens may, within their policies. */
 export type PackageWriteLevel = 'maintainer' | 'job_token_and_maintainer'
@@ -53,15 +54,16 @@ export function validatePackageRules (raw: unknown, prefix: string, issues: Vali
   }
   const out: Record<string, PackageFormatRule> = {}
   for (const [format, value] of Object.entries(raw)) {
-    const at = `${prefix}.${format}`
+    // A format that is none is quoted shortened (src/text.ts quoted), in its field's name too.
     if (formats !== undefined && !formats.includes(format)) {
-      fail(at, `"${format}" is not a known package format (known: ${formats.join(', ')})`)
+      fail(`${prefix}.${quoted(format)}`, `"${quoted(format)}" is not a known package format (known: ${formats.join(', ')})`)
       continue
     }
     if (!/^[a-z][a-z_]*$/.test(format)) {
-      fail(at, `"${format}" is not a package format name`)
+      fail(`${prefix}.${quoted(format)}`, `"${quoted(format)}" is not a package format name`)
       continue
     }
+    const at = `${prefix}.${format}`
     if (!isRecord(value)) {
       fail(at, 'must be an object with read, write and/or delete')
       continue
