@@ -5,7 +5,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose'
 import type { Clock } from './cache.ts'
 import { KeysUnavailableError, type VerificationKey } from './keys.ts'
-import { jobTokenBody } from './token-shape.ts'
+import { isBareJobTokenJwt, jobTokenBody } from './token-shape.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 /** Three base64url parts; an empty signature (alg none) still has the shape and fails on its alg. */
@@ -37,11 +37,11 @@ export function checkTokenShape (token: string): void {
 }
 
 /**
- * The JWT inside a job token (`glcbt-` + JWT, or `<instance prefix>-glcbt-` + JWT), or null for
- * a legacy opaque token.
+ * The JWT inside a job token (`glcbt-` + JWT, or `<instance prefix>-glcbt-` + JWT, or the JWT
+ * alone: isBareJobTokenJwt), or null for a legacy opaque token.
  */
 export function jobTokenJwt (token: string): string | null {
-  const rest = jobTokenBody(token)
+  const rest = jobTokenBody(token) ?? (isBareJobTokenJwt(token) ? token : null)
   if (rest === null) return null
   // Legacy tokens are `glcbt-<hex>_<random>`, without a dot; anything with one must be a JWT.
   if (!rest.includes('.')) return null

@@ -36,7 +36,7 @@ function markNearStart (secret: string): boolean {
 
 /**
  * True when GitLab could read `secret` as a CI/CD job token: `glcbt-...`, `<prefix>-glcbt-...` or
- * `<prefix>glcbt-...`.
+ * `<prefix>glcbt-...`, or the JWT of one without its prefix (isBareJobTokenJwt).
  *
  * Hot path: runs on every header, parameter and body leaf that may hold a credential. Nearly
  * all of them have no `-glcbt-` near their start; a bounded search answers those without a
@@ -44,7 +44,39 @@ function markNearStart (secret: string): boolean {
  */
 export function isJobTokenShape (secret: string): boolean {
   if (secret.startsWith(JOB_TOKEN_MARK)) return true
-  return markNearStart(secret) && PREFIXED.test(secret)
+  return (markNearStart(secret) && PREFIXED.test(secret)) || isBareJobTokenJwt(secret)
+}
+
+/**
+ * The start of a JWT as GitLab signs one: a compact JSON header (`{"` is `eyJ`), then the payload
+ * between the first two dots. What follows is not read: ruby-jwt splits with Ruby's `split('.')`,
+ * which drops trailing empty parts (`h.p.s.` is three), and decodes the signature with
+ * `Base64.decode64`, which skips characters outside the alphabet, so GitLab verifies more
+ * spellings of a token than the three clean parts.
+ */
+const BARE_JWT = /^eyJ[A-Za-z0-9_-]*\.([A-Za-z0-9_-]+)\./
+/** The subject of a job token JWT: the job's global ID (lib/authn/tokens/jwt.rb, `rsa_encode`). */
+const BUILD_SUBJECT = 'gid://gitlab/Ci::Build/'
+
+/**
+ * True for a job token JWT without `glcbt-`: a JWT whose subject is a CI build. GitLab's first
+ * JWT job tokens (lib/ci/job_token/jwt/decode.rb, Ci::JobToken::Jwt::Decode) strip the prefix
+ * with `delete_prefix`, which leaves a token without it as it is, and decode the rest, and
+ * `find_user_from_job_bearer_token` hands any Bearer to Ci::AuthJobFinder: there the JWT alone
+ * is the job's credential, as Bearer, `access_token=`, `token=` or anywhere else a job token is
+ * read. The payload is read unverified (a forged one is GitLab's to refuse, after the gate has
+ * refused it too). A string that does not start as a JWT costs a comparison of three characters.
+ */
+export function isBareJobTokenJwt (secret: string): boolean {
+  if (!secret.startsWith('eyJ')) return false
+  const m = BARE_JWT.exec(secret)
+  if (m === null) return false
+  try {
+    const sub: unknown = (JSON.parse(Buffer.from(m[1]!, 'base64url').toString('utf8')) as Record<string, unknown> | null)?.sub
+    return typeof sub === 'string' && sub.startsWith(BUILD_SUBJECT)
+  } catch {
+    return false
+  }
 }
 
 /**

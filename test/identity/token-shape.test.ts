@@ -3,7 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { isJobTokenShape, isRecognisedInstancePrefix, jobTokenBody } from '../../src/identity/token-shape.ts'
+import { isBareJobTokenJwt, isJobTokenShape, isRecognisedInstancePrefix, jobTokenBody } from '../../src/identity/token-shape.ts'
 import { jobTokenJwt } from '../../src/identity/jwt.ts'
 import { loadConfig } from '../../src/config.ts'
 
@@ -48,6 +48,33 @@ test('job token shapes: plain, and any instance prefix GitLab could set', () => 
     'oauth-access-token'
   ]
   for (const s of no) assert.equal(isJobTokenShape(s), false, JSON.stringify(s))
+})
+
+test('a job token JWT without its prefix: a JWT whose subject is a CI build', () => {
+  const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const jwt = (payload: unknown): string => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payload)}.c2ln`
+  const bare = jwt({ sub: 'gid://gitlab/Ci::Build/42', aud: 'gitlab-authz-token' })
+  assert.equal(isJobTokenShape(bare), true)
+  assert.equal(isBareJobTokenJwt(bare), true)
+  assert.equal(jobTokenJwt(bare), bare, 'checked locally like a prefixed one')
+  assert.equal(jobTokenBody(bare), null, 'no prefix to strip')
+  // Spellings ruby-jwt reads as the same token: trailing dots (Ruby's split drops empty parts), a
+  // signature with characters Base64.decode64 skips. Recognised, then refused as malformed.
+  for (const spelling of [`${bare}.`, `${bare}...`, `${bare}!`, `${bare.slice(0, -2)}*${bare.slice(-2)}`]) {
+    assert.equal(isJobTokenShape(spelling), true, spelling)
+    assert.throws(() => jobTokenJwt(spelling), /well-formed JWT/)
+  }
+  for (const other of [
+    jwt({ sub: 'project_path:acme/app:ref_type:branch:ref:main' }),
+    jwt({ access_token: 'glpat-x', user_id: 1 }),
+    jwt({ sub: 42 }),
+    jwt(null),
+    jwt([]),
+    `x${jwt({ sub: 'gid://gitlab/Ci::Build/42' })}`,
+    `.${jwt({ sub: 'gid://gitlab/Ci::Build/42' })}`,
+    jwt({ sub: 'gid://gitlab/Ci::Build/42' }).replace(/\.c2ln$/, ''),
+    'eyJnot a jwt'
+  ]) assert.equal(isJobTokenShape(other), false, other.slice(0, 80))
 })
 
 test('the part after the prefix, as GitLab strips it before decoding', () => {
