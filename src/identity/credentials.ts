@@ -519,10 +519,16 @@ export function rubyDecode64 (input: string): Buffer {
   return out.subarray(0, o)
 }
 
-/** The job token a GitLab JWT carries in one of `claims` (unverified: GitLab checks the signature), or null. */
+/**
+ * The job token a GitLab JWT carries in one of `claims` (unverified: GitLab checks the signature),
+ * or null. Its parts as ruby-jwt splits them (Ruby's `split('.')` drops trailing empty parts):
+ * `<header>.<payload>.<signature>.` is the JWT GitLab verifies, with the same job token in it.
+ * More parts than three are read too: a claim read where GitLab would not only adds a credential.
+ */
 function jwtJobToken (jwt: string, claims: readonly string[]): string | null {
   const parts = jwt.split('.')
-  if (parts.length !== 3) return null
+  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop()
+  if (parts.length < 3) return null
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
     if (payload === null || typeof payload !== 'object') return null
