@@ -311,6 +311,12 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
     if (row.jobTokenScope !== undefined && route.accessedProject !== 'project') {
       throw new ImportError(`${source}: ${row.method} ${row.pattern}: jobTokenScope needs a /projects/:id route`)
     }
+    if (row.policies !== undefined) {
+      // Only over a page's "unavailable" row: policies the pages name are the pages' to say.
+      if (!route.skipPolicies) throw new ImportError(`${source}: ${row.method} ${row.pattern}: policies only replace a route the pages list as unavailable`)
+      route.policies = row.policies
+      route.skipPolicies = false
+    }
     if (row.publicAccessFeatures !== undefined) route.publicAccessFeatures = row.publicAccessFeatures
     if (row.jobTokenScope !== undefined) route.jobTokenScope = row.jobTokenScope
   }
@@ -350,6 +356,11 @@ export interface SourceHandlerRouteRow extends SourceKey {
 }
 
 export interface SourceSettingRow extends SourceKey {
+  /**
+   * `job_token_policies` GitLab's newer source sets on a route the docs pages list as unavailable
+   * (skip): the catalog follows the source, which the pages lag behind.
+   */
+  readonly policies?: readonly string[]
   readonly publicAccessFeatures?: readonly ProjectFeature[]
   readonly jobTokenScope?: 'project'
   readonly read: string
@@ -424,8 +435,10 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     const where = `${source}: routeSettings[${i}]`
     const scope = row['jobTokenScope']
     if (scope !== undefined && scope !== 'project') throw new ImportError(`${where}: jobTokenScope can only be "project"`)
-    const parsed = { ...key(row, where), ...features(row, where), ...(scope === undefined ? {} : { jobTokenScope: 'project' as const }), read: read(row, where) }
-    if (parsed.publicAccessFeatures === undefined && parsed.jobTokenScope === undefined) throw new ImportError(`${where}: sets nothing (use readWithoutSettings)`)
+    const policies = row['policies'] === undefined ? undefined : strings(row['policies'], where, 'policies', /^(?:read|admin)_[a-z_]+$/)
+    if (policies !== undefined && policies.length === 0) throw new ImportError(`${where}: policies must name at least one policy`)
+    const parsed = { ...key(row, where), ...(policies === undefined ? {} : { policies }), ...features(row, where), ...(scope === undefined ? {} : { jobTokenScope: 'project' as const }), read: read(row, where) }
+    if (parsed.policies === undefined && parsed.publicAccessFeatures === undefined && parsed.jobTokenScope === undefined) throw new ImportError(`${where}: sets nothing (use readWithoutSettings)`)
     return parsed
   })
   const readWithoutSettings = list('readWithoutSettings').map((row, i) => {

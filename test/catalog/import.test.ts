@@ -20,11 +20,17 @@ test('the committed catalog is exactly what the import builds from the docs page
   for (const file of [EN, JA, SRC]) assert.ok(script?.includes(`catalog/sources/${file.source.split('/').pop()!}`), `npm run catalog:import reads ${file.source}`)
 })
 
-test('the catalog is the union of both pages (157 routes with policies, 29 without), 137 authenticate_with routes and the pipeline trigger', () => {
+test('the catalog is the union of both pages (157 routes with policies, 29 without, 2 of those given policies by the source), 137 authenticate_with routes and the pipeline trigger', () => {
   const { routes } = loadCatalog()
   const pages = routes.filter(r => r.authenticateWith !== true && r.handlerReadsToken !== true)
-  assert.equal(pages.filter(r => !r.skipPolicies).length, 157)
-  assert.equal(pages.filter(r => r.skipPolicies).length, 29)
+  assert.equal(pages.filter(r => !r.skipPolicies).length, 159)
+  assert.equal(pages.filter(r => r.skipPolicies).length, 27)
+  // npm's metadata at the instance and group levels: unavailable on the pages, read_packages in
+  // GitLab's source (lib/api/concerns/packages/npm_namespace_endpoints.rb), as the project's route.
+  for (const pattern of ['/packages/npm/*package_name', '/groups/:id/-/packages/npm/*package_name', '/projects/:id/packages/npm/*package_name']) {
+    const metadata = routes.find(r => r.method === 'GET' && r.pattern === pattern)
+    assert.deepEqual([metadata?.skipPolicies, metadata?.policies], [false, ['read_packages']], pattern)
+  }
   const fromSource = routes.filter(r => r.authenticateWith === true)
   assert.equal(fromSource.length, 137)
   assert.ok(fromSource.every(r => !r.skipPolicies))
@@ -224,6 +230,10 @@ test('the source file is refused, naming the row, when it disagrees with the pag
   refused(edit(d => { d.routes.push({ method: 'GET', pattern: '/projects/:id/deployments', title: 't', resource: 'deployments', policies: [], credentials: ['job_token:http_basic_auth'], read: 'lib/api/x.rb' }) }),
     /GET \/projects\/:id\/deployments is already listed by fine-grained-permissions\.en\.md/)
   refused(edit(d => { d.routeSettings[0].publicAccessFeatures = ['wiki_pages'] }), /routeSettings\[0\]: publicAccessFeatures must list project features/)
+  // Policies from the source replace only a route the pages list as unavailable.
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/projects/:id/deployments', policies: ['admin_deployments'], read: 'lib/api/x.rb' }) }),
+    /GET \/projects\/:id\/deployments: policies only replace a route the pages list as unavailable/)
+  refused(edit(d => { d.routeSettings[0].policies = [] }), /routeSettings\[0\]: policies must name at least one policy/)
   refused(edit(d => { d.routes[0].read = 'somewhere' }), /routes\[0\]: read must name the GitLab file/)
   refused(edit(d => { d.routes[0].credentials = [] }), /routes\[0\]: credentials must name where GitLab reads the job token/)
   refused(edit(d => { d.handlerTokenRoutes.push({ ...d.handlerTokenRoutes[0], pattern: '/projects/:id/deployments' }) }),
