@@ -104,3 +104,15 @@ const QUOTED = 100
 export function quoted (text: string): string {
   return text.length <= QUOTED ? text : `${text.slice(0, QUOTED)}... (${text.length} characters)`
 }
+
+/**
+ * A URL-encoded path segment (encodeURIComponent's) with its dots escaped too, for an id, path or
+ * name the gate puts in an API path it asks GitLab. Grape takes the answer's format from the raw
+ * path's extension before Accept or `?format=` (Formatter#format_from_extension), and GitLab's
+ * API declares `text/plain` besides JSON: `GET /projects/acme%2Flib.txt` is project
+ * `acme/lib.txt` answered as text, which no lookup can read. `%2E` is no extension to Grape, and
+ * the parameter still decodes to `acme/lib.txt`. Ids of digits are unchanged.
+ */
+export function escapeDots (segment: string): string {
+  return segment.replaceAll('.', '%2E')
+}

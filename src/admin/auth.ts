@@ -13,6 +13,7 @@ import { answersAsked, createGitlabClient as createGitlabApi, movedProjectId, ty
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic, headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
+import { escapeDots } from '../text.ts'
 
 export const MAINTAINER_ACCESS = 40
 
@@ -164,7 +165,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     let answer: GitlabAnswer
     let asked = idSegment
     try {
-      answer = await get(`projects/${idSegment}`, header, PROJECT_ENDPOINT)
+      answer = await get(`projects/${escapeDots(idSegment)}`, header, PROJECT_ENDPOINT)
       // A moved project's old path: GitLab redirects to /projects/<id>, and its handlers take the
       // request to that project (find_project follows redirects), so the role asked is there.
       const moved = answer.status === 301 || answer.status === 302 ? movedProjectId(answer.location) : undefined
@@ -204,7 +205,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const lookupGroup = async (fullPath: string, header: LookupCredential): Promise<GroupLookup> => {
     let answer: GitlabAnswer
     try {
-      answer = await get(`groups/${encodeURIComponent(fullPath)}?with_projects=false`, header, GROUP_ENDPOINT)
+      answer = await get(`groups/${escapeDots(encodeURIComponent(fullPath))}?with_projects=false`, header, GROUP_ENDPOINT)
     } catch (err) {
       return { kind: 'unavailable', detail: (err as Error).message }
     }

@@ -12,15 +12,18 @@ import { SERVICE_TOKEN, startFakeTokenGitlab, type FakeTokenGitlab } from '../he
 type FineGrained = Extract<TokenScopes, { kind: 'fine_grained' }>
 
 // The world: user 7 owns the namespace "alice" (project 30); group 5 "grp" holds subgroup 6
-// "grp/sub" (project 20 "grp/sub/app") and project 21 "grp/lib"; group 9 "other" holds project 40.
+// "grp/sub" (project 20 "grp/sub/app"), subgroup 8 "grp/docs.txt", projects 21 "grp/lib" and 22
+// "grp/notes.txt"; group 9 "other" holds project 40.
 const GROUPS = [
   { id: 5, fullPath: 'grp', parentId: null },
   { id: 6, fullPath: 'grp/sub', parentId: 5 },
-  { id: 9, fullPath: 'other', parentId: null }
+  { id: 9, fullPath: 'other', parentId: null },
+  { id: 8, fullPath: 'grp/docs.txt', parentId: 5 }
 ]
 const PROJECTS = [
   { id: 20, path: 'grp/sub/app', namespace: { id: 6, kind: 'group' as const, fullPath: 'grp/sub' } },
   { id: 21, path: 'grp/lib', namespace: { id: 5, kind: 'group' as const, fullPath: 'grp' } },
+  { id: 22, path: 'grp/notes.txt', namespace: { id: 5, kind: 'group' as const, fullPath: 'grp' } },
   { id: 30, path: 'alice/tool', namespace: { id: 70, kind: 'user' as const, fullPath: 'alice' }, ownerId: 7 },
   { id: 31, path: 'bob/tool', namespace: { id: 71, kind: 'user' as const, fullPath: 'bob' }, ownerId: 8 },
   { id: 40, path: 'other/thing', namespace: { id: 9, kind: 'group' as const, fullPath: 'other' } }
@@ -173,6 +176,16 @@ test('a namespace target: by id, a user namespace is personal and a group has it
   assert.deepEqual(await resolve(namespace('grp/sub')), { groupIds: [6, 5], fullPath: 'grp/sub' })
   assert.equal(await resolve(namespace('alice')), null, 'a user namespace is neither')
   assert.equal(await resolve(namespace('nobody')), null)
+})
+
+test('a path that ends in .txt is looked up with its dot escaped: GitLab answers `/projects/grp%2Fnotes.txt` as text', async t => {
+  const { resolve } = await world(t)
+  const namespace = (path: string): BoundaryTarget => ({ kind: 'namespace', path, from: 'fullPath' })
+  assert.deepEqual(await resolve(project('grp/notes.txt')), { projectId: 22, groupIds: [5], fullPath: 'grp/notes.txt' })
+  assert.deepEqual(await resolve(group('grp/docs.txt')), { groupIds: [8, 5], fullPath: 'grp/docs.txt' })
+  assert.deepEqual(await resolve(namespace('grp/docs.txt')), { groupIds: [8, 5], fullPath: 'grp/docs.txt' })
+  const selected = token({ access: 'selected_memberships', permissions: ['read_project'], groupId: 5 })
+  assert.equal((await checkPermission(selected, [need('read_project', 'Project')], project('grp/notes.txt'), resolve)).ok, true)
 })
 
 test('target not found: denied, naming the target; GitLab down: 503; unreadable: 502', async t => {

@@ -10,6 +10,7 @@
 // a pipeline's jobs and bridges, and, with `packageQueries`, GraphQL's `package(id:)` for the
 // service token (the package's type and project, as GitLab shows them). It counts calls per endpoint and can be made slow or
 // failing per endpoint while a test runs.
+// Like GitLab's Grape, it answers a path that ends in `.txt` as text/plain, not JSON (grapeFormat).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -225,8 +226,28 @@ export function groupChain (...levels: Array<[number, string]>): FakeGroup[] {
   return groups
 }
 
+/**
+ * The format GitLab's Grape answers a path in: its extension wins over Accept and `?format=`
+ * (Formatter#format_from_extension: the raw path split on '.', its last part when a content type
+ * the API declares), and GitLab's API declares text/plain besides JSON. So a path that ends in
+ * `.txt` (`/projects/acme%2Flib.txt`, project acme/lib.txt) is answered as text; `%2E` is no
+ * extension. Ruby's split drops empty trailing parts (`lib.txt.` ends in `txt` too).
+ */
+export function grapeFormat (target: string): 'json' | 'txt' {
+  const parts = target.split('?')[0]!.split('.')
+  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop()
+  return parts.length > 1 && parts[parts.length - 1] === 'txt' ? 'txt' : 'json'
+}
+
+/** A JSON answer as Grape's text formatter writes it (the object's Ruby `to_s`): no JSON. */
+export function asRubyText (json: string): string {
+  return json.replace(/":/g, '"=>')
+}
+
 export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise<FakeGitlab> {
   const held: Array<() => void> = []
+  /** Answers to requests whose path asks Grape for text (grapeFormat). */
+  const textAnswers = new WeakSet<object>()
   const fake: Omit<FakeGitlab, 'url' | 'close'> = {
     serviceToken: options.serviceToken ?? 'glpat-service-token',
     jobs: new Map(Object.entries(options.jobs ?? {})),
@@ -265,8 +286,9 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
 
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     if (res.destroyed) return // closed while a delayed answer waited
-    const text = JSON.stringify(body)
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    const asText = textAnswers.has(res)
+    const text = asText ? asRubyText(JSON.stringify(body)) : JSON.stringify(body)
+    res.writeHead(status, { 'content-type': asText ? 'text/plain' : 'application/json', 'content-length': Buffer.byteLength(text) })
     res.end(text)
   }
   const unauthorized = { message: '401 Unauthorized' }
@@ -513,10 +535,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     const perPage = Math.min(Number(url.searchParams.get('per_page') ?? 20) || 20, 100, fake.maxPerPage)
     const page = Math.max(Number(url.searchParams.get('page') ?? 1) || 1, 1)
     const pages = Math.max(Math.ceil(items.length / perPage), 1)
-    const text = JSON.stringify(items.slice((page - 1) * perPage, page * perPage))
+    const asText = textAnswers.has(res)
+    const json = JSON.stringify(items.slice((page - 1) * perPage, page * perPage))
+    const text = asText ? asRubyText(json) : json
     const next = page < pages ? String(page + 1) : ''
     const headers: Record<string, string | number> = {
-      'content-type': 'application/json', 'content-length': Buffer.byteLength(text),
+      'content-type': asText ? 'text/plain' : 'application/json', 'content-length': Buffer.byteLength(text),
       'x-page': page, 'x-per-page': perPage, 'x-total': items.length, 'x-total-pages': pages, 'x-next-page': next, 'x-prev-page': page > 1 ? String(page - 1) : ''
     }
     if (next !== '') {
@@ -649,6 +673,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     const root = options.relativeUrlRoot ?? ''
     const sent = req.url ?? ''
     if (root !== '' && sent.startsWith(`${root}/api/v4/`)) req.url = sent.slice(root.length)
+    if (grapeFormat(sent) === 'txt') textAnswers.add(res)
     // Counted on arrival, so a call the client gave up on still counts.
     const { endpoint, id } = classify(req)
     if (endpoint === null) req.url = sent
@@ -661,6 +686,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         return recorder
       }
       const recorder = { get destroyed () { return res.destroyed }, writeHead: later('writeHead'), end: later('end') }
+      if (textAnswers.has(res)) textAnswers.add(recorder)
       answer(req, recorder as unknown as ServerResponse, endpoint, id)
       held.push(() => { if (!res.destroyed) for (const step of steps) step() })
     } else if (endpoint !== null && fake.hold.has(endpoint)) held.push(() => { answer(req, res, endpoint, id) })

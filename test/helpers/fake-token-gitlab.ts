@@ -2,10 +2,12 @@
 // (`GET /api/v4/personal_access_tokens/self` and `/personal_access_tokens/:id`, PRIVATE-TOKEN =
 // the token; `GET /oauth/token/info`, Authorization: Bearer = an OAuth token) and project, group and namespace lookups by id or URL-encoded path (PRIVATE-TOKEN =
 // the service token). Counts calls per endpoint; each endpoint can be made to answer a status, a
-// body that is not JSON, or to cut the connection.
+// body that is not JSON, or to cut the connection. Like GitLab's Grape, it answers a path that
+// ends in `.txt` as text/plain, not JSON (grapeFormat).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { asRubyText, grapeFormat } from './fake-gitlab.ts'
 
 export type TokenEndpoint = 'self' | 'by_id' | 'token_info' | 'project' | 'group' | 'namespace'
 
@@ -65,9 +67,13 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
   const calls: Record<TokenEndpoint, number> = { self: 0, by_id: 0, token_info: 0, project: 0, group: 0, namespace: 0 }
   const fail: Partial<Record<TokenEndpoint, Failure>> = {}
 
+  /** Answers to requests whose path asks Grape for text. */
+  const textAnswers = new WeakSet<ServerResponse>()
   const send = (res: ServerResponse, status: number, body?: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' })
-    res.end(body === undefined ? JSON.stringify({ message: `${status}` }) : JSON.stringify(body))
+    const json = body === undefined ? JSON.stringify({ message: `${status}` }) : JSON.stringify(body)
+    const asText = textAnswers.has(res)
+    res.writeHead(status, { 'content-type': asText ? 'text/plain' : 'application/json' })
+    res.end(asText ? asRubyText(json) : json)
   }
   const find = <T extends { id: number }>(list: readonly T[], segment: string, pathOf: (item: T) => string): T | undefined => {
     const key = decodeURIComponent(segment).toLowerCase()
@@ -79,6 +85,7 @@ export async function startFakeTokenGitlab (options: { tokens?: Record<string, F
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://gitlab')
     const path = url.pathname
+    if (grapeFormat(req.url ?? '/') === 'txt') textAnswers.add(res)
     const credential = req.headers['private-token']
     let endpoint: TokenEndpoint | null = null
     let segment = ''
