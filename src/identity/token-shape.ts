@@ -55,8 +55,13 @@ export function isJobTokenShape (secret: string): boolean {
  * spellings of a token than the three clean parts.
  */
 const BARE_JWT = /^eyJ[A-Za-z0-9_-]*\.([A-Za-z0-9_-]+)\./
-/** The subject of a job token JWT: the job's global ID (lib/authn/tokens/jwt.rb, `rsa_encode`). */
-const BUILD_SUBJECT = 'gid://gitlab/Ci::Build/'
+/**
+ * The subject of a job token JWT (lib/authn/tokens/jwt.rb, `rsa_encode`: the job's global ID), as
+ * a member of the payload's JSON text: GitLab's JSON writes `sub` and these characters as they
+ * are, `/` perhaps as `\/` (the json gem's script_safe), and no space between the parts; any
+ * white space JSON allows is taken too.
+ */
+const BUILD_SUBJECT = /"sub"[\t\n\r ]*:[\t\n\r ]*"gid:\\?\/\\?\/gitlab\\?\/Ci::Build\\?\//
 
 /**
  * True for a job token JWT without `glcbt-`: a JWT whose subject is a CI build. GitLab's first
@@ -66,17 +71,17 @@ const BUILD_SUBJECT = 'gid://gitlab/Ci::Build/'
  * is the job's credential, as Bearer, `access_token=`, `token=` or anywhere else a job token is
  * read. The payload is read unverified (a forged one is GitLab's to refuse, after the gate has
  * refused it too). A string that does not start as a JWT costs a comparison of three characters.
+ *
+ * The payload's text is searched for the subject, not parsed: this runs on every body leaf, and
+ * JSON.parse throws on a payload that is not JSON, an exception per `eyJ.AAAA.` that made a
+ * body of them cost twenty times the CPU of any other. A `sub` found anywhere in the payload
+ * (nested, or beside another `sub`) is read as the subject: only more JWTs are job tokens, and
+ * GitLab signs none with a build's ID there that is not one.
  */
 export function isBareJobTokenJwt (secret: string): boolean {
   if (!secret.startsWith('eyJ')) return false
   const m = BARE_JWT.exec(secret)
-  if (m === null) return false
-  try {
-    const sub: unknown = (JSON.parse(Buffer.from(m[1]!, 'base64url').toString('utf8')) as Record<string, unknown> | null)?.sub
-    return typeof sub === 'string' && sub.startsWith(BUILD_SUBJECT)
-  } catch {
-    return false
-  }
+  return m !== null && BUILD_SUBJECT.test(Buffer.from(m[1]!, 'base64url').toString('utf8'))
 }
 
 /**
