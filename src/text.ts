@@ -97,12 +97,12 @@ const QUOTED = 100
 
 /**
  * Client text (a policy name, a package format, a target path) as an answer quotes it: up to 100
- * characters, then how many there were. A GraphQL document hands one variable to each of its
- * aliased fields, and each field's answer quoted it whole: a 900 KB `targetGroupPath` named by
+ * characters (`most`), then how many there were. A GraphQL document hands one variable to each of
+ * its aliased fields, and each field's answer quoted it whole: a 900 KB `targetGroupPath` named by
  * 100 aliased mutations made a 90 MB answer.
  */
-export function quoted (text: string): string {
-  return text.length <= QUOTED ? text : `${text.slice(0, QUOTED)}... (${text.length} characters)`
+export function quoted (text: string, most: number = QUOTED): string {
+  return text.length <= most ? text : `${text.slice(0, most)}... (${text.length} characters)`
 }
 
 /**

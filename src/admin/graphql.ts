@@ -975,10 +975,24 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   const foreign = problems.filter(p => /^Cannot query field "[^"]*" on type "(?:Query|Mutation|Project)"|^Unknown argument "[^"]*" on field "(?:Query|Mutation|Project)\.|^Unknown type/.test(p.message))
   if (foreign.length > 0) {
     const ours = [...reads[0]!.facts!.gateFields, ...reads[0]!.facts!.allowlist]
-    return refused('GRAPHQL_MIXED_OPERATION', `this GraphQL request mixes the gate's fields (${ours.join(', ')}) with GitLab fields; send them as separate requests (${foreign.map(p => p.message).join(' ')})`)
+    return refused('GRAPHQL_MIXED_OPERATION', `this GraphQL request mixes the gate's fields (${ours.join(', ')}) with GitLab fields; send them as separate requests (${foreign.map(p => quoted(p.message, MAX_PROBLEM_MESSAGE)).join(' ')})`)
   }
   const variables = normalizeVariables(operation.variables)
   return { kind: 'gate', document, variables, operationName, problems }
+}
+
+/**
+ * Most characters of a validation problem's message an answer gives. graphql-js quotes the
+ * document's names whole, and some rules name one node once per operation: a fragment using
+ * `$<900 KB name>` spread in 100 operations that do not define it is a hundred messages naming
+ * it (NoUndefinedVariables), a 90 MB answer to a 900 KB request with any made-up token.
+ */
+const MAX_PROBLEM_MESSAGE = 1000
+
+/** A validation problem as the answer lists it: graphql-js's, its message cut to MAX_PROBLEM_MESSAGE. */
+function problemJson (problem: GraphQLError): ReturnType<GraphQLError['toJSON']> {
+  const json = problem.toJSON()
+  return { ...json, message: quoted(json.message, MAX_PROBLEM_MESSAGE) }
 }
 
 /** Why a multipart body with doubtful parts is refused, naming them. */
@@ -1096,7 +1110,7 @@ export type ConfirmPermission = (access: ProjectAccess, permission: string) => P
  * asks a fine-grained token's permission again at the project each field acts on.
  */
 export async function executeGraphql (service: AdminService, request: Extract<Classification, { kind: 'gate' }>, caller: Caller, requestId: string, confirm?: ConfirmPermission): Promise<unknown> {
-  if (request.problems.length > 0) return { errors: request.problems.map(p => p.toJSON()) }
+  if (request.problems.length > 0) return { errors: request.problems.map(problemJson) }
   if (request.variables === null) return { errors: [{ message: 'variables must be a JSON object (or a string holding one)', extensions: { code: 'GRAPHQL_VARIABLES_INVALID' } }] }
   const formats = service.packageFormats()
 
