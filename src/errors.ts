@@ -141,6 +141,8 @@ export const errors = {
   GRAPHQL_NOT_IN_CATALOG: { status: 403, message: 'This GraphQL field, type or mutation is not available to fine-grained personal access tokens' },
   GRAPHQL_BATCH_NOT_RUN: { status: 403, message: 'Not run: another operation in this batch was refused' },
   GRAPHQL_OPERATION_NOT_FOUND: { status: 400, message: 'The operation named by operationName is not in the GraphQL document' },
+  // A mutation's clientMutationId, which its payload echoes, over the length the gate echoes (src/admin/graphql.ts).
+  GRAPHQL_CLIENT_MUTATION_ID_TOO_LONG: { status: 400, message: 'clientMutationId is longer than the gate echoes (255 characters); send a shorter one' },
   GRAPHQL_VARIABLES_INVALID: { status: 400, message: 'GraphQL variables must be a JSON object (or a string holding one)' },
   GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE: { status: 413, message: '413 Request Entity Too Large - a GraphQL request with a fine-grained personal access token is decided before it is forwarded, so its body may be at most 1 MiB (uploads: a multipart body whose operations part comes first)' },
   GRAPHQL_LATE_PARAMETER: { status: 400, message: '400 Bad request - a part of this large GraphQL multipart body, after the part the decision was made from, is one GitLab would read as a GraphQL parameter or a credential' },

@@ -31,6 +31,7 @@ import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.
 import { quoted, trimEnds } from '../text.ts'
 import { doubtfulParts, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
+import { errors } from '../errors.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { mergePackageRules, permissionsView } from './views.ts'
 
@@ -1099,6 +1100,23 @@ function policyNames (values: unknown, policies: PolicyIndex): unknown {
 
 type MutationResult = Record<string, unknown>
 
+/** Longest clientMutationId a payload echoes (Relay's are counters or UUIDs). */
+const MAX_CLIENT_MUTATION_ID = 255
+
+/**
+ * A mutation's clientMutationId, which its payload echoes; a longer one than
+ * MAX_CLIENT_MUTATION_ID is the field's error, before anything is asked of GitLab. A document
+ * hands one variable to each of its aliased mutations: 150 of them echoing a 900 KB one made a
+ * 135 MB answer, held whole by the gate until the client read it.
+ */
+function mutationIdOf (input: { readonly clientMutationId?: unknown }): unknown {
+  const id = input.clientMutationId ?? null
+  if (typeof id === 'string' && id.length > MAX_CLIENT_MUTATION_ID) {
+    throw new GraphQLError(errors.GRAPHQL_CLIENT_MUTATION_ID_TOO_LONG.message, { extensions: { code: 'GRAPHQL_CLIENT_MUTATION_ID_TOO_LONG' } })
+  }
+  return id
+}
+
 /**
  * A fine-grained token's permission at the project an operation acts on, by the id access() found:
  * throws an AdminError when the token does not hold it there (handler.ts, for a user's token).
@@ -1152,7 +1170,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
    * the payload's `errors`, as GitLab's mutations report it.
    */
   const allowlistMutation = async (input: Record<string, unknown>, targetField: string, permission: string, run: (access: ProjectAccess) => Promise<MutationResult>, empty: MutationResult): Promise<MutationResult> => {
-    const clientMutationId = input.clientMutationId ?? null
+    const clientMutationId = mutationIdOf(input)
     const access = await projectAccess(String(input.projectPath), permission)
     try {
       return { ...await run(access), errors: [], clientMutationId }
@@ -1185,7 +1203,7 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       return projectView(access.projectId, access.projectPath, service, formats)
     },
     async updateJobTokenPermissions ({ input }: { input: { projectPath: string, packageRegistry: Array<Record<string, unknown>>, jobTokenPoliciesEnabled?: boolean | null, clientMutationId?: string } }) {
-      const clientMutationId = input.clientMutationId ?? null
+      const clientMutationId = mutationIdOf(input)
       const access = await projectAccess(input.projectPath, 'update_job_token_scope')
       // The REST body, from the list of formats.
       // Without a prototype, so that `__proto__` is a format like any other (refused as unknown).
