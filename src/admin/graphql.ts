@@ -990,7 +990,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
  */
 const MAX_PROBLEM_MESSAGE = 1000
 
-/** A validation problem as the answer lists it: graphql-js's, its message cut to MAX_PROBLEM_MESSAGE. */
+/** A validation problem or execution error as the answer lists it: graphql-js's, its message cut to MAX_PROBLEM_MESSAGE. */
 function problemJson (problem: GraphQLError): ReturnType<GraphQLError['toJSON']> {
   const json = problem.toJSON()
   return { ...json, message: quoted(json.message, MAX_PROBLEM_MESSAGE) }
@@ -1292,13 +1292,17 @@ export async function executeGraphql (service: AdminService, request: Extract<Cl
       }, { ciJobTokenScope: null })
     }
   }
-  return await execute({
+  const result = await execute({
     schema: gateSchema(),
     document: request.document,
     rootValue,
     variableValues: request.variables,
     operationName: request.operationName
   })
+  // graphql-js's own errors quote the client's values whole, a variable's once per problem it
+  // has: an input object of 50 unknown fields beside one 900 KB string was 50 messages each
+  // holding the string, a 45 MB answer to any made-up token. Cut as the validation problems are.
+  return result.errors === undefined ? result : { ...result, errors: result.errors.map(problemJson) }
 }
 
 /** A problem the caller can fix, reported in the mutation payload's `errors`. */
