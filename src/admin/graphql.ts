@@ -674,13 +674,45 @@ interface OperationReading {
   readonly facts?: DocumentFacts
   /** The document names gate fields but does not parse. */
   readonly unparseable?: boolean
+  /** The document names gate fields, and the reading's documents hold more tokens than the gate parses. */
+  readonly tooLarge?: boolean
 }
 
-function readOperation (operation: GraphqlOperation, batch: boolean): OperationReading {
+/**
+ * Most graphql-js tokens (comments are none) the gate parses in one reading's documents that name
+ * its fields. GitLab runs no query over 10,000 characters (GraphqlController::MAX_QUERY_SIZE, a
+ * batch's queries together), and a token is at least one character, so no document GitLab runs
+ * is refused. Unbounded, a 1 MiB document of one-letter fields in a fragment no operation spreads
+ * (the complexity bound counts what runs) took a second to parse and validate, and its syntax
+ * tree, 160 MB, was held while GitLab was asked about the caller's token.
+ */
+export const MAX_GATE_TOKENS = 10_000
+
+/** The tokens of `text`, or null past `most`; a text graphql-js cannot lex counts what it read (parse refuses it). */
+function tokensWithin (text: string, most: number): number | null {
+  const lexer = new Lexer(new Source(text))
+  let n = 0
+  try {
+    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) if (++n > most) return null
+  } catch (err) {
+    if (err instanceof GraphQLError) return n
+    throw err
+  }
+  return n
+}
+
+/** `budget.left`: the tokens the reading's documents may still hold (MAX_GATE_TOKENS). */
+function readOperation (operation: GraphqlOperation, batch: boolean, budget: { left: number }): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
+  // Counted before anything else walks it (a token is at least a character): a text over the
+  // budget is never escaped or parsed.
+  if (operation.query.length > budget.left && tokensWithin(operation.query, budget.left) === null) return { relevant: true, tooLarge: true }
   let document: DocumentNode
   try {
     const text = gitlabDocument(operation.query, batch)
+    const tokens = tokensWithin(text, budget.left)
+    if (tokens === null) return { relevant: true, tooLarge: true }
+    budget.left -= tokens
     // Read otherwise by GitLab: what it would run is not what the gate would parse.
     if (rubyLexDifference(text) !== null) return { relevant: true, unparseable: true }
     document = parse(text)
@@ -745,7 +777,7 @@ export function gateComplexity (document: DocumentNode, operationName: string | 
 // ---------------------------------------------------------------------------------------------
 // Classification
 
-export type RefusalCode = 'GRAPHQL_MIXED_OPERATION' | 'GRAPHQL_ALLOWLIST_MANAGED_BY_GATE' | 'GRAPHQL_GATE_FIELDS_OVER_GET' | 'GRAPHQL_AMBIGUOUS_REQUEST' | 'GRAPHQL_NOT_INSPECTABLE' | 'GRAPHQL_TOO_COMPLEX'
+export type RefusalCode = 'GRAPHQL_DOCUMENT_TOO_LARGE' | 'GRAPHQL_MIXED_OPERATION' | 'GRAPHQL_ALLOWLIST_MANAGED_BY_GATE' | 'GRAPHQL_GATE_FIELDS_OVER_GET' | 'GRAPHQL_AMBIGUOUS_REQUEST' | 'GRAPHQL_NOT_INSPECTABLE' | 'GRAPHQL_TOO_COMPLEX'
 
 export type Classification =
   | { readonly kind: 'gitlab' }
@@ -940,7 +972,8 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
-    const reads = effective.operations.map(op => readOperation(op, effective.batch))
+    const budget = { left: MAX_GATE_TOKENS }
+    const reads = effective.operations.map(op => readOperation(op, effective.batch, budget))
     if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
   }
   if (relevant.size === 0) {
@@ -956,6 +989,9 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
     return refused('GRAPHQL_AMBIGUOUS_REQUEST', 'this GraphQL request can be read in more than one way (URL parameters over body parameters, or a body GitLab may parse differently) and one of them names job token allowlist fields; send query, variables and operationName once, in a JSON body')
   }
   const [{ effective, reads }] = [...relevant.values()] as [{ effective: GraphqlReading, reads: OperationReading[] }]
+  if (reads.some(r => r.tooLarge === true)) {
+    return refused('GRAPHQL_DOCUMENT_TOO_LARGE', `this GraphQL request's documents hold more than ${MAX_GATE_TOKENS} tokens and name job token allowlist fields; GitLab runs no query over 10,000 characters, send a smaller one`)
+  }
   const names = [...new Set(reads.flatMap(r => r.facts?.refused ?? []))]
   if (names.length > 0) return refused('GRAPHQL_ALLOWLIST_MANAGED_BY_GATE', `${names.join(', ')} would change GitLab's job token allowlist or scope; ${REST_HINT}`)
   if (reads.some(r => r.unparseable === true)) {
