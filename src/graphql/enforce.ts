@@ -54,6 +54,30 @@ export interface GraphqlErrorBody {
   }
 }
 
+/**
+ * GitLab's GraphqlController::MAX_QUERY_SIZE: it runs no query over 10,000 characters, nor a batch
+ * whose queries together hold more (limit_query_size, "Query too large").
+ */
+const MAX_QUERY_SIZE = 10_000
+const BATCH_TOO_LARGE = `Query too large: the queries of this batch hold more than ${MAX_QUERY_SIZE} characters together, and GitLab runs none of them`
+
+/** Whether a batch's queries hold more than MAX_QUERY_SIZE characters (Ruby's: code points) together. */
+function batchTooLarge (operations: readonly GraphqlOperation[]): boolean {
+  let units = 0
+  for (const op of operations) units += op.query.length
+  if (units <= MAX_QUERY_SIZE) return false
+  let chars = 0
+  for (const op of operations) {
+    for (let i = 0; i < op.query.length; i++) {
+      const c = op.query.charCodeAt(i)
+      // The second half of a surrogate pair is no character more.
+      if (c >= 0xdc00 && c <= 0xdfff && i > 0 && op.query.charCodeAt(i - 1) >= 0xd800 && op.query.charCodeAt(i - 1) <= 0xdbff) continue
+      if (++chars > MAX_QUERY_SIZE) return true
+    }
+  }
+  return false
+}
+
 /** Why an operation was refused, for the answer, the log and the metrics. */
 interface Refusal {
   readonly code: ErrorCode
@@ -309,6 +333,12 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
 
   /** One reading's answer when refused, else null. */
   const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
+    // A batch GitLab runs nothing of is refused whole, in one error as GitLab answers it: answered
+    // one result per operation, 65,000 operations of `{a}` (1 MiB) were a 12.5 MB answer.
+    if (reading.batch && batchTooLarge(reading.operations)) {
+      const refusal: Refusal = { code: 'GRAPHQL_DOCUMENT_TOO_LARGE', message: BATCH_TOO_LARGE, permission: null, boundary: null }
+      return { body: { errors: [errorOf(refusal, null)] }, refusal }
+    }
     const refusals: Array<Refusal | null> = []
     // One lookup per path for the whole batch, however many of its mutations name it.
     const fresh: FreshLookups = new Map()
