@@ -18,6 +18,7 @@ import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { scopeRefusal, unknownScopeRefusal, type UserTokenScopes } from './token-scope.ts'
 import { auditView, entryView, linkView, mergePackageRules, namespaceAuditView, namespacePoliciesView, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
+import { quoted } from '../text.ts'
 
 export interface RestAnswer {
   readonly status: number
@@ -283,7 +284,7 @@ async function namespaceEndpoint (service: AdminService, request: RestRequest): 
     return { status: 200, body: namespacePoliciesView(access.namespacePath, stored?.jobTokenPoliciesEnabled ?? null) }
   }
   const { job_token_policies_enabled: given, id: _id, ...rest } = await request.params()
-  const issues: ValidationIssue[] = Object.keys(rest).map(key => ({ path: key, message: 'is not a known field (known: job_token_policies_enabled)' }))
+  const issues: ValidationIssue[] = Object.keys(rest).map(key => ({ path: quoted(key), message: 'is not a known field (known: job_token_policies_enabled)' }))
   if (given === undefined) issues.push({ path: 'job_token_policies_enabled', message: 'is missing; true, false or null' })
   const enabled = given === undefined ? null : policiesEnabledSetting(given, issues)
   if (issues.length > 0) invalid(issues)

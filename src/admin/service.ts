@@ -13,6 +13,7 @@ import type { AuditEvent, GrantStore, NamespaceAuditEvent } from '../grants/stor
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { MAINTAINER_ACCESS, type Caller, type GitlabClient, type LookupCredential } from './auth.ts'
 import { countIssue, entrySettings, entryView, targetIdIssue } from './views.ts'
+import { quoted } from '../text.ts'
 
 /**
  * A refusal of the configuration API: a GateError with one of the ADMIN_* (or grants, credential)
@@ -302,7 +303,7 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
       const doc = await this.update(access, type === 'project' ? 'add_project_to_allowlist' : 'add_group_to_allowlist', requestId, current => {
         const issues: ValidationIssue[] = []
         for (const key of Object.keys(body)) {
-          if (![field, 'default_permissions', 'job_token_policies', 'id'].includes(key)) issues.push({ path: key, message: 'is not a known field' })
+          if (![field, 'default_permissions', 'job_token_policies', 'id'].includes(key)) issues.push({ path: quoted(key), message: 'is not a known field' })
         }
         const targetId = targetIdIssue(body[field], field, type, access.projectId, issues)
         const settings = entrySettings(body, options.policies(), issues)
@@ -330,7 +331,7 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
         const old = current.entries[index]!
         const issues: ValidationIssue[] = []
         for (const key of Object.keys(body)) {
-          if (!['default_permissions', 'job_token_policies', 'id', field].includes(key)) issues.push({ path: key, message: 'is not a known field' })
+          if (!['default_permissions', 'job_token_policies', 'id', field].includes(key)) issues.push({ path: quoted(key), message: 'is not a known field' })
         }
         const settings = entrySettings(body, options.policies(), issues, old)
         if (issues.length > 0) validationFailed(issues)

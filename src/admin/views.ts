@@ -178,7 +178,7 @@ export function mergePackageRules (body: unknown, current: PackageRules | undefi
   }
   const start = issues.length
   const record = body as Record<string, unknown>
-  for (const key of Object.keys(record)) if (key !== 'package_registry') issues.push({ path: key, message: 'is not a known field (known: package_registry, job_token_policies_enabled)' })
+  for (const key of Object.keys(record)) if (key !== 'package_registry') issues.push({ path: quoted(key), message: 'is not a known field (known: package_registry, job_token_policies_enabled)' })
   const registry = record.package_registry
   if (registry === undefined) {
     issues.push({ path: 'package_registry', message: 'is missing' })

@@ -78,7 +78,7 @@ export function validatePackageRules (raw: unknown, prefix: string, issues: Vali
         if (typeof setting === 'string' && (PACKAGE_WRITE_LEVELS as readonly string[]).includes(setting)) rule[action] = setting as PackageWriteLevel
         else fail(`${at}.${action}`, `must be one of ${PACKAGE_WRITE_LEVELS.map(l => `"${l}"`).join(', ')}`)
       } else {
-        fail(`${at}.${action}`, `"${action}" is not a known action (known: ${PACKAGE_ACTIONS.join(', ')})`)
+        fail(`${at}.${quoted(action)}`, `"${quoted(action)}" is not a known action (known: ${PACKAGE_ACTIONS.join(', ')})`)
       }
     }
     // Combinations are checked for every well-formed format, so all problems show at once.
