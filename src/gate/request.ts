@@ -41,10 +41,18 @@ export function newRequestId (): string {
   return ID_PREFIX + (++idCount).toString(36)
 }
 
+/**
+ * `import-<uuid>` names every audit event of an operator's `import-allowlists` run. A trusted
+ * proxy may pass a client's id on as its own (ingress-nginx does), and a pod range listed in
+ * GATE_TRUSTED_PROXIES holds CI job pods too: an id of that form from a peer is never taken, or
+ * any Maintainer's change read as part of an operator's import.
+ */
+const RESERVED_REQUEST_ID = /^import-/i
+
 /** A trusted peer's well-formed X-Request-Id, else a new one. */
 export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string {
   const incoming = req.headers['x-request-id']
-  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId()
+  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) && !RESERVED_REQUEST_ID.test(incoming) ? incoming : newRequestId()
 }
 
 /**
