@@ -701,6 +701,35 @@ function tokensWithin (text: string, most: number): number | null {
   return n
 }
 
+/**
+ * GitLab's GraphqlController::MAX_QUERY_SIZE: it runs no query over 10,000 characters, nor a batch
+ * whose queries together hold more (limit_query_size, "Query too large"), counted before the query
+ * is escaped or parsed.
+ */
+export const MAX_QUERY_SIZE = 10_000
+
+/**
+ * Whether the operations' queries hold more than MAX_QUERY_SIZE characters together, counted as
+ * Ruby's String#size counts them: code points, so an astral character (two UTF-16 code units) is
+ * one. A single query is measured as sent: GitLab measures it escaped (escapeSingleQuotedNewlines
+ * only lengthens it), so a query refused here is refused by GitLab too.
+ */
+export function queriesTooLarge (operations: readonly GraphqlOperation[]): boolean {
+  let units = 0
+  for (const op of operations) units += op.query.length
+  if (units <= MAX_QUERY_SIZE) return false
+  let chars = 0
+  for (const op of operations) {
+    for (let i = 0; i < op.query.length; i++) {
+      const c = op.query.charCodeAt(i)
+      // The second half of a surrogate pair is no character more.
+      if (c >= 0xdc00 && c <= 0xdfff && i > 0 && op.query.charCodeAt(i - 1) >= 0xd800 && op.query.charCodeAt(i - 1) <= 0xdbff) continue
+      if (++chars > MAX_QUERY_SIZE) return true
+    }
+  }
+  return false
+}
+
 /** `budget.left`: the tokens the reading's documents may still hold (MAX_GATE_TOKENS). */
 function readOperation (operation: GraphqlOperation, batch: boolean, budget: { left: number }): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
@@ -973,7 +1002,14 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
     const budget = { left: MAX_GATE_TOKENS }
-    const reads = effective.operations.map(op => readOperation(op, effective.batch, budget))
+    // Characters first, as GitLab counts them, before anything escapes, lexes or parses the text:
+    // tokens alone let one string or comment of 1 MiB (a few tokens) be escaped, lexed, parsed and
+    // validated, about 300 ms of CPU a request, with no token at all.
+    const oversize = queriesTooLarge(effective.operations)
+    const reads = effective.operations.map((op): OperationReading => {
+      if (!oversize) return readOperation(op, effective.batch, budget)
+      return RELEVANT_TEXT.test(op.query) ? { relevant: true, tooLarge: true } : { relevant: false }
+    })
     if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
   }
   if (relevant.size === 0) {
@@ -990,7 +1026,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   }
   const [{ effective, reads }] = [...relevant.values()] as [{ effective: GraphqlReading, reads: OperationReading[] }]
   if (reads.some(r => r.tooLarge === true)) {
-    return refused('GRAPHQL_DOCUMENT_TOO_LARGE', `this GraphQL request's documents hold more than ${MAX_GATE_TOKENS} tokens and name job token allowlist fields; GitLab runs no query over 10,000 characters, send a smaller one`)
+    return refused('GRAPHQL_DOCUMENT_TOO_LARGE', `this GraphQL request's documents hold more than ${MAX_QUERY_SIZE} characters or ${MAX_GATE_TOKENS} tokens and name job token allowlist fields; GitLab runs no query over ${MAX_QUERY_SIZE} characters, send a smaller one`)
   }
   const names = [...new Set(reads.flatMap(r => r.facts?.refused ?? []))]
   if (names.length > 0) return refused('GRAPHQL_ALLOWLIST_MANAGED_BY_GATE', `${names.join(', ')} would change GitLab's job token allowlist or scope; ${REST_HINT}`)

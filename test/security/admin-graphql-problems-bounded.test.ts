@@ -15,7 +15,8 @@ const anyone = { 'private-token': 'glpat-made-up-by-anyone-0000', 'content-type'
 
 test('admin GraphQL: a long name graphql-js names in every operation is answered short', async t => {
   const g = await adminGate(t)
-  const name = 'v' + 'x'.repeat(900_000)
+  // Within GitLab's 10,000 characters, the name 7,000 of them: unquoted, 700 KB of messages.
+  const name = 'v' + 'x'.repeat(7_000)
   const operations = Array.from({ length: 100 }, (_, i) => `mutation O${i} { ...F }`).join(' ')
   const res = await send(g.url, 'POST', '/api/graphql', anyone,
     JSON.stringify({ query: `fragment F on Mutation { ciJobTokenScopeRemoveGroup(input: $${name}) { errors } } ${operations}` }))
@@ -31,10 +32,10 @@ test('admin GraphQL: a long name graphql-js names in every operation is answered
 
 test('admin GraphQL: GitLab fields beside the gate\'s, with long names, are refused with a short message', async t => {
   const g = await adminGate(t)
-  const fields = Array.from({ length: 100 }, (_, i) => `f${i}${'y'.repeat(9_000)}`).join(' ')
+  const fields = Array.from({ length: 2 }, (_, i) => `f${i}${'y'.repeat(4_000)}`).join(' ')
   const res = await send(g.url, 'POST', '/api/graphql', anyone,
     JSON.stringify({ query: `mutation { ciJobTokenScopeRemoveGroup(input: {projectPath: "acme/lib", targetGroupPath: "g"}) { errors } ${fields} }` }))
   assert.equal(res.status, 400, res.text.slice(0, 300))
   assert.equal(res.json().code, 'GRAPHQL_MIXED_OPERATION')
-  assert.ok(res.text.length < 150_000, `an answer of ${res.text.length} bytes`)
+  assert.ok(res.text.length < 4_000, `an answer of ${res.text.length} bytes`)
 })

@@ -91,7 +91,10 @@ test('a million comments ended by a carriage return are checked in linear time; 
   assert.equal(rubyLexDifference(comments(1_000_000, '{ a }')), null, 'an LF before the field: read alike')
   // A hang detector: about a third of a second here.
   assert.ok(performance.now() - started < 10_000, 'linear in the comments')
-  // The allowlist classifier reads a body of up to 1 MiB whole.
+  // The allowlist classifier reads what GitLab would run, up to 10,000 characters: a MiB of them
+  // is refused unread.
   const mutation = 'mutation { ciJobTokenScopeRemoveProject(input: {projectPath: "a/b", targetProjectPath: "c/d"}) { errors } }'
-  assert.equal(classifyGraphql(Buffer.from(JSON.stringify({ query: comments(340_000, mutation) }))).kind, 'gate')
+  assert.equal(classifyGraphql(Buffer.from(JSON.stringify({ query: comments(3_000, mutation) }))).kind, 'gate')
+  const large = classifyGraphql(Buffer.from(JSON.stringify({ query: comments(340_000, mutation) })))
+  assert.equal(large.kind === 'refused' && large.code, 'GRAPHQL_DOCUMENT_TOO_LARGE')
 })
