@@ -674,37 +674,18 @@ interface OperationReading {
   readonly facts?: DocumentFacts
   /** The document names gate fields but does not parse. */
   readonly unparseable?: boolean
-  /** The document names gate fields, and the reading's documents hold more tokens than the gate parses. */
+  /** The document names gate fields, and the reading's documents hold more characters than GitLab runs. */
   readonly tooLarge?: boolean
-}
-
-/**
- * Most graphql-js tokens (comments are none) the gate parses in one reading's documents that name
- * its fields. GitLab runs no query over 10,000 characters (GraphqlController::MAX_QUERY_SIZE, a
- * batch's queries together), and a token is at least one character, so no document GitLab runs
- * is refused. Unbounded, a 1 MiB document of one-letter fields in a fragment no operation spreads
- * (the complexity bound counts what runs) took a second to parse and validate, and its syntax
- * tree, 160 MB, was held while GitLab was asked about the caller's token.
- */
-export const MAX_GATE_TOKENS = 10_000
-
-/** The tokens of `text`, or null past `most`; a text graphql-js cannot lex counts what it read (parse refuses it). */
-function tokensWithin (text: string, most: number): number | null {
-  const lexer = new Lexer(new Source(text))
-  let n = 0
-  try {
-    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) if (++n > most) return null
-  } catch (err) {
-    if (err instanceof GraphQLError) return n
-    throw err
-  }
-  return n
 }
 
 /**
  * GitLab's GraphqlController::MAX_QUERY_SIZE: it runs no query over 10,000 characters, nor a batch
  * whose queries together hold more (limit_query_size, "Query too large"), counted before the query
- * is escaped or parsed.
+ * is escaped or parsed. The gate parses no more of a reading that names its fields: unbounded, a
+ * 1 MiB document (330,000 one-letter fields in a fragment no operation spreads, which the
+ * complexity bound does not count, or a single string or comment) was escaped, lexed, parsed and
+ * validated whole before the caller was looked at, up to a second of CPU and a 160 MB syntax
+ * tree, with no token at all.
  */
 export const MAX_QUERY_SIZE = 10_000
 
@@ -730,18 +711,11 @@ export function queriesTooLarge (operations: readonly GraphqlOperation[]): boole
   return false
 }
 
-/** `budget.left`: the tokens the reading's documents may still hold (MAX_GATE_TOKENS). */
-function readOperation (operation: GraphqlOperation, batch: boolean, budget: { left: number }): OperationReading {
+function readOperation (operation: GraphqlOperation, batch: boolean): OperationReading {
   if (!RELEVANT_TEXT.test(operation.query)) return { relevant: false }
-  // Counted before anything else walks it (a token is at least a character): a text over the
-  // budget is never escaped or parsed.
-  if (operation.query.length > budget.left && tokensWithin(operation.query, budget.left) === null) return { relevant: true, tooLarge: true }
   let document: DocumentNode
   try {
     const text = gitlabDocument(operation.query, batch)
-    const tokens = tokensWithin(text, budget.left)
-    if (tokens === null) return { relevant: true, tooLarge: true }
-    budget.left -= tokens
     // Read otherwise by GitLab: what it would run is not what the gate would parse.
     if (rubyLexDifference(text) !== null) return { relevant: true, unparseable: true }
     document = parse(text)
@@ -1001,13 +975,10 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
-    const budget = { left: MAX_GATE_TOKENS }
-    // Characters first, as GitLab counts them, before anything escapes, lexes or parses the text:
-    // tokens alone let one string or comment of 1 MiB (a few tokens) be escaped, lexed, parsed and
-    // validated, about 300 ms of CPU a request, with no token at all.
+    // Characters first, as GitLab counts them, before anything escapes, lexes or parses the text.
     const oversize = queriesTooLarge(effective.operations)
     const reads = effective.operations.map((op): OperationReading => {
-      if (!oversize) return readOperation(op, effective.batch, budget)
+      if (!oversize) return readOperation(op, effective.batch)
       return RELEVANT_TEXT.test(op.query) ? { relevant: true, tooLarge: true } : { relevant: false }
     })
     if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
@@ -1026,7 +997,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   }
   const [{ effective, reads }] = [...relevant.values()] as [{ effective: GraphqlReading, reads: OperationReading[] }]
   if (reads.some(r => r.tooLarge === true)) {
-    return refused('GRAPHQL_DOCUMENT_TOO_LARGE', `this GraphQL request's documents hold more than ${MAX_QUERY_SIZE} characters or ${MAX_GATE_TOKENS} tokens and name job token allowlist fields; GitLab runs no query over ${MAX_QUERY_SIZE} characters, send a smaller one`)
+    return refused('GRAPHQL_DOCUMENT_TOO_LARGE', `this GraphQL request's documents hold more than ${MAX_QUERY_SIZE} characters and name job token allowlist fields; GitLab runs no query over ${MAX_QUERY_SIZE} characters, send a smaller one`)
   }
   const names = [...new Set(reads.flatMap(r => r.facts?.refused ?? []))]
   if (names.length > 0) return refused('GRAPHQL_ALLOWLIST_MANAGED_BY_GATE', `${names.join(', ')} would change GitLab's job token allowlist or scope; ${REST_HINT}`)

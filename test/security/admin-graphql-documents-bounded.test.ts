@@ -3,9 +3,10 @@
 // of 330,000 one-letter fields in a fragment no operation spreads was parsed and validated whole,
 // a second of CPU for a request without any token, and its 160 MB syntax tree was held while
 // GitLab was asked about a made-up token. GitLab runs no query over 10,000 characters
-// (GraphqlController::MAX_QUERY_SIZE, a batch's queries together). The documents of a reading
-// that names the gate's fields are now counted in graphql-js tokens, comments left out, before
-// anything else walks them: more than 10,000 is 400 GRAPHQL_DOCUMENT_TOO_LARGE, nothing parsed.
+// (GraphqlController::MAX_QUERY_SIZE, a batch's queries together). The queries of a reading that
+// names the gate's fields are now counted in characters before anything else walks them: more
+// than 10,000 is 400 GRAPHQL_DOCUMENT_TOO_LARGE, nothing parsed
+// (admin-graphql-characters-bounded.test.ts counts them as Ruby does, and bounds one long string).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,7 +17,7 @@ import { classifyGraphql } from '../../src/admin/graphql.ts'
 const anyone = { 'private-token': 'glpat-made-up-by-anyone-0000', 'content-type': 'application/json' }
 const read = 'query A { project(fullPath: "acme/lib") { jobTokenPermissions { jobTokenPoliciesEnabled } } }'
 
-test('admin GraphQL: a document of more tokens than GitLab runs is refused unparsed', async t => {
+test('admin GraphQL: a document of more fields than GitLab runs is refused unparsed', async t => {
   const g = await adminGate(t)
   const fields = Array.from({ length: 330_000 }, () => 'id').join(' ')
   for (const headers of [anyone, { 'content-type': 'application/json' }]) {
@@ -37,7 +38,7 @@ test('admin GraphQL: a batch\'s documents count together', () => {
   assert.equal(two.kind === 'refused' && two.code, 'GRAPHQL_DOCUMENT_TOO_LARGE')
 })
 
-test('admin GraphQL: comments and long names are no tokens more, and such a document runs', async t => {
+test('admin GraphQL: a document within 10,000 characters runs, comments and long names included', async t => {
   const g = await adminGate(t)
   // Within GitLab's 10,000 characters (admin-graphql-characters-bounded.test.ts).
   const comment = `# ${'c'.repeat(5_000)}\n`
