@@ -28,6 +28,9 @@ interface Setting<K extends Kind = Kind> {
   readonly secret?: boolean
 }
 
+/** The shortest GATE_ADMIN_TOKEN a start takes. */
+export const MIN_ADMIN_TOKEN_CHARS = 20
+
 /** The longest delay Node's timers take. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -69,7 +72,7 @@ export const SETTINGS = {
   grantStaleWindowMs: { env: 'GATE_GRANT_STALE_WINDOW_MS', kind: 'int', min: 0, default: '30000', description: 'how long past its TTL a cached entry is served while the store is down' },
   serviceToken: { env: 'GATE_SERVICE_TOKEN', kind: 'string', secret: true, description: 'token (sent as PRIVATE-TOKEN) to read projects and groups from GitLab' },
   instanceTokenPrefix: { env: 'GATE_INSTANCE_TOKEN_PREFIX', kind: 'string', description: "GitLab's instance_token_prefix, whose job tokens read <prefix>-glcbt-...; empty: none; unset: read from GitLab's application settings at start (needs an administrator's GATE_SERVICE_TOKEN). Logged at start; job tokens with any prefix are recognised either way" },
-  adminToken: { env: 'GATE_ADMIN_TOKEN', kind: 'string', secret: true, description: 'operator token allowed to change any project\'s job token permissions' },
+  adminToken: { env: 'GATE_ADMIN_TOKEN', kind: 'string', secret: true, description: 'operator token allowed to change any project\'s job token permissions; at least 20 characters (e.g. openssl rand -hex 32)' },
   identityResolver: { env: 'GATE_IDENTITY_RESOLVER', kind: 'enum', values: ['introspection', 'jwt'], default: 'introspection', description: 'how a job token becomes a job: ask GitLab, or verify a JWT locally' },
   jwtKey: { env: 'GATE_JWT_KEY', kind: 'string', description: 'PEM file, JWKS file or JWKS URL verifying job token JWTs' },
   jwtIssuer: { env: 'GATE_JWT_ISSUER', kind: 'string', description: 'expected iss of job token JWTs' },
@@ -242,6 +245,11 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   const smallestBudget = Math.max(2 << 20, 2 * config.maxInspectedBodyBytes)
   if (config.bodyBudgetBytes !== 0 && config.bodyBudgetBytes < smallestBudget) {
     throw new ConfigError(`GATE_BODY_BUDGET_BYTES must be 0 (no bound) or at least ${smallestBudget} (2 MiB, and twice GATE_MAX_INSPECTED_BODY_BYTES), got ${config.bodyBudgetBytes}`)
+  }
+  // The operator token opens every project's allowlist through the configuration API, which
+  // answers anyone who reaches the gate and counts no failed attempts: a short one can be guessed.
+  if (config.adminToken !== undefined && config.adminToken !== '' && [...config.adminToken].length < MIN_ADMIN_TOKEN_CHARS) {
+    throw new ConfigError(`GATE_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_CHARS} characters (it may change any project's allowlist; e.g. \`openssl rand -hex 32\`), got ${[...config.adminToken].length}`)
   }
   if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')

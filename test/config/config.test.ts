@@ -44,8 +44,18 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ GATE_TRUSTED_PROXIES: 'gitlab.example.com/24' }, /^GATE_TRUSTED_PROXIES /],
   [{ GATE_REDIS_URL: 'redis://r', GATE_STATE_FILE: '/tmp/x.json' }, /GATE_STATE_FILE is for the memory store/],
   [{ GATE_REDIS_URL: 'redis://r', GATE_REDIS_CLUSTER_NODES: 'a:1' }, /set only one of GATE_REDIS_URL/],
-  [{ GATE_IDENTITY_RESOLVER: 'jwt' }, /GATE_JWT_KEY is required/]
+  [{ GATE_IDENTITY_RESOLVER: 'jwt' }, /GATE_JWT_KEY is required/],
+  // The operator token opens every allowlist to anyone who reaches the gate with it: a short one
+  // could be guessed, and no failed attempt is counted. Counted in characters, not UTF-16 units.
+  [{ GATE_ADMIN_TOKEN: 'operator-secret' }, /^GATE_ADMIN_TOKEN must be at least 20 characters .*got 15$/],
+  [{ GATE_ADMIN_TOKEN: '\u{1F511}'.repeat(19) }, /^GATE_ADMIN_TOKEN must be at least 20 characters .*got 19$/]
 ]
+
+test('an operator token of 20 characters or more starts; none, or an empty one, leaves the operator out', () => {
+  assert.equal(loadConfig({ GATE_ADMIN_TOKEN: 'a'.repeat(20) }).adminToken, 'a'.repeat(20))
+  assert.equal(loadConfig({}).adminToken, undefined)
+  assert.equal(loadConfig({ GATE_ADMIN_TOKEN: '' }).adminToken, '')
+})
 
 for (const [env, message] of bad) {
   test(`a bad value stops the start naming the variable: ${Object.keys(env).join(', ')}`, () => {

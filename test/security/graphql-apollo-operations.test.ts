@@ -12,7 +12,7 @@ import { postGraphql, startGraphqlGate, type FakeToken } from '../helpers/graphq
 const TOKENS: Record<string, FakeToken> = {
   'glpat-lib-reader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] }
 }
-const OPERATOR = 'gate-operator-token'
+const OPERATOR = 'gate-operator-token-apollo'
 const OTHER = '{ project(fullPath: "other/tools") { id } }'
 const OWN = '{ project(fullPath: "acme/lib") { id } }'
 const MUTATION = 'mutation { ciJobTokenScopeAddGroupOrProject(input: {projectPath: "acme/lib", targetPath: "other"}) { errors } }'

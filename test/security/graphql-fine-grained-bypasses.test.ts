@@ -139,7 +139,7 @@ test('a large upload cannot carry, after its files, a token or a GraphQL paramet
 })
 
 test('an empty batch ([] as the body) is no batch for GitLab: the URL\'s query runs, and is checked', async (t) => {
-  const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_ADMIN_TOKEN: 'operator-secret' } })
+  const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_ADMIN_TOKEN: 'gate-operator-secret' } })
   const hidden = await postGraphql(g.url, '[]', pat, `/api/graphql?query=${encodeURIComponent(OTHER)}`)
   assert.equal(hidden.body.errors[0].extensions.code, 'GRAPHQL_PERMISSION_MISSING')
   // The same shape carried an allowlist mutation past the classifier to GitLab: it is the gate's now.
