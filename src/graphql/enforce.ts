@@ -22,7 +22,7 @@ import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import { findGraphqlToken } from '../admin/graphql-credentials.ts'
-import { doubtfulMessage, gitlabDocument, graphqlReadings, normalizeVariables, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
+import { doubtfulMessage, gitlabDocument, graphqlReadings, MAX_QUERY_SIZE, normalizeVariables, queriesTooLarge, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { HeaderSource } from '../identity/credentials.ts'
 import { loggedPath } from '../text.ts'
@@ -54,29 +54,8 @@ export interface GraphqlErrorBody {
   }
 }
 
-/**
- * GitLab's GraphqlController::MAX_QUERY_SIZE: it runs no query over 10,000 characters, nor a batch
- * whose queries together hold more (limit_query_size, "Query too large").
- */
-const MAX_QUERY_SIZE = 10_000
+/** GitLab's answer to a batch over its query size (GraphqlController#limit_query_size). */
 const BATCH_TOO_LARGE = `Query too large: the queries of this batch hold more than ${MAX_QUERY_SIZE} characters together, and GitLab runs none of them`
-
-/** Whether a batch's queries hold more than MAX_QUERY_SIZE characters (Ruby's: code points) together. */
-function batchTooLarge (operations: readonly GraphqlOperation[]): boolean {
-  let units = 0
-  for (const op of operations) units += op.query.length
-  if (units <= MAX_QUERY_SIZE) return false
-  let chars = 0
-  for (const op of operations) {
-    for (let i = 0; i < op.query.length; i++) {
-      const c = op.query.charCodeAt(i)
-      // The second half of a surrogate pair is no character more.
-      if (c >= 0xdc00 && c <= 0xdfff && i > 0 && op.query.charCodeAt(i - 1) >= 0xd800 && op.query.charCodeAt(i - 1) <= 0xdbff) continue
-      if (++chars > MAX_QUERY_SIZE) return true
-    }
-  }
-  return false
-}
 
 /** Why an operation was refused, for the answer, the log and the metrics. */
 interface Refusal {
@@ -335,7 +314,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
     // A batch GitLab runs nothing of is refused whole, in one error as GitLab answers it: answered
     // one result per operation, 65,000 operations of `{a}` (1 MiB) were a 12.5 MB answer.
-    if (reading.batch && batchTooLarge(reading.operations)) {
+    if (reading.batch && queriesTooLarge(reading.operations)) {
       const refusal: Refusal = { code: 'GRAPHQL_DOCUMENT_TOO_LARGE', message: BATCH_TOO_LARGE, permission: null, boundary: null }
       return { body: { errors: [errorOf(refusal, null)] }, refusal }
     }
