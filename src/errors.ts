@@ -234,21 +234,19 @@ export interface GateErrorOptions extends ErrorOptions {
 }
 
 /**
- * Most field problems an answer lists; past them, one more names how many were left out.
- * Validation names every problem of a request, and a 1 MiB body holds a hundred thousand and
- * more (unknown package formats, unknown fields): listed, one Maintainer's request was answered
- * with up to 35 MB, which the gate held for as long as its client did not read it.
+ * Most entries an answer's field problems hold: past them, the first 99 and one more naming how
+ * many were left out, so a list already cut (a store's refusal answered as the API's) is within
+ * the bound and kept as it is. Validation names every problem of a request, and a 1 MiB body
+ * holds a hundred thousand and more (unknown package formats, unknown fields): listed, one
+ * Maintainer's request was answered with up to 35 MB, which the gate held for as long as its
+ * client did not read it.
  */
 export const MAX_LISTED_ISSUES = 100
 
-/** Lists already cut: handed to another error (a store's refusal answered as the API's), kept as they are. */
-const LISTED = new WeakSet<readonly FieldIssue[]>()
-
 function listed (issues: readonly FieldIssue[]): readonly FieldIssue[] {
-  if (issues.length <= MAX_LISTED_ISSUES || LISTED.has(issues)) return issues
-  const cut = [...issues.slice(0, MAX_LISTED_ISSUES), { path: '', message: `and ${issues.length - MAX_LISTED_ISSUES} more problems, not listed` }]
-  LISTED.add(cut)
-  return cut
+  if (issues.length <= MAX_LISTED_ISSUES) return issues
+  const shown = MAX_LISTED_ISSUES - 1
+  return [...issues.slice(0, shown), { path: '', message: `and ${issues.length - shown} more problems, not listed` }]
 }
 
 /**
