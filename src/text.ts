@@ -116,3 +116,8 @@ export function quoted (text: string, most: number = QUOTED): string {
 export function escapeDots (segment: string): string {
   return segment.replaceAll('.', '%2E')
 }
+
+/** `text` as one segment of a GitLab API path: URL-encoded, its dots too (escapeDots). */
+export function apiSegment (text: string): string {
+  return escapeDots(encodeURIComponent(text))
+}

@@ -13,7 +13,7 @@ import { answersAsked, createGitlabClient as createGitlabApi, movedProjectId, ty
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { decodeBasic, headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
-import { escapeDots } from '../text.ts'
+import { apiSegment, escapeDots } from '../text.ts'
 
 export const MAINTAINER_ACCESS = 40
 
@@ -205,7 +205,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const lookupGroup = async (fullPath: string, header: LookupCredential): Promise<GroupLookup> => {
     let answer: GitlabAnswer
     try {
-      answer = await get(`groups/${escapeDots(encodeURIComponent(fullPath))}?with_projects=false`, header, GROUP_ENDPOINT)
+      answer = await get(`groups/${apiSegment(fullPath)}?with_projects=false`, header, GROUP_ENDPOINT)
     } catch (err) {
       return { kind: 'unavailable', detail: (err as Error).message }
     }

@@ -40,7 +40,7 @@ import { GrantsError, GrantsVersionConflictError } from '../grants/errors.ts'
 import type { AllowlistEntry, EntryTargetType, InstanceSettings, ProjectGrants, StoredGrants } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import { escapeDots } from '../text.ts'
+import { apiSegment } from '../text.ts'
 import { createGitlabClient as createLookups } from './auth.ts'
 import { AdminError, createAdminService, type ProjectAccess } from './service.ts'
 import { entryView } from './views.ts'
@@ -222,7 +222,7 @@ export async function importAllowlists (options: ImportOptions): Promise<ImportR
     if (options.projects !== undefined && options.projects.length > 0) {
       const found: Array<{ id: number, path: string }> = []
       for (const key of options.projects) {
-        const answer = await ask(`project ${key}`, () => gitlab.get(`/api/v4/projects/${escapeDots(encodeURIComponent(key))}`, call('import_project')))
+        const answer = await ask(`project ${key}`, () => gitlab.get(`/api/v4/projects/${apiSegment(key)}`, call('import_project')))
         if (answer.status === 404) throw new AllowlistImportError(`project ${key} was not found in GitLab (or GATE_SERVICE_TOKEN cannot see it)`)
         const id = idOf(answer.body?.id)
         const path = answer.body?.path_with_namespace

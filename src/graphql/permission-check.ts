@@ -15,7 +15,7 @@ import type { BoundaryTarget } from './explain.ts'
 import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
 import { answersAsked, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
-import { escapeDots, trimEnds } from '../text.ts'
+import { apiSegment, trimEnds } from '../text.ts'
 
 /** Longer target ids and paths are no project or group of GitLab's. */
 const MAX_TARGET_CHARS = 8192
@@ -338,7 +338,7 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // zeros, so that `gid://gitlab/Project/0300`, `/00300`, ... are one lookup, not one each, and
     // one key. A full path of digits keeps them: `0300` is no path `300` is, and what a path's
     // lookup finds depends on the path asked (below), so the two share no key.
-    const segment = !/^\d+$/.test(raw) ? escapeDots(encodeURIComponent(trimEnds(raw, '/'))) : target.id !== undefined ? raw.replace(/^0+(?=\d)/, '') : raw
+    const segment = !/^\d+$/.test(raw) ? apiSegment(trimEnds(raw, '/')) : target.id !== undefined ? raw.replace(/^0+(?=\d)/, '') : raw
     if (segment === '' || segment === '0') return null
     const byPath = target.kind === 'namespace' && target.id === undefined
     // A path names the project or group that holds it now, which a rename or a transfer changes,

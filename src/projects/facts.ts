@@ -10,7 +10,7 @@
 import { LRUCache } from 'lru-cache'
 import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
 import { ttlClock, type Clock } from '../identity/cache.ts'
-import { escapeDots } from '../text.ts'
+import { apiSegment } from '../text.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
@@ -107,7 +107,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   }
 
   const load = async (project: number | string): Promise<ProjectFacts> => {
-    const path = `/api/v4/projects/${escapeDots(encodeURIComponent(String(project)))}`
+    const path = `/api/v4/projects/${apiSegment(String(project))}`
     let answer = await ask(path)
     if ((answer.status === 301 || answer.status === 302) && typeof project === 'string') {
       // A moved project's old path names it while no project holds that path (find_project follows

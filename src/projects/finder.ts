@@ -12,7 +12,7 @@ import { GateError } from '../errors.ts'
 import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { escapeDots } from '../text.ts'
+import { apiSegment } from '../text.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
 import { createLookupSlots, LookupDropped, type SlotStats } from './slots.ts'
 import { Waiters, type Waiter } from './waiters.ts'
@@ -207,7 +207,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
 
   /** GET /projects/:id_or_path: the id, or null for 404 and for a redirect not followed. */
   const projectByPath = async (idOrPath: string, followRedirects: boolean): Promise<number | null> => {
-    const path = `/api/v4/projects/${escapeDots(encodeURIComponent(idOrPath))}`
+    const path = `/api/v4/projects/${apiSegment(idOrPath)}`
     let answer = await get(path, 'project_lookup')
     if (answer.status === 301 || answer.status === 302) {
       // GitLab answers a moved project's old path with a redirect to /projects/<id> (lib/api/helpers.rb).
@@ -364,7 +364,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * their packages out. Null: more of them than the gate reads one by one.
    */
   const repositoryDisabledProjects = async (group: string): Promise<readonly number[] | null> => {
-    const path = `/api/v4/groups/${escapeDots(encodeURIComponent(group))}/projects?include_subgroups=true&with_shared=false`
+    const path = `/api/v4/groups/${apiSegment(group)}/projects?include_subgroups=true&with_shared=false`
     const answer = await list(path, 'group_projects')
     if (answer.status === 404) return []
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
@@ -385,13 +385,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     // the projects it may read: the one that keeps the format from job tokens may be left out,
     // while GitLab serves its packages to a job whose user reads it.
     if (!await seesEveryProject()) throw unverified('403 Forbidden - the gate\'s service token may not see every project under this group, so the gate cannot tell whether one of them keeps these packages from job tokens; GATE_SERVICE_TOKEN must belong to an administrator or auditor')
-    const path = `/api/v4/groups/${escapeDots(encodeURIComponent(group))}/projects?include_subgroups=true&with_shared=false&simple=true`
+    const path = `/api/v4/groups/${apiSegment(group)}/projects?include_subgroups=true&with_shared=false&simple=true`
     const answer = await list(path, 'group_projects')
     if (answer.status === 404) {
       // The Terraform module registry finds its namespace with find_namespace, a user's too, and
       // serves the packages of the projects in it; the groups API knows no such namespace, and
       // the gate lists no user's projects: uncertain, not "no group".
-      const namespace = `/api/v4/namespaces/${escapeDots(encodeURIComponent(group))}`
+      const namespace = `/api/v4/namespaces/${apiSegment(group)}`
       const found = await get(namespace, 'group_projects')
       if (found.status === 200) return 'too_many'
       if (found.status !== 404) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${namespace} answered ${found.status}`)
@@ -469,8 +469,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
 
   /** The projects GitLab's npm metadata of the name lists tarballs of; null: no project; UNCERTAIN_ID. */
   const metadataProjects = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<Set<number> | null | typeof UNCERTAIN_ID> => {
-    const name = escapeDots(encodeURIComponent(lookup.name))
-    const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${escapeDots(encodeURIComponent(lookup.group))}/-/packages/npm/${name}`
+    const name = apiSegment(lookup.name)
+    const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${apiSegment(lookup.group)}/-/packages/npm/${name}`
     let answer
     try {
       answer = await gitlab.get(path, { endpoint: 'npm_metadata', as: 'service', maxResponseBytes: NPM_METADATA_MAX_BYTES })
@@ -684,7 +684,7 @@ function listingKeyOf (lookup: Extract<Lookup, { kind: 'package' }>): string {
 function packageListPath (lookup: Extract<Lookup, { kind: 'package' }>): string {
   const query = `package_type=${lookup.format}&package_name=${encodeURIComponent(lookup.name)}&order_by=created_at&sort=desc` +
     (lookup.format === 'maven' ? '&include_versionless=true' : '')
-  return `/api/v4/groups/${escapeDots(encodeURIComponent(lookup.group))}/packages?${query}`
+  return `/api/v4/groups/${apiSegment(lookup.group)}/packages?${query}`
 }
 
 /**

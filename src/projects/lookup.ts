@@ -4,7 +4,7 @@
 // docs/gitlab-rules.md ("Group and instance routes").
 
 import type { CatalogRoute, ProjectFrom } from '../catalog/types.ts'
-import { escapeDots, rubyInteger } from '../text.ts'
+import { apiSegment, rubyInteger } from '../text.ts'
 
 export type Lookup =
   /** The route touches no single project, or GitLab picks it in a way no lookup can repeat: as today (deferred or denied). */
@@ -226,18 +226,18 @@ export function describeLookup (lookup: Lookup): string {
     case 'unresolvable': return `not looked up (${lookup.why}): deferred to GitLab or denied, per GATE_UNRESOLVED_PROJECT`
     case 'no_project': return `no project (${lookup.why}): forwarded, GitLab answers`
     case 'project_id': return `project #${lookup.id}: GET /api/v4/projects/${lookup.id}`
-    case 'project_path': return `project "${lookup.path}": GET /api/v4/projects/${escapeDots(encodeURIComponent(lookup.path))}` +
+    case 'project_path': return `project "${lookup.path}": GET /api/v4/projects/${apiSegment(lookup.path)}` +
       (lookup.followRedirects ? ' (a moved project found through its old path)' : ' (path_with_namespace must match: a moved path is not followed)')
     case 'package': return `the project of the newest ${lookup.format} package named exactly "${lookup.name}"` +
       (lookup.version === undefined ? '' : ` version "${lookup.version}"`) +
       (lookup.format === 'maven' && lookup.versionlessName !== undefined && lookup.version !== undefined ? ` (or the versionless "${lookup.versionlessName}")` : '') +
-      ` in group "${lookup.group}": GET /api/v4/groups/${escapeDots(encodeURIComponent(lookup.group))}/packages?package_type=${lookup.format}&package_name=...` +
-      (lookup.format === 'maven' ? `, and GET /api/v4/projects/:id/packages of each project under it whose repository is disabled (GET /api/v4/groups/${escapeDots(encodeURIComponent(lookup.group))}/projects), which that list leaves out` : '') +
+      ` in group "${lookup.group}": GET /api/v4/groups/${apiSegment(lookup.group)}/packages?package_type=${lookup.format}&package_name=...` +
+      (lookup.format === 'maven' ? `, and GET /api/v4/projects/:id/packages of each project under it whose repository is disabled (GET /api/v4/groups/${apiSegment(lookup.group)}/projects), which that list leaves out` : '') +
       (lookup.byLatestFile === true ? '; GitLab takes the package with the latest file here, which no list tells: packages of several projects are refused (PACKAGE_PROJECT_UNCERTAIN)' : '')
     case 'npm_package': return `the project of the newest npm package named exactly "${lookup.name}" ` +
       (lookup.at === 'instance' ? `under the root namespace "${lookup.group}"` : `in group "${lookup.group}"`) +
       ', as GitLab\'s npm metadata names it (every dist.tarball URL is /projects/<id>/packages/npm/...): ' +
-      (lookup.at === 'instance' ? `GET /api/v4/packages/npm/${escapeDots(encodeURIComponent(lookup.name))}` : `GET /api/v4/groups/${escapeDots(encodeURIComponent(lookup.group))}/-/packages/npm/${escapeDots(encodeURIComponent(lookup.name))}`) +
+      (lookup.at === 'instance' ? `GET /api/v4/packages/npm/${apiSegment(lookup.name)}` : `GET /api/v4/groups/${apiSegment(lookup.group)}/-/packages/npm/${apiSegment(lookup.name)}`) +
       '; tarballs of several projects: the newest in the group\'s package list when that list shows all of them, else refused (PACKAGE_PROJECT_UNCERTAIN)'
     case 'pipeline_job': return `job #${lookup.jobId}: the job's own project when the job is in the token's pipeline (GET /api/v4/projects/:job_project/pipelines/:pipeline/jobs and /bridges), else deferred or denied per GATE_UNRESOLVED_PROJECT`
   }
