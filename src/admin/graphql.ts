@@ -28,6 +28,7 @@ import type { ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, type AllowlistEntry, type EntryTargetType, type ProjectGrants } from '../grants/model.ts'
 import { decodeFormComponent, normalizeParamName } from '../identity/credentials.ts'
 import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
+import { DEFAULT_MAX_JSON_DEPTH, nestsDeeperThan } from '../identity/json-guard.ts'
 import { quoted, trimEnds } from '../text.ts'
 import { doubtfulParts, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
@@ -350,11 +351,25 @@ export function isGraphqlPartName (name: string): boolean {
 }
 
 function tryJson (text: string): unknown {
+  const value = parseJson(text)
+  return value === TOO_DEEP ? undefined : value
+}
+
+const TOO_DEEP = Symbol('too deep')
+
+/**
+ * JSON.parse's value, undefined where it throws, or TOO_DEEP: what reads a value recurses
+ * (JSON.stringify of a reading, graphql-js), so a text nested deeper than the JSON guard reads is
+ * not read (GitLab's parsers refuse far less deep: Ruby's at 100 levels).
+ */
+function parseJson (text: string): unknown {
+  let value: unknown
   try {
-    return JSON.parse(text)
+    value = JSON.parse(text)
   } catch {
     return undefined
   }
+  return nestsDeeperThan(text) ? TOO_DEEP : value
 }
 
 /** JSON text with `\uXXXX` escapes decoded, for the lexical check of a body JSON.parse refused. */
@@ -394,7 +409,12 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
   if (text.trim() === '' && !form) return [newParams()]
   const readings: Params[] = []
   let parsedAsDeclared = false
-  const json = tryJson(text)
+  const parsed = parseJson(text)
+  if (parsed === TOO_DEEP) {
+    unreadable.push(UNREADABLE_DEPTH)
+    return [newParams()]
+  }
+  const json = parsed
   // Rails: a JSON body that is not an object is `_json` (an array is a batch).
   if (isHash(json)) readings.push(Object.assign(newParams(), json))
   else if (json !== undefined) readings.push(Object.assign(newParams(), { _json: json }))
@@ -826,6 +846,8 @@ export interface GraphqlParams {
 }
 
 export const UNREADABLE_BOUNDARY = 'the multipart boundary of this GraphQL request is missing, repeated or written so that parsers could read it differently (white space around its \'=\', a byte outside ASCII), and Rack would read parameters from the body that the gate cannot; write it as `; boundary=<value>`'
+
+export const UNREADABLE_DEPTH = `the body of this GraphQL request is JSON nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels, which the gate does not read (GitLab's JSON parsers refuse far less deep); send a flatter body`
 
 export const UNREADABLE_OPERATIONS = 'the `operations` parameter of this GraphQL multipart request is not JSON the gate can parse, while GitLab\'s upload middleware parses it with Ruby\'s JSON (which takes comments, for one) and runs what it holds; send `operations` as plain JSON'
 

@@ -33,7 +33,7 @@ import type { ErrorCode } from '../errors.ts'
 import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, normalizeParamName, paramCredential, queryPairs } from './credentials.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
-import { createJsonGuard, looksLikeJsonObject } from './json-guard.ts'
+import { createJsonGuard, DEFAULT_MAX_JSON_DEPTH, looksLikeJsonObject, nestsDeeperThan } from './json-guard.ts'
 import { createMultipartGuard, DEFAULT_MAX_PART_HEADER_BYTES, scanMultipart } from './multipart.ts'
 import { goParseMediaType } from './go-mime.ts'
 import { IdentityError } from './types.ts'
@@ -166,7 +166,7 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
   }
 }
 
-/** The credentials of a whole body of a known type. Throws on a body that does not parse. */
+/** The credentials of a whole body of a known type. Throws on a body that does not parse or (JSON_TOO_DEEP) nests deeper than the JSON guard reads. */
 export function bodyCredentials (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
   return inspectBody(type, bytes, boundary, maxPartHeaderBytes).credentials
 }
@@ -328,6 +328,7 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
   const text = bytes.toString('utf8')
   if (text.trim() === '') return []
   const parsed: unknown = JSON.parse(text)
+  if (nestsDeeperThan(text)) throw new IdentityError('JSON_TOO_DEEP', `JSON body nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels`)
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return []
   const found: Credential[] = []
   // JSON.parse keeps the last of repeated keys; another parser may keep the first: read them all.

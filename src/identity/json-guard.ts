@@ -142,6 +142,29 @@ export function scanJson (bytes: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): Cre
   return found
 }
 
+/**
+ * Whether a JSON text (one JSON.parse accepted) nests arrays and objects deeper than `maxDepth`.
+ * A buffered body is parsed whole, which has no such bound, but what reads the parsed value
+ * afterwards recurses (JSON.stringify, graphql-js): the buffered readings keep the guard's bound.
+ */
+export function nestsDeeperThan (text: string, maxDepth = DEFAULT_MAX_JSON_DEPTH): boolean {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // A string: to its closing quote, escapes skipped.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i)
+        if (d === 0x5c) i++
+        else if (d === 0x22) break
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** Characters of a string kept: a maximal token and one more, to tell "too long". */

@@ -228,9 +228,9 @@ interface BodyOutput {
   direct: Credential[] | Error | null
 }
 
-/** What bodyCredentials documents throwing: SyntaxError for JSON that does not parse, IdentityError for multipart. */
+/** What bodyCredentials documents throwing: SyntaxError for JSON that does not parse, JSON_TOO_DEEP for JSON nested too deep, IdentityError for multipart. */
 function documentedBodyError (type: BodyRequest['type'], error: unknown): boolean {
-  return (type === 'json' && error instanceof SyntaxError) || (type === 'multipart' && error instanceof IdentityError)
+  return (type === 'json' && (error instanceof SyntaxError || (error instanceof IdentityError && error.code === 'JSON_TOO_DEEP'))) || (type === 'multipart' && error instanceof IdentityError)
 }
 
 /**
@@ -290,10 +290,12 @@ export const bodyScanTarget: FuzzTarget<BodyRequest, BodyRequest, BodyOutput> = 
  */
 function checkJsonGuard (input: BodyRequest): void {
   let buffered: Credential[] | null
+  let deep = false
   try {
     buffered = bodyCredentials('json', input.body)
   } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error
+    deep = error instanceof IdentityError && error.code === 'JSON_TOO_DEEP'
+    if (!(error instanceof SyntaxError) && !deep) throw error
     buffered = null
   }
   // A value longer than a token is kept truncated by the guard: compared as '<long>'.
@@ -310,6 +312,8 @@ function checkJsonGuard (input: BodyRequest): void {
     violation(error instanceof IdentityError, () => `the JSON guard threw ${error instanceof Error ? error.stack : String(error)}`)
     code = (error as IdentityError).code
   }
+  // JSON the buffered scan reads whole but finds too deep: the guard stops at the same depth.
+  if (deep) violation(code === 'JSON_TOO_DEEP', () => `the buffered scan finds the body too deep, the JSON guard ${code ?? 'reads it'}`)
   if (code === 'JSON_TOO_DEEP' || code === 'JSON_KEY_TOO_LONG') return
   if (buffered === null) {
     violation(code === 'BODY_NOT_PARSEABLE', () => `JSON.parse refuses the body, the JSON guard ${code ?? 'reads it'}`)

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import fc from 'fast-check'
 import { identityFor, rawRequest, startStageServer, stubResolver, type StageReport } from './harness.ts'
 import { createBodyScanner, jsonCredentials, parseMultipartBoundary } from '../../src/identity/body-scan.ts'
+import { IdentityError } from '../../src/identity/types.ts'
 
 const A = 'glcbt-64_AAAAaaaa1111aaaa'
 const B = 'glcbt-64_BBBBbbbb2222bbbb'
@@ -149,9 +150,10 @@ test('JSON members are read as sent, repeats included', () => {
   assert.deepEqual(jsonCredentials(Buffer.from(`[{"job_token": "${A}"}]`)), [], 'a top-level array gives no parameters')
 })
 
-test('JSON nested thousands of levels deep is read without overflowing the stack (found by fuzzing)', () => {
-  const deep = `{"a":${'['.repeat(8000)}"glcbt-deep"${']'.repeat(8000)},"job_token":{"x":["glcbt-leaf"]}}`
-  assert.deepEqual(jsonCredentials(Buffer.from(deep)).map(c => [c.secret, c.where]), [['glcbt-deep', 'body:*'], ['glcbt-leaf', 'body:job_token']])
+test('JSON nested as deep as the guard reads is read without overflowing the stack (found by fuzzing); deeper is refused', () => {
+  const deep = (n: number): Buffer => Buffer.from(`{"a":${'['.repeat(n)}"glcbt-deep"${']'.repeat(n)},"job_token":{"x":["glcbt-leaf"]}}`)
+  assert.deepEqual(jsonCredentials(deep(511)).map(c => [c.secret, c.where]), [['glcbt-deep', 'body:*'], ['glcbt-leaf', 'body:job_token']])
+  assert.throws(() => jsonCredentials(deep(8000)), (err: unknown) => err instanceof IdentityError && err.code === 'JSON_TOO_DEEP')
 })
 
 test('readFirst: a chunked JSON body that ends within the limit is inspected whole; a longer one replays every byte', async () => {
