@@ -155,7 +155,7 @@ function fineGrainedCheck (route: CatalogRoute, entry: AllowlistEntry, accessedP
  * needs `read_project`, which ProjectPolicy gives a job token from outside the allowlist only
  * through the package registry; then the policy check, passed only by skip-policies routes and
  * routes whose listed features are all at least enabled (publicly_accessible_feature?); then the
- * endpoint's own read, which ProjectPolicy gives per feature.
+ * endpoint's own read, which ProjectPolicy gives per feature, and which the gate decides itself.
  */
 function notInScope (route: CatalogRoute, identity: DecisionSubject, accessedProjectId: number, grants: ProjectGrants | null, facts: ProjectFacts | undefined): Decision {
   const refused = grants === null ? 'UNKNOWN_PROJECT' : 'NOT_ALLOWLISTED'
@@ -166,13 +166,18 @@ function notInScope (route: CatalogRoute, identity: DecisionSubject, accessedPro
   const publicRoute = features.length > 0 && publicFeatures(features, facts)
   if (!route.skipPolicies && !publicRoute) return policyDeny(route, null, accessedProjectId, grants, facts, false)
   if (!isRead(route)) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  // Step 3, the endpoint's own read, is decided here and never left to GitLab: GitLab's copy of
+  // the allowlist goes stale once the gate owns it, and where it still lists the job GitLab gives
+  // the job its user's role, so a read ProjectPolicy keeps from jobs outside the allowlist
+  // (pipelines, merge requests, commits, confidential issues) would reach it by that role.
   const reads = readFeatures(route)
-  // A read ProjectPolicy does not open to job tokens by feature: only a route GitLab opened to
-  // public features passes, and GitLab's endpoint checks its own read.
-  if (reads === null) return publicRoute ? ALLOW.PUBLIC_PROJECT_FEATURES : notAllowed(refused, identity, accessedProjectId, grants, facts, false)
+  if (reads === null) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
   for (const feature of reads) {
     if (!jobTokenReads(facts.features[feature])) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
   }
+  // Job artifacts need read_build, which a job outside the allowlist holds only through the
+  // project's public pipelines (`rule { public_builds }`; job_token_builds adds read_commit_status).
+  if (reads.includes('builds') && facts.publicJobs !== true) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
   return publicRoute ? ALLOW.PUBLIC_PROJECT_FEATURES : ALLOW.PUBLIC_PROJECT_READ
 }
 
@@ -222,6 +227,9 @@ function isRead (route: CatalogRoute): boolean {
 
 /** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */
 function readFeatures (route: CatalogRoute): readonly string[] | null {
+  // A pipeline's jobs are found through the pipeline (find_pipeline!), which needs read_pipeline:
+  // ProjectPolicy never gives it by feature.
+  if (route.pattern.includes('/pipelines/:pipeline_id/')) return null
   if (route.policies.length === 0) {
     const feature = FEATURE_OF_RESOURCE[route.resource]
     return feature === undefined ? null : [feature]

@@ -22,6 +22,11 @@ function route (id: string, method: CatalogRoute['method'], resource: string, ro
     ...(publicAccessFeatures === undefined ? {} : { publicAccessFeatures })
   } as CatalogRoute
 }
+// GET /projects/:id/pipelines: read_pipelines, features [:repository, :builds]; the handler's
+// read_pipeline is given by no feature, only by role
+const PIPELINES = route('pipelines', 'GET', 'pipelines', ['read_pipelines'], ['repository', 'builds'])
+// GET /projects/:id/pipelines/:pipeline_id/jobs: read_jobs, features [:repository, :builds]; found through the pipeline
+const PIPELINE_JOBS = { ...route('pipeline_jobs', 'GET', 'jobs', ['read_jobs'], ['repository', 'builds']), pattern: '/projects/:id/pipelines/:pipeline_id/jobs' }
 // GET /projects/:id/packages/generic/...: read_packages, allow_public_access_for_enabled_project_features: :package_registry
 const PACKAGE_READ = route('package_read', 'GET', 'packages', ['read_packages'], ['package_registry'])
 // GET /projects/:id/releases: read_releases, no features listed
@@ -47,8 +52,8 @@ function grants (allowlisted: Allowlisted): ProjectGrants {
     : [{ targetType: 'group', targetId: 20, defaultPermissions: allowlisted === 'default', jobTokenPolicies: allowlisted === 'default' ? [] : ['read_secure_files'], addedBy: null, createdAt: '2025-01-01T00:00:00Z' }]
   return { projectId: ACCESSED, projectPath: 'acme/target', inboundEnabled: true, entries }
 }
-function facts (visibility: Visibility, features: Record<string, FeatureAccessLevel>): ProjectFacts {
-  return { id: ACCESSED, path: 'target', fullPath: 'acme/target', visibility, features }
+function facts (visibility: Visibility, features: Record<string, FeatureAccessLevel>, publicJobs = true): ProjectFacts {
+  return { id: ACCESSED, path: 'target', fullPath: 'acme/target', visibility, features, publicJobs }
 }
 // Every other feature enabled, so that only the feature under test varies.
 const ALL_ENABLED: Record<string, FeatureAccessLevel> = { package_registry: 'enabled', container_registry: 'enabled', builds: 'enabled', repository: 'enabled', releases: 'enabled', environments: 'enabled' }
@@ -169,6 +174,46 @@ for (const row of rows) {
     if (row.message !== undefined) assert.equal(decision.message, row.message)
   })
 }
+
+// Features listed, but the handler's read is one ProjectPolicy gives a job outside the allowlist
+// only by its user's role: refused here, whatever GitLab's (possibly stale) allowlist would say.
+table(PIPELINES, 'builds', {
+  '* * default': 'DEFAULT_PERMISSIONS',
+  'private * none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
+  'private * fine-grained': ['MISSING_POLICIES', needs('read_pipelines')],
+  'internal enabled none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
+  'public enabled none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
+  'internal enabled fine-grained': 'PUBLIC_PROJECT_FEATURES',
+  'public enabled fine-grained': 'PUBLIC_PROJECT_FEATURES',
+  'internal private none': ['MISSING_POLICIES', needs('read_pipelines')],
+  'internal disabled none': ['MISSING_POLICIES', needs('read_pipelines')],
+  'public private none': ['MISSING_POLICIES', needs('read_pipelines')],
+  'public disabled none': ['MISSING_POLICIES', needs('read_pipelines')],
+  'internal private fine-grained': ['MISSING_POLICIES', needs('read_pipelines')],
+  'internal disabled fine-grained': ['MISSING_POLICIES', needs('read_pipelines')],
+  'public private fine-grained': ['MISSING_POLICIES', needs('read_pipelines')],
+  'public disabled fine-grained': ['MISSING_POLICIES', needs('read_pipelines')]
+})
+
+test('public projects: job artifacts outside the allowlist need the project\'s public pipelines (read_build)', () => {
+  for (const visibility of ['internal', 'public'] as const) {
+    const closed = decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, facts(visibility, ALL_ENABLED, false))
+    assert.equal(closed.reason, 'NOT_ALLOWLISTED')
+    assert.ok(!closed.allow)
+    assert.equal(closed.message, NOT_ALLOWED)
+    const { publicJobs: _unsaid, ...unsaid } = facts(visibility, ALL_ENABLED)
+    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, unsaid).reason, 'NOT_ALLOWLISTED', 'not said: not public')
+    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, facts(visibility, ALL_ENABLED)).reason, 'PUBLIC_PROJECT_FEATURES')
+    // An allowlisted job's role is GitLab's to check: its public pipelines do not matter here.
+    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('fine-grained'), ON, policies, facts(visibility, ALL_ENABLED, false)).reason, 'PUBLIC_PROJECT_FEATURES')
+  }
+})
+
+test('public projects: a pipeline\'s jobs are refused outside the allowlist (read_pipeline), public pipelines or not', () => {
+  const outside = decide(PIPELINE_JOBS, JOB, ACCESSED, grants('none'), ON, policies, facts('public', ALL_ENABLED))
+  assert.equal(outside.reason, 'NOT_ALLOWLISTED')
+  assert.equal(decide(PIPELINE_JOBS, JOB, ACCESSED, grants('fine-grained'), ON, policies, facts('public', ALL_ENABLED)).reason, 'PUBLIC_PROJECT_FEATURES')
+})
 
 test('public projects: an unknown project (no grants) is an empty allowlist, opened by the same rule', () => {
   assert.equal(decide(PACKAGE_READ, JOB, ACCESSED, null, ON, policies, facts('public', ALL_ENABLED)).reason, 'PUBLIC_PROJECT_FEATURES')
