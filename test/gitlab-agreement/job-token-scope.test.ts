@@ -1,0 +1,266 @@
+// Differential: decide() against GitLab's own decision, transliterated from its Ruby source
+// (job_token_scope.rb beside this file: Ci::JobToken::Scope, Allowlist, the API helpers'
+// find_project! and job token policy checks, and the part of ProjectPolicy a job token meets),
+// over worlds fast-check generates: a job project in a group hierarchy, an accessed project with
+// project and group entries (default permissions or policies, admin and read ones), its inbound
+// setting and the instance's, fine-grained policies on or off (the older GitLab's root namespace
+// setting), its visibility, every feature's access level, public pipelines, an external job user,
+// and every catalog route with its policies, skip flag, feature list and job_token_scope.
+//
+// The gate knows no roles: GitLab is asked with the job's user as the project's owner (the most
+// any user gets). The gate allowing what GitLab refuses even then is a hole and fails the test.
+// The gate refusing what GitLab allows the owner is an over-refusal: any that docs/gitlab-rules.md
+// does not name ("Where the gate differs from GitLab") fails too. Where both refuse at the
+// allowlist or the policy check, the messages must be GitLab's word for word.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import fc from 'fast-check'
+import { loadCatalog } from '../../src/catalog/load.ts'
+import type { CatalogRoute } from '../../src/catalog/types.ts'
+import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
+import { decide, type Decision, type DecisionSubject } from '../../src/policy/decide.ts'
+import { createInstanceSettings, type AllowlistEntry, type ProjectGrants } from '../../src/grants/model.ts'
+import type { FeatureAccessLevel, ProjectFacts, Visibility } from '../../src/projects/facts.ts'
+import { propertyRun } from '../helpers/property-run.ts'
+import { requireTool } from '../helpers/require-tool.ts'
+
+const ORACLE = fileURLToPath(new URL('./job_token_scope.rb', import.meta.url))
+
+const catalog = loadCatalog()
+const policies = createPolicyIndex(catalog.policies)
+const NAMES = [...catalog.policies.policies.map(p => p.name), ...catalog.policies.deprecated]
+const ROUTES: CatalogRoute[] = [
+  ...catalog.routes,
+  { ...catalog.routes[0]!, id: 'synthetic_no_policies', policies: [], skipPolicies: false }
+]
+const FEATURES = ['package_registry', 'container_registry', 'builds', 'repository', 'releases', 'environments', 'issues', 'merge_requests'] as const
+const LEVELS: FeatureAccessLevel[] = ['disabled', 'private', 'enabled', 'public']
+const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
+
+/**
+ * The ability the route's GitLab handler authorizes after find_project!, as read from its source:
+ * `authorize_read_package!` (read_package), `authorize_download_artifacts!` and
+ * `authorize_read_builds!` (read_build), `authorize! :read_pipeline`, `:read_release`,
+ * `:read_environment`, `:read_deployment`, IssuesFinder's `read_issue`, `read_merge_request`,
+ * `download_code` for repository reads, the container registry's `read_container_image`, and
+ * `read_pipeline` first under a pipeline (find_pipeline!); a write
+ * authorizes a Developer's or Maintainer's ability.
+ */
+function endpointAbility (route: CatalogRoute): string {
+  const read = route.method === 'GET' || (route.policies.length > 0 && route.policies.every(p => p.startsWith('read_')))
+  if (!read) return route.method === 'DELETE' ? 'destroy_package' : 'create_package'
+  // find_pipeline! (check_pipeline_access) before the handler's own read
+  if (route.pattern.includes('/pipelines/:pipeline_id/')) return 'read_pipeline'
+  switch (route.resource) {
+    case 'packages': return 'read_package'
+    case 'container_registry': return 'read_container_image'
+    case 'jobs': return route.accessedProject === 'token_job' ? 'read_project' : 'read_build'
+    case 'pipelines': return 'read_pipeline'
+    case 'releases': return 'read_release'
+    case 'environments': return 'read_environment'
+    case 'deployments': return 'read_deployment'
+    case 'work_items': return 'read_issue'
+    case 'merge_requests': return 'read_merge_request'
+    case 'repositories': return 'download_code'
+    case 'terraform_state': return 'read_terraform_state'
+    case 'secure_files': return 'read_secure_files'
+    default: return 'read_project'
+  }
+}
+
+interface World {
+  route: CatalogRoute
+  jobProject: number
+  ancestors: number[]
+  accessed: number
+  known: boolean
+  inboundEnabled: boolean
+  enforceInbound: boolean
+  fineGrained: 'enforce' | 'off'
+  namespace: boolean | null
+  entries: AllowlistEntry[]
+  visibility: Visibility
+  features: Record<string, FeatureAccessLevel>
+  publicBuilds: boolean
+  external: boolean
+}
+
+const entryArb = fc.record({
+  targetType: fc.constantFrom('project' as const, 'group' as const),
+  targetId: fc.integer({ min: 1, max: 6 }),
+  defaultPermissions: fc.boolean(),
+  jobTokenPolicies: fc.subarray(NAMES, { maxLength: 4 })
+})
+
+const worldArb: fc.Arbitrary<World> = fc.record({
+  route: fc.constantFrom(...ROUTES),
+  jobProject: fc.integer({ min: 1, max: 4 }),
+  ancestors: fc.uniqueArray(fc.integer({ min: 1, max: 6 }), { maxLength: 4 }),
+  accessed: fc.integer({ min: 1, max: 4 }),
+  known: fc.boolean(),
+  inboundEnabled: fc.boolean(),
+  enforceInbound: fc.boolean(),
+  fineGrained: fc.constantFrom('enforce' as const, 'off' as const),
+  namespace: fc.constantFrom(true, false, null),
+  entries: fc.array(entryArb, { maxLength: 5 }),
+  visibility: fc.constantFrom(...VISIBILITIES),
+  features: fc.record(Object.fromEntries(FEATURES.map(f => [f, fc.constantFrom(...LEVELS)])) as Record<string, fc.Arbitrary<FeatureAccessLevel>>),
+  publicBuilds: fc.boolean(),
+  external: fc.boolean()
+}).map(w => {
+  // One entry per target, never the accessed project itself (the store refuses both).
+  const seen = new Set<string>()
+  const entries = w.entries.filter(e => {
+    const key = `${e.targetType}:${e.targetId}`
+    if (seen.has(key) || (e.targetType === 'project' && e.targetId === w.accessed)) return false
+    seen.add(key)
+    return true
+  }).map(e => ({ ...e, jobTokenPolicies: e.defaultPermissions ? [] : e.jobTokenPolicies, addedBy: null, createdAt: '2025-01-01T00:00:00Z' }))
+  // The token's own job (`/job`) is self access by construction.
+  const accessed = w.route.accessedProject === 'token_job' ? w.jobProject : w.accessed
+  return { ...w, accessed, entries: entries.filter(e => !(e.targetType === 'project' && e.targetId === accessed)) }
+})
+
+function gate (w: World): Decision {
+  const grants: ProjectGrants | null = w.known
+    ? { projectId: w.accessed, projectPath: `acme/p${w.accessed}`, inboundEnabled: w.inboundEnabled, entries: w.entries }
+    : null
+  const subject: DecisionSubject = { jobProjectId: w.jobProject, jobProjectPath: `acme/p${w.jobProject}`, ancestorGroupIds: w.ancestors }
+  const facts: ProjectFacts = { id: w.accessed, path: `p${w.accessed}`, fullPath: `acme/p${w.accessed}`, visibility: w.visibility, features: w.features, publicJobs: w.publicBuilds }
+  const settings = createInstanceSettings({ enforceInboundScope: w.enforceInbound, fineGrainedPolicies: w.fineGrained })
+  const first = decide(w.route, subject, w.accessed, grants, settings, policies, undefined, w.namespace)
+  // An allow never waits for the facts; a deny that asks for them is decided again with them.
+  if (first.allow || first.needsFacts !== true) return first
+  return decide(w.route, subject, w.accessed, grants, settings, policies, facts, w.namespace)
+}
+
+/** The same world as GitLab holds it; the store's unknown project is GitLab's empty allowlist, enforced. */
+function gitlabWorld (w: World, role: string): unknown {
+  const link = (e: AllowlistEntry): unknown => ({ target_id: e.targetId, default_permissions: e.defaultPermissions, job_token_policies: e.jobTokenPolicies })
+  // Fine-grained policies off: the older GitLab (17.11 to 18.4), whose root namespace setting
+  // wins over the gate's instance default.
+  const enforced = w.namespace ?? w.fineGrained === 'enforce'
+  const older = !(w.namespace === null && w.fineGrained === 'enforce')
+  return {
+    instance: { enforce_inbound: w.known ? w.enforceInbound : true },
+    older,
+    role,
+    external: w.external,
+    route: {
+      job_token_policies: w.route.policies,
+      skip_job_token_policies: w.route.skipPolicies,
+      allow_public_access_for_enabled_project_features: w.route.publicAccessFeatures ?? [],
+      job_token_scope: w.route.jobTokenScope ?? null,
+      ability: endpointAbility(w.route)
+    },
+    job_project: { id: w.jobProject, path: `p${w.jobProject}`, parent_group_ids: w.ancestors, visibility: 'private', features: {} },
+    accessed: {
+      id: w.accessed,
+      path: `p${w.accessed}`,
+      visibility: w.visibility,
+      features: w.features,
+      public_builds: w.publicBuilds,
+      inbound_enabled: w.known ? w.inboundEnabled : true,
+      project_links: w.known ? w.entries.filter(e => e.targetType === 'project').map(link) : [],
+      group_links: w.known ? w.entries.filter(e => e.targetType === 'group').map(link) : [],
+      job_token_policies_enabled: enforced
+    }
+  }
+}
+
+interface GitlabAnswer { allow: boolean, stage?: string, message?: string }
+
+function askGitlab (worlds: unknown[]): GitlabAnswer[] {
+  const run = spawnSync('ruby', [ORACLE], { input: worlds.map(w => JSON.stringify(w)).join('\n') + '\n', encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  assert.equal(run.status, 0, run.stderr)
+  const answers = run.stdout.trim().split('\n').map(line => JSON.parse(line) as GitlabAnswer & { error?: string })
+  for (const a of answers) assert.equal(a.error, undefined, a.error)
+  assert.equal(answers.length, worlds.length)
+  return answers
+}
+
+function rubyMissing (): string | null {
+  const probe = spawnSync('ruby', ['-e', 'require "json"; print RUBY_VERSION'], { encoding: 'utf8' })
+  if (probe.error !== undefined) return `ruby is not installed (${probe.error.message}); install the Debian package ruby`
+  if (probe.status !== 0) return `ruby cannot run (${probe.stderr.trim()})`
+  const [major, minor] = probe.stdout.split('.').map(Number)
+  if (major! < 3 || (major === 3 && minor! < 0)) return `ruby ${probe.stdout} is older than 3.0, which job_token_scope.rb needs`
+  return null
+}
+
+// The gate decides the endpoint's own read only for a job outside its allowlist (GitLab's copy of
+// the allowlist may still list the job, and would give it its user's role): there a GitLab refusal
+// at that step is a hole. For a job the allowlist lets in, GitLab's endpoint checks the job's role
+// as it would without the gate.
+const DECIDES_THE_READ = new Set(['PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ'])
+
+/**
+ * The over-refusals docs/gitlab-rules.md names ("Where the gate differs from GitLab"): with
+ * fine-grained policies off (older GitLab), Scope#policies_allowed? returns true before it looks
+ * at the allowlist, so GitLab passes a job outside the allowlist of a public or internal project
+ * to the endpoint's own read on every route; the gate keeps the policy check there.
+ */
+function documentedOverRefusal (w: World, got: Decision): boolean {
+  const off = (w.namespace ?? w.fineGrained === 'enforce') === false
+  return off && w.visibility !== 'private' && (got.reason === 'MISSING_POLICIES' || got.reason === 'NO_POLICIES_FOR_ENDPOINT')
+}
+
+test('differential: decide() allows nothing GitLab refuses, on generated worlds', (t) => {
+  if (!requireTool(t, rubyMissing())) return
+  const { seed, numRuns } = propertyRun(t, 'JOB_TOKEN_SCOPE', 3000, 'worlds compared with GitLab')
+  const worlds = fc.sample(worldArb, { seed, numRuns })
+  // An external user is not let into internal projects (ProjectPolicy's internal_access), which
+  // the gate cannot see: docs/security.md, "Known limits". The holes are looked for without one.
+  const asOwner = askGitlab(worlds.map(w => gitlabWorld({ ...w, external: false }, 'owner')))
+  const holes = new Map<string, string[]>()
+  const overRefusals = new Map<string, string[]>()
+  const outcomes = new Map<string, number>()
+  worlds.forEach((w, i) => {
+    const got = gate(w)
+    const want = asOwner[i]!
+    const key = `${got.reason}/${want.allow ? 'allow' : want.stage!}`
+    outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
+    const example = `${w.route.id}: ${JSON.stringify({ ...w, route: undefined })}`
+    if (got.allow && !want.allow && (want.stage !== 'ability' || DECIDES_THE_READ.has(got.reason))) holes.set(key, [...(holes.get(key) ?? []), example])
+    if (!got.allow && want.allow && !documentedOverRefusal(w, got)) overRefusals.set(key, [...(overRefusals.get(key) ?? []), example])
+    // Where both refuse at the allowlist or the policy check, GitLab's message is the gate's.
+    if (!got.allow && !want.allow && (want.stage === 'read_project' || want.stage === 'policies')) {
+      assert.equal(got.message, `403 Forbidden - ${want.message!}`, `${key} ${example}`)
+    }
+  })
+  t.diagnostic(`outcomes (gate reason/GitLab's step): ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}`)
+  const first = (m: Map<string, string[]>): string[] => [...m].map(([k, v]) => `${k} (${v.length}): ${v[0]!}`)
+  assert.deepEqual(first(holes), [], 'worlds where the gate allows what GitLab refuses')
+  assert.deepEqual(first(overRefusals), [], 'worlds where the gate refuses what GitLab allows, not named in the docs')
+  // The worlds must reach every outcome, or the agreement proves little.
+  for (const reason of ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT', 'DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'NOT_ALLOWLISTED', 'NO_POLICIES_FOR_ENDPOINT', 'MISSING_POLICIES', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ', 'JOB_TOKEN_SCOPE_PROJECT_ONLY']) {
+    assert.ok([...outcomes].some(([k, n]) => k.startsWith(`${reason}/`) && n > 0), `no world reached ${reason}`)
+  }
+})
+
+test('differential: the oracle itself follows GitLab\'s spec examples', (t) => {
+  if (!requireTool(t, rubyMissing())) return
+  // spec/models/ci/job_token/allowlist_spec.rb, #nearest_scope_for_target_project: the project
+  // link, else the subgroup's, else the root group's; scope_spec's policies_allowed? table.
+  const base: World = {
+    route: ROUTES.find(r => r.id === 'get_projects_id_packages')!,
+    jobProject: 1, ancestors: [3, 2], accessed: 4, known: true, inboundEnabled: true, enforceInbound: true,
+    fineGrained: 'enforce', namespace: null, entries: [], visibility: 'private', features: { package_registry: 'enabled' }, publicBuilds: false, external: false
+  }
+  const entry = (targetType: 'project' | 'group', targetId: number, p: string[] | 'default'): AllowlistEntry =>
+    ({ targetType, targetId, defaultPermissions: p === 'default', jobTokenPolicies: p === 'default' ? [] : p, addedBy: null, createdAt: '2025-01-01T00:00:00Z' })
+  const cases: Array<[string, AllowlistEntry[], boolean]> = [
+    ['project link wins over the groups', [entry('project', 1, ['read_packages']), entry('group', 3, []), entry('group', 2, [])], true],
+    ['subgroup wins over root', [entry('group', 3, ['read_packages']), entry('group', 2, [])], true],
+    ['subgroup wins over root, denying', [entry('group', 3, []), entry('group', 2, 'default')], false],
+    ['root alone', [entry('group', 2, 'default')], true],
+    ['admin implies read', [entry('project', 1, ['admin_packages'])], true],
+    ['read does not imply admin', [entry('project', 1, ['read_deployments'])], false],
+    ['no entry', [], false]
+  ]
+  const answers = askGitlab(cases.map(([, entries]) => gitlabWorld({ ...base, entries }, 'owner')))
+  cases.forEach(([name, , allow], i) => { assert.equal(answers[i]!.allow, allow, name) })
+})
