@@ -44,7 +44,8 @@ const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
  * The ability the route's GitLab handler authorizes after find_project!, as read from its source:
  * `authorize_read_package!` (read_package), `authorize_download_artifacts!` and
  * `authorize_read_builds!` (read_build), `authorize! :read_pipeline`, `:read_release`,
- * `:read_environment`, `:read_deployment`, IssuesFinder's `read_issue`, `read_merge_request`,
+ * `:read_environment`, `:read_deployment`, `read_issue` for issues (IssuesFinder filters by it),
+ * `read_merge_request`,
  * `download_code` for repository reads, the container registry's `read_container_image`, and
  * `read_pipeline` first under a pipeline (find_pipeline!); a write
  * authorizes a Developer's or Maintainer's ability.

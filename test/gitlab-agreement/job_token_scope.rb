@@ -22,8 +22,10 @@
 #   job-token request meets (read_project, then the endpoint's own)
 #
 # The job's user is given a role in the accessed project (`role`); the gate knows none, so the
-# test asks with the highest, owner: what GitLab lets some user do. Job artifacts and issues are
-# reduced to the project abilities their handlers check (read_build, read_issue).
+# test asks with the highest, owner: what GitLab lets some user do. Each route is reduced to the
+# one project ability its handler checks (job artifacts: read_build); issue reads, which GitLab
+# filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
+# (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 
 require_relative '../helpers/line_oracle'
 
