@@ -254,7 +254,26 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')
   }
+  if (config.jwtKey !== undefined && JWKS_URL.test(config.jwtKey)) checkJwksUrl(config.jwtKey)
   return Object.freeze(config)
+}
+
+/** A GATE_JWT_KEY that names a JWKS URL (any case of the scheme), not a PEM or JWKS file. */
+export const JWKS_URL = /^https?:\/\//i
+
+/**
+ * The key set is fetched with fetch(), which refuses a URL holding a user or password, and its
+ * error quotes the URL whole: every JWT job token was refused (503) and the warning of every
+ * failed refresh wrote the password to the log. Such a URL stops the start, printed without them.
+ */
+function checkJwksUrl (raw: string): void {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(`GATE_JWT_KEY must be a PEM file, a JWKS file or a JWKS URL; as a URL it does not parse, got ${JSON.stringify(withoutCredentials(raw))}`)
+  }
+  if (url.username !== '' || url.password !== '') throw new ConfigError(`GATE_JWT_KEY must not carry a user or password (the key set is fetched without them), got ${JSON.stringify(withoutCredentials(raw))}`)
 }
 
 const KNOWN_VARIABLES: ReadonlySet<string> = new Set(Object.values(SETTINGS).map((s: Setting) => s.env))

@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { ConnectionOptions } from 'node:tls'
-import { ConfigError, withoutCredentials, type Config } from '../config.ts'
+import { ConfigError, JWKS_URL, withoutCredentials, type Config } from '../config.ts'
 import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
 import { createRedisStore, type RedisNode } from '../grants/redis-store.ts'
@@ -85,7 +85,7 @@ export function createGitlabClientFromConfig (config: Config): GitlabClient {
 }
 
 function keySource (value: string): KeySource {
-  if (/^https?:\/\//.test(value)) return { jwksUrl: value }
+  if (JWKS_URL.test(value)) return { jwksUrl: value }
   if (value.endsWith('.json')) return { jwksFile: value }
   try {
     return { pem: readFileSync(value, 'utf8') }

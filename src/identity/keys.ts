@@ -76,8 +76,10 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
   try {
     url = new URL(source.jwksUrl)
   } catch {
-    throw new TypeError(`JWKS URL is not a URL: ${source.jwksUrl}`)
+    throw new TypeError('JWKS URL is not a URL')
   }
+  // fetch() refuses it, and its error (the warning below) quotes the URL whole.
+  if (url.username !== '' || url.password !== '') throw new TypeError('JWKS URL must not carry a user or password')
   const cooldownMs = source.cooldownMs ?? 30_000
   const maxAgeMs = source.cacheMaxAgeMs ?? 600_000
   const clock = options.clock ?? Date
