@@ -8,7 +8,7 @@ import { createGitlabClient, type GitlabClient } from '../gitlab/client.ts'
 import { createMemoryStore } from '../grants/memory-store.ts'
 import { createRedisStore, type RedisNode } from '../grants/redis-store.ts'
 import type { GrantStore } from '../grants/store.ts'
-import type { KeySource } from '../identity/keys.ts'
+import { KeySourceError, type KeySource } from '../identity/keys.ts'
 import { createJobResolver } from '../identity/resolver.ts'
 import type { ClosableJobResolver } from '../identity/types.ts'
 
@@ -103,21 +103,33 @@ export function createResolverFromConfig (config: Config, gitlab: GitlabClient, 
   const cache = { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs }
   const warn = onWarning === undefined ? {} : { onWarning }
   if (config.identityResolver === 'jwt') {
-    if (config.jwtIssuer === undefined || config.jwtAudience === undefined) {
+    const { jwtIssuer: issuer, jwtAudience: audience } = config
+    if (issuer === undefined || audience === undefined) {
       throw new ConfigError('GATE_JWT_ISSUER and GATE_JWT_AUDIENCE are required when GATE_IDENTITY_RESOLVER is jwt')
     }
-    return createJobResolver({ kind: 'jwt', key: keySource(config.jwtKey!), issuer: config.jwtIssuer, audience: config.jwtAudience, cache, ...warn })
+    return withKeyErrors(() => createJobResolver({ kind: 'jwt', key: keySource(config.jwtKey!), issuer, audience, cache, ...warn }))
   }
-  if (config.serviceToken === undefined) {
+  const { serviceToken } = config
+  if (serviceToken === undefined) {
     throw new ConfigError('GATE_SERVICE_TOKEN is required by the introspection resolver (it reads job projects and their groups)')
   }
-  return createJobResolver({
+  return withKeyErrors(() => createJobResolver({
     upstream: config.upstreamUrl!,
-    serviceToken: config.serviceToken,
+    serviceToken,
     timeoutMs: config.identityTimeoutMs,
     gitlab,
     cache,
     ...warn,
     ...(config.jwtKey === undefined ? {} : { jwt: { key: keySource(config.jwtKey) } })
-  })
+  }))
+}
+
+/** A key GATE_JWT_KEY names that cannot be used stops the start as any setting does: one line naming it. */
+function withKeyErrors<T> (build: () => T): T {
+  try {
+    return build()
+  } catch (err) {
+    if (err instanceof KeySourceError) throw new ConfigError(`GATE_JWT_KEY: ${err.message}`)
+    throw err
+  }
 }

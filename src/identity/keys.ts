@@ -39,25 +39,47 @@ export interface KeyOptions {
   readonly clock?: Clock
 }
 
-/** Builds the key once; a bad PEM or JWKS file stops the start with a TypeError. */
+/**
+ * A key source that cannot be used (a file that is no PEM public key or JWKS, a URL that cannot
+ * be fetched): the start stops, and the message names the file, never quoting its text.
+ */
+export class KeySourceError extends TypeError {
+  constructor (message: string) {
+    super(message)
+    this.name = 'KeySourceError'
+  }
+}
+
+/** Builds the key once; a bad PEM or JWKS file stops the start with a KeySourceError. */
 export function createVerificationKey (source: KeySource, options: KeyOptions = {}): VerificationKey {
   if ('pem' in source) {
     let key: KeyObject
     try {
       key = createPublicKey(source.pem)
     } catch (err) {
-      throw new TypeError(`verification key is not a PEM public key: ${(err as Error).message}`)
+      throw new KeySourceError(`verification key is not a PEM public key: ${(err as Error).message}`)
     }
-    if (key.asymmetricKeyType !== 'rsa') throw new TypeError(`verification key must be an RSA key, got ${String(key.asymmetricKeyType)}`)
+    if (key.asymmetricKeyType !== 'rsa') throw new KeySourceError(`verification key must be an RSA key, got ${String(key.asymmetricKeyType)}`)
     return key
   }
   if ('jwksFile' in source) {
-    let jwks: JSONWebKeySet
+    let text: string
     try {
-      jwks = JSON.parse(readFileSync(source.jwksFile, 'utf8')) as JSONWebKeySet
-      return createLocalJWKSet(jwks)
+      text = readFileSync(source.jwksFile, 'utf8')
     } catch (err) {
-      throw new TypeError(`JWKS file ${source.jwksFile} cannot be used: ${(err as Error).message}`)
+      throw new KeySourceError(`JWKS file ${source.jwksFile} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}`)
+    }
+    let jwks: unknown
+    try {
+      jwks = JSON.parse(text)
+    } catch {
+      // V8's message quotes the text around the error, which may be a secret the file holds.
+      throw new KeySourceError(`JWKS file ${source.jwksFile} is not valid JSON`)
+    }
+    try {
+      return createLocalJWKSet(jwks as JSONWebKeySet)
+    } catch (err) {
+      throw new KeySourceError(`JWKS file ${source.jwksFile} cannot be used: ${(err as Error).message}`)
     }
   }
   return createRotatingKeySet(source, options)
@@ -76,10 +98,10 @@ function createRotatingKeySet (source: { jwksUrl: string, cooldownMs?: number, c
   try {
     url = new URL(source.jwksUrl)
   } catch {
-    throw new TypeError('JWKS URL is not a URL')
+    throw new KeySourceError('JWKS URL is not a URL')
   }
   // fetch() refuses it, and its error (the warning below) quotes the URL whole.
-  if (url.username !== '' || url.password !== '') throw new TypeError('JWKS URL must not carry a user or password')
+  if (url.username !== '' || url.password !== '') throw new KeySourceError('JWKS URL must not carry a user or password')
   const cooldownMs = source.cooldownMs ?? 30_000
   const maxAgeMs = source.cacheMaxAgeMs ?? 600_000
   const clock = options.clock ?? Date
