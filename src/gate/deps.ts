@@ -14,8 +14,11 @@ import type { ClosableJobResolver } from '../identity/types.ts'
 
 function nodes (env: string, list: readonly string[]): RedisNode[] {
   return list.map(item => {
-    const m = /^(.+):(\d{1,5})$/.exec(item)
-    // An entry written as a URL (`redis://:password@node:6379`) is not printed with its password.
+    // A host is a name or an address (IPv6 in brackets, or bare). An entry written as a URL
+    // (`redis://:password@node:6379`, `user:password@node:6379`) ends in `:port` too, and was
+    // taken whole for a host name, which the failed start printed; it is refused, printed
+    // without its password.
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s/?#@[\]]+):(\d{1,5})$/.exec(item)
     if (m === null) throw new ConfigError(`${env} must list host:port entries, got ${JSON.stringify(withoutCredentials(item))}`)
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }
   })
