@@ -251,12 +251,25 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
   if (config.adminToken !== undefined && config.adminToken !== '' && [...config.adminToken].length < MIN_ADMIN_TOKEN_CHARS) {
     throw new ConfigError(`GATE_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_CHARS} characters (it may change any project's allowlist; e.g. \`openssl rand -hex 32\`), got ${[...config.adminToken].length}`)
   }
+  // Both travel in a header, which holds no control character and loses white space at its ends:
+  // a newline left by `echo` in a Kubernetes Secret made the service token unsendable (every
+  // lookup failed) and the operator token unmatchable, so the operator's requests were taken
+  // for a user's and the gate sent that token to GitLab to ask whose it was.
+  for (const key of ['serviceToken', 'adminToken'] as const) {
+    const value = config[key]
+    if (value !== undefined && NOT_IN_HEADER.test(value)) {
+      throw new ConfigError(`${SETTINGS[key].env} has white space at an end or a control character (a newline written into a Secret by \`echo\`?): a header cannot carry it as written`)
+    }
+  }
   if (config.identityResolver === 'jwt' && config.jwtKey === undefined) {
     throw new ConfigError('GATE_JWT_KEY is required when GATE_IDENTITY_RESOLVER is jwt')
   }
   if (config.jwtKey !== undefined && JWKS_URL.test(config.jwtKey)) checkJwksUrl(config.jwtKey)
   return Object.freeze(config)
 }
+
+/** What a header cannot carry as written: a control character, or white space at an end (dropped). */
+const NOT_IN_HEADER = /[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$/
 
 /** A GATE_JWT_KEY that names a JWKS URL (any case of the scheme), not a PEM or JWKS file. */
 export const JWKS_URL = /^https?:\/\//i
