@@ -55,6 +55,8 @@ export const errors = {
   FORWARD_AUTH_UNTRUSTED: { status: 403, message: '403 Forbidden - X-Original-*/X-Forwarded-* request headers are only accepted from trusted proxies' },
   // GATE_FORWARD_AUTH_ORIGINAL=headers and a check request that names no request to decide.
   FORWARD_AUTH_NO_ORIGINAL: { status: 403, message: '403 Forbidden - the check request names no original request (X-Original-URI, X-Original-URL or X-Forwarded-Uri), which GATE_FORWARD_AUTH_ORIGINAL=headers requires: the front proxy must set one' },
+  // A method named by X-Original-Method or X-Forwarded-Method longer than any HTTP method (src/gate/forward-auth.ts).
+  FORWARD_AUTH_METHOD_TOO_LONG: { status: 400, message: '400 Bad request - the original request method (X-Original-Method or X-Forwarded-Method) is longer than any HTTP method' },
   FORWARD_AUTH_GATE_ENDPOINT: { status: 403, message: '403 Forbidden - job token scope settings (the gate\'s configuration API, and GraphQL at /api/graphql and /api/glql) are answered by the gate itself: route these requests to the gate\'s API listener, not through forward-auth' },
   BODY_NOT_VISIBLE: { status: 403, message: '403 Forbidden - this request has a form, JSON or multipart body the gate cannot see, and a job token there would go unchecked; send such requests through the gate proxy, or have the front proxy pass bodies to the gate' },
   CONNECTION_DROPS_DECISION_HEADER: { status: 400, message: '400 Bad request - the Connection header names a header the authorization decision depends on (a credential, or the body\'s type, length or encoding); it would be dropped before GitLab reads the request' },

@@ -131,6 +131,16 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   return api || owns(line) || goGet || webDelete || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 
+/**
+ * The longest method a check request may name. No HTTP method is longer than 17 characters (IANA's
+ * longest, UPDATEREDIRECTREF; Rails knows none past 16, BASELINE-CONTROL), and a front proxy passes
+ * whatever the client put in its request line (nginx up to its 8 KiB line, Traefik and Envoy up to
+ * the gate's 16 KiB of headers). Every decision keeps the method it was made for a while (the
+ * decision log's repeat window, the router's matches of paths with a format), so made-up methods of
+ * kilobytes, a few seconds of requests with no token, held hundreds of MiB.
+ */
+const MAX_METHOD_LENGTH = 32
+
 /** GATE_FORWARD_AUTH_ORIGINAL=request-line: no header names the request. */
 const NAMED_BY_LINE: ReturnType<typeof originalRequest> = Object.freeze({})
 
@@ -287,6 +297,10 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
     if (original === 'conflict') {
       // Some of these headers came from the client, not the proxy: none of them can be trusted.
       refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_UNTRUSTED', { message: '403 Forbidden - X-Original-Method/X-Forwarded-Method or X-Original-URI/X-Original-URL/X-Forwarded-Uri name different requests, or another request than the decision request\'s own API, GraphQL or git path (or X-Original-URL is not an http(s) URL); the front proxy must set one of them and drop the client\'s' }), started)
+      return
+    }
+    if (method.length > MAX_METHOD_LENGTH) {
+      refuse(x, req, res, requestId, denyOf('FORWARD_AUTH_METHOD_TOO_LONG'), started)
       return
     }
     // The configuration API and GraphQL's allowlist mutations are answered by the gate itself,
