@@ -30,7 +30,7 @@ import { PassThrough, type Readable, type Transform } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
 import type { CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
-import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, normalizeParamName, paramCredential, queryPairs } from './credentials.ts'
+import { type Credential, hexDigit, isMethodOverrideParam, type MethodParam, normalizeParamName, paramCredential, paramCredentials, queryPairs } from './credentials.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
 import { createJsonGuard, DEFAULT_MAX_JSON_DEPTH, looksLikeJsonObject, nestsDeeperThan } from './json-guard.ts'
@@ -333,8 +333,9 @@ export function jsonCredentials (bytes: Buffer): Credential[] {
   const found: Credential[] = []
   // JSON.parse keeps the last of repeated keys; another parser may keep the first: read them all.
   for (const [key, raw] of topLevelMembers(text)) {
+    const credentialOf = paramCredentials(key, 'body')
     for (const value of credentialTexts(JSON.parse(raw))) {
-      const c = paramCredential(key, value, 'body')
+      const c = credentialOf(value)
       if (c !== null) found.push(c)
     }
   }

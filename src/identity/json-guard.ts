@@ -22,7 +22,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
-import { paramCredential, type Credential } from './credentials.ts'
+import { paramCredentials, type Credential } from './credentials.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
 
 /** Deeper documents are refused (JSON_TOO_DEEP): the stack stays small. */
@@ -208,8 +208,8 @@ export class JsonScanner {
   private num: number = N.Minus
   private literal = ''
   private literalAt = 0
-  // The top-level member being read.
-  private member: string | null = null
+  // The top-level member being read: the credential reading of its leaves, its name read once.
+  private member: ((value: string) => Credential | null) | null = null
   private uncertainMember = false
 
   private readonly onCredential: JsonCredentialHandler
@@ -431,7 +431,7 @@ export class JsonScanner {
 
   /** The name of a top-level member, as far as it can matter. */
   private topLevelKey (): void {
-    this.member = this.text
+    this.member = paramCredentials(this.text, 'body')
     this.uncertainMember = false
     if (!this.truncated) return
     // A name as credentials.ts's normalizeParamName reads it: after leading white space and
@@ -487,7 +487,7 @@ export class JsonScanner {
   private leaf (value: string, truncated: boolean): void {
     if (this.depth === 0 || this.stack[0] !== OBJECT || this.member === null) return
     if (this.uncertainMember) throw new IdentityError('JSON_KEY_TOO_LONG', 'a top-level JSON key too long to read could name a credential')
-    const c = paramCredential(this.member, value, 'body')
+    const c = this.member(value)
     if (c !== null) this.onCredential(c, truncated)
   }
 
