@@ -124,6 +124,15 @@ const EMPTY = Buffer.alloc(0)
 const CRLF = Buffer.from('\r\n')
 /** Bytes of a part value kept for comparison: a maximal token, the CRLF before the delimiter, and one to tell "too long". */
 const CAPTURE_LIMIT = MAX_TOKEN_BYTES + 3
+/**
+ * The most parts a body may have. Rack reads none of 4,096 parts or more: its
+ * `multipart_total_part_limit` (rack/utils.rb, RACK_MULTIPART_TOTAL_PART_LIMIT, 4096 by default)
+ * raises once that many are open (rack/multipart/parser.rb, check_part_limits), and GitLab acts on
+ * no parameter of it. Each part is read every way a parser could read it, some seventy times the
+ * CPU of the same bytes in a file: 8 MiB of empty parts, no token needed, held the gate's CPU for
+ * a second, a 64 KiB one for 10 ms.
+ */
+export const MAX_MULTIPART_PARTS = 4096
 
 /** One way a parser reads a part: its header block and where its value starts. */
 interface Reading {
@@ -149,6 +158,8 @@ class MultipartScanner {
   private readonly onCredential: (c: Credential) => void
   private readonly onMethodPart: (() => void) | undefined
   private tail: Buffer = EMPTY
+  /** Delimiters seen: a part's each, and the closing one. */
+  private delimiters = 0
   /** A delimiter was seen; before it is the preamble. */
   private started = false
   private capture: Buffer[] = []
@@ -187,6 +198,8 @@ class MultipartScanner {
         break
       }
       this.feed(buf.subarray(pos, idx))
+      // A delimiter past those of MAX_MULTIPART_PARTS parts and the closing one: never forwarded.
+      if (++this.delimiters > MAX_MULTIPART_PARTS + 1) throw new IdentityError('MULTIPART_TOO_MANY_PARTS', `multipart body has more than ${MAX_MULTIPART_PARTS} parts`)
       this.endPart(false) // may throw: the delimiter at idx is then never forwarded
       pos = idx + m
     }
