@@ -225,11 +225,22 @@ function isRead (route: CatalogRoute): boolean {
   return route.policies.length > 0 && route.policies.every(p => p.startsWith('read_'))
 }
 
+// Release reads whose handler authorizes read_code (download_code) besides read_release: one
+// release by its tag, a release asset's download and the latest release's permalink
+// (lib/api/releases.rb, authorize_read_code!). ProjectPolicy gives read_code only by role; the
+// release list and its asset links need read_release alone.
+const READ_CODE_RELEASE_READS: ReadonlySet<string> = new Set([
+  '/projects/:id/releases/:tag_name',
+  '/projects/:id/releases/:tag_name/downloads/*direct_asset_path',
+  '/projects/:id/releases/permalink/latest(/)(*suffix_path)'
+])
+
 /** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */
 function readFeatures (route: CatalogRoute): readonly string[] | null {
   // A pipeline's jobs are found through the pipeline (find_pipeline!), which needs read_pipeline:
   // ProjectPolicy never gives it by feature.
   if (route.pattern.includes('/pipelines/:pipeline_id/')) return null
+  if (READ_CODE_RELEASE_READS.has(route.pattern)) return null
   if (route.policies.length === 0) {
     const feature = FEATURE_OF_RESOURCE[route.resource]
     return feature === undefined ? null : [feature]

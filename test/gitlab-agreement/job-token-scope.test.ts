@@ -40,17 +40,21 @@ const FEATURES = ['package_registry', 'container_registry', 'builds', 'repositor
 const LEVELS: FeatureAccessLevel[] = ['disabled', 'private', 'enabled', 'public']
 const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
 
+// lib/api/releases.rb: the handlers that call authorize_read_code! after the before block's read_release.
+const READ_CODE_RELEASES = new Set(['/projects/:id/releases/:tag_name', '/projects/:id/releases/:tag_name/downloads/*direct_asset_path', '/projects/:id/releases/permalink/latest(/)(*suffix_path)'])
+
 /**
  * The ability the route's GitLab handler authorizes after find_project!, as read from its source:
  * `authorize_read_package!` (read_package), `authorize_download_artifacts!` and
  * `authorize_read_builds!` (read_build), `authorize! :read_pipeline`, `:read_release`,
  * `:read_environment`, `:read_deployment`, `read_issue` for issues (IssuesFinder filters by it),
- * `read_merge_request`,
+ * `read_merge_request`, `read_code` besides `read_release` where a release handler calls
+ * `authorize_read_code!` (one release by its tag, an asset's download, the latest's permalink),
  * `download_code` for repository reads, the container registry's `read_container_image`, and
  * `read_pipeline` first under a pipeline (find_pipeline!); a write
  * authorizes a Developer's or Maintainer's ability.
  */
-function endpointAbility (route: CatalogRoute): string {
+function endpointAbility (route: CatalogRoute): string | string[] {
   const read = route.method === 'GET' || (route.policies.length > 0 && route.policies.every(p => p.startsWith('read_')))
   if (!read) return route.method === 'DELETE' ? 'destroy_package' : 'create_package'
   // find_pipeline! (check_pipeline_access) before the handler's own read
@@ -60,7 +64,7 @@ function endpointAbility (route: CatalogRoute): string {
     case 'container_registry': return 'read_container_image'
     case 'jobs': return route.accessedProject === 'token_job' ? 'read_project' : 'read_build'
     case 'pipelines': return 'read_pipeline'
-    case 'releases': return 'read_release'
+    case 'releases': return READ_CODE_RELEASES.has(route.pattern) ? ['read_release', 'read_code'] : 'read_release'
     case 'environments': return 'read_environment'
     case 'deployments': return 'read_deployment'
     case 'work_items': return 'read_issue'
@@ -240,6 +244,39 @@ test('differential: decide() allows nothing GitLab refuses, on generated worlds'
   for (const reason of ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT', 'DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'NOT_ALLOWLISTED', 'NO_POLICIES_FOR_ENDPOINT', 'MISSING_POLICIES', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ', 'JOB_TOKEN_SCOPE_PROJECT_ONLY']) {
     assert.ok([...outcomes].some(([k, n]) => k.startsWith(`${reason}/`) && n > 0), `no world reached ${reason}`)
   }
+})
+
+test('differential: every catalog route, for a job outside the allowlist of a public or internal project', (t) => {
+  if (!requireTool(t, rubyMissing())) return
+  // The widest such project: every feature at "enabled" or "public", public pipelines on. What
+  // the gate lets through here it decides itself (GitLab's copy of the allowlist may still list
+  // the job), so anything GitLab refuses the owner's job at any step is a hole.
+  const worlds: World[] = []
+  for (const route of ROUTES) {
+    if (route.accessedProject === 'token_job') continue
+    for (const visibility of ['public', 'internal'] as const) {
+      for (const level of ['enabled', 'public'] as const) {
+        worlds.push({
+          route, jobProject: 1, ancestors: [5], accessed: 2, known: true, inboundEnabled: true, enforceInbound: true,
+          fineGrained: 'enforce', namespace: null, entries: [], visibility,
+          features: Object.fromEntries(FEATURES.map(f => [f, level])), publicBuilds: true, external: false
+        })
+      }
+    }
+  }
+  const answers = askGitlab(worlds.map(w => gitlabWorld(w, 'owner')))
+  const holes: string[] = []
+  let allowed = 0
+  worlds.forEach((w, i) => {
+    const got = gate(w)
+    if (!got.allow) return
+    allowed++
+    const want = answers[i]!
+    if (!want.allow) holes.push(`${w.route.method} ${w.route.pattern} (${w.visibility}, ${w.features.builds}): GitLab refuses at ${want.stage!}`)
+  })
+  t.diagnostic(`${allowed} of ${worlds.length} let through`)
+  assert.ok(allowed > 0, 'some routes are open by feature')
+  assert.deepEqual(holes, [], 'routes the gate lets through where GitLab refuses such a job')
 })
 
 test('differential: the oracle itself follows GitLab\'s spec examples', (t) => {

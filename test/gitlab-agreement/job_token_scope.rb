@@ -23,7 +23,8 @@
 #
 # The job's user is given a role in the accessed project (`role`); the gate knows none, so the
 # test asks with the highest, owner: what GitLab lets some user do. Each route is reduced to the
-# one project ability its handler checks (job artifacts: read_build); issue reads, which GitLab
+# project abilities its handler checks (job artifacts: read_build; one release by its tag:
+# read_release and read_code); issue reads, which GitLab
 # filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
 # (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 
@@ -270,6 +271,7 @@ module Gitlab
           (MAINTAINER.include?(ability) && can?(:maintainer_access)) ||
           (PUBLIC.include?(ability) && can?(:public_access)) ||
           (ability == :read_build && public_builds) ||
+          (ability == :read_code && can?(:download_code)) || # rule { can?(:download_code) }.enable :read_code
           job_token_enabled?(ability)
       end
     end
@@ -338,7 +340,7 @@ module Gitlab
       end
       return handle_job_token_failure!(project) unless can?(:read_project, project)
       return deny('policies', job_token_policies_unauthorized_message(project)) unless job_token_policies_authorized?(project)
-      return deny('ability', 'endpoint') unless can?(@route.fetch('ability').to_sym, project)
+      return deny('ability', 'endpoint') unless Array(@route.fetch('ability')).all? { |ability| can?(ability.to_sym, project) }
 
       { 'allow' => true }
     end

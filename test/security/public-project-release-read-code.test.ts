@@ -1,0 +1,56 @@
+// A job outside a public project's allowlist was let through to one release by its tag, a release
+// asset's download and the latest release's permalink (the routes list the repository and releases
+// features, both enabled), the read left to GitLab's endpoint. Those handlers authorize read_code
+// as well as read_release (lib/api/releases.rb, authorize_read_code!), and ProjectPolicy gives
+// read_code (download_code) to such a job only by its user's role, which it takes away: GitLab
+// refuses them, but by its own copy of the allowlist, which goes stale once the gate owns it. Where
+// that copy still lists the job, GitLab gave it its user's role and answered. The gate refuses them
+// now; the release list and its asset links need read_release alone, which the feature gives.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+
+const lastDecision = (g: TestGate): Record<string, unknown> | undefined => g.logs.filter(l => l.msg === 'decision').at(-1)
+
+test('a job outside a public project\'s allowlist reads no release GitLab finds with read_code', async (t) => {
+  const g = await startTestGate(t)
+  // other/tools (300): public, every feature enabled, an allowlist without acme/app (100).
+  g.gitlab.projects.get(300)!.visibility = 'public'
+  const cases: Array<{ name: string, path: string, status: number, reason: string }> = [
+    { name: 'one release by its tag', path: '/projects/300/releases/v1.0', status: 403, reason: 'NOT_ALLOWLISTED' },
+    { name: 'a release asset\'s download', path: '/projects/300/releases/v1.0/downloads/bin/tool', status: 403, reason: 'NOT_ALLOWLISTED' },
+    { name: 'the latest release\'s permalink', path: '/projects/300/releases/permalink/latest', status: 403, reason: 'NOT_ALLOWLISTED' },
+    { name: 'the latest release\'s permalink, with a suffix', path: '/projects/300/releases/permalink/latest/downloads/bin/tool', status: 403, reason: 'NOT_ALLOWLISTED' },
+    // read_release alone: given by the releases feature.
+    { name: 'the release list', path: '/projects/300/releases', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
+    { name: 'a release\'s asset links', path: '/projects/300/releases/v1.0/assets/links', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
+    { name: 'one asset link', path: '/projects/300/releases/v1.0/assets/links/1', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' }
+  ]
+  for (const c of cases) {
+    await t.test(c.name, async () => {
+      const before = g.seen.length
+      const res = await send(g.url, 'GET', `/api/v4${c.path}`, { 'job-token': TOKENS.app })
+      assert.equal(res.status, c.status, res.text)
+      assert.equal(lastDecision(g)?.reason, c.reason)
+      if (c.status === 200) {
+        assert.equal(g.seen.length, before + 1, 'forwarded')
+        return
+      }
+      assert.equal(g.seen.length, before, 'the upstream never saw it')
+      assert.equal(res.json().code, c.reason)
+      assert.equal(res.json().message, '403 Forbidden - Authentication by CI/CD job token not allowed from app to tools.')
+    })
+  }
+})
+
+test('an internal project\'s release by its tag is refused to a job outside its allowlist too', async (t) => {
+  const g = await startTestGate(t)
+  g.gitlab.projects.get(300)!.visibility = 'internal'
+  const before = g.seen.length
+  const res = await send(g.url, 'GET', '/api/v4/projects/300/releases/v1.0', { 'job-token': TOKENS.app })
+  assert.equal(res.status, 403, res.text)
+  assert.equal(res.json().code, 'NOT_ALLOWLISTED')
+  assert.equal(g.seen.length, before, 'the upstream never saw it')
+})
