@@ -175,9 +175,6 @@ function notInScope (route: CatalogRoute, identity: DecisionSubject, accessedPro
   for (const feature of reads) {
     if (!jobTokenReads(facts.features[feature])) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
   }
-  // Job artifacts need read_build, which a job outside the allowlist holds only through the
-  // project's public pipelines (`rule { public_builds }`; job_token_builds adds read_commit_status).
-  if (reads.includes('builds') && facts.publicJobs !== true) return notAllowed(refused, identity, accessedProjectId, grants, facts, false)
   return publicRoute ? ALLOW.PUBLIC_PROJECT_FEATURES : ALLOW.PUBLIC_PROJECT_READ
 }
 
@@ -201,12 +198,14 @@ function jobTokenReads (level: FeatureAccessLevel | undefined): boolean {
 
 // ProjectPolicy's reads for job tokens of public and internal projects, by the catalog policy
 // that guards them: job_token_package_registry → read_package, job_token_container_registry →
-// read_container_image, job_token_builds → read_commit_status (job artifacts),
-// job_token_releases → read_release, job_token_environments → read_environment.
+// read_container_image, job_token_releases → read_release, job_token_environments →
+// read_environment. Not job_token_builds' read_commit_status: job artifacts (read_jobs) need
+// read_build, which public pipelines give, and then read_job_artifacts on the build the handler
+// finds (authorize_read_job_artifacts!), which Ci::BuildPolicy keeps to developer_access, a
+// role's, unless that build's artifacts are public (`artifacts:access`), which the gate cannot see.
 const FEATURE_OF_POLICY: Readonly<Record<string, string>> = Object.freeze({
   read_packages: 'package_registry',
   read_containers: 'container_registry',
-  read_jobs: 'builds',
   read_releases: 'releases',
   read_environments: 'environments'
 })
@@ -214,7 +213,6 @@ const FEATURE_OF_POLICY: Readonly<Record<string, string>> = Object.freeze({
 const FEATURE_OF_RESOURCE: Readonly<Record<string, string>> = Object.freeze({
   packages: 'package_registry',
   container_registry: 'container_registry',
-  jobs: 'builds',
   releases: 'releases',
   environments: 'environments'
 })

@@ -33,11 +33,6 @@ export interface ProjectFacts {
    * `releases`, `environments`, `repository`, `issues`, ...); a feature not listed reads as disabled.
    */
   readonly features: Readonly<Record<string, FeatureAccessLevel>>
-  /**
-   * GitLab's `public_jobs` (the project's "Public pipelines", `public_builds`): whether anyone who
-   * sees the project may read its jobs and their artifacts. Absent when GitLab did not say: not public.
-   */
-  readonly publicJobs?: boolean
 }
 
 export interface ProjectFactsLookup {
@@ -166,8 +161,7 @@ function read (body: Readonly<Record<string, unknown>>, path: string): ProjectFa
     path: typeof body.path === 'string' ? body.path : null,
     fullPath: typeof body.path_with_namespace === 'string' ? body.path_with_namespace : null,
     visibility: visibility as Visibility,
-    features: Object.freeze(features),
-    ...(body.public_jobs === true ? { publicJobs: true } : {})
+    features: Object.freeze(features)
   })
 }
 

@@ -62,7 +62,11 @@ function endpointAbility (route: CatalogRoute): string | string[] {
   switch (route.resource) {
     case 'packages': return 'read_package'
     case 'container_registry': return 'read_container_image'
-    case 'jobs': return route.accessedProject === 'token_job' ? 'read_project' : 'read_build'
+    case 'jobs':
+      if (route.accessedProject === 'token_job') return 'read_project'
+      // authorize_read_job_artifacts!(build): Ci::BuildPolicy's read_job_artifacts; the runner's
+      // GET /jobs/:id/artifacts checks read_build on the job alone (authenticate_job_via_dependent_job!)
+      return route.accessedProject === 'project' && route.pattern.includes('/artifacts') ? ['read_build', 'read_job_artifacts'] : 'read_build'
     case 'pipelines': return 'read_pipeline'
     case 'releases': return READ_CODE_RELEASES.has(route.pattern) ? ['read_release', 'read_code'] : 'read_release'
     case 'environments': return 'read_environment'
@@ -90,8 +94,11 @@ interface World {
   visibility: Visibility
   features: Record<string, FeatureAccessLevel>
   publicBuilds: boolean
+  /** `artifacts:access` of the build a job artifacts route finds: `all` is `artifacts:public`. */
+  artifactsAccess: ArtifactsAccess
   external: boolean
 }
+type ArtifactsAccess = 'all' | 'developer' | 'maintainer' | 'none'
 
 const entryArb = fc.record({
   targetType: fc.constantFrom('project' as const, 'group' as const),
@@ -114,6 +121,7 @@ const worldArb: fc.Arbitrary<World> = fc.record({
   visibility: fc.constantFrom(...VISIBILITIES),
   features: fc.record(Object.fromEntries(FEATURES.map(f => [f, fc.constantFrom(...LEVELS)])) as Record<string, fc.Arbitrary<FeatureAccessLevel>>),
   publicBuilds: fc.boolean(),
+  artifactsAccess: fc.constantFrom<ArtifactsAccess>('all', 'developer', 'maintainer', 'none'),
   external: fc.boolean()
 }).map(w => {
   // One entry per target, never the accessed project itself (the store refuses both).
@@ -134,7 +142,7 @@ function gate (w: World): Decision {
     ? { projectId: w.accessed, projectPath: `acme/p${w.accessed}`, inboundEnabled: w.inboundEnabled, entries: w.entries }
     : null
   const subject: DecisionSubject = { jobProjectId: w.jobProject, jobProjectPath: `acme/p${w.jobProject}`, ancestorGroupIds: w.ancestors }
-  const facts: ProjectFacts = { id: w.accessed, path: `p${w.accessed}`, fullPath: `acme/p${w.accessed}`, visibility: w.visibility, features: w.features, publicJobs: w.publicBuilds }
+  const facts: ProjectFacts = { id: w.accessed, path: `p${w.accessed}`, fullPath: `acme/p${w.accessed}`, visibility: w.visibility, features: w.features }
   const settings = createInstanceSettings({ enforceInboundScope: w.enforceInbound, fineGrainedPolicies: w.fineGrained })
   const first = decide(w.route, subject, w.accessed, grants, settings, policies, undefined, w.namespace)
   // An allow never waits for the facts; a deny that asks for them is decided again with them.
@@ -168,6 +176,7 @@ function gitlabWorld (w: World, role: string): unknown {
       visibility: w.visibility,
       features: w.features,
       public_builds: w.publicBuilds,
+      artifacts_access: w.artifactsAccess,
       inbound_enabled: w.known ? w.inboundEnabled : true,
       project_links: w.known ? w.entries.filter(e => e.targetType === 'project').map(link) : [],
       group_links: w.known ? w.entries.filter(e => e.targetType === 'group').map(link) : [],
@@ -206,11 +215,15 @@ const DECIDES_THE_READ = new Set(['PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_REA
  * The over-refusals docs/gitlab-rules.md names ("Where the gate differs from GitLab"): with
  * fine-grained policies off (older GitLab), Scope#policies_allowed? returns true before it looks
  * at the allowlist, so GitLab passes a job outside the allowlist of a public or internal project
- * to the endpoint's own read on every route; the gate keeps the policy check there.
+ * to the endpoint's own read on every route; the gate keeps the policy check there. And a job
+ * outside the allowlist of a public or internal project is refused job artifacts, which GitLab
+ * gives it where the project's pipelines and the build's artifacts are public: the gate cannot
+ * see the build's `artifacts:access`.
  */
 function documentedOverRefusal (w: World, got: Decision): boolean {
   const off = (w.namespace ?? w.fineGrained === 'enforce') === false
-  return off && w.visibility !== 'private' && (got.reason === 'MISSING_POLICIES' || got.reason === 'NO_POLICIES_FOR_ENDPOINT')
+  if (off && w.visibility !== 'private' && (got.reason === 'MISSING_POLICIES' || got.reason === 'NO_POLICIES_FOR_ENDPOINT')) return true
+  return w.visibility !== 'private' && w.route.policies.includes('read_jobs') && (got.reason === 'NOT_ALLOWLISTED' || got.reason === 'UNKNOWN_PROJECT')
 }
 
 test('differential: decide() allows nothing GitLab refuses, on generated worlds', (t) => {
@@ -248,19 +261,22 @@ test('differential: decide() allows nothing GitLab refuses, on generated worlds'
 
 test('differential: every catalog route, for a job outside the allowlist of a public or internal project', (t) => {
   if (!requireTool(t, rubyMissing())) return
-  // The widest such project: every feature at "enabled" or "public", public pipelines on. What
-  // the gate lets through here it decides itself (GitLab's copy of the allowlist may still list
-  // the job), so anything GitLab refuses the owner's job at any step is a hole.
+  // The widest such project: every feature at "enabled" or "public", public pipelines on, and
+  // job artifacts public or not. What the gate lets through here it decides itself (GitLab's copy
+  // of the allowlist may still list the job), so anything GitLab refuses the owner's job at any
+  // step is a hole.
   const worlds: World[] = []
   for (const route of ROUTES) {
     if (route.accessedProject === 'token_job') continue
     for (const visibility of ['public', 'internal'] as const) {
       for (const level of ['enabled', 'public'] as const) {
-        worlds.push({
-          route, jobProject: 1, ancestors: [5], accessed: 2, known: true, inboundEnabled: true, enforceInbound: true,
-          fineGrained: 'enforce', namespace: null, entries: [], visibility,
-          features: Object.fromEntries(FEATURES.map(f => [f, level])), publicBuilds: true, external: false
-        })
+        for (const artifactsAccess of ['all', 'developer'] as const) {
+          worlds.push({
+            route, jobProject: 1, ancestors: [5], accessed: 2, known: true, inboundEnabled: true, enforceInbound: true,
+            fineGrained: 'enforce', namespace: null, entries: [], visibility,
+            features: Object.fromEntries(FEATURES.map(f => [f, level])), publicBuilds: true, artifactsAccess, external: false
+          })
+        }
       }
     }
   }
@@ -272,7 +288,7 @@ test('differential: every catalog route, for a job outside the allowlist of a pu
     if (!got.allow) return
     allowed++
     const want = answers[i]!
-    if (!want.allow) holes.push(`${w.route.method} ${w.route.pattern} (${w.visibility}, ${w.features.builds}): GitLab refuses at ${want.stage!}`)
+    if (!want.allow) holes.push(`${w.route.method} ${w.route.pattern} (${w.visibility}, ${w.features.builds}, artifacts ${w.artifactsAccess}): GitLab refuses at ${want.stage!}`)
   })
   t.diagnostic(`${allowed} of ${worlds.length} let through`)
   assert.ok(allowed > 0, 'some routes are open by feature')
@@ -286,7 +302,7 @@ test('differential: the oracle itself follows GitLab\'s spec examples', (t) => {
   const base: World = {
     route: ROUTES.find(r => r.id === 'get_projects_id_packages')!,
     jobProject: 1, ancestors: [3, 2], accessed: 4, known: true, inboundEnabled: true, enforceInbound: true,
-    fineGrained: 'enforce', namespace: null, entries: [], visibility: 'private', features: { package_registry: 'enabled' }, publicBuilds: false, external: false
+    fineGrained: 'enforce', namespace: null, entries: [], visibility: 'private', features: { package_registry: 'enabled' }, publicBuilds: false, artifactsAccess: 'all', external: false
   }
   const entry = (targetType: 'project' | 'group', targetId: number, p: string[] | 'default'): AllowlistEntry =>
     ({ targetType, targetId, defaultPermissions: p === 'default', jobTokenPolicies: p === 'default' ? [] : p, addedBy: null, createdAt: '2025-01-01T00:00:00Z' })

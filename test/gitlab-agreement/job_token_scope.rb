@@ -23,8 +23,9 @@
 #
 # The job's user is given a role in the accessed project (`role`); the gate knows none, so the
 # test asks with the highest, owner: what GitLab lets some user do. Each route is reduced to the
-# project abilities its handler checks (job artifacts: read_build; one release by its tag:
-# read_release and read_code); issue reads, which GitLab
+# project abilities its handler checks (job artifacts: read_build, then read_job_artifacts on the
+# build it finds, by that build's `artifacts:access`; one release by its tag: read_release and
+# read_code); issue reads, which GitLab
 # filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
 # (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 
@@ -62,7 +63,7 @@ module Gitlab
   end
 
   class Project
-    attr_reader :id, :path, :parent_group_ids, :visibility, :features, :public_builds,
+    attr_reader :id, :path, :parent_group_ids, :visibility, :features, :public_builds, :artifacts_access,
                 :project_links, :group_links, :job_token_policies_enabled, :outbound_enabled, :outbound_ids
 
     def initialize(doc, instance)
@@ -72,6 +73,8 @@ module Gitlab
       @visibility = doc['visibility'] || 'private'
       @features = doc['features'] || {}
       @public_builds = doc['public_builds'] || false
+      # The `artifacts:access` of the build a job artifacts route finds (`all`: `artifacts:public`)
+      @artifacts_access = doc['artifacts_access'] || 'all'
       @inbound_setting = doc['inbound_enabled'] # nil: no ci_cd_settings row
       @project_links = (doc['project_links'] || []).map { |l| link(l) }
       @group_links = (doc['group_links'] || []).map { |l| link(l) }
@@ -272,6 +275,7 @@ module Gitlab
           (PUBLIC.include?(ability) && can?(:public_access)) ||
           (ability == :read_build && public_builds) ||
           (ability == :read_code && can?(:download_code)) || # rule { can?(:download_code) }.enable :read_code
+          (ability == :read_job_artifacts && can?(:read_build) && @project.artifacts_access != 'none') ||
           job_token_enabled?(ability)
       end
     end
@@ -303,6 +307,14 @@ module Gitlab
 
     def feature_prevented?(ability)
       case ability
+      # Ci::BuildPolicy (read_build delegated to the project): rule { ~artifacts_public &
+      # ~project_developer }, and newer GitLab's maintainer-only artifacts
+      when :read_job_artifacts
+        case @project.artifacts_access
+        when 'all' then false
+        when 'maintainer' then !can?(:maintainer_access)
+        else !can?(:developer_access)
+        end
       when :read_environment, :read_deployment, :update_environment, :create_deployment, :admin_environment, :admin_deployment
         disabled?('environments') || disabled?('builds') || disabled?('repository')
       when :read_release, :create_release, :destroy_release then disabled?('releases')

@@ -53,8 +53,6 @@ export interface FakeProject {
   visibility?: 'private' | 'internal' | 'public'
   /** `<feature>_access_level` by feature (`package_registry`: 'enabled', ...); every other feature of FEATURES is enabled. */
   accessLevels?: Readonly<Record<string, 'disabled' | 'private' | 'enabled' | 'public'>>
-  /** GitLab's `public_jobs` ("Public pipelines"); default true, as for a new project. */
-  publicJobs?: boolean
 }
 
 /** Project features the projects API reports as `<feature>_access_level`. */
@@ -465,7 +463,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
             path_with_namespace: p.pathWithNamespace,
             visibility: p.visibility ?? 'private',
             ...Object.fromEntries(FEATURES.map(f => [`${f}_access_level`, p.accessLevels?.[f] ?? 'enabled'])),
-            public_jobs: p.publicJobs ?? true,
+            public_jobs: true, // "Public pipelines", on for a new project
             namespace: { id: p.namespace.id, kind: p.namespace.kind, full_path: p.namespace.fullPath, parent_id: p.namespace.parentId }
           })
         } else {

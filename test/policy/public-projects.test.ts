@@ -52,8 +52,8 @@ function grants (allowlisted: Allowlisted): ProjectGrants {
     : [{ targetType: 'group', targetId: 20, defaultPermissions: allowlisted === 'default', jobTokenPolicies: allowlisted === 'default' ? [] : ['read_secure_files'], addedBy: null, createdAt: '2025-01-01T00:00:00Z' }]
   return { projectId: ACCESSED, projectPath: 'acme/target', inboundEnabled: true, entries }
 }
-function facts (visibility: Visibility, features: Record<string, FeatureAccessLevel>, publicJobs = true): ProjectFacts {
-  return { id: ACCESSED, path: 'target', fullPath: 'acme/target', visibility, features, publicJobs }
+function facts (visibility: Visibility, features: Record<string, FeatureAccessLevel>): ProjectFacts {
+  return { id: ACCESSED, path: 'target', fullPath: 'acme/target', visibility, features }
 }
 // Every other feature enabled, so that only the feature under test varies.
 const ALL_ENABLED: Record<string, FeatureAccessLevel> = { package_registry: 'enabled', container_registry: 'enabled', builds: 'enabled', repository: 'enabled', releases: 'enabled', environments: 'enabled' }
@@ -145,13 +145,15 @@ table(PACKAGE_WRITE, 'package_registry', {
 })
 
 // Two features listed: every one must be at least enabled (builds varies, repository enabled).
+// Outside the allowlist the artifacts are refused even then: their read_job_artifacts needs a
+// role unless the build's artifacts are public, which the gate cannot see.
 table(ARTIFACTS, 'builds', {
   '* * default': 'DEFAULT_PERMISSIONS',
   'private * none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
   'private * fine-grained': ['MISSING_POLICIES', needs('read_jobs')],
-  'internal enabled none': 'PUBLIC_PROJECT_FEATURES',
+  'internal enabled none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
   'internal enabled fine-grained': 'PUBLIC_PROJECT_FEATURES',
-  'public enabled none': 'PUBLIC_PROJECT_FEATURES',
+  'public enabled none': ['NOT_ALLOWLISTED', NOT_ALLOWED],
   'public enabled fine-grained': 'PUBLIC_PROJECT_FEATURES',
   'internal private none': ['MISSING_POLICIES', needs('read_jobs')],
   'internal disabled none': ['MISSING_POLICIES', needs('read_jobs')],
@@ -195,17 +197,16 @@ table(PIPELINES, 'builds', {
   'public disabled fine-grained': ['MISSING_POLICIES', needs('read_pipelines')]
 })
 
-test('public projects: job artifacts outside the allowlist need the project\'s public pipelines (read_build)', () => {
+test('public projects: job artifacts are refused outside the allowlist (read_job_artifacts: a role\'s, unless the build\'s artifacts are public)', () => {
   for (const visibility of ['internal', 'public'] as const) {
-    const closed = decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, facts(visibility, ALL_ENABLED, false))
-    assert.equal(closed.reason, 'NOT_ALLOWLISTED')
-    assert.ok(!closed.allow)
-    assert.equal(closed.message, NOT_ALLOWED)
-    const { publicJobs: _unsaid, ...unsaid } = facts(visibility, ALL_ENABLED)
-    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, unsaid).reason, 'NOT_ALLOWLISTED', 'not said: not public')
-    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, facts(visibility, ALL_ENABLED)).reason, 'PUBLIC_PROJECT_FEATURES')
-    // An allowlisted job's role is GitLab's to check: its public pipelines do not matter here.
-    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('fine-grained'), ON, policies, facts(visibility, ALL_ENABLED, false)).reason, 'PUBLIC_PROJECT_FEATURES')
+    for (const level of ['enabled', 'public'] as const) {
+      const closed = decide(ARTIFACTS, JOB, ACCESSED, grants('none'), ON, policies, facts(visibility, { ...ALL_ENABLED, builds: level, repository: level }))
+      assert.equal(closed.reason, 'NOT_ALLOWLISTED')
+      assert.ok(!closed.allow)
+      assert.equal(closed.message, NOT_ALLOWED)
+    }
+    // An allowlisted job's role is GitLab's to check.
+    assert.equal(decide(ARTIFACTS, JOB, ACCESSED, grants('fine-grained'), ON, policies, facts(visibility, ALL_ENABLED)).reason, 'PUBLIC_PROJECT_FEATURES')
   }
 })
 

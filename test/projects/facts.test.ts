@@ -29,16 +29,6 @@ test('facts: visibility, short and full path, and every *_access_level', async t
   assert.equal(facts.features.releases, 'disabled')
   assert.equal(facts.features.container_registry, 'enabled')
   assert.ok(!('namespace' in facts.features), 'only *_access_level fields')
-  assert.equal(facts.publicJobs, true, 'public_jobs')
-})
-
-test('facts: public_jobs false, or not said, is no public pipelines', async t => {
-  const gitlab = await startFakeGitlab({ projects: [{ ...project(200, 'acme/lib', 'public'), publicJobs: false }] })
-  t.after(() => gitlab.close())
-  const client = createGitlabClient({ url: gitlab.url, serviceToken: gitlab.serviceToken })
-  t.after(() => client.close())
-  const facts = await createProjectFactsLookup({ gitlab: client }).get(200)
-  assert.equal(facts.publicJobs, undefined)
 })
 
 test('facts: cached for the TTL on the injected clock, one call for concurrent lookups, by id and by path', async t => {

@@ -20,14 +20,18 @@ test('the archive by ref with any format is decided as the archive, not as a fil
   const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
   // acme/lib is internal with every feature enabled; other/tools' job is not on its allowlist.
   g.gitlab.projects.get(200)!.visibility = 'internal'
-  // A file of the ref is opened by the project's features, as GitLab opens it.
+  // A file of the ref passes the policy check by the project's features, as in GitLab, and is
+  // refused after it (its artifacts may be kept to developers): the not-allowlisted message.
   const file = await send(g.url, 'GET', `${PREFIX}/dist/app.js?job=build`, { 'job-token': TOKENS.tools })
-  assert.equal(file.status, 200, file.text)
+  assert.equal(file.status, 403, file.text)
+  assert.equal(file.json().code, 'NOT_ALLOWLISTED')
   for (const last of ARCHIVES) {
     const target = `${PREFIX}/${last}?job=build`
     const before = g.seen.length
     const proxied = await send(g.url, 'GET', target, { 'job-token': TOKENS.tools })
     assert.equal(proxied.status, 403, `proxy: GET ${target}: ${proxied.text}`)
+    // The archive's route lists no features: the policy check refuses it.
+    assert.equal(proxied.json().code, 'MISSING_POLICIES', `proxy: GET ${target}: ${proxied.text}`)
     assert.equal(g.seen.length, before, `proxy: GET ${target} reached GitLab`)
     const envoy = await send(auth, 'GET', target, { 'job-token': TOKENS.tools })
     assert.equal(envoy.status, 403, `forward-auth: GET ${target}: ${envoy.text}`)

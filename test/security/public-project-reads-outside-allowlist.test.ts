@@ -27,7 +27,6 @@ test('a job outside a public project\'s allowlist reads only what GitLab gives s
     { name: 'a commit', path: '/projects/300/repository/commits/main', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'issues (confidential ones by role)', path: '/projects/300/issues', status: 403, reason: 'NOT_ALLOWLISTED' },
     // Still open, as GitLab opens them by feature.
-    { name: 'job artifacts of a project with public pipelines', path: '/projects/300/jobs/artifacts/main/raw/out.txt?job=build', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'releases', path: '/projects/300/releases', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'packages', path: '/projects/300/packages/generic/tool/1.0/tool.tar.gz', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' }
   ]
@@ -48,17 +47,3 @@ test('a job outside a public project\'s allowlist reads only what GitLab gives s
   }
 })
 
-test('a job outside a public project\'s allowlist gets no job artifacts while its pipelines are not public', async (t) => {
-  const g = await startTestGate(t)
-  const tools = g.gitlab.projects.get(300)!
-  tools.visibility = 'public'
-  tools.publicJobs = false
-  const before = g.seen.length
-  const res = await send(g.url, 'GET', '/api/v4/projects/300/jobs/artifacts/main/raw/out.txt?job=build', { 'job-token': TOKENS.app })
-  assert.equal(res.status, 403, res.text)
-  assert.equal(res.json().code, 'NOT_ALLOWLISTED')
-  assert.equal(g.seen.length, before, 'the upstream never saw it')
-  // A job the allowlist names is GitLab's to decide by its role, as before.
-  const lib = await send(g.url, 'GET', '/api/v4/projects/300/jobs/artifacts/main/raw/out.txt?job=build', { 'job-token': TOKENS.tools })
-  assert.equal(lib.status, 200, 'self access')
-})
