@@ -109,6 +109,9 @@ export const errors = {
   JSON_KEY_TOO_LONG: { status: 400, message: '400 Bad request - a top-level key of the JSON body is too long to inspect for credentials' },
   METHOD_OVERRIDE_AMBIGUOUS: { status: 400, message: '400 Bad request - the method this request is routed as (X-HTTP-Method-Override, _method) is repeated or could be read differently; send it once, or as the request method' },
   METHOD_OVERRIDE_NOT_INSPECTABLE: { status: 400, message: '400 Bad request - a _method parameter in a large multipart body cannot be checked before the request is forwarded; send the request with its real method' },
+  // GitLab's GraphQL upload middleware (ApolloUploadServer::Middleware) runs on every multipart
+  // request to Rails and writes the members of an `operations` parameter over its parameters.
+  UPLOAD_OPERATIONS_PARAMETER: { status: 400, message: '400 Bad request - GitLab writes the members of an `operations` parameter over the parameters of a multipart request, credentials included, and the gate reads them in GraphQL requests only; send this request without an `operations` parameter (and without `multipart/form-data` in a Content-Type that is not multipart)' },
   // Configuration API (src/admin/) and per package format rules (src/policy/package-check.ts).
   // The package-rule 403 messages are built per request, naming the format and the setting.
   PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },

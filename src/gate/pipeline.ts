@@ -230,6 +230,7 @@ const identifyStage: Stage = (x, engine) => {
     beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
     methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined,
+    api: canonical.kind === 'api',
     // The users' package rules hold these too (userRolesStage): a credential they cannot see in a
     // streamed body is refused there, as on the catalog's package writes.
     // Asked only where no catalog route matched, so made only where none did or a POST's override

@@ -58,9 +58,13 @@ export type BodyPlan =
    * Read the whole body (at most maxBytes) and inspect it. `untyped`: no Content-Type; a form
    * (a POST's) is also read as JSON when it starts as a JSON object (json-guard.ts's looksLikeJsonObject).
    */
-  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean, readonly gzip?: true }
-  /** Multipart of unknown or large length: pipe it through guard(plan, token). */
-  | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string }
+  | { readonly kind: 'buffer', readonly type: BodyType, readonly boundary?: string, readonly untyped?: boolean, readonly gzip?: true, readonly refuseOperations?: true }
+  /**
+   * Multipart of unknown or large length: pipe it through guard(plan, token). `refuseOperations`
+   * (on API paths, as for a buffered multipart body): a part Rack could read as `operations` is
+   * refused, UPLOAD_OPERATIONS_PARAMETER (credentials.ts, uploadOperationsReachable).
+   */
+  | { readonly kind: 'stream', readonly type?: 'multipart', readonly boundary: string, readonly refuseOperations?: true }
   /**
    * JSON of unknown or large length: pipe it through guard(plan, token). `readFirst` (no declared
    * length): readFirst() it, so a body that ends within maxBytes is inspected whole, as a declared
@@ -142,7 +146,7 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
 
     guard (plan, allowedToken, refuseAnyCredential = false, refuseMethodOverride = false) {
       if (plan.type === 'json') return createJsonGuard({ allowedToken, refuseAnyCredential, untyped: plan.untyped === true, lenient: plan.lenient === true })
-      return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, maxHeaderBytes: maxPartHeaderBytes })
+      return createMultipartGuard({ boundary: plan.boundary, allowedToken, refuseAnyCredential, refuseMethodOverride, refuseOperations: plan.refuseOperations === true, maxHeaderBytes: maxPartHeaderBytes })
     }
   }
 
@@ -158,7 +162,7 @@ export function createBodyScanner (options: BodyScanOptions = {}): BodyScanner {
 
   function inspectRead (plan: Extract<BodyPlan, { kind: 'buffer' }>, bytes: Buffer): BodyInspection {
     try {
-      return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes, plan.untyped === true) }
+      return { kind: 'buffered', bytes, ...inspectBody(plan.type, bytes, plan.boundary ?? '', maxPartHeaderBytes, plan.untyped === true, plan.refuseOperations === true) }
     } catch (err) {
       if (err instanceof IdentityError) return { kind: 'rejected', code: err.code }
       return { kind: 'rejected', code: 'BODY_NOT_PARSEABLE' }
@@ -174,13 +178,14 @@ export function bodyCredentials (type: BodyType, bytes: Buffer, boundary = '', m
 /**
  * The credentials and the `_method` of a whole body of a known type. Throws on a body that does
  * not parse. `untyped`: sent without a Content-Type, read as JSON too when it starts as a JSON
- * object (then it must parse), and not read as JSON otherwise.
+ * object (then it must parse), and not read as JSON otherwise. `refuseOperations`: a multipart
+ * part Rack could read as `operations` throws (UPLOAD_OPERATIONS_PARAMETER).
  */
-export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES, untyped = false): { credentials: Credential[], methodParam: MethodParam } {
+export function inspectBody (type: BodyType, bytes: Buffer, boundary = '', maxPartHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES, untyped = false, refuseOperations = false): { credentials: Credential[], methodParam: MethodParam } {
   switch (type) {
     case 'form': return { credentials: untyped && looksLikeJsonObject(bytes) ? [...formCredentials(bytes), ...jsonCredentials(bytes)] : formCredentials(bytes), methodParam: formMethodParam(bytes) }
     case 'json': return { credentials: jsonCredentials(bytes), methodParam: { kind: 'absent' } }
-    case 'multipart': return scanMultipart(bytes, boundary, maxPartHeaderBytes)
+    case 'multipart': return scanMultipart(bytes, boundary, maxPartHeaderBytes, refuseOperations)
   }
 }
 

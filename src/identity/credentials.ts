@@ -215,6 +215,40 @@ export function isMethodOverrideParam (rawName: string): boolean {
   return normalizeParamName(rawName) === '_method'
 }
 
+// ---------------------------------------------------------------------------------------------
+// GitLab's upload middleware (the apollo_upload_server gem's ApolloUploadServer::Middleware,
+// which its Railtie puts in the Rails stack of every request, the API's too) runs wherever the
+// Content-Type holds `multipart/form-data`: when the parameters hold `operations` and `map`, the
+// query's or the body's, it parses `operations` as JSON and writes each of its members with
+// `update_param` into ActionDispatch's parameters, the ones GitLab's token finders read
+// (`job_token`, `private_token`, `access_token`...). Workhorse hands Rails its uploads as
+// multipart whatever the client sent, so a query's `operations` can reach it on any API request.
+
+/** True when Rack's reading of `name` is the `operations` parameter. */
+export function isUploadOperationsParam (rawName: string): boolean {
+  return normalizeParamName(rawName) === 'operations'
+}
+
+/**
+ * Why GitLab's upload middleware could write parameters the gate does not read into an API
+ * request, or null: an `operations` parameter in the query, or, over a form or JSON body
+ * (`formOrJson`), a Content-Type line holding `multipart/form-data` (Rack parses the body by the
+ * type Puma's join of the lines starts with, the middleware looks at the whole join). A multipart
+ * body's `operations` parts are refused by the multipart scan (body-scan.ts, BodyPlan's
+ * `refuseOperations`).
+ */
+export function uploadOperationsReachable (request: Pick<CredentialRequest, 'canonical' | 'headers' | 'rawHeaders'>, formOrJson: boolean): string | null {
+  const query = request.canonical.query
+  // Hot path: a name that reads as `operations` is written so, or escaped.
+  if (query !== '' && (query.includes('operations') || query.includes('%')) && queryPairs(query).some(([key]) => isUploadOperationsParam(key))) {
+    return 'an operations parameter in the query'
+  }
+  if (formOrJson && headerLines(request, 'content-type').some(line => /multipart\/form-data/i.test(line))) {
+    return 'multipart/form-data in the Content-Type of a form or JSON body'
+  }
+  return null
+}
+
 /**
  * The X-HTTP-Method-Override header of a POST as Rack reads it (`HTTP_X_HTTP_METHOD_OVERRIDE`).
  * Header strings are binary in Rack, so only ASCII letters are upcased. Repeated lines are

@@ -29,7 +29,7 @@
 // Being more lenient can only refuse a request GitLab would have read differently, never pass one.
 
 import { Transform, type TransformCallback } from 'node:stream'
-import { isCredentialParam, isMethodOverrideParam, paramCredential, type Credential, type MethodParam } from './credentials.ts'
+import { isCredentialParam, isMethodOverrideParam, isUploadOperationsParam, paramCredential, type Credential, type MethodParam } from './credentials.ts'
 import { trimEnds } from '../text.ts'
 import { goNormalizedDisposition, goParseMediaType } from './go-mime.ts'
 import { IdentityError, MAX_TOKEN_BYTES } from './types.ts'
@@ -55,6 +55,12 @@ export interface MultipartGuardOptions {
    * paths the route was decided before the body streams, so a Rack::MethodOverride in it cannot be.
    */
   readonly refuseMethodOverride?: boolean
+  /**
+   * Refuse a part that Rack could read as `operations` (UPLOAD_OPERATIONS_PARAMETER): on API paths
+   * GitLab's upload middleware writes its members over the parameters (credentials.ts,
+   * uploadOperationsReachable), which this guard does not read.
+   */
+  readonly refuseOperations?: boolean
   /** Longest part header block inspected. Default 16 KiB. */
   readonly maxHeaderBytes?: number
 }
@@ -73,7 +79,7 @@ export function createMultipartGuard (options: MultipartGuardOptions): Transform
     }
   }, options.refuseMethodOverride === true
     ? () => { throw new IdentityError('METHOD_OVERRIDE_NOT_INSPECTABLE', 'a multipart part could be read as _method') }
-    : undefined)
+    : undefined, options.refuseOperations === true ? refuseOperationsPart : undefined)
   return new Transform({
     transform (chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
       let out: Buffer
@@ -104,10 +110,13 @@ export interface MultipartScan {
   readonly methodParam: MethodParam
 }
 
-/** Every credential in a whole (buffered) multipart body, and its `_method`. Throws IdentityError for an oversized part header. */
-export function scanMultipart (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): MultipartScan {
+/**
+ * Every credential in a whole (buffered) multipart body, and its `_method`. Throws IdentityError
+ * for an oversized part header, and with `refuseOperations` for a part Rack could read as `operations`.
+ */
+export function scanMultipart (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES, refuseOperations = false): MultipartScan {
   const credentials: Credential[] = []
-  const scanner = new MultipartScanner(boundary, maxHeaderBytes, c => { credentials.push(c) })
+  const scanner = new MultipartScanner(boundary, maxHeaderBytes, c => { credentials.push(c) }, undefined, refuseOperations ? refuseOperationsPart : undefined)
   scanner.write(body)
   scanner.end()
   return { credentials, methodParam: scanner.methodParam() }
@@ -116,6 +125,10 @@ export function scanMultipart (body: Buffer, boundary: string, maxHeaderBytes = 
 /** Every credential in a whole (buffered) multipart body. Throws IdentityError for an oversized part header. */
 export function multipartCredentials (body: Buffer, boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): Credential[] {
   return scanMultipart(body, boundary, maxHeaderBytes).credentials
+}
+
+function refuseOperationsPart (): never {
+  throw new IdentityError('UPLOAD_OPERATIONS_PARAMETER', 'a multipart part could be read as operations')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,6 +170,7 @@ class MultipartScanner {
   private readonly keep: number
   private readonly onCredential: (c: Credential) => void
   private readonly onMethodPart: (() => void) | undefined
+  private readonly onOperationsPart: (() => void) | undefined
   private tail: Buffer = EMPTY
   /** Delimiters seen: a part's each, and the closing one. */
   private delimiters = 0
@@ -175,13 +189,14 @@ class MultipartScanner {
   private methodValues: string[] = []
   private methodUncertain = false
 
-  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void, onMethodPart?: () => void) {
+  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void, onMethodPart?: () => void, onOperationsPart?: () => void) {
     this.marker = Buffer.from('--' + boundary, 'latin1')
     this.maxHeaderBytes = maxHeaderBytes
     // A delimiter line and a header block of at most maxHeaderBytes each, then a value.
     this.keep = 2 * maxHeaderBytes + CAPTURE_LIMIT + 8
     this.onCredential = onCredential
     this.onMethodPart = onMethodPart
+    this.onOperationsPart = onOperationsPart
   }
 
   write (chunk: Buffer): Buffer {
@@ -317,6 +332,7 @@ class MultipartScanner {
       const name = go === null ? null : rack2DispositionName(text.slice(lineEnd, lineEnd + max))
       if (name === null) throw new IdentityError('MULTIPART_HEADER_TOO_LARGE', `multipart part header is over ${max} bytes`)
       if (isMethodOverrideParam(name)) this.methodPart()
+      if (isUploadOperationsParam(name)) this.onOperationsPart?.()
       if (isCredentialParam(name)) this.onCredential({ ...paramCredential(name, text.slice(-CAPTURE_LIMIT) + '\u0000', 'body')!, jobToken: true })
     }
 
@@ -327,6 +343,7 @@ class MultipartScanner {
     const { names, file: fileHead, renamed } = readHead(reading.head)
     // The fields Workhorse writes for such a file part hold its filename, which is read nowhere here.
     if (renamed) throw new IdentityError('MULTIPART_PART_NAME_AMBIGUOUS', 'a multipart file part whose fields Workhorse writes again under a name Rack reads otherwise')
+    if (this.onOperationsPart !== undefined && names.some(isUploadOperationsParam)) this.onOperationsPart()
     const method = names.some(isMethodOverrideParam)
     // Workhorse reads its upload routes' bodies with Go's NextPart(), which decodes a part sent as
     // quoted-printable and hides the header; Rails then reads the decoded value. A part a

@@ -8,7 +8,7 @@ import { conanSearchKind, type CatalogRoute } from '../catalog/types.ts'
 import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
 import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
-import { authorizationTooManyCommas, collectCredentials, decideCredential, headerMethodOverride, methodOverride, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
+import { authorizationTooManyCommas, collectCredentials, decideCredential, headerMethodOverride, methodOverride, uploadOperationsReachable, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
 export interface IdentityStageOptions {
@@ -34,6 +34,12 @@ export interface IdentityInput {
    * uses. A method override that cannot be known for sure is refused.
    */
   readonly methodOverride?: (method: string) => CatalogRoute | null
+  /**
+   * An API path: GitLab's upload middleware could write an `operations` parameter's members over
+   * the parameters its token finders read (credentials.ts, uploadOperationsReachable), which the
+   * gate reads in GraphQL requests only (src/admin/graphql.ts): refused here.
+   */
+  readonly api?: boolean
   /**
    * Whether the request, routed as `method`, is a package write the catalog does not list (an
    * MLflow model registry change: src/routing/package-fallback.ts), which the users' package rules
@@ -106,6 +112,14 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     // Hot path: the route is asked only of a compressed body.
     let plan = scanner.plan(input.headers, method, input.headers['content-encoding'] !== undefined && input.route !== null && inflatesGzipJson(input.route))
     if (plan.kind === 'rejected') return deny(plan.code, 'request body cannot be inspected', input.route)
+    if (input.api === true) {
+      const formOrJson = plan.kind === 'buffer' ? plan.type !== 'multipart' : plan.kind === 'stream' && plan.type === 'json'
+      const operations = uploadOperationsReachable(input, formOrJson)
+      if (operations !== null) return deny('UPLOAD_OPERATIONS_PARAMETER', operations, input.route)
+      // A multipart body's `operations` part, buffered or streamed: refused as it is read.
+      if (plan.kind === 'buffer' && plan.type === 'multipart') plan = { ...plan, refuseOperations: true }
+      else if (plan.kind === 'stream' && plan.type !== 'json') plan = { ...plan, refuseOperations: true }
+    }
     // A body without a type where GitLab reads none as JSON (an upload Workhorse takes, a route
     // that reads no body credential): one that is no JSON passes, as forward-auth lets it.
     if (plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && input.route !== null && !readsUntypedJson(input.route)) plan = { ...plan, lenient: true }
