@@ -10,7 +10,7 @@ import type { PeerCheck } from '../config.ts'
 import { GateError } from '../errors.ts'
 import { createBodyScanner, rackReadsPostBody, railsReadsJsonBody, readsUntypedJson, type BodyPlan } from '../identity/body-scan.ts'
 import type { BodyBudget } from '../read-body.ts'
-import { OVERRIDE_METHODS, normalizeParamName, queryPairs } from '../identity/credentials.ts'
+import { OVERRIDE_METHODS, normalizeParamName, queryPairs, uploadOperationsReachQuery } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
 import { webModelRegistryDelete } from '../routing/package-fallback.ts'
@@ -176,12 +176,13 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * `authenticate_with` are the exception: GitLab reads their credentials from the headers and
    * the query string only (Gitlab::APIAuthentication::TokenLocator), never a body, so a body
    * hidden there holds nothing GitLab would authenticate, unless its `_method` moves the POST to
-   * another route of the path.
+   * another route of the path, or GitLab's upload middleware writes its `operations` into the
+   * query a route reads its token from (uploadOperationsReachQuery).
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine, plan: BodyPlan | null): boolean {
     if (plan === null) return false
     if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
-    if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST')) return false
+    if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST') && !uploadOperationsReachQuery(req, x.match.route)) return false
     // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
     // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).
     return x.match === null || !(plan.kind === 'stream' && plan.type === 'json' && plan.untyped === true && !readsUntypedJson(x.match.route))

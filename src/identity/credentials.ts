@@ -243,10 +243,24 @@ export function uploadOperationsReachable (request: Pick<CredentialRequest, 'can
   if (query !== '' && (query.includes('operations') || query.includes('%')) && queryPairs(query).some(([key]) => isUploadOperationsParam(key))) {
     return 'an operations parameter in the query'
   }
-  if (formOrJson && headerLines(request, 'content-type').some(line => /multipart\/form-data/i.test(line))) {
-    return 'multipart/form-data in the Content-Type of a form or JSON body'
-  }
+  if (formOrJson && namesMultipartFormData(request)) return 'multipart/form-data in the Content-Type of a form or JSON body'
   return null
+}
+
+/**
+ * Whether a body the gate cannot see (forward-auth) could give GitLab a credential on a route
+ * that declares `authenticate_with`, whose TokenLocator reads no body: the Terraform module
+ * registry's `file` route reads the query's `token` (`request.query_parameters`), into which the
+ * upload middleware writes an `operations` member, the body's too, under a Content-Type holding
+ * `multipart/form-data`.
+ */
+export function uploadOperationsReachQuery (request: HeaderSource, route: CatalogRoute | null): boolean {
+  return isModuleRegistryRoute(route) && namesMultipartFormData(request)
+}
+
+/** A Content-Type line holding `multipart/form-data`, where the upload middleware runs (in any case: more than it). */
+function namesMultipartFormData (request: HeaderSource): boolean {
+  return headerLines(request, 'content-type').some(line => /multipart\/form-data/i.test(line))
 }
 
 /**
