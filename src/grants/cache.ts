@@ -9,6 +9,9 @@
 //   subscription was lost and is back) flushes everything.
 // - Store down: an entry is served for at most staleWindowMs after it stopped being fresh; past
 //   that the read fails with GrantsStoreUnavailableError (503). Never an allow by default.
+// - A question asked of many projects at once (anyOf: does any project of a group's listing keep
+//   a package format from job tokens?) has its answer kept beside the listing, for no longer than
+//   the oldest answer it was drawn from would be kept, and dropped with any of them.
 
 import { LRUCache } from 'lru-cache'
 import { foldedPathKey, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
@@ -65,6 +68,16 @@ export interface GrantCache {
    * freshness, single flight, stale window and invalidation as projects.
    */
   namespace (namespacePath: string): Promise<StoredNamespaceSettings | null>
+  /**
+   * Whether `test` holds for any of the projects `ids`, their grants read as get() reads them.
+   * `ids` is a frozen listing kept elsewhere (a group's projects): the answer is kept beside it, by
+   * its identity and `kind` (what `test` asks: one kind, one test), while the listing lives and for
+   * no longer than the oldest project answer it was drawn from would have been kept (its TTL, never
+   * a stale window), and dropped when any of the projects is invalidated, or on a reset. Each request
+   * of a group read every project's grants, and a client naming groups whose projects were more
+   * than the cache holds had the store read for all of them on every request.
+   */
+  anyOf (ids: readonly number[], kind: string, test: (grants: StoredGrants | null, projectId: number) => boolean): boolean | Promise<boolean>
   /** Drops one root namespace (read-your-writes after a local write). */
   invalidateNamespace (namespacePath: string): void
   /** Drops one project (after a local write, for read-your-writes without waiting for the message). */
@@ -101,21 +114,22 @@ function createLayer<K extends number | string, V> (options: {
   // Answers "nothing stored" are kept apart: requests for made-up ids (any client can send them)
   // must not push configured projects out, whose copies are also what a store outage serves.
   const negatives = new LRUCache<K, Entry<V>>({ max: options.max })
-  const inflight = new Map<K, Promise<V>>()
+  const inflight = new Map<K, Promise<Entry<V>>>()
 
-  function fetch (key: K): Promise<V> {
+  function fetch (key: K): Promise<Entry<V>> {
     const startedAt = now()
-    const flight: Promise<V> = withTimeout(options.load(key), options.loadTimeout).then(value => {
+    const flight: Promise<Entry<V>> = withTimeout(options.load(key), options.loadTimeout).then(value => {
+      const negative = options.isNegative(value)
+      const entry: Entry<V> = { value, fetchedAt: startedAt, ttl: negative ? options.negativeTtl : options.ttl }
       // Only the flight still registered may fill the cache: an invalidation during the read
       // removed it, and its answer may predate the write.
       if (inflight.get(key) === flight) {
         inflight.delete(key)
-        const negative = options.isNegative(value)
         const [keep, other] = negative ? [negatives, entries] : [entries, negatives]
         other.delete(key)
-        keep.set(key, { value, fetchedAt: startedAt, ttl: negative ? options.negativeTtl : options.ttl })
+        keep.set(key, entry)
       }
-      return value
+      return entry
     }, (err: unknown) => {
       if (inflight.get(key) === flight) inflight.delete(key)
       throw err
@@ -124,7 +138,7 @@ function createLayer<K extends number | string, V> (options: {
     return flight
   }
 
-  async function read (key: K): Promise<V> {
+  async function read (key: K): Promise<Entry<V>> {
     counters.misses++
     let flight = inflight.get(key)
     if (flight !== undefined) counters.singleFlightWaits++
@@ -138,7 +152,7 @@ function createLayer<K extends number | string, V> (options: {
       const stale = entries.peek(key) ?? negatives.peek(key)
       if (stale !== undefined && now() - stale.fetchedAt <= stale.ttl + options.staleWindow) {
         counters.staleServed++
-        return stale.value
+        return stale
       }
       if (stale !== undefined) drop(key)
       counters.failClosed++
@@ -146,6 +160,15 @@ function createLayer<K extends number | string, V> (options: {
         ? err
         : new GrantsStoreUnavailableError(`reading ${options.describe(key)}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /** Hot path: the answer with its age (`fetchedAt`, `ttl`: how long it may be kept), a promise only when read from the store. */
+  function entry (key: K): Entry<V> | Promise<Entry<V>> {
+    const found = entries.get(key) ?? negatives.get(key)
+    if (found === undefined || now() - found.fetchedAt >= found.ttl) return read(key)
+    counters.hits++
+    if (options.isNegative(found.value)) counters.negativeHits++
+    return found
   }
 
   function drop (key: K): void {
@@ -158,12 +181,10 @@ function createLayer<K extends number | string, V> (options: {
     size: () => entries.size + negatives.size,
     /** Hot path: one LRU lookup and a clock read, and no promise, when the entry is fresh. */
     get (key: K): V | Promise<V> {
-      const entry = entries.get(key) ?? negatives.get(key)
-      if (entry === undefined || now() - entry.fetchedAt >= entry.ttl) return read(key)
-      counters.hits++
-      if (options.isNegative(entry.value)) counters.negativeHits++
-      return entry.value
+      const found = entry(key)
+      return found instanceof Promise ? found.then(answer => answer.value) : found.value
     },
+    entry,
     drop (key: K): void {
       drop(key)
       inflight.delete(key)
@@ -175,6 +196,10 @@ function createLayer<K extends number | string, V> (options: {
     }
   }
 }
+
+/** Invalidations anyOf remembers (a verdict older than this many is read again), and a flush's mark among them. */
+const RECENT_INVALIDATIONS = 1024
+const EVERY_PROJECT = -1
 
 function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -222,10 +247,72 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
     describe: key => `root namespace ${key}`
   })
 
+  // anyOf's answers, kept beside the listing they were drawn from (by its identity: they go when
+  // it goes) and by kind. `seen`: the invalidations counted when the answer was read, or when it
+  // was last found to hold none of its projects since.
+  interface Verdict { seen: number, expiresAt: number, value: boolean | Promise<boolean> }
+  const verdicts = new WeakMap<readonly number[], { readonly ids: ReadonlySet<number>, readonly kinds: Map<string, Verdict> }>()
+  // The projects invalidated last (EVERY_PROJECT for a flush), the one counted n at n % RECENT: a
+  // verdict is kept while none of its projects is among those counted since its `seen`, and
+  // dropped when more were counted since than are remembered.
+  const recent = new Float64Array(RECENT_INVALIDATIONS)
+  let invalidations = 0
+  const invalidated = (projectId: number): void => {
+    recent[invalidations % RECENT_INVALIDATIONS] = projectId
+    invalidations++
+  }
+  const holds = (verdict: Verdict, ids: ReadonlySet<number>): boolean => {
+    if (invalidations - verdict.seen > RECENT_INVALIDATIONS) return false
+    for (let n = verdict.seen; n < invalidations; n++) {
+      const id = recent[n % RECENT_INVALIDATIONS]!
+      if (id === EVERY_PROJECT || ids.has(id)) return false
+    }
+    verdict.seen = invalidations
+    return now() < verdict.expiresAt
+  }
+
+  function anyOf (ids: readonly number[], kind: string, test: (grants: StoredGrants | null, projectId: number) => boolean): boolean | Promise<boolean> {
+    // A listing that may change under its identity is asked anew each time.
+    if (!Object.isFrozen(ids)) return drawn(ids, test).then(answer => answer.value)
+    let kept = verdicts.get(ids)
+    if (kept === undefined) {
+      kept = { ids: new Set(ids), kinds: new Map() }
+      verdicts.set(ids, kept)
+    }
+    const { kinds } = kept
+    const known = kinds.get(kind)
+    if (known !== undefined && holds(known, kept.ids)) return known.value
+    // Counted before the first read: an invalidation during the reads drops the answer.
+    const verdict: Verdict = { seen: invalidations, expiresAt: Infinity, value: false }
+    verdict.value = drawn(ids, test).then(answer => {
+      verdict.value = answer.value
+      verdict.expiresAt = answer.expiresAt
+      return answer.value
+    }, (err: unknown) => {
+      if (kinds.get(kind) === verdict) kinds.delete(kind)
+      throw err
+    })
+    kinds.set(kind, verdict)
+    return verdict.value
+  }
+
+  /** The answer and when it stops being fresh: when its oldest project answer would (never past it). */
+  async function drawn (ids: readonly number[], test: (grants: StoredGrants | null, projectId: number) => boolean): Promise<{ value: boolean, expiresAt: number }> {
+    const read = await Promise.all(ids.map(id => projects.entry(id)))
+    let value = false
+    let expiresAt = Infinity
+    for (const [i, entry] of read.entries()) {
+      expiresAt = Math.min(expiresAt, entry.fetchedAt + entry.ttl)
+      if (!value && test(entry.value, ids[i]!)) value = true
+    }
+    return { value, expiresAt }
+  }
+
   function flush (): void {
     projects.clear()
     paths.clear()
     namespaces.clear()
+    invalidated(EVERY_PROJECT)
   }
 
   function onEvent (event: InvalidationEvent): void {
@@ -240,6 +327,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
       namespaces.drop(event.namespace)
     } else {
       projects.drop(event.projectId)
+      invalidated(event.projectId)
       for (const path of event.paths) paths.drop(path)
     }
     const lag = Math.max(0, wallClock() - event.publishedAt)
@@ -261,7 +349,11 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
       if (!isRootNamespaceKey(key)) return null
       return await namespaces.get(key)
     },
-    invalidate: projectId => projects.drop(projectId),
+    anyOf,
+    invalidate: projectId => {
+      projects.drop(projectId)
+      invalidated(projectId)
+    },
     invalidateNamespace: namespacePath => namespaces.drop(pathKey(namespacePath)),
     flush,
     stats: () => ({ ...counters, projectEntries: projects.size(), pathEntries: paths.size(), namespaceEntries: namespaces.size() }),

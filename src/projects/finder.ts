@@ -377,7 +377,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a project without id`)
       ids.push(id)
     }
-    return ids.length > MAX_REPOSITORY_DISABLED ? null : ids
+    // Frozen: the grant cache keeps what it answers of a listing beside it (GrantCache.anyOf).
+    return Object.freeze(ids).length > MAX_REPOSITORY_DISABLED ? null : ids
   }
 
   const allGroupProjects = async (group: string): Promise<readonly number[] | null | 'too_many'> => {
@@ -405,7 +406,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       if (id === null) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a project without id`)
       ids.push(id)
     }
-    return ids
+    // Frozen: the grant cache keeps what it answers of a listing beside it (GrantCache.anyOf).
+    return Object.freeze(ids)
   }
 
   /**
@@ -437,7 +439,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
         if (found !== null) ids.push(...found)
       } else throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a local upstream without local_project_id or local_group_id`)
     }
-    return ids
+    // Frozen: the grant cache keeps what it answers of a listing beside it (GrantCache.anyOf).
+    return Object.freeze(ids)
   }
 
   /**

@@ -355,3 +355,122 @@ test('cache: root namespace settings are cached like projects — fresh, negativ
   cache.invalidateNamespace('acme')
   assert.equal(cache.stats().namespaceEntries, 0)
 })
+
+// anyOf: a question asked of a listing's projects (does any keep a format from job tokens?).
+const listing = (from: number, count: number): readonly number[] => Object.freeze(Array.from({ length: count }, (_, i) => from + i))
+const marked = (grants: StoredGrants | null): boolean => grants?.inboundEnabled === false
+
+test('cache: anyOf keeps its answer beside the listing, though the cache holds fewer of its projects', async () => {
+  const { store, cache } = setup({ maxEntries: 10 })
+  const ids = listing(1, 50)
+  for (const id of ids) store.data.set(id, stored(id))
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+  assert.equal(store.calls.get, 50)
+  // Other projects push the listing's out of the cache; the answer stays, without a promise.
+  for (let id = 100; id < 120; id++) {
+    store.data.set(id, stored(id))
+    await cache.get(id)
+  }
+  assert.equal(cache.anyOf(ids, 'k', marked), false)
+  assert.equal(store.calls.get, 70, 'no project of the listing read again')
+  // Another question of the same listing, and the same numbers in another listing, are their own
+  // (each read its projects again, but the 10 the cache holds).
+  assert.equal(await cache.anyOf(ids, 'other', () => true), true)
+  assert.equal(store.calls.get, 120)
+  assert.equal(await cache.anyOf(listing(1, 50), 'k', marked), false)
+  assert.equal(store.calls.get, 160)
+  // A listing that may change is asked anew each time.
+  let asked = 0
+  const counted = (grants: StoredGrants | null): boolean => { asked++; return marked(grants) }
+  const open = [1, 2, 3]
+  await cache.anyOf(open, 'k', counted)
+  await cache.anyOf(open, 'k', counted)
+  assert.equal(asked, 6)
+})
+
+test('cache: anyOf keeps its answer no longer than its oldest project answer would be kept', async () => {
+  const { store, clock, cache } = setup({ negativeTtlMs: 4_000 })
+  store.data.set(1, stored(1))
+  await cache.get(1)
+  clock.t += 6_000
+  // Project 1 answered at 1000 (fresh until 11000), 2 now: unknown, fresh until 11000 too.
+  const ids = listing(1, 2)
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+  assert.equal(store.calls.get, 2)
+  clock.t += 3_999
+  assert.equal(cache.anyOf(ids, 'k', marked), false)
+  store.data.set(1, { ...stored(1, 2), inboundEnabled: false })
+  clock.t += 1
+  const again = cache.anyOf(ids, 'k', marked)
+  assert.ok(again instanceof Promise, 'past the first answer\'s TTL')
+  assert.equal(await again, true)
+  // TTL 0: nothing kept.
+  const none = setup({ ttlMs: 0 })
+  await none.cache.anyOf(ids, 'k', marked)
+  await none.cache.anyOf(ids, 'k', marked)
+  assert.equal(none.store.calls.get, 4)
+})
+
+test('cache: anyOf drops its answer when one of its projects is invalidated, during the reads too, or on a reset', async () => {
+  const { store, cache } = setup()
+  const ids = listing(1, 3)
+  const reads = (): number => store.calls.get
+  await cache.anyOf(ids, 'k', marked)
+  // Another project's write keeps it; one of its own drops it.
+  store.emit(invalidation(99, 2))
+  cache.invalidate(98)
+  await cache.anyOf(ids, 'k', marked)
+  assert.equal(reads(), 3)
+  store.data.set(2, { ...stored(2, 2), inboundEnabled: false })
+  store.emit(invalidation(2, 2))
+  assert.equal(await cache.anyOf(ids, 'k', marked), true)
+  assert.equal(reads(), 4, 'project 2 read again, the others from the cache')
+  cache.invalidate(3)
+  store.data.delete(2)
+  store.emit(invalidation(2, 3))
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+  // A write during the reads: the answer goes to those that asked, and is not kept.
+  store.hold = true
+  cache.invalidate(1)
+  const during = cache.anyOf(ids, 'k', marked)
+  await eventually(() => store.held() === 1)
+  store.data.set(1, { ...stored(1, 2), inboundEnabled: false })
+  store.emit(invalidation(1, 2))
+  store.hold = false
+  store.release()
+  assert.equal(await during, false, 'read before the write')
+  assert.equal(await cache.anyOf(ids, 'k', marked), true)
+  // A reset, and more invalidations than are remembered, drop it too (the projects' answers
+  // read again from the store, or from the cache where it holds them).
+  const before = reads()
+  let asked = 0
+  const counted = (grants: StoredGrants | null): boolean => { asked++; return marked(grants) }
+  store.emit({ kind: 'reset', reason: 'test' })
+  assert.equal(await cache.anyOf(ids, 'k', counted), true)
+  assert.equal(reads(), before + 3)
+  assert.equal(asked, 1, 'project 1 keeps them')
+  for (let i = 0; i < 1024; i++) store.emit(invalidation(1000 + i, 2))
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 1, 'none of its projects among the last 1,024')
+  for (let i = 0; i < 1025; i++) store.emit(invalidation(1000 + i, 3))
+  await cache.anyOf(ids, 'k', counted)
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 2)
+  assert.equal(reads(), before + 3)
+})
+
+test('cache: anyOf keeps nothing drawn from answers served stale, and fails closed as get() does', async () => {
+  const { store, clock, cache } = setup({ staleWindowMs: 5_000 })
+  const ids = listing(1, 2)
+  for (const id of ids) store.data.set(id, stored(id))
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+  clock.t += 10_000
+  store.failure = new Error('down')
+  assert.equal(await cache.anyOf(ids, 'k', marked), false, 'stale within the window')
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+  assert.equal(store.calls.get, 6, 'each time asked of the store')
+  clock.t += 5_001
+  await assert.rejects(async () => await cache.anyOf(ids, 'k', marked), GrantsStoreUnavailableError)
+  store.failure = null
+  assert.equal(await cache.anyOf(ids, 'k', marked), false)
+})
