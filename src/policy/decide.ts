@@ -223,11 +223,15 @@ function isRead (route: CatalogRoute): boolean {
   return route.policies.length > 0 && route.policies.every(p => p.startsWith('read_'))
 }
 
-// Release reads whose handler authorizes read_code (download_code) besides read_release: one
-// release by its tag, a release asset's download and the latest release's permalink
-// (lib/api/releases.rb, authorize_read_code!). ProjectPolicy gives read_code only by role; the
-// release list and its asset links need read_release alone.
+// Release reads that need read_code (download_code) besides read_release, which ProjectPolicy
+// gives only by role: one release by its tag, a release asset's download and the latest release's
+// permalink authorize it (lib/api/releases.rb, authorize_read_code!); the release list renders
+// each release's commit, sources and evidences by it, its milestones by read_milestone and
+// `description_html` by the user's own reads (lib/api/entities/release.rb), from a cache GitLab
+// keys by the user alone (`user:{id}`, whatever the token or `include_html_description`), so no
+// parameter keeps them out. Its asset links need read_release alone.
 const READ_CODE_RELEASE_READS: ReadonlySet<string> = new Set([
+  '/projects/:id/releases',
   '/projects/:id/releases/:tag_name',
   '/projects/:id/releases/:tag_name/downloads/*direct_asset_path',
   '/projects/:id/releases/permalink/latest(/)(*suffix_path)'

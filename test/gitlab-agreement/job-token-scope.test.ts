@@ -40,8 +40,10 @@ const FEATURES = ['package_registry', 'container_registry', 'builds', 'repositor
 const LEVELS: FeatureAccessLevel[] = ['disabled', 'private', 'enabled', 'public']
 const VISIBILITIES: Visibility[] = ['private', 'internal', 'public']
 
-// lib/api/releases.rb: the handlers that call authorize_read_code! after the before block's read_release.
-const READ_CODE_RELEASES = new Set(['/projects/:id/releases/:tag_name', '/projects/:id/releases/:tag_name/downloads/*direct_asset_path', '/projects/:id/releases/permalink/latest(/)(*suffix_path)'])
+// lib/api/releases.rb: the handlers that call authorize_read_code! after the before block's
+// read_release, and the list, whose entity renders each release's commit, sources and evidences
+// by read_code (lib/api/entities/release.rb, can_read_code?): the gate cannot strip them.
+const READ_CODE_RELEASES = new Set(['/projects/:id/releases', '/projects/:id/releases/:tag_name', '/projects/:id/releases/:tag_name/downloads/*direct_asset_path', '/projects/:id/releases/permalink/latest(/)(*suffix_path)'])
 
 /**
  * The ability the route's GitLab handler authorizes after find_project!, as read from its source:
@@ -49,7 +51,8 @@ const READ_CODE_RELEASES = new Set(['/projects/:id/releases/:tag_name', '/projec
  * `authorize_read_builds!` (read_build), `authorize! :read_pipeline`, `:read_release`,
  * `:read_environment`, `:read_deployment`, `read_issue` for issues (IssuesFinder filters by it),
  * `read_merge_request`, `read_code` besides `read_release` where a release handler calls
- * `authorize_read_code!` (one release by its tag, an asset's download, the latest's permalink),
+ * `authorize_read_code!` (one release by its tag, an asset's download, the latest's permalink)
+ * or renders with it (the release list's commits, sources and evidences),
  * `download_code` for repository reads, the container registry's `read_container_image`, and
  * `read_pipeline` first under a pipeline (find_pipeline!); a write
  * authorizes a Developer's or Maintainer's ability.

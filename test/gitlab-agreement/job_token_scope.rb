@@ -25,7 +25,8 @@
 # test asks with the highest, owner: what GitLab lets some user do. Each route is reduced to the
 # project abilities its handler checks (job artifacts: read_build, then read_job_artifacts on the
 # build it finds, by that build's `artifacts:access`; one release by its tag: read_release and
-# read_code); issue reads, which GitLab
+# read_code; the release list: read_release, and read_code, by which its entity renders each
+# release's commit, sources and evidences); issue reads, which GitLab
 # filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
 # (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 

@@ -27,7 +27,7 @@ test('a job outside a public project\'s allowlist reads only what GitLab gives s
     { name: 'a commit', path: '/projects/300/repository/commits/main', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'issues (confidential ones by role)', path: '/projects/300/issues', status: 403, reason: 'NOT_ALLOWLISTED' },
     // Still open, as GitLab opens them by feature.
-    { name: 'releases', path: '/projects/300/releases', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
+    { name: 'a release\'s asset links', path: '/projects/300/releases/v1.0/assets/links', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'packages', path: '/projects/300/packages/generic/tool/1.0/tool.tar.gz', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' }
   ]
   for (const c of cases) {

@@ -5,7 +5,14 @@
 // read_code (download_code) to such a job only by its user's role, which it takes away: GitLab
 // refuses them, but by its own copy of the allowlist, which goes stale once the gate owns it. Where
 // that copy still lists the job, GitLab gave it its user's role and answered. The gate refuses them
-// now; the release list and its asset links need read_release alone, which the feature gives.
+// now; its asset links need read_release alone, which the feature gives.
+//
+// The release list was let through too, as it authorizes read_release alone. But its entity
+// renders each release's commit, sources and evidences by read_code, its milestones by
+// read_milestone and, with `include_html_description`, the description's references by the
+// user's own reads (confidential issues' titles), from a cache GitLab keys by the user alone: by
+// the job user's role, where GitLab's copy of the allowlist still lists the job. No parameter
+// keeps those out, so the list is refused as well.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -23,8 +30,9 @@ test('a job outside a public project\'s allowlist reads no release GitLab finds 
     { name: 'a release asset\'s download', path: '/projects/300/releases/v1.0/downloads/bin/tool', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'the latest release\'s permalink', path: '/projects/300/releases/permalink/latest', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'the latest release\'s permalink, with a suffix', path: '/projects/300/releases/permalink/latest/downloads/bin/tool', status: 403, reason: 'NOT_ALLOWLISTED' },
+    { name: 'the release list', path: '/projects/300/releases', status: 403, reason: 'NOT_ALLOWLISTED' },
+    { name: 'the release list, its description rendered', path: '/projects/300/releases?include_html_description=true', status: 403, reason: 'NOT_ALLOWLISTED' },
     // read_release alone: given by the releases feature.
-    { name: 'the release list', path: '/projects/300/releases', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'a release\'s asset links', path: '/projects/300/releases/v1.0/assets/links', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'one asset link', path: '/projects/300/releases/v1.0/assets/links/1', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' }
   ]
