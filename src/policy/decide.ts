@@ -237,12 +237,22 @@ const READ_CODE_RELEASE_READS: ReadonlySet<string> = new Set([
   '/projects/:id/releases/permalink/latest(/)(*suffix_path)'
 ])
 
+// Reads whose handler authorizes what the feature gives, but whose entity renders part of the
+// answer by an ability ProjectPolicy gives only by role, which no parameter keeps out and the gate
+// cannot strip: the environments list, each environment's cluster agent, its Kubernetes
+// namespace and Flux resource path by read_cluster_agent, a Developer's
+// (lib/api/entities/environment.rb, can_read_cluster_agent?).
+const ROLE_RENDERED_READS: ReadonlySet<string> = new Set([
+  '/projects/:id/environments'
+])
+
 /** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */
 function readFeatures (route: CatalogRoute): readonly string[] | null {
   // A pipeline's jobs are found through the pipeline (find_pipeline!), which needs read_pipeline:
   // ProjectPolicy never gives it by feature.
   if (route.pattern.includes('/pipelines/:pipeline_id/')) return null
   if (READ_CODE_RELEASE_READS.has(route.pattern)) return null
+  if (ROLE_RENDERED_READS.has(route.pattern)) return null
   if (route.policies.length === 0) {
     const feature = FEATURE_OF_RESOURCE[route.resource]
     return feature === undefined ? null : [feature]

@@ -52,7 +52,9 @@ const READ_CODE_RELEASES = new Set(['/projects/:id/releases', '/projects/:id/rel
  * `:read_environment`, `:read_deployment`, `read_issue` for issues (IssuesFinder filters by it),
  * `read_merge_request`, `read_code` besides `read_release` where a release handler calls
  * `authorize_read_code!` (one release by its tag, an asset's download, the latest's permalink)
- * or renders with it (the release list's commits, sources and evidences),
+ * or renders with it (the release list's commits, sources and evidences), `read_cluster_agent`
+ * besides `read_environment` on environments, whose entity renders an environment's cluster agent
+ * by it,
  * `download_code` for repository reads, the container registry's `read_container_image`, and
  * `read_pipeline` first under a pipeline (find_pipeline!); a write
  * authorizes a Developer's or Maintainer's ability.
@@ -72,7 +74,8 @@ function endpointAbility (route: CatalogRoute): string | string[] {
       return route.accessedProject === 'project' && route.pattern.includes('/artifacts') ? ['read_build', 'read_job_artifacts'] : 'read_build'
     case 'pipelines': return 'read_pipeline'
     case 'releases': return READ_CODE_RELEASES.has(route.pattern) ? ['read_release', 'read_code'] : 'read_release'
-    case 'environments': return 'read_environment'
+    // Entities::Environment renders each environment's cluster agent by read_cluster_agent
+    case 'environments': return ['read_environment', 'read_cluster_agent']
     case 'deployments': return 'read_deployment'
     case 'work_items': return 'read_issue'
     case 'merge_requests': return 'read_merge_request'

@@ -26,7 +26,8 @@
 # project abilities its handler checks (job artifacts: read_build, then read_job_artifacts on the
 # build it finds, by that build's `artifacts:access`; one release by its tag: read_release and
 # read_code; the release list: read_release, and read_code, by which its entity renders each
-# release's commit, sources and evidences); issue reads, which GitLab
+# release's commit, sources and evidences; environments: read_environment, and read_cluster_agent,
+# by which its entity renders an environment's cluster agent); issue reads, which GitLab
 # filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
 # (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 
@@ -253,7 +254,7 @@ module Gitlab
     REPORTER = %i[read_commit_status read_build read_container_image read_pipeline read_environment read_deployment
                   read_merge_request read_package download_code read_issue].freeze
     DEVELOPER = %i[create_package create_deployment update_environment create_release read_terraform_state
-                   read_secure_files update_build].freeze
+                   read_secure_files update_build read_cluster_agent].freeze
     MAINTAINER = %i[admin_package destroy_package admin_terraform_state admin_secure_files admin_pipeline admin_environment
                     admin_deployment destroy_release].freeze
     PUBLIC = %i[read_package read_project read_merge_request read_pipeline read_environment read_deployment
