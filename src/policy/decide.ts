@@ -241,9 +241,12 @@ const READ_CODE_RELEASE_READS: ReadonlySet<string> = new Set([
 // answer by an ability ProjectPolicy gives only by role, which no parameter keeps out and the gate
 // cannot strip: the environments list, each environment's cluster agent, its Kubernetes
 // namespace and Flux resource path by read_cluster_agent, a Developer's
-// (lib/api/entities/environment.rb, can_read_cluster_agent?).
+// (lib/api/entities/environment.rb, can_read_cluster_agent?); a package's file list, the
+// pipelines that built each file (their refs, commits and users) by read_pipeline
+// (lib/api/entities/package_file.rb, can_read_pipeline?). A file's download renders nothing.
 const ROLE_RENDERED_READS: ReadonlySet<string> = new Set([
-  '/projects/:id/environments'
+  '/projects/:id/environments',
+  '/projects/:id/packages/:package_id/package_files'
 ])
 
 /** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */

@@ -54,7 +54,8 @@ const READ_CODE_RELEASES = new Set(['/projects/:id/releases', '/projects/:id/rel
  * `authorize_read_code!` (one release by its tag, an asset's download, the latest's permalink)
  * or renders with it (the release list's commits, sources and evidences), `read_cluster_agent`
  * besides `read_environment` on environments, whose entity renders an environment's cluster agent
- * by it,
+ * by it, `read_pipeline` besides `read_package` on a package's file list, whose entity renders each
+ * file's pipelines by it,
  * `download_code` for repository reads, the container registry's `read_container_image`, and
  * `read_pipeline` first under a pipeline (find_pipeline!); a write
  * authorizes a Developer's or Maintainer's ability.
@@ -65,7 +66,8 @@ function endpointAbility (route: CatalogRoute): string | string[] {
   // find_pipeline! (check_pipeline_access) before the handler's own read
   if (route.pattern.includes('/pipelines/:pipeline_id/')) return 'read_pipeline'
   switch (route.resource) {
-    case 'packages': return 'read_package'
+    // Entities::PackageFile renders the pipelines that built each file by read_pipeline
+    case 'packages': return route.pattern === '/projects/:id/packages/:package_id/package_files' ? ['read_package', 'read_pipeline'] : 'read_package'
     case 'container_registry': return 'read_container_image'
     case 'jobs':
       if (route.accessedProject === 'token_job') return 'read_project'

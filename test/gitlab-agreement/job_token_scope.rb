@@ -27,7 +27,8 @@
 # build it finds, by that build's `artifacts:access`; one release by its tag: read_release and
 # read_code; the release list: read_release, and read_code, by which its entity renders each
 # release's commit, sources and evidences; environments: read_environment, and read_cluster_agent,
-# by which its entity renders an environment's cluster agent); issue reads, which GitLab
+# by which its entity renders an environment's cluster agent; a package's file list: read_package,
+# and read_pipeline, by which its entity renders each file's pipelines); issue reads, which GitLab
 # filters through IssuesFinder without one, are taken as read_issue, the gate refusing them
 # (docs/gitlab-rules.md, "Where the gate differs from GitLab").
 

@@ -7,6 +7,8 @@
 // - The environments list: each environment's cluster agent (its name, its configuration
 //   project), Kubernetes namespace and Flux resource path, by read_cluster_agent, a Developer's
 //   (lib/api/entities/environment.rb, can_read_cluster_agent?).
+// - A package's file list: the pipelines that built each file (their refs, commits and users), by
+//   read_pipeline (lib/api/entities/package_file.rb, can_read_pipeline?).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,11 +18,12 @@ import { send } from '../helpers/http.ts'
 const lastDecision = (g: TestGate): Record<string, unknown> | undefined => g.logs.filter(l => l.msg === 'decision').at(-1)
 
 for (const visibility of ['public', 'internal'] as const) {
-  test(`a job outside a ${visibility} project's allowlist reads nothing GitLab renders by its user's role`, async (t) => {
+  test(`a job outside ${visibility === 'public' ? 'a' : 'an'} ${visibility} project's allowlist reads nothing GitLab renders by its user's role`, async (t) => {
     const g = await startTestGate(t)
     // other/tools (300): every feature enabled, an allowlist without acme/app (100).
     g.gitlab.projects.get(300)!.visibility = visibility
-    for (const path of ['/projects/300/environments', '/projects/300/environments?search=production', '/projects/other%2Ftools/environments']) {
+    for (const path of ['/projects/300/environments', '/projects/300/environments?search=production', '/projects/other%2Ftools/environments',
+      '/projects/300/packages/7/package_files', '/projects/300/packages/7/package_files?order_by=file_name']) {
       await t.test(path, async () => {
         const before = g.seen.length
         const res = await send(g.url, 'GET', `/api/v4${path}`, { 'job-token': TOKENS.app })
@@ -43,4 +46,14 @@ test('a job allowlisted with read_environments still lists environments, GitLab 
   assert.equal(lastDecision(g)?.reason, 'POLICIES_GRANTED')
   assert.equal(g.seen.length, before + 1, 'forwarded')
   assert.equal(res.status, 200, res.text)
+})
+
+test('a job outside a public project\'s allowlist still downloads a package file', async (t) => {
+  const g = await startTestGate(t)
+  g.gitlab.projects.get(300)!.visibility = 'public'
+  const before = g.seen.length
+  const res = await send(g.url, 'GET', '/api/v4/projects/300/packages/7/package_files/9/download', { 'job-token': TOKENS.app })
+  assert.equal(res.status, 200, res.text)
+  assert.equal(lastDecision(g)?.reason, 'PUBLIC_PROJECT_FEATURES')
+  assert.equal(g.seen.length, before + 1, 'forwarded')
 })
