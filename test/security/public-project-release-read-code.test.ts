@@ -16,16 +16,15 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startTestGate, TOKENS, type TestGate } from '../helpers/gate.ts'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-
-const lastDecision = (g: TestGate): Record<string, unknown> | undefined => g.logs.filter(l => l.msg === 'decision').at(-1)
+import { checkOutsideReads, type OutsideRead } from '../helpers/outside-allowlist.ts'
 
 test('a job outside a public project\'s allowlist reads no release GitLab finds with read_code', async (t) => {
   const g = await startTestGate(t)
   // other/tools (300): public, every feature enabled, an allowlist without acme/app (100).
   g.gitlab.projects.get(300)!.visibility = 'public'
-  const cases: Array<{ name: string, path: string, status: number, reason: string }> = [
+  const cases: OutsideRead[] = [
     { name: 'one release by its tag', path: '/projects/300/releases/v1.0', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'a release asset\'s download', path: '/projects/300/releases/v1.0/downloads/bin/tool', status: 403, reason: 'NOT_ALLOWLISTED' },
     { name: 'the latest release\'s permalink', path: '/projects/300/releases/permalink/latest', status: 403, reason: 'NOT_ALLOWLISTED' },
@@ -36,21 +35,7 @@ test('a job outside a public project\'s allowlist reads no release GitLab finds 
     { name: 'a release\'s asset links', path: '/projects/300/releases/v1.0/assets/links', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' },
     { name: 'one asset link', path: '/projects/300/releases/v1.0/assets/links/1', status: 200, reason: 'PUBLIC_PROJECT_FEATURES' }
   ]
-  for (const c of cases) {
-    await t.test(c.name, async () => {
-      const before = g.seen.length
-      const res = await send(g.url, 'GET', `/api/v4${c.path}`, { 'job-token': TOKENS.app })
-      assert.equal(res.status, c.status, res.text)
-      assert.equal(lastDecision(g)?.reason, c.reason)
-      if (c.status === 200) {
-        assert.equal(g.seen.length, before + 1, 'forwarded')
-        return
-      }
-      assert.equal(g.seen.length, before, 'the upstream never saw it')
-      assert.equal(res.json().code, c.reason)
-      assert.equal(res.json().message, '403 Forbidden - Authentication by CI/CD job token not allowed from app to tools.')
-    })
-  }
+  await checkOutsideReads(t, g, cases)
 })
 
 test('an internal project\'s release by its tag is refused to a job outside its allowlist too', async (t) => {
