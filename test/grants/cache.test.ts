@@ -474,3 +474,33 @@ test('cache: anyOf keeps nothing drawn from answers served stale, and fails clos
   store.failure = null
   assert.equal(await cache.anyOf(ids, 'k', marked), false)
 })
+
+test('cache: anyOf finds its project among the invalidations since it was asked, few or many', async () => {
+  const { store, cache } = setup()
+  const ids = listing(1, 40)
+  let asked = 0
+  const counted = (grants: StoredGrants | null): boolean => { asked++; return marked(grants) }
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 40)
+  // Few since (each looked for in the listing), one of them its own, the last: drawn again.
+  for (let i = 0; i < 5; i++) store.emit(invalidation(1000 + i, 2))
+  store.emit(invalidation(40, 2))
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 80)
+  // Many since (the listing read into a set for the ask), one of them its own, among the first.
+  store.emit(invalidation(1, 3))
+  for (let i = 0; i < 500; i++) store.emit(invalidation(2000 + i, 2))
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 120)
+  // Many since, none its own; then few, none its own: kept.
+  for (let i = 0; i < 500; i++) store.emit(invalidation(3000 + i, 2))
+  await cache.anyOf(ids, 'k', counted)
+  for (let i = 0; i < 5; i++) store.emit(invalidation(4000 + i, 2))
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 120)
+  // A reset among many since: drawn again.
+  for (let i = 0; i < 100; i++) store.emit(invalidation(5000 + i, 2))
+  store.emit({ kind: 'reset', reason: 'test' })
+  await cache.anyOf(ids, 'k', counted)
+  assert.equal(asked, 160)
+})
