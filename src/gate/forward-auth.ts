@@ -177,11 +177,12 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    * the query string only (Gitlab::APIAuthentication::TokenLocator), never a body, so a body
    * hidden there holds nothing GitLab would authenticate, unless its `_method` moves the POST to
    * another route of the path, or GitLab's upload middleware writes its `operations` into the
-   * query a route reads its token from (uploadOperationsReachQuery).
+   * query a route reads its token from (uploadOperationsReachQuery: the Terraform module
+   * registry's and the virtual registries', listed or not).
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine, plan: BodyPlan | null): boolean {
     if (plan === null) return false
-    if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'])) return false
+    if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type']) && !(x.requested.kind === 'api' && uploadOperationsReachQuery(req, null, x.requested.apiPath))) return false
     if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST') && !uploadOperationsReachQuery(req, x.match.route)) return false
     // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads
     // credentials from it as JSON: the proxy's identity stage asks the same (readsUntypedJson).

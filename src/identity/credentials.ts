@@ -249,14 +249,20 @@ export function uploadOperationsReachable (request: Pick<CredentialRequest, 'can
 
 /**
  * Whether a body the gate cannot see (forward-auth) could give GitLab a credential on a route
- * that declares `authenticate_with`, whose TokenLocator reads no body: the Terraform module
- * registry's `file` route reads the query's `token` (`request.query_parameters`), into which the
- * upload middleware writes an `operations` member, the body's too, under a Content-Type holding
- * `multipart/form-data`.
+ * that declares `authenticate_with`, whose TokenLocator reads no body but the query string's
+ * parameters (`request.query_parameters`), into which the upload middleware writes an
+ * `operations` member, the body's too, under a Content-Type holding `multipart/form-data`: the
+ * Terraform module registry's `file` route reads its JWT from `token`, and the virtual
+ * registries (`shared_authentication.rb`) a job token from `job_token`, on the routes the catalog
+ * lists and on those it does not (`apiPath`, where no route matched).
  */
-export function uploadOperationsReachQuery (request: HeaderSource, route: CatalogRoute | null): boolean {
-  return isModuleRegistryRoute(route) && namesMultipartFormData(request)
+export function uploadOperationsReachQuery (request: HeaderSource, route: CatalogRoute | null, apiPath?: string): boolean {
+  const readsQuery = route === null ? apiPath !== undefined && VIRTUAL_REGISTRY_PATH.test(apiPath) : isModuleRegistryRoute(route) || VIRTUAL_REGISTRY_PATH.test(route.pattern)
+  return readsQuery && namesMultipartFormData(request)
 }
+
+/** A virtual registry's route, or a path under one: a group's (`/groups/:id/-/virtual_registries/`) or the instance's. */
+const VIRTUAL_REGISTRY_PATH = /^\/(?:groups\/[^/]+\/-\/)?virtual_registries(?:\/|$)/
 
 /** A Content-Type line holding `multipart/form-data`, where the upload middleware runs (in any case: more than it). */
 function namesMultipartFormData (request: HeaderSource): boolean {
