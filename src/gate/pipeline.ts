@@ -230,7 +230,8 @@ const identifyStage: Stage = (x, engine) => {
     beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.
     methodOverride: canonical.kind === 'api' && canonical.method === 'POST' ? (method: string) => routeAs(x, engine, canonical, method) : undefined,
-    api: canonical.kind === 'api',
+    // A path outside the root that holds /api/v4, where GitLab may serve its API (API_PATH_OUTSIDE_ROOT), too.
+    api: canonical.kind === 'api' || (canonical.kind === 'other' && holdsApiSegments(canonical.path)),
     // The users' package rules hold these too (userRolesStage): a credential they cannot see in a
     // streamed body is refused there, as on the catalog's package writes.
     // Asked only where no catalog route matched, so made only where none did or a POST's override

@@ -35,9 +35,11 @@ export interface IdentityInput {
    */
   readonly methodOverride?: (method: string) => CatalogRoute | null
   /**
-   * An API path: GitLab's upload middleware could write an `operations` parameter's members over
-   * the parameters its token finders read (credentials.ts, uploadOperationsReachable), which the
-   * gate reads in GraphQL requests only (src/admin/graphql.ts): refused here.
+   * An API path, or a path outside the root that holds /api/v4 (where GitLab serves its API if
+   * its root is not the gate's): GitLab's upload middleware could write an `operations`
+   * parameter's members over the parameters its token finders read (credentials.ts,
+   * uploadOperationsReachable), which the gate reads in GraphQL requests only
+   * (src/admin/graphql.ts): refused here.
    */
   readonly api?: boolean
   /**

@@ -46,3 +46,24 @@ test('forward-auth refuses it too', async (t) => {
   assert.equal(res.status, 403)
   assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT')
 })
+
+// Nor does a job token GitLab's upload middleware would write into the parameters there (an
+// `operations` member, test/security/upload-operations-parameter.test.ts) reach GitLab: such a
+// request carried no token the gate saw, and was forwarded as a path outside the API.
+test('an `operations` parameter on /api/v4 under a root the gate was not given is refused, not forwarded', async (t) => {
+  const g = await startTestGate(t)
+  const operations = JSON.stringify({ job_token: TOKENS.app }, null, 1)
+  const file = '/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin'
+  const multipart = `--b0\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations}\r\n--b0\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--b0--\r\n`
+  const cases: ReadonlyArray<readonly [string, string, Record<string, string>, string]> = [
+    // Workhorse hands Rails the upload as multipart, the query kept.
+    ['PUT', `${file}?operations=${encodeURIComponent(operations)}&map=%7B%7D`, { 'content-type': 'application/octet-stream' }, 'x'],
+    ['GET', file, { 'content-type': 'multipart/form-data; boundary=b0' }, multipart]
+  ]
+  for (const [method, path, headers, body] of cases) {
+    const res = await send(g.url, method, path, headers, body)
+    assert.equal(res.status, 400, `${method} ${path}: ${res.text}`)
+    assert.equal(res.json().code, 'UPLOAD_OPERATIONS_PARAMETER')
+  }
+  assert.equal(g.seen.length, 0, 'nothing was forwarded')
+})
