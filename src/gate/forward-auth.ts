@@ -182,6 +182,10 @@ export function createForwardAuth (options: ForwardAuthOptions): ForwardAuthHand
    */
   function hiddenBodyMayHoldToken (x: Exchange, req: IncomingMessage, engine: Engine, plan: BodyPlan | null): boolean {
     if (plan === null) return false
+    // A path outside the root that holds /api/v4, where GitLab serves its API if its root is not
+    // the gate's: any route of it may read the body's token, as a visible one is refused there
+    // (API_PATH_OUTSIDE_ROOT).
+    if (x.requested.kind === 'other' && holdsApiSegments(x.requested.path)) return true
     if (x.match === null && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type']) && !(x.requested.kind === 'api' && uploadOperationsReachQuery(req, null, x.requested.apiPath))) return false
     if (x.match?.route.authenticateWith === true && !hiddenOverrideReachesRoute(x, engine, req.headers['content-type'], 'POST') && !uploadOperationsReachQuery(req, x.match.route)) return false
     // A body without a type is the upload itself (`curl --upload-file`) but where GitLab reads

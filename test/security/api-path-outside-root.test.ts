@@ -67,3 +67,19 @@ test('an `operations` parameter on /api/v4 under a root the gate was not given i
   }
   assert.equal(g.seen.length, 0, 'nothing was forwarded')
 })
+
+test('forward-auth refuses a body it cannot see there, as on the API itself', async (t) => {
+  const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'declared' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const ask = (uri: string, headers: Record<string, string>): ReturnType<typeof send> =>
+    send(auth, 'GET', '/', { 'x-original-method': 'PUT', 'x-original-uri': uri, ...headers })
+  // A form's `job_token`, a JSON member, an `operations` part: GitLab would read each there.
+  for (const type of ['application/x-www-form-urlencoded', 'application/json', 'multipart/form-data; boundary=b0']) {
+    const res = await ask('/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', { 'content-type': type, 'x-original-content-length': '300' })
+    assert.equal(res.status, 403, `${type}: ${res.text}`)
+    assert.equal(res.json().code, 'BODY_NOT_VISIBLE', type)
+  }
+  // Without a body, and on paths outside the API, as before.
+  assert.equal((await ask('/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', { 'x-original-content-length': '0' })).status, 200)
+  assert.equal((await ask('/acme/lib/-/settings', { 'content-type': 'application/x-www-form-urlencoded', 'x-original-content-length': '300' })).status, 200)
+})
