@@ -15,7 +15,7 @@ import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
 import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
-import { cookieHeader, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, queryPairs } from '../identity/credentials.ts'
+import { cookieHeader, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, OVERRIDE_METHODS, queryPairs } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -391,7 +391,8 @@ const userRolesStage: Stage = (x, engine) => {
   if (canonical.kind === 'other') {
     // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
     const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
-    return matches === null ? NO_JOB_TOKEN : checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
+    if (matches !== null) return checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
+    return packageChangeOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
   }
   // A package write the catalog misses is held to its format's rule all the same.
   const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
@@ -403,6 +404,26 @@ const userRolesStage: Stage = (x, engine) => {
     return checkUserRoles(x, engine.userRoles, [runAs(x, match)], NO_JOB_TOKEN, false, x.match === null && x.bodyHidden)
   }
   return NO_JOB_TOKEN
+}
+
+const OUTSIDE_ROOT_PACKAGE_CHANGE = '403 Forbidden - this path is outside the API root the job token gate serves, where the package rules cannot be checked: send package writes and deletes under the API root'
+
+/**
+ * Whether a path outside the root that holds /api/v4 (where GitLab serves its API if its root is
+ * not the gate's, API_PATH_OUTSIDE_ROOT) names a package write or delete after those segments, as
+ * its method or any a POST's override may give it: the users' package rules would go unchecked.
+ */
+function packageChangeOutsideRoot (engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'other' }>): boolean {
+  const segments = /\/api\/v4(?=\/|$)/.exec(canonical.path)
+  if (segments === null) return false
+  const apiPath = canonical.path.slice(segments.index + segments[0].length) || '/'
+  const methods = canonical.method === 'POST' ? OVERRIDE_METHODS : [canonical.method]
+  for (const method of methods) {
+    const routed = method === 'HEAD' ? 'GET' : method
+    const match = engine.router.matchRequest({ method: routed, path: apiPath, apiPath }) ?? uncataloguedPackageWrite(routed, apiPath)
+    if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') return true
+  }
+  return false
 }
 
 /**

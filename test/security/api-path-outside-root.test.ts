@@ -9,6 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
+import { adminGate, ADMIN, USERS } from '../helpers/admin-gate.ts'
 
 const job = { 'job-token': TOKENS.app }
 
@@ -72,14 +73,40 @@ test('forward-auth refuses a body it cannot see there, as on the API itself', as
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_FORWARD_AUTH_BODIES: 'declared' })
   const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
   const ask = (uri: string, headers: Record<string, string>): ReturnType<typeof send> =>
-    send(auth, 'GET', '/', { 'x-original-method': 'PUT', 'x-original-uri': uri, ...headers })
+    send(auth, 'GET', '/', { 'x-original-method': 'POST', 'x-original-uri': uri, ...headers })
   // A form's `job_token`, a JSON member, an `operations` part: GitLab would read each there.
   for (const type of ['application/x-www-form-urlencoded', 'application/json', 'multipart/form-data; boundary=b0']) {
-    const res = await ask('/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', { 'content-type': type, 'x-original-content-length': '300' })
+    const res = await ask('/gitlab/api/v4/projects/300/deployments', { 'content-type': type, 'x-original-content-length': '300' })
     assert.equal(res.status, 403, `${type}: ${res.text}`)
     assert.equal(res.json().code, 'BODY_NOT_VISIBLE', type)
   }
   // Without a body, and on paths outside the API, as before.
-  assert.equal((await ask('/gitlab/api/v4/projects/300/packages/generic/tool/1.0/tool.bin', { 'x-original-content-length': '0' })).status, 200)
+  assert.equal((await ask('/gitlab/api/v4/projects/300/deployments', { 'x-original-content-length': '0' })).status, 200)
   assert.equal((await ask('/acme/lib/-/settings', { 'content-type': 'application/x-www-form-urlencoded', 'x-original-content-length': '300' })).status, 200)
+})
+
+// The users' package rules were held on the API root only: with GitLab under a root the gate was
+// not given, a Developer's package delete at `/gitlab/api/v4/...`, where the project keeps deletes
+// to Maintainers, was forwarded as a path outside the API, unchecked.
+test('a package write or delete there is refused to users too, whatever its method override', async (t) => {
+  const g = await adminGate(t)
+  const json = { 'content-type': 'application/json' }
+  const rules = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { ...json, 'private-token': ADMIN }, JSON.stringify({ package_registry: { npm: { delete: 'maintainer' } } }))
+  assert.equal(rules.status, 200, rules.text)
+  const before = g.seen.length
+  const developer = { 'private-token': USERS.developer }
+  const cases: ReadonlyArray<readonly [string, string, Record<string, string>, string | undefined]> = [
+    ['DELETE', '/gitlab/api/v4/projects/200/packages/1', developer, undefined],
+    ['POST', '/gitlab/api/v4/projects/200/packages/1', { ...developer, 'content-type': 'application/x-www-form-urlencoded' }, '_method=DELETE'],
+    ['PUT', '/gitlab/api/v4/projects/200/packages/npm/@acme%2fcli', { ...developer, ...json }, '{}']
+  ]
+  for (const [method, path, headers, body] of cases) {
+    const res = await send(g.url, method, path, headers, body)
+    assert.equal(res.status, 403, `${method} ${path}: ${res.text}`)
+    assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT')
+  }
+  assert.equal(g.seen.length, before, 'nothing was forwarded')
+  // Reads, and pages outside the API, as before.
+  assert.equal((await send(g.url, 'GET', '/gitlab/api/v4/projects/200/packages/1', developer)).status, 200)
+  assert.equal((await send(g.url, 'POST', '/acme/api/v4/-/settings', { ...developer, 'content-type': 'application/x-www-form-urlencoded' }, 'a=1')).status, 200)
 })
