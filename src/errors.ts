@@ -31,6 +31,7 @@ export const errors = {
   NON_API_JOB_TOKEN: { status: 403, message: '403 Forbidden - CI/CD job tokens are not accepted outside the API here' },
   // A job token on a path holding /api/v4 under another root than the configured one: GitLab may
   // serve its API there (GATE_RELATIVE_URL_ROOT unset or wrong), where no route would be decided.
+  // Also a package change and GraphQL there, whoever sends them (with their own message).
   API_PATH_OUTSIDE_ROOT: { status: 403, message: '403 Forbidden - this path is outside the API root the job token gate serves: a CI/CD job token is not accepted here' },
   // Finding the accessed project of group and instance routes (src/projects/): GitLab gave no
   // usable answer. Never an allow.

@@ -135,6 +135,7 @@ export interface Admin {
 
 const PASS: AdminOutcome = Object.freeze({ kind: 'pass', body: null })
 const ANSWERED: AdminOutcome = Object.freeze({ kind: 'answered' })
+const GRAPHQL_OUTSIDE_ROOT = '403 Forbidden - this GraphQL path is outside the relative URL root the job token gate serves (GATE_RELATIVE_URL_ROOT), where its checks cannot run: send GraphQL requests to <root>/api/graphql'
 
 /** The package formats the catalog knows, for validation and the GET answer. */
 export function packageFormats (routes: readonly CatalogRoute[]): string[] {
@@ -243,6 +244,11 @@ export function createAdmin (options: AdminOptions): Admin {
   // format here is anything up to the next '/', dots included (`/api/graphql..`, which Rails
   // routes nowhere when sent so, is checked too: more requests checked, never fewer).
   const graphqlPath = new RegExp('^' + options.relativeUrlRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/api/(?:graphql|glql)(?:\\.[^/]+)?$')
+  // The same paths under another root than the configured one: GitLab serves its GraphQL there
+  // if that is its root (GATE_RELATIVE_URL_ROOT unset or wrong), where neither the fine-grained
+  // tokens, nor its allowlist mutations, nor the package rules would be checked. Refused
+  // (API_PATH_OUTSIDE_ROOT), whoever sends them.
+  const graphqlPathAnyRoot = /\/api\/(?:graphql|glql)(?:\.[^/]+)?$/
 
   function send (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
     options.respond(res, requestId, { kind: 'json', status, body, headers })
@@ -369,13 +375,17 @@ export function createAdmin (options: AdminOptions): Admin {
     roles,
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
-      return canonical.kind === 'other' && graphqlPath.test(canonical.path)
+      return canonical.kind === 'other' && graphqlPathAnyRoot.test(canonical.path)
     },
     async handle (req, res, canonical, requestId, beforeBodyRead) {
       if (canonical.kind === 'rejected') return PASS
       if (canonical.kind === 'other') {
         // Rails routes GET and POST /api/graphql and /api/glql with an optional format (`/api/graphql.json`).
-        if ((canonical.method !== 'POST' && canonical.method !== 'GET') || !graphqlPath.test(canonical.path)) return PASS
+        if ((canonical.method !== 'POST' && canonical.method !== 'GET') || !graphqlPathAnyRoot.test(canonical.path)) return PASS
+        if (!graphqlPath.test(canonical.path)) {
+          refuse(res, requestId, new AdminError('API_PATH_OUTSIDE_ROOT', GRAPHQL_OUTSIDE_ROOT), canonical.method, canonical.path, !req.complete)
+          return ANSWERED
+        }
         // A compressed body is not read: GitLab does not decode it either, so only the URL's
         // parameters can reach its GraphQL; they are still checked.
         const encoding = req.headers['content-encoding']

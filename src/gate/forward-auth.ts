@@ -76,8 +76,8 @@ function originalRequest (header: (name: string) => string | undefined): { metho
 /**
  * Where GitLab reads a job token outside its REST API: git over HTTP and LFS under a repository's
  * `.git` path and the container registry's `/jwt/auth` (Gitlab::Auth.find_for_git_client), and
- * GraphQL (`/api/graphql` and `/api/glql`) under any relative URL root (the configured one's is
- * the gate's own, admin.owns).
+ * GraphQL (`/api/graphql` and `/api/glql`) under any relative URL root (the gate's own under
+ * every root, admin.owns: refused elsewhere, API_PATH_OUTSIDE_ROOT).
  */
 const NON_API_JOB_TOKEN_PATH = /\.git(?:\/|%2f|$)|\/jwt\/auth(?:[./]|$)|\/api\/(?:graphql|glql)(?:[./]|$)/i
 

@@ -56,8 +56,8 @@ test('an Envoy decision request on GraphQL or a git path: a client\'s X-Original
   const lines: Array<[string, string, string]> = [
     ['POST', '/api/graphql', 'FORWARD_AUTH_GATE_ENDPOINT'],
     ['GET', '/api/graphql.json?query=mutation%7B%7D', 'FORWARD_AUTH_GATE_ENDPOINT'],
-    // GitLab's GraphQL under a relative URL root the gate was not told of.
-    ['POST', '/gitlab/api/graphql', 'NON_API_JOB_TOKEN'],
+    // GitLab's GraphQL under a relative URL root the gate was not told of (refused as GraphQL).
+    ['POST', '/gitlab/api/graphql', 'FORWARD_AUTH_GATE_ENDPOINT'],
     ['GET', '/other/tools.git/info/refs?service=git-upload-pack', 'NON_API_JOB_TOKEN'],
     ['POST', '/other/tools.git/git-receive-pack', 'NON_API_JOB_TOKEN'],
     ['POST', '/other/tools%2Egit/info/lfs/objects/batch', 'NON_API_JOB_TOKEN'],

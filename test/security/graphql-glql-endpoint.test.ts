@@ -46,7 +46,7 @@ test('forward-auth: /api/glql is refused as GraphQL is, whatever X-Original-* th
   // are refused, a job token under a relative URL root the gate was not told of too.
   const job = { 'job-token': JOB_TOKENS.app }
   const spoof = { 'x-original-method': 'GET', 'x-original-uri': '/api/v4/projects/100/packages' }
-  for (const [line, code] of [['/api/glql', 'FORWARD_AUTH_GATE_ENDPOINT'], ['/gitlab/api/glql', 'NON_API_JOB_TOKEN']] as const) {
+  for (const [line, code] of [['/api/glql', 'FORWARD_AUTH_GATE_ENDPOINT'], ['/gitlab/api/glql', 'FORWARD_AUTH_GATE_ENDPOINT']] as const) {
     const own = await send(auth, 'POST', line, job)
     assert.equal(own.status, 403, `${line}: ${own.text}`)
     assert.equal(own.json().code, code, line)
