@@ -27,7 +27,7 @@ import { classifyParams, executeGraphql, mapKeys, readGraphqlParams, type Graphq
 import { budgetRefusal, bytesNameTokenParams, completeMultipartParts, decideOverLimit, namesTokenParams, readGraphqlBody } from './graphql-body.ts'
 import { parseMultipartBoundary } from '../identity/body-scan.ts'
 import { headerLines, type HeaderSource } from '../identity/credentials.ts'
-import { handleRest, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
+import { handleRest, holdsAdminPathOutsideRoot, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { checkModelRegistryMutations } from './model-registry.ts'
 import { checkPackageDeletes } from './package-deletes.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
@@ -135,6 +135,7 @@ export interface Admin {
 
 const PASS: AdminOutcome = Object.freeze({ kind: 'pass', body: null })
 const ANSWERED: AdminOutcome = Object.freeze({ kind: 'answered' })
+const ADMIN_PATH_OUTSIDE_ROOT = '403 Forbidden - this path is outside the relative URL root the job token gate serves (GATE_RELATIVE_URL_ROOT): job token scope settings are answered under <root>/api/v4 only'
 const GRAPHQL_OUTSIDE_ROOT = '403 Forbidden - this GraphQL path is outside the relative URL root the job token gate serves (GATE_RELATIVE_URL_ROOT), where its checks cannot run: send GraphQL requests to <root>/api/graphql'
 
 /** The package formats the catalog knows, for validation and the GET answer. */
@@ -375,11 +376,16 @@ export function createAdmin (options: AdminOptions): Admin {
     roles,
     owns (canonical) {
       if (canonical.kind === 'api') return matchAdminPath(canonical.method, canonical.apiPath) !== null || options.tokenRegistry?.owns(canonical.apiPath) === true
-      return canonical.kind === 'other' && graphqlPathAnyRoot.test(canonical.path)
+      return canonical.kind === 'other' && (graphqlPathAnyRoot.test(canonical.path) || holdsAdminPathOutsideRoot(canonical.path))
     },
     async handle (req, res, canonical, requestId, beforeBodyRead) {
       if (canonical.kind === 'rejected') return PASS
       if (canonical.kind === 'other') {
+        // The allowlist's REST endpoints under another root, where GitLab's own would answer.
+        if (holdsAdminPathOutsideRoot(canonical.path)) {
+          refuse(res, requestId, new AdminError('API_PATH_OUTSIDE_ROOT', ADMIN_PATH_OUTSIDE_ROOT), canonical.method, canonical.path, !req.complete)
+          return ANSWERED
+        }
         // Rails routes GET and POST /api/graphql and /api/glql with an optional format (`/api/graphql.json`).
         if ((canonical.method !== 'POST' && canonical.method !== 'GET') || !graphqlPathAnyRoot.test(canonical.path)) return PASS
         if (!graphqlPath.test(canonical.path)) {

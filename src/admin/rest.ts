@@ -91,6 +91,19 @@ let router: Router | null = null
  */
 const ADMIN_PREFIX = /^\/(?:projects\/[^/]+\/job_token_(?:scope|permissions)|groups\/[^/]+\/job_token_policies)(?:$|[/.%])/
 
+/**
+ * Whether a path outside the relative URL root holds `/api/v4` followed by one of these paths:
+ * GitLab serves its API there if its root is not the gate's (GATE_RELATIVE_URL_ROOT unset or
+ * wrong), and its allowlist would change behind the gate's back. Every `/api/v4` of the path is
+ * tried, as any prefix may be GitLab's root.
+ */
+export function holdsAdminPathOutsideRoot (path: string): boolean {
+  for (let at = path.indexOf('/api/v4/'); at !== -1; at = path.indexOf('/api/v4/', at + 1)) {
+    if (ADMIN_PREFIX.test(path.slice(at + 7))) return true
+  }
+  return false
+}
+
 export type AdminPathMatch =
   | { readonly kind: 'endpoint', readonly endpoint: AdminEndpoint, readonly idSegment: string, readonly target?: string }
   /** OPTIONS: Grape answers 204 with the methods the path has. */

@@ -110,3 +110,34 @@ test('a package write or delete there is refused to users too, whatever its meth
   assert.equal((await send(g.url, 'GET', '/gitlab/api/v4/projects/200/packages/1', developer)).status, 200)
   assert.equal((await send(g.url, 'POST', '/acme/api/v4/-/settings', { ...developer, 'content-type': 'application/x-www-form-urlencoded' }, 'a=1')).status, 200)
 })
+
+// The gate answers GitLab's job token scope endpoints itself, so that GitLab's allowlist cannot
+// change behind its back (docs/admin.md): under a root the gate was not given they were paths
+// outside the API, and an allowlist entry added (or the scope turned off) at
+// `/gitlab/api/v4/projects/:id/job_token_scope...` reached GitLab's own.
+test('the job token scope endpoints there are refused, not forwarded, in both modes', async (t) => {
+  const g = await adminGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const json = { 'content-type': 'application/json' }
+  const operator = { 'private-token': ADMIN }
+  const cases: ReadonlyArray<readonly [string, string, Record<string, string>, string | undefined]> = [
+    ['POST', '/gitlab/api/v4/projects/200/job_token_scope/allowlist', { ...operator, ...json }, JSON.stringify({ target_project_id: 300 })],
+    ['PATCH', '/gitlab/api/v4/projects/200/job_token_scope', { ...operator, ...json }, JSON.stringify({ enabled: false })],
+    ['DELETE', '/gitlab/api/v4/projects/acme%2Flib/job_token_scope/groups_allowlist/10', operator, undefined],
+    ['POST', '/a/api/v4/b/api/v4/projects/200/job%5Ftoken%5Fscope.json', { ...operator, 'content-type': 'application/x-www-form-urlencoded' }, '_method=PATCH&enabled=false'],
+    ['GET', '/gitlab/api/v4/projects/200/job_token_scope/allowlist', { 'private-token': USERS.maintainer }, undefined]
+  ]
+  for (const [method, path, headers, body] of cases) {
+    const res = await send(g.url, method, path, headers, body)
+    assert.equal(res.status, 403, `${method} ${path}: ${res.text}`)
+    assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT', path)
+  }
+  assert.equal(g.seen.length, 0, 'nothing was forwarded')
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const asked = await send(auth, 'GET', '/', { ...operator, 'x-original-method': 'DELETE', 'x-original-uri': '/gitlab/api/v4/projects/200/job_token_scope/allowlist/100', 'x-original-content-length': '0' })
+  assert.equal(asked.status, 403, asked.text)
+  assert.equal(asked.json().code, 'FORWARD_AUTH_GATE_ENDPOINT')
+  // Other paths there, as before; the endpoints under the root are the gate's own.
+  assert.equal((await send(g.url, 'GET', '/gitlab/api/v4/projects/200/job_token_scopes', operator)).status, 200)
+  assert.equal((await send(g.url, 'GET', '/api/v4/projects/200/job_token_scope', operator)).status, 200)
+  assert.equal(g.seen.length, 1)
+})
