@@ -13,7 +13,7 @@ import type { BodyBudget } from '../read-body.ts'
 import { OVERRIDE_METHODS, normalizeParamName, queryPairs, uploadOperationsReachQuery } from '../identity/credentials.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { holdsApiSegments } from '../routing/canonical.ts'
-import { webModelRegistryDelete } from '../routing/package-fallback.ts'
+import { webModelRegistryDelete, webModelRegistryDeleteOutsideRoot } from '../routing/package-fallback.ts'
 import type { ForwardBody } from '../identity/stage.ts'
 import { ClientWaiter, hasBody } from './request.ts'
 import { denyOf, newExchange, runStages, settle, type Deny, type Engine, type Exchange } from './pipeline.ts'
@@ -127,7 +127,8 @@ function sameAsOwnLine (original: ReturnType<typeof originalRequest>, req: Incom
   const goGet = line.kind === 'other' && holdsGoGet(line.method, line.path, line.query, req.headers['content-type'])
   // Envoy's `DELETE /acme/lib/-/ml/models/7` is the model delete GitLab runs: deciding the read
   // the headers name let a Developer's session past the project's ml_model delete rule.
-  const webDelete = line.kind === 'other' && webModelRegistryDelete(line.method, line.path, engine.options.relativeUrlRoot ?? '') !== null
+  const root = engine.options.relativeUrlRoot ?? ''
+  const webDelete = line.kind === 'other' && (webModelRegistryDelete(line.method, line.path, root) !== null || webModelRegistryDeleteOutsideRoot(line.method, line.path, root))
   return api || owns(line) || goGet || webDelete || NON_API_JOB_TOKEN_PATH.test(line.path) ? 'conflict' : original
 }
 

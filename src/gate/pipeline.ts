@@ -26,7 +26,7 @@ import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRe
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
-import { uncataloguedPackageWrite, webModelRegistryDelete } from '../routing/package-fallback.ts'
+import { uncataloguedPackageWrite, webModelRegistryDelete, webModelRegistryDeleteOutsideRoot } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
 import { conanSearchKind, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
@@ -273,7 +273,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     // GitLab's web UI reads no job token, but signs in the session of the cookies beside it:
     // its model delete is held to the rule for that session all the same.
     const web = engine.userRoles === undefined ? null : webModelRegistryDelete(x.canonical!.method, x.canonical!.path, engine.options.relativeUrlRoot ?? '')
-    if (web === null) return NON_API_PATH
+    if (web === null) return webDeleteOutsideRoot(engine, x.canonical!) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NON_API_PATH
     x.userCredentials = outcome.credentials.filter(c => !c.jobToken)
     return checkUserRoles(x, engine.userRoles!, web, NON_API_PATH, true)
   }
@@ -392,7 +392,7 @@ const userRolesStage: Stage = (x, engine) => {
     // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
     const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
     if (matches !== null) return checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
-    return packageChangeOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
+    return packageChangeOutsideRoot(engine, canonical) || webDeleteOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
   }
   // A package write the catalog misses is held to its format's rule all the same.
   const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
@@ -424,6 +424,15 @@ function packageChangeOutsideRoot (engine: Engine, canonical: Extract<CanonicalR
     if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') return true
   }
   return false
+}
+
+/**
+ * Whether a path outside a configured root is the web UI's model delete read without that root
+ * (webModelRegistryDeleteOutsideRoot), where the users' package rules hold: GitLab runs it there if
+ * the root is wrong, and answers it 404 if not.
+ */
+function webDeleteOutsideRoot (engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'other' }>): boolean {
+  return engine.userRoles !== undefined && webModelRegistryDeleteOutsideRoot(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
 }
 
 /**

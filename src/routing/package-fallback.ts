@@ -162,6 +162,15 @@ export function webModelRegistryDelete (method: string, path: string, relativeUr
   return scoped === undefined ? [at(full)] : [at(full), at(scoped)]
 }
 
+/**
+ * Whether a path outside a configured relative URL root is such a web delete read without it:
+ * GitLab serves its web UI there if the root is wrong, where no project's rule would be held; with
+ * the root right, GitLab answers it 404.
+ */
+export function webModelRegistryDeleteOutsideRoot (method: string, path: string, relativeUrlRoot: string): boolean {
+  return relativeUrlRoot !== '' && !path.startsWith(relativeUrlRoot + '/') && webModelRegistryDelete(method, path, '') !== null
+}
+
 /** A project's full path as Rails hands the router's glob and segment to the controller (unescaped). */
 function fullPathOf (raw: string): string {
   try {

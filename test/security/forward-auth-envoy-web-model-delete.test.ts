@@ -47,3 +47,17 @@ test('an Envoy check of the web UI\'s model delete: a client\'s X-Original-* nam
   // The model's page is a read, and may name itself.
   assert.equal((await send(auth, 'GET', MODEL, { ...session(USERS.developer), 'x-original-method': 'GET', 'x-original-uri': MODEL })).status, 200)
 })
+
+// Outside a configured root the delete is refused (GitLab runs it there if the root is wrong):
+// the same line is Envoy's request too, so headers naming another request are not believed there.
+test('outside the configured root: refused, and an Envoy line there names only itself', async t => {
+  const g = await adminGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0', GATE_RELATIVE_URL_ROOT: '/gitlab' })
+  const auth = `http://127.0.0.1:${g.gate.authAddress()!.port}`
+  const MODEL = '/acme/lib/-/ml/models/7'
+  const own = await send(auth, 'GET', '/_job_token_gate', { ...session(USERS.maintainer), 'x-original-method': 'DELETE', 'x-original-uri': MODEL })
+  assert.equal(own.status, 403, own.text)
+  assert.equal(own.json().code, 'API_PATH_OUTSIDE_ROOT')
+  const spoofed = await send(auth, 'DELETE', MODEL, { ...session(USERS.maintainer), 'x-original-method': 'GET', 'x-original-uri': MODEL })
+  assert.equal(spoofed.status, 403, spoofed.text)
+  assert.equal(spoofed.json().code, 'FORWARD_AUTH_UNTRUSTED')
+})

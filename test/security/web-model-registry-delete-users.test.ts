@@ -108,6 +108,28 @@ test('under a relative URL root, the web UI\'s model delete is held to the rule 
   assert.equal(maintainer.status, 200, maintainer.text)
 })
 
+// Outside the configured root the delete was no web model delete to the gate, and went on
+// unchecked: GitLab runs it there if the root is wrong (GitLab served without it), and answers it
+// 404 if not. Refused, whatever comes with it.
+test('outside the configured root, the web UI\'s model delete is refused, not forwarded', async t => {
+  const g = await world(t, { delete: 'maintainer' }, '/gitlab')
+  const before = g.seen.length
+  const cases: ReadonlyArray<readonly [string, string, Record<string, string>, string | undefined]> = [
+    ['DELETE', '/acme/lib/-/ml/models/7', session(USERS.developer), undefined],
+    ['POST', '/acme/lib/-/ml/models/7', { ...session(USERS.developer), ...form }, '_method=delete&authenticity_token=t'],
+    ['DELETE', '/other/acme/lib/-/ml/models/7.json', session(USERS.maintainer), undefined],
+    ['DELETE', '/acme/lib/-/ml/models/7', { ...session(USERS.developer), 'job-token': TOKENS.lib }, undefined]
+  ]
+  for (const [method, path, headers, body] of cases) {
+    const res = await send(g.url, method, path, headers, body)
+    assert.equal(res.status, 403, `${method} ${path}: ${res.text}`)
+    assert.equal(res.json().code, 'API_PATH_OUTSIDE_ROOT', `${method} ${path}`)
+  }
+  assert.equal(g.seen.length, before, 'nothing reached GitLab')
+  // Its pages there, as before.
+  assert.equal((await send(g.url, 'GET', '/acme/lib/-/ml/models/7', session(USERS.developer))).status, 200)
+})
+
 test('shadowed with the packages resource, the web UI\'s model delete is logged, not refused', async t => {
   const g = await adminGate(t, { GATE_SHADOW_RESOURCES: 'packages' })
   const patch = await send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
