@@ -133,6 +133,12 @@ function modelRegistryWrite (method: string, apiPath: string): RouteMatch | null
  */
 const WEB_MODEL_DELETE = /^\/(.+)\/-\/ml\/models\/[^/]+$/
 const ORGANIZATION_SCOPE = /^o\/[^/]+\/(.+)$/
+/**
+ * The most segments a project's full path has, with room to spare: a group has at most 20
+ * ancestors (Namespace::NUMBER_OF_ANCESTORS_ALLOWED), and an organization's scope adds
+ * `o/:organization_path`.
+ */
+const MAX_PROJECT_SEGMENTS = 24
 
 export function webModelRegistryDelete (method: string, path: string, relativeUrlRoot: string): RouteMatch[] | null {
   if (!WRITES.has(method)) return null
@@ -141,6 +147,14 @@ export function webModelRegistryDelete (method: string, path: string, relativeUr
   if (m === null) return null
   const full = fullPathOf(m[1]!)
   const scoped = ORGANIZATION_SCOPE.exec(full)?.[1]
+  const projects = new Set(scoped === undefined ? [full] : [full, scoped])
+  // With no root configured, GitLab may still run under one (`/gitlab`): its root is then any
+  // leading segments of the path, and the project it deletes from the rest. Each reading is
+  // checked (a path naming no project passes its check), so the project GitLab takes is one.
+  if (relativeUrlRoot === '') {
+    const segments = m[1]!.split('/')
+    for (let i = Math.max(1, segments.length - MAX_PROJECT_SEGMENTS); i <= segments.length - 2; i++) projects.add(fullPathOf(segments.slice(i).join('/')))
+  }
   const key = `${method} web ml_model delete`
   let route = routes.get(key)
   if (route === undefined) {
@@ -159,7 +173,7 @@ export function webModelRegistryDelete (method: string, path: string, relativeUr
     routes.set(key, route)
   }
   const at = (id: string): RouteMatch => ({ route: route!, params: Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { id })), format: false })
-  return scoped === undefined ? [at(full)] : [at(full), at(scoped)]
+  return [...projects].map(at)
 }
 
 /**

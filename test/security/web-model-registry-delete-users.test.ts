@@ -106,6 +106,15 @@ test('under a relative URL root, the web UI\'s model delete is held to the rule 
   assert.equal(g.seen.length, before)
   const maintainer = await send(g.url, 'DELETE', '/gitlab/acme/lib/-/ml/models/7', session(USERS.maintainer))
   assert.equal(maintainer.status, 200, maintainer.text)
+  // Forward-auth decides the same line the same way.
+  const fa = await adminGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const patch = await send(fa.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { ml_model: { delete: 'maintainer' } } }))
+  assert.equal(patch.status, 200, patch.text)
+  const auth = `http://127.0.0.1:${fa.gate.authAddress()!.port}`
+  const checked = await send(auth, 'DELETE', '/gitlab/acme/lib/-/ml/models/7', session(USERS.developer))
+  assert.equal(checked.status, 403, checked.text)
+  assert.equal(checked.json().code, 'PACKAGE_MAINTAINER_ONLY')
 })
 
 // Outside the configured root the delete was no web model delete to the gate, and went on
@@ -128,6 +137,32 @@ test('outside the configured root, the web UI\'s model delete is refused, not fo
   assert.equal(g.seen.length, before, 'nothing reached GitLab')
   // Its pages there, as before.
   assert.equal((await send(g.url, 'GET', '/acme/lib/-/ml/models/7', session(USERS.developer))).status, 200)
+})
+
+// With no root configured, GitLab may still run under one (`/gitlab`), where it deletes from the
+// project after the root's segments: the gate read the whole path as the project
+// (gitlab/acme/lib, none), and the delete went on unchecked. Every reading is checked now.
+test('with no root configured, the web UI\'s model delete under a root GitLab may have is held to that project\'s rule', async t => {
+  const g = await world(t, { delete: 'maintainer' })
+  const before = g.seen.length
+  for (const path of ['/gitlab/acme/lib/-/ml/models/7', '/a/b/gitlab/acme/lib/-/ml/models/7', '/gitlab/o/default/acme/lib/-/ml/models/7.json']) {
+    const res = await send(g.url, 'DELETE', path, session(USERS.developer))
+    assert.equal(res.status, 403, `${path}: ${res.text}`)
+    assert.equal(res.json().code, 'PACKAGE_MAINTAINER_ONLY', path)
+    assert.match(res.json().message, /project #200/)
+  }
+  assert.equal(g.seen.length, before, 'nothing reached GitLab')
+  const maintainer = await send(g.url, 'DELETE', '/gitlab/acme/lib/-/ml/models/7', session(USERS.maintainer))
+  assert.equal(maintainer.status, 200, maintainer.text)
+  // Forward-auth decides the same line the same way.
+  const fa = await adminGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const patch = await send(fa.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', { 'content-type': 'application/json', 'private-token': ADMIN },
+    JSON.stringify({ package_registry: { ml_model: { delete: 'maintainer' } } }))
+  assert.equal(patch.status, 200, patch.text)
+  const auth = `http://127.0.0.1:${fa.gate.authAddress()!.port}`
+  const checked = await send(auth, 'DELETE', '/gitlab/acme/lib/-/ml/models/7', session(USERS.developer))
+  assert.equal(checked.status, 403, checked.text)
+  assert.equal(checked.json().code, 'PACKAGE_MAINTAINER_ONLY')
 })
 
 test('shadowed with the packages resource, the web UI\'s model delete is logged, not refused', async t => {
