@@ -116,6 +116,8 @@ export const errors = {
   // Configuration API (src/admin/) and per package format rules (src/policy/package-check.ts).
   // The package-rule 403 messages are built per request, naming the format and the setting.
   PACKAGE_READ_DISABLED: { status: 403, message: '403 Forbidden - CI/CD job tokens may not read this package format in this project' },
+  // The web UI's model delete with no relative URL root configured (src/routing/package-fallback.ts).
+  WEB_MODEL_DELETE_TOO_DEEP: { status: 403, message: '403 Forbidden - with no relative URL root configured, the gate checks a model delete of GitLab\'s web UI against every project its path may name after a root GitLab may have, and this path may name more than it checks; delete the model through GitLab\'s API (GraphQL mlModelDestroy), or set GATE_RELATIVE_URL_ROOT to the root GitLab runs under' },
   PACKAGE_MAINTAINER_ONLY: { status: 403, message: '403 Forbidden - only users with the Maintainer role or higher may change this package format in this project' },
   ADMIN_UNAUTHENTICATED: { status: 401, message: '401 Unauthorized' },
   ADMIN_FORBIDDEN: { status: 403, message: '403 Forbidden - changing job token permissions needs the Maintainer role or higher' },

@@ -33,7 +33,15 @@ export interface UserRoleCheck {
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. For a package
    * route's users: requests without a job token, and the session of cookies beside one.
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean, session?: SessionAnswer }): Promise<{ code: ErrorCode, message?: string } | null>
+}
+
+/**
+ * Whom a request's cookies sign in, as GitLab answered (not cached): handed to each check of one
+ * request with the same cookies, so that GitLab is asked once, not once per project checked.
+ */
+export interface SessionAnswer {
+  signedIn?: Promise<boolean | 'refused' | 'unavailable'>
 }
 
 /**
@@ -51,7 +59,7 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  */
 export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
   return {
-    async check ({ match, credentials, cookie, webSession = false, bodyHidden = false }) {
+    async check ({ match, credentials, cookie, webSession = false, bodyHidden = false, session: asked = {} }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
@@ -69,10 +77,9 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
        * too; GitLab's web UI signs it in all the same (`webSession`: its terms of service hold HTML
        * pages only), so there it is someone whose role the API will not show: refused below.
        */
-      let signedIn: Promise<boolean | 'refused' | 'unavailable'> | undefined
       const noSession = async (credential: Credential): Promise<boolean | 'unavailable'> => {
         if (credential.where !== SESSION) return false
-        const answer = await (signedIn ??= gitlab.signedIn(headerOf(credential)))
+        const answer = await (asked.signedIn ??= gitlab.signedIn(headerOf(credential)))
         if (answer === 'refused') return !webSession
         return answer === 'unavailable' ? answer : !answer
       }
@@ -136,7 +143,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (skip) continue
         // A web session GitLab's API refuses shows no project either, as a deploy token does not.
-        if (credential.where === SESSION && await signedIn === 'refused') {
+        if (credential.where === SESSION && await asked.signedIn === 'refused') {
           unseen = true
           continue
         }

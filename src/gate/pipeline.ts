@@ -26,7 +26,7 @@ import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRe
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
-import { uncataloguedPackageWrite, webModelRegistryDelete, webModelRegistryDeleteOutsideRoot } from '../routing/package-fallback.ts'
+import { MAX_WEB_DELETE_READINGS, uncataloguedPackageWrite, webModelRegistryDelete, webModelRegistryDeleteOutsideRoot } from '../routing/package-fallback.ts'
 import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
 import { conanSearchKind, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
@@ -275,7 +275,7 @@ function identified (x: StageView, engine: Engine, outcome: IdentityOutcome): St
     const web = engine.userRoles === undefined ? null : webModelRegistryDelete(x.canonical!.method, x.canonical!.path, engine.options.relativeUrlRoot ?? '')
     if (web === null) return webDeleteOutsideRoot(engine, x.canonical!) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NON_API_PATH
     x.userCredentials = outcome.credentials.filter(c => !c.jobToken)
-    return checkUserRoles(x, engine.userRoles!, web, NON_API_PATH, true)
+    return checkWebDelete(x, engine.userRoles!, web, NON_API_PATH)
   }
   // The catalog lists every route that accepts job tokens under the allowlist; GitLab does not
   // read one elsewhere but on the runner's job routes (a POST routed there after its override).
@@ -391,7 +391,7 @@ const userRolesStage: Stage = (x, engine) => {
   if (canonical.kind === 'other') {
     // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
     const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
-    if (matches !== null) return checkUserRoles(x, engine.userRoles, matches, NO_JOB_TOKEN, true)
+    if (matches !== null) return checkWebDelete(x, engine.userRoles, matches, NO_JOB_TOKEN)
     return packageChangeOutsideRoot(engine, canonical) || webDeleteOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
   }
   // A package write the catalog misses is held to its format's rule all the same.
@@ -436,6 +436,16 @@ function webDeleteOutsideRoot (engine: Engine, canonical: Extract<CanonicalReque
 }
 
 /**
+ * The users' role check of the web UI's model delete, for the session of its cookies: every project
+ * its path may name (webModelRegistryDelete), more than MAX_WEB_DELETE_READINGS refused before any
+ * is asked of GitLab.
+ */
+function checkWebDelete (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward): StageResult | Promise<StageResult> {
+  if (matches.length > MAX_WEB_DELETE_READINGS) return denyOf('WEB_MODEL_DELETE_TOO_DEEP')
+  return checkUserRoles(x, roles, matches, passed, true)
+}
+
+/**
  * The users' role check of each match in turn, with the Cookie header GitLab's session is read
  * from, as it is forwarded (cookieHeader): the first refusal, else `passed`. `webSession`: the line
  * is GitLab's web UI's, which signs in a session its API refuses (roles.ts). `bodyHidden`: GitLab
@@ -444,8 +454,10 @@ function webDeleteOutsideRoot (engine: Engine, canonical: Extract<CanonicalReque
 async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: readonly RouteMatch[], passed: Forward, webSession = false, bodyHidden = false): Promise<StageResult> {
   const value = cookieHeader(x)
   const cookie = value === undefined ? {} : { cookie: value }
+  // Whom the cookies sign in is asked once for every match.
+  const session = {}
   for (const match of matches) {
-    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden })
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden, session })
     if (refusal !== null) return refusedBy(refusal)
   }
   return passed

@@ -139,6 +139,14 @@ const ORGANIZATION_SCOPE = /^o\/[^/]+\/(.+)$/
  * `o/:organization_path`.
  */
 const MAX_PROJECT_SEGMENTS = 24
+/**
+ * The most projects a web model delete's path is checked against (its readings, above). Each costs
+ * GitLab calls (the project at the path, then each credential's view where GitLab shows the gate
+ * none), none kept for a path naming no project: a path of 25 made-up segments and any Cookie had
+ * the gate ask GitLab 48 times. A path with more readings (10 segments or more, a root's included)
+ * is refused, WEB_MODEL_DELETE_TOO_DEEP (src/gate/pipeline.ts).
+ */
+export const MAX_WEB_DELETE_READINGS = 8
 
 export function webModelRegistryDelete (method: string, path: string, relativeUrlRoot: string): RouteMatch[] | null {
   if (!WRITES.has(method)) return null
