@@ -11,40 +11,22 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { requireTool } from '../helpers/require-tool.ts'
+import { apolloUnavailable, askApolloStack } from '../helpers/apollo-stack.ts'
 
 const FILE = '/api/v4/packages/terraform/modules/v1/other/tools/local/1.0.0/file'
 const MULTIPART = { 'content-type': 'multipart/form-data; boundary=b0' }
 const basic = (user: string, token: string): string => `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`
 
 test('GitLab\'s stack: a multipart body\'s `operations` member lands in the query parameters TokenLocator reads', async (t) => {
-  const probe = spawnSync('ruby', ['-e', 'require "rails"; require "grape"; require "apollo_upload_server/middleware"'], { encoding: 'utf8' })
-  const missing = probe.error !== undefined || probe.status !== 0 ? 'ruby cannot load Rails, Grape and apollo_upload_server; install the Debian packages ruby, ruby-grape and ruby-apollo-upload-server' : null
-  if (!requireTool(t, missing)) return
+  if (!requireTool(t, apolloUnavailable())) return
   // TokenLocator's `token_param` is `request.query_parameters['token']` of Gitlab::Auth's
   // `current_request` (`ActionDispatch::Request.new(env.dup)`).
-  const script = `
-    require 'rails'; require 'action_dispatch'; require 'grape'; require 'rack/mock'; require 'json'
-    require 'apollo_upload_server/middleware'
-    class Api < Grape::API
-      format :json
-      get('api/v4/packages/terraform/modules/v1/:ns/:name/:sys/:ver/file', requirements: { ver: /[^\\/]+/ }) do
-        { token: ActionDispatch::Request.new(env.dup).query_parameters['token'] }
-      end
-    end
-    routes = ActionDispatch::Routing::RouteSet.new
-    routes.draw { mount Api => '/' }
-    gitlab = Rack::Builder.new { use Rack::MethodOverride; use ApolloUploadServer::Middleware; run routes }
-    body = "--b0\\r\\nContent-Disposition: form-data; name=\\"operations\\"\\r\\n\\r\\n{\\"token\\": \\"JWT\\"}\\r\\n" \\
-      "--b0\\r\\nContent-Disposition: form-data; name=\\"map\\"\\r\\n\\r\\n{}\\r\\n--b0--\\r\\n"
-    env = Rack::MockRequest.env_for('${FILE}', method: 'GET', input: body, 'CONTENT_TYPE' => 'multipart/form-data; boundary=b0')
-    puts gitlab.call(env)[2].join`
-  const run = spawnSync('ruby', ['-e', script], { encoding: 'utf8' })
-  assert.equal(run.status, 0, run.stderr)
-  assert.deepEqual(JSON.parse(run.stdout), { token: 'JWT' })
+  const body = `--b0\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{"token": "JWT"}\r\n` +
+    '--b0\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--b0--\r\n'
+  assert.deepEqual(askApolloStack("'api/v4/packages/terraform/modules/v1/:ns/:name/:sys/:ver/file', requirements: { ver: /[^\\/]+/ }", "{ token: ActionDispatch::Request.new(env.dup).query_parameters['token'] }", [[FILE, MULTIPART['content-type'], body]]), [{ token: 'JWT' }])
 })
 
 test('forward-auth: a hidden body under multipart/form-data on the module registry\'s routes is refused; other authenticate_with routes as before', async (t) => {

@@ -11,10 +11,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { requireTool } from '../helpers/require-tool.ts'
+import { apolloUnavailable, askApolloStack } from '../helpers/apollo-stack.ts'
 
 const UPSTREAMS = '/api/v4/groups/30/-/virtual_registries/packages/maven/upstreams'
 const PATHS = [
@@ -27,30 +27,12 @@ const PATHS = [
 const MULTIPART = 'multipart/form-data; boundary=b0'
 
 test('GitLab\'s stack: a multipart body\'s `operations` member lands in the query\'s `job_token` TokenLocator reads', async (t) => {
-  const probe = spawnSync('ruby', ['-e', 'require "rails"; require "grape"; require "apollo_upload_server/middleware"'], { encoding: 'utf8' })
-  const missing = probe.error !== undefined || probe.status !== 0 ? 'ruby cannot load Rails, Grape and apollo_upload_server; install the Debian packages ruby, ruby-grape and ruby-apollo-upload-server' : null
-  if (!requireTool(t, missing)) return
+  if (!requireTool(t, apolloUnavailable())) return
   // TokenLocator's `job_token_param` is `request.query_parameters['job_token']` of Gitlab::Auth's
   // `current_request` (`ActionDispatch::Request.new(env.dup)`).
-  const script = `
-    require 'rails'; require 'action_dispatch'; require 'grape'; require 'rack/mock'; require 'json'
-    require 'apollo_upload_server/middleware'
-    class Api < Grape::API
-      format :json
-      get('api/v4/groups/:id/-/virtual_registries/packages/maven/upstreams') do
-        { job_token: ActionDispatch::Request.new(env.dup).query_parameters['job_token'] }
-      end
-    end
-    routes = ActionDispatch::Routing::RouteSet.new
-    routes.draw { mount Api => '/' }
-    gitlab = Rack::Builder.new { use Rack::MethodOverride; use ApolloUploadServer::Middleware; run routes }
-    body = "--b0\\r\\nContent-Disposition: form-data; name=\\"operations\\"\\r\\n\\r\\n{\\"job_token\\": \\"T\\"}\\r\\n" \\
-      "--b0\\r\\nContent-Disposition: form-data; name=\\"map\\"\\r\\n\\r\\n{}\\r\\n--b0--\\r\\n"
-    env = Rack::MockRequest.env_for('${UPSTREAMS}', method: 'GET', input: body, 'CONTENT_TYPE' => '${MULTIPART}')
-    puts gitlab.call(env)[2].join`
-  const run = spawnSync('ruby', ['-e', script], { encoding: 'utf8' })
-  assert.equal(run.status, 0, run.stderr)
-  assert.deepEqual(JSON.parse(run.stdout), { job_token: 'T' })
+  const body = `--b0\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{"job_token": "T"}\r\n` +
+    '--b0\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--b0--\r\n'
+  assert.deepEqual(askApolloStack("'api/v4/groups/:id/-/virtual_registries/packages/maven/upstreams'", "{ job_token: ActionDispatch::Request.new(env.dup).query_parameters['job_token'] }", [[UPSTREAMS, MULTIPART, body]]), [{ job_token: 'T' }])
 })
 
 test('forward-auth: a hidden body under multipart/form-data on a virtual registry route is refused', async (t) => {

@@ -13,11 +13,11 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send, sendChunked } from '../helpers/http.ts'
 import { multipartPieces } from '../helpers/multipart-body.ts'
 import { requireTool } from '../helpers/require-tool.ts'
+import { apolloUnavailable, askApolloStack, type StackRequest } from '../helpers/apollo-stack.ts'
 
 // acme/platform/app's job (project 100) is on no allowlist of other/tools (300).
 const DOWNLOAD = '/api/v4/projects/300/packages/generic/pkg/1.0/file.txt'
@@ -29,47 +29,21 @@ const OPERATIONS = JSON.stringify({ query: '{ a }', job_token: TOKENS.app }, nul
 const QUERY = `operations=${encodeURIComponent(OPERATIONS)}&map=%7B%7D`
 const operationsParts = Buffer.concat([part(['Content-Disposition: form-data; name="operations"'], OPERATIONS), part(['Content-Disposition: form-data; name="map"'], '{}')])
 
-function apolloUnavailable (): string | null {
-  const probe = spawnSync('ruby', ['-e', 'require "rails"; require "grape"; require "apollo_upload_server/middleware"'], { encoding: 'utf8' })
-  if (probe.error !== undefined) return `ruby is not installed (${probe.error.message}); install the Debian packages ruby, ruby-grape and ruby-apollo-upload-server`
-  if (probe.status !== 0) return `ruby cannot load Rails, Grape and apollo_upload_server (${probe.stderr.trim().split('\n')[0] ?? ''}); install the Debian packages ruby-grape and ruby-apollo-upload-server`
-  return null
-}
-
 test('GitLab\'s stack: the upload middleware writes `operations` members into the parameters its token finders read, on an API route', async (t) => {
   if (!requireTool(t, apolloUnavailable())) return
-  // Rails' router mounting a Grape API behind Rack::MethodOverride and the upload middleware, as
-  // GitLab's stack runs them; the route answers what Grape's params and ActionDispatch's (what
-  // Gitlab::Auth::AuthFinders reads, `ActionDispatch::Request.new(env.dup).params`) hold.
-  const script = `
-    require 'rails'; require 'action_dispatch'; require 'grape'; require 'rack/mock'; require 'json'
-    require 'apollo_upload_server/middleware'
-    class Api < Grape::API
-      format :json
-      get('api/v4/projects/:id/packages/generic/:n/:v/:f', requirements: { v: /[^\\/]+/, f: /[^\\/]+/ }, format: false) do
-        { grape: params[:job_token], rails: ActionDispatch::Request.new(env.dup).params['job_token'] }
-      end
-    end
-    routes = ActionDispatch::Routing::RouteSet.new
-    routes.draw { mount Api => '/' }
-    gitlab = Rack::Builder.new { use Rack::MethodOverride; use ApolloUploadServer::Middleware; run routes }
-    requests = JSON.parse($stdin.read)
-    puts JSON.generate(requests.map { |(target, content_type, body)|
-      env = Rack::MockRequest.env_for(target, method: 'GET', input: body)
-      content_type.nil? ? env.delete('CONTENT_TYPE') : env['CONTENT_TYPE'] = content_type
-      JSON.parse(gitlab.call(env)[2].join)
-    })`
+  // The route answers what Grape's params and ActionDispatch's (what Gitlab::Auth::AuthFinders
+  // reads, `ActionDispatch::Request.new(env.dup).params`) hold.
   const json = `{"operations": ${JSON.stringify(OPERATIONS)}, "map": "{}"}`
-  const requests = [
+  const requests: StackRequest[] = [
     [`${DOWNLOAD}?${QUERY}`, type['content-type'], ''],
     [`${DOWNLOAD}?${QUERY}`, null, ''],
     [DOWNLOAD, type['content-type'], Buffer.concat([operationsParts, end]).toString('latin1')],
     [DOWNLOAD, 'application/json; x="multipart/form-data"', json],
     [DOWNLOAD, 'application/json', json]
   ]
-  const run = spawnSync('ruby', ['-e', script], { input: JSON.stringify(requests), encoding: 'utf8' })
-  assert.equal(run.status, 0, run.stderr)
-  assert.deepEqual(JSON.parse(run.stdout), [
+  const answers = askApolloStack("'api/v4/projects/:id/packages/generic/:n/:v/:f', requirements: { v: /[^\\/]+/, f: /[^\\/]+/ }, format: false",
+    "{ grape: params[:job_token], rails: ActionDispatch::Request.new(env.dup).params['job_token'] }", requests)
+  assert.deepEqual(answers, [
     { grape: null, rails: TOKENS.app },
     { grape: null, rails: null },
     { grape: null, rails: TOKENS.app },
