@@ -30,7 +30,7 @@ import { headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { handleRest, holdsAdminPathOutsideRoot, matchAdminPath, TokenPermissionMissing, type TokenPermissionCheck } from './rest.ts'
 import { checkModelRegistryMutations } from './model-registry.ts'
 import { checkPackageDeletes } from './package-deletes.ts'
-import { createUserRoleCheck, type ProjectOfRoute, type UserRoleCheck } from './roles.ts'
+import { createUserRoleCheck, type ProjectOfRoute, type SessionAnswer, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService, type ProjectAccess } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
 
@@ -357,8 +357,10 @@ export function createAdmin (options: AdminOptions): Admin {
    */
   async function packageRulesAnswered (req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean): Promise<boolean> {
     let refusal: GateError | null
+    // Whom the request's cookies sign in is asked once, for every project path either checks.
+    const session: SessionAnswer = {}
     try {
-      refusal = await checkModelRegistryMutations(roles, req, params) ?? await checkPackageDeletes(roles, options.gitlab, req, params)
+      refusal = await checkModelRegistryMutations(roles, req, params, session) ?? await checkPackageDeletes(roles, options.gitlab, req, params, session)
     } catch (err) {
       refusal = err instanceof GateError ? err : null
       if (refusal === null) throw err

@@ -14,7 +14,7 @@ import { Kind, parse, valueFromASTUntyped, type DocumentNode, type FieldNode, ty
 import type { CatalogRoute, PackageOperation } from '../catalog/types.ts'
 import { mayNameProject, namesProjectTooLong } from '../grants/model.ts'
 import type { RouteMatch } from '../routing/router.ts'
-import type { UserRoleCheck } from './roles.ts'
+import type { SessionAnswer, UserRoleCheck } from './roles.ts'
 import { GateError, type ErrorCode } from '../errors.ts'
 import { cookieHeader, type Credential, type HeaderSource } from '../identity/credentials.ts'
 import { findGraphqlToken } from './graphql-credentials.ts'
@@ -36,9 +36,9 @@ const MUTATIONS: ReadonlyMap<string, 'write' | 'delete'> = new Map([
 /**
  * Most checks of a project path (a mutation's kind and `projectPath`) one request's package
  * mutations of a kind may need. Each asks GitLab which project the path names and, as the caller,
- * its role there and whether its cookies sign anyone in, none of it kept when GitLab shows nothing
- * at the path: 500 aliased mutations naming made-up paths, with any Cookie, once cost 1,000 calls.
- * GitLab's pages send one; more is refused before any is asked.
+ * its role there, none of it kept when GitLab shows nothing at the path (whom the cookies sign in
+ * is asked once per request): 500 aliased mutations naming made-up paths, with any Cookie, once
+ * cost 1,000 calls. GitLab's pages send one; more is refused before any is asked.
  */
 export const MAX_PROJECT_PATHS = 20
 
@@ -114,9 +114,10 @@ export type GraphqlCaller =
 /**
  * The caller of a GraphQL request's mutations: the access token GitLab's GraphQL reads (a job
  * token is none: GitLab runs such a request without it) and the session its cookies may sign in;
- * ambiguous where the tokens disagree.
+ * ambiguous where the tokens disagree. `session`: whom the cookies sign in, shared by every check
+ * of the request (GitLab asked once, not once per project path).
  */
-export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams): GraphqlCaller {
+export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): GraphqlCaller {
   const token = findGraphqlToken(request, params)
   if (token.kind === 'ambiguous') return { kind: 'ambiguous' }
   // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
@@ -128,7 +129,7 @@ export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, para
     kind: 'caller',
     signsIn: credentials.length > 0 || value !== undefined,
     check: async match => {
-      const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie })
+      const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie, session })
       return refusal === null ? null : new GateError(refusal.code, refusal.message)
     }
   }
@@ -268,13 +269,14 @@ const UNREADABLE = '400 Bad request - this GraphQL request names a model registr
  * refusal (a GateError: 403 PACKAGE_MAINTAINER_ONLY, 503 ROLE_CHECK_UNAVAILABLE, 401
  * CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE, GRAPHQL_TOO_MANY_PROJECTS). The caller is the
  * request's access token where GitLab's GraphQL reads one, and the session its cookies may sign
- * in; a job token is none (GitLab's GraphQL runs such a request without it).
+ * in; a job token is none (GitLab's GraphQL runs such a request without it). `session`: as for
+ * graphqlCaller.
  */
-export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
+export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): Promise<GateError | null> {
   const reading = modelRegistryMutations(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(roles, request, params)
+  const caller = graphqlCaller(roles, request, params, session)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
   // Each check may cost calls to GitLab, a made-up path's as many as a real one's: counted first.
   const checks = new Set<string>()

@@ -22,7 +22,7 @@ import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitl
 import type { HeaderSource } from '../identity/credentials.ts'
 import type { GraphqlParams } from './graphql.ts'
 import { graphqlCaller, graphqlPackageMatch, idText, inputValue, MAX_PROJECT_PATHS, projectPathMatch, readMutations, TOO_MANY_PROJECTS, UNREAD, type MutationsReading } from './model-registry.ts'
-import type { UserRoleCheck } from './roles.ts'
+import type { SessionAnswer, UserRoleCheck } from './roles.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
 export const PACKAGE_DELETE_TEXT = /destroyPackage/
@@ -111,13 +111,13 @@ const TOO_MANY = `400 Bad request - this GraphQL request deletes more than ${MAX
  * 502 PROJECT_LOOKUP_FAILED, 401 CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE,
  * GRAPHQL_TOO_MANY_PACKAGES, GRAPHQL_TOO_MANY_PROJECTS). The caller is as for the model
  * registry's mutations (model-registry.ts): the access token GitLab's GraphQL reads, and the
- * session of its cookies.
+ * session of its cookies (`session`: as for graphqlCaller).
  */
-export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams): Promise<GateError | null> {
+export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): Promise<GateError | null> {
   const reading = packageDeletes(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(roles, request, params)
+  const caller = graphqlCaller(roles, request, params, session)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
   // No one GitLab could sign in: nothing is deleted, and nothing is asked of GitLab.
   if (!caller.signsIn) return null
