@@ -131,7 +131,7 @@ test('through the gate: allowed job-token requests are recorded, denies and self
   await expect('GET', '/api/v4/projects/200/packages', 200)
   await expect('GET', '/api/v4/projects/200/packages/5', 200)
   await expect('PUT', '/api/v4/projects/200/packages/npm/foo', 403)
-  await expect('GET', '/api/v4/projects/200/packages/conan/v1/ping', 200)
+  await expect('GET', '/api/v4/projects/200/packages/conan/v1/conans/search?q=foo', 200)
   await expect('POST', '/api/v4/projects/300/deployments', 200)
   await expect('GET', '/api/v4/projects/300/deployments', 200)
   await expect('GET', '/api/v4/projects/100/releases', 200)
