@@ -9,6 +9,7 @@
 //   GET        /groups/:id/job_token_policies/audit_events
 // Each answer is `{status, body, headers}`; refusals throw AdminError.
 
+import { apiPathsIn } from '../routing/canonical.ts'
 import type { CatalogRoute, Method } from '../catalog/types.ts'
 import type { ValidationIssue } from '../grants/errors.ts'
 import type { EntryTargetType, ProjectGrants } from '../grants/model.ts'
@@ -98,10 +99,7 @@ const ADMIN_PREFIX = /^\/(?:projects\/[^/]+\/job_token_(?:scope|permissions)|gro
  * tried, as any prefix may be GitLab's root.
  */
 export function holdsAdminPathOutsideRoot (path: string): boolean {
-  for (let at = path.indexOf('/api/v4/'); at !== -1; at = path.indexOf('/api/v4/', at + 1)) {
-    if (ADMIN_PREFIX.test(path.slice(at + 7))) return true
-  }
-  return false
+  return apiPathsIn(path).some(apiPath => ADMIN_PREFIX.test(apiPath))
 }
 
 export type AdminPathMatch =

@@ -27,7 +27,7 @@ import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import { isFixedRunnerJobRoute, isRunnerJobRoute } from '../routing/runner-routes.ts'
 import { MAX_WEB_DELETE_READINGS, uncataloguedPackageWrite, webModelRegistryDelete, webModelRegistryDeleteOutsideRoot } from '../routing/package-fallback.ts'
-import { holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
+import { apiPathsIn, holdsApiSegments, type CanonicalRequest } from '../routing/canonical.ts'
 import { conanSearchKind, type CatalogRoute, type PackageDeleteWhen } from '../catalog/types.ts'
 import type { RouteMatch, Router } from '../routing/router.ts'
 
@@ -414,16 +414,12 @@ const OUTSIDE_ROOT_PACKAGE_CHANGE = '403 Forbidden - this path is outside the AP
  * its method or any a POST's override may give it: the users' package rules would go unchecked.
  */
 function packageChangeOutsideRoot (engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'other' }>): boolean {
-  const segments = /\/api\/v4(?=\/|$)/.exec(canonical.path)
-  if (segments === null) return false
-  const apiPath = canonical.path.slice(segments.index + segments[0].length) || '/'
-  const methods = canonical.method === 'POST' ? OVERRIDE_METHODS : [canonical.method]
-  for (const method of methods) {
+  const methods = canonical.method === 'POST' ? [...OVERRIDE_METHODS] : [canonical.method]
+  return apiPathsIn(canonical.path).some(apiPath => methods.some(method => {
     const routed = method === 'HEAD' ? 'GET' : method
     const match = engine.router.matchRequest({ method: routed, path: apiPath, apiPath }) ?? uncataloguedPackageWrite(routed, apiPath)
-    if (match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read') return true
-  }
-  return false
+    return match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read'
+  }))
 }
 
 /**

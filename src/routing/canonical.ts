@@ -49,6 +49,20 @@ const API_SEGMENTS = /\/api\/v4(?:\/|$)/
 export function holdsApiSegments (path: string): boolean {
   return API_SEGMENTS.test(path)
 }
+
+/**
+ * The API path after each `/api/v4` segments of a path (`/` where they end it): what GitLab's API
+ * reads if its root is the part before them. Every one is given, as any prefix may be that root.
+ */
+export function apiPathsIn (path: string): string[] {
+  const found: string[] = []
+  for (let at = path.indexOf('/api/v4'); at !== -1; at = path.indexOf('/api/v4', at + 1)) {
+    const rest = path.slice(at + 7)
+    if (rest === '') found.push('/')
+    else if (rest.startsWith('/')) found.push(rest)
+  }
+  return found
+}
 const API_PREFIX_LEN = API_PREFIX.length
 const MAX_ECHO = 64
 

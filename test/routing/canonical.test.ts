@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
+  apiPathsIn,
   canonicalize,
   createCanonicalizer,
   decodeParam,
@@ -367,4 +368,11 @@ test('property: random targets never throw; accepted paths are canonical, traver
   // The generator must actually exercise both outcomes.
   assert.ok(accepted > 500, `only ${accepted} accepted`)
   assert.ok(apiCount > 250, `only ${apiCount} api`)
+})
+
+test('apiPathsIn: the API path after each /api/v4 segments of a path', () => {
+  assert.deepEqual(apiPathsIn('/gitlab/api/v4/x/api/v4/projects/1'), ['/x/api/v4/projects/1', '/projects/1'])
+  assert.deepEqual(apiPathsIn('/gitlab/api/v4'), ['/'])
+  assert.deepEqual(apiPathsIn('/gitlab/api/v45/projects/1'), [])
+  assert.deepEqual(apiPathsIn('/groups/acme'), [])
 })

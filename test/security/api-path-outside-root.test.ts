@@ -98,7 +98,9 @@ test('a package write or delete there is refused to users too, whatever its meth
   const cases: ReadonlyArray<readonly [string, string, Record<string, string>, string | undefined]> = [
     ['DELETE', '/gitlab/api/v4/projects/200/packages/1', developer, undefined],
     ['POST', '/gitlab/api/v4/projects/200/packages/1', { ...developer, 'content-type': 'application/x-www-form-urlencoded' }, '_method=DELETE'],
-    ['PUT', '/gitlab/api/v4/projects/200/packages/npm/@acme%2fcli', { ...developer, ...json }, '{}']
+    ['PUT', '/gitlab/api/v4/projects/200/packages/npm/@acme%2fcli', { ...developer, ...json }, '{}'],
+    // Any `/api/v4` of the path may follow GitLab's root, not only the first.
+    ['DELETE', '/gitlab/api/v4/x/api/v4/projects/200/packages/1', developer, undefined]
   ]
   for (const [method, path, headers, body] of cases) {
     const res = await send(g.url, method, path, headers, body)
