@@ -48,6 +48,7 @@ import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validate
 import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { LOST, fillMarkers, markLost, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
+import { guardRedisSocketErrors } from './redis-sockets.ts'
 import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
@@ -260,6 +261,7 @@ function modeOf (options: RedisStoreOptions): RedisMode {
 
 /** Connects, waits until Redis answers (or connectTimeoutMs passes) and returns the store. */
 export async function createRedisStore (options: RedisStoreOptions): Promise<RedisGrantStore> {
+  guardRedisSocketErrors()
   const mode = modeOf(options)
   const keys = redisKeys(options.keyPrefix)
   const now = options.now ?? Date.now
