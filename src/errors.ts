@@ -42,6 +42,8 @@ export const errors = {
   PROJECT_LOOKUP_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab showed the gate no project here, but the gate\'s service token may not see every project, so the gate cannot tell that nothing it guards is touched; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
   // npm instance and group routes: GitLab finds a project the gate cannot name for sure.
   PACKAGE_PROJECT_UNCERTAIN: { status: 403, message: '403 Forbidden - the gate cannot tell for sure which project GitLab would act on for this package, so CI/CD job tokens are refused here; use the project\'s own package endpoint (/projects/:id/packages/...)' },
+  // npm's metadata of a name lists the versions of another project whose allowlist does not let the job in.
+  PACKAGE_LISTED_PROJECT_NOT_ALLOWED: { status: 403, message: '403 Forbidden - the package metadata of this name lists packages of a project whose CI/CD job token allowlist does not let this job read them; read the package through its own project\'s endpoint (/projects/:id/packages/npm/...)' },
   // Conan's instance API acts on the project an `id` parameter names, whatever its package username.
   CONAN_PROJECT_PARAMETER: { status: 403, message: '403 Forbidden - GitLab\'s Conan instance API acts on the project an `id` parameter names, not on the package username\'s: send the request without `id`, or to that project\'s own Conan API (/projects/:id/packages/conan/v1/...)' },
   // Conan's instance search without a username lists packages of every project the job's user can read.

@@ -639,7 +639,7 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id
-      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, found.id, found.listedIn)
+      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, x.identity!, found.id, found.listedIn)
       return 'continue'
     case 'no_project':
       return NO_PROJECT
@@ -703,10 +703,27 @@ const readRefused = (route: CatalogRoute, how: string): Deny =>
  * newest. Only that project's package rules were checked, so the metadata of a project that keeps
  * npm reads from job tokens was read beside a newer package published elsewhere in the
  * namespace; the others' rules are checked too (the decided project's in the package_rules stage).
+ * So is each other project's allowlist: GitLab lists a project's versions by the job user's role
+ * (PackagesForUserFinder), whatever allowlist, so the job must be let in there as at the decided
+ * project (decide stage), or be let read them by that project's own features.
  */
-async function listedPackageRead (engine: Engine, route: CatalogRoute, decided: number, listedIn: readonly number[]): Promise<StageResult> {
+async function listedPackageRead (engine: Engine, route: CatalogRoute, identity: JobIdentity, decided: number, listedIn: readonly number[]): Promise<StageResult> {
   if (await anyKeepsFromJobs(engine, route, listedIn, decided)) return readRefused(route, 'of this name: its metadata lists a project that keeps them')
+  for (const project of listedIn) {
+    if (project === decided || project === identity.jobProjectId) continue
+    if (!await jobLetIn(engine, route, identity, project)) return denyOf('PACKAGE_LISTED_PROJECT_NOT_ALLOWED')
+  }
   return 'continue'
+}
+
+/** Whether the decision of the route at `projectId` lets the job in, as the decide stage makes it there. */
+async function jobLetIn (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number): Promise<boolean> {
+  const found = engine.grants.get(projectId)
+  const grants = found instanceof Promise ? await found : found
+  const first = decide(route, identity, projectId, grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
+  if (first.allow) return true
+  if (first.needsNamespace !== true && (first.needsFacts !== true || engine.projectFacts === undefined)) return false
+  return (await decideAgain(engine, route, identity, projectId, grants, first)).allow
 }
 
 /**
@@ -774,9 +791,13 @@ const denyFrom = (decision: Exclude<Decision, { allow: true }>): Deny =>
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
 async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<StageResult> {
-  const projectId = x.accessedProjectId!
-  const identity = x.identity!
-  const route = x.match!.route
+  const decision = await decideAgain(engine, x.match!.route, x.identity!, x.accessedProjectId!, x.grants, first, pendingFacts)
+  if (decision.allow) return allowed(decision.reason)
+  return denyFrom(decision)
+}
+
+/** decideDeny's decision: the deny `first`, decided again with what could turn it. */
+async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number, grants: StoredGrants | null, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<Decision> {
   let decision: Decision = first
   // A fine-grained deny that the root namespace's job_token_policies_enabled could turn: decide
   // again with it (the grant cache, keyed by the first segment of the project's stored path; no
@@ -785,15 +806,15 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
   // is made only once the root GitLab puts the project under now (the cached project lookup) says so.
   let namespace: NamespacePolicies = NAMESPACE_UNREAD
   if (decision.needsNamespace === true) {
-    const storedRoot = rootNamespaceOf(x.grants!.projectPath)
+    const storedRoot = rootNamespaceOf(grants!.projectPath)
     namespace = (await engine.grants.namespace(storedRoot))?.jobTokenPoliciesEnabled ?? null
-    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
+    decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, undefined, namespace)
     if (decision.allow && engine.projectFacts !== undefined) {
       const root = await rootNow(engine.projectFacts, projectId, pendingFacts)
       if (root !== storedRoot) {
         // Not shown to the gate: its root cannot be told, and the policies stay enforced.
         namespace = root === null ? true : (await engine.grants.namespace(root))?.jobTokenPoliciesEnabled ?? null
-        decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, undefined, namespace)
+        decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, undefined, namespace)
       }
     }
   }
@@ -803,10 +824,9 @@ async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision
   if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
     const found = pendingFacts ?? engine.projectFacts.get(projectId)
     facts = found instanceof Promise ? await found : found
-    decision = decide(route, identity, projectId, x.grants, engine.settings, engine.policies, facts, namespace)
+    decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, facts, namespace)
   }
-  if (decision.allow) return allowed(decision.reason)
-  return denyFrom(decision)
+  return decision
 }
 
 /** The root namespace (lower-cased) GitLab puts the project under now; null when GitLab does not show it to the gate. */

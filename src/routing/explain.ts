@@ -80,7 +80,7 @@ function packageRules (route: CatalogRoute, params: Readonly<Record<string, stri
     const groups = route.accessedProject === 'group' ? groupReadingsOf(group) : [group]
     return { packageRule: rule, alsoHeld: `every project under ${groups.map(g => `group ${JSON.stringify(g)}`).join(' and ')}: refused where any sets ${rule} false (a user's namespace, or over 1,000 projects: refused)` }
   }
-  if (servesEveryListedProject(route)) return { packageRule: rule, alsoHeld: `every project whose packages of that name the metadata lists: refused where any sets ${rule} false` }
+  if (servesEveryListedProject(route)) return { packageRule: rule, alsoHeld: `every project whose packages of that name the metadata lists: refused where any sets ${rule} false, or does not let the job in (PACKAGE_LISTED_PROJECT_NOT_ALLOWED)` }
   return { packageRule: rule }
 }
 
