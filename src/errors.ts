@@ -40,6 +40,8 @@ export const errors = {
   // Too many lookups of npm package writes, of GitLab's npm metadata, or of Maven group package lists, at once (src/projects/finder.ts).
   PROJECT_LOOKUPS_BUSY: { status: 503, message: '503 Service Unavailable - the gate is looking up as many package projects as it may at once; try again later' },
   PROJECT_LOOKUP_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab showed the gate no project here, but the gate\'s service token may not see every project, so the gate cannot tell that nothing it guards is touched; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
+  // A job outside an internal project's allowlist, whose user GitLab does not show the gate as external or not (src/projects/facts.ts).
+  JOB_USER_UNVERIFIED: { status: 403, message: '403 Forbidden - GitLab did not show the gate whether this job\'s user is an external user, whom GitLab keeps out of internal projects, so a CI/CD job token from outside this internal project\'s allowlist is refused; GATE_SERVICE_TOKEN must belong to an administrator or auditor' },
   // npm instance and group routes: GitLab finds a project the gate cannot name for sure.
   PACKAGE_PROJECT_UNCERTAIN: { status: 403, message: '403 Forbidden - the gate cannot tell for sure which project GitLab would act on for this package, so CI/CD job tokens are refused here; use the project\'s own package endpoint (/projects/:id/packages/...)' },
   // npm's metadata of a name lists the versions of another project whose allowlist does not let the job in.

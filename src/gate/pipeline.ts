@@ -14,7 +14,7 @@ import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, typ
 import type { Credential } from '../identity/credentials.ts'
 import type { UserRoleCheck } from '../admin/roles.ts'
 import type { JobIdentity } from '../identity/types.ts'
-import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
+import { decide, jobProjectName, NAMESPACE_UNREAD, notAllowlistedMessage, opensInternalProject, shortPath, type AllowReason, type Decision, type NamespacePolicies } from '../policy/decide.ts'
 import { cookieHeader, CREDENTIAL_HEADERS, decodeBasic, decodeFormComponent, headerLines, normalizeParamName, OVERRIDE_METHODS, queryPairs } from '../identity/credentials.ts'
 import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
@@ -778,6 +778,10 @@ function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageRes
     const facts = engine.projectFacts.get(x.accessedProjectId!)
     if (!(facts instanceof Promise)) {
       const again = decide(x.match!.route, identity, x.accessedProjectId!, x.grants, engine.settings, engine.policies, facts, NAMESPACE_UNREAD)
+      if (opensInternalProject(again, facts, x.grants, identity)) {
+        const held = unlessExternal(engine, identity, x.grants, facts, again)
+        return held instanceof Promise ? held.then(settled) : settled(held)
+      }
       return again.allow ? allowed(again.reason) : denyFrom(again)
     }
     // The lookup started here is the one decideDeny awaits (its failure is that stage's error).
@@ -788,6 +792,23 @@ function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageRes
 
 const denyFrom = (decision: Exclude<Decision, { allow: true }>): Deny =>
   denyOf(decision.reason, { message: decision.message, missingPolicies: decision.missingPolicies })
+const settled = (decision: Decision): StageResult => decision.allow ? allowed(decision.reason) : denyFrom(decision)
+
+/**
+ * `allow` (opensInternalProject) unless the job's user is external: then the not-allowlisted deny
+ * GitLab's find_project! gives. A user GitLab does not show the gate as one or the other (a
+ * service token that cannot read all resources) is refused: JOB_USER_UNVERIFIED.
+ */
+function unlessExternal (engine: Engine, identity: JobIdentity, grants: StoredGrants | null, facts: ProjectFacts, allow: Decision): Decision | Promise<Decision> {
+  const judge = (external: boolean | null): Decision => {
+    if (external === false) return allow
+    if (external === null) throw new GateError('JOB_USER_UNVERIFIED')
+    const project = facts.path ?? (grants === null ? `project #${facts.id}` : shortPath(grants.projectPath))
+    return { allow: false, reason: grants === null ? 'UNKNOWN_PROJECT' : 'NOT_ALLOWLISTED', missingPolicies: [], message: notAllowlistedMessage(jobProjectName(identity), project) }
+  }
+  const found = engine.projectFacts!.userExternal(identity.userId)
+  return found instanceof Promise ? found.then(judge) : judge(found)
+}
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
 async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<StageResult> {
@@ -825,6 +846,7 @@ async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobId
     const found = pendingFacts ?? engine.projectFacts.get(projectId)
     facts = found instanceof Promise ? await found : found
     decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, facts, namespace)
+    if (opensInternalProject(decision, facts, grants, identity)) decision = await unlessExternal(engine, identity, grants, facts, decision)
   }
   return decision
 }

@@ -261,6 +261,20 @@ function readFeatures (route: CatalogRoute): readonly string[] | null {
 }
 
 /**
+ * Whether `decision` is an allow an internal project's features give a job outside its allowlist.
+ * GitLab gives those reads (ProjectPolicy's job_token_* rules) only where
+ * `project_allowed_for_job_token` holds, which `internal_access` makes true on an internal project
+ * for every user but GitLab's external users: for a job of an external user GitLab refuses them
+ * (`prevent_all`) by its own copy of the allowlist, which goes stale once the gate owns it, and
+ * where that copy still lists the job, gives the job its user's role. decide() does not know the
+ * job's user: the caller asks whether it is external before it lets such a job through.
+ */
+export function opensInternalProject (decision: Decision, facts: ProjectFacts | undefined, grants: ProjectGrants | null, identity: DecisionSubject): boolean {
+  if (!decision.allow || (decision.reason !== 'PUBLIC_PROJECT_FEATURES' && decision.reason !== 'PUBLIC_PROJECT_READ')) return false
+  return facts?.visibility === 'internal' && (grants === null || nearestEntry(grants.entries, identity) === null)
+}
+
+/**
  * Whether fine-grained policies are enforced for the accessed project: the project's own
  * `jobTokenPoliciesEnabled`, else its root namespace's `job_token_policies_enabled` where the
  * store records it, else the instance setting (Scope#policies_allowed?, older versions:

@@ -44,6 +44,14 @@ export interface ProjectFactsLookup {
    * project's old path followed while no project holds it, as `find_project` does.
    */
   get (project: number | string): ProjectFacts | Promise<ProjectFacts>
+  /**
+   * Whether the job's user is one of GitLab's external users (`external`, which `GET /users/:id`
+   * shows a caller that can read all resources: an administrator in Admin Mode, an auditor), whom
+   * ProjectPolicy keeps out of internal projects they are not let into otherwise (`internal_access`);
+   * null when GitLab does not show it. Cached as the facts are; a promise that rejects with
+   * GateError when GitLab cannot tell.
+   */
+  userExternal (userId: number): boolean | null | Promise<boolean | null>
   /** Whether GitLab is asked with the service token: without it only public projects are shown. */
   readonly seesPrivate: boolean
   stats (): { hits: number, misses: number }
@@ -95,10 +103,10 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   }
   const counts = { hits: 0, misses: 0 }
 
-  const ask = async (path: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
+  const ask = async (path: string, endpoint = 'project_facts'): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     let answer
     try {
-      answer = await gitlab.get(path, { endpoint: 'project_facts', as })
+      answer = await gitlab.get(path, { endpoint, as })
     } catch (err) {
       throw mapUnavailable(err, path)
     }
@@ -124,7 +132,36 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     return found
   }
 
+  const external = new LRUCache<number, { readonly external: boolean | null }>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
+  const userLoads = new Map<number, Promise<boolean | null>>()
+  const loadUser = async (userId: number): Promise<boolean | null> => {
+    // Without the service token nothing is shown, and no internal project is either.
+    if (!gitlab.hasServiceToken) return null
+    const path = `/api/v4/users/${userId}`
+    const { status, body } = await ask(path, 'job_user')
+    if (status === 404) return null
+    if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
+    if (body.id !== userId) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered user ${String(body.id)}`)
+    return typeof body.external === 'boolean' ? body.external : null
+  }
+
   return {
+    userExternal (userId) {
+      const hit = external.get(userId)
+      if (hit !== undefined) return hit.external
+      const inFlight = userLoads.get(userId)
+      if (inFlight !== undefined) return inFlight
+      const pending = loadUser(userId).then(found => {
+        if (userLoads.get(userId) === pending) userLoads.delete(userId)
+        external.set(userId, { external: found })
+        return found
+      }, (err: unknown) => {
+        if (userLoads.get(userId) === pending) userLoads.delete(userId)
+        throw err
+      })
+      userLoads.set(userId, pending)
+      return pending
+    },
     get (project) {
       // Hot path: a cached answer is one get(), no promise.
       const key = typeof project === 'number' ? `id:${project}` : `path:${asciiLower(project)}`

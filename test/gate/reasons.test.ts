@@ -125,7 +125,7 @@ test('runStages: a deny whose project facts are cached is decided without a prom
     identity: { run: () => ({ kind: 'job', identity, token: 't', source: 'header' as never, basicAuth: false, body: { kind: 'stream', stream: Readable.from([]), guarded: false }, credentials: [], bodyParams: new Set() }) },
     // A project the store does not know: an empty allowlist, which a public project could open.
     grants: { get: () => null } as unknown as GrantCache,
-    projectFacts: { get, seesPrivate: true, stats: () => ({ hits: 0, misses: 0 }) }
+    projectFacts: { get, userExternal: () => false, seesPrivate: true, stats: () => ({ hits: 0, misses: 0 }) }
   })
   const cached = withFacts(() => ({ id: 200, path: 'lib', fullPath: 'acme/lib', visibility: 'private', features: {} }))
   const x = exchange(cached, 'GET', '/api/v4/projects/200/packages')

@@ -18,7 +18,7 @@ import type { JSONWebKeySet } from 'jose'
 
 export type ServiceRole = 'admin' | 'auditor' | 'user' | 'admin_without_admin_mode'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams' | 'job_user'
 
 export interface FakePackage {
   readonly id: number
@@ -187,6 +187,11 @@ export interface FakeGitlab {
    * /projects/:id` with it answers 404, and its package and project lists leave them out.
    */
   readonly serviceHidden: Set<number>
+  /**
+   * Users GitLab marks `external`: `GET /users/:id` shows the flag to a service token that can read
+   * all resources (UserDetailsWithAdmin, through UserPublic), and leaves it out otherwise.
+   */
+  readonly externalUsers: Set<number>
   readonly calls: Record<Endpoint, number>
   /** Request targets seen, to check that no token ever travels in a URL. */
   readonly targets: string[]
@@ -264,7 +269,8 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     npmForwarding: options.npmForwarding ?? true,
     serviceRole: options.serviceRole ?? 'admin',
     serviceHidden: new Set(),
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0 },
+    externalUsers: new Set(),
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -324,6 +330,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     if (/^\/api\/v4\/projects\/\d+\/pipelines\/\d+\/(?:jobs|bridges)$/.test(path)) return { endpoint: 'pipeline', id: 0 }
     if (path === '/api/v4/user' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 0 }
     if (path === '/api/v4/users/1' && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'service_user', id: 1 }
+    if ((m = /^\/api\/v4\/users\/(\d+)$/.exec(path)) !== null && req.headers['private-token'] === fake.serviceToken) return { endpoint: 'job_user', id: Number(m[1]) }
     const bare = options.anonymousPathLookups === true && req.headers['private-token'] === undefined && req.headers.authorization === undefined && req.headers['job-token'] === undefined
     if (userOf(req) !== undefined || req.headers['private-token'] === fake.serviceToken || bare) {
       if (path === '/api/v4/user' && userOf(req) !== undefined) return { endpoint: 'project', id: -2 }
@@ -401,6 +408,13 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         const readsAll = fake.serviceRole === 'admin' || fake.serviceRole === 'auditor'
         const withAdmin = id === 0 ? admin : readsAll
         send(res, 200, { id: 1, username: 'gate-service', ...(withAdmin ? { is_admin: admin, is_auditor: fake.serviceRole === 'auditor' } : {}) })
+        return
+      }
+      case 'job_user': {
+        // The users the jobs run as (FakeJob.userId); GET /users/:id as for the service user above.
+        if (![...fake.jobs.values()].some(j => j.userId === id)) { send(res, 404, { message: '404 User Not Found' }); return }
+        const readsAll = fake.serviceRole === 'admin' || fake.serviceRole === 'auditor'
+        send(res, 200, { id, username: `user${id}`, ...(readsAll ? { is_admin: false, external: fake.externalUsers.has(id) } : {}) })
         return
       }
       case 'job': {
