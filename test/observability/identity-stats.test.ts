@@ -16,7 +16,8 @@ test('local JWT resolver: JWKS refreshes and failures, token cache hits', async 
   t.after(() => fake.close())
   const clock = { t: Date.now() }
   const resolver = createLocalJwtResolver({
-    key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cacheMaxAgeMs: 100, cooldownMs: 200, timeoutMs: 300 },
+    // The fetch timeout is only a hang detector: 300 ms failed the first fetch on a busy machine.
+    key: { jwksUrl: `${fake.url}/oauth/discovery/keys`, cacheMaxAgeMs: 100, cooldownMs: 200, timeoutMs: 10_000 },
     issuer: GITLAB_ISSUER,
     audience: 'gate',
     cache: { clock: { now: () => clock.t } },
