@@ -105,6 +105,7 @@ export const errors = {
   BODY_ENCODING_NOT_INSPECTABLE: { status: 415, message: '415 Unsupported Media Type - an encoded (compressed) request body cannot be inspected for credentials' },
   MULTIPART_BAD_BOUNDARY: { status: 400, message: '400 Bad request - the multipart boundary is missing, repeated or invalid' },
   MULTIPART_HEADER_TOO_LARGE: { status: 400, message: '400 Bad request - a multipart part header is too large to inspect' },
+  MULTIPART_HEADERS_TOO_LARGE: { status: 400, message: '400 Bad request - the parts of the multipart body hold more than 512 KiB of headers together, more than the gate inspects; send fewer or shorter part headers' },
   MULTIPART_TOO_MANY_PARTS: { status: 400, message: '400 Bad request - the multipart body has more than 4096 parts; GitLab reads no parameter of a body of 4096 or more' },
   MULTIPART_TRANSFER_ENCODING: { status: 400, message: '400 Bad request - a multipart part that can carry a credential or _method has a Content-Transfer-Encoding other than 7bit, 8bit or binary; send its value as it is, without one' },
   MULTIPART_PART_NAME_AMBIGUOUS: { status: 400, message: '400 Bad request - a multipart file part has a field name that Rails would read as another parameter once Workhorse writes the upload\'s fields again; send file parts under plain field names' },

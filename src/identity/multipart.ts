@@ -147,6 +147,15 @@ const CAPTURE_LIMIT = MAX_TOKEN_BYTES + 3
  */
 export const MAX_MULTIPART_PARTS = 4096
 
+/**
+ * The most header bytes a body's parts may hold together (each part's delimiter line and header
+ * block, as far as any parser reads it). A header byte is read every way a parser could read it,
+ * costing up to fifty times a file's byte: 4,096 parts of 16 KiB header blocks (`name="a"; `
+ * over and over), no token needed, held the gate's CPU for 17 s. Rack keeps every part's header
+ * and counts it against 16 MiB; real bodies hold a few hundred bytes of headers.
+ */
+export const MAX_MULTIPART_HEAD_BYTES = 512 * 1024
+
 /** One way a parser reads a part: its header block and where its value starts. */
 interface Reading {
   readonly head: string
@@ -174,6 +183,8 @@ class MultipartScanner {
   private tail: Buffer = EMPTY
   /** Delimiters seen: a part's each, and the closing one. */
   private delimiters = 0
+  /** Header bytes of the parts decided so far (MAX_MULTIPART_HEAD_BYTES). */
+  private headBytes = 0
   /** A delimiter was seen; before it is the preamble. */
   private started = false
   private capture: Buffer[] = []
@@ -296,6 +307,16 @@ class MultipartScanner {
       else rackUnreadable = !final
     }
     const at = lf === -1 ? -1 : text.indexOf('\r\n\r\n', lineEnd)
+    // Go (Workhorse): the header block ends at the first empty line, LF-only lines included.
+    // Rails then reads Workhorse's re-serialization of it (goHead).
+    const goEnd = lf === -1 ? null : goHeaderEnd(text, lineEnd)
+    // Counted before any reading of it: the part past the bound is never read, nor its delimiter
+    // forwarded. Without Rack's end of the block within the bound, all of the part is read as one
+    // (carried over into the next), but a file part's that Go's block ends (LF-only lines, as
+    // large uploads may have) is read up to that.
+    const rackEnds = at !== -1 && at + 2 - lineEnd <= max
+    this.headBytes += rackEnds ? Math.max(at + 4, goEnd?.end ?? 0) : goEnd !== null && (truncated || at !== -1) ? goEnd.end : text.length
+    if (this.headBytes > MAX_MULTIPART_HEAD_BYTES) throw new IdentityError('MULTIPART_HEADERS_TOO_LARGE', `multipart parts hold more than ${MAX_MULTIPART_HEAD_BYTES} bytes of headers`)
     // The delimiter right after the header block, with no CRLF of its own before it: Rack 2 ends
     // the value there, empty, then skips two bytes as if they were that CRLF and every line up to
     // the next delimiter line, swallowing the next part; Go reads the next part as one.
@@ -310,9 +331,6 @@ class MultipartScanner {
       rackUnreadable ||= !final
     }
 
-    // Go (Workhorse): the header block ends at the first empty line, LF-only lines included.
-    // Rails then reads Workhorse's re-serialization of it (goHead).
-    const goEnd = lf === -1 ? null : goHeaderEnd(text, lineEnd)
     const go = goEnd !== null && goEnd.start - lineEnd <= max ? goEnd : null
     if (go !== null) {
       const head = goHead(text.slice(lineEnd, go.start))

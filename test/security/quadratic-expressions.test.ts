@@ -60,12 +60,12 @@ test('a GraphQL target path of 400,000 slashes before a letter is not found, wit
 test('multipart part headers of 16 KiB of spaces before a last word are read in linear time', () => {
   const b = 'trim-boundary'
   const part = `--${b}\r\nX-Pad: a${' '.repeat(16_000)}b\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n`
-  const body = Buffer.from(part.repeat(200) + `--${b}--\r\n`, 'latin1')
+  // 30 parts a body: their headers stay within the 512 KiB a body's parts may hold together.
+  const body = Buffer.from(part.repeat(30) + `--${b}--\r\n`, 'latin1')
   const started = performance.now()
-  const { credentials } = scanMultipart(body, b)
+  for (let i = 0; i < 7; i++) assert.deepEqual(scanMultipart(body, b).credentials, [])
   const ms = performance.now() - started
-  assert.deepEqual(credentials, [])
-  assert.ok(ms < 5_000, `200 parts in ${ms.toFixed(0)} ms (the quadratic trim took about 18 s)`)
+  assert.ok(ms < 5_000, `210 parts in ${ms.toFixed(0)} ms (the quadratic trim took about 18 s for 200)`)
 })
 
 test('a GraphQL body over 1 MiB with a MiB of backslashes in its first part is answered at once, without any credential', { timeout: 60_000 }, async (t) => {
