@@ -142,6 +142,18 @@ const PROJECT_ENDPOINT = 'project_access'
 const GROUP_ENDPOINT = 'group_by_path'
 const USER_ENDPOINT = 'user'
 
+/**
+ * Where a project lookup is kept: by the token's hash and the `:id` as GitLab reads it, an id
+ * without its leading zeros (GitLab finds `000200` as project 200), a path in any case; one past
+ * 64 characters by its hash. Kept as sent, any user's lookups of a project they see, its id spelled
+ * with up to 4,000 zeros, grew the gate by that much each for as long as the cache kept them
+ * (10,000: some 40 MiB), and asked GitLab again for every spelling.
+ */
+function projectCacheKey (cacheKey: string, idSegment: string): string {
+  const id = /^\d+$/.test(idSegment) ? idSegment.replace(/^0+(?=\d)/, '') : idSegment.toLowerCase()
+  return id.length > 64 ? `${cacheKey}:#${tokenKey(id)}` : `${cacheKey}:${id}`
+}
+
 export function createGitlabClient (options: GitlabClientOptions): GitlabClient {
   const ttlMs = options.ttlMs ?? 30_000
   const clock = options.clock === undefined ? {} : { clock: options.clock }
@@ -222,7 +234,7 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     group: lookupGroup,
     async project (idSegment, header, cacheKey) {
       if (cacheKey === null) return await lookupProject(idSegment, header)
-      return await projects.get(`${cacheKey}:${idSegment.toLowerCase()}`, async () => await lookupProject(idSegment, header))
+      return await projects.get(projectCacheKey(cacheKey, idSegment), async () => await lookupProject(idSegment, header))
     },
     async user (header, cacheKey) {
       return await users.get(cacheKey, async () => await lookupUser(header))
