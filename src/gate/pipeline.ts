@@ -392,7 +392,9 @@ const userRolesStage: Stage = (x, engine) => {
     // GitLab's web UI deletes a registry model outside the API (package-fallback.ts).
     const matches = webModelRegistryDelete(canonical.method, canonical.path, engine.options.relativeUrlRoot ?? '')
     if (matches !== null) return checkWebDelete(x, engine.userRoles, matches, NO_JOB_TOKEN)
-    return packageChangeOutsideRoot(engine, canonical) || webDeleteOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
+    const apiPaths = apiPathsIn(canonical.path)
+    if (apiPaths.length > MAX_API_PATHS_OUTSIDE_ROOT) return denyOf('API_PATH_OUTSIDE_ROOT', { message: TOO_MANY_API_PATHS })
+    return packageChangeOutsideRoot(engine, canonical.method, apiPaths) || webDeleteOutsideRoot(engine, canonical) ? denyOf('API_PATH_OUTSIDE_ROOT', { message: OUTSIDE_ROOT_PACKAGE_CHANGE }) : NO_JOB_TOKEN
   }
   // A package write the catalog misses is held to its format's rule all the same.
   const match = x.match ?? (canonical.kind === 'api' ? uncataloguedPackageWrite(canonical.method, canonical.apiPath) : null)
@@ -409,13 +411,23 @@ const userRolesStage: Stage = (x, engine) => {
 const OUTSIDE_ROOT_PACKAGE_CHANGE = '403 Forbidden - this path is outside the API root the job token gate serves, where the package rules cannot be checked: send package writes and deletes under the API root'
 
 /**
- * Whether a path outside the root that holds /api/v4 (where GitLab serves its API if its root is
- * not the gate's, API_PATH_OUTSIDE_ROOT) names a package write or delete after those segments, as
- * its method or any a POST's override may give it: the users' package rules would go unchecked.
+ * Most `/api/v4` segments of a path outside the root read for the package rules: each is matched
+ * as an API path, for a POST under every method its override may give it, and a path of 8 KB
+ * holding a few hundred (no token needed) cost the gate 100 ms of CPU. A GitLab root holds none;
+ * a repository file's path in the web UI a few.
  */
-function packageChangeOutsideRoot (engine: Engine, canonical: Extract<CanonicalRequest, { kind: 'other' }>): boolean {
-  const methods = canonical.method === 'POST' ? [...OVERRIDE_METHODS] : [canonical.method]
-  return apiPathsIn(canonical.path).some(apiPath => methods.some(method => {
+export const MAX_API_PATHS_OUTSIDE_ROOT = 16
+const TOO_MANY_API_PATHS = `403 Forbidden - this path is outside the API root the job token gate serves and holds /api/v4 more than ${MAX_API_PATHS_OUTSIDE_ROOT} times, where the package rules cannot be checked: send API requests under the API root`
+
+/**
+ * Whether a path outside the root that holds /api/v4 (where GitLab serves its API if its root is
+ * not the gate's, API_PATH_OUTSIDE_ROOT) names a package write or delete after those segments
+ * (`apiPaths`, apiPathsIn), as its method or any a POST's override may give it: the users'
+ * package rules would go unchecked.
+ */
+function packageChangeOutsideRoot (engine: Engine, requestMethod: string, apiPaths: readonly string[]): boolean {
+  const methods = requestMethod === 'POST' ? [...OVERRIDE_METHODS] : [requestMethod]
+  return apiPaths.some(apiPath => methods.some(method => {
     const routed = method === 'HEAD' ? 'GET' : method
     const match = engine.router.matchRequest({ method: routed, path: apiPath, apiPath }) ?? uncataloguedPackageWrite(routed, apiPath)
     return match?.route.packageFormat !== undefined && match.route.packageOperation !== 'read'
