@@ -5,8 +5,16 @@
 // it over the file and fsyncs the directory, and only then changes memory and invalidates. A
 // crash at any point leaves either the old file or the new one, never a mix; a write whose save
 // fails changes nothing. Writes are serialized; reads never wait for them.
+//
+// One process only: the file is this process's, read once at start. Another gate (a second
+// replica, an overlapping rollout) or `import-allowlists` writing the same file would otherwise
+// go unseen here: an entry removed there stayed allowed here for good, and this process's next
+// write put it back in the file. The store remembers the file as it last read or wrote it, and
+// looks again before every write and every second: a file changed by anyone else
+// makes the store refuse every read and write (503, readiness down) until the gate is restarted
+// and reads the file anew.
 
-import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
@@ -20,6 +28,27 @@ export interface MemoryStoreOptions {
   readonly now?: () => number
   /** Audit events kept per project and root namespace, the newest. Default AUDIT_EVENTS_KEPT. */
   readonly auditEventsKept?: number
+  /** How often the state file is looked at for a change made by another process. Default 1000 ms. */
+  readonly watchIntervalMs?: number
+}
+
+/** What tells one version of the state file from another: a save makes a new file (rename), an edit in place changes its time or size. */
+interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number }
+
+/** The state file as it is now, null when there is none. */
+async function identityOf (file: string): Promise<FileIdentity | null> {
+  try {
+    const { dev, ino, size, mtimeMs } = await stat(file)
+    return { dev, ino, size, mtimeMs }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}
+
+function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
+  if (a === null || b === null) return a === b
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 }
 
 const FORMAT = 'job-token-gate/grants'
@@ -69,10 +98,16 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   let closed = false
   let tmpCounter = 0
   let lastSaveError: string | undefined
+  // The state file as this process last read or wrote it; `foreign`: why it is no longer that
+  // (another process wrote it), after which nothing is read or written here.
+  let known: FileIdentity | null = null
+  let foreign: string | undefined
+  let watch: NodeJS.Timeout | undefined
 
   let loading = false
   if (file !== undefined) {
     await removeLeftoverTempFiles(file)
+    known = await identityOf(file).catch(() => null)
     const loaded = await loadFile(file)
     loading = true
     for (const { grants, version, imported } of loaded.projects) commit(grants.projectId, grants, version, imported)
@@ -83,6 +118,36 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       if (claimed !== undefined && pathKey(claimed.grants.projectPath) === key) paths.set(key, id)
     }
     for (const { settings, version } of loaded.namespaces) commitNamespace(settings.namespacePath, settings, version)
+    watch = setInterval(() => { void lookAtFile() }, options.watchIntervalMs ?? 1000)
+    watch.unref()
+  }
+
+  /**
+   * Whether the state file is still the one this process last read or wrote; once it is not,
+   * the store refuses everything and every cache drops what it holds (a reset), so no decision
+   * is made on what this process has and the file no longer says.
+   */
+  async function checkFile (): Promise<void> {
+    if (file === undefined || foreign !== undefined || closed) return
+    const now = await identityOf(file)
+    if (foreign !== undefined || sameIdentity(now, known)) return
+    foreign = `${file} was written by another process (another gate on the same GATE_STATE_FILE, or import-allowlists while this gate runs): this gate no longer knows what it holds, and reads and writes nothing until it is restarted; the memory store is for one gate only, use Redis for more`
+    clearInterval(watch)
+    listeners.emit({ kind: 'reset', reason: 'state file changed by another process' })
+  }
+
+  /**
+   * checkFile() between writes (a look during a save could take the file as it was before the
+   * rename, or this save's own file, for another's); one waiting at a time.
+   */
+  let looking: Promise<void> | null = null
+  function lookAtFile (): Promise<void> {
+    looking ??= serial(checkFile).catch(() => {}).finally(() => { looking = null })
+    return looking
+  }
+
+  function ensureOwn (): void {
+    if (foreign !== undefined) throw new GrantsStoreUnavailableError(foreign)
   }
 
   function commitNamespace (namespacePath: string, settings: NamespaceSettings | null, version: number): void {
@@ -159,13 +224,21 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`
     try {
       const handle = await open(tmp, 'w', 0o600)
+      let written: FileIdentity
       try {
         await handle.writeFile(text, 'utf8')
         await handle.sync()
+        // What the file is once renamed (a rename keeps the inode and the time): this process's.
+        const { dev, ino, size, mtimeMs } = await handle.stat()
+        written = { dev, ino, size, mtimeMs }
       } finally {
         await handle.close()
       }
+      // Another process's write since this one's last: refused, nothing changed here or there.
+      await checkFile()
+      ensureOwn()
       await rename(tmp, target)
+      known = written
       await syncDirectory(dirname(target))
       lastSaveError = undefined
     } catch (err) {
@@ -230,6 +303,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   function ensureOpen (): void {
     if (closed) throw new GrantsStoreUnavailableError('store is closed')
+    ensureOwn()
   }
 
   return {
@@ -312,6 +386,9 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     readUsage: usage.readUsage,
     readDroppedUsage: usage.readDroppedUsage,
     async health (): Promise<StoreHealth> {
+      // Looked at without waiting: a save under way (a slow disk) must not hold the probe.
+      void lookAtFile()
+      if (foreign !== undefined) return { ok: false, kind: 'memory', mode: 'file', subscribed: false, detail: foreign }
       return {
         ok: !closed && lastSaveError === undefined,
         kind: 'memory',
@@ -323,6 +400,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     async close () {
       if (closed) return
       closed = true
+      clearInterval(watch)
       await writes
       listeners.clear()
     }
