@@ -392,7 +392,10 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
         const { doc: next, before, after } = change(current)
         let valid: ProjectGrants
         try {
-          valid = validateProjectGrants(next, { settings: options.settings, policies: options.policies(), packageFormats: options.packageFormats() })
+          // What the change carries over from the stored document keeps what it had: a policy or
+          // format the catalog dropped since must not refuse a change to anything else.
+          const carriedOver = new Set<unknown>([...current.entries, ...(current.packageRules === undefined ? [] : [current.packageRules])])
+          valid = validateProjectGrants(next, { settings: options.settings, policies: options.policies(), packageFormats: options.packageFormats(), carriedOver })
         } catch (err) {
           if (err instanceof GrantsValidationError) throw new AdminError('ADMIN_VALIDATION_FAILED', errors.ADMIN_VALIDATION_FAILED.message, err.issues)
           throw err

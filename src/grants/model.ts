@@ -223,6 +223,13 @@ export interface ValidateOptions {
   readonly policies?: PolicyIndex
   /** When given, package rule formats are checked against the catalog's formats. */
   readonly packageFormats?: readonly string[]
+  /**
+   * Parts of the document a write carries over unchanged from the stored one (its entries, its
+   * package rules, by identity): checked for their shape only, as documents read back from a store
+   * are. The catalog may have dropped a policy or format since they were written, and a change to
+   * anything else (removing another entry) must not be refused for it.
+   */
+  readonly carriedOver?: ReadonlySet<unknown>
 }
 
 /**
@@ -244,7 +251,8 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
   }
   if (typeof doc.inboundEnabled !== 'boolean') fail('inboundEnabled', 'must be a boolean')
   if (doc.jobTokenPoliciesEnabled !== undefined && typeof doc.jobTokenPoliciesEnabled !== 'boolean') fail('jobTokenPoliciesEnabled', 'must be a boolean when present')
-  const packageRules = doc.packageRules === undefined ? undefined : validatePackageRules(doc.packageRules, 'packageRules', issues, options.packageFormats)
+  const carried = options.carriedOver
+  const packageRules = doc.packageRules === undefined ? undefined : validatePackageRules(doc.packageRules, 'packageRules', issues, carried?.has(doc.packageRules) === true ? undefined : options.packageFormats)
 
   const entries: AllowlistEntry[] = []
   if (!Array.isArray(doc.entries)) {
@@ -255,7 +263,7 @@ export function validateProjectGrants (doc: unknown, options: ValidateOptions): 
     let groups = 0
     doc.entries.forEach((raw: unknown, i: number) => {
       const at = `entries[${i}]`
-      const entry = validateEntry(raw, at, issues, options.policies)
+      const entry = validateEntry(raw, at, issues, carried?.has(raw) === true ? undefined : options.policies)
       if (entry === null) return
       const key = `${entry.targetType}:${entry.targetId}`
       if (seen.has(key)) fail(at, `names ${entry.targetType} ${entry.targetId} again; each target has one entry`)
