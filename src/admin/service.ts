@@ -7,7 +7,7 @@
 import type { Logger } from 'pino'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
+import { GrantsStoreUnavailableError, GrantsValidationError, GrantsVersionConflictError, type ValidationIssue } from '../grants/errors.ts'
 import { isFullPath, isRootNamespaceKey, pathKey, validateProjectGrants, type AllowlistEntry, type EntryTargetType, type InstanceSettings, type ProjectGrants } from '../grants/model.ts'
 import type { AuditEvent, GrantStore, NamespaceAuditEvent } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -200,8 +200,10 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
    * atomic step as the change), then writes the audit log line. A write that fails with anything
    * but a version conflict may still have been made (Redis ran the script, its answer was lost or
    * late): the event is logged as not confirmed, so the log trail names it either way, and the
-   * store's log holds it exactly when the change was made. `subject` names the project or root
-   * namespace in the lines.
+   * store's log holds it exactly when the change was made. One the store is sure it wrote nothing
+   * of (refused before the write, a save that never replaced the file) is logged as refused, not
+   * made: a removal that failed so must not read as one that may have taken effect. `subject`
+   * names the project or root namespace in the lines.
    */
   async function audited<T> (subject: Readonly<Record<string, unknown>>, event: AuditEvent | NamespaceAuditEvent, write: () => Promise<T>): Promise<T> {
     const fields = { request_id: event.requestId, ...subject, actor: event.actor, action: event.action, before: event.before, after: event.after }
@@ -209,8 +211,11 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
     try {
       result = await write()
     } catch (err) {
-      if (!(err instanceof GrantsVersionConflictError) && !(err instanceof GrantsValidationError)) {
-        logger.error({ audit: true, ...fields, err: { message: (err as Error).message } }, 'job token permissions change not confirmed: it may have been made')
+      if (err instanceof GrantsStoreUnavailableError && err.unwritten) {
+        // Refused before anything was written (the store says so): not a change that may have been made.
+        logger.warn({ audit: true, ...fields, outcome: 'not_made', err: { message: err.message } }, 'job token permissions change refused: the store wrote nothing')
+      } else if (!(err instanceof GrantsVersionConflictError) && !(err instanceof GrantsValidationError)) {
+        logger.error({ audit: true, ...fields, outcome: 'unknown', err: { message: (err as Error).message } }, 'job token permissions change not confirmed: it may have been made')
       }
       throw err
     }

@@ -13,10 +13,23 @@ export class GrantsError extends GateError {
 
 /** The store cannot be read and no cached answer is recent enough: fail closed (503). */
 export class GrantsStoreUnavailableError extends GrantsError {
-  constructor (detail: string, options?: { cause?: unknown }, code: 'GRANTS_STORE_UNAVAILABLE' | 'GRANTS_STORE_LOST' = 'GRANTS_STORE_UNAVAILABLE') {
-    super(code, `grants store unavailable: ${detail}`, options)
+  /**
+   * A write that failed so: whether the store is sure it wrote nothing (refused before the write,
+   * a save that never replaced the file), as opposed to one whose outcome is unknown (a command
+   * timeout after Redis may have run it). The audit trail says which (src/admin/service.ts).
+   */
+  unwritten: boolean
+  constructor (detail: string, options?: { cause?: unknown, unwritten?: boolean }, code: 'GRANTS_STORE_UNAVAILABLE' | 'GRANTS_STORE_LOST' = 'GRANTS_STORE_UNAVAILABLE') {
+    super(code, `grants store unavailable: ${detail}`, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GrantsStoreUnavailableError'
+    this.unwritten = options?.unwritten === true
   }
+}
+
+/** `err` marked as a failure the store is sure wrote nothing of (GrantsStoreUnavailableError.unwritten). */
+export function nothingWritten<E extends GrantsError> (err: E): E {
+  if (err instanceof GrantsStoreUnavailableError) err.unwritten = true
+  return err
 }
 
 /**

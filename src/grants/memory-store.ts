@@ -147,7 +147,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   }
 
   function ensureOwn (): void {
-    if (foreign !== undefined) throw new GrantsStoreUnavailableError(foreign)
+    if (foreign !== undefined) throw new GrantsStoreUnavailableError(foreign, { unwritten: true })
   }
 
   function commitNamespace (namespacePath: string, settings: NamespaceSettings | null, version: number): void {
@@ -244,7 +244,8 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     } catch (err) {
       lastSaveError = (err as Error).message
       await unlink(tmp).catch(() => {})
-      throw new GrantsStoreUnavailableError(`cannot save ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
+      // The file was not replaced, and memory changes only after it is: nothing was written.
+      throw new GrantsStoreUnavailableError(`cannot save ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err, unwritten: true })
     }
   }
 
@@ -302,7 +303,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   }
 
   function ensureOpen (): void {
-    if (closed) throw new GrantsStoreUnavailableError('store is closed')
+    if (closed) throw new GrantsStoreUnavailableError('store is closed', { unwritten: true })
     ensureOwn()
   }
 

@@ -45,7 +45,7 @@ import { lookup } from 'node:dns/promises'
 import type { ConnectionOptions } from 'node:tls'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants } from './model.ts'
-import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
+import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError, nothingWritten } from './errors.ts'
 import { LOST, fillMarkers, markLost, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { guardRedisSocketErrors } from './redis-sockets.ts'
@@ -393,7 +393,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
 
   // Turns an ioredis failure into the error the cache knows to treat as "store down".
   async function call<T> (what: string, run: () => Promise<T>): Promise<T> {
-    if (closing) throw new GrantsStoreUnavailableError('store is closed')
+    if (closing) throw new GrantsStoreUnavailableError('store is closed', { unwritten: true })
     const stream = watch === undefined ? undefined : (client as Redis).stream
     let result: T
     try {
@@ -402,7 +402,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       if (err instanceof GrantsError) throw err
       lastError = (err as Error).message
       if (watch !== undefined && /timed out/i.test(lastError)) silentSince = ++silences
-      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
+      // ioredis refuses a command it has no connection to send it on (enableOfflineQueue: false):
+      // it never reached Redis. Anything else (a timeout) may have run there.
+      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err, unwritten: /enableOfflineQueue/.test(lastError) })
     }
     if (watch !== undefined) await vouch(what, watch, stream)
     return result
@@ -561,12 +563,19 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       // entry was taken from, while its record claims the path, never one whose record does not.
       // Not taken from another project whose record claims the path when this write brings no news
       // of it (the record had that path already): see index.
-      await index(grants.projectId, lower)
+      try {
+        await index(grants.projectId, lower)
+      } catch (err) {
+        // The document's write comes after: it was not sent. (Redis's own errors go to call(),
+        // which keeps track of a master gone silent, and says what it knows of them.)
+        throw err instanceof GrantsError ? nothingWritten(err) : err
+      }
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.grants(grants.projectId))
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '', putOptions.imported === true ? '1' : '')
-      if (ok === -2) throw await lost(at, oldPath || null)
+      // The script wrote nothing but the trace of the loss.
+      if (ok === -2) throw nothingWritten(await lost(at, oldPath || null))
       // Refused: the entry stays as taken, and resolves to the project it was taken from while that
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
       // back could undo another write of this project that recorded the path meanwhile.
@@ -577,7 +586,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     delete: projectId => call('delete', async () => {
       const at = markers.of(keys.grants(projectId))
       const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), at, keys.channel, `"p":${projectId}`, String(now()), '', '', kept, marker.id ?? '')
-      if (ok === -2) throw await lost(at, oldPath || null)
+      if (ok === -2) throw nothingWritten(await lost(at, oldPath || null))
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
@@ -608,7 +617,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '', '')
-      if (ok === -2) throw await lost(at, found || null)
+      if (ok === -2) throw nothingWritten(await lost(at, found || null))
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
@@ -619,7 +628,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), at, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept, marker.id ?? '')
-      if (ok === -2) throw await lost(at, found || null)
+      if (ok === -2) throw nothingWritten(await lost(at, found || null))
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),

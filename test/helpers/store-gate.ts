@@ -4,7 +4,7 @@
 // other routes.
 
 import type { TestContext } from 'node:test'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import { loadConfig } from '../../src/config.ts'
 import { createGate } from '../../src/gate/server.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
@@ -13,7 +13,7 @@ import { startFakeGitlab, type FakeGitlabOptions, type FakeProject } from './fak
 
 export const STORE_GATE_JOB_PROJECT: FakeProject = { id: 100, pathWithNamespace: 'acme/platform/app', namespace: { id: 11, kind: 'group', fullPath: 'acme/platform', parentId: 10 } }
 
-export async function startStoreGate (t: TestContext, store: GrantStore, options: { readonly projects?: readonly FakeProject[], readonly users?: FakeGitlabOptions['users'], readonly deployTokens?: readonly string[], readonly env?: Readonly<Record<string, string>> } = {}): Promise<{ url: string, seen: string[] }> {
+export async function startStoreGate (t: TestContext, store: GrantStore, options: { readonly projects?: readonly FakeProject[], readonly users?: FakeGitlabOptions['users'], readonly deployTokens?: readonly string[], readonly env?: Readonly<Record<string, string>>, readonly logger?: Logger } = {}): Promise<{ url: string, seen: string[] }> {
   const seen: string[] = []
   const gitlab = await startFakeGitlab({
     anonymousPathLookups: true,
@@ -29,7 +29,7 @@ export async function startStoreGate (t: TestContext, store: GrantStore, options
     GATE_UPSTREAM_URL: gitlab.url, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0',
     GATE_UNRESOLVED_PROJECT: 'defer', GATE_INSTANCE_TOKEN_PREFIX: '', ...options.env
   })
-  const g = createGate(config, { store, resolver, logger: pino({ level: 'silent' }) })
+  const g = createGate(config, { store, resolver, logger: options.logger ?? pino({ level: 'silent' }) })
   await g.listen()
   t.after(() => g.close(0))
   return { url: `http://127.0.0.1:${g.address().port}`, seen }
