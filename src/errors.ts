@@ -193,6 +193,9 @@ export const errors = {
   GRAPHQL_TOKEN_SCOPES_HIDDEN: { status: 403, message: '403 Forbidden - GitLab will not describe this access token\'s permissions to the gate, so what it may do cannot be checked: grant the token Personal Access Token: Read (User), or have the gate\'s operator register the token\'s SHA-256 with its permissions' },
   GRAPHQL_TOKEN_REGISTRY_READ_ONLY: { status: 403, message: '403 Forbidden - the gate reads its fine-grained token registry from a read-only file (GATE_GRAPHQL_TOKEN_REGISTRY_FILE), the copy every replica shares: change registrations in that file (its Secret) and restart the gate' },
   GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED: { status: 500, message: '500 Internal Server Error - the registration could not be saved to the gate\'s token registry file; nothing was changed' },
+  // Another process (another gate on the same file) wrote the registry file: this gate's copy is no
+  // longer what the file says, so it answers no registration and changes nothing until restarted.
+  GRAPHQL_TOKEN_REGISTRY_CHANGED: { status: 409, message: '409 Conflict - the gate\'s token registry file (GATE_GRAPHQL_TOKEN_REGISTRY_FILE) was written by another process: restart this gate to read it, and never share a writable registry file between replicas' },
 } as const satisfies Record<string, ErrorDef>
 
 export type ErrorCode = keyof typeof errors

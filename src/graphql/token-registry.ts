@@ -16,9 +16,14 @@
 // made in memory, so a failed write changes nothing. A file the gate may not write (a read-only
 // mount such as a Kubernetes Secret, or a file without its owner's write bit) is the copy every
 // replica reads: changes through the API are refused (GRAPHQL_TOKEN_REGISTRY_READ_ONLY), since
-// they would reach one replica only and be lost on its restart.
+// they would reach one replica only and be lost on its restart. A writable file is this gate's
+// alone: the registry remembers it as it last read or wrote it, and looks again before each change
+// and each read of a registration; a file another process wrote (a second gate on a shared volume)
+// makes it answer no registration and refuse changes (GRAPHQL_TOKEN_REGISTRY_CHANGED) until the
+// gate is restarted, where its copy once kept a registration removed through the other gate, and
+// its next change wrote that registration back into the file.
 
-import { accessSync, closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
@@ -67,8 +72,32 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   const { file } = options
   let entries = new Map<string, RegisteredToken>()
   const listeners: Array<() => void> = []
+  // The file as this gate last read or wrote it (null: none), taken before the read.
+  let known: FileIdentity | null = null
+  if (file !== undefined) {
+    try { known = identityOf(file) } catch { /* the read below names what is wrong */ }
+  }
   if (file !== undefined) entries = readRegistryFile(file)
   const readOnly = file !== undefined && !mayWrite(file)
+  // Why the file is no longer this gate's (another process wrote it): nothing is answered from the copy.
+  let foreign: string | undefined
+
+  /** Whether the writable file is still the one this gate last read or wrote; the first time it is not, the caches forget. */
+  const own = (): boolean => {
+    if (file === undefined || readOnly) return true
+    if (foreign !== undefined) return false
+    let now: FileIdentity | null
+    try {
+      now = identityOf(file)
+    } catch (err) {
+      now = { dev: -1, ino: -1, size: -1, mtimeMs: -1, error: (err as Error).message }
+    }
+    if (sameIdentity(now, known)) return true
+    foreign = `the token registry ${file} was written by another process`
+    for (const listener of listeners) listener()
+    return false
+  }
+  const changed = (): GateError => new GateError('GRAPHQL_TOKEN_REGISTRY_CHANGED', `${foreign ?? 'the token registry was written by another process'}: restart the gate to read it`)
 
   /** Writes `next` whole; throws GateError, leaving the file and the memory as they were. */
   const persist = (next: ReadonlyMap<string, RegisteredToken>): void => {
@@ -79,14 +108,24 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
       rmSync(tmp, { force: true })
       // A new file each time, so the mode is 0600 whatever an older one had.
       const fd = openSync(tmp, 'wx', 0o600)
+      let written: FileIdentity
       try {
         writeSync(fd, JSON.stringify(Object.fromEntries(next), null, 2) + '\n')
         fsyncSync(fd)
+        // What the file is once renamed (a rename keeps the inode and the time): this gate's.
+        written = identityFrom(fstatSync(fd))
       } finally {
         closeSync(fd)
       }
+      // Another process's write since this gate's last: refused, nothing changed here or there.
+      if (!own()) {
+        rmSync(tmp, { force: true })
+        throw changed()
+      }
       renameSync(tmp, file)
+      known = written
     } catch (err) {
+      if (err instanceof GateError) throw err
       try { rmSync(tmp, { force: true }) } catch { /* the write failed already; nothing more to undo */ }
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
       // A file system that became read-only (remounted) is what the read-only answer says.
@@ -101,24 +140,48 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   }
   return {
     readOnly,
-    get: hash => entries.get(hash),
+    get: hash => own() ? entries.get(hash) : undefined,
     set (hash, entry) {
+      if (!own()) throw changed()
       const next = new Map(entries)
       next.set(hash, entry)
       change(next)
     },
     delete (hash) {
+      if (!own()) throw changed()
       if (!entries.has(hash)) return false
       const next = new Map(entries)
       next.delete(hash)
       change(next)
       return true
     },
-    list: () => [...entries].sort(([a], [b]) => a < b ? -1 : 1),
+    list: () => own() ? [...entries].sort(([a], [b]) => a < b ? -1 : 1) : [],
     onChange (listener) {
       listeners.push(listener)
     }
   }
+}
+
+/** What tells one version of the registry file from another: a save makes a new file, an edit in place changes its time or size. */
+interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly error?: string }
+
+function identityFrom (stats: Stats): FileIdentity {
+  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs }
+}
+
+/** The file as it is now, null when there is none. */
+function identityOf (file: string): FileIdentity | null {
+  try {
+    return identityFrom(statSync(file))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}
+
+function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
+  if (a === null || b === null) return a === b
+  return a.error === undefined && b.error === undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 }
 
 /** The registrations of a registry file; a missing file is an empty registry. */
