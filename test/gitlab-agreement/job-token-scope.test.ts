@@ -273,10 +273,31 @@ function found ({ routeId, ...w }: (typeof FOUND)[number]): World {
   return { ...w, route }
 }
 
+// Every outcome of decide() the generated worlds must reach.
+const OUTCOMES = ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT', 'DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'NOT_ALLOWLISTED', 'NO_POLICIES_FOR_ENDPOINT', 'MISSING_POLICIES', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ', 'JOB_TOKEN_SCOPE_PROJECT_ONLY']
+
+/**
+ * One world for each outcome the sample missed, from further samples (the seeds after `seed`, so
+ * a run replays whole): a few outcomes are rare enough (skip-policies routes, about one world in
+ * three hundred) that a sample of 3,000 missed one now and then, failing the run for no fault.
+ */
+function reachTheRest (sampled: readonly World[], seed: number): World[] {
+  const missing = new Set(OUTCOMES)
+  for (const w of sampled) missing.delete(gate(w).reason)
+  const more: World[] = []
+  for (let next = 1; missing.size > 0 && next <= 50; next++) {
+    for (const w of fc.sample(worldArb, { seed: seed + next, numRuns: 1000 })) {
+      if (missing.delete(gate(w).reason)) more.push(w)
+    }
+  }
+  return more
+}
+
 test('differential: decide() allows nothing GitLab refuses, on generated worlds', (t) => {
   if (!requireTool(t, rubyMissing())) return
   const { seed, numRuns } = propertyRun(t, 'JOB_TOKEN_SCOPE', 3000, 'worlds compared with GitLab')
-  const worlds = [...fc.sample(worldArb, { seed, numRuns }), ...FOUND.map(found)]
+  const sampled = fc.sample(worldArb, { seed, numRuns })
+  const worlds = [...sampled, ...reachTheRest(sampled, seed), ...FOUND.map(found)]
   // An external user is not let into internal projects (ProjectPolicy's internal_access): GitLab
   // refuses such a job outside the allowlist at read_project, before the policy check whose
   // message the gate gives where it refuses there without asking whether the user is external.
@@ -303,7 +324,7 @@ test('differential: decide() allows nothing GitLab refuses, on generated worlds'
   assert.deepEqual(first(holes), [], 'worlds where the gate allows what GitLab refuses')
   assert.deepEqual(first(overRefusals), [], 'worlds where the gate refuses what GitLab allows, not named in the docs')
   // The worlds must reach every outcome, or the agreement proves little.
-  for (const reason of ['SELF_ACCESS', 'INBOUND_DISABLED', 'UNKNOWN_PROJECT', 'DEFAULT_PERMISSIONS', 'FINE_GRAINED_POLICIES_OFF', 'SKIP_POLICIES', 'POLICIES_GRANTED', 'NOT_ALLOWLISTED', 'NO_POLICIES_FOR_ENDPOINT', 'MISSING_POLICIES', 'PUBLIC_PROJECT_FEATURES', 'PUBLIC_PROJECT_READ', 'JOB_TOKEN_SCOPE_PROJECT_ONLY']) {
+  for (const reason of OUTCOMES) {
     assert.ok([...outcomes].some(([k, n]) => k.startsWith(`${reason}/`) && n > 0), `no world reached ${reason}`)
   }
 })
