@@ -9,7 +9,7 @@
 
 import { LRUCache } from 'lru-cache'
 import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
-import { ttlClock, type Clock } from '../identity/cache.ts'
+import { createLoaderCache, ttlClock, type Clock } from '../identity/cache.ts'
 import { apiSegment } from '../text.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
@@ -132,8 +132,8 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     return found
   }
 
-  const external = new LRUCache<number, { readonly external: boolean | null }>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
-  const userLoads = new Map<number, Promise<boolean | null>>()
+  // By user id; one load per user at a time; a failure is not kept.
+  const external = createLoaderCache<boolean | null>({ max: options.max ?? 10_000, ttlMs: options.ttlMs ?? 60_000, ...(options.clock === undefined ? {} : { clock: options.clock }) })
   const loadUser = async (userId: number): Promise<boolean | null> => {
     // Without the service token nothing is shown, and no internal project is either.
     if (!gitlab.hasServiceToken) return null
@@ -147,20 +147,9 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
 
   return {
     userExternal (userId) {
-      const hit = external.get(userId)
-      if (hit !== undefined) return hit.external
-      const inFlight = userLoads.get(userId)
-      if (inFlight !== undefined) return inFlight
-      const pending = loadUser(userId).then(found => {
-        if (userLoads.get(userId) === pending) userLoads.delete(userId)
-        external.set(userId, { external: found })
-        return found
-      }, (err: unknown) => {
-        if (userLoads.get(userId) === pending) userLoads.delete(userId)
-        throw err
-      })
-      userLoads.set(userId, pending)
-      return pending
+      const key = String(userId)
+      const hit = external.cached(key)
+      return hit !== undefined ? hit : external.get(key, async () => await loadUser(userId))
     },
     get (project) {
       // Hot path: a cached answer is one get(), no promise.

@@ -49,6 +49,29 @@ export function sendChunked (base: string, path: string, headers: Record<string,
   })
 }
 
+/**
+ * A POST of `bytes` written in 16 KiB pieces, framed as `headers` say (Content-Length or chunked);
+ * the answer's status and, unless 200, its error `code`. The gate may answer and close before the
+ * last piece: that answer is kept.
+ */
+export function postInPieces (base: string, path: string, headers: Record<string, string>, bytes: Buffer): Promise<{ status: number, code?: string }> {
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        resolve({ status: res.statusCode ?? 0, ...(res.statusCode === 200 ? {} : { code: (JSON.parse(text) as { code?: string }).code }) })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
+    for (let at = 0; at < bytes.length; at += 16_384) req.write(bytes.subarray(at, at + 16_384))
+    req.end()
+  })
+}
+
 /** Deterministic bytes: `size` bytes in 64 KiB chunks of a repeated random block. */
 export function generated (size: number): { stream: () => Readable, sha256: string } {
   const block = randomBytes(64 * 1024)

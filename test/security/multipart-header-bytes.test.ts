@@ -9,10 +9,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import { MAX_MULTIPART_HEAD_BYTES, MAX_MULTIPART_PARTS, scanMultipart } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 import { startTestGate } from '../helpers/gate.ts'
+import { postInPieces } from '../helpers/http.ts'
 
 const BOUNDARY = 'xYzZy'
 const HEAD = 'Content-Disposition: form-data; ' + 'name="a"; '.repeat(1500).trimEnd() + '\r\n'
@@ -40,33 +40,15 @@ test('multipart: the parts\' header blocks are bounded together; the most parts 
   assert.equal(scanMultipart(Buffer.from(lfFile.repeat(200) + `--${BOUNDARY}--\r\n`), BOUNDARY).credentials.length, 0)
 })
 
-/** A POST of `bytes`, written in pieces; the gate may answer and close before the last. */
-function post (base: string, path: string, headers: Record<string, string>, bytes: Buffer): Promise<{ status: number, code?: string }> {
-  const url = new URL(base)
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve({ status: res.statusCode ?? 0, ...(res.statusCode === 200 ? {} : { code: (JSON.parse(text) as { code?: string }).code }) })
-      })
-    })
-    req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
-    for (let at = 0; at < bytes.length; at += 16_384) req.write(bytes.subarray(at, at + 16_384))
-    req.end()
-  })
-}
-
 test('through the gate, no token: a body of many large part headers is refused, buffered or streamed, and never ends upstream', async t => {
   const g = await startTestGate(t)
   const type = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }
   const uploads = '/api/v4/projects/200/uploads'
   const read = body(MAX_MULTIPART_PARTS - 1, plain, 200_000)
-  assert.equal((await post(g.url, uploads, { ...type, 'content-length': String(read.length) }, read)).status, 200)
+  assert.equal((await postInPieces(g.url, uploads, { ...type, 'content-length': String(read.length) }, read)).status, 200)
   for (const bytes of [body(200, stuffed), body(200, stuffed, 200_000)]) {
     for (const framing of [{ 'content-length': String(bytes.length) }, { 'transfer-encoding': 'chunked' }] as Array<Record<string, string>>) {
-      const answer = await post(g.url, uploads, { ...type, ...framing }, bytes)
+      const answer = await postInPieces(g.url, uploads, { ...type, ...framing }, bytes)
       assert.deepEqual(answer, { status: 400, code: 'MULTIPART_HEADERS_TOO_LARGE' }, `${bytes.length} bytes, ${Object.keys(framing)[0]!}`)
     }
   }

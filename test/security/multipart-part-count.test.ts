@@ -10,10 +10,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { request } from 'node:http'
 import { MAX_MULTIPART_PARTS, scanMultipart } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 import { startTestGate } from '../helpers/gate.ts'
+import { postInPieces } from '../helpers/http.ts'
 import { rackUnavailable } from '../helpers/rack-oracle.ts'
 
 const BOUNDARY = 'xYzZy'
@@ -43,24 +43,6 @@ test('a multipart body of more than 4,096 parts is refused; one of 4,096 is read
   }
 })
 
-/** A POST of `bytes`, written in pieces; the gate may answer and close before the last. */
-function post (base: string, path: string, headers: Record<string, string>, bytes: Buffer): Promise<{ status: number, code?: string }> {
-  const url = new URL(base)
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve({ status: res.statusCode ?? 0, ...(res.statusCode === 200 ? {} : { code: (JSON.parse(text) as { code?: string }).code }) })
-      })
-    })
-    req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
-    for (let at = 0; at < bytes.length; at += 16_384) req.write(bytes.subarray(at, at + 16_384))
-    req.end()
-  })
-}
-
 test('through the gate: buffered and streamed, the part past 4,096 is never forwarded', async t => {
   const g = await startTestGate(t)
   const type = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }
@@ -69,10 +51,10 @@ test('through the gate: buffered and streamed, the part past 4,096 is never forw
   const read = [body(4096, { empty: true }), body(4095, { padding: 200_000 })]
   // Empty parts fit the 64 KiB read whole; named ones with a file part after them are streamed.
   assert.ok(read[0]!.length < 65_536)
-  for (const bytes of read) assert.equal((await post(g.url, uploads, { ...type, 'content-length': String(bytes.length) }, bytes)).status, 200)
+  for (const bytes of read) assert.equal((await postInPieces(g.url, uploads, { ...type, 'content-length': String(bytes.length) }, bytes)).status, 200)
   for (const bytes of [body(4097, { empty: true }), body(4096, { padding: 200_000 }), body(20_000)]) {
     for (const framing of [{ 'content-length': String(bytes.length) }, { 'transfer-encoding': 'chunked' }] as Array<Record<string, string>>) {
-      const answer = await post(g.url, uploads, { ...type, ...framing }, bytes)
+      const answer = await postInPieces(g.url, uploads, { ...type, ...framing }, bytes)
       assert.deepEqual(answer, { status: 400, code: 'MULTIPART_TOO_MANY_PARTS' }, `${bytes.length} bytes, ${Object.keys(framing)[0]!}`)
     }
   }
