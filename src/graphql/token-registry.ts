@@ -50,6 +50,12 @@ export interface TokenRegistry {
   list (): ReadonlyArray<readonly [string, RegisteredToken]>
   /** Called after every change (the resolver forgets what it cached). */
   onChange (listener: () => void): void
+  /**
+   * Whether what the registry answers is still what its file says: false once another process
+   * wrote a writable file (the listeners are called the first time), true otherwise. An answer
+   * kept from a registration stands only while this holds.
+   */
+  current (): boolean
   /** Read from a file the gate may not write: `set` and `delete` throw GRAPHQL_TOKEN_REGISTRY_READ_ONLY. */
   readonly readOnly: boolean
 }
@@ -158,7 +164,8 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
     list: () => own() ? [...entries].sort(([a], [b]) => a < b ? -1 : 1) : [],
     onChange (listener) {
       listeners.push(listener)
-    }
+    },
+    current: own
   }
 }
 

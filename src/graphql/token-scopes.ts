@@ -127,11 +127,16 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     return answer.body
   }
 
+  // The answers a registration gave: kept only while the registry still answers from its file.
+  const fromRegistry = new WeakSet<TokenScopes>()
+
   /** The operator's registration of a token GitLab does not describe; undefined when none. */
   const registered = (hash: string): TokenScopes | undefined => {
     const entry = registry?.get(hash)
     if (entry === undefined) return undefined
-    return parseFineGrained({ user_id: entry.user_id, granular_scopes: entry.granular_scopes }, mapPermission)
+    const scopes = parseFineGrained({ user_id: entry.user_id, granular_scopes: entry.granular_scopes }, mapPermission)
+    fromRegistry.add(scopes)
+    return scopes
   }
 
   /** A token GitLab will not describe: its registration, else refused (never `other`). */
@@ -175,7 +180,12 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   return {
     async scopesOf (token) {
       const hash = tokenKey(token)
-      return await cache.get(hash, async () => await load(token, hash))
+      const scopes = await cache.get(hash, async () => await load(token, hash))
+      // Kept from a registration whose file another process has written since (another gate on
+      // the same file removed or narrowed it): the registry forgets its copy and the cache is
+      // cleared (onChange), so the token is looked up again, as one never registered here.
+      if (registry !== undefined && fromRegistry.has(scopes) && !registry.current()) return await cache.get(hash, async () => await load(token, hash))
+      return scopes
     }
   }
 }

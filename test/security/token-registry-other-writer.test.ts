@@ -65,3 +65,15 @@ test('a registration removed through one gate is not honoured by another gate on
   // The gate that wrote keeps working.
   assert.equal((await call(one, 'PUT', OTHER, REGISTRATION)).status, 200)
 })
+
+test('a registration another gate removed is not answered from what this gate cached of it', async t => {
+  const file = registryFile(t)
+  const one = await gateOn(t, file)
+  const other = await gateOn(t, file)
+  // The other gate answers the token once by its registration, and keeps that answer.
+  const before = await postGraphql(other.url, READ_LIB, { 'private-token': TOKEN })
+  assert.notEqual(before.body?.code, 'GRAPHQL_TOKEN_SCOPES_HIDDEN', JSON.stringify(before.body))
+  assert.equal((await call(one, 'DELETE', HASH)).status, 204)
+  // The file changed under it: what it kept of the registration is gone with it.
+  assert.equal((await postGraphql(other.url, READ_LIB, { 'private-token': TOKEN })).body.code, 'GRAPHQL_TOKEN_SCOPES_HIDDEN')
+})
