@@ -14,8 +14,8 @@
 // makes the store refuse every read and write (503, readiness down) until the gate is restarted
 // and reads the file anew.
 
-import { open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { lstat, open, readFile, readdir, readlink, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
@@ -104,9 +104,15 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   let foreign: string | undefined
   let watch: NodeJS.Timeout | undefined
 
+  // Where saves are renamed to: the file itself, or the file a symbolic link there names. Renamed
+  // over the link, a save would put a file of its own beside it, and what the link names (the
+  // volume it points to, another gate's file) would keep the old state for every start after.
+  let saveTo: string | undefined
+
   let loading = false
   if (file !== undefined) {
-    await removeLeftoverTempFiles(file)
+    saveTo = await linkedFileOf(file)
+    await removeLeftoverTempFiles(saveTo)
     known = await identityOf(file).catch(() => null)
     const loaded = await loadFile(file)
     loading = true
@@ -220,7 +226,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   }
 
   async function save (text: string): Promise<void> {
-    const target = file!
+    const target = saveTo!
     const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`
     try {
       const handle = await open(tmp, 'w', 0o600)
@@ -466,6 +472,24 @@ async function loadFile (file: string): Promise<LoadedState> {
 }
 
 /** A crash between writing and renaming leaves a temp file behind; it is never read. */
+/**
+ * The file a path names once its symbolic links are followed (the path itself where it is none);
+ * one that does not exist yet is where the last link points.
+ */
+async function linkedFileOf (file: string): Promise<string> {
+  let path = file
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!(await lstat(path)).isSymbolicLink()) return path
+      path = resolve(dirname(path), await readlink(path))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path
+      throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: too many symbolic links`)
+}
+
 async function removeLeftoverTempFiles (file: string): Promise<void> {
   const dir = dirname(file)
   const prefix = basename(file) + '.'
