@@ -23,8 +23,8 @@
 // gate is restarted, where its copy once kept a registration removed through the other gate, and
 // its next change wrote that registration back into the file.
 
-import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs'
-import { dirname } from 'node:path'
+import { accessSync, closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
 
@@ -84,7 +84,11 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
     try { known = identityOf(file) } catch { /* the read below names what is wrong */ }
   }
   if (file !== undefined) entries = readRegistryFile(file)
-  const readOnly = file !== undefined && !mayWrite(file)
+  // Where changes are saved: the file, or the one a symbolic link there names. Renamed over the
+  // link, a save would put a file of its own beside it, and the file the link names (on the volume
+  // that keeps it, or another gate's) would keep the old registrations for every start after.
+  const saveTo = file === undefined ? undefined : linkedFileOf(file)
+  const readOnly = saveTo !== undefined && !mayWrite(saveTo)
   // Why the file is no longer this gate's (another process wrote it): nothing is answered from the copy.
   let foreign: string | undefined
 
@@ -108,8 +112,8 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   /** Writes `next` whole; throws GateError, leaving the file and the memory as they were. */
   const persist = (next: ReadonlyMap<string, RegisteredToken>): void => {
     if (readOnly) throw new GateError('GRAPHQL_TOKEN_REGISTRY_READ_ONLY')
-    if (file === undefined) return
-    const tmp = `${file}.tmp`
+    if (saveTo === undefined) return
+    const tmp = `${saveTo}.tmp`
     try {
       rmSync(tmp, { force: true })
       // A new file each time, so the mode is 0600 whatever an older one had.
@@ -128,7 +132,7 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
         rmSync(tmp, { force: true })
         throw changed()
       }
-      renameSync(tmp, file)
+      renameSync(tmp, saveTo)
       known = written
     } catch (err) {
       if (err instanceof GateError) throw err
@@ -231,6 +235,24 @@ function readRegistryFile (file: string): Map<string, RegisteredToken> {
  * and the file, when it exists, writable and carrying its owner's write bit. The bit is read
  * too because access() answers yes to root for any file not on a read-only file system.
  */
+/**
+ * The file a path names once its symbolic links are followed (the path itself where it is none);
+ * one that does not exist yet is where the last link points. Throws TypeError naming the path.
+ */
+function linkedFileOf (file: string): string {
+  let path = file
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!lstatSync(path).isSymbolicLink()) return path
+      path = resolve(dirname(path), readlinkSync(path))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path
+      throw new TypeError(`cannot read the token registry ${file}: ${(err as Error).message}`)
+    }
+  }
+  throw new TypeError(`cannot read the token registry ${file}: too many symbolic links`)
+}
+
 function mayWrite (file: string): boolean {
   try {
     accessSync(dirname(file), constants.W_OK)
