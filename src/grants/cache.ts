@@ -13,6 +13,7 @@
 //   a package format from job tokens?) has its answer kept beside the listing, for no longer than
 //   the oldest answer it was drawn from would be kept, and dropped with any of them.
 
+import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { foldedPathKey, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsStoreUnavailableError } from './errors.ts'
@@ -106,7 +107,8 @@ function createLayer<K extends number | string, V> (options: {
   now: () => number
   counters: Counters
   isNegative: (value: V) => boolean
-  load: (key: K) => Promise<V>
+  /** `input`: what get() was given to read the key from (a path kept by its hash: the path). */
+  load: (key: K, input: string | undefined) => Promise<V>
   describe: (key: K) => string
 }) {
   const { counters, now } = options
@@ -116,9 +118,9 @@ function createLayer<K extends number | string, V> (options: {
   const negatives = new LRUCache<K, Entry<V>>({ max: options.max })
   const inflight = new Map<K, Promise<Entry<V>>>()
 
-  function fetch (key: K): Promise<Entry<V>> {
+  function fetch (key: K, input: string | undefined): Promise<Entry<V>> {
     const startedAt = now()
-    const flight: Promise<Entry<V>> = withTimeout(options.load(key), options.loadTimeout).then(value => {
+    const flight: Promise<Entry<V>> = withTimeout(options.load(key, input), options.loadTimeout).then(value => {
       const negative = options.isNegative(value)
       const entry: Entry<V> = { value, fetchedAt: startedAt, ttl: negative ? options.negativeTtl : options.ttl }
       // Only the flight still registered may fill the cache: an invalidation during the read
@@ -138,11 +140,11 @@ function createLayer<K extends number | string, V> (options: {
     return flight
   }
 
-  async function read (key: K): Promise<Entry<V>> {
+  async function read (key: K, input?: string): Promise<Entry<V>> {
     counters.misses++
     let flight = inflight.get(key)
     if (flight !== undefined) counters.singleFlightWaits++
-    else flight = fetch(key)
+    else flight = fetch(key, input)
     try {
       return await flight
     } catch (err) {
@@ -163,9 +165,9 @@ function createLayer<K extends number | string, V> (options: {
   }
 
   /** Hot path: the answer with its age (`fetchedAt`, `ttl`: how long it may be kept), a promise only when read from the store. */
-  function entry (key: K): Entry<V> | Promise<Entry<V>> {
+  function entry (key: K, input?: string): Entry<V> | Promise<Entry<V>> {
     const found = entries.get(key) ?? negatives.get(key)
-    if (found === undefined || now() - found.fetchedAt >= found.ttl) return read(key)
+    if (found === undefined || now() - found.fetchedAt >= found.ttl) return read(key, input)
     counters.hits++
     if (options.isNegative(found.value)) counters.negativeHits++
     return found
@@ -180,8 +182,8 @@ function createLayer<K extends number | string, V> (options: {
     /** Entries held, both kinds. */
     size: () => entries.size + negatives.size,
     /** Hot path: one LRU lookup and a clock read, and no promise, when the entry is fresh. */
-    get (key: K): V | Promise<V> {
-      const found = entry(key)
+    get (key: K, input?: string): V | Promise<V> {
+      const found = entry(key, input)
       return found instanceof Promise ? found.then(answer => answer.value) : found.value
     },
     entry,
@@ -195,6 +197,15 @@ function createLayer<K extends number | string, V> (options: {
       inflight.clear()
     }
   }
+}
+
+/**
+ * Where a path's answer is kept: the lower-cased path, past 64 characters its SHA-256 (`#` never
+ * occurs in a full path). Kept whole, made-up paths of up to 2,048 characters (any client's package
+ * write names one) held 2 KiB each among the answers "nothing stored" until pushed out.
+ */
+function pathCacheKey (path: string): string {
+  return path.length > 64 ? `#${createHash('sha256').update(path).digest('hex')}` : path
 }
 
 /** Invalidations anyOf remembers (a verdict older than this many is read again), and a flush's mark among them. */
@@ -239,7 +250,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
   const paths = createLayer<string, number | null>({
     ...common,
     isNegative: value => value === null,
-    load: key => store.resolvePath(key),
+    load: (key, path) => store.resolvePath(path ?? key),
     describe: key => `path ${key}`
   })
   const namespaces = createLayer<string, StoredNamespaceSettings | null>({
@@ -338,7 +349,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
     } else {
       projects.drop(event.projectId)
       invalidated(event.projectId)
-      for (const path of event.paths) paths.drop(path)
+      for (const path of event.paths) paths.drop(pathCacheKey(path))
     }
     const lag = Math.max(0, wallClock() - event.publishedAt)
     counters.lastInvalidationLagMs = lag
@@ -352,7 +363,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
       // Every spelling GitLab's LOWER() may take for a stored path (foldedPathKey).
       const key = foldedPathKey(path)
       if (key === null) return null
-      return await paths.get(key)
+      return await paths.get(pathCacheKey(key), key)
     },
     async namespace (namespacePath) {
       const key = pathKey(namespacePath)
