@@ -9,14 +9,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { adminGate, USERS } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
 
 test('a project id spelled with many leading zeros is kept by the id GitLab reads, and a long key by its hash', async t => {
   const g = await adminGate(t)

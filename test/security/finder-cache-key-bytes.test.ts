@@ -10,28 +10,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadCatalog } from '../../src/catalog/load.ts'
-import type { GitlabClient } from '../../src/gitlab/client.ts'
 import type { JobIdentity } from '../../src/identity/types.ts'
 import { createProjectFinder } from '../../src/projects/finder.ts'
 import { Router } from '../../src/routing/router.ts'
+import { gitlabFindingNothing } from '../helpers/gitlab-nothing.ts'
 
 const router = Router.compile(loadCatalog().routes)
 const identity: JobIdentity = { jobId: 1, jobProjectId: 100, jobProjectPath: 'acme/app', ancestorGroupIds: [10], userId: 7, pipelineId: 1001 }
 
 test('the found-project cache is bounded by the bytes of its keys, not only by their number', async () => {
-  let lookups = 0
   // GitLab as an administrator's token sees it: no project at any of these paths.
-  const gitlab: GitlabClient = {
-    async get (path) {
-      if (path === '/api/v4/user' || path === '/api/v4/users/1') return { status: 200, body: { id: 1, is_admin: true } }
-      lookups++
-      return { status: 404, body: undefined }
-    },
-    async getList () { return { status: 404, items: undefined, truncated: false } },
-    hasServiceToken: true,
-    stats: () => ({}),
-    async close () {}
-  }
+  const { gitlab, lookups } = gitlabFindingNothing(path => path === '/api/v4/user' || path === '/api/v4/users/1' ? { status: 200, body: { id: 1, is_admin: true } } : undefined)
   const finder = createProjectFinder({ gitlab })
   const filler = Array.from({ length: 28 }, () => 'a'.repeat(250)).join('/')
   const find = async (n: number): Promise<unknown> => {
@@ -41,10 +30,10 @@ test('the found-project cache is bounded by the bytes of its keys, not only by t
   }
   assert.deepEqual(await find(0), { kind: 'no_project' })
   await find(0)
-  assert.equal(lookups, 1, 'cached')
+  assert.equal(lookups(), 1, 'cached')
   // 1,000 paths of 7 KiB: 7 MiB of keys, a tenth of the entries allowed.
   for (let n = 1; n <= 1000; n++) await find(n)
-  assert.equal(lookups, 1001)
+  assert.equal(lookups(), 1001)
   await find(0)
-  assert.equal(lookups, 1002, 'the oldest long key was evicted')
+  assert.equal(lookups(), 1002, 'the oldest long key was evicted')
 })

@@ -12,14 +12,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { startTestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
 
 /** A made-up method of `length` characters, distinct for each `i`, of the letters nginx takes in one. */
 const madeUp = (i: number, length: number): string => `M${i.toString(26).toUpperCase().replace(/\d/g, d => 'QRSTUVWXYZ'[Number(d)]!)}_`.padEnd(length, 'A')

@@ -8,14 +8,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { Pool } from 'undici'
 import { startGraphqlGate, type FakeToken } from '../helpers/graphql-gate.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
 
 const TOKENS: Record<string, FakeToken> = {
   'glpat-lib-reader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project'], project_id: 200 }] }

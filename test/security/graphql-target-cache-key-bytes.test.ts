@@ -9,44 +9,29 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
-import type { GitlabClient } from '../../src/gitlab/client.ts'
 import type { BoundaryTarget } from '../../src/graphql/explain.ts'
 import { createTargetResolver } from '../../src/graphql/permission-check.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
+import { gitlabFindingNothing } from '../helpers/gitlab-nothing.ts'
 
 test('made-up long paths looked up and not found keep no more than a hash each', async () => {
-  let lookups = 0
   // GitLab as the service token sees it: no project or group at any of these paths.
-  const gitlab: GitlabClient = {
-    async get () {
-      lookups++
-      return { status: 404, body: undefined }
-    },
-    async getList () { return { status: 404, items: undefined, truncated: false } },
-    hasServiceToken: true,
-    stats: () => ({}),
-    async close () {}
-  }
+  const { gitlab, lookups } = gitlabFindingNothing()
   const resolve = createTargetResolver({ gitlab })
   const padding = 'x'.repeat(8000)
   // A path that names no kind: a project, else a group, so both caches keep it.
   const target = (n: number): BoundaryTarget => ({ kind: 'namespace', path: `nobody/${n}${padding}`, from: 'input.fullPath' })
   assert.equal(await resolve(target(0)), null)
   assert.equal(await resolve(target(0)), null)
-  assert.equal(lookups, 2, 'not found, as a project and as a group, then cached')
+  assert.equal(lookups(), 2, 'not found, as a project and as a group, then cached')
   const before = heapMiB()
   for (let n = 1; n <= 3000; n++) assert.equal(await resolve(target(n)), null)
   const grown = heapMiB() - before
-  assert.equal(lookups, 2 + 2 * 3000)
+  assert.equal(lookups(), 2 + 2 * 3000)
   // Kept whole: about 48 MiB (3,000 paths of 8 KB in each cache).
   assert.ok(grown < 8, `3,000 made-up paths grew the heap by ${grown.toFixed(1)} MiB`)
   // Still one entry per path: asked again within its 5 s, it is not looked up.
   assert.equal(await resolve(target(3000)), null)
   assert.equal(await resolve({ kind: 'namespace', path: `NOBODY/3000${padding}`, from: 'input.fullPath' }), null, 'any case')
-  assert.equal(lookups, 2 + 2 * 3000)
+  assert.equal(lookups(), 2 + 2 * 3000)
 })

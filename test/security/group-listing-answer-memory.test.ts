@@ -8,14 +8,9 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { createGrantCache } from '../../src/grants/cache.ts'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
 
 test('what a listing answers is kept beside it without a copy of its projects', async () => {
   const store = await createMemoryStore()

@@ -9,15 +9,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { loadCatalog } from '../../src/catalog/load.ts'
 import { createCanonicalizer } from '../../src/routing/canonical.ts'
 import { Router } from '../../src/routing/router.ts'
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heapMiB = (): number => { gc(); gc(); return process.memoryUsage().heapUsed / 1048576 }
+import { heapMiB } from '../helpers/heap.ts'
 
 test('the router\'s cached matches keep none of the targets their paths were cut from', () => {
   const router = Router.compile(loadCatalog().routes, { mount: '/api/v4' })
