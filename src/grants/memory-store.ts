@@ -14,9 +14,10 @@
 // makes the store refuse every read and write (503, readiness down) until the gate is restarted
 // and reads the file anew.
 
-import { lstat, open, readFile, readdir, readlink, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, type FileIdentity } from '../file-identity.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
 import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -30,25 +31,6 @@ export interface MemoryStoreOptions {
   readonly auditEventsKept?: number
   /** How often the state file is looked at for a change made by another process. Default 1000 ms. */
   readonly watchIntervalMs?: number
-}
-
-/** What tells one version of the state file from another: a save makes a new file (rename), an edit in place changes its time or size. */
-interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number }
-
-/** The state file as it is now, null when there is none. */
-async function identityOf (file: string): Promise<FileIdentity | null> {
-  try {
-    const { dev, ino, size, mtimeMs } = await stat(file)
-    return { dev, ino, size, mtimeMs }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw err
-  }
-}
-
-function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
-  if (a === null || b === null) return a === b
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 }
 
 const FORMAT = 'job-token-gate/grants'
@@ -111,9 +93,13 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   let loading = false
   if (file !== undefined) {
-    saveTo = await linkedFileOf(file)
+    try {
+      saveTo = linkedFileOf(file)
+    } catch (err) {
+      throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
+    }
     await removeLeftoverTempFiles(saveTo)
-    known = await identityOf(file).catch(() => null)
+    try { known = identityOf(file) } catch { /* the read below names what is wrong */ }
     const loaded = await loadFile(file)
     loading = true
     for (const { grants, version, imported } of loaded.projects) commit(grants.projectId, grants, version, imported)
@@ -135,8 +121,8 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
    */
   async function checkFile (): Promise<void> {
     if (file === undefined || foreign !== undefined || closed) return
-    const now = await identityOf(file)
-    if (foreign !== undefined || sameIdentity(now, known)) return
+    // A file that can no longer be looked at is not known to be this process's either.
+    if (sameIdentity(identityNow(file), known)) return
     foreign = `${file} was written by another process (another gate on the same GATE_STATE_FILE, or import-allowlists while this gate runs): this gate no longer knows what it holds, and reads and writes nothing until it is restarted; the memory store is for one gate only, use Redis for more`
     clearInterval(watch)
     listeners.emit({ kind: 'reset', reason: 'state file changed by another process' })
@@ -235,8 +221,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
         await handle.writeFile(text, 'utf8')
         await handle.sync()
         // What the file is once renamed (a rename keeps the inode and the time): this process's.
-        const { dev, ino, size, mtimeMs } = await handle.stat()
-        written = { dev, ino, size, mtimeMs }
+        written = identityFrom(await handle.stat())
       } finally {
         await handle.close()
       }
@@ -472,24 +457,6 @@ async function loadFile (file: string): Promise<LoadedState> {
 }
 
 /** A crash between writing and renaming leaves a temp file behind; it is never read. */
-/**
- * The file a path names once its symbolic links are followed (the path itself where it is none);
- * one that does not exist yet is where the last link points.
- */
-async function linkedFileOf (file: string): Promise<string> {
-  let path = file
-  for (let hops = 0; hops < 40; hops++) {
-    try {
-      if (!(await lstat(path)).isSymbolicLink()) return path
-      path = resolve(dirname(path), await readlink(path))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path
-      throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-  throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: too many symbolic links`)
-}
-
 async function removeLeftoverTempFiles (file: string): Promise<void> {
   const dir = dirname(file)
   const prefix = basename(file) + '.'

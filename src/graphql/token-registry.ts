@@ -23,8 +23,9 @@
 // gate is restarted, where its copy once kept a registration removed through the other gate, and
 // its next change wrote that registration back into the file.
 
-import { accessSync, closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, type FileIdentity } from '../file-identity.ts'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
 
@@ -87,7 +88,7 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   // Where changes are saved: the file, or the one a symbolic link there names. Renamed over the
   // link, a save would put a file of its own beside it, and the file the link names (on the volume
   // that keeps it, or another gate's) would keep the old registrations for every start after.
-  const saveTo = file === undefined ? undefined : linkedFileOf(file)
+  const saveTo = file === undefined ? undefined : linkedFileIn(file)
   const readOnly = saveTo !== undefined && !mayWrite(saveTo)
   // Why the file is no longer this gate's (another process wrote it): nothing is answered from the copy.
   let foreign: string | undefined
@@ -96,13 +97,7 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   const own = (): boolean => {
     if (file === undefined || readOnly) return true
     if (foreign !== undefined) return false
-    let now: FileIdentity | null
-    try {
-      now = identityOf(file)
-    } catch (err) {
-      now = { dev: -1, ino: -1, size: -1, mtimeMs: -1, error: (err as Error).message }
-    }
-    if (sameIdentity(now, known)) return true
+    if (sameIdentity(identityNow(file), known)) return true
     foreign = `the token registry ${file} was written by another process`
     for (const listener of listeners) listener()
     return false
@@ -173,26 +168,13 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   }
 }
 
-/** What tells one version of the registry file from another: a save makes a new file, an edit in place changes its time or size. */
-interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly error?: string }
-
-function identityFrom (stats: Stats): FileIdentity {
-  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs }
-}
-
-/** The file as it is now, null when there is none. */
-function identityOf (file: string): FileIdentity | null {
+/** Where saves of the registry go (linkedFileOf); TypeError naming the path where that cannot be told. */
+function linkedFileIn (file: string): string {
   try {
-    return identityFrom(statSync(file))
+    return linkedFileOf(file)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw err
+    throw new TypeError(`cannot read the token registry ${file}: ${(err as Error).message}`)
   }
-}
-
-function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
-  if (a === null || b === null) return a === b
-  return a.error === undefined && b.error === undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 }
 
 /** The registrations of a registry file; a missing file is an empty registry. */
@@ -235,24 +217,6 @@ function readRegistryFile (file: string): Map<string, RegisteredToken> {
  * and the file, when it exists, writable and carrying its owner's write bit. The bit is read
  * too because access() answers yes to root for any file not on a read-only file system.
  */
-/**
- * The file a path names once its symbolic links are followed (the path itself where it is none);
- * one that does not exist yet is where the last link points. Throws TypeError naming the path.
- */
-function linkedFileOf (file: string): string {
-  let path = file
-  for (let hops = 0; hops < 40; hops++) {
-    try {
-      if (!lstatSync(path).isSymbolicLink()) return path
-      path = resolve(dirname(path), readlinkSync(path))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path
-      throw new TypeError(`cannot read the token registry ${file}: ${(err as Error).message}`)
-    }
-  }
-  throw new TypeError(`cannot read the token registry ${file}: too many symbolic links`)
-}
-
 function mayWrite (file: string): boolean {
   try {
     accessSync(dirname(file), constants.W_OK)
