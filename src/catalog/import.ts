@@ -254,6 +254,11 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
     const clash = ids.get(route.id)
     if (clash !== undefined) throw new ImportError(`route id ${route.id} is shared by ${clash} and ${route.method} ${route.pattern}`)
     ids.set(route.id, `${route.method} ${route.pattern}`)
+    // GitLab finds a pipeline before anything else on these routes (find_pipeline!), with
+    // read_pipeline, a role's: a new one on a page must not reach the catalog without saying so.
+    if (route.method === 'GET' && route.pattern.includes('/pipelines/:pipeline_id/') && route.roleAbility === undefined) {
+      throw new ImportError(`${route.method} ${route.pattern}: a pipeline's route needs roleAbility "read_pipeline" (find_pipeline!) in a source file's routeSettings`)
+    }
     routes.push(route)
   }
   return routes
@@ -319,6 +324,14 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
     }
     if (row.publicAccessFeatures !== undefined) route.publicAccessFeatures = row.publicAccessFeatures
     if (row.jobTokenScope !== undefined) route.jobTokenScope = row.jobTokenScope
+    if (row.roleAbility !== undefined) {
+      if (row.method !== 'GET') throw new ImportError(`${source}: ${row.method} ${row.pattern}: roleAbility only on a GET route (a read)`)
+      route.roleAbility = row.roleAbility
+    }
+    if (row.readsNoProject === true) {
+      if (route.accessedProject !== 'project') throw new ImportError(`${source}: ${row.method} ${row.pattern}: readsNoProject needs a /projects/:id route`)
+      route.readsNoProject = true
+    }
   }
   for (const row of file.readWithoutSettings) find('readWithoutSettings', row)
   for (const row of file.notFound) find('notFound', row)
@@ -363,6 +376,9 @@ export interface SourceSettingRow extends SourceKey {
   readonly policies?: readonly string[]
   readonly publicAccessFeatures?: readonly ProjectFeature[]
   readonly jobTokenScope?: 'project'
+  /** The role's ability a read's endpoint needs (CatalogRoute.roleAbility). */
+  readonly roleAbility?: string
+  readonly readsNoProject?: true
   readonly read: string
 }
 
@@ -437,8 +453,20 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     if (scope !== undefined && scope !== 'project') throw new ImportError(`${where}: jobTokenScope can only be "project"`)
     const policies = row['policies'] === undefined ? undefined : strings(row['policies'], where, 'policies', /^(?:read|admin)_[a-z_]+$/)
     if (policies !== undefined && policies.length === 0) throw new ImportError(`${where}: policies must name at least one policy`)
-    const parsed = { ...key(row, where), ...(policies === undefined ? {} : { policies }), ...features(row, where), ...(scope === undefined ? {} : { jobTokenScope: 'project' as const }), read: read(row, where) }
-    if (parsed.policies === undefined && parsed.publicAccessFeatures === undefined && parsed.jobTokenScope === undefined) throw new ImportError(`${where}: sets nothing (use readWithoutSettings)`)
+    const ability = row['roleAbility']
+    if (ability !== undefined && (typeof ability !== 'string' || !/^read_[a-z_]+$/.test(ability))) throw new ImportError(`${where}: roleAbility must be an ability named read_<name>`)
+    const noProject = row['readsNoProject']
+    if (noProject !== undefined && noProject !== true) throw new ImportError(`${where}: readsNoProject can only be true`)
+    const parsed = {
+      ...key(row, where),
+      ...(policies === undefined ? {} : { policies }),
+      ...features(row, where),
+      ...(scope === undefined ? {} : { jobTokenScope: 'project' as const }),
+      ...(ability === undefined ? {} : { roleAbility: ability }),
+      ...(noProject === undefined ? {} : { readsNoProject: true as const }),
+      read: read(row, where)
+    }
+    if (parsed.policies === undefined && parsed.publicAccessFeatures === undefined && parsed.jobTokenScope === undefined && parsed.roleAbility === undefined && parsed.readsNoProject === undefined) throw new ImportError(`${where}: sets nothing (use readWithoutSettings)`)
     return parsed
   })
   const readWithoutSettings = list('readWithoutSettings').map((row, i) => {

@@ -88,6 +88,18 @@ export interface CatalogRoute {
    */
   readonly jobTokenScope?: 'project'
   /**
+   * A read whose endpoint checks, or renders part of its answer by, an ability ProjectPolicy gives
+   * only by role (`read_code`, `read_cluster_agent`, `read_pipeline`), which no parameter keeps
+   * out: a job outside the allowlist is refused it even where the project's features are public,
+   * since GitLab would answer it by the job user's role (policy/decide.ts, notInScope).
+   */
+  readonly roleAbility?: string
+  /**
+   * A /projects/:id route GitLab serves without looking the project up (Conan's ping and
+   * credential checks answer 200 whatever the id): its allowed requests are not the project's usage.
+   */
+  readonly readsNoProject?: true
+  /**
    * The route authenticates through GitLab's `authenticate_with` (lib/api/helpers/authentication.rb)
    * and is not on the docs page: it accepts job tokens, and without policies a fine-grained
    * allowlist entry refuses it while a default-permissions entry allows it, as `find_project!` does.

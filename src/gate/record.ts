@@ -21,20 +21,6 @@ const NO_POLICIES: readonly string[] = Object.freeze([])
 /** A route that declares no policies and does not skip them: no fine-grained entry allows it. */
 const WITHOUT_POLICIES: readonly string[] = Object.freeze([NO_POLICY])
 /**
- * Routes under /projects/:id that GitLab serves without looking the project up: Conan's `ping`,
- * `users/authenticate` and `users/check_credentials` (lib/api/concerns/packages/conan_endpoints.rb)
- * answer 200 whatever the id, and read nothing of the project. Recorded, a job kept an entry it
- * never used looking used in the report by pinging the project.
- */
-const NO_PROJECT_READ: ReadonlySet<string> = new Set([
-  'get_projects_id_packages_conan_v1_ping',
-  'get_projects_id_packages_conan_v1_users_authenticate',
-  'get_projects_id_packages_conan_v1_users_check_credentials',
-  'get_projects_id_packages_conan_v2_users_authenticate',
-  'get_projects_id_packages_conan_v2_users_check_credentials'
-])
-
-/**
  * Records the decision of `x` (its verdict, reason and stage): `started` and `decidedAt` are
  * performance.now() readings; `upstreamHeadersMs` only when the upstream answered.
  */
@@ -64,7 +50,7 @@ export function createDecisionRecorder (metrics: GateMetrics, log: DecisionLog, 
     // nothing for (404) used no policy, and counting it would let a job keep any policy of a
     // default-permissions entry in the report's suggestion. Forward-auth never sees GitLab's
     // answer: its 200 is the gate's own.
-    if (x.verdict === 'allow' && status < 400 && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason) && !NO_PROJECT_READ.has(x.match.route.id)) {
+    if (x.verdict === 'allow' && status < 400 && identity !== null && x.match !== null && x.accessedProjectId !== null && x.accessedProjectId !== identity.jobProjectId && USAGE_REASONS.has(x.reason) && x.match.route.readsNoProject !== true) {
       const route = x.match.route
       usage.record(x.accessedProjectId, identity, route.skipPolicies ? NO_POLICIES : route.policies.length === 0 ? WITHOUT_POLICIES : route.policies)
     }

@@ -223,30 +223,10 @@ function isRead (route: CatalogRoute): boolean {
   return route.policies.length > 0 && route.policies.every(p => p.startsWith('read_'))
 }
 
-// Reads whose endpoint needs, or renders part of its answer by, an ability ProjectPolicy gives
-// only by role, which no parameter keeps out and the gate cannot strip:
-// - one release by its tag, a release asset's download and the latest release's permalink
-//   authorize read_code (lib/api/releases.rb, authorize_read_code!); the release list renders
-//   each release's commit, sources and evidences by it, its milestones by read_milestone and
-//   `description_html` by the user's own reads (lib/api/entities/release.rb), from a cache GitLab
-//   keys by the user alone (`user:{id}`). Asset links need read_release alone.
-// - the environments list renders each environment's cluster agent, Kubernetes namespace and Flux
-//   resource path by read_cluster_agent, a Developer's (lib/api/entities/environment.rb).
-// - a package's file list renders the pipelines that built each file by read_pipeline
-//   (lib/api/entities/package_file.rb); a file's download renders nothing.
-// - a pipeline's routes find the pipeline first (find_pipeline!), with read_pipeline.
-const ROLE_READS: ReadonlySet<string> = new Set([
-  '/projects/:id/releases',
-  '/projects/:id/releases/:tag_name',
-  '/projects/:id/releases/:tag_name/downloads/*direct_asset_path',
-  '/projects/:id/releases/permalink/latest(/)(*suffix_path)',
-  '/projects/:id/environments',
-  '/projects/:id/packages/:package_id/package_files'
-])
-
 /** The features whose job-token read the route is; null when ProjectPolicy opens none of them by feature. */
 function readFeatures (route: CatalogRoute): readonly string[] | null {
-  if (ROLE_READS.has(route.pattern) || route.pattern.includes('/pipelines/:pipeline_id/')) return null
+  // A read whose endpoint needs an ability ProjectPolicy gives only by role (catalog: roleAbility).
+  if (route.roleAbility !== undefined) return null
   if (route.policies.length === 0) {
     const feature = FEATURE_OF_RESOURCE[route.resource]
     return feature === undefined ? null : [feature]

@@ -216,6 +216,29 @@ test('the container registry repositories API is self-only (job_token_scope: :pr
   assert.equal(scoped.length, 6)
 })
 
+test('reads GitLab answers by a role\'s ability, and the routes that read no project, are marked in the catalog', () => {
+  const { routes } = loadCatalog()
+  const marked = (field: 'roleAbility' | 'readsNoProject'): Record<string, unknown> =>
+    Object.fromEntries(routes.filter(r => r[field] !== undefined).map(r => [key(r), r[field]]))
+  assert.deepEqual(marked('roleAbility'), {
+    'GET /projects/:id/releases': 'read_code',
+    'GET /projects/:id/releases/:tag_name': 'read_code',
+    'GET /projects/:id/releases/:tag_name/downloads/*direct_asset_path': 'read_code',
+    'GET /projects/:id/releases/permalink/latest(/)(*suffix_path)': 'read_code',
+    'GET /projects/:id/environments': 'read_cluster_agent',
+    'GET /projects/:id/packages/:package_id/package_files': 'read_pipeline',
+    'GET /projects/:id/pipelines/:pipeline_id/jobs': 'read_pipeline',
+    'GET /projects/:id/pipelines/:pipeline_id/bridges': 'read_pipeline'
+  })
+  assert.deepEqual(Object.keys(marked('readsNoProject')).sort(), [
+    'GET /projects/:id/packages/conan/v1/ping',
+    'GET /projects/:id/packages/conan/v1/users/authenticate',
+    'GET /projects/:id/packages/conan/v1/users/check_credentials',
+    'GET /projects/:id/packages/conan/v2/users/authenticate',
+    'GET /projects/:id/packages/conan/v2/users/check_credentials'
+  ])
+})
+
 test('the source file is refused, naming the row, when it disagrees with the pages or names no route', () => {
   const edit = (change: (doc: any) => void): { source: string, text: string } => {
     const doc = JSON.parse(SRC.text)
@@ -241,6 +264,17 @@ test('the source file is refused, naming the row, when it disagrees with the pag
   refused(edit(d => { d.notFound.push(d.readWithoutSettings[0]) }), /is in both readWithoutSettings and notFound/)
   refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/jobs/:id/artifacts', jobTokenScope: 'project', read: 'lib/api/x.rb' }) }),
     /jobTokenScope needs a \/projects\/:id route|is in both/)
+  refused(edit(d => { d.routeSettings.push({ method: 'POST', pattern: '/projects/:id/releases', roleAbility: 'read_code', read: 'lib/api/x.rb' }) }),
+    /POST \/projects\/:id\/releases: roleAbility only on a GET route/)
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/projects/:id/deployments', roleAbility: 'admin_code', read: 'lib/api/x.rb' }) }),
+    /roleAbility must be an ability named read_<name>/)
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/packages/conan/v1/ping', readsNoProject: true, read: 'lib/api/x.rb' }) }),
+    /GET \/packages\/conan\/v1\/ping: readsNoProject needs a \/projects\/:id route/)
+  refused(edit(d => { d.routeSettings.push({ method: 'GET', pattern: '/projects/:id/deployments', readsNoProject: 'yes', read: 'lib/api/x.rb' }) }),
+    /readsNoProject can only be true/)
+  // A pipeline's read reaches the catalog only with the ability GitLab finds the pipeline by.
+  refused(edit(d => { delete d.routeSettings.find((r: any) => r.pattern === '/projects/:id/pipelines/:pipeline_id/bridges').roleAbility }),
+    /GET \/projects\/:id\/pipelines\/:pipeline_id\/bridges: a pipeline's route needs roleAbility "read_pipeline"/)
   refused(edit(d => { d.routes.push({ ...d.routes[0], pattern: '/groups/:id/-/packages/helm2/:channel/index.yaml' }) }),
     /GET \/groups\/:id\/-\/packages\/helm2\/:channel\/index\.yaml: no rule says how GitLab finds the project/)
 })
