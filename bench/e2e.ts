@@ -19,14 +19,13 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { Client } from 'undici'
-import { createRedisStore } from '../src/grants/redis-store.ts'
 import { createMemoryStore } from '../src/grants/memory-store.ts'
 import { createGrantCache } from '../src/grants/cache.ts'
 import { createTokenCache } from '../src/identity/cache.ts'
 import type { JobIdentity } from '../src/identity/types.ts'
-import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.ts'
+import { freePort, type RedisServer } from '../test/helpers/redis.ts'
 import { hasCommand, listeningPort, median, waitHttp } from './common.ts'
-import { benchGateEnv, grantsOf, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
+import { benchGateEnv, redisHolding, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
 import { runWrk, writeWrkScript } from './e2e/wrk.ts'
 
 const args = process.argv.slice(2)
@@ -491,10 +490,7 @@ async function main (): Promise<void> {
   const PROJECTS = 10
   const memGates = await each(async p => await startGate(`gate-memory-${p}`, originUrl, { GATE_STATE_FILE: stateFile(PROJECTS) }))
   const memGate = memGates[0]!
-  redis = await startRedis()
-  const store = await createRedisStore({ url: redis.url })
-  for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
-  await store.close()
+  redis = await redisHolding(PROJECTS)
   const redisGates = await each(async p => await startGate(`gate-redis-${p}`, originUrl, { GATE_REDIS_URL: redis!.url }))
   const redisGate = redisGates[0]!
   const nginx = hasNginx ? await startNginx('nginx', origin, null) : null
@@ -629,10 +625,7 @@ async function compare (originUrl: string, otherRoot: string): Promise<void> {
   // `--other-redis`: the other gate on the Redis store (a private Redis holding the same grants).
   const otherStore = async (): Promise<Record<string, string>> => {
     if (!args.includes('--other-redis')) return { GATE_STATE_FILE: stateFile(PROJECTS) }
-    redis = await startRedis()
-    const store = await createRedisStore({ url: redis.url })
-    for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
-    await store.close()
+    redis = await redisHolding(PROJECTS)
     return { GATE_REDIS_URL: redis.url }
   }
   // `--processes n`: n gates of each checkout, a round's figure the median of its n processes.
@@ -696,10 +689,7 @@ async function profile (originUrl: string, dir: string): Promise<void> {
     ['no-token', workload(null, TOKENS, PROJECTS, TOKENS * 7)]
   ]
   // The allowed load again, on a gate with the Redis store.
-  redis = await startRedis()
-  const store = await createRedisStore({ url: redis.url })
-  for (let p = 1; p <= PROJECTS; p++) await store.put(grantsOf(p))
-  await store.close()
+  redis = await redisHolding(PROJECTS)
   loads.push(['allowed-redis', loads[0]![1]])
   const seconds = QUICK ? 4 : 10
   for (const [name, requests] of loads) {

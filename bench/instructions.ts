@@ -10,8 +10,9 @@
 // the figure (the median window), the other threads' (V8's background compiler and concurrent
 // marking) are printed beside it: they move with when the JIT and the GC happen to run.
 //
-//   --targets bare,allowed,none,denied,fastify   which to measure (default all; fastify:
-//                                        @fastify/http-proxy under the bare proxy's load)
+//   --targets bare,allowed,none,denied,fastify,redis   which to measure (default all but redis;
+//                                        fastify: @fastify/http-proxy under the bare proxy's load;
+//                                        redis: the allowed load on a gate with the Redis store)
 //   --windows n, --requests n            windows per target (5) and requests per window (2,100)
 //   --warm n                             uninstrumented requests first (60,000)
 //   --root dir                           measure the gate of another checkout (its dist/, built)
@@ -22,11 +23,12 @@
 //   --cache-sim                          also simulate the caches (callgrind --cache-sim=yes): misses
 //                                        per request of the first-level instruction and data caches
 //                                        and of the last level, in the median window (slower)
-//   --steady                             run the gates with their cache TTLs and the decision log's
-//                                        repeat window at an hour: no job token is resolved again,
-//                                        no grants read again and no burst of repeated decision
-//                                        lines written while counted (bench/README.md, the tenth
-//                                        and twenty-fifth rounds)
+//   --steady                             run the gates with their cache TTLs, the decision log's
+//                                        repeat window and the usage flush at an hour: no job
+//                                        token is resolved again, no grants read again, no burst
+//                                        of repeated decision lines and no usage written while
+//                                        counted (bench/README.md, the tenth, twenty-fifth and
+//                                        thirty-fourth rounds)
 //   --memory-reducer                     leave V8's memory reducer on in the counted processes
 //                                        (off by default: below, and bench/README.md's 24th round)
 //   --out file.json
@@ -38,7 +40,7 @@ import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { freePort } from '../test/helpers/redis.ts'
 import { callgrindCounts, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
-import { benchGateEnv, stateFile, workload, type Req } from './e2e/workload.ts'
+import { benchGateEnv, redisHolding, stateFile, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
 const option = (name: string): string | null => {
@@ -53,8 +55,11 @@ const TARGETS = (option('--targets') ?? 'bare,allowed,none,denied,fastify').spli
  * (60 s): when it starts again, every job, project and route of the load is logged once more (700
  * lines), and V8 deoptimizes the log's function, optimized while no line was written, until it
  * optimizes it again (--trace-deopt; bench/README.md, twenty-fifth round).
+ * So does the usage flush (every 5 s): on the Redis store one script call per accessed project
+ * and job project, 100 of them for this load, which at full speed is some 30 instructions per
+ * request and under callgrind some 2,000 (bench/README.md, thirty-fourth round).
  * `--steady` keeps that work out of the count: every TTL at an hour, the namespace cache's too,
- * which also bounds how long an identity is kept, and the repeat window at an hour.
+ * which also bounds how long an identity is kept, and the repeat window and the flush at an hour.
  */
 const STEADY = args.includes('--steady')
 const STEADY_TTL_MS = String(60 * 60 * 1000)
@@ -86,13 +91,15 @@ const CONNECTIONS = 8
 const TOKENS = 100
 const PROJECTS = 10
 
-for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied', 'fastify'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none, denied or fastify`)
+for (const t of TARGETS) if (!['bare', 'allowed', 'none', 'denied', 'fastify', 'redis'].includes(t)) throw new Error(`unknown target ${t}: bare, allowed, none, denied, fastify or redis`)
 if (!(Number.isInteger(WINDOWS) && WINDOWS >= 1 && Number.isInteger(REQUESTS) && REQUESTS >= 100 && Number.isInteger(WARM_REQUESTS) && WARM_REQUESTS >= 0)) throw new Error('--windows must be 1 or more, --requests 100 or more and --warm 0 or more')
 requireCallgrind('bench:instructions')
 if (TARGETS.some(t => t !== 'bare' && t !== 'fastify') && !existsSync(join(GATE_ROOT, 'dist/cli/main.js'))) throw new Error(`${GATE_ROOT}/dist is missing: run \`npm run build\` there first`)
 
 const tmp = mkdtempSync(join(tmpdir(), 'jtg-instructions-'))
 const children: ChildProcess[] = []
+// Stopped at exit by its helper, as the children are here.
+let redis: Awaited<ReturnType<typeof redisHolding>> | null = null
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
   rmSync(tmp, { recursive: true, force: true })
@@ -144,15 +151,17 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
   } else {
     port = await freePort()
     const health = await freePort()
+    // The Redis gate reads what the memory gate's state file holds, from a private Redis.
+    if (target === 'redis' && redis === null) redis = await redisHolding(PROJECTS)
     child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
       ...benchGateEnv(originUrl, port, health),
-      GATE_STATE_FILE: stateFile(tmp, PROJECTS),
-      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS, GATE_DECISION_LOG_REPEAT_WINDOW_MS: STEADY_TTL_MS } : {})
+      ...(target === 'redis' ? { GATE_REDIS_URL: redis!.url } : { GATE_STATE_FILE: stateFile(tmp, PROJECTS) }),
+      ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS, GATE_DECISION_LOG_REPEAT_WINDOW_MS: STEADY_TTL_MS, GATE_USAGE_FLUSH_INTERVAL_MS: STEADY_TTL_MS } : {})
     }, dumps)
     await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
   const pid = child.pid!
-  const kind = target === 'bare' || target === 'fastify' || target === 'allowed' ? 'b' : target === 'denied' ? 'd' : null
+  const kind = target === 'bare' || target === 'fastify' || target === 'allowed' || target === 'redis' ? 'b' : target === 'denied' ? 'd' : null
   const requests = workload(kind, TOKENS, PROJECTS, TOKENS * 7)
   const expected = target === 'denied' ? '403' : '200'
   // Every token resolved and every project read once in order (one connection), then the JIT.
@@ -304,6 +313,8 @@ async function main (): Promise<void> {
   const fastify = results.find(r => r.target === 'fastify')
   const allowed = results.find(r => r.target === 'allowed')
   if (fastify !== undefined && allowed !== undefined) ratios['fastify / allowed'] = Math.round(fastify.mainThread / allowed.mainThread * 1000) / 1000
+  const onRedis = results.find(r => r.target === 'redis')
+  if (onRedis !== undefined && allowed !== undefined) ratios['allowed / redis'] = Math.round(allowed.mainThread / onRedis.mainThread * 1000) / 1000
   for (const [name, value] of Object.entries(ratios)) console.log(`${name.padEnd(17)} ${value.toFixed(3)}  (as bench:e2e's CPU ratio: above 1, the second executes fewer)`)
   writeFileSync(OUT, JSON.stringify({ gateRoot: GATE_ROOT, node: process.version, steady: STEADY, connections: CONNECTIONS, requestsPerWindow: REQUESTS, results, ratios, seconds: Math.round((Date.now() - startedAt) / 1000) }, null, 2) + '\n')
   console.log(`JSON: ${OUT}; ${Math.round((Date.now() - startedAt) / 1000)} s`)

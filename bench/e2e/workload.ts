@@ -4,6 +4,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ProjectGrants } from '../../src/grants/model.ts'
+import { createRedisStore } from '../../src/grants/redis-store.ts'
+import { startRedis, type RedisServer } from '../../test/helpers/redis.ts'
 
 export interface Req { method: string, path: string, headers?: Record<string, string> }
 
@@ -64,6 +66,15 @@ export function stateFile (dir: string, projects: number): string {
   const list = Array.from({ length: projects }, (_, i) => ({ version: 1, grants: grantsOf(i + 1) }))
   writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: list }))
   return file
+}
+
+/** A private Redis whose store holds projects 1..projects, as the Redis gates read it. */
+export async function redisHolding (projects: number): Promise<RedisServer> {
+  const redis = await startRedis()
+  const store = await createRedisStore({ url: redis.url })
+  for (let p = 1; p <= projects; p++) await store.put(grantsOf(p))
+  await store.close()
+  return redis
 }
 
 /** The service token the benchmark gates send the origin (which answers any). */
