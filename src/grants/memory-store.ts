@@ -1,7 +1,8 @@
 // The embedded store, used when no Redis is configured: one process, grants in Maps, optionally
 // kept in a JSON file so a single-instance gate keeps its settings across restarts.
 //
-// Durability: a write first saves the whole state to `<file>.<pid>.<n>.tmp`, fsyncs it, renames
+// Durability: a write first saves the whole state to `<file>.<pid>.<n>.<random>.tmp` (a new file:
+// two gates in containers of their own share a process id, PID 1), fsyncs it, renames
 // it over the file and fsyncs the directory, and only then changes memory and invalidates. A
 // crash at any point leaves either the old file or the new one, never a mix; a write whose save
 // fails changes nothing. Writes are serialized; reads never wait for them.
@@ -14,6 +15,7 @@
 // makes the store refuse every read and write (503, readiness down) until the gate is restarted
 // and reads the file anew.
 
+import { randomBytes } from 'node:crypto'
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
@@ -213,9 +215,12 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   async function save (text: string): Promise<void> {
     const target = saveTo!
-    const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`
+    // A file of this save's own, created new: named by the process id and a count alone, a save
+    // of another gate on the file in a container of its own (the same PID 1) wrote into it, or it
+    // into theirs, and one gate renamed the other's bytes in as its own save, unseen.
+    const tmp = `${target}.${process.pid}.${++tmpCounter}.${randomBytes(8).toString('hex')}.tmp`
     try {
-      const handle = await open(tmp, 'w', 0o600)
+      const handle = await open(tmp, 'wx', 0o600)
       let written: FileIdentity
       try {
         await handle.writeFile(text, 'utf8')
