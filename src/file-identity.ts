@@ -1,9 +1,9 @@
 // Files one gate owns and rewrites whole (the memory store's state file, a writable GraphQL token
 // registry): which version of the file is on disk, to notice another process writing it, and
 // which file a path names once its symbolic links are followed, so that a save replaces the file
-// and not the link.
+// and not the link, and the lock a save holds while it looks at the file and renames over it.
 
-import { lstatSync, readlinkSync, statSync, type Stats } from 'node:fs'
+import { closeSync, lstatSync, openSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
 /**
@@ -56,4 +56,61 @@ export function linkedFileOf (file: string): string {
     }
   }
   throw new Error('too many symbolic links')
+}
+
+/**
+ * Where a gate holds the lock of `file` while it looks at the file and renames its save over it:
+ * `<file>.lock.tmp` (the memory store removes it at start with the other temporary files).
+ */
+export const lockFileOf = (file: string): string => `${file}.lock.tmp`
+
+/** How long a save waits for another writer's lock, and how old a lock is taken for one left behind. */
+const LOCK_WAIT_MS = 2000
+const LOCK_STALE_MS = 10_000
+
+/**
+ * Takes the lock of `file` (lockFileOf): created exclusively, so that of two gates saving one file
+ * at once, only one looks at it and renames its save over it at a time; the other, once it holds
+ * the lock, finds the file written since and refuses its own save. Without it both could find the
+ * file theirs and both rename, and the first one's change, answered as made, was gone. A lock
+ * older than LOCK_STALE_MS (held for a look and a rename) was left by a writer that ended: taken
+ * over. Returns the release; throws an Error when the lock stays held.
+ */
+export async function takeFileLock (file: string): Promise<() => void> {
+  const lock = lockFileOf(file)
+  const deadline = performance.now() + LOCK_WAIT_MS
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    if (tryLock(lock)) return () => { releaseLock(lock) }
+    if (performance.now() > deadline) throw new Error(`${lock} is held by another writer`)
+    await new Promise(resolve => setTimeout(resolve, wait))
+  }
+}
+
+/** takeFileLock, for a writer that saves synchronously (the token registry): waits blocking. */
+export function takeFileLockSync (file: string): () => void {
+  const lock = lockFileOf(file)
+  const deadline = performance.now() + LOCK_WAIT_MS
+  const sleeper = new Int32Array(new SharedArrayBuffer(4))
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    if (tryLock(lock)) return () => { releaseLock(lock) }
+    if (performance.now() > deadline) throw new Error(`${lock} is held by another writer`)
+    Atomics.wait(sleeper, 0, 0, wait)
+  }
+}
+
+function tryLock (lock: string): boolean {
+  try {
+    closeSync(openSync(lock, 'wx', 0o600))
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  try {
+    if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmSync(lock, { force: true })
+  } catch { /* gone meanwhile: tried again */ }
+  return false
+}
+
+function releaseLock (lock: string): void {
+  try { rmSync(lock, { force: true }) } catch { /* a lock left behind is taken over once stale */ }
 }

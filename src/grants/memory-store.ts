@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
-import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, type FileIdentity } from '../file-identity.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
 import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -230,11 +230,18 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
       } finally {
         await handle.close()
       }
-      // Another process's write since this one's last: refused, nothing changed here or there.
-      await checkFile()
-      ensureOwn()
-      await rename(tmp, target)
-      known = written
+      // Another process's write since this one's last: refused, nothing changed here or there. The
+      // look and the rename hold the file's lock: two gates saving at once could otherwise both
+      // find the file theirs and both rename, the first one's change answered as made and gone.
+      const release = await takeFileLock(target)
+      try {
+        await checkFile()
+        ensureOwn()
+        await rename(tmp, target)
+        known = written
+      } finally {
+        release()
+      }
       await syncDirectory(dirname(target))
       lastSaveError = undefined
     } catch (err) {

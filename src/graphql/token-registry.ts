@@ -25,7 +25,7 @@
 
 import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, type FileIdentity } from '../file-identity.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, takeFileLockSync, type FileIdentity } from '../file-identity.ts'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
 
@@ -109,6 +109,16 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
     if (readOnly) throw new GateError('GRAPHQL_TOKEN_REGISTRY_READ_ONLY')
     if (saveTo === undefined) return
     const tmp = `${saveTo}.tmp`
+    // The whole save holds the file's lock: two gates saving at once could otherwise both find the
+    // file theirs and both rename (or one rename the other's temporary file, removed and made anew
+    // under the same name), the first one's change answered as made and gone from the file.
+    let release: () => void
+    try {
+      release = takeFileLockSync(saveTo)
+    } catch (err) {
+      // Another gate is saving (its temporary file is not this one's to remove).
+      throw new GateError('GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED', `cannot write the token registry ${file}: ${(err as Error).message}`, { publicMessage: errors.GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED.message, cause: err })
+    }
     try {
       rmSync(tmp, { force: true })
       // A new file each time, so the mode is 0600 whatever an older one had.
@@ -136,6 +146,8 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
       // A file system that became read-only (remounted) is what the read-only answer says.
       const answer: ErrorCode = code === 'EROFS' ? 'GRAPHQL_TOKEN_REGISTRY_READ_ONLY' : 'GRAPHQL_TOKEN_REGISTRY_WRITE_FAILED'
       throw new GateError(answer, `cannot write the token registry ${file}: ${code}`, { publicMessage: errors[answer].message, cause: err })
+    } finally {
+      release()
     }
   }
   const change = (next: Map<string, RegisteredToken>): void => {
