@@ -21,7 +21,9 @@
 // and each read of a registration; a file another process wrote (a second gate on a shared volume)
 // makes it answer no registration and refuse changes (GRAPHQL_TOKEN_REGISTRY_CHANGED) until the
 // gate is restarted, where its copy once kept a registration removed through the other gate, and
-// its next change wrote that registration back into the file.
+// its next change wrote that registration back into the file. A read-only file is looked at so
+// too: changed (the Secret swapped in anew), it makes the gate answer no registration until it is
+// restarted, where its copy once kept answering a registration the Secret no longer holds.
 
 import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -93,16 +95,23 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   // Why the file is no longer this gate's (another process wrote it): nothing is answered from the copy.
   let foreign: string | undefined
 
-  /** Whether the writable file is still the one this gate last read or wrote; the first time it is not, the caches forget. */
+  /**
+   * Whether the file is still the one this gate last read or wrote; the first time it is not, the
+   * caches forget. A read-only file too: it is changed by changing it (a Secret the kubelet swaps,
+   * a gate that may write the volume), and a registration removed there was answered from this
+   * gate's copy for as long as it ran.
+   */
   const own = (): boolean => {
-    if (file === undefined || readOnly) return true
+    if (file === undefined) return true
     if (foreign !== undefined) return false
     if (sameIdentity(identityNow(file), known)) return true
-    foreign = `the token registry ${file} was written by another process`
+    foreign = `the token registry ${file} was ${readOnly ? 'changed' : 'written by another process'} since this gate read it`
     for (const listener of listeners) listener()
     return false
   }
-  const changed = (): GateError => new GateError('GRAPHQL_TOKEN_REGISTRY_CHANGED', `${foreign ?? 'the token registry was written by another process'}: restart the gate to read it`)
+  const changed = (): GateError => readOnly
+    ? new GateError('GRAPHQL_TOKEN_REGISTRY_READ_ONLY')
+    : new GateError('GRAPHQL_TOKEN_REGISTRY_CHANGED', `${foreign ?? 'the token registry was written by another process'}: restart the gate to read it`)
 
   /** Writes `next` whole; throws GateError, leaving the file and the memory as they were. */
   const persist = (next: ReadonlyMap<string, RegisteredToken>): void => {
