@@ -204,6 +204,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   // A connection's requests one at a time, in order, as GitLab's own server takes them (createTurns).
   const turnOf = createTurns(logger)
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
+    if (refusedWithoutHost(req, res)) return
     const turn = turnOf(req, res)
     if (turn === false) return
     const peerTrusted = trusted(req.socket.remoteAddress)
@@ -218,10 +219,11 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   // its request headers must arrive within a minute. An idle connection is kept longer than the
   // front proxy keeps it (Node's own 5 s is shorter than nginx's and load balancers' 60 s): the
   // side that closes first must be the proxy, or a request it sends as the gate closes fails.
-  const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs }
+  // A missing Host is refused by the gate (refuseUnparseable), not by Node: see there.
+  const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs, requireHostHeader: false }
   const server: Server = createServer(clientTimeouts)
   keepEveryHeader(server)
-  refuseUnparseable(server, logger, metrics, config.decisionLogLevel)
+  const refusedWithoutHost = refuseUnparseable(server, logger, metrics, config.decisionLogLevel)
   server.setTimeout(config.clientTimeoutMs)
   server.on('request', onRequest(false))
   // Answer `Expect: 100-continue` only once the request is authorized (or its body must be read).
@@ -232,6 +234,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     const authorize = createForwardAuth({ engine: currentEngine, admin, trusted, maxInspectedBodyBytes: config.maxInspectedBodyBytes, bodyBudget, bodies: config.forwardAuthBodies, original: config.forwardAuthOriginal, record })
     const authTurnOf = createTurns(logger)
     auth = createServer(clientTimeouts, (req, res) => {
+      if (refusedAuthWithoutHost(req, res)) return
       const turn = authTurnOf(req, res)
       if (turn === false) return
       // A new id per decision: the front proxy's X-Request-Id is not read here.
@@ -239,7 +242,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       lifecycle.track(req, res, requestId, turn === true ? authorize(req, res, requestId) : turn.then(started => started ? authorize(req, res, requestId) : undefined))
     }).setTimeout(config.clientTimeoutMs)
     keepEveryHeader(auth)
-    refuseUnparseable(auth, logger, metrics, config.decisionLogLevel)
+    const refusedAuthWithoutHost = refuseUnparseable(auth, logger, metrics, config.decisionLogLevel)
   }
 
   const health: Server = createHealthServer({
@@ -329,7 +332,7 @@ const PARSER_ERRORS: Readonly<Record<string, ErrorCode>> = {
  * parser's error code and reason (llhttp's fixed texts: never the bytes refused, which may hold a
  * token), counted in the requests metric under the code.
  */
-function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): void {
+function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics, level: string): (req: IncomingMessage, res: ServerResponse) => boolean {
   /** Counts and logs a refusal of what never became a request; its request id. */
   const logged = (code: ErrorCode, method: string, fields: Record<string, unknown>): string => {
     const requestId = newRequestId()
@@ -371,6 +374,15 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
     // A body we did not read is not drained: the connection closes after the answer.
     respond(res, logged('EXPECTATION_NOT_SUPPORTED', req.method ?? '', {}), 'EXPECTATION_NOT_SUPPORTED', hasBody(req))
   })
+  // An HTTP/1.1 request without Host (RFC 9112 3.2: a server must answer it 400) is no request
+  // either: Node answered it 400 itself (its requireHostHeader, which the listeners turn off), an
+  // empty body with nothing logged or counted; Workhorse refuses it too. Answered here, before its
+  // turn, as the 417 above: Node keeps a connection's answers in the order of its requests.
+  return (req, res) => {
+    if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false
+    respond(res, logged('REQUEST_NOT_PARSEABLE', req.method ?? '', { parser_reason: 'missing Host header' }), 'REQUEST_NOT_PARSEABLE', true)
+    return true
+  }
 }
 
 /** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */
