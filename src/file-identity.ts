@@ -10,10 +10,10 @@ import { dirname, resolve } from 'node:path'
  * What tells one version of a file from another: a save makes a new file (rename), an edit in
  * place changes its time or size. `error`: the file could not be looked at, which matches nothing.
  */
-export interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly error?: string }
+export interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly nlink: number, readonly error?: string }
 
-export function identityFrom (stats: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>): FileIdentity {
-  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs }
+export function identityFrom (stats: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'nlink'>): FileIdentity {
+  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, nlink: stats.nlink }
 }
 
 /** The file as it is now, null when there is none; throws on any other failure. */
@@ -31,13 +31,24 @@ export function identityNow (file: string): FileIdentity | null {
   try {
     return identityOf(file)
   } catch (err) {
-    return { dev: -1, ino: -1, size: -1, mtimeMs: -1, error: (err as Error).message }
+    return { dev: -1, ino: -1, size: -1, mtimeMs: -1, nlink: -1, error: (err as Error).message }
   }
 }
 
 export function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
   if (a === null || b === null) return a === b
   return a.error === undefined && b.error === undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
+}
+
+/**
+ * Why a gate may not rewrite `file` (as `identity` found it): it has other names (hard links). A
+ * save renamed over one name replaces that name only: the others keep the old version, and a gate
+ * or tool on another name sees none of this gate's writes, nor this gate theirs (each looks at
+ * the name it writes). Undefined when it has one name or none; a symbolic link is no other name.
+ */
+export function otherNamesOf (file: string, identity: FileIdentity | null): string | undefined {
+  if (identity === null || identity.nlink <= 1) return undefined
+  return `${file} has ${identity.nlink} names (hard links): a save replaces one name only, and a gate or tool on another name would not see it, nor this gate its writes; give every gate one name of the file (a symbolic link to it is fine) and remove the others`
 }
 
 /**

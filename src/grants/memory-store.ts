@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
-import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, otherNamesOf, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
 import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -100,8 +100,10 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     } catch (err) {
       throw new GrantsError('GRANTS_STORE_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err })
     }
-    await removeLeftoverTempFiles(saveTo)
     try { known = identityOf(file) } catch { /* the read below names what is wrong */ }
+    const named = otherNamesOf(file, known)
+    if (named !== undefined) throw new GrantsError('GRANTS_STORE_UNAVAILABLE', named)
+    await removeLeftoverTempFiles(saveTo)
     const loaded = await loadFile(file)
     loading = true
     for (const { grants, version, imported } of loaded.projects) commit(grants.projectId, grants, version, imported)
@@ -124,8 +126,11 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   async function checkFile (): Promise<void> {
     if (file === undefined || foreign !== undefined || closed) return
     // A file that can no longer be looked at is not known to be this process's either.
-    if (sameIdentity(identityNow(file), known)) return
-    foreign = `${file} was written by another process (another gate on the same GATE_STATE_FILE, or import-allowlists while this gate runs): this gate no longer knows what it holds, and reads and writes nothing until it is restarted; the memory store is for one gate only, use Redis for more`
+    const now = identityNow(file)
+    // A file that gained a name: what is written under that one is never seen here.
+    const named = otherNamesOf(file, now)
+    if (named === undefined && sameIdentity(now, known)) return
+    foreign = named !== undefined ? `${named}; this gate reads and writes nothing until it is restarted` : `${file} was written by another process (another gate on the same GATE_STATE_FILE, or import-allowlists while this gate runs): this gate no longer knows what it holds, and reads and writes nothing until it is restarted; the memory store is for one gate only, use Redis for more`
     clearInterval(watch)
     listeners.emit({ kind: 'reset', reason: 'state file changed by another process' })
   }

@@ -27,7 +27,7 @@
 
 import { accessSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { identityFrom, identityNow, identityOf, linkedFileOf, sameIdentity, takeFileLockSync, type FileIdentity } from '../file-identity.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, otherNamesOf, sameIdentity, takeFileLockSync, type FileIdentity } from '../file-identity.ts'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
 
@@ -92,6 +92,9 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   // that keeps it, or another gate's) would keep the old registrations for every start after.
   const saveTo = file === undefined ? undefined : linkedFileIn(file)
   const readOnly = saveTo !== undefined && !mayWrite(saveTo)
+  // A file the gate writes has one name: a save replaces one only (a read-only one is never written).
+  const named = readOnly || file === undefined ? undefined : otherNamesOf(file, known)
+  if (named !== undefined) throw new TypeError(`cannot use the token registry: ${named}`)
   // Why the file is no longer this gate's (another process wrote it): nothing is answered from the copy.
   let foreign: string | undefined
 
@@ -104,8 +107,10 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
   const own = (): boolean => {
     if (file === undefined) return true
     if (foreign !== undefined) return false
-    if (sameIdentity(identityNow(file), known)) return true
-    foreign = `the token registry ${file} was ${readOnly ? 'changed' : 'written by another process'} since this gate read it`
+    const now = identityNow(file)
+    const named = readOnly ? undefined : otherNamesOf(file, now)
+    if (named === undefined && sameIdentity(now, known)) return true
+    foreign = named !== undefined ? `the token registry ${named}` : `the token registry ${file} was ${readOnly ? 'changed' : 'written by another process'} since this gate read it`
     for (const listener of listeners) listener()
     return false
   }
