@@ -3,7 +3,8 @@
 // which file a path names once its symbolic links are followed, so that a save replaces the file
 // and not the link, and the lock a save holds while it looks at the file and renames over it.
 
-import { closeSync, lstatSync, openSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, linkSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
 /**
@@ -91,7 +92,8 @@ export async function takeFileLock (file: string): Promise<() => void> {
   const lock = lockFileOf(file)
   const deadline = performance.now() + LOCK_WAIT_MS
   for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
-    if (tryLock(lock)) return () => { releaseLock(lock) }
+    const held = tryLock(lock)
+    if (held !== null) return () => { removeIfSame(lock, aside => isOwn(aside, held)) }
     if (performance.now() > deadline) throw new Error(`${lock} is held by another writer`)
     await new Promise(resolve => setTimeout(resolve, wait))
   }
@@ -103,25 +105,68 @@ export function takeFileLockSync (file: string): () => void {
   const deadline = performance.now() + LOCK_WAIT_MS
   const sleeper = new Int32Array(new SharedArrayBuffer(4))
   for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
-    if (tryLock(lock)) return () => { releaseLock(lock) }
+    const held = tryLock(lock)
+    if (held !== null) return () => { removeIfSame(lock, aside => isOwn(aside, held)) }
     if (performance.now() > deadline) throw new Error(`${lock} is held by another writer`)
     Atomics.wait(sleeper, 0, 0, wait)
   }
 }
 
-function tryLock (lock: string): boolean {
+/**
+ * The lock taken (the random text it holds, which tells this writer's lock from one made anew
+ * under the name, whatever inode it was given), or null: held by another writer, or a stale one
+ * just taken away.
+ */
+function tryLock (lock: string): string | null {
+  const own = randomBytes(16).toString('hex')
   try {
-    closeSync(openSync(lock, 'wx', 0o600))
-    return true
+    const fd = openSync(lock, 'wx', 0o600)
+    try {
+      writeSync(fd, own)
+    } catch (err) {
+      rmSync(lock, { force: true })
+      throw err
+    } finally {
+      closeSync(fd)
+    }
+    return own
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
   }
+  // A stale lock is taken away as the very file looked at (its time tells it from a lock made
+  // since): removed by its name, it could be the lock another gate took over a moment before, and
+  // both then held it, and both renamed their saves.
   try {
-    if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmSync(lock, { force: true })
+    const seen = lstatSync(lock)
+    if (Date.now() - seen.mtimeMs > LOCK_STALE_MS) {
+      removeIfSame(lock, aside => { const moved = lstatSync(aside); return moved.dev === seen.dev && moved.ino === seen.ino && moved.mtimeMs === seen.mtimeMs })
+    }
   } catch { /* gone meanwhile: tried again */ }
-  return false
+  return null
 }
 
-function releaseLock (lock: string): void {
-  try { rmSync(lock, { force: true }) } catch { /* a lock left behind is taken over once stale */ }
+/** Whether the lock moved to `aside` is the one holding `own` (a regular file, read only then: a pipe planted there would block the read). */
+function isOwn (aside: string, own: string): boolean {
+  const moved = lstatSync(aside)
+  return moved.isFile() && moved.size === Buffer.byteLength(own) && readFileSync(aside, 'utf8') === own
+}
+
+/**
+ * Removes `lock` when it is still the file `same` tells (a writer's own at release, the stale one
+ * looked at for a takeover): moved aside under a name of its own first, and put back when it is
+ * another (a lock taken since, which its holder holds).
+ */
+function removeIfSame (lock: string, same: (aside: string) => boolean): void {
+  const aside = `${lock}.${randomBytes(8).toString('hex')}.tmp`
+  try {
+    renameSync(lock, aside)
+  } catch {
+    return // gone: nothing of this writer's to remove
+  }
+  let mine = false
+  try { mine = same(aside) } catch { /* not told: put back, as held */ }
+  if (!mine) {
+    try { linkSync(aside, lock) } catch { /* a lock taken meanwhile holds; a directory cannot be put back */ }
+  }
+  try { rmSync(aside, { force: true }) } catch { /* a directory planted as the lock: left aside */ }
 }
