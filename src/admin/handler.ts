@@ -18,7 +18,7 @@ import type { GrantCache } from '../grants/cache.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
-import { readUpTo, type BodyBudget } from '../read-body.ts'
+import { BodyReadAborted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { loggedPath } from '../text.ts'
 import type { CanonicalRequest } from '../routing/canonical.ts'
 import type { GitlabClient as GitlabApi } from '../gitlab/client.ts'
@@ -300,6 +300,10 @@ export function createAdmin (options: AdminOptions): Admin {
    * path is logged with a token-shaped segment as `[token]` (an `:id` pasted from the wrong variable).
    */
   function refuse (res: ServerResponse, requestId: string, err: unknown, method: string, path: string, closeConnection = false): void {
+    // The client went away while its body was read: nobody to answer, and nothing of the gate's
+    // failed. Handed on to the listener's lifecycle (src/gate/lifecycle.ts), which logs and
+    // counts it as CLIENT_ABORTED at info, as it does for every other body read.
+    if (err instanceof BodyReadAborted) throw err
     if (!(err instanceof GateError)) {
       options.logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'configuration API failed')
     }
