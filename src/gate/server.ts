@@ -63,6 +63,12 @@ export interface GateDeps {
   readonly metrics?: GateMetrics
   /** GitLab's GraphQL schema for the enforcement at /api/graphql. Default: GATE_GRAPHQL_SCHEMA's file, if set. */
   readonly graphqlSchema?: GraphQLSchema
+  /**
+   * How long a read of the grant store may take before the decision waiting on it fails closed
+   * (503 GRANTS_STORE_UNAVAILABLE): createGrantCache's loadTimeoutMs, default 2000. No setting
+   * holds it; tests give longer on a loaded machine.
+   */
+  readonly grantLoadTimeoutMs?: number
 }
 
 export interface Gate {
@@ -99,7 +105,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     headersTimeoutMs: config.upstreamHeadersTimeoutMs,
     bodyTimeoutMs: config.upstreamBodyTimeoutMs
   })
-  const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, onInvalidation: lag => { metrics.observeInvalidation(lag) } })
+  const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, ...(deps.grantLoadTimeoutMs === undefined ? {} : { loadTimeoutMs: deps.grantLoadTimeoutMs }), onInvalidation: lag => { metrics.observeInvalidation(lag) } })
   const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject, fineGrainedPolicies: config.fineGrainedPolicies })
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
   // One bound on the body bytes every reader holds while clients send them (src/read-body.ts).
@@ -112,7 +118,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   if (config.unresolvedProject === 'resolve' && !gitlab.hasServiceToken) {
     throw new ConfigError('GATE_UNRESOLVED_PROJECT=resolve (the default) finds the project of group and instance routes with GATE_SERVICE_TOKEN, which is not set: set it, or set GATE_UNRESOLVED_PROJECT to defer or deny')
   }
-  const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs }) : undefined
+  const projects = config.unresolvedProject === 'resolve' ? createProjectFinder({ gitlab, ttlMs: config.projectLookupTtlMs, notFoundTtlMs: config.projectNotFoundTtlMs }) : undefined
   // Public and internal accessed projects: their visibility and features, for the denies they could turn.
   const projectFacts = createProjectFactsLookup({ gitlab, ttlMs: config.projectLookupTtlMs })
   // Fine-grained tokens GitLab will not describe: the operator registers them by hash, kept in

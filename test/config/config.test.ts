@@ -34,6 +34,7 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ GATE_MODE: 'audit' }, /^GATE_MODE must be one of enforce, shadow/],
   [{ GATE_GRANT_CACHE_TTL_MS: '10s' }, /^GATE_GRANT_CACHE_TTL_MS must be a whole number/],
   [{ GATE_IDENTITY_TIMEOUT_MS: '0' }, /^GATE_IDENTITY_TIMEOUT_MS must be at least 1/],
+  [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '0' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at least 1/],
   [{ GATE_ENFORCE_INBOUND_SCOPE: 'yes' }, /^GATE_ENFORCE_INBOUND_SCOPE must be true or false/],
   [{ GATE_TRUSTED_PROXIES: 'nginx' }, /^GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges .*"nginx"/],
   [{ GATE_TRUSTED_PROXIES: '10.0.0.0/33' }, /^GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges .*"10\.0\.0\.0\/33"/],

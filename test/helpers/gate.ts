@@ -84,6 +84,12 @@ export interface TestGateOptions {
   readonly deployTokens?: FakeGitlabOptions['deployTokens']
   /** The GitLab client and the resolver as serve builds them (always so with GATE_JWT_KEY). */
   readonly asServe?: boolean
+  /**
+   * Longer waits on the store for a test reading thousands of keys at once on a loaded machine:
+   * Redis's command timeout (with GATE_REDIS_URL; createStoreFromConfig) and the grant cache's
+   * (GateDeps.grantLoadTimeoutMs). Hang detectors.
+   */
+  readonly storeTimeoutMs?: number
 }
 
 export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: TestGateOptions = {}): Promise<TestGate> {
@@ -144,7 +150,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     ...(env.GATE_JWT_KEY === undefined ? {} : { GATE_JWT_KEY: env.GATE_JWT_KEY.replace('{gitlab}', gitlab.url) })
   })
   // GATE_REDIS_URL in env: the Redis store, as serve builds it; else the memory store.
-  const store = config.redisUrl !== undefined ? await createStoreFromConfig(config) : await createMemoryStore()
+  const store = config.redisUrl !== undefined ? await createStoreFromConfig(config, options.storeTimeoutMs === undefined ? {} : { commandTimeoutMs: options.storeTimeoutMs }) : await createMemoryStore()
   if (options.seed !== false) {
     const settings = createInstanceSettings()
     const policies = createPolicyIndex(loadCatalog().policies)
@@ -159,7 +165,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
   const resolver = client !== undefined
     ? createResolverFromConfig(config, client)
     : createJobResolver({ upstream: gitlab.url, serviceToken: gitlab.serviceToken, cache: { tokenTtlMs: config.identityCacheTtlMs, maxTokens: config.identityCacheMaxTokens, namespaceTtlMs: config.namespaceCacheTtlMs } })
-  const gate = createGate(config, { store, resolver, logger, ...(client === undefined ? {} : { gitlab: client }) })
+  const gate = createGate(config, { store, resolver, logger, ...(client === undefined ? {} : { gitlab: client }), ...(options.storeTimeoutMs === undefined ? {} : { grantLoadTimeoutMs: options.storeTimeoutMs }) })
   await gate.listen()
   t.after(() => gate.close(0))
   const api = gate.address()
