@@ -52,15 +52,24 @@ export async function startRawUpstreamGate (t: TestContext, answer: RawAnswer, e
   return gate
 }
 
+/** `exchange`'s `complete` for an answer the gate ends by closing the connection. */
+export const untilClosed = (): boolean => false
+
+/** How long `exchange` waits for an answer it was told is coming: a hang detector. */
+const ANSWER_HANG_MS = 60_000
+
 /**
  * Writes `bytes` on a new connection; what was answered once the gate closes it, or once it has
- * been quiet for `quietMs` (`afterDataMs` once something came).
+ * been quiet for `quietMs` (`afterDataMs` once something came). With `complete`, the answer is
+ * awaited until `complete(text)` holds, however long a loaded machine takes (ANSWER_HANG_MS at
+ * most), and then `afterDataMs` more for anything that should not follow it.
  */
-export function exchange (port: number, bytes: string | Buffer, quietMs = 1500, afterDataMs = quietMs): Promise<{ text: string, closed: boolean }> {
+export function exchange (port: number, bytes: string | Buffer, quietMs = 1500, afterDataMs = quietMs, complete?: (text: string) => boolean): Promise<{ text: string, closed: boolean }> {
   return new Promise(resolve => {
     const socket = connect(port, '127.0.0.1')
     let text = ''
-    let quiet = setTimeout(() => finish(false), quietMs)
+    const wait = (): number => complete === undefined ? (text === '' ? quietMs : afterDataMs) : complete(text) ? afterDataMs : ANSWER_HANG_MS
+    let quiet = setTimeout(() => finish(false), wait())
     const finish = (closed: boolean): void => {
       clearTimeout(quiet)
       socket.destroy()
@@ -69,7 +78,7 @@ export function exchange (port: number, bytes: string | Buffer, quietMs = 1500, 
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1')
       clearTimeout(quiet)
-      quiet = setTimeout(() => finish(false), afterDataMs)
+      quiet = setTimeout(() => finish(false), wait())
     })
     socket.on('close', () => finish(true))
     socket.on('error', () => {})

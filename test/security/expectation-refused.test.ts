@@ -7,13 +7,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { exchange } from '../helpers/raw-upstream.ts'
+import { exchange, untilClosed } from '../helpers/raw-upstream.ts'
 
 test('an Expect other than 100-continue: the gate\'s JSON 417, a decision line, nothing upstream', async (t) => {
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
   for (const port of [Number(new URL(g.url).port), g.gate.authAddress()!.port]) {
     const before = g.logs.length
-    const { text, closed } = await exchange(port, `PUT /api/v4/projects/300/packages/generic/a/1/f HTTP/1.1\r\nHost: x\r\nJob-Token: ${TOKENS.app}\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc`, 1000)
+    const { text, closed } = await exchange(port, `PUT /api/v4/projects/300/packages/generic/a/1/f HTTP/1.1\r\nHost: x\r\nJob-Token: ${TOKENS.app}\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc`, 1000, 1000, untilClosed)
     assert.match(text, /^HTTP\/1\.1 417 /)
     const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
     assert.equal(body.code, 'EXPECTATION_NOT_SUPPORTED')

@@ -9,7 +9,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
-import { exchange } from '../helpers/raw-upstream.ts'
+import { exchange, untilClosed } from '../helpers/raw-upstream.ts'
 
 const ALLOWED = `GET /api/v4/projects/200/packages HTTP/1.1\r\nHost: x\r\nJob-Token: ${TOKENS.app}\r\n\r\n`
 
@@ -23,7 +23,7 @@ test('a refusal pipelined behind a request still being answered is never read as
     ['GET /api/v4/version HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'REQUEST_NOT_PARSEABLE']
   ] as const) {
     const before = g.logs.length
-    const { text, closed } = await exchange(port, ALLOWED + second, 1000)
+    const { text, closed } = await exchange(port, ALLOWED + second, 1000, 1000, untilClosed)
     assert.ok(closed, `${code}: the connection is closed`)
     assert.doesNotMatch(text, /^HTTP\/1\.1 (400|405) /, `${code}: the GET is not answered with the refusal of the request after it`)
     const lines = g.logs.slice(before).filter(l => l.msg === 'decision')
@@ -31,6 +31,6 @@ test('a refusal pipelined behind a request still being answered is never read as
   }
   // On its own, the same requests are answered.
   for (const [alone, status] of [['CONNECT gitlab.example:443 HTTP/1.1\r\nHost: gitlab.example:443\r\n\r\n', 405], ['GET /api/v4/version HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400]] as const) {
-    assert.match((await exchange(port, alone, 1000)).text, new RegExp(`^HTTP/1\\.1 ${status} `))
+    assert.match((await exchange(port, alone, 1000, 1000, untilClosed)).text, new RegExp(`^HTTP/1\\.1 ${status} `))
   }
 })
