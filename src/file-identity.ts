@@ -9,12 +9,15 @@ import { dirname, resolve } from 'node:path'
 
 /**
  * What tells one version of a file from another: a save makes a new file (rename), an edit in
- * place changes its time or size. `error`: the file could not be looked at, which matches nothing.
+ * place changes its size or times, and always its change time (ctime), which no one sets back as
+ * `touch -d`, `cp -p` or `rsync --inplace` set the modification time back. A rename changes the
+ * renamed file's ctime too: a save takes its file's identity after the rename.
+ * `error`: the file could not be looked at, which matches nothing.
  */
-export interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly nlink: number, readonly error?: string }
+export interface FileIdentity { readonly dev: number, readonly ino: number, readonly size: number, readonly mtimeMs: number, readonly ctimeMs: number, readonly nlink: number, readonly error?: string }
 
-export function identityFrom (stats: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'nlink'>): FileIdentity {
-  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, nlink: stats.nlink }
+export function identityFrom (stats: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs' | 'nlink'>): FileIdentity {
+  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, nlink: stats.nlink }
 }
 
 /** The file as it is now, null when there is none; throws on any other failure. */
@@ -32,13 +35,13 @@ export function identityNow (file: string): FileIdentity | null {
   try {
     return identityOf(file)
   } catch (err) {
-    return { dev: -1, ino: -1, size: -1, mtimeMs: -1, nlink: -1, error: (err as Error).message }
+    return { dev: -1, ino: -1, size: -1, mtimeMs: -1, ctimeMs: -1, nlink: -1, error: (err as Error).message }
   }
 }
 
 export function sameIdentity (a: FileIdentity | null, b: FileIdentity | null): boolean {
   if (a === null || b === null) return a === b
-  return a.error === undefined && b.error === undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
+  return a.error === undefined && b.error === undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs
 }
 
 /**

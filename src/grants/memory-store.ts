@@ -226,26 +226,24 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     const tmp = `${target}.${process.pid}.${++tmpCounter}.${randomBytes(8).toString('hex')}.tmp`
     try {
       const handle = await open(tmp, 'wx', 0o600)
-      let written: FileIdentity
       try {
         await handle.writeFile(text, 'utf8')
         await handle.sync()
-        // What the file is once renamed (a rename keeps the inode and the time): this process's.
-        written = identityFrom(await handle.stat())
+        // Another process's write since this one's last: refused, nothing changed here or there.
+        // The look and the rename hold the file's lock: two gates saving at once could otherwise
+        // both find the file theirs and both rename, the first one's change answered as made and gone.
+        const release = await takeFileLock(target)
+        try {
+          await checkFile()
+          ensureOwn()
+          await rename(tmp, target)
+          // What the file is now, read from the file this save wrote (a rename changes its ctime).
+          known = identityFrom(await handle.stat())
+        } finally {
+          release()
+        }
       } finally {
         await handle.close()
-      }
-      // Another process's write since this one's last: refused, nothing changed here or there. The
-      // look and the rename hold the file's lock: two gates saving at once could otherwise both
-      // find the file theirs and both rename, the first one's change answered as made and gone.
-      const release = await takeFileLock(target)
-      try {
-        await checkFile()
-        ensureOwn()
-        await rename(tmp, target)
-        known = written
-      } finally {
-        release()
       }
       await syncDirectory(dirname(target))
       lastSaveError = undefined

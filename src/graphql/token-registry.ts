@@ -137,22 +137,20 @@ export function createTokenRegistry (options: TokenRegistryOptions = {}): TokenR
       rmSync(tmp, { force: true })
       // A new file each time, so the mode is 0600 whatever an older one had.
       const fd = openSync(tmp, 'wx', 0o600)
-      let written: FileIdentity
       try {
         writeSync(fd, JSON.stringify(Object.fromEntries(next), null, 2) + '\n')
         fsyncSync(fd)
-        // What the file is once renamed (a rename keeps the inode and the time): this gate's.
-        written = identityFrom(fstatSync(fd))
+        // Another process's write since this gate's last: refused, nothing changed here or there.
+        if (!own()) {
+          rmSync(tmp, { force: true })
+          throw changed()
+        }
+        renameSync(tmp, saveTo)
+        // What the file is now, read from the file this save wrote (a rename changes its ctime).
+        known = identityFrom(fstatSync(fd))
       } finally {
         closeSync(fd)
       }
-      // Another process's write since this gate's last: refused, nothing changed here or there.
-      if (!own()) {
-        rmSync(tmp, { force: true })
-        throw changed()
-      }
-      renameSync(tmp, saveTo)
-      known = written
     } catch (err) {
       if (err instanceof GateError) throw err
       try { rmSync(tmp, { force: true }) } catch { /* the write failed already; nothing more to undo */ }
