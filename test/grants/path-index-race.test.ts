@@ -15,12 +15,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 import { startRedis, tieSockets } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 
-const doc = (projectId: number, projectPath: string): ProjectGrants =>
-  validateProjectGrants({ projectId, projectPath, inboundEnabled: true, entries: [] }, { settings: createInstanceSettings() })
 
 test('two replicas writing one path at once leave its index entry to a project that claims it', async t => {
   const redis = await startRedis(t)

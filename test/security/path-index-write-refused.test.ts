@@ -18,7 +18,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import { GrantsVersionConflictError } from '../../src/grants/errors.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
 import { startStoreGate } from '../helpers/store-gate.ts'
 import { startRedis, tieSockets } from '../helpers/redis.ts'
@@ -29,8 +29,6 @@ const redis = await startRedis({ after })
 let prefixes = 0
 
 const upload = (id: string): string => `/api/v4/projects/${id}/packages/generic/x/1.0.0/x.bin`
-const doc = (projectId: number, projectPath: string): ProjectGrants =>
-  validateProjectGrants({ projectId, projectPath, inboundEnabled: true, entries: [] }, { settings: createInstanceSettings() })
 
 /** A gate without the service token, acme/kit not shown to it, unknown projects allowed. */
 const gate = async (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> =>

@@ -18,14 +18,8 @@ import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { createTokenRegistry } from '../../src/graphql/token-registry.ts'
 import { GateError } from '../../src/errors.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 
-const doc = (projectId: number, projectPath: string, allowed: number[]): ProjectGrants => validateProjectGrants({
-  projectId,
-  projectPath,
-  inboundEnabled: true,
-  entries: allowed.map(id => ({ targetType: 'project', targetId: id, defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: '2026-01-01T00:00:00Z' }))
-}, { settings: createInstanceSettings() })
 
 /** A state file where acme/lib (200) lets projects 100 and 101 in. */
 async function stateFile (t: TestContext): Promise<string> {

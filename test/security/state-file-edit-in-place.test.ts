@@ -14,16 +14,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc } from '../helpers/grants-doc.ts'
 import { createTokenRegistry, type RegisteredToken } from '../../src/graphql/token-registry.ts'
 import { GateError } from '../../src/errors.ts'
 
-const doc = (projectId: number, allowed: number[]): ProjectGrants => validateProjectGrants({
-  projectId,
-  projectPath: `acme/p${projectId}`,
-  inboundEnabled: true,
-  entries: allowed.map(id => ({ targetType: 'project', targetId: id, defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: '2026-01-01T00:00:00Z' }))
-}, { settings: createInstanceSettings() })
+const doc = (projectId: number, allowed: number[]): ProjectGrants => grantsDoc(projectId, `acme/p${projectId}`, allowed)
 
 function dir (t: TestContext): string {
   const d = mkdtempSync(join(tmpdir(), 'jtg-edit-in-place-'))

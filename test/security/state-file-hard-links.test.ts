@@ -18,7 +18,7 @@ import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { GrantsError } from '../../src/grants/errors.ts'
 import { createTokenRegistry } from '../../src/graphql/token-registry.ts'
 import { GateError } from '../../src/errors.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 import { startStoreGate } from '../helpers/store-gate.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { eventually } from '../helpers/eventually.ts'
@@ -28,12 +28,6 @@ const READ = '/api/v4/projects/200/packages/generic/x/1.0.0/x.bin'
 const HASH = 'b'.repeat(64)
 const REGISTRATION = { user_id: 7, granular_scopes: [], updated_at: '2026-01-01T00:00:00Z' }
 
-const doc = (projectId: number, projectPath: string, allowed: number[]): ProjectGrants => validateProjectGrants({
-  projectId,
-  projectPath,
-  inboundEnabled: true,
-  entries: allowed.map(id => ({ targetType: 'project', targetId: id, defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: '2026-01-01T00:00:00Z' }))
-}, { settings: createInstanceSettings() })
 
 function directory (t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'jtg-hard-links-'))

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
 import { startStoreGate } from '../helpers/store-gate.ts'
 import { TOKENS } from '../helpers/gate.ts'
@@ -22,12 +22,6 @@ import { eventually } from '../helpers/eventually.ts'
 const ADMIN = 'operator-token-for-the-state-file-test'
 const READ = '/api/v4/projects/200/packages/generic/x/1.0.0/x.bin'
 
-const doc = (projectId: number, projectPath: string, allowed: number[]): ProjectGrants => validateProjectGrants({
-  projectId,
-  projectPath,
-  inboundEnabled: true,
-  entries: allowed.map(id => ({ targetType: 'project', targetId: id, defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: '2026-01-01T00:00:00Z' }))
-}, { settings: createInstanceSettings() })
 
 /** A state file where acme/lib (200) lets acme/platform/app's jobs (100) in, and other/tools (300) lists nobody. */
 async function stateFile (t: TestContext): Promise<string> {

@@ -13,13 +13,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc } from '../helpers/grants-doc.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
 import { startStoreGate } from '../helpers/store-gate.ts'
 
 const upload = (id: string): string => `/api/v4/projects/${id}/packages/generic/x/1.0.0/x.bin`
-const doc = (projectId: number, projectPath: string, extra: Partial<ProjectGrants> = {}): ProjectGrants =>
-  validateProjectGrants({ projectId, projectPath, inboundEnabled: true, entries: [], ...extra }, { settings: createInstanceSettings() })
+const doc = (projectId: number, projectPath: string, extra: Partial<ProjectGrants> = {}): ProjectGrants => grantsDoc(projectId, projectPath, [], extra)
 
 /** A gate without the service token (GitLab shows it public projects only). */
 const gate = async (t: TestContext, store: GrantStore): Promise<{ url: string, seen: string[] }> => await startStoreGate(t, store)

@@ -13,18 +13,12 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
-import { createInstanceSettings, validateProjectGrants, type ProjectGrants } from '../../src/grants/model.ts'
+import { grantsDoc as doc } from '../helpers/grants-doc.ts'
 import type { GrantStore } from '../../src/grants/store.ts'
 import { startStoreGate } from '../helpers/store-gate.ts'
 
 const ADMIN = 'operator-token-for-the-temp-names-test'
 
-const doc = (projectId: number, projectPath: string, allowed: number[]): ProjectGrants => validateProjectGrants({
-  projectId,
-  projectPath,
-  inboundEnabled: true,
-  entries: allowed.map(id => ({ targetType: 'project', targetId: id, defaultPermissions: true, jobTokenPolicies: [], addedBy: null, createdAt: '2026-01-01T00:00:00Z' }))
-}, { settings: createInstanceSettings() })
 
 /** A state file where acme/lib (200) lets projects 100 and 101 in. */
 async function stateFile (t: TestContext): Promise<string> {
