@@ -1,7 +1,7 @@
 // The embedded store, used when no Redis is configured: one process, grants in Maps, optionally
 // kept in a JSON file so a single-instance gate keeps its settings across restarts.
 //
-// Durability: a write first saves the whole state to `<file>.<pid>.<n>.<random>.tmp` (a new file:
+// Durability: a write first saves the whole state to `<file>.<random>.tmp` (a new file:
 // two gates in containers of their own share a process id, PID 1), fsyncs it, renames
 // it over the file and fsyncs the directory, and only then changes memory and invalidates. A
 // crash at any point leaves either the old file or the new one, never a mix; a write whose save
@@ -80,7 +80,6 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   const namespaceAudit = new Map<string, NamespaceAuditEvent[]>()
   let writes: Promise<unknown> = Promise.resolve()
   let closed = false
-  let tmpCounter = 0
   let lastSaveError: string | undefined
   // The state file as this process last read or wrote it; `foreign`: why it is no longer that
   // (another process wrote it), after which nothing is read or written here.
@@ -223,7 +222,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
     // A file of this save's own, created new: named by the process id and a count alone, a save
     // of another gate on the file in a container of its own (the same PID 1) wrote into it, or it
     // into theirs, and one gate renamed the other's bytes in as its own save, unseen.
-    const tmp = `${target}.${process.pid}.${++tmpCounter}.${randomBytes(8).toString('hex')}.tmp`
+    const tmp = `${target}.${randomBytes(8).toString('hex')}.tmp`
     try {
       const handle = await open(tmp, 'wx', 0o600)
       try {
