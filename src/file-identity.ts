@@ -75,13 +75,22 @@ export function linkedFileOf (file: string): string {
 
 /**
  * Where a gate holds the lock of `file` while it looks at the file and renames its save over it:
- * `<file>.lock.tmp` (the memory store removes it at start with the other temporary files).
+ * `<file>.lock.tmp` (the memory store removes a stale one at start with the other temporary files).
  */
 export const lockFileOf = (file: string): string => `${file}.lock.tmp`
 
 /** How long a save waits for another writer's lock, and how old a lock is taken for one left behind. */
 const LOCK_WAIT_MS = 2000
 const LOCK_STALE_MS = 10_000
+
+/**
+ * Whether a temporary file beside a gate's file (a save's, a lock, a lock moved aside) was left by
+ * a writer that ended: untouched for LOCK_STALE_MS. A save holds its own for a write, an fsync and
+ * a look, so one younger may be a running gate's (the old replica of a rollout) and is left alone.
+ */
+export function leftBehind (mtimeMs: number): boolean {
+  return Date.now() - mtimeMs > LOCK_STALE_MS
+}
 
 /**
  * Takes the lock of `file` (lockFileOf): created exclusively, so that of two gates saving one file
@@ -141,7 +150,7 @@ function tryLock (lock: string): string | null {
   // both then held it, and both renamed their saves.
   try {
     const seen = lstatSync(lock)
-    if (Date.now() - seen.mtimeMs > LOCK_STALE_MS) {
+    if (leftBehind(seen.mtimeMs)) {
       removeIfSame(lock, aside => { const moved = lstatSync(aside); return moved.dev === seen.dev && moved.ino === seen.ino && moved.mtimeMs === seen.mtimeMs })
     }
   } catch { /* gone meanwhile: tried again */ }

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
 import { GrantsError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
 import { grantsFor, storeContract } from './store-contract.ts'
@@ -78,7 +78,11 @@ test('file store: an unreadable file stops the start instead of starting empty',
 test('file store: a missing file starts empty and leftover temp files are removed', async t => {
   const dir = tempDir(t)
   const file = join(dir, 'grants.json')
-  writeFileSync(`${file}.123.4.tmp`, '{"half":')
+  const leftover = [`${file}.123.4.tmp`, `${file}.lock.tmp`, `${file}.lock.tmp.0a1b2c3d4e5f6789.tmp`]
+  for (const name of leftover) {
+    writeFileSync(name, '{"half":')
+    utimesSync(name, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
+  }
   const store = await createMemoryStore({ file })
   t.after(() => store.close())
   assert.equal(await store.get(1), null)
@@ -86,6 +90,18 @@ test('file store: a missing file starts empty and leftover temp files are remove
   await store.put(grantsFor(1, 'acme/one'))
   assert.deepEqual(readdirSync(dir), ['grants.json'])
   assert.equal(JSON.parse(readFileSync(file, 'utf8')).projects[0].grants.projectPath, 'acme/one')
+})
+
+test('file store: a start leaves alone the save and the lock of a gate still running on the file', async t => {
+  // The old replica of a rollout may be saving while the new one starts: its temporary file and
+  // its lock are seconds old at most, and removing them failed its save.
+  const dir = tempDir(t)
+  const file = join(dir, 'grants.json')
+  const running = [`${file}.0a1b2c3d4e5f6789.tmp`, `${file}.lock.tmp`]
+  for (const name of running) writeFileSync(name, 'held')
+  const store = await createMemoryStore({ file })
+  t.after(() => store.close())
+  assert.deepEqual(readdirSync(dir).sort(), running.map(name => basename(name)).sort())
 })
 
 test('file store: root namespace settings survive a restart; the file says format version 2 only while it holds some', async t => {

@@ -11,7 +11,7 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createMemoryStore } from '../../src/grants/memory-store.ts'
@@ -63,9 +63,12 @@ test('a lock another writer left behind it does not hold saves for good', async 
   const file = await stateFile(t)
   // A writer that ended between its look and its rename: its lock stays.
   writeFileSync(`${file}.lock.tmp`, 'left behind\n')
+  const past = new Date(Date.now() - 60_000)
+  utimesSync(`${file}.lock.tmp`, past, past)
   const store = await createMemoryStore({ file })
   t.after(() => store.close())
-  // Removed at start, as the temporary files are.
+  // Removed at start once stale, as the temporary files are.
+  assert.equal(existsSync(`${file}.lock.tmp`), false)
   await store.put(doc(200, 'acme/lib', [100]))
   assert.deepEqual((await onDisk(file)).lib, [100])
 })
