@@ -10,7 +10,7 @@ import { errors, GATE_REASONS, type AllowReason, type Reason } from './errors.ts
 import type { GrantCacheStats } from './grants/cache.ts'
 import type { StoreHealth } from './grants/store.ts'
 import type { IdentityStats } from './identity/types.ts'
-import { adminMetrics, catalogMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, projectLookupMetrics, upstreamPoolMetrics, usageMetrics, type AdminRefusalMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
+import { adminMetrics, catalogMetrics, connectionMetrics, gitlabMetrics, grantMetrics, graphqlMetrics, identityMetrics, loggingMetrics, projectLookupMetrics, upstreamPoolMetrics, usageMetrics, type AdminRefusalMetrics, type ConnectionMetrics, type GraphqlDecisionMetrics, type PoolStats } from './metrics/collectors.ts'
 import type { ProjectFinderStats } from './projects/finder.ts'
 import { HotCounter, HotHistogram, registerHot as hot } from './metrics/hot.ts'
 
@@ -86,6 +86,8 @@ export interface GateMetrics {
   readonly graphql: GraphqlDecisionMetrics
   /** The configuration API's refusals (src/admin/handler.ts). */
   readonly admin: AdminRefusalMetrics
+  /** The listeners' client connections and those closed unserved (src/gate/connections.ts). */
+  readonly connections: ConnectionMetrics
   /** The exposition text; enables the default process metrics on first use. */
   scrape (): Promise<string>
   readonly contentType: string
@@ -155,6 +157,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
   loggingMetrics(scope)
   const graphql = graphqlMetrics(scope)
   const admin = adminMetrics(scope)
+  const connections = connectionMetrics(scope)
 
   let processMetrics = false
   return {
@@ -190,6 +193,7 @@ export function createMetrics (registry: Registry = new Registry()): GateMetrics
     usage,
     graphql,
     admin,
+    connections,
     async scrape () {
       if (!processMetrics) {
         // Lazily: the default collectors start an event-loop monitor and a GC observer that

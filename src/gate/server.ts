@@ -34,6 +34,7 @@ import { createForwardAuth } from './forward-auth.ts'
 import { createTurns } from './turns.ts'
 import { createBodyBudget } from '../read-body.ts'
 import { createHealthServer } from './health.ts'
+import { limitClientConnections } from './connections.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
 import { rawErrorAnswer, respond } from './respond.ts'
@@ -259,6 +260,8 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     upstreamUsable: () => upstream.usable(),
     draining: lifecycle.draining
   })
+  // Client connections bounded below the open files limit, those refused counted and logged.
+  const connections = limitClientConnections({ api: server, auth, health }, config.maxConnections, logger, metrics)
 
   const listenOn = (s: Server, host: string, port: number): Promise<void> => new Promise((resolve, reject) => {
     s.once('error', reject)
@@ -296,6 +299,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       auth?.closeAllConnections()
       health.close()
       health.closeAllConnections()
+      connections.close()
       grants.close()
       await usage.close()
       // The resolver first: it may share the GitLab client, which is closed once, here.

@@ -1,6 +1,7 @@
 // The scrape-time collectors of src/metrics.ts, one function per source: the grants cache and
-// store, identity, the GitLab client, the upstream pool, the catalog, usage recording, logging. Each reads numbers
-// its source already keeps, when Prometheus scrapes, so the request path pays nothing for them.
+// store, identity, the GitLab client, the upstream pool, the catalog, usage recording, logging,
+// client connections. Each reads numbers its source already keeps, when Prometheus scrapes, so the
+// request path pays nothing for them (the counters of events, such as refusals, aside).
 // A reader returns undefined while the gate is not attached yet: the series keep their values.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
@@ -293,4 +294,48 @@ export function adminMetrics (scope: Scope): AdminRefusalMetrics {
     registers: [scope.registry]
   })
   return { refused: (code) => { refusals.inc({ code }) } }
+}
+
+/** The listeners whose client connections are limited and counted (src/gate/connections.ts). */
+export const LISTENERS = ['api', 'auth', 'health'] as const
+export type Listener = typeof LISTENERS[number]
+/** max_connections: over the listener's limit; accept_error: the kernel refused the accept (EMFILE, ENFILE, ...). */
+export const CONNECTION_DROP_REASONS = ['max_connections', 'accept_error'] as const
+export type ConnectionDropReason = typeof CONNECTION_DROP_REASONS[number]
+
+/** Client connections of the listeners: those open, each listener's limit, and those closed unserved. */
+export interface ConnectionMetrics {
+  /** Reads the listener's open connections and limit (null: none) at scrape time. */
+  watch (listener: Listener, open: () => Promise<number>, max: number | null): void
+  dropped (listener: Listener, reason: ConnectionDropReason): void
+}
+
+export function connectionMetrics (scope: Scope): ConnectionMetrics {
+  const watched = new Map<Listener, { open: () => Promise<number>, max: number | null }>()
+  new Gauge({
+    name: scope.name('client_connections'),
+    help: 'Client connections of each listener (api, auth, health): open, and max (its limit, GATE_MAX_CONNECTIONS or the one derived from the open files limit; absent: none)',
+    labelNames: ['listener', 'state'] as const,
+    registers: [scope.registry],
+    async collect () {
+      this.reset()
+      for (const [listener, w] of watched) {
+        this.set({ listener, state: 'open' }, await w.open())
+        if (w.max !== null) this.set({ listener, state: 'max' }, w.max)
+      }
+    }
+  })
+  const dropped = new Counter({
+    name: scope.name('client_connections_dropped_total'),
+    help: 'Client connections closed before a request was read, by listener and reason (max_connections: over the listener\'s limit; accept_error: the connection could not be accepted, e.g. EMFILE: no file descriptor left)',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [scope.registry]
+  })
+  return {
+    watch (listener, open, max) {
+      watched.set(listener, { open, max })
+      for (const reason of CONNECTION_DROP_REASONS) dropped.inc({ listener, reason }, 0)
+    },
+    dropped: (listener, reason) => { dropped.inc({ listener, reason }) }
+  }
 }

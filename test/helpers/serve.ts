@@ -24,9 +24,13 @@ export interface Served {
   terminate (hangMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-/** Starts `serve` from its sources with `env` on free loopback ports; resolves once it logged that it is ready. */
-export async function startServe (t: TestContext, env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [...CLI_FROM_SOURCES, 'serve'], {
+/**
+ * Starts `serve` from its sources with `env` on free loopback ports; resolves once it logged that
+ * it is ready. `wrapper`: a command that runs it (`['prlimit', '--nofile=256:256', '--']`).
+ */
+export async function startServe (t: TestContext, env: Record<string, string>, wrapper: readonly string[] = []): Promise<Served> {
+  const command = [...wrapper, process.execPath, ...CLI_FROM_SOURCES, 'serve']
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_SERVICE_TOKEN: 'glpat-service', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -1,0 +1,146 @@
+// Client connections of the listeners, bounded below the process's open files limit. Every client
+// connection holds a descriptor, and so does each connection the gate opens for it (the upstream,
+// GitLab's API, Redis). With no bound, a client that opens connections and keeps them open used
+// every descriptor: libuv then accepts each new connection and closes it at once (its reserve
+// descriptor trick), unseen by Node, so the health listener stopped answering probes, requests on
+// open connections failed for want of an upstream connection, and nothing was logged or counted.
+// With Node's server.maxConnections below the limit, a connection past it is closed by Node
+// itself ('drop'): counted, logged at most once a window, while descriptors remain for the rest.
+
+import { readFileSync } from 'node:fs'
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import type { GateMetrics } from '../metrics.ts'
+import type { Listener } from '../metrics/collectors.ts'
+
+/** Descriptors left to the process itself: listeners, event loop, pipes, Redis, files, the health listener's connections. */
+export const FD_RESERVE = 128
+/** Descriptors a client connection may hold: its own, and one to the upstream or GitLab while its request is handled. */
+export const FDS_PER_CONNECTION = 2
+/** The health listener's bound: probes and scrapes open a few connections at a time. */
+export const HEALTH_MAX_CONNECTIONS = 32
+/** At most one log line per listener and kind of drop in this window, with the count since the last. */
+export const DROP_LOG_WINDOW_MS = 10_000
+/**
+ * Accept errors in one turn of the event loop past which accepting has failed for good: libuv
+ * retries the accept as long as the error lasts, without returning to the event loop, so nothing
+ * the gate could close frees a descriptor meanwhile.
+ */
+export const ACCEPT_ERRORS_PER_TURN = 1000
+
+/** The soft limit on open files from /proc/self/limits; null where there is none to read, or it is unlimited. */
+export function openFilesSoftLimit (read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | null {
+  let text: string
+  try {
+    text = read()
+  } catch {
+    return null
+  }
+  const soft = /^Max open files\s+(\d+|unlimited)\s/m.exec(text)?.[1]
+  return soft === undefined || soft === 'unlimited' ? null : Number(soft)
+}
+
+export interface ConnectionLimit {
+  /** Per listener (API, forward-auth); null: none. */
+  readonly max: number | null
+  /** setting: GATE_MAX_CONNECTIONS; fd_limit: derived from the open files limit; none. */
+  readonly source: 'setting' | 'fd_limit' | 'none'
+}
+
+/** GATE_MAX_CONNECTIONS (0: none), else the share of the open files soft limit of each of `listeners`. */
+export function connectionLimitOf (setting: number | undefined, softLimit: number | null, listeners: number): ConnectionLimit {
+  if (setting !== undefined) return setting === 0 ? { max: null, source: 'none' } : { max: setting, source: 'setting' }
+  if (softLimit === null) return { max: null, source: 'none' }
+  return { max: Math.max(1, Math.floor((softLimit - FD_RESERVE) / FDS_PER_CONNECTION / listeners)), source: 'fd_limit' }
+}
+
+export interface ClientConnections {
+  /** Stops the pending log lines' timers (their counts stay in the metric). */
+  close (): void
+}
+
+/**
+ * Bounds the client connections of the API and forward-auth listeners to GATE_MAX_CONNECTIONS (or
+ * the derived limit) and the health listener's to HEALTH_MAX_CONNECTIONS, and counts and logs the
+ * connections closed unserved: over a limit, or refused by accept() (EMFILE and the like).
+ */
+export function limitClientConnections (servers: { api: Server, auth: Server | null, health: Server }, setting: number | undefined, logger: Logger, metrics: GateMetrics, softLimit: number | null = openFilesSoftLimit()): ClientConnections {
+  const limit = connectionLimitOf(setting, softLimit, servers.auth === null ? 1 : 2)
+  const fields = { max_connections: limit.max, source: limit.source, open_files_limit: softLimit, health_max_connections: HEALTH_MAX_CONNECTIONS }
+  if (limit.source === 'setting' && softLimit !== null && FD_RESERVE + limit.max! * FDS_PER_CONNECTION * (servers.auth === null ? 1 : 2) > softLimit) {
+    logger.warn(fields, 'GATE_MAX_CONNECTIONS is more than the open files limit leaves room for: past the limit new connections are closed unseen, the health listener\'s too; raise the limit (ulimit -n) or lower the setting')
+  } else {
+    logger.info(fields, 'client connection limit')
+  }
+  const timers: Array<() => void> = []
+  const watch = (server: Server, listener: Listener, max: number | null): void => {
+    if (max !== null) server.maxConnections = max
+    metrics.connections.watch(listener, () => new Promise(resolve => { server.getConnections((_err, n) => { resolve(n ?? 0) }) }), max)
+    const drops = windowedLog(count => {
+      logger.warn({ listener, max_connections: max, dropped: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connection limit reached: new connections closed')
+    })
+    server.on('drop', () => {
+      metrics.connections.dropped(listener, 'max_connections')
+      drops.add()
+    })
+    const acceptErrors = windowedLog((count, code) => {
+      logger.error({ listener, code, dropped: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connections cannot be accepted: closed unserved')
+    })
+    let inTurn = 0
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      // A listen error is listen()'s to report (it has its own listener then); any other but
+      // accept's keeps Node's default: the process ends.
+      if (err.syscall !== 'accept') {
+        if (server.listenerCount('error') === 1) throw err
+        return
+      }
+      metrics.connections.dropped(listener, 'accept_error')
+      acceptErrors.add(err.code)
+      if (inTurn++ === 0) setImmediate(() => { inTurn = 0 })
+      if (inTurn > ACCEPT_ERRORS_PER_TURN) {
+        logger.fatal({ listener, code: err.code, errors: inTurn }, 'client connections cannot be accepted and accept() keeps failing: exiting')
+        throw err
+      }
+    })
+    timers.push(drops.close, acceptErrors.close)
+  }
+  watch(servers.api, 'api', limit.max)
+  if (servers.auth !== null) watch(servers.auth, 'auth', limit.max)
+  watch(servers.health, 'health', HEALTH_MAX_CONNECTIONS)
+  return { close: () => { for (const stop of timers) stop() } }
+}
+
+/**
+ * Calls `write` at once for the first event, then at most once per DROP_LOG_WINDOW_MS with the
+ * number of events since (and the last event's code): a flood costs a line per window, not per
+ * connection.
+ */
+function windowedLog (write: (count: number, code: string | undefined) => void): { add (code?: string): void, close (): void } {
+  let timer: NodeJS.Timeout | null = null
+  let pending = 0
+  let lastCode: string | undefined
+  const tick = (): void => {
+    if (pending === 0) {
+      timer = null
+      return
+    }
+    write(pending, lastCode)
+    pending = 0
+    timer = setTimeout(tick, DROP_LOG_WINDOW_MS).unref()
+  }
+  return {
+    add (code) {
+      lastCode = code
+      if (timer !== null) {
+        pending++
+        return
+      }
+      write(1, code)
+      timer = setTimeout(tick, DROP_LOG_WINDOW_MS).unref()
+    },
+    close () {
+      if (timer !== null) clearTimeout(timer)
+      timer = null
+    }
+  }
+}
