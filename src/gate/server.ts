@@ -5,7 +5,7 @@
 // gates on port 0 and stop them; main.ts is the only place that reads the environment or signals.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { loadCatalog, DEFAULT_CATALOG_DIR } from '../catalog/load.ts'
@@ -358,17 +358,31 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
     // answer written now would be taken for that request's. The connection then just closes. The
     // answer being written belongs to the request at fault only while that request's body is
     // still being read (a bad chunk size) and nothing of it has gone.
-    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+    const current = answering(socket)
     if (current === undefined || current === null || (ownBody && !current.headersSent && !current.req.complete)) socket.write(rawErrorAnswer(code, requestId))
     socket.destroy()
   }
+  /** Connections whose client sent bytes after a request that closes them (closeAfterAnswers). */
+  const closing = new WeakSet<Duplex>()
   server.on('clientError', (err: Error & { code?: string, reason?: string }, socket: Duplex) => {
+    // Logged once: the parser refuses every later read of such a connection again.
+    if (closing.has(socket)) return
     // A connection the client reset or closed has nobody to answer. A client that closes its side
     // mid-request (a cancelled upload) leaves the socket writable (Node's server allows half-open
     // connections): the parser's error for it is the early end, no framing the gate refuses, and a
-    // request begun has its own line (CLIENT_ABORTED).
+    // request begun has its own line (CLIENT_ABORTED). Nor has one whose last answer has gone.
     if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy()
+      return
+    }
+    // Bytes after a request that closes its connection (`Connection: close`, or HTTP/1.0 without
+    // keep-alive) are never read as a request. That request is decided and owed its whole answer,
+    // which may still be on its way from GitLab: closing the connection at the parser's refusal
+    // lost it. One line, as for any refusal; the connection closes after its answers.
+    if (err.code === 'HPE_CLOSED_CONNECTION' && answering(socket) != null) {
+      closing.add(socket)
+      logged('REQUEST_NOT_PARSEABLE', '', { parser_error: err.code, parser_reason: err.reason })
+      closeAfterAnswers(socket as Socket, server.timeout)
       return
     }
     refuse(socket, PARSER_ERRORS[err.code ?? ''] ?? 'REQUEST_NOT_PARSEABLE', '', { parser_error: err.code, parser_reason: err.reason }, true)
@@ -393,6 +407,36 @@ function refuseUnparseable (server: Server, logger: Logger, metrics: GateMetrics
     respond(res, logged('REQUEST_NOT_PARSEABLE', req.method ?? '', { parser_reason: 'missing Host header' }), 'REQUEST_NOT_PARSEABLE', true)
     return true
   }
+}
+
+/** The longest a connection closed after its answers reads what its client still sends: nginx's lingering_time. */
+const LINGER_MS = 30_000
+
+/**
+ * A connection whose client sent more after a request that closes it: Go's net/http (Workhorse),
+ * Puma and nginx answer that request in full and close, reading nothing after it as a request. So
+ * does Node's server, which ends the connection once the last answer has gone (the socket's
+ * destroySoon), but two things are the gate's to do. While the answers are written nothing more
+ * is read: the client's bytes wait in TCP's buffers, so a client that sends on and reads nothing
+ * is still cut by the socket's inactivity timeout (bytes read would count as activity). And a
+ * connection closed with bytes unread is reset, which drops the end of an answer still in the
+ * kernel's buffers (Go's net/http loses it so): as nginx does (lingering_close), the gate ends its
+ * side after the answer, then reads and drops what comes until the client closes, or timeoutMs
+ * (the client timeout, at most LINGER_MS) has passed.
+ */
+function closeAfterAnswers (socket: Socket, timeoutMs: number): void {
+  socket.pause()
+  socket.destroySoon = () => {
+    if (socket.writable) socket.end()
+    socket.resume()
+    const linger = setTimeout(() => { socket.destroy() }, timeoutMs > 0 ? Math.min(timeoutMs, LINGER_MS) : LINGER_MS).unref()
+    socket.once('close', () => { clearTimeout(linger) })
+  }
+}
+
+/** The answer a connection is writing, or is to write next (Node's own field): none once its last has gone. */
+function answering (socket: Duplex): ServerResponse | null | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
 }
 
 /** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */
