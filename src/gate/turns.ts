@@ -21,12 +21,19 @@ export const MAX_PIPELINED_REQUESTS = 32
  * closed first (the request never starts). Node keeps parsing while queued requests write
  * nothing, so a client more than MAX_PIPELINED_REQUESTS ahead has its connection closed: false
  * (RFC 9112 9.3.2: a pipelining client retries what was not answered).
+ *
+ * A request read after an answer that closed the connection (`Connection: close`: a refusal that
+ * leaves its body unread, a request without Host) never starts either: false. Node hands such a
+ * request over with the connection, whose writing side has already ended, so it was decided and
+ * forwarded to GitLab while its answer could no longer reach the client, which retries it
+ * elsewhere (RFC 9112 9.6: a server that sent `close` processes no further request; GitLab's
+ * Workhorse reads none). The connection closes once the answer before it has gone.
  */
 export function createTurns (logger: Logger): (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean> {
   const queues = new WeakMap<Socket, Set<(started: boolean) => void>>()
   return (req, res) => {
-    // Hot path: one test.
-    if (res.socket !== null) return true
+    // Hot path: one test (and a second only for a connection whose writing side has ended).
+    if (res.socket !== null) return !res.socket.writableEnded
     const socket = req.socket
     if (socket.destroyed) return false
     let queue = queues.get(socket)
