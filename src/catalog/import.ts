@@ -329,6 +329,7 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
       route.roleAbility = row.roleAbility
     }
     if (row.readsNoProject === true) {
+      if (row.method !== 'GET') throw new ImportError(`${source}: ${row.method} ${row.pattern}: readsNoProject only on a GET route (a write acts on its project)`)
       if (route.accessedProject !== 'project') throw new ImportError(`${source}: ${row.method} ${row.pattern}: readsNoProject needs a /projects/:id route`)
       route.readsNoProject = true
     }
@@ -393,6 +394,14 @@ export interface SourceFile {
 }
 
 const CREDENTIAL = /^[a-z_]+:[a-z_]+(?:\([A-Za-z-]+\))?$/
+/** The fields a row of each section of a source file may have. */
+const SOURCE_ROW_FIELDS = {
+  routes: ['method', 'pattern', 'title', 'resource', 'credentials', 'read', 'policies', 'publicAccessFeatures'],
+  handlerTokenRoutes: ['method', 'pattern', 'title', 'resource', 'credentials', 'read'],
+  routeSettings: ['method', 'pattern', 'policies', 'publicAccessFeatures', 'jobTokenScope', 'roleAbility', 'readsNoProject', 'read'],
+  readWithoutSettings: ['method', 'pattern', 'read'],
+  notFound: ['method', 'pattern']
+} as const satisfies Record<string, readonly string[]>
 const GITLAB_FILE = /^(?:lib|app|spec|ee)\/|GitLab's /
 
 /** Reads a source file, naming the section, the row and the field of anything it refuses. */
@@ -404,10 +413,20 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     throw new ImportError(`${source}: not valid JSON: ${(err as Error).message}`)
   }
   const top = record(doc, source)
-  const list = (section: string): Array<Record<string, unknown>> => {
+  const list = (section: keyof typeof SOURCE_ROW_FIELDS): Array<Record<string, unknown>> => {
     const value = top[section]
     if (!Array.isArray(value)) throw new ImportError(`${source}: "${section}" must be a list`)
-    return value.map((row, i) => record(row, `${source}: ${section}[${i}]`))
+    return value.map((row, i) => {
+      const where = `${source}: ${section}[${i}]`
+      const fields = record(row, where)
+      // A field the importer does not know is refused, not dropped: misspelled (`roleAbilty`), a
+      // setting the source states would leave the catalog without a word, and the ones that narrow
+      // what a job may do (roleAbility, jobTokenScope) would open it.
+      const known: readonly string[] = SOURCE_ROW_FIELDS[section]
+      const unknown = Object.keys(fields).find(name => !known.includes(name))
+      if (unknown !== undefined) throw new ImportError(`${where}: unknown field ${JSON.stringify(unknown)} (a ${section} row has ${known.join(', ')})`)
+      return fields
+    })
   }
   const key = (row: Record<string, unknown>, where: string): SourceKey => {
     const method = row['method']
