@@ -254,14 +254,25 @@ export function buildRoutes (pages: ReadonlyArray<{ source: string, rows: readon
     const clash = ids.get(route.id)
     if (clash !== undefined) throw new ImportError(`route id ${route.id} is shared by ${clash} and ${route.method} ${route.pattern}`)
     ids.set(route.id, `${route.method} ${route.pattern}`)
-    // GitLab finds a pipeline before anything else on these routes (find_pipeline!), with
-    // read_pipeline, a role's: a new one on a page must not reach the catalog without saying so.
-    if (route.method === 'GET' && route.pattern.includes('/pipelines/:pipeline_id/') && route.roleAbility === undefined) {
-      throw new ImportError(`${route.method} ${route.pattern}: a pipeline's route needs roleAbility "read_pipeline" (find_pipeline!) in a source file's routeSettings`)
-    }
+    const problem = routeFieldsProblem(route)
+    if (problem !== undefined) throw new ImportError(`${route.method} ${route.pattern}: ${problem}${route.roleAbility === undefined ? ' in a source file\'s routeSettings' : ''}`)
     routes.push(route)
   }
   return routes
+}
+
+/**
+ * What is wrong with a route's roleAbility and readsNoProject, if anything; the importer and the
+ * loader hold every catalog to it (a routes.json of its own in GATE_CATALOG_DIR included).
+ */
+export function routeFieldsProblem (route: Pick<CatalogRoute, 'method' | 'pattern' | 'accessedProject' | 'roleAbility' | 'readsNoProject'>): string | undefined {
+  if (route.roleAbility !== undefined && route.method !== 'GET') return 'roleAbility only on a GET route (a read)'
+  if (route.readsNoProject === true && route.method !== 'GET') return 'readsNoProject only on a GET route (a write acts on its project)'
+  if (route.readsNoProject === true && route.accessedProject !== 'project') return 'readsNoProject needs a /projects/:id route'
+  // GitLab finds a pipeline before anything else on these routes (find_pipeline!), with
+  // read_pipeline, a role's: a new one on a page must not reach the catalog without saying so.
+  if (route.method === 'GET' && route.pattern.includes('/pipelines/:pipeline_id/') && route.roleAbility === undefined) return 'a pipeline\'s route needs roleAbility "read_pipeline" (find_pipeline!)'
+  return undefined
 }
 
 function mergeSourceFile (byKey: Map<string, Building>, source: string, file: SourceFile): void {
@@ -324,15 +335,10 @@ function mergeSourceFile (byKey: Map<string, Building>, source: string, file: So
     }
     if (row.publicAccessFeatures !== undefined) route.publicAccessFeatures = row.publicAccessFeatures
     if (row.jobTokenScope !== undefined) route.jobTokenScope = row.jobTokenScope
-    if (row.roleAbility !== undefined) {
-      if (row.method !== 'GET') throw new ImportError(`${source}: ${row.method} ${row.pattern}: roleAbility only on a GET route (a read)`)
-      route.roleAbility = row.roleAbility
-    }
-    if (row.readsNoProject === true) {
-      if (row.method !== 'GET') throw new ImportError(`${source}: ${row.method} ${row.pattern}: readsNoProject only on a GET route (a write acts on its project)`)
-      if (route.accessedProject !== 'project') throw new ImportError(`${source}: ${row.method} ${row.pattern}: readsNoProject needs a /projects/:id route`)
-      route.readsNoProject = true
-    }
+    if (row.roleAbility !== undefined) route.roleAbility = row.roleAbility
+    if (row.readsNoProject === true) route.readsNoProject = true
+    const problem = routeFieldsProblem(route)
+    if (problem !== undefined && (row.roleAbility !== undefined || row.readsNoProject === true)) throw new ImportError(`${source}: ${row.method} ${row.pattern}: ${problem}`)
   }
   for (const row of file.readWithoutSettings) find('readWithoutSettings', row)
   for (const row of file.notFound) find('notFound', row)

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { deepFreeze } from '../plain-data.ts'
 import { parsePattern } from './pattern.ts'
-import { accessedProjectOf, projectFromOf } from './import.ts'
+import { accessedProjectOf, projectFromOf, routeFieldsProblem } from './import.ts'
 import type { Catalog, CatalogRoute, PolicyList } from './types.ts'
 
 export const DEFAULT_CATALOG_DIR = fileURLToPath(new URL('../../catalog/', import.meta.url))
@@ -95,6 +95,13 @@ function checkRoutes (routes: readonly CatalogRoute[], known: Set<string>, depre
     // GitLab compares the job's project with the one `find_project!` resolves: /projects/:id only.
     if (route.jobTokenScope !== undefined && expected !== 'project') {
       throw new CatalogError(`${where}: jobTokenScope "${route.jobTokenScope}" needs a /projects/:id route`)
+    }
+    // The reads GitLab answers by a role's ability are marked in the catalog alone (roleAbility):
+    // a catalog written before the field marks none, and loaded it let a job outside a public
+    // project's allowlist read them. Every catalog built from the docs pages has a pipeline's reads.
+    const problem = routeFieldsProblem(route)
+    if (problem !== undefined) {
+      throw new CatalogError(`${where}: ${problem}${route.roleAbility === undefined ? '; a catalog written before roleAbility marks none of the reads GitLab answers by a role: build it again with `job-token-gate catalog import`' : ''}`)
     }
   }
 }

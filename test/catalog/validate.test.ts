@@ -38,7 +38,11 @@ const broken: Array<{ name: string, edit: (routes: any, policies: any) => void, 
   { name: 'project finder on a project route', edit: r => { r.routes[0].projectFrom = 'none' }, message: /projectFrom is "none" but the pattern says "\(none\)"/ },
   { name: 'unknown project finder', edit: r => { r.routes[0].projectFrom = 'guess' }, message: new RegExp(`entry "${firstId()}" field projectFrom`) },
   { name: 'admin policy without its read twin', edit: (_r, p) => { delete p.policies[1].implies }, message: /admin policy "admin_deployments" must imply/ },
-  { name: 'unknown top-level field', edit: r => { r.extra = 1 }, message: /must NOT have additional properties/ }
+  { name: 'unknown top-level field', edit: r => { r.extra = 1 }, message: /must NOT have additional properties/ },
+  { name: 'role ability on a write', edit: r => { r.routes.find((x: any) => x.method === 'POST' && x.pattern === '/projects/:id/releases').roleAbility = 'read_code' }, message: /entry "post_projects_id_releases": roleAbility only on a GET route/ },
+  { name: 'a write that reads no project', edit: r => { r.routes.find((x: any) => x.method === 'POST' && x.pattern === '/projects/:id/releases').readsNoProject = true }, message: /entry "post_projects_id_releases": readsNoProject only on a GET route/ },
+  { name: 'an instance route that reads no project', edit: r => { r.routes.find((x: any) => x.pattern === '/packages/conan/v1/ping').readsNoProject = true }, message: /entry "get_packages_conan_v1_ping": readsNoProject needs a \/projects\/:id route/ },
+  { name: 'a pipeline\'s read without its role ability', edit: r => { delete r.routes.find((x: any) => x.pattern === '/projects/:id/pipelines/:pipeline_id/jobs').roleAbility }, message: /entry "get_projects_id_pipelines_pipeline_id_jobs": a pipeline's route needs roleAbility "read_pipeline".*catalog import/ }
 ]
 
 for (const { name, edit, message } of broken) {
