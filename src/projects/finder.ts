@@ -585,7 +585,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       const fresh = route.method !== 'GET' && PACKAGE_LOOKUPS.has(route.projectFrom)
       if (key !== null && !fresh) {
         const hit = found.get(key)
-        if (hit !== undefined) {
+        // A write is never forwarded on a "no project" kept from before it came: a project created,
+        // renamed or moved to that path since (GATE_PROJECT_NOT_FOUND_TTL_MS) is the one GitLab
+        // acts on, and forwarded undecided the write skipped its allowlist. Asked again, as a miss
+        // is: no more calls than made-up names, each a miss, already cost.
+        if (hit !== undefined && (hit.kind !== 'no_project' || route.method === 'GET')) {
           counts.hits++
           return hit
         }
