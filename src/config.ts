@@ -238,6 +238,12 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, o
     if (config.redisUrl === undefined && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0) throw new ConfigError('GATE_REDIS_STORE_ID needs a Redis store: GATE_REDIS_URL, GATE_REDIS_CLUSTER_NODES or GATE_REDIS_SENTINELS')
   }
   trustedPeers(config.trustedProxies)
+  // A "no project" kept longer than a project found would be cut to that without a word; the
+  // default (10 s) is cut so beside a shorter GATE_PROJECT_LOOKUP_TTL_MS, as it always was.
+  const notFoundSet = [options.overrides?.projectNotFoundTtlMs, env[SETTINGS.projectNotFoundTtlMs.env], file.projectNotFoundTtlMs, file[SETTINGS.projectNotFoundTtlMs.env]].some(v => v !== undefined)
+  if (notFoundSet && config.projectNotFoundTtlMs > config.projectLookupTtlMs) {
+    throw new ConfigError(`GATE_PROJECT_NOT_FOUND_TTL_MS must be at most GATE_PROJECT_LOOKUP_TTL_MS (${config.projectLookupTtlMs}), got ${config.projectNotFoundTtlMs}`)
+  }
   // A prefix the token shapes would not recognise must stop the start: its job tokens would pass unchecked.
   if (config.instanceTokenPrefix !== undefined && config.instanceTokenPrefix !== '' && !isRecognisedInstancePrefix(config.instanceTokenPrefix)) {
     throw new ConfigError(`GATE_INSTANCE_TOKEN_PREFIX must be empty or 1 to 64 visible characters (no white space), got ${JSON.stringify(config.instanceTokenPrefix)}`)

@@ -35,6 +35,9 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ GATE_GRANT_CACHE_TTL_MS: '10s' }, /^GATE_GRANT_CACHE_TTL_MS must be a whole number/],
   [{ GATE_IDENTITY_TIMEOUT_MS: '0' }, /^GATE_IDENTITY_TIMEOUT_MS must be at least 1/],
   [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '0' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at least 1/],
+  // Kept longer than a project found, it was cut to that without a word.
+  [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '60001' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at most GATE_PROJECT_LOOKUP_TTL_MS \(60000\), got 60001$/],
+  [{ GATE_PROJECT_LOOKUP_TTL_MS: '5000', GATE_PROJECT_NOT_FOUND_TTL_MS: '5001' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at most GATE_PROJECT_LOOKUP_TTL_MS \(5000\)/],
   [{ GATE_ENFORCE_INBOUND_SCOPE: 'yes' }, /^GATE_ENFORCE_INBOUND_SCOPE must be true or false/],
   [{ GATE_TRUSTED_PROXIES: 'nginx' }, /^GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges .*"nginx"/],
   [{ GATE_TRUSTED_PROXIES: '10.0.0.0/33' }, /^GATE_TRUSTED_PROXIES must list IP addresses or CIDR ranges .*"10\.0\.0\.0\/33"/],
@@ -51,6 +54,12 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ GATE_ADMIN_TOKEN: 'operator-secret' }, /^GATE_ADMIN_TOKEN must be at least 20 characters .*got 15$/],
   [{ GATE_ADMIN_TOKEN: '\u{1F511}'.repeat(19) }, /^GATE_ADMIN_TOKEN must be at least 20 characters .*got 19$/]
 ]
+
+test('GATE_PROJECT_NOT_FOUND_TTL_MS: up to GATE_PROJECT_LOOKUP_TTL_MS; its default beside a shorter one is cut to it', () => {
+  assert.equal(loadConfig({ GATE_PROJECT_NOT_FOUND_TTL_MS: '60000' }).projectNotFoundTtlMs, 60000)
+  assert.equal(loadConfig({ GATE_PROJECT_LOOKUP_TTL_MS: '5000' }).projectNotFoundTtlMs, 10000)
+  assert.throws(() => loadConfig({}, { file: { projectNotFoundTtlMs: 70000 } }), /^ConfigError: GATE_PROJECT_NOT_FOUND_TTL_MS must be at most/)
+})
 
 test('an operator token of 20 characters or more starts; none, or an empty one, leaves the operator out', () => {
   assert.equal(loadConfig({ GATE_ADMIN_TOKEN: 'a'.repeat(20) }).adminToken, 'a'.repeat(20))
