@@ -150,10 +150,11 @@ function parse (key: string, setting: Setting, raw: string): unknown {
     case 'int': {
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${env} must be a whole number, got ${JSON.stringify(raw)}`)
       const n = Number(raw)
-      if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) throw new ConfigError(`${env} must be at least ${setting.min ?? 0}, got ${raw}`)
       // Node's timers take at most 2^31-1 ms and turn a longer delay into 1 ms (a warning aside):
       // a drain, client or GitLab timeout of "forever" would end everything at once.
-      if (env.endsWith('_MS') && n > MAX_TIMER_MS) throw new ConfigError(`${env} must be at most ${MAX_TIMER_MS} (about 24 days), got ${raw}`)
+      const max = env.endsWith('_MS') ? MAX_TIMER_MS : Number.MAX_SAFE_INTEGER
+      if (!Number.isSafeInteger(n) || n > max) throw new ConfigError(`${env} must be at most ${max}${max === MAX_TIMER_MS ? ' (about 24 days)' : ''}, got ${raw}`)
+      if (n < (setting.min ?? 0)) throw new ConfigError(`${env} must be at least ${setting.min ?? 0}, got ${raw}`)
       return n
     }
     case 'ratio': {

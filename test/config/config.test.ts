@@ -35,6 +35,9 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ GATE_GRANT_CACHE_TTL_MS: '10s' }, /^GATE_GRANT_CACHE_TTL_MS must be a whole number/],
   [{ GATE_IDENTITY_TIMEOUT_MS: '0' }, /^GATE_IDENTITY_TIMEOUT_MS must be at least 1/],
   [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '0' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at least 1/],
+  // A number past what the gate reads exactly was said to be too small.
+  [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '99999999999999999999' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at most 2147483647 \(about 24 days\), got 99999999999999999999$/],
+  [{ GATE_MAX_INSPECTED_BODY_BYTES: '9007199254740993' }, /^GATE_MAX_INSPECTED_BODY_BYTES must be at most 9007199254740991, got 9007199254740993$/],
   // Kept longer than a project found, it was cut to that without a word.
   [{ GATE_PROJECT_NOT_FOUND_TTL_MS: '60001' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at most GATE_PROJECT_LOOKUP_TTL_MS \(60000\), got 60001$/],
   [{ GATE_PROJECT_LOOKUP_TTL_MS: '5000', GATE_PROJECT_NOT_FOUND_TTL_MS: '5001' }, /^GATE_PROJECT_NOT_FOUND_TTL_MS must be at most GATE_PROJECT_LOOKUP_TTL_MS \(5000\)/],
