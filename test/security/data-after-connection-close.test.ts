@@ -244,3 +244,25 @@ test('a client that never stops sending after a Connection: close request: its a
   await eventually(() => closed, { timeoutMs: 60_000, message: 'the connection closed' })
   assert.equal(g.seen.length, 1, 'GitLab saw one request')
 })
+
+test('a kept-alive request, then a Connection: close request and bytes after it: both answered in full, in order, then the connection closes', async (t) => {
+  const held = await heldGate(t)
+  const { g, api } = held
+  const before = g.logs.length
+  const c = await open(api)
+  t.after(() => { c.socket.destroy() })
+  const get = (n: number, connection: string): string => `GET /api/v4/projects/200/packages?n=${n} HTTP/1.1\r\nHost: x\r\nJob-Token: ${TOKENS.app}\r\n${connection}\r\n`
+  c.socket.write(get(1, '') + get(2, 'Connection: close\r\n') + PIPELINED)
+  await eventually(() => (linesSince(g, before).some(trailing) && held.held() === 1) || c.closed(), { message: 'the first request held while the bytes after the second are met' })
+  held.release()
+  // The second request has its turn once the first is answered.
+  await eventually(() => held.held() === 1 || c.closed(), { message: 'the second request forwarded' })
+  held.release()
+  await eventually(c.closed, { timeoutMs: 30_000, message: 'the connection closed' })
+  const answers = answersIn(c.text())
+  assert.deepEqual(answers.map(a => a.status), [200, 200])
+  assert.ok(answers.every(a => a.body === ANSWER), 'both of GitLab\'s answers whole')
+  assert.deepEqual(g.seen.map(s => s.url), ['/api/v4/projects/200/packages?n=1', '/api/v4/projects/200/packages?n=2'])
+  await eventually(() => linesSince(g, before).filter(l => l.stage !== 'http_parser').length === 2, { message: 'both requests\' lines' })
+  assert.equal(linesSince(g, before).filter(trailing).length, 1, 'the bytes after them logged once')
+})
