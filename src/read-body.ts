@@ -57,16 +57,18 @@ export class BodyReadAborted extends Error {
  * (BodyReadAborted when its client went away), and with BodyBudgetExhausted (the stream paused)
  * when a chunk does not fit the budget. The bytes are counted against the budget while the client
  * is sending them, and given back once the read ends: what a caller does with them next goes at
- * the gate's and GitLab's pace.
+ * the gate's and GitLab's pace. `onChunk` sees each chunk as it is read, and `onEnd` the end of
+ * the body: whatever either throws rejects the read (the stream paused), so a bound on what the
+ * body holds refuses it at the chunk that passes it.
  */
-export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Promise<{ readonly complete: boolean, readonly chunks: Buffer[], readonly size: number }> {
+export function readUpTo (body: Readable, max: number, budget?: BodyBudget, onChunk?: (chunk: Buffer) => void, onEnd?: () => void): Promise<{ readonly complete: boolean, readonly chunks: Buffer[], readonly size: number }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     let taken = 0
     const cleanup = (): void => {
       body.off('data', onData)
-      body.off('end', onEnd)
+      body.off('end', ended)
       body.off('error', onError)
       body.off('close', onClose)
       budget?.give(taken)
@@ -85,14 +87,28 @@ export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Pro
       }
       size += b.length
       chunks.push(b)
+      try {
+        onChunk?.(b)
+      } catch (err) {
+        cleanup()
+        body.pause()
+        reject(err)
+        return
+      }
       if (size > max) {
         cleanup()
         body.pause()
         resolve({ complete: false, chunks, size })
       }
     }
-    const onEnd = (): void => {
+    const ended = (): void => {
       cleanup()
+      try {
+        onEnd?.()
+      } catch (err) {
+        reject(err)
+        return
+      }
       resolve({ complete: true, chunks, size })
     }
     const onError = (err: Error & { code?: string }): void => {
@@ -105,7 +121,7 @@ export function readUpTo (body: Readable, max: number, budget?: BodyBudget): Pro
       reject(new BodyReadAborted())
     }
     body.on('data', onData)
-    body.on('end', onEnd)
+    body.on('end', ended)
     body.on('error', onError)
     body.on('close', onClose)
   })

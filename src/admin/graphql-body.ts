@@ -50,10 +50,11 @@
 import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { errors, GateError } from '../errors.ts'
-import { goReadsMultipart, parseMultipartBoundary } from '../identity/body-scan.ts'
+import { goReadsMultipart, parseMultipartBoundary, rackMediaType } from '../identity/body-scan.ts'
 import { BodyBudgetExhausted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { trimEnds } from '../text.ts'
-import { isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
+import { createMultipartCounter, isFilePart, multipartHeaderNames } from '../identity/multipart.ts'
+import { IdentityError } from '../identity/types.ts'
 import { doubtfulMessage, isGraphqlPartName, mapKeyMatcher, RACK_MULTIPART_TYPE, RELEVANT_TEXT, UNREADABLE_BOUNDARY } from './graphql.ts'
 import { doubtfulPartNames } from '../identity/rack-multipart.ts'
 import { MODEL_REGISTRY_TEXT } from './model-registry.ts'
@@ -73,12 +74,24 @@ export function budgetRefusal (err: unknown): never {
 
 /**
  * Reads `req` until it ends or more than `limit` bytes were read. Rejects when the request
- * fails or the client goes away before either, and with a 503 AdminError past the budget.
+ * fails or the client goes away before either, with a 503 AdminError past the budget, and with a
+ * 400 AdminError at the chunk where a multipart body passes the bounds the identity stage's
+ * multipart guard sets on every body (its parts, their header bytes together): every part is
+ * read here, then again by the guard, so a body the guard refuses is refused before either.
  */
 export async function readGraphqlBody (req: IncomingMessage, limit: number, budget?: BodyBudget): Promise<GraphqlBody> {
-  const read = await readUpTo(req, limit, budget).catch(budgetRefusal)
+  const contentType = String(req.headers['content-type'] ?? '')
+  const boundary = rackMediaType(contentType)?.startsWith('multipart/') === true ? parseMultipartBoundary(contentType) : null
+  const counter = boundary === null ? null : createMultipartCounter(boundary)
+  const read = await readUpTo(req, limit, budget, counter === null ? undefined : chunk => { counter.write(chunk) }, counter === null ? undefined : () => { counter.end() }).catch(bodyRefusal)
   const bytes = Buffer.concat(read.chunks, read.size)
   return read.complete ? { kind: 'whole', bytes } : { kind: 'over', prefix: bytes }
+}
+
+/** budgetRefusal, and a multipart body past the guard's bounds as the configuration API's refusal (400). */
+function bodyRefusal (err: unknown): never {
+  if (err instanceof IdentityError) throw new AdminError(err.code)
+  return budgetRefusal(err)
 }
 
 const PERCENT_ESCAPE = /%([0-9a-fA-F]{2})/g

@@ -127,6 +127,29 @@ export function multipartCredentials (body: Buffer, boundary: string, maxHeaderB
   return scanMultipart(body, boundary, maxHeaderBytes).credentials
 }
 
+/** The bounds of a multipart body as its chunks arrive (createMultipartCounter). */
+export interface MultipartCounter {
+  /** Counts a chunk; throws IdentityError at the one that passes a bound. */
+  write (chunk: Buffer): void
+  /** The body ended: counts its last part. */
+  end (): void
+}
+
+/**
+ * Counts a multipart body's parts and their header bytes as the guard does, without reading any
+ * part: write() throws the guard's IdentityError (MULTIPART_TOO_MANY_PARTS,
+ * MULTIPART_HEADERS_TOO_LARGE) at the chunk that passes a bound, so a reader that holds a body to
+ * read it some other way (the configuration API's GraphQL) stops at the same bytes, before it
+ * reads any part: a part costs that reader, then the guard, far more than counting it.
+ */
+export function createMultipartCounter (boundary: string, maxHeaderBytes = DEFAULT_MAX_PART_HEADER_BYTES): MultipartCounter {
+  const scanner = new MultipartScanner(boundary, maxHeaderBytes, () => {}, undefined, undefined, true)
+  return {
+    write (chunk) { scanner.write(chunk) },
+    end () { scanner.end() }
+  }
+}
+
 function refuseOperationsPart (): never {
   throw new IdentityError('UPLOAD_OPERATIONS_PARAMETER', 'a multipart part could be read as operations')
 }
@@ -180,6 +203,8 @@ class MultipartScanner {
   private readonly onCredential: (c: Credential) => void
   private readonly onMethodPart: (() => void) | undefined
   private readonly onOperationsPart: (() => void) | undefined
+  /** Only count parts and header bytes (createMultipartCounter): no part is read. */
+  private readonly countOnly: boolean
   private tail: Buffer = EMPTY
   /** Delimiters seen: a part's each, and the closing one. */
   private delimiters = 0
@@ -200,7 +225,7 @@ class MultipartScanner {
   private methodValues: string[] = []
   private methodUncertain = false
 
-  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void, onMethodPart?: () => void, onOperationsPart?: () => void) {
+  constructor (boundary: string, maxHeaderBytes: number, onCredential: (c: Credential) => void, onMethodPart?: () => void, onOperationsPart?: () => void, countOnly = false) {
     this.marker = Buffer.from('--' + boundary, 'latin1')
     this.maxHeaderBytes = maxHeaderBytes
     // A delimiter line and a header block of at most maxHeaderBytes each, then a value.
@@ -208,6 +233,7 @@ class MultipartScanner {
     this.onCredential = onCredential
     this.onMethodPart = onMethodPart
     this.onOperationsPart = onOperationsPart
+    this.countOnly = countOnly
   }
 
   write (chunk: Buffer): Buffer {
@@ -317,6 +343,7 @@ class MultipartScanner {
     const rackEnds = at !== -1 && at + 2 - lineEnd <= max
     this.headBytes += rackEnds ? Math.max(at + 4, goEnd?.end ?? 0) : goEnd !== null && (truncated || at !== -1) ? goEnd.end : text.length
     if (this.headBytes > MAX_MULTIPART_HEAD_BYTES) throw new IdentityError('MULTIPART_HEADERS_TOO_LARGE', `multipart parts hold more than ${MAX_MULTIPART_HEAD_BYTES} bytes of headers`)
+    if (this.countOnly) return
     // The delimiter right after the header block, with no CRLF of its own before it: Rack 2 ends
     // the value there, empty, then skips two bytes as if they were that CRLF and every line up to
     // the next delimiter line, swallowing the next part; Go reads the next part as one.
