@@ -6,9 +6,12 @@
 // open connections failed for want of an upstream connection, and nothing was logged or counted.
 // With Node's server.maxConnections below the limit, a connection past it is closed by Node
 // itself ('drop'): counted, logged at most once a window, while descriptors remain for the rest.
+// The health listener closes its oldest idle or stalled connection instead, so that probes get in.
 
 import { readFileSync } from 'node:fs'
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { GateMetrics } from '../metrics.ts'
 import type { Listener } from '../metrics/collectors.ts'
@@ -17,7 +20,10 @@ import type { Listener } from '../metrics/collectors.ts'
 export const FD_RESERVE = 128
 /** Descriptors a client connection may hold: its own, and one to the upstream or GitLab while its request is handled. */
 export const FDS_PER_CONNECTION = 2
-/** The health listener's bound: probes and scrapes open a few connections at a time. */
+/**
+ * The health listener's bound: probes and scrapes open a few connections at a time. Kept by
+ * closing the oldest idle or stalled connection when one more comes (keepOpenForProbes).
+ */
 export const HEALTH_MAX_CONNECTIONS = 32
 /** At most one log line per listener and kind of drop in this window, with the count since the last. */
 export const DROP_LOG_WINDOW_MS = 10_000
@@ -74,15 +80,20 @@ export function limitClientConnections (servers: { api: Server, auth: Server | n
   }
   const timers: Array<() => void> = []
   const watch = (server: Server, listener: Listener, max: number | null): void => {
-    if (max !== null) server.maxConnections = max
     metrics.connections.watch(listener, () => new Promise(resolve => { server.getConnections((_err, n) => { resolve(n ?? 0) }) }), max)
     const drops = windowedLog(count => {
       logger.warn({ listener, max_connections: max, dropped: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connection limit reached: new connections closed')
     })
-    server.on('drop', () => {
+    const dropped = (): void => {
       metrics.connections.dropped(listener, 'max_connections')
       drops.add()
-    })
+    }
+    if (listener === 'health') {
+      keepOpenForProbes(server, max!, dropped)
+    } else if (max !== null) {
+      server.maxConnections = max
+      server.on('drop', dropped)
+    }
     const acceptErrors = windowedLog((count, code) => {
       logger.error({ listener, code, dropped: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connections cannot be accepted: closed unserved')
     })
@@ -108,6 +119,41 @@ export function limitClientConnections (servers: { api: Server, auth: Server | n
   if (servers.auth !== null) watch(servers.auth, 'auth', limit.max)
   watch(servers.health, 'health', HEALTH_MAX_CONNECTIONS)
   return { close: () => { for (const stop of timers) stop() } }
+}
+
+/**
+ * The health listener past `max` connections closes the oldest one not being answered (waiting
+ * for its request, or idle between scrapes) or whose answer waits for its client to read it, or
+ * the new one when every one is being written. With Node's maxConnections instead, 32 connections
+ * opened and left silent (nothing to time out: no request begun), or asking for /metrics and
+ * reading nothing, shut out every probe for as long as they stayed open, and Kubernetes restarted
+ * the gate on its failed liveness probes. A probe sends its request as it connects and its small
+ * answer is written at once, so it is the newest of the connections that could be closed, never
+ * the oldest.
+ */
+function keepOpenForProbes (server: Server, max: number, dropped: () => void): void {
+  // In the order they came (a Set iterates in insertion order): the oldest first.
+  const open = new Set<Socket>()
+  server.on('connection', (socket: Socket) => {
+    open.add(socket)
+    socket.once('close', () => { open.delete(socket) })
+    if (open.size <= max) return
+    let closed = socket
+    for (const other of open) {
+      if (other !== socket && (answering(other) == null || other.writableNeedDrain)) {
+        closed = other
+        break
+      }
+    }
+    open.delete(closed)
+    closed.destroy()
+    dropped()
+  })
+}
+
+/** The answer a connection is writing, or is to write next (Node's own field): none once its last has gone. */
+export function answering (socket: Duplex): ServerResponse | null | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
 }
 
 /**

@@ -22,6 +22,13 @@ export interface HealthSources {
 const json = (status: number, body: unknown): JsonAnswer => ({ kind: 'json', status, body })
 const LIVE = json(200, { status: 'ok' })
 const NOT_FOUND = json(404, { message: '404 Not Found' })
+/**
+ * The longest silence, either direction, on a health connection: a probe or a scrape is answered
+ * in milliseconds. Without it, a connection that sent nothing, or stopped reading an answer (a
+ * `/metrics` larger than the socket's buffers), was held for good (the listener's bound closes
+ * such connections only to make room: src/gate/connections.ts).
+ */
+export const HEALTH_IDLE_TIMEOUT_MS = 30_000
 
 export function createHealthServer (sources: HealthSources): Server {
   const { metrics, logger } = sources
@@ -42,7 +49,7 @@ export function createHealthServer (sources: HealthSources): Server {
     const turn = turnOf(req, res)
     if (turn === true) answer(req, res)
     else if (turn !== false) void turn.then(started => { if (started) answer(req, res) })
-  })
+  }).setTimeout(HEALTH_IDLE_TIMEOUT_MS)
 
   function answer (req: IncomingMessage, res: ServerResponse): void {
     if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {

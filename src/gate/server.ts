@@ -34,7 +34,7 @@ import { createForwardAuth } from './forward-auth.ts'
 import { createTurns } from './turns.ts'
 import { createBodyBudget } from '../read-body.ts'
 import { createHealthServer } from './health.ts'
-import { limitClientConnections } from './connections.ts'
+import { answering, limitClientConnections } from './connections.ts'
 import { createLifecycle } from './lifecycle.ts'
 import { createProxyHandler } from './proxy-listener.ts'
 import { rawErrorAnswer, respond } from './respond.ts'
@@ -432,11 +432,6 @@ function closeAfterAnswers (socket: Socket, timeoutMs: number): void {
     const linger = setTimeout(() => { socket.destroy() }, timeoutMs > 0 ? Math.min(timeoutMs, LINGER_MS) : LINGER_MS).unref()
     socket.once('close', () => { clearTimeout(linger) })
   }
-}
-
-/** The answer a connection is writing, or is to write next (Node's own field): none once its last has gone. */
-function answering (socket: Duplex): ServerResponse | null | undefined {
-  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
 }
 
 /** The calls of the gate's GitLab client, plus those of a resolver that was given its own. */

@@ -327,7 +327,7 @@ export function connectionMetrics (scope: Scope): ConnectionMetrics {
   })
   const dropped = new Counter({
     name: scope.name('client_connections_dropped_total'),
-    help: 'Client connections closed before a request was read, by listener and reason (max_connections: over the listener\'s limit; accept_error: the connection could not be accepted, e.g. EMFILE: no file descriptor left)',
+    help: 'Client connections closed unserved, by listener and reason (max_connections: over the listener\'s limit, closed as it arrived; on health, its oldest connection not being answered closed instead; accept_error: the connection could not be accepted, e.g. EMFILE: no file descriptor left)',
     labelNames: ['listener', 'reason'] as const,
     registers: [scope.registry]
   })

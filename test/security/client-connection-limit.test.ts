@@ -8,14 +8,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { createServer } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import { createServer, type Server } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../../src/config.ts'
-import { ACCEPT_ERRORS_PER_TURN, connectionLimitOf, FD_RESERVE, limitClientConnections, openFilesSoftLimit } from '../../src/gate/connections.ts'
+import { ACCEPT_ERRORS_PER_TURN, connectionLimitOf, FD_RESERVE, HEALTH_MAX_CONNECTIONS, limitClientConnections, openFilesSoftLimit } from '../../src/gate/connections.ts'
+import { createHealthServer, HEALTH_IDLE_TIMEOUT_MS } from '../../src/gate/health.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { startTestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { parseMetrics, scrape, total } from '../helpers/metrics.ts'
 import { requireTool } from '../helpers/require-tool.ts'
@@ -157,3 +160,60 @@ test('accept errors Node reports are counted and logged once a window; an accept
     connections.close()
   }
 })
+
+test('the health listener: connections opened and left silent never shut out a probe; past its bound the oldest not being answered is closed', async (t) => {
+  const gate = await startTestGate(t)
+  const { hostname, port } = new URL(gate.healthUrl)
+  const silent: Socket[] = []
+  t.after(() => { for (const s of silent) s.destroy() })
+  const EXTRA = 8
+  for (let i = 0; i < HEALTH_MAX_CONNECTIONS + EXTRA; i++) {
+    const s = connect(Number(port), hostname)
+    s.on('error', () => {})
+    silent.push(s)
+    await new Promise(resolve => s.once('connect', resolve))
+  }
+  // Each one past the bound closed the oldest: nothing of them was read, nor will be.
+  await eventually(() => silent.filter(s => s.destroyed).length === EXTRA, { timeoutMs: 30_000, message: 'the oldest closed' })
+  assert.deepEqual(silent.map(s => s.destroyed), silent.map((_s, i) => i < EXTRA))
+  // A probe is answered (with Node's maxConnections: its connection closed as it came, for as long as the others stayed).
+  assert.equal((await send(gate.healthUrl, 'GET', '/-/liveness')).status, 200)
+  assert.equal((await send(gate.healthUrl, 'GET', '/-/readiness')).status, 200)
+  const { samples } = await scrape(gate.healthUrl)
+  assert.ok(total(samples, `job_token_gate_${DROPPED}`, { listener: 'health', reason: 'max_connections' }) >= EXTRA)
+  const warned = gate.logs.filter(l => l.msg === 'client connection limit reached: new connections closed')
+  assert.deepEqual([warned[0]?.listener, warned[0]?.max_connections], ['health', HEALTH_MAX_CONNECTIONS])
+})
+
+test('the health listener closes a connection silent in both directions (a client that stopped reading its answer) after a while', () => {
+  const health = healthServer()
+  assert.equal(health.timeout, HEALTH_IDLE_TIMEOUT_MS)
+  assert.ok(HEALTH_IDLE_TIMEOUT_MS > 0)
+})
+
+test('the health listener: connections whose client stopped reading their answers never shut out a probe', async (t) => {
+  const metrics = createMetrics()
+  const health = healthServer(metrics)
+  const connections = limitClientConnections({ api: createServer(), auth: null, health }, 10, pino({ enabled: false }), metrics, 1024)
+  t.after(() => { connections.close(); health.closeAllConnections(); health.close() })
+  await new Promise<void>(resolve => { health.listen(0, '127.0.0.1', resolve) })
+  const { port } = health.address() as AddressInfo
+  // Connections handed to the listener as its own (Node's server takes any duplex stream): each
+  // asks for /metrics twice and reads nothing of the answers, which pile up unwritten.
+  const stalled: Duplex[] = []
+  t.after(() => { for (const s of stalled) s.destroy() })
+  for (let i = 0; i < HEALTH_MAX_CONNECTIONS; i++) {
+    const s = new Duplex({ read () {}, write () { /* never written: the client reads nothing */ } })
+    stalled.push(s)
+    health.emit('connection', s)
+    s.push('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+  }
+  await eventually(() => stalled.every(s => s.writableNeedDrain), { message: 'every answer stalled' })
+  // A probe is answered: the oldest stalled connection is closed for it (each is closed after 30 s of silence too).
+  assert.equal((await send(`http://127.0.0.1:${port}`, 'GET', '/-/liveness')).status, 200)
+  assert.deepEqual(stalled.map(s => s.destroyed), stalled.map((_s, i) => i === 0))
+})
+
+function healthServer (metrics = createMetrics()): Server {
+  return createHealthServer({ metrics, logger: pino({ enabled: false }), store: async () => ({ ok: true, kind: 'memory', mode: 'volatile', subscribed: true }), catalog: () => ({ version: 'v', routes: 0 }), upstreamUsable: () => true, draining: () => false })
+}
