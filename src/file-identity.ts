@@ -88,7 +88,7 @@ const LOCK_STALE_MS = 10_000
  * a writer that ended: untouched for LOCK_STALE_MS. A save holds its own for a write, an fsync and
  * a look, so one younger may be a running gate's (the old replica of a rollout) and is left alone.
  */
-export function leftBehind (mtimeMs: number): boolean {
+function leftBehind (mtimeMs: number): boolean {
   return Date.now() - mtimeMs > LOCK_STALE_MS
 }
 
@@ -149,12 +149,21 @@ function tryLock (lock: string): string | null {
   // since): removed by its name, it could be the lock another gate took over a moment before, and
   // both then held it, and both renamed their saves.
   try {
-    const seen = lstatSync(lock)
-    if (leftBehind(seen.mtimeMs)) {
-      removeIfSame(lock, aside => { const moved = lstatSync(aside); return moved.dev === seen.dev && moved.ino === seen.ino && moved.mtimeMs === seen.mtimeMs })
-    }
+    removeIfLeftBehind(lock)
   } catch { /* gone meanwhile: tried again */ }
   return null
+}
+
+/**
+ * Removes `path`, a temporary file beside a gate's file (a save's, a lock, a lock moved aside),
+ * when it was left behind (leftBehind), as the very file looked at: removed by its name, a stale
+ * lock could be the one another gate took over a moment before, which it then held no more.
+ * Throws when there is nothing to look at; a directory planted there is left alone.
+ */
+export function removeIfLeftBehind (path: string): void {
+  const seen = lstatSync(path)
+  if (seen.isDirectory() || !leftBehind(seen.mtimeMs)) return
+  removeIfSame(path, aside => { const moved = lstatSync(aside); return moved.dev === seen.dev && moved.ino === seen.ino && moved.mtimeMs === seen.mtimeMs })
 }
 
 /** Whether the lock moved to `aside` is the one holding `own` (a regular file, read only then: a pipe planted there would block the read). */

@@ -16,10 +16,10 @@
 // and reads the file anew.
 
 import { randomBytes } from 'node:crypto'
-import { lstat, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, type NamespaceSettings, type ProjectGrants, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
-import { identityFrom, identityNow, identityOf, leftBehind, linkedFileOf, otherNamesOf, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
+import { identityFrom, identityNow, identityOf, linkedFileOf, removeIfLeftBehind, otherNamesOf, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
 import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
@@ -475,7 +475,8 @@ async function loadFile (file: string): Promise<LoadedState> {
  * the lock was taken); it is never read. Only those left long enough ago are removed: a start beside
  * a gate still running on the file (the old replica of a rollout) once removed that gate's save
  * and lock from under it, and its save, answered 503, was lost. A lock left by a crash just now is
- * taken over once stale (takeFileLock).
+ * taken over once stale (takeFileLock). Each is removed as the very file looked at
+ * (removeIfLeftBehind): a stale lock a running gate takes over meanwhile becomes that gate's.
  */
 async function removeLeftoverTempFiles (file: string): Promise<void> {
   const dir = dirname(file)
@@ -486,14 +487,12 @@ async function removeLeftoverTempFiles (file: string): Promise<void> {
   } catch {
     return
   }
-  await Promise.all(names
-    .filter(name => name.startsWith(prefix) && name.endsWith('.tmp'))
-    .map(async name => {
-      const path = join(dir, name)
-      try {
-        if (leftBehind((await lstat(path)).mtimeMs)) await unlink(path)
-      } catch { /* gone meanwhile, or not ours to remove */ }
-    }))
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue
+    try {
+      removeIfLeftBehind(join(dir, name))
+    } catch { /* gone meanwhile, or not ours to remove */ }
+  }
 }
 
 async function syncDirectory (dir: string): Promise<void> {

@@ -16,6 +16,7 @@ import { syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lockFileOf, takeFileLock, takeFileLockSync } from '../../src/file-identity.ts'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
 
 function stateFile (t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'jtg-lock-takeover-'))
@@ -34,23 +35,34 @@ function staleLock (file: string): void {
 
 /**
  * Another gate's takeover, right after this one looked at the stale lock: it removes it and
- * creates its own, which it holds. (The look is a stat of the lock, following links or not.)
+ * creates its own, which it holds. (The look is a stat of the lock, following links or not,
+ * blocking or not.)
  */
 function otherTakesOverAfterTheLook (t: TestContext, lock: string): void {
   const original = { statSync: fs.statSync, lstatSync: fs.lstatSync }
+  const originalPromises = { stat: fs.promises.stat, lstat: fs.promises.lstat }
   let done = false
-  const hook = (name: 'statSync' | 'lstatSync') => ((path: fs.PathLike, options?: fs.StatSyncOptions) => {
-    const stats = (original[name] as (p: fs.PathLike, o?: fs.StatSyncOptions) => fs.Stats)(path, options)
+  const takeOver = (path: fs.PathLike): void => {
     if (!done && String(path) === lock) {
       done = true
       rmSync(lock)
       writeFileSync(lock, 'the other gate\n', { flag: 'wx' })
     }
+  }
+  const hook = (name: 'statSync' | 'lstatSync') => ((path: fs.PathLike, options?: fs.StatSyncOptions) => {
+    const stats = (original[name] as (p: fs.PathLike, o?: fs.StatSyncOptions) => fs.Stats)(path, options)
+    takeOver(path)
     return stats
   }) as typeof fs.statSync
+  const hookPromise = (name: 'stat' | 'lstat') => (async (path: fs.PathLike) => {
+    const stats = await originalPromises[name](path)
+    takeOver(path)
+    return stats
+  }) as typeof fs.promises.stat
   Object.assign(fs, { statSync: hook('statSync'), lstatSync: hook('lstatSync') })
+  Object.assign(fs.promises, { stat: hookPromise('stat'), lstat: hookPromise('lstat') })
   syncBuiltinESMExports()
-  t.after(() => { Object.assign(fs, original); syncBuiltinESMExports() })
+  t.after(() => { Object.assign(fs, original); Object.assign(fs.promises, originalPromises); syncBuiltinESMExports() })
 }
 
 test('of two gates taking over one stale lock, one holds it', async t => {
@@ -68,6 +80,19 @@ test('the registry\'s blocking wait: of two gates taking over one stale lock, on
   otherTakesOverAfterTheLook(t, lockFileOf(file))
   assert.throws(() => takeFileLockSync(file), /held by another writer/)
   assert.equal(readFileSync(lockFileOf(file), 'utf8'), 'the other gate\n')
+})
+
+test('a store starting beside a stale lock leaves alone the lock another gate takes over meanwhile', async t => {
+  // The start removes temporary files left long ago, the lock among them; removed by its name
+  // after the look, it was the lock the running gate had just taken over, which then held nothing.
+  const file = stateFile(t)
+  rmSync(file)
+  staleLock(file)
+  otherTakesOverAfterTheLook(t, lockFileOf(file))
+  const store = await createMemoryStore({ file })
+  t.after(() => store.close())
+  assert.equal(readFileSync(lockFileOf(file), 'utf8'), 'the other gate\n')
+  assert.deepEqual(readdirSync(join(file, '..')), ['grants.json.lock.tmp'])
 })
 
 test('a writer whose lock was taken over does not release its successor\'s', async t => {
