@@ -60,9 +60,15 @@ export function grantsOf (project: number): ProjectGrants {
   }
 }
 
-/** A memory store's state file (GATE_STATE_FILE) in `dir` holding projects 1..projects. */
+let stateFiles = 0
+
+/**
+ * A memory store's state file (GATE_STATE_FILE) in `dir` holding projects 1..projects: a new file
+ * for each gate, since a gate refuses to decide from a file another process wrote after it read
+ * it, as writing one name again for the next gate would be.
+ */
 export function stateFile (dir: string, projects: number): string {
-  const file = join(dir, `grants-${projects}.json`)
+  const file = join(dir, `grants-${projects}-${++stateFiles}.json`)
   const list = Array.from({ length: projects }, (_, i) => ({ version: 1, grants: grantsOf(i + 1) }))
   writeFileSync(file, JSON.stringify({ format: 'job-token-gate/grants', formatVersion: 1, projects: list }))
   return file
