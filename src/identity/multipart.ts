@@ -586,14 +586,27 @@ const WORKHORSE_FILE_FIELD_KEYS = ['name', 'path', 'remote_url', 'remote_id', 's
 
 /**
  * The names Rack 2 and Rack 3 (both readings) read from the line Go's WriteField writes for a
- * field of this name (workhorseRenamedFields); Rack 3 reads none from a line over its bound.
+ * field of this name (workhorseRenamedFields).
  */
 export function writtenFieldReadings (written: string): string[] {
   const line = `Content-Disposition: form-data; name="${written.replace(/["\\]/g, '\\$&')}"\r\n`
   // Rack's header block ends at the first CRLF CRLF.
   const end = line.indexOf('\r\n\r\n')
   const block = end === -1 ? line : line.slice(0, end + 2)
-  return [rack2PartName(block), rack3Disposition(block, 'old')?.name, rack3Disposition(block, 'folded')?.name].filter(read => read !== undefined)
+  return [rack2PartName(block), rack3PartName(block, 'old'), rack3PartName(block, 'folded')]
+}
+
+/**
+ * Rack 3's name for a part (parser.rb, handle_mime_head): Content-Disposition's `name`; without
+ * that header, or over Rack 3's bound on it, the first `Content-ID:` anywhere in the block (the
+ * expression is not anchored: inside a long name too); else the filename, else
+ * `"#{Content-Type}[]"`, its Content-Type found anywhere too.
+ */
+function rack3PartName (head: string, variant: 'old' | 'folded'): string {
+  const disposition = rack3Disposition(head, variant)
+  const name = disposition === null ? RACK2_FIRST_CONTENT_ID.exec(head)?.[1] : disposition.name
+  if (name !== undefined && name !== '') return name
+  return disposition?.filename ?? `${rack2ContentTypes(head, 1)[0] ?? 'text/plain'}[]`
 }
 
 /** rack2PartHead's name: the filename, costly to find, is looked for only where Rack names the part by it. */
@@ -606,11 +619,16 @@ function rack2PartName (head: string): string {
  * Whether every writtenFieldReadings of `<name>.<key>` is the name as written, for any key: a name
  * without a quote, a backslash, a `;`, a CR or an LF is written as it is, on one line whose only
  * `;` comes before `name=`, and Rack 2's expression and Rack 3's parameter loop both take the
- * quoted value whole from there (test/security/multipart-file-part-fields-as-written.test.ts).
+ * quoted value whole from there, as long as Rack 3 reads that line at all: past its bound it names
+ * the field by a `Content-ID:` or `Content-Type: ` inside the name, or `text/plain[]`
+ * (test/security/multipart-file-part-fields-as-written.test.ts).
  */
 export function writtenFieldReadAsIs (name: string): boolean {
-  return !/["\\;\r\n]/.test(name)
+  return name.length <= WRITTEN_NAME_MAX && !/["\\;\r\n]/.test(name)
 }
+
+/** The longest name whose every written field's Content-Disposition value (` form-data; name="<name>.<key>"`) is within Rack 3's bound. */
+const WRITTEN_NAME_MAX = RACK3_DISPOSITION_MAX_BYTES - ' form-data; name="."'.length - Math.max(...WORKHORSE_FILE_FIELD_KEYS.map(key => key.length))
 
 /**
  * The names Rack 2 or Rack 3 reads, other than the one written, from the lines Workhorse writes

@@ -76,3 +76,35 @@ export function rackBoundaries (types: readonly string[]): Array<string | null> 
   if (boundaries.length !== types.length) throw new Error(`Rack answered ${boundaries.length} boundaries for ${types.length} types`)
   return boundaries
 }
+
+/**
+ * The names Rack's multipart parser gives the parts of each body, in order (the names
+ * Rack::Multipart::Parser hands its collector, before nesting them, which may then raise: an
+ * invalid UTF-8 name); latin1. One Ruby process for the list.
+ */
+export function rackPartNames (bodies: ReadonlyArray<{ readonly boundary: string, readonly body: Buffer }>): string[][] {
+  const ruby = spawnSync('ruby', ['-rjson', '-rrack', '-rstringio', '-rbase64', '-e', `
+    module Names
+      def on_mime_head(index, head, filename, content_type, name)
+        $names << name.b.force_encoding('ISO-8859-1').encode('UTF-8')
+        super
+      end
+    end
+    Rack::Multipart::Parser::Collector.prepend(Names)
+    STDIN.read.split("\\n").each do |line|
+      request = JSON.parse(line)
+      body = Base64.strict_decode64(request['d'])
+      $names = []
+      begin
+        Rack::Multipart::Parser.parse(StringIO.new(body), body.bytesize, "multipart/form-data; boundary=#{request['b']}",
+          ->(_f, _c) { StringIO.new(+'') }, Rack::Multipart::Parser::BUFSIZE, Rack::Utils.default_query_parser)
+      rescue StandardError
+        # The names were given all the same.
+      end
+      puts JSON.generate($names)
+    end`], { input: bodies.map(b => JSON.stringify({ b: b.boundary, d: b.body.toString('base64') })).join('\n'), encoding: 'utf8', maxBuffer: 1 << 26 })
+  if (ruby.status !== 0) throw new Error(`Rack's multipart parser failed: ${ruby.error?.message ?? ruby.stderr}`)
+  const names = ruby.stdout.trim().split('\n').map(l => JSON.parse(l) as string[])
+  if (names.length !== bodies.length) throw new Error(`Rack answered for ${names.length} bodies of ${bodies.length}`)
+  return names
+}

@@ -10,7 +10,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writtenFieldReadAsIs, writtenFieldReadings } from '../../src/identity/multipart.ts'
+import { goParseMediaType } from '../../src/identity/go-mime.ts'
+import { goMultipart, goUnavailable } from '../helpers/go-multipart.ts'
 import { prng } from '../helpers/prng.ts'
+import { rackPartNames } from '../helpers/rack-oracle.ts'
+import { requireTool } from '../helpers/require-tool.ts'
+import { requireRack } from '../rack/rack-available.ts'
 
 const KEYS = ['name', 'path', 'remote_url', 'remote_id', 'size', 'upload_duration', 'md5', 'sha1', 'sha256', 'sha512', 'gitlab-workhorse-upload']
 // Pieces of names that Rack's readings treat specially, and characters outside ASCII (one a byte).
@@ -46,4 +51,39 @@ test('the names Go decodes that Rack reads otherwise are not taken', () => {
   }
   // Rack reads the first of them as `access_token`: the readings the shortcut skips see it.
   assert.ok(writtenFieldReadings('x; name=access_token .name').includes('access_token'))
+})
+
+test('Rack reads as written every field Go writes for a file part whose name the shortcut takes', t => {
+  if (!requireTool(t, goUnavailable()) || !requireRack(t)) return
+  // Go reads the client's part and writes its fields (test/helpers/go_multipart.go); Debian's Rack
+  // reads them. Names of the pieces above, bytes outside ASCII and invalid UTF-8 among them, up
+  // to the longest the shortcut takes.
+  const boundary = 'fields-as-written-boundary'
+  const random = prng(20261203)
+  const names: string[] = []
+  while (names.length < 2000) {
+    const length = 1 + Math.floor(random() * (names.length % 50 === 0 ? 600 : 12))
+    let name = ''
+    for (let j = 0; j < length; j++) name += PIECES[Math.floor(random() * PIECES.length)]!
+    if (writtenFieldReadAsIs(name) && !name.includes(`--${boundary}`)) names.push(name)
+  }
+  names.push('x'.repeat(1493), ` ${'\xff'.repeat(1492)}`)
+  const bodies = names.map(name => ({
+    boundary,
+    body: Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="f.bin"\r\n\r\nv\r\n--${boundary}--\r\n`, 'latin1')
+  }))
+  const go = goMultipart(bodies)
+  const rack = rackPartNames(go.map(g => ({ boundary, body: g.rewritten })))
+  let compared = 0
+  for (const [i, name] of names.entries()) {
+    // The shortcut is asked of the gate's reading of the name as Go reads it (white space trimmed,
+    // escapes decoded), latin1; the oracle's Go answers its name as UTF-8 text.
+    const goName = goParseMediaType(`form-data; name="${name}"; filename="f.bin"`)?.params.get('name')
+    if (go[i]!.error !== undefined || goName === undefined || !writtenFieldReadAsIs(goName)) continue
+    const oracleName = go[i]!.parts[0]?.name ?? ''
+    if (!oracleName.includes('\ufffd')) assert.equal(Buffer.from(oracleName, 'utf8').toString('latin1'), goName, JSON.stringify(name))
+    assert.deepEqual([...rack[i]!].sort(), KEYS.map(key => `${goName}.${key}`).sort(), JSON.stringify(name))
+    compared++
+  }
+  assert.ok(compared > 1900, `${compared} names compared`)
 })
