@@ -10,11 +10,13 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createMultipartCounter, MAX_MULTIPART_PARTS, scanMultipart } from '../../src/identity/multipart.ts'
+import fc from 'fast-check'
+import { createMultipartCounter, createMultipartGuard, MAX_MULTIPART_PARTS, scanMultipart } from '../../src/identity/multipart.ts'
 import { IdentityError } from '../../src/identity/types.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startTestGate } from '../helpers/gate.ts'
 import { rawRequest, type RawAnswer } from '../helpers/http.ts'
+import { propertyRun } from '../helpers/property-run.ts'
 
 const BOUNDARY = 'xYzZy'
 const HEAD = 'Content-Disposition: form-data; ' + 'name="a"; '.repeat(1500).trimEnd() + '\r\n'
@@ -80,4 +82,85 @@ test('at /api/graphql, no token: a multipart body past the bounds is refused bef
     }
   }
   assert.deepEqual(g.seen, [])
+})
+
+const BOUNDS = new Set(['MULTIPART_HEADERS_TOO_LARGE', 'MULTIPART_TOO_MANY_PARTS'])
+const refusal = (err: unknown): string => err instanceof IdentityError ? err.code : `not the gate's: ${String(err)}`
+const pieces = (body: Buffer, cuts: number[]): Buffer[] => {
+  const out: Buffer[] = []
+  let start = 0
+  for (const cut of [...cuts, body.length]) { out.push(body.subarray(start, cut)); start = cut }
+  return out
+}
+
+/** How the counter refuses the body in these chunks, and at which (their count: the end). */
+function counted (chunks: Buffer[]): { code: string | null, at: number } {
+  const counter = createMultipartCounter(BOUNDARY)
+  for (const [i, chunk] of chunks.entries()) {
+    try { counter.write(chunk) } catch (err) { return { code: refusal(err), at: i } }
+  }
+  try { counter.end() } catch (err) { return { code: refusal(err), at: chunks.length } }
+  return { code: null, at: -1 }
+}
+
+/** The streaming guard over the same chunks, written one by one. */
+async function guarded (chunks: Buffer[]): Promise<{ code: string | null, at: number }> {
+  const guard = createMultipartGuard({ boundary: BOUNDARY })
+  guard.resume()
+  let failed: unknown = null
+  guard.on('error', err => { failed ??= err })
+  for (const [i, chunk] of chunks.entries()) {
+    await new Promise<void>(resolve => { guard.write(chunk, () => { resolve() }) })
+    if (failed !== null) return { code: refusal(failed), at: i }
+  }
+  await new Promise<void>(resolve => { guard.end(() => { resolve() }); guard.on('error', () => { resolve() }) })
+  return failed !== null ? { code: refusal(failed), at: chunks.length } : { code: null, at: -1 }
+}
+
+// Pieces Rack's and Go's framing treat differently: CRLF and LF lines, a delimiter inside a header
+// or not at a line's start, a preamble, a closing delimiter early, none at the end, long lines;
+// each part repeated up to 400 times, so that some bodies pass a bound and some stay within.
+const generatedLine = fc.oneof(
+  fc.constantFrom('Content-Disposition: form-data; name="a"', 'X: y', '', ' folded', `--${BOUNDARY}`, `x--${BOUNDARY}--`, `--${BOUNDARY}--`, '\r', 'a\r\nb'),
+  fc.integer({ min: 1, max: 40 }).map(k => 'H: ' + 'h'.repeat(k * 500))
+)
+const eol = fc.constantFrom('\r\n', '\n', '\r\n', '\r\n')
+const generatedPart = fc.record({
+  open: fc.constantFrom(`--${BOUNDARY}\r\n`, `--${BOUNDARY}\n`, `--${BOUNDARY}`, `--${BOUNDARY}--\r\n`, `\r\n--${BOUNDARY}\r\n`, `--${BOUNDARY} \r\n`, `x--${BOUNDARY}\r\n`),
+  lines: fc.array(fc.tuple(generatedLine, eol), { maxLength: 6 }),
+  blank: fc.constantFrom('\r\n', '\n', '', '\r\n\r\n'),
+  value: fc.constantFrom('', 'v', 'v\r\n', 'z'.repeat(3000), '\r\n')
+}).map(p => p.open + p.lines.map(([l, e]) => l + e).join('') + p.blank + p.value)
+const generatedBody = fc.record({
+  preamble: fc.constantFrom('', 'preamble\r\n', `x--${BOUNDARY}y\r\n`),
+  parts: fc.array(fc.tuple(generatedPart, fc.integer({ min: 1, max: 400 })), { minLength: 1, maxLength: 5 }),
+  close: fc.constantFrom(`--${BOUNDARY}--\r\n`, `--${BOUNDARY}--`, '', `--${BOUNDARY}`, `--${BOUNDARY}\r\n`)
+}).map(b => Buffer.from(b.preamble + b.parts.map(([p, n]) => p.repeat(n)).join('') + b.close, 'latin1'))
+
+// The counter is the guard's scanner counting only: over generated bodies cut into the same
+// generated chunks, it refuses with the guard's bound code at the guard's chunk, and as it does
+// when given the body whole; where the guard refuses first for another reason, only later.
+test('the counter refuses with the guard\'s bound code at the guard\'s chunk, over generated bodies and chunks', async t => {
+  const { seed, numRuns } = propertyRun(t, 'COUNTER', 60)
+  let refused = 0
+  await fc.assert(fc.asyncProperty(generatedBody, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 60 }), async (bytes, at) => {
+    const cuts = [...new Set(at.map(x => Math.floor(x * bytes.length)))].sort((x, y) => x - y)
+    const chunks = pieces(bytes, cuts)
+    const guard = await guarded(chunks)
+    const count = counted(chunks)
+    const whole = counted([bytes])
+    if (guard.code !== null && BOUNDS.has(guard.code)) {
+      refused++
+      assert.deepEqual(count, guard)
+      assert.equal(whole.code, guard.code)
+    } else if (guard.code === null) {
+      assert.equal(count.code, null)
+      assert.equal(whole.code, null)
+    } else {
+      // The guard refused first for another reason; the counter refuses only at a bound, later.
+      assert.ok(count.code === null || (BOUNDS.has(count.code) && count.at >= guard.at), JSON.stringify([count, guard]))
+    }
+  }), { seed, numRuns })
+  // Some of them passed a bound (a quarter of them, about).
+  assert.ok(refused > 0, `${refused} refused at a bound`)
 })
