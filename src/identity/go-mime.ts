@@ -233,10 +233,9 @@ export function goFormatMediaType (type: string, params: ReadonlyMap<string, str
 
 /**
  * The Content-Disposition value Workhorse writes for Rails in place of `value`, or null where Go
- * gives the part no name (Workhorse then drops the part).
+ * gives the part no name (Workhorse then drops the part). `parsed`: goParseMediaType(value), when known.
  */
-export function goNormalizedDisposition (value: string): string | null {
-  const parsed = goParseMediaType(value)
+export function goNormalizedDisposition (value: string, parsed = goParseMediaType(value)): string | null {
   if (parsed === null || (parsed.params.get('name') ?? '') === '') return null
   return goFormatMediaType(parsed.type, parsed.params)
 }

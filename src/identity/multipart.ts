@@ -428,7 +428,7 @@ const HEAD_READINGS_MAX = 256
 /** Longer blocks are read every time: they are few, and keeping them would hold memory. */
 const HEAD_READING_KEY_MAX = 1024
 
-function readHead (head: string): { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean } {
+export function readHead (head: string): { readonly names: readonly string[], readonly file: boolean, readonly renamed: boolean } {
   const known = headReadings.get(head)
   if (known !== undefined) return known
   const reading = { ...partNames(head), file: isFilePart(head) }
@@ -568,8 +568,8 @@ function partNames (head: string): { readonly names: string[], readonly renamed:
   // Workhorse hands Rails each Content-Disposition as Go reads it (parameters decoded, sorted and
   // quoted again): Rack's reading of that line is a reading of the part's name too.
   if (/content-disposition/i.test(head)) {
-    for (const value of goHeaderValues(head, 'content-disposition')) {
-      const normalized = goNormalizedDisposition(value)
+    for (const value of goDispositions(head)) {
+      const normalized = goNormalizedDisposition(value, goParsedDisposition(value))
       if (normalized !== null) names.push(...headerNames(`Content-Disposition: ${normalized}\r\n`))
     }
   }
@@ -640,9 +640,9 @@ const WRITTEN_NAME_MAX = RACK3_DISPOSITION_MAX_BYTES - ' form-data; name="."'.le
  * for a name read as written.
  */
 function workhorseRenamedFields (head: string): string[] {
-  const value = goHeaderValues(head, 'content-disposition')[0]
+  const value = goDispositions(head)[0]
   if (value === undefined) return []
-  const params = goParseMediaType(value)?.params
+  const params = goParsedDisposition(value)?.params
   const name = params?.get('name') ?? ''
   if (name === '' || (params?.get('filename') ?? '') === '') return []
   const renamed: string[] = []
@@ -673,12 +673,43 @@ function headerNames (head: string): string[] {
     const name = rack3Disposition(head, variant)?.name
     if (name !== undefined) names.push(name)
   }
-  for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
-  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
-  names.push(...rack2ContentTypes(head))
-  for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
+  // Each expression below needs its header's name as written (any case): a block without it
+  // skips a scan of every position (hot path for bodies of many small parts).
+  if (HAS_CONTENT_ID.test(head)) {
+    for (const m of head.matchAll(RACK2_CONTENT_ID)) names.push(m[1]!)
+    for (const m of head.matchAll(RACK3_FOLDED_CONTENT_ID)) names.push(m[1]!)
+  }
+  if (HAS_CONTENT_TYPE.test(head)) {
+    names.push(...rack2ContentTypes(head))
+    for (const m of head.matchAll(RACK3_FOLDED_CONTENT_TYPE)) names.push(m[1]!)
+  }
   return names
 }
+
+const HAS_CONTENT_ID = /content-id/i
+const HAS_CONTENT_TYPE = /content-type/i
+
+/**
+ * The answer of a pure function of one string, kept for the next call with the same string: a
+ * header block's readings ask Go's and Rack 3's reading of its Content-Disposition several times
+ * over (partNames, workhorseRenamedFields, isFilePart). Hot path for bodies of many small parts.
+ */
+function lastAnswer<T> (read: (text: string) => T): (text: string) => T {
+  let last: string | undefined
+  let answer: T | undefined
+  return text => {
+    if (text !== last) {
+      answer = read(text)
+      last = text
+    }
+    return answer as T
+  }
+}
+
+/** goHeaderValues of Content-Disposition. The array is shared: never changed. */
+const goDispositions = lastAnswer(head => goHeaderValues(head, 'content-disposition'))
+/** goParseMediaType of a Content-Disposition value. The answer is shared: never changed. */
+const goParsedDisposition = lastAnswer(goParseMediaType)
 
 /** The values of a header in a block, its lines unfolded and trimmed as Go's textproto reads them. */
 function goHeaderValues (head: string, name: string): string[] {
@@ -871,8 +902,15 @@ function rack2Filename (head: string): string | null {
  * such header, its parameters after the first ';' parsed one by one. Null without one, or when it
  * is over Rack 3's limit (Rack then names the part from Content-ID).
  */
-function rack3Disposition (head: string, variant: 'old' | 'folded'): { name?: string, filename?: string } | null {
-  const value = variant === 'old' ? rack3OldDisposition(head) : RACK3_FOLDED_DISPOSITION.exec(head)?.[1] ?? null
+function rack3Disposition (head: string, variant: 'old' | 'folded'): { readonly name?: string, readonly filename?: string } | null {
+  return variant === 'old' ? rack3OldReading(head) : rack3FoldedReading(head)
+}
+
+const rack3OldReading = lastAnswer(head => rack3ReadDisposition(rack3OldDisposition(head)))
+const rack3FoldedReading = lastAnswer(head => rack3ReadDisposition(RACK3_FOLDED_DISPOSITION.exec(head)?.[1] ?? null))
+
+/** Rack 3's parameter loop over a Content-Disposition value (rack3Disposition). */
+function rack3ReadDisposition (value: string | null): { name?: string, filename?: string } | null {
   if (value === null || value.length > RACK3_DISPOSITION_MAX_BYTES) return null
   let d = value
   const out: { name?: string, filename?: string } = {}
@@ -933,8 +971,8 @@ export function isFilePart (head: string): boolean {
  * value.
  */
 function workhorseField (head: string): boolean {
-  const value = goHeaderValues(head, 'content-disposition')[0]
+  const value = goDispositions(head)[0]
   if (value === undefined) return false
-  const parsed = goParseMediaType(value)
+  const parsed = goParsedDisposition(value)
   return parsed !== null && (parsed.params.get('name') ?? '') !== '' && !parsed.params.has('filename')
 }
