@@ -616,15 +616,16 @@ function rack2PartName (head: string): string {
 }
 
 /**
- * Whether every writtenFieldReadings of `<name>.<key>` is the name as written, for any key: a name
- * without a quote, a backslash, a `;`, a CR or an LF is written as it is, on one line whose only
- * `;` comes before `name=`, and Rack 2's expression and Rack 3's parameter loop both take the
- * quoted value whole from there, as long as Rack 3 reads that line at all: past its bound it names
- * the field by a `Content-ID:` or `Content-Type: ` inside the name, or `text/plain[]`
- * (test/security/multipart-file-part-fields-as-written.test.ts).
+ * Whether every writtenFieldReadings of `<name>.<key>` is the name as written, for any key. Go
+ * writes the name on one line, quoted, `"` and `\` escaped, which Rack 2's quoted value
+ * (`"(?:\\"|[^"])*"`, then `dequote`) and Rack 3's parameter loop both read back whole, unless
+ * the name holds a CR or an LF (the line ends there), or a `;` followed by `name=` (Rack 2's
+ * `Content-Disposition:[^:]*;\s*name=` takes the last one). Rack 3 reads that line only within its
+ * bound: past it, it names the field by a `Content-ID:` or `Content-Type: ` inside the name, or
+ * `text/plain[]` (test/security/multipart-file-part-fields-as-written.test.ts).
  */
 export function writtenFieldReadAsIs (name: string): boolean {
-  return name.length <= WRITTEN_NAME_MAX && !/["\\;\r\n]/.test(name)
+  return name.length <= WRITTEN_NAME_MAX && !/[\r\n]|;[ \t\v\f]*name=/i.test(name)
 }
 
 /** The longest name whose every written field's Content-Disposition value (` form-data; name="<name>.<key>"`) is within Rack 3's bound. */
@@ -647,7 +648,7 @@ function workhorseRenamedFields (head: string): string[] {
   if (name === '' || (params?.get('filename') ?? '') === '') return []
   const renamed: string[] = []
   // Hot path for bodies of many file parts: a name Rack reads as written (writtenFieldReadAsIs)
-  // needs none of the three readings of its eleven fields: half of what a small file part costs.
+  // needs none of the three readings of its eleven fields: most of what a small file part costs.
   const asWritten = writtenFieldReadAsIs(name)
   for (const key of WORKHORSE_FILE_FIELD_KEYS) {
     const written = `${name}.${key}`

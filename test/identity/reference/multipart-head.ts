@@ -1,7 +1,9 @@
 // The header block readings of src/identity/multipart.ts as they were before the readings one
-// block asks several times over were kept (lastAnswer) and the Content-ID and Content-Type scans
-// skipped in blocks without those names: the reference the current ones are checked against
-// (test/identity/multipart-head-readings.test.ts). Not used by the gate.
+// block asks several times over were kept (lastAnswer), the Content-ID and Content-Type scans
+// skipped in blocks without those names, and Workhorse's fields read Rack's ways for fewer names
+// (writtenFieldReadAsIs here still reads every name holding a quote, a backslash or a `;`): the
+// reference the current ones are checked against (test/identity/multipart-head-readings.test.ts).
+// Not used by the gate.
 
 import { isCredentialParam, isMethodOverrideParam } from '../../../src/identity/credentials.ts'
 import { trimEnds } from '../../../src/text.ts'
