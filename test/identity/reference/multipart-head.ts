@@ -8,6 +8,8 @@
 import { isCredentialParam, isMethodOverrideParam } from '../../../src/identity/credentials.ts'
 import { trimEnds } from '../../../src/text.ts'
 import { goFormatMediaType, goParseMediaType } from '../../../src/identity/go-mime.ts'
+// The readings those changes left as they were are the gate's own.
+import { rack2ContentTypes, rack2PartHead, rack3OldDisposition, rubyStrip } from '../../../src/identity/multipart.ts'
 
 /** The reading a multipart guard makes of a header block: its names, whether it is a file, and whether Workhorse's fields for it are read under another name. */
 export function referenceHeadReading (head: string): { readonly names: string[], readonly file: boolean, readonly renamed: boolean } {
@@ -280,75 +282,9 @@ function unescapeQuoted (s: string): string {
   return s.replace(/\\([\s\S])/g, '$1')
 }
 
-/** Ruby's String#strip: ASCII white space and NUL. */
-function rubyStrip (s: string): string {
-  return trimEnds(s, '\0 \t\n\v\f\r')
-}
-
 // Two of Rack's expressions read line by line: as regular expressions they start a match at every
 // occurrence of the header's name and scan to the line's end from each, quadratic in a line of
 // repeated names (16 KiB: 7 and 14 ms a part header; found by scanning the sources with recheck).
-
-/**
- * The lines of a header block that end in CRLF and hold `name` (lower case, matched in any case):
- * where the name first occurs in the line, and the line's LF. Each occurrence is searched for
- * once, so the walk is linear.
- */
-function * crlfLinesNaming (head: string, name: string): Generator<{ readonly at: number, readonly lf: number }> {
-  const lower = head.toLowerCase()
-  let at = lower.indexOf(name)
-  for (let start = 0; at !== -1;) {
-    const lf = head.indexOf('\n', start)
-    if (lf === -1) return
-    if (at < start) at = lower.indexOf(name, start)
-    if (at !== -1 && at < lf && head[lf - 1] === '\r') yield { at, lf }
-    start = lf + 1
-  }
-}
-
-/**
- * Rack 2's `/Content-Type: (.*)\r\n/ni` over a header block: on each line that ends in CRLF, the
- * rest of it after the line's first `Content-Type: ` (any case, anywhere in the line). `limit`:
- * the first so many.
- */
-function rack2ContentTypes (head: string, limit = Infinity): string[] {
-  const found: string[] = []
-  for (const { at, lf } of crlfLinesNaming(head, 'content-type: ')) {
-    if (found.length >= limit) break
-    found.push(head.slice(at + 14, lf - 1))
-  }
-  return found
-}
-
-/**
- * Rack 3.0 and 3.1 take the first Content-Disposition line not folded (later 3.x the first
- * header line, folded lines included: RACK3_FOLDED_DISPOSITION): as
- * `/Content-Disposition:([^\n]*)(?=\r\n(?:[^\s]|$))/i`, the rest of the first line that holds
- * the name, ends in CRLF and is not followed by a folded line. Null without one.
- */
-function rack3OldDisposition (head: string): string | null {
-  for (const { at, lf } of crlfLinesNaming(head, 'content-disposition:')) {
-    const next = head[lf + 1]
-    if (next === undefined || !' \t\n\v\f\r'.includes(next)) return head.slice(at + 20, lf - 1)
-  }
-  return null
-}
-
-/**
- * Ruby's `text =~ /^"(.*)"$/` then `$1`: the inside of the first line (`^` and `$` are line
- * anchors, `.` anything but LF) that starts and ends with a quote; undefined without one. Line by
- * line: as an expression it retried every line start, quadratic in a value of many short lines.
- */
-function rubyUnquoted (text: string): string | undefined {
-  for (let start = 0; start <= text.length;) {
-    const lf = text.indexOf('\n', start)
-    const end = lf === -1 ? text.length : lf
-    if (end - start >= 2 && text[start] === '"' && text[end - 1] === '"') return text.slice(start + 1, end - 1)
-    if (lf === -1) return undefined
-    start = lf + 1
-  }
-  return undefined
-}
 
 /** Rack 2's part name from Content-Disposition (`MULTIPART_CONTENT_DISPOSITION`, then `dequote`), or null. */
 function rack2DispositionName (head: string): string | null {
@@ -356,21 +292,6 @@ function rack2DispositionName (head: string): string | null {
   if (m === null) return null
   const quoted = /^"([^\n]*)"$/.exec(m[1]!)
   return (quoted === null ? m[1]! : quoted[1]!).replace(/\\([^\n])/g, '$1')
-}
-
-/**
- * How Rack 2.2 takes a part from its header block (parser.rb, handle_mime_head, and get_data):
- * the name of Content-Disposition, else Content-ID, else (also when empty) the filename or
- * `"#{Content-Type}[]"`. `file`: a filename was found, the value is an upload; `skipped`: the
- * filename is empty (a file input left empty), the part gives no parameter at all.
- */
-function rack2PartHead (head: string): { readonly name: string, readonly file: boolean, readonly skipped: boolean } {
-  let name = rack2DispositionName(head) ?? RACK2_FIRST_CONTENT_ID.exec(head)?.[1] ?? null
-  const raw = rack2Filename(head)
-  // Rack unquotes the filename (`/^"(.*)"$/`); percent escapes and backslashes never empty one.
-  const filename = raw === null ? null : rubyUnquoted(raw) ?? raw
-  if (name === null || name === '') name = filename ?? `${rack2ContentTypes(head, 1)[0] ?? 'text/plain'}[]`
-  return { name, file: filename !== null, skipped: filename === '' }
 }
 
 /** Rack 2's `get_filename`: the filename, or null for a part that is no file. */
