@@ -622,13 +622,21 @@ function rack2PartName (head: string): string {
  * the name holds a CR or an LF (the line ends there), or a `;` followed by `name=` (Rack 2's
  * `Content-Disposition:[^:]*;\s*name=` takes the last one). Rack 3 reads that line only within its
  * bound: past it, it names the field by a `Content-ID:` or `Content-Type: ` inside the name, or
- * `text/plain[]` (test/security/multipart-file-part-fields-as-written.test.ts).
+ * `text/plain[]` (test/security/multipart-file-part-fields-as-written.test.ts). The bound is on
+ * the name as written, each `"` and `\` a byte longer for its escape
+ * (test/security/multipart-file-part-escaped-long-names.test.ts).
  */
 export function writtenFieldReadAsIs (name: string): boolean {
-  return name.length <= WRITTEN_NAME_MAX && !/[\r\n]|;[ \t\v\f]*name=/i.test(name)
+  if (name.length > WRITTEN_NAME_MAX || /[\r\n]|;[ \t\v\f]*name=/i.test(name)) return false
+  let written = name.length
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c === 0x22 || c === 0x5c) written++
+  }
+  return written <= WRITTEN_NAME_MAX
 }
 
-/** The longest name whose every written field's Content-Disposition value (` form-data; name="<name>.<key>"`) is within Rack 3's bound. */
+/** The longest name, as written (escapes included), whose every written field's Content-Disposition value (` form-data; name="<name>.<key>"`) is within Rack 3's bound. */
 const WRITTEN_NAME_MAX = RACK3_DISPOSITION_MAX_BYTES - ' form-data; name="."'.length - Math.max(...WORKHORSE_FILE_FIELD_KEYS.map(key => key.length))
 
 /**
