@@ -123,10 +123,10 @@ export function limitClientConnections (servers: { api: Server, auth: Server | n
 
 /**
  * The health listener past `max` connections closes the oldest one not being answered (waiting
- * for its request, or idle between scrapes) or whose answer waits for its client to read it, or
- * the new one when every one is being written. With Node's maxConnections instead, 32 connections
- * opened and left silent (nothing to time out: no request begun), or asking for /metrics and
- * reading nothing, shut out every probe for as long as they stayed open, and Kubernetes restarted
+ * for its request, or idle between scrapes) or whose answer waits for its client to read it
+ * (waitsForClient), or the new one when every one is being written. With Node's maxConnections
+ * instead, 32 connections opened and left silent (nothing to time out: no request begun), or
+ * asking for /metrics and reading nothing, shut out every probe for as long as they stayed open, and Kubernetes restarted
  * the gate on its failed liveness probes. A probe sends its request as it connects and its small
  * answer is written at once, so it is the newest of the connections that could be closed, never
  * the oldest.
@@ -140,7 +140,7 @@ function keepOpenForProbes (server: Server, max: number, dropped: () => void): v
     if (open.size <= max) return
     let closed = socket
     for (const other of open) {
-      if (other !== socket && (answering(other) == null || other.writableNeedDrain)) {
+      if (other !== socket && (answering(other) == null || waitsForClient(other))) {
         closed = other
         break
       }
@@ -149,6 +149,16 @@ function keepOpenForProbes (server: Server, max: number, dropped: () => void): v
     closed.destroy()
     dropped()
   })
+}
+
+/**
+ * Whether bytes of an answer wait in the socket's own buffer: the kernel's is full, its client
+ * reads nothing. Any bytes, not writableNeedDrain, which Node sets only past 16 KiB: a probe's
+ * answer is a few hundred bytes, and a client that pipelines probes and reads none of their
+ * answers held its connection, taken as being answered, for as long as it kept asking.
+ */
+function waitsForClient (socket: Socket): boolean {
+  return socket.writableLength > 0
 }
 
 /** The answer a connection is writing, or is to write next (Node's own field): none once its last has gone. */
