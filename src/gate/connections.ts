@@ -18,8 +18,13 @@ import type { Listener } from '../metrics/collectors.ts'
 
 /** Descriptors left to the process itself: listeners, event loop, pipes, Redis, files, the health listener's connections. */
 export const FD_RESERVE = 128
-/** Descriptors a client connection may hold: its own, and one to the upstream or GitLab while its request is handled. */
-export const FDS_PER_CONNECTION = 2
+/**
+ * Descriptors a client connection may hold: its own, one to the upstream and one to GitLab. Its
+ * request uses one of the last two at a time, but both pools keep a connection open after a call
+ * for the next (the upstream's for up to 30 s, GitLab's for a few seconds): connections that each
+ * had a request forwarded and then one that asks GitLab hold three descriptors each.
+ */
+export const FDS_PER_CONNECTION = 3
 /**
  * The health listener's bound: probes and scrapes open a few connections at a time. Kept by
  * closing the oldest idle or stalled connection when one more comes (keepOpenForProbes).

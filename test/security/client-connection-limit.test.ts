@@ -25,8 +25,8 @@ import { requireTool } from '../helpers/require-tool.ts'
 import { startServe } from '../helpers/serve.ts'
 
 const OPEN_FILES = 256
-/** What the gate derives from OPEN_FILES: (256 - 128) / 2. */
-const MAX = (OPEN_FILES - FD_RESERVE) / 2
+/** What the gate derives from OPEN_FILES: (256 - 128) / 3. */
+const MAX = Math.floor((OPEN_FILES - FD_RESERVE) / 3)
 /** More than the limit, and more than the descriptors left without one. */
 const FLOOD = 160
 const HELD = '/api/v4/projects/2/packages'
@@ -114,9 +114,9 @@ test('the limit: GATE_MAX_CONNECTIONS, else derived from the open files soft lim
     assert.throws(() => loadConfig({ ...base, GATE_MAX_CONNECTIONS: bad }), (err: unknown) => err instanceof ConfigError && /GATE_MAX_CONNECTIONS must be/.test(err.message), bad)
   }
   const cases: Array<[number | undefined, number | null, number, ReturnType<typeof connectionLimitOf>]> = [
-    [undefined, 1024, 1, { max: 448, source: 'fd_limit' }],
-    [undefined, 1024, 2, { max: 224, source: 'fd_limit' }],
-    [undefined, 1_048_576, 1, { max: 524_224, source: 'fd_limit' }],
+    [undefined, 1024, 1, { max: 298, source: 'fd_limit' }],
+    [undefined, 1024, 2, { max: 149, source: 'fd_limit' }],
+    [undefined, 1_048_576, 1, { max: 349_482, source: 'fd_limit' }],
     // Too few descriptors for any share: one connection, not none (the start logs the limit).
     [undefined, 64, 1, { max: 1, source: 'fd_limit' }],
     [undefined, null, 1, { max: null, source: 'none' }],
