@@ -2,9 +2,10 @@
 // stage, project, group and user lookups for the configuration API and the package-rule role
 // checks, lists (one page or many) for the project resolvers. createGate builds one client per
 // gate and hands it to every caller; one undici Pool per GitLab, without a connection limit,
-// every call bounded by one timeout, bodies read up to a limit, never retried, and counted by
-// endpoint and outcome for /metrics (job_token_gate_gitlab_requests_total). Callers map an
-// answer to their own errors; this module only says whether GitLab answered and what.
+// every call bounded by one timeout, bodies read up to a limit, counted by endpoint and outcome
+// for /metrics (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors;
+// this module only says whether GitLab answered and what. A call is retried only where a GET
+// met a connection closed under it before any answer (closedUnderCall).
 //
 // The forwarding of API traffic (src/proxy/forward.ts) keeps its own Pool on purpose: it is the
 // data path (streamed bodies of any size, the client's timeouts, its own pool metrics), and the
@@ -15,7 +16,7 @@
 // upstream URL's own path). Paths given to get() and getList() start at `/api/v4`; post() is for
 // GitLab's GraphQL endpoint, `/api/graphql`, beside it.
 
-import { Pool } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 
 export interface GitlabClientOptions {
   /** GATE_UPSTREAM_URL: the GitLab the gate forwards to, with any path of its own (`http://gitlab-webservice:8181`). */
@@ -93,8 +94,9 @@ export interface GitlabClient {
   getList (path: string, call: GitlabCall, options?: { readonly maxPages?: number }): Promise<GitlabListAnswer>
   /**
    * `POST path` with a JSON body (GraphQL queries at `/api/graphql`: reads that do not fit a
-   * URL); the answer is read as get()'s. Never retried, like every call. Optional only for
-   * stand-ins in tests and benchmarks: createGitlabClient's client has it.
+   * URL); the answer is read as get()'s. Never asked twice, not even on a connection closed under
+   * it (a GET is). Optional only for stand-ins in tests and benchmarks: createGitlabClient's
+   * client has it.
    */
   post? (path: string, body: unknown, call: GitlabCall): Promise<GitlabAnswer>
   readonly hasServiceToken: boolean
@@ -144,8 +146,16 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   /** `next`: the query of the next page (GitLab's `X-Next-Page`, or the query of `Link: <...>; rel="next"`). */
   type Raw = { status: number, text: string | undefined, location?: string, next?: string | null }
   const request = async (path: string, headers: Record<string, string>, body?: string, limit = maxBytes): Promise<Raw> => {
+    const signal = AbortSignal.timeout(timeoutMs)
+    const ask = async (): Promise<Dispatcher.ResponseData> => await pool.request({ method: body === undefined ? 'GET' : 'POST', path: basePath + path, headers, ...(body === undefined ? {} : { body }), signal })
     try {
-      const res = await pool.request({ method: body === undefined ? 'GET' : 'POST', path: basePath + path, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(timeoutMs) })
+      let res: Dispatcher.ResponseData
+      try {
+        res = await ask()
+      } catch (err) {
+        if (body !== undefined || signal.aborted || !closedUnderCall(err)) throw err
+        res = await ask()
+      }
       if (res.statusCode !== 200) {
         await res.body.dump()
         const location = res.statusCode >= 300 && res.statusCode < 400 ? res.headers.location : undefined
@@ -214,6 +224,18 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
       await pool.close()
     }
   }
+}
+
+/**
+ * A kept-alive connection closed by GitLab's side as a call was sent on it: GitLab's idle timeout
+ * ran out as the call left (or ran out while this process's event loop was held, the close not yet
+ * read), so the call failed with no answer begun. A GET is then asked once more, on a new
+ * connection, within the call's one timeout, as Go's HTTP client and nginx's upstream retries do;
+ * a POST is not. A refused connection, a timeout or an answer are never asked again.
+ */
+function closedUnderCall (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET'
 }
 
 function jsonObject (text: string): Record<string, unknown> | undefined {

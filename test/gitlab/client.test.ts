@@ -242,3 +242,53 @@ test('answers of the wrong shape: a redirect elsewhere is not followed, an HTML 
   await assert.rejects(client.get('/api/v4/projects/3', call), (err: unknown) => err instanceof GitlabUnavailable && err.reason === 'TimeoutError')
   assert.deepEqual(client.stats(), { 'project:failed': 2, 'project:unavailable': 1 })
 })
+
+test('a GET on a kept-alive connection GitLab closes as the call arrives is asked once more on a new one; a POST is not, and a GET only once more', async (t) => {
+  // GitLab's side closes a kept-alive connection as a call arrives on it (its idle timeout ran out
+  // as the call left, or while the gate's event loop was held): with a FIN, or a reset.
+  for (const close of ['end', 'reset'] as const) {
+    const requests: string[] = []
+    let connections = 0
+    /** Connections whose every call GitLab drops; otherwise only a connection's second call. */
+    let dropEvery = false
+    const sockets: Socket[] = []
+    const gitlab = createNetServer(socket => {
+      sockets.push(socket)
+      socket.on('error', () => {})
+      const connection = ++connections
+      let calls = 0
+      socket.on('data', (chunk: Buffer) => {
+        const line = /^(GET|POST) (\S+)/m.exec(chunk.toString('latin1'))
+        if (line === null) return
+        requests.push(`${connection} ${line[1]!} ${line[2]!}`)
+        if (dropEvery || ++calls === 2) {
+          if (close === 'end') socket.destroy()
+          else socket.resetAndDestroy()
+          return
+        }
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\nKeep-Alive: timeout=60\r\n\r\n{"id":1}')
+      })
+    })
+    await new Promise<void>(resolve => gitlab.listen(0, '127.0.0.1', resolve))
+    const client = createGitlabClient({ url: `http://127.0.0.1:${(gitlab.address() as AddressInfo).port}`, serviceToken: 'svc' })
+    t.after(async () => {
+      await client.close()
+      for (const s of sockets) s.destroy()
+      await new Promise(resolve => gitlab.close(resolve))
+    })
+    const call = { endpoint: 'project', as: 'service' } as const
+    assert.deepEqual(await client.get('/api/v4/projects/1', call), { status: 200, body: { id: 1 } }, close)
+    // The pool takes the connection back once the answer is done: the next call goes on it.
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(await client.get('/api/v4/projects/2', call), { status: 200, body: { id: 1 } }, `${close}: asked again on a new connection`)
+    assert.deepEqual(requests, ['1 GET /api/v4/projects/1', '1 GET /api/v4/projects/2', '2 GET /api/v4/projects/2'], close)
+    // Connection 2 has answered once: its next call, a POST, is closed under it and not asked again.
+    await new Promise(resolve => setImmediate(resolve))
+    await assert.rejects(client.post!('/api/graphql', { query: '{x}' }, { endpoint: 'graphql', as: 'service' }), GitlabUnavailable, close)
+    assert.deepEqual(requests.slice(3), ['2 POST /api/graphql'], `${close}: the POST was sent once`)
+    dropEvery = true
+    await assert.rejects(client.get('/api/v4/projects/3', call), GitlabUnavailable, close)
+    assert.deepEqual(requests.slice(4).map(r => r.slice(r.indexOf(' ') + 1)), ['GET /api/v4/projects/3', 'GET /api/v4/projects/3'], `${close}: a GET is asked twice at most`)
+    assert.deepEqual(client.stats(), { 'project:ok': 2, 'project:unavailable': 1, 'graphql:unavailable': 1 }, `${close}: counted once per call`)
+  }
+})
