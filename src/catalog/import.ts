@@ -408,6 +408,8 @@ const SOURCE_ROW_FIELDS = {
   readWithoutSettings: ['method', 'pattern', 'read'],
   notFound: ['method', 'pattern']
 } as const satisfies Record<string, readonly string[]>
+/** What a source file holds beside its sections: words for its readers, which the importer does not read. */
+const SOURCE_NOTE_KEYS = ['$comment', 'read', 'sections', 'notes', 'credentials']
 const GITLAB_FILE = /^(?:lib|app|spec|ee)\/|GitLab's /
 
 /** Reads a source file, naming the section, the row and the field of anything it refuses. */
@@ -419,6 +421,10 @@ export function parseSourceFile (text: string, source = 'source'): SourceFile {
     throw new ImportError(`${source}: not valid JSON: ${(err as Error).message}`)
   }
   const top = record(doc, source)
+  // A section under another name (`routeSetting` beside `routeSettings`) would have its rows read
+  // by no one: refused, as an unknown field of a row is.
+  const unknownKey = Object.keys(top).find(name => !(name in SOURCE_ROW_FIELDS) && !SOURCE_NOTE_KEYS.includes(name))
+  if (unknownKey !== undefined) throw new ImportError(`${source}: unknown section ${JSON.stringify(unknownKey)} (a source file has ${Object.keys(SOURCE_ROW_FIELDS).join(', ')}, and ${SOURCE_NOTE_KEYS.join(', ')} for its readers)`)
   const list = (section: keyof typeof SOURCE_ROW_FIELDS): Array<Record<string, unknown>> => {
     const value = top[section]
     if (!Array.isArray(value)) throw new ImportError(`${source}: "${section}" must be a list`)

@@ -286,6 +286,9 @@ test('the source file is refused, naming the row, when it disagrees with the pag
   refused(edit(d => { d.handlerTokenRoutes[0].policies = ['admin_pipelines'] }), /handlerTokenRoutes\[0\]: unknown field "policies"/)
   refused(edit(d => { d.readWithoutSettings[0].publicAccessFeatures = ['repository'] }), /readWithoutSettings\[0\]: unknown field "publicAccessFeatures"/)
   refused(edit(d => { d.notFound[0].read = 'lib/api/x.rb' }), /notFound\[0\]: unknown field "read"/)
+  // So is a section under another name: its rows would be read by no one.
+  refused(edit(d => { d.routeSetting = [{ method: 'GET', pattern: '/projects/:id/releases', roleAbility: 'read_code', read: 'lib/api/x.rb' }] }),
+    /unknown section "routeSetting"/)
   // A pipeline's read reaches the catalog only with the ability GitLab finds the pipeline by.
   refused(edit(d => { delete d.routeSettings.find((r: any) => r.pattern === '/projects/:id/pipelines/:pipeline_id/bridges').roleAbility }),
     /GET \/projects\/:id\/pipelines\/:pipeline_id\/bridges: a pipeline's route needs roleAbility "read_pipeline"/)
