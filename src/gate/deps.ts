@@ -11,6 +11,7 @@ import type { GrantStore } from '../grants/store.ts'
 import { KeySourceError, type KeySource } from '../identity/keys.ts'
 import { createJobResolver } from '../identity/resolver.ts'
 import type { ClosableJobResolver } from '../identity/types.ts'
+import { connectionLimitOf, openFilesSoftLimit } from './connections.ts'
 
 function nodes (env: string, list: readonly string[]): RedisNode[] {
   return list.map(item => {
@@ -79,11 +80,19 @@ function redisTls (config: Config): ConnectionOptions {
  * package-rule role checks all call GitLab through it.
  */
 export function createGitlabClientFromConfig (config: Config): GitlabClient {
+  // As many connections to GitLab as the listeners take client connections (GATE_MAX_CONNECTIONS
+  // or the limit derived from the open files limit, src/gate/connections.ts): a call outlives a
+  // client that leaves (up to its timeout), so clients that connected, named a new job token and
+  // left at once had the gate open a connection to GitLab each, until no descriptor was left and
+  // the listeners accepted nothing. Past the bound a call waits its turn, within its timeout.
+  const listeners = config.authListen === undefined ? 1 : 2
+  const { max } = connectionLimitOf(config.maxConnections, openFilesSoftLimit(), listeners)
   return createGitlabClient({
     url: config.upstreamUrl!,
     relativeUrlRoot: config.relativeUrlRoot,
     ...(config.serviceToken === undefined ? {} : { serviceToken: config.serviceToken }),
-    timeoutMs: config.identityTimeoutMs
+    timeoutMs: config.identityTimeoutMs,
+    ...(max === null ? {} : { connections: max * listeners })
   })
 }
 

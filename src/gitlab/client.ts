@@ -29,8 +29,10 @@ export interface GitlabClientOptions {
   readonly timeoutMs?: number
   /**
    * Most connections to GitLab; default none (no limit): anyone can make the gate ask GitLab
-   * (a new job token string is a /job call), and with a limit, that many calls GitLab is slow
-   * to answer held every other lookup in the queue until its timeout.
+   * (a new job token string is a /job call), and with a small limit (16), that many calls GitLab
+   * is slow to answer held every other lookup in the queue until its timeout. The gate gives as
+   * many as its listeners take client connections (src/gate/deps.ts), so that calls outliving
+   * their clients cannot take every descriptor.
    */
   readonly connections?: number
   /** Longest body read. Default 1 MiB; a longer one is an unavailable answer. */
