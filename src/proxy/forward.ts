@@ -142,7 +142,8 @@ export interface ForwardedFor {
 /**
  * The headers sent upstream, as a flat list of names and values (undici takes it as it is: no
  * object to build and read back by key): end-to-end headers only, X-Forwarded-* set, a
- * `Forwarded` kept from a trusted proxy only, the request id added. `removed`: lower-case names the decision took out (a stripped job token,
+ * `Forwarded` kept from a trusted proxy only, no `Client-IP`, the request id added. `removed`:
+ * lower-case names the decision took out (a stripped job token,
  * pipeline.ts). `bodyLength`: the length of an inspected body sent in place of the stream, which
  * replaces any Content-Length that came. `rawHeaders`: the request's header lines, from which the
  * Cookie header is sent as GitLab reads it and the users' package rules checked it (cookieHeader:
@@ -165,6 +166,10 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
     // RFC 7239's Forwarded says the same as X-Forwarded-* (Rack 3 reads it first, for the
     // client's host, scheme and address): believed, like them, only from a trusted proxy.
     if (key === 'forwarded' && !from.trusted) continue
+    // Client-IP is ActionDispatch::RemoteIp's other source of the client's address, the one
+    // GitLab's IP restrictions read (action_dispatch.remote_ip). No proxy in front sets it (nginx,
+    // ingress-nginx, Traefik and Envoy pass the client's on as it came): never the gate's to pass.
+    if (key === 'client-ip') continue
     if (bodyLength !== null && name === 'content-length') continue
     // Node joins repeated Cookie lines with '; ', where Rack finds the cookies of every line;
     // Puma joins them with ', ', where Rack reads later lines as part of the first cookie's value.

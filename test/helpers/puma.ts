@@ -35,10 +35,13 @@ export interface Puma {
   readonly version: string
 }
 
-/** Starts Puma on a free port (closed after the test); resolves once it listens. */
-export async function startPuma (t: TestContext): Promise<Puma> {
+/**
+ * Starts Puma on a free port (closed after the test); resolves once it listens. `app`: the
+ * config.ru to serve, the env's headers as JSON by default.
+ */
+export async function startPuma (t: TestContext, app: string = APP): Promise<Puma> {
   const dir = mkdtempSync(join(tmpdir(), 'jtg-puma-'))
-  writeFileSync(join(dir, 'config.ru'), APP)
+  writeFileSync(join(dir, 'config.ru'), app)
   const child = spawn('puma', ['--bind', 'tcp://127.0.0.1:0', '--threads', '1:1', '--environment', 'test', join(dir, 'config.ru')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
   t.after(() => {
     child.kill('SIGKILL')
