@@ -185,7 +185,8 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
   }
   if (bodyLength !== null) out.push('content-length', String(bodyLength))
   const prior = from.trusted ? incoming['x-forwarded-for'] : undefined
-  out.push('x-forwarded-for', prior === undefined ? from.peer : `${([] as string[]).concat(prior).join(', ')}, ${from.peer}`)
+  const peer = ipv4Form(from.peer)
+  out.push('x-forwarded-for', prior === undefined ? peer : `${([] as string[]).concat(prior).join(', ')}, ${peer}`)
   const proto = from.trusted ? firstValue(incoming['x-forwarded-proto']) : undefined
   out.push('x-forwarded-proto', proto ?? (from.tls ? 'https' : 'http'))
   const host = (from.trusted ? firstValue(incoming['x-forwarded-host']) : undefined) ?? incoming.host
@@ -206,6 +207,15 @@ export function upstreamHeaders (incoming: IncomingHttpHeaders, from: ForwardedF
 export function queryWithout (query: string, secret: string, decode: (s: string) => string): string {
   if (query === '') return query
   return query.split(/[&;]/).filter(piece => piece !== '' && !piece.includes(secret) && !decode(piece).includes(secret)).join('&')
+}
+
+/**
+ * An IPv4 peer's address in its IPv4 form. A listener on an IPv6 address is told an IPv4 peer's
+ * as IPv4-mapped (`::ffff:10.244.1.7`), which no IPv4 range holds for GitLab (Ruby's IPAddr): its
+ * trusted proxies would be clients to it, and a client's address outside a group's allowed ranges.
+ */
+function ipv4Form (address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
 }
 
 function firstValue (value: string | string[] | undefined): string | undefined {

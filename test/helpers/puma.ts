@@ -16,6 +16,22 @@ run lambda { |env|
 }
 `
 
+/**
+ * A config.ru answering the client's address as GitLab's IP restrictions read it: Rails'
+ * ActionDispatch::RemoteIp (`action_dispatch.remote_ip`, Gitlab::Middleware::IpRestrictor), with
+ * the trusted proxies GitLab sets (config/initializers/trusted_proxies.rb: loopback plus its
+ * `trusted_proxies`) and Rails' spoofing check on. Needs Ruby's ActionDispatch (ruby-actionpack).
+ * The answer: `remote_ip`, and the Client-IP and X-Forwarded-For headers Rails was given.
+ */
+export const REMOTE_IP_APP = `require 'json'
+require 'ipaddr'
+require 'action_dispatch'
+use ActionDispatch::RemoteIp, true, [IPAddr.new('127.0.0.1'), IPAddr.new('::1')]
+run lambda { |env|
+  [200, { 'content-type' => 'application/json' }, [JSON.generate('remote_ip' => env['action_dispatch.remote_ip'].to_s, 'client_ip' => env['HTTP_CLIENT_IP'], 'forwarded_for' => env['HTTP_X_FORWARDED_FOR'])]]
+}
+`
+
 /** Null when `puma --version` runs, else what is missing. */
 export function pumaUnavailable (): string | null {
   const probe = spawnSync('puma', ['--version'], { encoding: 'utf8' })

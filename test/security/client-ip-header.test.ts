@@ -24,20 +24,12 @@ import { createJobResolver } from '../../src/identity/resolver.ts'
 import { startTestGate } from '../helpers/gate.ts'
 import { rawRequest, send } from '../helpers/http.ts'
 import { needsNginx, startShippedNginx } from '../helpers/nginx.ts'
-import { requirePuma, startPuma } from '../helpers/puma.ts'
+import { REMOTE_IP_APP, requirePuma, startPuma } from '../helpers/puma.ts'
 import { railsUnavailable } from '../helpers/rails-routes.ts'
 import { requireTool } from '../helpers/require-tool.ts'
 
 // GitLab trusts loopback (and its configured proxies): here the test's own client, on 127.0.0.1,
 // stands for a peer GitLab trusts and the gate does not.
-const REMOTE_IP_APP = `require 'json'
-require 'ipaddr'
-require 'action_dispatch'
-use ActionDispatch::RemoteIp, true, [IPAddr.new('127.0.0.1'), IPAddr.new('::1')]
-run lambda { |env|
-  [200, { 'content-type' => 'application/json' }, [JSON.generate('remote_ip' => env['action_dispatch.remote_ip'].to_s, 'client_ip' => env['HTTP_CLIENT_IP'])]]
-}
-`
 
 async function remoteIp (port: number, lines: readonly string[]): Promise<{ remote_ip: string, client_ip: string | null }> {
   const answer = await rawRequest(port, lines)
