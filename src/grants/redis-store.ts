@@ -133,6 +133,19 @@ export interface RedisGrantStore extends GrantStore {
   acceptLoss (id?: string): Promise<{ readonly id: string, readonly written: number, readonly other: number }>
 }
 
+// Lua, after the marker's check in the write scripts: KEYS[1] must be a hash (or absent) whose
+// `version`, if any, is a whole number, KEYS[2] a stream (or absent). Redis does not undo what a
+// script wrote before a command of it failed: an XADD on a key of another type once failed after
+// the document was written, and the change stood without its audit event and its invalidation
+// message, the other replicas never told of it. Returns {-3, 0, what is wrong} with nothing written.
+const KEY_TYPES = `local held = redis.call('TYPE', KEYS[1])['ok']
+if held ~= 'hash' and held ~= 'none' then return {-3, 0, KEYS[1] .. ' holds a ' .. held .. ', not a hash'} end
+held = redis.call('TYPE', KEYS[2])['ok']
+if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a ' .. held .. ', not a stream'} end
+local stored = redis.call('HGET', KEYS[1], 'version')
+if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number'} end
+`
+
 // KEYS[1] grants hash (a project's, or a root namespace's settings), KEYS[2] its audit stream
 // (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
 // member (`"p":<id>` or `"n":"<path>"`, JSON), now, the audit event JSON ('' = none: appended
@@ -140,12 +153,12 @@ export interface RedisGrantStore extends GrantStore {
 // the store's id, '1' when the write is the import's (its version becomes the hash's `imported`;
 // '' otherwise: `imported`, the version the import last wrote, stays behind the new version). KEYS[3] the store marker of
 // the slot. Returns {1, version, oldPath},
-// {0, currentVersion, currentPath} on a version conflict, or {-2, 0, marker} when the marker is not
+// {0, currentVersion, currentPath} on a version conflict, {-2, 0, marker} when the marker is not
 // the store's (the slot lost its data: nothing is written on what is left but the trace of the
-// loss, markLost).
+// loss, markLost), or {-3, 0, what is wrong} when a key is not what the store writes (KEY_TYPES).
 const PUT_SCRIPT = `
 ${markLost(3, 9)}if marker ~= ARGV[9] then return {-2, 0, marker or ''} end
-local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+${KEY_TYPES}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
 if ARGV[3] ~= '' then
@@ -167,10 +180,10 @@ return {1, version, oldPath}
 // PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none), the audit
 // events kept, the store's id; KEYS[3] the slot's store marker. Returns {1, version, oldPath},
 // {0, version, ''} when there is nothing to delete, {-1, currentVersion, ''} on a version
-// conflict, or {-2, 0, marker} when the marker is not the store's.
+// conflict, {-2, 0, marker} when the marker is not the store's, or {-3, 0, what is wrong} (KEY_TYPES).
 const DELETE_SCRIPT = `
 ${markLost(3, 7)}if marker ~= ARGV[7] then return {-2, 0, marker or ''} end
-local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+${KEY_TYPES}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 if ARGV[4] ~= '' then
   local seen = 0
   if exists then seen = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') end
@@ -449,6 +462,14 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         : `the store marker ${key} holds ${found}, not ${marker.id ?? '?'}: the store was marked again since this replica started (a replica started on it after a loss); restart this replica to decide on the store as it is now`)
   }
 
+  /**
+   * A write script found a key that is not what the store writes (KEY_TYPES): refused before it
+   * wrote anything, as a part written would stand without its audit event and invalidation.
+   */
+  function misshapen (detail: string): GrantsStoreUnavailableError {
+    return new GrantsStoreUnavailableError(`${detail}: not a key the gate wrote (another tool's, or one set by hand); nothing was written, and changes to it are refused until the key is removed or restored`, { unwritten: true })
+  }
+
   /** HMGET of `key`, vouched for by its slot's marker. */
   async function readHash (key: string, ...fields: string[]): Promise<Array<string | null>> {
     const at = markers.of(key)
@@ -576,6 +597,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '', putOptions.imported === true ? '1' : '')
       // The script wrote nothing but the trace of the loss.
       if (ok === -2) throw nothingWritten(await lost(at, oldPath || null))
+      if (ok === -3) throw misshapen(oldPath)
       // Refused: the entry stays as taken, and resolves to the project it was taken from while that
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
       // back could undo another write of this project that recorded the path meanwhile.
@@ -587,6 +609,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const at = markers.of(keys.grants(projectId))
       const [ok, , oldPath] = await scripts.jtgDelete(keys.grants(projectId), keys.audit(projectId), at, keys.channel, `"p":${projectId}`, String(now()), '', '', kept, marker.id ?? '')
       if (ok === -2) throw nothingWritten(await lost(at, oldPath || null))
+      if (ok === -3) throw misshapen(oldPath)
       if (ok !== 1) return false
       if (oldPath !== '') await unindex(oldPath, projectId)
       return true
@@ -618,6 +641,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '', '')
       if (ok === -2) throw nothingWritten(await lost(at, found || null))
+      if (ok === -3) throw misshapen(found)
       if (ok !== 1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return Number(version)
     }),
@@ -629,6 +653,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), at, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept, marker.id ?? '')
       if (ok === -2) throw nothingWritten(await lost(at, found || null))
+      if (ok === -3) throw misshapen(found)
       if (ok === -1) throw new GrantsVersionConflictError(0, putOptions.expectedVersion!, Number(version))
       return ok === 1
     }),
