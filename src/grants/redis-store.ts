@@ -228,9 +228,16 @@ return values
 `
 
 // KEYS[1] the store marker of the slot of KEYS[2] and KEYS[3], ARGV[1] the store's id. Returns the
-// marker, then MGET KEYS[2] KEYS[3].
+// marker, then the values of KEYS[2] and KEYS[3]. Each is a string or absent: MGET answers nothing
+// for a key of another type (another tool's, one set by hand), and a path entry read so as no
+// project's let a stored project's path through as unknown (GATE_UNKNOWN_PROJECT=allow); such a key
+// fails the read, naming it.
 const READ_PAIR_SCRIPT = `
-${markLost(1, 1)}local values = redis.call('MGET', KEYS[2], KEYS[3])
+${markLost(1, 1)}for i = 2, 3 do
+  local held = redis.call('TYPE', KEYS[i])['ok']
+  if held ~= 'string' and held ~= 'none' then return redis.error_reply(KEYS[i] .. ' holds a ' .. held .. ', not a string: not a key the gate wrote (another tool\\'s, or one set by hand)') end
+end
+local values = redis.call('MGET', KEYS[2], KEYS[3])
 table.insert(values, 1, marker)
 return values
 `
