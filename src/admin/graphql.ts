@@ -32,7 +32,7 @@ import { DEFAULT_MAX_JSON_DEPTH, nestsDeeperThan } from '../identity/json-guard.
 import { quoted, trimEnds } from '../text.ts'
 import { doubtfulParts, rackMultipartFields } from '../identity/rack-multipart.ts'
 import type { Caller } from './auth.ts'
-import { errors } from '../errors.ts'
+import { errors, GateError } from '../errors.ts'
 import { AdminError, type AdminService, type ProjectAccess } from './service.ts'
 import { mergePackageRules, permissionsView } from './views.ts'
 
@@ -1081,8 +1081,16 @@ function graphView (doc: ProjectGrants, formats: readonly string[]): { packageRe
   }
 }
 
+/**
+ * A field's failure as its GraphQL error: a GateError (a refusal, the grants store unavailable or
+ * lost, a write that lost every retry to concurrent ones) with its public message and code, as
+ * REST answers it. The store's failures were `internal error` in a mutation, which told a client
+ * nothing of a store it may try again, and in a query field their message for the logs (the Redis
+ * client's error, a node's address, a key).
+ */
 function asGraphqlError (err: unknown): GraphQLError {
-  if (err instanceof AdminError) return new GraphQLError(err.message, { extensions: { code: err.code } })
+  if (err instanceof GraphQLError) return err
+  if (err instanceof GateError) return new GraphQLError(err.publicMessage, { extensions: { code: err.code } })
   return new GraphQLError('internal error', { extensions: { code: 'GATE_INTERNAL_ERROR' } })
 }
 
@@ -1138,8 +1146,12 @@ function projectView (projectId: number, projectPath: string, service: AdminServ
     id: gid('Project', projectId),
     fullPath: projectPath,
     async jobTokenPermissions () {
-      const { doc } = await service.read(projectId, projectPath)
-      return graphView(doc, formats)
+      try {
+        const { doc } = await service.read(projectId, projectPath)
+        return graphView(doc, formats)
+      } catch (err) {
+        throw asGraphqlError(err)
+      }
     }
   }
 }
