@@ -411,6 +411,10 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${(err as Error).message}`, { cause: err })
   }
 
+  // Failures of a step that runs before a write's script is sent (a put's path index step): the
+  // write was not made, whatever the failure (a timeout included), and call() says so.
+  const unsent = new WeakSet<object>()
+
   // Turns an ioredis failure into the error the cache knows to treat as "store down".
   async function call<T> (what: string, run: () => Promise<T>): Promise<T> {
     if (closing) throw new GrantsStoreUnavailableError('store is closed', { unwritten: true })
@@ -423,8 +427,9 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       lastError = (err as Error).message
       if (watch !== undefined && /timed out/i.test(lastError)) silentSince = ++silences
       // ioredis refuses a command it has no connection to send it on (enableOfflineQueue: false):
-      // it never reached Redis. Anything else (a timeout) may have run there.
-      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err, unwritten: /enableOfflineQueue/.test(lastError) })
+      // it never reached Redis. Anything else (a timeout) may have run there, unless it failed a
+      // step before the write was sent (unsent).
+      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err, unwritten: /enableOfflineQueue/.test(lastError) || unsent.has(err as object) })
     }
     if (watch !== undefined) await vouch(what, watch, stream)
     return result
@@ -595,8 +600,11 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         await index(grants.projectId, lower)
       } catch (err) {
         // The document's write comes after: it was not sent. (Redis's own errors go to call(),
-        // which keeps track of a master gone silent, and says what it knows of them.)
-        throw err instanceof GrantsError ? nothingWritten(err) : err
+        // which keeps track of a master gone silent; a timeout here once read there as a write
+        // that may have been made, and the audit line said so of a change never sent.)
+        if (err instanceof GrantsError) throw nothingWritten(err)
+        if (typeof err === 'object' && err !== null) unsent.add(err)
+        throw err
       }
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
       const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
