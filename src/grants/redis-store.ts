@@ -550,6 +550,22 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     }
   }
 
+  /**
+   * Clean-up after a write's script committed (an old path's index entry): the write stands and is
+   * answered as made whatever the clean-up meets. A timeout here once failed the request (503, the
+   * audit line "it may have been made") for a change made, audited and published; the entry left
+   * behind names a project whose record no longer claims the path, which resolvePath answers as no
+   * project. A timeout still counts as a silence of the master (Sentinel).
+   */
+  async function tidy (run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run()
+    } catch (err) {
+      lastError = (err as Error).message
+      if (watch !== undefined && /timed out/i.test(lastError)) silentSince = ++silences
+    }
+  }
+
   async function unindex (lowerPath: string, projectId: number): Promise<void> {
     await scripts.jtgUnindex(keys.path(lowerPath), keys.pathPrevious(lowerPath), String(projectId))
   }
@@ -617,7 +633,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       // one's record claims the path. Removing it here dropped that project's entry, and putting it
       // back could undo another write of this project that recorded the path meanwhile.
       if (ok !== 1) throw new GrantsVersionConflictError(grants.projectId, putOptions.expectedVersion!, Number(version))
-      if (oldPath !== '' && oldPath !== lower) await unindex(oldPath, grants.projectId)
+      if (oldPath !== '' && oldPath !== lower) await tidy(() => unindex(oldPath, grants.projectId))
       return Number(version)
     }),
     delete: projectId => call('delete', async () => {
@@ -626,7 +642,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       if (ok === -2) throw nothingWritten(await lost(at, oldPath || null))
       if (ok === -3) throw misshapen(oldPath)
       if (ok !== 1) return false
-      if (oldPath !== '') await unindex(oldPath, projectId)
+      if (oldPath !== '') await tidy(() => unindex(oldPath, projectId))
       return true
     }),
     version: projectId => call('version', async () => Number((await readHash(keys.grants(projectId), 'version'))[0] ?? 0)),
