@@ -133,18 +133,24 @@ export interface RedisGrantStore extends GrantStore {
   acceptLoss (id?: string): Promise<{ readonly id: string, readonly written: number, readonly other: number }>
 }
 
-// Lua, after the marker's check in the write scripts: KEYS[1] must be a hash (or absent) whose
-// `version`, if any, is a whole number, KEYS[2] a stream (or absent). Redis does not undo what a
-// script wrote before a command of it failed: an XADD on a key of another type once failed after
-// the document was written, and the change stood without its audit event and its invalidation
-// message, the other replicas never told of it. Returns {-3, 0, what is wrong} with nothing written.
-const KEY_TYPES = `local held = redis.call('TYPE', KEYS[1])['ok']
-if held ~= 'hash' and held ~= 'none' then return {-3, 0, KEYS[1] .. ' holds a ' .. held .. ', not a hash'} end
+// Lua, after the marker's check in the write scripts (`channel`: the ARGV holding the channel):
+// KEYS[1] must be a hash (or absent) whose `version`, if any, is a whole number, KEYS[2] a stream
+// (or absent), and the Redis user must be let publish on the channel (Redis 7's
+// redis.acl_check_cmd: Redis checks a script's declared keys against the ACL before running it,
+// not the channels it publishes on). Redis does not undo what a script wrote before a command of
+// it failed: an XADD on a key of another type, or a PUBLISH the ACL refused, once failed after the
+// document was written, and the change stood without its audit event or its invalidation message,
+// the other replicas never told of it. Returns {-3, 0, what is wrong} with nothing written.
+function writeChecks (channel: string): string {
+  return `local held = redis.call('TYPE', KEYS[1])['ok']
+if held ~= 'hash' and held ~= 'none' then return {-3, 0, KEYS[1] .. ' holds a ' .. held .. ', not a hash: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 held = redis.call('TYPE', KEYS[2])['ok']
-if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a ' .. held .. ', not a stream'} end
+if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a ' .. held .. ', not a stream: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 local stored = redis.call('HGET', KEYS[1], 'version')
-if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number'} end
+if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
+if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', ${channel}, '') then return {-3, 0, 'the Redis user may not PUBLISH ' .. ${channel} .. ' (its ACL has no such channel)'} end
 `
+}
 
 // KEYS[1] grants hash (a project's, or a root namespace's settings), KEYS[2] its audit stream
 // (same slot). ARGV: doc, lower path, expected version ('' = any), channel, the message's first
@@ -155,10 +161,11 @@ if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-
 // the slot. Returns {1, version, oldPath},
 // {0, currentVersion, currentPath} on a version conflict, {-2, 0, marker} when the marker is not
 // the store's (the slot lost its data: nothing is written on what is left but the trace of the
-// loss, markLost), or {-3, 0, what is wrong} when a key is not what the store writes (KEY_TYPES).
+// loss, markLost), or {-3, 0, what is wrong} when a key is not what the store writes, or the
+// ACL keeps the channel from the user (writeChecks).
 const PUT_SCRIPT = `
 ${markLost(3, 9)}if marker ~= ARGV[9] then return {-2, 0, marker or ''} end
-${KEY_TYPES}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+${writeChecks('ARGV[4]')}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local oldPath = redis.call('HGET', KEYS[1], 'path') or ''
 if ARGV[3] ~= '' then
@@ -180,10 +187,10 @@ return {1, version, oldPath}
 // PUT_SCRIPT's), now, expected version ('' = any), the audit event JSON ('' = none), the audit
 // events kept, the store's id; KEYS[3] the slot's store marker. Returns {1, version, oldPath},
 // {0, version, ''} when there is nothing to delete, {-1, currentVersion, ''} on a version
-// conflict, {-2, 0, marker} when the marker is not the store's, or {-3, 0, what is wrong} (KEY_TYPES).
+// conflict, {-2, 0, marker} when the marker is not the store's, or {-3, 0, what is wrong} (writeChecks).
 const DELETE_SCRIPT = `
 ${markLost(3, 7)}if marker ~= ARGV[7] then return {-2, 0, marker or ''} end
-${KEY_TYPES}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
+${writeChecks('ARGV[1]')}local exists = redis.call('HEXISTS', KEYS[1], 'doc') == 1
 if ARGV[4] ~= '' then
   local seen = 0
   if exists then seen = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') end
@@ -475,11 +482,12 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   }
 
   /**
-   * A write script found a key that is not what the store writes (KEY_TYPES): refused before it
-   * wrote anything, as a part written would stand without its audit event and invalidation.
+   * A write script found a key that is not what the store writes, or a write the ACL keeps from
+   * the user (writeChecks): refused before it wrote anything, as a part written would stand without
+   * its audit event or invalidation.
    */
   function misshapen (detail: string): GrantsStoreUnavailableError {
-    return new GrantsStoreUnavailableError(`${detail}: not a key the gate wrote (another tool's, or one set by hand); nothing was written, and changes to it are refused until the key is removed or restored`, { unwritten: true })
+    return new GrantsStoreUnavailableError(`${detail}; nothing was written`, { unwritten: true })
   }
 
   /** HMGET of `key`, vouched for by its slot's marker. */
