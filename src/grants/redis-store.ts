@@ -511,9 +511,13 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     const total = await client.xlen(key)
     if (limit <= 0 || offset >= total) return { total, events: [] }
     const items = await client.xrevrange(key, '+', '-', 'COUNT', offset + limit)
-    const events = items.slice(offset).map(([, fields]) => {
+    const events = items.slice(offset).map(([id, fields]) => {
       const i = fields.indexOf('e')
-      return JSON.parse(i === -1 ? 'null' : fields[i + 1]!) as E | null
+      const event: unknown = JSON.parse(i === -1 ? 'null' : fields[i + 1]!)
+      // An event of another shape (written by hand, or by another tool) fails the read, as an
+      // unreadable document does: the answer built from it once threw (a 500).
+      if (event !== null && !isAuditEvent(event)) throw new Error(`audit event ${id} at ${key} is not one the gate wrote`)
+      return event as E | null
     }).filter((e): e is E => e !== null)
     return { total, events }
   }
@@ -1050,4 +1054,13 @@ function createSentinelWatch (options: SentinelWatchOptions): SentinelWatch {
       conn = undefined
     }
   }
+}
+
+/** The fields every audit event the gate writes has (AuditEvent, NamespaceAuditEvent), as the views read them. */
+function isAuditEvent (e: unknown): boolean {
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return false
+  const { actor, action, time, requestId } = e as Record<string, unknown>
+  const who = actor as Record<string, unknown> | null | undefined
+  const actorKnown = typeof who === 'object' && who !== null && (who.kind === 'operator' || (who.kind === 'user' && typeof who.id === 'number' && (who.username === undefined || typeof who.username === 'string')))
+  return actorKnown && typeof action === 'string' && typeof time === 'string' && typeof requestId === 'string'
 }
