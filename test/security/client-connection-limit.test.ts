@@ -191,28 +191,38 @@ test('the health listener closes a connection silent in both directions (a clien
   assert.ok(HEALTH_IDLE_TIMEOUT_MS > 0)
 })
 
-test('the health listener: connections whose client stopped reading their answers never shut out a probe', async (t) => {
-  const metrics = createMetrics()
-  const health = healthServer(metrics)
-  const connections = limitClientConnections({ api: createServer(), auth: null, health }, 10, pino({ enabled: false }), metrics, 1024)
-  t.after(() => { connections.close(); health.closeAllConnections(); health.close() })
-  await new Promise<void>(resolve => { health.listen(0, '127.0.0.1', resolve) })
-  const { port } = health.address() as AddressInfo
-  // Connections handed to the listener as its own (Node's server takes any duplex stream): each
-  // asks for /metrics twice and reads nothing of the answers, which pile up unwritten.
-  const stalled: Duplex[] = []
-  t.after(() => { for (const s of stalled) s.destroy() })
-  for (let i = 0; i < HEALTH_MAX_CONNECTIONS; i++) {
-    const s = new Duplex({ read () {}, write () { /* never written: the client reads nothing */ } })
-    stalled.push(s)
-    health.emit('connection', s)
-    s.push('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
-  }
-  await eventually(() => stalled.every(s => s.writableNeedDrain), { message: 'every answer stalled' })
-  // A probe is answered: the oldest stalled connection is closed for it (each is closed after 30 s of silence too).
-  assert.equal((await send(`http://127.0.0.1:${port}`, 'GET', '/-/liveness')).status, 200)
-  assert.deepEqual(stalled.map(s => s.destroyed), stalled.map((_s, i) => i === 0))
-})
+// Connections whose client reads nothing of its answers: `/metrics` answers pile up past the
+// socket's buffer mark (writableNeedDrain). A probe's small answers do not: once the kernel's
+// buffers are full the next waits in the socket's own buffer, a few hundred bytes, and such a
+// connection was taken as being answered, so 32 of them were never closed for a probe and every
+// probe's connection was closed as it came. Any bytes of an answer waiting mark a client that
+// does not read.
+for (const path of ['/metrics', '/-/liveness', '/-/readiness', '/nothing-here']) {
+  test(`the health listener: connections whose client stopped reading their answers (${path}) never shut out a probe`, async (t) => {
+    const metrics = createMetrics()
+    const health = healthServer(metrics)
+    const connections = limitClientConnections({ api: createServer(), auth: null, health }, 10, pino({ enabled: false }), metrics, 1024)
+    t.after(() => { connections.close(); health.closeAllConnections(); health.close() })
+    await new Promise<void>(resolve => { health.listen(0, '127.0.0.1', resolve) })
+    const { port } = health.address() as AddressInfo
+    // Connections handed to the listener as its own (Node's server takes any duplex stream): the
+    // kernel's buffers full, a write never completes, so each connection's first answer waits in
+    // its socket, and the next behind it.
+    const stalled: Duplex[] = []
+    t.after(() => { for (const s of stalled) s.destroy() })
+    for (let i = 0; i < HEALTH_MAX_CONNECTIONS; i++) {
+      const s = new Duplex({ read () {}, write () { /* never written: the client reads nothing */ } })
+      stalled.push(s)
+      health.emit('connection', s)
+      s.push(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\nGET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    }
+    await eventually(() => stalled.every(s => s.writableLength > 0), { message: 'every answer stalled' })
+    if (path !== '/metrics') assert.ok(stalled.every(s => !s.writableNeedDrain), 'a few hundred bytes wait: not past the buffer\'s mark')
+    // A probe is answered: the oldest stalled connection is closed for it (each is closed after 30 s of silence too).
+    assert.equal((await send(`http://127.0.0.1:${port}`, 'GET', '/-/liveness')).status, 200)
+    assert.deepEqual(stalled.map(s => s.destroyed), stalled.map((_s, i) => i === 0))
+  })
+}
 
 function healthServer (metrics = createMetrics()): Server {
   return createHealthServer({ metrics, logger: pino({ enabled: false }), store: async () => ({ ok: true, kind: 'memory', mode: 'volatile', subscribed: true }), catalog: () => ({ version: 'v', routes: 0 }), upstreamUsable: () => true, draining: () => false })
