@@ -56,7 +56,8 @@ function holdsJwt (text: string): boolean {
   return false
 }
 
-const tokenShaped = (segment: string): boolean => TOKEN_IN_PATH.test(segment) || holdsJwt(segment)
+/** True when `text` holds something token-shaped: `gl<letters>-...` or a JSON Web Token. */
+export const tokenShaped = (text: string): boolean => TOKEN_IN_PATH.test(text) || holdsJwt(text)
 
 /**
  * A path as a log line may hold it: a segment holding something token-shaped (a token pasted

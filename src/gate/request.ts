@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Waiter } from '../projects/waiters.ts'
+import { tokenShaped } from '../text.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -49,10 +50,15 @@ export function newRequestId (): string {
  */
 const RESERVED_REQUEST_ID = /^import-/i
 
-/** A trusted peer's well-formed X-Request-Id, else a new one. */
+/**
+ * A trusted peer's well-formed X-Request-Id, else a new one. An id that holds something
+ * token-shaped (text.ts tokenShaped) is not taken either: the id is written into every log line
+ * and answer of the request, and a proxy that passes the client's id on (ingress-nginx) passes
+ * whatever the client wrote there, a token included.
+ */
 export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string {
   const incoming = req.headers['x-request-id']
-  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) && !RESERVED_REQUEST_ID.test(incoming) ? incoming : newRequestId()
+  return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) && !RESERVED_REQUEST_ID.test(incoming) && !tokenShaped(incoming) ? incoming : newRequestId()
 }
 
 /**
