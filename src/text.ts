@@ -103,7 +103,24 @@ const QUOTED = 100
  * 100 aliased mutations made a 90 MB answer.
  */
 export function quoted (text: string, most: number = QUOTED): string {
-  return text.length <= most ? text : `${text.slice(0, most)}... (${text.length} characters)`
+  // Masked before the cut: a JSON Web Token is recognised by its dots, which a cut may drop.
+  const shown = maskedTokens(text.length <= most ? text : text.slice(0, most + MASKED_PAST_CUT))
+  return text.length <= most ? shown : `${shown.slice(0, most)}... (${text.length} characters)`
+}
+
+/** Characters past quoted()'s cut read to recognise a token the cut falls in. */
+const MASKED_PAST_CUT = 4096
+
+/**
+ * Client text as the gate's own message may name it: each word (between white space and quotes)
+ * that holds something token-shaped written as loggedPath writes a path, its token-shaped
+ * segments `[token]`. A token pasted where a name goes (a policy, a package format, a field, a
+ * project path in a GraphQL document) is quoted back in the answer otherwise, and the answer is
+ * what a CI job's log prints.
+ */
+export function maskedTokens (text: string): string {
+  if (!TOKEN_IN_PATH.test(text) && !holdsJwt(text)) return text
+  return text.replace(/[^\s"'`]+/g, word => loggedPath(word))
 }
 
 /**
