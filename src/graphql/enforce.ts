@@ -25,7 +25,7 @@ import { findGraphqlToken } from '../admin/graphql-credentials.ts'
 import { doubtfulMessage, gitlabDocument, graphqlReadings, MAX_QUERY_SIZE, normalizeVariables, queriesTooLarge, type GraphqlOperation, type GraphqlParams, type GraphqlReading } from '../admin/graphql.ts'
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { HeaderSource } from '../identity/credentials.ts'
-import { loggedPath } from '../text.ts'
+import { loggedPath, maskedTokens } from '../text.ts'
 import type { Boundary, GraphqlCatalog } from './catalog.ts'
 import type { DocumentCache } from './documents.ts'
 import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
@@ -136,8 +136,13 @@ function describe (target: BoundaryTarget | null | undefined, shown: (text: stri
 /** describe() as a log line may hold it: a token-shaped path segment, id or global ID model is `[token]`. */
 const loggedTarget = (target: BoundaryTarget | null | undefined): string | undefined => describe(target, loggedPath)
 
+/**
+ * A refusal as GraphQL's error. The target and the operation's name are the document's text, and
+ * a token pasted there (a `fullPath`, a global ID, `operationName`) is answered `[token]`, as the
+ * log writes it: the answer is what a job's log prints.
+ */
 function errorOf (refusal: Refusal, operationName: string | null): GraphqlErrorBody {
-  const target = describe(refusal.target)
+  const target = loggedTarget(refusal.target)
   return {
     message: refusal.message,
     extensions: {
@@ -146,10 +151,12 @@ function errorOf (refusal: Refusal, operationName: string | null): GraphqlErrorB
       boundary: refusal.boundary,
       ...(refusal.refused === undefined ? {} : { refused: refusal.refused }),
       ...(target === undefined ? {} : { target }),
-      operationName
+      operationName: shownName(operationName)
     }
   }
 }
+
+const shownName = (operationName: string | null): string | null => operationName === null ? null : maskedTokens(operationName)
 
 type Analysis =
   | { readonly ok: true, readonly operations: readonly OperationExplanation[] }
@@ -228,7 +235,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     } catch (err) {
       if (!(err instanceof GraphqlDocumentError)) throw err
       const code: ErrorCode = /^no operation named/.test(err.message) ? 'GRAPHQL_OPERATION_NOT_FOUND' : 'GRAPHQL_DOCUMENT_INVALID'
-      return { ok: false, refusal: { code, message: `The gate cannot read this GraphQL document: ${err.message}`, permission: null, boundary: null } }
+      // The message quotes the document (an operation's name, a fragment's, the parser's reading).
+      return { ok: false, refusal: { code, message: `The gate cannot read this GraphQL document: ${maskedTokens(err.message)}`, permission: null, boundary: null } }
     }
     let result: Analysis = { ok: true, operations: explanation.operations }
     for (const op of explanation.operations) {
@@ -335,7 +343,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     const body = reading.operations.map((op, i) => {
       const refusal = refusals[i]
       if (refusal !== null && refusal !== undefined) return { data: null, errors: [errorOf(refusal, op.operationName)] }
-      return { data: null, errors: [{ message: errors.GRAPHQL_BATCH_NOT_RUN.message, extensions: { code: 'GRAPHQL_BATCH_NOT_RUN', permission: null, boundary: null, operationName: op.operationName } }] }
+      return { data: null, errors: [{ message: errors.GRAPHQL_BATCH_NOT_RUN.message, extensions: { code: 'GRAPHQL_BATCH_NOT_RUN', permission: null, boundary: null, operationName: shownName(op.operationName) } }] }
     })
     return { body, refusal: firstRefusal }
   }

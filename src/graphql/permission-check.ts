@@ -15,7 +15,7 @@ import type { BoundaryTarget } from './explain.ts'
 import { lookupError, type FineGrainedScopes, type GranularScope } from './token-scopes.ts'
 import { answersAsked, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
-import { apiSegment, trimEnds } from '../text.ts'
+import { apiSegment, loggedPath, trimEnds } from '../text.ts'
 
 /** Longer target ids and paths are no project or group of GitLab's. */
 const MAX_TARGET_CHARS = 8192
@@ -161,7 +161,9 @@ function denyMessage (permissions: readonly string[], boundary: Boundary, target
   const names = [...new Set(permissions.map(p => labels?.get(p) ?? p))].sort().join(', ')
   let message = `Access denied: This operation requires a fine-grained personal access token with the following ${boundary.toLowerCase()} permissions: [${names}].`
   if (target !== null && (boundary === 'Project' || boundary === 'Group')) {
-    const name = facts?.fullPath ?? target.path ?? target.id
+    // The document's text when GitLab did not name it: a token pasted there is written `[token]`.
+    const given = facts?.fullPath ?? target.path ?? target.id
+    const name = given === undefined ? undefined : loggedPath(given)
     if (name !== undefined && name !== '') message += facts === null ? ` The ${target.kind} ${name} was not found.` : ` Target: ${target.kind} ${name}.`
   }
   return message
