@@ -11,6 +11,7 @@ import type { AllowlistEntry, InstanceSettings, ProjectGrants } from '../grants/
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { errors, type AllowReason } from '../errors.ts'
 import type { FeatureAccessLevel, ProjectFacts } from '../projects/facts.ts'
+import { loggedPath } from '../text.ts'
 
 /**
  * What the decision knows of the job: its project and that project's groups. Not the resolved
@@ -315,7 +316,11 @@ const NOT_ALLOWLISTED_KEPT = 1000
 let notAllowlisted = new Map<string, Map<string, string>>()
 let notAllowlistedCount = 0
 
-/** `jobProject` and `accessedProject`: short paths (see shortPath), as GitLab names them. */
+/**
+ * `jobProject` and `accessedProject`: short paths (see shortPath), as GitLab names them. A project
+ * the gate does not know is named as the request's path names it: a token pasted there is
+ * answered `[token]`, as the log writes it (loggedPath).
+ */
 export function notAllowlistedMessage (jobProject: string, accessedProject: string): string {
   let byAccessed = notAllowlisted.get(jobProject)
   let message = byAccessed?.get(accessedProject)
@@ -326,7 +331,7 @@ export function notAllowlistedMessage (jobProject: string, accessedProject: stri
     byAccessed = undefined
   }
   if (byAccessed === undefined) notAllowlisted.set(jobProject, byAccessed = new Map())
-  message = `403 Forbidden - Authentication by CI/CD job token not allowed from ${jobProject} to ${accessedProject}.`
+  message = `403 Forbidden - Authentication by CI/CD job token not allowed from ${jobProject} to ${loggedPath(accessedProject)}.`
   byAccessed.set(accessedProject, message)
   notAllowlistedCount++
   return message
@@ -337,7 +342,7 @@ export function missingPoliciesMessage (required: readonly string[], accessedPro
   const which = required.length === 1
     ? `The following token permission is required: ${required[0]!}.`
     : `The following token permissions are required: ${toSentence(required)}.`
-  return `403 Forbidden - Insufficient permissions to access this resource in project ${accessedProject}. ${which}`
+  return `403 Forbidden - Insufficient permissions to access this resource in project ${loggedPath(accessedProject)}. ${which}`
 }
 
 /** Rails' Array#to_sentence in English: "a", "a and b", "a, b, and c". */
