@@ -65,8 +65,28 @@ export const tokenShaped = (text: string): boolean => TOKEN_IN_PATH.test(text) |
  * written `[token]`.
  */
 export function loggedPath (path: string): string {
-  if (!TOKEN_IN_PATH.test(path) && !holdsJwt(path)) return path
-  return path.split('/').map(segment => tokenShaped(segment) ? '[token]' : segment).join('/')
+  const escaped = path.includes('%')
+  if (!escaped && !TOKEN_IN_PATH.test(path) && !holdsJwt(path)) return path
+  return path.split('/').map(segment => tokenShaped(segment) || (escaped && segment.includes('%') && tokenShaped(unescaped(segment))) ? '[token]' : segment).join('/')
+}
+
+/** Most rounds of percent-decoding unescaped() reads through (`%2567` is `g` after two). */
+const UNESCAPE_ROUNDS = 4
+
+/**
+ * `text` with its `%XX` escapes decoded, again while any is left, at most UNESCAPE_ROUNDS times:
+ * how a log reader may read a path segment. The canonical path keeps escapes Rails decodes only
+ * once (`%2567lpat-...` is `%67lpat-...` to GitLab), so a token escaped in part, or twice, was
+ * not recognised and was written as sent, its secret part in clear.
+ */
+function unescaped (text: string): string {
+  let s = text
+  for (let round = 0; round < UNESCAPE_ROUNDS && s.includes('%'); round++) {
+    const next = s.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+    if (next === s) break
+    s = next
+  }
+  return s
 }
 
 /**
