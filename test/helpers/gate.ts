@@ -90,6 +90,8 @@ export interface TestGateOptions {
    * (GateDeps.grantLoadTimeoutMs). Hang detectors.
    */
   readonly storeTimeoutMs?: number
+  /** The logger's level (default debug); `trace` writes everything the gate can write. */
+  readonly logLevel?: string
 }
 
 export async function startTestGate (t: TestContext, env: Record<string, string> = {}, options: TestGateOptions = {}): Promise<TestGate> {
@@ -157,7 +159,7 @@ export async function startTestGate (t: TestContext, env: Record<string, string>
     for (const doc of WORLD_GRANTS) await store.put(validateProjectGrants(doc, { settings, policies }))
   }
   const logs: Array<Record<string, unknown>> = []
-  const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
+  const logger = pino({ level: options.logLevel ?? 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>) } })
   // The cache settings as serve passes them (GATE_IDENTITY_CACHE_*, GATE_NAMESPACE_CACHE_TTL_MS).
   // With GATE_JWT_KEY (a JWKS URL such as the fake's /oauth/discovery/keys) or asServe: the
   // client and the resolver as serve builds them (JWT checks, GATE_IDENTITY_TIMEOUT_MS).
