@@ -30,6 +30,7 @@ import { dirname } from 'node:path'
 import { identityFrom, identityNow, identityOf, linkedFileOf, otherNamesOf, sameIdentity, takeFileLockSync, type FileIdentity } from '../file-identity.ts'
 import { errors, GateError, type ErrorCode, type FieldIssue } from '../errors.ts'
 import { SCOPE_ACCESSES, type ScopeAccess } from './token-scopes.ts'
+import { quoted } from '../text.ts'
 
 /** A scope as GitLab's API writes it (`granular_scopes[]` of a token): GitLab's permission names. */
 export interface RegisteredScope {
@@ -258,7 +259,8 @@ export function parseRegistration (body: unknown, prefix = ''): { ok: true, valu
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return { ok: false, issues: [{ path: prefix, message: 'must be a JSON object' }] }
   const b = body as Record<string, unknown>
   for (const key of Object.keys(b)) {
-    if (key !== 'user_id' && key !== 'granular_scopes' && key !== 'updated_at') issues.push({ path: at(key), message: 'is not a known field' })
+    // A field name is the client's text: quoted as every answer quotes it (short, a token [token]).
+    if (key !== 'user_id' && key !== 'granular_scopes' && key !== 'updated_at') issues.push({ path: at(quoted(key)), message: 'is not a known field' })
   }
   const positive = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
   if (b.user_id !== undefined && b.user_id !== null && !positive(b.user_id)) issues.push({ path: at('user_id'), message: 'must be a user id or null' })
@@ -274,7 +276,7 @@ export function parseRegistration (body: unknown, prefix = ''): { ok: true, valu
       }
       const s = raw as Record<string, unknown>
       for (const key of Object.keys(s)) {
-        if (!['access', 'permissions', 'project_id', 'group_id'].includes(key)) issues.push({ path: `${where}.${key}`, message: 'is not a known field' })
+        if (!['access', 'permissions', 'project_id', 'group_id'].includes(key)) issues.push({ path: `${where}.${quoted(key)}`, message: 'is not a known field' })
       }
       const access = s.access
       if (typeof access !== 'string' || !(SCOPE_ACCESSES as readonly string[]).includes(access)) issues.push({ path: `${where}.access`, message: `must be one of ${SCOPE_ACCESSES.join(', ')}` })
