@@ -161,9 +161,9 @@ const LOCATIONS: ReadonlyArray<(t: Draw) => Req> = [
   t => ({ name: 'private_token header', path: '/api/v4/projects/200/variables', headers: { private_token: t() } }),
   t => ({ name: 'Deploy-Token', path: PKG, headers: { 'deploy-token': t() } }),
   t => ({ name: 'X-NuGet-ApiKey', method: 'PUT', path: '/api/v4/projects/200/packages/nuget', headers: { 'x-nuget-apikey': t() } }),
-  t => ({ name: 'JOB-TOKEN, GitLab too slow', path: PKG, headers: { 'job-token': t(['glcbt']) }, upstream: 'slow' }),
-  t => ({ name: 'query job_token, GitLab resets', path: `${PKG}?job_token=${t(['glcbt'])}`, upstream: 'reset' }),
-  t => ({ name: 'Basic, GitLab fails', path: '/api/v4/projects/100/packages/maven/com/acme/app/1.0/app-1.0.jar', headers: { authorization: `Basic ${b64(`gitlab-ci-token:${t(['glcbt'])}`)}` }, upstream: 'error' }),
+  t => ({ name: 'JOB-TOKEN, GitLab too slow', path: PKG, headers: { 'job-token': t.job() }, upstream: 'slow' }),
+  t => ({ name: 'query job_token, GitLab resets', path: `${PKG}?job_token=${t.job()}`, upstream: 'reset' }),
+  t => ({ name: 'Basic, GitLab fails', path: '/api/v4/projects/100/packages/maven/com/acme/app/1.0/app-1.0.jar', headers: { authorization: `Basic ${b64(`gitlab-ci-token:${t.job()}`)}` }, upstream: 'error' }),
   t => ({ name: 'repeated JOB-TOKEN', path: PKG, headers: { 'job-token': [t(), t()] } }),
   // Authorization, every scheme and spelling.
   t => ({ name: 'Bearer', path: PKG, headers: { authorization: `Bearer ${t()}` } }),
