@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import type { Readable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { startFakeGitlab, type FakeGitlab } from './fake-gitlab.ts'
 
 // The CLI from its sources (tsx), not bin/ (which runs dist/): a stale or missing build cannot change what this tests.
 export const CLI_FROM_SOURCES = ['--import', 'tsx', fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))]
@@ -122,4 +123,24 @@ export async function serveOutcome (t: TestContext, env: Record<string, string>,
     })
     void once(child, 'exit').then(([code]) => { clearTimeout(timer); resolve({ kind: 'refused', code: code as number | null, stderr }) })
   })
+}
+
+/**
+ * A `serve` process under an open files limit of `openFiles` (prlimit), in front of a fake GitLab
+ * that holds its answers to `GET heldPath` until the test calls them (`held`), and answers `{}`
+ * to anything else it does not know.
+ */
+export async function serveUnderFileLimit (t: TestContext, openFiles: number, heldPath: string): Promise<{ gate: Served, gitlab: FakeGitlab, held: Array<() => void> }> {
+  const held: Array<() => void> = []
+  const gitlab = await startFakeGitlab({
+    fallback: (req, res) => {
+      req.resume()
+      const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }
+      if (req.url === heldPath) held.push(answer)
+      else answer()
+    }
+  })
+  t.after(() => gitlab.close())
+  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken }, ['prlimit', `--nofile=${openFiles}:${openFiles}`, '--'])
+  return { gate, gitlab, held }
 }

@@ -14,27 +14,16 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { connectionLimitOf, FD_RESERVE } from '../../src/gate/connections.ts'
 import { eventually } from '../helpers/eventually.ts'
-import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { send } from '../helpers/http.ts'
 import { requireTool } from '../helpers/require-tool.ts'
-import { startServe } from '../helpers/serve.ts'
+import { serveUnderFileLimit } from '../helpers/serve.ts'
 
 const OPEN_FILES = 512
 const HELD = '/api/v4/projects/2/packages'
 
 test('connections at the derived limit, each with an upstream connection kept and a GitLab call, all answered', async (t) => {
   if (!requireTool(t, spawnSync('prlimit', ['--version']).status === 0 ? null : 'prlimit (util-linux)')) return
-  const held: Array<() => void> = []
-  const gitlab = await startFakeGitlab({
-    fallback: (req, res) => {
-      req.resume()
-      const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }
-      if (req.url === HELD) held.push(answer)
-      else answer()
-    }
-  })
-  t.after(() => gitlab.close())
-  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken }, ['prlimit', `--nofile=${OPEN_FILES}:${OPEN_FILES}`, '--'])
+  const { gate, gitlab, held } = await serveUnderFileLimit(t, OPEN_FILES, HELD)
   const max = gate.lines.find(l => l.msg === 'client connection limit')?.max_connections as number
   assert.equal(max, connectionLimitOf(undefined, OPEN_FILES, 1).max)
   const { hostname, port } = new URL(gate.api)

@@ -17,12 +17,11 @@ import { ACCEPT_ERRORS_PER_TURN, connectionLimitOf, FD_RESERVE, HEALTH_MAX_CONNE
 import { createHealthServer, HEALTH_IDLE_TIMEOUT_MS } from '../../src/gate/health.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { eventually } from '../helpers/eventually.ts'
-import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
 import { startTestGate } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { parseMetrics, scrape, total } from '../helpers/metrics.ts'
 import { requireTool } from '../helpers/require-tool.ts'
-import { startServe } from '../helpers/serve.ts'
+import { serveUnderFileLimit } from '../helpers/serve.ts'
 
 const OPEN_FILES = 256
 /** What the gate derives from OPEN_FILES: (256 - 128) / 3. */
@@ -44,17 +43,7 @@ function requestOn (socket: Socket, path: string): Promise<string> {
 
 test('a flood of connections that stay open: those over the limit are closed, counted and logged; health, open connections and upstream calls keep their descriptors', async (t) => {
   if (!requireTool(t, spawnSync('prlimit', ['--version']).status === 0 ? null : 'prlimit (util-linux)')) return
-  const held: Array<() => void> = []
-  const gitlab = await startFakeGitlab({
-    fallback: (req, res) => {
-      req.resume()
-      const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }
-      if (req.url === HELD) held.push(answer)
-      else answer()
-    }
-  })
-  t.after(() => gitlab.close())
-  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken }, ['prlimit', `--nofile=${OPEN_FILES}:${OPEN_FILES}`, '--'])
+  const { gate, held } = await serveUnderFileLimit(t, OPEN_FILES, HELD)
   const start = gate.lines.find(l => l.msg === 'client connection limit')
   assert.equal(start?.max_connections, MAX, 'the limit derived from the open files soft limit')
   assert.equal(start?.source, 'fd_limit')
