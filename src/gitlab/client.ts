@@ -1,11 +1,12 @@
 // The gate's own calls to GitLab's API: job introspection and namespace lookups for the identity
 // stage, project, group and user lookups for the configuration API and the package-rule role
 // checks, lists (one page or many) for the project resolvers. createGate builds one client per
-// gate and hands it to every caller; one undici Pool per GitLab, without a connection limit,
-// every call bounded by one timeout, bodies read up to a limit, counted by endpoint and outcome
-// for /metrics (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors;
-// this module only says whether GitLab answered and what. A call is retried only where a GET
-// met a connection closed under it before any answer (closedUnderCall).
+// gate and hands it to every caller; one undici Pool per GitLab, with as many connections as the
+// gate's listeners take client connections (src/gate/deps.ts), every call bounded by one timeout,
+// bodies read up to a limit, counted by endpoint and outcome for /metrics
+// (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors; this module
+// only says whether GitLab answered and what. A call is retried only where a GET met a connection
+// closed under it before any answer (closedUnderCall).
 //
 // The forwarding of API traffic (src/proxy/forward.ts) keeps its own Pool on purpose: it is the
 // data path (streamed bodies of any size, the client's timeouts, its own pool metrics), and the
