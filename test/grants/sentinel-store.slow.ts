@@ -39,7 +39,9 @@ test('redis sentinel: after a failover the store writes to the new master and th
   await master.kill()
   await eventually(async () => { await store.put(grantsFor(1, 'acme/one', { inboundEnabled: false })); return true }, { timeoutMs: 30_000, intervalMs: 100, message: 'a write after the failover' })
   assert.match(replica.cli('role'), /^master/)
-  await eventually(() => cache.stats().resets >= 1, { message: 'the subscription moved to the new master and reported it' })
+  // A hang detector: the subscriber finds the new master through the sentinel on its own
+  // schedule (a reconnect, or its PING's timeout), which once took past 10 s in a CI run.
+  await eventually(() => cache.stats().resets >= 1, { timeoutMs: 30_000, message: 'the subscription moved to the new master and reported it' })
   const got = await cache.get(1)
   assert.equal(got?.inboundEnabled, false)
   assert.ok((got?.version ?? 0) >= 2)
