@@ -7,6 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config.ts'
+import { createGate } from '../../src/gate/server.ts'
+import { createMemoryStore } from '../../src/grants/memory-store.ts'
+import { createJobResolver } from '../../src/identity/resolver.ts'
 import { requireTool } from './require-tool.ts'
 
 const APP = `require 'json'
@@ -77,4 +82,13 @@ export async function startPuma (t: TestContext, app: string = APP): Promise<Pum
     child.stderr.on('data', read)
     child.once('exit', code => { clearTimeout(timer); reject(new Error(`puma exited (${String(code)}): ${output}`)) })
   })
+}
+
+/** A gate on `listen` in front of `upstream` (a Puma running REMOTE_IP_APP), trusting `trustedProxies`; its port. */
+export async function gateInFrontOf (t: TestContext, upstream: string, trustedProxies: string, listen = '127.0.0.1:0'): Promise<number> {
+  const config = loadConfig({ GATE_UPSTREAM_URL: upstream, GATE_LISTEN: listen, GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_TRUSTED_PROXIES: trustedProxies, GATE_SERVICE_TOKEN: 'unused-service-token' })
+  const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
+  await gate.listen()
+  t.after(() => gate.close(0))
+  return gate.address().port
 }

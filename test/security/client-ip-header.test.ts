@@ -16,15 +16,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config.ts'
-import { createGate } from '../../src/gate/server.ts'
-import { createMemoryStore } from '../../src/grants/memory-store.ts'
-import { createJobResolver } from '../../src/identity/resolver.ts'
 import { startTestGate } from '../helpers/gate.ts'
 import { rawRequest, send } from '../helpers/http.ts'
 import { needsNginx, startShippedNginx } from '../helpers/nginx.ts'
-import { REMOTE_IP_APP, requirePuma, startPuma } from '../helpers/puma.ts'
+import { gateInFrontOf, REMOTE_IP_APP, requirePuma, startPuma } from '../helpers/puma.ts'
 import { railsUnavailable } from '../helpers/rails-routes.ts'
 import { requireTool } from '../helpers/require-tool.ts'
 
@@ -35,14 +30,6 @@ async function remoteIp (port: number, lines: readonly string[]): Promise<{ remo
   const answer = await rawRequest(port, lines)
   assert.equal(answer.status, 200, answer.body)
   return JSON.parse(answer.body) as { remote_ip: string, client_ip: string | null }
-}
-
-async function gateInFront (t: Parameters<typeof startPuma>[0], upstream: string, trustedProxies: string): Promise<number> {
-  const config = loadConfig({ GATE_UPSTREAM_URL: upstream, GATE_LISTEN: '127.0.0.1:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_TRUSTED_PROXIES: trustedProxies, GATE_SERVICE_TOKEN: 'unused-service-token' })
-  const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
-  await gate.listen()
-  t.after(() => gate.close(0))
-  return gate.address().port
 }
 
 const REQUEST = 'GET /api/v4/projects/1/releases HTTP/1.1'
@@ -56,7 +43,7 @@ test('an untrusted peer\'s Client-IP never reaches GitLab, which would take the 
   assert.equal(direct.remote_ip, '6.6.6.6', `ActionDispatch reads Client-IP (Puma ${puma.version})`)
 
   // 127.0.0.1 is no trusted proxy of the gate's: GitLab sees the peer's address, as with no Client-IP.
-  const port = await gateInFront(t, puma.url, '10.0.0.0/8')
+  const port = await gateInFrontOf(t, puma.url, '10.0.0.0/8')
   for (const line of ['Client-IP: 127.0.0.1, 6.6.6.6', 'client-ip: 127.0.0.1, 6.6.6.6', 'Client_IP: 127.0.0.1, 6.6.6.6', 'Client-Ip: 6.6.6.6']) {
     const seen = await remoteIp(port, [REQUEST, line])
     assert.equal(seen.remote_ip, '127.0.0.1', line)
@@ -70,7 +57,7 @@ test('a trusted proxy\'s request carries no Client-IP either: ingress-nginx pass
   const puma = await startPuma(t, REMOTE_IP_APP)
   // 127.0.0.1 is the ingress controller here, trusted by the gate: X-Forwarded-For is the client's
   // address as the controller writes it (one GitLab trusts too), Client-IP the client's own header.
-  const port = await gateInFront(t, puma.url, '127.0.0.1')
+  const port = await gateInFrontOf(t, puma.url, '127.0.0.1')
   const seen = await remoteIp(port, [REQUEST, 'X-Forwarded-For: 127.0.0.1', 'Client-IP: 127.0.0.1, 6.6.6.6'])
   assert.equal(seen.client_ip, null)
   assert.equal(seen.remote_ip, '127.0.0.1')

@@ -12,13 +12,8 @@
 
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config.ts'
-import { createGate } from '../../src/gate/server.ts'
-import { createMemoryStore } from '../../src/grants/memory-store.ts'
-import { createJobResolver } from '../../src/identity/resolver.ts'
 import { rawRequest } from '../helpers/http.ts'
-import { REMOTE_IP_APP, requirePuma, startPuma } from '../helpers/puma.ts'
+import { gateInFrontOf, REMOTE_IP_APP, requirePuma, startPuma } from '../helpers/puma.ts'
 import { railsUnavailable } from '../helpers/rails-routes.ts'
 import { requireTool } from '../helpers/require-tool.ts'
 
@@ -31,13 +26,7 @@ async function seenBehind (port: number, lines: readonly string[]): Promise<Seen
 }
 
 /** A gate on every IPv6 address (and, dual-stack, IPv4's): the test's client on 127.0.0.1 is `::ffff:127.0.0.1` to it. */
-async function dualStackGate (t: TestContext, upstream: string, trustedProxies: string): Promise<number> {
-  const config = loadConfig({ GATE_UPSTREAM_URL: upstream, GATE_LISTEN: '[::]:0', GATE_HEALTH_LISTEN: '127.0.0.1:0', GATE_TRUSTED_PROXIES: trustedProxies, GATE_SERVICE_TOKEN: 'unused-service-token' })
-  const gate = createGate(config, { store: await createMemoryStore(), resolver: createJobResolver({ upstream, serviceToken: 'unused-service-token' }), logger: pino({ level: 'silent' }) })
-  await gate.listen()
-  t.after(() => gate.close(0))
-  return gate.address().port
-}
+const dualStackGate = async (t: TestContext, upstream: string, trustedProxies: string): Promise<number> => await gateInFrontOf(t, upstream, trustedProxies, '[::]:0')
 
 const REQUEST = 'GET /api/v4/projects/1/releases HTTP/1.1'
 
