@@ -404,7 +404,12 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
   const contentType = trimEnds(request.contentType, ' \t')
-  const form = FORM_TYPE.test(contentType) || (contentType === '' && request.method === 'POST')
+  // An untyped POST body is a form to Rack::MethodOverride alone, in GitLab's middleware: it
+  // reads `_method` with Rack's #POST and leaves the form it parsed for Rails to take over.
+  // ActionDispatch's own form_data? wants a form type, so without that middleware GitLab reads
+  // no parameter from the body. Both readings are checked (the URL's alone below).
+  const untyped = contentType === '' && request.method === 'POST'
+  const form = FORM_TYPE.test(contentType) || untyped
   // A blank body gives no parameters, but to Rack's form reading (`" "` is a parameter named " ").
   if (text.trim() === '' && !form) return [newParams()]
   const readings: Params[] = []
@@ -448,8 +453,9 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
   }
   // A bare document (application/graphql, or a body GitLab would not parse at all).
   if (GRAPHQL_TYPE.test(contentType) || (!parsedAsDeclared && json === undefined)) readings.push(Object.assign(newParams(), { query: text }))
-  // A body of a type Rails does not parse, or one it fails on, leaves only the URL's parameters.
-  if (!parsedAsDeclared || readings.length === 0) readings.push(newParams())
+  // A body of a type Rails does not parse, or one it fails on, leaves only the URL's parameters,
+  // and so does an untyped one to a stack without Rack::MethodOverride.
+  if (!parsedAsDeclared || untyped || readings.length === 0) readings.push(newParams())
   return readings
 }
 
