@@ -11,7 +11,8 @@
 # when `_json` is an array, `permit` of its operations' query, operationName and variables; a
 # single query's `permit`ted query and operationName and its raw variables. Also the access token
 # GitLab's finders take first: `private_token`, PRIVATE-TOKEN, `access_token`, Bearer,
-# `bearer_token` (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods).
+# `bearer_token` (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods), then the
+# password of Basic under any user name, `gitlab-ci-token` included (GraphQL reads no job token).
 #
 #   in:  one JSON object a line: {"m": "POST", "t": "/api/graphql?...", "h": [["name", "value"], ...], "b": "<base64>"}
 #   out: one JSON object a line: {"batch": bool, "ops": [{"query", "operationName", "variables"}], "token": ...} or {"error": "..."}
@@ -61,6 +62,11 @@ controller = lambda do |env|
       authorization = request.authorization
       token ||= authorization.gsub(/^Bearer /i, '') if authorization&.match?(/^Bearer /i)
       token ||= given['bearer_token'].presence
+    end
+    # Then a personal access token as the password of HTTP Basic, under any user name
+    # (/api/graphql is an API request): find_user_from_personal_access_token_for_api_or_git.
+    if !token && ActionController::HttpAuthentication::Basic.has_basic_credentials?(request)
+      token = ActionController::HttpAuthentication::Basic.user_name_and_password(request)[1].presence
     end
     out['token'] = token&.to_s
   rescue StandardError => e
