@@ -14,7 +14,7 @@
 //   the oldest answer it was drawn from would be kept, and dropped with any of them.
 
 import { createHash } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
+import { countedLru } from '../lru.ts'
 import { foldedPathKey, isRootNamespaceKey, pathKey, type StoredGrants, type StoredNamespaceSettings } from './model.ts'
 import { GrantsStoreUnavailableError } from './errors.ts'
 import type { GrantStore, InvalidationEvent } from './store.ts'
@@ -112,10 +112,10 @@ function createLayer<K extends number | string, V> (options: {
   describe: (key: K) => string
 }) {
   const { counters, now } = options
-  const entries = new LRUCache<K, Entry<V>>({ max: options.max })
+  const entries = countedLru<K, Entry<V>>(options.max)
   // Answers "nothing stored" are kept apart: requests for made-up ids (any client can send them)
   // must not push configured projects out, whose copies are also what a store outage serves.
-  const negatives = new LRUCache<K, Entry<V>>({ max: options.max })
+  const negatives = countedLru<K, Entry<V>>(options.max)
   const inflight = new Map<K, Promise<Entry<V>>>()
 
   function fetch (key: K, input: string | undefined): Promise<Entry<V>> {

@@ -6,7 +6,7 @@
 // so a flood of loads that fail (random job tokens) pushed resolved identities out.
 
 import { hash } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
+import { countedLru } from '../lru.ts'
 
 /** A clock in milliseconds, never 0 (lru-cache reads a start of 0 as no TTL): `performance` by default; tests pass one they move by hand. */
 export interface Clock { now (): number }
@@ -69,8 +69,8 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   // flood of keys that all fail (random job tokens, each one call to GitLab) fills only the
   // failures, and a load takes no value's place while it runs (lru-cache's fetch() would hold a
   // slot for it, pushing the least recently used value out even when the load then fails).
-  const values = new LRUCache<string, { readonly value: V }>({ max, ttl: ttlMs, ...ttlClock(options.clock) })
-  const failures = new LRUCache<string, { readonly error: unknown }>({ max, ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
+  const values = countedLru<string, { readonly value: V }>(max, { ttl: ttlMs, ...ttlClock(options.clock) })
+  const failures = countedLru<string, { readonly error: unknown }>(max, { ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
   const loading = new Map<string, Promise<V>>()
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
   const clock = options.clock ?? performance

@@ -7,9 +7,9 @@
 // cannot read a 502, never an allow. Only asked for by decisions that need it (the decide stage of
 // src/gate/pipeline.ts): an allowed request the store already decides never waits for it.
 
-import { LRUCache } from 'lru-cache'
 import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, ttlClock, type Clock } from '../identity/cache.ts'
+import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
@@ -74,12 +74,12 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   // Without a service token the call is anonymous: GitLab then shows public projects only, so an
   // internal project reads as private and keeps the stricter answer.
   const as = gitlab.hasServiceToken ? 'service' as const : {}
-  const facts = new LRUCache<string, ProjectFacts>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
+  const facts = countedLru<string, ProjectFacts>(options.max ?? 10_000, { ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
   // "GitLab shows no project here" is kept apart: any client can ask about as many made-up paths
   // as it likes, and in one list those answers would push out the projects real jobs use. So are
   // the loads in flight (single flight): lru-cache's fetch() holds a place in its list for each,
   // and a flood of made-up paths at once pushed the projects found out before any answer came.
-  const notShown = new LRUCache<string, ProjectFacts>({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
+  const notShown = countedLru<string, ProjectFacts>(options.max ?? 10_000, { ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
   const loading = new Map<string, Promise<ProjectFacts>>()
   const fetchFacts = (key: string, project: number | string): Promise<ProjectFacts> => {
     const inFlight = loading.get(key)

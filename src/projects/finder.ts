@@ -12,6 +12,7 @@ import { GateError } from '../errors.ts'
 import { answersAsked, GitlabUnavailable, movedProjectId, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, ttlClock, type Clock, type LoaderCacheStats } from '../identity/cache.ts'
 import type { JobIdentity } from '../identity/types.ts'
+import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
 import { createLookupSlots, LookupDropped, type SlotStats } from './slots.ts'
@@ -151,17 +152,18 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const hiddenProjects = createLoaderCache<{ readonly at: number, readonly ids: readonly number[] | null }>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
   // Maven reads' package listings (mavenListing), by the hash of group and name: those holding
   // packages, bounded by their packages too, apart from the empty ones; and the ones being read.
-  const listingEntries = { max: options.max ?? 10_000, ttl: notFoundTtlMs, ...ttlClock(options.clock) }
+  const listingMax = options.max ?? 10_000
+  const listingTtl = { ttl: notFoundTtlMs, ...ttlClock(options.clock) }
   const listings = keptApart<PackageListing>(
-    new LRUCache({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length }),
-    new LRUCache(listingEntries),
+    new LRUCache({ max: listingMax, ...listingTtl, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: listing => 1 + listing.items.length }),
+    countedLru(listingMax, listingTtl),
     listing => listing.items.length > 0)
   const mavenSlots = createLookupSlots(MAVEN_LISTINGS_AT_ONCE, MAVEN_LISTINGS_WAITING, WAITING_PER_JOB)
   // A package-only project's Maven packages, read whole where they fit one page, by project id
   // (wholeProjectPackages); bounded by their packages as the listings are.
   const projectPackages = keptApart<ProjectPackages>(
-    new LRUCache({ ...listingEntries, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: whole => 1 + (whole.items?.length ?? 0) }),
-    new LRUCache(listingEntries),
+    new LRUCache({ max: listingMax, ...listingTtl, maxSize: options.maxListedPackages ?? LISTED_PACKAGES, sizeCalculation: whole => 1 + (whole.items?.length ?? 0) }),
+    countedLru(listingMax, listingTtl),
     whole => whole.items !== null && whole.items.length > 0)
   // Every project of one group, for the package rules of reads no lookup names a project for. Kept
   // as briefly as "no project": a project moved into the group is seen within it. Keyed by the
@@ -170,7 +172,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   // (`acme`, `ACME`, `010`, `0010`, ... are group 10 to GitLab, and as many keys): each spelling
   // was listed at once, as many listings as requests came. They take their turn in slots, as
   // Maven's listings do: at most GROUP_LISTINGS_AT_ONCE read at once gate-wide.
-  const groupListings = keptApart<GroupListing>(new LRUCache(listingEntries), new LRUCache(listingEntries), listing => Array.isArray(listing.ids) && listing.ids.length > 0)
+  const groupListings = keptApart<GroupListing>(countedLru(listingMax, listingTtl), countedLru(listingMax, listingTtl), listing => Array.isArray(listing.ids) && listing.ids.length > 0)
   const groupSlots = createLookupSlots(GROUP_LISTINGS_AT_ONCE, GROUP_LISTINGS_WAITING, WAITING_PER_JOB)
   const groupProjects = async (group: string, owner = '', waiter?: Waiter): Promise<readonly number[] | null | 'too_many'> => {
     const key = createHash('sha256').update(group).digest('hex')
