@@ -46,7 +46,7 @@ for (const listener of ['api', 'forward-auth'] as const) {
 test('a request pipelined behind an answer that keeps the connection is still answered', async (t) => {
   const g = await startTestGate(t)
   const denied = `GET /api/v4/projects/300/packages HTTP/1.1\r\nHost: x\r\nJob-Token: ${TOKENS.app}\r\n\r\n`
-  const { text } = await exchange(Number(new URL(g.url).port), denied + AFTER, 1000, 1000, t => (t.match(/HTTP\/1\.1 \d{3} /g) ?? []).length === 2 && t.endsWith('}'))
+  const { text } = await exchange(Number(new URL(g.url).port), denied + AFTER, 1000, 1000, t => (t.match(/HTTP\/1\.1 \d{3} /g) ?? []).length === 2 && t.endsWith('\r\n0\r\n\r\n'))
   assert.deepEqual(text.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 403', 'HTTP/1.1 200'])
   assert.deepEqual(g.seen.map(s => s.url), ['/api/v4/projects/200/packages?after=1'])
 })
