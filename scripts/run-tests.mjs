@@ -7,6 +7,7 @@
 //                                                 through the gate (npm run test:clients)
 //   --groups N    run the files in N processes (--groups 1: all in one)
 //   --isolated    one process per file
+//   --timings     after the run, the files whose tests took longest (in-process time)
 // A path ending in .ts runs that file whatever its name. Two processes run at a time (this
 // machine has two cores): every test starts its own servers on free ports and asserts no latency.
 //
@@ -19,15 +20,15 @@
 // environment; every file also passes with all of them in one process (--groups 1). The heavy
 // suites keep a process per file, where start-up is little and memory is measured. If a test
 // passes alone and fails in its group, `--isolated` tells whether another file is the cause.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { spawnSync } from 'node:child_process'
 
 const DEFAULT_GROUPS = 8
 
-const OPTIONS = new Set(['--slow', '--clients', '--isolated', '--groups'])
+const OPTIONS = new Set(['--slow', '--clients', '--isolated', '--groups', '--timings'])
 
 const args = process.argv.slice(2)
 const unknown = args.find(a => a.startsWith('--') && !OPTIONS.has(a))
@@ -38,6 +39,7 @@ if (unknown !== undefined) {
 const slow = args.includes('--slow')
 const clients = args.includes('--clients')
 const isolated = args.includes('--isolated')
+const timings = args.includes('--timings')
 const groupsAt = args.indexOf('--groups')
 const groupsArg = groupsAt === -1 ? undefined : args[groupsAt + 1]
 if (groupsAt !== -1 && !/^[1-9][0-9]*$/.test(groupsArg ?? '')) {
@@ -74,7 +76,7 @@ files.forEach((file, i) => groups[i % groups.length].push(file))
 // starts a test as soon as it is declared: the root `before` holds every test until all files
 // have loaded, or the first file's tests would run while the others load (compiling, building
 // what they need at the top), their timeouts counting time the loading took.
-const dir = groups.some(g => g.length > 1) ? mkdtempSync(join(tmpdir(), 'job-token-gate-tests-')) : null
+const dir = groups.some(g => g.length > 1) || timings ? mkdtempSync(join(tmpdir(), 'job-token-gate-tests-')) : null
 const entries = groups.map((group, i) => {
   if (group.length === 1) return group[0]
   const entry = join(dir, `group-${String(i + 1).padStart(2, '0')}-of-${groups.length}.test.mts`)
@@ -99,9 +101,32 @@ const entries = groups.map((group, i) => {
 // --test-force-exit: a process whose tests (after hooks included) are all done exits even if a
 // handle is left (a client reconnecting to servers its file stopped): one such process once held
 // the slow suite, and CI, for good after its last test had passed.
+const timingsFile = timings ? join(dir, 'timings.tsv') : undefined
+const reporters = timingsFile === undefined
+  ? ['--test-reporter=spec']
+  : ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${new URL('timings-reporter.mjs', import.meta.url).href}`, '--test-reporter-destination=stderr']
 try {
-  const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', '--test-reporter=spec', ...entries], { stdio: 'inherit' })
+  const env = timingsFile === undefined ? process.env : { ...process.env, RUN_TESTS_TIMINGS: timingsFile }
+  const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', ...reporters, ...entries], { stdio: 'inherit', env })
   process.exitCode = result.status ?? 1
+  if (timingsFile !== undefined) printTimings(timingsFile)
 } finally {
   if (dir !== null) rmSync(dir, { recursive: true, force: true })
+}
+
+/** The slowest files of the run, by the summed durations of their top-level tests. */
+function printTimings (file) {
+  let text = ''
+  try { text = readFileSync(file, 'utf8') } catch { /* no test ended */ }
+  const byFile = new Map()
+  for (const line of text.split('\n')) {
+    const [ms, path] = line.split('\t')
+    if (path === undefined) continue
+    const name = path === '' ? '(unknown file)' : relative(process.cwd(), path)
+    byFile.set(name, (byFile.get(name) ?? 0) + Number(ms))
+  }
+  const rows = [...byFile].sort((a, b) => b[1] - a[1])
+  const total = rows.reduce((sum, [, ms]) => sum + ms, 0)
+  console.log(`\nrun-tests: ${rows.length} files, ${(total / 1000).toFixed(1)} s of tests (two at a time); the slowest:`)
+  for (const [name, ms] of rows.slice(0, 25)) console.log(`${(ms / 1000).toFixed(1).padStart(8)} s  ${name}`)
 }

@@ -85,6 +85,24 @@ test('passing files pass, and the generated group modules are removed afterwards
   assert.deepEqual(readdirSync(tmp).filter(name => name.startsWith('job-token-gate-tests-')), [])
 })
 
+test('--timings names the files whose tests took longest, in groups and alone, and leaves nothing behind', t => {
+  const dir = folder(t, {
+    'slow.test.ts': "import { setTimeout as sleep } from 'node:timers/promises'\ntest('slow', async () => { await sleep(400) })\ntest('also slow', async () => { await sleep(400) })\n",
+    'quick.test.ts': "test('quick', () => {})\n"
+  })
+  const tmp = join(dir, 'tmp')
+  mkdirSync(tmp)
+  for (const how of [['--groups', '1'], ['--isolated']]) {
+    const r = run(['--timings', ...how, dir], { ...ENV, TMPDIR: tmp })
+    assert.equal(r.status, 0, r.out)
+    const rows = [...r.out.matchAll(/^ +(\d+\.\d) s {2}(\S+)$/gm)].map(m => [Number(m[1]), m[2]!.split('/').at(-1)] as const)
+    assert.deepEqual(rows.map(([, name]) => name), ['slow.test.ts', 'quick.test.ts'], r.out)
+    assert.ok(rows[0]![0] >= 0.8, `both of slow's tests counted: ${r.out}`)
+    assert.match(r.out, /run-tests: 2 files, \d+\.\d s of tests/)
+    assert.deepEqual(readdirSync(tmp).filter(name => name.startsWith('job-token-gate-tests-')), [])
+  }
+})
+
 test('bad options are refused, naming the problem', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--groups', 'x'], /--groups needs a positive whole number, got "x"/],
@@ -92,7 +110,7 @@ test('bad options are refused, naming the problem', () => {
     [['--groups'], /--groups needs a positive whole number, got nothing/],
     [['--isolated', '--groups', '2'], /--isolated and --groups contradict each other/],
     // A misspelt option must not run some other set of tests.
-    [['--slwo'], /unknown option --slwo \(options: --slow, --clients, --isolated, --groups\)/]
+    [['--slwo'], /unknown option --slwo \(options: --slow, --clients, --isolated, --groups, --timings\)/]
   ]
   for (const [args, message] of cases) {
     const r = run(args)
