@@ -20,8 +20,7 @@ import { checkPackageRules } from '../policy/package-check.ts'
 import { connectionDropsDecisionHeader, queryWithout } from '../proxy/forward.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import type { Found, ProjectFinder } from '../projects/finder.ts'
-import { LookupDropped } from '../projects/slots.ts'
-import type { Waiter } from '../projects/waiters.ts'
+import { LookupDropped, type Waiter } from '../waiters.ts'
 import { conanSearchOf, conanSingleSearchPathOf, groupReadingsOf, mavenVirtualRegistryOf, packageReadGroupOf, servesEveryListedProject } from '../projects/lookup.ts'
 import type { ProjectFacts, ProjectFactsLookup } from '../projects/facts.ts'
 import { accessedProject } from '../routing/accessed.ts'
@@ -131,7 +130,7 @@ export interface Exchange {
   droppedHeaders: ReadonlySet<string>
   /** The client connection (the request's socket), or null. */
   readonly connection: object | null
-  /** The client waiting for the answer, for the project lookups it waits for (gone once it went away); null: one that never goes. */
+  /** The client waiting for the answer, for the job resolution and project lookups it waits for (gone once it went away); null: one that never goes. */
   readonly client: Waiter | null
   /** Why forwarding failed (the upstream's error, never a credential), for the decision line; else null. */
   upstreamError: string | null
@@ -226,6 +225,7 @@ const identifyStage: Stage = (x, engine) => {
     headers: x.headers,
     rawHeaders: x.rawHeaders,
     connection: x.connection,
+    client: x.client,
     body: x.body,
     beforeBodyRead: x.beforeBodyRead,
     // Rack::MethodOverride applies to a POST only: other requests skip the header walk entirely.

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Waiter } from '../projects/waiters.ts'
+import type { Waiter } from '../waiters.ts'
 import { tokenShaped } from '../text.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -62,7 +62,7 @@ export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string
 }
 
 /**
- * The client of a request being decided, as the lookups it waits for see it (src/projects/waiters.ts):
+ * The client of a request being decided, as the lookups it waits for see it (src/waiters.ts):
  * gone once its connection has closed, which is what the answer's 'close' means before any answer.
  * Hot path: one small object per request, listening only once a lookup waits.
  */

@@ -6,7 +6,9 @@
 // bodies read up to a limit, counted by endpoint and outcome for /metrics
 // (job_token_gate_gitlab_requests_total). Callers map an answer to their own errors; this module
 // only says whether GitLab answered and what. A call is retried only where a GET met a connection
-// closed under it before any answer (closedUnderCall).
+// closed under it before any answer (closedUnderCall). Calls past the pool's connections wait in
+// this module's queue; a call whose caller gave up (its `signal`) leaves it unsent, or is aborted
+// if sent.
 //
 // The forwarding of API traffic (src/proxy/forward.ts) keeps its own Pool on purpose: it is the
 // data path (streamed bodies of any size, the client's timeouts, its own pool metrics), and the
@@ -47,6 +49,12 @@ export interface GitlabCall {
   readonly as: Readonly<Record<string, string>> | 'service'
   /** Longest body read for this call, where a document may be larger than the client's default. */
   readonly maxResponseBytes?: number
+  /**
+   * Aborted once nobody waits for the answer (every client whose request asked it has gone): a
+   * call waiting for a connection leaves the queue unsent, one sent is given up and its
+   * connection closed; it rejects with GitlabUnavailable `cancelled`, counted `cancelled`.
+   */
+  readonly signal?: AbortSignal
 }
 
 export interface GitlabAnswer {
@@ -85,7 +93,7 @@ export interface GitlabListAnswer {
 }
 
 /** Outcomes counted per endpoint (`endpoint:outcome`). */
-export type GitlabOutcome = 'ok' | 'rejected' | 'failed' | 'unavailable'
+export type GitlabOutcome = 'ok' | 'rejected' | 'failed' | 'unavailable' | 'cancelled'
 
 export interface GitlabClient {
   /** `GET path` (an API path such as `/api/v4/projects/12`); rejects with GitlabUnavailable when GitLab gave no answer. */
@@ -134,12 +142,49 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const timeoutMs = options.timeoutMs ?? 5_000
   const maxBytes = options.maxResponseBytes ?? 1 << 20
   const serviceToken = options.serviceToken === '' ? undefined : options.serviceToken
+  const connections = options.connections ?? null
   const pool = new Pool(base.origin, {
-    connections: options.connections ?? null,
+    connections,
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs
   })
+  // Calls past `connections` wait here, first come first served, not in undici's queue: there a
+  // request whose signal was aborted (its timeout, or every waiter gone) stayed queued until a
+  // connection took it, and was then aborted on that connection, closing it. A call waited past
+  // its timeout that way, and a call nobody waited for any more kept its place ahead of live ones.
+  // Here a call leaves the queue the moment its signal is aborted, never sent.
+  let free = connections ?? Infinity
+  const queue = new Set<() => void>()
+  const turn = async (signal: AbortSignal): Promise<void> => {
+    signal.throwIfAborted()
+    if (free > 0) {
+      free--
+      return
+    }
+    await new Promise<void>((resolve, reject) => {
+      const start = (): void => {
+        signal.removeEventListener('abort', leave)
+        resolve()
+      }
+      const leave = (): void => {
+        queue.delete(start)
+        reject(signal.reason)
+      }
+      queue.add(start)
+      signal.addEventListener('abort', leave, { once: true })
+    })
+  }
+  /** A call's connection is free: the next waiting call takes it. */
+  const done = (): void => {
+    const next = queue.values().next()
+    if (next.done === true) {
+      free++
+      return
+    }
+    queue.delete(next.value)
+    next.value()
+  }
   const counts: Record<string, number> = {}
   const count = (endpoint: string, outcome: GitlabOutcome): void => {
     const k = `${endpoint}:${outcome}`
@@ -148,10 +193,14 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
 
   /** `next`: the query of the next page (GitLab's `X-Next-Page`, or the query of `Link: <...>; rel="next"`). */
   type Raw = { status: number, text: string | undefined, location?: string, next?: string | null }
-  const request = async (path: string, headers: Record<string, string>, body?: string, limit = maxBytes): Promise<Raw> => {
-    const signal = AbortSignal.timeout(timeoutMs)
+  const request = async (path: string, headers: Record<string, string>, body?: string, limit = maxBytes, cancel?: AbortSignal): Promise<Raw> => {
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const signal = cancel === undefined ? timeout : AbortSignal.any([timeout, cancel])
     const ask = async (): Promise<Dispatcher.ResponseData> => await pool.request({ method: body === undefined ? 'GET' : 'POST', path: basePath + path, headers, ...(body === undefined ? {} : { body }), signal })
+    let waited = true
     try {
+      await turn(signal)
+      waited = false
       let res: Dispatcher.ResponseData
       try {
         res = await ask()
@@ -167,7 +216,9 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
       const next = nextPageQuery(path, res.headers['x-next-page'], res.headers.link)
       return { status: 200, text: await readLimited(res.body, limit), ...(next === undefined ? {} : { next }) }
     } catch (err) {
-      throw new GitlabUnavailable(describe(err), { cause: err })
+      throw new GitlabUnavailable(cancel?.aborted === true && !timeout.aborted ? 'cancelled' : describe(err), { cause: err })
+    } finally {
+      if (!waited) done()
     }
   }
 
@@ -178,9 +229,9 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     const credential = c.as === 'service' ? { 'private-token': serviceToken! } : c.as
     let raw: Raw
     try {
-      raw = await request(path, { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...credential }, body, c.maxResponseBytes)
+      raw = await request(path, { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...credential }, body, c.maxResponseBytes, c.signal)
     } catch (err) {
-      count(c.endpoint, 'unavailable')
+      count(c.endpoint, (err as GitlabUnavailable).reason === 'cancelled' ? 'cancelled' : 'unavailable')
       throw err
     }
     const { status } = raw

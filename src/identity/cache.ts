@@ -7,6 +7,7 @@
 
 import { hash } from 'node:crypto'
 import { countedLru } from '../lru.ts'
+import { LookupDropped, Waiters, type Waiter } from '../waiters.ts'
 
 /** A clock in milliseconds, never 0 (lru-cache reads a start of 0 as no TTL): `performance` by default; tests pass one they move by hand. */
 export interface Clock { now (): number }
@@ -38,9 +39,20 @@ export interface LoaderCacheOptions<V> {
   readonly clock?: Clock
 }
 
+/**
+ * What a load is handed: `signal`, aborted once everyone waiting for it has gone (give up the
+ * GitLab calls it makes); `waiters`, who waits for it, for the loads it waits for in turn.
+ */
+export type Load<V> = (signal: AbortSignal, waiters: Waiter) => Promise<V>
+
 export interface LoaderCache<V> {
-  /** The cached value or failure for key, or the result of load(), shared by concurrent callers. */
-  get (key: string, load: () => Promise<V>): Promise<V>
+  /**
+   * The cached value or failure for key, or the result of load(), shared by concurrent callers.
+   * `waiter`: who asks (a request's client; none: one that never goes). A load whose every waiter
+   * has gone is given up: its signal aborted, its key free for the next caller to load anew, its
+   * outcome not kept; it rejects with LookupDropped, which only callers that have gone see.
+   */
+  get (key: string, load: Load<V>, waiter?: Waiter): Promise<V>
   /**
    * Hot path: the fresh cached value for key, counted as a hit, without a promise; undefined when
    * there is none (not cached, past its TTL, being loaded, or a remembered failure): call get().
@@ -71,23 +83,34 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   // slot for it, pushing the least recently used value out even when the load then fails).
   const values = countedLru<string, { readonly value: V }>(max, { ttl: ttlMs, ...ttlClock(options.clock) })
   const failures = countedLru<string, { readonly error: unknown }>(max, { ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
-  const loading = new Map<string, Promise<V>>()
+  const loading = new Map<string, { readonly pending: Promise<V>, readonly waiters: Waiters }>()
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
   const clock = options.clock ?? performance
 
-  /** One load for key, shared by its callers; its outcome kept unless the cache was cleared meanwhile. */
-  const start = (key: string, load: () => Promise<V>): Promise<V> => {
+  /** One load for key, shared by its callers; its outcome kept unless the cache was cleared or the load given up meanwhile. */
+  const start = (key: string, load: Load<V>, waiter: Waiter | undefined): Promise<V> => {
     const settled = (): boolean => {
-      const mine = loading.get(key) === pending
+      waiters.close()
+      const mine = loading.get(key) === entry
       if (mine) loading.delete(key)
       return mine
     }
+    // Everyone waiting has gone (their clients left): the load is given up, and whoever asks next
+    // loads anew. Once held to its end, such loads of made-up job tokens held every connection to
+    // a slow GitLab, and the calls of live clients waited behind them until their timeout.
+    const waiters = new Waiters(waiter)
+    const abandoned = new AbortController()
+    waiters.watch(() => {
+      if (!waiters.gone) return
+      if (loading.get(key) === entry) loading.delete(key)
+      abandoned.abort(new LookupDropped())
+    })
     // A value's TTL runs from the start of its load: the answers it is made of (a job GitLab
     // said was running) are that old already when a slow load ends.
     const began = clock.now()
     let loaded: Promise<V>
     try {
-      loaded = load()
+      loaded = load(abandoned.signal, waiters)
     } catch (error) {
       loaded = Promise.reject(error)
     }
@@ -97,15 +120,19 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
       if (settled() && ttl >= 1) values.set(key, { value }, { ttl })
       return value
     }, error => {
-      if (settled() && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
+      const kept = settled()
+      // A load given up failed for want of anyone waiting, whatever it was doing then.
+      if (abandoned.signal.aborted) throw abandoned.signal.reason
+      if (kept && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
       throw error
     })
-    loading.set(key, pending)
+    const entry = { pending, waiters }
+    loading.set(key, entry)
     return pending
   }
 
   return {
-    async get (key, load) {
+    async get (key, load, waiter) {
       const hit = values.get(key)
       if (hit !== undefined) {
         counters.hits++
@@ -120,9 +147,12 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
       const inFlight = loading.get(key)
       if (inFlight !== undefined) {
         counters.singleFlightWaits++
-        return await inFlight
+        inFlight.waiters.add(waiter)
+        return await inFlight.pending
       }
-      return await start(key, load)
+      // Nobody to answer: no load for it.
+      if (waiter?.gone === true) throw new LookupDropped()
+      return await start(key, load, waiter)
     },
     cached (key) {
       // A fresh stored value only (a load in flight or a remembered failure is not one).
@@ -182,7 +212,7 @@ export interface TokenCache<V> extends LoaderCache<V> {
 export function createTokenCache<V> (options: LoaderCacheOptions<V>): TokenCache<V> {
   const cache = createLoaderCache(options)
   return {
-    get: (token, load) => cache.get(tokenKey(token), load),
+    get: (token, load, waiter) => cache.get(tokenKey(token), load, waiter),
     cached: (token, connection) => cache.cached(connectionTokenKey(token, connection)),
     get size () { return cache.size },
     keys: () => cache.keys(),

@@ -11,6 +11,7 @@
 
 import type { JWTPayload } from 'jose'
 import { answersAsked, createGitlabClient, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
+import type { Waiter } from '../waiters.ts'
 import { createLoaderCache, createTokenCache, type Clock } from './cache.ts'
 import { checkJwt, checkTokenShape, jobTokenJwt, joseFailure, type JwtCheckOptions } from './jwt.ts'
 import { createVerificationKey, type KeySource, type VerificationKey } from './keys.ts'
@@ -191,11 +192,11 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   const projects = createLoaderCache<ProjectInfo>({ ...namespaceCache, lifetimeOf: info => namespaceLifetime(info.readAt) })
   const groupParents = createLoaderCache<GroupParent>(namespaceCache)
 
-  /** One GET, its answer mapped to identity's errors. */
-  const getJson = async (path: string, as: GitlabCall['as'], endpoint: IntrospectionEndpoint): Promise<Readonly<Record<string, unknown>>> => {
+  /** One GET, its answer mapped to identity's errors; `signal`: aborted once nobody waits for it. */
+  const getJson = async (path: string, as: GitlabCall['as'], endpoint: IntrospectionEndpoint, signal: AbortSignal): Promise<Readonly<Record<string, unknown>>> => {
     let answer: GitlabAnswer
     try {
-      answer = await gitlab.get(path, { endpoint, as })
+      answer = await gitlab.get(path, { endpoint, as, signal })
     } catch (err) {
       if (!(err instanceof GitlabUnavailable)) throw err
       throw new IdentityError('IDENTITY_UPSTREAM_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, { cause: err })
@@ -213,16 +214,17 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     if (typeof body.id !== 'number' || !answersAsked(String(id), body.id)) throw lookupFailed(`GET ${kind} ${id} answered ${kind} ${String(body.id)}`)
   }
 
-  const groupParent = (id: number): Promise<GroupParent> => groupParents.get(String(id), async () => {
+  // A namespace load waits for whoever waits for the loads it serves (`waiter`): given up with them.
+  const groupParent = (id: number, waiter: Waiter): Promise<GroupParent> => groupParents.get(String(id), async signal => {
     const readAt = clock.now()
-    const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, 'service', 'group')
+    const group = await getJson(`/api/v4/groups/${id}?with_projects=false`, 'service', 'group', signal)
     answersFor(group, id, 'group')
     return { parent: optionalId(group.parent_id, `group ${id} parent_id`), readAt }
-  })
+  }, waiter)
 
-  const project = (id: number): Promise<ProjectInfo> => projects.get(String(id), async () => {
+  const project = (id: number, waiter: Waiter): Promise<ProjectInfo> => projects.get(String(id), async (signal, waiters) => {
     const readAt = clock.now()
-    const p = await getJson(`/api/v4/projects/${id}`, 'service', 'project')
+    const p = await getJson(`/api/v4/projects/${id}`, 'service', 'project', signal)
     answersFor(p, id, 'project')
     const path = p.path_with_namespace
     const ns = p.namespace as Record<string, unknown> | null | undefined
@@ -231,20 +233,20 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     const nearest = requiredId(ns.id, `project ${id} namespace.id`)
     // The namespace's parent_id, where GitLab sends it, saves reading the nearest group.
     const parent = 'parent_id' in ns ? optionalId(ns.parent_id, `project ${id} namespace.parent_id`) : undefined
-    const chain = await groupChain(nearest, id, parent)
+    const chain = await groupChain(nearest, id, waiters, parent)
     return { path, ancestors: chain.ancestors, readAt: Math.min(readAt, chain.readAt) }
-  })
+  }, waiter)
 
   /**
    * The job project's ancestor groups from its nearest group (its namespace), nearest first;
    * `firstParent`: the nearest group's parent when already known. `readAt`: when the oldest
    * group answer it was read from was asked for (Infinity when none was read).
    */
-  const groupChain = async (nearest: number, projectId: number, firstParent?: number | null): Promise<{ ancestors: number[], readAt: number }> => {
+  const groupChain = async (nearest: number, projectId: number, waiter: Waiter, firstParent?: number | null): Promise<{ ancestors: number[], readAt: number }> => {
     const ancestors = [nearest]
     let readAt = Infinity
     const parentOf = async (id: number): Promise<number | null> => {
-      const read = await groupParent(id)
+      const read = await groupParent(id, waiter)
       readAt = Math.min(readAt, read.readAt)
       return read.parent
     }
@@ -257,7 +259,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     return { ancestors, readAt }
   }
 
-  const introspect = async (token: string, jwt: string | null): Promise<JobIdentity> => {
+  const introspect = async (token: string, jwt: string | null, signal: AbortSignal, waiters: Waiter): Promise<JobIdentity> => {
     let expiresAt: number | undefined
     let claimedProject: number | null = null
     let subjectJob: number | null = null
@@ -272,7 +274,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
       subjectJob = jobOfSubject(payload.sub)
     }
     // The job status check stays, claims or not: a signed token outlives its job.
-    const job = await getJson('/api/v4/job', { 'job-token': token }, 'job')
+    const job = await getJson('/api/v4/job', { 'job-token': token }, 'job', signal)
     // `/job` is one URL for every token: an answer for another job (a cache in front of GitLab
     // that ignores JOB-TOKEN) would put the token under that job's project, or keep that job's
     // status as a verdict on the token. A lookup failure, never kept: the answer is wrong, not
@@ -295,7 +297,7 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
     // is not read: it names the group the project was in when the job started, and a transfer
     // since then moves the project under groups whose allowlist entries GitLab reads now.
     if (claimedProject !== null && claimedProject !== projectId) throw new IdentityError('TOKEN_CLAIMS_INVALID', `JWT claim p names project ${claimedProject}, GitLab's job is in project ${projectId}`)
-    const info = await project(projectId)
+    const info = await project(projectId, waiters)
     const identity: JobIdentity = { jobId, jobProjectId: projectId, jobProjectPath: info.path, ancestorGroupIds: info.ancestors, ...rest }
     namespaceReadAt.set(identity, info.readAt)
     if (awaiting) awaitingRunner.add(identity)
@@ -303,10 +305,10 @@ export function createIntrospectionResolver (options: IntrospectionResolverOptio
   }
 
   return {
-    async resolve (token) {
+    async resolve (token, waiter) {
       checkTokenShape(token)
       const jwt = jobTokenJwt(token)
-      return await tokens.get(token, () => failClosed(introspect(token, jwt)))
+      return await tokens.get(token, (signal, waiters) => failClosed(introspect(token, jwt, signal, waiters)), waiter)
     },
     // Only a token that passed the shape checks above was ever cached: a hit needs none of them.
     cached: (token, connection) => tokens.cached(token, connection),

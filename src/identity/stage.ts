@@ -9,6 +9,7 @@ import type { ErrorCode } from '../errors.ts'
 import { identityAnswer, type Answer } from './answers.ts'
 import { bodyParamNames, createBodyScanner, inflatesGzipJson, parsesUntypedJson, rackReadsPostBody, readsUntypedJson, type BodyPlan, type BodyScanOptions } from './body-scan.ts'
 import { authorizationTooManyCommas, collectCredentials, decideCredential, headerMethodOverride, methodOverride, uploadOperationsReachable, type Credential, type CredentialSource, type MethodParam } from './credentials.ts'
+import { LookupDropped, type Waiter } from '../waiters.ts'
 import { IdentityError, type JobIdentity, type JobResolver } from './types.ts'
 
 export interface IdentityStageOptions {
@@ -23,6 +24,8 @@ export interface IdentityInput {
   readonly rawHeaders?: readonly string[]
   /** The client connection (the request's socket): a token's hash is computed once per connection. */
   readonly connection?: object | null
+  /** The client waiting for the answer: a job's resolution is given up once every client waiting for it has gone. */
+  readonly client?: Waiter | null
   /** The request body stream (the IncomingMessage itself); null: none (forward-auth), read as empty. */
   readonly body: Readable | null
   /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
@@ -209,6 +212,8 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     const job = (identity: JobIdentity): IdentityOutcome =>
       ({ kind: 'job', identity, token: credential.token, source: credential.source, basicAuth: credential.basicAuth, body, credentials, bodyParams })
     const failed = (err: unknown): IdentityOutcome => {
+      // Given up, its clients gone: nobody to answer (src/gate/pipeline.ts).
+      if (err instanceof LookupDropped) throw err
       const failure = err instanceof IdentityError ? err : new IdentityError('IDENTITY_LOOKUP_FAILED', 'job resolver failed unexpectedly', { cause: err })
       return deny(failure.code, failure.message, route, body)
     }
@@ -216,7 +221,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     if (cached !== undefined) return job(cached)
     let resolving: Promise<JobIdentity>
     try {
-      resolving = resolver.resolve(credential.token)
+      resolving = resolver.resolve(credential.token, input.client ?? undefined)
     } catch (err) {
       return failed(err)
     }

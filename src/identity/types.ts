@@ -3,6 +3,7 @@
 
 import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GitlabClient } from '../gitlab/client.ts'
+import type { Waiter } from '../waiters.ts'
 
 /** GitLab refuses longer tokens (app/finders/ci/auth_job_finder.rb); so do we, before any work. */
 export const MAX_TOKEN_BYTES = 8192
@@ -23,8 +24,12 @@ export interface JobIdentity {
 }
 
 export interface JobResolver {
-  /** Resolves a job token to its job's identity; rejects with IdentityError, never allows on doubt. */
-  resolve (token: string): Promise<JobIdentity>
+  /**
+   * Resolves a job token to its job's identity; rejects with IdentityError, never allows on doubt.
+   * `waiter`: the request's client (none: one that never goes); a resolution whose every waiter
+   * has gone is given up, its GitLab calls with it, and rejects with LookupDropped.
+   */
+  resolve (token: string, waiter?: Waiter): Promise<JobIdentity>
   /**
    * Hot path: the identity of a token resolved before and still cached, without a promise;
    * undefined otherwise (then resolve()). `connection`: the client connection the token came on.

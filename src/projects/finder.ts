@@ -15,8 +15,8 @@ import type { JobIdentity } from '../identity/types.ts'
 import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
-import { createLookupSlots, LookupDropped, type SlotStats } from './slots.ts'
-import { Waiters, type Waiter } from './waiters.ts'
+import { LookupDropped, Waiters, type Waiter } from '../waiters.ts'
+import { createLookupSlots, type SlotStats } from './slots.ts'
 
 export type Found =
   /**
@@ -724,7 +724,7 @@ const NPM_METADATA_WAITING = 1024
  * other: they never push a lasting one out), and one load per key at once, held apart from both.
  * keep() also ends the load of the key in flight: a fresher answer (a write's lookup) is not
  * overwritten by one GitLab may have given before. A load in flight is handed its waiters (see
- * src/projects/waiters.ts): `waiter` of every load() that shares it, until it settles; a load()
+ * src/waiters.ts): `waiter` of every load() that shares it, until it settles; a load()
  * that shared one dropped (LookupDropped) loads anew while its waiter still waits.
  */
 function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCache<string, V>, lasts: (value: V) => boolean): {

@@ -10,18 +10,7 @@
 // the finder keeps the answer for the next request of the key.
 
 import { GateError } from '../errors.ts'
-import type { Waiter } from './waiters.ts'
-
-/**
- * Why a lookup was not made: it waited for a slot (or was about to) and everyone waiting for it
- * had gone. Only requests whose clients have gone ever see it.
- */
-export class LookupDropped extends Error {
-  constructor () {
-    super('the lookup was dropped unstarted: every request waiting for it had gone')
-    this.name = 'LookupDropped'
-  }
-}
+import { LookupDropped, type Waiter } from '../waiters.ts'
 
 export interface LookupSlots {
   /**

@@ -292,3 +292,50 @@ test('a GET on a kept-alive connection GitLab closes as the call arrives is aske
     assert.deepEqual(client.stats(), { 'project:ok': 2, 'project:unavailable': 1, 'graphql:unavailable': 1 }, `${close}: counted once per call`)
   }
 })
+
+test('a call waiting for a connection whose caller gives up leaves the queue at once, never sent', { timeout: 20_000 }, async (t) => {
+  const arrived: string[] = []
+  const held: Array<() => void> = []
+  const gitlab = createServer((req, res) => {
+    arrived.push(req.url ?? '')
+    const answer = (): void => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":1}') }
+    if (req.url === '/api/v4/projects/1') held.push(answer)
+    else answer()
+  })
+  await new Promise<void>(resolve => gitlab.listen(0, '127.0.0.1', resolve))
+  t.after(async () => { gitlab.closeAllConnections(); await new Promise(resolve => gitlab.close(resolve)) })
+  const client = createGitlabClient({ url: `http://127.0.0.1:${(gitlab.address() as AddressInfo).port}`, serviceToken: 'svc', connections: 1, timeoutMs: 60_000 })
+  t.after(() => client.close())
+  const call = { endpoint: 'project', as: 'service' } as const
+  // GitLab holds the one connection: the second call waits for it, and its caller leaves.
+  const first = client.get('/api/v4/projects/1', call)
+  while (held.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
+  const leaving = new AbortController()
+  const second = client.get('/api/v4/projects/2', { ...call, signal: leaving.signal })
+  const third = client.get('/api/v4/projects/3', call)
+  leaving.abort()
+  // Answered while GitLab still holds the first call: it never waited for the connection.
+  await assert.rejects(second, (err: unknown) => err instanceof GitlabUnavailable && err.reason === 'cancelled')
+  assert.deepEqual(arrived, ['/api/v4/projects/1'])
+  held[0]!()
+  assert.deepEqual(await first, { status: 200, body: { id: 1 } })
+  assert.deepEqual(await third, { status: 200, body: { id: 1 } })
+  assert.deepEqual(arrived, ['/api/v4/projects/1', '/api/v4/projects/3'], 'the call given up was never sent')
+  assert.deepEqual(client.stats(), { 'project:cancelled': 1, 'project:ok': 2 })
+})
+
+test('a call sent whose caller gives up is given up: its connection closed, no answer read', { timeout: 20_000 }, async (t) => {
+  const closed: Array<Promise<void>> = []
+  const gitlab = createServer((req) => { closed.push(new Promise(resolve => req.socket.once('close', () => { resolve() }))) })
+  await new Promise<void>(resolve => gitlab.listen(0, '127.0.0.1', resolve))
+  t.after(async () => { gitlab.closeAllConnections(); await new Promise(resolve => gitlab.close(resolve)) })
+  const client = createGitlabClient({ url: `http://127.0.0.1:${(gitlab.address() as AddressInfo).port}`, serviceToken: 'svc', timeoutMs: 60_000 })
+  t.after(() => client.close())
+  const leaving = new AbortController()
+  const call = client.get('/api/v4/job', { endpoint: 'job', as: { 'job-token': 'glcbt-x' }, signal: leaving.signal })
+  while (closed.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
+  leaving.abort()
+  await assert.rejects(call, (err: unknown) => err instanceof GitlabUnavailable && err.reason === 'cancelled')
+  await closed[0]
+  assert.deepEqual(client.stats(), { 'job:cancelled': 1 })
+})

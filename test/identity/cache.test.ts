@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import crypto, { createHash } from 'node:crypto'
 import { syncBuiltinESMExports } from 'node:module'
 import { createLoaderCache, createTokenCache, tokenKey } from '../../src/identity/cache.ts'
+import { LookupDropped, type Waiter } from '../../src/waiters.ts'
 
 function manualClock (): { now: () => number, advance: (ms: number) => void } {
   let t = 1_000_000
@@ -192,6 +193,59 @@ test('token caches hash a token once per client connection, and a connection tha
   assert.equal(cache.cached('glcbt-64_unknown', one), undefined)
   assert.equal(cache.cached(a), 'value of a', 'without a connection: hashed every time')
   assert.equal(hashes, 6)
+})
+
+/** A client that leaves when told. */
+function client (): Waiter & { leave: () => void } {
+  let gone = false
+  const listeners = new Set<() => void>()
+  return {
+    get gone () { return gone },
+    watch: changed => { listeners.add(changed); return () => { listeners.delete(changed) } },
+    leave: () => { gone = true; for (const l of [...listeners]) l() }
+  }
+}
+
+test('a load runs while anyone waits for it; given up with the last, its signal aborted, the loads it waits for too, and nothing kept', async () => {
+  const cache = createLoaderCache<string>({ max: 10, ttlMs: 60_000, negativeTtlMs: 60_000 })
+  const inner = createLoaderCache<string>({ max: 10, ttlMs: 60_000 })
+  const signals: AbortSignal[] = []
+  let finish: (v: string) => void = () => {}
+  const loadOf = (key: string) => async (signal: AbortSignal, waiters: Waiter): Promise<string> => {
+    signals.push(signal)
+    // A load it waits for in turn, wanted by whoever wants this one.
+    return await inner.get(key, async s => {
+      signals.push(s)
+      return await new Promise<string>((resolve, reject) => {
+        finish = resolve
+        s.addEventListener('abort', () => { reject(new Error('aborted')) })
+      })
+    }, waiters)
+  }
+  const a = client()
+  const b = client()
+  const first = cache.get('k', loadOf('k'), a)
+  const second = cache.get('k', loadOf('k'), b)
+  await new Promise(resolve => setImmediate(resolve))
+  a.leave()
+  assert.deepEqual(signals.map(s => s.aborted), [false, false], 'one client still waits')
+  finish('v')
+  assert.equal(await second, 'v')
+  await assert.rejects(first.then(() => { throw new Error('answered') }), /answered/, 'a client gone meanwhile is answered all the same')
+
+  const c = client()
+  const third = cache.get('other', loadOf('other'), c)
+  await new Promise(resolve => setImmediate(resolve))
+  c.leave()
+  await assert.rejects(third, LookupDropped)
+  assert.deepEqual(signals.slice(2).map(s => s.aborted), [true, true], 'the load and the one it waited for are given up')
+  // Nothing kept: the next caller loads anew.
+  const fourth = cache.get('other', async () => 'w', client())
+  assert.equal(await fourth, 'w')
+  // A caller already gone starts nothing.
+  const d = client()
+  d.leave()
+  await assert.rejects(cache.get('new', async () => { throw new Error('loaded') }, d), LookupDropped)
 })
 
 test('bad options stop the start', () => {

@@ -4,8 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GateError } from '../../src/errors.ts'
-import { createLookupSlots, LookupDropped, type LookupSlots } from '../../src/projects/slots.ts'
-import { Waiters, type Waiter } from '../../src/projects/waiters.ts'
+import { createLookupSlots, type LookupSlots } from '../../src/projects/slots.ts'
+import { LookupDropped, Waiters, type Waiter } from '../../src/waiters.ts'
 import { leavingClient } from './world.ts'
 
 /** Loads that record their start and wait until finished by name. */

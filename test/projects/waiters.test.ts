@@ -1,9 +1,9 @@
-// Who waits for a shared load (src/projects/waiters.ts): gone while every waiter is, back when one
+// Who waits for a shared load (src/waiters.ts): gone while every waiter is, back when one
 // more comes, through the loads a load serves as well.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Waiters } from '../../src/projects/waiters.ts'
+import { Waiters } from '../../src/waiters.ts'
 import { leavingClient } from './world.ts'
 
 test('a load is wanted while any of its requests waits, again when one more comes, and for good with a waiter that never goes', () => {

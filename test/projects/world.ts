@@ -14,7 +14,7 @@ import { loadCatalog } from '../../src/catalog/load.ts'
 import type { GitlabClient, GitlabListAnswer } from '../../src/gitlab/client.ts'
 import { createPolicyIndex } from '../../src/catalog/policy-index.ts'
 import { createInstanceSettings, validateProjectGrants } from '../../src/grants/model.ts'
-import type { Waiter } from '../../src/projects/waiters.ts'
+import type { Waiter } from '../../src/waiters.ts'
 
 export async function projectsGate (t: TestContext, env: Record<string, string> = {}): Promise<TestGate> {
   const g = await adminGate(t, { GATE_LOG_RAW_PATH: 'true', ...env })
@@ -77,7 +77,7 @@ export function mavenListAnswer (packages: readonly ListedPackage[], path: strin
   return { status: 200, items, truncated: false }
 }
 
-/** A request's client for the lookups it waits for (src/projects/waiters.ts), which the test makes go away. */
+/** A request's client for the lookups it waits for (src/waiters.ts), which the test makes go away. */
 export function leavingClient (): { readonly waiter: Waiter, leave: () => void } {
   let gone = false
   const watchers = new Set<() => void>()

@@ -3,7 +3,9 @@
 // away while it waits: a lookup queued for requests whose clients had all gone was still asked of
 // GitLab once its turn came, and the live builds' lookups queued behind it waited for it. A lookup
 // is wanted while anyone waits for it; a load's waiters are the requests sharing it, or the loads
-// it serves in turn (a Maven listing serves the lookup of each path of its name).
+// it serves in turn (a Maven listing serves the lookup of each path of its name; a job project's
+// groups, the resolution of its job's token). A job token's resolution (src/identity/cache.ts) is
+// given up once its waiters have all gone, its GitLab calls aborted.
 
 /** A request, or a load, waiting for a load. */
 export interface Waiter {
@@ -65,3 +67,14 @@ export class Waiters implements Waiter {
   }
 }
 
+/**
+ * Why a lookup was not made, or was given up: it waited for a slot (or was about to), or for
+ * GitLab (src/identity/cache.ts), and everyone waiting for it had gone. Only requests whose
+ * clients have gone ever see it.
+ */
+export class LookupDropped extends Error {
+  constructor () {
+    super('the lookup was dropped: every request waiting for it had gone')
+    this.name = 'LookupDropped'
+  }
+}

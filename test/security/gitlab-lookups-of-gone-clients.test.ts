@@ -1,0 +1,77 @@
+// A job token's resolution at GitLab was held to its end after every client waiting for it had
+// gone (up to GATE_IDENTITY_TIMEOUT_MS). The GitLab client's pool is bounded (as many connections
+// as the listeners take client connections): clients that named a new made-up job token each and
+// left at once, against a GitLab slow to answer, filled every connection with calls nobody waited
+// for, and a running job's token then waited behind them until its timeout (503). A resolution
+// whose every client has gone is now given up: its call at GitLab aborted and its connection freed,
+// nothing kept for the token. One still wanted by another client runs on.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { connect, type Socket } from 'node:net'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { scrape, total } from '../helpers/metrics.ts'
+
+const RELEASES = '/api/v4/projects/100/releases'
+/** The listener's connections, and so the GitLab client's. */
+const CONNECTIONS = 8
+
+/** A client that sends a job-token request and leaves when told. */
+async function client (url: string, token: string): Promise<Socket> {
+  const { hostname, port } = new URL(url)
+  const s = connect(Number(port), hostname)
+  s.on('error', () => {})
+  await new Promise(resolve => s.once('connect', resolve))
+  s.write(`GET ${RELEASES} HTTP/1.1\r\nHost: gitlab.example\r\nJob-Token: ${token}\r\n\r\n`)
+  return s
+}
+
+test('a job token\'s resolution is given up once its clients have gone: their calls at GitLab hold no connection a running job needs', async t => {
+  // A timeout that cannot run out during the test: waiting for a connection would be a hang here.
+  const gate = await startTestGate(t, { GATE_MAX_CONNECTIONS: String(CONNECTIONS), GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('job')
+  // Twice as many clients as connections, one after another, each leaving once GitLab has its call.
+  for (let i = 0; i < 2 * CONNECTIONS; i++) {
+    const s = await client(gate.url, `glcbt-${randomBytes(10).toString('hex')}`)
+    await eventually(() => gate.gitlab.calls.job === i + 1, { message: `client ${i}'s call at GitLab` })
+    s.destroy()
+  }
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'job', outcome: 'cancelled' }) === 2 * CONNECTIONS, { message: 'every call given up' })
+
+  // GitLab answers a running job's token at once: nothing the clients that left asked stands before it.
+  gate.gitlab.hold.delete('job')
+  const res = await fetch(gate.url + RELEASES, { headers: { 'job-token': TOKENS.app }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(res.status, 200, await res.text())
+  gate.gitlab.release()
+})
+
+test('a resolution shared by two clients runs on when one leaves; given up with the last, it is asked anew, nothing kept', async t => {
+  const gate = await startTestGate(t, { GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('job')
+  const leaving = await client(gate.url, TOKENS.app)
+  await eventually(() => gate.gitlab.calls.job === 1, { message: 'the first client\'s call at GitLab' })
+  const staying = fetch(gate.url + RELEASES, { headers: { 'job-token': TOKENS.app }, signal: AbortSignal.timeout(10_000) })
+  // The second client shares the call (single flight): once it waits, the first leaves.
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_identity_cache_lookups_total', { result: 'single_flight_wait' }) === 1, { message: 'the second client waits for the same call' })
+  leaving.destroy()
+  await new Promise(resolve => leaving.once('close', resolve))
+  gate.gitlab.release()
+  const res = await staying
+  assert.equal(res.status, 200, await res.text())
+  assert.equal(gate.gitlab.calls.job, 1, 'one call, answered to the client that stayed')
+
+  // A token of another job, whose only client leaves: its call is given up, and the next request
+  // with it asks GitLab again and is answered, no failure kept for it.
+  gate.gitlab.resetCalls()
+  const gone = await client(gate.url, TOKENS.tools)
+  await eventually(() => gate.gitlab.calls.job === 1, { message: 'the call of the client about to leave at GitLab' })
+  gone.destroy()
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'job', outcome: 'cancelled' }) === 1, { message: 'the call given up' })
+  gate.gitlab.hold.delete('job')
+  const again = await fetch(gate.url + '/api/v4/projects/300/releases', { headers: { 'job-token': TOKENS.tools }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(again.status, 200, await again.text())
+  assert.equal(gate.gitlab.calls.job, 2)
+  gate.gitlab.release()
+})
