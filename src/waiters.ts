@@ -78,3 +78,41 @@ export class LookupDropped extends Error {
     this.name = 'LookupDropped'
   }
 }
+
+/** A load shared by its waiters (shareLoad). */
+export interface SharedLoad<V> {
+  readonly pending: Promise<V>
+  /** Who waits for it: add() a caller that shares it. */
+  readonly waiters: Waiters
+}
+
+/**
+ * Starts `load`, wanted by `waiter` and whoever is added to its waiters after. Once every waiter
+ * has gone, `load`'s signal is aborted (its GitLab calls given up), `abandoned` is called (its
+ * owner forgets it: the next caller loads anew) and it rejects with LookupDropped, whatever it
+ * was doing then. `load` is handed the waiters too, for the loads it waits for in turn.
+ */
+export function shareLoad<V> (waiter: Waiter | undefined, load: (signal: AbortSignal, waiters: Waiter) => Promise<V>, abandoned: () => void): SharedLoad<V> {
+  const waiters = new Waiters(waiter)
+  const given = new AbortController()
+  waiters.watch(() => {
+    if (!waiters.gone || given.signal.aborted) return
+    given.abort(new LookupDropped())
+    abandoned()
+  })
+  let loaded: Promise<V>
+  try {
+    loaded = load(given.signal, waiters)
+  } catch (error) {
+    loaded = Promise.reject(error)
+  }
+  const pending = loaded.then(value => {
+    waiters.close()
+    if (given.signal.aborted) throw given.signal.reason
+    return value
+  }, (error: unknown) => {
+    waiters.close()
+    throw given.signal.aborted ? given.signal.reason : error
+  })
+  return { pending, waiters }
+}

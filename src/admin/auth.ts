@@ -11,6 +11,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { answersAsked, createGitlabClient as createGitlabApi, movedProjectId, type GitlabAnswer, type GitlabCall, type GitlabClient as GitlabApi } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
+import { shareLoad, type Waiter } from '../waiters.ts'
 import { decodeBasic, headerLines, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 import { apiSegment, escapeDots } from '../text.ts'
@@ -102,8 +103,12 @@ export type GroupLookup =
 export type LookupCredential = GitlabCall['as']
 
 export interface GitlabClient {
-  /** `GET /api/v4/projects/:id` as `header`'s holder; `idSegment` is the URL-encoded id or path. */
-  project (idSegment: string, header: LookupCredential, cacheKey: string | null): Promise<ProjectLookup>
+  /**
+   * `GET /api/v4/projects/:id` as `header`'s holder; `idSegment` is the URL-encoded id or path.
+   * `client`: the request's (none: one that never goes); a lookup every client waiting for has
+   * left is given up, rejecting with LookupDropped (src/waiters.ts), as signedIn() is.
+   */
+  project (idSegment: string, header: LookupCredential, cacheKey: string | null, client?: Waiter): Promise<ProjectLookup>
   /** `GET /api/v4/groups/:path` as `header`'s holder (not cached). */
   group (fullPath: string, header: LookupCredential): Promise<GroupLookup>
   /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
@@ -113,7 +118,7 @@ export interface GitlabClient {
    * `'refused'`: a user its API refuses, such as one who has not accepted the instance's terms);
    * not cached.
    */
-  signedIn (header: Readonly<Record<string, string>>): Promise<boolean | 'refused' | 'unavailable'>
+  signedIn (header: Readonly<Record<string, string>>, client?: Waiter): Promise<boolean | 'refused' | 'unavailable'>
   /** Calls keyed `endpoint:outcome` (src/gitlab/client.ts), for metrics: a shared client's, other callers' included. */
   stats (): Readonly<Record<string, number>>
   /** Whether lookups may be made as the service token (GATE_SERVICE_TOKEN is set). */
@@ -168,22 +173,22 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   const users = createLoaderCache<UserLookup | null>({ max: 10_000, ttlMs, lifetimeOf: u => u === null ? 0 : undefined, ...clock })
 
   /** `GET /api/v4/<path>`, dot segments resolved as a URL would. */
-  const get = async (path: string, header: LookupCredential, endpoint: string): Promise<GitlabAnswer> => {
+  const get = async (path: string, header: LookupCredential, endpoint: string, signal?: AbortSignal): Promise<GitlabAnswer> => {
     const url = new URL(path, 'http://gitlab/api/v4/')
-    return await api.get(url.pathname + url.search, { endpoint, as: header })
+    return await api.get(url.pathname + url.search, { endpoint, as: header, ...(signal === undefined ? {} : { signal }) })
   }
 
-  const lookupProject = async (idSegment: string, header: LookupCredential): Promise<ProjectLookup> => {
+  const lookupProject = async (idSegment: string, header: LookupCredential, signal?: AbortSignal): Promise<ProjectLookup> => {
     let answer: GitlabAnswer
     let asked = idSegment
     try {
-      answer = await get(`projects/${escapeDots(idSegment)}`, header, PROJECT_ENDPOINT)
+      answer = await get(`projects/${escapeDots(idSegment)}`, header, PROJECT_ENDPOINT, signal)
       // A moved project's old path: GitLab redirects to /projects/<id>, and its handlers take the
       // request to that project (find_project follows redirects), so the role asked is there.
       const moved = answer.status === 301 || answer.status === 302 ? movedProjectId(answer.location) : undefined
       if (moved !== undefined && !/^\d+$/.test(idSegment)) {
         asked = moved
-        answer = await get(`projects/${moved}`, header, PROJECT_ENDPOINT)
+        answer = await get(`projects/${moved}`, header, PROJECT_ENDPOINT, signal)
       }
     } catch (err) {
       return { kind: 'unavailable', detail: (err as Error).message }
@@ -232,23 +237,26 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
   return {
     hasServiceToken: api.hasServiceToken,
     group: lookupGroup,
-    async project (idSegment, header, cacheKey) {
+    async project (idSegment, header, cacheKey, client) {
       if (cacheKey === null) return await lookupProject(idSegment, header)
-      return await projects.get(projectCacheKey(cacheKey, idSegment), async () => await lookupProject(idSegment, header))
+      return await projects.get(projectCacheKey(cacheKey, idSegment), async signal => await lookupProject(idSegment, header, signal), client)
     },
     async user (header, cacheKey) {
       return await users.get(cacheKey, async () => await lookupUser(header))
     },
-    async signedIn (header) {
-      try {
-        const answer = await get('user', header, USER_ENDPOINT)
-        if (answer.status === 401) return false
-        if (answer.status === 403) return 'refused'
-        const body = answer.body as { id?: unknown } | undefined
-        return answer.status === 200 && typeof body?.id === 'number' ? true : 'unavailable'
-      } catch {
-        return 'unavailable'
-      }
+    async signedIn (header, client) {
+      // Not shared, not kept: given up with the request's client all the same.
+      return await shareLoad(client, async signal => {
+        try {
+          const answer = await get('user', header, USER_ENDPOINT, signal)
+          if (answer.status === 401) return false
+          if (answer.status === 403) return 'refused'
+          const body = answer.body as { id?: unknown } | undefined
+          return answer.status === 200 && typeof body?.id === 'number' ? true : 'unavailable'
+        } catch {
+          return 'unavailable'
+        }
+      }, () => {}).pending
     },
     stats: () => api.stats(),
     async close () {

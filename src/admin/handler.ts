@@ -33,6 +33,7 @@ import { checkPackageDeletes } from './package-deletes.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type SessionAnswer, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService, type ProjectAccess } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
+import type { Waiter } from '../waiters.ts'
 
 /** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
 export const MAX_ADMIN_BODY_BYTES = 1 << 20
@@ -85,7 +86,7 @@ export interface AdminOptions {
   readonly store: GrantStore
   readonly grants: GrantCache
   /** The project GitLab routes a full path to now (src/projects/facts.ts), null when it shows none: for the package rules' role check. */
-  readonly projectOfPath?: (path: string) => Promise<number | null>
+  readonly projectOfPath?: (path: string, client?: Waiter) => Promise<number | null>
   /** The project a group or instance package route writes to (src/projects/finder.ts): for the package rules' role check. */
   readonly projectOfRoute?: ProjectOfRoute
   readonly logger: Logger

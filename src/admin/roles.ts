@@ -19,6 +19,7 @@ import type { Credential } from '../identity/credentials.ts'
 import { maintainerRequired } from '../policy/package-check.ts'
 import { accessedProject } from '../routing/accessed.ts'
 import type { RouteMatch } from '../routing/router.ts'
+import type { Waiter } from '../waiters.ts'
 import { MAINTAINER_ACCESS, type GitlabClient } from './auth.ts'
 
 /**
@@ -32,8 +33,10 @@ export interface UserRoleCheck {
   /**
    * null: go on (no rule, or the caller is a Maintainer); otherwise the refusal. For a package
    * route's users: requests without a job token, and the session of cookies beside one.
+   * `client`: the request's (none: one that never goes); the lookups it waits for are given up
+   * once every client waiting for them has gone (LookupDropped).
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean, session?: SessionAnswer }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean, session?: SessionAnswer, client?: Waiter }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 /**
@@ -49,7 +52,7 @@ export interface SessionAnswer {
  * (src/projects/finder.ts): its id, null when GitLab would find none, 'uncertain' when GitLab
  * finds one the gate cannot name.
  */
-export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'uncertain'>
+export type ProjectOfRoute = (match: RouteMatch, client?: Waiter) => Promise<number | null | 'uncertain'>
 
 /**
  * `projectOfPath`: the project GitLab routes a full path to now, as the gate's project lookup
@@ -57,9 +60,9 @@ export type ProjectOfRoute = (match: RouteMatch) => Promise<number | null | 'unc
  * none there. `projectOfRoute`: absent (GATE_UNRESOLVED_PROJECT defer or deny), group and
  * instance routes are not looked up.
  */
-export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
+export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, projectOfPath?: (path: string, client?: Waiter) => Promise<number | null>, projectOfRoute?: ProjectOfRoute, unknownProject: UnknownProjectMode = 'empty_allowlist'): UserRoleCheck {
   return {
-    async check ({ match, credentials, cookie, webSession = false, bodyHidden = false, session: asked = {} }) {
+    async check ({ match, credentials, cookie, webSession = false, bodyHidden = false, session: asked = {}, client }) {
       const route = match.route
       if (route.packageFormat === undefined || route.packageOperation === 'read') return null
       const accessed = accessedProject(match)
@@ -79,7 +82,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
        */
       const noSession = async (credential: Credential): Promise<boolean | 'unavailable'> => {
         if (credential.where !== SESSION) return false
-        const answer = await (asked.signedIn ??= gitlab.signedIn(headerOf(credential)))
+        const answer = await (asked.signedIn ??= gitlab.signedIn(headerOf(credential), client))
         if (answer === 'refused') return !webSession
         return answer === 'unavailable' ? answer : !answer
       }
@@ -99,7 +102,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
           const skip = await noSession(credential)
           if (skip === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
           if (skip) continue
-          const found = await gitlab.project(String(projectId), headerOf(credential), tokenKey(credential.secret))
+          const found = await gitlab.project(String(projectId), headerOf(credential), tokenKey(credential.secret), client)
           if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
           if (found.kind !== 'found' || found.accessLevel < MAINTAINER_ACCESS) return refusal(projectId)
         }
@@ -111,7 +114,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
         // npm dist-tag write through the instance or group API) writes to the project GitLab's
         // handler finds: that project's rules bind it as they bind its /projects/:id routes.
         if (projectOfRoute === undefined) return null
-        const id = await projectOfRoute(match)
+        const id = await projectOfRoute(match, client)
         if (id === 'uncertain') return { code: 'PACKAGE_PROJECT_UNCERTAIN', message: '403 Forbidden - the gate cannot tell for sure which project GitLab would write this package to, so its package rules cannot be checked; use the project\'s own package endpoint (/projects/:id/packages/...)' }
         return id === null ? null : await checkProject(id)
       }
@@ -121,7 +124,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
       // long for the gate to look up as well: refused, never left unchecked.
       if (namesProjectTooLong(accessed.path)) return { code: 'PROJECT_PATH_TOO_LONG' }
       if (!mayNameProject(accessed.path)) return null
-      const id = projectOfPath === undefined ? null : await projectOfPath(accessed.path)
+      const id = projectOfPath === undefined ? null : await projectOfPath(accessed.path, client)
       if (id !== null) return await checkProject(id)
       // GitLab shows the gate no project there (no service token, or one that sees less): each
       // credential's own view names the project GitLab would take the request to, and the store's
@@ -147,7 +150,7 @@ export function createUserRoleCheck (gitlab: GitlabClient, grants: GrantCache, p
           unseen = true
           continue
         }
-        const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret))
+        const found = await gitlab.project(encodeURIComponent(accessed.path), headerOf(credential), tokenKey(credential.secret), client)
         if (found.kind === 'unavailable') return { code: 'ROLE_CHECK_UNAVAILABLE' }
         if (found.kind === 'found') candidates.add(found.id)
         // A credential GitLab's API refuses this lookup (403: a personal access token without

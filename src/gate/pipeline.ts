@@ -465,7 +465,7 @@ async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: read
   // Whom the cookies sign in is asked once for every match.
   const session = {}
   for (const match of matches) {
-    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden, session })
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden, session, ...(x.client === null ? {} : { client: x.client }) })
     if (refusal !== null) return refusedBy(refusal)
   }
   return passed
@@ -575,7 +575,7 @@ function conanProjectSearch (x: StageView, engine: Engine, identity: JobIdentity
     return denyOf('CONAN_SEARCH_OTHER_PROJECT')
   }
   if (engine.projectFacts === undefined || !mayNameProject(path)) return same(undefined)
-  const facts = engine.projectFacts.get(path)
+  const facts = engine.projectFacts.get(path, x.client ?? undefined)
   return facts instanceof Promise ? facts.then(same) : facts.id > 0 && facts.id === projectId ? 'continue' : same(facts)
 }
 
@@ -606,7 +606,7 @@ function resolvePath (x: StageView, engine: Engine, path: string, identity: JobI
   // find_project takes a string without `/` as nothing: no project, nothing to ask. Any other may
   // name a project, even one no project path is as written (mayNameProject): GitLab says which.
   if (engine.projectFacts === undefined || !mayNameProject(path)) return pathNotShown(engine, path, identity)
-  const facts = engine.projectFacts.get(path)
+  const facts = engine.projectFacts.get(path, x.client ?? undefined)
   if (facts instanceof Promise) return facts.then(found => pathResolved(x, engine, path, identity, found))
   return pathResolved(x, engine, path, identity, facts)
 }
@@ -900,7 +900,7 @@ function sessionBesideJobToken (x: StageView, roles: UserRoleCheck): StageResult
   if (match.route.packageOperation === 'read') return 'continue'
   const cookie = cookieHeader(x)
   if (cookie === undefined) return 'continue'
-  return roles.check({ match, credentials: [], cookie }).then(refusal => refusal === null ? 'continue' : refusedBy(refusal))
+  return roles.check({ match, credentials: [], cookie, ...(x.client === null ? {} : { client: x.client }) }).then(refusal => refusal === null ? 'continue' : refusedBy(refusal))
 }
 
 /**

@@ -33,6 +33,7 @@ import { createDecisionRecorder } from './record.ts'
 import { createForwardAuth } from './forward-auth.ts'
 import { createTurns } from './turns.ts'
 import { createBodyBudget } from '../read-body.ts'
+import type { Waiter } from '../waiters.ts'
 import { createHealthServer } from './health.ts'
 import { answering, limitClientConnections } from './connections.ts'
 import { createLifecycle } from './lifecycle.ts'
@@ -133,12 +134,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     shadowPackageRules: config.mode === 'shadow' || config.shadowResources.includes('packages'),
     tokenRegistry: { owns: isRegistryPath, handle: request => handleRegistryRequest(tokenRegistry, request) },
     // Asked by path, a project GitLab does not show has id 0.
-    projectOfPath: async path => { const found = await projectFacts.get(path); return found.id > 0 ? found.id : null },
+    projectOfPath: async (path, client) => { const found = await projectFacts.get(path, client); return found.id > 0 ? found.id : null },
     ...(projects === undefined
       ? {}
       : {
-          projectOfRoute: async (match: RouteMatch) => {
-            const found = await projects.find(match.route, match.params)
+          projectOfRoute: async (match: RouteMatch, client?: Waiter) => {
+            const found = await projects.find(match.route, match.params, undefined, client)
             return found.kind === 'project' ? found.id : found.kind === 'uncertain' ? 'uncertain' as const : null
           }
         }),

@@ -7,7 +7,7 @@
 
 import { hash } from 'node:crypto'
 import { countedLru } from '../lru.ts'
-import { LookupDropped, Waiters, type Waiter } from '../waiters.ts'
+import { LookupDropped, shareLoad, type Waiter, type Waiters } from '../waiters.ts'
 
 /** A clock in milliseconds, never 0 (lru-cache reads a start of 0 as no TTL): `performance` by default; tests pass one they move by hand. */
 export interface Clock { now (): number }
@@ -90,43 +90,28 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   /** One load for key, shared by its callers; its outcome kept unless the cache was cleared or the load given up meanwhile. */
   const start = (key: string, load: Load<V>, waiter: Waiter | undefined): Promise<V> => {
     const settled = (): boolean => {
-      waiters.close()
       const mine = loading.get(key) === entry
       if (mine) loading.delete(key)
       return mine
     }
-    // Everyone waiting has gone (their clients left): the load is given up, and whoever asks next
-    // loads anew. Once held to its end, such loads of made-up job tokens held every connection to
-    // a slow GitLab, and the calls of live clients waited behind them until their timeout.
-    const waiters = new Waiters(waiter)
-    const abandoned = new AbortController()
-    waiters.watch(() => {
-      if (!waiters.gone) return
-      if (loading.get(key) === entry) loading.delete(key)
-      abandoned.abort(new LookupDropped())
-    })
     // A value's TTL runs from the start of its load: the answers it is made of (a job GitLab
     // said was running) are that old already when a slow load ends.
     const began = clock.now()
-    let loaded: Promise<V>
-    try {
-      loaded = load(abandoned.signal, waiters)
-    } catch (error) {
-      loaded = Promise.reject(error)
-    }
-    const pending: Promise<V> = loaded.then(value => {
+    // Everyone waiting has gone (their clients left): the load is given up, and whoever asks next
+    // loads anew. Once held to its end, such loads of made-up job tokens held every connection to
+    // a slow GitLab, and the calls of live clients waited behind them until their timeout.
+    const shared = shareLoad(waiter, load, () => { settled() })
+    const pending: Promise<V> = shared.pending.then(value => {
       const ttl = Math.floor(Math.min(ttlMs - (clock.now() - began), lifetimeOf(value) ?? Infinity))
       // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
       if (settled() && ttl >= 1) values.set(key, { value }, { ttl })
       return value
     }, error => {
-      const kept = settled()
-      // A load given up failed for want of anyone waiting, whatever it was doing then.
-      if (abandoned.signal.aborted) throw abandoned.signal.reason
-      if (kept && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
+      // A load given up has left `loading` already: its failure is never kept.
+      if (settled() && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
       throw error
     })
-    const entry = { pending, waiters }
+    const entry = { pending, waiters: shared.waiters }
     loading.set(key, entry)
     return pending
   }

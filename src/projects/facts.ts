@@ -11,6 +11,7 @@ import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, ttlClock, type Clock } from '../identity/cache.ts'
 import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
+import { LookupDropped, shareLoad, type Waiter, type Waiters } from '../waiters.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
@@ -41,17 +42,19 @@ export interface ProjectFactsLookup {
    * promise that rejects with GateError when GitLab cannot tell. A project GitLab does not show
    * the gate's token is private to it: `visibility: 'private'`, no path (and id 0 when asked by
    * path). A path is the project GitLab routes it to now: matched case-insensitively, a moved
-   * project's old path followed while no project holds it, as `find_project` does.
+   * project's old path followed while no project holds it, as `find_project` does. `waiter`: the
+   * request's client (none: one that never goes); a lookup every client waiting for has left is
+   * given up (LookupDropped), its GitLab call aborted, nothing kept.
    */
-  get (project: number | string): ProjectFacts | Promise<ProjectFacts>
+  get (project: number | string, waiter?: Waiter): ProjectFacts | Promise<ProjectFacts>
   /**
    * Whether the job's user is one of GitLab's external users (`external`, which `GET /users/:id`
    * shows a caller that can read all resources: an administrator in Admin Mode, an auditor), whom
    * ProjectPolicy keeps out of internal projects they are not let into otherwise (`internal_access`);
    * null when GitLab does not show it. Cached as the facts are; a promise that rejects with
-   * GateError when GitLab cannot tell.
+   * GateError when GitLab cannot tell; given up as get() is.
    */
-  userExternal (userId: number): boolean | null | Promise<boolean | null>
+  userExternal (userId: number, waiter?: Waiter): boolean | null | Promise<boolean | null>
   /** Whether GitLab is asked with the service token: without it only public projects are shown. */
   readonly seesPrivate: boolean
   stats (): { hits: number, misses: number }
@@ -80,12 +83,21 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   // the loads in flight (single flight): lru-cache's fetch() holds a place in its list for each,
   // and a flood of made-up paths at once pushed the projects found out before any answer came.
   const notShown = countedLru<string, ProjectFacts>(options.max ?? 10_000, { ttl: options.ttlMs ?? 60_000, ...ttlClock(options.clock) })
-  const loading = new Map<string, Promise<ProjectFacts>>()
-  const fetchFacts = (key: string, project: number | string): Promise<ProjectFacts> => {
+  // A lookup nobody waits for any more is given up (src/waiters.ts): any client can have made-up
+  // paths looked up, and such lookups held to their end by a GitLab slow to answer, their clients
+  // gone, held every connection of the GitLab client's bounded pool, a running job's token waiting
+  // behind them.
+  const loading = new Map<string, { readonly pending: Promise<ProjectFacts>, readonly waiters: Waiters }>()
+  const fetchFacts = (key: string, project: number | string, waiter: Waiter | undefined): Promise<ProjectFacts> => {
     const inFlight = loading.get(key)
-    if (inFlight !== undefined) return inFlight
-    const pending = load(project).then(found => {
-      if (loading.get(key) === pending) loading.delete(key)
+    if (inFlight !== undefined) {
+      inFlight.waiters.add(waiter)
+      return inFlight.pending
+    }
+    if (waiter?.gone === true) return Promise.reject(new LookupDropped())
+    const shared = shareLoad(waiter, async signal => await load(project, signal), () => { if (loading.get(key) === entry) loading.delete(key) })
+    const pending = shared.pending.then(found => {
+      if (loading.get(key) === entry) loading.delete(key)
       if (found.path === null) {
         notShown.set(key, found)
       } else {
@@ -95,18 +107,19 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
       }
       return found
     }, (err: unknown) => {
-      if (loading.get(key) === pending) loading.delete(key)
+      if (loading.get(key) === entry) loading.delete(key)
       throw err
     })
-    loading.set(key, pending)
+    const entry = { pending, waiters: shared.waiters }
+    loading.set(key, entry)
     return pending
   }
   const counts = { hits: 0, misses: 0 }
 
-  const ask = async (path: string, endpoint = 'project_facts'): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
+  const ask = async (path: string, signal: AbortSignal, endpoint = 'project_facts'): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     let answer
     try {
-      answer = await gitlab.get(path, { endpoint, as })
+      answer = await gitlab.get(path, { endpoint, as, signal })
     } catch (err) {
       throw mapUnavailable(err, path)
     }
@@ -114,14 +127,14 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
     return answer
   }
 
-  const load = async (project: number | string): Promise<ProjectFacts> => {
+  const load = async (project: number | string, signal: AbortSignal): Promise<ProjectFacts> => {
     const path = `/api/v4/projects/${apiSegment(String(project))}`
-    let answer = await ask(path)
+    let answer = await ask(path, signal)
     if ((answer.status === 301 || answer.status === 302) && typeof project === 'string') {
       // A moved project's old path names it while no project holds that path (find_project follows
       // redirects for /projects/:id routes, lib/api/helpers.rb); GitLab may answer it with a
       // redirect to /projects/<id>, which is followed once, to an id only.
-      answer = await ask(movedProjectPath(answer.location, path))
+      answer = await ask(movedProjectPath(answer.location, path), signal)
     }
     const { status, body } = answer
     // Not shown (or a redirect by id, which names no project): nothing public here.
@@ -134,11 +147,11 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
 
   // By user id; one load per user at a time; a failure is not kept.
   const external = createLoaderCache<boolean | null>({ max: options.max ?? 10_000, ttlMs: options.ttlMs ?? 60_000, ...(options.clock === undefined ? {} : { clock: options.clock }) })
-  const loadUser = async (userId: number): Promise<boolean | null> => {
+  const loadUser = async (userId: number, signal: AbortSignal): Promise<boolean | null> => {
     // Without the service token nothing is shown, and no internal project is either.
     if (!gitlab.hasServiceToken) return null
     const path = `/api/v4/users/${userId}`
-    const { status, body } = await ask(path, 'job_user')
+    const { status, body } = await ask(path, signal, 'job_user')
     if (status === 404) return null
     if (status !== 200 || body === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${status}`)
     if (body.id !== userId) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered user ${String(body.id)}`)
@@ -146,12 +159,12 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   }
 
   return {
-    userExternal (userId) {
+    userExternal (userId, waiter) {
       const key = String(userId)
       const hit = external.cached(key)
-      return hit !== undefined ? hit : external.get(key, async () => await loadUser(userId))
+      return hit !== undefined ? hit : external.get(key, async signal => await loadUser(userId, signal), waiter)
     },
-    get (project) {
+    get (project, waiter) {
       // Hot path: a cached answer is one get(), no promise.
       const key = typeof project === 'number' ? `id:${project}` : pathKey(project)
       const hit = facts.get(key) ?? notShown.get(key)
@@ -160,7 +173,7 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
         return hit
       }
       counts.misses++
-      return fetchFacts(key, project)
+      return fetchFacts(key, project, waiter)
     },
     seesPrivate: gitlab.hasServiceToken,
     stats: () => ({ ...counts })

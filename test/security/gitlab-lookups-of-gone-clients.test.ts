@@ -75,3 +75,24 @@ test('a resolution shared by two clients runs on when one leaves; given up with 
   assert.equal(gate.gitlab.calls.job, 2)
   gate.gitlab.release()
 })
+
+test('the project lookups a package write has the users\' package rules make, for any client, are given up with their clients', async t => {
+  // A package write naming a full path is looked up before any credential is asked about (the
+  // users' package rules: src/admin/roles.ts), with any cookie: anyone can have made-up paths looked up.
+  const gate = await startTestGate(t, { GATE_MAX_CONNECTIONS: String(CONNECTIONS), GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('project')
+  const { hostname, port } = new URL(gate.url)
+  for (let i = 0; i < 2 * CONNECTIONS; i++) {
+    const s = connect(Number(port), hostname)
+    s.on('error', () => {})
+    await new Promise(resolve => s.once('connect', resolve))
+    s.write(`PUT /api/v4/projects/acme%2F${randomBytes(6).toString('hex')}/packages/generic/p/1.0.0/f.txt HTTP/1.1\r\nHost: gitlab.example\r\nCookie: theme=dark\r\nContent-Length: 0\r\n\r\n`)
+    await eventually(() => gate.gitlab.calls.project === i + 1, { message: `client ${i}'s lookup at GitLab` })
+    s.destroy()
+  }
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'project_facts', outcome: 'cancelled' }) === 2 * CONNECTIONS, { message: 'every lookup given up' })
+  gate.gitlab.hold.delete('project')
+  const res = await fetch(gate.url + RELEASES, { headers: { 'job-token': TOKENS.app }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(res.status, 200, await res.text())
+  gate.gitlab.release()
+})
