@@ -7,6 +7,8 @@
 // groups, the resolution of its job's token). A job token's resolution (src/identity/cache.ts) is
 // given up once its waiters have all gone, its GitLab calls aborted.
 
+import type { ServerResponse } from 'node:http'
+
 /** A request, or a load, waiting for a load. */
 export interface Waiter {
   /** Nobody waits any more: the request's client went away, or every waiter of the load did. */
@@ -115,4 +117,23 @@ export function shareLoad<V> (waiter: Waiter | undefined, load: (signal: AbortSi
     throw given.signal.aborted ? given.signal.reason : error
   })
   return { pending, waiters }
+}
+
+/**
+ * The client of a request being decided, as the lookups it waits for see it:
+ * gone once its connection has closed, which is what the answer's 'close' means before any answer.
+ * Hot path: one small object per request, listening only once a lookup waits.
+ */
+export class ClientWaiter implements Waiter {
+  constructor (private readonly answer: ServerResponse) {}
+
+  get gone (): boolean {
+    return this.answer.destroyed
+  }
+
+  watch (changed: () => void): () => void {
+    const listener = (): void => { changed() }
+    this.answer.once('close', listener)
+    return () => { this.answer.off('close', listener) }
+  }
 }

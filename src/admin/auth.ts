@@ -23,8 +23,11 @@ export type Caller =
   | { readonly kind: 'job_token' }
   | { readonly kind: 'ambiguous' }
   | { readonly kind: 'operator' }
-  /** `header` is what to send GitLab to act as the user; `hash` keys the caches. */
-  | { readonly kind: 'user', readonly header: Readonly<Record<string, string>>, readonly hash: string }
+  /**
+   * `header` is what to send GitLab to act as the user; `hash` keys the caches; `client`: the
+   * request's, whose lookups are given up once it has gone (none: one that never goes).
+   */
+  | { readonly kind: 'user', readonly header: Readonly<Record<string, string>>, readonly hash: string, readonly client?: Waiter }
 
 function sameSecret (a: string, b: string): boolean {
   // Hash both so the comparison is constant-time whatever the lengths.
@@ -51,7 +54,7 @@ export function authorizationToken (authorization: string | undefined): { readon
 }
 
 /** Finds the caller's credential in the headers (and a `job_token`/`private_token` query parameter). */
-export function findCaller (request: HeaderSource, query: string, adminToken: string | undefined): Caller {
+export function findCaller (request: HeaderSource, query: string, adminToken: string | undefined, client?: Waiter): Caller {
   const params = new URLSearchParams(query)
   // Headers as Puma hands them to Rails (headerLines: `Private_Token` too, every line).
   if (headerLines(request, 'job-token').length > 0 || params.has('job_token')) return { kind: 'job_token' }
@@ -71,7 +74,7 @@ export function findCaller (request: HeaderSource, query: string, adminToken: st
   if (tokens.length > 1 && tokens[0]!.token !== tokens[1]!.token) return { kind: 'ambiguous' }
   const { token, header } = tokens[0]!
   if (adminToken !== undefined && adminToken !== '' && sameSecret(token, adminToken)) return { kind: 'operator' }
-  return { kind: 'user', header, hash: tokenKey(token) }
+  return client === undefined ? { kind: 'user', header, hash: tokenKey(token) } : { kind: 'user', header, hash: tokenKey(token), client }
 }
 
 /** The token a user caller sends GitLab (PRIVATE-TOKEN or Authorization: Bearer), for checks that need the token itself. */
@@ -112,7 +115,7 @@ export interface GitlabClient {
   /** `GET /api/v4/groups/:path` as `header`'s holder (not cached). */
   group (fullPath: string, header: LookupCredential): Promise<GroupLookup>
   /** `GET /api/v4/user` as the holder (for the audit's actor); null if GitLab does not say. */
-  user (header: Readonly<Record<string, string>>, cacheKey: string): Promise<UserLookup | null>
+  user (header: Readonly<Record<string, string>>, cacheKey: string, client?: Waiter): Promise<UserLookup | null>
   /**
    * Whether GitLab signs a user in with `header` (`GET /api/v4/user`: 200 yes, 401 no; 403
    * `'refused'`: a user its API refuses, such as one who has not accepted the instance's terms);
@@ -208,9 +211,9 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
     return { kind: 'found', id: body.id, path: body.path_with_namespace, accessLevel }
   }
 
-  const lookupUser = async (header: Readonly<Record<string, string>>): Promise<UserLookup | null> => {
+  const lookupUser = async (header: Readonly<Record<string, string>>, signal: AbortSignal): Promise<UserLookup | null> => {
     try {
-      const answer = await get('user', header, USER_ENDPOINT)
+      const answer = await get('user', header, USER_ENDPOINT, signal)
       const body = answer.body as { id?: unknown, username?: unknown } | undefined
       if (answer.status !== 200 || typeof body?.id !== 'number') return null
       return typeof body.username === 'string' ? { id: body.id, username: body.username } : { id: body.id }
@@ -241,8 +244,8 @@ export function createGitlabClient (options: GitlabClientOptions): GitlabClient 
       if (cacheKey === null) return await lookupProject(idSegment, header)
       return await projects.get(projectCacheKey(cacheKey, idSegment), async signal => await lookupProject(idSegment, header, signal), client)
     },
-    async user (header, cacheKey) {
-      return await users.get(cacheKey, async () => await lookupUser(header))
+    async user (header, cacheKey, client) {
+      return await users.get(cacheKey, async signal => await lookupUser(header, signal), client)
     },
     async signedIn (header, client) {
       // Not shared, not kept: given up with the request's client all the same.

@@ -33,7 +33,7 @@ import { checkPackageDeletes } from './package-deletes.ts'
 import { createUserRoleCheck, type ProjectOfRoute, type SessionAnswer, type UserRoleCheck } from './roles.ts'
 import { AdminError, createAdminService, type ProjectAccess } from './service.ts'
 import { INSUFFICIENT_SCOPE_DESCRIPTION, scopeRefusal, TokenScopeInsufficient, unknownScopeRefusal } from './token-scope.ts'
-import type { Waiter } from '../waiters.ts'
+import { ClientWaiter, LookupDropped, type Waiter } from '../waiters.ts'
 
 /** Bodies the gate parses itself (REST JSON, GraphQL); larger ones are refused with 413. */
 export const MAX_ADMIN_BODY_BYTES = 1 << 20
@@ -57,7 +57,7 @@ export type GraphqlGuardResult =
  */
 export interface GraphqlGuard {
   /** A request for GitLab: the token found where GitLab reads one, and every reading checked. */
-  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<GraphqlGuardResult>
+  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque', client?: Waiter): Promise<GraphqlGuardResult>
   /** The gate's own operation, for a user caller's token, before the service runs. */
   decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
 }
@@ -304,7 +304,8 @@ export function createAdmin (options: AdminOptions): Admin {
     // The client went away while its body was read: nobody to answer, and nothing of the gate's
     // failed. Handed on to the listener's lifecycle (src/gate/lifecycle.ts), which logs and
     // counts it as CLIENT_ABORTED at info, as it does for every other body read.
-    if (err instanceof BodyReadAborted) throw err
+    // So is one whose lookups were given up, its client gone (src/waiters.ts).
+    if (err instanceof BodyReadAborted || err instanceof LookupDropped) throw err
     if (!(err instanceof GateError)) {
       options.logger.error({ request_id: requestId, err: { message: (err as Error).message, stack: (err as Error).stack } }, 'configuration API failed')
     }
@@ -321,7 +322,7 @@ export function createAdmin (options: AdminOptions): Admin {
    */
   async function guardAnswered (guard: GraphqlGuard, req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean, partial?: 'multipart' | 'opaque'): Promise<boolean> {
     try {
-      const verdict = await guard.enforce(req, params, requestId, partial)
+      const verdict = await guard.enforce(req, params, requestId, partial, new ClientWaiter(res))
       if (verdict.kind !== 'deny') return false
       send(res, requestId, 200, verdict.body, closeConnection ? { connection: 'close' } : {})
     } catch (err) {
@@ -452,7 +453,7 @@ export function createAdmin (options: AdminOptions): Admin {
           refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, unread)
           return ANSWERED
         }
-        const caller = findCaller(req, canonical.query, options.adminToken)
+        const caller = findCaller(req, canonical.query, options.adminToken, new ClientWaiter(res))
         if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
           refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, unread)
           return ANSWERED
@@ -514,7 +515,7 @@ export function createAdmin (options: AdminOptions): Admin {
         return ANSWERED
       }
       const query = new URLSearchParams(canonical.query)
-      const caller = findCaller(req, canonical.query, options.adminToken)
+      const caller = findCaller(req, canonical.query, options.adminToken, new ClientWaiter(res))
       let bodyRead = false
       try {
         // Shape first, so an unknown path or method answers without asking GitLab.

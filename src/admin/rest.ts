@@ -20,6 +20,7 @@ import { scopeRefusal, unknownScopeRefusal, type UserTokenScopes } from './token
 import { auditView, entryView, linkView, mergePackageRules, namespaceAuditView, namespacePoliciesView, parseId, permissionsView, policiesEnabledSetting } from './views.ts'
 import { parseUsageWindow, usageReport } from '../usage/report.ts'
 import { quoted } from '../text.ts'
+import type { Waiter } from '../waiters.ts'
 
 export interface RestAnswer {
   readonly status: number
@@ -174,7 +175,7 @@ function paginate<T> (items: readonly T[] | null, query: URLSearchParams): { off
  */
 export interface TokenPermissionCheck {
   /** What the token is and, for a legacy one, its scopes (token-scope.ts applies GitLab's rules). */
-  scopes (token: string): Promise<UserTokenScopes>
+  scopes (token: string, client?: Waiter): Promise<UserTokenScopes>
   /**
    * `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path).
    * `fresh`: a write's lookups for one request, where the project and the groups above it are
@@ -224,7 +225,7 @@ async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, r
   const permission = tokenPermissionOf(request.method, request.endpoint)
   if (permission === null) return null
   const token = userToken(request.caller)
-  const scopes = await tokens.scopes(token)
+  const scopes = await tokens.scopes(token, request.caller.client)
   const refusal = scopeRefusal(scopes, isWrite(request.method))
   if (refusal !== null) throw refusal
   if (scopes.kind !== 'fine_grained') return scopes

@@ -291,12 +291,12 @@ export function createAdminService (options: AdminServiceOptions): AdminService 
           return { projectId: id, projectPath: path, actor: { kind: 'operator' }, caller }
         }
         case 'user': {
-          const found = await gitlab.project(idSegment, caller.header, caller.hash)
+          const found = await gitlab.project(idSegment, caller.header, caller.hash, caller.client)
           if (found.kind === 'unauthenticated') throw new AdminError('ADMIN_UNAUTHENTICATED')
           if (found.kind === 'not_found') throw new AdminError('ADMIN_PROJECT_NOT_FOUND')
           if (found.kind === 'unavailable') throw new AdminError('ADMIN_UPSTREAM_UNAVAILABLE')
           if (found.accessLevel < MAINTAINER_ACCESS) throw new AdminError('ADMIN_FORBIDDEN')
-          const user = await gitlab.user(caller.header, caller.hash)
+          const user = await gitlab.user(caller.header, caller.hash, caller.client)
           const actor: Actor = user === null ? { kind: 'user', id: 0 } : { kind: 'user', ...user }
           return { projectId: found.id, projectPath: found.path, actor, caller }
         }

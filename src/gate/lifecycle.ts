@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { GateError } from '../errors.ts'
 import { BodyReadAborted } from '../read-body.ts'
+import { LookupDropped } from '../waiters.ts'
 import type { GateMetrics } from '../metrics.ts'
 import { denyOf } from './pipeline.ts'
 import { respond } from './respond.ts'
@@ -43,10 +44,11 @@ export function createLifecycle (logger: Logger, metrics: GateMetrics, options: 
     if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
   }
   const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, err: unknown): void => {
-    if (err instanceof BodyReadAborted) {
+    if (err instanceof BodyReadAborted || err instanceof LookupDropped) {
       // The client went away while its body was read (to find a job token in it, or a GraphQL or
-      // configuration API body): nobody to answer, and nothing of the gate's failed.
-      logger.info({ request_id: requestId, method: req.method, decision: 'error', reason: 'CLIENT_ABORTED' }, 'client gone while its body was read')
+      // configuration API body), or while GitLab was asked about it (its lookups given up):
+      // nobody to answer, and nothing of the gate's failed.
+      logger.info({ request_id: requestId, method: req.method, decision: 'error', reason: 'CLIENT_ABORTED' }, err instanceof LookupDropped ? 'client gone while GitLab was asked about its request' : 'client gone while its body was read')
       metrics.observeRequest({ decision: 'error', reason: 'CLIENT_ABORTED', resource: undefined, method: req.method ?? 'GET', decisionSeconds: 0, totalSeconds: 0 })
       res.destroy()
       return

@@ -8,7 +8,8 @@ import { errors, GateError, type ErrorCode } from '../errors.ts'
 import { forward, upstreamHeaders, type Upstream } from '../proxy/forward.ts'
 import { denyOf, newExchange, runStages, settle, type Engine, type Exchange } from './pipeline.ts'
 import type { RecordDecision } from './record.ts'
-import { ClientWaiter, hasBody, upstreamPath } from './request.ts'
+import { ClientWaiter } from '../waiters.ts'
+import { hasBody, upstreamPath } from './request.ts'
 import { respond } from './respond.ts'
 
 export interface ProxyOptions {

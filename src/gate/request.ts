@@ -2,7 +2,6 @@
 
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Waiter } from '../waiters.ts'
 import { tokenShaped } from '../text.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -61,21 +60,3 @@ export function requestIdOf (req: IncomingMessage, peerTrusted: boolean): string
   return peerTrusted && typeof incoming === 'string' && REQUEST_ID.test(incoming) && !RESERVED_REQUEST_ID.test(incoming) && !tokenShaped(incoming) ? incoming : newRequestId()
 }
 
-/**
- * The client of a request being decided, as the lookups it waits for see it (src/waiters.ts):
- * gone once its connection has closed, which is what the answer's 'close' means before any answer.
- * Hot path: one small object per request, listening only once a lookup waits.
- */
-export class ClientWaiter implements Waiter {
-  constructor (private readonly answer: ServerResponse) {}
-
-  get gone (): boolean {
-    return this.answer.destroyed
-  }
-
-  watch (changed: () => void): () => void {
-    const listener = (): void => { changed() }
-    this.answer.once('close', listener)
-    return () => { this.answer.off('close', listener) }
-  }
-}

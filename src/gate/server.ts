@@ -474,8 +474,8 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
     : async () => { throw new GateError('GRAPHQL_TARGET_LOOKUP_FAILED', 'GATE_SERVICE_TOKEN is not set: the project or group of a GraphQL request cannot be looked up') }
   const scopes = createTokenScopeResolver({ gitlab, registry })
   const tokenPermissions: TokenPermissionCheck = {
-    async scopes (token) {
-      const found = await scopes.scopesOf(token)
+    async scopes (token, client) {
+      const found = await scopes.scopesOf(token, client)
       switch (found.kind) {
         case 'fine_grained': return { kind: 'fine_grained' }
         case 'legacy': return { kind: 'legacy', scopes: found.scopes }

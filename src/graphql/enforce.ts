@@ -31,6 +31,7 @@ import type { DocumentCache } from './documents.ts'
 import { explainGraphql, GraphqlCatalogIndex, GraphqlDocumentError, type BoundaryTarget, type GraphqlExplanation, type OperationExplanation, type Touch } from './explain.ts'
 import type { FreshLookups, PermissionVerdict } from './permission-check.ts'
 import type { FineGrainedScopes, TokenScopeResolver, TokenScopes } from './token-scopes.ts'
+import { LookupDropped, type Waiter } from '../waiters.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Finding the token: src/admin/graphql-credentials.ts, shared with the users' model registry check.
@@ -101,11 +102,13 @@ export interface GraphqlEnforcer {
    * GitLab's GraphQL request (classified `gitlab`): pass, allow or deny. Throws GateError when
    * GitLab cannot be asked. `partial`: the body was over the limit, and `params` hold only the
    * URL's parameters and, for `multipart`, the parts complete in the bytes read; a fine-grained
-   * token's request that these do not decide is refused (413).
+   * token's request that these do not decide is refused (413). `client`: the request's (none: one
+   * that never goes); the token's lookup is given up once every client waiting for it has gone
+   * (LookupDropped).
    */
-  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque'): Promise<EnforceResult>
+  enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque', client?: Waiter): Promise<EnforceResult>
   /** Decides readings for a token already found (enforce() without the token search). */
-  decide (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult>
+  decide (token: string, readings: readonly GraphqlReading[], requestId: string, client?: Waiter): Promise<EnforceResult>
   /**
    * The gate's own operations (the allowlist mutations it answers, its own fields) for a user
    * caller's token: the permission each needs at its project, checked before the service runs.
@@ -373,11 +376,13 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   /** The token's scopes when fine-grained, else null; a lookup failure is counted and rethrown. */
-  const fineGrained = async (token: string, requestId: string): Promise<FineGrainedScopes | null> => {
+  const fineGrained = async (token: string, requestId: string, client?: Waiter): Promise<FineGrainedScopes | null> => {
     let scopes: TokenScopes
     try {
-      scopes = await options.scopes.scopesOf(token)
+      scopes = await options.scopes.scopesOf(token, client)
     } catch (err) {
+      // Given up, its clients gone: nobody to answer, nothing of the gate's failed.
+      if (err instanceof LookupDropped) throw err
       const code = (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR'
       // A token GitLab will not describe is refused on purpose (fail closed), not a failure to ask:
       // a deny, answered in any mode, as a body the gate cannot decide is.
@@ -391,8 +396,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   /** Runs `fn` for a fine-grained token; a failure is counted and rethrown. */
-  const withScopes = async (token: string, requestId: string, fn: (scopes: FineGrainedScopes) => Promise<EnforceResult>): Promise<EnforceResult> => {
-    const scopes = await fineGrained(token, requestId)
+  const withScopes = async (token: string, requestId: string, fn: (scopes: FineGrainedScopes) => Promise<EnforceResult>, client?: Waiter): Promise<EnforceResult> => {
+    const scopes = await fineGrained(token, requestId, client)
     if (scopes === null) return PASS
     try {
       return await fn(scopes)
@@ -402,7 +407,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     }
   }
 
-  const decide = async (token: string, readings: readonly GraphqlReading[], requestId: string): Promise<EnforceResult> => {
+  const decide = async (token: string, readings: readonly GraphqlReading[], requestId: string, client?: Waiter): Promise<EnforceResult> => {
     return await withScopes(token, requestId, async scopes => {
       for (const reading of readings) {
         const refused = await checkReading(scopes, reading)
@@ -410,12 +415,12 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       }
       count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)
       return ALLOW
-    })
+    }, client)
   }
 
   return {
     decide,
-    async enforce (request, params, requestId, partial) {
+    async enforce (request, params, requestId, partial, client) {
       // A part that could hide a token or a document from the gate: whatever the token (the
       // classifier refuses these bodies too; a large upload is decided here alone).
       if (params.doubtful.length > 0) {
@@ -437,8 +442,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       const readings = graphqlReadings(params)
       // A large body is decided from its first parts only when they hold what GitLab runs.
       const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
-      if (!undecidable) return await decide(found.token, readings, requestId)
-      if (await fineGrained(found.token, requestId) === null) return PASS
+      if (!undecidable) return await decide(found.token, readings, requestId, client)
+      if (await fineGrained(found.token, requestId, client) === null) return PASS
       count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
       options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
       throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')

@@ -30,6 +30,7 @@
 import { GateError, errors, type ErrorCode } from '../errors.ts'
 import { GitlabUnavailable, type GitlabAnswer, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
+import type { Waiter } from '../waiters.ts'
 import type { TokenRegistry } from './token-registry.ts'
 
 export const SCOPE_ACCESSES = ['personal_projects', 'all_memberships', 'selected_memberships', 'user', 'instance'] as const
@@ -58,7 +59,11 @@ export type TokenScopes =
 export type FineGrainedScopes = Extract<TokenScopes, { kind: 'fine_grained' }>
 
 export interface TokenScopeResolver {
-  scopesOf (token: string): Promise<TokenScopes>
+  /**
+   * `client`: the request's (none: one that never goes); a lookup every client waiting for has
+   * left is given up, rejecting with LookupDropped (src/waiters.ts).
+   */
+  scopesOf (token: string, client?: Waiter): Promise<TokenScopes>
 }
 
 export interface TokenScopeResolverOptions {
@@ -107,9 +112,9 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   // A registration changed: what was cached from the old one must not outlive it.
   options.registry?.onChange(() => { cache.clear() })
 
-  const ask = async (token: string, path: string, endpoint: string, header: 'private-token' | 'bearer' = 'private-token'): Promise<GitlabAnswer> => {
+  const ask = async (token: string, path: string, endpoint: string, signal: AbortSignal, header: 'private-token' | 'bearer' = 'private-token'): Promise<GitlabAnswer> => {
     try {
-      return await gitlab.get(path, { endpoint, as: header === 'bearer' ? { authorization: `Bearer ${token}` } : { 'private-token': token } })
+      return await gitlab.get(path, { endpoint, as: header === 'bearer' ? { authorization: `Bearer ${token}` } : { 'private-token': token }, signal })
     } catch (err) {
       if (err instanceof GitlabUnavailable) throw lookupError('GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, err)
       throw err
@@ -117,8 +122,8 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   }
 
   /** A number: GitLab refused the token (401, 403 or 404; it will refuse it on the request too, or decide itself). */
-  const read = async (token: string, path: string, endpoint: string, header?: 'bearer'): Promise<Readonly<Record<string, unknown>> | number> => {
-    const answer = await ask(token, path, endpoint, header)
+  const read = async (token: string, path: string, endpoint: string, signal: AbortSignal, header?: 'bearer'): Promise<Readonly<Record<string, unknown>> | number> => {
+    const answer = await ask(token, path, endpoint, signal, header)
     const { status } = answer
     if (status === 401 || status === 403 || status === 404) return status
     if (status === 429 || status >= 500) throw lookupError('GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', `GET ${path} answered ${status}`)
@@ -146,20 +151,20 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
     throw lookupError('GRAPHQL_TOKEN_SCOPES_HIDDEN', `${why}, and no registration names the token: grant it read_personal_access_token or register its SHA-256`)
   }
 
-  const load = async (token: string, hash: string): Promise<TokenScopes> => {
-    const self = await read(token, '/api/v4/personal_access_tokens/self', TOKEN_SELF_ENDPOINT)
+  const load = async (token: string, hash: string, signal: AbortSignal): Promise<TokenScopes> => {
+    const self = await read(token, '/api/v4/personal_access_tokens/self', TOKEN_SELF_ENDPOINT, signal)
     // 401, 404: GitLab refuses the token, whatever is registered. 403: GitLab knows the token but
     // will not describe it (a fine-grained token without read_personal_access_token).
     if (self === 403) return registeredOrHidden(hash, 'GET /personal_access_tokens/self answered 403')
     // 401, 404: no personal access token; PRIVATE-TOKEN finds no other kind (auth_finders.rb).
-    if (typeof self === 'number') return await oauth(token)
+    if (typeof self === 'number') return await oauth(token, signal)
     if (!isGranular(self)) return legacy(self.scopes)
     // Present but not a list: an answer the gate cannot read (502), not a hidden one.
     if (self.granular_scopes !== undefined) return parseFineGrained(self, mapPermission)
     // Older `self` answers leave the scopes out; `GET /personal_access_tokens/:id` presents them.
     const id = self.id
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw lookupError('GRAPHQL_TOKEN_LOOKUP_INVALID', 'GET /personal_access_tokens/self answered a fine-grained token without scopes or id')
-    const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT)
+    const byId = await read(token, `/api/v4/personal_access_tokens/${id}`, TOKEN_BY_ID_ENDPOINT, signal)
     // Revoked in between: GitLab refuses it on the request too.
     if (byId === 401) return REFUSED
     if (typeof byId !== 'number' && byId.granular_scopes !== undefined) return parseFineGrained({ ...byId, user_id: byId.user_id ?? self.user_id }, mapPermission)
@@ -169,8 +174,8 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   }
 
   /** An OAuth token's scopes, as Doorkeeper's token info shows them to the token itself. */
-  const oauth = async (token: string): Promise<TokenScopes> => {
-    const info = await read(token, '/oauth/token/info', OAUTH_TOKEN_INFO_ENDPOINT, 'bearer')
+  const oauth = async (token: string, signal: AbortSignal): Promise<TokenScopes> => {
+    const info = await read(token, '/oauth/token/info', OAUTH_TOKEN_INFO_ENDPOINT, signal, 'bearer')
     if (info === 401) return REFUSED
     if (typeof info === 'number') return OTHER
     // `scope` is the list (an older Doorkeeper: a space-separated string); `scopes` its alias.
@@ -178,13 +183,13 @@ export function createTokenScopeResolver (options: TokenScopeResolverOptions): T
   }
 
   return {
-    async scopesOf (token) {
+    async scopesOf (token, client) {
       const hash = tokenKey(token)
-      const scopes = await cache.get(hash, async () => await load(token, hash))
+      const scopes = await cache.get(hash, async signal => await load(token, hash, signal), client)
       // Kept from a registration whose file another process has written since (another gate on
       // the same file removed or narrowed it): the registry forgets its copy and the cache is
       // cleared (onChange), so the token is looked up again, as one never registered here.
-      if (registry !== undefined && fromRegistry.has(scopes) && !registry.current()) return await cache.get(hash, async () => await load(token, hash))
+      if (registry !== undefined && fromRegistry.has(scopes) && !registry.current()) return await cache.get(hash, async signal => await load(token, hash, signal), client)
       return scopes
     }
   }

@@ -18,7 +18,7 @@ import type { JSONWebKeySet } from 'jose'
 
 export type ServiceRole = 'admin' | 'auditor' | 'user' | 'admin_without_admin_mode'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams' | 'job_user'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams' | 'job_user' | 'token_self'
 
 export interface FakePackage {
   readonly id: number
@@ -270,7 +270,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     serviceRole: options.serviceRole ?? 'admin',
     serviceHidden: new Set(),
     externalUsers: new Set(),
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0 },
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -367,6 +367,12 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/personal_access_tokens/self') {
         req.resume()
         fake.tokenSelfCalls++
+        fake.calls.token_self++
+        if (fake.hold.has('token_self')) {
+          // Held: answered 401 (no token it knows) on release().
+          held.push(() => { send(res, 401, unauthorized) })
+          return
+        }
         if (fake.tokenSelfFailWith !== undefined) { send(res, fake.tokenSelfFailWith, { message: `${fake.tokenSelfFailWith}` }); return }
         const token = req.headers['private-token'] ?? /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
         const listed = typeof token === 'string' ? options.accessTokens?.[token] : undefined

@@ -96,3 +96,29 @@ test('the project lookups a package write has the users\' package rules make, fo
   assert.equal(res.status, 200, await res.text())
   gate.gitlab.release()
 })
+
+test('the lookups of a made-up access token on GraphQL and the configuration API are given up with their clients', async t => {
+  // Any string sent as PRIVATE-TOKEN to /api/graphql or the configuration API is asked of GitLab
+  // (`GET /personal_access_tokens/self`, as that token) before anything else.
+  const gate = await startTestGate(t, { GATE_MAX_CONNECTIONS: String(CONNECTIONS), GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('token_self')
+  const { hostname, port } = new URL(gate.url)
+  const body = JSON.stringify({ query: '{ currentUser { id } }' })
+  const requests = [
+    (token: string) => `POST /api/graphql HTTP/1.1\r\nHost: gitlab.example\r\nPrivate-Token: ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    (token: string) => `GET /api/v4/projects/100/job_token_scope/allowlist HTTP/1.1\r\nHost: gitlab.example\r\nPrivate-Token: ${token}\r\n\r\n`
+  ]
+  for (let i = 0; i < 2 * CONNECTIONS; i++) {
+    const s = connect(Number(port), hostname)
+    s.on('error', () => {})
+    await new Promise(resolve => s.once('connect', resolve))
+    s.write(requests[i % 2]!(`glpat-${randomBytes(10).toString('hex')}`))
+    await eventually(() => gate.gitlab.calls.token_self === i + 1, { message: `client ${i}'s lookup at GitLab` })
+    s.destroy()
+  }
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'token_self', outcome: 'cancelled' }) === 2 * CONNECTIONS, { message: 'every lookup given up' })
+  gate.gitlab.hold.delete('token_self')
+  const res = await fetch(gate.url + RELEASES, { headers: { 'job-token': TOKENS.app }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(res.status, 200, await res.text())
+  gate.gitlab.release()
+})
