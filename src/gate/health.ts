@@ -38,7 +38,9 @@ export function createHealthServer (sources: HealthSources): Server {
     const draining = sources.draining()
     const upstream = sources.upstreamUsable()
     const checks = { catalog: { ok: true, ...sources.catalog() }, store, upstream: { ok: upstream }, draining }
-    const ok = store.ok && upstream && !draining
+    // A store whose invalidations are not received (its subscription refused or lost) is not
+    // ready either: the replica would learn of a grant removed elsewhere only by reading it again.
+    const ok = store.ok && 'subscribed' in store && store.subscribed && upstream && !draining
     return json(ok ? 200 : 503, { status: ok ? 'ok' : 'failed', checks })
   }
 

@@ -108,6 +108,12 @@ export function createGate (config: Config, deps: GateDeps): Gate {
     bodyTimeoutMs: config.upstreamBodyTimeoutMs
   })
   const grants = createGrantCache({ store: deps.store, ttlMs: config.grantCacheTtlMs, staleWindowMs: config.grantStaleWindowMs, ...(deps.grantLoadTimeoutMs === undefined ? {} : { loadTimeoutMs: deps.grantLoadTimeoutMs }), onInvalidation: lag => { metrics.observeInvalidation(lag) } })
+  // The invalidation subscription going down (for each cause while it stays down) and coming back:
+  // meanwhile every job-token decision reads the store, and readiness fails (src/gate/health.ts).
+  const stopWatchingStore = deps.store.subscribe(event => {
+    if (event.kind === 'lost') logger.error({ store: deps.store.kind, reason: event.reason }, 'grants invalidation subscription down: decisions read the store, and readiness fails, until it is back')
+    else if (event.kind === 'reset') logger.warn({ store: deps.store.kind, reason: event.reason }, 'grants cache flushed: invalidations may have been missed')
+  })
   const settings = createInstanceSettings({ enforceInboundScope: config.enforceInboundScope, unknownProject: config.unknownProject, fineGrainedPolicies: config.fineGrainedPolicies })
   const canonicalize = createCanonicalizer({ relativeUrlRoot: config.relativeUrlRoot })
   // One bound on the body bytes every reader holds while clients send them (src/read-body.ts).
@@ -302,6 +308,7 @@ export function createGate (config: Config, deps: GateDeps): Gate {
       health.closeAllConnections()
       connections.close()
       grants.close()
+      stopWatchingStore()
       await usage.close()
       // The resolver first: it may share the GitLab client, which is closed once, here.
       await Promise.allSettled([upstream.close(), deps.resolver.close().finally(() => gitlab.close()), deps.store.close()])

@@ -7,6 +7,8 @@
 // - Every store write publishes an invalidation; the entry (and any path it names) is dropped
 //   when it arrives, and an in-flight read started before it is not cached. A `reset` (the
 //   subscription was lost and is back) flushes everything.
+// - Subscription down (`lost`, until the `reset`): no entry is fresh, as messages are missed; every
+//   read asks the store (single flight still), and a store that fails is met as below.
 // - Store down: an entry is served for at most staleWindowMs after it stopped being fresh; past
 //   that the read fails with GrantsStoreUnavailableError (503). Never an allow by default.
 // - A question asked of many projects at once (anyOf: does any project of a group's listing keep
@@ -49,6 +51,8 @@ export interface GrantCacheStats {
   readonly failClosed: number
   readonly invalidationsReceived: number
   readonly resets: number
+  /** Times the invalidation subscription went down (answers then read from the store until it is back). */
+  readonly subscriptionLosses: number
   /** Lag of the last invalidation received, ms; -1 before the first. */
   readonly lastInvalidationLagMs: number
   readonly projectEntries: number
@@ -105,6 +109,8 @@ function createLayer<K extends number | string, V> (options: {
   staleWindow: number
   loadTimeout: number
   now: () => number
+  /** False while invalidations may be missed: no entry is then fresh. */
+  listening: () => boolean
   counters: Counters
   isNegative: (value: V) => boolean
   /** `input`: what get() was given to read the key from (a path kept by its hash: the path). */
@@ -167,7 +173,7 @@ function createLayer<K extends number | string, V> (options: {
   /** Hot path: the answer with its age (`fetchedAt`, `ttl`: how long it may be kept), a promise only when read from the store. */
   function entry (key: K, input?: string): Entry<V> | Promise<Entry<V>> {
     const found = entries.get(key) ?? negatives.get(key)
-    if (found === undefined || now() - found.fetchedAt >= found.ttl) return read(key, input)
+    if (found === undefined || now() - found.fetchedAt >= found.ttl || !options.listening()) return read(key, input)
     counters.hits++
     if (options.isNegative(found.value)) counters.negativeHits++
     return found
@@ -238,9 +244,11 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
 
   const counters: Counters = {
     hits: 0, negativeHits: 0, misses: 0, staleServed: 0, singleFlightWaits: 0, storeErrors: 0, failClosed: 0,
-    invalidationsReceived: 0, resets: 0, lastInvalidationLagMs: -1, projectEntries: 0, pathEntries: 0, namespaceEntries: 0
+    invalidationsReceived: 0, resets: 0, subscriptionLosses: 0, lastInvalidationLagMs: -1, projectEntries: 0, pathEntries: 0, namespaceEntries: 0
   }
-  const common = { max, ttl, negativeTtl, staleWindow, loadTimeout, now, counters }
+  // Whether invalidations are heard: false from a `lost` to the `reset` that says they are again.
+  let listening = true
+  const common = { max, ttl, negativeTtl, staleWindow, loadTimeout, now, listening: () => listening, counters }
   const projects = createLayer<number, StoredGrants | null>({
     ...common,
     isNegative: value => value === null,
@@ -290,7 +298,7 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
       }
       verdict.seen = invalidations
     }
-    return now() < verdict.expiresAt
+    return listening && now() < verdict.expiresAt
   }
 
   function anyOf (ids: readonly number[], kind: string, test: (grants: StoredGrants | null, projectId: number) => boolean): boolean | Promise<boolean> {
@@ -339,7 +347,13 @@ export function createGrantCache (options: GrantCacheOptions): GrantCache {
   function onEvent (event: InvalidationEvent): void {
     if (event.kind === 'reset') {
       counters.resets++
+      listening = true
       flush()
+      return
+    }
+    if (event.kind === 'lost') {
+      if (listening) counters.subscriptionLosses++
+      listening = false
       return
     }
     counters.invalidationsReceived++

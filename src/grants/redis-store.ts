@@ -375,6 +375,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       : () => connectNode({ autoResubscribe: false }),
     onMessage: text => listeners.emit(decodeInvalidation(text)),
     onResubscribed: () => listeners.emit({ kind: 'reset', reason: 'invalidation subscription re-established' }),
+    onLost: reason => listeners.emit({ kind: 'lost', reason }),
     onError: message => { lastError = message },
     onSilent: () => { silentSince = ++silences },
     isClosing: () => closing,
@@ -718,7 +719,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
           const found = await scripts.jtgReadMarker(markers.all[0]!, marker.id ?? '')
           if (found !== marker.id) throw await lost(markers.all[0]!, found)
         })
-        return { ok: true, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), latencyMs: performance.now() - started }
+        const down = subscriber.failure()
+        return { ok: true, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), latencyMs: performance.now() - started, ...(down === undefined ? {} : { detail: `invalidations are not received: ${down}` }) }
       } catch (err) {
         return { ok: false, kind: 'redis', mode, subscribed: subscriber.subscribed(), subscribedTo: subscriber.address(), detail: (err as Error).message }
       }
@@ -800,6 +802,8 @@ interface SubscriberOptions {
   readonly connect: (attempt: number) => Redis
   readonly onMessage: (text: string) => void
   readonly onResubscribed: () => void
+  /** The subscription went down, or (still down) was refused for another cause: messages are missed. */
+  readonly onLost?: (reason: string) => void
   readonly onError: (message: string) => void
   /** The node did not answer a PING in time. */
   readonly onSilent?: () => void
@@ -811,6 +815,8 @@ interface SubscriberOptions {
 interface Subscriber {
   ready: (timeoutMs: number) => Promise<void>
   subscribed: () => boolean
+  /** Why it is not subscribed (the last cause), while it is not. */
+  failure: () => string | undefined
   address: () => string
   /** Drops the connection (a new one follows) unless its socket passes `keep`; not while connecting. */
   leaveUnless: (keep: (stream: Socket) => boolean) => void
@@ -824,15 +830,29 @@ interface Subscriber {
  * A node that stops answering keeps the connection open and the subscriber would hear nothing
  * while it says it is subscribed: a PING every heartbeatMs that gets no answer within the
  * command timeout drops the connection, and the next one (another cluster node; the current
- * master under Sentinel) reports a reset.
+ * master under Sentinel) reports a reset. Once it has subscribed, every loss is reported
+ * (onLost) as it happens, and again for each new cause while it lasts: a SUBSCRIBE the ACL
+ * refuses is tried again every heartbeat, and would otherwise go unseen.
  */
 function createSubscriber (options: SubscriberOptions): Subscriber {
   let attempt = 0
   let subscribedNow = false
   let everSubscribed = false
   let connection: Redis
+  /** Why it is not subscribed, and the cause last reported (onLost) since it last was. */
+  let failure: string | undefined = 'not subscribed yet'
+  let reported: string | undefined
   /** Waiting for the first subscription, each with its timeout. */
   const waiters = new Map<() => void, NodeJS.Timeout>()
+
+  function lose (reason: string): void {
+    const was = subscribedNow
+    subscribedNow = false
+    failure = reason
+    if (!everSubscribed || options.isClosing() || (!was && reported === reason)) return
+    reported = reason
+    options.onLost?.(reason)
+  }
 
   function start (): void {
     const conn = options.connect(attempt++)
@@ -846,6 +866,8 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
       conn.subscribe(options.channel).then(() => {
         if (conn !== connection) return
         subscribedNow = true
+        failure = undefined
+        reported = undefined
         if (everSubscribed) options.onResubscribed()
         everSubscribed = true
         for (const wake of [...waiters.keys()]) wake()
@@ -855,7 +877,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         // A SUBSCRIBE that timed out may still reach Redis: the connection would then hear
         // messages with no reset for those missed before it, and no heartbeat. Start again.
         if (conn === connection && !options.isClosing()) {
-          subscribedNow = false
+          lose(`SUBSCRIBE ${options.channel} failed: ${err.message}`)
           refused = true
           conn.disconnect()
         }
@@ -867,16 +889,16 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         if (conn !== connection || options.isClosing()) return
         options.onError(`subscriber: no answer to PING (${err.message}), connecting again`)
         options.onSilent?.()
-        subscribedNow = false
+        lose(`no answer to PING within the command timeout (${err.message})`)
         conn.disconnect()
       })
     }, options.heartbeatMs)
     heartbeat.unref()
-    conn.on('close', () => { if (conn === connection) subscribedNow = false })
+    conn.on('close', () => { if (conn === connection && subscribedNow) lose('the connection closed') })
     conn.on('end', () => {
       clearInterval(heartbeat)
       if (conn !== connection || options.isClosing()) return
-      subscribedNow = false
+      if (subscribedNow) lose('the connection ended')
       // A SUBSCRIBE refused (an ACL without the channel) would be refused again at once.
       setTimeout(() => { if (!options.isClosing()) start() }, refused ? options.heartbeatMs : 50).unref()
     })
@@ -889,12 +911,13 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
       : new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(wake)
-          reject(new Error(`invalidation subscription not ready after ${timeoutMs} ms`))
+          reject(new Error(`invalidation subscription not ready after ${timeoutMs} ms (${failure ?? 'subscribed'})`))
         }, timeoutMs)
         const wake = (): void => { clearTimeout(timer); resolve() }
         waiters.set(wake, timer)
       }),
     subscribed: () => subscribedNow,
+    failure: () => subscribedNow ? undefined : failure ?? 'closed',
     address: () => {
       // Under Sentinel the options name no node (the sentinels are asked): the socket says which.
       const socket = (connection as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
@@ -904,7 +927,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
     leaveUnless (keep) {
       const conn = connection
       if ((conn.status === 'ready' || conn.status === 'connect') && !keep(conn.stream)) {
-        subscribedNow = false
+        lose('connected to a node the sentinels no longer name the master')
         conn.disconnect()
       }
     },

@@ -25,6 +25,11 @@ export type InvalidationEvent =
   }
   /** Messages may have been missed (the subscription was lost and is back): drop everything. */
   | { readonly kind: 'reset', readonly reason: string }
+  /**
+   * The subscription is down: messages are missed from now on, until a `reset` says it is back.
+   * Sent when it goes, and again for each new cause while it stays down (a SUBSCRIBE refused).
+   */
+  | { readonly kind: 'lost', readonly reason: string }
 
 export type InvalidationListener = (event: InvalidationEvent) => void
 
@@ -57,7 +62,7 @@ export interface StoreHealth {
   readonly kind: 'memory' | 'redis'
   /** Redis: 'standalone' | 'sentinel' | 'cluster'; memory: 'file' | 'volatile'. */
   readonly mode: string
-  /** Whether invalidations are being received right now. */
+  /** Whether invalidations are being received right now (readiness fails while they are not). */
   readonly subscribed: boolean
   /** Redis: the `host:port` the invalidation subscription is connected to. */
   readonly subscribedTo?: string
@@ -175,15 +180,22 @@ export function decodeInvalidation (text: string): InvalidationEvent {
   return { kind: 'reset', reason: 'malformed invalidation message' }
 }
 
-/** A small listener set that isolates listeners from each other's exceptions. */
+/**
+ * A small listener set that isolates listeners from each other's exceptions. A listener added
+ * while the subscription is down (after a `lost`, before the `reset`) is told so at once.
+ */
 export function createListeners (): { add: (l: InvalidationListener) => () => void, emit: (e: InvalidationEvent) => void, clear: () => void } {
   const listeners = new Set<InvalidationListener>()
+  let down: InvalidationEvent | undefined
   return {
     add (listener) {
       listeners.add(listener)
+      if (down !== undefined) listener(down)
       return () => { listeners.delete(listener) }
     },
     emit (event) {
+      if (event.kind === 'lost') down = event
+      else if (event.kind === 'reset') down = undefined
       for (const listener of listeners) {
         try {
           listener(event)

@@ -52,6 +52,7 @@ export function grantMetrics (scope: Scope, read: { stats: () => GrantCacheStats
   stat('grant_cache_fail_closed_total', 'failClosed', 'Lookups refused (503) because the store failed and no usable entry was cached')
   stat('grant_store_errors_total', 'storeErrors', 'Store reads that failed or timed out')
   stat('grant_store_resets_total', 'resets', 'Invalidation subscription re-established (cache flushed: messages may have been missed)')
+  stat('grant_store_subscription_losses_total', 'subscriptionLosses', 'Invalidation subscription lost (decisions read the store, and readiness fails, until it is back)')
   stat('grant_invalidations_total', 'invalidationsReceived', 'Invalidation messages received')
   new Gauge({
     name: name('grant_cache_entries'),

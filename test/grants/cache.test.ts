@@ -209,6 +209,57 @@ test('cache: a reset flushes every project and path', async () => {
   assert.equal(store.calls.get, 3)
 })
 
+test('cache: while the subscription is down nothing is fresh; the stale window still covers a failing store; the reset ends it', async () => {
+  const { store, clock, cache } = setup()
+  store.data.set(1, stored(1))
+  store.paths.set('acme/p1', 1)
+  const ids = Object.freeze([1])
+  await cache.get(1)
+  await cache.resolvePath('acme/p1')
+  assert.equal(await cache.anyOf(ids, 'k', () => true), true)
+  store.emit({ kind: 'lost', reason: 'SUBSCRIBE refused' })
+  store.emit({ kind: 'lost', reason: 'refused again' })
+  assert.equal(cache.stats().subscriptionLosses, 1, 'one loss, however many causes')
+  // A change no message told of is read at once, by every kind of question.
+  store.data.set(1, stored(1, 2, 'acme/p1'))
+  assert.equal((await cache.get(1))?.version, 2)
+  assert.equal((await cache.get(1))?.version, 2)
+  assert.equal(store.calls.get, 3)
+  await cache.resolvePath('acme/p1')
+  assert.equal(store.calls.resolvePath, 2)
+  store.data.delete(1)
+  assert.equal(await cache.anyOf(ids, 'k', grants => grants !== null), false, 'a listing\'s answer is drawn again')
+  // A store that fails meanwhile is met as any outage: the last answer within ttl + staleWindow.
+  store.data.set(1, stored(1, 3))
+  await cache.get(1)
+  store.failure = new GrantsStoreUnavailableError('connection refused')
+  clock.t += 39_999
+  assert.equal((await cache.get(1))?.version, 3)
+  clock.t += 2
+  await assert.rejects(async () => await cache.get(1), GrantsStoreUnavailableError)
+  // Back: a reset flushes, and answers are fresh again.
+  store.failure = null
+  store.emit({ kind: 'reset', reason: 'test' })
+  const calls = store.calls.get
+  await cache.get(1)
+  await cache.get(1)
+  assert.equal(store.calls.get, calls + 1)
+})
+
+test('cache: created while the store\'s subscription is down, it knows', async () => {
+  const store = fakeStore()
+  store.emit({ kind: 'lost', reason: 'connection closed' })
+  const cache = createGrantCache({ store })
+  store.data.set(1, stored(1))
+  await cache.get(1)
+  await cache.get(1)
+  assert.equal(store.calls.get, 2)
+  store.emit({ kind: 'reset', reason: 'test' })
+  await cache.get(1)
+  await cache.get(1)
+  assert.equal(store.calls.get, 3)
+})
+
 test('cache: store down — stale entries for staleWindowMs past their TTL, then fail closed, then recovery', async () => {
   const { store, clock, cache } = setup()
   store.data.set(1, stored(1))
