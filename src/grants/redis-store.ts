@@ -396,7 +396,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         // Connections still on a node that is no longer the master are dropped; ioredis finds
         // the master through the sentinels when it connects again.
         const on = (client as Redis)
-        if ((on.status === 'ready' || on.status === 'connect') && !onNode(on.stream, master)) on.disconnect(true)
+        if ((on.status === 'ready' || on.status === 'connect') && !onNode(on.stream, master)) dropOnce(on, true)
         subscriber.leaveUnless(stream => onNode(stream, master))
       },
       onError: message => { lastError = message },
@@ -879,7 +879,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         if (conn === connection && !options.isClosing()) {
           lose(`SUBSCRIBE ${options.channel} failed: ${err.message}`)
           refused = true
-          conn.disconnect()
+          dropOnce(conn)
         }
       })
     })
@@ -890,7 +890,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
         options.onError(`subscriber: no answer to PING (${err.message}), connecting again`)
         options.onSilent?.()
         lose(`no answer to PING within the command timeout (${err.message})`)
-        conn.disconnect()
+        dropOnce(conn)
       })
     }, options.heartbeatMs)
     heartbeat.unref()
@@ -928,7 +928,7 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
       const conn = connection
       if ((conn.status === 'ready' || conn.status === 'connect') && !keep(conn.stream)) {
         lose('connected to a node the sentinels no longer name the master')
-        conn.disconnect()
+        dropOnce(conn)
       }
     },
     close () {
@@ -939,6 +939,25 @@ function createSubscriber (options: SubscriberOptions): Subscriber {
       connection.disconnect()
     }
   }
+}
+
+/** Sockets already told to go (dropOnce). */
+const leaving = new WeakSet<object>()
+
+/**
+ * Drops a connection, once. ioredis ends its socket and destroys it only after disconnectTimeout
+ * when the node does not close its side (a hung node), and every disconnect() adds a 'close'
+ * listener and a timer to the socket: asked again at each sentinel answer meanwhile (every
+ * second, and on every read after a silence), they piled up on the one socket, past ten with a
+ * MaxListenersExceededWarning.
+ */
+function dropOnce (conn: Redis, reconnect = false): void {
+  const stream: Socket | undefined = conn.stream
+  if (stream !== undefined) {
+    if (leaving.has(stream)) return
+    leaving.add(stream)
+  }
+  conn.disconnect(reconnect)
 }
 
 /** A master as a sentinel names it, with the addresses a socket to it can have. */
