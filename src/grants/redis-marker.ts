@@ -64,10 +64,14 @@ export const LOST = 'lost:'
 /**
  * Lua, the first lines of every script that reads or writes beside a marker: `marker` is
  * KEYS[key]'s value; when absent it is replaced by the trace of the loss, `lost:` and ARGV[arg]
- * (the replica's id; none for '').
+ * (the replica's id; none for ''). A value longer than any marker (an id is at most 128
+ * characters) is read as its size, which no id is: the scripts return the marker, and one near
+ * Redis's 512 MB, sent whole with every read, held the connection past the command timeout and
+ * every read behind it.
  */
 export function markLost (key: number, arg: number): string {
-  return `local marker = redis.call('GET', KEYS[${key}])
+  return `local marker = redis.call('STRLEN', KEYS[${key}])
+if marker > 256 then marker = 'a value of ' .. marker .. ' bytes' else marker = redis.call('GET', KEYS[${key}]) end
 if not marker and ARGV[${arg}] ~= '' then redis.call('SET', KEYS[${key}], '${LOST}' .. ARGV[${arg}]) end
 `
 }

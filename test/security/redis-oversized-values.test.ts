@@ -1,0 +1,58 @@
+// Finding: a value of a size no document of the gate has (Redis takes up to 512 MB), written into
+// a project's grants key by another tool or by hand, was sent whole to the gate at each read of
+// that project. The store's one command connection spent longer than the command timeout
+// carrying it, so every read queued behind it timed out: every job-token decision, of every
+// project, answered 503, and went on doing so after the value was removed, until the bytes already
+// asked for had drained. The read scripts now measure each value first (HSTRLEN, STRLEN) and
+// refuse one past the bound in Redis, naming the key: that project's reads fail closed (503), the
+// others go on. A marker of that size is read as its size, and refused as another store's.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
+import { startRedis } from '../helpers/redis.ts'
+import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { send } from '../helpers/http.ts'
+import { createRedisStore } from '../../src/grants/redis-store.ts'
+import { GrantsStoreLostError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+
+// Past the bound (16 MiB), and large enough to hold the connection past the command timeout.
+const BIG = 64 * 1024 * 1024
+// Past a marker's bound.
+const LONG = 1024 * 1024
+
+test('an oversized value in one project\'s key fails that project\'s reads, not every read', async t => {
+  const redis = await startRedis(t)
+  // No cache: every decision reads the store.
+  const g = await startTestGate(t, { GATE_REDIS_URL: redis.url, GATE_GRANT_CACHE_TTL_MS: '0', GATE_GRANT_STALE_WINDOW_MS: '0' })
+  const writer = new Redis(redis.url)
+  t.after(() => writer.disconnect())
+  const job = { 'job-token': TOKENS.app }
+  const registry = async (): Promise<number> => (await send(g.url, 'GET', '/api/v4/projects/700/packages', job)).status
+  assert.equal(await registry(), 403, 'acme/registry lists only the other group')
+
+  await writer.hset('jtg:{p:200}:grants', 'doc', Buffer.alloc(BIG, 'x'))
+  for (let i = 0; i < 5; i++) {
+    const [lib, other] = await Promise.all([send(g.url, 'GET', '/api/v4/projects/200/packages', job), registry()])
+    assert.equal(lib.status, 503)
+    assert.equal(lib.json().code, 'GRANTS_STORE_UNAVAILABLE')
+    assert.equal(other, 403, 'another project\'s decision is made as before')
+  }
+  await assert.rejects(g.store.get(200), (err: unknown) => err instanceof GrantsStoreUnavailableError && /jtg:\{p:200\}:grants holds a doc of 67108864 bytes/.test(err.message))
+
+  // The path index too.
+  await writer.set('jtg:{path:acme/lib}:id', Buffer.alloc(17 * 1024 * 1024, '1'))
+  await assert.rejects(g.store.resolvePath('acme/lib'), (err: unknown) => err instanceof GrantsStoreUnavailableError && /jtg:\{path:acme\/lib\}:id holds 17825792 bytes/.test(err.message))
+  assert.equal(await registry(), 403)
+})
+
+test('an oversized store marker is refused as another store\'s, without reading it whole', async t => {
+  const redis = await startRedis(t)
+  const store = await createRedisStore({ url: redis.url })
+  t.after(() => store.close())
+  const writer = new Redis(redis.url)
+  t.after(() => writer.disconnect())
+  await writer.set('jtg:store', Buffer.concat([Buffer.from(store.marker.id!), Buffer.alloc(LONG, 'x')]))
+  await assert.rejects(store.get(1), (err: unknown) => err instanceof GrantsStoreLostError && /holds a value of 1048612 bytes, not /.test(err.message))
+  assert.match((await store.health()).detail ?? '', /1048612 bytes/)
+})
