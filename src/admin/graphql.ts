@@ -247,7 +247,7 @@ function atStart (pattern: RegExp, text: string): RegExpExecArray | null {
  * Rack 2.2's `normalize_params`, line for line: `a[b][]=v` into nested hashes and arrays; null
  * where Rack returns nil (a name with no key, as `[[`), RackError where Rack raises. A value is
  * null for a name sent without `=` (Rack's nil). Checked against Rack itself:
- * test/rack/graphql-params.test.ts.
+ * test/rack/graphql-params.slow.ts.
  */
 function normalizeParams (params: Params, name: string, value: unknown, depth: number, searched = false): unknown {
   if (depth <= 0) throw new RackError('too deep')

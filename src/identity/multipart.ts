@@ -622,7 +622,7 @@ function rack2PartName (head: string): string {
  * the name holds a CR or an LF (the line ends there), or a `;` followed by `name=` (Rack 2's
  * `Content-Disposition:[^:]*;\s*name=` takes the last one). Rack 3 reads that line only within its
  * bound: past it, it names the field by a `Content-ID:` or `Content-Type: ` inside the name, or
- * `text/plain[]` (test/security/multipart-file-part-fields-as-written.test.ts). The bound is on
+ * `text/plain[]` (test/security/multipart-file-part-fields-as-written.slow.ts). The bound is on
  * the name as written, each `"` and `\` a byte longer for its escape
  * (test/security/multipart-file-part-escaped-long-names.test.ts).
  */

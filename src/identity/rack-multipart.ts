@@ -15,7 +15,7 @@
 // Go's mime/multipart (Workhorse) and Rack 3 frame and name some parts differently (see
 // multipart.ts): doubtfulPartNames lists what any of them could call a part that is not written
 // the one way they all read alike, so that a caller can refuse a body whose doubtful parts could
-// carry a name it reads. Checked against Rack itself: test/rack/graphql-multipart.test.ts.
+// carry a name it reads. Checked against Rack itself: test/rack/graphql-multipart.slow.ts.
 
 import { isFilePart, multipartHeaderNames, rack2PartHead, rubyStrip } from './multipart.ts'
 

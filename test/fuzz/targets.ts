@@ -443,7 +443,7 @@ function chunkOffsets (chunks: readonly Buffer[]): number[] {
 /**
  * The GraphQL reading of a multipart body (readGraphqlParams: Rack 2.2's parser, the doubtful
  * parts): never throws, one reading at least, names as strings. A body Rack reads must give
- * Rack's fields (test/rack/graphql-multipart.test.ts compares them with Rack itself).
+ * Rack's fields (test/rack/graphql-multipart.slow.ts compares them with Rack itself).
  */
 export const graphqlMultipartTarget: FuzzTarget<MultipartSpec, MultipartSpec, GraphqlParams> = {
   name: 'graphql-multipart',

@@ -2,7 +2,7 @@
 // multipart parts Rack 2.2 names from a second `name=`, an escape, Content-ID or Content-Type, or
 // frames at its own CRLF CRLF, and Rack's nested names with a line break in them. Each is read as
 // Rack reads it (then checked) or, where parsers could differ, refused; nothing reaches GitLab
-// unchecked. test/rack/graphql-multipart.test.ts compares the readings with Rack itself.
+// unchecked. test/rack/graphql-multipart.slow.ts compares the readings with Rack itself.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

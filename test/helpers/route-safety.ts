@@ -1,6 +1,6 @@
 // Whether the gate deciding a request with one catalog route is safe when GitLab may serve it
 // with another: Grape takes the first route, in GitLab's mount order, whose expression matches
-// (test/security/route-overlaps.test.ts, test/rack/grape-routes.test.ts).
+// (test/security/route-overlaps.test.ts, test/rack/grape-routes.slow.ts).
 
 import { paramAllowsDots, parsePattern } from '../../src/catalog/pattern.ts'
 import type { CatalogRoute } from '../../src/catalog/types.ts'

@@ -17,4 +17,5 @@ test('the gate finds every job token Rack finds, and routes the method Rack rout
   t.diagnostic(`outcomes: ${JSON.stringify(report.outcomes)}`)
   assert.ok(report.withJobToken > runs / 10, `only ${report.withJobToken} requests held a job token Rack reads`)
   assert.ok((report.outcomes['passed with a job token'] ?? 0) > runs / 20, 'too few requests passed with a job token to tell anything')
+  assert.ok(report.overridden > runs / 50, `only ${report.overridden} requests had their method overridden by Rack`)
 })

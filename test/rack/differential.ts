@@ -6,8 +6,8 @@
 // refusing the request, is fine), and route the method Rack routes after Rack::MethodOverride
 // (or refuse).
 //
-// Used by differential.test.ts (a short run in `npm test`) and differential.slow.ts
-// (`npm run test:rack`, 100,000 requests). RACK_SEED and RACK_RUNS override the seed and count.
+// Used by differential.slow.ts (`npm run test:rack`, 100,000 requests). RACK_SEED and RACK_RUNS
+// override the seed and count.
 
 import fc from 'fast-check'
 import type { IncomingHttpHeaders } from 'node:http'

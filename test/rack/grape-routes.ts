@@ -19,8 +19,8 @@
 // Other parameters can differ where GitLab's declarations (`format: false`, requirements) are not
 // in the catalog; they are counted, not failed: the gate reads them for no decision but the
 // project finders', whose npm and Maven parameters agree here.
-// Used by grape-routes.test.ts (a part of the corpus, in `npm test`) and grape-routes.slow.ts (all
-// of it, `npm run test:rack`); GRAPE_ROUTES_RUNS overrides how many corpus paths are checked.
+// Used by grape-routes.slow.ts (the whole corpus, `npm run test:rack`); GRAPE_ROUTES_RUNS checks
+// that many corpus paths instead.
 
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'

@@ -49,7 +49,7 @@ test('forward-auth refuses it too', async (t) => {
 })
 
 // Nor does a job token GitLab's upload middleware would write into the parameters there (an
-// `operations` member, test/security/upload-operations-parameter.test.ts) reach GitLab: such a
+// `operations` member, test/security/upload-operations-parameter.slow.ts) reach GitLab: such a
 // request carried no token the gate saw, and was forwarded as a path outside the API.
 test('an `operations` parameter on /api/v4 under a root the gate was not given is refused, not forwarded', async (t) => {
   const g = await startTestGate(t)

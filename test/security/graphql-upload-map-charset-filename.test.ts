@@ -1,6 +1,6 @@
 // Finding: GitLab's upload middleware writes into the operation, at each path a GraphQL upload's
 // `map` lists, the parameter of that name, and a global ID argument reads a text parameter so
-// written as its text (test/security/graphql-apollo-map.test.ts). The gate refuses a `map` naming
+// written as its text (test/security/graphql-apollo-map.slow.ts). The gate refuses a `map` naming
 // a parameter that is not an uploaded file, reading the parts as Rack does: a part with
 // `filename*=iso-8859-1''a.txt` is a file to Rack. Workhorse names and files the parts of
 // GraphQL uploads with Go's mime.ParseMediaType, which drops a `filename*` in a charset other than

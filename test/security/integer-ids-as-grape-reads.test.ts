@@ -3,7 +3,7 @@
 // `300%20` are project 300 to GitLab. The gate read only `/^-?\d+$/` as an id and took the rest
 // for a full path: one the store did not know, which with GATE_UNKNOWN_PROJECT=allow was allowed
 // before any lookup, although the store knew project 300 and its allowlist. Such ids are now
-// read as the number Ruby reads (test/rack/ruby-integer.test.ts checks the reading against Ruby).
+// read as the number Ruby reads (test/rack/ruby-integer.slow.ts checks the reading against Ruby).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

@@ -150,7 +150,7 @@ function rack2PartName (head: string): string {
  * `;` comes before `name=`, and Rack 2's expression and Rack 3's parameter loop both take the
  * quoted value whole from there, as long as Rack 3 reads that line at all: past its bound it names
  * the field by a `Content-ID:` or `Content-Type: ` inside the name, or `text/plain[]`
- * (test/security/multipart-file-part-fields-as-written.test.ts).
+ * (test/security/multipart-file-part-fields-as-written.slow.ts).
  */
 function writtenFieldReadAsIs (name: string): boolean {
   return name.length <= WRITTEN_NAME_MAX && !/["\\;\r\n]/.test(name)
