@@ -18,9 +18,11 @@
 // names, `_json[][query]=` included; Apollo's `operations` field), `variables` may be a JSON
 // string; documents go through graphql-ruby's `escape_single_quoted_newlines`. Where a request
 // can be read in more than one way (Rack 2 splits the query string on `;` too, a body whose type
-// GitLab may not parse), every reading is checked; readings that disagree about gate fields are
-// refused. Mutations are found at the mutation root through aliases, inline fragments and
-// fragment spreads. A document or body that names these fields but cannot be parsed is refused.
+// GitLab may not parse), every reading is checked; a request is the gate's only where every
+// reading that runs a document runs the same one, and one naming gate fields among readings that
+// disagree is refused. Mutations are found at the mutation root through aliases, inline
+// fragments and fragment spreads. A document or body that names these fields but cannot be
+// parsed is refused.
 
 import { buildSchema, execute, GraphQLError, Kind, Lexer, parse, Source, TokenKind, validate, valueFromASTUntyped, type DocumentNode, type Token, type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValueNode } from 'graphql'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
@@ -489,6 +491,14 @@ function effectiveOf (params: Readonly<Params>): GraphqlReading {
   const batch = Array.isArray(params._json) ? params._json.filter(op => op !== null) : null
   if (batch !== null && batch.length > 0) return { batch: true, operations: batch.filter(isHash).map(batchOperationOf) }
   return { batch: false, operations: [operationOf(params)] }
+}
+
+/**
+ * Whether GitLab runs nothing under this reading: no operation holds a document (GitLab fails a
+ * blank query before it runs, as graphql-ruby finds no operation in it).
+ */
+function runsNothing (effective: GraphqlReading): boolean {
+  return effective.operations.every(op => op.query.trim() === '')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1001,6 +1011,8 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   if (params.unreadable !== null) return refused('GRAPHQL_AMBIGUOUS_REQUEST', params.unreadable)
   if (params.doubtful.length > 0) return refused('GRAPHQL_AMBIGUOUS_REQUEST', doubtfulMessage(params.doubtful))
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
+  // A reading that runs a document and names none of these fields: GitLab's operations.
+  let gitlabReading = false
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
     // Characters first, as GitLab counts them, before anything escapes, lexes or parses the text.
@@ -1010,6 +1022,7 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
       return RELEVANT_TEXT.test(op.query) ? { relevant: true, tooLarge: true } : { relevant: false }
     })
     if (reads.some(r => r.relevant)) relevant.set(JSON.stringify(effective), { effective, reads })
+    else if (!runsNothing(effective)) gitlabReading = true
   }
   if (relevant.size === 0) {
     if (broken.some(text => RELEVANT_TEXT.test(text))) {
@@ -1020,7 +1033,10 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   if (req.method !== 'POST') {
     return refused('GRAPHQL_GATE_FIELDS_OVER_GET', `this ${req.method} request names job token allowlist mutations or the gate's fields; they are accepted only in POST requests with a JSON body`)
   }
-  if (relevant.size > 1) {
+  // The gate acts only where every reading that runs anything is the same: one reading naming
+  // its fields beside another (other arguments, another operation, GitLab's operations) could
+  // be the one GitLab runs, and neither answering nor forwarding is then what GitLab would do.
+  if (relevant.size > 1 || gitlabReading) {
     return refused('GRAPHQL_AMBIGUOUS_REQUEST', 'this GraphQL request can be read in more than one way (URL parameters over body parameters, or a body GitLab may parse differently) and one of them names job token allowlist fields; send query, variables and operationName once, in a JSON body')
   }
   const [{ effective, reads }] = [...relevant.values()] as [{ effective: GraphqlReading, reads: OperationReading[] }]
