@@ -16,6 +16,7 @@
 
 import calculateSlot from 'cluster-key-slot'
 import { Cluster, type Redis } from 'ioredis'
+import { refuseOver } from './redis-bounds.ts'
 
 const CLUSTER_SLOTS = 16384
 
@@ -61,6 +62,9 @@ export function markerKeys (prefix: string, cluster: boolean): MarkerKeys {
  */
 export const LOST = 'lost:'
 
+// The longest marker: an id is at most 128 characters, and `lost:` or `new:` before it.
+const MARKER_BYTES = 256
+
 /**
  * Lua, the first lines of every script that reads or writes beside a marker: `marker` is
  * KEYS[key]'s value; when absent it is replaced by the trace of the loss, `lost:` and ARGV[arg]
@@ -71,7 +75,7 @@ export const LOST = 'lost:'
  */
 export function markLost (key: number, arg: number): string {
   return `local marker = redis.call('STRLEN', KEYS[${key}])
-if marker > 256 then marker = 'a value of ' .. marker .. ' bytes' else marker = redis.call('GET', KEYS[${key}]) end
+if marker > ${MARKER_BYTES} then marker = 'a value of ' .. marker .. ' bytes' else marker = redis.call('GET', KEYS[${key}]) end
 if not marker and ARGV[${arg}] ~= '' then redis.call('SET', KEYS[${key}], '${LOST}' .. ARGV[${arg}]) end
 `
 }
@@ -178,6 +182,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]
 return 0
 `
 
+// KEYS[1] a marker: GET, measured first. Read whole, one near Redis's 512 MB held the start's
+// connection past the command timeout, and the start retried it until it gave up; it fails the
+// start instead, naming the key and its size.
+const READ_SCRIPT = `
+${refuseOver("redis.call('STRLEN', KEYS[1])", "KEYS[1] .. ' holds'", MARKER_BYTES)}return redis.call('GET', KEYS[1])
+`
+const readMarker = (key: string): string[] => ['eval', READ_SCRIPT, '1', key]
+
 /**
  * Writes every marker with the id settled on the first one (`new:<id>` there until the others are
  * written), or finishes a marking another start began: every start that returns has seen all of
@@ -187,7 +199,7 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
   const first = keys.all[0]!
   const candidate = CREATING + newId()
   await patiently(deadline, async () => await client.set(first, candidate, 'NX'))
-  const settled = await patiently(deadline, async () => await client.get(first))
+  const settled = await patiently(deadline, async () => await client.eval(READ_SCRIPT, 1, first) as string | null)
   if (settled === null) throw new Error(`the store marker ${first} was not kept`)
   // A replica found the marker absent meanwhile: a loss, not a new store.
   if (settled.startsWith(LOST)) return { id: settled.slice(LOST.length), created: false, probed, missing: 1, other: 0 }
@@ -197,7 +209,7 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
   await patiently(deadline, async () => await client.eval(FINISH_SCRIPT, 1, first, settled, id))
   // Written by another start of this moment, or there before: read what the probes missed.
   if (set.every(ok => ok === 'OK')) return { id, created: true, probed, missing: 0, other: 0 }
-  return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, key => ['get', key], deadline), id) }
+  return { id, created: true, probed: keys.all.length, ...tally(await each(client, keys.all, readMarker, deadline), id) }
 }
 
 /**
@@ -213,7 +225,7 @@ async function mark (client: Client, keys: MarkerKeys, newId: () => string, prob
 export async function settleMarker (client: Client, keys: MarkerKeys, options: { readonly create: boolean, readonly newId: () => string, readonly patienceMs: number, readonly expected?: string | undefined }): Promise<MarkerState> {
   const deadline = performance.now() + options.patienceMs
   const probed = probes(client, keys)
-  const values = await each(client, probed, key => ['get', key], deadline) as Array<string | null>
+  const values = await each(client, probed, readMarker, deadline) as Array<string | null>
   // probed[0] is the first marker.
   const pending = values[0]?.startsWith(CREATING) === true ? values[0].slice(CREATING.length) : undefined
   const counts = new Map<string, number>()
@@ -258,14 +270,15 @@ return 1
  */
 export async function fillMarkers (client: Client, keys: MarkerKeys, id: string, patienceMs: number): Promise<{ readonly written: number, readonly other: number }> {
   const deadline = performance.now() + patienceMs
-  // Loaded on every master first, so that 16,384 calls send its hash rather than its text.
+  // Loaded on every master first, so that 16,384 calls send their hash rather than their text.
   const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
-  const sha = (await Promise.all(masters.map(async node => String(await patiently(deadline, async () => await node.script('LOAD', FILL_SCRIPT))))))[0]!
+  const load = async (script: string): Promise<string> => (await Promise.all(masters.map(async node => String(await patiently(deadline, async () => await node.script('LOAD', script))))))[0]!
+  const [fill, read] = [await load(FILL_SCRIPT), await load(READ_SCRIPT)]
   // Counted from what the markers held before and hold after, not from the script's answers: a
   // batch retried after a timeout finds its first run's markers written, and answers 0 for them.
-  const get = (key: string): string[] => ['get', key]
+  const get = (key: string): string[] => ['evalsha', read, '1', key]
   const before = await each(client, keys.all, get, deadline)
-  await each(client, keys.all, key => ['evalsha', sha, '1', key, id], deadline)
+  await each(client, keys.all, key => ['evalsha', fill, '1', key, id], deadline)
   const now = await each(client, keys.all, get, deadline)
   const fillable = (value: unknown): boolean => value === null || value === LOST + id || value === CREATING + id
   const written = now.filter((value, i) => value === id && fillable(before[i])).length

@@ -48,6 +48,7 @@ import { checkStoredGrants, isRootNamespaceKey, foldedPathKey, pathKey, validate
 import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsVersionConflictError, nothingWritten } from './errors.ts'
 import { LOST, fillMarkers, markLost, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
+import { refuseOver } from './redis-bounds.ts'
 import { guardRedisSocketErrors } from './redis-sockets.ts'
 import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
@@ -225,23 +226,12 @@ if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2],
 return 1
 `
 
-/**
- * The longest value a read script returns. A document the gate writes is a megabyte or two at
- * most (200 project and 200 group entries); a value near Redis's 512 MB written into a key by
- * another tool or by hand was sent whole at each read, held the one command connection past the
- * command timeout, and every read queued behind it, of any project, timed out (503). Measured in
- * Redis (HSTRLEN, STRLEN) and refused there, naming the key.
- */
-const MAX_VALUE_BYTES = 16 * 1024 * 1024
-
 // KEYS[1] the store marker of KEYS[2]'s slot, ARGV[1] the store's id, the rest fields. Returns the
 // marker (absent: the trace of the loss is left, markLost), then HMGET KEYS[2] of the fields: the
 // read and the marker that vouches for it in one step; a field past MAX_VALUE_BYTES fails the read.
 const READ_HASH_SCRIPT = `
 ${markLost(1, 1)}for i = 2, #ARGV do
-  local size = redis.call('HSTRLEN', KEYS[2], ARGV[i])
-  if size > ${MAX_VALUE_BYTES} then return redis.error_reply(KEYS[2] .. ' holds a ' .. ARGV[i] .. ' of ' .. size .. ' bytes, more than the gate reads (${MAX_VALUE_BYTES}): not a value the gate wrote (another tool\\'s, or one set by hand)') end
-end
+  ${refuseOver("redis.call('HSTRLEN', KEYS[2], ARGV[i])", "KEYS[2] .. ' holds a ' .. ARGV[i] .. ' of'")}end
 local values = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
 table.insert(values, 1, marker)
 return values
@@ -256,9 +246,7 @@ const READ_PAIR_SCRIPT = `
 ${markLost(1, 1)}for i = 2, 3 do
   local held = redis.call('TYPE', KEYS[i])['ok']
   if held ~= 'string' and held ~= 'none' then return redis.error_reply(KEYS[i] .. ' holds a ' .. held .. ', not a string: not a key the gate wrote (another tool\\'s, or one set by hand)') end
-  local size = redis.call('STRLEN', KEYS[i])
-  if size > ${MAX_VALUE_BYTES} then return redis.error_reply(KEYS[i] .. ' holds ' .. size .. ' bytes, more than the gate reads (${MAX_VALUE_BYTES}): not a value the gate wrote (another tool\\'s, or one set by hand)') end
-end
+  ${refuseOver("redis.call('STRLEN', KEYS[i])", "KEYS[i] .. ' holds'")}end
 local values = redis.call('MGET', KEYS[2], KEYS[3])
 table.insert(values, 1, marker)
 return values

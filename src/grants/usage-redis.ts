@@ -11,6 +11,7 @@
 
 import type { Cluster, Redis } from 'ioredis'
 import type { UsageRow, UsageStore } from './usage-store.ts'
+import { refuseOver } from './redis-bounds.ts'
 
 // KEYS[1] usage hash. ARGV: cap, ttl seconds, job project id, meta JSON, requests, then policy/count pairs.
 const RECORD_SCRIPT = `
@@ -33,11 +34,29 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `
 
-interface UsageScripts { jtgUsage (key: string, ...args: string[]): Promise<number> }
+// KEYS[1] usage hash: HGETALL, once the hash is measured in Redis (MEMORY USAGE of all its fields,
+// which copies none; counting them in Lua copied them, and a 64 MiB one held Redis for seconds);
+// a hash past MAX_VALUE_BYTES fails the read. A day's usage of a project is far less.
+const READ_SCRIPT = `
+${refuseOver("redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', 0) or 0", "KEYS[1] .. ' holds'")}return redis.call('HGETALL', KEYS[1])
+`
+
+// KEYS[1] usage hash: HGET of `d`, measured first.
+const READ_DROPPED_SCRIPT = `
+${refuseOver("redis.call('HSTRLEN', KEYS[1], 'd')", "KEYS[1] .. ' holds a d of'")}return redis.call('HGET', KEYS[1], 'd')
+`
+
+interface UsageScripts {
+  jtgUsage (key: string, ...args: string[]): Promise<number>
+  jtgUsageRead (key: string): Promise<string[]>
+  jtgUsageDropped (key: string): Promise<string | null>
+}
 
 /** `grantsKey(id)` is the project's grants key; the usage key shares its hash tag. */
 export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId: number) => string): UsageStore {
   client.defineCommand('jtgUsage', { numberOfKeys: 1, lua: RECORD_SCRIPT })
+  client.defineCommand('jtgUsageRead', { numberOfKeys: 1, lua: READ_SCRIPT })
+  client.defineCommand('jtgUsageDropped', { numberOfKeys: 1, lua: READ_DROPPED_SCRIPT })
   const scripts = client as unknown as UsageScripts
   const key = (projectId: number, day: string): string => grantsKey(projectId).replace(/:grants$/, `:usage:${day}`)
 
@@ -63,7 +82,7 @@ export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId
     },
     async readUsage (accessedProjectId, days) {
       const rows: UsageRow[] = []
-      const hashes = await Promise.all(days.map(day => client.hgetall(key(accessedProjectId, day))))
+      const hashes = await Promise.all(days.map(async day => await scripts.jtgUsageRead(key(accessedProjectId, day))))
       days.forEach((day, i) => {
         // One pass over the hash: fields are grouped by job project.
         const jobs = new Map<string, { meta?: string, requests: number, policies: Record<string, number> }>()
@@ -72,7 +91,10 @@ export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId
           if (j === undefined) jobs.set(job, j = { requests: 0, policies: {} })
           return j
         }
-        for (const [field, value] of Object.entries(hashes[i] ?? {})) {
+        const hash = hashes[i] ?? []
+        for (let f = 0; f < hash.length; f += 2) {
+          const field = hash[f]!
+          const value = hash[f + 1]!
           if (field.startsWith('j:')) of(field.slice(2)).meta = value
           else if (field.startsWith('r:')) of(field.slice(2)).requests = Number(value)
           else if (field.startsWith('u:')) {
@@ -102,7 +124,7 @@ export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId
       return rows
     },
     async readDroppedUsage (accessedProjectId, days) {
-      const counts = await Promise.all(days.map(day => client.hget(key(accessedProjectId, day), 'd')))
+      const counts = await Promise.all(days.map(async day => await scripts.jtgUsageDropped(key(accessedProjectId, day))))
       const out: Record<string, number> = {}
       days.forEach((day, i) => {
         const n = Number(counts[i] ?? 0)

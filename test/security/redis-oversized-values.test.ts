@@ -6,12 +6,16 @@
 // asked for had drained. The read scripts now measure each value first (HSTRLEN, STRLEN) and
 // refuse one past the bound in Redis, naming the key: that project's reads fail closed (503), the
 // others go on. A marker of that size is read as its size, and refused as another store's.
+// The usage report's reads (HGETALL, HGET of `d`) and the start's read of the markers were not
+// measured: one such value held the connection the same way. They are now (MEMORY USAGE, HSTRLEN,
+// STRLEN), in Redis, before anything is sent.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import { startRedis } from '../helpers/redis.ts'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
+import { adminGate, ADMIN } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import { GrantsStoreLostError, GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
@@ -55,4 +59,46 @@ test('an oversized store marker is refused as another store\'s, without reading 
   await writer.set('jtg:store', Buffer.concat([Buffer.from(store.marker.id!), Buffer.alloc(LONG, 'x')]))
   await assert.rejects(store.get(1), (err: unknown) => err instanceof GrantsStoreLostError && /holds a value of 1048612 bytes, not /.test(err.message))
   assert.match((await store.health()).detail ?? '', /1048612 bytes/)
+})
+
+/** A gate on a private Redis without a grant cache, a writer beside it, and acme/registry's decision (a 403). */
+async function plantable (t: import('node:test').TestContext): Promise<{ g: Awaited<ReturnType<typeof adminGate>>, writer: Redis, registry: () => Promise<number> }> {
+  const redis = await startRedis(t)
+  const g = await adminGate(t, { GATE_REDIS_URL: redis.url, GATE_GRANT_CACHE_TTL_MS: '0', GATE_GRANT_STALE_WINDOW_MS: '0' })
+  const writer = new Redis(redis.url)
+  t.after(() => writer.disconnect())
+  const registry = async (): Promise<number> => (await send(g.url, 'GET', '/api/v4/projects/700/packages', { 'job-token': TOKENS.app })).status
+  assert.equal(await registry(), 403, 'acme/registry lists only the other group')
+  return { g, writer, registry }
+}
+
+test('an oversized usage hash fails that usage report, not every read', async t => {
+  const { g, writer, registry } = await plantable(t)
+  // Four days of the report's thirty: past the command timeout to carry, read whole.
+  const keys = [0, 1, 2, 3].map(n => `jtg:{p:200}:usage:${new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10)}`)
+  for (const k of keys) await writer.hset(k, 'j:100', Buffer.alloc(BIG, 'x'))
+  const key = keys[0]!
+  for (let i = 0; i < 3; i++) {
+    const [report, other] = await Promise.all([send(g.url, 'GET', '/api/v4/projects/200/job_token_scope/usage', { 'private-token': ADMIN }), registry()])
+    assert.equal(report.status, 503)
+    assert.equal(report.json().code, 'GRANTS_STORE_UNAVAILABLE')
+    assert.equal(other, 403, 'a decision is made as before')
+  }
+  const today = [key.slice(-10)]
+  await assert.rejects(g.store.readUsage!(200, today), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.message.includes(`${key} holds `) && /holds \d{8,} bytes, more than the gate reads/.test(err.message))
+  // The count of what was not recorded, read on its own, too.
+  await writer.hset(key, 'd', Buffer.alloc(BIG, '1'))
+  await assert.rejects(g.store.readDroppedUsage!(200, today), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.message.includes(`${key} holds a d of ${BIG} bytes`))
+  assert.equal(await registry(), 403)
+})
+
+test('an oversized store marker fails the start, naming it, without reading it whole', async t => {
+  const redis = await startRedis(t)
+  const writer = new Redis(redis.url)
+  t.after(() => writer.disconnect())
+  await writer.set('jtg:store', Buffer.alloc(BIG, 'x'))
+  await assert.rejects(createRedisStore({ url: redis.url }), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.message.includes(`jtg:store holds ${BIG} bytes`))
+  // Past a marker's length (an id is at most 128 characters) but small: refused all the same, not taken for an id.
+  await writer.set('jtg:store', Buffer.alloc(257, 'x'))
+  await assert.rejects(createRedisStore({ url: redis.url }), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.message.includes('jtg:store holds 257 bytes, more than the gate reads (256)'))
 })
