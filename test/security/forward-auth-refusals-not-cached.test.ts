@@ -10,13 +10,12 @@ import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { needsNginx, startNginx, startShippedNginx } from '../helpers/nginx.ts'
-import { freePort } from '../helpers/redis.ts'
 
 /** nginx caching every answer it proxies for a minute unless the answer says otherwise. */
 async function microCache (t: TestContext, port: number): Promise<string> {
-  const own = await freePort()
-  return await startNginx(t, own, dir => `proxy_cache_path ${dir}/cache keys_zone=front:1m;
-  server { listen 127.0.0.1:${own}; location / { proxy_pass http://127.0.0.1:${port}; proxy_cache front; proxy_cache_valid any 1m; add_header X-Cache-Status $upstream_cache_status always; } }`, '/-/nothing')
+  const { base } = await startNginx(t, (dir, [own]) => `proxy_cache_path ${dir}/cache keys_zone=front:1m;
+  server { listen 127.0.0.1:${own!}; location / { proxy_pass http://127.0.0.1:${port}; proxy_cache front; proxy_cache_valid any 1m; add_header X-Cache-Status $upstream_cache_status always; } }`, '/-/nothing')
+  return base
 }
 
 test('behind the shipped nginx, a refusal is marked no-cache and a shared cache in front keeps none', { skip: needsNginx }, async (t) => {

@@ -11,7 +11,6 @@ import { adminGate, USERS } from '../helpers/admin-gate.ts'
 import { TOKENS } from '../helpers/gate.ts'
 import { rawRequest, send } from '../helpers/http.ts'
 import { needsNginx, startNginx } from '../helpers/nginx.ts'
-import { freePort } from '../helpers/redis.ts'
 
 const ALLOWLIST = '/api/v4/projects/200/job_token_scope/allowlist'
 const PRIVATE = 'max-age=0, private, must-revalidate'
@@ -35,9 +34,9 @@ test('every answer the gate writes says whether a cache may keep it, as GitLab\'
 
 /** nginx caching what it proxies to the gate for a minute unless the answer says otherwise. */
 async function microCache (t: TestContext, gatePort: number): Promise<string> {
-  const port = await freePort()
-  return await startNginx(t, port, dir => `proxy_cache_path ${dir}/cache keys_zone=api:1m;
-  server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${gatePort}; proxy_cache api; proxy_cache_valid 200 404 1m; add_header X-Cache-Status $upstream_cache_status always; } }`, '/-/nothing')
+  const { base } = await startNginx(t, (dir, [port]) => `proxy_cache_path ${dir}/cache keys_zone=api:1m;
+  server { listen 127.0.0.1:${port!}; location / { proxy_pass http://127.0.0.1:${gatePort}; proxy_cache api; proxy_cache_valid 200 404 1m; add_header X-Cache-Status $upstream_cache_status always; } }`, '/-/nothing')
+  return base
 }
 
 test('a shared cache in front keeps no configuration API answer for the next client', { skip: needsNginx }, async (t) => {
