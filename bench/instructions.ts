@@ -38,7 +38,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
-import { freePort } from '../test/helpers/redis.ts'
+import { freePort } from '../test/helpers/ports.ts'
 import { callgrindCounts, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
 import { benchGateEnv, redisHolding, stateFile, workload, type Req } from './e2e/workload.ts'
 

@@ -7,12 +7,11 @@
 // configuration answers it for auth_request's 401 and 403.
 
 import { test } from 'node:test'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import assert from 'node:assert/strict'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { needsNginx, startShippedNginx } from '../helpers/nginx.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 
 test('the decision endpoint sends its refusal\'s body as a header too, in ASCII', async t => {
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
@@ -76,11 +75,8 @@ test('behind the shipped nginx: refusals answer the gate\'s body, 401s with thei
 
 test('behind the shipped nginx: a gate nginx cannot reach is a 503 that says so, and nothing is passed on', { skip: needsNginx }, async t => {
   const g = await startTestGate(t, { GATE_AUTH_LISTEN: '127.0.0.1:0' })
-  // A port nothing listens on: the gate's decision listener, closed.
-  const closed = await new Promise<number>(resolve => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)) })
-  })
-  const { base } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: closed, api: g.gate.address().port })
+  // The gate's decision listener on a port nothing listens on.
+  const { base } = await startShippedNginx(t, { gitlab: new URL(g.gitlab.url).host, auth: REFUSED_PORT, api: g.gate.address().port })
   const res = await send(base, 'GET', '/api/v4/projects/200/packages', { 'job-token': TOKENS.app })
   assert.equal(res.status, 503, res.text)
   assert.match(String(res.headers['content-type']), /^application\/json/)

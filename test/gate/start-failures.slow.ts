@@ -11,7 +11,8 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, startRedis } from '../helpers/redis.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
+import { startRedis } from '../helpers/redis.ts'
 import { serveOutcome, type ServeOutcome } from '../helpers/serve.ts'
 
 const UPSTREAM = { GATE_UPSTREAM_URL: 'http://127.0.0.1:1' }
@@ -28,8 +29,7 @@ function oneLine (stderr: string): void {
 
 describe('serve: a store it cannot have at start', { concurrency: true }, () => {
   test('a Redis nobody answers at: one line naming it, exit 1', async t => {
-    const port = await freePort()
-    const { code, stderr } = refused(await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: `redis://:s3cret@127.0.0.1:${port}/0` }))
+    const { code, stderr } = refused(await serveOutcome(t, { ...UPSTREAM, GATE_REDIS_URL: `redis://:s3cret@127.0.0.1:${REFUSED_PORT}/0` }))
     assert.equal(code, 1)
     assert.match(stderr, /^job-token-gate: cannot start: grants store unavailable: cannot reach Redis \(standalone\): .*ECONNREFUSED/)
     oneLine(stderr)

@@ -2,7 +2,8 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRedisStore, redisKeys, type RedisGrantStore } from '../../src/grants/redis-store.ts'
 import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
-import { freePort, startRedis } from '../helpers/redis.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
+import { startRedis } from '../helpers/redis.ts'
 import { grantsFor, storeContract, type StoreOptions } from './store-contract.ts'
 
 const redis = await startRedis({ after })
@@ -50,9 +51,8 @@ test('redis: an unreadable stored document fails closed instead of guessing', as
 })
 
 test('redis: start-up fails with GRANTS_STORE_UNAVAILABLE when Redis cannot be reached', async () => {
-  const port = await freePort()
   const started = Date.now()
-  await assert.rejects(createRedisStore({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 300 }), (err: unknown) =>
+  await assert.rejects(createRedisStore({ url: `redis://127.0.0.1:${REFUSED_PORT}`, connectTimeoutMs: 300 }), (err: unknown) =>
     err instanceof GrantsStoreUnavailableError && err.code === 'GRANTS_STORE_UNAVAILABLE' && err.status === 503)
   assert.ok(Date.now() - started < 3000, 'gives up after connectTimeoutMs')
 })

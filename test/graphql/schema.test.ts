@@ -10,6 +10,7 @@ import { buildSchema, graphql, printSchema, type GraphQLSchema } from 'graphql'
 import { runCli } from '../../src/cli/main.ts'
 import { ConfigError } from '../../src/config.ts'
 import { fetchGitlabSchema, loadGraphqlSchema } from '../../src/graphql/schema.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/graphql/gitlab-subset.graphql', import.meta.url))
 const FIXTURE_SCHEMA = buildSchema(readFileSync(FIXTURE, 'utf8'))
@@ -127,9 +128,8 @@ test('graphql-schema save says clearly why GitLab gave no schema, and writes not
   r = await save(redirect.url)
   assert.match(r.err, /answered 301, a redirect to https:\/\/gitlab\.example\.com\/api\/graphql: give --url as GitLab's base URL/)
 
-  // A port nothing listens on: the server above, closed.
-  const closed = await new Promise<string>(resolve => { const s = createServer().listen(0, '127.0.0.1', () => { const port = (s.address() as AddressInfo).port; s.close(() => { resolve(`http://127.0.0.1:${port}`) }) }) })
-  r = await save(closed)
+  // A port nothing listens on.
+  r = await save(`http://127.0.0.1:${REFUSED_PORT}`)
   assert.equal(r.code, 1)
   assert.match(r.err, /cannot reach GitLab at http:\/\/127\.0\.0\.1:\d+\/api\/graphql: ECONNREFUSED\n$/)
 

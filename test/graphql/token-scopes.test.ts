@@ -9,6 +9,7 @@ import { createGitlabClient, type GitlabClient } from '../../src/gitlab/client.t
 import { createTokenScopeResolver, TOKEN_SELF_ENDPOINT, type TokenScopeResolverOptions } from '../../src/graphql/token-scopes.ts'
 import { createTokenRegistry, handleRegistryRequest } from '../../src/graphql/token-registry.ts'
 import { startFakeTokenGitlab, tokenRecord, type FakeTokenGitlab } from '../helpers/fake-token-gitlab.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 
 const FINE = 'glpat-fine-grained-token-1'
 const LEGACY = 'glpat-legacy-token-2'
@@ -145,10 +146,7 @@ test('GitLab down or answering 5xx: 503 GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE, and th
 })
 
 test('GitLab unreachable (nothing listening): 503', async t => {
-  const fake = await startFakeTokenGitlab()
-  const url = fake.url
-  await fake.close()
-  const gitlab = createGitlabClient({ url, timeoutMs: 2_000 })
+  const gitlab = createGitlabClient({ url: `http://127.0.0.1:${REFUSED_PORT}`, timeoutMs: 2_000 })
   t.after(async () => { await gitlab.close() })
   await rejectsWith(createTokenScopeResolver({ gitlab }).scopesOf(FINE), 'GRAPHQL_TOKEN_LOOKUP_UNAVAILABLE', 503)
 })

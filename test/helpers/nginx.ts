@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { send } from './http.ts'
-import { freePort } from './redis.ts'
+import { freePort } from './ports.ts'
 import { eventually } from './eventually.ts'
 
 export const NGINX: string | null = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(candidate => spawnSync(candidate, ['-v']).status === 0) ?? null

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { eventually } from './eventually.ts'
+import { freePort } from './ports.ts'
 
 export interface Cleanup {
   after (fn: () => unknown): void
@@ -70,18 +71,6 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL')
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function waitExit (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return

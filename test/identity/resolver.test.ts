@@ -3,13 +3,12 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createIntrospectionResolver, type IntrospectionResolverOptions } from '../../src/identity/resolver.ts'
 import { identityAnswer } from '../../src/identity/answers.ts'
 import { IdentityError, type ClosableJobResolver } from '../../src/identity/types.ts'
 import { groupChain, startFakeGitlab, type FakeGitlab } from '../helpers/fake-gitlab.ts'
 import { createTestKeys, GITLAB_ISSUER, hs256WithPublicKey, legacyJobToken, plausibleClaims, signJobToken, unsignedJobToken } from '../helpers/tokens.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 
 const RUNNING = legacyJobToken()
 const RUNNING_2 = legacyJobToken()
@@ -148,11 +147,7 @@ test('negative cache: a flood of one bad token reaches GitLab once per negative 
 })
 
 test('upstream down: connection refused is a 503, never an allow', async (t) => {
-  const closed = createServer()
-  await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
-  const port = (closed.address() as AddressInfo).port
-  await new Promise<void>(resolve => closed.close(() => { resolve() }))
-  const resolver = createIntrospectionResolver({ upstream: `http://127.0.0.1:${port}`, serviceToken: 'svc', timeoutMs: 500 })
+  const resolver = createIntrospectionResolver({ upstream: `http://127.0.0.1:${REFUSED_PORT}`, serviceToken: 'svc', timeoutMs: 500 })
   t.after(() => resolver.close())
 
   const err = await rejectsWith(resolver.resolve(RUNNING), 'IDENTITY_UPSTREAM_UNAVAILABLE', RUNNING)

@@ -11,6 +11,7 @@ import { PROJECT_FROM } from '../../src/catalog/types.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from '../../src/projects/lookup.ts'
 import { Router } from '../../src/routing/router.ts'
 import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 
 const router = Router.compile(loadCatalog().routes)
 const at = (method: string, path: string): Lookup => {
@@ -73,15 +74,13 @@ test('finder: "no project" is kept briefly, a found project for the TTL, on the 
 test('finder: GitLab unreachable is PROJECT_LOOKUP_UNAVAILABLE (503); a refused service token PROJECT_LOOKUP_FAILED (502); neither is cached', async t => {
   const gitlab = await startFakeGitlab({})
   t.after(() => gitlab.close())
-  const url = gitlab.url
   const [conan] = route('GET', '/packages/conan/v1/conans/pkg/1.0/42/stable')
-  const refusing = createGitlabClient({ url, serviceToken: 'not-the-service-token' })
+  const refusing = createGitlabClient({ url: gitlab.url, serviceToken: 'not-the-service-token' })
   t.after(() => refusing.close())
   const failed = await Promise.resolve().then(() => createProjectFinder({ gitlab: refusing }).find(conan.route, conan.params, identity)).catch((err: unknown) => err)
   assert.ok(failed instanceof GateError)
   assert.deepEqual([failed.code, failed.status], ['PROJECT_LOOKUP_FAILED', 502])
-  await gitlab.close()
-  const client = createGitlabClient({ url, serviceToken: 'x', timeoutMs: 2_000 })
+  const client = createGitlabClient({ url: `http://127.0.0.1:${REFUSED_PORT}`, serviceToken: 'x', timeoutMs: 2_000 })
   t.after(() => client.close())
   const finder = createProjectFinder({ gitlab: client })
   for (let i = 0; i < 2; i++) {

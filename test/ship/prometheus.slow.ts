@@ -2,9 +2,9 @@
 // pass `promtool check rules` and their unit tests (`promtool test rules`), and every Grafana
 // panel's query is accepted by that Prometheus and names only series the gate exports.
 
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +13,7 @@ import { parse } from 'yaml'
 import { startTestGate, TOKENS } from '../helpers/gate.ts'
 import { send } from '../helpers/http.ts'
 import { eventually } from '../helpers/eventually.ts'
-import { freePort } from '../helpers/redis.ts'
+import { REFUSED_PORT } from '../helpers/ports.ts'
 import { scrape } from '../helpers/metrics.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -23,6 +23,31 @@ const GRAFANA_DIR = join(ROOT, 'deploy/grafana')
 // A missing Prometheus fails CI (.ci/run installs Debian's prometheus); elsewhere it is skipped.
 const installed = (tool: string): boolean => spawnSync(tool, ['--version'], { encoding: 'utf8' }).status === 0
 const skip = (tool: string): string | false => !installed(tool) && process.env.CI !== 'true' ? `${tool} is not installed (.ci/run installs Debian's prometheus)` : false
+
+/**
+ * Prometheus with `dir`/prometheus.yml on a port of its own (port 0: the address it logs), so
+ * that no other test's server can answer in its place; its API's base URL. Stopped after the test.
+ */
+async function startPrometheus (t: TestContext, dir: string): Promise<{ api: string, prometheus: ChildProcess, log: () => string }> {
+  const prometheus = spawn('prometheus', [
+    `--config.file=${join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(dir, 'data')}`,
+    '--web.listen-address=127.0.0.1:0'
+  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let log = ''
+  let address: string | null = null
+  prometheus.stderr!.on('data', (c: Buffer) => {
+    log = (log + c.toString()).slice(-4000)
+    address ??= /msg="Listening on" address=(127\.0\.0\.1:\d+)/.exec(log)?.[1] ?? null
+  })
+  const exited = new Promise<void>(resolve => prometheus.once('exit', () => resolve()))
+  t.after(async () => { if (prometheus.exitCode === null) { prometheus.kill('SIGTERM'); await exited } })
+  const listening = await eventually(() => {
+    if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${log}`)
+    return address
+  }, { timeoutMs: 30_000, message: 'Prometheus to listen' })
+  return { api: `http://${listening}`, prometheus, log: () => log }
+}
 
 function promtool (...args: string[]): string {
   const run = spawnSync('promtool', args, { cwd: PROMETHEUS_DIR, encoding: 'utf8' })
@@ -87,17 +112,7 @@ test('a real Prometheus scrapes the gate: series and labels through its HTTP API
     `      - targets: [${JSON.stringify(target)}]`,
     ''
   ].join('\n'))
-  const port = await freePort()
-  const prometheus = spawn('prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let log = ''
-  prometheus.stderr.on('data', (c: Buffer) => { log = (log + c.toString()).slice(-4000) })
-  const exited = new Promise<void>(resolve => prometheus.once('exit', () => resolve()))
-  t.after(async () => { if (prometheus.exitCode === null) { prometheus.kill('SIGTERM'); await exited } })
-  const api = `http://127.0.0.1:${port}`
+  const { api, prometheus, log } = await startPrometheus(t, dir)
 
   const query = async (expr: string): Promise<{ status: string, error?: string, data?: { resultType: string, result: Array<{ metric: Record<string, string>, value: [number, string] }> } }> => {
     const res = await send(api, 'GET', `/api/v1/query?query=${encodeURIComponent(expr)}`)
@@ -106,7 +121,7 @@ test('a real Prometheus scrapes the gate: series and labels through its HTTP API
 
   // The scrape is up, and the request counter carries the decisions made above.
   await eventually(async () => {
-    if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${log}`)
+    if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${log()}`)
     const up = await query('up{job="job-token-gate"}')
     return up.data?.result[0]?.value[1] === '1'
   }, { timeoutMs: 30_000, message: 'Prometheus to scrape the gate' })
@@ -167,17 +182,12 @@ function alertExpr (name: string): string {
 // 5xx exports no `5xx` series, and `a + b` of an absent side is no value at all. The alert for
 // an unreachable GitLab stayed silent on every replica that had not seen a 5xx before.
 test('a real Prometheus: JobTokenGateUpstreamErrors holds for a gate that cannot reach GitLab', { skip: skip('prometheus') }, async (t) => {
-  const closed = await freePort()
-  const g = await startTestGate(t, { GATE_UPSTREAM_URL: `http://127.0.0.1:${closed}` })
+  const g = await startTestGate(t, { GATE_UPSTREAM_URL: `http://127.0.0.1:${REFUSED_PORT}` })
   const dir = mkdtempSync(join(tmpdir(), 'jtg-prometheus-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const target = new URL(g.healthUrl).host
   writeFileSync(join(dir, 'prometheus.yml'), ['global:', '  scrape_interval: 1s', 'scrape_configs:', '  - job_name: job-token-gate', '    static_configs:', `      - targets: [${JSON.stringify(target)}]`, ''].join('\n'))
-  const port = await freePort()
-  const prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] })
-  const exited = new Promise<void>(resolve => prometheus.once('exit', () => resolve()))
-  t.after(async () => { if (prometheus.exitCode === null) { prometheus.kill('SIGTERM'); await exited } })
-  const api = `http://127.0.0.1:${port}`
+  const { api } = await startPrometheus(t, dir)
   const expr = alertExpr('JobTokenGateUpstreamErrors')
   const result = await eventually(async () => {
     // Traffic between scrapes, every request a 502: the counters rise.
