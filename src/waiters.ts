@@ -120,6 +120,61 @@ export function shareLoad<V> (waiter: Waiter | undefined, load: (signal: AbortSi
 }
 
 /**
+ * Loads by key, one in flight per key (single flight), each given up once everyone waiting for it
+ * has gone (shareLoad): the loaders of job tokens and of project facts keep their outcomes apart
+ * and only differ in what they keep.
+ */
+export class SharedLoads<V> {
+  private readonly loading = new Map<string, SharedLoad<V>>()
+
+  get size (): number {
+    return this.loading.size
+  }
+
+  keys (): IterableIterator<string> {
+    return this.loading.keys()
+  }
+
+  /** Forgets every load: those still running answer their callers; their outcomes are not kept. */
+  clear (): void {
+    this.loading.clear()
+  }
+
+  /** The load in flight for key, now wanted by `waiter` too; undefined when there is none. */
+  join (key: string, waiter: Waiter | undefined): Promise<V> | undefined {
+    const inFlight = this.loading.get(key)
+    inFlight?.waiters.add(waiter)
+    return inFlight?.pending
+  }
+
+  /**
+   * Starts key's load for `waiter` (refused with LookupDropped when it has gone already).
+   * `settled` is told its outcome only while it is still key's load: not given up, not cleared.
+   */
+  start (key: string, waiter: Waiter | undefined, load: (signal: AbortSignal, waiters: Waiter) => Promise<V>, settled: { readonly value: (value: V) => void, readonly error?: (error: unknown) => void }): Promise<V> {
+    // Nobody to answer: no load for it.
+    if (waiter?.gone === true) return Promise.reject(new LookupDropped())
+    const mine = (): boolean => {
+      const is = this.loading.get(key) === entry
+      if (is) this.loading.delete(key)
+      return is
+    }
+    const shared = shareLoad(waiter, load, () => { mine() })
+    const pending = shared.pending.then(value => {
+      if (mine()) settled.value(value)
+      return value
+    }, (error: unknown) => {
+      // A load given up has left already: its failure is never kept.
+      if (mine()) settled.error?.(error)
+      throw error
+    })
+    const entry: SharedLoad<V> = { pending, waiters: shared.waiters }
+    this.loading.set(key, entry)
+    return pending
+  }
+}
+
+/**
  * The client of a request being decided, as the lookups it waits for see it:
  * gone once its connection has closed, which is what the answer's 'close' means before any answer.
  * Hot path: one small object per request, listening only once a lookup waits.

@@ -7,7 +7,7 @@
 
 import { hash } from 'node:crypto'
 import { countedLru } from '../lru.ts'
-import { LookupDropped, shareLoad, type Waiter, type Waiters } from '../waiters.ts'
+import { SharedLoads, type Waiter } from '../waiters.ts'
 
 /** A clock in milliseconds, never 0 (lru-cache reads a start of 0 as no TTL): `performance` by default; tests pass one they move by hand. */
 export interface Clock { now (): number }
@@ -83,38 +83,9 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
   // slot for it, pushing the least recently used value out even when the load then fails).
   const values = countedLru<string, { readonly value: V }>(max, { ttl: ttlMs, ...ttlClock(options.clock) })
   const failures = countedLru<string, { readonly error: unknown }>(max, { ttl: Math.max(1, negativeTtlMs), ...ttlClock(options.clock) })
-  const loading = new Map<string, { readonly pending: Promise<V>, readonly waiters: Waiters }>()
+  const loading = new SharedLoads<V>()
   const counters: LoaderCacheStats = { hits: 0, negativeHits: 0, misses: 0, singleFlightWaits: 0 }
   const clock = options.clock ?? performance
-
-  /** One load for key, shared by its callers; its outcome kept unless the cache was cleared or the load given up meanwhile. */
-  const start = (key: string, load: Load<V>, waiter: Waiter | undefined): Promise<V> => {
-    const settled = (): boolean => {
-      const mine = loading.get(key) === entry
-      if (mine) loading.delete(key)
-      return mine
-    }
-    // A value's TTL runs from the start of its load: the answers it is made of (a job GitLab
-    // said was running) are that old already when a slow load ends.
-    const began = clock.now()
-    // Everyone waiting has gone (their clients left): the load is given up, and whoever asks next
-    // loads anew. Once held to its end, such loads of made-up job tokens held every connection to
-    // a slow GitLab, and the calls of live clients waited behind them until their timeout.
-    const shared = shareLoad(waiter, load, () => { settled() })
-    const pending: Promise<V> = shared.pending.then(value => {
-      const ttl = Math.floor(Math.min(ttlMs - (clock.now() - began), lifetimeOf(value) ?? Infinity))
-      // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
-      if (settled() && ttl >= 1) values.set(key, { value }, { ttl })
-      return value
-    }, error => {
-      // A load given up has left `loading` already: its failure is never kept.
-      if (settled() && negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error })
-      throw error
-    })
-    const entry = { pending, waiters: shared.waiters }
-    loading.set(key, entry)
-    return pending
-  }
 
   return {
     async get (key, load, waiter) {
@@ -129,15 +100,24 @@ export function createLoaderCache<V> (options: LoaderCacheOptions<V>): LoaderCac
         throw failed.error
       }
       counters.misses++
-      const inFlight = loading.get(key)
+      const inFlight = loading.join(key, waiter)
       if (inFlight !== undefined) {
         counters.singleFlightWaits++
-        inFlight.waiters.add(waiter)
-        return await inFlight.pending
+        return await inFlight
       }
-      // Nobody to answer: no load for it.
-      if (waiter?.gone === true) throw new LookupDropped()
-      return await start(key, load, waiter)
+      // A value's TTL runs from the start of its load: the answers it is made of (a job GitLab
+      // said was running) are that old already when a slow load ends. Everyone waiting gone
+      // (their clients left), the load is given up and whoever asks next loads anew: held to
+      // their end, loads of made-up job tokens held every connection to a slow GitLab.
+      const began = clock.now()
+      return await loading.start(key, waiter, load, {
+        value: value => {
+          const ttl = Math.floor(Math.min(ttlMs - (clock.now() - began), lifetimeOf(value) ?? Infinity))
+          // lru-cache reads a TTL of 0 as "forever": a value with less than 1 ms to live is not stored.
+          if (ttl >= 1) values.set(key, { value }, { ttl })
+        },
+        error: error => { if (negativeTtlMs > 0 && cacheableError(error)) failures.set(key, { error }) }
+      })
     },
     cached (key) {
       // A fresh stored value only (a load in flight or a remembered failure is not one).

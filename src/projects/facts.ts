@@ -11,7 +11,7 @@ import { answersAsked, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, ttlClock, type Clock } from '../identity/cache.ts'
 import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
-import { LookupDropped, shareLoad, type Waiter, type Waiters } from '../waiters.ts'
+import { SharedLoads, type Waiter } from '../waiters.ts'
 import { lookupError, mapUnavailable, movedProjectPath, unavailableOn } from './finder.ts'
 
 /** GitLab's project visibility (`visibility` in the projects API). */
@@ -87,33 +87,19 @@ export function createProjectFactsLookup (options: ProjectFactsOptions): Project
   // paths looked up, and such lookups held to their end by a GitLab slow to answer, their clients
   // gone, held every connection of the GitLab client's bounded pool, a running job's token waiting
   // behind them.
-  const loading = new Map<string, { readonly pending: Promise<ProjectFacts>, readonly waiters: Waiters }>()
-  const fetchFacts = (key: string, project: number | string, waiter: Waiter | undefined): Promise<ProjectFacts> => {
-    const inFlight = loading.get(key)
-    if (inFlight !== undefined) {
-      inFlight.waiters.add(waiter)
-      return inFlight.pending
-    }
-    if (waiter?.gone === true) return Promise.reject(new LookupDropped())
-    const shared = shareLoad(waiter, async signal => await load(project, signal), () => { if (loading.get(key) === entry) loading.delete(key) })
-    const pending = shared.pending.then(found => {
-      if (loading.get(key) === entry) loading.delete(key)
-      if (found.path === null) {
-        notShown.set(key, found)
-      } else {
-        facts.set(key, found)
-        // Found by path: the id's entry is the same project.
-        if (typeof project === 'string') facts.set(`id:${found.id}`, found)
+  const loading = new SharedLoads<ProjectFacts>()
+  const fetchFacts = (key: string, project: number | string, waiter: Waiter | undefined): Promise<ProjectFacts> =>
+    loading.join(key, waiter) ?? loading.start(key, waiter, async signal => await load(project, signal), {
+      value: found => {
+        if (found.path === null) {
+          notShown.set(key, found)
+        } else {
+          facts.set(key, found)
+          // Found by path: the id's entry is the same project.
+          if (typeof project === 'string') facts.set(`id:${found.id}`, found)
+        }
       }
-      return found
-    }, (err: unknown) => {
-      if (loading.get(key) === entry) loading.delete(key)
-      throw err
     })
-    const entry = { pending, waiters: shared.waiters }
-    loading.set(key, entry)
-    return pending
-  }
   const counts = { hits: 0, misses: 0 }
 
   const ask = async (path: string, signal: AbortSignal, endpoint = 'project_facts'): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
