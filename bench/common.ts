@@ -33,6 +33,34 @@ export async function listeningPort (child: ChildProcess, name: string): Promise
   })
 }
 
+/** The listeners a gate started with `*_LISTEN` on port 0 bound, from its ready log line. */
+export interface GateListeners { readonly port: number, readonly health: number, readonly auth: number | null }
+
+/**
+ * Reads a gate's stdout until its `job-token-gate ready` line and returns the ports it names: a
+ * gate told port 0 is never mistaken for another program that took a port picked beforehand.
+ */
+export async function gateReady (child: ChildProcess, name: string): Promise<GateListeners> {
+  const portOf = (address: unknown): number => Number(String(address).slice(String(address).lastIndexOf(':') + 1))
+  return await new Promise<GateListeners>((resolve, reject) => {
+    let buffered = ''
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString()
+      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        if (!line.includes('job-token-gate ready')) continue
+        const ready = JSON.parse(line) as { listen: string, health: string, auth?: string }
+        child.stdout!.off('data', onData)
+        resolve({ port: portOf(ready.listen), health: portOf(ready.health), auth: ready.auth === undefined ? null : portOf(ready.auth) })
+        return
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', () => reject(new Error(`${name} exited before it was ready`)))
+  })
+}
+
 /** The counts of one callgrind dump (its `events:` and `summary:` lines), by event: Ir, and with the cache simulation I1mr, D1mr... */
 export function callgrindCounts (file: string): Record<string, number> {
   const text = readFileSync(file, 'utf8')

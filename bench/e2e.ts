@@ -17,6 +17,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Client } from 'undici'
 import { createMemoryStore } from '../src/grants/memory-store.ts'
@@ -25,7 +26,7 @@ import { createTokenCache } from '../src/identity/cache.ts'
 import type { JobIdentity } from '../src/identity/types.ts'
 import { freePort } from '../test/helpers/ports.ts'
 import type { RedisServer } from '../test/helpers/redis.ts'
-import { hasCommand, listeningPort, median, waitHttp } from './common.ts'
+import { gateReady, hasCommand, listeningPort, median, waitHttp } from './common.ts'
 import { benchGateEnv, redisHolding, stateFile as writeStateFile, token, workload, type Req } from './e2e/workload.ts'
 import { runWrk, writeWrkScript } from './e2e/wrk.ts'
 
@@ -107,17 +108,17 @@ interface Gate { proc: Proc, port: number, health: number, auth: number }
 
 /** `nodeArgs`: options of the gate's node (the profile run's `--cpu-prof`); `root`: the checkout whose dist/ runs. */
 async function startGate (name: string, origin: string, env: Record<string, string>, nodeArgs: string[] = [], root = ROOT): Promise<Gate> {
-  const [port, health, auth] = [await freePort(), await freePort(), await freePort()]
   const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin/job-token-gate.mjs'), 'serve'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, ...benchGateEnv(origin, port, health), GATE_AUTH_LISTEN: `127.0.0.1:${auth}`, ...env }
+    env: { PATH: process.env.PATH, ...benchGateEnv(origin), GATE_AUTH_LISTEN: '127.0.0.1:0', ...env }
   })
   const proc = track(name, child)
+  const { port, health, auth } = await gateReady(child, name)
   await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 60_000)
-  return { proc, port, health, auth }
+  return { proc, port, health, auth: auth! }
 }
 
-function nginxConf (listen: number, origin: number, authPort: number | null): string {
+function nginxConf (dir: string, listen: number, origin: number, authPort: number | null): string {
   const auth = authPort === null
     ? ''
     : `
@@ -141,7 +142,6 @@ function nginxConf (listen: number, origin: number, authPort: number | null): st
       proxy_set_header X-Original-Content-Length $content_length;
       proxy_set_header X-Original-Transfer-Encoding $http_transfer_encoding;
     }`
-  const dir = mkdtempSync(join(tmp, 'nginx-'))
   return `
 daemon off;
 master_process off;
@@ -174,14 +174,40 @@ http {
 `
 }
 
+/**
+ * nginx cannot be told port 0: it is given a port found free, and taken as started only once its
+ * pid file holds its pid (written after it bound the port; until then whatever answers there is
+ * another program's); started again on another port when the port was taken meanwhile.
+ */
 async function startNginx (name: string, origin: number, authPort: number | null): Promise<{ proc: Proc, port: number }> {
-  const port = await freePort()
-  const file = join(tmp, `${name}.conf`)
-  writeFileSync(file, nginxConf(port, origin, authPort))
-  const child = spawn(NGINX, ['-c', file, '-p', tmp], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const proc = track(name, child)
-  await waitHttp(`http://127.0.0.1:${port}/api/v4/version`)
-  return { proc, port }
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmp, 'nginx-'))
+    const file = join(tmp, `${name}.conf`)
+    writeFileSync(file, nginxConf(dir, port, origin, authPort))
+    const child = spawn(NGINX, ['-c', file, '-p', tmp], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
+    const owned = (): boolean => {
+      try {
+        return Number(readFileSync(join(dir, 'nginx.pid'), 'utf8').trim()) === child.pid
+      } catch {
+        return false
+      }
+    }
+    // nginx tries to bind a taken port for two and a half seconds before it exits.
+    const deadline = Date.now() + 30_000
+    while (!owned() && child.exitCode === null && Date.now() < deadline) await Promise.race([sleep(50), exited])
+    if (owned()) {
+      const proc = track(name, child)
+      await waitHttp(`http://127.0.0.1:${port}/api/v4/version`)
+      return { proc, port }
+    }
+    child.kill('SIGKILL')
+    await exited
+    if (attempt >= 3 || !/Address already in use/.test(stderr)) throw new Error(`${name} did not start: ${stderr}`)
+  }
 }
 
 /** CPU seconds (user + system, every thread) of a process so far. */

@@ -38,8 +38,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
-import { freePort } from '../test/helpers/ports.ts'
-import { callgrindCounts, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
+import { callgrindCounts, gateReady, listeningPort, median, requireCallgrind, waitHttp } from './common.ts'
 import { benchGateEnv, redisHolding, stateFile, workload, type Req } from './e2e/workload.ts'
 
 const args = process.argv.slice(2)
@@ -149,15 +148,15 @@ async function measure (target: string, originUrl: string): Promise<Measured> {
     child = start([join(ROOT, `bench/e2e/${target === 'bare' ? 'bare' : 'fastify'}-proxy.mjs`), originUrl], null, dumps)
     port = await listeningPort(child, `the ${target} proxy`)
   } else {
-    port = await freePort()
-    const health = await freePort()
     // The Redis gate reads what the memory gate's state file holds, from a private Redis.
     if (target === 'redis' && redis === null) redis = await redisHolding(PROJECTS)
     child = start([join(GATE_ROOT, 'bin/job-token-gate.mjs'), 'serve'], {
-      ...benchGateEnv(originUrl, port, health),
+      ...benchGateEnv(originUrl),
       ...(target === 'redis' ? { GATE_REDIS_URL: redis!.url } : { GATE_STATE_FILE: stateFile(tmp, PROJECTS) }),
       ...(STEADY ? { GATE_IDENTITY_CACHE_TTL_MS: STEADY_TTL_MS, GATE_GRANT_CACHE_TTL_MS: STEADY_TTL_MS, GATE_PROJECT_LOOKUP_TTL_MS: STEADY_TTL_MS, GATE_NAMESPACE_CACHE_TTL_MS: STEADY_TTL_MS, GATE_DECISION_LOG_REPEAT_WINDOW_MS: STEADY_TTL_MS, GATE_USAGE_FLUSH_INTERVAL_MS: STEADY_TTL_MS } : {})
     }, dumps)
+    let health: number
+    ({ port, health } = await gateReady(child, 'the gate'))
     await waitHttp(`http://127.0.0.1:${health}/-/readiness`, 300_000)
   }
   const pid = child.pid!

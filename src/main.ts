@@ -57,6 +57,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
   }
   const api = gate.address()
   const health = gate.healthAddress()
+  const auth = gate.authAddress()
   let stopping = false
   process.on('SIGTERM', () => {
     if (stopping) return
@@ -84,7 +85,7 @@ export async function serve (options: { configFile?: string, env?: NodeJS.Proces
     else logger.error({ error: result.error }, 'catalog reload failed; keeping the last good catalog')
   })
   // Announced once the signal handlers are in place, so a supervisor may signal right away.
-  logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
+  logger.info({ listen: `${api.address}:${api.port}`, health: `${health.address}:${health.port}`, ...(auth === null ? {} : { auth: `${auth.address}:${auth.port}` }), mode: config.mode, store: store.kind, upstream: config.upstreamUrl }, 'job-token-gate ready')
   // Logged once; recognition of job tokens does not wait for it or depend on it.
   void announceInstanceTokenPrefix({ configured: config.instanceTokenPrefix, upstreamUrl: config.upstreamUrl!, relativeUrlRoot: config.relativeUrlRoot, serviceToken: config.serviceToken, timeoutMs: config.identityTimeoutMs, gitlab: gate.gitlab, logger })
   return gate

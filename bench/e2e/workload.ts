@@ -91,11 +91,11 @@ export const BENCH_SERVICE_TOKEN = 'bench-service-token'
  * upstream and GitLab, its API and health listeners on loopback, no instance token prefix to
  * read from GitLab. The rest (store, TTLs, forward-auth) is each run's own.
  */
-export function benchGateEnv (origin: string, port: number, health: number): Record<string, string> {
+export function benchGateEnv (origin: string): Record<string, string> {
   return {
     GATE_UPSTREAM_URL: origin,
-    GATE_LISTEN: `127.0.0.1:${port}`,
-    GATE_HEALTH_LISTEN: `127.0.0.1:${health}`,
+    GATE_LISTEN: '127.0.0.1:0',
+    GATE_HEALTH_LISTEN: '127.0.0.1:0',
     GATE_SERVICE_TOKEN: BENCH_SERVICE_TOKEN,
     GATE_INSTANCE_TOKEN_PREFIX: ''
   }

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/main.ts'
 import { DEFAULT_CATALOG_DIR } from '../../src/catalog/load.ts'
+import { startFakeGitlab } from '../helpers/fake-gitlab.ts'
+import { send } from '../helpers/http.ts'
+import { startServe } from '../helpers/serve.ts'
 
 async function cli (...argv: string[]): Promise<{ code: number, out: string, err: string }> {
   let out = ''
@@ -98,4 +101,19 @@ test('the CLI run from its sources lists the subcommands in --help and names a m
   const bad = spawnSync(process.execPath, [...bin, 'explain', 'GET'], { encoding: 'utf8' })
   assert.equal(bad.status, 1)
   assert.match(bad.stderr, /missing required argument 'path'/)
+})
+
+test('serve names every listener it bound in its ready line, the forward-auth one too', async (t) => {
+  const gitlab = await startFakeGitlab()
+  t.after(() => gitlab.close())
+  const gate = await startServe(t, { GATE_UPSTREAM_URL: gitlab.url, GATE_SERVICE_TOKEN: gitlab.serviceToken, GATE_AUTH_LISTEN: '127.0.0.1:0' })
+  const ready = await gate.waitForLine('job-token-gate ready')
+  const auth = String(ready.auth)
+  assert.match(auth, /^127\.0\.0\.1:[1-9]\d*$/)
+  assert.notEqual(auth, String(ready.listen))
+  // The forward-auth listener decides a request that names no job token and is not an API path: allowed, with no body.
+  const res = await send(`http://${auth}`, 'GET', '/')
+  assert.equal(res.status, 200)
+  assert.equal(res.text, '')
+  assert.equal((await send(gate.health, 'GET', '/-/readiness')).status, 200)
 })
