@@ -4,12 +4,14 @@
 // every descriptor: libuv then accepts each new connection and closes it at once (its reserve
 // descriptor trick), unseen by Node, so the health listener stopped answering probes, requests on
 // open connections failed for want of an upstream connection, and nothing was logged or counted.
-// With Node's server.maxConnections below the limit, a connection past it is closed by Node
-// itself ('drop'): counted, logged at most once a window, while descriptors remain for the rest.
-// The health listener closes its oldest idle or stalled connection instead, so that probes get in.
+// Past the limit, as nginx does, a connection waiting for a request (none sent yet, or idle
+// between keep-alive requests) is closed to make room for the new one, the longest waiting first;
+// only when every connection is busy is the new one closed: counted, logged at most once a window,
+// while descriptors remain for the rest. The health listener closes its oldest idle or stalled
+// connection instead, so that probes get in.
 
 import { readFileSync } from 'node:fs'
-import type { Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
@@ -96,8 +98,14 @@ export function limitClientConnections (servers: { api: Server, auth: Server | n
     if (listener === 'health') {
       keepOpenForProbes(server, max!, dropped)
     } else if (max !== null) {
-      server.maxConnections = max
-      server.on('drop', dropped)
+      const idleClosed = windowedLog(count => {
+        logger.warn({ listener, max_connections: max, closed: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connection limit reached: connections waiting for a request closed for new ones')
+      })
+      makeRoomForNew(server, max, dropped, () => {
+        metrics.connections.idleClosed(listener)
+        idleClosed.add()
+      })
+      timers.push(idleClosed.close)
     }
     const acceptErrors = windowedLog((count, code) => {
       logger.error({ listener, code, dropped: count, window_ms: DROP_LOG_WINDOW_MS }, 'client connections cannot be accepted: closed unserved')
@@ -124,6 +132,93 @@ export function limitClientConnections (servers: { api: Server, auth: Server | n
   if (servers.auth !== null) watch(servers.auth, 'auth', limit.max)
   watch(servers.health, 'health', HEALTH_MAX_CONNECTIONS)
   return { close: () => { for (const stop of timers) stop() } }
+}
+
+/**
+ * The API and forward-auth listeners past `max` connections close the one that has waited longest
+ * for a request (waitsForRequest: none sent yet, or idle since its last answer went), as nginx
+ * reuses its idle connections when worker_connections run out, or the new one when every one is
+ * busy. With Node's maxConnections instead, every new connection was closed as it came while
+ * `max` connections sat idle between keep-alive requests (up to GATE_CLIENT_KEEPALIVE_TIMEOUT_MS
+ * each, and for good where their clients asked again within it) or silent after connecting (up
+ * to the headers timeout).
+ *
+ * `waiting` holds the connections in the order they began waiting: from their first turn of the
+ * event loop, then from each answer after which nothing more was owed. One found busy leaves it
+ * and comes back when its answers have gone, so each is passed over at most once a wait: a flood
+ * at the limit with every connection busy costs a look at each once, not once per new connection.
+ *
+ * Slow senders are busy from their first byte, as with nginx (its client_header_timeout bounds
+ * them): Node's headers timeout ends them, min(60 s, GATE_CLIENT_TIMEOUT_MS) after the first byte
+ * of a request (after the accept for a connection's first), checked every 30 s
+ * (connectionsCheckingInterval).
+ */
+function makeRoomForNew (server: Server, max: number, dropped: () => void, closedIdle: () => void): void {
+  const open = new Set<Socket>()
+  const waiting = new Set<Socket>()
+  server.on('connection', (socket: Socket) => {
+    open.add(socket)
+    socket.once('close', () => {
+      open.delete(socket)
+      waiting.delete(socket)
+    })
+    // Waiting only once the event loop had a turn to read it: a client's request sent as it
+    // connects (the norm) is read in the poll phase after the one that accepted its connection,
+    // and until then nothing tells it from one that sends nothing. Taken as waiting at once, in a
+    // burst of connections past the limit each new one closed one accepted just before it, its
+    // request unread, rather than being closed itself. (The first turn ends with the poll phase
+    // that accepted it, the second with the next.)
+    setImmediate(() => {
+      setImmediate(() => {
+        if (open.has(socket) && !waiting.has(socket) && waitsForRequest(socket)) waiting.add(socket)
+      })
+    })
+    if (open.size <= max) return
+    for (const other of waiting) {
+      waiting.delete(other)
+      if (waitsForRequest(other)) {
+        open.delete(other)
+        other.destroy()
+        closedIdle()
+        return
+      }
+    }
+    open.delete(socket)
+    socket.destroy()
+    dropped()
+  })
+  // After each answer: a connection that owes nothing more waits again, from now (a Set keeps
+  // the order things were added in). Added here, the listener runs after Node's own, which hands
+  // the connection to the next answer a pipelining client asked for. Hot path: one listener per
+  // request, the same function for all (no closure), only where there is a limit.
+  function answered (this: ServerResponse): void {
+    const socket = this.req.socket
+    if (!open.has(socket) || !waitsForRequest(socket)) return
+    waiting.delete(socket)
+    waiting.add(socket)
+  }
+  const onRequest = (_req: IncomingMessage, res: ServerResponse): void => { res.once('finish', answered) }
+  server.on('request', onRequest)
+  // A request with `Expect: 100-continue` comes as checkContinue instead where the listener
+  // answers that event (the API listener). Not listened to where it does not: Node then answers
+  // 100 itself and hands the request over as 'request', but any listener makes it hand the
+  // request to checkContinue alone, and forward-auth would never see it.
+  if (server.listenerCount('checkContinue') > 0) server.on('checkContinue', onRequest)
+}
+
+/**
+ * Whether a connection waits for a request, with nothing owed to it: no answer being written or
+ * queued (a request in flight has its answer from its headers on), nothing of it waiting in the
+ * socket, its writing side open (a connection closing after its answer lingers to read what
+ * its client still sends: closing it at once could lose the answer's end), and no byte of a
+ * request read: none since it was accepted, or its parser between requests (Node's
+ * duration(): 0 once a request has been read whole, until the first byte of the next).
+ */
+function waitsForRequest (socket: Socket): boolean {
+  if (socket.destroyed || socket.writableEnded || socket.writableLength > 0 || answering(socket) != null) return false
+  if (socket.bytesRead === 0) return true
+  const parser = (socket as Socket & { parser?: { duration?: () => number } | null }).parser
+  return typeof parser?.duration === 'function' && parser.duration() === 0
 }
 
 /**

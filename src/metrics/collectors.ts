@@ -309,6 +309,8 @@ export interface ConnectionMetrics {
   /** Reads the listener's open connections and limit (null: none) at scrape time. */
   watch (listener: Listener, open: () => Promise<number>, max: number | null): void
   dropped (listener: Listener, reason: ConnectionDropReason): void
+  /** A connection waiting for a request closed at the listener's limit to make room for a new one. */
+  idleClosed (listener: Listener): void
 }
 
 export function connectionMetrics (scope: Scope): ConnectionMetrics {
@@ -328,15 +330,23 @@ export function connectionMetrics (scope: Scope): ConnectionMetrics {
   })
   const dropped = new Counter({
     name: scope.name('client_connections_dropped_total'),
-    help: 'Client connections closed unserved, by listener and reason (max_connections: over the listener\'s limit, closed as it arrived; on health, its oldest connection not being answered closed instead; accept_error: the connection could not be accepted, e.g. EMFILE: no file descriptor left)',
+    help: 'Client connections closed unserved, by listener and reason (max_connections: over the listener\'s limit with every connection busy, closed as it arrived; on health, its oldest connection not being answered closed instead; accept_error: the connection could not be accepted, e.g. EMFILE: no file descriptor left)',
     labelNames: ['listener', 'reason'] as const,
+    registers: [scope.registry]
+  })
+  const idleClosed = new Counter({
+    name: scope.name('client_connections_idle_closed_total'),
+    help: 'Client connections waiting for a request (none sent yet, or idle between keep-alive requests) closed at the listener\'s limit to make room for a new one, the longest waiting first (api, auth)',
+    labelNames: ['listener'] as const,
     registers: [scope.registry]
   })
   return {
     watch (listener, open, max) {
       watched.set(listener, { open, max })
       for (const reason of CONNECTION_DROP_REASONS) dropped.inc({ listener, reason }, 0)
+      if (listener !== 'health') idleClosed.inc({ listener }, 0)
     },
-    dropped: (listener, reason) => { dropped.inc({ listener, reason }) }
+    dropped: (listener, reason) => { dropped.inc({ listener, reason }) },
+    idleClosed: listener => { idleClosed.inc({ listener }) }
   }
 }
