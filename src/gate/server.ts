@@ -235,6 +235,9 @@ export function createGate (config: Config, deps: GateDeps): Gate {
   // side that closes first must be the proxy, or a request it sends as the gate closes fails.
   // A missing Host is refused by the gate (refuseUnparseable), not by Node: see there.
   const clientTimeouts = { requestTimeout: 0, headersTimeout: Math.min(60_000, config.clientTimeoutMs), keepAliveTimeout: config.clientKeepAliveTimeoutMs, requireHostHeader: false }
+  // A client that half-closes after its request is taken as gone (Node's httpAllowHalfOpen off,
+  // as nginx's proxy and Workhorse take it): nothing tells it from one that closed and left, whose
+  // upstream request and lookups are given up (test/security/client-half-close.test.ts).
   const server: Server = createServer(clientTimeouts)
   keepEveryHeader(server)
   const refusedWithoutHost = refuseUnparseable(server, logger, metrics, config.decisionLogLevel)
