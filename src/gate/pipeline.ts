@@ -651,7 +651,7 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id
-      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, x.identity!, found.id, found.listedIn)
+      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, x.identity!, found.id, found.listedIn, x.client ?? undefined)
       return 'continue'
     case 'no_project':
       return NO_PROJECT
@@ -719,23 +719,23 @@ const readRefused = (route: CatalogRoute, how: string): Deny =>
  * (PackagesForUserFinder), whatever allowlist, so the job must be let in there as at the decided
  * project (decide stage), or be let read them by that project's own features.
  */
-async function listedPackageRead (engine: Engine, route: CatalogRoute, identity: JobIdentity, decided: number, listedIn: readonly number[]): Promise<StageResult> {
+async function listedPackageRead (engine: Engine, route: CatalogRoute, identity: JobIdentity, decided: number, listedIn: readonly number[], waiter: Waiter | undefined): Promise<StageResult> {
   if (await anyKeepsFromJobs(engine, route, listedIn, decided)) return readRefused(route, 'of this name: its metadata lists a project that keeps them')
   for (const project of listedIn) {
     if (project === decided || project === identity.jobProjectId) continue
-    if (!await jobLetIn(engine, route, identity, project)) return denyOf('PACKAGE_LISTED_PROJECT_NOT_ALLOWED')
+    if (!await jobLetIn(engine, route, identity, project, waiter)) return denyOf('PACKAGE_LISTED_PROJECT_NOT_ALLOWED')
   }
   return 'continue'
 }
 
 /** Whether the decision of the route at `projectId` lets the job in, as the decide stage makes it there. */
-async function jobLetIn (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number): Promise<boolean> {
+async function jobLetIn (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number, waiter: Waiter | undefined): Promise<boolean> {
   const found = engine.grants.get(projectId)
   const grants = found instanceof Promise ? await found : found
   const first = decide(route, identity, projectId, grants, engine.settings, engine.policies, undefined, NAMESPACE_UNREAD)
   if (first.allow) return true
   if (first.needsNamespace !== true && (first.needsFacts !== true || engine.projectFacts === undefined)) return false
-  return (await decideAgain(engine, route, identity, projectId, grants, first)).allow
+  return (await decideAgain(engine, route, identity, projectId, grants, first, waiter)).allow
 }
 
 /**
@@ -787,11 +787,11 @@ function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageRes
   const identity = x.identity!
   if (decision.needsNamespace !== true) {
     if (decision.needsFacts !== true || engine.projectFacts === undefined) return denyFrom(decision)
-    const facts = engine.projectFacts.get(x.accessedProjectId!)
+    const facts = engine.projectFacts.get(x.accessedProjectId!, x.client ?? undefined)
     if (!(facts instanceof Promise)) {
       const again = decide(x.match!.route, identity, x.accessedProjectId!, x.grants, engine.settings, engine.policies, facts, NAMESPACE_UNREAD)
       if (opensInternalProject(again, facts, x.grants, identity)) {
-        const held = unlessExternal(engine, identity, x.grants, facts, again)
+        const held = unlessExternal(engine, identity, x.grants, facts, again, x.client ?? undefined)
         return held instanceof Promise ? held.then(settled) : settled(held)
       }
       return again.allow ? allowed(again.reason) : denyFrom(again)
@@ -811,26 +811,29 @@ const settled = (decision: Decision): StageResult => decision.allow ? allowed(de
  * GitLab's find_project! gives. A user GitLab does not show the gate as one or the other (a
  * service token that cannot read all resources) is refused: JOB_USER_UNVERIFIED.
  */
-function unlessExternal (engine: Engine, identity: JobIdentity, grants: StoredGrants | null, facts: ProjectFacts, allow: Decision): Decision | Promise<Decision> {
+function unlessExternal (engine: Engine, identity: JobIdentity, grants: StoredGrants | null, facts: ProjectFacts, allow: Decision, waiter: Waiter | undefined): Decision | Promise<Decision> {
   const judge = (external: boolean | null): Decision => {
     if (external === false) return allow
     if (external === null) throw new GateError('JOB_USER_UNVERIFIED')
     const project = facts.path ?? (grants === null ? `project #${facts.id}` : shortPath(grants.projectPath))
     return { allow: false, reason: grants === null ? 'UNKNOWN_PROJECT' : 'NOT_ALLOWLISTED', missingPolicies: [], message: notAllowlistedMessage(jobProjectName(identity), project) }
   }
-  const found = engine.projectFacts!.userExternal(identity.userId)
+  const found = engine.projectFacts!.userExternal(identity.userId, waiter)
   return found instanceof Promise ? found.then(judge) : judge(found)
 }
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
 async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<StageResult> {
-  const decision = await decideAgain(engine, x.match!.route, x.identity!, x.accessedProjectId!, x.grants, first, pendingFacts)
+  const decision = await decideAgain(engine, x.match!.route, x.identity!, x.accessedProjectId!, x.grants, first, x.client ?? undefined, pendingFacts)
   if (decision.allow) return allowed(decision.reason)
   return denyFrom(decision)
 }
 
-/** decideDeny's decision: the deny `first`, decided again with what could turn it. */
-async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number, grants: StoredGrants | null, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<Decision> {
+/**
+ * decideDeny's decision: the deny `first`, decided again with what could turn it. `waiter`: the
+ * request's client, whose lookups are given up once it has gone (src/waiters.ts).
+ */
+async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobIdentity, projectId: number, grants: StoredGrants | null, first: Exclude<Decision, { allow: true }>, waiter: Waiter | undefined, pendingFacts?: Promise<ProjectFacts>): Promise<Decision> {
   let decision: Decision = first
   // A fine-grained deny that the root namespace's job_token_policies_enabled could turn: decide
   // again with it (the grant cache, keyed by the first segment of the project's stored path; no
@@ -843,7 +846,7 @@ async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobId
     namespace = (await engine.grants.namespace(storedRoot))?.jobTokenPoliciesEnabled ?? null
     decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, undefined, namespace)
     if (decision.allow && engine.projectFacts !== undefined) {
-      const root = await rootNow(engine.projectFacts, projectId, pendingFacts)
+      const root = await rootNow(engine.projectFacts, projectId, waiter, pendingFacts)
       if (root !== storedRoot) {
         // Not shown to the gate: its root cannot be told, and the policies stay enforced.
         namespace = root === null ? true : (await engine.grants.namespace(root))?.jobTokenPoliciesEnabled ?? null
@@ -855,17 +858,17 @@ async function decideAgain (engine: Engine, route: CatalogRoute, identity: JobId
   // (a cached GitLab lookup). Allowed requests never get here.
   let facts: ProjectFacts | undefined
   if (!decision.allow && decision.needsFacts === true && engine.projectFacts !== undefined) {
-    const found = pendingFacts ?? engine.projectFacts.get(projectId)
+    const found = pendingFacts ?? engine.projectFacts.get(projectId, waiter)
     facts = found instanceof Promise ? await found : found
     decision = decide(route, identity, projectId, grants, engine.settings, engine.policies, facts, namespace)
-    if (opensInternalProject(decision, facts, grants, identity)) decision = await unlessExternal(engine, identity, grants, facts, decision)
+    if (opensInternalProject(decision, facts, grants, identity)) decision = await unlessExternal(engine, identity, grants, facts, decision, waiter)
   }
   return decision
 }
 
 /** The root namespace (lower-cased) GitLab puts the project under now; null when GitLab does not show it to the gate. */
-async function rootNow (lookup: ProjectFactsLookup, projectId: number, pendingFacts?: Promise<ProjectFacts>): Promise<string | null> {
-  const found = pendingFacts ?? lookup.get(projectId)
+async function rootNow (lookup: ProjectFactsLookup, projectId: number, waiter: Waiter | undefined, pendingFacts?: Promise<ProjectFacts>): Promise<string | null> {
+  const found = pendingFacts ?? lookup.get(projectId, waiter)
   const facts = found instanceof Promise ? await found : found
   return facts.fullPath === null ? null : rootNamespaceOf(facts.fullPath)
 }
