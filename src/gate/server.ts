@@ -505,7 +505,7 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
   }
   const enforcer = createGraphqlEnforcer({
     scopes,
-    checkPermission: async (scopes, needs, target, fresh) => await checkPermission(scopes, needs, target, targets, { labels, ...(fresh === undefined ? {} : { fresh }) }),
+    checkPermission: async (scopes, needs, target, fresh, client) => await checkPermission(scopes, needs, target, targets, { labels, ...(fresh === undefined ? {} : { fresh }), ...(client === undefined ? {} : { waiter: client }) }),
     documents: createDocumentCache({ limits: documentLimitsOf(config) }),
     catalog,
     ...(schema === undefined ? {} : { schema }),

@@ -83,7 +83,8 @@ export interface EnforcerOptions {
   readonly scopes: TokenScopeResolver
   /** A touch's permissions (any one boundary suffices) at its target; throws GateError when a lookup fails. */
   /** `fresh`: the request's own lookups, where a mutation's targets and their groups are looked up anew. */
-  readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null, fresh?: FreshLookups) => Promise<PermissionVerdict>
+  /** `client`: the request's; a lookup every client waiting for has gone is given up (LookupDropped). */
+  readonly checkPermission: (scopes: FineGrainedScopes, needs: Touch['permissions'], target: BoundaryTarget | null, fresh?: FreshLookups, client?: Waiter) => Promise<PermissionVerdict>
   readonly documents: Pick<DocumentCache, 'parse'>
   readonly catalog: GraphqlCatalog
   /** GitLab's schema (GATE_GRAPHQL_SCHEMA): types and nested fields are checked too. */
@@ -278,7 +279,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   /** Checks one operation (of a request, or of the gate's own); null when what GitLab would run is allowed. */
   /** `batch`: the operation is one of a batch, whose text GitLab parses without escaping newlines (gitlabDocument). */
   /** `fresh`: the request's lookups of its mutations' targets (FreshLookups), shared by its operations. */
-  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false, fresh: FreshLookups = new Map()): Promise<Refusal | null> => {
+  const checkOperation = async (scopes: FineGrainedScopes, operation: GraphqlOperation, gate: { document: DocumentNode, variables: Readonly<Record<string, unknown>> } | null, batch = false, fresh: FreshLookups = new Map(), client?: Waiter): Promise<Refusal | null> => {
     let document: DocumentNode
     // The gate's own documents are rare and parsed by the classifier: not cached here.
     let hash: string | null
@@ -312,7 +313,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       // Reads keep the lookups.
       const lookups = op.operation === 'mutation' ? fresh : undefined
       for (const touch of touchesOf(op, gate !== null)) {
-        const verdict = await options.checkPermission(scopes, touch.permissions, touch.target, lookups)
+        const verdict = await options.checkPermission(scopes, touch.permissions, touch.target, lookups, client)
         if (!verdict.ok) {
           return { code: 'GRAPHQL_PERMISSION_MISSING', message: verdict.message, permission: verdict.permission, boundary: verdict.boundary, refused: `${touch.kind} ${touch.name}`, target: touch.target }
         }
@@ -322,7 +323,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   }
 
   /** One reading's answer when refused, else null. */
-  const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading): Promise<{ body: unknown, refusal: Refusal } | null> => {
+  const checkReading = async (scopes: FineGrainedScopes, reading: GraphqlReading, client?: Waiter): Promise<{ body: unknown, refusal: Refusal } | null> => {
     // A batch GitLab runs nothing of is refused whole, in one error as GitLab answers it: answered
     // one result per operation, 65,000 operations of `{a}` (1 MiB) were a 12.5 MB answer.
     if (reading.batch && queriesTooLarge(reading.operations)) {
@@ -333,7 +334,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     // One lookup per path for the whole batch, however many of its mutations name it.
     const fresh: FreshLookups = new Map()
     for (const operation of reading.operations) {
-      const refusal = await checkOperation(scopes, operation, null, reading.batch, fresh)
+      const refusal = await checkOperation(scopes, operation, null, reading.batch, fresh, client)
       refusals.push(refusal)
       // One refusal refuses the whole batch: the operations after it are not checked. Each may
       // cost a lookup in GitLab (a batch of 5,000 unknown projects once cost 5,000 calls).
@@ -402,6 +403,8 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     try {
       return await fn(scopes)
     } catch (err) {
+      // Given up, its clients gone: nothing of the gate's failed.
+      if (err instanceof LookupDropped) throw err
       count('error', (err as { code?: ErrorCode }).code ?? 'GATE_INTERNAL_ERROR', null)
       throw err
     }
@@ -410,7 +413,7 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
   const decide = async (token: string, readings: readonly GraphqlReading[], requestId: string, client?: Waiter): Promise<EnforceResult> => {
     return await withScopes(token, requestId, async scopes => {
       for (const reading of readings) {
-        const refused = await checkReading(scopes, reading)
+        const refused = await checkReading(scopes, reading, client)
         if (refused !== null) return deny(refused.refusal, refused.body, requestId)
       }
       count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)

@@ -16,6 +16,7 @@ import { lookupError, type FineGrainedScopes, type GranularScope } from './token
 import { answersAsked, GitlabUnavailable, type GitlabAnswer, type GitlabCall, type GitlabClient } from '../gitlab/client.ts'
 import { createLoaderCache, tokenKey, type Clock } from '../identity/cache.ts'
 import { apiSegment, loggedPath, trimEnds } from '../text.ts'
+import { shareLoad, type Waiter } from '../waiters.ts'
 
 /** Longer target ids and paths are no project or group of GitLab's. */
 const MAX_TARGET_CHARS = 8192
@@ -49,8 +50,12 @@ export interface TargetFacts {
  */
 export type FreshLookups = Map<string, Promise<unknown>>
 
-/** null: not found, or not something the gate can resolve. `fresh`: the target is looked up there (FreshLookups). */
-export type TargetResolver = (target: BoundaryTarget, fresh?: FreshLookups) => Promise<TargetFacts | null>
+/**
+ * null: not found, or not something the gate can resolve. `fresh`: the target is looked up there
+ * (FreshLookups). `waiter`: the request's client (none: one that never goes); a lookup every
+ * client waiting for has gone is given up, its GitLab call aborted (LookupDropped, src/waiters.ts).
+ */
+export type TargetResolver = (target: BoundaryTarget, fresh?: FreshLookups, waiter?: Waiter) => Promise<TargetFacts | null>
 
 export type PermissionVerdict =
   | { readonly ok: true }
@@ -72,6 +77,8 @@ export interface CheckOptions {
   readonly labels?: ReadonlyMap<string, string>
   /** A write's: its targets are looked up anew (FreshLookups). */
   readonly fresh?: FreshLookups
+  /** The request's client: its target lookups are given up once it has gone (TargetResolver). */
+  readonly waiter?: Waiter
 }
 
 /** "Job Token Scope Allowlist: Create" per permission, as GitLab's deny message writes them. */
@@ -123,7 +130,7 @@ export async function checkPermission (
     if (named === null || need.boundary === 'Instance' || need.boundary === 'User') continue
     const held = holding(need)
     if (held.length === 0) continue
-    if (facts === undefined) facts = await resolve(named, options.fresh)
+    if (facts === undefined) facts = await resolve(named, options.fresh, options.waiter)
     if (facts === null) break
     const f = facts
     if (held.some(s => reaches(s, need.boundary, f, scopes.userId))) return { ok: true }
@@ -187,6 +194,12 @@ export const TARGET_NAMESPACE_ENDPOINT = 'graphql_target_namespace'
 interface GroupNode { readonly id: number, readonly parentId: number | null, readonly fullPath: string }
 
 /**
+ * How a target's lookups are asked: `fresh`, a write's (FreshLookups); `waiter`, who waits for
+ * them (the load they serve); `signal`, aborted once nobody does (the calls of that load).
+ */
+interface Asking { readonly fresh?: FreshLookups | undefined, readonly waiter?: Waiter | undefined, readonly signal?: AbortSignal | undefined }
+
+/**
  * Looks projects, groups and namespaces up by path or id (`GET /projects/:id`, `/groups/:id`,
  * `/namespaces/:id`, URL-encoded paths), walking a group's parents by id; cached, single flight.
  * GitLab unreachable throws GRAPHQL_TARGET_LOOKUP_UNAVAILABLE, an unreadable answer
@@ -206,10 +219,10 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
   const targets = createLoaderCache<TargetFacts | null>({ max, ttlMs, lifetimeOf: f => f === null ? Math.min(ttlMs, 5_000) : undefined, ...clock })
   const groups = createLoaderCache<GroupNode | null>({ max, ttlMs, ...clock })
 
-  const get = async (path: string, endpoint: string): Promise<Readonly<Record<string, unknown>> | null> => {
+  const get = async (path: string, endpoint: string, signal: AbortSignal | undefined): Promise<Readonly<Record<string, unknown>> | null> => {
     let answer: GitlabAnswer
     try {
-      answer = await gitlab.get(path, { endpoint, as })
+      answer = await gitlab.get(path, { endpoint, as, ...(signal === undefined ? {} : { signal }) })
     } catch (err) {
       if (err instanceof GitlabUnavailable) throw lookupError('GRAPHQL_TARGET_LOOKUP_UNAVAILABLE', `GET ${path} failed: ${err.reason}`, err)
       throw err
@@ -227,15 +240,15 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     return id
   }
 
-  /** `fresh`: asked of GitLab once for the request, not from (nor into) the cache. */
-  const group = async (segment: string, fresh?: FreshLookups): Promise<GroupNode | null> => {
-    const load = async (): Promise<GroupNode | null> => await groupOf(segment)
+  /** `at.fresh`: asked of GitLab once for the request, not from (nor into) the cache. */
+  const group = async (segment: string, at: Asking): Promise<GroupNode | null> => {
+    const load = async (signal: AbortSignal): Promise<GroupNode | null> => await groupOf(segment, signal)
     const key = lookupKey(segment.toLowerCase())
-    return fresh !== undefined ? await onceFor(fresh, `node:${key}`, load) : await groups.get(key, load)
+    return at.fresh !== undefined ? await onceFor(at.fresh, `node:${key}`, load, at.waiter) : await groups.get(key, load, at.waiter)
   }
 
-  const groupOf = async (segment: string): Promise<GroupNode | null> => {
-    const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT)
+  const groupOf = async (segment: string, signal: AbortSignal): Promise<GroupNode | null> => {
+    const body = await get(`/api/v4/groups/${segment}?with_projects=false`, TARGET_GROUP_ENDPOINT, signal)
     if (body === null) return null
     const id = answeredId(body, 'groups', segment)
     if (id === null || typeof body.full_path !== 'string') throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /groups/${segment} answered a group without id or full_path`)
@@ -248,33 +261,33 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
    * The group and its ancestors, nearest first. `fresh`: a write's, each asked anew: a group's id
    * never changes hands, its parent does (a transfer), and GitLab runs the write where it is now.
    */
-  const chain = async (groupId: number, fresh?: FreshLookups): Promise<number[]> => {
+  const chain = async (groupId: number, at: Asking): Promise<number[]> => {
     const ids: number[] = []
     let next: number | null = groupId
     while (next !== null) {
       if (ids.includes(next) || ids.length >= 32) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${groupId} has a parent cycle or is nested too deep`)
       ids.push(next)
-      const node: GroupNode | null = await group(String(next), fresh)
+      const node: GroupNode | null = await group(String(next), at)
       if (node === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `group ${next}, an ancestor of group ${groupId}, was not found`)
       next = node.parentId
     }
     return ids
   }
 
-  const namespaceFacts = async (ns: unknown, what: string, fresh?: FreshLookups): Promise<{ groupIds: number[], personalNamespaceOwnerId?: number }> => {
+  const namespaceFacts = async (ns: unknown, what: string, at: Asking): Promise<{ groupIds: number[], personalNamespaceOwnerId?: number }> => {
     const n = ns as { id?: unknown, kind?: unknown } | null | undefined
     const id = positiveId(n?.id)
     if (id === null || (n?.kind !== 'group' && n?.kind !== 'user')) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `${what} answered without a readable namespace`)
-    if (n.kind === 'group') return { groupIds: await chain(id, fresh) }
+    if (n.kind === 'group') return { groupIds: await chain(id, at) }
     return { groupIds: [] }
   }
 
-  const project = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
-    const body = await get(`/api/v4/projects/${segment}`, TARGET_PROJECT_ENDPOINT)
+  const project = async (segment: string, at: Asking): Promise<TargetFacts | null> => {
+    const body = await get(`/api/v4/projects/${segment}`, TARGET_PROJECT_ENDPOINT, at.signal)
     if (body === null) return null
     const id = answeredId(body, 'projects', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /projects/${segment} answered a project without id`)
-    const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`, fresh)
+    const ns = await namespaceFacts(body.namespace, `GET /projects/${segment}`, at)
     // A project in a user namespace names its owner (lib/api/entities/project.rb: `owner`).
     const ownerId = (body.namespace as { kind?: unknown }).kind === 'user' ? positiveId((body.owner as { id?: unknown } | null | undefined)?.id) : null
     return {
@@ -285,21 +298,22 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     }
   }
 
-  const groupFacts = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
-    const node = await group(segment, fresh)
+  const groupFacts = async (segment: string, at: Asking): Promise<TargetFacts | null> => {
+    const node = await group(segment, at)
     if (node === null) return null
     // The group just asked by path is the first of its chain: not asked again by id.
+    const { fresh } = at
     if (fresh !== undefined && !fresh.has(`node:${node.id}`)) fresh.set(`node:${node.id}`, Promise.resolve(node))
-    return { groupIds: await chain(node.id, fresh), fullPath: node.fullPath }
+    return { groupIds: await chain(node.id, at), fullPath: node.fullPath }
   }
 
-  const namespace = async (segment: string, fresh?: FreshLookups): Promise<TargetFacts | null> => {
-    const body = await get(`/api/v4/namespaces/${segment}`, TARGET_NAMESPACE_ENDPOINT)
+  const namespace = async (segment: string, at: Asking): Promise<TargetFacts | null> => {
+    const body = await get(`/api/v4/namespaces/${segment}`, TARGET_NAMESPACE_ENDPOINT, at.signal)
     if (body === null) return null
     const id = answeredId(body, 'namespaces', segment)
     if (id === null) throw lookupError('GRAPHQL_TARGET_LOOKUP_FAILED', `GET /namespaces/${segment} answered without an id`)
     const fullPath = typeof body.full_path === 'string' ? { fullPath: body.full_path } : {}
-    if (body.kind === 'group') return { groupIds: await chain(id, fresh), ...fullPath }
+    if (body.kind === 'group') return { groupIds: await chain(id, at), ...fullPath }
     if (body.kind === 'user') {
       const ownerId = positiveId(body.owner_id)
       return { groupIds: [], ...(ownerId === null ? {} : { personalNamespaceOwnerId: ownerId }), ...fullPath }
@@ -313,16 +327,16 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
    * `Project.find_by_full_path(path) || Group.find_by_full_path(path)`). A user namespace is
    * neither. The namespaces API would not do: it shows no project.
    */
-  const projectOrGroup = async (segment: string, raw: string, fresh: FreshLookups | undefined): Promise<TargetFacts | null> => {
+  const projectOrGroup = async (segment: string, raw: string, at: Asking): Promise<TargetFacts | null> => {
     // A path of digits is an id to the REST API: what it finds counts only with that path (below).
     const asked = (facts: TargetFacts | null): facts is TargetFacts => facts !== null && (!/^\d+$/.test(segment) || facts.fullPath?.toLowerCase() === raw.toLowerCase())
-    const found = await project(segment, fresh)
+    const found = await project(segment, at)
     if (asked(found)) return found
-    const group = await groupFacts(segment, fresh)
+    const group = await groupFacts(segment, at)
     return asked(group) ? group : null
   }
 
-  return async (target, fresh) => {
+  return async (target, fresh, waiter) => {
     if (target.kind === 'object') return null
     const raw = target.id ?? target.path
     // GitLab has no longer one (a path is at most 255 characters a level, 20 levels deep): not
@@ -348,13 +362,15 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
     // target and the groups above it are asked anew (once per request), never taken from a lookup
     // up to 60 s old, made for any caller, while GitLab runs the write where they are then.
     const key = `${byPath ? 'path' : target.kind}:${lookupKey(segment.toLowerCase())}`
-    const load = async (): Promise<TargetFacts | null> => {
-      if (target.kind === 'project') return await project(segment, fresh)
-      if (target.kind === 'group') return await groupFacts(segment, fresh)
-      if (byPath) return await projectOrGroup(segment, raw, fresh)
-      return await namespace(segment, fresh)
+    // Its lookups are given up with everyone waiting for it (the groups above it, with it).
+    const load = async (signal: AbortSignal, waiters: Waiter): Promise<TargetFacts | null> => {
+      const at: Asking = { fresh, waiter: waiters, signal }
+      if (target.kind === 'project') return await project(segment, at)
+      if (target.kind === 'group') return await groupFacts(segment, at)
+      if (byPath) return await projectOrGroup(segment, raw, at)
+      return await namespace(segment, at)
     }
-    const facts = fresh !== undefined ? await onceFor(fresh, key, load) : await targets.get(key, load)
+    const facts = fresh !== undefined ? await onceFor(fresh, key, load, waiter) : await targets.get(key, load, waiter)
     // The REST API reads a segment of digits as an id (`GET /groups/10` is group 10), GitLab's
     // GraphQL a full path as a path (`group(fullPath: "10")` is the top-level group or user
     // namespace named "10"): what an id of digits finds is the path's object only if it has that path.
@@ -363,9 +379,12 @@ export function createTargetResolver (options: TargetResolverOptions): TargetRes
   }
 }
 
-/** What `key` loads, asked once for the request (FreshLookups) however many of its targets need it. */
-function onceFor<T> (fresh: FreshLookups, key: string, load: () => Promise<T>): Promise<T> {
+/**
+ * What `key` loads, asked once for the request (FreshLookups) however many of its targets need it;
+ * given up, as the cached lookups are, once `waiter` (the request's client) has gone.
+ */
+function onceFor<T> (fresh: FreshLookups, key: string, load: (signal: AbortSignal, waiters: Waiter) => Promise<T>, waiter: Waiter | undefined): Promise<T> {
   let asked = fresh.get(key) as Promise<T> | undefined
-  if (asked === undefined) fresh.set(key, asked = load())
+  if (asked === undefined) fresh.set(key, asked = shareLoad(waiter, load, () => {}).pending)
   return asked
 }

@@ -1,0 +1,52 @@
+// A fine-grained token's GraphQL request names its targets by path (`project(fullPath: ...)`),
+// which the gate looks up at GitLab where the token's scopes reach some projects only. Those
+// lookups ran to their end after the client had left: the GitLab client's pool is as large as
+// the listeners' connections, and clients that each named a made-up path and left, against a
+// GitLab slow to answer, held every connection with calls nobody waited for. Such a lookup is
+// now given up with its clients, a read's and a write's alike.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { eventually } from '../helpers/eventually.ts'
+import { postGraphql, startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
+import { scrape, total } from '../helpers/metrics.ts'
+
+const CONNECTIONS = 8
+const TOKENS: Record<string, FakeToken> = {
+  'glpat-lib-writer': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['read_project', 'create_markdown_upload'], project_id: 200 }] }
+}
+
+async function leaveAfterLookup (g: GraphqlGate, query: string, calls: number, i: number): Promise<void> {
+  const { hostname, port } = new URL(g.url)
+  const s = connect(Number(port), hostname)
+  s.on('error', () => {})
+  await new Promise(resolve => s.once('connect', resolve))
+  const body = JSON.stringify({ query })
+  s.write(`POST /api/graphql HTTP/1.1\r\nHost: gitlab.example\r\nPrivate-Token: glpat-lib-writer\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  await eventually(() => g.gitlab.calls.project === calls, { message: `client ${i}'s target lookup at GitLab` })
+  s.destroy()
+}
+
+for (const kind of ['read', 'write'] as const) {
+  test(`a GraphQL ${kind}'s target lookups are given up with the clients that asked`, async t => {
+    const g = await startGraphqlGate(t, { tokens: TOKENS, env: { GATE_MAX_CONNECTIONS: String(CONNECTIONS) } })
+    // The token's scopes first, while GitLab answers.
+    const first = await postGraphql(g.url, { query: '{ project(fullPath: "acme/lib") { id } }' }, { 'private-token': 'glpat-lib-writer' })
+    assert.deepEqual(first.body, { data: { upstream: true } })
+    g.gitlab.hold.add('project')
+    const before = g.gitlab.calls.project
+    for (let i = 0; i < 2 * CONNECTIONS; i++) {
+      const path = `acme/${randomBytes(6).toString('hex')}`
+      const query = kind === 'read' ? `{ project(fullPath: "${path}") { id } }` : `mutation { uploadCreate(input: { projectPath: "${path}", file: null }) { errors } }`
+      await leaveAfterLookup(g, query, before + i + 1, i)
+    }
+    await eventually(async () => total((await scrape(g.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'graphql_target_project', outcome: 'cancelled' }) === 2 * CONNECTIONS, { message: 'every target lookup given up' })
+    // A live request's lookup reaches GitLab and is answered.
+    g.gitlab.hold.delete('project')
+    const live = await postGraphql(g.url, { query: '{ project(fullPath: "other/tools") { id } }' }, { 'private-token': 'glpat-lib-writer' })
+    assert.equal(live.body.errors?.[0]?.extensions?.code, 'GRAPHQL_PERMISSION_MISSING', live.text)
+    g.gitlab.release()
+  })
+}
