@@ -92,11 +92,16 @@ export interface SharedLoad<V> {
  * Starts `load`, wanted by `waiter` and whoever is added to its waiters after. Once every waiter
  * has gone, `load`'s signal is aborted (its GitLab calls given up), `abandoned` is called (its
  * owner forgets it: the next caller loads anew) and it rejects with LookupDropped, whatever it
- * was doing then. `load` is handed the waiters too, for the loads it waits for in turn.
+ * was doing then. `load` is handed the waiters too, for the loads it waits for in turn. A
+ * `waiter` gone already has the load begin given up: its signal aborted, no GitLab call made.
  */
 export function shareLoad<V> (waiter: Waiter | undefined, load: (signal: AbortSignal, waiters: Waiter) => Promise<V>, abandoned: () => void): SharedLoad<V> {
   const waiters = new Waiters(waiter)
   const given = new AbortController()
+  // Gone before it began (a client that left while its request waited for something shared with
+  // another client): no change of `gone` would ever come to give the load up, and it ran to its
+  // end. It begins given up: a slot drops it (counted), a GitLab call is never sent.
+  if (waiters.gone) given.abort(new LookupDropped())
   waiters.watch(() => {
     if (!waiters.gone || given.signal.aborted) return
     given.abort(new LookupDropped())

@@ -368,19 +368,19 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
         req.resume()
         fake.tokenSelfCalls++
         fake.calls.token_self++
-        if (fake.hold.has('token_self')) {
-          // Held: answered 401 (no token it knows) on release().
-          held.push(() => { send(res, 401, unauthorized) })
-          return
+        const tokenSelf = (): void => {
+          if (fake.tokenSelfFailWith !== undefined) { send(res, fake.tokenSelfFailWith, { message: `${fake.tokenSelfFailWith}` }); return }
+          const token = req.headers['private-token'] ?? /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
+          const listed = typeof token === 'string' ? options.accessTokens?.[token] : undefined
+          const user = userOf(req)
+          if (typeof token === 'string' && options.oauthTokens?.[token] !== undefined) send(res, 401, unauthorized)
+          else if (listed !== undefined) send(res, 200, listed)
+          else if (user !== undefined) send(res, 200, { id: 5000 + user.id, name: 'token', user_id: user.id, scopes: ['api'], active: true, revoked: false })
+          else send(res, 401, unauthorized)
         }
-        if (fake.tokenSelfFailWith !== undefined) { send(res, fake.tokenSelfFailWith, { message: `${fake.tokenSelfFailWith}` }); return }
-        const token = req.headers['private-token'] ?? /^Bearer (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1]
-        const listed = typeof token === 'string' ? options.accessTokens?.[token] : undefined
-        const user = userOf(req)
-        if (typeof token === 'string' && options.oauthTokens?.[token] !== undefined) send(res, 401, unauthorized)
-        else if (listed !== undefined) send(res, 200, listed)
-        else if (user !== undefined) send(res, 200, { id: 5000 + user.id, name: 'token', user_id: user.id, scopes: ['api'], active: true, revoked: false })
-        else send(res, 401, unauthorized)
+        // Held: answered on release(), as the other endpoints are.
+        if (fake.hold.has('token_self')) held.push(tokenSelf)
+        else tokenSelf()
         return
       }
       if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/oauth/token/info') {

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Waiters } from '../../src/waiters.ts'
+import { LookupDropped, shareLoad, Waiters } from '../../src/waiters.ts'
 import { leavingClient } from './world.ts'
 
 test('a load is wanted while any of its requests waits, again when one more comes, and for good with a waiter that never goes', () => {
@@ -48,4 +48,13 @@ test('a settled load watches nothing any more', () => {
   waiters.close()
   client.leave()
   assert.equal(changes, 0)
+})
+
+test('a load whose only waiter has gone before it begins is given up from the start', async () => {
+  const client = leavingClient()
+  client.leave()
+  let aborted: boolean | undefined
+  const shared = shareLoad(client.waiter, async signal => { aborted = signal.aborted; return 1 }, () => {})
+  await assert.rejects(shared.pending, LookupDropped)
+  assert.equal(aborted, true, 'no GitLab call for nobody')
 })

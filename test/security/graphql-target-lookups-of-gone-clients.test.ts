@@ -50,3 +50,30 @@ for (const kind of ['read', 'write'] as const) {
     g.gitlab.release()
   })
 }
+
+test('a mutation whose client left while the token\'s lookup ran for another client has no target looked up', async t => {
+  const g = await startGraphqlGate(t, { tokens: TOKENS })
+  const { hostname, port } = new URL(g.url)
+  g.gitlab.hold.add('token_self')
+  // This client's mutation waits for the token's lookup, which another client's request shares.
+  const s = connect(Number(port), hostname)
+  s.on('error', () => {})
+  await new Promise(resolve => s.once('connect', resolve))
+  const body = JSON.stringify({ query: `mutation { uploadCreate(input: { projectPath: "acme/${randomBytes(6).toString('hex')}", file: null }) { errors } }` })
+  s.write(`POST /api/graphql HTTP/1.1\r\nHost: gitlab.example\r\nPrivate-Token: glpat-lib-writer\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  await eventually(() => g.gitlab.tokenSelfCalls === 1, { message: 'the token\'s lookup at GitLab' })
+  const staying = postGraphql(g.url, { query: '{ __typename }' }, { 'private-token': 'glpat-lib-writer' })
+  // Both requests wait: the second shares the one lookup (one call at GitLab).
+  await eventually(async () => total((await scrape(g.healthUrl)).samples, 'job_token_gate_in_flight_requests') === 2, { message: 'the second request waits' })
+  assert.equal(g.gitlab.tokenSelfCalls, 1)
+  // The first client leaves while the token's lookup runs on for the second.
+  s.destroy()
+  await eventually(async () => total((await scrape(g.healthUrl)).samples, 'job_token_gate_client_connections', { listener: 'api', state: 'open' }) === 1, { message: 'the gate saw the first client leave' })
+  g.gitlab.hold.delete('token_self')
+  g.gitlab.hold.add('project')
+  g.gitlab.release()
+  assert.deepEqual((await staying).body, { data: { upstream: true } })
+  await eventually(() => g.logs.some(l => l.reason === 'CLIENT_ABORTED'), { message: 'the mutation ended as a client gone' })
+  assert.equal(g.gitlab.calls.project, 0, 'no lookup asked for a client already gone')
+  g.gitlab.release()
+})
