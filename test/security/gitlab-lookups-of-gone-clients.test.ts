@@ -122,3 +122,40 @@ test('the lookups of a made-up access token on GraphQL and the configuration API
   assert.equal(res.status, 200, await res.text())
   gate.gitlab.release()
 })
+
+test('a job project\'s namespace lookup shared by several tokens\' resolutions is given up once none of them waits', async t => {
+  const gate = await startTestGate(t, { GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  // Jobs of projects no resolution has read yet, each under groups none has either.
+  for (const [project, group, top] of [[900, 30, 31], [901, 32, 33]] as const) {
+    gate.gitlab.groups.set(top, { id: top, fullPath: `top${top}`, parentId: null })
+    gate.gitlab.groups.set(group, { id: group, fullPath: `top${top}/sub`, parentId: top })
+    gate.gitlab.projects.set(project, { id: project, pathWithNamespace: `top${top}/sub/app`, namespace: { id: group, kind: 'group', fullPath: `top${top}/sub`, parentId: top } })
+  }
+  for (const [endpoint, project] of [['project', 900], ['group', 901]] as const) {
+    gate.gitlab.resetCalls()
+    const tokens = [0, 1, 2].map(i => `glcbt-64_${endpoint}ns${String(i).padStart(18, '0')}`)
+    tokens.forEach((token, i) => gate.gitlab.jobs.set(token, { id: project * 10 + i, status: 'running', projectId: project, userId: 7 }))
+    const open = async (): Promise<number> => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_client_connections', { listener: 'api', state: 'open' })
+    const others = await open()
+    gate.gitlab.hold.add(endpoint)
+    const clients: Socket[] = []
+    for (const [i, token] of tokens.entries()) {
+      clients.push(await client(gate.url, token))
+      await eventually(() => gate.gitlab.calls.job === i + 1, { message: `client ${i}'s job at GitLab` })
+    }
+    await eventually(() => gate.gitlab.calls[endpoint] === 1, { message: `one ${endpoint} lookup for every resolution` })
+    const given = async (): Promise<number> => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint, outcome: 'cancelled' })
+    for (const s of clients.slice(0, -1)) s.destroy()
+    await eventually(async () => await open() === others + 1, { message: 'the gate saw the clients leave' })
+    assert.equal(await given(), 0, `the ${endpoint} lookup runs on while one resolution waits`)
+    assert.equal(gate.gitlab.calls[endpoint], 1)
+    clients.at(-1)!.destroy()
+    await eventually(async () => await given() === 1, { message: `the ${endpoint} lookup given up with the last` })
+    gate.gitlab.hold.delete(endpoint)
+    gate.gitlab.release()
+    // Nothing kept: the next resolution asks again, and is answered.
+    const res = await fetch(`${gate.url}/api/v4/projects/${project}/releases`, { headers: { 'job-token': tokens[0]! }, signal: AbortSignal.timeout(10_000) })
+    assert.equal(res.status, 200, await res.text())
+    assert.equal(gate.gitlab.calls[endpoint], 2)
+  }
+})
