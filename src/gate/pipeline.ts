@@ -661,7 +661,7 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
       const owner = String(x.identity!.jobId)
       if (group !== null) return groupPackageRead(engine, match.route, group, owner, x.client ?? undefined)
       const registry = mavenVirtualRegistryOf(match.route, match.params)
-      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry, owner)
+      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry, owner, x.client ?? undefined)
     }
     case 'uncertain':
       // GitLab's handler finds a project here: forwarding undecided would skip its rules.
@@ -744,8 +744,8 @@ async function jobLetIn (engine: Engine, route: CatalogRoute, identity: JobIdent
  * of the package rules. Deferred unchecked, it read the Maven packages of a project that keeps
  * them from job tokens; refused now where any project the registry serves from does so.
  */
-async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registry: number, owner: string): Promise<StageResult> {
-  const projects = await engine.projects!.registryLocalProjects(registry, owner)
+async function virtualRegistryRead (engine: Engine, route: CatalogRoute, registry: number, owner: string, waiter: Waiter | undefined): Promise<StageResult> {
+  const projects = await engine.projects!.registryLocalProjects(registry, owner, waiter)
   if (projects === 'too_many') return denyOf('PACKAGE_PROJECT_UNCERTAIN')
   if (projects === null) return PROJECT_NOT_IN_URL
   const asRead = asMavenRead(route)

@@ -15,7 +15,7 @@ import type { JobIdentity } from '../identity/types.ts'
 import { countedLru } from '../lru.ts'
 import { apiSegment } from '../text.ts'
 import { cacheKeyOf, lookupOf, type Lookup } from './lookup.ts'
-import { LookupDropped, Waiters, type Waiter } from '../waiters.ts'
+import { LookupDropped, shareLoad, Waiters, type Waiter } from '../waiters.ts'
 import { createLookupSlots, type SlotStats } from './slots.ts'
 
 export type Found =
@@ -40,8 +40,9 @@ export interface ProjectFinder {
    * for a user's request: a job route then stays unresolved): synchronously
    * when the answer is cached (the hot path), else a promise that rejects with GateError when
    * GitLab cannot tell. `waiter`: the request's client (none: one that never goes); a lookup
-   * waiting for a slot whose every request has gone is dropped unstarted, and those requests'
-   * promises reject with LookupDropped (src/projects/slots.ts).
+   * whose every request has gone is dropped unstarted if it waits for a slot
+   * (src/projects/slots.ts), given up if it runs (its GitLab calls aborted, nothing kept), and
+   * those requests' promises reject with LookupDropped.
    */
   find (route: CatalogRoute, params: Readonly<Record<string, string>>, identity?: JobIdentity, waiter?: Waiter): Found | Promise<Found>
   /**
@@ -58,9 +59,9 @@ export interface ProjectFinder {
    * Every project a Maven virtual registry serves files from besides its remote upstreams: its
    * local upstreams' projects, and the projects under its local upstreams' groups. Null when
    * GitLab has no such registry; 'too_many' as groupProjects says. Rejects with GateError when
-   * GitLab cannot tell.
+   * GitLab cannot tell. `waiter`: as groupProjects takes it.
    */
-  registryLocalProjects (registry: number, owner?: string): Promise<readonly number[] | null | 'too_many'>
+  registryLocalProjects (registry: number, owner?: string, waiter?: Waiter): Promise<readonly number[] | null | 'too_many'>
   stats (): ProjectFinderStats
 }
 
@@ -117,9 +118,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   const ttlOf = (answer: Found, since: Since): number =>
     (answer.kind === 'project' ? ttlMs : notFoundTtlMs) - (since.at === undefined ? 0 : now() - since.at)
   /** One load per key at once, wanted while any of the requests sharing it waits. */
-  const shared = (key: string, ask: (since: Since, waiters: Waiter) => Promise<Found>, waiter: Waiter | undefined): Promise<Found> => {
+  const shared = (key: string, ask: Ask, waiter: Waiter | undefined): Promise<Found> => {
     const since: Since = {}
-    return found.load(key, waiters => ask(since, waiters), answer => ttlOf(answer, since), waiter)
+    return found.load(key, (waiters, signal) => ask(since, waiters, signal), answer => ttlOf(answer, since), waiter)
   }
   const counts = { hits: 0, misses: 0 }
   // GitLab's npm metadata of a name is built on each call and read whole, up to 16 MiB: at most
@@ -179,27 +180,28 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const kept = groupListings.get(key)
     if (kept !== undefined) return kept.ids
     groupSlots.join(key, owner)
-    const read = await groupListings.load(key, async waiters => await groupSlots.run(async () => {
+    const read = await groupListings.load(key, async (waiters, signal) => await groupSlots.run(async () => {
       const at = now()
-      return { at, ids: await allGroupProjects(group) }
+      return { at, ids: await allGroupProjects(group, signal) }
     }, owner, key, waiters), listing => notFoundTtlMs - (now() - listing.at), waiter)
     return read.ids
   }
   // A virtual registry's local projects, kept as briefly: an upstream linked is seen within it.
   const registryProjectIds = createLoaderCache<readonly number[] | null | 'too_many'>({ max: options.max ?? 10_000, ttlMs: notFoundTtlMs, ...clock })
 
-  const get = async (path: string, endpoint: string): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
+  // `signal`: aborted once nobody waits for the lookup the call is made for (src/waiters.ts).
+  const get = async (path: string, endpoint: string, signal?: AbortSignal): Promise<{ status: number, body: Readonly<Record<string, unknown>> | undefined, location?: string }> => {
     try {
-      const answer = await gitlab.get(path, { endpoint, as: 'service' })
+      const answer = await gitlab.get(path, { endpoint, as: 'service', ...(signal === undefined ? {} : { signal }) })
       unavailableOn(answer.status, path)
       return answer
     } catch (err) {
       throw mapUnavailable(err, path)
     }
   }
-  const list = async (path: string, endpoint: string, pages = maxPages): Promise<{ status: number, items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined, truncated: boolean }> => {
+  const list = async (path: string, endpoint: string, pages = maxPages, signal?: AbortSignal): Promise<{ status: number, items: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined, truncated: boolean }> => {
     try {
-      const answer = await gitlab.getList(path, { endpoint, as: 'service' }, { maxPages: pages })
+      const answer = await gitlab.getList(path, { endpoint, as: 'service', ...(signal === undefined ? {} : { signal }) }, { maxPages: pages })
       unavailableOn(answer.status, path)
       return answer
     } catch (err) {
@@ -208,13 +210,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
   }
 
   /** GET /projects/:id_or_path: the id, or null for 404 and for a redirect not followed. */
-  const projectByPath = async (idOrPath: string, followRedirects: boolean): Promise<number | null> => {
+  const projectByPath = async (idOrPath: string, followRedirects: boolean, signal: AbortSignal): Promise<number | null> => {
     const path = `/api/v4/projects/${apiSegment(idOrPath)}`
-    let answer = await get(path, 'project_lookup')
+    let answer = await get(path, 'project_lookup', signal)
     if (answer.status === 301 || answer.status === 302) {
       // GitLab answers a moved project's old path with a redirect to /projects/<id> (lib/api/helpers.rb).
       if (!followRedirects) return null
-      answer = await get(movedProjectPath(answer.location, path), 'project_lookup')
+      answer = await get(movedProjectPath(answer.location, path), 'project_lookup', signal)
     }
     if (answer.status === 404) return null
     const body = okBody(answer, path)
@@ -234,29 +236,31 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * be are kept: the name itself (`package_name` is a fuzzy filter), and the versionless ones one
    * segment below it (the metadata of `name/<version>`). `at`: when the oldest answer was read.
    * `keptWhole` (a read's): a package-only project whose whole list is kept answers from it.
+   * `asking`: the load it is read for, given up with it.
    */
-  const readListing = async (lookup: Extract<Lookup, { kind: 'package' }>, hidden: boolean, keptWhole = false): Promise<PackageListing> => {
+  const readListing = async (lookup: Extract<Lookup, { kind: 'package' }>, hidden: boolean, asking: Asking, keptWhole = false): Promise<PackageListing> => {
     let at = now()
     const path = packageListPath(lookup)
-    const answer = await list(path, 'package_lookup')
+    const { signal } = asking
+    const answer = await list(path, 'package_lookup', maxPages, signal)
     if (answer.status === 404) return { outcome: 'no_group', at, items: [], truncated: false, groupTruncated: false }
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
     const items = answer.items.filter(item => nameOf(lookup, item.name)).map(keptFields)
     let truncated = answer.truncated
     if (hidden) {
       const group = createHash('sha256').update(lookup.group).digest('hex')
-      const found = await hiddenProjects.get(group, async () => ({ at: now(), ids: await repositoryDisabledProjects(lookup.group) }))
+      const found = await hiddenProjects.get(group, async signal => ({ at: now(), ids: await repositoryDisabledProjects(lookup.group, signal) }), asking.waiters)
       at = Math.min(at, found.at)
       if (found.ids === null) return { outcome: 'too_many_hidden', at, items: [], truncated: false, groupTruncated: false }
       for (const project of found.ids) {
-        const whole = keptWhole ? await wholeProjectPackages(project) : { at, items: null }
+        const whole = keptWhole ? await wholeProjectPackages(project, asking.waiters) : { at, items: null }
         if (whole.items !== null) {
           at = Math.min(at, whole.at)
           for (const item of whole.items) if (nameOf(lookup, item.name)) items.push(item)
           continue
         }
         const own = `/api/v4/projects/${project}/packages?${path.slice(path.indexOf('?') + 1)}`
-        const more = await list(own, 'package_lookup')
+        const more = await list(own, 'package_lookup', maxPages, signal)
         if (more.status === 404) continue
         if (more.status !== 200 || more.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${own} answered ${more.status}`)
         for (const item of more.items) if (nameOf(lookup, item.name)) items.push(keptFields(item))
@@ -275,14 +279,14 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * the part of the whole list that name's paths can be: the same packages, no older than a
    * name's own listing may be (the listing is as old as the oldest answer it holds).
    */
-  const wholeProjectPackages = async (project: number): Promise<ProjectPackages> => projectPackages.get(String(project)) ?? await projectPackages.load(String(project), async () => {
+  const wholeProjectPackages = async (project: number, waiter: Waiter): Promise<ProjectPackages> => projectPackages.get(String(project)) ?? await projectPackages.load(String(project), async (_waiters, signal) => {
     const at = now()
     const path = `/api/v4/projects/${project}/packages?package_type=maven&order_by=created_at&sort=desc&include_versionless=true`
-    const answer = await list(path, 'package_lookup', 1)
+    const answer = await list(path, 'package_lookup', 1, signal)
     if (answer.status === 404) return { at, items: [] }
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
     return { at, items: answer.truncated ? null : answer.items.map(keptFields) }
-  }, whole => notFoundTtlMs - (now() - whole.at))
+  }, whole => notFoundTtlMs - (now() - whole.at), waiter)
 
   /**
    * A Maven lookup's listing. A read takes the one kept for its group and name, or shares the one
@@ -292,13 +296,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (what it answers is kept that much less long: ttlOf()), the ones that hold packages apart from
    * the empty ones, which made-up names fill. A write's lookup (`since` undefined) reads anew. At most
    * MAVEN_LISTINGS_AT_ONCE are read at once gate-wide, MAVEN_LISTINGS_WAITING more wait their
-   * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY. A listing waiting for its
-   * turn is wanted while the lookup of any path it serves is (`waiter`).
+   * turn, and a lookup past them is refused, 503 PROJECT_LOOKUPS_BUSY. A listing is wanted while
+   * the lookup of any path it serves is (`asking`): given up, waiting or read, once none is.
    */
-  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string, waiter?: Waiter): Promise<PackageListing> => {
-    if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true), owner, undefined, waiter)
+  const mavenListing = async (lookup: Extract<Lookup, { kind: 'package' }>, since: Since | undefined, owner: string, asking: Asking): Promise<PackageListing> => {
+    if (since === undefined) return await mavenSlots.run(async () => await readListing(lookup, true, asking), owner, undefined, asking.waiters)
     const key = listingKeyOf(lookup)
-    const read = listings.get(key) ?? await listings.load(key, async waiters => await mavenSlots.run(async () => await readListing(lookup, true, true), owner, key, waiters), listing => notFoundTtlMs - (now() - listing.at), waiter)
+    const read = listings.get(key) ?? await listings.load(key, async (waiters, signal) => await mavenSlots.run(async () => await readListing(lookup, true, { waiters, signal }, true), owner, key, waiters), listing => notFoundTtlMs - (now() - listing.at), asking.waiters)
     since.at = Math.min(since.at ?? Infinity, read.at)
     return read
   }
@@ -309,13 +313,13 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (GET /groups/:id/packages leaves out projects whose repository is disabled, and cannot list a
    * user's namespace), and the newest must be one of them, else UNCERTAIN_ID.
    */
-  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, among?: ReadonlySet<number>, since?: Since, owner = '', waiter?: Waiter): Promise<number | null> => {
+  const packageProject = async (lookup: Extract<Lookup, { kind: 'package' }>, asking: Asking, among?: ReadonlySet<number>, since?: Since, owner = ''): Promise<number | null> => {
     const path = packageListPath(lookup)
     // Maven's finder (Packages::Maven::PackageFinder) takes packages of every project under the
     // group, while the group's list leaves out projects whose repository is disabled (package-only
     // projects): their packages are read from each such project's own list. (npm's helper is
     // asked directly, and a project it names that this list lacks is uncertain: `among`.)
-    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since, owner, waiter) : await readListing(lookup, false)
+    const listing = among === undefined && lookup.format === 'maven' ? await mavenListing(lookup, since, owner, asking) : await readListing(lookup, false, asking)
     if (listing.outcome === 'no_group') return among === undefined ? null : UNCERTAIN_ID
     if (listing.outcome === 'too_many_hidden') return UNCERTAIN_ID
     const { items, truncated } = listing
@@ -365,9 +369,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * whose repository is disabled and package registry is not: GET /groups/:id/packages leaves
    * their packages out. Null: more of them than the gate reads one by one.
    */
-  const repositoryDisabledProjects = async (group: string): Promise<readonly number[] | null> => {
+  const repositoryDisabledProjects = async (group: string, signal: AbortSignal): Promise<readonly number[] | null> => {
     const path = `/api/v4/groups/${apiSegment(group)}/projects?include_subgroups=true&with_shared=false`
-    const answer = await list(path, 'group_projects')
+    const answer = await list(path, 'group_projects', maxPages, signal)
     if (answer.status === 404) return []
     if (answer.status !== 200 || answer.items === undefined) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered ${answer.status}`)
     if (answer.truncated) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} has more pages than the gate reads`)
@@ -383,19 +387,19 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return Object.freeze(ids).length > MAX_REPOSITORY_DISABLED ? null : ids
   }
 
-  const allGroupProjects = async (group: string): Promise<readonly number[] | null | 'too_many'> => {
+  const allGroupProjects = async (group: string, signal: AbortSignal): Promise<readonly number[] | null | 'too_many'> => {
     // A narrower token is shown no group where GitLab's own finder reads one, and of a group only
     // the projects it may read: the one that keeps the format from job tokens may be left out,
     // while GitLab serves its packages to a job whose user reads it.
     if (!await seesEveryProject()) throw unverified('403 Forbidden - the gate\'s service token may not see every project under this group, so the gate cannot tell whether one of them keeps these packages from job tokens; GATE_SERVICE_TOKEN must belong to an administrator or auditor')
     const path = `/api/v4/groups/${apiSegment(group)}/projects?include_subgroups=true&with_shared=false&simple=true`
-    const answer = await list(path, 'group_projects')
+    const answer = await list(path, 'group_projects', maxPages, signal)
     if (answer.status === 404) {
       // The Terraform module registry finds its namespace with find_namespace, a user's too, and
       // serves the packages of the projects in it; the groups API knows no such namespace, and
       // the gate lists no user's projects: uncertain, not "no group".
       const namespace = `/api/v4/namespaces/${apiSegment(group)}`
-      const found = await get(namespace, 'group_projects')
+      const found = await get(namespace, 'group_projects', signal)
       if (found.status === 200) return 'too_many'
       if (found.status !== 404) throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${namespace} answered ${found.status}`)
       return null
@@ -419,9 +423,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * (VirtualRegistries::Upstreams::Local::CheckService). A local upstream naming neither is an
    * answer the gate cannot read.
    */
-  const allRegistryProjects = async (registry: number, owner: string): Promise<readonly number[] | null | 'too_many'> => {
+  const allRegistryProjects = async (registry: number, owner: string, asking: Asking): Promise<readonly number[] | null | 'too_many'> => {
     const path = `/api/v4/virtual_registries/packages/maven/registries/${registry}/upstreams`
-    const answer = await list(path, 'registry_upstreams')
+    const answer = await list(path, 'registry_upstreams', maxPages, asking.signal)
     if (answer.status === 404) {
       // A narrower token may not be shown a registry the job's user reads.
       if (!await seesEveryProject()) throw unverified()
@@ -436,7 +440,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       const group = toId(item.local_group_id)
       if (project !== null) ids.push(project)
       else if (group !== null) {
-        const found = await groupProjects(String(group), owner)
+        const found = await groupProjects(String(group), owner, asking.waiters)
         if (found === 'too_many') return 'too_many'
         if (found !== null) ids.push(...found)
       } else throw lookupError('PROJECT_LOOKUP_FAILED', `GET ${path} answered a local upstream without local_project_id or local_group_id`)
@@ -457,8 +461,8 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * package list, when the list shows every one of them. 403 (the project's package registry is
    * disabled, even to an administrator), or tarballs naming none: UNCERTAIN_ID.
    */
-  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, key?: string, waiter?: Waiter): Promise<number | null | ListedProject> => {
-    const projects = await metadataSlots.run(async () => await metadataProjects(lookup), owner, key, waiter)
+  const npmProject = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, owner: string, asking: Asking, key?: string): Promise<number | null | ListedProject> => {
+    const projects = await metadataSlots.run(async () => await metadataProjects(lookup, asking.signal), owner, key, asking.waiters)
     if (projects === null || projects === UNCERTAIN_ID) return projects
     // GitLab lists the versions of the packages its caller can read (PackagesForUserFinder): a
     // narrower token is shown those of the projects it may read, and one that keeps npm reads
@@ -468,17 +472,17 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     // Several projects: GitLab takes the newest package's. The groups API reads an all-digit
     // scope as a group id, so an instance route's scope can be listed only when it is not one.
     if (projects.size === 0 || (lookup.at === 'instance' && INTEGER.test(lookup.group))) return UNCERTAIN_ID
-    const id = await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, projects)
+    const id = await packageProject({ kind: 'package', group: lookup.group, format: 'npm', name: lookup.name }, asking, projects)
     return id === null || id === UNCERTAIN_ID ? id : { id, listedIn: [...projects] }
   }
 
   /** The projects GitLab's npm metadata of the name lists tarballs of; null: no project; UNCERTAIN_ID. */
-  const metadataProjects = async (lookup: Extract<Lookup, { kind: 'npm_package' }>): Promise<Set<number> | null | typeof UNCERTAIN_ID> => {
+  const metadataProjects = async (lookup: Extract<Lookup, { kind: 'npm_package' }>, signal: AbortSignal): Promise<Set<number> | null | typeof UNCERTAIN_ID> => {
     const name = apiSegment(lookup.name)
     const path = lookup.at === 'instance' ? `/api/v4/packages/npm/${name}` : `/api/v4/groups/${apiSegment(lookup.group)}/-/packages/npm/${name}`
     let answer
     try {
-      answer = await gitlab.get(path, { endpoint: 'npm_metadata', as: 'service', maxResponseBytes: NPM_METADATA_MAX_BYTES })
+      answer = await gitlab.get(path, { endpoint: 'npm_metadata', as: 'service', maxResponseBytes: NPM_METADATA_MAX_BYTES, signal })
     } catch (err) {
       throw mapUnavailable(err, path)
     }
@@ -497,11 +501,11 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return projects
   }
 
-  const pipelineJobs = (projectId: number, pipelineId: number): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async () => {
+  const pipelineJobs = (projectId: number, pipelineId: number, waiter: Waiter | undefined): Promise<ReadonlySet<number>> => pipelines.get(`${projectId}:${pipelineId}`, async signal => {
     const base = `/api/v4/projects/${projectId}/pipelines/${pipelineId}`
     const [jobs, bridges] = await Promise.all([
-      list(`${base}/jobs?include_retried=true`, 'pipeline_jobs'),
-      list(`${base}/bridges?include_retried=true`, 'pipeline_jobs')
+      list(`${base}/jobs?include_retried=true`, 'pipeline_jobs', maxPages, signal),
+      list(`${base}/bridges?include_retried=true`, 'pipeline_jobs', maxPages, signal)
     ])
     const ids = new Set<number>()
     for (const answer of [jobs, bridges]) {
@@ -513,7 +517,7 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       }
     }
     return ids
-  })
+  }, waiter)
 
   // The lookups of writes (below), by key: the one running, and the one every write that came
   // meanwhile waits for, with those writes. `freshSlots`: lookups of writes running or waited for, gate-wide.
@@ -529,9 +533,10 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
    * rules look the project up), and each npm lookup reads GitLab's metadata of the name (up to
    * 16 MiB, built on each call): at most MAX_FRESH_LOOKUPS run or wait gate-wide, and a write
    * past them is refused, 503 PROJECT_LOOKUPS_BUSY, never decided on an older answer. A lookup
-   * is wanted while any of the writes waiting for it is (`waiter`).
+   * is wanted while any of the writes waiting for it is (`waiter`): once none is, it is dropped if
+   * it waits, given up if it runs (its GitLab calls aborted, nothing kept).
    */
-  const freshly = (key: string, ask: (since: Since, waiters: Waiter) => Promise<Found>, waiter: Waiter | undefined): Promise<Found> => {
+  const freshly = (key: string, ask: Ask, waiter: Waiter | undefined): Promise<Found> => {
     const current = freshLookups.get(key)
     if (current?.next != null) {
       current.nextWaiters!.add(waiter)
@@ -542,12 +547,17 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     const waiters = new Waiters(waiter)
     const begin = (): Promise<Found> => {
       // Its answer refreshes the entry reads are answered from; a read's load still in flight,
-      // which GitLab may have answered before, no longer fills it.
+      // which GitLab may have answered before, no longer fills it. One given up keeps nothing.
+      // Watched from its start only: while it waits to begin, a write that comes wants it again
+      // (its waiters back), and one begun whose writes have all gone is dropped by its slot.
+      const given = new AbortController()
+      waiters.watch(() => { if (waiters.gone && !given.signal.aborted) given.abort(new LookupDropped()) })
       const since: Since = {}
-      const running = ask(since, waiters).then(answer => {
+      const running = ask(since, waiters, given.signal).then(answer => {
+        given.signal.throwIfAborted()
         found.keep(key, answer, ttlOf(answer, since))
         return answer
-      })
+      }, (err: unknown) => { throw given.signal.aborted ? given.signal.reason : err })
       const entry = { running, next: null, nextWaiters: null }
       freshLookups.set(key, entry)
       void running.then(settledFresh, settledFresh).then(() => {
@@ -563,9 +573,9 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
     return current.next
   }
 
-  const cached = (key: string, load: (since: Since, waiters: Waiter) => Promise<number | null | ListedProject>, fresh: boolean, waiter: Waiter | undefined): Promise<Found> => {
-    const ask = async (since: Since, waiters: Waiter): Promise<Found> => {
-      const id = await load(since, waiters)
+  const cached = (key: string, load: (since: Since, asking: Asking) => Promise<number | null | ListedProject>, fresh: boolean, waiter: Waiter | undefined): Promise<Found> => {
+    const ask: Ask = async (since, waiters, signal) => {
+      const id = await load(since, { waiters, signal })
       if (id === UNCERTAIN_ID) return UNCERTAIN
       if (typeof id === 'object' && id !== null) return projectFound(id.id, id.listedIn)
       if (id !== null) return projectFound(id)
@@ -609,23 +619,23 @@ export function createProjectFinder (options: ProjectFinderOptions): ProjectFind
       switch (lookup.kind) {
         case 'unresolvable': return UNRESOLVED
         case 'no_project': return NO_PROJECT
-        case 'project_id': return cached(key!, () => projectByPath(String(lookup.id), true), fresh, waiter)
-        case 'project_path': return cached(key!, () => projectByPath(lookup.path, lookup.followRedirects), fresh, waiter)
+        case 'project_id': return cached(key!, (_since, asking) => projectByPath(String(lookup.id), true, asking.signal), fresh, waiter)
+        case 'project_path': return cached(key!, (_since, asking) => projectByPath(lookup.path, lookup.followRedirects, asking.signal), fresh, waiter)
         // A write's lookup reads GitLab's lists anew; a read may take the listing of its name kept.
-        case 'package': return cached(key!, (since, waiters) => packageProject(lookup, undefined, fresh ? undefined : since, owner, waiters), fresh, waiter)
-        case 'npm_package': return cached(key!, (_since, waiters) => npmProject(lookup, owner, fresh ? undefined : key!, waiters), fresh, waiter)
+        case 'package': return cached(key!, (since, asking) => packageProject(lookup, asking, undefined, fresh ? undefined : since, owner), fresh, waiter)
+        case 'npm_package': return cached(key!, (_since, asking) => npmProject(lookup, owner, asking, fresh ? undefined : key!), fresh, waiter)
         case 'pipeline_job': {
           // Without a job (a user's request), no pipeline tells the job's project.
           if (identity === undefined) return UNRESOLVED
           if (lookup.jobId === identity.jobId) return projectFound(identity.jobProjectId)
           if (identity.pipelineId === undefined) return UNRESOLVED
           // A job of the token's own pipeline belongs to the job's own project: self access.
-          return pipelineJobs(identity.jobProjectId, identity.pipelineId).then(jobs => jobs.has(lookup.jobId) ? projectFound(identity.jobProjectId) : UNRESOLVED)
+          return pipelineJobs(identity.jobProjectId, identity.pipelineId, waiter).then(jobs => jobs.has(lookup.jobId) ? projectFound(identity.jobProjectId) : UNRESOLVED)
         }
       }
     },
     groupProjects,
-    registryLocalProjects: (registry, owner = '') => registryProjectIds.get(String(registry), async () => await allRegistryProjects(registry, owner)),
+    registryLocalProjects: (registry, owner = '', waiter) => registryProjectIds.get(String(registry), async (signal, waiters) => await allRegistryProjects(registry, owner, { waiters, signal }), waiter),
     stats: () => ({ projects: { ...counts }, pipelines: pipelines.stats(), slots: { npm_metadata: metadataSlots.stats(), maven_listings: mavenSlots.stats(), group_listings: groupSlots.stats() } })
   }
 }
@@ -670,6 +680,15 @@ interface ProjectPackages {
 
 /** A lookup's answer is as old as the oldest GitLab answer it was decided on (ttlOf()). */
 interface Since { at?: number }
+
+/**
+ * The load a GitLab call is made for: `waiters`, who waits for it (for the loads it waits for in
+ * turn); `signal`, aborted once nobody does (src/waiters.ts).
+ */
+interface Asking { readonly waiters: Waiter, readonly signal: AbortSignal }
+
+/** A lookup's load, wanted by `waiters`, given up with them (`signal`). */
+type Ask = (since: Since, waiters: Waiter, signal: AbortSignal) => Promise<Found>
 
 /** readListing(): what GitLab's package lists answered for one name under one group. */
 interface PackageListing {
@@ -724,13 +743,14 @@ const NPM_METADATA_WAITING = 1024
  * other: they never push a lasting one out), and one load per key at once, held apart from both.
  * keep() also ends the load of the key in flight: a fresher answer (a write's lookup) is not
  * overwritten by one GitLab may have given before. A load in flight is handed its waiters (see
- * src/waiters.ts): `waiter` of every load() that shares it, until it settles; a load()
- * that shared one dropped (LookupDropped) loads anew while its waiter still waits.
+ * src/waiters.ts): `waiter` of every load() that shares it, until it settles; once every one has
+ * gone it is given up (shareLoad: its signal aborted, its key free, nothing kept). A load() that
+ * shared one dropped (LookupDropped) loads anew while its waiter still waits.
  */
 function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCache<string, V>, lasts: (value: V) => boolean): {
   get: (key: string) => V | undefined
   keep: (key: string, value: V, ttlMs: number) => void
-  load: (key: string, start: (waiters: Waiter) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter) => Promise<V>
+  load: (key: string, start: (waiters: Waiter, signal: AbortSignal) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter) => Promise<V>
 } {
   const loading = new Map<string, { readonly pending: Promise<V>, readonly waiters: Waiters }>()
   const keep = (key: string, value: V, ttlMs: number): void => {
@@ -742,7 +762,7 @@ function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCach
     if (ttl >= 1) into.set(key, value, { ttl })
     else into.delete(key)
   }
-  const load = (key: string, start: (waiters: Waiter) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter): Promise<V> => {
+  const load = (key: string, start: (waiters: Waiter, signal: AbortSignal) => Promise<V>, ttlOf: (value: V) => number, waiter?: Waiter): Promise<V> => {
     const inFlight = loading.get(key)
     if (inFlight !== undefined) {
       inFlight.waiters.add(waiter)
@@ -754,17 +774,20 @@ function keptApart<V extends {}> (lasting: LRUCache<string, V>, passing: LRUCach
         return load(key, start, ttlOf, waiter)
       })
     }
-    const waiters = new Waiters(waiter)
-    const pending = start(waiters).then(value => {
-      waiters.close()
+    // Held to its end, a lookup its clients had all left held a connection to GitLab (and a slot)
+    // for nobody, the live builds' lookups waiting behind it.
+    let pending: Promise<V> | undefined
+    const shared = shareLoad(waiter, async (signal, waiters) => await start(waiters, signal), () => {
+      if (pending !== undefined && loading.get(key)?.pending === pending) loading.delete(key)
+    })
+    pending = shared.pending.then(value => {
       if (loading.get(key)?.pending === pending) keep(key, value, ttlOf(value))
       return value
     }, (err: unknown) => {
-      waiters.close()
       if (loading.get(key)?.pending === pending) loading.delete(key)
       throw err
     })
-    loading.set(key, { pending, waiters })
+    loading.set(key, { pending, waiters: shared.waiters })
     return pending
   }
   return { get: key => lasting.get(key) ?? passing.get(key), keep, load }

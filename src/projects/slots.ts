@@ -6,8 +6,8 @@
 // and among those to the one served least recently: a build waits for the next free slot, not for
 // another job's queue. A waiting load whose every waiter has gone (their clients went away) is
 // dropped from the queues, never started: it cost GitLab a call for nobody, and every live build's
-// lookup behind it waited for it. A load started runs to its end: GitLab is already answering, and
-// the finder keeps the answer for the next request of the key.
+// lookup behind it waited for it. A load started is given up by its owner once its waiters have
+// gone (src/projects/finder.ts: its GitLab calls aborted), which frees its slot.
 
 import { GateError } from '../errors.ts'
 import { LookupDropped, type Waiter } from '../waiters.ts'
