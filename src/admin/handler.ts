@@ -365,8 +365,9 @@ export function createAdmin (options: AdminOptions): Admin {
     let refusal: GateError | null
     // Whom the request's cookies sign in is asked once, for every project path either checks.
     const session: SessionAnswer = {}
+    const client = new ClientWaiter(res)
     try {
-      refusal = await checkModelRegistryMutations(roles, req, params, session) ?? await checkPackageDeletes(roles, options.gitlab, req, params, session)
+      refusal = await checkModelRegistryMutations(roles, req, params, session, client) ?? await checkPackageDeletes(roles, options.gitlab, req, params, session, client)
     } catch (err) {
       refusal = err instanceof GateError ? err : null
       if (refusal === null) throw err

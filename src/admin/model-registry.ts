@@ -19,6 +19,7 @@ import { GateError, type ErrorCode } from '../errors.ts'
 import { cookieHeader, type Credential, type HeaderSource } from '../identity/credentials.ts'
 import { findGraphqlToken } from './graphql-credentials.ts'
 import { fieldWalker, gitlabDocument, graphqlReadings, normalizeVariables, rubyLexDifference, type GraphqlOperation, type GraphqlParams } from './graphql.ts'
+import type { Waiter } from '../waiters.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
 export const MODEL_REGISTRY_TEXT = /mlModel(?:Version)?(?:Create|Edit|Delete|Destroy)/
@@ -115,9 +116,10 @@ export type GraphqlCaller =
  * The caller of a GraphQL request's mutations: the access token GitLab's GraphQL reads (a job
  * token is none: GitLab runs such a request without it) and the session its cookies may sign in;
  * ambiguous where the tokens disagree. `session`: whom the cookies sign in, shared by every check
- * of the request (GitLab asked once, not once per project path).
+ * of the request (GitLab asked once, not once per project path). `client`: the request's; the
+ * checks' lookups are given up once it has gone (LookupDropped, src/waiters.ts).
  */
-export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): GraphqlCaller {
+export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}, client?: Waiter): GraphqlCaller {
   const token = findGraphqlToken(request, params)
   if (token.kind === 'ambiguous') return { kind: 'ambiguous' }
   // GitLab's API takes a personal access token as Bearer as well as an OAuth token.
@@ -129,7 +131,7 @@ export function graphqlCaller (roles: UserRoleCheck, request: HeaderSource, para
     kind: 'caller',
     signsIn: credentials.length > 0 || value !== undefined,
     check: async match => {
-      const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie, session })
+      const refusal: { code: ErrorCode, message?: string } | null = await roles.check({ match, credentials, ...cookie, session, ...(client === undefined ? {} : { client }) })
       return refusal === null ? null : new GateError(refusal.code, refusal.message)
     }
   }
@@ -272,11 +274,11 @@ const UNREADABLE = '400 Bad request - this GraphQL request names a model registr
  * in; a job token is none (GitLab's GraphQL runs such a request without it). `session`: as for
  * graphqlCaller.
  */
-export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): Promise<GateError | null> {
+export async function checkModelRegistryMutations (roles: UserRoleCheck, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}, client?: Waiter): Promise<GateError | null> {
   const reading = modelRegistryMutations(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(roles, request, params, session)
+  const caller = graphqlCaller(roles, request, params, session, client)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
   // Each check may cost calls to GitLab, a made-up path's as many as a real one's: counted first.
   const checks = new Set<string>()

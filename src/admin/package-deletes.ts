@@ -23,6 +23,7 @@ import type { HeaderSource } from '../identity/credentials.ts'
 import type { GraphqlParams } from './graphql.ts'
 import { graphqlCaller, graphqlPackageMatch, idText, inputValue, MAX_PROJECT_PATHS, projectPathMatch, readMutations, TOO_MANY_PROJECTS, UNREAD, type MutationsReading } from './model-registry.ts'
 import type { SessionAnswer, UserRoleCheck } from './roles.ts'
+import { shareLoad, type Waiter } from '../waiters.ts'
 
 /** A document can name one only if its text does (GraphQL names are never escaped). */
 export const PACKAGE_DELETE_TEXT = /destroyPackage/
@@ -81,11 +82,19 @@ type PackagePlace = { readonly projectId: number, readonly format: string } | nu
 
 const PACKAGE_QUERY = 'query gatePackageProject($id: PackagesPackageID!) { package(id: $id) { packageType project { id } } }'
 
-async function placeOf (gitlab: GitlabClient, id: string): Promise<PackagePlace> {
+/** `client`: the request's; the lookup is given up once it has gone (LookupDropped, src/waiters.ts). */
+async function placeOf (gitlab: GitlabClient, id: string, client: Waiter | undefined): Promise<PackagePlace> {
   if (!gitlab.hasServiceToken || gitlab.post === undefined) return null
+  const post = gitlab.post.bind(gitlab)
+  // Any cookie has it asked: held to its end, the lookups of clients that had gone held the
+  // GitLab client's connections.
+  return await shareLoad(client, async signal => await askPlace(post, id, signal), () => {}).pending
+}
+
+async function askPlace (post: NonNullable<GitlabClient['post']>, id: string, signal: AbortSignal): Promise<PackagePlace> {
   let answer: GitlabAnswer
   try {
-    answer = await gitlab.post('/api/graphql', { query: PACKAGE_QUERY, variables: { id } }, { endpoint: 'graphql_package', as: 'service' })
+    answer = await post('/api/graphql', { query: PACKAGE_QUERY, variables: { id } }, { endpoint: 'graphql_package', as: 'service', signal })
   } catch (err) {
     if (err instanceof GitlabUnavailable) throw new GateError('PROJECT_LOOKUP_FAILED', LOOKUP_FAILED)
     throw err
@@ -111,13 +120,13 @@ const TOO_MANY = `400 Bad request - this GraphQL request deletes more than ${MAX
  * 502 PROJECT_LOOKUP_FAILED, 401 CREDENTIAL_AMBIGUOUS, 400 GRAPHQL_NOT_INSPECTABLE,
  * GRAPHQL_TOO_MANY_PACKAGES, GRAPHQL_TOO_MANY_PROJECTS). The caller is as for the model
  * registry's mutations (model-registry.ts): the access token GitLab's GraphQL reads, and the
- * session of its cookies (`session`: as for graphqlCaller).
+ * session of its cookies (`session`, `client`: as for graphqlCaller).
  */
-export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}): Promise<GateError | null> {
+export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabClient, request: HeaderSource, params: GraphqlParams, session: SessionAnswer = {}, client?: Waiter): Promise<GateError | null> {
   const reading = packageDeletes(params)
   if (reading.kind === 'none') return null
   if (reading.kind === 'unreadable') return new GateError('GRAPHQL_NOT_INSPECTABLE', UNREADABLE)
-  const caller = graphqlCaller(roles, request, params, session)
+  const caller = graphqlCaller(roles, request, params, session, client)
   if (caller.kind === 'ambiguous') return new GateError('CREDENTIAL_AMBIGUOUS')
   // No one GitLab could sign in: nothing is deleted, and nothing is asked of GitLab.
   if (!caller.signsIn) return null
@@ -134,7 +143,7 @@ export async function checkPackageDeletes (roles: UserRoleCheck, gitlab: GitlabC
   }
   const checked = new Set<string>()
   for (const id of ids) {
-    const place = await placeOf(gitlab, id)
+    const place = await placeOf(gitlab, id, client)
     if (place === null) return new GateError('PACKAGE_PROJECT_UNCERTAIN', NOT_SHOWN)
     const key = `${place.format} ${place.projectId}`
     if (checked.has(key)) continue

@@ -18,7 +18,7 @@ import type { JSONWebKeySet } from 'jose'
 
 export type ServiceRole = 'admin' | 'auditor' | 'user' | 'admin_without_admin_mode'
 
-export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams' | 'job_user' | 'token_self'
+export type Endpoint = 'job' | 'project' | 'group' | 'jwks' | 'packages' | 'group_projects' | 'npm_metadata' | 'namespace' | 'pipeline' | 'service_user' | 'registry_upstreams' | 'job_user' | 'token_self' | 'package_query'
 
 export interface FakePackage {
   readonly id: number
@@ -270,7 +270,7 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
     serviceRole: options.serviceRole ?? 'admin',
     serviceHidden: new Set(),
     externalUsers: new Set(),
-    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0 },
+    calls: { job: 0, project: 0, group: 0, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0, package_query: 0 },
     targets: [],
     jwks: options.jwks ?? { keys: [] },
     delayMs: 0,
@@ -358,10 +358,16 @@ export async function startFakeGitlab (options: FakeGitlabOptions = {}): Promise
       }
       if (options.packageQueries === true && req.method === 'POST' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/graphql' && req.headers['private-token'] === fake.serviceToken) {
         fake.packageQueryCalls++
+        fake.calls.package_query++
         void bodyText(req).then(text => {
-          if (fake.packageQueryFailWith !== undefined) send(res, fake.packageQueryFailWith, { message: `${fake.packageQueryFailWith}` })
-          else packageAnswer(res, text)
-        })
+          const answerIt = (): void => {
+            if (fake.packageQueryFailWith !== undefined) send(res, fake.packageQueryFailWith, { message: `${fake.packageQueryFailWith}` })
+            else packageAnswer(res, text)
+          }
+          // Held: answered on release(), as the other endpoints are.
+          if (fake.hold.has('package_query')) held.push(answerIt)
+          else answerIt()
+        }, () => {})
         return
       }
       if (req.method === 'GET' && new URL(req.url ?? '/', 'http://fake').pathname === '/api/v4/personal_access_tokens/self') {

@@ -56,13 +56,13 @@ test('introspection: identity, ancestors nearest first, namespace cache', async 
 
   const identity = await resolver.resolve(RUNNING)
   assert.deepEqual(identity, { jobId: 1001, jobProjectId: 10, jobProjectPath: 'acme/platform/ci/app', ancestorGroupIds: [3, 2, 1], userId: 7, pipelineId: 2001 })
-  assert.deepEqual(fake.calls, { job: 1, project: 1, group: 2, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0 })
+  assert.deepEqual(fake.calls, { job: 1, project: 1, group: 2, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0, package_query: 0 })
 
   // Another job of the same project: one /job call, no project or group call.
   const second = await resolver.resolve(RUNNING_2)
   assert.equal(second.jobId, 1002)
   assert.deepEqual(second.ancestorGroupIds, [3, 2, 1])
-  assert.deepEqual(fake.calls, { job: 2, project: 1, group: 2, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0 })
+  assert.deepEqual(fake.calls, { job: 2, project: 1, group: 2, jwks: 0, packages: 0, group_projects: 0, npm_metadata: 0, namespace: 0, pipeline: 0, service_user: 0, registry_upstreams: 0, job_user: 0, token_self: 0, package_query: 0 })
 
   // The same token again: cached.
   assert.deepEqual(await resolver.resolve(RUNNING), identity)

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { eventually } from '../helpers/eventually.ts'
+import { startTestGate, TOKENS as JOB_TOKENS } from '../helpers/gate.ts'
 import { postGraphql, startGraphqlGate, type FakeToken, type GraphqlGate } from '../helpers/graphql-gate.ts'
 import { scrape, total } from '../helpers/metrics.ts'
 
@@ -76,4 +77,29 @@ test('a mutation whose client left while the token\'s lookup ran for another cli
   await eventually(() => g.logs.some(l => l.reason === 'CLIENT_ABORTED'), { message: 'the mutation ended as a client gone' })
   assert.equal(g.gitlab.calls.project, 0, 'no lookup asked for a client already gone')
   g.gitlab.release()
+})
+
+test('the lookups of the packages a GraphQL delete names by ID are given up with the clients that asked', async t => {
+  // destroyPackage names a package by global ID; the gate asks GitLab (as the service token) which
+  // project it is in before any credential is asked about: any cookie has it asked.
+  const gate = await startTestGate(t, { GATE_MAX_CONNECTIONS: String(CONNECTIONS), GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('package_query')
+  const { hostname, port } = new URL(gate.url)
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const body = JSON.stringify({ query: `mutation { destroyPackage(input: {id: "gid://gitlab/Packages::Package/${90_000 + i}"}) { errors } }` })
+    const s = connect(Number(port), hostname)
+    s.on('error', () => {})
+    await new Promise(resolve => s.once('connect', resolve))
+    s.write(`POST /api/graphql HTTP/1.1\r\nHost: gitlab.example\r\nCookie: theme=dark\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    await eventually(() => gate.gitlab.calls.package_query === i + 1, { message: `client ${i}'s package lookup at GitLab` })
+    s.destroy()
+  }
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'graphql_package', outcome: 'cancelled' }) === CONNECTIONS, { message: 'every package lookup given up' })
+  await eventually(() => gate.logs.filter(l => l.reason === 'CLIENT_ABORTED').length === CONNECTIONS, { message: 'each request ended as a client gone' })
+  assert.ok(!gate.logs.some(l => l.level === 50), 'no failure of the gate logged')
+  // A running job's next lookup reaches GitLab and is answered.
+  gate.gitlab.hold.delete('package_query')
+  const res = await fetch(gate.url + '/api/v4/projects/100/releases', { headers: { 'job-token': JOB_TOKENS.app }, signal: AbortSignal.timeout(20_000) })
+  assert.equal(res.status, 200, await res.text())
+  gate.gitlab.release()
 })
