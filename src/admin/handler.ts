@@ -59,7 +59,7 @@ export interface GraphqlGuard {
   /** A request for GitLab: the token found where GitLab reads one, and every reading checked. */
   enforce (request: HeaderSource, params: GraphqlParams, requestId: string, partial?: 'multipart' | 'opaque', client?: Waiter): Promise<GraphqlGuardResult>
   /** The gate's own operation, for a user caller's token, before the service runs. */
-  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<GraphqlGuardResult>
+  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string, client?: Waiter): Promise<GraphqlGuardResult>
 }
 
 /**
@@ -462,7 +462,7 @@ export function createAdmin (options: AdminOptions): Admin {
         try {
           if (caller.kind === 'user' && options.graphql !== undefined) {
             // A fine-grained token needs the catalog permission of each operation at its project.
-            const verdict = await options.graphql.decideGateOperation(userToken(caller), classified.document, classified.variables ?? {}, classified.operationName, requestId)
+            const verdict = await options.graphql.decideGateOperation(userToken(caller), classified.document, classified.variables ?? {}, classified.operationName, requestId, caller.client)
             if (verdict.kind === 'deny') {
               send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
               return ANSWERED
@@ -474,7 +474,7 @@ export function createAdmin (options: AdminOptions): Admin {
             // did not show is refused before it runs. One GitLab refuses runs on: its Maintainer
             // check answers ADMIN_UNAUTHENTICATED in each field, as before.
             const write = runsMutation(classified.document, classified.operationName)
-            const scopes = await options.tokenPermissions.scopes(userToken(caller))
+            const scopes = await options.tokenPermissions.scopes(userToken(caller), caller.client)
             const refusal = scopeRefusal(scopes, write) ?? (scopes.kind === 'refused' ? null : unknownScopeRefusal(scopes, write))
             if (refusal !== null) {
               refuseTokenScope(res, requestId, refusal, canonical.method, canonical.path, unread)
@@ -488,7 +488,7 @@ export function createAdmin (options: AdminOptions): Admin {
             ? async (access: ProjectAccess, permission: string): Promise<void> => {
               let verdict: Awaited<ReturnType<typeof tokens.check>>
               try {
-                verdict = await tokens.check(userToken(caller), permission, String(access.projectId), fresh)
+                verdict = await tokens.check(userToken(caller), permission, String(access.projectId), fresh, caller.client)
               } catch (err) {
                 // GitLab not answering the lookup: the field's error names it, as the service's do.
                 if (err instanceof GateError && !(err instanceof AdminError)) throw new AdminError(err.code, err.message)

@@ -180,9 +180,10 @@ export interface TokenPermissionCheck {
    * `project` is the path's `:id` as the gate received it (an id, or a URL-encoded full path).
    * `fresh`: a write's lookups for one request, where the project and the groups above it are
    * asked of GitLab anew, once each (permission-check.ts FreshLookups); a read's come from the
-   * lookups kept for every caller.
+   * lookups kept for every caller. `client`: the request's; the lookups are given up once it has
+   * gone (LookupDropped, src/waiters.ts).
    */
-  check (token: string, permission: string, project: string, fresh?: Map<string, Promise<unknown>>): Promise<TokenPermissionVerdict>
+  check (token: string, permission: string, project: string, fresh?: Map<string, Promise<unknown>>, client?: Waiter): Promise<TokenPermissionVerdict>
 }
 
 export type TokenPermissionVerdict =
@@ -229,7 +230,7 @@ async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, r
   const refusal = scopeRefusal(scopes, isWrite(request.method))
   if (refusal !== null) throw refusal
   if (scopes.kind !== 'fine_grained') return scopes
-  const verdict = await tokens.check(token, permission, request.idSegment, fresh)
+  const verdict = await tokens.check(token, permission, request.idSegment, fresh, request.caller.client)
   if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
   return scopes
 }
@@ -238,7 +239,7 @@ async function checkTokenPermission (tokens: TokenPermissionCheck | undefined, r
 async function confirmTokenPermission (tokens: TokenPermissionCheck, request: RestRequest, projectId: number, fresh: Map<string, Promise<unknown>> | undefined): Promise<void> {
   const permission = tokenPermissionOf(request.method, request.endpoint)
   if (permission === null || request.caller.kind !== 'user') return
-  const verdict = await tokens.check(userToken(request.caller), permission, String(projectId), fresh)
+  const verdict = await tokens.check(userToken(request.caller), permission, String(projectId), fresh, request.caller.client)
   if (verdict.kind === 'missing') throw new TokenPermissionMissing(verdict.permission, verdict.message)
 }
 

@@ -493,13 +493,13 @@ function createGraphqlEnforcement (config: Config, gitlab: GitlabClient, logger:
         case 'other': return { kind: 'unknown' }
       }
     },
-    async check (token, permission, project, fresh) {
-      const found = await scopes.scopesOf(token)
+    async check (token, permission, project, fresh, client) {
+      const found = await scopes.scopesOf(token, client)
       if (found.kind !== 'fine_grained') return { kind: 'not_fine_grained' }
       // The path's :id: digits are an id, anything else a URL-encoded full path.
       const decoded = decodeURIComponent(project)
       const target = /^\d+$/.test(decoded) ? { kind: 'project' as const, id: decoded, from: ':id' } : { kind: 'project' as const, path: decoded, from: ':id' }
-      const verdict = await checkPermission(found, [{ permission, boundary: 'Project' }], target, targets, { labels, ...(fresh === undefined ? {} : { fresh }) })
+      const verdict = await checkPermission(found, [{ permission, boundary: 'Project' }], target, targets, { labels, ...(fresh === undefined ? {} : { fresh }), ...(client === undefined ? {} : { waiter: client }) })
       return verdict.ok ? { kind: 'granted' } : { kind: 'missing', permission: verdict.permission, message: verdict.message }
     }
   }

@@ -113,8 +113,9 @@ export interface GraphqlEnforcer {
   /**
    * The gate's own operations (the allowlist mutations it answers, its own fields) for a user
    * caller's token: the permission each needs at its project, checked before the service runs.
+   * `client`: as enforce() takes it.
    */
-  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string): Promise<EnforceResult>
+  decideGateOperation (token: string, document: DocumentNode, variables: Readonly<Record<string, unknown>>, operationName: string | undefined, requestId: string, client?: Waiter): Promise<EnforceResult>
 }
 
 /**
@@ -451,14 +452,14 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
       throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
     },
-    async decideGateOperation (token, document, variables, operationName, requestId) {
+    async decideGateOperation (token, document, variables, operationName, requestId, client) {
       return await withScopes(token, requestId, async scopes => {
         const operation: GraphqlOperation = { query: '', variables, operationName: operationName ?? null }
-        const refusal = await checkOperation(scopes, operation, { document, variables })
+        const refusal = await checkOperation(scopes, operation, { document, variables }, false, new Map(), client)
         if (refusal !== null) return deny(refusal, { data: null, errors: [errorOf(refusal, operationName ?? null)] }, requestId, true)
         count('allow', 'GRAPHQL_PERMISSIONS_GRANTED', null)
         return ALLOW
-      })
+      }, client)
     }
   }
 }

@@ -159,3 +159,27 @@ test('a job project\'s namespace lookup shared by several tokens\' resolutions i
     assert.equal(gate.gitlab.calls[endpoint], 2)
   }
 })
+
+test('the lookups of a made-up access token on the gate\'s own GraphQL operations are given up with their clients', async t => {
+  // A document of the gate's own fields at /api/graphql is the configuration API's: its access
+  // token's scopes are asked of GitLab (`GET /personal_access_tokens/self`) before anything else.
+  const gate = await startTestGate(t, { GATE_MAX_CONNECTIONS: String(CONNECTIONS), GATE_IDENTITY_TIMEOUT_MS: '60000' }, { asServe: true })
+  gate.gitlab.hold.add('token_self')
+  const { hostname, port } = new URL(gate.url)
+  const body = JSON.stringify({ query: 'query { project(fullPath: "acme/lib") { jobTokenPermissions { packageRegistry { format read write delete configured } } } }' })
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const s = connect(Number(port), hostname)
+    s.on('error', () => {})
+    await new Promise(resolve => s.once('connect', resolve))
+    s.write(`POST /api/graphql HTTP/1.1\r\nHost: gitlab.example\r\nPrivate-Token: glpat-${randomBytes(10).toString('hex')}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    await eventually(() => gate.gitlab.calls.token_self === i + 1, { message: `client ${i}'s lookup at GitLab` })
+    s.destroy()
+  }
+  await eventually(async () => total((await scrape(gate.healthUrl)).samples, 'job_token_gate_gitlab_requests_total', { endpoint: 'token_self', outcome: 'cancelled' }) === CONNECTIONS, { message: 'every lookup given up' })
+  await eventually(() => gate.logs.filter(l => l.reason === 'CLIENT_ABORTED').length === CONNECTIONS, { message: 'each request ended as a client gone' })
+  assert.ok(!gate.logs.some(l => l.level === 50), 'no failure of the gate logged')
+  gate.gitlab.hold.delete('token_self')
+  const res = await fetch(gate.url + RELEASES, { headers: { 'job-token': TOKENS.app }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(res.status, 200, await res.text())
+  gate.gitlab.release()
+})
