@@ -188,7 +188,7 @@ export interface GraphqlHttpRequest {
   /** The raw URL query string (without '?'). */
   readonly query: string
   readonly contentType: string
-  /** False when the body was not read (compressed: GitLab cannot parse it either). */
+  /** False when the body is not at hand: a body over the limit that is no upload, decided from the URL alone (handler.ts). */
   readonly bodyReadable: boolean
 }
 

@@ -401,62 +401,57 @@ export function createAdmin (options: AdminOptions): Admin {
           refuse(res, requestId, new AdminError('API_PATH_OUTSIDE_ROOT', GRAPHQL_OUTSIDE_ROOT), canonical.method, canonical.path, !req.complete)
           return ANSWERED
         }
-        // A compressed body is not read: GitLab does not decode it either, so only the URL's
-        // parameters can reach its GraphQL; they are still checked.
-        const encoding = req.headers['content-encoding']
-        const bodyReadable = encoding === undefined || encoding.trim().toLowerCase() === 'identity'
-        let body: Buffer = Buffer.alloc(0)
-        if (bodyReadable) {
-          beforeBodyRead?.()
-          // Read whole up to the limit; a larger body is decided from its first bytes and, when
-          // it is GitLab's, streams on (graphql-body.ts).
-          let read: Awaited<ReturnType<typeof readGraphqlBody>>
-          try {
-            read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES, options.bodyBudget)
-          } catch (err) {
-            if (!(err instanceof AdminError)) throw err
-            refuse(res, requestId, err, canonical.method, canonical.path, true)
-            return ANSWERED
-          }
-          if (read.kind === 'over') {
-            const contentType = String(req.headers['content-type'] ?? '')
-            // The parameters the decided `map` names: a later part of one of these names must be a file.
-            let lateMapKeys: readonly string[] = []
-            if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
-              // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
-              // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
-              const boundary = /^[ \t]*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
-              // The parts complete in the bytes read, closed as the body would be at the next delimiter.
-              const known = boundary === null ? Buffer.alloc(0) : Buffer.concat([completeMultipartParts(read.prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
-              const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
-              if (await guardAnswered(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')) return ANSWERED
-              lateMapKeys = mapKeys(params)
-            }
-            const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES, lateMapKeys)
-            if (over.kind === 'stream') return { kind: 'pass', body: over.body }
-            refuse(res, requestId, over.error, canonical.method, canonical.path, true)
-            return ANSWERED
-          }
-          body = read.bytes
+        // The body is read as sent whatever its Content-Encoding: nothing on GitLab's way to its
+        // GraphQL inflates a request body (Workhorse only git's pack routes, CompressedJson a few
+        // npm and error tracking routes), and Rack and Rails parse the bytes as they came.
+        beforeBodyRead?.()
+        // Read whole up to the limit; a larger body is decided from its first bytes and, when
+        // it is GitLab's, streams on (graphql-body.ts).
+        let read: Awaited<ReturnType<typeof readGraphqlBody>>
+        try {
+          read = await readGraphqlBody(req, MAX_ADMIN_BODY_BYTES, options.bodyBudget)
+        } catch (err) {
+          if (!(err instanceof AdminError)) throw err
+          refuse(res, requestId, err, canonical.method, canonical.path, true)
+          return ANSWERED
         }
-        const request: GraphqlHttpRequest = { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable }
+        if (read.kind === 'over') {
+          const contentType = String(req.headers['content-type'] ?? '')
+          // The parameters the decided `map` names: a later part of one of these names must be a file.
+          let lateMapKeys: readonly string[] = []
+          if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
+            // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
+            // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
+            const boundary = /^[ \t]*multipart\//i.test(contentType) ? parseMultipartBoundary(contentType) : null
+            // The parts complete in the bytes read, closed as the body would be at the next delimiter.
+            const known = boundary === null ? Buffer.alloc(0) : Buffer.concat([completeMultipartParts(read.prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
+            const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
+            if (await guardAnswered(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')) return ANSWERED
+            lateMapKeys = mapKeys(params)
+          }
+          const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES, lateMapKeys)
+          if (over.kind === 'stream') return { kind: 'pass', body: over.body }
+          refuse(res, requestId, over.error, canonical.method, canonical.path, true)
+          return ANSWERED
+        }
+        const body = read.bytes
+        const request: GraphqlHttpRequest = { method: canonical.method, query: canonical.query, contentType: String(req.headers['content-type'] ?? ''), bodyReadable: true }
         const params = readGraphqlParams(body, request)
         const classified = classifyParams(params, request)
-        const unread = !bodyReadable && !req.complete
         if (classified.kind === 'gitlab') {
           // Fine-grained personal access tokens: decided here, before GitLab runs anything.
-          if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, unread)) return ANSWERED
+          if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, false)) return ANSWERED
           // A project's package rules bind users' model registry mutations and package deletes.
-          if (await packageRulesAnswered(req, res, canonical, params, requestId, unread)) return ANSWERED
+          if (await packageRulesAnswered(req, res, canonical, params, requestId, false)) return ANSWERED
           return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
         }
         if (classified.kind === 'refused') {
-          refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path, unread)
+          refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path)
           return ANSWERED
         }
         const caller = findCaller(req, canonical.query, options.adminToken, new ClientWaiter(res))
         if (caller.kind === 'none' || caller.kind === 'job_token' || caller.kind === 'ambiguous') {
-          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path, unread)
+          refuse(res, requestId, new AdminError(caller.kind === 'none' ? 'ADMIN_UNAUTHENTICATED' : caller.kind === 'job_token' ? 'ADMIN_JOB_TOKEN_REFUSED' : 'CREDENTIAL_AMBIGUOUS'), canonical.method, canonical.path)
           return ANSWERED
         }
         try {
@@ -464,7 +459,7 @@ export function createAdmin (options: AdminOptions): Admin {
             // A fine-grained token needs the catalog permission of each operation at its project.
             const verdict = await options.graphql.decideGateOperation(userToken(caller), classified.document, classified.variables ?? {}, classified.operationName, requestId, caller.client)
             if (verdict.kind === 'deny') {
-              send(res, requestId, 200, verdict.body, unread ? { connection: 'close' } : {})
+              send(res, requestId, 200, verdict.body)
               return ANSWERED
             }
           }
@@ -477,7 +472,7 @@ export function createAdmin (options: AdminOptions): Admin {
             const scopes = await options.tokenPermissions.scopes(userToken(caller), caller.client)
             const refusal = scopeRefusal(scopes, write) ?? (scopes.kind === 'refused' ? null : unknownScopeRefusal(scopes, write))
             if (refusal !== null) {
-              refuseTokenScope(res, requestId, refusal, canonical.method, canonical.path, unread)
+              refuseTokenScope(res, requestId, refusal, canonical.method, canonical.path, false)
               return ANSWERED
             }
           }
@@ -497,9 +492,9 @@ export function createAdmin (options: AdminOptions): Admin {
               if (verdict.kind === 'missing') throw new AdminError('GRAPHQL_PERMISSION_MISSING', verdict.message)
             }
             : undefined
-          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId, confirm), unread ? { connection: 'close' } : {})
+          send(res, requestId, 200, await executeGraphql(service, classified, caller, requestId, confirm))
         } catch (err) {
-          refuse(res, requestId, err, canonical.method, canonical.path, !bodyReadable && !req.complete)
+          refuse(res, requestId, err, canonical.method, canonical.path, false)
         }
         return ANSWERED
       }

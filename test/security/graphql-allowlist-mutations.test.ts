@@ -261,7 +261,7 @@ test('graphql allowlist: under a relative URL root the rooted GraphQL path is th
   upstreamSawNoGraphql(g, 'rooted')
 })
 
-test('graphql allowlist: a compressed body is not read, but a mutation in the URL still is the gate\'s', async t => {
+test('graphql allowlist: a gzip body GitLab cannot parse leaves the mutation in the URL the gate\'s', async t => {
   const g = await gate(t)
   const res = await send(g.url, 'POST', `/api/graphql?query=${encodeURIComponent(REMOVE_APP)}`, { ...op, 'content-encoding': 'gzip' }, gzipSync(gql('{ currentUser { id } }')))
   assert.equal(res.status, 200, res.text)
