@@ -4,7 +4,7 @@
 
 import { authorizationToken } from './auth.ts'
 import type { GraphqlParams } from './graphql.ts'
-import { headerLines, jiraDvcsConnector, jiraRewrite, type HeaderSource } from '../identity/credentials.ts'
+import { decodeBasic, headerLines, jiraDvcsConnector, jiraRewrite, type HeaderSource } from '../identity/credentials.ts'
 import { isJobTokenShape } from '../identity/token-shape.ts'
 
 export type GraphqlToken =
@@ -13,18 +13,41 @@ export type GraphqlToken =
   | { readonly kind: 'job_token' }
   /** Two different credentials: GitLab's precedence could pick one the gate did not check. */
   | { readonly kind: 'ambiguous' }
-  | { readonly kind: 'token', readonly token: string }
+  /**
+   * `ciUser`: the token was read (too) as the password of Basic under `gitlab-ci-token`, which
+   * GitLab's GraphQL takes as a personal access token and the job-token stages as a job's. Once
+   * GitLab describes it as an access token, those stages are not to read it (enforce.ts).
+   */
+  | { readonly kind: 'token', readonly token: string, readonly ciUser?: true }
 
 /** Parameters GitLab reads an access token from (lib/gitlab/auth/auth_finders.rb, Doorkeeper's access_token_methods). */
 const TOKEN_PARAMS = ['private_token', 'access_token', 'bearer_token'] as const
 
+/** The user name GitLab reads a job's token under in Basic (Gitlab::Auth::CI_JOB_USER). */
+const CI_USER = 'gitlab-ci-token'
+
+/**
+ * The password of `Authorization: Basic gitlab-ci-token:<password>` when it is no job token by
+ * its shape, else null. GitLab's GraphQL reads the password of Basic under any user name as a
+ * personal access token (RequestAuthenticator#access_token, find_personal_access_token_from_http_basic_auth:
+ * `/api/graphql` is an API request) and no job token at all, `gitlab-ci-token` included.
+ */
+function ciUserPassword (authorization: string): string | null {
+  const m = /^\s*Basic\s+(\S(?:.*\S)?)\s*$/is.exec(authorization)
+  if (m === null) return null
+  const { user, password } = decodeBasic(m[1]!)
+  return user === CI_USER && password !== '' && !isJobTokenShape(password) ? password : null
+}
+
 /**
  * The access token of a GraphQL request, where GitLab's GraphqlController can read one: the
- * `PRIVATE-TOKEN` header, `Authorization: Bearer` (and, to fail closed, the password of Basic),
- * and the `private_token`, `access_token` and `bearer_token` parameters of the URL or the body,
- * in every reading of them. Headers are read as Puma hands them to Rack (headerLines: any case,
+ * `PRIVATE-TOKEN` header, `Authorization: Bearer`, the password of Basic under any user name
+ * (`gitlab-ci-token` included, unless the password is shaped as a job's token), and the
+ * `private_token`, `access_token` and `bearer_token` parameters of the URL or the body, in every
+ * reading of them. Headers are read as Puma hands them to Rack (headerLines: any case,
  * `Private_Token` too, every line). A job token anywhere (`JOB-TOKEN`, `job_token`, a `glcbt-`
- * token) leaves the request to the job-token stages. Reads only what classification already parsed.
+ * token, Basic's user name) leaves the request to the job-token stages. Reads only what
+ * classification already parsed.
  */
 export function findGraphqlToken (request: HeaderSource, params: GraphqlParams): GraphqlToken {
   const found = new Set<string>()
@@ -39,10 +62,14 @@ export function findGraphqlToken (request: HeaderSource, params: GraphqlParams):
   // Gitlab::Jira::Middleware hands GitLab the header rewritten (`token glpat-...` as Bearer):
   // both readings are read, and a token the rewrite changes is two tokens.
   const readings = authorizations.length === 1 && jiraDvcsConnector(request) ? [authorizations[0]!, jiraRewrite(authorizations[0]!)] : authorizations
+  let ciUser: string | null = null
   for (const reading of readings) {
     const authorization = authorizationToken(reading)
-    if (authorization?.kind === 'job_token') jobToken = true
-    else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
+    if (authorization?.kind === 'job_token') {
+      const password = ciUserPassword(reading)
+      if (password === null) jobToken = true
+      else found.add(ciUser = password)
+    } else if (authorization !== null && authorization.token !== '') found.add(authorization.token)
   }
   for (const merged of params.readings) {
     if (merged.job_token !== undefined) jobToken = true
@@ -58,5 +85,5 @@ export function findGraphqlToken (request: HeaderSource, params: GraphqlParams):
   if (jobToken) return tokens.some(t => !isJobTokenShape(t)) ? { kind: 'ambiguous' } : { kind: 'job_token' }
   if (tokens.length === 0) return { kind: 'none' }
   if (tokens.length > 1) return { kind: 'ambiguous' }
-  return { kind: 'token', token: tokens[0]! }
+  return ciUser === null ? { kind: 'token', token: tokens[0]! } : { kind: 'token', token: tokens[0]!, ciUser: true }
 }

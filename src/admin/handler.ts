@@ -46,7 +46,11 @@ export type AdminAnswer =
 
 /** What the enforcement of fine-grained personal access tokens answers (src/graphql/enforce.ts). */
 export type GraphqlGuardResult =
-  | { readonly kind: 'pass' | 'allow' }
+  /**
+   * `ciUserAccessToken`: the password of Basic under `gitlab-ci-token` is an access token GitLab
+   * describes, decided here as GitLab's GraphQL takes it; not a job's token to the later stages.
+   */
+  | { readonly kind: 'pass' | 'allow', readonly ciUserAccessToken?: true }
   /** Answered by the gate with HTTP 200, as GitLab's GraphQL answers a refusal. */
   | { readonly kind: 'deny', readonly body: unknown }
 
@@ -119,8 +123,13 @@ export interface AdminOptions {
 
 export type AdminOutcome =
   | { readonly kind: 'answered' }
-  /** Not the gate's: continue. `body` replaces the request body when it was read to find out (the same bytes). */
-  | { readonly kind: 'pass', readonly body: Readable | null }
+  /**
+   * Not the gate's: continue. `body` replaces the request body when it was read to find out (the
+   * same bytes). `ciUserAccessToken`: GraphQL's Basic `gitlab-ci-token:<password>` was decided as
+   * the access token GitLab's GraphQL takes it for (GraphqlGuardResult): the job-token stages are
+   * not to read that header as a job's token.
+   */
+  | { readonly kind: 'pass', readonly body: Readable | null, readonly ciUserAccessToken?: true }
 
 export interface Admin {
   /** The Maintainer check of per package format rules for requests without a job token (roles.ts). */
@@ -317,18 +326,24 @@ export function createAdmin (options: AdminOptions): Admin {
   }
 
   /**
-   * The enforcement of fine-grained tokens on a request for GitLab: true when answered here (a
-   * refusal, as GitLab's GraphQL answers one, or a failure to decide), false to go on.
+   * The enforcement of fine-grained tokens on a request for GitLab: null when answered here (a
+   * refusal, as GitLab's GraphQL answers one, or a failure to decide), else the verdict to go on
+   * with.
    */
-  async function guardAnswered (guard: GraphqlGuard, req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean, partial?: 'multipart' | 'opaque'): Promise<boolean> {
+  async function guardVerdict (guard: GraphqlGuard, req: IncomingMessage, res: ServerResponse, canonical: { readonly method: string, readonly path: string }, params: GraphqlParams, requestId: string, closeConnection: boolean, partial?: 'multipart' | 'opaque'): Promise<Exclude<GraphqlGuardResult, { kind: 'deny' }> | null> {
     try {
       const verdict = await guard.enforce(req, params, requestId, partial, new ClientWaiter(res))
-      if (verdict.kind !== 'deny') return false
+      if (verdict.kind !== 'deny') return verdict
       send(res, requestId, 200, verdict.body, closeConnection ? { connection: 'close' } : {})
     } catch (err) {
       refuse(res, requestId, err, canonical.method, canonical.path, closeConnection)
     }
-    return true
+    return null
+  }
+
+  /** The outcome that hands a request for GitLab on to the later stages. */
+  function passOn (body: Readable | null, verdict: Exclude<GraphqlGuardResult, { kind: 'deny' }> | undefined): AdminOutcome {
+    return verdict?.ciUserAccessToken === true ? { kind: 'pass', body, ciUserAccessToken: true } : { kind: 'pass', body }
   }
 
   /**
@@ -419,6 +434,7 @@ export function createAdmin (options: AdminOptions): Admin {
           const contentType = String(req.headers['content-type'] ?? '')
           // The parameters the decided `map` names: a later part of one of these names must be a file.
           let lateMapKeys: readonly string[] = []
+          let verdict: Exclude<GraphqlGuardResult, { kind: 'deny' }> | undefined
           if (options.graphql !== undefined && mayCarryToken(req, canonical.query, read.prefix)) {
             // Fine-grained tokens: decided before a byte is forwarded, from the URL and, for an
             // upload, the parts complete in the bytes read (graphql-body.ts guards the rest).
@@ -426,11 +442,13 @@ export function createAdmin (options: AdminOptions): Admin {
             // The parts complete in the bytes read, closed as the body would be at the next delimiter.
             const known = boundary === null ? Buffer.alloc(0) : Buffer.concat([completeMultipartParts(read.prefix, boundary), Buffer.from(`--${boundary}--`, 'latin1')])
             const params = readGraphqlParams(known, { method: canonical.method, query: canonical.query, contentType, bodyReadable: boundary !== null })
-            if (await guardAnswered(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')) return ANSWERED
+            const guarded = await guardVerdict(options.graphql, req, res, canonical, params, requestId, true, boundary === null ? 'opaque' : 'multipart')
+            if (guarded === null) return ANSWERED
+            verdict = guarded
             lateMapKeys = mapKeys(params)
           }
           const over = decideOverLimit(read.prefix, req, { method: canonical.method, query: canonical.query, contentType }, MAX_ADMIN_BODY_BYTES, lateMapKeys)
-          if (over.kind === 'stream') return { kind: 'pass', body: over.body }
+          if (over.kind === 'stream') return passOn(over.body, verdict)
           refuse(res, requestId, over.error, canonical.method, canonical.path, true)
           return ANSWERED
         }
@@ -440,10 +458,11 @@ export function createAdmin (options: AdminOptions): Admin {
         const classified = classifyParams(params, request)
         if (classified.kind === 'gitlab') {
           // Fine-grained personal access tokens: decided here, before GitLab runs anything.
-          if (options.graphql !== undefined && await guardAnswered(options.graphql, req, res, canonical, params, requestId, false)) return ANSWERED
+          const verdict = options.graphql === undefined ? undefined : await guardVerdict(options.graphql, req, res, canonical, params, requestId, false)
+          if (verdict === null) return ANSWERED
           // A project's package rules bind users' model registry mutations and package deletes.
           if (await packageRulesAnswered(req, res, canonical, params, requestId, false)) return ANSWERED
-          return { kind: 'pass', body: body.length === 0 ? null : Readable.from([body]) }
+          return passOn(body.length === 0 ? null : Readable.from([body]), verdict)
         }
         if (classified.kind === 'refused') {
           refuse(res, requestId, new AdminError(classified.code, `400 Bad request - ${classified.message}`), canonical.method, canonical.path)

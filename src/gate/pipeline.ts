@@ -128,6 +128,12 @@ export interface Exchange {
   bodyHidden: boolean
   /** Lower-case names of headers not to forward (a stripped job token). */
   droppedHeaders: ReadonlySet<string>
+  /**
+   * GraphQL: the configuration API decided the password of Basic `gitlab-ci-token:<password>` as
+   * the access token GitLab's GraphQL takes it for (src/admin/handler.ts): the identify stage does
+   * not read that header as a job's token. It is forwarded as sent.
+   */
+  ciUserAccessToken: boolean
   /** The client connection (the request's socket), or null. */
   readonly connection: object | null
   /** The client waiting for the answer, for the job resolution and project lookups it waits for (gone once it went away); null: one that never goes. */
@@ -143,7 +149,7 @@ const NO_HEADERS: ReadonlySet<string> = new Set()
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client: Waiter | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, connection, client, upstreamError: null
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, ciUserAccessToken: false, connection, client, upstreamError: null
   }
 }
 
@@ -214,16 +220,27 @@ const matchRouteStage: Stage = (x, engine) => {
   return 'continue'
 }
 
+/** The request's headers without Authorization, in any spelling Puma reads as it. */
+function withoutAuthorization (headers: IncomingHttpHeaders, rawHeaders: readonly string[]): { headers: IncomingHttpHeaders, rawHeaders: string[] } {
+  const isAuthorization = (name: string): boolean => name.toLowerCase().replaceAll('_', '-') === 'authorization'
+  const kept: IncomingHttpHeaders = {}
+  for (const name in headers) if (!isAuthorization(name)) kept[name] = headers[name]
+  const raw: string[] = []
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (!isAuthorization(rawHeaders[i]!)) raw.push(rawHeaders[i]!, rawHeaders[i + 1]!)
+  return { headers: kept, rawHeaders: raw }
+}
+
 // Find the credential (headers, query, body) and resolve the job behind a job token:
 // src/identity/stage.ts does both, and hands back the body to forward. Hot path: without a
 // promise when no body is read and the token's job is cached.
 const identifyStage: Stage = (x, engine) => {
   const canonical = x.canonical!
+  const seen = x.ciUserAccessToken ? withoutAuthorization(x.headers, x.rawHeaders) : x
   const outcome = engine.identity.run({
     canonical,
     route: x.match?.route ?? null,
-    headers: x.headers,
-    rawHeaders: x.rawHeaders,
+    headers: seen.headers,
+    rawHeaders: seen.rawHeaders,
     connection: x.connection,
     client: x.client,
     body: x.body,

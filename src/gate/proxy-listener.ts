@@ -71,14 +71,17 @@ export function createProxyHandler (options: ProxyOptions): ProxyHandler {
       return
     }
     // owns() is synchronous: a path that is not the configuration API's skips handle()'s promise.
+    let ciUserAccessToken = false
     if (admin.owns(canonical)) {
       const configuration = await admin.handle(req, res, canonical, requestId, sendContinue)
       if (configuration.kind === 'answered') return
       if (configuration.body !== null) body = configuration.body
+      ciUserAccessToken = configuration.ciUserAccessToken === true
     }
 
     // Step 2, the job-token stages (pipeline.ts).
     const x = newExchange(method, target, req.headers, req.rawHeaders, body, canonical, sendContinue, true, req.socket, new ClientWaiter(res))
+    x.ciUserAccessToken = ciUserAccessToken
     const stages = runStages(x, options.engine())
     const outcome = stages instanceof Promise ? await stages : stages
     const decidedAt = performance.now()

@@ -69,10 +69,14 @@ interface Refusal {
 }
 
 export type EnforceResult =
-  /** Not a fine-grained token (or none): GitLab decides, the request passes untouched. */
-  | { readonly kind: 'pass' }
+  /**
+   * Not a fine-grained token (or none): GitLab decides, the request passes untouched.
+   * `ciUserAccessToken`: the password of Basic under `gitlab-ci-token` is an access token GitLab
+   * describes and its GraphQL takes; the job-token stages are not to read it as a job's.
+   */
+  | { readonly kind: 'pass', readonly ciUserAccessToken?: true }
   /** A fine-grained token allowed: forward. */
-  | { readonly kind: 'allow' }
+  | { readonly kind: 'allow', readonly ciUserAccessToken?: true }
   /** Refused: answer `body` with HTTP 200, as GitLab's GraphQL does. */
   | { readonly kind: 'deny', readonly body: unknown, readonly code: ErrorCode, readonly permission: string | null, readonly boundary: Boundary | null }
 
@@ -377,11 +381,10 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     return { kind: 'deny', body, code: refusal.code, permission: refusal.permission, boundary: refusal.boundary }
   }
 
-  /** The token's scopes when fine-grained, else null; a lookup failure is counted and rethrown. */
-  const fineGrained = async (token: string, requestId: string, client?: Waiter): Promise<FineGrainedScopes | null> => {
-    let scopes: TokenScopes
+  /** What GitLab says the token is (cached); a lookup failure is counted and rethrown. */
+  const scopesOf = async (token: string, requestId: string, client?: Waiter): Promise<TokenScopes> => {
     try {
-      scopes = await options.scopes.scopesOf(token, client)
+      return await options.scopes.scopesOf(token, client)
     } catch (err) {
       // Given up, its clients gone: nobody to answer, nothing of the gate's failed.
       if (err instanceof LookupDropped) throw err
@@ -394,6 +397,11 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
       } else count('error', code, null)
       throw err
     }
+  }
+
+  /** The token's scopes when fine-grained, else null; a lookup failure is counted and rethrown. */
+  const fineGrained = async (token: string, requestId: string, client?: Waiter): Promise<FineGrainedScopes | null> => {
+    const scopes = await scopesOf(token, requestId, client)
     return scopes.kind === 'fine_grained' ? scopes : null
   }
 
@@ -422,6 +430,18 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
     }, client)
   }
 
+  /** enforce() once the token is found: every reading, or a large body's first parts. */
+  const decideFound = async (token: string, params: GraphqlParams, requestId: string, partial: 'multipart' | 'opaque' | undefined, client?: Waiter): Promise<EnforceResult> => {
+    const readings = graphqlReadings(params)
+    // A large body is decided from its first parts only when they hold what GitLab runs.
+    const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
+    if (!undecidable) return await decide(token, readings, requestId, client)
+    if (await fineGrained(token, requestId, client) === null) return PASS
+    count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
+    options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
+    throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
+  }
+
   return {
     decide,
     async enforce (request, params, requestId, partial, client) {
@@ -443,14 +463,13 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
         count('deny', 'CREDENTIAL_AMBIGUOUS', null)
         throw new GateError('CREDENTIAL_AMBIGUOUS')
       }
-      const readings = graphqlReadings(params)
-      // A large body is decided from its first parts only when they hold what GitLab runs.
-      const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
-      if (!undecidable) return await decide(found.token, readings, requestId, client)
-      if (await fineGrained(found.token, requestId, client) === null) return PASS
-      count('deny', 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE', null)
-      options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE' }, 'GraphQL request of a fine-grained personal access token refused: its body is over the limit')
-      throw new GateError('GRAPHQL_FINE_GRAINED_BODY_TOO_LARGE')
+      // Basic `gitlab-ci-token:<password>`: GitLab's GraphQL takes the password as a personal
+      // access token, the job-token stages as a job's token. One GitLab refuses as an access
+      // token may be a job's (a token without the `glcbt-` mark): left to those stages, as any
+      // job token here. One GitLab describes is decided here, and those stages are told so.
+      if (found.ciUser === true && (await scopesOf(found.token, requestId, client)).kind === 'refused') return PASS
+      const result = await decideFound(found.token, params, requestId, partial, client)
+      return found.ciUser === true && result.kind !== 'deny' ? { kind: result.kind, ciUserAccessToken: true } : result
     },
     async decideGateOperation (token, document, variables, operationName, requestId, client) {
       return await withScopes(token, requestId, async scopes => {

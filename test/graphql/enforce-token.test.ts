@@ -32,7 +32,10 @@ const CASES: Case[] = [
   { name: 'a second token only under Rack 2\'s ";" reading', headers: { 'private-token': 'glpat-a' }, query: 'x=1;private_token=glpat-b', expected: { kind: 'ambiguous' } },
   { name: 'a JOB-TOKEN header', headers: { 'job-token': 'glcbt-64_x' }, expected: { kind: 'job_token' } },
   { name: 'a job token as Bearer', headers: { authorization: 'Bearer glcbt-64_x' }, expected: { kind: 'job_token' } },
-  { name: 'gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', 'anything') }, expected: { kind: 'job_token' } },
+  // GitLab's GraphQL reads the password of Basic as an access token under any user name.
+  { name: 'gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', 'anything') }, expected: { kind: 'token', token: 'anything', ciUser: true } },
+  { name: 'a job token under gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', 'glcbt-64_x') }, expected: { kind: 'job_token' } },
+  { name: 'nothing under gitlab-ci-token in Basic', headers: { authorization: basic('gitlab-ci-token', '') }, expected: { kind: 'job_token' } },
   { name: 'a job token beside a personal access token', headers: { 'job-token': 'glcbt-64_x', 'private-token': 'glpat-a' }, expected: { kind: 'ambiguous' } },
   { name: 'a job_token parameter beside a personal access token', headers: { 'private-token': 'glpat-a' }, body: '{"query":"{ x }","job_token":"anything"}', expected: { kind: 'ambiguous' } },
   { name: 'a number in a JSON body is a token Rails reads', headers: { 'private-token': 'glpat-a' }, body: '{"query":"{ x }","private_token":12345}', expected: { kind: 'ambiguous' } },

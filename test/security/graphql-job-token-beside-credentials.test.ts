@@ -21,9 +21,9 @@ interface Case { readonly name: string, readonly headers: Record<string, string>
 
 // code null: forwarded untouched (GitLab reads no access token there: the request is anonymous to it).
 const CASES: readonly Case[] = [
-  // GitLab takes the PAT (the user name is not read); the job-token stages look the password up
-  // as a job's token and refuse it: refused, never forwarded undecided.
-  { name: 'Basic gitlab-ci-token:<PAT>', headers: { authorization: basic('gitlab-ci-token', PAT) }, status: 401, code: 'TOKEN_UNKNOWN' },
+  // GitLab takes the PAT (the user name is not read): decided as that token
+  // (test/security/graphql-ci-user-basic-access-token.test.ts).
+  { name: 'Basic gitlab-ci-token:<PAT>', headers: { authorization: basic('gitlab-ci-token', PAT) }, status: 200, code: 'GRAPHQL_PERMISSION_MISSING' },
   { name: 'JOB-TOKEN beside Basic gitlab-ci-token:<PAT>', headers: { 'job-token': JOB, authorization: basic('gitlab-ci-token', PAT) }, status: 401, code: 'CREDENTIAL_AMBIGUOUS' },
   { name: 'JOB-TOKEN beside Basic <user>:<PAT>', headers: { 'job-token': JOB, authorization: basic('someone', PAT) }, status: 401, code: 'CREDENTIAL_AMBIGUOUS' },
   { name: 'a job token as the user name of Basic, the PAT its password', headers: { authorization: basic(JOB, PAT) }, status: 401, code: 'CREDENTIAL_AMBIGUOUS' },
