@@ -396,13 +396,19 @@ const FORM_TYPE = /^[ \t]*application\/x-www-form-urlencoded[ \t]*(?:[;,]|$)/i
 export const RACK_MULTIPART_TYPE = /^[ \t]*multipart\/(?:form-data|related|mixed)[ \t]*(?:[;,]|$)/i
 const MULTIPART_TYPE = /^[ \t]*multipart\//i
 const GRAPHQL_TYPE = /^[ \t]*application\/graphql[ \t]*(?:;|$)/i
+/**
+ * A text Ruby's JSON parser (json 2.x, which Rails' JSON parameters use) reads past its first
+ * character: after JSON's white space, a value's first character (NaN and Infinity included), or
+ * a comment's `/`. Any other text it refuses there, as GitLab does.
+ */
+const RUBY_JSON_START = /^[ \t\r\n]*[{["\-0-9tfnNI/]/
 
 /**
  * The body's parameters under every reading GitLab might apply to it. Rails parses JSON types
  * itself and leaves the rest to Rack: form bodies (also a POST without a Content-Type), and
  * multipart of any subtype; other types give no parameters.
  */
-function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[], unreadable: string[], odd: string[]): Params[] {
+function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string[], doubtful: string[], unreadable: string[], odd: string[], unparsed: boolean[]): Params[] {
   if (!request.bodyReadable) return [newParams()]
   const text = body.toString('utf8')
   const contentType = trimEnds(request.contentType, ' \t')
@@ -430,6 +436,9 @@ function bodyReadings (body: Buffer, request: GraphqlHttpRequest, broken: string
     if (RAILS_JSON_TYPE.test(contentType)) parsedAsDeclared = true
     // Ruby's JSON parsers accept what JSON.parse may not (comments, ...).
     if (json === undefined) broken.push(unescapeJsonish(text))
+    // Then GitLab may run what such a body holds, which no reading here has (unless Ruby's
+    // parser fails at its first byte too: a gzip stream, say).
+    if (json === undefined && RAILS_JSON_TYPE.test(contentType) && RUBY_JSON_START.test(text)) unparsed.push(true)
   }
   if (form) {
     parsedAsDeclared = true
@@ -860,6 +869,12 @@ export interface GraphqlParams {
   readonly doubtful: readonly string[]
   /** Why GitLab's reading of the body cannot be known at all (a multipart boundary), or null. */
   readonly unreadable: string | null
+  /**
+   * A body of a JSON type GitLab's Rails parses that JSON.parse refused. Ruby's JSON takes some
+   * of what it refuses (comments: `[{"query": "..."}] /* c *\/` is a batch to GitLab), so GitLab
+   * may run what none of the readings holds: a reading that runs no document of its own.
+   */
+  readonly unparsedBody: boolean
 }
 
 export const UNREADABLE_BOUNDARY = 'the multipart boundary of this GraphQL request is missing, repeated or written so that parsers could read it differently (white space around its \'=\', a byte outside ASCII), and Rack would read parameters from the body that the gate cannot; write it as `; boundary=<value>`'
@@ -965,11 +980,12 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
   const doubtful: string[] = []
   const unreadable: string[] = []
   const odd: string[] = []
+  const unparsed: boolean[] = []
   const fromUrl = req.query === '' ? [] : formReadings(req.query, broken)
   // A query string Rack refuses fails the request in GitLab; the body is still checked.
   const urlReadings = fromUrl.length === 0 ? [newParams()] : fromUrl
   const readings: Params[] = []
-  for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable, odd)) {
+  for (const fromBody of bodyReadings(body, req, broken, doubtful, unreadable, odd, unparsed)) {
     for (const url of urlReadings) {
       // Rails: the URL's parameters override the body's.
       const merged = Object.assign(newParams(), fromBody, url)
@@ -986,7 +1002,7 @@ export function readGraphqlParams (body: Buffer, request: Partial<GraphqlHttpReq
     const namesMapKey = mapKeyMatcher(mapKeys({ readings }))
     if (odd.some(namesMapKey)) unreadable.push(UNREADABLE_MAP)
   }
-  return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null }
+  return { readings, broken, doubtful: [...new Set(doubtful)], unreadable: unreadable[0] ?? null, unparsedBody: unparsed.length > 0 }
 }
 
 /**
@@ -1012,8 +1028,9 @@ export function classifyParams (params: GraphqlParams, request: Partial<GraphqlH
   if (params.unreadable !== null) return refused('GRAPHQL_AMBIGUOUS_REQUEST', params.unreadable)
   if (params.doubtful.length > 0) return refused('GRAPHQL_AMBIGUOUS_REQUEST', doubtfulMessage(params.doubtful))
   const relevant = new Map<string, { effective: GraphqlReading, reads: OperationReading[] }>()
-  // A reading that runs a document and names none of these fields: GitLab's operations.
-  let gitlabReading = false
+  // A reading that runs a document and names none of these fields: GitLab's operations. A JSON
+  // body Ruby's parser may read where JSON.parse does not is one (what it runs is not known).
+  let gitlabReading = params.unparsedBody
   for (const merged of params.readings) {
     const effective = effectiveOf(merged)
     // Characters first, as GitLab counts them, before anything escapes, lexes or parses the text.

@@ -432,6 +432,14 @@ export function createGraphqlEnforcer (options: EnforcerOptions): GraphqlEnforce
 
   /** enforce() once the token is found: every reading, or a large body's first parts. */
   const decideFound = async (token: string, params: GraphqlParams, requestId: string, partial: 'multipart' | 'opaque' | undefined, client?: Waiter): Promise<EnforceResult> => {
+    // A JSON body GitLab's parser may read where the gate's does not: what GitLab runs is not in
+    // any reading. (The identity stage refuses such a body too; this decision does not lean on it.)
+    if (params.unparsedBody) {
+      if (await fineGrained(token, requestId, client) === null) return PASS
+      count('deny', 'BODY_NOT_PARSEABLE', null)
+      options.logger.info({ request_id: requestId, graphql: true, decision: 'deny', reason: 'BODY_NOT_PARSEABLE' }, 'GraphQL request of a fine-grained personal access token refused: its JSON body does not parse')
+      throw new GateError('BODY_NOT_PARSEABLE', '400 Bad request - this GraphQL request\'s JSON body does not parse as JSON, while GitLab\'s parser takes some of what JSON refuses (comments) and would run what it reads; send plain JSON')
+    }
     const readings = graphqlReadings(params)
     // A large body is decided from its first parts only when they hold what GitLab runs.
     const undecidable = partial === 'opaque' || (partial === 'multipart' && !readings.some(r => r.operations.some(op => op.query.trim() !== '')))
