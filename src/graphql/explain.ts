@@ -365,8 +365,15 @@ function foundIn (value: object, depth: number, fieldName: string, cache: Array<
     if (inner.object !== null) add(under(inner.object))
   }
   // These are IDs in GitLab's schema, and graphql-ruby's ID takes an integer too:
-  // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is.
-  const pathOf = (v: unknown): string => typeof v === 'string' ? v : typeof v === 'number' && Number.isInteger(v) ? String(v) : ''
+  // `group(fullPath: 20)` is the path "20", as `group(fullPath: "20")` is. Ruby keeps every digit
+  // of an integer; past 2^53 the gate's reading (JSON.parse, graphql-js) has lost some, and would
+  // check another path than the one GitLab looks up: refused.
+  const pathOf = (v: unknown): string => {
+    if (typeof v === 'string') return v
+    if (typeof v !== 'number' || !Number.isInteger(v)) return ''
+    if (!Number.isSafeInteger(v)) throw new GraphqlDocumentError(`an integer path argument of ${fieldName} is past 2^53, whose digits the gate cannot read exactly as GitLab does; send the path as a string`)
+    return String(v)
+  }
   if (Array.isArray(value)) {
     values += value.length
     // A list's items: global IDs (`associatedProjects: [ProjectID]`), input objects, lists.
