@@ -64,3 +64,29 @@ test('Basic gitlab-ci-token:<a job\'s token, or a password GitLab knows as no ac
   assert.equal((await res.json() as { code: string }).code, 'CREDENTIAL_AMBIGUOUS')
   assert.equal(g.upstream.length, 0)
 })
+
+test('a 2 MiB upload with Basic gitlab-ci-token:<personal access token>: decided from its first parts, forwarded byte for byte', async (t) => {
+  const tokens: Record<string, FakeToken> = {
+    'glpat-uploader': { userId: 7, scopes: [{ access: 'selected_memberships', permissions: ['create_markdown_upload', 'read_project'], project_id: 200 }] },
+    'glpat-lib-reader': TOKENS['glpat-lib-reader']!
+  }
+  const g = await startGraphqlGate(t, { tokens, env: { GATE_NON_API_JOB_TOKENS: 'deny' } })
+  const boundary = '----graphql-upload-ci'
+  const part = (name: string, value: string): string => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`
+  const operations = { query: 'mutation($file: Upload!, $p: ID!) { uploadCreate(input: { projectPath: $p, file: $file }) { errors } }', variables: { file: null, p: 'acme/lib' } }
+  const body = Buffer.concat([
+    Buffer.from(part('operations', JSON.stringify(operations)) + part('map', '{"0":["variables.file"]}') +
+      `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`),
+    Buffer.alloc(2 << 20, 0x61),
+    Buffer.from(`\r\n--${boundary}--\r\n`)
+  ])
+  const headers = (token: string): Record<string, string> => ({ 'content-type': `multipart/form-data; boundary=${boundary}`, authorization: basic('gitlab-ci-token', token) })
+  const allowed = await fetch(g.url + '/api/graphql', { method: 'POST', headers: headers('glpat-uploader'), body })
+  assert.equal(allowed.status, 200, await allowed.text())
+  assert.equal(g.upstream.length, 1)
+  assert.equal(g.upstream[0]!.bytes, body.length)
+  const refused = await fetch(g.url + '/api/graphql', { method: 'POST', headers: headers('glpat-lib-reader'), body })
+  assert.equal(refused.status, 200)
+  assert.equal((await refused.json() as any).errors?.[0]?.extensions?.permission, 'create_markdown_upload')
+  assert.equal(g.upstream.length, 1, 'not forwarded')
+})
