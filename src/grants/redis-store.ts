@@ -134,8 +134,14 @@ export interface RedisGrantStore extends GrantStore {
   acceptLoss (id?: string): Promise<{ readonly id: string, readonly written: number, readonly other: number }>
 }
 
+/** The longest `path` a write script takes from a record: a full path is at most 2,048 characters (model.ts). */
+const MAX_PATH_BYTES = 8192
+
 // Lua, after the marker's check in the write scripts (`channel`: the ARGV holding the channel):
-// KEYS[1] must be a hash (or absent) whose `version`, if any, is a whole number, KEYS[2] a stream
+// KEYS[1] must be a hash (or absent) whose `version`, if any, is a whole number and whose `path`
+// no longer than a full path (the scripts return it and publish it to every replica: one near
+// Redis's 512 MB, planted there, held the store's command connection past the command timeout,
+// and every decision behind it), KEYS[2] a stream
 // (or absent), and the Redis user must be let publish on the channel (Redis 7's
 // redis.acl_check_cmd: Redis checks a script's declared keys against the ACL before running it,
 // not the channels it publishes on). Redis does not undo what a script wrote before a command of
@@ -149,6 +155,7 @@ held = redis.call('TYPE', KEYS[2])['ok']
 if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a ' .. held .. ', not a stream: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 local stored = redis.call('HGET', KEYS[1], 'version')
 if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
+if redis.call('HSTRLEN', KEYS[1], 'path') > ${MAX_PATH_BYTES} then return {-3, 0, KEYS[1] .. ' holds a path of ' .. redis.call('HSTRLEN', KEYS[1], 'path') .. ' bytes, more than a full path (${MAX_PATH_BYTES}): not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', ${channel}, '') then return {-3, 0, 'the Redis user may not PUBLISH ' .. ${channel} .. ' (its ACL has no such channel)'} end
 `
 }

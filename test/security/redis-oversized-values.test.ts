@@ -102,3 +102,26 @@ test('an oversized store marker fails the start, naming it, without reading it w
   await writer.set('jtg:store', Buffer.alloc(257, 'x'))
   await assert.rejects(createRedisStore({ url: redis.url }), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.message.includes('jtg:store holds 257 bytes, more than the gate reads (256)'))
 })
+
+// A write's script returned the path its record held, and published it to every replica, whole:
+// a path of a size no document has, planted in the record, was sent back over the store's one
+// command connection and to every replica's subscriber at each configuration change of that
+// project. The write is refused now, in Redis, naming the key, with nothing written.
+test('an oversized path in a project\'s record refuses its writes, without sending it back or publishing it', async t => {
+  const { g, writer, registry } = await plantable(t)
+  await writer.hset('jtg:{p:200}:grants', 'path', Buffer.alloc(BIG, 'x'))
+  const version = await g.store.version(200)
+  const headers = { 'content-type': 'application/json', 'private-token': ADMIN }
+  for (let i = 0; i < 3; i++) {
+    const [patch, other] = await Promise.all([
+      send(g.url, 'PATCH', '/api/v4/projects/200/job_token_permissions', headers, JSON.stringify({ package_registry: { maven: { read: true } } })),
+      registry()
+    ])
+    assert.equal(patch.status, 503, patch.text)
+    assert.equal(patch.json().code, 'GRANTS_STORE_UNAVAILABLE')
+    assert.equal(other, 403, 'a decision is made as before')
+  }
+  assert.equal(await g.store.version(200), version, 'nothing was written')
+  assert.ok(g.logs.some(l => /jtg:\{p:200\}:grants holds a path of 67108864 bytes/.test(JSON.stringify(l))), 'the log names the key and the size')
+  await assert.rejects(g.store.delete(200), (err: unknown) => err instanceof GrantsStoreUnavailableError && err.unwritten && /holds a path of 67108864 bytes/.test(err.message))
+})
