@@ -17,6 +17,7 @@ import { errors, GateError, type ErrorCode } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
 import type { InstanceSettings } from '../grants/model.ts'
 import type { GrantStore } from '../grants/store.ts'
+import { GrantsStoreUnavailableError } from '../grants/errors.ts'
 import type { PolicyIndex } from '../catalog/policy-index.ts'
 import { BodyReadAborted, readUpTo, type BodyBudget } from '../read-body.ts'
 import { loggedPath } from '../text.ts'
@@ -320,7 +321,9 @@ export function createAdmin (options: AdminOptions): Admin {
     }
     const answer = err instanceof GateError ? err : 'GATE_INTERNAL_ERROR'
     const code = typeof answer === 'string' ? answer : answer.code
-    options.logger.info({ request_id: requestId, method, path: loggedPath(path), admin: true, reason: code, status: errors[code].status }, 'configuration API refused')
+    // The store's cause (a Redis ACL's NOPERM naming the command, a key of another type), for the log only.
+    const storeError = err instanceof GrantsStoreUnavailableError ? { store_error: err.message } : {}
+    options.logger.info({ request_id: requestId, method, path: loggedPath(path), admin: true, reason: code, status: errors[code].status, ...storeError }, 'configuration API refused')
     options.refused?.(code)
     options.respond(res, requestId, answer, closeConnection)
   }

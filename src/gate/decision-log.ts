@@ -126,6 +126,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
       reason: x.reason,
       stage: x.stage ?? undefined,
       upstream_error: x.upstreamError ?? undefined,
+      store_error: x.storeError ?? undefined,
       missing_policies: x.missingPolicies.length > 0 ? x.missingPolicies : undefined,
       job_id: x.identity?.jobId,
       job_project_id: x.identity?.jobProjectId,
@@ -146,7 +147,7 @@ export function createDecisionLog (logger: Logger, options: DecisionLogOptions):
 // compares them); the level prefix, time, bindings and stream are the logger's own.
 
 const S = pino.symbols
-const FIELDS = ['request_id', 'method', 'route_id', 'route_pattern', 'path', 'decision', 'reason', 'stage', 'upstream_error', 'missing_policies', 'job_id', 'job_project_id', 'accessed_project_id', 'status', 'duration_ms', 'decision_ms', 'upstream_headers_ms', 'msg']
+const FIELDS = ['request_id', 'method', 'route_id', 'route_pattern', 'path', 'decision', 'reason', 'stage', 'upstream_error', 'store_error', 'missing_policies', 'job_id', 'job_project_id', 'accessed_project_id', 'status', 'duration_ms', 'decision_ms', 'upstream_headers_ms', 'msg']
 
 type PinoInternals = Record<symbol, unknown> & { msgPrefix?: string }
 
@@ -215,6 +216,7 @@ function fieldsJson (x: Exchange, requestId: string, status: number, timing: Dec
     ',"decision":"' + x.verdict + '","reason":"' + x.reason + '"' +
     (x.stage === null ? '' : ',"stage":"' + x.stage + '"') +
     (x.upstreamError === null ? '' : ',"upstream_error":' + JSON.stringify(x.upstreamError)) +
+    (x.storeError === null ? '' : ',"store_error":' + JSON.stringify(x.storeError)) +
     (x.missingPolicies.length > 0 ? ',"missing_policies":' + JSON.stringify(x.missingPolicies) : '') +
     (identity === null ? '' : ',"job_id":' + identity.jobId + ',"job_project_id":' + identity.jobProjectId) +
     (x.accessedProjectId === null ? '' : ',"accessed_project_id":' + x.accessedProjectId) +

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { errors, GateError, type ErrorCode, type Reason } from '../errors.ts'
 import type { GrantCache } from '../grants/cache.ts'
-import { GrantsError } from '../grants/errors.ts'
+import { GrantsError, GrantsStoreUnavailableError } from '../grants/errors.ts'
 import { mayNameProject, namesProjectTooLong, rootNamespaceOf, type InstanceSettings, type StoredGrants } from '../grants/model.ts'
 import { NO_PARAMS, type BodyParams, type ForwardBody, type IdentityOutcome, type IdentityStage } from '../identity/stage.ts'
 import type { Credential } from '../identity/credentials.ts'
@@ -140,6 +140,12 @@ export interface Exchange {
   readonly client: Waiter | null
   /** Why forwarding failed (the upstream's error, never a credential), for the decision line; else null. */
   upstreamError: string | null
+  /**
+   * Why the grants store could not answer (its error: a Redis ACL's NOPERM naming the command, a
+   * key of another type, a timeout), for the decision line only; else null. The answer says 503
+   * and no more.
+   */
+  storeError: string | null
 }
 
 const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
@@ -149,7 +155,7 @@ const NO_HEADERS: ReadonlySet<string> = new Set()
 export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client: Waiter | null = null): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
-    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, ciUserAccessToken: false, connection, client, upstreamError: null
+    verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, ciUserAccessToken: false, connection, client, upstreamError: null, storeError: null
   }
 }
 
@@ -1052,7 +1058,10 @@ function failed (x: Exchange, engine: Engine, i: number, err: unknown): Outcome 
     settle(x, 'error', 'CLIENT_ABORTED', name)
     return GONE
   }
-  if (err instanceof GrantsError) return denied(x, engine, name, denyOf(err.code as ErrorCode))
+  if (err instanceof GrantsError) {
+    if (err instanceof GrantsStoreUnavailableError) x.storeError = err.message
+    return denied(x, engine, name, denyOf(err.code as ErrorCode))
+  }
   if (err instanceof GateError) return denied(x, engine, name, denyOf(err.code, { message: err.publicMessage }))
   throw err
 }

@@ -17,6 +17,7 @@
 import calculateSlot from 'cluster-key-slot'
 import { Cluster, type Redis } from 'ioredis'
 import { refuseOver } from './redis-bounds.ts'
+import { script } from './redis-acl.ts'
 
 const CLUSTER_SLOTS = 16384
 
@@ -177,17 +178,17 @@ const CREATING = 'new:'
 
 // KEYS[1] the first marker. ARGV[1] the value it held while marking, ARGV[2] the id: set only if
 // it still holds the first (another start of this moment may have finished it already).
-const FINISH_SCRIPT = `
+const FINISH_SCRIPT = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
 return 0
-`
+`)
 
 // KEYS[1] a marker: GET, measured first. Read whole, one near Redis's 512 MB held the start's
 // connection past the command timeout, and the start retried it until it gave up; it fails the
 // start instead, naming the key and its size.
-const READ_SCRIPT = `
+const READ_SCRIPT = script(`
 ${refuseOver("redis.call('STRLEN', KEYS[1])", "KEYS[1] .. ' holds'", MARKER_BYTES)}return redis.call('GET', KEYS[1])
-`
+`)
 const readMarker = (key: string): string[] => ['eval', READ_SCRIPT, '1', key]
 
 /**
@@ -256,12 +257,12 @@ export async function settleMarker (client: Client, keys: MarkerKeys, options: {
 
 // KEYS[1] a marker, ARGV[1] the id: written where the marker is absent, a trace of the loss of
 // that id, or the first marker of a marking no start finished (none has run since).
-const FILL_SCRIPT = `
+const FILL_SCRIPT = script(`
 local marker = redis.call('GET', KEYS[1])
 if marker and marker ~= '${LOST}' .. ARGV[1] and marker ~= '${CREATING}' .. ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
-`
+`)
 
 /**
  * Accepts a loss: writes `id` into every absent marker and every trace of its loss, so that the

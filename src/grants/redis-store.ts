@@ -49,6 +49,7 @@ import { GrantsError, GrantsStoreLostError, GrantsStoreUnavailableError, GrantsV
 import { LOST, fillMarkers, markLost, markerKeys, settleMarker, type MarkerKeys, type MarkerState } from './redis-marker.ts'
 import { createRedisUsage } from './usage-redis.ts'
 import { refuseOver } from './redis-bounds.ts'
+import { namedRefusal, script } from './redis-acl.ts'
 import { guardRedisSocketErrors } from './redis-sockets.ts'
 import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
@@ -156,7 +157,7 @@ if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a 
 local stored = redis.call('HGET', KEYS[1], 'version')
 if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 if redis.call('HSTRLEN', KEYS[1], 'path') > ${MAX_PATH_BYTES} then return {-3, 0, KEYS[1] .. ' holds a path of ' .. redis.call('HSTRLEN', KEYS[1], 'path') .. ' bytes, more than a full path (${MAX_PATH_BYTES}): not a key the gate wrote (another tool\\'s, or one set by hand)'} end
-if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', ${channel}, '') then return {-3, 0, 'the Redis user may not PUBLISH ' .. ${channel} .. ' (its ACL has no such channel)'} end
+if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', ${channel}, '') then return {-3, 0, 'the Redis user may not PUBLISH ' .. ${channel} .. ' (its ACL refuses the command PUBLISH, or has no such channel)'} end
 `
 }
 
@@ -359,13 +360,13 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     })
     : connectNode(failFast)
   client.on('error', (err: Error) => { lastError = err.message })
-  client.defineCommand('jtgPut', { numberOfKeys: 3, lua: PUT_SCRIPT })
-  client.defineCommand('jtgDelete', { numberOfKeys: 3, lua: DELETE_SCRIPT })
-  client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: READ_HASH_SCRIPT })
-  client.defineCommand('jtgReadPair', { numberOfKeys: 3, lua: READ_PAIR_SCRIPT })
-  client.defineCommand('jtgReadMarker', { numberOfKeys: 1, lua: READ_MARKER_SCRIPT })
-  client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: UNINDEX_SCRIPT })
-  client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: INDEX_SCRIPT })
+  client.defineCommand('jtgPut', { numberOfKeys: 3, lua: script(PUT_SCRIPT) })
+  client.defineCommand('jtgDelete', { numberOfKeys: 3, lua: script(DELETE_SCRIPT) })
+  client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: script(READ_HASH_SCRIPT) })
+  client.defineCommand('jtgReadPair', { numberOfKeys: 3, lua: script(READ_PAIR_SCRIPT) })
+  client.defineCommand('jtgReadMarker', { numberOfKeys: 1, lua: script(READ_MARKER_SCRIPT) })
+  client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: script(UNINDEX_SCRIPT) })
+  client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: script(INDEX_SCRIPT) })
   const scripts = client as unknown as Scripts
   const usage = createRedisUsage(client, keys.grants)
 
@@ -426,7 +427,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     watch?.close()
     client.disconnect()
     if (err instanceof GrantsError) throw err
-    throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${(err as Error).message}`, { cause: err })
+    throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${namedRefusal(err as Error)}`, { cause: err })
   }
 
   // Failures of a step that runs before a write's script is sent (a put's path index step): the
@@ -442,12 +443,12 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       result = await run()
     } catch (err) {
       if (err instanceof GrantsError) throw err
-      lastError = (err as Error).message
+      lastError = namedRefusal(err as Error)
       if (watch !== undefined && /timed out/i.test(lastError)) silentSince = ++silences
       // ioredis refuses a command it has no connection to send it on (enableOfflineQueue: false):
       // it never reached Redis. Anything else (a timeout) may have run there, unless it failed a
       // step before the write was sent (unsent).
-      throw new GrantsStoreUnavailableError(`${what}: ${(err as Error).message}`, { cause: err, unwritten: /enableOfflineQueue/.test(lastError) || unsent.has(err as object) })
+      throw new GrantsStoreUnavailableError(`${what}: ${lastError}`, { cause: err, unwritten: /enableOfflineQueue/.test(lastError) || unsent.has(err as object) })
     }
     if (watch !== undefined) await vouch(what, watch, stream)
     return result

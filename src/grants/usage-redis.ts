@@ -12,6 +12,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { UsageRow, UsageStore } from './usage-store.ts'
 import { refuseOver } from './redis-bounds.ts'
+import { script } from './redis-acl.ts'
 
 // KEYS[1] usage hash. ARGV: cap, ttl seconds, job project id, meta JSON, requests, then policy/count pairs.
 const RECORD_SCRIPT = `
@@ -54,9 +55,9 @@ interface UsageScripts {
 
 /** `grantsKey(id)` is the project's grants key; the usage key shares its hash tag. */
 export function createRedisUsage (client: Redis | Cluster, grantsKey: (projectId: number) => string): UsageStore {
-  client.defineCommand('jtgUsage', { numberOfKeys: 1, lua: RECORD_SCRIPT })
-  client.defineCommand('jtgUsageRead', { numberOfKeys: 1, lua: READ_SCRIPT })
-  client.defineCommand('jtgUsageDropped', { numberOfKeys: 1, lua: READ_DROPPED_SCRIPT })
+  client.defineCommand('jtgUsage', { numberOfKeys: 1, lua: script(RECORD_SCRIPT) })
+  client.defineCommand('jtgUsageRead', { numberOfKeys: 1, lua: script(READ_SCRIPT) })
+  client.defineCommand('jtgUsageDropped', { numberOfKeys: 1, lua: script(READ_DROPPED_SCRIPT) })
   const scripts = client as unknown as UsageScripts
   const key = (projectId: number, day: string): string => grantsKey(projectId).replace(/:grants$/, `:usage:${day}`)
 
