@@ -22,7 +22,7 @@ import { checkStoredGrants, foldedPathKey, pathKey, validateNamespaceSettings, t
 import { identityFrom, identityNow, identityOf, linkedFileOf, otherNamesOf, removeIfLeftBehind, sameIdentity, takeFileLock, type FileIdentity } from '../file-identity.ts'
 import { GrantsError, GrantsStoreUnavailableError, GrantsVersionConflictError } from './errors.ts'
 import { createMemoryUsage } from './usage-memory.ts'
-import { auditEventsKept, createListeners, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
+import { auditEventsKept, createListeners, storedAuditEvent, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** JSON file to load at start and save after every write; volatile when absent. */
@@ -294,7 +294,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
 
   function appendProjectAudit (event: AuditEvent): void {
     const list = audit.get(event.projectId) ?? []
-    list.push(structuredClone(event))
+    list.push(structuredClone(storedAuditEvent(event).event))
     if (list.length > kept) list.splice(0, list.length - kept)
     audit.set(event.projectId, list)
   }
@@ -302,7 +302,7 @@ export async function createMemoryStore (options: MemoryStoreOptions = {}): Prom
   function appendNamespaceAuditEvent (event: NamespaceAuditEvent): void {
     const key = pathKey(event.namespacePath)
     const list = namespaceAudit.get(key) ?? []
-    list.push(structuredClone(event))
+    list.push(structuredClone(storedAuditEvent(event).event))
     if (list.length > kept) list.splice(0, list.length - kept)
     namespaceAudit.set(key, list)
   }

@@ -51,7 +51,7 @@ import { createRedisUsage } from './usage-redis.ts'
 import { refuseOver } from './redis-bounds.ts'
 import { namedRefusal, script } from './redis-acl.ts'
 import { guardRedisSocketErrors } from './redis-sockets.ts'
-import { auditEventsKept, createListeners, decodeInvalidation, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
+import { auditEventsKept, createListeners, decodeInvalidation, storedAuditEvent, MAX_AUDIT_EVENT_BYTES, type AuditEvent, type GrantStore, type NamespaceAuditEvent, type NamespacePutOptions, type PutOptions, type StoreHealth } from './store.ts'
 
 export interface RedisNode { readonly host: string, readonly port: number }
 
@@ -260,6 +260,20 @@ table.insert(values, 1, marker)
 return values
 `
 
+// KEYS[1] an audit stream: its length (XLEN), once the whole stream is measured in Redis (MEMORY
+// USAGE ... SAMPLES 0 sums its nodes and copies no entry; reading one in Lua to count it copied a
+// 64 MiB entry for seconds, Redis held all the while). A page is then read with XREVRANGE, which
+// sends its entries whole: a stream past what the events the gate keeps can fill (`bound`) holds
+// what the gate did not write, and fails the page read here, naming the key and the size. A stream
+// within it sends at most that much, as a grant read may.
+function readAuditScript (bound: number): string {
+  return `local held = redis.call('TYPE', KEYS[1])['ok']
+if held == 'none' then return 0 end
+if held ~= 'stream' then return redis.error_reply(KEYS[1] .. ' holds a ' .. held .. ', not a stream: not a key the gate wrote (another tool\\'s, or one set by hand)') end
+${refuseOver("redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', 0) or 0", "KEYS[1] .. ' holds'", bound)}return redis.call('XLEN', KEYS[1])
+`
+}
+
 // KEYS[1] a store marker, ARGV[1] the store's id: the marker (health).
 const READ_MARKER_SCRIPT = `
 ${markLost(1, 1)}return marker
@@ -283,6 +297,7 @@ interface Scripts {
   jtgReadHash (marker: string, key: string, id: string, ...fields: string[]): Promise<Array<string | null>>
   jtgReadPair (marker: string, first: string, second: string, id: string): Promise<Array<string | null>>
   jtgReadMarker (marker: string, id: string): Promise<string | null>
+  jtgAuditLength (key: string): Promise<number>
   jtgUnindex (key: string, previousKey: string, id: string): Promise<number>
   jtgIndex (key: string, previousKey: string, holder: string, previous: string, id: string, claimant: string): Promise<number>
 }
@@ -365,6 +380,8 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
   client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: script(READ_HASH_SCRIPT) })
   client.defineCommand('jtgReadPair', { numberOfKeys: 3, lua: script(READ_PAIR_SCRIPT) })
   client.defineCommand('jtgReadMarker', { numberOfKeys: 1, lua: script(READ_MARKER_SCRIPT) })
+  // Every event the stream keeps at its largest, with a listpack node's overhead each.
+  client.defineCommand('jtgAuditLength', { numberOfKeys: 1, lua: script(readAuditScript(Number(kept) * (MAX_AUDIT_EVENT_BYTES * 3 / 2 + 1024) + 65_536)) })
   client.defineCommand('jtgUnindex', { numberOfKeys: 2, lua: script(UNINDEX_SCRIPT) })
   client.defineCommand('jtgIndex', { numberOfKeys: 2, lua: script(INDEX_SCRIPT) })
   const scripts = client as unknown as Scripts
@@ -518,9 +535,13 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     return [a ?? null, b ?? null]
   }
 
-  /** An audit stream, newest first; a page is read from the top, so deep pages read more (pages are small). */
+  /**
+   * An audit stream, newest first; a page is read from the top, so deep pages read more (pages are
+   * small). Measured first (readAuditScript): a stream larger than the events kept can be is
+   * refused before any of it is sent. An entry planted between the two commands is read as before.
+   */
   async function readStream<E> (key: string, { offset, limit }: { readonly offset: number, readonly limit: number }): Promise<{ total: number, events: E[] }> {
-    const total = await client.xlen(key)
+    const total = Number(await scripts.jtgAuditLength(key))
     if (limit <= 0 || offset >= total) return { total, events: [] }
     const items = await client.xrevrange(key, '+', '-', 'COUNT', offset + limit)
     const events = items.slice(offset).map(([id, fields]) => {
@@ -647,7 +668,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
         throw err
       }
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const audit = putOptions.audit === undefined ? '' : storedAuditEvent(putOptions.audit).json
       const at = markers.of(keys.grants(grants.projectId))
       const [ok, version, oldPath] = await scripts.jtgPut(keys.grants(grants.projectId), keys.audit(grants.projectId), at, JSON.stringify(grants), lower, expected, keys.channel, `"p":${id}`, String(now()), audit, kept, marker.id ?? '', putOptions.imported === true ? '1' : '')
       // The script wrote nothing but the trace of the loss.
@@ -671,7 +692,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     }),
     version: projectId => call('version', async () => Number((await readHash(keys.grants(projectId), 'version'))[0] ?? 0)),
     appendAudit: event => call('appendAudit', async () => {
-      await client.xadd(keys.audit(event.projectId), 'MAXLEN', kept, '*', 'e', JSON.stringify(event))
+      await client.xadd(keys.audit(event.projectId), 'MAXLEN', kept, '*', 'e', storedAuditEvent(event).json)
     }),
     readAudit: (projectId, page) => call('readAudit', async () => await readStream<AuditEvent>(keys.audit(projectId), page)),
     getNamespace: namespacePath => call('getNamespace', async () => {
@@ -692,7 +713,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const settings = validateNamespaceSettings(input)
       const key = settings.namespacePath
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const audit = putOptions.audit === undefined ? '' : storedAuditEvent(putOptions.audit).json
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgPut(keys.namespace(key), keys.namespaceAudit(key), at, JSON.stringify(settings), key, expected, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), audit, kept, marker.id ?? '', '')
       if (ok === -2) throw nothingWritten(await lost(at, found || null))
@@ -704,7 +725,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       const key = pathKey(namespacePath)
       if (!isRootNamespaceKey(key)) return false
       const expected = putOptions.expectedVersion === undefined ? '' : String(putOptions.expectedVersion)
-      const audit = putOptions.audit === undefined ? '' : JSON.stringify(putOptions.audit)
+      const audit = putOptions.audit === undefined ? '' : storedAuditEvent(putOptions.audit).json
       const at = markers.of(keys.namespace(key))
       const [ok, version, found] = await scripts.jtgDelete(keys.namespace(key), keys.namespaceAudit(key), at, keys.channel, `"n":${JSON.stringify(key)}`, String(now()), expected, audit, kept, marker.id ?? '')
       if (ok === -2) throw nothingWritten(await lost(at, found || null))
@@ -713,7 +734,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       return ok === 1
     }),
     appendNamespaceAudit: event => call('appendNamespaceAudit', async () => {
-      await client.xadd(keys.namespaceAudit(pathKey(event.namespacePath)), 'MAXLEN', kept, '*', 'e', JSON.stringify(event))
+      await client.xadd(keys.namespaceAudit(pathKey(event.namespacePath)), 'MAXLEN', kept, '*', 'e', storedAuditEvent(event).json)
     }),
     readNamespaceAudit: (namespacePath, page) => call('readNamespaceAudit', async () =>
       await readStream<NamespaceAuditEvent>(keys.namespaceAudit(pathKey(namespacePath)), page)),

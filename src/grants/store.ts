@@ -109,6 +109,29 @@ export interface NamespaceAuditEvent extends Omit<AuditEvent, 'projectId'> {
  */
 export const AUDIT_EVENTS_KEPT = 1000
 
+/**
+ * The longest audit event a store keeps, its JSON in bytes. An event holds the settings before and
+ * after a change, and nothing bounded what it carried: a whole allowlist (an import's) made events
+ * of hundreds of kilobytes, and a page of them a reply that held the Redis store's one command
+ * connection. With the events kept (AUDIT_EVENTS_KEPT) it bounds a whole log, which a page read
+ * measures in Redis before it reads (redis-store.ts).
+ */
+export const MAX_AUDIT_EVENT_BYTES = 8 * 1024
+
+/**
+ * `event` as a store keeps it: whole within MAX_AUDIT_EVENT_BYTES; past that, with `before` and
+ * `after` each replaced by `{"omitted": "<what>"}`, which says how large the event was. The audit
+ * log line (`"audit": true`) always holds the event whole.
+ */
+export function storedAuditEvent<E extends AuditEvent | NamespaceAuditEvent> (event: E): { readonly event: E, readonly json: string } {
+  const json = JSON.stringify(event)
+  const bytes = Buffer.byteLength(json)
+  if (bytes <= MAX_AUDIT_EVENT_BYTES) return { event, json }
+  const omitted = { omitted: `an event of ${bytes} bytes, more than the ${MAX_AUDIT_EVENT_BYTES} the store keeps of one: the audit log line of request ${event.requestId} holds it whole` }
+  const kept = { ...event, before: omitted, after: omitted }
+  return { event: kept, json: JSON.stringify(kept) }
+}
+
 /** A store's `auditEventsKept` option, checked: a positive whole number, default AUDIT_EVENTS_KEPT. */
 export function auditEventsKept (value: number | undefined): number {
   const kept = value ?? AUDIT_EVENTS_KEPT
