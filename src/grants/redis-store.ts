@@ -139,7 +139,8 @@ export interface RedisGrantStore extends GrantStore {
 const MAX_PATH_BYTES = 8192
 
 // Lua, after the marker's check in the write scripts (`channel`: the ARGV holding the channel):
-// KEYS[1] must be a hash (or absent) whose `version`, if any, is a whole number and whose `path`
+// KEYS[1] must be a hash (or absent) whose `version`, if any, is a whole number (measured before
+// it is read: read into Lua, one of 64 MiB took Redis seconds to copy) and whose `path`
 // no longer than a full path (the scripts return it and publish it to every replica: one near
 // Redis's 512 MB, planted there, held the store's command connection past the command timeout,
 // and every decision behind it), KEYS[2] a stream
@@ -154,6 +155,7 @@ function writeChecks (channel: string): string {
 if held ~= 'hash' and held ~= 'none' then return {-3, 0, KEYS[1] .. ' holds a ' .. held .. ', not a hash: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 held = redis.call('TYPE', KEYS[2])['ok']
 if held ~= 'stream' and held ~= 'none' then return {-3, 0, KEYS[2] .. ' holds a ' .. held .. ', not a stream: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
+if redis.call('HSTRLEN', KEYS[1], 'version') > 15 then return {-3, 0, KEYS[1] .. ' holds a version of ' .. redis.call('HSTRLEN', KEYS[1], 'version') .. ' bytes, not a whole number: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 local stored = redis.call('HGET', KEYS[1], 'version')
 if stored and (not string.match(stored, '^%d+$') or #stored > 15) then return {-3, 0, KEYS[1] .. ' holds version ' .. cjson.encode(string.sub(stored, 1, 40)) .. ', not a whole number: not a key the gate wrote (another tool\\'s, or one set by hand)'} end
 if redis.call('HSTRLEN', KEYS[1], 'path') > ${MAX_PATH_BYTES} then return {-3, 0, KEYS[1] .. ' holds a path of ' .. redis.call('HSTRLEN', KEYS[1], 'path') .. ' bytes, more than a full path (${MAX_PATH_BYTES}): not a key the gate wrote (another tool\\'s, or one set by hand)'} end
