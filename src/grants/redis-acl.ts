@@ -29,11 +29,14 @@ function commandsAt (sha: string, line: number): string[] {
 
 /**
  * `message`, a Redis error, with the command named when it is an ACL's refusal inside one of the
- * store's scripts; any other as it is. A transaction's EXECABORT carries the refusals that caused it.
+ * store's scripts; any other as it is. A transaction's EXECABORT carries the refusals that caused
+ * it, and a Cluster's `Failed to refresh slots cache.` the last node's error (a CLUSTER SLOTS the
+ * ACL refuses, for one).
  */
-export function namedRefusal (err: Error & { previousErrors?: readonly Error[] }): string {
+export function namedRefusal (err: Error & { previousErrors?: readonly Error[], lastNodeError?: Error }): string {
   let message = err.message
   if (err.previousErrors !== undefined && err.previousErrors.length > 0) message += ` (${err.previousErrors.map(e => e.message).join('; ')})`
+  if (err.lastNodeError instanceof Error) message += ` (${err.lastNodeError.message})`
   const found = REFUSED_IN_SCRIPT.exec(message)
   if (found === null) return message
   const commands = [...new Set(commandsAt(found[1]!, Number(found[2])))]

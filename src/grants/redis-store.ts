@@ -376,7 +376,7 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       redisOptions: { ...common, ...failFast }
     })
     : connectNode(failFast)
-  client.on('error', (err: Error) => { lastError = err.message })
+  client.on('error', (err: Error) => { lastError = namedRefusal(err) })
   client.defineCommand('jtgPut', { numberOfKeys: 3, lua: script(PUT_SCRIPT) })
   client.defineCommand('jtgDelete', { numberOfKeys: 3, lua: script(DELETE_SCRIPT) })
   client.defineCommand('jtgReadHash', { numberOfKeys: 2, lua: script(READ_HASH_SCRIPT) })
@@ -441,12 +441,15 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
     await refuseEviction(client)
     marker = await settleMarker(client, markers, { create: options.createMarker ?? true, newId: randomUUID, patienceMs: connectTimeout, expected: options.storeId })
   } catch (err) {
+    // A Cluster whose ready check (CLUSTER INFO) the ACL refuses only never becomes ready: ioredis
+    // keeps the refusal to itself. Asked here, the nodes name it.
+    const refusal = client instanceof Cluster && client.status !== 'ready' ? await clusterInfoRefused(options.cluster!, common) : undefined
     closing = true
     subscriber.close()
     watch?.close()
     client.disconnect()
     if (err instanceof GrantsError) throw err
-    throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${namedRefusal(err as Error)}`, { cause: err })
+    throw new GrantsStoreUnavailableError(`cannot reach Redis (${mode}): ${namedRefusal(err as Error)}${refusal === undefined ? '' : ` (${refusal})`}`, { cause: err })
   }
 
   // Failures of a step that runs before a write's script is sent (a put's path index step): the
@@ -768,6 +771,25 @@ export async function createRedisStore (options: RedisStoreOptions): Promise<Red
       await client.quit().catch(() => client.disconnect())
     }
   }
+}
+
+/**
+ * A seed node's refusal of CLUSTER INFO (ioredis's ready check for a Cluster), if it refuses it:
+ * asked on a connection of its own, as the Cluster's node connections may not be open yet.
+ */
+async function clusterInfoRefused (seeds: readonly RedisNode[], options: RedisOptions): Promise<string | undefined> {
+  for (const seed of seeds) {
+    const probe = new Redis({ ...options, host: seed.host, port: seed.port, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
+    probe.on('error', () => {})
+    try {
+      await probe.call('CLUSTER', 'INFO')
+    } catch (err) {
+      if (/NOPERM/.test((err as Error).message)) return `CLUSTER INFO: ${(err as Error).message}`
+    } finally {
+      probe.disconnect()
+    }
+  }
+  return undefined
 }
 
 function clusterNodes (cluster: Cluster, seeds: readonly RedisNode[]): RedisNode[] {

@@ -6,17 +6,21 @@
 // with GATE_UNKNOWN_PROJECT=allow, which lets in whatever the store fails to name), and the
 // failure names the command: in the decision or configuration API line's `store_error`, the
 // readiness answer, or the store's error. The ACL line is read from the docs, so they cannot drift.
+// In a Cluster, the same line with the Cluster commands runs the store, and without either of
+// them the start fails naming it (ioredis said only "Failed to refresh slots cache.", or nothing).
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { startRedis } from '../helpers/redis.ts'
+import { startRedis, startRedisCluster } from '../helpers/redis.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { TOKENS, WORLD_GRANTS } from '../helpers/gate.ts'
 import { adminGate, ADMIN } from '../helpers/admin-gate.ts'
 import { send } from '../helpers/http.ts'
 import { createRedisStore } from '../../src/grants/redis-store.ts'
 import type { ProjectGrants } from '../../src/grants/model.ts'
+import { GrantsStoreUnavailableError } from '../../src/grants/errors.ts'
+import { grantsFor, nextEvent } from '../grants/store-contract.ts'
 
 const DOC = readFileSync(new URL('../../docs/grants.md', import.meta.url), 'utf8')
 const LINE = /^ACL SETUSER job-token-gate .+$/m.exec(DOC)?.[0]
@@ -124,4 +128,34 @@ test('the documented ACL runs every Redis path, and each command missing fails c
       return round.failed.length === 0
     }, { timeoutMs: 10_000, message: `every path again with ${command}` })
   }
+})
+
+test('in a Cluster, the documented ACL with its Cluster commands runs the store; without them the start fails, naming them', async t => {
+  const cluster = await startRedisCluster(t)
+  const setUser = (...extra: string[]): void => {
+    for (const node of cluster.nodes) assert.equal(node.cli('ACL', 'SETUSER', 'job-token-gate', 'reset', ...RULES, ...extra).trim(), 'OK')
+  }
+  const open = async (seed: number): Promise<Awaited<ReturnType<typeof createRedisStore>>> => {
+    const store = await createRedisStore({ cluster: [cluster.seeds[seed]!], username: 'job-token-gate', password: PASSWORD, connectTimeoutMs: 3000 })
+    t.after(() => store.close())
+    return store
+  }
+  for (const missing of ['cluster|slots', 'cluster|info']) {
+    setUser(...['cluster|slots', 'cluster|info'].filter(c => c !== missing).map(c => `+${c}`))
+    await assert.rejects(open(0), (err: unknown) => err instanceof GrantsStoreUnavailableError && names(missing).test(err.message), `without ${missing}`)
+  }
+  setUser('+cluster|slots', '+cluster|info')
+  // Writer and reader seeded with different nodes: the invalidation crosses nodes.
+  const [writer, reader] = [await open(0), await open(2)]
+  const heard = nextEvent(reader, e => e.kind === 'project' && e.projectId === 7)
+  await writer.put(grantsFor(7, 'acme/seven'), { audit: { projectId: 7, actor: { kind: 'operator' }, action: 'update_inbound_scope', before: null, after: null, time: new Date(0).toISOString(), requestId: 'r' } })
+  await heard
+  assert.equal((await reader.get(7))?.projectPath, 'acme/seven')
+  assert.equal(await reader.resolvePath('acme/seven'), 7)
+  assert.equal((await reader.readAudit(7, { offset: 0, limit: 10 })).total, 1)
+  const day = new Date().toISOString().slice(0, 10)
+  await writer.recordUsage!([{ accessedProjectId: 7, day, jobProjectId: 8, jobProjectPath: 'acme/eight', ancestorGroupIds: [], requests: 2, policies: {} }], { maxJobProjects: 10, retentionDays: 1 }, [{ accessedProjectId: 7, day, requests: 1 }])
+  assert.equal((await reader.readUsage!(7, [day]))[0]?.requests, 2)
+  assert.deepEqual(await reader.readDroppedUsage!(7, [day]), { [day]: 1 })
+  assert.equal((await reader.health()).ok, true)
 })
