@@ -36,7 +36,7 @@ export interface UserRoleCheck {
    * `client`: the request's (none: one that never goes); the lookups it waits for are given up
    * once every client waiting for them has gone (LookupDropped).
    */
-  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean, session?: SessionAnswer, client?: Waiter }): Promise<{ code: ErrorCode, message?: string } | null>
+  check (input: { match: RouteMatch, credentials: readonly Credential[], cookie?: string, webSession?: boolean, bodyHidden?: boolean, session?: SessionAnswer, client?: Waiter | undefined }): Promise<{ code: ErrorCode, message?: string } | null>
 }
 
 /**

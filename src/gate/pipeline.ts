@@ -136,8 +136,8 @@ export interface Exchange {
   ciUserAccessToken: boolean
   /** The client connection (the request's socket), or null. */
   readonly connection: object | null
-  /** The client waiting for the answer, for the job resolution and project lookups it waits for (gone once it went away); null: one that never goes. */
-  readonly client: Waiter | null
+  /** The client waiting for the answer, for the job resolution and project lookups it waits for (gone once it went away); undefined: one that never goes. */
+  readonly client: Waiter | undefined
   /** Why forwarding failed (the upstream's error, never a credential), for the decision line; else null. */
   upstreamError: string | null
   /**
@@ -152,7 +152,7 @@ const NO_MISSING_POLICIES: readonly string[] = Object.freeze([])
 const NO_HEADERS: ReadonlySet<string> = new Set()
 
 /** `requested` is the canonical form of (method, target), as the listener computed it. */
-export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client: Waiter | null = null): Exchange {
+export function newExchange (method: string, target: string, headers: IncomingHttpHeaders, rawHeaders: readonly string[], body: Readable | null, requested: CanonicalRequest, beforeBodyRead?: () => void, rewritable = false, connection: object | null = null, client?: Waiter): Exchange {
   return {
     method, target, headers, rawHeaders, body, requested, canonical: null, match: null, forwardBody: null, identity: null, userCredentials: null, bodyParams: NO_PARAMS, accessedProjectId: null, grants: null,
     verdict: 'allow', reason: 'ALLOWED', stage: null, missingPolicies: NO_MISSING_POLICIES, beforeBodyRead, rewritable, bodyHidden: false, droppedHeaders: NO_HEADERS, ciUserAccessToken: false, connection, client, upstreamError: null, storeError: null
@@ -488,7 +488,7 @@ async function checkUserRoles (x: StageView, roles: UserRoleCheck, matches: read
   // Whom the cookies sign in is asked once for every match.
   const session = {}
   for (const match of matches) {
-    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden, session, ...(x.client === null ? {} : { client: x.client }) })
+    const refusal = await roles.check({ match, credentials: x.userCredentials!, ...cookie, webSession, bodyHidden, session, client: x.client })
     if (refusal !== null) return refusedBy(refusal)
   }
   return passed
@@ -598,7 +598,7 @@ function conanProjectSearch (x: StageView, engine: Engine, identity: JobIdentity
     return denyOf('CONAN_SEARCH_OTHER_PROJECT')
   }
   if (engine.projectFacts === undefined || !mayNameProject(path)) return same(undefined)
-  const facts = engine.projectFacts.get(path, x.client ?? undefined)
+  const facts = engine.projectFacts.get(path, x.client)
   return facts instanceof Promise ? facts.then(same) : facts.id > 0 && facts.id === projectId ? 'continue' : same(facts)
 }
 
@@ -629,7 +629,7 @@ function resolvePath (x: StageView, engine: Engine, path: string, identity: JobI
   // find_project takes a string without `/` as nothing: no project, nothing to ask. Any other may
   // name a project, even one no project path is as written (mayNameProject): GitLab says which.
   if (engine.projectFacts === undefined || !mayNameProject(path)) return pathNotShown(engine, path, identity)
-  const facts = engine.projectFacts.get(path, x.client ?? undefined)
+  const facts = engine.projectFacts.get(path, x.client)
   if (facts instanceof Promise) return facts.then(found => pathResolved(x, engine, path, identity, found))
   return pathResolved(x, engine, path, identity, facts)
 }
@@ -666,7 +666,7 @@ async function pathNotShown (engine: Engine, path: string, identity: JobIdentity
  */
 function findProject (x: StageView, engine: Engine, match: RouteMatch, identity: JobIdentity): StageResult | Promise<StageResult> {
   if (engine.options.unresolvedProject !== 'resolve' || engine.projects === undefined) return unresolved(engine)
-  const found = engine.projects.find(match.route, match.params, identity, x.client ?? undefined)
+  const found = engine.projects.find(match.route, match.params, identity, x.client)
   return found instanceof Promise ? found.then(f => foundProject(x, engine, match, f)) : foundProject(x, engine, match, found)
 }
 
@@ -674,7 +674,7 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
   switch (found.kind) {
     case 'project':
       x.accessedProjectId = found.id
-      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, x.identity!, found.id, found.listedIn, x.client ?? undefined)
+      if (found.listedIn !== undefined && servesEveryListedProject(match.route)) return listedPackageRead(engine, match.route, x.identity!, found.id, found.listedIn, x.client)
       return 'continue'
     case 'no_project':
       return NO_PROJECT
@@ -682,9 +682,9 @@ function foundProject (x: StageView, engine: Engine, match: RouteMatch, found: F
       const group = packageReadGroupOf(match.route, match.params)
       // The job's own listings wait their turn as its lookups do (src/projects/slots.ts).
       const owner = String(x.identity!.jobId)
-      if (group !== null) return groupPackageRead(engine, match.route, group, owner, x.client ?? undefined)
+      if (group !== null) return groupPackageRead(engine, match.route, group, owner, x.client)
       const registry = mavenVirtualRegistryOf(match.route, match.params)
-      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry, owner, x.client ?? undefined)
+      return registry === null ? PROJECT_NOT_IN_URL : virtualRegistryRead(engine, match.route, registry, owner, x.client)
     }
     case 'uncertain':
       // GitLab's handler finds a project here: forwarding undecided would skip its rules.
@@ -810,11 +810,11 @@ function decideOn (x: StageView, engine: Engine): StageResult | Promise<StageRes
   const identity = x.identity!
   if (decision.needsNamespace !== true) {
     if (decision.needsFacts !== true || engine.projectFacts === undefined) return denyFrom(decision)
-    const facts = engine.projectFacts.get(x.accessedProjectId!, x.client ?? undefined)
+    const facts = engine.projectFacts.get(x.accessedProjectId!, x.client)
     if (!(facts instanceof Promise)) {
       const again = decide(x.match!.route, identity, x.accessedProjectId!, x.grants, engine.settings, engine.policies, facts, NAMESPACE_UNREAD)
       if (opensInternalProject(again, facts, x.grants, identity)) {
-        const held = unlessExternal(engine, identity, x.grants, facts, again, x.client ?? undefined)
+        const held = unlessExternal(engine, identity, x.grants, facts, again, x.client)
         return held instanceof Promise ? held.then(settled) : settled(held)
       }
       return again.allow ? allowed(again.reason) : denyFrom(again)
@@ -847,7 +847,7 @@ function unlessExternal (engine: Engine, identity: JobIdentity, grants: StoredGr
 
 /** A deny, decided again where the root namespace's setting or the project's facts could turn it. */
 async function decideDeny (x: StageView, engine: Engine, first: Exclude<Decision, { allow: true }>, pendingFacts?: Promise<ProjectFacts>): Promise<StageResult> {
-  const decision = await decideAgain(engine, x.match!.route, x.identity!, x.accessedProjectId!, x.grants, first, x.client ?? undefined, pendingFacts)
+  const decision = await decideAgain(engine, x.match!.route, x.identity!, x.accessedProjectId!, x.grants, first, x.client, pendingFacts)
   if (decision.allow) return allowed(decision.reason)
   return denyFrom(decision)
 }
@@ -926,7 +926,7 @@ function sessionBesideJobToken (x: StageView, roles: UserRoleCheck): StageResult
   if (match.route.packageOperation === 'read') return 'continue'
   const cookie = cookieHeader(x)
   if (cookie === undefined) return 'continue'
-  return roles.check({ match, credentials: [], cookie, ...(x.client === null ? {} : { client: x.client }) }).then(refusal => refusal === null ? 'continue' : refusedBy(refusal))
+  return roles.check({ match, credentials: [], cookie, client: x.client }).then(refusal => refusal === null ? 'continue' : refusedBy(refusal))
 }
 
 /**

@@ -25,7 +25,7 @@ export interface IdentityInput {
   /** The client connection (the request's socket): a token's hash is computed once per connection. */
   readonly connection?: object | null
   /** The client waiting for the answer: a job's resolution is given up once every client waiting for it has gone. */
-  readonly client?: Waiter | null
+  readonly client?: Waiter | undefined
   /** The request body stream (the IncomingMessage itself); null: none (forward-auth), read as empty. */
   readonly body: Readable | null
   /** Called just before the body is read for inspection (the proxy answers `Expect: 100-continue` there). */
@@ -221,7 +221,7 @@ export function createIdentityStage (options: IdentityStageOptions): IdentitySta
     if (cached !== undefined) return job(cached)
     let resolving: Promise<JobIdentity>
     try {
-      resolving = resolver.resolve(credential.token, input.client ?? undefined)
+      resolving = resolver.resolve(credential.token, input.client)
     } catch (err) {
       return failed(err)
     }
